@@ -1,0 +1,77 @@
+"""The ``datatier`` command line: global options, command groups, errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+from datatier import __version__, log
+from datatier.cli.config_cmd import config_group
+from datatier.cli.context import AppContext
+from datatier.cli.sandbox_cmd import sandbox_group
+from datatier.errors import DatatierError, ExitCode
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="DATATIER_CONFIG",
+    help="Config file (TOML). Default: $DATATIER_CONFIG, else ./datatier.toml, else built-ins.",
+)
+@click.option("--debug", is_flag=True, help="Debug logging, and tracebacks on errors.")
+@click.option("--json-logs", is_flag=True, help="Log JSON lines (default when stderr is no TTY).")
+@click.version_option(__version__, prog_name="datatier")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool, json_logs: bool) -> None:
+    """datatier keeps a MySQL/MongoDB/Memcached data tier healthy and recoverable.
+
+    Exit codes: 0 ok, 1 failed, 2 usage or config error, 3 a service cannot be reached,
+    4 integrity failure, 5 not ready yet (run again later).
+    """
+    app = ctx.ensure_object(AppContext)
+    app.config_path = config_path
+    app.debug = app.debug or debug
+    app.json_logs = json_logs
+    # Commands that never read the config still log; loading a config reconfigures.
+    log.configure(level="debug" if app.debug else "info", json_lines=json_logs or None)
+
+
+cli.add_command(config_group)
+cli.add_command(sandbox_group)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; map every error to one stderr line and a named exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    app = AppContext(debug="--debug" in args)
+    try:
+        result = cli.main(args=args, prog_name="datatier", obj=app, standalone_mode=False)
+    except DatatierError as exc:
+        if app.debug:
+            traceback.print_exc()
+        click.echo(f"datatier: error: {exc}", err=True)
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE) if isinstance(exc, click.UsageError) else int(ExitCode.FAILED)
+    except click.exceptions.Abort:
+        click.echo("datatier: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("datatier: interrupted", err=True)
+        return 130
+    except Exception as exc:
+        if app.debug:
+            traceback.print_exc()
+        click.echo(
+            f"datatier: error: unexpected {type(exc).__name__}: {exc} (rerun with --debug)",
+            err=True,
+        )
+        return int(ExitCode.FAILED)
+    # click returns the code of ctx.exit(N) (e.g. after --help); commands return None.
+    return result if isinstance(result, int) else int(ExitCode.OK)

@@ -1,0 +1,36 @@
+"""Per-invocation state shared by CLI commands: global flags and the lazily loaded config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import click
+
+from datatier import log
+from datatier.config import LoadedConfig, load
+
+
+@dataclass
+class AppContext:
+    """Global options; :meth:`config` loads and validates the configuration on first use."""
+
+    config_path: str | None = None
+    debug: bool = False
+    json_logs: bool = False
+    _loaded: LoadedConfig | None = field(default=None, repr=False)
+
+    def loaded(self) -> LoadedConfig:
+        """The validated configuration (raises ConfigError, exit 2, on bad config)."""
+        if self._loaded is None:
+            self._loaded = load(self.config_path)
+            cfg = self._loaded.config
+            log.configure(
+                level="debug" if self.debug else cfg.log.level,
+                json_lines=self.json_logs or None,
+                fmt=cfg.log.format,
+                secrets=cfg.secrets(),
+            )
+        return self._loaded
+
+
+pass_app = click.make_pass_decorator(AppContext)

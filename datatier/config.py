@@ -1,0 +1,244 @@
+"""datatier's typed configuration: a TOML file plus ``DATATIER_SECTION__KEY`` env overrides.
+
+Where the file comes from, in order: ``--config PATH``, ``$DATATIER_CONFIG``, ``./datatier.toml``;
+with none of them, the built-in defaults apply. Environment overrides use ``__`` between
+levels, e.g. ``DATATIER_MYSQL__NODES__PRIMARY__PORT=3307`` or ``DATATIER_S3__SECRET_ACCESS_KEY``.
+Any invalid value raises :class:`~datatier.errors.ConfigError` (exit 2) naming the file or
+variable, the key and the problem; nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from datatier.errors import ConfigError
+from datatier.typedtoml import Binder, Secret, coerce_env, field_type_at, option
+
+ENV_PREFIX = "DATATIER_"
+ENV_CONFIG = "DATATIER_CONFIG"
+DEFAULT_FILE = "datatier.toml"
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """``[log]``: verbosity and format of datatier's own log lines (stderr)."""
+
+    level: str = option("info", choices=("debug", "info", "warning", "error"))
+    format: str = option("auto", choices=("auto", "json", "console"))
+
+
+@dataclass(frozen=True)
+class MySQLNode:
+    """``[mysql.nodes.NAME]``: one MySQL/MariaDB server of the topology."""
+
+    host: str = "127.0.0.1"
+    port: int = option(3306, min=1)
+    role: str = option("replica", choices=("primary", "replica"))
+
+
+@dataclass(frozen=True)
+class MySQLSettings:
+    """``[mysql]``: credentials and the primary/replica topology."""
+
+    user: str = "datatier"
+    password: Secret = field(default_factory=Secret)
+    replication_user: str = "repl"
+    replication_password: Secret = field(default_factory=Secret)
+    connect_timeout: float = option(5.0, min=0.1)
+    nodes: dict[str, MySQLNode] = option({})
+
+    def primary(self) -> tuple[str, MySQLNode] | None:
+        """The one node whose role is ``primary``, if configured."""
+        return next(((n, node) for n, node in self.nodes.items() if node.role == "primary"), None)
+
+    def replicas(self) -> dict[str, MySQLNode]:
+        """Every node whose role is ``replica``, by name."""
+        return {n: node for n, node in self.nodes.items() if node.role == "replica"}
+
+
+@dataclass(frozen=True)
+class MongoSettings:
+    """``[mongo]``: one MongoDB deployment. The password goes in ``password`` (env or file),
+    never inside ``uri``."""
+
+    uri: str = "mongodb://127.0.0.1:27017/"
+    username: str | None = None
+    password: Secret = field(default_factory=Secret)
+    server_selection_timeout: float = option(5.0, min=0.1)
+
+
+@dataclass(frozen=True)
+class MemcachedSettings:
+    """``[memcached]``: the cache nodes, as ``host:port``."""
+
+    servers: list[str] = option([])
+    timeout: float = option(2.0, min=0.05)
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """``[s3]``: how to reach S3 or an S3-compatible server (endpoint_url for non-AWS)."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: Secret = field(default_factory=Secret)
+    secret_access_key: Secret = field(default_factory=Secret)
+    max_attempts: int = option(8, min=1)
+    part_size_mb: int = option(16, min=5)
+    max_concurrency: int = option(4, min=1)
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """``[backup]``: where policies live and the store used when a policy names none."""
+
+    policies_dir: str = "backups"
+    default_store: str = "file:///var/backups/datatier"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. ``source`` says where it came from; ``base_dir`` anchors paths."""
+
+    log: LogSettings = field(default_factory=LogSettings)
+    mysql: MySQLSettings = field(default_factory=MySQLSettings)
+    mongo: MongoSettings = field(default_factory=MongoSettings)
+    memcached: MemcachedSettings = field(default_factory=MemcachedSettings)
+    s3: S3Settings = field(default_factory=S3Settings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction."""
+        found = [
+            self.mysql.password,
+            self.mysql.replication_password,
+            self.mongo.password,
+            self.s3.access_key_id,
+            self.s3.secret_access_key,
+        ]
+        return [s.reveal() for s in found if s]
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated :class:`Config` plus where it came from."""
+
+    config: Config
+    source: str
+    base_dir: Path
+
+
+def resolve_path(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
+    """Which config file applies (see module docstring); None means defaults only."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(ENV_CONFIG):
+        return Path(environ[ENV_CONFIG])
+    local = Path(DEFAULT_FILE)
+    return local if local.is_file() else None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), None, "config file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read config file: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), None, f"invalid TOML: {exc}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, list[str], Any]]:
+    """Parse ``DATATIER_A__B=...`` variables into (variable, key path, typed value)."""
+    found = []
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if not all(path):
+            raise ConfigError(f"environment {name}", None, "empty key segment")
+        try:
+            tp = field_type_at(Config, path)
+        except KeyError as exc:
+            raise ConfigError(
+                f"environment {name}", ".".join(path), f"unknown key {exc.args[0]!r}"
+            ) from None
+        try:
+            value = coerce_env(tp, text)
+        except ValueError as exc:
+            raise ConfigError(f"environment {name}", ".".join(path), str(exc)) from None
+        found.append((name, path, value))
+    return found
+
+
+def _apply(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+    if path[-1].endswith("_file"):
+        node.pop(path[-1].removesuffix("_file"), None)
+    else:
+        node.pop(f"{path[-1]}_file", None)
+
+
+def load(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Load, override and validate the configuration (see module docstring)."""
+    env = os.environ if environ is None else environ
+    path = resolve_path(explicit, env)
+    data: dict[str, Any] = _read_file(path) if path else {}
+    source = str(path) if path else "built-in defaults"
+    base_dir = path.resolve().parent if path else Path.cwd()
+    overrides = _env_overrides(env)
+    if not overrides:
+        config = Binder(source, base_dir).bind(Config, data)
+        return LoadedConfig(_check(config, source), source, base_dir)
+    # Validate the file on its own first, so an error names the file, not the env.
+    Binder(source, base_dir).bind(Config, data)
+    for _, key_path, value in overrides:
+        _apply(data, key_path, value)
+    names = ", ".join(name for name, _, _ in overrides)
+    merged_source = f"{source} + environment ({names})"
+    config = Binder(merged_source, base_dir).bind(Config, data)
+    return LoadedConfig(_check(config, merged_source), merged_source, base_dir)
+
+
+def _check(config: Config, source: str) -> Config:
+    """Cross-field rules the schema cannot express."""
+    if urlsplit(config.mongo.uri).password is not None:
+        raise ConfigError(
+            source, "mongo.uri", "the URI holds a password", hint="use mongo.password_file"
+        )
+    primaries = [n for n, node in config.mysql.nodes.items() if node.role == "primary"]
+    if len(primaries) > 1:
+        raise ConfigError(
+            source, "mysql.nodes", f"more than one primary: {', '.join(sorted(primaries))}"
+        )
+    for i, server in enumerate(config.memcached.servers):
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(source, f"memcached.servers[{i}]", f"{server!r} is not host:port")
+    return config
+
+
+def redact_uri(uri: str) -> str:
+    """A URI with any password replaced by ``***`` (for display)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

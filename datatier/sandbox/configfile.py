@@ -1,0 +1,55 @@
+"""Write ``DIR/datatier.toml``: a complete config pointing at the sandbox's servers.
+
+Secrets are referenced through ``*_file`` keys (``secrets/`` beside the file), never inlined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from datatier.typedtoml import dumps_toml
+
+CONFIG_NAME = "datatier.toml"
+
+
+def render_config(services: Mapping[str, Any]) -> str:
+    """The sandbox config for ``services`` (the supervisor's name -> service map)."""
+    s3 = services["s3"]
+    mongo = services["mongo"]
+    nodes = {
+        name: {"host": svc.host, "port": svc.port, "role": svc.role}
+        for name, svc in services.items()
+        if svc.kind == "mariadb"
+    }
+    doc: dict[str, Any] = {
+        "log": {"level": "info", "format": "auto"},
+        "mysql": {
+            "user": services["primary"].user,
+            "password_file": "secrets/mysql_password",
+            "replication_user": services["primary"].repl_user,
+            "replication_password_file": "secrets/repl_password",
+            "nodes": nodes,
+        },
+        "mongo": {"uri": mongo.uri},
+        "memcached": {"servers": [f"{services['memcached'].host}:{services['memcached'].port}"]},
+        "s3": {
+            "endpoint_url": s3.endpoint_url,
+            "region": "us-east-1",
+            "access_key_id_file": "secrets/s3_access_key_id",
+            "secret_access_key_file": "secrets/s3_secret_access_key",
+        },
+        "backup": {"policies_dir": "backups", "default_store": f"s3://{s3.bucket}/sandbox"},
+    }
+    header = "# Written by `datatier sandbox up`: the local sandbox of real servers.\n\n"
+    return header + dumps_toml(doc)
+
+
+def write_config(root: Path, services: Mapping[str, Any]) -> Path:
+    """Write (atomically) and return ``root/datatier.toml``."""
+    path = root / CONFIG_NAME
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(render_config(services))
+    tmp.replace(path)
+    return path

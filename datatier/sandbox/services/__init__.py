@@ -1,0 +1,1 @@
+"""One class per kind of sandbox server, all behind :class:`SandboxService`."""

@@ -1,0 +1,67 @@
+"""A session-scoped sandbox of real servers for the integration tests.
+
+The sandbox lives in a temporary directory on ports from ``DATATIER_TEST_PORT_BASE``
+(default 34060, away from a developer's own sandbox on 33060). Set
+``DATATIER_TEST_SANDBOX_DIR`` to reuse a directory and ``DATATIER_TEST_KEEP_SANDBOX=1`` to
+leave it running after the session (a faster edit-test loop). Under ``CI=true`` a server
+that cannot start fails the run; elsewhere the integration tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from datatier.config import Config, load
+from datatier.errors import DatatierError
+from datatier.sandbox.supervisor import Sandbox
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Fail under CI, skip elsewhere: a missing server is never silently ignored in CI."""
+    if IN_CI:
+        pytest.fail(f"required server unavailable under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class SandboxHandle:
+    """What tests need: the supervisor, its config file and the loaded config."""
+
+    sandbox: Sandbox
+    config_path: Path
+    config: Config
+
+    @property
+    def root(self) -> Path:
+        return self.sandbox.root
+
+
+@pytest.fixture(scope="session")
+def test_port_base() -> int:
+    return int(os.environ.get("DATATIER_TEST_PORT_BASE", "34060"))
+
+
+@pytest.fixture(scope="session")
+def sandbox(
+    tmp_path_factory: pytest.TempPathFactory, test_port_base: int
+) -> Iterator[SandboxHandle]:
+    fixed = os.environ.get("DATATIER_TEST_SANDBOX_DIR")
+    root = Path(fixed) if fixed else tmp_path_factory.mktemp("sandbox")
+    sb = Sandbox(root, test_port_base)
+    try:
+        sb.up()
+    except DatatierError as exc:
+        sb.down()
+        unavailable(f"sandbox did not start: {exc}")
+    config_path = sb.root / "datatier.toml"
+    handle = SandboxHandle(sb, config_path, load(str(config_path), environ={}).config)
+    yield handle
+    if os.environ.get("DATATIER_TEST_KEEP_SANDBOX") != "1":
+        sb.down()

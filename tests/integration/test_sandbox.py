@@ -1,0 +1,176 @@
+"""The sandbox runs real servers: replication works, each answers its protocol, down is clean."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pymongo
+import pymysql
+import pytest
+from pymemcache.client.base import Client as MemcacheClient
+
+from datatier.cli import main
+from datatier.errors import UsageError
+from datatier.sandbox import process
+from datatier.sandbox.supervisor import PORT_OFFSETS, Sandbox
+from tests.integration.conftest import SandboxHandle
+
+
+def mysql(handle: SandboxHandle, node: str, **kw: Any) -> pymysql.connections.Connection[Any]:
+    cfg = handle.config.mysql
+    spec = cfg.nodes[node]
+    return pymysql.connect(
+        host=spec.host,
+        port=spec.port,
+        user=cfg.user,
+        password=cfg.password.reveal(),
+        autocommit=True,
+        connect_timeout=5,
+        **kw,
+    )
+
+
+def test_write_on_primary_reaches_both_replicas(sandbox: SandboxHandle) -> None:
+    token = uuid.uuid4().hex
+    with mysql(sandbox, "primary") as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS sandbox_check")
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS sandbox_check.t "
+            "(id INT AUTO_INCREMENT PRIMARY KEY, v CHAR(32))"
+        )
+        cur.execute("INSERT INTO sandbox_check.t (v) VALUES (%s)", (token,))
+    for replica in ("replica1", "replica2"):
+        with mysql(sandbox, replica) as conn, conn.cursor() as cur:
+            deadline = time.monotonic() + 10
+            found = 0
+            while time.monotonic() < deadline:
+                cur.execute("SELECT COUNT(*) FROM sandbox_check.t WHERE v = %s", (token,))
+                found = cur.fetchone()[0]
+                if found:
+                    break
+                time.sleep(0.05)
+            assert found == 1, f"{replica} never received the row"
+
+
+def test_replicas_are_read_only_gtid_row_format(sandbox: SandboxHandle) -> None:
+    for node, read_only in (("primary", 0), ("replica1", 1), ("replica2", 1)):
+        with mysql(sandbox, node) as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@read_only, @@binlog_format, @@gtid_strict_mode, @@server_id")
+            ro, fmt, strict, server_id = cur.fetchone()
+            assert (ro, fmt, strict) == (read_only, "ROW", 1)
+            assert server_id > 0
+    with mysql(sandbox, "replica1") as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
+        cur.execute("SHOW SLAVE STATUS")
+        row = cur.fetchone()
+        assert row["Using_Gtid"] == "Slave_Pos"
+        assert row["Master_Port"] == sandbox.config.mysql.nodes["primary"].port
+
+
+def test_each_service_answers_its_own_protocol(sandbox: SandboxHandle) -> None:
+    cfg = sandbox.config
+    for node in cfg.mysql.nodes:
+        with mysql(sandbox, node) as conn, conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            assert "MariaDB" in cur.fetchone()[0]
+
+    host, port = cfg.memcached.servers[0].rsplit(":", 1)
+    mc = MemcacheClient((host, int(port)), connect_timeout=2, timeout=2)
+    mc.set("sandbox-check", b"hello")
+    assert mc.get("sandbox-check") == b"hello"
+    mc.close()
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=cfg.s3.endpoint_url,
+        region_name=cfg.s3.region,
+        aws_access_key_id=cfg.s3.access_key_id.reveal(),
+        aws_secret_access_key=cfg.s3.secret_access_key.reveal(),
+    )
+    bucket = cfg.backup.default_store.removeprefix("s3://").split("/", 1)[0]
+    s3.put_object(Bucket=bucket, Key="sandbox-check", Body=b"payload")
+    assert s3.get_object(Bucket=bucket, Key="sandbox-check")["Body"].read() == b"payload"
+
+    with pymongo.MongoClient(cfg.mongo.uri, serverSelectionTimeoutMS=3000) as client:
+        coll = client["sandbox_check"]["things"]
+        inserted = coll.insert_one({"token": "abc", "n": 1}).inserted_id
+        assert coll.find_one({"_id": inserted})["token"] == "abc"
+
+
+def test_status_json_lists_every_service(
+    sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sandbox", "status", "--json", "--dir", str(sandbox.root)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in rows} == set(PORT_OFFSETS)
+    for row in rows:
+        assert {"name", "kind", "host", "port", "pid", "state"} <= row.keys()
+        assert row["state"] == "running"
+        assert process.port_open(row["host"], row["port"])
+    replicas = [r for r in rows if r["name"].startswith("replica")]
+    assert all(r["io_thread"] == "Yes" and r["sql_thread"] == "Yes" for r in replicas)
+
+
+def test_up_twice_is_idempotent(sandbox: SandboxHandle) -> None:
+    before = {r["name"]: r["pid"] for r in sandbox.sandbox.status()}
+    again = Sandbox(sandbox.root)
+    after = {r["name"]: r["pid"] for r in again.up()}
+    assert before == after
+
+
+def test_port_in_use_is_refused_naming_the_port(tmp_path: Path, test_port_base: int) -> None:
+    base = test_port_base + 40
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", base + PORT_OFFSETS["memcached"]))
+        blocker.listen()
+        sb = Sandbox(tmp_path / "sb", base)
+        with pytest.raises(UsageError, match=f"port {base + 3} \\(sandbox memcached\\)"):
+            sb.up()
+    assert Sandbox(tmp_path / "sb").status()[0]["state"] == "stopped"
+    for offset in PORT_OFFSETS.values():
+        assert not process.port_open("127.0.0.1", base + offset)
+
+
+def test_down_leaves_no_process_or_port(tmp_path: Path, test_port_base: int) -> None:
+    base = test_port_base + 20
+    root = tmp_path / "own"
+    rows = Sandbox(root, base).up()
+    pids = [r["pid"] for r in rows]
+    ports = [r["port"] for r in rows] + [base + 6]
+    assert all(pids) and all(r["state"] == "running" for r in rows)
+    result = subprocess.run(
+        [sys.executable, "-m", "datatier", "sandbox", "down", "--dir", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for pid in pids:
+        assert process.cmdline(pid) is None, f"pid {pid} still runs"
+    for port in ports:
+        assert process.port_free("127.0.0.1", port), f"port {port} still bound"
+    assert Sandbox(root).status()[0]["pid"] is None
+
+
+def test_bad_config_file_exits_2_with_file_key_and_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[mysql.nodes.primary]\nport = "not-a-port"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "datatier", "--config", str(bad), "config", "show"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert str(bad) in line and "mysql.nodes.primary.port" in line and "expected integer" in line

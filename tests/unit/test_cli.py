@@ -1,0 +1,75 @@
+"""CLI: errors become one stderr line and a named exit code; secrets never printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+
+from datatier import cli as cli_module
+from datatier.cli import cli, main
+from datatier.errors import IntegrityFailure, NotReadyYet, ServiceUnavailable
+
+
+def test_help_lists_only_working_groups(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for group in cli.commands:
+        assert group in out
+    assert "--config" in out and "--json-logs" in out and "--debug" in out
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["no-such-command"]) == 2
+    assert "No such command" in capsys.readouterr().err
+
+
+def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.toml"
+    assert main(["--config", str(missing), "config", "show"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"datatier: error: {missing}: config file not found"
+
+
+def test_config_show_redacts_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATATIER_MYSQL__PASSWORD", "pa55word-xyz")
+    monkeypatch.setenv("DATATIER_S3__SECRET_ACCESS_KEY", "s3-secret-xyz")
+    assert main(["config", "show", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "pa55word-xyz" not in out and "s3-secret-xyz" not in out
+    doc = json.loads(out)
+    assert doc["config"]["mysql"]["password"] == "***"
+    assert "DATATIER_MYSQL__PASSWORD" in doc["source"]
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (ServiceUnavailable("cannot reach s3"), 3),
+        (IntegrityFailure("sha256 mismatch"), 4),
+        (NotReadyYet("restore in progress"), 5),
+        (RuntimeError("boom"), 1),
+    ],
+)
+def test_errors_map_to_exit_codes_and_traceback_only_with_debug(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+    code: int,
+) -> None:
+    @click.command("explode")
+    def explode() -> None:
+        raise error
+
+    monkeypatch.setitem(cli.commands, "explode", explode)
+    assert cli_module.main(["explode"]) == code
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(error) in err
+    assert cli_module.main(["--debug", "explode"]) == code
+    assert "Traceback" in capsys.readouterr().err
