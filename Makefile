@@ -45,8 +45,8 @@ unit: venv
 	$(BIN)/pytest tests/unit -q
 
 lint: venv
-	$(BIN)/ruff check datatier tests benchmarks
-	$(BIN)/ruff format --check datatier tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 type: venv
 	$(BIN)/mypy
