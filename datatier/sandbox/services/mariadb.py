@@ -58,20 +58,28 @@ class MariaDBService(SandboxService):
         return self.workdir / "data"
 
     @property
+    def tmpdir(self) -> Path:
+        return self.workdir / "tmp"
+
+    @property
     def socket_path(self) -> Path:
         return self.workdir / "mysqld.sock"
 
     def prepare(self) -> None:
         super().prepare()
+        self.tmpdir.mkdir(exist_ok=True)
         if (self.datadir / "mysql").is_dir():
             return
         installer = shutil.which("mariadb-install-db") or "mariadb-install-db"
+        # Each instance gets its own tmpdir: parallel bootstraps sharing /tmp collide on
+        # their '#sql-temptable-*' files and one of them aborts.
         result = subprocess.run(
             [
                 installer,
                 "--no-defaults",
                 "--user=root",
                 f"--datadir={self.datadir}",
+                f"--tmpdir={self.tmpdir}",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
             ],
@@ -81,14 +89,16 @@ class MariaDBService(SandboxService):
         )
         if result.returncode != 0:
             shutil.rmtree(self.datadir, ignore_errors=True)
-            last = (result.stderr or result.stdout).strip().splitlines()[-1:]
+            errors = [ln for ln in (result.stderr + result.stdout).splitlines() if "ERROR" in ln]
+            last = errors[-2:] or (result.stderr or result.stdout).strip().splitlines()[-1:]
             raise OperationFailed(f"{self.name}: mariadb-install-db failed: {' '.join(last)}")
 
     def argv(self) -> list[str]:
         binary = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
         args = [
             binary, "--no-defaults", f"--log-basename={self.name}", "--user=root",
-            f"--datadir={self.datadir}", f"--port={self.port}", f"--bind-address={self.host}",
+            f"--datadir={self.datadir}", f"--tmpdir={self.tmpdir}", f"--port={self.port}",
+            f"--bind-address={self.host}",
             f"--socket={self.socket_path}", f"--pid-file={self.workdir / 'mysqld.pid'}",
             f"--log-error={self.workdir / 'error.log'}",
             f"--server-id={self.server_id}", f"--log-bin={self.name}-bin",
