@@ -1,0 +1,312 @@
+"""A directory as an :class:`ObjectStore` (``file:///path``), the embedded default.
+
+Each object is a plain file at ``ROOT/KEY`` (mode 0600, directories 0700: backups hold
+database contents), so a human can ``zstd -d`` it directly.
+Writes go to ``.datatier-tmp.<id>.<name>`` in the target directory, are fsynced and renamed
+into place (then the directory is fsynced): a killed writer leaves only the temp file, which
+:meth:`LocalStore.list_incomplete_uploads` reports and ``abort_incomplete_uploads`` removes.
+
+Storage class, metadata and tags are kept in a sidecar ``.datatier-meta.<name>.json`` written
+only when one of them is not the default. The sidecar records the data file's inode and is
+ignored when it does not match, so a crash between the two renames cannot attach new labels
+to old data. The class is *recorded, not enforced*: every object is readable at once, an
+archived one reports ``RestoreState.RESTORED`` and :meth:`request_restore` is a no-op.
+Path segments starting with ``.datatier-`` are reserved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from datatier.errors import OperationFailed, UsageError
+from datatier.storage.base import (
+    IncompleteUpload,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    ProgressCallback,
+    RestoreState,
+    RestoreTier,
+    StorageClass,
+)
+
+RESERVED = ".datatier-"
+TMP = ".datatier-tmp."
+META = ".datatier-meta."
+
+
+class LocalStore(ObjectStore):
+    """Objects as files under ``root`` (created on first write)."""
+
+    MAX_PART_SIZE = 2**62
+    MAX_OBJECT_SIZE = 2**62
+    MAX_SEGMENT = 200  # bytes; leaves room for the temp and sidecar affixes within NAME_MAX
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.absolute()
+
+    @property
+    def url(self) -> str:
+        return self.root.as_uri()
+
+    def check(self) -> None:
+        existing = self.root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise OperationFailed(f"local store {self.url}: {existing} is not a writable directory")
+
+    def validate_key(self, key: str) -> str:
+        super().validate_key(key)
+        for seg in key.split("/"):
+            if seg.startswith(RESERVED):
+                raise UsageError(
+                    f"object key {key!r}: names starting with {RESERVED!r} are reserved"
+                )
+            if len(seg.encode()) > self.MAX_SEGMENT:
+                raise UsageError(f"object key {key!r}: a segment is over {self.MAX_SEGMENT} bytes")
+        return key
+
+    def _path(self, key: str) -> Path:
+        return self.root / self.validate_key(key)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def put_stream(
+        self,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        storage_class: StorageClass = StorageClass.STANDARD,
+        metadata: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        size_hint: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ObjectInfo:
+        path = self._path(key)
+        self.validate_labels(metadata, tags)
+        klass = StorageClass.parse(storage_class)
+        labels = {
+            "storage_class": klass.value,
+            "metadata": dict(metadata or {}),
+            "tags": dict(tags or {}),
+        }
+        self._mkdirs(key, path.parent)
+        tmp = path.with_name(f"{TMP}{secrets.token_hex(4)}.{path.name}")
+        try:
+            with _create(tmp) as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    if on_progress:
+                        on_progress(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+            if _has_labels(labels):  # sidecar first: it names the new inode, so it is
+                self._write_sidecar(path, tmp.stat().st_ino, labels)  # ignored until the rename
+            tmp.replace(path)
+            if not _has_labels(labels):  # after the rename: the old sidecar now mismatches
+                _sidecar(path).unlink(missing_ok=True)
+        except IsADirectoryError:
+            raise OperationFailed(f"{self.url}/{key}: a directory of that name exists") from None
+        finally:
+            with suppress(FileNotFoundError):
+                tmp.unlink()
+        _fsync_dir(path.parent)
+        return self.head(key, tags=True)
+
+    def _mkdirs(self, key: str, directory: Path) -> None:
+        missing = []
+        while not directory.exists() and directory != directory.parent:
+            missing.append(directory)
+            directory = directory.parent
+        try:
+            for new in reversed(missing):  # each level 0700 (mkdir(parents=True) ignores mode)
+                new.mkdir(mode=0o700, exist_ok=True)
+            if not missing and not directory.is_dir():
+                raise NotADirectoryError(directory)
+        except (FileExistsError, NotADirectoryError):
+            raise OperationFailed(
+                f"{self.url}/{key}: a parent of this key is an object (file), not a directory"
+            ) from None
+
+    def _write_sidecar(self, path: Path, inode: int, labels: dict[str, Any]) -> None:
+        """Atomically write the sidecar of ``path`` for the data file with ``inode``."""
+        sidecar = _sidecar(path)
+        tmp = sidecar.with_name(f"{TMP}{secrets.token_hex(4)}.{sidecar.name}")
+        try:
+            with _create(tmp) as out:
+                out.write(json.dumps({"inode": inode, **labels}, sort_keys=True).encode())
+                out.flush()
+                os.fsync(out.fileno())
+            tmp.replace(sidecar)
+        finally:
+            with suppress(FileNotFoundError):
+                tmp.unlink()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def iter_read(
+        self, key: str, chunk_size: int = ObjectStore.DEFAULT_CHUNK_SIZE
+    ) -> Iterator[bytes]:
+        return self._read(key, self._path(key), chunk_size)
+
+    def _read(self, key: str, path: Path, chunk_size: int) -> Iterator[bytes]:
+        try:
+            src = path.open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(f"{self.url}/{key} does not exist") from None
+        with src:
+            while chunk := src.read(chunk_size):
+                yield chunk
+
+    def head(self, key: str, *, tags: bool = False) -> ObjectInfo:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(f"{self.url}/{key} does not exist") from None
+        if not path.is_file():
+            raise ObjectNotFound(f"{self.url}/{key} does not exist")
+        labels = _read_sidecar(path, st.st_ino)
+        klass = labels.get("storage_class", StorageClass.STANDARD.value)
+        archived = klass in (StorageClass.GLACIER, StorageClass.DEEP_ARCHIVE)
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            storage_class=klass,
+            etag=f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"',
+            last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+            metadata=labels.get("metadata", {}),
+            tags=labels.get("tags", {}) if tags else None,
+            restore=RestoreState.RESTORED if archived else RestoreState.NONE,
+        )
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        self.validate_prefix(prefix)
+        start = prefix.rpartition("/")[0]
+        for key in self._walk(self.root / start if start else self.root, start, want_tmp=False):
+            if key.startswith(prefix):
+                yield self.head(key)
+
+    def _walk(self, directory: Path, rel: str, *, want_tmp: bool) -> Iterator[str]:
+        """Keys under ``directory`` in S3 order (byte-wise, a directory sorting as ``name/``)."""
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        named = sorted(
+            ((e.name + "/" if e.is_dir(follow_symlinks=False) else e.name).encode(), e)
+            for e in entries
+        )
+        for _, entry in named:
+            key = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if not entry.name.startswith(RESERVED):
+                    yield from self._walk(Path(entry.path), key, want_tmp=want_tmp)
+            elif entry.name.startswith(TMP if want_tmp else RESERVED) == want_tmp:
+                yield key
+
+    # -- managing --------------------------------------------------------------------------
+
+    def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            path = self._path(key)
+            for victim in (_sidecar(path), path):
+                with suppress(FileNotFoundError, NotADirectoryError):
+                    victim.unlink()
+            self._prune_dirs(path.parent)
+
+    def _prune_dirs(self, directory: Path) -> None:
+        """Remove empty directories from ``directory`` up to (not including) the root."""
+        while directory != self.root and self.root in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent
+
+    def set_storage_class(self, key: str, storage_class: StorageClass) -> ObjectInfo:
+        target = StorageClass.parse(storage_class)
+        info = self.head(key, tags=True)
+        if info.storage_class != target:
+            path = self._path(key)
+            labels = {
+                "storage_class": target.value,
+                "metadata": dict(info.metadata),
+                "tags": dict(info.tags or {}),
+            }
+            if _has_labels(labels):
+                self._write_sidecar(path, path.stat().st_ino, labels)
+            else:
+                _sidecar(path).unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+        return self.head(key)
+
+    def request_restore(
+        self, key: str, *, days: int, tier: RestoreTier = RestoreTier.STANDARD
+    ) -> ObjectInfo:
+        if days < 1:
+            raise UsageError(f"restore days must be at least 1, got {days}")
+        return self.head(key)
+
+    def list_incomplete_uploads(self, prefix: str = "") -> Iterator[IncompleteUpload]:
+        self.validate_prefix(prefix)
+        for tmp_key in self._walk(self.root, "", want_tmp=True):
+            directory, _, name = tmp_key.rpartition("/")
+            final = name[len(TMP) :].partition(".")[2]
+            key = f"{directory}/{final}" if directory else final
+            if key.startswith(prefix):
+                mtime = (self.root / tmp_key).stat().st_mtime
+                yield IncompleteUpload(key, tmp_key, datetime.fromtimestamp(mtime, UTC))
+
+    def abort_incomplete_uploads(
+        self, prefix: str = "", *, initiated_before: datetime | None = None
+    ) -> int:
+        count = 0
+        for up in list(self.list_incomplete_uploads(prefix)):
+            if initiated_before and up.initiated and up.initiated >= initiated_before:
+                continue
+            with suppress(FileNotFoundError):
+                (self.root / up.upload_id).unlink()
+                count += 1
+        return count
+
+
+def _has_labels(labels: dict[str, Any]) -> bool:
+    """True unless the labels are all defaults (STANDARD, no metadata, no tags)."""
+    return bool(
+        labels["storage_class"] != StorageClass.STANDARD or labels["metadata"] or labels["tags"]
+    )
+
+
+def _create(path: Path) -> BinaryIO:
+    """A new file, private to the owner (backups hold database contents)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(f"{META}{path.name}.json")
+
+
+def _read_sidecar(path: Path, inode: int) -> dict[str, Any]:
+    """The sidecar's labels if it belongs to this very file (same inode), else {}."""
+    try:
+        labels = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return labels if isinstance(labels, dict) and labels.get("inode") == inode else {}
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
