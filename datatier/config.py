@@ -114,12 +114,12 @@ class Config:
     backup: BackupSettings = field(default_factory=BackupSettings)
 
     def secrets(self) -> list[str]:
-        """Every secret value, for log redaction."""
+        """Every secret value, for log redaction (access key IDs are identifiers, not
+        secrets: they stay out of ``config show`` but are not scrubbed from logs)."""
         found = [
             self.mysql.password,
             self.mysql.replication_password,
             self.mongo.password,
-            self.s3.access_key_id,
             self.s3.secret_access_key,
         ]
         return [s.reveal() for s in found if s]

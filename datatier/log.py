@@ -57,11 +57,14 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class RedactSecrets(logging.Filter):
-    """Replaces each known secret (non-empty, 4+ characters) in event and fields with ``***``."""
+    """Replaces each known secret (6+ characters) in event and fields with ``***``.
+
+    Shorter values are not scrubbed: they would mangle ordinary words in every line.
+    """
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
 
     def _scrub(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -9,8 +9,10 @@ from collections.abc import Sequence
 import click
 
 from datatier import __version__, log
+from datatier.cli.backup_cmd import backup_group
 from datatier.cli.config_cmd import config_group
 from datatier.cli.context import AppContext
+from datatier.cli.restore_cmd import restore
 from datatier.cli.sandbox_cmd import sandbox_group
 from datatier.errors import DatatierError, ExitCode
 
@@ -41,7 +43,9 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool, json_logs: boo
     log.configure(level="debug" if app.debug else "info", json_lines=json_logs or None)
 
 
+cli.add_command(backup_group)
 cli.add_command(config_group)
+cli.add_command(restore)
 cli.add_command(sandbox_group)
 
 

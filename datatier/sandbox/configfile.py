@@ -46,10 +46,46 @@ def render_config(services: Mapping[str, Any]) -> str:
     return header + dumps_toml(doc)
 
 
-def write_config(root: Path, services: Mapping[str, Any]) -> Path:
-    """Write (atomically) and return ``root/datatier.toml``."""
-    path = root / CONFIG_NAME
+SANDBOX_POLICIES = {
+    "sandbox-mysql.toml": """\
+# Written by `datatier sandbox up`: every non-system database of the sandbox primary,
+# read from replica1, to the sandbox bucket (the config's backup.default_store).
+engine = "mysql"
+schedule = "15 2 * * *"
+compression_level = 3
+
+[source]
+node = "replica1"
+
+[storage]
+initial_class = "STANDARD"
+archive_class = "GLACIER"
+archive_after_days = 30
+
+[retention]
+keep_last = 7
+keep_daily = 7
+keep_weekly = 4
+keep_monthly = 6
+min_age_days = 1
+""",
+}
+
+
+def _write(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(render_config(services))
+    tmp.write_text(text)
     tmp.replace(path)
+
+
+def write_config(root: Path, services: Mapping[str, Any]) -> Path:
+    """Write (atomically) and return ``root/datatier.toml``; add the sandbox policies
+    under ``root/backups/`` unless they exist (a user's edits are kept)."""
+    path = root / CONFIG_NAME
+    _write(path, render_config(services))
+    policies = root / "backups"
+    policies.mkdir(exist_ok=True)
+    for name, text in SANDBOX_POLICIES.items():
+        if not (policies / name).exists():
+            _write(policies / name, text)
     return path

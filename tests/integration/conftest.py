@@ -13,7 +13,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pymysql
 import pytest
 
 from datatier.config import Config, load
@@ -41,6 +43,44 @@ class SandboxHandle:
     @property
     def root(self) -> Path:
         return self.sandbox.root
+
+    def connect(self, node: str = "primary", **kw: Any) -> Any:
+        """A pymysql connection as the configured user (autocommit, utf8mb4)."""
+        cfg = self.config.mysql
+        spec = cfg.nodes[node]
+        return pymysql.connect(
+            host=spec.host,
+            port=spec.port,
+            user=cfg.user,
+            password=cfg.password.reveal(),
+            autocommit=True,
+            charset="utf8mb4",
+            connect_timeout=5,
+            **kw,
+        )
+
+    def wait_replicated(self, timeout: float = 20.0) -> None:
+        """Block until both replicas have applied everything the primary wrote so far."""
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@gtid_binlog_pos")
+            gtid = cur.fetchone()[0]
+        for node in ("replica1", "replica2"):
+            with self.connect(node) as conn, conn.cursor() as cur:
+                cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (gtid, timeout))
+                assert cur.fetchone()[0] == 0, f"{node} did not reach {gtid}"
+
+    def write_policy(self, name: str, text: str) -> Path:
+        """Write ``backups/NAME.toml`` in the sandbox's policies dir."""
+        path = self.root / "backups" / f"{name}.toml"
+        path.write_text(text)
+        return path
+
+
+@pytest.fixture
+def use_sandbox_config(sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> SandboxHandle:
+    """Point DATATIER_CONFIG at the sandbox for CLI calls made through ``main``."""
+    monkeypatch.setenv("DATATIER_CONFIG", str(sandbox.config_path))
+    return sandbox
 
 
 @pytest.fixture(scope="session")

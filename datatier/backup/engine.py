@@ -1,0 +1,38 @@
+"""The contract between the backup service and a dump engine (MySQL, MongoDB)."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from datatier.backup.manifest import TableRecord
+from datatier.backup.objects import ObjectWriter
+
+
+@dataclass
+class DumpResult:
+    """What an engine learned while dumping, for the manifest."""
+
+    source: dict[str, Any]
+    consistency: dict[str, Any]
+    tables: list[TableRecord]
+    databases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class BackupEngine(abc.ABC):
+    """Abstract base of dump engines.
+
+    Contract: :meth:`dump` writes every data object through ``writer`` (opening and closing
+    objects in restore order) from one consistent point of the source, and returns a
+    :class:`DumpResult`. It never writes the manifest. On any failure it raises (an
+    :class:`~datatier.errors.DatatierError` where the cause is known) after releasing the
+    source; the service then aborts the writer, so no manifest is ever written.
+    """
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def dump(self, writer: ObjectWriter) -> DumpResult:
+        """Dump the source into ``writer``."""

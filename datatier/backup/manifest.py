@@ -1,0 +1,167 @@
+"""Backup IDs, the store layout and the manifest: the completion marker of a backup.
+
+Layout in a store: ``POLICY/BACKUP_ID/data/...`` for data objects and
+``POLICY/BACKUP_ID/manifest.json`` written last, in STANDARD. A backup without a manifest
+is incomplete: it is never listed and never restored; prune removes its leftovers.
+BACKUP_ID sorts by time: ``20261126T061900Z-3f9c``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from datatier.errors import IntegrityFailure, UsageError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+BACKUP_ID = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{4})$")
+
+# Object kinds, in the order a restore applies them.
+KIND_ORDER = (
+    "database",
+    "schema",
+    "data",
+    "triggers",
+    "routines",
+    "events",
+    "viewstubs",
+    "views",
+    "collection",
+    "metadata",
+    "oplog",
+)
+
+
+def new_backup_id(now: datetime | None = None) -> str:
+    """A fresh, time-sortable backup ID (UTC seconds plus 4 random hex digits)."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
+def parse_backup_id(text: str) -> datetime:
+    """The creation time encoded in a backup ID; UsageError if ``text`` is not one."""
+    match = BACKUP_ID.match(text)
+    if not match:
+        raise UsageError(f"{text!r} is not a backup ID", hint="IDs look like 20261126T061900Z-3f9c")
+    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def backup_prefix(policy: str, backup_id: str) -> str:
+    """``POLICY/BACKUP_ID/`` relative to the store root."""
+    return f"{policy}/{backup_id}/"
+
+
+def manifest_key(policy: str, backup_id: str) -> str:
+    return f"{backup_prefix(policy, backup_id)}{MANIFEST_NAME}"
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One data object: where it is, what it holds and how to check it."""
+
+    key: str
+    kind: str
+    size: int
+    sha256: str
+    raw_size: int
+    storage_class: str
+    database: str | None = None
+    table: str | None = None
+    part: int = 0
+    rows: int = 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ObjectRecord:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class TableRecord:
+    """Per table (or collection): rows and a checksum of its data as dumped."""
+
+    database: str
+    name: str
+    rows: int
+    data_sha256: str
+    data_bytes: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TableRecord:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass
+class Manifest:
+    """Everything needed to list, verify, prune and restore one backup."""
+
+    policy: str
+    backup_id: str
+    engine: str
+    tool_version: str
+    started_at: str
+    finished_at: str
+    source: dict[str, Any]
+    consistency: dict[str, Any]
+    objects: list[ObjectRecord]
+    tables: list[TableRecord]
+    databases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(o.size for o in self.objects)
+
+    @property
+    def raw_bytes(self) -> int:
+        return sum(o.raw_size for o in self.objects)
+
+    def storage_classes(self) -> dict[str, int]:
+        """Object count per storage class as recorded at backup time."""
+        counts: dict[str, int] = {}
+        for obj in self.objects:
+            counts[obj.storage_class] = counts.get(obj.storage_class, 0) + 1
+        return counts
+
+    def to_json(self) -> bytes:
+        doc = asdict(self)
+        return (json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str) -> Manifest:
+        """Parse a manifest; IntegrityFailure naming ``where`` if it is not a valid one."""
+        try:
+            doc = json.loads(raw)
+            if doc.get("format_version") != FORMAT_VERSION:
+                raise IntegrityFailure(
+                    f"{where}: unsupported manifest format {doc.get('format_version')!r}"
+                )
+            return cls(
+                policy=doc["policy"],
+                backup_id=doc["backup_id"],
+                engine=doc["engine"],
+                tool_version=doc["tool_version"],
+                started_at=doc["started_at"],
+                finished_at=doc["finished_at"],
+                source=doc["source"],
+                consistency=doc["consistency"],
+                objects=[ObjectRecord.from_json(o) for o in doc["objects"]],
+                tables=[TableRecord.from_json(t) for t in doc["tables"]],
+                databases=doc.get("databases", {}),
+                timings=doc.get("timings", {}),
+                options=doc.get("options", {}),
+            )
+        except IntegrityFailure:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise IntegrityFailure(f"{where}: unreadable manifest ({exc!r})") from None
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

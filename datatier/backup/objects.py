@@ -1,0 +1,165 @@
+"""Write a backup's data objects: compress as bytes arrive, hash and upload in the background.
+
+:class:`ObjectWriter` is the one streaming sink every dump engine uses. The producer
+(the engine's thread) writes raw bytes into an open object; they are zstd-compressed
+incrementally, so only compressed bytes are held. On ``close`` the compressed object is
+handed to a bounded pool that computes its SHA-256 and uploads it (multipart when large).
+At most ``max_pending`` closed objects wait or upload at once, so memory stays near
+``max_pending x compressed chunk size`` whatever the dataset size. The first upload error
+is re-raised to the producer at its next call; ``abort`` stops everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import zstandard
+
+from datatier.backup.manifest import ObjectRecord
+from datatier.log import get_logger
+from datatier.storage.base import MiB, ObjectStore, StorageClass
+
+log = get_logger(__name__)
+ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class OpenObject:
+    """An object being written: raw bytes in, compressed bytes accumulated."""
+
+    key: str
+    kind: str
+    database: str | None
+    table: str | None
+    part: int
+    compressor: zstandard.ZstdCompressionObj
+    chunks: list[bytes] = field(default_factory=list)
+    raw_size: int = 0
+    rows: int = 0
+
+    def write(self, data: bytes, rows: int = 0) -> None:
+        self.raw_size += len(data)
+        self.rows += rows
+        out = self.compressor.compress(data)
+        if out:
+            self.chunks.append(out)
+
+
+class ObjectWriter:
+    """Compressing, hashing, bounded-parallel uploader of one backup's data objects."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        prefix: str,
+        *,
+        level: int = 3,
+        storage_class: StorageClass = StorageClass.STANDARD,
+        tags: dict[str, str] | None = None,
+        concurrency: int = 4,
+        max_pending: int = 6,
+        on_progress: ProgressFn | None = None,
+    ) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.storage_class = storage_class
+        self.tags = tags or {}
+        self._params = zstandard.ZstdCompressionParameters.from_level(level, threads=0)
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload")
+        self._slots = threading.BoundedSemaphore(max_pending)
+        self._futures: list[Future[ObjectRecord]] = []
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._on_progress = on_progress
+        self.records: list[ObjectRecord] = []
+        self.upload_seconds = 0.0
+
+    def open(
+        self, relkey: str, kind: str, database: str | None, table: str | None, part: int = 0
+    ) -> OpenObject:
+        """Start object ``PREFIX/data/RELKEY`` (raises the first upload error, if any)."""
+        self._raise_pending()
+        compressor = zstandard.ZstdCompressor(compression_params=self._params).compressobj()
+        return OpenObject(f"{self.prefix}data/{relkey}", kind, database, table, part, compressor)
+
+    def close(self, obj: OpenObject) -> None:
+        """Finish ``obj`` and queue its upload; blocks while ``max_pending`` are queued."""
+        obj.chunks.append(obj.compressor.flush())
+        self._raise_pending()
+        self._slots.acquire()
+        try:
+            future = self._pool.submit(self._upload, obj)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(self._done)
+        self._futures.append(future)
+
+    def _upload(self, obj: OpenObject) -> ObjectRecord:
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in obj.chunks:
+            digest.update(chunk)
+            size += len(chunk)
+        started = time.monotonic()
+        self.store.put_stream(
+            obj.key,
+            obj.chunks,
+            storage_class=self.storage_class,
+            tags=self.tags,
+            metadata={"sha256": digest.hexdigest()},
+            size_hint=size,
+        )
+        with self._lock:
+            self.upload_seconds += time.monotonic() - started
+        obj.chunks = []
+        if self._on_progress:
+            self._on_progress(size)
+        return ObjectRecord(
+            key=obj.key,
+            kind=obj.kind,
+            size=size,
+            sha256=digest.hexdigest(),
+            raw_size=obj.raw_size,
+            storage_class=self.storage_class.value,
+            database=obj.database,
+            table=obj.table,
+            part=obj.part,
+            rows=obj.rows,
+        )
+
+    def _done(self, future: Future[ObjectRecord]) -> None:
+        self._slots.release()
+        exc = future.exception()
+        if exc is not None:
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def finish(self) -> list[ObjectRecord]:
+        """Wait for every upload; raise the first error; return records in write order."""
+        try:
+            self.records = [f.result() for f in self._futures]
+        finally:
+            self._pool.shutdown(wait=True)
+        log.debug("backup.objects_uploaded", objects=len(self.records))
+        return self.records
+
+    def abort(self) -> None:
+        """Cancel queued uploads and wait for running ones (their objects stay orphaned
+        until prune removes the manifest-less backup)."""
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+DEFAULT_CHUNK = 32 * MiB

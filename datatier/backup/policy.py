@@ -1,0 +1,216 @@
+"""Backup policies: one TOML file per protected dataset, in ``backup.policies_dir``.
+
+A policy names its engine and source, what to include, where to store, how to compress,
+how objects age into archive classes, what to keep, and when it runs (a cron expression).
+Loading validates everything and raises :class:`~datatier.errors.ConfigError` naming the file
+and key. Example (``backups/shop.toml``)::
+
+    engine = "mysql"
+    schedule = "15 2 * * *"
+    store = "s3://company-backups/mysql"
+
+    [source]
+    node = "replica1"            # a [mysql.nodes.NAME] of the config
+    databases = ["shop", "crm"]  # empty: every non-system database
+    exclude_tables = ["shop.sessions"]
+
+    [storage]
+    initial_class = "STANDARD"   # or GLACIER_IR / GLACIER / DEEP_ARCHIVE (straight there)
+    archive_class = "GLACIER"    # data objects move here...
+    archive_after_days = 30      # ...after this many days (0: never)
+
+    [retention]
+    keep_last = 7
+    keep_daily = 7
+    keep_weekly = 4
+    keep_monthly = 6
+    min_age_days = 1
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datatier.errors import ConfigError, UsageError
+from datatier.storage.base import StorageClass
+from datatier.typedtoml import Binder, option
+
+POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+SYSTEM_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+ARCHIVE_ORDER = {
+    "STANDARD": 0,
+    "STANDARD_IA": 1,
+    "GLACIER_IR": 2,
+    "GLACIER": 3,
+    "DEEP_ARCHIVE": 4,
+}
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("dow", 0, 7))
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """``[source]``: what to back up. MySQL: a config node; Mongo: the config's ``[mongo]``."""
+
+    node: str | None = None
+    databases: list[str] = option([])
+    exclude_databases: list[str] = option([])
+    tables: list[str] = option([])
+    exclude_tables: list[str] = option([])
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """``[storage]``: storage classes of data objects (manifests always stay STANDARD)."""
+
+    initial_class: str = option("STANDARD", choices=tuple(ARCHIVE_ORDER))
+    archive_class: str = option("GLACIER", choices=("GLACIER", "DEEP_ARCHIVE"))
+    archive_after_days: int = option(0, min=0)
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """``[retention]``: generations to keep; anything else older than min_age_days may go."""
+
+    keep_last: int = option(7, min=1)
+    keep_daily: int = option(0, min=0)
+    keep_weekly: int = option(0, min=0)
+    keep_monthly: int = option(0, min=0)
+    min_age_days: float = option(1.0, min=0)
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    """The TOML document of a policy."""
+
+    engine: str = option("mysql", choices=("mysql", "mongo"))
+    store: str | None = None
+    schedule: str = "0 2 * * *"
+    compression_level: int = option(3, min=1)
+    chunk_mb: int = option(32, min=1)
+    source: SourceSettings = field(default_factory=SourceSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy: its name (the file's stem), its file and its settings."""
+
+    name: str
+    path: Path
+    spec: PolicyFile
+    store_url: str
+
+    def includes_database(self, database: str) -> bool:
+        """Whether ``database`` is part of this policy's source."""
+        src = self.spec.source
+        if database in src.exclude_databases:
+            return False
+        if src.tables:
+            return database in {t.split(".", 1)[0] for t in src.tables}
+        if src.databases:
+            return database in src.databases
+        return database not in SYSTEM_DATABASES
+
+    def includes_table(self, database: str, table: str) -> bool:
+        """Whether ``database.table`` is part of this policy's source."""
+        src = self.spec.source
+        name = f"{database}.{table}"
+        if name in src.exclude_tables:
+            return False
+        if src.tables:
+            return name in src.tables
+        return self.includes_database(database)
+
+
+def validate_cron(expr: str) -> None:
+    """Raise ValueError unless ``expr`` is a 5-field cron expression (numbers, ``*``, ``,-/``)."""
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"{expr!r} needs 5 fields (minute hour day month weekday)")
+    for text, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            base, _, step = item.partition("/")
+            if step and (not step.isdigit() or int(step) == 0):
+                raise ValueError(f"{name} field {text!r}: bad step {step!r}")
+            if base == "*":
+                continue
+            bounds = base.split("-")
+            if len(bounds) > 2 or not all(b.isdigit() for b in bounds):
+                raise ValueError(f"{name} field {text!r} is not a number, range or *")
+            values = [int(b) for b in bounds]
+            if any(v < low or v > high for v in values) or values != sorted(values):
+                raise ValueError(f"{name} field {text!r} is outside {low}-{high}")
+
+
+def load_policy(path: Path, default_store: str) -> Policy:
+    """Read and validate one policy file."""
+    name = path.stem
+    source = str(path)
+    if not POLICY_NAME.match(name):
+        raise ConfigError(source, None, f"policy name {name!r} must match {POLICY_NAME.pattern}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(source, None, "policy file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, None, f"invalid TOML: {exc}") from None
+    spec = Binder(source, path.parent).bind(PolicyFile, data)
+    try:
+        validate_cron(spec.schedule)
+    except ValueError as exc:
+        raise ConfigError(source, "schedule", str(exc)) from None
+    if spec.compression_level > 22:
+        raise ConfigError(source, "compression_level", "zstd levels go from 1 to 22")
+    storage = spec.storage
+    if (
+        storage.archive_after_days
+        and ARCHIVE_ORDER[storage.initial_class] >= ARCHIVE_ORDER[storage.archive_class]
+    ):
+        raise ConfigError(
+            source,
+            "storage.archive_class",
+            f"{storage.archive_class} is not colder than initial_class {storage.initial_class}",
+        )
+    lists = {
+        "source.tables": spec.source.tables,
+        "source.exclude_tables": spec.source.exclude_tables,
+    }
+    for key, items in lists.items():
+        for item in items:
+            if item.count(".") < 1 or item.startswith(".") or item.endswith("."):
+                raise ConfigError(source, key, f"{item!r} is not DATABASE.TABLE")
+    if spec.engine == "mysql" and spec.source.node is None:
+        raise ConfigError(
+            source, "source.node", "missing required value", hint="a [mysql.nodes] name"
+        )
+    return Policy(name=name, path=path, spec=spec, store_url=spec.store or default_store)
+
+
+def policy_path(policies_dir: Path, name: str) -> Path:
+    """The file of policy ``name``; UsageError if the name is malformed."""
+    if not POLICY_NAME.match(name):
+        raise UsageError(f"{name!r} is not a policy name")
+    return policies_dir / f"{name}.toml"
+
+
+def find_policies(policies_dir: Path, default_store: str) -> list[Policy]:
+    """Every policy in ``policies_dir``, sorted by name; an invalid one raises."""
+    if not policies_dir.is_dir():
+        return []
+    return [load_policy(p, default_store) for p in sorted(policies_dir.glob("*.toml"))]
+
+
+def get_policy(policies_dir: Path, name: str, default_store: str) -> Policy:
+    """The named policy; UsageError listing the known ones if it does not exist."""
+    path = policy_path(policies_dir, name)
+    if not path.is_file():
+        known = ", ".join(p.stem for p in sorted(policies_dir.glob("*.toml"))) or "none"
+        raise UsageError(f"no policy {name!r} in {policies_dir}", hint=f"known: {known}")
+    return load_policy(path, default_store)
+
+
+__all__ = ["Policy", "PolicyFile", "StorageClass", "find_policies", "get_policy", "load_policy"]

@@ -1,0 +1,304 @@
+"""``datatier restore``: find a backup, bring archived objects back, verify, then apply.
+
+Contract, in order:
+
+1. The backup is found by ID in the stores of the configured policies (a manifest must exist).
+2. Objects in GLACIER/DEEP_ARCHIVE are restored first: requests go out for all of them at
+   once; then either we wait (polling ``head``) or raise NotReadyYet (exit 5) so the same
+   command can be run again later. ``dry_run`` only reports and requests nothing.
+3. A target database that already holds tables is refused unless ``force``.
+4. Every selected object is downloaded and its size and SHA-256 checked *before anything is
+   applied* (exit 4 on the first mismatch, nothing applied); each object is checked again as
+   it is applied.
+5. Objects are applied in restore order, tables in parallel; row counts are compared with
+   the manifest afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord, manifest_key
+from datatier.backup.policy import find_policies
+from datatier.backup.service import policies_dir
+from datatier.backup.stores import store_for
+from datatier.config import LoadedConfig
+from datatier.errors import NotReadyYet, OperationFailed, UsageError
+from datatier.log import get_logger
+from datatier.mysql.connection import Endpoint, connect
+from datatier.mysql.load import SQLLoader
+from datatier.pipeline import decompress, read_verified, verify_object
+from datatier.storage.base import ObjectInfo, ObjectStore, RestoreState, RestoreTier
+
+log = get_logger(__name__)
+
+TYPICAL_WAIT = {
+    ("GLACIER", "Expedited"): "1-5 minutes",
+    ("GLACIER", "Standard"): "3-5 hours",
+    ("GLACIER", "Bulk"): "5-12 hours",
+    ("DEEP_ARCHIVE", "Standard"): "up to 12 hours",
+    ("DEEP_ARCHIVE", "Bulk"): "up to 48 hours",
+}
+TABLE_KINDS = ("schema", "data", "triggers")
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """What the user asked for (see ``datatier restore --help``)."""
+
+    target: Endpoint
+    renames: dict[str, str] = field(default_factory=dict)
+    tables: tuple[str, ...] = ()
+    jobs: int = 4
+    dry_run: bool = False
+    force: bool = False
+    wait: bool = False
+    tier: RestoreTier = RestoreTier.STANDARD
+    days: int = 3
+    poll_seconds: float = 30.0
+    timeout_seconds: float = 48 * 3600.0
+
+
+@dataclass
+class RestoreReport:
+    """What was (or, on a dry run, would be) done."""
+
+    backup_id: str
+    policy: str
+    target: str
+    databases: dict[str, str]
+    objects: int
+    bytes: int
+    raw_bytes: int
+    by_class: dict[str, int]
+    archived: int
+    restore_requested: int
+    tables: int
+    rows: int
+    dry_run: bool
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def find_backup(loaded: LoadedConfig, backup_id: str) -> tuple[Manifest, ObjectStore]:
+    """The manifest of ``backup_id`` and the store holding it (UsageError if unknown)."""
+    from datatier.backup.manifest import parse_backup_id
+
+    parse_backup_id(backup_id)
+    config = loaded.config
+    policies = find_policies(policies_dir(loaded), config.backup.default_store)
+    for policy in policies:
+        store = store_for(policy.store_url, config)
+        key = manifest_key(policy.name, backup_id)
+        if store.exists(key):
+            return Manifest.from_json(store.get_bytes(key), f"{store.url}/{key}"), store
+    raise UsageError(
+        f"no backup {backup_id} in the stores of {len(policies)} policies",
+        hint="`datatier backups list` shows the backups",
+    )
+
+
+def select_objects(manifest: Manifest, tables: tuple[str, ...]) -> list[ObjectRecord]:
+    """The manifest's objects, restricted to ``tables`` (``db.table``) when given."""
+    if not tables:
+        return list(manifest.objects)
+    known = {f"{t.database}.{t.name}" for t in manifest.tables}
+    known |= {f"{o.database}.{o.table}" for o in manifest.objects if o.table}
+    missing = sorted(set(tables) - known)
+    if missing:
+        raise UsageError(f"not in backup {manifest.backup_id}: {', '.join(missing)}")
+    wanted = set(tables)
+    return [
+        o
+        for o in manifest.objects
+        if o.kind in (*TABLE_KINDS, "database")
+        and (
+            (o.kind == "database" and any(t.split(".", 1)[0] == o.database for t in wanted))
+            or f"{o.database}.{o.table}" in wanted
+        )
+    ]
+
+
+def fetch_verified(store: ObjectStore, record: ObjectRecord) -> bytes:
+    """The object's compressed bytes, held whole (objects are chunk-sized) so nothing is
+    applied before its size and SHA-256 are confirmed; IntegrityFailure otherwise."""
+    return b"".join(read_verified(store, record.key, size=record.size, sha256=record.sha256))
+
+
+def decompressed(store: ObjectStore, record: ObjectRecord) -> Iterator[bytes]:
+    """Verified, then decompressed in 1 MiB pieces; IntegrityFailure on corrupt zstd data."""
+    data = fetch_verified(store, record)
+    return decompress([data], name=f"{store.url}/{record.key}")
+
+
+def verify_objects(store: ObjectStore, objects: list[ObjectRecord], jobs: int) -> None:
+    """Check every object's size and SHA-256 (streaming, in parallel); raise on the first."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [
+            pool.submit(verify_object, store, o.key, size=o.size, sha256=o.sha256) for o in objects
+        ]
+        for future in futures:
+            future.result()
+
+
+def bring_back(
+    store: ObjectStore,
+    objects: list[ObjectRecord],
+    options: RestoreOptions,
+    on_wait: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Make archived objects readable. Returns (archived, newly requested).
+
+    Raises NotReadyYet when some are still restoring and ``options.wait`` is off.
+    """
+    infos: list[ObjectInfo] = [store.head(o.key) for o in objects]
+    archived = [i for i in infos if i.is_archived]
+    if not archived or options.dry_run:
+        return len(archived), 0
+    requested = 0
+    for info in archived:
+        if info.restore is RestoreState.NONE:
+            store.request_restore(info.key, days=options.days, tier=options.tier)
+            requested += 1
+    classes = sorted({i.storage_class for i in archived})
+    log.info(
+        "restore.archive_requested",
+        objects=len(archived),
+        requested=requested,
+        tier=options.tier.value,
+        classes=classes,
+    )
+    deadline = time.monotonic() + options.timeout_seconds
+    while True:
+        pending = [i.key for i in archived if not store.head(i.key).readable]
+        if not pending:
+            return len(archived), requested
+        if on_wait:
+            on_wait(len(archived) - len(pending), len(archived))
+        if not options.wait:
+            waits = ", ".join(
+                f"{c}: typically {TYPICAL_WAIT.get((c, options.tier.value), 'hours')}"
+                for c in classes
+            )
+            raise NotReadyYet(
+                f"{len(pending)} of {len(archived)} archived objects are still being restored "
+                f"(tier {options.tier.value}; {waits})",
+                hint="run the same command again later, or add --wait",
+            )
+        if time.monotonic() > deadline:
+            raise NotReadyYet(f"archive restore not finished after {options.timeout_seconds:.0f} s")
+        time.sleep(options.poll_seconds)
+
+
+def check_target_empty(target: Endpoint, databases: list[str]) -> None:
+    """UsageError naming the databases that already hold tables."""
+    with connect(target) as conn, conn.cursor() as cur:
+        marks = ",".join(["%s"] * len(databases))
+        cur.execute(
+            "SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA IN ({marks}) GROUP BY TABLE_SCHEMA",
+            tuple(databases),
+        )
+        busy = {row[0]: row[1] for row in cur.fetchall()}
+    if busy:
+        listed = ", ".join(f"{db} ({n} tables)" for db, n in sorted(busy.items()))
+        raise UsageError(
+            f"target {target.label} is not empty: {listed}",
+            hint="restore elsewhere, --rename SRC=DST, or --force to replace",
+        )
+
+
+def restore_mysql(
+    manifest: Manifest,
+    store: ObjectStore,
+    options: RestoreOptions,
+    on_loaded: Callable[[ObjectRecord], None] | None = None,
+    on_wait: Callable[[int, int], None] | None = None,
+) -> RestoreReport:
+    """Restore a MySQL backup into ``options.target`` (see module docstring)."""
+    started = time.monotonic()
+    if manifest.engine != "mysql":
+        raise UsageError(f"backup {manifest.backup_id} is a {manifest.engine} backup")
+    unknown = sorted(set(options.renames) - set(manifest.databases))
+    if unknown:
+        raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
+    objects = select_objects(manifest, options.tables)
+    sources = sorted({o.database for o in objects if o.database})
+    targets = {db: options.renames.get(db, db) for db in sources}
+    archived, requested = bring_back(store, objects, options, on_wait)
+    report = RestoreReport(
+        backup_id=manifest.backup_id,
+        policy=manifest.policy,
+        target=options.target.label,
+        databases=targets,
+        objects=len(objects),
+        bytes=sum(o.size for o in objects),
+        raw_bytes=sum(o.raw_size for o in objects),
+        by_class={},
+        archived=archived,
+        restore_requested=requested,
+        tables=len({(o.database, o.table) for o in objects if o.kind == "schema"}),
+        rows=sum(o.rows for o in objects),
+        dry_run=options.dry_run,
+    )
+    for obj in objects:
+        report.by_class[obj.storage_class] = report.by_class.get(obj.storage_class, 0) + 1
+    if options.dry_run:
+        return report
+    if not options.force:
+        check_target_empty(options.target, sorted(targets.values()))
+    verify_objects(store, objects, options.jobs)
+    with connect(options.target) as conn, conn.cursor() as cur:
+        for source, target in targets.items():
+            charset = manifest.databases.get(source, {})
+            clause = ""
+            if charset.get("charset"):
+                clause = f" CHARACTER SET {charset['charset']} COLLATE {charset['collation']}"
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{target.replace('`', '``')}`{clause}")
+    loader = SQLLoader(
+        options.target,
+        lambda record: decompressed(store, record),
+        lambda db: targets[db],
+        jobs=options.jobs,
+        on_loaded=on_loaded,
+    )
+    kinds = [k for k in KIND_ORDER if k != "database"]
+    loader.load_all(objects, kinds)
+    check_row_counts(options.target, manifest, objects, targets)
+    report.seconds = round(time.monotonic() - started, 3)
+    log.info(
+        "restore.completed",
+        backup_id=manifest.backup_id,
+        target=options.target.label,
+        objects=len(objects),
+        seconds=report.seconds,
+    )
+    return report
+
+
+def check_row_counts(
+    target: Endpoint, manifest: Manifest, objects: list[ObjectRecord], targets: dict[str, str]
+) -> None:
+    """OperationFailed if a restored table's row count differs from the manifest."""
+    restored = {(o.database, o.table) for o in objects if o.kind == "schema"}
+    expected = {(t.database, t.name): t.rows for t in manifest.tables}
+    with connect(target) as conn, conn.cursor() as cur:
+        for database, table in sorted(restored, key=str):
+            if database is None or table is None or (database, table) not in expected:
+                continue
+            qdb = targets[database].replace("`", "``")
+            qt = table.replace("`", "``")
+            cur.execute(f"SELECT COUNT(*) FROM `{qdb}`.`{qt}`")
+            row = cur.fetchone()
+            found = int(row[0]) if row else -1
+            if found != expected[(database, table)]:
+                raise OperationFailed(
+                    f"{targets[database]}.{table}: {found} rows after restore, "
+                    f"the backup has {expected[(database, table)]}"
+                )

@@ -1,0 +1,131 @@
+"""Run one backup of a policy: dump -> objects -> manifest last.
+
+Contract: data objects are written first; the manifest (``POLICY/ID/manifest.json``, in
+STANDARD) only after every object is stored and checksummed. Any failure (dump, network,
+signal) leaves no manifest, so the backup never appears in the catalog; prune removes its
+leftover objects later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from datatier import __version__
+from datatier.backup.engine import BackupEngine
+from datatier.backup.manifest import (
+    Manifest,
+    backup_prefix,
+    manifest_key,
+    new_backup_id,
+    utc_now_iso,
+)
+from datatier.backup.objects import ObjectWriter
+from datatier.backup.policy import Policy, get_policy
+from datatier.backup.stores import store_for
+from datatier.config import LoadedConfig
+from datatier.errors import UsageError
+from datatier.log import get_logger
+from datatier.mysql.connection import endpoint
+from datatier.mysql.dump import MySQLDumpEngine
+from datatier.storage.base import MiB, StorageClass
+
+log = get_logger(__name__)
+
+DATA_TAGS = {"datatier-kind": "data"}
+MANIFEST_TAGS = {"datatier-kind": "manifest"}
+
+
+def policies_dir(loaded: LoadedConfig) -> Path:
+    """``backup.policies_dir``, relative to the config file's directory."""
+    path = Path(loaded.config.backup.policies_dir)
+    return path if path.is_absolute() else loaded.base_dir / path
+
+
+def load_policy(loaded: LoadedConfig, name: str) -> Policy:
+    return get_policy(policies_dir(loaded), name, loaded.config.backup.default_store)
+
+
+def engine_for(loaded: LoadedConfig, policy: Policy) -> BackupEngine:
+    """The dump engine for the policy's source."""
+    if policy.spec.engine == "mysql":
+        assert policy.spec.source.node is not None
+        source = endpoint(loaded.config.mysql, policy.spec.source.node)
+        return MySQLDumpEngine(source, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
+    raise UsageError(f"policy {policy.name}: engine {policy.spec.engine!r} is not available yet")
+
+
+def run_backup(
+    loaded: LoadedConfig,
+    policy: Policy,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> Manifest:
+    """Take one backup of ``policy``; return its manifest (already stored)."""
+    config = loaded.config
+    store = store_for(policy.store_url, config)
+    store.check()
+    engine = engine_for(loaded, policy)
+    backup_id = new_backup_id()
+    prefix = backup_prefix(policy.name, backup_id)
+    started_at, t0 = utc_now_iso(), time.monotonic()
+    log.info("backup.started", policy=policy.name, backup_id=backup_id, store=store.url)
+    writer = ObjectWriter(
+        store,
+        prefix,
+        level=policy.spec.compression_level,
+        storage_class=StorageClass(policy.spec.storage.initial_class),
+        tags={**DATA_TAGS, "datatier-policy": policy.name},
+        concurrency=config.s3.max_concurrency,
+        on_progress=on_progress,
+    )
+    try:
+        result = engine.dump(writer)
+        dumped = time.monotonic()
+        records = writer.finish()
+    except BaseException:
+        writer.abort()
+        log.error("backup.failed", policy=policy.name, backup_id=backup_id)
+        raise
+    finished = time.monotonic()
+    manifest = Manifest(
+        policy=policy.name,
+        backup_id=backup_id,
+        engine=engine.name,
+        tool_version=__version__,
+        started_at=started_at,
+        finished_at=utc_now_iso(),
+        source=result.source,
+        consistency=result.consistency,
+        objects=records,
+        tables=result.tables,
+        databases=result.databases,
+        timings={
+            "dump_seconds": round(dumped - t0, 3),
+            "total_seconds": round(finished - t0, 3),
+            "upload_busy_seconds": round(writer.upload_seconds, 3),
+        },
+        options={
+            **result.options,
+            "compression": "zstd",
+            "compression_level": policy.spec.compression_level,
+            "store": store.url,
+        },
+    )
+    store.put_bytes(
+        manifest_key(policy.name, backup_id),
+        manifest.to_json(),
+        storage_class=StorageClass.STANDARD,
+        tags=MANIFEST_TAGS,
+    )
+    log.info(
+        "backup.completed",
+        policy=policy.name,
+        backup_id=backup_id,
+        objects=len(records),
+        bytes=manifest.total_bytes,
+        raw_bytes=manifest.raw_bytes,
+        seconds=round(time.monotonic() - t0, 3),
+    )
+    return manifest

@@ -1,0 +1,27 @@
+"""Open the object store a policy names, with the [s3] settings of the config."""
+
+from __future__ import annotations
+
+from datatier.config import Config
+from datatier.storage.base import MiB, ObjectStore
+from datatier.storage.s3 import S3Settings
+from datatier.storage.url import open_store
+
+
+def s3_settings(config: Config) -> S3Settings:
+    """The storage layer's S3 settings from the ``[s3]`` config section."""
+    s3 = config.s3
+    return S3Settings(
+        endpoint_url=s3.endpoint_url,
+        region=s3.region,
+        access_key_id=s3.access_key_id.reveal() or None,
+        secret_access_key=s3.secret_access_key.reveal() or None,
+        max_attempts=s3.max_attempts,
+        part_size=s3.part_size_mb * MiB,
+        max_concurrency=s3.max_concurrency,
+    )
+
+
+def store_for(url: str, config: Config) -> ObjectStore:
+    """The store at ``url`` (``s3://`` or ``file://``); UsageError on a bad URL."""
+    return open_store(url, s3_settings(config))

@@ -1,0 +1,148 @@
+"""``datatier restore``: bring a backup back, safely, including from Glacier."""
+
+from __future__ import annotations
+
+import click
+
+from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
+from datatier.cli.context import AppContext, pass_app
+from datatier.cli.progress import Progress, human_bytes
+from datatier.cli.render import emit_json
+from datatier.errors import UsageError
+from datatier.mysql.connection import endpoint, parse_dsn
+from datatier.storage.base import RestoreTier
+
+
+def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
+    renames: dict[str, str] = {}
+    for pair in pairs:
+        src, sep, dst = pair.partition("=")
+        if not sep or not src or not dst:
+            raise UsageError(f"--rename {pair!r}: expected SRC=DST")
+        renames[src] = dst
+    return renames
+
+
+@click.command("restore")
+@click.argument("backup_id")
+@click.option("--target", metavar="NODE|HOST:PORT", help="Where to restore. Default: the primary.")
+@click.option(
+    "--rename",
+    "renames",
+    multiple=True,
+    metavar="SRC=DST",
+    help="Restore database SRC as DST (repeatable).",
+)
+@click.option("--tables", default="", metavar="DB.T,...", help="Only these tables.")
+@click.option(
+    "--jobs",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Objects loaded in parallel.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be fetched, from which tiers; change nothing."
+)
+@click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
+@click.option(
+    "--wait/--no-wait",
+    default=False,
+    show_default=True,
+    help="Wait for archive restores (else exit 5 and run again later).",
+)
+@click.option(
+    "--tier",
+    type=click.Choice([t.value for t in RestoreTier]),
+    default="Standard",
+    show_default=True,
+    help="Archive restore speed.",
+)
+@click.option(
+    "--days",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 365),
+    help="Days restored archive copies stay readable.",
+)
+@click.option(
+    "--poll",
+    "poll_seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.05),
+    help="Seconds between archive checks with --wait.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_app
+def restore(
+    app: AppContext,
+    backup_id: str,
+    target: str | None,
+    renames: tuple[str, ...],
+    tables: str,
+    jobs: int,
+    dry_run: bool,
+    force: bool,
+    wait: bool,
+    tier: str,
+    days: int,
+    poll_seconds: float,
+    as_json: bool,
+) -> None:
+    """Restore BACKUP_ID (see `datatier backups list`).
+
+    Safe by default: refuses a target database that already has tables (use --force or
+    --rename), verifies every object's SHA-256 before applying anything (exit 4 if one is
+    corrupt), and for data in GLACIER/DEEP_ARCHIVE requests restores for all objects at once,
+    then waits (--wait) or exits 5 so you can run the same command again later.
+    """
+    loaded = app.loaded()
+    mysql = loaded.config.mysql
+    if target:
+        ep = parse_dsn(target, mysql)
+    else:
+        primary = mysql.primary()
+        if primary is None:
+            raise UsageError("no --target and no primary in [mysql.nodes]")
+        ep = endpoint(mysql, primary[0])
+    manifest, store = find_backup(loaded, backup_id)
+    options = RestoreOptions(
+        target=ep,
+        renames=_renames(renames),
+        tables=tuple(t.strip() for t in tables.split(",") if t.strip()),
+        jobs=jobs,
+        dry_run=dry_run,
+        force=force,
+        wait=wait,
+        tier=RestoreTier(tier),
+        days=days,
+        poll_seconds=poll_seconds,
+    )
+    archive = Progress("waiting for archive restores", unit="objects")
+    loaded_progress = Progress(f"restore {backup_id}", total=manifest.raw_bytes)
+    try:
+        report = restore_mysql(
+            manifest,
+            store,
+            options,
+            on_loaded=lambda o: loaded_progress.advance(o.raw_size),
+            on_wait=lambda done, total: archive.set(done, total),
+        )
+    finally:
+        if loaded_progress.done:
+            loaded_progress.close()
+    if as_json:
+        emit_json(report.to_json())
+        return
+    verb = "would restore" if report.dry_run else "restored"
+    dbs = ", ".join(f"{s}->{d}" if s != d else s for s, d in report.databases.items())
+    click.echo(
+        f"{verb} {report.backup_id} ({report.policy}) into {report.target}: {dbs}; "
+        f"{report.tables} tables, {report.rows} rows, {report.objects} objects, "
+        f"{human_bytes(report.bytes)} compressed ({human_bytes(report.raw_bytes)} SQL)"
+    )
+    classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items()))
+    click.echo(f"objects: {classes}; archived: {report.archived}")
+    if not report.dry_run:
+        click.echo(f"done in {report.seconds} s")

@@ -1,0 +1,1 @@
+"""MySQL/MariaDB: connections, consistent dumps and parallel loads."""

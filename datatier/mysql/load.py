@@ -1,0 +1,122 @@
+"""Apply verified SQL objects to a MySQL/MariaDB server with the stock ``mariadb`` client.
+
+Each object is fed, decompressed, to one ``mariadb --binary-mode`` process bound to the
+target database (objects hold no ``USE``, which is how ``--rename`` works). Phases run in
+restore order; within the schema and data phases objects load in parallel (``jobs``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+from datatier.backup.manifest import ObjectRecord
+from datatier.errors import OperationFailed
+from datatier.mysql.connection import Endpoint, client_options_file
+
+Fetch = Callable[[ObjectRecord], Iterator[bytes]]
+"""Yields an object's *decompressed* bytes, after checking its SHA-256."""
+
+PARALLEL_KINDS = ("schema", "data")
+
+
+def client_binary() -> str:
+    binary = shutil.which("mariadb") or shutil.which("mysql")
+    if binary is None:
+        raise OperationFailed(
+            "the mariadb client is not installed (apt-get install mariadb-client)"
+        )
+    return binary
+
+
+class SQLLoader:
+    """Loads objects into ``target``; ``database_for`` maps a source database to its target."""
+
+    def __init__(
+        self,
+        target: Endpoint,
+        fetch: Fetch,
+        database_for: Callable[[str], str],
+        *,
+        jobs: int = 4,
+        on_loaded: Callable[[ObjectRecord], None] | None = None,
+    ) -> None:
+        self.target = target
+        self.fetch = fetch
+        self.database_for = database_for
+        self.jobs = max(1, jobs)
+        self.on_loaded = on_loaded
+        self._binary = client_binary()
+        self._stop = threading.Event()
+
+    def load_all(self, objects: Iterable[ObjectRecord], kinds: Iterable[str]) -> None:
+        """Load ``objects`` phase by phase in ``kinds`` order; stop at the first failure."""
+        pending = list(objects)
+        with client_options_file(self.target) as cnf:
+            for kind in kinds:
+                batch = [o for o in pending if o.kind == kind]
+                if not batch:
+                    continue
+                if kind in PARALLEL_KINDS and self.jobs > 1:
+                    self._parallel(batch, str(cnf))
+                else:
+                    for obj in batch:
+                        self._load_one(obj, str(cnf))
+
+    def _parallel(self, batch: list[ObjectRecord], cnf: str) -> None:
+        # Largest first: the longest loads start early and the tail stays short.
+        batch = sorted(batch, key=lambda o: o.raw_size, reverse=True)
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="load") as pool:
+            futures = [pool.submit(self._load_one, obj, cnf) for obj in batch]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                self._stop.set()
+                for future in futures:
+                    future.cancel()
+                exc = failed[0].exception()
+                assert exc is not None
+                raise exc
+
+    def _load_one(self, obj: ObjectRecord, cnf: str) -> None:
+        if self._stop.is_set():
+            return
+        assert obj.database is not None
+        database = self.database_for(obj.database)
+        argv = [
+            self._binary,
+            f"--defaults-file={cnf}",
+            "--binary-mode",
+            "--batch",
+            "--max-allowed-packet=1G",
+            "--default-character-set=utf8mb4",
+            f"--database={database}",
+        ]
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        assert proc.stdin is not None and proc.stderr is not None
+        errors: list[bytes] = []
+        reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        try:
+            for chunk in self.fetch(obj):
+                proc.stdin.write(chunk)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the client died; its stderr says why
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        code = proc.wait()
+        reader.join(timeout=5)
+        if code != 0:
+            message = b"".join(errors).decode(errors="replace").strip().splitlines()
+            detail = message[-1] if message else f"exit code {code}"
+            raise OperationFailed(f"loading {obj.key} into {database} failed: {detail}")
+        if self.on_loaded:
+            self.on_loaded(obj)
