@@ -33,6 +33,7 @@ from datatier.storage.base import ObjectStore, StorageClass
 from tests.integration.conftest import SandboxHandle
 
 DB = "fault_db"
+RUN = ("backup", "run", "fault-primary")
 
 
 class FakeRaw:
@@ -195,16 +196,7 @@ def test_sigkill_of_the_backup_process_leaves_no_manifest(
     before_objects = {o.key for o in store.list_objects("fault-primary/")}
     lock = TableLock(sandbox, "c_third")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "datatier",
-            "--config",
-            str(sandbox.config_path),
-            "backup",
-            "run",
-            "fault-primary",
-        ],  # fmt: skip
+        [sys.executable, "-m", "datatier", "--config", str(sandbox.config_path), *RUN],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
