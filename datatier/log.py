@@ -124,6 +124,14 @@ class ConsoleFormatter(logging.Formatter):
         return line.rstrip()
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (it may be swapped, e.g. by tests)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def use_json(requested: bool | None, fmt: str, stream: TextIO) -> bool:
     """JSON when asked (flag or ``format = "json"``), or when ``stream`` is not a terminal."""
     if requested:
@@ -145,7 +153,9 @@ def configure(
 ) -> None:
     """Install (or replace) datatier's single stderr handler."""
     out = stream if stream is not None else sys.stderr
-    handler = logging.StreamHandler(out)
+    handler: logging.StreamHandler[TextIO] = (
+        logging.StreamHandler(out) if stream is not None else StderrHandler()
+    )
     handler.setFormatter(JsonFormatter() if use_json(json_lines, fmt, out) else ConsoleFormatter())
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger(ROOT_LOGGER)

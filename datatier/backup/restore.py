@@ -22,10 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord, manifest_key
-from datatier.backup.policy import find_policies
-from datatier.backup.service import policies_dir
-from datatier.backup.stores import store_for
+from datatier.backup.catalog import locate
+from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord
+from datatier.backup.service import open_catalogs
 from datatier.config import LoadedConfig
 from datatier.errors import NotReadyYet, OperationFailed, UsageError
 from datatier.log import get_logger
@@ -86,22 +85,12 @@ class RestoreReport:
         return dict(self.__dict__)
 
 
-def find_backup(loaded: LoadedConfig, backup_id: str) -> tuple[Manifest, ObjectStore]:
+def find_backup(
+    loaded: LoadedConfig, backup_id: str, policy: str | None = None
+) -> tuple[Manifest, ObjectStore]:
     """The manifest of ``backup_id`` and the store holding it (UsageError if unknown)."""
-    from datatier.backup.manifest import parse_backup_id
-
-    parse_backup_id(backup_id)
-    config = loaded.config
-    policies = find_policies(policies_dir(loaded), config.backup.default_store)
-    for policy in policies:
-        store = store_for(policy.store_url, config)
-        key = manifest_key(policy.name, backup_id)
-        if store.exists(key):
-            return Manifest.from_json(store.get_bytes(key), f"{store.url}/{key}"), store
-    raise UsageError(
-        f"no backup {backup_id} in the stores of {len(policies)} policies",
-        hint="`datatier backups list` shows the backups",
-    )
+    catalog, manifest = locate(open_catalogs(loaded), backup_id, policy)
+    return manifest, catalog.store
 
 
 def select_objects(manifest: Manifest, tables: tuple[str, ...]) -> list[ObjectRecord]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datatier import __version__
+from datatier.backup.catalog import Catalog, store_urls
 from datatier.backup.engine import BackupEngine
 from datatier.backup.manifest import (
     Manifest,
@@ -22,7 +23,7 @@ from datatier.backup.manifest import (
     utc_now_iso,
 )
 from datatier.backup.objects import ObjectWriter
-from datatier.backup.policy import Policy, get_policy
+from datatier.backup.policy import Policy, find_policies, get_policy
 from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
 from datatier.errors import UsageError
@@ -41,6 +42,15 @@ def policies_dir(loaded: LoadedConfig) -> Path:
     """``backup.policies_dir``, relative to the config file's directory."""
     path = Path(loaded.config.backup.policies_dir)
     return path if path.is_absolute() else loaded.base_dir / path
+
+
+def open_catalogs(loaded: LoadedConfig) -> list[Catalog]:
+    """One catalog per store to scan: the default store and every policy's store."""
+    policies = find_policies(policies_dir(loaded), loaded.config.backup.default_store)
+    return [
+        Catalog(store_for(url, loaded.config), [p.name for p in policies if p.store_url == url])
+        for url in store_urls(policies, loaded.config.backup.default_store)
+    ]
 
 
 def load_policy(loaded: LoadedConfig, name: str) -> Policy:

@@ -10,6 +10,7 @@ import click
 
 from datatier import __version__, log
 from datatier.cli.backup_cmd import backup_group
+from datatier.cli.backups_cmd import backups_group
 from datatier.cli.config_cmd import config_group
 from datatier.cli.context import AppContext
 from datatier.cli.restore_cmd import restore
@@ -44,6 +45,7 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool, json_logs: boo
 
 
 cli.add_command(backup_group)
+cli.add_command(backups_group)
 cli.add_command(config_group)
 cli.add_command(restore)
 cli.add_command(sandbox_group)

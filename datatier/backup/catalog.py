@@ -1,0 +1,516 @@
+"""The backup catalog of one object store: list, look up, verify, prune and archive backups.
+
+A backup is a ``POLICY/BACKUP_ID/`` prefix (other keys in the store are ignored). It is
+*complete* when its manifest exists and parses, *incomplete* when objects exist without a
+manifest (interrupted or still running), *unreadable* when the manifest does not parse or
+names another backup. Only complete backups are shown, verified, restored and kept by
+retention. Pruning refuses to run while any manifest of the policy is unreadable, deletes a
+backup's manifest before its data (an interrupted prune leaves an incomplete backup, never a
+listed one with missing data) and spares incomplete backups written to within ``grace``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from datatier.backup.manifest import (
+    BACKUP_ID,
+    MANIFEST_NAME,
+    Manifest,
+    backup_prefix,
+    parse_backup_id,
+)
+from datatier.backup.policy import ARCHIVE_ORDER, POLICY_NAME, Policy
+from datatier.backup.retention import decide_retention
+from datatier.errors import IntegrityFailure, NotReadyYet, UsageError
+from datatier.log import get_logger
+from datatier.storage.base import (
+    IncompleteUpload,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    RestoreState,
+    RestoreTier,
+    StorageClass,
+)
+
+log = get_logger(__name__)
+
+DEFAULT_GRACE = timedelta(hours=6)
+"""Incomplete backups and uploads younger than this may still be running; prune spares them."""
+
+ObjectCallback = Callable[[str, int], None]
+"""Called with an object key and its size once the object is done (verified, re-classed)."""
+
+
+class BackupState(StrEnum):
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
+    UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class BackupEntry:
+    """One backup as found in the store: its listed objects and, if complete, its manifest."""
+
+    policy: str
+    backup_id: str
+    state: BackupState
+    objects: tuple[ObjectInfo, ...]
+    manifest: Manifest | None = None
+    problem: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        return backup_prefix(self.policy, self.backup_id)
+
+    @property
+    def manifest_key(self) -> str:
+        return self.prefix + MANIFEST_NAME
+
+    @property
+    def data_objects(self) -> list[ObjectInfo]:
+        """Every listed object except the manifest."""
+        return [o for o in self.objects if o.key != self.manifest_key]
+
+    @property
+    def has_manifest(self) -> bool:
+        return any(o.key == self.manifest_key for o in self.objects)
+
+    @property
+    def created_at(self) -> datetime:
+        """The manifest's ``started_at`` (ms precision) if valid, else the ID's time."""
+        try:
+            started = datetime.fromisoformat(self.manifest.started_at) if self.manifest else None
+        except ValueError:
+            started = None
+        return started if started and started.utcoffset() is not None else self.id_time
+
+    @property
+    def id_time(self) -> datetime:
+        return parse_backup_id(self.backup_id)
+
+    @property
+    def last_written(self) -> datetime:
+        """The latest of the ID's time and the objects' modification times."""
+        times = [o.last_modified for o in self.objects if o.last_modified is not None]
+        return max([self.id_time, *times])
+
+    @property
+    def bytes(self) -> int:
+        return sum(o.size for o in self.data_objects)
+
+    def storage_classes(self) -> dict[str, int]:
+        """Live data-object count per storage class, from the listing."""
+        counts: dict[str, int] = {}
+        for obj in self.data_objects:
+            counts[obj.storage_class] = counts.get(obj.storage_class, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    policy: str
+    backup_id: str
+    objects: int
+    bytes: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PruneTarget:
+    """A backup to delete, why, and every key it has (manifest deleted first)."""
+
+    backup_id: str
+    state: BackupState
+    reason: str
+    keys: tuple[str, ...]
+    manifest_key: str | None
+    bytes: int
+
+
+@dataclass(frozen=True)
+class KeptBackup:
+    backup_id: str
+    reasons: tuple[str, ...]
+    bytes: int
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """What ``prune_execute`` will do for one policy; ``spared`` lists skipped leftovers."""
+
+    policy: str
+    store_url: str
+    now: datetime
+    grace: timedelta
+    keep: list[KeptBackup]
+    delete: list[PruneTarget]
+    spared: list[PruneTarget] = field(default_factory=list)
+    uploads: list[IncompleteUpload] = field(default_factory=list)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(t.bytes for t in self.delete)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    backups: int
+    objects: int
+    bytes: int
+    uploads_aborted: int
+
+
+@dataclass(frozen=True)
+class ArchiveMove:
+    backup_id: str
+    key: str
+    size: int
+    from_class: str
+
+
+@dataclass(frozen=True)
+class ArchivePlan:
+    """Data objects of complete backups older than ``after_days`` to move to ``target``."""
+
+    policy: str
+    store_url: str
+    now: datetime
+    target: str
+    after_days: int
+    moves: list[ArchiveMove]
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(m.size for m in self.moves)
+
+
+def store_urls(policies: Iterable[Policy], default_store: str | None = None) -> list[str]:
+    """The distinct stores to scan: ``default_store`` (if given) and every policy's store."""
+    urls = [default_store] if default_store else []
+    return list(dict.fromkeys([*urls, *(p.store_url for p in policies)]))
+
+
+def _policy_prefix(policy: str) -> str:
+    if not POLICY_NAME.match(policy):
+        raise UsageError(f"{policy!r} is not a policy name")
+    return f"{policy}/"
+
+
+class Catalog:
+    """The backups in ``store``; ``policies`` are the names tried first when looking up an ID."""
+
+    def __init__(self, store: ObjectStore, policies: Sequence[str] = ()) -> None:
+        self.store = store
+        self.policies = list(policies)
+
+    # -- listing ---------------------------------------------------------------------------
+
+    def backups(self, policy: str | None = None, *, include_all: bool = False) -> list[BackupEntry]:
+        """Backups of ``policy`` (or of every policy), by policy, then oldest first.
+
+        Only complete ones unless ``include_all``; manifests are read (one GET each).
+        """
+        prefix = _policy_prefix(policy) if policy else ""
+        entries = (self._entry(p, b, objs) for p, b, objs in self._grouped(prefix))
+        found = [e for e in entries if include_all or e.state is BackupState.COMPLETE]
+        return sorted(found, key=lambda e: (e.policy, e.created_at, e.backup_id))
+
+    def _grouped(self, prefix: str) -> Iterator[tuple[str, str, list[ObjectInfo]]]:
+        """(policy, backup ID, objects) per backup prefix, from one listing."""
+        current: tuple[str, str] | None = None
+        objects: list[ObjectInfo] = []
+        for info in self.store.list_objects(prefix):
+            parts = info.key.split("/")
+            if len(parts) < 3 or not POLICY_NAME.match(parts[0]) or not BACKUP_ID.match(parts[1]):
+                continue
+            where = (parts[0], parts[1])
+            if where != current:
+                if current is not None:
+                    yield current[0], current[1], objects
+                current, objects = where, []
+            objects.append(info)
+        if current is not None:
+            yield current[0], current[1], objects
+
+    def _entry(self, policy: str, backup_id: str, objects: list[ObjectInfo]) -> BackupEntry:
+        """Classify one backup prefix, reading its manifest if there is one."""
+        entry = BackupEntry(policy, backup_id, BackupState.INCOMPLETE, tuple(objects))
+        if not entry.has_manifest:
+            return entry
+        where = f"{self.store.url}/{entry.manifest_key}"
+        try:
+            manifest = Manifest.from_json(self.store.get_bytes(entry.manifest_key), where)
+        except ObjectNotFound:  # deleted since the listing (a concurrent prune)
+            return entry
+        except (IntegrityFailure, NotReadyYet) as exc:
+            return replace(entry, state=BackupState.UNREADABLE, problem=str(exc))
+        if (manifest.policy, manifest.backup_id) != (policy, backup_id):
+            problem = f"{where}: manifest names {manifest.policy}/{manifest.backup_id}"
+            return replace(entry, state=BackupState.UNREADABLE, problem=problem)
+        return replace(entry, state=BackupState.COMPLETE, manifest=manifest)
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def lookup(self, backup_id: str, policy: str | None = None) -> BackupEntry | None:
+        """The backup ``backup_id`` in any state, or None. Without ``policy``, the configured
+        policy names are tried first, then the whole store is searched.
+        UsageError for a malformed ID or policy name, or an ID found in several policies."""
+        parse_backup_id(backup_id)
+        names = [policy] if policy else self.policies
+        for name in names:
+            prefix = _policy_prefix(name) + f"{backup_id}/"
+            found = list(self._grouped(prefix))
+            if found:
+                return self._entry(*found[0])
+        if policy:
+            return None
+        owners = sorted({p for p, b, _ in self._grouped("") if b == backup_id} - set(names))
+        if len(owners) > 1:
+            raise UsageError(
+                f"backup {backup_id} exists in several policies: {', '.join(owners)}",
+                hint="name one with --policy",
+            )
+        return self.lookup(backup_id, owners[0]) if owners else None
+
+    def complete(self, entry: BackupEntry) -> Manifest:
+        """The manifest of ``entry``; UsageError if incomplete, IntegrityFailure if unreadable."""
+        if entry.state is BackupState.UNREADABLE:
+            raise IntegrityFailure(entry.problem or f"{entry.prefix}: unreadable manifest")
+        if entry.manifest is None:
+            raise UsageError(
+                f"backup {entry.backup_id} of policy {entry.policy} is incomplete (no manifest):"
+                " it was interrupted or is still running",
+                hint="prune removes its leftovers once it is older than the grace period",
+            )
+        return entry.manifest
+
+    # -- verify ----------------------------------------------------------------------------
+
+    def verify(self, manifest: Manifest, on_object: ObjectCallback | None = None) -> VerifyReport:
+        """Check every object of ``manifest``: present, readable, size and SHA-256.
+
+        IntegrityFailure naming the first missing, truncated or corrupt object (exit 4);
+        NotReadyYet when objects are archived and not restored (exit 5); nothing is changed.
+        """
+        started = time.monotonic()
+        prefix = backup_prefix(manifest.policy, manifest.backup_id)
+        url = self.store.url
+        live = {o.key: o for o in self.store.list_objects(prefix)}
+        cold: list[ObjectInfo] = []
+        for rec in manifest.objects:
+            info = live.get(rec.key)
+            if not rec.key.startswith(prefix):
+                raise IntegrityFailure(f"{url}/{prefix}: manifest lists {rec.key} outside it")
+            if info is None:
+                raise IntegrityFailure(f"{url}/{rec.key} is missing")
+            if info.size != rec.size:
+                raise IntegrityFailure(
+                    f"{url}/{rec.key} is {info.size} bytes, the manifest says {rec.size}"
+                    " (truncated or replaced)"
+                )
+            if not info.readable:
+                cold.append(info)
+        cold = [h for h in (self.store.head(o.key) for o in cold) if not h.readable]
+        if cold:
+            raise _not_restored(manifest, cold)
+        total = 0
+        for rec in manifest.objects:
+            digest, size = hashlib.sha256(), 0
+            try:
+                for chunk in self.store.iter_read(rec.key):
+                    digest.update(chunk)
+                    size += len(chunk)
+            except ObjectNotFound:
+                raise IntegrityFailure(f"{url}/{rec.key} is missing") from None
+            if size != rec.size:
+                raise IntegrityFailure(f"{url}/{rec.key}: read {size} bytes, expected {rec.size}")
+            if digest.hexdigest() != rec.sha256:
+                raise IntegrityFailure(f"{url}/{rec.key}: SHA-256 mismatch (corrupt object)")
+            total += size
+            if on_object:
+                on_object(rec.key, size)
+        seconds = round(time.monotonic() - started, 3)
+        return VerifyReport(
+            manifest.policy, manifest.backup_id, len(manifest.objects), total, seconds
+        )
+
+    def request_restore(
+        self, manifest: Manifest, *, days: int = 3, tier: RestoreTier = RestoreTier.STANDARD
+    ) -> list[ObjectInfo]:
+        """Ask for readable copies of the backup's archived objects (idempotent); returns
+        the objects that are still not readable."""
+        live = {
+            o.key: o
+            for o in self.store.list_objects(backup_prefix(manifest.policy, manifest.backup_id))
+        }
+        waiting = []
+        for rec in manifest.objects:
+            info = live.get(rec.key)
+            if info is not None and info.is_archived:
+                info = self.store.request_restore(rec.key, days=days, tier=tier)
+                if not info.readable:
+                    waiting.append(info)
+        log.info("verify.restore_requested", backup_id=manifest.backup_id, waiting=len(waiting))
+        return waiting
+
+    # -- prune -----------------------------------------------------------------------------
+
+    def prune_plan(
+        self, policy: Policy, now: datetime, *, grace: timedelta = DEFAULT_GRACE
+    ) -> PrunePlan:
+        """What to delete under ``policy``'s retention at ``now``; changes nothing.
+
+        Raises IntegrityFailure (nothing planned) when any manifest of the policy is unreadable.
+        """
+        entries = self.backups(policy.name, include_all=True)
+        broken = [e for e in entries if e.state is BackupState.UNREADABLE]
+        if broken:
+            raise IntegrityFailure(
+                f"refusing to prune {policy.name}: {len(broken)} unreadable manifest(s), first "
+                f"{broken[0].problem}",
+                hint="repair or remove it (see `datatier backups list --all`); nothing was deleted",
+            )
+        complete = {e.backup_id: e for e in entries if e.state is BackupState.COMPLETE}
+        decision = decide_retention(
+            {i: e.created_at for i, e in complete.items()}, policy.spec.retention, now
+        )
+        keep = [
+            KeptBackup(k.backup_id, k.reasons, complete[k.backup_id].bytes) for k in decision.keep
+        ]
+        delete = [_target(complete[i], "not kept by retention") for i in decision.delete]
+        spared: list[PruneTarget] = []
+        cutoff = now - grace
+        for entry in entries:
+            if entry.state is BackupState.INCOMPLETE:
+                hours = (now - entry.last_written).total_seconds() / 3600
+                reason = f"incomplete, last written {hours:.1f} h ago"
+                if entry.last_written < cutoff:
+                    delete.append(_target(entry, reason))
+                else:
+                    spared.append(_target(entry, f"{reason}: may still be running"))
+        # An upload belongs to a backup that may be running unless both its start and its
+        # backup's ID are older than the cutoff (moto reports a fixed 2010 start time).
+        recent = {t.backup_id for t in spared}
+        uploads = [
+            u
+            for u in self.store.list_incomplete_uploads(_policy_prefix(policy.name))
+            if u.initiated is not None and u.initiated < cutoff and not _recent(u, recent, cutoff)
+        ]
+        return PrunePlan(policy.name, self.store.url, now, grace, keep, delete, spared, uploads)
+
+    def prune_execute(self, plan: PrunePlan) -> PruneResult:
+        """Carry out ``plan``: per backup the manifest first, then its data; then old uploads."""
+        objects = 0
+        for target in plan.delete:
+            if target.manifest_key:
+                self.store.delete([target.manifest_key])
+            data = [k for k in target.keys if k != target.manifest_key]
+            self.store.delete(data)
+            objects += len(target.keys)
+            log.info(
+                "prune.deleted",
+                policy=plan.policy,
+                backup_id=target.backup_id,
+                reason=target.reason,
+                objects=len(target.keys),
+                bytes=target.bytes,
+            )
+        aborted = sum(
+            self.store.abort_incomplete_uploads(u.key, initiated_before=plan.now - plan.grace)
+            for u in plan.uploads
+        )
+        return PruneResult(len(plan.delete), objects, plan.bytes_freed, aborted)
+
+    # -- archive ---------------------------------------------------------------------------
+
+    def archive_plan(self, policy: Policy, now: datetime) -> ArchivePlan:
+        """Data objects (never manifests) of complete backups older than
+        ``storage.archive_after_days`` at ``now`` not yet in ``storage.archive_class``
+        or colder. Empty when ``archive_after_days`` is 0. Changes nothing."""
+        storage = policy.spec.storage
+        plan = ArchivePlan(
+            policy.name, self.store.url, now, storage.archive_class, storage.archive_after_days, []
+        )
+        if storage.archive_after_days <= 0:
+            return plan
+        target_rank = ARCHIVE_ORDER[storage.archive_class]
+        cutoff = now - timedelta(days=storage.archive_after_days)
+        for entry in self.backups(policy.name, include_all=True):
+            if entry.state is not BackupState.COMPLETE:
+                plan.skipped.append(f"{entry.backup_id} ({entry.state.value})")
+                continue
+            if entry.created_at >= cutoff:
+                continue
+            plan.moves.extend(
+                ArchiveMove(entry.backup_id, o.key, o.size, o.storage_class)
+                for o in entry.data_objects
+                if ARCHIVE_ORDER.get(o.storage_class, 0) < target_rank
+            )
+        return plan
+
+    def archive_execute(self, plan: ArchivePlan, on_object: ObjectCallback | None = None) -> int:
+        """Re-class every object of ``plan``; returns how many were moved."""
+        target = StorageClass(plan.target)
+        for move in plan.moves:
+            self.store.set_storage_class(move.key, target)
+            if on_object:
+                on_object(move.key, move.size)
+        if plan.moves:
+            log.info("archive.moved", policy=plan.policy, objects=len(plan.moves), bytes=plan.bytes)
+        return len(plan.moves)
+
+
+def locate(
+    catalogs: Sequence[Catalog], backup_id: str, policy: str | None = None
+) -> tuple[Catalog, Manifest]:
+    """The catalog holding ``backup_id`` and its manifest; UsageError (exit 2) if unknown."""
+    parse_backup_id(backup_id)
+    for catalog in catalogs:
+        entry = catalog.lookup(backup_id, policy)
+        if entry is not None:
+            return catalog, catalog.complete(entry)
+    where = ", ".join(c.store.url for c in catalogs) or "no store"
+    scope = f" of policy {policy}" if policy else ""
+    raise UsageError(
+        f"no backup {backup_id}{scope} in {where}",
+        hint="`datatier backups list` shows the complete backups",
+    )
+
+
+def _target(entry: BackupEntry, reason: str) -> PruneTarget:
+    manifest_key = entry.manifest_key if entry.has_manifest else None
+    keys = tuple(o.key for o in entry.objects)
+    return PruneTarget(entry.backup_id, entry.state, reason, keys, manifest_key, entry.bytes)
+
+
+def _recent(upload: IncompleteUpload, spared: set[str], cutoff: datetime) -> bool:
+    """Whether ``upload`` lies in a spared backup or one whose ID is newer than ``cutoff``."""
+    parts = upload.key.split("/")
+    if len(parts) < 3 or not BACKUP_ID.match(parts[1]):
+        return False
+    return parts[1] in spared or parse_backup_id(parts[1]) >= cutoff
+
+
+def _not_restored(manifest: Manifest, cold: list[ObjectInfo]) -> NotReadyYet:
+    classes = ", ".join(sorted({o.storage_class for o in cold}))
+    ongoing = sum(1 for o in cold if o.restore is RestoreState.ONGOING)
+    if ongoing == len(cold):
+        hint = "their restore is in progress; run again later (GLACIER: hours)"
+    else:
+        hint = (
+            f"run `datatier backups verify {manifest.backup_id} --request-restore`, then run "
+            "verify again once the restore completes (GLACIER: hours)"
+        )
+    return NotReadyYet(
+        f"backup {manifest.backup_id}: {len(cold)} of {len(manifest.objects)} objects are "
+        f"archived in {classes} and not restored ({ongoing} restoring), first {cold[0].key}",
+        hint=hint,
+    )

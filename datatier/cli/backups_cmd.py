@@ -1,0 +1,416 @@
+"""``datatier backups``: list, show, verify, prune and archive the backups in the stores.
+
+Thin commands over :mod:`datatier.backup.catalog`: the stores scanned are the config's
+default store and every policy's store. Tables and reports go to stdout, progress to stderr
+(only on a terminal); ``--json`` prints one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from datatier.backup.catalog import (
+    DEFAULT_GRACE,
+    ArchivePlan,
+    BackupEntry,
+    BackupState,
+    Catalog,
+    PrunePlan,
+    locate,
+    store_urls,
+)
+from datatier.backup.manifest import Manifest, backup_prefix
+from datatier.backup.policy import Policy, find_policies
+from datatier.backup.service import load_policy, policies_dir
+from datatier.backup.stores import store_for
+from datatier.cli.context import AppContext, pass_app
+from datatier.cli.progress import Progress, human_bytes
+from datatier.cli.render import emit_json, table
+from datatier.config import LoadedConfig
+from datatier.errors import DatatierError, NotReadyYet, UsageError
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+POLICY_OPTION = click.option(
+    "--policy", "-p", metavar="POLICY", help="The backup's policy (default: search all)."
+)
+LIST_COLUMNS = ("id", "policy", "state", "engine", "finished_at", "objects", "size", "classes")
+
+
+def _classes(counts: dict[str, int]) -> str:
+    return ",".join(f"{k}:{v}" for k, v in sorted(counts.items())) or "-"
+
+
+def _all_policies(loaded: LoadedConfig) -> list[Policy]:
+    return find_policies(policies_dir(loaded), loaded.config.backup.default_store)
+
+
+def _catalog(loaded: LoadedConfig, url: str, policies: list[Policy]) -> Catalog:
+    names = [p.name for p in policies if p.store_url == url]
+    return Catalog(store_for(url, loaded.config), names)
+
+
+def _catalogs(loaded: LoadedConfig) -> list[Catalog]:
+    """One catalog per store to scan: the default store and every policy's store."""
+    policies = _all_policies(loaded)
+    urls = store_urls(policies, loaded.config.backup.default_store)
+    return [_catalog(loaded, url, policies) for url in urls]
+
+
+def _entry_json(entry: BackupEntry, store_url: str) -> dict[str, Any]:
+    m = entry.manifest
+    return {
+        "id": entry.backup_id,
+        "policy": entry.policy,
+        "state": entry.state.value,
+        "engine": m.engine if m else None,
+        "created_at": entry.created_at.isoformat(),
+        "started_at": m.started_at if m else None,
+        "finished_at": m.finished_at if m else None,
+        "objects": len(entry.data_objects),
+        "bytes": entry.bytes,
+        "storage_classes": entry.storage_classes(),
+        "store": store_url,
+        "problem": entry.problem,
+    }
+
+
+def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"--now {value!r} is not an ISO-8601 time", hint="e.g. 2027-01-31T02:00:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@click.group("backups")
+def backups_group() -> None:
+    """List, inspect, verify, prune and archive backups in the stores."""
+
+
+@backups_group.command("list")
+@click.argument("policy", required=False)
+@click.option("--all", "include_all", is_flag=True, help="Also show incomplete and unreadable.")
+@JSON_OPTION
+@pass_app
+def list_cmd(app: AppContext, policy: str | None, include_all: bool, as_json: bool) -> None:
+    """List the complete backups of POLICY (default: of every policy), oldest first.
+
+    A backup without a manifest (interrupted or still running) is incomplete and shown only
+    with --all, as are backups whose manifest cannot be read.
+    """
+    loaded = app.loaded()
+    if policy:
+        chosen = load_policy(loaded, policy)
+        catalogs = [_catalog(loaded, chosen.store_url, [chosen])]
+    else:
+        catalogs = _catalogs(loaded)
+    found = [
+        (entry, catalog.store.url)
+        for catalog in catalogs
+        for entry in catalog.backups(policy, include_all=True)
+    ]
+    found.sort(key=lambda item: (item[0].policy, item[0].created_at, item[0].backup_id))
+    shown = [(e, url) for e, url in found if include_all or e.state is BackupState.COMPLETE]
+    hidden = Counter(e.state.value for e, _ in found if e.state is not BackupState.COMPLETE)
+    if include_all:
+        hidden.clear()
+    if as_json:
+        emit_json([_entry_json(e, url) for e, url in shown])
+    else:
+        rows = [
+            {
+                **_entry_json(e, url),
+                "size": human_bytes(e.bytes),
+                "classes": _classes(e.storage_classes()),
+            }
+            for e, url in shown
+        ]
+        click.echo(table(rows, LIST_COLUMNS))
+    if hidden:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(hidden.items()))
+        click.echo(f"not shown: {counts} (use --all)", err=True)
+
+
+@backups_group.command("show")
+@click.argument("backup_id", metavar="ID")
+@POLICY_OPTION
+@JSON_OPTION
+@pass_app
+def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool) -> None:
+    """Summarise one backup: source, consistency point, tables, objects, timings."""
+    catalog, manifest = locate(_catalogs(app.loaded()), backup_id, policy)
+    prefix = backup_prefix(manifest.policy, manifest.backup_id)
+    live = Counter(o.storage_class for o in catalog.store.list_objects(prefix + "data/"))
+    doc = _show_json(manifest, catalog.store.url, dict(sorted(live.items())))
+    if as_json:
+        emit_json(doc)
+        return
+    click.echo(f"backup       {manifest.backup_id}  policy {manifest.policy}  ({doc['store']})")
+    click.echo(f"engine       {manifest.engine} (datatier {manifest.tool_version})")
+    click.echo(f"started      {manifest.started_at}   finished {manifest.finished_at}")
+    for label, section in (("source", manifest.source), ("consistency", manifest.consistency)):
+        click.echo(f"{label:<12} {_pairs(section)}")
+    click.echo(f"timings      {_pairs(manifest.timings)}")
+    objects = doc["objects"]
+    click.echo(
+        f"objects      {objects['count']}: {human_bytes(objects['bytes'])} stored, "
+        f"{human_bytes(objects['raw_bytes'])} raw; classes now {_classes(live)}"
+    )
+    kinds = [
+        {"kind": kind, "objects": v["count"], "size": human_bytes(v["bytes"])}
+        for kind, v in objects["by_kind"].items()
+    ]
+    click.echo("\n" + table(kinds, ("kind", "objects", "size")))
+    rows = [{**t, "size": human_bytes(t["data_bytes"])} for t in doc["tables"]]
+    click.echo("\n" + table(rows, ("database", "name", "rows", "size")))
+
+
+def _pairs(section: dict[str, Any]) -> str:
+    return "  ".join(f"{k}={v}" for k, v in section.items() if v not in (None, "", [], {})) or "-"
+
+
+def _show_json(manifest: Manifest, store_url: str, live: dict[str, int]) -> dict[str, Any]:
+    by_kind: dict[str, dict[str, int]] = {}
+    for obj in manifest.objects:
+        slot = by_kind.setdefault(obj.kind, {"count": 0, "bytes": 0, "raw_bytes": 0})
+        slot["count"] += 1
+        slot["bytes"] += obj.size
+        slot["raw_bytes"] += obj.raw_size
+    return {
+        "id": manifest.backup_id,
+        "policy": manifest.policy,
+        "store": store_url,
+        "engine": manifest.engine,
+        "tool_version": manifest.tool_version,
+        "started_at": manifest.started_at,
+        "finished_at": manifest.finished_at,
+        "source": manifest.source,
+        "consistency": manifest.consistency,
+        "timings": manifest.timings,
+        "databases": sorted({t.database for t in manifest.tables} | set(manifest.databases)),
+        "tables": [
+            {"database": t.database, "name": t.name, "rows": t.rows, "data_bytes": t.data_bytes}
+            for t in manifest.tables
+        ],
+        "objects": {
+            "count": len(manifest.objects),
+            "bytes": manifest.total_bytes,
+            "raw_bytes": manifest.raw_bytes,
+            "by_kind": by_kind,
+            "by_class_recorded": manifest.storage_classes(),
+            "by_class_live": live,
+        },
+    }
+
+
+@backups_group.command("verify")
+@click.argument("backup_id", metavar="ID")
+@POLICY_OPTION
+@click.option(
+    "--request-restore",
+    is_flag=True,
+    help="First ask S3 to restore archived objects (3 days, Standard tier); exit 5 until done.",
+)
+@JSON_OPTION
+@pass_app
+def verify_cmd(
+    app: AppContext, backup_id: str, policy: str | None, request_restore: bool, as_json: bool
+) -> None:
+    """Read every object of a backup and check its size and SHA-256 against the manifest.
+
+    Exits 4 naming the first missing, truncated or corrupt object; 5 when objects are
+    archived and not restored yet (--request-restore asks for that). Changes nothing else.
+    Progress goes to stderr when it is a terminal.
+    """
+    catalog, manifest = locate(_catalogs(app.loaded()), backup_id, policy)
+    head = {"id": manifest.backup_id, "policy": manifest.policy, "store": catalog.store.url}
+    progress = Progress(f"verify {manifest.backup_id}", manifest.total_bytes)
+    try:
+        if request_restore and (waiting := catalog.request_restore(manifest)):
+            raise NotReadyYet(
+                f"restore requested for {len(waiting)} archived object(s) of backup "
+                f"{manifest.backup_id}; run verify again once it completes (GLACIER: hours)"
+            )
+        report = catalog.verify(manifest, lambda _key, size: progress.advance(size))
+    except DatatierError as exc:
+        if as_json:
+            emit_json({**head, "ok": False, "error": str(exc), "exit_code": int(exc.exit_code)})
+        raise
+    finally:
+        progress.close()
+    if as_json:
+        summary = {"objects": report.objects, "bytes": report.bytes, "seconds": report.seconds}
+        emit_json({**head, "ok": True, **summary})
+    else:
+        click.echo(
+            f"OK {manifest.policy}/{manifest.backup_id}: {report.objects} objects, "
+            f"{human_bytes(report.bytes)} checked in {report.seconds:.1f} s"
+        )
+
+
+@backups_group.command("prune")
+@click.argument("policy")
+@click.option("--execute", is_flag=True, help="Delete (default: only print the plan).")
+@click.option(
+    "--grace-hours",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE.total_seconds() / 3600,
+    show_default=True,
+    help="Incomplete backups and uploads written to more recently may still be running.",
+)
+@JSON_OPTION
+@pass_app
+def prune_cmd(
+    app: AppContext, policy: str, execute: bool, grace_hours: float, as_json: bool
+) -> None:
+    """Delete the backups POLICY's retention does not keep, and old incomplete leftovers.
+
+    Without --execute only prints the plan: what is kept and why, what would be deleted and
+    the bytes freed. The newest complete backup is always kept; if any manifest of the
+    policy is unreadable nothing is deleted (exit 4).
+    """
+    loaded = app.loaded()
+    chosen = load_policy(loaded, policy)
+    catalog = _catalog(loaded, chosen.store_url, [chosen])
+    plan = catalog.prune_plan(chosen, datetime.now(UTC), grace=timedelta(hours=grace_hours))
+    result = catalog.prune_execute(plan) if execute else None
+    if as_json:
+        doc = _prune_json(plan)
+        doc["executed"] = execute
+        if result is not None:
+            doc["result"] = {
+                "backups": result.backups,
+                "objects": result.objects,
+                "bytes": result.bytes,
+                "uploads_aborted": result.uploads_aborted,
+            }
+        emit_json(doc)
+        return
+    rows = [
+        {
+            "action": "keep",
+            "id": k.backup_id,
+            "size": human_bytes(k.bytes),
+            "why": ", ".join(k.reasons),
+        }
+        for k in plan.keep
+    ]
+    rows += [
+        {"action": "delete", "id": t.backup_id, "size": human_bytes(t.bytes), "why": t.reason}
+        for t in plan.delete
+    ]
+    rows += [
+        {"action": "spare", "id": t.backup_id, "size": human_bytes(t.bytes), "why": t.reason}
+        for t in plan.spared
+    ]
+    rows += [
+        {"action": "abort-upload", "id": u.key, "why": f"started {u.initiated}"}
+        for u in plan.uploads
+    ]
+    click.echo(table(rows, ("action", "id", "size", "why")))
+    summary = (
+        f"{chosen.name} at {plan.store_url}: keep {len(plan.keep)}, delete {len(plan.delete)} "
+        f"({human_bytes(plan.bytes_freed)}), abort {len(plan.uploads)} incomplete upload(s)"
+    )
+    if result is None:
+        click.echo(f"dry run: {summary}; nothing deleted (add --execute)")
+    else:
+        click.echo(
+            f"pruned {summary}: deleted {result.objects} objects, "
+            f"aborted {result.uploads_aborted} upload(s)"
+        )
+
+
+def _prune_json(plan: PrunePlan) -> dict[str, Any]:
+    def target(t: Any) -> dict[str, Any]:
+        return {
+            "id": t.backup_id,
+            "state": t.state.value,
+            "reason": t.reason,
+            "objects": len(t.keys),
+            "bytes": t.bytes,
+        }
+
+    return {
+        "policy": plan.policy,
+        "store": plan.store_url,
+        "now": plan.now.isoformat(),
+        "grace_hours": plan.grace.total_seconds() / 3600,
+        "keep": [
+            {"id": k.backup_id, "reasons": list(k.reasons), "bytes": k.bytes} for k in plan.keep
+        ],
+        "delete": [target(t) for t in plan.delete],
+        "spared": [target(t) for t in plan.spared],
+        "uploads": [{"key": u.key, "initiated": u.initiated} for u in plan.uploads],
+        "bytes_freed": plan.bytes_freed,
+    }
+
+
+@backups_group.command("archive")
+@click.argument("policy", required=False)
+@click.option("--execute", is_flag=True, help="Re-class objects (default: only print the plan).")
+@click.option(
+    "--now",
+    "now",
+    metavar="ISO-8601",
+    callback=_parse_now,
+    help="Evaluate ages at this time instead of the current time (for rehearsals).",
+)
+@JSON_OPTION
+@pass_app
+def archive_cmd(
+    app: AppContext, policy: str | None, execute: bool, now: datetime, as_json: bool
+) -> None:
+    """Move data objects older than the policy's storage.archive_after_days to its
+    storage.archive_class, for stores that apply no lifecycle rules. Manifests stay STANDARD.
+
+    Covers POLICY, or every policy with archive_after_days > 0. Only prints the plan
+    without --execute.
+    """
+    loaded = app.loaded()
+    policies = [load_policy(loaded, policy)] if policy else _all_policies(loaded)
+    docs, rows = [], []
+    for chosen in policies:
+        if not policy and chosen.spec.storage.archive_after_days <= 0:
+            continue
+        catalog = _catalog(loaded, chosen.store_url, [chosen])
+        plan = catalog.archive_plan(chosen, now)
+        moved = catalog.archive_execute(plan) if execute else 0
+        docs.append({**_archive_json(plan), "executed": execute, "moved": moved})
+        per_backup = Counter(m.backup_id for m in plan.moves)
+        rows += [
+            {"policy": chosen.name, "id": bid, "objects": n, "to": plan.target}
+            for bid, n in sorted(per_backup.items())
+        ]
+    if as_json:
+        emit_json(docs)
+        return
+    if rows:
+        click.echo(table(rows, ("policy", "id", "objects", "to")))
+    total = sum(len(d["objects"]) for d in docs)
+    verb = "re-classed" if execute else "would re-class (dry run; add --execute)"
+    click.echo(f"{verb} {total} object(s) as of {now.isoformat()}")
+
+
+def _archive_json(plan: ArchivePlan) -> dict[str, Any]:
+    return {
+        "policy": plan.policy,
+        "store": plan.store_url,
+        "now": plan.now.isoformat(),
+        "target": plan.target,
+        "after_days": plan.after_days,
+        "objects": [
+            {"id": m.backup_id, "key": m.key, "bytes": m.size, "from": m.from_class}
+            for m in plan.moves
+        ],
+        "bytes": plan.bytes,
+        "skipped": plan.skipped,
+    }
