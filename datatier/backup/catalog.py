@@ -1,12 +1,10 @@
-"""The backup catalog of one object store: list, look up, verify, prune and archive backups.
+"""The backup catalog of one object store: list, look up and verify backups.
 
 A backup is a ``POLICY/BACKUP_ID/`` prefix (other keys in the store are ignored). It is
 *complete* when its manifest exists and parses, *incomplete* when objects exist without a
 manifest (interrupted or still running), *unreadable* when the manifest does not parse or
 names another backup. Only complete backups are shown, verified, restored and kept by
-retention. Pruning refuses to run while any manifest of the policy is unreadable, deletes a
-backup's manifest before its data (an interrupted prune leaves an incomplete backup, never a
-listed one with missing data) and spares incomplete backups written to within ``grace``.
+retention. Pruning and archiving (:mod:`datatier.backup.lifecycle`) work over a catalog.
 """
 
 from __future__ import annotations
@@ -14,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 
 from datatier.backup.manifest import (
@@ -25,24 +23,18 @@ from datatier.backup.manifest import (
     backup_prefix,
     parse_backup_id,
 )
-from datatier.backup.policy import ARCHIVE_ORDER, POLICY_NAME, Policy
-from datatier.backup.retention import decide_retention
+from datatier.backup.policy import POLICY_NAME, Policy
 from datatier.errors import IntegrityFailure, NotReadyYet, UsageError
 from datatier.log import get_logger
 from datatier.storage.base import (
-    IncompleteUpload,
     ObjectInfo,
     ObjectNotFound,
     ObjectStore,
     RestoreState,
     RestoreTier,
-    StorageClass,
 )
 
 log = get_logger(__name__)
-
-DEFAULT_GRACE = timedelta(hours=6)
-"""Incomplete backups and uploads younger than this may still be running; prune spares them."""
 
 ObjectCallback = Callable[[str, int], None]
 """Called with an object key and its size once the object is done (verified, re-classed)."""
@@ -122,83 +114,14 @@ class VerifyReport:
     seconds: float
 
 
-@dataclass(frozen=True)
-class PruneTarget:
-    """A backup to delete, why, and every key it has (manifest deleted first)."""
-
-    backup_id: str
-    state: BackupState
-    reason: str
-    keys: tuple[str, ...]
-    manifest_key: str | None
-    bytes: int
-
-
-@dataclass(frozen=True)
-class KeptBackup:
-    backup_id: str
-    reasons: tuple[str, ...]
-    bytes: int
-
-
-@dataclass(frozen=True)
-class PrunePlan:
-    """What ``prune_execute`` will do for one policy; ``spared`` lists skipped leftovers."""
-
-    policy: str
-    store_url: str
-    now: datetime
-    grace: timedelta
-    keep: list[KeptBackup]
-    delete: list[PruneTarget]
-    spared: list[PruneTarget] = field(default_factory=list)
-    uploads: list[IncompleteUpload] = field(default_factory=list)
-
-    @property
-    def bytes_freed(self) -> int:
-        return sum(t.bytes for t in self.delete)
-
-
-@dataclass(frozen=True)
-class PruneResult:
-    backups: int
-    objects: int
-    bytes: int
-    uploads_aborted: int
-
-
-@dataclass(frozen=True)
-class ArchiveMove:
-    backup_id: str
-    key: str
-    size: int
-    from_class: str
-
-
-@dataclass(frozen=True)
-class ArchivePlan:
-    """Data objects of complete backups older than ``after_days`` to move to ``target``."""
-
-    policy: str
-    store_url: str
-    now: datetime
-    target: str
-    after_days: int
-    moves: list[ArchiveMove]
-    skipped: list[str] = field(default_factory=list)
-
-    @property
-    def bytes(self) -> int:
-        return sum(m.size for m in self.moves)
-
-
 def store_urls(policies: Iterable[Policy], default_store: str | None = None) -> list[str]:
     """The distinct stores to scan: ``default_store`` (if given) and every policy's store."""
     urls = [default_store] if default_store else []
     return list(dict.fromkeys([*urls, *(p.store_url for p in policies)]))
 
 
-def _policy_prefix(policy: str) -> str:
+def policy_prefix(policy: str) -> str:
+    """``POLICY/``, the key prefix of a policy's backups; UsageError for a malformed name."""
     if not POLICY_NAME.match(policy):
         raise UsageError(f"{policy!r} is not a policy name")
     return f"{policy}/"
@@ -218,7 +141,7 @@ class Catalog:
 
         Only complete ones unless ``include_all``; manifests are read (one GET each).
         """
-        prefix = _policy_prefix(policy) if policy else ""
+        prefix = policy_prefix(policy) if policy else ""
         entries = (self._entry(p, b, objs) for p, b, objs in self._grouped(prefix))
         found = [e for e in entries if include_all or e.state is BackupState.COMPLETE]
         return sorted(found, key=lambda e: (e.policy, e.created_at, e.backup_id))
@@ -266,7 +189,7 @@ class Catalog:
         parse_backup_id(backup_id)
         names = [policy] if policy else self.policies
         for name in names:
-            prefix = _policy_prefix(name) + f"{backup_id}/"
+            prefix = policy_prefix(name) + f"{backup_id}/"
             found = list(self._grouped(prefix))
             if found:
                 return self._entry(*found[0])
@@ -361,112 +284,6 @@ class Catalog:
         log.info("verify.restore_requested", backup_id=manifest.backup_id, waiting=len(waiting))
         return waiting
 
-    # -- prune -----------------------------------------------------------------------------
-
-    def prune_plan(
-        self, policy: Policy, now: datetime, *, grace: timedelta = DEFAULT_GRACE
-    ) -> PrunePlan:
-        """What to delete under ``policy``'s retention at ``now``; changes nothing.
-
-        Raises IntegrityFailure (nothing planned) when any manifest of the policy is unreadable.
-        """
-        entries = self.backups(policy.name, include_all=True)
-        broken = [e for e in entries if e.state is BackupState.UNREADABLE]
-        if broken:
-            raise IntegrityFailure(
-                f"refusing to prune {policy.name}: {len(broken)} unreadable manifest(s), first "
-                f"{broken[0].problem}",
-                hint="repair or remove it (see `datatier backups list --all`); nothing was deleted",
-            )
-        complete = {e.backup_id: e for e in entries if e.state is BackupState.COMPLETE}
-        decision = decide_retention(
-            {i: e.created_at for i, e in complete.items()}, policy.spec.retention, now
-        )
-        keep = [
-            KeptBackup(k.backup_id, k.reasons, complete[k.backup_id].bytes) for k in decision.keep
-        ]
-        delete = [_target(complete[i], "not kept by retention") for i in decision.delete]
-        spared: list[PruneTarget] = []
-        cutoff = now - grace
-        for entry in entries:
-            if entry.state is BackupState.INCOMPLETE:
-                hours = (now - entry.last_written).total_seconds() / 3600
-                reason = f"incomplete, last written {hours:.1f} h ago"
-                if entry.last_written < cutoff:
-                    delete.append(_target(entry, reason))
-                else:
-                    spared.append(_target(entry, f"{reason}: may still be running"))
-        # An upload belongs to a backup that may be running unless both its start and its
-        # backup's ID are older than the cutoff (moto reports a fixed 2010 start time).
-        recent = {t.backup_id for t in spared}
-        uploads = [
-            u
-            for u in self.store.list_incomplete_uploads(_policy_prefix(policy.name))
-            if u.initiated is not None and u.initiated < cutoff and not _recent(u, recent, cutoff)
-        ]
-        return PrunePlan(policy.name, self.store.url, now, grace, keep, delete, spared, uploads)
-
-    def prune_execute(self, plan: PrunePlan) -> PruneResult:
-        """Carry out ``plan``: per backup the manifest first, then its data; then old uploads."""
-        objects = 0
-        for target in plan.delete:
-            if target.manifest_key:
-                self.store.delete([target.manifest_key])
-            data = [k for k in target.keys if k != target.manifest_key]
-            self.store.delete(data)
-            objects += len(target.keys)
-            log.info(
-                "prune.deleted",
-                policy=plan.policy,
-                backup_id=target.backup_id,
-                reason=target.reason,
-                objects=len(target.keys),
-                bytes=target.bytes,
-            )
-        aborted = sum(
-            self.store.abort_incomplete_uploads(u.key, initiated_before=plan.now - plan.grace)
-            for u in plan.uploads
-        )
-        return PruneResult(len(plan.delete), objects, plan.bytes_freed, aborted)
-
-    # -- archive ---------------------------------------------------------------------------
-
-    def archive_plan(self, policy: Policy, now: datetime) -> ArchivePlan:
-        """Data objects (never manifests) of complete backups older than
-        ``storage.archive_after_days`` at ``now`` not yet in ``storage.archive_class``
-        or colder. Empty when ``archive_after_days`` is 0. Changes nothing."""
-        storage = policy.spec.storage
-        plan = ArchivePlan(
-            policy.name, self.store.url, now, storage.archive_class, storage.archive_after_days, []
-        )
-        if storage.archive_after_days <= 0:
-            return plan
-        target_rank = ARCHIVE_ORDER[storage.archive_class]
-        cutoff = now - timedelta(days=storage.archive_after_days)
-        for entry in self.backups(policy.name, include_all=True):
-            if entry.state is not BackupState.COMPLETE:
-                plan.skipped.append(f"{entry.backup_id} ({entry.state.value})")
-                continue
-            if entry.created_at >= cutoff:
-                continue
-            plan.moves.extend(
-                ArchiveMove(entry.backup_id, o.key, o.size, o.storage_class)
-                for o in entry.data_objects
-                if ARCHIVE_ORDER.get(o.storage_class, 0) < target_rank
-            )
-        return plan
-
-    def archive_execute(self, plan: ArchivePlan, on_object: ObjectCallback | None = None) -> int:
-        """Re-class every object of ``plan``; returns how many were moved."""
-        target = StorageClass(plan.target)
-        for move in plan.moves:
-            self.store.set_storage_class(move.key, target)
-            if on_object:
-                on_object(move.key, move.size)
-        if plan.moves:
-            log.info("archive.moved", policy=plan.policy, objects=len(plan.moves), bytes=plan.bytes)
-        return len(plan.moves)
-
 
 def locate(
     catalogs: Sequence[Catalog], backup_id: str, policy: str | None = None
@@ -483,20 +300,6 @@ def locate(
         f"no backup {backup_id}{scope} in {where}",
         hint="`datatier backups list` shows the complete backups",
     )
-
-
-def _target(entry: BackupEntry, reason: str) -> PruneTarget:
-    manifest_key = entry.manifest_key if entry.has_manifest else None
-    keys = tuple(o.key for o in entry.objects)
-    return PruneTarget(entry.backup_id, entry.state, reason, keys, manifest_key, entry.bytes)
-
-
-def _recent(upload: IncompleteUpload, spared: set[str], cutoff: datetime) -> bool:
-    """Whether ``upload`` lies in a spared backup or one whose ID is newer than ``cutoff``."""
-    parts = upload.key.split("/")
-    if len(parts) < 3 or not BACKUP_ID.match(parts[1]):
-        return False
-    return parts[1] in spared or parse_backup_id(parts[1]) >= cutoff
 
 
 def _not_restored(manifest: Manifest, cold: list[ObjectInfo]) -> NotReadyYet:

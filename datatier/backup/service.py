@@ -53,6 +53,11 @@ def open_catalogs(loaded: LoadedConfig) -> list[Catalog]:
     ]
 
 
+def open_policy_catalog(loaded: LoadedConfig, policy: Policy) -> Catalog:
+    """The catalog of ``policy``'s store alone, with only ``policy`` looked up first."""
+    return Catalog(store_for(policy.store_url, loaded.config), [policy.name])
+
+
 def load_policy(loaded: LoadedConfig, name: str) -> Policy:
     return get_policy(policies_dir(loaded), name, loaded.config.backup.default_store)
 

@@ -1,36 +1,47 @@
 """``datatier backups``: list, show, verify, prune and archive the backups in the stores.
 
-Thin commands over :mod:`datatier.backup.catalog`: the stores scanned are the config's
-default store and every policy's store. Tables and reports go to stdout, progress to stderr
-(only on a terminal); ``--json`` prints one JSON document on stdout.
+Thin commands over :mod:`datatier.backup.catalog` and :mod:`datatier.backup.lifecycle`: the
+stores scanned are the config's default store and every policy's store. Tables and reports
+(built by :mod:`datatier.cli.backups_render`) go to stdout, progress to stderr (only on a
+terminal); ``--json`` prints one JSON document on stdout.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import click
 
-from datatier.backup.catalog import (
+from datatier.backup.catalog import BackupState, locate
+from datatier.backup.lifecycle import (
     DEFAULT_GRACE,
-    ArchivePlan,
-    BackupEntry,
-    BackupState,
-    Catalog,
-    PrunePlan,
-    locate,
-    store_urls,
+    archive_execute,
+    archive_plan,
+    prune_execute,
+    prune_plan,
 )
-from datatier.backup.manifest import Manifest, backup_prefix
-from datatier.backup.policy import Policy, find_policies
-from datatier.backup.service import load_policy, policies_dir
-from datatier.backup.stores import store_for
+from datatier.backup.manifest import backup_prefix
+from datatier.backup.policy import find_policies
+from datatier.backup.service import (
+    load_policy,
+    open_catalogs,
+    open_policy_catalog,
+    policies_dir,
+)
+from datatier.cli.backups_render import (
+    archive_json,
+    classes,
+    entry_json,
+    pairs,
+    prune_json,
+    prune_result_json,
+    prune_rows,
+    show_json,
+)
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
-from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, NotReadyYet, UsageError
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
@@ -38,44 +49,6 @@ POLICY_OPTION = click.option(
     "--policy", "-p", metavar="POLICY", help="The backup's policy (default: search all)."
 )
 LIST_COLUMNS = ("id", "policy", "state", "engine", "finished_at", "objects", "size", "classes")
-
-
-def _classes(counts: dict[str, int]) -> str:
-    return ",".join(f"{k}:{v}" for k, v in sorted(counts.items())) or "-"
-
-
-def _all_policies(loaded: LoadedConfig) -> list[Policy]:
-    return find_policies(policies_dir(loaded), loaded.config.backup.default_store)
-
-
-def _catalog(loaded: LoadedConfig, url: str, policies: list[Policy]) -> Catalog:
-    names = [p.name for p in policies if p.store_url == url]
-    return Catalog(store_for(url, loaded.config), names)
-
-
-def _catalogs(loaded: LoadedConfig) -> list[Catalog]:
-    """One catalog per store to scan: the default store and every policy's store."""
-    policies = _all_policies(loaded)
-    urls = store_urls(policies, loaded.config.backup.default_store)
-    return [_catalog(loaded, url, policies) for url in urls]
-
-
-def _entry_json(entry: BackupEntry, store_url: str) -> dict[str, Any]:
-    m = entry.manifest
-    return {
-        "id": entry.backup_id,
-        "policy": entry.policy,
-        "state": entry.state.value,
-        "engine": m.engine if m else None,
-        "created_at": entry.created_at.isoformat(),
-        "started_at": m.started_at if m else None,
-        "finished_at": m.finished_at if m else None,
-        "objects": len(entry.data_objects),
-        "bytes": entry.bytes,
-        "storage_classes": entry.storage_classes(),
-        "store": store_url,
-        "problem": entry.problem,
-    }
 
 
 def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
@@ -108,10 +81,9 @@ def list_cmd(app: AppContext, policy: str | None, include_all: bool, as_json: bo
     """
     loaded = app.loaded()
     if policy:
-        chosen = load_policy(loaded, policy)
-        catalogs = [_catalog(loaded, chosen.store_url, [chosen])]
+        catalogs = [open_policy_catalog(loaded, load_policy(loaded, policy))]
     else:
-        catalogs = _catalogs(loaded)
+        catalogs = open_catalogs(loaded)
     found = [
         (entry, catalog.store.url)
         for catalog in catalogs
@@ -123,13 +95,13 @@ def list_cmd(app: AppContext, policy: str | None, include_all: bool, as_json: bo
     if include_all:
         hidden.clear()
     if as_json:
-        emit_json([_entry_json(e, url) for e, url in shown])
+        emit_json([entry_json(e, url) for e, url in shown])
     else:
         rows = [
             {
-                **_entry_json(e, url),
+                **entry_json(e, url),
                 "size": human_bytes(e.bytes),
-                "classes": _classes(e.storage_classes()),
+                "classes": classes(e.storage_classes()),
             }
             for e, url in shown
         ]
@@ -146,10 +118,10 @@ def list_cmd(app: AppContext, policy: str | None, include_all: bool, as_json: bo
 @pass_app
 def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool) -> None:
     """Summarise one backup: source, consistency point, tables, objects, timings."""
-    catalog, manifest = locate(_catalogs(app.loaded()), backup_id, policy)
+    catalog, manifest = locate(open_catalogs(app.loaded()), backup_id, policy)
     prefix = backup_prefix(manifest.policy, manifest.backup_id)
     live = Counter(o.storage_class for o in catalog.store.list_objects(prefix + "data/"))
-    doc = _show_json(manifest, catalog.store.url, dict(sorted(live.items())))
+    doc = show_json(manifest, catalog.store.url, dict(sorted(live.items())))
     if as_json:
         emit_json(doc)
         return
@@ -157,12 +129,12 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
     click.echo(f"engine       {manifest.engine} (datatier {manifest.tool_version})")
     click.echo(f"started      {manifest.started_at}   finished {manifest.finished_at}")
     for label, section in (("source", manifest.source), ("consistency", manifest.consistency)):
-        click.echo(f"{label:<12} {_pairs(section)}")
-    click.echo(f"timings      {_pairs(manifest.timings)}")
+        click.echo(f"{label:<12} {pairs(section)}")
+    click.echo(f"timings      {pairs(manifest.timings)}")
     objects = doc["objects"]
     click.echo(
         f"objects      {objects['count']}: {human_bytes(objects['bytes'])} stored, "
-        f"{human_bytes(objects['raw_bytes'])} raw; classes now {_classes(live)}"
+        f"{human_bytes(objects['raw_bytes'])} raw; classes now {classes(live)}"
     )
     kinds = [
         {"kind": kind, "objects": v["count"], "size": human_bytes(v["bytes"])}
@@ -171,44 +143,6 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
     click.echo("\n" + table(kinds, ("kind", "objects", "size")))
     rows = [{**t, "size": human_bytes(t["data_bytes"])} for t in doc["tables"]]
     click.echo("\n" + table(rows, ("database", "name", "rows", "size")))
-
-
-def _pairs(section: dict[str, Any]) -> str:
-    return "  ".join(f"{k}={v}" for k, v in section.items() if v not in (None, "", [], {})) or "-"
-
-
-def _show_json(manifest: Manifest, store_url: str, live: dict[str, int]) -> dict[str, Any]:
-    by_kind: dict[str, dict[str, int]] = {}
-    for obj in manifest.objects:
-        slot = by_kind.setdefault(obj.kind, {"count": 0, "bytes": 0, "raw_bytes": 0})
-        slot["count"] += 1
-        slot["bytes"] += obj.size
-        slot["raw_bytes"] += obj.raw_size
-    return {
-        "id": manifest.backup_id,
-        "policy": manifest.policy,
-        "store": store_url,
-        "engine": manifest.engine,
-        "tool_version": manifest.tool_version,
-        "started_at": manifest.started_at,
-        "finished_at": manifest.finished_at,
-        "source": manifest.source,
-        "consistency": manifest.consistency,
-        "timings": manifest.timings,
-        "databases": sorted({t.database for t in manifest.tables} | set(manifest.databases)),
-        "tables": [
-            {"database": t.database, "name": t.name, "rows": t.rows, "data_bytes": t.data_bytes}
-            for t in manifest.tables
-        ],
-        "objects": {
-            "count": len(manifest.objects),
-            "bytes": manifest.total_bytes,
-            "raw_bytes": manifest.raw_bytes,
-            "by_kind": by_kind,
-            "by_class_recorded": manifest.storage_classes(),
-            "by_class_live": live,
-        },
-    }
 
 
 @backups_group.command("verify")
@@ -230,7 +164,7 @@ def verify_cmd(
     archived and not restored yet (--request-restore asks for that). Changes nothing else.
     Progress goes to stderr when it is a terminal.
     """
-    catalog, manifest = locate(_catalogs(app.loaded()), backup_id, policy)
+    catalog, manifest = locate(open_catalogs(app.loaded()), backup_id, policy)
     head = {"id": manifest.backup_id, "policy": manifest.policy, "store": catalog.store.url}
     progress = Progress(f"verify {manifest.backup_id}", manifest.total_bytes)
     try:
@@ -279,43 +213,17 @@ def prune_cmd(
     """
     loaded = app.loaded()
     chosen = load_policy(loaded, policy)
-    catalog = _catalog(loaded, chosen.store_url, [chosen])
-    plan = catalog.prune_plan(chosen, datetime.now(UTC), grace=timedelta(hours=grace_hours))
-    result = catalog.prune_execute(plan) if execute else None
+    catalog = open_policy_catalog(loaded, chosen)
+    plan = prune_plan(catalog, chosen, datetime.now(UTC), grace=timedelta(hours=grace_hours))
+    result = prune_execute(catalog, plan) if execute else None
     if as_json:
-        doc = _prune_json(plan)
+        doc = prune_json(plan)
         doc["executed"] = execute
         if result is not None:
-            doc["result"] = {
-                "backups": result.backups,
-                "objects": result.objects,
-                "bytes": result.bytes,
-                "uploads_aborted": result.uploads_aborted,
-            }
+            doc["result"] = prune_result_json(result)
         emit_json(doc)
         return
-    rows = [
-        {
-            "action": "keep",
-            "id": k.backup_id,
-            "size": human_bytes(k.bytes),
-            "why": ", ".join(k.reasons),
-        }
-        for k in plan.keep
-    ]
-    rows += [
-        {"action": "delete", "id": t.backup_id, "size": human_bytes(t.bytes), "why": t.reason}
-        for t in plan.delete
-    ]
-    rows += [
-        {"action": "spare", "id": t.backup_id, "size": human_bytes(t.bytes), "why": t.reason}
-        for t in plan.spared
-    ]
-    rows += [
-        {"action": "abort-upload", "id": u.key, "why": f"started {u.initiated}"}
-        for u in plan.uploads
-    ]
-    click.echo(table(rows, ("action", "id", "size", "why")))
+    click.echo(table(prune_rows(plan), ("action", "id", "size", "why")))
     summary = (
         f"{chosen.name} at {plan.store_url}: keep {len(plan.keep)}, delete {len(plan.delete)} "
         f"({human_bytes(plan.bytes_freed)}), abort {len(plan.uploads)} incomplete upload(s)"
@@ -327,31 +235,6 @@ def prune_cmd(
             f"pruned {summary}: deleted {result.objects} objects, "
             f"aborted {result.uploads_aborted} upload(s)"
         )
-
-
-def _prune_json(plan: PrunePlan) -> dict[str, Any]:
-    def target(t: Any) -> dict[str, Any]:
-        return {
-            "id": t.backup_id,
-            "state": t.state.value,
-            "reason": t.reason,
-            "objects": len(t.keys),
-            "bytes": t.bytes,
-        }
-
-    return {
-        "policy": plan.policy,
-        "store": plan.store_url,
-        "now": plan.now.isoformat(),
-        "grace_hours": plan.grace.total_seconds() / 3600,
-        "keep": [
-            {"id": k.backup_id, "reasons": list(k.reasons), "bytes": k.bytes} for k in plan.keep
-        ],
-        "delete": [target(t) for t in plan.delete],
-        "spared": [target(t) for t in plan.spared],
-        "uploads": [{"key": u.key, "initiated": u.initiated} for u in plan.uploads],
-        "bytes_freed": plan.bytes_freed,
-    }
 
 
 @backups_group.command("archive")
@@ -376,15 +259,18 @@ def archive_cmd(
     without --execute.
     """
     loaded = app.loaded()
-    policies = [load_policy(loaded, policy)] if policy else _all_policies(loaded)
+    if policy:
+        policies = [load_policy(loaded, policy)]
+    else:
+        policies = find_policies(policies_dir(loaded), loaded.config.backup.default_store)
     docs, rows = [], []
     for chosen in policies:
         if not policy and chosen.spec.storage.archive_after_days <= 0:
             continue
-        catalog = _catalog(loaded, chosen.store_url, [chosen])
-        plan = catalog.archive_plan(chosen, now)
-        moved = catalog.archive_execute(plan) if execute else 0
-        docs.append({**_archive_json(plan), "executed": execute, "moved": moved})
+        catalog = open_policy_catalog(loaded, chosen)
+        plan = archive_plan(catalog, chosen, now)
+        moved = archive_execute(catalog, plan) if execute else 0
+        docs.append({**archive_json(plan), "executed": execute, "moved": moved})
         per_backup = Counter(m.backup_id for m in plan.moves)
         rows += [
             {"policy": chosen.name, "id": bid, "objects": n, "to": plan.target}
@@ -398,19 +284,3 @@ def archive_cmd(
     total = sum(len(d["objects"]) for d in docs)
     verb = "re-classed" if execute else "would re-class (dry run; add --execute)"
     click.echo(f"{verb} {total} object(s) as of {now.isoformat()}")
-
-
-def _archive_json(plan: ArchivePlan) -> dict[str, Any]:
-    return {
-        "policy": plan.policy,
-        "store": plan.store_url,
-        "now": plan.now.isoformat(),
-        "target": plan.target,
-        "after_days": plan.after_days,
-        "objects": [
-            {"id": m.backup_id, "key": m.key, "bytes": m.size, "from": m.from_class}
-            for m in plan.moves
-        ],
-        "bytes": plan.bytes,
-        "skipped": plan.skipped,
-    }

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from datatier.backup.catalog import BackupState, Catalog, locate, store_urls
+from datatier.backup.lifecycle import archive_execute, archive_plan, prune_execute, prune_plan
 from datatier.backup.manifest import (
     Manifest,
     ObjectRecord,
@@ -311,7 +312,7 @@ def test_verify_of_an_archived_backup_is_not_ready(tmp_path: Path) -> None:
 def test_prune_plan_follows_retention_and_changes_nothing(store: LocalStore) -> None:
     ms = [make_backup(store, "shop", NOW - timedelta(days=d)) for d in (5, 4, 3, 2, 1)]
     before = sorted(p for p in store.root.rglob("*"))
-    plan = Catalog(store).prune_plan(make_policy("shop", store, keep_last=2), NOW)
+    plan = prune_plan(Catalog(store), make_policy("shop", store, keep_last=2), NOW)
     assert [k.backup_id for k in plan.keep] == [ms[4].backup_id, ms[3].backup_id]
     assert plan.keep[0].reasons[0] == "newest"
     assert [t.backup_id for t in plan.delete] == [m.backup_id for m in ms[2::-1]]
@@ -324,7 +325,7 @@ def test_prune_execute_deletes_manifest_first_then_data(tmp_path: Path) -> None:
     old = make_backup(store, "shop", NOW - timedelta(days=3))
     new = make_backup(store, "shop", NOW - timedelta(days=1))
     catalog = Catalog(store)
-    result = catalog.prune_execute(catalog.prune_plan(make_policy("shop", store), NOW))
+    result = prune_execute(catalog, prune_plan(catalog, make_policy("shop", store), NOW))
     assert result.backups == 1 and result.objects == 3 and result.bytes == old.total_bytes
     assert store.deletes[0] == [manifest_key("shop", old.backup_id)]
     assert sorted(store.deletes[1]) == sorted(o.key for o in old.objects)
@@ -340,7 +341,7 @@ def test_an_interrupted_prune_leaves_an_incomplete_backup_not_a_broken_one(
     make_backup(store, "shop", NOW - timedelta(days=1))
     catalog = Catalog(store)
     with pytest.raises(OSError, match="interrupted"):
-        catalog.prune_execute(catalog.prune_plan(make_policy("shop", store), NOW))
+        prune_execute(catalog, prune_plan(catalog, make_policy("shop", store), NOW))
     states = {e.backup_id: e.state for e in catalog.backups(include_all=True)}
     assert states[old.backup_id] is BackupState.INCOMPLETE
     assert old.backup_id not in {e.backup_id for e in catalog.backups()}
@@ -348,12 +349,12 @@ def test_an_interrupted_prune_leaves_an_incomplete_backup_not_a_broken_one(
 
 def test_min_age_and_the_newest_are_always_kept(store: LocalStore) -> None:
     ms = [make_backup(store, "shop", NOW - timedelta(days=d)) for d in (30, 20, 0.5, 0.2)]
-    plan = Catalog(store).prune_plan(make_policy("shop", store, min_age_days=1), NOW)
+    plan = prune_plan(Catalog(store), make_policy("shop", store, min_age_days=1), NOW)
     assert {k.backup_id for k in plan.keep} == {ms[2].backup_id, ms[3].backup_id}
     # A single, ancient backup is never pruned.
     lone = LocalStore(store.root.parent / "lone")
     m = make_backup(lone, "shop", NOW - timedelta(days=900))
-    plan = Catalog(lone).prune_plan(make_policy("shop", lone), NOW)
+    plan = prune_plan(Catalog(lone), make_policy("shop", lone), NOW)
     assert [k.backup_id for k in plan.keep] == [m.backup_id] and plan.delete == []
 
 
@@ -364,12 +365,12 @@ def test_prune_refuses_when_a_manifest_is_unreadable(tmp_path: Path) -> None:
     broken = make_backup(store, "shop", NOW - timedelta(days=5))
     store.put_bytes(manifest_key("shop", broken.backup_id), b"\x00garbage")
     with pytest.raises(IntegrityFailure) as err:
-        Catalog(store).prune_plan(make_policy("shop", store), NOW)
+        prune_plan(Catalog(store), make_policy("shop", store), NOW)
     assert "refusing to prune shop" in str(err.value) and broken.backup_id in str(err.value)
     assert store.deletes == []
     # Another policy in the same store is unaffected.
     make_backup(store, "crm", NOW - timedelta(days=1))
-    Catalog(store).prune_plan(make_policy("crm", store), NOW)
+    prune_plan(Catalog(store), make_policy("crm", store), NOW)
 
 
 def test_prune_removes_old_incomplete_leftovers_and_spares_recent_ones(store: LocalStore) -> None:
@@ -389,7 +390,7 @@ def test_prune_removes_old_incomplete_leftovers_and_spares_recent_ones(store: Lo
         os.utime(tmp, ((NOW - timedelta(days=1)).timestamp(),) * 2)
         temps[name] = tmp
     catalog = Catalog(store)
-    plan = catalog.prune_plan(make_policy("shop", store), NOW)
+    plan = prune_plan(catalog, make_policy("shop", store), NOW)
     assert [k.backup_id for k in plan.keep] == [keep.backup_id]
     assert [(t.backup_id, t.state) for t in plan.delete] == [
         (stale.backup_id, BackupState.INCOMPLETE)
@@ -398,10 +399,10 @@ def test_prune_removes_old_incomplete_leftovers_and_spares_recent_ones(store: Lo
     assert [t.backup_id for t in plan.spared] == [running.backup_id]
     # The running backup's upload is spared although it started long ago.
     assert [u.key for u in plan.uploads] == [f"shop/{stale.backup_id}/data/x.sql.zst"]
-    short = catalog.prune_plan(make_policy("shop", store), NOW, grace=timedelta(minutes=30))
+    short = prune_plan(catalog, make_policy("shop", store), NOW, grace=timedelta(minutes=30))
     assert {t.backup_id for t in short.delete} == {stale.backup_id, running.backup_id}
     assert len(short.uploads) == 2
-    result = catalog.prune_execute(plan)
+    result = prune_execute(catalog, plan)
     assert result.uploads_aborted == 1
     assert [t.exists() for t in temps.values()] == [False, True, True]
     left = {e.backup_id for e in catalog.backups("shop", include_all=True)}
@@ -417,22 +418,22 @@ def test_archive_moves_old_data_objects_but_never_manifests(store: LocalStore) -
     new = make_backup(store, "shop", NOW - timedelta(days=5))
     catalog = Catalog(store)
     policy = make_policy("shop", store, archive_after_days=30)
-    plan = catalog.archive_plan(policy, NOW)
+    plan = archive_plan(catalog, policy, NOW)
     assert sorted(m.key for m in plan.moves) == sorted(o.key for o in old.objects)
     assert plan.target == "GLACIER" and plan.bytes == old.total_bytes
-    assert catalog.archive_execute(plan) == 2
+    assert archive_execute(catalog, plan) == 2
     for m in (old, cold):
         assert store.head(manifest_key("shop", m.backup_id)).storage_class == "STANDARD"
         assert {store.head(o.key).storage_class for o in m.objects} == {"GLACIER"}
     assert {store.head(o.key).storage_class for o in new.objects} == {"STANDARD"}
-    assert catalog.archive_plan(policy, NOW).moves == []  # idempotent
-    later = catalog.archive_plan(policy, NOW + timedelta(days=30))
+    assert archive_plan(catalog, policy, NOW).moves == []  # idempotent
+    later = archive_plan(catalog, policy, NOW + timedelta(days=30))
     assert sorted(m.key for m in later.moves) == sorted(o.key for o in new.objects)
 
 
 def test_archive_after_zero_days_means_never(store: LocalStore) -> None:
     make_backup(store, "shop", NOW - timedelta(days=400))
-    plan = Catalog(store).archive_plan(make_policy("shop", store), NOW)
+    plan = archive_plan(Catalog(store), make_policy("shop", store), NOW)
     assert plan.moves == [] and plan.after_days == 0
 
 
@@ -441,7 +442,7 @@ def test_archive_skips_incomplete_and_unreadable_backups(store: LocalStore) -> N
     broken = make_backup(store, "shop", NOW - timedelta(days=41))
     store.put_bytes(manifest_key("shop", broken.backup_id), b"")
     policy = make_policy("shop", store, archive_after_days=1, archive_class="DEEP_ARCHIVE")
-    plan = Catalog(store).archive_plan(policy, NOW)
+    plan = archive_plan(Catalog(store), policy, NOW)
     assert plan.moves == [] and len(plan.skipped) == 2
 
 
