@@ -69,7 +69,9 @@ class ObjectWriter:
         self.prefix = prefix
         self.storage_class = storage_class
         self.tags = tags or {}
-        self._params = zstandard.ZstdCompressionParameters.from_level(level, threads=0)
+        # threads=1: zstd compresses in its own worker thread, so splitting and reading the
+        # dump overlap with compression instead of waiting for it.
+        self._params = zstandard.ZstdCompressionParameters.from_level(level, threads=1)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload")
         self._slots = threading.BoundedSemaphore(max_pending)
         self._futures: list[Future[ObjectRecord]] = []

@@ -16,6 +16,7 @@ Contract, in order:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,7 @@ TYPICAL_WAIT = {
     ("DEEP_ARCHIVE", "Bulk"): "up to 48 hours",
 }
 TABLE_KINDS = ("schema", "data", "triggers")
+DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,10 @@ class RestoreOptions:
     target: Endpoint
     renames: dict[str, str] = field(default_factory=dict)
     tables: tuple[str, ...] = ()
+    databases: tuple[str, ...] = ()
     jobs: int = 4
     dry_run: bool = False
+    binlog: bool = True
     force: bool = False
     wait: bool = False
     tier: RestoreTier = RestoreTier.STANDARD
@@ -93,10 +97,19 @@ def find_backup(
     return manifest, catalog.store
 
 
-def select_objects(manifest: Manifest, tables: tuple[str, ...]) -> list[ObjectRecord]:
-    """The manifest's objects, restricted to ``tables`` (``db.table``) when given."""
+def select_objects(
+    manifest: Manifest, tables: tuple[str, ...], databases: tuple[str, ...] = ()
+) -> list[ObjectRecord]:
+    """The manifest's objects, restricted to ``databases`` and to ``tables`` (``db.table``)
+    when given; UsageError naming what the backup does not hold."""
+    objects = list(manifest.objects)
+    if databases:
+        missing_dbs = sorted(set(databases) - set(manifest.databases))
+        if missing_dbs:
+            raise UsageError(f"not in backup {manifest.backup_id}: {', '.join(missing_dbs)}")
+        objects = [o for o in objects if o.database in databases]
     if not tables:
-        return list(manifest.objects)
+        return objects
     known = {f"{t.database}.{t.name}" for t in manifest.tables}
     known |= {f"{o.database}.{o.table}" for o in manifest.objects if o.table}
     missing = sorted(set(tables) - known)
@@ -105,7 +118,7 @@ def select_objects(manifest: Manifest, tables: tuple[str, ...]) -> list[ObjectRe
     wanted = set(tables)
     return [
         o
-        for o in manifest.objects
+        for o in objects
         if o.kind in (*TABLE_KINDS, "database")
         and (
             (o.kind == "database" and any(t.split(".", 1)[0] == o.database for t in wanted))
@@ -217,7 +230,7 @@ def restore_mysql(
     unknown = sorted(set(options.renames) - set(manifest.databases))
     if unknown:
         raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
-    objects = select_objects(manifest, options.tables)
+    objects = select_objects(manifest, options.tables, options.databases)
     sources = sorted({o.database for o in objects if o.database})
     targets = {db: options.renames.get(db, db) for db in sources}
     archived, requested = bring_back(store, objects, options, on_wait)
@@ -244,17 +257,29 @@ def restore_mysql(
         check_target_empty(options.target, sorted(targets.values()))
     verify_objects(store, objects, options.jobs)
     with connect(options.target) as conn, conn.cursor() as cur:
+        if not options.binlog:
+            cur.execute("SET SESSION sql_log_bin = 0")
         for source, target in targets.items():
             charset = manifest.databases.get(source, {})
             clause = ""
             if charset.get("charset"):
                 clause = f" CHARACTER SET {charset['charset']} COLLATE {charset['collation']}"
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `{target.replace('`', '``')}`{clause}")
+    renamed = {src for src, dst in targets.items() if src != dst}
+
+    def fetch(record: ObjectRecord) -> Iterator[bytes]:
+        if record.kind not in DEFINITION_KINDS or record.database not in renamed:
+            return decompressed(store, record)
+        text = b"".join(decompressed(store, record))
+        warn_qualified(record, text)
+        return iter([text])
+
     loader = SQLLoader(
         options.target,
-        lambda record: decompressed(store, record),
+        fetch,
         lambda db: targets[db],
         jobs=options.jobs,
+        binlog=options.binlog,
         on_loaded=on_loaded,
     )
     kinds = [k for k in KIND_ORDER if k != "database"]
@@ -269,6 +294,22 @@ def restore_mysql(
         seconds=report.seconds,
     )
     return report
+
+
+def warn_qualified(record: ObjectRecord, text: bytes) -> None:
+    """Log a warning when a trigger/view/routine/event names its own database explicitly:
+    after ``--rename`` that reference still points at the original database."""
+    assert record.database is not None
+    name = record.database.encode()
+    quoted = b"`" + name.replace(b"`", b"``") + b"`."
+    if quoted in text or re.search(rb"(?<![\w`])" + re.escape(name) + rb"\.", text):
+        log.warning(
+            "restore.qualified_reference",
+            object=record.key,
+            database=record.database,
+            note="the definition names its database explicitly; after --rename it still "
+            "refers to the original database",
+        )
 
 
 def check_row_counts(

@@ -33,6 +33,7 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="SRC=DST",
     help="Restore database SRC as DST (repeatable).",
 )
+@click.option("--databases", default="", metavar="DB,...", help="Only these databases.")
 @click.option("--tables", default="", metavar="DB.T,...", help="Only these tables.")
 @click.option(
     "--jobs",
@@ -43,6 +44,12 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option(
     "--dry-run", is_flag=True, help="Show what would be fetched, from which tiers; change nothing."
+)
+@click.option(
+    "--no-binlog",
+    is_flag=True,
+    help="Do not write the restored data to the target's binlog (faster; replicas of the "
+    "target will NOT receive it). For scratch servers and per-node restores.",
 )
 @click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
 @click.option(
@@ -80,9 +87,11 @@ def restore(
     backup_id: str,
     target: str | None,
     renames: tuple[str, ...],
+    databases: str,
     tables: str,
     jobs: int,
     dry_run: bool,
+    no_binlog: bool,
     force: bool,
     wait: bool,
     tier: str,
@@ -111,8 +120,10 @@ def restore(
         target=ep,
         renames=_renames(renames),
         tables=tuple(t.strip() for t in tables.split(",") if t.strip()),
+        databases=tuple(d.strip() for d in databases.split(",") if d.strip()),
         jobs=jobs,
         dry_run=dry_run,
+        binlog=not no_binlog,
         force=force,
         wait=wait,
         tier=RestoreTier(tier),

@@ -10,6 +10,8 @@ header, go into the manifest. Objects are plain SQL the stock client loads after
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import re
 import shutil
@@ -130,26 +132,29 @@ class TableSplitSink:
             self._table.size += len(data)
             self._table.rows += rows
         if self._kind == "data":
-            data = self._write_chunked(data)
+            data, rows = self._write_chunked(data, rows)
             if not data:
                 return
         if self._obj is None:
             self._obj = self._new_object()
-        self._obj.write(data, count_rows(data) if self._kind == "data" else 0)
+        self._obj.write(data, rows)
 
-    def _write_chunked(self, data: bytes) -> bytes:
-        """Fill and close full chunks; return what is left for the current one."""
+    def _write_chunked(self, data: bytes, rows: int) -> tuple[bytes, int]:
+        """Fill and close full chunks; return what is left for the current one (and its
+        rows). Rows are only recounted when a chunk boundary falls inside ``data``."""
         while True:
             current = self._obj.raw_size if self._obj else 0
             if current + len(data) <= self.chunk_bytes:
-                return data
+                return data, rows
             end = data.find(b";\n", max(0, self.chunk_bytes - current - 1))
             if end < 0:
-                return data
+                return data, rows
             head, data = data[: end + 2], data[end + 2 :]
+            head_rows = count_rows(head)
+            rows -= head_rows
             if self._obj is None:
                 self._obj = self._new_object()
-            self._obj.write(head, count_rows(head))
+            self._obj.write(head, head_rows)
             self.writer.close(self._obj)
             self._obj = None
 
@@ -239,6 +244,7 @@ class MySQLDumpEngine(BackupEngine):
             argv += ["--databases", *databases]
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             assert proc.stdout is not None and proc.stderr is not None
+            _widen_pipe(proc.stdout.fileno())
             tail = _StderrTail(proc.stderr)
             tail.start()
             try:
@@ -291,6 +297,12 @@ class MySQLDumpEngine(BackupEngine):
             raise ServiceUnavailable(f"mariadb-dump lost {self.source.label}: {message}")
         if code not in (0, None) or not during_split:
             raise OperationFailed(f"mariadb-dump failed on {self.source.label}: {message}")
+
+
+def _widen_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Ask Linux for a 1 MiB pipe buffer: fewer wake-ups between dumper and splitter."""
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
 
 
 def _coordinates(header: bytes, trailer: bytes) -> dict[str, Any]:

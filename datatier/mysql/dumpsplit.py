@@ -142,7 +142,7 @@ class DumpSplitter:
                 elif line:
                     self._prelude.append(line + b"\n")
             return
-        footer_at = _line_start_find(chunk, FOOTER)
+        footer_at, trigger_at = self._markers(chunk)
         if footer_at >= 0:
             self._content(chunk[:footer_at])
             self._close_section()
@@ -150,17 +150,15 @@ class DumpSplitter:
             if COMPLETED in chunk[footer_at:]:
                 self._completed = True
             return
+        if trigger_at >= 0:
+            self._content(chunk[:trigger_at])
+            self._sink.end()
+            self._kind = "triggers"
+            assert self._database is not None
+            self._sink.begin("triggers", self._database, self._name)
+            self._content(chunk[trigger_at:])
+            return
         self._recent = (self._recent + chunk[-4096:])[-4096:]
-        if self._kind == "data":
-            trig = _line_start_find(chunk, b"/*!50003 ")
-            if trig >= 0:
-                self._write(chunk[:trig])
-                self._sink.end()
-                self._kind = "triggers"
-                assert self._database is not None
-                self._sink.begin("triggers", self._database, self._name)
-                self._write(chunk[trig:])
-                return
         if self._kind == "database":
             chunk = b"".join(
                 line + b"\n"
@@ -170,6 +168,19 @@ class DumpSplitter:
             if not chunk:
                 return
         self._write(chunk)
+
+    def _markers(self, chunk: bytes) -> tuple[int, int]:
+        """(footer offset, trigger offset) in ``chunk``, -1 when absent. One scan for
+        ``/*!`` at line starts covers both (data rows never start with it)."""
+        at = _line_start_find(chunk, b"/*!")
+        while at >= 0:
+            if chunk.startswith(FOOTER, at):
+                return at, -1
+            if self._kind == "data" and chunk.startswith(b"/*!50003 ", at):
+                return -1, at
+            nxt = chunk.find(b"\n/*!", at)
+            at = nxt + 1 if nxt >= 0 else -1
+        return -1, -1
 
     def _write(self, chunk: bytes) -> None:
         if not chunk or self._kind is None:

@@ -42,12 +42,14 @@ class SQLLoader:
         database_for: Callable[[str], str],
         *,
         jobs: int = 4,
+        binlog: bool = True,
         on_loaded: Callable[[ObjectRecord], None] | None = None,
     ) -> None:
         self.target = target
         self.fetch = fetch
         self.database_for = database_for
         self.jobs = max(1, jobs)
+        self.binlog = binlog
         self.on_loaded = on_loaded
         self._binary = client_binary()
         self._stop = threading.Event()
@@ -95,6 +97,8 @@ class SQLLoader:
             "--default-character-set=utf8mb4",
             f"--database={database}",
         ]
+        if not self.binlog:
+            argv.append("--init-command=SET SESSION sql_log_bin = 0")
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

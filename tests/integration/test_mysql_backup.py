@@ -360,3 +360,24 @@ def test_dump_engine_object_reads_back_as_plain_sql(
     assert b"CREATE TABLE `plain`" in text
     assert b"USE " not in text, "objects must not pin a database (that is how --rename works)"
     assert b"SET NAMES utf8mb4" in text
+
+
+def test_no_binlog_restore_stays_on_the_target(
+    use_sandbox_config: SandboxHandle, backup: Manifest
+) -> None:
+    sandbox = use_sandbox_config
+    copy = "rt_nobinlog"
+    drop(sandbox, copy)
+    sandbox.wait_replicated()
+    args = ["restore", backup.backup_id, "--rename", f"{DB}={copy}", "--tables", f"{DB}.gen"]
+    assert main([*args, "--no-binlog"]) == 0
+    sandbox.wait_replicated()
+    for node, expected in (("primary", 1), ("replica1", 0)):
+        with sandbox.connect(node) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (copy,)
+            )
+            assert cur.fetchone()[0] == expected, node
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_log_bin = 0")
+        cur.execute(f"DROP DATABASE {copy}")
