@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
 
@@ -23,6 +24,7 @@ from datatier.backup.lifecycle import (
 )
 from datatier.backup.manifest import backup_prefix
 from datatier.backup.policy import find_policies
+from datatier.backup.restoretest import restore_test as run_restore_test
 from datatier.backup.service import (
     load_policy,
     open_catalogs,
@@ -42,6 +44,7 @@ from datatier.cli.backups_render import (
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
+from datatier.cli.targets import target_endpoint
 from datatier.errors import DatatierError, NotReadyYet, UsageError
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
@@ -153,10 +156,25 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
     is_flag=True,
     help="First ask S3 to restore archived objects (3 days, Standard tier); exit 5 until done.",
 )
+@click.option(
+    "--restore-test",
+    is_flag=True,
+    help="Also restore into scratch databases (not binlogged) and compare every table's "
+    "rows and data checksum with the manifest; the scratch databases are dropped after.",
+)
+@click.option(
+    "--target", metavar="NODE|HOST:PORT", help="Server for --restore-test (default: primary)."
+)
 @JSON_OPTION
 @pass_app
 def verify_cmd(
-    app: AppContext, backup_id: str, policy: str | None, request_restore: bool, as_json: bool
+    app: AppContext,
+    backup_id: str,
+    policy: str | None,
+    request_restore: bool,
+    restore_test: bool,
+    target: str | None,
+    as_json: bool,
 ) -> None:
     """Read every object of a backup and check its size and SHA-256 against the manifest.
 
@@ -174,6 +192,11 @@ def verify_cmd(
                 f"{manifest.backup_id}; run verify again once it completes (GLACIER: hours)"
             )
         report = catalog.verify(manifest, lambda _key, size: progress.advance(size))
+        tested = (
+            run_restore_test(manifest, catalog.store, target_endpoint(app.loaded(), target))
+            if restore_test
+            else None
+        )
     except DatatierError as exc:
         if as_json:
             emit_json({**head, "ok": False, "error": str(exc), "exit_code": int(exc.exit_code)})
@@ -181,13 +204,24 @@ def verify_cmd(
     finally:
         progress.close()
     if as_json:
-        summary = {"objects": report.objects, "bytes": report.bytes, "seconds": report.seconds}
+        summary: dict[str, Any] = {
+            "objects": report.objects,
+            "bytes": report.bytes,
+            "seconds": report.seconds,
+        }
+        if tested is not None:
+            summary["restore_test"] = {"tables": tested.tables, "rows": tested.rows}
         emit_json({**head, "ok": True, **summary})
     else:
         click.echo(
             f"OK {manifest.policy}/{manifest.backup_id}: {report.objects} objects, "
             f"{human_bytes(report.bytes)} checked in {report.seconds:.1f} s"
         )
+        if tested is not None:
+            click.echo(
+                f"OK restore test: {tested.tables} tables, {tested.rows} rows match the "
+                f"manifest ({tested.seconds:.1f} s)"
+            )
 
 
 @backups_group.command("prune")

@@ -8,8 +8,8 @@ from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json
+from datatier.cli.targets import target_endpoint
 from datatier.errors import UsageError
-from datatier.mysql.connection import endpoint, parse_dsn
 from datatier.storage.base import RestoreTier
 
 
@@ -107,14 +107,7 @@ def restore(
     then waits (--wait) or exits 5 so you can run the same command again later.
     """
     loaded = app.loaded()
-    mysql = loaded.config.mysql
-    if target:
-        ep = parse_dsn(target, mysql)
-    else:
-        primary = mysql.primary()
-        if primary is None:
-            raise UsageError("no --target and no primary in [mysql.nodes]")
-        ep = endpoint(mysql, primary[0])
+    ep = target_endpoint(loaded, target)
     manifest, store = find_backup(loaded, backup_id)
     options = RestoreOptions(
         target=ep,

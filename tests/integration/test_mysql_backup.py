@@ -8,6 +8,8 @@ source and on the restored copy.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -381,3 +383,43 @@ def test_no_binlog_restore_stays_on_the_target(
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute("SET SESSION sql_log_bin = 0")
         cur.execute(f"DROP DATABASE {copy}")
+
+
+def test_verify_restore_test_passes_then_catches_data_that_differs(
+    use_sandbox_config: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox = use_sandbox_config
+    assert main(["backups", "verify", backup.backup_id, "--restore-test", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] and doc["restore_test"]["tables"] == len(backup.tables)
+
+    # A consistent but wrong backup: one row changed in a data object whose checksum and
+    # size are updated in the manifest. Checksums pass; only the restore test can tell.
+    loaded = load(str(sandbox.config_path), environ={})
+    manifest = run_backup(loaded, load_policy(loaded, "rt-tricky"))
+    _, store = find_backup(loaded, manifest.backup_id)
+    index, victim = next(
+        (i, o) for i, o in enumerate(manifest.objects) if o.table == "gen" and o.kind == "data"
+    )
+    sql = (
+        zstandard.ZstdDecompressor()
+        .decompressobj()
+        .decompress(b"".join(store.iter_read(victim.key)))
+    )
+    assert b"(1,5,3,15," in sql
+    forged = zstandard.ZstdCompressor().compress(sql.replace(b"(1,5,3,15,", b"(1,6,3,18,"))
+    store.put_bytes(victim.key, forged)
+    manifest.objects[index] = dataclasses.replace(
+        victim, size=len(forged), sha256=hashlib.sha256(forged).hexdigest()
+    )
+    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), manifest.to_json())
+    assert main(["backups", "verify", manifest.backup_id]) == 0
+    capsys.readouterr()
+    assert main(["backups", "verify", manifest.backup_id, "--restore-test"]) == 4
+    err = capsys.readouterr().err
+    assert f"{DB}.gen" in err and "differs" in err
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'dtv%%'"
+        )
+        assert cur.fetchone()[0] == 0, "scratch databases are dropped even on failure"
