@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from datatier.cli.render import emit_json, table
-from datatier.sandbox.supervisor import DEFAULT_PORT_BASE, SERVICE_NAMES, Sandbox
+from datatier.sandbox.layout import DEFAULT_PORT_BASE, SERVICE_NAMES
 
 DIR_OPTION = click.option(
     "--dir",
@@ -56,6 +56,8 @@ def up(root: Path, port_base: int | None, skip: tuple[str, ...], as_json: bool) 
     Idempotent: running servers are left alone. Use the written config with
     `datatier --config DIR/datatier.toml ...`.
     """
+    from datatier.sandbox.supervisor import Sandbox  # lazy: pymongo & co. only when needed
+
     started = time.monotonic()
     sandbox = Sandbox(root, port_base)
     rows = sandbox.up(skip)
@@ -76,6 +78,8 @@ def status(ctx: click.Context, root: Path, as_json: bool) -> None:
 
     Exits 1 when any service is not running.
     """
+    from datatier.sandbox.supervisor import Sandbox
+
     rows = Sandbox(root).status()
     _print(rows, as_json)
     if any(r["state"] != "running" for r in rows):
@@ -87,5 +91,7 @@ def status(ctx: click.Context, root: Path, as_json: bool) -> None:
 @click.option("--purge", is_flag=True, help="Also delete the sandbox directory (all data).")
 def down(root: Path, purge: bool) -> None:
     """Stop exactly the processes `up` started (by pid and command line); free their ports."""
+    from datatier.sandbox.supervisor import Sandbox
+
     stopped = Sandbox(root).down(purge=purge)
     click.echo(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")

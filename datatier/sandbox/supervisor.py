@@ -24,6 +24,7 @@ from datatier.errors import OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.sandbox import process
 from datatier.sandbox.configfile import write_config
+from datatier.sandbox.layout import DEFAULT_PORT_BASE, PORT_OFFSETS, SERVICE_NAMES
 from datatier.sandbox.process import ProcessRecord
 from datatier.sandbox.services.base import SandboxService
 from datatier.sandbox.services.mariadb import MariaDBService
@@ -34,9 +35,6 @@ from datatier.typedtoml import Secret
 
 log = get_logger(__name__)
 
-DEFAULT_PORT_BASE = 33060
-PORT_OFFSETS = {"primary": 0, "replica1": 1, "replica2": 2, "memcached": 3, "s3": 4, "mongo": 5}
-SERVICE_NAMES = tuple(PORT_OFFSETS)
 BUCKET = "datatier-backups"
 DB_USER = "datatier"
 REPL_USER = "repl"

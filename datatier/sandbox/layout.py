@@ -1,0 +1,7 @@
+"""The sandbox's port layout (kept import-light: the CLI reads it to build its options)."""
+
+from __future__ import annotations
+
+DEFAULT_PORT_BASE = 33060
+PORT_OFFSETS = {"primary": 0, "replica1": 1, "replica2": 2, "memcached": 3, "s3": 4, "mongo": 5}
+SERVICE_NAMES = tuple(PORT_OFFSETS)
