@@ -4,21 +4,27 @@ Run: ``.venv/bin/python benchmarks/mysql_backup.py [--rows 2000000] [--tables 8]
 
 It brings up (or reuses) a sandbox in ``.sandbox-bench`` (ports 38060+), generates the
 dataset on the primary, waits for replica1, then times in one run, on the same data, from
-the same replica: each baseline and datatier, and prints ``name: value`` lines. Peak RSS is
-the peak resident set of the measured process tree (``wait4``'s ``ru_maxrss``, in MiB).
-``--double`` repeats the datatier measurements on twice the rows to show memory stays flat.
+the same replica: each baseline and datatier, and prints ``name: value`` lines. Backup-side
+timings are the median of ``--repeat`` interleaved rounds. Restores are timed once each,
+with the local replicas' SQL threads paused unless ``--replicas-live`` (see
+``replicas_paused``). Peak RSS is ``wait4``'s ``ru_maxrss``: the largest single process of
+the measured command (datatier's Python process), in MiB. ``--double`` repeats the datatier
+measurements on twice the rows to show memory stays flat.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +96,76 @@ def checksum(cnf: Path, database: str, tables: int) -> str:
     )
 
 
-def run_datatier(
-    config_path: Path, tables: int, primary: Path, replica: Path, jobs: int
+@contextlib.contextmanager
+def replicas_paused(replicas: list[Path], enabled: bool) -> Iterator[None]:
+    """Stop the replicas' SQL threads while a restore is timed.
+
+    In production the replicas run on other hosts; here they share the primary's two cores
+    and replaying every restored row on both would eat the CPU the restore is measured on.
+    The binlog is still written on the primary; replication catches up afterwards.
+    """
+    if enabled:
+        for cnf in replicas:
+            mysql(cnf, "STOP SLAVE SQL_THREAD")
+    try:
+        yield
+    finally:
+        if enabled:
+            for cnf in replicas:
+                mysql(cnf, "START SLAVE SQL_THREAD")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def run_backups(config_path: Path, replica: Path, tmp: Path, rounds: int) -> dict[str, float]:
+    """Backup-side timings, interleaved per round (so drift hits all alike); medians."""
+    env = {**os.environ, "DATATIER_CONFIG": str(config_path)}
+    dt = str(ROOT / ".venv/bin/datatier")
+    runs: dict[str, list[float]] = {}
+    rss: list[float] = []
+    for _ in range(rounds):
+        steps: dict[str, tuple[list[str] | str, bool, dict[str, str] | None]] = {
+            "mariadb_dump_zstd_s": (
+                f"mariadb-dump --defaults-file={replica} --single-transaction --quick "
+                "--master-data=2 --gtid --routines --triggers --events --hex-blob "
+                f"--databases {DB} | zstd -q -3 > {tmp / 'dump.sql.zst'}",
+                True,
+                None,
+            ),
+            "mydumper_s": (
+                f"rm -rf {tmp / 'mydumper'} && mydumper --defaults-file={replica} -B {DB} "
+                f"-o {tmp / 'mydumper'} -t 2 -c --trx-consistency-only -v 0",
+                True,
+                None,
+            ),
+            "backup_s": ([dt, "backup", "run", "bench"], False, env),
+            # Into a local directory: datatier's own cost without the S3 server (moto
+            # runs in Python on these same two cores).
+            "backup_local_store_s": ([dt, "backup", "run", "bench-local"], False, env),
+        }
+        for name, (argv, shell, step_env) in steps.items():
+            seconds, peak = timed(argv, shell=shell, env=step_env)
+            runs.setdefault(name, []).append(seconds)
+            if name == "backup_s":
+                rss.append(peak)
+    found = {name: median(values) for name, values in runs.items()}
+    found["backup_rss"] = max(rss)
+    return found
+
+
+def run_restores(
+    config_path: Path,
+    tables: int,
+    primary: Path,
+    replicas: list[Path],
+    jobs: int,
+    pause: bool,
 ) -> dict[str, float]:
     env = {**os.environ, "DATATIER_CONFIG": str(config_path)}
     dt = str(ROOT / ".venv/bin/datatier")
-    backup_s, backup_rss = timed([dt, "backup", "run", "bench"], env=env)
-    # The same backup into a local directory: datatier's own cost without the S3 server
-    # (moto runs in Python on these same two cores).
-    local_s, _ = timed([dt, "backup", "run", "bench-local"], env=env)
+    replica = replicas[0]
     listing = subprocess.run(
         [dt, "backup", "run", "bench", "--json"],
         capture_output=True,
@@ -107,18 +174,17 @@ def run_datatier(
         check=True,
     )
     backup_id = json.loads(listing.stdout)["id"]
-    found: dict[str, float] = {
-        "backup_s": backup_s,
-        "backup_rss": backup_rss,
-        "backup_local_store_s": local_s,
-    }
+    found: dict[str, float] = {}
+    restore_cmd = [dt, "restore", backup_id, "--rename", f"{DB}=bench_dt", "--jobs", str(jobs)]
     for label, extra in (("restore", []), ("restore_nobinlog", ["--no-binlog"])):
         mysql(primary, "DROP DATABASE IF EXISTS bench_dt")
         wait_replicated(primary, replica)
-        seconds, rss = timed(
-            [dt, "restore", backup_id, "--rename", f"{DB}=bench_dt", "--jobs", str(jobs), *extra],
-            env=env,
-        )
+        with replicas_paused(replicas, pause and not extra):
+            seconds, rss = timed(
+                [*restore_cmd, *extra],
+                env=env,
+            )
+        wait_replicated(primary, replica)
         if checksum(primary, "bench_dt", tables) != checksum(replica, DB, tables):
             raise SystemExit(f"datatier {label} does not match the source")
         found[f"{label}_s"], found[f"{label}_rss"] = seconds, rss
@@ -130,6 +196,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--tables", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=4, help="datatier restore --jobs")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of backup timings (median)")
+    parser.add_argument(
+        "--replicas-live",
+        action="store_true",
+        help="keep the local replicas applying during restore timings (default: paused, as "
+        "if they ran on other hosts)",
+    )
     parser.add_argument("--double", action="store_true", help="also measure at twice the rows")
     parser.add_argument("--dir", default=str(ROOT / ".sandbox-bench"))
     parser.add_argument("--port-base", type=int, default=38060)
@@ -149,6 +222,7 @@ def main() -> None:
         f'[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
     )
     primary, replica = cnf_for(config, "primary", tmp), cnf_for(config, "replica1", tmp)
+    replicas = [replica, cnf_for(config, "replica2", tmp)]
     results: dict[str, float] = {}
     try:
         print(f"generating {args.rows} rows in {args.tables} tables ...", file=sys.stderr)
@@ -156,35 +230,14 @@ def main() -> None:
         wait_replicated(primary, replica)
         source_sum = checksum(replica, DB, args.tables)
 
-        dump_file = tmp / "dump.sql.zst"
-        results["mariadb_dump_zstd_s"], _ = timed(
-            f"mariadb-dump --defaults-file={replica} --single-transaction --quick --master-data=2 "
-            "--gtid --routines --triggers --events --hex-blob "
-            f"--databases {DB} | zstd -q -3 > {dump_file}",
-            shell=True,
-        )
-        mydumper_dir = tmp / "mydumper"
-        results["mydumper_s"], _ = timed(
-            [
-                "mydumper",
-                f"--defaults-file={replica}",
-                "-B",
-                DB,
-                "-o",
-                str(mydumper_dir),
-                "-t",
-                "2",
-                "-c",
-                "--trx-consistency-only",
-                "-v",
-                "0",
-            ]
-        )
+        results.update(run_backups(config_path, replica, tmp, args.repeat))
+        dump_file, mydumper_dir = tmp / "dump.sql.zst", tmp / "mydumper"
         mysql(primary, f"DROP DATABASE {DB}; CREATE DATABASE {DB}")
         wait_replicated(primary, replica)
-        results["client_restore_s"], _ = timed(
-            f"zstd -dc {dump_file} | mariadb --defaults-file={primary}", shell=True
-        )
+        with replicas_paused(replicas, not args.replicas_live):
+            results["client_restore_s"], _ = timed(
+                f"zstd -dc {dump_file} | mariadb --defaults-file={primary}", shell=True
+            )
         wait_replicated(primary, replica)
         assert checksum(primary, DB, args.tables) == source_sum, "baseline restore differs"
         mysql(primary, "SET SESSION sql_log_bin=0; DROP DATABASE bench; CREATE DATABASE bench")
@@ -208,12 +261,13 @@ def main() -> None:
             ]
         )
         wait_replicated(primary, replica)
-        results.update(run_datatier(config_path, args.tables, primary, replica, args.jobs))
+        pause = not args.replicas_live
+        results.update(run_restores(config_path, args.tables, primary, replicas, args.jobs, pause))
         if args.double:
             generate(primary, args.tables, args.rows * 2)
             wait_replicated(primary, replica)
-            doubled = run_datatier(config_path, args.tables, primary, replica, args.jobs)
-            results["backup_rss_2x"] = doubled["backup_rss"]
+            results["backup_rss_2x"] = run_backups(config_path, replica, tmp, 1)["backup_rss"]
+            doubled = run_restores(config_path, args.tables, primary, replicas, args.jobs, pause)
             results["restore_rss_2x"] = doubled["restore_rss"]
     finally:
         mysql(primary, "DROP DATABASE IF EXISTS bench_dt; DROP DATABASE IF EXISTS bench_myloader")

@@ -284,7 +284,7 @@ def restore_mysql(
     )
     kinds = [k for k in KIND_ORDER if k != "database"]
     loader.load_all(objects, kinds)
-    check_row_counts(options.target, manifest, objects, targets)
+    check_row_counts(options.target, manifest, objects, targets, options.jobs)
     report.seconds = round(time.monotonic() - started, 3)
     log.info(
         "restore.completed",
@@ -313,22 +313,31 @@ def warn_qualified(record: ObjectRecord, text: bytes) -> None:
 
 
 def check_row_counts(
-    target: Endpoint, manifest: Manifest, objects: list[ObjectRecord], targets: dict[str, str]
+    target: Endpoint,
+    manifest: Manifest,
+    objects: list[ObjectRecord],
+    targets: dict[str, str],
+    jobs: int = 2,
 ) -> None:
-    """OperationFailed if a restored table's row count differs from the manifest."""
+    """OperationFailed if a restored table's row count differs from the manifest
+    (tables counted in parallel, one connection per worker)."""
     restored = {(o.database, o.table) for o in objects if o.kind == "schema"}
     expected = {(t.database, t.name): t.rows for t in manifest.tables}
-    with connect(target) as conn, conn.cursor() as cur:
-        for database, table in sorted(restored, key=str):
-            if database is None or table is None or (database, table) not in expected:
-                continue
-            qdb = targets[database].replace("`", "``")
-            qt = table.replace("`", "``")
+    wanted = sorted((db, t) for db, t in restored if db and t and (db, t) in expected)
+
+    def count(key: tuple[str, str]) -> None:
+        database, table = key
+        qdb, qt = targets[database].replace("`", "``"), table.replace("`", "``")
+        with connect(target) as conn, conn.cursor() as cur:
             cur.execute(f"SELECT COUNT(*) FROM `{qdb}`.`{qt}`")
             row = cur.fetchone()
-            found = int(row[0]) if row else -1
-            if found != expected[(database, table)]:
-                raise OperationFailed(
-                    f"{targets[database]}.{table}: {found} rows after restore, "
-                    f"the backup has {expected[(database, table)]}"
-                )
+        found = int(row[0]) if row else -1
+        if found != expected[key]:
+            raise OperationFailed(
+                f"{targets[database]}.{table}: {found} rows after restore, "
+                f"the backup has {expected[key]}"
+            )
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, 4))) as pool:
+        for future in [pool.submit(count, key) for key in wanted]:
+            future.result()

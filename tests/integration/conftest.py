@@ -1,7 +1,8 @@
 """A session-scoped sandbox of real servers for the integration tests.
 
 The sandbox lives in a temporary directory on ports from ``DATATIER_TEST_PORT_BASE``
-(default 34060, away from a developer's own sandbox on 33060). Set
+(default 24060: away from a developer's sandbox on 33060, and below Linux's ephemeral port
+range, 32768+, where an outgoing connection could be holding a port). Set
 ``DATATIER_TEST_SANDBOX_DIR`` to reuse a directory and ``DATATIER_TEST_KEEP_SANDBOX=1`` to
 leave it running after the session (a faster edit-test loop). Under ``CI=true`` a server
 that cannot start fails the run; elsewhere the integration tests are skipped with the reason.
@@ -85,7 +86,7 @@ def use_sandbox_config(sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture(scope="session")
 def test_port_base() -> int:
-    return int(os.environ.get("DATATIER_TEST_PORT_BASE", "34060"))
+    return int(os.environ.get("DATATIER_TEST_PORT_BASE", "24060"))
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
 """A real S3 API server (moto_server) for the storage tests, one per session.
 
-The port comes from ``DATATIER_TEST_MOTO_PORT`` (default 35500). If the server cannot start
-the tests fail under ``CI=true`` and are skipped elsewhere. Helpers here drive moto's own
-control API (``/moto-api/...``): IAM enforcement and slow archive restores.
+The port comes from ``DATATIER_TEST_MOTO_PORT`` (default 25500, below the ephemeral port
+range). If the server cannot start the tests fail under ``CI=true`` and are skipped
+elsewhere. Helpers here drive moto's own control API (``/moto-api/...``): IAM
+enforcement and slow archive restores.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class Moto:
 
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
-    port = int(os.environ.get("DATATIER_TEST_MOTO_PORT", "35500"))
+    port = int(os.environ.get("DATATIER_TEST_MOTO_PORT", "25500"))
     exe = Path(sys.executable).with_name("moto_server")
     binary = str(exe) if exe.exists() else shutil.which("moto_server")
     if binary is None:
