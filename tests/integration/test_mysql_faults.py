@@ -220,6 +220,17 @@ def test_sigkill_of_the_backup_process_leaves_no_manifest(
     assert leftovers, "the killed run left objects (prune removes them)"
     assert manifests(store, "fault-primary") == before_manifests
 
+    # The next prune removes the killed run's leftovers and keeps every complete backup.
+    env_config = ["--config", str(sandbox.config_path)]
+    assert main([*env_config, "backups", "list", "fault-primary", "--all", "--json"]) == 0
+    assert (
+        main([*env_config, "backups", "prune", "fault-primary", "--execute", "--grace-hours", "0"])
+        == 0
+    )
+    remaining = {o.key for o in store.list_objects("fault-primary/")}
+    assert not (leftovers & remaining), "prune must delete the incomplete backup's objects"
+    assert manifests(store, "fault-primary") == before_manifests
+
 
 @pytest.fixture
 def slow_glacier(sandbox: SandboxHandle) -> Iterator[None]:
