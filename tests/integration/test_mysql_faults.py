@@ -188,7 +188,7 @@ def test_mysql_connection_killed_mid_dump_fails_without_manifest(
 
 
 def test_sigkill_of_the_backup_process_leaves_no_manifest(
-    sandbox: SandboxHandle, fault_data: None
+    sandbox: SandboxHandle, fault_data: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     loaded = load(str(sandbox.config_path), environ={})
     store = store_for(loaded.config.backup.default_store, loaded.config)
@@ -222,7 +222,12 @@ def test_sigkill_of_the_backup_process_leaves_no_manifest(
 
     # The next prune removes the killed run's leftovers and keeps every complete backup.
     env_config = ["--config", str(sandbox.config_path)]
+    capsys.readouterr()
     assert main([*env_config, "backups", "list", "fault-primary", "--all", "--json"]) == 0
+    states = {b["state"] for b in json.loads(capsys.readouterr().out)}
+    assert "incomplete" in states, "--all shows the killed run"
+    assert main([*env_config, "backups", "list", "fault-primary", "--json"]) == 0
+    assert all(b["state"] == "complete" for b in json.loads(capsys.readouterr().out))
     assert (
         main([*env_config, "backups", "prune", "fault-primary", "--execute", "--grace-hours", "0"])
         == 0
