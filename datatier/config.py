@@ -103,6 +103,31 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    """``[health]``: the replica monitor, the heartbeat writer and the health HTTP endpoint.
+
+    A replica counts as lagging above ``replica_max_lag`` seconds of heartbeat lag (the
+    default for ``/replica`` without ``?lag=``) and is readmitted only once its lag is at
+    or below ``readmit_ratio`` times that threshold. Measurements older than
+    ``stale_intervals`` monitor intervals (plus ``check_timeout``) count as unhealthy.
+    """
+
+    listen: str = "127.0.0.1:8008"
+    interval: float = option(1.0, min=0.05)
+    check_timeout: float = option(2.0, min=0.1)
+    stale_intervals: float = option(3.0, min=1.0)
+    replica_max_lag: float = option(2.0, min=0.0)
+    readmit_ratio: float = option(0.5, min=0.0)
+    heartbeat_interval: float = option(0.5, min=0.05)
+
+    def __post_init__(self) -> None:
+        if self.readmit_ratio > 1.0:
+            raise ConfigError(
+                "config", "health.readmit_ratio", f"{self.readmit_ratio!r} is above 1.0"
+            )
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. ``source`` says where it came from; ``base_dir`` anchors paths."""
 
@@ -112,6 +137,7 @@ class Config:
     memcached: MemcachedSettings = field(default_factory=MemcachedSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction (access key IDs are identifiers, not

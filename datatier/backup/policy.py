@@ -39,7 +39,12 @@ from datatier.storage.base import StorageClass
 from datatier.typedtoml import Binder, option
 
 POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-SYSTEM_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+# Never part of "every database": the server's own schemas, and datatier's heartbeat
+# (restoring an old heartbeat row would fake replica lag). Name them in `databases` to
+# include them anyway.
+SYSTEM_DATABASES = frozenset(
+    {"mysql", "information_schema", "performance_schema", "sys", "datatier"}
+)
 ARCHIVE_ORDER = {
     "STANDARD": 0,
     "STANDARD_IA": 1,

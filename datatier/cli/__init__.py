@@ -13,6 +13,8 @@ from datatier.cli.backup_cmd import backup_group
 from datatier.cli.backups_cmd import backups_group
 from datatier.cli.config_cmd import config_group
 from datatier.cli.context import AppContext
+from datatier.cli.health_cmd import health_group
+from datatier.cli.replication_cmd import replication_group
 from datatier.cli.restore_cmd import restore
 from datatier.cli.sandbox_cmd import sandbox_group
 from datatier.errors import DatatierError, ExitCode
@@ -49,6 +51,8 @@ cli.add_command(backups_group)
 cli.add_command(config_group)
 cli.add_command(restore)
 cli.add_command(sandbox_group)
+cli.add_command(health_group)
+cli.add_command(replication_group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""Replication health: heartbeat writer, replica status, monitor loop, health HTTP server."""

@@ -1,0 +1,192 @@
+"""Heartbeat: the primary writes its UTC time every interval; replicas measure lag from it.
+
+Contract. :class:`HeartbeatWriter` keeps one row per source ``server_id`` in
+``datatier.heartbeat`` (DDL: :data:`DDL`, the same as ``schemas/mysql/001_heartbeat.sql``;
+created if missing) and updates ``ts`` to the primary's ``UTC_TIMESTAMP(6)`` every interval
+(>= :data:`MIN_INTERVAL`). It refuses to write to a ``read_only`` server: a heartbeat written
+on a replica would fork its GTID history. :func:`read_lag` on a replica returns its own
+``UTC_TIMESTAMP(6)`` minus the replicated ``ts``: unlike Seconds_Behind_Master this keeps
+growing while the SQL thread is stopped, the IO thread is cut off or the writer is down.
+
+Limits. The lag includes the clock skew between the primary's and the replica's hosts (NTP
+keeps it to milliseconds; a bad clock can make lag negative or inflate it). The monitor
+measures each server's clock offset against its own and exposes the difference
+(``clock_skew_seconds``) so a skewed host is visible; it does not correct for it. Resolution
+is one writer interval: a just-caught-up replica reads up to ``interval`` of lag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import pymysql
+
+from datatier.errors import OperationFailed, ServiceUnavailable
+from datatier.log import get_logger
+from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
+
+log = get_logger(__name__)
+
+DATABASE = "datatier"
+TABLE = "heartbeat"
+MIN_INTERVAL = 0.05
+DEFAULT_INTERVAL = 0.5
+
+DDL = (
+    f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`",
+    f"CREATE TABLE IF NOT EXISTS `{DATABASE}`.`{TABLE}` (\n"
+    "  `server_id` INT UNSIGNED NOT NULL PRIMARY KEY,\n"
+    "  `ts` DATETIME(6) NOT NULL COMMENT 'UTC, written by the source',\n"
+    "  `beats` BIGINT UNSIGNED NOT NULL DEFAULT 0\n"
+    ") ENGINE=InnoDB",
+)
+
+BEAT_SQL = (
+    f"INSERT INTO `{DATABASE}`.`{TABLE}` (server_id, ts, beats) "
+    "VALUES (@@server_id, UTC_TIMESTAMP(6), 1) "
+    "ON DUPLICATE KEY UPDATE ts = VALUES(ts), beats = beats + 1"
+)
+
+
+@dataclass(frozen=True)
+class HeartbeatReading:
+    """What a server sees of a source's heartbeat: the row's ``ts``, the server's own UTC now,
+    and ``lag`` = now - ts in seconds (clock skew included; see module docstring)."""
+
+    source_server_id: int
+    ts: datetime
+    now: datetime
+    lag: float
+
+
+def ensure_table(conn: Connection) -> None:
+    """Create the heartbeat database and table if missing (idempotent)."""
+    with conn.cursor() as cur:
+        for statement in DDL:
+            cur.execute(statement)
+
+
+def read_lag(conn: Connection, source_server_id: int | None) -> HeartbeatReading | None:
+    """The heartbeat of ``source_server_id`` (the newest row if None) as seen by ``conn``'s
+    server; None when there is no row or no table yet."""
+    where, args = "WHERE server_id = %s", [source_server_id]
+    if source_server_id is None:
+        where, args = "ORDER BY ts DESC LIMIT 1", []
+    try:
+        rows = query_dicts(
+            conn,
+            f"SELECT server_id, ts, UTC_TIMESTAMP(6) AS now, "
+            f"TIMESTAMPDIFF(MICROSECOND, ts, UTC_TIMESTAMP(6)) AS lag_us "
+            f"FROM `{DATABASE}`.`{TABLE}` {where}",
+            args or None,
+        )
+    except pymysql.err.ProgrammingError as exc:
+        if exc.args and exc.args[0] in (1049, 1146):  # unknown database / table
+            return None
+        raise
+    if not rows:
+        return None
+    row = rows[0]
+    return HeartbeatReading(
+        source_server_id=int(row["server_id"]),
+        ts=row["ts"],
+        now=row["now"],
+        lag=int(row["lag_us"]) / 1_000_000,
+    )
+
+
+class HeartbeatWriter:
+    """Writes the heartbeat on the primary ``ep`` every ``interval`` seconds.
+
+    :meth:`open` connects, refuses a read-only server (OperationFailed), creates the table and
+    writes the first beat; an unreachable server raises ServiceUnavailable. :meth:`run` then
+    beats on a fixed schedule until ``stop`` is set; a failed beat is logged and retried on
+    the next tick with a fresh connection (the writer keeps running through a primary restart).
+    """
+
+    def __init__(self, ep: Endpoint, interval: float = DEFAULT_INTERVAL) -> None:
+        if interval < MIN_INTERVAL:
+            raise OperationFailed(f"heartbeat interval {interval} s is below {MIN_INTERVAL} s")
+        self.ep = ep
+        self.interval = interval
+        self.beats = 0
+        self.errors = 0
+        self.server_id: int | None = None
+        self._conn: Connection | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open(self) -> None:
+        """Connect, check writability, create the table, beat once."""
+        self.close()
+        conn = connect(self.ep)
+        try:
+            row = query_dicts(conn, "SELECT @@server_id AS id, @@read_only AS ro")[0]
+            if int(row["ro"]):
+                raise OperationFailed(
+                    f"{self.ep.label} is read_only: the heartbeat is written on the primary only"
+                )
+            ensure_table(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self.server_id = int(row["id"])
+        self._conn = conn
+        self.beat()
+
+    def beat(self) -> None:
+        """Write one heartbeat now (reconnects first if the last one failed)."""
+        if self._conn is None:
+            self.open()
+            return
+        with self._conn.cursor() as cur:
+            cur.execute(BEAT_SQL)
+        self.beats += 1
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(pymysql.MySQLError):
+                conn.close()
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Beat every interval until ``stop`` (or :meth:`stop`) is set; call :meth:`open` first
+        to fail fast on a bad target. Never raises for a failed beat."""
+        stop = stop or self._stop
+        next_at = time.monotonic() + self.interval
+        while not stop.wait(max(0.0, next_at - time.monotonic())):
+            next_at += self.interval
+            if next_at < time.monotonic():  # fell behind (slow server): do not burst
+                next_at = time.monotonic() + self.interval
+            try:
+                self.beat()
+            except (pymysql.MySQLError, ServiceUnavailable, OSError) as exc:
+                self.errors += 1
+                self.close()
+                log.warning("heartbeat.write_failed", node=self.ep.name, error=str(exc))
+            except OperationFailed as exc:  # the node became read-only: stop writing to it
+                self.errors += 1
+                self.close()
+                log.error("heartbeat.refused", node=self.ep.name, error=str(exc))
+        self.close()
+
+    def start(self) -> HeartbeatWriter:
+        """Open, then run in a daemon thread (for the monitor's host process and tests)."""
+        self.open()
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.run, name=f"heartbeat-{self.ep.name}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread started by :meth:`start` and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None

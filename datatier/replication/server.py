@@ -1,0 +1,261 @@
+"""The health HTTP endpoint (Patroni-style) for HAProxy and uptime monitors.
+
+Contract. Handlers read only the monitor's last :class:`~datatier.replication.monitor.Snapshot`
+and never open a MySQL connection. Paths (GET, HEAD, OPTIONS):
+
+- ``/primary[?node=NAME]``: 200 only if the node (default: the listener's node, else the
+  configured primary) is reachable and writable;
+- ``/replica[?lag=2s][&node=NAME]``: 200 only if both replication threads run and the
+  heartbeat lag is at most ``lag`` (``ms``, ``s``, ``m``; a bare number is seconds; default
+  ``health.replica_max_lag``), with hysteresis; ``node`` may be omitted on a listener bound
+  to a node (``--listen HOST:PORT=NODE``) or when exactly one replica is configured;
+- ``/health``: 200 while the monitor thread runs and its snapshot is fresh;
+- ``/metrics``: Prometheus text exposition (always 200 while serving).
+
+Otherwise 503 (unhealthy), 400 (bad query parameter, with a message), 404 (unknown path),
+501 (other methods, from the stdlib). GET answers JSON (``/metrics``: text); HEAD and
+OPTIONS answer the status line and headers only, with ``Content-Length: 0``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from datatier.errors import UsageError
+from datatier.log import get_logger
+from datatier.replication.metrics import render_metrics
+from datatier.replication.monitor import Monitor
+from datatier.replication.snapshot import Snapshot
+
+log = get_logger(__name__)
+
+LAG_PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+MAX_LAG = 86_400.0
+
+
+class BadRequest(Exception):
+    """A query parameter the client must fix (HTTP 400)."""
+
+
+def parse_lag(text: str) -> float:
+    """``250ms``, ``2s``, ``1.5m`` or ``2`` (seconds) as seconds; BadRequest otherwise."""
+    match = LAG_PATTERN.match(text)
+    if not match:
+        raise BadRequest(f"lag={text!r}: expected a number with unit ms, s or m, e.g. lag=2s")
+    value = float(match.group(1)) * UNITS[match.group(2)]
+    if not math.isfinite(value) or value > MAX_LAG:
+        raise BadRequest(f"lag={text!r}: at most {MAX_LAG:g} s")
+    return round(value, 6)
+
+
+def parse_listen(text: str) -> tuple[str, int, str | None]:
+    """``HOST:PORT`` or ``HOST:PORT=NODE`` (``[::1]:PORT`` for IPv6) -> (host, port, node);
+    UsageError otherwise. A listener bound to NODE answers for that node without ``?node=``
+    (one port per node: what HAProxy's per-server check ``port`` needs)."""
+    address, _, node = text.partition("=")
+    host, sep, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(
+            f"--listen {text!r}: expected HOST:PORT or HOST:PORT=NODE, e.g. 127.0.0.1:8008"
+        )
+    if "=" in text and not node:
+        raise UsageError(f"--listen {text!r}: empty node name after '='")
+    return host, int(port), node or None
+
+
+class HealthServer(ThreadingHTTPServer):
+    """A threaded HTTP server bound to ``address`` that answers from ``monitor``'s snapshot."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        monitor: Monitor,
+        default_lag: float,
+        node: str | None = None,
+    ) -> None:
+        if node is not None and node not in monitor.mysql.nodes:
+            known = ", ".join(sorted(monitor.mysql.nodes)) or "none"
+            raise UsageError(f"--listen ...={node}: unknown node (known: {known})")
+        self.monitor = monitor
+        self.default_lag = default_lag
+        self.node = node
+        super().__init__(address, HealthHandler)
+
+
+class HealthHandler(BaseHTTPRequestHandler):
+    """Routes requests to the snapshot checks; never raises out (500 only on a bug)."""
+
+    server: HealthServer
+    protocol_version = "HTTP/1.1"  # keep-alive for pollers; every answer has Content-Length
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+    server_version = "datatier-health"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence per-request logging: pollers call hundreds of times a second."""
+
+    def do_GET(self) -> None:
+        self._answer(body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(body=False)
+
+    def do_OPTIONS(self) -> None:
+        self._answer(body=False)
+
+    def _send(self, status: int, payload: bytes, content_type: str, body: bool) -> None:
+        self.send_response(status)
+        self.send_header("Cache-Control", "no-store")
+        if body:
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+        else:
+            self.send_header("Content-Length", "0")
+        self.end_headers()
+        if body:
+            self.wfile.write(payload)
+
+    def _json(self, status: int, doc: Mapping[str, Any], body: bool) -> None:
+        payload = json.dumps(doc, separators=(",", ":"), default=str).encode() + b"\n"
+        self._send(status, payload, "application/json", body)
+
+    def _answer(self, body: bool) -> None:
+        parts = urlsplit(self.path)
+        try:
+            query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
+            route = ROUTES.get(parts.path.rstrip("/") or "/")
+            if route is None:
+                known = ", ".join(sorted(ROUTES))
+                self._json(404, {"error": f"unknown path {parts.path!r} (known: {known})"}, body)
+                return
+            route(self, query, body)
+        except BadRequest as exc:
+            self._json(400, {"error": str(exc)}, body)
+        except Exception as exc:  # a bug answers 500, never a dropped connection
+            log.error("health.handler_failed", path=parts.path, error=str(exc), exc_info=True)
+            self._json(500, {"error": f"internal error: {type(exc).__name__}"}, body)
+
+    # -- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _single(query: Mapping[str, list[str]], key: str) -> str | None:
+        values = query.get(key)
+        if not values:
+            return None
+        if len(values) > 1:
+            raise BadRequest(f"{key} given {len(values)} times")
+        return values[0]
+
+    def _snapshot(self, body: bool) -> Snapshot | None:
+        snap = self.server.monitor.snapshot
+        if snap is None:
+            self._json(503, {"healthy": False, "reason": "no measurement yet"}, body)
+        return snap
+
+    def _node(self, query: Mapping[str, list[str]], role: str) -> str:
+        nodes = self.server.monitor.mysql.nodes
+        name = self._single(query, "node")
+        bound = self.server.node
+        if name is not None:
+            if name not in nodes:
+                known = ", ".join(sorted(nodes)) or "none"
+                raise BadRequest(f"node={name!r}: unknown node (known: {known})")
+            if bound is not None and name != bound:
+                raise BadRequest(f"node={name!r}: this port answers for node {bound!r} only")
+            return name
+        if bound is not None:
+            return bound
+        candidates = sorted(n for n, spec in nodes.items() if spec.role == role)
+        if len(candidates) != 1:
+            raise BadRequest(
+                f"node=NAME is required: {len(candidates)} {role} nodes are configured "
+                f"({', '.join(candidates) or 'none'})"
+            )
+        return candidates[0]
+
+    @staticmethod
+    def _check_params(query: Mapping[str, list[str]], allowed: set[str]) -> None:
+        unknown = sorted(set(query) - allowed)
+        if unknown:
+            raise BadRequest(
+                f"unknown query parameter {unknown[0]!r} "
+                f"(allowed: {', '.join(sorted(allowed)) or 'none'})"
+            )
+
+    # -- routes --------------------------------------------------------------------------
+    def primary(self, query: Mapping[str, list[str]], body: bool) -> None:
+        self._check_params(query, {"node"})
+        name = self._node(query, "primary")
+        snap = self._snapshot(body)
+        if snap is None:
+            return
+        ok, reason = snap.primary_check(name)
+        doc = {"healthy": ok, "reason": reason, "node": snap.nodes[name].to_dict()}
+        self._json(200 if ok else 503, doc, body)
+
+    def replica(self, query: Mapping[str, list[str]], body: bool) -> None:
+        self._check_params(query, {"node", "lag"})
+        name = self._node(query, "replica")
+        lag_text = self._single(query, "lag")
+        max_lag = self.server.default_lag if lag_text is None else parse_lag(lag_text)
+        monitor = self.server.monitor
+        monitor.register_threshold(max_lag)
+        snap = self._snapshot(body)
+        if snap is None:
+            return
+        ok, reason = snap.replica_check(name, max_lag)
+        doc = {
+            "healthy": ok,
+            "reason": reason,
+            "max_lag_seconds": max_lag,
+            "clock_skew_seconds": snap.clock_skew(name),
+            "node": snap.nodes[name].to_dict(),
+        }
+        self._json(200 if ok else 503, doc, body)
+
+    def health(self, query: Mapping[str, list[str]], body: bool) -> None:
+        self._check_params(query, set())
+        monitor = self.server.monitor
+        snap = monitor.snapshot
+        alive = monitor.alive()
+        fresh = snap is not None and snap.fresh()
+        doc = {
+            "healthy": alive and fresh,
+            "monitor_alive": alive,
+            "round": None if snap is None else snap.round,
+            "snapshot_age_seconds": None if snap is None else round(snap.age(), 6),
+            "stale_after_seconds": monitor.stale_after,
+            "interval_seconds": monitor.interval,
+        }
+        self._json(200 if alive and fresh else 503, doc, body)
+
+    def metrics(self, query: Mapping[str, list[str]], body: bool) -> None:
+        self._check_params(query, set())
+        monitor = self.server.monitor
+        text = render_metrics(monitor.snapshot, monitor.alive(), self.server.default_lag)
+        self._send(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8", body)
+
+
+ROUTES = {
+    "/primary": HealthHandler.primary,
+    "/replica": HealthHandler.replica,
+    "/health": HealthHandler.health,
+    "/metrics": HealthHandler.metrics,
+}
+
+
+def serve(
+    address: tuple[str, int], monitor: Monitor, default_lag: float, node: str | None = None
+) -> HealthServer:
+    """A bound (not yet serving) :class:`HealthServer`; call ``serve_forever()`` on it."""
+    return HealthServer(address, monitor, default_lag, node)

@@ -1,0 +1,172 @@
+"""Immutable measurement records: one node's check, one round's snapshot, the hysteresis rule.
+
+Everything here is frozen data plus pure functions, safe to share between the monitor thread
+(which builds a new :class:`Snapshot` each round) and any number of reader threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from datatier.replication.status import ReplicaStatus
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    """One node's last measurement. ``lag`` is the heartbeat lag in seconds on a replica and
+    the age of the newest heartbeat on a primary; None when no heartbeat was readable."""
+
+    name: str
+    role: str
+    host: str
+    port: int
+    reachable: bool = False
+    error: str = ""
+    read_only: bool | None = None
+    server_id: int | None = None
+    replica: ReplicaStatus | None = None
+    gtid_position: str = ""
+    lag: float | None = None
+    clock_offset: float | None = None
+    check_seconds: float = 0.0
+    measured_at: float = 0.0
+    checked: float = 0.0  # time.monotonic() when the check ended (for per-node staleness)
+    errors_total: int = 0
+
+    @property
+    def writable(self) -> bool:
+        """Reachable and not read_only: what ``/primary`` requires."""
+        return self.reachable and self.read_only is False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (no secrets: host, port and server state only)."""
+        return {
+            "name": self.name,
+            "role": self.role,
+            "host": self.host,
+            "port": self.port,
+            "reachable": self.reachable,
+            "error": self.error or None,
+            "read_only": self.read_only,
+            "server_id": self.server_id,
+            "gtid_position": self.gtid_position or None,
+            "lag_seconds": None if self.lag is None else round(self.lag, 6),
+            "clock_offset_seconds": (
+                None if self.clock_offset is None else round(self.clock_offset, 6)
+            ),
+            "check_seconds": round(self.check_seconds, 6),
+            "measured_at": datetime.fromtimestamp(self.measured_at, UTC).isoformat(),
+            "errors_total": self.errors_total,
+            "replication": None if self.replica is None else self.replica.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One completed round of measurements (immutable; swapped whole by the monitor)."""
+
+    nodes: Mapping[str, NodeHealth]
+    round: int
+    interval: float
+    stale_after: float
+    finished: float  # time.monotonic() when the round ended
+    lagging: Mapping[float, frozenset[str]] = field(default_factory=dict)
+
+    def age(self) -> float:
+        return time.monotonic() - self.finished
+
+    def fresh(self) -> bool:
+        """Not older than ``stale_after`` seconds."""
+        return self.age() <= self.stale_after
+
+    def _stale(self, node: NodeHealth) -> str:
+        """Why ``node``'s numbers cannot be trusted now ('' if they can)."""
+        if not self.fresh():
+            return f"measurements are stale ({self.age():.1f} s old)"
+        age = time.monotonic() - node.checked
+        if age > self.stale_after:
+            return f"check of {node.name} is stale ({age:.1f} s old; still running?)"
+        return ""
+
+    def primary(self) -> NodeHealth | None:
+        """The configured primary's measurement, if one is configured."""
+        return next((n for n in self.nodes.values() if n.role == "primary"), None)
+
+    def clock_skew(self, name: str) -> float | None:
+        """Clock offset of node ``name`` minus the primary's (the error in its lag)."""
+        node, primary = self.nodes.get(name), self.primary()
+        if node is None or primary is None:
+            return None
+        if node.clock_offset is None or primary.clock_offset is None:
+            return None
+        return node.clock_offset - primary.clock_offset
+
+    def primary_check(self, name: str) -> tuple[bool, str]:
+        """(healthy, reason) for ``/primary``: a fresh, reachable, writable node."""
+        node = self.nodes[name]
+        stale = self._stale(node)
+        if stale:
+            return False, stale
+        if not node.reachable:
+            return False, f"unreachable: {node.error}"
+        if not node.writable:
+            return False, "read_only"
+        return True, "writable primary"
+
+    def replica_check(self, name: str, max_lag: float) -> tuple[bool, str]:
+        """(healthy, reason) for ``/replica``: both threads run and the heartbeat lag is at
+        most ``max_lag`` (and the replica is not held out by hysteresis for that threshold)."""
+        node = self.nodes[name]
+        stale = self._stale(node)
+        if stale:
+            return False, stale
+        if not node.reachable:
+            return False, f"unreachable: {node.error}"
+        status = node.replica
+        if status is None:
+            return False, "not a replica"
+        if not status.threads_ok:
+            detail = f"; {status.last_error}" if status.last_error else ""
+            return False, f"io thread {status.io_running}, sql thread {status.sql_running}{detail}"
+        if node.lag is None:
+            return False, "no heartbeat seen (is `datatier replication heartbeat` running?)"
+        held = self.lagging.get(max_lag)
+        if held is not None and name in held:
+            return False, f"lagging: {node.lag:.3f} s (held out until it recovers)"
+        if node.lag > max_lag:
+            return False, f"lagging: {node.lag:.3f} s > {max_lag:g} s"
+        return True, f"lag {node.lag:.3f} s <= {max_lag:g} s"
+
+
+def hold_lagging(
+    previous: Mapping[float, frozenset[str]],
+    nodes: Mapping[str, NodeHealth],
+    thresholds: frozenset[float],
+    readmit_ratio: float,
+) -> dict[float, frozenset[str]]:
+    """The replicas held out per threshold after this round (the hysteresis rule).
+
+    A replica is held once its lag exceeds the threshold and released once its lag is at or
+    below ``readmit_ratio`` x threshold; with an unknown lag it keeps its previous state.
+    """
+    result: dict[float, frozenset[str]] = {}
+    for limit in thresholds:
+        before = previous.get(limit, frozenset())
+        held = set()
+        for name, node in nodes.items():
+            if node.replica is None and node.role != "replica":
+                continue
+            if node.lag is None:
+                if name in before:
+                    held.add(name)
+            elif name in before:
+                if node.lag > limit * readmit_ratio:
+                    held.add(name)
+            elif node.lag > limit:
+                held.add(name)
+        result[limit] = frozenset(held)
+    return result
