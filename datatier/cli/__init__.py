@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
@@ -55,10 +57,29 @@ cli.add_command(health_group)
 cli.add_command(replication_group)
 
 
+class Terminated(BaseException):
+    """SIGTERM (cron timeout, systemd stop, Kubernetes) turned into an exception, so that
+    running work cleans up: uploads are aborted, the dump process is killed."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; map every error to one stderr line and a named exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     app = AppContext(debug="--debug" in args)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    try:
+        return _run(app, args)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(app: AppContext, args: list[str]) -> int:
     try:
         result = cli.main(args=args, prog_name="datatier", obj=app, standalone_mode=False)
     except DatatierError as exc:
@@ -75,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("datatier: interrupted", err=True)
         return 130
+    except Terminated:
+        click.echo("datatier: terminated (SIGTERM); nothing half-written was kept", err=True)
+        return 143
     except Exception as exc:
         if app.debug:
             traceback.print_exc()

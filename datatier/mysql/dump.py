@@ -249,11 +249,12 @@ class MySQLDumpEngine(BackupEngine):
             tail.start()
             try:
                 splitter = split_stream(cast(BinaryIO, proc.stdout), sink, sink.set_prelude)
-            except BaseException:
+            except BaseException as exc:
                 proc.kill()
                 proc.wait()
                 tail.join(timeout=2)
-                self._raise_for(proc.returncode, tail, during_split=True)
+                if isinstance(exc, Exception):  # not for SIGTERM/Ctrl-C: those propagate
+                    self._raise_for(proc.returncode, tail, during_split=True)
                 raise
             code = proc.wait()
             tail.join(timeout=5)

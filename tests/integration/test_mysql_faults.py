@@ -294,3 +294,33 @@ def test_restore_from_glacier_exits_5_then_waits_and_matches(
             original, restored = (row[1] for row in cur.fetchall())
             assert original == restored
         cur.execute(f"DROP DATABASE {copy}")
+
+
+def test_sigterm_stops_the_backup_cleanly_without_manifest(
+    sandbox: SandboxHandle, fault_data: None
+) -> None:
+    """cron/systemd/Kubernetes stop with SIGTERM: exit 143, the dump process is gone, no
+    manifest and no multipart upload is left open."""
+    loaded = load(str(sandbox.config_path), environ={})
+    store = store_for(loaded.config.backup.default_store, loaded.config)
+    before = manifests(store, "fault-primary")
+    lock = TableLock(sandbox, "c_third")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "datatier", "--config", str(sandbox.config_path), *RUN],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        victim = blocked_dump_id(sandbox)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        lock.release()
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    with sandbox.connect("primary") as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (victim,))
+        assert cur.fetchone()[0] == 0, "the dump's connection must be gone"
+    assert manifests(store, "fault-primary") == before
+    assert list(store.list_incomplete_uploads("fault-primary/")) == []
