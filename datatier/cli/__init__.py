@@ -15,6 +15,7 @@ from datatier.cli.backup_cmd import backup_group
 from datatier.cli.backups_cmd import backups_group
 from datatier.cli.config_cmd import config_group
 from datatier.cli.context import AppContext
+from datatier.cli.deploy_cmd import deploy_group
 from datatier.cli.health_cmd import health_group
 from datatier.cli.replication_cmd import replication_group
 from datatier.cli.restore_cmd import restore
@@ -51,6 +52,7 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool, json_logs: boo
 cli.add_command(backup_group)
 cli.add_command(backups_group)
 cli.add_command(config_group)
+cli.add_command(deploy_group)
 cli.add_command(restore)
 cli.add_command(sandbox_group)
 cli.add_command(health_group)
