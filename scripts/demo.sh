@@ -73,6 +73,26 @@ b="$(sql "CHECKSUM TABLE demo_shop_restored.customers, demo_shop_restored.orders
 [[ "$a" == "$b" ]] && echo "identical: $a" || { echo "MISMATCH: $a vs $b"; exit 1; }
 sql "SELECT demo_shop_restored.vat(10), (SELECT COUNT(*) FROM demo_shop_restored.big_orders) AS big_orders"
 
+step "replica health: heartbeat lag, and the endpoint HAProxy polls"
+$DT replication heartbeat --interval 0.2 >/dev/null 2>&1 & HB=$!
+$DT health serve --listen 127.0.0.1:$((PORT + 8)) --interval 0.5 >/dev/null 2>&1 & HS=$!
+trap 'kill $HB $HS 2>/dev/null || true; rm -f "$CNF"' EXIT
+sleep 2.5
+$DT replication status
+for path in "/primary?node=primary" "/primary?node=replica1" "/replica?node=replica1&lag=2s" "/replica?node=replica2&lag=500ms"; do
+  python3 - "http://127.0.0.1:$((PORT + 8))$path" <<'PY'
+import json, sys, urllib.error, urllib.request
+try:
+    reply = urllib.request.urlopen(sys.argv[1], timeout=5)
+    code, body = reply.status, reply.read()
+except urllib.error.HTTPError as err:
+    code, body = err.code, err.read()
+doc = json.loads(body)
+print(f"GET {sys.argv[1].split('/', 3)[3]:<32} -> {code}  {doc.get('state') or doc.get('reason') or ''}")
+PY
+done
+kill $HB $HS 2>/dev/null || true
+
 step "sandbox status"
 $DT sandbox status --dir "$SANDBOX"
 echo
