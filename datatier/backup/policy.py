@@ -45,6 +45,7 @@ POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 SYSTEM_DATABASES = frozenset(
     {"mysql", "information_schema", "performance_schema", "sys", "datatier"}
 )
+MONGO_SYSTEM = frozenset({"admin", "local", "config"})
 ARCHIVE_ORDER = {
     "STANDARD": 0,
     "STANDARD_IA": 1,
@@ -118,7 +119,8 @@ class Policy:
             return database in {t.split(".", 1)[0] for t in src.tables}
         if src.databases:
             return database in src.databases
-        return database not in SYSTEM_DATABASES
+        system = MONGO_SYSTEM if self.spec.engine == "mongo" else SYSTEM_DATABASES
+        return database not in system
 
     def includes_table(self, database: str, table: str) -> bool:
         """Whether ``database.table`` is part of this policy's source."""

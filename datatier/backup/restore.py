@@ -43,7 +43,7 @@ TYPICAL_WAIT = {
     ("DEEP_ARCHIVE", "Standard"): "up to 12 hours",
     ("DEEP_ARCHIVE", "Bulk"): "up to 48 hours",
 }
-TABLE_KINDS = ("schema", "data", "triggers")
+TABLE_KINDS = ("schema", "data", "triggers", "metadata", "collection")
 DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
 
 
@@ -51,7 +51,7 @@ DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
 class RestoreOptions:
     """What the user asked for (see ``datatier restore --help``)."""
 
-    target: Endpoint
+    target: Endpoint | None = None
     renames: dict[str, str] = field(default_factory=dict)
     tables: tuple[str, ...] = ()
     databases: tuple[str, ...] = ()
@@ -59,6 +59,7 @@ class RestoreOptions:
     dry_run: bool = False
     binlog: bool = True
     force: bool = False
+    drop: bool = False
     wait: bool = False
     tier: RestoreTier = RestoreTier.STANDARD
     days: int = 3
@@ -227,6 +228,9 @@ def restore_mysql(
     started = time.monotonic()
     if manifest.engine != "mysql":
         raise UsageError(f"backup {manifest.backup_id} is a {manifest.engine} backup")
+    server = options.target
+    if server is None:
+        raise UsageError("a MySQL restore needs a target server")
     unknown = sorted(set(options.renames) - set(manifest.databases))
     if unknown:
         raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
@@ -237,7 +241,7 @@ def restore_mysql(
     report = RestoreReport(
         backup_id=manifest.backup_id,
         policy=manifest.policy,
-        target=options.target.label,
+        target=server.label,
         databases=targets,
         objects=len(objects),
         bytes=sum(o.size for o in objects),
@@ -254,9 +258,9 @@ def restore_mysql(
     if options.dry_run:
         return report
     if not options.force:
-        check_target_empty(options.target, sorted(targets.values()))
+        check_target_empty(server, sorted(targets.values()))
     verify_objects(store, objects, options.jobs)
-    with connect(options.target) as conn, conn.cursor() as cur:
+    with connect(server) as conn, conn.cursor() as cur:
         if not options.binlog:
             cur.execute("SET SESSION sql_log_bin = 0")
         for source, target in targets.items():
@@ -275,7 +279,7 @@ def restore_mysql(
         return iter([text])
 
     loader = SQLLoader(
-        options.target,
+        server,
         fetch,
         lambda db: targets[db],
         jobs=options.jobs,
@@ -284,12 +288,12 @@ def restore_mysql(
     )
     kinds = [k for k in KIND_ORDER if k != "database"]
     loader.load_all(objects, kinds)
-    check_row_counts(options.target, manifest, objects, targets, options.jobs)
+    check_row_counts(server, manifest, objects, targets, options.jobs)
     report.seconds = round(time.monotonic() - started, 3)
     log.info(
         "restore.completed",
         backup_id=manifest.backup_id,
-        target=options.target.label,
+        target=server.label,
         objects=len(objects),
         seconds=report.seconds,
     )

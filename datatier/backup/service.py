@@ -28,6 +28,7 @@ from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
 from datatier.errors import UsageError
 from datatier.log import get_logger
+from datatier.mongo.dump import MongoDumpEngine
 from datatier.mysql.connection import endpoint
 from datatier.mysql.dump import MySQLDumpEngine
 from datatier.storage.base import MiB, StorageClass
@@ -68,7 +69,9 @@ def engine_for(loaded: LoadedConfig, policy: Policy) -> BackupEngine:
         assert policy.spec.source.node is not None
         source = endpoint(loaded.config.mysql, policy.spec.source.node)
         return MySQLDumpEngine(source, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
-    raise UsageError(f"policy {policy.name}: engine {policy.spec.engine!r} is not available yet")
+    if policy.spec.engine == "mongo":
+        return MongoDumpEngine(loaded.config.mongo, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
+    raise UsageError(f"policy {policy.name}: engine {policy.spec.engine!r} is not available")
 
 
 def run_backup(

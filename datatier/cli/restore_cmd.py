@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
+from datatier.backup.manifest import ObjectRecord
 from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json
 from datatier.cli.targets import target_endpoint
 from datatier.errors import UsageError
+from datatier.mongo.load import restore_mongo
 from datatier.storage.base import RestoreTier
 
 
@@ -51,6 +53,7 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Do not write the restored data to the target's binlog (faster; replicas of the "
     "target will NOT receive it). For scratch servers and per-node restores.",
 )
+@click.option("--drop", is_flag=True, help="Mongo: drop non-empty target collections first.")
 @click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
 @click.option(
     "--wait/--no-wait",
@@ -92,6 +95,7 @@ def restore(
     jobs: int,
     dry_run: bool,
     no_binlog: bool,
+    drop: bool,
     force: bool,
     wait: bool,
     tier: str,
@@ -107,10 +111,13 @@ def restore(
     then waits (--wait) or exits 5 so you can run the same command again later.
     """
     loaded = app.loaded()
-    ep = target_endpoint(loaded, target)
     manifest, store = find_backup(loaded, backup_id)
+    is_mongo = manifest.engine == "mongo"
+    if is_mongo and target:
+        raise UsageError("a Mongo restore goes to [mongo] uri; --target is for MySQL")
     options = RestoreOptions(
-        target=ep,
+        target=None if is_mongo else target_endpoint(loaded, target),
+        drop=drop,
         renames=_renames(renames),
         tables=tuple(t.strip() for t in tables.split(",") if t.strip()),
         databases=tuple(d.strip() for d in databases.split(",") if d.strip()),
@@ -126,13 +133,19 @@ def restore(
     archive = Progress("waiting for archive restores", unit="objects")
     loaded_progress = Progress(f"restore {backup_id}", total=manifest.raw_bytes)
     try:
-        report = restore_mysql(
-            manifest,
-            store,
-            options,
-            on_loaded=lambda o: loaded_progress.advance(o.raw_size),
-            on_wait=lambda done, total: archive.set(done, total),
-        )
+
+        def on_loaded(obj: ObjectRecord) -> None:
+            loaded_progress.advance(obj.raw_size)
+
+        def on_wait(done: int, total: int) -> None:
+            archive.set(done, total)
+
+        if is_mongo:
+            report = restore_mongo(
+                manifest, store, loaded.config.mongo, options, on_loaded, on_wait
+            )
+        else:
+            report = restore_mysql(manifest, store, options, on_loaded, on_wait)
     finally:
         if loaded_progress.done:
             loaded_progress.close()
@@ -144,7 +157,7 @@ def restore(
     click.echo(
         f"{verb} {report.backup_id} ({report.policy}) into {report.target}: {dbs}; "
         f"{report.tables} tables, {report.rows} rows, {report.objects} objects, "
-        f"{human_bytes(report.bytes)} compressed ({human_bytes(report.raw_bytes)} SQL)"
+        f"{human_bytes(report.bytes)} compressed ({human_bytes(report.raw_bytes)} raw)"
     )
     classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items()))
     click.echo(f"objects: {classes}; archived: {report.archived}")

@@ -69,6 +69,15 @@ keep_weekly = 4
 keep_monthly = 6
 min_age_days = 1
 """,
+    "sandbox-mongo.toml": """\
+# Written by `datatier sandbox up`: every non-system database of the sandbox's MongoDB
+# (the config's [mongo]), raw BSON, to the sandbox bucket.
+engine = "mongo"
+schedule = "45 2 * * *"
+
+[retention]
+keep_last = 7
+""",
 }
 
 

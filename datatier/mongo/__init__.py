@@ -1,0 +1,1 @@
+"""MongoDB: raw-BSON dumps and restores on the shared backup pipeline."""

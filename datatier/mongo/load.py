@@ -1,0 +1,194 @@
+"""Restore a MongoDB backup: collections in parallel, raw BSON batches, indexes after data.
+
+Same safety contract as the MySQL restore (see :mod:`datatier.backup.restore`): archived
+objects are brought back first (or exit 5), non-empty target collections are refused
+unless ``force`` (``drop`` replaces them), every object is verified before anything is
+written, and document counts are checked afterwards. Documents are inserted as
+``RawBSONDocument`` slices of the stored bytes: never decoded and re-encoded.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pymongo.errors
+from bson import json_util
+from bson.raw_bson import RawBSONDocument
+
+from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.backup.restore import (
+    RestoreOptions,
+    RestoreReport,
+    bring_back,
+    decompressed,
+    select_objects,
+    verify_objects,
+)
+from datatier.config import MongoSettings
+from datatier.errors import OperationFailed, ServiceUnavailable, UsageError
+from datatier.log import get_logger
+from datatier.mongo.dump import mongo_client
+from datatier.storage.base import ObjectStore
+
+log = get_logger(__name__)
+_LENGTH = struct.Struct("<i")
+BATCH_BYTES = 8 << 20
+INDEX_OPTIONS = (
+    "unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation", "hidden",
+    "weights", "default_language", "language_override", "textIndexVersion",
+    "2dsphereIndexVersion", "bits", "min", "max", "wildcardProjection",
+)  # fmt: skip
+
+
+def documents(raw: bytes) -> Iterator[list[RawBSONDocument]]:
+    """Batches (about 8 MiB) of documents sliced out of concatenated BSON."""
+    batch: list[RawBSONDocument] = []
+    size = pos = 0
+    while pos < len(raw):
+        length = _LENGTH.unpack_from(raw, pos)[0]
+        batch.append(RawBSONDocument(raw[pos : pos + length]))
+        size += length
+        pos += length
+        if size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def restore_mongo(
+    manifest: Manifest,
+    store: ObjectStore,
+    settings: MongoSettings,
+    options: RestoreOptions,
+    on_loaded: Callable[[ObjectRecord], None] | None = None,
+    on_wait: Callable[[int, int], None] | None = None,
+) -> RestoreReport:
+    """Restore a Mongo backup into the ``[mongo]`` deployment (see module docstring)."""
+    started = time.monotonic()
+    unknown = sorted(set(options.renames) - set(manifest.databases))
+    if unknown:
+        raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
+    objects = select_objects(manifest, options.tables, options.databases)
+    collections = sorted({(o.database, o.table) for o in objects if o.database and o.table})
+    collections = [(db, name) for db, name in collections if db and name]
+    targets = {db: options.renames.get(db, db) for db, _ in collections}
+    archived, requested = bring_back(store, objects, options, on_wait)
+    report = RestoreReport(
+        backup_id=manifest.backup_id,
+        policy=manifest.policy,
+        target=settings.uri,
+        databases=targets,
+        objects=len(objects),
+        bytes=sum(o.size for o in objects),
+        raw_bytes=sum(o.raw_size for o in objects),
+        by_class={},
+        archived=archived,
+        restore_requested=requested,
+        tables=len(collections),
+        rows=sum(o.rows for o in objects),
+        dry_run=options.dry_run,
+    )
+    for obj in objects:
+        report.by_class[obj.storage_class] = report.by_class.get(obj.storage_class, 0) + 1
+    if options.dry_run:
+        return report
+    try:
+        with mongo_client(settings) as client:
+            _check_targets(client, collections, targets, options)
+            verify_objects(store, objects, options.jobs)
+
+            def one(key: tuple[str, str]) -> None:
+                db, name = key
+                parts = sorted(
+                    (o for o in objects if (o.database, o.table) == key), key=lambda o: o.part
+                )
+                _restore_collection(client[targets[db]], name, parts, store, on_loaded)
+
+            with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+                for future in [pool.submit(one, key) for key in collections]:
+                    future.result()
+            _create_views(client, manifest, targets)
+            _check_counts(client, manifest, collections, targets)
+    except pymongo.errors.ConnectionFailure as exc:
+        raise ServiceUnavailable(f"MongoDB at {settings.uri} went away: {exc}") from None
+    except pymongo.errors.PyMongoError as exc:
+        raise OperationFailed(f"Mongo restore failed: {exc}") from None
+    report.seconds = round(time.monotonic() - started, 3)
+    log.info("restore.completed", backup_id=manifest.backup_id, collections=len(collections))
+    return report
+
+
+def _check_targets(
+    client: Any,
+    collections: list[tuple[str, str]],
+    targets: dict[str, str],
+    options: RestoreOptions,
+) -> None:
+    busy = []
+    for db, name in collections:
+        target = client[targets[db]]
+        if name in target.list_collection_names() and target[name].estimated_document_count():
+            if options.drop:
+                target.drop_collection(name)
+            elif not options.force:
+                busy.append(f"{targets[db]}.{name}")
+    if busy:
+        raise UsageError(
+            f"target collections are not empty: {', '.join(busy)}",
+            hint="--rename SRC=DST, --drop to replace them, or --force to insert anyway",
+        )
+
+
+def _restore_collection(
+    db: Any,
+    name: str,
+    parts: list[ObjectRecord],
+    store: ObjectStore,
+    on_loaded: Callable[[ObjectRecord], None] | None,
+) -> None:
+    meta_obj = next(o for o in parts if o.kind == "metadata")
+    metadata = json_util.loads(b"".join(decompressed(store, meta_obj)))
+    if name not in db.list_collection_names():
+        db.create_collection(name, **dict(metadata.get("options") or {}))
+    coll = db[name]
+    for part in (o for o in parts if o.kind == "collection"):
+        raw = b"".join(decompressed(store, part))
+        for batch in documents(raw):
+            coll.insert_many(batch, ordered=True, bypass_document_validation=True)
+        if on_loaded:
+            on_loaded(part)
+    for index in metadata.get("indexes", []):
+        if index.get("name") == "_id_":
+            continue
+        extra = {k: index[k] for k in INDEX_OPTIONS if k in index}
+        coll.create_index(list(index["key"].items()), name=index["name"], **extra)
+
+
+def _create_views(client: Any, manifest: Manifest, targets: dict[str, str]) -> None:
+    for source, target in targets.items():
+        for text in manifest.databases.get(source, {}).get("views", []):
+            view = json_util.loads(text)
+            db = client[target]
+            if view["name"] not in db.list_collection_names():
+                db.command("create", view["name"], **view["options"])
+
+
+def _check_counts(
+    client: Any,
+    manifest: Manifest,
+    collections: list[tuple[str, str]],
+    targets: dict[str, str],
+) -> None:
+    expected = {(t.database, t.name): t.rows for t in manifest.tables}
+    for db, name in collections:
+        found = client[targets[db]][name].count_documents({})
+        if found != expected.get((db, name), found):
+            raise OperationFailed(
+                f"{targets[db]}.{name}: {found} documents after restore, "
+                f"the backup has {expected[(db, name)]}"
+            )
