@@ -28,7 +28,6 @@ from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
 from datatier.errors import UsageError
 from datatier.log import get_logger
-from datatier.mongo.dump import MongoDumpEngine
 from datatier.mysql.connection import endpoint
 from datatier.mysql.dump import MySQLDumpEngine
 from datatier.storage.base import MiB, StorageClass
@@ -70,6 +69,8 @@ def engine_for(loaded: LoadedConfig, policy: Policy) -> BackupEngine:
         source = endpoint(loaded.config.mysql, policy.spec.source.node)
         return MySQLDumpEngine(source, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
     if policy.spec.engine == "mongo":
+        from datatier.mongo.dump import MongoDumpEngine  # lazy: pymongo costs ~0.2 s to import
+
         return MongoDumpEngine(loaded.config.mongo, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
     raise UsageError(f"policy {policy.name}: engine {policy.spec.engine!r} is not available")
 

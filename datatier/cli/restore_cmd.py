@@ -11,7 +11,6 @@ from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json
 from datatier.cli.targets import target_endpoint
 from datatier.errors import UsageError
-from datatier.mongo.load import restore_mongo
 from datatier.storage.base import RestoreTier
 
 
@@ -141,6 +140,8 @@ def restore(
             archive.set(done, total)
 
         if is_mongo:
+            from datatier.mongo.load import restore_mongo  # lazy: pymongo is slow to import
+
             report = restore_mongo(
                 manifest, store, loaded.config.mongo, options, on_loaded, on_wait
             )
