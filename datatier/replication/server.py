@@ -76,6 +76,9 @@ class HealthServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # The stdlib backlog of 5 drops connects when HAProxy or a monitor fleet opens many at
+    # once (ListenOverflows seen with 32 clients); let the kernel queue them instead.
+    request_queue_size = 128
 
     def __init__(
         self,
