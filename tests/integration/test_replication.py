@@ -32,6 +32,8 @@ from datatier.replication.heartbeat import HeartbeatWriter, read_lag
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import HealthServer
 from datatier.replication.status import read_replica_status
+from datatier.sandbox import process
+from datatier.sandbox.supervisor import Sandbox
 from tests.integration.conftest import SandboxHandle, unavailable
 
 INTERVAL = 0.1
@@ -530,3 +532,26 @@ def test_haproxy_moves_reads_off_a_lagging_replica(
     wait_for(lambda: len(set(server_ids_via(sandbox, read_port))) == 2, 15, step=0.1)
     sql(sandbox, "primary", "DROP DATABASE repl_test")
     sandbox.wait_replicated()
+
+
+def test_killed_replica_process_turns_503_and_recovers(
+    sandbox: SandboxHandle, server: HealthServer
+) -> None:
+    """SIGKILL the real replica2 mariadbd: /replica answers 503 (never 500, never a stale
+    200), /replica for replica1 stays 200; `sandbox up` restarts it and it is readmitted."""
+    path = "/replica?node=replica2&lag=1s"
+    wait_for(lambda: call(server, path)[0] == 200, 10)
+    record = sandbox.sandbox.records["replica2"]
+    os.kill(record.pid, signal.SIGKILL)
+    try:
+        wait_for(lambda: call(server, path)[0] == 503, 10)
+        status, doc = call(server, path)
+        assert status == 503 and doc["node"]["reachable"] is False
+        assert call(server, "/replica?node=replica1&lag=1s")[0] == 200
+        assert call(server, "/primary?node=primary")[0] == 200
+    finally:
+        wait_for(lambda: process.cmdline(record.pid) is None, 10)
+        Sandbox(sandbox.root).up()
+        sandbox.sandbox.records.update(Sandbox(sandbox.root).records)
+        sandbox.wait_replicated()
+    wait_for(lambda: call(server, path)[0] == 200, 15)
