@@ -89,6 +89,40 @@ class RestoreReport:
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    @classmethod
+    def plan(
+        cls,
+        manifest: Manifest,
+        objects: list[ObjectRecord],
+        target: str,
+        databases: dict[str, str],
+        archive: tuple[int, int],
+        tables: int,
+        dry_run: bool,
+    ) -> RestoreReport:
+        """The report of a restore of ``objects`` before anything is applied.
+
+        ``archive`` is (archived objects, restore requests sent) from :func:`bring_back`.
+        """
+        by_class: dict[str, int] = {}
+        for obj in objects:
+            by_class[obj.storage_class] = by_class.get(obj.storage_class, 0) + 1
+        return cls(
+            backup_id=manifest.backup_id,
+            policy=manifest.policy,
+            target=target,
+            databases=databases,
+            objects=len(objects),
+            bytes=sum(o.size for o in objects),
+            raw_bytes=sum(o.raw_size for o in objects),
+            by_class=by_class,
+            archived=archive[0],
+            restore_requested=archive[1],
+            tables=tables,
+            rows=sum(o.rows for o in objects),
+            dry_run=dry_run,
+        )
+
 
 def find_backup(
     loaded: LoadedConfig, backup_id: str, policy: str | None = None
@@ -238,23 +272,10 @@ def restore_mysql(
     sources = sorted({o.database for o in objects if o.database})
     targets = {db: options.renames.get(db, db) for db in sources}
     archived, requested = bring_back(store, objects, options, on_wait)
-    report = RestoreReport(
-        backup_id=manifest.backup_id,
-        policy=manifest.policy,
-        target=server.label,
-        databases=targets,
-        objects=len(objects),
-        bytes=sum(o.size for o in objects),
-        raw_bytes=sum(o.raw_size for o in objects),
-        by_class={},
-        archived=archived,
-        restore_requested=requested,
-        tables=len({(o.database, o.table) for o in objects if o.kind == "schema"}),
-        rows=sum(o.rows for o in objects),
-        dry_run=options.dry_run,
+    tables = len({(o.database, o.table) for o in objects if o.kind == "schema"})
+    report = RestoreReport.plan(
+        manifest, objects, server.label, targets, (archived, requested), tables, options.dry_run
     )
-    for obj in objects:
-        report.by_class[obj.storage_class] = report.by_class.get(obj.storage_class, 0) + 1
     if options.dry_run:
         return report
     if not options.force:

@@ -78,23 +78,15 @@ def restore_mongo(
     collections = [(db, name) for db, name in collections if db and name]
     targets = {db: options.renames.get(db, db) for db, _ in collections}
     archived, requested = bring_back(store, objects, options, on_wait)
-    report = RestoreReport(
-        backup_id=manifest.backup_id,
-        policy=manifest.policy,
-        target=settings.uri,
-        databases=targets,
-        objects=len(objects),
-        bytes=sum(o.size for o in objects),
-        raw_bytes=sum(o.raw_size for o in objects),
-        by_class={},
-        archived=archived,
-        restore_requested=requested,
-        tables=len(collections),
-        rows=sum(o.rows for o in objects),
-        dry_run=options.dry_run,
+    report = RestoreReport.plan(
+        manifest,
+        objects,
+        settings.uri,
+        targets,
+        (archived, requested),
+        len(collections),
+        options.dry_run,
     )
-    for obj in objects:
-        report.by_class[obj.storage_class] = report.by_class.get(obj.storage_class, 0) + 1
     if options.dry_run:
         return report
     try:

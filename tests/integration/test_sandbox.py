@@ -24,18 +24,8 @@ from datatier.sandbox.supervisor import PORT_OFFSETS, Sandbox
 from tests.integration.conftest import SandboxHandle
 
 
-def mysql(handle: SandboxHandle, node: str, **kw: Any) -> pymysql.connections.Connection[Any]:
-    cfg = handle.config.mysql
-    spec = cfg.nodes[node]
-    return pymysql.connect(
-        host=spec.host,
-        port=spec.port,
-        user=cfg.user,
-        password=cfg.password.reveal(),
-        autocommit=True,
-        connect_timeout=5,
-        **kw,
-    )
+def mysql(handle: SandboxHandle, node: str, **kw: Any) -> Any:
+    return handle.connect(node, **kw)
 
 
 def test_write_on_primary_reaches_both_replicas(sandbox: SandboxHandle) -> None:
