@@ -11,7 +11,8 @@ that cannot start fails the run; elsewhere the integration tests are skipped wit
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,22 @@ def unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required server unavailable under CI: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.01) -> float:
+    """Seconds until ``predicate()`` held; AssertionError after ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def sql(sandbox: SandboxHandle, node: str, statement: str) -> None:
+    """Run one statement on ``node`` as the configured user."""
+    with sandbox.connect(node) as conn, conn.cursor() as cur:
+        cur.execute(statement)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 The sandbox server is FerretDB v1 (no mongod in Debian). It rejects Decimal128, MinKey,
 MaxKey, Code and arrays nested in arrays (verified: it closes the connection or answers
 "nested arrays are not supported"), so those BSON types are round-tripped only where
-``DATATIER_TEST_MONGO_URI`` points at a real mongod (test_mongod_only_types); every type
-FerretDB stores is round-tripped here, byte for byte.
+``DATATIER_TEST_MONGO_URI`` points at a real mongod (test_types_only_a_real_mongod_stores
+asserts FerretDB's refusal otherwise); every type FerretDB stores is round-tripped here.
 """
 
 from __future__ import annotations
@@ -178,35 +178,48 @@ def test_corrupt_object_exits_4_and_writes_nothing(
         assert target not in c.list_database_names()
 
 
-@pytest.mark.skipif(
-    not os.environ.get("DATATIER_TEST_MONGO_URI"),
-    reason="Decimal128, MinKey/MaxKey, Code and nested arrays need a real mongod "
-    "(DATATIER_TEST_MONGO_URI); FerretDB v1 rejects them",
-)
-def test_mongod_only_types(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    uri = os.environ["DATATIER_TEST_MONGO_URI"]
-    with pymongo.MongoClient(uri) as c:
-        c.drop_database("dt_types")
-        c.dt_types.t.insert_one(
-            {
-                "_id": 1,
-                "d": bson.Decimal128("1.10"),
-                "lo": bson.MinKey(),
-                "hi": bson.MaxKey(),
-                "code": bson.Code("x = 1"),
-                "nest": [[1, [2, [3]]]],
-            }
-        )
-    (tmp_path / "backups").mkdir()
-    (tmp_path / "backups" / "types.toml").write_text(
-        'engine = "mongo"\n[source]\ndatabases = ["dt_types"]\n'
+SERVER_LIMITED = {
+    "decimal128": bson.Decimal128("1.10"),
+    "minkey": bson.MinKey(),
+    "maxkey": bson.MaxKey(),
+    "code": bson.Code("x = 1"),
+    "nested_arrays": [[1, [2, [3]]]],
+}
+
+
+def test_types_only_a_real_mongod_stores(
+    use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decimal128, MinKey/MaxKey, Code and nested arrays round-trip byte for byte on a real
+    mongod (``DATATIER_TEST_MONGO_URI``). On the sandbox's FerretDB v1 the server itself
+    refuses them at insert: the test then asserts that refusal is FerretDB's (a real mongod
+    refusing them fails the test) and round-trips the control document."""
+    uri = os.environ.get("DATATIER_TEST_MONGO_URI") or use_sandbox_config.config.mongo.uri
+    monkeypatch.setenv("DATATIER_MONGO__URI", uri)
+    use_sandbox_config.write_policy(
+        "mongo-types", 'engine = "mongo"\n[source]\ndatabases = ["dt_types"]\n'
     )
-    (tmp_path / "datatier.toml").write_text(
-        f'[mongo]\nuri = "{uri}"\n[backup]\ndefault_store = "file://{tmp_path}/store"\n'
-    )
-    monkeypatch.setenv("DATATIER_CONFIG", str(tmp_path / "datatier.toml"))
-    loaded = load(None)
-    manifest = run_backup(loaded, load_policy(loaded, "types"))
+    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as c:
+        ferretdb = "ferretdbVersion" in c.server_info()
+        for name in ("dt_types", "dt_types_copy"):
+            c.drop_database(name)
+        c.dt_types.control.insert_one({"_id": 1, "s": "stored everywhere"})
+        refused = []
+        for name, value in SERVER_LIMITED.items():
+            try:
+                c.dt_types[name].insert_one({"_id": 1, "v": value})
+            except pymongo.errors.PyMongoError:
+                refused.append(name)
+        assert not refused or ferretdb, f"a real MongoDB refused {refused}"
+        if ferretdb:
+            assert refused == list(SERVER_LIMITED), "FerretDB now stores more: widen this test"
+    loaded = load(str(use_sandbox_config.config_path))
+    manifest = run_backup(loaded, load_policy(loaded, "mongo-types"))
     assert main(["restore", manifest.backup_id, "--rename", "dt_types=dt_types_copy"]) == 0
-    with pymongo.MongoClient(uri) as c:
-        assert raw_of(c, "dt_types_copy", "t") == raw_of(c, "dt_types", "t")
+    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as c:
+        names = c.dt_types.list_collection_names()
+        assert "control" in names
+        for name in names:
+            assert raw_of(c, "dt_types_copy", name) == raw_of(c, "dt_types", name), name
+        for name in ("dt_types", "dt_types_copy"):
+            c.drop_database(name)

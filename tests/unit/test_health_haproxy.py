@@ -6,10 +6,6 @@ integration suite runs it for real in front of the sandbox.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 
 from datatier.config import MySQLNode, MySQLSettings
@@ -52,16 +48,6 @@ def test_render_refuses_incomplete_layouts() -> None:
     only_primary = MySQLSettings(nodes={"db1": MySQLNode(role="primary")})
     with pytest.raises(UsageError, match="at least one replica"):
         render_haproxy(only_primary, HAProxyLayout("a:1", "a:2", {"db1": 1}))
-
-
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
-def test_haproxy_accepts_the_rendered_config(tmp_path: Path) -> None:
-    cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(render_haproxy(MYSQL, LAYOUT))
-    result = subprocess.run(
-        ["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(

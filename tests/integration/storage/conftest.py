@@ -27,17 +27,10 @@ import pytest
 
 from datatier.storage.base import MiB
 from datatier.storage.s3 import S3Settings, S3Store
+from tests.integration.conftest import unavailable
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 KEY_ID = "testing"
 SECRET = "testing-secret"
-
-
-def unavailable(reason: str) -> None:
-    """Fail under CI, skip elsewhere."""
-    if IN_CI:
-        pytest.fail(f"required server unavailable under CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def _port_open(port: int) -> bool:
