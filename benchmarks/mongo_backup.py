@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,21 +24,11 @@ import pymongo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.measure import timed  # noqa: E402
 from datatier.config import load  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402
 
 DB, COLLECTIONS = "mbench", 4
-
-
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    out = proc.stdout.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark step failed: {argv}")
-    return time.monotonic() - started, usage.ru_maxrss / 1024, out
 
 
 def generate(client: pymongo.MongoClient[Any], docs: int) -> None:
@@ -93,12 +82,14 @@ def plain_restore(client: pymongo.MongoClient[Any]) -> float:
 def run_datatier(config: Path, docs: int, client: pymongo.MongoClient[Any]) -> dict[str, float]:
     env = {**os.environ, "DATATIER_CONFIG": str(config)}
     dt = str(ROOT / ".venv/bin/datatier")
-    backup_s, backup_rss, out = timed([dt, "backup", "run", "mbench", "--json"], env)
-    backup_id = json.loads(out)["id"]
+    backup = timed([dt, "backup", "run", "mbench", "--json"], env=env)
+    backup_s, backup_rss = backup.seconds, backup.rss_mb
+    backup_id = json.loads(backup.out)["id"]
     client.drop_database("mbench_dt")
-    restore_s, restore_rss, _ = timed(
-        [dt, "restore", backup_id, "--rename", f"{DB}=mbench_dt", "--jobs", "4"], env
+    restore = timed(
+        [dt, "restore", backup_id, "--rename", f"{DB}=mbench_dt", "--jobs", "4"], env=env
     )
+    restore_s, restore_rss = restore.seconds, restore.rss_mb
     client.drop_database("mbench_dt")
     return {
         "backup_s": backup_s,

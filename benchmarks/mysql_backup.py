@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,23 +30,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.measure import timed  # noqa: E402
 from datatier.config import load  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402
 
 DB = "bench"
-
-
-def timed(
-    argv: list[str] | str, *, shell: bool = False, env: dict[str, str] | None = None
-) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one command, which must succeed."""
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, shell=shell, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark step failed: {argv}")
-    return wall, usage.ru_maxrss / 1024
 
 
 def mysql(cnf: Path, sql: str, database: str = "") -> str:
@@ -146,7 +133,8 @@ def run_backups(config_path: Path, replica: Path, tmp: Path, rounds: int) -> dic
             "backup_local_store_s": ([dt, "backup", "run", "bench-local"], False, env),
         }
         for name, (argv, shell, step_env) in steps.items():
-            seconds, peak = timed(argv, shell=shell, env=step_env)
+            run = timed(argv, shell=shell, env=step_env)
+            seconds, peak = run.seconds, run.rss_mb
             runs.setdefault(name, []).append(seconds)
             if name == "backup_s":
                 rss.append(peak)
@@ -180,14 +168,11 @@ def run_restores(
         mysql(primary, "DROP DATABASE IF EXISTS bench_dt")
         wait_replicated(primary, replica)
         with replicas_paused(replicas, pause and not extra):
-            seconds, rss = timed(
-                [*restore_cmd, *extra],
-                env=env,
-            )
+            run = timed([*restore_cmd, *extra], env=env)
         wait_replicated(primary, replica)
         if checksum(primary, "bench_dt", tables) != checksum(replica, DB, tables):
             raise SystemExit(f"datatier {label} does not match the source")
-        found[f"{label}_s"], found[f"{label}_rss"] = seconds, rss
+        found[f"{label}_s"], found[f"{label}_rss"] = run.seconds, run.rss_mb
     return found
 
 
@@ -235,19 +220,19 @@ def main() -> None:
         mysql(primary, f"DROP DATABASE {DB}; CREATE DATABASE {DB}")
         wait_replicated(primary, replica)
         with replicas_paused(replicas, not args.replicas_live):
-            results["client_restore_s"], _ = timed(
+            results["client_restore_s"] = timed(
                 f"zstd -dc {dump_file} | mariadb --defaults-file={primary}", shell=True
-            )
+            ).seconds
         wait_replicated(primary, replica)
         assert checksum(primary, DB, args.tables) == source_sum, "baseline restore differs"
         mysql(primary, "SET SESSION sql_log_bin=0; DROP DATABASE bench; CREATE DATABASE bench")
-        results["client_restore_nobinlog_s"], _ = timed(
+        results["client_restore_nobinlog_s"] = timed(
             f"zstd -dc {dump_file} | mariadb --defaults-file={primary} "
             "'--init-command=SET SESSION sql_log_bin=0'",
             shell=True,
-        )
+        ).seconds
         assert checksum(primary, DB, args.tables) == source_sum, "baseline restore differs"
-        results["myloader_s"], _ = timed(
+        results["myloader_s"] = timed(
             [
                 "myloader",
                 f"--defaults-file={primary}",
@@ -259,7 +244,7 @@ def main() -> None:
                 "2",
                 "-o",
             ]
-        )
+        ).seconds
         wait_replicated(primary, replica)
         pause = not args.replicas_live
         results.update(run_restores(config_path, args.tables, primary, replicas, args.jobs, pause))

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from datatier.errors import ConfigError
 from datatier.typedtoml import Binder, Secret, coerce_env, field_type_at, option
@@ -258,13 +258,3 @@ def _check(config: Config, source: str) -> Config:
         if not sep or not host or not port.isdigit():
             raise ConfigError(source, f"memcached.servers[{i}]", f"{server!r} is not host:port")
     return config
-
-
-def redact_uri(uri: str) -> str:
-    """A URI with any password replaced by ``***`` (for display)."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

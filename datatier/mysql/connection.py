@@ -24,9 +24,6 @@ from datatier.errors import ConfigError, ServiceUnavailable
 
 Connection = pymysql.connections.Connection
 
-# MySQL error codes that mean "cannot reach / not allowed", as opposed to a bad query.
-UNREACHABLE_CODES = {1040, 1044, 1045, 1129, 1130, 2002, 2003, 2005, 2006, 2013}
-
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -83,7 +80,7 @@ def parse_dsn(text: str, settings: MySQLSettings) -> Endpoint:
     )
 
 
-def connect(ep: Endpoint, *, database: str | None = None, dict_rows: bool = False) -> Connection:
+def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
     """An autocommit connection (utf8mb4, UTC session); ServiceUnavailable on failure."""
     try:
         return pymysql.connect(
@@ -96,7 +93,6 @@ def connect(ep: Endpoint, *, database: str | None = None, dict_rows: bool = Fals
             autocommit=True,
             charset="utf8mb4",
             init_command="SET time_zone = '+00:00'",
-            cursorclass=pymysql.cursors.DictCursor if dict_rows else pymysql.cursors.Cursor,
         )
     except pymysql.OperationalError as exc:
         reason = exc.args[1] if len(exc.args) > 1 else str(exc)
@@ -110,11 +106,6 @@ def query_dicts(conn: Connection, sql: str, args: Any = None) -> list[dict[str, 
     with conn.cursor(pymysql.cursors.DictCursor) as cur:
         cur.execute(sql, args)
         return [dict(row) for row in cur.fetchall()]
-
-
-def is_unreachable(exc: pymysql.MySQLError) -> bool:
-    """True when the error means the server went away or refused us."""
-    return bool(exc.args) and exc.args[0] in UNREACHABLE_CODES
 
 
 @contextlib.contextmanager

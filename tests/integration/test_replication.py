@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -34,7 +34,7 @@ from datatier.replication.server import HealthServer
 from datatier.replication.status import read_replica_status
 from datatier.sandbox import process
 from datatier.sandbox.supervisor import Sandbox
-from tests.integration.conftest import SandboxHandle, unavailable
+from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
 
 INTERVAL = 0.1
 HTTP_PORT = int(os.environ.get("DATATIER_TEST_HTTP_PORT", "26100"))
@@ -61,21 +61,6 @@ def free_port() -> int:
                 continue
             return port
     raise AssertionError("no free port in the test range")
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.01) -> float:
-    """Seconds until ``predicate()`` held; AssertionError after ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def sql(sandbox: SandboxHandle, node: str, statement: str) -> None:
-    with sandbox.connect(node) as conn, conn.cursor() as cur:
-        cur.execute(statement)
 
 
 def restore_replication(sandbox: SandboxHandle, node: str) -> None:

@@ -9,8 +9,7 @@ threads keep running), or the SQL threads are stopped. Every test restores repli
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 
@@ -21,26 +20,11 @@ from datatier.mysql.connection import Connection, endpoint
 from datatier.replication.heartbeat import HeartbeatWriter
 from datatier.replication.monitor import Monitor
 from datatier.replication.router import Router, gtid_position
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, sql, wait_for
 
 INTERVAL = 0.1
 MAX_LAG = 0.5
 DB = "router_test"
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> float:
-    """Seconds until ``predicate()`` held; AssertionError after ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def sql(sandbox: SandboxHandle, node: str, statement: str) -> None:
-    with sandbox.connect(node) as conn, conn.cursor() as cur:
-        cur.execute(statement)
 
 
 def server_id_of(conn: Connection) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from datatier.config import Config, load, redact_uri
+from datatier.config import Config, load
 from datatier.errors import ConfigError, ExitCode
 from datatier.typedtoml import Secret, dumps_toml, to_plain
 
@@ -171,8 +171,3 @@ def test_secret_never_prints_itself() -> None:
     assert "topsecret" not in repr(secret) and "topsecret" not in str(secret)
     assert f"{secret}" == "Secret('***')"
     assert secret.reveal() == "topsecret"
-
-
-def test_redact_uri() -> None:
-    assert redact_uri("mongodb://u:pw@h:27017/db") == "mongodb://u:***@h:27017/db"
-    assert redact_uri("mongodb://h/") == "mongodb://h/"

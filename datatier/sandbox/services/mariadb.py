@@ -20,8 +20,6 @@ from datatier.errors import OperationFailed
 from datatier.sandbox.services.base import SandboxService
 from datatier.typedtoml import Secret
 
-SYSTEM_DATABASES = ("mysql", "information_schema", "performance_schema", "sys")
-
 
 class MariaDBService(SandboxService):
     """One ``mariadbd``; ``primary`` is None for the primary, else the node to follow."""
