@@ -16,6 +16,7 @@ Contract, in order:
 
 from __future__ import annotations
 
+import posixpath
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -194,8 +195,16 @@ def bring_back(
 
     Raises NotReadyYet when some are still restoring and ``options.wait`` is off.
     """
-    infos: list[ObjectInfo] = [store.head(o.key) for o in objects]
-    archived = [i for i in infos if i.is_archived]
+    if not objects:
+        return 0, 0
+    # One listing gives every object's class; only archived objects need a HEAD (for their
+    # restore state). Objects missing from the listing are left to verification (exit 4).
+    prefix = posixpath.commonpath([posixpath.dirname(o.key) for o in objects])
+    listed = {i.key: i for i in store.list_objects(f"{prefix}/" if prefix else "")}
+    wanted = {o.key for o in objects}
+    archived: list[ObjectInfo] = [
+        store.head(key) for key, info in listed.items() if key in wanted and info.is_archived
+    ]
     if not archived or options.dry_run:
         return len(archived), 0
     requested = 0
