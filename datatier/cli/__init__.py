@@ -13,10 +13,13 @@ import click
 from datatier import __version__, log
 from datatier.cli.backup_cmd import backup_group
 from datatier.cli.backups_cmd import backups_group
+from datatier.cli.cache_cmd import cache_group
 from datatier.cli.config_cmd import config_group
 from datatier.cli.context import AppContext
 from datatier.cli.deploy_cmd import deploy_group
 from datatier.cli.health_cmd import health_group
+from datatier.cli.migrate_cmd import migrate_group
+from datatier.cli.provision_cmd import provision_group
 from datatier.cli.replication_cmd import replication_group
 from datatier.cli.restore_cmd import restore
 from datatier.cli.sandbox_cmd import sandbox_group
@@ -57,6 +60,9 @@ cli.add_command(restore)
 cli.add_command(sandbox_group)
 cli.add_command(health_group)
 cli.add_command(replication_group)
+cli.add_command(cache_group)
+cli.add_command(migrate_group)
+cli.add_command(provision_group)
 
 
 class Terminated(BaseException):
