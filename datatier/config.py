@@ -128,6 +128,38 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    """``[cache]``: where warm sets live and which replica the warmer reads from."""
+
+    warm_sets_dir: str = "schemas/cache"
+    source_node: str | None = None
+    max_replica_lag: float = option(30.0, min=0.0)
+
+
+@dataclass(frozen=True)
+class RethinkDBSettings:
+    """``[rethinkdb]``: the migration target (``datatier migrate``)."""
+
+    host: str = "127.0.0.1"
+    port: int = option(28015, min=1)
+    db: str = "migrated"
+    user: str = "admin"
+    password: Secret = field(default_factory=Secret)
+    timeout: float = option(5.0, min=0.1)
+    mappings_dir: str = "schemas/rethinkdb"
+
+
+@dataclass(frozen=True)
+class ProvisionSettings:
+    """``[provision]``: schema locations and bucket defaults for ``datatier provision``."""
+
+    mysql_schemas_dir: str = "schemas/mysql"
+    mongo_schemas_dir: str = "schemas/mongo"
+    encryption: str = option("AES256", choices=("AES256", "aws:kms"))
+    kms_key_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. ``source`` says where it came from; ``base_dir`` anchors paths."""
 
@@ -138,6 +170,9 @@ class Config:
     s3: S3Settings = field(default_factory=S3Settings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    rethinkdb: RethinkDBSettings = field(default_factory=RethinkDBSettings)
+    provision: ProvisionSettings = field(default_factory=ProvisionSettings)
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction (access key IDs are identifiers, not
@@ -147,6 +182,7 @@ class Config:
             self.mysql.replication_password,
             self.mongo.password,
             self.s3.secret_access_key,
+            self.rethinkdb.password,
         ]
         return [s.reveal() for s in found if s]
 
