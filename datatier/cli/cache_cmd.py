@@ -4,7 +4,305 @@ from __future__ import annotations
 
 import click
 
+from datatier.cache.copy import CacheCopier
+from datatier.cache.protocol import parse_address
+from datatier.cache.service import WarmRequest, cache_servers, find_warm_sets, warm
+from datatier.cache.stats import node_stats
+from datatier.cache.warmer import PlannedKey, WarmOptions, WarmReport
+from datatier.cli.context import AppContext, pass_app
+from datatier.cli.progress import Progress, human_bytes
+from datatier.cli.render import emit_json, table
+from datatier.errors import ExitCode, OperationFailed, ServiceUnavailable, UsageError
+
+PLANNED_JSON_LIMIT = 1000
+
 
 @click.group("cache")
 def cache_group() -> None:
     """Warm the Memcached query cache from a replica, copy a warm node, show stats."""
+
+
+@cache_group.command("sets")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def sets(app: AppContext, as_json: bool) -> None:
+    """List the warm sets (cache.warm_sets_dir) and validate every file."""
+    rows = [
+        {
+            "name": s.name,
+            "queries": ", ".join(s.spec.queries),
+            "source": s.spec.source_node or "-",
+            "description": s.spec.description,
+        }
+        for s in find_warm_sets(app.loaded())
+    ]
+    if as_json:
+        emit_json(rows)
+    else:
+        click.echo(table(rows, ["name", "queries", "source", "description"]))
+
+
+def _rate(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and value <= 0:
+        raise click.BadParameter("must be above 0")
+    return value
+
+
+@cache_group.command("warm")
+@click.argument("warm_set", metavar="SET")
+@click.option("--dry-run", is_flag=True, help="Print the keys and sizes; write nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace keys already cached (default: skip).")
+@click.option("--rate", type=float, callback=_rate, help="At most N keys written per second.")
+@click.option("--query-rate", type=float, callback=_rate, help="At most N queries per second.")
+@click.option("--query", "only", multiple=True, help="Warm only this query (repeatable).")
+@click.option("--node", help="MySQL node to read (default: the set's, else a replica).")
+@click.option("--allow-primary", is_flag=True, help="Allow reading from the primary.")
+@click.option("--server", "servers", multiple=True, help="memcached HOST:PORT (repeatable).")
+@click.option(
+    "--max-lag", type=click.FloatRange(0), help="Seconds (default cache.max_replica_lag)."
+)
+@click.option(
+    "--on-lag",
+    type=click.Choice(["refuse", "warn"]),
+    default="refuse",
+    show_default=True,
+    help="A replica over --max-lag: exit 5, or warm anyway with a warning.",
+)
+@click.option(
+    "--on-error",
+    type=click.Choice(["continue", "stop"]),
+    default="continue",
+    show_default=True,
+    help="memcached unreachable mid-warm: retry for --retry-for seconds, or stop (exit 3).",
+)
+@click.option("--retry-for", type=click.FloatRange(0), default=10.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_app
+def warm_cmd(
+    app: AppContext,
+    warm_set: str,
+    dry_run: bool,
+    overwrite: bool,
+    rate: float | None,
+    query_rate: float | None,
+    only: tuple[str, ...],
+    node: str | None,
+    allow_primary: bool,
+    servers: tuple[str, ...],
+    max_lag: float | None,
+    on_lag: str,
+    on_error: str,
+    retry_for: float,
+    as_json: bool,
+) -> None:
+    """Run the queries of warm set SET on a replica and write the results to memcached.
+
+    Keys already cached are skipped unless --overwrite; values over the item size limit
+    are skipped and counted; an SQL error fails only its query. Exit 0 when every key was
+    written or skipped, 1 when a query or key failed, 3 when memcached or MySQL could not
+    be reached, 5 when the replica lags more than --max-lag (with --on-lag refuse).
+    """
+    loaded = app.loaded()
+    request = WarmRequest(
+        set_name=warm_set,
+        options=WarmOptions(
+            dry_run=dry_run, overwrite=overwrite, rate=rate, query_rate=query_rate, only=only
+        ),
+        servers=servers,
+        node=node,
+        allow_primary=allow_primary,
+        max_lag=max_lag,
+        on_lag=on_lag,
+        on_error=on_error,
+        retry_for=retry_for,
+    )
+    planned: list[PlannedKey] = []
+
+    def on_planned(key: PlannedKey) -> None:
+        if as_json:
+            if len(planned) < PLANNED_JSON_LIMIT:
+                planned.append(key)
+        else:
+            mark = "" if key.fits else "  (too large: would be skipped)"
+            click.echo(f"{key.query}\t{key.key}\t{key.bytes}\tttl={key.ttl}{mark}")
+
+    progress = Progress(f"warm {warm_set}", unit="keys")
+    try:
+        report = warm(
+            loaded,
+            request,
+            on_planned=on_planned if dry_run else None,
+            on_progress=progress.advance,
+        )
+    finally:
+        progress.close()
+    if as_json:
+        doc = report.to_dict()
+        if dry_run:
+            doc["planned"] = [vars(p) for p in planned]
+            doc["planned_truncated"] = len(planned) >= PLANNED_JSON_LIMIT
+        emit_json(doc)
+    else:
+        _print_warm(report)
+    _raise_for(report)
+
+
+def _raise_for(report: WarmReport) -> None:
+    """The exit code the report calls for, as the matching error (the report is printed)."""
+    code = report.exit_code()
+    if code == ExitCode.UNREACHABLE:
+        raise ServiceUnavailable(f"warm stopped: {report.stopped}")
+    if code != ExitCode.OK:
+        failed = [q for q in report.queries if q.error or q.failed]
+        raise OperationFailed(
+            f"{len(failed)} of {len(report.queries)} queries had errors: "
+            + "; ".join(q.error or f"{q.name}: {q.failed} keys failed" for q in failed)
+        )
+
+
+def _print_warm(report: WarmReport) -> None:
+    if report.warning:
+        click.echo(f"warning: {report.warning}", err=True)
+    rows = [
+        {
+            "query": q.name,
+            "rows": q.rows,
+            "written": q.keys_written,
+            "present": q.skipped_present,
+            "too_large": q.skipped_too_large,
+            "too_many_rows": q.skipped_too_many_rows,
+            "failed": q.failed,
+            "bytes": human_bytes(q.bytes),
+            "error": q.error or (q.key_errors[0] if q.key_errors else ""),
+        }
+        for q in report.queries
+    ]
+    click.echo(
+        table(
+            rows,
+            [
+                "query",
+                "rows",
+                "written",
+                "present",
+                "too_large",
+                "too_many_rows",
+                "failed",
+                "bytes",
+                "error",
+            ],
+        )
+    )
+    verb = "would write" if report.dry_run else "wrote"
+    keys = report.total("planned") if report.dry_run else report.total("keys_written")
+    click.echo(
+        f"{report.set}: {verb} {keys} keys ({human_bytes(report.total('bytes'))}) from "
+        f"{report.source} to {', '.join(report.servers)} in {report.seconds:.2f} s"
+    )
+    for address in report.restarts:
+        click.echo(
+            f"warning: memcached {address} restarted during the warm; keys written to it "
+            f"before the restart are gone: run the warm again",
+            err=True,
+        )
+    if report.stopped:
+        click.echo(f"stopped: {report.stopped}", err=True)
+
+
+@cache_group.command("copy")
+@click.option("--from", "source", required=True, metavar="HOST:PORT", help="The warm node.")
+@click.option("--to", "target", required=True, metavar="HOST:PORT", help="The node to warm.")
+@click.option("--match", metavar="PREFIX", help="Copy only keys starting with PREFIX.")
+@click.option("--overwrite", is_flag=True, help="Replace keys the target already has.")
+@click.option("--rate", type=float, callback=_rate, help="At most N keys per second.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_app
+def copy_cmd(
+    app: AppContext,
+    source: str,
+    target: str,
+    match: str | None,
+    overwrite: bool,
+    rate: float | None,
+    batch_size: int,
+    as_json: bool,
+) -> None:
+    """Warm the node --to from the warm node --from: every key (or --match PREFIX) with its
+    flags and remaining TTL, enumerated with `lru_crawler metadump` (memcached >= 1.4.31).
+
+    Keys the target already has are kept unless --overwrite.
+    """
+    for text in (source, target):
+        try:
+            parse_address(text)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if source == target:
+        raise UsageError("--from and --to are the same node")
+    timeout = app.loaded().config.memcached.timeout
+    progress = Progress(f"copy {source} -> {target}", unit="keys")
+    try:
+        report = CacheCopier(
+            source,
+            target,
+            match=match,
+            overwrite=overwrite,
+            rate=rate,
+            batch_size=batch_size,
+            timeout=max(timeout, 5.0),
+            on_progress=progress.advance,
+        ).run()
+    finally:
+        progress.close()
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    click.echo(
+        f"copied {report.copied} of {report.matched} keys ({human_bytes(report.bytes)}) "
+        f"from {source} to {target} in {report.seconds:.2f} s; present {report.skipped_present}, "
+        f"expiring {report.skipped_expiring}, vanished {report.vanished}, "
+        f"failed {report.failed}"
+    )
+    if report.failed:
+        raise OperationFailed(f"{report.failed} keys could not be written to {target}")
+
+
+@cache_group.command("stats")
+@click.option("--server", "servers", multiple=True, help="memcached HOST:PORT (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def stats_cmd(app: AppContext, servers: tuple[str, ...], as_json: bool) -> None:
+    """Hit ratio, evictions, items and memory of each memcached node.
+
+    Exit 3 when a node cannot be reached (the others are still shown).
+    """
+    loaded = app.loaded()
+    found = [node_stats(s, loaded.config.memcached.timeout) for s in cache_servers(loaded, servers)]
+    if as_json:
+        emit_json([n.to_dict() for n in found])
+    else:
+        rows = [
+            {
+                "node": n.address,
+                "up": "yes" if n.up else "NO",
+                "items": n.items,
+                "memory": (
+                    f"{human_bytes(n.bytes)} / {human_bytes(n.limit_bytes)}" if n.up else "-"
+                ),
+                "hit_ratio": "-" if n.hit_ratio is None else f"{n.hit_ratio:.1%}",
+                "evictions": n.evictions,
+                "uptime_s": n.uptime,
+                "version": n.version or (n.error or ""),
+            }
+            for n in found
+        ]
+        click.echo(
+            table(
+                rows,
+                ["node", "up", "items", "memory", "hit_ratio", "evictions", "uptime_s", "version"],
+            )
+        )
+    down = [n for n in found if not n.up]
+    if down:
+        raise ServiceUnavailable(f"{len(down)} memcached node(s) unreachable: {down[0].error}")

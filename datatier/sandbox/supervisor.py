@@ -5,7 +5,8 @@ refuses a port held by a stranger (UsageError naming the port), and writes ``DIR
 (pids and exact command lines), ``DIR/secrets/*`` (0600) and ``DIR/datatier.toml``. ``down``
 signals only processes whose pid *and* command line match the state file, then waits for
 their ports to be free. Port layout from ``port_base`` N: primary N, replica1 N+1,
-replica2 N+2, memcached N+3, S3 N+4, MongoDB N+5 (FerretDB's debug HTTP N+6).
+replica2 N+2, memcached N+3, S3 N+4, MongoDB N+5 (FerretDB's debug HTTP N+6), a second,
+cold memcached N+7 (the target of `cache copy` in the demo).
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class Sandbox:
                 )
             )
         found.append(MemcachedService("memcached", self.port("memcached"), self.root))
+        found.append(MemcachedService("memcached2", self.port("memcached2"), self.root))
         found.append(
             S3Service(
                 "s3",

@@ -1,0 +1,145 @@
+"""``cache copy``: warm a new memcached node from a warm one, as a one-shot job.
+
+Contract: keys are enumerated with ``lru_crawler metadump all`` (streamed, so memory stays
+flat whatever the number of keys), values fetched in batches with their flags and written
+with their remaining TTL (keys that expire within a second are skipped; a key with no
+expiry stays without one). A key already on the target is left alone unless ``overwrite``.
+Keys evicted or expired between the dump and the fetch are counted as ``vanished``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from datatier.cache.protocol import RELATIVE_TTL_LIMIT, MemcachedNode, MetaEntry, StoreItem
+from datatier.cache.ratelimit import RateLimit
+
+
+@dataclass
+class CopyReport:
+    """Counts of one copy."""
+
+    source: str
+    target: str
+    match: str | None
+    scanned: int = 0
+    matched: int = 0
+    copied: int = 0
+    skipped_present: int = 0
+    skipped_expiring: int = 0
+    vanished: int = 0
+    failed: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["keys_per_second"] = round(self.copied / max(self.seconds, 1e-9), 1)
+        return doc
+
+
+def remaining_exptime(exp: int, source_now: int, target_now: int) -> int | None:
+    """The exptime to write on the target for an item whose absolute expiry on the source is
+    ``exp`` (-1/0: never); None when it expires within a second."""
+    if exp <= 0:
+        return 0
+    left = exp - source_now
+    if left < 1:
+        return None
+    return left if left <= RELATIVE_TTL_LIMIT else target_now + left
+
+
+class CacheCopier:
+    """Copies keys from ``source`` to ``target`` (HOST:PORT each)."""
+
+    def __init__(
+        self,
+        source: str,
+        target: str,
+        *,
+        match: str | None = None,
+        overwrite: bool = False,
+        rate: float | None = None,
+        batch_size: int = 500,
+        timeout: float = 5.0,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.source, self.target = source, target
+        self.match = match.encode() if match else None
+        self.overwrite = overwrite
+        self.rate = RateLimit(rate)
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.on_progress = on_progress
+
+    def run(self) -> CopyReport:
+        """Copy every (matching) key; NodeUnavailable if either node cannot be reached."""
+        report = CopyReport(self.source, self.target, self.match.decode() if self.match else None)
+        started = time.monotonic()
+        dumper = MemcachedNode(self.source, timeout=self.timeout)
+        reader = MemcachedNode(self.source, timeout=self.timeout)
+        writer = MemcachedNode(self.target, timeout=self.timeout)
+        try:
+            # memcached's clocks (exp values are in the source's clock; long TTLs are
+            # written as absolute times in the target's clock)
+            offsets = (
+                int(reader.stats().get("time", time.time())) - int(time.time()),
+                int(writer.stats().get("time", time.time())) - int(time.time()),
+            )
+            batch: list[MetaEntry] = []
+            for entry in dumper.metadump():
+                report.scanned += 1
+                if self.match is not None and not entry.key.startswith(self.match):
+                    continue
+                report.matched += 1
+                batch.append(entry)
+                if len(batch) >= self.batch_size:
+                    self._copy(batch, reader, writer, report, offsets)
+                    batch = []
+            if batch:
+                self._copy(batch, reader, writer, report, offsets)
+        finally:
+            for node in (dumper, reader, writer):
+                node.close()
+            report.seconds = time.monotonic() - started
+        return report
+
+    def _copy(
+        self,
+        batch: list[MetaEntry],
+        reader: MemcachedNode,
+        writer: MemcachedNode,
+        report: CopyReport,
+        offsets: tuple[int, int],
+    ) -> None:
+        values = reader.get_many([e.key for e in batch])
+        local = int(time.time())
+        now, target_now = local + offsets[0], local + offsets[1]
+        items: list[StoreItem] = []
+        for entry in batch:
+            found = values.get(entry.key)
+            if found is None:
+                report.vanished += 1
+                continue
+            exptime = remaining_exptime(entry.exp, now, target_now)
+            if exptime is None:
+                report.skipped_expiring += 1
+                continue
+            flags, value = found
+            items.append(StoreItem(entry.key, value, flags, exptime))
+        if items:
+            self.rate.take(len(items))
+            answers = writer.store_many(items, "set" if self.overwrite else "add")
+            for item, answer in zip(items, answers, strict=True):
+                if answer == b"STORED":
+                    report.copied += 1
+                    report.bytes += len(item.value)
+                elif answer == b"NOT_STORED":
+                    report.skipped_present += 1
+                else:
+                    report.failed += 1
+        if self.on_progress is not None:
+            self.on_progress(len(batch))

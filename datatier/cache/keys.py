@@ -1,0 +1,114 @@
+"""Cache keys as the application builds them.
+
+A query's ``key`` is a ``str.format`` template. Its fields are the query's parameters
+(result mode: the columns of the ``params_sql`` row) or the row's columns (row mode), plus:
+
+- ``{md5}`` / ``{sha1}``: hex digest of ``normalize_sql(sql) + "\\n" + canonical_params``,
+  where ``canonical_params`` is the parameters as JSON with sorted keys, no spaces, and
+  non-JSON values (dates, decimals) as ``str()``; ``{}`` when there are none;
+- ``{rendered_md5}``: hex MD5 of the normalized statement with the parameters substituted by
+  the MySQL driver (what an app that hashes its final SQL text computes);
+- ``{query}`` and ``{set}``: the query's and the warm set's names.
+
+When no template fits, ``key_function = "package.module:function"`` names a function called as
+``function(sql=..., params=..., row=...)`` (normalized SQL, the parameter dict or None, the row
+dict or None) that returns the key as ``str`` or ``bytes``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from datatier.errors import ConfigError
+
+KeyFunction = Callable[..., str | bytes]
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_sql(sql: str) -> str:
+    """Whitespace runs collapsed to one space, trimmed, no trailing semicolon."""
+    return _SPACES.sub(" ", sql).strip().rstrip(";").rstrip()
+
+
+def canonical_params(params: Mapping[str, Any] | None) -> str:
+    """Parameters as compact, key-sorted JSON (non-JSON values as ``str()``)."""
+    return json.dumps(dict(params or {}), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest_input(sql: str, params: Mapping[str, Any] | None) -> bytes:
+    """What ``{md5}`` and ``{sha1}`` hash (see module docstring)."""
+    return f"{normalize_sql(sql)}\n{canonical_params(params)}".encode()
+
+
+def load_key_function(dotted: str, source: str, key: str) -> KeyFunction:
+    """Import ``module:function`` (or ``module.function``); ConfigError if it cannot be."""
+    module_name, sep, attr = dotted.partition(":")
+    if not sep:
+        module_name, _, attr = dotted.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(source, key, f"cannot import {module_name!r}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ConfigError(source, key, f"{module_name!r} has no function {attr!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+class KeyBuilder:
+    """Builds the key of one cache entry of one query (template or function)."""
+
+    def __init__(
+        self,
+        *,
+        set_name: str,
+        query_name: str,
+        sql: str,
+        template: str | None,
+        function: KeyFunction | None,
+        render: Callable[[str, Mapping[str, Any] | None], str] | None = None,
+    ) -> None:
+        self.set_name = set_name
+        self.query_name = query_name
+        self.sql = sql
+        self.normalized = normalize_sql(sql)
+        self.template = template
+        self.function = function
+        self.render = render
+        fields = set(re.findall(r"{(\w+)}", template or ""))
+        self._needs_digest = bool(fields & {"md5", "sha1"})
+        self._needs_rendered = "rendered_md5" in fields
+
+    def build(self, params: Mapping[str, Any] | None, row: Mapping[str, Any] | None) -> bytes:
+        """The key; KeyError naming a template field that has no value."""
+        if self.function is not None:
+            made = self.function(sql=self.normalized, params=params, row=row)
+            return made if isinstance(made, bytes) else str(made).encode()
+        assert self.template is not None
+        values: dict[str, Any] = {"query": self.query_name, "set": self.set_name}
+        if self._needs_digest:
+            data = digest_input(self.sql, params)
+            values["md5"] = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            values["sha1"] = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+        if self._needs_rendered:
+            rendered = self.render(self.sql, params) if self.render else self.sql
+            values["rendered_md5"] = hashlib.md5(
+                normalize_sql(rendered).encode(), usedforsecurity=False
+            ).hexdigest()
+        if params:
+            values.update(params)
+        if row:
+            values.update(row)
+        return self.template.format_map(_Strict(values)).encode()
+
+
+class _Strict(dict[str, Any]):
+    """A format mapping whose missing fields raise KeyError with the field's name."""
+
+    def __missing__(self, name: str) -> Any:
+        raise KeyError(name)

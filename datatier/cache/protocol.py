@@ -1,0 +1,233 @@
+"""A minimal memcached text-protocol client for bulk work: pipelined stores with a flags and
+expiry per item, multi-get with flags, ``stats`` and the LRU crawler's ``metadump``.
+
+Why not pymemcache's ``set_many``: it applies one expiry and one flags value to a whole batch,
+and a copy between nodes needs both per key (remaining TTLs, the app's serializer flags).
+
+Contract: every network failure (refused, reset, timeout, closed mid-reply) raises
+:class:`NodeUnavailable` naming the node, and the connection is dropped so that the next call
+reconnects. A per-item server answer (``NOT_STORED``, ``SERVER_ERROR object too large``) is
+returned, never raised.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import typing
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import unquote_to_bytes
+
+from datatier.errors import OperationFailed, ServiceUnavailable
+
+MAX_KEY_BYTES = 250
+FLUSH_BYTES = 1 << 20  # pipeline writes in ~1 MiB slices, then read their replies
+RELATIVE_TTL_LIMIT = 30 * 24 * 3600  # memcached reads larger expiry values as unix times
+
+
+class NodeUnavailable(ServiceUnavailable):
+    """A memcached node cannot be reached or dropped the connection."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"memcached {address}: {reason}")
+        self.address = address
+
+
+@dataclass(frozen=True)
+class StoreItem:
+    """One value to store: ``exptime`` 0 means no expiry (relative seconds up to 30 days,
+    else an absolute unix time, as memcached defines it)."""
+
+    key: bytes
+    value: bytes
+    flags: int = 0
+    exptime: int = 0
+
+
+@dataclass(frozen=True)
+class MetaEntry:
+    """One line of ``lru_crawler metadump``: ``exp`` is an absolute unix time, -1 for never."""
+
+    key: bytes
+    exp: int
+    size: int
+
+
+def key_problem(key: bytes) -> str | None:
+    """Why memcached's text protocol would refuse ``key``, or None if it is fine."""
+    if not key:
+        return "the key is empty"
+    if len(key) > MAX_KEY_BYTES:
+        return f"the key is {len(key)} bytes (memcached allows {MAX_KEY_BYTES})"
+    if any(b <= 32 or b == 127 for b in key):
+        return "the key contains whitespace or control characters"
+    return None
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port); ValueError otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+class MemcachedNode:
+    """One connection to one memcached server (not thread-safe; one per worker)."""
+
+    def __init__(self, address: str, *, timeout: float = 2.0) -> None:
+        self.address = address
+        self.host, self.port = parse_address(address)
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._reader: BinaryIO | None = None
+
+    # -- connection -------------------------------------------------------------------------
+    def _connect(self) -> tuple[socket.socket, BinaryIO]:
+        if self._sock is None or self._reader is None:
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            except OSError as exc:
+                raise NodeUnavailable(self.address, exc.strerror or str(exc)) from None
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader = typing.cast(BinaryIO, sock.makefile("rb", buffering=1 << 16))
+            self._sock, self._reader = sock, reader
+            return sock, reader
+        return self._sock, self._reader
+
+    def close(self) -> None:
+        """Drop the connection (the next call reconnects)."""
+        if self._reader is not None:
+            self._reader.close()
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = self._reader = None
+
+    def __enter__(self) -> MemcachedNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _fail(self, exc: BaseException | str) -> NodeUnavailable:
+        self.close()
+        reason = exc if isinstance(exc, str) else (getattr(exc, "strerror", None) or repr(exc))
+        return NodeUnavailable(self.address, str(reason))
+
+    def _line(self, reader: BinaryIO) -> bytes:
+        """One reply line without its terminator (metadump lines end in a bare LF)."""
+        line = reader.readline()
+        if not line.endswith(b"\n"):
+            raise self._fail("connection closed mid-reply")
+        return line[:-2] if line.endswith(b"\r\n") else line[:-1]
+
+    # -- commands ---------------------------------------------------------------------------
+    def stats(self, group: str = "") -> dict[str, str]:
+        """``stats [group]`` as a dict (``settings`` gives ``item_size_max`` and friends)."""
+        sock, reader = self._connect()
+        try:
+            sock.sendall(f"stats {group}".strip().encode() + b"\r\n")
+            found: dict[str, str] = {}
+            while (line := self._line(reader)) != b"END":
+                parts = line.decode(errors="replace").split(" ", 2)
+                if parts[0] != "STAT" or len(parts) < 3:
+                    raise self._fail(f"unexpected stats reply {line[:80]!r}")
+                found[parts[1]] = parts[2]
+            return found
+        except OSError as exc:
+            raise self._fail(exc) from None
+
+    def item_size_max(self) -> int:
+        """The largest item the server accepts (bytes; default 1 MiB)."""
+        return int(self.stats("settings").get("item_size_max", 1 << 20))
+
+    def store_many(self, items: Sequence[StoreItem], command: str = "set") -> list[bytes]:
+        """Pipeline ``set`` or ``add`` of every item; the server's answer per item, in order
+        (``STORED``, ``NOT_STORED`` for an ``add`` of a present key, ``SERVER_ERROR ...``)."""
+        if command not in ("set", "add"):
+            raise ValueError(command)
+        verb = command.encode()
+        sock, reader = self._connect()
+        answers: list[bytes] = []
+        try:
+            start = 0
+            while start < len(items):
+                buf = bytearray()
+                end = start
+                while end < len(items) and (end == start or len(buf) < FLUSH_BYTES):
+                    it = items[end]
+                    buf += b"%s %s %d %d %d\r\n" % (
+                        verb,
+                        it.key,
+                        it.flags,
+                        it.exptime,
+                        len(it.value),
+                    )
+                    buf += it.value
+                    buf += b"\r\n"
+                    end += 1
+                sock.sendall(buf)
+                for _ in range(end - start):
+                    answers.append(self._line(reader))
+                start = end
+        except OSError as exc:
+            raise self._fail(exc) from None
+        return answers
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
+        """``get`` of ``keys`` in one request: key -> (flags, value) for the keys present."""
+        if not keys:
+            return {}
+        sock, reader = self._connect()
+        found: dict[bytes, tuple[int, bytes]] = {}
+        try:
+            sock.sendall(b"get " + b" ".join(keys) + b"\r\n")
+            while (line := self._line(reader)) != b"END":
+                parts = line.split(b" ")
+                if parts[0] != b"VALUE" or len(parts) < 4:
+                    raise self._fail(f"unexpected get reply {line[:80]!r}")
+                size = int(parts[3])
+                data = reader.read(size + 2)
+                if len(data) != size + 2:
+                    raise self._fail("connection closed mid-value")
+                found[parts[1]] = (int(parts[2]), data[:-2])
+        except OSError as exc:
+            raise self._fail(exc) from None
+        return found
+
+    def metadump(self, *, busy_wait: float = 5.0) -> Iterator[MetaEntry]:
+        """Stream every key's metadata via ``lru_crawler metadump all``, on this connection
+        (use a dedicated node object; memory stays flat whatever the number of keys)."""
+        sock, reader = self._connect()
+        deadline = time.monotonic() + busy_wait
+        try:
+            while True:
+                sock.sendall(b"lru_crawler metadump all\r\n")
+                first = self._line(reader)
+                if not first.startswith(b"BUSY"):
+                    break
+                if time.monotonic() > deadline:
+                    raise self._fail("the LRU crawler stayed busy")
+                time.sleep(0.1)
+            line = first
+            while line != b"END":
+                if line.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
+                    raise OperationFailedByServer(self.address, line.decode(errors="replace"))
+                fields = dict(part.split(b"=", 1) for part in line.split(b" ") if b"=" in part)
+                yield MetaEntry(
+                    key=unquote_to_bytes(fields[b"key"]),
+                    exp=int(fields.get(b"exp", b"-1")),
+                    size=int(fields.get(b"size", b"0")),
+                )
+                line = self._line(reader)
+        except OSError as exc:
+            raise self._fail(exc) from None
+
+
+class OperationFailedByServer(OperationFailed):
+    """The server refused a command that should work (e.g. the LRU crawler is disabled)."""
+
+    def __init__(self, address: str, answer: str) -> None:
+        super().__init__(f"memcached {address} refused: {answer}")

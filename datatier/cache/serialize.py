@@ -1,0 +1,128 @@
+"""Value serializers: how the application encodes a cached result.
+
+- ``json``: UTF-8 JSON; result mode stores a list of rows, row mode one row. Rows are objects
+  (``row_format = "dict"``) or arrays (``"list"``). Dates and times become ISO 8601 strings,
+  DECIMAL a string (exact), bytes base64, sets lists.
+- ``pickle``: ``pickle.dumps`` of the same structure with the Python values the MySQL driver
+  returns (Decimal, datetime), at the configured protocol.
+- ``raw``: the bytes of one value: the column named ``value`` if present, else the only
+  column (text as UTF-8, numbers as their decimal text). Result mode needs exactly one row.
+
+Each serializer returns ``(flags, bytes)``; flags are 0 (apps that mark their encodings in
+memcached flags use ``cache copy``, which keeps flags as they are).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import pickle
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+
+class UnserializableResult(ValueError):
+    """The result does not fit the serializer (e.g. raw with two columns)."""
+
+
+class Serializer(ABC):
+    """Encodes one cache value: a whole result (list of rows) or a single row."""
+
+    def __init__(self, columns: Sequence[str], row_format: str) -> None:
+        self.columns = list(columns)
+        self.as_dict = row_format == "dict"
+
+    def shape(self, row: Sequence[Any]) -> Any:
+        return dict(zip(self.columns, row, strict=True)) if self.as_dict else list(row)
+
+    @abstractmethod
+    def encode_row(self, row: Sequence[Any]) -> bytes:
+        """One row as the value of a row-mode key."""
+
+    @abstractmethod
+    def encode_result(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        """Every row of one execution as the value of a result-mode key."""
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class JSONSerializer(Serializer):
+    def _dump(self, obj: Any) -> bytes:
+        return json.dumps(
+            obj, default=_json_default, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+
+    def encode_row(self, row: Sequence[Any]) -> bytes:
+        return self._dump(self.shape(row))
+
+    def encode_result(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        return self._dump([self.shape(r) for r in rows])
+
+
+class PickleSerializer(Serializer):
+    def __init__(self, columns: Sequence[str], row_format: str, protocol: int) -> None:
+        super().__init__(columns, row_format)
+        self.protocol = protocol
+
+    def encode_row(self, row: Sequence[Any]) -> bytes:
+        return pickle.dumps(self.shape(row), protocol=self.protocol)
+
+    def encode_result(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        return pickle.dumps([self.shape(r) for r in rows], protocol=self.protocol)
+
+
+class RawSerializer(Serializer):
+    def __init__(self, columns: Sequence[str], row_format: str) -> None:
+        super().__init__(columns, row_format)
+        if "value" in self.columns:
+            self.index = self.columns.index("value")
+        elif len(self.columns) == 1:
+            self.index = 0
+        else:
+            raise UnserializableResult(
+                f"raw needs one column or a column named value, got {len(self.columns)} columns"
+            )
+
+    @staticmethod
+    def _bytes(value: Any) -> bytes:
+        if value is None:
+            return b""
+        if isinstance(value, bytes | bytearray):
+            return bytes(value)
+        return str(value).encode()
+
+    def encode_row(self, row: Sequence[Any]) -> bytes:
+        return self._bytes(row[self.index])
+
+    def encode_result(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        if len(rows) != 1:
+            raise UnserializableResult(f"raw in result mode needs exactly 1 row, got {len(rows)}")
+        return self._bytes(rows[0][self.index])
+
+
+def serializer_for(
+    name: str, columns: Sequence[str], row_format: str, pickle_protocol: int
+) -> Serializer:
+    """The serializer called ``name`` for a result with ``columns``."""
+    if name == "json":
+        return JSONSerializer(columns, row_format)
+    if name == "pickle":
+        return PickleSerializer(columns, row_format, pickle_protocol)
+    if name == "raw":
+        return RawSerializer(columns, row_format)
+    raise ValueError(f"unknown serializer {name!r}")

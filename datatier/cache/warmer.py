@@ -1,0 +1,367 @@
+"""``cache warm``: run a warm set's queries on a replica and write the results to memcached.
+
+Contract:
+- rows are streamed (server-side cursor), encoded and written in batches of the set's
+  ``batch_size``; memory does not grow with the number of rows;
+- a key that memcached would refuse (over 250 bytes, whitespace) is counted as failed with
+  an error naming the query; a value over the node's item size limit is skipped and counted;
+  a result over ``max_rows`` is skipped, never cut;
+- an SQL error fails that query only; the others still warm;
+- ``dry_run`` reads MySQL but never writes to memcached; it reports each key and its size;
+- the report says what was written, skipped and failed; :meth:`WarmReport.exit_code`
+  maps it to the process exit code.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from datatier import log
+from datatier.cache.keys import KeyBuilder, load_key_function
+from datatier.cache.protocol import NodeUnavailable, StoreItem, key_problem
+from datatier.cache.ratelimit import RateLimit
+from datatier.cache.serialize import Serializer, UnserializableResult, serializer_for
+from datatier.cache.warmset import WarmQuery, WarmSet
+from datatier.cache.writer import CacheWriter, WriteOutcome
+from datatier.errors import ExitCode
+from datatier.mysql.connection import Connection, Endpoint, connect
+
+EVENTS = log.get_logger("cache")
+FETCH_ROWS = 1000
+MAX_ERRORS_KEPT = 5
+
+
+@dataclass
+class QueryReport:
+    """What happened to one query of the set."""
+
+    name: str
+    executions: int = 0
+    rows: int = 0
+    keys_written: int = 0
+    skipped_present: int = 0
+    skipped_too_large: int = 0
+    skipped_too_many_rows: int = 0
+    failed: int = 0
+    planned: int = 0
+    bytes: int = 0
+    error: str | None = None
+    key_errors: list[str] = field(default_factory=list)
+
+    def add(self, outcome: WriteOutcome) -> None:
+        self.keys_written += outcome.stored
+        self.skipped_present += outcome.present
+        self.skipped_too_large += outcome.too_large
+        self.failed += outcome.failed
+        self.bytes += outcome.bytes
+        for text in outcome.errors:
+            self.key_error(text)
+
+    def key_error(self, text: str) -> None:
+        if len(self.key_errors) < MAX_ERRORS_KEPT:
+            self.key_errors.append(text)
+
+
+@dataclass(frozen=True)
+class PlannedKey:
+    """A key a dry run would write."""
+
+    query: str
+    key: str
+    bytes: int
+    ttl: int
+    fits: bool
+
+
+@dataclass
+class WarmReport:
+    """The outcome of one ``cache warm``."""
+
+    set: str
+    source: str
+    servers: list[str]
+    dry_run: bool
+    overwrite: bool
+    lag: float | None = None
+    lag_method: str = ""
+    warning: str | None = None
+    queries: list[QueryReport] = field(default_factory=list)
+    restarts: list[str] = field(default_factory=list)
+    memcached_errors: int = 0
+    stopped: str | None = None
+    seconds: float = 0.0
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(q, name)) for q in self.queries)
+
+    def exit_code(self) -> ExitCode:
+        """3 if stopped by an unreachable memcached, 1 if a query or key failed, else 0."""
+        if self.stopped:
+            return ExitCode.UNREACHABLE
+        if any(q.error or q.failed for q in self.queries):
+            return ExitCode.FAILED
+        return ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        for name in (
+            "keys_written",
+            "skipped_present",
+            "skipped_too_large",
+            "skipped_too_many_rows",
+            "failed",
+            "planned",
+            "bytes",
+            "rows",
+        ):
+            doc[name] = self.total(name)
+        doc["keys_per_second"] = round(self.total("keys_written") / max(self.seconds, 1e-9), 1)
+        return doc
+
+
+@dataclass(frozen=True)
+class WarmOptions:
+    """How to warm: ``rate`` keys/s and ``query_rate`` queries/s (None: unlimited)."""
+
+    dry_run: bool = False
+    overwrite: bool = False
+    rate: float | None = None
+    query_rate: float | None = None
+    only: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+Encoded = tuple[bytes, bytes, int]  # key, value, ttl
+
+
+class CacheWarmer:
+    """Warms one set from one MySQL endpoint into a :class:`CacheWriter` (None: dry run)."""
+
+    def __init__(
+        self,
+        warm_set: WarmSet,
+        source: Endpoint,
+        writer: CacheWriter | None,
+        options: WarmOptions,
+        *,
+        on_planned: Callable[[PlannedKey], None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+        item_limit: int = 1 << 20,
+    ) -> None:
+        self.warm_set = warm_set
+        self.source = source
+        self.writer = writer
+        self.options = options
+        self.on_planned = on_planned
+        self.on_progress = on_progress
+        self.item_limit = item_limit
+        self.query_rate = RateLimit(options.query_rate)
+        self.random = random.Random(options.seed)  # noqa: S311 (TTL jitter, not crypto)
+
+    def run(self, report: WarmReport) -> WarmReport:
+        """Warm every query (or ``options.only``); fills and returns ``report``."""
+        started = time.monotonic()
+        try:
+            for name, query in self.warm_set.spec.queries.items():
+                if self.options.only and name not in self.options.only:
+                    continue
+                qr = QueryReport(name)
+                report.queries.append(qr)
+                try:
+                    self._warm_query(name, query, qr)
+                except NodeUnavailable as exc:
+                    report.stopped = str(exc)
+                    EVENTS.error("cache_warm_stopped", query=name, error=str(exc))
+                    break
+                except pymysql.MySQLError as exc:
+                    qr.error = f"query {name}: MySQL error {_mysql_error(exc)}"
+                    EVENTS.error("cache_warm_query_failed", query=name, error=qr.error)
+                except (UnserializableResult, KeyError, TypeError, ValueError) as exc:
+                    qr.error = f"query {name}: {_describe(exc)}"
+                    EVENTS.error("cache_warm_query_failed", query=name, error=qr.error)
+        finally:
+            report.seconds = time.monotonic() - started
+            if self.writer is not None:
+                report.restarts = list(self.writer.restarts)
+                report.memcached_errors = self.writer.errors_seen
+        return report
+
+    # -- one query ----------------------------------------------------------------------------
+    def _warm_query(self, name: str, query: WarmQuery, qr: QueryReport) -> None:
+        conn = connect(self.source)
+        try:
+            _read_only(conn)
+            function = (
+                load_key_function(query.key_function, str(self.warm_set.path), name)
+                if query.key_function
+                else None
+            )
+            keys = KeyBuilder(
+                set_name=self.warm_set.name,
+                query_name=name,
+                sql=query.sql,
+                template=query.key,
+                function=function,
+                render=lambda sql, params: conn.cursor().mogrify(sql, params),
+            )
+            encoded = (
+                self._rows(conn, name, query, keys, qr)
+                if query.mode == "row"
+                else self._results(conn, name, query, keys, qr)
+            )
+            batch: list[Encoded] = []
+            for item in encoded:
+                batch.append(item)
+                if len(batch) >= self.warm_set.spec.batch_size:
+                    self._flush(name, batch, qr)
+                    batch = []
+            if batch:
+                self._flush(name, batch, qr)
+        finally:
+            conn.close()
+
+    def _ttl(self, query: WarmQuery) -> int:
+        if not query.ttl or not query.ttl_jitter:
+            return query.ttl
+        spread = query.ttl * query.ttl_jitter
+        return max(1, round(query.ttl + self.random.uniform(-spread, spread)))
+
+    def _rows(
+        self, conn: Connection, name: str, query: WarmQuery, keys: KeyBuilder, qr: QueryReport
+    ) -> Iterator[Encoded]:
+        """Row mode: one key per row, up to ``max_rows`` rows."""
+        self.query_rate.take()
+        with conn.cursor(pymysql.cursors.SSCursor) as cur:
+            cur.execute(query.sql)
+            qr.executions += 1
+            columns = [d[0] for d in cur.description or ()]
+            ser = serializer_for(query.serializer, columns, query.row_format, query.pickle_protocol)
+            while qr.rows < query.row_limit():
+                rows = cur.fetchmany(min(FETCH_ROWS, query.row_limit() - qr.rows))
+                if not rows:
+                    break
+                for row in rows:
+                    qr.rows += 1
+                    key = self._key(keys, None, dict(zip(columns, row, strict=True)), name, qr)
+                    if key is not None:
+                        yield key, ser.encode_row(row), self._ttl(query)
+
+    def _results(
+        self, conn: Connection, name: str, query: WarmQuery, keys: KeyBuilder, qr: QueryReport
+    ) -> Iterator[Encoded]:
+        """Result mode: one key per execution (once per ``params_sql`` row, or once)."""
+        if query.params_sql is None:
+            yield from self._one_result(conn, name, query, keys, qr, None)
+            return
+        params_conn = connect(self.source)
+        try:
+            _read_only(params_conn)
+            with params_conn.cursor(pymysql.cursors.SSDictCursor) as pcur:
+                pcur.execute(query.params_sql)
+                while rows := pcur.fetchmany(FETCH_ROWS):
+                    for params in rows:
+                        yield from self._one_result(conn, name, query, keys, qr, dict(params))
+        finally:
+            params_conn.close()
+
+    def _one_result(
+        self,
+        conn: Connection,
+        name: str,
+        query: WarmQuery,
+        keys: KeyBuilder,
+        qr: QueryReport,
+        params: Mapping[str, Any] | None,
+    ) -> Iterator[Encoded]:
+        self.query_rate.take()
+        with conn.cursor(pymysql.cursors.SSCursor) as cur:
+            cur.execute(query.sql, params)
+            qr.executions += 1
+            columns = [d[0] for d in cur.description or ()]
+            rows = cur.fetchmany(query.row_limit() + 1)
+            if len(rows) > query.row_limit():
+                qr.skipped_too_many_rows += 1
+                while cur.fetchmany(FETCH_ROWS):  # drain the unbuffered result
+                    pass
+                return
+        qr.rows += len(rows)
+        ser: Serializer = serializer_for(
+            query.serializer, columns, query.row_format, query.pickle_protocol
+        )
+        key = self._key(keys, params, None, name, qr)
+        if key is not None:
+            yield key, ser.encode_result(rows), self._ttl(query)
+
+    def _key(
+        self,
+        keys: KeyBuilder,
+        params: Mapping[str, Any] | None,
+        row: Mapping[str, Any] | None,
+        name: str,
+        qr: QueryReport,
+    ) -> bytes | None:
+        try:
+            key = keys.build(params, row)
+        except KeyError as exc:
+            raise KeyError(
+                f"the key template uses {{{exc.args[0]}}}, which is neither a column nor a "
+                f"built-in field"
+            ) from None
+        problem = key_problem(key)
+        if problem is None:
+            return key
+        qr.failed += 1
+        qr.key_error(f"query {name}: key {_show(key)!r} rejected: {problem}")
+        return None
+
+    # -- writing ------------------------------------------------------------------------------
+    def _flush(self, name: str, batch: Sequence[Encoded], qr: QueryReport) -> None:
+        writer = self.writer
+        items: list[StoreItem] = []
+        for key, value, ttl in batch:
+            fits = (
+                writer.fits(key, len(value))
+                if writer
+                else len(value) + len(key) + 64 <= self.item_limit
+            )
+            if self.on_planned is not None:
+                self.on_planned(PlannedKey(name, _show(key), len(value), ttl, fits))
+            if not fits:
+                qr.skipped_too_large += 1
+                continue
+            items.append(StoreItem(key, value, 0, ttl))
+        if writer is None:
+            qr.planned += len(items)
+            qr.bytes += sum(len(i.value) for i in items)
+        if writer is not None and items:
+            qr.add(writer.write(items, self.options.overwrite))
+        if self.on_progress is not None:
+            self.on_progress(len(batch))
+
+
+def _read_only(conn: Connection) -> None:
+    """The warmer never writes to MySQL, whichever node it reads."""
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION TRANSACTION READ ONLY")
+
+
+def _mysql_error(exc: pymysql.MySQLError) -> str:
+    if len(exc.args) >= 2:
+        return f"{exc.args[0]}: {exc.args[1]}"
+    return str(exc)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def _show(key: bytes) -> str:
+    text = key.decode("utf-8", "backslashreplace")
+    return text if len(text) <= 80 else f"{text[:60]}...({len(key)} bytes)"
