@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := mariadb-server mariadb-client mariadb-backup memcached haproxy zstd \
-	mydumper percona-toolkit
+	mydumper percona-toolkit libmariadb-dev pkg-config build-essential python3-dev python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DATATIER_FERRETDB := $(CURDIR)/.bin/ferretdb
 
@@ -15,7 +15,8 @@ export DATATIER_FERRETDB := $(CURDIR)/.bin/ferretdb
 help:
 	@echo "make demo | test | unit | lint | type | down | clean"
 
-# Debian packages: the MariaDB servers and clients, memcached, haproxy, zstd, mydumper.
+# Debian packages: the MariaDB servers and clients, memcached, haproxy, zstd, mydumper, and
+# what pip needs to build mysqlclient (the C MySQL driver the cache warmer reads with).
 deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		echo "installing Debian packages: $(APT_PACKAGES)"; \

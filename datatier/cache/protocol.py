@@ -12,12 +12,13 @@ returned, never raised.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from datatier.errors import OperationFailed, ServiceUnavailable
@@ -25,6 +26,7 @@ from datatier.errors import OperationFailed, ServiceUnavailable
 MAX_KEY_BYTES = 250
 FLUSH_BYTES = 1 << 20  # pipeline writes in ~1 MiB slices, then read their replies
 RELATIVE_TTL_LIMIT = 30 * 24 * 3600  # memcached reads larger expiry values as unix times
+_BAD_KEY_BYTE = re.compile(rb"[\x00-\x20\x7f]")
 
 
 class NodeUnavailable(ServiceUnavailable):
@@ -35,10 +37,9 @@ class NodeUnavailable(ServiceUnavailable):
         self.address = address
 
 
-@dataclass(frozen=True)
-class StoreItem:
+class StoreItem(NamedTuple):
     """One value to store: ``exptime`` 0 means no expiry (relative seconds up to 30 days,
-    else an absolute unix time, as memcached defines it)."""
+    else an absolute unix time, as memcached defines it). A tuple: built once per key."""
 
     key: bytes
     value: bytes
@@ -61,7 +62,7 @@ def key_problem(key: bytes) -> str | None:
         return "the key is empty"
     if len(key) > MAX_KEY_BYTES:
         return f"the key is {len(key)} bytes (memcached allows {MAX_KEY_BYTES})"
-    if any(b <= 32 or b == 127 for b in key):
+    if _BAD_KEY_BYTE.search(key):
         return "the key contains whitespace or control characters"
     return None
 

@@ -14,27 +14,26 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import pymysql
-import pymysql.cursors
-
 from datatier import log
 from datatier.cache.keys import KeyBuilder, load_key_function
+from datatier.cache.pipe import WritePipe
 from datatier.cache.protocol import NodeUnavailable, StoreItem, key_problem
 from datatier.cache.ratelimit import RateLimit
+from datatier.cache.reader import QueryError, RowReader
 from datatier.cache.serialize import Serializer, UnserializableResult, serializer_for
 from datatier.cache.warmset import WarmQuery, WarmSet
 from datatier.cache.writer import CacheWriter, WriteOutcome
 from datatier.errors import ExitCode
-from datatier.mysql.connection import Connection, Endpoint, connect
+from datatier.mysql.connection import Endpoint
 
 EVENTS = log.get_logger("cache")
-FETCH_ROWS = 1000
 MAX_ERRORS_KEPT = 5
 
 
@@ -164,10 +163,14 @@ class CacheWarmer:
         self.item_limit = item_limit
         self.query_rate = RateLimit(options.query_rate)
         self.random = random.Random(options.seed)  # noqa: S311 (TTL jitter, not crypto)
+        self.pipe: WritePipe | None = None
 
     def run(self, report: WarmReport) -> WarmReport:
         """Warm every query (or ``options.only``); fills and returns ``report``."""
         started = time.monotonic()
+        self.pipe = (
+            WritePipe(self.writer, self.options.overwrite) if self.writer is not None else None
+        )
         try:
             for name, query in self.warm_set.spec.queries.items():
                 if self.options.only and name not in self.options.only:
@@ -180,13 +183,15 @@ class CacheWarmer:
                     report.stopped = str(exc)
                     EVENTS.error("cache_warm_stopped", query=name, error=str(exc))
                     break
-                except pymysql.MySQLError as exc:
-                    qr.error = f"query {name}: MySQL error {_mysql_error(exc)}"
+                except QueryError as exc:
+                    qr.error = f"query {name}: {exc}"
                     EVENTS.error("cache_warm_query_failed", query=name, error=qr.error)
                 except (UnserializableResult, KeyError, TypeError, ValueError) as exc:
                     qr.error = f"query {name}: {_describe(exc)}"
                     EVENTS.error("cache_warm_query_failed", query=name, error=qr.error)
         finally:
+            if self.pipe is not None:
+                self.pipe.close()
             report.seconds = time.monotonic() - started
             if self.writer is not None:
                 report.restarts = list(self.writer.restarts)
@@ -195,9 +200,18 @@ class CacheWarmer:
 
     # -- one query ----------------------------------------------------------------------------
     def _warm_query(self, name: str, query: WarmQuery, qr: QueryReport) -> None:
-        conn = connect(self.source)
         try:
-            _read_only(conn)
+            self._read_and_queue(name, query, qr)
+        finally:
+            if self.pipe is not None:
+                outcomes, error = self.pipe.drain()
+                for outcome in outcomes:
+                    qr.add(outcome)
+                if error is not None:
+                    raise error
+
+    def _read_and_queue(self, name: str, query: WarmQuery, qr: QueryReport) -> None:
+        with RowReader(self.source) as reader:
             function = (
                 load_key_function(query.key_function, str(self.warm_set.path), name)
                 if query.key_function
@@ -209,88 +223,76 @@ class CacheWarmer:
                 sql=query.sql,
                 template=query.key,
                 function=function,
-                render=lambda sql, params: conn.cursor().mogrify(sql, params),
+                render=reader.render,
             )
             encoded = (
-                self._rows(conn, name, query, keys, qr)
+                self._rows(reader, name, query, keys, qr)
                 if query.mode == "row"
-                else self._results(conn, name, query, keys, qr)
+                else self._results(reader, name, query, keys, qr)
             )
-            batch: list[Encoded] = []
-            for item in encoded:
-                batch.append(item)
-                if len(batch) >= self.warm_set.spec.batch_size:
+            with contextlib.closing(encoded):  # close the cursor before the connection
+                batch: list[Encoded] = []
+                for item in encoded:
+                    batch.append(item)
+                    if len(batch) >= self.warm_set.spec.batch_size:
+                        self._flush(name, batch, qr)
+                        batch = []
+                if batch:
                     self._flush(name, batch, qr)
-                    batch = []
-            if batch:
-                self._flush(name, batch, qr)
-        finally:
-            conn.close()
 
     def _ttl(self, query: WarmQuery) -> int:
-        if not query.ttl or not query.ttl_jitter:
+        if not query.ttl_jitter or not query.ttl:
             return query.ttl
         spread = query.ttl * query.ttl_jitter
         return max(1, round(query.ttl + self.random.uniform(-spread, spread)))
 
     def _rows(
-        self, conn: Connection, name: str, query: WarmQuery, keys: KeyBuilder, qr: QueryReport
-    ) -> Iterator[Encoded]:
-        """Row mode: one key per row, up to ``max_rows`` rows."""
+        self, reader: RowReader, name: str, query: WarmQuery, keys: KeyBuilder, qr: QueryReport
+    ) -> Generator[Encoded, None, None]:
+        """Row mode: one key per row, up to ``row_limit()`` rows."""
         self.query_rate.take()
-        with conn.cursor(pymysql.cursors.SSCursor) as cur:
-            cur.execute(query.sql)
-            qr.executions += 1
-            columns = [d[0] for d in cur.description or ()]
-            ser = serializer_for(query.serializer, columns, query.row_format, query.pickle_protocol)
-            while qr.rows < query.row_limit():
-                rows = cur.fetchmany(min(FETCH_ROWS, query.row_limit() - qr.rows))
-                if not rows:
-                    break
-                for row in rows:
-                    qr.rows += 1
-                    key = self._key(keys, None, dict(zip(columns, row, strict=True)), name, qr)
-                    if key is not None:
-                        yield key, ser.encode_row(row), self._ttl(query)
+        columns, batches = reader.stream(query.sql, None, query.row_limit())
+        qr.executions += 1
+        ser = serializer_for(query.serializer, columns, query.row_format, query.pickle_protocol)
+        for rows in batches:
+            for row in rows:
+                qr.rows += 1
+                mapping = dict(zip(columns, row, strict=True))
+                key = self._key(keys, None, mapping, name, qr)
+                if key is not None:
+                    yield key, ser.encode_row(row, mapping), self._ttl(query)
 
     def _results(
-        self, conn: Connection, name: str, query: WarmQuery, keys: KeyBuilder, qr: QueryReport
-    ) -> Iterator[Encoded]:
+        self, reader: RowReader, name: str, query: WarmQuery, keys: KeyBuilder, qr: QueryReport
+    ) -> Generator[Encoded, None, None]:
         """Result mode: one key per execution (once per ``params_sql`` row, or once)."""
         if query.params_sql is None:
-            yield from self._one_result(conn, name, query, keys, qr, None)
+            yield from self._one_result(reader, name, query, keys, qr, None)
             return
-        params_conn = connect(self.source)
-        try:
-            _read_only(params_conn)
-            with params_conn.cursor(pymysql.cursors.SSDictCursor) as pcur:
-                pcur.execute(query.params_sql)
-                while rows := pcur.fetchmany(FETCH_ROWS):
-                    for params in rows:
-                        yield from self._one_result(conn, name, query, keys, qr, dict(params))
-        finally:
-            params_conn.close()
+        with RowReader(self.source) as params_reader:
+            columns, batches = params_reader.stream(query.params_sql)
+            for rows in batches:
+                for row in rows:
+                    params = dict(zip(columns, row, strict=True))
+                    yield from self._one_result(reader, name, query, keys, qr, params)
 
     def _one_result(
         self,
-        conn: Connection,
+        reader: RowReader,
         name: str,
         query: WarmQuery,
         keys: KeyBuilder,
         qr: QueryReport,
         params: Mapping[str, Any] | None,
-    ) -> Iterator[Encoded]:
+    ) -> Generator[Encoded, None, None]:
         self.query_rate.take()
-        with conn.cursor(pymysql.cursors.SSCursor) as cur:
-            cur.execute(query.sql, params)
-            qr.executions += 1
-            columns = [d[0] for d in cur.description or ()]
-            rows = cur.fetchmany(query.row_limit() + 1)
-            if len(rows) > query.row_limit():
-                qr.skipped_too_many_rows += 1
-                while cur.fetchmany(FETCH_ROWS):  # drain the unbuffered result
-                    pass
-                return
+        limit = query.row_limit()
+        columns, batches = reader.stream(query.sql, params, limit + 1)
+        qr.executions += 1
+        rows = [row for batch in batches for row in batch]
+        if len(rows) > limit:
+            qr.skipped_too_many_rows += 1
+            return
         qr.rows += len(rows)
         ser: Serializer = serializer_for(
             query.serializer, columns, query.row_format, query.pickle_protocol
@@ -324,15 +326,16 @@ class CacheWarmer:
     # -- writing ------------------------------------------------------------------------------
     def _flush(self, name: str, batch: Sequence[Encoded], qr: QueryReport) -> None:
         writer = self.writer
+        uniform = self.item_limit if writer is None else writer.uniform_limit()
         items: list[StoreItem] = []
+        planned = self.on_planned
         for key, value, ttl in batch:
-            fits = (
-                writer.fits(key, len(value))
-                if writer
-                else len(value) + len(key) + 64 <= self.item_limit
-            )
-            if self.on_planned is not None:
-                self.on_planned(PlannedKey(name, _show(key), len(value), ttl, fits))
+            if uniform is not None:  # the hot path: one node, one limit
+                fits = len(value) + len(key) + 64 <= uniform
+            else:
+                fits = writer is not None and writer.fits(key, len(value))
+            if planned is not None:
+                planned(PlannedKey(name, _show(key), len(value), ttl, fits))
             if not fits:
                 qr.skipped_too_large += 1
                 continue
@@ -340,22 +343,10 @@ class CacheWarmer:
         if writer is None:
             qr.planned += len(items)
             qr.bytes += sum(len(i.value) for i in items)
-        if writer is not None and items:
-            qr.add(writer.write(items, self.options.overwrite))
+        if self.pipe is not None and items:
+            self.pipe.put(items)
         if self.on_progress is not None:
             self.on_progress(len(batch))
-
-
-def _read_only(conn: Connection) -> None:
-    """The warmer never writes to MySQL, whichever node it reads."""
-    with conn.cursor() as cur:
-        cur.execute("SET SESSION TRANSACTION READ ONLY")
-
-
-def _mysql_error(exc: pymysql.MySQLError) -> str:
-    if len(exc.args) >= 2:
-        return f"{exc.args[0]}: {exc.args[1]}"
-    return str(exc)
 
 
 def _describe(exc: BaseException) -> str:

@@ -60,6 +60,7 @@ class CacheWriter:
             raise ValueError("no memcached servers")
         self.nodes = {s: MemcachedNode(s, timeout=timeout) for s in servers}
         self.hasher = RendezvousHash(list(servers))
+        self.only = servers[0] if len(servers) == 1 else None
         self.on_error = on_error
         self.retry_for = retry_for
         self.rate = rate or RateLimit(None)
@@ -85,9 +86,13 @@ class CacheWriter:
         return NodeIdentity(stats.get("pid", ""), int(stats.get("uptime", "0")))
 
     def node_for(self, key: bytes) -> str:
-        if len(self.nodes) == 1:
-            return next(iter(self.nodes))
+        if self.only is not None:
+            return self.only
         return str(self.hasher.get_node(key.decode("utf-8", "surrogateescape")))
+
+    def uniform_limit(self) -> int | None:
+        """The item size limit when every key goes to the same node (else None)."""
+        return self.limits.get(self.only, 1 << 20) if self.only is not None else None
 
     def fits(self, key: bytes, size: int) -> bool:
         """Whether a value of ``size`` bytes fits the item limit of the key's node (the item

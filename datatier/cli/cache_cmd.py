@@ -139,7 +139,7 @@ def warm_cmd(
     if as_json:
         doc = report.to_dict()
         if dry_run:
-            doc["planned"] = [vars(p) for p in planned]
+            doc["planned_keys"] = [vars(p) for p in planned]
             doc["planned_truncated"] = len(planned) >= PLANNED_JSON_LIMIT
         emit_json(doc)
     else:

@@ -276,8 +276,8 @@ def test_dry_run_lists_keys_and_writes_nothing(
     code, doc, _ = run(
         capsys, "cache", "warm", "games", "--server", mc.address, "--dry-run", "--json"
     )
-    assert code == 0 and doc["planned"] and doc["keys_written"] == 0
-    assert {p["query"] for p in doc["planned"]} == {"top", "players"}
+    assert code == 0 and doc["planned"] == 53 and doc["keys_written"] == 0
+    assert {p["query"] for p in doc["planned_keys"]} == {"top", "players"}
     assert mc.stats()["curr_items"] == "0"
 
 
