@@ -2,10 +2,216 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
+
+from datatier.cli.context import AppContext, pass_app
+from datatier.cli.progress import Progress
+from datatier.cli.render import emit_json
+from datatier.errors import IntegrityFailure, OperationFailed
+from datatier.migrate.plan import TablePlan
+from datatier.migrate.report import plan_text, plans_summary, verify_text, why_blocked
+from datatier.migrate.runner import RunOptions, run_tables
+from datatier.migrate.service import (
+    make_plans,
+    mapping_for,
+    open_source,
+    open_target,
+    source_node,
+    table_names,
+)
+from datatier.migrate.target import CONFLICT_POLICIES
+from datatier.migrate.verify import verify_table
 
 
 @click.group("migrate")
 def migrate_group() -> None:
     """Plan, rehearse and verify moving MySQL tables to RethinkDB (nothing written unless
     --execute)."""
+
+
+def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--tables", metavar="DB.T[,DB.T]", help="Tables (default: the mapping's)."),
+        click.option(
+            "--mapping",
+            metavar="FILE|NAME",
+            help="Mapping file (path or name in rethinkdb.mappings_dir).",
+        ),
+        click.option("--source", metavar="NODE", help="MySQL node to read (default: a replica)."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _plans(
+    app: AppContext,
+    tables: str | None,
+    mapping: str | None,
+    source: str | None,
+    **kw: Any,
+) -> tuple[str, Any, list[TablePlan]]:
+    loaded = app.loaded()
+    mapping_file = mapping_for(loaded, mapping)
+    names = table_names(tables, mapping_file)
+    node = source_node(loaded, source)
+    conn = open_source(loaded, node)
+    return node, conn, make_plans(conn, loaded, names, mapping_file, **kw)
+
+
+def _show_plans(plans: list[TablePlan], as_json: bool, extra: dict[str, Any]) -> None:
+    if as_json:
+        emit_json({**extra, "tables": [p.to_dict() for p in plans]})
+        return
+    for plan in plans:
+        click.echo(plan_text(plan) + "\n")
+    click.echo(plans_summary(plans))
+
+
+def _refuse_blocked(plans: list[TablePlan]) -> None:
+    blocked = [p for p in plans if p.verdict == "blocked"]
+    if blocked:
+        reasons = "; ".join(f"{p.name} ({why_blocked(p)})" for p in blocked)
+        raise OperationFailed(f"migration blocked for {len(blocked)} table(s): {reasons}")
+
+
+@migrate_group.command("plan")
+@_common
+@click.option("--sample", default=1000, show_default=True, help="Rows to sample per table.")
+@click.option("--full", is_flag=True, help="Check every row instead of a sample.")
+@click.option("--seed", type=int, help="Random seed for the sample (repeatable plans).")
+@pass_app
+def plan_cmd(
+    app: AppContext,
+    tables: str | None,
+    mapping: str | None,
+    source: str | None,
+    as_json: bool,
+    sample: int,
+    full: bool,
+    seed: int | None,
+) -> None:
+    """Dry run: propose tables, keys, indexes and casts, sample the risks, give a verdict.
+
+    Read-only. Exit 1 if any table is blocked (no usable key, values that would fail).
+    """
+    node, conn, plans = _plans(app, tables, mapping, source, sample=sample, full=full, seed=seed)
+    with conn:
+        _show_plans(plans, as_json, {"source": node, "dry_run": True})
+    _refuse_blocked(plans)
+
+
+@migrate_group.command("run")
+@_common
+@click.option("--execute", is_flag=True, help="Really write (default: the dry run only).")
+@click.option(
+    "--conflict",
+    type=click.Choice(CONFLICT_POLICIES),
+    default="error",
+    show_default=True,
+    help="When a document id exists already.",
+)
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--rate", type=click.FloatRange(min=1), help="At most this many rows per second.")
+@click.option("--checkpoint", metavar="PATH", help="Checkpoint file (default: per target db).")
+@click.option("--restart", is_flag=True, help="Ignore the checkpoint and start over.")
+@click.option("--sample", default=1000, show_default=True, help="Rows sampled by the plan.")
+@pass_app
+def run_cmd(
+    app: AppContext,
+    tables: str | None,
+    mapping: str | None,
+    source: str | None,
+    as_json: bool,
+    execute: bool,
+    conflict: str,
+    batch_size: int,
+    rate: float | None,
+    checkpoint: str | None,
+    restart: bool,
+    sample: int,
+) -> None:
+    """Copy the tables from one consistent snapshot (a replica by default).
+
+    Without --execute this is the plan; blocked tables stop the run before anything is
+    written. With it: batches in key order, the conflict policy, a checkpoint after every
+    batch (a rerun resumes), an optional rate limit and progress.
+    """
+    node, conn, plans = _plans(app, tables, mapping, source, sample=sample)
+    with conn:
+        if not execute:
+            rows = sum(p.estimates.documents for p in plans if p.estimates)
+            _show_plans(plans, as_json, {"source": node, "dry_run": True, "rows": rows})
+            _refuse_blocked(plans)
+            if not as_json:
+                click.echo(f"dry run: nothing written; add --execute to copy ~{rows:,} rows")
+            return
+        _refuse_blocked(plans)
+        loaded = app.loaded()
+        target_db = plans[0].target_db
+        cp_path = (
+            Path(checkpoint)
+            if checkpoint
+            else loaded.base_dir / ".datatier-migrate" / f"{target_db}.checkpoint.json"
+        )
+        target = open_target(loaded, target_db)
+        total = sum(p.estimates.documents for p in plans if p.estimates) or None
+        progress = Progress("migrate", total, unit="rows")
+        options = RunOptions(batch_size, conflict, rate, cp_path, restart)
+        try:
+            report = run_tables(conn, node, plans, target, options, progress.advance)
+        finally:
+            progress.close()
+    data = report.to_dict() | {"checkpoint": str(cp_path), "target": target.describe()}
+    if as_json:
+        emit_json(data)
+        return
+    for t in report.tables:
+        click.echo(
+            f"{t.table} -> {t.target}: {t.rows:,} rows ({t.inserted:,} inserted, "
+            f"{t.replaced:,} replaced), {t.seconds:.1f} s"
+            + (f", resumed after {t.resumed_after:,}" if t.resumed_after else "")
+        )
+    click.echo(
+        f"copied {data['rows']:,} rows in {data['seconds']} s ({data['rows_per_second']} rows/s) "
+        f"from {node}; checkpoint {cp_path}"
+    )
+
+
+@migrate_group.command("verify")
+@_common
+@click.option("--sample", default=1000, show_default=True, help="Rows compared per table.")
+@click.option("--all", "all_rows", is_flag=True, help="Compare every row.")
+@pass_app
+def verify_cmd(
+    app: AppContext,
+    tables: str | None,
+    mapping: str | None,
+    source: str | None,
+    as_json: bool,
+    sample: int,
+    all_rows: bool,
+) -> None:
+    """Compare counts and per-row checksums of MySQL rows and RethinkDB documents.
+
+    Read-only on both sides. Exit 4 if anything is missing or differs.
+    """
+    node, conn, plans = _plans(app, tables, mapping, source, sampled=False)
+    loaded = app.loaded()
+    target = open_target(loaded, plans[0].target_db)
+    with conn:
+        results = [
+            verify_table(conn, p, target, sample=None if all_rows else sample) for p in plans
+        ]
+    if as_json:
+        emit_json({"source": node, "target": target.describe(), "tables": results})
+    else:
+        click.echo(verify_text(results))
+    bad = [r["table"] for r in results if not r["ok"]]
+    if bad:
+        raise IntegrityFailure(f"RethinkDB differs from MySQL for {', '.join(bad)}")

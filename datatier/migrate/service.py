@@ -1,0 +1,104 @@
+"""What the ``migrate`` commands call: source node, mapping, plans, target, run, verify.
+
+Contract: :func:`make_plans` introspects every requested table before sampling any (an
+unknown table or a bad mapping stops with exit 2 before rows are read) and never writes.
+The source is ``--source NODE`` or, by default, the first replica by name (the primary if
+there is none), so rehearsals do not load the primary.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from datatier.config import LoadedConfig
+from datatier.errors import UsageError
+from datatier.migrate.documents import DocumentBuilder
+from datatier.migrate.mapping import EMPTY, MappingFile, load_mapping, resolve_mapping
+from datatier.migrate.plan import TablePlan, build_plan
+from datatier.migrate.reader import TableReader
+from datatier.migrate.sampler import analyse
+from datatier.migrate.schema import introspect, split_name
+from datatier.migrate.target import MigrationTarget, connect_rethinkdb
+from datatier.mysql.connection import Connection, connect, endpoint
+
+EXACT_COUNT_BELOW = 200_000
+"""Tables estimated below this many rows are counted exactly (COUNT(*) is cheap there)."""
+
+
+def source_node(loaded: LoadedConfig, explicit: str | None) -> str:
+    """``explicit`` if given, else the first replica by name, else the primary."""
+    mysql = loaded.config.mysql
+    if explicit:
+        endpoint(mysql, explicit)  # ConfigError naming the known nodes
+        return explicit
+    replicas = sorted(mysql.replicas())
+    if replicas:
+        return replicas[0]
+    primary = mysql.primary()
+    if primary is None:
+        raise UsageError("no MySQL nodes configured (mysql.nodes)")
+    return primary[0]
+
+
+def open_source(loaded: LoadedConfig, node: str) -> Connection:
+    return connect(endpoint(loaded.config.mysql, node))
+
+
+def mappings_dir(loaded: LoadedConfig) -> Path:
+    path = Path(loaded.config.rethinkdb.mappings_dir)
+    return path if path.is_absolute() else loaded.base_dir / path
+
+
+def mapping_for(loaded: LoadedConfig, text: str | None) -> MappingFile:
+    if not text:
+        return EMPTY
+    return load_mapping(resolve_mapping(text, mappings_dir(loaded)))
+
+
+def table_names(tables: str | None, mapping: MappingFile) -> list[str]:
+    """``--tables a.b,c.d`` or, without it, the tables the mapping file names."""
+    names = [t.strip() for t in (tables or "").split(",") if t.strip()]
+    if not names:
+        names = list(mapping.tables)
+    if not names:
+        raise UsageError("no tables: give --tables DB.TABLE[,DB.TABLE...] or a --mapping file")
+    for name in names:
+        split_name(name)
+    return list(dict.fromkeys(names))
+
+
+def make_plans(
+    conn: Connection,
+    loaded: LoadedConfig,
+    names: list[str],
+    mapping: MappingFile,
+    *,
+    sample: int = 1000,
+    full: bool = False,
+    seed: int | None = None,
+    sampled: bool = True,
+) -> list[TablePlan]:
+    """Plans with sampling results (see module docstring)."""
+    schemas = [introspect(conn, name) for name in names]
+    plans = [build_plan(s, mapping, loaded.config.rethinkdb.db) for s in schemas]
+    rng = random.Random(seed)  # noqa: S311 (sampling)
+    for plan in plans if sampled else []:
+        builder = DocumentBuilder(plan)
+        reader = TableReader(plan, builder.select_columns)
+        if full:
+            found = analyse(builder, reader.stream(conn), "all rows")
+            plan.apply_sample(found, found["rows"])
+            continue
+        rows, method = reader.sample(conn, sample, rng)
+        exact = reader.count(conn) if plan.schema.rows_estimate < EXACT_COUNT_BELOW else None
+        plan.apply_sample(analyse(builder, rows, method), exact)
+    return plans
+
+
+def open_target(loaded: LoadedConfig, db: str | None = None) -> MigrationTarget:
+    """The configured RethinkDB server (exit 3 if unreachable)."""
+    target = connect_rethinkdb(loaded.config.rethinkdb)
+    if db:
+        target.db = db
+    return target
