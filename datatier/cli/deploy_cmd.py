@@ -1,13 +1,23 @@
-"""``datatier deploy render``: configuration for the programs around datatier."""
+"""``datatier deploy render``: configuration for the programs around datatier.
+
+Each artifact is rendered from ``backups/*.toml`` and the config: to stdout, or into
+``--output-dir`` (``render all --output-dir deploy/`` regenerates the examples).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
+from datatier.backup.policy import find_policies
+from datatier.backup.service import policies_dir
 from datatier.cli.context import AppContext, pass_app
-from datatier.replication.haproxy import HAProxyLayout, render_haproxy
+from datatier.provision.artifacts import RenderContext, render_all, renderers, write_files
+from datatier.provision.artifacts.haproxy import HAProxyRenderer
+from datatier.replication.haproxy import HAProxyLayout
 
 
 @click.group("deploy")
@@ -17,7 +27,106 @@ def deploy_group() -> None:
 
 @deploy_group.group("render")
 def render_group() -> None:
-    """Write a config for a consumer of datatier (stdout, or --output FILE)."""
+    """Write configs for the consumers of datatier (stdout, --output or --output-dir)."""
+
+
+def _target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where things live on the deployment target (shared by the artifact commands)."""
+    options = [
+        click.option(
+            "--config-path",
+            default="/etc/datatier/datatier.toml",
+            show_default=True,
+            help="The config file on the target.",
+        ),
+        click.option(
+            "--binary",
+            default="/usr/local/bin/datatier",
+            show_default=True,
+            help="The datatier executable on the target (cron, systemd).",
+        ),
+        click.option("--user", default="datatier", show_default=True, help="Unix user of runs."),
+        click.option(
+            "--lock-dir", default="/run/lock", show_default=True, help="flock files (cron)."
+        ),
+        click.option("--image", default="datatier:latest", show_default=True, help="Image (k8s)."),
+        click.option("--namespace", default="datatier", show_default=True, help="k8s namespace."),
+        click.option(
+            "--secret",
+            "secret_name",
+            default="datatier-secrets",
+            show_default=True,
+            help="k8s Secret holding the credentials.",
+        ),
+        click.option(
+            "--output-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Write the files here (default: print them).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _context(
+    app: AppContext, kw: dict[str, Any], layout: HAProxyLayout | None = None
+) -> RenderContext:
+    loaded = app.loaded()
+    config = loaded.config
+    policies = tuple(find_policies(policies_dir(loaded), config.backup.default_store))
+    extra: dict[str, Any] = {"haproxy": layout} if layout is not None else {}
+    return RenderContext(
+        policies=policies,
+        mysql=config.mysql,
+        config_path=kw["config_path"],
+        binary=kw["binary"],
+        user=kw["user"],
+        lock_dir=kw["lock_dir"],
+        image=kw["image"],
+        namespace=kw["namespace"],
+        secret_name=kw["secret_name"],
+        **extra,
+    )
+
+
+def _emit(files: dict[str, str], output_dir: Path | None) -> None:
+    if output_dir is None:
+        for i, (rel, text) in enumerate(sorted(files.items())):
+            if len(files) > 1:
+                click.echo(("\n" if i else "") + f"# ===== {rel} =====")
+            click.echo(text, nl=False)
+        return
+    for path in write_files(files, output_dir):
+        click.echo(f"wrote {path}")
+
+
+def _artifact(name: str) -> None:
+    renderer = renderers()[name]
+
+    @_target_options
+    @pass_app
+    def command(app: AppContext, /, output_dir: Path | None, **kw: Any) -> None:
+        _emit(renderer.render(_context(app, kw)), output_dir)
+
+    command.__doc__ = renderer.description[0].upper() + renderer.description[1:] + "."
+    render_group.command(name)(command)
+
+
+for _name in ("crontab", "systemd", "k8s", "docker"):
+    _artifact(_name)
+
+
+@render_group.command("all")
+@_target_options
+@pass_app
+def render_all_cmd(app: AppContext, /, output_dir: Path | None, **kw: Any) -> None:
+    """Every artifact: crontab, systemd/, k8s/cronjobs.yaml, haproxy.cfg, Dockerfile.
+
+    `datatier --config deploy/example/datatier.toml deploy render all --output-dir deploy/`
+    regenerates the examples in the repository.
+    """
+    _emit(render_all(_context(app, kw)), output_dir)
 
 
 @render_group.command("haproxy")
@@ -71,11 +180,8 @@ def haproxy(
         fall=fall,
         rise=rise,
     )
-    listens = " ".join(f"--listen {health_host}:{p}={n}" for n, p in ports.items())
-    text = (
-        "# Rendered by `datatier deploy render haproxy`. Run the health endpoint with:\n"
-        f"#   datatier health serve {listens}\n" + render_haproxy(mysql, layout)
-    )
+    ctx = RenderContext(policies=(), mysql=mysql, haproxy=layout)
+    text = HAProxyRenderer().render(ctx)["haproxy.cfg"]
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -2,9 +2,203 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import click
 
+from datatier.cli.context import AppContext, pass_app
+from datatier.cli.render import emit_json
+from datatier.errors import UsageError
+from datatier.provision.plan import Change, Plan, apply_plan, make_plan
+from datatier.provision.service import KINDS, provisioners
 
-@click.group("provision")
-def provision_group() -> None:
-    """Plan and apply buckets, lifecycle rules, schemas and new replicas (plan by default)."""
+SYMBOL = {"create": "+", "update": "~", "apply": "+"}
+
+
+def _kinds(only: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(k for item in only for k in item.split(",") if k) or KINDS
+
+
+def _short(item: str, value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if item == "lifecycle" and isinstance(value, list):
+        return "[" + ", ".join(r.get("id", "?") for r in value) + "]"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _describe(change: Change) -> str:
+    mark = SYMBOL.get(change.action, "~")
+    if change.action == "apply" or (change.action == "create" and change.after is None):
+        return f"  {mark} {change.item}"
+    before, after = _short(change.item, change.before), _short(change.item, change.after)
+    return f"  {mark} {change.item}: {before} -> {after}"
+
+
+def _print_plan(plan: Plan) -> None:
+    for rp in plan.resources:
+        state = f"{len(rp.changes)} change(s)" if rp.changes else "in sync"
+        click.echo(f"{rp.resource} ({rp.kind}): {state}")
+        for change in rp.changes:
+            click.echo(_describe(change))
+    total = len(plan.changes)
+    if not plan.resources:
+        click.echo("nothing to provision (no S3 stores, no schema files)")
+    elif total == 0:
+        click.echo("No changes: everything is in the desired state.")
+    else:
+        touched = sum(1 for r in plan.resources if r.changes)
+        click.echo(f"Plan: {total} change(s) in {touched} resource(s).")
+
+
+ONLY = click.option(
+    "--only",
+    multiple=True,
+    metavar="KIND[,KIND]",
+    help=f"Restrict to resource kinds: {', '.join(KINDS)} (default: all).",
+)
+
+
+@click.group("provision", invoke_without_command=True)
+@click.pass_context
+def provision_group(ctx: click.Context) -> None:
+    """Plan and apply buckets, lifecycle rules, schemas and new replicas (plan by default).
+
+    `provision plan` shows what differs from the desired state and changes nothing;
+    `provision apply --execute` changes only that; a saved plan (`plan --out FILE`) is
+    applied with `apply --plan FILE --execute` and refused if anything changed since.
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(plan_cmd)
+
+
+@provision_group.command("plan")
+@ONLY
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@pass_app
+def plan_cmd(
+    app: AppContext, only: tuple[str, ...] = (), out: Path | None = None, as_json: bool = False
+) -> None:
+    """Show what `apply` would change (buckets, lifecycle, schemas); changes nothing."""
+    loaded = app.loaded()
+    plan = make_plan(provisioners(loaded, _kinds(only)), config=loaded.source)
+    if out is not None:
+        plan.save(out)
+    if as_json:
+        emit_json(plan.to_json())
+        return
+    _print_plan(plan)
+    if out is not None:
+        click.echo(
+            f"saved to {out}; apply it with `datatier provision apply --plan {out} --execute`"
+        )
+
+
+@provision_group.command("apply")
+@ONLY
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Apply this saved plan (refused if the world changed since it was made).",
+)
+@click.option("--execute", is_flag=True, help="Make the changes (default: show them only).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was (or would be) changed.")
+@pass_app
+def apply_cmd(
+    app: AppContext, only: tuple[str, ...], plan_file: Path | None, execute: bool, as_json: bool
+) -> None:
+    """Change exactly what the plan lists; without --execute only show it."""
+    loaded = app.loaded()
+    if plan_file is not None:
+        plan = Plan.load(plan_file)
+        kinds = tuple(sorted({r.kind for r in plan.resources})) or KINDS
+        if only and set(_kinds(only)) != set(kinds):
+            raise UsageError("--only cannot be combined with --plan (the plan says what to do)")
+    else:
+        kinds = _kinds(only)
+    provs = provisioners(loaded, kinds)
+    if plan_file is None:
+        plan = make_plan(provs, config=loaded.source)
+    if not execute:
+        if as_json:
+            emit_json({"executed": False, **plan.to_json()})
+            return
+        _print_plan(plan)
+        if plan.changes:
+            click.echo("Dry run: nothing was changed. Add --execute to apply.")
+        return
+    done = apply_plan(
+        provs, plan, on_change=None if as_json else lambda c: click.echo(_describe(c))
+    )
+    if as_json:
+        emit_json({"executed": True, "changes": [c.to_json() for c in done]})
+    else:
+        click.echo(f"Applied {len(done)} change(s)." if done else "No changes: nothing to do.")
+
+
+@provision_group.command("replica")
+@click.option("--from-backup", "backup_id", required=True, metavar="ID", help="A MySQL backup.")
+@click.option("--target", required=True, metavar="HOST:PORT", help="The empty server to seed.")
+@click.option("--execute", is_flag=True, help="Seed it (default: check and show the plan).")
+@click.option("--timeout", type=click.FloatRange(1), default=600.0, show_default=True,
+              help="Seconds to wait for the new replica to catch up (then exit 5).")  # fmt: skip
+@click.option("--jobs", type=click.IntRange(1, 32), default=4, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_app
+def replica_cmd(
+    app: AppContext,
+    backup_id: str,
+    target: str,
+    execute: bool,
+    timeout: float,
+    jobs: int,
+    as_json: bool,
+) -> None:
+    """Seed an empty server from backup ID and make it a GTID replica of the primary.
+
+    Restores the backup (checksums first, without binlogging), sets gtid_slave_pos from the
+    manifest, points it at the primary with the replication user, starts replication and
+    waits, reporting lag, until it has caught up. Without --execute only checks and plans.
+    """
+    from datatier.mysql.connection import parse_dsn
+    from datatier.provision.replica import plan_seed, seed_replica
+
+    loaded = app.loaded()
+    endpoint = parse_dsn(target, loaded.config.mysql)
+    plan, manifest, store = plan_seed(loaded, backup_id, endpoint)
+    if not execute:
+        if as_json:
+            emit_json({"executed": False, **plan.to_json()})
+            return
+        click.echo(
+            f"would seed {plan.target} from backup {plan.backup_id} ({plan.policy}: "
+            f"{len(plan.databases)} databases, {plan.objects} objects, {plan.bytes} bytes), "
+            f"copy {', '.join(plan.copied_tables) or 'no datatier tables'} from the primary, "
+            f"set gtid_slave_pos={plan.gtid_pos} and replicate from {plan.primary}"
+        )
+        click.echo("Dry run: nothing was changed. Add --execute to seed.")
+        return
+
+    def report(lag: dict[str, Any]) -> None:
+        if not as_json:
+            click.echo(
+                f"catching up: {lag['gtid_gap']} transactions behind, "
+                f"Seconds_Behind_Master={lag['seconds_behind']}, IO={lag['io']} SQL={lag['sql']}"
+            )
+
+    result = seed_replica(
+        loaded, plan, manifest, store, endpoint, timeout=timeout, on_lag=report, jobs=jobs
+    )
+    if as_json:
+        emit_json({"executed": True, **result})
+    else:
+        click.echo(
+            f"{plan.target} is a replica of {plan.primary}, caught up "
+            f"(load {result['load_seconds']} s, catch-up {result['catch_up_seconds']} s)"
+        )

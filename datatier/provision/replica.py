@@ -1,0 +1,320 @@
+"""Seed a new, empty MariaDB server from a MySQL backup and make it a GTID replica.
+
+Contract, in order (nothing is changed before step 4):
+
+1. The backup is found by ID (its manifest must record the snapshot's GTID position).
+2. The target must be reachable, not the primary or a configured node, replicate from
+   nobody, hold no non-system database, and have a ``server_id`` no node of the topology uses.
+3. Every non-system database of the primary must be in the backup (else the replica would
+   stop at the first change to a missing table), except ``datatier``: see 5.
+4. The backup is restored with :func:`datatier.backup.restore.restore_mysql` (checksums
+   verified before anything is applied) *without binlogging*, so the replica's own GTID
+   history stays empty.
+5. ``datatier`` (heartbeat, schema migrations; never in backups) is copied from one
+   consistent snapshot of the primary, structure and rows, without binlogging; the
+   snapshot's GTID position is noted.
+6. ``gtid_slave_pos`` is set to the backup's position; the target follows the primary with
+   the configured replication user (``MASTER_USE_GTID=slave_pos``). If ``datatier`` was
+   copied, it first replicates UNTIL the copy's position ignoring ``datatier.%`` (those
+   changes are in the copy already), then normally: exact even while the heartbeat writes.
+7. We wait until it has applied everything the primary had written when the wait began,
+   reporting lag; a replication error stops the wait (exit 1), a timeout gives exit 5.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+from datatier.backup.manifest import Manifest
+from datatier.backup.policy import SYSTEM_DATABASES
+from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
+from datatier.config import LoadedConfig
+from datatier.errors import NotReadyYet, OperationFailed, ServiceUnavailable, UsageError
+from datatier.log import get_logger
+from datatier.mysql.connection import Connection, Endpoint, connect, endpoint, query_dicts
+from datatier.replication.status import gtid_gap, read_replica_status
+from datatier.storage.base import ObjectStore
+
+log = get_logger(__name__)
+
+COPIED_DATABASE = "datatier"
+IGNORED = (SYSTEM_DATABASES - {COPIED_DATABASE}) | {"test"}
+
+LagCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class SeedPlan:
+    """What seeding will do; ``to_json`` for ``--json`` output."""
+
+    backup_id: str
+    policy: str
+    target: str
+    primary: str
+    gtid_pos: str
+    databases: list[str]
+    objects: int
+    bytes: int
+    copied_tables: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _databases(conn: Connection) -> set[str]:
+    rows = query_dicts(conn, "SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA")
+    return {str(r["name"]) for r in rows} - IGNORED
+
+
+def _server_id(conn: Connection) -> int:
+    rows = query_dicts(conn, "SELECT @@server_id AS id")
+    return int(rows[0]["id"])
+
+
+def plan_seed(
+    loaded: LoadedConfig, backup_id: str, target: Endpoint
+) -> tuple[SeedPlan, Manifest, ObjectStore]:
+    """Check everything (steps 1-3 of the module docstring); changes nothing."""
+    config = loaded.config
+    manifest, store = find_backup(loaded, backup_id)
+    if manifest.engine != "mysql":
+        raise UsageError(f"backup {backup_id} is a {manifest.engine} backup, not MySQL")
+    gtid = str(manifest.consistency.get("gtid_pos") or "")
+    if not gtid:
+        raise UsageError(f"backup {backup_id} records no GTID position: it cannot seed a replica")
+    found = config.mysql.primary()
+    if found is None:
+        raise UsageError("no node with role = primary in mysql.nodes to replicate from")
+    primary = endpoint(config.mysql, found[0])
+    for name, node in config.mysql.nodes.items():
+        if (node.host, node.port) == (target.host, target.port):
+            raise UsageError(f"target {target.label} is the configured node {name!r}")
+    with connect(primary) as conn:
+        primary_dbs = _databases(conn)
+        used_ids = {_server_id(conn)}
+        copied = query_dicts(
+            conn,
+            "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            (COPIED_DATABASE,),
+        )
+    for name in config.mysql.replicas():
+        try:
+            with connect(endpoint(config.mysql, name)) as conn:
+                used_ids.add(_server_id(conn))
+        except ServiceUnavailable:
+            continue  # a replica that is down uses its server_id nowhere right now
+    with connect(target) as conn:
+        if read_replica_status(conn) is not None:
+            raise UsageError(f"target {target.label} is already a replica", hint="RESET SLAVE ALL")
+        busy = sorted(_databases(conn))
+        if busy:
+            raise UsageError(
+                f"target {target.label} is not empty: {', '.join(busy)}",
+                hint="seed a freshly initialised server",
+            )
+        target_id = _server_id(conn)
+    if target_id in used_ids:
+        raise UsageError(
+            f"target {target.label} has server_id {target_id}, already used in the topology",
+            hint="start it with a unique --server-id",
+        )
+    missing = sorted(primary_dbs - {COPIED_DATABASE} - set(manifest.databases))
+    if missing:
+        raise UsageError(
+            f"backup {backup_id} lacks databases the primary has: {', '.join(missing)}; "
+            "the replica would stop at their first change",
+            hint="seed from a backup of a policy that covers every database",
+        )
+    plan = SeedPlan(
+        backup_id=backup_id,
+        policy=manifest.policy,
+        target=target.label,
+        primary=primary.label,
+        gtid_pos=gtid,
+        databases=sorted(manifest.databases),
+        objects=len(manifest.objects),
+        bytes=manifest.total_bytes,
+        copied_tables=[f"{COPIED_DATABASE}.{r['t']}" for r in copied],
+    )
+    return plan, manifest, store
+
+
+def _copy_datatier(primary: Endpoint, target: Endpoint, tables: list[str]) -> str:
+    """Structure and rows of ``datatier.*`` from one consistent snapshot of the primary,
+    written unbinlogged on the target; returns the snapshot's GTID position ("" if there
+    is nothing to copy)."""
+    if not tables:
+        return ""
+    with connect(primary) as src, connect(target) as dst, dst.cursor() as out:
+        with src.cursor() as cur:
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            status = {
+                r["Variable_name"]: r["Value"]
+                for r in query_dicts(src, "SHOW STATUS LIKE 'binlog_snapshot_%'")
+            }
+            cur.execute(
+                "SELECT BINLOG_GTID_POS(%s, %s)",
+                (status["Binlog_snapshot_file"], int(status["Binlog_snapshot_position"])),
+            )
+            found = cur.fetchone()
+            snapshot_gtid = str(found[0]) if found and found[0] is not None else ""
+            contents = []
+            for qualified in tables:
+                table = qualified.split(".", 1)[1].replace("`", "``")
+                cur.execute(f"SHOW CREATE TABLE `{COPIED_DATABASE}`.`{table}`")
+                ddl = cur.fetchone()[1]  # type: ignore[index]
+                cur.execute(f"SELECT * FROM `{COPIED_DATABASE}`.`{table}`")
+                contents.append((table, ddl, list(cur.fetchall())))
+            cur.execute("COMMIT")
+        if not snapshot_gtid:
+            raise OperationFailed(f"{primary.label} did not report the snapshot's GTID position")
+        out.execute("SET SESSION sql_log_bin = 0")
+        out.execute(f"CREATE DATABASE IF NOT EXISTS `{COPIED_DATABASE}`")
+        out.execute(f"USE `{COPIED_DATABASE}`")
+        for table, ddl, rows in contents:
+            out.execute(ddl)
+            if rows:
+                marks = ",".join(["%s"] * len(rows[0]))
+                out.executemany(f"INSERT INTO `{table}` VALUES ({marks})", rows)
+    return snapshot_gtid
+
+
+def _follow(
+    target: Endpoint, primary: Endpoint, loaded: LoadedConfig, gtid: str, copied_at: str
+) -> None:
+    """Point ``target`` at the primary from ``gtid`` and start replicating.
+
+    When ``datatier.*`` was copied at a later position ``copied_at``, events up to there for
+    ``datatier.*`` are already in the copy: replicate with a temporary
+    ``replicate_wild_ignore_table = datatier.%`` UNTIL ``copied_at``, then without it.
+    """
+    config = loaded.config
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL gtid_slave_pos = %s", (gtid,))
+        cur.execute(
+            "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, "
+            "MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",
+            (
+                primary.host,
+                primary.port,
+                config.mysql.replication_user,
+                config.mysql.replication_password.reveal(),
+            ),
+        )
+        if copied_at:
+            cur.execute("SELECT @@GLOBAL.replicate_wild_ignore_table")
+            row = cur.fetchone()
+            original = str(row[0]) if row and row[0] else ""
+            ignore = ",".join(x for x in (original, f"{COPIED_DATABASE}.%") if x)
+            cur.execute("SET GLOBAL replicate_wild_ignore_table = %s", (ignore,))
+            try:
+                cur.execute("START SLAVE UNTIL master_gtid_pos = %s", (copied_at,))
+                _await_sql_stop(conn, target)
+                cur.execute("STOP SLAVE")
+            finally:
+                cur.execute("SET GLOBAL replicate_wild_ignore_table = %s", (original,))
+        cur.execute("START SLAVE")
+
+
+def _await_sql_stop(conn: Connection, target: Endpoint, timeout: float = 600.0) -> None:
+    """Wait for the SQL thread to stop at its UNTIL position; raise on a replication error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = read_replica_status(conn)
+        if status is None:
+            raise OperationFailed(f"{target.label} stopped being a replica")
+        if status.last_sql_error:
+            raise OperationFailed(f"replication on {target.label} failed: {status.last_error}")
+        if status.sql_running == "No":
+            return
+        if time.monotonic() > deadline:
+            raise NotReadyYet(f"{target.label} did not reach the copy's position in time")
+        time.sleep(0.1)
+
+
+def seed_replica(
+    loaded: LoadedConfig,
+    plan: SeedPlan,
+    manifest: Manifest,
+    store: ObjectStore,
+    target: Endpoint,
+    *,
+    timeout: float = 600.0,
+    on_lag: LagCallback | None = None,
+    jobs: int = 4,
+) -> dict[str, Any]:
+    """Steps 4-7 of the module docstring; returns a summary."""
+    config = loaded.config
+    found = config.mysql.primary()
+    assert found is not None
+    primary = endpoint(config.mysql, found[0])
+    started = time.monotonic()
+    restore_mysql(manifest, store, RestoreOptions(target=target, binlog=False, jobs=jobs))
+    copied_at = _copy_datatier(primary, target, plan.copied_tables)
+    loaded_seconds = round(time.monotonic() - started, 3)
+    try:
+        _follow(target, primary, loaded, plan.gtid_pos, copied_at)
+    except pymysql.MySQLError as exc:
+        raise OperationFailed(
+            f"could not start replication on {target.label}: {exc.args[-1]}"
+        ) from None
+    log.info("replica.seeded", target=target.label, backup_id=plan.backup_id, gtid=plan.gtid_pos)
+    waited = wait_caught_up(primary, target, timeout=timeout, on_lag=on_lag)
+    return {
+        **plan.to_json(),
+        "datatier_copied_at": copied_at,
+        "load_seconds": loaded_seconds,
+        "catch_up_seconds": waited,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def wait_caught_up(
+    primary: Endpoint,
+    target: Endpoint,
+    *,
+    timeout: float,
+    on_lag: LagCallback | None = None,
+    poll: float = 1.0,
+) -> float:
+    """Seconds until ``target`` applied the primary's position as of the call (module step 7)."""
+    started = time.monotonic()
+    with connect(primary) as conn:
+        goal = str(query_dicts(conn, "SELECT @@gtid_binlog_pos AS pos")[0]["pos"])
+    with connect(target) as conn:
+        while True:
+            status = read_replica_status(conn)
+            if status is None:
+                raise OperationFailed(f"{target.label} stopped being a replica")
+            if status.last_sql_error or status.last_io_errno not in (0, 2003, 2013):
+                raise OperationFailed(
+                    f"replication on {target.label} failed: {status.last_error}",
+                    hint="see `SHOW SLAVE STATUS` on the target",
+                )
+            with conn.cursor() as cur:
+                cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (goal, poll))
+                row = cur.fetchone()
+            done = row is not None and row[0] == 0
+            if on_lag:
+                on_lag(
+                    {
+                        "seconds_behind": status.seconds_behind,
+                        "gtid_gap": gtid_gap(goal, status.gtid_executed),
+                        "io": status.io_running,
+                        "sql": status.sql_running,
+                        "caught_up": done,
+                    }
+                )
+            if done:
+                return round(time.monotonic() - started, 3)
+            if time.monotonic() - started > timeout:
+                raise NotReadyYet(
+                    f"{target.label} replicates but has not caught up within {timeout:.0f} s",
+                    hint="watch it with `datatier replication status`",
+                )

@@ -1,0 +1,183 @@
+"""MySQL schema migrations: ``schemas/mysql/*.sql`` applied in order on the primary.
+
+Contract. Files apply in name order (``001_heartbeat.sql``, ``002_orders.sql``...), each
+with the stock ``mariadb`` client (so ``DELIMITER`` works), and are recorded in
+``datatier.schema_migrations`` (version = file name, SHA-256 of its bytes, when, by whom).
+The table lives on the primary and replicates like any other write. A file changed after it
+was applied is an integrity error (exit 4): write a new migration instead. A pending file
+that sorts before an applied one is refused (exit 2): migrations never apply out of order.
+A user without the privileges gets exit 3 before anything is changed (the migrations table
+is created, or written, before the first file runs). DDL is not transactional: a file that
+fails half-way is not recorded and its first statements stay; fix the file and apply again
+(write migrations with ``IF NOT EXISTS`` so a re-run is harmless).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from datatier.config import MySQLSettings
+from datatier.errors import (
+    ConfigError,
+    IntegrityFailure,
+    OperationFailed,
+    ServiceUnavailable,
+    UsageError,
+)
+from datatier.mysql.connection import Endpoint, client_options_file, connect, endpoint
+from datatier.mysql.load import client_binary
+from datatier.provision.plan import Change, Provisioner
+
+TABLE = "`datatier`.`schema_migrations`"
+DDL = (
+    "CREATE DATABASE IF NOT EXISTS `datatier`",
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (\n"
+    "  `version` VARCHAR(255) NOT NULL PRIMARY KEY,\n"
+    "  `checksum` CHAR(64) NOT NULL COMMENT 'SHA-256 of the file',\n"
+    "  `applied_at` DATETIME(6) NOT NULL,\n"
+    "  `applied_by` VARCHAR(255) NOT NULL\n"
+    ") ENGINE=InnoDB",
+)
+DENIED = {1044, 1045, 1142, 1143, 1227, 1370}
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    path: Path
+    checksum: str
+
+
+def mysql_migrations(directory: Path) -> list[Migration]:
+    """The ``*.sql`` files of ``directory`` in name order (empty if it does not exist)."""
+    if not directory.is_dir():
+        return []
+    return [
+        Migration(p.name, p, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(directory.glob("*.sql"))
+    ]
+
+
+def _denied(exc: pymysql.MySQLError) -> bool:
+    return bool(exc.args) and exc.args[0] in DENIED
+
+
+class MySQLSchemas(Provisioner):
+    """The primary's applied migrations versus the files (see module docstring)."""
+
+    kind = "mysql"
+
+    def __init__(self, settings: MySQLSettings, migrations: list[Migration]) -> None:
+        primary = settings.primary()
+        if primary is None:
+            raise ConfigError("config", "mysql.nodes", "schemas need a node with role = primary")
+        self.target: Endpoint = endpoint(settings, primary[0])
+        self.migrations = migrations
+
+    @property
+    def resource(self) -> str:
+        return f"mysql {self.target.name}"
+
+    def observe(self) -> dict[str, Any]:
+        try:
+            with connect(self.target) as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = 'datatier' AND TABLE_NAME = 'schema_migrations'"
+                )
+                row = cur.fetchone()
+                if not row or not row[0]:
+                    return {"applied": {}}
+                cur.execute(f"SELECT version, checksum FROM {TABLE} ORDER BY version")
+                return {"applied": {str(v): str(c) for v, c in cur.fetchall()}}
+        except pymysql.MySQLError as exc:
+            raise self._error("read datatier.schema_migrations", exc) from None
+
+    def diff(self, observed: dict[str, Any]) -> list[Change]:
+        applied: dict[str, str] = observed.get("applied", {})
+        changes = []
+        last_applied = max(applied, default="")
+        for m in self.migrations:
+            if m.version in applied:
+                if applied[m.version] != m.checksum:
+                    raise IntegrityFailure(
+                        f"{m.path} changed after it was applied on {self.target.label} "
+                        f"(applied {applied[m.version][:12]}, file now {m.checksum[:12]})",
+                        hint="restore the file and add a new migration instead",
+                    )
+                continue
+            if m.version < last_applied:
+                raise UsageError(
+                    f"{m.path.name} is pending but {last_applied} is already applied on "
+                    f"{self.target.label}: migrations apply in order",
+                    hint=f"rename it to sort after {last_applied}",
+                )
+            changes.append(
+                Change(
+                    self.resource,
+                    f"migration {m.version}",
+                    "apply",
+                    None,
+                    {"file": str(m.path), "checksum": m.checksum},
+                )
+            )
+        return changes
+
+    def apply_change(self, change: Change) -> None:
+        version = change.item.removeprefix("migration ")
+        found = [m for m in self.migrations if m.version == version]
+        if not found:
+            raise UsageError(f"the plan applies {version}, which is no longer a file")
+        migration = found[0]
+        if migration.checksum != change.after["checksum"]:
+            raise UsageError(
+                f"{migration.path} changed since the plan was made",
+                hint="run `datatier provision plan` again",
+            )
+        try:
+            with connect(self.target) as conn, conn.cursor() as cur:
+                for statement in DDL:
+                    cur.execute(statement)
+                # Privileges to record it are checked before the file runs.
+                cur.execute(f"SELECT COUNT(*) FROM {TABLE} FOR UPDATE")
+                self._run_file(migration)
+                cur.execute(
+                    f"INSERT INTO {TABLE} (version, checksum, applied_at, applied_by) "
+                    "VALUES (%s, %s, UTC_TIMESTAMP(6), CURRENT_USER())",
+                    (migration.version, migration.checksum),
+                )
+        except pymysql.MySQLError as exc:
+            raise self._error(f"apply {migration.version}", exc) from None
+
+    def _run_file(self, migration: Migration) -> None:
+        with client_options_file(self.target) as cnf, migration.path.open("rb") as sql:
+            result = subprocess.run(
+                [client_binary(), f"--defaults-file={cnf}", "--batch", "--binary-mode"],
+                stdin=sql,
+                capture_output=True,
+                check=False,
+            )
+        if result.returncode != 0:
+            lines = result.stderr.decode(errors="replace").strip().splitlines()
+            detail = lines[-1] if lines else f"exit code {result.returncode}"
+            if self.target.password:
+                detail = detail.replace(self.target.password, "***")
+            kind = ServiceUnavailable if "denied" in detail.lower() else OperationFailed
+            raise kind(f"{migration.path.name} failed on {self.target.label}: {detail}")
+
+    def _error(self, action: str, exc: pymysql.MySQLError) -> Exception:
+        reason = exc.args[1] if len(exc.args) > 1 else str(exc)
+        if _denied(exc):
+            return ServiceUnavailable(
+                f"MySQL {self.target.label} denied {self.target.user} the privileges to "
+                f"{action}: {reason}",
+                hint="the schema user needs CREATE, ALTER, INSERT... on the schemas and on "
+                "`datatier`; nothing was changed by this step",
+            )
+        return OperationFailed(f"could not {action} on {self.target.label}: {reason}")

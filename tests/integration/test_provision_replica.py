@@ -1,0 +1,148 @@
+"""`provision replica`: a fourth MariaDB, started here from the sandbox's own service code,
+is seeded from a real backup of the sandbox and then replicates new writes."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from datatier.backup.service import load_policy, run_backup
+from datatier.cli import main
+from datatier.config import load
+from datatier.errors import DatatierError
+from datatier.mysql.connection import endpoint
+from datatier.replication.heartbeat import HeartbeatWriter
+from datatier.sandbox import process
+from datatier.sandbox.services.mariadb import MariaDBService
+from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
+
+
+@pytest.fixture
+def fourth(sandbox: SandboxHandle, tmp_path: Path) -> Iterator[MariaDBService]:
+    """An empty, running MariaDB (server_id 4) with the sandbox's users; stopped afterwards."""
+    port = int(os.environ.get("DATATIER_TEST_EXTRA_PORT_BASE", "30090"))
+    if not process.port_free("127.0.0.1", port):
+        unavailable(f"port {port} for the fourth MariaDB is taken")
+    cfg = sandbox.config.mysql
+    svc = MariaDBService(
+        "replica3", port, tmp_path, server_id=4, primary=None, user=cfg.user,
+        password=cfg.password, repl_user=cfg.replication_user,
+        repl_password=cfg.replication_password,
+    )  # fmt: skip
+    try:
+        svc.prepare()
+    except DatatierError as exc:
+        unavailable(f"cannot initialise a fourth MariaDB: {exc}")
+    record = process.start(svc.argv(), svc.log_path, cwd=svc.workdir)
+    try:
+        if not process.wait_until(lambda: svc.ready() or not process.is_alive(record), 60):
+            pytest.fail(f"fourth MariaDB did not start: {process.tail(svc.log_path)}")
+        svc.configure()  # the tool and replication users, as on every sandbox node
+        yield svc
+    finally:
+        process.stop([record])
+
+
+def connect(svc: MariaDBService, sandbox: SandboxHandle) -> pymysql.connections.Connection:
+    cfg = sandbox.config.mysql
+    return pymysql.connect(
+        host="127.0.0.1", port=svc.port, user=cfg.user, password=cfg.password.reveal(),
+        autocommit=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def heartbeat(sandbox: SandboxHandle) -> Iterator[None]:
+    """The heartbeat writer runs on the primary all along, as in production: its rows in
+    datatier.* (never in backups) change between the backup and the seeding."""
+    writer = HeartbeatWriter(endpoint(sandbox.config.mysql, "primary"), interval=0.05)
+    writer.start()
+    try:
+        yield
+    finally:
+        writer.stop()
+
+
+def test_seed_a_fourth_instance_from_a_backup(
+    use_sandbox_config: SandboxHandle,
+    fourth: MariaDBService,
+    heartbeat: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sandbox = use_sandbox_config
+    sql(sandbox, "primary", "DROP DATABASE IF EXISTS prov_seed")
+    sql(sandbox, "primary", "CREATE DATABASE prov_seed")
+    sql(sandbox, "primary", "CREATE TABLE prov_seed.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    sql(
+        sandbox,
+        "primary",
+        "INSERT INTO prov_seed.t SELECT seq, 'before' FROM prov_seed.seq_1_to_500",
+    )
+    sql(sandbox, "primary", "DELETE FROM datatier.heartbeat WHERE server_id = 999")
+    sandbox.wait_replicated()
+    loaded = load(str(sandbox.config_path), environ={})
+    manifest = run_backup(loaded, load_policy(loaded, "sandbox-mysql"))
+    assert manifest.consistency.get("gtid_pos")
+    # a new datatier.* row after the backup: in the copy of datatier, and in the binlog
+    # between the backup and the copy (replaying that insert over the copy would break)
+    sql(sandbox, "primary", "INSERT INTO datatier.heartbeat VALUES (999, UTC_TIMESTAMP(6), 1)")
+    # written after the backup: must arrive through replication, not the restore
+    sql(sandbox, "primary", "INSERT INTO prov_seed.t VALUES (501, 'after backup')")
+    target = f"127.0.0.1:{fourth.port}"
+
+    code = main(["provision", "replica", "--from-backup", manifest.backup_id, "--target", target])
+    out = capsys.readouterr().out
+    assert code == 0 and "Dry run: nothing was changed" in out and manifest.backup_id in out
+    with connect(fourth, sandbox) as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE 'prov_seed'")
+        assert cur.fetchone() is None
+
+    args = ["provision", "replica", "--from-backup", manifest.backup_id, "--target", target]
+    assert main([*args, "--execute", "--timeout", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "is a replica of primary" in out and "caught up" in out
+    sql(sandbox, "primary", "INSERT INTO prov_seed.t VALUES (502, 'after seeding')")
+
+    def replicated() -> bool:
+        with connect(fourth, sandbox) as conn, conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*), MAX(id) FROM prov_seed.t")
+            return cur.fetchone() == (502, 502)
+
+    wait_for(replicated, 20)
+    with connect(fourth, sandbox) as conn, conn.cursor() as cur:
+        cur.execute("SHOW SLAVE STATUS")
+        cols = [d[0] for d in cur.description]
+        status = dict(zip(cols, cur.fetchone(), strict=True))
+        assert status["Slave_IO_Running"] == "Yes" and status["Slave_SQL_Running"] == "Yes"
+        assert status["Using_Gtid"] == "Slave_Pos"
+        assert status["Master_Port"] == sandbox.config.mysql.nodes["primary"].port
+        assert status["Replicate_Wild_Ignore_Table"] == "", "the temporary filter is gone"
+        # the heartbeat keeps replicating into the copied datatier.heartbeat
+        cur.execute("SELECT MAX(beats) FROM datatier.heartbeat")
+        beats = cur.fetchone()[0]
+    time.sleep(0.5)
+    with connect(fourth, sandbox) as conn, conn.cursor() as cur:
+        cur.execute("SELECT MAX(beats) FROM datatier.heartbeat")
+        assert cur.fetchone()[0] > beats
+    sql(sandbox, "primary", "DELETE FROM datatier.heartbeat WHERE server_id = 999")
+    # seeding it again is refused: it is a replica now, and not empty
+    assert main([*args, "--execute"]) == 2
+    assert "already a replica" in capsys.readouterr().err
+
+
+def test_seeding_a_configured_node_is_refused(
+    use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox = use_sandbox_config
+    loaded = load(str(sandbox.config_path), environ={})
+    manifest = run_backup(loaded, load_policy(loaded, "sandbox-mysql"))
+    port = sandbox.config.mysql.nodes["replica2"].port
+    args = ["provision", "replica", "--from-backup", manifest.backup_id]
+    assert main([*args, "--target", f"127.0.0.1:{port}", "--execute"]) == 2
+    assert "is the configured node 'replica2'" in capsys.readouterr().err
+    assert main([*args[:3], "20991231T000000Z-beef", "--target", "127.0.0.1:1"]) == 2

@@ -1,0 +1,97 @@
+"""The examples under deploy/ are exactly what `deploy render all` produces from
+deploy/example/ (regenerate them with the command in deploy/example/datatier.toml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from datatier.backup.policy import validate_cron
+from datatier.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+EXAMPLE_CONFIG = DEPLOY / "example" / "datatier.toml"
+REGENERATE = "datatier --config deploy/example/datatier.toml deploy render all --output-dir deploy/"
+
+
+def rendered(tmp_path: Path, *extra: str) -> dict[str, str]:
+    out = tmp_path / "out"
+    args = ["--config", str(EXAMPLE_CONFIG), "deploy", "render", "all", "--output-dir", str(out)]
+    assert main([*args, *extra]) == 0
+    return {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()}
+
+
+def test_deploy_examples_are_in_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DATATIER_CONFIG", raising=False)
+    fresh = rendered(tmp_path)
+    committed = {
+        str(p.relative_to(DEPLOY)): p.read_text()
+        for p in DEPLOY.rglob("*")
+        if p.is_file() and "example" not in p.relative_to(DEPLOY).parts
+    }
+    assert sorted(committed) == sorted(fresh), f"stale or missing files: run {REGENERATE}"
+    for name, text in fresh.items():
+        assert committed[name] == text, f"deploy/{name} is out of date: run {REGENERATE}"
+
+
+def test_rendered_artifacts_hold_their_promises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DATATIER_CONFIG", raising=False)
+    files = rendered(tmp_path, "--image", "registry.example/datatier:1.0")
+    # crontab: every job line is 5 valid cron fields, a user, and a flock-guarded command
+    jobs = 0
+    for line in files["crontab"].splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if "=" in line.split()[0]:
+            continue  # NAME=value environment lines
+        fields = line.split(None, 6)
+        validate_cron(" ".join(fields[:5]))
+        assert fields[5] == "datatier"
+        assert fields[6].startswith("flock -n /run/lock/datatier-")
+        assert "backup run" in fields[6] and "backups prune" in fields[6]
+        jobs += 1
+    assert jobs == 3
+    locks = [
+        ln.split()[8] for ln in files["crontab"].splitlines() if ln.split()[6:8] == ["flock", "-n"]
+    ]
+    assert len(set(locks)) == 3, "each policy has its own lock"
+    # k8s: YAML that parses; Forbid; secrets only through secretKeyRef
+    docs = list(yaml.safe_load_all(files["k8s/cronjobs.yaml"]))
+    assert {d["metadata"]["name"] for d in docs} == {
+        "datatier-backup-analytics",
+        "datatier-backup-app-mongo",
+        "datatier-backup-shop",
+    }
+    for doc in docs:
+        assert doc["apiVersion"] == "batch/v1" and doc["kind"] == "CronJob"
+        spec = doc["spec"]
+        assert spec["concurrencyPolicy"] == "Forbid"
+        validate_cron(spec["schedule"])
+        pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["image"] == "registry.example/datatier:1.0"
+        env = {e["name"]: e for e in container["env"]}
+        for var in ("DATATIER_MYSQL__PASSWORD", "DATATIER_S3__SECRET_ACCESS_KEY"):
+            assert env[var]["valueFrom"]["secretKeyRef"]["name"] == "datatier-secrets"
+            assert "value" not in env[var]
+        items = {i["path"] for i in pod["volumes"][0]["configMap"]["items"]}
+        assert "datatier.toml" in items and "backups/shop.toml" in items
+    # systemd: a oneshot service and a timer per policy
+    assert sum(name.endswith(".timer") for name in files) == 3
+    shop = files["systemd/datatier-backup-shop.service"]
+    assert "Type=oneshot" in shop and "ExecStart=/usr/local/bin/datatier backup run shop" in shop
+    assert "OnCalendar=*-*-* 02:15:00 UTC" in files["systemd/datatier-backup-shop.timer"]
+    # Dockerfile: every COPY source exists in the repository, exec-form entrypoint
+    docker = files["Dockerfile"].splitlines()
+    assert next(ln for ln in docker if not ln.startswith("#")).startswith("FROM ")
+    for line in docker:
+        if line.startswith("COPY "):
+            assert (ROOT / line.split()[1]).exists(), line
+    assert 'ENTRYPOINT ["datatier"]' in docker

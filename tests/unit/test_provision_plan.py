@@ -1,0 +1,76 @@
+"""Plans: saved and loaded as JSON; a plan is refused when what it observed has changed.
+
+The resource here is an in-memory dict (the logic under test is the plan machinery); the
+same refusal against the real S3 server is in tests/integration/test_provision_bucket.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datatier.errors import ExitCode, UsageError
+from datatier.provision.plan import Change, Plan, Provisioner, apply_plan, make_plan
+
+
+class DictResource(Provisioner):
+    kind = "dict"
+
+    def __init__(self, state: dict[str, Any], desired: dict[str, Any]) -> None:
+        self.state = state
+        self.desired = desired
+
+    @property
+    def resource(self) -> str:
+        return "dict"
+
+    def observe(self) -> dict[str, Any]:
+        return dict(self.state)
+
+    def diff(self, observed: dict[str, Any]) -> list[Change]:
+        return [
+            Change("dict", k, "update" if k in observed else "create", observed.get(k), v)
+            for k, v in self.desired.items()
+            if observed.get(k) != v
+        ]
+
+    def apply_change(self, change: Change) -> None:
+        self.state[change.item] = change.after
+
+
+def test_plan_round_trip_and_apply(tmp_path: Path) -> None:
+    res = DictResource({"a": 1}, {"a": 2, "b": 3})
+    plan = make_plan([res])
+    assert [(c.item, c.action) for c in plan.changes] == [("a", "update"), ("b", "create")]
+    plan.save(tmp_path / "plan.json")
+    loaded = Plan.load(tmp_path / "plan.json")
+    assert loaded.to_json() == plan.to_json()
+    assert len(apply_plan([res], loaded)) == 2
+    assert res.state == {"a": 2, "b": 3}
+    assert make_plan([res]).changes == []
+
+
+def test_a_stale_plan_changes_nothing(tmp_path: Path) -> None:
+    res = DictResource({"a": 1}, {"a": 2, "b": 3})
+    plan = make_plan([res])
+    res.state["c"] = "someone else"
+    with pytest.raises(UsageError) as err:
+        apply_plan([res], plan)
+    assert err.value.exit_code == ExitCode.USAGE
+    assert "dict changed since the plan was made" in str(err.value)
+    assert res.state == {"a": 1, "c": "someone else"}
+
+
+def test_bad_plan_files_are_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not found"):
+        Plan.load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": 1}')
+    with pytest.raises(UsageError, match="unreadable plan"):
+        Plan.load(bad)
+    res = DictResource({}, {"a": 1})
+    plan = make_plan([res])
+    with pytest.raises(UsageError, match="no longer has"):
+        apply_plan([], plan)
