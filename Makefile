@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := mariadb-server mariadb-client mariadb-backup memcached haproxy zstd \
-	mydumper percona-toolkit libmariadb-dev pkg-config build-essential python3-dev python3-venv
+	mydumper percona-toolkit libmariadb-dev pkg-config build-essential python3-dev python3-venv systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DATATIER_FERRETDB := $(CURDIR)/.bin/ferretdb
 
@@ -16,7 +16,8 @@ help:
 	@echo "make demo | test | unit | lint | type | down | clean"
 
 # Debian packages: the MariaDB servers and clients, memcached, haproxy, zstd, mydumper, and
-# what pip needs to build mysqlclient (the C MySQL driver the cache warmer reads with).
+# what pip needs to build mysqlclient (the C MySQL driver the cache warmer reads with);
+# systemd for `systemd-analyze verify` of the rendered units.
 deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		echo "installing Debian packages: $(APT_PACKAGES)"; \

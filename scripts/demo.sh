@@ -2,7 +2,9 @@
 # `make demo`: the main job end to end on the local sandbox of real servers:
 # sandbox up -> sample data on the primary -> backup from replica1 to S3 -> list/verify ->
 # archive to GLACIER -> restore (archive wait simulated as on AWS: first run exits 5, then
-# --wait) -> identical table checksums.
+# --wait) -> identical table checksums -> the same for MongoDB -> replica health ->
+# memcached warmed from a replica and copied to a new node -> provisioning (bucket, lifecycle,
+# schemas) and deploy artifacts -> a MySQL -> RethinkDB migration plan (dry run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DT=".venv/bin/datatier"
@@ -122,6 +124,22 @@ print(f"GET {sys.argv[1].split('/', 3)[3]:<32} -> {code}  {doc.get('state') or d
 PY
 done
 kill $HB $HS 2>/dev/null || true
+
+step "cache: a cold memcached (flushed, as after a deploy) warmed from replica1, then copied to a new node"
+export DATATIER_CACHE__WARM_SETS_DIR="$PWD/schemas/cache"
+MC1="127.0.0.1:$((PORT + 3))"; MC2="127.0.0.1:$((PORT + 7))"
+for node in "$MC1" "$MC2"; do
+  python3 -c 'import socket, sys; h, p = sys.argv[1].split(":"); s = socket.create_connection((h, int(p))); s.sendall(b"flush_all\r\n"); assert s.recv(64) == b"OK\r\n"' "$node"
+done
+$DT cache sets
+$DT cache warm demo_shop --dry-run | tail -n 4
+$DT cache warm demo_shop
+$DT cache copy --from "$MC1" --to "$MC2"
+$DT cache stats --server "$MC1" --server "$MC2"
+
+export DT
+./scripts/demo-provision.sh
+./scripts/demo-migrate.sh
 
 step "sandbox status"
 $DT sandbox status --dir "$SANDBOX"
