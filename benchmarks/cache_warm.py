@@ -39,10 +39,10 @@ from pymemcache.client.base import Client  # noqa: E402
 
 from benchmarks.measure import Run, timed  # noqa: E402
 from datatier.cache.protocol import MemcachedNode  # noqa: E402
-from datatier.cache.reader import RowReader  # noqa: E402
 from datatier.cache.serialize import serializer_for  # noqa: E402
 from datatier.config import load  # noqa: E402
 from datatier.mysql.connection import endpoint  # noqa: E402
+from datatier.mysql.fastreader import RowReader  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402
 
 SQL = "SELECT id, name, price, qty FROM bench.items ORDER BY id LIMIT {limit}"

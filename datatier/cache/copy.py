@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from datatier.cache.protocol import RELATIVE_TTL_LIMIT, MemcachedNode, MetaEntry, StoreItem
-from datatier.cache.ratelimit import RateLimit
+from datatier.ratelimit import RateLimit
 
 
 @dataclass

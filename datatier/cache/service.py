@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datatier.cache.protocol import MemcachedNode, NodeUnavailable, parse_address
-from datatier.cache.ratelimit import RateLimit
 from datatier.cache.source import choose_source, enforce_lag, measure_lag
 from datatier.cache.warmer import CacheWarmer, PlannedKey, WarmOptions, WarmReport
 from datatier.cache.warmset import WarmSet, list_warm_sets, load_warm_set, warm_set_path
@@ -15,6 +14,7 @@ from datatier.cache.writer import CacheWriter
 from datatier.config import LoadedConfig
 from datatier.errors import UsageError
 from datatier.mysql.connection import connect, endpoint
+from datatier.ratelimit import RateLimit
 
 
 def warm_sets_dir(loaded: LoadedConfig) -> Path:

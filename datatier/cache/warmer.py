@@ -25,13 +25,13 @@ from datatier import log
 from datatier.cache.keys import KeyBuilder, load_key_function
 from datatier.cache.pipe import WritePipe
 from datatier.cache.protocol import NodeUnavailable, StoreItem, key_problem
-from datatier.cache.ratelimit import RateLimit
-from datatier.cache.reader import QueryError, RowReader
 from datatier.cache.serialize import Serializer, UnserializableResult, serializer_for
 from datatier.cache.warmset import WarmQuery, WarmSet
 from datatier.cache.writer import CacheWriter, WriteOutcome
 from datatier.errors import ExitCode
 from datatier.mysql.connection import Endpoint
+from datatier.mysql.fastreader import QueryError, RowReader
+from datatier.ratelimit import RateLimit
 
 EVENTS = log.get_logger("cache")
 MAX_ERRORS_KEPT = 5

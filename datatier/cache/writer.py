@@ -21,7 +21,7 @@ from pymemcache.client.rendezvous import RendezvousHash
 
 from datatier import log
 from datatier.cache.protocol import MemcachedNode, NodeUnavailable, StoreItem
-from datatier.cache.ratelimit import RateLimit
+from datatier.ratelimit import RateLimit
 
 EVENTS = log.get_logger("cache")
 

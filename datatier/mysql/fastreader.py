@@ -1,4 +1,4 @@
-"""Streaming query results for the warmer through mysqlclient (the C client library).
+"""Streaming query results through mysqlclient (the C client library), for bulk reads.
 
 Why not pymysql (used for everything else): decoding rows in pure Python runs at ~130k
 rows/s here, slower than memcached accepts keys; libmariadb decodes ~1.3M rows/s
