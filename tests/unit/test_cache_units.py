@@ -15,10 +15,10 @@ import pytest
 from datatier.cache.copy import remaining_exptime
 from datatier.cache.keys import KeyBuilder, normalize_sql
 from datatier.cache.protocol import key_problem, parse_address
-from datatier.cache.ratelimit import RateLimit
 from datatier.cache.serialize import UnserializableResult, serializer_for
 from datatier.cache.warmset import load_warm_set
 from datatier.errors import ConfigError
+from datatier.ratelimit import RateLimit
 
 GOOD = """
 description = "t"
