@@ -4,17 +4,22 @@ Contract: keys are enumerated with ``lru_crawler metadump all`` (streamed, so me
 flat whatever the number of keys), values fetched in batches with their flags and written
 with their remaining TTL (keys that expire within a second are skipped; a key with no
 expiry stays without one). A key already on the target is left alone unless ``overwrite``.
-Keys evicted or expired between the dump and the fetch are counted as ``vanished``.
+Keys evicted or expired between the dump and the fetch are counted as ``vanished``; values
+over the target's item size limit as ``too_large``. Writes go through
+:class:`~datatier.cache.writer.CacheWriter` on a background thread, so a target restart is
+ridden out (``on_error="continue"``, up to ``retry_for`` seconds) and reported.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from datatier.cache.pipe import WritePipe
 from datatier.cache.protocol import RELATIVE_TTL_LIMIT, MemcachedNode, MetaEntry, StoreItem
+from datatier.cache.writer import CacheWriter
 from datatier.ratelimit import RateLimit
 
 
@@ -31,8 +36,11 @@ class CopyReport:
     skipped_present: int = 0
     skipped_expiring: int = 0
     vanished: int = 0
+    too_large: int = 0
     failed: int = 0
     bytes: int = 0
+    memcached_errors: int = 0
+    restarts: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,6 +73,8 @@ class CacheCopier:
         rate: float | None = None,
         batch_size: int = 500,
         timeout: float = 5.0,
+        on_error: str = "continue",
+        retry_for: float = 10.0,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
         self.source, self.target = source, target
@@ -73,22 +83,36 @@ class CacheCopier:
         self.rate = RateLimit(rate)
         self.batch_size = batch_size
         self.timeout = timeout
+        self.on_error = on_error
+        self.retry_for = retry_for
         self.on_progress = on_progress
 
     def run(self) -> CopyReport:
-        """Copy every (matching) key; NodeUnavailable if either node cannot be reached."""
+        """Copy every (matching) key; NodeUnavailable if either node cannot be reached (or
+        the target stays unreachable for longer than ``retry_for``)."""
         report = CopyReport(self.source, self.target, self.match.decode() if self.match else None)
         started = time.monotonic()
         dumper = MemcachedNode(self.source, timeout=self.timeout)
         reader = MemcachedNode(self.source, timeout=self.timeout)
-        writer = MemcachedNode(self.target, timeout=self.timeout)
+        writer = CacheWriter(
+            [self.target],
+            timeout=self.timeout,
+            on_error=self.on_error,
+            retry_for=self.retry_for,
+            rate=self.rate,
+        )
+        pipe: WritePipe | None = None
         try:
-            # memcached's clocks (exp values are in the source's clock; long TTLs are
-            # written as absolute times in the target's clock)
+            writer.open()
+            with MemcachedNode(self.target, timeout=self.timeout) as target:
+                target_time = int(target.stats().get("time", time.time()))
+            # exp values are in the source's clock; long TTLs are written as absolute
+            # times in the target's clock
             offsets = (
                 int(reader.stats().get("time", time.time())) - int(time.time()),
-                int(writer.stats().get("time", time.time())) - int(time.time()),
+                target_time - int(time.time()),
             )
+            pipe = WritePipe(writer, self.overwrite)
             batch: list[MetaEntry] = []
             for entry in dumper.metadump():
                 report.scanned += 1
@@ -97,24 +121,40 @@ class CacheCopier:
                 report.matched += 1
                 batch.append(entry)
                 if len(batch) >= self.batch_size:
-                    self._copy(batch, reader, writer, report, offsets)
+                    pipe.put(self._prepare(batch, reader, writer, report, offsets))
                     batch = []
             if batch:
-                self._copy(batch, reader, writer, report, offsets)
+                pipe.put(self._prepare(batch, reader, writer, report, offsets))
         finally:
-            for node in (dumper, reader, writer):
+            error: BaseException | None = None
+            if pipe is not None:
+                outcomes, error = pipe.drain()
+                pipe.close()
+                for outcome in outcomes:
+                    report.copied += outcome.stored
+                    report.skipped_present += outcome.present
+                    report.too_large += outcome.too_large
+                    report.failed += outcome.failed
+                    report.bytes += outcome.bytes
+            report.restarts = list(writer.restarts)
+            report.memcached_errors = writer.errors_seen
+            for node in (dumper, reader):
                 node.close()
+            writer.close()
             report.seconds = time.monotonic() - started
+        if error is not None:
+            raise error
         return report
 
-    def _copy(
+    def _prepare(
         self,
         batch: list[MetaEntry],
         reader: MemcachedNode,
-        writer: MemcachedNode,
+        writer: CacheWriter,
         report: CopyReport,
         offsets: tuple[int, int],
-    ) -> None:
+    ) -> list[StoreItem]:
+        """The items of ``batch`` to write: fetched with their flags, TTLs recomputed."""
         values = reader.get_many([e.key for e in batch])
         local = int(time.time())
         now, target_now = local + offsets[0], local + offsets[1]
@@ -129,17 +169,10 @@ class CacheCopier:
                 report.skipped_expiring += 1
                 continue
             flags, value = found
+            if not writer.fits(entry.key, len(value)):
+                report.too_large += 1
+                continue
             items.append(StoreItem(entry.key, value, flags, exptime))
-        if items:
-            self.rate.take(len(items))
-            answers = writer.store_many(items, "set" if self.overwrite else "add")
-            for item, answer in zip(items, answers, strict=True):
-                if answer == b"STORED":
-                    report.copied += 1
-                    report.bytes += len(item.value)
-                elif answer == b"NOT_STORED":
-                    report.skipped_present += 1
-                else:
-                    report.failed += 1
         if self.on_progress is not None:
             self.on_progress(len(batch))
+        return items

@@ -216,6 +216,14 @@ def _print_warm(report: WarmReport) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace keys the target already has.")
 @click.option("--rate", type=float, callback=_rate, help="At most N keys per second.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
+@click.option(
+    "--on-error",
+    type=click.Choice(["continue", "stop"]),
+    default="continue",
+    show_default=True,
+    help="Target unreachable mid-copy: retry for --retry-for seconds, or stop (exit 3).",
+)
+@click.option("--retry-for", type=click.FloatRange(0), default=10.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
 def copy_cmd(
@@ -226,6 +234,8 @@ def copy_cmd(
     overwrite: bool,
     rate: float | None,
     batch_size: int,
+    on_error: str,
+    retry_for: float,
     as_json: bool,
 ) -> None:
     """Warm the node --to from the warm node --from: every key (or --match PREFIX) with its
@@ -251,6 +261,8 @@ def copy_cmd(
             rate=rate,
             batch_size=batch_size,
             timeout=max(timeout, 5.0),
+            on_error=on_error,
+            retry_for=retry_for,
             on_progress=progress.advance,
         ).run()
     finally:
@@ -262,8 +274,12 @@ def copy_cmd(
         f"copied {report.copied} of {report.matched} keys ({human_bytes(report.bytes)}) "
         f"from {source} to {target} in {report.seconds:.2f} s; present {report.skipped_present}, "
         f"expiring {report.skipped_expiring}, vanished {report.vanished}, "
-        f"failed {report.failed}"
+        f"too large {report.too_large}, failed {report.failed}"
     )
+    for address in report.restarts:
+        click.echo(
+            f"warning: memcached {address} restarted during the copy: run it again", err=True
+        )
     if report.failed:
         raise OperationFailed(f"{report.failed} keys could not be written to {target}")
 

@@ -84,14 +84,14 @@ class Memcached:
 
 @pytest.fixture
 def mc(test_port_base: int) -> Iterator[Memcached]:
-    node = Memcached(test_port_base + 20).start()
+    node = Memcached(test_port_base + 50).start()
     yield node
     node.stop()
 
 
 @pytest.fixture
 def mc2(test_port_base: int) -> Iterator[Memcached]:
-    node = Memcached(test_port_base + 21).start()
+    node = Memcached(test_port_base + 51).start()
     yield node
     node.stop()
 
@@ -376,15 +376,17 @@ def test_memcached_down_at_start_exits_3(
 ) -> None:
     (sets_dir / "games.toml").write_text(GAMES)
     code, _, err = run(
-        capsys, "cache", "warm", "games", "--server", f"127.0.0.1:{test_port_base + 29}"
+        capsys, "cache", "warm", "games", "--server", f"127.0.0.1:{test_port_base + 59}"
     )
     assert code == 3
-    assert f"memcached 127.0.0.1:{test_port_base + 29}" in err
+    assert f"memcached 127.0.0.1:{test_port_base + 59}" in err
 
 
-def _restart_later(node: Memcached, after: float, down_for: float) -> threading.Thread:
+def _restart_later(node: Memcached, after_items: int, down_for: float) -> threading.Thread:
+    """Restart ``node`` once it holds ``after_items`` keys (so the warm has started)."""
+
     def bounce() -> None:
-        time.sleep(after)
+        wait_for(lambda: int(node.stats()["curr_items"]) >= after_items, 30, step=0.005)
         node.stop()
         time.sleep(down_for)
         node.start()
@@ -407,7 +409,7 @@ def test_memcached_restart_mid_warm_continue(
     sets_dir: Path, mc: Memcached, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (sets_dir / "slow.toml").write_text(SLOW)
-    bouncer = _restart_later(mc, after=0.6, down_for=0.5)
+    bouncer = _restart_later(mc, after_items=40, down_for=0.5)
     code, report, err = run(
         capsys, "cache", "warm", "slow", "--server", mc.address, "--rate", "100", "--json"
     )
@@ -426,7 +428,7 @@ def test_memcached_restart_mid_warm_stop(
     sets_dir: Path, mc: Memcached, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (sets_dir / "slow.toml").write_text(SLOW)
-    bouncer = _restart_later(mc, after=0.6, down_for=0.3)
+    bouncer = _restart_later(mc, after_items=40, down_for=0.3)
     code, report, err = run(
         capsys,
         "cache", "warm", "slow", "--server", mc.address, "--rate", "100",
@@ -525,6 +527,23 @@ def test_copy_keeps_values_flags_and_ttls(
     assert now + 295 <= exps[b"app:flags"] <= now + 302
     assert abs(exps[b"app:long"] - (now + forty_days)) <= 2
     assert exps[b"app:n5"] == -1
+
+
+def test_copy_counts_values_the_target_cannot_hold(
+    test_port_base: int, mc: Memcached, sets_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = Memcached(test_port_base + 52, item_mb=2).start()
+    try:
+        with big.node() as node:
+            node.store_many([StoreItem(b"huge", b"h" * 1_500_000), StoreItem(b"small", b"s")])
+        code, report, err = run(
+            capsys, "cache", "copy", "--from", big.address, "--to", mc.address, "--json"
+        )
+        assert code == 0, err
+        assert report["too_large"] == 1 and report["copied"] == 1
+        assert mc.get("small") == b"s" and mc.get("huge") is None
+    finally:
+        big.stop()
 
 
 def test_copy_bad_input(capsys: pytest.CaptureFixture[str], mc: Memcached) -> None:
