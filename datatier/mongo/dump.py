@@ -5,14 +5,14 @@ as they are. Per collection the store gets ``DB/COLL.bson.NNNNN.zst`` data parts
 zstd frame ending on a document boundary, so ``cat parts | zstd -d`` is exactly
 mongodump's ``COLL.bson``) and ``DB/COLL.metadata.json.zst`` (options, indexes, UUID, in
 mongodump's extended-JSON format). Consistency: on a standalone server (FerretDB, the
-sandbox) each collection is read consistently on its own; the manifest says so. Capturing
-the oplog of a replica set (mongodump ``--oplog``) is not implemented.
+sandbox) each collection is read consistently on its own; the manifest says so. On a
+replica set the oplog written during the dump is captured too (``oplog.bson`` objects, as
+``mongodump --oplog``), so that restore reaches one point in time (:mod:`datatier.mongo.oplog`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import struct
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -30,9 +30,14 @@ from datatier.backup.policy import Policy
 from datatier.config import MongoSettings
 from datatier.errors import OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
+from datatier.mongo.bsonstream import count_documents
+from datatier.mongo.oplog import capture, oplog_position
 
 log = get_logger(__name__)
-_LENGTH = struct.Struct("<i")
+STANDALONE = {
+    "method": "per collection (standalone server: no oplog to capture)",
+    "point_in_time": False,
+}
 
 
 def mongo_client(settings: MongoSettings) -> pymongo.MongoClient[Any]:
@@ -45,17 +50,6 @@ def mongo_client(settings: MongoSettings) -> pymongo.MongoClient[Any]:
         kwargs["username"] = settings.username
         kwargs["password"] = settings.password.reveal()
     return pymongo.MongoClient(settings.uri, **kwargs)
-
-
-def count_documents(raw: bytes) -> int:
-    """Documents in a buffer of concatenated BSON documents (walks the length prefixes)."""
-    count = pos = 0
-    while pos < len(raw):
-        pos += _LENGTH.unpack_from(raw, pos)[0]
-        count += 1
-    if pos != len(raw):
-        raise OperationFailed("a raw BSON batch does not end on a document boundary")
-    return count
 
 
 def _uuid_hex(value: Any) -> str | None:
@@ -93,6 +87,7 @@ class MongoDumpEngine(BackupEngine):
             with mongo_client(self.settings) as client:
                 info = client.server_info()
                 hello = client.admin.command("hello")
+                start = oplog_position(client)  # None on a standalone server
                 databases: dict[str, dict[str, Any]] = {}
                 tables: list[TableRecord] = []
                 for db_name in self._wanted_databases(client):
@@ -110,6 +105,11 @@ class MongoDumpEngine(BackupEngine):
                         if not self.policy.includes_table(db_name, name):
                             continue
                         tables.append(self._collection(writer, db, spec))
+                consistency = (
+                    capture(client, writer, start, databases, self.chunk_bytes)
+                    if start is not None
+                    else STANDALONE
+                )
         except pymongo.errors.ConnectionFailure as exc:
             raise ServiceUnavailable(f"MongoDB at {self.settings.uri} went away: {exc}") from None
         except pymongo.errors.PyMongoError as exc:
@@ -128,10 +128,7 @@ class MongoDumpEngine(BackupEngine):
                 "version": info.get("version"),
                 "replica_set": hello.get("setName"),
             },
-            consistency={
-                "method": "per collection (standalone server; no oplog capture)",
-                "point_in_time": False,
-            },
+            consistency=consistency,
             tables=tables,
             databases=databases,
             options={"format": "mongodump layout: DB/COLL.bson (zstd parts) + metadata.json"},

@@ -3,8 +3,9 @@
 Same safety contract as the MySQL restore (see :mod:`datatier.backup.restore`): archived
 objects are brought back first (or exit 5), non-empty target collections are refused
 unless ``force`` (``drop`` replaces them), every object is verified before anything is
-written, and document counts are checked afterwards. Documents are inserted as
-``RawBSONDocument`` slices of the stored bytes: never decoded and re-encoded.
+written, and document counts are checked afterwards (for a backup of a replica set, the
+captured oplog slice is replayed instead, so counts reach the end of the slice). Documents
+are inserted as ``RawBSONDocument`` slices of the stored bytes: never decoded and re-encoded.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import bson
 import pymongo.errors
 from bson import json_util
 from bson.raw_bson import RawBSONDocument
@@ -32,6 +34,7 @@ from datatier.config import MongoSettings
 from datatier.errors import OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.mongo.dump import mongo_client
+from datatier.mongo.oplog import replay
 from datatier.storage.base import ObjectStore
 
 log = get_logger(__name__)
@@ -74,6 +77,8 @@ def restore_mongo(
     if unknown:
         raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
     objects = select_objects(manifest, options.tables, options.databases)
+    # the oplog slice belongs to every selection: it is filtered per collection at replay
+    objects += [o for o in manifest.objects if o.kind == "oplog" and o not in objects]
     collections = sorted({(o.database, o.table) for o in objects if o.database and o.table})
     collections = [(db, name) for db, name in collections if db and name]
     targets = {db: options.renames.get(db, db) for db, _ in collections}
@@ -105,7 +110,12 @@ def restore_mongo(
                 for future in [pool.submit(one, key) for key in collections]:
                     future.result()
             _create_views(client, manifest, targets)
-            _check_counts(client, manifest, collections, targets)
+            oplog = [o for o in objects if o.kind == "oplog"]
+            if oplog:
+                applied = _replay_oplog(client, store, oplog, targets, set(collections))
+                log.info("restore.oplog_replayed", entries=applied)
+            else:
+                _check_counts(client, manifest, collections, targets)
     except pymongo.errors.ConnectionFailure as exc:
         raise ServiceUnavailable(f"MongoDB at {settings.uri} went away: {exc}") from None
     except pymongo.errors.PyMongoError as exc:
@@ -159,6 +169,24 @@ def _restore_collection(
             continue
         extra = {k: index[k] for k in INDEX_OPTIONS if k in index}
         coll.create_index(list(index["key"].items()), name=index["name"], **extra)
+
+
+def _replay_oplog(
+    client: Any,
+    store: ObjectStore,
+    parts: list[ObjectRecord],
+    targets: dict[str, str],
+    wanted: set[tuple[str, str]],
+) -> int:
+    """Replay the captured oplog slice (verified with the other objects) after the data;
+    document counts then reflect the end of the slice, not the dump, so they are not
+    compared with the manifest."""
+
+    def entries() -> Iterator[dict[str, Any]]:
+        for part in sorted(parts, key=lambda o: o.part):
+            yield from bson.decode_all(b"".join(decompressed(store, part)))
+
+    return replay(client, entries(), targets, wanted)
 
 
 def _create_views(client: Any, manifest: Manifest, targets: dict[str, str]) -> None:

@@ -103,6 +103,8 @@ def mongo_backup(sandbox: SandboxHandle, mongo_data: None) -> Manifest:
 def test_manifest_describes_collections_and_consistency(mongo_backup: Manifest) -> None:
     assert mongo_backup.engine == "mongo"
     assert mongo_backup.consistency["point_in_time"] is False
+    assert "standalone" in mongo_backup.consistency["method"]
+    assert not [o for o in mongo_backup.objects if o.kind == "oplog"], "FerretDB has no oplog"
     rows = {t.name: t.rows for t in mongo_backup.tables}
     assert rows == {"typed.with.dots": 3000, "пустая": 0, "capped": 1, "big": 1}
     parts = [o for o in mongo_backup.objects if o.table == "typed.with.dots"]

@@ -1,0 +1,172 @@
+"""Point-in-time Mongo backups on a replica set: the oplog slice written during the dump
+(what ``mongodump --oplog`` captures) and its replay at restore (``--oplogReplay``).
+
+Contract:
+- :func:`oplog_position` is the newest oplog entry's ``ts`` before the dump starts;
+- :func:`capture` writes, as raw BSON objects of kind ``oplog``, every entry after that
+  position up to the newest one when the dump has finished, for the namespaces of the
+  backed-up databases, and fails (no manifest) if the start position has rolled off the
+  capped oplog meanwhile;
+- :func:`replay` applies the captured entries in order with ``applyOps`` after the data is
+  loaded, rewriting database names for ``--rename`` and skipping entries of collections
+  that are not being restored. Inserts, updates and deletes are idempotent in the oplog's
+  own terms, so documents the dump already saw converge to their state at the end of the
+  slice.
+
+Only servers that are replica-set members have an oplog: on a standalone server (the
+sandbox's FerretDB) none of this runs and the manifest says the snapshot is consistent per
+collection only. This module is tested only where ``DATATIER_TEST_MONGO_URI`` names a real
+replica set (see tests/integration/test_mongo_oplog.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from bson.timestamp import Timestamp
+
+from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
+from datatier.errors import OperationFailed
+from datatier.mongo.bsonstream import count_documents
+
+OPLOG_KEY = "oplog.bson"
+# Fields applyOps must not see: the source collection's UUID (restored collections have
+# new ones) and the session/transaction bookkeeping of the original write.
+_DROP_FIELDS = ("ui", "lsid", "txnNumber", "stmtId", "prevOpTime", "postImageOpTime")
+_APPLY_BATCH = 500
+
+
+def oplog_position(client: Any) -> Timestamp | None:
+    """The newest oplog entry's ``ts``; None when the server has no oplog (standalone)."""
+    hello = client.admin.command("hello")
+    if not hello.get("setName"):
+        return None
+    newest = client.local["oplog.rs"].find_one({}, sort=[("$natural", -1)])
+    if newest is None:
+        raise OperationFailed("the replica set's oplog is empty")
+    ts: Timestamp = newest["ts"]
+    return ts
+
+
+def _namespace_filter(databases: Iterable[str]) -> dict[str, Any]:
+    names = "|".join(re.escape(d) for d in sorted(databases))
+    return {"ns": {"$regex": f"^({names})\\."}} if names else {"ns": {"$in": []}}
+
+
+def capture(
+    client: Any,
+    writer: ObjectWriter,
+    start: Timestamp,
+    databases: Iterable[str],
+    chunk_bytes: int = DEFAULT_CHUNK,
+) -> dict[str, Any]:
+    """Write the oplog slice after ``start`` (see module docstring); its summary for the
+    manifest's ``consistency`` section."""
+    oplog = client.local["oplog.rs"]
+    end = oplog_position(client)
+    assert end is not None
+    query = {"ts": {"$gt": start, "$lte": end}, **_namespace_filter(databases)}
+    entries = part = 0
+    current: OpenObject | None = None
+    for batch in oplog.find_raw_batches(query, sort=[("$natural", 1)]):
+        raw = bytes(batch)
+        if not raw:
+            continue
+        if current is None:
+            part += 1
+            current = writer.open(f"{OPLOG_KEY}.{part:05d}.zst", "oplog", None, None, part)
+        n = count_documents(raw)
+        current.write(raw, n)
+        entries += n
+        if current.raw_size >= chunk_bytes:
+            writer.close(current)
+            current = None
+    if current is not None:
+        writer.close(current)
+    if oplog.find_one({"ts": start}) is None:
+        raise OperationFailed(
+            "the oplog rolled over during the dump: the snapshot cannot be made consistent",
+            hint="enlarge the oplog or back up from a less busy member",
+        )
+    return {
+        "method": "oplog (mongodump --oplog): data plus the oplog slice written meanwhile",
+        "point_in_time": True,
+        "oplog_start": {"t": start.time, "i": start.inc},
+        "oplog_end": {"t": end.time, "i": end.inc},
+        "oplog_entries": entries,
+    }
+
+
+def _target(ns: str, renames: dict[str, str]) -> tuple[str, str, str] | None:
+    db, _, coll = ns.partition(".")
+    if db not in renames:
+        return None
+    return renames[db], coll, db
+
+
+def rewrite(
+    entry: dict[str, Any], renames: dict[str, str], wanted: set[tuple[str, str]]
+) -> Iterator[dict[str, Any]]:
+    """The entries to apply for one captured entry: renamed, filtered, cleaned; a
+    transaction's ``applyOps`` container is flattened into its operations."""
+    op = entry.get("op")
+    if op == "n":
+        return
+    if op == "c" and isinstance(entry.get("o", {}).get("applyOps"), list):
+        for inner in entry["o"]["applyOps"]:
+            yield from rewrite(dict(inner, ts=entry.get("ts")), renames, wanted)
+        return
+    target = _target(str(entry.get("ns", "")), renames)
+    if target is None:
+        return
+    new_db, coll, old_db = target
+    if op == "c":
+        command = entry.get("o", {})
+        first = next(iter(command.values()), None) if command else None
+        if not isinstance(first, str) or (old_db, first) not in wanted:
+            return
+    elif (old_db, coll) not in wanted:
+        return
+    cleaned = {k: v for k, v in entry.items() if k not in _DROP_FIELDS and k != "ts"}
+    cleaned["ns"] = f"{new_db}.{coll}"
+    yield cleaned
+
+
+def replay(
+    client: Any,
+    entries: Iterable[dict[str, Any]],
+    renames: dict[str, str],
+    wanted: set[tuple[str, str]],
+    on_applied: Callable[[int], None] | None = None,
+) -> int:
+    """Apply ``entries`` (decoded oplog documents, in order) with ``applyOps``; the number
+    applied. OperationFailed naming the first entry the server refused."""
+    applied = 0
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal applied, batch
+        if not batch:
+            return
+        result = client.admin.command("applyOps", batch)
+        if not result.get("ok"):
+            raise OperationFailed(f"oplog replay refused: {result}")
+        applied += len(batch)
+        if on_applied:
+            on_applied(len(batch))
+        batch = []
+
+    for entry in entries:
+        for op in rewrite(entry, renames, wanted):
+            if op.get("op") == "c":  # commands alone, in order
+                flush()
+                batch.append(op)
+                flush()
+            else:
+                batch.append(op)
+                if len(batch) >= _APPLY_BATCH:
+                    flush()
+    flush()
+    return applied

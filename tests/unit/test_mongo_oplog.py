@@ -1,0 +1,84 @@
+"""The oplog slice's rewriting for replay (renames, filtering, cleaning, transactions): pure
+logic. Capture and replay against a server run in tests/integration/test_mongo_oplog.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson.timestamp import Timestamp
+
+from datatier.mongo.oplog import replay, rewrite
+
+TS = Timestamp(1_700_000_000, 1)
+RENAMES = {"shop": "shop_copy", "ab": "ab"}
+WANTED = {("shop", "orders"), ("ab", "runs")}
+
+
+def entry(op: str, ns: str, o: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"ts": TS, "op": op, "ns": ns, "o": o, "ui": b"uuid", "lsid": {"id": 1}, **extra}
+
+
+def test_renames_and_cleans_crud_ops() -> None:
+    out = list(
+        rewrite(entry("u", "shop.orders", {"$set": {"x": 1}}, o2={"_id": 7}), RENAMES, WANTED)
+    )
+    assert out == [{"op": "u", "ns": "shop_copy.orders", "o": {"$set": {"x": 1}}, "o2": {"_id": 7}}]
+
+
+def test_skips_what_is_not_restored_and_noops() -> None:
+    assert not list(rewrite(entry("i", "shop.sessions", {"_id": 1}), RENAMES, WANTED))
+    assert not list(rewrite(entry("i", "other.orders", {"_id": 1}), RENAMES, WANTED))
+    assert not list(rewrite(entry("n", "", {"msg": "periodic noop"}), RENAMES, WANTED))
+
+
+def test_commands_only_for_restored_collections() -> None:
+    create = entry("c", "shop.$cmd", {"createIndexes": "orders", "v": 2, "key": {"a": 1}})
+    assert [e["ns"] for e in rewrite(create, RENAMES, WANTED)] == ["shop_copy.$cmd"]
+    drop = entry("c", "shop.$cmd", {"drop": "sessions"})
+    assert not list(rewrite(drop, RENAMES, WANTED))
+
+
+def test_transactions_are_flattened_and_filtered() -> None:
+    txn = entry(
+        "c",
+        "admin.$cmd",
+        {
+            "applyOps": [
+                {"op": "i", "ns": "shop.orders", "o": {"_id": 1}, "ui": b"u"},
+                {"op": "i", "ns": "shop.sessions", "o": {"_id": 2}, "ui": b"u"},
+                {"op": "d", "ns": "ab.runs", "o": {"_id": 3}, "ui": b"u"},
+            ]
+        },
+        txnNumber=5,
+    )
+    out = list(rewrite(txn, RENAMES, WANTED))
+    assert out == [
+        {"op": "i", "ns": "shop_copy.orders", "o": {"_id": 1}},
+        {"op": "d", "ns": "ab.runs", "o": {"_id": 3}},
+    ]
+
+
+class Recorder:
+    """Stands in for a client's ``admin.command`` to see how replay batches (no server
+    semantics are simulated: the server side runs in the integration test)."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[dict[str, Any]]] = []
+        self.admin = self
+
+    def command(self, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        assert name == "applyOps"
+        self.calls.append(ops)
+        return {"ok": 1.0}
+
+
+def test_replay_batches_crud_and_runs_commands_alone_in_order() -> None:
+    ops = [entry("i", "shop.orders", {"_id": i}) for i in range(1200)]
+    ops.insert(700, entry("c", "shop.$cmd", {"collMod": "orders", "validator": {}}))
+    rec = Recorder()
+    assert replay(rec, ops, RENAMES, WANTED) == 1201
+    sizes = [len(c) for c in rec.calls]
+    assert sizes == [500, 200, 1, 500]
+    assert rec.calls[2][0]["op"] == "c"
+    flat = [op["o"].get("_id") for call in rec.calls for op in call]
+    assert flat[:700] == list(range(700)) and flat[701:] == list(range(700, 1200))
