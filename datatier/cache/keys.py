@@ -83,7 +83,18 @@ class KeyBuilder:
         fields = set(re.findall(r"{(\w+)}", template or ""))
         self._needs_digest = bool(fields & {"md5", "sha1"})
         self._needs_rendered = "rendered_md5" in fields
-        self._plain = not fields & {"md5", "sha1", "rendered_md5", "query", "set"}
+        self.plain = template is not None and not fields & {
+            "md5", "sha1", "rendered_md5", "query", "set"
+        }  # fmt: skip
+        self._format = (template or "").format_map
+
+    def row_key(self, row: Mapping[str, Any]) -> bytes | None:
+        """The key of a plain template (no built-in fields) from a row; None when a field
+        is missing (:meth:`build` then says which)."""
+        try:
+            return self._format(row).encode()
+        except KeyError:
+            return None
 
     def build(self, params: Mapping[str, Any] | None, row: Mapping[str, Any] | None) -> bytes:
         """The key; KeyError naming a template field that has no value."""
@@ -91,7 +102,7 @@ class KeyBuilder:
             made = self.function(sql=self.normalized, params=params, row=row)
             return made if isinstance(made, bytes) else str(made).encode()
         assert self.template is not None
-        if self._plain and params is None and row is not None:  # the common row-mode case
+        if self.plain and params is None and row is not None:  # the common row-mode case
             return self.template.format_map(row).encode()
         values: dict[str, Any] = {"query": self.query_name, "set": self.set_name}
         if self._needs_digest:

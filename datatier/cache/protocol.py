@@ -26,7 +26,7 @@ from datatier.errors import OperationFailed, ServiceUnavailable
 MAX_KEY_BYTES = 250
 FLUSH_BYTES = 1 << 20  # pipeline writes in ~1 MiB slices, then read their replies
 RELATIVE_TTL_LIMIT = 30 * 24 * 3600  # memcached reads larger expiry values as unix times
-_BAD_KEY_BYTE = re.compile(rb"[\x00-\x20\x7f]")
+BAD_KEY_BYTE = re.compile(rb"[\x00-\x20\x7f]")
 
 
 class NodeUnavailable(ServiceUnavailable):
@@ -62,7 +62,7 @@ def key_problem(key: bytes) -> str | None:
         return "the key is empty"
     if len(key) > MAX_KEY_BYTES:
         return f"the key is {len(key)} bytes (memcached allows {MAX_KEY_BYTES})"
-    if _BAD_KEY_BYTE.search(key):
+    if BAD_KEY_BYTE.search(key):
         return "the key contains whitespace or control characters"
     return None
 
@@ -158,20 +158,18 @@ class MemcachedNode:
                 buf = bytearray()
                 end = start
                 while end < len(items) and (end == start or len(buf) < FLUSH_BYTES):
-                    it = items[end]
-                    buf += b"%s %s %d %d %d\r\n" % (
-                        verb,
-                        it.key,
-                        it.flags,
-                        it.exptime,
-                        len(it.value),
-                    )
-                    buf += it.value
-                    buf += b"\r\n"
+                    key, value, flags, exptime = items[end]
+                    buf += b"%s %s %d %d %d\r\n%s\r\n" % (
+                        verb, key, flags, exptime, len(value), value
+                    )  # fmt: skip
                     end += 1
                 sock.sendall(buf)
+                readline = reader.readline  # the hot loop: one short reply per item
                 for _ in range(end - start):
-                    answers.append(self._line(reader))
+                    line = readline()
+                    if line[-2:] != b"\r\n":
+                        raise self._fail("connection closed mid-reply")
+                    answers.append(line[:-2])
                 start = end
         except OSError as exc:
             raise self._fail(exc) from None

@@ -24,7 +24,13 @@ from typing import Any
 from datatier import log
 from datatier.cache.keys import KeyBuilder, load_key_function
 from datatier.cache.pipe import WritePipe
-from datatier.cache.protocol import NodeUnavailable, StoreItem, key_problem
+from datatier.cache.protocol import (
+    BAD_KEY_BYTE,
+    MAX_KEY_BYTES,
+    NodeUnavailable,
+    StoreItem,
+    key_problem,
+)
 from datatier.cache.serialize import Serializer, UnserializableResult, serializer_for
 from datatier.cache.warmset import WarmQuery, WarmSet
 from datatier.cache.writer import CacheWriter, WriteOutcome
@@ -254,13 +260,18 @@ class CacheWarmer:
         columns, batches = reader.stream(query.sql, None, query.row_limit())
         qr.executions += 1
         ser = serializer_for(query.serializer, columns, query.row_format, query.pickle_protocol)
-        for rows in batches:
+        encode, ttl, fixed = ser.encode_row, self._ttl, not (query.ttl and query.ttl_jitter)
+        fast = keys.row_key if keys.plain else None
+        for rows in batches:  # the hot loop: locals only
+            qr.rows += len(rows)
             for row in rows:
-                qr.rows += 1
                 mapping = dict(zip(columns, row, strict=True))
-                key = self._key(keys, None, mapping, name, qr)
-                if key is not None:
-                    yield key, ser.encode_row(row, mapping), self._ttl(query)
+                key = fast(mapping) if fast is not None else None
+                if key is None or len(key) > MAX_KEY_BYTES or BAD_KEY_BYTE.search(key):
+                    key = self._key(keys, None, mapping, name, qr)
+                    if key is None:
+                        continue
+                yield key, encode(row, mapping), query.ttl if fixed else ttl(query)
 
     def _results(
         self, reader: RowReader, name: str, query: WarmQuery, keys: KeyBuilder, qr: QueryReport
