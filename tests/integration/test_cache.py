@@ -21,6 +21,9 @@ import pytest
 
 from datatier import cli as cli_module
 from datatier.cache.protocol import MemcachedNode, StoreItem
+from datatier.cache.source import heartbeat_running
+from datatier.mysql.connection import endpoint
+from datatier.replication.heartbeat import HeartbeatWriter
 
 from .conftest import SandboxHandle, sql, unavailable, wait_for
 
@@ -464,6 +467,29 @@ def test_lagging_replica_is_refused_or_warned(
         assert report["keys_written"] == 53
     finally:
         sql(games, "replica2", "START SLAVE SQL_THREAD")
+
+
+def test_heartbeat_lag_over_the_threshold_is_refused(
+    sets_dir: Path, mc: Memcached, games: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With `replication heartbeat` running, lag is the heartbeat's (a few ms here, never
+    0): --max-lag 0 refuses, a generous threshold warms."""
+    (sets_dir / "games.toml").write_text(GAMES)
+    writer = HeartbeatWriter(endpoint(games.config.mysql, "primary"), interval=0.05).start()
+    try:
+        wait_for(lambda: heartbeat_running(endpoint(games.config.mysql, "primary")), 10)
+        code, _, err = run(
+            capsys, "cache", "warm", "games", "--server", mc.address, "--max-lag", "0"
+        )
+        assert code == 5 and "(heartbeat) is over --max-lag 0 s" in err
+        assert mc.stats()["curr_items"] == "0"
+        code, report, err = run(
+            capsys, "cache", "warm", "games", "--server", mc.address, "--max-lag", "5", "--json"
+        )
+        assert code == 0, err
+        assert report["lag_method"] == "heartbeat" and 0 < report["lag"] < 5
+    finally:
+        writer.stop()
 
 
 def test_primary_only_when_allowed(
