@@ -52,6 +52,9 @@ class Serializer(ABC):
 
 
 def _json_default(value: Any) -> Any:
+    """What orjson cannot encode itself: DECIMAL first (the common MySQL case)."""
+    if type(value) is decimal.Decimal:
+        return str(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):  # orjson does these itself
         return value.isoformat()
     if isinstance(value, dt.timedelta):

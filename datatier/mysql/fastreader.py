@@ -17,7 +17,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import MySQLdb
+import MySQLdb.converters
 import MySQLdb.cursors
+from MySQLdb.constants import FIELD_TYPE
 
 from datatier.errors import ServiceUnavailable
 from datatier.mysql.connection import Endpoint
@@ -41,13 +43,26 @@ def _query_error(exc: MySQLdb.MySQLError) -> QueryError:
     return QueryError(0, str(exc))
 
 
-class RowReader:
-    """One read-only connection; :meth:`stream` runs a query and yields rows lazily."""
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
-    def __init__(self, ep: Endpoint) -> None:
+
+class RowReader:
+    """One read-only connection; :meth:`stream` runs a query and yields rows lazily.
+
+    ``decimals_as_text``: DECIMAL values come back as their exact text (``"12.30"``) instead
+    of ``Decimal`` objects, for callers that would only turn them into text again.
+    """
+
+    def __init__(self, ep: Endpoint, *, decimals_as_text: bool = False) -> None:
         self.ep = ep
+        conv = dict(MySQLdb.converters.conversions)
+        if decimals_as_text:
+            for code in (FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL):
+                conv[code] = _text
         try:
             self.conn = MySQLdb.connect(
+                conv=conv,
                 host=ep.host,
                 port=ep.port,
                 user=ep.user,
