@@ -11,7 +11,7 @@ import click
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress
 from datatier.cli.render import emit_json
-from datatier.errors import IntegrityFailure, OperationFailed
+from datatier.errors import DatatierError, IntegrityFailure, OperationFailed, UsageError
 from datatier.migrate.plan import TablePlan
 from datatier.migrate.report import plan_text, plans_summary, verify_text, why_blocked
 from datatier.migrate.runner import RunOptions, run_tables
@@ -140,7 +140,8 @@ def run_cmd(
 
     Without --execute this is the plan; blocked tables stop the run before anything is
     written. With it: batches in key order, the conflict policy, a checkpoint after every
-    batch (a rerun resumes), an optional rate limit and progress.
+    batch (a rerun resumes), an optional rate limit and progress. A run that fails part-way
+    says how many rows it wrote and where its checkpoint is: rerun the same command.
     """
     node, conn, plans = _plans(app, tables, mapping, source, sample=sample)
     with conn:
@@ -163,8 +164,23 @@ def run_cmd(
         total = sum(p.estimates.documents for p in plans if p.estimates) or None
         progress = Progress("migrate", total, unit="rows")
         options = RunOptions(batch_size, conflict, rate, cp_path, restart)
+        written = 0
+
+        def advance(n: int) -> None:
+            nonlocal written
+            written += n
+            progress.advance(n)
+
         try:
-            report = run_tables(conn, node, plans, target, options, progress.advance)
+            report = run_tables(conn, node, plans, target, options, advance)
+        except DatatierError as exc:
+            if written and not isinstance(exc, UsageError):  # failed part-way: say how to go on
+                resume = (
+                    f"{written:,} rows written; checkpoint {cp_path}; "
+                    "rerun the same command to resume"
+                )
+                exc.hint = resume if exc.hint is None else f"{exc.hint}; {resume}"
+            raise
         finally:
             progress.close()
     data = report.to_dict() | {"checkpoint": str(cp_path), "target": target.describe()}
@@ -174,12 +190,13 @@ def run_cmd(
     for t in report.tables:
         click.echo(
             f"{t.table} -> {t.target}: {t.rows:,} rows ({t.inserted:,} inserted, "
-            f"{t.replaced:,} replaced), {t.seconds:.1f} s"
+            f"{t.replaced:,} replaced, {t.unchanged:,} unchanged), {t.seconds:.1f} s"
             + (f", resumed after {t.resumed_after:,}" if t.resumed_after else "")
         )
+    waited = f", {report.rate_waited:.1f} s waiting for --rate" if report.rate_waited else ""
     click.echo(
-        f"copied {data['rows']:,} rows in {data['seconds']} s ({data['rows_per_second']} rows/s) "
-        f"from {node}; checkpoint {cp_path}"
+        f"copied {data['rows']:,} rows in {data['seconds']} s ({data['rows_per_second']} rows/s"
+        f"{waited}) from {node}; checkpoint {cp_path}"
     )
 
 

@@ -1,8 +1,12 @@
 """The run's checkpoint: per table, the last key written, so an interrupted run resumes.
 
-Contract: :meth:`Checkpoint.save` replaces the file atomically (write, fsync, rename) after
-every batch the target acknowledged, so the file never names a key whose batch was not
-written. Key values (ints, strings, decimals, dates, bytes...) round-trip exactly.
+Contract: :meth:`Checkpoint.save` replaces the file atomically (write, fsync, rename).
+``last_key`` is saved only after the target acknowledged the batch that ends there, so the
+file never names a key whose batch was not written. ``inflight`` ([from_key, to_key]) is
+saved *before* a batch is sent and cleared once it is recorded: when a run dies with it
+set, documents of that key range (after ``from_key``, up to and including ``to_key``) may
+be in the target already, and only that range may be treated as possibly written by us on
+resume. Key values (ints, strings, decimals, dates, bytes...) round-trip exactly.
 """
 
 from __future__ import annotations
@@ -34,6 +38,14 @@ def encode_value(v: Any) -> Any:
     raise TypeError(f"cannot checkpoint a key value of type {type(v).__name__}")
 
 
+def _encode_key(key: list[Any] | None) -> list[Any] | None:
+    return None if key is None else [encode_value(v) for v in key]
+
+
+def _decode_key(raw: Any) -> list[Any] | None:
+    return None if raw is None else [decode_value(v) for v in raw]
+
+
 def decode_value(v: Any) -> Any:
     if not isinstance(v, dict):
         return v
@@ -51,12 +63,24 @@ def decode_value(v: Any) -> Any:
     raise ValueError(kind)
 
 
+def _decode_inflight(raw: Any) -> tuple[list[Any] | None, list[Any]] | None:
+    if raw is None:
+        return None
+    low, high = raw
+    to_key = _decode_key(high)
+    if to_key is None:
+        raise ValueError("inflight without an end key")
+    return _decode_key(low), to_key
+
+
 @dataclass
 class TableProgress:
     target: str
     last_key: list[Any] | None = None
     rows: int = 0
     done: bool = False
+    inflight: tuple[list[Any] | None, list[Any]] | None = None
+    """(from_key, to_key) of a batch sent but not yet recorded; None when none is."""
 
 
 @dataclass
@@ -75,11 +99,10 @@ class Checkpoint:
             tables = {
                 name: TableProgress(
                     target=t["target"],
-                    last_key=None
-                    if t["last_key"] is None
-                    else [decode_value(v) for v in t["last_key"]],
+                    last_key=_decode_key(t["last_key"]),
                     rows=int(t["rows"]),
                     done=bool(t["done"]),
+                    inflight=_decode_inflight(t.get("inflight")),
                 )
                 for name, t in data["tables"].items()
             }
@@ -98,11 +121,12 @@ class Checkpoint:
             "tables": {
                 name: {
                     "target": t.target,
-                    "last_key": None
-                    if t.last_key is None
-                    else [encode_value(v) for v in t.last_key],
+                    "last_key": _encode_key(t.last_key),
                     "rows": t.rows,
                     "done": t.done,
+                    "inflight": None
+                    if t.inflight is None
+                    else [_encode_key(t.inflight[0]), _encode_key(t.inflight[1])],
                 }
                 for name, t in self.tables.items()
             },

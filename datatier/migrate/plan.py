@@ -191,18 +191,53 @@ def _is_text_key(col: Column) -> bool:
     return col.collation is not None
 
 
+def _covering_unique(schema: TableSchema, columns: list[str]) -> Index | None:
+    """A unique index whose columns are all NOT NULL key columns: it makes the key unique.
+
+    (A unique index on a subset of the key makes the whole key unique; MySQL lets a unique
+    index hold NULL many times, so only NOT NULL columns count.)"""
+    for idx in schema.indexes:
+        if not idx.unique or not set(idx.columns) <= set(columns):
+            continue
+        if all((c := schema.column(n)) is not None and not c.nullable for n in idx.columns):
+            return idx
+    return None
+
+
+def _mapping_key_findings(schema: TableSchema, columns: list[str]) -> list[Finding]:
+    """Errors for a mapping key that keyset paging and ids cannot rely on.
+
+    ``run`` reads in batches of ``key > last`` in key order: rows sharing a key across a
+    batch boundary would be skipped, and those in one batch would get the same id (one
+    document; ``replace`` silently keeps the last). A NULL in a key column never compares
+    ``>``, so such rows would be skipped too."""
+    out: list[Finding] = []
+    key = ", ".join(columns)
+    if _covering_unique(schema, columns) is None:
+        out.append(
+            Finding(
+                "error",
+                f"mapping key ({key}) is not covered by a unique index in MySQL: rows "
+                "sharing a key would be skipped at batch boundaries or collapse into one "
+                "document; choose columns with a unique NOT NULL index (or add one)",
+            )
+        )
+    nullable = [n for n in columns if (c := schema.column(n)) is not None and c.nullable]
+    if nullable:
+        out.append(
+            Finding(
+                "error",
+                f"mapping key column(s) {', '.join(nullable)} may be NULL: rows with NULL in "
+                "the key would be skipped by the keyset batches (NULL never compares)",
+            )
+        )
+    return out
+
+
 def _key(schema: TableSchema, columns: list[str] | None) -> tuple[KeyPlan, list[Finding]]:
     notes: list[Finding] = []
     if columns:
-        matches = [i for i in schema.indexes if i.unique and set(i.columns) == set(columns)]
-        if not matches:
-            notes.append(
-                Finding(
-                    "warning",
-                    f"mapping key ({', '.join(columns)}) is not a unique index in MySQL: "
-                    "rows sharing a key would collide",
-                )
-            )
+        notes.extend(_mapping_key_findings(schema, columns))
         kind = "single" if len(columns) == 1 else "generated"
         return KeyPlan(kind, tuple(columns), "mapping"), notes
     pk = schema.primary_key

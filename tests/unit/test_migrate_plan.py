@@ -161,3 +161,49 @@ def test_names_rethinkdb_cannot_hold_block(tmp_path: Path) -> None:
     plan = build_plan(ORDERS, mapping, "migrated")
     assert plan.verdict == "blocked"
     assert "table name 'order-archive' may hold only" in plan.errors()[0].text
+
+
+def test_mapping_key_must_be_unique_and_not_null(tmp_path: Path) -> None:
+    """Keyset batches (key > last) skip rows sharing a key across a boundary, and equal
+    keys collapse into one document: a non-unique mapping key blocks the table."""
+    by_placed = load_mapping(write(tmp_path, '[tables."shop.orders"]\nkey = ["placed"]\n'))
+    plan = build_plan(ORDERS, by_placed, "m")
+    assert plan.verdict == "blocked"
+    texts = " | ".join(f.text for f in plan.errors())
+    assert "mapping key (placed) is not covered by a unique index" in texts
+    assert "placed may be NULL" in texts
+    composite = load_mapping(
+        write(tmp_path, '[tables."shop.orders"]\nkey = ["total", "order_id"]\n')
+    )
+    plan = build_plan(ORDERS, composite, "m")  # PRIMARY (order_id) covers it
+    assert plan.key.kind == "generated" and not plan.errors(), plan.errors()
+    by_unique = load_mapping(write(tmp_path, '[tables."shop.orders"]\nkey = ["email"]\n'))
+    plan = build_plan(ORDERS, by_unique, "m")
+    assert plan.key.columns == ("email",) and not plan.errors()
+    nullable_unique = TableSchema(
+        "shop",
+        "t",
+        (Column("a", "int", "int(11)", False), Column("b", "int", "int(11)", True)),
+        (Index("PRIMARY", ("a",), unique=True), Index("uq_b", ("b",), unique=True)),
+        0,
+        0,
+    )
+    mapped = load_mapping(write(tmp_path, '[tables."shop.t"]\nkey = ["b"]\n'))
+    plan = build_plan(nullable_unique, mapped, "m")  # unique, but NULL may repeat
+    assert plan.verdict == "blocked"
+    assert "not covered by a unique index" in " | ".join(f.text for f in plan.errors())
+
+
+def test_checkpoint_keeps_the_inflight_range(tmp_path: Path) -> None:
+    path = tmp_path / "cp.json"
+    progress = TableProgress("m.t", [5], 5, False, inflight=([5], [Decimal("9.5"), "z"]))
+    first = TableProgress("m.u", None, 0, False, inflight=(None, [3]))
+    Checkpoint(path, "replica1", {"shop.t": progress, "shop.u": first}).save()
+    again = Checkpoint.load(path)
+    assert again is not None
+    assert again.tables["shop.t"].inflight == ([5], [Decimal("9.5"), "z"])
+    assert again.tables["shop.u"].inflight == (None, [3])
+    older = path.read_text().replace('"inflight"', '"unused"')  # a file without the marker
+    path.write_text(older)
+    loaded = Checkpoint.load(path)
+    assert loaded is not None and loaded.tables["shop.t"].inflight is None
