@@ -133,24 +133,40 @@ class Policy:
         return self.includes_database(database)
 
 
-def validate_cron(expr: str) -> None:
-    """Raise ValueError unless ``expr`` is a 5-field cron expression (numbers, ``*``, ``,-/``)."""
+def expand_cron(expr: str) -> list[set[int]]:
+    """The values each of the 5 fields of ``expr`` allows (minute, hour, day, month, weekday
+    as written: 0 and 7 are both Sunday); ValueError naming the field unless ``expr`` is a
+    5-field cron expression (numbers, ``*``, ``,-/``)."""
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"{expr!r} needs 5 fields (minute hour day month weekday)")
+    expanded: list[set[int]] = []
     for text, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
+        values: set[int] = set()
         for item in text.split(","):
             base, _, step = item.partition("/")
             if step and (not step.isdigit() or int(step) == 0):
                 raise ValueError(f"{name} field {text!r}: bad step {step!r}")
             if base == "*":
-                continue
-            bounds = base.split("-")
-            if len(bounds) > 2 or not all(b.isdigit() for b in bounds):
-                raise ValueError(f"{name} field {text!r} is not a number, range or *")
-            values = [int(b) for b in bounds]
-            if any(v < low or v > high for v in values) or values != sorted(values):
-                raise ValueError(f"{name} field {text!r} is outside {low}-{high}")
+                start, end = low, high
+            else:
+                bounds = base.split("-")
+                if len(bounds) > 2 or not all(b.isdigit() for b in bounds):
+                    raise ValueError(f"{name} field {text!r} is not a number, range or *")
+                ends = [int(b) for b in bounds]
+                if any(v < low or v > high for v in ends) or ends != sorted(ends):
+                    raise ValueError(f"{name} field {text!r} is outside {low}-{high}")
+                start, end = ends[0], ends[-1]
+                if len(ends) == 1 and step:  # "5/15": from 5 to the end, every 15
+                    end = high
+            values.update(range(start, end + 1, int(step) if step else 1))
+        expanded.append(values)
+    return expanded
+
+
+def validate_cron(expr: str) -> None:
+    """Raise ValueError unless ``expr`` is a 5-field cron expression (numbers, ``*``, ``,-/``)."""
+    expand_cron(expr)
 
 
 def load_policy(path: Path, default_store: str) -> Policy:

@@ -10,7 +10,7 @@ import click
 
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.render import emit_json
-from datatier.errors import UsageError
+from datatier.errors import DatatierError, UsageError
 from datatier.provision.plan import Change, Plan, apply_plan, make_plan
 from datatier.provision.service import KINDS, provisioners
 
@@ -133,9 +133,27 @@ def apply_cmd(
         if plan.changes:
             click.echo("Dry run: nothing was changed. Add --execute to apply.")
         return
-    done = apply_plan(
-        provs, plan, on_change=None if as_json else lambda c: click.echo(_describe(c))
-    )
+    applied: list[Change] = []
+
+    def made(change: Change) -> None:
+        applied.append(change)
+        if not as_json:
+            click.echo(_describe(change))
+
+    try:
+        done = apply_plan(provs, plan, on_change=made)
+    except DatatierError as exc:
+        if as_json:
+            emit_json(
+                {
+                    "executed": True,
+                    "ok": False,
+                    "error": str(exc),
+                    "exit_code": int(exc.exit_code),
+                    "changes": [c.to_json() for c in applied],
+                }
+            )
+        raise
     if as_json:
         emit_json({"executed": True, "changes": [c.to_json() for c in done]})
     else:
@@ -147,7 +165,8 @@ def apply_cmd(
 @click.option("--target", required=True, metavar="HOST:PORT", help="The empty server to seed.")
 @click.option("--execute", is_flag=True, help="Seed it (default: check and show the plan).")
 @click.option("--timeout", type=click.FloatRange(1), default=600.0, show_default=True,
-              help="Seconds to wait for the new replica to catch up (then exit 5).")  # fmt: skip
+              help="Seconds to wait for each replication phase (reaching the copy of "
+                   "datatier.*, then catching up) before giving up (exit 1).")  # fmt: skip
 @click.option("--jobs", type=click.IntRange(1, 32), default=4, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app

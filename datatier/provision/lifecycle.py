@@ -22,22 +22,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from datatier.backup.policy import Policy
+from datatier.backup.policy import ARCHIVE_ORDER, Policy
+from datatier.backup.service import DATA_TAGS
 from datatier.errors import ConfigError
 
 ABORT_MPU_DAYS = 1
 NONCURRENT_DAYS = 30
 MANAGED_PREFIX = "datatier-"
-DATA_TAG = ("datatier-kind", "data")
-# Coldness of each class as a lifecycle target; a transition must go strictly colder.
+# The tags backups put on data objects (never on manifests), as a lifecycle filter.
+DATA_TAG_FILTER = tuple(sorted(DATA_TAGS.items()))
+# Coldness of each class as a lifecycle target; a transition must go strictly colder. The
+# policy's order, plus the classes a lifecycle may target that a policy may not name.
 COLDNESS = {
-    "STANDARD": 0,
-    "STANDARD_IA": 1,
-    "ONEZONE_IA": 1,
-    "INTELLIGENT_TIERING": 1,
-    "GLACIER_IR": 2,
-    "GLACIER": 3,
-    "DEEP_ARCHIVE": 4,
+    **ARCHIVE_ORDER,
+    "ONEZONE_IA": ARCHIVE_ORDER["STANDARD_IA"],
+    "INTELLIGENT_TIERING": ARCHIVE_ORDER["STANDARD_IA"],
 }
 IA_CLASSES = ("STANDARD_IA", "ONEZONE_IA")
 IA_MIN_DAYS = 30
@@ -226,7 +225,7 @@ def store_rules(prefix: str, policies: Iterable[Policy]) -> list[LifecycleRule]:
                     + (f"{prefix}-" if prefix else "")
                     + policy.name,
                     prefix=f"{base}{policy.name}/",
-                    tags=(DATA_TAG,),
+                    tags=DATA_TAG_FILTER,
                     transitions=chain,
                 )
             )

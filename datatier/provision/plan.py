@@ -5,9 +5,12 @@ Contract. A :class:`Provisioner` observes one resource as a JSON-able document
 desired state (:meth:`~Provisioner.diff`, which changes nothing) and carries out one change
 (:meth:`~Provisioner.apply_change`). A :class:`Plan` holds, per resource, the changes and
 the SHA-256 *fingerprint* of what was observed. :func:`apply_plan` observes every resource
-again first and refuses (UsageError, exit 2, nothing changed) if any fingerprint differs:
-the world changed since the plan was made. Plans are saved as JSON (``--out FILE``) and
-applied later with ``apply --plan FILE``.
+again first and refuses (UsageError, exit 2, nothing changed) if any fingerprint differs
+(the world changed since the plan was made) or if the diff of the *current* configuration
+against that world is not the plan's list of changes (the configuration changed: applying
+would write what nobody reviewed). Plans are saved as JSON (``--out FILE``) and applied
+later with ``apply --plan FILE``. A change that fails after others were made raises its
+error with a hint listing what was applied; nothing is rolled back.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from datatier.errors import UsageError
+from datatier.errors import DatatierError, UsageError
 from datatier.log import get_logger
 
 log = get_logger(__name__)
@@ -81,11 +85,23 @@ class Provisioner(ABC):
     def apply_change(self, change: Change) -> None:
         """Make one change of :meth:`diff`'s list."""
 
+    def applying(self) -> AbstractContextManager[None]:
+        """Held around the staleness check and every change of an apply (e.g. a lock that
+        keeps a concurrent apply out); raises a DatatierError if it cannot be had."""
+        return nullcontext()
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
 
 def fingerprint(observed: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of an observed document."""
-    text = json.dumps(observed, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_canonical(observed).encode()).hexdigest()
+
+
+def _label(change: Change) -> str:
+    return f"{change.resource} {change.item}"
 
 
 @dataclass
@@ -173,8 +189,11 @@ def apply_plan(
 ) -> list[Change]:
     """Carry out ``plan`` after checking nothing changed since it was made (module docstring).
 
-    Every resource is re-observed and checked *before* the first change, so a stale plan
-    changes nothing. Returns the changes made.
+    Every resource is re-observed and re-diffed *before* the first change, so a stale plan
+    changes nothing: the observed world must have the plan's fingerprint and the current
+    configuration must ask for exactly the plan's changes. Each provisioner's
+    :meth:`~Provisioner.applying` context is held from the check to the end. Returns the
+    changes made; a failing change re-raises its error with what was applied in the hint.
     """
     by_name = {p.resource: p for p in provisioners}
     unknown = sorted({r.resource for r in plan.resources} - set(by_name))
@@ -189,19 +208,53 @@ def apply_plan(
             f"the configuration has resources the plan does not cover: {', '.join(missing)}",
             hint="make a new plan; nothing was changed",
         )
-    for rp in plan.resources:
-        now = fingerprint(by_name[rp.resource].observe())
-        if now != rp.fingerprint:
-            raise UsageError(
-                f"{rp.resource} changed since the plan was made ({plan.created_at}); "
-                "refusing to apply a stale plan",
-                hint="run `datatier provision plan` again; nothing was changed",
-            )
+    with ExitStack() as held:
+        for rp in plan.resources:
+            if rp.changes:
+                held.enter_context(by_name[rp.resource].applying())
+        for rp in plan.resources:
+            prov = by_name[rp.resource]
+            observed = prov.observe()
+            if fingerprint(observed) != rp.fingerprint:
+                raise UsageError(
+                    f"{rp.resource} changed since the plan was made ({plan.created_at}); "
+                    "refusing to apply a stale plan",
+                    hint="run `datatier provision plan` again; nothing was changed",
+                )
+            wanted = [c.to_json() for c in prov.diff(observed)]
+            if _canonical(wanted) != _canonical([c.to_json() for c in rp.changes]):
+                raise UsageError(
+                    f"the configuration of {rp.resource} changed since the plan was made "
+                    f"({plan.created_at}): it now asks for other changes than the plan's",
+                    hint="run `datatier provision plan` again and review it; nothing was changed",
+                )
+        return _apply_all(by_name, plan, on_change)
+
+
+def _apply_all(
+    by_name: dict[str, Provisioner],
+    plan: Plan,
+    on_change: Callable[[Change], None] | None,
+) -> list[Change]:
+    total = len(plan.changes)
     done: list[Change] = []
     for rp in plan.resources:
         prov = by_name[rp.resource]
         for change in rp.changes:
-            prov.apply_change(change)
+            try:
+                prov.apply_change(change)
+            except DatatierError as exc:
+                if done:
+                    made = (
+                        f"applied {len(done)} of {total} changes ({', '.join(map(_label, done))})"
+                    )
+                else:
+                    made = f"applied 0 of {total} changes"
+                made += (
+                    f"; {_label(change)} failed; run `datatier provision plan` to see what is left"
+                )
+                exc.hint = f"{exc.hint}; {made}" if exc.hint else made
+                raise
             log.info(
                 "provision.changed",
                 resource=change.resource,

@@ -18,7 +18,12 @@ Contract, in order (nothing is changed before step 4):
    copied, it first replicates UNTIL the copy's position ignoring ``datatier.%`` (those
    changes are in the copy already), then normally: exact even while the heartbeat writes.
 7. We wait until it has applied everything the primary had written when the wait began,
-   reporting lag; a replication error stops the wait (exit 1), a timeout gives exit 5.
+   reporting lag; a replication error stops the wait (exit 1), and so does a timeout
+   (exit 1, not 5: the target replicates and keeps catching up, and running the command
+   again would be refused since it is a replica now).
+
+A failure after step 4 wrote data says so ("left partially seeded; re-initialise it before
+retrying"): the target is no longer empty, so a rerun is refused until it is re-initialised.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from datatier.backup.manifest import Manifest
 from datatier.backup.policy import SYSTEM_DATABASES
 from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
 from datatier.config import LoadedConfig
-from datatier.errors import NotReadyYet, OperationFailed, ServiceUnavailable, UsageError
+from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint, query_dicts
 from datatier.replication.status import gtid_gap, read_replica_status
@@ -186,13 +191,22 @@ def _copy_datatier(primary: Endpoint, target: Endpoint, tables: list[str]) -> st
 
 
 def _follow(
-    target: Endpoint, primary: Endpoint, loaded: LoadedConfig, gtid: str, copied_at: str
+    target: Endpoint,
+    primary: Endpoint,
+    loaded: LoadedConfig,
+    gtid: str,
+    copied_at: str,
+    timeout: float = 600.0,
 ) -> None:
     """Point ``target`` at the primary from ``gtid`` and start replicating.
 
     When ``datatier.*`` was copied at a later position ``copied_at``, events up to there for
     ``datatier.*`` are already in the copy: replicate with a temporary
-    ``replicate_wild_ignore_table = datatier.%`` UNTIL ``copied_at``, then without it.
+    ``replicate_wild_ignore_table = datatier.%`` UNTIL ``copied_at`` (within ``timeout``
+    seconds), then stop, restore the filter (MariaDB changes it only while the replica
+    threads are stopped) and start for good. On a failure of the UNTIL phase replication
+    is left stopped (starting it would replay ``datatier.*`` over the copy) and the filter
+    is restored all the same; the original error is raised.
     """
     config = loaded.config
     with connect(target) as conn, conn.cursor() as cur:
@@ -215,27 +229,66 @@ def _follow(
             cur.execute("SET GLOBAL replicate_wild_ignore_table = %s", (ignore,))
             try:
                 cur.execute("START SLAVE UNTIL master_gtid_pos = %s", (copied_at,))
-                _await_sql_stop(conn, target)
-                cur.execute("STOP SLAVE")
-            finally:
-                cur.execute("SET GLOBAL replicate_wild_ignore_table = %s", (original,))
+                _await_sql_stop(conn, target, timeout)
+            except BaseException:
+                _restore_filter(conn, target, original)
+                raise
+            cur.execute("STOP SLAVE")
+            cur.execute("SET GLOBAL replicate_wild_ignore_table = %s", (original,))
         cur.execute("START SLAVE")
 
 
+def _restore_filter(conn: Connection, target: Endpoint, original: str) -> None:
+    """Best effort after a failure: stop both threads, then put the filter back. Errors
+    are logged, not raised, so that the caller's original error is the one reported."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("STOP SLAVE")
+            cur.execute("SET GLOBAL replicate_wild_ignore_table = %s", (original,))
+    except pymysql.MySQLError as exc:
+        log.warning(
+            "replica.filter_not_restored",
+            target=target.label,
+            error=str(exc.args[-1]),
+            filter=original,
+        )
+
+
 def _await_sql_stop(conn: Connection, target: Endpoint, timeout: float = 600.0) -> None:
-    """Wait for the SQL thread to stop at its UNTIL position; raise on a replication error."""
+    """Wait for the SQL thread to stop at its UNTIL position; raise on a replication error
+    (either thread) or after ``timeout`` seconds (OperationFailed: a rerun would be refused,
+    the target is no longer empty)."""
     deadline = time.monotonic() + timeout
     while True:
         status = read_replica_status(conn)
         if status is None:
             raise OperationFailed(f"{target.label} stopped being a replica")
-        if status.last_sql_error:
+        if status.last_sql_error or status.last_io_errno not in (0, 2003, 2013):
             raise OperationFailed(f"replication on {target.label} failed: {status.last_error}")
         if status.sql_running == "No":
             return
         if time.monotonic() > deadline:
-            raise NotReadyYet(f"{target.label} did not reach the copy's position in time")
+            raise OperationFailed(
+                f"{target.label} did not reach the position of the datatier copy within "
+                f"{timeout:.0f} s"
+            )
         time.sleep(0.1)
+
+
+def _partially_seeded(exc: DatatierError, target: Endpoint) -> DatatierError:
+    """``exc`` with a hint that the target holds data now (a rerun would be refused)."""
+    note = f"{target.label} left partially seeded; re-initialise it before retrying"
+    exc.hint = f"{exc.hint}; {note}" if exc.hint else note
+    return exc
+
+
+def _written(target: Endpoint) -> bool:
+    """Whether the target holds a non-system database now (True when it cannot be read)."""
+    try:
+        with connect(target) as conn:
+            return bool(_databases(conn))
+    except (DatatierError, pymysql.MySQLError):
+        return True
 
 
 def seed_replica(
@@ -255,15 +308,28 @@ def seed_replica(
     assert found is not None
     primary = endpoint(config.mysql, found[0])
     started = time.monotonic()
-    restore_mysql(manifest, store, RestoreOptions(target=target, binlog=False, jobs=jobs))
-    copied_at = _copy_datatier(primary, target, plan.copied_tables)
-    loaded_seconds = round(time.monotonic() - started, 3)
     try:
-        _follow(target, primary, loaded, plan.gtid_pos, copied_at)
+        restore_mysql(manifest, store, RestoreOptions(target=target, binlog=False, jobs=jobs))
+    except DatatierError as exc:
+        if _written(target):
+            raise _partially_seeded(exc, target) from exc
+        raise
+    try:
+        copied_at = _copy_datatier(primary, target, plan.copied_tables)
+        loaded_seconds = round(time.monotonic() - started, 3)
+        try:
+            _follow(target, primary, loaded, plan.gtid_pos, copied_at, timeout)
+        except pymysql.MySQLError as exc:
+            raise OperationFailed(
+                f"could not start replication on {target.label}: {exc.args[-1]}"
+            ) from None
     except pymysql.MySQLError as exc:
-        raise OperationFailed(
-            f"could not start replication on {target.label}: {exc.args[-1]}"
+        raise _partially_seeded(
+            OperationFailed(f"could not copy datatier.* to {target.label}: {exc.args[-1]}"),
+            target,
         ) from None
+    except DatatierError as exc:
+        raise _partially_seeded(exc, target) from exc
     log.info("replica.seeded", target=target.label, backup_id=plan.backup_id, gtid=plan.gtid_pos)
     waited = wait_caught_up(primary, target, timeout=timeout, on_lag=on_lag)
     return {
@@ -314,7 +380,9 @@ def wait_caught_up(
             if done:
                 return round(time.monotonic() - started, 3)
             if time.monotonic() - started > timeout:
-                raise NotReadyYet(
-                    f"{target.label} replicates but has not caught up within {timeout:.0f} s",
-                    hint="watch it with `datatier replication status`",
+                # exit 1, not 5: running the command again would be refused (a replica now)
+                raise OperationFailed(
+                    f"{target.label} is seeded and replicates but has not caught up within "
+                    f"{timeout:.0f} s",
+                    hint="it keeps catching up; watch it with `datatier replication status`",
                 )

@@ -218,7 +218,9 @@ class MongoSchemas(Provisioner):
                 db.command({"collMod": spec.collection, **options})
             elif what == "index":
                 name = target[len(spec.namespace) + 1 :]
-                ix = next(i for i in spec.indexes if i["name"] == name)
+                ix = next((i for i in spec.indexes if i["name"] == name), None)
+                if ix is None:
+                    raise UsageError(f"the plan creates index {target}, which {spec.source} lacks")
                 extra = {k: ix[k] for k in INDEX_OPTIONS if k in ix}
                 db[spec.collection].create_index(list(ix["keys"].items()), name=name, **extra)
             else:

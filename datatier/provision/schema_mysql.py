@@ -7,15 +7,21 @@ The table lives on the primary and replicates like any other write. A file chang
 was applied is an integrity error (exit 4): write a new migration instead. A pending file
 that sorts before an applied one is refused (exit 2): migrations never apply out of order.
 A user without the privileges gets exit 3 before anything is changed (the migrations table
-is created, or written, before the first file runs). DDL is not transactional: a file that
-fails half-way is not recorded and its first statements stay; fix the file and apply again
-(write migrations with ``IF NOT EXISTS`` so a re-run is harmless).
+is created, and a row inserted and rolled back, before each file runs). One apply at a time:
+``GET_LOCK('datatier.schema_migrations')`` is held on the primary from the staleness check
+to the last file; a second apply waits 10 s, then exits 5 having changed nothing. DDL is not
+transactional: a file that fails half-way is not recorded and its first statements stay;
+fix the file and apply again (write migrations with ``IF NOT EXISTS`` so a re-run is
+harmless). A file that ran but could not be recorded is reported as such (exit 1) with the
+INSERT that records it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +32,7 @@ from datatier.config import MySQLSettings
 from datatier.errors import (
     ConfigError,
     IntegrityFailure,
+    NotReadyYet,
     OperationFailed,
     ServiceUnavailable,
     UsageError,
@@ -44,6 +51,11 @@ DDL = (
     "  `applied_by` VARCHAR(255) NOT NULL\n"
     ") ENGINE=InnoDB",
 )
+INSERT = (
+    f"INSERT INTO {TABLE} (version, checksum, applied_at, applied_by) "
+    "VALUES (%s, %s, UTC_TIMESTAMP(6), CURRENT_USER())"
+)
+LOCK_NAME = "datatier.schema_migrations"
 DENIED = {1044, 1045, 1142, 1143, 1227, 1370}
 
 
@@ -64,6 +76,15 @@ def mysql_migrations(directory: Path) -> list[Migration]:
     ]
 
 
+def record_statement(migration: Migration) -> str:
+    """The SQL a person runs to record a migration that ran but was not recorded."""
+    return (
+        f"INSERT INTO {TABLE} (version, checksum, applied_at, applied_by) VALUES "
+        f"('{migration.version.replace(chr(39), chr(39) * 2)}', '{migration.checksum}', "
+        "UTC_TIMESTAMP(6), CURRENT_USER())"
+    )
+
+
 def _denied(exc: pymysql.MySQLError) -> bool:
     return bool(exc.args) and exc.args[0] in DENIED
 
@@ -72,6 +93,7 @@ class MySQLSchemas(Provisioner):
     """The primary's applied migrations versus the files (see module docstring)."""
 
     kind = "mysql"
+    LOCK_WAIT = 10  # seconds a second apply waits for the migrations lock
 
     def __init__(self, settings: MySQLSettings, migrations: list[Migration]) -> None:
         primary = settings.primary()
@@ -129,6 +151,32 @@ class MySQLSchemas(Provisioner):
             )
         return changes
 
+    @contextmanager
+    def applying(self) -> Iterator[None]:
+        """Hold ``GET_LOCK('datatier.schema_migrations')`` on the primary for the whole apply:
+        a second apply waits :attr:`LOCK_WAIT` seconds, then gets NotReadyYet (exit 5)."""
+        with connect(self.target) as conn:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT GET_LOCK(%s, %s)", (LOCK_NAME, self.LOCK_WAIT))
+                    row = cur.fetchone()
+            except pymysql.MySQLError as exc:
+                raise self._error("lock datatier.schema_migrations", exc) from None
+            if not row or row[0] != 1:
+                raise NotReadyYet(
+                    f"another `datatier provision apply` holds the migrations lock on "
+                    f"{self.target.label} ({LOCK_NAME!r}, waited {self.LOCK_WAIT} s)",
+                    hint="run again when it has finished; nothing was changed",
+                )
+            try:
+                yield
+            finally:
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT RELEASE_LOCK(%s)", (LOCK_NAME,))
+                except pymysql.MySQLError:
+                    pass  # closing the connection releases it too
+
     def apply_change(self, change: Change) -> None:
         version = change.item.removeprefix("migration ")
         found = [m for m in self.migrations if m.version == version]
@@ -144,16 +192,31 @@ class MySQLSchemas(Provisioner):
             with connect(self.target) as conn, conn.cursor() as cur:
                 for statement in DDL:
                     cur.execute(statement)
-                # Privileges to record it are checked before the file runs.
-                cur.execute(f"SELECT COUNT(*) FROM {TABLE} FOR UPDATE")
-                self._run_file(migration)
-                cur.execute(
-                    f"INSERT INTO {TABLE} (version, checksum, applied_at, applied_by) "
-                    "VALUES (%s, %s, UTC_TIMESTAMP(6), CURRENT_USER())",
-                    (migration.version, migration.checksum),
-                )
+                # The privilege to record it is checked before the file runs: the same
+                # INSERT in a transaction that is rolled back (never binlogged).
+                cur.execute("START TRANSACTION")
+                try:
+                    cur.execute(INSERT, (migration.version, migration.checksum))
+                finally:
+                    cur.execute("ROLLBACK")
         except pymysql.MySQLError as exc:
             raise self._error(f"apply {migration.version}", exc) from None
+        self._run_file(migration)
+        try:
+            self._record(migration)
+        except (pymysql.MySQLError, ServiceUnavailable) as exc:
+            reason = exc.message if isinstance(exc, ServiceUnavailable) else exc.args[-1]
+            raise OperationFailed(
+                f"{migration.version} ran on {self.target.label} but is NOT recorded in "
+                f"datatier.schema_migrations ({reason}); the next apply would run it again",
+                hint="record it with: " + record_statement(migration),
+            ) from None
+
+    def _record(self, migration: Migration) -> None:
+        """Insert the row of a migration that ran (a fresh connection: the file may have
+        run for longer than the server keeps an idle one)."""
+        with connect(self.target) as conn, conn.cursor() as cur:
+            cur.execute(INSERT, (migration.version, migration.checksum))
 
     def _run_file(self, migration: Migration) -> None:
         with client_options_file(self.target) as cnf, migration.path.open("rb") as sql:

@@ -66,7 +66,15 @@ def test_render_all_validates_with_haproxy_and_systemd(
     assert len(units) == 6
     verify = subprocess.run([analyze, "verify", *units], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert verify.stderr.strip() == "", verify.stderr
+    # Other hosts may warn about their own units (e.g. a system unit's deprecated key); a
+    # complaint about ours names our file or unit.
+    names = {Path(u).name for u in units}
+    ours = [
+        line
+        for line in (verify.stdout + verify.stderr).splitlines()
+        if any(name in line for name in names)
+    ]
+    assert ours == [], verify.stdout + verify.stderr
     for timer in (out / "systemd").glob("*.timer"):
         for line in timer.read_text().splitlines():
             if line.startswith("OnCalendar="):

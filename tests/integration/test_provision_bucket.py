@@ -158,6 +158,63 @@ def test_apply_of_a_stale_plan_is_refused(
     assert code == 0 and "Applied 3 change(s)." in out
 
 
+def test_a_plan_is_refused_when_the_policies_changed_since(
+    env: BucketEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.policy(days=30)
+    plan = tmp_path / "plan.json"
+    assert run(capsys, "provision", "plan", "--only", "bucket", "--out", str(plan))[0] == 0
+    assert run(capsys, "provision", "apply", "--plan", str(plan), "--execute")[0] == 0
+    env.policy(days=60)  # reviewed: transition after 60 days
+    assert run(capsys, "provision", "plan", "--only", "bucket", "--out", str(plan))[0] == 0
+    env.policy(days=10)  # edited after the review: the plan must not write 10 days
+    code, _, err = run(capsys, "provision", "apply", "--plan", str(plan), "--execute")
+    assert code == 2, err
+    assert f"the configuration of s3://{env.bucket} changed since the plan was made" in err
+    assert "nothing was changed" in err
+    rules = {
+        r["ID"]: r for r in env.s3.get_bucket_lifecycle_configuration(Bucket=env.bucket)["Rules"]
+    }
+    assert rules["datatier-archive-nightly-shop"]["Transitions"] == [
+        {"Days": 30, "StorageClass": "GLACIER"}
+    ]
+
+
+def test_a_change_failing_after_others_says_what_was_applied(
+    env: BucketEnv,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The bucket's five changes are made, then a MySQL migration fails (exit 1)."""
+    env.policy()
+    mysql_dir = tmp_path / "mysql"
+    mysql_dir.mkdir()
+    version = f"{time.time_ns()}_fails.sql"
+    (mysql_dir / version).write_text("SELECT * FROM prov_no_such_db.t;\n")
+    monkeypatch.setenv("DATATIER_PROVISION__MYSQL_SCHEMAS_DIR", str(mysql_dir))
+    monkeypatch.setenv("DATATIER_PROVISION__MONGO_SCHEMAS_DIR", str(tmp_path / "none"))
+    args = ("provision", "apply", "--only", "bucket,mysql", "--execute")
+    code, out, err = run(capsys, *args)
+    assert code == 1, err
+    assert f"{version} failed on primary" in err
+    assert "applied 5 of 6 changes (" in err and f"s3://{env.bucket} lifecycle" in err
+    assert f"mysql primary migration {version} failed" in err
+    assert "run `datatier provision plan` to see what is left" in err
+    assert out.count("  + ") == 5, "each change made was printed"
+    # drift, then again with --json: the versioning change is made, listed, then the failure
+    env.s3.put_bucket_versioning(Bucket=env.bucket, VersioningConfiguration={"Status": "Suspended"})
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["ok"] is False and doc["exit_code"] == 1
+    assert [(c["resource"], c["item"]) for c in doc["changes"]] == [
+        (f"s3://{env.bucket}", "versioning")
+    ]
+    assert "applied 1 of 2 changes" in doc["error"]
+    assert env.s3.get_bucket_versioning(Bucket=env.bucket)["Status"] == "Enabled"
+
+
 @pytest.mark.parametrize(
     ("initial", "archive", "days", "message"),
     [
@@ -185,9 +242,13 @@ def test_impossible_lifecycles_are_refused(
 
 
 @pytest.fixture
-def iam_moto(tmp_path: Path) -> Iterator[str]:
-    """A second moto server (own port) whose IAM authorisation is switched on after set-up."""
-    port = int(os.environ.get("DATATIER_TEST_EXTRA_PORT_BASE", "30090")) + 1
+def iam_moto(tmp_path: Path, test_port_base: int) -> Iterator[str]:
+    """A second moto server (own port) whose IAM authorisation is switched on after set-up.
+
+    Port ``test_port_base + 61`` (``DATATIER_TEST_IAM_MOTO_PORT`` overrides): +0..+9 are the
+    sandbox's, +20..+27 test_sandbox's second sandbox, +50..+59 test_cache's, +60 the
+    fourth MariaDB of test_provision_replica."""
+    port = int(os.environ.get("DATATIER_TEST_IAM_MOTO_PORT") or test_port_base + 61)
     if not process.port_free("127.0.0.1", port):
         unavailable(f"port {port} for the IAM-enforcing moto server is taken")
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pymongo
+import pymysql
 import pytest
 
 from datatier.cli import main
+from datatier.provision.schema_mysql import Migration, MySQLSchemas
 from tests.integration.conftest import SandboxHandle, sql
 
 STAMPED = "^[0-9]{19}_"  # the versions stamp() makes
@@ -43,6 +45,17 @@ def schema_dirs(
             )
 
 
+@pytest.fixture
+def dropped(use_sandbox_config: SandboxHandle) -> Iterator[list[str]]:
+    """Statements run on the primary after the test (DROP ... IF EXISTS of what it made):
+    every integration test shares one sandbox."""
+    statements: list[str] = []
+    yield statements
+    for statement in statements:
+        sql(use_sandbox_config, "primary", statement)
+    use_sandbox_config.wait_replicated()
+
+
 def applied(sandbox: SandboxHandle, version: str) -> bool:
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute(
@@ -54,10 +67,12 @@ def applied(sandbox: SandboxHandle, version: str) -> bool:
 def test_mysql_migrations_apply_in_order_once(
     use_sandbox_config: SandboxHandle,
     schema_dirs: tuple[Path, Path],
+    dropped: list[str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sandbox = use_sandbox_config
     mysql_dir, _ = schema_dirs
+    dropped.append("DROP DATABASE IF EXISTS prov_schema")  # with its table and trigger
     sql(sandbox, "primary", "DROP DATABASE IF EXISTS prov_schema")
     first, second = f"{stamp()}_create.sql", f"{stamp()}_trigger.sql"
     (mysql_dir / first).write_text(
@@ -101,11 +116,13 @@ def test_mysql_migrations_apply_in_order_once(
 def test_mysql_user_without_privileges_changes_nothing(
     use_sandbox_config: SandboxHandle,
     schema_dirs: tuple[Path, Path],
+    dropped: list[str],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sandbox = use_sandbox_config
     mysql_dir, _ = schema_dirs
+    dropped += ["DROP USER IF EXISTS prov_ro@'127.0.0.1'", "DROP DATABASE IF EXISTS prov_denied"]
     sql(sandbox, "primary", "CREATE USER IF NOT EXISTS prov_ro@'127.0.0.1' IDENTIFIED BY 'ro-pw'")
     sql(sandbox, "primary", "GRANT SELECT ON *.* TO prov_ro@'127.0.0.1'")
     sql(sandbox, "primary", "DROP DATABASE IF EXISTS prov_denied")
@@ -121,6 +138,63 @@ def test_mysql_user_without_privileges_changes_nothing(
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW DATABASES LIKE 'prov_denied'")
         assert cur.fetchone() is None
+    assert not applied(sandbox, version)
+
+
+def test_a_concurrent_apply_waits_for_the_lock_then_changes_nothing(
+    use_sandbox_config: SandboxHandle,
+    schema_dirs: tuple[Path, Path],
+    dropped: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sandbox = use_sandbox_config
+    mysql_dir, _ = schema_dirs
+    dropped.append("DROP DATABASE IF EXISTS prov_locked")
+    version = f"{stamp()}_locked.sql"
+    (mysql_dir / version).write_text("CREATE DATABASE prov_locked;\n")
+    monkeypatch.setattr(MySQLSchemas, "LOCK_WAIT", 1)
+    with sandbox.connect() as other, other.cursor() as cur:  # another apply, mid-way
+        cur.execute("SELECT GET_LOCK('datatier.schema_migrations', 0)")
+        assert cur.fetchone() == (1,)
+        assert main(["provision", "apply", "--only", "mysql", "--execute"]) == 5
+        err = capsys.readouterr().err
+        assert "holds the migrations lock" in err and "nothing was changed" in err
+        with sandbox.connect() as conn, conn.cursor() as check:
+            check.execute("SHOW DATABASES LIKE 'prov_locked'")
+            assert check.fetchone() is None
+        assert not applied(sandbox, version)
+    # the other session ended: its lock is gone and the apply goes through
+    assert main(["provision", "apply", "--only", "mysql", "--execute"]) == 0
+    assert applied(sandbox, version)
+
+
+def test_a_migration_that_ran_but_was_not_recorded_says_so(
+    use_sandbox_config: SandboxHandle,
+    schema_dirs: tuple[Path, Path],
+    dropped: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sandbox = use_sandbox_config
+    mysql_dir, _ = schema_dirs
+    dropped.append("DROP DATABASE IF EXISTS prov_unrecorded")
+    version = f"{stamp()}_unrecorded.sql"
+    (mysql_dir / version).write_text("CREATE DATABASE prov_unrecorded;\n")
+
+    def lost(self: MySQLSchemas, migration: Migration) -> None:
+        raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
+
+    monkeypatch.setattr(MySQLSchemas, "_record", lost)
+    assert main(["provision", "apply", "--only", "mysql", "--execute"]) == 1
+    err = capsys.readouterr().err
+    assert f"{version} ran on primary" in err and "is NOT recorded" in err
+    assert "Lost connection" in err
+    assert "record it with: INSERT INTO `datatier`.`schema_migrations`" in err
+    assert f"VALUES ('{version}', '" in err
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE 'prov_unrecorded'")
+        assert cur.fetchone() is not None, "the file did run"
     assert not applied(sandbox, version)
 
 

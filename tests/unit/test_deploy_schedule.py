@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from datatier.backup.policy import expand_cron
 from datatier.errors import ConfigError
 from datatier.provision.artifacts.schedule import expand, on_calendar
 
@@ -38,3 +39,18 @@ def test_malformed_schedules_are_refused() -> None:
 )
 def test_on_calendar(cron: str, calendars: list[str]) -> None:
     assert on_calendar(expand(cron), "UTC") == calendars
+
+
+def test_expand_cron_is_the_one_parser_of_policies_and_schedules() -> None:
+    """backup.policy.expand_cron expands each field; expand() builds on it."""
+    assert expand_cron("5/20 1-7/3 * 2,12 0,7") == [
+        {5, 25, 45},
+        {1, 4, 7},
+        set(range(1, 32)),
+        {2, 12},
+        {0, 7},
+    ]
+    schedule = expand("5/20 1-7/3 * 2,12 0,7")
+    assert schedule.minute == (5, 25, 45) and schedule.dow == (0,)
+    with pytest.raises(ValueError, match=r"hour field '3-1' is outside 0-23"):
+        expand_cron("0 3-1 * * *")

@@ -6,12 +6,14 @@ same refusal against the real S3 server is in tests/integration/test_provision_b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from datatier.errors import ExitCode, UsageError
+from datatier.errors import ExitCode, ServiceUnavailable, UsageError
 from datatier.provision.plan import Change, Plan, Provisioner, apply_plan, make_plan
 
 
@@ -74,3 +76,56 @@ def test_bad_plan_files_are_usage_errors(tmp_path: Path) -> None:
     plan = make_plan([res])
     with pytest.raises(UsageError, match="no longer has"):
         apply_plan([], plan)
+
+
+def test_a_plan_whose_configuration_changed_changes_nothing() -> None:
+    """The world is as observed, but the desired state is not what the plan reviewed."""
+    res = DictResource({"a": 1}, {"a": 2, "b": 3})
+    plan = make_plan([res])
+    res.desired = {"a": 5, "b": 3}  # e.g. a policy edited between plan --out and apply
+    with pytest.raises(UsageError) as err:
+        apply_plan([res], plan)
+    assert err.value.exit_code == ExitCode.USAGE
+    assert "the configuration of dict changed since the plan was made" in str(err.value)
+    assert "nothing was changed" in str(err.value)
+    assert res.state == {"a": 1}
+
+
+class FailingResource(DictResource):
+    """Fails on one item, after the items before it were applied."""
+
+    def __init__(self, state: dict[str, Any], desired: dict[str, Any], bad: str) -> None:
+        super().__init__(state, desired)
+        self.bad = bad
+        self.held = 0
+
+    def apply_change(self, change: Change) -> None:
+        assert self.held == 1, "applied inside applying()"
+        if change.item == self.bad:
+            raise ServiceUnavailable(f"denied {change.item}", hint="grant it")
+        super().apply_change(change)
+
+    @contextmanager
+    def applying(self) -> Iterator[None]:
+        self.held += 1
+        try:
+            yield
+        finally:
+            self.held -= 1
+
+
+def test_a_failing_change_says_what_was_applied() -> None:
+    res = FailingResource({}, {"a": 1, "b": 2, "c": 3}, bad="c")
+    seen: list[Change] = []
+    with pytest.raises(ServiceUnavailable) as err:  # the same class: the same exit code
+        apply_plan([res], make_plan([res]), on_change=seen.append)
+    assert err.value.message == "denied c"
+    assert err.value.hint == (
+        "grant it; applied 2 of 3 changes (dict a, dict b); dict c failed; "
+        "run `datatier provision plan` to see what is left"
+    )
+    assert [c.item for c in seen] == ["a", "b"] and res.state == {"a": 1, "b": 2}
+    assert res.held == 0, "released after the failure"
+    first = FailingResource({}, {"a": 1}, bad="a")
+    with pytest.raises(ServiceUnavailable, match=r"applied 0 of 1 changes; dict a failed"):
+        apply_plan([first], make_plan([first]))

@@ -1,18 +1,19 @@
 """Cron schedules of backup policies: expanded, checked for impossibility, and translated into
 systemd ``OnCalendar=`` expressions.
 
-The syntax is checked by :func:`datatier.backup.policy.validate_cron` when a policy loads;
-here :func:`expand` refuses a schedule that is valid but never fires (``0 3 30 2 *``: there is
-no 30 February) and :func:`on_calendar` gives the equivalent systemd calendar events. Cron
-fires when *either* day-of-month or day-of-week matches if both are restricted; systemd
-requires both, so such a schedule becomes two ``OnCalendar=`` lines (timers fire on any).
+The syntax is checked, and each field expanded, by :func:`datatier.backup.policy.expand_cron`
+(``validate_cron`` when a policy loads); here :func:`expand` refuses a schedule that is valid
+but never fires (``0 3 30 2 *``: there is no 30 February) and :func:`on_calendar` gives the
+equivalent systemd calendar events. Cron fires when *either* day-of-month or day-of-week
+matches if both are restricted; systemd requires both, so such a schedule becomes two
+``OnCalendar=`` lines (timers fire on any).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datatier.backup.policy import CRON_FIELDS, Policy, validate_cron
+from datatier.backup.policy import Policy, expand_cron
 from datatier.errors import ConfigError
 
 DAYS_IN_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30}
@@ -35,30 +36,13 @@ class Schedule:
     dow_restricted: bool
 
 
-def _field(text: str, low: int, high: int) -> tuple[int, ...]:
-    values: set[int] = set()
-    for item in text.split(","):
-        base, _, step = item.partition("/")
-        if base == "*":
-            start, end = low, high
-        elif "-" in base:
-            a, b = base.split("-")
-            start, end = int(a), int(b)
-        else:
-            start = int(base)
-            end = high if step else start
-        values.update(range(start, end + 1, int(step) if step else 1))
-    return tuple(sorted(values))
-
-
 def expand(expr: str, *, source: str = "schedule", key: str = "schedule") -> Schedule:
     """The expanded schedule; ConfigError if it is malformed or can never fire."""
     try:
-        validate_cron(expr)
+        fields = [tuple(sorted(values)) for values in expand_cron(expr)]
     except ValueError as exc:
         raise ConfigError(source, key, str(exc)) from None
     texts = expr.split()
-    fields = [_field(t, low, high) for t, (_, low, high) in zip(texts, CRON_FIELDS, strict=True)]
     dow = tuple(sorted({d % 7 for d in fields[4]}))
     schedule = Schedule(
         expr=expr,
