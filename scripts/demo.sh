@@ -107,12 +107,15 @@ PY
 
 step "replica health: heartbeat lag, and the endpoint HAProxy polls"
 $DT replication heartbeat --interval 0.2 >/dev/null 2>&1 & HB=$!
-$DT health serve --listen 127.0.0.1:$((PORT + 8)) --interval 0.5 >/dev/null 2>&1 & HS=$!
+# Below Linux's ephemeral range (32768+): a port there can be held by a client socket in
+# TIME_WAIT (seen with PORT + 8 = 33068), and then the listener cannot bind.
+HEALTH_PORT="${DATATIER_DEMO_HEALTH_PORT:-31068}"
+$DT health serve --listen "127.0.0.1:$HEALTH_PORT" --interval 0.5 >/dev/null 2>&1 & HS=$!
 trap 'kill $HB $HS 2>/dev/null || true; rm -f "$CNF"' EXIT
 sleep 2.5
 $DT replication status
 for path in "/primary?node=primary" "/primary?node=replica1" "/replica?node=replica1&lag=2s" "/replica?node=replica2&lag=500ms"; do
-  python3 - "http://127.0.0.1:$((PORT + 8))$path" <<'PY'
+  python3 - "http://127.0.0.1:$HEALTH_PORT$path" <<'PY'
 import json, sys, urllib.error, urllib.request
 try:
     reply = urllib.request.urlopen(sys.argv[1], timeout=5)
