@@ -10,7 +10,6 @@ variable, the key and the problem; nothing is half-applied.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from datatier.errors import ConfigError
-from datatier.typedtoml import Binder, Secret, coerce_env, field_type_at, option
+from datatier.typedtoml import Binder, Secret, coerce_env, field_type_at, option, read_toml
 
 ENV_PREFIX = "DATATIER_"
 ENV_CONFIG = "DATATIER_CONFIG"
@@ -195,6 +194,12 @@ class LoadedConfig:
     source: str
     base_dir: Path
 
+    def resolve(self, value: str) -> Path:
+        """A path from the configuration: absolute as given, else relative to the config
+        file's directory."""
+        path = Path(value)
+        return path if path.is_absolute() else self.base_dir / path
+
 
 def resolve_path(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
     """Which config file applies (see module docstring); None means defaults only."""
@@ -204,19 +209,6 @@ def resolve_path(explicit: str | None, environ: Mapping[str, str]) -> Path | Non
         return Path(environ[ENV_CONFIG])
     local = Path(DEFAULT_FILE)
     return local if local.is_file() else None
-
-
-def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), None, "config file not found") from None
-    except OSError as exc:
-        raise ConfigError(str(path), None, f"cannot read config file: {exc.strerror}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), None, f"invalid TOML: {exc}") from None
 
 
 def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, list[str], Any]]:
@@ -261,7 +253,7 @@ def load(explicit: str | None = None, environ: Mapping[str, str] | None = None) 
     """Load, override and validate the configuration (see module docstring)."""
     env = os.environ if environ is None else environ
     path = resolve_path(explicit, env)
-    data: dict[str, Any] = _read_file(path) if path else {}
+    data: dict[str, Any] = read_toml(path, "config file") if path else {}
     source = str(path) if path else "built-in defaults"
     base_dir = path.resolve().parent if path else Path.cwd()
     overrides = _env_overrides(env)

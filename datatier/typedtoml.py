@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -215,6 +216,22 @@ class Binder:
         else:
             raise TypeError(f"unsupported schema type {base!r} at {key}")
         raise self.error(key, f"expected {_type_name(base)}, got {_describe(raw)}")
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """Parse the TOML file at ``path``; ConfigError naming it (``what``: "policy file",
+    "warm set file"...) when it is missing, unreadable or not TOML."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, None, f"{what} not found") from None
+    except OSError as exc:
+        raise ConfigError(source, None, f"cannot read {what}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, None, f"invalid TOML: {exc}") from None
 
 
 def coerce_env(tp: Any, text: str) -> Any:

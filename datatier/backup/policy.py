@@ -30,13 +30,12 @@ and key. Example (``backups/shop.toml``)::
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from datatier.errors import ConfigError, UsageError
 from datatier.storage.base import StorageClass
-from datatier.typedtoml import Binder, option
+from datatier.typedtoml import Binder, option, read_toml
 
 POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 # Never part of "every database": the server's own schemas, and datatier's heartbeat
@@ -175,12 +174,7 @@ def load_policy(path: Path, default_store: str) -> Policy:
     source = str(path)
     if not POLICY_NAME.match(name):
         raise ConfigError(source, None, f"policy name {name!r} must match {POLICY_NAME.pattern}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(source, None, "policy file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, None, f"invalid TOML: {exc}") from None
+    data = read_toml(path, "policy file")
     spec = Binder(source, path.parent).bind(PolicyFile, data)
     try:
         validate_cron(spec.schedule)

@@ -40,8 +40,7 @@ MANIFEST_TAGS = {"datatier-kind": "manifest"}
 
 def policies_dir(loaded: LoadedConfig) -> Path:
     """``backup.policies_dir``, relative to the config file's directory."""
-    path = Path(loaded.config.backup.policies_dir)
-    return path if path.is_absolute() else loaded.base_dir / path
+    return loaded.resolve(loaded.config.backup.policies_dir)
 
 
 def open_catalogs(loaded: LoadedConfig) -> list[Catalog]:

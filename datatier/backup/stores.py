@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from datatier.config import Config
 from datatier.storage.base import MiB, ObjectStore
-from datatier.storage.s3 import S3Settings
 from datatier.storage.url import open_store
+
+if TYPE_CHECKING:
+    from datatier.storage.s3 import S3Settings
 
 
 def s3_settings(config: Config) -> S3Settings:
     """The storage layer's S3 settings from the ``[s3]`` config section."""
+    from datatier.storage.s3 import S3Settings  # lazy: boto3 is slow to import
+
     s3 = config.s3
     return S3Settings(
         endpoint_url=s3.endpoint_url,

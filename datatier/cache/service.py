@@ -19,8 +19,7 @@ from datatier.ratelimit import RateLimit
 
 def warm_sets_dir(loaded: LoadedConfig) -> Path:
     """``cache.warm_sets_dir``, relative to the config file's directory."""
-    path = Path(loaded.config.cache.warm_sets_dir)
-    return path if path.is_absolute() else loaded.base_dir / path
+    return loaded.resolve(loaded.config.cache.warm_sets_dir)
 
 
 def find_warm_sets(loaded: LoadedConfig) -> list[WarmSet]:

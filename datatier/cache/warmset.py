@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import re
 import string
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from datatier.errors import ConfigError, UsageError
-from datatier.typedtoml import Binder, option, required
+from datatier.typedtoml import Binder, option, read_toml, required
 
 SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 SERIALIZERS = ("json", "pickle", "raw")
@@ -138,12 +137,7 @@ def load_warm_set(path: Path) -> WarmSet:
     name = path.stem
     if not SET_NAME.match(name):
         raise ConfigError(source, None, f"warm set name {name!r} must match {SET_NAME.pattern}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(source, None, "warm set file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, None, f"invalid TOML: {exc}") from None
+    data = read_toml(path, "warm set file")
     spec = Binder(source, path.parent).bind(WarmSetFile, data)
     if not spec.queries:
         raise ConfigError(source, "queries", "a warm set needs at least one [queries.NAME]")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from datatier.cache.copy import CacheCopier
@@ -15,6 +18,7 @@ from datatier.cli.render import emit_json, table
 from datatier.errors import ExitCode, OperationFailed, ServiceUnavailable, UsageError
 
 PLANNED_JSON_LIMIT = 1000
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group("cache")
@@ -40,6 +44,24 @@ def sets(app: AppContext, as_json: bool) -> None:
         emit_json(rows)
     else:
         click.echo(table(rows, ["name", "queries", "source", "description"]))
+
+
+def _on_error_options(command: F) -> F:
+    """``--on-error`` and ``--retry-for``: what a warm or copy does when memcached goes away."""
+    command = click.option(
+        "--retry-for",
+        type=click.FloatRange(0),
+        default=10.0,
+        show_default=True,
+        help="With --on-error continue: how long to retry an unreachable node.",
+    )(command)
+    return click.option(
+        "--on-error",
+        type=click.Choice(["continue", "stop"]),
+        default="continue",
+        show_default=True,
+        help="memcached unreachable mid-run: retry for --retry-for seconds, or stop (exit 3).",
+    )(command)
 
 
 def _rate(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
@@ -68,14 +90,7 @@ def _rate(_ctx: click.Context, _param: click.Parameter, value: float | None) -> 
     show_default=True,
     help="A replica over --max-lag: exit 5, or warm anyway with a warning.",
 )
-@click.option(
-    "--on-error",
-    type=click.Choice(["continue", "stop"]),
-    default="continue",
-    show_default=True,
-    help="memcached unreachable mid-warm: retry for --retry-for seconds, or stop (exit 3).",
-)
-@click.option("--retry-for", type=click.FloatRange(0), default=10.0, show_default=True)
+@_on_error_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
 def warm_cmd(
@@ -216,14 +231,7 @@ def _print_warm(report: WarmReport) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace keys the target already has.")
 @click.option("--rate", type=float, callback=_rate, help="At most N keys per second.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
-@click.option(
-    "--on-error",
-    type=click.Choice(["continue", "stop"]),
-    default="continue",
-    show_default=True,
-    help="Target unreachable mid-copy: retry for --retry-for seconds, or stop (exit 3).",
-)
-@click.option("--retry-for", type=click.FloatRange(0), default=10.0, show_default=True)
+@_on_error_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
 def copy_cmd(

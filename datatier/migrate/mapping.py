@@ -25,14 +25,13 @@ Layout::
 from __future__ import annotations
 
 import difflib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from datatier.errors import ConfigError, UsageError
 from datatier.migrate.casts import CASTS, allowed_casts, parse_tz
 from datatier.migrate.schema import TableSchema, split_name
-from datatier.typedtoml import Binder, option
+from datatier.typedtoml import Binder, option, read_toml
 
 
 @dataclass(frozen=True)
@@ -80,12 +79,7 @@ def resolve_mapping(text: str, mappings_dir: Path) -> Path:
 def load_mapping(path: Path) -> MappingFile:
     """Parse and bind a mapping file (see module docstring)."""
     source = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(source, None, f"cannot read mapping file: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, None, f"invalid TOML: {exc}") from None
+    data = read_toml(path, "mapping file")
     if "source" in data:
         raise ConfigError(source, "source", "unknown key")
     bound = Binder(source, path.resolve().parent).bind(MappingFile, data)

@@ -46,8 +46,7 @@ def open_source(loaded: LoadedConfig, node: str) -> Connection:
 
 
 def mappings_dir(loaded: LoadedConfig) -> Path:
-    path = Path(loaded.config.rethinkdb.mappings_dir)
-    return path if path.is_absolute() else loaded.base_dir / path
+    return loaded.resolve(loaded.config.rethinkdb.mappings_dir)
 
 
 def mapping_for(loaded: LoadedConfig, text: str | None) -> MappingFile:

@@ -43,6 +43,15 @@ class Endpoint:
     def label(self) -> str:
         return f"{self.name} ({self.host}:{self.port})"
 
+    def scrub(self, text: str) -> str:
+        """``text`` with this endpoint's password replaced by ``***`` (for error messages)."""
+        return text.replace(self.password, "***") if self.password else text
+
+    def unreachable(self, exc: BaseException) -> ServiceUnavailable:
+        """The error for a failed connection attempt (any driver), password scrubbed."""
+        reason = str(exc.args[1] if len(exc.args) > 1 else exc)
+        return ServiceUnavailable(f"cannot connect to MySQL {self.label}: {self.scrub(reason)}")
+
 
 def endpoint(settings: MySQLSettings, node: str) -> Endpoint:
     """The endpoint of a configured node; ConfigError naming the known nodes if unknown."""
@@ -95,10 +104,7 @@ def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
             init_command="SET time_zone = '+00:00'",
         )
     except pymysql.OperationalError as exc:
-        reason = exc.args[1] if len(exc.args) > 1 else str(exc)
-        if ep.password:
-            reason = str(reason).replace(ep.password, "***")
-        raise ServiceUnavailable(f"cannot connect to MySQL {ep.label}: {reason}") from None
+        raise ep.unreachable(exc) from None
 
 
 def query_dicts(conn: Connection, sql: str, args: Any = None) -> list[dict[str, Any]]:

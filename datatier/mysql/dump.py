@@ -291,9 +291,7 @@ class MySQLDumpEngine(BackupEngine):
         )
 
     def _raise_for(self, code: int | None, tail: _StderrTail, *, during_split: bool) -> None:
-        message = " | ".join(tail.lines) or f"exit code {code}"
-        if self.source.password:
-            message = message.replace(self.source.password, "***")
+        message = self.source.scrub(" | ".join(tail.lines) or f"exit code {code}")
         if any(marker in message for marker in UNREACHABLE):
             raise ServiceUnavailable(f"mariadb-dump lost {self.source.label}: {message}")
         if code not in (0, None) or not during_split:

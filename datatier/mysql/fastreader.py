@@ -21,7 +21,6 @@ import MySQLdb.converters
 import MySQLdb.cursors
 from MySQLdb.constants import FIELD_TYPE
 
-from datatier.errors import ServiceUnavailable
 from datatier.mysql.connection import Endpoint
 
 FETCH_ROWS = 1000
@@ -73,10 +72,7 @@ class RowReader:
                 init_command="SET SESSION tx_read_only = 1, time_zone = '+00:00'",
             )
         except MySQLdb.OperationalError as exc:
-            reason = str(exc.args[1] if len(exc.args) > 1 else exc)
-            if ep.password:
-                reason = reason.replace(ep.password, "***")
-            raise ServiceUnavailable(f"cannot connect to MySQL {ep.label}: {reason}") from None
+            raise ep.unreachable(exc) from None
 
     def close(self) -> None:
         self.conn.close()  # type: ignore[no-untyped-call]

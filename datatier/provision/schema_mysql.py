@@ -228,9 +228,7 @@ class MySQLSchemas(Provisioner):
             )
         if result.returncode != 0:
             lines = result.stderr.decode(errors="replace").strip().splitlines()
-            detail = lines[-1] if lines else f"exit code {result.returncode}"
-            if self.target.password:
-                detail = detail.replace(self.target.password, "***")
+            detail = self.target.scrub(lines[-1] if lines else f"exit code {result.returncode}")
             kind = ServiceUnavailable if "denied" in detail.lower() else OperationFailed
             raise kind(f"{migration.path.name} failed on {self.target.label}: {detail}")
 

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from datatier.backup.policy import find_policies
 from datatier.backup.service import policies_dir
 from datatier.config import LoadedConfig
 from datatier.errors import UsageError
-from datatier.provision.bucket import BucketProvisioner, bucket_specs
 from datatier.provision.plan import Provisioner
 
 KINDS = ("bucket", "mysql", "mongo")
-
-
-def _dir(loaded: LoadedConfig, value: str) -> Path:
-    path = Path(value)
-    return path if path.is_absolute() else loaded.base_dir / path
 
 
 def provisioners(loaded: LoadedConfig, kinds: tuple[str, ...] = KINDS) -> list[Provisioner]:
@@ -30,17 +22,19 @@ def provisioners(loaded: LoadedConfig, kinds: tuple[str, ...] = KINDS) -> list[P
     found: list[Provisioner] = []
     if "bucket" in kinds:
         policies = find_policies(policies_dir(loaded), config.backup.default_store)
+        from datatier.provision.bucket import BucketProvisioner, bucket_specs  # lazy: boto3
+
         found += [BucketProvisioner(spec, config) for spec in bucket_specs(config, policies)]
     if "mysql" in kinds:
         from datatier.provision.schema_mysql import MySQLSchemas, mysql_migrations
 
-        migrations = mysql_migrations(_dir(loaded, config.provision.mysql_schemas_dir))
+        migrations = mysql_migrations(loaded.resolve(config.provision.mysql_schemas_dir))
         if migrations:
             found.append(MySQLSchemas(config.mysql, migrations))
     if "mongo" in kinds:
         from datatier.provision.schema_mongo import MongoSchemas, mongo_specs
 
-        specs = mongo_specs(_dir(loaded, config.provision.mongo_schemas_dir))
+        specs = mongo_specs(loaded.resolve(config.provision.mongo_schemas_dir))
         if specs:
             found.append(MongoSchemas(config.mongo, specs))
     return found

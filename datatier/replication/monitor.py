@@ -125,9 +125,7 @@ class Monitor:
         except (pymysql.MySQLError, OSError) as exc:
             self._drop(name)
             self._errors[name] += 1
-            message = str(exc.args[1] if len(exc.args) > 1 else exc)
-            if ep.password:
-                message = message.replace(ep.password, "***")
+            message = ep.scrub(str(exc.args[1] if len(exc.args) > 1 else exc))
             return replace(
                 base,
                 error=message,

@@ -4,6 +4,8 @@ Open a store from a URL with :func:`open_store`; see :mod:`datatier.storage.base
 contract and :mod:`datatier.storage.s3` / :mod:`datatier.storage.local` for the backends.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from datatier.storage.base import (
     IncompleteUpload,
     ObjectInfo,
@@ -13,8 +15,21 @@ from datatier.storage.base import (
     RestoreTier,
     StorageClass,
 )
-from datatier.storage.s3 import S3Settings
 from datatier.storage.url import open_store
+
+if TYPE_CHECKING:
+    from datatier.storage.s3 import S3Settings
+
+
+def __getattr__(name: str) -> Any:
+    """``S3Settings`` is imported on first use: boto3 is slow to import and most commands
+    (health, cache, replication) never touch S3."""
+    if name == "S3Settings":
+        from datatier.storage.s3 import S3Settings
+
+        return S3Settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "IncompleteUpload",

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from datatier.errors import UsageError
 from datatier.storage.base import ObjectStore
 from datatier.storage.local import LocalStore
-from datatier.storage.s3 import S3Settings, S3Store
+
+if TYPE_CHECKING:
+    from datatier.storage.s3 import S3Settings
 
 SCHEMES = ("s3", "file")
 # S3 bucket naming rules (general purpose buckets): 3-63 chars, lower case, digits, '.', '-'.
@@ -56,6 +59,8 @@ def open_store(url: str, s3_settings: S3Settings | None = None) -> ObjectStore:
         prefix = parts.path.strip("/")
         if any(seg in ("", ".", "..") for seg in prefix.split("/")) and prefix:
             raise bad("the prefix has an empty, '.' or '..' segment")
+        from datatier.storage.s3 import S3Store  # lazy: boto3 costs ~0.15 s to import
+
         return S3Store(bucket, prefix, s3_settings)
 
     if parts.netloc not in ("", "localhost"):
