@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/mongo_backup.py [--docs 200000] [--double]``
 
-Uses (or starts) the sandbox in ``.sandbox-bench`` (ports 38060+; its MongoDB-protocol
+Uses (or starts) the sandbox in ``.sandbox-bench`` (ports 23060+; its MongoDB-protocol
 server is FerretDB/SQLite unless a mongod is installed), generates the data, then in one run
 prints ``name: value`` lines: backup wall time against a bare ``find_raw_batches`` scan of
 the same collections (the server's own read limit), restore documents/s against a plain
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=200_000)
     parser.add_argument("--double", action="store_true")
     parser.add_argument("--dir", default=str(ROOT / ".sandbox-bench"))
-    parser.add_argument("--port-base", type=int, default=38060)
+    parser.add_argument("--port-base", type=int, default=23060)
     args = parser.parse_args()
     sandbox = Sandbox(Path(args.dir), args.port_base)
     sandbox.up()

@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/mysql_backup.py [--rows 2000000] [--tables 8] [--double]``
 
-It brings up (or reuses) a sandbox in ``.sandbox-bench`` (ports 38060+), generates the
+It brings up (or reuses) a sandbox in ``.sandbox-bench`` (ports 23060+), generates the
 dataset on the primary, waits for replica1, then times in one run, on the same data, from
 the same replica: each baseline and datatier, and prints ``name: value`` lines. Backup-side
 timings are the median of ``--repeat`` interleaved rounds. Restores are timed once each,
@@ -190,7 +190,7 @@ def main() -> None:
     )
     parser.add_argument("--double", action="store_true", help="also measure at twice the rows")
     parser.add_argument("--dir", default=str(ROOT / ".sandbox-bench"))
-    parser.add_argument("--port-base", type=int, default=38060)
+    parser.add_argument("--port-base", type=int, default=23060)
     args = parser.parse_args()
 
     sandbox = Sandbox(Path(args.dir), args.port_base)

@@ -107,9 +107,7 @@ PY
 
 step "replica health: heartbeat lag, and the endpoint HAProxy polls"
 $DT replication heartbeat --interval 0.2 >/dev/null 2>&1 & HB=$!
-# Below Linux's ephemeral range (32768+): a port there can be held by a client socket in
-# TIME_WAIT (seen with PORT + 8 = 33068), and then the listener cannot bind.
-HEALTH_PORT="${DATATIER_DEMO_HEALTH_PORT:-31068}"
+HEALTH_PORT="${DATATIER_DEMO_HEALTH_PORT:-$((PORT + 8))}"
 $DT health serve --listen "127.0.0.1:$HEALTH_PORT" --interval 0.5 >/dev/null 2>&1 & HS=$!
 trap 'kill $HB $HS 2>/dev/null || true; rm -f "$CNF"' EXIT
 sleep 2.5

@@ -41,7 +41,7 @@ def sandbox_group() -> None:
     "--port-base",
     type=click.IntRange(1024, 65525),
     default=None,
-    help=f"First port; services use BASE..BASE+6. Default: as recorded, else {DEFAULT_PORT_BASE}.",
+    help=f"First port; services use BASE..BASE+7. Default: as recorded, else {DEFAULT_PORT_BASE}.",
 )
 @click.option(
     "--skip",

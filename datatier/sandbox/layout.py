@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-DEFAULT_PORT_BASE = 33060
+# Below Linux's ephemeral range (32768-60999): a port in it can be taken at any moment by an
+# outgoing connection's local end, and then a sandbox service cannot bind it.
+DEFAULT_PORT_BASE = 22060
 # N+6 is FerretDB's debug HTTP port; memcached2 is a spare, cold node for `cache copy`.
 PORT_OFFSETS = {
     "primary": 0,

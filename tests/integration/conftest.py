@@ -1,7 +1,7 @@
 """A session-scoped sandbox of real servers for the integration tests.
 
 The sandbox lives in a temporary directory on ports from ``DATATIER_TEST_PORT_BASE``
-(default 24060: away from a developer's sandbox on 33060, and below Linux's ephemeral port
+(default 24060: away from a developer's sandbox on 22060, and below Linux's ephemeral port
 range, 32768+, where an outgoing connection could be holding a port). Set
 ``DATATIER_TEST_SANDBOX_DIR`` to reuse a directory and ``DATATIER_TEST_KEEP_SANDBOX=1`` to
 leave it running after the session (a faster edit-test loop). Under ``CI=true`` a server
