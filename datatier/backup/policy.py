@@ -7,6 +7,7 @@ and key. Example (``backups/shop.toml``)::
 
     engine = "mysql"
     schedule = "15 2 * * *"
+    jobs = 4                     # connections dumping in parallel from one snapshot
     store = "s3://company-backups/mysql"
 
     [source]
@@ -95,6 +96,7 @@ class PolicyFile:
     schedule: str = "0 2 * * *"
     compression_level: int = option(3, min=1)
     chunk_mb: int = option(32, min=1)
+    jobs: int = option(4, min=1)
     source: SourceSettings = field(default_factory=SourceSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
@@ -180,6 +182,8 @@ def load_policy(path: Path, default_store: str) -> Policy:
         validate_cron(spec.schedule)
     except ValueError as exc:
         raise ConfigError(source, "schedule", str(exc)) from None
+    if spec.jobs > 64:
+        raise ConfigError(source, "jobs", "at most 64 parallel connections")
     if spec.compression_level > 22:
         raise ConfigError(source, "compression_level", "zstd levels go from 1 to 22")
     storage = spec.storage

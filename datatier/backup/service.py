@@ -29,7 +29,7 @@ from datatier.config import LoadedConfig
 from datatier.errors import UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import endpoint
-from datatier.mysql.dump import MySQLDumpEngine
+from datatier.mysql.pdump import ParallelDumpEngine
 from datatier.storage.base import MiB, StorageClass
 
 log = get_logger(__name__)
@@ -66,7 +66,9 @@ def engine_for(loaded: LoadedConfig, policy: Policy) -> BackupEngine:
     if policy.spec.engine == "mysql":
         assert policy.spec.source.node is not None
         source = endpoint(loaded.config.mysql, policy.spec.source.node)
-        return MySQLDumpEngine(source, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
+        return ParallelDumpEngine(
+            source, policy, chunk_bytes=policy.spec.chunk_mb * MiB, jobs=policy.spec.jobs
+        )
     if policy.spec.engine == "mongo":
         from datatier.mongo.dump import MongoDumpEngine  # lazy: pymongo costs ~0.2 s to import
 
@@ -107,6 +109,7 @@ def run_backup(
         log.error("backup.failed", policy=policy.name, backup_id=backup_id)
         raise
     finished = time.monotonic()
+    records.sort(key=lambda r: r.key)
     manifest = Manifest(
         policy=policy.name,
         backup_id=backup_id,

@@ -93,6 +93,7 @@ class SQLLoader:
             f"--defaults-file={cnf}",
             "--binary-mode",
             "--batch",
+            "--comments",
             "--max-allowed-packet=1G",
             "--default-character-set=utf8mb4",
             f"--database={database}",
