@@ -164,7 +164,9 @@ def read_catalogue(
                 name=name,
                 kind="sequence" if ttype == "SEQUENCE" else "table",
                 engine=row["ENGINE"] or "",
-                create=_show_create(conn, "TABLE", db, name, "Create Table"),
+                create=_show_create(
+                    conn, "SEQUENCE" if ttype == "SEQUENCE" else "TABLE", db, name, "Create Table"
+                ),
                 columns=tuple(columns.get((db, name), ())),
                 order_key=keys.get((db, name), ()),
                 rows_estimate=int(row["TABLE_ROWS"] or 0),

@@ -45,11 +45,11 @@ from datatier.mysql.fastreader import RawConnection
 from datatier.mysql.rowtext import STATEMENT_BYTES, RowQuery, range_filters, read_texts
 from datatier.mysql.sqltext import (
     PRELUDE,
-    compound,
+    block,
+    creation_session,
     ident,
     key_segment,
     qualified,
-    string_literal,
     strip_qualifier,
 )
 
@@ -121,6 +121,7 @@ class ParallelDumpEngine(BackupEngine):
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._states: dict[tuple[str, str], TableState] = {}
+        self._largest_statement = 0
 
     # -- the whole dump -------------------------------------------------------------------
 
@@ -220,6 +221,7 @@ class ParallelDumpEngine(BackupEngine):
                 "jobs": group.jobs,
                 "ignored_tables": catalogue.excluded,
                 "raw_threshold": threshold,
+                "max_statement_bytes": self._largest_statement,
             },
         )
 
@@ -358,7 +360,7 @@ class ParallelDumpEngine(BackupEngine):
         query = RowQuery(table, threshold)
         prefix = query.insert_prefix()
         digest = hashlib.sha256()
-        rows_done = bytes_done = 0
+        rows_done = bytes_done = largest = 0
         obj: OpenObject | None = None
         for texts in self._batches(conn, query, task.where):
             joined = b"\n".join(texts) + b"\n"
@@ -368,7 +370,9 @@ class ParallelDumpEngine(BackupEngine):
             for group in _statements(texts, STATEMENT_BYTES):
                 if obj is None:
                     obj = self._open_data(writer, table)
-                obj.write(prefix + b",\n".join(group) + b";\n", len(group))
+                statement = prefix + b",\n".join(group) + b";\n"
+                largest = max(largest, len(statement))
+                obj.write(statement, len(group))
                 if obj.raw_size >= self.chunk_bytes:
                     self._close_data(writer, table, obj)
                     obj = None
@@ -379,6 +383,7 @@ class ParallelDumpEngine(BackupEngine):
             state.range_digests[task.index] = digest.digest()
             state.rows += rows_done
             state.data_bytes += bytes_done
+            self._largest_statement = max(self._largest_statement, largest)
 
     def _batches(self, conn: RawConnection, query: RowQuery, where: str) -> Iterator[list[bytes]]:
         """Fetched rows as literal texts; stops early (leaving the connection unusable) when
@@ -393,17 +398,15 @@ class ParallelDumpEngine(BackupEngine):
             f"SELECT next_not_cached_value FROM {qualified(table.database, table.name)}"
         )
         value = int(rows[0][0] or b"1") if rows else 1
-        text = (
-            f"DROP SEQUENCE IF EXISTS {ident(table.name)};\n{table.create};\n"
-            f"DO SETVAL({ident(table.name)}, {value}, 0);\n"
-        )
         self._put(
             writer,
             table_path(table.database, table.name, "schema.sql.zst"),
             "schema",
             table.database,
             table.name,
-            text,
+            f"DROP SEQUENCE IF EXISTS {ident(table.name)}",
+            table.create,
+            f"DO SETVAL({ident(table.name)}, {value}, 0)",
         )
         with self._lock:
             self._states[(table.database, table.name)].rows = 1  # COUNT(*) of a sequence
@@ -432,10 +435,11 @@ class ParallelDumpEngine(BackupEngine):
         kind: str,
         database: str,
         name: str | None,
-        text: str,
+        *statements: str,
     ) -> None:
+        """A definitions object: the prelude and ``statements`` in one DELIMITER block."""
         obj = writer.open(key, kind, database, name)
-        obj.write(PRELUDE + text.encode("utf-8", "surrogateescape"))
+        obj.write(PRELUDE + block(list(statements)).encode("utf-8", "surrogateescape"))
         writer.close(obj)
 
     def _write_definitions(self, catalogue: Catalogue, writer: ObjectWriter) -> None:
@@ -447,7 +451,7 @@ class ParallelDumpEngine(BackupEngine):
                 db,
                 None,
                 f"CREATE DATABASE /*!32312 IF NOT EXISTS*/ {ident(db)} "
-                f"/*!40100 DEFAULT CHARACTER SET {charset} COLLATE {collation} */;\n",
+                f"/*!40100 DEFAULT CHARACTER SET {charset} COLLATE {collation} */",
             )
         for table in catalogue.tables:
             if table.kind == "table":
@@ -457,26 +461,17 @@ class ParallelDumpEngine(BackupEngine):
                     "schema",
                     table.database,
                     table.name,
-                    f"DROP TABLE IF EXISTS {ident(table.name)};\n{table.create};\n",
+                    f"DROP TABLE IF EXISTS {ident(table.name)}",
+                    table.create,
                 )
         by_table: dict[tuple[str, str | None], list[Definition]] = {}
         for trigger in catalogue.triggers:
             by_table.setdefault((trigger.database, trigger.table), []).append(trigger)
         for (db, table_name), triggers in by_table.items():
             assert table_name is not None
-            text = "".join(
-                f"DROP TRIGGER IF EXISTS {ident(t.name)};\n"
-                + compound(t.statement, sql_mode=t.sql_mode, collation=t.collation)
-                for t in triggers
-            )
-            self._put(
-                writer,
-                table_path(db, table_name, "triggers.sql.zst"),
-                "triggers",
-                db,
-                table_name,
-                text,
-            )
+            statements = [s for t in triggers for s in _definition_statements(t)]
+            key = table_path(db, table_name, "triggers.sql.zst")
+            self._put(writer, key, "triggers", db, table_name, *statements)
         self._per_database(catalogue.routines, "_routines.sql.zst", "routines", writer)
         self._per_database(catalogue.events, "_events.sql.zst", "events", writer)
         for view in catalogue.views:
@@ -487,18 +482,16 @@ class ParallelDumpEngine(BackupEngine):
                 "viewstubs",
                 view.database,
                 view.name,
-                f"DROP VIEW IF EXISTS {ident(view.name)};\n"
-                f"CREATE VIEW {ident(view.name)} AS SELECT {stub};\n",
+                f"DROP VIEW IF EXISTS {ident(view.name)}",
+                f"CREATE VIEW {ident(view.name)} AS SELECT {stub}",
             )
-            statement = strip_qualifier(view.statement, view.database)
             self._put(
                 writer,
                 view_path(view.database, view.name, "view.sql.zst"),
                 "views",
                 view.database,
                 view.name,
-                f"DROP VIEW IF EXISTS {ident(view.name)};\n"
-                + compound(statement, sql_mode=view.sql_mode, collation=view.collation),
+                *_definition_statements(view),
             )
 
     def _per_database(
@@ -508,14 +501,8 @@ class ParallelDumpEngine(BackupEngine):
         for definition in definitions:
             by_db.setdefault(definition.database, []).append(definition)
         for db, items in by_db.items():
-            self._put(
-                writer,
-                database_path(db, leaf),
-                kind,
-                db,
-                None,
-                "".join(_definition_sql(d) for d in items),
-            )
+            statements = [s for d in items for s in _definition_statements(d)]
+            self._put(writer, database_path(db, leaf), kind, db, None, *statements)
 
     # -- the manifest's per-table records ---------------------------------------------------
 
@@ -551,18 +538,15 @@ class ParallelDumpEngine(BackupEngine):
         return records
 
 
-def _definition_sql(d: Definition) -> str:
-    """DROP ... IF EXISTS and the CREATE of a routine or event, in its creation session."""
-    drop = f"DROP {d.kind.upper()} IF EXISTS {ident(d.name)};\n"
-    body = compound(d.statement, sql_mode=d.sql_mode, collation=d.collation)
-    if d.kind == "event" and d.time_zone:
-        return (
-            drop
-            + f"/*!50106 SET time_zone = {string_literal(d.time_zone)} */;\n"
-            + body
-            + "/*!40103 SET TIME_ZONE='+00:00' */;\n"
-        )
-    return drop + body
+def _definition_statements(d: Definition) -> list[str]:
+    """DROP ... IF EXISTS, the creation session and the CREATE of a definition."""
+    what = "VIEW" if d.kind == "view" else d.kind.upper()
+    statement = strip_qualifier(d.statement, d.database) if d.kind == "view" else d.statement
+    return [
+        f"DROP {what} IF EXISTS {ident(d.name)}",
+        *creation_session(d.sql_mode, d.collation, d.time_zone),
+        statement,
+    ]
 
 
 def _statements(texts: list[bytes], cap: int) -> Iterator[list[bytes]]:

@@ -3,8 +3,9 @@
 The SELECT built here makes the server write each row's literal text in C (``QUOTE``,
 ``HEX``, ``BIN``), so Python only joins bytes. Rules per column type:
 
-* integers, DECIMAL, YEAR, DOUBLE: the server's own text (exact); FLOAT via DOUBLE, whose
-  shortest text gives back the very same float (the 6-digit text of a FLOAT would not);
+* integers, DECIMAL, DOUBLE: the server's own text (exact); YEAR as its number; FLOAT via
+  DOUBLE, whose shortest text gives back the very same float (the 6-digit text of a FLOAT
+  would not);
 * BIT: ``b'1011'``; binary strings, BLOBs and spatial values: ``X'...'`` (hex);
 * everything else (text, ENUM/SET, dates and times, JSON, INET6, UUID): ``QUOTE()`` in
   utf8mb4 (other charsets converted, losslessly); NULL is ``NULL``.
@@ -30,7 +31,7 @@ STATEMENT_BYTES = 1 << 20
 """An INSERT statement holds rows up to about this many bytes (mariadb-dump's default)."""
 
 NUMBER_TYPES = frozenset(
-    {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "double", "year"}
+    {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "double", "float", "year"}
 )
 BINARY_TYPES = frozenset(
     {
@@ -53,11 +54,9 @@ BINARY_TYPES = frozenset(
 
 
 def kind_of(column: Column) -> str:
-    """``number``, ``float``, ``bit``, ``binary`` or ``text``."""
+    """``number``, ``bit``, ``binary`` or ``text``."""
     if column.data_type in NUMBER_TYPES:
         return "number"
-    if column.data_type == "float":
-        return "float"
     if column.data_type == "bit":
         return "bit"
     if column.data_type in BINARY_TYPES:
@@ -65,14 +64,23 @@ def kind_of(column: Column) -> str:
     return "text"
 
 
+def _number(column: Column) -> str:
+    """A numeric column as the number whose text reloads exactly: FLOAT widened to DOUBLE,
+    YEAR as its number (0 for 0000: a numeric 0 reloads as 0000, the string '0' would not)."""
+    c = ident(column.name)
+    if column.data_type == "float":
+        return f"CAST({c} AS DOUBLE)"
+    if column.data_type == "year":
+        return f"({c}+0)"
+    return c
+
+
 def value_sql(column: Column) -> str:
     """The server-side expression giving ``column``'s value as SQL literal text (bytes)."""
     c = ident(column.name)
     kind = kind_of(column)
     if kind == "number":
-        return f"IFNULL({c},'NULL')"
-    if kind == "float":
-        return f"IFNULL(CAST({c} AS DOUBLE),'NULL')"
+        return f"IFNULL({_number(column)},'NULL')"
     if kind == "bit":
         return f"IF({c} IS NULL,'NULL',CONCAT('b''',BIN({c}+0),''''))"
     if kind == "binary":
@@ -81,23 +89,30 @@ def value_sql(column: Column) -> str:
     if column.charset not in (None, "utf8mb4"):
         quoted = f"CONVERT({quoted} USING utf8mb4)"
     # As binary: CONCAT never mixes collations (utf8mb4_bin JSON next to _unicode_ci text).
-    return f"CAST({quoted} AS BINARY)"
+    # NULL is tested first: QUOTE(NULL) is ASCII 'NULL' even for a ucs2 column, which
+    # CONVERT would then read as two UCS-2 characters.
+    return f"IF({c} IS NULL,'NULL',CAST({quoted} AS BINARY))"
 
 
 def raw_sql(column: Column) -> str:
-    """The raw value fetched for client-side rendering (FLOAT widened like the server path)."""
-    c = ident(column.name)
-    return f"CAST({c} AS DOUBLE)" if kind_of(column) == "float" else c
+    """The raw value fetched for client-side rendering, shaped like the server path's (a
+    bare BIT inside IF() would turn into a number, so it comes as binary digits)."""
+    kind = kind_of(column)
+    if kind == "number":
+        return _number(column)
+    if kind == "bit":
+        return f"BIN({ident(column.name)}+0)"
+    return ident(column.name)
 
 
 def render_value(kind: str, raw: bytes | None) -> bytes:
     """``raw`` (as the text protocol sends it) rendered exactly as :func:`value_sql` would."""
     if raw is None:
         return b"NULL"
-    if kind in ("number", "float"):
+    if kind == "number":
         return raw
     if kind == "bit":
-        return b"b'" + format(int.from_bytes(raw, "big"), "b").encode() + b"'"
+        return b"b'" + raw + b"'"  # raw_sql sends the binary digits
     if kind == "binary":
         return b"X'" + raw.hex().upper().encode() + b"'"
     escaped = (

@@ -1,13 +1,15 @@
 """SQL text that the stock ``mariadb`` client loads exactly, whatever the names and bodies hold.
 
 Everything a backup object contains is built here: identifiers, the session prelude every
-object starts with, ``DELIMITER`` blocks for compound statements, and the removal of a view's
+object starts with, ``DELIMITER`` blocks for definitions, and the removal of a view's
 own-database qualifiers. Contracts:
 
 * :func:`ident` quotes any identifier (backticks doubled; newlines, ``--``, quotes and
   non-ASCII are kept verbatim inside the backticks, where the client never looks).
-* :func:`delimiter_for` picks a delimiter that occurs nowhere in the statement, so no body
-  text can end a statement early (mariadb-dump always uses ``;;``).
+* :func:`block` joins statements with a delimiter that occurs nowhere in them, so no body
+  text can end a statement early (mariadb-dump always uses ``;;``), and datatier's loader
+  (:func:`parse_block`) executes each exactly as the server gave it: the stock client
+  rewrites some bodies (it joins a body line starting with ``delimiter`` to the next one).
 * :func:`strip_qualifier` removes `` `db`. `` only where it is an identifier qualifier, never
   inside a string literal or another identifier.
 """
@@ -61,22 +63,45 @@ def delimiter_for(statement: str) -> str:
             return candidate
 
 
-def compound(statement: str, *, sql_mode: str, collation: str) -> str:
-    """``statement`` (a CREATE TRIGGER/PROCEDURE/FUNCTION/EVENT/VIEW) wrapped with the
-    session settings it was created under, in its own DELIMITER block. The text is sent in
-    utf8mb4 (how the server gave it to us); ``collation`` sets the collation of its literals."""
-    delimiter = delimiter_for(statement)
-    return (
-        f"/*!50003 SET collation_connection = {string_literal(collation)} */;\n"
-        f"/*!50003 SET character_set_client = utf8mb4 */;\n"
-        f"/*!50003 SET character_set_results = utf8mb4 */;\n"
-        f"/*!50003 SET sql_mode = {string_literal(sql_mode)} */;\n"
-        f"DELIMITER {delimiter}\n"
-        f"{statement}{delimiter}\n"
-        "DELIMITER ;\n"
-        "/*!40101 SET NAMES utf8mb4 */;\n"
-        "/*!40101 SET SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
-    )
+def creation_session(sql_mode: str, collation: str, time_zone: str | None = None) -> list[str]:
+    """The statements that recreate the session a routine, trigger, event or view was
+    created in. Its text is sent in utf8mb4 (how the server gave it to us); ``collation``
+    sets the character set and collation of its literals."""
+    statements = [
+        f"/*!50003 SET collation_connection = {string_literal(collation)} */",
+        "/*!50003 SET character_set_client = utf8mb4 */",
+        "/*!50003 SET character_set_results = utf8mb4 */",
+        f"/*!50003 SET sql_mode = {string_literal(sql_mode)} */",
+    ]
+    if time_zone is not None:
+        statements.append(f"/*!50106 SET time_zone = {string_literal(time_zone)} */")
+    return statements
+
+
+def block(statements: list[str]) -> str:
+    """``statements`` as one ``DELIMITER`` block whose delimiter occurs in none of them, so
+    the stock client and :func:`parse_block` split it exactly where it was joined."""
+    delimiter = delimiter_for("\n".join(statements))
+    body = "".join(f"{statement}{delimiter}\n" for statement in statements)
+    return f"DELIMITER {delimiter}\n{body}DELIMITER ;\n"
+
+
+def parse_block(text: bytes) -> list[bytes] | None:
+    """The statements of an object written as PRELUDE + :func:`block`; None for any other
+    layout (objects of older backups), which the stock client then loads."""
+    if not text.startswith(PRELUDE + b"DELIMITER ") or not text.endswith(b"DELIMITER ;\n"):
+        return None
+    head_end = text.index(b"\n", len(PRELUDE))
+    delimiter = text[len(PRELUDE) + len(b"DELIMITER ") : head_end] + b"\n"
+    body = text[head_end + 1 : -len(b"DELIMITER ;\n")]
+    if not body.endswith(delimiter):
+        return [] if not body else None
+    return body[: -len(delimiter)].split(delimiter)
+
+
+def prelude_statements() -> list[bytes]:
+    """The PRELUDE as single statements (it holds no names, so lines are statements)."""
+    return [line[:-1] for line in PRELUDE.splitlines() if line.endswith(b";")]
 
 
 def strip_qualifier(statement: str, database: str) -> str:
