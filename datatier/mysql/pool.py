@@ -11,8 +11,9 @@ Contract of :class:`NodePool` (thread-safe; one per node, shared by every route 
   ping fails it is discarded and a new connection is opened in its place.
 - Returning (:meth:`PooledConnection.close`, or leaving its ``with`` block) resets the
   session (:func:`datatier.mysql.session.reset`: ``COM_RESET_CONNECTION`` plus datatier's
-  settings, autocommit restored) and keeps the connection idle, unless ``size`` are idle
-  already, the pool was drained since it was opened, or the reset failed: then it is closed.
+  settings, and the pool's autocommit mode whatever the user set) and keeps the connection
+  idle, unless ``size`` are idle already, the pool was drained since it was opened, or the
+  reset failed: then it is closed.
 - :meth:`NodePool.drain` closes every idle connection at once and marks the ones in use to
   be closed when they come back; later checkouts open fresh connections (a node that comes
   back is used again on demand). :meth:`NodePool.close` drains and refuses checkouts.
@@ -182,13 +183,15 @@ class NodePool:
         opener: Opener,
         settings: PoolSettings,
         *,
-        cleaner: Cleaner = session.reset,
+        cleaner: Cleaner | None = None,
         pinger: Pinger = _ping,
+        autocommit: bool = True,
     ) -> None:
         self.node = node
+        self.autocommit = autocommit
         self.settings = settings
         self._opener = opener
-        self._cleaner = cleaner
+        self._cleaner = cleaner or self._reset
         self._pinger = pinger
         self._cond = threading.Condition(threading.RLock())
         self._idle: list[_Slot] = []
@@ -207,6 +210,10 @@ class NodePool:
     @property
     def limit(self) -> int:
         return self.settings.size + self.settings.max_overflow
+
+    def _reset(self, conn: Connection, supported: bool) -> bool:
+        conn.autocommit_mode = self.autocommit  # the reset restores the pool's mode
+        return session.reset(conn, supported)
 
     # -- checkout --------------------------------------------------------------------------
     def checkout(self, timeout: float | None = None) -> PooledConnection:

@@ -76,10 +76,6 @@ class SnapshotSource(Protocol):
     def register_threshold(self, max_lag: float) -> None: ...
 
 
-class Stoppable(Protocol):
-    def stop(self, timeout: float = ...) -> None: ...
-
-
 Connector = Callable[[Endpoint, str | None], Connection]
 
 
@@ -115,8 +111,9 @@ class Router:
     (``health.replica_max_lag``) and ``[router]``: pool bounds and ages, ``policy``,
     ``fallback_to_primary`` and ``database`` (selected on every connection), each of which
     the keyword arguments override. ``connector`` replaces how a connection is opened and
-    ``pool_options`` are passed to every :class:`NodePool` (tests). ``owns`` is stopped by
-    :meth:`close` (what :func:`datatier.routing.open` passes: the monitor it started).
+    ``pool_options`` are passed to every :class:`NodePool` (tests). :meth:`close` calls
+    every function given with :meth:`add_closer` (what :func:`datatier.routing.open` uses
+    to stop the monitor it started).
     """
 
     def __init__(
@@ -130,7 +127,6 @@ class Router:
         pool: PoolSettings | None = None,
         connector: Connector | None = None,
         pool_options: dict[str, object] | None = None,
-        owns: Stoppable | None = None,
     ) -> None:
         settings = config.router
         policy = policy or settings.policy  # type: ignore[assignment]
@@ -155,7 +151,7 @@ class Router:
         self._connector = connector or _connect
         self._pool_options = pool_options or {}
         self._pools: dict[str, NodePool] = {}
-        self._owns = owns
+        self._closers: list[Callable[[], None]] = []
         self._turn = itertools.count()
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
@@ -456,9 +452,12 @@ class Router:
             pools = list(self._pools.values())
         for pool in pools:
             pool.close()
-        if self._owns is not None:
-            self._owns.stop()
-            self._owns = None
+        while self._closers:
+            self._closers.pop()()
+
+    def add_closer(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the router is closed (last added, first called)."""
+        self._closers.append(callback)
 
     def __enter__(self) -> Router:
         return self
