@@ -383,6 +383,8 @@ class Router:
         wait_timeout: float = 1.0,
     ) -> tuple[PooledConnection, Route]:
         """Like :meth:`connection`, also returning the :class:`Route` that was used."""
+        if self._closed:
+            raise ServiceUnavailable("router is closed")
         if after is not None and intent != "read":
             raise UsageError("router: after= (read-your-writes) applies to reads only")
         if not 0.0 <= wait_timeout <= MAX_WAIT:

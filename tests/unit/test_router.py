@@ -322,3 +322,75 @@ def test_read_your_writes_bad_arguments() -> None:
         r.connection("write", after="0-1-1")
     with pytest.raises(UsageError, match="wait_timeout"):
         r.connection("read", after="0-1-1", wait_timeout=-1)
+
+
+# -- pools: draining when a node leaves the fit set, metrics -----------------------------------
+def test_a_replica_leaving_the_fit_set_is_drained() -> None:
+    mon = FakeMonitor(snapshot(*HEALTHY))
+    r = Router(CONFIG, mon, connector=Recorder(), pool_options=NO_SESSION, policy="round_robin")
+    for _ in range(4):
+        got(r, "read", max_lag=1.0)
+    got(r, "write")
+    assert {p.node: p.idle for p in r.stats().pools} == {"primary": 1, "replica1": 1, "replica2": 1}
+    held = r.connection("read", max_lag=1.0)
+    stopped = replace(replica("replica2", 0.2), replica=ReplicaStatus("mariadb", "Yes", "No"))
+    mon.snapshot = replace(snapshot(primary(), replica("replica1", 0.4), stopped), round=2)
+    assert {got(r, "read", max_lag=1.0) for _ in range(3)} == {"replica1"}
+    pools = {p.node: p for p in r.stats().pools}
+    assert pools["replica2"].idle == 0 and pools["replica2"].drains_total == 1
+    assert pools["replica1"].idle == 1 and pools["primary"].idle == 1
+    held.close()  # whatever it was, it goes back (or closes) cleanly
+    assert r.pool("replica2").stats().idle == 0
+
+
+def test_a_replica_fit_at_a_looser_limit_in_use_is_kept() -> None:
+    mon = FakeMonitor(snapshot(*HEALTHY))
+    r = Router(CONFIG, mon, connector=Recorder(), pool_options=NO_SESSION)
+    got(r, "read", max_lag=30.0)  # 30 s is now a limit in use
+    slow = replace(snapshot(primary(), replica("replica1", 0.4), replica("replica2", 5.0)), round=2)
+    mon.snapshot = slow
+    assert got(r, "read", max_lag=1.0) == "replica1"
+    assert r.pool("replica2").stats().idle == 1  # still fits max_lag=30
+    assert got(r, "read", max_lag=30.0) == "replica1"
+
+
+def test_a_demoted_primary_is_drained_and_writes_follow_the_promotion() -> None:
+    mon = FakeMonitor(snapshot(*HEALTHY))
+    r = Router(CONFIG, mon, connector=Recorder(), pool_options=NO_SESSION)
+    assert got(r, "write") == "primary"
+    promoted = replace(replica("replica1", None), read_only=False)
+    mon.snapshot = replace(
+        snapshot(primary(read_only=True), promoted, replica("replica2", 0.1)), round=2
+    )
+    assert got(r, "write") == "replica1"
+    assert r.pool("primary").stats().open == 0
+
+
+def test_metrics_collector_and_close() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from datatier.replication.routermetrics import RouterCollector
+
+    snap = snapshot(primary(), replica("replica1", 3.0), replica("replica2", 9.0))
+    r = router(snap, fallback_to_primary=True)
+    registry = CollectorRegistry()
+    registry.register(RouterCollector(r))
+    got(r, "read", max_lag=1.0)
+    got(r, "write")
+    with pytest.raises(ServiceUnavailable):
+        router(snap).connection("read", max_lag=1.0)  # another router: not counted here
+    text = generate_latest(registry).decode()
+    assert 'datatier_router_routes_total{fallback="true",intent="read",node="primary"} 1.0' in text
+    assert (
+        'datatier_router_routes_total{fallback="false",intent="write",node="primary"} 1.0' in text
+    )
+    assert 'datatier_pool_connections{node="primary",state="idle"} 1.0' in text
+    assert 'datatier_pool_checkouts_total{node="primary"} 2.0' in text
+    assert 'datatier_pool_wait_seconds_count{node="primary"} 0.0' in text
+    assert 'datatier_router_unroutable_total{intent="read"} 0.0' in text
+    r.close()
+    assert 'datatier_pool_connections{node="primary",state="idle"} 0.0' in (
+        generate_latest(registry).decode()
+    )
+    with pytest.raises(ServiceUnavailable, match="router is closed"):
+        r.connection("write")
