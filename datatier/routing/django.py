@@ -21,11 +21,12 @@ Contract.
   after a failover). ``db_for_read``: the alias of a replica within ``max_lag``. Both read
   only the monitor's last snapshot: no database query per call. A chosen node without an
   alias is a ConfigError; no fitting node is ServiceUnavailable.
-- Read-your-writes, from the snapshots alone: after this thread (context) wrote (seen by a
-  wrapper on the routed aliases' connections; at commit inside ``atomic``), reads go to the
-  primary until a monitor round that started after the write shows the primary's GTID
-  position, and then to a fit replica whose measured position includes it (typically one
-  or two monitor intervals).
+- Read-your-writes, from the snapshots alone: inside an ``atomic`` block that wrote, reads
+  use the alias written to. After this thread (context) wrote (seen by a wrapper on the
+  routed aliases' connections; at commit inside ``atomic``), reads go to the primary until
+  a monitor round that started after the write shows the primary's GTID position, and then
+  to a fit replica whose measured position includes it (typically one or two monitor
+  intervals).
 - ``allow_relation``: True between routed aliases (one dataset). ``allow_migrate``: only on
   the configured primary's alias among routed aliases.
 """
@@ -41,7 +42,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
@@ -115,6 +116,9 @@ class Router:
         self._written: ContextVar[tuple[float, str | None] | None] = ContextVar(
             f"datatier_written_{id(self)}", default=None
         )
+        self._pending: ContextVar[str | None] = ContextVar(
+            f"datatier_pending_{id(self)}", default=None
+        )
         self.max_lag: float | None = None
         self.read_your_writes = bool(self._options.get("read_your_writes", True))
         connection_created.connect(self._wrap, weak=False, dispatch_uid=f"datatier-{id(self)}")
@@ -145,6 +149,8 @@ class Router:
         self._by_node = {node: alias for alias, node in self._aliases.items()}
         if "max_lag" in self._options:
             self.max_lag = router.check_max_lag(self._options["max_lag"])
+        for connection in connections.all(initialized_only=True):  # opened before us
+            self._install(connection)
         return router
 
     def _check_aliases(self, router: DatatierRouter) -> dict[str, str]:
@@ -179,8 +185,13 @@ class Router:
     # -- read-your-writes bookkeeping ------------------------------------------------------
     def _wrap(self, sender: Any, connection: BaseDatabaseWrapper, **kw: Any) -> None:
         """Watch a routed alias's statements for writes (connection_created signal)."""
+        self.router  # noqa: B018 (opens the router: the aliases must be known)
+        self._install(connection)
+
+    def _install(self, connection: BaseDatabaseWrapper) -> None:
         if connection.alias in self._aliases and self._mark not in connection.execute_wrappers:
-            connection.execute_wrappers.append(self._mark)
+            # First in the list: outermost, and never what another wrapper's exit pops.
+            connection.execute_wrappers.insert(0, self._mark)
 
     def _mark(
         self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
@@ -189,6 +200,7 @@ class Router:
         if self.read_your_writes and WRITES.match(sql):
             connection = context["connection"]
             if connection.in_atomic_block:
+                self._pending.set(connection.alias)  # reads see it there until the commit
                 transaction.on_commit(self._wrote, using=connection.alias)
             else:
                 self._wrote()
@@ -196,6 +208,7 @@ class Router:
 
     def _wrote(self) -> None:
         self._written.set((time.time(), None))
+        self._pending.set(None)
 
     def _reader(self, snap: Snapshot, max_lag: float | None) -> str | None:
         """The node a read must use to see this context's writes (None: no constraint)."""
@@ -220,6 +233,11 @@ class Router:
     # -- the Django router API -------------------------------------------------------------
     def db_for_read(self, model: Any, **hints: Any) -> str:
         router = self.router
+        pending = self._pending.get()
+        if pending is not None:
+            if connections[pending].in_atomic_block:
+                return pending  # this transaction wrote there and has not committed
+            self._pending.set(None)  # rolled back (a commit clears it in _wrote)
         snap = router.monitor.snapshot
         if snap is not None and self._written.get() is not None:
             node = self._reader(snap, self.max_lag)
