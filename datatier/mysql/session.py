@@ -19,6 +19,7 @@ Contract.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pymysql
@@ -54,9 +55,21 @@ def reset(conn: Connection, supported: bool = True) -> bool:
         _query(conn, restore)
         return False
     wire: Any = conn  # pymysql's internal command methods (module doc)
-    # Both commands go out before either answer is read: one round trip, not two.
-    wire._execute_command(COM_RESET_CONNECTION, b"")
-    wire._execute_command(COM_QUERY, restore.encode())
+    # Both commands go out in one write before either answer is read: one round trip.
+    sql = restore.encode()
+    if not wire._sock:
+        raise pymysql.err.InterfaceError(0, "connection closed")
+    pending = wire._result
+    if pending is not None and (pending.unbuffered_active or pending.has_next):
+        wire._execute_command(COM_RESET_CONNECTION, b"")  # lets pymysql finish the result
+        wire._execute_command(COM_QUERY, sql)
+    else:
+        wire._result = None
+        wire._write_bytes(
+            struct.pack("<iB", 1, COM_RESET_CONNECTION)  # length 1, sequence 0, command
+            + struct.pack("<iB", len(sql) + 1, COM_QUERY)
+            + sql
+        )
     wire._next_seq_id = 1  # the reply to the first command
     accepted = True
     try:

@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -157,6 +158,8 @@ class Router:
         self._sync_lock = threading.Lock()
         self._synced_round = -1
         self._thresholds: set[float] = set()
+        # max_lag -> (snapshot, valid until (monotonic), fit, refused); replaced whole
+        self._verdicts: dict[float, tuple[Snapshot, float, list[Route], list[str]]] = {}
         self._routes_total: dict[tuple[str, str, bool], int] = {}
         self._unroutable: dict[str, int] = {}
         self._ryw: dict[str, int] = {}
@@ -204,9 +207,28 @@ class Router:
         """(fit replicas in preference order, refusals as ``"name: reason"``) for ``max_lag``.
 
         The order is by lag then name for ``least_lag``; for ``round_robin`` that list is
-        rotated by one more position on every call.
+        rotated by one more position on every call. The evaluation of a snapshot is kept
+        until a measurement in it turns stale (the only way its verdicts change with time).
         """
         snap = snap or self._snapshot()
+        cached = self._verdicts.get(max_lag)
+        if cached is not None and cached[0] is snap and time.monotonic() < cached[1]:
+            fit, refused = cached[2], cached[3]
+        else:
+            fit, refused = self._evaluate(snap, max_lag)
+            if max_lag in self._verdicts or len(self._verdicts) < MAX_THRESHOLDS:
+                expires = (
+                    min([snap.finished, *(n.checked for n in snap.nodes.values())])
+                    + snap.stale_after
+                )
+                self._verdicts[max_lag] = (snap, expires, fit, refused)
+        if self.policy == "round_robin" and fit:
+            with self._lock:
+                turn = next(self._turn) % len(fit)
+            return fit[turn:] + fit[:turn], refused
+        return list(fit), refused
+
+    def _evaluate(self, snap: Snapshot, max_lag: float) -> tuple[list[Route], list[str]]:
         fit: list[Route] = []
         refused: list[str] = []
         for name, node in sorted(snap.nodes.items()):
@@ -217,12 +239,10 @@ class Router:
                 fit.append(Route(name, "read", reason, lag=node.lag))
             else:
                 refused.append(f"{name}: {reason}")
-        fit.sort(key=lambda r: (r.lag if r.lag is not None else float("inf"), r.node))
-        if self.policy == "round_robin" and fit:
+        if self.policy == "round_robin":
             fit.sort(key=lambda r: r.node)
-            with self._lock:
-                turn = next(self._turn) % len(fit)
-            fit = fit[turn:] + fit[:turn]
+        else:
+            fit.sort(key=lambda r: (r.lag if r.lag is not None else float("inf"), r.node))
         return fit, refused
 
     def check_max_lag(self, max_lag: float | None) -> float:
