@@ -4,15 +4,17 @@ Run: ``.venv/bin/python benchmarks/router.py [--seconds 2] [--rounds 3] [--query
 
 It brings up (or reuses) a sandbox of MariaDB primary + 2 GTID replicas in ``.sandbox-router``
 (ports 23160+, below the ephemeral range; memcached, S3 and Mongo are skipped), starts a
-heartbeat writer and ``datatier.routing.open`` (monitor + router), and times, on one thread,
+heartbeat writer, a monitor and a router on a topology of the primary and replica1 only (so
+that every variant uses the same server: with two replicas the router would move between
+them as their lags change), and times, on one thread,
 one "request" after another, each getting a connection and giving it back (``--query``: and
 running ``SELECT 1`` on it):
 
 - ``connect``: a bare ``pymysql.connect`` + ``close`` per request (what applications do
   without a pool, and what the router did before it pooled);
 - ``queuepool``: a plain SQLAlchemy ``QueuePool`` (defaults: 5 + 10 overflow, rollback on
-  return) on the node the router reads from;
-- ``router``: ``Router.connection("read")`` from the pool of that node (routing decision from
+  return) on replica1;
+- ``router``: ``Router.connection("read")``, served by replica1's pool (routing decision from
   the monitor's snapshot, checkout, ``COM_RESET_CONNECTION`` on return).
 
 The variants alternate for ``--rounds`` rounds of ``--seconds`` each (``connect`` gets
@@ -29,6 +31,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,10 +40,11 @@ sys.path.insert(0, str(ROOT))
 import pymysql  # noqa: E402
 from sqlalchemy.pool import QueuePool  # noqa: E402
 
-from datatier import routing  # noqa: E402
 from datatier.config import load  # noqa: E402
 from datatier.mysql.connection import connect, endpoint  # noqa: E402
 from datatier.replication.heartbeat import HeartbeatWriter  # noqa: E402
+from datatier.replication.monitor import Monitor  # noqa: E402
+from datatier.replication.router import Router  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402
 
 Request = Callable[[], None]
@@ -88,8 +92,16 @@ def main() -> None:
     config = load(str(config_path), environ={}).config
     writer = HeartbeatWriter(endpoint(config.mysql, "primary"), interval=0.1)
     writer.start()
+    one = replace(
+        config,
+        mysql=replace(
+            config.mysql, nodes={n: config.mysql.nodes[n] for n in ("primary", "replica1")}
+        ),
+    )
+    monitor = Monitor(one.mysql, one.health).start()
     try:
-        with routing.open(config_path) as router:
+        with Router(one, monitor) as router:
+            router.add_closer(monitor.stop)
             deadline = time.monotonic() + 15
             while True:
                 try:

@@ -10,10 +10,10 @@ Contract of :class:`NodePool` (thread-safe; one per node, shared by every route 
   idle for at least ``pre_ping_after`` seconds is pinged before it is handed out; if the
   ping fails it is discarded and a new connection is opened in its place.
 - Returning (:meth:`PooledConnection.close`, or leaving its ``with`` block) resets the
-  session (:func:`datatier.mysql.session.reset`: ``COM_RESET_CONNECTION`` plus datatier's
-  settings, and the pool's autocommit mode whatever the user set) and keeps the connection
-  idle, unless ``size`` are idle already, the pool was drained since it was opened, or the
-  reset failed: then it is closed.
+  session (:class:`datatier.mysql.session.SessionKeeper`: ``COM_RESET_CONNECTION``, what
+  datatier's connections promise restored, the pool's autocommit mode whatever the user
+  set) and keeps the connection idle, unless ``size`` are idle already, the pool was
+  drained since it was opened, or the reset failed: then it is closed.
 - :meth:`NodePool.drain` closes every idle connection at once and marks the ones in use to
   be closed when they come back; later checkouts open fresh connections (a node that comes
   back is used again on demand). :meth:`NodePool.close` drains and refuses checkouts.
@@ -34,12 +34,10 @@ from typing import Any
 import pymysql
 
 from datatier.errors import ServiceUnavailable
-from datatier.mysql import session
 from datatier.mysql.connection import Connection
+from datatier.mysql.session import SessionKeeper, SessionState
 
 Opener = Callable[[], Connection]
-Cleaner = Callable[[Connection, bool], bool]
-Pinger = Callable[[Connection], None]
 
 
 @dataclass(frozen=True)
@@ -76,19 +74,16 @@ class PoolExhausted(ServiceUnavailable):
     """Every connection of the pool is in use and none came back in time."""
 
 
-def _ping(conn: Connection) -> None:
-    conn.ping(reconnect=False)
-
-
 class _Slot:
     """One open connection and its bookkeeping."""
 
-    __slots__ = ("conn", "created", "generation", "last_used")
+    __slots__ = ("conn", "created", "generation", "last_used", "state")
 
-    def __init__(self, conn: Connection, generation: int) -> None:
+    def __init__(self, conn: Connection, generation: int, state: SessionState) -> None:
         self.conn = conn
         self.created = self.last_used = time.monotonic()
         self.generation = generation
+        self.state = state
 
 
 class PooledConnection:
@@ -174,8 +169,8 @@ class PooledConnection:
 
 class NodePool:
     """The pool of one node (see module doc). ``opener`` opens a new connection (raising
-    ServiceUnavailable); ``cleaner`` and ``pinger`` replace the session reset and the ping
-    (tests)."""
+    ServiceUnavailable); ``keeper`` learns, resets and pings sessions (default: a
+    :class:`~datatier.mysql.session.SessionKeeper` restoring autocommit)."""
 
     def __init__(
         self,
@@ -183,22 +178,17 @@ class NodePool:
         opener: Opener,
         settings: PoolSettings,
         *,
-        cleaner: Cleaner | None = None,
-        pinger: Pinger = _ping,
-        autocommit: bool = True,
+        keeper: SessionKeeper | None = None,
     ) -> None:
         self.node = node
-        self.autocommit = autocommit
         self.settings = settings
+        self.keeper = keeper or SessionKeeper()
         self._opener = opener
-        self._cleaner = cleaner or self._reset
-        self._pinger = pinger
         self._cond = threading.Condition(threading.RLock())
         self._idle: list[_Slot] = []
         self._open = 0
         self._generation = 0
         self._closed = False
-        self._reset_supported = True
         self._opened_total = 0
         self._closed_total: dict[str, int] = {}
         self._checkouts = 0
@@ -210,10 +200,6 @@ class NodePool:
     @property
     def limit(self) -> int:
         return self.settings.size + self.settings.max_overflow
-
-    def _reset(self, conn: Connection, supported: bool) -> bool:
-        conn.autocommit_mode = self.autocommit  # the reset restores the pool's mode
-        return session.reset(conn, supported)
 
     # -- checkout --------------------------------------------------------------------------
     def checkout(self, timeout: float | None = None) -> PooledConnection:
@@ -229,7 +215,7 @@ class NodePool:
                 slot = None
             elif now - slot.last_used >= self.settings.pre_ping_after:
                 try:
-                    self._pinger(slot.conn)
+                    self.keeper.ping(slot.conn)
                 except Exception:
                     self._close(slot, "ping_failed", free=False)
                     slot = None
@@ -274,13 +260,23 @@ class NodePool:
         try:
             conn = self._opener()
         except BaseException:
-            with self._cond:
-                self._open -= 1
-                self._cond.notify()
+            self._free()
             raise
+        try:
+            state = self.keeper.opened(conn)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                conn.close()
+            self._free()
+            raise ServiceUnavailable(f"cannot prepare a connection to {self.node}: {exc}") from None
         with self._cond:
             self._opened_total += 1
-            return _Slot(conn, self._generation)
+            return _Slot(conn, self._generation, state)
+
+    def _free(self) -> None:
+        with self._cond:
+            self._open -= 1
+            self._cond.notify()
 
     # -- return ----------------------------------------------------------------------------
     def release(self, slot: _Slot) -> None:
@@ -293,7 +289,7 @@ class NodePool:
             self._close(slot, "drained" if stale else "overflow" if full else "recycled")
             return
         try:
-            self._reset_supported = self._cleaner(slot.conn, self._reset_supported)
+            self.keeper.reset(slot.conn, slot.state)
         except Exception:
             self._close(slot, "reset_failed")
             return

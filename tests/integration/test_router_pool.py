@@ -19,7 +19,9 @@ import pytest
 
 from datatier import routing
 from datatier.errors import ServiceUnavailable, UsageError
-from datatier.mysql.pool import PooledConnection, PoolExhausted, PoolSettings
+from datatier.mysql.connection import connect, endpoint
+from datatier.mysql.pool import NodePool, PooledConnection, PoolExhausted, PoolSettings
+from datatier.mysql.session import SessionKeeper
 from datatier.replication.monitor import Monitor
 from datatier.replication.router import Router
 from datatier.replication.snapshot import Snapshot
@@ -72,12 +74,8 @@ def test_checkouts_reuse_connections_and_return_them_clean(router: Router) -> No
         used = one(conn, "SELECT CONNECTION_ID()")[0]
     with router.connection("write") as conn:
         assert one(conn, "SELECT CONNECTION_ID()")[0] == used  # the same, reset
-        assert one(conn, "SELECT @mark, @@time_zone, @@autocommit, @@sql_log_bin") == (
-            None,
-            "+00:00",
-            1,
-            1,
-        )
+        utc = "TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW())"  # the session's offset
+        assert one(conn, f"SELECT @mark, {utc}, @@autocommit, @@sql_log_bin") == (None, 0, 1, 1)
         assert one(conn, "SELECT @@character_set_client, @@collation_connection") == (
             "utf8mb4",
             "utf8mb4_general_ci",
@@ -86,6 +84,32 @@ def test_checkouts_reuse_connections_and_return_them_clean(router: Router) -> No
         assert one(conn, "SELECT IS_FREE_LOCK('router_pool_test')") == (1,)
         with pytest.raises(Exception, match="scratch' doesn't exist"), conn.cursor() as cur:
             cur.execute(f"SELECT * FROM {DB}.scratch")
+
+
+def test_the_restore_statement_rides_with_the_reset(sandbox: SandboxHandle) -> None:
+    """A keeper whose mode differs from the server's global (autocommit off here, as a
+    server configured so would) pipelines its restore statement behind the reset."""
+    ep = endpoint(sandbox.config.mysql, "replica1")
+    keeper = SessionKeeper(autocommit=False)
+    pool = NodePool("replica1", lambda: connect(ep), PoolSettings(size=1), keeper=keeper)
+    try:
+        with pool.checkout() as conn:
+            assert one(conn, "SELECT @@time_zone") == ("+00:00",)  # as connect() opened it
+            used = one(conn, "SELECT CONNECTION_ID()")
+            conn.autocommit(True)
+            with conn.cursor() as cur:
+                cur.execute("SET time_zone = '+03:00', @mark = 1")
+        with pool.checkout() as conn:
+            assert one(conn, "SELECT CONNECTION_ID()") == used
+            assert one(conn, "SELECT @@autocommit, @mark, @@character_set_client") == (
+                0,
+                None,
+                "utf8mb4",
+            )
+            assert not conn.raw.get_autocommit()
+        assert SessionKeeper().opened(connect(ep)).restore is None  # the sandbox: UTC, autocommit
+    finally:
+        pool.close()
 
 
 def test_a_killed_idle_connection_is_replaced_after_the_pre_ping(

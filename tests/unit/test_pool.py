@@ -13,6 +13,7 @@ import pytest
 
 from datatier.errors import ServiceUnavailable
 from datatier.mysql.pool import NodePool, PoolExhausted, PoolSettings
+from datatier.mysql.session import SessionKeeper, SessionState
 
 
 class Fake:
@@ -30,6 +31,25 @@ class Fake:
         self.open = False
 
 
+class FakeKeeper(SessionKeeper):
+    """Counts resets; a ``broken`` connection fails the reset and the ping."""
+
+    def opened(self, conn: Any) -> SessionState:
+        if conn.broken:
+            raise pymysql.err.OperationalError(2013, "Lost connection")
+        return SessionState(None)
+
+    def reset(self, conn: Any, state: SessionState) -> None:
+        if conn.broken:
+            raise pymysql.err.OperationalError(2013, "Lost connection")
+        conn.resets += 1
+
+    @staticmethod
+    def ping(conn: Any) -> None:
+        if conn.broken:
+            raise pymysql.err.OperationalError(2006, "gone away")
+
+
 def make(refuse: bool = False, **settings: Any) -> tuple[NodePool, list[Fake]]:
     opened: list[Fake] = []
 
@@ -39,20 +59,9 @@ def make(refuse: bool = False, **settings: Any) -> tuple[NodePool, list[Fake]]:
         opened.append(Fake())
         return opened[-1]
 
-    def cleaner(conn: Any, supported: bool) -> bool:
-        if conn.broken:
-            raise pymysql.err.OperationalError(2013, "Lost connection")
-        conn.resets += 1
-        return True
-
-    def pinger(conn: Any) -> None:
-        if conn.broken:
-            raise pymysql.err.OperationalError(2006, "gone away")
-
     base = {"size": 2, "max_overflow": 1, "timeout": 0.2, "pre_ping_after": 60.0}
     base.update(settings)
-    pool = NodePool("n1", opener, PoolSettings(**base), cleaner=cleaner, pinger=pinger)
-    return pool, opened
+    return NodePool("n1", opener, PoolSettings(**base), keeper=FakeKeeper()), opened
 
 
 def test_checkouts_reuse_the_last_returned_connection() -> None:

@@ -16,6 +16,7 @@ import pytest
 from datatier.config import Config, HealthSettings, MySQLNode, MySQLSettings
 from datatier.errors import ServiceUnavailable, UsageError
 from datatier.mysql.connection import Endpoint
+from datatier.mysql.session import SessionKeeper, SessionState
 from datatier.replication.router import Router
 from datatier.replication.snapshot import NodeHealth, Snapshot, hold_lagging
 from datatier.replication.status import ReplicaStatus
@@ -96,8 +97,21 @@ class Recorder:
         return ep.name
 
 
-# The fakes are not MySQL connections: the pool neither resets nor pings them.
-NO_SESSION: dict[str, object] = {"cleaner": lambda conn, supported: True, "pinger": lambda c: None}
+class NoSession(SessionKeeper):
+    """The fakes are not MySQL connections: the pool neither resets nor pings them."""
+
+    def opened(self, conn: Any) -> SessionState:
+        return SessionState(None)
+
+    def reset(self, conn: Any, state: SessionState) -> None:
+        pass
+
+    @staticmethod
+    def ping(conn: Any) -> None:
+        pass
+
+
+NO_SESSION: dict[str, object] = {"keeper": NoSession()}
 
 
 def router(snap: Snapshot | None, rec: Recorder | None = None, **kw: Any) -> Router:
