@@ -41,29 +41,34 @@ Contract.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import Protocol
 
 from datatier.config import Config
 from datatier.errors import ServiceUnavailable, UsageError
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
 from datatier.mysql.pool import NodePool, PooledConnection, PoolExhausted, PoolSettings, PoolStats
 from datatier.replication.gtid import gtid_position, wait_for
+from datatier.replication.selection import (
+    INTENTS,
+    POLICIES,
+    Policy,
+    Route,
+    check_max_lag,
+    fit_nodes,
+    read_verdicts,
+    write_route,
+)
 from datatier.replication.snapshot import Snapshot
 from datatier.replication.status import MARIADB
 
-__all__ = ["Route", "Router", "gtid_position"]
+__all__ = ["INTENTS", "Policy", "Route", "Router", "gtid_position"]
 
-Intent = Literal["read", "write"]
-Policy = Literal["least_lag", "round_robin"]
-POLICIES = ("least_lag", "round_robin")
-INTENTS = ("read", "write")
 MAX_WAIT = 60.0
 MAX_THRESHOLDS = 32
 
@@ -82,17 +87,6 @@ Connector = Callable[[Endpoint, str | None], Connection]
 
 def _connect(ep: Endpoint, database: str | None) -> Connection:
     return connect(ep, database=database)
-
-
-@dataclass(frozen=True)
-class Route:
-    """One routing decision: the node to use and why (``lag`` in seconds, None on a write)."""
-
-    node: str
-    intent: str
-    reason: str
-    lag: float | None = None
-    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,27 +173,7 @@ class Router:
 
     def write_route(self, snap: Snapshot | None = None) -> Route:
         """The writable primary (see module doc); ServiceUnavailable if there is none."""
-        snap = snap or self._snapshot()
-        refused: list[str] = []
-        writable: list[str] = []
-        configured = [n for n, h in sorted(snap.nodes.items()) if h.role == "primary"]
-        for name in configured + sorted(set(snap.nodes) - set(configured)):
-            if name not in self._endpoints:
-                continue
-            ok, reason = snap.primary_check(name)
-            if ok:
-                writable.append(name)
-            elif name in configured:
-                refused.append(f"{name}: {reason}")
-        if writable and (writable[0] in configured or len(writable) == 1):
-            return Route(writable[0], "write", "writable primary")
-        if len(writable) > 1:
-            raise ServiceUnavailable(
-                f"router: no write target: several writable nodes ({', '.join(writable)}) "
-                "and none is the configured primary"
-            )
-        detail = "; ".join(refused) or "no primary configured"
-        raise ServiceUnavailable(f"router: no writable primary ({detail})")
+        return write_route(snap or self._snapshot(), self._endpoints)
 
     def read_candidates(
         self, max_lag: float, snap: Snapshot | None = None
@@ -215,7 +189,7 @@ class Router:
         if cached is not None and cached[0] is snap and time.monotonic() < cached[1]:
             fit, refused = cached[2], cached[3]
         else:
-            fit, refused = self._evaluate(snap, max_lag)
+            fit, refused = read_verdicts(snap, max_lag, self._endpoints, self.policy)
             if max_lag in self._verdicts or len(self._verdicts) < MAX_THRESHOLDS:
                 expires = (
                     min([snap.finished, *(n.checked for n in snap.nodes.values())])
@@ -228,35 +202,12 @@ class Router:
             return fit[turn:] + fit[:turn], refused
         return list(fit), refused
 
-    def _evaluate(self, snap: Snapshot, max_lag: float) -> tuple[list[Route], list[str]]:
-        fit: list[Route] = []
-        refused: list[str] = []
-        for name, node in sorted(snap.nodes.items()):
-            if node.role != "replica" or name not in self._endpoints:
-                continue
-            ok, reason = snap.replica_check(name, max_lag)
-            if ok:
-                fit.append(Route(name, "read", reason, lag=node.lag))
-            else:
-                refused.append(f"{name}: {reason}")
-        if self.policy == "round_robin":
-            fit.sort(key=lambda r: r.node)
-        else:
-            fit.sort(key=lambda r: (r.lag if r.lag is not None else float("inf"), r.node))
-        return fit, refused
-
     def check_max_lag(self, max_lag: float | None) -> float:
         """``max_lag`` (default ``health.replica_max_lag``) as seconds; UsageError unless it
         is a finite number > 0."""
-        value = self.default_max_lag if max_lag is None else max_lag
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = float("nan")
-        if not number > 0.0 or number == float("inf"):
-            source = "health.replica_max_lag" if max_lag is None else "max_lag"
-            raise UsageError(f"router: {source} must be a finite number > 0, got {value!r}")
-        return round(number, 6)
+        if max_lag is None:
+            return check_max_lag(self.default_max_lag, "health.replica_max_lag")
+        return check_max_lag(max_lag)
 
     def route(self, intent: str = "read", max_lag: float | None = None) -> Route:
         """The decision :meth:`connection` would act on first, without connecting."""
@@ -306,17 +257,9 @@ class Router:
     # -- the fit set and draining ----------------------------------------------------------
     def fit_nodes(self, snap: Snapshot) -> set[str]:
         """The write target plus every replica that fits a ``max_lag`` in use."""
-        fit: set[str] = set()
-        with contextlib.suppress(ServiceUnavailable):
-            fit.add(self.write_route(snap).node)
         with self._lock:
-            limits = [t for t in self._thresholds | {self.default_max_lag} if t > 0]
-        for name, node in snap.nodes.items():
-            if node.role != "replica" or name in fit:
-                continue
-            if any(snap.replica_check(name, limit)[0] for limit in limits):
-                fit.add(name)
-        return fit
+            limits = self._thresholds | {self.default_max_lag}
+        return fit_nodes(snap, self._endpoints, limits)
 
     def sync(self, snap: Snapshot) -> None:
         """Drain the pools of nodes outside the fit set of ``snap`` (module doc); called by
