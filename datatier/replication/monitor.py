@@ -11,6 +11,10 @@ snapshot; nothing here is called per request.
 Hysteresis: for every lag threshold in use (the configured default plus thresholds asked for
 by ``/replica?lag=``, at most :data:`MAX_THRESHOLDS`), a replica whose heartbeat lag exceeds
 the threshold is held out until its lag falls to ``readmit_ratio`` x threshold or below.
+
+Listeners (:meth:`Monitor.add_listener`) are called on the monitor thread with each new
+snapshot right after it is published (the router drains its pools there); one that raises
+is logged and does not stop the loop.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -54,6 +59,7 @@ class Monitor:
         self._inflight: dict[str, Future[NodeHealth]] = {}
         self._errors = dict.fromkeys(self._endpoints, 0)
         self._thresholds: set[float] = {health.replica_max_lag}
+        self._listeners: list[Callable[[Snapshot], None]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,6 +75,16 @@ class Monitor:
         with self._lock:
             if len(self._thresholds) < MAX_THRESHOLDS:
                 self._thresholds.add(max_lag)
+
+    def add_listener(self, callback: Callable[[Snapshot], None]) -> None:
+        """Call ``callback(snapshot)`` after every round (module doc)."""
+        with self._lock:
+            self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[Snapshot], None]) -> None:
+        with self._lock:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
 
     # -- one round -----------------------------------------------------------------------
     def _open(self, ep: Endpoint) -> Connection:
@@ -198,6 +214,13 @@ class Monitor:
             lagging=MappingProxyType(lagging),
         )
         self.snapshot = snap  # the atomic swap readers rely on
+        with self._lock:
+            listeners = list(self._listeners)
+        for callback in listeners:
+            try:
+                callback(snap)
+            except Exception as exc:
+                log.error("monitor.listener_failed", error=str(exc), exc_info=True)
         return snap
 
     # -- the loop ------------------------------------------------------------------------

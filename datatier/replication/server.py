@@ -10,7 +10,8 @@ and never open a MySQL connection. Paths (GET, HEAD, OPTIONS):
   ``health.replica_max_lag``), with hysteresis; ``node`` may be omitted on a listener bound
   to a node (``--listen HOST:PORT=NODE``) or when exactly one replica is configured;
 - ``/health``: 200 while the monitor thread runs and its snapshot is fresh;
-- ``/metrics``: Prometheus text exposition (always 200 while serving).
+- ``/metrics``: Prometheus text exposition (always 200 while serving), followed by the
+  series of the ``registry`` the server was given (a router's, when it runs in-process).
 
 Otherwise 503 (unhealthy), 400 (bad query parameter, with a message), 404 (unknown path),
 501 (other methods, from the stdlib). GET answers JSON (``/metrics``: text); HEAD and
@@ -26,6 +27,8 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CollectorRegistry, generate_latest
 
 from datatier.errors import UsageError
 from datatier.log import get_logger
@@ -86,6 +89,7 @@ class HealthServer(ThreadingHTTPServer):
         monitor: Monitor,
         default_lag: float,
         node: str | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         if node is not None and node not in monitor.mysql.nodes:
             known = ", ".join(sorted(monitor.mysql.nodes)) or "none"
@@ -93,6 +97,7 @@ class HealthServer(ThreadingHTTPServer):
         self.monitor = monitor
         self.default_lag = default_lag
         self.node = node
+        self.registry = registry  # more series for /metrics (e.g. a router's, same process)
         super().__init__(address, HealthHandler)
 
 
@@ -246,7 +251,10 @@ class HealthHandler(BaseHTTPRequestHandler):
         self._check_params(query, set())
         monitor = self.server.monitor
         text = render_metrics(monitor.snapshot, monitor.alive(), self.server.default_lag)
-        self._send(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8", body)
+        payload = text.encode()
+        if self.server.registry is not None:
+            payload += generate_latest(self.server.registry)
+        self._send(200, payload, "text/plain; version=0.0.4; charset=utf-8", body)
 
 
 ROUTES = {
@@ -258,7 +266,12 @@ ROUTES = {
 
 
 def serve(
-    address: tuple[str, int], monitor: Monitor, default_lag: float, node: str | None = None
+    address: tuple[str, int],
+    monitor: Monitor,
+    default_lag: float,
+    node: str | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> HealthServer:
-    """A bound (not yet serving) :class:`HealthServer`; call ``serve_forever()`` on it."""
-    return HealthServer(address, monitor, default_lag, node)
+    """A bound (not yet serving) :class:`HealthServer`; call ``serve_forever()`` on it.
+    ``registry``'s series are appended to ``/metrics`` (a router's, in the same process)."""
+    return HealthServer(address, monitor, default_lag, node, registry)
