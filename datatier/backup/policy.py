@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datatier.backup.engines import ENGINES
 from datatier.errors import ConfigError, UsageError
 from datatier.storage.base import StorageClass
 from datatier.typedtoml import Binder, option, read_toml
@@ -91,7 +92,7 @@ class RetentionSettings:
 class PolicyFile:
     """The TOML document of a policy."""
 
-    engine: str = option("mysql", choices=("mysql", "mongo"))
+    engine: str = option("mysql", choices=tuple(ENGINES))
     store: str | None = None
     schedule: str = "0 2 * * *"
     compression_level: int = option(3, min=1)

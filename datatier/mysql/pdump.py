@@ -36,10 +36,11 @@ from datatier.backup.engine import BackupEngine, DumpResult
 from datatier.backup.manifest import TableRecord
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
-from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable
+from datatier.config import LoadedConfig
+from datatier.errors import ConfigError, DatatierError, OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mysql.catalogue import Catalogue, Definition, Table, read_catalogue
-from datatier.mysql.connection import Endpoint, query_dicts
+from datatier.mysql.connection import Endpoint, endpoint, query_dicts
 from datatier.mysql.consistent import SnapshotGroup, SnapshotPoint
 from datatier.mysql.fastreader import RawConnection
 from datatier.mysql.rowtext import STATEMENT_BYTES, RowQuery, range_filters, read_texts
@@ -52,6 +53,7 @@ from datatier.mysql.sqltext import (
     qualified,
     strip_qualifier,
 )
+from datatier.storage.base import MiB
 
 log = get_logger(__name__)
 
@@ -102,6 +104,18 @@ class ParallelDumpEngine(BackupEngine):
     client-side rendering; None derives it from the server's ``max_allowed_packet``."""
 
     name = "mysql"
+
+    @classmethod
+    def for_policy(cls, loaded: LoadedConfig, policy: Policy) -> ParallelDumpEngine:
+        node = policy.spec.source.node
+        if node is None:
+            raise ConfigError(str(policy.path), "source.node", "missing required value")
+        return cls(
+            endpoint(loaded.config.mysql, node),
+            policy,
+            chunk_bytes=policy.spec.chunk_mb * MiB,
+            jobs=policy.spec.jobs,
+        )
 
     def __init__(
         self,
