@@ -242,8 +242,10 @@ def prune_cmd(
     """Delete the backups POLICY's retention does not keep, and old incomplete leftovers.
 
     Without --execute only prints the plan: what is kept and why, what would be deleted and
-    the bytes freed. The newest complete backup is always kept; if any manifest of the
-    policy is unreadable nothing is deleted (exit 4).
+    the bytes freed. Retention counts good backups only (every object listed as the
+    manifest says): the newest good backup is always kept. A damaged backup is reported and
+    left in place unless it is older than every kept backup. If any manifest of the policy
+    is unreadable nothing is deleted (exit 4).
     """
     loaded = app.loaded()
     chosen = load_policy(loaded, policy)
@@ -262,12 +264,15 @@ def prune_cmd(
         f"{chosen.name} at {plan.store_url}: keep {len(plan.keep)}, delete {len(plan.delete)} "
         f"({human_bytes(plan.bytes_freed)}), abort {len(plan.uploads)} incomplete upload(s)"
     )
+    if plan.damaged:
+        summary += f"; {len(plan.damaged)} damaged backup(s) left in place (see above)"
     if result is None:
         click.echo(f"dry run: {summary}; nothing deleted (add --execute)")
     else:
+        spared = f"; spared {len(result.spared)} that completed meanwhile" if result.spared else ""
         click.echo(
             f"pruned {summary}: deleted {result.objects} objects, "
-            f"aborted {result.uploads_aborted} upload(s)"
+            f"aborted {result.uploads_aborted} upload(s){spared}"
         )
 
 

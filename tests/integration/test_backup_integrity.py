@@ -1,0 +1,312 @@
+"""Backups that are wrong must never pass for good ones (issue 12, items 1, 3 and 8).
+
+On the real sandbox: a prune racing a running backup, a backup with an object deleted
+behind datatier's back, a manifest whose objects do not account for every row. Each test
+reproduces a data-loss path first seen on the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from datatier.backup import service
+from datatier.backup.catalog import BackupState
+from datatier.backup.lifecycle import PRUNE_CLAIM, prune_execute, prune_plan
+from datatier.backup.manifest import Manifest, manifest_key
+from datatier.backup.service import load_policy, open_policy_catalog, run_backup
+from datatier.backup.stores import store_for
+from datatier.cli import main
+from datatier.config import LoadedConfig, load
+from datatier.errors import IntegrityFailure
+from datatier.storage.base import ObjectStore
+from tests.integration.conftest import SandboxHandle
+
+DB = "integ_db"
+TABLES = ("a_first", "b_second", "c_third")
+
+
+def loaded_config(sandbox: SandboxHandle) -> LoadedConfig:
+    return load(str(sandbox.config_path), environ={})
+
+
+def default_store(sandbox: SandboxHandle) -> ObjectStore:
+    loaded = loaded_config(sandbox)
+    return store_for(loaded.config.backup.default_store, loaded.config)
+
+
+def manifests(store: ObjectStore, policy: str) -> list[str]:
+    return [o.key for o in store.list_objects(f"{policy}/") if o.key.endswith("manifest.json")]
+
+
+@pytest.fixture(scope="module")
+def integ_data(sandbox: SandboxHandle) -> Iterator[None]:
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+        cur.execute(f"CREATE DATABASE {DB}")
+        for name in TABLES:
+            cur.execute(f"CREATE TABLE {DB}.{name} (id INT PRIMARY KEY, v VARCHAR(100))")
+            cur.executemany(
+                f"INSERT INTO {DB}.{name} VALUES (%s, %s)",
+                [(i, f"value {i}" * 5) for i in range(3000)],
+            )
+    sandbox.wait_replicated()
+    yield
+
+
+def policy(sandbox: SandboxHandle, name: str, extra: str = "", node: str = "primary") -> str:
+    sandbox.write_policy(
+        name,
+        f'engine = "mysql"\nchunk_mb = 1\n[source]\nnode = "{node}"\ndatabases = ["{DB}"]\n'
+        + extra,
+    )
+    return name
+
+
+class TableLock:
+    """Holds LOCK TABLES ... WRITE on the primary so a dump blocks at that table."""
+
+    def __init__(self, sandbox: SandboxHandle, table: str) -> None:
+        self.conn = sandbox.connect("primary")
+        self.conn.cursor().execute(f"LOCK TABLES {DB}.{table} WRITE")
+
+    def release(self) -> None:
+        self.conn.cursor().execute("UNLOCK TABLES")
+        self.conn.close()
+
+
+def wait_for_object(store: ObjectStore, prefix: str, fragment: str, timeout: float = 30) -> str:
+    """The first key under ``prefix`` containing ``fragment`` (polls)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for info in store.list_objects(prefix):
+            if fragment in info.key:
+                return info.key
+        time.sleep(0.05)
+    raise AssertionError(f"no object with {fragment!r} under {prefix} within {timeout} s")
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else None
+
+
+# -- item 3: prune must not destroy a running backup ---------------------------------------
+
+
+def test_prune_while_a_backup_runs_cannot_leave_a_manifest_naming_deleted_objects(
+    use_sandbox_config: SandboxHandle, integ_data: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reproduction: `prune --grace-hours 0 --execute` during a backup deleted its objects
+    and the backup still exited 0 with a manifest for objects that no longer existed."""
+    sandbox = use_sandbox_config
+    name = policy(sandbox, "integ-race")
+    store = default_store(sandbox)
+    lock = TableLock(sandbox, "c_third")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "datatier",
+            "--config",
+            str(sandbox.config_path),
+            *("backup", "run", name),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_object(store, f"{name}/", "/a_first/data-")
+        code, plan = cli_json(
+            capsys, "backups", "prune", name, "--grace-hours", "0", "--execute", "--json"
+        )
+        assert code == 0
+        assert plan["delete"], "the running backup looked incomplete and old enough"
+    finally:
+        lock.release()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, (out, err)
+    assert "missing" in err and "Traceback" not in err
+    assert manifests(store, name) == [], "no manifest may name deleted objects"
+
+
+def test_prune_planned_before_a_backup_completed_spares_it_once_its_manifest_exists(
+    sandbox: SandboxHandle, integ_data: None
+) -> None:
+    """The prune plan is made while the backup is incomplete; by the time it executes, the
+    backup has its manifest. The claim-then-look protocol makes the prune back off."""
+    name = policy(sandbox, "integ-late-prune")
+    loaded = loaded_config(sandbox)
+    chosen = load_policy(loaded, name)
+    lock = TableLock(sandbox, "c_third")
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(run_backup(loaded, chosen)))
+    worker.start()
+    catalog = open_policy_catalog(loaded, chosen)
+    try:
+        wait_for_object(catalog.store, f"{name}/", "/a_first/data-")
+        plan = prune_plan(catalog, chosen, datetime.now(UTC), grace=timedelta(0))
+        assert [t.state for t in plan.delete] == [BackupState.INCOMPLETE]
+    finally:
+        lock.release()
+    worker.join(timeout=60)
+    manifest: Manifest = result[0]
+    outcome = prune_execute(catalog, plan)
+    assert outcome.backups == 0 and outcome.spared == [manifest.backup_id]
+    catalog.verify(manifest)  # every object is still there and intact
+    assert not catalog.store.exists(f"{name}/{manifest.backup_id}/{PRUNE_CLAIM}")
+
+
+def hooked_manifest_write(monkeypatch: pytest.MonkeyPatch, before: Any, after: Any) -> None:
+    """Run ``before(store, key)`` just before the backup service writes a manifest and
+    ``after(store, key)`` just after (the windows a concurrent prune could hit)."""
+
+    def factory(url: str, config: Any) -> ObjectStore:
+        store = store_for(url, config)
+        original = store.put_bytes
+
+        def put_bytes(key: str, data: bytes, **kw: Any) -> Any:
+            if key.endswith("/manifest.json"):
+                before(store, key)
+                info = original(key, data, **kw)
+                after(store, key)
+                return info
+            return original(key, data, **kw)
+
+        store.put_bytes = put_bytes  # type: ignore[method-assign]
+        return store
+
+    monkeypatch.setattr(service, "store_for", factory)
+
+
+def test_a_prune_that_ran_just_before_the_manifest_write_fails_the_backup(
+    sandbox: SandboxHandle, integ_data: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = policy(sandbox, "integ-prune-window")
+    loaded = loaded_config(sandbox)
+    chosen = load_policy(loaded, name)
+
+    def prune_now(store: ObjectStore, key: str) -> None:
+        catalog = open_policy_catalog(loaded, chosen)
+        prune_execute(catalog, prune_plan(catalog, chosen, datetime.now(UTC), grace=timedelta(0)))
+
+    hooked_manifest_write(monkeypatch, prune_now, lambda *_: None)
+    with pytest.raises(IntegrityFailure, match="missing"):
+        run_backup(loaded, chosen)
+    assert manifests(default_store(sandbox), name) == []
+
+
+def test_a_prune_claim_seen_after_the_manifest_write_fails_the_backup(
+    sandbox: SandboxHandle, integ_data: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prune that claimed the backup may be deleting it: the backup withdraws its
+    manifest and fails rather than exit 0 on objects that may be going away."""
+    name = policy(sandbox, "integ-prune-claim")
+    loaded = loaded_config(sandbox)
+
+    def claim(store: ObjectStore, key: str) -> None:
+        store.put_bytes(key.rpartition("/")[0] + "/" + PRUNE_CLAIM, b"{}")
+
+    hooked_manifest_write(monkeypatch, lambda *_: None, claim)
+    with pytest.raises(IntegrityFailure, match="prune"):
+        run_backup(loaded, load_policy(loaded, name))
+    assert manifests(default_store(sandbox), name) == []
+
+
+# -- item 3: damaged backups never count as kept generations ------------------------------
+
+
+def backups_of(sandbox: SandboxHandle, name: str, count: int) -> list[Manifest]:
+    loaded = loaded_config(sandbox)
+    made = []
+    for _ in range(count):
+        made.append(run_backup(loaded, load_policy(loaded, name)))
+        time.sleep(1.05)  # IDs and start times are per second
+    return made
+
+
+def test_a_damaged_newest_backup_is_not_kept_in_place_of_the_good_one(
+    use_sandbox_config: SandboxHandle, integ_data: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reproduction: with keep_last = 1, one object of the newest backup deleted behind our
+    back, prune kept the broken backup as "newest" and deleted the only good one."""
+    sandbox = use_sandbox_config
+    name = policy(sandbox, "integ-damaged", "[retention]\nkeep_last = 1\nmin_age_days = 0\n")
+    good, damaged = backups_of(sandbox, name, 2)
+    store = default_store(sandbox)
+    victim = next(o for o in damaged.objects if o.kind == "data")
+    store.delete([victim.key])
+
+    code, plan = cli_json(capsys, "backups", "prune", name, "--json")
+    assert code == 0
+    assert [k["id"] for k in plan["keep"]] == [good.backup_id]
+    assert plan["delete"] == []
+    assert [d["id"] for d in plan["damaged"]] == [damaged.backup_id]
+    assert victim.key in plan["damaged"][0]["problem"]
+
+    code, _ = cli_json(capsys, "backups", "prune", name, "--execute", "--json")
+    assert code == 0
+    catalog = open_policy_catalog(loaded_config(sandbox), load_policy(loaded_config(sandbox), name))
+    catalog.verify(good)  # the good backup is untouched
+    assert store.exists(manifest_key(name, damaged.backup_id)), "damaged: reported, not deleted"
+    with pytest.raises(IntegrityFailure, match="missing"):
+        catalog.verify(damaged)
+
+    code, listed = cli_json(capsys, "backups", "list", name, "--all", "--json")
+    assert {b["id"]: b["state"] for b in listed} == {
+        good.backup_id: "complete",
+        damaged.backup_id: "damaged",
+    }
+
+
+def test_a_damaged_backup_older_than_every_kept_one_is_deleted(
+    sandbox: SandboxHandle, integ_data: None
+) -> None:
+    name = policy(sandbox, "integ-damaged-old", "[retention]\nkeep_last = 1\nmin_age_days = 0\n")
+    old, middle, new = backups_of(sandbox, name, 3)
+    store = default_store(sandbox)
+    store.delete([next(o.key for o in old.objects if o.kind == "schema")])
+    loaded = loaded_config(sandbox)
+    chosen = load_policy(loaded, name)
+    catalog = open_policy_catalog(loaded, chosen)
+    plan = prune_plan(catalog, chosen, datetime.now(UTC))
+    assert [k.backup_id for k in plan.keep] == [new.backup_id]
+    reasons = {t.backup_id: t.reason for t in plan.delete}
+    assert set(reasons) == {old.backup_id, middle.backup_id}
+    assert "damaged" in reasons[old.backup_id]
+    prune_execute(catalog, plan)
+    assert {o.key.split("/")[1] for o in store.list_objects(f"{name}/")} == {new.backup_id}
+
+
+def test_a_backup_whose_object_vanished_before_the_manifest_fails_without_one(
+    sandbox: SandboxHandle, integ_data: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_backup confirms every object (key and size) by listing before the manifest."""
+    name = policy(sandbox, "integ-vanished")
+    loaded = loaded_config(sandbox)
+
+    def drop_one(store: ObjectStore, key: str) -> None:
+        raise AssertionError("the manifest must not be written")
+
+    hooked_manifest_write(monkeypatch, drop_one, lambda *_: None)
+    original = service.confirm_listed
+
+    def vanish_then_confirm(store: ObjectStore, prefix: str, records: Any) -> None:
+        store.delete([next(r.key for r in records if r.kind == "data")])
+        original(store, prefix, records)
+
+    monkeypatch.setattr(service, "confirm_listed", vanish_then_confirm)
+    with pytest.raises(IntegrityFailure, match="missing"):
+        run_backup(loaded, load_policy(loaded, name))
+    assert manifests(default_store(sandbox), name) == []
