@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datatier.backup.catalog import locate
+from datatier.backup.completeness import missing_parts
 from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord
 from datatier.backup.service import open_catalogs
 from datatier.config import LoadedConfig
-from datatier.errors import NotReadyYet, OperationFailed, UsageError
+from datatier.errors import IntegrityFailure, NotReadyYet, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.load import SQLLoader
@@ -163,6 +164,19 @@ def select_objects(
     ]
 
 
+def check_accounted(manifest: Manifest, objects: list[ObjectRecord]) -> None:
+    """IntegrityFailure (exit 4) when the manifest's objects do not account for every row of
+    the selected tables (a data part missing from the manifest); checked before anything
+    is requested, fetched or applied."""
+    selected = {f"{o.database}.{o.table}" for o in objects if o.table}
+    problems = missing_parts(manifest, selected)
+    if problems:
+        raise IntegrityFailure(
+            f"backup {manifest.backup_id} cannot be restored whole: {'; '.join(problems[:5])}",
+            hint="nothing was applied; `--tables` can restore the other tables",
+        )
+
+
 def fetch_verified(store: ObjectStore, record: ObjectRecord) -> bytes:
     """The object's compressed bytes, held whole (objects are chunk-sized) so nothing is
     applied before its size and SHA-256 are confirmed; IntegrityFailure otherwise."""
@@ -278,6 +292,7 @@ def restore_mysql(
     if unknown:
         raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
     objects = select_objects(manifest, options.tables, options.databases)
+    check_accounted(manifest, objects)
     sources = sorted({o.database for o in objects if o.database})
     targets = {db: options.renames.get(db, db) for db in sources}
     archived, requested = bring_back(store, objects, options, on_wait)

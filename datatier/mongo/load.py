@@ -26,6 +26,7 @@ from datatier.backup.restore import (
     RestoreOptions,
     RestoreReport,
     bring_back,
+    check_accounted,
     decompressed,
     select_objects,
     verify_objects,
@@ -77,6 +78,7 @@ def restore_mongo(
     if unknown:
         raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
     objects = select_objects(manifest, options.tables, options.databases)
+    check_accounted(manifest, objects)
     # the oplog slice belongs to every selection: it is filtered per collection at replay
     objects += [o for o in manifest.objects if o.kind == "oplog" and o not in objects]
     collections = sorted({(o.database, o.table) for o in objects if o.database and o.table})
