@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import zstandard
 
@@ -94,18 +95,19 @@ class ObjectWriter:
         the store cannot hold (named after the data: retrying will not help)."""
         self._raise_pending()
         key = f"{self.prefix}data/{relkey}"
+        what = f"{kind} of {database}.{table}" if table else f"{kind} of {database}"
         if key in self._keys:
-            raise IntegrityFailure(
-                f"{self.store.url}/{key} would be written twice in one backup "
-                f"({kind} of {database}.{table}): refusing to overwrite it",
-                hint="no manifest was written; please report this as a bug",
+            self._fail(
+                IntegrityFailure(
+                    f"{self.store.url}/{key} would be written twice in one backup ({what}): "
+                    "refusing to overwrite it",
+                    hint="no manifest was written; please report this as a bug",
+                )
             )
         try:
             self.store.validate_key(key)
         except UsageError as exc:
-            raise OperationFailed(
-                f"{self.store.url} cannot store {kind} of {database}.{table}: {exc}"
-            ) from None
+            self._fail(OperationFailed(f"{self.store.url} cannot store the {what}: {exc}"))
         self._keys.add(key)
         compressor = zstandard.ZstdCompressor(compression_params=self._params).compressobj()
         return OpenObject(key, kind, database, table, part, compressor)
@@ -165,6 +167,13 @@ class ObjectWriter:
             with self._lock:
                 if self._error is None:
                     self._error = exc
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        """Remember ``exc`` as the writer's failure (the first one wins) and raise it."""
+        with self._lock:
+            if self._error is None:
+                self._error = exc
+        raise exc
 
     @property
     def failure(self) -> BaseException | None:

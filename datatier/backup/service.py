@@ -38,7 +38,7 @@ from datatier.backup.objects import ObjectWriter
 from datatier.backup.policy import Policy, find_policies, get_policy
 from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
-from datatier.errors import IntegrityFailure, UsageError
+from datatier.errors import IntegrityFailure, ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import endpoint
 from datatier.mysql.dump import MySQLDumpEngine
@@ -128,7 +128,8 @@ def run_backup(
     except BaseException as exc:
         failure = writer.failure
         error = failure if failure is not None and isinstance(exc, Exception) else exc
-        error.add_note(_discard(store, prefix, storage_failed=failure is not None))
+        unreachable = isinstance(failure, ServiceUnavailable)
+        error.add_note(_discard(store, prefix, storage_failed=unreachable))
         log.error("backup.failed", policy=policy.name, backup_id=backup_id, error=str(error))
         if error is exc:
             raise

@@ -11,7 +11,8 @@ only when one of them is not the default. The sidecar records the data file's in
 ignored when it does not match, so a crash between the two renames cannot attach new labels
 to old data. The class is *recorded, not enforced*: every object is readable at once, an
 archived one reports ``RestoreState.RESTORED`` and :meth:`request_restore` is a no-op.
-Path segments starting with ``.datatier-`` are reserved.
+Path segments starting with ``.datatier-`` are reserved. A write the filesystem refuses
+(disk full, read-only, permissions) raises ServiceUnavailable naming the store and the key.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from datatier.errors import OperationFailed, UsageError
+from datatier.errors import OperationFailed, ServiceUnavailable, UsageError
 from datatier.storage.base import (
     IncompleteUpload,
     ObjectInfo,
@@ -98,7 +99,24 @@ class LocalStore(ObjectStore):
             "metadata": dict(metadata or {}),
             "tags": dict(tags or {}),
         }
-        self._mkdirs(key, path.parent)
+        try:
+            self._mkdirs(key, path.parent)
+            self._write(key, path, chunks, labels, on_progress)
+        except OSError as exc:  # disk full, read-only, permissions: the store refuses
+            raise ServiceUnavailable(
+                f"local store {self.url} cannot write {key}: {exc.strerror or exc}"
+            ) from None
+        return self.head(key, tags=True)
+
+    def _write(
+        self,
+        key: str,
+        path: Path,
+        chunks: Iterable[bytes],
+        labels: dict[str, Any],
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        """Write ``chunks`` to a temp file beside ``path``, fsync, rename into place."""
         tmp = path.with_name(f"{TMP}{secrets.token_hex(4)}.{path.name}")
         try:
             with _create(tmp) as out:
@@ -119,7 +137,6 @@ class LocalStore(ObjectStore):
             with suppress(FileNotFoundError):
                 tmp.unlink()
         _fsync_dir(path.parent)
-        return self.head(key, tags=True)
 
     def _mkdirs(self, key: str, directory: Path) -> None:
         missing = []

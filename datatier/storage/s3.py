@@ -107,6 +107,16 @@ class S3Store(ObjectStore):
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
+    def validate_key(self, key: str) -> str:
+        """The key rules, with S3's 1,024-byte limit applied to the key under the prefix."""
+        super().validate_key(key)
+        if len(self._full(key).encode()) > self.MAX_KEY_LENGTH:
+            raise UsageError(
+                f"object key {key!r} is longer than {self.MAX_KEY_LENGTH} bytes under the "
+                f"store prefix {self.prefix!r}"
+            )
+        return key
+
     def _full(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 

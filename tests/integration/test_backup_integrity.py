@@ -7,12 +7,10 @@ reproduces a data-loss path first seen on the sandbox.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,87 +23,28 @@ from datatier.backup.manifest import Manifest, manifest_key
 from datatier.backup.service import load_policy, open_policy_catalog, run_backup
 from datatier.backup.stores import store_for
 from datatier.cli import main
-from datatier.config import LoadedConfig, load
 from datatier.errors import IntegrityFailure
 from datatier.storage.base import ObjectStore
 from tests.integration.conftest import SandboxHandle
-
-DB = "integ_db"
-TABLES = ("a_first", "b_second", "c_third")
-
-
-def loaded_config(sandbox: SandboxHandle) -> LoadedConfig:
-    return load(str(sandbox.config_path), environ={})
-
-
-def default_store(sandbox: SandboxHandle) -> ObjectStore:
-    loaded = loaded_config(sandbox)
-    return store_for(loaded.config.backup.default_store, loaded.config)
-
-
-def manifests(store: ObjectStore, policy: str) -> list[str]:
-    return [o.key for o in store.list_objects(f"{policy}/") if o.key.endswith("manifest.json")]
-
-
-@pytest.fixture(scope="module")
-def integ_data(sandbox: SandboxHandle) -> Iterator[None]:
-    with sandbox.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {DB}")
-        cur.execute(f"CREATE DATABASE {DB}")
-        for name in TABLES:
-            cur.execute(f"CREATE TABLE {DB}.{name} (id INT PRIMARY KEY, v VARCHAR(100))")
-            cur.executemany(
-                f"INSERT INTO {DB}.{name} VALUES (%s, %s)",
-                [(i, f"value {i}" * 5) for i in range(3000)],
-            )
-    sandbox.wait_replicated()
-    yield
-
-
-def policy(sandbox: SandboxHandle, name: str, extra: str = "", node: str = "primary") -> str:
-    sandbox.write_policy(
-        name,
-        f'engine = "mysql"\nchunk_mb = 1\n[source]\nnode = "{node}"\ndatabases = ["{DB}"]\n'
-        + extra,
-    )
-    return name
-
-
-class TableLock:
-    """Holds LOCK TABLES ... WRITE on the primary so a dump blocks at that table."""
-
-    def __init__(self, sandbox: SandboxHandle, table: str) -> None:
-        self.conn = sandbox.connect("primary")
-        self.conn.cursor().execute(f"LOCK TABLES {DB}.{table} WRITE")
-
-    def release(self) -> None:
-        self.conn.cursor().execute("UNLOCK TABLES")
-        self.conn.close()
-
-
-def wait_for_object(store: ObjectStore, prefix: str, fragment: str, timeout: float = 30) -> str:
-    """The first key under ``prefix`` containing ``fragment`` (polls)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for info in store.list_objects(prefix):
-            if fragment in info.key:
-                return info.key
-        time.sleep(0.05)
-    raise AssertionError(f"no object with {fragment!r} under {prefix} within {timeout} s")
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
-    capsys.readouterr()
-    code = main(list(args))
-    out = capsys.readouterr().out
-    return code, json.loads(out) if out.strip() else None
-
+from tests.integration.integrity import (
+    DB,
+    TableLock,
+    cli_json,
+    default_store,
+    integ_data,  # noqa: F401  (fixture)
+    loaded_config,
+    manifests,
+    policy,
+    wait_for_object,
+)
 
 # -- item 3: prune must not destroy a running backup ---------------------------------------
 
+pytestmark = pytest.mark.usefixtures("integ_data")
+
 
 def test_prune_while_a_backup_runs_cannot_leave_a_manifest_naming_deleted_objects(
-    use_sandbox_config: SandboxHandle, integ_data: None, capsys: pytest.CaptureFixture[str]
+    use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Reproduction: `prune --grace-hours 0 --execute` during a backup deleted its objects
     and the backup still exited 0 with a manifest for objects that no longer existed."""
@@ -142,7 +81,7 @@ def test_prune_while_a_backup_runs_cannot_leave_a_manifest_naming_deleted_object
 
 
 def test_prune_planned_before_a_backup_completed_spares_it_once_its_manifest_exists(
-    sandbox: SandboxHandle, integ_data: None
+    sandbox: SandboxHandle,
 ) -> None:
     """The prune plan is made while the backup is incomplete; by the time it executes, the
     backup has its manifest. The claim-then-look protocol makes the prune back off."""
@@ -191,7 +130,7 @@ def hooked_manifest_write(monkeypatch: pytest.MonkeyPatch, before: Any, after: A
 
 
 def test_a_prune_that_ran_just_before_the_manifest_write_fails_the_backup(
-    sandbox: SandboxHandle, integ_data: None, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = policy(sandbox, "integ-prune-window")
     loaded = loaded_config(sandbox)
@@ -208,7 +147,7 @@ def test_a_prune_that_ran_just_before_the_manifest_write_fails_the_backup(
 
 
 def test_a_prune_claim_seen_after_the_manifest_write_fails_the_backup(
-    sandbox: SandboxHandle, integ_data: None, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A prune that claimed the backup may be deleting it: the backup withdraws its
     manifest and fails rather than exit 0 on objects that may be going away."""
@@ -237,7 +176,7 @@ def backups_of(sandbox: SandboxHandle, name: str, count: int) -> list[Manifest]:
 
 
 def test_a_damaged_newest_backup_is_not_kept_in_place_of_the_good_one(
-    use_sandbox_config: SandboxHandle, integ_data: None, capsys: pytest.CaptureFixture[str]
+    use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Reproduction: with keep_last = 1, one object of the newest backup deleted behind our
     back, prune kept the broken backup as "newest" and deleted the only good one."""
@@ -270,9 +209,7 @@ def test_a_damaged_newest_backup_is_not_kept_in_place_of_the_good_one(
     }
 
 
-def test_a_damaged_backup_older_than_every_kept_one_is_deleted(
-    sandbox: SandboxHandle, integ_data: None
-) -> None:
+def test_a_damaged_backup_older_than_every_kept_one_is_deleted(sandbox: SandboxHandle) -> None:
     name = policy(sandbox, "integ-damaged-old", "[retention]\nkeep_last = 1\nmin_age_days = 0\n")
     old, middle, new = backups_of(sandbox, name, 3)
     store = default_store(sandbox)
@@ -290,7 +227,7 @@ def test_a_damaged_backup_older_than_every_kept_one_is_deleted(
 
 
 def test_a_backup_whose_object_vanished_before_the_manifest_fails_without_one(
-    sandbox: SandboxHandle, integ_data: None, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """run_backup confirms every object (key and size) by listing before the manifest."""
     name = policy(sandbox, "integ-vanished")
@@ -325,7 +262,7 @@ def drop_from_manifest(store: ObjectStore, manifest: Manifest, table: str) -> Ma
 
 
 def test_verify_and_restore_refuse_a_manifest_missing_a_data_part(
-    use_sandbox_config: SandboxHandle, integ_data: None, capsys: pytest.CaptureFixture[str]
+    use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Reproduction: verify said OK with 69,643 of 100,000 rows' objects in the manifest;
     restore noticed only after applying, leaving a partial database."""
@@ -371,7 +308,7 @@ def test_verify_and_restore_refuse_a_manifest_missing_a_data_part(
 
 
 def test_the_writer_refuses_a_key_twice_and_the_backup_fails_without_manifest(
-    sandbox: SandboxHandle, integ_data: None, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datatier.mysql.dump import MySQLDumpEngine
 
