@@ -1,19 +1,21 @@
 """Connections to the configured MySQL/MariaDB nodes, and client option files for the CLIs.
 
-Passwords never reach a command line or a process title: the stock clients
-(mariadb-dump, mariadb) get them through a 0600 option file that lives only as long as the
-call (:func:`client_options_file`). Connection failures raise
+Passwords never reach a command line, a process title or a named file: the stock clients
+(mariadb-dump, mariadb, mariadb-binlog...) get them through an option file that exists only
+as an anonymous in-memory file (``memfd``), inherited as a file descriptor and read as
+``--defaults-file=/dev/fd/N`` (:func:`client_options_file`). Nothing is left on disk when
+datatier is killed. Connection failures raise
 :class:`~datatier.errors.ServiceUnavailable` naming the node, never the password.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -114,22 +116,62 @@ def query_dicts(conn: Connection, sql: str, args: Any = None) -> list[dict[str, 
         return [dict(row) for row in cur.fetchall()]
 
 
-@contextlib.contextmanager
-def client_options_file(ep: Endpoint) -> Iterator[Path]:
-    """A 0600 ``[client]`` option file for the stock clients; removed on exit.
+@dataclass(frozen=True)
+class ClientOptions:
+    """A ``[client]`` option file that exists only as the open descriptor ``fd``.
 
-    Pass it as the *first* argument: ``--defaults-file=PATH``.
+    ``str(options)`` is its path for a child process, ``/dev/fd/N``: pass it as the
+    *first* argument, ``--defaults-file={options}``, and start the child with
+    ``pass_fds=options.pass_fds`` (the path means nothing to a process that did not
+    inherit the descriptor).
     """
-    fd, name = tempfile.mkstemp(prefix="datatier-", suffix=".cnf")
-    path = Path(name)
+
+    fd: int
+
+    @property
+    def path(self) -> str:
+        return f"/dev/fd/{self.fd}"
+
+    @property
+    def pass_fds(self) -> tuple[int]:
+        return (self.fd,)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def client_options_text(ep: Endpoint) -> str:
+    """The ``[client]`` section for ``ep`` (contains the password: never log or store it)."""
+    lines = ["[client]", f"host={ep.host}", f"port={ep.port}", f"user={ep.user}"]
+    if ep.password:
+        escaped = ep.password.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'password="{escaped}"')
+    lines.append("protocol=tcp")
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def client_options_file(ep: Endpoint) -> Iterator[ClientOptions]:
+    """An anonymous, sealed, 0600 option file for the stock clients; closed on exit.
+
+    It is a ``memfd`` (never on any filesystem), or where that is missing an unlinked
+    temporary file; either way no name exists for a kill to leave behind.
+    """
     try:
-        with os.fdopen(fd, "w") as out:
-            out.write("[client]\n")
-            out.write(f"host={ep.host}\nport={ep.port}\nuser={ep.user}\n")
-            if ep.password:
-                escaped = ep.password.replace("\\", "\\\\").replace('"', '\\"')
-                out.write(f'password="{escaped}"\n')
-            out.write("protocol=tcp\n")
-        yield path
+        fd = os.memfd_create("datatier-client-options", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        sealable = True
+    except (AttributeError, OSError):  # not Linux, or an old kernel
+        with tempfile.TemporaryFile(prefix="datatier-") as handle:  # O_TMPFILE or unlinked
+            fd, sealable = os.dup(handle.fileno()), False
+    try:
+        os.fchmod(fd, 0o600)  # the clients ignore world-writable option files
+        os.write(fd, client_options_text(ep).encode())
+        if sealable:  # no process that inherits it can change it
+            seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals | fcntl.F_SEAL_SEAL)
+        yield ClientOptions(fd)
     finally:
-        path.unlink(missing_ok=True)
+        os.close(fd)

@@ -54,7 +54,9 @@ def table_digests(target: Endpoint, databases: list[str]) -> dict[tuple[str, str
     sink = DigestSink()
     with client_options_file(target) as cnf:
         argv = [binary, f"--defaults-file={cnf}", *DIGEST_OPTIONS, "--databases", *databases]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=cnf.pass_fds
+        )
         assert proc.stdout is not None and proc.stderr is not None
         try:
             split_stream(cast(BinaryIO, proc.stdout), sink, lambda _: None)

@@ -242,7 +242,9 @@ class MySQLDumpEngine(BackupEngine):
             argv = [binary, f"--defaults-file={cnf}", *DUMP_OPTIONS]
             argv += [f"--ignore-table={t}" for t in ignore]
             argv += ["--databases", *databases]
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=cnf.pass_fds
+            )
             assert proc.stdout is not None and proc.stderr is not None
             _widen_pipe(proc.stdout.fileno())
             tail = _StderrTail(proc.stderr)

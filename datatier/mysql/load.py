@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import OperationFailed
-from datatier.mysql.connection import Endpoint, client_options_file
+from datatier.mysql.connection import ClientOptions, Endpoint, client_options_file
 
 Fetch = Callable[[ObjectRecord], Iterator[bytes]]
 """Yields an object's *decompressed* bytes, after checking its SHA-256."""
@@ -63,12 +63,12 @@ class SQLLoader:
                 if not batch:
                     continue
                 if kind in PARALLEL_KINDS and self.jobs > 1:
-                    self._parallel(batch, str(cnf))
+                    self._parallel(batch, cnf)
                 else:
                     for obj in batch:
-                        self._load_one(obj, str(cnf))
+                        self._load_one(obj, cnf)
 
-    def _parallel(self, batch: list[ObjectRecord], cnf: str) -> None:
+    def _parallel(self, batch: list[ObjectRecord], cnf: ClientOptions) -> None:
         # Largest first: the longest loads start early and the tail stays short.
         batch = sorted(batch, key=lambda o: o.raw_size, reverse=True)
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="load") as pool:
@@ -83,7 +83,7 @@ class SQLLoader:
                 assert exc is not None
                 raise exc
 
-    def _load_one(self, obj: ObjectRecord, cnf: str) -> None:
+    def _load_one(self, obj: ObjectRecord, cnf: ClientOptions) -> None:
         if self._stop.is_set():
             return
         assert obj.database is not None
@@ -100,7 +100,11 @@ class SQLLoader:
         if not self.binlog:
             argv.append("--init-command=SET SESSION sql_log_bin = 0")
         proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=cnf.pass_fds,
         )
         assert proc.stdin is not None and proc.stderr is not None
         errors: list[bytes] = []
