@@ -44,7 +44,7 @@ from datatier.cli.backups_render import (
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
-from datatier.cli.targets import target_endpoint
+from datatier.cli.targets import target_endpoint, target_role
 from datatier.errors import DatatierError, NotReadyYet, UsageError
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
@@ -165,6 +165,11 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
 @click.option(
     "--target", metavar="NODE|HOST:PORT", help="Server for --restore-test (default: primary)."
 )
+@click.option(
+    "--allow-replica-target",
+    is_flag=True,
+    help="Let --restore-test write its scratch databases on a read-only server or a replica.",
+)
 @JSON_OPTION
 @pass_app
 def verify_cmd(
@@ -174,6 +179,7 @@ def verify_cmd(
     request_restore: bool,
     restore_test: bool,
     target: str | None,
+    allow_replica_target: bool,
     as_json: bool,
 ) -> None:
     """Read every object of a backup and check its size and SHA-256 against the manifest.
@@ -193,7 +199,13 @@ def verify_cmd(
             )
         report = catalog.verify(manifest, lambda _key, size: progress.advance(size))
         tested = (
-            run_restore_test(manifest, catalog.store, target_endpoint(app.loaded(), target))
+            run_restore_test(
+                manifest,
+                catalog.store,
+                target_endpoint(app.loaded(), target),
+                target_role=target_role(app.loaded(), target),
+                allow_replica_target=allow_replica_target,
+            )
             if restore_test
             else None
         )

@@ -36,7 +36,7 @@ from tests.integration.integrity import (  # noqa: F401  (integ_data: fixture)
     integ_data,
 )
 
-MOTO_PORT = int(os.environ.get("DATATIER_TEST_PORT_BASE", "24060")) + 21
+MOTO_PORT = int(os.environ.get("DATATIER_TEST_PORT_BASE", "24060")) + 70
 BUCKET = "dt-private"
 
 pytestmark = pytest.mark.usefixtures("integ_data")
@@ -65,7 +65,7 @@ def port_open(port: int) -> bool:
 def private_moto(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A moto S3 server of our own, which the test may kill."""
     if port_open(MOTO_PORT):
-        unavailable(f"port {MOTO_PORT} is taken (DATATIER_TEST_PORT_BASE + 21)")
+        unavailable(f"port {MOTO_PORT} is taken (DATATIER_TEST_PORT_BASE + 70)")
     log = (tmp_path / "moto.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(MOTO_PORT)],
