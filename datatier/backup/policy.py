@@ -10,7 +10,9 @@ and key. Example (``backups/shop.toml``)::
     store = "s3://company-backups/mysql"
 
     [source]
-    node = "replica1"            # a [mysql.nodes.NAME] of the config
+    nodes = ["replica2", "replica1"]  # the first healthy one under max_lag_seconds is read;
+                                      # "any-replica" = every replica; or node = "replica1"
+    max_lag_seconds = 300        # heartbeat lag; a stopped SQL thread is refused (exit 5)
     databases = ["shop", "crm"]  # empty: every non-system database
     exclude_tables = ["shop.sessions"]
 
@@ -55,11 +57,18 @@ ARCHIVE_ORDER = {
 CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("dow", 0, 7))
 
 
+ANY_REPLICA = "any-replica"
+
+
 @dataclass(frozen=True)
 class SourceSettings:
-    """``[source]``: what to back up. MySQL: a config node; Mongo: the config's ``[mongo]``."""
+    """``[source]``: what to back up. MySQL: the config nodes to read from, in order of
+    preference (``node`` or ``nodes``; ``"any-replica"`` stands for every replica of the
+    config), and how stale a replica may be; Mongo: the config's ``[mongo]``."""
 
     node: str | None = None
+    nodes: list[str] = option([])
+    max_lag_seconds: float = option(300.0, min=0)
     databases: list[str] = option([])
     exclude_databases: list[str] = option([])
     tables: list[str] = option([])
@@ -200,10 +209,15 @@ def load_policy(path: Path, default_store: str) -> Policy:
         for item in items:
             if item.count(".") < 1 or item.startswith(".") or item.endswith("."):
                 raise ConfigError(source, key, f"{item!r} is not DATABASE.TABLE")
-    if spec.engine == "mysql" and spec.source.node is None:
+    if spec.engine == "mysql" and spec.source.node is None and not spec.source.nodes:
         raise ConfigError(
-            source, "source.node", "missing required value", hint="a [mysql.nodes] name"
+            source,
+            "source.nodes",
+            "missing required value",
+            hint=f'[mysql.nodes] names in order of preference, or ["{ANY_REPLICA}"]',
         )
+    if spec.source.node is not None and spec.source.nodes:
+        raise ConfigError(source, "source.node", "give source.node or source.nodes, not both")
     return Policy(name=name, path=path, spec=spec, store_url=spec.store or default_store)
 
 

@@ -36,11 +36,12 @@ from datatier.backup.manifest import (
 )
 from datatier.backup.objects import ObjectWriter
 from datatier.backup.policy import Policy, find_policies, get_policy
+from datatier.backup.source import select_source
 from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, ServiceUnavailable, UsageError
 from datatier.log import get_logger
-from datatier.mysql.connection import endpoint
+from datatier.mysql.connection import Endpoint
 from datatier.mysql.dump import MySQLDumpEngine
 from datatier.storage.base import MiB, ObjectStore, StorageClass
 
@@ -73,11 +74,10 @@ def load_policy(loaded: LoadedConfig, name: str) -> Policy:
     return get_policy(policies_dir(loaded), name, loaded.config.backup.default_store)
 
 
-def engine_for(loaded: LoadedConfig, policy: Policy) -> BackupEngine:
-    """The dump engine for the policy's source."""
+def engine_for(loaded: LoadedConfig, policy: Policy, source: Endpoint | None) -> BackupEngine:
+    """The dump engine for the policy; ``source`` is the chosen MySQL node."""
     if policy.spec.engine == "mysql":
-        assert policy.spec.source.node is not None
-        source = endpoint(loaded.config.mysql, policy.spec.source.node)
+        assert source is not None, "a MySQL backup needs its chosen source node"
         return MySQLDumpEngine(source, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
     if policy.spec.engine == "mongo":
         from datatier.mongo.dump import MongoDumpEngine  # lazy: pymongo costs ~0.2 s to import
@@ -90,13 +90,23 @@ def run_backup(
     loaded: LoadedConfig,
     policy: Policy,
     *,
+    max_lag: float | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Manifest:
-    """Take one backup of ``policy``; return its manifest (already stored)."""
+    """Take one backup of ``policy``; return its manifest (already stored).
+
+    MySQL: the source node is chosen first (:mod:`datatier.backup.source`; ``max_lag``
+    defaults to the policy's ``source.max_lag_seconds``): NotReadyYet (exit 5) when no
+    listed node is fresh enough, before anything is written.
+    """
     config = loaded.config
     store = store_for(policy.store_url, config)
     store.check()
-    engine = engine_for(loaded, policy)
+    choice = None
+    if policy.spec.engine == "mysql":
+        limit = policy.spec.source.max_lag_seconds if max_lag is None else max_lag
+        choice = select_source(policy, config.mysql, limit)
+    engine = engine_for(loaded, policy, choice.endpoint if choice else None)
     backup_id = new_backup_id()
     prefix = backup_prefix(policy.name, backup_id)
     started_at, t0 = utc_now_iso(), time.monotonic()
@@ -117,6 +127,8 @@ def run_backup(
             records = writer.finish()
         finally:
             writer.abort()  # no-op after finish; on failure: stop and wait for uploads
+        if choice is not None:
+            result.source.update(choice.manifest_fields())
         manifest = _manifest(policy, backup_id, engine.name, started_at, result, records)
         manifest.timings = {
             "dump_seconds": round(dumped - t0, 3),

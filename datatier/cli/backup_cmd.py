@@ -18,19 +18,27 @@ def backup_group() -> None:
 
 @backup_group.command("run")
 @click.argument("policy")
+@click.option(
+    "--max-lag",
+    type=click.FloatRange(0),
+    metavar="SECONDS",
+    help="Refuse a replica lagging more (default: the policy's source.max_lag_seconds, 300).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
-def run(app: AppContext, policy: str, as_json: bool) -> None:
+def run(app: AppContext, policy: str, max_lag: float | None, as_json: bool) -> None:
     """Back up POLICY now: dump, compress, checksum, upload; the manifest is written last.
 
-    A failed or interrupted run leaves no manifest: it never shows in `backups list`
-    and `backups prune` removes its leftovers.
+    MySQL reads from the first node of source.nodes that answers and lags at most
+    --max-lag seconds (heartbeat lag; a stopped SQL thread is refused): exit 5 when none
+    does. A failed or interrupted run leaves no manifest and deletes what it wrote (or
+    says what it left for `backups prune`).
     """
     loaded = app.loaded()
     spec = load_policy(loaded, policy)
     progress = Progress(f"backup {policy}")
     try:
-        manifest = run_backup(loaded, spec, on_progress=progress.advance)
+        manifest = run_backup(loaded, spec, max_lag=max_lag, on_progress=progress.advance)
     finally:
         progress.close()
     summary = {
@@ -67,7 +75,7 @@ def policies(app: AppContext, as_json: bool) -> None:
         {
             "name": p.name,
             "engine": p.spec.engine,
-            "source": p.spec.source.node or "mongo",
+            "source": ",".join(p.spec.source.nodes or [p.spec.source.node or "mongo"]),
             "store": p.store_url,
             "schedule": p.spec.schedule,
             "initial_class": p.spec.storage.initial_class,
