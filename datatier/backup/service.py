@@ -35,7 +35,7 @@ from datatier.backup.manifest import (
     utc_now_iso,
 )
 from datatier.backup.objects import ObjectWriter
-from datatier.backup.policy import Policy, find_policies, get_policy
+from datatier.backup.policy import Policy, get_policy, scan_policies
 from datatier.backup.source import select_source
 from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
@@ -56,9 +56,20 @@ def policies_dir(loaded: LoadedConfig) -> Path:
     return loaded.resolve(loaded.config.backup.policies_dir)
 
 
+def usable_policies(loaded: LoadedConfig) -> list[Policy]:
+    """Every policy that loads; each broken file is logged as a warning and skipped, so one
+    bad file does not stop commands about the others (naming it still fails, exit 2)."""
+    good, broken = scan_policies(
+        policies_dir(loaded), loaded.config.backup.default_store, loaded.config.mysql.nodes
+    )
+    for bad in broken:
+        log.warning("policy.invalid", policy=bad.name, path=str(bad.path), error=str(bad.error))
+    return good
+
+
 def open_catalogs(loaded: LoadedConfig) -> list[Catalog]:
-    """One catalog per store to scan: the default store and every policy's store."""
-    policies = find_policies(policies_dir(loaded), loaded.config.backup.default_store)
+    """One catalog per store to scan: the default store and every usable policy's store."""
+    policies = usable_policies(loaded)
     return [
         Catalog(store_for(url, loaded.config), [p.name for p in policies if p.store_url == url])
         for url in store_urls(policies, loaded.config.backup.default_store)
@@ -71,7 +82,8 @@ def open_policy_catalog(loaded: LoadedConfig, policy: Policy) -> Catalog:
 
 
 def load_policy(loaded: LoadedConfig, name: str) -> Policy:
-    return get_policy(policies_dir(loaded), name, loaded.config.backup.default_store)
+    config = loaded.config
+    return get_policy(policies_dir(loaded), name, config.backup.default_store, config.mysql.nodes)
 
 
 def engine_for(loaded: LoadedConfig, policy: Policy, source: Endpoint | None) -> BackupEngine:

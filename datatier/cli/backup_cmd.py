@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from datatier.backup.policy import find_policies
+from datatier.backup.policy import scan_policies
 from datatier.backup.service import load_policy, policies_dir, run_backup
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
+from datatier.errors import ExitCode
 
 
 @click.group("backup")
@@ -69,11 +70,20 @@ def run(app: AppContext, policy: str, max_lag: float | None, as_json: bool) -> N
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def policies(app: AppContext, as_json: bool) -> None:
-    """List the backup policies and validate every policy file."""
+    """List the backup policies and validate every policy file.
+
+    An invalid file is listed with its error (the other policies stay usable by every
+    command); the exit code is then 2.
+    """
     loaded = app.loaded()
+    config = loaded.config
+    good, broken = scan_policies(
+        policies_dir(loaded), config.backup.default_store, config.mysql.nodes
+    )
     rows = [
         {
             "name": p.name,
+            "valid": True,
             "engine": p.spec.engine,
             "source": ",".join(p.spec.source.nodes or [p.spec.source.node or "mongo"]),
             "store": p.store_url,
@@ -85,9 +95,16 @@ def policies(app: AppContext, as_json: bool) -> None:
                 else "-"
             ),
         }
-        for p in find_policies(policies_dir(loaded), loaded.config.backup.default_store)
+        for p in good
     ]
+    rows += [{"name": b.name, "valid": False, "error": b.error.problem} for b in broken]
+    rows.sort(key=lambda row: str(row["name"]))
     if as_json:
         emit_json(rows)
     else:
-        click.echo(table(rows, ("name", "engine", "source", "store", "schedule", "archive")))
+        shown = [{**r, "engine": r.get("engine", "INVALID")} for r in rows]
+        click.echo(table(shown, ("name", "engine", "source", "store", "schedule", "archive")))
+        for bad in broken:
+            click.echo(f"invalid policy {bad.name}: {bad.error}", err=True)
+    if broken:
+        raise click.exceptions.Exit(int(ExitCode.USAGE))

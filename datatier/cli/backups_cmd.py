@@ -23,13 +23,12 @@ from datatier.backup.lifecycle import (
     prune_plan,
 )
 from datatier.backup.manifest import backup_prefix
-from datatier.backup.policy import find_policies
 from datatier.backup.restoretest import restore_test as run_restore_test
 from datatier.backup.service import (
     load_policy,
     open_catalogs,
     open_policy_catalog,
-    policies_dir,
+    usable_policies,
 )
 from datatier.cli.backups_render import (
     archive_json,
@@ -310,10 +309,7 @@ def archive_cmd(
     without --execute.
     """
     loaded = app.loaded()
-    if policy:
-        policies = [load_policy(loaded, policy)]
-    else:
-        policies = find_policies(policies_dir(loaded), loaded.config.backup.default_store)
+    policies = [load_policy(loaded, policy)] if policy else usable_policies(loaded)
     docs, rows = [], []
     for chosen in policies:
         if not policy and chosen.spec.storage.archive_after_days <= 0:

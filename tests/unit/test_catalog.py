@@ -482,7 +482,10 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Loca
         '[storage]\narchive_class = "GLACIER"\narchive_after_days = 30\n'
     )
     config = tmp_path / "datatier.toml"
-    config.write_text(f'[backup]\npolicies_dir = "backups"\ndefault_store = "{store.url}"\n')
+    config.write_text(
+        f'[backup]\npolicies_dir = "backups"\ndefault_store = "{store.url}"\n'
+        "[mysql.nodes.replica1]\n"  # the policy's source must be a configured node
+    )
     return config, store
 
 
