@@ -114,6 +114,8 @@ def run_backup(
     config = loaded.config
     store = store_for(policy.store_url, config)
     store.check()
+    if warning := store.encryption_warning():
+        log.warning("backup.store_unencrypted", store=store.url, warning=warning)
     choice = None
     if policy.spec.engine == "mysql":
         limit = policy.spec.source.max_lag_seconds if max_lag is None else max_lag

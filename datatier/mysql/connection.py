@@ -4,7 +4,10 @@ Passwords never reach a command line, a process title or a named file: the stock
 (mariadb-dump, mariadb, mariadb-binlog...) get them through an option file that exists only
 as an anonymous in-memory file (``memfd``), inherited as a file descriptor and read as
 ``--defaults-file=/dev/fd/N`` (:func:`client_options_file`). Nothing is left on disk when
-datatier is killed. Connection failures raise
+datatier is killed. TLS (``[mysql] ssl_ca``, ``ssl_cert``, ``ssl_key``,
+``ssl_verify_server_cert``) applies to every connection: pymysql (:func:`connect`, the
+monitor), mysqlclient (the fast reader) and the stock clients' option file. Connection
+failures raise
 :class:`~datatier.errors.ServiceUnavailable` naming the node, never the password.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +32,49 @@ Connection = pymysql.connections.Connection
 
 
 @dataclass(frozen=True)
+class ClientTLS:
+    """TLS for MySQL connections; ``verify`` checks the server's certificate chain against
+    ``ca`` and its name against the host connected to."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    verify: bool = True
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """For pymysql."""
+        ctx = ssl.create_default_context(cafile=self.ca)
+        ctx.check_hostname = self.verify
+        ctx.verify_mode = ssl.CERT_REQUIRED if self.verify else ssl.CERT_NONE
+        if self.cert:
+            ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+    def mysqlclient_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``MySQLdb.connect``."""
+        files = {k: v for k, v in (("ca", self.ca), ("cert", self.cert), ("key", self.key)) if v}
+        return {"ssl": files, "ssl_mode": "VERIFY_IDENTITY" if self.verify else "REQUIRED"}
+
+    def option_lines(self) -> list[str]:
+        """Lines of a ``[client]`` option file for the stock clients."""
+        lines = ["ssl"]
+        for name, value in (("ssl-ca", self.ca), ("ssl-cert", self.cert), ("ssl-key", self.key)):
+            if value:
+                lines.append(f"{name}={value}")
+        lines.append("ssl-verify-server-cert" if self.verify else "skip-ssl-verify-server-cert")
+        return lines
+
+
+def client_tls(settings: MySQLSettings) -> ClientTLS | None:
+    """The ``[mysql]`` TLS settings, or None when TLS is not configured."""
+    if not settings.tls:
+        return None
+    return ClientTLS(
+        settings.ssl_ca, settings.ssl_cert, settings.ssl_key, settings.ssl_verify_server_cert
+    )
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """Where and as whom to connect (password kept out of repr)."""
 
@@ -37,6 +84,7 @@ class Endpoint:
     user: str
     password: str = ""
     connect_timeout: float = 5.0
+    tls: ClientTLS | None = None
 
     def __repr__(self) -> str:
         return f"Endpoint({self.name}={self.user}@{self.host}:{self.port})"
@@ -51,8 +99,25 @@ class Endpoint:
 
     def unreachable(self, exc: BaseException) -> ServiceUnavailable:
         """The error for a failed connection attempt (any driver), password scrubbed."""
-        reason = str(exc.args[1] if len(exc.args) > 1 else exc)
+        if isinstance(exc, ssl.SSLError):
+            reason = f"TLS: {exc.reason or exc}" + (
+                f" ({exc.verify_message})" if isinstance(exc, ssl.SSLCertVerificationError) else ""
+            )
+        else:
+            reason = str(exc.args[1] if len(exc.args) > 1 else exc)
         return ServiceUnavailable(f"cannot connect to MySQL {self.label}: {self.scrub(reason)}")
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """An SSL context for pymysql, or None without TLS; ConfigError naming the setting
+        when a certificate or key file cannot be read."""
+        if self.tls is None:
+            return None
+        try:
+            return self.tls.ssl_context()
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                "config", "mysql.ssl_ca / ssl_cert / ssl_key", f"cannot load TLS files: {exc}"
+            ) from None
 
 
 def endpoint(settings: MySQLSettings, node: str) -> Endpoint:
@@ -68,6 +133,7 @@ def endpoint(settings: MySQLSettings, node: str) -> Endpoint:
         user=settings.user,
         password=settings.password.reveal(),
         connect_timeout=settings.connect_timeout,
+        tls=client_tls(settings),
     )
 
 
@@ -88,11 +154,14 @@ def parse_dsn(text: str, settings: MySQLSettings) -> Endpoint:
         user=settings.user,
         password=settings.password.reveal(),
         connect_timeout=settings.connect_timeout,
+        tls=client_tls(settings),
     )
 
 
 def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
-    """An autocommit connection (utf8mb4, UTC session); ServiceUnavailable on failure."""
+    """An autocommit connection (utf8mb4, UTC session); ServiceUnavailable on failure
+    (a TLS handshake or certificate check included)."""
+    context = ep.tls_context()
     try:
         return pymysql.connect(
             host=ep.host,
@@ -104,8 +173,9 @@ def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
             autocommit=True,
             charset="utf8mb4",
             init_command="SET time_zone = '+00:00'",
+            ssl=context,
         )
-    except pymysql.OperationalError as exc:
+    except (pymysql.OperationalError, ssl.SSLError) as exc:
         raise ep.unreachable(exc) from None
 
 
@@ -150,6 +220,8 @@ def client_options_text(ep: Endpoint) -> str:
         escaped = ep.password.replace("\\", "\\\\").replace('"', '\\"')
         lines.append(f'password="{escaped}"')
     lines.append("protocol=tcp")
+    if ep.tls:
+        lines += ep.tls.option_lines()
     return "\n".join(lines) + "\n"
 
 

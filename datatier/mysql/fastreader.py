@@ -70,6 +70,7 @@ class RowReader:
                 charset="utf8mb4",
                 autocommit=True,
                 init_command="SET SESSION tx_read_only = 1, time_zone = '+00:00'",
+                **(ep.tls.mysqlclient_options() if ep.tls else {}),
             )
         except MySQLdb.OperationalError as exc:
             raise ep.unreachable(exc) from None

@@ -146,10 +146,7 @@ class LocalStore(ObjectStore):
             for segment in key.split("/")[:-1]:
                 remember(directory, segment)
                 directory = directory / disk_name(segment)
-                if not directory.exists():
-                    directory.mkdir(mode=0o700)
-                elif not directory.is_dir():
-                    raise NotADirectoryError(directory)
+                directory.mkdir(mode=0o700, exist_ok=True)  # uploads run in parallel
         except (FileExistsError, NotADirectoryError):
             raise OperationFailed(
                 f"{self.url}/{key}: a parent of this key is an object (file), not a directory"
