@@ -92,3 +92,19 @@ def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
     code = main(list(args))
     out = capsys.readouterr().out
     return code, json.loads(out) if out.strip() else None
+
+
+def waiting_client(sandbox: SandboxHandle, timeout: float = 30) -> Any:
+    """The restore's client connection blocked on the locked table."""
+    deadline = time.monotonic() + timeout
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        while time.monotonic() < deadline:
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST "
+                "WHERE STATE LIKE 'Waiting for table metadata lock%%' AND INFO LIKE 'DROP%%'"
+            )
+            row = cur.fetchone()
+            if row:
+                return row[0]
+            time.sleep(0.05)
+    raise AssertionError("the restore never blocked on the locked table")

@@ -12,9 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -28,6 +26,7 @@ from tests.integration.integrity import (  # noqa: F401  (integ_data: fixture)
     loaded_config,
     policy,
     wait_for_object,
+    waiting_client,
 )
 
 pytestmark = pytest.mark.usefixtures("integ_data")
@@ -103,19 +102,3 @@ def test_sigkill_of_a_restore_leaves_no_password_file(
         blocker.close()
         with sandbox.connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {copy}")
-
-
-def waiting_client(sandbox: SandboxHandle, timeout: float = 30) -> Any:
-    """The restore's client connection blocked on the locked table."""
-    deadline = time.monotonic() + timeout
-    with sandbox.connect() as conn, conn.cursor() as cur:
-        while time.monotonic() < deadline:
-            cur.execute(
-                "SELECT ID FROM information_schema.PROCESSLIST "
-                "WHERE STATE LIKE 'Waiting for table metadata lock%%' AND INFO LIKE 'DROP%%'"
-            )
-            row = cur.fetchone()
-            if row:
-                return row[0]
-            time.sleep(0.05)
-    raise AssertionError("the restore never blocked on the locked table")

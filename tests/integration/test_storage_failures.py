@@ -257,3 +257,34 @@ def test_sigterm_says_truly_what_happened_to_the_objects_already_written(
         assert left == [], "the message says the objects were deleted"
     else:
         assert "remain" in last and "prune" in last and left, last
+
+
+def test_sigterm_during_a_restore_says_what_may_be_partly_loaded(sandbox: SandboxHandle) -> None:
+    from datatier.backup.service import load_policy, run_backup
+    from tests.integration.integrity import loaded_config, policy, waiting_client
+
+    loaded = loaded_config(sandbox)
+    manifest = run_backup(loaded, load_policy(loaded, policy(sandbox, "integ-restore-term")))
+    copy = "integ_term_copy"
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {copy}")
+        cur.execute(f"CREATE DATABASE {copy}")
+        cur.execute(f"CREATE TABLE {copy}.a_first (id INT)")
+    blocker = sandbox.connect()  # an open transaction holds a_first's metadata lock
+    blocker.cursor().execute("BEGIN")
+    blocker.cursor().execute(f"SELECT * FROM {copy}.a_first FOR UPDATE")
+    proc = datatier(sandbox, "restore", manifest.backup_id, "--force",
+                    "--rename", f"{DB}={copy}", "--jobs", "1")  # fmt: skip
+    try:
+        waiting_client(sandbox)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        blocker.cursor().execute("COMMIT")
+        blocker.close()
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {copy}")
+    assert proc.returncode == 143, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("datatier: terminated (SIGTERM); the restore was interrupted: "), last
+    assert f"{copy} on primary" in last and "may be partly loaded" in last
