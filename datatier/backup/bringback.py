@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from datatier.backup.catalog import listing_mismatch
 from datatier.backup.manifest import ObjectRecord
-from datatier.errors import NotReadyYet
+from datatier.errors import IntegrityFailure, NotReadyYet
 from datatier.log import get_logger
 from datatier.storage.base import ObjectInfo, ObjectStore, RestoreState
 
@@ -51,14 +52,18 @@ def bring_back(
 ) -> ArchiveState:
     """Make archived objects readable; call only once every refusal has been made.
 
-    Raises NotReadyYet when some are still restoring and ``options.wait`` is off.
+    IntegrityFailure (before any request) when an object is missing or of another size
+    (a damaged backup); NotReadyYet when some are still restoring and ``options.wait`` is off.
     """
     if not objects:
         return ArchiveState({})
     # One listing gives every object's class; only archived objects need a HEAD (for their
-    # restore state). Objects missing from the listing are left to verification (exit 4).
+    # restore state).
     prefix = posixpath.commonpath([posixpath.dirname(o.key) for o in objects])
     listed = {i.key: i for i in store.list_objects(f"{prefix}/" if prefix else "")}
+    mismatch = listing_mismatch(store.url, "", objects, listed.values())
+    if mismatch:
+        raise IntegrityFailure(f"{mismatch}: nothing was requested or applied")
     wanted = {o.key for o in objects}
     classes = dict(
         sorted(Counter(i.storage_class for k, i in listed.items() if k in wanted).items())

@@ -175,3 +175,18 @@ def test_a_collation_that_is_not_a_name_is_refused_before_anything_runs(
         )
         assert [r[0] for r in cur.fetchall()] == ["integ_canary"], "nothing ran"
         cur.execute("DROP DATABASE integ_canary")
+
+
+def test_a_damaged_archived_backup_is_refused_before_any_restore_request(
+    clean_copy: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox = clean_copy
+    loaded = loaded_config(sandbox)
+    manifest = run_backup(loaded, load_policy(loaded, policy(sandbox, "integ-damaged-cold")))
+    store = default_store(sandbox)
+    for obj in manifest.objects:
+        store.set_storage_class(obj.key, StorageClass.GLACIER)
+    store.delete([manifest.objects[-1].key])
+    assert main(["restore", manifest.backup_id, "--rename", f"{DB}={COPY}"]) == 4
+    assert f"{manifest.objects[-1].key} is missing" in capsys.readouterr().err
+    assert all(store.head(o.key).restore is RestoreState.NONE for o in manifest.objects[:-1])
