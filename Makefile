@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := mariadb-server mariadb-client mariadb-backup memcached haproxy zstd \
-	mydumper percona-toolkit libmariadb-dev pkg-config build-essential python3-dev python3-venv systemd
+	mydumper percona-toolkit libmariadb-dev pkg-config build-essential python3-dev python3-venv systemd \
+	openssl util-linux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DATATIER_FERRETDB := $(CURDIR)/.bin/ferretdb
 
@@ -17,7 +18,8 @@ help:
 
 # Debian packages: the MariaDB servers and clients, memcached, haproxy, zstd, mydumper, and
 # what pip needs to build mysqlclient (the C MySQL driver the cache warmer reads with);
-# systemd for `systemd-analyze verify` of the rendered units.
+# systemd for `systemd-analyze verify` of the rendered units; openssl (a test CA for the TLS
+# tests) and util-linux (`unshare`, for the full-disk test).
 deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		echo "installing Debian packages: $(APT_PACKAGES)"; \

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,6 +51,15 @@ class MySQLSettings:
     replication_password: Secret = field(default_factory=Secret)
     connect_timeout: float = option(5.0, min=0.1)
     nodes: dict[str, MySQLNode] = option({})
+    ssl_ca: str | None = None
+    ssl_cert: str | None = None
+    ssl_key: str | None = None
+    ssl_verify_server_cert: bool = True
+
+    @property
+    def tls(self) -> bool:
+        """Whether connections use TLS (``ssl_ca`` or ``ssl_cert`` is set)."""
+        return bool(self.ssl_ca or self.ssl_cert)
 
     def primary(self) -> tuple[str, MySQLNode] | None:
         """The one node whose role is ``primary``, if configured."""
@@ -91,6 +100,9 @@ class S3Settings:
     max_attempts: int = option(8, min=1)
     part_size_mb: int = option(16, min=5)
     max_concurrency: int = option(4, min=1)
+    encryption: str = option("auto", choices=("auto", "AES256", "aws:kms", "none"))
+    kms_key_id: str | None = None
+    ca_bundle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -275,7 +287,7 @@ def load(explicit: str | None = None, environ: Mapping[str, str] | None = None) 
     overrides = _env_overrides(env)
     if not overrides:
         config = Binder(source, base_dir).bind(Config, data)
-        return LoadedConfig(_check(config, source), source, base_dir)
+        return LoadedConfig(_check(_anchor(config, base_dir), source), source, base_dir)
     # Validate the file on its own first, so an error names the file, not the env.
     Binder(source, base_dir).bind(Config, data)
     for _, key_path, value in overrides:
@@ -283,7 +295,26 @@ def load(explicit: str | None = None, environ: Mapping[str, str] | None = None) 
     names = ", ".join(name for name, _, _ in overrides)
     merged_source = f"{source} + environment ({names})"
     config = Binder(merged_source, base_dir).bind(Config, data)
-    return LoadedConfig(_check(config, merged_source), merged_source, base_dir)
+    return LoadedConfig(_check(_anchor(config, base_dir), merged_source), merged_source, base_dir)
+
+
+def _anchor(config: Config, base_dir: Path) -> Config:
+    """File paths of TLS settings, relative to the config file's directory."""
+
+    def path(value: str | None) -> str | None:
+        return value if value is None or Path(value).is_absolute() else str(base_dir / value)
+
+    mysql, s3 = config.mysql, config.s3
+    return replace(
+        config,
+        mysql=replace(
+            mysql,
+            ssl_ca=path(mysql.ssl_ca),
+            ssl_cert=path(mysql.ssl_cert),
+            ssl_key=path(mysql.ssl_key),
+        ),
+        s3=replace(s3, ca_bundle=path(s3.ca_bundle)),
+    )
 
 
 def _check(config: Config, source: str) -> Config:
@@ -297,6 +328,18 @@ def _check(config: Config, source: str) -> Config:
         raise ConfigError(
             source, "mysql.nodes", f"more than one primary: {', '.join(sorted(primaries))}"
         )
+    mysql = config.mysql
+    if mysql.ssl_verify_server_cert and mysql.tls and not mysql.ssl_ca:
+        raise ConfigError(
+            source,
+            "mysql.ssl_verify_server_cert",
+            "verifying the server certificate needs mysql.ssl_ca",
+            hint="set mysql.ssl_ca, or ssl_verify_server_cert = false",
+        )
+    if bool(mysql.ssl_cert) != bool(mysql.ssl_key):
+        raise ConfigError(source, "mysql.ssl_key", "ssl_cert and ssl_key go together")
+    if config.s3.encryption == "AES256" and config.s3.kms_key_id:
+        raise ConfigError(source, "s3.kms_key_id", "a KMS key needs encryption = aws:kms")
     for i, server in enumerate(config.memcached.servers):
         host, sep, port = server.rpartition(":")
         if not sep or not host or not port.isdigit():

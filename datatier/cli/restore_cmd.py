@@ -9,7 +9,7 @@ from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json
-from datatier.cli.targets import target_endpoint
+from datatier.cli.targets import target_endpoint, target_role
 from datatier.errors import UsageError
 from datatier.storage.base import RestoreTier
 
@@ -55,6 +55,11 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--drop", is_flag=True, help="Mongo: drop non-empty target collections first.")
 @click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
 @click.option(
+    "--allow-replica-target",
+    is_flag=True,
+    help="Restore into a read-only server or a replica anyway (never binlogged there).",
+)
+@click.option(
     "--wait/--no-wait",
     default=False,
     show_default=True,
@@ -96,6 +101,7 @@ def restore(
     no_binlog: bool,
     drop: bool,
     force: bool,
+    allow_replica_target: bool,
     wait: bool,
     tier: str,
     days: int,
@@ -104,10 +110,11 @@ def restore(
 ) -> None:
     """Restore BACKUP_ID (see `datatier backups list`).
 
-    Safe by default: refuses a target database that already has tables (use --force or
-    --rename), verifies every object's SHA-256 before applying anything (exit 4 if one is
-    corrupt), and for data in GLACIER/DEEP_ARCHIVE requests restores for all objects at once,
-    then waits (--wait) or exits 5 so you can run the same command again later.
+    Safe by default: refuses a read-only or replica target (--allow-replica-target) and a
+    target database that already has tables (--force or --rename), before any archive
+    restore is requested; verifies every object's SHA-256 before applying anything (exit 4
+    if one is corrupt); for data in GLACIER/DEEP_ARCHIVE requests restores for all objects
+    at once, then waits (--wait) or exits 5 so you can run the same command again later.
     """
     loaded = app.loaded()
     manifest, store = find_backup(loaded, backup_id)
@@ -124,6 +131,8 @@ def restore(
         dry_run=dry_run,
         binlog=not no_binlog,
         force=force,
+        allow_replica_target=allow_replica_target,
+        target_role=target_role(loaded, target),
         wait=wait,
         tier=RestoreTier(tier),
         days=days,
@@ -160,7 +169,8 @@ def restore(
         f"{report.tables} tables, {report.rows} rows, {report.objects} objects, "
         f"{human_bytes(report.bytes)} compressed ({human_bytes(report.raw_bytes)} raw)"
     )
-    classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items()))
-    click.echo(f"objects: {classes}; archived: {report.archived}")
+    classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items())) or "none"
+    requested = f", restore requested for {report.restore_requested}" if report.archived else ""
+    click.echo(f"objects now: {classes}; archived: {report.archived}{requested}")
     if not report.dry_run:
         click.echo(f"done in {report.seconds} s")

@@ -16,3 +16,14 @@ def target_endpoint(loaded: LoadedConfig, target: str | None) -> Endpoint:
     if primary is None:
         raise UsageError("no --target given and no primary in [mysql.nodes]")
     return endpoint(mysql, primary[0])
+
+
+def target_role(loaded: LoadedConfig, target: str | None) -> str | None:
+    """The ``[mysql.nodes]`` role of ``--target`` (the primary's without one); None for a
+    HOST:PORT that is not a configured node."""
+    mysql = loaded.config.mysql
+    if target is None:
+        primary = mysql.primary()
+        return primary[1].role if primary else None
+    node = mysql.nodes.get(target)
+    return node.role if node else None

@@ -72,7 +72,9 @@ class MongoDumpEngine(BackupEngine):
     name = "mongo"
 
     @classmethod
-    def for_policy(cls, loaded: LoadedConfig, policy: Policy) -> MongoDumpEngine:
+    def for_policy(
+        cls, loaded: LoadedConfig, policy: Policy, *, max_lag: float | None = None
+    ) -> MongoDumpEngine:
         return cls(loaded.config.mongo, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
 
     def __init__(

@@ -21,11 +21,12 @@ import pymongo.errors
 from bson import json_util
 from bson.raw_bson import RawBSONDocument
 
+from datatier.backup.bringback import bring_back
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.restore import (
     RestoreOptions,
     RestoreReport,
-    bring_back,
+    check_accounted,
     decompressed,
     select_objects,
     verify_objects,
@@ -77,27 +78,37 @@ def restore_mongo(
     if unknown:
         raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
     objects = select_objects(manifest, options.tables, options.databases)
+    check_accounted(manifest, objects)
     # the oplog slice belongs to every selection: it is filtered per collection at replay
     objects += [o for o in manifest.objects if o.kind == "oplog" and o not in objects]
     collections = sorted({(o.database, o.table) for o in objects if o.database and o.table})
     collections = [(db, name) for db, name in collections if db and name]
     targets = {db: options.renames.get(db, db) for db, _ in collections}
-    archived, requested = bring_back(store, objects, options, on_wait)
-    report = RestoreReport.plan(
-        manifest,
-        objects,
-        settings.uri,
-        targets,
-        (archived, requested),
-        len(collections),
-        options.dry_run,
-    )
-    if options.dry_run:
-        return report
     try:
         with mongo_client(settings) as client:
-            _check_targets(client, collections, targets, options)
+            busy = _busy_targets(client, collections, targets)
+            if busy and not (options.force or options.drop):
+                raise UsageError(
+                    f"target collections are not empty: {', '.join(busy)}",
+                    hint="--rename SRC=DST, --drop to replace them, or --force to insert anyway",
+                )
+            archive = bring_back(store, objects, options, on_wait)  # after every refusal
+            report = RestoreReport.plan(
+                manifest,
+                objects,
+                settings.uri,
+                targets,
+                archive,
+                len(collections),
+                options.dry_run,
+            )
+            if options.dry_run:
+                return report
             verify_objects(store, objects, options.jobs)
+            if options.drop:
+                for full in busy:
+                    db, _, name = full.partition(".")
+                    client[db].drop_collection(name)
 
             def one(key: tuple[str, str]) -> None:
                 db, name = key
@@ -125,25 +136,16 @@ def restore_mongo(
     return report
 
 
-def _check_targets(
-    client: Any,
-    collections: list[tuple[str, str]],
-    targets: dict[str, str],
-    options: RestoreOptions,
-) -> None:
+def _busy_targets(
+    client: Any, collections: list[tuple[str, str]], targets: dict[str, str]
+) -> list[str]:
+    """``db.collection`` of every target collection that already holds documents."""
     busy = []
     for db, name in collections:
         target = client[targets[db]]
         if name in target.list_collection_names() and target[name].estimated_document_count():
-            if options.drop:
-                target.drop_collection(name)
-            elif not options.force:
-                busy.append(f"{targets[db]}.{name}")
-    if busy:
-        raise UsageError(
-            f"target collections are not empty: {', '.join(busy)}",
-            hint="--rename SRC=DST, --drop to replace them, or --force to insert anyway",
-        )
+            busy.append(f"{targets[db]}.{name}")
+    return busy
 
 
 def _restore_collection(
