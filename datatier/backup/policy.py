@@ -11,7 +11,8 @@ and key. Example (``backups/shop.toml``)::
     store = "s3://company-backups/mysql"
 
     [source]
-    node = "replica1"            # a [mysql.nodes.NAME] of the config
+    node = "replica1"            # a [mysql.nodes.NAME] of the config (Mongo: server = NAME
+                                 # of [mongo.servers], unset for [mongo] itself)
     databases = ["shop", "crm"]  # empty: every non-system database
     exclude_tables = ["shop.sessions"]
 
@@ -59,9 +60,11 @@ CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 
 
 @dataclass(frozen=True)
 class SourceSettings:
-    """``[source]``: what to back up. MySQL: a config node; Mongo: the config's ``[mongo]``."""
+    """``[source]``: what to back up. MySQL: ``node``, a ``[mysql.nodes]`` name; Mongo:
+    ``server``, a ``[mongo.servers]`` name (unset: the config's ``[mongo]`` itself)."""
 
     node: str | None = None
+    server: str | None = None
     databases: list[str] = option([])
     exclude_databases: list[str] = option([])
     tables: list[str] = option([])
@@ -208,6 +211,17 @@ def load_policy(path: Path, default_store: str) -> Policy:
     if spec.engine == "mysql" and spec.source.node is None:
         raise ConfigError(
             source, "source.node", "missing required value", hint="a [mysql.nodes] name"
+        )
+    if spec.engine == "mysql" and spec.source.server is not None:
+        raise ConfigError(
+            source, "source.server", "names a MongoDB server, but the engine is mysql"
+        )
+    if spec.engine == "mongo" and spec.source.node is not None:
+        raise ConfigError(
+            source,
+            "source.node",
+            "names a MySQL node, but the engine is mongo",
+            hint="source.server names a [mongo.servers] deployment",
         )
     return Policy(name=name, path=path, spec=spec, store_url=spec.store or default_store)
 

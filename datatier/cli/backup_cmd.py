@@ -67,7 +67,7 @@ def policies(app: AppContext, as_json: bool) -> None:
         {
             "name": p.name,
             "engine": p.spec.engine,
-            "source": p.spec.source.node or "mongo",
+            "source": p.spec.source.node or f"mongo:{p.spec.source.server or 'default'}",
             "store": p.store_url,
             "schedule": p.spec.schedule,
             "initial_class": p.spec.storage.initial_class,

@@ -30,10 +30,10 @@ from datatier.backup.restore import (
     select_objects,
     verify_objects,
 )
-from datatier.config import MongoSettings
+from datatier.config import MongoServer
 from datatier.errors import OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
-from datatier.mongo.dump import mongo_client
+from datatier.mongo.client import mongo_client
 from datatier.mongo.oplog import replay
 from datatier.storage.base import ObjectStore
 
@@ -66,12 +66,12 @@ def documents(raw: bytes) -> Iterator[list[RawBSONDocument]]:
 def restore_mongo(
     manifest: Manifest,
     store: ObjectStore,
-    settings: MongoSettings,
+    settings: MongoServer,
     options: RestoreOptions,
     on_loaded: Callable[[ObjectRecord], None] | None = None,
     on_wait: Callable[[int, int], None] | None = None,
 ) -> RestoreReport:
-    """Restore a Mongo backup into the ``[mongo]`` deployment (see module docstring)."""
+    """Restore a Mongo backup into the deployment ``settings`` (see module docstring)."""
     started = time.monotonic()
     unknown = sorted(set(options.renames) - set(manifest.databases))
     if unknown:

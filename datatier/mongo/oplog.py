@@ -30,6 +30,7 @@ from bson.timestamp import Timestamp
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.errors import OperationFailed
 from datatier.mongo.bsonstream import count_documents
+from datatier.mongo.client import handshake
 
 OPLOG_KEY = "oplog.bson"
 # Fields applyOps must not see: the source collection's UUID (restored collections have
@@ -40,8 +41,7 @@ _APPLY_BATCH = 500
 
 def oplog_position(client: Any) -> Timestamp | None:
     """The newest oplog entry's ``ts``; None when the server has no oplog (standalone)."""
-    hello = client.admin.command("hello")
-    if not hello.get("setName"):
+    if not handshake(client).get("setName"):
         return None
     newest = client.local["oplog.rs"].find_one({}, sort=[("$natural", -1)])
     if newest is None:
