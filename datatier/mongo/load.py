@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import bson
 import pymongo.errors
 from bson import json_util
 from bson.raw_bson import RawBSONDocument
@@ -33,8 +32,10 @@ from datatier.backup.restore import (
 from datatier.config import MongoServer
 from datatier.errors import OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
+from datatier.mongo.bsonstream import raw_documents
 from datatier.mongo.client import mongo_client
-from datatier.mongo.oplog import replay
+from datatier.mongo.oplog import check_replayable, replay
+from datatier.mongo.oplogapply import applier_for
 from datatier.storage.base import ObjectStore
 
 log = get_logger(__name__)
@@ -94,10 +95,14 @@ def restore_mongo(
     )
     if options.dry_run:
         return report
+    oplog = [o for o in objects if o.kind == "oplog"]
     try:
         with mongo_client(settings) as client:
             _check_targets(client, collections, targets, options)
             verify_objects(store, objects, options.jobs)
+            applier = applier_for(client) if oplog else None
+            if applier is not None and applier.refuses:
+                check_replayable(applier, _entries(store, oplog), targets, set(collections))
 
             def one(key: tuple[str, str]) -> None:
                 db, name = key
@@ -110,10 +115,11 @@ def restore_mongo(
                 for future in [pool.submit(one, key) for key in collections]:
                     future.result()
             _create_views(client, manifest, targets)
-            oplog = [o for o in objects if o.kind == "oplog"]
-            if oplog:
-                applied = _replay_oplog(client, store, oplog, targets, set(collections))
-                log.info("restore.oplog_replayed", entries=applied)
+            if applier is not None:
+                applied = replay(
+                    client, _entries(store, oplog), targets, set(collections), applier=applier
+                )
+                log.info("restore.oplog_replayed", entries=applied, method=applier.name)
             else:
                 _check_counts(client, manifest, collections, targets)
     except pymongo.errors.ConnectionFailure as exc:
@@ -171,22 +177,13 @@ def _restore_collection(
         coll.create_index(list(index["key"].items()), name=index["name"], **extra)
 
 
-def _replay_oplog(
-    client: Any,
-    store: ObjectStore,
-    parts: list[ObjectRecord],
-    targets: dict[str, str],
-    wanted: set[tuple[str, str]],
-) -> int:
-    """Replay the captured oplog slice (verified with the other objects) after the data;
-    document counts then reflect the end of the slice, not the dump, so they are not
-    compared with the manifest."""
-
-    def entries() -> Iterator[dict[str, Any]]:
-        for part in sorted(parts, key=lambda o: o.part):
-            yield from bson.decode_all(b"".join(decompressed(store, part)))
-
-    return replay(client, entries(), targets, wanted)
+def _entries(store: ObjectStore, parts: list[ObjectRecord]) -> Iterator[RawBSONDocument]:
+    """The captured oplog slice (verified with the other objects), in order, as raw
+    documents: the values of each entry are re-sent exactly as captured. It is replayed
+    after the data, so document counts then reflect the end of the slice, not the dump, and
+    are not compared with the manifest."""
+    for part in sorted(parts, key=lambda o: o.part):
+        yield from raw_documents(decompressed(store, part), f"{store.url}/{part.key}")
 
 
 def _create_views(client: Any, manifest: Manifest, targets: dict[str, str]) -> None:
