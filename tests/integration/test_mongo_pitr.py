@@ -1,20 +1,25 @@
-"""Point-in-time Mongo backups on the sandbox's mongo2 (mongo-java-server with an oplog).
+"""Point-in-time Mongo backups: the oplog slice written during the dump, captured and replayed.
 
 A writer changes the source while the dump runs (inserts, operator updates, replacements,
 deletes in collections already dumped and not yet dumped, and a collection drop); the
 backup captures the oplog slice written meanwhile and the restore replays it, so the copy
 equals the source as it was when the dump ended.
 
-What differs from a real replica set: mongo-java-server has no ``hello`` (datatier's
-handshake falls back to ``isMaster``) and no ``applyOps`` (the slice is replayed with driver
-operations, :class:`~datatier.mongo.oplogapply.CrudApplier`). The ``hello`` + ``applyOps``
-path is tested against a real mongod in test_mongo_oplog.py where DATATIER_TEST_MONGO_URI
-is set. Its oplog logs operator updates as sent (``$inc`` is not made idempotent, as
-mongod does), so the writer uses only ``$set``/``$unset``, replacements and deletes.
+Servers: always the sandbox's mongo2 (mongo-java-server, a replica set with an oplog), and
+also a real mongod replica-set member where ``DATATIER_TEST_MONGO_URI`` names one. They take
+different paths in two places: mongo-java-server has no ``hello`` (datatier's handshake falls
+back to ``isMaster``) and no ``applyOps`` (the slice is replayed with driver operations,
+:class:`~datatier.mongo.oplogapply.CrudApplier`); a real mongod answers ``hello`` and replays
+with ``applyOps``, including the delta-format updates it logs. Each run asserts which replay
+method was used. mongo-java-server logs operator updates as sent (``$inc`` is not made
+idempotent, as mongod does), so the writer uses only ``$set``/``$unset``, replacements and
+deletes.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -34,7 +39,11 @@ from datatier.mongo import dump as mongo_dump
 from datatier.mongo.dump import MongoDumpEngine
 from tests.integration.conftest import SandboxHandle
 
-DB, COPY = "m2_pitr", "m2_pitr_copy"
+DB, COPY = "dt_pitr_w", "dt_pitr_w_copy"
+REAL_URI = os.environ.get("DATATIER_TEST_MONGO_URI")
+REAL_ENV = "DATATIER_MONGO__SERVERS__REAL__URI"
+# server name in the config -> (replay method expected, extra environment for the config)
+SERVERS = {"mongo2": "crud", **({"real": "applyOps"} if REAL_URI else {})}
 COLLECTIONS = ("a", "b", "c")
 DOCS = 3000
 # Values a decode/re-encode round trip would break: a date outside Python's datetime range
@@ -60,6 +69,25 @@ def client_for(uri: str) -> pymongo.MongoClient[Any]:
 @pytest.fixture(scope="module")
 def mongo2_uri(sandbox: SandboxHandle) -> str:
     return sandbox.config.mongo.servers["mongo2"].uri
+
+
+def environ_for(server: str) -> dict[str, str]:
+    """The environment that adds the real mongod to the sandbox config as server "real"."""
+    return {REAL_ENV: REAL_URI} if server == "real" and REAL_URI else {}
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
+def server(request: pytest.FixtureRequest, sandbox: SandboxHandle) -> tuple[str, str]:
+    """(name in the config, URI) of the server under test."""
+    name = str(request.param)
+    if name == "real":
+        assert REAL_URI is not None
+        with client_for(REAL_URI) as c:
+            assert c.admin.command("hello").get("setName"), (
+                "DATATIER_TEST_MONGO_URI: no replica set"
+            )
+        return name, REAL_URI
+    return name, sandbox.config.mongo.servers[name].uri
 
 
 def raw_of(c: pymongo.MongoClient[Any], db: str, name: str) -> bytes:
@@ -119,19 +147,22 @@ class Writer(threading.Thread):
 
 
 @pytest.fixture(scope="module")
-def pitr_backup(sandbox: SandboxHandle, mongo2_uri: str) -> Iterator[tuple[Manifest, Writer]]:
-    with client_for(mongo2_uri) as c:
-        for name in (DB, COPY):
-            c.drop_database(name)
-        for name in COLLECTIONS:
-            c[DB][name].insert_many(
+def pitr_backup(
+    sandbox: SandboxHandle, server: tuple[str, str]
+) -> Iterator[tuple[Manifest, Writer]]:
+    name, uri = server
+    with client_for(uri) as c:
+        for db in (DB, COPY):
+            c.drop_database(db)
+        for coll in COLLECTIONS:
+            c[DB][coll].insert_many(
                 [{"_id": i, "n": i, "pad": "x" * 100, **AWKWARD} for i in range(DOCS)]
             )
         c[DB].doomed.insert_many([{"_id": i} for i in range(100)])
     sandbox.write_policy(
-        "m2-pitr", f'engine = "mongo"\n[source]\nserver = "mongo2"\ndatabases = ["{DB}"]\n'
+        "pitr-w", f'engine = "mongo"\n[source]\nserver = "{name}"\ndatabases = ["{DB}"]\n'
     )
-    writer = Writer(mongo2_uri)
+    writer = Writer(uri)
     real_collection, real_capture = MongoDumpEngine._collection, mongo_dump.capture
 
     def collection(self: MongoDumpEngine, out: Any, db: Any, spec: Any) -> Any:
@@ -150,34 +181,35 @@ def pitr_backup(sandbox: SandboxHandle, mongo2_uri: str) -> Iterator[tuple[Manif
         writer.join(30)
         return real_capture(*args, **kw)
 
-    loaded = load(str(sandbox.config_path), environ={})
+    loaded = load(str(sandbox.config_path), environ=environ_for(name))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(MongoDumpEngine, "_collection", collection)
         patch.setattr(mongo_dump, "capture", capture)
         writer.start()
         try:
-            manifest = run_backup(loaded, load_policy(loaded, "m2-pitr"))
+            manifest = run_backup(loaded, load_policy(loaded, "pitr-w"))
         finally:
             writer.stop.set()
             writer.join(30)
     assert writer.error is None, writer.error
     yield manifest, writer
-    with client_for(mongo2_uri) as c:
-        for name in (DB, COPY):
-            c.drop_database(name)
+    with client_for(uri) as c:
+        for db in (DB, COPY):
+            c.drop_database(db)
 
 
 def test_slice_written_during_the_dump_is_captured(
-    sandbox: SandboxHandle, pitr_backup: tuple[Manifest, Writer]
+    sandbox: SandboxHandle, server: tuple[str, str], pitr_backup: tuple[Manifest, Writer]
 ) -> None:
     manifest, writer = pitr_backup
     assert writer.kinds == {"insert", "update", "replace", "delete", "drop"}
-    assert manifest.source["server"] == "mongo2"
-    assert manifest.source["replica_set"] == "rs0"
+    assert manifest.source["server"] == server[0]
+    assert manifest.source["replica_set"]
     assert manifest.consistency["point_in_time"] is True
     parts = sorted((o for o in manifest.objects if o.kind == "oplog"), key=lambda o: o.part)
     assert parts, "no oplog objects"
-    _, store = find_backup(load(str(sandbox.config_path), environ={}), manifest.backup_id)
+    loaded = load(str(sandbox.config_path), environ=environ_for(server[0]))
+    _, store = find_backup(loaded, manifest.backup_id)
     entries = []
     for part in parts:
         raw = (
@@ -193,11 +225,22 @@ def test_slice_written_during_the_dump_is_captured(
 
 
 def test_restore_replays_the_slice_to_the_end_of_the_dump(
-    use_sandbox_config: SandboxHandle, mongo2_uri: str, pitr_backup: tuple[Manifest, Writer]
+    use_sandbox_config: SandboxHandle,
+    server: tuple[str, str],
+    pitr_backup: tuple[Manifest, Writer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    name, uri = server
+    for key, value in environ_for(name).items():
+        monkeypatch.setenv(key, value)
     manifest, _ = pitr_backup
-    assert main(["restore", manifest.backup_id, "--rename", f"{DB}={COPY}"]) == 0
-    with client_for(mongo2_uri) as c:
+    capsys.readouterr()
+    assert main(["--json-logs", "restore", manifest.backup_id, "--rename", f"{DB}={COPY}"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    replayed = [e for e in events if e["event"] == "restore.oplog_replayed"]
+    assert [e["method"] for e in replayed] == [SERVERS[name]]
+    with client_for(uri) as c:
         assert sorted(c[COPY].list_collection_names()) == sorted(COLLECTIONS)
         assert sorted(c[DB].list_collection_names()) == sorted(COLLECTIONS)
         for name in COLLECTIONS:
