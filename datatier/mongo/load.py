@@ -10,9 +10,8 @@ are inserted as ``RawBSONDocument`` slices of the stored bytes: never decoded an
 
 from __future__ import annotations
 
-import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,15 +31,16 @@ from datatier.backup.restore import (
 from datatier.config import MongoServer
 from datatier.errors import OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
-from datatier.mongo.bsonstream import raw_documents
+from datatier.mongo.bsonstream import iter_documents, raw_documents
 from datatier.mongo.client import mongo_client
 from datatier.mongo.oplog import check_replayable, replay
 from datatier.mongo.oplogapply import applier_for
 from datatier.storage.base import ObjectStore
 
 log = get_logger(__name__)
-_LENGTH = struct.Struct("<i")
-BATCH_BYTES = 8 << 20
+# Documents per insert_many, by size: a worker holds one batch plus the message pymongo
+# encodes from it, so restore memory is about jobs x 2 x BATCH_BYTES, whatever the data.
+BATCH_BYTES = 4 << 20
 INDEX_OPTIONS = (
     "unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation", "hidden",
     "weights", "default_language", "language_override", "textIndexVersion",
@@ -48,16 +48,17 @@ INDEX_OPTIONS = (
 )  # fmt: skip
 
 
-def documents(raw: bytes) -> Iterator[list[RawBSONDocument]]:
-    """Batches (about 8 MiB) of documents sliced out of concatenated BSON."""
+def batches(
+    pieces: Iterable[bytes], name: str = "BSON stream", limit: int = BATCH_BYTES
+) -> Iterator[list[RawBSONDocument]]:
+    """Batches of about ``limit`` bytes of the documents in a stream of concatenated BSON
+    cut into arbitrary pieces (see :func:`~datatier.mongo.bsonstream.iter_documents`)."""
     batch: list[RawBSONDocument] = []
-    size = pos = 0
-    while pos < len(raw):
-        length = _LENGTH.unpack_from(raw, pos)[0]
-        batch.append(RawBSONDocument(raw[pos : pos + length]))
-        size += length
-        pos += length
-        if size >= BATCH_BYTES:
+    size = 0
+    for doc in iter_documents(pieces, name):
+        batch.append(RawBSONDocument(doc))
+        size += len(doc)
+        if size >= limit:
             yield batch
             batch, size = [], 0
     if batch:
@@ -165,8 +166,7 @@ def _restore_collection(
         db.create_collection(name, **dict(metadata.get("options") or {}))
     coll = db[name]
     for part in (o for o in parts if o.kind == "collection"):
-        raw = b"".join(decompressed(store, part))
-        for batch in documents(raw):
+        for batch in batches(decompressed(store, part), f"{store.url}/{part.key}"):
             coll.insert_many(batch, ordered=True, bypass_document_validation=True)
         if on_loaded:
             on_loaded(part)

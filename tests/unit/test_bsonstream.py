@@ -8,6 +8,7 @@ from bson.raw_bson import RawBSONDocument
 
 from datatier.errors import IntegrityFailure
 from datatier.mongo.bsonstream import iter_documents, raw_documents
+from datatier.mongo.load import batches
 
 DOCS = [bson.encode({"_id": i, "pad": "x" * (i * 37 % 300)}) for i in range(200)]
 STREAM = b"".join(DOCS)
@@ -40,3 +41,13 @@ def test_raw_documents_keep_bytes_and_read_dates_outside_pythons_range() -> None
     assert doc.raw == far
     assert doc["d"] == bson.DatetimeMS(-(2**62))
     assert bson.encode({"o": doc}) == bson.encode({"o": RawBSONDocument(far)})
+
+
+def test_restore_batches_are_bounded_and_keep_every_document() -> None:
+    """What bounds a Mongo restore's memory: batches of about `limit` bytes, built from
+    pieces of any size, never the whole object."""
+    pieces = [STREAM[i : i + 777] for i in range(0, len(STREAM), 777)]
+    found = list(batches(pieces, limit=4096))
+    assert [doc.raw for batch in found for doc in batch] == DOCS
+    assert len(found) > 5
+    assert all(sum(len(d.raw) for d in batch) < 4096 + 400 for batch in found)
