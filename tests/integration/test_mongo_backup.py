@@ -4,7 +4,7 @@ The sandbox's [mongo] server is FerretDB v1 (no mongod in Debian). It rejects De
 MinKey, MaxKey, Code and arrays nested in arrays (verified: it closes the connection or
 answers "nested arrays are not supported"), turns -0.0 into 0.0 and refuses NaN and
 infinities. Those are round-tripped on the sandbox's mongo2 (mongo-java-server,
-test_mongo2_types.py) and, where ``DATATIER_TEST_MONGO_URI`` points at a real mongod, by
+test_mongo_types.py) and, where ``DATATIER_TEST_MONGO_URI`` points at a real mongod, by
 test_types_only_a_real_mongod_stores (which asserts FerretDB's refusal otherwise). Every type
 FerretDB stores is round-tripped here, including every binary subtype (mongo2 keeps only
 0, 3 and 4).

@@ -19,7 +19,6 @@ deletes.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -37,13 +36,11 @@ from datatier.cli import main
 from datatier.config import load
 from datatier.mongo import dump as mongo_dump
 from datatier.mongo.dump import MongoDumpEngine
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, mongo_environ
 
 DB, COPY = "dt_pitr_w", "dt_pitr_w_copy"
-REAL_URI = os.environ.get("DATATIER_TEST_MONGO_URI")
-REAL_ENV = "DATATIER_MONGO__SERVERS__REAL__URI"
-# server name in the config -> (replay method expected, extra environment for the config)
-SERVERS = {"mongo2": "crud", **({"real": "applyOps"} if REAL_URI else {})}
+# the replay method each server takes
+METHODS = {"mongo2": "crud", "real": "applyOps"}
 COLLECTIONS = ("a", "b", "c")
 DOCS = 3000
 # Values a decode/re-encode round trip would break: a date outside Python's datetime range
@@ -69,25 +66,6 @@ def client_for(uri: str) -> pymongo.MongoClient[Any]:
 @pytest.fixture(scope="module")
 def mongo2_uri(sandbox: SandboxHandle) -> str:
     return sandbox.config.mongo.servers["mongo2"].uri
-
-
-def environ_for(server: str) -> dict[str, str]:
-    """The environment that adds the real mongod to the sandbox config as server "real"."""
-    return {REAL_ENV: REAL_URI} if server == "real" and REAL_URI else {}
-
-
-@pytest.fixture(scope="module", params=list(SERVERS))
-def server(request: pytest.FixtureRequest, sandbox: SandboxHandle) -> tuple[str, str]:
-    """(name in the config, URI) of the server under test."""
-    name = str(request.param)
-    if name == "real":
-        assert REAL_URI is not None
-        with client_for(REAL_URI) as c:
-            assert c.admin.command("hello").get("setName"), (
-                "DATATIER_TEST_MONGO_URI: no replica set"
-            )
-        return name, REAL_URI
-    return name, sandbox.config.mongo.servers[name].uri
 
 
 def raw_of(c: pymongo.MongoClient[Any], db: str, name: str) -> bytes:
@@ -148,9 +126,9 @@ class Writer(threading.Thread):
 
 @pytest.fixture(scope="module")
 def pitr_backup(
-    sandbox: SandboxHandle, server: tuple[str, str]
+    sandbox: SandboxHandle, mongo_server: tuple[str, str]
 ) -> Iterator[tuple[Manifest, Writer]]:
-    name, uri = server
+    name, uri = mongo_server
     with client_for(uri) as c:
         for db in (DB, COPY):
             c.drop_database(db)
@@ -181,7 +159,7 @@ def pitr_backup(
         writer.join(30)
         return real_capture(*args, **kw)
 
-    loaded = load(str(sandbox.config_path), environ=environ_for(name))
+    loaded = load(str(sandbox.config_path), environ=mongo_environ(name))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(MongoDumpEngine, "_collection", collection)
         patch.setattr(mongo_dump, "capture", capture)
@@ -199,16 +177,16 @@ def pitr_backup(
 
 
 def test_slice_written_during_the_dump_is_captured(
-    sandbox: SandboxHandle, server: tuple[str, str], pitr_backup: tuple[Manifest, Writer]
+    sandbox: SandboxHandle, mongo_server: tuple[str, str], pitr_backup: tuple[Manifest, Writer]
 ) -> None:
     manifest, writer = pitr_backup
     assert writer.kinds == {"insert", "update", "replace", "delete", "drop"}
-    assert manifest.source["server"] == server[0]
+    assert manifest.source["server"] == mongo_server[0]
     assert manifest.source["replica_set"]
     assert manifest.consistency["point_in_time"] is True
     parts = sorted((o for o in manifest.objects if o.kind == "oplog"), key=lambda o: o.part)
     assert parts, "no oplog objects"
-    loaded = load(str(sandbox.config_path), environ=environ_for(server[0]))
+    loaded = load(str(sandbox.config_path), environ=mongo_environ(mongo_server[0]))
     _, store = find_backup(loaded, manifest.backup_id)
     entries = []
     for part in parts:
@@ -226,20 +204,20 @@ def test_slice_written_during_the_dump_is_captured(
 
 def test_restore_replays_the_slice_to_the_end_of_the_dump(
     use_sandbox_config: SandboxHandle,
-    server: tuple[str, str],
+    mongo_server: tuple[str, str],
     pitr_backup: tuple[Manifest, Writer],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    name, uri = server
-    for key, value in environ_for(name).items():
+    name, uri = mongo_server
+    for key, value in mongo_environ(name).items():
         monkeypatch.setenv(key, value)
     manifest, _ = pitr_backup
     capsys.readouterr()
     assert main(["--json-logs", "restore", manifest.backup_id, "--rename", f"{DB}={COPY}"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     replayed = [e for e in events if e["event"] == "restore.oplog_replayed"]
-    assert [e["method"] for e in replayed] == [SERVERS[name]]
+    assert [e["method"] for e in replayed] == [METHODS[name]]
     with client_for(uri) as c:
         assert sorted(c[COPY].list_collection_names()) == sorted(COLLECTIONS)
         assert sorted(c[DB].list_collection_names()) == sorted(COLLECTIONS)

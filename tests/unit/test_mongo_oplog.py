@@ -1,6 +1,6 @@
 """The oplog slice's rewriting for replay (renames, filtering, cleaning, transactions): pure
 logic. Capture and replay against servers run in tests/integration/test_mongo_oplog.py (a
-real mongod) and test_mongo2_oplog.py (the sandbox's mongo-java-server)."""
+real mongod) and test_mongo_pitr.py (the sandbox's mongo-java-server)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def test_replay_batches_crud_and_runs_commands_alone_in_order() -> None:
 
 
 def test_crud_applier_refuses_what_only_applyops_can_replay() -> None:
-    """Checked before anything is restored (the server side runs in test_mongo2_oplog.py)."""
+    """Checked before anything is restored (the server side runs in test_mongo_pitr.py)."""
     crud = CrudApplier(client=None)
     crud.check(entry("i", "shop.orders", {"_id": 1}))
     crud.check(entry("u", "shop.orders", {"$v": 1, "$set": {"x": 1}}, o2={"_id": 1}))

@@ -1,11 +1,12 @@
-"""BSON type fidelity on the sandbox's mongo2 (mongo-java-server): backup -> S3 -> restore
-with --rename gives byte-identical collections for the types FerretDB v1 refuses or alters.
+"""BSON type fidelity on the sandbox's mongo2 (mongo-java-server), and on a real mongod where
+DATATIER_TEST_MONGO_URI names one: backup -> S3 -> restore with --rename gives byte-identical
+collections for the types FerretDB v1 refuses or alters.
 
 Which server covers which type (the README's MongoDB section says the same):
-- here, mongo2: Decimal128 (including NaN, -0, infinities, extreme exponents), MinKey,
-  MaxKey, Code, nested and empty arrays, NaN, -0.0 and infinite doubles, Int64 beyond 2^53
-  and at its limits, binary subtypes 0, 3 and 4, regex flags, timestamps, dates outside
-  Python's range;
+- here, mongo2 (and the real mongod): Decimal128 (including NaN, -0, infinities, extreme
+  exponents), MinKey, MaxKey, Code, nested and empty arrays, NaN, -0.0 and infinite
+  doubles, Int64 beyond 2^53 and at its limits, binary subtypes 0, 3 and 4, regex flags,
+  timestamps, dates outside Python's range;
 - test_mongo_backup.py, FerretDB: every binary subtype (mongo2 refuses 1, 2, 5-8 and stores
   128 as 0: pinned by test_mongo2_binary_subtype_limits below), capped collections.
 """
@@ -25,7 +26,7 @@ from datatier.backup.manifest import Manifest
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, mongo_environ
 
 DB, COPY = "m2_types", "m2_types_copy"
 DECIMALS = ["1.10", "-0", "0E-6176", "NaN", "-NaN", "Infinity", "-Infinity", "1E-6176"]
@@ -73,11 +74,6 @@ def typed(i: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def mongo2_uri(sandbox: SandboxHandle) -> str:
-    return sandbox.config.mongo.servers["mongo2"].uri
-
-
 DOCS = [typed(i) for i in range(2500)]
 
 
@@ -87,10 +83,11 @@ def sent() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def types_backup(sandbox: SandboxHandle, mongo2_uri: str) -> Iterator[Manifest]:
-    with client_for(mongo2_uri) as c:
-        for name in (DB, COPY):
-            c.drop_database(name)
+def types_backup(sandbox: SandboxHandle, mongo_server: tuple[str, str]) -> Iterator[Manifest]:
+    name, uri = mongo_server
+    with client_for(uri) as c:
+        for db in (DB, COPY):
+            c.drop_database(db)
         c[DB].typed.insert_many(DOCS)
         c[DB].typed.create_index([("i64", 1), ("dec", -1)], name="cmp")
         c[DB].typed.create_index("oid", name="oid_unique", unique=True)
@@ -99,13 +96,13 @@ def types_backup(sandbox: SandboxHandle, mongo2_uri: str) -> Iterator[Manifest]:
         c[DB].create_collection("empty")
     sandbox.write_policy(
         "m2-types",
-        f'engine = "mongo"\n[source]\nserver = "mongo2"\ndatabases = ["{DB}"]\n',
+        f'engine = "mongo"\n[source]\nserver = "{name}"\ndatabases = ["{DB}"]\n',
     )
-    loaded = load(str(sandbox.config_path), environ={})
+    loaded = load(str(sandbox.config_path), environ=mongo_environ(name))
     yield run_backup(loaded, load_policy(loaded, "m2-types"))
-    with client_for(mongo2_uri) as c:
-        for name in (DB, COPY):
-            c.drop_database(name)
+    with client_for(uri) as c:
+        for db in (DB, COPY):
+            c.drop_database(db)
 
 
 def raw_of(c: pymongo.MongoClient[Any], db: str, name: str) -> bytes:
@@ -121,16 +118,20 @@ def indexes(c: pymongo.MongoClient[Any], db: str, name: str) -> list[dict[str, A
 
 def test_every_type_round_trips_byte_identical(
     use_sandbox_config: SandboxHandle,
-    mongo2_uri: str,
+    mongo_server: tuple[str, str],
     types_backup: Manifest,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert types_backup.source["server"] == "mongo2"
-    # no --target: back to the server the backup came from (mongo2), not [mongo]
+    name, uri = mongo_server
+    for key, value in mongo_environ(name).items():
+        monkeypatch.setenv(key, value)
+    assert types_backup.source["server"] == name
+    # no --target: back to the server the backup came from, not [mongo]
     assert main(["restore", types_backup.backup_id, "--rename", f"{DB}={COPY}", "--json"]) == 0
-    assert '"target": "' + mongo2_uri + '"' in capsys.readouterr().out
-    with client_for(mongo2_uri) as c:
-        assert raw_of(c, DB, "typed") == sent(), "mongo2 altered a value on insert"
+    assert '"target": "' + uri + '"' in capsys.readouterr().out
+    with client_for(uri) as c:
+        assert raw_of(c, DB, "typed") == sent(), f"{name} altered a value on insert"
         assert sorted(c[COPY].list_collection_names()) == ["empty", "typed", "with.dots"]
         for name in ("typed", "with.dots", "empty"):
             assert raw_of(c, COPY, name) == raw_of(c, DB, name), name
@@ -139,14 +140,20 @@ def test_every_type_round_trips_byte_identical(
 
 
 def test_target_names_a_configured_server_or_is_refused(
-    use_sandbox_config: SandboxHandle, types_backup: Manifest, capsys: pytest.CaptureFixture[str]
+    use_sandbox_config: SandboxHandle,
+    mongo_server: tuple[str, str],
+    types_backup: Manifest,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """--target NAME picks a [mongo.servers] deployment (`default` = [mongo], FerretDB); an
     unknown name is exit 2 naming the known ones, before anything is read or written."""
+    for key, value in mongo_environ(mongo_server[0]).items():
+        monkeypatch.setenv(key, value)
     args = ["restore", types_backup.backup_id, "--rename", f"{DB}=m2_types_elsewhere"]
     assert main([*args, "--target", "nosuch"]) == 2
     err = capsys.readouterr().err
-    assert "no MongoDB server 'nosuch'" in err and "default, mongo2" in err
+    assert "no MongoDB server 'nosuch'" in err and "known: default, mongo2" in err
     uri = use_sandbox_config.config.mongo.uri
     assert main([*args, "--target", "default", "--tables", f"{DB}.empty", "--json"]) == 0
     assert '"target": "' + uri + '"' in capsys.readouterr().out
@@ -155,10 +162,11 @@ def test_target_names_a_configured_server_or_is_refused(
         ferretdb.drop_database("m2_types_elsewhere")
 
 
-def test_mongo2_binary_subtype_limits(mongo2_uri: str) -> None:
+def test_mongo2_binary_subtype_limits(sandbox: SandboxHandle) -> None:
     """The server's own limits, pinned so the README stays true: subtypes 0, 3 and 4 are
     stored; 1, 2 and 5-8 are refused (the connection is closed) and 128 comes back as 0.
     Those subtypes round-trip on FerretDB (test_mongo_backup.py)."""
+    mongo2_uri = sandbox.config.mongo.servers["mongo2"].uri
     stored, refused, altered = [], [], []
     for subtype in (0, 1, 2, 3, 4, 5, 6, 7, 8, 128):
         with client_for(mongo2_uri) as c:
