@@ -2,10 +2,11 @@
 
 Same safety contract as the MySQL restore (see :mod:`datatier.backup.restore`): archived
 objects are brought back first (or exit 5), non-empty target collections are refused
-unless ``force`` (``drop`` replaces them), every object is verified before anything is
-written, and document counts are checked afterwards (for a backup of a replica set, the
-captured oplog slice is replayed instead, so counts reach the end of the slice). Documents
-are inserted as ``RawBSONDocument`` slices of the stored bytes: never decoded and re-encoded.
+unless ``force`` (``drop`` replaces them), every object is verified (and the oplog slice
+checked replayable) before anything is written or dropped, and document counts are checked
+afterwards (for a backup of a replica set, the captured oplog slice is replayed instead, so
+counts reach the end of the slice). Documents are inserted as ``RawBSONDocument`` slices of
+the stored bytes: never decoded and re-encoded.
 """
 
 from __future__ import annotations
@@ -99,11 +100,13 @@ def restore_mongo(
     oplog = [o for o in objects if o.kind == "oplog"]
     try:
         with mongo_client(settings) as client:
-            _check_targets(client, collections, targets, options)
+            to_drop = _busy_targets(client, collections, targets, options)
             verify_objects(store, objects, options.jobs)
             applier = applier_for(client) if oplog else None
             if applier is not None and applier.refuses:
                 check_replayable(applier, _entries(store, oplog), targets, set(collections))
+            for db, name in to_drop:  # only now that the backup is known to be restorable
+                client[db].drop_collection(name)
 
             def one(key: tuple[str, str]) -> None:
                 db, name = key
@@ -132,25 +135,25 @@ def restore_mongo(
     return report
 
 
-def _check_targets(
+def _busy_targets(
     client: Any,
     collections: list[tuple[str, str]],
     targets: dict[str, str],
     options: RestoreOptions,
-) -> None:
+) -> list[tuple[str, str]]:
+    """The non-empty target collections (``--drop`` will replace them); UsageError naming
+    them unless ``--drop`` or ``--force``. Changes nothing."""
     busy = []
     for db, name in collections:
         target = client[targets[db]]
         if name in target.list_collection_names() and target[name].estimated_document_count():
-            if options.drop:
-                target.drop_collection(name)
-            elif not options.force:
-                busy.append(f"{targets[db]}.{name}")
-    if busy:
+            busy.append((targets[db], name))
+    if busy and not (options.drop or options.force):
         raise UsageError(
-            f"target collections are not empty: {', '.join(busy)}",
+            f"target collections are not empty: {', '.join(f'{d}.{n}' for d, n in busy)}",
             hint="--rename SRC=DST, --drop to replace them, or --force to insert anyway",
         )
+    return busy if options.drop else []
 
 
 def _restore_collection(

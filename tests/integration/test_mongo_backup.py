@@ -182,6 +182,13 @@ def test_corrupt_object_exits_4_and_writes_nothing(
     assert victim.key in capsys.readouterr().err
     with client(sandbox) as c:
         assert target not in c.list_database_names()
+        # --drop replaces non-empty target collections, but only once the backup is known
+        # to be good: a corrupt object leaves them as they were
+        c[target]["typed.with.dots"].insert_many([{"_id": i, "mine": True} for i in range(5)])
+    assert main(["restore", manifest.backup_id, "--rename", f"{DB}={target}", "--drop"]) == 4
+    with client(sandbox) as c:
+        assert c[target]["typed.with.dots"].count_documents({"mine": True}) == 5
+        c.drop_database(target)
 
 
 SERVER_LIMITED = {
