@@ -28,10 +28,11 @@ import pymongo
 import pytest
 import zstandard
 from bson.codec_options import DatetimeConversion
+from bson.raw_bson import RawBSONDocument
 
 from datatier.backup.manifest import Manifest
 from datatier.backup.restore import find_backup
-from datatier.backup.service import load_policy, run_backup
+from datatier.backup.service import load_policy, open_policy_catalog, run_backup
 from datatier.cli import main
 from datatier.config import load
 from datatier.mongo import dump as mongo_dump
@@ -271,3 +272,46 @@ def test_entries_only_applyops_can_replay_are_refused_before_anything_is_restore
         assert c[copy].list_collection_names() == [], "nothing may be restored"
         for name in (db, copy):
             c.drop_database(name)
+
+
+def test_oplog_rolled_over_during_the_dump_fails_and_leaves_no_manifest(
+    use_sandbox_config: SandboxHandle, mongo2_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """If the entry the slice starts after is gone when the dump ends (a capped oplog that
+    rolled over), the backup cannot be made consistent: exit 1, and no manifest, so the
+    backup never counts. mongo2's oplog is never capped, so the start entry is removed by
+    hand during the dump (and put back afterwards, in the same place)."""
+    sandbox = use_sandbox_config
+    db = "dt_rolled"
+    with client_for(mongo2_uri) as c:
+        c.drop_database(db)
+        c[db].a.insert_many([{"_id": i} for i in range(10)])
+    sandbox.write_policy(
+        "pitr-rolled", f'engine = "mongo"\n[source]\nserver = "mongo2"\ndatabases = ["{db}"]\n'
+    )
+    real_capture = mongo_dump.capture
+    removed: list[RawBSONDocument] = []
+
+    def capture(client: Any, writer: Any, start: Any, *args: Any, **kw: Any) -> Any:
+        oplog = client.local["oplog.rs"]
+        (raw,) = oplog.find_raw_batches({"ts": start})
+        removed.append(RawBSONDocument(bytes(raw)))
+        oplog.delete_one({"ts": start})
+        return real_capture(client, writer, start, *args, **kw)
+
+    loaded = load(str(sandbox.config_path), environ={})
+    catalog = open_policy_catalog(loaded, load_policy(loaded, "pitr-rolled"))
+    before = len(catalog.backups("pitr-rolled", include_all=True))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(mongo_dump, "capture", capture)
+            assert main(["backup", "run", "pitr-rolled"]) == 1
+    finally:
+        with client_for(mongo2_uri) as c:
+            if removed:  # back into the one free slot: $natural order stays as it was
+                c.local["oplog.rs"].insert_one(removed[0])
+            c.drop_database(db)
+    assert "the oplog rolled over during the dump" in capsys.readouterr().err
+    after = catalog.backups("pitr-rolled", include_all=True)
+    assert len(after) == before + 1, "the failed run left its data objects"
+    assert not [e for e in after if e.has_manifest], "no manifest: the backup never counts"
