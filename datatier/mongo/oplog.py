@@ -7,16 +7,19 @@ Contract:
   position up to the newest one when the dump has finished, for the namespaces of the
   backed-up databases, and fails (no manifest) if the start position has rolled off the
   capped oplog meanwhile;
-- :func:`replay` applies the captured entries in order with ``applyOps`` after the data is
-  loaded, rewriting database names for ``--rename`` and skipping entries of collections
-  that are not being restored. Inserts, updates and deletes are idempotent in the oplog's
-  own terms, so documents the dump already saw converge to their state at the end of the
-  slice.
+- :func:`replay` applies the captured entries in order after the data is loaded, with an
+  :class:`~datatier.mongo.oplogapply.Applier` (``applyOps``, or driver operations where the
+  server has no ``applyOps``), rewriting database names for ``--rename`` and skipping
+  entries of collections that are not being restored. Inserts, updates and deletes are
+  idempotent in the oplog's own terms, so documents the dump already saw converge to their
+  state at the end of the slice. :func:`check_replayable` finds entries an applier cannot
+  apply before anything is restored.
 
 Only servers that are replica-set members have an oplog: on a standalone server (the
 sandbox's FerretDB) none of this runs and the manifest says the snapshot is consistent per
-collection only. This module is tested only where ``DATATIER_TEST_MONGO_URI`` names a real
-replica set (see tests/integration/test_mongo_oplog.py).
+collection only. Tested against the sandbox's mongo2 (mongo-java-server: ``isMaster``
+handshake, driver-operation replay) and, where ``DATATIER_TEST_MONGO_URI`` names a real
+replica set, against it (``hello``, ``applyOps``): tests/integration/test_mongo_pitr.py.
 """
 
 from __future__ import annotations
