@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from datatier.errors import ConfigError
-from datatier.typedtoml import Binder, Secret, coerce_env, field_type_at, option, read_toml
+from datatier.errors import ConfigError, UsageError
+from datatier.typedtoml import (
+    Binder,
+    Secret,
+    coerce_env,
+    field_type_at,
+    option,
+    read_toml,
+    required,
+)
 
 ENV_PREFIX = "DATATIER_"
 ENV_CONFIG = "DATATIER_CONFIG"
@@ -70,15 +78,48 @@ class MySQLSettings:
         return {n: node for n, node in self.nodes.items() if node.role == "replica"}
 
 
+DEFAULT_MONGO_SERVER = "default"
+
+
+@dataclass(frozen=True)
+class MongoServer:
+    """How to reach one MongoDB deployment. The password goes in ``password`` (env or
+    file), never inside ``uri``."""
+
+    uri: str = required()
+    username: str | None = None
+    password: Secret = field(default_factory=Secret)
+    server_selection_timeout: float = option(5.0, min=0.1)
+
+
 @dataclass(frozen=True)
 class MongoSettings:
-    """``[mongo]``: one MongoDB deployment. The password goes in ``password`` (env or file),
-    never inside ``uri``."""
+    """``[mongo]``: the default MongoDB deployment (its own keys) and further named ones in
+    ``[mongo.servers.NAME]`` (same keys). A Mongo policy picks one with ``source.server``
+    and ``restore --target NAME`` restores into one; ``default`` names ``[mongo]`` itself."""
 
     uri: str = "mongodb://127.0.0.1:27017/"
     username: str | None = None
     password: Secret = field(default_factory=Secret)
     server_selection_timeout: float = option(5.0, min=0.1)
+    servers: dict[str, MongoServer] = option({})
+
+    def server(self, name: str | None = None) -> MongoServer:
+        """The deployment called ``name`` (None or ``default``: ``[mongo]`` itself);
+        UsageError naming the known ones when there is none of that name."""
+        if name is None or name == DEFAULT_MONGO_SERVER:
+            return MongoServer(
+                uri=self.uri,
+                username=self.username,
+                password=self.password,
+                server_selection_timeout=self.server_selection_timeout,
+            )
+        if name not in self.servers:
+            known = ", ".join([DEFAULT_MONGO_SERVER, *sorted(self.servers)])
+            raise UsageError(
+                f"no MongoDB server {name!r} in [mongo.servers]", hint=f"known: {known}"
+            )
+        return self.servers[name]
 
 
 @dataclass(frozen=True)
@@ -208,6 +249,7 @@ class Config:
             self.mysql.password,
             self.mysql.replication_password,
             self.mongo.password,
+            *(server.password for server in self.mongo.servers.values()),
             self.s3.secret_access_key,
             self.rethinkdb.password,
         ]
@@ -319,9 +361,19 @@ def _anchor(config: Config, base_dir: Path) -> Config:
 
 def _check(config: Config, source: str) -> Config:
     """Cross-field rules the schema cannot express."""
-    if urlsplit(config.mongo.uri).password is not None:
+    mongo_uris = {"mongo": config.mongo.uri}
+    mongo_uris.update({f"mongo.servers.{n}": s.uri for n, s in config.mongo.servers.items()})
+    for key, uri in mongo_uris.items():
+        if urlsplit(uri).password is not None:
+            raise ConfigError(
+                source, f"{key}.uri", "the URI holds a password", hint=f"use {key}.password_file"
+            )
+    if DEFAULT_MONGO_SERVER in config.mongo.servers:
         raise ConfigError(
-            source, "mongo.uri", "the URI holds a password", hint="use mongo.password_file"
+            source,
+            f"mongo.servers.{DEFAULT_MONGO_SERVER}",
+            f"{DEFAULT_MONGO_SERVER!r} names [mongo] itself",
+            hint="pick another name",
         )
     primaries = [n for n, node in config.mysql.nodes.items() if node.role == "primary"]
     if len(primaries) > 1:

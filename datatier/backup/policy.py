@@ -17,6 +17,7 @@ so that one bad file does not stop commands about the others. Example
     [source]
     nodes = ["replica2", "replica1"]  # the first healthy one under max_lag_seconds is read;
                                       # "any-replica" = every replica; or node = "replica1"
+                                      # (Mongo: server = NAME of [mongo.servers])
     max_lag_seconds = 300        # heartbeat lag; a stopped SQL thread is refused (exit 5)
     databases = ["shop", "crm"]  # empty: every non-system database
     exclude_tables = ["shop.sessions"]
@@ -74,11 +75,13 @@ ANY_REPLICA = "any-replica"
 class SourceSettings:
     """``[source]``: what to back up. MySQL: the config nodes to read from, in order of
     preference (``node`` or ``nodes``; ``"any-replica"`` stands for every replica of the
-    config), and how stale a replica may be; Mongo: the config's ``[mongo]``."""
+    config), and how stale a replica may be; Mongo: ``server``, a ``[mongo.servers]`` name
+    (unset: the config's ``[mongo]`` itself)."""
 
     node: str | None = None
     nodes: list[str] = option([])
     max_lag_seconds: float = option(300.0, min=0)
+    server: str | None = None
     databases: list[str] = option([])
     exclude_databases: list[str] = option([])
     tables: list[str] = option([])
@@ -251,6 +254,17 @@ def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = 
             parse_store_url(spec.store)
         except UsageError as exc:
             raise ConfigError(source, "store", exc.message) from None
+    if spec.engine == "mysql" and spec.source.server is not None:
+        raise ConfigError(
+            source, "source.server", "names a MongoDB server, but the engine is mysql"
+        )
+    if spec.engine == "mongo" and spec.source.node is not None:
+        raise ConfigError(
+            source,
+            "source.node",
+            "names a MySQL node, but the engine is mongo",
+            hint="source.server names a [mongo.servers] deployment",
+        )
     return Policy(name=name, path=path, spec=spec, store_url=spec.store or default_store)
 
 

@@ -85,7 +85,8 @@ def policies(app: AppContext, as_json: bool) -> None:
             "name": p.name,
             "valid": True,
             "engine": p.spec.engine,
-            "source": ",".join(p.spec.source.nodes or [p.spec.source.node or "mongo"]),
+            "source": ",".join(p.spec.source.nodes or [p.spec.source.node or ""])
+            or f"mongo:{p.spec.source.server or 'default'}",
             "store": p.store_url,
             "schedule": p.spec.schedule,
             "initial_class": p.spec.storage.initial_class,

@@ -9,7 +9,7 @@ from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json
-from datatier.cli.targets import target_endpoint, target_role
+from datatier.cli.targets import mongo_target, target_endpoint, target_role
 from datatier.errors import UsageError
 from datatier.storage.base import RestoreTier
 
@@ -26,7 +26,12 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @click.command("restore")
 @click.argument("backup_id")
-@click.option("--target", metavar="NODE|HOST:PORT", help="Where to restore. Default: the primary.")
+@click.option(
+    "--target",
+    metavar="NODE|HOST:PORT|NAME",
+    help="Where to restore. MySQL: a node or HOST:PORT (default: the primary). MongoDB: a "
+    "[mongo.servers] NAME or `default` for [mongo] (default: the server backed up).",
+)
 @click.option(
     "--rename",
     "renames",
@@ -119,8 +124,7 @@ def restore(
     loaded = app.loaded()
     manifest, store = find_backup(loaded, backup_id)
     is_mongo = manifest.engine == "mongo"
-    if is_mongo and target:
-        raise UsageError("a Mongo restore goes to [mongo] uri; --target is for MySQL")
+    mongo = mongo_target(loaded, manifest, target) if is_mongo else None
     options = RestoreOptions(
         target=None if is_mongo else target_endpoint(loaded, target),
         drop=drop,
@@ -151,9 +155,8 @@ def restore(
         if is_mongo:
             from datatier.mongo.load import restore_mongo  # lazy: pymongo is slow to import
 
-            report = restore_mongo(
-                manifest, store, loaded.config.mongo, options, on_loaded, on_wait
-            )
+            assert mongo is not None
+            report = restore_mongo(manifest, store, mongo, options, on_loaded, on_wait)
         else:
             report = restore_mysql(manifest, store, options, on_loaded, on_wait)
     finally:
