@@ -143,6 +143,12 @@ def use_json(requested: bool | None, fmt: str, stream: TextIO) -> bool:
     return not stream.isatty()
 
 
+def json_enabled() -> bool:
+    """Whether datatier's log handler writes JSON lines (so nothing plain should follow)."""
+    handlers = logging.getLogger(ROOT_LOGGER).handlers
+    return any(isinstance(h.formatter, JsonFormatter) for h in handlers)
+
+
 def configure(
     *,
     level: str = "info",
