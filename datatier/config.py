@@ -124,7 +124,7 @@ class HealthSettings:
     heartbeat_interval: float = option(0.5, min=0.05)
     lag_thresholds: list[float] = option([])
     client_timeout: float = option(10.0, min=0.05)
-    backup_metrics_interval: float = option(60.0, min=0.0)
+    backup_metrics_interval: float = option(300.0, min=0.0)
 
     @property
     def heartbeat_stale_after(self) -> float:

@@ -26,7 +26,7 @@ from datatier.backup.objects import ObjectWriter
 from datatier.backup.policy import Policy, find_policies, get_policy
 from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
-from datatier.errors import UsageError
+from datatier.errors import UsageError, failure_fields
 from datatier.log import get_logger
 from datatier.mysql.connection import endpoint
 from datatier.mysql.dump import MySQLDumpEngine
@@ -102,9 +102,9 @@ def run_backup(
         result = engine.dump(writer)
         dumped = time.monotonic()
         records = writer.finish()
-    except BaseException:
+    except BaseException as exc:
         writer.abort()
-        log.error("backup.failed", policy=policy.name, backup_id=backup_id)
+        log.error("backup.failed", policy=policy.name, backup_id=backup_id, **failure_fields(exc))
         raise
     finished = time.monotonic()
     manifest = Manifest(

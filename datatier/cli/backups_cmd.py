@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
 
-from datatier.backup.catalog import BackupState, locate
+from datatier.backup.catalog import BackupState, Catalog, VerifyReport, locate
 from datatier.backup.lifecycle import (
     DEFAULT_GRACE,
     archive_execute,
@@ -22,8 +23,9 @@ from datatier.backup.lifecycle import (
     prune_execute,
     prune_plan,
 )
-from datatier.backup.manifest import backup_prefix
+from datatier.backup.manifest import Manifest, backup_prefix
 from datatier.backup.policy import find_policies
+from datatier.backup.restoretest import RestoreTestReport
 from datatier.backup.restoretest import restore_test as run_restore_test
 from datatier.backup.service import (
     load_policy,
@@ -31,6 +33,7 @@ from datatier.backup.service import (
     open_policy_catalog,
     policies_dir,
 )
+from datatier.cli.backup_cmd import METRICS_FILE_OPTION
 from datatier.cli.backups_render import (
     archive_json,
     classes,
@@ -46,6 +49,7 @@ from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
 from datatier.cli.targets import target_endpoint
 from datatier.errors import DatatierError, NotReadyYet, UsageError
+from datatier.ops.job import run_job
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 POLICY_OPTION = click.option(
@@ -166,6 +170,7 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
     "--target", metavar="NODE|HOST:PORT", help="Server for --restore-test (default: primary)."
 )
 @JSON_OPTION
+@METRICS_FILE_OPTION
 @pass_app
 def verify_cmd(
     app: AppContext,
@@ -175,34 +180,32 @@ def verify_cmd(
     restore_test: bool,
     target: str | None,
     as_json: bool,
+    metrics_file: Path | None,
 ) -> None:
     """Read every object of a backup and check its size and SHA-256 against the manifest.
 
     Exits 4 naming the first missing, truncated or corrupt object; 5 when objects are
     archived and not restored yet (--request-restore asks for that). Changes nothing else.
-    Progress goes to stderr when it is a terminal.
+    Progress goes to stderr when it is a terminal. The outcome is recorded in the store as
+    the policy's `verify` job (`restore_test` with --restore-test) for metrics; a failure
+    is sent to notify.command / notify.webhook_url.
     """
-    catalog, manifest = locate(open_catalogs(app.loaded()), backup_id, policy)
-    head = {"id": manifest.backup_id, "policy": manifest.policy, "store": catalog.store.url}
-    progress = Progress(f"verify {manifest.backup_id}", manifest.total_bytes)
-    try:
-        if request_restore and (waiting := catalog.request_restore(manifest)):
-            raise NotReadyYet(
-                f"restore requested for {len(waiting)} archived object(s) of backup "
-                f"{manifest.backup_id}; run verify again once it completes (GLACIER: hours)"
-            )
-        report = catalog.verify(manifest, lambda _key, size: progress.advance(size))
-        tested = (
-            run_restore_test(manifest, catalog.store, target_endpoint(app.loaded(), target))
-            if restore_test
-            else None
-        )
-    except DatatierError as exc:
-        if as_json:
-            emit_json({**head, "ok": False, "error": str(exc), "exit_code": int(exc.exit_code)})
-        raise
-    finally:
-        progress.close()
+    loaded = app.loaded()
+    job_name = "restore_test" if restore_test else "verify"
+    head: dict[str, Any] = {"id": backup_id, "policy": policy}
+    with run_job(
+        loaded, job_name, policy=policy, metrics_file=metrics_file, reported=app.reported
+    ) as job:
+        try:
+            catalog, manifest = locate(open_catalogs(loaded), backup_id, policy)
+            job.policy, job.store = manifest.policy, catalog.store
+            job.details["backup_id"] = manifest.backup_id
+            head = {"id": manifest.backup_id, "policy": manifest.policy, "store": catalog.store.url}
+            report, tested = _verify(app, catalog, manifest, request_restore, restore_test, target)
+        except DatatierError as exc:
+            if as_json:
+                emit_json({**head, "ok": False, "error": str(exc), "exit_code": int(exc.exit_code)})
+            raise
     if as_json:
         summary: dict[str, Any] = {
             "objects": report.objects,
@@ -224,6 +227,32 @@ def verify_cmd(
             )
 
 
+def _verify(
+    app: AppContext,
+    catalog: Catalog,
+    manifest: Manifest,
+    request_restore: bool,
+    restore_test: bool,
+    target: str | None,
+) -> tuple[VerifyReport, RestoreTestReport | None]:
+    progress = Progress(f"verify {manifest.backup_id}", manifest.total_bytes)
+    try:
+        if request_restore and (waiting := catalog.request_restore(manifest)):
+            raise NotReadyYet(
+                f"restore requested for {len(waiting)} archived object(s) of backup "
+                f"{manifest.backup_id}; run verify again once it completes (GLACIER: hours)"
+            )
+        report = catalog.verify(manifest, lambda _key, size: progress.advance(size))
+        tested = (
+            run_restore_test(manifest, catalog.store, target_endpoint(app.loaded(), target))
+            if restore_test
+            else None
+        )
+    finally:
+        progress.close()
+    return report, tested
+
+
 @backups_group.command("prune")
 @click.argument("policy")
 @click.option("--execute", is_flag=True, help="Delete (default: only print the plan).")
@@ -234,22 +263,47 @@ def verify_cmd(
     show_default=True,
     help="Incomplete backups and uploads written to more recently may still be running.",
 )
+@click.option(
+    "--now",
+    "now",
+    metavar="ISO-8601",
+    callback=_parse_now,
+    help="Evaluate retention at this time instead of the current time (for rehearsals).",
+)
 @JSON_OPTION
+@METRICS_FILE_OPTION
 @pass_app
 def prune_cmd(
-    app: AppContext, policy: str, execute: bool, grace_hours: float, as_json: bool
+    app: AppContext,
+    policy: str,
+    execute: bool,
+    grace_hours: float,
+    now: datetime,
+    as_json: bool,
+    metrics_file: Path | None,
 ) -> None:
     """Delete the backups POLICY's retention does not keep, and old incomplete leftovers.
 
     Without --execute only prints the plan: what is kept and why, what would be deleted and
     the bytes freed. The newest complete backup is always kept; if any manifest of the
-    policy is unreadable nothing is deleted (exit 4).
+    policy is unreadable nothing is deleted (exit 4). An executed prune is recorded in the
+    store as the policy's `prune` job; a failure is sent to the notify channels.
     """
     loaded = app.loaded()
-    chosen = load_policy(loaded, policy)
-    catalog = open_policy_catalog(loaded, chosen)
-    plan = prune_plan(catalog, chosen, datetime.now(UTC), grace=timedelta(hours=grace_hours))
-    result = prune_execute(catalog, plan) if execute else None
+    with run_job(
+        loaded,
+        "prune",
+        policy=policy,
+        metrics_file=metrics_file,
+        reported=app.reported,
+        record=execute,
+    ) as job:
+        chosen = load_policy(loaded, policy)
+        catalog = open_policy_catalog(loaded, chosen)
+        job.store = catalog.store
+        plan = prune_plan(catalog, chosen, now, grace=timedelta(hours=grace_hours))
+        result = prune_execute(catalog, plan) if execute else None
+        job.details.update(deleted=len(plan.delete), kept=len(plan.keep))
     if as_json:
         doc = prune_json(plan)
         doc["executed"] = execute
@@ -301,9 +355,14 @@ def archive_cmd(
     for chosen in policies:
         if not policy and chosen.spec.storage.archive_after_days <= 0:
             continue
-        catalog = open_policy_catalog(loaded, chosen)
-        plan = archive_plan(catalog, chosen, now)
-        moved = archive_execute(catalog, plan) if execute else 0
+        with run_job(
+            loaded, "archive", policy=chosen.name, reported=app.reported, record=execute
+        ) as job:
+            catalog = open_policy_catalog(loaded, chosen)
+            job.store = catalog.store
+            plan = archive_plan(catalog, chosen, now)
+            moved = archive_execute(catalog, plan) if execute else 0
+            job.details["moved"] = moved
         docs.append({**archive_json(plan), "executed": execute, "moved": moved})
         per_backup = Counter(m.backup_id for m in plan.moves)
         rows += [

@@ -9,11 +9,17 @@ from typing import Any
 import click
 
 from datatier import log as logging_setup
+from datatier.backup.metrics import BackupCollector
+from datatier.backup.service import policies_dir
+from datatier.backup.stats import BackupStatsMonitor
+from datatier.backup.stores import store_for
 from datatier.cli.context import AppContext, pass_app
 from datatier.errors import ConfigError, ServiceUnavailable
 from datatier.log import get_logger
+from datatier.metrics import build_registry
 from datatier.mysql.connection import endpoint
 from datatier.replication.heartbeat import HeartbeatWriter
+from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import HealthServer, parse_listen, serve
 
@@ -53,10 +59,13 @@ def serve_cmd(
     """Run the monitor loop and answer /primary, /replica?lag=2s&node=NAME, /health, /metrics.
 
     Handlers answer from the monitor's last measurement and never open MySQL connections.
+    /metrics also has each backup policy's metrics, read from the stores every
+    health.backup_metrics_interval seconds in a background thread (0: off).
     Runs until SIGINT/SIGTERM. Exit 2 on a bad --listen, 3 if an address is in use (or,
     with --heartbeat, if the primary cannot be reached at start).
     """
-    config = app.loaded().config
+    loaded = app.loaded()
+    config = loaded.config
     if not config.mysql.nodes:
         raise ConfigError("config", "mysql.nodes", "no MySQL nodes configured")
     specs = [parse_listen(text) for text in (listens or (config.health.listen,))]
@@ -69,7 +78,17 @@ def serve_cmd(
             endpoint(config.mysql, primary[0]), config.health.heartbeat_interval
         )
     monitor = Monitor(config.mysql, config.health, interval=interval)
-    options = {"heartbeat": writer}
+    stats = BackupStatsMonitor(
+        policies_dir(loaded),
+        config.backup.default_store,
+        lambda url: store_for(url, config),
+        config.health.backup_metrics_interval,
+    )
+    registry = build_registry(
+        ReplicationCollector(monitor, config.health.replica_max_lag),
+        BackupCollector(lambda: stats.stats),
+    )
+    options = {"heartbeat": writer, "registry": registry}
     servers: list[HealthServer] = []
     try:
         for host, port, node in specs:
@@ -88,6 +107,8 @@ def serve_cmd(
             server.server_close()
         raise
     monitor.start()
+    if config.health.backup_metrics_interval > 0:
+        stats.start()
     threads = [
         threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
         for s in servers
@@ -117,6 +138,7 @@ def serve_cmd(
             server.shutdown()
             server.server_close()
         monitor.stop()
+        stats.stop()
         if writer is not None:
             writer.stop()
         log.info("health.stopped")
