@@ -1,7 +1,8 @@
 """Backup policies: one TOML file per protected dataset, in ``backup.policies_dir``.
 
 A policy names its engine and source, what to include, where to store, how to compress,
-how objects age into archive classes, what to keep, and when it runs (a cron expression).
+how objects age into archive classes, what to keep, and when it runs (a cron expression
+or an alias such as ``@daily``; see :mod:`datatier.backup.cron`).
 Loading validates everything and raises :class:`~datatier.errors.ConfigError` naming the file
 and key. Example (``backups/shop.toml``)::
 
@@ -19,20 +20,26 @@ and key. Example (``backups/shop.toml``)::
     archive_class = "GLACIER"    # data objects move here...
     archive_after_days = 30      # ...after this many days (0: never)
 
+    [archive]
+    min_object_kb = 128          # smaller objects stay (the newest backup always stays)
+
     [retention]
     keep_last = 7
     keep_daily = 7
     keep_weekly = 4
     keep_monthly = 6
     min_age_days = 1
+    recovery_window_days = 14     # every backup needed to restore to any point of 14 days
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datatier.backup.cron import expand_cron, validate_cron
 from datatier.errors import ConfigError, UsageError
 from datatier.storage.base import StorageClass
 from datatier.typedtoml import Binder, option, read_toml
@@ -52,7 +59,6 @@ ARCHIVE_ORDER = {
     "GLACIER": 3,
     "DEEP_ARCHIVE": 4,
 }
-CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("dow", 0, 7))
 
 
 @dataclass(frozen=True)
@@ -76,14 +82,28 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class ArchiveSettings:
+    """``[archive]``: what ``backups archive`` leaves in its class. Objects under
+    ``min_object_kb`` stay (as S3 lifecycle rules leave objects under 128 KiB: in Glacier
+    a tiny object costs more than in STANDARD, with 40 KiB of overhead each); so does the
+    newest complete backup of the policy, the one a restore most likely needs."""
+
+    min_object_kb: int = option(128, min=0)
+
+
+@dataclass(frozen=True)
 class RetentionSettings:
-    """``[retention]``: generations to keep; anything else older than min_age_days may go."""
+    """``[retention]``: generations to keep; anything else older than min_age_days may go.
+    ``recovery_window_days`` (Barman's recovery window; 0 = off) keeps every backup needed
+    to restore to any point of the last N days: all backups of the window plus the newest
+    one at or before its start."""
 
     keep_last: int = option(7, min=1)
     keep_daily: int = option(0, min=0)
     keep_weekly: int = option(0, min=0)
     keep_monthly: int = option(0, min=0)
     min_age_days: float = option(1.0, min=0)
+    recovery_window_days: float = option(0.0, min=0)
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,7 @@ class PolicyFile:
     chunk_mb: int = option(32, min=1)
     source: SourceSettings = field(default_factory=SourceSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
@@ -132,42 +153,6 @@ class Policy:
         return self.includes_database(database)
 
 
-def expand_cron(expr: str) -> list[set[int]]:
-    """The values each of the 5 fields of ``expr`` allows (minute, hour, day, month, weekday
-    as written: 0 and 7 are both Sunday); ValueError naming the field unless ``expr`` is a
-    5-field cron expression (numbers, ``*``, ``,-/``)."""
-    fields = expr.split()
-    if len(fields) != 5:
-        raise ValueError(f"{expr!r} needs 5 fields (minute hour day month weekday)")
-    expanded: list[set[int]] = []
-    for text, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
-        values: set[int] = set()
-        for item in text.split(","):
-            base, _, step = item.partition("/")
-            if step and (not step.isdigit() or int(step) == 0):
-                raise ValueError(f"{name} field {text!r}: bad step {step!r}")
-            if base == "*":
-                start, end = low, high
-            else:
-                bounds = base.split("-")
-                if len(bounds) > 2 or not all(b.isdigit() for b in bounds):
-                    raise ValueError(f"{name} field {text!r} is not a number, range or *")
-                ends = [int(b) for b in bounds]
-                if any(v < low or v > high for v in ends) or ends != sorted(ends):
-                    raise ValueError(f"{name} field {text!r} is outside {low}-{high}")
-                start, end = ends[0], ends[-1]
-                if len(ends) == 1 and step:  # "5/15": from 5 to the end, every 15
-                    end = high
-            values.update(range(start, end + 1, int(step) if step else 1))
-        expanded.append(values)
-    return expanded
-
-
-def validate_cron(expr: str) -> None:
-    """Raise ValueError unless ``expr`` is a 5-field cron expression (numbers, ``*``, ``,-/``)."""
-    expand_cron(expr)
-
-
 def load_policy(path: Path, default_store: str) -> Policy:
     """Read and validate one policy file."""
     name = path.stem
@@ -180,6 +165,12 @@ def load_policy(path: Path, default_store: str) -> Policy:
         validate_cron(spec.schedule)
     except ValueError as exc:
         raise ConfigError(source, "schedule", str(exc)) from None
+    for key, number in (
+        ("retention.min_age_days", spec.retention.min_age_days),
+        ("retention.recovery_window_days", spec.retention.recovery_window_days),
+    ):
+        if not math.isfinite(number):
+            raise ConfigError(source, key, f"{number!r} is not a finite number of days")
     if spec.compression_level > 22:
         raise ConfigError(source, "compression_level", "zstd levels go from 1 to 22")
     storage = spec.storage
@@ -230,4 +221,13 @@ def get_policy(policies_dir: Path, name: str, default_store: str) -> Policy:
     return load_policy(path, default_store)
 
 
-__all__ = ["Policy", "PolicyFile", "StorageClass", "find_policies", "get_policy", "load_policy"]
+__all__ = [
+    "Policy",
+    "PolicyFile",
+    "StorageClass",
+    "expand_cron",
+    "find_policies",
+    "get_policy",
+    "load_policy",
+    "validate_cron",
+]

@@ -19,6 +19,7 @@ from datatier.cli.context import AppContext
 from datatier.cli.deploy_cmd import deploy_group
 from datatier.cli.health_cmd import health_group
 from datatier.cli.migrate_cmd import migrate_group
+from datatier.cli.notify_cmd import notify_group
 from datatier.cli.provision_cmd import provision_group
 from datatier.cli.replication_cmd import replication_group
 from datatier.cli.restore_cmd import restore
@@ -62,6 +63,7 @@ cli.add_command(health_group)
 cli.add_command(replication_group)
 cli.add_command(cache_group)
 cli.add_command(migrate_group)
+cli.add_command(notify_group)
 cli.add_command(provision_group)
 
 

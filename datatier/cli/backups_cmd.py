@@ -341,7 +341,8 @@ def archive_cmd(
     app: AppContext, policy: str | None, execute: bool, now: datetime, as_json: bool
 ) -> None:
     """Move data objects older than the policy's storage.archive_after_days to its
-    storage.archive_class, for stores that apply no lifecycle rules. Manifests stay STANDARD.
+    storage.archive_class, for stores that apply no lifecycle rules. Manifests, the newest
+    complete backup and objects under archive.min_object_kb (128) stay where they are.
 
     Covers POLICY, or every policy with archive_after_days > 0. Only prints the plan
     without --execute.
@@ -377,3 +378,9 @@ def archive_cmd(
     total = sum(len(d["objects"]) for d in docs)
     verb = "re-classed" if execute else "would re-class (dry run; add --execute)"
     click.echo(f"{verb} {total} object(s) as of {now.isoformat()}")
+    for doc in docs:
+        if doc["newest_kept"] or doc["small_kept"]:
+            click.echo(
+                f"{doc['policy']}: left in place the newest backup ({doc['newest_kept']}) and "
+                f"{doc['small_kept']} object(s) under archive.min_object_kb"
+            )

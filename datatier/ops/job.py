@@ -5,7 +5,7 @@ Contract. ``with run_job(loaded, "backup", policy="shop") as run:`` runs the bod
 command sets ``run.store`` once the policy's store is known and may add ``run.details``.
 When the body ends, however it ends (error, Ctrl-C, SIGTERM), before the exception goes on:
 
-1. one log line: ``job.completed`` (info) or ``job.failed`` carrying ``error`` (the
+1. one log line: ``job.completed`` (debug) or ``job.failed`` carrying ``error`` (the
    one-line message), ``exit_code`` and ``hint``; the failure is noted in ``reported`` so
    the CLI does not print it a second time (with JSON logs nothing plain follows it);
 2. the outcome is added to the policy's job record in its store (when both are known;
@@ -106,7 +106,7 @@ def _finish(
         **failure,
     }
     if exc is None:
-        log.info("job.completed", **where)
+        log.debug("job.completed", **where)
     elif logging_setup.json_enabled():
         log.error("job.failed", **where)
     else:  # at a terminal the CLI's one error line says it
