@@ -14,6 +14,7 @@ from datatier import __version__, log
 from datatier.cli.backup_cmd import backup_group
 from datatier.cli.backups_cmd import backups_group
 from datatier.cli.cache_cmd import cache_group
+from datatier.cli.check_cmd import check
 from datatier.cli.config_cmd import config_group
 from datatier.cli.context import AppContext
 from datatier.cli.deploy_cmd import deploy_group
@@ -62,6 +63,7 @@ cli.add_command(sandbox_group)
 cli.add_command(health_group)
 cli.add_command(replication_group)
 cli.add_command(cache_group)
+cli.add_command(check)
 cli.add_command(migrate_group)
 cli.add_command(notify_group)
 cli.add_command(provision_group)
