@@ -14,6 +14,7 @@ and key. Example (``backups/shop.toml``)::
     node = "replica1"            # a [mysql.nodes.NAME] of the config
     databases = ["shop", "crm"]  # empty: every non-system database
     exclude_tables = ["shop.sessions"]
+    include_grants = true        # accounts and grants too (restore --grants)
 
     [storage]
     initial_class = "STANDARD"   # or GLACIER_IR / GLACIER / DEEP_ARCHIVE (straight there)
@@ -63,13 +64,16 @@ ARCHIVE_ORDER = {
 
 @dataclass(frozen=True)
 class SourceSettings:
-    """``[source]``: what to back up. MySQL: a config node; Mongo: the config's ``[mongo]``."""
+    """``[source]``: what to back up. MySQL: a config node; Mongo: the config's ``[mongo]``.
+    ``include_grants`` (MySQL) also stores the server's accounts, roles and grants as their
+    own object, restored only with ``restore --grants``."""
 
     node: str | None = None
     databases: list[str] = option([])
     exclude_databases: list[str] = option([])
     tables: list[str] = option([])
     exclude_tables: list[str] = option([])
+    include_grants: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,8 @@ def load_policy(path: Path, default_store: str) -> Policy:
         for item in items:
             if item.count(".") < 1 or item.startswith(".") or item.endswith("."):
                 raise ConfigError(source, key, f"{item!r} is not DATABASE.TABLE")
+    if spec.engine != "mysql" and spec.source.include_grants:
+        raise ConfigError(source, "source.include_grants", "only MySQL backups have grants")
     if spec.engine == "mysql" and spec.source.node is None:
         raise ConfigError(
             source, "source.node", "missing required value", hint="a [mysql.nodes] name"

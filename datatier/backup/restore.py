@@ -6,7 +6,9 @@ Contract, in order:
 2. Objects in GLACIER/DEEP_ARCHIVE are restored first: requests go out for all of them at
    once; then either we wait (polling ``head``) or raise NotReadyYet (exit 5) so the same
    command can be run again later. ``dry_run`` only reports and requests nothing.
-3. A target database that already holds tables is refused unless ``force``.
+3. A target database that already holds tables is refused unless ``force``. Accounts and
+   grants (``source.include_grants``) are applied only with ``grants``, first, and never
+   change an existing account (see :mod:`datatier.mysql.grants`).
 4. Every selected object is downloaded and its size and SHA-256 checked *before anything is
    applied* (exit 4 on the first mismatch, nothing applied); each object is checked again as
    it is applied.
@@ -61,6 +63,7 @@ class RestoreOptions:
     binlog: bool = True
     force: bool = False
     drop: bool = False
+    grants: bool = False
     wait: bool = False
     tier: RestoreTier = RestoreTier.STANDARD
     days: int = 3
@@ -277,7 +280,16 @@ def restore_mysql(
     unknown = sorted(set(options.renames) - set(manifest.databases))
     if unknown:
         raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
-    objects = select_objects(manifest, options.tables, options.databases)
+    selected = select_objects(manifest, options.tables, options.databases)
+    objects = [o for o in selected if o.kind != "grants"]
+    if options.grants:
+        grants = [o for o in manifest.objects if o.kind == "grants"]
+        if not grants:
+            raise UsageError(
+                f"backup {manifest.backup_id} holds no accounts or grants",
+                hint="set source.include_grants = true in the policy for later backups",
+            )
+        objects = grants + objects
     sources = sorted({o.database for o in objects if o.database})
     targets = {db: options.renames.get(db, db) for db in sources}
     archived, requested = bring_back(store, objects, options, on_wait)
@@ -317,7 +329,7 @@ def restore_mysql(
         on_loaded=on_loaded,
     )
     kinds = [k for k in KIND_ORDER if k != "database"]
-    loader.load_all(objects, kinds)
+    loader.load_all(objects, kinds)  # grants first: DEFINER accounts exist before routines
     check_row_counts(server, manifest, objects, targets, options.jobs)
     report.seconds = round(time.monotonic() - started, 3)
     log.info(

@@ -53,6 +53,12 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     "target will NOT receive it). For scratch servers and per-node restores.",
 )
 @click.option("--drop", is_flag=True, help="Mongo: drop non-empty target collections first.")
+@click.option(
+    "--grants",
+    is_flag=True,
+    help="Also restore the accounts, roles and grants (policies with source.include_grants); "
+    "existing accounts keep their passwords.",
+)
 @click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
 @click.option(
     "--wait/--no-wait",
@@ -95,6 +101,7 @@ def restore(
     dry_run: bool,
     no_binlog: bool,
     drop: bool,
+    grants: bool,
     force: bool,
     wait: bool,
     tier: str,
@@ -114,9 +121,12 @@ def restore(
     is_mongo = manifest.engine == "mongo"
     if is_mongo and target:
         raise UsageError("a Mongo restore goes to [mongo] uri; --target is for MySQL")
+    if is_mongo and grants:
+        raise UsageError("--grants is for MySQL backups")
     options = RestoreOptions(
         target=None if is_mongo else target_endpoint(loaded, target),
         drop=drop,
+        grants=grants,
         renames=_renames(renames),
         tables=tuple(t.strip() for t in tables.split(",") if t.strip()),
         databases=tuple(d.strip() for d in databases.split(",") if d.strip()),

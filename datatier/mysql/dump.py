@@ -31,6 +31,7 @@ from datatier.errors import OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mysql.connection import Endpoint, client_options_file, connect, query_dicts
 from datatier.mysql.dumpsplit import split_stream
+from datatier.mysql.grants import dump_grants
 
 log = get_logger(__name__)
 
@@ -55,6 +56,7 @@ DUMP_OPTIONS = (
 
 CHANGE_MASTER = re.compile(rb"MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+)")
 GTID_POS = re.compile(rb"SET GLOBAL gtid_slave_pos='([^']*)'")
+GRANTS_KEY = "@users/grants.sql.zst"
 UNREACHABLE = ("Can't connect", "Lost connection", "Access denied", "gone away", "Got error: 2013")
 
 
@@ -260,6 +262,9 @@ class MySQLDumpEngine(BackupEngine):
             tail.join(timeout=5)
         if code != 0:
             self._raise_for(code, tail, during_split=False)
+        options: dict[str, Any] = {"dump_options": list(DUMP_OPTIONS), "ignored_tables": ignore}
+        if self.policy.spec.source.include_grants:
+            options["grants"] = self._dump_grants(writer)
         coordinates = _coordinates(splitter.header, splitter.trailer)
         tables = [
             TableRecord(t.database, t.name, t.rows, t.digest.hexdigest(), t.size)
@@ -287,8 +292,24 @@ class MySQLDumpEngine(BackupEngine):
             },
             tables=tables,
             databases=charsets,
-            options={"dump_options": list(DUMP_OPTIONS), "ignored_tables": ignore},
+            options=options,
         )
+
+    def _dump_grants(self, writer: ObjectWriter) -> dict[str, Any]:
+        """Accounts, roles and grants as one object (``@users/grants.sql.zst``: ``@`` is
+        percent-encoded in database names, so no database can collide with it)."""
+        with connect(self.source) as conn:
+            text, skipped = dump_grants(conn)
+        obj = writer.open(GRANTS_KEY, "grants", None, None)
+        obj.write(text.encode())
+        writer.close(obj)
+        if skipped:
+            log.warning(
+                "backup.accounts_skipped",
+                accounts=skipped,
+                note="the server cannot describe them (e.g. host names with skip_name_resolve)",
+            )
+        return {"accounts": text.count("\nCREATE "), "skipped": skipped}
 
     def _raise_for(self, code: int | None, tail: _StderrTail, *, during_split: bool) -> None:
         message = self.source.scrub(" | ".join(tail.lines) or f"exit code {code}")

@@ -86,8 +86,8 @@ class SQLLoader:
     def _load_one(self, obj: ObjectRecord, cnf: str) -> None:
         if self._stop.is_set():
             return
-        assert obj.database is not None
-        database = self.database_for(obj.database)
+        # Objects without a database (accounts and grants) run with none selected.
+        database = None if obj.database is None else self.database_for(obj.database)
         argv = [
             self._binary,
             f"--defaults-file={cnf}",
@@ -95,7 +95,7 @@ class SQLLoader:
             "--batch",
             "--max-allowed-packet=1G",
             "--default-character-set=utf8mb4",
-            f"--database={database}",
+            *([f"--database={database}"] if database is not None else []),
         ]
         if not self.binlog:
             argv.append("--init-command=SET SESSION sql_log_bin = 0")
@@ -121,6 +121,8 @@ class SQLLoader:
         if code != 0:
             message = b"".join(errors).decode(errors="replace").strip().splitlines()
             detail = message[-1] if message else f"exit code {code}"
-            raise OperationFailed(f"loading {obj.key} into {database} failed: {detail}")
+            raise OperationFailed(
+                f"loading {obj.key} into {database or 'the server'} failed: {detail}"
+            )
         if self.on_loaded:
             self.on_loaded(obj)

@@ -73,7 +73,9 @@ def store(sandbox: SandboxHandle) -> ObjectStore:
 
 
 def keys(sandbox: SandboxHandle, prefix: str) -> list[str]:
-    return [o.key for o in store(sandbox).list_objects(prefix)]
+    """Backup objects under ``prefix`` (job records under POLICY/_status/ excluded: every
+    job run, even a refused one, records its outcome there)."""
+    return [o.key for o in store(sandbox).list_objects(prefix) if "/_status/" not in o.key]
 
 
 def run(
