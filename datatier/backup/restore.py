@@ -136,6 +136,22 @@ def find_backup(
     return manifest, catalog.store
 
 
+def restore_objects(manifest: Manifest, options: RestoreOptions) -> list[ObjectRecord]:
+    """The objects a restore with ``options`` applies (grants only with ``options.grants``);
+    UsageError naming what the backup does not hold."""
+    selected = select_objects(manifest, options.tables, options.databases)
+    objects = [o for o in selected if o.kind != "grants"]
+    if options.grants:
+        grants = [o for o in manifest.objects if o.kind == "grants"]
+        if not grants:
+            raise UsageError(
+                f"backup {manifest.backup_id} holds no accounts or grants",
+                hint="set source.include_grants = true in the policy for later backups",
+            )
+        objects = grants + objects
+    return objects
+
+
 def select_objects(
     manifest: Manifest, tables: tuple[str, ...], databases: tuple[str, ...] = ()
 ) -> list[ObjectRecord]:
@@ -178,14 +194,22 @@ def decompressed(store: ObjectStore, record: ObjectRecord) -> Iterator[bytes]:
     return decompress([data], name=f"{store.url}/{record.key}")
 
 
-def verify_objects(store: ObjectStore, objects: list[ObjectRecord], jobs: int) -> None:
-    """Check every object's size and SHA-256 (streaming, in parallel); raise on the first."""
+def verify_objects(
+    store: ObjectStore,
+    objects: list[ObjectRecord],
+    jobs: int,
+    on_checked: Callable[[ObjectRecord], None] | None = None,
+) -> None:
+    """Check every object's size and SHA-256 (streaming, in parallel); raise on the first.
+    ``on_checked`` is called with each object once it checked out (for progress)."""
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [
             pool.submit(verify_object, store, o.key, size=o.size, sha256=o.sha256) for o in objects
         ]
-        for future in futures:
+        for obj, future in zip(objects, futures, strict=True):
             future.result()
+            if on_checked is not None:
+                on_checked(obj)
 
 
 def bring_back(
@@ -269,8 +293,11 @@ def restore_mysql(
     options: RestoreOptions,
     on_loaded: Callable[[ObjectRecord], None] | None = None,
     on_wait: Callable[[int, int], None] | None = None,
+    on_checked: Callable[[ObjectRecord], None] | None = None,
 ) -> RestoreReport:
-    """Restore a MySQL backup into ``options.target`` (see module docstring)."""
+    """Restore a MySQL backup into ``options.target`` (see module docstring). Progress:
+    ``on_wait`` while archived objects come back, ``on_checked`` per object verified before
+    anything is applied, ``on_loaded`` per object applied."""
     started = time.monotonic()
     if manifest.engine != "mysql":
         raise UsageError(f"backup {manifest.backup_id} is a {manifest.engine} backup")
@@ -280,16 +307,7 @@ def restore_mysql(
     unknown = sorted(set(options.renames) - set(manifest.databases))
     if unknown:
         raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
-    selected = select_objects(manifest, options.tables, options.databases)
-    objects = [o for o in selected if o.kind != "grants"]
-    if options.grants:
-        grants = [o for o in manifest.objects if o.kind == "grants"]
-        if not grants:
-            raise UsageError(
-                f"backup {manifest.backup_id} holds no accounts or grants",
-                hint="set source.include_grants = true in the policy for later backups",
-            )
-        objects = grants + objects
+    objects = restore_objects(manifest, options)
     sources = sorted({o.database for o in objects if o.database})
     targets = {db: options.renames.get(db, db) for db in sources}
     archived, requested = bring_back(store, objects, options, on_wait)
@@ -301,7 +319,7 @@ def restore_mysql(
         return report
     if not options.force:
         check_target_empty(server, sorted(targets.values()))
-    verify_objects(store, objects, options.jobs)
+    verify_objects(store, objects, options.jobs, on_checked)
     with connect(server) as conn, conn.cursor() as cur:
         if not options.binlog:
             cur.execute("SET SESSION sql_log_bin = 0")

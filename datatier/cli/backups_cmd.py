@@ -9,6 +9,7 @@ terminal); ``--json`` prints one JSON document on stdout.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -325,6 +326,11 @@ def prune_cmd(
         )
 
 
+def _count(progress: Progress) -> Callable[[str, int], None]:
+    """An object callback advancing ``progress`` by one object."""
+    return lambda _key, _size: progress.advance()
+
+
 @backups_group.command("archive")
 @click.argument("policy", required=False)
 @click.option("--execute", is_flag=True, help="Re-class objects (default: only print the plan).")
@@ -362,7 +368,13 @@ def archive_cmd(
             catalog = open_policy_catalog(loaded, chosen)
             job.store = catalog.store
             plan = archive_plan(catalog, chosen, now)
-            moved = archive_execute(catalog, plan) if execute else 0
+            moved = 0
+            if execute:
+                progress = Progress(f"archive {chosen.name}", len(plan.moves), unit="objects")
+                try:
+                    moved = archive_execute(catalog, plan, _count(progress))
+                finally:
+                    progress.close()
             job.details["moved"] = moved
         docs.append({**archive_json(plan), "executed": execute, "moved": moved})
         per_backup = Counter(m.backup_id for m in plan.moves)

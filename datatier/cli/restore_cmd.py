@@ -5,7 +5,12 @@ from __future__ import annotations
 import click
 
 from datatier.backup.manifest import ObjectRecord
-from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
+from datatier.backup.restore import (
+    RestoreOptions,
+    find_backup,
+    restore_mysql,
+    restore_objects,
+)
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json
@@ -139,15 +144,22 @@ def restore(
         days=days,
         poll_seconds=poll_seconds,
     )
+    chosen = manifest.objects if is_mongo else restore_objects(manifest, options)
     archive = Progress("waiting for archive restores", unit="objects")
-    loaded_progress = Progress(f"restore {backup_id}", total=manifest.raw_bytes)
+    checking = Progress(f"checking {backup_id}", total=sum(o.size for o in chosen))
+    loaded_progress = Progress(f"restore {backup_id}", total=sum(o.raw_size for o in chosen))
     try:
 
         def on_loaded(obj: ObjectRecord) -> None:
+            if checking.done and not loaded_progress.done:
+                checking.close()  # the check is over: its line stays, the load's starts
             loaded_progress.advance(obj.raw_size)
 
         def on_wait(done: int, total: int) -> None:
             archive.set(done, total)
+
+        def on_checked(obj: ObjectRecord) -> None:
+            checking.advance(obj.size)
 
         if is_mongo:
             from datatier.mongo.load import restore_mongo  # lazy: pymongo is slow to import
@@ -156,7 +168,7 @@ def restore(
                 manifest, store, loaded.config.mongo, options, on_loaded, on_wait
             )
         else:
-            report = restore_mysql(manifest, store, options, on_loaded, on_wait)
+            report = restore_mysql(manifest, store, options, on_loaded, on_wait, on_checked)
     finally:
         if loaded_progress.done:
             loaded_progress.close()
