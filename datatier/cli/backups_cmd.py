@@ -59,7 +59,9 @@ POLICY_OPTION = click.option(
 LIST_COLUMNS = ("id", "policy", "state", "engine", "finished_at", "objects", "size", "classes")
 
 
-def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
+def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
+    """A ``--now ISO-8601`` value as an aware datetime (UTC when it names no zone); the
+    current time when the option is absent. UsageError (exit 2) otherwise."""
     if value is None:
         return datetime.now(UTC)
     try:
@@ -268,7 +270,7 @@ def _verify(
     "--now",
     "now",
     metavar="ISO-8601",
-    callback=_parse_now,
+    callback=parse_now,
     help="Evaluate retention at this time instead of the current time (for rehearsals).",
 )
 @JSON_OPTION
@@ -338,7 +340,7 @@ def _count(progress: Progress) -> Callable[[str, int], None]:
     "--now",
     "now",
     metavar="ISO-8601",
-    callback=_parse_now,
+    callback=parse_now,
     help="Evaluate ages at this time instead of the current time (for rehearsals).",
 )
 @JSON_OPTION

@@ -10,7 +10,7 @@ import click
 
 from datatier.backup.policy import find_policies
 from datatier.backup.service import load_policy, policies_dir
-from datatier.cli.backups_cmd import _parse_now
+from datatier.cli.backups_cmd import parse_now
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.render import emit_json
 from datatier.errors import OperationFailed
@@ -42,7 +42,7 @@ from datatier.ops.job import run_job
     help="How long a due backup may still be running. Default: 6 h or the schedule's "
     "period if shorter.",
 )
-@click.option("--now", "now", metavar="ISO-8601", callback=_parse_now, help="Check as of then.")
+@click.option("--now", "now", metavar="ISO-8601", callback=parse_now, help="Check as of then.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @pass_app
 def check(

@@ -143,7 +143,10 @@ def test_cron_users_schedules_render_everywhere(
             f'engine = "mysql"\nschedule = "{schedule}"\n[source]\nnode = "db1"\n'
         )
     cfg = tmp_path / "datatier.toml"
-    cfg.write_text('[backup]\ndefault_store = "s3://b/p"\n[mysql.nodes.db1]\nrole = "primary"\n')
+    cfg.write_text(
+        '[backup]\ndefault_store = "s3://b/p"\n[mysql.nodes.db1]\nrole = "primary"\n'
+        '[mysql.nodes.db2]\nrole = "replica"\n'
+    )
     monkeypatch.setenv("DATATIER_CONFIG", str(cfg))
     out = tmp_path / "out"
     args = ["deploy", "render", "all", "--output-dir", str(out), "--metrics-dir", "/var/lib/ne/"]

@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,45 @@ def test_prune_and_verify_write_textfiles_and_a_failed_prune_runs_the_command(
     assert sample(text, "datatier_job_last_exit_code", policy=policy, job="prune") == 4.0
     assert [d["exit_code"] for d in json_lines(err) if d["event"] == "job.failed"] == [4]
     assert os.path.exists(prune_prom)
+
+
+def test_recovery_window_prune_keeps_exactly_the_window_and_its_base(
+    use_sandbox_config: SandboxHandle, policy: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three real backups; a window that starts between the second and the third keeps the
+    third (inside) and the second (the base a restore to the window's start needs), and
+    deletes the first, on the real store."""
+    sandbox = use_sandbox_config
+    name = "ops-window"
+    base = f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
+    path = sandbox.write_policy(name, base)
+    try:
+        ids = []
+        for _ in range(3):
+            capsys.readouterr()
+            assert main(["backup", "run", name, "--json"]) == 0
+            ids.append(json.loads(capsys.readouterr().out)["id"])
+            time.sleep(1.1)  # distinct start times
+        assert main(["backups", "list", name, "--json"]) == 0
+        rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+        starts = [datetime.fromisoformat(rows[i]["started_at"]) for i in ids]
+        now = starts[2] + timedelta(seconds=5)
+        window = (now - (starts[1] + (starts[2] - starts[1]) / 2)).total_seconds() / 86400
+        path.write_text(
+            base
+            + f"[retention]\nkeep_last = 1\nmin_age_days = 0\nrecovery_window_days = {window}\n"
+        )
+        args = ["backups", "prune", name, "--now", now.isoformat(), "--json"]
+        assert main(args) == 0
+        plan = json.loads(capsys.readouterr().out)
+        kept = {k["id"]: k["reasons"] for k in plan["keep"]}
+        assert set(kept) == {ids[1], ids[2]}
+        assert any("recovery window" in r for r in kept[ids[2]])
+        assert any(r.startswith("base of the") for r in kept[ids[1]])
+        assert [d["id"] for d in plan["delete"]] == [ids[0]]
+        assert main([*args, "--execute"]) == 0
+        capsys.readouterr()
+        assert main(["backups", "list", name, "--json"]) == 0
+        assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [ids[1], ids[2]]
+    finally:
+        path.unlink()
