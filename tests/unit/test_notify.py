@@ -127,3 +127,27 @@ def test_nothing_configured_sends_nothing() -> None:
 def test_a_non_http_webhook_is_refused() -> None:
     delivery = Notifier(NotifySettings(webhook_url=Secret("file:///etc/passwd"))).send(EVENT)
     assert "not an http(s) URL" in delivery.failures[0][1]
+
+
+def test_notify_send_cli_reports_a_failed_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What systemd's OnFailure=datatier-notify@%n.service runs."""
+    from datatier.cli import main
+
+    out = tmp_path / "event.json"
+    script = f"import sys, shutil; shutil.copyfileobj(sys.stdin, open({str(out)!r}, 'w'))"
+    cfg = tmp_path / "datatier.toml"
+    cfg.write_text(
+        f"[notify]\ncommand = {json.dumps(f'{sys.executable} -c {json.dumps(script)}')}\n"
+    )
+    monkeypatch.setenv("DATATIER_CONFIG", str(cfg))
+    assert main(["notify", "send", "--unit", "datatier-health.service"]) == 0
+    event = json.loads(out.read_text())
+    assert event["event"] == "unit.failed" and event["unit"] == "datatier-health.service"
+    assert event["host"] and event["error"] == "datatier-health.service failed"
+    monkeypatch.setenv("DATATIER_NOTIFY__COMMAND", "sh -c 'exit 3'")
+    assert main(["notify", "test"]) == 1
+    cfg.write_text("")
+    monkeypatch.delenv("DATATIER_NOTIFY__COMMAND")
+    assert main(["notify", "test"]) == 2  # nothing configured
