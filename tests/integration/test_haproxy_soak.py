@@ -10,6 +10,7 @@ mark a healthy server down, and MySQL connections through HAProxy keep landing r
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -99,6 +100,13 @@ def test_haproxy_soak_with_the_rendered_config(
             seen_reads.add(_through(sandbox, read_port))
             time.sleep(0.5)
         assert proxy.poll() is None and health.poll() is None
+        conn = http.client.HTTPConnection("127.0.0.1", ports[0], timeout=5)
+        conn.request("GET", "/health")
+        reply = conn.getresponse()
+        doc = json.loads(reply.read())
+        conn.close()
+        assert reply.status == 200 and doc["heartbeat"]["note"] is None, doc
+        assert doc["heartbeat_writer"]["running"] and doc["heartbeat_writer"]["beats"] > 10
     finally:
         if proxy is not None:
             proxy.terminate()
