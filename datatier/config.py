@@ -161,6 +161,21 @@ class NotifySettings:
 
 
 @dataclass(frozen=True)
+class RouterSettings:
+    """``[router]``: the application-side read/write router (``datatier.routing.open``) and
+    its per-node connection pools. Reads default to ``health.replica_max_lag``."""
+
+    pool_size: int = option(5, min=1)
+    max_overflow: int = option(10, min=0)
+    pool_timeout: float = option(5.0, min=0.0)
+    recycle: float = option(3600.0, min=1.0)
+    pre_ping_after: float = option(1.0, min=0.0)
+    policy: str = option("least_lag", choices=("least_lag", "round_robin"))
+    fallback_to_primary: bool = False
+    database: str | None = None
+
+
+@dataclass(frozen=True)
 class CacheSettings:
     """``[cache]``: where warm sets live and which replica the warmer reads from."""
 
@@ -204,6 +219,7 @@ class Config:
     backup: BackupSettings = field(default_factory=BackupSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    router: RouterSettings = field(default_factory=RouterSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     rethinkdb: RethinkDBSettings = field(default_factory=RethinkDBSettings)
     provision: ProvisionSettings = field(default_factory=ProvisionSettings)

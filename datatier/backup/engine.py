@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from datatier.backup.manifest import TableRecord
 from datatier.backup.objects import ObjectWriter
+
+if TYPE_CHECKING:
+    from datatier.backup.policy import Policy
+    from datatier.config import LoadedConfig
 
 
 @dataclass
@@ -32,6 +36,11 @@ class BackupEngine(abc.ABC):
     """
 
     name: ClassVar[str]
+
+    @classmethod
+    @abc.abstractmethod
+    def for_policy(cls, loaded: LoadedConfig, policy: Policy) -> Self:
+        """The engine for ``policy``'s source, as configured (ConfigError if it is not)."""
 
     @abc.abstractmethod
     def dump(self, writer: ObjectWriter) -> DumpResult:

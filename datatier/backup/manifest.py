@@ -17,7 +17,8 @@ from typing import Any
 
 from datatier.errors import IntegrityFailure, UsageError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 BACKUP_ID = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{4})$")
 
@@ -83,17 +84,26 @@ class ObjectRecord:
 
 @dataclass(frozen=True)
 class TableRecord:
-    """Per table (or collection): rows and a checksum of its data as dumped."""
+    """Per table (or collection): rows and a checksum of its data as dumped.
+
+    ``split_points`` are the integer key values where the dump split the table into ranges
+    (the data checksum is defined per range, see :mod:`datatier.mysql.pdump`); ``kind`` is
+    ``table``, ``sequence`` or ``collection``."""
 
     database: str
     name: str
     rows: int
     data_sha256: str
     data_bytes: int
+    split_points: tuple[int, ...] = ()
+    kind: str = "table"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TableRecord:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "split_points" in fields:
+            fields["split_points"] = tuple(int(p) for p in fields["split_points"])
+        return cls(**fields)
 
 
 @dataclass
@@ -139,7 +149,7 @@ class Manifest:
         """Parse a manifest; IntegrityFailure naming ``where`` if it is not a valid one."""
         try:
             doc = json.loads(raw)
-            if doc.get("format_version") != FORMAT_VERSION:
+            if doc.get("format_version") not in READABLE_FORMATS:
                 raise IntegrityFailure(
                     f"{where}: unsupported manifest format {doc.get('format_version')!r}"
                 )
@@ -157,6 +167,7 @@ class Manifest:
                 databases=doc.get("databases", {}),
                 timings=doc.get("timings", {}),
                 options=doc.get("options", {}),
+                format_version=doc["format_version"],
             )
         except IntegrityFailure:
             raise

@@ -8,6 +8,7 @@ and key. Example (``backups/shop.toml``)::
 
     engine = "mysql"
     schedule = "15 2 * * *"
+    jobs = 4                     # connections dumping in parallel from one snapshot
     store = "s3://company-backups/mysql"
 
     [source]
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datatier.backup.cron import expand_cron, validate_cron
+from datatier.backup.engines import ENGINES
 from datatier.errors import ConfigError, UsageError
 from datatier.storage.base import StorageClass
 from datatier.typedtoml import Binder, option, read_toml
@@ -114,11 +116,12 @@ class RetentionSettings:
 class PolicyFile:
     """The TOML document of a policy."""
 
-    engine: str = option("mysql", choices=("mysql", "mongo"))
+    engine: str = option("mysql", choices=tuple(ENGINES))
     store: str | None = None
     schedule: str = "0 2 * * *"
     compression_level: int = option(3, min=1)
     chunk_mb: int = option(32, min=1)
+    jobs: int = option(4, min=1)
     source: SourceSettings = field(default_factory=SourceSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
@@ -175,6 +178,8 @@ def load_policy(path: Path, default_store: str) -> Policy:
     ):
         if not math.isfinite(number):
             raise ConfigError(source, key, f"{number!r} is not a finite number of days")
+    if spec.jobs > 64:
+        raise ConfigError(source, "jobs", "at most 64 parallel connections")
     if spec.compression_level > 22:
         raise ConfigError(source, "compression_level", "zstd levels go from 1 to 22")
     storage = spec.storage

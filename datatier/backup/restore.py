@@ -269,6 +269,25 @@ def bring_back(
         time.sleep(options.poll_seconds)
 
 
+def check_packet_size(target: Endpoint, manifest: Manifest) -> None:
+    """UsageError when the target's ``max_allowed_packet`` is smaller than the backup's
+    largest INSERT statement (a row with large values): the load would fail midway."""
+    needed = int(manifest.options.get("max_statement_bytes") or 0)
+    if not needed:
+        return
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@global.max_allowed_packet")
+        row = cur.fetchone()
+    allowed = int(row[0]) if row else 0
+    if allowed < needed + 1024:
+        mib = -(-(needed + 1024) // (1 << 20))
+        raise UsageError(
+            f"target {target.label} has max_allowed_packet = {allowed} bytes, but backup "
+            f"{manifest.backup_id} holds a statement of {needed} bytes (a row with large values)",
+            hint=f"SET GLOBAL max_allowed_packet = {mib}*1024*1024 on the target, then retry",
+        )
+
+
 def check_target_empty(target: Endpoint, databases: list[str]) -> None:
     """UsageError naming the databases that already hold tables."""
     with connect(target) as conn, conn.cursor() as cur:
@@ -308,6 +327,7 @@ def restore_mysql(
     if unknown:
         raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
     objects = restore_objects(manifest, options)
+    check_packet_size(server, manifest)
     sources = sorted({o.database for o in objects if o.database})
     targets = {db: options.renames.get(db, db) for db in sources}
     archived, requested = bring_back(store, objects, options, on_wait)

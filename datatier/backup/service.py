@@ -14,7 +14,7 @@ from pathlib import Path
 
 from datatier import __version__
 from datatier.backup.catalog import Catalog, store_urls
-from datatier.backup.engine import BackupEngine
+from datatier.backup.engines import backup_engine
 from datatier.backup.manifest import (
     Manifest,
     backup_prefix,
@@ -26,11 +26,9 @@ from datatier.backup.objects import ObjectWriter
 from datatier.backup.policy import Policy, find_policies, get_policy
 from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
-from datatier.errors import UsageError, failure_fields
+from datatier.errors import failure_fields
 from datatier.log import get_logger
-from datatier.mysql.connection import endpoint
-from datatier.mysql.dump import MySQLDumpEngine
-from datatier.storage.base import MiB, StorageClass
+from datatier.storage.base import StorageClass
 
 log = get_logger(__name__)
 
@@ -61,19 +59,6 @@ def load_policy(loaded: LoadedConfig, name: str) -> Policy:
     return get_policy(policies_dir(loaded), name, loaded.config.backup.default_store)
 
 
-def engine_for(loaded: LoadedConfig, policy: Policy) -> BackupEngine:
-    """The dump engine for the policy's source."""
-    if policy.spec.engine == "mysql":
-        assert policy.spec.source.node is not None
-        source = endpoint(loaded.config.mysql, policy.spec.source.node)
-        return MySQLDumpEngine(source, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
-    if policy.spec.engine == "mongo":
-        from datatier.mongo.dump import MongoDumpEngine  # lazy: pymongo costs ~0.2 s to import
-
-        return MongoDumpEngine(loaded.config.mongo, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
-    raise UsageError(f"policy {policy.name}: engine {policy.spec.engine!r} is not available")
-
-
 def run_backup(
     loaded: LoadedConfig,
     policy: Policy,
@@ -84,7 +69,7 @@ def run_backup(
     config = loaded.config
     store = store_for(policy.store_url, config)
     store.check()
-    engine = engine_for(loaded, policy)
+    engine = backup_engine(loaded, policy)
     backup_id = new_backup_id()
     prefix = backup_prefix(policy.name, backup_id)
     started_at, t0 = utc_now_iso(), time.monotonic()
@@ -107,6 +92,7 @@ def run_backup(
         log.error("backup.failed", policy=policy.name, backup_id=backup_id, **failure_fields(exc))
         raise
     finished = time.monotonic()
+    records.sort(key=lambda r: r.key)
     manifest = Manifest(
         policy=policy.name,
         backup_id=backup_id,

@@ -19,7 +19,6 @@ from datatier.log import get_logger
 from datatier.metrics import build_registry
 from datatier.mysql.connection import endpoint
 from datatier.replication.heartbeat import HeartbeatWriter
-from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import HealthServer, parse_listen, serve
 
@@ -84,17 +83,20 @@ def serve_cmd(
         lambda url: store_for(url, config),
         config.health.backup_metrics_interval,
     )
-    registry = build_registry(
-        ReplicationCollector(monitor, config.health.replica_max_lag),
-        BackupCollector(lambda: stats.stats),
-    )
-    options = {"heartbeat": writer, "registry": registry}
+    registry = build_registry(BackupCollector(lambda: stats.stats))  # after replication
     servers: list[HealthServer] = []
     try:
         for host, port, node in specs:
             try:
                 servers.append(
-                    serve((host, port), monitor, config.health.replica_max_lag, node, **options)
+                    serve(
+                        (host, port),
+                        monitor,
+                        config.health.replica_max_lag,
+                        node,
+                        registry,
+                        heartbeat=writer,
+                    )
                 )
             except OSError as exc:
                 raise ServiceUnavailable(

@@ -27,11 +27,12 @@ from datatier.backup.engine import BackupEngine, DumpResult
 from datatier.backup.manifest import TableRecord
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
-from datatier.config import MongoSettings
+from datatier.config import LoadedConfig, MongoSettings
 from datatier.errors import OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mongo.bsonstream import count_documents
 from datatier.mongo.oplog import capture, oplog_position
+from datatier.storage.base import MiB
 
 log = get_logger(__name__)
 STANDALONE = {
@@ -69,6 +70,10 @@ class MongoDumpEngine(BackupEngine):
     """Backs up the policy's databases from the ``[mongo]`` deployment."""
 
     name = "mongo"
+
+    @classmethod
+    def for_policy(cls, loaded: LoadedConfig, policy: Policy) -> MongoDumpEngine:
+        return cls(loaded.config.mongo, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
 
     def __init__(
         self, settings: MongoSettings, policy: Policy, chunk_bytes: int = DEFAULT_CHUNK

@@ -1,67 +1,52 @@
 """Per-table data digests of a live server, computed exactly as a backup computes them.
 
-Used by ``backups verify --restore-test``: the backup's manifest records, per table, the
-row count and the SHA-256 of its data statements as mariadb-dump wrote them; re-dumping a
-restored copy with the same options must give the same bytes, hence the same digest.
+Used by ``backups verify --restore-test``: a backup's manifest records, per table, the rows
+and the data SHA-256 of :mod:`datatier.mysql.pdump` (per key range, the SHA-256 of the row
+texts in key order; then the SHA-256 of those). Reading a restored copy the same way, with
+the backup's own split points, must give the same values.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO, cast
+from collections.abc import Mapping, Sequence
 
-from datatier.errors import OperationFailed
-from datatier.mysql.connection import Endpoint, client_options_file
-from datatier.mysql.dump import DUMP_OPTIONS
-from datatier.mysql.dumpsplit import split_stream
+from datatier.mysql.catalogue import read_catalogue
+from datatier.mysql.connection import Endpoint, connect
+from datatier.mysql.fastreader import RawConnection
+from datatier.mysql.flavor import detect
+from datatier.mysql.rowtext import RowQuery, range_filters, read_texts
 
-# Coordinates do not change the data statements and need a binlog; leave them out.
-DIGEST_OPTIONS = tuple(o for o in DUMP_OPTIONS if o not in ("--master-data=2", "--gtid"))
+RAW_THRESHOLD = 4 << 20  # either rendering path gives the same bytes; this bounds memory
 
 
-@dataclass
-class DigestSink:
-    """A SectionSink that keeps only (rows, SHA-256) of each table's data section."""
-
-    found: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
-    _key: tuple[str, str] | None = None
-    _hash: Any = None
-    _rows: int = 0
-
-    def begin(self, kind: str, database: str, name: str | None) -> None:
-        self._key = (database, name) if kind == "data" and name is not None else None
-        self._hash, self._rows = hashlib.sha256(), 0
-
-    def write(self, data: bytes, rows: int) -> None:
-        if self._key is not None:
-            self._hash.update(data)
-            self._rows += rows
-
-    def end(self) -> None:
-        if self._key is not None:
-            self.found[self._key] = (self._rows, self._hash.hexdigest())
-        self._key = None
-
-
-def table_digests(target: Endpoint, databases: list[str]) -> dict[tuple[str, str], tuple[int, str]]:
-    """(rows, SHA-256 of the data statements) for every table of ``databases``."""
-    binary = shutil.which("mariadb-dump") or shutil.which("mysqldump")
-    if binary is None:
-        raise OperationFailed("mariadb-dump is not installed (apt-get install mariadb-client)")
-    sink = DigestSink()
-    with client_options_file(target) as cnf:
-        argv = [binary, f"--defaults-file={cnf}", *DIGEST_OPTIONS, "--databases", *databases]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stderr is not None
-        try:
-            split_stream(cast(BinaryIO, proc.stdout), sink, lambda _: None)
-        finally:
-            proc.stdout.close()
-            err = proc.stderr.read().decode(errors="replace").strip()
-            code = proc.wait()
-    if code != 0:
-        raise OperationFailed(f"mariadb-dump of {', '.join(databases)} failed: {err[-300:]}")
-    return sink.found
+def table_digests(
+    target: Endpoint, databases: list[str], split_points: Mapping[tuple[str, str], Sequence[int]]
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """(rows, data SHA-256) for every base table of ``databases``; ``split_points`` per
+    (database, table) as the manifest recorded them."""
+    wanted = set(databases)
+    with connect(target) as conn:
+        catalogue = read_catalogue(conn, lambda db: db in wanted, lambda db, t: db in wanted)
+    found: dict[tuple[str, str], tuple[int, str]] = {}
+    reader = RawConnection(target)
+    try:
+        version = reader.rows("SELECT VERSION()")[0][0] or b""
+        for statement in detect(version.decode()).session_setup:
+            reader.execute(statement)
+        for table in catalogue.tables:
+            if table.kind != "table" or not table.has_rows:
+                continue
+            query = RowQuery(table, RAW_THRESHOLD)
+            points = split_points.get((table.database, table.name), ())
+            rows, combined = 0, hashlib.sha256()
+            for where in range_filters(table, points):
+                digest = hashlib.sha256()
+                for texts in read_texts(reader, query, where):
+                    digest.update(b"\n".join(texts) + b"\n")
+                    rows += len(texts)
+                combined.update(digest.digest())
+            found[(table.database, table.name)] = (rows, combined.hexdigest())
+    finally:
+        reader.close()
+    return found

@@ -13,7 +13,7 @@ Contract: every read runs in a read-only session; connection failures raise
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import MySQLdb
@@ -46,6 +46,65 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def open_connection(ep: Endpoint, **options: Any) -> MySQLdb.Connection:
+    """A mysqlclient connection to ``ep`` (utf8mb4, autocommit); ``options`` go to
+    ``MySQLdb.connect``. ServiceUnavailable naming the node (never the password) on failure."""
+    try:
+        return MySQLdb.connect(
+            host=ep.host,
+            port=ep.port,
+            user=ep.user,
+            password=ep.password,
+            connect_timeout=max(1, round(ep.connect_timeout)),
+            charset="utf8mb4",
+            autocommit=True,
+            **options,
+        )
+    except MySQLdb.OperationalError as exc:
+        raise ep.unreachable(exc) from None
+
+
+RawRow = tuple[bytes | None, ...]
+
+
+class RawConnection:
+    """A typed face over a mysqlclient connection that returns every value as raw bytes
+    (the text protocol's own text), for readers that pass values on without decoding."""
+
+    def __init__(self, ep: Endpoint) -> None:
+        self.conn = open_connection(ep, use_unicode=False, conv={})
+
+    def execute(self, sql: str) -> None:
+        """Run a statement whose result (if any) is not needed."""
+        self.conn.query(sql)
+        result = self.conn.store_result()  # type: ignore[no-untyped-call]
+        del result
+
+    def rows(self, sql: str) -> tuple[RawRow, ...]:
+        """Every row of ``sql`` (a small result)."""
+        self.conn.query(sql)
+        result = self.conn.store_result()  # type: ignore[no-untyped-call]
+        return () if result is None else tuple(result.fetch_row(maxrows=0))
+
+    def stream(self, sql: str, batch: Callable[[], int]) -> Iterator[tuple[RawRow, ...]]:
+        """Rows of ``sql`` unbuffered, ``batch()`` rows at a time; consume it entirely
+        before the next call on this connection."""
+        self.conn.query(sql)
+        result = self.conn.use_result()  # type: ignore[no-untyped-call]
+        while True:
+            rows = result.fetch_row(maxrows=batch())
+            if not rows:
+                return
+            yield rows
+
+    def thread_id(self) -> int:
+        return int(self.conn.thread_id())  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        with contextlib.suppress(MySQLdb.MySQLError):  # already gone
+            self.conn.close()  # type: ignore[no-untyped-call]
+
+
 class RowReader:
     """One read-only connection; :meth:`stream` runs a query and yields rows lazily.
 
@@ -59,20 +118,9 @@ class RowReader:
         if decimals_as_text:
             for code in (FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL):
                 conv[code] = _text
-        try:
-            self.conn = MySQLdb.connect(
-                conv=conv,
-                host=ep.host,
-                port=ep.port,
-                user=ep.user,
-                password=ep.password,
-                connect_timeout=max(1, round(ep.connect_timeout)),
-                charset="utf8mb4",
-                autocommit=True,
-                init_command="SET SESSION tx_read_only = 1, time_zone = '+00:00'",
-            )
-        except MySQLdb.OperationalError as exc:
-            raise ep.unreachable(exc) from None
+        self.conn = open_connection(
+            ep, conv=conv, init_command="SET SESSION tx_read_only = 1, time_zone = '+00:00'"
+        )
 
     def close(self) -> None:
         self.conn.close()  # type: ignore[no-untyped-call]

@@ -1,8 +1,12 @@
-"""Apply verified SQL objects to a MySQL/MariaDB server with the stock ``mariadb`` client.
+"""Apply verified SQL objects to a MySQL/MariaDB server.
 
-Each object is fed, decompressed, to one ``mariadb --binary-mode`` process bound to the
-target database (objects hold no ``USE``, which is how ``--rename`` works). Phases run in
-restore order; within the schema and data phases objects load in parallel (``jobs``).
+Data objects are fed, decompressed, to one stock ``mariadb --binary-mode`` process bound to
+the target database (objects hold no ``USE``, which is how ``--rename`` works). Definition
+objects (schemas, triggers, routines, events, views) written as one ``DELIMITER`` block are
+executed statement by statement on a connection of datatier's own, exactly as the server
+gave them at backup time: the stock client rewrites some routine bodies. Objects of older
+backups go to the stock client. Phases run in restore order; within the schema and data
+phases objects load in parallel (``jobs``).
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
+import pymysql
+
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import OperationFailed
-from datatier.mysql.connection import Endpoint, client_options_file
+from datatier.mysql.connection import Endpoint, client_options_file, connect
+from datatier.mysql.sqltext import parse_block, prelude_statements
 
 Fetch = Callable[[ObjectRecord], Iterator[bytes]]
 """Yields an object's *decompressed* bytes, after checking its SHA-256."""
@@ -88,11 +95,41 @@ class SQLLoader:
             return
         # Objects without a database (accounts and grants) run with none selected.
         database = None if obj.database is None else self.database_for(obj.database)
+        if obj.kind != "data":
+            text = b"".join(self.fetch(obj))
+            statements = parse_block(text)
+            if statements is not None:
+                self._execute(obj, database, statements)
+                return
+            self._pipe(obj, database, cnf, iter([text]))
+            return
+        self._pipe(obj, database, cnf, self.fetch(obj))
+
+    def _execute(self, obj: ObjectRecord, database: str | None, statements: list[bytes]) -> None:
+        """Run a definitions object's statements on a connection of our own."""
+        try:
+            with connect(self.target, database=database) as conn, conn.cursor() as cur:
+                if not self.binlog:
+                    cur.execute("SET SESSION sql_log_bin = 0")
+                for statement in [*prelude_statements(), *statements]:
+                    cur.execute(statement.decode("utf-8", "surrogateescape"))
+        except pymysql.MySQLError as exc:
+            detail = self.target.scrub(str(exc.args[-1] if exc.args else exc))
+            where = database or "the server"
+            raise OperationFailed(f"loading {obj.key} into {where} failed: {detail}") from None
+        if self.on_loaded:
+            self.on_loaded(obj)
+
+    def _pipe(
+        self, obj: ObjectRecord, database: str | None, cnf: str, chunks: Iterator[bytes]
+    ) -> None:
+        """Feed ``chunks`` to a stock client bound to ``database`` (none when None)."""
         argv = [
             self._binary,
             f"--defaults-file={cnf}",
             "--binary-mode",
             "--batch",
+            "--comments",
             "--max-allowed-packet=1G",
             "--default-character-set=utf8mb4",
             *([f"--database={database}"] if database is not None else []),
@@ -107,7 +144,7 @@ class SQLLoader:
         reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
         reader.start()
         try:
-            for chunk in self.fetch(obj):
+            for chunk in chunks:
                 proc.stdin.write(chunk)
             proc.stdin.close()
         except BrokenPipeError:

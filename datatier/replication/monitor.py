@@ -12,6 +12,10 @@ Hysteresis: for every lag threshold in use (the configured ones, always, plus a 
 per node of thresholds asked for by ``/replica?lag=``: see
 :mod:`datatier.replication.thresholds`), a replica whose heartbeat lag exceeds the threshold
 is held out until its lag falls to ``readmit_ratio`` x threshold or below.
+
+Listeners (:meth:`Monitor.add_listener`) are called on the monitor thread with each new
+snapshot right after it is published (the router drains its pools there); one that raises
+is logged and does not stop the loop.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -54,6 +59,8 @@ class Monitor:
         self._inflight: dict[str, Future[NodeHealth]] = {}
         self._errors = dict.fromkeys(self._endpoints, 0)
         self.thresholds = ThresholdRegistry([health.replica_max_lag, *health.lag_thresholds])
+        self._listeners: list[Callable[[Snapshot], None]] = []
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(
@@ -66,6 +73,16 @@ class Monitor:
         round on; bounded per node, never evicting configured thresholds; thread-safe."""
         for name in [node] if node is not None else self._endpoints:
             self.thresholds.touch(name, max_lag)
+
+    def add_listener(self, callback: Callable[[Snapshot], None]) -> None:
+        """Call ``callback(snapshot)`` after every round (module doc)."""
+        with self._lock:
+            self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[Snapshot], None]) -> None:
+        with self._lock:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
 
     # -- one round -----------------------------------------------------------------------
     def _open(self, ep: Endpoint) -> Connection:
@@ -197,6 +214,13 @@ class Monitor:
             heartbeat_stale_after=self.health.heartbeat_stale_after,
         )
         self.snapshot = snap  # the atomic swap readers rely on
+        with self._lock:
+            listeners = list(self._listeners)
+        for callback in listeners:
+            try:
+                callback(snap)
+            except Exception as exc:
+                log.error("monitor.listener_failed", error=str(exc), exc_info=True)
         return snap
 
     # -- the loop ------------------------------------------------------------------------

@@ -12,8 +12,9 @@ and never open a MySQL connection. Paths (GET, HEAD, OPTIONS):
 - ``/health``: 200 while the monitor thread runs and its snapshot is fresh (and, with an
   in-process heartbeat writer, while its thread runs); the body also says when the
   heartbeat writer has stopped;
-- ``/metrics``: Prometheus text exposition of the server's registry (always 200 while
-  serving): replication metrics, plus whatever collectors the caller registered.
+- ``/metrics``: Prometheus text exposition (always 200 while serving) of the replication
+  series, followed by the series of the ``registry`` the server was given (backup metrics
+  in ``health serve``; a router's, when it runs in-process).
 
 Otherwise 503 (unhealthy), 400 (bad query parameter, with a message), 404 (unknown path),
 501 (other methods, from the stdlib). GET answers JSON (``/metrics``: text); HEAD and
@@ -99,8 +100,8 @@ class HealthServer(ThreadingHTTPServer):
         monitor: Monitor,
         default_lag: float,
         node: str | None = None,
-        *,
         registry: CollectorRegistry | None = None,
+        *,
         client_timeout: float | None = None,
         heartbeat: HeartbeatWriter | None = None,
     ) -> None:
@@ -110,7 +111,8 @@ class HealthServer(ThreadingHTTPServer):
         self.monitor = monitor
         self.default_lag = default_lag
         self.node = node
-        self.registry = registry or build_registry(ReplicationCollector(monitor, default_lag))
+        self.replication = build_registry(ReplicationCollector(monitor, default_lag))
+        self.registry = registry  # more series for /metrics (backups, a router's)
         self.client_timeout = (
             monitor.health.client_timeout if client_timeout is None else client_timeout
         )
@@ -327,7 +329,10 @@ class HealthHandler(BaseHTTPRequestHandler):
 
     def metrics(self, query: Mapping[str, list[str]], body: bool) -> None:
         self._check_params(query, set())
-        self._send(200, render(self.server.registry), CONTENT_TYPE, body)
+        payload = render(self.server.replication)
+        if self.server.registry is not None:
+            payload += render(self.server.registry)
+        self._send(200, payload, CONTENT_TYPE, body)
 
 
 ROUTES = {
@@ -343,8 +348,10 @@ def serve(
     monitor: Monitor,
     default_lag: float,
     node: str | None = None,
+    registry: CollectorRegistry | None = None,
     **options: Any,
 ) -> HealthServer:
-    """A bound (not yet serving) :class:`HealthServer` (``options``: its keyword arguments);
-    call ``serve_forever()`` on it."""
-    return HealthServer(address, monitor, default_lag, node, **options)
+    """A bound (not yet serving) :class:`HealthServer` (``options``: its keyword-only
+    arguments); call ``serve_forever()`` on it. ``registry``'s series are appended to
+    ``/metrics`` (backup metrics, a router's in the same process)."""
+    return HealthServer(address, monitor, default_lag, node, registry, **options)

@@ -24,7 +24,6 @@ from datatier.backup.stores import store_for
 from datatier.cli import main
 from datatier.config import load
 from datatier.metrics import build_registry
-from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import HealthServer
 from tests.httpsink import sink
@@ -134,9 +133,7 @@ def test_a_failing_backup_is_recorded_notified_logged_and_exported(
     )
     stats.refresh()
     monitor = Monitor(config.mysql, config.health)
-    registry = build_registry(
-        ReplicationCollector(monitor, 2.0), BackupCollector(lambda: stats.stats)
-    )
+    registry = build_registry(BackupCollector(lambda: stats.stats))
     server = None
     for port in PORTS:
         try:

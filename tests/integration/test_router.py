@@ -75,20 +75,21 @@ def monitor(sandbox: SandboxHandle) -> Iterator[Monitor]:
 
 
 @pytest.fixture
-def router(sandbox: SandboxHandle, monitor: Monitor) -> Router:
+def router(sandbox: SandboxHandle, monitor: Monitor) -> Iterator[Router]:
     r = Router(sandbox.config, monitor, policy="round_robin")
     for node in ("replica1", "replica2"):  # a previous test's lag has gone (hysteresis too)
         wait_for(partial(routable, r, node), 15)
-    return r
+    yield r
+    r.close()  # its pools, and its listener on the shared monitor
 
 
 def test_reads_go_to_the_replicas(router: Router, ids: dict[str, int]) -> None:
     seen = [landed(router) for _ in range(6)]
     assert set(seen) == {ids["replica1"], ids["replica2"]}  # round robin uses both
-    least = Router(router.config, router.monitor)
-    assert landed(least) in (ids["replica1"], ids["replica2"])
-    route = least.route("read", MAX_LAG)
-    assert route.lag is not None and route.lag <= MAX_LAG and not route.fallback
+    with Router(router.config, router.monitor) as least:
+        assert landed(least) in (ids["replica1"], ids["replica2"])
+        route = least.route("read", MAX_LAG)
+        assert route.lag is not None and route.lag <= MAX_LAG and not route.fallback
 
 
 def test_writes_go_to_the_primary(
@@ -155,6 +156,7 @@ def test_no_fit_replica_raises_or_falls_back(
         sandbox.wait_replicated()
     wait_for(lambda: bool(router.read_candidates(MAX_LAG)[0]), 15)
     assert landed(fallback) in (ids["replica1"], ids["replica2"])
+    fallback.close()
 
 
 def test_read_your_writes(sandbox: SandboxHandle, router: Router, ids: dict[str, int]) -> None:

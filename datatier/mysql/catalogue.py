@@ -1,0 +1,347 @@
+"""The server's own catalogue of what a backup must hold: databases, tables, columns, keys,
+views, triggers, routines and events, with the exact statements that recreate them.
+
+Read on one connection while DDL is blocked (see :mod:`datatier.mysql.consistent`), so the
+definitions match the data snapshot. Every name comes from ``information_schema`` and every
+statement from ``SHOW CREATE ...``, never from parsing dump text. A definition the account is
+not allowed to read (``SHOW CREATE`` returns NULL) fails loudly: a backup without it would
+silently restore less than the source had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from datatier.errors import OperationFailed
+from datatier.mysql.connection import Connection, query_dicts
+from datatier.mysql.sqltext import qualified
+
+TRANSACTIONAL_ENGINES = frozenset({"InnoDB", "XtraDB", "ROCKSDB", "TokuDB"})
+NO_DATA_ENGINES = frozenset({"MRG_MyISAM", "MRG_MYISAM", "FEDERATED", "BLACKHOLE", "CONNECT"})
+INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"})
+LOB_TYPES = frozenset(
+    {
+        "tinyblob",
+        "blob",
+        "mediumblob",
+        "longblob",
+        "tinytext",
+        "text",
+        "mediumtext",
+        "longtext",
+        "json",
+        "geometry",
+        "point",
+        "linestring",
+        "polygon",
+        "multipoint",
+        "multilinestring",
+        "multipolygon",
+        "geometrycollection",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str
+    charset: str | None
+    generated: bool
+
+
+@dataclass(frozen=True)
+class Table:
+    """A base table (or sequence) with what a dump of its rows needs."""
+
+    database: str
+    name: str
+    kind: str  # "table" | "sequence"
+    engine: str
+    create: str
+    columns: tuple[Column, ...]
+    order_key: tuple[str, ...]  # the clustered key (PK, else first NOT NULL unique); may be ()
+    rows_estimate: int = 0
+    data_bytes: int = 0
+
+    @property
+    def dumped_columns(self) -> tuple[Column, ...]:
+        """Columns whose values a dump writes (generated columns are recomputed on load)."""
+        return tuple(c for c in self.columns if not c.generated)
+
+    @property
+    def transactional(self) -> bool:
+        return self.engine in TRANSACTIONAL_ENGINES
+
+    @property
+    def has_rows(self) -> bool:
+        """False for engines whose rows live elsewhere (MERGE, FEDERATED, CONNECT) or nowhere."""
+        return self.engine not in NO_DATA_ENGINES
+
+    @property
+    def split_column(self) -> Column | None:
+        """The integer first key column that ranges can split on, if any."""
+        if not self.order_key:
+            return None
+        first = next(c for c in self.columns if c.name == self.order_key[0])
+        return first if first.data_type in INTEGER_TYPES else None
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A statement recreating a view, trigger, routine or event, and its creation session."""
+
+    database: str
+    name: str
+    kind: str  # view | trigger | procedure | function | package | package body | event
+    statement: str
+    sql_mode: str
+    collation: str
+    table: str | None = None  # triggers: their table
+    time_zone: str | None = None  # events
+    columns: tuple[str, ...] = ()  # views: for the stand-in created before every view
+
+
+@dataclass
+class Catalogue:
+    """Everything in the included databases, in restore order within each list."""
+
+    databases: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (cs, coll)
+    tables: list[Table] = field(default_factory=list)
+    views: list[Definition] = field(default_factory=list)
+    triggers: list[Definition] = field(default_factory=list)
+    routines: list[Definition] = field(default_factory=list)
+    events: list[Definition] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)  # db.table left out by the policy
+
+
+def read_catalogue(
+    conn: Connection,
+    include_database: Callable[[str], bool],
+    include_table: Callable[[str, str], bool],
+) -> Catalogue:
+    """The catalogue of every included database and table (``conn``: autocommit, any user
+    with SELECT, SHOW VIEW, TRIGGER, EVENT and routine access on them)."""
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = '', sql_quote_show_create = 1")
+    found = Catalogue()
+    for row in query_dicts(
+        conn,
+        "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
+        "FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME",
+    ):
+        if include_database(row["SCHEMA_NAME"]):
+            found.databases[row["SCHEMA_NAME"]] = (
+                row["DEFAULT_CHARACTER_SET_NAME"],
+                row["DEFAULT_COLLATION_NAME"],
+            )
+    names = sorted(found.databases)
+    if not names:
+        return found
+    columns = _columns(conn, names)
+    keys = _order_keys(conn, names)
+    for row in _in_databases(
+        conn,
+        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ENGINE, TABLE_ROWS, DATA_LENGTH "
+        "FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({}) "
+        "ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        names,
+    ):
+        db, name, ttype = row["TABLE_SCHEMA"], row["TABLE_NAME"], row["TABLE_TYPE"]
+        if ttype == "TEMPORARY":
+            continue
+        if not include_table(db, name):
+            found.excluded.append(f"{db}.{name}")
+            continue
+        if ttype == "VIEW":
+            found.views.append(_view(conn, db, name, columns.get((db, name), ())))
+            continue
+        found.tables.append(
+            Table(
+                database=db,
+                name=name,
+                kind="sequence" if ttype == "SEQUENCE" else "table",
+                engine=row["ENGINE"] or "",
+                create=_show_create(
+                    conn, "SEQUENCE" if ttype == "SEQUENCE" else "TABLE", db, name, "Create Table"
+                ),
+                columns=tuple(columns.get((db, name), ())),
+                order_key=keys.get((db, name), ()),
+                rows_estimate=int(row["TABLE_ROWS"] or 0),
+                data_bytes=int(row["DATA_LENGTH"] or 0),
+            )
+        )
+    tables = {(t.database, t.name) for t in found.tables}
+    found.triggers = [t for t in _triggers(conn, names) if (t.database, t.table) in tables]
+    found.routines = _routines(conn, names)
+    found.events = _events(conn, names)
+    return found
+
+
+def _in_databases(conn: Connection, sql: str, names: Sequence[str]) -> list[dict[str, Any]]:
+    marks = ",".join(["%s"] * len(names))
+    return query_dicts(conn, sql.format(marks), tuple(names))
+
+
+def _columns(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str], list[Column]]:
+    found: dict[tuple[str, str], list[Column]] = {}
+    for row in _in_databases(
+        conn,
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, "
+        "IS_GENERATED FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({}) "
+        "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
+        names,
+    ):
+        found.setdefault((row["TABLE_SCHEMA"], row["TABLE_NAME"]), []).append(
+            Column(
+                name=row["COLUMN_NAME"],
+                data_type=str(row["DATA_TYPE"]).lower(),
+                charset=row["CHARACTER_SET_NAME"],
+                generated=row["IS_GENERATED"] == "ALWAYS",
+            )
+        )
+    return found
+
+
+def _order_keys(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Per table, the key InnoDB clusters on: the PRIMARY KEY, else the first unique index
+    whose columns are all NOT NULL (by name, as InnoDB picks it)."""
+    indexes: dict[tuple[str, str], dict[str, list[tuple[int, str, bool]]]] = {}
+    for row in _in_databases(
+        conn,
+        "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NULLABLE "
+        "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({}) AND NON_UNIQUE = 0",
+        names,
+    ):
+        per_table = indexes.setdefault((row["TABLE_SCHEMA"], row["TABLE_NAME"]), {})
+        per_table.setdefault(row["INDEX_NAME"], []).append(
+            (int(row["SEQ_IN_INDEX"]), row["COLUMN_NAME"], row["NULLABLE"] == "YES")
+        )
+    keys: dict[tuple[str, str], tuple[str, ...]] = {}
+    for table, by_name in indexes.items():
+        candidates = sorted(by_name, key=lambda n: (n != "PRIMARY", n))
+        for index in candidates:
+            parts = sorted(by_name[index])
+            if index == "PRIMARY" or not any(nullable for _, _, nullable in parts):
+                keys[table] = tuple(col for _, col, _ in parts)
+                break
+    return keys
+
+
+def _show_create(conn: Connection, what: str, db: str, name: str, column: str) -> str:
+    rows = query_dicts(conn, f"SHOW CREATE {what} {qualified(db, name)}")
+    text = rows[0].get(column) if rows else None
+    if not text:
+        raise OperationFailed(
+            f"cannot read the definition of {what.lower()} {db}.{name}: the backup account "
+            "lacks the privilege (SHOW VIEW, TRIGGER, EVENT, or SELECT on mysql.proc)",
+        )
+    return str(text)
+
+
+def _view(conn: Connection, db: str, name: str, columns: Iterable[Column]) -> Definition:
+    rows = query_dicts(conn, f"SHOW CREATE VIEW {qualified(db, name)}")
+    statement = rows[0].get("Create View") if rows else None
+    cols = tuple(c.name for c in columns)
+    if not statement:
+        raise OperationFailed(f"cannot read the definition of view {db}.{name}")
+    if not cols:
+        raise OperationFailed(
+            f"view {db}.{name} is invalid (it references a table or column that no longer "
+            "exists), so no restore could recreate it",
+            hint=f'fix or drop it, or add "{db}.{name}" to the policy\'s exclude_tables',
+        )
+    return Definition(
+        database=db,
+        name=name,
+        kind="view",
+        statement=str(statement),
+        sql_mode="",
+        collation=str(rows[0]["collation_connection"]),
+        columns=cols,
+    )
+
+
+def _triggers(conn: Connection, names: Sequence[str]) -> list[Definition]:
+    found = []
+    for row in _in_databases(
+        conn,
+        "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE, SQL_MODE, "
+        "COLLATION_CONNECTION FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA IN ({}) "
+        "ORDER BY TRIGGER_SCHEMA, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, "
+        "ACTION_ORDER",
+        names,
+    ):
+        db, name = row["TRIGGER_SCHEMA"], row["TRIGGER_NAME"]
+        found.append(
+            Definition(
+                database=db,
+                name=name,
+                kind="trigger",
+                statement=_show_create(conn, "TRIGGER", db, name, "SQL Original Statement"),
+                sql_mode=str(row["SQL_MODE"]),
+                collation=str(row["COLLATION_CONNECTION"]),
+                table=row["EVENT_OBJECT_TABLE"],
+            )
+        )
+    return found
+
+
+ROUTINE_ORDER = {"FUNCTION": 0, "PROCEDURE": 1, "PACKAGE": 2, "PACKAGE BODY": 3}
+
+
+def _routines(conn: Connection, names: Sequence[str]) -> list[Definition]:
+    rows = _in_databases(
+        conn,
+        "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, SQL_MODE, COLLATION_CONNECTION "
+        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN ({})",
+        names,
+    )
+    rows.sort(
+        key=lambda r: (
+            r["ROUTINE_SCHEMA"],
+            ROUTINE_ORDER.get(r["ROUTINE_TYPE"], 9),
+            r["ROUTINE_NAME"],
+        )
+    )
+    found = []
+    for row in rows:
+        db, name, rtype = row["ROUTINE_SCHEMA"], row["ROUTINE_NAME"], str(row["ROUTINE_TYPE"])
+        column = "Create " + rtype.title()
+        found.append(
+            Definition(
+                database=db,
+                name=name,
+                kind=rtype.lower(),
+                statement=_show_create(conn, rtype, db, name, column),
+                sql_mode=str(row["SQL_MODE"]),
+                collation=str(row["COLLATION_CONNECTION"]),
+            )
+        )
+    return found
+
+
+def _events(conn: Connection, names: Sequence[str]) -> list[Definition]:
+    found = []
+    for row in _in_databases(
+        conn,
+        "SELECT EVENT_SCHEMA, EVENT_NAME, SQL_MODE, TIME_ZONE, COLLATION_CONNECTION "
+        "FROM information_schema.EVENTS WHERE EVENT_SCHEMA IN ({}) "
+        "ORDER BY EVENT_SCHEMA, EVENT_NAME",
+        names,
+    ):
+        db, name = row["EVENT_SCHEMA"], row["EVENT_NAME"]
+        found.append(
+            Definition(
+                database=db,
+                name=name,
+                kind="event",
+                statement=_show_create(conn, "EVENT", db, name, "Create Event"),
+                sql_mode=str(row["SQL_MODE"]),
+                collation=str(row["COLLATION_CONNECTION"]),
+                time_zone=str(row["TIME_ZONE"]),
+            )
+        )
+    return found

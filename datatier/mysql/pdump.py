@@ -1,0 +1,602 @@
+"""The MySQL/MariaDB backup engine: a parallel dump from one consistent snapshot.
+
+``jobs`` worker connections share one snapshot (:mod:`datatier.mysql.consistent`); tables,
+and integer-keyed tables larger than a share of the dump in key ranges, are read in
+parallel, largest first, and each table's objects are produced by its own task: names,
+comments and bodies can never move data into another table's object, because no object is
+ever found by looking at dump text. What a backup holds comes from the server's catalogue
+(:mod:`datatier.mysql.catalogue`), and before the engine returns it checks that every table
+of the catalogue got its schema object and that its data objects account for every row.
+
+Objects are plain SQL for the stock client (``zstd -d | mariadb DB``): each starts with
+:data:`~datatier.mysql.sqltext.PRELUDE` and holds no ``USE``. Layout under ``data/``::
+
+    DB/_database.sql.zst   DB/_routines.sql.zst   DB/_events.sql.zst
+    DB/tables/TABLE/{schema,data-00001,...,triggers}.sql.zst
+    DB/views/VIEW/{viewstub,view}.sql.zst
+    @users/grants.sql.zst   (with source.include_grants: accounts, roles and grants)
+
+A table's ``data_sha256`` in the manifest is the SHA-256 of the concatenated SHA-256s of its
+key ranges (``split_points`` in the manifest), each over the range's row texts in key order,
+one per line; ``verify --restore-test`` re-reads a restored copy the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import MySQLdb
+
+from datatier.backup.engine import BackupEngine, DumpResult
+from datatier.backup.manifest import TableRecord
+from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
+from datatier.backup.policy import Policy
+from datatier.config import LoadedConfig
+from datatier.errors import ConfigError, DatatierError, OperationFailed, ServiceUnavailable
+from datatier.log import get_logger
+from datatier.mysql.catalogue import Catalogue, Definition, Table, read_catalogue
+from datatier.mysql.connection import Endpoint, connect, endpoint, query_dicts
+from datatier.mysql.consistent import SnapshotGroup, SnapshotPoint
+from datatier.mysql.fastreader import RawConnection
+from datatier.mysql.grants import dump_grants
+from datatier.mysql.rowtext import STATEMENT_BYTES, RowQuery, range_filters, read_texts
+from datatier.mysql.sqltext import (
+    PRELUDE,
+    block,
+    creation_session,
+    ident,
+    key_segment,
+    qualified,
+    strip_qualifier,
+)
+from datatier.storage.base import MiB
+
+log = get_logger(__name__)
+
+MIN_RANGE_BYTES = 16 << 20
+MAX_RANGES = 64
+LOST = (1927, 2006, 2013, 2055)  # 1927: our connection was KILLed
+DEF_CHANGED = 1412
+GRANTS_KEY = "@users/grants.sql.zst"
+
+
+def table_path(database: str, table: str, leaf: str) -> str:
+    return f"{key_segment(database)}/tables/{key_segment(table)}/{leaf}"
+
+
+def view_path(database: str, view: str, leaf: str) -> str:
+    return f"{key_segment(database)}/views/{key_segment(view)}/{leaf}"
+
+
+def database_path(database: str, leaf: str) -> str:
+    return f"{key_segment(database)}/{leaf}"
+
+
+@dataclass
+class Task:
+    """One unit of parallel work: a key range of a table (or the whole table)."""
+
+    table: Table
+    index: int  # range number within the table, from 0
+    where: str
+    estimate: int
+
+
+@dataclass
+class TableState:
+    """Per table: ranges' digests, rows, parts handed out (guarded by the engine lock)."""
+
+    table: Table
+    split_points: tuple[int, ...] = ()
+    range_digests: dict[int, bytes] = field(default_factory=dict)
+    rows: int = 0
+    data_bytes: int = 0
+    parts: int = 0
+    part_rows: dict[int, int] = field(default_factory=dict)
+
+
+class ParallelDumpEngine(BackupEngine):
+    """Backs up the policy's databases from ``source`` (normally a replica) with ``jobs``
+    connections. ``raw_threshold`` (bytes of large values per row) is where rows switch to
+    client-side rendering; None derives it from the server's ``max_allowed_packet``."""
+
+    name = "mysql"
+
+    @classmethod
+    def for_policy(cls, loaded: LoadedConfig, policy: Policy) -> ParallelDumpEngine:
+        node = policy.spec.source.node
+        if node is None:
+            raise ConfigError(str(policy.path), "source.node", "missing required value")
+        return cls(
+            endpoint(loaded.config.mysql, node),
+            policy,
+            chunk_bytes=policy.spec.chunk_mb * MiB,
+            jobs=policy.spec.jobs,
+        )
+
+    def __init__(
+        self,
+        source: Endpoint,
+        policy: Policy,
+        *,
+        chunk_bytes: int = DEFAULT_CHUNK,
+        jobs: int = 4,
+        raw_threshold: int | None = None,
+    ) -> None:
+        self.source = source
+        self.policy = policy
+        self.chunk_bytes = chunk_bytes
+        self.jobs = max(1, jobs)
+        self.raw_threshold = raw_threshold
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self._states: dict[tuple[str, str], TableState] = {}
+        self._largest_statement = 0
+
+    # -- the whole dump -------------------------------------------------------------------
+
+    def dump(self, writer: ObjectWriter) -> DumpResult:
+        started = time.monotonic()
+        for attempt in range(3):
+            with SnapshotGroup(self.source, self.jobs) as group:
+                locked = group.block_ddl()
+                catalogue = self._catalogue(group)
+                point = group.open()
+                if not locked and self._catalogue(group) != catalogue:
+                    log.warning("backup.ddl_during_start", node=self.source.name, attempt=attempt)
+                    continue
+                self._check_not_empty(catalogue)
+                threshold = self.raw_threshold or self._threshold(group)
+                return self._run(group, catalogue, point, writer, threshold, started)
+        raise OperationFailed(
+            f"the schema of {self.source.label} kept changing while the backup started "
+            "(DDL); run it again, or grant RELOAD so DDL can be held off for a moment"
+        )
+
+    def _catalogue(self, group: SnapshotGroup) -> Catalogue:
+        assert group.coordinator is not None
+        return read_catalogue(
+            group.coordinator, self.policy.includes_database, self.policy.includes_table
+        )
+
+    def _check_not_empty(self, catalogue: Catalogue) -> None:
+        if not catalogue.databases:
+            raise OperationFailed(
+                f"policy {self.policy.name} matches no database on {self.source.label}"
+            )
+
+    def _threshold(self, group: SnapshotGroup) -> int:
+        assert group.coordinator is not None
+        packet = int(query_dicts(group.coordinator, "SELECT @@max_allowed_packet AS p")[0]["p"])
+        return max(64 << 10, (packet - (1 << 20)) // 2)
+
+    def _run(
+        self,
+        group: SnapshotGroup,
+        catalogue: Catalogue,
+        point: SnapshotPoint,
+        writer: ObjectWriter,
+        threshold: int,
+        started: float,
+    ) -> DumpResult:
+        self._states = {(t.database, t.name): TableState(t) for t in catalogue.tables}
+        untransactional = [t for t in catalogue.tables if not t.transactional and t.has_rows]
+        tasks = self._plan(group, [t for t in catalogue.tables if t.transactional and t.has_rows])
+        early = [Task(t, 0, "", t.data_bytes) for t in untransactional]
+        if early:
+            if group.locked:
+                self._work(group, early, writer, threshold)
+            else:
+                tasks = early + tasks
+                log.warning(
+                    "backup.untransactional_unlocked",
+                    tables=[f"{t.database}.{t.name}" for t in untransactional],
+                    note="read without a lock: they may not match the snapshot",
+                )
+        ddl_blocked = group.release()
+        self._write_definitions(catalogue, writer)
+        self._work(group, tasks, writer, threshold)
+        grants = self._dump_grants(writer) if self.policy.spec.source.include_grants else None
+        tables = self._records(catalogue)
+        seconds = round(time.monotonic() - started, 3)
+        log.info(
+            "backup.dumped",
+            source=self.source.label,
+            databases=len(catalogue.databases),
+            tables=len(tables),
+            rows=sum(t.rows for t in tables),
+            jobs=group.jobs,
+            seconds=seconds,
+        )
+        consistency = {
+            **point.to_json(),
+            "ddl_block_seconds": ddl_blocked,
+            "untransactional_tables": [f"{t.database}.{t.name}" for t in untransactional],
+        }
+        return DumpResult(
+            source={
+                "engine": "mysql",
+                "node": self.source.name,
+                "host": self.source.host,
+                "port": self.source.port,
+                **self._server_facts(group),
+            },
+            consistency=consistency,
+            tables=tables,
+            databases={
+                db: {"charset": cs, "collation": coll}
+                for db, (cs, coll) in catalogue.databases.items()
+            },
+            options={
+                "dumper": "datatier parallel dump",
+                "jobs": group.jobs,
+                "ignored_tables": catalogue.excluded,
+                "raw_threshold": threshold,
+                "max_statement_bytes": self._largest_statement,
+                **({"grants": grants} if grants is not None else {}),
+            },
+        )
+
+    def _dump_grants(self, writer: ObjectWriter) -> dict[str, Any]:
+        """Accounts, roles and grants as one object, :data:`GRANTS_KEY` (``@`` is
+        percent-encoded in database names, so no database can collide with it). Read after
+        the data: accounts are not part of the snapshot (they are not transactional)."""
+        with connect(self.source) as conn:
+            text, skipped = dump_grants(conn)
+        obj = writer.open(GRANTS_KEY, "grants", None, None)
+        obj.write(text.encode())
+        writer.close(obj)
+        if skipped:
+            log.warning(
+                "backup.accounts_skipped",
+                accounts=skipped,
+                note="the server cannot describe them (e.g. host names with skip_name_resolve)",
+            )
+        return {"accounts": text.count("\nCREATE "), "skipped": skipped}
+
+    def _server_facts(self, group: SnapshotGroup) -> dict[str, Any]:
+        assert group.coordinator is not None
+        facts = query_dicts(
+            group.coordinator,
+            "SELECT @@server_id AS server_id, @@version AS version, @@hostname AS hostname, "
+            "@@read_only AS read_only, @@gtid_current_pos AS gtid_current_pos",
+        )[0]
+        facts["read_only"] = bool(facts.get("read_only"))
+        return facts
+
+    # -- planning -------------------------------------------------------------------------
+
+    def _plan(self, group: SnapshotGroup, tables: list[Table]) -> list[Task]:
+        """Tasks largest first; tables above a fair share split into integer key ranges."""
+        total = sum(t.data_bytes for t in tables)
+        share = max(MIN_RANGE_BYTES, total // (group.jobs * 4) if group.jobs > 1 else total + 1)
+        tasks: list[Task] = []
+        for table in tables:
+            column = table.split_column
+            pieces = min(MAX_RANGES, math.ceil(table.data_bytes / share)) if share else 1
+            if column is None or pieces < 2:
+                tasks.append(Task(table, 0, "", table.data_bytes))
+                continue
+            bounds = self._key_bounds(group, table, column.name)
+            if bounds is None:
+                tasks.append(Task(table, 0, "", table.data_bytes))
+                continue
+            low, high = bounds
+            step = (high - low + 1) / pieces
+            points = sorted({low + int(step * i) for i in range(1, pieces)} - {low})
+            self._states[(table.database, table.name)].split_points = tuple(points)
+            filters = range_filters(table, points)
+            tasks.extend(
+                Task(table, i, where, table.data_bytes // len(filters))
+                for i, where in enumerate(filters)
+            )
+        return sorted(tasks, key=lambda t: t.estimate, reverse=True)
+
+    def _key_bounds(
+        self, group: SnapshotGroup, table: Table, column: str
+    ) -> tuple[int, int] | None:
+        worker = group.workers[0]
+        c = ident(column)
+        (row,) = worker.rows(
+            f"SELECT MIN({c}), MAX({c}) FROM {qualified(table.database, table.name)}"
+        )
+        worker.execute("ROLLBACK TO SAVEPOINT datatier")  # releases the table's MDL
+        if row[0] is None or row[1] is None:
+            return None
+        return int(row[0]), int(row[1])
+
+    # -- parallel work --------------------------------------------------------------------
+
+    def _work(
+        self, group: SnapshotGroup, tasks: list[Task], writer: ObjectWriter, threshold: int
+    ) -> None:
+        """Run ``tasks`` on the group's workers; the first failure stops all and is raised."""
+        if not tasks:
+            return
+        queue = list(reversed(tasks))  # pop() takes the largest first
+        threads = [
+            threading.Thread(
+                target=self._worker_loop,
+                args=(conn, queue, writer, threshold),
+                name=f"dump-{i}",
+                daemon=True,
+            )
+            for i, conn in enumerate(group.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(timeout=0.2)
+        except BaseException:
+            self._stop.set()
+            self._kill_workers(group)
+            for thread in threads:
+                thread.join(timeout=10)
+            raise
+        if self._errors:
+            raise self._errors[0]
+
+    def _worker_loop(
+        self, conn: RawConnection, queue: list[Task], writer: ObjectWriter, threshold: int
+    ) -> None:
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    if not queue:
+                        return
+                    task = queue.pop()
+                self._dump_task(conn, task, writer, threshold)
+                conn.execute("ROLLBACK TO SAVEPOINT datatier")  # releases the table's MDL
+        except BaseException as exc:  # handed to the main thread
+            with self._lock:
+                self._errors.append(self._mapped(exc))
+            self._stop.set()
+
+    def _kill_workers(self, group: SnapshotGroup) -> None:
+        """Interrupt the workers' queries (a blocked read never notices a flag)."""
+        if group.coordinator is None:
+            return
+        for conn in group.workers:
+            try:
+                with group.coordinator.cursor() as cur:
+                    cur.execute(f"KILL {conn.thread_id()}")
+            except Exception as exc:  # best effort: the connection may be gone
+                log.debug("backup.kill_failed", reason=self.source.scrub(str(exc)))
+
+    def _mapped(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, DatatierError) or not isinstance(exc, MySQLdb.MySQLError):
+            return exc
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        reason = self.source.scrub(str(exc.args[-1] if exc.args else exc))
+        if code in LOST or code >= 2000:
+            return ServiceUnavailable(f"lost MySQL {self.source.label} during the dump: {reason}")
+        if code == DEF_CHANGED:
+            return OperationFailed(
+                f"a table changed (DDL) on {self.source.label} during the backup: {reason}",
+                hint="run the backup again",
+            )
+        return OperationFailed(f"reading from {self.source.label} failed: {reason}")
+
+    def _dump_task(
+        self, conn: RawConnection, task: Task, writer: ObjectWriter, threshold: int
+    ) -> None:
+        table = task.table
+        if table.kind == "sequence":
+            self._dump_sequence(conn, table, writer)
+            return
+        query = RowQuery(table, threshold)
+        prefix = query.insert_prefix()
+        digest = hashlib.sha256()
+        rows_done = bytes_done = largest = 0
+        obj: OpenObject | None = None
+        for texts in self._batches(conn, query, task.where):
+            joined = b"\n".join(texts) + b"\n"
+            digest.update(joined)
+            rows_done += len(texts)
+            bytes_done += len(joined)
+            for group in _statements(texts, STATEMENT_BYTES):
+                if obj is None:
+                    obj = self._open_data(writer, table)
+                statement = prefix + b",\n".join(group) + b";\n"
+                largest = max(largest, len(statement))
+                obj.write(statement, len(group))
+                if obj.raw_size >= self.chunk_bytes:
+                    self._close_data(writer, table, obj)
+                    obj = None
+        if obj is not None:
+            self._close_data(writer, table, obj)
+        with self._lock:
+            state = self._states[(table.database, table.name)]
+            state.range_digests[task.index] = digest.digest()
+            state.rows += rows_done
+            state.data_bytes += bytes_done
+            self._largest_statement = max(self._largest_statement, largest)
+
+    def _batches(self, conn: RawConnection, query: RowQuery, where: str) -> Iterator[list[bytes]]:
+        """Fetched rows as literal texts; stops early (leaving the connection unusable) when
+        another worker failed."""
+        for texts in read_texts(conn, query, where):
+            if self._stop.is_set():
+                return
+            yield texts
+
+    def _dump_sequence(self, conn: RawConnection, table: Table, writer: ObjectWriter) -> None:
+        rows = conn.rows(
+            f"SELECT next_not_cached_value FROM {qualified(table.database, table.name)}"
+        )
+        value = int(rows[0][0] or b"1") if rows else 1
+        self._put(
+            writer,
+            table_path(table.database, table.name, "schema.sql.zst"),
+            "schema",
+            table.database,
+            table.name,
+            f"DROP SEQUENCE IF EXISTS {ident(table.name)}",
+            table.create,
+            f"DO SETVAL({ident(table.name)}, {value}, 0)",
+        )
+        with self._lock:
+            self._states[(table.database, table.name)].rows = 1  # COUNT(*) of a sequence
+
+    def _open_data(self, writer: ObjectWriter, table: Table) -> OpenObject:
+        with self._lock:
+            state = self._states[(table.database, table.name)]
+            state.parts += 1
+            part = state.parts
+        key = table_path(table.database, table.name, f"data-{part:05d}.sql.zst")
+        obj = writer.open(key, "data", table.database, table.name, part)
+        obj.write(PRELUDE)
+        return obj
+
+    def _close_data(self, writer: ObjectWriter, table: Table, obj: OpenObject) -> None:
+        with self._lock:
+            self._states[(table.database, table.name)].part_rows[obj.part] = obj.rows
+        writer.close(obj)
+
+    # -- definitions ----------------------------------------------------------------------
+
+    def _put(
+        self,
+        writer: ObjectWriter,
+        key: str,
+        kind: str,
+        database: str,
+        name: str | None,
+        *statements: str,
+    ) -> None:
+        """A definitions object: the prelude and ``statements`` in one DELIMITER block."""
+        obj = writer.open(key, kind, database, name)
+        obj.write(PRELUDE + block(list(statements)).encode("utf-8", "surrogateescape"))
+        writer.close(obj)
+
+    def _write_definitions(self, catalogue: Catalogue, writer: ObjectWriter) -> None:
+        for db, (charset, collation) in catalogue.databases.items():
+            self._put(
+                writer,
+                database_path(db, "_database.sql.zst"),
+                "database",
+                db,
+                None,
+                f"CREATE DATABASE /*!32312 IF NOT EXISTS*/ {ident(db)} "
+                f"/*!40100 DEFAULT CHARACTER SET {charset} COLLATE {collation} */",
+            )
+        for table in catalogue.tables:
+            if table.kind == "table":
+                self._put(
+                    writer,
+                    table_path(table.database, table.name, "schema.sql.zst"),
+                    "schema",
+                    table.database,
+                    table.name,
+                    f"DROP TABLE IF EXISTS {ident(table.name)}",
+                    table.create,
+                )
+        by_table: dict[tuple[str, str | None], list[Definition]] = {}
+        for trigger in catalogue.triggers:
+            by_table.setdefault((trigger.database, trigger.table), []).append(trigger)
+        for (db, table_name), triggers in by_table.items():
+            assert table_name is not None
+            statements = [s for t in triggers for s in _definition_statements(t)]
+            key = table_path(db, table_name, "triggers.sql.zst")
+            self._put(writer, key, "triggers", db, table_name, *statements)
+        self._per_database(catalogue.routines, "_routines.sql.zst", "routines", writer)
+        self._per_database(catalogue.events, "_events.sql.zst", "events", writer)
+        for view in catalogue.views:
+            stub = ", ".join(f"1 AS {ident(c)}" for c in view.columns)
+            self._put(
+                writer,
+                view_path(view.database, view.name, "viewstub.sql.zst"),
+                "viewstubs",
+                view.database,
+                view.name,
+                f"DROP VIEW IF EXISTS {ident(view.name)}",
+                f"CREATE VIEW {ident(view.name)} AS SELECT {stub}",
+            )
+            self._put(
+                writer,
+                view_path(view.database, view.name, "view.sql.zst"),
+                "views",
+                view.database,
+                view.name,
+                *_definition_statements(view),
+            )
+
+    def _per_database(
+        self, definitions: list[Definition], leaf: str, kind: str, writer: ObjectWriter
+    ) -> None:
+        by_db: dict[str, list[Definition]] = {}
+        for definition in definitions:
+            by_db.setdefault(definition.database, []).append(definition)
+        for db, items in by_db.items():
+            statements = [s for d in items for s in _definition_statements(d)]
+            self._put(writer, database_path(db, leaf), kind, db, None, *statements)
+
+    # -- the manifest's per-table records ---------------------------------------------------
+
+    def _records(self, catalogue: Catalogue) -> list[TableRecord]:
+        """Per table of the catalogue, checked against what was written: every range read,
+        parts 1..N each closed, their rows adding up to the table's."""
+        records = []
+        for table in catalogue.tables:
+            state = self._states[(table.database, table.name)]
+            name = f"{table.database}.{table.name}"
+            ranges = len(state.split_points) + 1
+            if table.has_rows and table.kind == "table":
+                if sorted(state.range_digests) != list(range(ranges)):
+                    raise OperationFailed(f"{name}: not every key range was read (internal error)")
+                if sorted(state.part_rows) != list(range(1, state.parts + 1)):
+                    raise OperationFailed(f"{name}: data objects are not numbered 1..N")
+                if sum(state.part_rows.values()) != state.rows:
+                    raise OperationFailed(f"{name}: data objects do not hold every row read")
+            combined = hashlib.sha256(
+                b"".join(state.range_digests[i] for i in sorted(state.range_digests))
+            ).hexdigest()
+            records.append(
+                TableRecord(
+                    database=table.database,
+                    name=table.name,
+                    rows=state.rows,
+                    data_sha256=combined,
+                    data_bytes=state.data_bytes,
+                    split_points=state.split_points,
+                    kind=table.kind,
+                )
+            )
+        return records
+
+
+def _definition_statements(d: Definition) -> list[str]:
+    """DROP ... IF EXISTS, the creation session and the CREATE of a definition."""
+    what = "VIEW" if d.kind == "view" else d.kind.upper()
+    statement = strip_qualifier(d.statement, d.database) if d.kind == "view" else d.statement
+    return [
+        f"DROP {what} IF EXISTS {ident(d.name)}",
+        *creation_session(d.sql_mode, d.collation, d.time_zone),
+        statement,
+    ]
+
+
+def _statements(texts: list[bytes], cap: int) -> Iterator[list[bytes]]:
+    """``texts`` grouped into INSERT statements of about ``cap`` bytes (a row never split)."""
+    if sum(map(len, texts)) + 2 * len(texts) <= cap:
+        yield texts
+        return
+    group: list[bytes] = []
+    size = 0
+    for text in texts:
+        if group and size + len(text) > cap:
+            yield group
+            group, size = [], 0
+        group.append(text)
+        size += len(text) + 2
+    if group:
+        yield group

@@ -1,0 +1,223 @@
+"""Rows as SQL value tuples: ``(1,'it\\'s',X'00FF',NULL)``, rendered by the server.
+
+The SELECT built here makes the server write each row's literal text in C (``QUOTE``,
+``HEX``, ``BIN``), so Python only joins bytes. Rules per column type:
+
+* integers, DECIMAL, DOUBLE: the server's own text (exact); YEAR as its number; FLOAT via
+  DOUBLE, whose shortest text gives back the very same float (the 6-digit text of a FLOAT
+  would not);
+* BIT: ``b'1011'``; binary strings, BLOBs and spatial values: ``X'...'`` (hex);
+* everything else (text, ENUM/SET, dates and times, JSON, INET6, UUID): ``QUOTE()`` in
+  utf8mb4 (other charsets converted, losslessly); NULL is ``NULL``.
+
+Generated columns are left out (the server recomputes them). A row whose large values would
+push its rendered text past the server's ``max_allowed_packet`` (the server would return
+NULL) is fetched raw instead and rendered here with the same rules, byte for byte; a row the
+server failed to render for any other reason stops the dump (never a row of NULLs).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from datatier.errors import OperationFailed
+from datatier.mysql.catalogue import LOB_TYPES, Column, Table
+from datatier.mysql.fastreader import RawConnection
+from datatier.mysql.sqltext import ident, qualified
+
+STATEMENT_BYTES = 1 << 20
+"""An INSERT statement holds rows up to about this many bytes (mariadb-dump's default)."""
+
+NUMBER_TYPES = frozenset(
+    {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "double", "float", "year"}
+)
+BINARY_TYPES = frozenset(
+    {
+        "binary",
+        "varbinary",
+        "tinyblob",
+        "blob",
+        "mediumblob",
+        "longblob",
+        "geometry",
+        "point",
+        "linestring",
+        "polygon",
+        "multipoint",
+        "multilinestring",
+        "multipolygon",
+        "geometrycollection",
+    }
+)
+
+
+def kind_of(column: Column) -> str:
+    """``number``, ``bit``, ``binary`` or ``text``."""
+    if column.data_type in NUMBER_TYPES:
+        return "number"
+    if column.data_type == "bit":
+        return "bit"
+    if column.data_type in BINARY_TYPES:
+        return "binary"
+    return "text"
+
+
+def _number(column: Column) -> str:
+    """A numeric column as the number whose text reloads exactly: FLOAT widened to DOUBLE,
+    YEAR as its number (0 for 0000: a numeric 0 reloads as 0000, the string '0' would not)."""
+    c = ident(column.name)
+    if column.data_type == "float":
+        return f"CAST({c} AS DOUBLE)"
+    if column.data_type == "year":
+        return f"({c}+0)"
+    return c
+
+
+def value_sql(column: Column) -> str:
+    """The server-side expression giving ``column``'s value as SQL literal text (bytes)."""
+    c = ident(column.name)
+    kind = kind_of(column)
+    if kind == "number":
+        return f"IFNULL({_number(column)},'NULL')"
+    if kind == "bit":
+        return f"IF({c} IS NULL,'NULL',CONCAT('b''',BIN({c}+0),''''))"
+    if kind == "binary":
+        return f"IF({c} IS NULL,'NULL',CONCAT('X''',HEX({c}),''''))"
+    quoted = f"QUOTE({c})"
+    if column.charset not in (None, "utf8mb4"):
+        quoted = f"CONVERT({quoted} USING utf8mb4)"
+    # As binary: CONCAT never mixes collations (utf8mb4_bin JSON next to _unicode_ci text).
+    # NULL is tested first: QUOTE(NULL) is ASCII 'NULL' even for a ucs2 column, which
+    # CONVERT would then read as two UCS-2 characters.
+    return f"IF({c} IS NULL,'NULL',CAST({quoted} AS BINARY))"
+
+
+def raw_sql(column: Column) -> str:
+    """The raw value fetched for client-side rendering, shaped like the server path's (a
+    bare BIT inside IF() would turn into a number, so it comes as binary digits)."""
+    kind = kind_of(column)
+    if kind == "number":
+        return _number(column)
+    if kind == "bit":
+        return f"BIN({ident(column.name)}+0)"
+    return ident(column.name)
+
+
+def render_value(kind: str, raw: bytes | None) -> bytes:
+    """``raw`` (as the text protocol sends it) rendered exactly as :func:`value_sql` would."""
+    if raw is None:
+        return b"NULL"
+    if kind == "number":
+        return raw
+    if kind == "bit":
+        return b"b'" + raw + b"'"  # raw_sql sends the binary digits
+    if kind == "binary":
+        return b"X'" + raw.hex().upper().encode() + b"'"
+    escaped = (
+        raw.replace(b"\\", b"\\\\")
+        .replace(b"'", b"\\'")
+        .replace(b"\0", b"\\0")
+        .replace(b"\x1a", b"\\Z")
+    )
+    return b"'" + escaped + b"'"
+
+
+@dataclass(frozen=True)
+class RowQuery:
+    """The SELECT of a table's rows as literal text, and how to read its result rows.
+
+    Result columns: ``text`` alone, or for tables with large-object columns ``text, big,
+    raw...`` where ``big`` is 1 (and ``text`` NULL, the raw values set) when the row's large
+    values exceed ``raw_threshold`` bytes.
+    """
+
+    table: Table
+    raw_threshold: int
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.table.dumped_columns
+
+    @property
+    def has_lobs(self) -> bool:
+        return any(c.data_type in LOB_TYPES for c in self.columns)
+
+    def insert_prefix(self) -> bytes:
+        names = ",".join(ident(c.name) for c in self.columns)
+        return f"INSERT INTO {ident(self.table.name)} ({names}) VALUES\n".encode()
+
+    def select(self, where: str = "") -> str:
+        row = "CONCAT('('," + ",',',".join(value_sql(c) for c in self.columns) + ",')')"
+        outputs = [row]
+        if self.has_lobs:
+            lengths = "+".join(
+                f"IFNULL(LENGTH({ident(c.name)}),0)"
+                for c in self.columns
+                if c.data_type in LOB_TYPES
+            )
+            big = f"({lengths}) > {int(self.raw_threshold)}"
+            outputs = [f"IF({big},NULL,{row})", f"IF({big},1,0)"]
+            outputs += [f"IF({big},{raw_sql(c)},NULL)" for c in self.columns]
+        order = ""
+        if self.table.order_key:
+            order = " ORDER BY " + ",".join(ident(k) for k in self.table.order_key)
+        source = qualified(self.table.database, self.table.name)
+        clause = f" WHERE {where}" if where else ""
+        return f"SELECT {', '.join(outputs)} FROM {source}{clause}{order}"
+
+    def texts(self, rows: tuple[tuple[bytes | None, ...], ...]) -> list[bytes]:
+        """The literal text of each fetched row."""
+        if not self.has_lobs:
+            texts = [r[0] for r in rows]
+            if None in texts:
+                raise self._unrendered()
+            return texts  # type: ignore[return-value]
+        out: list[bytes] = []
+        kinds = [kind_of(c) for c in self.columns]
+        for row in rows:
+            text = row[0]
+            if text is not None:
+                out.append(text)
+            elif row[1] == b"1":
+                values = (render_value(k, v) for k, v in zip(kinds, row[2:], strict=True))
+                out.append(b"(" + b",".join(values) + b")")
+            else:
+                raise self._unrendered()
+        return out
+
+    def _unrendered(self) -> OperationFailed:
+        return OperationFailed(
+            f"{self.table.database}.{self.table.name}: the server could not render a row "
+            "(larger than max_allowed_packet?); stopping rather than writing a wrong row"
+        )
+
+
+def range_filters(table: Table, split_points: Sequence[int]) -> list[str]:
+    """The WHERE clauses of the key ranges that ``split_points`` cut ``table`` into, in key
+    order (one empty clause when it is not split)."""
+    column = table.split_column
+    if not split_points or column is None:
+        return [""]
+    col = ident(column.name)
+    edges: list[int | None] = [None, *split_points, None]
+    filters = []
+    for lo, hi in itertools.pairwise(edges):
+        parts = ([f"{col} >= {lo}"] if lo is not None else []) + (
+            [f"{col} < {hi}"] if hi is not None else []
+        )
+        filters.append(" AND ".join(parts))
+    return filters
+
+
+def read_texts(conn: RawConnection, query: RowQuery, where: str = "") -> Iterator[list[bytes]]:
+    """The rows of ``query`` (restricted by ``where``) as literal texts, in batches sized
+    toward one INSERT statement (one row at a time until sizes are known for tables with
+    large values, so memory stays near a statement whatever the rows hold)."""
+    size = [1 if query.has_lobs else 256]
+    for rows in conn.stream(query.select(where), lambda: size[0]):
+        texts = query.texts(rows)
+        average = max(1, sum(map(len, texts)) // len(texts))
+        size[0] = max(1, min(10_000, STATEMENT_BYTES // average))
+        yield texts
