@@ -26,6 +26,11 @@ and key. Example (``backups/shop.toml``)::
     keep_weekly = 4
     keep_monthly = 6
     min_age_days = 1
+
+A physical policy (``engine = "mariabackup"``, run on the database host) copies the node's
+datadir with ``jobs`` parallel threads; ``full_every_days = 7`` makes ``backup run`` take
+incrementals on the newest backup until the chain's full backup is 7 days old (0: always
+full unless ``--incremental``); ``source.datadir`` overrides the server's ``@@datadir``.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class SourceSettings:
     exclude_databases: list[str] = option([])
     tables: list[str] = option([])
     exclude_tables: list[str] = option([])
+    datadir: str | None = None  # mariabackup: the node's datadir on this host (default @@datadir)
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ class PolicyFile:
     compression_level: int = option(3, min=1)
     chunk_mb: int = option(32, min=1)
     jobs: int = option(4, min=1)
+    full_every_days: int = option(0, min=0)  # mariabackup: incrementals until the full is this old
     source: SourceSettings = field(default_factory=SourceSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
@@ -205,7 +212,7 @@ def load_policy(path: Path, default_store: str) -> Policy:
         for item in items:
             if item.count(".") < 1 or item.startswith(".") or item.endswith("."):
                 raise ConfigError(source, key, f"{item!r} is not DATABASE.TABLE")
-    if spec.engine == "mysql" and spec.source.node is None:
+    if spec.engine in ("mysql", "mariabackup") and spec.source.node is None:
         raise ConfigError(
             source, "source.node", "missing required value", hint="a [mysql.nodes] name"
         )

@@ -16,6 +16,8 @@ from datatier import __version__
 from datatier.backup.catalog import Catalog, store_urls
 from datatier.backup.engines import backup_engine
 from datatier.backup.manifest import (
+    CHAIN_FORMAT_VERSION,
+    FORMAT_VERSION,
     Manifest,
     backup_prefix,
     manifest_key,
@@ -63,12 +65,17 @@ def run_backup(
     policy: Policy,
     *,
     on_progress: Callable[[int], None] | None = None,
+    incremental: bool | None = None,
 ) -> Manifest:
-    """Take one backup of ``policy``; return its manifest (already stored)."""
+    """Take one backup of ``policy``; return its manifest (already stored).
+
+    ``incremental``: True asks for an incremental, False for a full backup, None lets the
+    policy decide (see :meth:`~datatier.backup.engine.BackupEngine.choose`)."""
     config = loaded.config
     store = store_for(policy.store_url, config)
     store.check()
     engine = backup_engine(loaded, policy)
+    engine.choose(incremental)
     backup_id = new_backup_id()
     prefix = backup_prefix(policy.name, backup_id)
     started_at, t0 = utc_now_iso(), time.monotonic()
@@ -115,6 +122,8 @@ def run_backup(
             "compression_level": policy.spec.compression_level,
             "store": store.url,
         },
+        parent=result.parent,
+        format_version=FORMAT_VERSION if result.parent is None else CHAIN_FORMAT_VERSION,
     )
     store.put_bytes(
         manifest_key(policy.name, backup_id),

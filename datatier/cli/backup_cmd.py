@@ -18,9 +18,15 @@ def backup_group() -> None:
 
 @backup_group.command("run")
 @click.argument("policy")
+@click.option(
+    "--incremental/--full",
+    default=None,
+    help="Physical policies: an incremental on the newest backup, or a full backup "
+    "(default: as the policy's full_every_days says).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
-def run(app: AppContext, policy: str, as_json: bool) -> None:
+def run(app: AppContext, policy: str, incremental: bool | None, as_json: bool) -> None:
     """Back up POLICY now: dump, compress, checksum, upload; the manifest is written last.
 
     A failed or interrupted run leaves no manifest: it never shows in `backups list`
@@ -30,7 +36,7 @@ def run(app: AppContext, policy: str, as_json: bool) -> None:
     spec = load_policy(loaded, policy)
     progress = Progress(f"backup {policy}")
     try:
-        manifest = run_backup(loaded, spec, on_progress=progress.advance)
+        manifest = run_backup(loaded, spec, on_progress=progress.advance, incremental=incremental)
     finally:
         progress.close()
     summary = {
@@ -44,14 +50,21 @@ def run(app: AppContext, policy: str, as_json: bool) -> None:
         "bytes": manifest.total_bytes,
         "raw_bytes": manifest.raw_bytes,
         "consistency": manifest.consistency,
+        "parent": manifest.parent,
         "seconds": manifest.timings.get("total_seconds"),
     }
     if as_json:
         emit_json(summary)
         return
+    held = (
+        f"{summary['tables']} tables, {summary['rows']} rows"
+        if manifest.tables
+        else f"{len(manifest.databases)} databases"
+    )
+    chained = f" (incremental on {manifest.parent})" if manifest.parent else ""
     click.echo(
-        f"backup {manifest.backup_id} of {policy}: {summary['tables']} tables, "
-        f"{summary['rows']} rows, {human_bytes(manifest.raw_bytes)} -> "
+        f"backup {manifest.backup_id} of {policy}{chained}: {held}, "
+        f"{human_bytes(manifest.raw_bytes)} -> "
         f"{human_bytes(manifest.total_bytes)} in {len(manifest.objects)} objects, "
         f"{summary['seconds']} s"
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from datatier.backup.manifest import ObjectRecord
+from datatier.backup.catalog import Catalog
+from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
@@ -53,6 +54,16 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     "target will NOT receive it). For scratch servers and per-node restores.",
 )
 @click.option("--drop", is_flag=True, help="Mongo: drop non-empty target collections first.")
+@click.option(
+    "--datadir",
+    metavar="DIR",
+    help="Physical backups: the datadir to restore into (a stopped server's; empty or new).",
+)
+@click.option(
+    "--owner",
+    metavar="USER[:GROUP]",
+    help="Physical: who owns the restored files (default: DIR's owner, else mysql).",
+)
 @click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
 @click.option(
     "--wait/--no-wait",
@@ -95,6 +106,8 @@ def restore(
     dry_run: bool,
     no_binlog: bool,
     drop: bool,
+    datadir: str | None,
+    owner: str | None,
     force: bool,
     wait: bool,
     tier: str,
@@ -108,10 +121,15 @@ def restore(
     --rename), verifies every object's SHA-256 before applying anything (exit 4 if one is
     corrupt), and for data in GLACIER/DEEP_ARCHIVE requests restores for all objects at once,
     then waits (--wait) or exits 5 so you can run the same command again later.
+
+    A physical backup (and its chain of incrementals) goes into --datadir DIR: extracted,
+    prepared in order, owned as the server expects; mariadbd then starts on DIR.
     """
     loaded = app.loaded()
     manifest, store = find_backup(loaded, backup_id)
     is_mongo = manifest.engine == "mongo"
+    if datadir and manifest.engine != "mariabackup":
+        raise UsageError(f"--datadir is for physical backups; {backup_id} is {manifest.engine}")
     if is_mongo and target:
         raise UsageError("a Mongo restore goes to [mongo] uri; --target is for MySQL")
     options = RestoreOptions(
@@ -128,7 +146,12 @@ def restore(
         tier=RestoreTier(tier),
         days=days,
         poll_seconds=poll_seconds,
+        datadir=datadir,
+        owner=owner,
     )
+    if manifest.engine == "mariabackup":
+        _restore_physical(Catalog(store, [manifest.policy]), manifest, options, as_json)
+        return
     archive = Progress("waiting for archive restores", unit="objects")
     loaded_progress = Progress(f"restore {backup_id}", total=manifest.raw_bytes)
     try:
@@ -164,3 +187,41 @@ def restore(
     click.echo(f"objects: {classes}; archived: {report.archived}")
     if not report.dry_run:
         click.echo(f"done in {report.seconds} s")
+
+
+def _restore_physical(
+    catalog: Catalog, manifest: Manifest, options: RestoreOptions, as_json: bool
+) -> None:
+    """A physical restore into ``options.datadir`` (the chain, prepared in order)."""
+    from datatier.mysql.physical.restore import restore_physical
+
+    progress = Progress(f"restore {manifest.backup_id}", total=None)
+    try:
+        report = restore_physical(
+            manifest,
+            catalog,
+            options,
+            on_loaded=lambda obj: progress.advance(obj.raw_size),
+            on_wait=None,
+        )
+    finally:
+        progress.close()
+    if as_json:
+        emit_json(report.to_json())
+        return
+    verb = "would restore" if report.dry_run else "restored"
+    click.echo(
+        f"{verb} {report.backup_id} ({report.policy}) into {report.datadir}: "
+        f"{len(report.chain)} backup(s) in the chain, {report.objects} objects, "
+        f"{human_bytes(report.bytes)} compressed ({human_bytes(report.raw_bytes)} raw); "
+        f"GTID {report.gtid_pos or '-'}"
+    )
+    for member in report.chain:
+        click.echo(
+            f"  {member['type']:<12} {member['id']}  {member['objects']} objects, "
+            f"{human_bytes(member['bytes'])}  GTID {member['gtid_pos'] or '-'}"
+        )
+    classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items()))
+    click.echo(f"objects: {classes}; archived: {report.archived}")
+    if not report.dry_run:
+        click.echo(f"done in {report.seconds} s; start mariadbd with --datadir={report.datadir}")
