@@ -2,7 +2,8 @@
 
 Each action is a *plan* (reads the store, changes nothing) and an *execute* (carries a plan
 out). Pruning refuses to run while any manifest of the policy is unreadable, never deletes
-the newest complete backup (retention always keeps it), deletes a backup's manifest before
+the newest complete backup (retention always keeps it) nor a backup a kept incremental
+depends on (its parents, back to the full backup), deletes a backup's manifest before
 its data (an interrupted prune leaves an incomplete backup, never a listed one with missing
 data) and spares incomplete backups written to within ``grace``. Archiving re-classes data
 objects only; manifests stay STANDARD.
@@ -20,6 +21,7 @@ from datatier.backup.catalog import (
     ObjectCallback,
     policy_prefix,
 )
+from datatier.backup.chain import needed_parents
 from datatier.backup.manifest import BACKUP_ID, parse_backup_id
 from datatier.backup.policy import ARCHIVE_ORDER, Policy
 from datatier.backup.retention import decide_retention
@@ -128,7 +130,14 @@ def prune_plan(
         {i: e.created_at for i, e in complete.items()}, policy.spec.retention, now
     )
     keep = [KeptBackup(k.backup_id, k.reasons, complete[k.backup_id].bytes) for k in decision.keep]
-    delete = [_target(complete[i], "not kept by retention") for i in decision.delete]
+    # Backups a kept backup depends on (an incremental's parents) are kept with it.
+    needed = needed_parents(
+        {i: e.manifest for i, e in complete.items()}, [k.backup_id for k in decision.keep]
+    )
+    keep += [KeptBackup(i, (why,), complete[i].bytes) for i, why in needed.items()]
+    delete = [
+        _target(complete[i], "not kept by retention") for i in decision.delete if i not in needed
+    ]
     spared: list[PruneTarget] = []
     cutoff = now - grace
     for entry in entries:
