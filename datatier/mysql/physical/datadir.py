@@ -94,15 +94,16 @@ def server_holds(datadir: Path) -> bool:
         os.close(fd)
 
 
-def check_datadir(datadir: Path, needed: int, *, force: bool) -> None:
+def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool = False) -> None:
     """UsageError (nothing changed) unless a restore of ``needed`` bytes may go to
-    ``datadir``; see the module docstring."""
+    ``datadir``; see the module docstring. ``running_ok`` skips the running-server check
+    (for a plan made before the caller stops that server itself)."""
     if datadir.exists() and not datadir.is_dir():
         raise UsageError(f"--datadir {datadir} exists and is not a directory")
     if not datadir.exists() and not existing_ancestor(datadir.parent).is_dir():
         raise UsageError(f"--datadir {datadir}: no parent directory to create it in")
     if datadir.is_dir():
-        if server_holds(datadir):
+        if not running_ok and server_holds(datadir):
             raise UsageError(
                 f"--datadir {datadir} is in use by a running server",
                 hint="stop that server first; --force never replaces a running server's files",

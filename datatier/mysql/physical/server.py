@@ -95,3 +95,14 @@ def decode_filenames(conn: Connection, names: list[str]) -> dict[str, str]:
                 row = None
             decoded[name] = str(row[0]) if row and row[0] is not None else name
     return decoded
+
+
+def shutdown(conn: Connection) -> None:
+    """Ask the server to shut down cleanly (``SHUTDOWN``; needs the SHUTDOWN privilege)."""
+    with conn.cursor() as cur:
+        try:
+            cur.execute("SHUTDOWN")
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] in (2013, 2006):  # the server went away: done
+                return
+            raise
