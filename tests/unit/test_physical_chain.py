@@ -66,10 +66,15 @@ def physical(
         },
         objects=[
             ObjectRecord(
-                key, "mbstream", len(data), hashlib.sha256(data).hexdigest(), len(data), "STANDARD",
+                key,
+                "mbstream",
+                len(data),
+                hashlib.sha256(data).hexdigest(),
+                len(data),
+                "STANDARD",
                 part=1,
             )
-        ],  # fmt: skip
+        ],
         tables=[],
         parent=parent.backup_id if parent else None,
         format_version=CHAIN_FORMAT_VERSION if parent else 2,
@@ -111,7 +116,7 @@ def test_resolve_chain_lists_full_first_and_refuses_a_missing_parent(store: Loca
     assert [m.backup_id for m in chain] == [full.backup_id, inc1.backup_id, inc2.backup_id]
     check_links(chain)
     store.delete([manifest_key("db", inc1.backup_id)])  # inc1 is now incomplete
-    with pytest.raises(IntegrityFailure, match="broken chain.*incomplete"):
+    with pytest.raises(IntegrityFailure, match=r"broken chain.*incomplete"):
         resolve_chain(catalog, inc2)
     store.delete([o.key for o in inc1.objects])  # and now gone entirely
     with pytest.raises(IntegrityFailure, match=f"parent {inc1.backup_id} .* is missing"):
@@ -133,12 +138,12 @@ def test_chain_labels_for_listing(store: LocalStore) -> None:
 def test_check_links_refuses_an_lsn_gap_and_a_server_change(store: LocalStore) -> None:
     full = physical(store, NOW - timedelta(days=2), lsns=(0, 5000))
     gap = physical(store, NOW - timedelta(days=1), full, lsns=(6000, 7000))
-    with pytest.raises(IntegrityFailure, match="starts at LSN 6000.*ends at 5000"):
+    with pytest.raises(IntegrityFailure, match=r"starts at LSN 6000.*ends at 5000"):
         check_links([full, gap])
     moved = physical(
         store, NOW, full, source={**SERVER, "version": "11.4.2-MariaDB", "server_uid": "uid-2"}
     )
-    with pytest.raises(IntegrityFailure, match="another server.*server_uid uid-1 -> uid-2"):
+    with pytest.raises(IntegrityFailure, match=r"another server.*server_uid uid-1 -> uid-2"):
         check_links([full, moved])
 
 
