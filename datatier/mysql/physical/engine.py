@@ -49,9 +49,9 @@ from datatier.storage.base import MiB
 log = get_logger(__name__)
 
 OBJECT_KIND = "mbstream"
-MAX_CHUNK = 32 * MiB
-"""Objects are at most this many raw bytes: at most ~6 are held compressed while uploading,
-and datafile pages compress poorly, so larger ones would raise peak memory."""
+MAX_CHUNK = 16 * MiB
+"""Objects are at most this many raw bytes: up to 6 wait compressed for their upload, and
+datafile pages can be incompressible, so larger ones would raise peak memory past 200 MB."""
 
 
 def part_key(part: int) -> str:
