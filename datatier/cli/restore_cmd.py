@@ -128,12 +128,16 @@ def restore(
     loaded = app.loaded()
     manifest, store = find_backup(loaded, backup_id)
     is_mongo = manifest.engine == "mongo"
-    if datadir and manifest.engine != "mariabackup":
+    is_physical = manifest.engine == "mariabackup"
+    if is_physical and (target or no_binlog or drop):
+        raise UsageError("a physical backup restores into --datadir DIR: no --target, "
+                         "--no-binlog or --drop")  # fmt: skip
+    if datadir and not is_physical:
         raise UsageError(f"--datadir is for physical backups; {backup_id} is {manifest.engine}")
     if is_mongo and target:
         raise UsageError("a Mongo restore goes to [mongo] uri; --target is for MySQL")
     options = RestoreOptions(
-        target=None if is_mongo else target_endpoint(loaded, target),
+        target=None if is_mongo or is_physical else target_endpoint(loaded, target),
         drop=drop,
         renames=_renames(renames),
         tables=tuple(t.strip() for t in tables.split(",") if t.strip()),
@@ -149,7 +153,7 @@ def restore(
         datadir=datadir,
         owner=owner,
     )
-    if manifest.engine == "mariabackup":
+    if is_physical:
         _restore_physical(Catalog(store, [manifest.policy]), manifest, options, as_json)
         return
     archive = Progress("waiting for archive restores", unit="objects")
@@ -196,13 +200,14 @@ def _restore_physical(
     from datatier.mysql.physical.restore import restore_physical
 
     progress = Progress(f"restore {manifest.backup_id}", total=None)
+    archive = Progress("waiting for archive restores", unit="objects")
     try:
         report = restore_physical(
             manifest,
             catalog,
             options,
             on_loaded=lambda obj: progress.advance(obj.raw_size),
-            on_wait=None,
+            on_wait=archive.set,
         )
     finally:
         progress.close()

@@ -9,11 +9,13 @@ checksums there are what a restore of that backup must give.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from datatier.backup.manifest import Manifest, manifest_key
 from datatier.backup.stores import store_for
 from datatier.mysql.physical import restore as physical_restore
 from datatier.mysql.physical.scratch import free_port, port_free
-from datatier.storage.base import ObjectStore
+from datatier.storage.base import ObjectStore, StorageClass
 from tests.integration.conftest import SandboxHandle, sql, unavailable
 from tests.integration.physical_support import (
     OWNER,
@@ -40,7 +42,7 @@ from tests.integration.physical_support import (
 
 DB = "phys_db"
 POLICY = "phys"
-POLICIES = (POLICY, "phys-none", "phys-move", "phys-auto", "phys-kill")
+POLICIES = (POLICY, "phys-none", "phys-move", "phys-auto", "phys-kill", "phys-cold")
 
 
 def policy_text(node: str = "primary", extra: str = "") -> str:
@@ -430,3 +432,44 @@ def test_the_readme_stock_tools_path(
     assert done.returncode == 0, done.stderr[-2000:]
     with scratch(full, test_port_base) as server, connect_port(sandbox, server.port) as conn:
         assert table_state(conn, DB) == chain.refs[1]
+
+
+@pytest.fixture
+def slow_glacier(sandbox: SandboxHandle) -> Iterator[None]:
+    """moto keeps archive restores 'ongoing' for 3 HEADs, like a real (slow) Glacier."""
+    base = sandbox.config.s3.endpoint_url
+    assert base
+
+    def post(path: str, doc: dict[str, Any]) -> None:
+        data = json.dumps(doc).encode()
+        urllib.request.urlopen(urllib.request.Request(f"{base}{path}", data=data), timeout=5)
+
+    post(
+        "/moto-api/state-manager/set-transition",
+        {"model_name": "s3::keyrestore", "transition": {"progression": "manual", "times": 3}},
+    )
+    yield
+    post("/moto-api/state-manager/unset-transition", {"model_name": "s3::keyrestore"})
+
+
+def test_a_chain_in_glacier_exits_5_then_restores_with_wait(
+    sandbox: SandboxHandle, chain: Chain, slow_glacier: None, tmp_path: Path
+) -> None:
+    store = store_of(sandbox)
+    sandbox.write_policy("phys-cold", policy_text())
+    full = backup(sandbox, "phys-cold", "--full")["id"]
+    inc = backup(sandbox, "phys-cold", "--incremental")["id"]
+    for backup_id in (full, inc):
+        for obj in manifest_of(store, "phys-cold", backup_id).objects:
+            store.set_storage_class(obj.key, StorageClass.GLACIER)
+    datadir = tmp_path / "cold"
+    plan = cli(sandbox, "restore", inc, "--datadir", str(datadir), "--dry-run", "--json").json()
+    assert set(plan["by_class"]) == {"GLACIER"} and plan["restore_requested"] == 0
+    first = cli(sandbox, "restore", inc, "--datadir", str(datadir), "--owner", OWNER)
+    assert first.code == 5 and "still being restored" in first.err, first.err
+    assert not datadir.exists(), "nothing was written while the archive restore runs"
+    done = cli(sandbox, "restore", inc, "--datadir", str(datadir), "--owner", OWNER, "--wait",
+               "--poll", "0.05", "--json")  # fmt: skip
+    assert done.code == 0, done.err
+    assert done.json()["archived"] == done.json()["objects"]
+    assert (datadir / "ibdata1").is_file()

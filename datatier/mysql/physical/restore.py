@@ -29,7 +29,7 @@ from typing import Any
 
 from datatier.backup.catalog import Catalog
 from datatier.backup.chain import resolve_chain
-from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.backup.manifest import Manifest, ObjectRecord, backup_prefix
 from datatier.backup.restore import RestoreOptions, bring_back
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
@@ -99,6 +99,7 @@ class PhysicalRestore:
         self.catalog = catalog
         self.options = options
         self.datadir = Path(options.datadir or "").absolute()
+        self._chain: list[Manifest] = []
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -109,6 +110,7 @@ class PhysicalRestore:
                              "--databases or --rename")  # fmt: skip
         chain = resolve_chain(self.catalog, self.manifest)
         check_links(chain)
+        self._chain = chain
         objects: list[ObjectRecord] = []
         members = []
         for member in chain:
@@ -155,7 +157,7 @@ class PhysicalRestore:
 
     def apply(self, plan: RestorePlan, staged: Staged, on_loaded: LoadedFn | None = None) -> None:
         """Extract and prepare the chain from verified local copies; install the datadir."""
-        chain = resolve_chain(self.catalog, self.manifest)
+        chain = self._chain or resolve_chain(self.catalog, self.manifest)
         owner = resolve_owner(self.datadir, self.options.owner)
         jobs = max(1, self.options.jobs)
         with WorkArea(self.datadir) as work:
@@ -230,6 +232,21 @@ class PhysicalReport:
         return dict(self.__dict__)
 
 
+def live_classes(catalog: Catalog, plan: RestorePlan) -> dict[str, int]:
+    """Object count per storage class as the store lists them now (they age into archive
+    classes after the backup)."""
+    wanted = {o.key: o.storage_class for o in plan.objects}
+    for member in plan.details["chain"]:
+        prefix = backup_prefix(plan.manifest.policy, member["id"])
+        for info in catalog.store.list_objects(f"{prefix}data/"):
+            if info.key in wanted:
+                wanted[info.key] = info.storage_class
+    counts: dict[str, int] = {}
+    for storage_class in wanted.values():
+        counts[storage_class] = counts.get(storage_class, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def restore_physical(
     manifest: Manifest,
     catalog: Catalog,
@@ -244,10 +261,8 @@ def restore_physical(
     engine = PhysicalRestore.for_manifest(None, manifest, catalog, options)
     plan = engine.plan()
     engine.check_target(plan)
+    by_class = live_classes(catalog, plan)
     archived, requested = bring_back(catalog.store, plan.objects, options, on_wait)
-    by_class: dict[str, int] = {}
-    for obj in plan.objects:
-        by_class[obj.storage_class] = by_class.get(obj.storage_class, 0) + 1
     report = PhysicalReport(
         backup_id=manifest.backup_id,
         policy=manifest.policy,
