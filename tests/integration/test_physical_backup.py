@@ -163,12 +163,13 @@ def test_a_new_datadir_is_owned_by_the_named_owner_with_server_modes(
 ) -> None:
     datadir = tmp_path / "owned"
     datadir.mkdir()
-    os.chown(datadir, 65534, 65534)  # nobody: the directory's owner is the default owner
+    owner = (65534, 65534) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+    os.chown(datadir, *owner)  # as root: nobody; the directory's owner is the default owner
     result = cli(sandbox, "restore", chain.ids[1], "--datadir", str(datadir))
     assert result.code == 0, result.err
     for path in [datadir, *datadir.rglob("*")]:
         st = path.lstat()
-        assert (st.st_uid, st.st_gid) == (65534, 65534), path
+        assert (st.st_uid, st.st_gid) == owner, path
         if path != datadir:
             assert st.st_mode & 0o777 == (0o700 if path.is_dir() else 0o660), path
 
@@ -324,8 +325,9 @@ def test_a_datadir_that_is_busy_not_empty_or_too_small_is_refused(
         assert set(before) <= set(after) and not [n for n in after if n.startswith(".datatier")]
     small = tmp_path / "small"
     small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)],
-                             capture_output=True, text=True, check=False)  # fmt: skip
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]  # make test runs as root or with sudo
+    mount = [*sudo, "mount", "-t", "tmpfs", "-o", "size=4m,mode=1777", "tmpfs", str(small)]
+    mounted = subprocess.run(mount, capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         unavailable(f"cannot mount a small tmpfs to run out of space: {mounted.stderr.strip()}")
     try:
@@ -333,7 +335,7 @@ def test_a_datadir_that_is_busy_not_empty_or_too_small_is_refused(
         assert result.code == 2 and "not enough space" in result.err, result.err
         assert list(small.iterdir()) == [], "nothing was created"
     finally:
-        subprocess.run(["umount", str(small)], check=True)
+        subprocess.run([*sudo, "umount", str(small)], check=True)
 
 
 def test_full_every_days_decides_and_prune_keeps_the_parents(sandbox: SandboxHandle) -> None:

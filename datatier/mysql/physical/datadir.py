@@ -80,11 +80,11 @@ def server_holds(datadir: Path) -> bool:
     if not system.is_file():
         return False
     try:
-        fd = os.open(system, os.O_RDWR)
+        fd = os.open(system, os.O_RDONLY)
     except OSError:
         return False
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:  # a shared lock conflicts with the server's exclusive one; read access suffices
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
         return True
     else:
@@ -116,6 +116,8 @@ def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool =
                 hint="restore into an empty or new directory, or --force to replace its contents",
             )
     where = existing_ancestor(datadir)
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise UsageError(f"--datadir {datadir}: {where} is not writable by this user")
     free = shutil.disk_usage(where).free
     if free < needed + HEADROOM:
         raise UsageError(
