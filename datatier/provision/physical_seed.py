@@ -167,8 +167,14 @@ def plan_physical_seed(
 
 def _stop(target: Endpoint, datadir: Path, timeout: float) -> None:
     """Shut the target down and wait until it released its datadir."""
-    with connect(target) as conn:
-        shutdown(conn)
+    try:
+        with connect(target) as conn:
+            shutdown(conn)
+    except pymysql.MySQLError as exc:
+        raise OperationFailed(
+            f"could not shut {target.label} down: {exc.args[-1]}",
+            hint="the configured user needs the SHUTDOWN privilege; nothing was changed",
+        ) from None
     deadline = time.monotonic() + timeout
     while server_holds(datadir):
         if time.monotonic() > deadline:

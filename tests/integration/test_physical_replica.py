@@ -74,6 +74,7 @@ def seed_data(sandbox: SandboxHandle) -> Iterator[None]:
     )
     sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {DB}")
     sql(sandbox, "primary", f"CREATE DATABASE {DB}")
+    sql(sandbox, "primary", f"CREATE DATABASE IF NOT EXISTS {DB}_empty")  # no tables at all
     sql(sandbox, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v VARCHAR(40))")
     sql(sandbox, "primary", f"INSERT INTO {DB}.t SELECT seq, 'before' FROM {DB}.seq_1_to_2000")
     sandbox.wait_replicated()
@@ -81,6 +82,7 @@ def seed_data(sandbox: SandboxHandle) -> Iterator[None]:
         yield
     finally:
         sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {DB}")
+        sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {DB}_empty")
         sandbox.wait_replicated()
         store = store_for(sandbox.config.backup.default_store, sandbox.config)
         store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
@@ -126,6 +128,8 @@ def test_a_replica_seeded_from_a_physical_chain_catches_up(
         assert cur.fetchone()[0] == 0, "the seeded replica follows the primary"
         cur.execute("SELECT @@server_id")
         assert cur.fetchone()[0] == 5
+        cur.execute(f"SHOW DATABASES LIKE '{DB}_empty'")
+        assert cur.fetchone() is not None, "an empty database is part of the copy"
         cur.execute("SHOW SLAVE STATUS")
         cols = [d[0] for d in cur.description]
         status = dict(zip(cols, cur.fetchone(), strict=True))

@@ -32,7 +32,10 @@ def stream(tmp_path: Path) -> bytes:
     (root / "shop" / "orders.ibd").write_bytes(random.Random(1).randbytes(300_000))
     (root / "shop" / "recent.frm").write_bytes(b"TYPE=VIEW\nquery=select 1\n")
     (root / "xtrabackup_checkpoints").write_text("backup_type = full-backuped\n")
-    files = ["shop/orders.frm", "shop/orders.ibd", "shop/recent.frm", "xtrabackup_checkpoints"]
+    (root / "empty").mkdir()
+    (root / "empty" / "db.opt").write_text("default-character-set=utf8mb4\n")
+    files = ["shop/orders.frm", "shop/orders.ibd", "shop/recent.frm", "xtrabackup_checkpoints",
+             "empty/db.opt"]  # fmt: skip
     return subprocess.run(
         [MBSTREAM, "-c", *files], cwd=root, capture_output=True, check=True
     ).stdout
@@ -50,7 +53,10 @@ def test_the_index_learns_files_sizes_and_views_in_any_piece_size(stream: bytes)
         index.finish()
         assert index.total == len(stream)
         assert index.files["shop/orders.ibd"].size == 300_000
-        assert index.tables() == {"shop": {"tables": ["orders"], "views": ["recent"]}}
+        assert index.tables() == {
+            "empty": {"tables": [], "views": []},
+            "shop": {"tables": ["orders"], "views": ["recent"]},
+        }
         assert index.has("xtrabackup_checkpoints")
 
 

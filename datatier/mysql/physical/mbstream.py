@@ -120,14 +120,16 @@ class StreamIndex:
     # -- what the stream holds ------------------------------------------------------------
 
     def tables(self) -> dict[str, dict[str, list[str]]]:
-        """Per database directory (file-name encoded): its tables and views, from the
-        ``.frm`` files (a view's starts with ``TYPE=VIEW``); names are file-name encoded."""
+        """Per database directory (file-name encoded; an empty database has its ``db.opt``):
+        its tables and views, from the ``.frm`` files (a view's starts with ``TYPE=VIEW``)."""
         found: dict[str, dict[str, list[str]]] = {}
         for path, entry in sorted(self.files.items()):
             parts = path.removeprefix("./").split("/")
-            if len(parts) != 2 or not parts[1].endswith(".frm") or parts[1].startswith("#"):
+            if len(parts) != 2:
                 continue
             slot = found.setdefault(parts[0], {"tables": [], "views": []})
+            if not parts[1].endswith(".frm") or parts[1].startswith("#"):
+                continue
             kind = "views" if entry.head.startswith(VIEW_FRM) else "tables"
             slot[kind].append(parts[1].removesuffix(".frm"))
         return found
