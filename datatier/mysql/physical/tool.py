@@ -140,7 +140,7 @@ class BackupRun:
         self._stack = contextlib.ExitStack()
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def argv(self, options_file: Path) -> list[str]:
+    def argv(self, options_file: os.PathLike[str] | str) -> list[str]:
         args = [
             self.binary,
             f"--defaults-file={options_file}",
@@ -168,6 +168,8 @@ class BackupRun:
             stdout=subprocess.PIPE,
             stderr=log,
             close_fds=True,
+            # An option file held only as a descriptor (/dev/fd/N) must be inherited.
+            pass_fds=tuple(getattr(options, "pass_fds", ())),
         )
         return self
 
