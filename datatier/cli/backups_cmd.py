@@ -25,13 +25,12 @@ from datatier.backup.lifecycle import (
     prune_plan,
 )
 from datatier.backup.manifest import Manifest, backup_prefix
-from datatier.backup.policy import find_policies
 from datatier.backup.restoretest import restore_test as run_restore_test
 from datatier.backup.service import (
     load_policy,
     open_catalogs,
     open_policy_catalog,
-    policies_dir,
+    usable_policies,
 )
 from datatier.cli.backups_render import (
     archive_json,
@@ -47,7 +46,7 @@ from datatier.cli.backups_render import (
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
-from datatier.cli.targets import target_endpoint
+from datatier.cli.targets import target_endpoint, target_role
 from datatier.errors import DatatierError, IntegrityFailure, NotReadyYet, UsageError
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
@@ -188,6 +187,11 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
     "--target", metavar="NODE|HOST:PORT", help="Server for --restore-test (default: primary)."
 )
 @click.option(
+    "--allow-replica-target",
+    is_flag=True,
+    help="Let --restore-test write its scratch databases on a read-only server or a replica.",
+)
+@click.option(
     "--scratch-port",
     type=click.IntRange(1, 65535),
     help="Physical --restore-test: the local port of the scratch mariadbd (default: a free one).",
@@ -206,6 +210,7 @@ def verify_cmd(
     request_restore: bool,
     restore_test: bool,
     target: str | None,
+    allow_replica_target: bool,
     scratch_port: int | None,
     scratch_dir: Path | None,
     as_json: bool,
@@ -235,9 +240,13 @@ def verify_cmd(
                 f"{manifest.backup_id}; run verify again once it completes (GLACIER: hours)"
             )
         reports = [catalog.verify(m, lambda _key, size: advance(size)) for m in chain]
-        tested = _restore_test(app, catalog, manifest, target, scratch_port, scratch_dir) if (
-            restore_test
-        ) else None  # fmt: skip
+        tested = (
+            _restore_test(
+                app, catalog, manifest, target, allow_replica_target, scratch_port, scratch_dir
+            )
+            if restore_test
+            else None
+        )
     except DatatierError as exc:
         if as_json:
             emit_json({**head, "ok": False, "error": str(exc), "exit_code": int(exc.exit_code)})
@@ -270,6 +279,7 @@ def _restore_test(
     catalog: Catalog,
     manifest: Manifest,
     target: str | None,
+    allow_replica_target: bool,
     scratch_port: int | None,
     scratch_dir: Path | None,
 ) -> dict[str, Any]:
@@ -286,7 +296,13 @@ def _restore_test(
             "summary": f"{found.checked} tables pass CHECK TABLE; {found.databases} databases, "
             f"{found.tables} tables and {found.views} views match the manifest",
         }
-    tested = run_restore_test(manifest, catalog.store, target_endpoint(loaded, target))
+    tested = run_restore_test(
+        manifest,
+        catalog.store,
+        target_endpoint(loaded, target),
+        target_role=target_role(loaded, target),
+        allow_replica_target=allow_replica_target,
+    )
     return {
         "tables": tested.tables,
         "rows": tested.rows,
@@ -313,8 +329,10 @@ def prune_cmd(
     """Delete the backups POLICY's retention does not keep, and old incomplete leftovers.
 
     Without --execute only prints the plan: what is kept and why, what would be deleted and
-    the bytes freed. The newest complete backup is always kept; if any manifest of the
-    policy is unreadable nothing is deleted (exit 4).
+    the bytes freed. Retention counts good backups only (every object listed as the
+    manifest says): the newest good backup is always kept. A damaged backup is reported and
+    left in place unless it is older than every kept backup. If any manifest of the policy
+    is unreadable nothing is deleted (exit 4).
     """
     loaded = app.loaded()
     chosen = load_policy(loaded, policy)
@@ -333,12 +351,15 @@ def prune_cmd(
         f"{chosen.name} at {plan.store_url}: keep {len(plan.keep)}, delete {len(plan.delete)} "
         f"({human_bytes(plan.bytes_freed)}), abort {len(plan.uploads)} incomplete upload(s)"
     )
+    if plan.damaged:
+        summary += f"; {len(plan.damaged)} damaged backup(s) left in place (see above)"
     if result is None:
         click.echo(f"dry run: {summary}; nothing deleted (add --execute)")
     else:
+        spared = f"; spared {len(result.spared)} that completed meanwhile" if result.spared else ""
         click.echo(
             f"pruned {summary}: deleted {result.objects} objects, "
-            f"aborted {result.uploads_aborted} upload(s)"
+            f"aborted {result.uploads_aborted} upload(s){spared}"
         )
 
 
@@ -364,10 +385,7 @@ def archive_cmd(
     without --execute.
     """
     loaded = app.loaded()
-    if policy:
-        policies = [load_policy(loaded, policy)]
-    else:
-        policies = find_policies(policies_dir(loaded), loaded.config.backup.default_store)
+    policies = [load_policy(loaded, policy)] if policy else usable_policies(loaded)
     docs, rows = [], []
     for chosen in policies:
         if not policy and chosen.spec.storage.archive_after_days <= 0:

@@ -10,7 +10,7 @@ from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json
-from datatier.cli.targets import target_endpoint
+from datatier.cli.targets import mongo_target, target_endpoint, target_role
 from datatier.errors import UsageError
 from datatier.storage.base import RestoreTier
 
@@ -27,7 +27,12 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @click.command("restore")
 @click.argument("backup_id")
-@click.option("--target", metavar="NODE|HOST:PORT", help="Where to restore. Default: the primary.")
+@click.option(
+    "--target",
+    metavar="NODE|HOST:PORT|NAME",
+    help="Where to restore. MySQL: a node or HOST:PORT (default: the primary). MongoDB: a "
+    "[mongo.servers] NAME or `default` for [mongo] (default: the server backed up).",
+)
 @click.option(
     "--rename",
     "renames",
@@ -65,6 +70,11 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Physical: who owns the restored files (default: DIR's owner, else mysql).",
 )
 @click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
+@click.option(
+    "--allow-replica-target",
+    is_flag=True,
+    help="Restore into a read-only server or a replica anyway (never binlogged there).",
+)
 @click.option(
     "--wait/--no-wait",
     default=False,
@@ -109,6 +119,7 @@ def restore(
     datadir: str | None,
     owner: str | None,
     force: bool,
+    allow_replica_target: bool,
     wait: bool,
     tier: str,
     days: int,
@@ -117,10 +128,11 @@ def restore(
 ) -> None:
     """Restore BACKUP_ID (see `datatier backups list`).
 
-    Safe by default: refuses a target database that already has tables (use --force or
-    --rename), verifies every object's SHA-256 before applying anything (exit 4 if one is
-    corrupt), and for data in GLACIER/DEEP_ARCHIVE requests restores for all objects at once,
-    then waits (--wait) or exits 5 so you can run the same command again later.
+    Safe by default: refuses a read-only or replica target (--allow-replica-target) and a
+    target database that already has tables (--force or --rename), before any archive
+    restore is requested; verifies every object's SHA-256 before applying anything (exit 4
+    if one is corrupt); for data in GLACIER/DEEP_ARCHIVE requests restores for all objects
+    at once, then waits (--wait) or exits 5 so you can run the same command again later.
 
     A physical backup (and its chain of incrementals) goes into --datadir DIR: extracted,
     prepared in order, owned as the server expects; mariadbd then starts on DIR.
@@ -129,13 +141,12 @@ def restore(
     manifest, store = find_backup(loaded, backup_id)
     is_mongo = manifest.engine == "mongo"
     is_physical = manifest.engine == "mariabackup"
-    if is_physical and (target or no_binlog or drop):
+    if is_physical and (target or no_binlog or drop or allow_replica_target):
         raise UsageError("a physical backup restores into --datadir DIR: no --target, "
-                         "--no-binlog or --drop")  # fmt: skip
+                         "--no-binlog, --drop or --allow-replica-target")  # fmt: skip
     if datadir and not is_physical:
         raise UsageError(f"--datadir is for physical backups; {backup_id} is {manifest.engine}")
-    if is_mongo and target:
-        raise UsageError("a Mongo restore goes to [mongo] uri; --target is for MySQL")
+    mongo = mongo_target(loaded, manifest, target) if is_mongo else None
     options = RestoreOptions(
         target=None if is_mongo or is_physical else target_endpoint(loaded, target),
         drop=drop,
@@ -146,6 +157,8 @@ def restore(
         dry_run=dry_run,
         binlog=not no_binlog,
         force=force,
+        allow_replica_target=allow_replica_target,
+        target_role=target_role(loaded, target),
         wait=wait,
         tier=RestoreTier(tier),
         days=days,
@@ -169,9 +182,8 @@ def restore(
         if is_mongo:
             from datatier.mongo.load import restore_mongo  # lazy: pymongo is slow to import
 
-            report = restore_mongo(
-                manifest, store, loaded.config.mongo, options, on_loaded, on_wait
-            )
+            assert mongo is not None
+            report = restore_mongo(manifest, store, mongo, options, on_loaded, on_wait)
         else:
             report = restore_mysql(manifest, store, options, on_loaded, on_wait)
     finally:
@@ -187,8 +199,9 @@ def restore(
         f"{report.tables} tables, {report.rows} rows, {report.objects} objects, "
         f"{human_bytes(report.bytes)} compressed ({human_bytes(report.raw_bytes)} raw)"
     )
-    classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items()))
-    click.echo(f"objects: {classes}; archived: {report.archived}")
+    classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items())) or "none"
+    requested = f", restore requested for {report.restore_requested}" if report.archived else ""
+    click.echo(f"objects now: {classes}; archived: {report.archived}{requested}")
     if not report.dry_run:
         click.echo(f"done in {report.seconds} s")
 

@@ -65,7 +65,10 @@ class MariabackupEngine(BackupEngine):
     name = ENGINE
 
     @classmethod
-    def for_policy(cls, loaded: LoadedConfig, policy: Policy) -> MariabackupEngine:
+    def for_policy(
+        cls, loaded: LoadedConfig, policy: Policy, *, max_lag: float | None = None
+    ) -> MariabackupEngine:
+        """``max_lag`` does not apply: a physical backup copies the one node on this host."""
         node = policy.spec.source.node
         if node is None:
             raise ConfigError(str(policy.path), "source.node", "missing required value")

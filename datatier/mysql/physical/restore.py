@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datatier.backup.bringback import bring_back
 from datatier.backup.catalog import Catalog
 from datatier.backup.chain import resolve_chain
-from datatier.backup.manifest import Manifest, ObjectRecord, backup_prefix
-from datatier.backup.restore import RestoreOptions, bring_back
+from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.backup.restore import RestoreOptions
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
@@ -232,21 +233,6 @@ class PhysicalReport:
         return dict(self.__dict__)
 
 
-def live_classes(catalog: Catalog, plan: RestorePlan) -> dict[str, int]:
-    """Object count per storage class as the store lists them now (they age into archive
-    classes after the backup)."""
-    wanted = {o.key: o.storage_class for o in plan.objects}
-    for member in plan.details["chain"]:
-        prefix = backup_prefix(plan.manifest.policy, member["id"])
-        for info in catalog.store.list_objects(f"{prefix}data/"):
-            if info.key in wanted:
-                wanted[info.key] = info.storage_class
-    counts: dict[str, int] = {}
-    for storage_class in wanted.values():
-        counts[storage_class] = counts.get(storage_class, 0) + 1
-    return dict(sorted(counts.items()))
-
-
 def restore_physical(
     manifest: Manifest,
     catalog: Catalog,
@@ -261,8 +247,7 @@ def restore_physical(
     engine = PhysicalRestore.for_manifest(None, manifest, catalog, options)
     plan = engine.plan()
     engine.check_target(plan)
-    by_class = live_classes(catalog, plan)
-    archived, requested = bring_back(catalog.store, plan.objects, options, on_wait)
+    archive = bring_back(catalog.store, plan.objects, options, on_wait)
     report = PhysicalReport(
         backup_id=manifest.backup_id,
         policy=manifest.policy,
@@ -271,9 +256,9 @@ def restore_physical(
         objects=len(plan.objects),
         bytes=sum(o.size for o in plan.objects),
         raw_bytes=sum(o.raw_size for o in plan.objects),
-        by_class=by_class,
-        archived=archived,
-        restore_requested=requested,
+        by_class=archive.classes,
+        archived=archive.archived,
+        restore_requested=archive.requested,
         gtid_pos=str(plan.details.get("gtid_pos") or ""),
         dry_run=options.dry_run,
     )

@@ -1,7 +1,8 @@
 """Running the stock tools: ``mariadb-backup`` (backup, prepare) and ``mbstream`` (extract).
 
-Passwords reach mariabackup through a 0600 option file that lives only as long as the call
-(:func:`datatier.mysql.connection.client_options_file`), never its command line. A tool that
+Passwords reach mariabackup through an option file that exists only as an inherited
+descriptor (:func:`datatier.mysql.connection.client_options_file`), never its command line
+or the disk. A tool that
 fails raises :class:`~datatier.errors.OperationFailed` with the last lines of its log.
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datatier.errors import OperationFailed, UsageError
-from datatier.mysql.connection import Endpoint, client_options_file
+from datatier.mysql.connection import ClientOptions, Endpoint, client_options_file
 from datatier.storage.base import MiB
 
 BACKUP_BINARIES = ("mariadb-backup", "mariabackup")
@@ -140,7 +141,7 @@ class BackupRun:
         self._stack = contextlib.ExitStack()
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def argv(self, options_file: os.PathLike[str] | str) -> list[str]:
+    def argv(self, options_file: ClientOptions) -> list[str]:
         args = [
             self.binary,
             f"--defaults-file={options_file}",
@@ -168,8 +169,7 @@ class BackupRun:
             stdout=subprocess.PIPE,
             stderr=log,
             close_fds=True,
-            # An option file held only as a descriptor (/dev/fd/N) must be inherited.
-            pass_fds=tuple(getattr(options, "pass_fds", ())),
+            pass_fds=options.pass_fds,  # the option file exists only as this descriptor
         )
         return self
 
