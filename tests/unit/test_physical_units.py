@@ -129,9 +129,10 @@ def test_policy_settings_for_physical_backups(tmp_path: Path) -> None:
     )
     policy = load_policy(path, "file:///tmp/x")
     assert policy.spec.full_every_days == 7 and policy.spec.source.datadir == "/var/lib/mysql"
-    path.write_text('engine = "mariabackup"\n')
-    with pytest.raises(ConfigError, match=r"source.node"):
-        load_policy(path, "file:///tmp/x")
+    for source in ("", 'nodes = ["replica1"]', 'node = "any-replica"'):
+        path.write_text(f'engine = "mariabackup"\n[source]\n{source}\n')
+        with pytest.raises(ConfigError, match=r"source.node.*one node on this host"):
+            load_policy(path, "file:///tmp/x")
     path.write_text('engine = "mariabackup"\nfull_every_days = -1\n[source]\nnode = "p"\n')
     with pytest.raises(ConfigError, match="full_every_days"):
         load_policy(path, "file:///tmp/x")
