@@ -78,6 +78,8 @@ class RestoreOptions:
     days: int = 3
     poll_seconds: float = 30.0
     timeout_seconds: float = 48 * 3600.0
+    datadir: str | None = None  # physical: the datadir to restore into
+    owner: str | None = None  # physical: USER[:GROUP] owning the restored files
 
 
 @dataclass
