@@ -115,13 +115,15 @@ def test_up_twice_is_idempotent(sandbox: SandboxHandle) -> None:
     assert before == after
 
 
-def test_port_in_use_is_refused_naming_the_port(tmp_path: Path, test_port_base: int) -> None:
+def test_port_in_use_is_refused_naming_the_port(
+    tmp_path: Path, test_port_base: int, test_backend: str
+) -> None:
     base = test_port_base + 40
     with socket.socket() as blocker:
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         blocker.bind(("127.0.0.1", base + PORT_OFFSETS["memcached"]))
         blocker.listen()
-        sb = Sandbox(tmp_path / "sb", base)
+        sb = Sandbox(tmp_path / "sb", base, test_backend)
         with pytest.raises(UsageError, match=f"port {base + 3} \\(sandbox memcached\\)"):
             sb.up()
     assert Sandbox(tmp_path / "sb").status()[0]["state"] == "stopped"
@@ -129,10 +131,12 @@ def test_port_in_use_is_refused_naming_the_port(tmp_path: Path, test_port_base: 
         assert not process.port_open("127.0.0.1", base + offset)
 
 
-def test_down_leaves_no_process_or_port(tmp_path: Path, test_port_base: int) -> None:
+def test_down_leaves_no_process_or_port(
+    tmp_path: Path, test_port_base: int, test_backend: str
+) -> None:
     base = test_port_base + 20
     root = tmp_path / "own"
-    rows = Sandbox(root, base).up()
+    rows = Sandbox(root, base, test_backend).up()
     pids = [r["pid"] for r in rows]
     ports = [r["port"] for r in rows] + [base + 6]
     assert all(pids) and all(r["state"] == "running" for r in rows)
