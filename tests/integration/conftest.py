@@ -30,6 +30,18 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKEND = os.environ.get("DATATIER_TEST_BACKEND", "processes")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``containers`` are about the container backend: they run in its pass
+    (``DATATIER_TEST_BACKEND=containers``) and are deselected in the process pass."""
+    if BACKEND == "containers":
+        return
+    kept = [item for item in items if item.get_closest_marker("containers") is None]
+    dropped = [item for item in items if item.get_closest_marker("containers") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def unavailable(reason: str) -> None:
     """Fail under CI, skip elsewhere: a missing server is never silently ignored in CI."""
     if IN_CI:
