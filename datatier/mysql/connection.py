@@ -92,19 +92,28 @@ def parse_dsn(text: str, settings: MySQLSettings) -> Endpoint:
 def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
     """An autocommit connection (utf8mb4, UTC session); ServiceUnavailable on failure."""
     try:
-        return pymysql.connect(
+        conn = pymysql.connect(
             host=ep.host,
             port=ep.port,
             user=ep.user,
             password=ep.password,
             database=database,
             connect_timeout=ep.connect_timeout,
+            # pymysql drops connect_timeout once TCP is up: without these, the handshake
+            # with a hung server (frozen, or its host partitioned) would wait forever.
+            read_timeout=ep.connect_timeout,
+            write_timeout=ep.connect_timeout,
             autocommit=True,
             charset="utf8mb4",
             init_command="SET time_zone = '+00:00'",
         )
     except pymysql.OperationalError as exc:
         raise ep.unreachable(exc) from None
+    # Queries are not bounded (restores and replication waits take long): pymysql re-applies
+    # these before every read and write.
+    conn._read_timeout = None  # type: ignore[attr-defined]
+    conn._write_timeout = None  # type: ignore[attr-defined]  # not in the stubs
+    return conn
 
 
 def query_dicts(conn: Connection, sql: str, args: Any = None) -> list[dict[str, Any]]:
