@@ -17,7 +17,6 @@ directory mounted at the same path and the host network.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -47,12 +46,10 @@ APT = (
 )
 
 
-def moto_version() -> str:
-    """The moto release the host runs (so both backends behave alike); a known one else."""
-    try:
-        return importlib.metadata.version("moto")
-    except importlib.metadata.PackageNotFoundError:
-        return "5.0.28"
+# moto in the local and the official s3 image. Pinned, not read from the running
+# interpreter: the tag must not change between the venv that built the images and the tox
+# env that runs the tests. Keep it at the release the venv runs (setup.cfg: moto>=5.0).
+MOTO_VERSION = "5.2.5"
 
 
 def ferretdb_binary() -> Path | None:
@@ -88,7 +85,7 @@ def _moto_containerfile() -> str:
         "COPY wheels /tmp/wheels\n"
         "RUN python3 -m venv /opt/moto \\\n"
         " && /opt/moto/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels"
-        f" 'moto[server]=={moto_version()}' \\\n"
+        f" 'moto[server]=={MOTO_VERSION}' \\\n"
         " && rm -rf /tmp/wheels && ln -s /opt/moto/bin/moto_server /usr/local/bin/\n"
         'ENTRYPOINT ["moto_server"]\n'
     )
@@ -113,9 +110,9 @@ SPECS: dict[str, ImageSpec] = {
         ),
         ImageSpec(
             "s3",
-            official=lambda: f"docker.io/motoserver/moto:{moto_version()}",
+            official=lambda: f"docker.io/motoserver/moto:{MOTO_VERSION}",
             containerfile=_moto_containerfile,
-            fetch={"wheels": f"moto[server]=={moto_version()}"},
+            fetch={"wheels": f"moto[server]=={MOTO_VERSION}"},
         ),
         ImageSpec(
             "mongo",
