@@ -137,8 +137,8 @@ def debian_mirror(sources: Path = Path("/etc/apt")) -> str:
             except OSError:
                 continue
     for text in texts:
-        match = re.search(r"^URIs:\s*(\S+/debian)\s*$", text, re.M) or re.search(
-            r"^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)\s+" + SUITE, text, re.M
+        match = re.search(r"^URIs:\s*(\S+/debian)/?\s*$", text, re.M) or re.search(
+            r"^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)/?\s+" + SUITE, text, re.M
         )
         if match:
             return match.group(1).rstrip("/")
