@@ -20,7 +20,6 @@ from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
 
 from datatier.errors import OperationFailed
 from datatier.log import get_logger
@@ -37,7 +36,7 @@ def _ping(url: str) -> docker.DockerClient | None:
     try:
         client = docker.DockerClient(base_url=url, timeout=API_TIMEOUT)
         client.ping()
-    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError):
+    except (docker.errors.DockerException, OSError):
         return None
     return client
 

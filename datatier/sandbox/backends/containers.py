@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import docker.errors
-import requests.exceptions
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 
@@ -35,7 +34,8 @@ log = get_logger(__name__)
 LABEL = "datatier.sandbox"
 STOP_TIMEOUT = 30
 ONE_OFF_TIMEOUT = 300
-ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+# requests' errors (the SDK's transport) are OSErrors.
+ENGINE_ERRORS = (docker.errors.DockerException, OSError)
 MONGO_PROGRAMS = {"mongod": "mongod", "ferretdb": "ferretdb"}
 
 
