@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from datatier.cli import main
 from datatier.cli.context import AppContext
 from datatier.cli.sandbox_cmd import DEFAULT_DIR, sandbox_dir
-from datatier.errors import UsageError
+from datatier.errors import OperationFailed, UsageError
 from datatier.sandbox import images
 
 
@@ -77,3 +78,52 @@ def test_the_sandbox_is_found_from_the_config_in_use(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a sandbox's"):
         sandbox_dir(AppContext(config_path=str(prod)), None)
     assert sandbox_dir(AppContext(config_path=str(prod)), None, creating=True) == DEFAULT_DIR
+
+
+class FakeImages:
+    """A stand-in for the Docker SDK's ``client.images`` (no registry can be reached on
+    these machines, so what a pull does is played here: the only mock in this file)."""
+
+    def __init__(self, present: set[str], pullable: set[str]) -> None:
+        self.present, self.pullable = set(present), pullable
+        self.pulled: list[str] = []
+
+    def get(self, ref: str) -> object:
+        if ref not in self.present:
+            raise docker.errors.ImageNotFound(ref)
+        return object()
+
+    def pull(self, ref: str) -> None:
+        self.pulled.append(ref)
+        if ref not in self.pullable:
+            raise docker.errors.APIError(f"pull access denied for {ref}")
+        self.present.add(ref)
+
+
+class FakeClient:
+    def __init__(self, present: set[str] | None = None, pullable: set[str] | None = None) -> None:
+        self.images = FakeImages(present or set(), pullable or set())
+
+
+def test_image_choice_override_then_local_then_official(tmp_path: Path) -> None:
+    spec = images.SPECS["mariadb"]
+    local, official = images.local_ref(spec), spec.official()
+    assert local is not None
+    both = FakeClient({local, official})
+    assert images.resolve(both, "mariadb").ref == local
+    chosen = images.resolve(FakeClient({official}), "mariadb")
+    assert (chosen.ref, chosen.source) == (official, "official")
+    pulling = FakeClient(pullable={official})
+    assert images.resolve(pulling, "mariadb").source == "official"
+    assert pulling.images.pulled == [official]
+    override = images.resolve(FakeClient({"my/mariadb:1"}), "mariadb", "my/mariadb:1")
+    assert (override.ref, override.source) == ("my/mariadb:1", "override")
+    with pytest.raises(OperationFailed) as err:
+        images.resolve(FakeClient(), "mariadb")
+    message = str(err.value)
+    assert local in message and official in message and "make images" in message
+    # The MongoDB flavour follows the image: a real mongod officially, FerretDB built here.
+    mongo = images.SPECS["mongo"]
+    assert images.resolve(FakeClient({mongo.official()}), "mongo").flavour == "mongod"
+    ferret = images.resolve(FakeClient({"x/ferretdb:1"}), "mongo", "x/ferretdb:1")
+    assert ferret.flavour == "ferretdb"
