@@ -51,7 +51,7 @@ def fresh(sandbox: SandboxHandle, tmp_path: Path, test_port_base: int) -> Iterat
         repl_password=cfg.replication_password,
     )  # fmt: skip
     try:
-        svc.prepare()
+        svc.prepare(process.run_once)
     except DatatierError as exc:
         unavailable(f"cannot initialise a fresh MariaDB: {exc}")
     record = process.start(svc.argv(), svc.log_path, cwd=svc.workdir)
