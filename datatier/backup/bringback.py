@@ -21,7 +21,7 @@ from datatier.log import get_logger
 from datatier.storage.base import ObjectInfo, ObjectStore, RestoreState
 
 if TYPE_CHECKING:
-    from datatier.backup.restore import RestoreOptions
+    from datatier.backup.engine import RestoreOptions
 
 log = get_logger(__name__)
 

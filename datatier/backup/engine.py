@@ -1,18 +1,24 @@
-"""The contract between the backup service and a dump engine (MySQL, MongoDB)."""
+"""The contracts between datatier's services and its engines (MySQL logical, MongoDB,
+MariaDB physical): a backup engine dumps into an :class:`ObjectWriter`, a restore engine
+plans and applies verified copies. Engines are chosen in :mod:`datatier.backup.engines`."""
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from datatier.backup.manifest import TableRecord
+from datatier.backup.manifest import Manifest, ObjectRecord, TableRecord
 from datatier.backup.objects import ObjectWriter
 from datatier.errors import UsageError
+from datatier.storage.base import RestoreTier
 
 if TYPE_CHECKING:
+    from datatier.backup.catalog import Catalog
     from datatier.backup.policy import Policy
     from datatier.config import LoadedConfig
+    from datatier.pipeline.staging import Staged
 
 
 @dataclass
@@ -61,3 +67,119 @@ class BackupEngine(abc.ABC):
                 f"the {self.name} engine takes full backups only",
                 hint='incrementals are for physical policies (engine = "mariabackup")',
             )
+
+
+# -- the restore side ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """What the user asked for (see ``datatier restore --help``). Each engine uses the
+    options that apply to it and refuses (UsageError) those that cannot."""
+
+    target: str | None = None  # MySQL: NODE or HOST:PORT (default: the primary); Mongo: NAME
+    renames: dict[str, str] = field(default_factory=dict)
+    tables: tuple[str, ...] = ()
+    databases: tuple[str, ...] = ()
+    jobs: int = 4
+    dry_run: bool = False
+    binlog: bool = True
+    force: bool = False
+    allow_replica_target: bool = False
+    drop: bool = False
+    grants: bool = False
+    wait: bool = False
+    tier: RestoreTier = RestoreTier.STANDARD
+    days: int = 3
+    poll_seconds: float = 30.0
+    timeout_seconds: float = 48 * 3600.0
+    datadir: str | None = None  # physical: the datadir to restore into
+    owner: str | None = None  # physical: USER[:GROUP] owning the restored files
+    staging_dir: str | None = None  # where verified copies wait (default: the temp dir)
+
+
+@dataclass
+class RestorePlan:
+    """What a restore fetches and where it goes, decided before anything is fetched or
+    changed. ``objects`` are in apply order (for a chain: parents first); ``details`` are
+    the engine's facts for ``--json``; ``summary`` the lines a person reads; ``touches``
+    what an interrupted apply may leave partly written (default: ``target``)."""
+
+    manifest: Manifest
+    objects: list[ObjectRecord]
+    target: str
+    details: dict[str, Any] = field(default_factory=dict)
+    summary: list[str] = field(default_factory=list)
+    touches: str = ""
+
+
+@dataclass(frozen=True)
+class RestoreProgress:
+    """Callbacks a restore reports progress through (all optional)."""
+
+    on_wait: Callable[[int, int], None] | None = None  # archived objects: (readable, all)
+    on_checked: Callable[[str, int], None] | None = None  # an object staged: (key, bytes)
+    on_loaded: Callable[[ObjectRecord], None] | None = None  # an object applied
+
+
+class RestoreEngine(abc.ABC):
+    """Abstract base of restore engines: decide what to fetch, apply verified copies.
+
+    Contract (driven by :func:`datatier.backup.restore.restore_backup`, in this order):
+    :meth:`plan` selects and validates (UsageError, IntegrityFailure) and only reads;
+    :meth:`check_target` makes every refusal about the target (exit 2) and changes nothing,
+    before any archive-restore request is sent (they cost money); :meth:`apply` applies the
+    objects from ``staged``, where every one was downloaded once and its SHA-256 checked
+    before apply is called (an engine never downloads or verifies); :meth:`post_check`
+    confirms the result (row counts, a prepared datadir). Nothing but :meth:`apply` writes.
+    """
+
+    name: ClassVar[str]
+
+    @classmethod
+    @abc.abstractmethod
+    def for_manifest(
+        cls, loaded: LoadedConfig, manifest: Manifest, catalog: Catalog, options: RestoreOptions
+    ) -> Self:
+        """The engine for restoring ``manifest`` (found in ``catalog``) with ``options``."""
+
+    @abc.abstractmethod
+    def plan(self) -> RestorePlan:
+        """What to fetch and where it goes."""
+
+    @abc.abstractmethod
+    def check_target(self, plan: RestorePlan) -> None:
+        """Refuse a target that must not be written (UsageError); changes nothing."""
+
+    @abc.abstractmethod
+    def apply(
+        self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
+    ) -> None:
+        """Apply the plan's objects from their verified local copies."""
+
+    def post_check(self, plan: RestorePlan) -> None:  # noqa: B027 - optional hook
+        """Confirm what was applied (OperationFailed / IntegrityFailure)."""
+
+
+@dataclass(frozen=True)
+class RestoreTestOptions:
+    """How ``backups verify --restore-test`` restores: logical engines into scratch
+    databases on ``target``; physical ones into a scratch datadir served on a free port."""
+
+    target: str | None = None
+    allow_replica_target: bool = False
+    scratch_port: int | None = None
+    scratch_dir: str | None = None
+    jobs: int = 4
+
+
+@dataclass
+class RestoreTestReport:
+    """What a restore test proved: one line for people, ``details`` for ``--json``."""
+
+    summary: str
+    seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.details, "summary": self.summary, "seconds": self.seconds}

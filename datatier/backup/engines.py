@@ -12,47 +12,60 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from datatier.errors import UsageError
 
 if TYPE_CHECKING:
-    from datatier.backup.engine import BackupEngine
+    from datatier.backup.catalog import Catalog
+    from datatier.backup.engine import (
+        BackupEngine,
+        RestoreEngine,
+        RestoreOptions,
+        RestoreTestOptions,
+        RestoreTestReport,
+    )
+    from datatier.backup.manifest import Manifest
     from datatier.backup.policy import Policy
     from datatier.config import LoadedConfig
 
 
 @dataclass(frozen=True)
 class EngineEntry:
-    """Where an engine's classes live, as ``module:Class``."""
+    """Where an engine's backup and restore classes live, as ``module:Class``."""
 
     backup: str
+    restore: str
     summary: str
+    restore_test: str | None = None  # module:function of ``backups verify --restore-test``
 
 
 ENGINES: Mapping[str, EngineEntry] = MappingProxyType(
     {
         "mysql": EngineEntry(
             "datatier.mysql.pdump:ParallelDumpEngine",
+            "datatier.mysql.restore:LogicalRestore",
             "MySQL/MariaDB logical: parallel dump from one snapshot, plain SQL objects",
+            "datatier.mysql.restoretest:restore_test",
         ),
         "mariabackup": EngineEntry(
             "datatier.mysql.physical.engine:MariabackupEngine",
+            "datatier.mysql.physical.restore:PhysicalRestore",
             "MariaDB physical: mariadb-backup stream (full or incremental), run on the DB host",
+            "datatier.mysql.physical.restoretest:physical_restore_test",
         ),
         "mongo": EngineEntry(
             "datatier.mongo.dump:MongoDumpEngine",
+            "datatier.mongo.restore:MongoRestore",
             "MongoDB logical: raw BSON per collection, oplog slice on replica sets",
         ),
     }
 )
 
 
-def _load(target: str) -> type:
+def _load(target: str) -> Any:
     module, _, name = target.partition(":")
-    found = getattr(importlib.import_module(module), name)
-    assert isinstance(found, type)
-    return found
+    return getattr(importlib.import_module(module), name)
 
 
 def entry(name: str) -> EngineEntry:
@@ -69,5 +82,25 @@ def backup_engine(
 ) -> BackupEngine:
     """The backup engine for ``policy``, built by the engine class itself."""
     cls = _load(entry(policy.spec.engine).backup)
-    engine: BackupEngine = cls.for_policy(loaded, policy, max_lag=max_lag)  # type: ignore[attr-defined]
+    engine: BackupEngine = cls.for_policy(loaded, policy, max_lag=max_lag)
     return engine
+
+
+def restore_engine(
+    loaded: LoadedConfig, manifest: Manifest, catalog: Catalog, options: RestoreOptions
+) -> RestoreEngine:
+    """The restore engine for ``manifest`` (its ``engine``), built by the engine class."""
+    cls = _load(entry(manifest.engine).restore)
+    engine: RestoreEngine = cls.for_manifest(loaded, manifest, catalog, options)
+    return engine
+
+
+def restore_test(
+    loaded: LoadedConfig, manifest: Manifest, catalog: Catalog, options: RestoreTestOptions
+) -> RestoreTestReport:
+    """Run the restore test of ``manifest``'s engine; UsageError if it has none."""
+    target = entry(manifest.engine).restore_test
+    if target is None:
+        raise UsageError(f"--restore-test is not available for {manifest.engine} backups")
+    report: RestoreTestReport = _load(target)(loaded, manifest, catalog, options)
+    return report

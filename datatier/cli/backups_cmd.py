@@ -18,6 +18,8 @@ import click
 
 from datatier.backup.catalog import BackupState, Catalog, locate
 from datatier.backup.chain import resolve_chain
+from datatier.backup.engine import RestoreTestOptions
+from datatier.backup.engines import restore_test
 from datatier.backup.lifecycle import (
     DEFAULT_GRACE,
     archive_execute,
@@ -26,7 +28,6 @@ from datatier.backup.lifecycle import (
     prune_plan,
 )
 from datatier.backup.manifest import Manifest, backup_prefix
-from datatier.backup.restoretest import restore_test as run_restore_test
 from datatier.backup.service import (
     load_policy,
     open_catalogs,
@@ -48,7 +49,6 @@ from datatier.cli.backups_render import (
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
-from datatier.cli.targets import target_endpoint, target_role
 from datatier.errors import DatatierError, IntegrityFailure, NotReadyYet, UsageError
 from datatier.ops.job import run_job
 
@@ -306,32 +306,14 @@ def _restore_test(
     scratch_port: int | None,
     scratch_dir: Path | None,
 ) -> dict[str, Any]:
-    """Run the restore test the backup's engine has; a JSON summary with a ``summary`` line."""
-    loaded = app.loaded()
-    if manifest.engine == "mariabackup":
-        from datatier.mysql.physical.restoretest import physical_restore_test
-
-        found = physical_restore_test(
-            manifest, catalog, loaded.config.mysql, port=scratch_port, scratch_dir=scratch_dir
-        )
-        return {
-            **found.to_json(),
-            "summary": f"{found.checked} tables pass CHECK TABLE; {found.databases} databases, "
-            f"{found.tables} tables and {found.views} views match the manifest",
-        }
-    tested = run_restore_test(
-        manifest,
-        catalog.store,
-        target_endpoint(loaded, target),
-        target_role=target_role(loaded, target),
+    """Run the restore test of the backup's engine; its JSON form (with a ``summary``)."""
+    options = RestoreTestOptions(
+        target=target,
         allow_replica_target=allow_replica_target,
+        scratch_port=scratch_port,
+        scratch_dir=str(scratch_dir) if scratch_dir else None,
     )
-    return {
-        "tables": tested.tables,
-        "rows": tested.rows,
-        "seconds": tested.seconds,
-        "summary": f"{tested.tables} tables, {tested.rows} rows match the manifest",
-    }
+    return restore_test(app.loaded(), manifest, catalog, options).to_json()
 
 
 @backups_group.command("prune")

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import click
 
-from datatier.backup.catalog import Catalog
-from datatier.backup.manifest import Manifest, ObjectRecord
-from datatier.backup.restore import (
-    RestoreOptions,
-    find_backup,
-    restore_mysql,
-    restore_objects,
-)
+from datatier.backup.engine import RestoreOptions, RestoreProgress
+from datatier.backup.manifest import ObjectRecord
+from datatier.backup.restore import locate_backup, restore_backup
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json
-from datatier.cli.targets import mongo_target, target_endpoint, target_role
 from datatier.errors import UsageError
 from datatier.storage.base import RestoreTier
 
@@ -114,6 +108,12 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     type=click.FloatRange(0.05),
     help="Seconds between archive checks with --wait.",
 )
+@click.option(
+    "--staging-dir",
+    metavar="DIR",
+    help="Where verified copies of the objects wait before they are applied (default: the "
+    "system's temp dir; its free space is checked first).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
 def restore(
@@ -136,6 +136,7 @@ def restore(
     tier: str,
     days: int,
     poll_seconds: float,
+    staging_dir: str | None,
     as_json: bool,
 ) -> None:
     """Restore BACKUP_ID (see `datatier backups list`).
@@ -150,19 +151,9 @@ def restore(
     prepared in order, owned as the server expects; mariadbd then starts on DIR.
     """
     loaded = app.loaded()
-    manifest, store = find_backup(loaded, backup_id)
-    is_mongo = manifest.engine == "mongo"
-    if is_mongo and grants:
-        raise UsageError("--grants is for MySQL backups")
-    is_physical = manifest.engine == "mariabackup"
-    if is_physical and (target or no_binlog or drop or allow_replica_target):
-        raise UsageError("a physical backup restores into --datadir DIR: no --target, "
-                         "--no-binlog, --drop or --allow-replica-target")  # fmt: skip
-    if datadir and not is_physical:
-        raise UsageError(f"--datadir is for physical backups; {backup_id} is {manifest.engine}")
-    mongo = mongo_target(loaded, manifest, target) if is_mongo else None
+    catalog, manifest = locate_backup(loaded, backup_id)
     options = RestoreOptions(
-        target=None if is_mongo or is_physical else target_endpoint(loaded, target),
+        target=target,
         drop=drop,
         grants=grants,
         renames=_renames(renames),
@@ -173,95 +164,46 @@ def restore(
         binlog=not no_binlog,
         force=force,
         allow_replica_target=allow_replica_target,
-        target_role=target_role(loaded, target),
         wait=wait,
         tier=RestoreTier(tier),
         days=days,
         poll_seconds=poll_seconds,
         datadir=datadir,
         owner=owner,
+        staging_dir=staging_dir,
     )
-    if is_physical:
-        _restore_physical(Catalog(store, [manifest.policy]), manifest, options, as_json)
-        return
-    chosen = manifest.objects if is_mongo else restore_objects(manifest, options)
+    total = manifest.raw_bytes
     archive = Progress("waiting for archive restores", unit="objects")
-    checking = Progress(f"checking {backup_id}", total=sum(o.size for o in chosen))
-    loaded_progress = Progress(f"restore {backup_id}", total=sum(o.raw_size for o in chosen))
+    checking = Progress(f"checking {backup_id}", total=manifest.total_bytes)
+    applying = Progress(f"restore {backup_id}", total=total)
+
+    def on_checked(_key: str, size: int) -> None:
+        checking.advance(size)
+
+    def on_loaded(obj: ObjectRecord) -> None:
+        if checking.done and not applying.done:
+            checking.close()  # the check is over: its line stays, the load's starts
+        applying.advance(obj.raw_size)
+
+    progress = RestoreProgress(on_wait=archive.set, on_checked=on_checked, on_loaded=on_loaded)
     try:
-
-        def on_loaded(obj: ObjectRecord) -> None:
-            if checking.done and not loaded_progress.done:
-                checking.close()  # the check is over: its line stays, the load's starts
-            loaded_progress.advance(obj.raw_size)
-
-        def on_wait(done: int, total: int) -> None:
-            archive.set(done, total)
-
-        def on_checked(obj: ObjectRecord) -> None:
-            checking.advance(obj.size)
-
-        if is_mongo:
-            from datatier.mongo.load import restore_mongo  # lazy: pymongo is slow to import
-
-            assert mongo is not None
-            report = restore_mongo(manifest, store, mongo, options, on_loaded, on_wait)
-        else:
-            report = restore_mysql(manifest, store, options, on_loaded, on_wait, on_checked)
+        report = restore_backup(loaded, manifest, catalog, options, progress)
     finally:
-        if loaded_progress.done:
-            loaded_progress.close()
+        if applying.done:
+            applying.close()
     if as_json:
         emit_json(report.to_json())
         return
     verb = "would restore" if report.dry_run else "restored"
-    dbs = ", ".join(f"{s}->{d}" if s != d else s for s, d in report.databases.items())
     click.echo(
-        f"{verb} {report.backup_id} ({report.policy}) into {report.target}: {dbs}; "
-        f"{report.tables} tables, {report.rows} rows, {report.objects} objects, "
-        f"{human_bytes(report.bytes)} compressed ({human_bytes(report.raw_bytes)} raw)"
+        f"{verb} {report.backup_id} ({report.policy}, {report.engine}) into {report.target}: "
+        f"{report.objects} objects, {human_bytes(report.bytes)} compressed "
+        f"({human_bytes(report.raw_bytes)} raw)"
     )
+    for line in report.summary:
+        click.echo(f"  {line}")
     classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items())) or "none"
     requested = f", restore requested for {report.restore_requested}" if report.archived else ""
     click.echo(f"objects now: {classes}; archived: {report.archived}{requested}")
     if not report.dry_run:
         click.echo(f"done in {report.seconds} s")
-
-
-def _restore_physical(
-    catalog: Catalog, manifest: Manifest, options: RestoreOptions, as_json: bool
-) -> None:
-    """A physical restore into ``options.datadir`` (the chain, prepared in order)."""
-    from datatier.mysql.physical.restore import restore_physical
-
-    progress = Progress(f"restore {manifest.backup_id}", total=None)
-    archive = Progress("waiting for archive restores", unit="objects")
-    try:
-        report = restore_physical(
-            manifest,
-            catalog,
-            options,
-            on_loaded=lambda obj: progress.advance(obj.raw_size),
-            on_wait=archive.set,
-        )
-    finally:
-        progress.close()
-    if as_json:
-        emit_json(report.to_json())
-        return
-    verb = "would restore" if report.dry_run else "restored"
-    click.echo(
-        f"{verb} {report.backup_id} ({report.policy}) into {report.datadir}: "
-        f"{len(report.chain)} backup(s) in the chain, {report.objects} objects, "
-        f"{human_bytes(report.bytes)} compressed ({human_bytes(report.raw_bytes)} raw); "
-        f"GTID {report.gtid_pos or '-'}"
-    )
-    for member in report.chain:
-        click.echo(
-            f"  {member['type']:<12} {member['id']}  {member['objects']} objects, "
-            f"{human_bytes(member['bytes'])}  GTID {member['gtid_pos'] or '-'}"
-        )
-    classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items()))
-    click.echo(f"objects: {classes}; archived: {report.archived}")
-    if not report.dry_run:
-        click.echo(f"done in {report.seconds} s; start mariadbd with --datadir={report.datadir}")

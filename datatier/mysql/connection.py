@@ -158,6 +158,18 @@ def parse_dsn(text: str, settings: MySQLSettings) -> Endpoint:
     )
 
 
+def resolve_target(settings: MySQLSettings, text: str | None) -> tuple[Endpoint, str | None]:
+    """A restore target: ``NODE`` or ``HOST:PORT`` (None: the configured primary), and its
+    role in ``[mysql.nodes]`` (None for a HOST:PORT that is no configured node)."""
+    if text:
+        node = settings.nodes.get(text)
+        return parse_dsn(text, settings), node.role if node else None
+    primary = settings.primary()
+    if primary is None:
+        raise ConfigError("config", "mysql.nodes", "no --target given and no primary configured")
+    return endpoint(settings, primary[0]), primary[1].role
+
+
 def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
     """An autocommit connection (utf8mb4, UTC session); ServiceUnavailable on failure
     (a TLS handshake or certificate check included)."""

@@ -11,7 +11,7 @@ Contract, in order (nothing is changed before step 4):
 3. Every non-system database of the primary is in the backup.
 4. The target is shut down (``SHUTDOWN``) and we wait until it has released its datadir.
 5. The datadir is replaced by the backup's chain, prepared (every object verified before
-   anything is prepared: :func:`~datatier.mysql.physical.restore.restore_physical`).
+   anything is prepared: :func:`~datatier.backup.restore.restore_backup`).
 6. The start command runs; we wait until the target answers again.
 7. ``gtid_slave_pos`` is set to the backup's position and the target follows the primary
    with the configured replication user; we wait until it has applied everything the
@@ -35,15 +35,16 @@ from typing import Any
 import pymysql
 
 from datatier.backup.catalog import Catalog
+from datatier.backup.engine import RestoreOptions
 from datatier.backup.manifest import Manifest
-from datatier.backup.restore import RestoreOptions
+from datatier.backup.restore import restore_backup
 from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Endpoint, connect, endpoint
 from datatier.mysql.physical.datadir import check_datadir, server_holds
 from datatier.mysql.physical.lineage import ENGINE
-from datatier.mysql.physical.restore import PhysicalRestore, restore_physical
+from datatier.mysql.physical.restore import PhysicalRestore
 from datatier.mysql.physical.server import read_identity, shutdown
 from datatier.provision.replica import (
     COPIED_DATABASE,
@@ -231,8 +232,8 @@ def seed_physical(
     started = time.monotonic()
     _stop(target, datadir, timeout)
     try:
-        restore_physical(
-            manifest, catalog, RestoreOptions(datadir=plan.datadir, force=True, jobs=jobs)
+        restore_backup(
+            loaded, manifest, catalog, RestoreOptions(datadir=plan.datadir, force=True, jobs=jobs)
         )
     except DatatierError as exc:
         note = f"{target.label} is stopped; its datadir is as it was unless the message says"

@@ -7,7 +7,7 @@ Contract, in order (nothing is changed before step 4):
    nobody, hold no non-system database, and have a ``server_id`` no node of the topology uses.
 3. Every non-system database of the primary must be in the backup (else the replica would
    stop at the first change to a missing table), except ``datatier``: see 5.
-4. The backup is restored with :func:`datatier.backup.restore.restore_mysql` (checksums
+4. The backup is restored with :func:`datatier.backup.restore.restore_backup` (checksums
    verified before anything is applied) *without binlogging*, so the replica's own GTID
    history stays empty.
 5. ``datatier`` (heartbeat, schema migrations; never in backups) is copied from one
@@ -35,9 +35,11 @@ from typing import Any
 
 import pymysql
 
+from datatier.backup.catalog import Catalog
+from datatier.backup.engine import RestoreOptions
 from datatier.backup.manifest import Manifest
 from datatier.backup.policy import SYSTEM_DATABASES
-from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
+from datatier.backup.restore import find_backup, restore_backup
 from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
@@ -311,8 +313,10 @@ def seed_replica(
     try:
         # the target is checked above (empty, replicating from nobody); it may already be
         # read-only like the replica it is becoming: loaded without binlogging either way
-        options = RestoreOptions(target=target, binlog=False, jobs=jobs, allow_replica_target=True)
-        restore_mysql(manifest, store, options)
+        options = RestoreOptions(
+            target=target.name, binlog=False, jobs=jobs, allow_replica_target=True
+        )
+        restore_backup(loaded, manifest, Catalog(store, [manifest.policy]), options)
     except DatatierError as exc:
         if _written(target):
             raise _partially_seeded(exc, target) from exc

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 import zstandard
 
+from datatier.backup.engine import RestoreOptions
 from datatier.backup.manifest import Manifest, manifest_key
-from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
+from datatier.backup.restore import find_backup, locate_backup, restore_backup
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
-from datatier.mysql.connection import endpoint
 from tests.integration.conftest import SandboxHandle
 
 DB = "rt ñ`db"  # space, backtick, non-ASCII (identifiers are 3-byte UTF-8 at most)
@@ -193,10 +193,10 @@ def test_restore_with_rename_round_trips_every_hard_case(
     copy = "rt copy ✓"
     drop(sandbox, copy)
     loaded = load(str(sandbox.config_path), environ={})
-    manifest, store = find_backup(loaded, backup.backup_id)
-    target = endpoint(loaded.config.mysql, "primary")
-    report = restore_mysql(manifest, store, RestoreOptions(target=target, renames={DB: copy}))
-    assert report.tables == len(BASE_TABLES)
+    catalog, manifest = locate_backup(loaded, backup.backup_id)
+    options = RestoreOptions(target="primary", renames={DB: copy})
+    report = restore_backup(loaded, manifest, catalog, options)
+    assert report.details["tables"] == len(BASE_TABLES)
     assert checksums(sandbox, copy) == checksums(sandbox, DB)
     assert definitions(sandbox, copy) == definitions(sandbox, DB)
     drop(sandbox, copy)

@@ -329,11 +329,11 @@ def test_without_reload_one_snapshot_connection_still_gives_an_exact_backup(
     copy = "pd_noreload"
     sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {copy}")
     admin = load(str(sandbox.config_path), environ={})
-    from datatier.backup.restore import RestoreOptions, restore_mysql
+    from datatier.backup.engine import RestoreOptions
+    from datatier.backup.restore import locate_backup, restore_backup
 
-    found, store = find_backup(admin, manifest.backup_id)
-    target = endpoint(admin.config.mysql, "primary")
-    restore_mysql(found, store, RestoreOptions(target=target, renames={ZOO: copy}))
+    catalog, found = locate_backup(admin, manifest.backup_id)
+    restore_backup(admin, found, catalog, RestoreOptions(target="primary", renames={ZOO: copy}))
     assert contents(sandbox, copy) == contents(sandbox, ZOO)
     sql(sandbox, "primary", f"DROP DATABASE {copy}")
 

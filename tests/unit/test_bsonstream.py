@@ -8,7 +8,7 @@ from bson.raw_bson import RawBSONDocument
 
 from datatier.errors import IntegrityFailure
 from datatier.mongo.bsonstream import iter_documents, raw_documents
-from datatier.mongo.load import batches
+from datatier.mongo.restore import batches
 
 DOCS = [bson.encode({"_id": i, "pad": "x" * (i * 37 % 300)}) for i in range(200)]
 STREAM = b"".join(DOCS)

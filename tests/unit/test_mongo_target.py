@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from datatier.backup.manifest import Manifest
-from datatier.cli.targets import mongo_target
 from datatier.config import LoadedConfig, load
 from datatier.errors import UsageError
+from datatier.mongo.restore import mongo_target
 
 
 def manifest(server: str | None) -> Manifest:

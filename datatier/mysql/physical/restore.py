@@ -1,9 +1,9 @@
 """Restore a physical backup into a datadir: the chain, extracted and prepared in order.
 
-:class:`PhysicalRestore` has the restore-engine shape (``plan``, ``check_target``, ``apply``,
-``post_check``): it decides what to fetch and how to apply staged, verified objects; it
-never downloads. :func:`restore_physical` drives it the way the generic restore service
-does (plan, refusals, archive restores, staging with every SHA-256 checked, apply, check).
+:class:`PhysicalRestore` is the restore engine of ``mariabackup`` backups: it decides what
+to fetch and how to apply staged, verified objects; it never downloads.
+:func:`datatier.backup.restore.restore_backup` drives it as it drives every engine (plan,
+refusals, archive restores, staging with every SHA-256 checked, apply, check).
 
 * ``plan``: the backup's chain, full first (:func:`~datatier.backup.chain.resolve_chain`);
   a broken chain is IntegrityFailure (exit 4) and is never restored. Every member's stream
@@ -23,15 +23,13 @@ import itertools
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Self
 
-from datatier.backup.bringback import bring_back
 from datatier.backup.catalog import Catalog
 from datatier.backup.chain import resolve_chain
+from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
-from datatier.backup.restore import RestoreOptions
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
@@ -45,21 +43,11 @@ from datatier.mysql.physical.tool import (
     prepare,
     read_checkpoints,
 )
-from datatier.pipeline.staging import Staged, Wanted, stage
+from datatier.pipeline.staging import Staged
 
 log = get_logger(__name__)
 
 LoadedFn = Callable[[ObjectRecord], None]
-
-
-@dataclass
-class RestorePlan:
-    """What a restore fetches (apply order) and where it goes (the restore-engine shape)."""
-
-    manifest: Manifest
-    objects: list[ObjectRecord]
-    target: str
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def stream_parts(manifest: Manifest) -> list[ObjectRecord]:
@@ -73,7 +61,7 @@ def stream_parts(manifest: Manifest) -> list[ObjectRecord]:
     return parts
 
 
-class PhysicalRestore:
+class PhysicalRestore(RestoreEngine):
     """Restores a ``mariabackup`` backup (and its chain) into ``options.datadir``."""
 
     name = ENGINE
@@ -85,9 +73,24 @@ class PhysicalRestore:
         manifest: Manifest,
         catalog: Catalog,
         options: RestoreOptions,
-    ) -> PhysicalRestore:
+    ) -> Self:
         if manifest.engine != ENGINE:
             raise UsageError(f"backup {manifest.backup_id} is a {manifest.engine} backup")
+        refused = [
+            flag
+            for flag, given in (
+                ("--target", bool(options.target)),
+                ("--no-binlog", not options.binlog),
+                ("--drop", options.drop),
+                ("--grants", options.grants),
+                ("--allow-replica-target", options.allow_replica_target),
+            )
+            if given
+        ]
+        if refused:
+            raise UsageError(
+                f"a physical backup restores into --datadir DIR: no {', '.join(refused)}"
+            )
         if not options.datadir:
             raise UsageError(
                 f"backup {manifest.backup_id} is physical: it restores into a datadir",
@@ -139,6 +142,12 @@ class PhysicalRestore:
                 "binlog_pos": self.manifest.consistency.get("binlog_pos"),
                 "server_version": self.manifest.source.get("version"),
             },
+            summary=[
+                f"{m['type'] or 'backup':<12} {m['id']}  {m['objects']} objects, "
+                f"GTID {m['gtid_pos'] or '-'}"
+                for m in members
+            ]
+            + [f"then start mariadbd with --datadir={self.datadir}"],
         )
 
     def needed_bytes(self, plan: RestorePlan) -> int:
@@ -209,71 +218,3 @@ class PhysicalRestore:
                 f"{self.datadir}: InnoDB's binlog position {name}:{pos} is past the backup's "
                 f"{recorded['binlog_file']}:{recorded['binlog_pos']}"
             )
-
-
-@dataclass
-class PhysicalReport:
-    """What a physical restore did (or, on a dry run, would do)."""
-
-    backup_id: str
-    policy: str
-    datadir: str
-    chain: list[dict[str, Any]]
-    objects: int
-    bytes: int
-    raw_bytes: int
-    by_class: dict[str, int]
-    archived: int
-    restore_requested: int
-    gtid_pos: str
-    dry_run: bool
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def restore_physical(
-    manifest: Manifest,
-    catalog: Catalog,
-    options: RestoreOptions,
-    on_loaded: LoadedFn | None = None,
-    on_wait: Callable[[int, int], None] | None = None,
-    *,
-    staging_dir: Path | None = None,
-) -> PhysicalReport:
-    """Plan, refuse, bring archived objects back, stage (verified), apply, check."""
-    started = time.monotonic()
-    engine = PhysicalRestore.for_manifest(None, manifest, catalog, options)
-    plan = engine.plan()
-    engine.check_target(plan)
-    archive = bring_back(catalog.store, plan.objects, options, on_wait)
-    report = PhysicalReport(
-        backup_id=manifest.backup_id,
-        policy=manifest.policy,
-        datadir=plan.target,
-        chain=plan.details["chain"],
-        objects=len(plan.objects),
-        bytes=sum(o.size for o in plan.objects),
-        raw_bytes=sum(o.raw_size for o in plan.objects),
-        by_class=archive.classes,
-        archived=archive.archived,
-        restore_requested=archive.requested,
-        gtid_pos=str(plan.details.get("gtid_pos") or ""),
-        dry_run=options.dry_run,
-    )
-    if options.dry_run:
-        return report
-    wanted = [Wanted(o.key, o.size, o.sha256) for o in plan.objects]
-    with stage(catalog.store, wanted, directory=staging_dir, jobs=options.jobs) as staged:
-        engine.apply(plan, staged, on_loaded)
-    engine.post_check(plan)
-    report.seconds = round(time.monotonic() - started, 3)
-    log.info(
-        "restore.completed",
-        backup_id=manifest.backup_id,
-        datadir=plan.target,
-        members=len(report.chain),
-        seconds=report.seconds,
-    )
-    return report

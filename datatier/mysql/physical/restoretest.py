@@ -19,20 +19,18 @@ from __future__ import annotations
 import getpass
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pymysql
 
 from datatier.backup.catalog import Catalog
+from datatier.backup.engine import RestoreOptions, RestoreTestOptions, RestoreTestReport
 from datatier.backup.manifest import Manifest
-from datatier.backup.restore import RestoreOptions
-from datatier.config import MySQLSettings
-from datatier.errors import IntegrityFailure, OperationFailed, ServiceUnavailable
+from datatier.backup.restore import restore_backup
+from datatier.config import LoadedConfig
+from datatier.errors import IntegrityFailure, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
-from datatier.mysql.physical.restore import restore_physical
 from datatier.mysql.physical.scratch import ScratchServer, free_port
 from datatier.mysql.sqltext import qualified
 
@@ -40,21 +38,6 @@ log = get_logger(__name__)
 
 VIRTUAL = frozenset({"information_schema", "performance_schema"})
 TABLE_TYPES = ("BASE TABLE", "SEQUENCE", "SYSTEM VERSIONED")
-
-
-@dataclass(frozen=True)
-class PhysicalTestReport:
-    """What the restore test checked."""
-
-    databases: int
-    tables: int
-    views: int
-    checked: int
-    gtid_pos: str
-    seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def compare_names(conn: Connection, manifest: Manifest) -> list[str]:
@@ -111,21 +94,21 @@ def check_tables(conn: Connection) -> tuple[int, list[str]]:
 
 
 def physical_restore_test(
-    manifest: Manifest,
-    catalog: Catalog,
-    mysql: MySQLSettings,
-    *,
-    port: int | None = None,
-    scratch_dir: Path | None = None,
-    jobs: int = 4,
-) -> PhysicalTestReport:
-    """Restore into scratch, start a scratch server, compare and check; see module doc."""
+    loaded: LoadedConfig, manifest: Manifest, catalog: Catalog, options: RestoreTestOptions
+) -> RestoreTestReport:
+    """Restore into scratch, start a scratch server, compare and check; see module doc.
+    ``options.target`` has no meaning here (refused): the scratch server is the target."""
+    if options.target or options.allow_replica_target:
+        raise UsageError("a physical restore test serves its own scratch copy: no --target")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="datatier-verify-", dir=scratch_dir) as tmp:
+    mysql = loaded.config.mysql
+    with tempfile.TemporaryDirectory(prefix="datatier-verify-", dir=options.scratch_dir) as tmp:
         datadir = Path(tmp) / "datadir"
-        options = RestoreOptions(datadir=str(datadir), jobs=jobs, owner=getpass.getuser())
-        restore_physical(manifest, catalog, options, staging_dir=Path(tmp))
-        with ScratchServer(datadir, port or free_port()) as server:
+        restore = RestoreOptions(
+            datadir=str(datadir), jobs=options.jobs, owner=getpass.getuser(), staging_dir=tmp
+        )
+        restore_backup(loaded, manifest, catalog, restore)
+        with ScratchServer(datadir, options.scratch_port or free_port()) as server:
             ep = Endpoint(
                 "scratch", server.host, server.port, mysql.user, mysql.password.reveal(), 30.0
             )
@@ -150,13 +133,18 @@ def physical_restore_test(
             + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
         )
     held = [v for db, v in manifest.databases.items() if db not in VIRTUAL]
-    report = PhysicalTestReport(
-        databases=len(held),
-        tables=sum(len(v.get("tables", [])) for v in held),
-        views=sum(len(v.get("views", [])) for v in held),
-        checked=checked,
-        gtid_pos=str(manifest.consistency.get("gtid_pos") or ""),
-        seconds=round(time.monotonic() - started, 3),
-    )
+    databases, views = len(held), sum(len(v.get("views", [])) for v in held)
+    tables = sum(len(v.get("tables", [])) for v in held)
     log.info("verify.restore_test_ok", backup_id=manifest.backup_id, checked=checked)
-    return report
+    return RestoreTestReport(
+        summary=f"{checked} tables pass CHECK TABLE; {databases} databases, {tables} tables "
+        f"and {views} views match the manifest",
+        seconds=round(time.monotonic() - started, 3),
+        details={
+            "databases": databases,
+            "tables": tables,
+            "views": views,
+            "checked": checked,
+            "gtid_pos": str(manifest.consistency.get("gtid_pos") or ""),
+        },
+    )

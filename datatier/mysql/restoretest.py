@@ -1,36 +1,31 @@
-"""``backups verify --restore-test``: restore into scratch databases and compare.
+"""``backups verify --restore-test`` for logical MySQL backups: restore and compare.
 
 Contract: the backup is restored (without binlogging, so replicas never see it) into
-databases named ``dtv_<backup id>_<n>`` on the target; every restored table is read back the
-way the backup read it (:mod:`datatier.mysql.digest`) and its row count and data SHA-256
-must equal the manifest's. The scratch databases are dropped afterwards, also on failure.
-Any mismatch raises IntegrityFailure (exit 4) naming the tables. Backups made before
-manifest format 2 recorded digests of mariadb-dump's text, which cannot be recomputed:
-for them only row counts are compared, and the report says so.
+databases named ``dtv_<backup id>_<n>`` on the target, through the same restore every
+restore goes through; every restored table is read back the way the backup read it
+(:mod:`datatier.mysql.digest`) and its row count and data SHA-256 must equal the manifest's.
+The scratch databases are dropped afterwards, also on failure. Any mismatch raises
+IntegrityFailure (exit 4) naming the tables. Backups made before manifest format 2
+recorded digests of mariadb-dump's text, which cannot be recomputed: for them only row
+counts are compared, and the report says so.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
+from datatier.backup.catalog import Catalog
+from datatier.backup.engine import RestoreOptions, RestoreTestOptions, RestoreTestReport
 from datatier.backup.manifest import Manifest
-from datatier.backup.restore import RestoreOptions, restore_mysql
-from datatier.errors import IntegrityFailure, UsageError
+from datatier.backup.restore import restore_backup
+from datatier.config import LoadedConfig
+from datatier.errors import IntegrityFailure
 from datatier.log import get_logger
-from datatier.mysql.connection import Endpoint, connect
+from datatier.mysql.connection import connect, resolve_target
 from datatier.mysql.digest import table_digests
-from datatier.storage.base import ObjectStore
+from datatier.mysql.sqltext import ident
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class RestoreTestReport:
-    tables: int
-    rows: int
-    seconds: float
-    digests_compared: bool = True
 
 
 def scratch_names(manifest: Manifest) -> dict[str, str]:
@@ -40,34 +35,27 @@ def scratch_names(manifest: Manifest) -> dict[str, str]:
 
 
 def restore_test(
-    manifest: Manifest,
-    store: ObjectStore,
-    target: Endpoint,
-    jobs: int = 4,
-    *,
-    target_role: str | None = None,
-    allow_replica_target: bool = False,
+    loaded: LoadedConfig, manifest: Manifest, catalog: Catalog, options: RestoreTestOptions
 ) -> RestoreTestReport:
     """Restore to scratch, compare per-table rows and digests, drop the scratch databases."""
-    if manifest.engine != "mysql":
-        raise UsageError(f"--restore-test supports MySQL backups, not {manifest.engine}")
     started = time.monotonic()
+    target, _ = resolve_target(loaded.config.mysql, options.target)
     renames = scratch_names(manifest)
     points = {
         (renames[t.database], t.name): t.split_points
         for t in manifest.tables
         if t.database in renames
     }
+    restore = RestoreOptions(
+        target=options.target,
+        renames=renames,
+        jobs=options.jobs,
+        binlog=False,
+        allow_replica_target=options.allow_replica_target,
+        staging_dir=options.scratch_dir,
+    )
     try:
-        options = RestoreOptions(
-            target=target,
-            renames=renames,
-            jobs=jobs,
-            binlog=False,
-            target_role=target_role,
-            allow_replica_target=allow_replica_target,
-        )
-        restore_mysql(manifest, store, options)
+        restore_backup(loaded, manifest, catalog, restore)
         back = {v: k for k, v in renames.items()}
         found = {
             (back[db], table): value
@@ -79,7 +67,7 @@ def restore_test(
         with connect(target) as conn, conn.cursor() as cur:
             cur.execute("SET SESSION sql_log_bin = 0")
             for scratch in renames.values():
-                cur.execute(f"DROP DATABASE IF EXISTS `{scratch}`")
+                cur.execute(f"DROP DATABASE IF EXISTS {ident(scratch)}")
     digests = manifest.format_version >= 2
     bad = []
     for t in manifest.tables:
@@ -93,17 +81,18 @@ def restore_test(
             f"restore test of {manifest.backup_id}: data differs from the manifest for "
             + ", ".join(bad)
         )
-    report = RestoreTestReport(
-        tables=len(manifest.tables),
-        rows=sum(t.rows for t in manifest.tables),
-        seconds=round(time.monotonic() - started, 3),
-        digests_compared=digests,
-    )
+    tables = len(manifest.tables)
+    rows = sum(t.rows for t in manifest.tables)
     if not digests:
         log.warning(
             "verify.restore_test_rows_only",
             backup_id=manifest.backup_id,
             note="made before manifest format 2: row counts compared, data digests not",
         )
-    log.info("verify.restore_test_ok", backup_id=manifest.backup_id, tables=report.tables)
-    return report
+    log.info("verify.restore_test_ok", backup_id=manifest.backup_id, tables=tables)
+    compared = "rows and data checksums" if digests else "rows (no data checksums: format 1)"
+    return RestoreTestReport(
+        summary=f"{tables} tables, {rows} rows match the manifest ({compared})",
+        seconds=round(time.monotonic() - started, 3),
+        details={"tables": tables, "rows": rows, "digests_compared": digests},
+    )

@@ -1,0 +1,299 @@
+"""The restore engine of MongoDB backups: collections in parallel, raw BSON batches, indexes
+after data, the captured oplog slice replayed last.
+
+* ``plan``: the selected collections (the oplog slice belongs to every selection: it is
+  filtered per collection at replay); IntegrityFailure when the manifest does not account
+  for their documents; the target deployment (``--target NAME`` of ``[mongo.servers]``,
+  else the one the backup came from, else ``[mongo]``).
+* ``check_target``: non-empty target collections are refused unless ``force`` (``drop``
+  replaces them), before any archive-restore request.
+* ``apply``: the slice is first checked replayable on this server; only then are the
+  collections ``--drop`` replaces dropped; documents are inserted as ``RawBSONDocument``
+  slices of the verified bytes, never decoded and re-encoded; views; the slice replayed.
+* ``post_check``: document counts equal the manifest's (not after a replay: counts then
+  reach the end of the slice, not the dump).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Self
+
+import pymongo.errors
+from bson import json_util
+from bson.raw_bson import RawBSONDocument
+
+from datatier.backup.catalog import Catalog
+from datatier.backup.completeness import missing_parts
+from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
+from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.config import LoadedConfig, MongoServer
+from datatier.errors import IntegrityFailure, OperationFailed, ServiceUnavailable, UsageError
+from datatier.log import get_logger
+from datatier.mongo.bsonstream import iter_documents, raw_documents
+from datatier.mongo.client import mongo_client
+from datatier.mongo.oplog import check_replayable, replay
+from datatier.mongo.oplogapply import applier_for
+from datatier.pipeline.staging import Staged
+
+log = get_logger(__name__)
+# Documents per insert_many, by size: a worker holds one batch plus the message pymongo
+# encodes from it, so restore memory is about jobs x 2 x BATCH_BYTES, whatever the data.
+BATCH_BYTES = 4 << 20
+INDEX_OPTIONS = (
+    "unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation", "hidden",
+    "weights", "default_language", "language_override", "textIndexVersion",
+    "2dsphereIndexVersion", "bits", "min", "max", "wildcardProjection",
+)  # fmt: skip
+COLLECTION_KINDS = ("metadata", "collection")
+
+
+def batches(
+    pieces: Iterable[bytes], name: str = "BSON stream", limit: int = BATCH_BYTES
+) -> Iterator[list[RawBSONDocument]]:
+    """Batches of about ``limit`` bytes of the documents in a stream of concatenated BSON
+    cut into arbitrary pieces (see :func:`~datatier.mongo.bsonstream.iter_documents`)."""
+    batch: list[RawBSONDocument] = []
+    size = 0
+    for doc in iter_documents(pieces, name):
+        batch.append(RawBSONDocument(doc))
+        size += len(doc)
+        if size >= limit:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def mongo_target(loaded: LoadedConfig, manifest: Manifest, target: str | None) -> MongoServer:
+    """``NAME`` of ``[mongo.servers]`` (``default``: ``[mongo]``); without one, the deployment
+    the backup was taken from (as its manifest names it), else ``[mongo]``."""
+    mongo = loaded.config.mongo
+    if target:
+        return mongo.server(target)
+    source = manifest.source.get("server")
+    if source is not None and source not in mongo.servers:
+        raise UsageError(
+            f"backup {manifest.backup_id} was taken from MongoDB server {source!r}, "
+            "which is not in [mongo.servers]",
+            hint="name the target with --target NAME (default: [mongo])",
+        )
+    return mongo.server(source)
+
+
+def select_collections(manifest: Manifest, options: RestoreOptions) -> list[ObjectRecord]:
+    """The selected collections' objects plus the whole oplog slice; UsageError naming
+    what the backup does not hold."""
+    objects = list(manifest.objects)
+    if options.databases:
+        missing = sorted(set(options.databases) - set(manifest.databases))
+        if missing:
+            raise UsageError(f"not in backup {manifest.backup_id}: {', '.join(missing)}")
+        objects = [o for o in objects if o.database in options.databases]
+    if options.tables:
+        known = {f"{o.database}.{o.table}" for o in manifest.objects if o.table}
+        missing = sorted(set(options.tables) - known)
+        if missing:
+            raise UsageError(f"not in backup {manifest.backup_id}: {', '.join(missing)}")
+        objects = [o for o in objects if f"{o.database}.{o.table}" in options.tables]
+    objects = [o for o in objects if o.kind in COLLECTION_KINDS]
+    return objects + [o for o in manifest.objects if o.kind == "oplog"]
+
+
+class MongoRestore(RestoreEngine):
+    """Restores a ``mongo`` backup into a MongoDB deployment (see module docstring)."""
+
+    name = "mongo"
+
+    @classmethod
+    def for_manifest(
+        cls, loaded: LoadedConfig, manifest: Manifest, catalog: Catalog, options: RestoreOptions
+    ) -> Self:
+        refused = [
+            flag
+            for flag, given in (
+                ("--grants", options.grants),
+                ("--no-binlog", not options.binlog),
+                ("--allow-replica-target", options.allow_replica_target),
+                ("--datadir", bool(options.datadir)),
+                ("--owner", bool(options.owner)),
+            )
+            if given
+        ]
+        if refused:
+            raise UsageError(f"{', '.join(refused)}: not for Mongo backups")
+        return cls(manifest, options, mongo_target(loaded, manifest, options.target))
+
+    def __init__(self, manifest: Manifest, options: RestoreOptions, server: MongoServer) -> None:
+        self.manifest = manifest
+        self.options = options
+        self.server = server
+        self.collections: list[tuple[str, str]] = []
+        self.targets: dict[str, str] = {}
+        self.to_drop: list[tuple[str, str]] = []
+        self.replayed = False
+
+    def plan(self) -> RestorePlan:
+        manifest, options = self.manifest, self.options
+        unknown = sorted(set(options.renames) - set(manifest.databases))
+        if unknown:
+            raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
+        objects = select_collections(manifest, options)
+        selected = {f"{o.database}.{o.table}" for o in objects if o.table}
+        problems = missing_parts(manifest, selected)
+        if problems:
+            raise IntegrityFailure(
+                f"backup {manifest.backup_id} cannot be restored whole: {'; '.join(problems[:5])}",
+                hint="nothing was applied; `--tables` can restore the other collections",
+            )
+        pairs = sorted({(o.database, o.table) for o in objects if o.database and o.table})
+        self.collections = [(db, name) for db, name in pairs if db and name]
+        self.targets = {db: options.renames.get(db, db) for db, _ in self.collections}
+        names = ", ".join(f"{s}->{d}" if s != d else s for s, d in self.targets.items())
+        documents = sum(o.rows for o in objects if o.kind == "collection")
+        return RestorePlan(
+            manifest=manifest,
+            objects=objects,
+            target=self.server.uri,
+            details={
+                "databases": self.targets,
+                "tables": len(self.collections),
+                "rows": documents,
+            },
+            summary=[f"{names}; {len(self.collections)} collections, {documents} documents"],
+        )
+
+    def check_target(self, plan: RestorePlan) -> None:
+        """Non-empty target collections: refused unless --drop (noted for apply) or --force."""
+        with self._client() as client:
+            busy = []
+            for db, name in self.collections:
+                target = client[self.targets[db]]
+                if (
+                    name in target.list_collection_names()
+                    and target[name].estimated_document_count()
+                ):
+                    busy.append((self.targets[db], name))
+        if busy and not (self.options.drop or self.options.force):
+            raise UsageError(
+                f"target collections are not empty: {', '.join(f'{d}.{n}' for d, n in busy)}",
+                hint="--rename SRC=DST, --drop to replace them, or --force to insert anyway",
+            )
+        self.to_drop = busy if self.options.drop else []
+
+    def apply(
+        self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
+    ) -> None:
+        oplog = [o for o in plan.objects if o.kind == "oplog"]
+        collections, targets = self.collections, self.targets
+        with self._client() as client:
+            applier = applier_for(client) if oplog else None
+            if applier is not None and applier.refuses:
+                check_replayable(applier, _entries(staged, oplog), targets, set(collections))
+            for db, name in self.to_drop:  # only now that the backup is known to be restorable
+                client[db].drop_collection(name)
+
+            def one(key: tuple[str, str]) -> None:
+                db, name = key
+                parts = sorted(
+                    (o for o in plan.objects if (o.database, o.table) == key), key=lambda o: o.part
+                )
+                _restore_collection(client[targets[db]], name, parts, staged, on_loaded)
+
+            with ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
+                for future in [pool.submit(one, key) for key in collections]:
+                    future.result()
+            _create_views(client, self.manifest, targets)
+            if applier is not None:
+                applied = replay(
+                    client, _entries(staged, oplog), targets, set(collections), applier=applier
+                )
+                self.replayed = True
+                log.info("restore.oplog_replayed", entries=applied, method=applier.name)
+
+    def post_check(self, plan: RestorePlan) -> None:
+        if self.replayed:
+            return
+        with self._client() as client:
+            _check_counts(client, self.manifest, self.collections, self.targets)
+
+    def _client(self) -> _Guarded:
+        return _Guarded(self.server)
+
+
+def _restore_collection(
+    db: Any,
+    name: str,
+    parts: list[ObjectRecord],
+    staged: Staged,
+    on_loaded: Callable[[ObjectRecord], None] | None,
+) -> None:
+    meta_obj = next(o for o in parts if o.kind == "metadata")
+    metadata = json_util.loads(b"".join(staged.decompressed(meta_obj.key)))
+    if name not in db.list_collection_names():
+        db.create_collection(name, **dict(metadata.get("options") or {}))
+    coll = db[name]
+    for part in (o for o in parts if o.kind == "collection"):
+        for batch in batches(staged.decompressed(part.key), f"{staged.store_url}/{part.key}"):
+            coll.insert_many(batch, ordered=True, bypass_document_validation=True)
+        if on_loaded:
+            on_loaded(part)
+    for index in metadata.get("indexes", []):
+        if index.get("name") == "_id_":
+            continue
+        extra = {k: index[k] for k in INDEX_OPTIONS if k in index}
+        coll.create_index(list(index["key"].items()), name=index["name"], **extra)
+
+
+def _entries(staged: Staged, parts: list[ObjectRecord]) -> Iterator[RawBSONDocument]:
+    """The captured oplog slice (verified with the other objects), in order, as raw
+    documents: the values of each entry are re-sent exactly as captured. It is replayed
+    after the data, so document counts then reflect the end of the slice, not the dump, and
+    are not compared with the manifest."""
+    for part in sorted(parts, key=lambda o: o.part):
+        yield from raw_documents(staged.decompressed(part.key), f"{staged.store_url}/{part.key}")
+
+
+def _create_views(client: Any, manifest: Manifest, targets: dict[str, str]) -> None:
+    for source, target in targets.items():
+        for text in manifest.databases.get(source, {}).get("views", []):
+            view = json_util.loads(text)
+            db = client[target]
+            if view["name"] not in db.list_collection_names():
+                db.command("create", view["name"], **view["options"])
+
+
+def _check_counts(
+    client: Any,
+    manifest: Manifest,
+    collections: list[tuple[str, str]],
+    targets: dict[str, str],
+) -> None:
+    expected = {(t.database, t.name): t.rows for t in manifest.tables}
+    for db, name in collections:
+        found = client[targets[db]][name].count_documents({})
+        if found != expected.get((db, name), found):
+            raise OperationFailed(
+                f"{targets[db]}.{name}: {found} documents after restore, "
+                f"the backup has {expected[(db, name)]}"
+            )
+
+
+class _Guarded:
+    """A client of ``server`` whose driver errors become datatier's (exit 3 / exit 1)."""
+
+    def __init__(self, server: MongoServer) -> None:
+        self.server = server
+        self.client: Any = None
+
+    def __enter__(self) -> Any:
+        self.client = mongo_client(self.server).__enter__()
+        return self.client
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        self.client.__exit__(kind, exc, tb)
+        if isinstance(exc, pymongo.errors.ConnectionFailure):
+            raise ServiceUnavailable(f"MongoDB at {self.server.uri} went away: {exc}") from None
+        if isinstance(exc, pymongo.errors.PyMongoError):
+            raise OperationFailed(f"Mongo restore failed: {exc}") from None

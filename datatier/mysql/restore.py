@@ -1,0 +1,248 @@
+"""The restore engine of logical MySQL backups (:mod:`datatier.mysql.pdump`'s objects).
+
+* ``plan``: the objects of the selected databases/tables (accounts and grants only with
+  ``grants``, applied first so DEFINER accounts exist); IntegrityFailure (exit 4) when the
+  manifest does not account for every row of them; the target server and the database
+  renames; a tampered character set or collation name is refused.
+* ``check_target``: the target's ``max_allowed_packet`` fits the backup's largest
+  statement; a read-only or replica target is refused unless ``allow_replica_target`` (then
+  the load runs without binlogging, so no errant GTID); a target database that already
+  holds tables is refused unless ``force``.
+* ``apply``: databases created, then objects in restore order (schema, data, triggers,
+  routines, events, views), tables and data parts in parallel (see
+  :class:`~datatier.mysql.load.SQLLoader`), from their verified local copies.
+* ``post_check``: every restored table has the manifest's row count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Self
+
+from datatier.backup.catalog import Catalog
+from datatier.backup.completeness import missing_parts
+from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
+from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord
+from datatier.config import LoadedConfig
+from datatier.errors import IntegrityFailure, OperationFailed, UsageError
+from datatier.log import get_logger
+from datatier.mysql.connection import Endpoint, connect, resolve_target
+from datatier.mysql.load import SQLLoader
+from datatier.mysql.sqltext import qualified
+from datatier.mysql.target import (
+    busy_databases,
+    check_not_replica,
+    check_packet_size,
+    create_databases,
+    database_clause,
+)
+from datatier.pipeline.staging import Staged
+
+log = get_logger(__name__)
+
+TABLE_KINDS = ("schema", "data", "triggers")
+DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
+
+
+def select_objects(
+    manifest: Manifest, tables: tuple[str, ...], databases: tuple[str, ...] = ()
+) -> list[ObjectRecord]:
+    """The manifest's objects, restricted to ``databases`` and to ``tables`` (``db.table``)
+    when given; UsageError naming what the backup does not hold."""
+    objects = list(manifest.objects)
+    if databases:
+        missing_dbs = sorted(set(databases) - set(manifest.databases))
+        if missing_dbs:
+            raise UsageError(f"not in backup {manifest.backup_id}: {', '.join(missing_dbs)}")
+        objects = [o for o in objects if o.database in databases]
+    if not tables:
+        return objects
+    known = {f"{t.database}.{t.name}" for t in manifest.tables}
+    known |= {f"{o.database}.{o.table}" for o in manifest.objects if o.table}
+    missing = sorted(set(tables) - known)
+    if missing:
+        raise UsageError(f"not in backup {manifest.backup_id}: {', '.join(missing)}")
+    wanted = set(tables)
+    return [
+        o
+        for o in objects
+        if o.kind in (*TABLE_KINDS, "database")
+        and (
+            (o.kind == "database" and any(t.split(".", 1)[0] == o.database for t in wanted))
+            or f"{o.database}.{o.table}" in wanted
+        )
+    ]
+
+
+def restore_objects(manifest: Manifest, options: RestoreOptions) -> list[ObjectRecord]:
+    """The objects a restore with ``options`` applies (grants only with ``options.grants``,
+    first); UsageError naming what the backup does not hold."""
+    selected = select_objects(manifest, options.tables, options.databases)
+    objects = [o for o in selected if o.kind != "grants"]
+    if options.grants:
+        grants = [o for o in manifest.objects if o.kind == "grants"]
+        if not grants:
+            raise UsageError(
+                f"backup {manifest.backup_id} holds no accounts or grants",
+                hint="set source.include_grants = true in the policy for later backups",
+            )
+        objects = grants + objects
+    return objects
+
+
+def check_accounted(manifest: Manifest, objects: list[ObjectRecord]) -> None:
+    """IntegrityFailure (exit 4) when the manifest's objects do not account for every row of
+    the selected tables (a data part missing from the manifest)."""
+    selected = {f"{o.database}.{o.table}" for o in objects if o.table}
+    problems = missing_parts(manifest, selected)
+    if problems:
+        raise IntegrityFailure(
+            f"backup {manifest.backup_id} cannot be restored whole: {'; '.join(problems[:5])}",
+            hint="nothing was applied; `--tables` can restore the other tables",
+        )
+
+
+class LogicalRestore(RestoreEngine):
+    """Restores a ``mysql`` backup into a MySQL/MariaDB server (see module docstring)."""
+
+    name = "mysql"
+
+    @classmethod
+    def for_manifest(
+        cls, loaded: LoadedConfig, manifest: Manifest, catalog: Catalog, options: RestoreOptions
+    ) -> Self:
+        if options.datadir or options.owner:
+            raise UsageError(f"--datadir and --owner are for physical backups; "
+                             f"{manifest.backup_id} is a logical MySQL backup")  # fmt: skip
+        if options.drop:
+            raise UsageError("--drop is for Mongo restores; MySQL replaces tables with --force")
+        server, role = resolve_target(loaded.config.mysql, options.target)
+        return cls(manifest, options, server, role)
+
+    def __init__(
+        self, manifest: Manifest, options: RestoreOptions, server: Endpoint, role: str | None
+    ) -> None:
+        self.manifest = manifest
+        self.options = options
+        self.server = server
+        self.role = role
+        self.binlog = options.binlog
+        self.targets: dict[str, str] = {}
+
+    # -- plan and refusals --------------------------------------------------------------------
+
+    def plan(self) -> RestorePlan:
+        manifest, options = self.manifest, self.options
+        unknown = sorted(set(options.renames) - set(manifest.databases))
+        if unknown:
+            raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
+        objects = restore_objects(manifest, options)
+        check_accounted(manifest, objects)
+        sources = sorted({o.database for o in objects if o.database})
+        self.targets = {db: options.renames.get(db, db) for db in sources}
+        for source in sources:  # a tampered charset is refused before anything happens
+            database_clause(manifest.databases.get(source, {}), f"manifest of {manifest.backup_id}")
+        tables = len({(o.database, o.table) for o in objects if o.kind == "schema"})
+        rows = sum(o.rows for o in objects)
+        names = ", ".join(f"{s}->{d}" if s != d else s for s, d in self.targets.items())
+        return RestorePlan(
+            manifest=manifest,
+            objects=objects,
+            target=self.server.label,
+            details={"databases": self.targets, "tables": tables, "rows": rows},
+            summary=[f"{names}; {tables} tables, {rows} rows"],
+            touches=f"{', '.join(sorted(set(self.targets.values())))} on {self.server.label}",
+        )
+
+    def check_target(self, plan: RestorePlan) -> None:
+        check_packet_size(self.server, int(self.manifest.options.get("max_statement_bytes") or 0))
+        if check_not_replica(self.server, self.role, allow=self.options.allow_replica_target):
+            self.binlog = False  # allowed onto a replica: never into its binlog (no errant GTIDs)
+        if not self.options.force:
+            busy = busy_databases(self.server, sorted(set(self.targets.values())))
+            if busy:
+                listed = ", ".join(f"{db} ({n} tables)" for db, n in sorted(busy.items()))
+                raise UsageError(
+                    f"target {self.server.label} is not empty: {listed}",
+                    hint="restore elsewhere, --rename SRC=DST, or --force to replace",
+                )
+
+    # -- apply and check ----------------------------------------------------------------------
+
+    def apply(
+        self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
+    ) -> None:
+        """Create the databases, load the objects in restore order from ``staged``."""
+        targets = self.targets
+        create_databases(self.server, targets, self.manifest.databases, binlog=self.binlog)
+        renamed = {src for src, dst in targets.items() if src != dst}
+
+        def fetch(record: ObjectRecord) -> Iterator[bytes]:
+            if record.kind not in DEFINITION_KINDS or record.database not in renamed:
+                return staged.decompressed(record.key)
+            text = b"".join(staged.decompressed(record.key))
+            warn_qualified(record, text)
+            return iter([text])
+
+        loader = SQLLoader(
+            self.server,
+            fetch,
+            lambda db: targets[db],
+            jobs=self.options.jobs,
+            binlog=self.binlog,
+            on_loaded=on_loaded,
+        )
+        kinds = [k for k in KIND_ORDER if k != "database"]
+        loader.load_all(plan.objects, kinds)  # grants first: DEFINER accounts exist before routines
+
+    def post_check(self, plan: RestorePlan) -> None:
+        check_row_counts(self.server, self.manifest, plan.objects, self.targets, self.options.jobs)
+
+
+def warn_qualified(record: ObjectRecord, text: bytes) -> None:
+    """Log a warning when a trigger/routine/event names its own database explicitly: after
+    ``--rename`` that reference still points at the original database (views are written
+    without their own database's qualifier)."""
+    assert record.database is not None
+    name = record.database.encode()
+    quoted = b"`" + name.replace(b"`", b"``") + b"`."
+    if quoted in text or re.search(rb"(?<![\w`])" + re.escape(name) + rb"\.", text):
+        log.warning(
+            "restore.qualified_reference",
+            object=record.key,
+            database=record.database,
+            note="the definition names its database explicitly; after --rename it still "
+            "refers to the original database",
+        )
+
+
+def check_row_counts(
+    target: Endpoint,
+    manifest: Manifest,
+    objects: list[ObjectRecord],
+    targets: dict[str, str],
+    jobs: int = 2,
+) -> None:
+    """OperationFailed if a restored table's row count differs from the manifest (tables
+    counted in parallel, one connection per worker)."""
+    restored = {(o.database, o.table) for o in objects if o.kind == "schema"}
+    expected = {(t.database, t.name): t.rows for t in manifest.tables}
+    wanted = sorted((db, t) for db, t in restored if db and t and (db, t) in expected)
+
+    def count(key: tuple[str, str]) -> None:
+        database, table = key
+        with connect(target) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {qualified(targets[database], table)}")
+            row = cur.fetchone()
+        found = int(row[0]) if row else -1
+        if found != expected[key]:
+            raise OperationFailed(
+                f"{targets[database]}.{table}: {found} rows after restore, "
+                f"the backup has {expected[key]}"
+            )
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, 4))) as pool:
+        for future in [pool.submit(count, key) for key in wanted]:
+            future.result()
