@@ -58,7 +58,7 @@ from datatier.mysql.connection import (  # noqa: E402
     connect,
     endpoint,
 )
-from datatier.replication.heartbeat import read_lag  # noqa: E402
+from datatier.mysql.heartbeat import read_lag  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402
 
 HOST = "127.0.0.1"

@@ -42,7 +42,7 @@ from sqlalchemy.pool import QueuePool  # noqa: E402
 
 from datatier.config import load  # noqa: E402
 from datatier.mysql.connection import connect, endpoint  # noqa: E402
-from datatier.replication.heartbeat import HeartbeatWriter  # noqa: E402
+from datatier.mysql.heartbeat import HeartbeatWriter  # noqa: E402
 from datatier.replication.monitor import Monitor  # noqa: E402
 from datatier.replication.router import Router  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402

@@ -2,7 +2,7 @@
 
 Contract: a replica is the default (``--node``, then the warm set's ``source_node``, then
 ``[cache] source_node``, then the first replica in the config); the primary only when the
-caller allows it. Lag is measured by :mod:`datatier.replication.lag` (shared with the
+caller allows it. Lag is measured by :mod:`datatier.mysql.lag` (shared with the
 backup's source selection).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datatier.config import Config
 from datatier.errors import NotReadyYet, UsageError
 from datatier.mysql.connection import Endpoint, endpoint
-from datatier.replication.lag import LagCheck, heartbeat_running, measure_lag
+from datatier.mysql.lag import LagCheck, heartbeat_running, measure_lag
 
 __all__ = ["LagCheck", "choose_source", "enforce_lag", "heartbeat_running", "measure_lag"]
 

@@ -47,8 +47,9 @@ from datatier.cli.backups_render import (
     show_json,
 )
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.progress import Progress, human_bytes
+from datatier.cli.progress import Progress
 from datatier.cli.render import emit_json, table
+from datatier.display import human_bytes
 from datatier.errors import DatatierError, IntegrityFailure, NotReadyYet, UsageError
 from datatier.ops.job import run_job
 

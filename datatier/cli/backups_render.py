@@ -13,7 +13,7 @@ from datatier.backup.catalog import BackupEntry
 from datatier.backup.chain import chain_links
 from datatier.backup.lifecycle import ArchivePlan, PrunePlan, PruneResult, PruneTarget
 from datatier.backup.manifest import Manifest
-from datatier.cli.progress import human_bytes
+from datatier.display import human_bytes
 
 
 def classes(counts: dict[str, int]) -> str:

@@ -18,7 +18,7 @@ from datatier.errors import ConfigError, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.metrics import build_registry
 from datatier.mysql.connection import endpoint
-from datatier.replication.heartbeat import HeartbeatWriter
+from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import HealthServer, parse_listen, serve
 

@@ -15,14 +15,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from datatier import log
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
+from datatier.display import human_bytes
 
 
 def human_seconds(seconds: float) -> str:

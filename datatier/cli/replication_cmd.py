@@ -14,10 +14,10 @@ from datatier.cli.render import emit_json, table
 from datatier.errors import ConfigError, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mysql.connection import endpoint
-from datatier.replication.heartbeat import MIN_INTERVAL, HeartbeatWriter
+from datatier.mysql.heartbeat import MIN_INTERVAL, HeartbeatWriter
+from datatier.mysql.replica_status import gtid_gap
 from datatier.replication.monitor import Monitor
 from datatier.replication.snapshot import Snapshot
-from datatier.replication.status import gtid_gap
 
 log = get_logger(__name__)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from datatier.cli.progress import human_bytes
-from datatier.cli.render import table
+from datatier.display import human_bytes, table
 from datatier.migrate.plan import ASSUMED_DOCS_PER_SECOND, TablePlan
 
 VERDICTS = {"ready": "READY", "warnings": "READY WITH WARNINGS", "blocked": "BLOCKED"}

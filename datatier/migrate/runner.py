@@ -46,8 +46,8 @@ from datatier.migrate.plan import TablePlan
 from datatier.migrate.reader import TableReader
 from datatier.migrate.target import InsertResult, MigrationTarget
 from datatier.mysql.connection import Connection, query_dicts
+from datatier.mysql.replica_status import MARIADB, MYSQL
 from datatier.ratelimit import RateLimit
-from datatier.replication.status import MARIADB, MYSQL
 
 _log = log.get_logger(__name__)
 

@@ -4,7 +4,7 @@ Contract: the candidates are the policy's ``source.node`` or ``source.nodes`` in
 ``"any-replica"`` standing for every replica of ``[mysql.nodes]`` (in config order) not
 named before it; the primary is read only when named. The first candidate that answers
 and lags at most ``max_lag`` seconds is chosen. Lag is measured as ``cache warm`` and
-``replication status`` measure it (:mod:`datatier.replication.lag`): heartbeat lag when the
+``replication status`` measure it (:mod:`datatier.mysql.lag`): heartbeat lag when the
 heartbeat writer runs, else Seconds_Behind_Master; a stopped SQL thread is unknown lag,
 which is too much. When no candidate fits: NotReadyYet (exit 5) if any answered (it may
 catch up), ServiceUnavailable (exit 3) if none could be reached; each reason is named.
@@ -23,7 +23,7 @@ from datatier.config import MySQLSettings
 from datatier.errors import ConfigError, NotReadyYet, ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Endpoint, connect, endpoint
-from datatier.replication.lag import LagCheck, measure_lag
+from datatier.mysql.lag import LagCheck, measure_lag
 
 log = get_logger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
-from datatier.replication.status import read_replica_status
+from datatier.mysql.replica_status import read_replica_status
 
 CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 """MariaDB/MySQL character set and collation names: letters, digits, underscores."""

@@ -46,6 +46,7 @@ from datatier.mysql.physical.datadir import check_datadir, server_holds
 from datatier.mysql.physical.lineage import ENGINE
 from datatier.mysql.physical.restore import PhysicalRestore
 from datatier.mysql.physical.server import read_identity, shutdown
+from datatier.mysql.replica_status import read_replica_status
 from datatier.provision.replica import (
     COPIED_DATABASE,
     LagCallback,
@@ -54,7 +55,6 @@ from datatier.provision.replica import (
     user_databases,
     wait_caught_up,
 )
-from datatier.replication.status import read_replica_status
 
 log = get_logger(__name__)
 

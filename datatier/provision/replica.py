@@ -44,7 +44,7 @@ from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint, query_dicts
-from datatier.replication.status import gtid_gap, read_replica_status
+from datatier.mysql.replica_status import gtid_gap, read_replica_status
 from datatier.storage.base import ObjectStore
 
 log = get_logger(__name__)

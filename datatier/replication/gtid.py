@@ -10,7 +10,7 @@ import pymysql
 
 from datatier.mysql.connection import Connection, query_dicts
 from datatier.mysql.pool import PooledConnection
-from datatier.replication.status import MARIADB
+from datatier.mysql.replica_status import MARIADB
 
 UNKNOWN_VARIABLE = 1193
 

@@ -35,9 +35,9 @@ import pymysql
 from datatier.config import HealthSettings, MySQLSettings
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, endpoint, query_dicts
-from datatier.replication.heartbeat import read_lag
+from datatier.mysql.heartbeat import read_lag
+from datatier.mysql.replica_status import read_replica_status
 from datatier.replication.snapshot import NodeHealth, Snapshot, hold_lagging
-from datatier.replication.status import read_replica_status
 from datatier.replication.thresholds import ThresholdRegistry
 
 log = get_logger(__name__)

@@ -53,6 +53,7 @@ from datatier.config import Config
 from datatier.errors import ServiceUnavailable, UsageError
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
 from datatier.mysql.pool import NodePool, PooledConnection, PoolExhausted, PoolSettings, PoolStats
+from datatier.mysql.replica_status import MARIADB
 from datatier.replication.gtid import gtid_position, wait_for
 from datatier.replication.selection import (
     INTENTS,
@@ -65,7 +66,6 @@ from datatier.replication.selection import (
     write_route,
 )
 from datatier.replication.snapshot import Snapshot
-from datatier.replication.status import MARIADB
 
 __all__ = ["INTENTS", "Policy", "Route", "Router", "gtid_position"]
 

@@ -42,7 +42,7 @@ from prometheus_client import CollectorRegistry
 from datatier.errors import UsageError
 from datatier.log import get_logger
 from datatier.metrics import CONTENT_TYPE, build_registry, render
-from datatier.replication.heartbeat import HeartbeatWriter
+from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
 from datatier.replication.snapshot import Snapshot

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from datatier.replication.status import ReplicaStatus
+from datatier.mysql.replica_status import ReplicaStatus
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from datatier.mysql.connection import endpoint
-from datatier.replication.heartbeat import HeartbeatWriter
+from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.replication.monitor import Monitor
 from datatier.replication.router import Router
 from tests.integration.conftest import SandboxHandle, sql, wait_for

@@ -15,8 +15,8 @@ from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.errors import NotReadyYet
 from datatier.mysql.connection import endpoint
-from datatier.replication.heartbeat import HeartbeatWriter
-from datatier.replication.lag import heartbeat_running
+from datatier.mysql.heartbeat import HeartbeatWriter
+from datatier.mysql.lag import heartbeat_running
 from tests.integration.conftest import SandboxHandle, sql, wait_for
 from tests.integration.integrity import (  # noqa: F401  (integ_data: fixture)
     DB,

@@ -23,7 +23,7 @@ from datatier import cli as cli_module
 from datatier.cache.protocol import MemcachedNode, StoreItem
 from datatier.cache.source import heartbeat_running
 from datatier.mysql.connection import endpoint
-from datatier.replication.heartbeat import HeartbeatWriter
+from datatier.mysql.heartbeat import HeartbeatWriter
 
 from .conftest import SandboxHandle, sql, unavailable, wait_for
 

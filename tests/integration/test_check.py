@@ -18,7 +18,7 @@ import pytest
 
 from datatier.cli import main
 from datatier.mysql.connection import endpoint
-from datatier.replication.heartbeat import HeartbeatWriter
+from datatier.mysql.heartbeat import HeartbeatWriter
 from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
 
 DB = "ops_check_db"

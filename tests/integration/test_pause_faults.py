@@ -28,7 +28,7 @@ from datatier.cli import main
 from datatier.config import load
 from datatier.errors import ServiceUnavailable
 from datatier.mysql.connection import endpoint
-from datatier.replication.heartbeat import HeartbeatWriter
+from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.replication.monitor import Monitor
 from datatier.replication.router import Router
 from datatier.replication.server import HealthServer

@@ -17,8 +17,8 @@ from datatier.cli import main
 from datatier.config import load
 from datatier.errors import DatatierError
 from datatier.mysql.connection import endpoint
+from datatier.mysql.heartbeat import HeartbeatWriter, ensure_table
 from datatier.provision import replica
-from datatier.replication.heartbeat import HeartbeatWriter, ensure_table
 from datatier.sandbox import process
 from datatier.sandbox.services.mariadb import MariaDBService
 from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for

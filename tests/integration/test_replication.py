@@ -27,11 +27,11 @@ import pytest
 
 from datatier.cli import main
 from datatier.mysql.connection import connect, endpoint
+from datatier.mysql.heartbeat import HeartbeatWriter, read_lag
+from datatier.mysql.replica_status import read_replica_status
 from datatier.replication.haproxy import HAProxyLayout, render_haproxy
-from datatier.replication.heartbeat import HeartbeatWriter, read_lag
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import HealthServer
-from datatier.replication.status import read_replica_status
 from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
 
 INTERVAL = 0.1

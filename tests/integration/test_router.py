@@ -17,7 +17,7 @@ import pytest
 
 from datatier.errors import ServiceUnavailable
 from datatier.mysql.connection import Connection, endpoint
-from datatier.replication.heartbeat import HeartbeatWriter
+from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.replication.monitor import Monitor
 from datatier.replication.router import Router, gtid_position
 from tests.integration.conftest import SandboxHandle, sql, wait_for

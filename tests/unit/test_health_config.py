@@ -10,9 +10,9 @@ import pytest
 from datatier.config import load
 from datatier.errors import ConfigError, OperationFailed
 from datatier.mysql.connection import Endpoint
-from datatier.replication.heartbeat import DDL, HeartbeatWriter
+from datatier.mysql.heartbeat import DDL, HeartbeatWriter
+from datatier.mysql.replica_status import ReplicaStatus
 from datatier.replication.snapshot import NodeHealth, hold_lagging
-from datatier.replication.status import ReplicaStatus
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "mysql" / "001_heartbeat.sql"
 

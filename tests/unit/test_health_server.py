@@ -19,11 +19,11 @@ import pytest
 
 from datatier.config import HealthSettings, MySQLNode, MySQLSettings
 from datatier.metrics import build_registry, render
+from datatier.mysql.replica_status import ReplicaStatus
 from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import BadRequest, HealthServer, parse_lag
 from datatier.replication.snapshot import NodeHealth, Snapshot
-from datatier.replication.status import ReplicaStatus
 
 NODES = {
     "primary": MySQLNode(port=3306, role="primary"),

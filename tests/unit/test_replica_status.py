@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from datatier.replication.status import (
+from datatier.mysql.replica_status import (
     MARIADB,
     MYSQL,
     detect_flavour,

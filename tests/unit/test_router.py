@@ -16,10 +16,10 @@ import pytest
 from datatier.config import Config, HealthSettings, MySQLNode, MySQLSettings
 from datatier.errors import ServiceUnavailable, UsageError
 from datatier.mysql.connection import Endpoint
+from datatier.mysql.replica_status import ReplicaStatus
 from datatier.mysql.session import SessionKeeper, SessionState
 from datatier.replication.router import Router
 from datatier.replication.snapshot import NodeHealth, Snapshot, hold_lagging
-from datatier.replication.status import ReplicaStatus
 from datatier.typedtoml import Secret
 
 NODES = {

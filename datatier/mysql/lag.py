@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from datatier.errors import ServiceUnavailable
 from datatier.mysql.connection import Connection, Endpoint, connect
-from datatier.replication.heartbeat import read_lag
-from datatier.replication.status import read_replica_status
+from datatier.mysql.heartbeat import read_lag
+from datatier.mysql.replica_status import read_replica_status
 
 
 @dataclass(frozen=True)
