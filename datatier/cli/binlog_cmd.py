@@ -1,0 +1,66 @@
+"""``datatier binlog archive`` and ``datatier binlogs status``: the PITR archive.
+
+Thin commands over :mod:`datatier.binlog`: the archiver runs until stopped (SIGTERM or
+Ctrl-C end it after the segment in progress is published), or once with ``--once``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from datatier.binlog.archiver import Archiver
+from datatier.binlog.layout import archive_policy
+from datatier.cli.context import AppContext, pass_app
+from datatier.cli.progress import human_bytes
+from datatier.cli.render import emit_json
+
+
+@click.group("binlog")
+def binlog_group() -> None:
+    """Archive the binary log continuously, for point-in-time restores."""
+
+
+@binlog_group.command("archive")
+@click.option(
+    "--node", metavar="NAME", help="Archive this node's binlog (default: the writable one)."
+)
+@click.option("--once", is_flag=True, help="Archive what the server has written so far, then exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report (with --once) as JSON.")
+@pass_app
+def archive_cmd(app: AppContext, node: str | None, once: bool, as_json: bool) -> None:
+    """Stream the binlog into the store of the binlog policy (``binlog.policy``).
+
+    Resumes where the archive ends; follows the writable primary across failovers unless
+    --node pins a source (a replica with log_slave_updates will do).
+    """
+    loaded = app.loaded()
+    stop = threading.Event()
+    archiver = Archiver(loaded, archive_policy(loaded), node=node, once=once, stop=stop)
+    in_main = threading.current_thread() is threading.main_thread()
+
+    def graceful(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, graceful) if in_main else None
+    try:
+        report = archiver.run()
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+    if as_json:
+        emit_json(report.__dict__)
+        return
+    click.echo(
+        f"archived {report.segments} segment(s), {report.transactions} transaction(s), "
+        f"{human_bytes(report.bytes)} from {report.node or '-'}; archive ends at "
+        f"{report.position or '(empty)'}"
+    )
+    for gap in report.gaps:
+        click.echo(f"GAP: {gap}", err=True)
