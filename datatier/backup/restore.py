@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from datatier.backup.catalog import locate
@@ -66,6 +67,8 @@ class RestoreOptions:
     days: int = 3
     poll_seconds: float = 30.0
     timeout_seconds: float = 48 * 3600.0
+    until: datetime | None = None  # point in time: replay archived binlogs up to here
+    until_gtid: str | None = None  # ... or up to and including this GTID
 
 
 @dataclass

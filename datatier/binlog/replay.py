@@ -111,11 +111,13 @@ def scan(
     start: Position,
     target: Target,
     selection: Selection,
+    *,
+    max_binlog: int = 8 << 20,
 ) -> ScanReport:
     """Read everything a replay would apply, change nothing; ReplayRefused (exit 2) for
     what cannot be replayed, including a GTID target that is not in the segments."""
     report = ScanReport()
-    translator = Translator(selection, lambda _id: "utf8mb4")
+    translator = Translator(selection, lambda _id: "utf8mb4", max_binlog=max_binlog)
     for fde, group in groups(segments, load, start, target, report):
         statements = translator.statements(fde, group)
         if not statements:
@@ -150,11 +152,13 @@ def apply(
     selection: Selection,
     applier: Applier,
     charset_name: Callable[[int], str],
+    *,
+    max_binlog: int = 8 << 20,
     on_transaction: Callable[[ApplyStats], None] | None = None,
 ) -> ApplyReport:
     """Replay the segments' transactions after ``start`` up to ``target`` on ``applier``."""
     started = time.monotonic()
-    translator = Translator(selection, charset_name)
+    translator = Translator(selection, charset_name, max_binlog=max_binlog)
     report = ScanReport()
     try:
         for fde, group in groups(segments, load, start, target, report):

@@ -25,7 +25,19 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("restore")
-@click.argument("backup_id")
+@click.argument("backup_id", required=False)
+@click.option("--policy", "-p", metavar="POLICY", help="With --until: the policy to restore.")
+@click.option(
+    "--until",
+    metavar="TIME",
+    help="Point in time (ISO-8601, UTC unless it says): the newest backup before it, then "
+    "the archived binlogs up to it (transactions committed before TIME's second).",
+)
+@click.option(
+    "--until-gtid",
+    metavar="GTID",
+    help="Like --until, up to and including this transaction (e.g. 0-1-12345).",
+)
 @click.option("--target", metavar="NODE|HOST:PORT", help="Where to restore. Default: the primary.")
 @click.option(
     "--rename",
@@ -86,7 +98,10 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 @pass_app
 def restore(
     app: AppContext,
-    backup_id: str,
+    backup_id: str | None,
+    policy: str | None,
+    until: str | None,
+    until_gtid: str | None,
     target: str | None,
     renames: tuple[str, ...],
     databases: str,
@@ -102,7 +117,8 @@ def restore(
     poll_seconds: float,
     as_json: bool,
 ) -> None:
-    """Restore BACKUP_ID (see `datatier backups list`).
+    """Restore BACKUP_ID (see `datatier backups list`), or, with --until/--until-gtid, the
+    state of --policy's databases at a point in time (base backup + archived binlogs).
 
     Safe by default: refuses a target database that already has tables (use --force or
     --rename), verifies every object's SHA-256 before applying anything (exit 4 if one is
@@ -110,7 +126,35 @@ def restore(
     then waits (--wait) or exits 5 so you can run the same command again later.
     """
     loaded = app.loaded()
-    manifest, store = find_backup(loaded, backup_id)
+    if until is not None or until_gtid is not None:
+        from datatier.cli.restore_pitr import run_pitr  # lazy: only point-in-time restores
+
+        run_pitr(
+            loaded,
+            backup_id=backup_id,
+            policy=policy,
+            until=until,
+            until_gtid=until_gtid,
+            target=target,
+            renames=_renames(renames),
+            databases=databases,
+            tables=tables,
+            flags={
+                "jobs": jobs,
+                "dry_run": dry_run,
+                "binlog": not no_binlog,
+                "force": force,
+                "wait": wait,
+                "tier": RestoreTier(tier),
+                "days": days,
+                "poll_seconds": poll_seconds,
+            },
+            as_json=as_json,
+        )
+        return
+    if backup_id is None:
+        raise UsageError("give a BACKUP_ID, or --policy with --until TIME or --until-gtid GTID")
+    manifest, store = find_backup(loaded, backup_id, policy)
     is_mongo = manifest.engine == "mongo"
     if is_mongo and target:
         raise UsageError("a Mongo restore goes to [mongo] uri; --target is for MySQL")

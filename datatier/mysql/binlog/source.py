@@ -107,3 +107,27 @@ def check_source(facts: NodeFacts) -> None:
         )
     if not facts.log_bin:
         raise ConfigError("config", where, "the binary log is off (start it with --log-bin)")
+
+
+def database_names(ep: Endpoint) -> set[str]:
+    """Every database on ``ep``."""
+    with connect(ep) as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        return {str(r[0]) for r in cur.fetchall()}
+
+
+def charset_names(ep: Endpoint) -> dict[int, str]:
+    """Collation ID -> character set name, as ``ep`` knows them."""
+    with connect(ep) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS "
+            "WHERE ID IS NOT NULL"
+        )
+        return {int(r[0]): str(r[1]) for r in cur.fetchall()}
+
+
+def max_allowed_packet(ep: Endpoint) -> int:
+    with connect(ep) as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@global.max_allowed_packet")
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
