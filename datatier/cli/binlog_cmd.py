@@ -14,9 +14,11 @@ import click
 
 from datatier.binlog.archiver import Archiver
 from datatier.binlog.layout import archive_policy
+from datatier.binlog.status import archive_status
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import human_bytes
 from datatier.cli.render import emit_json
+from datatier.errors import OperationFailed
 
 
 @click.group("binlog")
@@ -64,3 +66,41 @@ def archive_cmd(app: AppContext, node: str | None, once: bool, as_json: bool) ->
     )
     for gap in report.gaps:
         click.echo(f"GAP: {gap}", err=True)
+
+
+@click.group("binlogs")
+def binlogs_group() -> None:
+    """Inspect the binlog archive."""
+
+
+@binlogs_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@pass_app
+def status_cmd(app: AppContext, as_json: bool) -> None:
+    """The archive's window (from/to time and GTID), its lag behind the server and its gaps.
+
+    Exit 1 when the archive has a gap (each one is named).
+    """
+    status = archive_status(app.loaded())
+    if as_json:
+        emit_json(status.to_json())
+    else:
+        window = status.window
+        click.echo(f"archive      {status.store}/{status.policy}/_binlogs/")
+        click.echo(
+            f"window       {window['from_time'] or '-'} .. {window['to_time'] or '-'}  "
+            f"(GTID {window['from_gtid'] or '(start)'} .. {window['to_gtid'] or '-'})"
+        )
+        click.echo(
+            f"segments     {window['segments']}: {window['transactions']} transactions, "
+            f"{human_bytes(int(str(window['bytes'])))}"
+        )
+        server = status.server
+        where = f"{server['node']} at {server['gtid_binlog_pos']}" if server else "unreachable"
+        lag = "unknown" if status.lag_seconds is None else f"{status.lag_seconds:.1f} s"
+        click.echo(f"lag          {lag} ({status.lag_basis}); server {where}")
+        click.echo(f"gaps         {len(status.gaps)}")
+        for gap in status.gaps:
+            click.echo(f"  {gap}")
+    if status.gaps:
+        raise OperationFailed(f"the binlog archive has {len(status.gaps)} gap(s)")

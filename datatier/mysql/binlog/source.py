@@ -120,8 +120,7 @@ def charset_names(ep: Endpoint) -> dict[int, str]:
     """Collation ID -> character set name, as ``ep`` knows them."""
     with connect(ep) as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS "
-            "WHERE ID IS NOT NULL"
+            "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL"
         )
         return {int(r[0]): str(r[1]) for r in cur.fetchall()}
 
