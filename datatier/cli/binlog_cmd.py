@@ -66,6 +66,8 @@ def archive_cmd(app: AppContext, node: str | None, once: bool, as_json: bool) ->
     )
     for gap in report.gaps:
         click.echo(f"GAP: {gap}", err=True)
+    if report.gaps:
+        raise OperationFailed(f"archived with {len(report.gaps)} new gap(s) in the archive")
 
 
 @click.group("binlogs")

@@ -54,8 +54,18 @@ class Load:
 
     TABLES = ("orders", "items", "events")
 
-    def __init__(self, config: Config, node: str, database: str, *, rate: float = 200.0) -> None:
+    def __init__(
+        self,
+        config: Config,
+        node: str,
+        database: str,
+        *,
+        rate: float = 200.0,
+        tolerate_outages: bool = False,
+    ) -> None:
         self.config = config
+        self.tolerate_outages = tolerate_outages
+        self.outages = 0
         self.node = node
         self.database = database
         self.rate = rate
@@ -108,19 +118,29 @@ class Load:
 
     def _run(self) -> None:
         rnd = random.Random(7)
-        db = self.database
-        try:
-            with connect(self.config, self.node) as conn, conn.cursor() as cur:
-                while not self._stop.is_set():
-                    if not self._running.is_set():
-                        self._idle.set()
-                        self._running.wait()
-                        continue
-                    self._one(cur, rnd, db)
-                    self.transactions += 1
-                    time.sleep(1 / self.rate)
-        except BaseException as exc:  # handed to stop()
-            self.errors.append(exc)
+        while not self._stop.is_set():
+            try:
+                self._session(rnd)
+            except pymysql.OperationalError as exc:
+                if not self.tolerate_outages:
+                    self.errors.append(exc)
+                    return
+                self.outages += 1
+                time.sleep(0.3)  # the server restarts: write again once it is back
+            except BaseException as exc:  # handed to stop()
+                self.errors.append(exc)
+                return
+
+    def _session(self, rnd: random.Random) -> None:
+        with connect(self.config, self.node) as conn, conn.cursor() as cur:
+            while not self._stop.is_set():
+                if not self._running.is_set():
+                    self._idle.set()
+                    self._running.wait()
+                    continue
+                self._one(cur, rnd, self.database)
+                self.transactions += 1
+                time.sleep(1 / self.rate)
 
     def _one(self, cur: Any, rnd: random.Random, db: str) -> None:
         kind = self.transactions % 10
