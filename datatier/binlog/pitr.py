@@ -12,7 +12,7 @@ naming what is missing, before any archive restore is requested or anything is c
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from datatier.backup.catalog import Catalog
@@ -212,7 +212,12 @@ def plan_pitr(
     start = backup_position(base)
     assert start is not None
     until_covered = covered_until(archive_store, owner.name, chain)
-    segments = select_segments(chain, start, target, until_covered, base.backup_id)
+    segments = [
+        replace(r, storage_class=chain.objects[r.key].storage_class)
+        if r.key in chain.objects
+        else r
+        for r in select_segments(chain, start, target, until_covered, base.backup_id)
+    ]
     return PitrPlan(
         manifest=base,
         store=catalog.store,

@@ -31,6 +31,11 @@ from datatier.backup.service import (
     open_policy_catalog,
     policies_dir,
 )
+from datatier.binlog.retention import (
+    binlog_archive_moves,
+    binlog_prune_execute,
+    binlog_prune_plan,
+)
 from datatier.cli.backups_render import (
     archive_json,
     classes,
@@ -41,6 +46,7 @@ from datatier.cli.backups_render import (
     prune_rows,
     show_json,
 )
+from datatier.cli.binlog_render import binlog_prune_json, binlog_prune_line
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
@@ -249,15 +255,23 @@ def prune_cmd(
     chosen = load_policy(loaded, policy)
     catalog = open_policy_catalog(loaded, chosen)
     plan = prune_plan(catalog, chosen, datetime.now(UTC), grace=timedelta(hours=grace_hours))
+    kept = {k.backup_id for k in plan.keep}
+    binlogs = binlog_prune_plan(loaded, catalog, chosen, kept, plan.now, plan.grace)
     result = prune_execute(catalog, plan) if execute else None
+    if execute and binlogs is not None:
+        binlog_prune_execute(catalog.store, binlogs)
     if as_json:
         doc = prune_json(plan)
         doc["executed"] = execute
         if result is not None:
             doc["result"] = prune_result_json(result)
+        if binlogs is not None:
+            doc["binlogs"] = binlog_prune_json(binlogs)
         emit_json(doc)
         return
     click.echo(table(prune_rows(plan), ("action", "id", "size", "why")))
+    if binlogs is not None:
+        click.echo(binlog_prune_line(binlogs, execute))
     summary = (
         f"{chosen.name} at {plan.store_url}: keep {len(plan.keep)}, delete {len(plan.delete)} "
         f"({human_bytes(plan.bytes_freed)}), abort {len(plan.uploads)} incomplete upload(s)"
@@ -303,6 +317,7 @@ def archive_cmd(
             continue
         catalog = open_policy_catalog(loaded, chosen)
         plan = archive_plan(catalog, chosen, now)
+        plan.moves.extend(binlog_archive_moves(catalog, chosen, now))
         moved = archive_execute(catalog, plan) if execute else 0
         docs.append({**archive_json(plan), "executed": execute, "moved": moved})
         per_backup = Counter(m.backup_id for m in plan.moves)

@@ -11,8 +11,10 @@ and change nothing.
 
 from __future__ import annotations
 
+import json
 import math
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +22,11 @@ from typing import Any
 import pytest
 
 from datatier.backup.service import load_policy, run_backup
+from datatier.backup.stores import store_for
+from datatier.binlog.chain import load_chain
 from datatier.cli import main
 from datatier.config import load
+from datatier.mysql.binlog.positions import Position
 from tests.integration.binlog_support import (
     ArchiverProcess,
     Load,
@@ -47,6 +52,8 @@ def scenario(
     )
     config = sandbox.config
     loaded = load(str(sandbox.config_path), environ=ENV)
+    store = store_for(config.backup.default_store, config)
+    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # a reused sandbox
     archiver = ArchiverProcess(sandbox.config_path, ENV, tmp_path_factory.mktemp("pitr") / "a.log")
     load_ = Load(config, "primary", DB)
     load_.create()
@@ -54,7 +61,7 @@ def scenario(
     try:
         archiver.start()
         load_.start()
-        time.sleep(1.0)
+        wait_archived(config, POLICY, "primary")  # a segment before the backup, to prune
         manifest = run_backup(loaded, load_policy(loaded, POLICY))
         time.sleep(1.0)
         query(config, "primary", f"ALTER TABLE {DB}.events ADD COLUMN extra INT DEFAULT 5")
@@ -159,3 +166,74 @@ def test_bad_targets_are_refused_and_change_nothing(
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("datatier: error:") and message in lines[0]
     assert query(pitr_env.config, "primary", "SHOW DATABASES") == before
+
+
+def test_prune_removes_only_binlogs_no_kept_backup_needs(
+    scenario: dict[str, Any], pitr_env: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Segments wholly before the (only) kept backup go; the ones it needs stay, and a
+    point-in-time restore still works after the prune."""
+    backup = Position.parse(scenario["backup"].consistency["gtid_pos"])
+    assert main(["backups", "prune", POLICY, "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)["binlogs"]
+    assert plan["delete"], "the archive starts long before the backup: something to prune"
+    assert all(backup.covers(Position.parse(d["to"])) for d in plan["delete"])
+    assert main(["backups", "prune", POLICY, "--execute"]) == 0
+    capsys.readouterr()
+    store = store_for(pitr_env.config.backup.default_store, pitr_env.config)
+    chain = load_chain(store, POLICY)
+    assert not chain.gaps and chain.records
+    assert backup.covers(chain.start) and not backup.covers(chain.records[0].gtid_end)
+    query(pitr_env.config, "primary", "DROP DATABASE IF EXISTS pitr_pruned")
+    code = restore("--until-gtid", scenario["gtid"], "--rename", f"{DB}=pitr_pruned")
+    assert code == 0, capsys.readouterr().err
+    assert checksums(pitr_env.config, "primary", "pitr_pruned") == scenario["reference"]
+
+
+@pytest.fixture
+def slow_glacier(sandbox: SandboxHandle) -> Iterator[None]:
+    """moto keeps archive restores 'ongoing' for 3 HEADs, like a real (slow) Glacier."""
+    base = sandbox.config.s3.endpoint_url
+    assert base
+
+    def post(path: str, doc: dict[str, Any]) -> None:
+        req = urllib.request.Request(f"{base}{path}", data=json.dumps(doc).encode(), method="POST")
+        urllib.request.urlopen(req, timeout=5).read()
+
+    post(
+        "/moto-api/state-manager/set-transition",
+        {"model_name": "s3::keyrestore", "transition": {"progression": "manual", "times": 3}},
+    )
+    yield
+    post("/moto-api/state-manager/unset-transition", {"model_name": "s3::keyrestore"})
+
+
+def test_archived_segments_follow_the_glacier_flow(
+    scenario: dict[str, Any],
+    pitr_env: SandboxHandle,
+    slow_glacier: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`backups archive` moves segments with the data; a restore requests them all, exits 5
+    without changing anything, and with --wait completes exactly."""
+    pitr_env.write_policy(
+        POLICY,
+        f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
+        '[storage]\narchive_class = "GLACIER"\narchive_after_days = 1\n',
+    )
+    args = ["backups", "archive", POLICY, "--execute", "--now", "2099-01-01T00:00:00Z"]
+    assert main(args) == 0
+    capsys.readouterr()
+    store = store_for(pitr_env.config.backup.default_store, pitr_env.config)
+    segments = [o for o in store.list_objects(f"{POLICY}/_binlogs/data/")]
+    assert segments and {o.storage_class for o in segments} == {"GLACIER"}
+    target = ["--until-gtid", scenario["gtid"], "--rename", f"{DB}=pitr_cold"]
+    assert restore(*target, "--dry-run") == 0
+    assert "GLACIER" in capsys.readouterr().out
+    before = query(pitr_env.config, "primary", "SHOW DATABASES")
+    assert restore(*target, "--no-wait") == 5
+    err = capsys.readouterr().err
+    assert "still being restored" in err and "run the same command again later" in err
+    assert query(pitr_env.config, "primary", "SHOW DATABASES") == before
+    assert restore(*target, "--wait", "--poll", "0.05") == 0, capsys.readouterr().err
+    assert checksums(pitr_env.config, "primary", "pitr_cold") == scenario["reference"]
