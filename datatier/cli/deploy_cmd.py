@@ -86,6 +86,7 @@ def _context(
         image=kw["image"],
         namespace=kw["namespace"],
         secret_name=kw["secret_name"],
+        binlog_policy=config.binlog.policy,
         **extra,
     )
 

@@ -34,6 +34,7 @@ class RenderContext:
     namespace: str = "datatier"
     secret_name: str = "datatier-secrets"  # noqa: S105 - a Secret object name, not a secret
     configmap: str = "datatier-config"
+    binlog_policy: str | None = None  # set: render the binlog archiver service too
     haproxy: HAProxyLayout = field(
         default_factory=lambda: HAProxyLayout(
             write_bind="0.0.0.0:3306", read_bind="0.0.0.0:3307", health_ports={}

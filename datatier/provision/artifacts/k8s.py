@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from datatier.provision.artifacts import archiver
 from datatier.provision.artifacts.base import RenderContext, Renderer, dns_name, need_policies
 from datatier.provision.artifacts.schedule import policy_schedule
 from datatier.provision.artifacts.yamltext import dump_all
@@ -122,4 +123,4 @@ class K8sRenderer(Renderer):
             "--from-file=datatier.toml --from-file=backups/\n"
             f"# Secret {ctx.secret_name}: keys {', '.join(SECRET_ENV.values())} (each optional).\n"
         )
-        return {FILE: header + dump_all(docs)}
+        return {FILE: header + dump_all(docs), **archiver.k8s_files(ctx, env, items)}

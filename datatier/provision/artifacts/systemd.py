@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 
 from datatier.backup.policy import Policy
+from datatier.provision.artifacts import archiver
 from datatier.provision.artifacts.base import RenderContext, Renderer, need_policies
 from datatier.provision.artifacts.schedule import on_calendar, policy_schedule
 
@@ -68,4 +69,5 @@ class SystemdRenderer(Renderer):
                     "",
                 ]
             )
+        files.update(archiver.systemd_files(ctx))
         return files
