@@ -24,7 +24,7 @@ from urllib.parse import unquote_to_bytes
 from datatier.errors import OperationFailed, ServiceUnavailable
 
 MAX_KEY_BYTES = 250
-FLUSH_BYTES = 1 << 20  # pipeline writes in ~1 MiB slices, then read their replies
+FLUSH_BYTES = 128 << 10  # pipeline writes in slices; one slice in flight ahead of its replies
 RELATIVE_TTL_LIMIT = 30 * 24 * 3600  # memcached reads larger expiry values as unix times
 BAD_KEY_BYTE = re.compile(rb"[\x00-\x20\x7f]")
 
@@ -146,13 +146,18 @@ class MemcachedNode:
 
     def store_many(self, items: Sequence[StoreItem], command: str = "set") -> list[bytes]:
         """Pipeline ``set`` or ``add`` of every item; the server's answer per item, in order
-        (``STORED``, ``NOT_STORED`` for an ``add`` of a present key, ``SERVER_ERROR ...``)."""
+        (``STORED``, ``NOT_STORED`` for an ``add`` of a present key, ``SERVER_ERROR ...``).
+
+        Requests go in slices of about :data:`FLUSH_BYTES`; the next slice is sent before the
+        replies to the previous one are read, so the server never waits for us between
+        slices (at most two slices' replies are pending: a few KiB, no deadlock)."""
         if command not in ("set", "add"):
             raise ValueError(command)
         verb = command.encode()
         sock, reader = self._connect()
         answers: list[bytes] = []
         try:
+            pending = 0  # items sent whose replies are not read yet
             start = 0
             while start < len(items):
                 buf = bytearray()
@@ -164,16 +169,21 @@ class MemcachedNode:
                     )  # fmt: skip
                     end += 1
                 sock.sendall(buf)
-                readline = reader.readline  # the hot loop: one short reply per item
-                for _ in range(end - start):
-                    line = readline()
-                    if line[-2:] != b"\r\n":
-                        raise self._fail("connection closed mid-reply")
-                    answers.append(line[:-2])
+                self._replies(reader, pending, answers)
+                pending = end - start
                 start = end
+            self._replies(reader, pending, answers)
         except OSError as exc:
             raise self._fail(exc) from None
         return answers
+
+    def _replies(self, reader: BinaryIO, count: int, answers: list[bytes]) -> None:
+        readline = reader.readline  # the hot loop: one short reply per item
+        for _ in range(count):
+            line = readline()
+            if line[-2:] != b"\r\n":
+                raise self._fail("connection closed mid-reply")
+            answers.append(line[:-2])
 
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
         """``get`` of ``keys`` in one request: key -> (flags, value) for the keys present."""
