@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from prometheus_client import CollectorRegistry
 
 from datatier.cli.context import AppContext, pass_app
 from datatier.errors import ConfigError, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import HealthServer, parse_listen, serve
+
+if TYPE_CHECKING:
+    from datatier.binlog.status import ArchiveWatch
 
 log = get_logger(__name__)
 
@@ -49,11 +53,13 @@ def serve_cmd(app: AppContext, listens: tuple[str, ...], interval: float | None)
         raise ConfigError("config", "mysql.nodes", "no MySQL nodes configured")
     specs = [parse_listen(text) for text in (listens or (config.health.listen,))]
     monitor = Monitor(config.mysql, config.health, interval=interval)
+    registry, watch = binlog_registry(app)
     servers: list[HealthServer] = []
     try:
         for host, port, node in specs:
             try:
-                servers.append(serve((host, port), monitor, config.health.replica_max_lag, node))
+                server = serve((host, port), monitor, config.health.replica_max_lag, node, registry)
+                servers.append(server)
             except OSError as exc:
                 raise ServiceUnavailable(
                     f"cannot listen on {host}:{port}: {exc.strerror}"
@@ -63,6 +69,8 @@ def serve_cmd(app: AppContext, listens: tuple[str, ...], interval: float | None)
             server.server_close()
         raise
     monitor.start()
+    if watch is not None:
+        watch.start()
     threads = [
         threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
         for s in servers
@@ -91,4 +99,20 @@ def serve_cmd(app: AppContext, listens: tuple[str, ...], interval: float | None)
             server.shutdown()
             server.server_close()
         monitor.stop()
+        if watch is not None:
+            watch.stop()
         log.info("health.stopped")
+
+
+def binlog_registry(app: AppContext) -> tuple[CollectorRegistry | None, ArchiveWatch | None]:
+    """With ``binlog.policy`` set, /metrics also shows the binlog archive's lag and gaps
+    (refreshed in the background by an :class:`ArchiveWatch`)."""
+    if not app.loaded().config.binlog.policy:
+        return None, None
+    from datatier.binlog.metrics import BinlogArchiveCollector  # lazy: only when configured
+    from datatier.binlog.status import ArchiveWatch
+
+    watch = ArchiveWatch(app.loaded())
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(BinlogArchiveCollector(watch))
+    return registry, watch

@@ -20,10 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from datatier.backup.service import load_policy, run_backup
 from datatier.backup.stores import store_for
 from datatier.binlog.chain import load_chain
+from datatier.binlog.metrics import BinlogArchiveCollector
+from datatier.binlog.status import ArchiveWatch
 from datatier.cli import main
 from datatier.config import load
 from datatier.mysql.binlog.positions import Position
@@ -237,3 +240,24 @@ def test_archived_segments_follow_the_glacier_flow(
     assert query(pitr_env.config, "primary", "SHOW DATABASES") == before
     assert restore(*target, "--wait", "--poll", "0.05") == 0, capsys.readouterr().err
     assert checksums(pitr_env.config, "primary", "pitr_cold") == scenario["reference"]
+
+
+def test_metrics_show_archive_lag_and_gaps(
+    scenario: dict[str, Any], sandbox: SandboxHandle
+) -> None:
+    """The collector /metrics uses (with binlog.policy set) reads a background watch."""
+    watch = ArchiveWatch(load(str(sandbox.config_path), environ=ENV), interval=0.2)
+    registry = CollectorRegistry()
+    registry.register(BinlogArchiveCollector(watch))
+    assert "NaN" in generate_latest(registry).decode()  # nothing measured yet: unknown
+    watch.start()
+    try:
+        until(lambda: watch.last is not None, 30)
+    finally:
+        watch.stop()
+    text = generate_latest(registry).decode()
+    assert f'datatier_binlog_archive_gaps{{policy="{POLICY}"}} 0.0' in text
+    lag = next(
+        ln for ln in text.splitlines() if ln.startswith("datatier_binlog_archive_lag_seconds{")
+    )
+    assert 0.0 <= float(lag.rsplit(" ", 1)[1]) < 60
