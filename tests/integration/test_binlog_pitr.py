@@ -230,6 +230,7 @@ def test_archived_segments_follow_the_glacier_flow(
     store = store_for(pitr_env.config.backup.default_store, pitr_env.config)
     segments = [o for o in store.list_objects(f"{POLICY}/_binlogs/data/")]
     assert segments and {o.storage_class for o in segments} == {"GLACIER"}
+    query(pitr_env.config, "primary", "DROP DATABASE IF EXISTS pitr_cold")
     target = ["--until-gtid", scenario["gtid"], "--rename", f"{DB}=pitr_cold"]
     assert restore(*target, "--dry-run") == 0
     assert "GLACIER" in capsys.readouterr().out
