@@ -14,12 +14,14 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from datatier.errors import IntegrityFailure
 from datatier.mysql.binlog.positions import Gtid, Position
 
 MAGIC = b"\xfebin"
 HEADER = struct.Struct("<IBIIIH")
+SIZE = struct.Struct("<I")
 HEADER_LEN = 19
 CRC_LEN = 4
 
@@ -62,9 +64,8 @@ FL_PREPARED_XA = 0x40
 FL_COMPLETED_XA = 0x80
 
 
-@dataclass(frozen=True)
-class Header:
-    """The common header of one event."""
+class Header(NamedTuple):
+    """The common header of one event (a tuple: decoding one is on the replay's hot path)."""
 
     timestamp: int
     type: int
@@ -87,7 +88,7 @@ def header(event: bytes | memoryview) -> Header:
     """The header of ``event``; IntegrityFailure when it is shorter than one."""
     if len(event) < HEADER_LEN:
         raise IntegrityFailure(f"binlog event of {len(event)} bytes is shorter than its header")
-    return Header(*HEADER.unpack_from(event, 0))
+    return Header._make(HEADER.unpack_from(event, 0))
 
 
 def check_crc(event: bytes, where: str) -> None:
@@ -102,12 +103,10 @@ def with_crc(body: bytes) -> bytes:
     return body + zlib.crc32(body).to_bytes(CRC_LEN, "little")
 
 
-def _resize(event: bytes, body: bytes, checksum: bool) -> bytes:
+def with_body(event: bytes, body: bytes, checksum: bool) -> bytes:
     """``event``'s header over a new ``body``, with the size (and CRC) made right."""
     size = HEADER_LEN + len(body) + (CRC_LEN if checksum else 0)
-    head = bytearray(event[:HEADER_LEN])
-    struct.pack_into("<I", head, 9, size)
-    raw = bytes(head) + body
+    raw = event[:9] + SIZE.pack(size) + event[13:HEADER_LEN] + body
     return with_crc(raw) if checksum else raw
 
 
@@ -192,7 +191,7 @@ def rename_table_map(event: bytes, database: str, checksum: bool) -> bytes:
     db_len = event[at]
     rest = event[at + 1 + db_len + 1 : len(event) - (CRC_LEN if checksum else 0)]
     new_body = event[body:at] + bytes([len(name)]) + name + b"\0" + rest
-    return _resize(event, new_body, checksum)
+    return with_body(event, new_body, checksum)
 
 
 def rows_table_id(event: bytes) -> int:
@@ -226,12 +225,13 @@ def split_events(data: bytes | memoryview, where: str) -> list[memoryview]:
     when the last one is cut short."""
     view = memoryview(data)
     events: list[memoryview] = []
-    at = 0
-    while at < len(view):
-        if len(view) - at < HEADER_LEN:
+    at, end = 0, len(view)
+    size_of = SIZE.unpack_from
+    while at < end:
+        if end - at < HEADER_LEN:
             raise IntegrityFailure(f"{where}: truncated binlog event at offset {at}")
-        size = int.from_bytes(view[at + 9 : at + 13], "little")
-        if size < HEADER_LEN or at + size > len(view):
+        (size,) = size_of(view, at + 9)
+        if size < HEADER_LEN or at + size > end:
             raise IntegrityFailure(f"{where}: truncated or corrupt binlog event at offset {at}")
         events.append(view[at : at + size])
         at += size

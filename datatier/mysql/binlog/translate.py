@@ -108,6 +108,68 @@ class Translator:
         self.session = Session()
         self._version = (0, 0, 0)
         self.known = set(selection.known_databases) | set(selection.databases)
+        self._maps: dict[bytes, tuple[int, bytes | None]] = {}  # table map body -> (id, new)
+
+    def rows_only(self, fde: ev.FormatDescription, group: Group) -> list[bytes] | None:
+        """The row events replaying ``group`` when it is a plain row transaction (row
+        events and a commit, nothing else): several such transactions may share one
+        ``BINLOG`` statement. None when it is anything else (see :meth:`statements`)."""
+        if group.flags & (ev.FL_STANDALONE | ev.FL_PREPARED_XA | ev.FL_COMPLETED_XA):
+            return None
+        events = group.events
+        if events[-1][4] != ev.XID:
+            return None
+        checksum = fde.checksum
+        kept: list[bytes] = []
+        chunk: list[bytes] = []
+        live: dict[int, bool] = {}
+        rows_kinds = ev.ROWS_EVENTS
+        for i in range(1, len(events) - 1):
+            event = events[i]
+            kind = event[4]
+            if kind == ev.TABLE_MAP:
+                table_id, renamed = self._table_map(event, checksum)
+                live[table_id] = renamed is not None
+                if renamed is not None:
+                    chunk.append(renamed)
+            elif kind in rows_kinds:
+                if live.get(int.from_bytes(event[19:25], "little")):
+                    chunk.append(event)
+                if event[25] & ev.STMT_END:
+                    if chunk:
+                        kept.extend(_statement_end(chunk, checksum))
+                    chunk, live = [], {}
+            elif kind != ev.ANNOTATE_ROWS:
+                return None
+        if chunk:
+            raise ReplayRefused(f"transaction {group.gtid} ends inside a statement's row events")
+        return kept
+
+    def _table_map(self, event: bytes, checksum: bool) -> tuple[int, bytes | None]:
+        """(table ID, the event as replayed or None if its table is not restored); the
+        decision is cached by the event's body, the same for every use of the table."""
+        body = event[ev.HEADER_LEN : len(event) - (ev.CRC_LEN if checksum else 0)]
+        found = self._maps.get(body)
+        if found is None:
+            mapped = ev.table_map(event)
+            target = self.selection.target_of(mapped.database, mapped.table)
+            if target is None:
+                found = (mapped.table_id, None)
+            elif target == mapped.database:
+                found = (mapped.table_id, b"")
+            else:
+                renamed = ev.rename_table_map(event, target, checksum)
+                found = (
+                    mapped.table_id,
+                    renamed[ev.HEADER_LEN : len(renamed) - (ev.CRC_LEN if checksum else 0)],
+                )
+            self._maps[body] = found
+        table_id, new_body = found
+        if new_body is None:
+            return table_id, None
+        if not new_body:
+            return table_id, event
+        return table_id, ev.with_body(event, new_body, checksum)
 
     def statements(self, fde: ev.FormatDescription, group: Group) -> list[bytes]:
         """The statements replaying ``group`` (empty: nothing of it is restored). Row
@@ -142,11 +204,11 @@ class Translator:
                 statements = self._query(group, q.parse_query(event, fde.checksum), pending)
                 pending = []
                 if statements:
-                    body.extend(self._binlog(rows))
+                    body.extend(self.binlog(rows))
                     rows = []
                     body.extend(statements)
             elif kind == ev.XID:
-                body.extend(self._binlog(rows))
+                body.extend(self.binlog(rows))
                 rows = []
                 body.append(b"COMMIT")
             elif kind == ev.INTVAR:
@@ -184,7 +246,7 @@ class Translator:
         self.session.fde = fde.event
         return [binlog_statement([fde.event])]
 
-    def _binlog(self, rows: list[bytes]) -> list[bytes]:
+    def binlog(self, rows: list[bytes]) -> list[bytes]:
         """``rows`` as BINLOG statements of at most ``max_binlog`` bytes of events each."""
         out: list[bytes] = []
         piece: list[bytes] = []
