@@ -19,9 +19,6 @@ Contract:
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,10 +28,11 @@ from datatier.backup.objects import ObjectWriter
 from datatier.backup.policy import Policy
 from datatier.backup.stores import store_for
 from datatier.binlog.chain import load_chain
-from datatier.binlog.layout import DATA_TAGS, INDEX_TAGS, archive_prefix, index_key, state_key
-from datatier.binlog.records import GAP, SEGMENT, IndexRecord, iso
+from datatier.binlog.layout import DATA_TAGS, INDEX_TAGS, archive_prefix, index_key
+from datatier.binlog.records import GAP, SEGMENT, IndexRecord
 from datatier.binlog.retrystore import RetryingStore
 from datatier.binlog.segment import Segment
+from datatier.binlog.state import write_state
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
@@ -400,26 +398,15 @@ class Archiver:
         log.error("binlog.gap", seq=record.seq, reason=reason)
 
     def _write_state(self, seg: Segment | None) -> None:
-        """``archiver.json``: until when everything is archived (``safe_until``), for lag."""
-        now = time.time()
-        pending = seg.oldest_pending if seg is not None else None
         facts = self._facts
-        doc = {
-            "format": 1,
-            "node": facts.endpoint.name if facts else "",
-            "server_id": facts.server_id if facts else 0,
-            "position": str(self.published),
-            "last_seq": self.seq - 1,
-            "safe_until": pending if pending is not None else now,
-            "safe_until_time": iso(pending if pending is not None else now),
-            "updated_at": utc_now_iso(),
-            "gaps": self.gap_count,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-        }
-        self.store.put_bytes(
-            state_key(self.policy.name),
-            (json.dumps(doc, sort_keys=True) + "\n").encode(),
-            tags=INDEX_TAGS,
+        write_state(
+            self.store,
+            self.policy.name,
+            node=facts.endpoint.name if facts else "",
+            server_id=facts.server_id if facts else 0,
+            position=str(self.published),
+            last_seq=self.seq - 1,
+            pending_since=seg.oldest_pending if seg is not None else None,
+            gaps=self.gap_count,
         )
         self._last_state = time.monotonic()

@@ -11,7 +11,6 @@ naming what is missing, before any archive restore is requested or anything is c
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -20,13 +19,14 @@ from datatier.backup.manifest import Manifest
 from datatier.backup.policy import Policy
 from datatier.backup.stores import store_for
 from datatier.binlog.chain import Chain, load_chain
-from datatier.binlog.layout import archive_policy, state_key
+from datatier.binlog.layout import archive_policy
 from datatier.binlog.records import IndexRecord, iso
 from datatier.binlog.replay import Target
+from datatier.binlog.state import read_state
 from datatier.config import LoadedConfig
 from datatier.errors import UsageError
 from datatier.mysql.binlog.positions import Gtid, Position
-from datatier.storage.base import ObjectNotFound, ObjectStore
+from datatier.storage.base import ObjectStore
 
 
 def parse_until(text: str, now: datetime) -> datetime:
@@ -167,10 +167,7 @@ def covered_until(store: ObjectStore, policy: str, chain: Chain) -> float:
     """Until when the archive is known complete: its last event, or later when the
     archiver said so (``safe_until`` in its state, written while it is caught up)."""
     best = float(chain.last_ts + 1 if chain.last_ts else 0)
-    try:
-        state = json.loads(store.get_bytes(state_key(policy)))
-    except (ObjectNotFound, ValueError):
-        return best
+    state = read_state(store, policy)
     if Position.parse(str(state.get("position") or "")).same_state(chain.end):
         best = max(best, float(state.get("safe_until") or 0))
     return best

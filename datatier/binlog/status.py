@@ -9,7 +9,6 @@ and the server writes, and stays 0 while the server is idle.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,14 +17,14 @@ from typing import Any
 
 from datatier.backup.stores import store_for
 from datatier.binlog.chain import RecordCache, load_chain
-from datatier.binlog.layout import archive_policy, state_key
+from datatier.binlog.layout import archive_policy
+from datatier.binlog.state import read_state
 from datatier.config import LoadedConfig
 from datatier.errors import DatatierError
 from datatier.log import get_logger
 from datatier.mysql.binlog.positions import Position
 from datatier.mysql.binlog.source import node_facts, writable_node
 from datatier.mysql.connection import endpoint
-from datatier.storage.base import ObjectNotFound, ObjectStore
 
 log = get_logger(__name__)
 
@@ -45,14 +44,6 @@ class ArchiveStatus:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def read_state(store: ObjectStore, policy: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(store.get_bytes(state_key(policy)))
-    except (ObjectNotFound, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
 
 
 def server_position(loaded: LoadedConfig) -> tuple[str, Position] | None:

@@ -269,3 +269,32 @@ def test_the_archiver_deployment_is_one_replica_with_the_cronjobs_config() -> No
     assert pod["containers"][0]["args"] == ["binlog", "archive"]
     unit = (root / "systemd" / "datatier-binlog-archive.service").read_text()
     assert "Restart=always" in unit and "Type=simple" in unit
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give a BACKUP_ID"),
+        (["--policy", "p", "--until", "soon"], "not an ISO-8601 time"),
+        (["--policy", "p", "--until-gtid", "1-2"], "not a MariaDB GTID"),
+        (["--policy", "p", "--until", "2001-01-01", "--until-gtid", "0-1-1"], "not both"),
+        (["--until", "2001-01-01"], "need --policy"),
+    ],
+)
+def test_restore_arguments_are_checked_first(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from datatier.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATATIER_CONFIG", raising=False)
+    assert main(["restore", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
