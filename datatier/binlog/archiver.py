@@ -360,8 +360,14 @@ class Archiver:
         return None
 
     def _put_record(self, record: IndexRecord) -> None:
+        key = index_key(self.policy.name, record.seq)
+        if self.store.exists(key):
+            raise OperationFailed(
+                f"index record #{record.seq} appeared in {self.store.url} while this archiver "
+                "was running: another archiver writes to the same archive (run only one)"
+            )
         self.store.put_bytes(
-            index_key(self.policy.name, record.seq),
+            key,
             record.to_json(),
             storage_class=StorageClass.STANDARD,
             tags=INDEX_TAGS,

@@ -1,7 +1,8 @@
 """A store whose writes are retried until they succeed (or a deadline passes).
 
 The archiver holds each segment in memory until it is stored; an S3 outage must delay the
-archive, not lose or skip a segment. Reads and listings are passed through unchanged.
+archive, not lose or skip a segment. Writes, HEADs, listings and deletes are retried;
+reads and archive operations are passed through unchanged.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class RetryingStore(ObjectStore):
         return self.inner.iter_read(key, chunk_size)
 
     def head(self, key: str, *, tags: bool = False) -> ObjectInfo:
-        return self.inner.head(key, tags=tags)
+        return self._retry(f"head {key}", lambda: self.inner.head(key, tags=tags))
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         return self._retry(
