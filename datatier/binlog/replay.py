@@ -154,7 +154,7 @@ def scan(
     for fde, group in groups(segments, load, start, target, report):
         rows = translator.rows_only(fde, group)
         if rows is not None:
-            sizes = [len(e) * 4 // 3 + 12 for e in rows]
+            sizes = translator.binlog_sizes(rows)
         else:
             sizes = [len(s) for s in translator.statements(fde, group)]
         if not sizes:
@@ -179,19 +179,19 @@ class _RowBatch:
         self.translator = translator
         self.applier = applier
         self.max_binlog = max_binlog
-        self.events: list[bytes] = []
+        self.statements: list[list[bytes]] = []
         self.size = 0
         self.first: Gtid | None = None
         self.last: Gtid | None = None
         self.count = 0
 
-    def add(self, gtid: Gtid, events: list[bytes]) -> None:
-        size = sum(len(e) for e in events)
+    def add(self, gtid: Gtid, statements: list[list[bytes]]) -> None:
+        size = sum(len(e) for statement in statements for e in statement)
         if self.count and (self.size + size > self.max_binlog or self.count >= MERGE_TRANSACTIONS):
             self.flush()
         self.first = self.first or gtid
         self.last = gtid
-        self.events.extend(events)
+        self.statements.extend(statements)
         self.size += size
         self.count += 1
 
@@ -199,9 +199,9 @@ class _RowBatch:
         if not self.count:
             return
         label = str(self.first) if self.count == 1 else f"{self.first}..{self.last}"
-        statements = [b"START TRANSACTION", *self.translator.binlog(self.events), b"COMMIT"]
-        self.applier.add(label, statements, transactions=self.count)
-        self.events, self.size, self.first, self.last, self.count = [], 0, None, None, 0
+        sql = [b"START TRANSACTION", *self.translator.binlog(self.statements), b"COMMIT"]
+        self.applier.add(label, sql, transactions=self.count)
+        self.statements, self.size, self.first, self.last, self.count = [], 0, None, None, 0
 
 
 @dataclass

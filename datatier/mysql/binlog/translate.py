@@ -79,8 +79,9 @@ def binlog_statement(events: list[bytes]) -> bytes:
 
 
 def _statement_end(chunk: list[bytes], checksum: bool) -> list[bytes]:
-    """A statement's kept events; the last rows event flagged as its end (the original
-    end may have been a dropped table's rows event). Nothing when no rows are kept."""
+    """A statement's kept events (table maps, rows events); the last rows event flagged as
+    its end (the original end may have been a dropped table's). Empty when no rows are
+    kept."""
     if not any(e[4] in ev.ROWS_EVENTS for e in chunk):
         return []
     last = chunk[-1]
@@ -107,20 +108,22 @@ class Translator:
         self.charset_name = charset_name
         self.session = Session()
         self._version = (0, 0, 0)
+        self._checksum = True
         self.known = set(selection.known_databases) | set(selection.databases)
         self._maps: dict[bytes, tuple[int, bytes | None]] = {}  # table map body -> (id, new)
 
-    def rows_only(self, fde: ev.FormatDescription, group: Group) -> list[bytes] | None:
-        """The row events replaying ``group`` when it is a plain row transaction (row
-        events and a commit, nothing else): several such transactions may share one
-        ``BINLOG`` statement. None when it is anything else (see :meth:`statements`)."""
+    def rows_only(self, fde: ev.FormatDescription, group: Group) -> list[list[bytes]] | None:
+        """The row statements (each its table maps and rows events) replaying ``group``
+        when it is a plain row transaction (row events and a commit, nothing else): several
+        such transactions may share one ``BINLOG`` statement. None when it is anything else
+        (see :meth:`statements`)."""
         if group.flags & (ev.FL_STANDALONE | ev.FL_PREPARED_XA | ev.FL_COMPLETED_XA):
             return None
         events = group.events
         if events[-1][4] != ev.XID:
             return None
-        checksum = fde.checksum
-        kept: list[bytes] = []
+        checksum = self._checksum = fde.checksum
+        kept: list[list[bytes]] = []
         chunk: list[bytes] = []
         live: dict[int, bool] = {}
         rows_kinds = ev.ROWS_EVENTS
@@ -136,8 +139,8 @@ class Translator:
                 if live.get(int.from_bytes(event[19:25], "little")):
                     chunk.append(event)
                 if event[25] & ev.STMT_END:
-                    if chunk:
-                        kept.extend(_statement_end(chunk, checksum))
+                    if statement := _statement_end(chunk, checksum):
+                        kept.append(statement)
                     chunk, live = [], {}
             elif kind != ev.ANNOTATE_ROWS:
                 return None
@@ -179,8 +182,9 @@ class Translator:
         if group.flags & (ev.FL_PREPARED_XA | ev.FL_COMPLETED_XA):
             raise ReplayRefused(f"transaction {group.gtid} is an XA transaction: not replayable")
         self._version = fde.version
+        self._checksum = fde.checksum
         body: list[bytes] = []
-        rows: list[bytes] = []  # row events waiting for their BINLOG statement
+        rows: list[list[bytes]] = []  # row statements waiting for their BINLOG statement
         chunk: list[bytes] = []  # the current statement's table maps and rows events
         maps: dict[int, bool] = {}
         pending: list[bytes] = []  # INTVAR/RAND settings for the next statement
@@ -198,7 +202,8 @@ class Translator:
                 if maps.get(ev.rows_table_id(event)):
                     chunk.append(event)
                 if ev.rows_flags(event) & ev.STMT_END:
-                    rows.extend(_statement_end(chunk, fde.checksum))
+                    if statement := _statement_end(chunk, fde.checksum):
+                        rows.append(statement)
                     chunk, maps = [], {}
             elif kind in ev.QUERY_EVENTS:
                 statements = self._query(group, q.parse_query(event, fde.checksum), pending)
@@ -246,20 +251,58 @@ class Translator:
         self.session.fde = fde.event
         return [binlog_statement([fde.event])]
 
-    def binlog(self, rows: list[bytes]) -> list[bytes]:
-        """``rows`` as BINLOG statements of at most ``max_binlog`` bytes of events each."""
+    def binlog(self, statements: list[list[bytes]]) -> list[bytes]:
+        """Row statements as BINLOG statements of about ``max_binlog`` bytes of events.
+
+        Several row statements share one BINLOG statement; a row statement larger than
+        that is cut between its rows events, each piece with the statement's table maps
+        again and its last rows event flagged as a statement end: rows events whose table
+        map is in an earlier BINLOG statement are skipped by the server without an error.
+        """
         out: list[bytes] = []
         piece: list[bytes] = []
         size = 0
-        for event in rows:
-            if piece and size + len(event) > self.max_binlog:
-                out.append(binlog_statement(piece))
-                piece, size = [], 0
-            piece.append(event)
-            size += len(event)
+        for statement in statements:
+            for part in self._pieces(statement):
+                length = sum(len(e) for e in part)
+                if piece and size + length > self.max_binlog:
+                    out.append(binlog_statement(piece))
+                    piece, size = [], 0
+                piece.extend(part)
+                size += length
         if piece:
             out.append(binlog_statement(piece))
         return out
+
+    def _pieces(self, statement: list[bytes]) -> list[list[bytes]]:
+        """``statement`` cut into statements of at most about ``max_binlog`` bytes."""
+        if sum(len(e) for e in statement) <= self.max_binlog:
+            return [statement]
+        maps = [e for e in statement if e[4] == ev.TABLE_MAP]
+        rows = [e for e in statement if e[4] != ev.TABLE_MAP]
+        budget = max(1, self.max_binlog - sum(len(e) for e in maps))
+        pieces: list[list[bytes]] = []
+        current: list[bytes] = []
+        size = 0
+        for event in rows:
+            if current and size + len(event) > budget:
+                current[-1] = ev.with_stmt_end(current[-1], self._checksum)
+                pieces.append([*maps, *current])
+                current, size = [], 0
+            current.append(event)
+            size += len(event)
+        pieces.append([*maps, *current])
+        return pieces
+
+    def binlog_sizes(self, statements: list[list[bytes]]) -> list[int]:
+        """The sizes :meth:`binlog` would give each row statement's pieces (base64)."""
+        sizes = []
+        for statement in statements:
+            maps = sum(len(e) for e in statement if e[4] == ev.TABLE_MAP)
+            largest = max(len(e) for e in statement)
+            total = sum(len(e) for e in statement)
+            sizes.append(min(total, max(self.max_binlog, maps + largest)) * 4 // 3 + 12)
+        return sizes
 
     # -- query events ---------------------------------------------------------------------
 
