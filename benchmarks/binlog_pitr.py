@@ -2,8 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/binlog_pitr.py [--seconds 600] [--rate 1200]``
 
-It brings up (or reuses) a sandbox in ``.sandbox-bench-binlog`` (ports 23160+; MariaDB and
-S3 only) and, in one run:
+It brings up a fresh sandbox in ``.sandbox-bench-binlog`` (ports 23160+; MariaDB and S3
+only; an earlier one there is removed) and, in one run:
 
 1. starts ``datatier binlog archive`` (a process of its own) and a write load of
    ``--rate`` small transactions per second (``--threads`` writers, mysqlclient) for
@@ -278,6 +278,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--max-archive-lag", type=float, default=2.0)
     args = parser.parse_args()
+    sandbox = Sandbox(Path(args.dir), args.port_base)
+    sandbox.down(purge=True)  # a fresh binlog: the measured range is this run's load only
     sandbox = Sandbox(Path(args.dir), args.port_base)
     sandbox.up(skip=("memcached", "memcached2", "mongo"))
     config_path = Path(args.dir) / "datatier.toml"

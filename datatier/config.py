@@ -116,7 +116,7 @@ class BinlogSettings:
     policy: str | None = None
     node: str | None = None
     max_archive_lag: float = option(60.0, min=1.0)
-    segment_mb: int = option(32, min=1)
+    segment_mb: int = option(16, min=1)
     server_id: int = option(4290000001, min=1)
 
     def __post_init__(self) -> None:
