@@ -6,18 +6,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := mariadb-server mariadb-client mariadb-backup memcached haproxy zstd \
-	mydumper percona-toolkit libmariadb-dev pkg-config build-essential python3-dev python3-venv systemd
+	mydumper percona-toolkit libmariadb-dev pkg-config build-essential python3-dev python3-venv systemd \
+	openssl util-linux openjdk-17-jdk-headless maven
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DATATIER_FERRETDB := $(CURDIR)/.bin/ferretdb
+export DATATIER_MONGO_JAVA_SERVER := $(CURDIR)/.bin/mongo-java-server
 
-.PHONY: help deps venv ferretdb sandbox-deps test unit lint type demo down clean
+.PHONY: help deps venv ferretdb mongo-java-server sandbox-deps test unit lint type demo down clean
 
 help:
 	@echo "make demo | test | unit | lint | type | down | clean"
 
 # Debian packages: the MariaDB servers and clients, memcached, haproxy, zstd, mydumper, and
 # what pip needs to build mysqlclient (the C MySQL driver the cache warmer reads with);
-# systemd for `systemd-analyze verify` of the rendered units.
+# systemd for `systemd-analyze verify` of the rendered units; openssl (a test CA for the TLS
+# tests) and util-linux (`unshare`, for the full-disk test); Java 17 and Maven for the
+# sandbox's second MongoDB-protocol server (mongo-java-server).
 deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		echo "installing Debian packages: $(APT_PACKAGES)"; \
@@ -38,7 +42,12 @@ ferretdb: deps
 	@if command -v mongod >/dev/null; then echo "mongod found: FerretDB not needed"; \
 	else ./scripts/install-ferretdb.sh >/dev/null; fi
 
-sandbox-deps: deps venv ferretdb
+# The sandbox's second MongoDB-protocol server: mongo-java-server's jars fetched with Maven,
+# its small wrapper compiled with javac, into .bin/mongo-java-server (cached).
+mongo-java-server: deps
+	./scripts/install-mongo-java-server.sh
+
+sandbox-deps: deps venv ferretdb mongo-java-server
 
 test: sandbox-deps
 	$(BIN)/tox -e py311,lint,type

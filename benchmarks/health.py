@@ -51,7 +51,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from datatier.config import Config, load  # noqa: E402
-from datatier.mysql.connection import Connection, client_options_file, connect, endpoint  # noqa: E402
+from datatier.mysql.connection import (  # noqa: E402
+    ClientOptions,
+    Connection,
+    client_options_file,
+    connect,
+    endpoint,
+)
 from datatier.replication.heartbeat import read_lag  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402
 
@@ -193,10 +199,14 @@ def lag_of(conn: Connection, source_id: int) -> float:
 
 
 @contextlib.contextmanager
-def process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    argv: list[str], env: dict[str, str], log: Path, pass_fds: tuple[int, ...] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` (stdout and stderr to ``log``) for the block; SIGTERM, then wait."""
     with log.open("ab") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, pass_fds=pass_fds
+        )
     try:
         if proc.poll() is not None:
             raise SystemExit(f"benchmark: {argv[0]} exited at once; see {log}")
@@ -253,7 +263,7 @@ def sawtooth_peaks(samples: list[tuple[float, float]]) -> list[float]:
 
 
 def pt_pairs(
-    pt: str, cnf: Path, conn: Connection, source_id: int, count: int
+    pt: str, cnf: ClientOptions, conn: Connection, source_id: int, count: int
 ) -> list[tuple[float, float]]:
     """(datatier lag, pt-heartbeat lag) on replica2; datatier's is the mean of a reading just
     before and just after pt-heartbeat's (its own start-up takes ~0.2 s)."""
@@ -263,7 +273,7 @@ def pt_pairs(
         out = subprocess.run(
             [pt, f"--defaults-file={cnf}", "--check", "--database", PT_DB, "--utc",
              "--skew", "0.001", "--master-server-id", str(source_id)],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, pass_fds=cnf.pass_fds,
         ).stdout  # fmt: skip
         after = lag_of(conn, source_id)
         pairs.append(((before + after) / 2, float(out.split()[0])))
@@ -345,7 +355,7 @@ def main() -> None:
             with contextlib.ExitStack() as stack:
                 replica2 = connect(endpoint(config.mysql, "replica2"))
                 stack.callback(replica2.close)
-                cnf: Path | None = None
+                cnf: ClientOptions | None = None
                 if pt:
                     execute(config, "primary", f"CREATE DATABASE IF NOT EXISTS {PT_DB}")
                     primary_cnf = stack.enter_context(
@@ -358,7 +368,7 @@ def main() -> None:
                         process(
                             [pt, f"--defaults-file={primary_cnf}", "--update", "--database",
                              PT_DB, "--create-table", "--utc", "--interval", "0.1"],
-                            env, logs / "pt-heartbeat.log",
+                            env, logs / "pt-heartbeat.log", primary_cnf.pass_fds,
                         )
                     )  # fmt: skip
                     time.sleep(1.0)

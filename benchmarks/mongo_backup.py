@@ -1,12 +1,14 @@
 """Mongo backup and restore: datatier against a bare raw scan and a plain insert_many loop.
 
-Run: ``.venv/bin/python benchmarks/mongo_backup.py [--docs 200000] [--double]``
+Run: ``.venv/bin/python benchmarks/mongo_backup.py [--docs 200000] [--single]``
 
 Uses (or starts) the sandbox in ``.sandbox-bench`` (ports 23060+; its MongoDB-protocol
 server is FerretDB/SQLite unless a mongod is installed), generates the data, then in one run
 prints ``name: value`` lines: backup wall time against a bare ``find_raw_batches`` scan of
 the same collections (the server's own read limit), restore documents/s against a plain
 ``insert_many`` loop of decoded dicts, and datatier's peak RSS (``wait4``'s ``ru_maxrss``).
+Then (unless ``--single``) the same backup and restore of twice the data, and the peak RSS
+of both restores side by side: it must stay flat (issue 17: at most 200 MB, either size).
 """
 
 from __future__ import annotations
@@ -103,7 +105,9 @@ def run_datatier(config: Path, docs: int, client: pymongo.MongoClient[Any]) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=200_000)
-    parser.add_argument("--double", action="store_true")
+    parser.add_argument(
+        "--single", action="store_true", help="skip the second run on twice the data"
+    )
     parser.add_argument("--dir", default=str(ROOT / ".sandbox-bench"))
     parser.add_argument("--port-base", type=int, default=23060)
     args = parser.parse_args()
@@ -122,7 +126,7 @@ def main() -> None:
         results["plain_insert_many_s"] = plain_restore(client)
         results["plain_insert_many_docs_per_s"] = args.docs / results["plain_insert_many_s"]
         results.update(run_datatier(config_path, args.docs, client))
-        if args.double:
+        if not args.single:
             generate(client, args.docs * 2)
             doubled = run_datatier(config_path, args.docs * 2, client)
             results["backup_rss_2x"] = doubled["backup_rss"]
@@ -137,6 +141,10 @@ def main() -> None:
     )
     print(f"backup_peak_rss_mb: {results['backup_rss']:.1f}")
     print(f"restore_peak_rss_mb: {results['restore_rss']:.1f}")
+    if not args.single:
+        print(f"restore_peak_rss_mb_1x: {results['restore_rss']:.1f}")
+        print(f"restore_peak_rss_mb_2x: {results['restore_rss_2x']:.1f}")
+        print(f"restore_rss_2x_vs_1x: {results['restore_rss_2x'] / results['restore_rss']:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from datatier.errors import ConfigError
-from datatier.typedtoml import Binder, Secret, coerce_env, field_type_at, option, read_toml
+from datatier.errors import ConfigError, UsageError
+from datatier.typedtoml import (
+    Binder,
+    Secret,
+    coerce_env,
+    field_type_at,
+    option,
+    read_toml,
+    required,
+)
 
 ENV_PREFIX = "DATATIER_"
 ENV_CONFIG = "DATATIER_CONFIG"
@@ -51,6 +59,15 @@ class MySQLSettings:
     replication_password: Secret = field(default_factory=Secret)
     connect_timeout: float = option(5.0, min=0.1)
     nodes: dict[str, MySQLNode] = option({})
+    ssl_ca: str | None = None
+    ssl_cert: str | None = None
+    ssl_key: str | None = None
+    ssl_verify_server_cert: bool = True
+
+    @property
+    def tls(self) -> bool:
+        """Whether connections use TLS (``ssl_ca`` or ``ssl_cert`` is set)."""
+        return bool(self.ssl_ca or self.ssl_cert)
 
     def primary(self) -> tuple[str, MySQLNode] | None:
         """The one node whose role is ``primary``, if configured."""
@@ -61,15 +78,48 @@ class MySQLSettings:
         return {n: node for n, node in self.nodes.items() if node.role == "replica"}
 
 
+DEFAULT_MONGO_SERVER = "default"
+
+
+@dataclass(frozen=True)
+class MongoServer:
+    """How to reach one MongoDB deployment. The password goes in ``password`` (env or
+    file), never inside ``uri``."""
+
+    uri: str = required()
+    username: str | None = None
+    password: Secret = field(default_factory=Secret)
+    server_selection_timeout: float = option(5.0, min=0.1)
+
+
 @dataclass(frozen=True)
 class MongoSettings:
-    """``[mongo]``: one MongoDB deployment. The password goes in ``password`` (env or file),
-    never inside ``uri``."""
+    """``[mongo]``: the default MongoDB deployment (its own keys) and further named ones in
+    ``[mongo.servers.NAME]`` (same keys). A Mongo policy picks one with ``source.server``
+    and ``restore --target NAME`` restores into one; ``default`` names ``[mongo]`` itself."""
 
     uri: str = "mongodb://127.0.0.1:27017/"
     username: str | None = None
     password: Secret = field(default_factory=Secret)
     server_selection_timeout: float = option(5.0, min=0.1)
+    servers: dict[str, MongoServer] = option({})
+
+    def server(self, name: str | None = None) -> MongoServer:
+        """The deployment called ``name`` (None or ``default``: ``[mongo]`` itself);
+        UsageError naming the known ones when there is none of that name."""
+        if name is None or name == DEFAULT_MONGO_SERVER:
+            return MongoServer(
+                uri=self.uri,
+                username=self.username,
+                password=self.password,
+                server_selection_timeout=self.server_selection_timeout,
+            )
+        if name not in self.servers:
+            known = ", ".join([DEFAULT_MONGO_SERVER, *sorted(self.servers)])
+            raise UsageError(
+                f"no MongoDB server {name!r} in [mongo.servers]", hint=f"known: {known}"
+            )
+        return self.servers[name]
 
 
 @dataclass(frozen=True)
@@ -91,6 +141,9 @@ class S3Settings:
     max_attempts: int = option(8, min=1)
     part_size_mb: int = option(16, min=5)
     max_concurrency: int = option(4, min=1)
+    encryption: str = option("auto", choices=("auto", "AES256", "aws:kms", "none"))
+    kms_key_id: str | None = None
+    ca_bundle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +273,7 @@ class Config:
             self.mysql.password,
             self.mysql.replication_password,
             self.mongo.password,
+            *(server.password for server in self.mongo.servers.values()),
             self.s3.secret_access_key,
             self.rethinkdb.password,
         ]
@@ -299,7 +353,7 @@ def load(explicit: str | None = None, environ: Mapping[str, str] | None = None) 
     overrides = _env_overrides(env)
     if not overrides:
         config = Binder(source, base_dir).bind(Config, data)
-        return LoadedConfig(_check(config, source), source, base_dir)
+        return LoadedConfig(_check(_anchor(config, base_dir), source), source, base_dir)
     # Validate the file on its own first, so an error names the file, not the env.
     Binder(source, base_dir).bind(Config, data)
     for _, key_path, value in overrides:
@@ -307,20 +361,61 @@ def load(explicit: str | None = None, environ: Mapping[str, str] | None = None) 
     names = ", ".join(name for name, _, _ in overrides)
     merged_source = f"{source} + environment ({names})"
     config = Binder(merged_source, base_dir).bind(Config, data)
-    return LoadedConfig(_check(config, merged_source), merged_source, base_dir)
+    return LoadedConfig(_check(_anchor(config, base_dir), merged_source), merged_source, base_dir)
+
+
+def _anchor(config: Config, base_dir: Path) -> Config:
+    """File paths of TLS settings, relative to the config file's directory."""
+
+    def path(value: str | None) -> str | None:
+        return value if value is None or Path(value).is_absolute() else str(base_dir / value)
+
+    mysql, s3 = config.mysql, config.s3
+    return replace(
+        config,
+        mysql=replace(
+            mysql,
+            ssl_ca=path(mysql.ssl_ca),
+            ssl_cert=path(mysql.ssl_cert),
+            ssl_key=path(mysql.ssl_key),
+        ),
+        s3=replace(s3, ca_bundle=path(s3.ca_bundle)),
+    )
 
 
 def _check(config: Config, source: str) -> Config:
     """Cross-field rules the schema cannot express."""
-    if urlsplit(config.mongo.uri).password is not None:
+    mongo_uris = {"mongo": config.mongo.uri}
+    mongo_uris.update({f"mongo.servers.{n}": s.uri for n, s in config.mongo.servers.items()})
+    for key, uri in mongo_uris.items():
+        if urlsplit(uri).password is not None:
+            raise ConfigError(
+                source, f"{key}.uri", "the URI holds a password", hint=f"use {key}.password_file"
+            )
+    if DEFAULT_MONGO_SERVER in config.mongo.servers:
         raise ConfigError(
-            source, "mongo.uri", "the URI holds a password", hint="use mongo.password_file"
+            source,
+            f"mongo.servers.{DEFAULT_MONGO_SERVER}",
+            f"{DEFAULT_MONGO_SERVER!r} names [mongo] itself",
+            hint="pick another name",
         )
     primaries = [n for n, node in config.mysql.nodes.items() if node.role == "primary"]
     if len(primaries) > 1:
         raise ConfigError(
             source, "mysql.nodes", f"more than one primary: {', '.join(sorted(primaries))}"
         )
+    mysql = config.mysql
+    if mysql.ssl_verify_server_cert and mysql.tls and not mysql.ssl_ca:
+        raise ConfigError(
+            source,
+            "mysql.ssl_verify_server_cert",
+            "verifying the server certificate needs mysql.ssl_ca",
+            hint="set mysql.ssl_ca, or ssl_verify_server_cert = false",
+        )
+    if bool(mysql.ssl_cert) != bool(mysql.ssl_key):
+        raise ConfigError(source, "mysql.ssl_key", "ssl_cert and ssl_key go together")
+    if config.s3.encryption == "AES256" and config.s3.kms_key_id:
+        raise ConfigError(source, "s3.kms_key_id", "a KMS key needs encryption = aws:kms")
     for i, server in enumerate(config.memcached.servers):
         host, sep, port = server.rpartition(":")
         if not sep or not host or not port.isdigit():

@@ -3,9 +3,10 @@
 Contract: :func:`bind` turns a parsed TOML table into an instance of a dataclass schema.
 Every unknown key, wrong type, bad choice or missing required value raises
 :class:`~datatier.errors.ConfigError` naming the source (file or env var), the dotted key
-and the problem. Supported field types: ``str``, ``int``, ``float``, ``bool``,
-:class:`Secret`, ``X | None``, ``list[str|int|float]``, nested dataclasses and
-``dict[str, Dataclass]``. Field metadata: ``choices`` (allowed values), ``help`` (docs).
+and the problem (``nan`` and ``inf`` are refused for numbers). Supported field types:
+``str``, ``int``, ``float``, ``bool``, :class:`Secret`, ``X | None``,
+``list[str|int|float]``, nested dataclasses and ``dict[str, Dataclass]``. Field metadata:
+``choices`` (allowed values), ``help`` (docs).
 
 Secrets (:class:`Secret` fields) never come from the file itself: they come from an
 environment override or from a sibling ``<name>_file`` key naming a file whose content
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -209,6 +211,8 @@ class Binder:
                 return raw
         elif base is float:
             if isinstance(raw, int | float) and not isinstance(raw, bool):
+                if not math.isfinite(raw):  # TOML allows nan and inf; no setting means them
+                    raise self.error(key, f"expected a finite number, got {raw!r}")
                 return float(raw)
         elif base is str:
             if isinstance(raw, str):

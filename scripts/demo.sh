@@ -2,7 +2,8 @@
 # `make demo`: the main job end to end on the local sandbox of real servers:
 # sandbox up -> sample data on the primary -> backup from replica1 to S3 -> list/verify ->
 # archive to GLACIER -> restore (archive wait simulated as on AWS: first run exits 5, then
-# --wait) -> identical table checksums -> the same for MongoDB -> replica health ->
+# --wait) -> identical table checksums -> the same for MongoDB (FerretDB, then mongo2 with
+# the types FerretDB refuses and an oplog) -> replica health ->
 # memcached warmed from a replica and copied to a new node -> provisioning (bucket, lifecycle,
 # schemas) and deploy artifacts -> a MySQL -> RethinkDB migration plan (dry run).
 set -euo pipefail
@@ -76,7 +77,7 @@ b="$(sql "CHECKSUM TABLE demo_shop_restored.customers, demo_shop_restored.orders
 sql "SELECT demo_shop_restored.vat(10), (SELECT COUNT(*) FROM demo_shop_restored.big_orders) AS big_orders"
 
 step "MongoDB on the same pipeline: raw BSON backup, catalog, restore under a new name"
-MONGO="$(sed -n 's/^uri = "\(mongodb:.*\)"/\1/p' "$SANDBOX/datatier.toml")"
+MONGO="$(sed -n '/^uri = "mongodb:/{s/^uri = "\(.*\)"/\1/p;q}' "$SANDBOX/datatier.toml")"  # [mongo]
 .venv/bin/python - "$MONGO" <<'PY'
 import datetime, sys
 import pymongo
@@ -105,9 +106,35 @@ print("restored documents byte-identical:", a == b, "| indexes:", ", ".join(inde
 sys.exit(0 if a == b else 1)
 PY
 
+step "mongo2 (a replica set with an oplog): Decimal128, MinKey, Code, nested arrays, point in time"
+MONGO2="$(sed -n '/^\[mongo.servers.mongo2\]/,/^uri/{s/^uri = "\(.*\)"/\1/p}' "$SANDBOX/datatier.toml")"
+.venv/bin/python - "$MONGO2" <<'PY'
+import sys
+import bson, pymongo
+client = pymongo.MongoClient(sys.argv[1])
+for name in ("demo_ledger", "demo_ledger_restored"):
+    client.drop_database(name)
+client.demo_ledger.entries.insert_many(
+    [{"_id": i, "amount": bson.Decimal128(f"{i}.10"), "floor": bson.MinKey(), "rule": bson.Code("x > 0"),
+      "legs": [[i, [i + 1]]], "delta": -0.0} for i in range(2000)]
+)
+PY
+M2="$($DT backup run sandbox-mongo2 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+$DT backups show "$M2" | sed -n '/^consistency/p'
+$DT restore "$M2" --databases demo_ledger --rename demo_ledger=demo_ledger_restored
+.venv/bin/python - "$MONGO2" <<'PY'
+import sys
+import pymongo
+client = pymongo.MongoClient(sys.argv[1])
+a = b"".join(client.demo_ledger.entries.find_raw_batches(sort=[("_id", 1)]))
+b = b"".join(client.demo_ledger_restored.entries.find_raw_batches(sort=[("_id", 1)]))
+print("restored documents byte-identical:", a == b)
+sys.exit(0 if a == b else 1)
+PY
+
 step "replica health: heartbeat lag, and the endpoint HAProxy polls"
 $DT replication heartbeat --interval 0.2 >/dev/null 2>&1 & HB=$!
-HEALTH_PORT="${DATATIER_DEMO_HEALTH_PORT:-$((PORT + 8))}"
+HEALTH_PORT="${DATATIER_DEMO_HEALTH_PORT:-$((PORT + 9))}"  # the sandbox uses N..N+8
 $DT health serve --listen "127.0.0.1:$HEALTH_PORT" --interval 0.5 >/dev/null 2>&1 & HS=$!
 trap 'kill $HB $HS 2>/dev/null || true; rm -f "$CNF"' EXIT
 sleep 2.5

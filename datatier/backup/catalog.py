@@ -1,10 +1,13 @@
 """The backup catalog of one object store: list, look up and verify backups.
 
 A backup is a ``POLICY/BACKUP_ID/`` prefix (other keys in the store are ignored). It is
-*complete* when its manifest exists and parses, *incomplete* when objects exist without a
-manifest (interrupted or still running), *unreadable* when the manifest does not parse or
-names another backup. Only complete backups are shown, verified, restored and kept by
-retention. Pruning and archiving (:mod:`datatier.backup.lifecycle`) work over a catalog.
+*complete* when its manifest exists and parses and every object it names is listed with the
+size it records, *damaged* when the manifest parses but the listing does not match it (an
+object missing or of another size), *incomplete* when objects exist without a manifest
+(interrupted or still running), *unreadable* when the manifest does not parse or names
+another backup. Only complete backups are listed by default and kept by retention; a
+damaged backup can still be shown, verified (exit 4 naming the object) and partly restored.
+Pruning and archiving (:mod:`datatier.backup.lifecycle`) work over a catalog.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from datatier.backup.completeness import missing_parts
 from datatier.backup.manifest import (
     BACKUP_ID,
     MANIFEST_NAME,
     Manifest,
+    ObjectRecord,
     backup_prefix,
     parse_backup_id,
 )
@@ -42,6 +47,7 @@ ObjectCallback = Callable[[str, int], None]
 
 class BackupState(StrEnum):
     COMPLETE = "complete"
+    DAMAGED = "damaged"
     INCOMPLETE = "incomplete"
     UNREADABLE = "unreadable"
 
@@ -178,6 +184,9 @@ class Catalog:
         if (manifest.policy, manifest.backup_id) != (policy, backup_id):
             problem = f"{where}: manifest names {manifest.policy}/{manifest.backup_id}"
             return replace(entry, state=BackupState.UNREADABLE, problem=problem)
+        mismatch = listing_mismatch(self.store.url, entry.prefix, manifest.objects, objects)
+        if mismatch:
+            return replace(entry, state=BackupState.DAMAGED, manifest=manifest, problem=mismatch)
         return replace(entry, state=BackupState.COMPLETE, manifest=manifest)
 
     # -- lookup ----------------------------------------------------------------------------
@@ -204,7 +213,8 @@ class Catalog:
         return self.lookup(backup_id, owners[0]) if owners else None
 
     def complete(self, entry: BackupEntry) -> Manifest:
-        """The manifest of ``entry``; UsageError if incomplete, IntegrityFailure if unreadable."""
+        """The manifest of ``entry`` (complete or damaged: verify and restore name what is
+        missing); UsageError if incomplete, IntegrityFailure if unreadable."""
         if entry.state is BackupState.UNREADABLE:
             raise IntegrityFailure(entry.problem or f"{entry.prefix}: unreadable manifest")
         if entry.manifest is None:
@@ -226,21 +236,19 @@ class Catalog:
         started = time.monotonic()
         prefix = backup_prefix(manifest.policy, manifest.backup_id)
         url = self.store.url
-        live = {o.key: o for o in self.store.list_objects(prefix)}
-        cold: list[ObjectInfo] = []
-        for rec in manifest.objects:
-            info = live.get(rec.key)
-            if not rec.key.startswith(prefix):
-                raise IntegrityFailure(f"{url}/{prefix}: manifest lists {rec.key} outside it")
-            if info is None:
-                raise IntegrityFailure(f"{url}/{rec.key} is missing")
-            if info.size != rec.size:
-                raise IntegrityFailure(
-                    f"{url}/{rec.key} is {info.size} bytes, the manifest says {rec.size}"
-                    " (truncated or replaced)"
-                )
-            if not info.readable:
-                cold.append(info)
+        problems = missing_parts(manifest)
+        if problems:
+            raise IntegrityFailure(
+                f"backup {manifest.backup_id}: the manifest does not account for every table "
+                f"and row: {'; '.join(problems[:5])}"
+                + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            )
+        listed = list(self.store.list_objects(prefix))
+        mismatch = listing_mismatch(url, prefix, manifest.objects, listed)
+        if mismatch:
+            raise IntegrityFailure(mismatch)
+        live = {o.key: o for o in listed}
+        cold = [live[rec.key] for rec in manifest.objects if not live[rec.key].readable]
         cold = [h for h in (self.store.head(o.key) for o in cold) if not h.readable]
         if cold:
             raise _not_restored(manifest, cold)
@@ -283,6 +291,26 @@ class Catalog:
                     waiting.append(info)
         log.info("verify.restore_requested", backup_id=manifest.backup_id, waiting=len(waiting))
         return waiting
+
+
+def listing_mismatch(
+    url: str, prefix: str, records: Sequence[ObjectRecord], listed: Iterable[ObjectInfo]
+) -> str | None:
+    """Why ``listed`` (a listing of ``prefix``) does not hold every object of ``records``
+    with its recorded size, or None when it does. Extra listed keys are not a mismatch."""
+    live = {o.key: o.size for o in listed}
+    for rec in records:
+        if not rec.key.startswith(prefix):
+            return f"{url}/{prefix}: the manifest lists {rec.key} outside it"
+        size = live.get(rec.key)
+        if size is None:
+            return f"{url}/{rec.key} is missing"
+        if size != rec.size:
+            return (
+                f"{url}/{rec.key} is {size} bytes, the manifest says {rec.size} "
+                "(truncated or replaced)"
+            )
+    return None
 
 
 def locate(

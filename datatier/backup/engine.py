@@ -39,8 +39,12 @@ class BackupEngine(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def for_policy(cls, loaded: LoadedConfig, policy: Policy) -> Self:
-        """The engine for ``policy``'s source, as configured (ConfigError if it is not)."""
+    def for_policy(
+        cls, loaded: LoadedConfig, policy: Policy, *, max_lag: float | None = None
+    ) -> Self:
+        """The engine for ``policy``'s source, as configured (ConfigError if it is not).
+        Engines reading replicas choose a node lagging at most ``max_lag`` seconds (None:
+        the policy's limit), or raise NotReadyYet (exit 5) before anything is written."""
 
     @abc.abstractmethod
     def dump(self, writer: ObjectWriter) -> DumpResult:

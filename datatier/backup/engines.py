@@ -60,8 +60,10 @@ def entry(name: str) -> EngineEntry:
         raise UsageError(f"engine {name!r} is not available (known: {known})") from None
 
 
-def backup_engine(loaded: LoadedConfig, policy: Policy) -> BackupEngine:
+def backup_engine(
+    loaded: LoadedConfig, policy: Policy, *, max_lag: float | None = None
+) -> BackupEngine:
     """The backup engine for ``policy``, built by the engine class itself."""
     cls = _load(entry(policy.spec.engine).backup)
-    engine: BackupEngine = cls.for_policy(loaded, policy)  # type: ignore[attr-defined]
+    engine: BackupEngine = cls.for_policy(loaded, policy, max_lag=max_lag)  # type: ignore[attr-defined]
     return engine

@@ -6,7 +6,10 @@ incrementally, so only compressed bytes are held. On ``close`` the compressed ob
 handed to a bounded pool that computes its SHA-256 and uploads it (multipart when large).
 At most ``max_pending`` closed objects wait or upload at once, so memory stays near
 ``max_pending x compressed chunk size`` whatever the dataset size. The first upload error
-is re-raised to the producer at its next call; ``abort`` stops everything.
+is re-raised to the producer at its next call (and kept in :attr:`ObjectWriter.failure`,
+so the caller can report the storage failure rather than the dump it broke); ``abort``
+stops everything. Every key is unique by construction: opening a key twice, or a key the
+store rejects, raises before anything is written for it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import zstandard
 
 from datatier.backup.manifest import ObjectRecord
+from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.storage.base import MiB, ObjectStore, StorageClass
 
@@ -75,6 +80,7 @@ class ObjectWriter:
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload")
         self._slots = threading.BoundedSemaphore(max_pending)
         self._futures: list[Future[ObjectRecord]] = []
+        self._keys: set[str] = set()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._on_progress = on_progress
@@ -84,10 +90,27 @@ class ObjectWriter:
     def open(
         self, relkey: str, kind: str, database: str | None, table: str | None, part: int = 0
     ) -> OpenObject:
-        """Start object ``PREFIX/data/RELKEY`` (raises the first upload error, if any)."""
+        """Start object ``PREFIX/data/RELKEY``. Raises the first upload error, if any;
+        IntegrityFailure for a key already opened in this backup; OperationFailed for a key
+        the store cannot hold (named after the data: retrying will not help)."""
         self._raise_pending()
+        key = f"{self.prefix}data/{relkey}"
+        what = f"{kind} of {database}.{table}" if table else f"{kind} of {database}"
+        if key in self._keys:
+            self._fail(
+                IntegrityFailure(
+                    f"{self.store.url}/{key} would be written twice in one backup ({what}): "
+                    "refusing to overwrite it",
+                    hint="no manifest was written; please report this as a bug",
+                )
+            )
+        try:
+            self.store.validate_key(key)
+        except UsageError as exc:
+            self._fail(OperationFailed(f"{self.store.url} cannot store the {what}: {exc}"))
+        self._keys.add(key)
         compressor = zstandard.ZstdCompressor(compression_params=self._params).compressobj()
-        return OpenObject(f"{self.prefix}data/{relkey}", kind, database, table, part, compressor)
+        return OpenObject(key, kind, database, table, part, compressor)
 
     def close(self, obj: OpenObject) -> None:
         """Finish ``obj`` and queue its upload; blocks while ``max_pending`` are queued."""
@@ -137,11 +160,25 @@ class ObjectWriter:
 
     def _done(self, future: Future[ObjectRecord]) -> None:
         self._slots.release()
+        if future.cancelled():  # abort() cancelled it: nothing to report
+            return
         exc = future.exception()
         if exc is not None:
             with self._lock:
                 if self._error is None:
                     self._error = exc
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        """Remember ``exc`` as the writer's failure (the first one wins) and raise it."""
+        with self._lock:
+            if self._error is None:
+                self._error = exc
+        raise exc
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The first upload error, if any upload failed."""
+        return self._error
 
     def _raise_pending(self) -> None:
         if self._error is not None:

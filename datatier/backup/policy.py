@@ -3,7 +3,11 @@
 A policy names its engine and source, what to include, where to store, how to compress,
 how objects age into archive classes, what to keep, and when it runs (a cron expression).
 Loading validates everything and raises :class:`~datatier.errors.ConfigError` naming the file
-and key. Example (``backups/shop.toml``)::
+and key, including settings that parse but cannot work: a number that is not finite, a node
+the config does not have, a store URL datatier cannot open, a schedule that never fires.
+:func:`scan_policies` loads a whole directory and reports broken files beside the good ones,
+so that one bad file does not stop commands about the others. Example
+(``backups/shop.toml``)::
 
     engine = "mysql"
     schedule = "15 2 * * *"
@@ -11,7 +15,10 @@ and key. Example (``backups/shop.toml``)::
     store = "s3://company-backups/mysql"
 
     [source]
-    node = "replica1"            # a [mysql.nodes.NAME] of the config
+    nodes = ["replica2", "replica1"]  # the first healthy one under max_lag_seconds is read;
+                                      # "any-replica" = every replica; or node = "replica1"
+                                      # (Mongo: server = NAME of [mongo.servers])
+    max_lag_seconds = 300        # heartbeat lag; a stopped SQL thread is refused (exit 5)
     databases = ["shop", "crm"]  # empty: every non-system database
     exclude_tables = ["shop.sessions"]
 
@@ -31,12 +38,14 @@ and key. Example (``backups/shop.toml``)::
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from datatier.backup.engines import ENGINES
 from datatier.errors import ConfigError, UsageError
 from datatier.storage.base import StorageClass
+from datatier.storage.url import parse_store_url
 from datatier.typedtoml import Binder, option, read_toml
 
 POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -55,13 +64,24 @@ ARCHIVE_ORDER = {
     "DEEP_ARCHIVE": 4,
 }
 CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("dow", 0, 7))
+DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+ANY_REPLICA = "any-replica"
 
 
 @dataclass(frozen=True)
 class SourceSettings:
-    """``[source]``: what to back up. MySQL: a config node; Mongo: the config's ``[mongo]``."""
+    """``[source]``: what to back up. MySQL: the config nodes to read from, in order of
+    preference (``node`` or ``nodes``; ``"any-replica"`` stands for every replica of the
+    config), and how stale a replica may be; Mongo: ``server``, a ``[mongo.servers]`` name
+    (unset: the config's ``[mongo]`` itself)."""
 
     node: str | None = None
+    nodes: list[str] = option([])
+    max_lag_seconds: float = option(300.0, min=0)
+    server: str | None = None
     databases: list[str] = option([])
     exclude_databases: list[str] = option([])
     tables: list[str] = option([])
@@ -167,12 +187,19 @@ def expand_cron(expr: str) -> list[set[int]]:
 
 
 def validate_cron(expr: str) -> None:
-    """Raise ValueError unless ``expr`` is a 5-field cron expression (numbers, ``*``, ``,-/``)."""
-    expand_cron(expr)
+    """Raise ValueError unless ``expr`` is a 5-field cron expression (numbers, ``*``, ``,-/``)
+    that fires at least once a year."""
+    fields = expand_cron(expr)
+    texts = expr.split()
+    only_days = not texts[2].startswith("*") and texts[4].startswith("*")  # cron ORs the two
+    if only_days and not any(d <= DAYS_IN_MONTH[m - 1] for m in fields[3] for d in fields[2]):
+        months = ", ".join(MONTHS[m - 1] for m in sorted(fields[3]))
+        raise ValueError(f"{expr!r} never runs: day {texts[2]} does not exist in {months}")
 
 
-def load_policy(path: Path, default_store: str) -> Policy:
-    """Read and validate one policy file."""
+def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = None) -> Policy:
+    """Read and validate one policy file; ``nodes`` (the config's MySQL nodes), when given,
+    are the names ``source.node(s)`` may use."""
     name = path.stem
     source = str(path)
     if not POLICY_NAME.match(name):
@@ -205,9 +232,38 @@ def load_policy(path: Path, default_store: str) -> Policy:
         for item in items:
             if item.count(".") < 1 or item.startswith(".") or item.endswith("."):
                 raise ConfigError(source, key, f"{item!r} is not DATABASE.TABLE")
-    if spec.engine == "mysql" and spec.source.node is None:
+    if spec.engine == "mysql" and spec.source.node is None and not spec.source.nodes:
         raise ConfigError(
-            source, "source.node", "missing required value", hint="a [mysql.nodes] name"
+            source,
+            "source.nodes",
+            "missing required value",
+            hint=f'[mysql.nodes] names in order of preference, or ["{ANY_REPLICA}"]',
+        )
+    if spec.source.node is not None and spec.source.nodes:
+        raise ConfigError(source, "source.node", "give source.node or source.nodes, not both")
+    if spec.engine == "mysql" and nodes is not None:
+        key = "source.nodes" if spec.source.nodes else "source.node"
+        for node in spec.source.nodes or [spec.source.node or ""]:
+            if node != ANY_REPLICA and node not in nodes:
+                known = ", ".join(sorted(nodes)) or "none configured"
+                raise ConfigError(
+                    source, key, f"unknown node {node!r}", hint=f"[mysql.nodes]: {known}"
+                )
+    if spec.store is not None:
+        try:
+            parse_store_url(spec.store)
+        except UsageError as exc:
+            raise ConfigError(source, "store", exc.message) from None
+    if spec.engine == "mysql" and spec.source.server is not None:
+        raise ConfigError(
+            source, "source.server", "names a MongoDB server, but the engine is mysql"
+        )
+    if spec.engine == "mongo" and spec.source.node is not None:
+        raise ConfigError(
+            source,
+            "source.node",
+            "names a MySQL node, but the engine is mongo",
+            hint="source.server names a [mongo.servers] deployment",
         )
     return Policy(name=name, path=path, spec=spec, store_url=spec.store or default_store)
 
@@ -219,20 +275,60 @@ def policy_path(policies_dir: Path, name: str) -> Path:
     return policies_dir / f"{name}.toml"
 
 
-def find_policies(policies_dir: Path, default_store: str) -> list[Policy]:
-    """Every policy in ``policies_dir``, sorted by name; an invalid one raises."""
+def find_policies(
+    policies_dir: Path, default_store: str, nodes: Collection[str] | None = None
+) -> list[Policy]:
+    """Every policy in ``policies_dir``, sorted by name; the first invalid one raises (for
+    commands that act on all of them, such as rendering deploy artifacts)."""
+    good, broken = scan_policies(policies_dir, default_store, nodes)
+    if broken:
+        raise broken[0].error
+    return good
+
+
+@dataclass(frozen=True)
+class BrokenPolicy:
+    """A policy file that does not load, and why."""
+
+    name: str
+    path: Path
+    error: ConfigError
+
+
+def scan_policies(
+    policies_dir: Path, default_store: str, nodes: Collection[str] | None = None
+) -> tuple[list[Policy], list[BrokenPolicy]]:
+    """Every policy of ``policies_dir`` that loads, and every file that does not, by name."""
     if not policies_dir.is_dir():
-        return []
-    return [load_policy(p, default_store) for p in sorted(policies_dir.glob("*.toml"))]
+        return [], []
+    good: list[Policy] = []
+    broken: list[BrokenPolicy] = []
+    for path in sorted(policies_dir.glob("*.toml")):
+        try:
+            good.append(load_policy(path, default_store, nodes))
+        except ConfigError as exc:
+            broken.append(BrokenPolicy(path.stem, path, exc))
+    return good, broken
 
 
-def get_policy(policies_dir: Path, name: str, default_store: str) -> Policy:
+def get_policy(
+    policies_dir: Path, name: str, default_store: str, nodes: Collection[str] | None = None
+) -> Policy:
     """The named policy; UsageError listing the known ones if it does not exist."""
     path = policy_path(policies_dir, name)
     if not path.is_file():
         known = ", ".join(p.stem for p in sorted(policies_dir.glob("*.toml"))) or "none"
         raise UsageError(f"no policy {name!r} in {policies_dir}", hint=f"known: {known}")
-    return load_policy(path, default_store)
+    return load_policy(path, default_store, nodes)
 
 
-__all__ = ["Policy", "PolicyFile", "StorageClass", "find_policies", "get_policy", "load_policy"]
+__all__ = [
+    "BrokenPolicy",
+    "Policy",
+    "PolicyFile",
+    "StorageClass",
+    "find_policies",
+    "get_policy",
+    "load_policy",
+    "scan_policies",
+]

@@ -3,20 +3,25 @@
 Contract, in order:
 
 1. The backup is found by ID in the stores of the configured policies (a manifest must exist).
-2. Objects in GLACIER/DEEP_ARCHIVE are restored first: requests go out for all of them at
+2. Every refusal comes before anything costs money (archive restore requests) or changes
+   state: unknown names (exit 2); a manifest whose objects do not account for every row of
+   the selected tables (exit 4); a read-only or replica target unless
+   ``allow_replica_target`` (exit 2; when allowed, the load runs without binlogging); a
+   target database that already holds tables unless ``force`` (exit 2). A dry run makes the
+   same checks.
+3. Objects in GLACIER/DEEP_ARCHIVE are restored next: requests go out for all of them at
    once; then either we wait (polling ``head``) or raise NotReadyYet (exit 5) so the same
-   command can be run again later. ``dry_run`` only reports and requests nothing.
-3. A target database that already holds tables is refused unless ``force``.
+   command can be run again later. ``dry_run`` only reports and requests nothing. The report
+   gives the storage classes the store lists now, not those recorded at backup time.
 4. Every selected object is downloaded and its size and SHA-256 checked *before anything is
    applied* (exit 4 on the first mismatch, nothing applied); each object is checked again as
    it is applied.
 5. Objects are applied in restore order, tables in parallel; row counts are compared with
-   the manifest afterwards.
+   the manifest afterwards. An interruption here says which databases may be partly loaded.
 """
 
 from __future__ import annotations
 
-import posixpath
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -25,26 +30,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from datatier.backup.bringback import ArchiveState, bring_back
 from datatier.backup.catalog import locate
+from datatier.backup.completeness import missing_parts
 from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord
 from datatier.backup.service import open_catalogs
 from datatier.config import LoadedConfig
-from datatier.errors import NotReadyYet, OperationFailed, UsageError
+from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.load import SQLLoader
+from datatier.mysql.target import (
+    busy_databases,
+    check_not_replica,
+    check_packet_size,
+    create_databases,
+    database_clause,
+)
 from datatier.pipeline import decompress, read_verified, verify_object
-from datatier.storage.base import ObjectInfo, ObjectStore, RestoreState, RestoreTier
+from datatier.storage.base import ObjectStore, RestoreTier
 
 log = get_logger(__name__)
 
-TYPICAL_WAIT = {
-    ("GLACIER", "Expedited"): "1-5 minutes",
-    ("GLACIER", "Standard"): "3-5 hours",
-    ("GLACIER", "Bulk"): "5-12 hours",
-    ("DEEP_ARCHIVE", "Standard"): "up to 12 hours",
-    ("DEEP_ARCHIVE", "Bulk"): "up to 48 hours",
-}
 TABLE_KINDS = ("schema", "data", "triggers", "metadata", "collection")
 DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
 
@@ -61,6 +68,8 @@ class RestoreOptions:
     dry_run: bool = False
     binlog: bool = True
     force: bool = False
+    allow_replica_target: bool = False
+    target_role: str | None = None  # the target's role in [mysql.nodes], if it is a node
     drop: bool = False
     wait: bool = False
     tier: RestoreTier = RestoreTier.STANDARD
@@ -100,17 +109,12 @@ class RestoreReport:
         objects: list[ObjectRecord],
         target: str,
         databases: dict[str, str],
-        archive: tuple[int, int],
+        archive: ArchiveState,
         tables: int,
         dry_run: bool,
     ) -> RestoreReport:
-        """The report of a restore of ``objects`` before anything is applied.
-
-        ``archive`` is (archived objects, restore requests sent) from :func:`bring_back`.
-        """
-        by_class: dict[str, int] = {}
-        for obj in objects:
-            by_class[obj.storage_class] = by_class.get(obj.storage_class, 0) + 1
+        """The report of a restore of ``objects`` before anything is applied; ``archive``
+        (from :func:`bring_back`) gives the live storage classes."""
         return cls(
             backup_id=manifest.backup_id,
             policy=manifest.policy,
@@ -119,9 +123,9 @@ class RestoreReport:
             objects=len(objects),
             bytes=sum(o.size for o in objects),
             raw_bytes=sum(o.raw_size for o in objects),
-            by_class=by_class,
-            archived=archive[0],
-            restore_requested=archive[1],
+            by_class=archive.classes,
+            archived=archive.archived,
+            restore_requested=archive.requested,
             tables=tables,
             rows=sum(o.rows for o in objects),
             dry_run=dry_run,
@@ -166,6 +170,19 @@ def select_objects(
     ]
 
 
+def check_accounted(manifest: Manifest, objects: list[ObjectRecord]) -> None:
+    """IntegrityFailure (exit 4) when the manifest's objects do not account for every row of
+    the selected tables (a data part missing from the manifest); checked before anything
+    is requested, fetched or applied."""
+    selected = {f"{o.database}.{o.table}" for o in objects if o.table}
+    problems = missing_parts(manifest, selected)
+    if problems:
+        raise IntegrityFailure(
+            f"backup {manifest.backup_id} cannot be restored whole: {'; '.join(problems[:5])}",
+            hint="nothing was applied; `--tables` can restore the other tables",
+        )
+
+
 def fetch_verified(store: ObjectStore, record: ObjectRecord) -> bytes:
     """The object's compressed bytes, held whole (objects are chunk-sized) so nothing is
     applied before its size and SHA-256 are confirmed; IntegrityFailure otherwise."""
@@ -188,92 +205,9 @@ def verify_objects(store: ObjectStore, objects: list[ObjectRecord], jobs: int) -
             future.result()
 
 
-def bring_back(
-    store: ObjectStore,
-    objects: list[ObjectRecord],
-    options: RestoreOptions,
-    on_wait: Callable[[int, int], None] | None = None,
-) -> tuple[int, int]:
-    """Make archived objects readable. Returns (archived, newly requested).
-
-    Raises NotReadyYet when some are still restoring and ``options.wait`` is off.
-    """
-    if not objects:
-        return 0, 0
-    # One listing gives every object's class; only archived objects need a HEAD (for their
-    # restore state). Objects missing from the listing are left to verification (exit 4).
-    prefix = posixpath.commonpath([posixpath.dirname(o.key) for o in objects])
-    listed = {i.key: i for i in store.list_objects(f"{prefix}/" if prefix else "")}
-    wanted = {o.key for o in objects}
-    archived: list[ObjectInfo] = [
-        store.head(key) for key, info in listed.items() if key in wanted and info.is_archived
-    ]
-    if not archived or options.dry_run:
-        return len(archived), 0
-    requested = 0
-    for info in archived:
-        if info.restore is RestoreState.NONE:
-            store.request_restore(info.key, days=options.days, tier=options.tier)
-            requested += 1
-    classes = sorted({i.storage_class for i in archived})
-    log.info(
-        "restore.archive_requested",
-        objects=len(archived),
-        requested=requested,
-        tier=options.tier.value,
-        classes=classes,
-    )
-    deadline = time.monotonic() + options.timeout_seconds
-    while True:
-        pending = [i.key for i in archived if not store.head(i.key).readable]
-        if not pending:
-            return len(archived), requested
-        if on_wait:
-            on_wait(len(archived) - len(pending), len(archived))
-        if not options.wait:
-            waits = ", ".join(
-                f"{c}: typically {TYPICAL_WAIT.get((c, options.tier.value), 'hours')}"
-                for c in classes
-            )
-            raise NotReadyYet(
-                f"{len(pending)} of {len(archived)} archived objects are still being restored "
-                f"(tier {options.tier.value}; {waits})",
-                hint="run the same command again later, or add --wait",
-            )
-        if time.monotonic() > deadline:
-            raise NotReadyYet(f"archive restore not finished after {options.timeout_seconds:.0f} s")
-        time.sleep(options.poll_seconds)
-
-
-def check_packet_size(target: Endpoint, manifest: Manifest) -> None:
-    """UsageError when the target's ``max_allowed_packet`` is smaller than the backup's
-    largest INSERT statement (a row with large values): the load would fail midway."""
-    needed = int(manifest.options.get("max_statement_bytes") or 0)
-    if not needed:
-        return
-    with connect(target) as conn, conn.cursor() as cur:
-        cur.execute("SELECT @@global.max_allowed_packet")
-        row = cur.fetchone()
-    allowed = int(row[0]) if row else 0
-    if allowed < needed + 1024:
-        mib = -(-(needed + 1024) // (1 << 20))
-        raise UsageError(
-            f"target {target.label} has max_allowed_packet = {allowed} bytes, but backup "
-            f"{manifest.backup_id} holds a statement of {needed} bytes (a row with large values)",
-            hint=f"SET GLOBAL max_allowed_packet = {mib}*1024*1024 on the target, then retry",
-        )
-
-
 def check_target_empty(target: Endpoint, databases: list[str]) -> None:
     """UsageError naming the databases that already hold tables."""
-    with connect(target) as conn, conn.cursor() as cur:
-        marks = ",".join(["%s"] * len(databases))
-        cur.execute(
-            "SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES "
-            f"WHERE TABLE_SCHEMA IN ({marks}) GROUP BY TABLE_SCHEMA",
-            tuple(databases),
-        )
-        busy = {row[0]: row[1] for row in cur.fetchall()}
+    busy = busy_databases(target, databases)
     if busy:
         listed = ", ".join(f"{db} ({n} tables)" for db, n in sorted(busy.items()))
         raise UsageError(
@@ -300,28 +234,55 @@ def restore_mysql(
     if unknown:
         raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
     objects = select_objects(manifest, options.tables, options.databases)
-    check_packet_size(server, manifest)
+    check_accounted(manifest, objects)
+    check_packet_size(server, int(manifest.options.get("max_statement_bytes") or 0))
     sources = sorted({o.database for o in objects if o.database})
     targets = {db: options.renames.get(db, db) for db in sources}
-    archived, requested = bring_back(store, objects, options, on_wait)
+    for source in sources:  # a tampered charset is refused before anything happens
+        database_clause(manifest.databases.get(source, {}), f"manifest of {manifest.backup_id}")
+    binlog = options.binlog
+    if check_not_replica(server, options.target_role, allow=options.allow_replica_target):
+        binlog = False  # allowed onto a replica: never into its binlog (no errant GTIDs)
+    if not options.force:
+        check_target_empty(server, sorted(targets.values()))
+    archive = bring_back(store, objects, options, on_wait)
     tables = len({(o.database, o.table) for o in objects if o.kind == "schema"})
     report = RestoreReport.plan(
-        manifest, objects, server.label, targets, (archived, requested), tables, options.dry_run
+        manifest, objects, server.label, targets, archive, tables, options.dry_run
     )
     if options.dry_run:
         return report
-    if not options.force:
-        check_target_empty(server, sorted(targets.values()))
     verify_objects(store, objects, options.jobs)
-    with connect(server) as conn, conn.cursor() as cur:
-        if not options.binlog:
-            cur.execute("SET SESSION sql_log_bin = 0")
-        for source, target in targets.items():
-            charset = manifest.databases.get(source, {})
-            clause = ""
-            if charset.get("charset"):
-                clause = f" CHARACTER SET {charset['charset']} COLLATE {charset['collation']}"
-            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{target.replace('`', '``')}`{clause}")
+    try:
+        _apply(manifest, store, server, objects, targets, binlog, options, on_loaded)
+    except BaseException as exc:
+        names = ", ".join(sorted(set(targets.values())))
+        exc.add_note(f"the restore was interrupted: {names} on {server.label} may be partly loaded")
+        raise
+
+    report.seconds = round(time.monotonic() - started, 3)
+    log.info(
+        "restore.completed",
+        backup_id=manifest.backup_id,
+        target=server.label,
+        objects=len(objects),
+        seconds=report.seconds,
+    )
+    return report
+
+
+def _apply(
+    manifest: Manifest,
+    store: ObjectStore,
+    server: Endpoint,
+    objects: list[ObjectRecord],
+    targets: dict[str, str],
+    binlog: bool,
+    options: RestoreOptions,
+    on_loaded: Callable[[ObjectRecord], None] | None,
+) -> None:
+    """Create the databases, load the objects in restore order, compare row counts."""
+    create_databases(server, targets, manifest.databases, binlog=binlog)
     renamed = {src for src, dst in targets.items() if src != dst}
 
     def fetch(record: ObjectRecord) -> Iterator[bytes]:
@@ -332,25 +293,10 @@ def restore_mysql(
         return iter([text])
 
     loader = SQLLoader(
-        server,
-        fetch,
-        lambda db: targets[db],
-        jobs=options.jobs,
-        binlog=options.binlog,
-        on_loaded=on_loaded,
+        server, fetch, lambda db: targets[db], jobs=options.jobs, binlog=binlog, on_loaded=on_loaded
     )
-    kinds = [k for k in KIND_ORDER if k != "database"]
-    loader.load_all(objects, kinds)
+    loader.load_all(objects, [k for k in KIND_ORDER if k != "database"])
     check_row_counts(server, manifest, objects, targets, options.jobs)
-    report.seconds = round(time.monotonic() - started, 3)
-    log.info(
-        "restore.completed",
-        backup_id=manifest.backup_id,
-        target=server.label,
-        objects=len(objects),
-        seconds=report.seconds,
-    )
-    return report
 
 
 def warn_qualified(record: ObjectRecord, text: bytes) -> None:

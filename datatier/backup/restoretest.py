@@ -40,7 +40,13 @@ def scratch_names(manifest: Manifest) -> dict[str, str]:
 
 
 def restore_test(
-    manifest: Manifest, store: ObjectStore, target: Endpoint, jobs: int = 4
+    manifest: Manifest,
+    store: ObjectStore,
+    target: Endpoint,
+    jobs: int = 4,
+    *,
+    target_role: str | None = None,
+    allow_replica_target: bool = False,
 ) -> RestoreTestReport:
     """Restore to scratch, compare per-table rows and digests, drop the scratch databases."""
     if manifest.engine != "mysql":
@@ -53,9 +59,15 @@ def restore_test(
         if t.database in renames
     }
     try:
-        restore_mysql(
-            manifest, store, RestoreOptions(target=target, renames=renames, jobs=jobs, binlog=False)
+        options = RestoreOptions(
+            target=target,
+            renames=renames,
+            jobs=jobs,
+            binlog=False,
+            target_role=target_role,
+            allow_replica_target=allow_replica_target,
         )
+        restore_mysql(manifest, store, options)
         back = {v: k for k, v in renames.items()}
         found = {
             (back[db], table): value

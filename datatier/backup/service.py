@@ -1,9 +1,17 @@
 """Run one backup of a policy: dump -> objects -> manifest last.
 
 Contract: data objects are written first; the manifest (``POLICY/ID/manifest.json``, in
-STANDARD) only after every object is stored and checksummed. Any failure (dump, network,
-signal) leaves no manifest, so the backup never appears in the catalog; prune removes its
-leftover objects later.
+STANDARD) only after every object is stored and checksummed, the object list accounts for
+every table and row (:mod:`datatier.backup.completeness`) and a listing of the store shows
+every object with its size. After the manifest is written the prefix is listed once more:
+a missing object or a prune claim (a concurrent ``backups prune`` deleting this run, see
+:mod:`datatier.backup.lifecycle`) withdraws the manifest and fails the backup (exit 4).
+
+Any failure (dump, storage, signal) leaves no manifest, so the backup never appears in the
+catalog. What the run wrote is then deleted, best effort; what cannot be deleted (the store
+is unreachable) is left for prune. The exception carries a note saying which. A storage
+failure is reported as itself even when it made the dump engine fail (the dump process is
+killed when the writer fails).
 """
 
 from __future__ import annotations
@@ -14,20 +22,26 @@ from pathlib import Path
 
 from datatier import __version__
 from datatier.backup.catalog import Catalog, store_urls
+from datatier.backup.completeness import missing_parts
+from datatier.backup.confirm import confirm_listed
+from datatier.backup.engine import DumpResult
 from datatier.backup.engines import backup_engine
 from datatier.backup.manifest import (
+    MANIFEST_NAME,
     Manifest,
+    ObjectRecord,
     backup_prefix,
     manifest_key,
     new_backup_id,
     utc_now_iso,
 )
 from datatier.backup.objects import ObjectWriter
-from datatier.backup.policy import Policy, find_policies, get_policy
+from datatier.backup.policy import Policy, get_policy, scan_policies
 from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
+from datatier.errors import IntegrityFailure, ServiceUnavailable
 from datatier.log import get_logger
-from datatier.storage.base import StorageClass
+from datatier.storage.base import ObjectStore, StorageClass
 
 log = get_logger(__name__)
 
@@ -40,9 +54,20 @@ def policies_dir(loaded: LoadedConfig) -> Path:
     return loaded.resolve(loaded.config.backup.policies_dir)
 
 
+def usable_policies(loaded: LoadedConfig) -> list[Policy]:
+    """Every policy that loads; each broken file is logged as a warning and skipped, so one
+    bad file does not stop commands about the others (naming it still fails, exit 2)."""
+    good, broken = scan_policies(
+        policies_dir(loaded), loaded.config.backup.default_store, loaded.config.mysql.nodes
+    )
+    for bad in broken:
+        log.warning("policy.invalid", policy=bad.name, path=str(bad.path), error=str(bad.error))
+    return good
+
+
 def open_catalogs(loaded: LoadedConfig) -> list[Catalog]:
-    """One catalog per store to scan: the default store and every policy's store."""
-    policies = find_policies(policies_dir(loaded), loaded.config.backup.default_store)
+    """One catalog per store to scan: the default store and every usable policy's store."""
+    policies = usable_policies(loaded)
     return [
         Catalog(store_for(url, loaded.config), [p.name for p in policies if p.store_url == url])
         for url in store_urls(policies, loaded.config.backup.default_store)
@@ -55,20 +80,30 @@ def open_policy_catalog(loaded: LoadedConfig, policy: Policy) -> Catalog:
 
 
 def load_policy(loaded: LoadedConfig, name: str) -> Policy:
-    return get_policy(policies_dir(loaded), name, loaded.config.backup.default_store)
+    config = loaded.config
+    return get_policy(policies_dir(loaded), name, config.backup.default_store, config.mysql.nodes)
 
 
 def run_backup(
     loaded: LoadedConfig,
     policy: Policy,
     *,
+    max_lag: float | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Manifest:
-    """Take one backup of ``policy``; return its manifest (already stored)."""
+    """Take one backup of ``policy``; return its manifest (already stored).
+
+    The engine is built first (for MySQL that chooses the source node, see
+    :mod:`datatier.mysql.source`; ``max_lag`` defaults to the policy's
+    ``source.max_lag_seconds``): NotReadyYet (exit 5) when no listed node is fresh enough,
+    before anything is written.
+    """
     config = loaded.config
     store = store_for(policy.store_url, config)
     store.check()
-    engine = backup_engine(loaded, policy)
+    if warning := store.encryption_warning():
+        log.warning("backup.store_unencrypted", store=store.url, warning=warning)
+    engine = backup_engine(loaded, policy, max_lag=max_lag)
     backup_id = new_backup_id()
     prefix = backup_prefix(policy.name, backup_id)
     started_at, t0 = utc_now_iso(), time.monotonic()
@@ -83,19 +118,55 @@ def run_backup(
         on_progress=on_progress,
     )
     try:
-        result = engine.dump(writer)
-        dumped = time.monotonic()
-        records = writer.finish()
-    except BaseException:
-        writer.abort()
-        log.error("backup.failed", policy=policy.name, backup_id=backup_id)
-        raise
-    finished = time.monotonic()
-    records.sort(key=lambda r: r.key)
+        try:
+            result = engine.dump(writer)
+            dumped = time.monotonic()
+            records = writer.finish()
+        finally:
+            writer.abort()  # no-op after finish; on failure: stop and wait for uploads
+        manifest = _manifest(policy, backup_id, engine.name, started_at, result, records)
+        manifest.timings = {
+            "dump_seconds": round(dumped - t0, 3),
+            "total_seconds": round(time.monotonic() - t0, 3),
+            "upload_busy_seconds": round(writer.upload_seconds, 3),
+        }
+        manifest.options["store"] = store.url
+        _store_manifest(store, manifest)
+    except BaseException as exc:
+        failure = writer.failure
+        error = failure if failure is not None and isinstance(exc, Exception) else exc
+        unreachable = isinstance(failure, ServiceUnavailable)
+        error.add_note(_discard(store, prefix, storage_failed=unreachable))
+        log.error("backup.failed", policy=policy.name, backup_id=backup_id, error=str(error))
+        if error is exc:
+            raise
+        raise error from None
+    log.info(
+        "backup.completed",
+        policy=policy.name,
+        backup_id=backup_id,
+        objects=len(manifest.objects),
+        bytes=manifest.total_bytes,
+        raw_bytes=manifest.raw_bytes,
+        seconds=round(time.monotonic() - t0, 3),
+    )
+    return manifest
+
+
+def _manifest(
+    policy: Policy,
+    backup_id: str,
+    engine: str,
+    started_at: str,
+    result: DumpResult,
+    records: list[ObjectRecord],
+) -> Manifest:
+    """The manifest of a dump that wrote ``records``; IntegrityFailure when they do not
+    account for every table and row the engine recorded."""
     manifest = Manifest(
         policy=policy.name,
         backup_id=backup_id,
-        engine=engine.name,
+        engine=engine,
         tool_version=__version__,
         started_at=started_at,
         finished_at=utc_now_iso(),
@@ -104,31 +175,51 @@ def run_backup(
         objects=records,
         tables=result.tables,
         databases=result.databases,
-        timings={
-            "dump_seconds": round(dumped - t0, 3),
-            "total_seconds": round(finished - t0, 3),
-            "upload_busy_seconds": round(writer.upload_seconds, 3),
-        },
         options={
             **result.options,
             "compression": "zstd",
             "compression_level": policy.spec.compression_level,
-            "store": store.url,
         },
     )
-    store.put_bytes(
-        manifest_key(policy.name, backup_id),
-        manifest.to_json(),
-        storage_class=StorageClass.STANDARD,
-        tags=MANIFEST_TAGS,
-    )
-    log.info(
-        "backup.completed",
-        policy=policy.name,
-        backup_id=backup_id,
-        objects=len(records),
-        bytes=manifest.total_bytes,
-        raw_bytes=manifest.raw_bytes,
-        seconds=round(time.monotonic() - t0, 3),
-    )
+    problems = missing_parts(manifest)
+    if problems:
+        raise IntegrityFailure(
+            f"backup {backup_id} of {policy.name}: the objects written do not account for "
+            f"every table and row: {'; '.join(problems[:5])}",
+            hint="no manifest was written",
+        )
     return manifest
+
+
+def _store_manifest(store: ObjectStore, manifest: Manifest) -> None:
+    """Confirm the objects by listing, write the manifest, confirm again (module docstring);
+    IntegrityFailure (manifest withdrawn) on a mismatch or a prune claim."""
+    prefix = backup_prefix(manifest.policy, manifest.backup_id)
+    key = manifest_key(manifest.policy, manifest.backup_id)
+    confirm_listed(store, prefix, manifest.objects)
+    store.put_bytes(
+        key, manifest.to_json(), storage_class=StorageClass.STANDARD, tags=MANIFEST_TAGS
+    )
+    try:
+        confirm_listed(store, prefix, manifest.objects)
+    except IntegrityFailure:
+        store.delete([key])
+        raise
+
+
+def _discard(store: ObjectStore, prefix: str, *, storage_failed: bool) -> str:
+    """Delete what a failed run wrote (manifest first), best effort; says what happened."""
+    leftover = (
+        f"objects this run wrote may remain under {store.url}/{prefix}; "
+        "`datatier backups prune` removes them after its grace period"
+    )
+    if storage_failed:
+        return leftover  # the store is what failed: do not wait on it again
+    try:
+        keys = [o.key for o in store.list_objects(prefix)]
+        store.delete(sorted(keys, key=lambda k: not k.endswith(MANIFEST_NAME)))
+    except Exception as exc:  # a note about cleanup must never hide the real error
+        log.warning("backup.cleanup_failed", prefix=prefix, error=str(exc))
+        return leftover
+    log.info("backup.cleaned_up", prefix=prefix, objects=len(keys))
+    return f"the {len(keys)} object(s) this run had written were deleted"

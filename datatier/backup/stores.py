@@ -25,7 +25,20 @@ def s3_settings(config: Config) -> S3Settings:
         max_attempts=s3.max_attempts,
         part_size=s3.part_size_mb * MiB,
         max_concurrency=s3.max_concurrency,
+        server_side_encryption=server_side_encryption(config),
+        kms_key_id=s3.kms_key_id,
+        ca_bundle=s3.ca_bundle,
     )
+
+
+def server_side_encryption(config: Config) -> str | None:
+    """``s3.encryption`` resolved: ``auto`` is aws:kms with ``s3.kms_key_id``, else AES256."""
+    s3 = config.s3
+    if s3.encryption == "none":
+        return None
+    if s3.encryption == "auto":
+        return "aws:kms" if s3.kms_key_id else "AES256"
+    return s3.encryption
 
 
 def store_for(url: str, config: Config) -> ObjectStore:

@@ -23,12 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from datatier.backup.bringback import ArchiveState, bring_back
 from datatier.backup.manifest import ObjectRecord
 from datatier.backup.restore import (
     RestoreOptions,
     RestoreReport,
-    bring_back,
-    check_packet_size,
+    check_accounted,
     check_target_empty,
     restore_mysql,
     select_objects,
@@ -42,6 +42,7 @@ from datatier.mysql.binlog.applier import Applier
 from datatier.mysql.binlog.source import charset_names, database_names, max_allowed_packet
 from datatier.mysql.binlog.translate import Selection
 from datatier.mysql.connection import Endpoint
+from datatier.mysql.target import check_not_replica, check_packet_size
 from datatier.pipeline.staging import Staged, Wanted, stage
 from datatier.storage.base import MiB, ObjectStore
 
@@ -96,16 +97,22 @@ class PitrRestore:
             tables=tables,
         )
         self.charsets: dict[int, str] = {}
+        self.binlog = options.binlog
 
     # -- the restore-engine shape -----------------------------------------------------------
 
     def check_target(self) -> None:
         """Refusals on the target server, before anything is requested or changed."""
-        check_packet_size(self.target, self.plan.manifest)
-        if not self.options.force and not self.options.dry_run:
+        manifest = self.plan.manifest
+        check_accounted(manifest, self.objects)
+        check_packet_size(self.target, int(manifest.options.get("max_statement_bytes") or 0))
+        options = self.options
+        if check_not_replica(self.target, options.target_role, allow=options.allow_replica_target):
+            self.binlog = False  # allowed onto a replica: never into its binlog
+        if not options.force and not options.dry_run:
             check_target_empty(self.target, sorted(self.targets.values()))
 
-    def bring_back(self, on_wait: Callable[[int, int], None] | None) -> tuple[int, int]:
+    def bring_back(self, on_wait: Callable[[int, int], None] | None) -> ArchiveState:
         """Request every archived object (backup and binlogs) at once, then wait (--wait)
         or raise NotReadyYet (exit 5)."""
         stores: list[tuple[ObjectStore, list[ObjectRecord]]] = [
@@ -113,12 +120,11 @@ class PitrRestore:
             (self.plan.archive_store, [r.object_record() for r in self.plan.segments]),
         ]
         quick = replace(self.options, wait=False)
-        archived = requested = 0
+        states: list[ArchiveState] = []
         pending: list[NotReadyYet] = []
         for store, objects in stores:
             try:
-                found, sent = bring_back(store, objects, quick)
-                archived, requested = archived + found, requested + sent
+                states.append(bring_back(store, objects, quick))
             except NotReadyYet as exc:
                 pending.append(exc)
         if pending and not self.options.wait:
@@ -127,9 +133,18 @@ class PitrRestore:
                 hint="run the same command again later, or add --wait",
             )
         if pending:
-            for store, objects in stores:
-                found, _ = bring_back(store, objects, self.options, on_wait)
-        return archived, requested
+            states = [
+                bring_back(store, objects, self.options, on_wait) for store, objects in stores
+            ]
+        classes: dict[str, int] = {}
+        for state in states:
+            for name, count in state.classes.items():
+                classes[name] = classes.get(name, 0) + count
+        return ArchiveState(
+            classes,
+            sum(s.archived for s in states),
+            sum(s.requested for s in states),
+        )
 
     def stage(self) -> Staged:
         wanted = [Wanted(r.key or "", r.size, r.sha256) for r in self.plan.segments]
@@ -168,7 +183,7 @@ class PitrRestore:
         base = restore_mysql(
             self.plan.manifest, self.plan.store, replace(self.options, until=None), on_loaded
         )
-        applier = Applier(self.target, binlog=self.options.binlog)
+        applier = Applier(self.target, binlog=self.binlog)
         charsets = self.charsets
         replayed = apply(
             self.plan.segments,
@@ -193,13 +208,13 @@ def restore_pitr(
     started = time.monotonic()
     job = PitrRestore(plan, options)
     job.check_target()
-    archived, requested = job.bring_back(on_wait)
+    archive = job.bring_back(on_wait)
     base_plan = RestoreReport.plan(
         plan.manifest,
         job.objects,
         job.target.label,
         job.targets,
-        (0, 0),
+        ArchiveState({}),
         len({(o.database, o.table) for o in job.objects if o.kind == "schema"}),
         options.dry_run,
     )
@@ -213,8 +228,8 @@ def restore_pitr(
         segments=[_segment_json(r) for r in plan.segments],
         replay_bytes=plan.replay_bytes,
         replay_stored_bytes=sum(r.size for r in plan.segments),
-        archived=archived,
-        restore_requested=requested,
+        archived=archive.archived,
+        restore_requested=archive.requested,
         dry_run=options.dry_run,
         covered_until=plan.covered_until,
         by_class=by_class,

@@ -90,13 +90,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _notes(exc: BaseException) -> str:
+    """What the interrupted work said about what it left (PEP 678 notes), as ``; ...``."""
+    return "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
+
+
 def _run(app: AppContext, args: list[str]) -> int:
     try:
         result = cli.main(args=args, prog_name="datatier", obj=app, standalone_mode=False)
     except DatatierError as exc:
         if app.debug:
             traceback.print_exc()
-        click.echo(f"datatier: error: {exc}", err=True)
+        click.echo(f"datatier: error: {exc}{_notes(exc)}", err=True)
         return int(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
@@ -104,11 +109,11 @@ def _run(app: AppContext, args: list[str]) -> int:
     except click.exceptions.Abort:
         click.echo("datatier: aborted", err=True)
         return 130
-    except KeyboardInterrupt:
-        click.echo("datatier: interrupted", err=True)
+    except KeyboardInterrupt as exc:
+        click.echo(f"datatier: interrupted{_notes(exc)}", err=True)
         return 130
-    except Terminated:
-        click.echo("datatier: terminated (SIGTERM); nothing half-written was kept", err=True)
+    except Terminated as exc:
+        click.echo(f"datatier: terminated (SIGTERM){_notes(exc)}", err=True)
         return 143
     except Exception as exc:
         if app.debug:

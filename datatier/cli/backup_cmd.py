@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from datatier.backup.policy import find_policies
+from datatier.backup.policy import scan_policies
 from datatier.backup.service import load_policy, policies_dir, run_backup
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
+from datatier.errors import ExitCode
 
 
 @click.group("backup")
@@ -18,19 +19,27 @@ def backup_group() -> None:
 
 @backup_group.command("run")
 @click.argument("policy")
+@click.option(
+    "--max-lag",
+    type=click.FloatRange(0),
+    metavar="SECONDS",
+    help="Refuse a replica lagging more (default: the policy's source.max_lag_seconds, 300).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
-def run(app: AppContext, policy: str, as_json: bool) -> None:
+def run(app: AppContext, policy: str, max_lag: float | None, as_json: bool) -> None:
     """Back up POLICY now: dump, compress, checksum, upload; the manifest is written last.
 
-    A failed or interrupted run leaves no manifest: it never shows in `backups list`
-    and `backups prune` removes its leftovers.
+    MySQL reads from the first node of source.nodes that answers and lags at most
+    --max-lag seconds (heartbeat lag; a stopped SQL thread is refused): exit 5 when none
+    does. A failed or interrupted run leaves no manifest and deletes what it wrote (or
+    says what it left for `backups prune`).
     """
     loaded = app.loaded()
     spec = load_policy(loaded, policy)
     progress = Progress(f"backup {policy}")
     try:
-        manifest = run_backup(loaded, spec, on_progress=progress.advance)
+        manifest = run_backup(loaded, spec, max_lag=max_lag, on_progress=progress.advance)
     finally:
         progress.close()
     summary = {
@@ -61,13 +70,23 @@ def run(app: AppContext, policy: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def policies(app: AppContext, as_json: bool) -> None:
-    """List the backup policies and validate every policy file."""
+    """List the backup policies and validate every policy file.
+
+    An invalid file is listed with its error (the other policies stay usable by every
+    command); the exit code is then 2.
+    """
     loaded = app.loaded()
+    config = loaded.config
+    good, broken = scan_policies(
+        policies_dir(loaded), config.backup.default_store, config.mysql.nodes
+    )
     rows = [
         {
             "name": p.name,
+            "valid": True,
             "engine": p.spec.engine,
-            "source": p.spec.source.node or "mongo",
+            "source": ",".join(p.spec.source.nodes or [p.spec.source.node or ""])
+            or f"mongo:{p.spec.source.server or 'default'}",
             "store": p.store_url,
             "schedule": p.spec.schedule,
             "initial_class": p.spec.storage.initial_class,
@@ -77,9 +96,16 @@ def policies(app: AppContext, as_json: bool) -> None:
                 else "-"
             ),
         }
-        for p in find_policies(policies_dir(loaded), loaded.config.backup.default_store)
+        for p in good
     ]
+    rows += [{"name": b.name, "valid": False, "error": b.error.problem} for b in broken]
+    rows.sort(key=lambda row: str(row["name"]))
     if as_json:
         emit_json(rows)
     else:
-        click.echo(table(rows, ("name", "engine", "source", "store", "schedule", "archive")))
+        shown = [{**r, "engine": r.get("engine", "INVALID")} for r in rows]
+        click.echo(table(shown, ("name", "engine", "source", "store", "schedule", "archive")))
+        for bad in broken:
+            click.echo(f"invalid policy {bad.name}: {bad.error}", err=True)
+    if broken:
+        raise click.exceptions.Exit(int(ExitCode.USAGE))

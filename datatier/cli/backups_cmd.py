@@ -23,13 +23,12 @@ from datatier.backup.lifecycle import (
     prune_plan,
 )
 from datatier.backup.manifest import backup_prefix
-from datatier.backup.policy import find_policies
 from datatier.backup.restoretest import restore_test as run_restore_test
 from datatier.backup.service import (
     load_policy,
     open_catalogs,
     open_policy_catalog,
-    policies_dir,
+    usable_policies,
 )
 from datatier.binlog.retention import (
     binlog_archive_moves,
@@ -50,7 +49,7 @@ from datatier.cli.binlog_render import binlog_prune_json, binlog_prune_line
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
-from datatier.cli.targets import target_endpoint
+from datatier.cli.targets import target_endpoint, target_role
 from datatier.errors import DatatierError, NotReadyYet, UsageError
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
@@ -171,6 +170,11 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
 @click.option(
     "--target", metavar="NODE|HOST:PORT", help="Server for --restore-test (default: primary)."
 )
+@click.option(
+    "--allow-replica-target",
+    is_flag=True,
+    help="Let --restore-test write its scratch databases on a read-only server or a replica.",
+)
 @JSON_OPTION
 @pass_app
 def verify_cmd(
@@ -180,6 +184,7 @@ def verify_cmd(
     request_restore: bool,
     restore_test: bool,
     target: str | None,
+    allow_replica_target: bool,
     as_json: bool,
 ) -> None:
     """Read every object of a backup and check its size and SHA-256 against the manifest.
@@ -199,7 +204,13 @@ def verify_cmd(
             )
         report = catalog.verify(manifest, lambda _key, size: progress.advance(size))
         tested = (
-            run_restore_test(manifest, catalog.store, target_endpoint(app.loaded(), target))
+            run_restore_test(
+                manifest,
+                catalog.store,
+                target_endpoint(app.loaded(), target),
+                target_role=target_role(app.loaded(), target),
+                allow_replica_target=allow_replica_target,
+            )
             if restore_test
             else None
         )
@@ -248,8 +259,10 @@ def prune_cmd(
     """Delete the backups POLICY's retention does not keep, and old incomplete leftovers.
 
     Without --execute only prints the plan: what is kept and why, what would be deleted and
-    the bytes freed. The newest complete backup is always kept; if any manifest of the
-    policy is unreadable nothing is deleted (exit 4).
+    the bytes freed. Retention counts good backups only (every object listed as the
+    manifest says): the newest good backup is always kept. A damaged backup is reported and
+    left in place unless it is older than every kept backup. If any manifest of the policy
+    is unreadable nothing is deleted (exit 4).
     """
     loaded = app.loaded()
     chosen = load_policy(loaded, policy)
@@ -276,12 +289,15 @@ def prune_cmd(
         f"{chosen.name} at {plan.store_url}: keep {len(plan.keep)}, delete {len(plan.delete)} "
         f"({human_bytes(plan.bytes_freed)}), abort {len(plan.uploads)} incomplete upload(s)"
     )
+    if plan.damaged:
+        summary += f"; {len(plan.damaged)} damaged backup(s) left in place (see above)"
     if result is None:
         click.echo(f"dry run: {summary}; nothing deleted (add --execute)")
     else:
+        spared = f"; spared {len(result.spared)} that completed meanwhile" if result.spared else ""
         click.echo(
             f"pruned {summary}: deleted {result.objects} objects, "
-            f"aborted {result.uploads_aborted} upload(s)"
+            f"aborted {result.uploads_aborted} upload(s){spared}"
         )
 
 
@@ -307,10 +323,7 @@ def archive_cmd(
     without --execute.
     """
     loaded = app.loaded()
-    if policy:
-        policies = [load_policy(loaded, policy)]
-    else:
-        policies = find_policies(policies_dir(loaded), loaded.config.backup.default_store)
+    policies = [load_policy(loaded, policy)] if policy else usable_policies(loaded)
     docs, rows = [], []
     for chosen in policies:
         if not policy and chosen.spec.storage.archive_after_days <= 0:

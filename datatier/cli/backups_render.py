@@ -102,6 +102,9 @@ def prune_json(plan: PrunePlan) -> dict[str, Any]:
         "delete": [target(t) for t in plan.delete],
         "spared": [target(t) for t in plan.spared],
         "uploads": [{"key": u.key, "initiated": u.initiated} for u in plan.uploads],
+        "damaged": [
+            {"id": d.backup_id, "problem": d.problem, "bytes": d.bytes} for d in plan.damaged
+        ],
         "bytes_freed": plan.bytes_freed,
     }
 
@@ -112,6 +115,7 @@ def prune_result_json(result: PruneResult) -> dict[str, Any]:
         "objects": result.objects,
         "bytes": result.bytes,
         "uploads_aborted": result.uploads_aborted,
+        "spared_completed": result.spared,
     }
 
 
@@ -133,6 +137,15 @@ def prune_rows(plan: PrunePlan) -> list[dict[str, Any]]:
     rows += [
         {"action": "spare", "id": t.backup_id, "size": human_bytes(t.bytes), "why": t.reason}
         for t in plan.spared
+    ]
+    rows += [
+        {
+            "action": "damaged",
+            "id": d.backup_id,
+            "size": human_bytes(d.bytes),
+            "why": f"{d.problem}; kept for inspection, not counted by retention",
+        }
+        for d in plan.damaged
     ]
     rows += [
         {"action": "abort-upload", "id": u.key, "why": f"started {u.initiated}"}

@@ -9,7 +9,7 @@ from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json
-from datatier.cli.targets import target_endpoint
+from datatier.cli.targets import mongo_target, target_endpoint, target_role
 from datatier.errors import UsageError
 from datatier.storage.base import RestoreTier
 
@@ -38,7 +38,12 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="GTID",
     help="Like --until, up to and including this transaction (e.g. 0-1-12345).",
 )
-@click.option("--target", metavar="NODE|HOST:PORT", help="Where to restore. Default: the primary.")
+@click.option(
+    "--target",
+    metavar="NODE|HOST:PORT|NAME",
+    help="Where to restore. MySQL: a node or HOST:PORT (default: the primary). MongoDB: a "
+    "[mongo.servers] NAME or `default` for [mongo] (default: the server backed up).",
+)
 @click.option(
     "--rename",
     "renames",
@@ -66,6 +71,11 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--drop", is_flag=True, help="Mongo: drop non-empty target collections first.")
 @click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
+@click.option(
+    "--allow-replica-target",
+    is_flag=True,
+    help="Restore into a read-only server or a replica anyway (never binlogged there).",
+)
 @click.option(
     "--wait/--no-wait",
     default=False,
@@ -111,6 +121,7 @@ def restore(
     no_binlog: bool,
     drop: bool,
     force: bool,
+    allow_replica_target: bool,
     wait: bool,
     tier: str,
     days: int,
@@ -120,10 +131,11 @@ def restore(
     """Restore BACKUP_ID (see `datatier backups list`), or, with --until/--until-gtid, the
     state of --policy's databases at a point in time (base backup + archived binlogs).
 
-    Safe by default: refuses a target database that already has tables (use --force or
-    --rename), verifies every object's SHA-256 before applying anything (exit 4 if one is
-    corrupt), and for data in GLACIER/DEEP_ARCHIVE requests restores for all objects at once,
-    then waits (--wait) or exits 5 so you can run the same command again later.
+    Safe by default: refuses a read-only or replica target (--allow-replica-target) and a
+    target database that already has tables (--force or --rename), before any archive
+    restore is requested; verifies every object's SHA-256 before applying anything (exit 4
+    if one is corrupt); for data in GLACIER/DEEP_ARCHIVE requests restores for all objects
+    at once, then waits (--wait) or exits 5 so you can run the same command again later.
     """
     loaded = app.loaded()
     if until is not None or until_gtid is not None:
@@ -144,6 +156,8 @@ def restore(
                 "dry_run": dry_run,
                 "binlog": not no_binlog,
                 "force": force,
+                "allow_replica_target": allow_replica_target,
+                "target_role": target_role(loaded, target),
                 "wait": wait,
                 "tier": RestoreTier(tier),
                 "days": days,
@@ -156,8 +170,7 @@ def restore(
         raise UsageError("give a BACKUP_ID, or --policy with --until TIME or --until-gtid GTID")
     manifest, store = find_backup(loaded, backup_id, policy)
     is_mongo = manifest.engine == "mongo"
-    if is_mongo and target:
-        raise UsageError("a Mongo restore goes to [mongo] uri; --target is for MySQL")
+    mongo = mongo_target(loaded, manifest, target) if is_mongo else None
     options = RestoreOptions(
         target=None if is_mongo else target_endpoint(loaded, target),
         drop=drop,
@@ -168,6 +181,8 @@ def restore(
         dry_run=dry_run,
         binlog=not no_binlog,
         force=force,
+        allow_replica_target=allow_replica_target,
+        target_role=target_role(loaded, target),
         wait=wait,
         tier=RestoreTier(tier),
         days=days,
@@ -186,9 +201,8 @@ def restore(
         if is_mongo:
             from datatier.mongo.load import restore_mongo  # lazy: pymongo is slow to import
 
-            report = restore_mongo(
-                manifest, store, loaded.config.mongo, options, on_loaded, on_wait
-            )
+            assert mongo is not None
+            report = restore_mongo(manifest, store, mongo, options, on_loaded, on_wait)
         else:
             report = restore_mysql(manifest, store, options, on_loaded, on_wait)
     finally:
@@ -204,7 +218,8 @@ def restore(
         f"{report.tables} tables, {report.rows} rows, {report.objects} objects, "
         f"{human_bytes(report.bytes)} compressed ({human_bytes(report.raw_bytes)} raw)"
     )
-    classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items()))
-    click.echo(f"objects: {classes}; archived: {report.archived}")
+    classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items())) or "none"
+    requested = f", restore requested for {report.restore_requested}" if report.archived else ""
+    click.echo(f"objects now: {classes}; archived: {report.archived}{requested}")
     if not report.dry_run:
         click.echo(f"done in {report.seconds} s")

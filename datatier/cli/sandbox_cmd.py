@@ -32,7 +32,7 @@ def _print(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 @click.group("sandbox")
 def sandbox_group() -> None:
-    """Run MariaDB (primary + 2 GTID replicas), memcached, S3 and MongoDB locally."""
+    """Run MariaDB (primary + 2 GTID replicas), memcached, S3 and two MongoDB servers locally."""
 
 
 @sandbox_group.command("up")
@@ -41,7 +41,7 @@ def sandbox_group() -> None:
     "--port-base",
     type=click.IntRange(1024, 65525),
     default=None,
-    help=f"First port; services use BASE..BASE+7. Default: as recorded, else {DEFAULT_PORT_BASE}.",
+    help=f"First port; services use BASE..BASE+8. Default: as recorded, else {DEFAULT_PORT_BASE}.",
 )
 @click.option(
     "--skip",

@@ -27,10 +27,11 @@ from datatier.backup.engine import BackupEngine, DumpResult
 from datatier.backup.manifest import TableRecord
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
-from datatier.config import LoadedConfig, MongoSettings
-from datatier.errors import OperationFailed, ServiceUnavailable
+from datatier.config import LoadedConfig, MongoServer
+from datatier.errors import ConfigError, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.mongo.bsonstream import count_documents
+from datatier.mongo.client import handshake, mongo_client
 from datatier.mongo.oplog import capture, oplog_position
 from datatier.storage.base import MiB
 
@@ -39,18 +40,6 @@ STANDALONE = {
     "method": "per collection (standalone server: no oplog to capture)",
     "point_in_time": False,
 }
-
-
-def mongo_client(settings: MongoSettings) -> pymongo.MongoClient[Any]:
-    """A client for ``[mongo]`` (credentials passed apart from the URI)."""
-    kwargs: dict[str, Any] = {
-        "serverSelectionTimeoutMS": int(settings.server_selection_timeout * 1000),
-        "document_class": dict,
-    }
-    if settings.username:
-        kwargs["username"] = settings.username
-        kwargs["password"] = settings.password.reveal()
-    return pymongo.MongoClient(settings.uri, **kwargs)
 
 
 def _uuid_hex(value: Any) -> str | None:
@@ -67,20 +56,36 @@ def collection_path(database: str, collection: str, leaf: str) -> str:
 
 
 class MongoDumpEngine(BackupEngine):
-    """Backs up the policy's databases from the ``[mongo]`` deployment."""
+    """Backs up the policy's databases from one configured deployment: ``server`` is its
+    name (``[mongo.servers]``; None for ``[mongo]``), recorded in the manifest so that a
+    restore goes back to it by default."""
 
     name = "mongo"
 
     @classmethod
-    def for_policy(cls, loaded: LoadedConfig, policy: Policy) -> MongoDumpEngine:
-        return cls(loaded.config.mongo, policy, chunk_bytes=policy.spec.chunk_mb * MiB)
+    def for_policy(
+        cls, loaded: LoadedConfig, policy: Policy, *, max_lag: float | None = None
+    ) -> MongoDumpEngine:
+        server = policy.spec.source.server
+        try:
+            settings = loaded.config.mongo.server(server)
+        except UsageError as exc:
+            raise ConfigError(
+                str(policy.path), "source.server", exc.message, hint=exc.hint
+            ) from None
+        return cls(settings, policy, chunk_bytes=policy.spec.chunk_mb * MiB, server=server)
 
     def __init__(
-        self, settings: MongoSettings, policy: Policy, chunk_bytes: int = DEFAULT_CHUNK
+        self,
+        settings: MongoServer,
+        policy: Policy,
+        chunk_bytes: int = DEFAULT_CHUNK,
+        server: str | None = None,
     ) -> None:
         self.settings = settings
         self.policy = policy
         self.chunk_bytes = chunk_bytes
+        self.server = server
 
     def _wanted_databases(self, client: pymongo.MongoClient[Any]) -> list[str]:
         names = client.list_database_names()
@@ -91,7 +96,7 @@ class MongoDumpEngine(BackupEngine):
         try:
             with mongo_client(self.settings) as client:
                 info = client.server_info()
-                hello = client.admin.command("hello")
+                hello = handshake(client)
                 start = oplog_position(client)  # None on a standalone server
                 databases: dict[str, dict[str, Any]] = {}
                 tables: list[TableRecord] = []
@@ -130,6 +135,7 @@ class MongoDumpEngine(BackupEngine):
             source={
                 "engine": "mongo",
                 "uri": self.settings.uri,
+                "server": self.server,
                 "version": info.get("version"),
                 "replica_set": hello.get("setName"),
             },

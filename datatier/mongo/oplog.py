@@ -7,22 +7,25 @@ Contract:
   position up to the newest one when the dump has finished, for the namespaces of the
   backed-up databases, and fails (no manifest) if the start position has rolled off the
   capped oplog meanwhile;
-- :func:`replay` applies the captured entries in order with ``applyOps`` after the data is
-  loaded, rewriting database names for ``--rename`` and skipping entries of collections
-  that are not being restored. Inserts, updates and deletes are idempotent in the oplog's
-  own terms, so documents the dump already saw converge to their state at the end of the
-  slice.
+- :func:`replay` applies the captured entries in order after the data is loaded, with an
+  :class:`~datatier.mongo.oplogapply.Applier` (``applyOps``, or driver operations where the
+  server has no ``applyOps``), rewriting database names for ``--rename`` and skipping
+  entries of collections that are not being restored. Inserts, updates and deletes are
+  idempotent in the oplog's own terms, so documents the dump already saw converge to their
+  state at the end of the slice. :func:`check_replayable` finds entries an applier cannot
+  apply before anything is restored.
 
 Only servers that are replica-set members have an oplog: on a standalone server (the
 sandbox's FerretDB) none of this runs and the manifest says the snapshot is consistent per
-collection only. This module is tested only where ``DATATIER_TEST_MONGO_URI`` names a real
-replica set (see tests/integration/test_mongo_oplog.py).
+collection only. Tested against the sandbox's mongo2 (mongo-java-server: ``isMaster``
+handshake, driver-operation replay) and, where ``DATATIER_TEST_MONGO_URI`` names a real
+replica set, against it (``hello``, ``applyOps``): tests/integration/test_mongo_pitr.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from bson.timestamp import Timestamp
@@ -30,20 +33,23 @@ from bson.timestamp import Timestamp
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.errors import OperationFailed
 from datatier.mongo.bsonstream import count_documents
+from datatier.mongo.client import handshake
+from datatier.mongo.oplogapply import Applier, ApplyOpsApplier
 
 OPLOG_KEY = "oplog.bson"
 # Fields applyOps must not see: the source collection's UUID (restored collections have
-# new ones) and the session/transaction bookkeeping of the original write.
-_DROP_FIELDS = ("ui", "lsid", "txnNumber", "stmtId", "prevOpTime", "postImageOpTime")
+# new ones), the session/transaction bookkeeping of the original write, and the `_id`
+# mongo-java-server gives its oplog entries.
+_DROP_FIELDS = ("_id", "ui", "lsid", "txnNumber", "stmtId", "prevOpTime", "postImageOpTime")
 _APPLY_BATCH = 500
 
 
 def oplog_position(client: Any) -> Timestamp | None:
     """The newest oplog entry's ``ts``; None when the server has no oplog (standalone)."""
-    hello = client.admin.command("hello")
-    if not hello.get("setName"):
+    if not handshake(client).get("setName"):
         return None
-    newest = client.local["oplog.rs"].find_one({}, sort=[("$natural", -1)])
+    # only `ts`: the entry's document may hold values the default decoding rejects
+    newest = client.local["oplog.rs"].find_one({}, {"ts": 1}, sort=[("$natural", -1)])
     if newest is None:
         raise OperationFailed("the replica set's oplog is empty")
     ts: Timestamp = newest["ts"]
@@ -85,7 +91,7 @@ def capture(
             current = None
     if current is not None:
         writer.close(current)
-    if oplog.find_one({"ts": start}) is None:
+    if oplog.find_one({"ts": start}, {"ts": 1}) is None:
         raise OperationFailed(
             "the oplog rolled over during the dump: the snapshot cannot be made consistent",
             hint="enlarge the oplog or back up from a less busy member",
@@ -107,7 +113,7 @@ def _target(ns: str, renames: dict[str, str]) -> tuple[str, str, str] | None:
 
 
 def rewrite(
-    entry: dict[str, Any], renames: dict[str, str], wanted: set[tuple[str, str]]
+    entry: Mapping[str, Any], renames: dict[str, str], wanted: set[tuple[str, str]]
 ) -> Iterator[dict[str, Any]]:
     """The entries to apply for one captured entry: renamed, filtered, cleaned; a
     transaction's ``applyOps`` container is flattened into its operations."""
@@ -136,13 +142,15 @@ def rewrite(
 
 def replay(
     client: Any,
-    entries: Iterable[dict[str, Any]],
+    entries: Iterable[Mapping[str, Any]],
     renames: dict[str, str],
     wanted: set[tuple[str, str]],
     on_applied: Callable[[int], None] | None = None,
+    applier: Applier | None = None,
 ) -> int:
-    """Apply ``entries`` (decoded oplog documents, in order) with ``applyOps``; the number
-    applied. OperationFailed naming the first entry the server refused."""
+    """Apply ``entries`` (captured oplog documents, in order) with ``applier`` (default:
+    ``applyOps``); the number applied. OperationFailed naming the first entry refused."""
+    apply = applier or ApplyOpsApplier(client)
     applied = 0
     batch: list[dict[str, Any]] = []
 
@@ -150,9 +158,7 @@ def replay(
         nonlocal applied, batch
         if not batch:
             return
-        result = client.admin.command("applyOps", batch)
-        if not result.get("ok"):
-            raise OperationFailed(f"oplog replay refused: {result}")
+        apply.apply(batch)
         applied += len(batch)
         if on_applied:
             on_applied(len(batch))
@@ -170,3 +176,16 @@ def replay(
                     flush()
     flush()
     return applied
+
+
+def check_replayable(
+    applier: Applier,
+    entries: Iterable[Mapping[str, Any]],
+    renames: dict[str, str],
+    wanted: set[tuple[str, str]],
+) -> None:
+    """Raise OperationFailed naming the first entry ``applier`` could not apply, before
+    anything is restored."""
+    for entry in entries:
+        for op in rewrite(entry, renames, wanted):
+            applier.check(op)

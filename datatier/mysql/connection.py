@@ -1,19 +1,25 @@
 """Connections to the configured MySQL/MariaDB nodes, and client option files for the CLIs.
 
-Passwords never reach a command line or a process title: the stock clients
-(mariadb-dump, mariadb) get them through a 0600 option file that lives only as long as the
-call (:func:`client_options_file`). Connection failures raise
+Passwords never reach a command line, a process title or a named file: the stock clients
+(mariadb-dump, mariadb, mariadb-binlog...) get them through an option file that exists only
+as an anonymous in-memory file (``memfd``), inherited as a file descriptor and read as
+``--defaults-file=/dev/fd/N`` (:func:`client_options_file`). Nothing is left on disk when
+datatier is killed. TLS (``[mysql] ssl_ca``, ``ssl_cert``, ``ssl_key``,
+``ssl_verify_server_cert``) applies to every connection: pymysql (:func:`connect`, the
+monitor), mysqlclient (the fast reader) and the stock clients' option file. Connection
+failures raise
 :class:`~datatier.errors.ServiceUnavailable` naming the node, never the password.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -26,6 +32,49 @@ Connection = pymysql.connections.Connection
 
 
 @dataclass(frozen=True)
+class ClientTLS:
+    """TLS for MySQL connections; ``verify`` checks the server's certificate chain against
+    ``ca`` and its name against the host connected to."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    verify: bool = True
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """For pymysql."""
+        ctx = ssl.create_default_context(cafile=self.ca)
+        ctx.check_hostname = self.verify
+        ctx.verify_mode = ssl.CERT_REQUIRED if self.verify else ssl.CERT_NONE
+        if self.cert:
+            ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+    def mysqlclient_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``MySQLdb.connect``."""
+        files = {k: v for k, v in (("ca", self.ca), ("cert", self.cert), ("key", self.key)) if v}
+        return {"ssl": files, "ssl_mode": "VERIFY_IDENTITY" if self.verify else "REQUIRED"}
+
+    def option_lines(self) -> list[str]:
+        """Lines of a ``[client]`` option file for the stock clients."""
+        lines = ["ssl"]
+        for name, value in (("ssl-ca", self.ca), ("ssl-cert", self.cert), ("ssl-key", self.key)):
+            if value:
+                lines.append(f"{name}={value}")
+        lines.append("ssl-verify-server-cert" if self.verify else "skip-ssl-verify-server-cert")
+        return lines
+
+
+def client_tls(settings: MySQLSettings) -> ClientTLS | None:
+    """The ``[mysql]`` TLS settings, or None when TLS is not configured."""
+    if not settings.tls:
+        return None
+    return ClientTLS(
+        settings.ssl_ca, settings.ssl_cert, settings.ssl_key, settings.ssl_verify_server_cert
+    )
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """Where and as whom to connect (password kept out of repr)."""
 
@@ -35,6 +84,7 @@ class Endpoint:
     user: str
     password: str = ""
     connect_timeout: float = 5.0
+    tls: ClientTLS | None = None
 
     def __repr__(self) -> str:
         return f"Endpoint({self.name}={self.user}@{self.host}:{self.port})"
@@ -49,8 +99,25 @@ class Endpoint:
 
     def unreachable(self, exc: BaseException) -> ServiceUnavailable:
         """The error for a failed connection attempt (any driver), password scrubbed."""
-        reason = str(exc.args[1] if len(exc.args) > 1 else exc)
+        if isinstance(exc, ssl.SSLError):
+            reason = f"TLS: {exc.reason or exc}" + (
+                f" ({exc.verify_message})" if isinstance(exc, ssl.SSLCertVerificationError) else ""
+            )
+        else:
+            reason = str(exc.args[1] if len(exc.args) > 1 else exc)
         return ServiceUnavailable(f"cannot connect to MySQL {self.label}: {self.scrub(reason)}")
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """An SSL context for pymysql, or None without TLS; ConfigError naming the setting
+        when a certificate or key file cannot be read."""
+        if self.tls is None:
+            return None
+        try:
+            return self.tls.ssl_context()
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                "config", "mysql.ssl_ca / ssl_cert / ssl_key", f"cannot load TLS files: {exc}"
+            ) from None
 
 
 def endpoint(settings: MySQLSettings, node: str) -> Endpoint:
@@ -66,6 +133,7 @@ def endpoint(settings: MySQLSettings, node: str) -> Endpoint:
         user=settings.user,
         password=settings.password.reveal(),
         connect_timeout=settings.connect_timeout,
+        tls=client_tls(settings),
     )
 
 
@@ -86,11 +154,14 @@ def parse_dsn(text: str, settings: MySQLSettings) -> Endpoint:
         user=settings.user,
         password=settings.password.reveal(),
         connect_timeout=settings.connect_timeout,
+        tls=client_tls(settings),
     )
 
 
 def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
-    """An autocommit connection (utf8mb4, UTC session); ServiceUnavailable on failure."""
+    """An autocommit connection (utf8mb4, UTC session); ServiceUnavailable on failure
+    (a TLS handshake or certificate check included)."""
+    context = ep.tls_context()
     try:
         return pymysql.connect(
             host=ep.host,
@@ -102,8 +173,9 @@ def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
             autocommit=True,
             charset="utf8mb4",
             init_command="SET time_zone = '+00:00'",
+            ssl=context,
         )
-    except pymysql.OperationalError as exc:
+    except (pymysql.OperationalError, ssl.SSLError) as exc:
         raise ep.unreachable(exc) from None
 
 
@@ -114,22 +186,64 @@ def query_dicts(conn: Connection, sql: str, args: Any = None) -> list[dict[str, 
         return [dict(row) for row in cur.fetchall()]
 
 
-@contextlib.contextmanager
-def client_options_file(ep: Endpoint) -> Iterator[Path]:
-    """A 0600 ``[client]`` option file for the stock clients; removed on exit.
+@dataclass(frozen=True)
+class ClientOptions:
+    """A ``[client]`` option file that exists only as the open descriptor ``fd``.
 
-    Pass it as the *first* argument: ``--defaults-file=PATH``.
+    ``str(options)`` is its path for a child process, ``/dev/fd/N``: pass it as the
+    *first* argument, ``--defaults-file={options}``, and start the child with
+    ``pass_fds=options.pass_fds`` (the path means nothing to a process that did not
+    inherit the descriptor).
     """
-    fd, name = tempfile.mkstemp(prefix="datatier-", suffix=".cnf")
-    path = Path(name)
+
+    fd: int
+
+    @property
+    def path(self) -> str:
+        return f"/dev/fd/{self.fd}"
+
+    @property
+    def pass_fds(self) -> tuple[int]:
+        return (self.fd,)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def client_options_text(ep: Endpoint) -> str:
+    """The ``[client]`` section for ``ep`` (contains the password: never log or store it)."""
+    lines = ["[client]", f"host={ep.host}", f"port={ep.port}", f"user={ep.user}"]
+    if ep.password:
+        escaped = ep.password.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'password="{escaped}"')
+    lines.append("protocol=tcp")
+    if ep.tls:
+        lines += ep.tls.option_lines()
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def client_options_file(ep: Endpoint) -> Iterator[ClientOptions]:
+    """An anonymous, sealed, 0600 option file for the stock clients; closed on exit.
+
+    It is a ``memfd`` (never on any filesystem), or where that is missing an unlinked
+    temporary file; either way no name exists for a kill to leave behind.
+    """
     try:
-        with os.fdopen(fd, "w") as out:
-            out.write("[client]\n")
-            out.write(f"host={ep.host}\nport={ep.port}\nuser={ep.user}\n")
-            if ep.password:
-                escaped = ep.password.replace("\\", "\\\\").replace('"', '\\"')
-                out.write(f'password="{escaped}"\n')
-            out.write("protocol=tcp\n")
-        yield path
+        fd = os.memfd_create("datatier-client-options", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        sealable = True
+    except (AttributeError, OSError):  # not Linux, or an old kernel
+        with tempfile.TemporaryFile(prefix="datatier-") as handle:  # O_TMPFILE or unlinked
+            fd, sealable = os.dup(handle.fileno()), False
+    try:
+        os.fchmod(fd, 0o600)  # the clients ignore world-writable option files
+        os.write(fd, client_options_text(ep).encode())
+        if sealable:  # no process that inherits it can change it
+            seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals | fcntl.F_SEAL_SEAL)
+        yield ClientOptions(fd)
     finally:
-        path.unlink(missing_ok=True)
+        os.close(fd)

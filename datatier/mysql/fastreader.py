@@ -58,6 +58,7 @@ def open_connection(ep: Endpoint, **options: Any) -> MySQLdb.Connection:
             connect_timeout=max(1, round(ep.connect_timeout)),
             charset="utf8mb4",
             autocommit=True,
+            **(ep.tls.mysqlclient_options() if ep.tls else {}),
             **options,
         )
     except MySQLdb.OperationalError as exc:

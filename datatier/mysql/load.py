@@ -15,13 +15,13 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import pymysql
 
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import OperationFailed
-from datatier.mysql.connection import Endpoint, client_options_file, connect
+from datatier.mysql.connection import ClientOptions, Endpoint, client_options_file, connect
 from datatier.mysql.sqltext import parse_block, prelude_statements
 
 Fetch = Callable[[ObjectRecord], Iterator[bytes]]
@@ -70,27 +70,41 @@ class SQLLoader:
                 if not batch:
                     continue
                 if kind in PARALLEL_KINDS and self.jobs > 1:
-                    self._parallel(batch, str(cnf))
+                    self._parallel(batch, cnf)
                 else:
                     for obj in batch:
-                        self._load_one(obj, str(cnf))
+                        self._load_one(obj, cnf)
 
-    def _parallel(self, batch: list[ObjectRecord], cnf: str) -> None:
-        # Largest first: the longest loads start early and the tail stays short.
-        batch = sorted(batch, key=lambda o: o.raw_size, reverse=True)
+    def _parallel(self, batch: list[ObjectRecord], cnf: ClientOptions) -> None:
+        """``batch`` on ``jobs`` threads, largest first so the tail stays short. A table's
+        first part loads before its other parts start: InnoDB fills an empty table in bulk
+        under a table lock, and two first inserts into one empty table deadlock (ERROR
+        1213); once it holds rows, its other parts load alongside each other."""
+        groups: dict[tuple[str | None, str | None], list[ObjectRecord]] = {}
+        for obj in sorted(batch, key=lambda o: o.part):
+            groups.setdefault((obj.database, obj.table), []).append(obj)
+        leaders = sorted((parts[0] for parts in groups.values()), key=lambda o: -o.raw_size)
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="load") as pool:
-            futures = [pool.submit(self._load_one, obj, cnf) for obj in batch]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
+            running: dict[Future[None], ObjectRecord] = {
+                pool.submit(self._load_one, obj, cnf): obj for obj in leaders
+            }
+            try:
+                while running:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        obj = running.pop(future)
+                        future.result()  # the first failure stops everything
+                        followers = groups[(obj.database, obj.table)]
+                        if followers and followers[0] is obj:
+                            for other in sorted(followers[1:], key=lambda o: -o.raw_size):
+                                running[pool.submit(self._load_one, other, cnf)] = other
+            except BaseException:
                 self._stop.set()
-                for future in futures:
+                for future in running:
                     future.cancel()
-                exc = failed[0].exception()
-                assert exc is not None
-                raise exc
+                raise
 
-    def _load_one(self, obj: ObjectRecord, cnf: str) -> None:
+    def _load_one(self, obj: ObjectRecord, cnf: ClientOptions) -> None:
         if self._stop.is_set():
             return
         assert obj.database is not None
@@ -119,7 +133,9 @@ class SQLLoader:
         if self.on_loaded:
             self.on_loaded(obj)
 
-    def _pipe(self, obj: ObjectRecord, database: str, cnf: str, chunks: Iterator[bytes]) -> None:
+    def _pipe(
+        self, obj: ObjectRecord, database: str, cnf: ClientOptions, chunks: Iterator[bytes]
+    ) -> None:
         """Feed ``chunks`` to a stock client bound to ``database``."""
         argv = [
             self._binary,
@@ -134,7 +150,11 @@ class SQLLoader:
         if not self.binlog:
             argv.append("--init-command=SET SESSION sql_log_bin = 0")
         proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=cnf.pass_fds,
         )
         assert proc.stdin is not None and proc.stderr is not None
         errors: list[bytes] = []

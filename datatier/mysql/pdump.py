@@ -37,13 +37,14 @@ from datatier.backup.manifest import TableRecord
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
 from datatier.config import LoadedConfig
-from datatier.errors import ConfigError, DatatierError, OperationFailed, ServiceUnavailable
+from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mysql.catalogue import Catalogue, Definition, Table, read_catalogue
-from datatier.mysql.connection import Endpoint, endpoint, query_dicts
+from datatier.mysql.connection import Endpoint, query_dicts
 from datatier.mysql.consistent import SnapshotGroup, SnapshotPoint
 from datatier.mysql.fastreader import RawConnection
 from datatier.mysql.rowtext import STATEMENT_BYTES, RowQuery, range_filters, read_texts
+from datatier.mysql.source import SourceChoice, select_source
 from datatier.mysql.sqltext import (
     PRELUDE,
     block,
@@ -106,15 +107,18 @@ class ParallelDumpEngine(BackupEngine):
     name = "mysql"
 
     @classmethod
-    def for_policy(cls, loaded: LoadedConfig, policy: Policy) -> ParallelDumpEngine:
-        node = policy.spec.source.node
-        if node is None:
-            raise ConfigError(str(policy.path), "source.node", "missing required value")
+    def for_policy(
+        cls, loaded: LoadedConfig, policy: Policy, *, max_lag: float | None = None
+    ) -> ParallelDumpEngine:
+        """Chooses the freshest listed node first (:mod:`datatier.mysql.source`)."""
+        limit = policy.spec.source.max_lag_seconds if max_lag is None else max_lag
+        choice = select_source(policy, loaded.config.mysql, limit)
         return cls(
-            endpoint(loaded.config.mysql, node),
+            choice.endpoint,
             policy,
             chunk_bytes=policy.spec.chunk_mb * MiB,
             jobs=policy.spec.jobs,
+            choice=choice,
         )
 
     def __init__(
@@ -125,8 +129,10 @@ class ParallelDumpEngine(BackupEngine):
         chunk_bytes: int = DEFAULT_CHUNK,
         jobs: int = 4,
         raw_threshold: int | None = None,
+        choice: SourceChoice | None = None,
     ) -> None:
         self.source = source
+        self.choice = choice
         self.policy = policy
         self.chunk_bytes = chunk_bytes
         self.jobs = max(1, jobs)
@@ -223,6 +229,7 @@ class ParallelDumpEngine(BackupEngine):
                 "host": self.source.host,
                 "port": self.source.port,
                 **self._server_facts(group),
+                **(self.choice.manifest_fields() if self.choice else {}),
             },
             consistency=consistency,
             tables=tables,

@@ -309,7 +309,10 @@ def seed_replica(
     primary = endpoint(config.mysql, found[0])
     started = time.monotonic()
     try:
-        restore_mysql(manifest, store, RestoreOptions(target=target, binlog=False, jobs=jobs))
+        # the target is checked above (empty, replicating from nobody); it may already be
+        # read-only like the replica it is becoming: loaded without binlogging either way
+        options = RestoreOptions(target=target, binlog=False, jobs=jobs, allow_replica_target=True)
+        restore_mysql(manifest, store, options)
     except DatatierError as exc:
         if _written(target):
             raise _partially_seeded(exc, target) from exc

@@ -222,6 +222,7 @@ class MySQLSchemas(Provisioner):
         with client_options_file(self.target) as cnf, migration.path.open("rb") as sql:
             result = subprocess.run(
                 [client_binary(), f"--defaults-file={cnf}", "--batch", "--binary-mode"],
+                pass_fds=cnf.pass_fds,
                 stdin=sql,
                 capture_output=True,
                 check=False,

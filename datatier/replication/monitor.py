@@ -99,6 +99,7 @@ class Monitor:
             write_timeout=timeout,
             autocommit=True,
             charset="utf8mb4",
+            ssl=ep.tls_context(),
         )
 
     def _drop(self, name: str) -> None:

@@ -17,7 +17,7 @@ CONFIG_NAME = "datatier.toml"
 def render_config(services: Mapping[str, Any]) -> str:
     """The sandbox config for ``services`` (the supervisor's name -> service map)."""
     s3 = services["s3"]
-    mongo = services["mongo"]
+    mongo, mongo2 = services["mongo"], services["mongo2"]
     nodes = {
         name: {"host": svc.host, "port": svc.port, "role": svc.role}
         for name, svc in services.items()
@@ -32,7 +32,7 @@ def render_config(services: Mapping[str, Any]) -> str:
             "replication_password_file": "secrets/repl_password",
             "nodes": nodes,
         },
-        "mongo": {"uri": mongo.uri},
+        "mongo": {"uri": mongo.uri, "servers": {"mongo2": {"uri": mongo2.uri}}},
         "memcached": {"servers": [f"{services['memcached'].host}:{services['memcached'].port}"]},
         "s3": {
             "endpoint_url": s3.endpoint_url,
@@ -74,6 +74,19 @@ min_age_days = 1
 # (the config's [mongo]), raw BSON, to the sandbox bucket.
 engine = "mongo"
 schedule = "45 2 * * *"
+
+[retention]
+keep_last = 7
+""",
+    "sandbox-mongo2.toml": """\
+# Written by `datatier sandbox up`: every non-system database of the sandbox's second
+# MongoDB-protocol server (mongo-java-server, a replica set with an oplog: the backup
+# captures the oplog written during the dump), raw BSON, to the sandbox bucket.
+engine = "mongo"
+schedule = "50 2 * * *"
+
+[source]
+server = "mongo2"
 
 [retention]
 keep_last = 7

@@ -6,7 +6,8 @@ refuses a port held by a stranger (UsageError naming the port), and writes ``DIR
 signals only processes whose pid *and* command line match the state file, then waits for
 their ports to be free. Port layout from ``port_base`` N: primary N, replica1 N+1,
 replica2 N+2, memcached N+3, S3 N+4, MongoDB N+5 (FerretDB's debug HTTP N+6), a second,
-cold memcached N+7 (the target of `cache copy` in the demo).
+cold memcached N+7 (the target of `cache copy` in the demo), a second MongoDB-protocol
+server, mongo-java-server with an oplog, N+8.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from datatier.sandbox.services.base import SandboxService
 from datatier.sandbox.services.mariadb import MariaDBService
 from datatier.sandbox.services.memcached import MemcachedService
 from datatier.sandbox.services.mongo import MongoService, find_mongo_server
+from datatier.sandbox.services.mongojava import MongoJavaService, find_mongo_java_server
 from datatier.sandbox.services.s3 import S3Service
 from datatier.typedtoml import Secret
 
@@ -46,6 +48,7 @@ INSTALL_HINTS = {
     "memcached": "apt-get install memcached",
     "s3": "pip install 'moto[server]' (make venv)",
     "mongo": "make sandbox-deps (builds FerretDB into .bin/)",
+    "mongo-java-server": "make sandbox-deps (fetches mongo-java-server with Maven into .bin/)",
 }
 
 
@@ -141,10 +144,16 @@ class Sandbox:
                 secret=self._secret("s3_secret_access_key"),
             )
         )
-        mongo = find_mongo_server(Path(__file__).resolve().parents[2])
+        project = Path(__file__).resolve().parents[2]
+        mongo = find_mongo_server(project)
         flavour, binary = mongo if mongo else ("ferretdb", "ferretdb")
         found.append(
             MongoService("mongo", self.port("mongo"), self.root, flavour=flavour, binary=binary)
+        )
+        found.append(
+            MongoJavaService(
+                "mongo2", self.port("mongo2"), self.root, home=find_mongo_java_server(project)
+            )
         )
         return found
 
@@ -153,10 +162,9 @@ class Sandbox:
     def _check_binaries(self, services: Iterable[SandboxService]) -> None:
         missing = []
         for svc in services:
-            binary = svc.argv()[0]
-            runnable = Path(binary).is_absolute() and os.access(binary, os.X_OK)
-            if not runnable and not shutil.which(binary):
-                missing.append(f"{svc.name} needs {Path(binary).name} ({INSTALL_HINTS[svc.kind]})")
+            unmet = svc.unmet()
+            if unmet:
+                missing.append(f"{svc.name} needs {unmet} ({INSTALL_HINTS[svc.kind]})")
         if missing:
             raise OperationFailed(
                 "missing server programs: " + "; ".join(missing),

@@ -147,6 +147,11 @@ class ObjectStore(abc.ABC):
     def check(self) -> None:
         """Verify the store is reachable and usable; raise ServiceUnavailable if not."""
 
+    def encryption_warning(self) -> str | None:
+        """A warning when objects could be stored unencrypted at rest by default (S3: the
+        bucket has no default encryption); None when there is nothing to say."""
+        return None
+
     @abc.abstractmethod
     def put_stream(
         self,

@@ -1,7 +1,9 @@
 """A directory as an :class:`ObjectStore` (``file:///path``), the embedded default.
 
 Each object is a plain file at ``ROOT/KEY`` (mode 0600, directories 0700: backups hold
-database contents), so a human can ``zstd -d`` it directly.
+database contents), so a human can ``zstd -d`` it directly. Every valid key is accepted: a
+segment that is too long for a file name or looks like one of the store's own files is
+stored under a hashed name with its real name beside it (:mod:`datatier.storage.localnames`).
 Writes go to ``.datatier-tmp.<id>.<name>`` in the target directory, are fsynced and renamed
 into place (then the directory is fsynced): a killed writer leaves only the temp file, which
 :meth:`LocalStore.list_incomplete_uploads` reports and ``abort_incomplete_uploads`` removes.
@@ -11,7 +13,8 @@ only when one of them is not the default. The sidecar records the data file's in
 ignored when it does not match, so a crash between the two renames cannot attach new labels
 to old data. The class is *recorded, not enforced*: every object is readable at once, an
 archived one reports ``RestoreState.RESTORED`` and :meth:`request_restore` is a no-op.
-Path segments starting with ``.datatier-`` are reserved.
+A write the filesystem refuses (disk full, read-only, permissions) raises
+ServiceUnavailable naming the store and the key.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from datatier.errors import OperationFailed, UsageError
+from datatier.errors import OperationFailed, ServiceUnavailable, UsageError
 from datatier.storage.base import (
     IncompleteUpload,
     ObjectInfo,
@@ -36,10 +39,16 @@ from datatier.storage.base import (
     RestoreTier,
     StorageClass,
 )
-
-RESERVED = ".datatier-"
-TMP = ".datatier-tmp."
-META = ".datatier-meta."
+from datatier.storage.localnames import (
+    MAX_SEGMENT,
+    META,
+    TMP,
+    disk_name,
+    disk_path,
+    forget,
+    real_name,
+    remember,
+)
 
 
 class LocalStore(ObjectStore):
@@ -47,7 +56,7 @@ class LocalStore(ObjectStore):
 
     MAX_PART_SIZE = 2**62
     MAX_OBJECT_SIZE = 2**62
-    MAX_SEGMENT = 200  # bytes; leaves room for the temp and sidecar affixes within NAME_MAX
+    MAX_SEGMENT = MAX_SEGMENT  # longer key segments are stored under a hashed name
 
     def __init__(self, root: Path) -> None:
         self.root = root.absolute()
@@ -63,19 +72,8 @@ class LocalStore(ObjectStore):
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise OperationFailed(f"local store {self.url}: {existing} is not a writable directory")
 
-    def validate_key(self, key: str) -> str:
-        super().validate_key(key)
-        for seg in key.split("/"):
-            if seg.startswith(RESERVED):
-                raise UsageError(
-                    f"object key {key!r}: names starting with {RESERVED!r} are reserved"
-                )
-            if len(seg.encode()) > self.MAX_SEGMENT:
-                raise UsageError(f"object key {key!r}: a segment is over {self.MAX_SEGMENT} bytes")
-        return key
-
     def _path(self, key: str) -> Path:
-        return self.root / self.validate_key(key)
+        return disk_path(self.root, self.validate_key(key))
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -98,7 +96,25 @@ class LocalStore(ObjectStore):
             "metadata": dict(metadata or {}),
             "tags": dict(tags or {}),
         }
-        self._mkdirs(key, path.parent)
+        try:
+            self._mkdirs(key)
+            remember(path.parent, key.rpartition("/")[2])
+            self._write(key, path, chunks, labels, on_progress)
+        except OSError as exc:  # disk full, read-only, permissions: the store refuses
+            raise ServiceUnavailable(
+                f"local store {self.url} cannot write {key}: {exc.strerror or exc}"
+            ) from None
+        return self.head(key, tags=True)
+
+    def _write(
+        self,
+        key: str,
+        path: Path,
+        chunks: Iterable[bytes],
+        labels: dict[str, Any],
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        """Write ``chunks`` to a temp file beside ``path``, fsync, rename into place."""
         tmp = path.with_name(f"{TMP}{secrets.token_hex(4)}.{path.name}")
         try:
             with _create(tmp) as out:
@@ -119,18 +135,18 @@ class LocalStore(ObjectStore):
             with suppress(FileNotFoundError):
                 tmp.unlink()
         _fsync_dir(path.parent)
-        return self.head(key, tags=True)
 
-    def _mkdirs(self, key: str, directory: Path) -> None:
-        missing = []
-        while not directory.exists() and directory != directory.parent:
-            missing.append(directory)
-            directory = directory.parent
-        try:
-            for new in reversed(missing):  # each level 0700 (mkdir(parents=True) ignores mode)
+    def _mkdirs(self, key: str) -> None:
+        """Create the directories of ``key`` (each 0700; a hashed one's name file first)."""
+        for new in [*reversed(self.root.parents), self.root]:  # mkdir(parents=) ignores mode
+            if not new.exists():
                 new.mkdir(mode=0o700, exist_ok=True)
-            if not missing and not directory.is_dir():
-                raise NotADirectoryError(directory)
+        directory = self.root
+        try:
+            for segment in key.split("/")[:-1]:
+                remember(directory, segment)
+                directory = directory / disk_name(segment)
+                directory.mkdir(mode=0o700, exist_ok=True)  # uploads run in parallel
         except (FileExistsError, NotADirectoryError):
             raise OperationFailed(
                 f"{self.url}/{key}: a parent of this key is an object (file), not a directory"
@@ -191,27 +207,31 @@ class LocalStore(ObjectStore):
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         self.validate_prefix(prefix)
         start = prefix.rpartition("/")[0]
-        for key in self._walk(self.root / start if start else self.root, start, want_tmp=False):
+        for key, _ in self._walk(disk_path(self.root, start), start, want_tmp=False):
             if key.startswith(prefix):
                 yield self.head(key)
 
-    def _walk(self, directory: Path, rel: str, *, want_tmp: bool) -> Iterator[str]:
-        """Keys under ``directory`` in S3 order (byte-wise, a directory sorting as ``name/``)."""
+    def _walk(self, directory: Path, rel: str, *, want_tmp: bool) -> Iterator[tuple[str, Path]]:
+        """(key, file) under ``directory`` in S3 order (byte-wise by key, a directory sorting
+        as ``name/``); with ``want_tmp``, (key of the directory + temp name, temp file)."""
         try:
             entries = list(os.scandir(directory))
         except (FileNotFoundError, NotADirectoryError):
             return
-        named = sorted(
-            ((e.name + "/" if e.is_dir(follow_symlinks=False) else e.name).encode(), e)
-            for e in entries
-        )
-        for _, entry in named:
-            key = f"{rel}/{entry.name}" if rel else entry.name
-            if entry.is_dir(follow_symlinks=False):
-                if not entry.name.startswith(RESERVED):
-                    yield from self._walk(Path(entry.path), key, want_tmp=want_tmp)
-            elif entry.name.startswith(TMP if want_tmp else RESERVED) == want_tmp:
-                yield key
+        named = []  # (key segment, is a directory, is a temp file, entry)
+        for entry in entries:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if not is_dir and entry.name.startswith(TMP):
+                named.append((entry.name, False, True, entry))
+            elif (real := real_name(directory, entry.name)) is not None:
+                named.append((real, is_dir, False, entry))
+        named.sort(key=lambda item: (item[0] + "/" if item[1] else item[0]).encode())
+        for name, is_dir, is_tmp, entry in named:
+            key = f"{rel}/{name}" if rel else name
+            if is_dir:
+                yield from self._walk(Path(entry.path), key, want_tmp=want_tmp)
+            elif want_tmp == is_tmp:
+                yield key, Path(entry.path)
 
     # -- managing --------------------------------------------------------------------------
 
@@ -221,6 +241,9 @@ class LocalStore(ObjectStore):
             for victim in (_sidecar(path), path):
                 with suppress(FileNotFoundError, NotADirectoryError):
                     victim.unlink()
+            with suppress(NotADirectoryError):
+                if not path.exists():
+                    forget(path.parent, path.name)
             self._prune_dirs(path.parent)
 
     def _prune_dirs(self, directory: Path) -> None:
@@ -230,6 +253,7 @@ class LocalStore(ObjectStore):
                 directory.rmdir()
             except OSError:
                 return
+            forget(directory.parent, directory.name)
             directory = directory.parent
 
     def set_storage_class(self, key: str, storage_class: StorageClass) -> ObjectInfo:
@@ -257,14 +281,19 @@ class LocalStore(ObjectStore):
         return self.head(key)
 
     def list_incomplete_uploads(self, prefix: str = "") -> Iterator[IncompleteUpload]:
+        """Temp files left by killed writers; ``upload_id`` is the temp file's path relative
+        to the root, the key is the object's (or the store file's) it was to become."""
         self.validate_prefix(prefix)
-        for tmp_key in self._walk(self.root, "", want_tmp=True):
-            directory, _, name = tmp_key.rpartition("/")
-            final = name[len(TMP) :].partition(".")[2]
-            key = f"{directory}/{final}" if directory else final
+        for tmp_key, tmp in self._walk(self.root, "", want_tmp=True):
+            directory = tmp_key.rpartition("/")[0]
+            final = tmp.name[len(TMP) :].partition(".")[2]
+            name = real_name(tmp.parent, final) or final
+            key = f"{directory}/{name}" if directory else name
             if key.startswith(prefix):
-                mtime = (self.root / tmp_key).stat().st_mtime
-                yield IncompleteUpload(key, tmp_key, datetime.fromtimestamp(mtime, UTC))
+                with suppress(FileNotFoundError):
+                    mtime = tmp.stat().st_mtime
+                    rel = str(tmp.relative_to(self.root))
+                    yield IncompleteUpload(key, rel, datetime.fromtimestamp(mtime, UTC))
 
     def abort_incomplete_uploads(
         self, prefix: str = "", *, initiated_before: datetime | None = None

@@ -6,6 +6,12 @@ whatever the object size; the first failure aborts the upload). Transient errors
 throttling, SlowDown) are retried by botocore's ``standard`` retry mode with backoff, up to
 ``max_attempts`` tries per request; reads that break mid-stream resume with a ranged GET
 pinned to the object's ETag. Errors are mapped by :class:`~datatier.storage.s3wire.ErrorMapper`.
+
+Every write (put, multipart upload, re-class copy) asks for server-side encryption
+(``server_side_encryption``: AES256, or aws:kms with ``kms_key_id``), so no object is stored
+in clear even where the bucket has no default encryption; :meth:`S3Store.encryption_warning`
+says when the bucket has none (objects other tools write would be in clear).
+``ca_bundle`` verifies the endpoint's TLS certificate against a private CA.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from urllib.parse import urlencode
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from datatier.errors import IntegrityFailure, NotReadyYet, OperationFailed, UsageError
 from datatier.storage.base import (
@@ -44,6 +51,8 @@ from datatier.storage.s3wire import ErrorMapper, parse_restore
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+NO_BUCKET_ENCRYPTION = "ServerSideEncryptionConfigurationNotFoundError"
+
 
 @dataclass(frozen=True)
 class S3Settings:
@@ -58,6 +67,9 @@ class S3Settings:
     max_concurrency: int = 4
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    server_side_encryption: str | None = "AES256"  # or "aws:kms"; None: ask for none
+    kms_key_id: str | None = None
+    ca_bundle: str | None = None
 
     def __post_init__(self) -> None:
         if not S3Store.MIN_PART_SIZE <= self.part_size <= S3Store.MAX_PART_SIZE:
@@ -99,6 +111,7 @@ class S3Store(ObjectStore):
             aws_access_key_id=s.access_key_id,
             aws_secret_access_key=s.secret_access_key,
             config=config,
+            verify=s.ca_bundle if s.ca_bundle else None,
         )
         secrets = [x for x in (s.access_key_id, s.secret_access_key) if x]
         self._errors = ErrorMapper(self.url, bucket, s.endpoint_url, s.max_attempts, secrets)
@@ -106,6 +119,16 @@ class S3Store(ObjectStore):
     @property
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def validate_key(self, key: str) -> str:
+        """The key rules, with S3's 1,024-byte limit applied to the key under the prefix."""
+        super().validate_key(key)
+        if len(self._full(key).encode()) > self.MAX_KEY_LENGTH:
+            raise UsageError(
+                f"object key {key!r} is longer than {self.MAX_KEY_LENGTH} bytes under the "
+                f"store prefix {self.prefix!r}"
+            )
+        return key
 
     def _full(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -116,6 +139,34 @@ class S3Store(ObjectStore):
     def check(self) -> None:
         with self._errors("check bucket", None, bucket_op=True):
             self.client.head_bucket(Bucket=self.bucket)
+
+    def encryption_warning(self) -> str | None:
+        """A warning when the bucket has no default encryption (None when it has one, or
+        when datatier may not read the bucket's configuration)."""
+        try:
+            self.client.get_bucket_encryption(Bucket=self.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != NO_BUCKET_ENCRYPTION:
+                return None
+            return (
+                f"bucket {self.bucket} has no default encryption: datatier asks for "
+                f"{self.settings.server_side_encryption or 'no'} server-side encryption on "
+                "its own uploads, but objects other tools write there are stored in clear "
+                "(`datatier provision apply` sets it)"
+            )
+        except BotoCoreError:
+            return None
+        return None
+
+    def _sse(self) -> dict[str, Any]:
+        """Server-side encryption arguments of every write."""
+        s = self.settings
+        if not s.server_side_encryption:
+            return {}
+        args: dict[str, Any] = {"ServerSideEncryption": s.server_side_encryption}
+        if s.server_side_encryption == "aws:kms" and s.kms_key_id:
+            args["SSEKMSKeyId"] = s.kms_key_id
+        return args
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -132,7 +183,7 @@ class S3Store(ObjectStore):
     ) -> ObjectInfo:
         full = self._full(self.validate_key(key))
         self.validate_labels(metadata, tags)
-        extra = _write_args(storage_class, metadata, tags)
+        extra = {**_write_args(storage_class, metadata, tags), **self._sse()}
         parts = cut_parts(chunks, self.part_size_for(self.settings.part_size, size_hint))
         first = next(parts)
         second = next(parts, None)
@@ -254,13 +305,17 @@ class S3Store(ObjectStore):
                     StorageClass=target.value,
                     MetadataDirective="COPY",
                     TaggingDirective="COPY",
+                    **self._sse(),  # a copy is encrypted only as asked, not as its source
                 )
             else:
                 copy_parts(
                     S3Object(self.client, self._errors, self.bucket, full, key),
                     info.size,
                     info.etag or "*",
-                    _write_args(target, info.metadata, self.head(key, tags=True).tags),
+                    {
+                        **_write_args(target, info.metadata, self.head(key, tags=True).tags),
+                        **self._sse(),
+                    },
                     part_size=min(
                         self.MAX_COPY_SIZE, self.part_size_for(self.settings.part_size, info.size)
                     ),

@@ -24,6 +24,7 @@ from botocore.exceptions import (
     IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
+    SSLError,
 )
 
 from datatier.errors import (
@@ -117,6 +118,11 @@ class ErrorMapper:
             return ServiceUnavailable(
                 f"no usable S3 credentials to {action} {where}",
                 hint="set s3.access_key_id and s3.secret_access_key",
+            )
+        if isinstance(exc, SSLError):
+            return ServiceUnavailable(
+                f"TLS to S3 at {self.endpoint} failed to {action} {where}: {self.scrub(str(exc))}",
+                hint="set s3.ca_bundle to the CA that signed the endpoint's certificate",
             )
         if isinstance(exc, FlexibleChecksumError):
             return IntegrityFailure(f"{where}: S3 checksum mismatch while reading")

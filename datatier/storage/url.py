@@ -32,6 +32,17 @@ def redact_url(url: str) -> str:
 
 def open_store(url: str, s3_settings: S3Settings | None = None) -> ObjectStore:
     """The store for ``url``; ``s3_settings`` applies to ``s3://`` URLs only."""
+    scheme, where, prefix = parse_store_url(url)
+    if scheme == "s3":
+        from datatier.storage.s3 import S3Store  # lazy: boto3 costs ~0.15 s to import
+
+        return S3Store(where, prefix, s3_settings)
+    return LocalStore(Path(where))
+
+
+def parse_store_url(url: str) -> tuple[str, str, str]:
+    """``("s3", bucket, prefix)`` or ``("file", absolute path, "")``; UsageError naming the
+    URL (credentials redacted) and the problem. No I/O."""
 
     def bad(problem: str) -> UsageError:
         return UsageError(f"bad store URL {redact_url(url)!r}: {problem}")
@@ -59,9 +70,7 @@ def open_store(url: str, s3_settings: S3Settings | None = None) -> ObjectStore:
         prefix = parts.path.strip("/")
         if any(seg in ("", ".", "..") for seg in prefix.split("/")) and prefix:
             raise bad("the prefix has an empty, '.' or '..' segment")
-        from datatier.storage.s3 import S3Store  # lazy: boto3 costs ~0.15 s to import
-
-        return S3Store(bucket, prefix, s3_settings)
+        return "s3", bucket, prefix
 
     if parts.netloc not in ("", "localhost"):
         raise bad("a file URL needs an absolute path: file:///path (three slashes)")
@@ -72,4 +81,4 @@ def open_store(url: str, s3_settings: S3Settings | None = None) -> ObjectStore:
         raise bad("the path has a '.' or '..' segment")
     if path.rstrip("/") == "":
         raise bad("refusing to use the filesystem root as a store")
-    return LocalStore(Path(path))
+    return "file", path, ""

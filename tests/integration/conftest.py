@@ -123,3 +123,31 @@ def sandbox(
     yield handle
     if os.environ.get("DATATIER_TEST_KEEP_SANDBOX") != "1":
         sb.down()
+
+
+# MongoDB servers the fidelity and point-in-time tests run on: the sandbox's mongo2 always,
+# and a real mongod replica-set member where DATATIER_TEST_MONGO_URI names one (added to the
+# sandbox config as [mongo.servers.real] through the environment).
+REAL_MONGO_URI = os.environ.get("DATATIER_TEST_MONGO_URI")
+REAL_MONGO_ENV = "DATATIER_MONGO__SERVERS__REAL__URI"
+MONGO_SERVERS = ["mongo2", *(["real"] if REAL_MONGO_URI else [])]
+
+
+def mongo_environ(server: str) -> dict[str, str]:
+    """The environment that makes ``server`` a [mongo.servers] name of the sandbox config."""
+    return {REAL_MONGO_ENV: REAL_MONGO_URI} if server == "real" and REAL_MONGO_URI else {}
+
+
+@pytest.fixture(scope="module", params=MONGO_SERVERS)
+def mongo_server(request: pytest.FixtureRequest, sandbox: SandboxHandle) -> tuple[str, str]:
+    """(name in the config, URI) of a MongoDB server with an oplog (see MONGO_SERVERS)."""
+    name = str(request.param)
+    if name != "real":
+        return name, sandbox.config.mongo.servers[name].uri
+    assert REAL_MONGO_URI is not None
+    import pymongo  # lazy: only the Mongo tests need it
+
+    with pymongo.MongoClient(REAL_MONGO_URI, serverSelectionTimeoutMS=3000) as client:
+        hello = client.admin.command("hello")
+    assert hello.get("setName"), "DATATIER_TEST_MONGO_URI is not a replica-set member"
+    return name, REAL_MONGO_URI

@@ -49,7 +49,9 @@ def load_shop(sandbox: SandboxHandle, db: str) -> None:
     sql(sandbox, "primary", f"CREATE DATABASE {db}")
     ep = endpoint(sandbox.config.mysql, "primary")
     with client_options_file(ep) as cnf, (ROOT / "schemas/rethinkdb/shop.sql").open() as src:
-        subprocess.run(["mariadb", f"--defaults-file={cnf}", db], stdin=src, check=True)
+        subprocess.run(
+            ["mariadb", f"--defaults-file={cnf}", db], stdin=src, check=True, pass_fds=cnf.pass_fds
+        )
     sandbox.wait_replicated()
 
 

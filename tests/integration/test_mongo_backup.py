@@ -1,10 +1,13 @@
-"""MongoDB backup -> S3 -> restore on the sandbox's MongoDB-protocol server.
+"""MongoDB backup -> S3 -> restore on the sandbox's default MongoDB-protocol server.
 
-The sandbox server is FerretDB v1 (no mongod in Debian). It rejects Decimal128, MinKey,
-MaxKey, Code and arrays nested in arrays (verified: it closes the connection or answers
-"nested arrays are not supported"), so those BSON types are round-tripped only where
-``DATATIER_TEST_MONGO_URI`` points at a real mongod (test_types_only_a_real_mongod_stores
-asserts FerretDB's refusal otherwise); every type FerretDB stores is round-tripped here.
+The sandbox's [mongo] server is FerretDB v1 (no mongod in Debian). It rejects Decimal128,
+MinKey, MaxKey, Code and arrays nested in arrays (verified: it closes the connection or
+answers "nested arrays are not supported"), turns -0.0 into 0.0 and refuses NaN and
+infinities. Those are round-tripped on the sandbox's mongo2 (mongo-java-server,
+test_mongo_types.py) and, where ``DATATIER_TEST_MONGO_URI`` points at a real mongod, by
+test_types_only_a_real_mongod_stores (which asserts FerretDB's refusal otherwise). Every type
+FerretDB stores is round-tripped here, including every binary subtype (mongo2 keeps only
+0, 3 and 4).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def every_type(i: int) -> dict[str, Any]:
         "uuid": bson.Binary(uuid.UUID(int=i).bytes, 4),
         "md5": bson.Binary(b"\x01" * 16, 5),
         "user": bson.Binary(b"\x00\xff", 128),
+        "subtypes": [bson.Binary(bytes([i % 256]) * 16, s) for s in (1, 2, 3, 6, 7, 8, 255)],
         "regex": bson.Regex("^ab.*c$", "imsx"),
         "ts": bson.Timestamp(1_700_000_000, i + 1),
         "nested": {"a": {"b": {"c": {"d": [1, "x", {"e": [2.5]}]}}}},
@@ -178,6 +182,13 @@ def test_corrupt_object_exits_4_and_writes_nothing(
     assert victim.key in capsys.readouterr().err
     with client(sandbox) as c:
         assert target not in c.list_database_names()
+        # --drop replaces non-empty target collections, but only once the backup is known
+        # to be good: a corrupt object leaves them as they were
+        c[target]["typed.with.dots"].insert_many([{"_id": i, "mine": True} for i in range(5)])
+    assert main(["restore", manifest.backup_id, "--rename", f"{DB}={target}", "--drop"]) == 4
+    with client(sandbox) as c:
+        assert c[target]["typed.with.dots"].count_documents({"mine": True}) == 5
+        c.drop_database(target)
 
 
 SERVER_LIMITED = {

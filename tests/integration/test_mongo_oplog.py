@@ -1,9 +1,9 @@
-"""Point-in-time Mongo backups: the oplog slice captured during the dump and replayed at
-restore. Needs a real MongoDB replica set, which cannot be installed on these machines
-(Debian has no mongod; FerretDB has no oplog). The test is therefore collected only where
-``DATATIER_TEST_MONGO_URI`` names a replica-set member, and is not part of a CI run here.
-What the sandbox can check (a standalone server gives a per-collection snapshot and no
-oplog objects) is in test_mongo_backup.py."""
+"""Point-in-time Mongo backups on a real MongoDB replica set: two collections written in
+lockstep during the dump end at the same point after restore. Collected only where
+``DATATIER_TEST_MONGO_URI`` names a replica-set member (no mongod can be installed on these
+machines). The writer scenario (inserts, updates, deletes, a drop during the dump; copy equal
+to the source at the dump's end) runs in test_mongo_pitr.py against the sandbox's mongo2 and,
+with that variable set, against the real server too."""
 
 from __future__ import annotations
 

@@ -310,7 +310,8 @@ def no_reload_user(sandbox: SandboxHandle) -> Iterator[dict[str, str]]:
     sql(
         sandbox,
         "primary",
-        "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO 'dt_noreload'@'127.0.0.1'",
+        "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, SLAVE MONITOR ON *.* "
+        "TO 'dt_noreload'@'127.0.0.1'",
     )
     sandbox.wait_replicated()
     yield {"DATATIER_MYSQL__USER": "dt_noreload", "DATATIER_MYSQL__PASSWORD": "nr-secret"}

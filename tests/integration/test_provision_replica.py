@@ -18,7 +18,7 @@ from datatier.config import load
 from datatier.errors import DatatierError
 from datatier.mysql.connection import endpoint
 from datatier.provision import replica
-from datatier.replication.heartbeat import HeartbeatWriter
+from datatier.replication.heartbeat import HeartbeatWriter, ensure_table
 from datatier.sandbox import process
 from datatier.sandbox.services.mariadb import MariaDBService
 from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
@@ -80,6 +80,8 @@ def prov_seed(use_sandbox_config: SandboxHandle) -> Iterator[SandboxHandle]:
     sandbox = use_sandbox_config
 
     def clean() -> None:
+        with sandbox.connect() as conn:
+            ensure_table(conn)  # the heartbeat table exists whichever tests ran before
         sql(sandbox, "primary", "DROP DATABASE IF EXISTS prov_seed")
         sql(sandbox, "primary", "DELETE FROM datatier.heartbeat WHERE server_id = 999")
         sandbox.wait_replicated()

@@ -15,9 +15,12 @@ import boto3
 import pymongo
 import pymysql
 import pytest
+from bson.decimal128 import Decimal128
 from pymemcache.client.base import Client as MemcacheClient
 
+from datatier.backup.service import load_policy
 from datatier.cli import main
+from datatier.config import load
 from datatier.errors import UsageError
 from datatier.sandbox import process
 from datatier.sandbox.supervisor import PORT_OFFSETS, Sandbox
@@ -93,6 +96,16 @@ def test_each_service_answers_its_own_protocol(sandbox: SandboxHandle) -> None:
         inserted = coll.insert_one({"token": "abc", "n": 1}).inserted_id
         assert coll.find_one({"_id": inserted})["token"] == "abc"
 
+    # mongo2: mongo-java-server as replica set rs0, with an oplog that records the write
+    uri = cfg.mongo.servers["mongo2"].uri
+    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
+        assert client.admin.command("isMaster")["setName"] == "rs0"
+        coll = client["sandbox_check"]["things"]
+        inserted = coll.insert_one({"token": "abc", "d": Decimal128("1.10")}).inserted_id
+        assert coll.find_one({"_id": inserted})["d"] == Decimal128("1.10")
+        entry = client.local["oplog.rs"].find_one({"o._id": inserted})
+        assert entry["op"] == "i" and entry["ns"] == "sandbox_check.things"
+
 
 def test_status_json_lists_every_service(
     sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
@@ -164,3 +177,13 @@ def test_bad_config_file_exits_2_with_file_key_and_problem(tmp_path: Path) -> No
     line = result.stderr.strip()
     assert "\n" not in line and "Traceback" not in line
     assert str(bad) in line and "mysql.nodes.primary.port" in line and "expected integer" in line
+
+
+def test_sandbox_policies_name_their_servers(sandbox: SandboxHandle) -> None:
+    """sandbox up writes one policy per data server; sandbox-mongo2 backs up mongo2."""
+    loaded = load(str(sandbox.config_path), environ={})
+    assert load_policy(loaded, "sandbox-mysql").spec.source.node == "replica1"
+    assert load_policy(loaded, "sandbox-mongo").spec.source.server is None
+    mongo2 = load_policy(loaded, "sandbox-mongo2")
+    assert (mongo2.spec.engine, mongo2.spec.source.server) == ("mongo", "mongo2")
+    assert loaded.config.mongo.server("mongo2").uri.endswith(f":{sandbox.sandbox.port('mongo2')}/")

@@ -80,19 +80,21 @@ def make_backup(
     storage_class: str = "STANDARD",
     with_manifest: bool = True,
 ) -> Manifest:
-    """Store a synthetic backup (data objects, then the manifest) and return its manifest."""
+    """Store a synthetic backup (a schema object and ``objects - 1`` data parts, then the
+    manifest) and return its manifest."""
     backup_id = new_backup_id(when)
     prefix = backup_prefix(policy, backup_id)
     records = []
     for part in range(objects):
         data = f"{backup_id} part {part}\n".encode() * 40
-        key = f"{prefix}data/shop/orders.{part:05d}.sql.zst"
+        leaf = f"data-{part:05d}.sql.zst" if part else "schema.sql.zst"
+        key = f"{prefix}data/shop/orders/{leaf}"
         store.put_bytes(key, data, storage_class=StorageClass(storage_class))
         digest = hashlib.sha256(data).hexdigest()
         records.append(
             ObjectRecord(
                 key,
-                "data",
+                "data" if part else "schema",
                 len(data),
                 digest,
                 len(data) * 3,
@@ -100,7 +102,7 @@ def make_backup(
                 "shop",
                 "orders",
                 part,
-                10,
+                10 if part else 0,
             )
         )
     manifest = Manifest(
@@ -113,7 +115,7 @@ def make_backup(
         source={"node": "replica1", "server_version": "11.4"},
         consistency={"gtid": "0-1-42"},
         objects=records,
-        tables=[TableRecord("shop", "orders", 10 * objects, "ab" * 32, 400 * objects)],
+        tables=[TableRecord("shop", "orders", 10 * (objects - 1), "ab" * 32, 400 * objects)],
         timings={"total_seconds": 60.0},
     )
     if with_manifest:
@@ -480,7 +482,10 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Loca
         '[storage]\narchive_class = "GLACIER"\narchive_after_days = 30\n'
     )
     config = tmp_path / "datatier.toml"
-    config.write_text(f'[backup]\npolicies_dir = "backups"\ndefault_store = "{store.url}"\n')
+    config.write_text(
+        f'[backup]\npolicies_dir = "backups"\ndefault_store = "{store.url}"\n'
+        "[mysql.nodes.replica1]\n"  # the policy's source must be a configured node
+    )
     return config, store
 
 
@@ -511,8 +516,8 @@ def test_cli_list_show_verify_prune_archive(
 
     assert run_cli(config, "show", new.backup_id, "--json") == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["consistency"] == {"gtid": "0-1-42"} and doc["tables"][0]["rows"] == 20
-    assert doc["objects"]["by_kind"]["data"]["count"] == 2
+    assert doc["consistency"] == {"gtid": "0-1-42"} and doc["tables"][0]["rows"] == 10
+    assert doc["objects"]["by_kind"]["data"]["count"] == 1
     assert run_cli(config, "show", new.backup_id) == 0
     assert "gtid=0-1-42" in capsys.readouterr().out
 

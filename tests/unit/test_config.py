@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from datatier.config import Config, load
-from datatier.errors import ConfigError, ExitCode
+from datatier.errors import ConfigError, ExitCode, UsageError
 from datatier.typedtoml import Secret, dumps_toml, to_plain
 
 
@@ -60,6 +60,13 @@ servers = ["127.0.0.1:11211", "cache2:11211"]
         ("[memcached]\nservers = 'a:1'\n", "memcached.servers", "expected list of string"),
         ("[mysql]\npassword = 'hunter22'\n", "mysql.password", "secrets may not be written"),
         ("[mongo]\nuri = 'mongodb://u:pw@h/'\n", "mongo.uri", "holds a password"),
+        (
+            "[mongo.servers.b]\nuri = 'mongodb://u:pw@h/'\n",
+            "mongo.servers.b.uri",
+            "holds a password",
+        ),
+        ("[mongo.servers.b]\nusername = 'x'\n", "mongo.servers.b.uri", "missing required"),
+        ("[mongo.servers.default]\nuri = 'mongodb://h/'\n", "mongo.servers.default", "[mongo]"),
         ("[memcached]\nservers = ['nohostport']\n", "memcached.servers[0]", "not host:port"),
     ],
 )
@@ -171,3 +178,32 @@ def test_secret_never_prints_itself() -> None:
     assert "topsecret" not in repr(secret) and "topsecret" not in str(secret)
     assert f"{secret}" == "Secret('***')"
     assert secret.reveal() == "topsecret"
+
+
+def test_named_mongo_servers(tmp_path: Path) -> None:
+    """[mongo] is the default deployment; [mongo.servers.NAME] are further ones, with their
+    own credentials, reachable by name (``default`` = [mongo]); env can add one."""
+    secret = tmp_path / "m2.pw"
+    secret.write_text("m2-s3cret\n")
+    path = write(
+        tmp_path,
+        """
+[mongo]
+uri = "mongodb://main:27017/"
+[mongo.servers.analytics]
+uri = "mongodb://a1:27017,a2:27017/?replicaSet=rs1"
+username = "backup"
+password_file = "m2.pw"
+""",
+    )
+    env = {"DATATIER_MONGO__SERVERS__LOGS__URI": "mongodb://logs:27017/"}
+    cfg = load(str(path), environ=env).config
+    assert cfg.mongo.server().uri == cfg.mongo.server("default").uri == "mongodb://main:27017/"
+    analytics = cfg.mongo.server("analytics")
+    assert analytics.username == "backup" and analytics.password.reveal() == "m2-s3cret"
+    assert analytics.server_selection_timeout == 5.0
+    assert cfg.mongo.server("logs").uri == "mongodb://logs:27017/"
+    assert "m2-s3cret" in cfg.secrets()
+    with pytest.raises(UsageError, match="no MongoDB server 'nosuch'") as info:
+        cfg.mongo.server("nosuch")
+    assert info.value.hint == "known: default, analytics, logs"

@@ -152,12 +152,48 @@ def test_delete_ignores_missing_and_prunes_dirs(store: LocalStore) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["", "/abs", "../escape", "a/../../b", "a//b", "a/./b", "a/", ".datatier-tmp.x", "a\nb"],
+    ["", "/abs", "../escape", "a/../../b", "a//b", "a/./b", "a/", "a\nb"],
 )
 def test_bad_keys_are_refused(store: LocalStore, key: str) -> None:
     with pytest.raises(UsageError, match="object key"):
         store.put_bytes(key, b"x")
     assert not store.root.exists()
+
+
+NAMES = [".datatier-tmp.x", ".datatier-meta.y.json", ".datatier-h.z", "%E5%BA%93" * 50]
+
+
+def test_every_valid_segment_is_stored_reversibly(store: LocalStore) -> None:
+    """Names that look like the store's own files, and segments longer than a file name
+    can be, are stored under hashed names and come back as they were."""
+    keys = sorted(
+        [f"p/{n}/{m}" for n in NAMES for m in ("schema", NAMES[0])] + ["p/.datatier-name.q"],
+        key=str.encode,
+    )
+    for key in keys:
+        store.put_bytes(key, key.encode(), storage_class=StorageClass.GLACIER)
+    assert [o.key for o in store.list_objects("p/")] == keys
+    for key in keys:
+        assert store.get_bytes(key) == key.encode() and store.head(key).storage_class == "GLACIER"
+    assert all(len(p.name.encode()) <= 255 for p in store.root.rglob("*"))
+    long_dir = f"p/{NAMES[3]}/"
+    assert [o.key for o in store.list_objects(long_dir)] == [
+        k for k in keys if k.startswith(long_dir)
+    ]
+    store.delete(keys)
+    assert files(store.root) == [], "name files go with their entries"
+
+
+def test_an_interrupted_write_under_a_hashed_name_is_an_incomplete_upload(
+    store: LocalStore,
+) -> None:
+    key = f"p/{NAMES[3]}/{NAMES[0]}"
+    store.put_bytes(key, b"x")
+    final = store._path(key)
+    (final.parent / f".datatier-tmp.0000.{final.name}").write_bytes(b"partial")
+    assert [u.key for u in store.list_incomplete_uploads("p/")] == [key]
+    assert store.abort_incomplete_uploads("p/") == 1
+    assert [o.key for o in store.list_objects()] == [key]
 
 
 def test_key_conflicts_with_a_directory(store: LocalStore) -> None:

@@ -1,13 +1,17 @@
 """The oplog slice's rewriting for replay (renames, filtering, cleaning, transactions): pure
-logic. Capture and replay against a server run in tests/integration/test_mongo_oplog.py."""
+logic. Capture and replay against servers run in tests/integration/test_mongo_oplog.py (a
+real mongod) and test_mongo_pitr.py (the sandbox's mongo-java-server)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from bson.timestamp import Timestamp
 
+from datatier.errors import OperationFailed
 from datatier.mongo.oplog import replay, rewrite
+from datatier.mongo.oplogapply import ApplyOpsApplier, CrudApplier
 
 TS = Timestamp(1_700_000_000, 1)
 RENAMES = {"shop": "shop_copy", "ab": "ab"}
@@ -82,3 +86,19 @@ def test_replay_batches_crud_and_runs_commands_alone_in_order() -> None:
     assert rec.calls[2][0]["op"] == "c"
     flat = [op["o"].get("_id") for call in rec.calls for op in call]
     assert flat[:700] == list(range(700)) and flat[701:] == list(range(700, 1200))
+
+
+def test_crud_applier_refuses_what_only_applyops_can_replay() -> None:
+    """Checked before anything is restored (the server side runs in test_mongo_pitr.py)."""
+    crud = CrudApplier(client=None)
+    crud.check(entry("i", "shop.orders", {"_id": 1}))
+    crud.check(entry("u", "shop.orders", {"$v": 1, "$set": {"x": 1}}, o2={"_id": 1}))
+    crud.check(entry("u", "shop.orders", {"_id": 1, "x": 2}, o2={"_id": 1}))
+    crud.check(entry("d", "shop.orders", {"_id": 1}))
+    for command in ("drop", "create", "createIndexes", "dropIndexes"):
+        crud.check(entry("c", "shop.$cmd", {command: "orders"}))
+    with pytest.raises(OperationFailed, match="delta-format update"):
+        crud.check(entry("u", "shop.orders", {"$v": 2, "diff": {"u": {"x": 1}}}, o2={"_id": 1}))
+    with pytest.raises(OperationFailed, match="'collMod' can only be replayed with applyOps"):
+        crud.check(entry("c", "shop.$cmd", {"collMod": "orders"}))
+    ApplyOpsApplier(client=None).check(entry("c", "shop.$cmd", {"collMod": "orders"}))

@@ -84,6 +84,8 @@ def test_tables_list_restricts_to_those_tables(tmp_path: Path) -> None:
         ('[source]\nnode = "r"\ntables = ["nodot"]\n', "source.tables", "not DATABASE.TABLE"),
         ('compression_level = 30\n[source]\nnode = "r"\n', "compression_level", "1 to 22"),
         ('[source]\nnode = "r"\n[retention]\nkeep_last = 0\n', "retention.keep_last", "minimum"),
+        ('[source]\nnode = "r"\nserver = "m2"\n', "source.server", "engine is mysql"),
+        ('engine = "mongo"\n[source]\nnode = "r"\n', "source.node", "engine is mongo"),
     ],
 )
 def test_invalid_policies_name_file_key_and_problem(

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datatier.backup.policy import Policy, expand_cron
+from datatier.backup.policy import Policy, expand_cron, validate_cron
 from datatier.errors import ConfigError
 
-DAYS_IN_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30}
-DAYS_IN_MONTH[12] = 31
 WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @dataclass(frozen=True)
@@ -39,6 +36,7 @@ class Schedule:
 def expand(expr: str, *, source: str = "schedule", key: str = "schedule") -> Schedule:
     """The expanded schedule; ConfigError if it is malformed or can never fire."""
     try:
+        validate_cron(expr)  # syntax, and a day that exists (policies are loaded this way)
         fields = [tuple(sorted(values)) for values in expand_cron(expr)]
     except ValueError as exc:
         raise ConfigError(source, key, str(exc)) from None
@@ -54,15 +52,6 @@ def expand(expr: str, *, source: str = "schedule", key: str = "schedule") -> Sch
         day_restricted=not texts[2].startswith("*"),
         dow_restricted=not texts[4].startswith("*"),
     )
-    if schedule.day_restricted and not schedule.dow_restricted:
-        possible = [(m, d) for m in schedule.month for d in schedule.day if d <= DAYS_IN_MONTH[m]]
-        if not possible:
-            months = ", ".join(MONTHS[m - 1] for m in schedule.month)
-            raise ConfigError(
-                source,
-                key,
-                f"{expr!r} never runs: day {texts[2]} does not exist in {months}",
-            )
     return schedule
 
 

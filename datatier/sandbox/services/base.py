@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,6 +44,13 @@ class SandboxService(ABC):
     def prepare(self) -> None:
         """Create what the process needs before it starts; safe to call again."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+
+    def unmet(self) -> str | None:
+        """What the server needs and cannot find (a program, a build), or None."""
+        binary = self.argv()[0]
+        if Path(binary).is_absolute() and os.access(binary, os.X_OK):
+            return None
+        return None if shutil.which(binary) else Path(binary).name
 
     @abstractmethod
     def argv(self) -> list[str]:

@@ -1,0 +1,90 @@
+"""Does a manifest's object list account for every table and row it records?
+
+Checksums prove each listed object is intact; they cannot show that an object was never
+listed. This is the structural check done by ``run_backup`` before a manifest is written,
+by ``backups verify`` and by restore before anything is applied.
+
+Contract every dump engine's manifest satisfies (MySQL and MongoDB alike):
+
+* every table record (``Manifest.tables``) has exactly one definition object: kind
+  ``schema`` (MySQL) or ``metadata`` (MongoDB) with the same database and table;
+* a table's data objects (kind ``data`` or ``collection``) are numbered ``part`` 1..N, with
+  no gap and no duplicate; a table without rows may have none;
+* the data objects' ``rows`` add up to the table record's ``rows`` (a ``sequence`` record
+  has no data objects: its one row is set by its definition object);
+* no data object belongs to a table without a record, and no object key appears twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Collection
+
+from datatier.backup.manifest import Manifest, ObjectRecord
+
+DATA_KINDS = frozenset({"data", "collection"})
+DEFINITION_KINDS = frozenset({"schema", "metadata"})
+
+
+def _name(database: str | None, table: str | None) -> str:
+    return f"{database}.{table}"
+
+
+def missing_parts(manifest: Manifest, tables: Collection[str] | None = None) -> list[str]:
+    """Problems (one line each, empty when none) for the tables of ``manifest``, or only
+    for ``tables`` (``db.table`` names) when given."""
+
+    def wanted(database: str | None, table: str | None) -> bool:
+        return tables is None or _name(database, table) in tables
+
+    problems = [
+        f"object {key} is listed {n} times"
+        for key, n in Counter(o.key for o in manifest.objects).items()
+        if n > 1
+    ]
+    definitions: Counter[tuple[str | None, str | None]] = Counter()
+    parts: dict[tuple[str | None, str | None], list[ObjectRecord]] = defaultdict(list)
+    for obj in manifest.objects:
+        if obj.kind in DEFINITION_KINDS:
+            definitions[(obj.database, obj.table)] += 1
+        elif obj.kind in DATA_KINDS:
+            parts[(obj.database, obj.table)].append(obj)
+    recorded: set[tuple[str | None, str | None]] = set()
+    for rec in manifest.tables:
+        key = (rec.database, rec.name)
+        recorded.add(key)
+        if not wanted(*key):
+            continue
+        name = _name(*key)
+        if definitions[key] != 1:
+            what = "no" if definitions[key] == 0 else f"{definitions[key]}"
+            problems.append(f"{name} has {what} definition object(s)")
+        numbers = sorted(o.part for o in parts.get(key, []))
+        if numbers != list(range(1, len(numbers) + 1)):
+            problems.append(f"{name}: data parts {_ranges(numbers)} are not 1..{len(numbers)}")
+        rows = sum(o.rows for o in parts.get(key, []))
+        if rec.kind == "sequence":
+            if parts.get(key):
+                problems.append(f"{name} is a sequence but has data objects")
+        elif rows != rec.rows:
+            problems.append(f"{name}: data objects hold {rows} rows, the table record {rec.rows}")
+    for owner, objs in sorted(parts.items(), key=lambda item: str(item[0])):
+        if owner not in recorded and wanted(*owner):
+            problems.append(f"{len(objs)} data object(s) of {_name(*owner)}, which has no record")
+    return problems
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``1-3,5,5`` for [1, 2, 3, 5, 5] (duplicates shown), ``none`` for []."""
+    if not numbers:
+        return "none"
+    out: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ",".join(out)

@@ -1,0 +1,30 @@
+"""Confirm by listing that a backup's objects are in the store, before and after its
+manifest is written (see :mod:`datatier.backup.service`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from datatier.backup.catalog import listing_mismatch
+from datatier.backup.lifecycle import PRUNE_CLAIM
+from datatier.backup.manifest import ObjectRecord
+from datatier.errors import IntegrityFailure
+from datatier.storage.base import ObjectStore
+
+
+def confirm_listed(store: ObjectStore, prefix: str, records: Sequence[ObjectRecord]) -> None:
+    """IntegrityFailure unless one listing of ``prefix`` holds every record's key with its
+    size and no prune claim (a concurrent prune is deleting the backup)."""
+    listed = list(store.list_objects(prefix))
+    if any(o.key == prefix + PRUNE_CLAIM for o in listed):
+        raise IntegrityFailure(
+            f"{store.url}/{prefix}: a concurrent `backups prune` claimed this backup for "
+            "deletion while it ran",
+            hint="run prune with a grace period longer than a backup takes",
+        )
+    mismatch = listing_mismatch(store.url, prefix, records, listed)
+    if mismatch:
+        raise IntegrityFailure(
+            f"{mismatch} after upload (deleted by a concurrent prune or another client?)",
+            hint="no manifest was written",
+        )

@@ -1,0 +1,138 @@
+"""The SQL a restore runs against its target before loading: is it safe, is it empty, and
+creating the databases.
+
+Contract: :func:`check_not_replica` refuses (UsageError, exit 2) a server that is
+read-only or replicates from a source, since a restore there (the account's privileges
+bypass ``read_only``) writes transactions of the replica's own and breaks replication:
+with ``gtid_strict_mode`` the SQL thread stops at the next event. Nothing is written by
+these checks. :func:`create_databases` validates the character set and collation names a
+manifest gives before they reach SQL (they cannot be bound as parameters).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from datatier.errors import IntegrityFailure, UsageError
+from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
+from datatier.replication.status import read_replica_status
+
+CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+"""MariaDB/MySQL character set and collation names: letters, digits, underscores."""
+
+
+@dataclass(frozen=True)
+class TargetRole:
+    """What a restore target is: ``read_only`` and, if it replicates, from where."""
+
+    read_only: bool
+    replicates_from: str | None
+
+    @property
+    def is_replica(self) -> bool:
+        return self.read_only or self.replicates_from is not None
+
+
+def target_role(conn: Connection) -> TargetRole:
+    """``@@read_only`` and the replication source (if any) of ``conn``'s server."""
+    row = query_dicts(conn, "SELECT @@GLOBAL.read_only AS ro")[0]
+    status = read_replica_status(conn)
+    source = None
+    if status is not None and (status.source_host or status.io_running != "No"):
+        source = f"{status.source_host}:{status.source_port}"
+    return TargetRole(bool(int(row["ro"])), source)
+
+
+def check_not_replica(target: Endpoint, configured_role: str | None, *, allow: bool) -> bool:
+    """Refuse a read-only or replica target unless ``allow``; True when it is one (the
+    caller then loads without binlogging). ``configured_role`` is the node's role in the
+    config, if the target is a configured node."""
+    with connect(target) as conn:
+        role = target_role(conn)
+    reasons = []
+    if configured_role == "replica":
+        reasons.append("it is a replica in [mysql.nodes]")
+    if role.replicates_from:
+        reasons.append(f"it replicates from {role.replicates_from}")
+    if role.read_only:
+        reasons.append("read_only is ON")
+    if reasons and not allow:
+        raise UsageError(
+            f"refusing to restore into {target.label}: {'; '.join(reasons)}. Writing there "
+            "creates transactions of its own (errant GTIDs) and stops its replication",
+            hint="restore into the primary, or pass --allow-replica-target to restore there "
+            "anyway (without binlogging)",
+        )
+    return bool(reasons)
+
+
+def busy_databases(target: Endpoint, databases: list[str]) -> dict[str, int]:
+    """Of ``databases``, those that already hold tables on ``target``, with their count."""
+    if not databases:
+        return {}
+    with connect(target) as conn, conn.cursor() as cur:
+        marks = ",".join(["%s"] * len(databases))
+        cur.execute(
+            "SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA IN ({marks}) GROUP BY TABLE_SCHEMA",
+            tuple(databases),
+        )
+        return {row[0]: int(row[1]) for row in cur.fetchall()}
+
+
+def database_clause(charset: Mapping[str, Any], where: str) -> str:
+    """`` CHARACTER SET x COLLATE y`` from a manifest's database record (empty when it has
+    none); IntegrityFailure naming ``where`` for a name that is not an identifier."""
+    clause = ""
+    for keyword, key in (("CHARACTER SET", "charset"), ("COLLATE", "collation")):
+        value = charset.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or not CHARSET_NAME.match(value):
+            raise IntegrityFailure(f"{where}: {key} {value!r} is not a valid name")
+        clause += f" {keyword} {value}"
+    return clause
+
+
+def create_databases(
+    target: Endpoint,
+    names: Mapping[str, str],
+    charsets: Mapping[str, Mapping[str, Any]],
+    *,
+    binlog: bool,
+) -> None:
+    """``CREATE DATABASE IF NOT EXISTS`` each target of ``names`` (source -> target) with
+    the source's character set and collation from ``charsets``. Every clause is validated
+    before the first statement runs."""
+    statements = [
+        f"CREATE DATABASE IF NOT EXISTS `{dst.replace('`', '``')}`"
+        + database_clause(charsets.get(src, {}), f"manifest record of database {src!r}")
+        for src, dst in names.items()
+    ]
+    with connect(target) as conn, conn.cursor() as cur:
+        if not binlog:
+            cur.execute("SET SESSION sql_log_bin = 0")
+        for statement in statements:
+            cur.execute(statement)
+
+
+def check_packet_size(target: Endpoint, needed: int) -> None:
+    """UsageError when the target's ``max_allowed_packet`` is smaller than ``needed`` (the
+    backup's largest INSERT statement: a row with large values), so the load would fail
+    midway; 0 means unknown (older backups) and passes."""
+    if not needed:
+        return
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@global.max_allowed_packet")
+        row = cur.fetchone()
+    allowed = int(row[0]) if row else 0
+    if allowed < needed + 1024:
+        mib = -(-(needed + 1024) // (1 << 20))
+        raise UsageError(
+            f"target {target.label} has max_allowed_packet = {allowed} bytes, but the backup "
+            f"holds a statement of {needed} bytes (a row with large values)",
+            hint=f"SET GLOBAL max_allowed_packet = {mib}*1024*1024 on the target, then retry",
+        )

@@ -1,0 +1,110 @@
+"""Shared data and helpers of the integrity tests (issue 12): a small database on the
+sandbox, policies over it, a table lock that holds a dump mid-way, store helpers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from datatier.backup.stores import store_for
+from datatier.cli import main
+from datatier.config import LoadedConfig, load
+from datatier.storage.base import ObjectStore
+from tests.integration.conftest import SandboxHandle
+
+DB = "integ_db"
+TABLES = ("a_first", "b_second", "c_third")
+
+
+def loaded_config(sandbox: SandboxHandle) -> LoadedConfig:
+    return load(str(sandbox.config_path), environ={})
+
+
+def default_store(sandbox: SandboxHandle) -> ObjectStore:
+    loaded = loaded_config(sandbox)
+    return store_for(loaded.config.backup.default_store, loaded.config)
+
+
+def manifests(store: ObjectStore, policy: str) -> list[str]:
+    return [o.key for o in store.list_objects(f"{policy}/") if o.key.endswith("manifest.json")]
+
+
+@pytest.fixture(scope="module")
+def integ_data(sandbox: SandboxHandle) -> Iterator[None]:
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+        cur.execute(f"CREATE DATABASE {DB}")
+        for name in TABLES:
+            cur.execute(f"CREATE TABLE {DB}.{name} (id INT PRIMARY KEY, v VARCHAR(100))")
+            cur.executemany(
+                f"INSERT INTO {DB}.{name} VALUES (%s, %s)",
+                [(i, f"value {i}" * 5) for i in range(3000)],
+            )
+    sandbox.wait_replicated()
+    yield
+
+
+def policy(sandbox: SandboxHandle, name: str, extra: str = "", node: str = "primary") -> str:
+    """Write policy ``name`` over the test database and empty its prefix in the default
+    store (a kept sandbox may hold an earlier run's backups)."""
+    sandbox.write_policy(
+        name,
+        f'engine = "mysql"\nchunk_mb = 1\n[source]\nnode = "{node}"\ndatabases = ["{DB}"]\n'
+        + extra,
+    )
+    clear_prefix(default_store(sandbox), name)
+    return name
+
+
+def clear_prefix(store: ObjectStore, name: str) -> None:
+    store.delete([o.key for o in store.list_objects(f"{name}/")])
+
+
+class TableLock:
+    """Holds LOCK TABLES ... WRITE on the primary so a dump blocks at that table."""
+
+    def __init__(self, sandbox: SandboxHandle, table: str) -> None:
+        self.conn = sandbox.connect("primary")
+        self.conn.cursor().execute(f"LOCK TABLES {DB}.{table} WRITE")
+
+    def release(self) -> None:
+        self.conn.cursor().execute("UNLOCK TABLES")
+        self.conn.close()
+
+
+def wait_for_object(store: ObjectStore, prefix: str, fragment: str, timeout: float = 30) -> str:
+    """The first key under ``prefix`` containing ``fragment`` (polls)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for info in store.list_objects(prefix):
+            if fragment in info.key:
+                return info.key
+        time.sleep(0.05)
+    raise AssertionError(f"no object with {fragment!r} under {prefix} within {timeout} s")
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else None
+
+
+def waiting_client(sandbox: SandboxHandle, timeout: float = 30) -> Any:
+    """The restore's client connection blocked on the locked table."""
+    deadline = time.monotonic() + timeout
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        while time.monotonic() < deadline:
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST "
+                "WHERE STATE LIKE 'Waiting for table metadata lock%%' AND INFO LIKE 'DROP%%'"
+            )
+            row = cur.fetchone()
+            if row:
+                return row[0]
+            time.sleep(0.05)
+    raise AssertionError("the restore never blocked on the locked table")
