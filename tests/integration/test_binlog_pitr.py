@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -186,10 +187,22 @@ def test_bad_targets_are_refused_and_change_nothing(
 
 
 def test_prune_removes_only_binlogs_no_kept_backup_needs(
-    scenario: dict[str, Any], pitr_env: SandboxHandle, capsys: pytest.CaptureFixture[str]
+    scenario: dict[str, Any],
+    pitr_env: SandboxHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Segments wholly before the (only) kept backup go; the ones it needs stay, and a
-    point-in-time restore still works after the prune."""
+    point-in-time restore still works after the prune. (The policies directory holds this
+    policy alone: the backups of every MySQL policy there count, and other tests' backups
+    in the shared sandbox are older than this archive.)"""
+    alone = tmp_path / "policies"
+    alone.mkdir()
+    (alone / f"{POLICY}.toml").write_text(
+        (pitr_env.root / "backups" / f"{POLICY}.toml").read_text()
+    )
+    monkeypatch.setenv("DATATIER_BACKUP__POLICIES_DIR", str(alone))
     backup = Position.parse(scenario["backup"].consistency["gtid_pos"])
     assert main(["backups", "prune", POLICY, "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)["binlogs"]

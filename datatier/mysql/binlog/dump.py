@@ -18,6 +18,7 @@ connection after ``read_timeout``.
 
 from __future__ import annotations
 
+import ssl
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -69,6 +70,7 @@ class BinlogDump:
         self._conn: Any = None
 
     def __enter__(self) -> BinlogDump:
+        context = self.ep.tls_context()  # the same TLS as every other connection to the node
         try:
             self._conn = pymysql.connect(
                 host=self.ep.host,
@@ -79,8 +81,9 @@ class BinlogDump:
                 read_timeout=max(5.0, self.heartbeat * 4 + 2),
                 write_timeout=30,
                 autocommit=True,
+                ssl=context,
             )
-        except pymysql.MySQLError as exc:
+        except (pymysql.MySQLError, ssl.SSLError) as exc:
             raise self.ep.unreachable(exc) from None
         try:
             with self._conn.cursor() as cur:
