@@ -185,6 +185,10 @@ class HealthSettings:
     default for ``/replica`` without ``?lag=``) and is readmitted only once its lag is at
     or below ``readmit_ratio`` times that threshold. Measurements older than
     ``stale_intervals`` monitor intervals (plus ``check_timeout``) count as unhealthy.
+    ``lag_thresholds`` are further thresholds clients ask for with ``/replica?lag=`` (e.g.
+    HAProxy's); their hysteresis is always tracked, whatever other clients ask. A client
+    connection idle or half-sent for ``client_timeout`` seconds is closed. Backup metrics
+    are read from the stores every ``backup_metrics_interval`` seconds (0: not exported).
     """
 
     listen: str = "127.0.0.1:8008"
@@ -194,12 +198,42 @@ class HealthSettings:
     replica_max_lag: float = option(2.0, min=0.0)
     readmit_ratio: float = option(0.5, min=0.0)
     heartbeat_interval: float = option(0.5, min=0.05)
+    lag_thresholds: list[float] = option([])
+    client_timeout: float = option(10.0, min=0.05)
+    backup_metrics_interval: float = option(300.0, min=0.0)
+
+    @property
+    def heartbeat_stale_after(self) -> float:
+        """A newest heartbeat older than this means the writer stopped (3 beats + 1 s)."""
+        return 3 * self.heartbeat_interval + 1.0
 
     def __post_init__(self) -> None:
         if self.readmit_ratio > 1.0:
             raise ConfigError(
                 "config", "health.readmit_ratio", f"{self.readmit_ratio!r} is above 1.0"
             )
+        for i, limit in enumerate(self.lag_thresholds):
+            if not 0.0 <= limit <= 86_400.0:
+                raise ConfigError(
+                    "config", f"health.lag_thresholds[{i}]", f"{limit!r} is not 0-86400 s"
+                )
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """``[notify]``: who hears about a failed job (backup, prune, verify, archive, check).
+
+    ``command`` is run (split like a shell would, no shell) with the event as JSON on stdin;
+    ``webhook_url`` gets the event POSTed as JSON (a secret: chat webhooks carry their token
+    in the URL, so give it by environment or ``webhook_url_file``). Each attempt is bounded
+    by ``timeout`` seconds; a webhook is retried ``retries`` times with backoff. A failed
+    notification is logged and never changes the job's exit code.
+    """
+
+    command: str | None = None
+    webhook_url: Secret = field(default_factory=Secret)
+    timeout: float = option(10.0, min=0.1)
+    retries: int = option(2, min=0)
 
 
 @dataclass(frozen=True)
@@ -261,6 +295,7 @@ class Config:
     backup: BackupSettings = field(default_factory=BackupSettings)
     binlog: BinlogSettings = field(default_factory=BinlogSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     router: RouterSettings = field(default_factory=RouterSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     rethinkdb: RethinkDBSettings = field(default_factory=RethinkDBSettings)
@@ -276,6 +311,7 @@ class Config:
             *(server.password for server in self.mongo.servers.values()),
             self.s3.secret_access_key,
             self.rethinkdb.password,
+            self.notify.webhook_url,
         ]
         return [s.reveal() for s in found if s]
 

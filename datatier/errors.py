@@ -7,6 +7,7 @@ its message on one line and exits with its ``exit_code``. Messages must never co
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -73,3 +74,36 @@ class NotReadyYet(DatatierError):
     """Work is still in progress elsewhere, e.g. an archive restore; run again later (exit 5)."""
 
     exit_code = ExitCode.NOT_READY
+
+
+class Terminated(BaseException):
+    """SIGTERM (cron timeout, systemd stop, Kubernetes) turned into an exception, so that
+    running work cleans up: uploads are aborted, the dump process is killed. Exit 143."""
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The process exit code a failure maps to: the error's own, 130 for Ctrl-C, 143 for
+    SIGTERM, else 1."""
+    if isinstance(exc, DatatierError):
+        return int(exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, Terminated):
+        return 143
+    return int(ExitCode.FAILED)
+
+
+def failure_fields(exc: BaseException) -> dict[str, Any]:
+    """``error`` (one line, with what the interrupted work noted about what it left: PEP 678
+    notes), ``exit_code`` and ``hint`` of a failure: what its log line and its
+    notification carry."""
+    if isinstance(exc, DatatierError):
+        message, hint = exc.message, exc.hint
+    elif isinstance(exc, KeyboardInterrupt):
+        message, hint = "interrupted", None
+    elif isinstance(exc, Exception):
+        message, hint = f"unexpected {type(exc).__name__}: {exc}", "rerun with --debug"
+    else:
+        message, hint = "terminated (SIGTERM)", None
+    notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
+    return {"error": message + notes, "exit_code": exit_code_of(exc), "hint": hint}

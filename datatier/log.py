@@ -12,10 +12,12 @@ secret value with ``***`` in the event and in every field, whatever the format.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -124,12 +126,69 @@ class ConsoleFormatter(logging.Formatter):
         return line.rstrip()
 
 
+CLEAR_LINE = "\r\033[K"
+
+
+class TerminalLine:
+    """The one live status line (progress) on a terminal, shared with the log handler so the
+    two never interleave: a log line first erases the status line, is written on a line of
+    its own, and the status line is drawn again below it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.text = ""
+        self.stream: TextIO | None = None
+
+    def show(self, stream: TextIO, text: str) -> None:
+        """Draw ``text`` as the status line on ``stream``."""
+        with self.lock:
+            stream.write(CLEAR_LINE + text)
+            stream.flush()
+            self.stream, self.text = stream, text
+
+    def finish(self) -> None:
+        """Keep the current status line on screen (end it with a newline) and forget it."""
+        with self.lock:
+            if self.stream is not None and self.text:
+                self.stream.write("\n")
+                self.stream.flush()
+            self.stream, self.text = None, ""
+
+    @contextlib.contextmanager
+    def suspended(self, stream: TextIO) -> Iterator[None]:
+        """Erase the status line while a log line is written to ``stream``, then redraw it."""
+        with self.lock:
+            shown = self.text and self.stream is stream
+            if shown:
+                stream.write(CLEAR_LINE)
+            yield
+            if shown:
+                stream.write(self.text)
+                stream.flush()
+
+
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is at emit time (it may be swapped, e.g. by tests)."""
+    """Writes to ``stream``, or to whatever ``sys.stderr`` is at emit time (it may be
+    swapped, e.g. by tests); a live :class:`TerminalLine` is kept off the log lines."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream or sys.stderr)
+        self._fixed = stream is not None
+        self.line = TerminalLine()
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
+        if not self._fixed:
+            self.stream = sys.stderr
+        with self.line.suspended(self.stream):
+            super().emit(record)
+
+
+def terminal_line() -> TerminalLine:
+    """The status line of datatier's log handler (a private one if none is installed)."""
+    for handler in logging.getLogger(ROOT_LOGGER).handlers:
+        if isinstance(handler, StderrHandler):
+            return handler.line
+    return TerminalLine()
 
 
 def use_json(requested: bool | None, fmt: str, stream: TextIO) -> bool:
@@ -143,6 +202,12 @@ def use_json(requested: bool | None, fmt: str, stream: TextIO) -> bool:
     return not stream.isatty()
 
 
+def json_enabled() -> bool:
+    """Whether datatier's log handler writes JSON lines (so nothing plain should follow)."""
+    handlers = logging.getLogger(ROOT_LOGGER).handlers
+    return any(isinstance(h.formatter, JsonFormatter) for h in handlers)
+
+
 def configure(
     *,
     level: str = "info",
@@ -153,9 +218,7 @@ def configure(
 ) -> None:
     """Install (or replace) datatier's single stderr handler."""
     out = stream if stream is not None else sys.stderr
-    handler: logging.StreamHandler[TextIO] = (
-        logging.StreamHandler(out) if stream is not None else StderrHandler()
-    )
+    handler = StderrHandler(stream)
     handler.setFormatter(JsonFormatter() if use_json(json_lines, fmt, out) else ConsoleFormatter())
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger(ROOT_LOGGER)

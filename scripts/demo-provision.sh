@@ -22,7 +22,10 @@ step "provision plan again: nothing left to do"
 $DT provision plan | tee "$OUT/plan2.txt"
 grep -q "No changes" "$OUT/plan2.txt"
 
-step "deploy render: cron (flock), systemd service+timer, Kubernetes CronJob, HAProxy, Dockerfile"
+step "datatier check: privileges per job, store writable, bucket as provisioned, freshness, free space"
+$DT check sandbox-mysql --only "privileges,store,bucket,freshness,free space"
+
+step "deploy render: cron (flock, UTC, syslog), systemd timers and always-on units, Kubernetes CronJobs and Deployments, HAProxy, Dockerfile"
 $DT deploy render crontab
 $DT deploy render all --output-dir "$OUT/deploy" --binary "$PWD/$DT"
 haproxy -c -f "$OUT/deploy/haproxy.cfg"

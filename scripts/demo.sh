@@ -52,6 +52,15 @@ $DT backups list sandbox-mysql
 $DT backups show "$ID"
 $DT backups verify "$ID"
 
+step "metrics: every job can leave a node_exporter textfile (and health serve exports the same)"
+PROM="$(mktemp --suffix=.prom)"
+$DT backups verify "$ID" --metrics-file "$PROM" >/dev/null
+grep -E '^datatier_(backup_last_success_timestamp|job_last_attempt_success)' "$PROM"
+rm -f "$PROM"
+
+step "a newer backup: the newest one always stays in STANDARD, whatever its age"
+$DT backup run sandbox-mysql >/dev/null
+
 step "age the data objects into GLACIER (the sandbox S3 keeps lifecycle rules but never applies them)"
 $DT backups archive sandbox-mysql --execute --now "$(date -u -d '+31 days' +%Y-%m-%dT%H:%M:%SZ)"
 $DT backups list sandbox-mysql

@@ -27,7 +27,7 @@ Pruning trusts nothing it has not listed and matched:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from datatier.backup.catalog import (
@@ -131,6 +131,10 @@ class ArchivePlan:
     after_days: int
     moves: list[ArchiveMove]
     skipped: list[str] = field(default_factory=list)
+    newest_kept: str | None = None
+    """The newest complete backup, left in its class whatever its age."""
+    small_kept: int = 0
+    """Objects left in their class for being under ``archive.min_object_kb``."""
 
     @property
     def bytes(self) -> int:
@@ -276,7 +280,8 @@ def _recent(upload: IncompleteUpload, spared: set[str], cutoff: datetime) -> boo
 def archive_plan(catalog: Catalog, policy: Policy, now: datetime) -> ArchivePlan:
     """Data objects (never manifests) of complete backups older than
     ``storage.archive_after_days`` at ``now`` not yet in ``storage.archive_class``
-    or colder. Empty when ``archive_after_days`` is 0. Changes nothing."""
+    or colder, except objects under ``archive.min_object_kb`` and the objects of the
+    newest complete backup. Empty when ``archive_after_days`` is 0. Changes nothing."""
     storage = policy.spec.storage
     plan = ArchivePlan(
         policy.name, catalog.store.url, now, storage.archive_class, storage.archive_after_days, []
@@ -285,18 +290,25 @@ def archive_plan(catalog: Catalog, policy: Policy, now: datetime) -> ArchivePlan
         return plan
     target_rank = ARCHIVE_ORDER[storage.archive_class]
     cutoff = now - timedelta(days=storage.archive_after_days)
-    for entry in catalog.backups(policy.name, include_all=True):
+    min_size = policy.spec.archive.min_object_kb * 1024
+    entries = catalog.backups(policy.name, include_all=True)
+    complete = [e for e in entries if e.state is BackupState.COMPLETE]
+    newest = complete[-1].backup_id if complete else None  # listed oldest first
+    small = 0
+    for entry in entries:
         if entry.state is not BackupState.COMPLETE:
             plan.skipped.append(f"{entry.backup_id} ({entry.state.value})")
             continue
-        if entry.created_at >= cutoff:
+        if entry.created_at >= cutoff or entry.backup_id == newest:
             continue
-        plan.moves.extend(
-            ArchiveMove(entry.backup_id, o.key, o.size, o.storage_class)
-            for o in entry.data_objects
-            if ARCHIVE_ORDER.get(o.storage_class, 0) < target_rank
-        )
-    return plan
+        for obj in entry.data_objects:
+            if ARCHIVE_ORDER.get(obj.storage_class, 0) >= target_rank:
+                continue
+            if obj.size < min_size:
+                small += 1
+                continue
+            plan.moves.append(ArchiveMove(entry.backup_id, obj.key, obj.size, obj.storage_class))
+    return replace(plan, newest_kept=newest, small_kept=small)
 
 
 def archive_execute(

@@ -24,6 +24,7 @@ BACKUP_ID = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{4})$")
 
 # Object kinds, in the order a restore applies them.
 KIND_ORDER = (
+    "grants",  # accounts first (DEFINERs exist before routines); only with restore --grants
     "database",
     "schema",
     "data",

@@ -1,7 +1,8 @@
 """Backup policies: one TOML file per protected dataset, in ``backup.policies_dir``.
 
 A policy names its engine and source, what to include, where to store, how to compress,
-how objects age into archive classes, what to keep, and when it runs (a cron expression).
+how objects age into archive classes, what to keep, and when it runs (a cron expression
+or an alias such as ``@daily``; see :mod:`datatier.backup.cron`).
 Loading validates everything and raises :class:`~datatier.errors.ConfigError` naming the file
 and key, including settings that parse but cannot work: a number that is not finite, a node
 the config does not have, a store URL datatier cannot open, a schedule that never fires.
@@ -21,11 +22,15 @@ so that one bad file does not stop commands about the others. Example
     max_lag_seconds = 300        # heartbeat lag; a stopped SQL thread is refused (exit 5)
     databases = ["shop", "crm"]  # empty: every non-system database
     exclude_tables = ["shop.sessions"]
+    include_grants = true        # accounts and grants too (restore --grants)
 
     [storage]
     initial_class = "STANDARD"   # or GLACIER_IR / GLACIER / DEEP_ARCHIVE (straight there)
     archive_class = "GLACIER"    # data objects move here...
     archive_after_days = 30      # ...after this many days (0: never)
+
+    [archive]
+    min_object_kb = 128          # smaller objects stay (the newest backup always stays)
 
     [retention]
     keep_last = 7
@@ -33,15 +38,18 @@ so that one bad file does not stop commands about the others. Example
     keep_weekly = 4
     keep_monthly = 6
     min_age_days = 1
+    recovery_window_days = 14     # every backup needed to restore to any point of 14 days
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datatier.backup.cron import validate_cron
 from datatier.backup.engines import ENGINES
 from datatier.errors import ConfigError, UsageError
 from datatier.storage.base import StorageClass
@@ -63,11 +71,6 @@ ARCHIVE_ORDER = {
     "GLACIER": 3,
     "DEEP_ARCHIVE": 4,
 }
-CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("dow", 0, 7))
-DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
 ANY_REPLICA = "any-replica"
 
 
@@ -76,7 +79,9 @@ class SourceSettings:
     """``[source]``: what to back up. MySQL: the config nodes to read from, in order of
     preference (``node`` or ``nodes``; ``"any-replica"`` stands for every replica of the
     config), and how stale a replica may be; Mongo: ``server``, a ``[mongo.servers]`` name
-    (unset: the config's ``[mongo]`` itself)."""
+    (unset: the config's ``[mongo]`` itself). ``include_grants`` (MySQL) also stores the
+    server's accounts, roles and grants as their own object, restored only with
+    ``restore --grants``."""
 
     node: str | None = None
     nodes: list[str] = option([])
@@ -86,6 +91,7 @@ class SourceSettings:
     exclude_databases: list[str] = option([])
     tables: list[str] = option([])
     exclude_tables: list[str] = option([])
+    include_grants: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,14 +104,28 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class ArchiveSettings:
+    """``[archive]``: what ``backups archive`` leaves in its class. Objects under
+    ``min_object_kb`` stay (as S3 lifecycle rules leave objects under 128 KiB: in Glacier
+    a tiny object costs more than in STANDARD, with 40 KiB of overhead each); so does the
+    newest complete backup of the policy, the one a restore most likely needs."""
+
+    min_object_kb: int = option(128, min=0)
+
+
+@dataclass(frozen=True)
 class RetentionSettings:
-    """``[retention]``: generations to keep; anything else older than min_age_days may go."""
+    """``[retention]``: generations to keep; anything else older than min_age_days may go.
+    ``recovery_window_days`` (Barman's recovery window; 0 = off) keeps every backup needed
+    to restore to any point of the last N days: all backups of the window plus the newest
+    one at or before its start."""
 
     keep_last: int = option(7, min=1)
     keep_daily: int = option(0, min=0)
     keep_weekly: int = option(0, min=0)
     keep_monthly: int = option(0, min=0)
     min_age_days: float = option(1.0, min=0)
+    recovery_window_days: float = option(0.0, min=0)
 
 
 @dataclass(frozen=True)
@@ -120,6 +140,7 @@ class PolicyFile:
     jobs: int = option(4, min=1)
     source: SourceSettings = field(default_factory=SourceSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
@@ -155,48 +176,6 @@ class Policy:
         return self.includes_database(database)
 
 
-def expand_cron(expr: str) -> list[set[int]]:
-    """The values each of the 5 fields of ``expr`` allows (minute, hour, day, month, weekday
-    as written: 0 and 7 are both Sunday); ValueError naming the field unless ``expr`` is a
-    5-field cron expression (numbers, ``*``, ``,-/``)."""
-    fields = expr.split()
-    if len(fields) != 5:
-        raise ValueError(f"{expr!r} needs 5 fields (minute hour day month weekday)")
-    expanded: list[set[int]] = []
-    for text, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
-        values: set[int] = set()
-        for item in text.split(","):
-            base, _, step = item.partition("/")
-            if step and (not step.isdigit() or int(step) == 0):
-                raise ValueError(f"{name} field {text!r}: bad step {step!r}")
-            if base == "*":
-                start, end = low, high
-            else:
-                bounds = base.split("-")
-                if len(bounds) > 2 or not all(b.isdigit() for b in bounds):
-                    raise ValueError(f"{name} field {text!r} is not a number, range or *")
-                ends = [int(b) for b in bounds]
-                if any(v < low or v > high for v in ends) or ends != sorted(ends):
-                    raise ValueError(f"{name} field {text!r} is outside {low}-{high}")
-                start, end = ends[0], ends[-1]
-                if len(ends) == 1 and step:  # "5/15": from 5 to the end, every 15
-                    end = high
-            values.update(range(start, end + 1, int(step) if step else 1))
-        expanded.append(values)
-    return expanded
-
-
-def validate_cron(expr: str) -> None:
-    """Raise ValueError unless ``expr`` is a 5-field cron expression (numbers, ``*``, ``,-/``)
-    that fires at least once a year."""
-    fields = expand_cron(expr)
-    texts = expr.split()
-    only_days = not texts[2].startswith("*") and texts[4].startswith("*")  # cron ORs the two
-    if only_days and not any(d <= DAYS_IN_MONTH[m - 1] for m in fields[3] for d in fields[2]):
-        months = ", ".join(MONTHS[m - 1] for m in sorted(fields[3]))
-        raise ValueError(f"{expr!r} never runs: day {texts[2]} does not exist in {months}")
-
-
 def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = None) -> Policy:
     """Read and validate one policy file; ``nodes`` (the config's MySQL nodes), when given,
     are the names ``source.node(s)`` may use."""
@@ -210,6 +189,12 @@ def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = 
         validate_cron(spec.schedule)
     except ValueError as exc:
         raise ConfigError(source, "schedule", str(exc)) from None
+    for key, number in (
+        ("retention.min_age_days", spec.retention.min_age_days),
+        ("retention.recovery_window_days", spec.retention.recovery_window_days),
+    ):
+        if not math.isfinite(number):
+            raise ConfigError(source, key, f"{number!r} is not a finite number of days")
     if spec.jobs > 64:
         raise ConfigError(source, "jobs", "at most 64 parallel connections")
     if spec.compression_level > 22:
@@ -232,6 +217,8 @@ def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = 
         for item in items:
             if item.count(".") < 1 or item.startswith(".") or item.endswith("."):
                 raise ConfigError(source, key, f"{item!r} is not DATABASE.TABLE")
+    if spec.engine != "mysql" and spec.source.include_grants:
+        raise ConfigError(source, "source.include_grants", "only MySQL backups have grants")
     if spec.engine == "mysql" and spec.source.node is None and not spec.source.nodes:
         raise ConfigError(
             source,

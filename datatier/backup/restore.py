@@ -13,6 +13,8 @@ Contract, in order:
    once; then either we wait (polling ``head``) or raise NotReadyYet (exit 5) so the same
    command can be run again later. ``dry_run`` only reports and requests nothing. The report
    gives the storage classes the store lists now, not those recorded at backup time.
+   Accounts and grants (``source.include_grants``) are applied only with ``grants``, first,
+   and never change an existing account (see :mod:`datatier.mysql.grants`).
 4. Every selected object is downloaded and its size and SHA-256 checked *before anything is
    applied* (exit 4 on the first mismatch, nothing applied); each object is checked again as
    it is applied.
@@ -71,6 +73,7 @@ class RestoreOptions:
     allow_replica_target: bool = False
     target_role: str | None = None  # the target's role in [mysql.nodes], if it is a node
     drop: bool = False
+    grants: bool = False
     wait: bool = False
     tier: RestoreTier = RestoreTier.STANDARD
     days: int = 3
@@ -140,6 +143,22 @@ def find_backup(
     return manifest, catalog.store
 
 
+def restore_objects(manifest: Manifest, options: RestoreOptions) -> list[ObjectRecord]:
+    """The objects a restore with ``options`` applies (grants only with ``options.grants``);
+    UsageError naming what the backup does not hold."""
+    selected = select_objects(manifest, options.tables, options.databases)
+    objects = [o for o in selected if o.kind != "grants"]
+    if options.grants:
+        grants = [o for o in manifest.objects if o.kind == "grants"]
+        if not grants:
+            raise UsageError(
+                f"backup {manifest.backup_id} holds no accounts or grants",
+                hint="set source.include_grants = true in the policy for later backups",
+            )
+        objects = grants + objects
+    return objects
+
+
 def select_objects(
     manifest: Manifest, tables: tuple[str, ...], databases: tuple[str, ...] = ()
 ) -> list[ObjectRecord]:
@@ -195,14 +214,22 @@ def decompressed(store: ObjectStore, record: ObjectRecord) -> Iterator[bytes]:
     return decompress([data], name=f"{store.url}/{record.key}")
 
 
-def verify_objects(store: ObjectStore, objects: list[ObjectRecord], jobs: int) -> None:
-    """Check every object's size and SHA-256 (streaming, in parallel); raise on the first."""
+def verify_objects(
+    store: ObjectStore,
+    objects: list[ObjectRecord],
+    jobs: int,
+    on_checked: Callable[[ObjectRecord], None] | None = None,
+) -> None:
+    """Check every object's size and SHA-256 (streaming, in parallel); raise on the first.
+    ``on_checked`` is called with each object once it checked out (for progress)."""
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [
             pool.submit(verify_object, store, o.key, size=o.size, sha256=o.sha256) for o in objects
         ]
-        for future in futures:
+        for obj, future in zip(objects, futures, strict=True):
             future.result()
+            if on_checked is not None:
+                on_checked(obj)
 
 
 def check_target_empty(target: Endpoint, databases: list[str]) -> None:
@@ -222,8 +249,11 @@ def restore_mysql(
     options: RestoreOptions,
     on_loaded: Callable[[ObjectRecord], None] | None = None,
     on_wait: Callable[[int, int], None] | None = None,
+    on_checked: Callable[[ObjectRecord], None] | None = None,
 ) -> RestoreReport:
-    """Restore a MySQL backup into ``options.target`` (see module docstring)."""
+    """Restore a MySQL backup into ``options.target`` (see module docstring). Progress:
+    ``on_wait`` while archived objects come back, ``on_checked`` per object verified before
+    anything is applied, ``on_loaded`` per object applied."""
     started = time.monotonic()
     if manifest.engine != "mysql":
         raise UsageError(f"backup {manifest.backup_id} is a {manifest.engine} backup")
@@ -233,7 +263,7 @@ def restore_mysql(
     unknown = sorted(set(options.renames) - set(manifest.databases))
     if unknown:
         raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
-    objects = select_objects(manifest, options.tables, options.databases)
+    objects = restore_objects(manifest, options)
     check_accounted(manifest, objects)
     check_packet_size(server, int(manifest.options.get("max_statement_bytes") or 0))
     sources = sorted({o.database for o in objects if o.database})
@@ -252,7 +282,7 @@ def restore_mysql(
     )
     if options.dry_run:
         return report
-    verify_objects(store, objects, options.jobs)
+    verify_objects(store, objects, options.jobs, on_checked)
     try:
         _apply(manifest, store, server, objects, targets, binlog, options, on_loaded)
     except BaseException as exc:
@@ -295,7 +325,8 @@ def _apply(
     loader = SQLLoader(
         server, fetch, lambda db: targets[db], jobs=options.jobs, binlog=binlog, on_loaded=on_loaded
     )
-    loader.load_all(objects, [k for k in KIND_ORDER if k != "database"])
+    kinds = [k for k in KIND_ORDER if k != "database"]
+    loader.load_all(objects, kinds)  # grants first: DEFINER accounts exist before routines
     check_row_counts(server, manifest, objects, targets, options.jobs)
 
 

@@ -6,6 +6,10 @@ Rules (:class:`~datatier.backup.policy.RetentionSettings`), each adding a reason
 * ``keep_daily`` / ``keep_weekly`` / ``keep_monthly`` N: the newest backup of each of the N
   most recent UTC days / ISO weeks / months *that have backups* (gaps do not use up slots).
 * ``min_age_days``: a backup younger than this (or dated in the future) is always kept.
+* ``recovery_window_days`` N (Barman's recovery window): every backup created in the last
+  N days, plus the newest one created at or before the window's start (the base a restore
+  to the window's first moment starts from). Binlog ranges and incremental chains those
+  backups need are the catalog's business, kept with them.
 * The newest backup is always kept, whatever the settings.
 
 Everything else is to be deleted. Only complete backups belong here: incomplete or
@@ -97,6 +101,17 @@ def decide_retention(
     for backup_id, created in ordered:
         if created > young_after:
             reasons[backup_id].append(f"younger than {settings.min_age_days:g} days")
+
+    if settings.recovery_window_days > 0:
+        window_start = now - timedelta(days=settings.recovery_window_days)
+        window = f"{settings.recovery_window_days:g} d recovery window"
+        base_found = False
+        for backup_id, created in ordered:  # newest first
+            if created > window_start:
+                reasons[backup_id].append(window)
+            elif not base_found:
+                base_found = True
+                reasons[backup_id].append(f"base of the {window}")
 
     keep = [
         Kept(backup_id, created, tuple(reasons[backup_id]))

@@ -39,7 +39,7 @@ from datatier.backup.objects import ObjectWriter
 from datatier.backup.policy import Policy, get_policy, scan_policies
 from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
-from datatier.errors import IntegrityFailure, ServiceUnavailable
+from datatier.errors import IntegrityFailure, ServiceUnavailable, failure_fields
 from datatier.log import get_logger
 from datatier.storage.base import ObjectStore, StorageClass
 
@@ -137,7 +137,7 @@ def run_backup(
         error = failure if failure is not None and isinstance(exc, Exception) else exc
         unreachable = isinstance(failure, ServiceUnavailable)
         error.add_note(_discard(store, prefix, storage_failed=unreachable))
-        log.error("backup.failed", policy=policy.name, backup_id=backup_id, error=str(error))
+        log.error("backup.failed", policy=policy.name, backup_id=backup_id, **failure_fields(error))
         if error is exc:
             raise
         raise error from None

@@ -15,16 +15,18 @@ from datatier.cli.backup_cmd import backup_group
 from datatier.cli.backups_cmd import backups_group
 from datatier.cli.binlog_cmd import binlog_group, binlogs_group
 from datatier.cli.cache_cmd import cache_group
+from datatier.cli.check_cmd import check
 from datatier.cli.config_cmd import config_group
 from datatier.cli.context import AppContext
 from datatier.cli.deploy_cmd import deploy_group
 from datatier.cli.health_cmd import health_group
 from datatier.cli.migrate_cmd import migrate_group
+from datatier.cli.notify_cmd import notify_group
 from datatier.cli.provision_cmd import provision_group
 from datatier.cli.replication_cmd import replication_group
 from datatier.cli.restore_cmd import restore
 from datatier.cli.sandbox_cmd import sandbox_group
-from datatier.errors import DatatierError, ExitCode
+from datatier.errors import DatatierError, ExitCode, Terminated
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -64,13 +66,10 @@ cli.add_command(sandbox_group)
 cli.add_command(health_group)
 cli.add_command(replication_group)
 cli.add_command(cache_group)
+cli.add_command(check)
 cli.add_command(migrate_group)
+cli.add_command(notify_group)
 cli.add_command(provision_group)
-
-
-class Terminated(BaseException):
-    """SIGTERM (cron timeout, systemd stop, Kubernetes) turned into an exception, so that
-    running work cleans up: uploads are aborted, the dump process is killed."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -99,29 +98,48 @@ def _run(app: AppContext, args: list[str]) -> int:
     try:
         result = cli.main(args=args, prog_name="datatier", obj=app, standalone_mode=False)
     except DatatierError as exc:
-        if app.debug:
-            traceback.print_exc()
-        click.echo(f"datatier: error: {exc}{_notes(exc)}", err=True)
-        return int(exc.exit_code)
+        return _fail(app, exc, exc.message, int(exc.exit_code), exc.hint)
     except click.ClickException as exc:
+        code = int(ExitCode.USAGE) if isinstance(exc, click.UsageError) else int(ExitCode.FAILED)
+        if log.json_enabled():
+            return _fail(app, exc, exc.format_message(), code, None)
         exc.show()
-        return int(ExitCode.USAGE) if isinstance(exc, click.UsageError) else int(ExitCode.FAILED)
-    except click.exceptions.Abort:
-        click.echo("datatier: aborted", err=True)
-        return 130
+        return code
+    except click.exceptions.Abort as exc:
+        return _fail(app, exc, "aborted", 130, None)
     except KeyboardInterrupt as exc:
-        click.echo(f"datatier: interrupted{_notes(exc)}", err=True)
-        return 130
+        return _fail(app, exc, "interrupted", 130, None)
     except Terminated as exc:
-        click.echo(f"datatier: terminated (SIGTERM){_notes(exc)}", err=True)
-        return 143
+        return _fail(app, exc, "terminated (SIGTERM)", 143, None)
     except Exception as exc:
-        if app.debug:
-            traceback.print_exc()
-        click.echo(
-            f"datatier: error: unexpected {type(exc).__name__}: {exc} (rerun with --debug)",
-            err=True,
-        )
-        return int(ExitCode.FAILED)
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        return _fail(app, exc, message, int(ExitCode.FAILED), "rerun with --debug")
     # click returns the code of ctx.exit(N) (e.g. after --help); commands return None.
     return result if isinstance(result, int) else int(ExitCode.OK)
+
+
+def _fail(app: AppContext, exc: BaseException, message: str, code: int, hint: str | None) -> int:
+    """Report a failure once: a JSON line (error, exit_code, hint; the traceback with
+    --debug) when logs are JSON, else one plain ``datatier: error: ...`` line on stderr.
+    A failure a job already logged with its reason is not logged again."""
+    notes = _notes(exc)
+    if log.json_enabled():
+        if id(exc) not in app.reported:
+            log.get_logger("datatier.cli").error(
+                "command.failed",
+                exc_info=app.debug,
+                error=message + notes,
+                exit_code=code,
+                hint=hint,
+            )
+        return code
+    if app.debug and isinstance(exc, Exception):
+        traceback.print_exc()
+    if isinstance(exc, DatatierError):
+        click.echo(f"datatier: error: {exc}{notes}", err=True)
+    elif code == 130 or code == 143:
+        click.echo(f"datatier: {message}{notes}", err=True)
+    else:
+        suffix = f" ({hint})" if hint else ""
+        click.echo(f"datatier: error: {message}{suffix}", err=True)
+    return code

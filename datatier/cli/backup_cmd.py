@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from datatier.backup.policy import scan_policies
 from datatier.backup.service import load_policy, policies_dir, run_backup
+from datatier.backup.stores import store_for
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
 from datatier.errors import ExitCode
+from datatier.ops.job import run_job
+
+METRICS_FILE_OPTION = click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH.prom",
+    help="Write the policy's metrics here at the end (node_exporter textfile, atomic).",
+)
 
 
 @click.group("backup")
@@ -26,22 +37,35 @@ def backup_group() -> None:
     help="Refuse a replica lagging more (default: the policy's source.max_lag_seconds, 300).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@METRICS_FILE_OPTION
 @pass_app
-def run(app: AppContext, policy: str, max_lag: float | None, as_json: bool) -> None:
+def run(
+    app: AppContext,
+    policy: str,
+    max_lag: float | None,
+    as_json: bool,
+    metrics_file: Path | None,
+) -> None:
     """Back up POLICY now: dump, compress, checksum, upload; the manifest is written last.
 
     MySQL reads from the first node of source.nodes that answers and lags at most
     --max-lag seconds (heartbeat lag; a stopped SQL thread is refused): exit 5 when none
     does. A failed or interrupted run leaves no manifest and deletes what it wrote (or
-    says what it left for `backups prune`).
+    says what it left for `backups prune`). Every run, good or bad, is recorded in the
+    store (for metrics); a failed one is sent to notify.command / notify.webhook_url.
     """
     loaded = app.loaded()
-    spec = load_policy(loaded, policy)
-    progress = Progress(f"backup {policy}")
-    try:
-        manifest = run_backup(loaded, spec, max_lag=max_lag, on_progress=progress.advance)
-    finally:
-        progress.close()
+    with run_job(
+        loaded, "backup", policy=policy, metrics_file=metrics_file, reported=app.reported
+    ) as job:
+        spec = load_policy(loaded, policy)
+        job.store = store_for(spec.store_url, loaded.config)
+        progress = Progress(f"backup {policy}")
+        try:
+            manifest = run_backup(loaded, spec, max_lag=max_lag, on_progress=progress.advance)
+        finally:
+            progress.close()
+        job.details.update(backup_id=manifest.backup_id, bytes=manifest.total_bytes)
     summary = {
         "id": manifest.backup_id,
         "policy": manifest.policy,

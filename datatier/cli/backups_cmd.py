@@ -9,12 +9,14 @@ terminal); ``--json`` prints one JSON document on stdout.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
 
-from datatier.backup.catalog import BackupState, locate
+from datatier.backup.catalog import BackupState, Catalog, VerifyReport, locate
 from datatier.backup.lifecycle import (
     DEFAULT_GRACE,
     archive_execute,
@@ -22,7 +24,8 @@ from datatier.backup.lifecycle import (
     prune_execute,
     prune_plan,
 )
-from datatier.backup.manifest import backup_prefix
+from datatier.backup.manifest import Manifest, backup_prefix
+from datatier.backup.restoretest import RestoreTestReport
 from datatier.backup.restoretest import restore_test as run_restore_test
 from datatier.backup.service import (
     load_policy,
@@ -35,6 +38,7 @@ from datatier.binlog.retention import (
     binlog_prune_execute,
     binlog_prune_plan,
 )
+from datatier.cli.backup_cmd import METRICS_FILE_OPTION
 from datatier.cli.backups_render import (
     archive_json,
     classes,
@@ -51,6 +55,7 @@ from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
 from datatier.cli.targets import target_endpoint, target_role
 from datatier.errors import DatatierError, NotReadyYet, UsageError
+from datatier.ops.job import run_job
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 POLICY_OPTION = click.option(
@@ -59,7 +64,9 @@ POLICY_OPTION = click.option(
 LIST_COLUMNS = ("id", "policy", "state", "engine", "finished_at", "objects", "size", "classes")
 
 
-def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
+def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
+    """A ``--now ISO-8601`` value as an aware datetime (UTC when it names no zone); the
+    current time when the option is absent. UsageError (exit 2) otherwise."""
     if value is None:
         return datetime.now(UTC)
     try:
@@ -176,6 +183,7 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
     help="Let --restore-test write its scratch databases on a read-only server or a replica.",
 )
 @JSON_OPTION
+@METRICS_FILE_OPTION
 @pass_app
 def verify_cmd(
     app: AppContext,
@@ -186,40 +194,34 @@ def verify_cmd(
     target: str | None,
     allow_replica_target: bool,
     as_json: bool,
+    metrics_file: Path | None,
 ) -> None:
     """Read every object of a backup and check its size and SHA-256 against the manifest.
 
     Exits 4 naming the first missing, truncated or corrupt object; 5 when objects are
     archived and not restored yet (--request-restore asks for that). Changes nothing else.
-    Progress goes to stderr when it is a terminal.
+    Progress goes to stderr when it is a terminal. The outcome is recorded in the store as
+    the policy's `verify` job (`restore_test` with --restore-test) for metrics; a failure
+    is sent to notify.command / notify.webhook_url.
     """
-    catalog, manifest = locate(open_catalogs(app.loaded()), backup_id, policy)
-    head = {"id": manifest.backup_id, "policy": manifest.policy, "store": catalog.store.url}
-    progress = Progress(f"verify {manifest.backup_id}", manifest.total_bytes)
-    try:
-        if request_restore and (waiting := catalog.request_restore(manifest)):
-            raise NotReadyYet(
-                f"restore requested for {len(waiting)} archived object(s) of backup "
-                f"{manifest.backup_id}; run verify again once it completes (GLACIER: hours)"
+    loaded = app.loaded()
+    job_name = "restore_test" if restore_test else "verify"
+    head: dict[str, Any] = {"id": backup_id, "policy": policy}
+    with run_job(
+        loaded, job_name, policy=policy, metrics_file=metrics_file, reported=app.reported
+    ) as job:
+        try:
+            catalog, manifest = locate(open_catalogs(loaded), backup_id, policy)
+            job.policy, job.store = manifest.policy, catalog.store
+            job.details["backup_id"] = manifest.backup_id
+            head = {"id": manifest.backup_id, "policy": manifest.policy, "store": catalog.store.url}
+            report, tested = _verify(
+                app, catalog, manifest, request_restore, restore_test, target, allow_replica_target
             )
-        report = catalog.verify(manifest, lambda _key, size: progress.advance(size))
-        tested = (
-            run_restore_test(
-                manifest,
-                catalog.store,
-                target_endpoint(app.loaded(), target),
-                target_role=target_role(app.loaded(), target),
-                allow_replica_target=allow_replica_target,
-            )
-            if restore_test
-            else None
-        )
-    except DatatierError as exc:
-        if as_json:
-            emit_json({**head, "ok": False, "error": str(exc), "exit_code": int(exc.exit_code)})
-        raise
-    finally:
-        progress.close()
+        except DatatierError as exc:
+            if as_json:
+                emit_json({**head, "ok": False, "error": str(exc), "exit_code": int(exc.exit_code)})
+            raise
     if as_json:
         summary: dict[str, Any] = {
             "objects": report.objects,
@@ -241,6 +243,39 @@ def verify_cmd(
             )
 
 
+def _verify(
+    app: AppContext,
+    catalog: Catalog,
+    manifest: Manifest,
+    request_restore: bool,
+    restore_test: bool,
+    target: str | None,
+    allow_replica_target: bool,
+) -> tuple[VerifyReport, RestoreTestReport | None]:
+    progress = Progress(f"verify {manifest.backup_id}", manifest.total_bytes)
+    try:
+        if request_restore and (waiting := catalog.request_restore(manifest)):
+            raise NotReadyYet(
+                f"restore requested for {len(waiting)} archived object(s) of backup "
+                f"{manifest.backup_id}; run verify again once it completes (GLACIER: hours)"
+            )
+        report = catalog.verify(manifest, lambda _key, size: progress.advance(size))
+        tested = (
+            run_restore_test(
+                manifest,
+                catalog.store,
+                target_endpoint(app.loaded(), target),
+                target_role=target_role(app.loaded(), target),
+                allow_replica_target=allow_replica_target,
+            )
+            if restore_test
+            else None
+        )
+    finally:
+        progress.close()
+    return report, tested
+
+
 @backups_group.command("prune")
 @click.argument("policy")
 @click.option("--execute", is_flag=True, help="Delete (default: only print the plan).")
@@ -251,10 +286,24 @@ def verify_cmd(
     show_default=True,
     help="Incomplete backups and uploads written to more recently may still be running.",
 )
+@click.option(
+    "--now",
+    "now",
+    metavar="ISO-8601",
+    callback=parse_now,
+    help="Evaluate retention at this time instead of the current time (for rehearsals).",
+)
 @JSON_OPTION
+@METRICS_FILE_OPTION
 @pass_app
 def prune_cmd(
-    app: AppContext, policy: str, execute: bool, grace_hours: float, as_json: bool
+    app: AppContext,
+    policy: str,
+    execute: bool,
+    grace_hours: float,
+    now: datetime,
+    as_json: bool,
+    metrics_file: Path | None,
 ) -> None:
     """Delete the backups POLICY's retention does not keep, and old incomplete leftovers.
 
@@ -262,17 +311,28 @@ def prune_cmd(
     the bytes freed. Retention counts good backups only (every object listed as the
     manifest says): the newest good backup is always kept. A damaged backup is reported and
     left in place unless it is older than every kept backup. If any manifest of the policy
-    is unreadable nothing is deleted (exit 4).
+    is unreadable nothing is deleted (exit 4). An executed prune is recorded in the store as
+    the policy's `prune` job; a failure is sent to the notify channels.
     """
     loaded = app.loaded()
-    chosen = load_policy(loaded, policy)
-    catalog = open_policy_catalog(loaded, chosen)
-    plan = prune_plan(catalog, chosen, datetime.now(UTC), grace=timedelta(hours=grace_hours))
-    kept = {k.backup_id for k in plan.keep}
-    binlogs = binlog_prune_plan(loaded, catalog, chosen, kept, plan.now, plan.grace)
-    result = prune_execute(catalog, plan) if execute else None
-    if execute and binlogs is not None:
-        binlog_prune_execute(catalog.store, binlogs)
+    with run_job(
+        loaded,
+        "prune",
+        policy=policy,
+        metrics_file=metrics_file,
+        reported=app.reported,
+        record=execute,
+    ) as job:
+        chosen = load_policy(loaded, policy)
+        catalog = open_policy_catalog(loaded, chosen)
+        job.store = catalog.store
+        plan = prune_plan(catalog, chosen, now, grace=timedelta(hours=grace_hours))
+        kept = {k.backup_id for k in plan.keep}
+        binlogs = binlog_prune_plan(loaded, catalog, chosen, kept, plan.now, plan.grace)
+        result = prune_execute(catalog, plan) if execute else None
+        if execute and binlogs is not None:
+            binlog_prune_execute(catalog.store, binlogs)
+        job.details.update(deleted=len(plan.delete), kept=len(plan.keep))
     if as_json:
         doc = prune_json(plan)
         doc["executed"] = execute
@@ -301,6 +361,11 @@ def prune_cmd(
         )
 
 
+def _count(progress: Progress) -> Callable[[str, int], None]:
+    """An object callback advancing ``progress`` by one object."""
+    return lambda _key, _size: progress.advance()
+
+
 @backups_group.command("archive")
 @click.argument("policy", required=False)
 @click.option("--execute", is_flag=True, help="Re-class objects (default: only print the plan).")
@@ -308,7 +373,7 @@ def prune_cmd(
     "--now",
     "now",
     metavar="ISO-8601",
-    callback=_parse_now,
+    callback=parse_now,
     help="Evaluate ages at this time instead of the current time (for rehearsals).",
 )
 @JSON_OPTION
@@ -317,7 +382,8 @@ def archive_cmd(
     app: AppContext, policy: str | None, execute: bool, now: datetime, as_json: bool
 ) -> None:
     """Move data objects older than the policy's storage.archive_after_days to its
-    storage.archive_class, for stores that apply no lifecycle rules. Manifests stay STANDARD.
+    storage.archive_class, for stores that apply no lifecycle rules. Manifests, the newest
+    complete backup and objects under archive.min_object_kb (128) stay where they are.
 
     Covers POLICY, or every policy with archive_after_days > 0. Only prints the plan
     without --execute.
@@ -328,10 +394,21 @@ def archive_cmd(
     for chosen in policies:
         if not policy and chosen.spec.storage.archive_after_days <= 0:
             continue
-        catalog = open_policy_catalog(loaded, chosen)
-        plan = archive_plan(catalog, chosen, now)
-        plan.moves.extend(binlog_archive_moves(catalog, chosen, now))
-        moved = archive_execute(catalog, plan) if execute else 0
+        with run_job(
+            loaded, "archive", policy=chosen.name, reported=app.reported, record=execute
+        ) as job:
+            catalog = open_policy_catalog(loaded, chosen)
+            job.store = catalog.store
+            plan = archive_plan(catalog, chosen, now)
+            plan.moves.extend(binlog_archive_moves(catalog, chosen, now))
+            moved = 0
+            if execute:
+                progress = Progress(f"archive {chosen.name}", len(plan.moves), unit="objects")
+                try:
+                    moved = archive_execute(catalog, plan, _count(progress))
+                finally:
+                    progress.close()
+            job.details["moved"] = moved
         docs.append({**archive_json(plan), "executed": execute, "moved": moved})
         per_backup = Counter(m.backup_id for m in plan.moves)
         rows += [
@@ -346,3 +423,9 @@ def archive_cmd(
     total = sum(len(d["objects"]) for d in docs)
     verb = "re-classed" if execute else "would re-class (dry run; add --execute)"
     click.echo(f"{verb} {total} object(s) as of {now.isoformat()}")
+    for doc in docs:
+        if doc["newest_kept"] or doc["small_kept"]:
+            click.echo(
+                f"{doc['policy']}: left in place the newest backup ({doc['newest_kept']}) and "
+                f"{doc['small_kept']} object(s) under archive.min_object_kb"
+            )

@@ -168,4 +168,6 @@ def archive_json(plan: ArchivePlan) -> dict[str, Any]:
         ],
         "bytes": plan.bytes,
         "skipped": plan.skipped,
+        "newest_kept": plan.newest_kept,
+        "small_kept": plan.small_kept,
     }

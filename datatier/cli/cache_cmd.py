@@ -259,7 +259,9 @@ def copy_cmd(
     if source == target:
         raise UsageError("--from and --to are the same node")
     timeout = app.loaded().config.memcached.timeout
-    progress = Progress(f"copy {source} -> {target}", unit="keys")
+    # Without --match every item of the source is copied: its item count is the total.
+    total = None if match else _item_count(source, timeout)
+    progress = Progress(f"copy {source} -> {target}", total, unit="keys")
     try:
         report = CacheCopier(
             source,
@@ -290,6 +292,12 @@ def copy_cmd(
         )
     if report.failed:
         raise OperationFailed(f"{report.failed} keys could not be written to {target}")
+
+
+def _item_count(address: str, timeout: float) -> int | None:
+    """The node's ``curr_items`` (None when it is down: the copy reports that)."""
+    found = node_stats(address, timeout)
+    return found.items if found.up else None
 
 
 @cache_group.command("stats")

@@ -17,6 +17,8 @@ class AppContext:
     config_path: str | None = None
     debug: bool = False
     json_logs: bool = False
+    reported: set[int] = field(default_factory=set)
+    """ids of failures already logged with their reason (by a job), not to be repeated"""
     _loaded: LoadedConfig | None = field(default=None, repr=False)
 
     def loaded(self) -> LoadedConfig:

@@ -59,6 +59,20 @@ def _target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="k8s Secret holding the credentials.",
         ),
         click.option(
+            "--metrics-dir",
+            default="",
+            help="node_exporter textfile directory: jobs write --metrics-file there "
+            "(e.g. /var/lib/prometheus/node-exporter). Default: no metrics files.",
+        ),
+        click.option(
+            "--health-port-base",
+            type=click.IntRange(1, 65000),
+            default=8008,
+            show_default=True,
+            help="Health port of the first node; each further node gets the next "
+            "(haproxy.cfg, the health service and Deployment use the same ports).",
+        ),
+        click.option(
             "--output-dir",
             type=click.Path(file_okay=False, path_type=Path),
             help="Write the files here (default: print them).",
@@ -87,6 +101,8 @@ def _context(
         namespace=kw["namespace"],
         secret_name=kw["secret_name"],
         binlog_policy=config.binlog.policy,
+        metrics_dir=kw["metrics_dir"].rstrip("/"),
+        health_port_base=kw["health_port_base"],
         **extra,
     )
 
@@ -122,7 +138,7 @@ for _name in ("crontab", "systemd", "k8s", "docker"):
 @_target_options
 @pass_app
 def render_all_cmd(app: AppContext, /, output_dir: Path | None, **kw: Any) -> None:
-    """Every artifact: crontab, systemd/, k8s/cronjobs.yaml, haproxy.cfg, Dockerfile.
+    """Every artifact: crontab, systemd/, k8s/, haproxy.cfg, Dockerfile.
 
     `datatier --config deploy/example/datatier.toml deploy render all --output-dir deploy/`
     regenerates the examples in the repository.

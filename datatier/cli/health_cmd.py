@@ -7,16 +7,24 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import click
-from prometheus_client import CollectorRegistry
 
+from datatier import log as logging_setup
+from datatier.backup.metrics import BackupCollector
+from datatier.backup.service import policies_dir
+from datatier.backup.stats import BackupStatsMonitor
+from datatier.backup.stores import store_for
 from datatier.cli.context import AppContext, pass_app
 from datatier.errors import ConfigError, ServiceUnavailable
 from datatier.log import get_logger
+from datatier.metrics import build_registry
+from datatier.mysql.connection import endpoint
+from datatier.replication.heartbeat import HeartbeatWriter
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import HealthServer, parse_listen, serve
 
 if TYPE_CHECKING:
     from datatier.binlog.status import ArchiveWatch
+    from datatier.metrics import Collector
 
 log = get_logger(__name__)
 
@@ -41,34 +49,78 @@ def health_group() -> None:
     default=None,
     help="Seconds between monitor rounds. Default: health.interval (1.0).",
 )
+@click.option(
+    "--heartbeat",
+    is_flag=True,
+    help="Also run the heartbeat writer on the primary in this process (one unit does "
+    "both); /health then turns 503 if the writer's thread dies.",
+)
 @pass_app
-def serve_cmd(app: AppContext, listens: tuple[str, ...], interval: float | None) -> None:
+def serve_cmd(
+    app: AppContext, listens: tuple[str, ...], interval: float | None, heartbeat: bool
+) -> None:
     """Run the monitor loop and answer /primary, /replica?lag=2s&node=NAME, /health, /metrics.
 
     Handlers answer from the monitor's last measurement and never open MySQL connections.
-    Runs until SIGINT/SIGTERM. Exit 2 on a bad --listen, 3 if an address is in use.
+    /metrics also has each backup policy's metrics, read from the stores every
+    health.backup_metrics_interval seconds in a background thread (0: off).
+    Runs until SIGINT/SIGTERM. Exit 2 on a bad --listen, 3 if an address is in use (or,
+    with --heartbeat, if the primary cannot be reached at start).
     """
-    config = app.loaded().config
+    loaded = app.loaded()
+    config = loaded.config
     if not config.mysql.nodes:
         raise ConfigError("config", "mysql.nodes", "no MySQL nodes configured")
     specs = [parse_listen(text) for text in (listens or (config.health.listen,))]
+    writer = None
+    if heartbeat:
+        primary = config.mysql.primary()
+        if primary is None:
+            raise ConfigError("config", "mysql.nodes", 'no node has role = "primary"')
+        writer = HeartbeatWriter(
+            endpoint(config.mysql, primary[0]), config.health.heartbeat_interval
+        )
     monitor = Monitor(config.mysql, config.health, interval=interval)
-    registry, watch = binlog_registry(app)
+    stats = BackupStatsMonitor(
+        policies_dir(loaded),
+        config.backup.default_store,
+        lambda url: store_for(url, config),
+        config.health.backup_metrics_interval,
+    )
+    watch = binlog_watch(app)
+    collectors: list[Collector] = [BackupCollector(lambda: stats.stats)]
+    if watch is not None:
+        from datatier.binlog.metrics import BinlogArchiveCollector
+
+        collectors.append(BinlogArchiveCollector(watch))
+    registry = build_registry(*collectors)  # after replication
     servers: list[HealthServer] = []
     try:
         for host, port, node in specs:
             try:
-                server = serve((host, port), monitor, config.health.replica_max_lag, node, registry)
-                servers.append(server)
+                servers.append(
+                    serve(
+                        (host, port),
+                        monitor,
+                        config.health.replica_max_lag,
+                        node,
+                        registry,
+                        heartbeat=writer,
+                    )
+                )
             except OSError as exc:
                 raise ServiceUnavailable(
                     f"cannot listen on {host}:{port}: {exc.strerror}"
                 ) from None
+        if writer is not None:
+            writer.start()
     except BaseException:
         for server in servers:
             server.server_close()
         raise
     monitor.start()
+    if config.health.backup_metrics_interval > 0:
+        stats.start()
     if watch is not None:
         watch.start()
     threads = [
@@ -88,9 +140,10 @@ def serve_cmd(app: AppContext, listens: tuple[str, ...], interval: float | None)
         bound_host, bound_port = server.server_address[:2]
         where = f"{bound_host!s}:{bound_port}"
         log.info("health.serving", listen=where, node=node, interval=monitor.interval)
-        click.echo(
-            f"serving health on http://{where}/" + (f" for {node}" if node else ""), err=True
-        )
+        if not logging_setup.json_enabled():  # JSON logs: nothing plain on stderr
+            click.echo(
+                f"serving health on http://{where}/" + (f" for {node}" if node else ""), err=True
+            )
     try:
         while not stopping.wait(0.5):
             pass
@@ -99,20 +152,19 @@ def serve_cmd(app: AppContext, listens: tuple[str, ...], interval: float | None)
             server.shutdown()
             server.server_close()
         monitor.stop()
+        stats.stop()
+        if writer is not None:
+            writer.stop()
         if watch is not None:
             watch.stop()
         log.info("health.stopped")
 
 
-def binlog_registry(app: AppContext) -> tuple[CollectorRegistry | None, ArchiveWatch | None]:
-    """With ``binlog.policy`` set, /metrics also shows the binlog archive's lag and gaps
-    (refreshed in the background by an :class:`ArchiveWatch`)."""
+def binlog_watch(app: AppContext) -> ArchiveWatch | None:
+    """With ``binlog.policy`` set, /metrics also shows the binlog archive's lag and gaps,
+    refreshed in the background by an :class:`ArchiveWatch` (None otherwise)."""
     if not app.loaded().config.binlog.policy:
-        return None, None
-    from datatier.binlog.metrics import BinlogArchiveCollector  # lazy: only when configured
-    from datatier.binlog.status import ArchiveWatch
+        return None
+    from datatier.binlog.status import ArchiveWatch  # lazy: only when configured
 
-    watch = ArchiveWatch(app.loaded())
-    registry = CollectorRegistry(auto_describe=True)
-    registry.register(BinlogArchiveCollector(watch))
-    return registry, watch
+    return ArchiveWatch(app.loaded())

@@ -5,7 +5,12 @@ from __future__ import annotations
 import click
 
 from datatier.backup.manifest import ObjectRecord
-from datatier.backup.restore import RestoreOptions, find_backup, restore_mysql
+from datatier.backup.restore import (
+    RestoreOptions,
+    find_backup,
+    restore_mysql,
+    restore_objects,
+)
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json
@@ -70,6 +75,12 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     "target will NOT receive it). For scratch servers and per-node restores.",
 )
 @click.option("--drop", is_flag=True, help="Mongo: drop non-empty target collections first.")
+@click.option(
+    "--grants",
+    is_flag=True,
+    help="Also restore the accounts, roles and grants (policies with source.include_grants); "
+    "existing accounts keep their passwords.",
+)
 @click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
 @click.option(
     "--allow-replica-target",
@@ -120,6 +131,7 @@ def restore(
     dry_run: bool,
     no_binlog: bool,
     drop: bool,
+    grants: bool,
     force: bool,
     allow_replica_target: bool,
     wait: bool,
@@ -170,10 +182,13 @@ def restore(
         raise UsageError("give a BACKUP_ID, or --policy with --until TIME or --until-gtid GTID")
     manifest, store = find_backup(loaded, backup_id, policy)
     is_mongo = manifest.engine == "mongo"
+    if is_mongo and grants:
+        raise UsageError("--grants is for MySQL backups")
     mongo = mongo_target(loaded, manifest, target) if is_mongo else None
     options = RestoreOptions(
         target=None if is_mongo else target_endpoint(loaded, target),
         drop=drop,
+        grants=grants,
         renames=_renames(renames),
         tables=tuple(t.strip() for t in tables.split(",") if t.strip()),
         databases=tuple(d.strip() for d in databases.split(",") if d.strip()),
@@ -188,15 +203,22 @@ def restore(
         days=days,
         poll_seconds=poll_seconds,
     )
+    chosen = manifest.objects if is_mongo else restore_objects(manifest, options)
     archive = Progress("waiting for archive restores", unit="objects")
-    loaded_progress = Progress(f"restore {backup_id}", total=manifest.raw_bytes)
+    checking = Progress(f"checking {backup_id}", total=sum(o.size for o in chosen))
+    loaded_progress = Progress(f"restore {backup_id}", total=sum(o.raw_size for o in chosen))
     try:
 
         def on_loaded(obj: ObjectRecord) -> None:
+            if checking.done and not loaded_progress.done:
+                checking.close()  # the check is over: its line stays, the load's starts
             loaded_progress.advance(obj.raw_size)
 
         def on_wait(done: int, total: int) -> None:
             archive.set(done, total)
+
+        def on_checked(obj: ObjectRecord) -> None:
+            checking.advance(obj.size)
 
         if is_mongo:
             from datatier.mongo.load import restore_mongo  # lazy: pymongo is slow to import
@@ -204,7 +226,7 @@ def restore(
             assert mongo is not None
             report = restore_mongo(manifest, store, mongo, options, on_loaded, on_wait)
         else:
-            report = restore_mysql(manifest, store, options, on_loaded, on_wait)
+            report = restore_mysql(manifest, store, options, on_loaded, on_wait, on_checked)
     finally:
         if loaded_progress.done:
             loaded_progress.close()

@@ -107,8 +107,8 @@ class SQLLoader:
     def _load_one(self, obj: ObjectRecord, cnf: ClientOptions) -> None:
         if self._stop.is_set():
             return
-        assert obj.database is not None
-        database = self.database_for(obj.database)
+        # Objects without a database (accounts and grants) run with none selected.
+        database = None if obj.database is None else self.database_for(obj.database)
         if obj.kind != "data":
             text = b"".join(self.fetch(obj))
             statements = parse_block(text)
@@ -119,7 +119,7 @@ class SQLLoader:
             return
         self._pipe(obj, database, cnf, self.fetch(obj))
 
-    def _execute(self, obj: ObjectRecord, database: str, statements: list[bytes]) -> None:
+    def _execute(self, obj: ObjectRecord, database: str | None, statements: list[bytes]) -> None:
         """Run a definitions object's statements on a connection of our own."""
         try:
             with connect(self.target, database=database) as conn, conn.cursor() as cur:
@@ -129,14 +129,19 @@ class SQLLoader:
                     cur.execute(statement.decode("utf-8", "surrogateescape"))
         except pymysql.MySQLError as exc:
             detail = self.target.scrub(str(exc.args[-1] if exc.args else exc))
-            raise OperationFailed(f"loading {obj.key} into {database} failed: {detail}") from None
+            where = database or "the server"
+            raise OperationFailed(f"loading {obj.key} into {where} failed: {detail}") from None
         if self.on_loaded:
             self.on_loaded(obj)
 
     def _pipe(
-        self, obj: ObjectRecord, database: str, cnf: ClientOptions, chunks: Iterator[bytes]
+        self,
+        obj: ObjectRecord,
+        database: str | None,
+        cnf: ClientOptions,
+        chunks: Iterator[bytes],
     ) -> None:
-        """Feed ``chunks`` to a stock client bound to ``database``."""
+        """Feed ``chunks`` to a stock client bound to ``database`` (none when None)."""
         argv = [
             self._binary,
             f"--defaults-file={cnf}",
@@ -145,7 +150,7 @@ class SQLLoader:
             "--comments",
             "--max-allowed-packet=1G",
             "--default-character-set=utf8mb4",
-            f"--database={database}",
+            *([f"--database={database}"] if database is not None else []),
         ]
         if not self.binlog:
             argv.append("--init-command=SET SESSION sql_log_bin = 0")
@@ -175,6 +180,8 @@ class SQLLoader:
         if code != 0:
             message = b"".join(errors).decode(errors="replace").strip().splitlines()
             detail = message[-1] if message else f"exit code {code}"
-            raise OperationFailed(f"loading {obj.key} into {database} failed: {detail}")
+            raise OperationFailed(
+                f"loading {obj.key} into {database or 'the server'} failed: {detail}"
+            )
         if self.on_loaded:
             self.on_loaded(obj)

@@ -14,6 +14,7 @@ Objects are plain SQL for the stock client (``zstd -d | mariadb DB``): each star
     DB/_database.sql.zst   DB/_routines.sql.zst   DB/_events.sql.zst
     DB/tables/TABLE/{schema,data-00001,...,triggers}.sql.zst
     DB/views/VIEW/{viewstub,view}.sql.zst
+    @users/grants.sql.zst   (with source.include_grants: accounts, roles and grants)
 
 A table's ``data_sha256`` in the manifest is the SHA-256 of the concatenated SHA-256s of its
 key ranges (``split_points`` in the manifest), each over the range's row texts in key order,
@@ -40,9 +41,10 @@ from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mysql.catalogue import Catalogue, Definition, Table, read_catalogue
-from datatier.mysql.connection import Endpoint, query_dicts
+from datatier.mysql.connection import Endpoint, connect, query_dicts
 from datatier.mysql.consistent import SnapshotGroup, SnapshotPoint
 from datatier.mysql.fastreader import RawConnection
+from datatier.mysql.grants import dump_grants
 from datatier.mysql.rowtext import STATEMENT_BYTES, RowQuery, range_filters, read_texts
 from datatier.mysql.source import SourceChoice, select_source
 from datatier.mysql.sqltext import (
@@ -62,6 +64,7 @@ MIN_RANGE_BYTES = 16 << 20
 MAX_RANGES = 64
 LOST = (1927, 2006, 2013, 2055)  # 1927: our connection was KILLed
 DEF_CHANGED = 1412
+GRANTS_KEY = "@users/grants.sql.zst"
 
 
 def table_path(database: str, table: str, leaf: str) -> str:
@@ -206,6 +209,7 @@ class ParallelDumpEngine(BackupEngine):
         ddl_blocked = group.release()
         self._write_definitions(catalogue, writer)
         self._work(group, tasks, writer, threshold)
+        grants = self._dump_grants(writer) if self.policy.spec.source.include_grants else None
         tables = self._records(catalogue)
         seconds = round(time.monotonic() - started, 3)
         log.info(
@@ -243,8 +247,26 @@ class ParallelDumpEngine(BackupEngine):
                 "ignored_tables": catalogue.excluded,
                 "raw_threshold": threshold,
                 "max_statement_bytes": self._largest_statement,
+                **({"grants": grants} if grants is not None else {}),
             },
         )
+
+    def _dump_grants(self, writer: ObjectWriter) -> dict[str, Any]:
+        """Accounts, roles and grants as one object, :data:`GRANTS_KEY` (``@`` is
+        percent-encoded in database names, so no database can collide with it). Read after
+        the data: accounts are not part of the snapshot (they are not transactional)."""
+        with connect(self.source) as conn:
+            text, skipped = dump_grants(conn)
+        obj = writer.open(GRANTS_KEY, "grants", None, None)
+        obj.write(text.encode())
+        writer.close(obj)
+        if skipped:
+            log.warning(
+                "backup.accounts_skipped",
+                accounts=skipped,
+                note="the server cannot describe them (e.g. host names with skip_name_resolve)",
+            )
+        return {"accounts": text.count("\nCREATE "), "skipped": skipped}
 
     def _server_facts(self, group: SnapshotGroup) -> dict[str, Any]:
         assert group.coordinator is not None

@@ -115,6 +115,8 @@ class HeartbeatWriter:
         self.interval = interval
         self.beats = 0
         self.errors = 0
+        self.last_error = ""
+        self.last_beat: float | None = None  # time.monotonic() of the last successful beat
         self.server_id: int | None = None
         self._conn: Connection | None = None
         self._stop = threading.Event()
@@ -146,6 +148,7 @@ class HeartbeatWriter:
         with self._conn.cursor() as cur:
             cur.execute(BEAT_SQL)
         self.beats += 1
+        self.last_beat = time.monotonic()
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -166,10 +169,12 @@ class HeartbeatWriter:
                 self.beat()
             except (pymysql.MySQLError, ServiceUnavailable, OSError) as exc:
                 self.errors += 1
+                self.last_error = self.ep.scrub(str(exc))
                 self.close()
-                log.warning("heartbeat.write_failed", node=self.ep.name, error=str(exc))
+                log.warning("heartbeat.write_failed", node=self.ep.name, error=self.last_error)
             except OperationFailed as exc:  # the node became read-only: stop writing to it
                 self.errors += 1
+                self.last_error = str(exc)
                 self.close()
                 log.error("heartbeat.refused", node=self.ep.name, error=str(exc))
         self.close()
@@ -183,6 +188,22 @@ class HeartbeatWriter:
         )
         self._thread.start()
         return self
+
+    def alive(self) -> bool:
+        """Whether the thread started by :meth:`start` is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def status(self) -> dict[str, object]:
+        """JSON-ready state for ``/health``: running, beats, errors, last beat age, error."""
+        age = None if self.last_beat is None else round(time.monotonic() - self.last_beat, 3)
+        return {
+            "running": self.alive(),
+            "node": self.ep.name,
+            "beats": self.beats,
+            "errors": self.errors,
+            "last_beat_age_seconds": age,
+            "last_error": self.last_error or None,
+        }
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread started by :meth:`start` and wait for it."""

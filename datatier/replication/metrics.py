@@ -1,35 +1,40 @@
-"""Prometheus text exposition (format 0.0.4) of a monitor snapshot, written by hand.
+"""Replication metrics of the monitor's snapshot, as a ``prometheus_client`` collector.
 
-Every series carries a ``node`` label (plus ``role`` on ``datatier_node_up``). Unknown values
-(an unreachable node's lag) are exported as ``NaN`` rather than omitted, so a dashboard shows
-a gap instead of a stale number. Counters end in ``_total``.
+Every node series carries a ``node`` label (plus ``role`` on ``datatier_node_up``). Unknown
+values (an unreachable node's lag) are exported as ``NaN`` rather than omitted, so a
+dashboard shows a gap instead of a stale number. Counters end in ``_total``. The collector
+reads only the monitor's last snapshot (memory): a scrape never opens a MySQL connection.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from datatier.metrics import value
 from datatier.replication.snapshot import NodeHealth, Snapshot
 
 Getter = Callable[[NodeHealth], float | None]
 
 
-def escape_label(value: str) -> str:
-    """A label value escaped per the exposition format (backslash, quote, newline)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class SnapshotSource(Protocol):
+    """What the collector reads: the monitor's last snapshot and whether its thread runs."""
+
+    @property
+    def snapshot(self) -> Snapshot | None: ...
+
+    def alive(self) -> bool: ...
 
 
-def _number(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+def _bool(flag: bool | None) -> float | None:
+    return None if flag is None else float(flag)
 
 
-def _bool(value: bool | None) -> float | None:
-    return None if value is None else float(value)
+def _opt(number: int | None) -> float | None:
+    return None if number is None else float(number)
 
 
 NODE_SERIES: tuple[tuple[str, str, str, Getter, bool], ...] = (
@@ -104,58 +109,72 @@ NODE_SERIES: tuple[tuple[str, str, str, Getter, bool], ...] = (
 )
 
 
-def _opt(value: int | None) -> float | None:
-    return None if value is None else float(value)
+def _is_replica(node: NodeHealth) -> bool:
+    return node.replica is not None or node.role == "replica"
 
 
-def render_metrics(snap: Snapshot | None, monitor_alive: bool, default_lag: float) -> str:
-    """The whole ``/metrics`` body for ``snap`` (None before the first round)."""
-    lines = [
-        "# HELP datatier_monitor_up 1 while the monitor thread runs.",
-        "# TYPE datatier_monitor_up gauge",
-        f"datatier_monitor_up {int(monitor_alive)}",
-        "# HELP datatier_monitor_snapshot_age_seconds Age of the last completed round.",
-        "# TYPE datatier_monitor_snapshot_age_seconds gauge",
-        f"datatier_monitor_snapshot_age_seconds {_number(None if snap is None else snap.age())}",
-        "# HELP datatier_monitor_rounds_total Completed measurement rounds.",
-        "# TYPE datatier_monitor_rounds_total counter",
-        f"datatier_monitor_rounds_total {0 if snap is None else snap.round}",
-    ]
-    if snap is None:
-        return "\n".join(lines) + "\n"
-    nodes = [snap.nodes[name] for name in sorted(snap.nodes)]
-    lines += [
-        "# HELP datatier_node_up 1 if the node answered the last check.",
-        "# TYPE datatier_node_up gauge",
-    ]
-    for node in nodes:
-        labels = f'node="{escape_label(node.name)}",role="{escape_label(node.role)}"'
-        lines.append(f"datatier_node_up{{{labels}}} {int(node.reachable)}")
-    for name, kind, text, getter, replicas_only in NODE_SERIES:
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+class ReplicationCollector:
+    """Metric families of ``source``'s last snapshot; ``default_lag`` selects the hysteresis
+    state exported as ``datatier_replica_held_out``."""
+
+    def __init__(self, source: SnapshotSource, default_lag: float) -> None:
+        self.source = source
+        self.default_lag = default_lag
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.source.snapshot
+        yield _gauge("datatier_monitor_up", "1 while the monitor thread runs.", self.source.alive())
+        yield _gauge(
+            "datatier_monitor_snapshot_age_seconds",
+            "Age of the last completed round.",
+            None if snap is None else snap.age(),
+        )
+        yield CounterMetricFamily(
+            "datatier_monitor_rounds",
+            "Completed measurement rounds.",
+            value=0 if snap is None else snap.round,
+        )
+        if snap is None:
+            return
+        nodes = [snap.nodes[name] for name in sorted(snap.nodes)]
+        up = GaugeMetricFamily(
+            "datatier_node_up", "1 if the node answered the last check.", labels=["node", "role"]
+        )
         for node in nodes:
-            if replicas_only and node.replica is None and node.role != "replica":
-                continue
-            lines.append(f'{name}{{node="{escape_label(node.name)}"}} {_number(getter(node))}')
-    held = snap.lagging.get(default_lag, frozenset())
-    lines += [
-        "# HELP datatier_replica_held_out 1 if hysteresis holds the replica out at the "
-        "default lag threshold.",
-        "# TYPE datatier_replica_held_out gauge",
-    ]
-    for node in nodes:
-        if node.replica is not None or node.role == "replica":
-            lines.append(
-                f'datatier_replica_held_out{{node="{escape_label(node.name)}"}} '
-                f"{int(node.name in held)}"
+            up.add_metric([node.name, node.role], float(node.reachable))
+        yield up
+        for name, kind, text, getter, replicas_only in NODE_SERIES:
+            family: GaugeMetricFamily | CounterMetricFamily
+            if kind == "counter":
+                family = CounterMetricFamily(name, text, labels=["node"])
+            else:
+                family = GaugeMetricFamily(name, text, labels=["node"])
+            for node in nodes:
+                if replicas_only and not _is_replica(node):
+                    continue
+                family.add_metric([node.name], value(getter(node)))
+            yield family
+        held = snap.lagging.get(self.default_lag, frozenset())
+        held_out = GaugeMetricFamily(
+            "datatier_replica_held_out",
+            "1 if hysteresis holds the replica out at the default lag threshold.",
+            labels=["node"],
+        )
+        for node in nodes:
+            if _is_replica(node):
+                held_out.add_metric([node.name], float(node.name in held))
+        yield held_out
+        primary = snap.primary()
+        if primary is not None:
+            age = GaugeMetricFamily(
+                "datatier_primary_heartbeat_age_seconds",
+                "Age of the newest heartbeat on the primary (grows when the heartbeat writer "
+                "stops).",
+                labels=["node"],
             )
-    primary = snap.primary()
-    if primary is not None:
-        lines += [
-            "# HELP datatier_primary_heartbeat_age_seconds Age of the newest heartbeat on the "
-            "primary (grows when the heartbeat writer stops).",
-            "# TYPE datatier_primary_heartbeat_age_seconds gauge",
-            f'datatier_primary_heartbeat_age_seconds{{node="{escape_label(primary.name)}"}} '
-            f"{_number(primary.lag)}",
-        ]
-    return "\n".join(lines) + "\n"
+            age.add_metric([primary.name], value(primary.lag))
+            yield age
+
+
+def _gauge(name: str, text: str, number: float | bool | None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, text, value=value(number))

@@ -8,9 +8,10 @@ by replacing :attr:`Monitor.snapshot` with a new frozen :class:`Snapshot` (one a
 assignment: readers never see half a round and never lock). HTTP handlers read only that
 snapshot; nothing here is called per request.
 
-Hysteresis: for every lag threshold in use (the configured default plus thresholds asked for
-by ``/replica?lag=``, at most :data:`MAX_THRESHOLDS`), a replica whose heartbeat lag exceeds
-the threshold is held out until its lag falls to ``readmit_ratio`` x threshold or below.
+Hysteresis: for every lag threshold in use (the configured ones, always, plus a bounded set
+per node of thresholds asked for by ``/replica?lag=``: see
+:mod:`datatier.replication.thresholds`), a replica whose heartbeat lag exceeds the threshold
+is held out until its lag falls to ``readmit_ratio`` x threshold or below.
 
 Listeners (:meth:`Monitor.add_listener`) are called on the monitor thread with each new
 snapshot right after it is published (the router drains its pools there); one that raises
@@ -37,10 +38,9 @@ from datatier.mysql.connection import Connection, Endpoint, endpoint, query_dict
 from datatier.replication.heartbeat import read_lag
 from datatier.replication.snapshot import NodeHealth, Snapshot, hold_lagging
 from datatier.replication.status import read_replica_status
+from datatier.replication.thresholds import ThresholdRegistry
 
 log = get_logger(__name__)
-
-MAX_THRESHOLDS = 32
 
 
 class Monitor:
@@ -58,7 +58,7 @@ class Monitor:
         self._conns: dict[str, Connection] = {}
         self._inflight: dict[str, Future[NodeHealth]] = {}
         self._errors = dict.fromkeys(self._endpoints, 0)
-        self._thresholds: set[float] = {health.replica_max_lag}
+        self.thresholds = ThresholdRegistry([health.replica_max_lag, *health.lag_thresholds])
         self._listeners: list[Callable[[Snapshot], None]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -68,13 +68,11 @@ class Monitor:
         )
 
     # -- thresholds (called from HTTP handler threads) -----------------------------------
-    def register_threshold(self, max_lag: float) -> None:
-        """Track hysteresis for ``max_lag`` from the next round on (bounded; thread-safe)."""
-        if max_lag in self._thresholds:
-            return
-        with self._lock:
-            if len(self._thresholds) < MAX_THRESHOLDS:
-                self._thresholds.add(max_lag)
+    def register_threshold(self, max_lag: float, node: str | None = None) -> None:
+        """Track hysteresis for ``max_lag`` on ``node`` (every node if None) from the next
+        round on; bounded per node, never evicting configured thresholds; thread-safe."""
+        for name in [node] if node is not None else self._endpoints:
+            self.thresholds.touch(name, max_lag)
 
     def add_listener(self, callback: Callable[[Snapshot], None]) -> None:
         """Call ``callback(snapshot)`` after every round (module doc)."""
@@ -201,10 +199,11 @@ class Monitor:
                     error="first check still running",
                     checked=time.monotonic(),
                 )
-        with self._lock:
-            thresholds = frozenset(self._thresholds)
         lagging = hold_lagging(
-            previous.lagging if previous else {}, nodes, thresholds, self.health.readmit_ratio
+            previous.lagging if previous else {},
+            nodes,
+            self.thresholds.tracked(nodes),
+            self.health.readmit_ratio,
         )
         snap = Snapshot(
             nodes=MappingProxyType(nodes),
@@ -213,6 +212,7 @@ class Monitor:
             stale_after=self.stale_after,
             finished=time.monotonic(),
             lagging=MappingProxyType(lagging),
+            heartbeat_stale_after=self.health.heartbeat_stale_after,
         )
         self.snapshot = snap  # the atomic swap readers rely on
         with self._lock:

@@ -9,13 +9,21 @@ and never open a MySQL connection. Paths (GET, HEAD, OPTIONS):
   heartbeat lag is at most ``lag`` (``ms``, ``s``, ``m``; a bare number is seconds; default
   ``health.replica_max_lag``), with hysteresis; ``node`` may be omitted on a listener bound
   to a node (``--listen HOST:PORT=NODE``) or when exactly one replica is configured;
-- ``/health``: 200 while the monitor thread runs and its snapshot is fresh;
-- ``/metrics``: Prometheus text exposition (always 200 while serving), followed by the
-  series of the ``registry`` the server was given (a router's, when it runs in-process).
+- ``/health``: 200 while the monitor thread runs and its snapshot is fresh (and, with an
+  in-process heartbeat writer, while its thread runs); the body also says when the
+  heartbeat writer has stopped;
+- ``/metrics``: Prometheus text exposition (always 200 while serving) of the replication
+  series, followed by the series of the ``registry`` the server was given (backup metrics
+  in ``health serve``; a router's, when it runs in-process).
 
 Otherwise 503 (unhealthy), 400 (bad query parameter, with a message), 404 (unknown path),
 501 (other methods, from the stdlib). GET answers JSON (``/metrics``: text); HEAD and
 OPTIONS answer the status line and headers only, with ``Content-Length: 0``.
+
+Robustness. A response (headers and body) leaves in one write. A client that disconnects
+early (HAProxy closes its check as soon as it has the status line) is logged once at debug,
+never with a traceback and never answered with a 500 on the dead socket. A connection idle
+or half-sent for ``client_timeout`` seconds is closed.
 """
 
 from __future__ import annotations
@@ -23,16 +31,19 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from datatier.errors import UsageError
 from datatier.log import get_logger
-from datatier.replication.metrics import render_metrics
+from datatier.metrics import CONTENT_TYPE, build_registry, render
+from datatier.replication.heartbeat import HeartbeatWriter
+from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
 from datatier.replication.snapshot import Snapshot
 
@@ -90,6 +101,9 @@ class HealthServer(ThreadingHTTPServer):
         default_lag: float,
         node: str | None = None,
         registry: CollectorRegistry | None = None,
+        *,
+        client_timeout: float | None = None,
+        heartbeat: HeartbeatWriter | None = None,
     ) -> None:
         if node is not None and node not in monitor.mysql.nodes:
             known = ", ".join(sorted(monitor.mysql.nodes)) or "none"
@@ -97,8 +111,22 @@ class HealthServer(ThreadingHTTPServer):
         self.monitor = monitor
         self.default_lag = default_lag
         self.node = node
-        self.registry = registry  # more series for /metrics (e.g. a router's, same process)
+        self.replication = build_registry(ReplicationCollector(monitor, default_lag))
+        self.registry = registry  # more series for /metrics (backups, a router's)
+        self.client_timeout = (
+            monitor.health.client_timeout if client_timeout is None else client_timeout
+        )
+        self.heartbeat = heartbeat
         super().__init__(address, HealthHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A dropped client is routine (debug, no traceback); anything else is a bug, logged
+        once as an error (the stdlib would print a traceback to stderr instead)."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.debug("health.client_disconnected", error=str(exc))
+            return
+        log.error("health.connection_failed", error=str(exc), exc_info=True)
 
 
 class HealthHandler(BaseHTTPRequestHandler):
@@ -109,6 +137,28 @@ class HealthHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     server_version = "datatier-health"
     sys_version = ""
+    # Buffered writes: status line, headers and body leave in one send (flushed per request
+    # by the stdlib), so a checker that hangs up after the status line finds nothing unsent.
+    wbufsize = 1 << 16
+    _gone = False
+
+    def setup(self) -> None:
+        super().setup()
+        # Idle (keep-alive) or half-sent requests: the read times out, the stdlib closes.
+        self.connection.settimeout(self.server.client_timeout)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except ConnectionError as exc:
+            self._disconnected(exc)
+
+    def _disconnected(self, exc: BaseException) -> None:
+        """Note an early disconnect once per connection, at debug, and stop serving it."""
+        self.close_connection = True
+        if not self._gone:
+            self._gone = True
+            log.debug("health.client_disconnected", path=self.path, error=str(exc))
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence per-request logging: pollers call hundreds of times a second."""
@@ -133,6 +183,7 @@ class HealthHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if body:
             self.wfile.write(payload)
+        self.wfile.flush()
 
     def _json(self, status: int, doc: Mapping[str, Any], body: bool) -> None:
         payload = json.dumps(doc, separators=(",", ":"), default=str).encode() + b"\n"
@@ -148,11 +199,19 @@ class HealthHandler(BaseHTTPRequestHandler):
                 self._json(404, {"error": f"unknown path {parts.path!r} (known: {known})"}, body)
                 return
             route(self, query, body)
+        except ConnectionError as exc:  # the client hung up: nobody to answer
+            self._disconnected(exc)
         except BadRequest as exc:
-            self._json(400, {"error": str(exc)}, body)
+            self._reply_error(400, str(exc), body)
         except Exception as exc:  # a bug answers 500, never a dropped connection
             log.error("health.handler_failed", path=parts.path, error=str(exc), exc_info=True)
-            self._json(500, {"error": f"internal error: {type(exc).__name__}"}, body)
+            self._reply_error(500, f"internal error: {type(exc).__name__}", body)
+
+    def _reply_error(self, status: int, message: str, body: bool) -> None:
+        try:
+            self._json(status, {"error": message}, body)
+        except ConnectionError as exc:
+            self._disconnected(exc)
 
     # -- helpers -------------------------------------------------------------------------
     @staticmethod
@@ -217,7 +276,7 @@ class HealthHandler(BaseHTTPRequestHandler):
         lag_text = self._single(query, "lag")
         max_lag = self.server.default_lag if lag_text is None else parse_lag(lag_text)
         monitor = self.server.monitor
-        monitor.register_threshold(max_lag)
+        monitor.register_threshold(max_lag, name)
         snap = self._snapshot(body)
         if snap is None:
             return
@@ -237,24 +296,43 @@ class HealthHandler(BaseHTTPRequestHandler):
         snap = monitor.snapshot
         alive = monitor.alive()
         fresh = snap is not None and snap.fresh()
-        doc = {
-            "healthy": alive and fresh,
+        reasons = []
+        if not alive:
+            reasons.append("monitor thread is not running")
+        elif not fresh:
+            reasons.append("no fresh measurement" if snap is None else "measurements are stale")
+        writer = self.server.heartbeat
+        if writer is not None and not writer.alive():
+            reasons.append("the in-process heartbeat writer is not running")
+        primary = None if snap is None else snap.primary()
+        note = "" if snap is None else snap.heartbeat_note()
+        healthy = not reasons
+        doc: dict[str, Any] = {
+            "healthy": healthy,
+            "reasons": reasons,
             "monitor_alive": alive,
             "round": None if snap is None else snap.round,
             "snapshot_age_seconds": None if snap is None else round(snap.age(), 6),
             "stale_after_seconds": monitor.stale_after,
             "interval_seconds": monitor.interval,
+            "heartbeat": {
+                "age_seconds": None
+                if primary is None or primary.lag is None
+                else round(primary.lag, 3),
+                "stale_after_seconds": monitor.health.heartbeat_stale_after,
+                "note": note or None,
+            },
         }
-        self._json(200 if alive and fresh else 503, doc, body)
+        if writer is not None:
+            doc["heartbeat_writer"] = writer.status()
+        self._json(200 if healthy else 503, doc, body)
 
     def metrics(self, query: Mapping[str, list[str]], body: bool) -> None:
         self._check_params(query, set())
-        monitor = self.server.monitor
-        text = render_metrics(monitor.snapshot, monitor.alive(), self.server.default_lag)
-        payload = text.encode()
+        payload = render(self.server.replication)
         if self.server.registry is not None:
-            payload += generate_latest(self.server.registry)
-        self._send(200, payload, "text/plain; version=0.0.4; charset=utf-8", body)
+            payload += render(self.server.registry)
+        self._send(200, payload, CONTENT_TYPE, body)
 
 
 ROUTES = {
@@ -271,7 +349,9 @@ def serve(
     default_lag: float,
     node: str | None = None,
     registry: CollectorRegistry | None = None,
+    **options: Any,
 ) -> HealthServer:
-    """A bound (not yet serving) :class:`HealthServer`; call ``serve_forever()`` on it.
-    ``registry``'s series are appended to ``/metrics`` (a router's, in the same process)."""
-    return HealthServer(address, monitor, default_lag, node, registry)
+    """A bound (not yet serving) :class:`HealthServer` (``options``: its keyword-only
+    arguments); call ``serve_forever()`` on it. ``registry``'s series are appended to
+    ``/metrics`` (backup metrics, a router's in the same process)."""
+    return HealthServer(address, monitor, default_lag, node, registry, **options)

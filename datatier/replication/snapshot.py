@@ -7,7 +7,7 @@ Everything here is frozen data plus pure functions, safe to share between the mo
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -75,6 +75,8 @@ class Snapshot:
     stale_after: float
     finished: float  # time.monotonic() when the round ended
     lagging: Mapping[float, frozenset[str]] = field(default_factory=dict)
+    heartbeat_stale_after: float = float("inf")
+    """A primary heartbeat older than this means the heartbeat writer has stopped."""
 
     def age(self) -> float:
         return time.monotonic() - self.finished
@@ -95,6 +97,29 @@ class Snapshot:
     def primary(self) -> NodeHealth | None:
         """The configured primary's measurement, if one is configured."""
         return next((n for n in self.nodes.values() if n.role == "primary"), None)
+
+    def writer_stopped(self) -> float | None:
+        """Seconds since the heartbeat writer's last beat, when the primary is reachable and
+        its newest heartbeat is older than ``heartbeat_stale_after``; None otherwise."""
+        primary = self.primary()
+        if primary is None or not primary.reachable or primary.lag is None:
+            return None
+        return primary.lag if primary.lag > self.heartbeat_stale_after else None
+
+    def heartbeat_note(self) -> str:
+        """Why replica lag cannot be measured now ('' when it can): the writer stopped, no
+        heartbeat on the primary, or the primary unreachable (no new heartbeats)."""
+        primary = self.primary()
+        if primary is None:
+            return ""
+        if not primary.reachable:
+            return "primary unreachable: no new heartbeats"
+        if primary.lag is None:
+            return "no heartbeat on the primary (is `datatier replication heartbeat` running?)"
+        stopped = self.writer_stopped()
+        if stopped is not None:
+            return f"heartbeat writer stopped {stopped:.0f} s ago"
+        return ""
 
     def clock_skew(self, name: str) -> float | None:
         """Clock offset of node ``name`` minus the primary's (the error in its lag)."""
@@ -136,29 +161,39 @@ class Snapshot:
             return False, "no heartbeat seen (is `datatier replication heartbeat` running?)"
         held = self.lagging.get(max_lag)
         if held is not None and name in held:
-            return False, f"lagging: {node.lag:.3f} s (held out until it recovers)"
-        if node.lag > max_lag:
-            return False, f"lagging: {node.lag:.3f} s > {max_lag:g} s"
-        return True, f"lag {node.lag:.3f} s <= {max_lag:g} s"
+            reason = f"lagging: {node.lag:.3f} s (held out until it recovers)"
+        elif node.lag > max_lag:
+            reason = f"lagging: {node.lag:.3f} s > {max_lag:g} s"
+        else:
+            return True, f"lag {node.lag:.3f} s <= {max_lag:g} s"
+        note = self.heartbeat_note()
+        if note.startswith("heartbeat writer stopped"):
+            # The lag is the writer's silence, not the replica's delay: say so first.
+            return False, f"{note}: replica lag unknown (heartbeat lag {node.lag:.1f} s)"
+        return False, f"{reason} ({note})" if note else reason
 
 
 def hold_lagging(
     previous: Mapping[float, frozenset[str]],
     nodes: Mapping[str, NodeHealth],
-    thresholds: frozenset[float],
+    thresholds: Set[float] | Mapping[float, frozenset[str]],
     readmit_ratio: float,
 ) -> dict[float, frozenset[str]]:
     """The replicas held out per threshold after this round (the hysteresis rule).
 
-    A replica is held once its lag exceeds the threshold and released once its lag is at or
-    below ``readmit_ratio`` x threshold; with an unknown lag it keeps its previous state.
+    ``thresholds`` is a set (every node evaluated at each) or a mapping threshold -> the
+    nodes to evaluate at it. A replica is held once its lag exceeds the threshold and
+    released once its lag is at or below ``readmit_ratio`` x threshold; with an unknown lag
+    it keeps its previous state.
     """
+    if not isinstance(thresholds, Mapping):
+        thresholds = dict.fromkeys(thresholds, frozenset(nodes))
     result: dict[float, frozenset[str]] = {}
-    for limit in thresholds:
+    for limit, members in thresholds.items():
         before = previous.get(limit, frozenset())
         held = set()
         for name, node in nodes.items():
-            if node.replica is None and node.role != "replica":
+            if name not in members or (node.replica is None and node.role != "replica"):
                 continue
             if node.lag is None:
                 if name in before:

@@ -108,3 +108,23 @@ def waiting_client(sandbox: SandboxHandle, timeout: float = 30) -> Any:
                 return row[0]
             time.sleep(0.05)
     raise AssertionError("the restore never blocked on the locked table")
+
+
+def backup_keys(store: ObjectStore, policy: str) -> list[str]:
+    """Every key of ``policy``'s backups, leaving out its job records (``_status/``, written
+    for metrics by every CLI run, good or bad)."""
+    return [o.key for o in store.list_objects(f"{policy}/") if "/_status/" not in o.key]
+
+
+def failure_line(err: str) -> str:
+    """The failure a command reported last, as its plain line reads (``datatier: error:
+    ...``): that line itself, or, when logs are JSON (stderr is not a terminal), the same
+    text rebuilt from the failure's one JSON line."""
+    last = err.strip().splitlines()[-1]
+    if not last.startswith("{"):
+        return last
+    doc = json.loads(last)
+    hint = f" ({doc['hint']})" if doc.get("hint") else ""
+    if doc.get("exit_code") in (130, 143):
+        return f"datatier: {doc['error']}"
+    return f"datatier: error: {doc['error']}{hint}"

@@ -20,6 +20,7 @@ from datatier.replication.lag import heartbeat_running
 from tests.integration.conftest import SandboxHandle, sql, wait_for
 from tests.integration.integrity import (  # noqa: F401  (integ_data: fixture)
     DB,
+    backup_keys,
     default_store,
     integ_data,
     loaded_config,
@@ -83,7 +84,7 @@ def test_a_stopped_sql_thread_refuses_the_node_with_exit_5_and_writes_nothing(
     assert main(["backup", "run", name]) == 5
     err = capsys.readouterr().err
     assert "replica1: lag unknown (sql thread stopped)" in err
-    assert list(default_store(sandbox).list_objects(f"{name}/")) == []
+    assert backup_keys(default_store(sandbox), name) == []
 
 
 def test_the_next_listed_replica_is_used_and_recorded(

@@ -73,7 +73,9 @@ def store(sandbox: SandboxHandle) -> ObjectStore:
 
 
 def keys(sandbox: SandboxHandle, prefix: str) -> list[str]:
-    return [o.key for o in store(sandbox).list_objects(prefix)]
+    """Backup objects under ``prefix`` (job records under POLICY/_status/ excluded: every
+    job run, even a refused one, records its outcome there)."""
+    return [o.key for o in store(sandbox).list_objects(prefix) if "/_status/" not in o.key]
 
 
 def run(
@@ -240,23 +242,29 @@ def test_archive_reclasses_data_not_manifests_then_verify_needs_a_restore(
     sandbox: SandboxHandle, catalog_db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     name = policy(
-        sandbox, "cat-archive-1", '[storage]\narchive_class = "GLACIER"\narchive_after_days = 1\n'
+        sandbox,
+        "cat-archive-1",
+        '[storage]\narchive_class = "GLACIER"\narchive_after_days = 1\n'
+        "[archive]\nmin_object_kb = 0\n",  # the test data objects are tiny
     )
     s = store(sandbox)
     m = backup(sandbox, name)
+    newest = backup(sandbox, name)
     assert run_json(sandbox, capsys, "archive", name)[0]["objects"] == []  # too young now
 
     later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     (plan,) = run_json(sandbox, capsys, "archive", name, "--now", later)
     assert sorted(o["key"] for o in plan["objects"]) == sorted(o.key for o in m.objects)
+    assert plan["newest_kept"] == newest.backup_id  # the newest backup stays STANDARD
     assert {s.head(o.key).storage_class for o in m.objects} == {"STANDARD"}  # dry run
 
     (done,) = run_json(sandbox, capsys, "archive", name, "--now", later, "--execute")
     assert done["moved"] == len(m.objects)
     assert {s.head(o.key).storage_class for o in m.objects} == {"GLACIER"}
     assert s.head(manifest_key(name, m.backup_id)).storage_class == "STANDARD"
-    (row,) = run_json(sandbox, capsys, "list", name)
+    row, newest_row = run_json(sandbox, capsys, "list", name)
     assert row["storage_classes"] == {"GLACIER": len(m.objects)}
+    assert newest_row["storage_classes"] == {"STANDARD": len(newest.objects)}
 
     code, out, err = run(sandbox, capsys, "verify", m.backup_id)
     assert code == 5 and out == ""

@@ -63,7 +63,8 @@ def test_render_all_validates_with_haproxy_and_systemd(
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     units = sorted(str(p) for p in (out / "systemd").iterdir())
-    assert len(units) == 7  # 3 policies x (service + timer) + the binlog archiver
+    # 3 policies x (service, timer), heartbeat, health, notify@, the binlog archiver
+    assert len(units) == 10
     archiver = (out / "systemd" / "datatier-binlog-archive.service").read_text()
     assert "Restart=always" in archiver and "binlog archive" in archiver
     verify = subprocess.run([analyze, "verify", *units], capture_output=True, text=True)
@@ -101,7 +102,7 @@ def test_systemd_analyze_rejects_a_broken_unit(tmp_path: Path) -> None:
     ("schedule", "message"),
     [
         ("0 3 30 2 *", "never runs: day 30 does not exist in Feb"),
-        ("61 * * * *", "minute field '61' is outside 0-59"),
+        ("61 * * * *", "'61 * * * *' is not a valid schedule"),
     ],
 )
 def test_an_impossible_schedule_renders_nothing(
@@ -124,3 +125,49 @@ def test_an_impossible_schedule_renders_nothing(
         err = capsys.readouterr().err
         assert "shop.toml: schedule" in err and message in err
     assert not out.exists(), "nothing was written"
+
+
+def test_cron_users_schedules_render_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MON-FRI, @daily and @weekly: cron keeps them as written, systemd gets equivalent
+    calendars that systemd-analyze accepts, Kubernetes keeps them; --metrics-dir makes every
+    job write its textfile."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        unavailable("systemd-analyze is not installed (Debian package systemd)")
+    (tmp_path / "backups").mkdir()
+    for name, schedule in (
+        ("weekdays", "30 1 * * MON-FRI"),
+        ("daily", "@daily"),
+        ("wk", "@weekly"),
+    ):
+        (tmp_path / "backups" / f"{name}.toml").write_text(
+            f'engine = "mysql"\nschedule = "{schedule}"\n[source]\nnode = "db1"\n'
+        )
+    cfg = tmp_path / "datatier.toml"
+    cfg.write_text(
+        '[backup]\ndefault_store = "s3://b/p"\n[mysql.nodes.db1]\nrole = "primary"\n'
+        '[mysql.nodes.db2]\nrole = "replica"\n'
+    )
+    monkeypatch.setenv("DATATIER_CONFIG", str(cfg))
+    out = tmp_path / "out"
+    args = ["deploy", "render", "all", "--output-dir", str(out), "--metrics-dir", "/var/lib/ne/"]
+    assert main([*args, "--binary", str(Path(sys.executable).with_name("datatier"))]) == 0
+    crontab = (out / "crontab").read_text()
+    assert "\n30 1 * * MON-FRI datatier flock" in crontab and "\n@daily datatier flock" in crontab
+    assert "--metrics-file /var/lib/ne/datatier_daily_backup.prom" in crontab
+    assert "--metrics-file /var/lib/ne/datatier_daily_prune.prom" in crontab
+    timers = {
+        name: (out / "systemd" / f"datatier-backup-{name}.timer").read_text()
+        for name in ("weekdays", "daily", "wk")
+    }
+    assert "OnCalendar=Mon,Tue,Wed,Thu,Fri *-*-* 01:30:00 UTC" in timers["weekdays"]
+    assert "OnCalendar=*-*-* 00:00:00 UTC" in timers["daily"]
+    assert "OnCalendar=Sun *-*-* 00:00:00 UTC" in timers["wk"]
+    for text in timers.values():
+        calendar = text.split("OnCalendar=", 1)[1].splitlines()[0]
+        checked = subprocess.run([analyze, "calendar", calendar], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr
+    jobs = (out / "k8s" / "cronjobs.yaml").read_text()
+    assert '"30 1 * * MON-FRI"' in jobs and '"@weekly"' in jobs

@@ -147,7 +147,10 @@ def test_unknown_table_exit_2(
 ) -> None:
     code, out, err = cli(capsys, "plan", "--tables", f"{DB}.order")
     assert code == 2 and out == ""
-    assert f"unknown table {DB}.order (did you mean {DB}.orders" in err
+    # stderr is no terminal: the error is a JSON line, its hint a field of its own
+    (doc,) = [json.loads(line) for line in err.splitlines()]
+    assert doc["error"] == f"unknown table {DB}.order" and doc["exit_code"] == 2
+    assert doc["hint"].startswith(f"did you mean {DB}.orders")
     code, _, err = cli(capsys, "plan", "--tables", "nodot")
     assert code == 2 and "DB.TABLE" in err
 
@@ -166,7 +169,8 @@ def test_mapping_typo_and_impossible_cast_exit_2(
     assert "columns.totl: no column 'totl'" in err and "did you mean 'total'" in err
     bad.write_text(f'[tables."{DB}.orders".columns.placed_at]\ncast = "binary"\n')
     code, _, err = cli(capsys, "plan", "--mapping", str(bad))
-    assert code == 2 and "cast 'binary' is impossible for datetime (possible: time, string)" in err
+    assert code == 2 and "cast 'binary' is impossible for datetime" in err
+    assert '"hint": "possible: time, string"' in err
     bad.write_text(f'[tables."{DB}.orders"]\nkye = ["order_id"]\n')
     code, _, err = cli(capsys, "plan", "--mapping", str(bad))
     assert code == 2 and "unknown key" in err

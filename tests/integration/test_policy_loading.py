@@ -15,6 +15,7 @@ from datatier.cli import main
 from tests.integration.conftest import SandboxHandle
 from tests.integration.integrity import (  # noqa: F401  (integ_data: fixture)
     DB,
+    failure_line,
     integ_data,
     loaded_config,
     policy,
@@ -63,7 +64,7 @@ def test_a_policy_that_validates_but_cannot_work_is_refused_at_load(
     text, problem = UNWORKABLE[name]
     policy_files(name, text)
     assert main(["backup", "run", name]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+    err = failure_line(capsys.readouterr().err)
     assert err.startswith(f"datatier: error: {use_sandbox_config.root}/backups/{name}.toml: ")
     assert problem in err, err
 

@@ -207,7 +207,10 @@ def test_replica_endpoint_follows_a_stopped_io_thread(
 
 
 def test_stopped_heartbeat_writer_turns_replicas_503(
-    sandbox: SandboxHandle, server: HealthServer, writer: HeartbeatWriter
+    use_sandbox_config: SandboxHandle,
+    server: HealthServer,
+    writer: HeartbeatWriter,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = "/replica?node=replica1&lag=500ms"
     wait_for(lambda: call(server, path)[0] == 200, 10)
@@ -222,6 +225,19 @@ def test_stopped_heartbeat_writer_turns_replicas_503(
         assert "lagging" in call(server, path)[1]["reason"]
         primary_age = call(server, "/metrics")[1]
         assert "datatier_primary_heartbeat_age_seconds" in primary_age
+        # Once the primary's newest beat is older than 3 beats + 1 s, the reason names the
+        # writer rather than the replicas (the sandbox's heartbeat_interval is 0.5 s).
+        wait_for(lambda: "writer stopped" in call(server, path)[1]["reason"], 10, step=0.1)
+        reason = call(server, path)[1]["reason"]
+        assert reason.startswith("heartbeat writer stopped "), reason
+        assert "s ago: replica lag unknown" in reason
+        status, doc = call(server, "/health")
+        assert status == 200  # the endpoint itself is fine; it says what is wrong
+        assert doc["heartbeat"]["note"].startswith("heartbeat writer stopped ")
+        assert doc["heartbeat"]["age_seconds"] > 2.5
+        capsys.readouterr()
+        assert main(["replication", "status"]) == 0
+        assert "(heartbeat writer stopped " in capsys.readouterr().out
     finally:
         writer.start()
     wait_for(lambda: call(server, path)[0] == 200, 10)
@@ -250,9 +266,9 @@ def test_health_and_metrics(server: HealthServer, monitor: Monitor) -> None:
     status, text = call(server, "/metrics")
     assert status == 200
     for node in ("replica1", "replica2"):
-        assert f'datatier_replica_io_thread_running{{node="{node}"}} 1' in text
+        assert f'datatier_replica_io_thread_running{{node="{node}"}} 1.0' in text
         assert f'datatier_replica_heartbeat_lag_seconds{{node="{node}"}}' in text
-    assert 'datatier_node_up{node="primary",role="primary"} 1' in text
+    assert 'datatier_node_up{node="primary",role="primary"} 1.0' in text
     assert "datatier_node_check_duration_seconds" in text
 
 

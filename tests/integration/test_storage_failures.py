@@ -31,8 +31,10 @@ from tests.integration.conftest import SandboxHandle, unavailable
 from tests.integration.integrity import (  # noqa: F401  (integ_data: fixture)
     DB,
     TableLock,
+    backup_keys,
     clear_prefix,
     default_store,
+    failure_line,
     integ_data,
 )
 
@@ -160,7 +162,7 @@ def test_s3_stopped_mid_backup_is_exit_3_naming_store_and_object(
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 3, err
     assert_clean_storage_error(err)
-    last = err.strip().splitlines()[-1]
+    last = failure_line(err)
     assert last.startswith("datatier: error:") and f"s3://{BUCKET}/p/{name}/" in last, last
     assert "cannot reach S3" in last and "/data/" in last, last
     assert "remain" in last and "prune" in last, "it says what was left behind"
@@ -192,7 +194,7 @@ def test_a_full_disk_on_a_file_store_is_exit_3_naming_store_and_object(
         unavailable(f"cannot mount a tmpfs in a private namespace: {proc.stderr.strip()}")
     assert proc.returncode == 3, proc.stderr
     assert_clean_storage_error(proc.stderr)
-    last = proc.stderr.strip().splitlines()[-1]
+    last = failure_line(proc.stderr)
     assert f"file://{store}" in last and "No space left on device" in last, last
     assert f"/{name}/" in last and "/data/" in last, last
 
@@ -222,7 +224,7 @@ def test_a_key_the_store_rejects_is_exit_1_naming_it(
             cur.execute(f"DROP DATABASE `{database}`")
     assert proc.returncode == 1, err
     assert_clean_storage_error(err)
-    last = err.strip().splitlines()[-1]
+    last = failure_line(err)
     assert "longer than 1024 bytes" in last and "s3://" in last, last
 
 
@@ -249,10 +251,10 @@ def test_sigterm_says_truly_what_happened_to_the_objects_already_written(
     finally:
         lock.release()
     assert proc.returncode == 143, err
-    last = err.strip().splitlines()[-1]
+    last = failure_line(err)
     assert last.startswith("datatier: terminated (SIGTERM); "), last
     assert "nothing half-written" not in last
-    left = list(store.list_objects(f"{name}/"))
+    left = backup_keys(store, name)
     if "were deleted" in last:
         assert left == [], "the message says the objects were deleted"
     else:
@@ -285,6 +287,6 @@ def test_sigterm_during_a_restore_says_what_may_be_partly_loaded(sandbox: Sandbo
         with sandbox.connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {copy}")
     assert proc.returncode == 143, err
-    last = err.strip().splitlines()[-1]
+    last = failure_line(err)
     assert last.startswith("datatier: terminated (SIGTERM); the restore was interrupted: "), last
     assert f"{copy} on primary" in last and "may be partly loaded" in last

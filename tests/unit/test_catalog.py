@@ -26,7 +26,13 @@ from datatier.backup.manifest import (
     manifest_key,
     new_backup_id,
 )
-from datatier.backup.policy import Policy, PolicyFile, RetentionSettings, StorageSettings
+from datatier.backup.policy import (
+    ArchiveSettings,
+    Policy,
+    PolicyFile,
+    RetentionSettings,
+    StorageSettings,
+)
 from datatier.errors import IntegrityFailure, NotReadyYet, UsageError
 from datatier.storage.base import ObjectInfo, RestoreState, StorageClass
 from datatier.storage.local import LocalStore
@@ -79,14 +85,17 @@ def make_backup(
     objects: int = 2,
     storage_class: str = "STANDARD",
     with_manifest: bool = True,
+    payloads: tuple[bytes, ...] = (),
 ) -> Manifest:
     """Store a synthetic backup (a schema object and ``objects - 1`` data parts, then the
-    manifest) and return its manifest."""
+    manifest) and return its manifest; ``payloads`` gives the objects' bytes (default:
+    ``objects`` small ones)."""
     backup_id = new_backup_id(when)
     prefix = backup_prefix(policy, backup_id)
     records = []
-    for part in range(objects):
-        data = f"{backup_id} part {part}\n".encode() * 40
+    count = len(payloads) or objects
+    for part in range(count):
+        data = payloads[part] if payloads else f"{backup_id} part {part}\n".encode() * 40
         leaf = f"data-{part:05d}.sql.zst" if part else "schema.sql.zst"
         key = f"{prefix}data/shop/orders/{leaf}"
         store.put_bytes(key, data, storage_class=StorageClass(storage_class))
@@ -115,7 +124,7 @@ def make_backup(
         source={"node": "replica1", "server_version": "11.4"},
         consistency={"gtid": "0-1-42"},
         objects=records,
-        tables=[TableRecord("shop", "orders", 10 * (objects - 1), "ab" * 32, 400 * objects)],
+        tables=[TableRecord("shop", "orders", 10 * (count - 1), "ab" * 32, 400 * count)],
         timings={"total_seconds": 60.0},
     )
     if with_manifest:
@@ -131,10 +140,12 @@ def make_policy(
     min_age_days: float = 0,
     archive_after_days: int = 0,
     archive_class: str = "GLACIER",
+    min_object_kb: int = 0,
 ) -> Policy:
     spec = PolicyFile(
         retention=RetentionSettings(keep_last=keep_last, min_age_days=min_age_days),
         storage=StorageSettings(archive_class=archive_class, archive_after_days=archive_after_days),
+        archive=ArchiveSettings(min_object_kb=min_object_kb),
     )
     return Policy(name, Path(f"/nonexistent/{name}.toml"), spec, store.url)
 
@@ -430,7 +441,24 @@ def test_archive_moves_old_data_objects_but_never_manifests(store: LocalStore) -
     assert {store.head(o.key).storage_class for o in new.objects} == {"STANDARD"}
     assert archive_plan(catalog, policy, NOW).moves == []  # idempotent
     later = archive_plan(catalog, policy, NOW + timedelta(days=30))
+    assert later.moves == [] and later.newest_kept == new.backup_id  # the newest stays
+    newer = make_backup(store, "shop", NOW - timedelta(days=1))
+    later = archive_plan(catalog, policy, NOW + timedelta(days=32))
     assert sorted(m.key for m in later.moves) == sorted(o.key for o in new.objects)
+    assert later.newest_kept == newer.backup_id
+
+
+def test_archive_leaves_small_objects_and_the_newest_backup(store: LocalStore) -> None:
+    """Objects under archive.min_object_kb (default 128 KiB, as S3 lifecycle) stay
+    STANDARD: in Glacier each would cost more than it saves."""
+    big = b"x" * (130 * 1024)
+    old = make_backup(store, "shop", NOW - timedelta(days=40), payloads=(big, b"tiny"))
+    newest = make_backup(store, "shop", NOW - timedelta(days=35), payloads=(big, b"tiny"))
+    policy = make_policy("shop", store, archive_after_days=30, min_object_kb=128)
+    plan = archive_plan(Catalog(store), policy, NOW)
+    assert [m.key for m in plan.moves] == [old.objects[0].key]  # the big one of the old
+    assert plan.small_kept == 1 and plan.newest_kept == newest.backup_id
+    assert PolicyFile().archive.min_object_kb == 128
 
 
 def test_archive_after_zero_days_means_never(store: LocalStore) -> None:
@@ -480,6 +508,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Loca
         'engine = "mysql"\n[source]\nnode = "replica1"\n'
         "[retention]\nkeep_last = 1\nmin_age_days = 0\n"
         '[storage]\narchive_class = "GLACIER"\narchive_after_days = 30\n'
+        "[archive]\nmin_object_kb = 0\n"
     )
     config = tmp_path / "datatier.toml"
     config.write_text(
@@ -528,7 +557,7 @@ def test_cli_list_show_verify_prune_archive(
     (plan,) = json.loads(capsys.readouterr().out)
     assert len(plan["objects"]) == 2 and plan["executed"] is False
     assert run_cli(config, "archive", "shop", "--execute", "--now", "2999-01-01") == 0
-    assert "re-classed 4 object(s)" in capsys.readouterr().out
+    assert "re-classed 2 object(s)" in capsys.readouterr().out  # the newest stays
     assert store.head(manifest_key("shop", new.backup_id)).storage_class == "STANDARD"
 
     assert run_cli(config, "prune", "shop") == 0

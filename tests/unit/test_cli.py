@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -26,11 +27,37 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert "No such command" in capsys.readouterr().err
 
 
-def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_missing_config_file_exits_2_with_one_plain_line_at_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "missing.toml"
+    terminal = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main(["--config", str(missing), "config", "show"]) == 2
+    assert terminal.getvalue().strip() == f"datatier: error: {missing}: config file not found"
+
+
+def test_errors_are_one_json_line_when_logs_are_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stderr is no terminal here: the error is a JSON line with its message, exit code and
+    hint, and no plain-text line follows it."""
     missing = tmp_path / "missing.toml"
     assert main(["--config", str(missing), "config", "show"]) == 2
-    err = capsys.readouterr().err
-    assert err.strip() == f"datatier: error: {missing}: config file not found"
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    doc = json.loads(lines[0])
+    assert doc["level"] == "error" and doc["event"] == "command.failed"
+    assert doc["error"] == f"{missing}: config file not found"
+    assert doc["exit_code"] == 2 and "hint" in doc
+    assert main(["no-such-command"]) == 2
+    doc = json.loads(capsys.readouterr().err.strip())
+    assert doc["exit_code"] == 2 and "No such command" in doc["error"]
 
 
 def test_config_show_redacts_secrets(

@@ -56,8 +56,10 @@ def test_rendered_artifacts_hold_their_promises(
         assert fields[5] == "datatier"
         assert fields[6].startswith("flock -n /run/lock/datatier-")
         assert "backup run" in fields[6] and "backups prune" in fields[6]
+        assert fields[6].endswith(f" 2>&1 | logger -t datatier-{line.split()[-3][9:]} -p cron.info")
         jobs += 1
     assert jobs == 3
+    assert "\nCRON_TZ=UTC\n" in files["crontab"] and '\nMAILTO=""\n' in files["crontab"]
     locks = [
         ln.split()[8] for ln in files["crontab"].splitlines() if ln.split()[6:8] == ["flock", "-n"]
     ]
@@ -83,11 +85,46 @@ def test_rendered_artifacts_hold_their_promises(
             assert "value" not in env[var]
         items = {i["path"] for i in pod["volumes"][0]["configMap"]["items"]}
         assert "datatier.toml" in items and "backups/shop.toml" in items
-    # systemd: a oneshot service and a timer per policy
+    # k8s always-on: heartbeat and health Deployments probed on /health, a Service
+    always = list(yaml.safe_load_all(files["k8s/always-on.yaml"]))
+    kinds = {(d["kind"], d["metadata"]["name"]): d for d in always}
+    assert set(kinds) == {
+        ("Deployment", "datatier-heartbeat"),
+        ("Deployment", "datatier-health"),
+        ("Service", "datatier-health"),
+    }
+    heartbeat = kinds[("Deployment", "datatier-heartbeat")]["spec"]
+    assert heartbeat["replicas"] == 1 and heartbeat["strategy"] == {"type": "Recreate"}
+    for name in ("datatier-heartbeat", "datatier-health"):
+        container = kinds[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["path"] == "/health"
+            assert container[probe]["httpGet"]["port"] in [
+                p["containerPort"] for p in container["ports"]
+            ]
+    args = kinds[("Deployment", "datatier-heartbeat")]["spec"]["template"]["spec"]
+    assert "--heartbeat" in args["containers"][0]["args"]
+    health = kinds[("Deployment", "datatier-health")]["spec"]["template"]["spec"]["containers"][0]
+    assert health["args"][:2] == ["health", "serve"]
+    assert [a for a in health["args"] if "=" in a] == [
+        "0.0.0.0:8008=db1",
+        "0.0.0.0:8009=db2",
+        "0.0.0.0:8010=db3",
+    ]
+    service_ports = [p["port"] for p in kinds[("Service", "datatier-health")]["spec"]["ports"]]
+    assert service_ports == [8008, 8009, 8010]
+    # systemd: a oneshot service and a timer per policy, always-on units, OnFailure= notify
     assert sum(name.endswith(".timer") for name in files) == 3
     shop = files["systemd/datatier-backup-shop.service"]
     assert "Type=oneshot" in shop and "ExecStart=/usr/local/bin/datatier backup run shop" in shop
     assert "OnCalendar=*-*-* 02:15:00 UTC" in files["systemd/datatier-backup-shop.timer"]
+    for unit in ("datatier-backup-shop", "datatier-heartbeat", "datatier-health"):
+        assert "\nOnFailure=datatier-notify@%n.service\n" in files[f"systemd/{unit}.service"]
+    for unit in ("datatier-heartbeat", "datatier-health"):
+        assert "\nRestart=always\n" in files[f"systemd/{unit}.service"]
+    assert "--listen 127.0.0.1:8009=db2" in files["systemd/datatier-health.service"]
+    assert "--listen 127.0.0.1:8009=db2" in files["haproxy.cfg"]  # the same ports
+    assert "notify send --unit %i" in files["systemd/datatier-notify@.service"]
     # Dockerfile: every COPY source exists in the repository, exec-form entrypoint
     docker = files["Dockerfile"].splitlines()
     assert next(ln for ln in docker if not ln.startswith("#")).startswith("FROM ")

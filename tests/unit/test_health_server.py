@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from datatier.config import HealthSettings, MySQLNode, MySQLSettings
-from datatier.replication.metrics import render_metrics
+from datatier.metrics import build_registry, render
+from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import BadRequest, HealthServer, parse_lag
 from datatier.replication.snapshot import NodeHealth, Snapshot
@@ -97,6 +98,23 @@ def server(monitor: Monitor) -> Iterator[HealthServer]:
     srv.shutdown()
     srv.server_close()
     thread.join()
+
+
+class FixedSource:
+    """A monitor stand-in for the collector: a fixed snapshot and liveness."""
+
+    def __init__(self, snap: Snapshot | None, alive: bool) -> None:
+        self.snapshot = snap
+        self._alive = alive
+
+    def alive(self) -> bool:
+        return self._alive
+
+
+def render_metrics(snap: Snapshot | None, alive: bool, default_lag: float) -> str:
+    return render(
+        build_registry(ReplicationCollector(FixedSource(snap, alive), default_lag))
+    ).decode()
 
 
 def request(srv: HealthServer, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -285,14 +303,18 @@ def test_metrics_text(server: HealthServer, monitor: Monitor) -> None:
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = body.decode()
-    assert 'datatier_node_up{node="primary",role="primary"} 1' in text
-    assert 'datatier_replica_heartbeat_lag_seconds{node="replica2"} 5' in text
+    assert 'datatier_node_up{node="primary",role="primary"} 1.0' in text
+    assert 'datatier_replica_heartbeat_lag_seconds{node="replica2"} 5.0' in text
     assert 'datatier_replica_heartbeat_lag_seconds{node="replica1"} 0.2' in text
-    assert 'datatier_replica_sql_thread_running{node="replica1"} 1' in text
+    assert 'datatier_replica_sql_thread_running{node="replica1"} 1.0' in text
     assert 'datatier_node_check_duration_seconds{node="replica1"} 0.002' in text
     assert 'datatier_primary_heartbeat_age_seconds{node="primary"} 0.1' in text
     assert 'datatier_replica_seconds_behind_master{node="replica1"} NaN' in text
-    assert "datatier_monitor_up 0" in text
+    assert 'datatier_replica_held_out{node="replica2"} 0.0' in text
+    assert 'datatier_node_check_errors_total{node="replica1"} 0.0' in text
+    assert "# TYPE datatier_node_check_errors_total counter" in text
+    assert "datatier_monitor_rounds_total 7.0" in text
+    assert "datatier_monitor_up 0.0" in text
     assert 'heartbeat_lag_seconds{node="primary"}' not in text  # replicas only
     for line in text.splitlines():  # every sample line is NAME{labels} VALUE
         if not line.startswith("#"):
@@ -305,7 +327,7 @@ def test_metrics_escape_labels_and_unknown_values() -> None:
     text = render_metrics(snapshot(odd), True, 2.0)
     assert 'node="we\\"ird\\\\name"' in text
     assert 'datatier_replica_heartbeat_lag_seconds{node="we\\"ird\\\\name"} NaN' in text
-    assert render_metrics(None, False, 2.0).count("\n") == 9
+    assert render_metrics(None, False, 2.0).count("\n") == 9  # 3 families, nothing per node
 
 
 def test_single_replica_needs_no_node_parameter() -> None:

@@ -73,7 +73,7 @@ def test_tables_list_restricts_to_those_tables(tmp_path: Path) -> None:
         ),
         ('engine = "postgres"\n', "engine", "is not one of"),
         ("[source]\n", "source.node", "missing required value"),
-        ('schedule = "61 * * * *"\n[source]\nnode = "r"\n', "schedule", "outside 0-59"),
+        ('schedule = "61 * * * *"\n[source]\nnode = "r"\n', "schedule", "out of range"),
         ('schedule = "* * *"\n[source]\nnode = "r"\n', "schedule", "needs 5 fields"),
         (
             '[source]\nnode = "r"\n[storage]\ninitial_class = "GLACIER"\n'
@@ -86,6 +86,17 @@ def test_tables_list_restricts_to_those_tables(tmp_path: Path) -> None:
         ('[source]\nnode = "r"\n[retention]\nkeep_last = 0\n', "retention.keep_last", "minimum"),
         ('[source]\nnode = "r"\nserver = "m2"\n', "source.server", "engine is mysql"),
         ('engine = "mongo"\n[source]\nnode = "r"\n', "source.node", "engine is mongo"),
+        (
+            '[source]\nnode = "r"\n[retention]\nrecovery_window_days = inf\n',
+            "retention.recovery_window_days",
+            "finite number",
+        ),
+        (
+            '[source]\nnode = "r"\n[retention]\nrecovery_window_days = -1\n',
+            "retention.recovery_window_days",
+            "minimum",
+        ),
+        ('schedule = "@reboot"\n[source]\nnode = "r"\n', "schedule", "unknown schedule alias"),
     ],
 )
 def test_invalid_policies_name_file_key_and_problem(

@@ -188,3 +188,64 @@ def test_input_mapping_is_not_modified() -> None:
     copy = dict(backups)
     decide_retention(backups, settings(keep_last=2), NOW)
     assert backups == copy
+
+
+def window(days: float) -> RetentionSettings:
+    return RetentionSettings(keep_last=1, min_age_days=0, recovery_window_days=days)
+
+
+def test_recovery_window_keeps_the_window_and_its_base_and_nothing_else() -> None:
+    backups = daily(30)  # one a day at 02:00 for 30 days; NOW is 12:00
+    decision = decide_retention(backups, window(7), NOW)
+    in_window = [bid((NOW - timedelta(days=d)).replace(hour=2, minute=0)) for d in range(1, 7)]
+    base = bid((NOW - timedelta(days=7)).replace(hour=2, minute=0))  # 7 d 10 h old
+    assert kept_ids(decision) == [*in_window, base]
+    assert len(decision.delete) == 30 - 7
+    reasons = {k.backup_id: k.reasons for k in decision.keep}
+    assert "7 d recovery window" in reasons[in_window[-1]]
+    assert reasons[base] == ("base of the 7 d recovery window",)
+
+
+def test_recovery_window_with_gaps_keeps_the_older_base() -> None:
+    jan10 = datetime(2026, 11, 10, 2, tzinfo=UTC)
+    old = {
+        bid(datetime(2026, 11, 1, 2, tzinfo=UTC)): datetime(2026, 11, 1, 2, tzinfo=UTC),
+        bid(jan10): jan10,
+        bid(datetime(2026, 11, 25, 2, tzinfo=UTC)): datetime(2026, 11, 25, 2, tzinfo=UTC),
+    }
+    decision = decide_retention(old, window(7), NOW)
+    assert kept_ids(decision) == [bid(datetime(2026, 11, 25, 2, tzinfo=UTC)), bid(jan10)]
+    assert decision.delete == [bid(datetime(2026, 11, 1, 2, tzinfo=UTC))]
+
+
+def test_a_backup_exactly_at_the_window_start_is_the_base() -> None:
+    start = NOW - timedelta(days=2)
+    backups = {
+        bid(start - timedelta(hours=1)): start - timedelta(hours=1),
+        bid(start): start,
+        bid(NOW - timedelta(hours=1)): NOW - timedelta(hours=1),
+    }
+    decision = decide_retention(backups, window(2), NOW)
+    assert kept_ids(decision) == [bid(NOW - timedelta(hours=1)), bid(start)]
+    assert decision.delete == [bid(start - timedelta(hours=1))]
+
+
+def test_recovery_window_adds_to_the_other_rules_and_zero_turns_it_off() -> None:
+    backups = daily(30)
+    both = decide_retention(
+        backups,
+        RetentionSettings(keep_last=1, keep_weekly=4, min_age_days=0, recovery_window_days=3),
+        NOW,
+    )
+    weekly_only = decide_retention(backups, settings(keep_weekly=4), NOW)
+    window_only = decide_retention(backups, window(3), NOW)
+    assert set(kept_ids(both)) == set(kept_ids(weekly_only)) | set(kept_ids(window_only))
+    assert kept_ids(decide_retention(backups, window(0), NOW)) == kept_ids(
+        decide_retention(backups, settings(), NOW)
+    )
+
+
+def test_recovery_window_with_everything_inside_keeps_everything() -> None:
+    backups = daily(5)
+    decision = decide_retention(backups, window(30), NOW)
+    assert decision.delete == [] and len(decision.keep) == 5

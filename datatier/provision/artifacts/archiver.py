@@ -1,51 +1,16 @@
-"""The binlog archiver as a long-running service: a systemd unit that always restarts and a
-Kubernetes Deployment of exactly one replica (two archivers would fight over the same
-replica ID). Rendered only when the config names ``binlog.policy``."""
+"""The binlog archiver as a Kubernetes Deployment of exactly one replica (two archivers would
+fight over the same replica ID); its systemd unit is one of the always-on services of
+:mod:`datatier.provision.artifacts.systemd`. Rendered only when the config names
+``binlog.policy``."""
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from datatier.provision.artifacts.base import RenderContext
 from datatier.provision.artifacts.yamltext import dump_all
 
-SYSTEMD_UNIT = "systemd/datatier-binlog-archive.service"
 K8S_FILE = "k8s/binlog-archiver.yaml"
-
-
-def systemd_files(ctx: RenderContext) -> dict[str, str]:
-    if not ctx.binlog_policy:
-        return {}
-    command = [ctx.binary, "binlog", "archive"]
-    text = "\n".join(
-        [
-            "# Rendered by `datatier deploy render systemd`: continuous binlog archiving for",
-            f"# point-in-time restores, into policy {ctx.binlog_policy}'s store.",
-            "[Unit]",
-            "Description=datatier binlog archiver (point-in-time recovery)",
-            "Wants=network-online.target",
-            "After=network-online.target",
-            "StartLimitIntervalSec=0",
-            "",
-            "[Service]",
-            "Type=simple",
-            f"User={ctx.user}",
-            f"Environment=DATATIER_CONFIG={ctx.config_path}",
-            f"ExecStart={shlex.join(command)}",
-            "Restart=always",
-            "RestartSec=5",
-            "KillSignal=SIGTERM",
-            "TimeoutStopSec=120",
-            "NoNewPrivileges=yes",
-            "PrivateTmp=yes",
-            "",
-            "[Install]",
-            "WantedBy=multi-user.target",
-            "",
-        ]
-    )
-    return {SYSTEMD_UNIT: text}
 
 
 def k8s_files(ctx: RenderContext, env: list[Any], items: list[Any]) -> dict[str, str]:

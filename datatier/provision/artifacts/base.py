@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from datatier.backup.policy import Policy
 from datatier.config import MySQLSettings
@@ -34,6 +34,9 @@ class RenderContext:
     namespace: str = "datatier"
     secret_name: str = "datatier-secrets"  # noqa: S105 - a Secret object name, not a secret
     configmap: str = "datatier-config"
+    metrics_dir: str = ""
+    """node_exporter's textfile directory; '' = jobs write no metrics file."""
+    health_port_base: int = 8008
     binlog_policy: str | None = None  # set: render the binlog archiver service too
     haproxy: HAProxyLayout = field(
         default_factory=lambda: HAProxyLayout(
@@ -41,11 +44,48 @@ class RenderContext:
         )
     )
 
-    def backup_command(self, policy: Policy) -> list[str]:
-        return [self.binary, "backup", "run", policy.name]
+    def _metrics(self, policy: Policy, job: str) -> list[str]:
+        if not self.metrics_dir:
+            return []
+        return ["--metrics-file", f"{self.metrics_dir}/datatier_{policy.name}_{job}.prom"]
 
-    def prune_command(self, policy: Policy) -> list[str]:
-        return [self.binary, "backups", "prune", policy.name, "--execute"]
+    def backup_command(self, policy: Policy, binary: str | None = None) -> list[str]:
+        return [
+            binary or self.binary,
+            "backup",
+            "run",
+            policy.name,
+            *self._metrics(policy, "backup"),
+        ]
+
+    def prune_command(self, policy: Policy, binary: str | None = None) -> list[str]:
+        return [
+            binary or self.binary,
+            "backups",
+            "prune",
+            policy.name,
+            "--execute",
+            *self._metrics(policy, "prune"),
+        ]
+
+    def layout(self) -> HAProxyLayout:
+        """The HAProxy layout with a health port per node (from ``health_port_base`` in
+        config order unless given): HAProxy, systemd and Kubernetes use the same ports."""
+        if self.haproxy.health_ports:
+            return self.haproxy
+        ports = {n: self.health_port_base + i for i, n in enumerate(self.mysql.nodes)}
+        return replace(self.haproxy, health_ports=ports)
+
+    def health_listens(self, host: str | None = None) -> list[str]:
+        """``--listen HOST:PORT=NODE`` arguments, one per node (HAProxy checks each node
+        on its own port)."""
+        layout = self.layout()
+        bind = host or layout.health_host
+        return [
+            arg
+            for node, port in layout.health_ports.items()
+            for arg in ("--listen", f"{bind}:{port}={node}")
+        ]
 
 
 class Renderer(ABC):

@@ -3,8 +3,6 @@ by the ``datatier health serve`` command line it relies on."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from datatier.provision.artifacts.base import RenderContext, Renderer
 from datatier.replication.haproxy import render_haproxy
 
@@ -15,14 +13,8 @@ class HAProxyRenderer(Renderer):
     name = "haproxy"
     description = "HAProxy listeners checked by datatier's health endpoint"
 
-    def __init__(self, health_port_base: int = 8008) -> None:
-        self.health_port_base = health_port_base
-
     def render(self, ctx: RenderContext) -> dict[str, str]:
-        layout = ctx.haproxy
-        if not layout.health_ports:
-            ports = {n: self.health_port_base + i for i, n in enumerate(ctx.mysql.nodes)}
-            layout = replace(layout, health_ports=ports)
+        layout = ctx.layout()
         listens = " ".join(
             f"--listen {layout.health_host}:{p}={n}" for n, p in layout.health_ports.items()
         )

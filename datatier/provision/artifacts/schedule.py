@@ -1,19 +1,21 @@
 """Cron schedules of backup policies: expanded, checked for impossibility, and translated into
 systemd ``OnCalendar=`` expressions.
 
-The syntax is checked, and each field expanded, by :func:`datatier.backup.policy.expand_cron`
-(``validate_cron`` when a policy loads); here :func:`expand` refuses a schedule that is valid
-but never fires (``0 3 30 2 *``: there is no 30 February) and :func:`on_calendar` gives the
-equivalent systemd calendar events. Cron fires when *either* day-of-month or day-of-week
-matches if both are restricted; systemd requires both, so such a schedule becomes two
-``OnCalendar=`` lines (timers fire on any).
+The syntax is checked, and each field expanded, by croniter through
+:func:`datatier.backup.cron.expand_cron` (``validate_cron`` when a policy loads); here
+:func:`expand` refuses a schedule that is valid but never fires (``0 3 30 2 *``: there is
+no 30 February) and :func:`on_calendar` gives the equivalent systemd calendar events.
+Cron fires when *either* day-of-month or day-of-week matches if both are restricted;
+systemd requires both, so such a schedule becomes two ``OnCalendar=`` lines (timers fire
+on any).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datatier.backup.policy import Policy, expand_cron, validate_cron
+from datatier.backup.cron import cron_fields, expand_cron, validate_cron
+from datatier.backup.policy import Policy
 from datatier.errors import ConfigError
 
 WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
@@ -40,7 +42,7 @@ def expand(expr: str, *, source: str = "schedule", key: str = "schedule") -> Sch
         fields = [tuple(sorted(values)) for values in expand_cron(expr)]
     except ValueError as exc:
         raise ConfigError(source, key, str(exc)) from None
-    texts = expr.split()
+    texts = cron_fields(expr)
     dow = tuple(sorted({d % 7 for d in fields[4]}))
     schedule = Schedule(
         expr=expr,

@@ -1,0 +1,1 @@
+"""Operating datatier unattended: job outcomes, failure notifications, preflight checks."""

@@ -1,0 +1,161 @@
+"""One unattended job (backup, prune, verify, archive, check): its outcome, everywhere it
+must go.
+
+Contract. ``with run_job(loaded, "backup", policy="shop") as run:`` runs the body; the
+command sets ``run.store`` once the policy's store is known and may add ``run.details``.
+When the body ends, however it ends (error, Ctrl-C, SIGTERM), before the exception goes on:
+
+1. the outcome is added to the policy's job record in its store (when both are known;
+   see :mod:`datatier.backup.jobstatus`);
+2. on failure, the event goes to ``notify.command`` / ``notify.webhook_url``;
+3. with ``metrics_file``, the policy's metrics (store stats plus this outcome) are written
+   there as a node_exporter textfile, atomically;
+4. one log line, last: ``job.completed`` (debug) or ``job.failed`` carrying ``error`` (the
+   one-line message), ``exit_code`` and ``hint``; the failure is noted in ``reported`` so
+   the CLI does not print it a second time (with JSON logs nothing plain follows it).
+
+Steps 1-3 never raise: a bookkeeping problem is logged and the job's own result stands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from datatier import log as logging_setup
+from datatier.backup.jobstatus import JobOutcome, JobStatus, record_quietly
+from datatier.backup.metrics import BackupCollector
+from datatier.backup.stats import PolicyStats, read_policy_stats
+from datatier.config import LoadedConfig
+from datatier.errors import failure_fields
+from datatier.log import get_logger
+from datatier.metrics import build_registry, write_textfile
+from datatier.ops.notify import Notifier
+from datatier.storage.base import ObjectStore
+
+log = get_logger(__name__)
+
+
+@dataclass
+class JobRun:
+    """What the command tells the runner while the job runs."""
+
+    job: str
+    policy: str | None = None
+    store: ObjectStore | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    record: bool = True
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@contextlib.contextmanager
+def run_job(
+    loaded: LoadedConfig,
+    job: str,
+    *,
+    policy: str | None = None,
+    metrics_file: Path | None = None,
+    reported: set[int] | None = None,
+    record: bool = True,
+) -> Iterator[JobRun]:
+    """Run the body as job ``job`` (see module docstring); ``record=False`` (a dry run)
+    keeps the outcome out of the store's job record."""
+    run = JobRun(job, policy, record=record)
+    started = time.time()
+    try:
+        yield run
+    except BaseException as exc:
+        _finish(loaded, run, started, exc, metrics_file)
+        if reported is not None:
+            reported.add(id(exc))
+        raise
+    _finish(loaded, run, started, None, metrics_file)
+
+
+def _finish(
+    loaded: LoadedConfig,
+    run: JobRun,
+    started: float,
+    exc: BaseException | None,
+    metrics_file: Path | None,
+) -> None:
+    failure = {} if exc is None else failure_fields(exc)
+    outcome = JobOutcome(
+        job=run.job,
+        policy=run.policy or "",
+        started=started,
+        finished=time.time(),
+        exit_code=int(failure.get("exit_code", 0)),
+        error=failure.get("error"),
+        hint=failure.get("hint"),
+        details=dict(run.details),
+    )
+    where: dict[str, Any] = {
+        "job": run.job,
+        "policy": run.policy,
+        "seconds": round(outcome.seconds, 3),
+        **failure,
+    }
+    status = None
+    if run.record and run.policy and run.store is not None:
+        status = record_quietly(run.store, outcome)
+    if exc is not None:
+        _notify(loaded, run, outcome, failure)
+    if metrics_file is not None:
+        known = status or JobStatus(run.job, outcome.policy).updated(outcome)
+        _write_metrics(run, known, metrics_file)
+    # Last, so the job's own failure is the final line (bookkeeping warnings come before).
+    if exc is None:
+        log.debug("job.completed", **where)
+    elif logging_setup.json_enabled():
+        log.error("job.failed", **where)
+    else:  # at a terminal the CLI's one error line says it
+        log.debug("job.failed", **where)
+
+
+def _notify(
+    loaded: LoadedConfig, run: JobRun, outcome: JobOutcome, failure: dict[str, Any]
+) -> None:
+    notifier = Notifier(loaded.config.notify)
+    if not notifier.configured:
+        return
+    try:
+        notifier.send(
+            {
+                "event": "job.failed",
+                "job": run.job,
+                "policy": run.policy,
+                **failure,
+                "host": socket.gethostname(),
+                "started_at": _iso(outcome.started),
+                "finished_at": _iso(outcome.finished),
+                "seconds": round(outcome.seconds, 3),
+                "details": run.details,
+            }
+        )
+    except Exception as exc:
+        log.warning("notify.failed", channel="any", problem=str(exc))
+
+
+def _write_metrics(run: JobRun, known: JobStatus, path: Path) -> None:
+    policy = known.policy
+    try:
+        if run.store is not None and policy:
+            stats = read_policy_stats(run.store, policy, known={run.job: known})
+        else:
+            stats = PolicyStats(
+                policy, "", time.time(), error="store not read", jobs={run.job: known}
+            )
+        write_textfile(path, build_registry(BackupCollector(lambda: {policy: stats})))
+        log.debug("job.metrics_written", path=str(path))
+    except Exception as exc:
+        log.warning("job.metrics_not_written", path=str(path), error=str(exc))
