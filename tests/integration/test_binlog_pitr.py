@@ -97,6 +97,18 @@ def scenario(
         sandbox.wait_replicated(60)
 
 
+def one_error_line(err: str) -> str:
+    """The one line a refusal writes on stderr (plain at a terminal, else a JSON line with
+    the message and exit code 2); AssertionError when there is more or it is not that."""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    if lines[0].startswith("datatier: error:"):
+        return lines[0]
+    doc = json.loads(lines[0])
+    assert doc["event"] == "command.failed" and doc["exit_code"] == 2, doc
+    return str(doc["error"])
+
+
 def restore(*args: str) -> int:
     return main(["restore", "--policy", POLICY, *args])
 
@@ -181,8 +193,7 @@ def test_bad_targets_are_refused_and_change_nothing(
     code = restore(*args, "--rename", f"{DB}=pitr_bad")
     err = capsys.readouterr().err
     assert code == 2, err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("datatier: error:") and message in lines[0]
+    assert message in one_error_line(err)
     assert query(pitr_env.config, "primary", "SHOW DATABASES") == before
 
 
