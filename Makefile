@@ -1,6 +1,8 @@
 # datatier: every target installs what it needs and is safe to run again.
 #   make demo   bring the sandbox of real servers up and run the main job end to end
-#   make test   install everything, then run unit + integration tests, lint and type checks
+#   make test   install everything, then run unit + integration tests (on local processes, then
+#               again with every server in a container), lint and type checks
+#   make demo PORT_BASE=N BACKEND=containers   the same demo on other ports / in containers
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -12,10 +14,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DATATIER_FERRETDB := $(CURDIR)/.bin/ferretdb
 export DATATIER_MONGO_JAVA_SERVER := $(CURDIR)/.bin/mongo-java-server
 
-.PHONY: help deps venv ferretdb mongo-java-server sandbox-deps test unit lint type demo down clean
+PORT_BASE ?=
+BACKEND ?=
+
+.PHONY: help deps venv ferretdb mongo-java-server sandbox-deps podman images test unit lint type demo down clean
 
 help:
-	@echo "make demo | test | unit | lint | type | down | clean"
+	@echo "make demo [PORT_BASE=N] [BACKEND=containers] | test | unit | lint | type | images | down | clean"
 
 # Debian packages: the MariaDB servers and clients, memcached, haproxy, zstd, mydumper, and
 # what pip needs to build mysqlclient (the C MySQL driver the cache warmer reads with);
@@ -49,8 +54,20 @@ mongo-java-server: deps
 
 sandbox-deps: deps venv ferretdb mongo-java-server
 
-test: sandbox-deps
-	$(BIN)/tox -e py311,lint,type
+# The container engine of the sandbox's containers backend and of the image tests: podman
+# with runc, debootstrap, and the drop-in that makes podman work here (see the script).
+podman:
+	./scripts/install-podman.sh
+
+# The containers backend's images, built from Debian packages where no registry is reachable.
+# Tags are content hashes of the recipes: when nothing changed this takes a second.
+images: podman sandbox-deps
+	$(BIN)/datatier sandbox images --build
+
+# py311: unit + integration tests, servers as local processes (plus the deploy image built
+# with podman); containers: the integration tests again, every server in a container.
+test: sandbox-deps podman images
+	$(BIN)/tox -e py311,containers,lint,type
 
 unit: venv
 	$(BIN)/pytest tests/unit -q
@@ -62,9 +79,10 @@ lint: venv
 type: venv
 	$(BIN)/mypy
 
-demo: sandbox-deps
-	./scripts/demo.sh
+demo: sandbox-deps $(if $(filter containers,$(BACKEND)),images)
+	PORT_BASE="$(PORT_BASE)" BACKEND="$(BACKEND)" ./scripts/demo.sh
 
+# Stops the sandbox named by the config in use ($$DATATIER_CONFIG), else .sandbox.
 down: venv
 	$(BIN)/datatier sandbox down
 

@@ -6,6 +6,8 @@
 # the types FerretDB refuses and an oplog) -> replica health ->
 # memcached warmed from a replica and copied to a new node -> provisioning (bucket, lifecycle,
 # schemas) and deploy artifacts -> a MySQL -> RethinkDB migration plan (dry run).
+# PORT_BASE=N moves every port (sandbox N..N+7, health endpoint N+8); BACKEND=containers runs
+# the servers in containers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DT=".venv/bin/datatier"
@@ -13,7 +15,7 @@ SANDBOX="${DATATIER_SANDBOX_DIR:-.sandbox}"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "bring the sandbox up (MariaDB primary + 2 GTID replicas, memcached, S3, MongoDB)"
-$DT sandbox up --dir "$SANDBOX"
+$DT sandbox up --dir "$SANDBOX" ${PORT_BASE:+--port-base "$PORT_BASE"} ${BACKEND:+--backend "$BACKEND"}
 export DATATIER_CONFIG="$SANDBOX/datatier.toml"
 CNF="$(mktemp)"
 trap 'rm -f "$CNF"' EXIT

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from datatier.backup.manifest import TableRecord
 from datatier.backup.objects import ObjectWriter
+from datatier.errors import UsageError
 
 if TYPE_CHECKING:
     from datatier.backup.policy import Policy
@@ -23,6 +24,8 @@ class DumpResult:
     tables: list[TableRecord]
     databases: dict[str, dict[str, Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    parent: str | None = None
+    """For an incremental: the backup it builds on (the manifest names it)."""
 
 
 class BackupEngine(abc.ABC):
@@ -49,3 +52,12 @@ class BackupEngine(abc.ABC):
     @abc.abstractmethod
     def dump(self, writer: ObjectWriter) -> DumpResult:
         """Dump the source into ``writer``."""
+
+    def choose(self, incremental: bool | None) -> None:
+        """What the next :meth:`dump` takes: True an incremental, False a full backup, None
+        what the policy says. Engines without incrementals refuse True (UsageError)."""
+        if incremental:
+            raise UsageError(
+                f"the {self.name} engine takes full backups only",
+                hint='incrementals are for physical policies (engine = "mariabackup")',
+            )

@@ -36,6 +36,10 @@ ENGINES: Mapping[str, EngineEntry] = MappingProxyType(
             "datatier.mysql.pdump:ParallelDumpEngine",
             "MySQL/MariaDB logical: parallel dump from one snapshot, plain SQL objects",
         ),
+        "mariabackup": EngineEntry(
+            "datatier.mysql.physical.engine:MariabackupEngine",
+            "MariaDB physical: mariadb-backup stream (full or incremental), run on the DB host",
+        ),
         "mongo": EngineEntry(
             "datatier.mongo.dump:MongoDumpEngine",
             "MongoDB logical: raw BSON per collection, oplog slice on replica sets",

@@ -8,6 +8,8 @@ Pruning trusts nothing it has not listed and matched:
 * it refuses to run while any manifest of the policy is unreadable;
 * retention decides over *good* backups only (complete: the listing matches the manifest),
   so the newest good backup is always kept;
+* backups a kept backup depends on (an incremental's parents, back to its full backup) are
+  kept with it, damaged ones included (reported, never deleted while needed);
 * a *damaged* backup (manifest present, an object missing or of another size) is reported,
   never counted as a kept generation and never the reason a good one goes. It is deleted
   only when retention would have let it go anyway: older than every kept good backup and
@@ -37,6 +39,7 @@ from datatier.backup.catalog import (
     ObjectCallback,
     policy_prefix,
 )
+from datatier.backup.chain import needed_parents
 from datatier.backup.manifest import BACKUP_ID, MANIFEST_NAME, parse_backup_id
 from datatier.backup.policy import ARCHIVE_ORDER, Policy
 from datatier.backup.retention import decide_retention
@@ -167,7 +170,14 @@ def prune_plan(
         {i: e.created_at for i, e in complete.items()}, policy.spec.retention, now
     )
     keep = [KeptBackup(k.backup_id, k.reasons, complete[k.backup_id].bytes) for k in decision.keep]
-    delete = [_target(complete[i], "not kept by retention") for i in decision.delete]
+    needed = needed_parents(
+        {e.backup_id: e.manifest for e in entries if e.manifest is not None},
+        [k.backup_id for k in decision.keep],
+    )
+    keep += [KeptBackup(i, (why,), complete[i].bytes) for i, why in needed.items() if i in complete]
+    delete = [
+        _target(complete[i], "not kept by retention") for i in decision.delete if i not in needed
+    ]
     oldest_kept = min((k.created_at for k in decision.keep), default=None)
     young_after = now - timedelta(days=policy.spec.retention.min_age_days)
     damaged: list[DamagedBackup] = []
@@ -177,6 +187,7 @@ def prune_plan(
         problem = entry.problem or "listing does not match the manifest"
         if (
             oldest_kept is not None
+            and entry.backup_id not in needed
             and entry.created_at < oldest_kept
             and (entry.created_at <= young_after)
         ):

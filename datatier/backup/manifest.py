@@ -18,7 +18,10 @@ from typing import Any
 from datatier.errors import IntegrityFailure, UsageError
 
 FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+CHAIN_FORMAT_VERSION = 3
+"""Manifests that name a ``parent`` (incrementals): datatier releases that do not know
+chains see them as unreadable, so their prune refuses to run rather than delete a parent."""
+READABLE_FORMATS = (1, 2, 3)
 MANIFEST_NAME = "manifest.json"
 BACKUP_ID = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{4})$")
 
@@ -124,6 +127,8 @@ class Manifest:
     timings: dict[str, float] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    parent: str | None = None
+    """The backup this one is an incremental of (None: a full backup)."""
 
     @property
     def total_bytes(self) -> int:
@@ -153,6 +158,9 @@ class Manifest:
                 raise IntegrityFailure(
                     f"{where}: unsupported manifest format {doc.get('format_version')!r}"
                 )
+            parent = doc.get("parent")
+            if parent is not None and not (isinstance(parent, str) and BACKUP_ID.match(parent)):
+                raise IntegrityFailure(f"{where}: parent {parent!r} is not a backup ID")
             return cls(
                 policy=doc["policy"],
                 backup_id=doc["backup_id"],
@@ -168,6 +176,7 @@ class Manifest:
                 timings=doc.get("timings", {}),
                 options=doc.get("options", {}),
                 format_version=doc["format_version"],
+                parent=parent,
             )
         except IntegrityFailure:
             raise

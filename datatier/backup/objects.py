@@ -42,7 +42,7 @@ class OpenObject:
     database: str | None
     table: str | None
     part: int
-    compressor: zstandard.ZstdCompressionObj
+    compressor: zstandard.ZstdCompressionObj | None  # None once closed
     chunks: list[bytes] = field(default_factory=list)
     raw_size: int = 0
     rows: int = 0
@@ -50,6 +50,7 @@ class OpenObject:
     def write(self, data: bytes, rows: int = 0) -> None:
         self.raw_size += len(data)
         self.rows += rows
+        assert self.compressor is not None, f"{self.key} written after close"
         out = self.compressor.compress(data)
         if out:
             self.chunks.append(out)
@@ -114,7 +115,11 @@ class ObjectWriter:
 
     def close(self, obj: OpenObject) -> None:
         """Finish ``obj`` and queue its upload; blocks while ``max_pending`` are queued."""
+        assert obj.compressor is not None, f"{obj.key} closed twice"
         obj.chunks.append(obj.compressor.flush())
+        # A zstd context with a worker thread holds tens of MB; free it now rather than
+        # while the object waits for its upload.
+        obj.compressor = None
         self._raise_pending()
         self._slots.acquire()
         try:

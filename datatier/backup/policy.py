@@ -39,6 +39,11 @@ so that one bad file does not stop commands about the others. Example
     keep_monthly = 6
     min_age_days = 1
     recovery_window_days = 14     # every backup needed to restore to any point of 14 days
+
+A physical policy (``engine = "mariabackup"``, run on the database host) copies the node's
+datadir with ``jobs`` parallel threads; ``full_every_days = 7`` makes ``backup run`` take
+incrementals on the newest backup until the chain's full backup is 7 days old (0: always
+full unless ``--incremental``); ``source.datadir`` overrides the server's ``@@datadir``.
 """
 
 from __future__ import annotations
@@ -92,6 +97,7 @@ class SourceSettings:
     tables: list[str] = option([])
     exclude_tables: list[str] = option([])
     include_grants: bool = False
+    datadir: str | None = None  # mariabackup: the node's datadir on this host (default @@datadir)
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,7 @@ class PolicyFile:
     compression_level: int = option(3, min=1)
     chunk_mb: int = option(32, min=1)
     jobs: int = option(4, min=1)
+    full_every_days: int = option(0, min=0)  # mariabackup: incrementals until the full is this old
     source: SourceSettings = field(default_factory=SourceSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
@@ -219,6 +226,15 @@ def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = 
                 raise ConfigError(source, key, f"{item!r} is not DATABASE.TABLE")
     if spec.engine != "mysql" and spec.source.include_grants:
         raise ConfigError(source, "source.include_grants", "only MySQL backups have grants")
+    if spec.engine == "mariabackup" and (
+        spec.source.node in (None, ANY_REPLICA) or spec.source.nodes
+    ):
+        raise ConfigError(
+            source,
+            "source.node",
+            "a physical backup copies the datadir of one node on this host: name it",
+            hint="source.node = a [mysql.nodes] name (source.nodes is for logical backups)",
+        )
     if spec.engine == "mysql" and spec.source.node is None and not spec.source.nodes:
         raise ConfigError(
             source,
@@ -228,7 +244,7 @@ def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = 
         )
     if spec.source.node is not None and spec.source.nodes:
         raise ConfigError(source, "source.node", "give source.node or source.nodes, not both")
-    if spec.engine == "mysql" and nodes is not None:
+    if spec.engine in ("mysql", "mariabackup") and nodes is not None:
         key = "source.nodes" if spec.source.nodes else "source.node"
         for node in spec.source.nodes or [spec.source.node or ""]:
             if node != ANY_REPLICA and node not in nodes:
@@ -241,9 +257,9 @@ def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = 
             parse_store_url(spec.store)
         except UsageError as exc:
             raise ConfigError(source, "store", exc.message) from None
-    if spec.engine == "mysql" and spec.source.server is not None:
+    if spec.engine != "mongo" and spec.source.server is not None:
         raise ConfigError(
-            source, "source.server", "names a MongoDB server, but the engine is mysql"
+            source, "source.server", f"names a MongoDB server, but the engine is {spec.engine}"
         )
     if spec.engine == "mongo" and spec.source.node is not None:
         raise ConfigError(

@@ -79,6 +79,8 @@ class RestoreOptions:
     days: int = 3
     poll_seconds: float = 30.0
     timeout_seconds: float = 48 * 3600.0
+    datadir: str | None = None  # physical: the datadir to restore into
+    owner: str | None = None  # physical: USER[:GROUP] owning the restored files
     until: datetime | None = None  # point in time: replay archived binlogs up to here
     until_gtid: str | None = None  # ... or up to and including this GTID
 

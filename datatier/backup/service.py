@@ -27,6 +27,8 @@ from datatier.backup.confirm import confirm_listed
 from datatier.backup.engine import DumpResult
 from datatier.backup.engines import backup_engine
 from datatier.backup.manifest import (
+    CHAIN_FORMAT_VERSION,
+    FORMAT_VERSION,
     MANIFEST_NAME,
     Manifest,
     ObjectRecord,
@@ -90,13 +92,15 @@ def run_backup(
     *,
     max_lag: float | None = None,
     on_progress: Callable[[int], None] | None = None,
+    incremental: bool | None = None,
 ) -> Manifest:
     """Take one backup of ``policy``; return its manifest (already stored).
 
     The engine is built first (for MySQL that chooses the source node, see
     :mod:`datatier.mysql.source`; ``max_lag`` defaults to the policy's
     ``source.max_lag_seconds``): NotReadyYet (exit 5) when no listed node is fresh enough,
-    before anything is written.
+    before anything is written. ``incremental``: True asks for an incremental, False for a
+    full backup, None lets the policy decide (:meth:`~datatier.backup.engine.BackupEngine.choose`).
     """
     config = loaded.config
     store = store_for(policy.store_url, config)
@@ -104,6 +108,7 @@ def run_backup(
     if warning := store.encryption_warning():
         log.warning("backup.store_unencrypted", store=store.url, warning=warning)
     engine = backup_engine(loaded, policy, max_lag=max_lag)
+    engine.choose(incremental)
     backup_id = new_backup_id()
     prefix = backup_prefix(policy.name, backup_id)
     started_at, t0 = utc_now_iso(), time.monotonic()
@@ -180,6 +185,8 @@ def _manifest(
             "compression": "zstd",
             "compression_level": policy.spec.compression_level,
         },
+        parent=result.parent,
+        format_version=FORMAT_VERSION if result.parent is None else CHAIN_FORMAT_VERSION,
     )
     problems = missing_parts(manifest)
     if problems:

@@ -28,6 +28,7 @@ from datatier.mysql.binlog.positions import Position, lowest
 from datatier.storage.base import ObjectInfo, ObjectStore
 
 log = get_logger(__name__)
+MYSQL_ENGINES = ("mysql", "mariabackup")  # backups of the cluster whose binlog this is
 
 
 @dataclass
@@ -67,7 +68,7 @@ def binlog_prune_plan(
         if e.backup_id in kept and e.manifest and (p := backup_position(e.manifest))
     ]
     for other in find_policies(policies_dir(loaded), loaded.config.backup.default_store):
-        if other.name == policy.name or other.spec.engine != "mysql":
+        if other.name == policy.name or other.spec.engine not in MYSQL_ENGINES:
             continue
         positions += [
             p

@@ -36,6 +36,12 @@ def backup_group() -> None:
     metavar="SECONDS",
     help="Refuse a replica lagging more (default: the policy's source.max_lag_seconds, 300).",
 )
+@click.option(
+    "--incremental/--full",
+    default=None,
+    help="Physical policies: an incremental on the newest backup, or a full backup "
+    "(default: as the policy's full_every_days says).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @METRICS_FILE_OPTION
 @pass_app
@@ -43,6 +49,7 @@ def run(
     app: AppContext,
     policy: str,
     max_lag: float | None,
+    incremental: bool | None,
     as_json: bool,
     metrics_file: Path | None,
 ) -> None:
@@ -62,7 +69,13 @@ def run(
         job.store = store_for(spec.store_url, loaded.config)
         progress = Progress(f"backup {policy}")
         try:
-            manifest = run_backup(loaded, spec, max_lag=max_lag, on_progress=progress.advance)
+            manifest = run_backup(
+                loaded,
+                spec,
+                max_lag=max_lag,
+                on_progress=progress.advance,
+                incremental=incremental,
+            )
         finally:
             progress.close()
         job.details.update(backup_id=manifest.backup_id, bytes=manifest.total_bytes)
@@ -77,14 +90,21 @@ def run(
         "bytes": manifest.total_bytes,
         "raw_bytes": manifest.raw_bytes,
         "consistency": manifest.consistency,
+        "parent": manifest.parent,
         "seconds": manifest.timings.get("total_seconds"),
     }
     if as_json:
         emit_json(summary)
         return
+    held = (
+        f"{summary['tables']} tables, {summary['rows']} rows"
+        if manifest.tables
+        else f"{len(manifest.databases)} databases"
+    )
+    chained = f" (incremental on {manifest.parent})" if manifest.parent else ""
     click.echo(
-        f"backup {manifest.backup_id} of {policy}: {summary['tables']} tables, "
-        f"{summary['rows']} rows, {human_bytes(manifest.raw_bytes)} -> "
+        f"backup {manifest.backup_id} of {policy}{chained}: {held}, "
+        f"{human_bytes(manifest.raw_bytes)} -> "
         f"{human_bytes(manifest.total_bytes)} in {len(manifest.objects)} objects, "
         f"{summary['seconds']} s"
     )

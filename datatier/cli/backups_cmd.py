@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from datatier.backup.catalog import BackupState, Catalog, VerifyReport, locate
+from datatier.backup.catalog import BackupState, Catalog, locate
+from datatier.backup.chain import resolve_chain
 from datatier.backup.lifecycle import (
     DEFAULT_GRACE,
     archive_execute,
@@ -25,7 +26,6 @@ from datatier.backup.lifecycle import (
     prune_plan,
 )
 from datatier.backup.manifest import Manifest, backup_prefix
-from datatier.backup.restoretest import RestoreTestReport
 from datatier.backup.restoretest import restore_test as run_restore_test
 from datatier.backup.service import (
     load_policy,
@@ -41,6 +41,7 @@ from datatier.binlog.retention import (
 from datatier.cli.backup_cmd import METRICS_FILE_OPTION
 from datatier.cli.backups_render import (
     archive_json,
+    chain_labels,
     classes,
     entry_json,
     pairs,
@@ -54,14 +55,16 @@ from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress, human_bytes
 from datatier.cli.render import emit_json, table
 from datatier.cli.targets import target_endpoint, target_role
-from datatier.errors import DatatierError, NotReadyYet, UsageError
+from datatier.errors import DatatierError, IntegrityFailure, NotReadyYet, UsageError
 from datatier.ops.job import run_job
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 POLICY_OPTION = click.option(
     "--policy", "-p", metavar="POLICY", help="The backup's policy (default: search all)."
 )
-LIST_COLUMNS = ("id", "policy", "state", "engine", "finished_at", "objects", "size", "classes")
+LIST_COLUMNS = (
+    "id", "policy", "state", "engine", "finished_at", "objects", "size", "classes", "chain"
+)  # fmt: skip
 
 
 def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
@@ -109,12 +112,13 @@ def list_cmd(app: AppContext, policy: str | None, include_all: bool, as_json: bo
     hidden = Counter(e.state.value for e, _ in found if e.state is not BackupState.COMPLETE)
     if include_all:
         hidden.clear()
+    chains = chain_labels([e for e, _ in found])
     if as_json:
-        emit_json([entry_json(e, url) for e, url in shown])
+        emit_json([entry_json(e, url, chains.get((e.policy, e.backup_id))) for e, url in shown])
     else:
         rows = [
             {
-                **entry_json(e, url),
+                **entry_json(e, url, chains.get((e.policy, e.backup_id)) or "-"),
                 "size": human_bytes(e.bytes),
                 "classes": classes(e.storage_classes()),
             }
@@ -136,12 +140,20 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
     catalog, manifest = locate(open_catalogs(app.loaded()), backup_id, policy)
     prefix = backup_prefix(manifest.policy, manifest.backup_id)
     live = Counter(o.storage_class for o in catalog.store.list_objects(prefix + "data/"))
-    doc = show_json(manifest, catalog.store.url, dict(sorted(live.items())))
+    try:
+        chain, problem = [m.backup_id for m in resolve_chain(catalog, manifest)], None
+    except IntegrityFailure as exc:
+        chain, problem = None, exc.message
+    doc = show_json(manifest, catalog.store.url, dict(sorted(live.items())), chain)
+    if problem:
+        doc["chain_problem"] = problem
     if as_json:
         emit_json(doc)
         return
     click.echo(f"backup       {manifest.backup_id}  policy {manifest.policy}  ({doc['store']})")
     click.echo(f"engine       {manifest.engine} (datatier {manifest.tool_version})")
+    if manifest.parent is not None:
+        click.echo(f"chain        {problem or ' -> '.join(doc['chain'])}")
     click.echo(f"started      {manifest.started_at}   finished {manifest.finished_at}")
     for label, section in (("source", manifest.source), ("consistency", manifest.consistency)):
         click.echo(f"{label:<12} {pairs(section)}")
@@ -157,7 +169,15 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
     ]
     click.echo("\n" + table(kinds, ("kind", "objects", "size")))
     rows = [{**t, "size": human_bytes(t["data_bytes"])} for t in doc["tables"]]
-    click.echo("\n" + table(rows, ("database", "name", "rows", "size")))
+    if rows:
+        click.echo("\n" + table(rows, ("database", "name", "rows", "size")))
+    held = [
+        {"database": db, "tables": len(v.get("tables", [])), "views": len(v.get("views", [])),
+         "size": human_bytes(int(v.get("bytes") or 0))}
+        for db, v in sorted(manifest.databases.items()) if "tables" in v
+    ]  # fmt: skip
+    if held:  # physical: what the stream holds, per database
+        click.echo("\n" + table(held, ("database", "tables", "views", "size")))
 
 
 @backups_group.command("verify")
@@ -182,6 +202,16 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
     is_flag=True,
     help="Let --restore-test write its scratch databases on a read-only server or a replica.",
 )
+@click.option(
+    "--scratch-port",
+    type=click.IntRange(1, 65535),
+    help="Physical --restore-test: the local port of the scratch mariadbd (default: a free one).",
+)
+@click.option(
+    "--scratch-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Physical --restore-test: where the scratch datadir goes (default: the temp dir).",
+)
 @JSON_OPTION
 @METRICS_FILE_OPTION
 @pass_app
@@ -193,16 +223,25 @@ def verify_cmd(
     restore_test: bool,
     target: str | None,
     allow_replica_target: bool,
+    scratch_port: int | None,
+    scratch_dir: Path | None,
     as_json: bool,
     metrics_file: Path | None,
 ) -> None:
     """Read every object of a backup and check its size and SHA-256 against the manifest.
 
-    Exits 4 naming the first missing, truncated or corrupt object; 5 when objects are
-    archived and not restored yet (--request-restore asks for that). Changes nothing else.
-    Progress goes to stderr when it is a terminal. The outcome is recorded in the store as
-    the policy's `verify` job (`restore_test` with --restore-test) for metrics; a failure
-    is sent to notify.command / notify.webhook_url.
+    An incremental is checked with its whole chain (exit 4 if the chain is broken). Exits 4
+    naming the first missing, truncated or corrupt object; 5 when objects are archived and
+    not restored yet (--request-restore asks for that). Changes nothing else. Progress goes
+    to stderr when it is a terminal. The outcome is recorded in the store as the policy's
+    `verify` job (`restore_test` with --restore-test) for metrics; a failure is sent to
+    notify.command / notify.webhook_url.
+
+    With --restore-test a logical backup is restored into scratch databases and every
+    table's rows and data checksum compared with the manifest; a physical backup is
+    restored into a scratch datadir, a scratch mariadbd starts on it (127.0.0.1,
+    --scratch-port), every table is CHECKed and the databases, tables and views compared
+    with the manifest; then it is stopped and removed.
     """
     loaded = app.loaded()
     job_name = "restore_test" if restore_test else "verify"
@@ -210,70 +249,95 @@ def verify_cmd(
     with run_job(
         loaded, job_name, policy=policy, metrics_file=metrics_file, reported=app.reported
     ) as job:
+        progress: Progress | None = None
         try:
             catalog, manifest = locate(open_catalogs(loaded), backup_id, policy)
             job.policy, job.store = manifest.policy, catalog.store
             job.details["backup_id"] = manifest.backup_id
             head = {"id": manifest.backup_id, "policy": manifest.policy, "store": catalog.store.url}
-            report, tested = _verify(
-                app, catalog, manifest, request_restore, restore_test, target, allow_replica_target
+            chain = resolve_chain(catalog, manifest)
+            progress = Progress(f"verify {manifest.backup_id}", sum(m.total_bytes for m in chain))
+            advance = progress.advance
+            if request_restore and (
+                waiting := [w for m in chain for w in catalog.request_restore(m)]
+            ):
+                raise NotReadyYet(
+                    f"restore requested for {len(waiting)} archived object(s) of backup "
+                    f"{manifest.backup_id}; run verify again once it completes (GLACIER: hours)"
+                )
+            reports = [catalog.verify(m, lambda _key, size: advance(size)) for m in chain]
+            if progress is not None:
+                progress.close()
+                progress = None
+            tested = (
+                _restore_test(
+                    app, catalog, manifest, target, allow_replica_target, scratch_port, scratch_dir
+                )
+                if restore_test
+                else None
             )
         except DatatierError as exc:
             if as_json:
                 emit_json({**head, "ok": False, "error": str(exc), "exit_code": int(exc.exit_code)})
             raise
+        finally:
+            if progress is not None:
+                progress.close()
+    objects = sum(r.objects for r in reports)
+    checked = sum(r.bytes for r in reports)
+    seconds = sum(r.seconds for r in reports)
     if as_json:
-        summary: dict[str, Any] = {
-            "objects": report.objects,
-            "bytes": report.bytes,
-            "seconds": report.seconds,
-        }
+        summary: dict[str, Any] = {"objects": objects, "bytes": checked, "seconds": seconds}
+        if len(chain) > 1:
+            summary["chain"] = [m.backup_id for m in chain]
         if tested is not None:
-            summary["restore_test"] = {"tables": tested.tables, "rows": tested.rows}
+            summary["restore_test"] = tested
         emit_json({**head, "ok": True, **summary})
     else:
+        whole = f" (chain of {len(chain)} backups)" if len(chain) > 1 else ""
         click.echo(
-            f"OK {manifest.policy}/{manifest.backup_id}: {report.objects} objects, "
-            f"{human_bytes(report.bytes)} checked in {report.seconds:.1f} s"
+            f"OK {manifest.policy}/{manifest.backup_id}{whole}: {objects} objects, "
+            f"{human_bytes(checked)} checked in {seconds:.1f} s"
         )
         if tested is not None:
-            click.echo(
-                f"OK restore test: {tested.tables} tables, {tested.rows} rows match the "
-                f"manifest ({tested.seconds:.1f} s)"
-            )
+            click.echo(f"OK restore test: {tested['summary']} ({tested['seconds']:.1f} s)")
 
 
-def _verify(
+def _restore_test(
     app: AppContext,
     catalog: Catalog,
     manifest: Manifest,
-    request_restore: bool,
-    restore_test: bool,
     target: str | None,
     allow_replica_target: bool,
-) -> tuple[VerifyReport, RestoreTestReport | None]:
-    progress = Progress(f"verify {manifest.backup_id}", manifest.total_bytes)
-    try:
-        if request_restore and (waiting := catalog.request_restore(manifest)):
-            raise NotReadyYet(
-                f"restore requested for {len(waiting)} archived object(s) of backup "
-                f"{manifest.backup_id}; run verify again once it completes (GLACIER: hours)"
-            )
-        report = catalog.verify(manifest, lambda _key, size: progress.advance(size))
-        tested = (
-            run_restore_test(
-                manifest,
-                catalog.store,
-                target_endpoint(app.loaded(), target),
-                target_role=target_role(app.loaded(), target),
-                allow_replica_target=allow_replica_target,
-            )
-            if restore_test
-            else None
+    scratch_port: int | None,
+    scratch_dir: Path | None,
+) -> dict[str, Any]:
+    """Run the restore test the backup's engine has; a JSON summary with a ``summary`` line."""
+    loaded = app.loaded()
+    if manifest.engine == "mariabackup":
+        from datatier.mysql.physical.restoretest import physical_restore_test
+
+        found = physical_restore_test(
+            manifest, catalog, loaded.config.mysql, port=scratch_port, scratch_dir=scratch_dir
         )
-    finally:
-        progress.close()
-    return report, tested
+        return {
+            **found.to_json(),
+            "summary": f"{found.checked} tables pass CHECK TABLE; {found.databases} databases, "
+            f"{found.tables} tables and {found.views} views match the manifest",
+        }
+    tested = run_restore_test(
+        manifest,
+        catalog.store,
+        target_endpoint(loaded, target),
+        target_role=target_role(loaded, target),
+        allow_replica_target=allow_replica_target,
+    )
+    return {
+        "tables": tested.tables,
+        "rows": tested.rows,
+        "seconds": tested.seconds,
+        "summary": f"{tested.tables} tables, {tested.rows} rows match the manifest",
+    }
 
 
 @backups_group.command("prune")

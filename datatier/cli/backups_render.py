@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from datatier.backup.catalog import BackupEntry
+from datatier.backup.chain import chain_links
 from datatier.backup.lifecycle import ArchivePlan, PrunePlan, PruneResult, PruneTarget
 from datatier.backup.manifest import Manifest
 from datatier.cli.progress import human_bytes
@@ -25,8 +26,22 @@ def pairs(section: dict[str, Any]) -> str:
     return "  ".join(f"{k}={v}" for k, v in section.items() if v not in (None, "", [], {})) or "-"
 
 
-def entry_json(entry: BackupEntry, store_url: str) -> dict[str, Any]:
-    """One row of ``backups list``."""
+def chain_labels(entries: list[BackupEntry]) -> dict[tuple[str, str], str]:
+    """(policy, backup ID) -> how the backup stands in its chain (``full``,
+    ``incremental 2 on ID``, ``broken: ...``), for the complete backups of ``entries``."""
+    by_policy: dict[str, dict[str, Manifest]] = {}
+    for entry in entries:
+        if entry.manifest is not None:
+            by_policy.setdefault(entry.policy, {})[entry.backup_id] = entry.manifest
+    return {
+        (policy, backup_id): link.label
+        for policy, manifests in by_policy.items()
+        for backup_id, link in chain_links(manifests).items()
+    }
+
+
+def entry_json(entry: BackupEntry, store_url: str, chain: str | None = None) -> dict[str, Any]:
+    """One row of ``backups list``; ``chain`` from :func:`chain_labels`."""
     m = entry.manifest
     return {
         "id": entry.backup_id,
@@ -41,11 +56,16 @@ def entry_json(entry: BackupEntry, store_url: str) -> dict[str, Any]:
         "storage_classes": entry.storage_classes(),
         "store": store_url,
         "problem": entry.problem,
+        "parent": m.parent if m else None,
+        "chain": chain,
     }
 
 
-def show_json(manifest: Manifest, store_url: str, live: dict[str, int]) -> dict[str, Any]:
-    """``backups show``: the manifest's summary; ``live`` counts data objects per class now."""
+def show_json(
+    manifest: Manifest, store_url: str, live: dict[str, int], chain: list[str] | None = None
+) -> dict[str, Any]:
+    """``backups show``: the manifest's summary; ``live`` counts data objects per class now;
+    ``chain`` the backup IDs from the full backup to this one."""
     by_kind: dict[str, dict[str, int]] = {}
     for obj in manifest.objects:
         slot = by_kind.setdefault(obj.kind, {"count": 0, "bytes": 0, "raw_bytes": 0})
@@ -63,6 +83,8 @@ def show_json(manifest: Manifest, store_url: str, live: dict[str, int]) -> dict[
         "source": manifest.source,
         "consistency": manifest.consistency,
         "timings": manifest.timings,
+        "parent": manifest.parent,
+        "chain": chain if chain is not None else [manifest.backup_id],
         "databases": sorted({t.database for t in manifest.tables} | set(manifest.databases)),
         "tables": [
             {"database": t.database, "name": t.name, "rows": t.rows, "data_bytes": t.data_bytes}

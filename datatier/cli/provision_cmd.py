@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +15,11 @@ from datatier.cli.render import emit_json
 from datatier.errors import DatatierError, UsageError
 from datatier.provision.plan import Change, Plan, apply_plan, make_plan
 from datatier.provision.service import KINDS, provisioners
+
+if TYPE_CHECKING:
+    from datatier.backup.manifest import Manifest
+    from datatier.mysql.connection import Endpoint
+    from datatier.storage.base import ObjectStore
 
 SYMBOL = {"create": "+", "update": "~", "apply": "+"}
 
@@ -168,6 +175,12 @@ def apply_cmd(
               help="Seconds to wait for each replication phase (reaching the copy of "
                    "datatier.*, then catching up) before giving up (exit 1).")  # fmt: skip
 @click.option("--jobs", type=click.IntRange(1, 32), default=4, show_default=True)
+@click.option("--datadir", metavar="DIR",
+              help="Physical backups: the target's datadir on this host (default: its "
+                   "@@datadir; must match).")  # fmt: skip
+@click.option("--start-command", metavar="CMD",
+              help="Physical backups: how to start the target after its datadir is "
+                   "restored, e.g. 'systemctl start mariadb'.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
 def replica_cmd(
@@ -177,6 +190,8 @@ def replica_cmd(
     execute: bool,
     timeout: float,
     jobs: int,
+    datadir: str | None,
+    start_command: str | None,
     as_json: bool,
 ) -> None:
     """Seed an empty server from backup ID and make it a GTID replica of the primary.
@@ -184,12 +199,31 @@ def replica_cmd(
     Restores the backup (checksums first, without binlogging), sets gtid_slave_pos from the
     manifest, points it at the primary with the replication user, starts replication and
     waits, reporting lag, until it has caught up. Without --execute only checks and plans.
+
+    A physical backup is seeded on the target's host: the target is shut down, its datadir
+    replaced by the backup (and its chain), then started with --start-command.
     """
+    from datatier.backup.restore import find_backup
     from datatier.mysql.connection import parse_dsn
     from datatier.provision.replica import plan_seed, seed_replica
 
     loaded = app.loaded()
     endpoint = parse_dsn(target, loaded.config.mysql)
+
+    def report(lag: dict[str, Any]) -> None:
+        if not as_json:
+            click.echo(
+                f"catching up: {lag['gtid_gap']} transactions behind, "
+                f"Seconds_Behind_Master={lag['seconds_behind']}, IO={lag['io']} SQL={lag['sql']}"
+            )
+
+    manifest, store = find_backup(loaded, backup_id)
+    if manifest.engine == "mariabackup":
+        _seed_physical(app, manifest, store, endpoint, execute, timeout, jobs,
+                       datadir, start_command, as_json, report)  # fmt: skip
+        return
+    if datadir or start_command:
+        raise UsageError("--datadir and --start-command are for physical backups")
     plan, manifest, store = plan_seed(loaded, backup_id, endpoint)
     if not execute:
         if as_json:
@@ -204,13 +238,6 @@ def replica_cmd(
         click.echo("Dry run: nothing was changed. Add --execute to seed.")
         return
 
-    def report(lag: dict[str, Any]) -> None:
-        if not as_json:
-            click.echo(
-                f"catching up: {lag['gtid_gap']} transactions behind, "
-                f"Seconds_Behind_Master={lag['seconds_behind']}, IO={lag['io']} SQL={lag['sql']}"
-            )
-
     result = seed_replica(
         loaded, plan, manifest, store, endpoint, timeout=timeout, on_lag=report, jobs=jobs
     )
@@ -220,4 +247,51 @@ def replica_cmd(
         click.echo(
             f"{plan.target} is a replica of {plan.primary}, caught up "
             f"(load {result['load_seconds']} s, catch-up {result['catch_up_seconds']} s)"
+        )
+
+
+def _seed_physical(
+    app: AppContext,
+    manifest: Manifest,
+    store: ObjectStore,
+    endpoint: Endpoint,
+    execute: bool,
+    timeout: float,
+    jobs: int,
+    datadir: str | None,
+    start_command: str | None,
+    as_json: bool,
+    report: Callable[[dict[str, Any]], None],
+) -> None:
+    """`provision replica` from a physical backup (see datatier.provision.physical_seed)."""
+    from datatier.backup.catalog import Catalog
+    from datatier.provision.physical_seed import plan_physical_seed, seed_physical
+
+    loaded = app.loaded()
+    catalog = Catalog(store, [manifest.policy])
+    plan = plan_physical_seed(
+        loaded, manifest, catalog, endpoint, datadir=datadir, start_command=start_command,
+        jobs=jobs,
+    )  # fmt: skip
+    if not execute:
+        if as_json:
+            emit_json({"executed": False, **plan.to_json()})
+            return
+        click.echo(
+            f"would stop {plan.target}, replace its datadir {plan.datadir} with backup "
+            f"{plan.backup_id} ({plan.policy}: chain {' -> '.join(plan.chain)}, {plan.objects} "
+            f"objects, {plan.bytes} bytes), start it with `{shlex.join(plan.start_command)}`, "
+            f"set gtid_slave_pos={plan.gtid_pos} and replicate from {plan.primary}"
+        )
+        click.echo("Dry run: nothing was changed. Add --execute to seed.")
+        return
+    result = seed_physical(
+        loaded, plan, manifest, catalog, endpoint, timeout=timeout, on_lag=report, jobs=jobs
+    )
+    if as_json:
+        emit_json({"executed": True, **result})
+    else:
+        click.echo(
+            f"{plan.target} is a replica of {plan.primary}, caught up (restore "
+            f"{result['restore_seconds']} s, catch-up {result['catch_up_seconds']} s)"
         )

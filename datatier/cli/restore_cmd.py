@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from datatier.backup.manifest import ObjectRecord
+from datatier.backup.catalog import Catalog
+from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.restore import (
     RestoreOptions,
     find_backup,
@@ -81,6 +82,16 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Also restore the accounts, roles and grants (policies with source.include_grants); "
     "existing accounts keep their passwords.",
 )
+@click.option(
+    "--datadir",
+    metavar="DIR",
+    help="Physical backups: the datadir to restore into (a stopped server's; empty or new).",
+)
+@click.option(
+    "--owner",
+    metavar="USER[:GROUP]",
+    help="Physical: who owns the restored files (default: DIR's owner, else mysql).",
+)
 @click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
 @click.option(
     "--allow-replica-target",
@@ -132,6 +143,8 @@ def restore(
     no_binlog: bool,
     drop: bool,
     grants: bool,
+    datadir: str | None,
+    owner: str | None,
     force: bool,
     allow_replica_target: bool,
     wait: bool,
@@ -148,6 +161,9 @@ def restore(
     restore is requested; verifies every object's SHA-256 before applying anything (exit 4
     if one is corrupt); for data in GLACIER/DEEP_ARCHIVE requests restores for all objects
     at once, then waits (--wait) or exits 5 so you can run the same command again later.
+
+    A physical backup (and its chain of incrementals) goes into --datadir DIR: extracted,
+    prepared in order, owned as the server expects; mariadbd then starts on DIR.
     """
     loaded = app.loaded()
     if until is not None or until_gtid is not None:
@@ -184,9 +200,15 @@ def restore(
     is_mongo = manifest.engine == "mongo"
     if is_mongo and grants:
         raise UsageError("--grants is for MySQL backups")
+    is_physical = manifest.engine == "mariabackup"
+    if is_physical and (target or no_binlog or drop or allow_replica_target):
+        raise UsageError("a physical backup restores into --datadir DIR: no --target, "
+                         "--no-binlog, --drop or --allow-replica-target")  # fmt: skip
+    if datadir and not is_physical:
+        raise UsageError(f"--datadir is for physical backups; {backup_id} is {manifest.engine}")
     mongo = mongo_target(loaded, manifest, target) if is_mongo else None
     options = RestoreOptions(
-        target=None if is_mongo else target_endpoint(loaded, target),
+        target=None if is_mongo or is_physical else target_endpoint(loaded, target),
         drop=drop,
         grants=grants,
         renames=_renames(renames),
@@ -202,7 +224,12 @@ def restore(
         tier=RestoreTier(tier),
         days=days,
         poll_seconds=poll_seconds,
+        datadir=datadir,
+        owner=owner,
     )
+    if is_physical:
+        _restore_physical(Catalog(store, [manifest.policy]), manifest, options, as_json)
+        return
     chosen = manifest.objects if is_mongo else restore_objects(manifest, options)
     archive = Progress("waiting for archive restores", unit="objects")
     checking = Progress(f"checking {backup_id}", total=sum(o.size for o in chosen))
@@ -245,3 +272,42 @@ def restore(
     click.echo(f"objects now: {classes}; archived: {report.archived}{requested}")
     if not report.dry_run:
         click.echo(f"done in {report.seconds} s")
+
+
+def _restore_physical(
+    catalog: Catalog, manifest: Manifest, options: RestoreOptions, as_json: bool
+) -> None:
+    """A physical restore into ``options.datadir`` (the chain, prepared in order)."""
+    from datatier.mysql.physical.restore import restore_physical
+
+    progress = Progress(f"restore {manifest.backup_id}", total=None)
+    archive = Progress("waiting for archive restores", unit="objects")
+    try:
+        report = restore_physical(
+            manifest,
+            catalog,
+            options,
+            on_loaded=lambda obj: progress.advance(obj.raw_size),
+            on_wait=archive.set,
+        )
+    finally:
+        progress.close()
+    if as_json:
+        emit_json(report.to_json())
+        return
+    verb = "would restore" if report.dry_run else "restored"
+    click.echo(
+        f"{verb} {report.backup_id} ({report.policy}) into {report.datadir}: "
+        f"{len(report.chain)} backup(s) in the chain, {report.objects} objects, "
+        f"{human_bytes(report.bytes)} compressed ({human_bytes(report.raw_bytes)} raw); "
+        f"GTID {report.gtid_pos or '-'}"
+    )
+    for member in report.chain:
+        click.echo(
+            f"  {member['type']:<12} {member['id']}  {member['objects']} objects, "
+            f"{human_bytes(member['bytes'])}  GTID {member['gtid_pos'] or '-'}"
+        )
+    classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items()))
+    click.echo(f"objects: {classes}; archived: {report.archived}")
+    if not report.dry_run:
+        click.echo(f"done in {report.seconds} s; start mariadbd with --datadir={report.datadir}")

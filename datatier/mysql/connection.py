@@ -163,13 +163,17 @@ def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
     (a TLS handshake or certificate check included)."""
     context = ep.tls_context()
     try:
-        return pymysql.connect(
+        conn = pymysql.connect(
             host=ep.host,
             port=ep.port,
             user=ep.user,
             password=ep.password,
             database=database,
             connect_timeout=ep.connect_timeout,
+            # pymysql drops connect_timeout once TCP is up: without these, the handshake
+            # with a hung server (frozen, or its host partitioned) would wait forever.
+            read_timeout=ep.connect_timeout,
+            write_timeout=ep.connect_timeout,
             autocommit=True,
             charset="utf8mb4",
             init_command="SET time_zone = '+00:00'",
@@ -177,6 +181,11 @@ def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
         )
     except (pymysql.OperationalError, ssl.SSLError) as exc:
         raise ep.unreachable(exc) from None
+    # Queries are not bounded (restores and replication waits take long): pymysql re-applies
+    # these before every read and write.
+    conn._read_timeout = None  # type: ignore[attr-defined]
+    conn._write_timeout = None  # type: ignore[attr-defined]  # not in the stubs
+    return conn
 
 
 def query_dicts(conn: Connection, sql: str, args: Any = None) -> list[dict[str, Any]]:

@@ -71,12 +71,12 @@ class SeedPlan:
         return dict(self.__dict__)
 
 
-def _databases(conn: Connection) -> set[str]:
+def user_databases(conn: Connection) -> set[str]:
     rows = query_dicts(conn, "SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA")
     return {str(r["name"]) for r in rows} - IGNORED
 
 
-def _server_id(conn: Connection) -> int:
+def server_id_of(conn: Connection) -> int:
     rows = query_dicts(conn, "SELECT @@server_id AS id")
     return int(rows[0]["id"])
 
@@ -100,8 +100,8 @@ def plan_seed(
         if (node.host, node.port) == (target.host, target.port):
             raise UsageError(f"target {target.label} is the configured node {name!r}")
     with connect(primary) as conn:
-        primary_dbs = _databases(conn)
-        used_ids = {_server_id(conn)}
+        primary_dbs = user_databases(conn)
+        used_ids = {server_id_of(conn)}
         copied = query_dicts(
             conn,
             "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
@@ -111,19 +111,19 @@ def plan_seed(
     for name in config.mysql.replicas():
         try:
             with connect(endpoint(config.mysql, name)) as conn:
-                used_ids.add(_server_id(conn))
+                used_ids.add(server_id_of(conn))
         except ServiceUnavailable:
             continue  # a replica that is down uses its server_id nowhere right now
     with connect(target) as conn:
         if read_replica_status(conn) is not None:
             raise UsageError(f"target {target.label} is already a replica", hint="RESET SLAVE ALL")
-        busy = sorted(_databases(conn))
+        busy = sorted(user_databases(conn))
         if busy:
             raise UsageError(
                 f"target {target.label} is not empty: {', '.join(busy)}",
                 hint="seed a freshly initialised server",
             )
-        target_id = _server_id(conn)
+        target_id = server_id_of(conn)
     if target_id in used_ids:
         raise UsageError(
             f"target {target.label} has server_id {target_id}, already used in the topology",
@@ -190,7 +190,7 @@ def _copy_datatier(primary: Endpoint, target: Endpoint, tables: list[str]) -> st
     return snapshot_gtid
 
 
-def _follow(
+def follow_primary(
     target: Endpoint,
     primary: Endpoint,
     loaded: LoadedConfig,
@@ -286,7 +286,7 @@ def _written(target: Endpoint) -> bool:
     """Whether the target holds a non-system database now (True when it cannot be read)."""
     try:
         with connect(target) as conn:
-            return bool(_databases(conn))
+            return bool(user_databases(conn))
     except (DatatierError, pymysql.MySQLError):
         return True
 
@@ -321,7 +321,7 @@ def seed_replica(
         copied_at = _copy_datatier(primary, target, plan.copied_tables)
         loaded_seconds = round(time.monotonic() - started, 3)
         try:
-            _follow(target, primary, loaded, plan.gtid_pos, copied_at, timeout)
+            follow_primary(target, primary, loaded, plan.gtid_pos, copied_at, timeout)
         except pymysql.MySQLError as exc:
             raise OperationFailed(
                 f"could not start replication on {target.label}: {exc.args[-1]}"

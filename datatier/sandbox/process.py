@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,6 +76,17 @@ def start(
     return ProcessRecord(pid=proc.pid, argv=list(argv), log=str(log_path), started_at=time.time())
 
 
+def run_once(program: str, args: Sequence[str]) -> tuple[int, str]:
+    """Run ``program`` (looked up on PATH) to completion; (exit code, stderr + stdout)."""
+    try:
+        result = subprocess.run(
+            [shutil.which(program) or program, *args], capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        return 127, f"ERROR: cannot run {program}: {exc}"
+    return result.returncode, result.stderr + result.stdout
+
+
 def _reap(pid: int) -> None:
     """Collect the exit status if ``pid`` is our own child (no zombie left behind)."""
     with contextlib.suppress(ChildProcessError):
@@ -86,6 +98,7 @@ def stop(records: Sequence[ProcessRecord], timeout: float = 30.0) -> list[Proces
     live = [r for r in records if is_alive(r)]
     for record in live:
         os.kill(record.pid, signal.SIGTERM)
+        os.kill(record.pid, signal.SIGCONT)  # a paused (SIGSTOP) process must see the TERM
     deadline = time.monotonic() + timeout
     while live and time.monotonic() < deadline:
         for record in live:

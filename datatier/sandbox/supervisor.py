@@ -2,12 +2,14 @@
 
 Contract: ``up`` is idempotent (running services are left alone, stopped ones started),
 refuses a port held by a stranger (UsageError naming the port), and writes ``DIR/state.json``
-(pids and exact command lines), ``DIR/secrets/*`` (0600) and ``DIR/datatier.toml``. ``down``
-signals only processes whose pid *and* command line match the state file, then waits for
-their ports to be free. Port layout from ``port_base`` N: primary N, replica1 N+1,
-replica2 N+2, memcached N+3, S3 N+4, MongoDB N+5 (FerretDB's debug HTTP N+6), a second,
-cold memcached N+7 (the target of `cache copy` in the demo), a second MongoDB-protocol
-server, mongo-java-server with an oplog, N+8.
+(the backend and what it started), ``DIR/secrets/*`` (0600) and ``DIR/datatier.toml``. A
+failed ``up`` stops what it started and, if it created ``DIR``, removes it: nothing is left
+behind. ``down`` stops only what the state file names, then waits for the ports to be free.
+The backend (local processes, or containers on the host network) changes how servers run,
+never the topology, the ports, ``status`` or the config. Port layout from ``port_base`` N:
+primary N, replica1 N+1, replica2 N+2, memcached N+3, S3 N+4, MongoDB N+5 (FerretDB's debug
+HTTP N+6), a second, cold memcached N+7 (the target of `cache copy` in the demo), a second
+MongoDB-protocol server, mongo-java-server with an oplog, N+8.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,14 +28,15 @@ from typing import Any
 from datatier.errors import OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.sandbox import process
+from datatier.sandbox.backends import DEFAULT_BACKEND, make_backend
+from datatier.sandbox.backends.base import Fault
 from datatier.sandbox.configfile import write_config
 from datatier.sandbox.layout import DEFAULT_PORT_BASE, PORT_OFFSETS, SERVICE_NAMES
-from datatier.sandbox.process import ProcessRecord
 from datatier.sandbox.services.base import SandboxService
 from datatier.sandbox.services.mariadb import MariaDBService
 from datatier.sandbox.services.memcached import MemcachedService
-from datatier.sandbox.services.mongo import MongoService, find_mongo_server
-from datatier.sandbox.services.mongojava import MongoJavaService, find_mongo_java_server
+from datatier.sandbox.services.mongo import MongoService
+from datatier.sandbox.services.mongojava import MongoJavaService
 from datatier.sandbox.services.s3 import S3Service
 from datatier.typedtoml import Secret
 
@@ -43,19 +47,19 @@ DB_USER = "datatier"
 REPL_USER = "repl"
 S3_KEY_ID = "sandbox"
 READY_TIMEOUT = 60.0
-INSTALL_HINTS = {
-    "mariadb": "apt-get install mariadb-server mariadb-client",
-    "memcached": "apt-get install memcached",
-    "s3": "pip install 'moto[server]' (make venv)",
-    "mongo": "make sandbox-deps (builds FerretDB into .bin/)",
-    "mongo-java-server": "make sandbox-deps (fetches mongo-java-server with Maven into .bin/)",
-}
 
 
 class Sandbox:
-    """The sandbox rooted at ``root``; ``port_base`` None means "as recorded, else default"."""
+    """The sandbox rooted at ``root``. ``port_base`` and ``backend`` None mean "as recorded,
+    else the default"; ``images`` (kind -> image) overrides the container backend's images."""
 
-    def __init__(self, root: Path, port_base: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port_base: int | None = None,
+        backend: str | None = None,
+        images: Mapping[str, str] | None = None,
+    ) -> None:
         self.root = root.resolve()
         self.state_path = self.root / "state.json"
         self._creating = False
@@ -64,12 +68,18 @@ class Sandbox:
         self.port_base = port_base or (int(recorded) if recorded else DEFAULT_PORT_BASE)
         if not 1024 <= self.port_base <= 65535 - 10:
             raise UsageError(f"port base {self.port_base} is out of range (1024..65525)")
-        self.records = {
-            name: ProcessRecord.from_json(rec)
-            for name, rec in state.get("processes", {}).items()
-            if name in PORT_OFFSETS
-        }
-        if recorded and int(recorded) != self.port_base and self._live():
+        recorded_backend = str(state.get("backend", DEFAULT_BACKEND))
+        self.backend = make_backend(recorded_backend, self.root, state, images)
+        with self._session():
+            live = self._live()
+        if backend and backend != recorded_backend:
+            if live:
+                raise UsageError(
+                    f"the sandbox in {self.root} runs on the {recorded_backend} backend",
+                    hint="run `datatier sandbox down` first, or pass the same --backend",
+                )
+            self.backend = make_backend(backend, self.root, {}, images)
+        if recorded and int(recorded) != self.port_base and live:
             raise UsageError(
                 f"the sandbox in {self.root} already runs on port base {recorded}",
                 hint="run `datatier sandbox down` first, or pass the same --port-base",
@@ -88,16 +98,22 @@ class Sandbox:
 
     def _write_state(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        data = {
-            "port_base": self.port_base,
-            "processes": {name: rec.to_json() for name, rec in self.records.items()},
-        }
+        data = {"backend": self.backend.name, "port_base": self.port_base}
+        data.update(self.backend.state())
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         tmp.replace(self.state_path)
 
-    def _live(self) -> dict[str, ProcessRecord]:
-        return {name: rec for name, rec in self.records.items() if process.is_alive(rec)}
+    def _live(self) -> list[str]:
+        return [name for name in SERVICE_NAMES if self.backend.alive(name)]
+
+    @contextmanager
+    def _session(self) -> Iterator[None]:
+        """One operation: whatever the backend opens for it (an engine) is closed after."""
+        try:
+            yield
+        finally:
+            self.backend.close()
 
     def _secret(self, name: str, value: str | None = None) -> Secret:
         """The sandbox secret ``name``, generated (0600) on first use by ``up``."""
@@ -144,32 +160,18 @@ class Sandbox:
                 secret=self._secret("s3_secret_access_key"),
             )
         )
-        project = Path(__file__).resolve().parents[2]
-        mongo = find_mongo_server(project)
-        flavour, binary = mongo if mongo else ("ferretdb", "ferretdb")
+        flavour, binary = self.backend.mongo_server()
         found.append(
             MongoService("mongo", self.port("mongo"), self.root, flavour=flavour, binary=binary)
         )
         found.append(
             MongoJavaService(
-                "mongo2", self.port("mongo2"), self.root, home=find_mongo_java_server(project)
+                "mongo2", self.port("mongo2"), self.root, home=self.backend.mongo_java_home()
             )
         )
         return found
 
     # --- up ----------------------------------------------------------------------------------
-
-    def _check_binaries(self, services: Iterable[SandboxService]) -> None:
-        missing = []
-        for svc in services:
-            unmet = svc.unmet()
-            if unmet:
-                missing.append(f"{svc.name} needs {unmet} ({INSTALL_HINTS[svc.kind]})")
-        if missing:
-            raise OperationFailed(
-                "missing server programs: " + "; ".join(missing),
-                hint="`make sandbox-deps` installs them all",
-            )
 
     def _check_ports(self, services: Iterable[SandboxService]) -> None:
         for svc in services:
@@ -180,22 +182,14 @@ class Sandbox:
                         hint="stop that process or choose another --port-base",
                     )
 
-    def _start(self, svc: SandboxService) -> None:
-        svc.prepare()
-        record = process.start(svc.argv(), svc.log_path, cwd=svc.workdir)
-        self.records[svc.name] = record
-        log.info("sandbox.started", service=svc.name, pid=record.pid, port=svc.port)
-
     def _await_ready(self, svc: SandboxService) -> None:
-        record = self.records[svc.name]
-
         def ready_or_dead() -> bool:
-            return svc.ready() or not process.is_alive(record)
+            return svc.ready() or not self.backend.alive(svc.name)
 
         ok = process.wait_until(ready_or_dead, READY_TIMEOUT)
-        if not process.is_alive(record):
+        if not self.backend.alive(svc.name):
             raise OperationFailed(
-                f"sandbox {svc.name} exited during start-up: {process.tail(svc.log_path)}",
+                f"sandbox {svc.name} exited during start-up: {self.backend.failure(svc)}",
                 hint=f"see {svc.log_path}",
             )
         if not ok:
@@ -211,29 +205,53 @@ class Sandbox:
         unknown = skipped - set(SERVICE_NAMES)
         if unknown:
             raise UsageError(f"unknown sandbox service(s): {', '.join(sorted(unknown))}")
+        created = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         self._creating = True
-        wanted = [s for s in self.services() if s.name not in skipped]
-        live = self._live()
-        to_start = [s for s in wanted if s.name not in live]
-        self._check_binaries(to_start)
-        self._check_ports(to_start)
+        started: list[str] = []
+        with self._session():
+            try:
+                live = set(self._live())
+                self.backend.check([s for s in self.services() if s.name not in live | skipped])
+                # Built again: checking may settle what runs (the container's Mongo flavour).
+                wanted = [s for s in self.services() if s.name not in skipped]
+                to_start = [s for s in wanted if s.name not in live]
+                self._check_ports(to_start)
+                self._start(to_start, started)
+                with ThreadPoolExecutor(max_workers=len(wanted) or 1) as pool:
+                    list(pool.map(self._await_ready, wanted))
+                for svc in wanted:  # order matters: the primary before its replicas
+                    svc.configure()
+                for svc in wanted:
+                    if isinstance(svc, MariaDBService) and svc.primary is not None:
+                        self._await_replication(svc)
+                write_config(self.root, {s.name: s for s in self.services()})
+            except BaseException:
+                self._roll_back(started, created)
+                raise
+            return self._status()
+
+    def _start(self, services: list[SandboxService], started: list[str]) -> None:
+        """Prepare (in parallel) and start ``services``; record each in ``started``."""
         try:
-            with ThreadPoolExecutor(max_workers=len(to_start) or 1) as pool:
-                list(pool.map(lambda s: s.prepare(), to_start))
-            for svc in to_start:
-                self._start(svc)
+            with ThreadPoolExecutor(max_workers=len(services) or 1) as pool:
+                list(pool.map(lambda s: s.prepare(partial(self.backend.run_once, s)), services))
+            for svc in services:
+                self.backend.start(svc)
+                started.append(svc.name)
         finally:
             self._write_state()
-        with ThreadPoolExecutor(max_workers=len(wanted) or 1) as pool:
-            list(pool.map(self._await_ready, wanted))
-        for svc in wanted:  # order matters: the primary before its replicas
-            svc.configure()
-        for svc in wanted:
-            if isinstance(svc, MariaDBService) and svc.primary is not None:
-                self._await_replication(svc)
-        write_config(self.root, {s.name: s for s in self.services()})
-        return self.status()
+
+    def _roll_back(self, started: list[str], created: bool) -> None:
+        """After a failed ``up``: stop what it started; remove ``root`` if it created it."""
+        try:
+            self._stop(started)
+        finally:
+            if created:
+                shutil.rmtree(self.root, ignore_errors=True)
+            elif self.root.exists():
+                self._write_state()
+        log.warning("sandbox.rolled_back", stopped=started, removed_dir=created)
 
     def _await_replication(self, svc: MariaDBService) -> None:
         def running() -> bool:
@@ -246,43 +264,56 @@ class Sandbox:
                 f"{svc.replication_threads()}"
             )
 
-    # --- status / down -----------------------------------------------------------------------
+    # --- status / faults / down ----------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
         """One entry per service: name, kind, host, port, pid, state, plus details."""
+        with self._session():
+            return self._status()
+
+    def _status(self) -> list[dict[str, Any]]:
         rows = []
         for svc in self.services():
-            record = self.records.get(svc.name)
-            alive = record is not None and process.is_alive(record)
+            alive = self.backend.alive(svc.name)
             state = "stopped" if not alive else "running" if svc.ready() else "unresponsive"
             row: dict[str, Any] = {
                 "name": svc.name,
                 "kind": svc.kind,
                 "host": svc.host,
                 "port": svc.port,
-                "pid": record.pid if alive and record else None,
+                "pid": self.backend.pid(svc.name) if alive else None,
                 "state": state,
             }
+            if alive:
+                row.update(self.backend.details(svc.name))
             if state == "running":
                 row.update(svc.details())
             rows.append(row)
         return rows
 
-    def down(self, purge: bool = False) -> list[str]:
-        """Stop every process this sandbox started; with ``purge`` delete its directory."""
-        live = self._live()
+    def fault(self, name: str, fault: Fault) -> None:
+        """Kill, pause or resume one running server (fault injection for tests and demos)."""
+        if name not in PORT_OFFSETS:
+            raise UsageError(f"unknown sandbox service {name!r}")
+        with self._session():
+            self.backend.fault(name, fault)
+
+    def _stop(self, names: list[str] | None) -> list[str]:
         services = {s.name: s for s in self.services()}
-        killed = process.stop(list(live.values()))
-        for record in killed:
-            log.warning("sandbox.killed", pid=record.pid)
-        for name in live:
+        stopped = self.backend.stop(names)
+        for name in stopped:
             svc = services[name]
             for port in svc.ports():
                 process.wait_until(partial(process.port_free, svc.host, port), 10.0)
             log.info("sandbox.stopped", service=name)
-        self.records = {}
+        return stopped
+
+    def down(self, purge: bool = False) -> list[str]:
+        """Stop every server this sandbox started; with ``purge`` delete its directory."""
+        with self._session():
+            stopped = self._stop(None)
         if purge:
             shutil.rmtree(self.root, ignore_errors=True)
-        else:
+        elif self.root.exists():
             self._write_state()
-        return sorted(live)
+        return sorted(stopped)

@@ -4,8 +4,10 @@ The sandbox lives in a temporary directory on ports from ``DATATIER_TEST_PORT_BA
 (default 24060: away from a developer's sandbox on 22060, and below Linux's ephemeral port
 range, 32768+, where an outgoing connection could be holding a port). Set
 ``DATATIER_TEST_SANDBOX_DIR`` to reuse a directory and ``DATATIER_TEST_KEEP_SANDBOX=1`` to
-leave it running after the session (a faster edit-test loop). Under ``CI=true`` a server
-that cannot start fails the run; elsewhere the integration tests are skipped with the reason.
+leave it running after the session (a faster edit-test loop). ``DATATIER_TEST_BACKEND``
+(``processes``, the default, or ``containers``) says how the servers run; every test runs
+unchanged on either. Under ``CI=true`` a server that cannot start fails the run; elsewhere
+the integration tests are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -25,6 +27,19 @@ from datatier.errors import DatatierError
 from datatier.sandbox.supervisor import Sandbox
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+BACKEND = os.environ.get("DATATIER_TEST_BACKEND", "processes")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``containers`` are about the container backend: they run in its pass
+    (``DATATIER_TEST_BACKEND=containers``) and are deselected in the process pass."""
+    if BACKEND == "containers":
+        return
+    kept = [item for item in items if item.get_closest_marker("containers") is None]
+    dropped = [item for item in items if item.get_closest_marker("containers") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def unavailable(reason: str) -> None:
@@ -87,6 +102,10 @@ class SandboxHandle:
                 cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (gtid, timeout))
                 assert cur.fetchone()[0] == 0, f"{node} did not reach {gtid}"
 
+    def service_state(self, name: str) -> str:
+        """``running``, ``unresponsive`` (e.g. paused) or ``stopped``, as ``status`` says."""
+        return {row["name"]: row["state"] for row in self.sandbox.status()}[name]
+
     def write_policy(self, name: str, text: str) -> Path:
         """Write ``backups/NAME.toml`` in the sandbox's policies dir."""
         path = self.root / "backups" / f"{name}.toml"
@@ -107,17 +126,22 @@ def test_port_base() -> int:
 
 
 @pytest.fixture(scope="session")
+def test_backend() -> str:
+    """The sandbox backend of this run (``DATATIER_TEST_BACKEND``)."""
+    return BACKEND
+
+
+@pytest.fixture(scope="session")
 def sandbox(
     tmp_path_factory: pytest.TempPathFactory, test_port_base: int
 ) -> Iterator[SandboxHandle]:
     fixed = os.environ.get("DATATIER_TEST_SANDBOX_DIR")
     root = Path(fixed) if fixed else tmp_path_factory.mktemp("sandbox")
-    sb = Sandbox(root, test_port_base)
     try:
+        sb = Sandbox(root, test_port_base, BACKEND)
         sb.up()
     except DatatierError as exc:
-        sb.down()
-        unavailable(f"sandbox did not start: {exc}")
+        unavailable(f"sandbox ({BACKEND}) did not start: {exc}")
     config_path = sb.root / "datatier.toml"
     handle = SandboxHandle(sb, config_path, load(str(config_path), environ={}).config)
     yield handle

@@ -42,7 +42,7 @@ def tls_server(
         repl_password=cfg.replication_password,
     )  # fmt: skip
     try:
-        svc.prepare()
+        svc.prepare(process.run_once)
     except DatatierError as exc:
         unavailable(f"cannot initialise the TLS MariaDB: {exc}")
     argv = [*svc.argv(), f"--ssl-ca={ca_files['ca']}", f"--ssl-cert={ca_files['server']}",

@@ -40,7 +40,7 @@ def fourth(sandbox: SandboxHandle, tmp_path: Path, test_port_base: int) -> Itera
         repl_password=cfg.replication_password,
     )  # fmt: skip
     try:
-        svc.prepare()
+        svc.prepare(process.run_once)
     except DatatierError as exc:
         unavailable(f"cannot initialise a fourth MariaDB: {exc}")
     record = process.start(svc.argv(), svc.log_path, cwd=svc.workdir)

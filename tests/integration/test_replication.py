@@ -32,8 +32,6 @@ from datatier.replication.heartbeat import HeartbeatWriter, read_lag
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import HealthServer
 from datatier.replication.status import read_replica_status
-from datatier.sandbox import process
-from datatier.sandbox.supervisor import Sandbox
 from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
 
 INTERVAL = 0.1
@@ -538,12 +536,12 @@ def test_haproxy_moves_reads_off_a_lagging_replica(
 def test_killed_replica_process_turns_503_and_recovers(
     sandbox: SandboxHandle, server: HealthServer
 ) -> None:
-    """SIGKILL the real replica2 mariadbd: /replica answers 503 (never 500, never a stale
-    200), /replica for replica1 stays 200; `sandbox up` restarts it and it is readmitted."""
+    """SIGKILL the real replica2 mariadbd (its process or its container): /replica answers
+    503 (never 500, never a stale 200), /replica for replica1 stays 200; `sandbox up`
+    restarts it and it is readmitted."""
     path = "/replica?node=replica2&lag=1s"
     wait_for(lambda: call(server, path)[0] == 200, 10)
-    record = sandbox.sandbox.records["replica2"]
-    os.kill(record.pid, signal.SIGKILL)
+    sandbox.sandbox.fault("replica2", "kill")
     try:
         wait_for(lambda: call(server, path)[0] == 503, 10)
         status, doc = call(server, path)
@@ -551,8 +549,7 @@ def test_killed_replica_process_turns_503_and_recovers(
         assert call(server, "/replica?node=replica1&lag=1s")[0] == 200
         assert call(server, "/primary?node=primary")[0] == 200
     finally:
-        wait_for(lambda: process.cmdline(record.pid) is None, 10)
-        Sandbox(sandbox.root).up()
-        sandbox.sandbox.records.update(Sandbox(sandbox.root).records)
+        wait_for(lambda: sandbox.service_state("replica2") == "stopped", 10, step=0.1)
+        sandbox.sandbox.up()
         sandbox.wait_replicated()
     wait_for(lambda: call(server, path)[0] == 200, 15)

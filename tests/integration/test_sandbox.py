@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -21,10 +22,12 @@ from pymemcache.client.base import Client as MemcacheClient
 from datatier.backup.service import load_policy
 from datatier.cli import main
 from datatier.config import load
-from datatier.errors import UsageError
+from datatier.errors import OperationFailed, UsageError
 from datatier.sandbox import process
 from datatier.sandbox.supervisor import PORT_OFFSETS, Sandbox
 from tests.integration.conftest import SandboxHandle
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def mysql(handle: SandboxHandle, node: str, **kw: Any) -> Any:
@@ -128,13 +131,15 @@ def test_up_twice_is_idempotent(sandbox: SandboxHandle) -> None:
     assert before == after
 
 
-def test_port_in_use_is_refused_naming_the_port(tmp_path: Path, test_port_base: int) -> None:
+def test_port_in_use_is_refused_naming_the_port(
+    tmp_path: Path, test_port_base: int, test_backend: str
+) -> None:
     base = test_port_base + 40
     with socket.socket() as blocker:
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         blocker.bind(("127.0.0.1", base + PORT_OFFSETS["memcached"]))
         blocker.listen()
-        sb = Sandbox(tmp_path / "sb", base)
+        sb = Sandbox(tmp_path / "sb", base, test_backend)
         with pytest.raises(UsageError, match=f"port {base + 3} \\(sandbox memcached\\)"):
             sb.up()
     assert Sandbox(tmp_path / "sb").status()[0]["state"] == "stopped"
@@ -142,20 +147,27 @@ def test_port_in_use_is_refused_naming_the_port(tmp_path: Path, test_port_base: 
         assert not process.port_open("127.0.0.1", base + offset)
 
 
-def test_down_leaves_no_process_or_port(tmp_path: Path, test_port_base: int) -> None:
+def test_down_leaves_no_process_or_port(
+    tmp_path: Path, test_port_base: int, test_backend: str
+) -> None:
     base = test_port_base + 20
     root = tmp_path / "own"
-    rows = Sandbox(root, base).up()
+    rows = Sandbox(root, base, test_backend).up()
     pids = [r["pid"] for r in rows]
     ports = [r["port"] for r in rows] + [base + 6]
     assert all(pids) and all(r["state"] == "running" for r in rows)
+    # `make down` stops the sandbox named by the config in use (venv assumed built: -o).
+    env = {**os.environ, "DATATIER_CONFIG": str(root / "datatier.toml")}
+    env.pop("DATATIER_SANDBOX_DIR", None)
     result = subprocess.run(
-        [sys.executable, "-m", "datatier", "sandbox", "down", "--dir", str(root)],
+        ["make", "-s", "-C", str(REPO), "-o", ".venv/bin/.installed", "down"],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
+    assert f"stopped ({root.resolve()})" in result.stdout
     for pid in pids:
         assert process.cmdline(pid) is None, f"pid {pid} still runs"
     for port in ports:
@@ -187,3 +199,52 @@ def test_sandbox_policies_name_their_servers(sandbox: SandboxHandle) -> None:
     mongo2 = load_policy(loaded, "sandbox-mongo2")
     assert (mongo2.spec.engine, mongo2.spec.source.server) == ("mongo", "mongo2")
     assert loaded.config.mongo.server("mongo2").uri.endswith(f":{sandbox.sandbox.port('mongo2')}/")
+
+
+def test_status_and_down_find_the_sandbox_of_the_config_in_use(
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("DATATIER_SANDBOX_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./.sandbox here: only the config can name the sandbox
+    capsys.readouterr()
+    assert main(["--config", str(sandbox.config_path), "sandbox", "status", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    ports = {r["name"]: r["port"] for r in rows}
+    assert ports["primary"] == sandbox.config.mysql.nodes["primary"].port
+    monkeypatch.setenv("DATATIER_CONFIG", str(sandbox.config_path))
+    assert main(["sandbox", "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == rows
+    # A config no sandbox wrote: status and down refuse (exit 2), naming it; nothing stops.
+    other = tmp_path / "prod.toml"
+    other.write_text('[mysql.nodes.db1]\nrole = "primary"\n')
+    for command in ("status", "down"):
+        assert main(["--config", str(other), "sandbox", command]) == 2
+        err = capsys.readouterr().err
+        assert "prod.toml" in err and "not a sandbox's" in err
+    assert all(r["state"] == "running" for r in sandbox.sandbox.status())
+
+
+def test_a_failed_up_leaves_nothing_behind(
+    tmp_path: Path, test_port_base: int, test_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The MongoDB-protocol server cannot start (a program that exits at once, or an image
+    without it) after the others did: `up` fails, stops them, and removes the directory it
+    created; every port is free again."""
+    base = test_port_base + 30
+    root = tmp_path / "doomed"
+    images: dict[str, str] = {}
+    if test_backend == "containers":
+        from datatier.sandbox import images as sandbox_images
+
+        images["mongo"] = sandbox_images.base_ref()  # plain Debian: no ferretdb in it
+    else:
+        monkeypatch.delenv("DATATIER_MONGOD", raising=False)
+        monkeypatch.setenv("DATATIER_FERRETDB", "/bin/false")
+    with pytest.raises(OperationFailed, match="mongo"):
+        Sandbox(root, base, test_backend, images).up()
+    assert not root.exists()
+    for offset in range(9):
+        assert process.port_free("127.0.0.1", base + offset), f"port {base + offset} still bound"

@@ -125,10 +125,18 @@ def test_rendered_artifacts_hold_their_promises(
     assert "--listen 127.0.0.1:8009=db2" in files["systemd/datatier-health.service"]
     assert "--listen 127.0.0.1:8009=db2" in files["haproxy.cfg"]  # the same ports
     assert "notify send --unit %i" in files["systemd/datatier-notify@.service"]
-    # Dockerfile: every COPY source exists in the repository, exec-form entrypoint
+    # Dockerfile: multi-stage on a base given as a build arg; build tools and C headers only
+    # in the builder; every COPY source exists in the repository; exec-form entrypoint
     docker = files["Dockerfile"].splitlines()
-    assert next(ln for ln in docker if not ln.startswith("#")).startswith("FROM ")
-    for line in docker:
+    assert next(ln for ln in docker if not ln.startswith("#")).startswith("ARG BASE_IMAGE=")
+    stages = [i for i, ln in enumerate(docker) if ln.startswith("FROM ")]
+    assert [docker[i] for i in stages] == ["FROM ${BASE_IMAGE} AS builder", "FROM ${BASE_IMAGE}"]
+    builder, runtime = docker[stages[0] : stages[1]], docker[stages[1] :]
+    assert any("build-essential" in ln and "libmariadb-dev" in ln for ln in builder)
+    assert not any("build-essential" in ln or "-dev" in ln for ln in runtime)
+    assert any("mariadb-client" in ln and "zstd" in ln for ln in runtime)
+    assert "COPY --from=builder /opt/datatier /opt/datatier" in runtime
+    for line in builder:
         if line.startswith("COPY "):
             assert (ROOT / line.split()[1]).exists(), line
-    assert 'ENTRYPOINT ["datatier"]' in docker
+    assert 'ENTRYPOINT ["datatier"]' in runtime and "USER 10001:10001" in runtime

@@ -9,7 +9,6 @@ never clash; replicas then follow the primary with ``MASTER_USE_GTID=slave_pos``
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pymysql
 import pymysql.cursors
 
 from datatier.errors import OperationFailed
-from datatier.sandbox.services.base import SandboxService
+from datatier.sandbox.services.base import Runner, SandboxService
 from datatier.typedtoml import Secret
 
 
@@ -25,6 +24,7 @@ class MariaDBService(SandboxService):
     """One ``mariadbd``; ``primary`` is None for the primary, else the node to follow."""
 
     kind = "mariadb"
+    program = "mariadbd"
 
     def __init__(
         self,
@@ -63,17 +63,16 @@ class MariaDBService(SandboxService):
     def socket_path(self) -> Path:
         return self.workdir / "mysqld.sock"
 
-    def prepare(self) -> None:
-        super().prepare()
+    def prepare(self, run: Runner) -> None:
+        super().prepare(run)
         self.tmpdir.mkdir(exist_ok=True)
         if (self.datadir / "mysql").is_dir():
             return
-        installer = shutil.which("mariadb-install-db") or "mariadb-install-db"
         # Each instance gets its own tmpdir: parallel bootstraps sharing /tmp collide on
         # their '#sql-temptable-*' files and one of them aborts.
-        result = subprocess.run(
+        code, output = run(
+            "mariadb-install-db",
             [
-                installer,
                 "--no-defaults",
                 "--user=root",
                 f"--datadir={self.datadir}",
@@ -81,20 +80,19 @@ class MariaDBService(SandboxService):
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
             ],
-            capture_output=True,
-            text=True,
-            check=False,
         )
-        if result.returncode != 0:
+        if code != 0:
             shutil.rmtree(self.datadir, ignore_errors=True)
-            errors = [ln for ln in (result.stderr + result.stdout).splitlines() if "ERROR" in ln]
-            last = errors[-2:] or (result.stderr or result.stdout).strip().splitlines()[-1:]
+            errors = [ln for ln in output.splitlines() if "ERROR" in ln]
+            last = errors[-2:] or output.strip().splitlines()[-1:]
             raise OperationFailed(f"{self.name}: mariadb-install-db failed: {' '.join(last)}")
 
-    def argv(self) -> list[str]:
-        binary = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    def host_program(self) -> str:
+        return shutil.which(self.program) or "/usr/sbin/mariadbd"
+
+    def args(self) -> list[str]:
         args = [
-            binary, "--no-defaults", f"--log-basename={self.name}", "--user=root",
+            "--no-defaults", f"--log-basename={self.name}", "--user=root",
             f"--datadir={self.datadir}", f"--tmpdir={self.tmpdir}", f"--port={self.port}",
             f"--bind-address={self.host}",
             f"--socket={self.socket_path}", f"--pid-file={self.workdir / 'mysqld.pid'}",
@@ -111,21 +109,24 @@ class MariaDBService(SandboxService):
             args += ["--read-only", "--relay-log=" + f"{self.name}-relay-bin"]
         return args
 
-    def _root(self) -> pymysql.connections.Connection[Any]:
+    def _root(self, timeout: float = 10.0) -> pymysql.connections.Connection[Any]:
+        # Every read and write is bounded: a frozen server must not hang `status`.
         return pymysql.connect(
             unix_socket=str(self.socket_path),
             user="root",
             connect_timeout=2,
+            read_timeout=timeout,
+            write_timeout=timeout,
             autocommit=True,
             cursorclass=pymysql.cursors.DictCursor,
         )
 
     def ready(self) -> bool:
         try:
-            with self._root() as conn, conn.cursor() as cur:
+            with self._root(timeout=2.0) as conn, conn.cursor() as cur:
                 cur.execute("SELECT 1")
             return True
-        except pymysql.MySQLError:
+        except (pymysql.MySQLError, OSError):
             return False
 
     def configure(self) -> None:
@@ -172,10 +173,10 @@ class MariaDBService(SandboxService):
         if self.primary is None:
             return {}
         try:
-            with self._root() as conn, conn.cursor() as cur:
+            with self._root(timeout=2.0) as conn, conn.cursor() as cur:
                 cur.execute("SHOW SLAVE STATUS")
                 row = cur.fetchone()
-        except pymysql.MySQLError:
+        except (pymysql.MySQLError, OSError):
             return {}
         if not row:
             return {"io_thread": "not configured", "sql_thread": "not configured"}

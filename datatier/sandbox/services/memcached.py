@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 
 from datatier.sandbox.services.base import SandboxService
@@ -33,12 +32,12 @@ class MemcachedService(SandboxService):
     """A 64 MB memcached on loopback, TCP only."""
 
     kind = "memcached"
+    program = "memcached"
     memory_mb = 64
 
-    def argv(self) -> list[str]:
-        binary = shutil.which("memcached") or "memcached"
+    def args(self) -> list[str]:
         return [
-            binary, "-u", "root", "-l", self.host, "-p", str(self.port),
+            "-u", "root", "-l", self.host, "-p", str(self.port),
             "-U", "0", "-m", str(self.memory_mb), "-c", "1024",
         ]  # fmt: skip
 

@@ -14,7 +14,7 @@ from typing import Any
 import pymongo
 import pymongo.errors
 
-from datatier.sandbox.services.base import SandboxService
+from datatier.sandbox.services.base import Runner, SandboxService
 
 
 def find_mongo_server(project_dir: Path | None = None) -> tuple[str, str] | None:
@@ -41,7 +41,7 @@ class MongoService(SandboxService):
     def __init__(self, name: str, port: int, root: Path, *, flavour: str, binary: str) -> None:
         super().__init__(name, port, root)
         self.flavour = flavour
-        self.binary = binary
+        self.program = binary
 
     @property
     def debug_port(self) -> int:
@@ -54,19 +54,19 @@ class MongoService(SandboxService):
     def ports(self) -> list[int]:
         return [self.port, self.debug_port] if self.flavour == "ferretdb" else [self.port]
 
-    def prepare(self) -> None:
-        super().prepare()
+    def prepare(self, run: Runner) -> None:
+        super().prepare(run)
         (self.workdir / "data").mkdir(exist_ok=True)
 
-    def argv(self) -> list[str]:
+    def args(self) -> list[str]:
         data = self.workdir / "data"
         if self.flavour == "mongod":
             return [
-                self.binary, "--dbpath", str(data), "--bind_ip", self.host,
+                "--dbpath", str(data), "--bind_ip", self.host,
                 "--port", str(self.port), "--replSet", "rs0", "--quiet",
             ]  # fmt: skip
         return [
-            self.binary, "--handler=sqlite", f"--sqlite-url=file:{data}/",
+            "--handler=sqlite", f"--sqlite-url=file:{data}/",
             f"--listen-addr={self.host}:{self.port}", f"--state-dir={self.workdir}",
             "--telemetry=disable", f"--debug-addr={self.host}:{self.debug_port}",
             "--log-level=WARN",

@@ -13,7 +13,6 @@ listed in the README's MongoDB section.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +54,17 @@ class MongoJavaService(SandboxService):
     def uri(self) -> str:
         return f"mongodb://{self.host}:{self.port}/"
 
+    program = "java"
+
     def unmet(self) -> str | None:
         if self.home is None:
             return "the mongo-java-server build (.bin/mongo-java-server)"
-        if not shutil.which("java"):
-            return "java"
         return None
 
-    def argv(self) -> list[str]:
+    def args(self) -> list[str]:
         home = self.home or BUILD_DIR
         return [
-            shutil.which("java") or "java", HEAP, "-XX:+ExitOnOutOfMemoryError",
-            "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            HEAP, "-XX:+ExitOnOutOfMemoryError", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
             "-cp", f"{home / 'classes'}:{home / 'lib'}/*",
             MAIN_CLASS, self.host, str(self.port),

@@ -27,6 +27,7 @@ class S3Service(SandboxService):
     """moto_server on loopback; ``configure`` creates ``bucket`` if missing."""
 
     kind = "s3"
+    program = "moto_server"
 
     def __init__(
         self, name: str, port: int, root: Path, *, bucket: str, key_id: str, secret: Secret
@@ -40,10 +41,14 @@ class S3Service(SandboxService):
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def args(self) -> list[str]:
+        return ["-H", self.host, "-p", str(self.port)]
+
     def argv(self) -> list[str]:
         # Run as ``python -m`` so /proc/PID/cmdline equals argv (a script's would not).
-        python = sys.executable if moto_available() else "moto_server"
-        return [python, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
+        if moto_available():
+            return [sys.executable, "-m", "moto.server", *self.args()]
+        return [self.host_program(), *self.args()]
 
     def client(self) -> Any:
         return boto3.client(

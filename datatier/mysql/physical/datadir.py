@@ -1,0 +1,193 @@
+"""The datadir a physical restore writes: refusals first, then a private work area inside it.
+
+:func:`check_datadir` refuses (UsageError, exit 2, nothing changed) a path that is not a
+directory, a non-empty directory without ``force``, a datadir a running server holds
+(InnoDB's lock on ``ibdata1``; even with ``force``), and a filesystem without the space.
+:class:`WorkArea` extracts and prepares under ``DIR/.datatier-restore-XXXX`` (the same
+filesystem, so the final move is a rename), and :meth:`WorkArea.install` replaces DIR's
+contents only once the datadir is prepared: a failure before leaves DIR as it was. Files
+end up owned by the datadir's owner (DIR's owner, else the ``mysql`` user, else us), with
+the modes ``mariadbd`` itself uses: directories 0700, files 0660.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import grp
+import os
+import pwd
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from datatier.errors import UsageError
+from datatier.storage.base import MiB
+
+HEADROOM = 64 * MiB
+WORK_PREFIX = ".datatier-restore-"
+DIR_MODE = 0o700
+FILE_MODE = 0o660
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who owns the restored files."""
+
+    uid: int
+    gid: int
+
+    @property
+    def name(self) -> str:
+        try:
+            return pwd.getpwuid(self.uid).pw_name
+        except KeyError:
+            return str(self.uid)
+
+
+def resolve_owner(datadir: Path, spec: str | None = None) -> Owner:
+    """``spec`` (``USER[:GROUP]``), else DIR's owner if it exists, else the ``mysql`` user,
+    else the current user; UsageError for an unknown user or group."""
+    if spec:
+        user, _, group = spec.partition(":")
+        try:
+            entry = pwd.getpwnam(user)
+            gid = grp.getgrnam(group).gr_gid if group else entry.pw_gid
+        except KeyError:
+            raise UsageError(f"--owner {spec!r}: no such user or group on this host") from None
+        return Owner(entry.pw_uid, gid)
+    if datadir.is_dir():
+        st = datadir.stat()
+        return Owner(st.st_uid, st.st_gid)
+    with contextlib.suppress(KeyError):
+        entry = pwd.getpwnam("mysql")
+        return Owner(entry.pw_uid, entry.pw_gid)
+    return Owner(os.geteuid(), os.getegid())
+
+
+def existing_ancestor(path: Path) -> Path:
+    """``path`` or its nearest existing parent (where free space is measured)."""
+    current = path
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    return current
+
+
+def server_holds(datadir: Path) -> bool:
+    """Whether a running server holds ``datadir`` (InnoDB locks ``ibdata1`` while it runs)."""
+    system = datadir / "ibdata1"
+    if not system.is_file():
+        return False
+    try:
+        fd = os.open(system, os.O_RDONLY)
+    except OSError:
+        return False
+    try:  # a shared lock conflicts with the server's exclusive one; read access suffices
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool = False) -> None:
+    """UsageError (nothing changed) unless a restore of ``needed`` bytes may go to
+    ``datadir``; see the module docstring. ``running_ok`` skips the running-server check
+    (for a plan made before the caller stops that server itself)."""
+    if datadir.exists() and not datadir.is_dir():
+        raise UsageError(f"--datadir {datadir} exists and is not a directory")
+    if not datadir.exists() and not existing_ancestor(datadir.parent).is_dir():
+        raise UsageError(f"--datadir {datadir}: no parent directory to create it in")
+    if datadir.is_dir():
+        if not running_ok and server_holds(datadir):
+            raise UsageError(
+                f"--datadir {datadir} is in use by a running server",
+                hint="stop that server first; --force never replaces a running server's files",
+            )
+        entries = sorted(p.name for p in datadir.iterdir() if not p.name.startswith(WORK_PREFIX))
+        if entries and not force:
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise UsageError(
+                f"--datadir {datadir} is not empty ({len(entries)} entries: {shown})",
+                hint="restore into an empty or new directory, or --force to replace its contents",
+            )
+    where = existing_ancestor(datadir)
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise UsageError(f"--datadir {datadir}: {where} is not writable by this user")
+    free = shutil.disk_usage(where).free
+    if free < needed + HEADROOM:
+        raise UsageError(
+            f"not enough space for the restore in {where}: {free // MiB} MiB free, "
+            f"{(needed + HEADROOM) // MiB} MiB needed",
+            hint="free space there, or restore into a directory on another filesystem",
+        )
+
+
+class WorkArea:
+    """``DIR/.datatier-restore-XXXX``: where the chain is extracted and prepared.
+
+    A context manager: on an exception the work area is removed, and DIR too if this
+    restore created it, so a failed restore changes nothing.
+    """
+
+    def __init__(self, datadir: Path) -> None:
+        self.datadir = datadir
+        self.created = False
+        self.root: Path | None = None
+
+    def __enter__(self) -> WorkArea:
+        if not self.datadir.exists():
+            self.datadir.mkdir(parents=True, mode=0o750)
+            self.created = True
+        self.root = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=self.datadir))
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+        if exc_type is not None and self.created:
+            shutil.rmtree(self.datadir, ignore_errors=True)
+
+    @property
+    def data(self) -> Path:
+        """Where the full backup is extracted and every incremental applied."""
+        assert self.root is not None
+        return self.root / "data"
+
+    def increment(self, number: int) -> Path:
+        assert self.root is not None
+        return self.root / f"incremental-{number}"
+
+    def install(self, owner: Owner) -> None:
+        """Replace DIR's contents with the prepared datadir, owned and moded as the
+        server expects."""
+        assert self.root is not None
+        for entry in list(self.datadir.iterdir()):
+            if entry == self.root:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        for entry in list(self.data.iterdir()):
+            entry.rename(self.datadir / entry.name)
+        set_ownership(self.datadir, owner)
+
+
+def set_ownership(datadir: Path, owner: Owner) -> None:
+    """Own everything under ``datadir`` by ``owner``; directories 0700, files 0660."""
+    for top, dirs, files in os.walk(datadir):
+        root = Path(top)
+        for name in dirs:
+            os.lchown(root / name, owner.uid, owner.gid)
+            (root / name).chmod(DIR_MODE)
+        for name in files:
+            path = root / name
+            os.lchown(path, owner.uid, owner.gid)
+            if not path.is_symlink():
+                path.chmod(FILE_MODE)
+    os.lchown(datadir, owner.uid, owner.gid)

@@ -1,0 +1,245 @@
+"""The physical backup engine: ``mariadb-backup --backup --stream=mbstream`` into the store.
+
+Runs on the database host (mariabackup reads the node's datadir). The stream is cut into
+objects of ``chunk_mb`` raw bytes, ``data/mbstream-000001.zst`` onwards: each is one zstd
+frame, so ``cat data/mbstream-*.zst | zstd -d | mbstream -x -C DIR`` rebuilds the backup
+with stock tools. Full or incremental (``--incremental-lsn`` = the parent's ``to_lsn``,
+no local base directory) as :mod:`datatier.mysql.physical.lineage` decides.
+
+The manifest records the copy's binlog file, position and GTID (mariabackup's binlog info,
+taken under ``BACKUP STAGE BLOCK_COMMIT``), its LSNs (``xtrabackup_checkpoints``), the
+server's identity, ``--parallel`` and, per database, the tables and views the stream holds.
+It records no row counts or checksums: a physical copy cannot honestly know them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from datatier.backup.catalog import Catalog
+from datatier.backup.engine import BackupEngine, DumpResult
+from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
+from datatier.backup.policy import Policy
+from datatier.backup.stores import store_for
+from datatier.config import LoadedConfig
+from datatier.errors import ConfigError, OperationFailed
+from datatier.log import get_logger
+from datatier.mysql.connection import Endpoint, connect, endpoint
+from datatier.mysql.physical.lineage import ENGINE, choose_base, lsn
+from datatier.mysql.physical.mbstream import StreamIndex
+from datatier.mysql.physical.server import (
+    ServerIdentity,
+    current_lsn,
+    decode_filenames,
+    read_identity,
+)
+from datatier.mysql.physical.tool import (
+    BackupRun,
+    find_tool,
+    parse_binlog_pos,
+    read_checkpoints,
+    tool_version,
+)
+from datatier.storage.base import MiB
+
+log = get_logger(__name__)
+
+OBJECT_KIND = "mbstream"
+MAX_CHUNK = 16 * MiB
+"""Objects are at most this many raw bytes: up to 6 wait compressed for their upload, and
+datafile pages can be incompressible, so larger ones would raise peak memory past 200 MB."""
+
+
+def part_key(part: int) -> str:
+    """The relative key of stream part ``part`` (from 1); sorts in stream order."""
+    return f"mbstream-{part:06d}.zst"
+
+
+class MariabackupEngine(BackupEngine):
+    """Physical backups of ``source`` (a node on this host) with mariadb-backup."""
+
+    name = ENGINE
+
+    @classmethod
+    def for_policy(
+        cls, loaded: LoadedConfig, policy: Policy, *, max_lag: float | None = None
+    ) -> MariabackupEngine:
+        """``max_lag`` does not apply: a physical backup copies the one node on this host."""
+        node = policy.spec.source.node
+        if node is None:
+            raise ConfigError(str(policy.path), "source.node", "missing required value")
+        catalog = Catalog(store_for(policy.store_url, loaded.config), [policy.name])
+        return cls(
+            endpoint(loaded.config.mysql, node),
+            policy,
+            catalog,
+            chunk_bytes=min(policy.spec.chunk_mb * MiB, MAX_CHUNK),
+            parallel=policy.spec.jobs,
+        )
+
+    def __init__(
+        self,
+        source: Endpoint,
+        policy: Policy,
+        catalog: Catalog,
+        *,
+        chunk_bytes: int = DEFAULT_CHUNK,
+        parallel: int = 4,
+    ) -> None:
+        self.source = source
+        self.policy = policy
+        self.catalog = catalog
+        self.chunk_bytes = chunk_bytes
+        self.parallel = max(1, parallel)
+        self.requested: bool | None = None
+
+    def choose(self, incremental: bool | None) -> None:
+        self.requested = incremental
+
+    # -- the backup -------------------------------------------------------------------------
+
+    def dump(self, writer: ObjectWriter) -> DumpResult:
+        started = time.monotonic()
+        binary = find_tool("mariadb-backup", "mariabackup")
+        with connect(self.source) as conn:
+            server = read_identity(conn)
+            datadir = self._datadir(server)
+            base = choose_base(
+                self.catalog,
+                self.policy,
+                server,
+                current_lsn(conn),
+                self.requested,
+                datetime.now(UTC),
+            )
+        log.info(
+            "backup.physical_started",
+            node=self.source.name,
+            kind="full" if base.parent is None else "incremental",
+            reason=base.reason,
+        )
+        with tempfile.TemporaryDirectory(prefix="datatier-mariabackup-") as tmp:
+            work = Path(tmp)
+            index = StreamIndex()
+            with BackupRun(
+                self.source,
+                work,
+                datadir=datadir,
+                parallel=self.parallel,
+                incremental_lsn=base.incremental_lsn,
+                binary=binary,
+            ) as run:
+                parts = self._stream(run.chunks(), index, writer)
+                run.wait()
+            index.finish()  # a truncated or empty stream never becomes a backup
+            checkpoints = read_checkpoints(work / "xtrabackup_checkpoints")
+            info = (work / "xtrabackup_info").read_text(errors="replace")
+        expected = "full-backuped" if base.parent is None else "incremental"
+        if checkpoints.backup_type != expected:
+            raise OperationFailed(
+                f"mariadb-backup made a {checkpoints.backup_type} backup, {expected} was asked for"
+            )
+        if base.parent is not None and checkpoints.from_lsn != lsn(base.parent, "to_lsn"):
+            raise OperationFailed(
+                f"the incremental starts at LSN {checkpoints.from_lsn}, not at its parent's "
+                f"{lsn(base.parent, 'to_lsn')}"
+            )
+        binlog = parse_binlog_pos(info)
+        if binlog is None and server.log_bin:
+            raise OperationFailed("mariadb-backup did not report the copy's binlog position")
+        databases = self._databases(index)
+        seconds = round(time.monotonic() - started, 3)
+        log.info(
+            "backup.physical_done",
+            node=self.source.name,
+            parts=parts,
+            stream_bytes=index.total,
+            to_lsn=checkpoints.to_lsn,
+            seconds=seconds,
+        )
+        return DumpResult(
+            source={
+                "engine": ENGINE,
+                "node": self.source.name,
+                "host": self.source.host,
+                **server.to_json(),
+                "datadir": datadir,
+            },
+            consistency={
+                "method": "mariabackup BACKUP STAGE",
+                "backup_type": "full" if base.parent is None else "incremental",
+                "binlog_file": binlog.file if binlog else None,
+                "binlog_pos": binlog.position if binlog else None,
+                "gtid_pos": binlog.gtid if binlog else "",
+                "from_lsn": checkpoints.from_lsn,
+                "to_lsn": checkpoints.to_lsn,
+                "last_lsn": checkpoints.last_lsn,
+            },
+            tables=[],
+            databases=databases,
+            options={
+                "tool": "mariadb-backup",
+                "tool_version": tool_version(binary),
+                "parallel": self.parallel,
+                "stream_bytes": index.total,
+                "stream_files": len(index.files),
+                "parts": parts,
+                "chunk_bytes": self.chunk_bytes,
+                "base_reason": base.reason,
+            },
+            parent=base.parent.backup_id if base.parent else None,
+        )
+
+    def _datadir(self, server: ServerIdentity) -> str:
+        """The datadir mariabackup copies: the policy's, else the server's; ConfigError
+        unless it is a directory on this host holding an InnoDB system tablespace."""
+        configured = self.policy.spec.source.datadir
+        datadir = configured or server.datadir
+        path = Path(datadir)
+        if not (path / "ibdata1").is_file() and not any(path.glob("ibdata*")):
+            where = "source.datadir" if configured else f"@@datadir of {self.source.label}"
+            raise ConfigError(
+                str(self.policy.path),
+                "source.datadir",
+                f"{datadir} ({where}) is not a MariaDB datadir on this host",
+                hint="run physical backups on the database host, or set source.datadir",
+            )
+        return datadir
+
+    def _stream(self, chunks: Any, index: StreamIndex, writer: ObjectWriter) -> int:
+        """Cut the stream into objects of ``chunk_bytes``; returns how many were written."""
+        parts = 0
+        current: OpenObject | None = None
+        for data in chunks:
+            index.feed(data)
+            if current is None:
+                parts += 1
+                current = writer.open(part_key(parts), OBJECT_KIND, None, None, parts)
+            current.write(data)
+            if current.raw_size >= self.chunk_bytes:
+                writer.close(current)
+                current = None
+        if current is not None:
+            writer.close(current)
+        return parts
+
+    def _databases(self, index: StreamIndex) -> dict[str, dict[str, Any]]:
+        """Per database (server names): its tables and views, and bytes in the stream."""
+        found = index.tables()
+        sizes = index.database_bytes()
+        encoded = [*found, *(n for slot in found.values() for v in slot.values() for n in v)]
+        with connect(self.source) as conn:
+            names = decode_filenames(conn, encoded)
+        return {
+            names[db]: {
+                "tables": sorted(names[t] for t in slot["tables"]),
+                "views": sorted(names[v] for v in slot["views"]),
+                "bytes": sizes.get(db, 0),
+                "directory": db,
+            }
+            for db, slot in sorted(found.items())
+        }

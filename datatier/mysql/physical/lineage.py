@@ -1,0 +1,140 @@
+"""Which backup an incremental builds on, and whether a chain of physical backups holds.
+
+An incremental copies the pages changed since its parent's ``to_lsn``; it is only
+meaningful on a parent taken from the same server (``server_uid``, ``server_id``,
+version), whose LSN the server has not gone back behind, and whose own chain is whole.
+:func:`check_links` checks a resolved chain the same way before a restore.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from datatier.backup.catalog import Catalog
+from datatier.backup.chain import resolve_chain
+from datatier.backup.manifest import Manifest
+from datatier.backup.policy import Policy
+from datatier.errors import IntegrityFailure, UsageError
+from datatier.log import get_logger
+from datatier.mysql.physical.server import ServerIdentity
+
+log = get_logger(__name__)
+
+ENGINE = "mariabackup"
+
+
+@dataclass(frozen=True)
+class Base:
+    """What the next backup builds on: ``parent`` None for a full backup, and why."""
+
+    parent: Manifest | None
+    reason: str
+
+    @property
+    def incremental_lsn(self) -> int | None:
+        return None if self.parent is None else lsn(self.parent, "to_lsn")
+
+
+def lsn(manifest: Manifest, key: str) -> int:
+    """An LSN of a physical manifest's ``consistency``; IntegrityFailure if it has none."""
+    value = manifest.consistency.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise IntegrityFailure(f"backup {manifest.backup_id} records no {key}")
+    return value
+
+
+def check_links(chain: list[Manifest]) -> None:
+    """IntegrityFailure unless every member of ``chain`` (full first) is a physical backup,
+    each incremental starts at its parent's ``to_lsn``, and all come from one server."""
+    full = chain[0]
+    if full.parent is not None or full.consistency.get("backup_type") != "full":
+        raise IntegrityFailure(f"backup {full.backup_id} should be a full backup and is not")
+    for parent, child in itertools.pairwise(chain):
+        if child.engine != ENGINE or child.consistency.get("backup_type") != "incremental":
+            raise IntegrityFailure(f"backup {child.backup_id} is not a physical incremental")
+        if lsn(child, "from_lsn") != lsn(parent, "to_lsn"):
+            raise IntegrityFailure(
+                f"backup {child.backup_id} starts at LSN {lsn(child, 'from_lsn')}, but its "
+                f"parent {parent.backup_id} ends at {lsn(parent, 'to_lsn')}: broken chain"
+            )
+        changed = [
+            f"{key} {parent.source.get(key)} -> {child.source.get(key)}"
+            for key in ("server_uid", "server_id", "version")
+            if str(parent.source.get(key)) != str(child.source.get(key))
+        ]
+        if changed:
+            raise IntegrityFailure(
+                f"backup {child.backup_id} comes from another server than its parent "
+                f"{parent.backup_id} ({', '.join(changed)}): broken chain"
+            )
+
+
+def _continue(catalog: Catalog, newest: Manifest, server: ServerIdentity, now_lsn: int) -> None:
+    """UsageError unless an incremental of ``server`` can build on ``newest``."""
+    try:
+        check_links(resolve_chain(catalog, newest))
+    except IntegrityFailure as exc:
+        raise UsageError(
+            f"the newest backup {newest.backup_id} cannot take an incremental: {exc.message}",
+            hint="take a full backup (--full)",
+        ) from None
+    changed = server.differs_from(newest.source)
+    if changed:
+        raise UsageError(
+            f"the newest backup {newest.backup_id} was taken on another server "
+            f"({', '.join(changed)}): an incremental would not apply to it",
+            hint="take a full backup (--full)",
+        )
+    if now_lsn < lsn(newest, "to_lsn"):
+        raise UsageError(
+            f"the server's LSN {now_lsn} is behind LSN {lsn(newest, 'to_lsn')} of the newest "
+            f"backup {newest.backup_id}: it is not the server that backup was taken from "
+            "(restored or re-initialised since)",
+            hint="take a full backup (--full)",
+        )
+
+
+def choose_base(
+    catalog: Catalog,
+    policy: Policy,
+    server: ServerIdentity,
+    now_lsn: int,
+    requested: bool | None,
+    now: datetime,
+) -> Base:
+    """The parent of the next backup (None: a full one). ``requested`` True: an incremental
+    or UsageError saying why not; False: full; None: the policy's ``full_every_days``
+    decides, falling back to a full backup (logged) when an incremental is impossible."""
+    if requested is False:
+        return Base(None, "full backup asked for")
+    every = policy.spec.full_every_days
+    if requested is None and every == 0:
+        return Base(None, "policy takes full backups (full_every_days = 0)")
+    physical = [
+        e.manifest
+        for e in catalog.backups(policy.name)
+        if e.manifest is not None and e.manifest.engine == ENGINE
+    ]
+    if not physical:
+        if requested:
+            raise UsageError(
+                f"policy {policy.name} has no complete physical backup to build an incremental on",
+                hint=f"take a full backup first: datatier backup run {policy.name} --full",
+            )
+        return Base(None, "no earlier backup")
+    newest = physical[-1]
+    try:
+        _continue(catalog, newest, server, now_lsn)
+    except UsageError as exc:
+        if requested:
+            raise
+        log.warning("backup.full_instead", policy=policy.name, reason=exc.message)
+        return Base(None, f"full instead of incremental: {exc.message}")
+    if requested is None:
+        root = resolve_chain(catalog, newest)[0]
+        age = now - datetime.fromisoformat(root.started_at)
+        if age >= timedelta(days=every):
+            return Base(None, f"full backup {root.backup_id} is {age.days} days old")
+    return Base(newest, f"incremental on {newest.backup_id}")

@@ -1,0 +1,279 @@
+"""Restore a physical backup into a datadir: the chain, extracted and prepared in order.
+
+:class:`PhysicalRestore` has the restore-engine shape (``plan``, ``check_target``, ``apply``,
+``post_check``): it decides what to fetch and how to apply staged, verified objects; it
+never downloads. :func:`restore_physical` drives it the way the generic restore service
+does (plan, refusals, archive restores, staging with every SHA-256 checked, apply, check).
+
+* ``plan``: the backup's chain, full first (:func:`~datatier.backup.chain.resolve_chain`);
+  a broken chain is IntegrityFailure (exit 4) and is never restored. Every member's stream
+  parts must be numbered 1..N.
+* ``check_target``: the datadir refusals of :func:`~datatier.mysql.physical.datadir.check_datadir`
+  (exit 2) and the tools present, before any archive restore is requested.
+* ``apply``: per member, ``mbstream -x`` of its decompressed parts; ``--prepare`` of the full
+  backup, then ``--prepare --incremental-dir`` of each incremental in order; then the
+  prepared datadir replaces DIR's contents, owned as the server expects.
+* ``post_check``: the prepared datadir says it is fully applied, holds no unapplied deltas,
+  and InnoDB's binlog position is not past the one the manifest records.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datatier.backup.bringback import bring_back
+from datatier.backup.catalog import Catalog
+from datatier.backup.chain import resolve_chain
+from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.backup.restore import RestoreOptions
+from datatier.config import LoadedConfig
+from datatier.errors import IntegrityFailure, UsageError
+from datatier.log import get_logger
+from datatier.mysql.physical.datadir import WorkArea, check_datadir, resolve_owner
+from datatier.mysql.physical.engine import OBJECT_KIND
+from datatier.mysql.physical.lineage import ENGINE, check_links
+from datatier.mysql.physical.tool import (
+    BACKUP_BINARIES,
+    extract,
+    find_tool,
+    prepare,
+    read_checkpoints,
+)
+from datatier.pipeline.staging import Staged, Wanted, stage
+
+log = get_logger(__name__)
+
+LoadedFn = Callable[[ObjectRecord], None]
+
+
+@dataclass
+class RestorePlan:
+    """What a restore fetches (apply order) and where it goes (the restore-engine shape)."""
+
+    manifest: Manifest
+    objects: list[ObjectRecord]
+    target: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def stream_parts(manifest: Manifest) -> list[ObjectRecord]:
+    """The manifest's stream objects in order; IntegrityFailure unless numbered 1..N."""
+    parts = sorted((o for o in manifest.objects if o.kind == OBJECT_KIND), key=lambda o: o.part)
+    numbers = [o.part for o in parts]
+    if not parts or numbers != list(range(1, len(parts) + 1)):
+        raise IntegrityFailure(
+            f"backup {manifest.backup_id}: stream parts {numbers[:5]}... are not 1..N"
+        )
+    return parts
+
+
+class PhysicalRestore:
+    """Restores a ``mariabackup`` backup (and its chain) into ``options.datadir``."""
+
+    name = ENGINE
+
+    @classmethod
+    def for_manifest(
+        cls,
+        loaded: LoadedConfig | None,
+        manifest: Manifest,
+        catalog: Catalog,
+        options: RestoreOptions,
+    ) -> PhysicalRestore:
+        if manifest.engine != ENGINE:
+            raise UsageError(f"backup {manifest.backup_id} is a {manifest.engine} backup")
+        if not options.datadir:
+            raise UsageError(
+                f"backup {manifest.backup_id} is physical: it restores into a datadir",
+                hint="name one with --datadir DIR (stopped server, empty or new directory)",
+            )
+        return cls(manifest, catalog, options)
+
+    def __init__(self, manifest: Manifest, catalog: Catalog, options: RestoreOptions) -> None:
+        self.manifest = manifest
+        self.catalog = catalog
+        self.options = options
+        self.datadir = Path(options.datadir or "").absolute()
+        self._chain: list[Manifest] = []
+
+    # -- plan -------------------------------------------------------------------------------
+
+    def plan(self) -> RestorePlan:
+        """The chain and every object to fetch, full backup first; reads only."""
+        if self.options.tables or self.options.databases or self.options.renames:
+            raise UsageError("a physical restore brings back the whole datadir: no --tables, "
+                             "--databases or --rename")  # fmt: skip
+        chain = resolve_chain(self.catalog, self.manifest)
+        check_links(chain)
+        self._chain = chain
+        objects: list[ObjectRecord] = []
+        members = []
+        for member in chain:
+            parts = stream_parts(member)
+            objects.extend(parts)
+            members.append(
+                {
+                    "id": member.backup_id,
+                    "type": member.consistency.get("backup_type"),
+                    "objects": len(parts),
+                    "bytes": sum(o.size for o in parts),
+                    "raw_bytes": sum(o.raw_size for o in parts),
+                    "gtid_pos": member.consistency.get("gtid_pos"),
+                }
+            )
+        return RestorePlan(
+            manifest=self.manifest,
+            objects=objects,
+            target=str(self.datadir),
+            details={
+                "chain": members,
+                "datadir": str(self.datadir),
+                "gtid_pos": self.manifest.consistency.get("gtid_pos"),
+                "binlog_file": self.manifest.consistency.get("binlog_file"),
+                "binlog_pos": self.manifest.consistency.get("binlog_pos"),
+                "server_version": self.manifest.source.get("version"),
+            },
+        )
+
+    def needed_bytes(self, plan: RestorePlan) -> int:
+        """Disk the datadir needs: every member's stream (deltas are extracted beside the
+        datadir before they are applied) plus the redo log the server will create."""
+        redo = int(self.manifest.source.get("innodb_log_file_size") or 0)
+        return sum(o.raw_size for o in plan.objects) + redo
+
+    def check_target(self, plan: RestorePlan) -> None:
+        """Refusals (exit 2) before any archive restore is requested or anything changed."""
+        find_tool(*BACKUP_BINARIES)
+        find_tool("mbstream")
+        resolve_owner(self.datadir, self.options.owner)
+        check_datadir(self.datadir, self.needed_bytes(plan), force=self.options.force)
+
+    # -- apply ------------------------------------------------------------------------------
+
+    def apply(self, plan: RestorePlan, staged: Staged, on_loaded: LoadedFn | None = None) -> None:
+        """Extract and prepare the chain from verified local copies; install the datadir."""
+        chain = self._chain or resolve_chain(self.catalog, self.manifest)
+        owner = resolve_owner(self.datadir, self.options.owner)
+        jobs = max(1, self.options.jobs)
+        with WorkArea(self.datadir) as work:
+            for number, member in enumerate(chain):
+                started = time.monotonic()
+                dest = work.data if number == 0 else work.increment(number)
+                extract(self._stream(member, staged, on_loaded), dest, parallel=jobs)
+                prepare(work.data, incremental=None if number == 0 else dest)
+                log.info(
+                    "restore.prepared",
+                    backup_id=member.backup_id,
+                    type=member.consistency.get("backup_type"),
+                    seconds=round(time.monotonic() - started, 3),
+                )
+                if number:
+                    shutil.rmtree(dest, ignore_errors=True)
+            work.install(owner)
+        log.info("restore.datadir_ready", datadir=str(self.datadir), owner=owner.name)
+
+    @staticmethod
+    def _stream(member: Manifest, staged: Staged, on_loaded: LoadedFn | None) -> Iterator[bytes]:
+        def one(record: ObjectRecord) -> Iterator[bytes]:
+            yield from staged.decompressed(record.key)
+            if on_loaded:
+                on_loaded(record)
+
+        return itertools.chain.from_iterable(one(r) for r in stream_parts(member))
+
+    def post_check(self, plan: RestorePlan) -> None:
+        """IntegrityFailure unless the datadir is fully prepared and not past the backup's
+        binlog position (see the module docstring)."""
+        checkpoints = read_checkpoints(self.datadir / "xtrabackup_checkpoints")
+        if checkpoints.backup_type != "log-applied":
+            raise IntegrityFailure(
+                f"{self.datadir}: prepare left the backup {checkpoints.backup_type!r}"
+            )
+        leftovers = [p.name for p in self.datadir.rglob("*.delta")]
+        if leftovers:
+            raise IntegrityFailure(f"{self.datadir}: unapplied deltas left: {leftovers[:3]}")
+        recorded = self.manifest.consistency
+        innodb = self.datadir / "xtrabackup_binlog_pos_innodb"
+        fields = innodb.read_text().split() if innodb.is_file() else []
+        if len(fields) < 2 or not fields[1].isdigit() or not recorded.get("binlog_file"):
+            return  # InnoDB recorded no binlog position: nothing to compare
+        name, pos = Path(fields[0]).name, int(fields[1])
+        if name == recorded["binlog_file"] and pos > int(recorded["binlog_pos"]):
+            raise IntegrityFailure(
+                f"{self.datadir}: InnoDB's binlog position {name}:{pos} is past the backup's "
+                f"{recorded['binlog_file']}:{recorded['binlog_pos']}"
+            )
+
+
+@dataclass
+class PhysicalReport:
+    """What a physical restore did (or, on a dry run, would do)."""
+
+    backup_id: str
+    policy: str
+    datadir: str
+    chain: list[dict[str, Any]]
+    objects: int
+    bytes: int
+    raw_bytes: int
+    by_class: dict[str, int]
+    archived: int
+    restore_requested: int
+    gtid_pos: str
+    dry_run: bool
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def restore_physical(
+    manifest: Manifest,
+    catalog: Catalog,
+    options: RestoreOptions,
+    on_loaded: LoadedFn | None = None,
+    on_wait: Callable[[int, int], None] | None = None,
+    *,
+    staging_dir: Path | None = None,
+) -> PhysicalReport:
+    """Plan, refuse, bring archived objects back, stage (verified), apply, check."""
+    started = time.monotonic()
+    engine = PhysicalRestore.for_manifest(None, manifest, catalog, options)
+    plan = engine.plan()
+    engine.check_target(plan)
+    archive = bring_back(catalog.store, plan.objects, options, on_wait)
+    report = PhysicalReport(
+        backup_id=manifest.backup_id,
+        policy=manifest.policy,
+        datadir=plan.target,
+        chain=plan.details["chain"],
+        objects=len(plan.objects),
+        bytes=sum(o.size for o in plan.objects),
+        raw_bytes=sum(o.raw_size for o in plan.objects),
+        by_class=archive.classes,
+        archived=archive.archived,
+        restore_requested=archive.requested,
+        gtid_pos=str(plan.details.get("gtid_pos") or ""),
+        dry_run=options.dry_run,
+    )
+    if options.dry_run:
+        return report
+    wanted = [Wanted(o.key, o.size, o.sha256) for o in plan.objects]
+    with stage(catalog.store, wanted, directory=staging_dir, jobs=options.jobs) as staged:
+        engine.apply(plan, staged, on_loaded)
+    engine.post_check(plan)
+    report.seconds = round(time.monotonic() - started, 3)
+    log.info(
+        "restore.completed",
+        backup_id=manifest.backup_id,
+        datadir=plan.target,
+        members=len(report.chain),
+        seconds=report.seconds,
+    )
+    return report

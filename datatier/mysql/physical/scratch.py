@@ -1,0 +1,163 @@
+"""A throwaway ``mariadbd`` on a restored datadir, for restore tests and checks.
+
+It listens on ``127.0.0.1:PORT`` only (and a socket in a private directory), writes no
+binlog, starts no replication and runs no events, so it can never act on anything but its
+own copy. A context manager: leaving it stops the server (SIGTERM, then SIGKILL after
+``stop_timeout``) and removes its run directory; the datadir is the caller's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from datatier.errors import OperationFailed, UsageError
+from datatier.mysql.physical.datadir import resolve_owner
+from datatier.mysql.physical.tool import tail_of
+
+HOST = "127.0.0.1"
+
+
+def port_free(port: int) -> bool:
+    """Whether ``127.0.0.1:port`` can be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(candidates: Iterable[int] = ()) -> int:
+    """The first free port of ``candidates``; with none given, one the kernel picks.
+    UsageError when every candidate is taken."""
+    tried = list(candidates)
+    for port in tried:
+        if port_free(port):
+            return port
+    if tried:
+        raise UsageError(f"no free port for a scratch server in {tried[0]}-{tried[-1]}")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def mariadbd_binary() -> str:
+    found = shutil.which("mariadbd") or shutil.which("mysqld")
+    if found is None and Path("/usr/sbin/mariadbd").is_file():
+        found = "/usr/sbin/mariadbd"
+    if found is None:
+        raise UsageError("mariadbd is not installed on this host", hint="install mariadb-server")
+    return found
+
+
+class ScratchServer:
+    """``mariadbd`` on ``datadir`` at ``127.0.0.1:port``; see the module docstring."""
+
+    def __init__(
+        self,
+        datadir: Path,
+        port: int,
+        *,
+        server_id: int = 4000,
+        buffer_pool_mb: int = 128,
+        start_timeout: float = 120.0,
+        stop_timeout: float = 60.0,
+    ) -> None:
+        self.datadir = datadir.absolute()
+        self.port = port
+        self.host = HOST
+        self.server_id = server_id
+        self.buffer_pool_mb = buffer_pool_mb
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.rundir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        assert self.rundir is not None
+        return self.rundir / "error.log"
+
+    def argv(self) -> list[str]:
+        assert self.rundir is not None
+        args = [
+            mariadbd_binary(),
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--port={self.port}",
+            f"--bind-address={self.host}",
+            f"--socket={self.rundir / 'mysqld.sock'}",
+            f"--pid-file={self.rundir / 'mysqld.pid'}",
+            f"--log-error={self.log_path}",
+            f"--tmpdir={self.rundir}",
+            f"--server-id={self.server_id}",
+            "--skip-log-bin",
+            "--skip-slave-start",
+            "--event-scheduler=DISABLED",
+            "--skip-name-resolve",
+            f"--innodb-buffer-pool-size={self.buffer_pool_mb}M",
+            "--performance-schema=OFF",
+        ]
+        if os.geteuid() == 0:
+            args.append(f"--user={resolve_owner(self.datadir).name}")
+        return args
+
+    def __enter__(self) -> ScratchServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections; OperationFailed with
+        its log's last lines if it exits or does not answer within ``start_timeout``."""
+        if not port_free(self.port):
+            raise UsageError(f"port {self.port} for the scratch server is taken")
+        self.rundir = Path(tempfile.mkdtemp(prefix="datatier-scratch-"))
+        owner = resolve_owner(self.datadir)
+        os.chown(self.rundir, owner.uid, owner.gid)
+        self._proc = subprocess.Popen(
+            self.argv(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                log = tail_of(self.log_path)
+                self.stop()
+                raise OperationFailed(f"mariadbd did not start on {self.datadir}: {log}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        log = tail_of(self.log_path)
+        self.stop()
+        raise OperationFailed(f"mariadbd on {self.datadir} did not answer in time: {log}")
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and remove the run directory."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.rundir is not None:
+            shutil.rmtree(self.rundir, ignore_errors=True)
+            self.rundir = None

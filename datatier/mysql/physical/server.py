@@ -1,0 +1,108 @@
+"""What a physical backup needs to know from the server itself (all of its SQL lives here).
+
+The server's identity (:class:`ServerIdentity`) goes into every manifest; an incremental is
+only taken on a parent from the same server (same ``server_uid``, ``server_id`` and
+version) whose LSN the server has passed. MariaDB has no ``server_uuid``; its
+``server_uid`` (a hash of the host's MAC address and the server's port) is the closest:
+it changes when the server moves to another host or port.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pymysql
+
+from datatier.errors import OperationFailed
+from datatier.mysql.connection import Connection, query_dicts
+
+LSN_LINE = re.compile(r"^Log sequence number\s+(\d+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class ServerIdentity:
+    """The facts a manifest records about the server a physical backup was taken from."""
+
+    version: str
+    server_uid: str
+    server_id: int
+    hostname: str
+    port: int
+    datadir: str
+    log_bin: bool
+    innodb_log_file_size: int = 0  # not identity: what a restored server's redo log needs
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def differs_from(self, recorded: dict[str, Any]) -> list[str]:
+        """``what: recorded -> now`` for each identity fact that changed since ``recorded``
+        (a manifest's ``source``); empty when it is the same server."""
+        changed = []
+        for key in ("server_uid", "server_id", "version"):
+            before, now = recorded.get(key), getattr(self, key)
+            if str(before) != str(now):
+                changed.append(f"{key} {before} -> {now}")
+        return changed
+
+
+def read_identity(conn: Connection) -> ServerIdentity:
+    """The server's identity facts."""
+    row = query_dicts(
+        conn,
+        "SELECT @@version AS version, @@server_uid AS server_uid, @@server_id AS server_id, "
+        "@@hostname AS hostname, @@port AS port, @@datadir AS datadir, @@log_bin AS log_bin, "
+        "@@innodb_log_file_size AS log_size",
+    )[0]
+    return ServerIdentity(
+        version=str(row["version"]),
+        server_uid=str(row["server_uid"]),
+        server_id=int(row["server_id"]),
+        hostname=str(row["hostname"]),
+        port=int(row["port"]),
+        datadir=str(row["datadir"]),
+        log_bin=bool(row["log_bin"]),
+        innodb_log_file_size=int(row["log_size"]),
+    )
+
+
+def current_lsn(conn: Connection) -> int:
+    """InnoDB's current log sequence number (from ``SHOW ENGINE INNODB STATUS``)."""
+    with conn.cursor() as cur:
+        cur.execute("SHOW ENGINE INNODB STATUS")
+        row = cur.fetchone()
+    match = LSN_LINE.search(str(row[2])) if row else None
+    if match is None:
+        raise OperationFailed("the server did not report InnoDB's log sequence number")
+    return int(match.group(1))
+
+
+def decode_filenames(conn: Connection, names: list[str]) -> dict[str, str]:
+    """File-name encoded identifiers (``weird@002ddb``) -> the names the server shows
+    (``weird-db``), decoded by the server itself (the ``_filename`` character set)."""
+    decoded: dict[str, str] = {}
+    plain = re.compile(r"^[A-Za-z0-9_$]*$")
+    todo = [n for n in dict.fromkeys(names) if not plain.match(n)]
+    decoded.update({n: n for n in names if plain.match(n)})
+    with conn.cursor() as cur:
+        for name in todo:
+            try:
+                cur.execute("SELECT CONVERT(_filename %s USING utf8mb4)", (name,))
+                row = cur.fetchone()
+            except pymysql.MySQLError:
+                row = None
+            decoded[name] = str(row[0]) if row and row[0] is not None else name
+    return decoded
+
+
+def shutdown(conn: Connection) -> None:
+    """Ask the server to shut down cleanly (``SHUTDOWN``; needs the SHUTDOWN privilege)."""
+    with conn.cursor() as cur:
+        try:
+            cur.execute("SHUTDOWN")
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] in (2013, 2006):  # the server went away: done
+                return
+            raise

@@ -1,0 +1,262 @@
+"""Running the stock tools: ``mariadb-backup`` (backup, prepare) and ``mbstream`` (extract).
+
+Passwords reach mariabackup through an option file that exists only as an inherited
+descriptor (:func:`datatier.mysql.connection.client_options_file`), never its command line
+or the disk. A tool that
+fails raises :class:`~datatier.errors.OperationFailed` with the last lines of its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from datatier.errors import OperationFailed, UsageError
+from datatier.mysql.connection import ClientOptions, Endpoint, client_options_file
+from datatier.storage.base import MiB
+
+BACKUP_BINARIES = ("mariadb-backup", "mariabackup")
+BINLOG_POS = re.compile(
+    r"filename '(?P<file>[^']*)', position '(?P<pos>\d+)'(?:, GTID of the last change "
+    r"'(?P<gtid>[^']*)')?"
+)
+READ_SIZE = MiB
+
+
+def find_tool(*names: str) -> str:
+    """The path of the first of ``names`` on PATH; UsageError naming the package if none."""
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise UsageError(
+        f"{names[0]} is not installed on this host",
+        hint="install the mariadb-backup package (it provides mariadb-backup and mbstream)",
+    )
+
+
+def tool_version(binary: str) -> str:
+    """``mariadb-backup --version``'s server version, e.g. ``10.11.19-MariaDB``."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    match = re.search(r"server (\S+)", out.stderr + out.stdout)
+    return match.group(1) if match else "unknown"
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """``xtrabackup_checkpoints``: the kind of backup and its LSN range."""
+
+    backup_type: str
+    from_lsn: int
+    to_lsn: int
+    last_lsn: int
+
+
+def read_keyvalues(path: Path) -> dict[str, str]:
+    """``key = value`` lines of a mariabackup metadata file."""
+    values: dict[str, str] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def read_checkpoints(path: Path) -> Checkpoints:
+    """Parse ``xtrabackup_checkpoints``; OperationFailed if it is missing or malformed."""
+    try:
+        values = read_keyvalues(path)
+        return Checkpoints(
+            backup_type=values["backup_type"],
+            from_lsn=int(values["from_lsn"]),
+            to_lsn=int(values["to_lsn"]),
+            last_lsn=int(values["last_lsn"]),
+        )
+    except (OSError, KeyError, ValueError) as exc:
+        raise OperationFailed(f"cannot read {path.name}: {exc!r}") from None
+
+
+@dataclass(frozen=True)
+class BinlogPosition:
+    """Where the copy stands in the server's binlog, as mariabackup reported it."""
+
+    file: str
+    position: int
+    gtid: str
+
+
+def parse_binlog_pos(text: str) -> BinlogPosition | None:
+    """The ``binlog_pos`` line of ``xtrabackup_info`` (None when the binlog is off)."""
+    match = BINLOG_POS.search(text)
+    if match is None:
+        return None
+    return BinlogPosition(match["file"], int(match["pos"]), match["gtid"] or "")
+
+
+def tail_of(path: Path, lines: int = 4) -> str:
+    """The last meaningful lines of a tool's log, joined for a one-line message."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    kept = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in kept if "error" in ln.lower()]
+    return " | ".join((errors or kept)[-lines:])
+
+
+class BackupRun:
+    """One ``mariadb-backup --backup --stream=mbstream`` process; iterate :meth:`chunks`.
+
+    A context manager: leaving it kills the process if it still runs (an interrupted
+    backup), and :meth:`wait` raises OperationFailed when it exited with an error.
+    ``workdir`` receives ``xtrabackup_checkpoints`` and ``xtrabackup_info`` (``--extra-lsndir``)
+    and the tool's log.
+    """
+
+    def __init__(
+        self,
+        source: Endpoint,
+        workdir: Path,
+        *,
+        datadir: str,
+        parallel: int,
+        incremental_lsn: int | None = None,
+        binary: str | None = None,
+    ) -> None:
+        self.source = source
+        self.workdir = workdir
+        self.datadir = datadir
+        self.parallel = parallel
+        self.incremental_lsn = incremental_lsn
+        self.binary = binary or find_tool(*BACKUP_BINARIES)
+        self.log_path = workdir / "mariabackup.log"
+        self._stack = contextlib.ExitStack()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def argv(self, options_file: ClientOptions) -> list[str]:
+        args = [
+            self.binary,
+            f"--defaults-file={options_file}",
+            "--backup",
+            "--stream=mbstream",
+            f"--target-dir={self.workdir / 'target'}",
+            f"--extra-lsndir={self.workdir}",
+            f"--datadir={self.datadir}",
+            f"--tmpdir={self.workdir}",
+            f"--parallel={self.parallel}",
+            # A checkpoint first: the backup's to_lsn is then recent, so the next
+            # incremental copies only pages changed after this backup.
+            "--innodb-log-checkpoint-now",
+        ]
+        if self.incremental_lsn is not None:
+            args.append(f"--incremental-lsn={self.incremental_lsn}")
+        return args
+
+    def __enter__(self) -> BackupRun:
+        options = self._stack.enter_context(client_options_file(self.source))
+        log = self._stack.enter_context(self.log_path.open("wb"))
+        self._proc = subprocess.Popen(
+            self.argv(options),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            close_fds=True,
+            pass_fds=options.pass_fds,  # the option file exists only as this descriptor
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self._proc
+        try:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        finally:
+            if proc is not None and proc.stdout is not None:
+                proc.stdout.close()
+            self._stack.close()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The stream, in pieces of up to 1 MiB, until mariabackup closes it."""
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        with contextlib.suppress(OSError):  # a larger pipe: fewer, larger reads
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, READ_SIZE)
+        while data := os.read(fd, READ_SIZE):
+            yield data
+
+    def wait(self) -> None:
+        """Wait for the process; OperationFailed (with its log's last lines) on an error."""
+        assert self._proc is not None
+        code = self._proc.wait()
+        if code != 0:
+            raise OperationFailed(
+                f"mariadb-backup failed on {self.source.label} (exit {code}): "
+                f"{self.source.scrub(tail_of(self.log_path))}"
+            )
+
+
+def extract(chunks: Iterable[bytes], directory: Path, *, parallel: int = 1) -> None:
+    """Feed an mbstream to ``mbstream -x -C DIRECTORY``; OperationFailed if it fails."""
+    binary = find_tool("mbstream")
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [binary, "-x", "-C", str(directory), f"--parallel={max(1, parallel)}"],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=log,
+        )
+        assert proc.stdin is not None
+        try:
+            with contextlib.suppress(BrokenPipeError):  # mbstream stopped: its exit code says why
+                for chunk in chunks:
+                    proc.stdin.write(chunk)
+                proc.stdin.close()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        code = proc.wait()
+        if code != 0:
+            log.seek(0)
+            text = log.read().decode(errors="replace").strip().splitlines()
+            raise OperationFailed(
+                f"mbstream could not extract into {directory} (exit {code}): "
+                + " | ".join(text[-3:])
+            )
+
+
+def prepare(target: Path, *, incremental: Path | None = None, use_memory_mb: int = 256) -> None:
+    """``mariadb-backup --prepare`` of ``target`` (applying ``incremental`` when given)."""
+    binary = find_tool(*BACKUP_BINARIES)
+    args = [
+        binary,
+        "--no-defaults",
+        "--prepare",
+        f"--target-dir={target}",
+        f"--use-memory={use_memory_mb}M",
+    ]
+    if incremental is not None:
+        args.append(f"--incremental-dir={incremental}")
+    log_path = target.parent / f".prepare-{target.name}.log"
+    with log_path.open("wb") as log:
+        code = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log).returncode
+    try:
+        if code != 0:
+            what = f"applying {incremental.name}" if incremental else "the full backup"
+            raise OperationFailed(
+                f"mariadb-backup --prepare failed on {what} (exit {code}): {tail_of(log_path)}"
+            )
+    finally:
+        log_path.unlink(missing_ok=True)

@@ -1,0 +1,140 @@
+"""`provision replica --from-backup` with a physical backup: a fresh MariaDB (started here from
+the sandbox's own service code) is stopped, its datadir replaced by a full backup and an
+incremental, started with the given command, and it then replicates and catches up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datatier.backup.stores import store_for
+from datatier.errors import DatatierError
+from datatier.mysql.physical.scratch import free_port
+from datatier.sandbox import process
+from datatier.sandbox.services.mariadb import MariaDBService
+from tests.integration.conftest import SandboxHandle, sql, unavailable
+from tests.integration.physical_support import cli, connect_port, scratch_ports, table_state
+
+DB = "phys_seed"
+POLICY = "phys-seed"
+
+
+def _stop_pid_file(path: Path, timeout: float = 60.0) -> None:
+    """Stop the server whose pid file is ``path`` (it was restarted by the start command,
+    so it is not the process the fixture started)."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(path.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def fresh(sandbox: SandboxHandle, tmp_path: Path, test_port_base: int) -> Iterator[MariaDBService]:
+    """A freshly initialised, running MariaDB (server_id 5) with the sandbox's users, on a
+    free port of this run's scratch range; stopped afterwards, whichever process runs it."""
+    cfg = sandbox.config.mysql
+    port = free_port(scratch_ports(test_port_base))
+    svc = MariaDBService(
+        "phys5", port, tmp_path, server_id=5, primary=None, user=cfg.user,
+        password=cfg.password, repl_user=cfg.replication_user,
+        repl_password=cfg.replication_password,
+    )  # fmt: skip
+    try:
+        svc.prepare(process.run_once)
+    except DatatierError as exc:
+        unavailable(f"cannot initialise a fresh MariaDB: {exc}")
+    record = process.start(svc.argv(), svc.log_path, cwd=svc.workdir)
+    try:
+        if not process.wait_until(lambda: svc.ready() or not process.is_alive(record), 60):
+            pytest.fail(f"fresh MariaDB did not start: {process.tail(svc.log_path)}")
+        svc.configure()
+        yield svc
+    finally:
+        process.stop([record])
+        _stop_pid_file(svc.workdir / "mysqld.pid")
+
+
+@pytest.fixture
+def seed_data(sandbox: SandboxHandle) -> Iterator[None]:
+    sandbox.write_policy(
+        POLICY,
+        'engine = "mariabackup"\njobs = 2\n[source]\nnode = "primary"\n'
+        "[retention]\nkeep_last = 5\nmin_age_days = 0\n",
+    )
+    sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {DB}")
+    sql(sandbox, "primary", f"CREATE DATABASE {DB}")
+    sql(sandbox, "primary", f"CREATE DATABASE IF NOT EXISTS {DB}_empty")  # no tables at all
+    sql(sandbox, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v VARCHAR(40))")
+    sql(sandbox, "primary", f"INSERT INTO {DB}.t SELECT seq, 'before' FROM {DB}.seq_1_to_2000")
+    sandbox.wait_replicated()
+    try:
+        yield
+    finally:
+        sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {DB}")
+        sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {DB}_empty")
+        sandbox.wait_replicated()
+        store = store_for(sandbox.config.backup.default_store, sandbox.config)
+        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
+        (sandbox.root / "backups" / f"{POLICY}.toml").unlink(missing_ok=True)
+
+
+def test_a_replica_seeded_from_a_physical_chain_catches_up(
+    sandbox: SandboxHandle, fresh: MariaDBService, seed_data: None
+) -> None:
+    full = cli(sandbox, "backup", "run", POLICY, "--full", "--json")
+    assert full.code == 0, full.err
+    sql(sandbox, "primary", f"INSERT INTO {DB}.t VALUES (2001, 'between backups')")
+    inc = cli(sandbox, "backup", "run", POLICY, "--incremental", "--json")
+    assert inc.code == 0, inc.err
+    backup_id = inc.json()["id"]
+    sql(sandbox, "primary", f"INSERT INTO {DB}.t VALUES (2002, 'after the backup')")
+    target = f"127.0.0.1:{fresh.port}"
+    start = shlex.join(["setsid", "-f", *fresh.argv()])
+    args = ["provision", "replica", "--from-backup", backup_id, "--target", target]
+
+    refused = cli(sandbox, *args, "--execute")
+    assert refused.code == 2 and "--start-command" in refused.err, refused.err
+    refused = cli(sandbox, *args, "--datadir", "/elsewhere", "--start-command", start)
+    assert refused.code == 2 and "is not" in refused.err and "datadir" in refused.err
+    planned = cli(sandbox, *args, "--start-command", start)
+    assert planned.code == 0 and "Dry run: nothing was changed" in planned.out, planned.err
+    assert full.json()["id"] in planned.out and str(fresh.datadir) in planned.out
+    with connect_port(sandbox, fresh.port) as conn, conn.cursor() as cur:
+        cur.execute(f"SHOW DATABASES LIKE '{DB}'")
+        assert cur.fetchone() is None, "the dry run changed nothing"
+
+    seeded = cli(sandbox, *args, "--start-command", start, "--execute", "--timeout", "120",
+                 "--json")  # fmt: skip
+    assert seeded.code == 0, seeded.err
+    result = seeded.json()
+    assert result["executed"] and result["chain"] == [full.json()["id"], backup_id]
+    sql(sandbox, "primary", f"INSERT INTO {DB}.t VALUES (2003, 'after seeding')")
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@gtid_binlog_pos")
+        goal = cur.fetchone()[0]
+    with connect_port(sandbox, fresh.port) as conn, conn.cursor() as cur:
+        cur.execute("SELECT MASTER_GTID_WAIT(%s, 60)", (goal,))
+        assert cur.fetchone()[0] == 0, "the seeded replica follows the primary"
+        cur.execute("SELECT @@server_id")
+        assert cur.fetchone()[0] == 5
+        cur.execute(f"SHOW DATABASES LIKE '{DB}_empty'")
+        assert cur.fetchone() is not None, "an empty database is part of the copy"
+        cur.execute("SHOW SLAVE STATUS")
+        cols = [d[0] for d in cur.description]
+        status = dict(zip(cols, cur.fetchone(), strict=True))
+        assert (status["Slave_IO_Running"], status["Slave_SQL_Running"]) == ("Yes", "Yes")
+        seeded_state = table_state(conn, DB)
+    with sandbox.connect() as conn:
+        assert seeded_state == table_state(conn, DB)
+    assert seeded_state["t"][1] == 2003

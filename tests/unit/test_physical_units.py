@@ -1,0 +1,146 @@
+"""Physical backup pieces that need no server: the mbstream index (on streams made by the
+real ``mbstream -c``), mariabackup's metadata files, datadir refusals, policy settings."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from datatier.backup.engine import BackupEngine
+from datatier.backup.policy import load_policy
+from datatier.errors import ConfigError, OperationFailed, UsageError
+from datatier.mysql.pdump import ParallelDumpEngine
+from datatier.mysql.physical.datadir import check_datadir, resolve_owner
+from datatier.mysql.physical.mbstream import StreamIndex
+from datatier.mysql.physical.tool import parse_binlog_pos, read_checkpoints
+
+MBSTREAM = shutil.which("mbstream")
+
+
+@pytest.fixture
+def stream(tmp_path: Path) -> bytes:
+    """A real mbstream of a small fake datadir: a table, a view, a big file, a top-level file."""
+    if MBSTREAM is None:
+        pytest.fail("mbstream is not installed (make deps installs mariadb-backup)")
+    root = tmp_path / "src"
+    (root / "shop").mkdir(parents=True)
+    (root / "shop" / "orders.frm").write_bytes(b"\xfe\x01" + b"x" * 500)
+    (root / "shop" / "orders.ibd").write_bytes(random.Random(1).randbytes(300_000))
+    (root / "shop" / "recent.frm").write_bytes(b"TYPE=VIEW\nquery=select 1\n")
+    (root / "xtrabackup_checkpoints").write_text("backup_type = full-backuped\n")
+    (root / "empty").mkdir()
+    (root / "empty" / "db.opt").write_text("default-character-set=utf8mb4\n")
+    files = ["shop/orders.frm", "shop/orders.ibd", "shop/recent.frm", "xtrabackup_checkpoints",
+             "empty/db.opt"]  # fmt: skip
+    return subprocess.run(
+        [MBSTREAM, "-c", *files], cwd=root, capture_output=True, check=True
+    ).stdout
+
+
+def test_the_index_learns_files_sizes_and_views_in_any_piece_size(stream: bytes) -> None:
+    rng = random.Random(7)
+    for largest in (1, 13, 4096, 1 << 20):
+        index = StreamIndex()
+        pos = 0
+        while pos < len(stream):
+            step = rng.randint(1, largest)
+            index.feed(stream[pos : pos + step])
+            pos += step
+        index.finish()
+        assert index.total == len(stream)
+        assert index.files["shop/orders.ibd"].size == 300_000
+        assert index.tables() == {
+            "empty": {"tables": [], "views": []},
+            "shop": {"tables": ["orders"], "views": ["recent"]},
+        }
+        assert index.has("xtrabackup_checkpoints")
+
+
+@pytest.mark.parametrize("cut", [1, 5, 100, 3000])
+def test_a_truncated_stream_is_refused(stream: bytes, cut: int) -> None:
+    index = StreamIndex()
+    index.feed(stream[:-cut])
+    with pytest.raises(OperationFailed, match=r"truncated|before .* file"):
+        index.finish()
+
+
+def test_garbage_and_an_empty_stream_are_refused(stream: bytes) -> None:
+    index = StreamIndex()
+    with pytest.raises(OperationFailed, match="not an mbstream"):
+        index.feed(b"GARBAGE!" + stream)
+    with pytest.raises(OperationFailed, match="empty stream"):
+        StreamIndex().finish()
+
+
+def test_mariabackup_metadata_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "xtrabackup_checkpoints"
+    path.write_text("backup_type = incremental\nfrom_lsn = 10\nto_lsn = 20\nlast_lsn = 25\n")
+    got = read_checkpoints(path)
+    assert (got.backup_type, got.from_lsn, got.to_lsn, got.last_lsn) == ("incremental", 10, 20, 25)
+    path.write_text("backup_type = full\n")
+    with pytest.raises(OperationFailed, match="cannot read xtrabackup_checkpoints"):
+        read_checkpoints(path)
+    info = (
+        "binlog_pos = filename 'b-bin.000003', position '4711', "
+        "GTID of the last change '0-1-9,1-2-3'"
+    )
+    pos = parse_binlog_pos(info)
+    assert pos is not None and (pos.file, pos.position, pos.gtid) == (
+        "b-bin.000003",
+        4711,
+        "0-1-9,1-2-3",
+    )
+    assert parse_binlog_pos("binlog_pos = \n") is None
+
+
+def test_datadir_refusals_change_nothing(tmp_path: Path) -> None:
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "ibdata1").write_bytes(b"x")
+    with pytest.raises(UsageError, match=r"is not empty .*ibdata1"):
+        check_datadir(busy, 1, force=False)
+    check_datadir(busy, 1, force=True)  # replacing is what --force asks for
+    file = tmp_path / "file"
+    file.write_text("x")
+    with pytest.raises(UsageError, match="not a directory"):
+        check_datadir(file, 1, force=True)
+    with pytest.raises(UsageError, match="not enough space"):
+        check_datadir(tmp_path / "new", 1 << 60, force=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "file"]
+    assert [p.name for p in busy.iterdir()] == ["ibdata1"]
+
+
+def test_owner_is_named_or_taken_from_the_directory(tmp_path: Path) -> None:
+    st = tmp_path.stat()
+    assert (resolve_owner(tmp_path).uid, resolve_owner(tmp_path).gid) == (st.st_uid, st.st_gid)
+    with pytest.raises(UsageError, match="no such user"):
+        resolve_owner(tmp_path, "no-such-user-here")
+
+
+def test_policy_settings_for_physical_backups(tmp_path: Path) -> None:
+    path = tmp_path / "phys.toml"
+    path.write_text(
+        'engine = "mariabackup"\nfull_every_days = 7\n[source]\nnode = "primary"\n'
+        'datadir = "/var/lib/mysql"\n'
+    )
+    policy = load_policy(path, "file:///tmp/x")
+    assert policy.spec.full_every_days == 7 and policy.spec.source.datadir == "/var/lib/mysql"
+    for source in ("", 'nodes = ["replica1"]', 'node = "any-replica"'):
+        path.write_text(f'engine = "mariabackup"\n[source]\n{source}\n')
+        with pytest.raises(ConfigError, match=r"source.node.*one node on this host"):
+            load_policy(path, "file:///tmp/x")
+    path.write_text('engine = "mariabackup"\nfull_every_days = -1\n[source]\nnode = "p"\n')
+    with pytest.raises(ConfigError, match="full_every_days"):
+        load_policy(path, "file:///tmp/x")
+
+
+def test_a_logical_engine_refuses_an_incremental() -> None:
+    engine: BackupEngine = ParallelDumpEngine.__new__(ParallelDumpEngine)
+    engine.choose(None)
+    engine.choose(False)
+    with pytest.raises(UsageError, match="takes full backups only"):
+        engine.choose(True)
