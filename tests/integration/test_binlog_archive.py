@@ -24,7 +24,6 @@ from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import Config, load
 from datatier.errors import DatatierError
-from datatier.sandbox import process
 from datatier.sandbox.supervisor import Sandbox
 from tests.integration.binlog_support import (
     ArchiverProcess,
@@ -88,7 +87,7 @@ def assert_archive_equals_server(
 
 
 def restart_primary(sandbox: Sandbox) -> None:
-    process.stop([sandbox.records["primary"]])
+    sandbox.backend.stop(["primary"])  # a clean shutdown (SIGTERM), then a start
     sandbox.up(skip=SKIP)
 
 
@@ -112,12 +111,11 @@ def test_kill_rotation_restart_and_s3_outage(own: dict[str, Any]) -> None:
         time.sleep(2.0)
         restart_primary(sandbox)
         time.sleep(3.0)
-        moto = sandbox.records["s3"].pid
-        os.kill(moto, signal.SIGSTOP)
+        sandbox.fault("s3", "pause")  # the S3 server stopped (SIGSTOP / frozen) for 30 s
         try:
             time.sleep(30.0)
         finally:
-            os.kill(moto, signal.SIGCONT)
+            sandbox.fault("s3", "resume")
         time.sleep(3.0)
         load_.stop()
         wait_archived(config, POLICY, "primary", timeout=180)
@@ -182,7 +180,7 @@ def test_failover_continues_the_archive(own: dict[str, Any]) -> None:
     first.start()
     try:
         time.sleep(3.0)
-        process.stop([sandbox.records["primary"]])
+        sandbox.backend.stop(["primary"])
         first.stop()
         time.sleep(0.5)
         query(config, "replica1", "STOP SLAVE")
