@@ -155,6 +155,29 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class BinlogSettings:
+    """``[binlog]``: continuous binlog archiving for point-in-time recovery.
+
+    The archive lives under ``POLICY/_binlogs/`` in the store of ``policy`` (default: the
+    only MySQL policy), with that policy's storage classes, tags and retention. ``node``
+    pins the source (a replica with ``log_slave_updates`` will do); unset, the archiver
+    follows the writable primary, across failovers. The archive never trails the server by
+    more than ``max_archive_lag`` seconds: a partial segment is uploaded once its oldest
+    event is half that old. ``server_id`` is the replica ID the archiver announces.
+    """
+
+    policy: str | None = None
+    node: str | None = None
+    max_archive_lag: float = option(60.0, min=1.0)
+    segment_mb: int = option(16, min=1)
+    server_id: int = option(4290000001, min=1)
+
+    def __post_init__(self) -> None:
+        if self.server_id >= 1 << 32:
+            raise ConfigError("config", "binlog.server_id", "must be below 4294967296")
+
+
+@dataclass(frozen=True)
 class HealthSettings:
     """``[health]``: the replica monitor, the heartbeat writer and the health HTTP endpoint.
 
@@ -270,6 +293,7 @@ class Config:
     memcached: MemcachedSettings = field(default_factory=MemcachedSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    binlog: BinlogSettings = field(default_factory=BinlogSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     router: RouterSettings = field(default_factory=RouterSettings)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from datatier.backup.manifest import Manifest, ObjectRecord, TableRecord
 from datatier.backup.objects import ObjectWriter
 from datatier.errors import UsageError
-from datatier.storage.base import RestoreTier
+from datatier.storage.base import ObjectStore, RestoreTier
 
 if TYPE_CHECKING:
     from datatier.backup.catalog import Catalog
@@ -96,6 +97,8 @@ class RestoreOptions:
     datadir: str | None = None  # physical: the datadir to restore into
     owner: str | None = None  # physical: USER[:GROUP] owning the restored files
     staging_dir: str | None = None  # where verified copies wait (default: the temp dir)
+    until: datetime | None = None  # point in time: replay archived binlogs up to here
+    until_gtid: str | None = None  # point in time: ... up to and including this GTID
 
 
 @dataclass
@@ -111,6 +114,8 @@ class RestorePlan:
     details: dict[str, Any] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)
     touches: str = ""
+    stores: dict[str, ObjectStore] = field(default_factory=dict)
+    """Objects kept outside the backup's own store (key -> store), e.g. archived binlogs."""
 
 
 @dataclass(frozen=True)

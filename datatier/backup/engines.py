@@ -38,6 +38,7 @@ class EngineEntry:
     restore: str
     summary: str
     restore_test: str | None = None  # module:function of ``backups verify --restore-test``
+    point_in_time: str | None = None  # module:Class restoring up to ``--until``
 
 
 ENGINES: Mapping[str, EngineEntry] = MappingProxyType(
@@ -47,6 +48,7 @@ ENGINES: Mapping[str, EngineEntry] = MappingProxyType(
             "datatier.mysql.restore:LogicalRestore",
             "MySQL/MariaDB logical: parallel dump from one snapshot, plain SQL objects",
             "datatier.mysql.restoretest:restore_test",
+            "datatier.binlog.restore:PitrRestore",
         ),
         "mariabackup": EngineEntry(
             "datatier.mysql.physical.engine:MariabackupEngine",
@@ -89,8 +91,15 @@ def backup_engine(
 def restore_engine(
     loaded: LoadedConfig, manifest: Manifest, catalog: Catalog, options: RestoreOptions
 ) -> RestoreEngine:
-    """The restore engine for ``manifest`` (its ``engine``), built by the engine class."""
-    cls = _load(entry(manifest.engine).restore)
+    """The restore engine for ``manifest`` (its ``engine``; the engine's point-in-time one
+    with ``--until``/``--until-gtid``), built by the engine class."""
+    found = entry(manifest.engine)
+    target = found.restore
+    if options.until is not None or options.until_gtid is not None:
+        if found.point_in_time is None:
+            raise UsageError(f"point-in-time restores are not available for {manifest.engine}")
+        target = found.point_in_time
+    cls = _load(target)
     engine: RestoreEngine = cls.for_manifest(loaded, manifest, catalog, options)
     return engine
 

@@ -23,19 +23,20 @@ Contract, in order (the engine, chosen by the manifest's ``engine`` in
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from datatier.backup.bringback import bring_back
+from datatier.backup.bringback import ArchiveState, bring_back
 from datatier.backup.catalog import Catalog, locate
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan, RestoreProgress
 from datatier.backup.engines import restore_engine
-from datatier.backup.manifest import Manifest
+from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.service import open_catalogs
 from datatier.config import LoadedConfig
+from datatier.errors import NotReadyYet
 from datatier.log import get_logger
-from datatier.pipeline.staging import Wanted, stage
+from datatier.pipeline.staging import Wanted, stage_from
 from datatier.storage.base import ObjectStore
 
 log = get_logger(__name__)
@@ -94,13 +95,17 @@ def restore_backup(
     engine: RestoreEngine = restore_engine(loaded, manifest, catalog, options)
     plan = engine.plan()
     engine.check_target(plan)
-    report = _report(plan, engine.name, options, catalog, progress)
+    groups = _by_store(plan, catalog.store)
+    archive = _bring_back(groups, options, progress)  # after every refusal: requests cost money
+    report = _report(plan, engine.name, options, archive)
     if options.dry_run:
         return report
-    wanted = [Wanted(o.key, o.size, o.sha256) for o in plan.objects]
+    wanted = [
+        (store, [Wanted(o.key, o.size, o.sha256) for o in objects]) for store, objects in groups
+    ]
     directory = Path(options.staging_dir) if options.staging_dir else None
-    with stage(
-        catalog.store, wanted, directory=directory, jobs=options.jobs, on_object=progress.on_checked
+    with stage_from(
+        wanted, directory=directory, jobs=options.jobs, on_object=progress.on_checked
     ) as staged:
         try:
             engine.apply(plan, staged, progress.on_loaded)
@@ -109,6 +114,7 @@ def restore_backup(
             exc.add_note(f"the restore was interrupted: {touched} may be partly loaded")
             raise
     engine.post_check(plan)
+    report.details = dict(plan.details)  # what apply learned (a replay's end, say)
     report.seconds = round(time.monotonic() - started, 3)
     log.info(
         "restore.completed",
@@ -121,15 +127,52 @@ def restore_backup(
     return report
 
 
-def _report(
-    plan: RestorePlan,
-    engine: str,
+def _by_store(
+    plan: RestorePlan, default: ObjectStore
+) -> list[tuple[ObjectStore, list[ObjectRecord]]]:
+    """The plan's objects grouped by the store that holds them (apply order kept)."""
+    groups: dict[str, tuple[ObjectStore, list[ObjectRecord]]] = {}
+    for obj in plan.objects:
+        store = plan.stores.get(obj.key, default)
+        groups.setdefault(store.url, (store, []))[1].append(obj)
+    return list(groups.values())
+
+
+def _bring_back(
+    groups: list[tuple[ObjectStore, list[ObjectRecord]]],
     options: RestoreOptions,
-    catalog: Catalog,
     progress: RestoreProgress,
+) -> ArchiveState:
+    """Archived objects of every store requested at once; then ``--wait`` polls, else
+    NotReadyYet (exit 5) naming what is still coming back."""
+    if len(groups) == 1:
+        store, objects = groups[0]
+        return bring_back(store, objects, options, progress.on_wait)
+    quick = replace(options, wait=False)
+    states: list[ArchiveState] = []
+    pending: list[NotReadyYet] = []
+    for store, objects in groups:
+        try:
+            states.append(bring_back(store, objects, quick))
+        except NotReadyYet as exc:
+            pending.append(exc)
+    if pending and not options.wait:
+        raise NotReadyYet(
+            "; ".join(e.message for e in pending),
+            hint="run the same command again later, or add --wait",
+        )
+    if pending:
+        states = [bring_back(s, objects, options, progress.on_wait) for s, objects in groups]
+    classes: dict[str, int] = {}
+    for state in states:
+        for name, count in state.classes.items():
+            classes[name] = classes.get(name, 0) + count
+    return ArchiveState(classes, sum(s.archived for s in states), sum(s.requested for s in states))
+
+
+def _report(
+    plan: RestorePlan, engine: str, options: RestoreOptions, archive: ArchiveState
 ) -> RestoreReport:
-    """Archived objects brought back (after every refusal), and the report of the plan."""
-    archive = bring_back(catalog.store, plan.objects, options, progress.on_wait)
     objects = plan.objects
     return RestoreReport(
         backup_id=plan.manifest.backup_id,

@@ -13,6 +13,7 @@ import click
 from datatier import __version__, log
 from datatier.cli.backup_cmd import backup_group
 from datatier.cli.backups_cmd import backups_group
+from datatier.cli.binlog_cmd import binlog_group, binlogs_group
 from datatier.cli.cache_cmd import cache_group
 from datatier.cli.check_cmd import check
 from datatier.cli.config_cmd import config_group
@@ -56,6 +57,8 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool, json_logs: boo
 
 cli.add_command(backup_group)
 cli.add_command(backups_group)
+cli.add_command(binlog_group)
+cli.add_command(binlogs_group)
 cli.add_command(config_group)
 cli.add_command(deploy_group)
 cli.add_command(restore)

@@ -34,6 +34,11 @@ from datatier.backup.service import (
     open_policy_catalog,
     usable_policies,
 )
+from datatier.binlog.retention import (
+    binlog_archive_moves,
+    binlog_prune_execute,
+    binlog_prune_plan,
+)
 from datatier.cli.backup_cmd import METRICS_FILE_OPTION
 from datatier.cli.backups_render import (
     archive_json,
@@ -46,6 +51,7 @@ from datatier.cli.backups_render import (
     prune_rows,
     show_json,
 )
+from datatier.cli.binlog_render import binlog_prune_json, binlog_prune_line
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.progress import Progress
 from datatier.cli.render import emit_json, table
@@ -368,16 +374,24 @@ def prune_cmd(
         catalog = open_policy_catalog(loaded, chosen)
         job.store = catalog.store
         plan = prune_plan(catalog, chosen, now, grace=timedelta(hours=grace_hours))
+        kept = {k.backup_id for k in plan.keep}
+        binlogs = binlog_prune_plan(loaded, catalog, chosen, kept, plan.now, plan.grace)
         result = prune_execute(catalog, plan) if execute else None
+        if execute and binlogs is not None:
+            binlog_prune_execute(catalog.store, binlogs)
         job.details.update(deleted=len(plan.delete), kept=len(plan.keep))
     if as_json:
         doc = prune_json(plan)
         doc["executed"] = execute
         if result is not None:
             doc["result"] = prune_result_json(result)
+        if binlogs is not None:
+            doc["binlogs"] = binlog_prune_json(binlogs)
         emit_json(doc)
         return
     click.echo(table(prune_rows(plan), ("action", "id", "size", "why")))
+    if binlogs is not None:
+        click.echo(binlog_prune_line(binlogs, execute))
     summary = (
         f"{chosen.name} at {plan.store_url}: keep {len(plan.keep)}, delete {len(plan.delete)} "
         f"({human_bytes(plan.bytes_freed)}), abort {len(plan.uploads)} incomplete upload(s)"
@@ -433,6 +447,7 @@ def archive_cmd(
             catalog = open_policy_catalog(loaded, chosen)
             job.store = catalog.store
             plan = archive_plan(catalog, chosen, now)
+            plan.moves.extend(binlog_archive_moves(catalog, chosen, now))
             moved = 0
             if execute:
                 progress = Progress(f"archive {chosen.name}", len(plan.moves), unit="objects")

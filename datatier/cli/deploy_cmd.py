@@ -100,6 +100,7 @@ def _context(
         image=kw["image"],
         namespace=kw["namespace"],
         secret_name=kw["secret_name"],
+        binlog_policy=config.binlog.policy,
         metrics_dir=kw["metrics_dir"].rstrip("/"),
         health_port_base=kw["health_port_base"],
         **extra,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,10 @@ from datatier.mysql.connection import endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.replication.monitor import Monitor
 from datatier.replication.server import HealthServer, parse_listen, serve
+
+if TYPE_CHECKING:
+    from datatier.binlog.status import ArchiveWatch
+    from datatier.metrics import Collector
 
 log = get_logger(__name__)
 
@@ -83,7 +87,13 @@ def serve_cmd(
         lambda url: store_for(url, config),
         config.health.backup_metrics_interval,
     )
-    registry = build_registry(BackupCollector(lambda: stats.stats))  # after replication
+    watch = binlog_watch(app)
+    collectors: list[Collector] = [BackupCollector(lambda: stats.stats)]
+    if watch is not None:
+        from datatier.binlog.metrics import BinlogArchiveCollector
+
+        collectors.append(BinlogArchiveCollector(watch))
+    registry = build_registry(*collectors)  # after replication
     servers: list[HealthServer] = []
     try:
         for host, port, node in specs:
@@ -111,6 +121,8 @@ def serve_cmd(
     monitor.start()
     if config.health.backup_metrics_interval > 0:
         stats.start()
+    if watch is not None:
+        watch.start()
     threads = [
         threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
         for s in servers
@@ -143,4 +155,16 @@ def serve_cmd(
         stats.stop()
         if writer is not None:
             writer.stop()
+        if watch is not None:
+            watch.stop()
         log.info("health.stopped")
+
+
+def binlog_watch(app: AppContext) -> ArchiveWatch | None:
+    """With ``binlog.policy`` set, /metrics also shows the binlog archive's lag and gaps,
+    refreshed in the background by an :class:`ArchiveWatch` (None otherwise)."""
+    if not app.loaded().config.binlog.policy:
+        return None
+    from datatier.binlog.status import ArchiveWatch  # lazy: only when configured
+
+    return ArchiveWatch(app.loaded())

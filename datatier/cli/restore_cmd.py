@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 
 from datatier.backup.engine import RestoreOptions, RestoreProgress
@@ -26,7 +28,19 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("restore")
-@click.argument("backup_id")
+@click.argument("backup_id", required=False)
+@click.option("--policy", "-p", metavar="POLICY", help="With --until: the policy to restore.")
+@click.option(
+    "--until",
+    metavar="TIME",
+    help="Point in time (ISO-8601, UTC unless it says): the newest backup before it, then "
+    "the archived binlogs up to it (transactions committed before TIME's second).",
+)
+@click.option(
+    "--until-gtid",
+    metavar="GTID",
+    help="Like --until, up to and including this transaction (e.g. 0-1-12345).",
+)
 @click.option(
     "--target",
     metavar="NODE|HOST:PORT|NAME",
@@ -119,7 +133,10 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 @pass_app
 def restore(
     app: AppContext,
-    backup_id: str,
+    backup_id: str | None,
+    policy: str | None,
+    until: str | None,
+    until_gtid: str | None,
     target: str | None,
     renames: tuple[str, ...],
     databases: str,
@@ -140,7 +157,8 @@ def restore(
     staging_dir: str | None,
     as_json: bool,
 ) -> None:
-    """Restore BACKUP_ID (see `datatier backups list`).
+    """Restore BACKUP_ID (see `datatier backups list`), or, with --until/--until-gtid, the
+    state of --policy's databases at a point in time (base backup + archived binlogs).
 
     Safe by default: refuses a read-only or replica target (--allow-replica-target) and a
     target database that already has tables (--force or --rename), before any archive
@@ -152,7 +170,19 @@ def restore(
     prepared in order, owned as the server expects; mariadbd then starts on DIR.
     """
     loaded = app.loaded()
-    catalog, manifest = locate_backup(loaded, backup_id)
+    point_in_time = until is not None or until_gtid is not None
+    if point_in_time:
+        from datatier.binlog.pitr import locate_base, parse_until  # lazy: PITR only
+
+        moment = parse_until(until, datetime.now(UTC)) if until is not None else None
+        catalog, manifest = locate_base(
+            loaded, policy=policy, backup_id=backup_id, until=moment, until_gtid=until_gtid
+        )
+    elif backup_id is None:
+        raise UsageError("give a BACKUP_ID, or --policy with --until TIME or --until-gtid GTID")
+    else:
+        moment = None
+        catalog, manifest = locate_backup(loaded, backup_id, policy)
     options = RestoreOptions(
         target=target,
         drop=drop,
@@ -172,6 +202,8 @@ def restore(
         datadir=datadir,
         owner=owner,
         staging_dir=staging_dir,
+        until=moment,
+        until_gtid=until_gtid,
     )
     total = manifest.raw_bytes
     archive = Progress("waiting for archive restores", unit="objects")

@@ -235,7 +235,7 @@ def _restore_collection(
         db.create_collection(name, **dict(metadata.get("options") or {}))
     coll = db[name]
     for part in (o for o in parts if o.kind == "collection"):
-        for batch in batches(staged.decompressed(part.key), f"{staged.store_url}/{part.key}"):
+        for batch in batches(staged.decompressed(part.key), staged.name(part.key)):
             coll.insert_many(batch, ordered=True, bypass_document_validation=True)
         if on_loaded:
             on_loaded(part)
@@ -252,7 +252,7 @@ def _entries(staged: Staged, parts: list[ObjectRecord]) -> Iterator[RawBSONDocum
     after the data, so document counts then reflect the end of the slice, not the dump, and
     are not compared with the manifest."""
     for part in sorted(parts, key=lambda o: o.part):
-        yield from raw_documents(staged.decompressed(part.key), f"{staged.store_url}/{part.key}")
+        yield from raw_documents(staged.decompressed(part.key), staged.name(part.key))
 
 
 def _create_views(client: Any, manifest: Manifest, targets: dict[str, str]) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import pymysql
@@ -50,9 +51,17 @@ class SnapshotPoint:
     gtid_slave_pos: str
     commit_block_seconds: float
     ddl_block_seconds: float = 0.0
+    snapshot_at: str = ""  # the source server's UTC time at the snapshot (ISO-8601)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _iso(moment: object) -> str:
+    """A server's naive UTC datetime as ISO-8601 with ``Z`` ('' if it is not one)."""
+    if not isinstance(moment, datetime):
+        return ""
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 class SnapshotGroup:
@@ -145,6 +154,7 @@ class SnapshotGroup:
             gtid_pos=str(gtid["gtid_pos"] or ""),
             gtid_slave_pos=str(gtid["gtid_slave_pos"] or ""),
             commit_block_seconds=round(blocked, 4),
+            snapshot_at=_iso(gtid["snapshot_at"]),
         )
 
     def _single_transaction(self, flavor: Flavor) -> SnapshotPoint:
@@ -157,6 +167,7 @@ class SnapshotGroup:
             values.get("Binlog_snapshot_position"),
         )
         gtid = ""
+        moment = query_dicts(self._ready()[0], "SELECT UTC_TIMESTAMP(6) AS t")[0]["t"]
         if file and pos:
             found = query_dicts(
                 self._ready()[0], "SELECT BINLOG_GTID_POS(%s, %s) AS g", (file, int(pos))
@@ -170,6 +181,7 @@ class SnapshotGroup:
             gtid_pos=gtid,
             gtid_slave_pos="",
             commit_block_seconds=0.0,
+            snapshot_at=_iso(moment),
         )
 
     # -- step 3 ---------------------------------------------------------------------------

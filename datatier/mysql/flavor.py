@@ -45,13 +45,18 @@ class Flavor:
     @property
     def gtid_query(self) -> str:
         """One row: ``gtid_pos`` (the server's GTID state, which a new replica of the same
-        primary starts from) and ``log_bin``. Meaningful while commits are blocked."""
+        primary starts from), ``log_bin`` and the server's UTC time (``snapshot_at``, for
+        point-in-time restores). Meaningful while commits are blocked."""
         if self.is_mariadb:
             return (
                 "SELECT IF(@@log_bin, @@gtid_binlog_pos, @@gtid_current_pos) AS gtid_pos, "
-                "@@gtid_slave_pos AS gtid_slave_pos, @@log_bin AS log_bin"
+                "@@gtid_slave_pos AS gtid_slave_pos, @@log_bin AS log_bin, "
+                "UTC_TIMESTAMP(6) AS snapshot_at"
             )
-        return "SELECT @@gtid_executed AS gtid_pos, '' AS gtid_slave_pos, @@log_bin AS log_bin"
+        return (
+            "SELECT @@gtid_executed AS gtid_pos, '' AS gtid_slave_pos, @@log_bin AS log_bin, "
+            "UTC_TIMESTAMP(6) AS snapshot_at"
+        )
 
     @property
     def start_snapshot(self) -> str:

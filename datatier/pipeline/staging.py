@@ -39,10 +39,10 @@ class Wanted:
 class Staged:
     """Verified copies under a private directory; a context manager that removes them."""
 
-    def __init__(self, root: Path, store_url: str) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.store_url = store_url
         self._paths: dict[str, Path] = {}
+        self._urls: dict[str, str] = {}
 
     def __enter__(self) -> Staged:
         return self
@@ -56,6 +56,10 @@ class Staged:
     def path(self, key: str) -> Path:
         return self._paths[key]
 
+    def name(self, key: str) -> str:
+        """``key`` as people read it: its store's URL and the key."""
+        return f"{self._urls[key]}/{key}"
+
     def read(self, key: str, chunk_size: int = MiB) -> Iterator[bytes]:
         """The staged (compressed) bytes of ``key``."""
         with self._paths[key].open("rb") as src:
@@ -64,7 +68,7 @@ class Staged:
 
     def decompressed(self, key: str) -> Iterator[bytes]:
         """The staged object, zstd-decompressed (IntegrityFailure on a corrupt frame)."""
-        return decompress(self.read(key), name=f"{self.store_url}/{key}")
+        return decompress(self.read(key), name=self.name(key))
 
 
 def stage(
@@ -78,22 +82,38 @@ def stage(
     """Download and check every object of ``objects``; the first bad one raises
     IntegrityFailure naming it (missing, truncated, replaced or corrupt) and nothing stays
     on disk. UsageError, before any download, when ``directory`` lacks the space."""
+    return stage_from([(store, objects)], directory=directory, jobs=jobs, on_object=on_object)
+
+
+def stage_from(
+    groups: Sequence[tuple[ObjectStore, Sequence[Wanted]]],
+    *,
+    directory: Path | None = None,
+    jobs: int = 4,
+    on_object: Callable[[str, int], None] | None = None,
+) -> Staged:
+    """:func:`stage` for objects of several stores, into one directory (keys unique)."""
     parent = directory or Path(tempfile.gettempdir())
-    total = sum(o.size for o in objects)
+    count = sum(len(objects) for _, objects in groups)
+    total = sum(o.size for _, objects in groups for o in objects)
     free = shutil.disk_usage(parent).free
     if free < total + HEADROOM:
         raise UsageError(
-            f"not enough space to stage {len(objects)} objects ({total // MiB} MiB) in "
+            f"not enough space to stage {count} objects ({total // MiB} MiB) in "
             f"{parent}: {free // MiB} MiB free",
             hint="free space there, or name another directory (--staging-dir)",
         )
-    staged = Staged(Path(tempfile.mkdtemp(prefix="datatier-restore-", dir=parent)), store.url)
+    staged = Staged(Path(tempfile.mkdtemp(prefix="datatier-restore-", dir=parent)))
     try:
-        for i, wanted in enumerate(objects):
-            staged._paths[wanted.key] = staged.root / f"{i:06d}.obj"
+        work: list[tuple[ObjectStore, Wanted]] = []
+        for store, objects in groups:
+            for wanted in objects:
+                staged._paths[wanted.key] = staged.root / f"{len(staged._paths):06d}.obj"
+                staged._urls[wanted.key] = store.url
+                work.append((store, wanted))
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="stage") as pool:
             futures = [
-                pool.submit(_fetch, store, w, staged.path(w.key), on_object) for w in objects
+                pool.submit(_fetch, store, w, staged.path(w.key), on_object) for store, w in work
             ]
             try:
                 for future in futures:

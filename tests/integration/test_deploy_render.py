@@ -63,7 +63,10 @@ def test_render_all_validates_with_haproxy_and_systemd(
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     units = sorted(str(p) for p in (out / "systemd").iterdir())
-    assert len(units) == 9  # 3 policies x (service, timer), heartbeat, health, notify@
+    # 3 policies x (service, timer), heartbeat, health, notify@, the binlog archiver
+    assert len(units) == 10
+    archiver = (out / "systemd" / "datatier-binlog-archive.service").read_text()
+    assert "Restart=always" in archiver and "binlog archive" in archiver
     verify = subprocess.run([analyze, "verify", *units], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     # Other hosts may warn about their own units (e.g. a system unit's deprecated key); a

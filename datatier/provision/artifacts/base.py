@@ -37,6 +37,7 @@ class RenderContext:
     metrics_dir: str = ""
     """node_exporter's textfile directory; '' = jobs write no metrics file."""
     health_port_base: int = 8008
+    binlog_policy: str | None = None  # set: render the binlog archiver service too
     haproxy: HAProxyLayout = field(
         default_factory=lambda: HAProxyLayout(
             write_bind="0.0.0.0:3306", read_bind="0.0.0.0:3307", health_ports={}

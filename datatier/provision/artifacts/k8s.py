@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from datatier.provision.artifacts import archiver
 from datatier.provision.artifacts.base import RenderContext, Renderer, dns_name, need_policies
 from datatier.provision.artifacts.schedule import policy_schedule
 from datatier.provision.artifacts.yamltext import dump_all
@@ -119,6 +120,7 @@ class K8sRenderer(Renderer):
         return {
             FILE: header + dump_all(docs),
             ALWAYS_ON_FILE: header + dump_all(always_on(ctx, items)),
+            **archiver.k8s_files(ctx, _env(ctx, config_dir), items),
         }
 
 

@@ -1,5 +1,6 @@
 """systemd units: per policy a oneshot service (backup, then prune) and its timer; the
-always-on heartbeat writer and health endpoint; a notify unit every one of them names in
+always-on heartbeat writer, health endpoint and (with ``binlog.policy``) binlog archiver; a
+notify unit every one of them names in
 ``OnFailure=``.
 
 A oneshot service is never started twice at once, so runs cannot overlap; ``Persistent=``
@@ -19,6 +20,7 @@ from datatier.provision.artifacts.schedule import on_calendar, policy_schedule
 
 DIR = "systemd"
 NOTIFY_UNIT = "datatier-notify@.service"
+ARCHIVER_UNIT = "datatier-binlog-archive.service"  # with binlog.policy: SIGTERM publishes first
 ON_FAILURE = "OnFailure=datatier-notify@%n.service"
 HARDENING = ("NoNewPrivileges=yes", "PrivateTmp=yes")
 
@@ -117,6 +119,17 @@ class SystemdRenderer(Renderer):
             f"{DIR}/datatier-health.service": service(
                 "datatier health endpoint for HAProxy (one port per MySQL node)",
                 [ctx.binary, "health", "serve", *ctx.health_listens()],
+            ),
+            **(
+                {
+                    f"{DIR}/{ARCHIVER_UNIT}": service(
+                        f"datatier binlog archiver (point-in-time recovery, {ctx.binlog_policy})",
+                        [ctx.binary, "binlog", "archive"],
+                        ("KillSignal=SIGTERM", "TimeoutStopSec=120"),
+                    )
+                }
+                if ctx.binlog_policy
+                else {}
             ),
             f"{DIR}/{NOTIFY_UNIT}": header
             + "\n".join(

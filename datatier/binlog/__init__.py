@@ -1,0 +1,1 @@
+"""Point-in-time recovery for MySQL: continuous binlog archiving, its index, and replay."""

@@ -1,0 +1,261 @@
+"""Plan a point-in-time restore: the target, the base backup, the segments, the refusals.
+
+Everything here reads and changes nothing. The base backup is the newest complete backup
+of the policy whose consistency point precedes the target: for ``--until-gtid G``, its GTID
+position holds nothing of G's domain after G; for ``--until T``, its snapshot was taken at
+or before T (whole seconds; manifests without ``snapshot_at`` count by ``finished_at``).
+The segments are those from the backup's position up to the target; a target beyond the
+archive, an archive that starts after the backup, or a gap in between is refused (exit 2)
+naming what is missing, before any archive restore is requested or anything is changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from datatier.backup.catalog import Catalog
+from datatier.backup.manifest import Manifest
+from datatier.backup.policy import Policy
+from datatier.backup.restore import find_backup
+from datatier.backup.service import load_policy, open_policy_catalog
+from datatier.backup.stores import store_for
+from datatier.binlog.chain import Chain, load_chain
+from datatier.binlog.layout import archive_policy
+from datatier.binlog.records import IndexRecord, iso
+from datatier.binlog.replay import Target
+from datatier.binlog.state import read_state
+from datatier.config import LoadedConfig
+from datatier.errors import UsageError
+from datatier.mysql.binlog.positions import Gtid, Position
+from datatier.storage.base import ObjectStore
+
+
+def parse_until(text: str, now: datetime) -> datetime:
+    """An ISO-8601 time (UTC when it names no zone); UsageError if malformed or future."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--until {text!r} is not an ISO-8601 time", hint="e.g. 2026-12-01T12:00:00Z"
+        ) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment > now:
+        raise UsageError(f"--until {text} is in the future (now is {iso(now.timestamp())})")
+    return moment.astimezone(UTC)
+
+
+@dataclass
+class PitrPlan:
+    """What a point-in-time restore will use (see module docstring)."""
+
+    manifest: Manifest
+    store: ObjectStore  # the base backup's
+    archive_store: ObjectStore
+    archive_policy: str
+    start: Position
+    target: Target
+    target_text: str
+    segments: list[IndexRecord]
+    covered_until: str
+
+    @property
+    def replay_bytes(self) -> int:
+        return sum(r.raw_size for r in self.segments)
+
+
+def snapshot_time(manifest: Manifest) -> datetime | None:
+    """When the backup's snapshot was taken (``finished_at`` for older manifests)."""
+    text = str(manifest.consistency.get("snapshot_at") or manifest.finished_at or "")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def backup_position(manifest: Manifest) -> Position | None:
+    text = str(manifest.consistency.get("gtid_pos") or "")
+    try:
+        return Position.parse(text) if text else None
+    except UsageError:
+        return None
+
+
+def choose_base(
+    backups: list[Manifest], target: Target, backup_id: str | None, policy: str
+) -> Manifest:
+    """The newest backup preceding ``target`` (or ``backup_id``, if it does)."""
+    usable = [m for m in backups if m.engine == "mysql" and backup_position(m) is not None]
+    if not usable:
+        raise UsageError(f"policy {policy} has no complete MySQL backup with a GTID position")
+    candidates = [m for m in usable if _precedes(m, target)]
+    if backup_id:
+        chosen = [m for m in candidates if m.backup_id == backup_id]
+        if not chosen:
+            raise UsageError(
+                f"backup {backup_id} is not a complete backup of {policy} before the target"
+            )
+        return chosen[0]
+    if not candidates:
+        oldest = min(usable, key=lambda m: snapshot_time(m) or datetime.max.replace(tzinfo=UTC))
+        raise UsageError(
+            f"the target is before the oldest backup of policy {policy}: {oldest.backup_id} "
+            f"(snapshot {oldest.consistency.get('snapshot_at') or oldest.finished_at}, GTID "
+            f"{oldest.consistency.get('gtid_pos')})"
+        )
+    return max(
+        candidates,
+        key=lambda m: (snapshot_time(m) or datetime.min.replace(tzinfo=UTC), m.backup_id),
+    )
+
+
+def _precedes(manifest: Manifest, target: Target) -> bool:
+    position = backup_position(manifest)
+    assert position is not None
+    if target.until_gtid is not None:
+        return position.seq(target.until_gtid.domain) <= target.until_gtid.seq
+    moment = snapshot_time(manifest)
+    return (
+        moment is not None and target.until_ts is not None and moment.timestamp() <= target.until_ts
+    )
+
+
+def select_segments(
+    chain: Chain, start: Position, target: Target, covered_until: float, backup_id: str
+) -> list[IndexRecord]:
+    """The segments from ``start`` to ``target``; UsageError naming a gap or the coverage."""
+    if target.until_gtid is not None and start.includes(target.until_gtid):
+        return []  # the backup is exactly at the target
+    beyond = [r for r in chain.records if not start.covers(r.gtid_end)]
+    if beyond and not start.covers(beyond[0].gtid_start):
+        first = beyond[0]
+        raise UsageError(
+            f"the binlog archive does not reach back to backup {backup_id} (at {start}): "
+            f"it starts at {first.gtid_start or '(empty)'}"
+            + (f", {iso(first.first_ts)}" if first.first_ts else "")
+        )
+    chosen: list[IndexRecord] = []
+    reached = False
+    for record in beyond:
+        chosen.append(record)
+        if target.until_gtid is not None and record.gtid_end.includes(target.until_gtid):
+            reached = True
+            break
+        if target.until_ts is not None and not record.is_gap and record.last_ts >= target.until_ts:
+            reached = True
+            break
+    if not reached:
+        end = f"{chain.end or '(empty)'}" + (f", {iso(chain.last_ts)}" if chain.last_ts else "")
+        if target.until_gtid is not None:
+            raise UsageError(
+                f"GTID {target.until_gtid} is beyond the binlog archive (it ends at {end})"
+            )
+        assert target.until_ts is not None
+        if covered_until < target.until_ts:
+            raise UsageError(
+                f"{iso(target.until_ts)} is beyond the binlog archive (complete up to "
+                f"{iso(covered_until) if covered_until else 'its last event'}; it ends at {end})",
+                hint="is `datatier binlog archive` running?",
+            )
+    last_seq = chosen[-1].seq if chosen else 0
+    for gap in chain.gaps:
+        if gap.seq <= last_seq and not start.covers(gap.gtid_end):
+            raise UsageError(f"cannot replay across a gap in the binlog archive: {gap.describe()}")
+    return [r for r in chosen if not r.is_gap]
+
+
+def covered_until(store: ObjectStore, policy: str, chain: Chain) -> float:
+    """Until when the archive is known complete: its last event, or later when the
+    archiver said so (``safe_until`` in its state, written while it is caught up)."""
+    best = float(chain.last_ts + 1 if chain.last_ts else 0)
+    state = read_state(store, policy)
+    if Position.parse(str(state.get("position") or "")).same_state(chain.end):
+        best = max(best, float(state.get("safe_until") or 0))
+    return best
+
+
+def plan_pitr(
+    loaded: LoadedConfig,
+    catalog: Catalog,
+    policy: Policy,
+    *,
+    until: datetime | None,
+    until_gtid: str | None,
+    backup_id: str | None = None,
+) -> PitrPlan:
+    """Choose the base backup and the segments for a restore of ``policy`` up to the
+    target; UsageError (exit 2) for a target it cannot reach, before anything happens."""
+    if (until is None) == (until_gtid is None):
+        raise UsageError("give exactly one of --until TIME and --until-gtid GTID")
+    owner = archive_policy(loaded)
+    archive_store = store_for(owner.store_url, loaded.config)
+    chain = load_chain(archive_store, owner.name)
+    if not chain.records:
+        raise UsageError(
+            f"no binlog archive in {archive_store.url}/{owner.name}/_binlogs/",
+            hint="run `datatier binlog archive` (continuously) for point-in-time restores",
+        )
+    gtid = Gtid.parse(until_gtid, "--until-gtid") if until_gtid is not None else None
+    if gtid is not None:
+        domains = chain.end.domains() | chain.start.domains()
+        if gtid.domain not in domains:
+            known = ", ".join(str(d) for d in sorted(domains)) or "none"
+            raise UsageError(
+                f"--until-gtid {gtid} is in domain {gtid.domain}; "
+                f"the archive holds domain(s) {known}"
+            )
+    target = Target(until_gtid=gtid, until_ts=int(until.timestamp()) if until else None)
+    manifests = [e.manifest for e in catalog.backups(policy.name) if e.manifest is not None]
+    base = choose_base(manifests, target, backup_id, policy.name)
+    start = backup_position(base)
+    assert start is not None
+    until_covered = covered_until(archive_store, owner.name, chain)
+    segments = [
+        replace(r, storage_class=chain.objects[r.key].storage_class)
+        if r.key in chain.objects
+        else r
+        for r in select_segments(chain, start, target, until_covered, base.backup_id)
+    ]
+    return PitrPlan(
+        manifest=base,
+        store=catalog.store,
+        archive_store=archive_store,
+        archive_policy=owner.name,
+        start=start,
+        target=target,
+        target_text=str(gtid) if gtid else iso(target.until_ts or 0),
+        segments=segments,
+        covered_until=iso(until_covered) if until_covered else "",
+    )
+
+
+def locate_base(
+    loaded: LoadedConfig,
+    *,
+    policy: str | None,
+    backup_id: str | None,
+    until: datetime | None,
+    until_gtid: str | None,
+) -> tuple[Catalog, Manifest]:
+    """The base backup of a point-in-time restore and its catalog: the newest complete
+    backup of ``policy`` (or of ``backup_id``'s policy) before the target; UsageError
+    (exit 2) for bad input or a target the archive cannot reach, before anything happens."""
+    if until is not None and until_gtid is not None:
+        raise UsageError("give --until or --until-gtid, not both")
+    if until_gtid is not None:
+        Gtid.parse(until_gtid, "--until-gtid")
+    if policy is None:
+        if backup_id is None:
+            raise UsageError("--until and --until-gtid need --policy POLICY (or a BACKUP_ID)")
+        policy = find_backup(loaded, backup_id)[0].policy
+    chosen = load_policy(loaded, policy)
+    if chosen.spec.engine != "mysql":
+        raise UsageError(
+            f"point-in-time restores are for MySQL policies; {policy} is {chosen.spec.engine}"
+        )
+    catalog = open_policy_catalog(loaded, chosen)
+    plan = plan_pitr(
+        loaded, catalog, chosen, until=until, until_gtid=until_gtid, backup_id=backup_id
+    )
+    return catalog, plan.manifest

@@ -1,0 +1,199 @@
+"""The point-in-time restore engine: the base backup, then the archived binlogs to the target.
+
+It wraps the logical MySQL restore (:class:`~datatier.mysql.restore.LogicalRestore`) and is
+chosen by the registry when ``--until`` or ``--until-gtid`` is given; the generic sequence
+of :func:`datatier.backup.restore.restore_backup` keeps every refusal before any cost:
+
+* ``plan`` (reads only): the base's objects and the segments from its GTID position to the
+  target (:func:`~datatier.binlog.pitr.plan_pitr`: exit 2 for a target it cannot reach or a
+  gap), the segments living in the binlog archive's store;
+* ``check_target``: the logical restore's refusals (packet size, a replica, non-empty);
+* archived objects of the backup and of the archive are requested together, then staged
+  (downloaded once, SHA-256 checked);
+* ``apply``: the staged segments are scanned first, and what cannot be replayed (see
+  :mod:`datatier.mysql.binlog.translate`) or exceeds the target's packet limit is refused
+  (exit 2) before anything changes; then the base restore, then the replay from the
+  backup's GTID to the target, renamed, restored databases/tables only.
+* ``post_check``: none of the base's row counts (the replay changed them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Self
+
+from datatier.backup.catalog import Catalog
+from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
+from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.backup.service import load_policy
+from datatier.binlog.pitr import PitrPlan, plan_pitr
+from datatier.binlog.records import iso
+from datatier.binlog.replay import apply, scan
+from datatier.config import LoadedConfig
+from datatier.display import human_bytes
+from datatier.errors import UsageError
+from datatier.log import get_logger
+from datatier.mysql.binlog.applier import Applier
+from datatier.mysql.binlog.source import charset_names, database_names, max_allowed_packet
+from datatier.mysql.binlog.translate import Selection
+from datatier.mysql.restore import LogicalRestore
+from datatier.pipeline.staging import Staged
+from datatier.storage.base import MiB
+
+log = get_logger(__name__)
+
+
+class PitrRestore(RestoreEngine):
+    """Restores a ``mysql`` backup, then replays archived binlogs up to ``--until``."""
+
+    name = "mysql+binlog"
+
+    @classmethod
+    def for_manifest(
+        cls, loaded: LoadedConfig, manifest: Manifest, catalog: Catalog, options: RestoreOptions
+    ) -> Self:
+        if (options.until is None) == (options.until_gtid is None):
+            raise UsageError("give exactly one of --until TIME and --until-gtid GTID")
+        if options.grants:
+            raise UsageError("--grants is not replayed by a point-in-time restore")
+        pitr = plan_pitr(
+            loaded,
+            catalog,
+            load_policy(loaded, manifest.policy),
+            until=options.until,
+            until_gtid=options.until_gtid,
+            backup_id=manifest.backup_id,
+        )
+        base_options = replace(options, until=None, until_gtid=None)
+        base = LogicalRestore.for_manifest(loaded, manifest, catalog, base_options)
+        return cls(pitr, base, options)
+
+    def __init__(self, pitr: PitrPlan, base: LogicalRestore, options: RestoreOptions) -> None:
+        self.pitr = pitr
+        self.base = base
+        self.options = options
+        self.base_plan: RestorePlan | None = None
+        self.selection = Selection(databases=frozenset(), renames={})
+
+    def plan(self) -> RestorePlan:
+        base = self.base.plan()
+        self.base_plan = base
+        pitr, targets = self.pitr, self.base.targets
+        tables = None
+        if self.options.tables:
+            pairs = (t.split(".", 1) for t in self.options.tables)
+            tables = frozenset((db, table) for db, table in pairs)
+        self.selection = Selection(
+            databases=frozenset(targets),
+            renames={s: d for s, d in targets.items() if s != d},
+            tables=tables,
+        )
+        segments = [r.object_record() for r in pitr.segments]
+        stored = sum(r.size for r in pitr.segments)
+        details: dict[str, Any] = {
+            "base": {"backup_id": pitr.manifest.backup_id, **base.details},
+            "until": pitr.target_text,
+            "start": str(pitr.start),
+            "segments": [_segment_json(r) for r in pitr.segments],
+            "replay_bytes": pitr.replay_bytes,
+            "replay_stored_bytes": stored,
+            "covered_until": pitr.covered_until,
+        }
+        return RestorePlan(
+            manifest=pitr.manifest,
+            objects=[*base.objects, *segments],
+            target=base.target,
+            details=details,
+            summary=[
+                *base.summary,
+                f"then {len(segments)} binlog segment(s), {human_bytes(pitr.replay_bytes)} "
+                f"of binlog ({human_bytes(stored)} stored), replayed from {pitr.start} up to "
+                f"{pitr.target_text}:",
+                *(
+                    f"  {(r.key or '').rsplit('/', 1)[-1]}  {r.storage_class}  {human_bytes(r.size)}  "
+                    f"{r.transactions} transactions  "
+                    f"{iso(r.first_ts) if r.first_ts else '-'} .. "
+                    f"{iso(r.last_ts) if r.last_ts else '-'}"
+                    for r in pitr.segments
+                ),
+            ],
+            touches=base.touches,
+            stores={r.key: pitr.archive_store for r in segments},
+        )
+
+    def check_target(self, plan: RestorePlan) -> None:
+        assert self.base_plan is not None
+        self.base.check_target(self.base_plan)
+
+    def apply(
+        self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
+    ) -> None:
+        assert self.base_plan is not None
+        server = self.base.server
+        packet = max_allowed_packet(server)
+        max_binlog = max(64 * 1024, min(8 * MiB, (packet - 8192) * 3 // 4))
+        self.selection = replace(
+            self.selection,
+            known_databases=frozenset(database_names(server) | set(self.pitr.manifest.databases)),
+        )
+        charsets = charset_names(server)
+
+        def load(record: Any) -> bytes:
+            return b"".join(staged.decompressed(record.key))
+
+        scanned = scan(
+            self.pitr.segments,
+            load,
+            self.pitr.start,
+            self.pitr.target,
+            self.selection,
+            max_binlog=max_binlog,
+        )
+        if scanned.largest_statement + 1024 > packet:
+            raise UsageError(
+                f"the replay holds a statement of {scanned.largest_statement} bytes; target "
+                f"{server.label} has max_allowed_packet = {packet}",
+                hint="raise max_allowed_packet on the target, then retry",
+            )
+        plan.details["scan"] = {
+            "transactions": scanned.transactions,
+            "skipped": scanned.skipped,
+            "statement_bytes": scanned.statement_bytes,
+            "last": str(scanned.last or ""),
+            "last_time": iso(scanned.last_ts) if scanned.last_ts else None,
+            "stop": scanned.stop,
+        }
+        self.base.apply(self.base_plan, staged, on_loaded)
+        replayed = apply(
+            self.pitr.segments,
+            load,
+            self.pitr.start,
+            self.pitr.target,
+            self.selection,
+            Applier(server, binlog=self.base.binlog),
+            lambda cid: charsets.get(cid, "utf8mb4"),
+            max_binlog=max_binlog,
+        )
+        plan.details["replayed"] = dict(replayed.__dict__)
+        log.info(
+            "restore.pitr_replayed",
+            backup_id=self.pitr.manifest.backup_id,
+            until=self.pitr.target_text,
+            transactions=replayed.transactions,
+            last=replayed.last,
+        )
+
+
+def _segment_json(record: Any) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "storage_class": record.storage_class,
+        "size": record.size,
+        "raw_size": record.raw_size,
+        "transactions": record.transactions,
+        "from": str(record.gtid_start),
+        "to": str(record.gtid_end),
+        "first_time": iso(record.first_ts) if record.first_ts else None,
+        "last_time": iso(record.last_ts) if record.last_ts else None,
+    }

@@ -1,0 +1,134 @@
+"""Binlog retention and archiving, as parts of ``backups prune`` and ``backups archive``.
+
+Prune removes the oldest segments whose every transaction is already in *every* backup
+still kept: the oldest position of the policy's kept backups and of every other MySQL
+policy's complete backups (any of them may restore from this archive). It never removes
+the newest record (the archiver resumes from it), deletes a record's index entry before
+its object (an interrupted prune leaves an unindexed object, never an entry without its
+object), and removes unindexed objects (a killed archiver's) older than the grace period.
+Archive re-classes segments older than the policy's ``archive_after_days``, like data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from datatier.backup.catalog import BackupState, Catalog
+from datatier.backup.lifecycle import ArchiveMove
+from datatier.backup.policy import ARCHIVE_ORDER, Policy, find_policies
+from datatier.backup.service import open_policy_catalog, policies_dir
+from datatier.binlog.chain import load_chain
+from datatier.binlog.layout import DIRECTORY, data_prefix, index_key, index_prefix
+from datatier.binlog.pitr import backup_position
+from datatier.binlog.records import IndexRecord
+from datatier.config import LoadedConfig
+from datatier.log import get_logger
+from datatier.mysql.binlog.positions import Position, lowest
+from datatier.storage.base import ObjectInfo, ObjectStore
+
+log = get_logger(__name__)
+MYSQL_ENGINES = ("mysql", "mariabackup")  # backups of the cluster whose binlog this is
+
+
+@dataclass
+class BinlogPrunePlan:
+    """Segments (and gap records) to delete, and unindexed objects to remove."""
+
+    policy: str
+    horizon: Position
+    delete: list[IndexRecord] = field(default_factory=list)
+    orphans: list[ObjectInfo] = field(default_factory=list)
+    kept: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.size for r in self.delete) + sum(o.size for o in self.orphans)
+
+
+def has_archive(store: ObjectStore, policy: str) -> bool:
+    return any(True for _ in store.list_objects(index_prefix(policy)))
+
+
+def binlog_prune_plan(
+    loaded: LoadedConfig,
+    catalog: Catalog,
+    policy: Policy,
+    kept: set[str],
+    now: datetime,
+    grace: timedelta,
+) -> BinlogPrunePlan | None:
+    """What prune removes from ``policy``'s archive (None: it has none); changes nothing."""
+    store = catalog.store
+    if not has_archive(store, policy.name):
+        return None
+    positions = [
+        p
+        for e in catalog.backups(policy.name)
+        if e.backup_id in kept and e.manifest and (p := backup_position(e.manifest))
+    ]
+    for other in find_policies(policies_dir(loaded), loaded.config.backup.default_store):
+        if other.name == policy.name or other.spec.engine not in MYSQL_ENGINES:
+            continue
+        positions += [
+            p
+            for e in open_policy_catalog(loaded, other).backups(other.name)
+            if e.state is BackupState.COMPLETE and e.manifest and (p := backup_position(e.manifest))
+        ]
+    horizon = lowest(positions) if positions else Position()
+    chain = load_chain(store, policy.name)
+    plan = BinlogPrunePlan(policy.name, horizon)
+    for record in chain.records[:-1]:  # the newest record is where archiving resumes
+        if not positions or not horizon.covers(record.gtid_end):
+            break
+        plan.delete.append(record)
+    plan.kept = len(chain.records) - len(plan.delete)
+    indexed = {r.key for r in chain.records if r.key}
+    cutoff = now - grace
+    plan.orphans = [
+        info
+        for info in chain.objects.values()
+        if info.key not in indexed
+        and info.last_modified is not None
+        and info.last_modified < cutoff
+    ]
+    return plan
+
+
+def binlog_prune_execute(store: ObjectStore, plan: BinlogPrunePlan) -> int:
+    """Carry out ``plan``, oldest first, index entry before object; returns objects removed."""
+    removed = 0
+    for record in plan.delete:
+        store.delete([index_key(plan.policy, record.seq)])
+        if record.key:
+            store.delete([record.key])
+        removed += 2 if record.key else 1
+    store.delete([o.key for o in plan.orphans])
+    removed += len(plan.orphans)
+    if plan.delete or plan.orphans:
+        log.info(
+            "prune.binlogs_deleted",
+            policy=plan.policy,
+            records=len(plan.delete),
+            orphans=len(plan.orphans),
+            bytes=plan.bytes,
+            horizon=str(plan.horizon),
+        )
+    return removed
+
+
+def binlog_archive_moves(catalog: Catalog, policy: Policy, now: datetime) -> list[ArchiveMove]:
+    """Segments older than ``archive_after_days`` (by publication) not yet in the archive
+    class or colder; empty when the policy never archives."""
+    storage = policy.spec.storage
+    if storage.archive_after_days <= 0:
+        return []
+    cutoff = now - timedelta(days=storage.archive_after_days)
+    rank = ARCHIVE_ORDER[storage.archive_class]
+    return [
+        ArchiveMove(DIRECTORY, info.key, info.size, info.storage_class)
+        for info in catalog.store.list_objects(data_prefix(policy.name))
+        if info.last_modified is not None
+        and info.last_modified < cutoff
+        and ARCHIVE_ORDER.get(info.storage_class, 0) < rank
+    ]

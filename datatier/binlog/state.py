@@ -1,0 +1,59 @@
+"""``POLICY/_binlogs/archiver.json``: the archiver's last word, for lag.
+
+Written (overwritten) with each segment and every few seconds while the archiver is caught
+up: its source, the archive's end position, and ``safe_until``, the moment before which
+everything the server wrote is archived (the receive time of the oldest transaction not yet
+published, or the time of writing when there is none).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from typing import Any
+
+from datatier.backup.manifest import utc_now_iso
+from datatier.binlog.layout import INDEX_TAGS, state_key
+from datatier.binlog.records import iso
+from datatier.storage.base import ObjectNotFound, ObjectStore
+
+
+def write_state(
+    store: ObjectStore,
+    policy: str,
+    *,
+    node: str,
+    server_id: int,
+    position: str,
+    last_seq: int,
+    pending_since: float | None,
+    gaps: int,
+) -> None:
+    safe_until = pending_since if pending_since is not None else time.time()
+    doc = {
+        "format": 1,
+        "node": node,
+        "server_id": server_id,
+        "position": position,
+        "last_seq": last_seq,
+        "safe_until": safe_until,
+        "safe_until_time": iso(safe_until),
+        "updated_at": utc_now_iso(),
+        "gaps": gaps,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    store.put_bytes(
+        state_key(policy), (json.dumps(doc, sort_keys=True) + "\n").encode(), tags=INDEX_TAGS
+    )
+
+
+def read_state(store: ObjectStore, policy: str) -> dict[str, Any]:
+    """The last state written ({} when there is none or it does not parse)."""
+    try:
+        doc = json.loads(store.get_bytes(state_key(policy)))
+    except (ObjectNotFound, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}

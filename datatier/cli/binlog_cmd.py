@@ -1,0 +1,108 @@
+"""``datatier binlog archive`` and ``datatier binlogs status``: the PITR archive.
+
+Thin commands over :mod:`datatier.binlog`: the archiver runs until stopped (SIGTERM or
+Ctrl-C end it after the segment in progress is published), or once with ``--once``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from datatier.binlog.archiver import Archiver
+from datatier.binlog.layout import archive_policy
+from datatier.binlog.status import archive_status
+from datatier.cli.context import AppContext, pass_app
+from datatier.cli.render import emit_json
+from datatier.display import human_bytes
+from datatier.errors import OperationFailed
+
+
+@click.group("binlog")
+def binlog_group() -> None:
+    """Archive the binary log continuously, for point-in-time restores."""
+
+
+@binlog_group.command("archive")
+@click.option(
+    "--node", metavar="NAME", help="Archive this node's binlog (default: the writable one)."
+)
+@click.option("--once", is_flag=True, help="Archive what the server has written so far, then exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report (with --once) as JSON.")
+@pass_app
+def archive_cmd(app: AppContext, node: str | None, once: bool, as_json: bool) -> None:
+    """Stream the binlog into the store of the binlog policy (``binlog.policy``).
+
+    Resumes where the archive ends; follows the writable primary across failovers unless
+    --node pins a source (a replica with log_slave_updates will do).
+    """
+    loaded = app.loaded()
+    stop = threading.Event()
+    archiver = Archiver(loaded, archive_policy(loaded), node=node, once=once, stop=stop)
+    in_main = threading.current_thread() is threading.main_thread()
+
+    def graceful(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, graceful) if in_main else None
+    try:
+        report = archiver.run()
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+    if as_json:
+        emit_json(report.__dict__)
+        return
+    click.echo(
+        f"archived {report.segments} segment(s), {report.transactions} transaction(s), "
+        f"{human_bytes(report.bytes)} from {report.node or '-'}; archive ends at "
+        f"{report.position or '(empty)'}"
+    )
+    for gap in report.gaps:
+        click.echo(f"GAP: {gap}", err=True)
+    if report.gaps:
+        raise OperationFailed(f"archived with {len(report.gaps)} new gap(s) in the archive")
+
+
+@click.group("binlogs")
+def binlogs_group() -> None:
+    """Inspect the binlog archive."""
+
+
+@binlogs_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@pass_app
+def status_cmd(app: AppContext, as_json: bool) -> None:
+    """The archive's window (from/to time and GTID), its lag behind the server and its gaps.
+
+    Exit 1 when the archive has a gap (each one is named).
+    """
+    status = archive_status(app.loaded())
+    if as_json:
+        emit_json(status.to_json())
+    else:
+        window = status.window
+        click.echo(f"archive      {status.store}/{status.policy}/_binlogs/")
+        click.echo(
+            f"window       {window['from_time'] or '-'} .. {window['to_time'] or '-'}  "
+            f"(GTID {window['from_gtid'] or '(start)'} .. {window['to_gtid'] or '-'})"
+        )
+        click.echo(
+            f"segments     {window['segments']}: {window['transactions']} transactions, "
+            f"{human_bytes(int(str(window['bytes'])))}"
+        )
+        server = status.server
+        where = f"{server['node']} at {server['gtid_binlog_pos']}" if server else "unreachable"
+        lag = "unknown" if status.lag_seconds is None else f"{status.lag_seconds:.1f} s"
+        click.echo(f"lag          {lag} ({status.lag_basis}); server {where}")
+        click.echo(f"gaps         {len(status.gaps)}")
+        for gap in status.gaps:
+            click.echo(f"  {gap}")
+    if status.gaps:
+        raise OperationFailed(f"the binlog archive has {len(status.gaps)} gap(s)")

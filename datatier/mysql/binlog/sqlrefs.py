@@ -1,0 +1,200 @@
+"""Which databases and tables a replayed statement names, and the statement renamed.
+
+A query event (a DDL, or statement-format DML) runs in its default database and may name
+others as qualifiers (``db.t``, ``db.t.c``) or as the object of ``CREATE/DROP/ALTER
+DATABASE``. A replay with ``--rename`` must point those at the restored copy, and a replay
+restricted to some databases must skip statements about others. :func:`scan` tokenizes the
+statement the way the server does for these purposes (quotes, backticks, comments, with
+executable ``/*! */`` comments read as code) and reports every such name with its place, so
+:func:`rewrite` changes names only where they are identifiers, never inside strings.
+A two-part name ``a.b`` counts as a database reference only when ``a`` is a known database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from datatier.mysql.sqltext import ident
+
+TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<comment>(?:--(?=[\s]|$)|\#)[^\n]*|/\*(?![!M])(?:.|\n)*?\*/)
+  | (?P<exec_open>/\*M?!\d*)
+  | (?P<exec_close>\*/)
+  | (?P<squote>'(?:[^'\\]|\\.|'')*')
+  | (?P<dquote>"(?:[^"\\]|\\.|"")*")
+  | (?P<backtick>`(?:[^`]|``)*`)
+  | (?P<word>[A-Za-z0-9_$\u0080-\uffff]+)
+  | (?P<dot>\.)
+  | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+DATABASE_VERBS = {"CREATE", "DROP", "ALTER"}
+DATA_VERBS = {"INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD"}
+IDENTS = ("ident", "qident")
+
+
+@dataclass(frozen=True)
+class Name:
+    """An identifier or keyword token: where it is, its value, whether it was quoted."""
+
+    start: int
+    end: int
+    value: str
+    quoted: bool = False
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a statement names (see module docstring)."""
+
+    words: list[str]  # leading keywords, upper-cased (CREATE, TABLE, ...)
+    qualifiers: list[tuple[Name, int]]  # a name followed by '.', and how many parts follow
+    database_objects: list[Name]  # CREATE/DROP/ALTER DATABASE <name>
+    names: list[Name]  # every identifier, in order
+
+
+def _tokens(text: str, ansi_quotes: bool) -> list[tuple[str, int, int, str]]:
+    found = []
+    for match in TOKEN.finditer(text):
+        kind = match.lastgroup or "other"
+        if kind in ("space", "comment", "exec_open", "exec_close"):
+            continue
+        value = match.group()
+        if kind == "dquote" and ansi_quotes:
+            kind = "ident"
+            value = value[1:-1].replace('""', '"')
+        elif kind == "backtick":
+            kind = "qident"
+            value = value[1:-1].replace("``", "`")
+        elif kind == "word":
+            kind = "ident"
+        if kind == "ident" and match.lastgroup == "dquote":
+            kind = "qident"
+        found.append((kind, match.start(), match.end(), value))
+    return found
+
+
+def scan(text: str, *, ansi_quotes: bool = False) -> Scan:
+    """Tokenize ``text`` (see module docstring)."""
+    tokens = _tokens(text, ansi_quotes)
+    words = [v.upper() for k, _, _, v in tokens[:6] if k == "ident"]
+    names = [Name(s, e, v, k == "qident") for k, s, e, v in tokens if k in IDENTS]
+    qualifiers: list[tuple[Name, int]] = []
+    i = 0
+    while i < len(tokens):
+        kind, start, end, value = tokens[i]
+        if kind in IDENTS and (i == 0 or tokens[i - 1][0] != "dot"):
+            parts = 1
+            j = i
+            while (
+                j + 2 < len(tokens)
+                and tokens[j + 1][0] == "dot"
+                and (tokens[j + 2][0] in IDENTS or tokens[j + 2][3] == "*")
+            ):
+                parts += 1
+                j += 2
+            if parts > 1:
+                qualifiers.append((Name(start, end, value, kind == "qident"), parts))
+            i = j + 1
+            continue
+        i += 1
+    objects: list[Name] = []
+    if len(words) >= 2 and words[0] in DATABASE_VERBS and words[1] in ("DATABASE", "SCHEMA"):
+        skip = {"IF", "NOT", "EXISTS"}
+        target = next((n for n in names[2:] if n.quoted or n.value.upper() not in skip), None)
+        if target is not None:
+            objects.append(target)
+    return Scan(words, qualifiers, objects, names)
+
+
+def referenced_databases(found: Scan, default: str, known: set[str]) -> set[str]:
+    """Databases the statement acts on: its default database (if any), every qualifier
+    that is a known database (three-part names always), and database objects."""
+    refs = {default} if default else set()
+    for name, parts in found.qualifiers:
+        if parts >= 3 or name.value in known:
+            refs.add(name.value)
+    refs.update(n.value for n in found.database_objects)
+    return refs
+
+
+def rewrite(text: str, found: Scan, renames: dict[str, str], known: set[str]) -> str:
+    """``text`` with every database reference in ``renames`` replaced by its new name."""
+    spots = [
+        n
+        for n, parts in found.qualifiers
+        if n.value in renames and (parts >= 3 or n.value in known)
+    ]
+    spots += [n for n in found.database_objects if n.value in renames]
+    out = []
+    at = 0
+    for name in sorted(spots, key=lambda n: n.start):
+        out.append(text[at : name.start])
+        out.append(ident(renames[name.value]))
+        at = name.end
+    out.append(text[at:])
+    return "".join(out)
+
+
+def statement_tables(found: Scan, default: str) -> list[tuple[str, str]] | None:
+    """The tables a table DDL acts on as (database, table), unqualified names in
+    ``default``; None when the statement is not a table DDL understood here (``CREATE``,
+    ``ALTER``, ``DROP`` or ``TRUNCATE TABLE``, ``RENAME TABLE``, ``CREATE``/``DROP INDEX``)."""
+    words = found.words
+    names = found.names
+    if len(words) < 2:
+        return None
+    head = set(words[:4])
+    if words[0] in ("CREATE", "DROP") and "INDEX" in head:
+        on = next(
+            (i for i, n in enumerate(names) if not n.quoted and n.value.upper() == "ON"), None
+        )
+        return (
+            [_table_at(found, on + 1, default)[0]]
+            if on is not None and on + 1 < len(names)
+            else None
+        )
+    if words[0] == "RENAME" and words[1] in ("TABLE", "TABLES"):
+        return _all_tables(found, 2, default)
+    if words[0] == "TRUNCATE" or (words[0] in ("CREATE", "ALTER", "DROP") and "TABLE" in head):
+        i = next(
+            (i for i, n in enumerate(names) if n.quoted or n.value.upper() not in LEADING), None
+        )
+        if i is None:
+            return None
+        if words[0] == "DROP":
+            return _all_tables(found, i, default)
+        return [_table_at(found, i, default)[0]]
+    return None
+
+
+LEADING = {
+    "ALTER", "CREATE", "DROP", "TRUNCATE", "TABLE", "TEMPORARY", "IF", "NOT", "EXISTS",
+    "ONLINE", "IGNORE", "OR", "REPLACE",
+}  # fmt: skip
+TRAILING = {"TO", "RESTRICT", "CASCADE", "WAIT", "NOWAIT"}
+
+
+def _table_at(found: Scan, i: int, default: str) -> tuple[tuple[str, str], int]:
+    names = found.names
+    parts = next((p for n, p in found.qualifiers if n.start == names[i].start), 1)
+    if parts == 2 and i + 1 < len(names):
+        return (names[i].value, names[i + 1].value), i + 2
+    return (default, names[i].value), i + 1
+
+
+def _all_tables(found: Scan, i: int, default: str) -> list[tuple[str, str]]:
+    tables = []
+    names = found.names
+    while i < len(names):
+        name = names[i]
+        if not name.quoted and (name.value.upper() in TRAILING or name.value.isdigit()):
+            i += 1
+            continue
+        table, i = _table_at(found, i, default)
+        tables.append(table)
+    return tables

@@ -1,0 +1,415 @@
+"""One archived transaction as the SQL that replays it on another server.
+
+Row events go back as ``BINLOG '<base64>'`` statements, exactly what ``mariadb-binlog``
+prints and the server applies as a replica would (after a ``BINLOG`` of the format
+description); table maps of tables not restored are dropped with their rows events, and
+those of renamed databases point at the new name. Query events (DDL, statement-format DML)
+go back as their text, after the session they ran in (``SET`` statements, ``USE``), with
+qualified database names renamed. Transactions get new GTIDs on the target (no
+``gtid_seq_no``: the originals are older than the target's own and would break strict mode).
+
+What cannot be replayed faithfully is refused with :class:`ReplayRefused` (exit 2) before
+anything is applied: XA transactions, user-variable statements, incident events, a statement
+that mixes restored and other databases, and statement-format data changes in a
+``--tables`` restore.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from datatier.errors import UsageError
+from datatier.mysql.binlog import events as ev
+from datatier.mysql.binlog import query as q
+from datatier.mysql.binlog.groups import Group, ends_transaction
+from datatier.mysql.binlog.sqlrefs import (
+    DATA_VERBS,
+    Scan,
+    referenced_databases,
+    rewrite,
+    scan,
+    statement_tables,
+)
+from datatier.mysql.sqltext import ident, string_literal
+
+ANSI_QUOTES = 0x4
+
+
+class ReplayRefused(UsageError):
+    """A transaction in the replay range cannot be replayed as asked."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the restore holds: source databases (renamed as ``renames`` says) and, for a
+    ``--tables`` restore, exactly these tables."""
+
+    databases: frozenset[str]
+    renames: dict[str, str] = field(default_factory=dict)
+    tables: frozenset[tuple[str, str]] | None = None
+    known_databases: frozenset[str] = frozenset()
+
+    def target_of(self, database: str, table: str) -> str | None:
+        """The target database of rows of ``database.table``, None if not restored."""
+        if database not in self.databases:
+            return None
+        if self.tables is not None and (database, table) not in self.tables:
+            return None
+        return self.renames.get(database, database)
+
+
+@dataclass
+class Session:
+    """Session settings already sent on the replay connection (sent again only on change)."""
+
+    values: dict[str, object] = field(default_factory=dict)
+    fde: bytes = b""
+
+    def changed(self, name: str, value: object) -> bool:
+        if self.values.get(name, object()) == value:
+            return False
+        self.values[name] = value
+        return True
+
+
+def binlog_statement(events: list[bytes]) -> bytes:
+    return b"BINLOG '" + base64.b64encode(b"".join(events)) + b"'"
+
+
+def _statement_end(chunk: list[bytes], checksum: bool) -> list[bytes]:
+    """A statement's kept events (table maps, rows events); the last rows event flagged as
+    its end (the original end may have been a dropped table's). Empty when no rows are
+    kept."""
+    if not any(e[4] in ev.ROWS_EVENTS for e in chunk):
+        return []
+    last = chunk[-1]
+    if not ev.rows_flags(last) & ev.STMT_END:
+        chunk = [*chunk[:-1], ev.with_stmt_end(last, checksum)]
+    return chunk
+
+
+class Translator:
+    """Turns groups into statements for one replay connection (it remembers the session).
+
+    ``charset_name`` maps a collation ID to its character set name (asked of the target).
+    """
+
+    def __init__(
+        self,
+        selection: Selection,
+        charset_name: Callable[[int], str],
+        *,
+        max_binlog: int = 8 * 1024 * 1024,
+    ) -> None:
+        self.selection = selection
+        self.max_binlog = max_binlog
+        self.charset_name = charset_name
+        self.session = Session()
+        self._version = (0, 0, 0)
+        self._checksum = True
+        self.known = set(selection.known_databases) | set(selection.databases)
+        self._maps: dict[bytes, tuple[int, bytes | None]] = {}  # table map body -> (id, new)
+
+    def rows_only(self, fde: ev.FormatDescription, group: Group) -> list[list[bytes]] | None:
+        """The row statements (each its table maps and rows events) replaying ``group``
+        when it is a plain row transaction (row events and a commit, nothing else): several
+        such transactions may share one ``BINLOG`` statement. None when it is anything else
+        (see :meth:`statements`)."""
+        if group.flags & (ev.FL_STANDALONE | ev.FL_PREPARED_XA | ev.FL_COMPLETED_XA):
+            return None
+        events = group.events
+        if events[-1][4] != ev.XID:
+            return None
+        checksum = self._checksum = fde.checksum
+        kept: list[list[bytes]] = []
+        chunk: list[bytes] = []
+        live: dict[int, bool] = {}
+        rows_kinds = ev.ROWS_EVENTS
+        for i in range(1, len(events) - 1):
+            event = events[i]
+            kind = event[4]
+            if kind == ev.TABLE_MAP:
+                table_id, renamed = self._table_map(event, checksum)
+                live[table_id] = renamed is not None
+                if renamed is not None:
+                    chunk.append(renamed)
+            elif kind in rows_kinds:
+                if live.get(int.from_bytes(event[19:25], "little")):
+                    chunk.append(event)
+                if event[25] & ev.STMT_END:
+                    if statement := _statement_end(chunk, checksum):
+                        kept.append(statement)
+                    chunk, live = [], {}
+            elif kind != ev.ANNOTATE_ROWS:
+                return None
+        if chunk:
+            raise ReplayRefused(f"transaction {group.gtid} ends inside a statement's row events")
+        return kept
+
+    def _table_map(self, event: bytes, checksum: bool) -> tuple[int, bytes | None]:
+        """(table ID, the event as replayed or None if its table is not restored); the
+        decision is cached by the event's body, the same for every use of the table."""
+        body = event[ev.HEADER_LEN : len(event) - (ev.CRC_LEN if checksum else 0)]
+        found = self._maps.get(body)
+        if found is None:
+            mapped = ev.table_map(event)
+            target = self.selection.target_of(mapped.database, mapped.table)
+            if target is None:
+                found = (mapped.table_id, None)
+            elif target == mapped.database:
+                found = (mapped.table_id, b"")
+            else:
+                renamed = ev.rename_table_map(event, target, checksum)
+                found = (
+                    mapped.table_id,
+                    renamed[ev.HEADER_LEN : len(renamed) - (ev.CRC_LEN if checksum else 0)],
+                )
+            self._maps[body] = found
+        table_id, new_body = found
+        if new_body is None:
+            return table_id, None
+        if not new_body:
+            return table_id, event
+        return table_id, ev.with_body(event, new_body, checksum)
+
+    def statements(self, fde: ev.FormatDescription, group: Group) -> list[bytes]:
+        """The statements replaying ``group`` (empty: nothing of it is restored). Row
+        events of consecutive statements share one ``BINLOG`` statement (split only above
+        ``max_binlog``); a ``BINLOG`` statement must end its packet (the server answers
+        none of the statements after it in a multi-statement packet)."""
+        if group.flags & (ev.FL_PREPARED_XA | ev.FL_COMPLETED_XA):
+            raise ReplayRefused(f"transaction {group.gtid} is an XA transaction: not replayable")
+        self._version = fde.version
+        self._checksum = fde.checksum
+        body: list[bytes] = []
+        rows: list[list[bytes]] = []  # row statements waiting for their BINLOG statement
+        chunk: list[bytes] = []  # the current statement's table maps and rows events
+        maps: dict[int, bool] = {}
+        pending: list[bytes] = []  # INTVAR/RAND settings for the next statement
+        for event in group.events[1:]:
+            kind = event[4]
+            if kind == ev.TABLE_MAP:
+                mapped = ev.table_map(event)
+                target = self.selection.target_of(mapped.database, mapped.table)
+                maps[mapped.table_id] = target is not None
+                if target is not None:
+                    if target != mapped.database:
+                        event = ev.rename_table_map(event, target, fde.checksum)
+                    chunk.append(event)
+            elif kind in ev.ROWS_EVENTS:
+                if maps.get(ev.rows_table_id(event)):
+                    chunk.append(event)
+                if ev.rows_flags(event) & ev.STMT_END:
+                    if statement := _statement_end(chunk, fde.checksum):
+                        rows.append(statement)
+                    chunk, maps = [], {}
+            elif kind in ev.QUERY_EVENTS:
+                statements = self._query(group, q.parse_query(event, fde.checksum), pending)
+                pending = []
+                if statements:
+                    body.extend(self.binlog(rows))
+                    rows = []
+                    body.extend(statements)
+            elif kind == ev.XID:
+                body.extend(self.binlog(rows))
+                rows = []
+                body.append(b"COMMIT")
+            elif kind == ev.INTVAR:
+                which, value = ev.intvar(event)
+                name = b"LAST_INSERT_ID" if which == 1 else b"INSERT_ID"
+                pending.append(b"SET " + name + b"=" + str(value).encode())
+            elif kind == ev.RAND:
+                one, two = ev.rand_seeds(event)
+                pending.append(f"SET @@RAND_SEED1={one}, @@RAND_SEED2={two}".encode())
+            elif kind in (ev.ANNOTATE_ROWS, ev.BINLOG_CHECKPOINT, ev.GTID_LIST):
+                continue
+            elif kind == ev.USER_VAR:
+                raise ReplayRefused(
+                    f"transaction {group.gtid} uses user variables in statement format: "
+                    "not replayable (binlog_format=ROW avoids this)"
+                )
+            elif kind == ev.INCIDENT:
+                raise ReplayRefused(f"the binlog records an incident (lost events) at {group.gtid}")
+            else:
+                raise ReplayRefused(f"transaction {group.gtid} holds binlog event type {kind}")
+        if chunk or rows:
+            raise ReplayRefused(f"transaction {group.gtid} ends inside a statement's row events")
+        if all(s in (b"COMMIT", b"ROLLBACK") for s in body):
+            return []
+        head = self._fde(fde)
+        if group.standalone:
+            return head + body
+        if body[-1] not in (b"COMMIT", b"ROLLBACK"):
+            raise ReplayRefused(f"transaction {group.gtid} does not end with a commit")
+        return [*head, b"START TRANSACTION", *body]
+
+    def _fde(self, fde: ev.FormatDescription) -> list[bytes]:
+        if self.session.fde == fde.event:
+            return []
+        self.session.fde = fde.event
+        return [binlog_statement([fde.event])]
+
+    def binlog(self, statements: list[list[bytes]]) -> list[bytes]:
+        """Row statements as BINLOG statements of about ``max_binlog`` bytes of events.
+
+        Several row statements share one BINLOG statement; a row statement larger than
+        that is cut between its rows events, each piece with the statement's table maps
+        again and its last rows event flagged as a statement end: rows events whose table
+        map is in an earlier BINLOG statement are skipped by the server without an error.
+        """
+        out: list[bytes] = []
+        piece: list[bytes] = []
+        size = 0
+        for statement in statements:
+            for part in self._pieces(statement):
+                length = sum(len(e) for e in part)
+                if piece and size + length > self.max_binlog:
+                    out.append(binlog_statement(piece))
+                    piece, size = [], 0
+                piece.extend(part)
+                size += length
+        if piece:
+            out.append(binlog_statement(piece))
+        return out
+
+    def _pieces(self, statement: list[bytes]) -> list[list[bytes]]:
+        """``statement`` cut into statements of at most about ``max_binlog`` bytes."""
+        if sum(len(e) for e in statement) <= self.max_binlog:
+            return [statement]
+        maps = [e for e in statement if e[4] == ev.TABLE_MAP]
+        rows = [e for e in statement if e[4] != ev.TABLE_MAP]
+        budget = max(1, self.max_binlog - sum(len(e) for e in maps))
+        pieces: list[list[bytes]] = []
+        current: list[bytes] = []
+        size = 0
+        for event in rows:
+            if current and size + len(event) > budget:
+                current[-1] = ev.with_stmt_end(current[-1], self._checksum)
+                pieces.append([*maps, *current])
+                current, size = [], 0
+            current.append(event)
+            size += len(event)
+        pieces.append([*maps, *current])
+        return pieces
+
+    def binlog_sizes(self, statements: list[list[bytes]]) -> list[int]:
+        """The sizes :meth:`binlog` would give each row statement's pieces (base64)."""
+        sizes = []
+        for statement in statements:
+            maps = sum(len(e) for e in statement if e[4] == ev.TABLE_MAP)
+            largest = max(len(e) for e in statement)
+            total = sum(len(e) for e in statement)
+            sizes.append(min(total, max(self.max_binlog, maps + largest)) * 4 // 3 + 12)
+        return sizes
+
+    # -- query events ---------------------------------------------------------------------
+
+    def _query(self, group: Group, event: q.QueryEvent, pending: list[bytes]) -> list[bytes]:
+        words = event.words
+        if not group.standalone and ends_transaction(words):
+            return [words[0]]
+        if event.gtid_flags3 & q.FL_START_ALTER:
+            raise ReplayRefused(f"{group.gtid} is a two-phase ALTER (binlog_alter_two_phase)")
+        text = event.text.decode("utf-8", "surrogateescape")
+        found = scan(text, ansi_quotes=bool((event.sql_mode or 0) & ANSI_QUOTES))
+        refs = referenced_databases(found, event.database, self.known)
+        restored = refs & self.selection.databases
+        if not restored:
+            return []
+        where = f"{group.gtid} ({text[:60]!r})"
+        if refs - self.selection.databases:
+            others = ", ".join(sorted(refs - self.selection.databases))
+            raise ReplayRefused(
+                f"statement {where} acts on restored databases and on {others}: not replayable"
+            )
+        if self.selection.tables is not None and not self._tables_ok(found, event, where):
+            return []
+        renames = self.selection.renames
+        text = rewrite(text, found, renames, self.known)
+        statements = self._session(event, self._version)
+        if event.database and not event.suppress_use:
+            target = renames.get(event.database, event.database)
+            if self.session.changed("db", target):
+                statements.append(b"USE " + ident(target).encode())
+        statements.extend(pending)
+        statements.append(text.encode("utf-8", "surrogateescape"))
+        return statements
+
+    def _tables_ok(self, found: Scan, event: q.QueryEvent, where: str) -> bool:
+        """For a ``--tables`` restore: replay a table DDL on restored tables only."""
+        tables = statement_tables(found, event.database)
+        wanted = self.selection.tables or frozenset()
+        if tables is None:
+            if found.words and found.words[0].encode() in DATA_VERBS_B:
+                raise ReplayRefused(
+                    f"statement-format change {where} cannot be limited to --tables "
+                    "(restore whole databases, or use binlog_format=ROW)"
+                )
+            return False
+        inside = [t for t in tables if t in wanted]
+        if inside and len(inside) != len(tables):
+            raise ReplayRefused(f"statement {where} acts on restored and other tables")
+        return bool(inside)
+
+    def _session(self, event: q.QueryEvent, version: tuple[int, int, int]) -> list[bytes]:
+        out: list[str] = []
+        stamp = f"{event.timestamp}" + (
+            f".{event.microseconds:06d}" if event.microseconds is not None else ""
+        )
+        out.append(f"SET TIMESTAMP={stamp}")
+        if self.session.changed("thread", event.thread_id):
+            out.append(f"SET @@session.pseudo_thread_id={event.thread_id}")
+        if event.flags2 is not None and self.session.changed("flags2", event.flags2):
+            out.append("SET " + ", ".join(flag_settings(event.flags2, version)))
+        if event.sql_mode is not None and self.session.changed("sql_mode", event.sql_mode):
+            out.append(f"SET @@session.sql_mode={event.sql_mode}")
+        if event.auto_increment and self.session.changed("auto_inc", event.auto_increment):
+            inc, off = event.auto_increment
+            out.append(
+                f"SET @@session.auto_increment_increment={inc}, "
+                f"@@session.auto_increment_offset={off}"
+            )
+        if event.charset and self.session.changed("charset", event.charset):
+            client, connection, server = event.charset
+            out.append(
+                f"SET @@session.character_set_client={self.charset_name(client)}, "
+                f"@@session.collation_connection={connection}, @@session.collation_server={server}"
+            )
+        zone = event.time_zone or "SYSTEM"
+        if self.session.changed("time_zone", zone):
+            out.append(f"SET @@session.time_zone={string_literal(zone)}")
+        names = event.lc_time_names or 0
+        if self.session.changed("lc_time_names", names):
+            out.append(f"SET @@session.lc_time_names={names}")
+        collation = event.charset_database or "DEFAULT"
+        if self.session.changed("charset_database", collation):
+            out.append(f"SET @@session.collation_database={collation}")
+        return [s.encode() for s in out]
+
+
+DATA_VERBS_B = {v.encode() for v in DATA_VERBS}
+
+
+def flag_settings(flags2: int, version: tuple[int, int, int]) -> list[str]:
+    """The session variables ``flags2`` of a query event stands for; the newer ones only
+    when the server that wrote the event (``version``) had them."""
+    found = [
+        f"@@session.foreign_key_checks={int(not flags2 & q.NO_FOREIGN_KEY_CHECKS)}",
+        f"@@session.sql_auto_is_null={int(bool(flags2 & q.AUTO_IS_NULL))}",
+        f"@@session.unique_checks={int(not flags2 & q.RELAXED_UNIQUE_CHECKS)}",
+        f"@@session.check_constraint_checks={int(not flags2 & q.NO_CHECK_CONSTRAINT_CHECKS)}",
+    ]
+    if version >= (10, 5, 2):
+        found.append(f"@@session.sql_if_exists={int(bool(flags2 & q.IF_EXISTS))}")
+    if version >= (10, 10, 1):
+        found.append(
+            "@@session.explicit_defaults_for_timestamp="
+            f"{int(bool(flags2 & q.EXPLICIT_DEFAULTS_FOR_TIMESTAMP))}"
+        )
+    if version >= (10, 11, 0):
+        found.append(
+            f"@@session.system_versioning_insert_history={int(bool(flags2 & q.INSERT_HISTORY))}"
+        )
+    return found

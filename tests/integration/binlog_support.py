@@ -1,0 +1,337 @@
+"""Helpers of the binlog archive and PITR tests: a write load, an archiver process, and
+what the archive and the server each hold (events and GTIDs), read independently."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import zstandard
+
+from datatier.backup.stores import store_for
+from datatier.binlog.chain import load_chain
+from datatier.config import Config
+from datatier.mysql.binlog import events as ev
+from tests.integration.conftest import wait_for
+
+GTID_INFO = re.compile(r"GTID (\d+-\d+-\d+)")
+
+
+def connect(config: Config, node: str) -> Any:
+    spec = config.mysql.nodes[node]
+    return pymysql.connect(
+        host=spec.host,
+        port=spec.port,
+        user=config.mysql.user,
+        password=config.mysql.password.reveal(),
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+def query(config: Config, node: str, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+    with connect(config, node) as conn, conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+class Load:
+    """A writer thread on ``database``: inserts, updates and deletes on several tables, a
+    multi-statement transaction every few rounds; ``pause``/``resume`` stop it between
+    transactions (so a GTID and a time can be noted at a quiet moment)."""
+
+    TABLES = ("orders", "items", "events")
+
+    def __init__(
+        self,
+        config: Config,
+        node: str,
+        database: str,
+        *,
+        rate: float = 200.0,
+        tolerate_outages: bool = False,
+    ) -> None:
+        self.config = config
+        self.tolerate_outages = tolerate_outages
+        self.outages = 0
+        self.node = node
+        self.database = database
+        self.rate = rate
+        self.transactions = 0
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def create(self) -> None:
+        db = self.database
+        with connect(self.config, self.node) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {db}")
+            cur.execute(f"CREATE DATABASE {db}")
+            cur.execute(
+                f"CREATE TABLE {db}.orders (id INT AUTO_INCREMENT PRIMARY KEY, "
+                "customer INT, amount DECIMAL(12,2), note VARCHAR(64))"
+            )
+            cur.execute(
+                f"CREATE TABLE {db}.items (id BIGINT PRIMARY KEY, sku VARCHAR(32), qty INT, "
+                "price DOUBLE, data BLOB)"
+            )
+            cur.execute(f"CREATE TABLE {db}.events (k VARCHAR(40), v TEXT, at DATETIME(6))")
+            cur.executemany(
+                f"INSERT INTO {db}.items VALUES (%s, %s, %s, %s, %s)",
+                [(i, f"sku-{i}", i % 7, i / 3, os.urandom(20)) for i in range(1, 201)],
+            )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+        self._thread.join(timeout=30)
+        if self.errors:
+            raise self.errors[0]
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        self._idle.clear()
+        self._running.clear()
+        self._idle.wait(10)
+        try:
+            yield
+        finally:
+            self._running.set()
+
+    def _run(self) -> None:
+        rnd = random.Random(7)
+        while not self._stop.is_set():
+            try:
+                self._session(rnd)
+            except pymysql.OperationalError as exc:
+                if not self.tolerate_outages:
+                    self.errors.append(exc)
+                    return
+                self.outages += 1
+                time.sleep(0.3)  # the server restarts: write again once it is back
+            except BaseException as exc:  # handed to stop()
+                self.errors.append(exc)
+                return
+
+    def _session(self, rnd: random.Random) -> None:
+        with connect(self.config, self.node) as conn, conn.cursor() as cur:
+            while not self._stop.is_set():
+                if not self._running.is_set():
+                    self._idle.set()
+                    self._running.wait()
+                    continue
+                self._one(cur, rnd, self.database)
+                self.transactions += 1
+                time.sleep(1 / self.rate)
+
+    def _one(self, cur: Any, rnd: random.Random, db: str) -> None:
+        kind = self.transactions % 10
+        if kind < 4:
+            cur.execute(
+                f"INSERT INTO {db}.orders (customer, amount, note) VALUES (%s, %s, %s)",
+                (rnd.randint(1, 50), rnd.randint(1, 99999) / 100, f"n{rnd.random()}"),
+            )
+        elif kind < 6:
+            cur.execute(
+                f"UPDATE {db}.items SET qty = qty + %s, price = price * 1.01 WHERE id = %s",
+                (rnd.randint(-3, 5), rnd.randint(1, 200)),
+            )
+        elif kind == 6:
+            cur.execute(
+                f"DELETE FROM {db}.orders WHERE customer = %s LIMIT 1", (rnd.randint(1, 50),)
+            )
+        elif kind == 7:
+            cur.execute(
+                f"INSERT INTO {db}.events (k, v, at) VALUES (%s, %s, NOW(6))",
+                (f"k{rnd.randint(1, 9)}", "x" * rnd.randint(0, 300)),
+            )
+        else:  # a multi-statement transaction across tables
+            cur.execute("START TRANSACTION")
+            cur.execute(
+                f"INSERT INTO {db}.orders (customer, amount, note) VALUES (%s, 1.00, 'tx')",
+                (rnd.randint(1, 50),),
+            )
+            cur.execute(
+                f"UPDATE {db}.items SET sku = CONCAT(sku, '+') WHERE id = %s",
+                (rnd.randint(1, 200),),
+            )
+            cur.execute(f"DELETE FROM {db}.events WHERE k = %s LIMIT 2", (f"k{rnd.randint(1, 9)}",))
+            cur.execute("COMMIT")
+
+
+class ArchiverProcess:
+    """``datatier binlog archive`` as a real process (killable with SIGKILL)."""
+
+    def __init__(self, config_path: Path, env: dict[str, str], log: Path) -> None:
+        self.config_path = config_path
+        self.env = {**os.environ, "DATATIER_CONFIG": str(config_path), **env}
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "datatier", "--json-logs", "binlog", "archive"],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        return code
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+
+    def once(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "datatier", "binlog", "archive", "--once", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+
+def archived(config: Config, policy: str) -> tuple[list[Any], list[dict[str, Any]]]:
+    """(segment records, their events) of ``policy``'s archive: every object downloaded,
+    decompressed and split into events: ``{"seq", "server_id", "file", "pos", "end",
+    "type", "gtid"}`` (the copied format event of a segment not starting at 4 left out)."""
+    store = store_for(config.backup.default_store, config)
+    chain = load_chain(store, policy)
+    assert not chain.gaps, [g.describe() for g in chain.gaps]
+    found: list[dict[str, Any]] = []
+    for record in chain.segments:
+        raw = zstandard.ZstdDecompressor().decompressobj().decompress(store.get_bytes(record.key))
+        assert raw[:4] == ev.MAGIC
+        events = ev.split_events(raw[4:], record.key)
+        if record.start_pos != 4:
+            events = events[1:]
+        for view in events:
+            head = ev.header(view)
+            gtid = str(ev.gtid_event(bytes(view))[0]) if head.type == ev.GTID else None
+            found.append(
+                {
+                    "seq": record.seq,
+                    "server_id": record.server_id,
+                    "file": record.file,
+                    "pos": head.start,
+                    "end": head.log_pos,
+                    "type": head.type,
+                    "gtid": gtid,
+                }
+            )
+    return chain.segments, found
+
+
+def server_events(config: Config, node: str) -> dict[str, list[tuple[int, int, str | None]]]:
+    """Per binlog file of ``node``: (pos, end, gtid) of every event, from SHOW BINLOG EVENTS."""
+    files = [r[0] for r in query(config, node, "SHOW BINARY LOGS")]
+    out: dict[str, list[tuple[int, int, str | None]]] = {}
+    for name in files:
+        rows = query(config, node, f"SHOW BINLOG EVENTS IN '{name}'")
+        out[name] = [
+            (
+                int(r[1]),
+                int(r[4]),
+                (m.group(1) if (m := GTID_INFO.search(str(r[5]))) and r[2] == "Gtid" else None),
+            )
+            for r in rows
+        ]
+    return out
+
+
+def server_gtids(config: Config, node: str) -> list[str]:
+    return [g for events in server_events(config, node).values() for _, _, g in events if g]
+
+
+def check_segments_match_server(
+    config: Config, node: str, server_id: int, segments: list[Any], events: list[dict[str, Any]]
+) -> int:
+    """Every segment of ``server_id`` holds exactly the server's events of its byte range;
+    per file the segments are contiguous. Returns how many events were compared."""
+    on_server = server_events(config, node)
+    compared = 0
+    by_file: dict[str, list[Any]] = {}
+    for record in segments:
+        if record.server_id == server_id:
+            by_file.setdefault(record.file, []).append(record)
+    for file, records in by_file.items():
+        records.sort(key=lambda r: r.start_pos)
+        for before, after in itertools.pairwise(records):
+            assert after.start_pos == before.end_pos, (
+                f"{file}: hole {before.end_pos}..{after.start_pos}"
+            )
+        start, end = records[0].start_pos, records[-1].end_pos
+        mine = [
+            (e["pos"], e["end"], e["gtid"])
+            for e in events
+            if e["file"] == file and e["server_id"] == server_id
+        ]
+        theirs = [e for e in on_server[file] if start <= e[0] < end]
+        assert mine == theirs, f"{file}: archived events differ from the server's"
+        compared += len(mine)
+    return compared
+
+
+def wait_archived(config: Config, policy: str, node: str, timeout: float = 90.0) -> None:
+    """Until the archive's end position covers ``node``'s whole GTID position."""
+    from datatier.mysql.binlog.positions import Position
+
+    target = Position.parse(str(query(config, node, "SELECT @@gtid_binlog_pos")[0][0]))
+    store = store_for(config.backup.default_store, config)
+
+    def done() -> bool:
+        chain = load_chain(store, policy, check_objects=False)
+        return bool(chain.records) and chain.end.covers(target)
+
+    wait_for(done, timeout, step=0.5)
+
+
+def checksums(config: Config, node: str, database: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for (table,) in query(
+        config,
+        node,
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s "
+        "AND TABLE_TYPE='BASE TABLE' ORDER BY 1",
+        (database,),
+    ):
+        found[table] = query(config, node, f"CHECKSUM TABLE `{database}`.`{table}` EXTENDED")[0][1]
+        found[f"{table}#rows"] = query(
+            config, node, f"SELECT COUNT(*) FROM `{database}`.`{table}`"
+        )[0][0]
+        found[f"{table}#columns"] = [
+            r[0] for r in query(
+                config, node, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE "
+                "TABLE_SCHEMA=%s AND TABLE_NAME=%s ORDER BY ORDINAL_POSITION", (database, table)
+            )
+        ]  # fmt: skip
+    return found
+
+
+def until(predicate: Callable[[], bool], timeout: float) -> None:
+    wait_for(predicate, timeout, step=0.2)
