@@ -111,8 +111,8 @@ class PitrRestore(RestoreEngine):
                 f"of binlog ({human_bytes(stored)} stored), replayed from {pitr.start} up to "
                 f"{pitr.target_text}:",
                 *(
-                    f"  {(r.key or '').rsplit('/', 1)[-1]}  {r.storage_class}  {human_bytes(r.size)}  "
-                    f"{r.transactions} transactions  "
+                    f"  {(r.key or '').rsplit('/', 1)[-1]}  {r.storage_class}  "
+                    f"{human_bytes(r.size)}  {r.transactions} transactions  "
                     f"{iso(r.first_ts) if r.first_ts else '-'} .. "
                     f"{iso(r.last_ts) if r.last_ts else '-'}"
                     for r in pitr.segments
