@@ -11,9 +11,12 @@ Measured here, always (no RethinkDB server needed):
 
 - ``null_target``: read + convert into a target that drops documents (datatier's side
   without the driver);
-- ``null_server``: the production :class:`RethinkDBTarget` on a stand-in connection that
-  serializes every query exactly as the driver's socket connection does and answers like
-  an empty server: read + convert + the driver's encoding, the whole client side.
+- ``null_server``: the production :class:`RethinkDBTarget` (prebuilt terms, ``--connections``
+  writer connections, soft durability and syncs, a checkpoint file) on stand-in
+  connections that serialize every query exactly as the driver's socket connection does
+  and answer like a server that takes no time: the whole client side of ``migrate run``;
+- ``null_server_driver``: the same with one connection and the driver's own ``r.expr``
+  encoding (how ``migrate run`` wrote before it used prebuilt terms and writer threads).
 
 Measured only against a real server, named by ``DATATIER_BENCH_RETHINKDB=host:port`` (no
 RethinkDB server can be installed on these machines): the rows exported as JSON (ReQL
@@ -37,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -200,13 +204,15 @@ def export_json(conn: Any, plan: TablePlan, path: Path) -> int:
 def run_in_process(
     loaded: LoadedConfig, mapping: Path, target: MigrationTarget, options: RunOptions
 ) -> float:
-    """rows/s of ``run_tables`` from replica1 into ``target``."""
+    """rows/s of ``run_tables`` from replica1 into ``target``, with a checkpoint file."""
     conn = service.open_source(loaded, "replica1")
     try:
         plans = service.make_plans(conn, loaded, [f"{DB}.{TABLE}"], load_mapping(mapping))
-        started = time.monotonic()
-        report = run_tables(conn, "replica1", plans, target, options)
-        seconds = time.monotonic() - started
+        with tempfile.TemporaryDirectory(prefix="dt-bench-") as tmp:
+            options = replace(options, checkpoint=Path(tmp) / "cp.json", restart=True)
+            started = time.monotonic()
+            report = run_tables(conn, "replica1", plans, target, options)
+            seconds = time.monotonic() - started
     finally:
         conn.close()
     return report.tables[0].rows / seconds
@@ -282,7 +288,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=8, help="rethinkdb import --clients")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=RunOptions.batch_size)
+    parser.add_argument("--connections", type=int, default=RunOptions.connections)
     parser.add_argument("--dir", default=str(ROOT / ".sandbox-migrate"))
     parser.add_argument("--port-base", type=int, default=28860)
     args = parser.parse_args()
@@ -306,17 +313,21 @@ def main() -> None:
     mapping_text = f'[tables."{DB}.{TABLE}"]\ntarget = "{TABLE}"\n'
     mapping = sandbox.root / "bench-run-mapping.toml"
     mapping.write_text(mapping_text)
-    options = RunOptions(batch_size=args.batch_size)
+    options = RunOptions(batch_size=args.batch_size, connections=args.connections)
     null_target = run_in_process(loaded, mapping, NullTarget(), options)
-    null_server = run_in_process(
-        loaded, mapping, RethinkDBTarget(NullServer(), DB, label="null-server"), options
-    )
+    server = RethinkDBTarget(NullServer(), DB, label="null", connect=NullServer, prebuilt=True)
+    null_server = run_in_process(loaded, mapping, server, options)
+    driver = RethinkDBTarget(NullServer(), DB, label="null")
+    null_server_driver = run_in_process(loaded, mapping, driver, options)
     print(f"rows: {args.rows}")
     print(f"batch_size: {args.batch_size}")
+    print(f"connections: {args.connections}")
     print(f"null_target_rows_per_s: {null_target:.0f}")
     print(f"null_server_rows_per_s: {null_server:.0f}")
+    print(f"null_server_driver_rows_per_s: {null_server_driver:.0f}")
+    print(f"null_server_vs_driver: {null_server / null_server_driver:.2f}")
     if address and not problem:
-        extra = ["--batch-size", str(args.batch_size)]
+        extra = ["--batch-size", str(args.batch_size), "--connections", str(args.connections)]
         compare_on_server(
             address, loaded, config_path, mapping_text, args.rows, args.clients, extra
         )

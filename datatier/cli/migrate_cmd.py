@@ -23,7 +23,7 @@ from datatier.migrate.service import (
     source_node,
     table_names,
 )
-from datatier.migrate.target import CONFLICT_POLICIES
+from datatier.migrate.target import CONFLICT_POLICIES, DURABILITIES
 from datatier.migrate.verify import verify_table
 
 
@@ -116,7 +116,37 @@ def plan_cmd(
     show_default=True,
     help="When a document id exists already.",
 )
-@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--batch-size",
+    default=RunOptions.batch_size,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Rows per insert.",
+)
+@click.option(
+    "--connections",
+    default=RunOptions.connections,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Writer connections to RethinkDB: batches in flight while the next are read.",
+)
+@click.option(
+    "--durability",
+    type=click.Choice(DURABILITIES),
+    default=RunOptions.durability,
+    show_default=True,
+    help="soft: the server acknowledges inserts from memory and the checkpoint moves only "
+    "after a sync of the table (every --sync-every rows and at the end of each table); "
+    "hard: every insert is on disk when acknowledged.",
+)
+@click.option(
+    "--sync-every",
+    default=RunOptions.sync_every,
+    show_default=True,
+    type=click.IntRange(1, None),
+    metavar="ROWS",
+    help="With soft durability: rows acknowledged between syncs (what a resume may redo).",
+)
 @click.option("--rate", type=click.FloatRange(min=1), help="At most this many rows per second.")
 @click.option("--checkpoint", metavar="PATH", help="Checkpoint file (default: per target db).")
 @click.option("--restart", is_flag=True, help="Ignore the checkpoint and start over.")
@@ -131,6 +161,9 @@ def run_cmd(
     execute: bool,
     conflict: str,
     batch_size: int,
+    connections: int,
+    durability: str,
+    sync_every: int,
     rate: float | None,
     checkpoint: str | None,
     restart: bool,
@@ -139,9 +172,11 @@ def run_cmd(
     """Copy the tables from one consistent snapshot (a replica by default).
 
     Without --execute this is the plan; blocked tables stop the run before anything is
-    written. With it: batches in key order, the conflict policy, a checkpoint after every
-    batch (a rerun resumes), an optional rate limit and progress. A run that fails part-way
-    says how many rows it wrote and where its checkpoint is: rerun the same command.
+    written. With it: batches in key order, several in flight on --connections writer
+    connections while the next are read, the conflict policy, a checkpoint that names only
+    rows durably written (a rerun resumes, redoing only what was not yet durable), an
+    optional rate limit and progress. A run that fails part-way says how many rows it wrote
+    and where its checkpoint is: rerun the same command.
     """
     node, conn, plans = _plans(app, tables, mapping, source, sample=sample)
     with conn:
@@ -163,7 +198,16 @@ def run_cmd(
         target = open_target(loaded, target_db)
         total = sum(p.estimates.documents for p in plans if p.estimates) or None
         progress = Progress("migrate", total, unit="rows")
-        options = RunOptions(batch_size, conflict, rate, cp_path, restart)
+        options = RunOptions(
+            batch_size,
+            conflict,
+            rate,
+            cp_path,
+            restart,
+            connections=connections,
+            durability=durability,
+            sync_every=sync_every,
+        )
         written = 0
 
         def advance(n: int) -> None:

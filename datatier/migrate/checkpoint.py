@@ -1,12 +1,15 @@
 """The run's checkpoint: per table, the last key written, so an interrupted run resumes.
 
 Contract: :meth:`Checkpoint.save` replaces the file atomically (write, fsync, rename).
-``last_key`` is saved only after the target acknowledged the batch that ends there, so the
-file never names a key whose batch was not written. ``inflight`` ([from_key, to_key]) is
-saved *before* a batch is sent and cleared once it is recorded: when a run dies with it
-set, documents of that key range (after ``from_key``, up to and including ``to_key``) may
-be in the target already, and only that range may be treated as possibly written by us on
-resume. Key values (ints, strings, decimals, dates, bytes...) round-trip exactly.
+``last_key`` is saved only once every batch up to and including the one that ends there
+is durable in the target (acknowledged with hard durability, or acknowledged and then
+synced), so the file never names a key whose rows could still be lost. ``inflight``
+([from_key, to_key]) is saved *before* batches are sent - several may be in flight, and
+``to_key`` is the last key of any of them - and cleared once all of them are recorded:
+when a run dies with it set, documents of that key range (after ``from_key``, up to and
+including ``to_key``) may be in the target already, and only that range may be treated as
+possibly written by us on resume. Key values (ints, strings, decimals, dates, bytes...)
+round-trip exactly.
 """
 
 from __future__ import annotations

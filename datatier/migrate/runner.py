@@ -3,14 +3,21 @@
 Contract: :func:`run_tables` reads every table inside one ``START TRANSACTION WITH
 CONSISTENT SNAPSHOT`` (REPEATABLE READ) on the source connection, in key order, in
 batches; each batch is converted completely (a value its cast cannot carry stops the run
-with :class:`~datatier.migrate.documents.RowError` before that batch is written), inserted
-with the conflict policy, and then recorded in the checkpoint. A rerun resumes after the
-last recorded key (from a new snapshot: rows changed in between are caught by
+with :class:`~datatier.migrate.documents.RowError` before that batch is written) and
+inserted with the conflict policy. Up to ``connections`` batches are in flight at once,
+each on a writer connection of its own (:class:`~datatier.migrate.window.WriteWindow`),
+while the next batch is read and converted. The checkpoint's ``last_key`` moves only over
+an unbroken prefix of batches the target has made durable: acknowledged under ``hard``
+durability; acknowledged and then covered by a ``sync()`` of the table under ``soft``
+(one every ``sync_every`` rows and one at the end of each table). A rerun resumes after
+the last recorded key (from a new snapshot: rows changed in between are caught by
 ``migrate verify``).
 
-Before a batch is sent its key range is saved as the checkpoint's ``inflight`` marker and
-cleared when the batch is recorded, so a rerun knows exactly which range an interrupted
-run may have written part of. Only that range is treated specially on resume, and under
+Before batches are sent the checkpoint's ``inflight`` marker is saved as (``last_key``,
+the last key sent) - one save for all the batches that go at once - and it is cleared
+once everything sent is durable, so a rerun knows exactly which range an interrupted run
+(killed, or stopped by an error while later batches were still being written) may have
+written part of. Only that range is treated specially on resume, and under
 ``error`` only so far: a document whose identical copy (same :func:`digest`) is in the
 target already is skipped (counted ``unchanged``), every other one is inserted with
 ``error``, so an id that exists with different content - another writer's document, or
@@ -31,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +53,7 @@ from datatier.migrate.documents import DocumentBuilder, canonical, digest
 from datatier.migrate.plan import TablePlan
 from datatier.migrate.reader import TableReader
 from datatier.migrate.target import InsertResult, MigrationTarget
+from datatier.migrate.window import Acked, Batch, WriteWindow
 from datatier.mysql.connection import Connection, query_dicts
 from datatier.mysql.replica_status import MARIADB, MYSQL
 from datatier.ratelimit import RateLimit
@@ -63,6 +72,9 @@ class RunOptions:
     rate: float | None = None  # rows per second, None: unlimited
     checkpoint: Path | None = None
     restart: bool = False
+    connections: int = 4  # writer connections: batches in flight at once
+    durability: str = "soft"  # soft: the checkpoint moves after a sync of the table
+    sync_every: int = 20_000  # rows acknowledged between syncs (soft durability)
 
 
 @dataclass
@@ -226,55 +238,109 @@ def _copy(
             result.indexes_created.append(idx.name)
     builder = DocumentBuilder(plan)
     reader = TableReader(plan, builder.select_columns)
-    after = progress.last_key
+    after, base_rows = progress.last_key, progress.rows
     # The range an interrupted run had sent (see module docstring); None: no such range.
     upto = progress.inflight[1] if progress.inflight is not None else None
     if upto is not None:
         _log.info("migrate.resume_inflight", table=plan.name, after=str(after), upto=str(upto))
-    while True:
+    covered = upto  # the checkpoint's inflight end: every key sent is at or before it
+
+    def read() -> Batch | None:
+        """The next batch, read and converted (RowError before anything of it is sent)."""
+        nonlocal after, upto
         rows = reader.batch(conn, after, options.batch_size, upto)
+        while not rows and upto is not None:  # past the interrupted range: plain policy
+            upto = None
+            rows = reader.batch(conn, after, options.batch_size)
         if not rows:
-            if upto is not None:  # past the interrupted batch: back to the plain policy
-                upto, progress.inflight = None, None
-                continue
-            break
+            return None
         limiter.take(len(rows))
         docs = [builder.build(row) for row in rows]
-        last = [rows[-1][i] for i in builder.key_positions]
-        skipped = 0
-        if upto is None:
-            progress.inflight = (after, last)
-            if options.checkpoint:
-                cp.save()
-        elif options.conflict == "error":
-            docs, skipped = _without_identical(target, plan.target_table, docs)
+        after = [rows[-1][i] for i in builder.key_positions]
+        return Batch(after, len(rows), docs, resume=upto is not None)
+
+    def write(handle: MigrationTarget, batch: Batch) -> Acked:
+        docs, skipped = batch.docs, 0
+        if batch.resume and options.conflict == "error":
+            docs, skipped = _without_identical(handle, plan.target_table, docs)
         res = (
-            target.insert(plan.target_table, docs, options.conflict)
+            handle.insert(plan.target_table, docs, options.conflict)
             if docs
             else InsertResult(0, 0, 0, 0)
         )
-        if res.errors:
-            hint = "--conflict replace or update" if options.conflict == "error" else None
-            raise OperationFailed(
-                f"{target.describe()} rejected {res.errors} of {len(docs)} documents of "
-                f"{plan.name}: {res.first_error or 'conflict or invalid document'}",
-                hint=hint,
-            )
-        result.inserted += res.inserted
-        result.replaced += res.replaced
-        result.unchanged += res.unchanged + skipped
-        result.rows += len(rows)
-        after = last
-        progress.last_key, progress.rows = after, progress.rows + len(rows)
-        if upto is None:
-            progress.inflight = None
+        return Acked(batch, res, len(docs), skipped)
+
+    window = WriteWindow(
+        target,
+        plan.target_table,
+        write,
+        size=options.connections,
+        durability=options.durability,
+        sync_every=options.sync_every,
+        start=after,
+    )
+
+    def save(sending: bool = False) -> None:
+        """Record the durable prefix and what may be written beyond it (module docstring);
+        ``sending``: a batch ending at ``covered`` is about to be sent."""
+        durable = window.durable
+        progress.last_key, progress.rows = durable.key, base_rows + durable.rows
+        settled = durable.batches == window.sent and upto is None and not sending
+        progress.inflight = None if settled or covered is None else (durable.key, covered)
         if options.checkpoint:
             cp.save()
-        if on_progress:
-            on_progress(len(rows))
+
+    ready: deque[Batch] = deque()  # read and converted, not sent yet
+    exhausted = False
+
+    def read_ahead(n: int) -> None:
+        nonlocal exhausted
+        while len(ready) < n and not exhausted:
+            batch = read()
+            exhausted = batch is None
+            if batch is not None:
+                ready.append(batch)
+
+    try:
+        read_ahead(1)
+        saved = window.durable
+        while ready or not window.idle():
+            free = window.free()
+            if ready and free:
+                if ready[0].resume:  # inside the recorded range: nothing to record
+                    window.send(ready.popleft())
+                else:  # record the range of every batch that goes now, with one save
+                    read_ahead(free)
+                    covered = ready[min(free, len(ready)) - 1].last
+                    save(sending=True)
+                    saved = window.durable
+                    for _ in range(min(free, len(ready))):
+                        window.send(ready.popleft())
+                read_ahead(1)  # the next batch is read while these are written
+                continue
+            if saved != window.durable:
+                save()
+                saved = window.durable
+            for ack in window.collect():
+                res = ack.result
+                if res.errors:
+                    hint = "--conflict replace or update" if options.conflict == "error" else None
+                    raise OperationFailed(
+                        f"{target.describe()} rejected {res.errors} of {ack.sent} documents of "
+                        f"{plan.name}: {res.first_error or 'conflict or invalid document'}",
+                        hint=hint,
+                    )
+                result.inserted += res.inserted
+                result.replaced += res.replaced
+                result.unchanged += res.unchanged + ack.skipped
+                result.rows += ack.batch.rows
+                if on_progress:
+                    on_progress(ack.batch.rows)
+        window.finish()
+    finally:
+        window.close()
     progress.done = True
-    if options.checkpoint:
-        cp.save()
+    save()
     result.seconds = time.monotonic() - started
     _log.info("migrate.table_copied", table=plan.name, target=plan.target, rows=result.rows)
     return result
