@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -361,6 +362,148 @@ def test_interrupted_run_resumes_from_checkpoint(
     assert mock_target.count("orders") == 5000
     saved = json.loads(cp.read_text())["tables"][f"{DB}.orders"]
     assert saved["done"] and saved["inflight"] is None
+    code, _, err = cli(capsys, "verify", "--tables", f"{DB}.orders", "--mapping", args[4], "--all")
+    assert code == 0, err
+
+
+class SharedMock:
+    """Connections to one rethinkdb-mock (a MOCK: no RethinkDB server can be installed here),
+    as the writer handles of ``--connections`` need: each :meth:`connect` is a connection of
+    its own. The mock is not thread-safe (every query replaces its whole data), so they
+    share one lock. The mock has no durability: its sync answers the table's rows and
+    everything it acknowledged is kept (``test_migrate_window.py`` has a fake that models
+    soft durability). The ``fail_at``-th insert over all connections loses its connection
+    after half of its batch was applied (RethinkDB batch inserts are not atomic)."""
+
+    def __init__(self, mock: MockThink, fail_at: int = 0) -> None:
+        self.mock, self.fail_at = mock, fail_at
+        self.lock = threading.Lock()
+        self.opened = self.closed = self.syncs = self.inserts = 0
+
+    def connect(self) -> SharedConnection:
+        with self.lock:
+            self.opened += 1
+        return SharedConnection(self)
+
+    def target(self) -> RethinkDBTarget:
+        return SharedTarget(self.connect(), "shop", label="rethinkdb-mock", connect=self.connect)
+
+
+class SharedConnection:
+    def __init__(self, shared: SharedMock) -> None:
+        self.shared, self.inner, self.lost = shared, shared.mock.get_conn(), False
+
+    def _start(self, query: Any, **optargs: Any) -> Any:
+        if self.lost:
+            raise ReqlDriverError("Connection is closed.")
+        with self.shared.lock:
+            self.shared.syncs += type(query).__name__ == "Sync"
+            return self.inner._start(query, **optargs)
+
+    def close(self, noreply_wait: bool = True) -> None:
+        with self.shared.lock:
+            self.shared.closed += 1
+
+
+class SharedTarget(RethinkDBTarget):
+    """The production target; its writers' connections are :class:`SharedConnection`."""
+
+    def writer(self, durability: str) -> RethinkDBTarget | None:
+        assert self.connect is not None
+        return SharedTarget(
+            self.connect(), self.db, label=self.label, connect=self.connect, durability=durability
+        )
+
+    def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
+        shared = self.conn.shared
+        with shared.lock:
+            shared.inserts += 1
+            fail = shared.inserts == shared.fail_at
+        if fail:
+            super().insert(table, docs[: len(docs) // 2], conflict)
+            self.conn.lost = True
+        return super().insert(table, docs, conflict)
+
+
+def test_several_writer_connections_on_mock(
+    shop: SandboxHandle,
+    use_sandbox_config: SandboxHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against rethinkdb-mock (a MOCK) with 4 writer connections per table and soft
+    durability: the copy verifies; every writer connection was closed; the table was
+    synced every 1500 rows and at its end; the checkpoint names every row of every table
+    as written, with nothing left in flight."""
+    shared = SharedMock(MockThink({"dbs": {}}))
+    monkeypatch.setattr(
+        "datatier.cli.migrate_cmd.open_target", lambda loaded, db=None: shared.target()
+    )
+    m = str(mapping(tmp_path, mock=True))
+    cp = tmp_path / "cp.json"
+    args = ["run", "--mapping", m, "--execute", "--checkpoint", str(cp), "--json"]
+    args += ["--connections", "4", "--durability", "soft", "--sync-every", "1500"]
+    args += ["--batch-size", "250"]
+    code, out, err = cli(capsys, *args)
+    assert code == 0, err
+    assert [t["rows"] for t in json.loads(out)["tables"]] == [2000, 5000, 3000]
+    assert shared.opened == 1 + 3 * 4 and shared.closed == 3 * 4
+    assert shared.syncs >= 3 + 5000 // 1500  # the end of each table, every 1500 rows
+    saved = json.loads(cp.read_text())["tables"]
+    assert {t: (p["rows"], p["done"], p["inflight"]) for t, p in saved.items()} == {
+        f"{DB}.customers": (2000, True, None),
+        f"{DB}.orders": (5000, True, None),
+        f"{DB}.order_items": (3000, True, None),
+    }
+    check = shared.target()
+    assert [check.count(t) for t in ("customers", "orders", "order_items")] == [2000, 5000, 3000]
+    code, out, err = cli(capsys, "verify", "--mapping", m, "--all")
+    assert code == 0 and out.count("OK") == 3, err
+
+
+@pytest.mark.parametrize("fail_at", [2, 7])
+def test_writer_connection_lost_mid_window_resumes(
+    shop: SandboxHandle,
+    use_sandbox_config: SandboxHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    fail_at: int,
+) -> None:
+    """Against rethinkdb-mock (a MOCK). One of 4 writer connections is lost in an insert,
+    half of its batch applied, while other batches are in flight (the 2nd insert: inside
+    the first 4 batches, sent together; the 7th: in the steady state): exit 3; the
+    checkpoint names only acknowledged rows and its inflight range covers what the others
+    wrote; the rerun re-sends only that range, skips the identical documents, and
+    verifies."""
+    shared = SharedMock(MockThink({"dbs": {}}), fail_at=fail_at)
+    monkeypatch.setattr(
+        "datatier.cli.migrate_cmd.open_target", lambda loaded, db=None: shared.target()
+    )
+    cp = tmp_path / "cp.json"
+    args = ["run", "--tables", f"{DB}.orders", "--mapping", str(mapping(tmp_path, mock=True))]
+    args += ["--execute", "--checkpoint", str(cp), "--batch-size", "250", "--json"]
+    args += ["--connections", "4", "--durability", "hard"]
+    code, _, err = cli(capsys, *args)
+    assert code == 3, err
+    assert "RethinkDB rethinkdb-mock: Connection is closed." in err
+    saved = json.loads(cp.read_text())["tables"][f"{DB}.orders"]
+    assert saved["inflight"] is not None and not saved["done"]
+    assert saved["rows"] <= (fail_at - 1) * 250 and saved["rows"] % 250 == 0
+    if saved["rows"]:  # the hint needs an acknowledged row (the lost one may be the 1st)
+        assert "rerun the same command to resume" in err
+    check = shared.target()
+    present = check.count("orders")
+    assert present >= saved["rows"] + 125  # the half batch, and any batch sent after it
+    assert shared.opened == shared.closed + 2  # the run's and this check's main connections
+    shared.fail_at = 0
+    code, out, err = cli(capsys, *args)
+    assert code == 0, err
+    again = json.loads(out)["tables"][0]
+    assert again["resumed_after_rows"] == saved["rows"]
+    assert again["unchanged"] == present - saved["rows"] and again["replaced"] == 0
+    assert again["inserted"] == 5000 - present and check.count("orders") == 5000
     code, _, err = cli(capsys, "verify", "--tables", f"{DB}.orders", "--mapping", args[4], "--all")
     assert code == 0, err
 
