@@ -3,7 +3,8 @@ own rows/s.
 
 Run: ``.venv/bin/python benchmarks/migrate_run.py [--rows 100000] [--clients 8]``
 
-It brings up (or reuses) a sandbox in ``.sandbox-migrate`` and generates ``bench_mig.run``
+It brings up (or reuses) a sandbox in ``.sandbox-migrate`` (ports 28860+, MariaDB only;
+``--down`` stops it afterwards) and generates ``bench_mig.run``
 (BIGINT key, INT, DECIMAL, DATETIME, VARCHAR, JSON, SET, a secondary index) on the primary,
 then reads it from replica1 as ``migrate run`` does.
 
@@ -292,6 +293,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=RunOptions.connections)
     parser.add_argument("--dir", default=str(ROOT / ".sandbox-migrate"))
     parser.add_argument("--port-base", type=int, default=28860)
+    parser.add_argument("--down", action="store_true", help="Stop the sandbox afterwards.")
     args = parser.parse_args()
 
     address = os.environ.get("DATATIER_BENCH_RETHINKDB")
@@ -300,37 +302,41 @@ def main() -> None:
         print(f"rethinkdb_import: cannot run here: {problem}")
 
     sandbox = Sandbox(Path(args.dir), args.port_base)
-    sandbox.up()
-    config_path = sandbox.root / "datatier.toml"
-    loaded = load(str(config_path), environ={})
-    cnf = client_file(loaded, "primary", sandbox.root / "bench-primary.cnf")
-    print(f"generating {args.rows} rows ...", file=sys.stderr)
-    generate(cnf, args.rows)
-    gtid = mysql(cnf, "SELECT @@gtid_binlog_pos").strip()
-    replica = client_file(loaded, "replica1", sandbox.root / "bench-replica.cnf")
-    mysql(replica, f"SELECT MASTER_GTID_WAIT('{gtid}', 900)")
+    try:
+        sandbox.up(skip=("memcached", "memcached2", "s3", "mongo", "mongo2"))
+        config_path = sandbox.root / "datatier.toml"
+        loaded = load(str(config_path), environ={})
+        cnf = client_file(loaded, "primary", sandbox.root / "bench-primary.cnf")
+        print(f"generating {args.rows} rows ...", file=sys.stderr)
+        generate(cnf, args.rows)
+        gtid = mysql(cnf, "SELECT @@gtid_binlog_pos").strip()
+        replica = client_file(loaded, "replica1", sandbox.root / "bench-replica.cnf")
+        mysql(replica, f"SELECT MASTER_GTID_WAIT('{gtid}', 900)")
 
-    mapping_text = f'[tables."{DB}.{TABLE}"]\ntarget = "{TABLE}"\n'
-    mapping = sandbox.root / "bench-run-mapping.toml"
-    mapping.write_text(mapping_text)
-    options = RunOptions(batch_size=args.batch_size, connections=args.connections)
-    null_target = run_in_process(loaded, mapping, NullTarget(), options)
-    server = RethinkDBTarget(NullServer(), DB, label="null", connect=NullServer, prebuilt=True)
-    null_server = run_in_process(loaded, mapping, server, options)
-    driver = RethinkDBTarget(NullServer(), DB, label="null")
-    null_server_driver = run_in_process(loaded, mapping, driver, options)
-    print(f"rows: {args.rows}")
-    print(f"batch_size: {args.batch_size}")
-    print(f"connections: {args.connections}")
-    print(f"null_target_rows_per_s: {null_target:.0f}")
-    print(f"null_server_rows_per_s: {null_server:.0f}")
-    print(f"null_server_driver_rows_per_s: {null_server_driver:.0f}")
-    print(f"null_server_vs_driver: {null_server / null_server_driver:.2f}")
-    if address and not problem:
-        extra = ["--batch-size", str(args.batch_size), "--connections", str(args.connections)]
-        compare_on_server(
-            address, loaded, config_path, mapping_text, args.rows, args.clients, extra
-        )
+        mapping_text = f'[tables."{DB}.{TABLE}"]\ntarget = "{TABLE}"\n'
+        mapping = sandbox.root / "bench-run-mapping.toml"
+        mapping.write_text(mapping_text)
+        options = RunOptions(batch_size=args.batch_size, connections=args.connections)
+        null_target = run_in_process(loaded, mapping, NullTarget(), options)
+        server = RethinkDBTarget(NullServer(), DB, label="null", connect=NullServer, prebuilt=True)
+        null_server = run_in_process(loaded, mapping, server, options)
+        driver = RethinkDBTarget(NullServer(), DB, label="null")
+        null_server_driver = run_in_process(loaded, mapping, driver, options)
+        print(f"rows: {args.rows}")
+        print(f"batch_size: {args.batch_size}")
+        print(f"connections: {args.connections}")
+        print(f"null_target_rows_per_s: {null_target:.0f}")
+        print(f"null_server_rows_per_s: {null_server:.0f}")
+        print(f"null_server_driver_rows_per_s: {null_server_driver:.0f}")
+        print(f"null_server_vs_driver: {null_server / null_server_driver:.2f}")
+        if address and not problem:
+            extra = ["--batch-size", str(args.batch_size), "--connections", str(args.connections)]
+            compare_on_server(
+                address, loaded, config_path, mapping_text, args.rows, args.clients, extra
+            )
+    finally:
+        if args.down:
+            sandbox.down()
 
 
 if __name__ == "__main__":
