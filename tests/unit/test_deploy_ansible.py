@@ -223,7 +223,9 @@ def test_a_policy_the_role_cannot_place_renders_nothing(
     (tmp_path / "backups").mkdir()
     (tmp_path / "backups" / "shop.toml").write_text(policy)
     config = tmp_path / "datatier.toml"
-    config.write_text('[mysql.nodes.db1]\nrole = "primary"\n[backup]\ndefault_store = "s3://bucket-x/p"\n')
+    config.write_text(
+        '[mysql.nodes.db1]\nrole = "primary"\n[backup]\ndefault_store = "s3://bucket-x/p"\n'
+    )
     out = tmp_path / "out"
     assert render(out, config) == 2
     err = capsys.readouterr().err
@@ -238,7 +240,9 @@ def test_a_file_store_is_a_directory_the_role_creates(tmp_path: Path) -> None:
         '[source]\nnode = "db1"\n'
     )
     config = tmp_path / "datatier.toml"
-    config.write_text('[mysql.nodes.db1]\nrole = "primary"\n[backup]\ndefault_store = "s3://bucket-x/p"\n')
+    config.write_text(
+        '[mysql.nodes.db1]\nrole = "primary"\n[backup]\ndefault_store = "s3://bucket-x/p"\n'
+    )
     assert render(tmp_path / "out", config) == 0
     role = tmp_path / "out" / ROLE
     assert load_yaml(role / "vars/main.yml")["datatier_file_stores"] == ["/var/backups/dt"]
