@@ -7,6 +7,7 @@ with nothing written. Applied for real: tests/integration/test_deploy_ansible.py
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -248,3 +249,53 @@ def test_a_file_store_is_a_directory_the_role_creates(tmp_path: Path) -> None:
     assert load_yaml(role / "vars/main.yml")["datatier_file_stores"] == ["/var/backups/dt"]
     wrapper = (role / "templates/datatier-image.sh.j2").read_text()
     assert "--volume /var/backups/dt:/var/backups/dt" in wrapper
+
+
+def test_image_wrapper_runs_the_image_as_the_units_expect(tmp_path: Path) -> None:
+    """The image mode's binary, rendered as Ansible renders it, run with a stand-in
+    ``podman`` that prints its arguments (no image runs here: podman itself is exercised
+    by tests/integration/test_deploy_image.py)."""
+    (tmp_path / "backups").mkdir()
+    (tmp_path / "backups" / "shop.toml").write_text(
+        'engine = "mysql"\nschedule = "@daily"\nstore = "file:///var/backups/dt"\n'
+        '[source]\nnode = "db1"\n'
+    )
+    config = tmp_path / "datatier.toml"
+    config.write_text(
+        '[mysql.nodes.db1]\nrole = "primary"\n[backup]\ndefault_store = "s3://bucket-x/p"\n'
+    )
+    assert render(tmp_path / "out", config, "--user", "root", "--metrics-dir", "/var/lib/ne") == 0
+    env = jinja2.Environment(trim_blocks=True, autoescape=False)
+    env.filters["quote"] = shlex.quote
+    template = (tmp_path / "out" / ROLE / "templates/datatier-image.sh.j2").read_text()
+    wrapper = tmp_path / "datatier"
+    wrapper.write_text(
+        env.from_string(template).render(
+            datatier_image="registry.example/datatier:1.0", datatier_image_volumes=["/a b:/c"]
+        )
+    )
+    wrapper.chmod(0o755)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "podman").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    (fake / "podman").chmod(0o755)
+    path = f"{fake}:{os.environ['PATH']}"
+    ran = subprocess.run(
+        [str(wrapper), "backup", "run", "shop"],
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    argv = ran.stdout.splitlines()
+    assert argv[:4] == ["run", "--rm", "--network", "host"]
+    assert argv[argv.index("--user") + 1] == "0:0"
+    volumes = [argv[i + 1] for i, a in enumerate(argv) if a == "--volume"]
+    assert volumes == [
+        "/etc/datatier:/etc/datatier:ro",
+        "/var/backups/dt:/var/backups/dt",
+        "/var/lib/ne:/var/lib/ne",
+        "/a b:/c",
+    ]
+    assert "DATATIER_CONFIG=/etc/datatier/datatier.toml" in argv
+    assert argv[-4:] == ["registry.example/datatier:1.0", "backup", "run", "shop"]
