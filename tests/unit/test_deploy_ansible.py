@@ -18,9 +18,11 @@ import jinja2
 import pytest
 import yaml
 
+from datatier.backup.policy import load_policy
 from datatier.cli import main
-from datatier.config import load
-from datatier.provision.artifacts.ansible import tasks
+from datatier.config import MySQLNode, MySQLSettings, load
+from datatier.provision.artifacts.ansible import AnsibleRenderer, tasks
+from datatier.provision.artifacts.base import RenderContext
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = ROOT / "deploy" / "example" / "datatier.toml"
@@ -299,3 +301,22 @@ def test_image_wrapper_runs_the_image_as_the_units_expect(tmp_path: Path) -> Non
     ]
     assert "DATATIER_CONFIG=/etc/datatier/datatier.toml" in argv
     assert argv[-4:] == ["registry.example/datatier:1.0", "backup", "run", "shop"]
+
+
+def test_encryption_recipients_turn_age_on_by_default(tmp_path: Path) -> None:
+    """With ``[encryption]`` recipients in the config the role installs age unless told
+    otherwise (rendered straight from a config document: the section is another branch's)."""
+    policy = tmp_path / "shop.toml"
+    policy.write_text('engine = "mysql"\nschedule = "@daily"\n[source]\nnode = "db1"\n')
+    loaded = load_policy(policy, "s3://bucket-x/p")
+    mysql = MySQLSettings(nodes={"db1": MySQLNode(role="primary")})
+
+    def defaults(doc: dict[str, Any]) -> dict[str, Any]:
+        ctx = RenderContext(policies=(loaded,), mysql=mysql, config_doc=doc)
+        files = AnsibleRenderer().render(ctx)
+        result: dict[str, Any] = yaml.safe_load(files[f"{ROLE}/defaults/main.yml"])
+        return result
+
+    assert defaults({})["datatier_encryption"] is False
+    on = defaults({"encryption": {"recipients": ["age1example"]}})
+    assert on["datatier_encryption"] is True
