@@ -21,7 +21,8 @@ import yaml
 from datatier.backup.policy import load_policy
 from datatier.cli import main
 from datatier.config import MySQLNode, MySQLSettings, load
-from datatier.provision.artifacts.ansible import AnsibleRenderer, tasks
+from datatier.provision.artifacts.ansible import AnsibleRenderer
+from datatier.provision.artifacts.ansible.layout import Layout
 from datatier.provision.artifacts.base import RenderContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,7 +184,7 @@ def test_config_template_gives_a_config_datatier_loads(tmp_path: Path) -> None:
     # As the role writes it: secret files from the Vault variables given, here the
     # MySQL password and the S3 secret key but not the access key ID.
     given = {"datatier_mysql_password": "from-the-vault", "datatier_s3_secret_access_key": "sk"}
-    layout = tasks.Layout(config_path=str(config_path), binary="/x", user="datatier")
+    layout = Layout(config_path=str(config_path), binary="/x", user="datatier")
     Path(layout.secrets_dir).mkdir(parents=True)
     Path(layout.policies_dir).mkdir()
     for var, value in given.items():

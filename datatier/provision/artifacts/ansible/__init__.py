@@ -19,8 +19,9 @@ from typing import Any
 
 from datatier.backup.policy import ANY_REPLICA, Policy
 from datatier.errors import ConfigError
-from datatier.provision.artifacts.ansible import spec, tasks, yamldoc
+from datatier.provision.artifacts.ansible import image, spec, tasks, yamldoc
 from datatier.provision.artifacts.ansible.config import config_template
+from datatier.provision.artifacts.ansible.layout import Layout
 from datatier.provision.artifacts.ansible.secrets import SecretVar, secret_vars
 from datatier.provision.artifacts.base import RenderContext, Renderer, need_policies
 from datatier.provision.artifacts.systemd import ARCHIVER_UNIT, SystemdRenderer
@@ -46,7 +47,7 @@ class AnsibleRenderer(Renderer):
         doc = ctx.config_doc
         stores = _file_stores(ctx.policies)
         _check_sources(ctx, doc)
-        layout = tasks.Layout(config_path=ctx.config_path, binary=ctx.binary, user=ctx.user)
+        layout = Layout(config_path=ctx.config_path, binary=ctx.binary, user=ctx.user)
         units = {rel.split("/", 1)[1]: text for rel, text in SystemdRenderer().render(ctx).items()}
         secrets = secret_vars(doc)
         encryption = doc.get("encryption", {})
@@ -86,7 +87,7 @@ class AnsibleRenderer(Renderer):
                 policies_dir=layout.policies_dir,
                 secrets_dir=layout.secrets_dir,
             ),
-            f"{ROLE}/templates/datatier-image.sh.j2": tasks.image_wrapper(layout, volumes),
+            f"{ROLE}/templates/datatier-image.sh.j2": image.wrapper(layout, volumes),
             **{f"{ROLE}/files/systemd/{name}": text for name, text in units.items()},
             **{f"{ROLE}/files/backups/{p.name}.toml": p.path.read_text() for p in ctx.policies},
             **_example(ctx, secrets),

@@ -7,48 +7,17 @@ second run reports no change. Secrets are written with ``no_log`` and without di
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-UNIT_DIR = "/etc/systemd/system"
-VENV = "/opt/datatier"
-IMAGE_DROPIN = f"{UNIT_DIR}/datatier-.service.d/50-image.conf"
+from datatier.provision.artifacts.ansible import image
+from datatier.provision.artifacts.ansible.layout import RELOAD, RESTART, UNIT_DIR, Layout
+from datatier.provision.artifacts.docker import VENV  # the same virtualenv as the image's
+
 CLIENT_PACKAGES = ["mariadb-client", "mariadb-backup", "zstd", "ca-certificates", "libmariadb3"]
-PIP_PACKAGES = [
-    "python3",
-    "python3-venv",
-    "python3-packaging",
-]  # packaging: for ansible.builtin.pip
-RESTART = "Restart the datatier services"
-RELOAD = "Reload systemd"
+# python3-packaging: ansible.builtin.pip needs it on the host.
+PIP_PACKAGES = ["python3", "python3-venv", "python3-packaging"]
 PIP = "datatier_install_method == 'pip'"
-IMAGE = "datatier_install_method == 'image'"
 GIVEN = "query('ansible.builtin.varnames', '^' ~ item.var ~ '$') | length > 0"
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where things live on the host (fixed at render time, as in the units)."""
-
-    config_path: str
-    binary: str
-    user: str
-
-    @property
-    def config_dir(self) -> str:
-        return self.config_path.rsplit("/", 1)[0] or "/"
-
-    @property
-    def policies_dir(self) -> str:
-        return f"{self.config_dir}/backups"
-
-    @property
-    def secrets_dir(self) -> str:
-        return f"{self.config_dir}/secrets"
-
-    @property
-    def home(self) -> str:
-        return f"/var/lib/{self.user}"
 
 
 def _owned(mode: str, layout: Layout) -> dict[str, str]:
@@ -133,11 +102,11 @@ def tasks(layout: Layout) -> list[dict[str, Any]]:
         ),
         {
             "name": "Remove the units' image drop-in",
-            "ansible.builtin.file": {"path": IMAGE_DROPIN, "state": "absent"},
+            "ansible.builtin.file": {"path": image.DROPIN, "state": "absent"},
             "when": PIP,
             "notify": [RELOAD, RESTART],
         },
-        *_image_tasks(layout),
+        *image.tasks(layout),
         {
             "name": "Create the config directories",
             "ansible.builtin.file": {
@@ -275,75 +244,6 @@ def stale_tasks() -> list[dict[str, Any]]:
     ]
 
 
-def _image_tasks(layout: Layout) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": "Look for the datatier image",
-            "ansible.builtin.command": {
-                "argv": ["podman", "image", "exists", "{{ datatier_image }}"]
-            },
-            "register": "datatier_image_found",
-            "changed_when": False,
-            "failed_when": "datatier_image_found.rc not in [0, 1]",
-            "when": IMAGE,
-        },
-        {
-            "name": "Load the datatier image from its archive",
-            "ansible.builtin.command": {
-                "argv": ["podman", "load", "--input", "{{ datatier_image_archive }}"]
-            },
-            "changed_when": True,
-            "when": f"{IMAGE} and datatier_image_found.rc == 1 and datatier_image_archive",
-            "notify": RESTART,
-        },
-        {
-            "name": "Pull the datatier image",
-            "ansible.builtin.command": {"argv": ["podman", "pull", "{{ datatier_image }}"]},
-            "changed_when": True,
-            "when": f"{IMAGE} and datatier_image_found.rc == 1 and not datatier_image_archive",
-            "notify": RESTART,
-        },
-        {
-            "name": f"Install {layout.binary}, which runs datatier from the image",
-            "ansible.builtin.template": {
-                "src": "datatier-image.sh.j2",
-                "dest": layout.binary,
-                "owner": "root",
-                "group": "root",
-                "mode": "0755",
-                "follow": False,
-            },
-            "when": IMAGE,
-            "notify": RESTART,
-        },
-        {
-            "name": "Create the units' drop-in directory",
-            "ansible.builtin.file": {
-                "path": IMAGE_DROPIN.rsplit("/", 1)[0],
-                "state": "directory",
-                "owner": "root",
-                "group": "root",
-                "mode": "0755",
-            },
-            "when": IMAGE,
-        },
-        {
-            "name": "Let the units start containers (podman needs root; the container runs "
-            "as the datatier user)",
-            "ansible.builtin.copy": {
-                "content": "# Managed by Ansible (role datatier, install method image).\n"
-                "[Service]\nUser=\n",
-                "dest": IMAGE_DROPIN,
-                "owner": "root",
-                "group": "root",
-                "mode": "0644",
-            },
-            "when": IMAGE,
-            "notify": [RELOAD, RESTART],
-        },
-    ]
-
-
 def handlers() -> list[dict[str, Any]]:
     """``handlers/main.yml``: reload systemd first, then restart what runs."""
     return [
@@ -356,23 +256,3 @@ def handlers() -> list[dict[str, Any]]:
             "when": "lookup('ansible.builtin.vars', item.flag)",
         },
     ]
-
-
-def image_wrapper(layout: Layout, volumes: list[str]) -> str:
-    """``templates/datatier-image.sh.j2``: the binary the units run, in image mode."""
-    mounts = [f"{layout.config_dir}:{layout.config_dir}:ro", *volumes]
-    lines = [
-        "#!/bin/sh",
-        "# Managed by Ansible (role datatier): datatier from its image, as the "
-        f"{layout.user} user,",
-        "# with the host's network, its config read-only, and its file:// stores.",
-        "exec podman run --rm --network host \\",
-        f'  --user "$(id -u {layout.user}):$(id -g {layout.user})" \\',
-        f"  --env DATATIER_CONFIG={layout.config_path} \\",
-        *(f"  --volume {m} \\" for m in mounts),
-        "{% for volume in datatier_image_volumes %}",
-        "  --volume {{ volume | quote }} \\",
-        "{% endfor %}",
-        '  {{ datatier_image | quote }} "$@"',
-    ]
-    return "\n".join(lines) + "\n"
