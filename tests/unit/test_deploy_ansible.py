@@ -171,7 +171,7 @@ def test_config_template_gives_a_config_datatier_loads(tmp_path: Path) -> None:
     source.write_text(
         '[mysql]\npassword_file = "pw"\nuser = "bk"\n[mysql.nodes.db1]\nrole = "primary"\n'
         '[s3]\nregion = "eu-west-1"\n[notify]\ncommand = "logger {{ not jinja }}"\n'
-        '[backup]\ndefault_store = "s3://bucket-x/p"\n'
+        '[backup]\ndefault_store = "s3://b/p"\n'
     )
     target = tmp_path / "target" / "etc"
     config_path = target / "datatier.toml"
@@ -227,9 +227,7 @@ def test_a_policy_the_role_cannot_place_renders_nothing(
     (tmp_path / "backups").mkdir()
     (tmp_path / "backups" / "shop.toml").write_text(policy)
     config = tmp_path / "datatier.toml"
-    config.write_text(
-        '[mysql.nodes.db1]\nrole = "primary"\n[backup]\ndefault_store = "s3://bucket-x/p"\n'
-    )
+    config.write_text('[mysql.nodes.db1]\nrole = "primary"\n[backup]\ndefault_store = "s3://b/p"\n')
     out = tmp_path / "out"
     assert render(out, config) == 2
     err = capsys.readouterr().err
@@ -244,9 +242,7 @@ def test_a_file_store_is_a_directory_the_role_creates(tmp_path: Path) -> None:
         '[source]\nnode = "db1"\n'
     )
     config = tmp_path / "datatier.toml"
-    config.write_text(
-        '[mysql.nodes.db1]\nrole = "primary"\n[backup]\ndefault_store = "s3://bucket-x/p"\n'
-    )
+    config.write_text('[mysql.nodes.db1]\nrole = "primary"\n[backup]\ndefault_store = "s3://b/p"\n')
     assert render(tmp_path / "out", config) == 0
     role = tmp_path / "out" / ROLE
     assert load_yaml(role / "vars/main.yml")["datatier_file_stores"] == ["/var/backups/dt"]
@@ -264,9 +260,7 @@ def test_image_wrapper_runs_the_image_as_the_units_expect(tmp_path: Path) -> Non
         '[source]\nnode = "db1"\n'
     )
     config = tmp_path / "datatier.toml"
-    config.write_text(
-        '[mysql.nodes.db1]\nrole = "primary"\n[backup]\ndefault_store = "s3://bucket-x/p"\n'
-    )
+    config.write_text('[mysql.nodes.db1]\nrole = "primary"\n[backup]\ndefault_store = "s3://b/p"\n')
     assert render(tmp_path / "out", config, "--user", "root", "--metrics-dir", "/var/lib/ne") == 0
     env = jinja2.Environment(trim_blocks=True, autoescape=False)
     env.filters["quote"] = shlex.quote
@@ -309,7 +303,7 @@ def test_encryption_recipients_turn_age_on_by_default(tmp_path: Path) -> None:
     otherwise (rendered straight from a config document: the section is another branch's)."""
     policy = tmp_path / "shop.toml"
     policy.write_text('engine = "mysql"\nschedule = "@daily"\n[source]\nnode = "db1"\n')
-    loaded = load_policy(policy, "s3://bucket-x/p")
+    loaded = load_policy(policy, "s3://b/p")
     mysql = MySQLSettings(nodes={"db1": MySQLNode(role="primary")})
 
     def defaults(doc: dict[str, Any]) -> dict[str, Any]:

@@ -96,11 +96,12 @@ class AnsibleRenderer(Renderer):
 
 
 def _file_stores(policies: tuple[Policy, ...]) -> list[str]:
+    """The directories of ``file://`` stores (other stores are checked where they are used)."""
     found = []
     for policy in policies:
-        scheme, where, _ = parse_store_url(policy.store_url)
-        if scheme != "file":
+        if not policy.store_url.lower().startswith("file:"):
             continue
+        _, where, _ = parse_store_url(policy.store_url)
         if any(where == tmp or where.startswith(tmp + "/") for tmp in PRIVATE_TMP):
             raise ConfigError(
                 str(policy.path),
