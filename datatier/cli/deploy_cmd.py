@@ -6,6 +6,7 @@ Each artifact is rendered from ``backups/*.toml`` and the config: to stdout, or 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ import click
 from datatier.backup.policy import find_policies
 from datatier.backup.service import policies_dir
 from datatier.cli.context import AppContext, pass_app
+from datatier.config import resolve_path
 from datatier.provision.artifacts import RenderContext, render_all, renderers, write_files
 from datatier.provision.artifacts.haproxy import HAProxyRenderer
 from datatier.replication.haproxy import HAProxyLayout
+from datatier.typedtoml import read_toml
 
 
 @click.group("deploy")
@@ -88,6 +91,8 @@ def _context(
 ) -> RenderContext:
     loaded = app.loaded()
     config = loaded.config
+    path = resolve_path(app.config_path, os.environ)
+    doc = read_toml(path, "config file") if path else {}
     policies = tuple(find_policies(policies_dir(loaded), config.backup.default_store))
     extra: dict[str, Any] = {"haproxy": layout} if layout is not None else {}
     return RenderContext(
@@ -103,6 +108,7 @@ def _context(
         binlog_policy=config.binlog.policy,
         metrics_dir=kw["metrics_dir"].rstrip("/"),
         health_port_base=kw["health_port_base"],
+        config_doc=doc,
         **extra,
     )
 
@@ -130,7 +136,7 @@ def _artifact(name: str) -> None:
     render_group.command(name)(command)
 
 
-for _name in ("crontab", "systemd", "k8s", "docker"):
+for _name in ("crontab", "systemd", "k8s", "docker", "ansible"):
     _artifact(_name)
 
 
@@ -138,7 +144,7 @@ for _name in ("crontab", "systemd", "k8s", "docker"):
 @_target_options
 @pass_app
 def render_all_cmd(app: AppContext, /, output_dir: Path | None, **kw: Any) -> None:
-    """Every artifact: crontab, systemd/, k8s/, haproxy.cfg, Dockerfile.
+    """Every artifact: crontab, systemd/, k8s/, haproxy.cfg, Dockerfile, ansible/.
 
     `datatier --config deploy/example/datatier.toml deploy render all --output-dir deploy/`
     regenerates the examples in the repository.

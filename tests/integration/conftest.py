@@ -32,11 +32,11 @@ BACKEND = os.environ.get("DATATIER_TEST_BACKEND", "processes")
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``containers`` are about the container backend: they run in its pass
-    (``DATATIER_TEST_BACKEND=containers``) and are deselected in the process pass."""
-    if BACKEND == "containers":
-        return
-    kept = [item for item in items if item.get_closest_marker("containers") is None]
-    dropped = [item for item in items if item.get_closest_marker("containers") is not None]
+    (``DATATIER_TEST_BACKEND=containers``) and are deselected in the process pass. Tests
+    marked ``once`` do not depend on the backend: they run in the process pass only."""
+    other = "once" if BACKEND == "containers" else "containers"
+    kept = [item for item in items if item.get_closest_marker(other) is None]
+    dropped = [item for item in items if item.get_closest_marker(other) is not None]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -114,7 +114,7 @@ def test_rendered_artifacts_hold_their_promises(
     service_ports = [p["port"] for p in kinds[("Service", "datatier-health")]["spec"]["ports"]]
     assert service_ports == [8008, 8009, 8010]
     # systemd: a oneshot service and a timer per policy, always-on units, OnFailure= notify
-    assert sum(name.endswith(".timer") for name in files) == 3
+    assert sum(name.startswith("systemd/") and name.endswith(".timer") for name in files) == 3
     shop = files["systemd/datatier-backup-shop.service"]
     assert "Type=oneshot" in shop and "ExecStart=/usr/local/bin/datatier backup run shop" in shop
     assert "OnCalendar=*-*-* 02:15:00 UTC" in files["systemd/datatier-backup-shop.timer"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from datatier.provision.artifacts.ansible import AnsibleRenderer
 from datatier.provision.artifacts.base import RenderContext, Renderer
 from datatier.provision.artifacts.cron import CrontabRenderer
 from datatier.provision.artifacts.docker import DockerRenderer
@@ -21,6 +22,7 @@ def renderers() -> dict[str, Renderer]:
         K8sRenderer(),
         HAProxyRenderer(),
         DockerRenderer(),
+        AnsibleRenderer(),
     ]
     return {r.name: r for r in found}
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from datatier.backup.policy import Policy
 from datatier.config import MySQLSettings
@@ -38,6 +40,8 @@ class RenderContext:
     """node_exporter's textfile directory; '' = jobs write no metrics file."""
     health_port_base: int = 8008
     binlog_policy: str | None = None  # set: render the binlog archiver service too
+    config_doc: Mapping[str, Any] = field(default_factory=dict)
+    """The config file as parsed TOML, for artifacts that install the config (Ansible)."""
     haproxy: HAProxyLayout = field(
         default_factory=lambda: HAProxyLayout(
             write_bind="0.0.0.0:3306", read_bind="0.0.0.0:3307", health_ports={}
