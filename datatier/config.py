@@ -332,8 +332,13 @@ class Config:
             self.rethinkdb.password,
             self.notify.webhook_url,
         ]
-        identity = self.encryption.identity.reveal()
-        return [s.reveal() for s in found if s] + identity.split()
+        keys = [  # an identity file's keys, not its comments (they name public keys)
+            word
+            for line in self.encryption.identity.reveal().splitlines()
+            if not line.lstrip().startswith("#")
+            for word in line.split()
+        ]
+        return [s.reveal() for s in found if s] + keys
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,10 @@ def write_config(tmp_path: Path, body: str) -> Path:
 def test_config_takes_recipients_and_an_identity_file(
     keys: dict[str, x25519.Identity], tmp_path: Path
 ) -> None:
-    (tmp_path / "age.key").write_text(f"{keys['old']}\n{keys['new']}\n")
+    (tmp_path / "age.key").write_text(  # as age-keygen writes them, twice
+        f"# created: 2026-01-01T00:00:00Z\n# public key: {public(keys['old'])}\n{keys['old']}\n"
+        f"# public key: {public(keys['new'])}\n{keys['new']}\n"
+    )
     path = write_config(
         tmp_path,
         f'[encryption]\nrecipients = ["{public(keys["new"])}", "{public(keys["offline"])}"]\n'
@@ -140,7 +143,9 @@ def test_config_takes_recipients_and_an_identity_file(
     )
     config = load(str(path), environ={}).config
     assert config.encryption.recipients == [public(keys["new"]), public(keys["offline"])]
-    assert str(keys["new"]) in config.secrets() and str(keys["old"]) in config.secrets()
+    secrets = config.secrets()
+    assert str(keys["new"]) in secrets and str(keys["old"]) in secrets
+    assert not {"public", "key:", "#", public(keys["new"])} & set(secrets), "comments stay"
     assert str(keys["new"]) not in repr(config)
 
 
