@@ -198,9 +198,15 @@ def test_the_stock_age_zstd_mariadb_path_restores_the_database(
     assert query(sandbox.config, "primary", f"SELECT COUNT(*) FROM {copy}.named") == [(9,)]
 
 
-def test_verify_needs_no_key_and_the_restore_test_decrypts(
+def test_show_and_verify_need_no_key_and_the_restore_test_decrypts(
     sandbox: SandboxHandle, encrypted: Manifest, keys: dict[str, Key]
 ) -> None:
+    shown = cli(sandbox.config_path, {}, "backups", "show", encrypted.backup_id)
+    assert shown.code == 0 and f"encryption   age, to {keys['new'].public}" in shown.out
+    doc = json.loads(
+        cli(sandbox.config_path, {}, "backups", "show", encrypted.backup_id, "--json").out
+    )
+    assert doc["encryption"]["recipients"] == [keys["new"].public, keys["offline"].public]
     assert cli(sandbox.config_path, {}, "backups", "verify", encrypted.backup_id).code == 0
     refused = cli(
         sandbox.config_path, {}, "backups", "verify", encrypted.backup_id, "--restore-test"
