@@ -19,8 +19,8 @@ then times, from replica1 and into the primary:
   restore runs (they share the two cores; in production they are other hosts) unless
   ``--replicas-live``. Every restore is checked against the source with CHECKSUM TABLE.
 
-Prints ``name: value`` lines, then the ratios the issue asks for. Peak RSS is ``wait4``'s
-``ru_maxrss`` (the largest single process of a command: datatier's Python process), MiB;
+Prints ``name: value`` lines, then the ratios the issue asks for. Peak RSS is the largest
+single process of a command (datatier's Python process), MiB, by GNU ``time``;
 ``--double`` measures datatier again at twice the rows to show memory stays flat.
 """
 
