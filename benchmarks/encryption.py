@@ -9,8 +9,8 @@ Same sandbox and data as ``benchmarks/mysql_backup.py`` (``.sandbox-bench``, por
 from replica1 and restores into the primary (``--rename``, the replicas' SQL threads paused
 as in mysql_backup.py) alternate plain/encrypted over ``--repeat`` rounds (so drift hits
 both alike); every restore is checked against the source with CHECKSUM TABLE. Prints
-``name: value`` lines (medians; peak RSS is ``wait4``'s ``ru_maxrss`` of datatier's
-process, MiB, the largest of the rounds), then the ratios the issue sets: wall time with
+``name: value`` lines (medians; peak RSS is GNU time's ``%M`` of datatier's process,
+MiB, the largest of the rounds, see ``benchmarks/measure.py``), then the ratios the issue sets: wall time with
 encryption on at most 1.1x off, peak RSS within 10 %.
 """
 
