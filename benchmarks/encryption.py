@@ -10,8 +10,8 @@ from replica1 and restores into the primary (``--rename``, the replicas' SQL thr
 as in mysql_backup.py) alternate plain/encrypted over ``--repeat`` rounds (so drift hits
 both alike); every restore is checked against the source with CHECKSUM TABLE. Prints
 ``name: value`` lines (medians; peak RSS is GNU time's ``%M`` of datatier's process,
-MiB, the largest of the rounds, see ``benchmarks/measure.py``), then the ratios the issue sets: wall time with
-encryption on at most 1.1x off, peak RSS within 10 %.
+MiB, the largest of the rounds, see ``benchmarks/measure.py``), then the ratios the issue
+sets: wall time with encryption on at most 1.1x off, peak RSS within 10 %.
 """
 
 from __future__ import annotations

@@ -210,6 +210,9 @@ class Manifest:
                 replace(o, recipients=recipients) if o.encrypted and not o.recipients else o
                 for o in objects
             ]
+            unkeyed = next((o for o in objects if o.encrypted and not o.recipients), None)
+            if unkeyed is not None:
+                raise IntegrityFailure(f"{where}: {unkeyed.key} is encrypted to no recipient")
             return cls(
                 policy=doc["policy"],
                 backup_id=doc["backup_id"],

@@ -145,6 +145,8 @@ class IndexRecord:
             firsts = tuple(Gtid.parse(v[0]) for _, v in sorted(ranges.items()))
             lasts = tuple(Gtid.parse(v[1]) for _, v in sorted(ranges.items()))
             known = set(cls.__dataclass_fields__) | {"format", "gtids", "first_time", "last_time"}
+            if doc.get("plain_sha256") is not None and not doc.get("recipients"):
+                raise IntegrityFailure(f"{where}: an encrypted segment with no recipient")
             return cls(
                 seq=int(doc["seq"]),
                 kind=str(doc["kind"]),

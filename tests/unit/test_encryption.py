@@ -399,3 +399,27 @@ def test_staging_names_each_kind_of_damage_and_leaves_nothing(
         assert victim.key in str(failed.value), name
         assert not os.listdir(staging), f"{name}: nothing may stay staged"
         store.put_bytes(records[1].key, original)
+
+
+def test_an_encrypted_object_without_recipients_is_an_unreadable_manifest(
+    keys: dict[str, x25519.Identity], tmp_path: Path
+) -> None:
+    records = write_objects(LocalStore(tmp_path / "store"), keys, (public(keys["new"]),))
+    doc = {
+        "policy": "pol", "backup_id": "20260101T000000Z-abcd", "engine": "mysql",
+        "tool_version": "0", "started_at": "", "finished_at": "", "source": {},
+        "consistency": {}, "tables": [], "format_version": ENCRYPTED_FORMAT_VERSION,
+        "objects": [r.to_json(r.recipients) for r in records],  # kept once: here, nowhere
+    }  # fmt: skip
+    with pytest.raises(IntegrityFailure, match="encrypted to no recipient"):
+        Manifest.from_json(json.dumps(doc).encode(), "m")
+    record = json.loads(
+        IndexRecord(
+            seq=1, kind="segment", gtid_start=Position(), gtid_end=Position(),
+            published_at="", key="k", plain_size=1, plain_sha256="b" * 64,
+            recipients=(public(keys["new"]),),
+        ).to_json()
+    )  # fmt: skip
+    del record["recipients"]
+    with pytest.raises(IntegrityFailure, match="no recipient"):
+        IndexRecord.from_json(json.dumps(record).encode(), "r")
