@@ -110,6 +110,17 @@ def test_mongo_objects_are_encrypted_and_restore_byte_identical(
     with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
         # (mongo-java-server lists a database once its collections were listed: look inside)
         assert client[MONGO_COPY].list_collection_names() == [], "nothing restored"
+    original = b"".join(store.iter_read(vault.key))
+    flipped = bytearray(original)
+    flipped[len(original) // 2] ^= 0x01
+    try:
+        store.put_bytes(vault.key, bytes(flipped))
+        damaged = cli(sandbox.config_path, env, *args)
+        assert damaged.code == 4 and vault.key in damaged.err, damaged.err
+    finally:
+        store.put_bytes(vault.key, original)
+    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
+        assert client[MONGO_COPY].list_collection_names() == [], "nothing restored"
     result = cli(sandbox.config_path, env, *args)
     assert result.code == 0, result.err
     with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
