@@ -90,6 +90,7 @@ def source(sandbox: SandboxHandle) -> Iterator[None]:
         cur.execute(f"CREATE VIEW {DB}.named AS SELECT id, name FROM {DB}.people WHERE id < 10")
     sandbox.wait_replicated()
     body = f'chunk_mb = 1\njobs = 2\n[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
+    body += "include_grants = true\n"  # accounts and password hashes: encrypted like the rest
     sandbox.write_policy(POLICY, f'engine = "mysql"\n{body}')
     sandbox.write_policy(PLAIN_POLICY, f'engine = "mysql"\nencrypt = false\n{body}')
     yield
@@ -119,6 +120,7 @@ def test_every_object_is_compressed_then_encrypted_and_the_manifest_says_so(
     assert encrypted.encryption == {"method": "age", "recipients": recipients}
     assert encrypted.format_version == 4
     assert len([o for o in encrypted.objects if o.kind == "data"]) >= 3
+    assert "grants" in {o.kind for o in encrypted.objects}
     store = store_of(sandbox)
     for record in encrypted.objects:
         assert record.key.endswith(".sql.zst.age") and record.recipients == tuple(recipients)
