@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := mariadb-server mariadb-client mariadb-backup memcached haproxy zstd \
+APT_PACKAGES := mariadb-server mariadb-client mariadb-backup memcached haproxy zstd age \
 	mydumper percona-toolkit libmariadb-dev pkg-config build-essential python3-dev python3-venv systemd \
 	openssl util-linux openjdk-17-jdk-headless maven time openssh-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -26,7 +26,8 @@ help:
 # what pip needs to build mysqlclient (the C MySQL driver the cache warmer reads with);
 # systemd for `systemd-analyze verify` of the rendered units; openssl (a test CA for the TLS
 # tests) and util-linux (`unshare`, for the full-disk test); Java 17 and Maven for the
-# sandbox's second MongoDB-protocol server (mongo-java-server); openssh-client, through which
+# sandbox's second MongoDB-protocol server (mongo-java-server); age (the stock tool that
+# decrypts encrypted backups, used by the tests of that path); openssh-client, through which
 # the Ansible test reaches its target container.
 deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from datatier.errors import ConfigError, UsageError
+from datatier.pipeline.encrypt import parse_recipients
 from datatier.typedtoml import (
     Binder,
     Secret,
@@ -178,6 +179,23 @@ class BinlogSettings:
 
 
 @dataclass(frozen=True)
+class EncryptionSettings:
+    """``[encryption]``: client-side age encryption of every backup object.
+
+    ``recipients`` are age X25519 public keys (``age1...``); new objects are encrypted to
+    all of them, so any one private key opens them (keep a second one offline). With
+    recipients set, every policy encrypts unless it says ``encrypt = false``.
+    ``identity`` holds the private key(s) restores decrypt with: an age identity file
+    (``AGE-SECRET-KEY-1...`` lines, several allowed: old keys open old backups), given by
+    ``identity_file`` or ``DATATIER_ENCRYPTION__IDENTITY``, never in the config file. Hosts
+    that only take backups need no identity.
+    """
+
+    recipients: list[str] = option([])
+    identity: Secret = field(default_factory=Secret)
+
+
+@dataclass(frozen=True)
 class HealthSettings:
     """``[health]``: the replica monitor, the heartbeat writer and the health HTTP endpoint.
 
@@ -294,6 +312,7 @@ class Config:
     s3: S3Settings = field(default_factory=S3Settings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     binlog: BinlogSettings = field(default_factory=BinlogSettings)
+    encryption: EncryptionSettings = field(default_factory=EncryptionSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     router: RouterSettings = field(default_factory=RouterSettings)
@@ -313,7 +332,13 @@ class Config:
             self.rethinkdb.password,
             self.notify.webhook_url,
         ]
-        return [s.reveal() for s in found if s]
+        keys = [  # an identity file's keys, not its comments (they name public keys)
+            word
+            for line in self.encryption.identity.reveal().splitlines()
+            if not line.lstrip().startswith("#")
+            for word in line.split()
+        ]
+        return [s.reveal() for s in found if s] + keys
 
 
 @dataclass(frozen=True)
@@ -450,6 +475,18 @@ def _check(config: Config, source: str) -> Config:
         )
     if bool(mysql.ssl_cert) != bool(mysql.ssl_key):
         raise ConfigError(source, "mysql.ssl_key", "ssl_cert and ssl_key go together")
+    for i, key in enumerate(config.encryption.recipients):
+        try:
+            parse_recipients([key])
+        except ValueError:
+            raise ConfigError(
+                source,
+                f"encryption.recipients[{i}]",
+                f"{key!r} is not an age X25519 public key",
+                hint="age-keygen -y KEYFILE prints the public key (age1...) of a key",
+            ) from None
+    if len(set(config.encryption.recipients)) != len(config.encryption.recipients):
+        raise ConfigError(source, "encryption.recipients", "a recipient is listed twice")
     if config.s3.encryption == "AES256" and config.s3.kms_key_id:
         raise ConfigError(source, "s3.kms_key_id", "a KMS key needs encryption = aws:kms")
     for i, server in enumerate(config.memcached.servers):

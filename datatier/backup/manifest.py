@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,10 @@ FORMAT_VERSION = 2
 CHAIN_FORMAT_VERSION = 3
 """Manifests that name a ``parent`` (incrementals): datatier releases that do not know
 chains see them as unreadable, so their prune refuses to run rather than delete a parent."""
-READABLE_FORMATS = (1, 2, 3)
+ENCRYPTED_FORMAT_VERSION = 4
+"""Manifests of encrypted backups (and of chains among them): releases that do not know
+encryption see them as unreadable rather than restore ciphertext as data."""
+READABLE_FORMATS = (1, 2, 3, 4)
 MANIFEST_NAME = "manifest.json"
 BACKUP_ID = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{4})$")
 
@@ -67,7 +70,12 @@ def manifest_key(policy: str, backup_id: str) -> str:
 
 @dataclass(frozen=True)
 class ObjectRecord:
-    """One data object: where it is, what it holds and how to check it."""
+    """One data object: where it is, what it holds and how to check it.
+
+    ``size`` and ``sha256`` describe the stored bytes (``verify`` needs no key). An
+    encrypted object (age, see :mod:`datatier.pipeline.encrypt`) also has the size and
+    SHA-256 of its plaintext (the zstd stream age decrypts to) and the public keys it was
+    encrypted to (``recipients``, kept once per manifest in the JSON)."""
 
     key: str
     kind: str
@@ -79,10 +87,31 @@ class ObjectRecord:
     table: str | None = None
     part: int = 0
     rows: int = 0
+    plain_size: int | None = None
+    plain_sha256: str | None = None
+    recipients: tuple[str, ...] = ()
+
+    @property
+    def encrypted(self) -> bool:
+        return self.plain_sha256 is not None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ObjectRecord:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "recipients" in fields:
+            fields["recipients"] = tuple(str(r) for r in fields["recipients"])
+        return cls(**fields)
+
+    def to_json(self, recipients: tuple[str, ...] = ()) -> dict[str, Any]:
+        """As stored; encryption fields only when encrypted, ``recipients`` only when they
+        differ from the manifest's (``recipients``)."""
+        doc = asdict(self)
+        if not self.encrypted:
+            for name in ("plain_size", "plain_sha256", "recipients"):
+                del doc[name]
+        elif self.recipients == recipients:
+            del doc["recipients"]
+        return doc
 
 
 @dataclass(frozen=True)
@@ -129,6 +158,14 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     parent: str | None = None
     """The backup this one is an incremental of (None: a full backup)."""
+    encryption: dict[str, Any] = field(default_factory=dict)
+    """Empty, or ``{"method": "age", "recipients": [public keys]}``: the objects are
+    age-encrypted to those recipients (see ``ObjectRecord``)."""
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """The public keys this backup's objects are encrypted to (empty: not encrypted)."""
+        return tuple(self.encryption.get("recipients", ()))
 
     @property
     def total_bytes(self) -> int:
@@ -147,6 +184,9 @@ class Manifest:
 
     def to_json(self) -> bytes:
         doc = asdict(self)
+        doc["objects"] = [o.to_json(self.recipients) for o in self.objects]
+        if not self.encryption:
+            del doc["encryption"]
         return (json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -161,6 +201,18 @@ class Manifest:
             parent = doc.get("parent")
             if parent is not None and not (isinstance(parent, str) and BACKUP_ID.match(parent)):
                 raise IntegrityFailure(f"{where}: parent {parent!r} is not a backup ID")
+            encryption = doc.get("encryption") or {}
+            if not isinstance(encryption, dict):
+                raise IntegrityFailure(f"{where}: encryption is not an object")
+            recipients = tuple(str(r) for r in encryption.get("recipients", ()))
+            objects = [ObjectRecord.from_json(o) for o in doc["objects"]]
+            objects = [
+                replace(o, recipients=recipients) if o.encrypted and not o.recipients else o
+                for o in objects
+            ]
+            unkeyed = next((o for o in objects if o.encrypted and not o.recipients), None)
+            if unkeyed is not None:
+                raise IntegrityFailure(f"{where}: {unkeyed.key} is encrypted to no recipient")
             return cls(
                 policy=doc["policy"],
                 backup_id=doc["backup_id"],
@@ -170,13 +222,14 @@ class Manifest:
                 finished_at=doc["finished_at"],
                 source=doc["source"],
                 consistency=doc["consistency"],
-                objects=[ObjectRecord.from_json(o) for o in doc["objects"]],
+                objects=objects,
                 tables=[TableRecord.from_json(t) for t in doc["tables"]],
                 databases=doc.get("databases", {}),
                 timings=doc.get("timings", {}),
                 options=doc.get("options", {}),
                 format_version=doc["format_version"],
                 parent=parent,
+                encryption=encryption,
             )
         except IntegrityFailure:
             raise

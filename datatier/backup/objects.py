@@ -5,7 +5,11 @@
 incrementally, so only compressed bytes are held. On ``close`` the compressed object is
 handed to a bounded pool that computes its SHA-256 and uploads it (multipart when large).
 At most ``max_pending`` closed objects wait or upload at once, so memory stays near
-``max_pending x compressed chunk size`` whatever the dataset size. The first upload error
+``max_pending x compressed chunk size`` whatever the dataset size. With ``recipients``
+every object is then age-encrypted in the upload worker (compress, then encrypt: the key
+gets ``.age`` appended to the engine's ``*.zst`` name), consuming the compressed chunks as
+it goes, so an object is still held about once; its record carries the plaintext's size and
+SHA-256 beside the stored bytes'. The first upload error
 is re-raised to the producer at its next call (and kept in :attr:`ObjectWriter.failure`,
 so the caller can report the storage failure rather than the dump it broke); ``abort``
 stops everything. Every key is unique by construction: opening a key twice, or a key the
@@ -27,6 +31,7 @@ import zstandard
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
+from datatier.pipeline.encrypt import SUFFIX, Recipients, seal
 from datatier.storage.base import MiB, ObjectStore, StorageClass
 
 log = get_logger(__name__)
@@ -70,9 +75,11 @@ class ObjectWriter:
         concurrency: int = 4,
         max_pending: int = 6,
         on_progress: ProgressFn | None = None,
+        recipients: Recipients | None = None,
     ) -> None:
         self.store = store
         self.prefix = prefix
+        self.recipients = recipients
         self.storage_class = storage_class
         self.tags = tags or {}
         # threads=1: zstd compresses in its own worker thread, so splitting and reading the
@@ -95,7 +102,7 @@ class ObjectWriter:
         IntegrityFailure for a key already opened in this backup; OperationFailed for a key
         the store cannot hold (named after the data: retrying will not help)."""
         self._raise_pending()
-        key = f"{self.prefix}data/{relkey}"
+        key = f"{self.prefix}data/{relkey}{SUFFIX if self.recipients else ''}"
         what = f"{kind} of {database}.{table}" if table else f"{kind} of {database}"
         if key in self._keys:
             self._fail(
@@ -131,6 +138,12 @@ class ObjectWriter:
         self._futures.append(future)
 
     def _upload(self, obj: OpenObject) -> ObjectRecord:
+        plain_size: int | None = None
+        plain_sha256: str | None = None
+        if self.recipients is not None:
+            sealed = seal(obj.chunks, self.recipients)
+            obj.chunks = sealed.chunks
+            plain_size, plain_sha256 = sealed.plain_size, sealed.plain_sha256
         digest = hashlib.sha256()
         size = 0
         for chunk in obj.chunks:
@@ -161,6 +174,9 @@ class ObjectWriter:
             table=obj.table,
             part=obj.part,
             rows=obj.rows,
+            plain_size=plain_size,
+            plain_sha256=plain_sha256,
+            recipients=self.recipients.keys if self.recipients is not None else (),
         )
 
     def _done(self, future: Future[ObjectRecord]) -> None:

@@ -40,6 +40,9 @@ so that one bad file does not stop commands about the others. Example
     min_age_days = 1
     recovery_window_days = 14     # every backup needed to restore to any point of 14 days
 
+``encrypt = false`` stores a policy's objects unencrypted although ``[encryption]`` names
+recipients (``encrypt = true`` without recipients is refused when a backup runs).
+
 A physical policy (``engine = "mariabackup"``, run on the database host) copies the node's
 datadir with ``jobs`` parallel threads; ``full_every_days = 7`` makes ``backup run`` take
 incrementals on the newest backup until the chain's full backup is 7 days old (0: always
@@ -145,6 +148,7 @@ class PolicyFile:
     chunk_mb: int = option(32, min=1)
     jobs: int = option(4, min=1)
     full_every_days: int = option(0, min=0)  # mariabackup: incrementals until the full is this old
+    encrypt: bool | None = None  # age-encrypt objects (default: when [encryption] has recipients)
     source: SourceSettings = field(default_factory=SourceSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)

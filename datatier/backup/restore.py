@@ -9,13 +9,16 @@ Contract, in order (the engine, chosen by the manifest's ``engine`` in
    manifest that does not account for what it records or a broken chain).
 2. Every refusal about the target (:meth:`check_target`: a replica or read-only server, a
    non-empty database or datadir, too little space...) comes next, before anything costs
-   money or changes state. A dry run makes the same checks and stops after step 3's report.
+   money or changes state; so does the key check of encrypted objects (no identity, or none
+   that opens them: exit 2, see :mod:`datatier.backup.encryption`). A dry run makes the
+   same checks and stops after step 3's report.
 3. Objects in GLACIER/DEEP_ARCHIVE are restored: requests go out for all of them at once;
    then either we wait (polling) or raise NotReadyYet (exit 5) so the same command can be
    run again later. The report gives the storage classes the store lists now.
 4. Every object is downloaded once into a private staging directory and its size and
    SHA-256 checked *before anything is applied* (exit 4 naming the first bad one, nothing
-   applied; free space is checked first, exit 2).
+   applied; free space is checked first, exit 2); encrypted objects are decrypted there and
+   their plaintext checked too (:mod:`datatier.pipeline.staging`).
 5. The engine applies the verified copies, then checks the result (row counts, a prepared
    datadir). An interruption says what may be partly applied.
 """
@@ -29,6 +32,7 @@ from typing import Any
 
 from datatier.backup.bringback import ArchiveState, bring_back
 from datatier.backup.catalog import Catalog, locate
+from datatier.backup.encryption import unlock
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan, RestoreProgress
 from datatier.backup.engines import restore_engine
 from datatier.backup.manifest import Manifest, ObjectRecord
@@ -95,17 +99,23 @@ def restore_backup(
     engine: RestoreEngine = restore_engine(loaded, manifest, catalog, options)
     plan = engine.plan()
     engine.check_target(plan)
+    identities = unlock(loaded.config, plan.objects, f"backup {manifest.backup_id}")
     groups = _by_store(plan, catalog.store)
     archive = _bring_back(groups, options, progress)  # after every refusal: requests cost money
     report = _report(plan, engine.name, options, archive)
     if options.dry_run:
         return report
     wanted = [
-        (store, [Wanted(o.key, o.size, o.sha256) for o in objects]) for store, objects in groups
+        (store, [Wanted(o.key, o.size, o.sha256, o.plain_size, o.plain_sha256) for o in objects])
+        for store, objects in groups
     ]
     directory = Path(options.staging_dir) if options.staging_dir else None
     with stage_from(
-        wanted, directory=directory, jobs=options.jobs, on_object=progress.on_checked
+        wanted,
+        directory=directory,
+        jobs=options.jobs,
+        on_object=progress.on_checked,
+        identities=identities,
     ) as staged:
         try:
             engine.apply(plan, staged, progress.on_loaded)

@@ -24,10 +24,12 @@ from datatier import __version__
 from datatier.backup.catalog import Catalog, store_urls
 from datatier.backup.completeness import missing_parts
 from datatier.backup.confirm import confirm_listed
+from datatier.backup.encryption import policy_recipients
 from datatier.backup.engine import DumpResult
 from datatier.backup.engines import backup_engine
 from datatier.backup.manifest import (
     CHAIN_FORMAT_VERSION,
+    ENCRYPTED_FORMAT_VERSION,
     FORMAT_VERSION,
     MANIFEST_NAME,
     Manifest,
@@ -43,6 +45,7 @@ from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, ServiceUnavailable, failure_fields
 from datatier.log import get_logger
+from datatier.pipeline.encrypt import METHOD
 from datatier.storage.base import ObjectStore, StorageClass
 
 log = get_logger(__name__)
@@ -97,7 +100,8 @@ def run_backup(
 ) -> Manifest:
     """Take one backup of ``policy``; return its manifest (already stored).
 
-    The engine is built first (for MySQL that chooses the source node, see
+    The policy's encryption is resolved first (ConfigError for ``encrypt = true`` without
+    recipients), then the engine is built (for MySQL that chooses the source node, see
     :mod:`datatier.mysql.source`; ``max_lag`` defaults to the policy's
     ``source.max_lag_seconds``): NotReadyYet (exit 5) when no listed node is fresh enough,
     before anything is written. ``incremental``: True asks for an incremental, False for a
@@ -105,6 +109,7 @@ def run_backup(
     ``store`` is the policy's store already opened (opening an S3 client costs a moment).
     """
     config = loaded.config
+    recipients = policy_recipients(config, policy)
     if store is None:
         store = store_for(policy.store_url, config)
     store.check()
@@ -124,6 +129,7 @@ def run_backup(
         tags={**DATA_TAGS, "datatier-policy": policy.name},
         concurrency=config.s3.max_concurrency,
         on_progress=on_progress,
+        recipients=recipients,
     )
     try:
         try:
@@ -133,6 +139,9 @@ def run_backup(
         finally:
             writer.abort()  # no-op after finish; on failure: stop and wait for uploads
         manifest = _manifest(policy, backup_id, engine.name, started_at, result, records)
+        if recipients is not None:
+            manifest.encryption = {"method": METHOD, "recipients": list(recipients.keys)}
+            manifest.format_version = ENCRYPTED_FORMAT_VERSION
         manifest.timings = {
             "dump_seconds": round(dumped - t0, 3),
             "total_seconds": round(time.monotonic() - t0, 3),

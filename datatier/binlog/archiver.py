@@ -2,8 +2,9 @@
 
 Contract:
 
-* Each segment is uploaded (zstd, SHA-256, by :class:`~datatier.backup.objects.ObjectWriter`)
-  and only then its index record is written; a segment ends only between transactions.
+* Each segment is uploaded (zstd, SHA-256, by :class:`~datatier.backup.objects.ObjectWriter`;
+  age-encrypted to the current recipients when the policy encrypts) and only then its index
+  record is written; a segment ends only between transactions.
 * The archive resumes from its last index record's GTID position: after SIGKILL, a restart
   or a server restart, the server sends exactly the transactions after it (no gap, no
   duplicate). A segment being built when the archiver dies is simply sent again.
@@ -23,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from datatier.backup.encryption import policy_recipients
 from datatier.backup.manifest import utc_now_iso
 from datatier.backup.objects import ObjectWriter
 from datatier.backup.policy import Policy
@@ -90,6 +92,7 @@ class Archiver:
         self.flush_after = self.settings.max_archive_lag / 2
         self.heartbeat = max(0.1, min(1.0, self.flush_after / 4))
         self.state_every = max(1.0, min(15.0, self.settings.max_archive_lag / 4))
+        self.recipients = policy_recipients(loaded.config, policy)
         self.report = ArchiveReport()
         self.seq = 1
         self.published = Position()
@@ -269,6 +272,7 @@ class Archiver:
             tags={**DATA_TAGS, "datatier-policy": self.policy.name},
             concurrency=1,
             max_pending=1,
+            recipients=self.recipients,
         )
         return Segment.open(
             writer,
@@ -339,6 +343,9 @@ class Archiver:
             last_ts=seg.last_ts,
             transactions=seg.transactions,
             events=seg.events,
+            plain_size=stored.plain_size,
+            plain_sha256=stored.plain_sha256,
+            recipients=stored.recipients,
         )
         self._put_record(record)
         self.report.segments += 1

@@ -2,7 +2,8 @@
 
 Under the owning policy's prefix, beside its backups (``POLICY/BACKUP_ID/``)::
 
-    POLICY/_binlogs/data/SEQ-SERVERID-FILE-START.binlog.zst   one segment (zstd)
+    POLICY/_binlogs/data/SEQ-SERVERID-FILE-START.binlog.zst   one segment (zstd; ``.zst.age``
+                                                              when the policy encrypts)
     POLICY/_binlogs/index/SEQ.json                            its index record, written after it
     POLICY/_binlogs/archiver.json                             the archiver's last word (lag)
 

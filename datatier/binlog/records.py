@@ -4,11 +4,14 @@ A *segment* record describes one object: the byte range ``[start_pos, end_pos)``
 server's binlog ``file`` (the object is the binlog magic, that file's Format_description
 event and those bytes, zstd-compressed), the GTID position before and after it, the first
 and last GTID per domain, its first and last event times (UTC seconds, as the binlog has
-them), its transactions, size and SHA-256. ``file_complete`` is true only for the segment
-that ends its file (a rotate or stop event, or the server moved on): a file still being
-written is published in segments, never as complete. A *gap* record names transactions
-the archive does not have, ``gtid_start`` to ``gtid_end``, and why. Records are
-immutable; ``seq`` orders them, and each starts where the previous one ended.
+them), its transactions, size and SHA-256. An encrypted segment (age, ``*.binlog.zst.age``)
+also records the public keys it is encrypted to and its plaintext's size and SHA-256; its
+record is format 2, which releases without encryption refuse to read. ``file_complete``
+is true only for the segment that ends its file (a rotate or stop event, or the server
+moved on): a file still being written is published in segments, never as complete. A *gap*
+record names transactions the archive does not have, ``gtid_start`` to ``gtid_end``, and
+why. Records are immutable; ``seq`` orders them, and each starts where the previous one
+ended.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from datatier.errors import IntegrityFailure, UsageError
 from datatier.mysql.binlog.positions import Gtid, Position
 
 FORMAT = 1
+ENCRYPTED_FORMAT = 2
+READABLE_FORMATS = (FORMAT, ENCRYPTED_FORMAT)
 SEGMENT = "segment"
 GAP = "gap"
 
@@ -59,6 +64,9 @@ class IndexRecord:
     transactions: int = 0
     events: int = 0
     reason: str = ""
+    plain_size: int | None = None
+    plain_sha256: str | None = None
+    recipients: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -76,11 +84,14 @@ class IndexRecord:
             raw_size=self.raw_size,
             storage_class=self.storage_class,
             part=self.seq,
+            plain_size=self.plain_size,
+            plain_sha256=self.plain_sha256,
+            recipients=self.recipients,
         )
 
     def to_json(self) -> bytes:
         doc: dict[str, Any] = {
-            "format": FORMAT,
+            "format": ENCRYPTED_FORMAT if self.plain_sha256 is not None else FORMAT,
             "seq": self.seq,
             "kind": self.kind,
             "gtid_start": str(self.gtid_start),
@@ -114,6 +125,12 @@ class IndexRecord:
                 transactions=self.transactions,
                 events=self.events,
             )
+            if self.plain_sha256 is not None:
+                doc.update(
+                    plain_size=self.plain_size,
+                    plain_sha256=self.plain_sha256,
+                    recipients=list(self.recipients),
+                )
         doc.update(self.extra)
         return (json.dumps(doc, sort_keys=True) + "\n").encode()
 
@@ -122,12 +139,14 @@ class IndexRecord:
         """Parse a record; IntegrityFailure naming ``where`` if it is not one."""
         try:
             doc = json.loads(raw)
-            if doc.get("format") != FORMAT:
+            if doc.get("format") not in READABLE_FORMATS:
                 raise IntegrityFailure(f"{where}: unsupported index format {doc.get('format')!r}")
             ranges = doc.get("gtids") or {}
             firsts = tuple(Gtid.parse(v[0]) for _, v in sorted(ranges.items()))
             lasts = tuple(Gtid.parse(v[1]) for _, v in sorted(ranges.items()))
             known = set(cls.__dataclass_fields__) | {"format", "gtids", "first_time", "last_time"}
+            if doc.get("plain_sha256") is not None and not doc.get("recipients"):
+                raise IntegrityFailure(f"{where}: an encrypted segment with no recipient")
             return cls(
                 seq=int(doc["seq"]),
                 kind=str(doc["kind"]),
@@ -153,6 +172,9 @@ class IndexRecord:
                 transactions=int(doc.get("transactions", 0)),
                 events=int(doc.get("events", 0)),
                 reason=str(doc.get("reason", "")),
+                plain_size=None if doc.get("plain_size") is None else int(doc["plain_size"]),
+                plain_sha256=None if doc.get("plain_sha256") is None else str(doc["plain_sha256"]),
+                recipients=tuple(str(r) for r in doc.get("recipients") or ()),
                 extra={k: v for k, v in doc.items() if k not in known},
             )
         except IntegrityFailure:

@@ -20,6 +20,7 @@ from datatier.cli.config_cmd import config_group
 from datatier.cli.context import AppContext
 from datatier.cli.deploy_cmd import deploy_group
 from datatier.cli.health_cmd import health_group
+from datatier.cli.keys_cmd import keys_group
 from datatier.cli.migrate_cmd import migrate_group
 from datatier.cli.notify_cmd import notify_group
 from datatier.cli.provision_cmd import provision_group
@@ -64,6 +65,7 @@ cli.add_command(deploy_group)
 cli.add_command(restore)
 cli.add_command(sandbox_group)
 cli.add_command(health_group)
+cli.add_command(keys_group)
 cli.add_command(replication_group)
 cli.add_command(cache_group)
 cli.add_command(check)

@@ -159,6 +159,8 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
     for label, section in (("source", manifest.source), ("consistency", manifest.consistency)):
         click.echo(f"{label:<12} {pairs(section)}")
     click.echo(f"timings      {pairs(manifest.timings)}")
+    if manifest.recipients:
+        click.echo(f"encryption   age, to {', '.join(manifest.recipients)}")
     objects = doc["objects"]
     click.echo(
         f"objects      {objects['count']}: {human_bytes(objects['bytes'])} stored, "

@@ -84,6 +84,7 @@ def show_json(
         "consistency": manifest.consistency,
         "timings": manifest.timings,
         "parent": manifest.parent,
+        "encryption": manifest.encryption or None,
         "chain": chain if chain is not None else [manifest.backup_id],
         "databases": sorted({t.database for t in manifest.tables} | set(manifest.databases)),
         "tables": [

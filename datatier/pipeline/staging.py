@@ -7,6 +7,13 @@ objects in parallel into a private directory, hashing as they stream to disk, an
 only when every one matched its size and SHA-256; the apply phase then reads the local copies.
 Free space is checked first. The directory is removed when the :class:`Staged` is closed,
 also after a failure.
+
+Encrypted objects (age) are decrypted as they stream in, with the identities given: the
+local copy is the plaintext (the zstd stream; the directory is private, mode 0700), whose
+size and SHA-256 must match the record too. So every engine reads decrypted copies through
+:meth:`Staged.decompressed`, and before anything is applied every object has been proven
+to open with the key and to be the plaintext the backup wrote: a wrong key, a corrupt,
+truncated or replaced ciphertext raises IntegrityFailure naming the object.
 """
 
 from __future__ import annotations
@@ -14,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.pipeline.compress import decompress
+from datatier.pipeline.encrypt import Identities, Unsealable, unseal_into
 from datatier.storage.base import MiB, ObjectNotFound, ObjectStore
 
 HEADROOM = 64 * MiB
@@ -29,11 +37,14 @@ HEADROOM = 64 * MiB
 
 @dataclass(frozen=True)
 class Wanted:
-    """An object to stage: its key and what it must be."""
+    """An object to stage: its key and what it must be (stored bytes; for an encrypted
+    object, also its plaintext)."""
 
     key: str
     size: int
     sha256: str
+    plain_size: int | None = None
+    plain_sha256: str | None = None
 
 
 class Staged:
@@ -61,13 +72,14 @@ class Staged:
         return f"{self._urls[key]}/{key}"
 
     def read(self, key: str, chunk_size: int = MiB) -> Iterator[bytes]:
-        """The staged (compressed) bytes of ``key``."""
+        """The staged (compressed, decrypted) bytes of ``key``."""
         with self._paths[key].open("rb") as src:
             while chunk := src.read(chunk_size):
                 yield chunk
 
     def decompressed(self, key: str) -> Iterator[bytes]:
-        """The staged object, zstd-decompressed (IntegrityFailure on a corrupt frame)."""
+        """The staged object, decrypted and zstd-decompressed (IntegrityFailure on a corrupt
+        frame)."""
         return decompress(self.read(key), name=self.name(key))
 
 
@@ -78,11 +90,20 @@ def stage(
     directory: Path | None = None,
     jobs: int = 4,
     on_object: Callable[[str, int], None] | None = None,
+    identities: Identities | None = None,
 ) -> Staged:
-    """Download and check every object of ``objects``; the first bad one raises
-    IntegrityFailure naming it (missing, truncated, replaced or corrupt) and nothing stays
-    on disk. UsageError, before any download, when ``directory`` lacks the space."""
-    return stage_from([(store, objects)], directory=directory, jobs=jobs, on_object=on_object)
+    """Download and check every object of ``objects`` (decrypting encrypted ones with
+    ``identities``); the first bad one raises IntegrityFailure naming it (missing,
+    truncated, replaced, corrupt or not opened by the key) and nothing stays on disk.
+    UsageError, before any download, when ``directory`` lacks the space or an object is
+    encrypted and no identity is given."""
+    return stage_from(
+        [(store, objects)],
+        directory=directory,
+        jobs=jobs,
+        on_object=on_object,
+        identities=identities,
+    )
 
 
 def stage_from(
@@ -91,8 +112,13 @@ def stage_from(
     directory: Path | None = None,
     jobs: int = 4,
     on_object: Callable[[str, int], None] | None = None,
+    identities: Identities | None = None,
 ) -> Staged:
     """:func:`stage` for objects of several stores, into one directory (keys unique)."""
+    if identities is None:
+        sealed = next((w for _, objects in groups for w in objects if w.plain_sha256), None)
+        if sealed is not None:
+            raise UsageError(f"{sealed.key} is encrypted and no age identity was given")
     parent = directory or Path(tempfile.gettempdir())
     count = sum(len(objects) for _, objects in groups)
     total = sum(o.size for _, objects in groups for o in objects)
@@ -113,7 +139,8 @@ def stage_from(
                 work.append((store, wanted))
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="stage") as pool:
             futures = [
-                pool.submit(_fetch, store, w, staged.path(w.key), on_object) for store, w in work
+                pool.submit(_fetch, store, w, staged.path(w.key), identities, on_object)
+                for store, w in work
             ]
             try:
                 for future in futures:
@@ -129,23 +156,69 @@ def stage_from(
 
 
 def _fetch(
-    store: ObjectStore, wanted: Wanted, path: Path, on_object: Callable[[str, int], None] | None
+    store: ObjectStore,
+    wanted: Wanted,
+    path: Path,
+    identities: Identities | None,
+    on_object: Callable[[str, int], None] | None,
 ) -> None:
     name = f"{store.url}/{wanted.key}"
-    digest, size = hashlib.sha256(), 0
+    source = _Measured(store.iter_read(wanted.key), name, wanted.size)
+    plain: tuple[int, str] | None = None
+    failure: Unsealable | None = None
     try:
         with path.open("wb") as out:
-            for chunk in store.iter_read(wanted.key):
-                size += len(chunk)
-                if size > wanted.size:
-                    raise IntegrityFailure(f"{name}: longer than the expected {wanted.size} bytes")
-                digest.update(chunk)
-                out.write(chunk)
+            if wanted.plain_sha256 is None:
+                for chunk in source:
+                    out.write(chunk)
+            else:
+                assert identities is not None  # stage_from refused that
+                try:
+                    plain = unseal_into(source, out, identities)
+                except Unsealable as exc:
+                    failure = exc
+                for _ in source:  # the rest, to tell corruption from a key problem
+                    pass
     except ObjectNotFound:
         raise IntegrityFailure(f"{name} is missing") from None
-    if size != wanted.size:
-        raise IntegrityFailure(f"{name}: truncated: {size} bytes, expected {wanted.size}")
-    if digest.hexdigest() != wanted.sha256.strip().lower():
+    if source.size != wanted.size:
+        raise IntegrityFailure(f"{name}: truncated: {source.size} bytes, expected {wanted.size}")
+    if source.digest.hexdigest() != wanted.sha256.strip().lower():
         raise IntegrityFailure(f"{name}: SHA-256 mismatch (corrupt object)")
+    if failure is not None and failure.no_key:
+        raise IntegrityFailure(
+            f"{name}: none of the identities opens it, though its record names one of their "
+            "keys: the object was replaced by one encrypted to another key"
+        )
+    if failure is not None:
+        raise IntegrityFailure(f"{name}: cannot be decrypted ({failure.reason}): corrupt object")
+    if plain is not None and plain != (wanted.plain_size, wanted.plain_sha256):
+        raise IntegrityFailure(
+            f"{name}: the decrypted data is not what the backup wrote (plaintext size or "
+            "SHA-256 mismatch): the object was replaced"
+        )
     if on_object:
-        on_object(wanted.key, size)
+        on_object(wanted.key, source.size)
+
+
+class _Measured:
+    """Iterate once to pass ``chunks`` through, counting and hashing them; IntegrityFailure
+    as soon as there are more than ``limit`` bytes."""
+
+    def __init__(self, chunks: Iterable[bytes], name: str, limit: int) -> None:
+        self._chunks = iter(chunks)
+        self._name = name
+        self._limit = limit
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = next(self._chunks)
+        self.size += len(chunk)
+        if self.size > self._limit:
+            raise IntegrityFailure(f"{self._name}: longer than the expected {self._limit} bytes")
+        self.digest.update(chunk)
+        return chunk

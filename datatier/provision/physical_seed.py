@@ -3,7 +3,8 @@ make it a GTID replica and follow until caught up.
 
 Contract, in order (nothing is changed before step 4):
 
-1. The backup is physical, records its GTID position, and its chain is whole.
+1. The backup is physical, records its GTID position, and its chain is whole; when it is
+   encrypted, the configured age identities open every object of the chain (exit 2 else).
 2. The target answers at HOST:PORT (a freshly initialised server on this host): not the
    primary or a configured node, replicating from nobody, holding no non-system database,
    with a ``server_id`` no node of the topology uses; its ``@@datadir`` is the local
@@ -35,6 +36,7 @@ from typing import Any
 import pymysql
 
 from datatier.backup.catalog import Catalog
+from datatier.backup.encryption import unlock
 from datatier.backup.engine import RestoreOptions
 from datatier.backup.manifest import Manifest
 from datatier.backup.restore import restore_backup
@@ -151,6 +153,7 @@ def plan_physical_seed(
     options = RestoreOptions(datadir=str(served), force=True, jobs=jobs)
     engine = PhysicalRestore.for_manifest(loaded, manifest, catalog, options)
     restore_plan = engine.plan()
+    unlock(config, restore_plan.objects, f"backup {manifest.backup_id}")  # before the stop
     check_datadir(served, engine.needed_bytes(restore_plan), force=True, running_ok=True)
     return PhysicalSeedPlan(
         backup_id=manifest.backup_id,

@@ -20,6 +20,8 @@ from datatier.mysql.physical.scratch import free_port
 from datatier.sandbox import process
 from datatier.sandbox.services.mariadb import MariaDBService
 from tests.integration.conftest import SandboxHandle, sql, unavailable
+from tests.integration.encryption_support import cli as crypt_cli
+from tests.integration.encryption_support import encryption_env, make_key
 from tests.integration.physical_support import cli, connect_port, scratch_ports, table_state
 
 DB = "phys_seed"
@@ -138,3 +140,24 @@ def test_a_replica_seeded_from_a_physical_chain_catches_up(
     with sandbox.connect() as conn:
         assert seeded_state == table_state(conn, DB)
     assert seeded_state["t"][1] == 2003
+
+
+def test_an_encrypted_backup_without_its_identity_is_refused_before_the_target_stops(
+    sandbox: SandboxHandle, fresh: MariaDBService, seed_data: None, tmp_path: Path
+) -> None:
+    """Issue 18: a missing or wrong age identity is exit 2 while planning, so the target
+    is never shut down (nothing is changed before step 4)."""
+    key, stranger = make_key(tmp_path, "seed"), make_key(tmp_path, "stranger")
+    taken = crypt_cli(
+        sandbox.config_path, encryption_env([key]), "backup", "run", POLICY, "--full", "--json"
+    )
+    assert taken.code == 0, taken.err
+    args = ["provision", "replica", "--from-backup", taken.json()["id"]]
+    args += ["--target", f"127.0.0.1:{fresh.port}", "--execute"]
+    args += ["--start-command", shlex.join(["setsid", "-f", *fresh.argv()])]
+    for identity, said in ((None, "needs its age identity"), (stranger.path, "no identity")):
+        refused = crypt_cli(sandbox.config_path, encryption_env([key], identity), *args)
+        assert refused.code == 2 and said in refused.err, refused.err
+        with connect_port(sandbox, fresh.port) as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@server_id")
+            assert cur.fetchone()[0] == 5, "the target still runs"

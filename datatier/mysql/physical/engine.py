@@ -3,7 +3,8 @@
 Runs on the database host (mariabackup reads the node's datadir). The stream is cut into
 objects of ``chunk_mb`` raw bytes, ``data/mbstream-000001.zst`` onwards: each is one zstd
 frame, so ``cat data/mbstream-*.zst | zstd -d | mbstream -x -C DIR`` rebuilds the backup
-with stock tools. Full or incremental (``--incremental-lsn`` = the parent's ``to_lsn``,
+with stock tools (encrypted, ``*.zst.age``: ``age -d`` each part, in order, before ``zstd
+-d``). Full or incremental (``--incremental-lsn`` = the parent's ``to_lsn``,
 no local base directory) as :mod:`datatier.mysql.physical.lineage` decides.
 
 The manifest records the copy's binlog file, position and GTID (mariabackup's binlog info,
