@@ -94,15 +94,17 @@ ENCRYPTION_VARS = (
 
 def cli(config: Path, env: dict[str, str], *args: str) -> Result:
     """``datatier --config CONFIG ARGS`` in-process with exactly ``env``'s encryption
-    settings (the others unset); its exit code, stdout and stderr."""
-    saved = {name: os.environ.pop(name, None) for name in ENCRYPTION_VARS}
+    settings (the others unset) and ``env``'s other variables, all restored after; its exit
+    code, stdout and stderr."""
+    names = set(ENCRYPTION_VARS) | set(env)
+    saved = {name: os.environ.pop(name, None) for name in names}
     os.environ.update(env)
     out, err = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(["--config", str(config), *args])
     finally:
-        for name in ENCRYPTION_VARS:
+        for name in names:  # every variable set here, not only the encryption ones
             os.environ.pop(name, None)
             if saved[name] is not None:
                 os.environ[name] = saved[name]  # type: ignore[assignment]
