@@ -7,7 +7,8 @@ object missing or of another size), *incomplete* when objects exist without a ma
 (interrupted or still running), *unreadable* when the manifest does not parse or names
 another backup. Only complete backups are listed by default and kept by retention; a
 damaged backup can still be shown, verified (exit 4 naming the object) and partly restored.
-Pruning and archiving (:mod:`datatier.backup.lifecycle`) work over a catalog.
+Pruning (:mod:`datatier.backup.prune`) and archiving (:mod:`datatier.backup.archive`) work
+over a catalog.
 """
 
 from __future__ import annotations

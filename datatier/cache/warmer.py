@@ -230,7 +230,7 @@ class CacheWarmer:
                 sql=query.sql,
                 template=query.key,
                 function=function,
-                render=reader.render,
+                interpolate=reader.interpolate,
             )
             encoded = (
                 self._rows(reader, name, query, keys, qr)

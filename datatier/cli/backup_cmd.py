@@ -10,8 +10,8 @@ from datatier.backup.policy import scan_policies
 from datatier.backup.service import load_policy, policies_dir, run_backup
 from datatier.backup.stores import store_for
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import emit_json, table
 from datatier.cli.progress import Progress
-from datatier.cli.render import emit_json, table
 from datatier.display import human_bytes
 from datatier.errors import ExitCode
 from datatier.ops.job import run_job

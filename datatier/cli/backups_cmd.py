@@ -1,9 +1,10 @@
 """``datatier backups``: list, show, verify, prune and archive the backups in the stores.
 
-Thin commands over :mod:`datatier.backup.catalog` and :mod:`datatier.backup.lifecycle`: the
-stores scanned are the config's default store and every policy's store. Tables and reports
-(built by :mod:`datatier.cli.backups_render`) go to stdout, progress to stderr (only on a
-terminal); ``--json`` prints one JSON document on stdout.
+Thin commands over :mod:`datatier.backup.catalog`, :mod:`datatier.backup.prune` and
+:mod:`datatier.backup.archive`: the stores scanned are the config's default store and every
+policy's store. Tables and reports (built by :mod:`datatier.cli.backups_view`) go to
+stdout, progress to stderr (only on a terminal); ``--json`` prints one JSON document on
+stdout.
 """
 
 from __future__ import annotations
@@ -16,18 +17,13 @@ from typing import Any
 
 import click
 
+from datatier.backup.archive import archive_execute, archive_plan
 from datatier.backup.catalog import BackupState, Catalog, locate
 from datatier.backup.chain import resolve_chain
 from datatier.backup.engine import RestoreTestOptions
 from datatier.backup.engines import restore_test
-from datatier.backup.lifecycle import (
-    DEFAULT_GRACE,
-    archive_execute,
-    archive_plan,
-    prune_execute,
-    prune_plan,
-)
 from datatier.backup.manifest import Manifest, backup_prefix
+from datatier.backup.prune import DEFAULT_GRACE, prune_execute, prune_plan
 from datatier.backup.service import (
     load_policy,
     open_catalogs,
@@ -40,7 +36,7 @@ from datatier.binlog.retention import (
     binlog_prune_plan,
 )
 from datatier.cli.backup_cmd import METRICS_FILE_OPTION
-from datatier.cli.backups_render import (
+from datatier.cli.backups_view import (
     archive_json,
     chain_labels,
     classes,
@@ -51,10 +47,10 @@ from datatier.cli.backups_render import (
     prune_rows,
     show_json,
 )
-from datatier.cli.binlog_render import binlog_prune_json, binlog_prune_line
+from datatier.cli.binlog_view import binlog_prune_json, binlog_prune_line
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import emit_json, table
 from datatier.cli.progress import Progress
-from datatier.cli.render import emit_json, table
 from datatier.display import human_bytes
 from datatier.errors import DatatierError, IntegrityFailure, NotReadyYet, UsageError
 from datatier.ops.job import run_job

@@ -16,7 +16,7 @@ from datatier.binlog.archiver import Archiver
 from datatier.binlog.layout import archive_policy
 from datatier.binlog.status import archive_status
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.render import emit_json
+from datatier.cli.output import emit_json
 from datatier.display import human_bytes
 from datatier.errors import OperationFailed
 

@@ -13,8 +13,8 @@ from datatier.cache.service import WarmRequest, cache_servers, find_warm_sets, w
 from datatier.cache.stats import node_stats
 from datatier.cache.warmer import PlannedKey, WarmOptions, WarmReport
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import emit_json, table
 from datatier.cli.progress import Progress
-from datatier.cli.render import emit_json, table
 from datatier.display import human_bytes
 from datatier.errors import ExitCode, OperationFailed, ServiceUnavailable, UsageError
 

@@ -12,7 +12,7 @@ from datatier.backup.policy import find_policies
 from datatier.backup.service import load_policy, policies_dir
 from datatier.cli.backups_cmd import parse_now
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.render import emit_json
+from datatier.cli.output import emit_json
 from datatier.errors import OperationFailed
 from datatier.ops.checks import NAMES, CheckContext, Status, run_checks
 from datatier.ops.job import run_job

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.render import emit_json
+from datatier.cli.output import emit_json
 from datatier.typedtoml import dumps_toml, to_plain
 
 

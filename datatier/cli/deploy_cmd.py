@@ -17,7 +17,7 @@ from datatier.backup.service import policies_dir
 from datatier.cli.context import AppContext, pass_app
 from datatier.provision.artifacts import RenderContext, render_all, renderers, write_files
 from datatier.provision.artifacts.haproxy import HAProxyRenderer
-from datatier.replication.haproxy import HAProxyLayout
+from datatier.provision.artifacts.haproxy_config import HAProxyLayout
 
 
 @click.group("deploy")

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import emit_json
 from datatier.cli.progress import Progress
-from datatier.cli.render import emit_json
 from datatier.errors import DatatierError, IntegrityFailure, OperationFailed, UsageError
 from datatier.migrate.plan import TablePlan
 from datatier.migrate.report import plan_text, plans_summary, verify_text, why_blocked

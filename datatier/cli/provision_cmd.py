@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.render import emit_json
+from datatier.cli.output import emit_json
 from datatier.errors import DatatierError, UsageError
 from datatier.provision.plan import Change, Plan, apply_plan, make_plan
 from datatier.provision.service import KINDS, provisioners

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.render import emit_json, table
+from datatier.cli.output import emit_json, table
 from datatier.errors import ConfigError, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mysql.connection import endpoint

@@ -10,8 +10,8 @@ from datatier.backup.engine import RestoreOptions, RestoreProgress
 from datatier.backup.manifest import ObjectRecord
 from datatier.backup.restore import locate_backup, restore_backup
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import emit_json
 from datatier.cli.progress import Progress
-from datatier.cli.render import emit_json
 from datatier.display import human_bytes
 from datatier.errors import UsageError
 from datatier.storage.base import RestoreTier

@@ -41,7 +41,7 @@ from prometheus_client import CollectorRegistry
 
 from datatier.errors import UsageError
 from datatier.log import get_logger
-from datatier.metrics import CONTENT_TYPE, build_registry, render
+from datatier.metrics import CONTENT_TYPE, build_registry, exposition
 from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
@@ -329,9 +329,9 @@ class HealthHandler(BaseHTTPRequestHandler):
 
     def metrics(self, query: Mapping[str, list[str]], body: bool) -> None:
         self._check_params(query, set())
-        payload = render(self.server.replication)
+        payload = exposition(self.server.replication)
         if self.server.registry is not None:
-            payload += render(self.server.registry)
+            payload += exposition(self.server.registry)
         self._send(200, payload, CONTENT_TYPE, body)
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from datatier.backup.archive import archive_execute, archive_plan
 from datatier.backup.catalog import BackupState, Catalog, locate, store_urls
-from datatier.backup.lifecycle import archive_execute, archive_plan, prune_execute, prune_plan
 from datatier.backup.manifest import (
     Manifest,
     ObjectRecord,
@@ -33,6 +33,7 @@ from datatier.backup.policy import (
     RetentionSettings,
     StorageSettings,
 )
+from datatier.backup.prune import prune_execute, prune_plan
 from datatier.errors import IntegrityFailure, NotReadyYet, UsageError
 from datatier.storage.base import ObjectInfo, RestoreState, StorageClass
 from datatier.storage.local import LocalStore

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from datatier.config import HealthSettings, MySQLNode, MySQLSettings
-from datatier.metrics import build_registry, render
+from datatier.metrics import build_registry, exposition
 from datatier.mysql.replica_status import ReplicaStatus
 from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
@@ -111,8 +111,8 @@ class FixedSource:
         return self._alive
 
 
-def render_metrics(snap: Snapshot | None, alive: bool, default_lag: float) -> str:
-    return render(
+def exposed_metrics(snap: Snapshot | None, alive: bool, default_lag: float) -> str:
+    return exposition(
         build_registry(ReplicationCollector(FixedSource(snap, alive), default_lag))
     ).decode()
 
@@ -324,10 +324,10 @@ def test_metrics_text(server: HealthServer, monitor: Monitor) -> None:
 
 def test_metrics_escape_labels_and_unknown_values() -> None:
     odd = replace(replica("replica1", None), name='we"ird\\name', reachable=False)
-    text = render_metrics(snapshot(odd), True, 2.0)
+    text = exposed_metrics(snapshot(odd), True, 2.0)
     assert 'node="we\\"ird\\\\name"' in text
     assert 'datatier_replica_heartbeat_lag_seconds{node="we\\"ird\\\\name"} NaN' in text
-    assert render_metrics(None, False, 2.0).count("\n") == 9  # 3 families, nothing per node
+    assert exposed_metrics(None, False, 2.0).count("\n") == 9  # 3 families, nothing per node
 
 
 def test_single_replica_needs_no_node_parameter() -> None:

@@ -11,7 +11,6 @@ import pytest
 
 from datatier.backup.catalog import Catalog
 from datatier.backup.chain import chain_links, needed_parents, resolve_chain
-from datatier.backup.lifecycle import prune_execute, prune_plan
 from datatier.backup.manifest import (
     CHAIN_FORMAT_VERSION,
     Manifest,
@@ -21,6 +20,7 @@ from datatier.backup.manifest import (
     new_backup_id,
 )
 from datatier.backup.policy import Policy, PolicyFile, RetentionSettings
+from datatier.backup.prune import prune_execute, prune_plan
 from datatier.errors import IntegrityFailure
 from datatier.mysql.physical.lineage import check_links
 from datatier.storage.local import LocalStore

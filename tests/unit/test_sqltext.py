@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from datatier.mysql.catalogue import Column, Table
-from datatier.mysql.rowtext import RowQuery, range_filters, render_value
+from datatier.mysql.rowtext import RowQuery, literal_of, range_filters
 from datatier.mysql.sqltext import (
     MAX_SEGMENT,
     PRELUDE,
@@ -104,7 +104,7 @@ def test_key_segments_are_injective_short_and_never_dot_segments() -> None:
 def test_client_side_rendering_matches_the_server_rules(
     kind: str, raw: bytes | None, expected: bytes
 ) -> None:
-    assert render_value(kind, raw) == expected
+    assert literal_of(kind, raw) == expected
 
 
 def _table(key: tuple[str, ...], key_type: str = "int") -> Table:

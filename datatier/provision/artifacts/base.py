@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datatier.backup.policy import Policy
 from datatier.config import MySQLSettings
 from datatier.errors import UsageError
-from datatier.replication.haproxy import HAProxyLayout
+from datatier.provision.artifacts.haproxy_config import HAProxyLayout
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from datatier.backup.archive import ArchivePlan
 from datatier.backup.catalog import BackupEntry
 from datatier.backup.chain import chain_links
-from datatier.backup.lifecycle import ArchivePlan, PrunePlan, PruneResult, PruneTarget
 from datatier.backup.manifest import Manifest
+from datatier.backup.prune import PrunePlan, PruneResult, PruneTarget
 from datatier.display import human_bytes
 
 

@@ -1,7 +1,6 @@
-"""Lifecycle actions over a backup catalog: prune (retention) and archive (re-class).
+"""Prune: delete what a policy's retention does not keep.
 
-Each action is a *plan* (reads the store, changes nothing) and an *execute* (carries a plan
-out). Archiving re-classes data objects only; manifests stay STANDARD.
+A *plan* (reads the store, changes nothing) and an *execute* (carries a plan out).
 
 Pruning trusts nothing it has not listed and matched:
 
@@ -29,23 +28,22 @@ Pruning trusts nothing it has not listed and matched:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from datatier.backup.catalog import (
     BackupEntry,
     BackupState,
     Catalog,
-    ObjectCallback,
     policy_prefix,
 )
 from datatier.backup.chain import needed_parents
 from datatier.backup.manifest import BACKUP_ID, MANIFEST_NAME, parse_backup_id
-from datatier.backup.policy import ARCHIVE_ORDER, Policy
+from datatier.backup.policy import Policy
 from datatier.backup.retention import decide_retention
 from datatier.errors import IntegrityFailure
 from datatier.log import get_logger
-from datatier.storage.base import IncompleteUpload, StorageClass
+from datatier.storage.base import IncompleteUpload
 
 log = get_logger(__name__)
 
@@ -113,38 +111,6 @@ class PruneResult:
     bytes: int
     uploads_aborted: int
     spared: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ArchiveMove:
-    backup_id: str
-    key: str
-    size: int
-    from_class: str
-
-
-@dataclass(frozen=True)
-class ArchivePlan:
-    """Data objects of complete backups older than ``after_days`` to move to ``target``."""
-
-    policy: str
-    store_url: str
-    now: datetime
-    target: str
-    after_days: int
-    moves: list[ArchiveMove]
-    skipped: list[str] = field(default_factory=list)
-    newest_kept: str | None = None
-    """The newest complete backup, left in its class whatever its age."""
-    small_kept: int = 0
-    """Objects left in their class for being under ``archive.min_object_kb``."""
-
-    @property
-    def bytes(self) -> int:
-        return sum(m.size for m in self.moves)
-
-
-# -- prune ---------------------------------------------------------------------------------
 
 
 def prune_plan(
@@ -283,54 +249,3 @@ def _recent(upload: IncompleteUpload, spared: set[str], cutoff: datetime) -> boo
     if len(parts) < 3 or not BACKUP_ID.match(parts[1]):
         return False
     return parts[1] in spared or parse_backup_id(parts[1]) >= cutoff
-
-
-# -- archive -------------------------------------------------------------------------------
-
-
-def archive_plan(catalog: Catalog, policy: Policy, now: datetime) -> ArchivePlan:
-    """Data objects (never manifests) of complete backups older than
-    ``storage.archive_after_days`` at ``now`` not yet in ``storage.archive_class``
-    or colder, except objects under ``archive.min_object_kb`` and the objects of the
-    newest complete backup. Empty when ``archive_after_days`` is 0. Changes nothing."""
-    storage = policy.spec.storage
-    plan = ArchivePlan(
-        policy.name, catalog.store.url, now, storage.archive_class, storage.archive_after_days, []
-    )
-    if storage.archive_after_days <= 0:
-        return plan
-    target_rank = ARCHIVE_ORDER[storage.archive_class]
-    cutoff = now - timedelta(days=storage.archive_after_days)
-    min_size = policy.spec.archive.min_object_kb * 1024
-    entries = catalog.backups(policy.name, include_all=True)
-    complete = [e for e in entries if e.state is BackupState.COMPLETE]
-    newest = complete[-1].backup_id if complete else None  # listed oldest first
-    small = 0
-    for entry in entries:
-        if entry.state is not BackupState.COMPLETE:
-            plan.skipped.append(f"{entry.backup_id} ({entry.state.value})")
-            continue
-        if entry.created_at >= cutoff or entry.backup_id == newest:
-            continue
-        for obj in entry.data_objects:
-            if ARCHIVE_ORDER.get(obj.storage_class, 0) >= target_rank:
-                continue
-            if obj.size < min_size:
-                small += 1
-                continue
-            plan.moves.append(ArchiveMove(entry.backup_id, obj.key, obj.size, obj.storage_class))
-    return replace(plan, newest_kept=newest, small_kept=small)
-
-
-def archive_execute(
-    catalog: Catalog, plan: ArchivePlan, on_object: ObjectCallback | None = None
-) -> int:
-    """Re-class every object of ``plan``; returns how many were moved."""
-    target = StorageClass(plan.target)
-    for move in plan.moves:
-        catalog.store.set_storage_class(move.key, target)
-        if on_object:
-            on_object(move.key, move.size)
-    if plan.moves:
-        log.info("archive.moved", policy=plan.policy, objects=len(plan.moves), bytes=plan.bytes)
-    return len(plan.moves)
