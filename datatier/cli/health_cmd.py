@@ -19,8 +19,8 @@ from datatier.log import get_logger
 from datatier.metrics import build_registry
 from datatier.mysql.connection import endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter
+from datatier.replication.health import HealthServer, parse_listen, serve
 from datatier.replication.monitor import Monitor
-from datatier.replication.server import HealthServer, parse_listen, serve
 
 if TYPE_CHECKING:
     from datatier.binlog.status import ArchiveWatch

@@ -24,8 +24,8 @@ from datatier.backup.stores import store_for
 from datatier.cli import main
 from datatier.config import load
 from datatier.metrics import build_registry
+from datatier.replication.health import HealthServer
 from datatier.replication.monitor import Monitor
-from datatier.replication.server import HealthServer
 from tests.httpsink import sink
 from tests.integration.conftest import SandboxHandle, sql
 from tests.integration.test_replication import PORTS

@@ -30,8 +30,8 @@ from datatier.mysql.connection import connect, endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter, read_lag
 from datatier.mysql.replica_status import read_replica_status
 from datatier.provision.artifacts.haproxy_config import HAProxyLayout, render_haproxy
+from datatier.replication.health import HealthServer
 from datatier.replication.monitor import Monitor
-from datatier.replication.server import HealthServer
 from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
 
 INTERVAL = 0.1

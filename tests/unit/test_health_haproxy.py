@@ -11,7 +11,7 @@ import pytest
 from datatier.config import MySQLNode, MySQLSettings
 from datatier.errors import UsageError
 from datatier.provision.artifacts.haproxy_config import HAProxyLayout, render_haproxy
-from datatier.replication.server import parse_listen
+from datatier.replication.health import parse_listen
 
 MYSQL = MySQLSettings(
     nodes={

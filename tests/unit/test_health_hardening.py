@@ -18,8 +18,8 @@ import pytest
 
 from datatier import log
 from datatier.config import HealthSettings, MySQLSettings
+from datatier.replication.health import HealthServer
 from datatier.replication.monitor import Monitor
-from datatier.replication.server import HealthServer
 from datatier.replication.thresholds import ThresholdRegistry
 from tests.unit.test_health_server import NODES, PRIMARY, replica, snapshot
 

@@ -20,9 +20,9 @@ import pytest
 from datatier.config import HealthSettings, MySQLNode, MySQLSettings
 from datatier.metrics import build_registry, exposition
 from datatier.mysql.replica_status import ReplicaStatus
+from datatier.replication.health import BadRequest, HealthServer, parse_lag
 from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
-from datatier.replication.server import BadRequest, HealthServer, parse_lag
 from datatier.replication.snapshot import NodeHealth, Snapshot
 
 NODES = {
