@@ -13,7 +13,7 @@ from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import emit_json, table
 from datatier.errors import ConfigError, ServiceUnavailable
 from datatier.log import get_logger
-from datatier.mysql.connection import endpoint
+from datatier.mysql.connection import endpoint, primary_name
 from datatier.mysql.heartbeat import MIN_INTERVAL, HeartbeatWriter
 from datatier.mysql.replica_status import gtid_gap
 from datatier.replication.monitor import Monitor
@@ -47,7 +47,7 @@ def heartbeat(app: AppContext, interval: float | None, node: str | None, once: b
     Exit 3 if the primary cannot be reached at start; 1 if it is read_only.
     """
     config = app.loaded().config
-    name = node or _primary_name(config.mysql.primary())
+    name = node or primary_name(config.mysql)
     writer = HeartbeatWriter(
         endpoint(config.mysql, name), interval or config.health.heartbeat_interval
     )
@@ -61,12 +61,6 @@ def heartbeat(app: AppContext, interval: float | None, node: str | None, once: b
     log.info("heartbeat.started", node=name, interval=writer.interval, server_id=writer.server_id)
     writer.run(stop)
     log.info("heartbeat.stopped", node=name, beats=writer.beats, errors=writer.errors)
-
-
-def _primary_name(found: tuple[str, Any] | None) -> str:
-    if found is None:
-        raise ConfigError("config", "mysql.nodes", 'no node has role = "primary"')
-    return found[0]
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

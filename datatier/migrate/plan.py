@@ -17,7 +17,7 @@ from typing import Any
 
 from datatier.migrate.casts import Converter, converter, default_cast, risks
 from datatier.migrate.mapping import ColumnMapping, MappingFile, check_against
-from datatier.migrate.schema import Column, Index, TableSchema
+from datatier.mysql.introspect import Column, Index, TableSchema
 
 ASSUMED_DOCS_PER_SECOND = 5000
 """For the run-time estimate only: one client, batches of 500, a nearby server. Measure

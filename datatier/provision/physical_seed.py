@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pymysql
-
 from datatier.backup.catalog import Catalog
 from datatier.backup.engine import RestoreOptions
 from datatier.backup.manifest import Manifest
@@ -41,14 +39,16 @@ from datatier.backup.restore import restore_backup
 from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
-from datatier.mysql.connection import Endpoint, connect, endpoint
+from datatier.mysql.connection import Endpoint, MySQLError, connect, endpoint, primary_endpoint
 from datatier.mysql.physical.datadir import check_datadir, server_holds
 from datatier.mysql.physical.lineage import ENGINE
 from datatier.mysql.physical.restore import PhysicalRestore
 from datatier.mysql.physical.server import read_identity, shutdown
 from datatier.mysql.replica_status import read_replica_status
+from datatier.mysql.replicate import FORGET_UPSTREAM
 from datatier.provision.replica import (
     COPIED_DATABASE,
+    REPLICATE_FROM,
     LagCallback,
     follow_primary,
     server_id_of,
@@ -103,10 +103,7 @@ def plan_physical_seed(
             "seeding from a physical backup restarts the target: say how to start it",
             hint="--start-command 'systemctl start mariadb'",
         )
-    found = config.mysql.primary()
-    if found is None:
-        raise UsageError("no node with role = primary in mysql.nodes to replicate from")
-    primary = endpoint(config.mysql, found[0])
+    primary = primary_endpoint(config.mysql, hint=REPLICATE_FROM)
     for name, node in config.mysql.nodes.items():
         if (node.host, node.port) == (target.host, target.port):
             raise UsageError(f"target {target.label} is the configured node {name!r}")
@@ -121,7 +118,7 @@ def plan_physical_seed(
             continue
     with connect(target) as conn:
         if read_replica_status(conn) is not None:
-            raise UsageError(f"target {target.label} is already a replica", hint="RESET SLAVE ALL")
+            raise UsageError(f"target {target.label} is already a replica", hint=FORGET_UPSTREAM)
         busy = sorted(user_databases(conn))
         if busy:
             raise UsageError(
@@ -171,7 +168,7 @@ def _stop(target: Endpoint, datadir: Path, timeout: float) -> None:
     try:
         with connect(target) as conn:
             shutdown(conn)
-    except pymysql.MySQLError as exc:
+    except MySQLError as exc:
         raise OperationFailed(
             f"could not shut {target.label} down: {exc.args[-1]}",
             hint="the configured user needs the SHUTDOWN privilege; nothing was changed",
@@ -224,10 +221,7 @@ def seed_physical(
     jobs: int = 4,
 ) -> dict[str, Any]:
     """Steps 4-7 of the module docstring; returns a summary."""
-    config = loaded.config
-    found = config.mysql.primary()
-    assert found is not None
-    primary = endpoint(config.mysql, found[0])
+    primary = primary_endpoint(loaded.config.mysql, hint=REPLICATE_FROM)
     datadir = Path(plan.datadir)
     started = time.monotonic()
     _stop(target, datadir, timeout)
@@ -244,7 +238,7 @@ def seed_physical(
         _start(plan, target, timeout)  # mariabackup copies no master.info: not a replica yet
         try:
             follow_primary(target, primary, loaded, plan.gtid_pos, "", timeout)
-        except pymysql.MySQLError as exc:
+        except MySQLError as exc:
             raise OperationFailed(
                 f"could not start replication on {target.label}: {exc.args[-1]}"
             ) from None

@@ -52,8 +52,8 @@ from typing import Protocol
 from datatier.config import Config
 from datatier.errors import ServiceUnavailable, UsageError
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
+from datatier.mysql.flavor import MARIADB
 from datatier.mysql.pool import NodePool, PooledConnection, PoolExhausted, PoolSettings, PoolStats
-from datatier.mysql.replica_status import MARIADB
 from datatier.replication.gtid import gtid_position, wait_for
 from datatier.replication.selection import (
     INTENTS,

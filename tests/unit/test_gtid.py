@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from datatier.replication.gtid import contains, wait_statement
+from datatier.mysql.flavor import wait_statement
+from datatier.replication.gtid import contains
 
 U1 = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 U2 = "4e11fa47-71ca-11e1-9e33-c80aa9429562"

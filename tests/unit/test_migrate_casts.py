@@ -16,7 +16,7 @@ from datatier.migrate.casts import (
     default_cast,
     parse_tz,
 )
-from datatier.migrate.schema import Column
+from datatier.mysql.introspect import Column
 
 
 def col(data_type: str, column_type: str | None = None, **kw: Any) -> Column:

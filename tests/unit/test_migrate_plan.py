@@ -14,7 +14,7 @@ from datatier.migrate.documents import DocumentBuilder, RowError, digest
 from datatier.migrate.mapping import EMPTY, check_against, load_mapping, resolve_mapping
 from datatier.migrate.plan import build_plan
 from datatier.migrate.sampler import analyse
-from datatier.migrate.schema import Column, Index, TableSchema
+from datatier.mysql.introspect import Column, Index, TableSchema
 
 ORDERS = TableSchema(
     db="shop",

@@ -13,9 +13,10 @@ import pytest
 from datatier.errors import ExitCode, ServiceUnavailable
 from datatier.migrate.mapping import EMPTY
 from datatier.migrate.plan import build_plan
-from datatier.migrate.runner import RunOptions, _snapshot, run_tables, server_flavour
-from datatier.migrate.schema import Column, Index, TableSchema
+from datatier.migrate.runner import RunOptions, run_tables
 from datatier.migrate.target import InsertResult, MigrationTarget
+from datatier.mysql.consistent import open_snapshot, server_flavour
+from datatier.mysql.introspect import Column, Index, TableSchema
 
 
 class ScriptedCursor:
@@ -68,7 +69,7 @@ def test_snapshot_on_mysql8_reads_gtid_executed() -> None:
             "@@GLOBAL.gtid_executed": [{"gtid_executed": "3E11FA47-71CA:1-5,\n9A1B:1-2"}],
         }
     )
-    info = _snapshot(conn)  # type: ignore[arg-type]
+    info = open_snapshot(conn)  # type: ignore[arg-type]
     assert info == {"flavour": "mysql", "gtid_executed": "3E11FA47-71CA:1-5, 9A1B:1-2"}
     assert any("START TRANSACTION WITH CONSISTENT SNAPSHOT" in q for q in conn.executed)
     assert not any("gtid_current_pos" in q or "binlog_snapshot" in q for q in conn.executed)
@@ -87,7 +88,7 @@ def test_snapshot_on_mariadb_reads_gtid_current_pos() -> None:
         }
     )
     assert server_flavour(conn) == "mariadb"  # type: ignore[arg-type]
-    info = _snapshot(conn)  # type: ignore[arg-type]
+    info = open_snapshot(conn)  # type: ignore[arg-type]
     assert info == {
         "flavour": "mariadb",
         "binlog_snapshot_file": "bin.000002",

@@ -12,13 +12,8 @@ from typing import Any
 
 import pytest
 
-from datatier.mysql.replica_status import (
-    MARIADB,
-    MYSQL,
-    detect_flavour,
-    gtid_gap,
-    parse_replica_status,
-)
+from datatier.mysql.flavor import MARIADB, MYSQL, status_flavour
+from datatier.mysql.replica_status import gtid_gap, parse_replica_status
 
 
 def mariadb_row(**overrides: Any) -> dict[str, Any]:
@@ -254,9 +249,9 @@ def test_mysql57_names_are_detected_as_mysql() -> None:
 
 
 def test_flavour_detection() -> None:
-    assert detect_flavour(mariadb_row()) == MARIADB
-    assert detect_flavour(mysql8_row()) == MYSQL
-    assert detect_flavour(mysql57_row()) == MYSQL
+    assert status_flavour(mariadb_row()) == MARIADB
+    assert status_flavour(mysql8_row()) == MYSQL
+    assert status_flavour(mysql57_row()) == MYSQL
 
 
 def test_bytes_values_and_missing_optional_columns() -> None:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datatier.errors import UsageError
 from datatier.mysql.connection import Connection, query_dicts
 
+INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint"})
+"""``DATA_TYPE`` values of integer columns."""
+
 
 @dataclass(frozen=True)
 class Column:
