@@ -6,7 +6,8 @@ midway would leave a half-restored database), and should not read the store twic
 objects in parallel into a private directory, hashing as they stream to disk, and returns
 only when every one matched its size and SHA-256; the apply phase then reads the local copies.
 Free space is checked first. The directory is removed when the :class:`Staged` is closed,
-also after a failure.
+also after a failure. :func:`verify_objects` makes the same checks, in parallel too, without
+keeping the bytes (``backups verify``).
 """
 
 from __future__ import annotations
@@ -128,24 +129,56 @@ def stage_from(
     return staged
 
 
+def verify_objects(
+    store: ObjectStore,
+    objects: Sequence[Wanted],
+    *,
+    jobs: int = 4,
+    on_object: Callable[[str, int], None] | None = None,
+) -> int:
+    """Read every object of ``objects`` and check its size and SHA-256 as :func:`stage`
+    does (``jobs`` at a time, the same checks and messages), keeping nothing. The first bad
+    object *in the order given* raises IntegrityFailure naming it; ``on_object(key, size)``
+    is called in that order too. Returns the bytes checked."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify") as pool:
+        futures = [pool.submit(_check, store, wanted, None) for wanted in objects]
+        try:
+            for wanted, future in zip(objects, futures, strict=True):
+                future.result()
+                if on_object:
+                    on_object(wanted.key, wanted.size)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return sum(o.size for o in objects)
+
+
 def _fetch(
     store: ObjectStore, wanted: Wanted, path: Path, on_object: Callable[[str, int], None] | None
 ) -> None:
+    with path.open("wb") as out:
+        _check(store, wanted, out.write)
+    if on_object:
+        on_object(wanted.key, wanted.size)
+
+
+def _check(store: ObjectStore, wanted: Wanted, write: Callable[[bytes], object] | None) -> None:
+    """Read ``wanted`` from ``store`` (passing its bytes to ``write``); IntegrityFailure
+    naming it unless it is there with its size and SHA-256."""
     name = f"{store.url}/{wanted.key}"
     digest, size = hashlib.sha256(), 0
     try:
-        with path.open("wb") as out:
-            for chunk in store.iter_read(wanted.key):
-                size += len(chunk)
-                if size > wanted.size:
-                    raise IntegrityFailure(f"{name}: longer than the expected {wanted.size} bytes")
-                digest.update(chunk)
-                out.write(chunk)
+        for chunk in store.iter_read(wanted.key):
+            size += len(chunk)
+            if size > wanted.size:
+                raise IntegrityFailure(f"{name}: longer than the expected {wanted.size} bytes")
+            digest.update(chunk)
+            if write is not None:
+                write(chunk)
     except ObjectNotFound:
         raise IntegrityFailure(f"{name} is missing") from None
     if size != wanted.size:
         raise IntegrityFailure(f"{name}: truncated: {size} bytes, expected {wanted.size}")
     if digest.hexdigest() != wanted.sha256.strip().lower():
         raise IntegrityFailure(f"{name}: SHA-256 mismatch (corrupt object)")
-    if on_object:
-        on_object(wanted.key, size)

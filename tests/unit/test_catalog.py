@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +36,7 @@ from datatier.backup.policy import (
 )
 from datatier.backup.prune import prune_execute, prune_plan
 from datatier.errors import IntegrityFailure, NotReadyYet, UsageError
-from datatier.storage.base import ObjectInfo, RestoreState, StorageClass
+from datatier.storage.base import ObjectInfo, RestoreState, RestoreTier, StorageClass
 from datatier.storage.local import LocalStore
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -318,6 +319,60 @@ def test_verify_of_an_archived_backup_is_not_ready(tmp_path: Path) -> None:
     text = str(err.value)
     assert "1 of 3 objects" in text and "DEEP_ARCHIVE" in text and m.objects[2].key in text
     assert "restore" in text
+
+
+class BarrierStore(LocalStore):
+    """Each read waits until ``parties`` reads are under way at once: only a parallel reader
+    gets past it (a sequential one breaks the barrier after its timeout)."""
+
+    def __init__(self, root: Path, parties: int) -> None:
+        super().__init__(root)
+        self.barrier = threading.Barrier(parties, timeout=5)
+
+    def iter_read(self, key: str, chunk_size: int = 1024) -> Iterator[bytes]:
+        self.barrier.wait()
+        return super().iter_read(key, chunk_size)
+
+
+def test_verify_reads_objects_in_parallel_and_reports_them_in_order(tmp_path: Path) -> None:
+    store = BarrierStore(tmp_path / "store", parties=4)
+    m = make_backup(store, "shop", NOW, objects=4)
+    seen: list[str] = []
+    report = Catalog(store).verify(m, lambda key, size: seen.append(key), jobs=4)
+    assert report.objects == 4 and report.bytes == m.total_bytes
+    assert seen == [o.key for o in m.objects]
+
+
+class RequestingColdStore(ColdStore):
+    """A ColdStore that records restore requests (an archived object stays unreadable)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.requests: list[str] = []
+
+    def request_restore(self, key: str, *, days: int, tier: RestoreTier) -> ObjectInfo:
+        self.requests.append(key)
+        return self.head(key)
+
+
+def test_request_restore_asks_for_each_archived_object_once(tmp_path: Path) -> None:
+    cold = RequestingColdStore(tmp_path / "cold")
+    m = make_backup(cold, "shop", NOW, objects=3)
+    for obj in m.objects[1:]:
+        cold.set_storage_class(obj.key, StorageClass.GLACIER)
+    waiting = Catalog(cold).request_restore(m)
+    assert cold.requests == [o.key for o in m.objects[1:]]
+    assert [w.key for w in waiting] == [o.key for o in m.objects[1:]]
+
+
+def test_request_restore_of_a_damaged_backup_asks_for_nothing(tmp_path: Path) -> None:
+    cold = RequestingColdStore(tmp_path / "cold")
+    m = make_backup(cold, "shop", NOW, objects=3)
+    cold.set_storage_class(m.objects[2].key, StorageClass.GLACIER)
+    cold.delete([m.objects[1].key])
+    with pytest.raises(IntegrityFailure, match=f"{m.objects[1].key} is missing"):
+        Catalog(cold).request_restore(m)
+    assert cold.requests == []
 
 
 # -- prune --------------------------------------------------------------------------------
