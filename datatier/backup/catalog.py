@@ -178,7 +178,7 @@ class Catalog:
             return entry
         where = f"{self.store.url}/{entry.manifest_key}"
         try:
-            manifest = Manifest.from_json(self.store.get_bytes(entry.manifest_key), where)
+            manifest = Manifest.decode(self.store.get_bytes(entry.manifest_key), where)
         except ObjectNotFound:  # deleted since the listing (a concurrent prune)
             return entry
         except (IntegrityFailure, NotReadyYet) as exc:

@@ -204,9 +204,7 @@ def _store_manifest(store: ObjectStore, manifest: Manifest) -> None:
     prefix = backup_prefix(manifest.policy, manifest.backup_id)
     key = manifest_key(manifest.policy, manifest.backup_id)
     confirm_listed(store, prefix, manifest.objects)
-    store.put_bytes(
-        key, manifest.to_json(), storage_class=StorageClass.STANDARD, tags=MANIFEST_TAGS
-    )
+    store.put_bytes(key, manifest.encode(), storage_class=StorageClass.STANDARD, tags=MANIFEST_TAGS)
     try:
         confirm_listed(store, prefix, manifest.objects)
     except IntegrityFailure:

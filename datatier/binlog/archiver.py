@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from datatier.backup.manifest import utc_now_iso
 from datatier.backup.objects import ObjectWriter
@@ -64,6 +65,9 @@ class ArchiveReport:
     gaps: list[str] = field(default_factory=list)
     position: str = ""
     node: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Archiver:
@@ -368,7 +372,7 @@ class Archiver:
             )
         self.store.put_bytes(
             key,
-            record.to_json(),
+            record.encode(),
             storage_class=StorageClass.STANDARD,
             tags=INDEX_TAGS,
         )

@@ -78,7 +78,7 @@ class IndexRecord:
             part=self.seq,
         )
 
-    def to_json(self) -> bytes:
+    def encode(self) -> bytes:
         doc: dict[str, Any] = {
             "format": FORMAT,
             "seq": self.seq,
@@ -118,7 +118,7 @@ class IndexRecord:
         return (json.dumps(doc, sort_keys=True) + "\n").encode()
 
     @classmethod
-    def from_json(cls, raw: bytes, where: str) -> IndexRecord:
+    def decode(cls, raw: bytes, where: str) -> IndexRecord:
         """Parse a record; IntegrityFailure naming ``where`` if it is not one."""
         try:
             doc = json.loads(raw)

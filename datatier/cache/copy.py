@@ -43,7 +43,7 @@ class CopyReport:
     restarts: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["keys_per_second"] = round(self.copied / max(self.seconds, 1e-9), 1)
         return doc

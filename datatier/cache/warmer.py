@@ -114,7 +114,7 @@ class WarmReport:
             return ExitCode.FAILED
         return ExitCode.OK
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         for name in (
             "keys_written",

@@ -1,20 +1,30 @@
-"""How ``datatier backups`` shows catalog data: JSON documents and text-table rows.
+"""How ``datatier backups`` shows catalog data: each command's :class:`Output` (its JSON
+document and its text).
 
-Pure functions from catalog and lifecycle objects to dicts and strings; the commands in
-:mod:`datatier.cli.backups_cmd` print them (``--json`` documents are part of the CLI's
+Pure functions from catalog, prune and archive objects to outputs; the commands in
+:mod:`datatier.cli.backups_cmd` emit them (``--json`` documents are part of the CLI's
 interface: keep their keys stable).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from datatier.backup.archive import ArchivePlan
-from datatier.backup.catalog import BackupEntry
+from datatier.backup.catalog import BackupEntry, VerifyReport
 from datatier.backup.chain import chain_links
 from datatier.backup.manifest import Manifest
 from datatier.backup.prune import PrunePlan, PruneResult, PruneTarget
-from datatier.display import human_bytes
+from datatier.binlog.retention import BinlogPrunePlan
+from datatier.cli.binlog_view import binlog_prune_json, binlog_prune_line
+from datatier.cli.output import Output
+from datatier.display import human_bytes, table
+
+LIST_COLUMNS = (
+    "id", "policy", "state", "engine", "finished_at", "objects", "size", "classes", "chain"
+)  # fmt: skip
 
 
 def classes(counts: dict[str, int]) -> str:
@@ -194,3 +204,160 @@ def archive_json(plan: ArchivePlan) -> dict[str, Any]:
         "newest_kept": plan.newest_kept,
         "small_kept": plan.small_kept,
     }
+
+
+def list_output(shown: list[tuple[BackupEntry, str]], chains: dict[tuple[str, str], str]) -> Output:
+    """``backups list``: one row per backup (entry, store URL)."""
+    doc = [entry_json(e, url, chains.get((e.policy, e.backup_id))) for e, url in shown]
+
+    def text() -> str:
+        rows = [
+            {
+                **entry_json(e, url, chains.get((e.policy, e.backup_id)) or "-"),
+                "size": human_bytes(e.bytes),
+                "classes": classes(e.storage_classes()),
+            }
+            for e, url in shown
+        ]
+        return table(rows, LIST_COLUMNS)
+
+    return Output(doc, text)
+
+
+def show_output(manifest: Manifest, doc: dict[str, Any], live: dict[str, int]) -> Output:
+    """``backups show``: ``doc`` from :func:`show_json` (``live``: data objects per class)."""
+
+    def text() -> str:
+        lines = [
+            f"backup       {manifest.backup_id}  policy {manifest.policy}  ({doc['store']})",
+            f"engine       {manifest.engine} (datatier {manifest.tool_version})",
+        ]
+        if manifest.parent is not None:
+            lines.append(f"chain        {doc.get('chain_problem') or ' -> '.join(doc['chain'])}")
+        lines.append(f"started      {manifest.started_at}   finished {manifest.finished_at}")
+        for label, section in (("source", manifest.source), ("consistency", manifest.consistency)):
+            lines.append(f"{label:<12} {pairs(section)}")
+        lines.append(f"timings      {pairs(manifest.timings)}")
+        objects = doc["objects"]
+        lines.append(
+            f"objects      {objects['count']}: {human_bytes(objects['bytes'])} stored, "
+            f"{human_bytes(objects['raw_bytes'])} raw; classes now {classes(live)}"
+        )
+        kinds = [
+            {"kind": kind, "objects": v["count"], "size": human_bytes(v["bytes"])}
+            for kind, v in objects["by_kind"].items()
+        ]
+        lines.append("\n" + table(kinds, ("kind", "objects", "size")))
+        rows = [{**t, "size": human_bytes(t["data_bytes"])} for t in doc["tables"]]
+        if rows:
+            lines.append("\n" + table(rows, ("database", "name", "rows", "size")))
+        held = [
+            {"database": db, "tables": len(v.get("tables", [])), "views": len(v.get("views", [])),
+             "size": human_bytes(int(v.get("bytes") or 0))}
+            for db, v in sorted(manifest.databases.items()) if "tables" in v
+        ]  # fmt: skip
+        if held:  # physical: what the stream holds, per database
+            lines.append("\n" + table(held, ("database", "tables", "views", "size")))
+        return "\n".join(lines)
+
+    return Output(doc, text)
+
+
+def verify_output(
+    manifest: Manifest,
+    store_url: str,
+    chain: list[Manifest],
+    reports: list[VerifyReport],
+    tested: dict[str, Any] | None,
+) -> Output:
+    """``backups verify``: what was checked (the whole chain of an incremental) and the
+    restore test's report."""
+    objects = sum(r.objects for r in reports)
+    checked = sum(r.bytes for r in reports)
+    seconds = sum(r.seconds for r in reports)
+    doc: dict[str, Any] = {
+        "id": manifest.backup_id,
+        "policy": manifest.policy,
+        "store": store_url,
+        "ok": True,
+        "objects": objects,
+        "bytes": checked,
+        "seconds": seconds,
+    }
+    if len(chain) > 1:
+        doc["chain"] = [m.backup_id for m in chain]
+    if tested is not None:
+        doc["restore_test"] = tested
+    whole = f" (chain of {len(chain)} backups)" if len(chain) > 1 else ""
+    lines = [
+        f"OK {manifest.policy}/{manifest.backup_id}{whole}: {objects} objects, "
+        f"{human_bytes(checked)} checked in {seconds:.1f} s"
+    ]
+    if tested is not None:
+        lines.append(f"OK restore test: {tested['summary']} ({tested['seconds']:.1f} s)")
+    return Output(doc, "\n".join(lines))
+
+
+def prune_output(
+    policy: str,
+    plan: PrunePlan,
+    result: PruneResult | None,
+    binlogs: BinlogPrunePlan | None,
+    executed: bool,
+) -> Output:
+    """``backups prune``: the plan, what was done (``result``) and the binlogs' part."""
+    doc = prune_json(plan)
+    doc["executed"] = executed
+    if result is not None:
+        doc["result"] = prune_result_json(result)
+    if binlogs is not None:
+        doc["binlogs"] = binlog_prune_json(binlogs)
+
+    def text() -> str:
+        lines = [table(prune_rows(plan), ("action", "id", "size", "why"))]
+        if binlogs is not None:
+            lines.append(binlog_prune_line(binlogs, executed))
+        summary = (
+            f"{policy} at {plan.store_url}: keep {len(plan.keep)}, delete {len(plan.delete)} "
+            f"({human_bytes(plan.bytes_freed)}), abort {len(plan.uploads)} incomplete upload(s)"
+        )
+        if plan.damaged:
+            summary += f"; {len(plan.damaged)} damaged backup(s) left in place (see above)"
+        if result is None:
+            lines.append(f"dry run: {summary}; nothing deleted (add --execute)")
+        else:
+            spared = (
+                f"; spared {len(result.spared)} that completed meanwhile" if result.spared else ""
+            )
+            lines.append(
+                f"pruned {summary}: deleted {result.objects} objects, "
+                f"aborted {result.uploads_aborted} upload(s){spared}"
+            )
+        return "\n".join(lines)
+
+    return Output(doc, text)
+
+
+def archive_output(done: list[tuple[ArchivePlan, int]], executed: bool, now: datetime) -> Output:
+    """``backups archive``: per policy, its plan and how many objects were moved."""
+    docs = [{**archive_json(plan), "executed": executed, "moved": moved} for plan, moved in done]
+
+    def text() -> str:
+        rows = [
+            {"policy": plan.policy, "id": bid, "objects": n, "to": plan.target}
+            for plan, _ in done
+            for bid, n in sorted(Counter(m.backup_id for m in plan.moves).items())
+        ]
+        lines = [table(rows, ("policy", "id", "objects", "to"))] if rows else []
+        total = sum(len(d["objects"]) for d in docs)
+        verb = "re-classed" if executed else "would re-class (dry run; add --execute)"
+        lines.append(f"{verb} {total} object(s) as of {now.isoformat()}")
+        for doc in docs:
+            if doc["newest_kept"] or doc["small_kept"]:
+                lines.append(
+                    f"{doc['policy']}: left in place the newest backup ({doc['newest_kept']}) "
+                    f"and {doc['small_kept']} object(s) under archive.min_object_kb"
+                )
+        return "\n".join(lines)
+
+    return Output(docs, text)

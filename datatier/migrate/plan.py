@@ -35,7 +35,7 @@ class Finding:
     text: str
     column: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"level": self.level, "column": self.column, "text": self.text}
 
 
@@ -51,7 +51,7 @@ class FieldPlan:
     skipped: bool = False
     convert: Converter | None = dataclasses.field(default=None, repr=False, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "column": self.column.name,
             "mysql_type": self.column.column_type,
@@ -72,7 +72,7 @@ class KeyPlan:
     columns: tuple[str, ...]
     source: str  # "PRIMARY", a unique index name, "mapping" or "none"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "columns": list(self.columns), "source": self.source}
 
 
@@ -85,7 +85,7 @@ class IndexPlan:
     source: str
     unique_lost: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "fields": list(self.fields),
@@ -164,16 +164,16 @@ class TablePlan:
             seconds=docs / ASSUMED_DOCS_PER_SECOND,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         est = self.estimates
         return {
             "table": self.name,
             "target": self.target,
             "verdict": self.verdict,
-            "key": self.key.to_dict(),
-            "fields": [f.to_dict() for f in self.fields],
-            "indexes": [i.to_dict() for i in self.indexes],
-            "findings": [f.to_dict() for f in self.findings],
+            "key": self.key.to_json(),
+            "fields": [f.to_json() for f in self.fields],
+            "indexes": [i.to_json() for i in self.indexes],
+            "findings": [f.to_json() for f in self.findings],
             "sample": self.sample,
             "estimates": None
             if est is None

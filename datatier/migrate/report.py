@@ -1,4 +1,4 @@
-"""Plain-text rendering of plans, runs and verifications for people (JSON is ``to_dict``)."""
+"""Plain-text rendering of plans, runs and verifications for people (JSON is ``to_json``)."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ class TableRun:
     seconds: float = 0.0
     indexes_created: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "table": self.table,
             "target": self.target,
@@ -92,12 +92,12 @@ class RunReport:
     seconds: float
     rate_waited: float = 0.0  # seconds the rate limit made the run wait
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         rows = sum(t.rows for t in self.tables)
         return {
             "source": self.source,
             "snapshot": self.snapshot,
-            "tables": [t.to_dict() for t in self.tables],
+            "tables": [t.to_json() for t in self.tables],
             "rows": rows,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(rows / self.seconds, 1) if self.seconds else None,

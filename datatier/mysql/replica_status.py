@@ -81,7 +81,7 @@ class ReplicaStatus:
             return f"IO {self.last_io_errno}: {self.last_io_error}".strip()
         return ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (plus ``threads_ok``)."""
         doc = asdict(self)
         doc["threads_ok"] = self.threads_ok

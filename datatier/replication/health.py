@@ -267,7 +267,7 @@ class HealthHandler(BaseHTTPRequestHandler):
         if snap is None:
             return
         ok, reason = snap.primary_check(name)
-        doc = {"healthy": ok, "reason": reason, "node": snap.nodes[name].to_dict()}
+        doc = {"healthy": ok, "reason": reason, "node": snap.nodes[name].to_json()}
         self._json(200 if ok else 503, doc, body)
 
     def replica(self, query: Mapping[str, list[str]], body: bool) -> None:
@@ -286,7 +286,7 @@ class HealthHandler(BaseHTTPRequestHandler):
             "reason": reason,
             "max_lag_seconds": max_lag,
             "clock_skew_seconds": snap.clock_skew(name),
-            "node": snap.nodes[name].to_dict(),
+            "node": snap.nodes[name].to_json(),
         }
         self._json(200 if ok else 503, doc, body)
 

@@ -255,9 +255,9 @@ def test_a_backup_whose_object_vanished_before_the_manifest_fails_without_one(
 def drop_from_manifest(store: ObjectStore, manifest: Manifest, table: str) -> Manifest:
     """Rewrite the stored manifest without one data part of ``table`` (the object stays)."""
     victim = next(o for o in manifest.objects if o.table == table and o.kind == "data")
-    tampered = Manifest.from_json(manifest.to_json(), "test")
+    tampered = Manifest.decode(manifest.encode(), "test")
     tampered.objects = [o for o in tampered.objects if o.key != victim.key]
-    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), tampered.to_json())
+    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), tampered.encode())
     return tampered
 
 

@@ -460,7 +460,7 @@ def test_rate_limit_and_snapshot_from_replica(
     assert report.tables[0].rows == 3000 and sum(seen) == 3000
     assert clock.slept == pytest.approx([0.5, 0.5, 0.5, 0.5])
     assert limiter.waited == pytest.approx(2.0)
-    assert report.to_dict()["rate_limit_waited_seconds"] == pytest.approx(2.0)
+    assert report.to_json()["rate_limit_waited_seconds"] == pytest.approx(2.0)
     assert report.snapshot["flavour"] == "mariadb" and report.snapshot["gtid_current_pos"]
 
 

@@ -412,7 +412,7 @@ def test_verify_restore_test_passes_then_catches_data_that_differs(
     manifest.objects[index] = dataclasses.replace(
         victim, size=len(forged), sha256=hashlib.sha256(forged).hexdigest()
     )
-    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), manifest.to_json())
+    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), manifest.encode())
     assert main(["backups", "verify", manifest.backup_id]) == 0
     capsys.readouterr()
     assert main(["backups", "verify", manifest.backup_id, "--restore-test"]) == 4

@@ -58,7 +58,7 @@ def store_of(sandbox: SandboxHandle) -> ObjectStore:
 
 
 def manifest_of(store: ObjectStore, policy: str, backup_id: str) -> Manifest:
-    return Manifest.from_json(store.get_bytes(manifest_key(policy, backup_id)), "test")
+    return Manifest.decode(store.get_bytes(manifest_key(policy, backup_id)), "test")
 
 
 def backup(sandbox: SandboxHandle, policy: str, *flags: str) -> dict[str, Any]:
@@ -254,7 +254,7 @@ def test_restore_test_starts_a_scratch_server_checks_and_compares(
     original = store.get_bytes(key)
     doctored = manifest_of(store, POLICY, chain.ids[2])
     doctored.databases[DB]["tables"].append("phantom")
-    store.put_bytes(key, doctored.to_json())
+    store.put_bytes(key, doctored.encode())
     try:
         result = cli(sandbox, *args)
         assert result.code == 4 and "phantom" in result.err, result.err
@@ -286,7 +286,7 @@ def test_a_chain_across_a_server_change_is_refused_and_a_broken_chain_never_rest
     original = store.get_bytes(key)
     upgraded = manifest_of(store, "phys-move", full)
     upgraded.source["version"] = "10.11.0-MariaDB-older"
-    store.put_bytes(key, upgraded.to_json())
+    store.put_bytes(key, upgraded.encode())
     try:
         result = cli(sandbox, "backup", "run", "phys-move", "--incremental")
         assert result.code == 2 and "version 10.11.0-MariaDB-older ->" in result.err, result.err

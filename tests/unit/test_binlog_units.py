@@ -185,10 +185,10 @@ def record(
 
 def test_records_round_trip_and_reject_garbage() -> None:
     rec = record(3, "0-1-10", "0-1-20", first=100, last=200)
-    again = IndexRecord.from_json(rec.to_json(), "x")
+    again = IndexRecord.decode(rec.encode(), "x")
     assert again == rec
     with pytest.raises(IntegrityFailure):
-        IndexRecord.from_json(b'{"format": 1, "seq": "x"}', "x")
+        IndexRecord.decode(b'{"format": 1, "seq": "x"}', "x")
 
 
 def test_chain_names_gaps_missing_objects_and_discontinuities() -> None:

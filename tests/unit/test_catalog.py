@@ -130,7 +130,7 @@ def make_backup(
         timings={"total_seconds": 60.0},
     )
     if with_manifest:
-        store.put_bytes(manifest_key(policy, backup_id), manifest.to_json())
+        store.put_bytes(manifest_key(policy, backup_id), manifest.encode())
     return manifest
 
 
@@ -205,7 +205,7 @@ def test_live_storage_classes_come_from_the_listing(store: LocalStore) -> None:
 def test_a_manifest_naming_another_backup_is_unreadable(store: LocalStore) -> None:
     a = make_backup(store, "shop", NOW - timedelta(days=2))
     b = make_backup(store, "shop", NOW - timedelta(days=1))
-    store.put_bytes(manifest_key("shop", b.backup_id), a.to_json())
+    store.put_bytes(manifest_key("shop", b.backup_id), a.encode())
     every = {e.backup_id: e for e in Catalog(store).backups("shop", include_all=True)}
     assert every[b.backup_id].state is BackupState.UNREADABLE
     assert f"names shop/{a.backup_id}" in (every[b.backup_id].problem or "")
@@ -256,7 +256,7 @@ def test_incomplete_and_unreadable_backups_cannot_be_located(store: LocalStore) 
 def test_the_same_id_in_two_policies_needs_a_policy(store: LocalStore) -> None:
     m = make_backup(store, "shop", NOW)
     twin = Manifest(**{**m.__dict__, "policy": "crm"})
-    store.put_bytes(manifest_key("crm", m.backup_id), twin.to_json())
+    store.put_bytes(manifest_key("crm", m.backup_id), twin.encode())
     with pytest.raises(UsageError, match="several policies"):
         locate([Catalog(store)], m.backup_id)
     assert locate([Catalog(store)], m.backup_id, "crm")[1].policy == "crm"

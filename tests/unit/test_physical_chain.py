@@ -79,7 +79,7 @@ def physical(
         parent=parent.backup_id if parent else None,
         format_version=CHAIN_FORMAT_VERSION if parent else 2,
     )
-    store.put_bytes(manifest_key(policy, backup_id), manifest.to_json())
+    store.put_bytes(manifest_key(policy, backup_id), manifest.encode())
     return manifest
 
 
@@ -93,18 +93,18 @@ def policy(store: LocalStore, keep_last: int) -> Policy:
 def test_the_manifest_names_its_parent_and_round_trips(store: LocalStore) -> None:
     full = physical(store, NOW - timedelta(days=2))
     inc = physical(store, NOW - timedelta(days=1), full)
-    back = Manifest.from_json(inc.to_json(), "here")
+    back = Manifest.decode(inc.encode(), "here")
     assert back.parent == full.backup_id and back.format_version == CHAIN_FORMAT_VERSION
-    assert Manifest.from_json(full.to_json(), "here").parent is None
+    assert Manifest.decode(full.encode(), "here").parent is None
 
 
 def test_a_parent_that_is_not_a_backup_id_makes_the_manifest_unreadable(
     store: LocalStore,
 ) -> None:
     inc = physical(store, NOW, physical(store, NOW - timedelta(days=1)))
-    text = inc.to_json().replace(inc.parent.encode(), b"../../etc")  # type: ignore[union-attr]
+    text = inc.encode().replace(inc.parent.encode(), b"../../etc")  # type: ignore[union-attr]
     with pytest.raises(IntegrityFailure, match="is not a backup ID"):
-        Manifest.from_json(text, "here")
+        Manifest.decode(text, "here")
 
 
 def test_resolve_chain_lists_full_first_and_refuses_a_missing_parent(store: LocalStore) -> None:

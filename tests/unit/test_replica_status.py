@@ -269,7 +269,7 @@ def test_not_a_status_row() -> None:
 
 
 def test_to_dict_is_json_ready() -> None:
-    doc = parse_replica_status(mariadb_row()).to_dict()
+    doc = parse_replica_status(mariadb_row()).to_json()
     assert doc["threads_ok"] is True
     assert doc["flavour"] == "mariadb"
     assert doc["io_running"] == "Yes"
