@@ -19,7 +19,7 @@ from typing import Any
 
 from datatier.cache.pipe import WritePipe
 from datatier.cache.protocol import RELATIVE_TTL_LIMIT, MemcachedNode, MetaEntry, StoreItem
-from datatier.cache.writer import CacheWriter
+from datatier.cache.writer import CacheWriter, OnError
 from datatier.ratelimit import RateLimit
 
 
@@ -73,7 +73,7 @@ class CacheCopier:
         rate: float | None = None,
         batch_size: int = 500,
         timeout: float = 5.0,
-        on_error: str = "continue",
+        on_error: OnError = "continue",
         retry_for: float = 10.0,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import click
 
 from datatier.cache.copy import CacheCopier
 from datatier.cache.protocol import parse_address
 from datatier.cache.service import WarmRequest, cache_servers, find_warm_sets, warm
+from datatier.cache.source import OnLag
 from datatier.cache.stats import NodeStats, node_stats
 from datatier.cache.warmer import PlannedKey, WarmOptions, WarmReport
+from datatier.cache.writer import OnError
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option, say, table
 from datatier.cli.progress import Progress
@@ -55,7 +57,7 @@ def _on_error_options(command: F) -> F:
     )(command)
     return click.option(
         "--on-error",
-        type=click.Choice(["continue", "stop"]),
+        type=click.Choice(get_args(OnError)),
         default="continue",
         show_default=True,
         help="memcached unreachable mid-run: retry for --retry-for seconds, or stop (exit 3).",
@@ -83,7 +85,7 @@ def _rate(_ctx: click.Context, _param: click.Parameter, value: float | None) -> 
 )
 @click.option(
     "--on-lag",
-    type=click.Choice(["refuse", "warn"]),
+    type=click.Choice(get_args(OnLag)),
     default="refuse",
     show_default=True,
     help="A replica over --max-lag: exit 5, or warm anyway with a warning.",
@@ -103,8 +105,8 @@ def warm_cmd(
     allow_primary: bool,
     servers: tuple[str, ...],
     max_lag: float | None,
-    on_lag: str,
-    on_error: str,
+    on_lag: OnLag,
+    on_error: OnError,
     retry_for: float,
 ) -> None:
     """Run the queries of warm set SET on a replica and write the results to memcached.
@@ -223,7 +225,7 @@ def copy_cmd(
     overwrite: bool,
     rate: float | None,
     batch_size: int,
-    on_error: str,
+    on_error: OnError,
     retry_for: float,
 ) -> None:
     """Warm the node --to from the warm node --from: every key (or --match PREFIX) with its

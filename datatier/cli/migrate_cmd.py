@@ -23,7 +23,7 @@ from datatier.migrate.service import (
     source_node,
     table_names,
 )
-from datatier.migrate.target import CONFLICT_POLICIES
+from datatier.migrate.target import CONFLICT_POLICIES, Conflict
 from datatier.migrate.verify import verify_table
 
 
@@ -129,7 +129,7 @@ def run_cmd(
     mapping: str | None,
     source: str | None,
     execute: bool,
-    conflict: str,
+    conflict: Conflict,
     batch_size: int,
     rate: float | None,
     checkpoint: str | None,

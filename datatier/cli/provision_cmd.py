@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from datatier.provision.service import KINDS, provisioners
 if TYPE_CHECKING:
     from datatier.backup.manifest import Manifest
     from datatier.mysql.connection import Endpoint
+    from datatier.provision.replica import CatchUp, LagCallback
     from datatier.storage.base import ObjectStore
 
 SYMBOL = {"create": "+", "update": "~", "apply": "+"}
@@ -198,10 +198,10 @@ def replica_cmd(
     loaded = app.loaded()
     endpoint = parse_dsn(target, loaded.config.mysql)
 
-    def report(lag: dict[str, Any]) -> None:
+    def report(lag: CatchUp) -> None:
         say(
-            f"catching up: {lag['gtid_gap']} transactions behind, "
-            f"Seconds_Behind_Master={lag['seconds_behind']}, IO={lag['io']} SQL={lag['sql']}"
+            f"catching up: {lag.gtid_gap} transactions behind, "
+            f"Seconds_Behind_Master={lag.seconds_behind}, IO={lag.io} SQL={lag.sql}"
         )
 
     manifest, store = find_backup(loaded, backup_id)
@@ -227,9 +227,9 @@ def replica_cmd(
     )
     text = (
         f"{plan.target} is a replica of {plan.primary}, caught up "
-        f"(load {result['load_seconds']} s, catch-up {result['catch_up_seconds']} s)"
+        f"(load {result.load_seconds} s, catch-up {result.catch_up_seconds} s)"
     )
-    emit(Output({"executed": True, **result}, text))
+    emit(Output({"executed": True, **result.to_json()}, text))
 
 
 def _seed_physical(
@@ -242,7 +242,7 @@ def _seed_physical(
     jobs: int,
     datadir: str | None,
     start_command: str | None,
-    report: Callable[[dict[str, Any]], None],
+    report: LagCallback,
 ) -> None:
     """`provision replica` from a physical backup (see datatier.provision.physical_seed)."""
     from datatier.backup.catalog import Catalog
@@ -268,6 +268,6 @@ def _seed_physical(
     )
     text = (
         f"{plan.target} is a replica of {plan.primary}, caught up (restore "
-        f"{result['restore_seconds']} s, catch-up {result['catch_up_seconds']} s)"
+        f"{result.restore_seconds} s, catch-up {result.catch_up_seconds} s)"
     )
-    emit(Output({"executed": True, **result}, text))
+    emit(Output({"executed": True, **result.to_json()}, text))

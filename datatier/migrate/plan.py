@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from datatier.migrate.casts import Converter, converter, default_cast, risks
 from datatier.migrate.mapping import ColumnMapping, MappingFile, check_against
@@ -24,6 +24,10 @@ ASSUMED_DOCS_PER_SECOND = 5000
 with a rehearsal (``migrate run --execute`` into a scratch database) before trusting it."""
 
 COMPOUND_KEY_INDEX = "mysql_key"
+FindingLevel = Literal["error", "warning", "info"]
+KeyKind = Literal["single", "generated", "none"]
+Verdict = Literal["ready", "warnings", "blocked"]
+"""``blocked``: an error finding (nothing is copied); ``warnings``: a warning finding."""
 NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -31,7 +35,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 class Finding:
     """One thing the plan says: ``level`` is error (blocks), warning or info."""
 
-    level: str
+    level: FindingLevel
     text: str
     column: str | None = None
 
@@ -68,7 +72,7 @@ class KeyPlan:
     (a JSON array of the key columns' values, with a compound index on them); ``none``
     blocks the table."""
 
-    kind: str
+    kind: KeyKind
     columns: tuple[str, ...]
     source: str  # "PRIMARY", a unique index name, "mapping" or "none"
 
@@ -130,7 +134,7 @@ class TablePlan:
         return [f for f in self.fields if not f.skipped]
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         levels = {f.level for f in self.findings}
         return "blocked" if "error" in levels else "warnings" if "warning" in levels else "ready"
 
@@ -238,7 +242,7 @@ def _key(schema: TableSchema, columns: list[str] | None) -> tuple[KeyPlan, list[
     notes: list[Finding] = []
     if columns:
         notes.extend(_mapping_key_findings(schema, columns))
-        kind = "single" if len(columns) == 1 else "generated"
+        kind: KeyKind = "single" if len(columns) == 1 else "generated"
         return KeyPlan(kind, tuple(columns), "mapping"), notes
     pk = schema.primary_key
     chosen: Index | None = pk

@@ -40,7 +40,7 @@ from datatier.migrate.checkpoint import Checkpoint, TableProgress
 from datatier.migrate.documents import DocumentBuilder, canonical, digest
 from datatier.migrate.plan import TablePlan
 from datatier.migrate.reader import TableReader
-from datatier.migrate.target import InsertResult, MigrationTarget
+from datatier.migrate.target import Conflict, InsertResult, MigrationTarget
 from datatier.mysql.connection import Connection, MySQLError, connection_lost
 from datatier.mysql.consistent import open_snapshot
 from datatier.ratelimit import RateLimit
@@ -51,7 +51,7 @@ _log = log.get_logger(__name__)
 @dataclass(frozen=True)
 class RunOptions:
     batch_size: int = 500
-    conflict: str = "error"
+    conflict: Conflict = "error"
     rate: float | None = None  # rows per second, None: unlimited
     checkpoint: Path | None = None
     restart: bool = False

@@ -19,12 +19,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from datatier.config import RethinkDBSettings
 from datatier.errors import OperationFailed, ServiceUnavailable
 
-CONFLICT_POLICIES = ("error", "replace", "update")
+Conflict = Literal["error", "replace", "update"]
+"""What an insert does with a document whose id exists: fail, replace it, or merge into it."""
+CONFLICT_POLICIES: tuple[Conflict, ...] = get_args(Conflict)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class MigrationTarget(abc.ABC):
         """Create a (compound, for several fields) secondary index if missing."""
 
     @abc.abstractmethod
-    def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
+    def insert(self, table: str, docs: list[dict[str, Any]], conflict: Conflict) -> InsertResult:
         """Write one batch with a conflict policy."""
 
     @abc.abstractmethod
@@ -113,7 +115,7 @@ class RethinkDBTarget(MigrationTarget):
         self._run(t.index_wait(name))
         return True
 
-    def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
+    def insert(self, table: str, docs: list[dict[str, Any]], conflict: Conflict) -> InsertResult:
         if conflict not in CONFLICT_POLICIES:
             raise ValueError(conflict)
         res = self._run(self.r.db(self.db).table(table).insert(docs, conflict=conflict))

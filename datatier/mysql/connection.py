@@ -25,7 +25,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from datatier.config import MySQLSettings
+from datatier.config import MySQLSettings, Role
 from datatier.errors import ConfigError, ServiceUnavailable
 
 Connection = pymysql.connections.Connection
@@ -180,7 +180,7 @@ def primary_endpoint(settings: MySQLSettings, *, hint: str | None = None) -> End
     return endpoint(settings, primary_name(settings, hint=hint))
 
 
-def resolve_target(settings: MySQLSettings, text: str | None) -> tuple[Endpoint, str | None]:
+def resolve_target(settings: MySQLSettings, text: str | None) -> tuple[Endpoint, Role | None]:
     """A restore target: ``NODE`` or ``HOST:PORT`` (None: the configured primary), and its
     role in ``[mysql.nodes]`` (None for a HOST:PORT that is no configured node)."""
     if text:

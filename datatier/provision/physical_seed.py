@@ -78,6 +78,20 @@ class PhysicalSeedPlan:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class PhysicalSeedResult:
+    """What seeding did: the plan and its timings."""
+
+    plan: PhysicalSeedPlan
+    restore_seconds: float
+    catch_up_seconds: float
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        done = {k: v for k, v in self.__dict__.items() if k != "plan"}
+        return {**self.plan.to_json(), **done}
+
+
 def plan_physical_seed(
     loaded: LoadedConfig,
     manifest: Manifest,
@@ -219,8 +233,8 @@ def seed_physical(
     timeout: float = 600.0,
     on_lag: LagCallback | None = None,
     jobs: int = 4,
-) -> dict[str, Any]:
-    """Steps 4-7 of the module docstring; returns a summary."""
+) -> PhysicalSeedResult:
+    """Steps 4-7 of the module docstring."""
     primary = primary_endpoint(loaded.config.mysql, hint=REPLICATE_FROM)
     datadir = Path(plan.datadir)
     started = time.monotonic()
@@ -248,9 +262,4 @@ def seed_physical(
         raise
     log.info("replica.seeded", target=target.label, backup_id=plan.backup_id, gtid=plan.gtid_pos)
     waited = wait_caught_up(primary, target, timeout=timeout, on_lag=on_lag)
-    return {
-        **plan.to_json(),
-        "restore_seconds": restored,
-        "catch_up_seconds": waited,
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    return PhysicalSeedResult(plan, restored, waited, round(time.monotonic() - started, 3))

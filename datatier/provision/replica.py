@@ -72,7 +72,19 @@ log = get_logger(__name__)
 COPIED_DATABASE = "datatier"
 IGNORED = (SYSTEM_DATABASES - {COPIED_DATABASE}) | {"test"}
 
-LagCallback = Callable[[dict[str, Any]], None]
+
+@dataclass(frozen=True)
+class CatchUp:
+    """One look at a new replica catching up (what ``provision replica`` reports)."""
+
+    seconds_behind: int | None
+    gtid_gap: int | None
+    io: str
+    sql: str
+    caught_up: bool
+
+
+LagCallback = Callable[[CatchUp], None]
 REPLICATE_FROM = "a new replica follows the primary"
 
 
@@ -92,6 +104,21 @@ class SeedPlan:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """What seeding did: the plan, where the copy of ``datatier.*`` was taken, timings."""
+
+    plan: SeedPlan
+    datatier_copied_at: str
+    load_seconds: float
+    catch_up_seconds: float
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        done = {k: v for k, v in self.__dict__.items() if k != "plan"}
+        return {**self.plan.to_json(), **done}
 
 
 def user_databases(conn: Connection) -> set[str]:
@@ -276,8 +303,8 @@ def seed_replica(
     timeout: float = 600.0,
     on_lag: LagCallback | None = None,
     jobs: int = 4,
-) -> dict[str, Any]:
-    """Steps 4-7 of the module docstring; returns a summary."""
+) -> SeedResult:
+    """Steps 4-7 of the module docstring."""
     primary = primary_endpoint(loaded.config.mysql, hint=REPLICATE_FROM)
     started = time.monotonic()
     try:
@@ -309,13 +336,7 @@ def seed_replica(
         raise _partially_seeded(exc, target) from exc
     log.info("replica.seeded", target=target.label, backup_id=plan.backup_id, gtid=plan.gtid_pos)
     waited = wait_caught_up(primary, target, timeout=timeout, on_lag=on_lag)
-    return {
-        **plan.to_json(),
-        "datatier_copied_at": copied_at,
-        "load_seconds": loaded_seconds,
-        "catch_up_seconds": waited,
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    return SeedResult(plan, copied_at, loaded_seconds, waited, round(time.monotonic() - started, 3))
 
 
 def wait_caught_up(
@@ -343,13 +364,13 @@ def wait_caught_up(
             done = wait_for_gtid(conn, goal, poll)
             if on_lag:
                 on_lag(
-                    {
-                        "seconds_behind": status.seconds_behind,
-                        "gtid_gap": gtid_gap(goal, status.gtid_executed),
-                        "io": status.io_running,
-                        "sql": status.sql_running,
-                        "caught_up": done,
-                    }
+                    CatchUp(
+                        seconds_behind=status.seconds_behind,
+                        gtid_gap=gtid_gap(goal, status.gtid_executed),
+                        io=status.io_running,
+                        sql=status.sql_running,
+                        caught_up=done,
+                    )
                 )
             if done:
                 return round(time.monotonic() - started, 3)

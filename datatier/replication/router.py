@@ -124,7 +124,7 @@ class Router:
         pool_options: dict[str, object] | None = None,
     ) -> None:
         settings = config.router
-        policy = policy or settings.policy  # type: ignore[assignment]
+        policy = policy or settings.policy
         if policy not in POLICIES:
             raise UsageError(f"router policy {policy!r}: expected one of {', '.join(POLICIES)}")
         self.config = config

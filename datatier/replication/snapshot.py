@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from datatier.config import Role
 from datatier.mysql.replica_status import ReplicaStatus
 
 
@@ -21,7 +22,7 @@ class NodeHealth:
     the age of the newest heartbeat on a primary; None when no heartbeat was readable."""
 
     name: str
-    role: str
+    role: Role
     host: str
     port: int
     reachable: bool = False
