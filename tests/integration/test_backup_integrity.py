@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from datatier.backup import service
+from datatier.backup import confirm, service
 from datatier.backup.catalog import BackupState
 from datatier.backup.manifest import Manifest, manifest_key
 from datatier.backup.prune import PRUNE_CLAIM, prune_execute, prune_plan
@@ -237,7 +237,7 @@ def test_a_backup_whose_object_vanished_before_the_manifest_fails_without_one(
         raise AssertionError("the manifest must not be written")
 
     hooked_manifest_write(monkeypatch, drop_one, lambda *_: None)
-    original = service.confirm_listed
+    original = confirm.confirm_listed
 
     def vanish_then_confirm(store: ObjectStore, prefix: str, records: Any) -> None:
         store.delete([next(r.key for r in records if r.kind == "data")])

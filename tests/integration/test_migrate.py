@@ -34,7 +34,7 @@ from rethinkdb_mock import MockThink
 
 from datatier.cli import main
 from datatier.migrate import service
-from datatier.migrate.target import InsertResult, MigrationTarget, RethinkDBTarget
+from datatier.migrate.target import Conflict, InsertResult, MigrationTarget, RethinkDBTarget
 from datatier.mysql.connection import client_options_file, endpoint
 from datatier.ratelimit import RateLimit
 from tests.integration.conftest import SandboxHandle, sql
@@ -318,7 +318,7 @@ class FailAfter(RethinkDBTarget):
         super().__init__(self.link, inner.db, label=inner.label)
         self.inner, self.fail_at, self.calls = inner, fail_at, 0
 
-    def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
+    def insert(self, table: str, docs: list[dict[str, Any]], conflict: Conflict) -> InsertResult:
         self.calls += 1
         if self.calls == self.fail_at:
             self.inner.insert(table, docs[: len(docs) // 2], conflict)  # half-written batch

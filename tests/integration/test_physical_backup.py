@@ -26,6 +26,7 @@ import pytest
 from datatier.backup.manifest import Manifest, manifest_key
 from datatier.backup.stores import store_for
 from datatier.mysql.physical import restore as physical_restore
+from datatier.mysql.physical import tool as physical_tool
 from datatier.mysql.physical.scratch import free_port, port_free
 from datatier.storage.base import ObjectStore, StorageClass
 from tests.integration.conftest import SandboxHandle, sql, unavailable
@@ -217,10 +218,12 @@ def test_a_corrupt_object_in_an_incremental_is_exit_4_before_anything_is_prepare
     bad = bytearray(original)
     bad[len(bad) // 2] ^= 0xFF
     prepared: list[Any] = []
-    real_prepare = physical_restore.prepare
-    monkeypatch.setattr(
-        physical_restore, "prepare", lambda *a, **k: prepared.append(a) or real_prepare(*a, **k)
-    )
+
+    def counted_prepare(*a: Any, **k: Any) -> Any:
+        prepared.append(a)
+        return physical_tool.prepare(*a, **k)
+
+    monkeypatch.setattr(physical_restore, "prepare", counted_prepare)
     before = temp_leftovers()
     datadir = tmp_path / "d"
     store.put_bytes(key, bytes(bad))

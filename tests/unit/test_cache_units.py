@@ -99,7 +99,7 @@ def test_key_template_missing_field_raises_with_its_name() -> None:
 
 
 def test_key_function_receives_normalized_sql_and_values() -> None:
-    seen = {}
+    seen: dict[str, object] = {}
 
     def fn(*, sql: str, params: object, row: object) -> str:
         seen.update(sql=sql, params=params, row=row)

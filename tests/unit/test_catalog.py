@@ -28,6 +28,7 @@ from datatier.backup.manifest import (
     new_backup_id,
 )
 from datatier.backup.policy import (
+    ArchiveClass,
     ArchiveSettings,
     Policy,
     PolicyFile,
@@ -141,7 +142,7 @@ def make_policy(
     keep_last: int = 1,
     min_age_days: float = 0,
     archive_after_days: int = 0,
-    archive_class: str = "GLACIER",
+    archive_class: ArchiveClass = "GLACIER",
     min_object_kb: int = 0,
 ) -> Policy:
     spec = PolicyFile(
@@ -350,7 +351,9 @@ class RequestingColdStore(ColdStore):
         super().__init__(root)
         self.requests: list[str] = []
 
-    def request_restore(self, key: str, *, days: int, tier: RestoreTier) -> ObjectInfo:
+    def request_restore(
+        self, key: str, *, days: int, tier: RestoreTier = RestoreTier.STANDARD
+    ) -> ObjectInfo:
         self.requests.append(key)
         return self.head(key)
 

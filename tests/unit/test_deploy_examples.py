@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from datatier.backup.policy import validate_cron
+from datatier.backup.cron import validate_cron
 from datatier.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

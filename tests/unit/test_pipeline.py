@@ -113,7 +113,8 @@ def test_bad_level_and_threads_are_usage_errors() -> None:
 
 def test_digester_counts_and_hashes_in_passing() -> None:
     digester = Digester(pieces(SQL, 777))
-    assert not digester.complete
+    complete_before = digester.complete
+    assert not complete_before
     assert b"".join(digester) == SQL
     assert digester.complete and digester.size == len(SQL)
     assert digester.sha256 == hashlib.sha256(SQL).hexdigest()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from datatier.backup.policy import find_policies, get_policy, load_policy, validate_cron
+from datatier.backup.cron import validate_cron
+from datatier.backup.policy import find_policies, get_policy, load_policy
 from datatier.errors import ConfigError, UsageError
 
 DEFAULT = "file:///var/backups/datatier"

@@ -50,8 +50,8 @@ class FakeKeeper(SessionKeeper):
             raise pymysql.err.OperationalError(2006, "gone away")
 
 
-def make(refuse: bool = False, **settings: Any) -> tuple[NodePool, list[Fake]]:
-    opened: list[Fake] = []
+def make(refuse: bool = False, **settings: Any) -> tuple[NodePool, list[Any]]:
+    opened: list[Any] = []  # Fakes, standing in for the pool's pymysql connections
 
     def opener() -> Any:
         if refuse:
@@ -59,7 +59,7 @@ def make(refuse: bool = False, **settings: Any) -> tuple[NodePool, list[Fake]]:
         opened.append(Fake())
         return opened[-1]
 
-    base = {"size": 2, "max_overflow": 1, "timeout": 0.2, "pre_ping_after": 60.0}
+    base: dict[str, Any] = {"size": 2, "max_overflow": 1, "timeout": 0.2, "pre_ping_after": 60.0}
     base.update(settings)
     return NodePool("n1", opener, PoolSettings(**base), keeper=FakeKeeper()), opened
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_mongo_diff_validator_ttl_and_conflicting_index(tmp_path: Path) -> None:
         )
     )  # fmt: skip
     schemas = MongoSchemas(MongoSettings(), mongo_specs(tmp_path))
-    observed = {"d.u": {"exists": True, "validator": None, "indexes": {}}}
+    observed: dict[str, Any] = {"d.u": {"exists": True, "validator": None, "indexes": {}}}
     changes = schemas.diff(observed)
     assert [c.item for c in changes] == ["validator d.u", "index d.u.ttl"]
     assert changes[1].after == {"keys": {"at": 1}, "expireAfterSeconds": 0}  # 0 is kept

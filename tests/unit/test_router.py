@@ -290,8 +290,8 @@ class FakeConn:
         self.closed = True
 
 
-def ryw_router(snap: Snapshot, answers: dict[str, int]) -> tuple[Router, list[FakeConn]]:
-    opened: list[FakeConn] = []
+def ryw_router(snap: Snapshot, answers: dict[str, int]) -> tuple[Router, list[Any]]:
+    opened: list[Any] = []  # FakeConns, standing in for the pools' pymysql connections
 
     def connector(ep: Endpoint, database: str | None) -> Any:
         opened.append(FakeConn(ep.name, answers.get(ep.name, 0)))
@@ -304,7 +304,8 @@ def test_read_your_writes_waits_on_the_replica() -> None:
     r, opened = ryw_router(snapshot(*HEALTHY), {"replica2": 0})
     conn, route = r.connection_with_route("read", 1.0, after="0-1-42", wait_timeout=0.5)
     assert route.node == "replica2" and not route.fallback and "reached 0-1-42" in route.reason
-    assert opened == [conn.raw] and conn.raw.statements == [
+    fake: Any = conn.raw
+    assert opened == [fake] and fake.statements == [
         ("SELECT MASTER_GTID_WAIT(%s, %s)", ("0-1-42", 0.5))
     ]
 

@@ -49,7 +49,7 @@ def outside_modules() -> Iterator[tuple[str, ast.Module]]:
 
 def not_statements(tree: ast.Module) -> set[int]:
     """ids of the docstrings, and of the parts of f-strings (the f-string is checked)."""
-    found = set()
+    found: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.JoinedStr):
             found.update(id(part) for part in node.values)
