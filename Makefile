@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := mariadb-server mariadb-client mariadb-backup memcached haproxy zstd \
 	mydumper percona-toolkit libmariadb-dev pkg-config build-essential python3-dev python3-venv systemd \
-	openssl util-linux openjdk-17-jdk-headless maven
+	openssl util-linux openjdk-17-jdk-headless maven time
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DATATIER_FERRETDB := $(CURDIR)/.bin/ferretdb
 export DATATIER_MONGO_JAVA_SERVER := $(CURDIR)/.bin/mongo-java-server

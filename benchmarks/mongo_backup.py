@@ -6,7 +6,7 @@ Uses (or starts) the sandbox in ``.sandbox-bench`` (ports 23060+; its MongoDB-pr
 server is FerretDB/SQLite unless a mongod is installed), generates the data, then in one run
 prints ``name: value`` lines: backup wall time against a bare ``find_raw_batches`` scan of
 the same collections (the server's own read limit), restore documents/s against a plain
-``insert_many`` loop of decoded dicts, and datatier's peak RSS (``wait4``'s ``ru_maxrss``).
+``insert_many`` loop of decoded dicts, and datatier's peak RSS (GNU ``time``, see measure.py).
 Then (unless ``--single``) the same backup and restore of twice the data, and the peak RSS
 of both restores side by side: it must stay flat (issue 17: at most 200 MB, either size).
 """

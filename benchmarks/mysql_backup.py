@@ -1,15 +1,27 @@
-"""Backup and restore: datatier against mariadb-dump|zstd, mydumper, zstd -dc|mariadb, myloader.
+"""MySQL backup and restore: datatier against mariadb-dump|zstd, mydumper, the mysql client and
+myloader, on the same data in one run.
 
-Run: ``.venv/bin/python benchmarks/mysql_backup.py [--rows 2000000] [--tables 8] [--double]``
+Run: ``.venv/bin/python benchmarks/mysql_backup.py [--rows 2000000] [--tables 8] [--skew]
+[--jobs 4] [--repeat 3] [--double]``
 
 It brings up (or reuses) a sandbox in ``.sandbox-bench`` (ports 23060+), generates the
-dataset on the primary, waits for replica1, then times in one run, on the same data, from
-the same replica: each baseline and datatier, and prints ``name: value`` lines. Backup-side
-timings are the median of ``--repeat`` interleaved rounds. Restores are timed once each,
-with the local replicas' SQL threads paused unless ``--replicas-live`` (see
-``replicas_paused``). Peak RSS is ``wait4``'s ``ru_maxrss``: the largest single process of
-the measured command (datatier's Python process), in MiB. ``--double`` repeats the datatier
-measurements on twice the rows to show memory stays flat.
+dataset on the primary (``--skew``: one table holds 80 % of the rows), waits for replica1,
+then times, from replica1 and into the primary:
+
+* backups, interleaved over ``--repeat`` rounds (medians): ``mariadb-dump | zstd -3``;
+  ``mydumper -t N`` then ``zstd -3`` of its files (the same compression as datatier);
+  ``mydumper -t N -c`` (its own gzip); ``datatier backup run`` (``jobs = N``) into the S3
+  server and into a ``file://`` store (datatier's own cost without moto, a Python S3 server
+  sharing these two cores);
+* restores, once each: the stock client (``zstd -dc | mariadb``), ``myloader -t N`` (no
+  binlog, its default) and ``myloader -t N -e`` (binlog on), ``datatier restore --jobs N``
+  with and without ``--no-binlog``. The local replicas' SQL threads are paused while a
+  restore runs (they share the two cores; in production they are other hosts) unless
+  ``--replicas-live``. Every restore is checked against the source with CHECKSUM TABLE.
+
+Prints ``name: value`` lines, then the ratios the issue asks for. Peak RSS is the largest
+single process of a command (datatier's Python process), MiB, by GNU ``time``;
+``--double`` measures datatier again at twice the rows to show memory stays flat.
 """
 
 from __future__ import annotations
@@ -55,10 +67,14 @@ def cnf_for(config: Any, node: str, tmp: Path) -> Path:
     return path
 
 
-def generate(primary: Path, tables: int, rows: int) -> None:
-    per = rows // tables
+def generate(primary: Path, tables: int, rows: int, skew: bool) -> None:
+    """``tables`` tables of ``rows`` rows in all (``skew``: the first holds 80 %)."""
     mysql(primary, f"DROP DATABASE IF EXISTS {DB}; CREATE DATABASE {DB}")
-    for i in range(tables):
+    sizes = [rows // tables] * tables
+    if skew and tables > 1:
+        big = rows * 8 // 10
+        sizes = [big] + [(rows - big) // (tables - 1)] * (tables - 1)
+    for i, per in enumerate(sizes):
         mysql(
             primary,
             f"CREATE TABLE t{i} (id BIGINT PRIMARY KEY, account INT, name VARCHAR(64), "
@@ -73,7 +89,7 @@ def generate(primary: Path, tables: int, rows: int) -> None:
 
 def wait_replicated(primary: Path, replica: Path) -> None:
     gtid = mysql(primary, "SELECT @@gtid_binlog_pos").strip()
-    mysql(replica, f"SELECT MASTER_GTID_WAIT('{gtid}', 600)")
+    mysql(replica, f"SELECT MASTER_GTID_WAIT('{gtid}', 900)")
 
 
 def checksum(cnf: Path, database: str, tables: int) -> str:
@@ -85,12 +101,7 @@ def checksum(cnf: Path, database: str, tables: int) -> str:
 
 @contextlib.contextmanager
 def replicas_paused(replicas: list[Path], enabled: bool) -> Iterator[None]:
-    """Stop the replicas' SQL threads while a restore is timed.
-
-    In production the replicas run on other hosts; here they share the primary's two cores
-    and replaying every restored row on both would eat the CPU the restore is measured on.
-    The binlog is still written on the primary; replication catches up afterwards.
-    """
+    """Stop the replicas' SQL threads while a restore is timed (see module docstring)."""
     if enabled:
         for cnf in replicas:
             mysql(cnf, "STOP SLAVE SQL_THREAD")
@@ -102,16 +113,15 @@ def replicas_paused(replicas: list[Path], enabled: bool) -> Iterator[None]:
                 mysql(cnf, "START SLAVE SQL_THREAD")
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def run_backups(config_path: Path, replica: Path, tmp: Path, rounds: int) -> dict[str, float]:
+def run_backups(
+    config_path: Path, replica: Path, tmp: Path, rounds: int, jobs: int
+) -> dict[str, float]:
     """Backup-side timings, interleaved per round (so drift hits all alike); medians."""
     env = {**os.environ, "DATATIER_CONFIG": str(config_path)}
     dt = str(ROOT / ".venv/bin/datatier")
     runs: dict[str, list[float]] = {}
     rss: list[float] = []
+    mydumper = f"mydumper --defaults-file={replica} -B {DB} -t {jobs} --trx-consistency-only -v 0"
     for _ in range(rounds):
         steps: dict[str, tuple[list[str] | str, bool, dict[str, str] | None]] = {
             "mariadb_dump_zstd_s": (
@@ -121,24 +131,26 @@ def run_backups(config_path: Path, replica: Path, tmp: Path, rounds: int) -> dic
                 True,
                 None,
             ),
-            "mydumper_s": (
-                f"rm -rf {tmp / 'mydumper'} && mydumper --defaults-file={replica} -B {DB} "
-                f"-o {tmp / 'mydumper'} -t 2 -c --trx-consistency-only -v 0",
+            "mydumper_zstd_s": (
+                f"rm -rf {tmp / 'mydz'} && {mydumper} -o {tmp / 'mydz'} && "
+                f"zstd -q -3 -T0 --rm {tmp / 'mydz'}/*.sql",
+                True,
+                None,
+            ),
+            "mydumper_gzip_s": (
+                f"rm -rf {tmp / 'mydumper'} && {mydumper} -c -o {tmp / 'mydumper'}",
                 True,
                 None,
             ),
             "backup_s": ([dt, "backup", "run", "bench"], False, env),
-            # Into a local directory: datatier's own cost without the S3 server (moto
-            # runs in Python on these same two cores).
             "backup_local_store_s": ([dt, "backup", "run", "bench-local"], False, env),
         }
         for name, (argv, shell, step_env) in steps.items():
             run = timed(argv, shell=shell, env=step_env)
-            seconds, peak = run.seconds, run.rss_mb
-            runs.setdefault(name, []).append(seconds)
+            runs.setdefault(name, []).append(run.seconds)
             if name == "backup_s":
-                rss.append(peak)
-    found = {name: median(values) for name, values in runs.items()}
+                rss.append(run.rss_mb)
+    found = {name: statistics.median(values) for name, values in runs.items()}
     found["backup_rss"] = max(rss)
     return found
 
@@ -154,14 +166,14 @@ def run_restores(
     env = {**os.environ, "DATATIER_CONFIG": str(config_path)}
     dt = str(ROOT / ".venv/bin/datatier")
     replica = replicas[0]
-    listing = subprocess.run(
+    made = subprocess.run(
         [dt, "backup", "run", "bench", "--json"],
         capture_output=True,
         text=True,
         env=env,
         check=True,
     )
-    backup_id = json.loads(listing.stdout)["id"]
+    backup_id = json.loads(made.stdout)["id"]
     found: dict[str, float] = {}
     restore_cmd = [dt, "restore", backup_id, "--rename", f"{DB}=bench_dt", "--jobs", str(jobs)]
     for label, extra in (("restore", []), ("restore_nobinlog", ["--no-binlog"])):
@@ -173,6 +185,53 @@ def run_restores(
         if checksum(primary, "bench_dt", tables) != checksum(replica, DB, tables):
             raise SystemExit(f"datatier {label} does not match the source")
         found[f"{label}_s"], found[f"{label}_rss"] = run.seconds, run.rss_mb
+    mysql(primary, "DROP DATABASE IF EXISTS bench_dt")
+    return found
+
+
+def run_baseline_restores(
+    tmp: Path, primary: Path, replicas: list[Path], tables: int, jobs: int, pause: bool
+) -> dict[str, float]:
+    """The stock client and myloader, with and without binlogging, into fresh databases."""
+    replica = replicas[0]
+    source = checksum(replica, DB, tables)
+    found: dict[str, float] = {}
+
+    def fresh(name: str) -> None:
+        mysql(primary, f"DROP DATABASE IF EXISTS {name}")
+        wait_replicated(primary, replica)
+
+    # The stock client loads mariadb-dump's file, whose CREATE DATABASE/USE name `bench`:
+    # renamed to bench_client (the generated data holds no such text).
+    dump = tmp / "dump.sql.zst"
+    client_sql = tmp / "client.sql"
+    with client_sql.open("wb") as out:
+        text = subprocess.run(["zstd", "-dc", str(dump)], capture_output=True, check=True).stdout
+        out.write(text.replace(b"`bench`", b"`bench_client`"))
+    for label, init in (
+        ("client_restore_s", ""),
+        ("client_restore_nobinlog_s", "SET SESSION sql_log_bin=0"),
+    ):
+        fresh("bench_client")
+        flag = f"'--init-command={init}'" if init else ""
+        with replicas_paused(replicas, pause and not init):
+            found[label] = timed(
+                f"mariadb --defaults-file={primary} {flag} < {client_sql}", shell=True
+            ).seconds
+        wait_replicated(primary, replica)
+        assert checksum(primary, "bench_client", tables) == source, f"{label} differs"
+    mysql(primary, "DROP DATABASE IF EXISTS bench_client")
+    for label, extra in (("myloader_s", []), ("myloader_binlog_s", ["-e"])):
+        fresh("bench_myloader")
+        argv = [
+            "myloader", f"--defaults-file={primary}", "-d", str(tmp / "mydz_plain"),
+            "-B", "bench_myloader", "-t", str(jobs), "-o", *extra,
+        ]  # fmt: skip
+        with replicas_paused(replicas, pause and bool(extra)):
+            found[label] = timed(argv).seconds
+        wait_replicated(primary, replica)
+        assert checksum(primary, "bench_myloader", tables) == source, f"{label} differs"
+    mysql(primary, "DROP DATABASE IF EXISTS bench_myloader")
     return found
 
 
@@ -180,14 +239,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--tables", type=int, default=8)
-    parser.add_argument("--jobs", type=int, default=4, help="datatier restore --jobs")
+    parser.add_argument("--skew", action="store_true", help="one table holds 80 %% of the rows")
+    parser.add_argument("--jobs", type=int, default=4, help="threads/connections for everyone")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of backup timings (median)")
-    parser.add_argument(
-        "--replicas-live",
-        action="store_true",
-        help="keep the local replicas applying during restore timings (default: paused, as "
-        "if they ran on other hosts)",
-    )
+    parser.add_argument("--replicas-live", action="store_true")
     parser.add_argument("--double", action="store_true", help="also measure at twice the rows")
     parser.add_argument("--dir", default=str(ROOT / ".sandbox-bench"))
     parser.add_argument("--port-base", type=int, default=23060)
@@ -198,90 +253,70 @@ def main() -> None:
     config_path = sandbox.root / "datatier.toml"
     config = load(str(config_path), environ={}).config
     (sandbox.root / "backups" / "bench.toml").write_text(
-        'engine = "mysql"\ncompression_level = 3\n'
+        f'engine = "mysql"\ncompression_level = 3\njobs = {args.jobs}\n'
         f'[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
     )
     tmp = Path(tempfile.mkdtemp(prefix="dt-bench-"))
     (sandbox.root / "backups" / "bench-local.toml").write_text(
-        f'engine = "mysql"\nstore = "file://{tmp}/store"\n'
+        f'engine = "mysql"\njobs = {args.jobs}\nstore = "file://{tmp}/store"\n'
         f'[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
     )
     primary, replica = cnf_for(config, "primary", tmp), cnf_for(config, "replica1", tmp)
     replicas = [replica, cnf_for(config, "replica2", tmp)]
+    pause = not args.replicas_live
     results: dict[str, float] = {}
     try:
         print(f"generating {args.rows} rows in {args.tables} tables ...", file=sys.stderr)
-        generate(primary, args.tables, args.rows)
+        generate(primary, args.tables, args.rows, args.skew)
         wait_replicated(primary, replica)
-        source_sum = checksum(replica, DB, args.tables)
-
-        results.update(run_backups(config_path, replica, tmp, args.repeat))
-        dump_file, mydumper_dir = tmp / "dump.sql.zst", tmp / "mydumper"
-        mysql(primary, f"DROP DATABASE {DB}; CREATE DATABASE {DB}")
-        wait_replicated(primary, replica)
-        with replicas_paused(replicas, not args.replicas_live):
-            results["client_restore_s"] = timed(
-                f"zstd -dc {dump_file} | mariadb --defaults-file={primary}", shell=True
-            ).seconds
-        wait_replicated(primary, replica)
-        assert checksum(primary, DB, args.tables) == source_sum, "baseline restore differs"
-        mysql(primary, "SET SESSION sql_log_bin=0; DROP DATABASE bench; CREATE DATABASE bench")
-        results["client_restore_nobinlog_s"] = timed(
-            f"zstd -dc {dump_file} | mariadb --defaults-file={primary} "
-            "'--init-command=SET SESSION sql_log_bin=0'",
+        results.update(run_backups(config_path, replica, tmp, args.repeat, args.jobs))
+        subprocess.run(  # an uncompressed mydumper copy for myloader
+            f"rm -rf {tmp / 'mydz_plain'} && mydumper --defaults-file={replica} -B {DB} "
+            f"-t {args.jobs} --trx-consistency-only -v 0 -o {tmp / 'mydz_plain'}",
             shell=True,
-        ).seconds
-        assert checksum(primary, DB, args.tables) == source_sum, "baseline restore differs"
-        results["myloader_s"] = timed(
-            [
-                "myloader",
-                f"--defaults-file={primary}",
-                "-d",
-                str(mydumper_dir),
-                "-B",
-                "bench_myloader",
-                "-t",
-                "2",
-                "-o",
-            ]
-        ).seconds
-        wait_replicated(primary, replica)
-        pause = not args.replicas_live
+            check=True,
+        )
+        results.update(run_baseline_restores(tmp, primary, replicas, args.tables, args.jobs, pause))
         results.update(run_restores(config_path, args.tables, primary, replicas, args.jobs, pause))
         if args.double:
-            generate(primary, args.tables, args.rows * 2)
+            generate(primary, args.tables, args.rows * 2, args.skew)
             wait_replicated(primary, replica)
-            results["backup_rss_2x"] = run_backups(config_path, replica, tmp, 1)["backup_rss"]
+            results["backup_rss_2x"] = run_backups(config_path, replica, tmp, 1, args.jobs)[
+                "backup_rss"
+            ]
             doubled = run_restores(config_path, args.tables, primary, replicas, args.jobs, pause)
             results["restore_rss_2x"] = doubled["restore_rss"]
     finally:
-        mysql(primary, "DROP DATABASE IF EXISTS bench_dt; DROP DATABASE IF EXISTS bench_myloader")
         shutil.rmtree(tmp, ignore_errors=True)
 
     for key, value in results.items():
         print(f"{key}: {value:.2f}")
-    print(
-        f"backup_vs_mariadb_dump_zstd: {results['backup_s'] / results['mariadb_dump_zstd_s']:.2f}"
-    )
-    print(f"backup_vs_mydumper: {results['backup_s'] / results['mydumper_s']:.2f}")
-    print(
-        "backup_local_store_vs_mariadb_dump_zstd: "
-        f"{results['backup_local_store_s'] / results['mariadb_dump_zstd_s']:.2f}"
-    )
-    print(f"restore_speedup_vs_client: {results['client_restore_s'] / results['restore_s']:.2f}")
-    print(
-        "restore_nobinlog_speedup_vs_client_nobinlog: "
-        f"{results['client_restore_nobinlog_s'] / results['restore_nobinlog_s']:.2f}"
-    )
-    print(
-        "restore_nobinlog_speedup_vs_myloader (myloader skips the binlog by default): "
-        f"{results['myloader_s'] / results['restore_nobinlog_s']:.2f}"
-    )
-    print(f"backup_peak_rss_mb: {results['backup_rss']:.1f}")
-    print(f"restore_peak_rss_mb: {results['restore_rss']:.1f}")
+    r = results
+    n = args.jobs
+    # (label, numerator, denominator): ratios below 1 are faster backups; speedups above 1
+    # are faster restores
+    ratios = [
+        ("ratio backup / mariadb-dump|zstd (target <= 1.0)", "backup_s", "mariadb_dump_zstd_s"),
+        (f"ratio backup / mydumper -t {n} + zstd -3 (target <= 1.0)", "backup_s",
+         "mydumper_zstd_s"),
+        (f"ratio backup / mydumper -t {n} -c (gzip)", "backup_s", "mydumper_gzip_s"),
+        ("ratio backup into file:// / mariadb-dump|zstd", "backup_local_store_s",
+         "mariadb_dump_zstd_s"),
+        ("speedup restore vs client (target >= 1.5)", "client_restore_s", "restore_s"),
+        ("speedup restore --no-binlog vs client without binlog", "client_restore_nobinlog_s",
+         "restore_nobinlog_s"),
+        ("speedup restore vs myloader -e, both binlogged (target >= 1.0)", "myloader_binlog_s",
+         "restore_s"),
+        ("speedup restore --no-binlog vs myloader (target >= 1.0)", "myloader_s",
+         "restore_nobinlog_s"),
+    ]  # fmt: skip
+    for label, top, bottom in ratios:
+        print(f"{label}: {r[top] / r[bottom]:.2f}")
+    print(f"backup_peak_rss_mb: {r['backup_rss']:.1f}")
+    print(f"restore_peak_rss_mb: {r['restore_rss']:.1f}")
     if args.double:
-        print(f"backup_rss_growth_2x: {results['backup_rss_2x'] / results['backup_rss']:.2f}")
-        print(f"restore_rss_growth_2x: {results['restore_rss_2x'] / results['restore_rss']:.2f}")
+        print(f"backup_rss_growth_2x: {r['backup_rss_2x'] / r['backup_rss']:.2f}")
+        print(f"restore_rss_growth_2x: {r['restore_rss_2x'] / r['restore_rss']:.2f}")
 
 
 if __name__ == "__main__":

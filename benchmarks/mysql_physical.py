@@ -19,7 +19,7 @@ replica1, and backs up replica1's datadir (this host). In one run, on the same d
   rows changed, over the full backup's; ``clustered`` changes the newest 1 % of each table's
   rows (as inserts and recent updates do), ``scattered`` every 100th row (touches nearly
   every page: the worst case for a page-level incremental). Both are printed.
-* ``backup_peak_rss_mb`` / ``restore_peak_rss_mb`` (``wait4``'s ``ru_maxrss`` of datatier's
+* ``backup_peak_rss_mb`` / ``restore_peak_rss_mb`` (GNU ``time``'s peak of datatier's
   process) and, with ``--double``, their growth when the rows double.
 """
 

@@ -406,16 +406,21 @@ class ParallelDumpEngine(BackupEngine):
         rows_done = bytes_done = largest = 0
         obj: OpenObject | None = None
         for texts in self._batches(conn, query, task.where):
-            joined = b"\n".join(texts) + b"\n"
+            # Pieces are hashed and written as they are rather than concatenated: these
+            # buffers are large, and each copy of one costs fresh pages.
+            joined = b"\n".join(texts)
             digest.update(joined)
+            digest.update(b"\n")
             rows_done += len(texts)
-            bytes_done += len(joined)
+            bytes_done += len(joined) + 1
             for group in _statements(texts, STATEMENT_BYTES):
                 if obj is None:
                     obj = self._open_data(writer, table)
-                statement = prefix + b",\n".join(group) + b";\n"
-                largest = max(largest, len(statement))
-                obj.write(statement, len(group))
+                body = b",\n".join(group)
+                largest = max(largest, len(prefix) + len(body) + 2)
+                obj.write(prefix)
+                obj.write(body, len(group))
+                obj.write(b";\n")
                 if obj.raw_size >= self.chunk_bytes:
                     self._close_data(writer, table, obj)
                     obj = None

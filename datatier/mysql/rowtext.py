@@ -14,6 +14,13 @@ Generated columns are left out (the server recomputes them). A row whose large v
 push its rendered text past the server's ``max_allowed_packet`` (the server would return
 NULL) is fetched raw instead and rendered here with the same rules, byte for byte; a row the
 server failed to render for any other reason stops the dump (never a row of NULLs).
+
+Tables with large-object columns and a unique order key are read with a cheaper query
+first: each large value is guarded on its own (a row with one too large renders as NULL)
+and no raw columns ride along. At the first such row the reader switches, for the rest of
+the range, to the query that carries raw columns, skipping the rows already read by their
+count (the order key is unique and the snapshot fixed, so the order is too). Either way the
+rows come in key order with the same bytes.
 """
 
 from __future__ import annotations
@@ -148,7 +155,14 @@ class RowQuery:
         names = ",".join(ident(c.name) for c in self.columns)
         return f"INSERT INTO {ident(self.table.name)} ({names}) VALUES\n".encode()
 
-    def select(self, where: str = "") -> str:
+    @property
+    def has_fast_path(self) -> bool:
+        """Whether :meth:`fast_select` applies (large-object columns and a unique key)."""
+        return self.has_lobs and bool(self.table.order_key)
+
+    def select(self, where: str = "", skip: int = 0) -> str:
+        """Rows as ``text`` (or ``text, big, raw...`` with large objects), in key order;
+        ``skip`` leaves out that many leading rows (only with an order key)."""
         row = "CONCAT('('," + ",',',".join(value_sql(c) for c in self.columns) + ",')')"
         outputs = [row]
         if self.has_lobs:
@@ -160,12 +174,31 @@ class RowQuery:
             big = f"({lengths}) > {int(self.raw_threshold)}"
             outputs = [f"IF({big},NULL,{row})", f"IF({big},1,0)"]
             outputs += [f"IF({big},{raw_sql(c)},NULL)" for c in self.columns]
+        return self._query(outputs, where, skip)
+
+    def fast_select(self, where: str = "") -> str:
+        """Rows as ``text`` alone, NULL for a row with any large value over its share of
+        ``raw_threshold`` (that row and the rest then come from :meth:`select`)."""
+        lobs = [c for c in self.columns if c.data_type in LOB_TYPES]
+        share = int(self.raw_threshold) // max(1, len(lobs))
+        values = [
+            f"IF(LENGTH({ident(c.name)}) > {share},NULL,{value_sql(c)})"
+            if c.data_type in LOB_TYPES
+            else value_sql(c)
+            for c in self.columns
+        ]
+        return self._query(["CONCAT('('," + ",',',".join(values) + ",')')"], where, 0)
+
+    def _query(self, outputs: list[str], where: str, skip: int) -> str:
         order = ""
         if self.table.order_key:
             order = " ORDER BY " + ",".join(ident(k) for k in self.table.order_key)
+        elif skip:
+            raise ValueError("rows can only be skipped in key order")
         source = qualified(self.table.database, self.table.name)
         clause = f" WHERE {where}" if where else ""
-        return f"SELECT {', '.join(outputs)} FROM {source}{clause}{order}"
+        limit = f" LIMIT {int(skip)},18446744073709551615" if skip else ""
+        return f"SELECT {', '.join(outputs)} FROM {source}{clause}{order}{limit}"
 
     def texts(self, rows: tuple[tuple[bytes | None, ...], ...]) -> list[bytes]:
         """The literal text of each fetched row."""
@@ -216,8 +249,31 @@ def read_texts(conn: RawConnection, query: RowQuery, where: str = "") -> Iterato
     toward one INSERT statement (one row at a time until sizes are known for tables with
     large values, so memory stays near a statement whatever the rows hold)."""
     size = [1 if query.has_lobs else 256]
-    for rows in conn.stream(query.select(where), lambda: size[0]):
-        texts = query.texts(rows)
+
+    def sized(texts: list[bytes]) -> list[bytes]:
         average = max(1, sum(map(len, texts)) // len(texts))
         size[0] = max(1, min(10_000, STATEMENT_BYTES // average))
-        yield texts
+        return texts
+
+    done = 0
+    if query.has_fast_path:
+        stream = conn.stream(query.fast_select(where), lambda: size[0])
+        for rows in stream:
+            texts = [r[0] for r in rows]
+            if None not in texts:
+                done += len(texts)
+                yield sized(texts)  # type: ignore[arg-type]
+                continue
+            ready = texts[: texts.index(None)]
+            done += len(ready)
+            if ready:
+                yield ready  # type: ignore[misc]
+            size[0] = 10_000
+            for _ in stream:  # the connection must read the rest before its next query
+                pass
+            break
+        else:
+            return
+        size[0] = 1
+    for rows in conn.stream(query.select(where, done), lambda: size[0]):
+        yield sized(query.texts(rows))

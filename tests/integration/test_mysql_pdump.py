@@ -134,6 +134,41 @@ def test_server_and_client_rendering_are_byte_identical(sandbox: SandboxHandle, 
         reader.close()
 
 
+@pytest.mark.parametrize("key", ["id INT PRIMARY KEY", "id INT NOT NULL, UNIQUE KEY (id)"])
+def test_a_large_row_mid_range_switches_paths_without_losing_or_reordering_rows(
+    sandbox: SandboxHandle, key: str
+) -> None:
+    """The cheap query stops at the first row with a value over its share of the threshold;
+    the rest of the range comes from the raw-carrying query, skipping what was read."""
+    database = "pd_switch"
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {database}")
+        cur.execute(f"CREATE DATABASE {database}")
+        cur.execute(f"CREATE TABLE {database}.t ({key}, a TEXT, b BLOB, c INT)")
+        for i in range(1, 301):
+            big = i in (40, 41, 250)  # two in a row, then one far on
+            text = "x'\\\0" * (300 if big else 2) + str(i)
+            blob = None if i % 7 else bytes([i % 256, 0, 39])
+            cur.execute(f"INSERT INTO {database}.t VALUES (%s, %s, %s, %s)", (i, text, blob, i))
+        conn.commit()
+    ep = endpoint(sandbox.config.mysql, "primary")
+    with connect(ep) as conn:
+        catalogue = read_catalogue(conn, lambda db: db == database, lambda db, t: True)
+    table = catalogue.tables[0]
+    reader = RawConnection(ep)
+    try:
+        server = [t for b in read_texts(reader, RowQuery(table, 1 << 30)) for t in b]
+        mixed_query = RowQuery(table, 1000)  # share 500 bytes: rows 40, 41 and 250 go raw
+        assert mixed_query.has_fast_path
+        mixed = [t for b in read_texts(reader, mixed_query) for t in b]
+        assert len(server) == 300
+        assert mixed == server
+        reader.execute("SELECT 1")  # the drained connection is still usable
+    finally:
+        reader.close()
+        sql(sandbox, "primary", f"DROP DATABASE {database}")
+
+
 def test_every_type_engine_and_table_kind_round_trips(
     use_sandbox_config: SandboxHandle, zoo: None
 ) -> None:
