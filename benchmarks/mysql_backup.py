@@ -15,9 +15,11 @@ then times, from replica1 and into the primary:
   sharing these two cores);
 * restores, once each: the stock client (``zstd -dc | mariadb``), ``myloader -t N`` (no
   binlog, its default) and ``myloader -t N -e`` (binlog on), ``datatier restore --jobs N``
-  with and without ``--no-binlog``. The local replicas' SQL threads are paused while a
-  restore runs (they share the two cores; in production they are other hosts) unless
-  ``--replicas-live``. Every restore is checked against the source with CHECKSUM TABLE.
+  with and without ``--no-binlog``, and ``--no-binlog --keys-with-data`` (indexes built
+  row by row, to show what building them after the data gains). The local replicas' SQL
+  threads are paused while a restore runs (they share the two cores; in production they are
+  other hosts) unless ``--replicas-live``. Every restore is checked against the source with
+  CHECKSUM TABLE.
 
 Prints ``name: value`` lines, then the ratios the issue asks for. Peak RSS is the largest
 single process of a command (datatier's Python process), MiB, by GNU ``time``;
@@ -176,10 +178,15 @@ def run_restores(
     backup_id = json.loads(made.stdout)["id"]
     found: dict[str, float] = {}
     restore_cmd = [dt, "restore", backup_id, "--rename", f"{DB}=bench_dt", "--jobs", str(jobs)]
-    for label, extra in (("restore", []), ("restore_nobinlog", ["--no-binlog"])):
+    variants: tuple[tuple[str, list[str]], ...] = (
+        ("restore", []),
+        ("restore_nobinlog", ["--no-binlog"]),
+        ("restore_nobinlog_keys_with_data", ["--no-binlog", "--keys-with-data"]),
+    )
+    for label, extra in variants:
         mysql(primary, "DROP DATABASE IF EXISTS bench_dt")
         wait_replicated(primary, replica)
-        with replicas_paused(replicas, pause and not extra):
+        with replicas_paused(replicas, pause and "--no-binlog" not in extra):
             run = timed([*restore_cmd, *extra], env=env)
         wait_replicated(primary, replica)
         if checksum(primary, "bench_dt", tables) != checksum(replica, DB, tables):
@@ -309,6 +316,8 @@ def main() -> None:
          "restore_s"),
         ("speedup restore --no-binlog vs myloader (target >= 1.0)", "myloader_s",
          "restore_nobinlog_s"),
+        ("speedup of indexes after the data (--no-binlog, vs --keys-with-data)",
+         "restore_nobinlog_keys_with_data_s", "restore_nobinlog_s"),
     ]  # fmt: skip
     for label, top, bottom in ratios:
         print(f"{label}: {r[top] / r[bottom]:.2f}")

@@ -85,6 +85,7 @@ class RestoreOptions:
     jobs: int = 4
     dry_run: bool = False
     binlog: bool = True
+    keys_after_data: bool = True  # MySQL logical: secondary indexes built after the rows
     force: bool = False
     allow_replica_target: bool = False
     drop: bool = False

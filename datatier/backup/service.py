@@ -93,6 +93,7 @@ def run_backup(
     max_lag: float | None = None,
     on_progress: Callable[[int], None] | None = None,
     incremental: bool | None = None,
+    store: ObjectStore | None = None,
 ) -> Manifest:
     """Take one backup of ``policy``; return its manifest (already stored).
 
@@ -101,9 +102,11 @@ def run_backup(
     ``source.max_lag_seconds``): NotReadyYet (exit 5) when no listed node is fresh enough,
     before anything is written. ``incremental``: True asks for an incremental, False for a
     full backup, None lets the policy decide (:meth:`~datatier.backup.engine.BackupEngine.choose`).
+    ``store`` is the policy's store already opened (opening an S3 client costs a moment).
     """
     config = loaded.config
-    store = store_for(policy.store_url, config)
+    if store is None:
+        store = store_for(policy.store_url, config)
     store.check()
     if warning := store.encryption_warning():
         log.warning("backup.store_unencrypted", store=store.url, warning=warning)

@@ -43,4 +43,5 @@ def server_side_encryption(config: Config) -> str | None:
 
 def store_for(url: str, config: Config) -> ObjectStore:
     """The store at ``url`` (``s3://`` or ``file://``); UsageError on a bad URL."""
-    return open_store(url, s3_settings(config))
+    is_s3 = url.partition("://")[0].lower() == "s3"
+    return open_store(url, s3_settings(config) if is_s3 else None)  # file://: no boto3 import

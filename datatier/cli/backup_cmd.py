@@ -75,6 +75,7 @@ def run(
                 max_lag=max_lag,
                 on_progress=progress.advance,
                 incremental=incremental,
+                store=job.store,
             )
         finally:
             progress.close()

@@ -72,6 +72,13 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Do not write the restored data to the target's binlog (faster; replicas of the "
     "target will NOT receive it). For scratch servers and per-node restores.",
 )
+@click.option(
+    "--keys-after-data/--keys-with-data",
+    default=True,
+    show_default=True,
+    help="MySQL: create the plain secondary indexes of large InnoDB tables after their rows "
+    "(one sort per index, as myloader's --innodb-optimize-keys) rather than row by row.",
+)
 @click.option("--drop", is_flag=True, help="Mongo: drop non-empty target collections first.")
 @click.option(
     "--grants",
@@ -144,6 +151,7 @@ def restore(
     jobs: int,
     dry_run: bool,
     no_binlog: bool,
+    keys_after_data: bool,
     drop: bool,
     grants: bool,
     datadir: str | None,
@@ -192,6 +200,7 @@ def restore(
         jobs=jobs,
         dry_run=dry_run,
         binlog=not no_binlog,
+        keys_after_data=keys_after_data,
         force=force,
         allow_replica_target=allow_replica_target,
         wait=wait,

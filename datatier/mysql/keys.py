@@ -7,7 +7,10 @@ table without its plain secondary indexes and the ``ALTER TABLE`` that adds them
 
 Only plain ``KEY``/``INDEX`` entries move. Primary and unique keys stay (foreign keys of other
 tables may reference them), as do FULLTEXT and SPATIAL indexes; a table with a foreign key
-is left whole. The statement is parsed by its tokens (quoted strings, identifiers and
+or a constraint is left whole, as is any table not on InnoDB (other engines copy the whole
+table for an ALTER), with system versioning (which refuses most ALTERs) or with a FULLTEXT
+or SPATIAL index (an index added later must not change the order in which SHOW CREATE
+TABLE lists them). The statement is parsed by its tokens (quoted strings, identifiers and
 parentheses), never by lines, so names and comments holding commas, quotes, newlines or
 ``KEY`` cannot confuse it; anything unexpected leaves the statement unchanged.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFERRABLE = ("KEY ", "INDEX ")
+KEEPS_TABLE_WHOLE = ("CONSTRAINT ", "FOREIGN KEY", "FULLTEXT ", "SPATIAL ")
 
 
 @dataclass(frozen=True)
@@ -36,11 +40,14 @@ def defer_secondary_keys(create: str, table_ident: str) -> Deferred:
     if bounds is None:
         return Deferred(create, None)
     start, end = bounds
+    options = create[end:]
+    if "ENGINE=InnoDB" not in options or "WITH SYSTEM VERSIONING" in options:
+        return Deferred(create, None)
     elements = _split_top_level(create[start + 1 : end])
     if elements is None:
         return Deferred(create, None)
     stripped = [e.strip() for e in elements]
-    if any(e.startswith("CONSTRAINT ") or e.startswith("FOREIGN KEY") for e in stripped):
+    if any(e.startswith(KEEPS_TABLE_WHOLE) for e in stripped):
         return Deferred(create, None)
     keep = [e for e, s in zip(elements, stripped, strict=True) if not s.startswith(DEFERRABLE)]
     moved = [s for s in stripped if s.startswith(DEFERRABLE)]

@@ -7,6 +7,13 @@ executed statement by statement on a connection of datatier's own, exactly as th
 gave them at backup time: the stock client rewrites some routine bodies. Objects of older
 backups go to the stock client. Phases run in restore order; within the schema and data
 phases objects load in parallel (``jobs``).
+
+With ``keys_after_data`` an InnoDB table holding at least :data:`DEFER_MIN_BYTES` of data is
+created without its plain secondary indexes (:mod:`datatier.mysql.keys`), which are added
+by one ``ALTER TABLE`` as soon as the table's last data object has loaded: InnoDB then
+builds each index by one sort instead of row by row. The restored table ends up defined
+exactly as backed up; a restore that fails before the ALTER leaves the table without those
+indexes (as it leaves it without some rows).
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ import pymysql
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import OperationFailed
 from datatier.mysql.connection import ClientOptions, Endpoint, client_options_file, connect
-from datatier.mysql.sqltext import parse_block, prelude_statements
+from datatier.mysql.keys import defer_secondary_keys
+from datatier.mysql.sqltext import ident, parse_block, prelude_statements
 
 Fetch = Callable[[ObjectRecord], Iterator[bytes]]
 """Yields an object's *decompressed* bytes, after checking its SHA-256."""
 
 PARALLEL_KINDS = ("schema", "data")
+DEFER_MIN_BYTES = 4 << 20
+"""Tables with less data than this keep their indexes while loading (an ALTER costs more)."""
 
 
 def client_binary() -> str:
@@ -50,6 +60,7 @@ class SQLLoader:
         *,
         jobs: int = 4,
         binlog: bool = True,
+        keys_after_data: bool = True,
         on_loaded: Callable[[ObjectRecord], None] | None = None,
     ) -> None:
         self.target = target
@@ -57,13 +68,24 @@ class SQLLoader:
         self.database_for = database_for
         self.jobs = max(1, jobs)
         self.binlog = binlog
+        self.keys_after_data = keys_after_data
         self.on_loaded = on_loaded
         self._binary = client_binary()
         self._stop = threading.Event()
+        self._large: set[tuple[str | None, str | None]] = set()
+        self._alters: dict[tuple[str | None, str | None], str] = {}
+        self._alters_lock = threading.Lock()
 
     def load_all(self, objects: Iterable[ObjectRecord], kinds: Iterable[str]) -> None:
         """Load ``objects`` phase by phase in ``kinds`` order; stop at the first failure."""
         pending = list(objects)
+        sizes: dict[tuple[str | None, str | None], int] = {}
+        for obj in pending:
+            if obj.kind == "data":
+                sizes[(obj.database, obj.table)] = sizes.get((obj.database, obj.table), 0) + (
+                    obj.raw_size
+                )
+        self._large = {t for t, size in sizes.items() if size >= DEFER_MIN_BYTES}
         with client_options_file(self.target) as cnf:
             for kind in kinds:
                 batch = [o for o in pending if o.kind == kind]
@@ -74,6 +96,11 @@ class SQLLoader:
                 else:
                     for obj in batch:
                         self._load_one(obj, cnf)
+                if kind == "data":
+                    for table in list(self._alters):
+                        self._add_keys(table)
+            for table in list(self._alters):  # tables whose data phase never came
+                self._add_keys(table)
 
     def _parallel(self, batch: list[ObjectRecord], cnf: ClientOptions) -> None:
         """``batch`` on ``jobs`` threads, largest first so the tail stays short. A table's
@@ -84,20 +111,28 @@ class SQLLoader:
         for obj in sorted(batch, key=lambda o: o.part):
             groups.setdefault((obj.database, obj.table), []).append(obj)
         leaders = sorted((parts[0] for parts in groups.values()), key=lambda o: -o.raw_size)
+        left = {table: len(parts) for table, parts in groups.items()}
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="load") as pool:
-            running: dict[Future[None], ObjectRecord] = {
+            running: dict[Future[None], ObjectRecord | None] = {
                 pool.submit(self._load_one, obj, cnf): obj for obj in leaders
             }
             try:
                 while running:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
-                        obj = running.pop(future)
+                        loaded = running.pop(future)
                         future.result()  # the first failure stops everything
-                        followers = groups[(obj.database, obj.table)]
+                        if loaded is None:  # an ALTER adding deferred indexes
+                            continue
+                        obj = loaded
+                        table = (obj.database, obj.table)
+                        followers = groups[table]
                         if followers and followers[0] is obj:
                             for other in sorted(followers[1:], key=lambda o: -o.raw_size):
                                 running[pool.submit(self._load_one, other, cnf)] = other
+                        left[table] -= 1
+                        if left[table] == 0 and obj.kind == "data" and table in self._alters:
+                            running[pool.submit(self._add_keys, table)] = None
             except BaseException:
                 self._stop.set()
                 for future in running:
@@ -113,11 +148,50 @@ class SQLLoader:
             text = b"".join(self.fetch(obj))
             statements = parse_block(text)
             if statements is not None:
+                if obj.kind == "schema":
+                    statements = self._without_deferred_keys(obj, statements)
                 self._execute(obj, database, statements)
                 return
             self._pipe(obj, database, cnf, iter([text]))
             return
         self._pipe(obj, database, cnf, self.fetch(obj))
+
+    def _without_deferred_keys(self, obj: ObjectRecord, statements: list[bytes]) -> list[bytes]:
+        """The schema object's statements, its CREATE TABLE without plain secondary indexes
+        when the table qualifies (see module docstring); the ALTER is kept for later."""
+        table = (obj.database, obj.table)
+        if not self.keys_after_data or table not in self._large or obj.table is None:
+            return statements
+        out = []
+        for statement in statements:
+            text = statement.decode("utf-8", "surrogateescape")
+            if text.startswith("CREATE TABLE "):
+                deferred = defer_secondary_keys(text, ident(obj.table))
+                if deferred.alter is not None:
+                    with self._alters_lock:
+                        self._alters[table] = deferred.alter
+                    statement = deferred.create.encode("utf-8", "surrogateescape")
+            out.append(statement)
+        return out
+
+    def _add_keys(self, table: tuple[str | None, str | None]) -> None:
+        """Add the indexes deferred for ``table`` (once)."""
+        with self._alters_lock:
+            alter = self._alters.pop(table, None)
+        if alter is None or self._stop.is_set():
+            return
+        database = None if table[0] is None else self.database_for(table[0])
+        try:
+            with connect(self.target, database=database) as conn, conn.cursor() as cur:
+                if not self.binlog:
+                    cur.execute("SET SESSION sql_log_bin = 0")
+                cur.execute(alter)
+        except pymysql.MySQLError as exc:
+            detail = self.target.scrub(str(exc.args[-1] if exc.args else exc))
+            raise OperationFailed(
+                f"adding the secondary indexes of {database}.{table[1]} after its data "
+                f"failed: {detail}"
+            ) from None
 
     def _execute(self, obj: ObjectRecord, database: str | None, statements: list[bytes]) -> None:
         """Run a definitions object's statements on a connection of our own."""

@@ -192,6 +192,7 @@ class LogicalRestore(RestoreEngine):
             lambda db: targets[db],
             jobs=self.options.jobs,
             binlog=self.binlog,
+            keys_after_data=self.options.keys_after_data,
             on_loaded=on_loaded,
         )
         kinds = [k for k in KIND_ORDER if k != "database"]

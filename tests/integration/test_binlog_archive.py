@@ -135,6 +135,9 @@ def test_purged_binlog_is_a_gap_and_restore_across_it_is_refused(
 ) -> None:
     config = config_of(own)
     loaded = load(str(own["config_path"]), environ=env(POLICY))
+    Load(config, "primary", "arch_db").create()  # this test's own data, whatever ran before
+    position = str(query(config, "primary", "SELECT @@gtid_binlog_pos")[0][0])
+    query(config, "replica1", "SELECT MASTER_GTID_WAIT(%s, 30)", (position,))
     proc = archiver(own)
     assert proc.once().returncode == 0
     run_backup(loaded, load_policy(loaded, POLICY))

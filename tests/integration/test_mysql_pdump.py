@@ -405,3 +405,98 @@ def test_manifest_records_a_gtid_every_replica_understands(
     assert point["binlog_file"].startswith("replica1-bin.") and point["binlog_pos"] > 0
     assert point["gtid_pos"].startswith("0-1-")
     assert point["commit_block_seconds"] < 5
+
+
+# -- secondary indexes built after the data -----------------------------------------------
+
+KEYED = "pd keyed"
+KEYED_TABLES = {
+    "plain": "CREATE TABLE `plain` (id INT PRIMARY KEY, a INT, b VARCHAR(40), c TEXT, "
+    "UNIQUE KEY `u, (b)` (b), KEY `we``ird, KEY (x)` (a, b), INDEX pre (c(10)) COMMENT 'x, y', "
+    "KEY ign (a) IGNORED)",
+    "parted": "CREATE TABLE parted (id INT PRIMARY KEY, a INT, KEY (a)) "
+    "PARTITION BY HASH (id) PARTITIONS 3",
+    "myisam": "CREATE TABLE myisam (id INT PRIMARY KEY, a INT, KEY (a)) ENGINE=MyISAM",
+    "versioned": "CREATE TABLE versioned (id INT PRIMARY KEY, a INT, KEY (a)) "
+    "WITH SYSTEM VERSIONING",
+    "fulltext": "CREATE TABLE `fulltext` (id INT PRIMARY KEY, a INT, t TEXT, KEY (a), "
+    "FULLTEXT KEY (t))",
+    "fk": "CREATE TABLE fk (id INT PRIMARY KEY, p INT, KEY (p), "
+    "CONSTRAINT f FOREIGN KEY (p) REFERENCES plain (id))",
+}
+DEFERRED = {"plain", "parted"}
+
+
+def _keyed_state(sandbox: SandboxHandle, database: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for table in KEYED_TABLES:
+            cur.execute(f"SHOW CREATE TABLE {q(database)}.{q(table)}")
+            found[f"{table} definition"] = cur.fetchone()[1]
+            cur.execute(f"SELECT * FROM {q(database)}.{q(table)} ORDER BY id")
+            found[f"{table} rows"] = cur.fetchall()
+    return found
+
+
+def _alters_logged(sandbox: SandboxHandle, database: str) -> set[str]:
+    """Tables of ``database`` that got an ALTER TABLE ... ADD in the primary's binlog (read
+    as bytes: other tests' events hold arbitrary bytes)."""
+    altered = set()
+    reader = RawConnection(endpoint(sandbox.config.mysql, "primary"))
+    try:
+        logs = [row[0] for row in reader.rows("SHOW BINARY LOGS")]
+        for name in logs[-2:]:
+            assert name is not None
+            for row in reader.rows(f"SHOW BINLOG EVENTS IN '{name.decode()}'"):
+                info = row[-1] or b""
+                if f"use {q(database)}".encode() in info and b"ALTER TABLE" in info:
+                    altered.update(
+                        t for t in KEYED_TABLES if f"ALTER TABLE {q(t)} ADD".encode() in info
+                    )
+    finally:
+        reader.close()
+    return altered
+
+
+@pytest.mark.parametrize("flag", ["--keys-after-data", "--keys-with-data"])
+def test_secondary_indexes_after_the_data_restore_the_same_tables(
+    use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    """Only plain keys of InnoDB tables move, and the restored definitions are exactly the
+    source's (index names with commas, quotes and KEY in them; prefix, IGNORED, unique and
+    partitioned tables); tables on other engines, versioned, with FULLTEXT or a foreign key
+    keep their indexes in CREATE TABLE."""
+    from datatier.mysql import load as load_module
+
+    sandbox = use_sandbox_config
+    monkeypatch.setattr(load_module, "DEFER_MIN_BYTES", 1)  # every table with data qualifies
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {q(KEYED)}")
+        cur.execute(f"CREATE DATABASE {q(KEYED)}")
+        cur.execute(f"USE {q(KEYED)}")
+        for statement in KEYED_TABLES.values():
+            cur.execute(statement)
+        for i in range(1, 201):
+            cur.execute(
+                "INSERT INTO plain VALUES (%s, %s, %s, %s)", (i, i % 7, f"b{i}", "c" * (i % 30))
+            )
+            for table in ("parted", "myisam", "versioned"):
+                cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (i, i % 5))
+            cur.execute("INSERT INTO `fulltext` VALUES (%s, %s, %s)", (i, i, f"word{i}"))
+            cur.execute("INSERT INTO fk VALUES (%s, %s)", (i, i))
+        conn.commit()
+    sandbox.write_policy(
+        "pd-keyed", f'engine = "mysql"\n[source]\nnode = "primary"\ndatabases = ["{KEYED}"]\n'
+    )
+    loaded = load(str(sandbox.config_path), environ={})
+    manifest = run_backup(loaded, load_policy(loaded, "pd-keyed"))
+    copy = f"pd keyed copy {flag}"
+    sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {q(copy)}")
+    assert main(["restore", manifest.backup_id, "--rename", f"{KEYED}={copy}", flag]) == 0
+    restored, source = _keyed_state(sandbox, copy), _keyed_state(sandbox, KEYED)
+    for key in source:
+        assert restored[key] == source[key], key
+    expected = DEFERRED if flag == "--keys-after-data" else set()
+    assert _alters_logged(sandbox, copy) == expected
+    sql(sandbox, "primary", f"DROP DATABASE {q(copy)}")
+    sql(sandbox, "primary", f"DROP DATABASE {q(KEYED)}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -66,7 +67,7 @@ def data(sandbox: SandboxHandle) -> Iterator[None]:
             cur.execute(f"CREATE TABLE {DB}.{name} (id INT PRIMARY KEY, v VARCHAR(100))")
             cur.execute(
                 f"INSERT INTO {DB}.{name} SELECT seq, REPEAT(CHAR(65 + seq % 26), 60) "
-                f"FROM {DB}.seq_1_to_20000"
+                f"FROM {DB}.seq_1_to_50000"
             )
     sandbox.wait_replicated()
     for node in ("primary", "replica1"):
@@ -269,12 +270,18 @@ def test_primary_paused_mid_restore_the_restore_resumes_and_matches(
                 return bool(cur.fetchone()[0])
 
         wait_for(loading, 60, step=0.02)
+        # Freeze the restore itself first, so it cannot finish in the time `podman pause`
+        # takes; it meets the frozen primary once thawed.
+        proc.send_signal(signal.SIGSTOP)
+        assert proc.poll() is None, "the restore finished before the pause: no fault seen"
         with Paused(sandbox, "primary"):
+            proc.send_signal(signal.SIGCONT)
             time.sleep(3)
-            assert proc.poll() is None, "the restore finished before the pause: no fault seen"
+            assert proc.poll() is None, "the restore finished while the primary was frozen"
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
             proc.kill()
     assert proc.returncode == 0, err[-2000:]
     with sandbox.connect() as conn, conn.cursor() as cur:
