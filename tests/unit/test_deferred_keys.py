@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datatier.mysql.keys import defer_secondary_keys
+from datatier.mysql.deferred_keys import defer_secondary_keys
 
 CREATE = (
     "CREATE TABLE `t` (\n"
