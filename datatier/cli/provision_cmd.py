@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +15,7 @@ from datatier.provision.plan import Change, Plan, apply_plan, make_plan
 from datatier.provision.service import KINDS, provisioners
 
 if TYPE_CHECKING:
-    from datatier.backup.manifest import Manifest
-    from datatier.mysql.connection import Endpoint
-    from datatier.provision.replica import CatchUp, LagCallback
-    from datatier.storage.base import ObjectStore
+    from datatier.provision.catchup import CatchUp
 
 SYMBOL = {"create": "+", "update": "~", "apply": "+"}
 
@@ -191,9 +187,8 @@ def replica_cmd(
     A physical backup is seeded on the target's host: the target is shut down, its datadir
     replaced by the backup (and its chain), then started with --start-command.
     """
-    from datatier.backup.restore import find_backup
     from datatier.mysql.connection import parse_dsn
-    from datatier.provision.replica import plan_seed, seed_replica
+    from datatier.provision.seeding import SeedOptions, plan_seeding
 
     loaded = app.loaded()
     endpoint = parse_dsn(target, loaded.config.mysql)
@@ -204,70 +199,10 @@ def replica_cmd(
             f"Seconds_Behind_Master={lag.seconds_behind}, IO={lag.io} SQL={lag.sql}"
         )
 
-    manifest, store = find_backup(loaded, backup_id)
-    if manifest.engine == "mariabackup":
-        _seed_physical(app, manifest, store, endpoint, execute, timeout, jobs,
-                       datadir, start_command, report)  # fmt: skip
-        return
-    if datadir or start_command:
-        raise UsageError("--datadir and --start-command are for physical backups")
-    plan, manifest, store = plan_seed(loaded, backup_id, endpoint)
+    options = SeedOptions(jobs=jobs, timeout=timeout, datadir=datadir, start_command=start_command)
+    seeding = plan_seeding(loaded, backup_id, endpoint, options)
     if not execute:
-        text = (
-            f"would seed {plan.target} from backup {plan.backup_id} ({plan.policy}: "
-            f"{len(plan.databases)} databases, {plan.objects} objects, {plan.bytes} bytes), "
-            f"copy {', '.join(plan.copied_tables) or 'no datatier tables'} from the primary, "
-            f"set gtid_slave_pos={plan.gtid_pos} and replicate from {plan.primary}"
-        )
-        emit(_dry_run(plan.to_json(), text, "seed"))
+        emit(_dry_run(seeding.to_json(), seeding.describe(), "seed"))
         return
-
-    result = seed_replica(
-        loaded, plan, manifest, store, endpoint, timeout=timeout, on_lag=report, jobs=jobs
-    )
-    text = (
-        f"{plan.target} is a replica of {plan.primary}, caught up "
-        f"(load {result.load_seconds} s, catch-up {result.catch_up_seconds} s)"
-    )
-    emit(Output({"executed": True, **result.to_json()}, text))
-
-
-def _seed_physical(
-    app: AppContext,
-    manifest: Manifest,
-    store: ObjectStore,
-    endpoint: Endpoint,
-    execute: bool,
-    timeout: float,
-    jobs: int,
-    datadir: str | None,
-    start_command: str | None,
-    report: LagCallback,
-) -> None:
-    """`provision replica` from a physical backup (see datatier.provision.physical_seed)."""
-    from datatier.backup.catalog import Catalog
-    from datatier.provision.physical_seed import plan_physical_seed, seed_physical
-
-    loaded = app.loaded()
-    catalog = Catalog(store, [manifest.policy])
-    plan = plan_physical_seed(
-        loaded, manifest, catalog, endpoint, datadir=datadir, start_command=start_command,
-        jobs=jobs,
-    )  # fmt: skip
-    if not execute:
-        text = (
-            f"would stop {plan.target}, replace its datadir {plan.datadir} with backup "
-            f"{plan.backup_id} ({plan.policy}: chain {' -> '.join(plan.chain)}, {plan.objects} "
-            f"objects, {plan.bytes} bytes), start it with `{shlex.join(plan.start_command)}`, "
-            f"set gtid_slave_pos={plan.gtid_pos} and replicate from {plan.primary}"
-        )
-        emit(_dry_run(plan.to_json(), text, "seed"))
-        return
-    result = seed_physical(
-        loaded, plan, manifest, catalog, endpoint, timeout=timeout, on_lag=report, jobs=jobs
-    )
-    text = (
-        f"{plan.target} is a replica of {plan.primary}, caught up (restore "
-        f"{result.restore_seconds} s, catch-up {result.catch_up_seconds} s)"
-    )
-    emit(Output({"executed": True, **result.to_json()}, text))
+    result = seeding.run(on_lag=report)
+    emit(Output({"executed": True, **result.to_json()}, result.describe()))

@@ -15,7 +15,7 @@ Contract, in order (nothing is changed before step 4):
 6. The start command runs; we wait until the target answers again.
 7. ``gtid_slave_pos`` is set to the backup's position and the target follows the primary
    with the configured replication user; we wait until it has applied everything the
-   primary had written when the wait began (:func:`datatier.provision.replica.wait_caught_up`).
+   primary had written when the wait began (:func:`datatier.provision.catchup.wait_caught_up`).
 
 ``datatier.*`` (the heartbeat) is in a physical copy like every other database, at the
 same GTID position, so it replicates on from there; no separate copy is needed. A failure
@@ -46,15 +46,15 @@ from datatier.mysql.physical.restore import PhysicalRestore
 from datatier.mysql.physical.server import read_identity, shutdown
 from datatier.mysql.replica_status import read_replica_status
 from datatier.mysql.replicate import FORGET_UPSTREAM
+from datatier.provision.catchup import LagCallback, wait_caught_up
 from datatier.provision.replica import (
     COPIED_DATABASE,
     REPLICATE_FROM,
-    LagCallback,
     follow_primary,
     server_id_of,
     user_databases,
-    wait_caught_up,
 )
+from datatier.provision.seeding import SeedOptions
 
 log = get_logger(__name__)
 
@@ -90,6 +90,58 @@ class PhysicalSeedResult:
     def to_json(self) -> dict[str, Any]:
         done = {k: v for k, v in self.__dict__.items() if k != "plan"}
         return {**self.plan.to_json(), **done}
+
+    def describe(self) -> str:
+        return (
+            f"{self.plan.target} is a replica of {self.plan.primary}, caught up (restore "
+            f"{self.restore_seconds} s, catch-up {self.catch_up_seconds} s)"
+        )
+
+
+@dataclass(frozen=True)
+class PhysicalSeeding:
+    """A checked seeding from a physical backup (:class:`~datatier.provision.seeding.Seeding`)."""
+
+    loaded: LoadedConfig
+    plan: PhysicalSeedPlan
+    manifest: Manifest
+    catalog: Catalog
+    target: Endpoint
+    options: SeedOptions
+
+    def to_json(self) -> dict[str, Any]:
+        return self.plan.to_json()
+
+    def describe(self) -> str:
+        plan = self.plan
+        return (
+            f"would stop {plan.target}, replace its datadir {plan.datadir} with backup "
+            f"{plan.backup_id} ({plan.policy}: chain {' -> '.join(plan.chain)}, {plan.objects} "
+            f"objects, {plan.bytes} bytes), start it with `{shlex.join(plan.start_command)}`, "
+            f"set gtid_slave_pos={plan.gtid_pos} and replicate from {plan.primary}"
+        )
+
+    def run(self, on_lag: LagCallback | None = None) -> PhysicalSeedResult:
+        return seed_physical(
+            self.loaded, self.plan, self.manifest, self.catalog, self.target,
+            timeout=self.options.timeout, on_lag=on_lag, jobs=self.options.jobs,
+        )  # fmt: skip
+
+
+def plan_physical_seeding(
+    loaded: LoadedConfig,
+    manifest: Manifest,
+    catalog: Catalog,
+    target: Endpoint,
+    options: SeedOptions,
+) -> PhysicalSeeding:
+    """The seeder of physical backups (:data:`~datatier.provision.seeding.Planner`)."""
+    own = Catalog(catalog.store, [manifest.policy])
+    plan = plan_physical_seed(
+        loaded, manifest, own, target,
+        datadir=options.datadir, start_command=options.start_command, jobs=options.jobs,
+    )  # fmt: skip
+    return PhysicalSeeding(loaded, plan, manifest, own, target, options)
 
 
 def plan_physical_seed(

@@ -2,7 +2,8 @@
 
 Contract, in order (nothing is changed before step 4):
 
-1. The backup is found by ID (its manifest must record the snapshot's GTID position).
+1. The backup (found by :func:`datatier.provision.seeding.plan_seeding`) is a logical MySQL
+   backup whose manifest records the snapshot's GTID position.
 2. The target must be reachable, not the primary or a configured node, replicate from
    nobody, hold no non-system database, and have a ``server_id`` no node of the topology uses.
 3. Every non-system database of the primary must be in the backup (else the replica would
@@ -29,7 +30,6 @@ retrying"): the target is no longer empty, so a rerun is refused until it is re-
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ from datatier.backup.catalog import Catalog
 from datatier.backup.engine import RestoreOptions
 from datatier.backup.manifest import Manifest
 from datatier.backup.policy import SYSTEM_DATABASES
-from datatier.backup.restore import find_backup, restore_backup
+from datatier.backup.restore import restore_backup
 from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
@@ -50,11 +50,10 @@ from datatier.mysql.connection import (
     primary_endpoint,
 )
 from datatier.mysql.inventory import base_tables, database_names, server_id
-from datatier.mysql.replica_status import gtid_gap, read_replica_status
+from datatier.mysql.replica_status import read_replica_status
 from datatier.mysql.replicate import (
     FORGET_UPSTREAM,
     Upstream,
-    binlog_gtid_pos,
     follow,
     ignored_tables,
     set_gtid_slave_pos,
@@ -62,9 +61,10 @@ from datatier.mysql.replicate import (
     start_replication,
     start_replication_until,
     stop_replication,
-    wait_for_gtid,
 )
 from datatier.mysql.tablecopy import copy_tables
+from datatier.provision.catchup import LagCallback, wait_caught_up
+from datatier.provision.seeding import SeedOptions
 from datatier.storage.base import ObjectStore
 
 log = get_logger(__name__)
@@ -73,18 +73,6 @@ COPIED_DATABASE = "datatier"
 IGNORED = (SYSTEM_DATABASES - {COPIED_DATABASE}) | {"test"}
 
 
-@dataclass(frozen=True)
-class CatchUp:
-    """One look at a new replica catching up (what ``provision replica`` reports)."""
-
-    seconds_behind: int | None
-    gtid_gap: int | None
-    io: str
-    sql: str
-    caught_up: bool
-
-
-LagCallback = Callable[[CatchUp], None]
 REPLICATE_FROM = "a new replica follows the primary"
 
 
@@ -120,6 +108,12 @@ class SeedResult:
         done = {k: v for k, v in self.__dict__.items() if k != "plan"}
         return {**self.plan.to_json(), **done}
 
+    def describe(self) -> str:
+        return (
+            f"{self.plan.target} is a replica of {self.plan.primary}, caught up "
+            f"(load {self.load_seconds} s, catch-up {self.catch_up_seconds} s)"
+        )
+
 
 def user_databases(conn: Connection) -> set[str]:
     return database_names(conn) - IGNORED
@@ -129,12 +123,54 @@ def server_id_of(conn: Connection) -> int:
     return server_id(conn)
 
 
-def plan_seed(
-    loaded: LoadedConfig, backup_id: str, target: Endpoint
-) -> tuple[SeedPlan, Manifest, ObjectStore]:
+@dataclass(frozen=True)
+class LogicalSeeding:
+    """A checked seeding from a logical backup (:class:`~datatier.provision.seeding.Seeding`)."""
+
+    loaded: LoadedConfig
+    plan: SeedPlan
+    manifest: Manifest
+    store: ObjectStore
+    target: Endpoint
+    options: SeedOptions
+
+    def to_json(self) -> dict[str, Any]:
+        return self.plan.to_json()
+
+    def describe(self) -> str:
+        plan = self.plan
+        return (
+            f"would seed {plan.target} from backup {plan.backup_id} ({plan.policy}: "
+            f"{len(plan.databases)} databases, {plan.objects} objects, {plan.bytes} bytes), "
+            f"copy {', '.join(plan.copied_tables) or 'no datatier tables'} from the primary, "
+            f"set gtid_slave_pos={plan.gtid_pos} and replicate from {plan.primary}"
+        )
+
+    def run(self, on_lag: LagCallback | None = None) -> SeedResult:
+        return seed_replica(
+            self.loaded, self.plan, self.manifest, self.store, self.target,
+            timeout=self.options.timeout, on_lag=on_lag, jobs=self.options.jobs,
+        )  # fmt: skip
+
+
+def plan_logical_seeding(
+    loaded: LoadedConfig,
+    manifest: Manifest,
+    catalog: Catalog,
+    target: Endpoint,
+    options: SeedOptions,
+) -> LogicalSeeding:
+    """The seeder of logical MySQL backups (:data:`~datatier.provision.seeding.Planner`)."""
+    if options.datadir or options.start_command:
+        raise UsageError("--datadir and --start-command are for physical backups")
+    plan = plan_seed(loaded, manifest, target)
+    return LogicalSeeding(loaded, plan, manifest, catalog.store, target, options)
+
+
+def plan_seed(loaded: LoadedConfig, manifest: Manifest, target: Endpoint) -> SeedPlan:
     """Check everything (steps 1-3 of the module docstring); changes nothing."""
     config = loaded.config
-    manifest, store = find_backup(loaded, backup_id)
+    backup_id = manifest.backup_id
     if manifest.engine != "mysql":
         raise UsageError(f"backup {backup_id} is a {manifest.engine} backup, not MySQL")
     gtid = str(manifest.consistency.get("gtid_pos") or "")
@@ -176,7 +212,7 @@ def plan_seed(
             "the replica would stop at their first change",
             hint="seed from a backup of a policy that covers every database",
         )
-    plan = SeedPlan(
+    return SeedPlan(
         backup_id=backup_id,
         policy=manifest.policy,
         target=target.label,
@@ -187,7 +223,6 @@ def plan_seed(
         bytes=manifest.total_bytes,
         copied_tables=[f"{COPIED_DATABASE}.{table}" for table in copied],
     )
-    return plan, manifest, store
 
 
 def _copy_datatier(primary: Endpoint, target: Endpoint, tables: list[str]) -> str:
@@ -337,47 +372,3 @@ def seed_replica(
     log.info("replica.seeded", target=target.label, backup_id=plan.backup_id, gtid=plan.gtid_pos)
     waited = wait_caught_up(primary, target, timeout=timeout, on_lag=on_lag)
     return SeedResult(plan, copied_at, loaded_seconds, waited, round(time.monotonic() - started, 3))
-
-
-def wait_caught_up(
-    primary: Endpoint,
-    target: Endpoint,
-    *,
-    timeout: float,
-    on_lag: LagCallback | None = None,
-    poll: float = 1.0,
-) -> float:
-    """Seconds until ``target`` applied the primary's position as of the call (module step 7)."""
-    started = time.monotonic()
-    with connect(primary) as conn:
-        goal = binlog_gtid_pos(conn)
-    with connect(target) as conn:
-        while True:
-            status = read_replica_status(conn)
-            if status is None:
-                raise OperationFailed(f"{target.label} stopped being a replica")
-            if status.last_sql_error or status.last_io_errno not in (0, 2003, 2013):
-                raise OperationFailed(
-                    f"replication on {target.label} failed: {status.last_error}",
-                    hint="see `SHOW SLAVE STATUS` on the target",
-                )
-            done = wait_for_gtid(conn, goal, poll)
-            if on_lag:
-                on_lag(
-                    CatchUp(
-                        seconds_behind=status.seconds_behind,
-                        gtid_gap=gtid_gap(goal, status.gtid_executed),
-                        io=status.io_running,
-                        sql=status.sql_running,
-                        caught_up=done,
-                    )
-                )
-            if done:
-                return round(time.monotonic() - started, 3)
-            if time.monotonic() - started > timeout:
-                # exit 1, not 5: running the command again would be refused (a replica now)
-                raise OperationFailed(
-                    f"{target.label} is seeded and replicates but has not caught up within "
-                    f"{timeout:.0f} s",
-                    hint="it keeps catching up; watch it with `datatier replication status`",
-                )
