@@ -16,7 +16,7 @@ from datatier.migrate.reader import TableReader
 from datatier.migrate.report import plan_text, plans_summary
 from datatier.migrate.sampler import analyse
 from datatier.migrate.target import connect_rethinkdb
-from tests.unit.test_migrate_plan import ITEMS, NOKEY, ORDERS
+from tests.unit.migrate.test_plan import ITEMS, NOKEY, ORDERS
 
 
 def test_plan_text_shows_key_columns_indexes_and_verdicts() -> None:

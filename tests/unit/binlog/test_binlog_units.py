@@ -257,7 +257,7 @@ def test_until_times() -> None:
 
 
 def test_the_archiver_deployment_is_one_replica_with_the_cronjobs_config() -> None:
-    root = Path(__file__).resolve().parents[2] / "deploy"
+    root = Path(__file__).resolve().parents[3] / "deploy"
     (doc,) = yaml.safe_load_all((root / "k8s" / "binlog-archiver.yaml").read_text())
     cronjob = next(yaml.safe_load_all((root / "k8s" / "cronjobs.yaml").read_text()))
     assert doc["kind"] == "Deployment" and doc["spec"]["replicas"] == 1

@@ -14,7 +14,7 @@ from datatier.errors import ConfigError, IntegrityFailure, UsageError
 from datatier.provision.schema_mongo import MongoSchemas, mongo_specs
 from datatier.provision.schema_mysql import MySQLSchemas, mysql_migrations
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_repository_schema_files_are_valid() -> None:

@@ -14,7 +14,7 @@ from datatier.mysql.heartbeat import DDL, HeartbeatWriter
 from datatier.mysql.replica_status import ReplicaStatus
 from datatier.replication.snapshot import NodeHealth, hold_lagging
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "mysql" / "001_heartbeat.sql"
+SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "mysql" / "001_heartbeat.sql"
 
 
 def test_health_defaults() -> None:

@@ -11,7 +11,7 @@ import yaml
 from datatier.backup.cron import validate_cron
 from datatier.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 DEPLOY = ROOT / "deploy"
 EXAMPLE_CONFIG = DEPLOY / "example" / "datatier.toml"
 REGENERATE = "datatier --config deploy/example/datatier.toml deploy render all --output-dir deploy/"

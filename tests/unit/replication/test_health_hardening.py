@@ -21,7 +21,7 @@ from datatier.config import HealthSettings, MySQLSettings
 from datatier.replication.health import HealthServer
 from datatier.replication.monitor import Monitor
 from datatier.replication.thresholds import ThresholdRegistry
-from tests.unit.test_health_server import NODES, PRIMARY, replica, snapshot
+from tests.unit.replication.test_health_server import NODES, PRIMARY, replica, snapshot
 
 
 @pytest.fixture
