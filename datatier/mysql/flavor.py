@@ -6,6 +6,10 @@
   vs ``@@gtid_executed``), are waited for with different functions (``MASTER_GTID_WAIT`` vs
   ``WAIT_FOR_EXECUTED_GTID_SET``, :func:`wait_statement`) and a snapshot's position is read
   differently (:attr:`Flavor.snapshot_position`).
+* Accounts and sessions: MariaDB keeps roles in ``mysql.user`` (``is_role``); MySQL 8 prints
+  password hashes reloadably only in hex (:attr:`Flavor.accounts_query`,
+  :attr:`Flavor.grants_session`); MariaDB's ``COM_RESET_CONNECTION`` keeps the handshake's
+  collation (:attr:`Flavor.reset_keeps_collation`).
 * Replica status: MariaDB keeps the ``Slave_*`` / ``Master_*`` column names even when asked
   with ``SHOW REPLICA STATUS``; MySQL 8.0.22+ answers ``Replica_*`` / ``Source_*`` (older
   MySQL: ``Slave_*`` / ``Master_*`` plus ``Executed_Gtid_Set``): :data:`STATUS_COLUMNS`,
@@ -106,6 +110,27 @@ class Flavor:
         if self.is_mariadb:
             return (*common, "SET SESSION max_statement_time = 0")
         return (*common, "SET SESSION max_execution_time = 0")
+
+    @property
+    def accounts_query(self) -> str:
+        """Every account of ``mysql.user`` as ``u`` (user), ``h`` (host) and ``r`` (``Y`` for
+        a role: MariaDB keeps roles there; MySQL's roles are locked accounts)."""
+        role = "is_role" if self.is_mariadb else "'N'"
+        return f"SELECT User AS u, Host AS h, {role} AS r FROM mysql.user ORDER BY User, Host"
+
+    @property
+    def grants_session(self) -> tuple[str, ...]:
+        """Best-effort session settings before ``SHOW CREATE USER``: MySQL 8 prints password
+        hashes in a form that can be loaded again only when asked to (hex)."""
+        if self.is_mariadb:
+            return ()
+        return ("SET SESSION print_identified_with_as_hex = ON",)
+
+    @property
+    def reset_keeps_collation(self) -> bool:
+        """Whether ``COM_RESET_CONNECTION`` leaves the handshake's collation in place
+        (MariaDB does; MySQL resets to the server's default, so ``SET NAMES`` follows)."""
+        return self.is_mariadb
 
 
 def detect(version: str) -> Flavor:
