@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from datatier.errors import ConfigError, UsageError
@@ -28,6 +28,12 @@ from datatier.typedtoml import (
     required,
 )
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["auto", "json", "console"]
+Role = Literal["primary", "replica"]
+"""A MySQL node's part in the topology."""
+RoutePolicy = Literal["least_lag", "round_robin"]
+
 ENV_PREFIX = "DATATIER_"
 ENV_CONFIG = "DATATIER_CONFIG"
 DEFAULT_FILE = "datatier.toml"
@@ -37,8 +43,8 @@ DEFAULT_FILE = "datatier.toml"
 class LogSettings:
     """``[log]``: verbosity and format of datatier's own log lines (stderr)."""
 
-    level: str = option("info", choices=("debug", "info", "warning", "error"))
-    format: str = option("auto", choices=("auto", "json", "console"))
+    level: LogLevel = "info"
+    format: LogFormat = "auto"
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class MySQLNode:
 
     host: str = "127.0.0.1"
     port: int = option(3306, min=1)
-    role: str = option("replica", choices=("primary", "replica"))
+    role: Role = "replica"
 
 
 @dataclass(frozen=True)
@@ -264,7 +270,7 @@ class RouterSettings:
     pool_timeout: float = option(5.0, min=0.0)
     recycle: float = option(3600.0, min=1.0)
     pre_ping_after: float = option(1.0, min=0.0)
-    policy: str = option("least_lag", choices=("least_lag", "round_robin"))
+    policy: RoutePolicy = "least_lag"
     fallback_to_primary: bool = False
     database: str | None = None
 

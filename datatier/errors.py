@@ -7,7 +7,7 @@ its message on one line and exits with its ``exit_code``. Messages must never co
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+from typing import TypedDict
 
 
 class ExitCode(IntEnum):
@@ -93,7 +93,15 @@ def exit_code_of(exc: BaseException) -> int:
     return int(ExitCode.FAILED)
 
 
-def failure_fields(exc: BaseException) -> dict[str, Any]:
+class FailureFields(TypedDict):
+    """What a failure's log line and notification carry."""
+
+    error: str
+    exit_code: int
+    hint: str | None
+
+
+def failure_fields(exc: BaseException) -> FailureFields:
     """``error`` (one line, with what the interrupted work noted about what it left: PEP 678
     notes), ``exit_code`` and ``hint`` of a failure: what its log line and its
     notification carry."""

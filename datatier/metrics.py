@@ -4,7 +4,7 @@ collectors.
 Contract. Every part of datatier that exports metrics provides a *collector* (an object with
 ``collect()`` yielding metric families, read from memory: a snapshot or a cache, never a
 server). :func:`build_registry` puts any number of them in one fresh registry (never the
-library's global one); the health server renders it for ``/metrics`` with :func:`render`, and
+library's global one); the health server serves it on ``/metrics`` with :func:`exposition`, and
 cron jobs write it as a node_exporter textfile with :func:`write_textfile` (written to a
 temporary file beside the target and renamed over it, so the exporter never reads half a
 file). Unknown values are exported as ``NaN`` (see :func:`value`), so a dashboard shows a gap
@@ -42,7 +42,7 @@ def build_registry(*collectors: Collector) -> CollectorRegistry:
     return registry
 
 
-def render(registry: CollectorRegistry) -> bytes:
+def exposition(registry: CollectorRegistry) -> bytes:
     """The registry in the text exposition format (:data:`CONTENT_TYPE`)."""
     return generate_latest(registry)
 

@@ -4,9 +4,10 @@ Contract: :func:`bind` turns a parsed TOML table into an instance of a dataclass
 Every unknown key, wrong type, bad choice or missing required value raises
 :class:`~datatier.errors.ConfigError` naming the source (file or env var), the dotted key
 and the problem (``nan`` and ``inf`` are refused for numbers). Supported field types:
-``str``, ``int``, ``float``, ``bool``, :class:`Secret`, ``X | None``,
-``list[str|int|float]``, nested dataclasses and ``dict[str, Dataclass]``. Field metadata:
-``choices`` (allowed values), ``help`` (docs).
+``str``, ``int``, ``float``, ``bool``, ``Literal["a", "b"]`` (one of those strings),
+:class:`Secret`, ``X | None``, ``list[str|int|float]``, nested dataclasses and
+``dict[str, Dataclass]``. Field metadata: ``choices`` (allowed values of a ``str`` field
+whose values are not fixed in the code), ``help`` (docs).
 
 Secrets (:class:`Secret` fields) never come from the file itself: they come from an
 environment override or from a sibling ``<name>_file`` key naming a file whose content
@@ -82,10 +83,19 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+def _literal(tp: Any) -> tuple[str, ...] | None:
+    """The strings a ``Literal[...]`` type allows, or None for any other type."""
+    if typing.get_origin(tp) is typing.Literal:
+        return tuple(str(a) for a in typing.get_args(tp))
+    return None
+
+
 def _type_name(tp: Any) -> str:
     tp, _ = _strip_optional(tp)
     if dataclasses.is_dataclass(tp):
         return "table"
+    if _literal(tp) is not None:
+        return "string"
     origin = typing.get_origin(tp)
     if origin is list:
         return f"list of {_type_name(typing.get_args(tp)[0])}"
@@ -178,7 +188,7 @@ class Binder:
                 return None
             raise self.error(key, f"expected {_type_name(base)}, got nothing")
         result = self._convert(base, raw, key)
-        choices = meta.get("choices")
+        choices = meta.get("choices") or _literal(base)
         if choices is not None and result not in choices:
             allowed = ", ".join(repr(c) for c in choices)
             raise self.error(key, f"{raw!r} is not one of {allowed}")
@@ -214,7 +224,7 @@ class Binder:
                 if not math.isfinite(raw):  # TOML allows nan and inf; no setting means them
                     raise self.error(key, f"expected a finite number, got {raw!r}")
                 return float(raw)
-        elif base is str:
+        elif base is str or _literal(base) is not None:
             if isinstance(raw, str):
                 return raw
         else:
@@ -268,7 +278,7 @@ def coerce_env(tp: Any, text: str) -> Any:
     if typing.get_origin(base) is list:
         (item_tp,) = typing.get_args(base)
         return [coerce_env(item_tp, part.strip()) for part in text.split(",") if part.strip()]
-    if base is str:
+    if base is str or _literal(base) is not None:
         return text
     raise ValueError(f"a {_type_name(base)} cannot be set from the environment")
 

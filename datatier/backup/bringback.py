@@ -1,8 +1,10 @@
-"""Bring a backup's archived objects (GLACIER, DEEP_ARCHIVE) back to readable copies.
+"""Bring a backup's archived objects (GLACIER, DEEP_ARCHIVE) back to readable copies: the
+one path for archive-restore requests (restores, ``backups verify --request-restore``).
 
-Restore requests cost money on AWS: call :func:`bring_back` only after every check that
-could refuse the restore. One listing gives every object's live storage class (reported
-as such); only archived objects get a HEAD, for their restore state.
+Restore requests cost money on AWS: call :func:`request_archived` / :func:`bring_back` only
+after every check that could refuse the work. One listing gives every object's live storage
+class (reported as such); only archived objects get a HEAD, for their restore state, and
+only those not being restored already get a request.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from datatier.backup.catalog import listing_mismatch
+from datatier.backup.listing import listing_mismatch
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import IntegrityFailure, NotReadyYet
 from datatier.log import get_logger
-from datatier.storage.base import ObjectInfo, ObjectStore, RestoreState
+from datatier.storage.base import ObjectInfo, ObjectStore, RestoreState, RestoreTier
 
 if TYPE_CHECKING:
     from datatier.backup.engine import RestoreOptions
@@ -44,21 +46,22 @@ class ArchiveState:
     requested: int = 0
 
 
-def bring_back(
+def request_archived(
     store: ObjectStore,
     objects: list[ObjectRecord],
-    options: RestoreOptions,
-    on_wait: Callable[[int, int], None] | None = None,
-) -> ArchiveState:
-    """Make archived objects readable; call only once every refusal has been made.
+    *,
+    days: int,
+    tier: RestoreTier,
+    dry_run: bool = False,
+) -> tuple[ArchiveState, list[ObjectInfo]]:
+    """Send a restore request for every archived object of ``objects`` not being restored
+    yet (none in a ``dry_run``); the state, and the archived objects as HEAD saw them.
 
-    IntegrityFailure (before any request) when an object is missing or of another size
-    (a damaged backup); NotReadyYet when some are still restoring and ``options.wait`` is off.
+    IntegrityFailure, before any request, when an object is missing or of another size
+    (a damaged backup).
     """
     if not objects:
-        return ArchiveState({})
-    # One listing gives every object's class; only archived objects need a HEAD (for their
-    # restore state).
+        return ArchiveState({}), []
     prefix = posixpath.commonpath([posixpath.dirname(o.key) for o in objects])
     listed = {i.key: i for i in store.list_objects(f"{prefix}/" if prefix else "")}
     mismatch = listing_mismatch(store.url, "", objects, listed.values())
@@ -71,26 +74,46 @@ def bring_back(
     archived: list[ObjectInfo] = [
         store.head(key) for key, info in listed.items() if key in wanted and info.is_archived
     ]
-    if not archived or options.dry_run:
-        return ArchiveState(classes, len(archived))
+    if not archived or dry_run:
+        return ArchiveState(classes, len(archived)), archived
     requested = 0
     for info in archived:
         if info.restore is RestoreState.NONE:
-            store.request_restore(info.key, days=options.days, tier=options.tier)
+            store.request_restore(info.key, days=days, tier=tier)
             requested += 1
-    archive_classes = sorted({i.storage_class for i in archived})
     log.info(
         "restore.archive_requested",
         objects=len(archived),
         requested=requested,
-        tier=options.tier.value,
-        classes=archive_classes,
+        tier=tier.value,
+        classes=sorted({i.storage_class for i in archived}),
     )
+    return ArchiveState(classes, len(archived), requested), archived
+
+
+def bring_back(
+    store: ObjectStore,
+    objects: list[ObjectRecord],
+    options: RestoreOptions,
+    on_wait: Callable[[int, int], None] | None = None,
+) -> ArchiveState:
+    """Make archived objects readable (:func:`request_archived`), then with
+    ``options.wait`` poll until they are; call only once every refusal has been made.
+
+    IntegrityFailure (before any request) when an object is missing or of another size
+    (a damaged backup); NotReadyYet when some are still restoring and ``options.wait`` is off.
+    """
+    state, archived = request_archived(
+        store, objects, days=options.days, tier=options.tier, dry_run=options.dry_run
+    )
+    if not archived or options.dry_run:
+        return state
+    archive_classes = sorted({i.storage_class for i in archived})
     deadline = time.monotonic() + options.timeout_seconds
     while True:
         pending = [i.key for i in archived if not store.head(i.key).readable]
         if not pending:
-            return ArchiveState(classes, len(archived), requested)
+            return state
         if on_wait:
             on_wait(len(archived) - len(pending), len(archived))
         if not options.wait:

@@ -7,30 +7,32 @@ object missing or of another size), *incomplete* when objects exist without a ma
 (interrupted or still running), *unreadable* when the manifest does not parse or names
 another backup. Only complete backups are listed by default and kept by retention; a
 damaged backup can still be shown, verified (exit 4 naming the object) and partly restored.
-Pruning and archiving (:mod:`datatier.backup.lifecycle`) work over a catalog.
+Pruning (:mod:`datatier.backup.prune`) and archiving (:mod:`datatier.backup.archive`) work
+over a catalog.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from datatier.backup.bringback import request_archived
 from datatier.backup.completeness import missing_parts
+from datatier.backup.listing import listing_mismatch
 from datatier.backup.manifest import (
     BACKUP_ID,
     MANIFEST_NAME,
     Manifest,
-    ObjectRecord,
     backup_prefix,
     parse_backup_id,
 )
 from datatier.backup.policy import POLICY_NAME, Policy
 from datatier.errors import IntegrityFailure, NotReadyYet, UsageError
 from datatier.log import get_logger
+from datatier.pipeline.staging import Wanted, verify_objects
 from datatier.storage.base import (
     ObjectInfo,
     ObjectNotFound,
@@ -176,7 +178,7 @@ class Catalog:
             return entry
         where = f"{self.store.url}/{entry.manifest_key}"
         try:
-            manifest = Manifest.from_json(self.store.get_bytes(entry.manifest_key), where)
+            manifest = Manifest.decode(self.store.get_bytes(entry.manifest_key), where)
         except ObjectNotFound:  # deleted since the listing (a concurrent prune)
             return entry
         except (IntegrityFailure, NotReadyYet) as exc:
@@ -227,11 +229,16 @@ class Catalog:
 
     # -- verify ----------------------------------------------------------------------------
 
-    def verify(self, manifest: Manifest, on_object: ObjectCallback | None = None) -> VerifyReport:
-        """Check every object of ``manifest``: present, readable, size and SHA-256.
+    def verify(
+        self, manifest: Manifest, on_object: ObjectCallback | None = None, *, jobs: int = 4
+    ) -> VerifyReport:
+        """Check every object of ``manifest``: present, readable, size and SHA-256, ``jobs``
+        at a time with the checks a restore's staging makes
+        (:func:`~datatier.pipeline.staging.verify_objects`).
 
         IntegrityFailure naming the first missing, truncated or corrupt object (exit 4);
         NotReadyYet when objects are archived and not restored (exit 5); nothing is changed.
+        ``on_object`` is called per object in the manifest's order.
         """
         started = time.monotonic()
         prefix = backup_prefix(manifest.policy, manifest.backup_id)
@@ -252,22 +259,8 @@ class Catalog:
         cold = [h for h in (self.store.head(o.key) for o in cold) if not h.readable]
         if cold:
             raise _not_restored(manifest, cold)
-        total = 0
-        for rec in manifest.objects:
-            digest, size = hashlib.sha256(), 0
-            try:
-                for chunk in self.store.iter_read(rec.key):
-                    digest.update(chunk)
-                    size += len(chunk)
-            except ObjectNotFound:
-                raise IntegrityFailure(f"{url}/{rec.key} is missing") from None
-            if size != rec.size:
-                raise IntegrityFailure(f"{url}/{rec.key}: read {size} bytes, expected {rec.size}")
-            if digest.hexdigest() != rec.sha256:
-                raise IntegrityFailure(f"{url}/{rec.key}: SHA-256 mismatch (corrupt object)")
-            total += size
-            if on_object:
-                on_object(rec.key, size)
+        wanted = [Wanted(rec.key, rec.size, rec.sha256) for rec in manifest.objects]
+        total = verify_objects(self.store, wanted, jobs=jobs, on_object=on_object)
         seconds = round(time.monotonic() - started, 3)
         return VerifyReport(
             manifest.policy, manifest.backup_id, len(manifest.objects), total, seconds
@@ -276,41 +269,13 @@ class Catalog:
     def request_restore(
         self, manifest: Manifest, *, days: int = 3, tier: RestoreTier = RestoreTier.STANDARD
     ) -> list[ObjectInfo]:
-        """Ask for readable copies of the backup's archived objects (idempotent); returns
-        the objects that are still not readable."""
-        live = {
-            o.key: o
-            for o in self.store.list_objects(backup_prefix(manifest.policy, manifest.backup_id))
-        }
-        waiting = []
-        for rec in manifest.objects:
-            info = live.get(rec.key)
-            if info is not None and info.is_archived:
-                info = self.store.request_restore(rec.key, days=days, tier=tier)
-                if not info.readable:
-                    waiting.append(info)
+        """Ask for readable copies of the backup's archived objects (idempotent, through
+        :func:`~datatier.backup.bringback.request_archived`); returns the objects that are
+        still not readable."""
+        _, archived = request_archived(self.store, manifest.objects, days=days, tier=tier)
+        waiting = [h for h in (self.store.head(o.key) for o in archived) if not h.readable]
         log.info("verify.restore_requested", backup_id=manifest.backup_id, waiting=len(waiting))
         return waiting
-
-
-def listing_mismatch(
-    url: str, prefix: str, records: Sequence[ObjectRecord], listed: Iterable[ObjectInfo]
-) -> str | None:
-    """Why ``listed`` (a listing of ``prefix``) does not hold every object of ``records``
-    with its recorded size, or None when it does. Extra listed keys are not a mismatch."""
-    live = {o.key: o.size for o in listed}
-    for rec in records:
-        if not rec.key.startswith(prefix):
-            return f"{url}/{prefix}: the manifest lists {rec.key} outside it"
-        size = live.get(rec.key)
-        if size is None:
-            return f"{url}/{rec.key} is missing"
-        if size != rec.size:
-            return (
-                f"{url}/{rec.key} is {size} bytes, the manifest says {rec.size} "
-                "(truncated or replaced)"
-            )
-    return None
 
 
 def locate(

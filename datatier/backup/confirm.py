@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from datatier.backup.catalog import listing_mismatch
-from datatier.backup.lifecycle import PRUNE_CLAIM
+from datatier.backup.listing import listing_mismatch
 from datatier.backup.manifest import ObjectRecord
+from datatier.backup.prune import PRUNE_CLAIM
 from datatier.errors import IntegrityFailure
 from datatier.storage.base import ObjectStore
 

@@ -1,4 +1,5 @@
-"""The one place engines are chosen: an engine name -> its backup (and restore) classes.
+"""The one place engines are chosen: an engine name -> its backup and restore classes, and
+what else reads its backups (the restore test, point-in-time restores, seeding a replica).
 
 Engines live in their own packages (``mysql/``, ``mongo/``) and depend on the interfaces of
 :mod:`datatier.backup.engine`; ``backup/`` never imports an engine's module by name. Entries
@@ -39,6 +40,7 @@ class EngineEntry:
     summary: str
     restore_test: str | None = None  # module:function of ``backups verify --restore-test``
     point_in_time: str | None = None  # module:Class restoring up to ``--until``
+    seed: str | None = None  # module:function planning ``provision replica`` from a backup
 
 
 ENGINES: Mapping[str, EngineEntry] = MappingProxyType(
@@ -49,12 +51,14 @@ ENGINES: Mapping[str, EngineEntry] = MappingProxyType(
             "MySQL/MariaDB logical: parallel dump from one snapshot, plain SQL objects",
             "datatier.mysql.restoretest:restore_test",
             "datatier.binlog.restore:PitrRestore",
+            seed="datatier.provision.replica:plan_logical_seeding",
         ),
         "mariabackup": EngineEntry(
             "datatier.mysql.physical.engine:MariabackupEngine",
             "datatier.mysql.physical.restore:PhysicalRestore",
             "MariaDB physical: mariadb-backup stream (full or incremental), run on the DB host",
             "datatier.mysql.physical.restoretest:physical_restore_test",
+            seed="datatier.provision.physical_seed:plan_physical_seeding",
         ),
         "mongo": EngineEntry(
             "datatier.mongo.dump:MongoDumpEngine",
@@ -113,3 +117,13 @@ def restore_test(
         raise UsageError(f"--restore-test is not available for {manifest.engine} backups")
     report: RestoreTestReport = _load(target)(loaded, manifest, catalog, options)
     return report
+
+
+def seed_planner(manifest: Manifest) -> Any:
+    """The function planning ``provision replica`` from ``manifest``'s backup (its contract
+    is :data:`datatier.provision.seeding.Planner`); UsageError if its engine cannot seed a
+    MySQL replica."""
+    target = entry(manifest.engine).seed
+    if target is None:
+        raise UsageError(f"backup {manifest.backup_id} is a {manifest.engine} backup, not MySQL")
+    return _load(target)

@@ -74,11 +74,11 @@ class JobStatus:
             failures_total=self.failures_total + (0 if outcome.ok else 1),
         )
 
-    def to_json(self) -> bytes:
+    def encode(self) -> bytes:
         return (json.dumps(asdict(self), indent=1, sort_keys=True) + "\n").encode()
 
     @classmethod
-    def from_json(cls, raw: bytes) -> JobStatus:
+    def decode(cls, raw: bytes) -> JobStatus:
         doc = json.loads(raw)
         last, success = doc.get("last"), doc.get("last_success")
         return cls(
@@ -107,7 +107,7 @@ def read_status(store: ObjectStore, policy: str, job: str) -> JobStatus:
     except ObjectNotFound:
         return JobStatus(job, policy)
     try:
-        status = JobStatus.from_json(raw)
+        status = JobStatus.decode(raw)
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("jobstatus.unreadable", key=f"{store.url}/{key}", error=str(exc))
         return JobStatus(job, policy)
@@ -119,7 +119,7 @@ def record(store: ObjectStore, outcome: JobOutcome) -> JobStatus:
     status = read_status(store, outcome.policy, outcome.job).updated(outcome)
     store.put_bytes(
         status_key(outcome.policy, outcome.job),
-        status.to_json(),
+        status.encode(),
         storage_class=StorageClass.STANDARD,
         tags=STATUS_TAGS,
     )

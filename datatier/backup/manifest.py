@@ -182,7 +182,7 @@ class Manifest:
             counts[obj.storage_class] = counts.get(obj.storage_class, 0) + 1
         return counts
 
-    def to_json(self) -> bytes:
+    def encode(self) -> bytes:
         doc = asdict(self)
         doc["objects"] = [o.to_json(self.recipients) for o in self.objects]
         if not self.encryption:
@@ -190,7 +190,7 @@ class Manifest:
         return (json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=True) + "\n").encode()
 
     @classmethod
-    def from_json(cls, raw: bytes, where: str) -> Manifest:
+    def decode(cls, raw: bytes, where: str) -> Manifest:
         """Parse a manifest; IntegrityFailure naming ``where`` if it is not a valid one."""
         try:
             doc = json.loads(raw)

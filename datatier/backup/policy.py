@@ -56,6 +56,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 from datatier.backup.cron import validate_cron
 from datatier.backup.engines import ENGINES
@@ -72,13 +73,12 @@ SYSTEM_DATABASES = frozenset(
     {"mysql", "information_schema", "performance_schema", "sys", "datatier"}
 )
 MONGO_SYSTEM = frozenset({"admin", "local", "config"})
-ARCHIVE_ORDER = {
-    "STANDARD": 0,
-    "STANDARD_IA": 1,
-    "GLACIER_IR": 2,
-    "GLACIER": 3,
-    "DEEP_ARCHIVE": 4,
-}
+InitialClass = Literal["STANDARD", "STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
+"""Storage classes a policy may write data objects in, warmest first."""
+ArchiveClass = Literal["GLACIER", "DEEP_ARCHIVE"]
+"""Storage classes data objects may be archived to."""
+ARCHIVE_ORDER: dict[str, int] = {name: rank for rank, name in enumerate(get_args(InitialClass))}
+"""How cold each class is (0: STANDARD)."""
 ANY_REPLICA = "any-replica"
 
 
@@ -107,8 +107,8 @@ class SourceSettings:
 class StorageSettings:
     """``[storage]``: storage classes of data objects (manifests always stay STANDARD)."""
 
-    initial_class: str = option("STANDARD", choices=tuple(ARCHIVE_ORDER))
-    archive_class: str = option("GLACIER", choices=("GLACIER", "DEEP_ARCHIVE"))
+    initial_class: InitialClass = "STANDARD"
+    archive_class: ArchiveClass = "GLACIER"
     archive_after_days: int = option(0, min=0)
 
 

@@ -5,7 +5,7 @@ STANDARD) only after every object is stored and checksummed, the object list acc
 every table and row (:mod:`datatier.backup.completeness`) and a listing of the store shows
 every object with its size. After the manifest is written the prefix is listed once more:
 a missing object or a prune claim (a concurrent ``backups prune`` deleting this run, see
-:mod:`datatier.backup.lifecycle`) withdraws the manifest and fails the backup (exit 4).
+:mod:`datatier.backup.prune`) withdraws the manifest and fails the backup (exit 4).
 
 Any failure (dump, storage, signal) leaves no manifest, so the backup never appears in the
 catalog. What the run wrote is then deleted, best effort; what cannot be deleted (the store
@@ -216,9 +216,7 @@ def _store_manifest(store: ObjectStore, manifest: Manifest) -> None:
     prefix = backup_prefix(manifest.policy, manifest.backup_id)
     key = manifest_key(manifest.policy, manifest.backup_id)
     confirm_listed(store, prefix, manifest.objects)
-    store.put_bytes(
-        key, manifest.to_json(), storage_class=StorageClass.STANDARD, tags=MANIFEST_TAGS
-    )
+    store.put_bytes(key, manifest.encode(), storage_class=StorageClass.STANDARD, tags=MANIFEST_TAGS)
     try:
         confirm_listed(store, prefix, manifest.objects)
     except IntegrityFailure:

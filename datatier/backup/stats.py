@@ -125,7 +125,7 @@ def _newest(
     if cache is not None and key in cache:
         return cache[key]
     try:
-        manifest = Manifest.from_json(store.get_bytes(key), f"{store.url}/{key}")
+        manifest = Manifest.decode(store.get_bytes(key), f"{store.url}/{key}")
     except ObjectNotFound:
         return None
     except DatatierError as exc:  # unreadable: an older one may still be good

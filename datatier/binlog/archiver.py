@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from datatier.backup.encryption import policy_recipients
 from datatier.backup.manifest import utc_now_iso
@@ -66,6 +67,9 @@ class ArchiveReport:
     gaps: list[str] = field(default_factory=list)
     position: str = ""
     node: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Archiver:
@@ -375,7 +379,7 @@ class Archiver:
             )
         self.store.put_bytes(
             key,
-            record.to_json(),
+            record.encode(),
             storage_class=StorageClass.STANDARD,
             tags=INDEX_TAGS,
         )

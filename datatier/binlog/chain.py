@@ -108,7 +108,7 @@ def read_records(
             raw = store.get_bytes(key)
         except ObjectNotFound:  # pruned since the listing
             return None
-        return IndexRecord.from_json(raw, f"{store.url}/{key}")
+        return IndexRecord.decode(raw, f"{store.url}/{key}")
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         found = list(pool.map(fetch, keys))

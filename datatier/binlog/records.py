@@ -89,7 +89,7 @@ class IndexRecord:
             recipients=self.recipients,
         )
 
-    def to_json(self) -> bytes:
+    def encode(self) -> bytes:
         doc: dict[str, Any] = {
             "format": ENCRYPTED_FORMAT if self.plain_sha256 is not None else FORMAT,
             "seq": self.seq,
@@ -135,7 +135,7 @@ class IndexRecord:
         return (json.dumps(doc, sort_keys=True) + "\n").encode()
 
     @classmethod
-    def from_json(cls, raw: bytes, where: str) -> IndexRecord:
+    def decode(cls, raw: bytes, where: str) -> IndexRecord:
         """Parse a record; IntegrityFailure naming ``where`` if it is not one."""
         try:
             doc = json.loads(raw)

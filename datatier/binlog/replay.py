@@ -199,7 +199,7 @@ class _RowBatch:
         if not self.count:
             return
         label = str(self.first) if self.count == 1 else f"{self.first}..{self.last}"
-        sql = [b"START TRANSACTION", *self.translator.binlog(self.statements), b"COMMIT"]
+        sql = self.translator.transaction(self.statements)
         self.applier.add(label, sql, transactions=self.count)
         self.statements, self.size, self.first, self.last, self.count = [], 0, None, None, 0
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from datatier.backup.archive import ArchiveMove
 from datatier.backup.catalog import BackupState, Catalog
-from datatier.backup.lifecycle import ArchiveMove
 from datatier.backup.policy import ARCHIVE_ORDER, Policy, find_policies
 from datatier.backup.service import open_policy_catalog, policies_dir
 from datatier.binlog.chain import load_chain

@@ -19,7 +19,7 @@ from typing import Any
 
 from datatier.cache.pipe import WritePipe
 from datatier.cache.protocol import RELATIVE_TTL_LIMIT, MemcachedNode, MetaEntry, StoreItem
-from datatier.cache.writer import CacheWriter
+from datatier.cache.writer import CacheWriter, OnError
 from datatier.ratelimit import RateLimit
 
 
@@ -43,7 +43,7 @@ class CopyReport:
     restarts: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["keys_per_second"] = round(self.copied / max(self.seconds, 1e-9), 1)
         return doc
@@ -73,7 +73,7 @@ class CacheCopier:
         rate: float | None = None,
         batch_size: int = 500,
         timeout: float = 5.0,
-        on_error: str = "continue",
+        on_error: OnError = "continue",
         retry_for: float = 10.0,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:

@@ -71,7 +71,7 @@ class KeyBuilder:
         sql: str,
         template: str | None,
         function: KeyFunction | None,
-        render: Callable[[str, Mapping[str, Any] | None], str] | None = None,
+        interpolate: Callable[[str, Mapping[str, Any] | None], str] | None = None,
     ) -> None:
         self.set_name = set_name
         self.query_name = query_name
@@ -79,7 +79,7 @@ class KeyBuilder:
         self.normalized = normalize_sql(sql)
         self.template = template
         self.function = function
-        self.render = render
+        self.interpolate = interpolate
         fields = set(re.findall(r"{(\w+)}", template or ""))
         self._needs_digest = bool(fields & {"md5", "sha1"})
         self._needs_rendered = "rendered_md5" in fields
@@ -110,9 +110,9 @@ class KeyBuilder:
             values["md5"] = hashlib.md5(data, usedforsecurity=False).hexdigest()
             values["sha1"] = hashlib.sha1(data, usedforsecurity=False).hexdigest()
         if self._needs_rendered:
-            rendered = self.render(self.sql, params) if self.render else self.sql
+            sent = self.interpolate(self.sql, params) if self.interpolate else self.sql
             values["rendered_md5"] = hashlib.md5(
-                normalize_sql(rendered).encode(), usedforsecurity=False
+                normalize_sql(sent).encode(), usedforsecurity=False
             ).hexdigest()
         if params:
             values.update(params)

@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from datatier.cache.warmset import RowFormat, SerializerName
+
 
 class UnserializableResult(ValueError):
     """The result does not fit the serializer (e.g. raw with two columns)."""
@@ -32,7 +34,7 @@ class UnserializableResult(ValueError):
 class Serializer(ABC):
     """Encodes one cache value: a whole result (list of rows) or a single row."""
 
-    def __init__(self, columns: Sequence[str], row_format: str) -> None:
+    def __init__(self, columns: Sequence[str], row_format: RowFormat) -> None:
         self.columns = list(columns)
         self.as_dict = row_format == "dict"
 
@@ -83,7 +85,7 @@ class JSONSerializer(Serializer):
 
 
 class PickleSerializer(Serializer):
-    def __init__(self, columns: Sequence[str], row_format: str, protocol: int) -> None:
+    def __init__(self, columns: Sequence[str], row_format: RowFormat, protocol: int) -> None:
         super().__init__(columns, row_format)
         self.protocol = protocol
 
@@ -95,7 +97,7 @@ class PickleSerializer(Serializer):
 
 
 class RawSerializer(Serializer):
-    def __init__(self, columns: Sequence[str], row_format: str) -> None:
+    def __init__(self, columns: Sequence[str], row_format: RowFormat) -> None:
         super().__init__(columns, row_format)
         if "value" in self.columns:
             self.index = self.columns.index("value")
@@ -124,7 +126,7 @@ class RawSerializer(Serializer):
 
 
 def serializer_for(
-    name: str, columns: Sequence[str], row_format: str, pickle_protocol: int
+    name: SerializerName, columns: Sequence[str], row_format: RowFormat, pickle_protocol: int
 ) -> Serializer:
     """The serializer called ``name`` for a result with ``columns``."""
     if name == "json":

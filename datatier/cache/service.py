@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datatier.cache.protocol import MemcachedNode, NodeUnavailable, parse_address
-from datatier.cache.source import choose_source, enforce_lag, measure_lag
+from datatier.cache.source import OnLag, choose_source, enforce_lag, measure_lag
 from datatier.cache.warmer import CacheWarmer, PlannedKey, WarmOptions, WarmReport
 from datatier.cache.warmset import WarmSet, list_warm_sets, load_warm_set, warm_set_path
-from datatier.cache.writer import CacheWriter
+from datatier.cache.writer import CacheWriter, OnError
 from datatier.config import LoadedConfig
 from datatier.errors import UsageError
 from datatier.mysql.connection import connect, endpoint
@@ -59,8 +59,8 @@ class WarmRequest:
     node: str | None = None
     allow_primary: bool = False
     max_lag: float | None = None
-    on_lag: str = "refuse"
-    on_error: str = "continue"
+    on_lag: OnLag = "refuse"
+    on_error: OnError = "continue"
     retry_for: float = 10.0
 
 

@@ -8,17 +8,24 @@ backup's source selection).
 
 from __future__ import annotations
 
-from datatier.config import Config
+from typing import Literal
+
+from datatier.config import Config, Role
 from datatier.errors import NotReadyYet, UsageError
 from datatier.mysql.connection import Endpoint, endpoint
 from datatier.mysql.lag import LagCheck, heartbeat_running, measure_lag
 
-__all__ = ["LagCheck", "choose_source", "enforce_lag", "heartbeat_running", "measure_lag"]
+__all__ = [
+    "LagCheck", "OnLag", "choose_source", "enforce_lag", "heartbeat_running", "measure_lag"
+]  # fmt: skip
+
+OnLag = Literal["refuse", "warn"]
+"""What a warm does with a replica lagging more than allowed: refuse (exit 5) or warn."""
 
 
 def choose_source(
     config: Config, node: str | None, set_node: str | None, allow_primary: bool
-) -> tuple[Endpoint, str]:
+) -> tuple[Endpoint, Role]:
     """The endpoint to read from and its role; UsageError for the primary unless allowed."""
     mysql = config.mysql
     name = node or set_node or config.cache.source_node
@@ -40,7 +47,7 @@ def choose_source(
     return ep, role
 
 
-def enforce_lag(name: str, check: LagCheck, max_lag: float, on_lag: str) -> str | None:
+def enforce_lag(name: str, check: LagCheck, max_lag: float, on_lag: OnLag) -> str | None:
     """A warning text when the lag is over ``max_lag`` and ``on_lag`` is ``warn``;
     NotReadyYet (exit 5) when it is ``refuse``; None when fresh enough."""
     if not check.exceeds(max_lag):

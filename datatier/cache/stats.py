@@ -34,7 +34,7 @@ class NodeStats:
     def memory_used(self) -> float | None:
         return self.bytes / self.limit_bytes if self.limit_bytes else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["hit_ratio"] = self.hit_ratio
         doc["memory_used"] = self.memory_used

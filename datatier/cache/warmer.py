@@ -114,7 +114,7 @@ class WarmReport:
             return ExitCode.FAILED
         return ExitCode.OK
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         for name in (
             "keys_written",
@@ -230,7 +230,7 @@ class CacheWarmer:
                 sql=query.sql,
                 template=query.key,
                 function=function,
-                render=reader.render,
+                interpolate=reader.interpolate,
             )
             encoded = (
                 self._rows(reader, name, query, keys, qr)

@@ -31,12 +31,16 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from datatier.errors import ConfigError, UsageError
 from datatier.typedtoml import Binder, option, read_toml, required
 
 SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-SERIALIZERS = ("json", "pickle", "raw")
+Mode = Literal["result", "row"]
+SerializerName = Literal["json", "pickle", "raw"]
+RowFormat = Literal["dict", "list"]
+SERIALIZERS: tuple[SerializerName, ...] = get_args(SerializerName)
 KEY_BUILTINS = frozenset({"md5", "sha1", "rendered_md5", "query", "set"})
 
 
@@ -45,13 +49,13 @@ class WarmQuery:
     """``[queries.NAME]``: one query and how the app keys and encodes its results."""
 
     sql: str = required()
-    mode: str = option("result", choices=("result", "row"))
+    mode: Mode = "result"
     params_sql: str | None = None
     key: str | None = None
     key_function: str | None = None
-    serializer: str = option("json", choices=SERIALIZERS)
+    serializer: SerializerName = "json"
     pickle_protocol: int = option(5, min=0)
-    row_format: str = option("dict", choices=("dict", "list"))
+    row_format: RowFormat = "dict"
     ttl: int = option(3600, min=0)
     ttl_jitter: float = option(0.0, min=0.0)
     max_rows: int | None = option(None, min=1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pymemcache.client.rendezvous import RendezvousHash
 
@@ -24,6 +25,9 @@ from datatier.cache.protocol import MemcachedNode, NodeUnavailable, StoreItem
 from datatier.ratelimit import RateLimit
 
 EVENTS = log.get_logger("cache")
+
+OnError = Literal["continue", "stop"]
+"""What a write does when memcached goes away: retry for a while and go on, or stop."""
 
 
 @dataclass
@@ -52,7 +56,7 @@ class CacheWriter:
         servers: Sequence[str],
         *,
         timeout: float = 2.0,
-        on_error: str = "continue",
+        on_error: OnError = "continue",
         retry_for: float = 10.0,
         rate: RateLimit | None = None,
     ) -> None:

@@ -23,6 +23,7 @@ from datatier.cli.health_cmd import health_group
 from datatier.cli.keys_cmd import keys_group
 from datatier.cli.migrate_cmd import migrate_group
 from datatier.cli.notify_cmd import notify_group
+from datatier.cli.output import dumps
 from datatier.cli.provision_cmd import provision_group
 from datatier.cli.replication_cmd import replication_group
 from datatier.cli.restore_cmd import restore
@@ -103,8 +104,10 @@ def _run(app: AppContext, args: list[str]) -> int:
         return _fail(app, exc, exc.message, int(exc.exit_code), exc.hint)
     except click.ClickException as exc:
         code = int(ExitCode.USAGE) if isinstance(exc, click.UsageError) else int(ExitCode.FAILED)
+        app.json_output = app.json_output or "--json" in args  # refused before it was parsed
         if log.json_enabled():
             return _fail(app, exc, exc.format_message(), code, None)
+        _json_failure(app, exc, exc.format_message(), code, None)
         exc.show()
         return code
     except click.exceptions.Abort as exc:
@@ -123,8 +126,10 @@ def _run(app: AppContext, args: list[str]) -> int:
 def _fail(app: AppContext, exc: BaseException, message: str, code: int, hint: str | None) -> int:
     """Report a failure once: a JSON line (error, exit_code, hint; the traceback with
     --debug) when logs are JSON, else one plain ``datatier: error: ...`` line on stderr.
-    A failure a job already logged with its reason is not logged again."""
+    A failure a job already logged with its reason is not logged again. Under ``--json``
+    the failure is also the stdout document (see :mod:`datatier.cli.output`)."""
     notes = _notes(exc)
+    _json_failure(app, exc, message, code, hint)
     if log.json_enabled():
         if id(exc) not in app.reported:
             log.get_logger("datatier.cli").error(
@@ -145,3 +150,15 @@ def _fail(app: AppContext, exc: BaseException, message: str, code: int, hint: st
         suffix = f" ({hint})" if hint else ""
         click.echo(f"datatier: error: {message}{suffix}", err=True)
     return code
+
+
+def _json_failure(
+    app: AppContext, exc: BaseException, message: str, code: int, hint: str | None
+) -> None:
+    """Under ``--json``, when the command emitted no result: the failure as the stdout
+    document (``error`` as the stderr line says it, and what the command added)."""
+    if not app.json_output or app.emitted:
+        return
+    line = f"{exc}" if isinstance(exc, DatatierError) else message
+    doc = {**app.failure, "error": line + _notes(exc), "exit_code": code, "hint": hint}
+    click.echo(dumps(doc))

@@ -10,8 +10,8 @@ from datatier.backup.policy import scan_policies
 from datatier.backup.service import load_policy, policies_dir, run_backup
 from datatier.backup.stores import store_for
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import Output, emit, json_option, table
 from datatier.cli.progress import Progress
-from datatier.cli.render import emit_json, table
 from datatier.display import human_bytes
 from datatier.errors import ExitCode
 from datatier.ops.job import run_job
@@ -43,7 +43,7 @@ def backup_group() -> None:
     help="Physical policies: an incremental on the newest backup, or a full backup "
     "(default: as the policy's full_every_days says).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("Print the result as JSON.")
 @METRICS_FILE_OPTION
 @pass_app
 def run(
@@ -51,7 +51,6 @@ def run(
     policy: str,
     max_lag: float | None,
     incremental: bool | None,
-    as_json: bool,
     metrics_file: Path | None,
 ) -> None:
     """Back up POLICY now: dump, compress, checksum, upload; the manifest is written last.
@@ -95,27 +94,25 @@ def run(
         "parent": manifest.parent,
         "seconds": manifest.timings.get("total_seconds"),
     }
-    if as_json:
-        emit_json(summary)
-        return
     held = (
         f"{summary['tables']} tables, {summary['rows']} rows"
         if manifest.tables
         else f"{len(manifest.databases)} databases"
     )
     chained = f" (incremental on {manifest.parent})" if manifest.parent else ""
-    click.echo(
+    text = (
         f"backup {manifest.backup_id} of {policy}{chained}: {held}, "
         f"{human_bytes(manifest.raw_bytes)} -> "
         f"{human_bytes(manifest.total_bytes)} in {len(manifest.objects)} objects, "
         f"{summary['seconds']} s"
     )
+    emit(Output(summary, text))
 
 
 @backup_group.command("policies")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option("Print JSON.")
 @pass_app
-def policies(app: AppContext, as_json: bool) -> None:
+def policies(app: AppContext) -> None:
     """List the backup policies and validate every policy file.
 
     An invalid file is listed with its error (the other policies stay usable by every
@@ -146,12 +143,13 @@ def policies(app: AppContext, as_json: bool) -> None:
     ]
     rows += [{"name": b.name, "valid": False, "error": b.error.problem} for b in broken]
     rows.sort(key=lambda row: str(row["name"]))
-    if as_json:
-        emit_json(rows)
-    else:
-        shown = [{**r, "engine": r.get("engine", "INVALID")} for r in rows]
-        click.echo(table(shown, ("name", "engine", "source", "store", "schedule", "archive")))
-        for bad in broken:
-            click.echo(f"invalid policy {bad.name}: {bad.error}", err=True)
+    shown = [{**r, "engine": r.get("engine", "INVALID")} for r in rows]
+    emit(
+        Output(
+            rows,
+            lambda: table(shown, ("name", "engine", "source", "store", "schedule", "archive")),
+            [f"invalid policy {bad.name}: {bad.error}" for bad in broken],
+        )
+    )
     if broken:
         raise click.exceptions.Exit(int(ExitCode.USAGE))

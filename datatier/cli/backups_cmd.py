@@ -1,9 +1,10 @@
 """``datatier backups``: list, show, verify, prune and archive the backups in the stores.
 
-Thin commands over :mod:`datatier.backup.catalog` and :mod:`datatier.backup.lifecycle`: the
-stores scanned are the config's default store and every policy's store. Tables and reports
-(built by :mod:`datatier.cli.backups_render`) go to stdout, progress to stderr (only on a
-terminal); ``--json`` prints one JSON document on stdout.
+Thin commands over :mod:`datatier.backup.catalog`, :mod:`datatier.backup.prune` and
+:mod:`datatier.backup.archive`: the stores scanned are the config's default store and every
+policy's store. Tables and reports (built by :mod:`datatier.cli.backups_view`) go to
+stdout, progress to stderr (only on a terminal); ``--json`` prints one JSON document on
+stdout.
 """
 
 from __future__ import annotations
@@ -16,18 +17,13 @@ from typing import Any
 
 import click
 
+from datatier.backup.archive import archive_execute, archive_plan
 from datatier.backup.catalog import BackupState, Catalog, locate
 from datatier.backup.chain import resolve_chain
 from datatier.backup.engine import RestoreTestOptions
 from datatier.backup.engines import restore_test
-from datatier.backup.lifecycle import (
-    DEFAULT_GRACE,
-    archive_execute,
-    archive_plan,
-    prune_execute,
-    prune_plan,
-)
 from datatier.backup.manifest import Manifest, backup_prefix
+from datatier.backup.prune import DEFAULT_GRACE, prune_execute, prune_plan
 from datatier.backup.service import (
     load_policy,
     open_catalogs,
@@ -40,32 +36,25 @@ from datatier.binlog.retention import (
     binlog_prune_plan,
 )
 from datatier.cli.backup_cmd import METRICS_FILE_OPTION
-from datatier.cli.backups_render import (
-    archive_json,
+from datatier.cli.backups_view import (
+    archive_output,
     chain_labels,
-    classes,
-    entry_json,
-    pairs,
-    prune_json,
-    prune_result_json,
-    prune_rows,
+    list_output,
+    prune_output,
     show_json,
+    show_output,
+    verify_output,
 )
-from datatier.cli.binlog_render import binlog_prune_json, binlog_prune_line
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import emit, failure, json_option
 from datatier.cli.progress import Progress
-from datatier.cli.render import emit_json, table
-from datatier.display import human_bytes
-from datatier.errors import DatatierError, IntegrityFailure, NotReadyYet, UsageError
+from datatier.errors import IntegrityFailure, NotReadyYet, UsageError
 from datatier.ops.job import run_job
 
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+JSON_OPTION = json_option()
 POLICY_OPTION = click.option(
     "--policy", "-p", metavar="POLICY", help="The backup's policy (default: search all)."
 )
-LIST_COLUMNS = (
-    "id", "policy", "state", "engine", "finished_at", "objects", "size", "classes", "chain"
-)  # fmt: skip
 
 
 def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
@@ -92,7 +81,7 @@ def backups_group() -> None:
 @click.option("--all", "include_all", is_flag=True, help="Also show incomplete and unreadable.")
 @JSON_OPTION
 @pass_app
-def list_cmd(app: AppContext, policy: str | None, include_all: bool, as_json: bool) -> None:
+def list_cmd(app: AppContext, policy: str | None, include_all: bool) -> None:
     """List the complete backups of POLICY (default: of every policy), oldest first.
 
     A backup without a manifest (interrupted or still running) is incomplete and shown only
@@ -113,19 +102,7 @@ def list_cmd(app: AppContext, policy: str | None, include_all: bool, as_json: bo
     hidden = Counter(e.state.value for e, _ in found if e.state is not BackupState.COMPLETE)
     if include_all:
         hidden.clear()
-    chains = chain_labels([e for e, _ in found])
-    if as_json:
-        emit_json([entry_json(e, url, chains.get((e.policy, e.backup_id))) for e, url in shown])
-    else:
-        rows = [
-            {
-                **entry_json(e, url, chains.get((e.policy, e.backup_id)) or "-"),
-                "size": human_bytes(e.bytes),
-                "classes": classes(e.storage_classes()),
-            }
-            for e, url in shown
-        ]
-        click.echo(table(rows, LIST_COLUMNS))
+    emit(list_output(shown, chain_labels([e for e, _ in found])))
     if hidden:
         counts = ", ".join(f"{n} {state}" for state, n in sorted(hidden.items()))
         click.echo(f"not shown: {counts} (use --all)", err=True)
@@ -136,7 +113,7 @@ def list_cmd(app: AppContext, policy: str | None, include_all: bool, as_json: bo
 @POLICY_OPTION
 @JSON_OPTION
 @pass_app
-def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool) -> None:
+def show_cmd(app: AppContext, backup_id: str, policy: str | None) -> None:
     """Summarise one backup: source, consistency point, tables, objects, timings."""
     catalog, manifest = locate(open_catalogs(app.loaded()), backup_id, policy)
     prefix = backup_prefix(manifest.policy, manifest.backup_id)
@@ -148,39 +125,7 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None, as_json: bool)
     doc = show_json(manifest, catalog.store.url, dict(sorted(live.items())), chain)
     if problem:
         doc["chain_problem"] = problem
-    if as_json:
-        emit_json(doc)
-        return
-    click.echo(f"backup       {manifest.backup_id}  policy {manifest.policy}  ({doc['store']})")
-    click.echo(f"engine       {manifest.engine} (datatier {manifest.tool_version})")
-    if manifest.parent is not None:
-        click.echo(f"chain        {problem or ' -> '.join(doc['chain'])}")
-    click.echo(f"started      {manifest.started_at}   finished {manifest.finished_at}")
-    for label, section in (("source", manifest.source), ("consistency", manifest.consistency)):
-        click.echo(f"{label:<12} {pairs(section)}")
-    click.echo(f"timings      {pairs(manifest.timings)}")
-    if manifest.recipients:
-        click.echo(f"encryption   age, to {', '.join(manifest.recipients)}")
-    objects = doc["objects"]
-    click.echo(
-        f"objects      {objects['count']}: {human_bytes(objects['bytes'])} stored, "
-        f"{human_bytes(objects['raw_bytes'])} raw; classes now {classes(live)}"
-    )
-    kinds = [
-        {"kind": kind, "objects": v["count"], "size": human_bytes(v["bytes"])}
-        for kind, v in objects["by_kind"].items()
-    ]
-    click.echo("\n" + table(kinds, ("kind", "objects", "size")))
-    rows = [{**t, "size": human_bytes(t["data_bytes"])} for t in doc["tables"]]
-    if rows:
-        click.echo("\n" + table(rows, ("database", "name", "rows", "size")))
-    held = [
-        {"database": db, "tables": len(v.get("tables", [])), "views": len(v.get("views", [])),
-         "size": human_bytes(int(v.get("bytes") or 0))}
-        for db, v in sorted(manifest.databases.items()) if "tables" in v
-    ]  # fmt: skip
-    if held:  # physical: what the stream holds, per database
-        click.echo("\n" + table(held, ("database", "tables", "views", "size")))
+    emit(show_output(manifest, doc, dict(live)))
 
 
 @backups_group.command("verify")
@@ -228,7 +173,6 @@ def verify_cmd(
     allow_replica_target: bool,
     scratch_port: int | None,
     scratch_dir: Path | None,
-    as_json: bool,
     metrics_file: Path | None,
 ) -> None:
     """Read every object of a backup and check its size and SHA-256 against the manifest.
@@ -248,7 +192,8 @@ def verify_cmd(
     """
     loaded = app.loaded()
     job_name = "restore_test" if restore_test else "verify"
-    head: dict[str, Any] = {"id": backup_id, "policy": policy}
+    head = failure()  # the --json document of a failure: these, "ok": false and the error
+    head.update(id=backup_id, policy=policy, ok=False)
     with run_job(
         loaded, job_name, policy=policy, metrics_file=metrics_file, reported=app.reported
     ) as job:
@@ -257,7 +202,7 @@ def verify_cmd(
             catalog, manifest = locate(open_catalogs(loaded), backup_id, policy)
             job.policy, job.store = manifest.policy, catalog.store
             job.details["backup_id"] = manifest.backup_id
-            head = {"id": manifest.backup_id, "policy": manifest.policy, "store": catalog.store.url}
+            head.update(id=manifest.backup_id, policy=manifest.policy, store=catalog.store.url)
             chain = resolve_chain(catalog, manifest)
             progress = Progress(f"verify {manifest.backup_id}", sum(m.total_bytes for m in chain))
             advance = progress.advance
@@ -279,31 +224,10 @@ def verify_cmd(
                 if restore_test
                 else None
             )
-        except DatatierError as exc:
-            if as_json:
-                emit_json({**head, "ok": False, "error": str(exc), "exit_code": int(exc.exit_code)})
-            raise
         finally:
             if progress is not None:
                 progress.close()
-    objects = sum(r.objects for r in reports)
-    checked = sum(r.bytes for r in reports)
-    seconds = sum(r.seconds for r in reports)
-    if as_json:
-        summary: dict[str, Any] = {"objects": objects, "bytes": checked, "seconds": seconds}
-        if len(chain) > 1:
-            summary["chain"] = [m.backup_id for m in chain]
-        if tested is not None:
-            summary["restore_test"] = tested
-        emit_json({**head, "ok": True, **summary})
-    else:
-        whole = f" (chain of {len(chain)} backups)" if len(chain) > 1 else ""
-        click.echo(
-            f"OK {manifest.policy}/{manifest.backup_id}{whole}: {objects} objects, "
-            f"{human_bytes(checked)} checked in {seconds:.1f} s"
-        )
-        if tested is not None:
-            click.echo(f"OK restore test: {tested['summary']} ({tested['seconds']:.1f} s)")
+    emit(verify_output(manifest, catalog.store.url, chain, reports, tested))
 
 
 def _restore_test(
@@ -351,7 +275,6 @@ def prune_cmd(
     execute: bool,
     grace_hours: float,
     now: datetime,
-    as_json: bool,
     metrics_file: Path | None,
 ) -> None:
     """Delete the backups POLICY's retention does not keep, and old incomplete leftovers.
@@ -382,32 +305,7 @@ def prune_cmd(
         if execute and binlogs is not None:
             binlog_prune_execute(catalog.store, binlogs)
         job.details.update(deleted=len(plan.delete), kept=len(plan.keep))
-    if as_json:
-        doc = prune_json(plan)
-        doc["executed"] = execute
-        if result is not None:
-            doc["result"] = prune_result_json(result)
-        if binlogs is not None:
-            doc["binlogs"] = binlog_prune_json(binlogs)
-        emit_json(doc)
-        return
-    click.echo(table(prune_rows(plan), ("action", "id", "size", "why")))
-    if binlogs is not None:
-        click.echo(binlog_prune_line(binlogs, execute))
-    summary = (
-        f"{chosen.name} at {plan.store_url}: keep {len(plan.keep)}, delete {len(plan.delete)} "
-        f"({human_bytes(plan.bytes_freed)}), abort {len(plan.uploads)} incomplete upload(s)"
-    )
-    if plan.damaged:
-        summary += f"; {len(plan.damaged)} damaged backup(s) left in place (see above)"
-    if result is None:
-        click.echo(f"dry run: {summary}; nothing deleted (add --execute)")
-    else:
-        spared = f"; spared {len(result.spared)} that completed meanwhile" if result.spared else ""
-        click.echo(
-            f"pruned {summary}: deleted {result.objects} objects, "
-            f"aborted {result.uploads_aborted} upload(s){spared}"
-        )
+    emit(prune_output(chosen.name, plan, result, binlogs, execute))
 
 
 def _count(progress: Progress) -> Callable[[str, int], None]:
@@ -427,9 +325,7 @@ def _count(progress: Progress) -> Callable[[str, int], None]:
 )
 @JSON_OPTION
 @pass_app
-def archive_cmd(
-    app: AppContext, policy: str | None, execute: bool, now: datetime, as_json: bool
-) -> None:
+def archive_cmd(app: AppContext, policy: str | None, execute: bool, now: datetime) -> None:
     """Move data objects older than the policy's storage.archive_after_days to its
     storage.archive_class, for stores that apply no lifecycle rules. Manifests, the newest
     complete backup and objects under archive.min_object_kb (128) stay where they are.
@@ -439,7 +335,7 @@ def archive_cmd(
     """
     loaded = app.loaded()
     policies = [load_policy(loaded, policy)] if policy else usable_policies(loaded)
-    docs, rows = [], []
+    done = []
     for chosen in policies:
         if not policy and chosen.spec.storage.archive_after_days <= 0:
             continue
@@ -458,23 +354,5 @@ def archive_cmd(
                 finally:
                     progress.close()
             job.details["moved"] = moved
-        docs.append({**archive_json(plan), "executed": execute, "moved": moved})
-        per_backup = Counter(m.backup_id for m in plan.moves)
-        rows += [
-            {"policy": chosen.name, "id": bid, "objects": n, "to": plan.target}
-            for bid, n in sorted(per_backup.items())
-        ]
-    if as_json:
-        emit_json(docs)
-        return
-    if rows:
-        click.echo(table(rows, ("policy", "id", "objects", "to")))
-    total = sum(len(d["objects"]) for d in docs)
-    verb = "re-classed" if execute else "would re-class (dry run; add --execute)"
-    click.echo(f"{verb} {total} object(s) as of {now.isoformat()}")
-    for doc in docs:
-        if doc["newest_kept"] or doc["small_kept"]:
-            click.echo(
-                f"{doc['policy']}: left in place the newest backup ({doc['newest_kept']}) and "
-                f"{doc['small_kept']} object(s) under archive.min_object_kb"
-            )
+        done.append((plan, moved))
+    emit(archive_output(done, execute, now))

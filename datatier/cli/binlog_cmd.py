@@ -14,9 +14,9 @@ import click
 
 from datatier.binlog.archiver import Archiver
 from datatier.binlog.layout import archive_policy
-from datatier.binlog.status import archive_status
+from datatier.binlog.status import ArchiveStatus, archive_status
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.render import emit_json
+from datatier.cli.output import Output, emit, json_option
 from datatier.display import human_bytes
 from datatier.errors import OperationFailed
 
@@ -31,9 +31,9 @@ def binlog_group() -> None:
     "--node", metavar="NAME", help="Archive this node's binlog (default: the writable one)."
 )
 @click.option("--once", is_flag=True, help="Archive what the server has written so far, then exit.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report (with --once) as JSON.")
+@json_option("Print the report (with --once) as JSON.")
 @pass_app
-def archive_cmd(app: AppContext, node: str | None, once: bool, as_json: bool) -> None:
+def archive_cmd(app: AppContext, node: str | None, once: bool) -> None:
     """Stream the binlog into the store of the binlog policy (``binlog.policy``).
 
     Resumes where the archive ends; follows the writable primary across failovers unless
@@ -56,16 +56,12 @@ def archive_cmd(app: AppContext, node: str | None, once: bool, as_json: bool) ->
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
-    if as_json:
-        emit_json(report.__dict__)
-        return
-    click.echo(
+    text = (
         f"archived {report.segments} segment(s), {report.transactions} transaction(s), "
         f"{human_bytes(report.bytes)} from {report.node or '-'}; archive ends at "
         f"{report.position or '(empty)'}"
     )
-    for gap in report.gaps:
-        click.echo(f"GAP: {gap}", err=True)
+    emit(Output(report.to_json(), text, [f"GAP: {gap}" for gap in report.gaps]))
     if report.gaps:
         raise OperationFailed(f"archived with {len(report.gaps)} new gap(s) in the archive")
 
@@ -76,33 +72,32 @@ def binlogs_group() -> None:
 
 
 @binlogs_group.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@json_option()
 @pass_app
-def status_cmd(app: AppContext, as_json: bool) -> None:
+def status_cmd(app: AppContext) -> None:
     """The archive's window (from/to time and GTID), its lag behind the server and its gaps.
 
     Exit 1 when the archive has a gap (each one is named).
     """
     status = archive_status(app.loaded())
-    if as_json:
-        emit_json(status.to_json())
-    else:
-        window = status.window
-        click.echo(f"archive      {status.store}/{status.policy}/_binlogs/")
-        click.echo(
-            f"window       {window['from_time'] or '-'} .. {window['to_time'] or '-'}  "
-            f"(GTID {window['from_gtid'] or '(start)'} .. {window['to_gtid'] or '-'})"
-        )
-        click.echo(
-            f"segments     {window['segments']}: {window['transactions']} transactions, "
-            f"{human_bytes(int(str(window['bytes'])))}"
-        )
-        server = status.server
-        where = f"{server['node']} at {server['gtid_binlog_pos']}" if server else "unreachable"
-        lag = "unknown" if status.lag_seconds is None else f"{status.lag_seconds:.1f} s"
-        click.echo(f"lag          {lag} ({status.lag_basis}); server {where}")
-        click.echo(f"gaps         {len(status.gaps)}")
-        for gap in status.gaps:
-            click.echo(f"  {gap}")
+    emit(Output(status.to_json(), lambda: _status_text(status)))
     if status.gaps:
         raise OperationFailed(f"the binlog archive has {len(status.gaps)} gap(s)")
+
+
+def _status_text(status: ArchiveStatus) -> str:
+    window = status.window
+    server = status.server
+    where = f"{server['node']} at {server['gtid_binlog_pos']}" if server else "unreachable"
+    lag = "unknown" if status.lag_seconds is None else f"{status.lag_seconds:.1f} s"
+    lines = [
+        f"archive      {status.store}/{status.policy}/_binlogs/",
+        f"window       {window['from_time'] or '-'} .. {window['to_time'] or '-'}  "
+        f"(GTID {window['from_gtid'] or '(start)'} .. {window['to_gtid'] or '-'})",
+        f"segments     {window['segments']}: {window['transactions']} transactions, "
+        f"{human_bytes(int(str(window['bytes'])))}",
+        f"lag          {lag} ({status.lag_basis}); server {where}",
+        f"gaps         {len(status.gaps)}",
+    ]
+    lines += [f"  {gap}" for gap in status.gaps]
+    return "\n".join(lines)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import click
 
 from datatier.cache.copy import CacheCopier
 from datatier.cache.protocol import parse_address
 from datatier.cache.service import WarmRequest, cache_servers, find_warm_sets, warm
-from datatier.cache.stats import node_stats
+from datatier.cache.source import OnLag
+from datatier.cache.stats import NodeStats, node_stats
 from datatier.cache.warmer import PlannedKey, WarmOptions, WarmReport
+from datatier.cache.writer import OnError
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import Output, emit, json_option, say, table
 from datatier.cli.progress import Progress
-from datatier.cli.render import emit_json, table
 from datatier.display import human_bytes
 from datatier.errors import ExitCode, OperationFailed, ServiceUnavailable, UsageError
 
@@ -28,9 +30,9 @@ def cache_group() -> None:
 
 
 @cache_group.command("sets")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option("Print JSON.")
 @pass_app
-def sets(app: AppContext, as_json: bool) -> None:
+def sets(app: AppContext) -> None:
     """List the warm sets (cache.warm_sets_dir) and validate every file."""
     rows = [
         {
@@ -41,10 +43,7 @@ def sets(app: AppContext, as_json: bool) -> None:
         }
         for s in find_warm_sets(app.loaded())
     ]
-    if as_json:
-        emit_json(rows)
-    else:
-        click.echo(table(rows, ["name", "queries", "source", "description"]))
+    emit(Output(rows, lambda: table(rows, ["name", "queries", "source", "description"])))
 
 
 def _on_error_options(command: F) -> F:
@@ -58,7 +57,7 @@ def _on_error_options(command: F) -> F:
     )(command)
     return click.option(
         "--on-error",
-        type=click.Choice(["continue", "stop"]),
+        type=click.Choice(get_args(OnError)),
         default="continue",
         show_default=True,
         help="memcached unreachable mid-run: retry for --retry-for seconds, or stop (exit 3).",
@@ -86,13 +85,13 @@ def _rate(_ctx: click.Context, _param: click.Parameter, value: float | None) -> 
 )
 @click.option(
     "--on-lag",
-    type=click.Choice(["refuse", "warn"]),
+    type=click.Choice(get_args(OnLag)),
     default="refuse",
     show_default=True,
     help="A replica over --max-lag: exit 5, or warm anyway with a warning.",
 )
 @_on_error_options
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @pass_app
 def warm_cmd(
     app: AppContext,
@@ -106,10 +105,9 @@ def warm_cmd(
     allow_primary: bool,
     servers: tuple[str, ...],
     max_lag: float | None,
-    on_lag: str,
-    on_error: str,
+    on_lag: OnLag,
+    on_error: OnError,
     retry_for: float,
-    as_json: bool,
 ) -> None:
     """Run the queries of warm set SET on a replica and write the results to memcached.
 
@@ -135,12 +133,10 @@ def warm_cmd(
     planned: list[PlannedKey] = []
 
     def on_planned(key: PlannedKey) -> None:
-        if as_json:
-            if len(planned) < PLANNED_JSON_LIMIT:
-                planned.append(key)
-        else:
-            mark = "" if key.fits else "  (too large: would be skipped)"
-            click.echo(f"{key.query}\t{key.key}\t{key.bytes}\tttl={key.ttl}{mark}")
+        if len(planned) < PLANNED_JSON_LIMIT:
+            planned.append(key)
+        mark = "" if key.fits else "  (too large: would be skipped)"
+        say(f"{key.query}\t{key.key}\t{key.bytes}\tttl={key.ttl}{mark}")
 
     progress = Progress(f"warm {warm_set}", unit="keys")
     try:
@@ -152,14 +148,11 @@ def warm_cmd(
         )
     finally:
         progress.close()
-    if as_json:
-        doc = report.to_dict()
-        if dry_run:
-            doc["planned_keys"] = [vars(p) for p in planned]
-            doc["planned_truncated"] = len(planned) >= PLANNED_JSON_LIMIT
-        emit_json(doc)
-    else:
-        _print_warm(report)
+    doc = report.to_json()
+    if dry_run:
+        doc["planned_keys"] = [vars(p) for p in planned]
+        doc["planned_truncated"] = len(planned) >= PLANNED_JSON_LIMIT
+    emit(Output(doc, lambda: _warm_text(report), _warm_notes(report)))
     _raise_for(report)
 
 
@@ -176,9 +169,7 @@ def _raise_for(report: WarmReport) -> None:
         )
 
 
-def _print_warm(report: WarmReport) -> None:
-    if report.warning:
-        click.echo(f"warning: {report.warning}", err=True)
+def _warm_text(report: WarmReport) -> str:
     rows = [
         {
             "query": q.name,
@@ -193,36 +184,27 @@ def _print_warm(report: WarmReport) -> None:
         }
         for q in report.queries
     ]
-    click.echo(
-        table(
-            rows,
-            [
-                "query",
-                "rows",
-                "written",
-                "present",
-                "too_large",
-                "too_many_rows",
-                "failed",
-                "bytes",
-                "error",
-            ],
-        )
-    )
+    columns = ["query", "rows", "written", "present", "too_large", "too_many_rows", "failed",
+               "bytes", "error"]  # fmt: skip
     verb = "would write" if report.dry_run else "wrote"
     keys = report.total("planned") if report.dry_run else report.total("keys_written")
-    click.echo(
+    return (
+        table(rows, columns) + "\n"
         f"{report.set}: {verb} {keys} keys ({human_bytes(report.total('bytes'))}) from "
         f"{report.source} to {', '.join(report.servers)} in {report.seconds:.2f} s"
     )
-    for address in report.restarts:
-        click.echo(
-            f"warning: memcached {address} restarted during the warm; keys written to it "
-            f"before the restart are gone: run the warm again",
-            err=True,
-        )
+
+
+def _warm_notes(report: WarmReport) -> list[str]:
+    notes = [f"warning: {report.warning}"] if report.warning else []
+    notes += [
+        f"warning: memcached {address} restarted during the warm; keys written to it "
+        f"before the restart are gone: run the warm again"
+        for address in report.restarts
+    ]
     if report.stopped:
-        click.echo(f"stopped: {report.stopped}", err=True)
+        notes.append(f"stopped: {report.stopped}")
+    return notes
 
 
 @cache_group.command("copy")
@@ -233,7 +215,7 @@ def _print_warm(report: WarmReport) -> None:
 @click.option("--rate", type=float, callback=_rate, help="At most N keys per second.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
 @_on_error_options
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @pass_app
 def copy_cmd(
     app: AppContext,
@@ -243,9 +225,8 @@ def copy_cmd(
     overwrite: bool,
     rate: float | None,
     batch_size: int,
-    on_error: str,
+    on_error: OnError,
     retry_for: float,
-    as_json: bool,
 ) -> None:
     """Warm the node --to from the warm node --from: every key (or --match PREFIX) with its
     flags and remaining TTL, enumerated with `lru_crawler metadump` (memcached >= 1.4.31).
@@ -278,19 +259,17 @@ def copy_cmd(
         ).run()
     finally:
         progress.close()
-    if as_json:
-        emit_json(report.to_dict())
-        return
-    click.echo(
+    text = (
         f"copied {report.copied} of {report.matched} keys ({human_bytes(report.bytes)}) "
         f"from {source} to {target} in {report.seconds:.2f} s; present {report.skipped_present}, "
         f"expiring {report.skipped_expiring}, vanished {report.vanished}, "
         f"too large {report.too_large}, failed {report.failed}"
     )
-    for address in report.restarts:
-        click.echo(
-            f"warning: memcached {address} restarted during the copy: run it again", err=True
-        )
+    notes = [
+        f"warning: memcached {address} restarted during the copy: run it again"
+        for address in report.restarts
+    ]
+    emit(Output(report.to_json(), text, notes))
     if report.failed:
         raise OperationFailed(f"{report.failed} keys could not be written to {target}")
 
@@ -303,39 +282,34 @@ def _item_count(address: str, timeout: float) -> int | None:
 
 @cache_group.command("stats")
 @click.option("--server", "servers", multiple=True, help="memcached HOST:PORT (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option("Print JSON.")
 @pass_app
-def stats_cmd(app: AppContext, servers: tuple[str, ...], as_json: bool) -> None:
+def stats_cmd(app: AppContext, servers: tuple[str, ...]) -> None:
     """Hit ratio, evictions, items and memory of each memcached node.
 
     Exit 3 when a node cannot be reached (the others are still shown).
     """
     loaded = app.loaded()
     found = [node_stats(s, loaded.config.memcached.timeout) for s in cache_servers(loaded, servers)]
-    if as_json:
-        emit_json([n.to_dict() for n in found])
-    else:
-        rows = [
-            {
-                "node": n.address,
-                "up": "yes" if n.up else "NO",
-                "items": n.items,
-                "memory": (
-                    f"{human_bytes(n.bytes)} / {human_bytes(n.limit_bytes)}" if n.up else "-"
-                ),
-                "hit_ratio": "-" if n.hit_ratio is None else f"{n.hit_ratio:.1%}",
-                "evictions": n.evictions,
-                "uptime_s": n.uptime,
-                "version": n.version or (n.error or ""),
-            }
-            for n in found
-        ]
-        click.echo(
-            table(
-                rows,
-                ["node", "up", "items", "memory", "hit_ratio", "evictions", "uptime_s", "version"],
-            )
-        )
+    emit(Output([n.to_json() for n in found], lambda: _stats_text(found)))
     down = [n for n in found if not n.up]
     if down:
         raise ServiceUnavailable(f"{len(down)} memcached node(s) unreachable: {down[0].error}")
+
+
+def _stats_text(found: list[NodeStats]) -> str:
+    rows = [
+        {
+            "node": n.address,
+            "up": "yes" if n.up else "NO",
+            "items": n.items,
+            "memory": f"{human_bytes(n.bytes)} / {human_bytes(n.limit_bytes)}" if n.up else "-",
+            "hit_ratio": "-" if n.hit_ratio is None else f"{n.hit_ratio:.1%}",
+            "evictions": n.evictions,
+            "uptime_s": n.uptime,
+            "version": n.version or (n.error or ""),
+        }
+        for n in found
+    ]
+    columns = ["node", "up", "items", "memory", "hit_ratio", "evictions", "uptime_s", "version"]
+    return table(rows, columns)

@@ -12,9 +12,9 @@ from datatier.backup.policy import find_policies
 from datatier.backup.service import load_policy, policies_dir
 from datatier.cli.backups_cmd import parse_now
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.render import emit_json
+from datatier.cli.output import Output, emit, json_option
 from datatier.errors import OperationFailed
-from datatier.ops.checks import NAMES, CheckContext, Status, run_checks
+from datatier.ops.checks import NAMES, CheckContext, CheckResult, Status, run_checks
 from datatier.ops.job import run_job
 
 
@@ -43,7 +43,7 @@ from datatier.ops.job import run_job
     "period if shorter.",
 )
 @click.option("--now", "now", metavar="ISO-8601", callback=parse_now, help="Check as of then.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option("Print the results as JSON.")
 @pass_app
 def check(
     app: AppContext,
@@ -53,7 +53,6 @@ def check(
     staging_dir: Path | None,
     grace_hours: float | None,
     now: datetime,
-    as_json: bool,
 ) -> None:
     """Check what backups and health rely on, like pgBackRest's and Barman's `check`.
 
@@ -81,14 +80,18 @@ def check(
             grace_hours=grace_hours,
         )
         results = run_checks(ctx, [n.strip() for n in only.split(",") if n.strip()])
-        if as_json:
-            emit_json([r.to_json() for r in results])
-        else:
-            for r in results:
-                click.echo(f"{r.status.value.upper():<4}  {r.check:<16}  {r.target}: {r.detail}")
-                if r.hint and r.status is Status.FAIL:
-                    click.echo(f"{'':<4}  {'':<16}  hint: {r.hint}")
+        emit(Output([r.to_json() for r in results], lambda: _text(results)))
         bad = [r for r in results if r.status is Status.FAIL]
         if bad:
             names = ", ".join(dict.fromkeys(f"{r.check} ({r.target})" for r in bad))
             raise OperationFailed(f"{len(bad)} of {len(results)} checks failed: {names}")
+
+
+def _text(results: list[CheckResult]) -> str:
+    """One line per check, and the hint of each failed one."""
+    lines = []
+    for r in results:
+        lines.append(f"{r.status.value.upper():<4}  {r.check:<16}  {r.target}: {r.detail}")
+        if r.hint and r.status is Status.FAIL:
+            lines.append(f"{'':<4}  {'':<16}  hint: {r.hint}")
+    return "\n".join(lines)

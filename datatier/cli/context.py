@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import click
 
@@ -19,6 +20,12 @@ class AppContext:
     json_logs: bool = False
     reported: set[int] = field(default_factory=set)
     """ids of failures already logged with their reason (by a job), not to be repeated"""
+    json_output: bool = False
+    """``--json``: the result (or the failure) as one JSON document on stdout"""
+    emitted: bool = False
+    """the command's result is on stdout (a failure after it adds no second document)"""
+    failure: dict[str, Any] = field(default_factory=dict)
+    """what a failure's ``--json`` document carries besides error, exit_code and hint"""
     _loaded: LoadedConfig | None = field(default=None, repr=False)
 
     def loaded(self) -> LoadedConfig:

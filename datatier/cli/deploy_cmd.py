@@ -16,10 +16,11 @@ import click
 from datatier.backup.policy import find_policies
 from datatier.backup.service import policies_dir
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import Output, emit, json_option
 from datatier.config import resolve_path
 from datatier.provision.artifacts import RenderContext, render_all, renderers, write_files
 from datatier.provision.artifacts.haproxy import HAProxyRenderer
-from datatier.replication.haproxy import HAProxyLayout
+from datatier.provision.artifacts.haproxy_config import HAProxyLayout
 from datatier.typedtoml import read_toml
 
 
@@ -80,6 +81,7 @@ def _target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(file_okay=False, path_type=Path),
             help="Write the files here (default: print them).",
         ),
+        json_option("Print JSON: the files (name -> text), or the paths written."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -114,14 +116,18 @@ def _context(
 
 
 def _emit(files: dict[str, str], output_dir: Path | None) -> None:
-    if output_dir is None:
-        for i, (rel, text) in enumerate(sorted(files.items())):
-            if len(files) > 1:
-                click.echo(("\n" if i else "") + f"# ===== {rel} =====")
-            click.echo(text, nl=False)
+    """Print the rendered files (each headed by its name when there are several), or write
+    them into ``output_dir`` and say so."""
+    if output_dir is not None:
+        written = [str(path) for path in write_files(files, output_dir)]
+        emit(Output({"wrote": written}, "\n".join(f"wrote {path}" for path in written)))
         return
-    for path in write_files(files, output_dir):
-        click.echo(f"wrote {path}")
+    parts = []
+    for i, (rel, text) in enumerate(sorted(files.items())):
+        if len(files) > 1:
+            parts.append(("\n" if i else "") + f"# ===== {rel} =====\n")
+        parts.append(text)
+    emit(Output({"files": dict(sorted(files.items()))}, "".join(parts)))
 
 
 def _artifact(name: str) -> None:
@@ -172,6 +178,7 @@ def render_all_cmd(app: AppContext, /, output_dir: Path | None, **kw: Any) -> No
 @click.option("--fall", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--rise", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@json_option("Print JSON: the file (name -> text), or the path written.")
 @pass_app
 def haproxy(
     app: AppContext,
@@ -206,7 +213,7 @@ def haproxy(
     ctx = RenderContext(policies=(), mysql=mysql, haproxy=layout)
     text = HAProxyRenderer().render(ctx)["haproxy.cfg"]
     if output is None:
-        click.echo(text, nl=False)
+        emit(Output({"files": {"haproxy.cfg": text}}, text))
     else:
         output.write_text(text)
-        click.echo(f"wrote {output}")
+        emit(Output({"wrote": [str(output)]}, f"wrote {output}"))

@@ -17,10 +17,10 @@ from datatier.cli.context import AppContext, pass_app
 from datatier.errors import ConfigError, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.metrics import build_registry
-from datatier.mysql.connection import endpoint
+from datatier.mysql.connection import primary_endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter
+from datatier.replication.health import HealthServer, parse_listen, serve
 from datatier.replication.monitor import Monitor
-from datatier.replication.server import HealthServer, parse_listen, serve
 
 if TYPE_CHECKING:
     from datatier.binlog.status import ArchiveWatch
@@ -74,12 +74,7 @@ def serve_cmd(
     specs = [parse_listen(text) for text in (listens or (config.health.listen,))]
     writer = None
     if heartbeat:
-        primary = config.mysql.primary()
-        if primary is None:
-            raise ConfigError("config", "mysql.nodes", 'no node has role = "primary"')
-        writer = HeartbeatWriter(
-            endpoint(config.mysql, primary[0]), config.health.heartbeat_interval
-        )
+        writer = HeartbeatWriter(primary_endpoint(config.mysql), config.health.heartbeat_interval)
     monitor = Monitor(config.mysql, config.health, interval=interval)
     stats = BackupStatsMonitor(
         policies_dir(loaded),

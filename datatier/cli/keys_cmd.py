@@ -6,7 +6,7 @@ import click
 
 from datatier.backup.encryption import short
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.render import emit_json, table
+from datatier.cli.output import Output, emit, json_option, table
 from datatier.errors import OperationFailed
 from datatier.ops.keys import KeysReport, check_keys
 
@@ -17,9 +17,9 @@ def keys_group() -> None:
 
 
 @keys_group.command("check")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @pass_app
-def check_cmd(app: AppContext, as_json: bool) -> None:
+def check_cmd(app: AppContext) -> None:
     """Say which backups (and archived binlogs) each identity of encryption.identity opens.
 
     Reads manifests and binlog index records only (they record the public keys objects are
@@ -28,10 +28,7 @@ def check_cmd(app: AppContext, as_json: bool) -> None:
     keep the old identity in the identity file for as long as backups need it.
     """
     report = check_keys(app.loaded())
-    if as_json:
-        emit_json(report.to_json())
-    else:
-        _render(report)
+    emit(Output(report.to_json(), lambda: _text(report)))
     if report.locked:
         names = ", ".join(f"{i.policy}/{i.name}" for i in report.locked[:5])
         more = f" and {len(report.locked) - 5} more" if len(report.locked) > 5 else ""
@@ -42,14 +39,15 @@ def check_cmd(app: AppContext, as_json: bool) -> None:
         )
 
 
-def _render(report: KeysReport) -> None:
+def _text(report: KeysReport) -> str:
+    lines = []
     held = ", ".join(short(k) for k in report.identities) or "none"
-    click.echo(f"identities here: {held}")
+    lines.append(f"identities here: {held}")
     current = ", ".join(
         f"{short(k)} ({'held here' if k in report.identities else 'not held here'})"
         for k in report.recipients
     )
-    click.echo(f"new backups are encrypted to: {current or 'nobody (encryption is off)'}")
+    lines.append(f"new backups are encrypted to: {current or 'nobody (encryption is off)'}")
     rows = [
         {
             "policy": item.policy,
@@ -61,6 +59,7 @@ def _render(report: KeysReport) -> None:
         for item in report.items
     ]
     if rows:
-        click.echo(table(rows, ["policy", "backup", "encrypted to", "opened by"]))
+        lines.append(table(rows, ["policy", "backup", "encrypted to", "opened by"]))
     for key in report.identities:
-        click.echo(f"{short(key)} opens {len(report.opened_by(key))} of {len(report.items)}")
+        lines.append(f"{short(key)} opens {len(report.opened_by(key))} of {len(report.items)}")
+    return "\n".join(lines)

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import Output, emit, json_option
 from datatier.cli.progress import Progress
-from datatier.cli.render import emit_json
 from datatier.errors import DatatierError, IntegrityFailure, OperationFailed, UsageError
 from datatier.migrate.plan import TablePlan
 from datatier.migrate.report import plan_text, plans_summary, verify_text, why_blocked
@@ -23,7 +23,7 @@ from datatier.migrate.service import (
     source_node,
     table_names,
 )
-from datatier.migrate.target import CONFLICT_POLICIES, DURABILITIES
+from datatier.migrate.target import CONFLICT_POLICIES, DURABILITIES, Conflict
 from datatier.migrate.verify import verify_table
 
 
@@ -42,7 +42,7 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Mapping file (path or name in rethinkdb.mappings_dir).",
         ),
         click.option("--source", metavar="NODE", help="MySQL node to read (default: a replica)."),
-        click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+        json_option("Print JSON."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -64,13 +64,15 @@ def _plans(
     return node, conn, make_plans(conn, loaded, names, mapping_file, **kw)
 
 
-def _show_plans(plans: list[TablePlan], as_json: bool, extra: dict[str, Any]) -> None:
-    if as_json:
-        emit_json({**extra, "tables": [p.to_dict() for p in plans]})
-        return
-    for plan in plans:
-        click.echo(plan_text(plan) + "\n")
-    click.echo(plans_summary(plans))
+def _plans_output(plans: list[TablePlan], extra: dict[str, Any], tail: str = "") -> Output:
+    """The plans as the ``--json`` document (``extra`` first) and as text (``tail`` after
+    the summary)."""
+
+    def text() -> str:
+        shown = [plan_text(plan) + "\n" for plan in plans]
+        return "\n".join([*shown, plans_summary(plans), *([tail] if tail else [])])
+
+    return Output({**extra, "tables": [p.to_json() for p in plans]}, text)
 
 
 def _refuse_blocked(plans: list[TablePlan]) -> None:
@@ -91,7 +93,6 @@ def plan_cmd(
     tables: str | None,
     mapping: str | None,
     source: str | None,
-    as_json: bool,
     sample: int,
     full: bool,
     seed: int | None,
@@ -102,7 +103,7 @@ def plan_cmd(
     """
     node, conn, plans = _plans(app, tables, mapping, source, sample=sample, full=full, seed=seed)
     with conn:
-        _show_plans(plans, as_json, {"source": node, "dry_run": True})
+        emit(_plans_output(plans, {"source": node, "dry_run": True}))
     _refuse_blocked(plans)
 
 
@@ -157,9 +158,8 @@ def run_cmd(
     tables: str | None,
     mapping: str | None,
     source: str | None,
-    as_json: bool,
     execute: bool,
-    conflict: str,
+    conflict: Conflict,
     batch_size: int,
     connections: int,
     durability: str,
@@ -182,10 +182,12 @@ def run_cmd(
     with conn:
         if not execute:
             rows = sum(p.estimates.documents for p in plans if p.estimates)
-            _show_plans(plans, as_json, {"source": node, "dry_run": True, "rows": rows})
+            blocked = any(p.verdict == "blocked" for p in plans)
+            tail = (
+                "" if blocked else f"dry run: nothing written; add --execute to copy ~{rows:,} rows"
+            )
+            emit(_plans_output(plans, {"source": node, "dry_run": True, "rows": rows}, tail))
             _refuse_blocked(plans)
-            if not as_json:
-                click.echo(f"dry run: nothing written; add --execute to copy ~{rows:,} rows")
             return
         _refuse_blocked(plans)
         loaded = app.loaded()
@@ -227,21 +229,19 @@ def run_cmd(
             raise
         finally:
             progress.close()
-    data = report.to_dict() | {"checkpoint": str(cp_path), "target": target.describe()}
-    if as_json:
-        emit_json(data)
-        return
-    for t in report.tables:
-        click.echo(
-            f"{t.table} -> {t.target}: {t.rows:,} rows ({t.inserted:,} inserted, "
-            f"{t.replaced:,} replaced, {t.unchanged:,} unchanged), {t.seconds:.1f} s"
-            + (f", resumed after {t.resumed_after:,}" if t.resumed_after else "")
-        )
+    data = report.to_json() | {"checkpoint": str(cp_path), "target": target.describe()}
+    lines = [
+        f"{t.table} -> {t.target}: {t.rows:,} rows ({t.inserted:,} inserted, "
+        f"{t.replaced:,} replaced, {t.unchanged:,} unchanged), {t.seconds:.1f} s"
+        + (f", resumed after {t.resumed_after:,}" if t.resumed_after else "")
+        for t in report.tables
+    ]
     waited = f", {report.rate_waited:.1f} s waiting for --rate" if report.rate_waited else ""
-    click.echo(
+    lines.append(
         f"copied {data['rows']:,} rows in {data['seconds']} s ({data['rows_per_second']} rows/s"
         f"{waited}) from {node}; checkpoint {cp_path}"
     )
+    emit(Output(data, "\n".join(lines)))
 
 
 @migrate_group.command("verify")
@@ -254,7 +254,6 @@ def verify_cmd(
     tables: str | None,
     mapping: str | None,
     source: str | None,
-    as_json: bool,
     sample: int,
     all_rows: bool,
 ) -> None:
@@ -269,10 +268,8 @@ def verify_cmd(
         results = [
             verify_table(conn, p, target, sample=None if all_rows else sample) for p in plans
         ]
-    if as_json:
-        emit_json({"source": node, "target": target.describe(), "tables": results})
-    else:
-        click.echo(verify_text(results))
+    doc = {"source": node, "target": target.describe(), "tables": results}
+    emit(Output(doc, lambda: verify_text(results)))
     bad = [r["table"] for r in results if not r["ok"]]
     if bad:
         raise IntegrityFailure(f"RethinkDB differs from MySQL for {', '.join(bad)}")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import click
 
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import Output, emit, json_option
 from datatier.errors import OperationFailed, UsageError
 from datatier.ops.notify import Notifier
 
@@ -30,12 +31,13 @@ def _send(app: AppContext, event: dict[str, object]) -> None:
     if not delivery.ok:
         failed = "; ".join(f"{channel}: {problem}" for channel, problem in delivery.failures)
         raise OperationFailed(f"notification failed: {failed}")
-    click.echo(f"sent to {', '.join(delivery.tried)}")
+    emit(Output({"sent_to": list(delivery.tried)}, f"sent to {', '.join(delivery.tried)}"))
 
 
 @notify_group.command("send")
 @click.option("--unit", required=True, help="The systemd unit that failed (%i in a template).")
 @click.option("--message", default=None, help="Extra text for the event.")
+@json_option()
 @pass_app
 def send(app: AppContext, unit: str, message: str | None) -> None:
     """Report that UNIT failed (event unit.failed). Exit 1 if a channel failed."""
@@ -43,6 +45,7 @@ def send(app: AppContext, unit: str, message: str | None) -> None:
 
 
 @notify_group.command("test")
+@json_option()
 @pass_app
 def test(app: AppContext) -> None:
     """Send a test event (event notify.test) to every channel. Exit 1 if one failed."""

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import shlex
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.render import emit_json
-from datatier.errors import DatatierError, UsageError
+from datatier.cli.output import Output, emit, failure, json_option, say
+from datatier.errors import UsageError
 from datatier.provision.plan import Change, Plan, apply_plan, make_plan
 from datatier.provision.service import KINDS, provisioners
 
 if TYPE_CHECKING:
-    from datatier.backup.manifest import Manifest
-    from datatier.mysql.connection import Endpoint
-    from datatier.storage.base import ObjectStore
+    from datatier.provision.catchup import CatchUp
 
 SYMBOL = {"create": "+", "update": "~", "apply": "+"}
 
@@ -46,20 +42,29 @@ def _describe(change: Change) -> str:
     return f"  {mark} {change.item}: {before} -> {after}"
 
 
-def _print_plan(plan: Plan) -> None:
+def _plan_text(plan: Plan) -> str:
+    lines = []
     for rp in plan.resources:
         state = f"{len(rp.changes)} change(s)" if rp.changes else "in sync"
-        click.echo(f"{rp.resource} ({rp.kind}): {state}")
-        for change in rp.changes:
-            click.echo(_describe(change))
+        lines.append(f"{rp.resource} ({rp.kind}): {state}")
+        lines += [_describe(change) for change in rp.changes]
     total = len(plan.changes)
     if not plan.resources:
-        click.echo("nothing to provision (no S3 stores, no schema files)")
+        lines.append("nothing to provision (no S3 stores, no schema files)")
     elif total == 0:
-        click.echo("No changes: everything is in the desired state.")
+        lines.append("No changes: everything is in the desired state.")
     else:
         touched = sum(1 for r in plan.resources if r.changes)
-        click.echo(f"Plan: {total} change(s) in {touched} resource(s).")
+        lines.append(f"Plan: {total} change(s) in {touched} resource(s).")
+    return "\n".join(lines)
+
+
+def _dry_run(doc: dict[str, Any], text: str, what: str) -> Output:
+    """A dry run's output: ``doc`` (``executed: false``), ``text`` and how to go on."""
+    return Output(
+        {"executed": False, **doc},
+        f"{text}\nDry run: nothing was changed. Add --execute to {what}.",
+    )
 
 
 ONLY = click.option(
@@ -86,24 +91,20 @@ def provision_group(ctx: click.Context) -> None:
 @provision_group.command("plan")
 @ONLY
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@json_option("Print the plan as JSON.")
 @pass_app
-def plan_cmd(
-    app: AppContext, only: tuple[str, ...] = (), out: Path | None = None, as_json: bool = False
-) -> None:
+def plan_cmd(app: AppContext, only: tuple[str, ...] = (), out: Path | None = None) -> None:
     """Show what `apply` would change (buckets, lifecycle, schemas); changes nothing."""
     loaded = app.loaded()
     plan = make_plan(provisioners(loaded, _kinds(only)), config=loaded.source)
     if out is not None:
         plan.save(out)
-    if as_json:
-        emit_json(plan.to_json())
-        return
-    _print_plan(plan)
-    if out is not None:
-        click.echo(
-            f"saved to {out}; apply it with `datatier provision apply --plan {out} --execute`"
-        )
+    saved = (
+        f"\nsaved to {out}; apply it with `datatier provision apply --plan {out} --execute`"
+        if out is not None
+        else ""
+    )
+    emit(Output(plan.to_json(), lambda: _plan_text(plan) + saved))
 
 
 @provision_group.command("apply")
@@ -115,10 +116,10 @@ def plan_cmd(
     help="Apply this saved plan (refused if the world changed since it was made).",
 )
 @click.option("--execute", is_flag=True, help="Make the changes (default: show them only).")
-@click.option("--json", "as_json", is_flag=True, help="Print what was (or would be) changed.")
+@json_option("Print what was (or would be) changed.")
 @pass_app
 def apply_cmd(
-    app: AppContext, only: tuple[str, ...], plan_file: Path | None, execute: bool, as_json: bool
+    app: AppContext, only: tuple[str, ...], plan_file: Path | None, execute: bool
 ) -> None:
     """Change exactly what the plan lists; without --execute only show it."""
     loaded = app.loaded()
@@ -133,38 +134,22 @@ def apply_cmd(
     if plan_file is None:
         plan = make_plan(provs, config=loaded.source)
     if not execute:
-        if as_json:
-            emit_json({"executed": False, **plan.to_json()})
-            return
-        _print_plan(plan)
+        text = _plan_text(plan)
         if plan.changes:
-            click.echo("Dry run: nothing was changed. Add --execute to apply.")
+            emit(_dry_run(plan.to_json(), text, "apply"))
+        else:
+            emit(Output({"executed": False, **plan.to_json()}, text))
         return
-    applied: list[Change] = []
+    applied: list[dict[str, Any]] = []
+    failure().update(executed=True, ok=False, changes=applied)
 
     def made(change: Change) -> None:
-        applied.append(change)
-        if not as_json:
-            click.echo(_describe(change))
+        applied.append(change.to_json())
+        say(_describe(change))
 
-    try:
-        done = apply_plan(provs, plan, on_change=made)
-    except DatatierError as exc:
-        if as_json:
-            emit_json(
-                {
-                    "executed": True,
-                    "ok": False,
-                    "error": str(exc),
-                    "exit_code": int(exc.exit_code),
-                    "changes": [c.to_json() for c in applied],
-                }
-            )
-        raise
-    if as_json:
-        emit_json({"executed": True, "changes": [c.to_json() for c in done]})
-    else:
-        click.echo(f"Applied {len(done)} change(s)." if done else "No changes: nothing to do.")
+    done = apply_plan(provs, plan, on_change=made)
+    text = f"Applied {len(done)} change(s)." if done else "No changes: nothing to do."
+    emit(Output({"executed": True, "changes": [c.to_json() for c in done]}, text))
 
 
 @provision_group.command("replica")
@@ -181,7 +166,7 @@ def apply_cmd(
 @click.option("--start-command", metavar="CMD",
               help="Physical backups: how to start the target after its datadir is "
                    "restored, e.g. 'systemctl start mariadb'.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("Print the result as JSON.")
 @pass_app
 def replica_cmd(
     app: AppContext,
@@ -192,7 +177,6 @@ def replica_cmd(
     jobs: int,
     datadir: str | None,
     start_command: str | None,
-    as_json: bool,
 ) -> None:
     """Seed an empty server from backup ID and make it a GTID replica of the primary.
 
@@ -203,95 +187,22 @@ def replica_cmd(
     A physical backup is seeded on the target's host: the target is shut down, its datadir
     replaced by the backup (and its chain), then started with --start-command.
     """
-    from datatier.backup.restore import find_backup
     from datatier.mysql.connection import parse_dsn
-    from datatier.provision.replica import plan_seed, seed_replica
+    from datatier.provision.seeding import SeedOptions, plan_seeding
 
     loaded = app.loaded()
     endpoint = parse_dsn(target, loaded.config.mysql)
 
-    def report(lag: dict[str, Any]) -> None:
-        if not as_json:
-            click.echo(
-                f"catching up: {lag['gtid_gap']} transactions behind, "
-                f"Seconds_Behind_Master={lag['seconds_behind']}, IO={lag['io']} SQL={lag['sql']}"
-            )
+    def report(lag: CatchUp) -> None:
+        say(
+            f"catching up: {lag.gtid_gap} transactions behind, "
+            f"Seconds_Behind_Master={lag.seconds_behind}, IO={lag.io} SQL={lag.sql}"
+        )
 
-    manifest, store = find_backup(loaded, backup_id)
-    if manifest.engine == "mariabackup":
-        _seed_physical(app, manifest, store, endpoint, execute, timeout, jobs,
-                       datadir, start_command, as_json, report)  # fmt: skip
-        return
-    if datadir or start_command:
-        raise UsageError("--datadir and --start-command are for physical backups")
-    plan, manifest, store = plan_seed(loaded, backup_id, endpoint)
+    options = SeedOptions(jobs=jobs, timeout=timeout, datadir=datadir, start_command=start_command)
+    seeding = plan_seeding(loaded, backup_id, endpoint, options)
     if not execute:
-        if as_json:
-            emit_json({"executed": False, **plan.to_json()})
-            return
-        click.echo(
-            f"would seed {plan.target} from backup {plan.backup_id} ({plan.policy}: "
-            f"{len(plan.databases)} databases, {plan.objects} objects, {plan.bytes} bytes), "
-            f"copy {', '.join(plan.copied_tables) or 'no datatier tables'} from the primary, "
-            f"set gtid_slave_pos={plan.gtid_pos} and replicate from {plan.primary}"
-        )
-        click.echo("Dry run: nothing was changed. Add --execute to seed.")
+        emit(_dry_run(seeding.to_json(), seeding.describe(), "seed"))
         return
-
-    result = seed_replica(
-        loaded, plan, manifest, store, endpoint, timeout=timeout, on_lag=report, jobs=jobs
-    )
-    if as_json:
-        emit_json({"executed": True, **result})
-    else:
-        click.echo(
-            f"{plan.target} is a replica of {plan.primary}, caught up "
-            f"(load {result['load_seconds']} s, catch-up {result['catch_up_seconds']} s)"
-        )
-
-
-def _seed_physical(
-    app: AppContext,
-    manifest: Manifest,
-    store: ObjectStore,
-    endpoint: Endpoint,
-    execute: bool,
-    timeout: float,
-    jobs: int,
-    datadir: str | None,
-    start_command: str | None,
-    as_json: bool,
-    report: Callable[[dict[str, Any]], None],
-) -> None:
-    """`provision replica` from a physical backup (see datatier.provision.physical_seed)."""
-    from datatier.backup.catalog import Catalog
-    from datatier.provision.physical_seed import plan_physical_seed, seed_physical
-
-    loaded = app.loaded()
-    catalog = Catalog(store, [manifest.policy])
-    plan = plan_physical_seed(
-        loaded, manifest, catalog, endpoint, datadir=datadir, start_command=start_command,
-        jobs=jobs,
-    )  # fmt: skip
-    if not execute:
-        if as_json:
-            emit_json({"executed": False, **plan.to_json()})
-            return
-        click.echo(
-            f"would stop {plan.target}, replace its datadir {plan.datadir} with backup "
-            f"{plan.backup_id} ({plan.policy}: chain {' -> '.join(plan.chain)}, {plan.objects} "
-            f"objects, {plan.bytes} bytes), start it with `{shlex.join(plan.start_command)}`, "
-            f"set gtid_slave_pos={plan.gtid_pos} and replicate from {plan.primary}"
-        )
-        click.echo("Dry run: nothing was changed. Add --execute to seed.")
-        return
-    result = seed_physical(
-        loaded, plan, manifest, catalog, endpoint, timeout=timeout, on_lag=report, jobs=jobs
-    )
-    if as_json:
-        emit_json({"executed": True, **result})
-    else:
-        click.echo(
-            f"{plan.target} is a replica of {plan.primary}, caught up (restore "
-            f"{result['restore_seconds']} s, catch-up {result['catch_up_seconds']} s)"
-        )
+    result = seeding.run(on_lag=report)
+    emit(Output({"executed": True, **result.to_json()}, result.describe()))

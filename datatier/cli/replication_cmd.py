@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.render import emit_json, table
+from datatier.cli.output import Output, emit, json_option, redraw, table
 from datatier.errors import ConfigError, ServiceUnavailable
 from datatier.log import get_logger
-from datatier.mysql.connection import endpoint
+from datatier.mysql.connection import endpoint, primary_name
 from datatier.mysql.heartbeat import MIN_INTERVAL, HeartbeatWriter
 from datatier.mysql.replica_status import gtid_gap
 from datatier.replication.monitor import Monitor
@@ -38,6 +38,7 @@ def replication_group() -> None:
 )
 @click.option("--node", default=None, help="Write on this node. Default: the configured primary.")
 @click.option("--once", is_flag=True, help="Write one beat (creating the table) and exit.")
+@json_option("With --once: print JSON.")
 @pass_app
 def heartbeat(app: AppContext, interval: float | None, node: str | None, once: bool) -> None:
     """Write the UTC heartbeat into datatier.heartbeat on the primary, every interval.
@@ -47,26 +48,21 @@ def heartbeat(app: AppContext, interval: float | None, node: str | None, once: b
     Exit 3 if the primary cannot be reached at start; 1 if it is read_only.
     """
     config = app.loaded().config
-    name = node or _primary_name(config.mysql.primary())
+    name = node or primary_name(config.mysql)
     writer = HeartbeatWriter(
         endpoint(config.mysql, name), interval or config.health.heartbeat_interval
     )
     writer.open()
     if once:
         writer.close()
-        click.echo(f"heartbeat written on {name} (server_id {writer.server_id})")
+        doc = {"node": name, "server_id": writer.server_id}
+        emit(Output(doc, f"heartbeat written on {name} (server_id {writer.server_id})"))
         return
     stop = threading.Event()
     _stop_on_signals(stop)
     log.info("heartbeat.started", node=name, interval=writer.interval, server_id=writer.server_id)
     writer.run(stop)
     log.info("heartbeat.stopped", node=name, beats=writer.beats, errors=writer.errors)
-
-
-def _primary_name(found: tuple[str, Any] | None) -> str:
-    if found is None:
-        raise ConfigError("config", "mysql.nodes", 'no node has role = "primary"')
-    return found[0]
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -119,10 +115,10 @@ def status_rows(snap: Snapshot) -> list[dict[str, Any]]:
 
 
 @replication_group.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print the full measurement as JSON.")
+@json_option("Print the full measurement as JSON.")
 @click.option("--watch", is_flag=True, help="Refresh every health.interval until Ctrl-C.")
 @pass_app
-def status(app: AppContext, as_json: bool, watch: bool) -> None:
+def status(app: AppContext, watch: bool) -> None:
     """Show the topology: each node's role, read_only, heartbeat lag, threads, errors, GTID.
 
     LAG is the heartbeat lag (replica clock minus replicated heartbeat); SBM is
@@ -136,28 +132,9 @@ def status(app: AppContext, as_json: bool, watch: bool) -> None:
     try:
         while True:
             snap = monitor.measure_once()
-            rows = status_rows(snap)
-            if as_json:
-                emit_json(
-                    {
-                        "nodes": [
-                            {**snap.nodes[r["node"]].to_dict(), "gtid_gap": r["gap"]} for r in rows
-                        ],
-                        "clock_skew_seconds": {n: snap.clock_skew(n) for n in sorted(snap.nodes)},
-                        "heartbeat_note": snap.heartbeat_note() or None,
-                    }
-                )
-            else:
-                if watch:
-                    click.clear()
-                click.echo(table(rows, COLUMNS))
-                primary = snap.primary()
-                note = snap.heartbeat_note()
-                if primary is not None and primary.lag is not None:
-                    hint = f" ({note}: replica lags are not measured)" if note else ""
-                    click.echo(f"primary heartbeat age: {primary.lag:.3f}s{hint}")
-                elif note:
-                    click.echo(note)
+            if watch:
+                redraw()
+            emit(_status_output(snap))
             if not watch:
                 break
             time.sleep(config.health.interval)
@@ -168,3 +145,21 @@ def status(app: AppContext, as_json: bool, watch: bool) -> None:
     down = sorted(n for n, node in snap.nodes.items() if not node.reachable)
     if down:
         raise ServiceUnavailable(f"unreachable: {', '.join(down)}")
+
+
+def _status_output(snap: Snapshot) -> Output:
+    rows = status_rows(snap)
+    doc = {
+        "nodes": [{**snap.nodes[r["node"]].to_json(), "gtid_gap": r["gap"]} for r in rows],
+        "clock_skew_seconds": {n: snap.clock_skew(n) for n in sorted(snap.nodes)},
+        "heartbeat_note": snap.heartbeat_note() or None,
+    }
+    lines = [table(rows, COLUMNS)]
+    primary = snap.primary()
+    note = snap.heartbeat_note()
+    if primary is not None and primary.lag is not None:
+        hint = f" ({note}: replica lags are not measured)" if note else ""
+        lines.append(f"primary heartbeat age: {primary.lag:.3f}s{hint}")
+    elif note:
+        lines.append(note)
+    return Output(doc, "\n".join(lines))

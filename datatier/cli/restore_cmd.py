@@ -8,10 +8,10 @@ import click
 
 from datatier.backup.engine import RestoreOptions, RestoreProgress
 from datatier.backup.manifest import ObjectRecord
-from datatier.backup.restore import locate_backup, restore_backup
+from datatier.backup.restore import RestoreReport, locate_backup, restore_backup
 from datatier.cli.context import AppContext, pass_app
+from datatier.cli.output import Output, emit, json_option
 from datatier.cli.progress import Progress
-from datatier.cli.render import emit_json
 from datatier.display import human_bytes
 from datatier.errors import UsageError
 from datatier.storage.base import RestoreTier
@@ -136,7 +136,7 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Where verified copies of the objects wait before they are applied (default: the "
     "system's temp dir; its free space is checked first).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @pass_app
 def restore(
     app: AppContext,
@@ -163,7 +163,6 @@ def restore(
     days: int,
     poll_seconds: float,
     staging_dir: str | None,
-    as_json: bool,
 ) -> None:
     """Restore BACKUP_ID (see `datatier backups list`), or, with --until/--until-gtid, the
     state of --policy's databases at a point in time (base backup + archived binlogs).
@@ -233,19 +232,20 @@ def restore(
     finally:
         if applying.done:
             applying.close()
-    if as_json:
-        emit_json(report.to_json())
-        return
+    emit(Output(report.to_json(), lambda: _text(report)))
+
+
+def _text(report: RestoreReport) -> str:
     verb = "would restore" if report.dry_run else "restored"
-    click.echo(
+    lines = [
         f"{verb} {report.backup_id} ({report.policy}, {report.engine}) into {report.target}: "
         f"{report.objects} objects, {human_bytes(report.bytes)} compressed "
         f"({human_bytes(report.raw_bytes)} raw)"
-    )
-    for line in report.summary:
-        click.echo(f"  {line}")
+    ]
+    lines += [f"  {line}" for line in report.summary]
     classes = ", ".join(f"{n} in {c}" for c, n in sorted(report.by_class.items())) or "none"
     requested = f", restore requested for {report.restore_requested}" if report.archived else ""
-    click.echo(f"objects now: {classes}; archived: {report.archived}{requested}")
+    lines.append(f"objects now: {classes}; archived: {report.archived}{requested}")
     if not report.dry_run:
-        click.echo(f"done in {report.seconds} s")
+        lines.append(f"done in {report.seconds} s")
+    return "\n".join(lines)

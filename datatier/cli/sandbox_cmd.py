@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from datatier.cli.context import AppContext, pass_app
-from datatier.cli.render import emit_json, table
+from datatier.cli.output import Output, emit, json_option, table
 from datatier.errors import UsageError
 from datatier.sandbox.layout import DEFAULT_PORT_BASE, SERVICE_NAMES
 
@@ -61,11 +61,9 @@ def _images(pairs: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def _print(rows: list[dict[str, Any]], as_json: bool) -> None:
-    if as_json:
-        emit_json(rows)
-    else:
-        click.echo(table(rows, COLUMNS))
+def _services(rows: list[dict[str, Any]], tail: str = "") -> Output:
+    """The services' rows as a table (``tail`` after it), or as the JSON list."""
+    return Output(rows, lambda: table(rows, COLUMNS) + (f"\n{tail}" if tail else ""))
 
 
 @click.group("sandbox")
@@ -103,7 +101,7 @@ def sandbox_group() -> None:
     type=click.Choice(SERVICE_NAMES),
     help="Do not start this service (repeatable).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@json_option("Print the status as JSON.")
 @pass_app
 def up(
     app: AppContext,
@@ -112,7 +110,6 @@ def up(
     backend: str | None,
     image_pairs: tuple[str, ...],
     skip: tuple[str, ...],
-    as_json: bool,
 ) -> None:
     """Start every sandbox server that is not running and write DIR/datatier.toml.
 
@@ -127,19 +124,20 @@ def up(
         sandbox_dir(app, root, creating=True), port_base, backend, _images(image_pairs)
     )
     rows = sandbox.up(skip)
-    _print(rows, as_json)
-    if not as_json:
-        click.echo(
+    emit(
+        _services(
+            rows,
             f"sandbox up ({sandbox.backend.name}) in {time.monotonic() - started:.1f} s; "
-            f"config: {sandbox.root / 'datatier.toml'}"
+            f"config: {sandbox.root / 'datatier.toml'}",
         )
+    )
 
 
 @sandbox_group.command("status")
 @DIR_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of services.")
+@json_option("Print a JSON list of services.")
 @pass_app
-def status(app: AppContext, root: Path | None, as_json: bool) -> None:
+def status(app: AppContext, root: Path | None) -> None:
     """Show each service: name, kind, host, port, pid, state; replicas' IO/SQL threads.
 
     Exits 1 when any service is not running.
@@ -147,7 +145,7 @@ def status(app: AppContext, root: Path | None, as_json: bool) -> None:
     from datatier.sandbox.supervisor import Sandbox
 
     rows = Sandbox(sandbox_dir(app, root)).status()
-    _print(rows, as_json)
+    emit(_services(rows))
     if any(r["state"] != "running" for r in rows):
         click.get_current_context().exit(1)
 
@@ -155,6 +153,7 @@ def status(app: AppContext, root: Path | None, as_json: bool) -> None:
 @sandbox_group.command("down")
 @DIR_OPTION
 @click.option("--purge", is_flag=True, help="Also delete the sandbox directory (all data).")
+@json_option()
 @pass_app
 def down(app: AppContext, root: Path | None, purge: bool) -> None:
     """Stop exactly what `up` started (processes by pid and command line, or this sandbox's
@@ -163,15 +162,14 @@ def down(app: AppContext, root: Path | None, purge: bool) -> None:
 
     sandbox = Sandbox(sandbox_dir(app, root))
     stopped = sandbox.down(purge=purge)
-    click.echo(
-        f"stopped ({sandbox.root}): {', '.join(stopped) if stopped else 'nothing was running'}"
-    )
+    text = f"stopped ({sandbox.root}): {', '.join(stopped) if stopped else 'nothing was running'}"
+    emit(Output({"dir": str(sandbox.root), "stopped": stopped, "purged": purge}, text))
 
 
 @sandbox_group.command("images")
 @click.option("--build", is_flag=True, help="Build the local images that are missing.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
-def images_cmd(build: bool, as_json: bool) -> None:
+@json_option("Print a JSON list.")
+def images_cmd(build: bool) -> None:
     """The container backend's image for each kind of server, and where it comes from.
 
     --build makes the local ones from Debian packages (debootstrap base, needs root), each
@@ -200,7 +198,4 @@ def images_cmd(build: bool, as_json: bool) -> None:
             )
     finally:
         engine.close()
-    if as_json:
-        emit_json(rows)
-    else:
-        click.echo(table(rows, ("kind", "image", "source", "present")))
+    emit(Output(rows, lambda: table(rows, ("kind", "image", "source", "present"))))

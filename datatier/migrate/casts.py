@@ -22,12 +22,12 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from datatier.migrate.schema import Column
+from datatier.mysql.introspect import INTEGER_TYPES, Column
 
 MAX_SAFE_INT = 2**53
 MAX_KEY_BYTES = 127
 
-INTEGERS = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint"})
+INTEGERS = INTEGER_TYPES
 DECIMALS = frozenset({"decimal", "numeric"})
 FLOATS = frozenset({"float", "double", "real"})
 TEXTS = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext"})

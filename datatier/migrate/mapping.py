@@ -30,7 +30,7 @@ from pathlib import Path
 
 from datatier.errors import ConfigError, UsageError
 from datatier.migrate.casts import CASTS, allowed_casts, parse_tz
-from datatier.migrate.schema import TableSchema, split_name
+from datatier.mysql.introspect import TableSchema, split_name
 from datatier.typedtoml import Binder, option, read_toml
 
 

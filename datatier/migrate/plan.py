@@ -13,17 +13,21 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from datatier.migrate.casts import Converter, converter, default_cast, risks
 from datatier.migrate.mapping import ColumnMapping, MappingFile, check_against
-from datatier.migrate.schema import Column, Index, TableSchema
+from datatier.mysql.introspect import Column, Index, TableSchema
 
 ASSUMED_DOCS_PER_SECOND = 5000
 """For the run-time estimate only: one client, batches of 500, a nearby server. Measure
 with a rehearsal (``migrate run --execute`` into a scratch database) before trusting it."""
 
 COMPOUND_KEY_INDEX = "mysql_key"
+FindingLevel = Literal["error", "warning", "info"]
+KeyKind = Literal["single", "generated", "none"]
+Verdict = Literal["ready", "warnings", "blocked"]
+"""``blocked``: an error finding (nothing is copied); ``warnings``: a warning finding."""
 NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -31,11 +35,11 @@ NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 class Finding:
     """One thing the plan says: ``level`` is error (blocks), warning or info."""
 
-    level: str
+    level: FindingLevel
     text: str
     column: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"level": self.level, "column": self.column, "text": self.text}
 
 
@@ -51,7 +55,7 @@ class FieldPlan:
     skipped: bool = False
     convert: Converter | None = dataclasses.field(default=None, repr=False, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "column": self.column.name,
             "mysql_type": self.column.column_type,
@@ -68,11 +72,11 @@ class KeyPlan:
     (a JSON array of the key columns' values, with a compound index on them); ``none``
     blocks the table."""
 
-    kind: str
+    kind: KeyKind
     columns: tuple[str, ...]
     source: str  # "PRIMARY", a unique index name, "mapping" or "none"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "columns": list(self.columns), "source": self.source}
 
 
@@ -85,7 +89,7 @@ class IndexPlan:
     source: str
     unique_lost: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "fields": list(self.fields),
@@ -130,7 +134,7 @@ class TablePlan:
         return [f for f in self.fields if not f.skipped]
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         levels = {f.level for f in self.findings}
         return "blocked" if "error" in levels else "warnings" if "warning" in levels else "ready"
 
@@ -164,16 +168,16 @@ class TablePlan:
             seconds=docs / ASSUMED_DOCS_PER_SECOND,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         est = self.estimates
         return {
             "table": self.name,
             "target": self.target,
             "verdict": self.verdict,
-            "key": self.key.to_dict(),
-            "fields": [f.to_dict() for f in self.fields],
-            "indexes": [i.to_dict() for i in self.indexes],
-            "findings": [f.to_dict() for f in self.findings],
+            "key": self.key.to_json(),
+            "fields": [f.to_json() for f in self.fields],
+            "indexes": [i.to_json() for i in self.indexes],
+            "findings": [f.to_json() for f in self.findings],
             "sample": self.sample,
             "estimates": None
             if est is None
@@ -238,7 +242,7 @@ def _key(schema: TableSchema, columns: list[str] | None) -> tuple[KeyPlan, list[
     notes: list[Finding] = []
     if columns:
         notes.extend(_mapping_key_findings(schema, columns))
-        kind = "single" if len(columns) == 1 else "generated"
+        kind: KeyKind = "single" if len(columns) == 1 else "generated"
         return KeyPlan(kind, tuple(columns), "mapping"), notes
     pk = schema.primary_key
     chosen: Index | None = pk

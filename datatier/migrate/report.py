@@ -1,13 +1,15 @@
-"""Plain-text rendering of plans, runs and verifications for people (JSON is ``to_dict``)."""
+"""Plain-text rendering of plans, runs and verifications for people (JSON is ``to_json``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from datatier.display import human_bytes, table
-from datatier.migrate.plan import ASSUMED_DOCS_PER_SECOND, TablePlan
+from datatier.migrate.plan import ASSUMED_DOCS_PER_SECOND, TablePlan, Verdict
 
-VERDICTS = {"ready": "READY", "warnings": "READY WITH WARNINGS", "blocked": "BLOCKED"}
+VERDICTS: dict[Verdict, str] = {
+    "ready": "READY", "warnings": "READY WITH WARNINGS", "blocked": "BLOCKED"
+}  # fmt: skip
 
 
 def _duration(seconds: float) -> str:

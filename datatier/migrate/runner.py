@@ -27,10 +27,8 @@ bucket (:class:`datatier.ratelimit.RateLimit`, one for the whole run). A MySQL c
 lost while reading raises :class:`~datatier.errors.ServiceUnavailable` (exit 3), as a lost
 RethinkDB connection does (in :class:`~datatier.migrate.target.RethinkDBTarget`).
 
-The snapshot's position is recorded for the server's flavour: MariaDB's
-``binlog_snapshot_*`` status (exact for the snapshot) and ``@@gtid_current_pos``; MySQL's
-``@@GLOBAL.gtid_executed``, read right after the snapshot started (MySQL has no exact
-equivalent without BACKUP_ADMIN, so it may be a little ahead of the snapshot).
+The snapshot's position is recorded for the server's flavour
+(:func:`datatier.mysql.consistent.open_snapshot`).
 """
 
 from __future__ import annotations
@@ -44,31 +42,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pymysql
-
 from datatier import log
 from datatier.errors import OperationFailed, ServiceUnavailable, UsageError
 from datatier.migrate.checkpoint import Checkpoint, TableProgress
 from datatier.migrate.documents import DocumentBuilder, canonical, digest
 from datatier.migrate.plan import TablePlan
 from datatier.migrate.reader import TableReader
-from datatier.migrate.target import InsertResult, MigrationTarget
+from datatier.migrate.target import Conflict, InsertResult, MigrationTarget
 from datatier.migrate.window import Acked, Batch, WriteWindow
-from datatier.mysql.connection import Connection, query_dicts
-from datatier.mysql.replica_status import MARIADB, MYSQL
+from datatier.mysql.connection import Connection, MySQLError, connection_lost
+from datatier.mysql.consistent import open_snapshot
 from datatier.ratelimit import RateLimit
 
 _log = log.get_logger(__name__)
-
-LOST_CONNECTION = frozenset({2003, 2006, 2013, 2055})
-"""MySQL client errors that mean the server went away (CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR,
-CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED)."""
 
 
 @dataclass(frozen=True)
 class RunOptions:
     batch_size: int = 500
-    conflict: str = "error"
+    conflict: Conflict = "error"
     rate: float | None = None  # rows per second, None: unlimited
     checkpoint: Path | None = None
     restart: bool = False
@@ -89,7 +81,7 @@ class TableRun:
     seconds: float = 0.0
     indexes_created: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "table": self.table,
             "target": self.target,
@@ -112,12 +104,12 @@ class RunReport:
     seconds: float
     rate_waited: float = 0.0  # seconds the rate limit made the run wait
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         rows = sum(t.rows for t in self.tables)
         return {
             "source": self.source,
             "snapshot": self.snapshot,
-            "tables": [t.to_dict() for t in self.tables],
+            "tables": [t.to_json() for t in self.tables],
             "rows": rows,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(rows / self.seconds, 1) if self.seconds else None,
@@ -144,29 +136,6 @@ def _open_checkpoint(plans: list[TablePlan], source: str, options: RunOptions) -
     return cp
 
 
-def server_flavour(conn: Connection) -> str:
-    """``mariadb`` or ``mysql``, from the server's version string."""
-    row = query_dicts(conn, "SELECT VERSION() AS version")[0]
-    return MARIADB if "mariadb" in str(row["version"]).lower() else MYSQL
-
-
-def _snapshot(conn: Connection) -> dict[str, Any]:
-    """Start the consistent snapshot and say where it is (see module docstring)."""
-    flavour = server_flavour(conn)
-    with conn.cursor() as cur:
-        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-    info: dict[str, Any] = {"flavour": flavour}
-    if flavour == MARIADB:
-        rows = query_dicts(conn, "SHOW STATUS LIKE 'binlog_snapshot_%'")
-        info.update({str(r["Variable_name"]): r["Value"] for r in rows})
-        info.update(query_dicts(conn, "SELECT @@gtid_current_pos AS gtid_current_pos")[0])
-    else:
-        row = query_dicts(conn, "SELECT @@GLOBAL.gtid_executed AS gtid_executed")[0]
-        info["gtid_executed"] = " ".join(str(row["gtid_executed"] or "").split())
-    return info
-
-
 def run_tables(
     conn: Connection,
     source: str,
@@ -188,16 +157,15 @@ def run_tables(
     started = time.monotonic()
     runs: list[TableRun] = []
     try:
-        snapshot = _snapshot(conn)
+        snapshot = open_snapshot(conn)
         for plan in plans:
             runs.append(_copy(conn, plan, target, options, cp, on_progress, limit))
-    except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        if isinstance(exc, pymysql.err.OperationalError) and code not in LOST_CONNECTION:
+    except MySQLError as exc:
+        if not connection_lost(exc):
             raise
         raise ServiceUnavailable(f"MySQL {source}: connection lost during the run: {exc}") from None
     finally:
-        with contextlib.suppress(pymysql.err.Error):
+        with contextlib.suppress(MySQLError):
             conn.rollback()  # a lost connection has lost its snapshot already
     return RunReport(source, snapshot, runs, time.monotonic() - started, limit.waited)
 

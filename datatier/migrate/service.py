@@ -18,9 +18,9 @@ from datatier.migrate.mapping import EMPTY, MappingFile, load_mapping, resolve_m
 from datatier.migrate.plan import TablePlan, build_plan
 from datatier.migrate.reader import TableReader
 from datatier.migrate.sampler import analyse
-from datatier.migrate.schema import introspect, split_name
 from datatier.migrate.target import MigrationTarget, connect_rethinkdb
 from datatier.mysql.connection import Connection, connect, endpoint
+from datatier.mysql.introspect import introspect, split_name
 
 EXACT_COUNT_BELOW = 200_000
 """Tables estimated below this many rows are counted exactly (COUNT(*) is cheap there)."""

@@ -28,12 +28,14 @@ import abc
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from datatier.config import RethinkDBSettings
 from datatier.errors import OperationFailed, ServiceUnavailable
 
-CONFLICT_POLICIES = ("error", "replace", "update")
+Conflict = Literal["error", "replace", "update"]
+"""What an insert does with a document whose id exists: fail, replace it, or merge into it."""
+CONFLICT_POLICIES: tuple[Conflict, ...] = get_args(Conflict)
 DURABILITIES = ("soft", "hard")
 
 
@@ -65,7 +67,7 @@ class MigrationTarget(abc.ABC):
         """Create a (compound, for several fields) secondary index if missing."""
 
     @abc.abstractmethod
-    def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
+    def insert(self, table: str, docs: list[dict[str, Any]], conflict: Conflict) -> InsertResult:
         """Write one batch with a conflict policy."""
 
     @abc.abstractmethod
@@ -156,14 +158,14 @@ class RethinkDBTarget(MigrationTarget):
         self._run(t.index_wait(name))
         return True
 
-    def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
+    def insert(self, table: str, docs: list[dict[str, Any]], conflict: Conflict) -> InsertResult:
         from rethinkdb.errors import ReqlDriverCompileError
 
         from datatier.migrate.wire import documents_term
 
         if conflict not in CONFLICT_POLICIES:
             raise ValueError(conflict)
-        opts = {"conflict": conflict}
+        opts: dict[str, str] = {"conflict": conflict}
         if self.durability is not None:
             opts["durability"] = self.durability
         try:

@@ -25,10 +25,13 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from datatier.config import MySQLSettings
+from datatier.config import MySQLSettings, Role
 from datatier.errors import ConfigError, ServiceUnavailable
 
 Connection = pymysql.connections.Connection
+MySQLError = pymysql.MySQLError
+"""Any error the server or the driver reports on a query (callers outside ``mysql/`` catch
+this name, never the driver's)."""
 
 
 @dataclass(frozen=True)
@@ -158,16 +161,33 @@ def parse_dsn(text: str, settings: MySQLSettings) -> Endpoint:
     )
 
 
-def resolve_target(settings: MySQLSettings, text: str | None) -> tuple[Endpoint, str | None]:
+def primary_name(settings: MySQLSettings, *, hint: str | None = None) -> str:
+    """The name of the node whose role is ``primary``; the one ConfigError (exit 2) when
+    none is configured (``hint``: what the caller needed it for)."""
+    found = settings.primary()
+    if found is None:
+        raise ConfigError(
+            "config",
+            "mysql.nodes",
+            "no node has role = primary",
+            hint=hint or 'set role = "primary" on the node that takes writes',
+        )
+    return found[0]
+
+
+def primary_endpoint(settings: MySQLSettings, *, hint: str | None = None) -> Endpoint:
+    """The endpoint of the configured primary (see :func:`primary_name`)."""
+    return endpoint(settings, primary_name(settings, hint=hint))
+
+
+def resolve_target(settings: MySQLSettings, text: str | None) -> tuple[Endpoint, Role | None]:
     """A restore target: ``NODE`` or ``HOST:PORT`` (None: the configured primary), and its
     role in ``[mysql.nodes]`` (None for a HOST:PORT that is no configured node)."""
     if text:
         node = settings.nodes.get(text)
         return parse_dsn(text, settings), node.role if node else None
-    primary = settings.primary()
-    if primary is None:
-        raise ConfigError("config", "mysql.nodes", "no --target given and no primary configured")
-    return endpoint(settings, primary[0]), primary[1].role
+    name = primary_name(settings, hint="no --target given: name one, or configure a primary")
+    return endpoint(settings, name), settings.nodes[name].role
 
 
 def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
@@ -198,6 +218,20 @@ def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
     conn._read_timeout = None  # type: ignore[attr-defined]
     conn._write_timeout = None  # type: ignore[attr-defined]  # not in the stubs
     return conn
+
+
+LOST_CONNECTION = frozenset({2003, 2006, 2013, 2055})
+"""Client errors that mean the server went away (CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR,
+CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED)."""
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether a query failed because the connection is gone (the driver's interface errors,
+    or one of :data:`LOST_CONNECTION`), not because of the query."""
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    return isinstance(exc, pymysql.err.OperationalError) and code in LOST_CONNECTION
 
 
 def query_dicts(conn: Connection, sql: str, args: Any = None) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from datatier.errors import OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
 from datatier.mysql.fastreader import RawConnection
-from datatier.mysql.flavor import Flavor, detect
+from datatier.mysql.flavor import Flavor, FlavourName, detect
 
 log = get_logger(__name__)
 
@@ -233,3 +233,31 @@ class SnapshotGroup:
         if isinstance(exc, pymysql.OperationalError) and code >= 2000:
             return ServiceUnavailable(f"lost MySQL {self.ep.label} while locking: {reason}")
         return OperationFailed(f"could not {what} on {self.ep.label}: {reason}")
+
+
+def server_flavour(conn: Connection) -> FlavourName:
+    """``mariadb`` or ``mysql``, from the server's version string."""
+    return detect(str(query_dicts(conn, "SELECT VERSION() AS version")[0]["version"])).name
+
+
+def open_snapshot(conn: Connection) -> dict[str, Any]:
+    """Start one REPEATABLE READ, read-only consistent snapshot on ``conn`` and say where it
+    is, for the server's flavour: MariaDB's ``binlog_snapshot_*`` status (exact for the
+    snapshot) and ``gtid_current_pos``; MySQL's ``gtid_executed``, read right after the
+    snapshot started (MySQL has no exact equivalent without BACKUP_ADMIN, so it may be a
+    little ahead). The transaction stays open: roll back on ``conn`` to end it."""
+    flavour = server_flavour(conn)
+    flavor = Flavor(flavour, (0, 0, 0))
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur.execute(flavor.start_snapshot)
+    info: dict[str, Any] = {"flavour": flavour}
+    if flavor.is_mariadb:
+        status, gtid = flavor.snapshot_position
+        info.update({str(r["Variable_name"]): r["Value"] for r in query_dicts(conn, status)})
+        info.update(query_dicts(conn, gtid)[0])
+    else:
+        (gtid,) = flavor.snapshot_position
+        row = query_dicts(conn, gtid)[0]
+        info["gtid_executed"] = " ".join(str(row["gtid_executed"] or "").split())
+    return info

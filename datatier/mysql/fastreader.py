@@ -132,7 +132,7 @@ class RowReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def render(self, sql: str, params: Mapping[str, Any] | None) -> str:
+    def interpolate(self, sql: str, params: Mapping[str, Any] | None) -> str:
         """``sql`` with ``params`` substituted as the driver would send it."""
         with self.conn.cursor() as cur:
             return str(cur.mogrify(sql, params))

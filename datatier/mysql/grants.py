@@ -24,6 +24,7 @@ import re
 import pymysql
 
 from datatier.mysql.connection import Connection, query_dicts
+from datatier.mysql.flavor import detect
 
 IDENTIFIED = re.compile(
     r"\s+IDENTIFIED\s+(?:BY\s+PASSWORD\s+'[^']*'|VIA\s+.*?|WITH\s+.*?)(?=\s+(?:REQUIRE|WITH|PASSWORD|ACCOUNT)\b|$)",
@@ -53,15 +54,14 @@ def _first_column(conn: Connection, sql: str) -> list[str]:
 def dump_grants(conn: Connection) -> tuple[str, list[str]]:
     """(SQL text, skipped accounts) for every account and role (see module docstring)."""
     version = str(query_dicts(conn, "SELECT @@version AS v")[0]["v"])
-    mariadb = "mariadb" in version.lower()
-    if not mariadb:
-        try:  # MySQL 8: password hashes in printable form
+    flavor = detect(version)
+    for statement in flavor.grants_session:
+        try:
             with conn.cursor() as cur:
-                cur.execute("SET SESSION print_identified_with_as_hex = ON")
+                cur.execute(statement)
         except pymysql.MySQLError:
             pass
-    columns = "User AS u, Host AS h" + (", is_role AS r" if mariadb else ", 'N' AS r")
-    accounts = query_dicts(conn, f"SELECT {columns} FROM mysql.user ORDER BY User, Host")
+    accounts = query_dicts(conn, flavor.accounts_query)
     creates: list[str] = []
     granted: list[str] = []
     skipped: list[str] = []

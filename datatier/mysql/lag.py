@@ -10,11 +10,18 @@ has no lag.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+from datatier.config import Role
 from datatier.errors import ServiceUnavailable
 from datatier.mysql.connection import Connection, Endpoint, connect
 from datatier.mysql.heartbeat import read_lag
 from datatier.mysql.replica_status import read_replica_status
+
+LagMethod = Literal[
+    "primary", "not a replica", "sql thread stopped", "heartbeat", "seconds_behind",
+    "seconds_behind unknown",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -23,7 +30,7 @@ class LagCheck:
     ``seconds_behind``, ``sql thread stopped``, ``primary``)."""
 
     lag: float | None
-    method: str
+    method: LagMethod
 
     def exceeds(self, max_lag: float) -> bool:
         return self.method != "primary" and (self.lag is None or self.lag > max_lag)
@@ -47,7 +54,7 @@ def heartbeat_running(primary: Endpoint | None) -> bool:
     return beat is not None and beat.lag < HEARTBEAT_FRESH
 
 
-def measure_lag(conn: Connection, role: str, primary: Endpoint | None) -> LagCheck:
+def measure_lag(conn: Connection, role: Role, primary: Endpoint | None) -> LagCheck:
     """The lag of the server behind ``conn`` (``primary``: where to check that a heartbeat
     writer runs)."""
     if role == "primary":

@@ -9,9 +9,9 @@ backups go to the stock client. Phases run in restore order; within the schema a
 phases objects load in parallel (``jobs``).
 
 With ``keys_after_data`` an InnoDB table holding at least :data:`DEFER_MIN_BYTES` of data is
-created without its plain secondary indexes (:mod:`datatier.mysql.keys`), which are added
-by one ``ALTER TABLE`` as soon as the table's last data object has loaded: InnoDB then
-builds each index by one sort instead of row by row. The restored table ends up defined
+created without its plain secondary indexes (:mod:`datatier.mysql.deferred_keys`), which
+are added by one ``ALTER TABLE`` as soon as the table's last data object has loaded: InnoDB
+then builds each index by one sort instead of row by row. The restored table ends up defined
 exactly as backed up; a restore that fails before the ALTER leaves the table without those
 indexes (as it leaves it without some rows).
 """
@@ -29,7 +29,7 @@ import pymysql
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import OperationFailed
 from datatier.mysql.connection import ClientOptions, Endpoint, client_options_file, connect
-from datatier.mysql.keys import defer_secondary_keys
+from datatier.mysql.deferred_keys import defer_secondary_keys
 from datatier.mysql.sqltext import ident, parse_block, prelude_statements
 
 Fetch = Callable[[ObjectRecord], Iterator[bytes]]

@@ -1,9 +1,8 @@
 """Replica status of MariaDB and MySQL 8, read by column name into one typed record.
 
-MariaDB (10.x/11.x) keeps the ``Slave_*`` / ``Master_*`` column names even when asked with
-``SHOW REPLICA STATUS``; MySQL 8.0.22+ answers ``Replica_*`` / ``Source_*`` (older MySQL:
-``Slave_*`` / ``Master_*`` plus ``Executed_Gtid_Set``). :func:`parse_replica_status` accepts
-any of these rows; :func:`read_replica_status` asks the server with whichever statement it
+Which columns carry which field in each flavour is in :mod:`datatier.mysql.flavor`
+(:data:`~datatier.mysql.flavor.STATUS_COLUMNS`). :func:`parse_replica_status` accepts any
+flavour's row; :func:`read_replica_status` asks the server with whichever statement it
 supports. Seconds_Behind_Master is kept for comparison only: it reads NULL when the SQL thread
 stops and 0 when the IO thread stalls, so health decisions use the heartbeat lag instead.
 """
@@ -17,32 +16,15 @@ from typing import Any
 import pymysql
 
 from datatier.mysql.connection import Connection, query_dicts
-
-MARIADB = "mariadb"
-MYSQL = "mysql"
-
-# Each logical field -> the column names that may carry it, newest naming first.
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "io_running": ("Replica_IO_Running", "Slave_IO_Running"),
-    "sql_running": ("Replica_SQL_Running", "Slave_SQL_Running"),
-    "io_state": ("Replica_IO_State", "Slave_IO_State"),
-    "sql_state": ("Replica_SQL_Running_State", "Slave_SQL_Running_State"),
-    "source_host": ("Source_Host", "Master_Host"),
-    "source_port": ("Source_Port", "Master_Port"),
-    "source_server_id": ("Source_Server_Id", "Master_Server_Id"),
-    "seconds_behind": ("Seconds_Behind_Source", "Seconds_Behind_Master"),
-    "sql_delay": ("SQL_Delay",),
-    "last_io_errno": ("Last_IO_Errno",),
-    "last_io_error": ("Last_IO_Error",),
-    "last_sql_errno": ("Last_SQL_Errno",),
-    "last_sql_error": ("Last_SQL_Error",),
-    "source_log_file": ("Source_Log_File", "Master_Log_File"),
-    "read_source_log_pos": ("Read_Source_Log_Pos", "Read_Master_Log_Pos"),
-    "exec_source_log_pos": ("Exec_Source_Log_Pos", "Exec_Master_Log_Pos"),
-    "using_gtid": ("Using_Gtid", "Auto_Position"),
-    "gtid_received": ("Gtid_IO_Pos", "Retrieved_Gtid_Set"),
-    "gtid_executed": ("Executed_Gtid_Set", "Gtid_Slave_Pos"),
-}
+from datatier.mysql.flavor import (
+    MARIADB,
+    MARIADB_APPLIED_POSITION,
+    MYSQL,
+    STATUS_COLUMNS,
+    STATUS_STATEMENTS,
+    FlavourName,
+    status_flavour,
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +37,7 @@ class ReplicaStatus:
     (which :func:`read_replica_status` adds from the server variable).
     """
 
-    flavour: str
+    flavour: FlavourName
     io_running: str
     sql_running: str
     io_state: str = ""
@@ -99,7 +81,7 @@ class ReplicaStatus:
             return f"IO {self.last_io_errno}: {self.last_io_error}".strip()
         return ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (plus ``threads_ok``)."""
         doc = asdict(self)
         doc["threads_ok"] = self.threads_ok
@@ -107,7 +89,7 @@ class ReplicaStatus:
 
 
 def _pick(row: Mapping[str, Any], field: str) -> Any:
-    for column in COLUMNS[field]:
+    for column in STATUS_COLUMNS[field]:
         if column in row:
             return row[column]
     return None
@@ -130,15 +112,6 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def detect_flavour(row: Mapping[str, Any]) -> str:
-    """``mysql`` for Replica_*/Source_* rows or rows with Executed_Gtid_Set, else ``mariadb``."""
-    if "Replica_IO_Running" in row or "Executed_Gtid_Set" in row or "Source_UUID" in row:
-        return MYSQL
-    if "Master_UUID" in row:
-        return MYSQL
-    return MARIADB
-
-
 def parse_replica_status(row: Mapping[str, Any]) -> ReplicaStatus:
     """One SHOW REPLICA/SLAVE STATUS row (column name -> value) as a :class:`ReplicaStatus`.
 
@@ -149,7 +122,7 @@ def parse_replica_status(row: Mapping[str, Any]) -> ReplicaStatus:
     if io_running is None or sql_running is None:
         raise ValueError("not a replica status row: no IO/SQL running columns")
     using_gtid = _pick(row, "using_gtid")
-    flavour = detect_flavour(row)
+    flavour = status_flavour(row)
     if flavour == MYSQL and using_gtid is not None:
         using_gtid = "Yes" if _int(using_gtid) else "No"
     return ReplicaStatus(
@@ -186,17 +159,18 @@ def read_replica_status(conn: Connection) -> ReplicaStatus | None:
     ``SHOW SLAVE STATUS`` on a syntax error. On MariaDB, ``gtid_executed`` is filled from
     ``@@gtid_slave_pos``. Other server errors propagate as ``pymysql.MySQLError``.
     """
+    newest, oldest = STATUS_STATEMENTS
     try:
-        rows = query_dicts(conn, "SHOW REPLICA STATUS")
+        rows = query_dicts(conn, newest)
     except pymysql.err.ProgrammingError as exc:
         if not exc.args or exc.args[0] != SYNTAX_ERROR:
             raise
-        rows = query_dicts(conn, "SHOW SLAVE STATUS")
+        rows = query_dicts(conn, oldest)
     if not rows:
         return None
     row = dict(rows[0])
-    if detect_flavour(row) == MARIADB and "Gtid_Slave_Pos" not in row:
-        pos = query_dicts(conn, "SELECT @@GLOBAL.gtid_slave_pos AS pos")
+    if status_flavour(row) == MARIADB and "Gtid_Slave_Pos" not in row:
+        pos = query_dicts(conn, MARIADB_APPLIED_POSITION)
         row["Gtid_Slave_Pos"] = pos[0]["pos"] if pos else ""
     return parse_replica_status(row)
 

@@ -3,8 +3,8 @@
 Contract: the backup is restored (without binlogging, so replicas never see it) into
 databases named ``dtv_<backup id>_<n>`` on the target, through the same restore every
 restore goes through; every restored table is read back the way the backup read it
-(:mod:`datatier.mysql.digest`) and its row count and data SHA-256 must equal the manifest's.
-The scratch databases are dropped afterwards, also on failure. Any mismatch raises
+(:mod:`datatier.mysql.table_digest`) and its row count and data SHA-256 must equal the
+manifest's. The scratch databases are dropped afterwards, also on failure. Any mismatch raises
 IntegrityFailure (exit 4) naming the tables. Backups made before manifest format 2
 recorded digests of mariadb-dump's text, which cannot be recomputed: for them only row
 counts are compared, and the report says so.
@@ -22,8 +22,8 @@ from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure
 from datatier.log import get_logger
 from datatier.mysql.connection import connect, resolve_target
-from datatier.mysql.digest import table_digests
 from datatier.mysql.sqltext import ident
+from datatier.mysql.table_digest import table_digests
 
 log = get_logger(__name__)
 

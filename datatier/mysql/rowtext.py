@@ -112,7 +112,7 @@ def raw_sql(column: Column) -> str:
     return ident(column.name)
 
 
-def render_value(kind: str, raw: bytes | None) -> bytes:
+def literal_of(kind: str, raw: bytes | None) -> bytes:
     """``raw`` (as the text protocol sends it) rendered exactly as :func:`value_sql` would."""
     if raw is None:
         return b"NULL"
@@ -214,7 +214,7 @@ class RowQuery:
             if text is not None:
                 out.append(text)
             elif row[1] == b"1":
-                values = (render_value(k, v) for k, v in zip(kinds, row[2:], strict=True))
+                values = (literal_of(k, v) for k, v in zip(kinds, row[2:], strict=True))
                 out.append(b"(" + b",".join(values) + b")")
             else:
                 raise self._unrendered()

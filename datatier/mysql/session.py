@@ -34,6 +34,7 @@ import pymysql
 from pymysql.charset import charset_by_name
 
 from datatier.mysql.connection import Connection
+from datatier.mysql.flavor import detect
 
 COM_QUERY = 0x03
 COM_RESET_CONNECTION = 0x1F
@@ -71,8 +72,8 @@ class SessionKeeper:
         global_tz, system_tz, global_autocommit, collation = row
         parts = []
         handshake = conn.collation or charset_by_name(conn.charset).collation  # type: ignore[attr-defined]
-        version = str(getattr(conn, "server_version", ""))
-        if "mariadb" not in version.lower() or collation != handshake:
+        flavor = detect(str(getattr(conn, "server_version", "")))
+        if not flavor.reset_keeps_collation or collation != handshake:
             names = f"NAMES {conn.charset}"
             parts.append(f"{names} COLLATE {conn.collation}" if conn.collation else names)
         zone = str(system_tz if str(global_tz).upper() == "SYSTEM" else global_tz).upper()

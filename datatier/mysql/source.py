@@ -19,7 +19,7 @@ from typing import Any
 import pymysql
 
 from datatier.backup.policy import ANY_REPLICA, Policy
-from datatier.config import MySQLSettings
+from datatier.config import MySQLSettings, Role
 from datatier.errors import ConfigError, NotReadyYet, ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Endpoint, connect, endpoint
@@ -33,7 +33,7 @@ class SourceChoice:
     """The node to dump, what was measured on it, and why earlier candidates were skipped."""
 
     endpoint: Endpoint
-    role: str
+    role: Role
     lag: LagCheck
     max_lag: float
     candidates: list[str]

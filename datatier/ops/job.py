@@ -33,7 +33,7 @@ from datatier.backup.jobstatus import JobOutcome, JobStatus, record_quietly
 from datatier.backup.metrics import BackupCollector
 from datatier.backup.stats import PolicyStats, read_policy_stats
 from datatier.config import LoadedConfig
-from datatier.errors import failure_fields
+from datatier.errors import FailureFields, failure_fields
 from datatier.log import get_logger
 from datatier.metrics import build_registry, write_textfile
 from datatier.ops.notify import Notifier
@@ -88,27 +88,27 @@ def _finish(
     exc: BaseException | None,
     metrics_file: Path | None,
 ) -> None:
-    failure = {} if exc is None else failure_fields(exc)
+    failure = None if exc is None else failure_fields(exc)
     outcome = JobOutcome(
         job=run.job,
         policy=run.policy or "",
         started=started,
         finished=time.time(),
-        exit_code=int(failure.get("exit_code", 0)),
-        error=failure.get("error"),
-        hint=failure.get("hint"),
+        exit_code=failure["exit_code"] if failure else 0,
+        error=failure["error"] if failure else None,
+        hint=failure["hint"] if failure else None,
         details=dict(run.details),
     )
     where: dict[str, Any] = {
         "job": run.job,
         "policy": run.policy,
         "seconds": round(outcome.seconds, 3),
-        **failure,
+        **(failure or {}),
     }
     status = None
     if run.record and run.policy and run.store is not None:
         status = record_quietly(run.store, outcome)
-    if exc is not None:
+    if failure is not None:
         _notify(loaded, run, outcome, failure)
     if metrics_file is not None:
         known = status or JobStatus(run.job, outcome.policy).updated(outcome)
@@ -122,9 +122,7 @@ def _finish(
         log.debug("job.failed", **where)
 
 
-def _notify(
-    loaded: LoadedConfig, run: JobRun, outcome: JobOutcome, failure: dict[str, Any]
-) -> None:
+def _notify(loaded: LoadedConfig, run: JobRun, outcome: JobOutcome, failure: FailureFields) -> None:
     notifier = Notifier(loaded.config.notify)
     if not notifier.configured:
         return

@@ -6,7 +6,8 @@ midway would leave a half-restored database), and should not read the store twic
 objects in parallel into a private directory, hashing as they stream to disk, and returns
 only when every one matched its size and SHA-256; the apply phase then reads the local copies.
 Free space is checked first. The directory is removed when the :class:`Staged` is closed,
-also after a failure.
+also after a failure. :func:`verify_objects` makes the same checks on the stored bytes, in
+parallel too, without keeping them or needing a key (``backups verify``).
 
 Encrypted objects (age) are decrypted as they stream in, with the identities given: the
 local copy is the plaintext (the zstd stream; the directory is private, mode 0700), whose
@@ -155,6 +156,52 @@ def stage_from(
     return staged
 
 
+def verify_objects(
+    store: ObjectStore,
+    objects: Sequence[Wanted],
+    *,
+    jobs: int = 4,
+    on_object: Callable[[str, int], None] | None = None,
+) -> int:
+    """Read every object of ``objects`` and check its stored size and SHA-256 as
+    :func:`stage` does (``jobs`` at a time, the same checks and messages), keeping nothing and
+    decrypting nothing (no key needed). The first bad object *in the order given* raises
+    IntegrityFailure naming it; ``on_object(key, size)`` is called in that order too. Returns
+    the bytes checked."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify") as pool:
+        futures = [pool.submit(_check, store, wanted) for wanted in objects]
+        try:
+            for wanted, future in zip(objects, futures, strict=True):
+                future.result()
+                if on_object:
+                    on_object(wanted.key, wanted.size)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return sum(o.size for o in objects)
+
+
+def _check(store: ObjectStore, wanted: Wanted) -> None:
+    """IntegrityFailure naming ``wanted`` unless it is in ``store`` with its size and
+    SHA-256 (of the stored bytes)."""
+    name = f"{store.url}/{wanted.key}"
+    source = _Measured(store.iter_read(wanted.key), name, wanted.size)
+    try:
+        for _ in source:
+            pass
+    except ObjectNotFound:
+        raise IntegrityFailure(f"{name} is missing") from None
+    _check_stored(source, wanted, name)
+
+
+def _check_stored(source: _Measured, wanted: Wanted, name: str) -> None:
+    if source.size != wanted.size:
+        raise IntegrityFailure(f"{name}: truncated: {source.size} bytes, expected {wanted.size}")
+    if source.digest.hexdigest() != wanted.sha256.strip().lower():
+        raise IntegrityFailure(f"{name}: SHA-256 mismatch (corrupt object)")
+
+
 def _fetch(
     store: ObjectStore,
     wanted: Wanted,
@@ -181,10 +228,7 @@ def _fetch(
                     pass
     except ObjectNotFound:
         raise IntegrityFailure(f"{name} is missing") from None
-    if source.size != wanted.size:
-        raise IntegrityFailure(f"{name}: truncated: {source.size} bytes, expected {wanted.size}")
-    if source.digest.hexdigest() != wanted.sha256.strip().lower():
-        raise IntegrityFailure(f"{name}: SHA-256 mismatch (corrupt object)")
+    _check_stored(source, wanted, name)
     if failure is not None and failure.no_key:
         raise IntegrityFailure(
             f"{name}: none of the identities opens it, though its record names one of their "

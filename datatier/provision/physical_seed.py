@@ -16,7 +16,7 @@ Contract, in order (nothing is changed before step 4):
 6. The start command runs; we wait until the target answers again.
 7. ``gtid_slave_pos`` is set to the backup's position and the target follows the primary
    with the configured replication user; we wait until it has applied everything the
-   primary had written when the wait began (:func:`datatier.provision.replica.wait_caught_up`).
+   primary had written when the wait began (:func:`datatier.provision.catchup.wait_caught_up`).
 
 ``datatier.*`` (the heartbeat) is in a physical copy like every other database, at the
 same GTID position, so it replicates on from there; no separate copy is needed. A failure
@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pymysql
-
 from datatier.backup.catalog import Catalog
 from datatier.backup.encryption import unlock
 from datatier.backup.engine import RestoreOptions
@@ -43,20 +41,22 @@ from datatier.backup.restore import restore_backup
 from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
-from datatier.mysql.connection import Endpoint, connect, endpoint
+from datatier.mysql.connection import Endpoint, MySQLError, connect, endpoint, primary_endpoint
 from datatier.mysql.physical.datadir import check_datadir, server_holds
 from datatier.mysql.physical.lineage import ENGINE
 from datatier.mysql.physical.restore import PhysicalRestore
 from datatier.mysql.physical.server import read_identity, shutdown
 from datatier.mysql.replica_status import read_replica_status
+from datatier.mysql.replicate import FORGET_UPSTREAM
+from datatier.provision.catchup import LagCallback, wait_caught_up
 from datatier.provision.replica import (
     COPIED_DATABASE,
-    LagCallback,
+    REPLICATE_FROM,
     follow_primary,
     server_id_of,
     user_databases,
-    wait_caught_up,
 )
+from datatier.provision.seeding import SeedOptions
 
 log = get_logger(__name__)
 
@@ -78,6 +78,72 @@ class PhysicalSeedPlan:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PhysicalSeedResult:
+    """What seeding did: the plan and its timings."""
+
+    plan: PhysicalSeedPlan
+    restore_seconds: float
+    catch_up_seconds: float
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        done = {k: v for k, v in self.__dict__.items() if k != "plan"}
+        return {**self.plan.to_json(), **done}
+
+    def describe(self) -> str:
+        return (
+            f"{self.plan.target} is a replica of {self.plan.primary}, caught up (restore "
+            f"{self.restore_seconds} s, catch-up {self.catch_up_seconds} s)"
+        )
+
+
+@dataclass(frozen=True)
+class PhysicalSeeding:
+    """A checked seeding from a physical backup (:class:`~datatier.provision.seeding.Seeding`)."""
+
+    loaded: LoadedConfig
+    plan: PhysicalSeedPlan
+    manifest: Manifest
+    catalog: Catalog
+    target: Endpoint
+    options: SeedOptions
+
+    def to_json(self) -> dict[str, Any]:
+        return self.plan.to_json()
+
+    def describe(self) -> str:
+        plan = self.plan
+        return (
+            f"would stop {plan.target}, replace its datadir {plan.datadir} with backup "
+            f"{plan.backup_id} ({plan.policy}: chain {' -> '.join(plan.chain)}, {plan.objects} "
+            f"objects, {plan.bytes} bytes), start it with `{shlex.join(plan.start_command)}`, "
+            f"set gtid_slave_pos={plan.gtid_pos} and replicate from {plan.primary}"
+        )
+
+    def run(self, on_lag: LagCallback | None = None) -> PhysicalSeedResult:
+        return seed_physical(
+            self.loaded, self.plan, self.manifest, self.catalog, self.target,
+            timeout=self.options.timeout, on_lag=on_lag, jobs=self.options.jobs,
+        )  # fmt: skip
+
+
+def plan_physical_seeding(
+    loaded: LoadedConfig,
+    manifest: Manifest,
+    catalog: Catalog,
+    target: Endpoint,
+    options: SeedOptions,
+) -> PhysicalSeeding:
+    """The seeder of physical backups (:data:`~datatier.provision.seeding.Planner`)."""
+    own = Catalog(catalog.store, [manifest.policy])
+    plan = plan_physical_seed(
+        loaded, manifest, own, target,
+        datadir=options.datadir, start_command=options.start_command, jobs=options.jobs,
+    )  # fmt: skip
+    return PhysicalSeeding(loaded, plan, manifest, own, target, options)
 
 
 def plan_physical_seed(
@@ -105,10 +171,7 @@ def plan_physical_seed(
             "seeding from a physical backup restarts the target: say how to start it",
             hint="--start-command 'systemctl start mariadb'",
         )
-    found = config.mysql.primary()
-    if found is None:
-        raise UsageError("no node with role = primary in mysql.nodes to replicate from")
-    primary = endpoint(config.mysql, found[0])
+    primary = primary_endpoint(config.mysql, hint=REPLICATE_FROM)
     for name, node in config.mysql.nodes.items():
         if (node.host, node.port) == (target.host, target.port):
             raise UsageError(f"target {target.label} is the configured node {name!r}")
@@ -123,7 +186,7 @@ def plan_physical_seed(
             continue
     with connect(target) as conn:
         if read_replica_status(conn) is not None:
-            raise UsageError(f"target {target.label} is already a replica", hint="RESET SLAVE ALL")
+            raise UsageError(f"target {target.label} is already a replica", hint=FORGET_UPSTREAM)
         busy = sorted(user_databases(conn))
         if busy:
             raise UsageError(
@@ -174,7 +237,7 @@ def _stop(target: Endpoint, datadir: Path, timeout: float) -> None:
     try:
         with connect(target) as conn:
             shutdown(conn)
-    except pymysql.MySQLError as exc:
+    except MySQLError as exc:
         raise OperationFailed(
             f"could not shut {target.label} down: {exc.args[-1]}",
             hint="the configured user needs the SHUTDOWN privilege; nothing was changed",
@@ -225,12 +288,9 @@ def seed_physical(
     timeout: float = 600.0,
     on_lag: LagCallback | None = None,
     jobs: int = 4,
-) -> dict[str, Any]:
-    """Steps 4-7 of the module docstring; returns a summary."""
-    config = loaded.config
-    found = config.mysql.primary()
-    assert found is not None
-    primary = endpoint(config.mysql, found[0])
+) -> PhysicalSeedResult:
+    """Steps 4-7 of the module docstring."""
+    primary = primary_endpoint(loaded.config.mysql, hint=REPLICATE_FROM)
     datadir = Path(plan.datadir)
     started = time.monotonic()
     _stop(target, datadir, timeout)
@@ -247,7 +307,7 @@ def seed_physical(
         _start(plan, target, timeout)  # mariabackup copies no master.info: not a replica yet
         try:
             follow_primary(target, primary, loaded, plan.gtid_pos, "", timeout)
-        except pymysql.MySQLError as exc:
+        except MySQLError as exc:
             raise OperationFailed(
                 f"could not start replication on {target.label}: {exc.args[-1]}"
             ) from None
@@ -257,9 +317,4 @@ def seed_physical(
         raise
     log.info("replica.seeded", target=target.label, backup_id=plan.backup_id, gtid=plan.gtid_pos)
     waited = wait_caught_up(primary, target, timeout=timeout, on_lag=on_lag)
-    return {
-        **plan.to_json(),
-        "restore_seconds": restored,
-        "catch_up_seconds": waited,
-        "seconds": round(time.monotonic() - started, 3),
-    }
+    return PhysicalSeedResult(plan, restored, waited, round(time.monotonic() - started, 3))

@@ -2,7 +2,8 @@
 
 Contract, in order (nothing is changed before step 4):
 
-1. The backup is found by ID (its manifest must record the snapshot's GTID position).
+1. The backup (found by :func:`datatier.provision.seeding.plan_seeding`) is a logical MySQL
+   backup whose manifest records the snapshot's GTID position.
 2. The target must be reachable, not the primary or a configured node, replicate from
    nobody, hold no non-system database, and have a ``server_id`` no node of the topology uses.
 3. Every non-system database of the primary must be in the backup (else the replica would
@@ -29,22 +30,41 @@ retrying"): the target is no longer empty, so a rerun is refused until it is re-
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import pymysql
 
 from datatier.backup.catalog import Catalog
 from datatier.backup.engine import RestoreOptions
 from datatier.backup.manifest import Manifest
 from datatier.backup.policy import SYSTEM_DATABASES
-from datatier.backup.restore import find_backup, restore_backup
+from datatier.backup.restore import restore_backup
 from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
-from datatier.mysql.connection import Connection, Endpoint, connect, endpoint, query_dicts
-from datatier.mysql.replica_status import gtid_gap, read_replica_status
+from datatier.mysql.connection import (
+    Connection,
+    Endpoint,
+    MySQLError,
+    connect,
+    endpoint,
+    primary_endpoint,
+)
+from datatier.mysql.inventory import base_tables, database_names, server_id
+from datatier.mysql.replica_status import read_replica_status
+from datatier.mysql.replicate import (
+    FORGET_UPSTREAM,
+    Upstream,
+    follow,
+    ignored_tables,
+    set_gtid_slave_pos,
+    set_ignored_tables,
+    start_replication,
+    start_replication_until,
+    stop_replication,
+)
+from datatier.mysql.tablecopy import copy_tables
+from datatier.provision.catchup import LagCallback, wait_caught_up
+from datatier.provision.seeding import SeedOptions
 from datatier.storage.base import ObjectStore
 
 log = get_logger(__name__)
@@ -52,7 +72,8 @@ log = get_logger(__name__)
 COPIED_DATABASE = "datatier"
 IGNORED = (SYSTEM_DATABASES - {COPIED_DATABASE}) | {"test"}
 
-LagCallback = Callable[[dict[str, Any]], None]
+
+REPLICATE_FROM = "a new replica follows the primary"
 
 
 @dataclass
@@ -73,43 +94,96 @@ class SeedPlan:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class SeedResult:
+    """What seeding did: the plan, where the copy of ``datatier.*`` was taken, timings."""
+
+    plan: SeedPlan
+    datatier_copied_at: str
+    load_seconds: float
+    catch_up_seconds: float
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        done = {k: v for k, v in self.__dict__.items() if k != "plan"}
+        return {**self.plan.to_json(), **done}
+
+    def describe(self) -> str:
+        return (
+            f"{self.plan.target} is a replica of {self.plan.primary}, caught up "
+            f"(load {self.load_seconds} s, catch-up {self.catch_up_seconds} s)"
+        )
+
+
 def user_databases(conn: Connection) -> set[str]:
-    rows = query_dicts(conn, "SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA")
-    return {str(r["name"]) for r in rows} - IGNORED
+    return database_names(conn) - IGNORED
 
 
 def server_id_of(conn: Connection) -> int:
-    rows = query_dicts(conn, "SELECT @@server_id AS id")
-    return int(rows[0]["id"])
+    return server_id(conn)
 
 
-def plan_seed(
-    loaded: LoadedConfig, backup_id: str, target: Endpoint
-) -> tuple[SeedPlan, Manifest, ObjectStore]:
+@dataclass(frozen=True)
+class LogicalSeeding:
+    """A checked seeding from a logical backup (:class:`~datatier.provision.seeding.Seeding`)."""
+
+    loaded: LoadedConfig
+    plan: SeedPlan
+    manifest: Manifest
+    store: ObjectStore
+    target: Endpoint
+    options: SeedOptions
+
+    def to_json(self) -> dict[str, Any]:
+        return self.plan.to_json()
+
+    def describe(self) -> str:
+        plan = self.plan
+        return (
+            f"would seed {plan.target} from backup {plan.backup_id} ({plan.policy}: "
+            f"{len(plan.databases)} databases, {plan.objects} objects, {plan.bytes} bytes), "
+            f"copy {', '.join(plan.copied_tables) or 'no datatier tables'} from the primary, "
+            f"set gtid_slave_pos={plan.gtid_pos} and replicate from {plan.primary}"
+        )
+
+    def run(self, on_lag: LagCallback | None = None) -> SeedResult:
+        return seed_replica(
+            self.loaded, self.plan, self.manifest, self.store, self.target,
+            timeout=self.options.timeout, on_lag=on_lag, jobs=self.options.jobs,
+        )  # fmt: skip
+
+
+def plan_logical_seeding(
+    loaded: LoadedConfig,
+    manifest: Manifest,
+    catalog: Catalog,
+    target: Endpoint,
+    options: SeedOptions,
+) -> LogicalSeeding:
+    """The seeder of logical MySQL backups (:data:`~datatier.provision.seeding.Planner`)."""
+    if options.datadir or options.start_command:
+        raise UsageError("--datadir and --start-command are for physical backups")
+    plan = plan_seed(loaded, manifest, target)
+    return LogicalSeeding(loaded, plan, manifest, catalog.store, target, options)
+
+
+def plan_seed(loaded: LoadedConfig, manifest: Manifest, target: Endpoint) -> SeedPlan:
     """Check everything (steps 1-3 of the module docstring); changes nothing."""
     config = loaded.config
-    manifest, store = find_backup(loaded, backup_id)
+    backup_id = manifest.backup_id
     if manifest.engine != "mysql":
         raise UsageError(f"backup {backup_id} is a {manifest.engine} backup, not MySQL")
     gtid = str(manifest.consistency.get("gtid_pos") or "")
     if not gtid:
         raise UsageError(f"backup {backup_id} records no GTID position: it cannot seed a replica")
-    found = config.mysql.primary()
-    if found is None:
-        raise UsageError("no node with role = primary in mysql.nodes to replicate from")
-    primary = endpoint(config.mysql, found[0])
+    primary = primary_endpoint(config.mysql, hint=REPLICATE_FROM)
     for name, node in config.mysql.nodes.items():
         if (node.host, node.port) == (target.host, target.port):
             raise UsageError(f"target {target.label} is the configured node {name!r}")
     with connect(primary) as conn:
         primary_dbs = user_databases(conn)
         used_ids = {server_id_of(conn)}
-        copied = query_dicts(
-            conn,
-            "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
-            "AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-            (COPIED_DATABASE,),
-        )
+        copied = base_tables(conn, COPIED_DATABASE)
     for name in config.mysql.replicas():
         try:
             with connect(endpoint(config.mysql, name)) as conn:
@@ -118,7 +192,7 @@ def plan_seed(
             continue  # a replica that is down uses its server_id nowhere right now
     with connect(target) as conn:
         if read_replica_status(conn) is not None:
-            raise UsageError(f"target {target.label} is already a replica", hint="RESET SLAVE ALL")
+            raise UsageError(f"target {target.label} is already a replica", hint=FORGET_UPSTREAM)
         busy = sorted(user_databases(conn))
         if busy:
             raise UsageError(
@@ -138,7 +212,7 @@ def plan_seed(
             "the replica would stop at their first change",
             hint="seed from a backup of a policy that covers every database",
         )
-    plan = SeedPlan(
+    return SeedPlan(
         backup_id=backup_id,
         policy=manifest.policy,
         target=target.label,
@@ -147,49 +221,16 @@ def plan_seed(
         databases=sorted(manifest.databases),
         objects=len(manifest.objects),
         bytes=manifest.total_bytes,
-        copied_tables=[f"{COPIED_DATABASE}.{r['t']}" for r in copied],
+        copied_tables=[f"{COPIED_DATABASE}.{table}" for table in copied],
     )
-    return plan, manifest, store
 
 
 def _copy_datatier(primary: Endpoint, target: Endpoint, tables: list[str]) -> str:
     """Structure and rows of ``datatier.*`` from one consistent snapshot of the primary,
     written unbinlogged on the target; returns the snapshot's GTID position ("" if there
     is nothing to copy)."""
-    if not tables:
-        return ""
-    with connect(primary) as src, connect(target) as dst, dst.cursor() as out:
-        with src.cursor() as cur:
-            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            status = {
-                r["Variable_name"]: r["Value"]
-                for r in query_dicts(src, "SHOW STATUS LIKE 'binlog_snapshot_%'")
-            }
-            cur.execute(
-                "SELECT BINLOG_GTID_POS(%s, %s)",
-                (status["Binlog_snapshot_file"], int(status["Binlog_snapshot_position"])),
-            )
-            found = cur.fetchone()
-            snapshot_gtid = str(found[0]) if found and found[0] is not None else ""
-            contents = []
-            for qualified in tables:
-                table = qualified.split(".", 1)[1].replace("`", "``")
-                cur.execute(f"SHOW CREATE TABLE `{COPIED_DATABASE}`.`{table}`")
-                ddl = cur.fetchone()[1]  # type: ignore[index]
-                cur.execute(f"SELECT * FROM `{COPIED_DATABASE}`.`{table}`")
-                contents.append((table, ddl, list(cur.fetchall())))
-            cur.execute("COMMIT")
-        if not snapshot_gtid:
-            raise OperationFailed(f"{primary.label} did not report the snapshot's GTID position")
-        out.execute("SET SESSION sql_log_bin = 0")
-        out.execute(f"CREATE DATABASE IF NOT EXISTS `{COPIED_DATABASE}`")
-        out.execute(f"USE `{COPIED_DATABASE}`")
-        for table, ddl, rows in contents:
-            out.execute(ddl)
-            if rows:
-                marks = ",".join(["%s"] * len(rows[0]))
-                out.executemany(f"INSERT INTO `{table}` VALUES ({marks})", rows)
-    return snapshot_gtid
+    names = [qualified.split(".", 1)[1] for qualified in tables]
+    return copy_tables(primary, target, COPIED_DATABASE, names)
 
 
 def follow_primary(
@@ -211,43 +252,37 @@ def follow_primary(
     is restored all the same; the original error is raised.
     """
     config = loaded.config
-    with connect(target) as conn, conn.cursor() as cur:
-        cur.execute("SET GLOBAL gtid_slave_pos = %s", (gtid,))
-        cur.execute(
-            "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, "
-            "MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",
-            (
-                primary.host,
-                primary.port,
-                config.mysql.replication_user,
-                config.mysql.replication_password.reveal(),
-            ),
-        )
+    upstream = Upstream(
+        primary.host,
+        primary.port,
+        config.mysql.replication_user,
+        config.mysql.replication_password.reveal(),
+    )
+    with connect(target) as conn:
+        set_gtid_slave_pos(conn, gtid)
+        follow(conn, upstream)
         if copied_at:
-            cur.execute("SELECT @@GLOBAL.replicate_wild_ignore_table")
-            row = cur.fetchone()
-            original = str(row[0]) if row and row[0] else ""
+            original = ignored_tables(conn)
             ignore = ",".join(x for x in (original, f"{COPIED_DATABASE}.%") if x)
-            cur.execute("SET GLOBAL replicate_wild_ignore_table = %s", (ignore,))
+            set_ignored_tables(conn, ignore)
             try:
-                cur.execute("START SLAVE UNTIL master_gtid_pos = %s", (copied_at,))
+                start_replication_until(conn, copied_at)
                 _await_sql_stop(conn, target, timeout)
             except BaseException:
                 _restore_filter(conn, target, original)
                 raise
-            cur.execute("STOP SLAVE")
-            cur.execute("SET GLOBAL replicate_wild_ignore_table = %s", (original,))
-        cur.execute("START SLAVE")
+            stop_replication(conn)
+            set_ignored_tables(conn, original)
+        start_replication(conn)
 
 
 def _restore_filter(conn: Connection, target: Endpoint, original: str) -> None:
     """Best effort after a failure: stop both threads, then put the filter back. Errors
     are logged, not raised, so that the caller's original error is the one reported."""
     try:
-        with conn.cursor() as cur:
-            cur.execute("STOP SLAVE")
-            cur.execute("SET GLOBAL replicate_wild_ignore_table = %s", (original,))
-    except pymysql.MySQLError as exc:
+        stop_replication(conn)
+        set_ignored_tables(conn, original)
+    except MySQLError as exc:
         log.warning(
             "replica.filter_not_restored",
             target=target.label,
@@ -289,7 +324,7 @@ def _written(target: Endpoint) -> bool:
     try:
         with connect(target) as conn:
             return bool(user_databases(conn))
-    except (DatatierError, pymysql.MySQLError):
+    except (DatatierError, MySQLError):
         return True
 
 
@@ -303,12 +338,9 @@ def seed_replica(
     timeout: float = 600.0,
     on_lag: LagCallback | None = None,
     jobs: int = 4,
-) -> dict[str, Any]:
-    """Steps 4-7 of the module docstring; returns a summary."""
-    config = loaded.config
-    found = config.mysql.primary()
-    assert found is not None
-    primary = endpoint(config.mysql, found[0])
+) -> SeedResult:
+    """Steps 4-7 of the module docstring."""
+    primary = primary_endpoint(loaded.config.mysql, hint=REPLICATE_FROM)
     started = time.monotonic()
     try:
         # the target is checked above (empty, replicating from nobody); it may already be
@@ -326,11 +358,11 @@ def seed_replica(
         loaded_seconds = round(time.monotonic() - started, 3)
         try:
             follow_primary(target, primary, loaded, plan.gtid_pos, copied_at, timeout)
-        except pymysql.MySQLError as exc:
+        except MySQLError as exc:
             raise OperationFailed(
                 f"could not start replication on {target.label}: {exc.args[-1]}"
             ) from None
-    except pymysql.MySQLError as exc:
+    except MySQLError as exc:
         raise _partially_seeded(
             OperationFailed(f"could not copy datatier.* to {target.label}: {exc.args[-1]}"),
             target,
@@ -339,57 +371,4 @@ def seed_replica(
         raise _partially_seeded(exc, target) from exc
     log.info("replica.seeded", target=target.label, backup_id=plan.backup_id, gtid=plan.gtid_pos)
     waited = wait_caught_up(primary, target, timeout=timeout, on_lag=on_lag)
-    return {
-        **plan.to_json(),
-        "datatier_copied_at": copied_at,
-        "load_seconds": loaded_seconds,
-        "catch_up_seconds": waited,
-        "seconds": round(time.monotonic() - started, 3),
-    }
-
-
-def wait_caught_up(
-    primary: Endpoint,
-    target: Endpoint,
-    *,
-    timeout: float,
-    on_lag: LagCallback | None = None,
-    poll: float = 1.0,
-) -> float:
-    """Seconds until ``target`` applied the primary's position as of the call (module step 7)."""
-    started = time.monotonic()
-    with connect(primary) as conn:
-        goal = str(query_dicts(conn, "SELECT @@gtid_binlog_pos AS pos")[0]["pos"])
-    with connect(target) as conn:
-        while True:
-            status = read_replica_status(conn)
-            if status is None:
-                raise OperationFailed(f"{target.label} stopped being a replica")
-            if status.last_sql_error or status.last_io_errno not in (0, 2003, 2013):
-                raise OperationFailed(
-                    f"replication on {target.label} failed: {status.last_error}",
-                    hint="see `SHOW SLAVE STATUS` on the target",
-                )
-            with conn.cursor() as cur:
-                cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (goal, poll))
-                row = cur.fetchone()
-            done = row is not None and row[0] == 0
-            if on_lag:
-                on_lag(
-                    {
-                        "seconds_behind": status.seconds_behind,
-                        "gtid_gap": gtid_gap(goal, status.gtid_executed),
-                        "io": status.io_running,
-                        "sql": status.sql_running,
-                        "caught_up": done,
-                    }
-                )
-            if done:
-                return round(time.monotonic() - started, 3)
-            if time.monotonic() - started > timeout:
-                # exit 1, not 5: running the command again would be refused (a replica now)
-                raise OperationFailed(
-                    f"{target.label} is seeded and replicates but has not caught up within "
-                    f"{timeout:.0f} s",
-                    hint="it keeps catching up; watch it with `datatier replication status`",
-                )
+    return SeedResult(plan, copied_at, loaded_seconds, waited, round(time.monotonic() - started, 3))

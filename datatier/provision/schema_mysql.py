@@ -19,44 +19,23 @@ INSERT that records it.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pymysql
-
 from datatier.config import MySQLSettings
 from datatier.errors import (
-    ConfigError,
     IntegrityFailure,
     NotReadyYet,
     OperationFailed,
     ServiceUnavailable,
     UsageError,
 )
-from datatier.mysql.connection import Endpoint, client_options_file, connect, endpoint
-from datatier.mysql.load import client_binary
+from datatier.mysql import schema_ledger as ledger
+from datatier.mysql.connection import Endpoint, MySQLError, connect, primary_endpoint
 from datatier.provision.plan import Change, Provisioner
-
-TABLE = "`datatier`.`schema_migrations`"
-DDL = (
-    "CREATE DATABASE IF NOT EXISTS `datatier`",
-    f"CREATE TABLE IF NOT EXISTS {TABLE} (\n"
-    "  `version` VARCHAR(255) NOT NULL PRIMARY KEY,\n"
-    "  `checksum` CHAR(64) NOT NULL COMMENT 'SHA-256 of the file',\n"
-    "  `applied_at` DATETIME(6) NOT NULL,\n"
-    "  `applied_by` VARCHAR(255) NOT NULL\n"
-    ") ENGINE=InnoDB",
-)
-INSERT = (
-    f"INSERT INTO {TABLE} (version, checksum, applied_at, applied_by) "
-    "VALUES (%s, %s, UTC_TIMESTAMP(6), CURRENT_USER())"
-)
-LOCK_NAME = "datatier.schema_migrations"
-DENIED = {1044, 1045, 1142, 1143, 1227, 1370}
 
 
 @dataclass(frozen=True)
@@ -78,15 +57,7 @@ def mysql_migrations(directory: Path) -> list[Migration]:
 
 def record_statement(migration: Migration) -> str:
     """The SQL a person runs to record a migration that ran but was not recorded."""
-    return (
-        f"INSERT INTO {TABLE} (version, checksum, applied_at, applied_by) VALUES "
-        f"('{migration.version.replace(chr(39), chr(39) * 2)}', '{migration.checksum}', "
-        "UTC_TIMESTAMP(6), CURRENT_USER())"
-    )
-
-
-def _denied(exc: pymysql.MySQLError) -> bool:
-    return bool(exc.args) and exc.args[0] in DENIED
+    return ledger.record_statement(migration.version, migration.checksum)
 
 
 class MySQLSchemas(Provisioner):
@@ -96,10 +67,7 @@ class MySQLSchemas(Provisioner):
     LOCK_WAIT = 10  # seconds a second apply waits for the migrations lock
 
     def __init__(self, settings: MySQLSettings, migrations: list[Migration]) -> None:
-        primary = settings.primary()
-        if primary is None:
-            raise ConfigError("config", "mysql.nodes", "schemas need a node with role = primary")
-        self.target: Endpoint = endpoint(settings, primary[0])
+        self.target: Endpoint = primary_endpoint(settings, hint="schemas apply on the primary")
         self.migrations = migrations
 
     @property
@@ -108,17 +76,9 @@ class MySQLSchemas(Provisioner):
 
     def observe(self) -> dict[str, Any]:
         try:
-            with connect(self.target) as conn, conn.cursor() as cur:
-                cur.execute(
-                    "SELECT COUNT(*) FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = 'datatier' AND TABLE_NAME = 'schema_migrations'"
-                )
-                row = cur.fetchone()
-                if not row or not row[0]:
-                    return {"applied": {}}
-                cur.execute(f"SELECT version, checksum FROM {TABLE} ORDER BY version")
-                return {"applied": {str(v): str(c) for v, c in cur.fetchall()}}
-        except pymysql.MySQLError as exc:
+            with connect(self.target) as conn:
+                return {"applied": ledger.applied_versions(conn)}
+        except MySQLError as exc:
             raise self._error("read datatier.schema_migrations", exc) from None
 
     def diff(self, observed: dict[str, Any]) -> list[Change]:
@@ -157,25 +117,19 @@ class MySQLSchemas(Provisioner):
         a second apply waits :attr:`LOCK_WAIT` seconds, then gets NotReadyYet (exit 5)."""
         with connect(self.target) as conn:
             try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT GET_LOCK(%s, %s)", (LOCK_NAME, self.LOCK_WAIT))
-                    row = cur.fetchone()
-            except pymysql.MySQLError as exc:
+                locked = ledger.acquire_lock(conn, self.LOCK_WAIT)
+            except MySQLError as exc:
                 raise self._error("lock datatier.schema_migrations", exc) from None
-            if not row or row[0] != 1:
+            if not locked:
                 raise NotReadyYet(
                     f"another `datatier provision apply` holds the migrations lock on "
-                    f"{self.target.label} ({LOCK_NAME!r}, waited {self.LOCK_WAIT} s)",
+                    f"{self.target.label} ({ledger.LOCK_NAME!r}, waited {self.LOCK_WAIT} s)",
                     hint="run again when it has finished; nothing was changed",
                 )
             try:
                 yield
             finally:
-                try:
-                    with conn.cursor() as cur:
-                        cur.execute("SELECT RELEASE_LOCK(%s)", (LOCK_NAME,))
-                except pymysql.MySQLError:
-                    pass  # closing the connection releases it too
+                ledger.release_lock(conn)
 
     def apply_change(self, change: Change) -> None:
         version = change.item.removeprefix("migration ")
@@ -189,22 +143,15 @@ class MySQLSchemas(Provisioner):
                 hint="run `datatier provision plan` again",
             )
         try:
-            with connect(self.target) as conn, conn.cursor() as cur:
-                for statement in DDL:
-                    cur.execute(statement)
-                # The privilege to record it is checked before the file runs: the same
-                # INSERT in a transaction that is rolled back (never binlogged).
-                cur.execute("START TRANSACTION")
-                try:
-                    cur.execute(INSERT, (migration.version, migration.checksum))
-                finally:
-                    cur.execute("ROLLBACK")
-        except pymysql.MySQLError as exc:
+            # The privilege to record it is checked before the file runs.
+            with connect(self.target) as conn:
+                ledger.check_recordable(conn, migration.version, migration.checksum)
+        except MySQLError as exc:
             raise self._error(f"apply {migration.version}", exc) from None
         self._run_file(migration)
         try:
             self._record(migration)
-        except (pymysql.MySQLError, ServiceUnavailable) as exc:
+        except (MySQLError, ServiceUnavailable) as exc:
             reason = exc.message if isinstance(exc, ServiceUnavailable) else exc.args[-1]
             raise OperationFailed(
                 f"{migration.version} ran on {self.target.label} but is NOT recorded in "
@@ -215,27 +162,19 @@ class MySQLSchemas(Provisioner):
     def _record(self, migration: Migration) -> None:
         """Insert the row of a migration that ran (a fresh connection: the file may have
         run for longer than the server keeps an idle one)."""
-        with connect(self.target) as conn, conn.cursor() as cur:
-            cur.execute(INSERT, (migration.version, migration.checksum))
+        with connect(self.target) as conn:
+            ledger.record(conn, migration.version, migration.checksum)
 
     def _run_file(self, migration: Migration) -> None:
-        with client_options_file(self.target) as cnf, migration.path.open("rb") as sql:
-            result = subprocess.run(
-                [client_binary(), f"--defaults-file={cnf}", "--batch", "--binary-mode"],
-                pass_fds=cnf.pass_fds,
-                stdin=sql,
-                capture_output=True,
-                check=False,
-            )
-        if result.returncode != 0:
-            lines = result.stderr.decode(errors="replace").strip().splitlines()
-            detail = self.target.scrub(lines[-1] if lines else f"exit code {result.returncode}")
+        code, said = ledger.run_sql_file(self.target, migration.path)
+        if code != 0:
+            detail = said or f"exit code {code}"
             kind = ServiceUnavailable if "denied" in detail.lower() else OperationFailed
             raise kind(f"{migration.path.name} failed on {self.target.label}: {detail}")
 
-    def _error(self, action: str, exc: pymysql.MySQLError) -> Exception:
+    def _error(self, action: str, exc: MySQLError) -> Exception:
         reason = exc.args[1] if len(exc.args) > 1 else str(exc)
-        if _denied(exc):
+        if ledger.access_denied(exc):
             return ServiceUnavailable(
                 f"MySQL {self.target.label} denied {self.target.user} the privileges to "
                 f"{action}: {reason}",

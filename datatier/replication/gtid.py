@@ -9,8 +9,8 @@ from __future__ import annotations
 import pymysql
 
 from datatier.mysql.connection import Connection, query_dicts
+from datatier.mysql.flavor import GTID_POSITION_VARIABLES, MARIADB, wait_statement
 from datatier.mysql.pool import PooledConnection
-from datatier.mysql.replica_status import MARIADB
 
 UNKNOWN_VARIABLE = 1193
 
@@ -24,7 +24,7 @@ def gtid_position(conn: Connection | PooledConnection) -> str:
     MariaDB's ``@@gtid_binlog_pos``, else MySQL's ``@@GLOBAL.gtid_executed``. ``conn`` is a
     pymysql connection or a pooled one."""
     raw = _raw(conn)
-    for variable in ("gtid_binlog_pos", "gtid_executed"):
+    for variable in GTID_POSITION_VARIABLES:
         try:
             rows = query_dicts(raw, f"SELECT @@GLOBAL.{variable} AS pos")
         except pymysql.err.OperationalError as exc:
@@ -33,13 +33,6 @@ def gtid_position(conn: Connection | PooledConnection) -> str:
             raise
         return " ".join(str(rows[0]["pos"] or "").split())
     return ""
-
-
-def wait_statement(flavour: str) -> str:
-    """The statement that blocks until a position is applied (0 once it is; MariaDB answers
-    -1 and MySQL 1 on timeout)."""
-    function = "MASTER_GTID_WAIT" if flavour == MARIADB else "WAIT_FOR_EXECUTED_GTID_SET"
-    return f"SELECT {function}(%s, %s)"
 
 
 def wait_for(

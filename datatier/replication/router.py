@@ -52,8 +52,8 @@ from typing import Protocol
 from datatier.config import Config
 from datatier.errors import ServiceUnavailable, UsageError
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
+from datatier.mysql.flavor import MARIADB
 from datatier.mysql.pool import NodePool, PooledConnection, PoolExhausted, PoolSettings, PoolStats
-from datatier.mysql.replica_status import MARIADB
 from datatier.replication.gtid import gtid_position, wait_for
 from datatier.replication.selection import (
     INTENTS,
@@ -124,7 +124,7 @@ class Router:
         pool_options: dict[str, object] | None = None,
     ) -> None:
         settings = config.router
-        policy = policy or settings.policy  # type: ignore[assignment]
+        policy = policy or settings.policy
         if policy not in POLICIES:
             raise UsageError(f"router policy {policy!r}: expected one of {', '.join(POLICIES)}")
         self.config = config

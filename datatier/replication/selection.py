@@ -12,15 +12,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
+from datatier.config import RoutePolicy
 from datatier.errors import ServiceUnavailable, UsageError
 from datatier.replication.snapshot import Snapshot
 
 Intent = Literal["read", "write"]
-Policy = Literal["least_lag", "round_robin"]
-POLICIES = ("least_lag", "round_robin")
-INTENTS = ("read", "write")
+Policy = RoutePolicy
+POLICIES: tuple[Policy, ...] = get_args(RoutePolicy)
+INTENTS: tuple[Intent, ...] = get_args(Intent)
 
 
 @dataclass(frozen=True)

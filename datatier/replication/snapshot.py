@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from datatier.config import Role
 from datatier.mysql.replica_status import ReplicaStatus
 
 
@@ -21,7 +22,7 @@ class NodeHealth:
     the age of the newest heartbeat on a primary; None when no heartbeat was readable."""
 
     name: str
-    role: str
+    role: Role
     host: str
     port: int
     reachable: bool = False
@@ -42,7 +43,7 @@ class NodeHealth:
         """Reachable and not read_only: what ``/primary`` requires."""
         return self.reachable and self.read_only is False
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """JSON-ready view (no secrets: host, port and server state only)."""
         return {
             "name": self.name,
@@ -61,7 +62,7 @@ class NodeHealth:
             "check_seconds": round(self.check_seconds, 6),
             "measured_at": datetime.fromtimestamp(self.measured_at, UTC).isoformat(),
             "errors_total": self.errors_total,
-            "replication": None if self.replica is None else self.replica.to_dict(),
+            "replication": None if self.replica is None else self.replica.to_json(),
         }
 
 

@@ -24,10 +24,10 @@ from datatier.config import load
 from datatier.errors import ConfigError, ServiceUnavailable
 from datatier.mysql.pool import PooledConnection, PoolSettings
 from datatier.replication.gtid import gtid_position
+from datatier.replication.health import HealthServer, serve
 from datatier.replication.monitor import Monitor
 from datatier.replication.router import Policy, Route, Router
 from datatier.replication.routermetrics import RouterCollector
-from datatier.replication.server import HealthServer, serve
 
 __all__ = [
     "PoolSettings",

@@ -225,6 +225,7 @@ def archived(config: Config, policy: str) -> tuple[list[Any], list[dict[str, Any
     assert not chain.gaps, [g.describe() for g in chain.gaps]
     found: list[dict[str, Any]] = []
     for record in chain.segments:
+        assert record.key is not None
         raw = zstandard.ZstdDecompressor().decompressobj().decompress(store.get_bytes(record.key))
         assert raw[:4] == ev.MAGIC
         events = ev.split_events(raw[4:], record.key)

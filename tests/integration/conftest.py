@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pymysql
 import pytest
@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Fail under CI, skip elsewhere: a missing server is never silently ignored in CI."""
     if IN_CI:
         pytest.fail(f"required server unavailable under CI: {reason}", pytrace=False)
@@ -104,7 +104,7 @@ class SandboxHandle:
 
     def service_state(self, name: str) -> str:
         """``running``, ``unresponsive`` (e.g. paused) or ``stopped``, as ``status`` says."""
-        return {row["name"]: row["state"] for row in self.sandbox.status()}[name]
+        return str({row["name"]: row["state"] for row in self.sandbox.status()}[name])
 
     def write_policy(self, name: str, text: str) -> Path:
         """Write ``backups/NAME.toml`` in the sandbox's policies dir."""
@@ -171,7 +171,9 @@ def mongo_server(request: pytest.FixtureRequest, sandbox: SandboxHandle) -> tupl
     assert REAL_MONGO_URI is not None
     import pymongo  # lazy: only the Mongo tests need it
 
-    with pymongo.MongoClient(REAL_MONGO_URI, serverSelectionTimeoutMS=3000) as client:
+    with pymongo.MongoClient[dict[str, Any]](
+        REAL_MONGO_URI, serverSelectionTimeoutMS=3000
+    ) as client:
         hello = client.admin.command("hello")
     assert hello.get("setName"), "DATATIER_TEST_MONGO_URI is not a replica-set member"
     return name, REAL_MONGO_URI

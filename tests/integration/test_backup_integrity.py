@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from datatier.backup import service
+from datatier.backup import confirm, service
 from datatier.backup.catalog import BackupState
-from datatier.backup.lifecycle import PRUNE_CLAIM, prune_execute, prune_plan
 from datatier.backup.manifest import Manifest, manifest_key
+from datatier.backup.prune import PRUNE_CLAIM, prune_execute, prune_plan
 from datatier.backup.service import load_policy, open_policy_catalog, run_backup
 from datatier.backup.stores import store_for
 from datatier.cli import main
@@ -237,7 +237,7 @@ def test_a_backup_whose_object_vanished_before_the_manifest_fails_without_one(
         raise AssertionError("the manifest must not be written")
 
     hooked_manifest_write(monkeypatch, drop_one, lambda *_: None)
-    original = service.confirm_listed
+    original = confirm.confirm_listed
 
     def vanish_then_confirm(store: ObjectStore, prefix: str, records: Any) -> None:
         store.delete([next(r.key for r in records if r.kind == "data")])
@@ -255,9 +255,9 @@ def test_a_backup_whose_object_vanished_before_the_manifest_fails_without_one(
 def drop_from_manifest(store: ObjectStore, manifest: Manifest, table: str) -> Manifest:
     """Rewrite the stored manifest without one data part of ``table`` (the object stays)."""
     victim = next(o for o in manifest.objects if o.table == table and o.kind == "data")
-    tampered = Manifest.from_json(manifest.to_json(), "test")
+    tampered = Manifest.decode(manifest.encode(), "test")
     tampered.objects = [o for o in tampered.objects if o.key != victim.key]
-    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), tampered.to_json())
+    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), tampered.encode())
     return tampered
 
 

@@ -149,7 +149,7 @@ def test_purged_binlog_is_a_gap_and_restore_across_it_is_refused(
 
     def purged() -> bool:  # files still needed for crash recovery are kept for a moment
         query(config, "primary", f"PURGE BINARY LOGS TO '{current}'")
-        return query(config, "primary", "SHOW BINARY LOGS")[0][0] == current
+        return bool(query(config, "primary", "SHOW BINARY LOGS")[0][0] == current)
 
     until(purged, 30)
     query(config, "primary", "INSERT INTO arch_db.orders (customer, amount) VALUES (99, 2)")

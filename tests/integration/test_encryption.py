@@ -297,11 +297,11 @@ def test_damaged_ciphertext_is_exit_4_naming_the_object_and_nothing_is_applied(
     try:
         store.put_bytes(victim.key, bad)
         if forge:
-            doctored = Manifest.from_json(original_manifest, "test")
+            doctored = Manifest.decode(original_manifest, "test")
             doctored.objects[index] = dataclasses.replace(
                 victim, size=len(bad), sha256=hashlib.sha256(bad).hexdigest()
             )
-            store.put_bytes(mkey, doctored.to_json())
+            store.put_bytes(mkey, doctored.encode())
         env = encryption_env([keys["new"]], keys["new"].path)
         result = cli(
             sandbox.config_path,

@@ -57,7 +57,7 @@ def clear(store: ObjectStore) -> None:
 
 
 def manifest_of(store: ObjectStore, policy: str, backup_id: str) -> Manifest:
-    return Manifest.from_json(store.get_bytes(manifest_key(policy, backup_id)), "test")
+    return Manifest.decode(store.get_bytes(manifest_key(policy, backup_id)), "test")
 
 
 def take(sandbox: SandboxHandle, env: dict[str, str], policy: str, *flags: str) -> str:
@@ -80,7 +80,7 @@ def test_mongo_objects_are_encrypted_and_restore_byte_identical(
     sandbox: SandboxHandle, keys: dict[str, Key]
 ) -> None:
     uri = sandbox.config.mongo.servers["mongo2"].uri
-    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
+    with pymongo.MongoClient[dict[str, Any]](uri, serverSelectionTimeoutMS=3000) as client:
         for name in (MONGO_DB, MONGO_COPY):
             client.drop_database(name)
         client[MONGO_DB].people.insert_many(
@@ -107,7 +107,7 @@ def test_mongo_objects_are_encrypted_and_restore_byte_identical(
     wrong = encryption_env([keys["current"]], keys["stranger"].path)
     args = ("restore", backup_id, "--rename", f"{MONGO_DB}={MONGO_COPY}")
     assert cli(sandbox.config_path, wrong, *args).code == 2
-    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
+    with pymongo.MongoClient[dict[str, Any]](uri, serverSelectionTimeoutMS=3000) as client:
         # (mongo-java-server lists a database once its collections were listed: look inside)
         assert client[MONGO_COPY].list_collection_names() == [], "nothing restored"
     original = b"".join(store.iter_read(vault.key))
@@ -119,11 +119,11 @@ def test_mongo_objects_are_encrypted_and_restore_byte_identical(
         assert damaged.code == 4 and vault.key in damaged.err, damaged.err
     finally:
         store.put_bytes(vault.key, original)
-    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
+    with pymongo.MongoClient[dict[str, Any]](uri, serverSelectionTimeoutMS=3000) as client:
         assert client[MONGO_COPY].list_collection_names() == [], "nothing restored"
     result = cli(sandbox.config_path, env, *args)
     assert result.code == 0, result.err
-    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
+    with pymongo.MongoClient[dict[str, Any]](uri, serverSelectionTimeoutMS=3000) as client:
         for name in ("people", "vault"):
             assert raw_of(client, MONGO_COPY, name) == raw_of(client, MONGO_DB, name), name
         assert "by_name" in client[MONGO_COPY].people.index_information()
@@ -257,7 +257,7 @@ def test_archived_binlogs_are_encrypted_and_a_point_in_time_restore_decrypts_the
         stock = stock_binlog_text(store, chain.segments[-1].key or "", keys["current"], tmp_path)
         assert "GTID" in stock and "COMMIT" in stock
 
-        args = ("restore", "--policy", "crypt-pitr", "--until-gtid", gtid)
+        args: tuple[str, ...] = ("restore", "--policy", "crypt-pitr", "--until-gtid", gtid)
         args += ("--rename", f"{PITR_DB}={PITR_DB}_copy")
         wrong = {**env, "DATATIER_ENCRYPTION__IDENTITY_FILE": str(keys["stranger"].path)}
         refused = cli(sandbox.config_path, wrong, *args)

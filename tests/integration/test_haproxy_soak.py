@@ -41,7 +41,9 @@ def server_id_via(sandbox: SandboxHandle, port: int) -> int:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT @@server_id")
-            return int(cur.fetchone()[0])
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[0])
     finally:
         conn.close()
 

@@ -35,7 +35,7 @@ from rethinkdb_mock import MockThink
 
 from datatier.cli import main
 from datatier.migrate import service
-from datatier.migrate.target import InsertResult, MigrationTarget, RethinkDBTarget
+from datatier.migrate.target import Conflict, InsertResult, MigrationTarget, RethinkDBTarget
 from datatier.mysql.connection import client_options_file, endpoint
 from datatier.ratelimit import RateLimit
 from tests.integration.conftest import SandboxHandle, sql
@@ -319,7 +319,7 @@ class FailAfter(RethinkDBTarget):
         super().__init__(self.link, inner.db, label=inner.label)
         self.inner, self.fail_at, self.calls = inner, fail_at, 0
 
-    def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
+    def insert(self, table: str, docs: list[dict[str, Any]], conflict: Conflict) -> InsertResult:
         self.calls += 1
         if self.calls == self.fail_at:
             self.inner.insert(table, docs[: len(docs) // 2], conflict)  # half-written batch
@@ -414,7 +414,7 @@ class SharedTarget(RethinkDBTarget):
             self.connect(), self.db, label=self.label, connect=self.connect, durability=durability
         )
 
-    def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
+    def insert(self, table: str, docs: list[dict[str, Any]], conflict: Conflict) -> InsertResult:
         shared = self.conn.shared
         with shared.lock:
             shared.inserts += 1
@@ -603,7 +603,7 @@ def test_rate_limit_and_snapshot_from_replica(
     assert report.tables[0].rows == 3000 and sum(seen) == 3000
     assert clock.slept == pytest.approx([0.5, 0.5, 0.5, 0.5])
     assert limiter.waited == pytest.approx(2.0)
-    assert report.to_dict()["rate_limit_waited_seconds"] == pytest.approx(2.0)
+    assert report.to_json()["rate_limit_waited_seconds"] == pytest.approx(2.0)
     assert report.snapshot["flavour"] == "mariadb" and report.snapshot["gtid_current_pos"]
 
 

@@ -36,7 +36,7 @@ from datatier.migrate.checkpoint import Checkpoint
 from datatier.migrate.mapping import load_mapping
 from datatier.migrate.plan import TablePlan
 from datatier.migrate.runner import RunOptions, run_tables
-from datatier.migrate.target import InsertResult, MigrationTarget
+from datatier.migrate.target import Conflict, InsertResult, MigrationTarget
 from datatier.mysql.connection import Connection
 from tests.integration.conftest import SandboxHandle, sql
 
@@ -113,7 +113,7 @@ class FakeTarget(MigrationTarget):
         with self.store.lock:
             self.store.closed += 1
 
-    def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
+    def insert(self, table: str, docs: list[dict[str, Any]], conflict: Conflict) -> InsertResult:
         s = self.store
         with s.lock:
             s.step()

@@ -212,7 +212,7 @@ def test_types_only_a_real_mongod_stores(
     use_sandbox_config.write_policy(
         "mongo-types", 'engine = "mongo"\n[source]\ndatabases = ["dt_types"]\n'
     )
-    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as c:
+    with pymongo.MongoClient[dict[str, Any]](uri, serverSelectionTimeoutMS=3000) as c:
         ferretdb = "ferretdbVersion" in c.server_info()
         for name in ("dt_types", "dt_types_copy"):
             c.drop_database(name)
@@ -229,7 +229,7 @@ def test_types_only_a_real_mongod_stores(
     loaded = load(str(use_sandbox_config.config_path))
     manifest = run_backup(loaded, load_policy(loaded, "mongo-types"))
     assert main(["restore", manifest.backup_id, "--rename", "dt_types=dt_types_copy"]) == 0
-    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as c:
+    with pymongo.MongoClient[dict[str, Any]](uri, serverSelectionTimeoutMS=3000) as c:
         names = c.dt_types.list_collection_names()
         assert "control" in names
         for name in names:

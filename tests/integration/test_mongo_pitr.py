@@ -36,6 +36,7 @@ from datatier.backup.service import load_policy, open_policy_catalog, run_backup
 from datatier.cli import main
 from datatier.config import load
 from datatier.mongo import dump as mongo_dump
+from datatier.mongo import oplog as mongo_oplog
 from datatier.mongo.dump import MongoDumpEngine
 from tests.integration.conftest import SandboxHandle, mongo_environ
 
@@ -55,7 +56,9 @@ AWKWARD = {
 }
 
 
-OPTIONS = bson.CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_AUTO)
+OPTIONS: bson.CodecOptions[dict[str, Any]] = bson.CodecOptions(
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO
+)
 
 
 def client_for(uri: str) -> pymongo.MongoClient[Any]:
@@ -142,7 +145,7 @@ def pitr_backup(
         "pitr-w", f'engine = "mongo"\n[source]\nserver = "{name}"\ndatabases = ["{DB}"]\n'
     )
     writer = Writer(uri)
-    real_collection, real_capture = MongoDumpEngine._collection, mongo_dump.capture
+    real_collection, real_capture = MongoDumpEngine._collection, mongo_oplog.capture
 
     def collection(self: MongoDumpEngine, out: Any, db: Any, spec: Any) -> Any:
         """Dump one collection, letting the writer change things before and after."""
@@ -289,7 +292,7 @@ def test_oplog_rolled_over_during_the_dump_fails_and_leaves_no_manifest(
     sandbox.write_policy(
         "pitr-rolled", f'engine = "mongo"\n[source]\nserver = "mongo2"\ndatabases = ["{db}"]\n'
     )
-    real_capture = mongo_dump.capture
+    real_capture = mongo_oplog.capture
     removed: list[RawBSONDocument] = []
 
     def capture(client: Any, writer: Any, start: Any, *args: Any, **kw: Any) -> Any:

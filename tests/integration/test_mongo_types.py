@@ -157,7 +157,7 @@ def test_target_names_a_configured_server_or_is_refused(
     uri = use_sandbox_config.config.mongo.uri
     assert main([*args, "--target", "default", "--tables", f"{DB}.empty", "--json"]) == 0
     assert '"target": "' + uri + '"' in capsys.readouterr().out
-    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as ferretdb:
+    with pymongo.MongoClient[dict[str, Any]](uri, serverSelectionTimeoutMS=3000) as ferretdb:
         assert ferretdb.m2_types_elsewhere.list_collection_names() == ["empty"]
         ferretdb.drop_database("m2_types_elsewhere")
 
@@ -167,7 +167,9 @@ def test_mongo2_binary_subtype_limits(sandbox: SandboxHandle) -> None:
     stored; 1, 2 and 5-8 are refused (the connection is closed) and 128 comes back as 0.
     Those subtypes round-trip on FerretDB (test_mongo_backup.py)."""
     mongo2_uri = sandbox.config.mongo.servers["mongo2"].uri
-    stored, refused, altered = [], [], []
+    stored: list[int] = []
+    refused: list[int] = []
+    altered: list[int] = []
     for subtype in (0, 1, 2, 3, 4, 5, 6, 7, 8, 128):
         with client_for(mongo2_uri) as c:
             doc = {"_id": subtype, "v": bson.Binary(b"\x00" * 16, subtype)}

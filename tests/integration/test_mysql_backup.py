@@ -183,7 +183,9 @@ def test_manifest_records_consistency_point_tables_and_objects(
     store = store_for(backup.options["store"], loaded.config)
     stored = store.head(manifest_key(backup.policy, backup.backup_id))
     assert stored.storage_class == "STANDARD"
-    last_data = max(store.head(o.key).last_modified for o in backup.objects)  # type: ignore[type-var]
+    times = [store.head(o.key).last_modified for o in backup.objects]
+    assert None not in times
+    last_data = max(t for t in times if t is not None)
     assert stored.last_modified is not None and stored.last_modified >= last_data
 
 
@@ -412,7 +414,7 @@ def test_verify_restore_test_passes_then_catches_data_that_differs(
     manifest.objects[index] = dataclasses.replace(
         victim, size=len(forged), sha256=hashlib.sha256(forged).hexdigest()
     )
-    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), manifest.to_json())
+    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), manifest.encode())
     assert main(["backups", "verify", manifest.backup_id]) == 0
     capsys.readouterr()
     assert main(["backups", "verify", manifest.backup_id, "--restore-test"]) == 4

@@ -54,7 +54,8 @@ def slow_down(request: Any, **_: Any) -> AWSResponse:
     body = (
         b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
     )
-    return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, FakeRaw(body))
+    headers: Any = {"Content-Type": "application/xml"}  # any mapping (the stubs: HTTPHeaders)
+    return AWSResponse(request.url, 503, headers, FakeRaw(body))
 
 
 @pytest.fixture(scope="module")

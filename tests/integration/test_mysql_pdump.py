@@ -441,7 +441,7 @@ def _keyed_state(sandbox: SandboxHandle, database: str) -> dict[str, Any]:
 def _alters_logged(sandbox: SandboxHandle, database: str) -> set[str]:
     """Tables of ``database`` that got an ALTER TABLE ... ADD in the primary's binlog (read
     as bytes: other tests' events hold arbitrary bytes)."""
-    altered = set()
+    altered: set[str] = set()
     reader = RawConnection(endpoint(sandbox.config.mysql, "primary"))
     try:
         logs = [row[0] for row in reader.rows("SHOW BINARY LOGS")]

@@ -20,6 +20,7 @@ from datatier.config import load
 from datatier.errors import DatatierError, ServiceUnavailable
 from datatier.mysql.connection import client_options_file, connect, endpoint
 from datatier.mysql.fastreader import RowReader
+from datatier.mysql.local_admin import root_connection
 from datatier.sandbox import process
 from datatier.sandbox.services.mariadb import MariaDBService
 from tests.integration.conftest import SandboxHandle, unavailable
@@ -52,7 +53,7 @@ def tls_server(
         if not process.wait_until(lambda: svc.ready() or not process.is_alive(record), 60):
             pytest.fail(f"TLS MariaDB did not start: {process.tail(svc.log_path)}")
         svc.configure()
-        with svc._root() as conn, conn.cursor() as cur:
+        with root_connection(svc.socket_path) as conn, conn.cursor() as cur:
             cur.execute("ALTER USER %s@'127.0.0.1' REQUIRE X509", (cfg.user,))
             cur.execute("CREATE DATABASE tls_db")
             cur.execute("CREATE TABLE tls_db.t (id INT PRIMARY KEY, v VARCHAR(20))")

@@ -30,9 +30,9 @@ from datatier.config import load
 from datatier.errors import ServiceUnavailable
 from datatier.mysql.connection import endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter
+from datatier.replication.health import HealthServer
 from datatier.replication.monitor import Monitor
 from datatier.replication.router import Router
-from datatier.replication.server import HealthServer
 from datatier.storage.base import ObjectStore
 from tests.integration.conftest import SandboxHandle, sql, wait_for
 

@@ -26,6 +26,7 @@ import pytest
 from datatier.backup.manifest import Manifest, manifest_key
 from datatier.backup.stores import store_for
 from datatier.mysql.physical import restore as physical_restore
+from datatier.mysql.physical import tool as physical_tool
 from datatier.mysql.physical.scratch import free_port, port_free
 from datatier.storage.base import ObjectStore, StorageClass
 from tests.integration.conftest import SandboxHandle, sql, unavailable
@@ -58,7 +59,7 @@ def store_of(sandbox: SandboxHandle) -> ObjectStore:
 
 
 def manifest_of(store: ObjectStore, policy: str, backup_id: str) -> Manifest:
-    return Manifest.from_json(store.get_bytes(manifest_key(policy, backup_id)), "test")
+    return Manifest.decode(store.get_bytes(manifest_key(policy, backup_id)), "test")
 
 
 def backup(sandbox: SandboxHandle, policy: str, *flags: str) -> dict[str, Any]:
@@ -217,10 +218,12 @@ def test_a_corrupt_object_in_an_incremental_is_exit_4_before_anything_is_prepare
     bad = bytearray(original)
     bad[len(bad) // 2] ^= 0xFF
     prepared: list[Any] = []
-    real_prepare = physical_restore.prepare
-    monkeypatch.setattr(
-        physical_restore, "prepare", lambda *a, **k: prepared.append(a) or real_prepare(*a, **k)
-    )
+
+    def counted_prepare(*a: Any, **k: Any) -> Any:
+        prepared.append(a)
+        return physical_tool.prepare(*a, **k)
+
+    monkeypatch.setattr(physical_restore, "prepare", counted_prepare)
     before = temp_leftovers()
     datadir = tmp_path / "d"
     store.put_bytes(key, bytes(bad))
@@ -254,7 +257,7 @@ def test_restore_test_starts_a_scratch_server_checks_and_compares(
     original = store.get_bytes(key)
     doctored = manifest_of(store, POLICY, chain.ids[2])
     doctored.databases[DB]["tables"].append("phantom")
-    store.put_bytes(key, doctored.to_json())
+    store.put_bytes(key, doctored.encode())
     try:
         result = cli(sandbox, *args)
         assert result.code == 4 and "phantom" in result.err, result.err
@@ -286,7 +289,7 @@ def test_a_chain_across_a_server_change_is_refused_and_a_broken_chain_never_rest
     original = store.get_bytes(key)
     upgraded = manifest_of(store, "phys-move", full)
     upgraded.source["version"] = "10.11.0-MariaDB-older"
-    store.put_bytes(key, upgraded.to_json())
+    store.put_bytes(key, upgraded.encode())
     try:
         result = cli(sandbox, "backup", "run", "phys-move", "--incremental")
         assert result.code == 2 and "version 10.11.0-MariaDB-older ->" in result.err, result.err

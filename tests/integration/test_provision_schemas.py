@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pymongo
 import pymysql
@@ -211,7 +212,7 @@ def test_mongo_collections_and_indexes_idempotently(
             "indexes": [{"name": "email_1", "keys": {"email": 1}, "unique": True},
                         {"keys": {"created": -1}}]}  # fmt: skip
     (mongo_dir / "users.json").write_text(json.dumps(spec))
-    client: pymongo.MongoClient = pymongo.MongoClient(use_sandbox_config.config.mongo.uri)
+    client = pymongo.MongoClient[dict[str, Any]](use_sandbox_config.config.mongo.uri)
     try:
         assert main(["provision", "plan", "--only", "mongo"]) == 0
         out = capsys.readouterr().out

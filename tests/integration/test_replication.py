@@ -29,9 +29,9 @@ from datatier.cli import main
 from datatier.mysql.connection import connect, endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter, read_lag
 from datatier.mysql.replica_status import read_replica_status
-from datatier.replication.haproxy import HAProxyLayout, render_haproxy
+from datatier.provision.artifacts.haproxy_config import HAProxyLayout, render_haproxy
+from datatier.replication.health import HealthServer
 from datatier.replication.monitor import Monitor
-from datatier.replication.server import HealthServer
 from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
 
 INTERVAL = 0.1
@@ -178,7 +178,9 @@ def test_replica_endpoint_follows_a_stopped_sql_thread(
         assert call(server, "/replica?node=replica1&lag=1s")[0] == 200
         assert call(server, path, "HEAD")[0] == 503
         # Within two monitor intervals, plus one round's duration and polling slack.
-        slack = max(n.check_seconds for n in monitor.snapshot.nodes.values()) + 0.05
+        measured = monitor.snapshot
+        assert measured is not None
+        slack = max(n.check_seconds for n in measured.nodes.values()) + 0.05
         assert took <= 2 * INTERVAL + slack, f"503 after {took:.3f} s"
         print(f"503 after {took:.3f} s")
         time.sleep(1.2)
@@ -494,7 +496,9 @@ def server_ids_via(sandbox: SandboxHandle, port: int, count: int = 6) -> list[in
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT @@server_id")
-                ids.append(int(cur.fetchone()[0]))
+                row = cur.fetchone()
+                assert row is not None
+                ids.append(int(row[0]))
         finally:
             conn.close()
     return ids

@@ -162,10 +162,10 @@ def test_a_collation_that_is_not_a_name_is_refused_before_anything_runs(
     manifest = run_backup(loaded, load_policy(loaded, policy(sandbox, "integ-collation")))
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE DATABASE IF NOT EXISTS integ_canary")
-    tampered = Manifest.from_json(manifest.to_json(), "test")
+    tampered = Manifest.decode(manifest.encode(), "test")
     tampered.databases[DB]["collation"] = "utf8mb4_bin; DROP DATABASE integ_canary; --"
     store = default_store(sandbox)
-    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), tampered.to_json())
+    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), tampered.encode())
     assert main(["restore", manifest.backup_id, "--rename", f"{DB}={COPY}"]) == 4
     assert "is not a valid name" in capsys.readouterr().err
     with sandbox.connect() as conn, conn.cursor() as cur:

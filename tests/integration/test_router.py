@@ -18,6 +18,7 @@ import pytest
 from datatier.errors import ServiceUnavailable
 from datatier.mysql.connection import Connection, endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter
+from datatier.mysql.pool import PooledConnection
 from datatier.replication.monitor import Monitor
 from datatier.replication.router import Router, gtid_position
 from tests.integration.conftest import SandboxHandle, sql, wait_for
@@ -27,7 +28,7 @@ MAX_LAG = 0.5
 DB = "router_test"
 
 
-def server_id_of(conn: Connection) -> int:
+def server_id_of(conn: Connection | PooledConnection) -> int:
     with conn.cursor() as cur:
         cur.execute("SELECT @@server_id")
         row = cur.fetchone()

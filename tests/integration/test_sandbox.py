@@ -24,7 +24,8 @@ from datatier.cli import main
 from datatier.config import load
 from datatier.errors import OperationFailed, UsageError
 from datatier.sandbox import process
-from datatier.sandbox.supervisor import PORT_OFFSETS, Sandbox
+from datatier.sandbox.layout import PORT_OFFSETS
+from datatier.sandbox.supervisor import Sandbox
 from tests.integration.conftest import SandboxHandle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,20 +95,24 @@ def test_each_service_answers_its_own_protocol(sandbox: SandboxHandle) -> None:
     s3.put_object(Bucket=bucket, Key="sandbox-check", Body=b"payload")
     assert s3.get_object(Bucket=bucket, Key="sandbox-check")["Body"].read() == b"payload"
 
-    with pymongo.MongoClient(cfg.mongo.uri, serverSelectionTimeoutMS=3000) as client:
+    with pymongo.MongoClient[dict[str, Any]](
+        cfg.mongo.uri, serverSelectionTimeoutMS=3000
+    ) as client:
         coll = client["sandbox_check"]["things"]
         inserted = coll.insert_one({"token": "abc", "n": 1}).inserted_id
-        assert coll.find_one({"_id": inserted})["token"] == "abc"
+        found = coll.find_one({"_id": inserted})
+        assert found is not None and found["token"] == "abc"
 
     # mongo2: mongo-java-server as replica set rs0, with an oplog that records the write
     uri = cfg.mongo.servers["mongo2"].uri
-    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
+    with pymongo.MongoClient[dict[str, Any]](uri, serverSelectionTimeoutMS=3000) as client:
         assert client.admin.command("isMaster")["setName"] == "rs0"
         coll = client["sandbox_check"]["things"]
         inserted = coll.insert_one({"token": "abc", "d": Decimal128("1.10")}).inserted_id
-        assert coll.find_one({"_id": inserted})["d"] == Decimal128("1.10")
+        found = coll.find_one({"_id": inserted})
+        assert found is not None and found["d"] == Decimal128("1.10")
         entry = client.local["oplog.rs"].find_one({"o._id": inserted})
-        assert entry["op"] == "i" and entry["ns"] == "sandbox_check.things"
+        assert entry is not None and entry["op"] == "i" and entry["ns"] == "sandbox_check.things"
 
 
 def test_status_json_lists_every_service(

@@ -108,3 +108,17 @@ def test_the_check_sees_a_cycle_when_there_is_one() -> None:
     """The detector itself: a made-up graph with a cycle is reported, a chain is not."""
     assert cycles({"a": {"b": ["a.x"]}, "b": {"a": ["b.y"]}}) == [["a", "b"]]
     assert cycles({"a": {"b": ["a.x"]}, "b": {"c": ["b.y"]}}) == []
+
+
+def test_the_command_line_never_branches_on_an_engine() -> None:
+    """Engines are chosen by the registry: no ``x.engine == "..."`` (or ``in``/``!=``) under
+    datatier/cli/ (showing an engine's name is fine)."""
+    found = []
+    for path in sorted((ROOT / "cli").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            if any(isinstance(s, ast.Attribute) and "engine" in s.attr for s in sides):
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []

@@ -294,6 +294,11 @@ class Translator:
         pieces.append([*maps, *current])
         return pieces
 
+    def transaction(self, statements: list[list[bytes]]) -> list[bytes]:
+        """Row statements of several source transactions as one transaction of BINLOG
+        statements (:meth:`binlog`)."""
+        return [b"START TRANSACTION", *self.binlog(statements), b"COMMIT"]
+
     def binlog_sizes(self, statements: list[list[bytes]]) -> list[int]:
         """The sizes :meth:`binlog` would give each row statement's pieces (base64)."""
         sizes = []

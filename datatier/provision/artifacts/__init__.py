@@ -7,7 +7,7 @@ from pathlib import Path
 
 from datatier.provision.artifacts.ansible import AnsibleRenderer
 from datatier.provision.artifacts.base import RenderContext, Renderer
-from datatier.provision.artifacts.cron import CrontabRenderer
+from datatier.provision.artifacts.crontab import CrontabRenderer
 from datatier.provision.artifacts.docker import DockerRenderer
 from datatier.provision.artifacts.haproxy import HAProxyRenderer
 from datatier.provision.artifacts.k8s import K8sRenderer

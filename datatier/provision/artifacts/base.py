@@ -18,7 +18,7 @@ from typing import Any
 from datatier.backup.policy import Policy
 from datatier.config import MySQLSettings
 from datatier.errors import UsageError
-from datatier.replication.haproxy import HAProxyLayout
+from datatier.provision.artifacts.haproxy_config import HAProxyLayout
 
 
 @dataclass(frozen=True)

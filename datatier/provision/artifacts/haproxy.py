@@ -1,10 +1,11 @@
-"""``haproxy.cfg`` for the MySQL topology (see :mod:`datatier.replication.haproxy`), headed
-by the ``datatier health serve`` command line it relies on."""
+"""``haproxy.cfg`` for the MySQL topology (see
+:mod:`datatier.provision.artifacts.haproxy_config`), headed by the ``datatier health serve``
+command line it relies on."""
 
 from __future__ import annotations
 
 from datatier.provision.artifacts.base import RenderContext, Renderer
-from datatier.replication.haproxy import render_haproxy
+from datatier.provision.artifacts.haproxy_config import render_haproxy
 
 FILE = "haproxy.cfg"
 

@@ -1,62 +1,32 @@
-"""A small, deterministic YAML writer for the manifests datatier renders (PyYAML is not a
-runtime dependency). Strings are always double-quoted JSON strings, which YAML reads back
-exactly; mappings keep their insertion order."""
+"""YAML for the Kubernetes manifests datatier renders, written by PyYAML's safe dumper:
+block style, keys in insertion order, lists indented under their key (as ``kubectl``
+writes them), strings quoted wherever YAML would read them as something else (``"on"``,
+``"3306"``), never folded, non-ASCII kept, and no anchors or aliases (a dict used twice is
+written twice). The same documents always give the same text."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if value is None:
-        return "null"
-    return json.dumps(str(value))
+import yaml
 
 
-def _lines(value: Any, indent: int) -> list[str]:
-    pad = " " * indent
-    if isinstance(value, dict):
-        if not value:
-            return [pad + "{}"]
-        out = []
-        for key, item in value.items():
-            if isinstance(item, dict | list) and item:
-                out.append(f"{pad}{key}:")
-                out.extend(_lines(item, indent + 2))
-            else:
-                out.append(f"{pad}{key}: {_inline(item)}")
-        return out
-    if isinstance(value, list):
-        out = []
-        for item in value:
-            if isinstance(item, dict | list) and item:
-                nested = _lines(item, indent + 2)
-                out.append(f"{pad}- {nested[0].lstrip()}")
-                out.extend(nested[1:])
-            else:
-                out.append(f"{pad}- {_inline(item)}")
-        return out
-    return [pad + _scalar(value)]
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
-
-def _inline(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{}"
-    if isinstance(value, list):
-        return "[]"
-    return _scalar(value)
-
-
-def dump(value: Any) -> str:
-    """``value`` (dicts, lists, str, int, bool, None) as block-style YAML text."""
-    return "\n".join(_lines(value, 0)) + "\n"
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
 def dump_all(documents: list[Any]) -> str:
-    """Several documents separated by ``---``."""
-    return "".join(f"---\n{dump(doc)}" for doc in documents)
+    """``documents`` (dicts, lists, str, int, float, bool, None), each after a ``---`` line."""
+    return yaml.dump_all(
+        documents,
+        Dumper=_Dumper,
+        explicit_start=True,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1 << 30,
+    )

@@ -12,10 +12,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pymysql
-import pymysql.cursors
-
 from datatier.errors import OperationFailed
+from datatier.mysql.connection import MySQLError
+from datatier.mysql.local_admin import (
+    LocalAccount,
+    answers,
+    ensure_accounts,
+    replicate_from_start,
+    root_connection,
+)
+from datatier.mysql.replica_status import read_replica_status
+from datatier.mysql.replicate import Upstream
 from datatier.sandbox.services.base import Runner, SandboxService
 from datatier.typedtoml import Secret
 
@@ -109,82 +116,46 @@ class MariaDBService(SandboxService):
             args += ["--read-only", "--relay-log=" + f"{self.name}-relay-bin"]
         return args
 
-    def _root(self, timeout: float = 10.0) -> pymysql.connections.Connection[Any]:
-        # Every read and write is bounded: a frozen server must not hang `status`.
-        return pymysql.connect(
-            unix_socket=str(self.socket_path),
-            user="root",
-            connect_timeout=2,
-            read_timeout=timeout,
-            write_timeout=timeout,
-            autocommit=True,
-            cursorclass=pymysql.cursors.DictCursor,
-        )
-
     def ready(self) -> bool:
-        try:
-            with self._root(timeout=2.0) as conn, conn.cursor() as cur:
-                cur.execute("SELECT 1")
-            return True
-        except (pymysql.MySQLError, OSError):
-            return False
+        return answers(self.socket_path)
 
     def configure(self) -> None:
         """Create the tool and replication users locally; replicas then follow the primary."""
-        with self._root() as conn, conn.cursor() as cur:
-            cur.execute("SET SESSION sql_log_bin = 0")
-            for user, secret, grants in (
-                (self.user, self.password, "ALL PRIVILEGES ON *.*"),
-                (
-                    self.repl_user,
-                    self.repl_password,
-                    "REPLICATION SLAVE, REPLICATION CLIENT ON *.*",
-                ),
-            ):
-                cur.execute(
-                    "CREATE USER IF NOT EXISTS %s@'127.0.0.1' IDENTIFIED BY %s",
-                    (user, secret.reveal()),
-                )
-                cur.execute("ALTER USER %s@'127.0.0.1' IDENTIFIED BY %s", (user, secret.reveal()))
-                option = " WITH GRANT OPTION" if user == self.user else ""
-                cur.execute(f"GRANT {grants} TO %s@'127.0.0.1'{option}", (user,))
-            cur.execute("SET SESSION sql_log_bin = 1")
+        with root_connection(self.socket_path) as conn:
+            ensure_accounts(
+                conn,
+                [
+                    LocalAccount(self.user, self.password.reveal(), "ALL PRIVILEGES ON *.*", True),
+                    LocalAccount(
+                        self.repl_user,
+                        self.repl_password.reveal(),
+                        "REPLICATION SLAVE, REPLICATION CLIENT ON *.*",
+                    ),
+                ],
+            )
             if self.primary is None:
                 return
-            cur.execute("SHOW SLAVE STATUS")
-            if cur.fetchone():
-                cur.execute("START SLAVE")  # no-op when running; resumes after a restart
-                return
-            cur.execute("SET GLOBAL gtid_slave_pos = ''")
-            cur.execute(
-                "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, "
-                "MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",
-                (
-                    self.primary.host,
-                    self.primary.port,
-                    self.repl_user,
-                    self.repl_password.reveal(),
-                ),
+            upstream = Upstream(
+                self.primary.host, self.primary.port, self.repl_user, self.repl_password.reveal()
             )
-            cur.execute("START SLAVE")
+            replicate_from_start(conn, upstream)
 
     def replication_threads(self) -> dict[str, Any]:
         """IO/SQL thread states of a replica (empty dict on the primary or on error)."""
         if self.primary is None:
             return {}
         try:
-            with self._root(timeout=2.0) as conn, conn.cursor() as cur:
-                cur.execute("SHOW SLAVE STATUS")
-                row = cur.fetchone()
-        except (pymysql.MySQLError, OSError):
+            with root_connection(self.socket_path, timeout=2.0) as conn:
+                status = read_replica_status(conn)
+        except (MySQLError, OSError):
             return {}
-        if not row:
+        if status is None:
             return {"io_thread": "not configured", "sql_thread": "not configured"}
         return {
-            "io_thread": row.get("Slave_IO_Running"),
-            "sql_thread": row.get("Slave_SQL_Running"),
-            "seconds_behind_master": row.get("Seconds_Behind_Master"),
-            "last_error": row.get("Last_Error") or row.get("Last_IO_Error") or None,
+            "io_thread": status.io_running,
+            "sql_thread": status.sql_running,
+            "seconds_behind_master": status.seconds_behind,
+            "last_error": status.last_sql_error or status.last_io_error or None,
         }
 
     def details(self) -> dict[str, Any]:

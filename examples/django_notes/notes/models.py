@@ -4,7 +4,7 @@ from django.db import models
 
 
 class Note(models.Model):
-    body = models.CharField(max_length=200)
+    body: models.CharField[str, str] = models.CharField(max_length=200)
 
     class Meta:
         app_label = "notes"

@@ -54,8 +54,8 @@ class Moto:
         return json.loads(data) if data else None
 
     def client(self, service: str = "s3", key_id: str = KEY_ID, secret: str = SECRET) -> Any:
-        return boto3.session.Session().client(
-            service,
+        return boto3.session.Session().client(  # type: ignore[call-overload]
+            service,  # any service name (s3, iam): the stubs want a literal one
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id=key_id,

@@ -1,0 +1,251 @@
+"""Prune: delete what a policy's retention does not keep.
+
+A *plan* (reads the store, changes nothing) and an *execute* (carries a plan out).
+
+Pruning trusts nothing it has not listed and matched:
+
+* it refuses to run while any manifest of the policy is unreadable;
+* retention decides over *good* backups only (complete: the listing matches the manifest),
+  so the newest good backup is always kept;
+* backups a kept backup depends on (an incremental's parents, back to its full backup) are
+  kept with it, damaged ones included (reported, never deleted while needed);
+* a *damaged* backup (manifest present, an object missing or of another size) is reported,
+  never counted as a kept generation and never the reason a good one goes. It is deleted
+  only when retention would have let it go anyway: older than every kept good backup and
+  older than ``min_age_days``. A newer damaged backup stays for a person to look at (it may
+  be the only copy of some tables, and `restore --tables` can still salvage those);
+* only listed keys are deleted; a backup's manifest goes before its data (an interrupted
+  prune leaves an incomplete backup, never a listed one with missing data);
+* incomplete backups written to within ``grace`` are spared. An older one may still be
+  running (grace 0, a stalled dump), so before deleting it prune writes a *claim*
+  (``POLICY/ID/prune-claim.json``) and then looks for its manifest: if the manifest exists,
+  the backup finished meanwhile and prune backs off. The backup, for its part, lists its
+  prefix after writing the manifest and withdraws it (failing) if it sees a claim or a
+  missing object. One of the two always sees the other's write, so a backup never exits 0
+  with a manifest naming objects prune deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from datatier.backup.catalog import (
+    BackupEntry,
+    BackupState,
+    Catalog,
+    policy_prefix,
+)
+from datatier.backup.chain import needed_parents
+from datatier.backup.manifest import BACKUP_ID, MANIFEST_NAME, parse_backup_id
+from datatier.backup.policy import Policy
+from datatier.backup.retention import decide_retention
+from datatier.errors import IntegrityFailure
+from datatier.log import get_logger
+from datatier.storage.base import IncompleteUpload
+
+log = get_logger(__name__)
+
+PRUNE_CLAIM = "prune-claim.json"
+"""Written into an incomplete backup's prefix by prune before it deletes that backup."""
+
+DEFAULT_GRACE = timedelta(hours=6)
+"""Incomplete backups and uploads younger than this may still be running; prune spares them."""
+
+
+@dataclass(frozen=True)
+class PruneTarget:
+    """A backup to delete, why, and every key it has (manifest deleted first)."""
+
+    backup_id: str
+    state: BackupState
+    reason: str
+    keys: tuple[str, ...]
+    manifest_key: str | None
+    bytes: int
+
+
+@dataclass(frozen=True)
+class KeptBackup:
+    backup_id: str
+    reasons: tuple[str, ...]
+    bytes: int
+
+
+@dataclass(frozen=True)
+class DamagedBackup:
+    """A backup whose listing does not match its manifest, kept and reported."""
+
+    backup_id: str
+    problem: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """What ``prune_execute`` will do for one policy; ``spared`` lists skipped leftovers,
+    ``damaged`` the damaged backups left in place (see module docstring)."""
+
+    policy: str
+    store_url: str
+    now: datetime
+    grace: timedelta
+    keep: list[KeptBackup]
+    delete: list[PruneTarget]
+    spared: list[PruneTarget] = field(default_factory=list)
+    uploads: list[IncompleteUpload] = field(default_factory=list)
+    damaged: list[DamagedBackup] = field(default_factory=list)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(t.bytes for t in self.delete)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What was done; ``spared`` names incomplete backups that completed before their turn."""
+
+    backups: int
+    objects: int
+    bytes: int
+    uploads_aborted: int
+    spared: list[str] = field(default_factory=list)
+
+
+def prune_plan(
+    catalog: Catalog, policy: Policy, now: datetime, *, grace: timedelta = DEFAULT_GRACE
+) -> PrunePlan:
+    """What to delete from ``catalog`` under ``policy``'s retention at ``now``; changes nothing.
+
+    Raises IntegrityFailure (nothing planned) when any manifest of the policy is unreadable.
+    Retention runs over good backups only; damaged ones are handled as the module docstring
+    says. Incomplete backups last written before ``now - grace`` are deleted, younger ones
+    spared; so are incomplete uploads.
+    """
+    entries = catalog.backups(policy.name, include_all=True)
+    broken = [e for e in entries if e.state is BackupState.UNREADABLE]
+    if broken:
+        raise IntegrityFailure(
+            f"refusing to prune {policy.name}: {len(broken)} unreadable manifest(s), first "
+            f"{broken[0].problem}",
+            hint="repair or remove it (see `datatier backups list --all`); nothing was deleted",
+        )
+    complete = {e.backup_id: e for e in entries if e.state is BackupState.COMPLETE}
+    decision = decide_retention(
+        {i: e.created_at for i, e in complete.items()}, policy.spec.retention, now
+    )
+    keep = [KeptBackup(k.backup_id, k.reasons, complete[k.backup_id].bytes) for k in decision.keep]
+    needed = needed_parents(
+        {e.backup_id: e.manifest for e in entries if e.manifest is not None},
+        [k.backup_id for k in decision.keep],
+    )
+    keep += [KeptBackup(i, (why,), complete[i].bytes) for i, why in needed.items() if i in complete]
+    delete = [
+        _target(complete[i], "not kept by retention") for i in decision.delete if i not in needed
+    ]
+    oldest_kept = min((k.created_at for k in decision.keep), default=None)
+    young_after = now - timedelta(days=policy.spec.retention.min_age_days)
+    damaged: list[DamagedBackup] = []
+    for entry in entries:
+        if entry.state is not BackupState.DAMAGED:
+            continue
+        problem = entry.problem or "listing does not match the manifest"
+        if (
+            oldest_kept is not None
+            and entry.backup_id not in needed
+            and entry.created_at < oldest_kept
+            and (entry.created_at <= young_after)
+        ):
+            delete.append(_target(entry, f"damaged ({problem}), older than every kept backup"))
+        else:
+            damaged.append(DamagedBackup(entry.backup_id, problem, entry.bytes))
+            log.warning(
+                "prune.damaged", policy=policy.name, backup_id=entry.backup_id, problem=problem
+            )
+    spared: list[PruneTarget] = []
+    cutoff = now - grace
+    for entry in entries:
+        if entry.state is BackupState.INCOMPLETE:
+            hours = (now - entry.last_written).total_seconds() / 3600
+            reason = f"incomplete, last written {hours:.1f} h ago"
+            if entry.last_written < cutoff:
+                delete.append(_target(entry, reason))
+            else:
+                spared.append(_target(entry, f"{reason}: may still be running"))
+    # An upload belongs to a backup that may be running unless both its start and its
+    # backup's ID are older than the cutoff (moto reports a fixed 2010 start time).
+    recent = {t.backup_id for t in spared}
+    uploads = [
+        u
+        for u in catalog.store.list_incomplete_uploads(policy_prefix(policy.name))
+        if u.initiated is not None and u.initiated < cutoff and not _recent(u, recent, cutoff)
+    ]
+    return PrunePlan(
+        policy.name, catalog.store.url, now, grace, keep, delete, spared, uploads, damaged
+    )
+
+
+def prune_execute(catalog: Catalog, plan: PrunePlan) -> PruneResult:
+    """Carry out ``plan``: per backup the manifest first, then its data; then old uploads.
+
+    Deleting the manifest first means an interrupted prune leaves an incomplete backup
+    (removed by a later prune), never a listed backup with missing data. An incomplete
+    backup is claimed first and spared if its manifest appeared meanwhile.
+    """
+    objects = 0
+    spared: list[str] = []
+    deleted: list[PruneTarget] = []
+    for target in plan.delete:
+        claim = f"{plan.policy}/{target.backup_id}/{PRUNE_CLAIM}"
+        if target.state is BackupState.INCOMPLETE and not _claim(catalog, plan, target, claim):
+            spared.append(target.backup_id)
+            continue
+        if target.manifest_key:
+            catalog.store.delete([target.manifest_key])
+        data = [k for k in target.keys if k not in (target.manifest_key, claim)]
+        catalog.store.delete(data)
+        if target.state is BackupState.INCOMPLETE or claim in target.keys:
+            catalog.store.delete([claim])
+        objects += len(data) + (1 if target.manifest_key else 0)
+        deleted.append(target)
+        log.info(
+            "prune.deleted",
+            policy=plan.policy,
+            backup_id=target.backup_id,
+            reason=target.reason,
+            objects=len(target.keys),
+            bytes=target.bytes,
+        )
+    aborted = sum(
+        catalog.store.abort_incomplete_uploads(u.key, initiated_before=plan.now - plan.grace)
+        for u in plan.uploads
+    )
+    freed = sum(t.bytes for t in deleted)
+    return PruneResult(len(deleted), objects, freed, aborted, spared)
+
+
+def _claim(catalog: Catalog, plan: PrunePlan, target: PruneTarget, claim: str) -> bool:
+    """Claim an incomplete backup for deletion; False (claim withdrawn) if its manifest
+    exists by now, i.e. the backup completed after the plan was made."""
+    note = {"by": "datatier backups prune", "at": datetime.now(UTC).isoformat()}
+    catalog.store.put_bytes(claim, json.dumps(note).encode())
+    if catalog.store.exists(f"{plan.policy}/{target.backup_id}/{MANIFEST_NAME}"):
+        catalog.store.delete([claim])
+        log.info("prune.spared_completed", policy=plan.policy, backup_id=target.backup_id)
+        return False
+    return True
+
+
+def _target(entry: BackupEntry, reason: str) -> PruneTarget:
+    manifest_key = entry.manifest_key if entry.has_manifest else None
+    keys = tuple(o.key for o in entry.objects)
+    return PruneTarget(entry.backup_id, entry.state, reason, keys, manifest_key, entry.bytes)
+
+
+def _recent(upload: IncompleteUpload, spared: set[str], cutoff: datetime) -> bool:
+    """Whether ``upload`` lies in a spared backup or one whose ID is newer than ``cutoff``."""
+    parts = upload.key.split("/")
+    if len(parts) < 3 or not BACKUP_ID.match(parts[1]):
+        return False
+    return parts[1] in spared or parse_backup_id(parts[1]) >= cutoff

@@ -1,0 +1,177 @@
+"""Incremental chains over a ``file://`` LocalStore with synthetic physical manifests (no
+server): resolving, labelling, prune keeping parents, LSN and server links."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from datatier.backup.catalog import Catalog
+from datatier.backup.chain import chain_links, needed_parents, resolve_chain
+from datatier.backup.manifest import (
+    CHAIN_FORMAT_VERSION,
+    Manifest,
+    ObjectRecord,
+    backup_prefix,
+    manifest_key,
+    new_backup_id,
+)
+from datatier.backup.policy import Policy, PolicyFile, RetentionSettings
+from datatier.backup.prune import prune_execute, prune_plan
+from datatier.errors import IntegrityFailure
+from datatier.mysql.physical.lineage import check_links
+from datatier.storage.local import LocalStore
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+SERVER = {"server_uid": "uid-1", "server_id": 1, "version": "10.11.19-MariaDB"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "store")
+
+
+def physical(
+    store: LocalStore,
+    when: datetime,
+    parent: Manifest | None = None,
+    *,
+    lsns: tuple[int, int] | None = None,
+    source: dict[str, object] | None = None,
+    policy: str = "db",
+) -> Manifest:
+    """Store a synthetic physical backup (one stream part), its manifest naming ``parent``."""
+    backup_id = new_backup_id(when)
+    key = f"{backup_prefix(policy, backup_id)}data/mbstream-000001.zst"
+    data = f"{backup_id}\n".encode() * 50
+    store.put_bytes(key, data)
+    start = parent.consistency["to_lsn"] if parent else 0
+    from_lsn, to_lsn = lsns or (start, start + 1000)
+    manifest = Manifest(
+        policy=policy,
+        backup_id=backup_id,
+        engine="mariabackup",
+        tool_version="test",
+        started_at=when.isoformat(),
+        finished_at=(when + timedelta(minutes=1)).isoformat(),
+        source=dict(source or SERVER),
+        consistency={
+            "backup_type": "incremental" if parent else "full",
+            "from_lsn": from_lsn,
+            "to_lsn": to_lsn,
+            "last_lsn": to_lsn + 10,
+        },
+        objects=[
+            ObjectRecord(
+                key,
+                "mbstream",
+                len(data),
+                hashlib.sha256(data).hexdigest(),
+                len(data),
+                "STANDARD",
+                part=1,
+            )
+        ],
+        tables=[],
+        parent=parent.backup_id if parent else None,
+        format_version=CHAIN_FORMAT_VERSION if parent else 2,
+    )
+    store.put_bytes(manifest_key(policy, backup_id), manifest.encode())
+    return manifest
+
+
+def policy(store: LocalStore, keep_last: int) -> Policy:
+    spec = PolicyFile(
+        engine="mariabackup", retention=RetentionSettings(keep_last=keep_last, min_age_days=0)
+    )
+    return Policy("db", Path("/nonexistent/db.toml"), spec, store.url)
+
+
+def test_the_manifest_names_its_parent_and_round_trips(store: LocalStore) -> None:
+    full = physical(store, NOW - timedelta(days=2))
+    inc = physical(store, NOW - timedelta(days=1), full)
+    back = Manifest.decode(inc.encode(), "here")
+    assert back.parent == full.backup_id and back.format_version == CHAIN_FORMAT_VERSION
+    assert Manifest.decode(full.encode(), "here").parent is None
+
+
+def test_a_parent_that_is_not_a_backup_id_makes_the_manifest_unreadable(
+    store: LocalStore,
+) -> None:
+    inc = physical(store, NOW, physical(store, NOW - timedelta(days=1)))
+    text = inc.encode().replace(inc.parent.encode(), b"../../etc")  # type: ignore[union-attr]
+    with pytest.raises(IntegrityFailure, match="is not a backup ID"):
+        Manifest.decode(text, "here")
+
+
+def test_resolve_chain_lists_full_first_and_refuses_a_missing_parent(store: LocalStore) -> None:
+    full = physical(store, NOW - timedelta(days=3))
+    inc1 = physical(store, NOW - timedelta(days=2), full)
+    inc2 = physical(store, NOW - timedelta(days=1), inc1)
+    catalog = Catalog(store, ["db"])
+    chain = resolve_chain(catalog, inc2)
+    assert [m.backup_id for m in chain] == [full.backup_id, inc1.backup_id, inc2.backup_id]
+    check_links(chain)
+    store.delete([manifest_key("db", inc1.backup_id)])  # inc1 is now incomplete
+    with pytest.raises(IntegrityFailure, match=r"broken chain.*incomplete"):
+        resolve_chain(catalog, inc2)
+    store.delete([o.key for o in inc1.objects])  # and now gone entirely
+    with pytest.raises(IntegrityFailure, match=f"parent {inc1.backup_id} .* is missing"):
+        resolve_chain(catalog, inc2)
+
+
+def test_chain_labels_for_listing(store: LocalStore) -> None:
+    full = physical(store, NOW - timedelta(days=3))
+    inc1 = physical(store, NOW - timedelta(days=2), full)
+    inc2 = physical(store, NOW - timedelta(days=1), inc1)
+    links = chain_links({m.backup_id: m for m in (full, inc1, inc2)})
+    assert links[full.backup_id].label == "full"
+    assert links[inc2.backup_id].label == f"incremental 2 on {inc1.backup_id}"
+    assert links[inc2.backup_id].root == full.backup_id
+    orphaned = chain_links({m.backup_id: m for m in (full, inc2)})
+    assert orphaned[inc2.backup_id].label == f"broken: parent {inc1.backup_id} is missing"
+
+
+def test_check_links_refuses_an_lsn_gap_and_a_server_change(store: LocalStore) -> None:
+    full = physical(store, NOW - timedelta(days=2), lsns=(0, 5000))
+    gap = physical(store, NOW - timedelta(days=1), full, lsns=(6000, 7000))
+    with pytest.raises(IntegrityFailure, match=r"starts at LSN 6000.*ends at 5000"):
+        check_links([full, gap])
+    moved = physical(
+        store, NOW, full, source={**SERVER, "version": "11.4.2-MariaDB", "server_uid": "uid-2"}
+    )
+    with pytest.raises(IntegrityFailure, match=r"another server.*server_uid uid-1 -> uid-2"):
+        check_links([full, moved])
+
+
+def test_needed_parents_walks_back_to_the_full_backup(store: LocalStore) -> None:
+    full = physical(store, NOW - timedelta(days=3))
+    inc1 = physical(store, NOW - timedelta(days=2), full)
+    inc2 = physical(store, NOW - timedelta(days=1), inc1)
+    manifests = {m.backup_id: m for m in (full, inc1, inc2)}
+    assert needed_parents(manifests, [inc2.backup_id]) == {
+        inc1.backup_id: f"parent of {inc2.backup_id}",
+        full.backup_id: f"parent of {inc1.backup_id}",
+    }
+    assert needed_parents(manifests, [full.backup_id]) == {}
+
+
+def test_prune_keeps_every_parent_a_kept_incremental_needs(store: LocalStore) -> None:
+    old_full = physical(store, NOW - timedelta(days=6))
+    old_inc = physical(store, NOW - timedelta(days=5), old_full)
+    full = physical(store, NOW - timedelta(days=4))
+    inc1 = physical(store, NOW - timedelta(days=3), full)
+    inc2 = physical(store, NOW - timedelta(days=2), inc1)
+    catalog = Catalog(store, ["db"])
+    plan = prune_plan(catalog, policy(store, keep_last=1), NOW)
+    kept = {k.backup_id: k.reasons for k in plan.keep}
+    assert set(kept) == {inc2.backup_id, inc1.backup_id, full.backup_id}
+    assert kept[full.backup_id] == (f"parent of {inc1.backup_id}",)
+    assert {t.backup_id for t in plan.delete} == {old_full.backup_id, old_inc.backup_id}
+    prune_execute(catalog, plan)
+    left = [m.backup_id for m in resolve_chain(catalog, inc2)]
+    assert left == [full.backup_id, inc1.backup_id, inc2.backup_id]
+    assert {e.backup_id for e in catalog.backups()} == set(left)

@@ -1,0 +1,55 @@
+"""Deferring secondary indexes: only plain KEYs move, and nothing can fool the parser."""
+
+from __future__ import annotations
+
+from datatier.mysql.deferred_keys import defer_secondary_keys
+
+CREATE = (
+    "CREATE TABLE `t` (\n"
+    "  `id` bigint(20) NOT NULL,\n"
+    "  `account` int(11) DEFAULT NULL,\n"
+    "  `note` varchar(20) DEFAULT 'a, KEY `x` (y)' COMMENT 'it''s (tricky',\n"
+    "  `we,ird\n  KEY` int(11) DEFAULT NULL,\n"
+    "  PRIMARY KEY (`id`),\n"
+    "  UNIQUE KEY `u` (`note`),\n"
+    "  KEY `account` (`account`),\n"
+    "  KEY `two` (`account`,`note`(5)) COMMENT 'c,d'\n"
+    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+)
+
+
+def test_plain_secondary_keys_move_to_an_alter() -> None:
+    out = defer_secondary_keys(CREATE, "`t`")
+    assert out.alter == (
+        "ALTER TABLE `t` ADD KEY `account` (`account`), "
+        "ADD KEY `two` (`account`,`note`(5)) COMMENT 'c,d'"
+    )
+    assert "KEY `account`" not in out.create and "KEY `two`" not in out.create
+    for kept in ("PRIMARY KEY (`id`)", "UNIQUE KEY `u`", "`we,ird\n  KEY`"):
+        assert kept in out.create
+    assert out.create.endswith(") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+    assert "'a, KEY `x` (y)'" in out.create
+
+
+def test_tables_with_foreign_keys_or_nothing_to_move_stay_whole() -> None:
+    last = "  KEY `two` (`account`,`note`(5)) COMMENT 'c,d'\n"
+    for extra in (
+        "  CONSTRAINT `f` FOREIGN KEY (`account`) REFERENCES `a` (`id`)\n",
+        "  CONSTRAINT `c` CHECK (`account` > 0)\n",
+        "  FULLTEXT KEY `ft` (`note`)\n",
+        "  SPATIAL KEY `sp` (`g`)\n",
+    ):
+        whole = CREATE.replace(last, last.rstrip("\n") + ",\n" + extra)
+        assert whole != CREATE
+        assert defer_secondary_keys(whole, "`t`").alter is None, extra
+    for options in (") ENGINE=MyISAM", ") ENGINE=Aria", ") ENGINE=InnoDB WITH SYSTEM VERSIONING"):
+        other = CREATE.replace(") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4", options)
+        assert defer_secondary_keys(other, "`t`").alter is None, options
+    commented = CREATE.replace("COMMENT 'c,d'", "COMMENT ') ENGINE=InnoDB'").replace(
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4", ") ENGINE=MyISAM"
+    )
+    assert defer_secondary_keys(commented, "`t`").alter is None, "options are read after the body"
+    plain = "CREATE TABLE `p` (\n  `id` int(11) NOT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB"
+    assert defer_secondary_keys(plain, "`p`").alter is None
+    assert defer_secondary_keys("CREATE SEQUENCE `s` start with 1", "`s`").alter is None
+    assert defer_secondary_keys("CREATE TABLE `broken (", "`b`").alter is None
