@@ -16,10 +16,11 @@ then times, from replica1 and into the primary:
 * restores, once each: the stock client (``zstd -dc | mariadb``), ``myloader -t N`` (no
   binlog, its default) and ``myloader -t N -e`` (binlog on), ``datatier restore --jobs N``
   with and without ``--no-binlog``, and ``--no-binlog --keys-with-data`` (indexes built
-  row by row, to show what building them after the data gains). The local replicas' SQL
-  threads are paused while a restore runs (they share the two cores; in production they are
-  other hosts) unless ``--replicas-live``. Every restore is checked against the source with
-  CHECKSUM TABLE.
+  row by row, to show what building them after the data gains), and both again from the
+  ``file://`` store (myloader reads local files; moto is a Python server on these cores).
+  The local replicas' SQL threads are paused while a restore runs (they share the two cores;
+  in production they are other hosts) unless ``--replicas-live``. Every restore is checked
+  against the source with CHECKSUM TABLE.
 
 Prints ``name: value`` lines, then the ratios the issue asks for. Peak RSS is the largest
 single process of a command (datatier's Python process), MiB, by GNU ``time``;
@@ -176,12 +177,23 @@ def run_restores(
         check=True,
     )
     backup_id = json.loads(made.stdout)["id"]
+    local = subprocess.run(
+        [dt, "backup", "run", "bench-local", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    local_id = json.loads(local.stdout)["id"]
     found: dict[str, float] = {}
-    restore_cmd = [dt, "restore", backup_id, "--rename", f"{DB}=bench_dt", "--jobs", str(jobs)]
+    restore_cmd = [dt, "restore", "--rename", f"{DB}=bench_dt", "--jobs", str(jobs)]
     variants: tuple[tuple[str, list[str]], ...] = (
-        ("restore", []),
-        ("restore_nobinlog", ["--no-binlog"]),
-        ("restore_nobinlog_keys_with_data", ["--no-binlog", "--keys-with-data"]),
+        ("restore", [backup_id]),
+        ("restore_nobinlog", [backup_id, "--no-binlog"]),
+        ("restore_nobinlog_keys_with_data", [backup_id, "--no-binlog", "--keys-with-data"]),
+        # from the file:// store: datatier's own cost, without moto sharing the two cores
+        ("restore_local_store", [local_id]),
+        ("restore_local_store_nobinlog", [local_id, "--no-binlog"]),
     )
     for label, extra in variants:
         mysql(primary, "DROP DATABASE IF EXISTS bench_dt")
@@ -316,6 +328,10 @@ def main() -> None:
          "restore_s"),
         ("speedup restore --no-binlog vs myloader (target >= 1.0)", "myloader_s",
          "restore_nobinlog_s"),
+        ("speedup restore from file:// vs myloader -e, both binlogged", "myloader_binlog_s",
+         "restore_local_store_s"),
+        ("speedup restore from file:// --no-binlog vs myloader", "myloader_s",
+         "restore_local_store_nobinlog_s"),
         ("speedup of indexes after the data (--no-binlog, vs --keys-with-data)",
          "restore_nobinlog_keys_with_data_s", "restore_nobinlog_s"),
     ]  # fmt: skip

@@ -110,6 +110,13 @@ class Endpoint:
             reason = str(exc.args[1] if len(exc.args) > 1 else exc)
         return ServiceUnavailable(f"cannot connect to MySQL {self.label}: {self.scrub(reason)}")
 
+    def tls_options(self) -> dict[str, Any]:
+        """pymysql's TLS arguments: the configured context, or TLS off. Off, not pymysql's
+        own default (>= 1.2: try unverified TLS, building a context per connection, ~20 ms
+        of CPU each), so an unconfigured node is plaintext as with the stock 10.x client."""
+        context = self.tls_context()
+        return {"ssl": context, "ssl_disabled": context is None}
+
     def tls_context(self) -> ssl.SSLContext | None:
         """An SSL context for pymysql, or None without TLS; ConfigError naming the setting
         when a certificate or key file cannot be read."""
@@ -193,7 +200,7 @@ def resolve_target(settings: MySQLSettings, text: str | None) -> tuple[Endpoint,
 def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
     """An autocommit connection (utf8mb4, UTC session); ServiceUnavailable on failure
     (a TLS handshake or certificate check included)."""
-    context = ep.tls_context()
+    tls = ep.tls_options()
     try:
         conn = pymysql.connect(
             host=ep.host,
@@ -209,7 +216,7 @@ def connect(ep: Endpoint, *, database: str | None = None) -> Connection:
             autocommit=True,
             charset="utf8mb4",
             init_command="SET time_zone = '+00:00'",
-            ssl=context,
+            **tls,
         )
     except (pymysql.OperationalError, ssl.SSLError) as exc:
         raise ep.unreachable(exc) from None

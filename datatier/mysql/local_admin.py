@@ -29,6 +29,7 @@ def root_connection(socket_path: Path, timeout: float = 10.0) -> Connection:
         read_timeout=timeout,
         write_timeout=timeout,
         autocommit=True,
+        ssl_disabled=True,  # a local socket; no per-connection TLS context (see Endpoint)
     )
 
 

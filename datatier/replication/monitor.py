@@ -97,7 +97,7 @@ class Monitor:
             write_timeout=timeout,
             autocommit=True,
             charset="utf8mb4",
-            ssl=ep.tls_context(),
+            **ep.tls_options(),
         )
 
     def _drop(self, name: str) -> None:

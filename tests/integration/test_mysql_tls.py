@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,25 @@ def test_datatier_connections_use_verified_tls_with_a_client_certificate(
     )
     with pytest.raises(ServiceUnavailable, match="certificate"):
         connect(endpoint(wrong.config.mysql, "tlsdb"))  # a server the CA did not sign
+
+
+def test_without_tls_settings_connections_are_plaintext_even_to_a_tls_server(
+    sandbox: SandboxHandle, ca_files: Certs, tls_server: MariaDBService, tmp_path: Path
+) -> None:
+    """No ``[mysql]`` TLS settings: plaintext, as the stock 10.x client, not pymysql's own
+    default (try unverified TLS, with a CA bundle loaded per connection)."""
+    user = "plain_login"
+    with root_connection(tls_server.socket_path) as conn, conn.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS %s@'127.0.0.1' IDENTIFIED BY 'plain-pw'", (user,))
+        cur.execute("GRANT SELECT ON tls_db.* TO %s@'127.0.0.1'", (user,))
+    config = load(str(write_config(sandbox, ca_files, tls_server, tmp_path, "")))
+    ep = replace(endpoint(config.config.mysql, "tlsdb"), user=user, password="plain-pw")
+    with connect(ep) as conn, conn.cursor() as cur:
+        assert cipher(cur) == "", "no TLS configured: no TLS spoken"
+        assert not conn.ssl
+    with RowReader(ep) as reader:
+        _, batches = reader.stream("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        assert [row[1] for batch in batches for row in batch] == [""]
 
 
 def test_the_stock_clients_and_the_monitor_use_tls(

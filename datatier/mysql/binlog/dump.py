@@ -70,7 +70,7 @@ class BinlogDump:
         self._conn: Any = None
 
     def __enter__(self) -> BinlogDump:
-        context = self.ep.tls_context()  # the same TLS as every other connection to the node
+        tls = self.ep.tls_options()  # the same TLS as every other connection to the node
         try:
             self._conn = pymysql.connect(
                 host=self.ep.host,
@@ -81,7 +81,7 @@ class BinlogDump:
                 read_timeout=max(5.0, self.heartbeat * 4 + 2),
                 write_timeout=30,
                 autocommit=True,
-                ssl=context,
+                **tls,
             )
         except (pymysql.MySQLError, ssl.SSLError) as exc:
             raise self.ep.unreachable(exc) from None
