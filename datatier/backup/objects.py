@@ -83,8 +83,12 @@ class ObjectWriter:
         self.storage_class = storage_class
         self.tags = tags or {}
         # threads=1: zstd compresses in its own worker thread, so splitting and reading the
-        # dump overlap with compression instead of waiting for it.
-        self._params = zstandard.ZstdCompressionParameters.from_level(level, threads=1)
+        # dump overlap with compression instead of waiting for it. job_size 1 MiB: the
+        # default (4 windows) holds ~25 MB of buffers per open object (~100 MB of a 4-job
+        # MySQL dump's peak RSS); 1 MiB jobs keep the ratio (overlap) and are no slower.
+        self._params = zstandard.ZstdCompressionParameters.from_level(
+            level, threads=1, job_size=1 << 20
+        )
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload")
         self._slots = threading.BoundedSemaphore(max_pending)
         self._futures: list[Future[ObjectRecord]] = []
