@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,22 @@ def generate(primary: Path, tables: int, rows: int, skew: bool) -> None:
 def wait_replicated(primary: Path, replica: Path) -> None:
     gtid = mysql(primary, "SELECT @@gtid_binlog_pos").strip()
     mysql(replica, f"SELECT MASTER_GTID_WAIT('{gtid}', 900)")
+
+
+def purge_binlogs(nodes: list[Path]) -> None:
+    """Drop the binlogs the generation and the restores wrote (every run adds GBs; the
+    benchmark never reads them), once the replicas have applied them."""
+    for cnf in nodes:
+        try:
+            mysql(cnf, "FLUSH BINARY LOGS")
+            current = mysql(cnf, "SHOW MASTER STATUS").split("\t")[0]
+            for _ in range(40):  # a log is kept until its binlog checkpoint is written
+                mysql(cnf, f"PURGE BINARY LOGS TO '{current}'")
+                if len(mysql(cnf, "SHOW BINARY LOGS").splitlines()) <= 1:
+                    break
+                time.sleep(0.25)
+        except subprocess.CalledProcessError as exc:
+            print(f"binlogs of {cnf.name} not purged: {exc.stderr.strip()}", file=sys.stderr)
 
 
 def checksum(cnf: Path, database: str, tables: int) -> str:
@@ -318,7 +335,11 @@ def main() -> None:
             doubled = run_restores(config_path, args.tables, primary, replicas, args.jobs, pause)
             results["restore_rss_2x"] = doubled["restore_rss"]
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for node in replicas:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                wait_replicated(primary, node)
+        purge_binlogs([primary, *replicas])
+        shutil.rmtree(tmp, ignore_errors=True)  # the option files above live here
 
     for key, value in results.items():
         print(f"{key}: {value:.2f}")
