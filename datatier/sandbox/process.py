@@ -73,6 +73,14 @@ def start(
             start_new_session=True,
             close_fds=True,
         )
+    # Popen may return while the child is still inside execve (vfork): /proc/PID/cmdline
+    # reads empty for a moment, and is_alive() would call a starting server dead (a caller
+    # waiting on "ready or dead" then went on with no server, and stop() never killed it).
+    deadline = time.monotonic() + 5
+    while cmdline(proc.pid) != list(argv) and proc.poll() is None:
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.001)
     return ProcessRecord(pid=proc.pid, argv=list(argv), log=str(log_path), started_at=time.time())
 
 

@@ -22,6 +22,21 @@ def test_start_identify_and_stop(tmp_path: Path) -> None:
     assert not process.is_alive(record)
 
 
+def test_a_started_process_is_alive_as_soon_as_start_returns(tmp_path: Path) -> None:
+    """Callers wait for "ready or dead" right after start(): a process still inside execve
+    (empty /proc/PID/cmdline) must not read as dead, or its server is never stopped."""
+    argv = ["sleep", "30"]
+    records = []
+    try:
+        for i in range(40):
+            record = process.start(argv, tmp_path / f"p{i}.log", cwd=tmp_path)
+            records.append(record)
+            assert process.is_alive(record), f"start {i}: dead on arrival"
+    finally:
+        process.stop(records, timeout=5)
+    assert not any(process.is_alive(r) for r in records)
+
+
 def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
     record = process.start([sys.executable, "-c", code], tmp_path / "p.log", cwd=tmp_path)
