@@ -3,7 +3,7 @@
 :func:`check_datadir` refuses (UsageError, exit 2, nothing changed) a path that is not a
 directory, a non-empty directory without ``force``, a datadir a running server holds
 (InnoDB's lock on ``ibdata1``; even with ``force``), and a filesystem without the space.
-:class:`WorkArea` extracts and prepares under ``DIR/.datatier-restore-XXXX`` (the same
+:class:`WorkArea` extracts and prepares under ``DIR/.datatier-restore-<random suffix>`` (the same
 filesystem, so the final move is a rename), and :meth:`WorkArea.install` replaces DIR's
 contents only once the datadir is prepared: a failure before leaves DIR as it was. Files
 end up owned by the datadir's owner (DIR's owner, else the ``mysql`` user, else us), with
@@ -128,7 +128,7 @@ def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool =
 
 
 class WorkArea:
-    """``DIR/.datatier-restore-XXXX``: where the chain is extracted and prepared.
+    """``DIR/.datatier-restore-<random suffix>``: where the chain is extracted and prepared.
 
     A context manager: on an exception the work area is removed, and DIR too if this
     restore created it, so a failed restore changes nothing.
