@@ -5,7 +5,7 @@ Run against the sandbox (with ``datatier replication heartbeat`` running)::
 
     DATATIER_CONFIG=.sandbox/datatier.toml python -m examples.sqlalchemy_notes
 
-``tests/integration/test_router_sqlalchemy.py`` runs the same code.
+``tests/integration/routing/test_router_sqlalchemy.py`` runs the same code.
 """
 
 from __future__ import annotations

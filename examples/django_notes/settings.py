@@ -2,7 +2,7 @@
 
 The aliases come from the datatier configuration (``$DATATIER_CONFIG``): ``default`` is the
 primary, ``replica1``/``replica2`` the replicas; all MySQL (no sqlite). The router reads the
-monitor's snapshot only. ``tests/integration/test_router_django.py`` runs it on the sandbox.
+monitor's snapshot only. ``tests/integration/routing/test_router_django.py`` runs it on the sandbox.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from tests.integration.conftest import SandboxHandle, unavailable
 
 pytestmark = pytest.mark.once
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 POLICY = "ansible-e2e"
 DB = "ansible_db"
 WHEELS = "/srv/datatier-wheels"

@@ -41,7 +41,7 @@ def test_render_haproxy_rejects_a_topology_without_replicas(
 
 # -- every artifact, validated by the tools that consume them ------------------------------
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "example" / "datatier.toml"
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "example" / "datatier.toml"
 
 
 def test_render_all_validates_with_haproxy_and_systemd(

@@ -28,7 +28,7 @@ from datatier.replication.health import HealthServer
 from datatier.replication.monitor import Monitor
 from tests.httpsink import sink
 from tests.integration.conftest import SandboxHandle, sql
-from tests.integration.test_replication import PORTS
+from tests.integration.replication.test_replication import PORTS
 
 POLICY = "ops-jobs"
 DB = "ops_jobs_db"

@@ -40,7 +40,7 @@ from datatier.mysql.connection import client_options_file, endpoint
 from datatier.ratelimit import RateLimit
 from tests.integration.conftest import SandboxHandle, sql
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DB = "mig_shop"
 TABLES = f"{DB}.customers,{DB}.orders,{DB}.order_items"
 

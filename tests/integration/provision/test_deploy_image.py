@@ -31,7 +31,7 @@ from datatier.sandbox.engine import Engine
 from datatier.typedtoml import dumps_toml
 from tests.integration.conftest import SandboxHandle, unavailable
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 IMAGE = "localhost/datatier-test/datatier:latest"
 BUILDER = "localhost/datatier-test/datatier-builder:latest"
 DB = "image_db"

@@ -24,7 +24,7 @@ import pymysql
 
 from datatier.cli import main
 from tests.integration.conftest import IN_CI, SandboxHandle, unavailable, wait_for
-from tests.integration.test_replication import free_port
+from tests.integration.replication.test_replication import free_port
 
 SOAK = max(60.0 if IN_CI else 5.0, float(os.environ.get("DATATIER_TEST_SOAK_SECONDS", "60")))
 

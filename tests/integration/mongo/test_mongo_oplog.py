@@ -17,8 +17,7 @@ import pytest
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
-
-from .conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle
 
 pytestmark = pytest.mark.integration
 URI = os.environ.get("DATATIER_TEST_MONGO_URI")

@@ -24,8 +24,7 @@ from datatier.cache.protocol import MemcachedNode, StoreItem
 from datatier.cache.source import heartbeat_running
 from datatier.mysql.connection import endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter
-
-from .conftest import SandboxHandle, sql, unavailable, wait_for
+from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
 
 pytestmark = pytest.mark.integration
 

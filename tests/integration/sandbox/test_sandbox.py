@@ -28,7 +28,7 @@ from datatier.sandbox.layout import PORT_OFFSETS
 from datatier.sandbox.supervisor import Sandbox
 from tests.integration.conftest import SandboxHandle
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def mysql(handle: SandboxHandle, node: str, **kw: Any) -> Any:
