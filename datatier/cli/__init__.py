@@ -11,27 +11,37 @@ from collections.abc import Sequence
 import click
 
 from datatier import __version__, log
-from datatier.cli.backup_cmd import backup_group
-from datatier.cli.backups_cmd import backups_group
-from datatier.cli.binlog_cmd import binlog_group, binlogs_group
-from datatier.cli.cache_cmd import cache_group
-from datatier.cli.check_cmd import check
-from datatier.cli.config_cmd import config_group
 from datatier.cli.context import AppContext
-from datatier.cli.deploy_cmd import deploy_group
-from datatier.cli.health_cmd import health_group
-from datatier.cli.keys_cmd import keys_group
-from datatier.cli.migrate_cmd import migrate_group
-from datatier.cli.notify_cmd import notify_group
+from datatier.cli.lazy import LazyGroup
 from datatier.cli.output import dumps
-from datatier.cli.provision_cmd import provision_group
-from datatier.cli.replication_cmd import replication_group
-from datatier.cli.restore_cmd import restore
-from datatier.cli.sandbox_cmd import sandbox_group
 from datatier.errors import DatatierError, ExitCode, Terminated
 
+COMMANDS = {
+    "backup": "datatier.cli.backup_cmd:backup_group",
+    "backups": "datatier.cli.backups_cmd:backups_group",
+    "binlog": "datatier.cli.binlog_cmd:binlog_group",
+    "binlogs": "datatier.cli.binlog_cmd:binlogs_group",
+    "cache": "datatier.cli.cache_cmd:cache_group",
+    "check": "datatier.cli.check_cmd:check",
+    "config": "datatier.cli.config_cmd:config_group",
+    "deploy": "datatier.cli.deploy_cmd:deploy_group",
+    "health": "datatier.cli.health_cmd:health_group",
+    "keys": "datatier.cli.keys_cmd:keys_group",
+    "migrate": "datatier.cli.migrate_cmd:migrate_group",
+    "notify": "datatier.cli.notify_cmd:notify_group",
+    "provision": "datatier.cli.provision_cmd:provision_group",
+    "replication": "datatier.cli.replication_cmd:replication_group",
+    "restore": "datatier.cli.restore_cmd:restore",
+    "sandbox": "datatier.cli.sandbox_cmd:sandbox_group",
+}
+"""Every top-level command and where it lives: imported only when used (:mod:`.lazy`)."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--config",
     "config_path",
@@ -55,24 +65,6 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool, json_logs: boo
     app.json_logs = json_logs
     # Commands that never read the config still log; loading a config reconfigures.
     log.configure(level="debug" if app.debug else "info", json_lines=json_logs or None)
-
-
-cli.add_command(backup_group)
-cli.add_command(backups_group)
-cli.add_command(binlog_group)
-cli.add_command(binlogs_group)
-cli.add_command(config_group)
-cli.add_command(deploy_group)
-cli.add_command(restore)
-cli.add_command(sandbox_group)
-cli.add_command(health_group)
-cli.add_command(keys_group)
-cli.add_command(replication_group)
-cli.add_command(cache_group)
-cli.add_command(check)
-cli.add_command(migrate_group)
-cli.add_command(notify_group)
-cli.add_command(provision_group)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

@@ -7,7 +7,6 @@ Damage (corrupt, truncated, missing manifest, garbage manifest) is done through 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,6 @@ from datatier import cli as cli_module
 from datatier.backup.manifest import Manifest, backup_prefix, manifest_key
 from datatier.backup.service import load_policy, run_backup
 from datatier.backup.stores import store_for
-from datatier.cli.backups_cmd import backups_group
 from datatier.config import load
 from datatier.storage.base import ObjectStore
 from datatier.storage.s3 import S3Store
@@ -40,13 +38,6 @@ def catalog_db(sandbox: SandboxHandle) -> str:
         cur.executemany(f"INSERT INTO {DB}.tags VALUES (%s, %s)", [(1, "a"), (2, "b")])
     sandbox.wait_replicated()
     return DB
-
-
-@pytest.fixture(autouse=True)
-def backups_registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    if "backups" not in cli_module.cli.commands:
-        monkeypatch.setitem(cli_module.cli.commands, "backups", backups_group)
-    yield
 
 
 def policy(sandbox: SandboxHandle, name: str, extra: str = "") -> str:

@@ -555,12 +555,8 @@ def test_manifest_json_round_trip_is_what_the_catalog_reads(store: LocalStore) -
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, LocalStore]:
+def cli_env(tmp_path: Path) -> tuple[Path, LocalStore]:
     """A config whose default store is a local directory, with policy ``shop``."""
-    from datatier.cli import cli
-    from datatier.cli.backups_cmd import backups_group
-
-    monkeypatch.setitem(cli.commands, "backups", backups_group)
     store = LocalStore(tmp_path / "store")
     (tmp_path / "backups").mkdir()
     (tmp_path / "backups" / "shop.toml").write_text(

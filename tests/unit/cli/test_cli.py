@@ -17,7 +17,7 @@ from datatier.errors import IntegrityFailure, NotReadyYet, ServiceUnavailable
 def test_help_lists_only_working_groups(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for group in cli.commands:
+    for group in cli.all_commands():
         assert group in out
     assert "--config" in out and "--json-logs" in out and "--debug" in out
 
@@ -100,3 +100,28 @@ def test_errors_map_to_exit_codes_and_traceback_only_with_debug(
     assert str(error) in err
     assert cli_module.main(["--debug", "explode"]) == code
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """`datatier --version` (and so every command) does not import every command's services."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from datatier.cli import main; main(['--version']); "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('datatier', 'boto3', 'pymongo', 'MySQLdb'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = json.loads(out.strip().splitlines()[-1])
+    assert "datatier.cli" in loaded, "the probe sees the modules"
+    heavy = [m for m in loaded if m.endswith("_cmd") or m.split(".")[0] != "datatier"]
+    assert heavy == []
+
+
+def test_every_lazy_command_resolves_to_the_command_of_its_name() -> None:
+    commands = cli.all_commands()
+    assert sorted(commands) == sorted(cli_module.COMMANDS)
+    assert all(commands[name].name in (name, name.replace("_", "-")) for name in commands)

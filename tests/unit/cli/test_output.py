@@ -10,6 +10,7 @@ import click
 import pytest
 
 from datatier.cli import cli, main
+from datatier.cli.lazy import LazyGroup
 
 NO_JSON = {
     "health serve": "a long-running server: it prints no result, its answers are HTTP",
@@ -19,7 +20,8 @@ NO_JSON = {
 
 def leaves(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     found = []
-    for name, command in sorted(group.commands.items()):
+    commands = group.all_commands() if isinstance(group, LazyGroup) else group.commands
+    for name, command in sorted(commands.items()):
         if isinstance(command, click.Group):
             found += leaves(command, f"{prefix}{name} ")
         else:
