@@ -20,45 +20,22 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import timed  # noqa: E402
+from benchmarks.null_target import NullTarget  # noqa: E402
 from datatier.config import load  # noqa: E402
 from datatier.migrate import service  # noqa: E402
 from datatier.migrate.mapping import load_mapping  # noqa: E402
 from datatier.migrate.runner import RunOptions, run_tables  # noqa: E402
-from datatier.migrate.target import InsertResult, MigrationTarget, RethinkDBTarget  # noqa: E402
+from datatier.migrate.target import RethinkDBTarget  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402
 
 DB = "bench_mig"
 PLAN_LIMIT_S = 10.0
-
-
-class NullTarget(MigrationTarget):
-    """Accepts and drops documents: measures datatier's side of a run."""
-
-    def describe(self) -> str:
-        return "null"
-
-    def ensure_table(self, table: str) -> bool:
-        return True
-
-    def ensure_index(self, table: str, name: str, fields: Sequence[str]) -> bool:
-        return True
-
-    def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
-        return InsertResult(len(docs), 0, 0, 0)
-
-    def get_many(self, table: str, ids: Sequence[Any]) -> list[dict[str, Any]]:
-        return []
-
-    def count(self, table: str) -> int:
-        return 0
 
 
 def mysql(cnf: Path, statement: str) -> str:

@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import timed  # noqa: E402
+from benchmarks.null_target import NullTarget  # noqa: E402
 from datatier.config import LoadedConfig, load  # noqa: E402
 from datatier.migrate import service  # noqa: E402
 from datatier.migrate.documents import DocumentBuilder  # noqa: E402
@@ -57,33 +58,11 @@ from datatier.migrate.mapping import load_mapping  # noqa: E402
 from datatier.migrate.plan import TablePlan  # noqa: E402
 from datatier.migrate.reader import TableReader  # noqa: E402
 from datatier.migrate.runner import RunOptions, run_tables  # noqa: E402
-from datatier.migrate.target import InsertResult, MigrationTarget, RethinkDBTarget  # noqa: E402
+from datatier.migrate.target import MigrationTarget, RethinkDBTarget  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402
 
 DB = "bench_mig"
 TABLE = "run"
-
-
-class NullTarget(MigrationTarget):
-    """Accepts and drops documents: datatier's read + convert, nothing else."""
-
-    def describe(self) -> str:
-        return "null"
-
-    def ensure_table(self, table: str) -> bool:
-        return True
-
-    def ensure_index(self, table: str, name: str, fields: Sequence[str]) -> bool:
-        return True
-
-    def insert(self, table: str, docs: list[dict[str, Any]], conflict: str) -> InsertResult:
-        return InsertResult(len(docs), 0, 0, 0)
-
-    def get_many(self, table: str, ids: Sequence[Any]) -> list[dict[str, Any]]:
-        return []
-
-    def count(self, table: str) -> int:
-        return 0
 
 
 class NullServer:
