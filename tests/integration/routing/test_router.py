@@ -10,20 +10,18 @@ threads keep running), or the SQL threads are stopped. Every test restores repli
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from functools import partial
 
 import pytest
 
 from datatier.errors import ServiceUnavailable
-from datatier.mysql.connection import Connection, endpoint
-from datatier.mysql.heartbeat import HeartbeatWriter
+from datatier.mysql.connection import Connection
 from datatier.mysql.pool import PooledConnection
 from datatier.replication.monitor import Monitor
 from datatier.replication.router import Router, gtid_position
 from tests.integration.conftest import SandboxHandle, sql, wait_for
+from tests.integration.routing_support import routable, running_monitor
 
-INTERVAL = 0.1
 MAX_LAG = 0.5
 DB = "router_test"
 
@@ -42,11 +40,6 @@ def landed(router: Router, intent: str = "read", max_lag: float | None = MAX_LAG
         return server_id_of(conn)
 
 
-def routable(router: Router, node: str) -> bool:
-    fit, _ = router.read_candidates(MAX_LAG)
-    return node in {r.node for r in fit}
-
-
 @pytest.fixture(scope="module")
 def ids(sandbox: SandboxHandle) -> dict[str, int]:
     found = {}
@@ -58,21 +51,10 @@ def ids(sandbox: SandboxHandle) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def monitor(sandbox: SandboxHandle) -> Iterator[Monitor]:
-    writer = HeartbeatWriter(endpoint(sandbox.config.mysql, "primary"), interval=INTERVAL)
-    writer.start()
-    health = replace(sandbox.config.health, check_timeout=2.0, replica_max_lag=1.0)
-    mon = Monitor(sandbox.config.mysql, health, interval=INTERVAL).start()
-    try:
-        sql(sandbox, "primary", f"CREATE DATABASE IF NOT EXISTS {DB}")
+    with running_monitor(sandbox, DB) as mon:
         sql(sandbox, "primary", f"CREATE TABLE IF NOT EXISTS {DB}.t (id SERIAL, v INT)")
         sandbox.wait_replicated()
-        wait_for(lambda: mon.snapshot is not None and mon.snapshot.round >= 3, 10)
         yield mon
-    finally:
-        mon.stop()
-        writer.stop()
-        sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {DB}")
-        sandbox.wait_replicated()
 
 
 @pytest.fixture
