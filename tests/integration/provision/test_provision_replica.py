@@ -15,13 +15,13 @@ import pytest
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
-from datatier.errors import DatatierError
 from datatier.mysql.connection import endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter, ensure_table
 from datatier.provision import replica
 from datatier.sandbox import process
 from datatier.sandbox.services.mariadb import MariaDBService
 from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
+from tests.integration.mariadb_support import extra_mariadb
 
 
 @pytest.fixture
@@ -33,24 +33,8 @@ def fourth(sandbox: SandboxHandle, tmp_path: Path, test_port_base: int) -> Itera
     port = int(os.environ.get("DATATIER_TEST_FOURTH_MARIADB_PORT") or test_port_base + 60)
     if not process.port_free("127.0.0.1", port):
         unavailable(f"port {port} for the fourth MariaDB is taken")
-    cfg = sandbox.config.mysql
-    svc = MariaDBService(
-        "replica3", port, tmp_path, server_id=4, primary=None, user=cfg.user,
-        password=cfg.password, repl_user=cfg.replication_user,
-        repl_password=cfg.replication_password,
-    )  # fmt: skip
-    try:
-        svc.prepare(process.run_once)
-    except DatatierError as exc:
-        unavailable(f"cannot initialise a fourth MariaDB: {exc}")
-    record = process.start(svc.argv(), svc.log_path, cwd=svc.workdir)
-    try:
-        if not process.wait_until(lambda: svc.ready() or not process.is_alive(record), 60):
-            pytest.fail(f"fourth MariaDB did not start: {process.tail(svc.log_path)}")
-        svc.configure()  # the tool and replication users, as on every sandbox node
+    with extra_mariadb(sandbox, "replica3", port, tmp_path, server_id=4) as svc:
         yield svc
-    finally:
-        process.stop([record])
 
 
 def connect(svc: MariaDBService, sandbox: SandboxHandle) -> pymysql.connections.Connection:

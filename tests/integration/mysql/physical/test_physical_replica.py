@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 
 from datatier.backup.stores import store_for
-from datatier.errors import DatatierError
 from datatier.mysql.physical.scratch import free_port
-from datatier.sandbox import process
 from datatier.sandbox.services.mariadb import MariaDBService
-from tests.integration.conftest import SandboxHandle, sql, unavailable
+from tests.integration.conftest import SandboxHandle, sql
 from tests.integration.encryption_support import cli as crypt_cli
 from tests.integration.encryption_support import encryption_env, make_key
+from tests.integration.mariadb_support import extra_mariadb
 from tests.integration.physical_support import cli, connect_port, scratch_ports, table_state
 
 DB = "phys_seed"
@@ -45,26 +44,15 @@ def _stop_pid_file(path: Path, timeout: float = 60.0) -> None:
 def fresh(sandbox: SandboxHandle, tmp_path: Path, test_port_base: int) -> Iterator[MariaDBService]:
     """A freshly initialised, running MariaDB (server_id 5) with the sandbox's users, on a
     free port of this run's scratch range; stopped afterwards, whichever process runs it."""
-    cfg = sandbox.config.mysql
     port = free_port(scratch_ports(test_port_base))
-    svc = MariaDBService(
-        "phys5", port, tmp_path, server_id=5, primary=None, user=cfg.user,
-        password=cfg.password, repl_user=cfg.replication_user,
-        repl_password=cfg.replication_password,
-    )  # fmt: skip
-    try:
-        svc.prepare(process.run_once)
-    except DatatierError as exc:
-        unavailable(f"cannot initialise a fresh MariaDB: {exc}")
-    record = process.start(svc.argv(), svc.log_path, cwd=svc.workdir)
-    try:
-        if not process.wait_until(lambda: svc.ready() or not process.is_alive(record), 60):
-            pytest.fail(f"fresh MariaDB did not start: {process.tail(svc.log_path)}")
-        svc.configure()
+    with extra_mariadb(
+        sandbox, "phys5", port, tmp_path, server_id=5, after_stop=_stop_restarted
+    ) as svc:
         yield svc
-    finally:
-        process.stop([record])
-        _stop_pid_file(svc.workdir / "mysqld.pid")
+
+
+def _stop_restarted(svc: MariaDBService) -> None:
+    _stop_pid_file(svc.workdir / "mysqld.pid")  # a server the restore started, if any
 
 
 @pytest.fixture
