@@ -50,6 +50,7 @@ class Column:
     data_type: str
     charset: str | None
     generated: bool
+    collation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ def _columns(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str], li
     for row in _in_databases(
         conn,
         "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, "
-        "IS_GENERATED FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({}) "
+        "COLLATION_NAME, IS_GENERATED FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({}) "
         "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
         names,
     ):
@@ -200,6 +201,7 @@ def _columns(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str], li
                 data_type=str(row["DATA_TYPE"]).lower(),
                 charset=row["CHARACTER_SET_NAME"],
                 generated=row["IS_GENERATED"] == "ALWAYS",
+                collation=row["COLLATION_NAME"],
             )
         )
     return found

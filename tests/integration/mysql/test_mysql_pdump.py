@@ -21,7 +21,7 @@ from datatier.mysql import pdump
 from datatier.mysql.catalogue import read_catalogue
 from datatier.mysql.connection import connect, endpoint
 from datatier.mysql.fastreader import RawConnection
-from datatier.mysql.rowtext import RowQuery, read_texts
+from datatier.mysql.rowtext import RowQuery, read_texts, uniform_text
 from tests.integration.conftest import SandboxHandle, sql, wait_for
 
 ZOO = "pd_zoo"
@@ -33,6 +33,12 @@ ZOO_TABLES = [
     "e ENUM('', 'a', 'b b'), s SET('x', 'y'), dt DATETIME(6), ts TIMESTAMP(6) NULL, "
     "tm TIME(2), y YEAR, g GEOMETRY, ip INET6, uu UUID, hid INT INVISIBLE DEFAULT 7, "
     "gen INT AS (ti * 2) VIRTUAL)",
+    # Character columns all utf8mb4 in one collation: the row CONCAT leaves them uncast.
+    "CREATE TABLE uniform (id INT PRIMARY KEY, t VARCHAR(40), m MEDIUMTEXT, "
+    "e ENUM('', 'a', 'b b'), s SET('x', 'y'), dt DATETIME(6), tm TIME, ip INET6, uu UUID, "
+    "n DECIMAL(10,2)) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+    "CREATE TABLE collations (id INT PRIMARY KEY, a VARCHAR(20) COLLATE utf8mb4_general_ci, "
+    "b VARCHAR(20) COLLATE utf8mb4_unicode_ci)",
     "CREATE TABLE myisam (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=MyISAM",
     "CREATE TABLE aria (id INT PRIMARY KEY, v TEXT) ENGINE=Aria",
     "CREATE TABLE unique_only (code CHAR(3) NOT NULL, n INT, UNIQUE KEY (code))",
@@ -40,7 +46,16 @@ ZOO_TABLES = [
     "CREATE TABLE versioned (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING",
     "CREATE SEQUENCE seq START WITH 100 INCREMENT BY 5",
 ]
-COMPARED = ["types", "myisam", "aria", "unique_only", "parted", "versioned"]
+COMPARED = [
+    "types",
+    "uniform",
+    "collations",
+    "myisam",
+    "aria",
+    "unique_only",
+    "parted",
+    "versioned",
+]
 
 
 def q(name: str) -> str:
@@ -76,6 +91,25 @@ def zoo(sandbox: SandboxHandle) -> Iterator[None]:
             " ST_GeomFromText('POINT(1.5 -2.25)'), NULL, NULL, NULL)",
             (every_byte * 3000,),
         )
+        hostile = ["it's", "back\\slash", "nul\0", "ctrl\x1a", "é😀\n;--", "NULL", ""]
+        cur.executemany(
+            "INSERT INTO uniform VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (i, None, None, None, None, None, None, None, None, None)
+                if i == 0
+                else (
+                    i, hostile[i % 7], hostile[(i + 3) % 7] * i, ["", "a", "b b"][i % 3],
+                    ["x", "y", "x,y", ""][i % 4], f"2026-01-{i % 28 + 1:02d} 01:02:03.000004",
+                    "-01:02:03", "2001:db8::1", "123e4567-e89b-12d3-a456-426655440000",
+                    i / 4,
+                )
+                for i in range(30)
+            ],
+        )  # fmt: skip
+        cur.executemany(
+            "INSERT INTO collations VALUES (%s, %s, %s)",
+            [(i, hostile[i % 7], hostile[(i + 1) % 7]) for i in range(10)],
+        )
         cur.executemany("INSERT INTO myisam VALUES (%s, %s)", [(i, f"m{i}") for i in range(50)])
         cur.executemany("INSERT INTO aria VALUES (%s, %s)", [(i, "a" * i) for i in range(50)])
         cur.executemany("INSERT INTO unique_only VALUES (%s, %s)", [("abc", 1), ("ABD", 2)])
@@ -110,6 +144,8 @@ def test_server_and_client_rendering_are_byte_identical(sandbox: SandboxHandle, 
     ep = endpoint(sandbox.config.mysql, "primary")
     with connect(ep) as conn:
         catalogue = read_catalogue(conn, lambda db: db == ZOO, lambda db, t: True)
+    uniform = {t.name for t in catalogue.tables if uniform_text(t.dumped_columns)}
+    assert "uniform" in uniform and not {"types", "collations"} & uniform, "both paths run"
     reader = RawConnection(ep)
     try:
         reader.execute("SET SESSION time_zone = '+00:00'")

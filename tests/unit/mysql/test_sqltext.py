@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from datatier.mysql.catalogue import Column, Table
-from datatier.mysql.rowtext import RowQuery, literal_of, range_filters
+from datatier.mysql.rowtext import RowQuery, literal_of, range_filters, uniform_text, value_sql
 from datatier.mysql.sqltext import (
     MAX_SEGMENT,
     PRELUDE,
@@ -145,3 +145,17 @@ def test_unrendered_rows_stop_the_dump_instead_of_writing_nulls() -> None:
     assert query.texts(((None, b"1", b"7", b"\x01"),)) == [b"(7,X'01')"]
     with pytest.raises(OperationFailed, match="could not render a row"):
         query.texts(((None, b"0", None, None),))
+
+
+def test_text_values_stay_uncast_only_when_every_character_column_shares_one_collation() -> None:
+    def col(name: str, charset: str | None, collation: str | None) -> Column:
+        return Column(name, "varchar" if charset else "datetime", charset, False, collation)
+
+    uniform = (col("a", "utf8mb4", "utf8mb4_unicode_ci"), col("b", "utf8mb4", "utf8mb4_unicode_ci"))
+    assert uniform_text((*uniform, col("d", None, None)))
+    assert not uniform_text((*uniform, col("c", "utf8mb4", "utf8mb4_bin")))
+    assert not uniform_text((*uniform, col("l", "latin1", "latin1_swedish_ci")))
+    assert value_sql(uniform[0], binary=False) == "QUOTE(`a`)"
+    assert value_sql(uniform[0]) == "CAST(QUOTE(`a`) AS BINARY)"
+    latin = col("l", "latin1", "latin1_swedish_ci")
+    assert value_sql(latin, binary=False) == value_sql(latin), "converted text is always cast"
