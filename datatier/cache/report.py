@@ -74,6 +74,7 @@ class WarmReport:
     memcached_errors: int = 0
     stopped: str | None = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # of this process meanwhile, every thread (user + system)
 
     def total(self, name: str) -> int:
         return sum(int(getattr(q, name)) for q in self.queries)

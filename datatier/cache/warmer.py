@@ -77,7 +77,7 @@ class CacheWarmer:
 
     def run(self, report: WarmReport) -> WarmReport:
         """Warm every query (or ``options.only``); fills and returns ``report``."""
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         self.pipe = (
             WritePipe(self.writer, self.options.overwrite) if self.writer is not None else None
         )
@@ -103,6 +103,7 @@ class CacheWarmer:
             if self.pipe is not None:
                 self.pipe.close()
             report.seconds = time.monotonic() - started
+            report.cpu_seconds = time.process_time() - cpu_started
             if self.writer is not None:
                 report.restarts = list(self.writer.restarts)
                 report.memcached_errors = self.writer.errors_seen

@@ -13,6 +13,7 @@ import MySQLdb
 import MySQLdb.converters
 import pytest
 from MySQLdb.constants import FIELD_TYPE
+from pymemcache.client.hash import HashClient
 
 from datatier.cache.keys import KeyBuilder
 from datatier.cache.protocol import StoreBatch, StoreItem
@@ -197,3 +198,39 @@ def test_bulk_replies_keep_each_items_answer(mc3: Memcached) -> None:
         assert found == {b"k1": (3, values[1]), b"k7": (0, b"old"), b"k2998": (3, values[2998])}
         assert node.store_batch(StoreBatch([b"k1"], [b"new"], [5], [0]), "set") == [b"STORED"]
         assert node.get_many([b"k1"]) == {b"k1": (5, b"new")}
+
+
+def test_two_nodes_get_the_keys_where_hashclient_looks(
+    hostile: SandboxHandle,
+    mc3: Memcached,
+    test_port_base: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Split per node (with a TTL per key, from the jitter): an app's HashClient over the
+    same servers reads every key, and each node holds only its own."""
+    other = Memcached(test_port_base + 53).start()
+    try:
+        monkeypatch.setenv("DATATIER_CONFIG", str(hostile.config_path))
+        monkeypatch.setenv("DATATIER_CACHE__WARM_SETS_DIR", str(tmp_path))
+        (tmp_path / "spread.toml").write_text(
+            'batch_size = 7\n[queries.s]\nmode = "row"\n'
+            'sql = "SELECT seq AS id, seq * 3 AS v FROM games.seq_1_to_400"\n'
+            'key = "spread:{id}"\nttl = 600\nttl_jitter = 0.2\n'
+        )
+        servers = [mc3.address, other.address]
+        code, report, err = run(
+            capsys, "cache", "warm", "spread", "--server", servers[0], "--server", servers[1],
+            "--json",
+        )  # fmt: skip
+        assert code == 0 and report["keys_written"] == 400, (report, err)
+        client = HashClient([tuple(s.split(":")) for s in servers], use_pooling=False)
+        for i in range(1, 401):
+            assert client.get(f"spread:{i}") == b'{"id":%d,"v":%d}' % (i, i * 3), i
+        held = [int(n.stats()["curr_items"]) for n in (mc3, other)]
+        assert sum(held) == 400 and min(held) > 100
+        exps = {**mc3.exptimes(), **other.exptimes()}
+        assert len(set(exps.values())) > 10  # jittered, one TTL per key
+    finally:
+        other.stop()
