@@ -89,14 +89,6 @@ class KeyBuilder:
         }  # fmt: skip
         self._format = (template or "").format_map
 
-    def row_key(self, row: Mapping[str, Any]) -> bytes | None:
-        """The key of a plain template (no built-in fields) from a row; None when a field
-        is missing (:meth:`build` then says which)."""
-        try:
-            return self._format(row).encode()
-        except KeyError:
-            return None
-
     def batch_keys(
         self, columns: Sequence[str], as_dicts: bool
     ) -> Callable[[Sequence[Any]], list[bytes]] | None:
