@@ -20,6 +20,7 @@ class Run:
     seconds: float
     rss_mb: float  # the largest single process of the command (GNU time's %M)
     out: str
+    cpu_s: float = 0.0  # user + system CPU seconds of the command (GNU time's %U + %S)
 
 
 def timed(argv: list[str] | str, *, shell: bool = False, env: dict[str, str] | None = None) -> Run:
@@ -34,7 +35,7 @@ def timed(argv: list[str] | str, *, shell: bool = False, env: dict[str, str] | N
     with tempfile.NamedTemporaryFile("r", prefix="dt-rss-") as rss:
         started = time.monotonic()
         proc = subprocess.run(
-            [gnu_time, "-f", "%M", "-o", rss.name, *command],
+            [gnu_time, "-f", "%M %U %S", "-o", rss.name, *command],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -43,5 +44,10 @@ def timed(argv: list[str] | str, *, shell: bool = False, env: dict[str, str] | N
         seconds = time.monotonic() - started
         if proc.returncode != 0:
             raise SystemExit(f"benchmark step failed: {argv}")
-        peak_kb = int(rss.read().split()[-1])
-    return Run(seconds, peak_kb / 1024, proc.stdout.decode(errors="replace"))
+        peak_kb, user, system = rss.read().split()[-3:]
+    return Run(
+        seconds,
+        int(peak_kb) / 1024,
+        proc.stdout.decode(errors="replace"),
+        float(user) + float(system),
+    )

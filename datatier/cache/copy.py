@@ -18,7 +18,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from datatier.cache.pipe import WritePipe
-from datatier.cache.protocol import RELATIVE_TTL_LIMIT, MemcachedNode, MetaEntry, StoreItem
+from datatier.cache.protocol import (
+    RELATIVE_TTL_LIMIT,
+    MemcachedNode,
+    MetaEntry,
+    StoreBatch,
+    StoreItem,
+)
 from datatier.cache.writer import CacheWriter, OnError
 from datatier.ratelimit import RateLimit
 
@@ -121,10 +127,10 @@ class CacheCopier:
                 report.matched += 1
                 batch.append(entry)
                 if len(batch) >= self.batch_size:
-                    pipe.put(self._prepare(batch, reader, writer, report, offsets))
+                    pipe.put(StoreBatch.of(self._prepare(batch, reader, writer, report, offsets)))
                     batch = []
             if batch:
-                pipe.put(self._prepare(batch, reader, writer, report, offsets))
+                pipe.put(StoreBatch.of(self._prepare(batch, reader, writer, report, offsets)))
         finally:
             error: BaseException | None = None
             if pipe is not None:

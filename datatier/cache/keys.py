@@ -21,7 +21,8 @@ import hashlib
 import importlib
 import json
 import re
-from collections.abc import Callable, Mapping
+import string
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from datatier.errors import ConfigError
@@ -88,13 +89,28 @@ class KeyBuilder:
         }  # fmt: skip
         self._format = (template or "").format_map
 
-    def row_key(self, row: Mapping[str, Any]) -> bytes | None:
-        """The key of a plain template (no built-in fields) from a row; None when a field
-        is missing (:meth:`build` then says which)."""
-        try:
-            return self._format(row).encode()
-        except KeyError:
+    def batch_keys(
+        self, columns: Sequence[str], as_dicts: bool
+    ) -> Callable[[Sequence[Any]], list[bytes]] | None:
+        """For a plain template: a function from a batch of rows (dicts if ``as_dicts``,
+        else tuples in ``columns`` order) to their keys, as :meth:`build` makes them (it may
+        raise KeyError for a missing field). None for other templates, key functions, and
+        tuples that lack a field."""
+        if not self.plain or self.template is None:
             return None
+        if as_dicts:
+            by_name = self._format
+            return lambda rows: [by_name(r).encode() for r in rows]
+        last = {name: i for i, name in enumerate(columns)}  # dict(zip()): the last one wins
+        text = ""
+        for literal, name, _, _ in string.Formatter().parse(self.template):
+            text += literal.replace("{", "{{").replace("}", "}}")
+            if name is not None:
+                if name not in last:
+                    return None  # build() says which field is missing
+                text += f"{{{last[name]}}}"
+        by_position = text.format
+        return lambda rows: [by_position(*r).encode() for r in rows]
 
     def build(self, params: Mapping[str, Any] | None, row: Mapping[str, Any] | None) -> bytes:
         """The key; KeyError naming a template field that has no value."""

@@ -14,7 +14,7 @@ import queue
 import threading
 from collections.abc import Sequence
 
-from datatier.cache.protocol import StoreItem
+from datatier.cache.protocol import StoreBatch
 from datatier.cache.writer import CacheWriter, WriteOutcome
 
 _STOP = None
@@ -26,7 +26,7 @@ class WritePipe:
     def __init__(self, writer: CacheWriter, overwrite: bool, depth: int = 4) -> None:
         self.writer = writer
         self.overwrite = overwrite
-        self.queue: queue.Queue[Sequence[StoreItem] | None] = queue.Queue(maxsize=depth)
+        self.queue: queue.Queue[StoreBatch | None] = queue.Queue(maxsize=depth)
         self.outcomes: list[WriteOutcome] = []
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._work, name="cache-writer", daemon=True)
@@ -40,9 +40,9 @@ class WritePipe:
             while batches[-1] is not _STOP and not self.queue.empty():
                 batches.append(self.queue.get_nowait())
             stop = batches[-1] is _STOP
-            items = [item for batch in batches if batch is not _STOP for item in batch]
             try:
-                if items and self.error is None:
+                items = _merge([batch for batch in batches if batch is not None])
+                if items is not None and self.error is None:
                     self.outcomes.append(self.writer.write(items, self.overwrite))
             except BaseException as exc:
                 self.error = exc
@@ -56,7 +56,7 @@ class WritePipe:
         if self.error is not None:  # stays set: later batches keep being dropped
             raise self.error
 
-    def put(self, batch: Sequence[StoreItem]) -> None:
+    def put(self, batch: StoreBatch) -> None:
         """Queue a batch (blocks while ``depth`` batches wait); raises a writer error."""
         self._raise()
         self.queue.put(batch)
@@ -72,3 +72,26 @@ class WritePipe:
         """Stop the thread (after the queued batches)."""
         self.queue.put(_STOP)
         self.thread.join()
+
+
+def _merge(batches: Sequence[StoreBatch]) -> StoreBatch | None:
+    """One batch of every item of ``batches`` (None when there is none)."""
+    batches = [b for b in batches if len(b)]
+    if len(batches) <= 1:
+        return batches[0] if batches else None
+    keys: list[bytes] = []
+    values: list[bytes] = []
+    columns: dict[str, list[int]] = {"flags": [], "exptime": []}
+    for batch in batches:
+        keys += batch.keys
+        values += batch.values
+        for name, column in columns.items():
+            own = getattr(batch, name)
+            column += [own] * len(batch) if isinstance(own, int) else own
+    flags, exptime = columns["flags"], columns["exptime"]
+    return StoreBatch(
+        keys,
+        values,
+        flags[0] if flags.count(flags[0]) == len(flags) else flags,
+        exptime[0] if exptime.count(exptime[0]) == len(exptime) else exptime,
+    )

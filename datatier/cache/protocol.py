@@ -16,8 +16,10 @@ import re
 import socket
 import time
 import typing
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import BinaryIO, NamedTuple
 from urllib.parse import unquote_to_bytes
 
@@ -25,6 +27,8 @@ from datatier.errors import OperationFailed, ServiceUnavailable
 
 MAX_KEY_BYTES = 250
 FLUSH_BYTES = 128 << 10  # pipeline writes in slices; one slice in flight ahead of its replies
+SLICE_ITEMS = 4096  # ...and at most this many items a slice (their replies: 32 KiB at most)
+STORED = b"STORED\r\n"
 RELATIVE_TTL_LIMIT = 30 * 24 * 3600  # memcached reads larger expiry values as unix times
 BAD_KEY_BYTE = re.compile(rb"[\x00-\x20\x7f]")
 
@@ -45,6 +49,68 @@ class StoreItem(NamedTuple):
     value: bytes
     flags: int = 0
     exptime: int = 0
+
+
+@dataclass(frozen=True)
+class StoreBatch:
+    """Values to store, by column (no object per item): ``flags`` and ``exptime`` are one
+    value for every key or one per key (as in :class:`StoreItem`)."""
+
+    keys: Sequence[bytes]
+    values: Sequence[bytes]
+    flags: int | Sequence[int] = 0
+    exptime: int | Sequence[int] = 0
+
+    @classmethod
+    def of(cls, items: Sequence[StoreItem]) -> StoreBatch:
+        return cls(
+            [i.key for i in items],
+            [i.value for i in items],
+            [i.flags for i in items],
+            [i.exptime for i in items],
+        )
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def take(self, indexes: Sequence[int]) -> StoreBatch:
+        """The items at ``indexes``, in that order."""
+
+        def pick(column: int | Sequence[int]) -> int | list[int]:
+            return column if isinstance(column, int) else [column[i] for i in indexes]
+
+        keys, values = self.keys, self.values
+        return StoreBatch(
+            [keys[i] for i in indexes], [values[i] for i in indexes],
+            pick(self.flags), pick(self.exptime),
+        )  # fmt: skip
+
+    def wire(self, verb: bytes, start: int, end: int) -> bytes:
+        """The text-protocol requests for items ``start:end``."""
+        keys, values = self.keys[start:end], self.values[start:end]
+        flags, exptime = self.flags, self.exptime
+        if isinstance(flags, int) and isinstance(exptime, int):  # the hot path: one format
+            head = b"%s %%s %d %d %%d\r\n%%s\r\n" % (verb, flags, exptime)
+            return b"".join(map(head.__mod__, zip(keys, map(len, values), values, strict=True)))
+        every_flags = [flags] * len(keys) if isinstance(flags, int) else flags[start:end]
+        every_exp = [exptime] * len(keys) if isinstance(exptime, int) else exptime[start:end]
+        return b"".join(
+            b"%s %s %d %d %d\r\n%s\r\n" % (verb, key, flag, exp, len(value), value)
+            for key, flag, exp, value in zip(keys, every_flags, every_exp, values, strict=True)
+        )
+
+
+def slices(values: Sequence[bytes]) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` runs of ``values`` of about :data:`FLUSH_BYTES` (at least one item,
+    at most :data:`SLICE_ITEMS`)."""
+    ends = list(accumulate(map(len, values)))
+    start = 0
+    while start < len(values):
+        before = ends[start - 1] if start else 0
+        end = max(start + 1, bisect_right(ends, before + FLUSH_BYTES, start))
+        end = min(end, start + SLICE_ITEMS)
+        yield start, end
+        start = end
 
 
 @dataclass(frozen=True)
@@ -145,6 +211,10 @@ class MemcachedNode:
         return int(self.stats("settings").get("item_size_max", 1 << 20))
 
     def store_many(self, items: Sequence[StoreItem], command: str = "set") -> list[bytes]:
+        """:meth:`store_batch` of ``items``."""
+        return self.store_batch(StoreBatch.of(items), command)
+
+    def store_batch(self, batch: StoreBatch, command: str = "set") -> list[bytes]:
         """Pipeline ``set`` or ``add`` of every item; the server's answer per item, in order
         (``STORED``, ``NOT_STORED`` for an ``add`` of a present key, ``SERVER_ERROR ...``).
 
@@ -158,29 +228,35 @@ class MemcachedNode:
         answers: list[bytes] = []
         try:
             pending = 0  # items sent whose replies are not read yet
-            start = 0
-            while start < len(items):
-                buf = bytearray()
-                end = start
-                while end < len(items) and (end == start or len(buf) < FLUSH_BYTES):
-                    key, value, flags, exptime = items[end]
-                    buf += b"%s %s %d %d %d\r\n%s\r\n" % (
-                        verb, key, flags, exptime, len(value), value
-                    )  # fmt: skip
-                    end += 1
-                sock.sendall(buf)
+            for start, end in slices(batch.values):
+                sock.sendall(batch.wire(verb, start, end))
                 self._replies(reader, pending, answers)
                 pending = end - start
-                start = end
             self._replies(reader, pending, answers)
         except OSError as exc:
             raise self._fail(exc) from None
         return answers
 
     def _replies(self, reader: BinaryIO, count: int, answers: list[bytes]) -> None:
-        readline = reader.readline  # the hot loop: one short reply per item
-        for _ in range(count):
-            line = readline()
+        """Read ``count`` store replies. Every reply to a well-formed store is 8 bytes or
+        more (``STORED``, ``NOT_STORED``, ``SERVER_ERROR ...``), so reading ``8 * count``
+        bytes never reaches into later replies; when they are all ``STORED`` (the common
+        case) that one read is all."""
+        if not count:
+            return
+        data = reader.read(8 * count)
+        if data == STORED * count:
+            answers += [b"STORED"] * count
+            return
+        lines = data.split(b"\r\n")
+        partial = lines.pop()
+        if len(lines) > count or (len(lines) == count and partial):
+            raise self._fail(f"unexpected store replies {data[:80]!r}")
+        for line in lines:
+            answers.append(line)
+        for _ in range(count - len(lines)):
+            line = partial + reader.readline()
+            partial = b""
             if line[-2:] != b"\r\n":
                 raise self._fail("connection closed mid-reply")
             answers.append(line[:-2])

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datatier.cache.protocol import MemcachedNode, NodeUnavailable, parse_address
+from datatier.cache.report import PlannedKey, WarmOptions, WarmReport
 from datatier.cache.source import OnLag, choose_source, enforce_lag, measure_lag
-from datatier.cache.warmer import CacheWarmer, PlannedKey, WarmOptions, WarmReport
+from datatier.cache.warmer import CacheWarmer
 from datatier.cache.warmset import WarmSet, list_warm_sets, load_warm_set, warm_set_path
 from datatier.cache.writer import CacheWriter, OnError
 from datatier.config import LoadedConfig

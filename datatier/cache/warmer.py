@@ -18,7 +18,6 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from datatier import log
@@ -28,122 +27,27 @@ from datatier.cache.protocol import (
     BAD_KEY_BYTE,
     MAX_KEY_BYTES,
     NodeUnavailable,
-    StoreItem,
+    StoreBatch,
     key_problem,
 )
-from datatier.cache.serialize import Serializer, UnserializableResult, serializer_for
+from datatier.cache.report import PlannedKey, QueryReport, WarmOptions, WarmReport
+from datatier.cache.serialize import (
+    Serializer,
+    UnserializableResult,
+    serializer_for,
+    takes_dicts,
+)
 from datatier.cache.warmset import WarmQuery, WarmSet
-from datatier.cache.writer import CacheWriter, WriteOutcome
-from datatier.errors import ExitCode
+from datatier.cache.writer import CacheWriter
 from datatier.mysql.connection import Endpoint
 from datatier.mysql.fastreader import QueryError, RowReader
 from datatier.ratelimit import RateLimit
 
 EVENTS = log.get_logger("cache")
-MAX_ERRORS_KEPT = 5
-
-
-@dataclass
-class QueryReport:
-    """What happened to one query of the set."""
-
-    name: str
-    executions: int = 0
-    rows: int = 0
-    keys_written: int = 0
-    skipped_present: int = 0
-    skipped_too_large: int = 0
-    skipped_too_many_rows: int = 0
-    failed: int = 0
-    planned: int = 0
-    bytes: int = 0
-    error: str | None = None
-    key_errors: list[str] = field(default_factory=list)
-
-    def add(self, outcome: WriteOutcome) -> None:
-        self.keys_written += outcome.stored
-        self.skipped_present += outcome.present
-        self.skipped_too_large += outcome.too_large
-        self.failed += outcome.failed
-        self.bytes += outcome.bytes
-        for text in outcome.errors:
-            self.key_error(text)
-
-    def key_error(self, text: str) -> None:
-        if len(self.key_errors) < MAX_ERRORS_KEPT:
-            self.key_errors.append(text)
-
-
-@dataclass(frozen=True)
-class PlannedKey:
-    """A key a dry run would write."""
-
-    query: str
-    key: str
-    bytes: int
-    ttl: int
-    fits: bool
-
-
-@dataclass
-class WarmReport:
-    """The outcome of one ``cache warm``."""
-
-    set: str
-    source: str
-    servers: list[str]
-    dry_run: bool
-    overwrite: bool
-    lag: float | None = None
-    lag_method: str = ""
-    warning: str | None = None
-    queries: list[QueryReport] = field(default_factory=list)
-    restarts: list[str] = field(default_factory=list)
-    memcached_errors: int = 0
-    stopped: str | None = None
-    seconds: float = 0.0
-
-    def total(self, name: str) -> int:
-        return sum(int(getattr(q, name)) for q in self.queries)
-
-    def exit_code(self) -> ExitCode:
-        """3 if stopped by an unreachable memcached, 1 if a query or key failed, else 0."""
-        if self.stopped:
-            return ExitCode.UNREACHABLE
-        if any(q.error or q.failed for q in self.queries):
-            return ExitCode.FAILED
-        return ExitCode.OK
-
-    def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        for name in (
-            "keys_written",
-            "skipped_present",
-            "skipped_too_large",
-            "skipped_too_many_rows",
-            "failed",
-            "planned",
-            "bytes",
-            "rows",
-        ):
-            doc[name] = self.total(name)
-        doc["keys_per_second"] = round(self.total("keys_written") / max(self.seconds, 1e-9), 1)
-        return doc
-
-
-@dataclass(frozen=True)
-class WarmOptions:
-    """How to warm: ``rate`` keys/s and ``query_rate`` queries/s (None: unlimited)."""
-
-    dry_run: bool = False
-    overwrite: bool = False
-    rate: float | None = None
-    query_rate: float | None = None
-    only: tuple[str, ...] = ()
-    seed: int | None = None
 
 
 Encoded = tuple[bytes, bytes, int]  # key, value, ttl
+Chunk = tuple[list[bytes], list[bytes], int | list[int]]  # keys, values, one ttl or one each
 
 
 class CacheWarmer:
@@ -173,7 +77,7 @@ class CacheWarmer:
 
     def run(self, report: WarmReport) -> WarmReport:
         """Warm every query (or ``options.only``); fills and returns ``report``."""
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         self.pipe = (
             WritePipe(self.writer, self.options.overwrite) if self.writer is not None else None
         )
@@ -199,6 +103,7 @@ class CacheWarmer:
             if self.pipe is not None:
                 self.pipe.close()
             report.seconds = time.monotonic() - started
+            report.cpu_seconds = time.process_time() - cpu_started
             if self.writer is not None:
                 report.restarts = list(self.writer.restarts)
                 report.memcached_errors = self.writer.errors_seen
@@ -232,20 +137,18 @@ class CacheWarmer:
                 function=function,
                 interpolate=reader.interpolate,
             )
-            encoded = (
+            chunks = (
                 self._rows(reader, name, query, keys, qr)
                 if query.mode == "row"
-                else self._results(reader, name, query, keys, qr)
+                else _chunked(self._results(reader, name, query, keys, qr), self._size)
             )
-            with contextlib.closing(encoded):  # close the cursor before the connection
-                batch: list[Encoded] = []
-                for item in encoded:
-                    batch.append(item)
-                    if len(batch) >= self.warm_set.spec.batch_size:
-                        self._flush(name, batch, qr)
-                        batch = []
-                if batch:
-                    self._flush(name, batch, qr)
+            with contextlib.closing(chunks):  # close the cursor before the connection
+                for chunk in chunks:
+                    self._flush(name, *chunk, qr)
+
+    @property
+    def _size(self) -> int:
+        return self.warm_set.spec.batch_size
 
     def _ttl(self, query: WarmQuery) -> int:
         if not query.ttl_jitter or not query.ttl:
@@ -255,24 +158,49 @@ class CacheWarmer:
 
     def _rows(
         self, reader: RowReader, name: str, query: WarmQuery, keys: KeyBuilder, qr: QueryReport
-    ) -> Generator[Encoded, None, None]:
-        """Row mode: one key per row, up to ``row_limit()`` rows."""
+    ) -> Generator[Chunk, None, None]:
+        """Row mode: one key per row, up to ``row_limit()`` rows, a batch at a time (the hot
+        path: each step runs over the whole batch, at C speed where it can)."""
         self.query_rate.take()
-        columns, batches = reader.stream(query.sql, None, query.row_limit())
+        dicts = takes_dicts(query.serializer, query.row_format)
+        columns, batches = reader.stream(
+            query.sql, None, query.row_limit(), fetch=self._size, as_dicts=dicts
+        )
         qr.executions += 1
-        ser = serializer_for(query.serializer, columns, query.row_format, query.pickle_protocol)
-        encode, ttl, fixed = ser.encode_row, self._ttl, not (query.ttl and query.ttl_jitter)
-        fast = keys.row_key if keys.plain else None
-        for rows in batches:  # the hot loop: locals only
-            qr.rows += len(rows)
-            for row in rows:
-                mapping = dict(zip(columns, row, strict=True))
-                key = fast(mapping) if fast is not None else None
-                if key is None or len(key) > MAX_KEY_BYTES or BAD_KEY_BYTE.search(key):
-                    key = self._key(keys, None, mapping, name, qr)
-                    if key is None:
+        with contextlib.closing(batches):
+            ser = serializer_for(query.serializer, columns, query.row_format, query.pickle_protocol)
+            fast = keys.batch_keys(columns, dicts)
+            jitter = bool(query.ttl and query.ttl_jitter)
+            for rows in batches:
+                qr.rows += len(rows)
+                built = _try(fast, rows) if fast is not None else None
+                if built is None or not _all_valid(built):
+                    built, rows = self._one_by_one(rows, columns, dicts, keys, name, qr)
+                    if not rows:
                         continue
-                yield key, encode(row, mapping), query.ttl if fixed else ttl(query)
+                ttl = [self._ttl(query) for _ in rows] if jitter else query.ttl
+                yield built, ser.encode_rows(rows), ttl
+
+    def _one_by_one(
+        self,
+        rows: Sequence[Any],
+        columns: list[str],
+        dicts: bool,
+        keys: KeyBuilder,
+        name: str,
+        qr: QueryReport,
+    ) -> tuple[list[bytes], list[Any]]:
+        """The keys of ``rows`` built and checked one by one (a key function, a built-in
+        field, a key memcached would refuse): (good keys, their rows)."""
+        good: list[bytes] = []
+        kept: list[Any] = []
+        for row in rows:
+            mapping = row if dicts else dict(zip(columns, row, strict=True))
+            key = self._key(keys, None, mapping, name, qr)
+            if key is not None:
+                good.append(key)
+                kept.append(row)
+        return good, kept
 
     def _results(
         self, reader: RowReader, name: str, query: WarmQuery, keys: KeyBuilder, qr: QueryReport
@@ -336,29 +264,84 @@ class CacheWarmer:
         return None
 
     # -- writing ------------------------------------------------------------------------------
-    def _flush(self, name: str, batch: Sequence[Encoded], qr: QueryReport) -> None:
+    def _flush(
+        self,
+        name: str,
+        keys: list[bytes],
+        values: list[bytes],
+        ttl: int | list[int],
+        qr: QueryReport,
+    ) -> None:
         writer = self.writer
         uniform = self.item_limit if writer is None else writer.uniform_limit()
-        items: list[StoreItem] = []
         planned = self.on_planned
-        for key, value, ttl in batch:
-            if uniform is not None:  # the hot path: one node, one limit
-                fits = len(value) + len(key) + 64 <= uniform
-            else:
-                fits = writer is not None and writer.fits(key, len(value))
-            if planned is not None:
-                planned(PlannedKey(name, _show(key), len(value), ttl, fits))
-            if not fits:
-                qr.skipped_too_large += 1
-                continue
-            items.append(StoreItem(key, value, 0, ttl))
+        batch = StoreBatch(keys, values, 0, ttl)
+        if (
+            planned is not None
+            or uniform is None
+            or not keys
+            or (max(map(len, values)) + max(map(len, keys)) + 64 > uniform)
+        ):  # not every item surely fits: item by item
+            kept: list[int] = []
+            for i, (key, value) in enumerate(zip(keys, values, strict=True)):
+                if uniform is not None:
+                    fits = len(value) + len(key) + 64 <= uniform
+                else:
+                    fits = writer is not None and writer.fits(key, len(value))
+                if planned is not None:
+                    planned(
+                        PlannedKey(
+                            name, _show(key), len(value), ttl if isinstance(ttl, int) else
+                            ttl[i], fits,
+                        )
+                    )  # fmt: skip
+                if fits:
+                    kept.append(i)
+                else:
+                    qr.skipped_too_large += 1
+            if len(kept) < len(keys):
+                batch = batch.take(kept)
         if writer is None:
-            qr.planned += len(items)
-            qr.bytes += sum(len(i.value) for i in items)
-        if self.pipe is not None and items:
-            self.pipe.put(items)
+            qr.planned += len(batch)
+            qr.bytes += sum(map(len, batch.values))
+        if self.pipe is not None and len(batch):
+            self.pipe.put(batch)
         if self.on_progress is not None:
-            self.on_progress(len(batch))
+            self.on_progress(len(keys))
+
+
+def _chunked(items: Generator[Encoded, None, None], size: int) -> Generator[Chunk, None, None]:
+    """Items gathered into chunks of ``size`` (closing the chunks closes ``items``)."""
+    with contextlib.closing(items):
+        keys: list[bytes] = []
+        values: list[bytes] = []
+        ttls: list[int] = []
+        for key, value, ttl in items:
+            keys.append(key)
+            values.append(value)
+            ttls.append(ttl)
+            if len(keys) >= size:
+                yield keys, values, ttls
+                keys, values, ttls = [], [], []
+        if keys:
+            yield keys, values, ttls
+
+
+def _try(build: Callable[[Sequence[Any]], list[bytes]], rows: Sequence[Any]) -> list[bytes] | None:
+    try:
+        return build(rows)
+    except KeyError:  # a row without a field: one by one, to say which
+        return None
+
+
+def _all_valid(keys: list[bytes]) -> bool:
+    """Whether memcached takes every key (one scan of them all; :func:`key_problem` per key
+    says why not)."""
+    return bool(keys) and (
+        min(map(len, keys)) > 0
+        and max(map(len, keys)) <= MAX_KEY_BYTES
+        and BAD_KEY_BYTE.search(b"".join(keys)) is None
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -21,7 +21,7 @@ from typing import Literal
 from pymemcache.client.rendezvous import RendezvousHash
 
 from datatier import log
-from datatier.cache.protocol import MemcachedNode, NodeUnavailable, StoreItem
+from datatier.cache.protocol import MemcachedNode, NodeUnavailable, StoreBatch
 from datatier.ratelimit import RateLimit
 
 EVENTS = log.get_logger("cache")
@@ -104,26 +104,28 @@ class CacheWriter:
         limit = self.limits.get(self.node_for(key), 1 << 20)
         return size + len(key) + 64 <= limit
 
-    def write(self, items: Sequence[StoreItem], overwrite: bool) -> WriteOutcome:
-        """Store ``items`` (valid keys, values that fit); counts per answer."""
+    def write(self, batch: StoreBatch, overwrite: bool) -> WriteOutcome:
+        """Store ``batch`` (valid keys, values that fit); counts per answer."""
         outcome = WriteOutcome()
-        by_node: dict[str, list[StoreItem]] = {}
+        by_node: dict[str, StoreBatch] = {}
         if self.only is not None:
-            by_node[self.only] = list(items)
+            by_node[self.only] = batch
         else:
-            for item in items:
-                by_node.setdefault(self.node_for(item.key), []).append(item)
-        self.rate.take(len(items))
-        for address, batch in by_node.items():
-            answers = self._store(address, batch, "set" if overwrite else "add")
+            indexes: dict[str, list[int]] = {}
+            for i, key in enumerate(batch.keys):
+                indexes.setdefault(self.node_for(key), []).append(i)
+            by_node = {address: batch.take(picked) for address, picked in indexes.items()}
+        self.rate.take(len(batch))
+        for address, part in by_node.items():
+            answers = self._store(address, part, "set" if overwrite else "add")
             if answers.count(b"STORED") == len(answers):  # the common case, counted at C speed
                 outcome.stored += len(answers)
-                outcome.bytes += sum(len(item.value) for item in batch)
+                outcome.bytes += sum(map(len, part.values))
                 continue
-            for item, answer in zip(batch, answers, strict=True):
+            for value, answer in zip(part.values, answers, strict=True):
                 if answer == b"STORED":
                     outcome.stored += 1
-                    outcome.bytes += len(item.value)
+                    outcome.bytes += len(value)
                 elif answer == b"NOT_STORED":
                     outcome.present += 1
                 elif b"too large" in answer:
@@ -134,12 +136,12 @@ class CacheWriter:
                         outcome.errors.append(f"{address}: {answer.decode(errors='replace')}")
         return outcome
 
-    def _store(self, address: str, batch: list[StoreItem], command: str) -> list[bytes]:
+    def _store(self, address: str, batch: StoreBatch, command: str) -> list[bytes]:
         node = self.nodes[address]
         deadline: float | None = None
         while True:
             try:
-                answers = node.store_many(batch, command)
+                answers = node.store_batch(batch, command)
             except NodeUnavailable as exc:
                 self.errors_seen += 1
                 if self.on_error == "stop":

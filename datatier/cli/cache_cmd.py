@@ -9,10 +9,10 @@ import click
 
 from datatier.cache.copy import CacheCopier
 from datatier.cache.protocol import parse_address
+from datatier.cache.report import PlannedKey, WarmOptions, WarmReport
 from datatier.cache.service import WarmRequest, cache_servers, find_warm_sets, warm
 from datatier.cache.source import OnLag
 from datatier.cache.stats import NodeStats, node_stats
-from datatier.cache.warmer import PlannedKey, WarmOptions, WarmReport
 from datatier.cache.writer import OnError
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option, say, table

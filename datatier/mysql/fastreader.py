@@ -13,7 +13,7 @@ Contract: every read runs in a read-only session; connection failures raise
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import MySQLdb
@@ -40,10 +40,6 @@ def _query_error(exc: MySQLdb.MySQLError) -> QueryError:
     if len(args) >= 2 and isinstance(args[0], int):
         return QueryError(args[0], str(args[1]))
     return QueryError(0, str(exc))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def open_connection(ep: Endpoint, **options: Any) -> MySQLdb.Connection:
@@ -118,7 +114,7 @@ class RowReader:
         conv = dict(MySQLdb.converters.conversions)
         if decimals_as_text:
             for code in (FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL):
-                conv[code] = _text
+                conv[code] = str  # the driver's C fast path: the text, decoded, no call
         self.conn = open_connection(
             ep, conv=conv, init_command="SET SESSION tx_read_only = 1, time_zone = '+00:00'"
         )
@@ -138,11 +134,19 @@ class RowReader:
             return str(cur.mogrify(sql, params))
 
     def stream(
-        self, sql: str, params: Mapping[str, Any] | None = None, limit: int | None = None
-    ) -> tuple[list[str], Iterator[list[tuple[Any, ...]]]]:
-        """Execute ``sql``; (column names, batches of row tuples). Reading stops after
-        ``limit`` rows (the rest is drained). Consume or close the iterator before the
-        next call on this reader."""
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        *,
+        fetch: int = FETCH_ROWS,
+        as_dicts: bool = False,
+    ) -> tuple[list[str], Generator[Sequence[Any], None, None]]:
+        """Execute ``sql``; (column names, batches of up to ``fetch`` rows). Rows are tuples,
+        or with ``as_dicts`` dicts of column name to value, as ``dict(zip(columns, row))``
+        (a name given twice keeps its last value). Reading stops after ``limit`` rows (the
+        rest is drained). Consume or close the iterator before the next call on this
+        reader."""
         cur = self.conn.cursor(MySQLdb.cursors.SSCursor)
         try:
             cur.execute(sql, params)
@@ -150,18 +154,23 @@ class RowReader:
             cur.close()
             raise _query_error(exc) from None
         columns = [d[0] for d in cur.description or ()]
+        zipped = as_dicts and len(set(columns)) < len(columns)
+        if as_dicts and not zipped:
+            # the driver builds the dicts in C, as SSDictCursor (which sets this on its
+            # class) does; it would key a repeated name "table.name", hence ``zipped``
+            cur._fetch_type = 1
 
-        def batches() -> Iterator[list[tuple[Any, ...]]]:
+        def batches() -> Generator[Sequence[Any], None, None]:
             left = limit
             try:
                 while left is None or left > 0:
-                    size = FETCH_ROWS if left is None else min(FETCH_ROWS, left)
+                    size = fetch if left is None else min(fetch, left)
                     rows = cur.fetchmany(size)
                     if not rows:
                         return
                     if left is not None:
                         left -= len(rows)
-                    yield list(rows)
+                    yield [dict(zip(columns, r, strict=True)) for r in rows] if zipped else rows
             except MySQLdb.MySQLError as exc:
                 raise _query_error(exc) from None
             finally:
