@@ -144,11 +144,13 @@ def policies(app: AppContext) -> None:
     rows += [{"name": b.name, "valid": False, "error": b.error.problem} for b in broken]
     rows.sort(key=lambda row: str(row["name"]))
     shown = [{**r, "engine": r.get("engine", "INVALID")} for r in rows]
+    doc = {"policies": rows, "count": len(rows), "valid": len(good), "invalid": len(broken)}
     emit(
         Output(
-            rows,
+            doc,
             lambda: table(shown, ("name", "engine", "source", "store", "schedule", "archive")),
             [f"invalid policy {bad.name}: {bad.error}" for bad in broken],
+            legacy_list="policies",
         )
     )
     if broken:

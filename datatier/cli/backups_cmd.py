@@ -102,7 +102,7 @@ def list_cmd(app: AppContext, policy: str | None, include_all: bool) -> None:
     hidden = Counter(e.state.value for e, _ in found if e.state is not BackupState.COMPLETE)
     if include_all:
         hidden.clear()
-    emit(list_output(shown, chain_labels([e for e, _ in found])))
+    emit(list_output(shown, chain_labels([e for e, _ in found]), hidden))
     if hidden:
         counts = ", ".join(f"{n} {state}" for state, n in sorted(hidden.items()))
         click.echo(f"not shown: {counts} (use --all)", err=True)

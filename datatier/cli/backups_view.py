@@ -207,9 +207,15 @@ def archive_json(plan: ArchivePlan) -> dict[str, Any]:
     }
 
 
-def list_output(shown: list[tuple[BackupEntry, str]], chains: dict[tuple[str, str], str]) -> Output:
-    """``backups list``: one row per backup (entry, store URL)."""
-    doc = [entry_json(e, url, chains.get((e.policy, e.backup_id))) for e, url in shown]
+def list_output(
+    shown: list[tuple[BackupEntry, str]],
+    chains: dict[tuple[str, str], str],
+    hidden: dict[str, int],
+) -> Output:
+    """``backups list``: one row per backup (entry, store URL) under ``backups``; ``count``;
+    ``not_shown``: how many backups of each state were left out (without ``--all``)."""
+    rows = [entry_json(e, url, chains.get((e.policy, e.backup_id))) for e, url in shown]
+    doc = {"backups": rows, "count": len(rows), "not_shown": dict(sorted(hidden.items()))}
 
     def text() -> str:
         rows = [
@@ -222,7 +228,7 @@ def list_output(shown: list[tuple[BackupEntry, str]], chains: dict[tuple[str, st
         ]
         return table(rows, LIST_COLUMNS)
 
-    return Output(doc, text)
+    return Output(doc, text, legacy_list="backups")
 
 
 def show_output(manifest: Manifest, doc: dict[str, Any], live: dict[str, int]) -> Output:
@@ -342,8 +348,17 @@ def prune_output(
 
 
 def archive_output(done: list[tuple[ArchivePlan, int]], executed: bool, now: datetime) -> Output:
-    """``backups archive``: per policy, its plan and how many objects were moved."""
+    """``backups archive``: per policy (under ``policies``), its plan and how many objects
+    were moved; the totals of all of them."""
     docs = [{**archive_json(plan), "executed": executed, "moved": moved} for plan, moved in done]
+    summary = {
+        "policies": docs,
+        "executed": executed,
+        "now": now.isoformat(),
+        "objects": sum(len(d["objects"]) for d in docs),
+        "bytes": sum(plan.bytes for plan, _ in done),
+        "moved": sum(moved for _, moved in done),
+    }
 
     def text() -> str:
         rows = [
@@ -363,4 +378,4 @@ def archive_output(done: list[tuple[ArchivePlan, int]], executed: bool, now: dat
                 )
         return "\n".join(lines)
 
-    return Output(docs, text)
+    return Output(summary, text, legacy_list="policies")

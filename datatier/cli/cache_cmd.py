@@ -43,7 +43,13 @@ def sets(app: AppContext) -> None:
         }
         for s in find_warm_sets(app.loaded())
     ]
-    emit(Output(rows, lambda: table(rows, ["name", "queries", "source", "description"])))
+    emit(
+        Output(
+            {"sets": rows, "count": len(rows)},
+            lambda: table(rows, ["name", "queries", "source", "description"]),
+            legacy_list="sets",
+        )
+    )
 
 
 def _on_error_options(command: F) -> F:
@@ -291,8 +297,14 @@ def stats_cmd(app: AppContext, servers: tuple[str, ...]) -> None:
     """
     loaded = app.loaded()
     found = [node_stats(s, loaded.config.memcached.timeout) for s in cache_servers(loaded, servers)]
-    emit(Output([n.to_json() for n in found], lambda: _stats_text(found)))
     down = [n for n in found if not n.up]
+    doc = {
+        "nodes": [n.to_json() for n in found],
+        "ok": not down,
+        "up": len(found) - len(down),
+        "down": len(down),
+    }
+    emit(Output(doc, lambda: _stats_text(found), legacy_list="nodes"))
     if down:
         raise ServiceUnavailable(f"{len(down)} memcached node(s) unreachable: {down[0].error}")
 

@@ -80,8 +80,13 @@ def check(
             grace_hours=grace_hours,
         )
         results = run_checks(ctx, [n.strip() for n in only.split(",") if n.strip()])
-        emit(Output([r.to_json() for r in results], lambda: _text(results)))
         bad = [r for r in results if r.status is Status.FAIL]
+        doc = {
+            "checks": [r.to_json() for r in results],
+            "ok": not bad,
+            "counts": {s.value: sum(r.status is s for r in results) for s in Status},
+        }
+        emit(Output(doc, lambda: _text(results), legacy_list="checks"))
         if bad:
             names = ", ".join(dict.fromkeys(f"{r.check} ({r.target})" for r in bad))
             raise OperationFailed(f"{len(bad)} of {len(results)} checks failed: {names}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,9 @@ from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option, table
 from datatier.errors import UsageError
 from datatier.sandbox.layout import DEFAULT_PORT_BASE, SERVICE_NAMES
+
+if TYPE_CHECKING:
+    from datatier.sandbox.supervisor import Sandbox
 
 DEFAULT_DIR = Path(".sandbox")
 BACKENDS = ("processes", "containers")
@@ -61,9 +64,20 @@ def _images(pairs: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def _services(rows: list[dict[str, Any]], tail: str = "") -> Output:
-    """The services' rows as a table (``tail`` after it), or as the JSON list."""
-    return Output(rows, lambda: table(rows, COLUMNS) + (f"\n{tail}" if tail else ""))
+def _services(sandbox: Sandbox, rows: list[dict[str, Any]], tail: str = "") -> Output:
+    """The services' rows as a table (``tail`` after it), or as the JSON object
+    ``{"dir", "backend", "services", "running", "ok"}`` (ok: every service runs)."""
+    running = sum(r["state"] == "running" for r in rows)
+    doc = {
+        "dir": str(sandbox.root),
+        "backend": sandbox.backend.name,
+        "services": rows,
+        "running": running,
+        "ok": running == len(rows),
+    }
+    return Output(
+        doc, lambda: table(rows, COLUMNS) + (f"\n{tail}" if tail else ""), legacy_list="services"
+    )
 
 
 @click.group("sandbox")
@@ -126,6 +140,7 @@ def up(
     rows = sandbox.up(skip)
     emit(
         _services(
+            sandbox,
             rows,
             f"sandbox up ({sandbox.backend.name}) in {time.monotonic() - started:.1f} s; "
             f"config: {sandbox.root / 'datatier.toml'}",
@@ -135,7 +150,7 @@ def up(
 
 @sandbox_group.command("status")
 @DIR_OPTION
-@json_option("Print a JSON list of services.")
+@json_option("Print the services as JSON.")
 @pass_app
 def status(app: AppContext, root: Path | None) -> None:
     """Show each service: name, kind, host, port, pid, state; replicas' IO/SQL threads.
@@ -144,8 +159,9 @@ def status(app: AppContext, root: Path | None) -> None:
     """
     from datatier.sandbox.supervisor import Sandbox
 
-    rows = Sandbox(sandbox_dir(app, root)).status()
-    emit(_services(rows))
+    sandbox = Sandbox(sandbox_dir(app, root))
+    rows = sandbox.status()
+    emit(_services(sandbox, rows))
     if any(r["state"] != "running" for r in rows):
         click.get_current_context().exit(1)
 
@@ -168,7 +184,7 @@ def down(app: AppContext, root: Path | None, purge: bool) -> None:
 
 @sandbox_group.command("images")
 @click.option("--build", is_flag=True, help="Build the local images that are missing.")
-@json_option("Print a JSON list.")
+@json_option("Print JSON.")
 def images_cmd(build: bool) -> None:
     """The container backend's image for each kind of server, and where it comes from.
 
@@ -198,4 +214,9 @@ def images_cmd(build: bool) -> None:
             )
     finally:
         engine.close()
-    emit(Output(rows, lambda: table(rows, ("kind", "image", "source", "present"))))
+    doc = {"images": rows, "missing": [r["kind"] for r in rows if not r["present"]]}
+    emit(
+        Output(
+            doc, lambda: table(rows, ("kind", "image", "source", "present")), legacy_list="images"
+        )
+    )

@@ -203,7 +203,7 @@ def test_a_damaged_newest_backup_is_not_kept_in_place_of_the_good_one(
         catalog.verify(damaged)
 
     code, listed = cli_json(capsys, "backups", "list", name, "--all", "--json")
-    assert {b["id"]: b["state"] for b in listed} == {
+    assert {b["id"]: b["state"] for b in listed["backups"]} == {
         good.backup_id: "complete",
         damaged.backup_id: "damaged",
     }

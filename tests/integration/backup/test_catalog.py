@@ -83,6 +83,13 @@ def run_json(sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str], *args: 
     return json.loads(out)
 
 
+def listing(sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    """The rows of ``backups list ARGS --json`` (its ``count`` checked against them)."""
+    doc = run_json(sandbox, capsys, "list", *args)
+    assert doc["count"] == len(doc["backups"])
+    return doc["backups"]
+
+
 def test_list_shows_complete_backups_and_all_shows_the_rest(
     sandbox: SandboxHandle, catalog_db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -90,7 +97,7 @@ def test_list_shows_complete_backups_and_all_shows_the_rest(
     killed, good = backup(sandbox, name), backup(sandbox, name)
     store(sandbox).delete([manifest_key(name, killed.backup_id)])  # as if killed before the end
 
-    rows = run_json(sandbox, capsys, "list", name)
+    rows = listing(sandbox, capsys, name)
     assert [r["id"] for r in rows] == [good.backup_id]
     row = rows[0]
     assert row["policy"] == name and row["engine"] == "mysql" and row["state"] == "complete"
@@ -98,11 +105,13 @@ def test_list_shows_complete_backups_and_all_shows_the_rest(
     assert row["bytes"] == good.total_bytes and row["bytes"] > 0
     assert row["storage_classes"] == {"STANDARD": len(good.objects)}
 
-    every = run_json(sandbox, capsys, "list", name, "--all")
+    every = listing(sandbox, capsys, name, "--all")
     assert [(r["id"], r["state"]) for r in every] == [
         (killed.backup_id, "incomplete"),
         (good.backup_id, "complete"),
     ]
+    assert run_json(sandbox, capsys, "list", name)["not_shown"] == {"incomplete": 1}
+    assert run_json(sandbox, capsys, "list", name, "--all")["not_shown"] == {}
     code, out, err = run(sandbox, capsys, "list")
     assert code == 0 and good.backup_id in out and killed.backup_id not in out
     assert "incomplete" in err and "--all" in err
@@ -185,7 +194,7 @@ def test_prune_dry_run_then_execute_keeps_the_newest(
 
     done = run_json(sandbox, capsys, "prune", name, "--execute")
     assert done["executed"] and done["result"]["backups"] == 1
-    rows = run_json(sandbox, capsys, "list", name, "--all")
+    rows = listing(sandbox, capsys, name, "--all")
     assert [r["id"] for r in rows] == [made[1].backup_id, made[2].backup_id]
     assert keys(sandbox, backup_prefix(name, made[0].backup_id)) == []
     assert run(sandbox, capsys, "verify", made[2].backup_id)[0] == 0
@@ -211,7 +220,7 @@ def test_prune_removes_incomplete_leftovers_and_uploads(
     assert done["result"]["uploads_aborted"] == 1
     assert list(s.list_incomplete_uploads(f"{name}/")) == []
     assert keys(sandbox, backup_prefix(name, killed.backup_id)) == []
-    assert [r["id"] for r in run_json(sandbox, capsys, "list", name, "--all")] == [good.backup_id]
+    assert [r["id"] for r in listing(sandbox, capsys, name, "--all")] == [good.backup_id]
 
 
 def test_prune_refuses_when_a_manifest_is_unreadable(
@@ -225,7 +234,7 @@ def test_prune_refuses_when_a_manifest_is_unreadable(
     assert code == 4 and out == ""
     assert "refusing to prune" in err and broken.backup_id in err
     assert keys(sandbox, f"{name}/") == before
-    rows = run_json(sandbox, capsys, "list", name, "--all")
+    rows = listing(sandbox, capsys, name, "--all")
     assert [r["state"] for r in rows] == ["unreadable", "complete", "complete"]
 
 
@@ -241,19 +250,24 @@ def test_archive_reclasses_data_not_manifests_then_verify_needs_a_restore(
     s = store(sandbox)
     m = backup(sandbox, name)
     newest = backup(sandbox, name)
-    assert run_json(sandbox, capsys, "archive", name)[0]["objects"] == []  # too young now
+    young = run_json(sandbox, capsys, "archive", name)
+    assert young["policies"][0]["objects"] == [] and young["objects"] == 0  # too young now
 
     later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
-    (plan,) = run_json(sandbox, capsys, "archive", name, "--now", later)
+    planned = run_json(sandbox, capsys, "archive", name, "--now", later)
+    (plan,) = planned["policies"]
+    assert planned["objects"] == len(m.objects) and planned["executed"] is False
+    assert planned["bytes"] == plan["bytes"] == sum(o.size for o in m.objects)
     assert sorted(o["key"] for o in plan["objects"]) == sorted(o.key for o in m.objects)
     assert plan["newest_kept"] == newest.backup_id  # the newest backup stays STANDARD
     assert {s.head(o.key).storage_class for o in m.objects} == {"STANDARD"}  # dry run
 
-    (done,) = run_json(sandbox, capsys, "archive", name, "--now", later, "--execute")
-    assert done["moved"] == len(m.objects)
+    archived = run_json(sandbox, capsys, "archive", name, "--now", later, "--execute")
+    (done,) = archived["policies"]
+    assert done["moved"] == archived["moved"] == len(m.objects) and archived["executed"]
     assert {s.head(o.key).storage_class for o in m.objects} == {"GLACIER"}
     assert s.head(manifest_key(name, m.backup_id)).storage_class == "STANDARD"
-    row, newest_row = run_json(sandbox, capsys, "list", name)
+    row, newest_row = listing(sandbox, capsys, name)
     assert row["storage_classes"] == {"GLACIER": len(m.objects)}
     assert newest_row["storage_classes"] == {"STANDARD": len(newest.objects)}
 

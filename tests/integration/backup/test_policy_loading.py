@@ -82,15 +82,17 @@ def test_one_broken_policy_does_not_stop_commands_about_the_others(
 
     assert main(["backups", "list", "--json"]) == 0
     out = capsys.readouterr()
-    assert manifest.backup_id in {b["id"] for b in json.loads(out.out)}
+    assert manifest.backup_id in {b["id"] for b in json.loads(out.out)["backups"]}
     assert "broken" in out.err and "policy.invalid" in out.err
     assert main(["backups", "verify", manifest.backup_id]) == 0
     assert main(["restore", manifest.backup_id, "--rename", f"{DB}=integ_nb", "--dry-run"]) == 0
     capsys.readouterr()
 
     assert main(["backup", "policies", "--json"]) == 2
-    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    listed = json.loads(capsys.readouterr().out)
+    rows = {r["name"]: r for r in listed["policies"]}
     assert rows["broken"]["valid"] is False and "invalid TOML" in rows["broken"]["error"]
+    assert listed["invalid"] == 1 and listed["valid"] == listed["count"] - 1 == len(rows) - 1
     assert rows["integ-good-neighbour"]["valid"] is True
 
     for args in (["backup", "run", "broken"], ["backups", "prune", "broken"]):

@@ -584,16 +584,29 @@ def test_stats(
     with mc.node() as node:
         node.store_many([StoreItem(b"k1", b"v"), StoreItem(b"k2", b"v")])
         node.get_many([b"k1", b"k2", b"k3", b"k4"])
-    code, nodes, err = run(
+    code, doc, err = run(
         capsys, "cache", "stats", "--server", mc.address, "--server", mc2.address, "--json"
     )
     assert code == 0, err
+    assert doc["ok"] is True and doc["up"] == 2 and doc["down"] == 0
+    nodes = doc["nodes"]
     first = nodes[0]
     assert first["items"] == 2 and first["get_hits"] == 2 and first["get_misses"] == 2
     assert first["hit_ratio"] == 0.5 and first["limit_bytes"] == 64 * 1024 * 1024
     assert nodes[1]["items"] == 0 and nodes[1]["hit_ratio"] is None
+    with pytest.MonkeyPatch.context() as env:  # deprecated: the bare list of before 0.2.0
+        env.setenv("DATATIER_JSON_LISTS", "1")
+        code, legacy, err = run(capsys, "cache", "stats", "--server", mc.address, "--json")
+    assert code == 0 and isinstance(legacy, list) and legacy[0]["address"] == mc.address
+    assert legacy[0]["items"] == 2 and "DATATIER_JSON_LISTS=1 is deprecated" in err
+    (sets_dir / "games.toml").write_text(GAMES)
+    code, sets, _ = run(capsys, "cache", "sets", "--json")
+    assert code == 0 and sets["count"] == 1
+    assert sets["sets"][0]["name"] == "games" and sets["sets"][0]["description"] == "game pages"
     mc2.stop()
-    code, nodes, err = run(
+    code, doc, err = run(
         capsys, "cache", "stats", "--server", mc.address, "--server", mc2.address, "--json"
     )
-    assert code == 3 and nodes[1]["up"] is False and "unreachable" in err
+    assert code == 3 and doc["nodes"][1]["up"] is False and "unreachable" in err
+    assert doc["ok"] is False and doc["up"] == 1 and doc["down"] == 1
+    assert [n["address"] for n in doc["nodes"]] == [mc.address, mc2.address]

@@ -225,10 +225,15 @@ def test_sigkill_of_the_backup_process_leaves_no_manifest(
     env_config = ["--config", str(sandbox.config_path)]
     capsys.readouterr()
     assert main([*env_config, "backups", "list", "fault-primary", "--all", "--json"]) == 0
-    states = {b["state"] for b in json.loads(capsys.readouterr().out)}
+    every = json.loads(capsys.readouterr().out)
+    states = [b["state"] for b in every["backups"]]
     assert "incomplete" in states, "--all shows the killed run"
+    assert every["count"] == len(states) and every["not_shown"] == {}
     assert main([*env_config, "backups", "list", "fault-primary", "--json"]) == 0
-    assert all(b["state"] == "complete" for b in json.loads(capsys.readouterr().out))
+    complete = json.loads(capsys.readouterr().out)
+    assert all(b["state"] == "complete" for b in complete["backups"])
+    assert complete["not_shown"]["incomplete"] == states.count("incomplete")
+    assert complete["count"] + sum(complete["not_shown"].values()) == every["count"]
     assert (
         main([*env_config, "backups", "prune", "fault-primary", "--execute", "--grace-hours", "0"])
         == 0

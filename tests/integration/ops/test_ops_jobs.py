@@ -177,7 +177,7 @@ def test_prune_and_verify_write_textfiles_and_a_failed_prune_runs_the_command(
         assert main(["backup", "run", policy]) == 0
     capsys.readouterr()
     assert main(["backups", "list", policy, "--json"]) == 0
-    newest = json.loads(capsys.readouterr().out)[-1]["id"]
+    newest = json.loads(capsys.readouterr().out)["backups"][-1]["id"]
     verify_prom = tmp_path / "verify.prom"
     assert main(["backups", "verify", newest, "--metrics-file", str(verify_prom)]) == 0
     text = verify_prom.read_text()
@@ -226,7 +226,9 @@ def test_recovery_window_prune_keeps_exactly_the_window_and_its_base(
             ids.append(json.loads(capsys.readouterr().out)["id"])
             time.sleep(1.1)  # distinct start times
         assert main(["backups", "list", name, "--json"]) == 0
-        rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+        listed = json.loads(capsys.readouterr().out)
+        rows = {r["id"]: r for r in listed["backups"]}
+        assert listed["count"] == len(rows) == 3
         starts = [datetime.fromisoformat(rows[i]["started_at"]) for i in ids]
         now = starts[2] + timedelta(seconds=5)
         window = (now - (starts[1] + (starts[2] - starts[1]) / 2)).total_seconds() / 86400
@@ -245,6 +247,7 @@ def test_recovery_window_prune_keeps_exactly_the_window_and_its_base(
         assert main([*args, "--execute"]) == 0
         capsys.readouterr()
         assert main(["backups", "list", name, "--json"]) == 0
-        assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [ids[1], ids[2]]
+        listed = json.loads(capsys.readouterr().out)
+        assert [r["id"] for r in listed["backups"]] == [ids[1], ids[2]] and listed["count"] == 2
     finally:
         path.unlink()

@@ -370,7 +370,7 @@ def test_installed_units_verify_run_and_back_up_the_sandbox(
             "runuser -u datatier -- datatier --config /etc/datatier/datatier.toml backups list "
             f"{POLICY} --json"
         ).stdout
-        (backup,) = json.loads(listed)
+        (backup,) = json.loads(listed)["backups"]
         assert backup["state"] == "complete"
         # The host's datatier sees the same backup in the sandbox's store.
         shown = subprocess.run(
@@ -379,7 +379,7 @@ def test_installed_units_verify_run_and_back_up_the_sandbox(
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert shown.returncode == 0, shown.stderr
-        assert [b["id"] for b in json.loads(shown.stdout)] == [backup["id"]]
+        assert [b["id"] for b in json.loads(shown.stdout)["backups"]] == [backup["id"]]
     finally:
         with sandbox.connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {DB}")

@@ -212,7 +212,7 @@ def test_cronjob_spec_fits_the_image_and_its_backup_restores(
 
     listed = podman("run", "--rm", "--network", "host", *flags, image, "backups", "list", POLICY,
                     "--json")  # fmt: skip
-    (backup,) = json.loads(listed.stdout)
+    (backup,) = json.loads(listed.stdout)["backups"]
     assert backup["state"] == "complete"
     restored = podman(
         "run", "--rm", "--network", "host", *flags, image, "restore", backup["id"],

@@ -116,10 +116,13 @@ def test_each_service_answers_its_own_protocol(sandbox: SandboxHandle) -> None:
 
 
 def test_status_json_lists_every_service(
-    sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+    sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str], test_backend: str
 ) -> None:
     assert main(["sandbox", "status", "--json", "--dir", str(sandbox.root)]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    rows = doc["services"]
+    assert doc["dir"] == str(sandbox.root.resolve()) and doc["backend"] == test_backend
+    assert doc["ok"] is True and doc["running"] == len(rows) == len(PORT_OFFSETS)
     assert {r["name"] for r in rows} == set(PORT_OFFSETS)
     for row in rows:
         assert {"name", "kind", "host", "port", "pid", "state"} <= row.keys()
@@ -127,6 +130,19 @@ def test_status_json_lists_every_service(
         assert process.port_open(row["host"], row["port"])
     replicas = [r for r in rows if r["name"].startswith("replica")]
     assert all(r["io_thread"] == "Yes" and r["sql_thread"] == "Yes" for r in replicas)
+
+
+def test_status_legacy_json_list(
+    sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DATATIER_JSON_LISTS=1 (deprecated): the bare list of before, a warning on stderr."""
+    assert main(["sandbox", "status", "--json", "--dir", str(sandbox.root)]) == 0
+    services = json.loads(capsys.readouterr().out)["services"]
+    monkeypatch.setenv("DATATIER_JSON_LISTS", "1")
+    assert main(["sandbox", "status", "--json", "--dir", str(sandbox.root)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == services
+    assert "DATATIER_JSON_LISTS=1 is deprecated" in err and "DATATIER_JSON_LISTS" not in out
 
 
 def test_up_twice_is_idempotent(sandbox: SandboxHandle) -> None:
@@ -216,12 +232,12 @@ def test_status_and_down_find_the_sandbox_of_the_config_in_use(
     monkeypatch.chdir(tmp_path)  # no ./.sandbox here: only the config can name the sandbox
     capsys.readouterr()
     assert main(["--config", str(sandbox.config_path), "sandbox", "status", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["services"]
     ports = {r["name"]: r["port"] for r in rows}
     assert ports["primary"] == sandbox.config.mysql.nodes["primary"].port
     monkeypatch.setenv("DATATIER_CONFIG", str(sandbox.config_path))
     assert main(["sandbox", "status", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == rows
+    assert json.loads(capsys.readouterr().out)["services"] == rows
     # A config no sandbox wrote: status and down refuse (exit 2), naming it; nothing stops.
     other = tmp_path / "prod.toml"
     other.write_text('[mysql.nodes.db1]\nrole = "primary"\n')

@@ -80,7 +80,10 @@ def test_up_is_idempotent_host_networked_and_down_leaves_nothing(
         # Same status shape as the process backend, plus the container and image.
         capsys.readouterr()
         assert main(["sandbox", "status", "--dir", str(root), "--json"]) == 0
-        status = json.loads(capsys.readouterr().out)
+        doc = json.loads(capsys.readouterr().out)
+        status = doc["services"]
+        assert doc["backend"] == "containers" and doc["ok"] is True
+        assert doc["running"] == len(status) == len(rows)
         for row in status:
             assert {"name", "kind", "host", "port", "pid", "state", "container", "image"} <= set(
                 row
@@ -104,7 +107,7 @@ def test_a_backend_switch_is_refused_while_the_sandbox_runs(
         Sandbox(sandbox.root, None, other)
 
 
-def test_images_are_content_addressed(engine: Any) -> None:
+def test_images_are_content_addressed(engine: Any, capsys: pytest.CaptureFixture[str]) -> None:
     """A local image's tag is a hash of its recipe; `sandbox images --build` finds every
     tag present and builds nothing (make images ran before the suite)."""
     for kind, spec in images.SPECS.items():
@@ -112,4 +115,8 @@ def test_images_are_content_addressed(engine: Any) -> None:
         assert ref is not None and ref.startswith(f"{images.REPOSITORY}/{kind}:")
         assert images.local_ref(spec) == ref, "the same recipe gives the same tag"
     assert images.present(engine, images.base_ref())
+    capsys.readouterr()
     assert main(["sandbox", "images", "--build", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["kind"] for r in doc["images"]] == list(images.SPECS)
+    assert doc["missing"] == [] and all(r["present"] for r in doc["images"])

@@ -590,10 +590,12 @@ def test_cli_list_show_verify_prune_archive(
 
     assert run_cli(config, "list", "--json") == 0
     out = capsys.readouterr()
-    rows = json.loads(out.out)
+    listed = json.loads(out.out)
+    rows = listed["backups"]
     assert [r["id"] for r in rows] == [old.backup_id, new.backup_id]
     assert {"id", "policy", "engine", "started_at", "finished_at", "bytes",
             "storage_classes", "state"} <= set(rows[0])  # fmt: skip
+    assert listed["count"] == 2 and listed["not_shown"] == {"incomplete": 1}
     assert "1 incomplete" in out.err
     assert run_cli(config, "list", "shop", "--all") == 0
     assert "incomplete" in capsys.readouterr().out
@@ -609,8 +611,11 @@ def test_cli_list_show_verify_prune_archive(
     assert capsys.readouterr().out.startswith(f"OK shop/{new.backup_id}")
 
     assert run_cli(config, "archive", "--json") == 0
-    (plan,) = json.loads(capsys.readouterr().out)
+    archived = json.loads(capsys.readouterr().out)
+    (plan,) = archived["policies"]
     assert len(plan["objects"]) == 2 and plan["executed"] is False
+    assert archived["objects"] == 2 and archived["moved"] == 0 and archived["executed"] is False
+    assert archived["bytes"] == plan["bytes"] > 0
     assert run_cli(config, "archive", "shop", "--execute", "--now", "2999-01-01") == 0
     assert "re-classed 2 object(s)" in capsys.readouterr().out  # the newest stays
     assert store.head(manifest_key("shop", new.backup_id)).storage_class == "STANDARD"

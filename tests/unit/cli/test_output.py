@@ -81,8 +81,10 @@ def test_a_result_already_out_is_the_only_document(
     document (the result), the error goes to stderr."""
     assert main(["cache", "stats", "--server", "127.0.0.1:1", "--json"]) == 3
     out, err = capsys.readouterr()
-    (node,) = json.loads(out)
+    doc = json.loads(out)
+    (node,) = doc["nodes"]
     assert node["address"] == "127.0.0.1:1" and node["up"] is False
+    assert doc["ok"] is False and doc["up"] == 0 and doc["down"] == 1
     assert "unreachable" in err
 
 

@@ -180,7 +180,9 @@ def test_list_show_verify_and_dry_run_cover_the_chain(
     sandbox: SandboxHandle, chain: Chain, tmp_path: Path
 ) -> None:
     full, inc1, inc2 = chain.ids
-    listed = {b["id"]: b for b in cli(sandbox, "backups", "list", POLICY, "--json").json()}
+    listed = {
+        b["id"]: b for b in cli(sandbox, "backups", "list", POLICY, "--json").json()["backups"]
+    }
     assert listed[full]["chain"] == "full" and listed[full]["parent"] is None
     assert listed[inc2]["chain"] == f"incremental 2 on {inc1}" and listed[inc2]["parent"] == inc1
     text = cli(sandbox, "backups", "list", POLICY).out
@@ -300,7 +302,9 @@ def test_a_chain_across_a_server_change_is_refused_and_a_broken_chain_never_rest
     assert inc["parent"] == full
     # The full backup's manifest goes: the incremental's chain is broken.
     store.delete([key])
-    listed = {b["id"]: b for b in cli(sandbox, "backups", "list", "phys-move", "--json").json()}
+    listed = {
+        b["id"]: b for b in cli(sandbox, "backups", "list", "phys-move", "--json").json()["backups"]
+    }
     assert listed[inc["id"]]["chain"] == f"broken: parent {full} is missing"
     datadir = tmp_path / "broken"
     result = cli(sandbox, "restore", inc["id"], "--datadir", str(datadir))
@@ -367,7 +371,9 @@ def test_full_every_days_decides_and_prune_keeps_the_parents(sandbox: SandboxHan
     }
     result = cli(sandbox, "backups", "prune", "phys-auto", "--execute", "--grace-hours", "0")
     assert result.code == 0, result.err
-    left = {b["id"] for b in cli(sandbox, "backups", "list", "phys-auto", "--json").json()}
+    left = {
+        b["id"] for b in cli(sandbox, "backups", "list", "phys-auto", "--json").json()["backups"]
+    }
     assert left == {third["id"], fourth["id"]}
     assert cli(sandbox, "backups", "verify", fourth["id"]).code == 0
 
@@ -408,7 +414,7 @@ def test_sigkill_mid_backup_leaves_no_manifest(sandbox: SandboxHandle, chain: Ch
     time.sleep(0.5)
     assert not [o for o in store.list_objects("phys-kill/") if o.key.endswith("manifest.json")]
     listed = cli(sandbox, "backups", "list", "phys-kill", "--all", "--json").json()
-    assert [b["state"] for b in listed] == ["incomplete"]
+    assert [b["state"] for b in listed["backups"]] == ["incomplete"] and listed["count"] == 1
     result = cli(sandbox, "backups", "prune", "phys-kill", "--execute", "--grace-hours", "0")
     assert result.code == 0, result.err
     assert not backup_keys(store, "phys-kill"), "prune removed the leftovers"

@@ -25,10 +25,19 @@ DB = "ops_check_db"
 
 
 def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict[str, Any]]]:
+    """Exit code and checks of ``check --json``; its summary fields agree with the checks."""
     capsys.readouterr()
     code = main(["check", *args, "--json"])
-    out = capsys.readouterr().out
-    return code, json.loads(out) if out.strip() else []
+    doc = json.loads(capsys.readouterr().out)
+    if "error" in doc:  # refused before any check ran
+        return code, []
+    rows: list[dict[str, Any]] = doc["checks"]
+    assert doc["counts"] == {
+        s: sum(r["status"] == s for r in rows) for s in ("pass", "fail", "skip")
+    }
+    assert doc["ok"] is (doc["counts"]["fail"] == 0) is (code == 0)
+    assert all(r["ok"] is (r["status"] != "fail") for r in rows)
+    return code, rows
 
 
 def only(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -207,13 +216,30 @@ def test_replica_lag(use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFi
     assert "sql thread No" in by_node["replica2"]["detail"]
 
 
+def test_legacy_json_list(
+    use_sandbox_config: SandboxHandle,
+    policy: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DATATIER_JSON_LISTS=1 (deprecated): the bare list of checks, as before 0.2.0, and a
+    warning on stderr only."""
+    code, rows = check(capsys, policy, "--only", "store")
+    monkeypatch.setenv("DATATIER_JSON_LISTS", "1")
+    assert main(["check", policy, "--only", "store", "--json"]) == code == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == rows and rows[0]["check"] == "store"
+    assert "DATATIER_JSON_LISTS=1 is deprecated" in err and "deprecated" not in out
+
+
 def test_free_space(
     use_sandbox_config: SandboxHandle,
     policy: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    if main(["backups", "list", policy, "--json"]) != 0 or not json.loads(capsys.readouterr().out):
+    listed = main(["backups", "list", policy, "--json"]), capsys.readouterr().out
+    if listed[0] != 0 or not json.loads(listed[1])["backups"]:
         assert main(["backup", "run", policy]) == 0
     code, rows = check(capsys, policy, "--only", "free space", "--staging-dir", str(tmp_path))
     assert code == 0 and only(rows, "free space")[0]["status"] == "pass", rows
