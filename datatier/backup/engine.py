@@ -1,6 +1,7 @@
 """The contracts between datatier's services and its engines (MySQL logical, MongoDB,
-MariaDB physical): a backup engine dumps into an :class:`ObjectWriter`, a restore engine
-plans and applies verified copies. Engines are chosen in :mod:`datatier.backup.engines`."""
+MariaDB physical): a backup engine plans (:class:`BackupPlan`) and dumps into an
+:class:`ObjectWriter`, a restore engine plans (:class:`RestorePlan`) and applies verified
+copies. Engines are chosen in :mod:`datatier.backup.engines`."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from datatier.mysql import dumpplan
 from datatier.mysql.physical.scratch import free_port
 from datatier.storage.s3 import S3Store
 from tests.integration.conftest import SandboxHandle, sql
+from tests.integration.encryption_support import encryption_env, make_key
 from tests.integration.integrity import clear_prefix, default_store
 from tests.integration.physical_support import Result, cli
 
@@ -155,7 +156,12 @@ def test_mysql_plan_for_people_is_a_table_and_writes_nothing(
     assert lines[-1] == "(~: the server's estimates; nothing was written)"
 
 
-def test_mongo_plan_names_the_collections_the_run_dumps(sandbox: SandboxHandle) -> None:
+def test_mongo_plan_names_the_collections_the_run_dumps_and_how_they_are_stored(
+    sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    keys = [make_key(tmp_path, "one"), make_key(tmp_path, "two")]
+    for variable, value in encryption_env(keys).items():
+        monkeypatch.setenv(variable, value)
     with pymongo.MongoClient[dict[str, Any]](
         sandbox.config.mongo.uri, serverSelectionTimeoutMS=3000
     ) as client:
@@ -167,10 +173,14 @@ def test_mongo_plan_names_the_collections_the_run_dumps(sandbox: SandboxHandle) 
         sandbox,
         "plan-mongo",
         f'engine = "mongo"\n[source]\ndatabases = ["{MONGO_DB}"]\n'
-        f'exclude_tables = ["{MONGO_DB}.skipped"]\n',
+        f'exclude_tables = ["{MONGO_DB}.skipped"]\n[storage]\ninitial_class = "GLACIER_IR"\n',
     )
     plan = dry_run(sandbox, name)
     manifest = run(sandbox, name)
+    assert plan["store"]["encrypted"] is True and plan["store"]["recipients"] == 2
+    assert len(manifest.encryption["recipients"]) == 2
+    assert plan["store"]["storage_class"] == "GLACIER_IR"
+    assert {o.storage_class for o in manifest.objects} == {"GLACIER_IR"}
     assert held(plan, "collection") == sorted(f"{t.database}.{t.name}" for t in manifest.tables)
     assert held(plan, "collection") == [f"{MONGO_DB}.one", f"{MONGO_DB}.people"]
     documents = {t["name"]: t["rows_estimate"] for t in plan["tables"]}
