@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from datatier.backup.engine import RestoreOptions
+    from datatier.backup.engine import BackupPlan, RestoreOptions
     from datatier.backup.manifest import Manifest
     from datatier.backup.policy import Policy
     from datatier.backup.restore import RestoreReport, locate_backup, restore_backup
-    from datatier.backup.service import load_policy, run_backup
+    from datatier.backup.service import load_policy, plan_backup, run_backup
     from datatier.config import Config, LoadedConfig
     from datatier.config import load as load_config
     from datatier.errors import (
@@ -47,6 +47,8 @@ _HOMES: Mapping[str, str] = MappingProxyType(
         "Policy": "datatier.backup.policy:Policy",
         "load_policy": "datatier.backup.service:load_policy",
         "run_backup": "datatier.backup.service:run_backup",
+        "plan_backup": "datatier.backup.service:plan_backup",
+        "BackupPlan": "datatier.backup.engine:BackupPlan",
         "Manifest": "datatier.backup.manifest:Manifest",
         "locate_backup": "datatier.backup.restore:locate_backup",
         "restore_backup": "datatier.backup.restore:restore_backup",
@@ -65,6 +67,7 @@ _HOMES: Mapping[str, str] = MappingProxyType(
 )
 
 __all__ = [  # the README's Library API section lists the same names
+    "BackupPlan",
     "Config",
     "ConfigError",
     "DatatierError",
@@ -86,6 +89,7 @@ __all__ = [  # the README's Library API section lists the same names
     "load_config",
     "load_policy",
     "locate_backup",
+    "plan_backup",
     "restore_backup",
     "run_backup",
 ]

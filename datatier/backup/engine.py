@@ -1,6 +1,7 @@
 """The contracts between datatier's services and its engines (MySQL logical, MongoDB,
-MariaDB physical): a backup engine dumps into an :class:`ObjectWriter`, a restore engine
-plans and applies verified copies. Engines are chosen in :mod:`datatier.backup.engines`."""
+MariaDB physical): a backup engine plans (:class:`BackupPlan`) and dumps into an
+:class:`ObjectWriter`, a restore engine plans (:class:`RestorePlan`) and applies verified
+copies. Engines are chosen in :mod:`datatier.backup.engines`."""
 
 from __future__ import annotations
 
@@ -35,14 +36,104 @@ class DumpResult:
     """For an incremental: the backup it builds on (the manifest names it)."""
 
 
+@dataclass(frozen=True)
+class PlannedTable:
+    """One table, sequence, view or collection a backup would hold. ``rows`` and ``bytes``
+    are the source's own estimates (``information_schema.TABLES``, ``collStats``; None where
+    it has none), never counted; ``ranges``: the key ranges a parallel dump reads it in
+    (None: the engine does not split tables)."""
+
+    database: str
+    name: str
+    kind: str = "table"  # table | sequence | view | collection
+    rows: int | None = None
+    bytes: int | None = None
+    ranges: int | None = None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.database}.{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "name": self.name,
+            "kind": self.kind,
+            "rows_estimate": self.rows,
+            "bytes_estimate": self.bytes,
+            "ranges": self.ranges,
+        }
+
+
+HELD_KINDS = frozenset({"table", "sequence", "collection"})
+"""Kinds a manifest lists in ``tables`` (views are recorded with their database)."""
+
+
+@dataclass
+class BackupPlan:
+    """What a backup would read and how, decided before anything is written (reads only).
+
+    ``source``: the node or server it reads (for MySQL with the lag measured on it);
+    ``kind``: ``full`` or ``incremental`` on ``parent``; ``tables``: what is in scope, with
+    estimates; ``jobs``: parallel readers; ``consistency``: the method it would use;
+    ``store``: where objects would go (set by the service: url, storage class, encryption);
+    ``details``: the engine's other facts for ``--json``; ``summary``: lines a person reads.
+    """
+
+    engine: str
+    policy: str
+    source: dict[str, Any]
+    consistency: str
+    tables: list[PlannedTable] = field(default_factory=list)
+    kind: str = "full"
+    parent: str | None = None
+    jobs: int = 1
+    store: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    summary: list[str] = field(default_factory=list)
+
+    def held(self) -> list[str]:
+        """``db.name`` of every table or collection the manifest would list, sorted."""
+        return sorted(t.qualified for t in self.tables if t.kind in HELD_KINDS)
+
+    def estimates(self) -> dict[str, Any]:
+        """Totals of the estimates (rows and bytes the source reports; not counted)."""
+        return {
+            "rows": sum(t.rows or 0 for t in self.tables),
+            "bytes": sum(t.bytes or 0 for t in self.tables),
+            "estimated": True,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": True,
+            "policy": self.policy,
+            "engine": self.engine,
+            "kind": self.kind,
+            "parent": self.parent,
+            "source": self.source,
+            "consistency": self.consistency,
+            "jobs": self.jobs,
+            "store": self.store,
+            "estimates": self.estimates(),
+            "tables": [t.to_json() for t in self.tables],
+            "details": self.details,
+            "summary": self.summary,
+        }
+
+
 class BackupEngine(abc.ABC):
     """Abstract base of dump engines.
 
-    Contract: :meth:`dump` writes every data object through ``writer`` (opening and closing
-    objects in restore order) from one consistent point of the source, and returns a
-    :class:`DumpResult`. It never writes the manifest. On any failure it raises (an
-    :class:`~datatier.errors.DatatierError` where the cause is known) after releasing the
-    source; the service then aborts the writer, so no manifest is ever written.
+    Contract: :meth:`plan` decides what :meth:`dump` would take and reads only (the same
+    refusals as a dump: UsageError, ConfigError, OperationFailed); after it, :meth:`dump`
+    follows its decisions (full or incremental, parent, split rule), though what a dump
+    holds is read again at its consistent point. :meth:`dump` writes every data object
+    through ``writer`` (opening and closing objects in restore order) from one consistent
+    point of the source, and returns a :class:`DumpResult`. It never writes the manifest.
+    On any failure it raises (an :class:`~datatier.errors.DatatierError` where the cause is
+    known) after releasing the source; the service then aborts the writer, so no manifest
+    is ever written.
     """
 
     name: ClassVar[str]
@@ -55,6 +146,10 @@ class BackupEngine(abc.ABC):
         """The engine for ``policy``'s source, as configured (ConfigError if it is not).
         Engines reading replicas choose a node lagging at most ``max_lag`` seconds (None:
         the policy's limit), or raise NotReadyYet (exit 5) before anything is written."""
+
+    @abc.abstractmethod
+    def plan(self) -> BackupPlan:
+        """What the next :meth:`dump` would read, from the source's catalogue; reads only."""
 
     @abc.abstractmethod
     def dump(self, writer: ObjectWriter) -> DumpResult:

@@ -1,4 +1,7 @@
-"""Run one backup of a policy: dump -> objects -> manifest last.
+"""Plan and run one backup of a policy: plan (reads only) -> dump -> objects -> manifest last.
+
+:func:`plan_backup` is what ``backup run --dry-run`` shows and what every run decides
+first (and logs as ``backup.planned``): the same refusals, nothing written.
 
 Contract: data objects are written first; the manifest (``POLICY/ID/manifest.json``, in
 STANDARD) only after every object is stored and checksummed, the object list accounts for
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from datatier import __version__
@@ -25,7 +29,7 @@ from datatier.backup.catalog import Catalog, store_urls
 from datatier.backup.completeness import missing_parts
 from datatier.backup.confirm import confirm_listed
 from datatier.backup.encryption import policy_recipients
-from datatier.backup.engine import DumpResult
+from datatier.backup.engine import BackupEngine, BackupPlan, DumpResult
 from datatier.backup.engines import backup_engine
 from datatier.backup.manifest import (
     CHAIN_FORMAT_VERSION,
@@ -45,7 +49,7 @@ from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, ServiceUnavailable, failure_fields
 from datatier.log import get_logger
-from datatier.pipeline.encrypt import METHOD
+from datatier.pipeline.encrypt import METHOD, Recipients
 from datatier.storage.base import ObjectStore, StorageClass
 
 log = get_logger(__name__)
@@ -89,6 +93,59 @@ def load_policy(loaded: LoadedConfig, name: str) -> Policy:
     return get_policy(policies_dir(loaded), name, config.backup.default_store, config.mysql.nodes)
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A backup decided and not yet begun: its engine (bound to the plan's decisions), the
+    plan, the opened store and the recipients new objects are encrypted to."""
+
+    engine: BackupEngine
+    plan: BackupPlan
+    store: ObjectStore
+    recipients: Recipients | None
+
+
+def plan_backup(
+    loaded: LoadedConfig,
+    policy: Policy,
+    *,
+    max_lag: float | None = None,
+    incremental: bool | None = None,
+    store: ObjectStore | None = None,
+) -> BackupPlan:
+    """What a backup of ``policy`` would take, without writing anything (see
+    :func:`run_backup` for the arguments and refusals, which are the same)."""
+    return _prepare(loaded, policy, max_lag, incremental, store).plan
+
+
+def _prepare(
+    loaded: LoadedConfig,
+    policy: Policy,
+    max_lag: float | None,
+    incremental: bool | None,
+    store: ObjectStore | None,
+) -> Planned:
+    """Resolve the encryption, check the store (read), build the engine and plan."""
+    config = loaded.config
+    recipients = policy_recipients(config, policy)
+    if store is None:
+        store = store_for(policy.store_url, config)
+    store.check()
+    if warning := store.encryption_warning():
+        log.warning("backup.store_unencrypted", store=store.url, warning=warning)
+    engine = backup_engine(loaded, policy, max_lag=max_lag)
+    engine.choose(incremental)
+    plan = engine.plan()
+    plan.store = {
+        "url": store.url,
+        "prefix": f"{policy.name}/",
+        "storage_class": str(StorageClass(policy.spec.storage.initial_class)),
+        "compression": f"zstd level {policy.spec.compression_level}",
+        "encrypted": recipients is not None,
+        "recipients": 0 if recipients is None else len(recipients.keys),
+    }
+    return Planned(engine, plan, store, recipients)
+
+
 def run_backup(
     loaded: LoadedConfig,
     policy: Policy,
@@ -107,16 +164,26 @@ def run_backup(
     before anything is written. ``incremental``: True asks for an incremental, False for a
     full backup, None lets the policy decide (:meth:`~datatier.backup.engine.BackupEngine.choose`).
     ``store`` is the policy's store already opened (opening an S3 client costs a moment).
+    The engine plans first (:func:`plan_backup`), and the dump follows that plan.
     """
     config = loaded.config
-    recipients = policy_recipients(config, policy)
-    if store is None:
-        store = store_for(policy.store_url, config)
-    store.check()
-    if warning := store.encryption_warning():
-        log.warning("backup.store_unencrypted", store=store.url, warning=warning)
-    engine = backup_engine(loaded, policy, max_lag=max_lag)
-    engine.choose(incremental)
+    planned = _prepare(loaded, policy, max_lag, incremental, store)
+    engine, store, recipients = planned.engine, planned.store, planned.recipients
+    plan = planned.plan
+    totals = plan.estimates()
+    log.info(
+        "backup.planned",
+        policy=policy.name,
+        engine=plan.engine,
+        kind=plan.kind,
+        parent=plan.parent,
+        source=plan.source.get("node") or plan.source.get("server") or plan.source.get("uri"),
+        tables=len(plan.held()),
+        jobs=plan.jobs,
+        consistency=plan.consistency,
+        estimated_rows=totals["rows"],
+        estimated_bytes=totals["bytes"],
+    )
     backup_id = new_backup_id()
     prefix = backup_prefix(policy.name, backup_id)
     started_at, t0 = utc_now_iso(), time.monotonic()

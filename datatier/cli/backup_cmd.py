@@ -6,14 +6,15 @@ from pathlib import Path
 
 import click
 
+from datatier.backup.engine import BackupPlan
 from datatier.backup.policy import scan_policies
-from datatier.backup.service import load_policy, policies_dir, run_backup
+from datatier.backup.service import load_policy, plan_backup, policies_dir, run_backup
 from datatier.backup.stores import store_for
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option, table
 from datatier.cli.progress import Progress
 from datatier.display import human_bytes
-from datatier.errors import ExitCode
+from datatier.errors import ExitCode, UsageError
 from datatier.ops.job import run_job
 
 METRICS_FILE_OPTION = click.option(
@@ -43,6 +44,12 @@ def backup_group() -> None:
     help="Physical policies: an incremental on the newest backup, or a full backup "
     "(default: as the policy's full_every_days says).",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what the backup would read and how (source, tables with estimates, "
+    "ranges, consistency, store) and write nothing.",
+)
 @json_option("Print the result as JSON.")
 @METRICS_FILE_OPTION
 @pass_app
@@ -51,6 +58,7 @@ def run(
     policy: str,
     max_lag: float | None,
     incremental: bool | None,
+    dry_run: bool,
     metrics_file: Path | None,
 ) -> None:
     """Back up POLICY now: dump, compress, checksum, upload; the manifest is written last.
@@ -60,8 +68,19 @@ def run(
     does. A failed or interrupted run leaves no manifest and deletes what it wrote (or
     says what it left for `backups prune`). Every run, good or bad, is recorded in the
     store (for metrics); a failed one is sent to notify.command / notify.webhook_url.
+
+    --dry-run makes every decision and refusal of a run (same exit codes) and prints the
+    plan; it writes nothing to the store, records no job and notifies no one.
     """
     loaded = app.loaded()
+    if dry_run:
+        if metrics_file is not None:
+            raise UsageError("--metrics-file records a run; a dry run has none to record")
+        plan = plan_backup(
+            loaded, load_policy(loaded, policy), max_lag=max_lag, incremental=incremental
+        )
+        emit(Output(plan.to_json(), lambda: _plan_text(plan)))
+        return
     with run_job(
         loaded, "backup", policy=policy, metrics_file=metrics_file, reported=app.reported
     ) as job:
@@ -107,6 +126,35 @@ def run(
         f"{summary['seconds']} s"
     )
     emit(Output(summary, text))
+
+
+def _plan_text(plan: BackupPlan) -> str:
+    """The plan for people: what is decided, then the tables in scope."""
+    store = plan.store
+    chained = f" on {plan.parent}" if plan.parent else ""
+    encrypted = (
+        f"encrypted to {store['recipients']} recipient(s)" if store.get("encrypted") else "plain"
+    )
+    lines = [
+        f"would back up {plan.policy} ({plan.engine}, {plan.kind}{chained}) to "
+        f"{store.get('url')}/{store.get('prefix')}: {store.get('storage_class')}, "
+        f"{store.get('compression')}, {encrypted}",
+        *(f"  {line}" for line in plan.summary),
+    ]
+    rows = [
+        {
+            "table": t.qualified,
+            "kind": t.kind,
+            "rows~": t.rows,
+            "bytes~": None if t.bytes is None else human_bytes(t.bytes),
+            "ranges": t.ranges,
+        }
+        for t in plan.tables
+    ]
+    if rows:
+        lines += ["", table(rows, ("table", "kind", "rows~", "bytes~", "ranges"))]
+    lines.append("(~: the server's estimates; nothing was written)")
+    return "\n".join(lines)
 
 
 @backup_group.command("policies")

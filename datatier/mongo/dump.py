@@ -23,16 +23,17 @@ import pymongo
 import pymongo.errors
 from bson import json_util
 
-from datatier.backup.engine import BackupEngine, DumpResult
+from datatier.backup.engine import BackupEngine, BackupPlan, DumpResult, PlannedTable
 from datatier.backup.manifest import TableRecord
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
 from datatier.config import LoadedConfig, MongoServer
+from datatier.display import human_bytes
 from datatier.errors import ConfigError, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.mongo.bsonstream import count_documents
 from datatier.mongo.client import handshake, mongo_client
-from datatier.mongo.oplog import capture, oplog_position
+from datatier.mongo.oplog import OPLOG_METHOD, capture, oplog_position
 from datatier.storage.base import MiB
 
 log = get_logger(__name__)
@@ -91,6 +92,72 @@ class MongoDumpEngine(BackupEngine):
         names = client.list_database_names()
         return sorted(n for n in names if self.policy.includes_database(n))
 
+    def _scope(
+        self, client: pymongo.MongoClient[Any]
+    ) -> tuple[dict[str, dict[str, Any]], list[tuple[str, Mapping[str, Any]]]]:
+        """What a backup holds: per wanted database its views (as the manifest records
+        them), and the (database, collection spec) pairs to dump, in dump order."""
+        databases: dict[str, dict[str, Any]] = {}
+        collections: list[tuple[str, Mapping[str, Any]]] = []
+        for db_name in self._wanted_databases(client):
+            databases[db_name] = {"views": []}
+            for spec in sorted(client[db_name].list_collections(), key=lambda s: str(s["name"])):
+                name = str(spec["name"])
+                if name.startswith("system."):
+                    continue
+                if spec.get("type") == "view":
+                    databases[db_name]["views"].append(
+                        json_util.dumps({"name": name, "options": spec.get("options", {})})
+                    )
+                elif self.policy.includes_table(db_name, name):
+                    collections.append((db_name, spec))
+        return databases, collections
+
+    def plan(self) -> BackupPlan:
+        """The collections in scope with the server's estimates (``collStats`` count and
+        size), views, and whether an oplog slice makes it one point in time."""
+        try:
+            with mongo_client(self.settings) as client:
+                info = client.server_info()
+                hello = handshake(client)
+                start = oplog_position(client)  # refuses an empty oplog as a dump does
+                databases, collections = self._scope(client)
+                tables = [_estimate(client[db], str(spec["name"])) for db, spec in collections]
+        except pymongo.errors.ConnectionFailure as exc:
+            raise ServiceUnavailable(f"MongoDB at {self.settings.uri} went away: {exc}") from None
+        except pymongo.errors.PyMongoError as exc:
+            raise OperationFailed(f"MongoDB backup plan failed: {exc}") from None
+        tables += [
+            PlannedTable(db, str(json_util.loads(view)["name"]), "view")
+            for db, slot in databases.items()
+            for view in slot["views"]
+        ]
+        consistency = OPLOG_METHOD if start is not None else str(STANDALONE["method"])
+        plan = BackupPlan(
+            engine=self.name,
+            policy=self.policy.name,
+            source={
+                "engine": "mongo",
+                "uri": self.settings.uri,
+                "server": self.server,
+                "version": info.get("version"),
+                "replica_set": hello.get("setName"),
+            },
+            consistency=consistency,
+            tables=tables,
+            details={"databases": sorted(databases), "chunk_bytes": self.chunk_bytes},
+        )
+        totals = plan.estimates()
+        plan.summary = [
+            f"source {self.server or 'default'} ({self.settings.uri}, "
+            f"version {info.get('version')})",
+            f"{len(databases)} databases, {len(collections)} collections, "
+            f"{len(tables) - len(collections)} views: ~{totals['rows']} documents, "
+            f"~{human_bytes(totals['bytes'])} (server estimates)",
+            f"consistency: {consistency}",
+        ]
+        return plan
+
     def dump(self, writer: ObjectWriter) -> DumpResult:
         started = time.monotonic()
         try:
@@ -98,23 +165,8 @@ class MongoDumpEngine(BackupEngine):
                 info = client.server_info()
                 hello = handshake(client)
                 start = oplog_position(client)  # None on a standalone server
-                databases: dict[str, dict[str, Any]] = {}
-                tables: list[TableRecord] = []
-                for db_name in self._wanted_databases(client):
-                    databases[db_name] = {"views": []}
-                    db = client[db_name]
-                    for spec in sorted(db.list_collections(), key=lambda s: str(s["name"])):
-                        name = str(spec["name"])
-                        if name.startswith("system."):
-                            continue
-                        if spec.get("type") == "view":
-                            databases[db_name]["views"].append(
-                                json_util.dumps({"name": name, "options": spec.get("options", {})})
-                            )
-                            continue
-                        if not self.policy.includes_table(db_name, name):
-                            continue
-                        tables.append(self._collection(writer, db, spec))
+                databases, collections = self._scope(client)
+                tables = [self._collection(writer, client[db], spec) for db, spec in collections]
                 consistency = (
                     capture(client, writer, start, databases, self.chunk_bytes)
                     if start is not None
@@ -187,3 +239,20 @@ class MongoDumpEngine(BackupEngine):
         if current is not None:
             writer.close(current)
         return TableRecord(db.name, name, docs, digest.hexdigest(), size)
+
+
+def _estimate(db: Any, name: str) -> PlannedTable:
+    """A collection with the server's own count and data size (``collStats``); None where
+    the server does not say."""
+    try:
+        stats = db.command("collStats", name)
+    except pymongo.errors.OperationFailure:
+        stats = {}
+    count, size = stats.get("count"), stats.get("size")
+    return PlannedTable(
+        db.name,
+        name,
+        "collection",
+        rows=int(count) if isinstance(count, int | float) else None,
+        bytes=int(size) if isinstance(size, int | float) else None,
+    )

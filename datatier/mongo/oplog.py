@@ -37,6 +37,7 @@ from datatier.mongo.client import handshake
 from datatier.mongo.oplogapply import Applier, ApplyOpsApplier
 
 OPLOG_KEY = "oplog.bson"
+OPLOG_METHOD = "oplog (mongodump --oplog): data plus the oplog slice written meanwhile"
 # Fields applyOps must not see: the source collection's UUID (restored collections have
 # new ones), the session/transaction bookkeeping of the original write, and the `_id`
 # mongo-java-server gives its oplog entries.
@@ -97,7 +98,7 @@ def capture(
             hint="enlarge the oplog or back up from a less busy member",
         )
     return {
-        "method": "oplog (mongodump --oplog): data plus the oplog slice written meanwhile",
+        "method": OPLOG_METHOD,
         "point_in_time": True,
         "oplog_start": {"t": start.time, "i": start.inc},
         "oplog_end": {"t": end.time, "i": end.inc},

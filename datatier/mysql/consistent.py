@@ -57,6 +57,16 @@ class SnapshotPoint:
         return asdict(self)
 
 
+SINGLE_SNAPSHOT = "one consistent-snapshot transaction (no RELOAD privilege)"
+"""The method of a group that could not block DDL (see the module docstring)."""
+
+
+def lock_method(flavor: Flavor, jobs: int) -> str:
+    """The method of a group that blocked DDL and commits, as the manifest records it."""
+    method = "BACKUP STAGE" if flavor.block_commit else "FLUSH TABLES WITH READ LOCK"
+    return f"{method}, {jobs} snapshot(s)"
+
+
 def _iso(moment: object) -> str:
     """A server's naive UTC datetime as ISO-8601 with ``Z`` ('' if it is not one)."""
     if not isinstance(moment, datetime):
@@ -146,9 +156,8 @@ class SnapshotGroup:
         gtid = query_dicts(conn, flavor.gtid_query)[0]
         blocked = time.monotonic() - started
         self._savepoints()
-        method = "BACKUP STAGE" if flavor.block_commit else "FLUSH TABLES WITH READ LOCK"
         return SnapshotPoint(
-            method=f"{method}, {self.jobs} snapshot(s)",
+            method=lock_method(flavor, self.jobs),
             binlog_file=status[0]["File"] if status else None,
             binlog_pos=int(status[0]["Position"]) if status else None,
             gtid_pos=str(gtid["gtid_pos"] or ""),
@@ -175,7 +184,7 @@ class SnapshotGroup:
             gtid = str(found[0]["g"] or "")
         self._savepoints()
         return SnapshotPoint(
-            method="one consistent-snapshot transaction (no RELOAD privilege)",
+            method=SINGLE_SNAPSHOT,
             binlog_file=file,
             binlog_pos=int(pos) if pos else None,
             gtid_pos=gtid,

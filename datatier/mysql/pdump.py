@@ -24,7 +24,6 @@ one per line; ``verify --restore-test`` re-reads a restored copy the same way.
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from typing import Any
 
 import MySQLdb
 
-from datatier.backup.engine import BackupEngine, DumpResult
+from datatier.backup.engine import BackupEngine, BackupPlan, DumpResult
 from datatier.backup.manifest import TableRecord
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
@@ -43,6 +42,13 @@ from datatier.log import get_logger
 from datatier.mysql.catalogue import Catalogue, Definition, Table, read_catalogue
 from datatier.mysql.connection import Endpoint, connect, query_dicts
 from datatier.mysql.consistent import SnapshotGroup, SnapshotPoint
+from datatier.mysql.dumpplan import (
+    check_not_empty,
+    plan_dump,
+    range_count,
+    range_share,
+    split_points,
+)
 from datatier.mysql.fastreader import RawConnection
 from datatier.mysql.grants import dump_grants
 from datatier.mysql.rowtext import STATEMENT_BYTES, RowQuery, range_filters, read_texts
@@ -60,8 +66,6 @@ from datatier.storage.base import MiB
 
 log = get_logger(__name__)
 
-MIN_RANGE_BYTES = 16 << 20
-MAX_RANGES = 64
 LOST = (1927, 2006, 2013, 2055)  # 1927: our connection was KILLed
 DEF_CHANGED = 1412
 GRANTS_KEY = "@users/grants.sql.zst"
@@ -146,6 +150,11 @@ class ParallelDumpEngine(BackupEngine):
         self._states: dict[tuple[str, str], TableState] = {}
         self._largest_statement = 0
 
+    def plan(self) -> BackupPlan:
+        """The catalogue's tables with estimates, key ranges, jobs and snapshot method
+        (:mod:`datatier.mysql.dumpplan`), on the chosen source."""
+        return plan_dump(self.source, self.policy, self.choice, self.jobs, self.chunk_bytes)
+
     # -- the whole dump -------------------------------------------------------------------
 
     def dump(self, writer: ObjectWriter) -> DumpResult:
@@ -158,7 +167,7 @@ class ParallelDumpEngine(BackupEngine):
                 if not locked and self._catalogue(group) != catalogue:
                     log.warning("backup.ddl_during_start", node=self.source.name, attempt=attempt)
                     continue
-                self._check_not_empty(catalogue)
+                check_not_empty(catalogue, self.policy, self.source)
                 threshold = self.raw_threshold or self._threshold(group)
                 return self._run(group, catalogue, point, writer, threshold, started)
         raise OperationFailed(
@@ -171,12 +180,6 @@ class ParallelDumpEngine(BackupEngine):
         return read_catalogue(
             group.coordinator, self.policy.includes_database, self.policy.includes_table
         )
-
-    def _check_not_empty(self, catalogue: Catalogue) -> None:
-        if not catalogue.databases:
-            raise OperationFailed(
-                f"policy {self.policy.name} matches no database on {self.source.label}"
-            )
 
     def _threshold(self, group: SnapshotGroup) -> int:
         assert group.coordinator is not None
@@ -281,13 +284,13 @@ class ParallelDumpEngine(BackupEngine):
     # -- planning -------------------------------------------------------------------------
 
     def _plan(self, group: SnapshotGroup, tables: list[Table]) -> list[Task]:
-        """Tasks largest first; tables above a fair share split into integer key ranges."""
-        total = sum(t.data_bytes for t in tables)
-        share = max(MIN_RANGE_BYTES, total // (group.jobs * 4) if group.jobs > 1 else total + 1)
+        """Tasks largest first; tables above a fair share split into integer key ranges
+        (the rule of :mod:`datatier.mysql.dumpplan`)."""
+        share = range_share(sum(t.data_bytes for t in tables), group.jobs)
         tasks: list[Task] = []
         for table in tables:
             column = table.split_column
-            pieces = min(MAX_RANGES, math.ceil(table.data_bytes / share)) if share else 1
+            pieces = range_count(table, share)
             if column is None or pieces < 2:
                 tasks.append(Task(table, 0, "", table.data_bytes))
                 continue
@@ -295,9 +298,7 @@ class ParallelDumpEngine(BackupEngine):
             if bounds is None:
                 tasks.append(Task(table, 0, "", table.data_bytes))
                 continue
-            low, high = bounds
-            step = (high - low + 1) / pieces
-            points = sorted({low + int(step * i) for i in range(1, pieces)} - {low})
+            points = list(split_points(*bounds, pieces))
             self._states[(table.database, table.name)].split_points = tuple(points)
             filters = range_filters(table, points)
             tasks.extend(

@@ -17,26 +17,29 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from datatier.backup.catalog import Catalog
-from datatier.backup.engine import BackupEngine, DumpResult
+from datatier.backup.engine import BackupEngine, BackupPlan, DumpResult, PlannedTable
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
 from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
+from datatier.display import human_bytes
 from datatier.errors import ConfigError, OperationFailed
 from datatier.log import get_logger
 from datatier.mysql.connection import Endpoint, connect, endpoint
-from datatier.mysql.physical.lineage import ENGINE, choose_base, lsn
+from datatier.mysql.physical.lineage import ENGINE, Base, choose_base, lsn
 from datatier.mysql.physical.mbstream import StreamIndex
 from datatier.mysql.physical.server import (
     ServerIdentity,
     current_lsn,
     decode_filenames,
     read_identity,
+    stored_tables,
 )
 from datatier.mysql.physical.tool import (
     BackupRun,
@@ -50,6 +53,7 @@ from datatier.storage.base import MiB
 log = get_logger(__name__)
 
 OBJECT_KIND = "mbstream"
+CONSISTENCY = "mariabackup BACKUP STAGE"
 MAX_CHUNK = 16 * MiB
 """Objects are at most this many raw bytes: up to 6 wait compressed for their upload, and
 datafile pages can be incompressible, so larger ones would raise peak memory past 200 MB."""
@@ -58,6 +62,16 @@ datafile pages can be incompressible, so larger ones would raise peak memory pas
 def part_key(part: int) -> str:
     """The relative key of stream part ``part`` (from 1); sorts in stream order."""
     return f"mbstream-{part:06d}.zst"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the next backup is, decided from the server and the catalog (reads only)."""
+
+    server: ServerIdentity
+    datadir: str
+    base: Base
+    lsn: int  # the server's LSN when it was decided
 
 
 class MariabackupEngine(BackupEngine):
@@ -97,26 +111,91 @@ class MariabackupEngine(BackupEngine):
         self.chunk_bytes = chunk_bytes
         self.parallel = max(1, parallel)
         self.requested: bool | None = None
+        self._decided: Decision | None = None
 
     def choose(self, incremental: bool | None) -> None:
         self.requested = incremental
+        self._decided = None
+
+    def _decide(self) -> Decision:
+        """The server, its datadir (ConfigError unless on this host) and the parent."""
+        with connect(self.source) as conn:
+            server = read_identity(conn)
+            datadir = self._datadir(server)
+            now_lsn = current_lsn(conn)
+            base = choose_base(
+                self.catalog, self.policy, server, now_lsn, self.requested, datetime.now(UTC)
+            )
+        return Decision(server, datadir, base, now_lsn)
+
+    # -- the plan ---------------------------------------------------------------------------
+
+    def plan(self) -> BackupPlan:
+        """Full or incremental and on which parent (the next :meth:`dump` keeps this
+        decision), the datadir and tool, and every table the copy would hold with the
+        server's size estimates."""
+        binary = find_tool("mariadb-backup", "mariabackup")
+        decided = self._decide()
+        with connect(self.source) as conn:
+            databases, stored = stored_tables(conn)
+        self._decided = decided
+        server, base = decided.server, decided.base
+        tables = [PlannedTable(t.database, t.name, t.kind, t.rows, t.bytes) for t in stored]
+        kind = "full" if base.parent is None else "incremental"
+        version = tool_version(binary)
+        plan = BackupPlan(
+            engine=ENGINE,
+            policy=self.policy.name,
+            source={
+                "engine": ENGINE,
+                "node": self.source.name,
+                "host": self.source.host,
+                **server.to_json(),
+                "datadir": decided.datadir,
+                "tool": binary,
+                "tool_version": version,
+            },
+            consistency=CONSISTENCY,
+            tables=tables,
+            kind=kind,
+            parent=base.parent.backup_id if base.parent else None,
+            jobs=self.parallel,
+            details={
+                "databases": databases,
+                "base_reason": base.reason,
+                "lsn": decided.lsn,
+                "chunk_bytes": self.chunk_bytes,
+            },
+        )
+        lines = [
+            f"source {self.source.name} ({self.source.host}:{server.port}), datadir "
+            f"{decided.datadir}; mariadb-backup {version} --parallel={self.parallel}",
+            f"{kind} backup: {base.reason}",
+        ]
+        if base.parent is not None:
+            since = lsn(base.parent, "to_lsn")
+            plan.details["from_lsn"] = since
+            plan.details["redo_bytes_since_parent"] = max(0, decided.lsn - since)
+            lines.append(
+                f"copies the pages changed since LSN {since} "
+                f"(redo written since: {human_bytes(max(0, decided.lsn - since))})"
+            )
+        views = sum(t.kind == "view" for t in tables)
+        lines.append(
+            f"{len(databases)} databases, {len(tables) - views} tables, {views} views: "
+            f"~{human_bytes(plan.estimates()['bytes'])} in tablespaces (server estimates)"
+        )
+        lines.append(f"consistency: {CONSISTENCY}")
+        plan.summary = lines
+        return plan
 
     # -- the backup -------------------------------------------------------------------------
 
     def dump(self, writer: ObjectWriter) -> DumpResult:
         started = time.monotonic()
         binary = find_tool("mariadb-backup", "mariabackup")
-        with connect(self.source) as conn:
-            server = read_identity(conn)
-            datadir = self._datadir(server)
-            base = choose_base(
-                self.catalog,
-                self.policy,
-                server,
-                current_lsn(conn),
-                self.requested,
-                datetime.now(UTC),
-            )
+        decided, self._decided = self._decided or self._decide(), None  # the plan's, if any
+        server, datadir, base = decided.server, decided.datadir, decided.base
         log.info(
             "backup.physical_started",
             node=self.source.name,
@@ -171,7 +250,7 @@ class MariabackupEngine(BackupEngine):
                 "datadir": datadir,
             },
             consistency={
-                "method": "mariabackup BACKUP STAGE",
+                "method": CONSISTENCY,
                 "backup_type": "full" if base.parent is None else "incremental",
                 "binlog_file": binlog.file if binlog else None,
                 "binlog_pos": binlog.position if binlog else None,

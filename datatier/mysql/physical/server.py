@@ -79,6 +79,55 @@ def current_lsn(conn: Connection) -> int:
     return int(match.group(1))
 
 
+@dataclass(frozen=True)
+class StoredTable:
+    """A table, sequence or view with files in the datadir, and the server's estimates."""
+
+    database: str
+    name: str
+    kind: str  # table | sequence | view
+    rows: int | None
+    bytes: int  # data + indexes + free space in its tablespace (what a copy reads)
+
+
+NO_FILES = ("information_schema", "performance_schema")
+"""Databases whose tables are no files in the datadir (a copy holds at most a ``db.opt``)."""
+
+
+def stored_tables(conn: Connection) -> tuple[list[str], list[StoredTable]]:
+    """Every database of the server and every table and view it keeps in the datadir
+    (``information_schema``'s estimates: rows and bytes are not counted)."""
+    databases = [
+        str(r["name"])
+        for r in query_dicts(
+            conn,
+            "SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA "
+            "WHERE SCHEMA_NAME <> 'information_schema' ORDER BY SCHEMA_NAME",
+        )
+    ]
+    rows = query_dicts(
+        conn,
+        "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, TABLE_TYPE AS type, TABLE_ROWS AS r, "
+        "COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) + COALESCE(DATA_FREE, 0) AS b "
+        "FROM information_schema.TABLES WHERE TABLE_SCHEMA NOT IN (%s, %s) "
+        "AND TABLE_TYPE IN ('BASE TABLE', 'SEQUENCE', 'VIEW', 'SYSTEM VERSIONED') "
+        "ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        NO_FILES,
+    )
+    kinds = {"VIEW": "view", "SEQUENCE": "sequence"}
+    tables = [
+        StoredTable(
+            database=str(r["db"]),
+            name=str(r["name"]),
+            kind=kinds.get(str(r["type"]), "table"),
+            rows=None if r["type"] == "VIEW" or r["r"] is None else int(r["r"]),
+            bytes=int(r["b"] or 0),
+        )
+        for r in rows
+    ]
+    return databases, tables
+
+
 def decode_filenames(conn: Connection, names: list[str]) -> dict[str, str]:
     """File-name encoded identifiers (``weird@002ddb``) -> the names the server shows
     (``weird-db``), decoded by the server itself (the ``_filename`` character set)."""

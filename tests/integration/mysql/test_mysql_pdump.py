@@ -17,7 +17,7 @@ from datatier.backup.restore import find_backup
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
-from datatier.mysql import pdump
+from datatier.mysql import dumpplan
 from datatier.mysql.catalogue import read_catalogue
 from datatier.mysql.connection import connect, endpoint
 from datatier.mysql.fastreader import RawConnection
@@ -316,7 +316,7 @@ def test_parallel_dump_under_writes_restores_exactly_its_gtid(
     use_sandbox_config: SandboxHandle, live: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sandbox = use_sandbox_config
-    monkeypatch.setattr(pdump, "MIN_RANGE_BYTES", 1)  # split even these small tables
+    monkeypatch.setattr(dumpplan, "MIN_RANGE_BYTES", 1)  # split even these small tables
     sql(sandbox, "replica2", "STOP SLAVE")  # the reference stops at the backup's GTID later
     writer = Writer(sandbox)
     writer.start()

@@ -1,0 +1,47 @@
+"""The backup plan every engine returns (datatier/backup/engine.py: BackupPlan)."""
+
+from __future__ import annotations
+
+from datatier.backup.engine import BackupPlan, PlannedTable
+
+
+def plan() -> BackupPlan:
+    return BackupPlan(
+        engine="mysql",
+        policy="shop",
+        source={"node": "replica1"},
+        consistency="BACKUP STAGE, 4 snapshot(s)",
+        tables=[
+            PlannedTable("shop", "orders", "table", rows=1200, bytes=4096, ranges=3),
+            PlannedTable("shop", "ids", "sequence", rows=1, bytes=0, ranges=1),
+            PlannedTable("shop", "totals", "view"),
+            PlannedTable("app", "users", "collection", rows=None, bytes=None),
+        ],
+        jobs=4,
+    )
+
+
+def test_held_names_what_the_manifest_lists_views_apart() -> None:
+    assert plan().held() == ["app.users", "shop.ids", "shop.orders"]
+
+
+def test_estimates_add_what_the_source_reported_and_say_they_are_estimates() -> None:
+    assert plan().estimates() == {"rows": 1201, "bytes": 4096, "estimated": True}
+
+
+def test_json_is_one_dict_with_the_documented_keys() -> None:
+    doc = plan().to_json()
+    assert list(doc) == [
+        "dry_run", "policy", "engine", "kind", "parent", "source", "consistency", "jobs",
+        "store", "estimates", "tables", "details", "summary",
+    ]  # fmt: skip
+    assert doc["dry_run"] is True and doc["kind"] == "full" and doc["parent"] is None
+    assert doc["tables"][0] == {
+        "database": "shop",
+        "name": "orders",
+        "kind": "table",
+        "rows_estimate": 1200,
+        "bytes_estimate": 4096,
+        "ranges": 3,
+    }
+    assert doc["tables"][3]["rows_estimate"] is None and doc["tables"][3]["ranges"] is None
