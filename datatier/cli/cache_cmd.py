@@ -16,6 +16,7 @@ from datatier.cache.stats import NodeStats, node_stats
 from datatier.cache.writer import OnError
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option, say, table
+from datatier.cli.params import FiniteFloatRange
 from datatier.cli.progress import Progress
 from datatier.display import human_bytes
 from datatier.errors import ExitCode, OperationFailed, ServiceUnavailable, UsageError
@@ -56,7 +57,7 @@ def _on_error_options(command: F) -> F:
     """``--on-error`` and ``--retry-for``: what a warm or copy does when memcached goes away."""
     command = click.option(
         "--retry-for",
-        type=click.FloatRange(0),
+        type=FiniteFloatRange(0),
         default=10.0,
         show_default=True,
         help="With --on-error continue: how long to retry an unreachable node.",
@@ -87,7 +88,7 @@ def _rate(_ctx: click.Context, _param: click.Parameter, value: float | None) -> 
 @click.option("--allow-primary", is_flag=True, help="Allow reading from the primary.")
 @click.option("--server", "servers", multiple=True, help="memcached HOST:PORT (repeatable).")
 @click.option(
-    "--max-lag", type=click.FloatRange(0), help="Seconds (default cache.max_replica_lag)."
+    "--max-lag", type=FiniteFloatRange(0), help="Seconds (default cache.max_replica_lag)."
 )
 @click.option(
     "--on-lag",
