@@ -119,9 +119,13 @@ def warm_cmd(
     """Run the queries of warm set SET on a replica and write the results to memcached.
 
     Keys already cached are skipped unless --overwrite; values over the item size limit
-    are skipped and counted; an SQL error fails only its query. Exit 0 when every key was
-    written or skipped, 1 when a query or key failed, 3 when memcached or MySQL could not
-    be reached, 5 when the replica lags more than --max-lag (with --on-lag refuse).
+    are skipped and counted; an SQL error fails only its query. A memcached restart
+    ridden out (--on-error continue) wipes the keys written to that node before it: the
+    report counts them (keys_lost) and the exit code is 1, the cache being only partly
+    warm. Exit 0 when every key was written or skipped (and is still there), 1 when a query
+    or key failed or keys were lost, 3 when memcached or MySQL could not be reached (or
+    --on-error stop stopped the warm), 5 when the replica lags more than --max-lag (with
+    --on-lag refuse).
     """
     loaded = app.loaded()
     request = WarmRequest(
@@ -170,10 +174,16 @@ def _raise_for(report: WarmReport) -> None:
         raise ServiceUnavailable(f"warm stopped: {report.stopped}")
     if code != ExitCode.OK:
         failed = [q for q in report.queries if q.error or q.failed]
-        raise OperationFailed(
+        problems = [
             f"{len(failed)} of {len(report.queries)} queries had errors: "
             + "; ".join(q.error or f"{q.name}: {q.failed} keys failed" for q in failed)
-        )
+        ] if failed else []  # fmt: skip
+        if report.keys_lost:
+            problems.append(
+                f"{report.keys_lost} of the {report.total('keys_written')} keys written were "
+                "lost to a memcached restart: the cache is only partly warm"
+            )
+        raise OperationFailed("; ".join(problems))
 
 
 def _warm_text(report: WarmReport) -> str:
@@ -205,9 +215,10 @@ def _warm_text(report: WarmReport) -> str:
 def _warm_notes(report: WarmReport) -> list[str]:
     notes = [f"warning: {report.warning}"] if report.warning else []
     notes += [
-        f"warning: memcached {address} restarted during the warm; keys written to it "
-        f"before the restart are gone: run the warm again"
-        for address in report.restarts
+        f"warning: memcached {address} restarted during the warm; the "
+        f"{report.keys_lost_by_node.get(address, 0)} keys written to it before the restart "
+        "are gone: run the warm again"
+        for address in dict.fromkeys(report.restarts)
     ]
     if report.stopped:
         notes.append(f"stopped: {report.stopped}")
