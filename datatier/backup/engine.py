@@ -6,7 +6,7 @@ copies. Engines are chosen in :mod:`datatier.backup.engines`."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -195,6 +195,22 @@ class RestoreOptions:
     staging_dir: str | None = None  # where verified copies wait (default: the temp dir)
     until: datetime | None = None  # point in time: replay archived binlogs up to here
     until_gtid: str | None = None  # point in time: ... up to and including this GTID
+
+    def targets(self, sources: Iterable[str]) -> dict[str, str]:
+        """Each source database's target (``renames`` applied); UsageError naming both when
+        two sources would land in one target (``--rename A=B`` while B is restored too):
+        their tables would collide part-way through the load."""
+        targets = {db: self.renames.get(db, db) for db in sources}
+        claimed: dict[str, str] = {}
+        for source, target in sorted(targets.items()):
+            if target in claimed:
+                raise UsageError(
+                    f"--rename: databases {claimed[target]} and {source} would both be "
+                    f"restored into {target}",
+                    hint="rename the other one too (--rename), or restore only one (--databases)",
+                )
+            claimed[target] = source
+        return targets
 
 
 @dataclass

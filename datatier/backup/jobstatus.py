@@ -75,7 +75,8 @@ class JobStatus:
         )
 
     def encode(self) -> bytes:
-        return (json.dumps(asdict(self), indent=1, sort_keys=True) + "\n").encode()
+        text = json.dumps(asdict(self), indent=1, sort_keys=True, allow_nan=False)
+        return (text + "\n").encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> JobStatus:

@@ -187,7 +187,14 @@ class Manifest:
         doc["objects"] = [o.to_json(self.recipients) for o in self.objects]
         if not self.encryption:
             del doc["encryption"]
-        return (json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=True) + "\n").encode()
+        try:  # NaN and Infinity are not JSON: no reader could parse such a manifest
+            text = json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=True, allow_nan=False)
+        except ValueError:
+            raise IntegrityFailure(
+                f"manifest of {self.policy}/{self.backup_id}: a number in it is NaN or "
+                "infinite (not JSON); not written"
+            ) from None
+        return (text + "\n").encode()
 
     @classmethod
     def decode(cls, raw: bytes, where: str) -> Manifest:

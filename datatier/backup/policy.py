@@ -82,6 +82,14 @@ ARCHIVE_ORDER: dict[str, int] = {name: rank for rank, name in enumerate(get_args
 ANY_REPLICA = "any-replica"
 
 
+def check_max_lag(max_lag: float) -> float:
+    """``max_lag`` (seconds of replica lag a backup accepts); UsageError (exit 2) unless it
+    is a finite number >= 0: ``nan`` would admit any lag (``lag > nan`` is never true)."""
+    if not isinstance(max_lag, int | float) or not math.isfinite(max_lag) or max_lag < 0:
+        raise UsageError(f"max_lag must be a finite number of seconds >= 0, not {max_lag!r}")
+    return float(max_lag)
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """``[source]``: what to back up. MySQL: the config nodes to read from, in order of

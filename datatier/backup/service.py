@@ -44,7 +44,7 @@ from datatier.backup.manifest import (
     utc_now_iso,
 )
 from datatier.backup.objects import ObjectWriter
-from datatier.backup.policy import Policy, get_policy, scan_policies
+from datatier.backup.policy import Policy, check_max_lag, get_policy, scan_policies
 from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, ServiceUnavailable, failure_fields
@@ -124,7 +124,10 @@ def _prepare(
     incremental: bool | None,
     store: ObjectStore | None,
 ) -> Planned:
-    """Resolve the encryption, check the store (read), build the engine and plan."""
+    """Check ``max_lag``, resolve the encryption, check the store (read), build the engine
+    and plan."""
+    if max_lag is not None:
+        max_lag = check_max_lag(max_lag)
     config = loaded.config
     recipients = policy_recipients(config, policy)
     if store is None:
@@ -157,7 +160,8 @@ def run_backup(
 ) -> Manifest:
     """Take one backup of ``policy``; return its manifest (already stored).
 
-    The policy's encryption is resolved first (ConfigError for ``encrypt = true`` without
+    ``max_lag`` is checked first (UsageError unless a finite number >= 0), then the
+    policy's encryption is resolved (ConfigError for ``encrypt = true`` without
     recipients), then the engine is built (for MySQL that chooses the source node, see
     :mod:`datatier.mysql.source`; ``max_lag`` defaults to the policy's
     ``source.max_lag_seconds``): NotReadyYet (exit 5) when no listed node is fresh enough,

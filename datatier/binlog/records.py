@@ -132,7 +132,7 @@ class IndexRecord:
                     recipients=list(self.recipients),
                 )
         doc.update(self.extra)
-        return (json.dumps(doc, sort_keys=True) + "\n").encode()
+        return (json.dumps(doc, sort_keys=True, allow_nan=False) + "\n").encode()
 
     @classmethod
     def decode(cls, raw: bytes, where: str) -> IndexRecord:

@@ -45,9 +45,8 @@ def write_state(
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }
-    store.put_bytes(
-        state_key(policy), (json.dumps(doc, sort_keys=True) + "\n").encode(), tags=INDEX_TAGS
-    )
+    text = json.dumps(doc, sort_keys=True, allow_nan=False)  # NaN is not JSON
+    store.put_bytes(state_key(policy), (text + "\n").encode(), tags=INDEX_TAGS)
 
 
 def read_state(store: ObjectStore, policy: str) -> dict[str, Any]:

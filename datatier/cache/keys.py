@@ -10,6 +10,10 @@ A query's ``key`` is a ``str.format`` template. Its fields are the query's param
   the MySQL driver (what an app that hashes its final SQL text computes);
 - ``{query}`` and ``{set}``: the query's and the warm set's names.
 
+A template field whose value is NULL refuses that row's key (``key column X is NULL``), so
+two rows with NULL keys never share one; a binary value (``VARBINARY``, ``BLOB``) goes in as
+its bytes decoded as UTF-8, and refuses the key when they are not valid UTF-8.
+
 When no template fits, ``key_function = "package.module:function"`` names a function called as
 ``function(sql=..., params=..., row=...)`` (normalized SQL, the parameter dict or None, the row
 dict or None) that returns the key as ``str`` or ``bytes``.
@@ -22,13 +26,37 @@ import importlib
 import json
 import re
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from datatier.errors import ConfigError
 
 KeyFunction = Callable[..., str | bytes]
 _SPACES = re.compile(r"\s+")
+_RAW = (bytes, bytearray, type(None))  # key values a template cannot take as they are
+
+
+class KeyValueRefused(ValueError):
+    """A template field's value cannot go into a key (NULL, or bytes that are not UTF-8):
+    that row's key is refused; the message names the column."""
+
+
+def _key_text(name: str, value: Any) -> Any:
+    """``value`` as a key template takes it (module docstring); KeyValueRefused if it cannot."""
+    if value is None:
+        raise KeyValueRefused(f"key column {name} is NULL")
+    if isinstance(value, bytes | bytearray):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise KeyValueRefused(f"key column {name} is binary, not UTF-8") from None
+    return value
+
+
+def _raw_in(columns: Iterable[Iterable[Any]]) -> bool:
+    """Whether any value of ``columns`` is NULL or bytes (one C-speed pass per column)."""
+    return any(not set(map(type, column)).isdisjoint(_RAW) for column in columns)
 
 
 def normalize_sql(sql: str) -> str:
@@ -82,6 +110,13 @@ class KeyBuilder:
         self.function = function
         self.interpolate = interpolate
         fields = set(re.findall(r"{(\w+)}", template or ""))
+        self._names = sorted(
+            {
+                re.split(r"[.\[]", f)[0]
+                for _, f, _, _ in string.Formatter().parse(template or "")
+                if f
+            }
+        )
         self._needs_digest = bool(fields & {"md5", "sha1"})
         self._needs_rendered = "rendered_md5" in fields
         self.plain = template is not None and not fields & {
@@ -95,12 +130,19 @@ class KeyBuilder:
         """For a plain template: a function from a batch of rows (dicts if ``as_dicts``,
         else tuples in ``columns`` order) to their keys, as :meth:`build` makes them (it may
         raise KeyError for a missing field). None for other templates, key functions, and
-        tuples that lack a field."""
+        tuples that lack a field. A batch with a NULL or binary field value raises
+        KeyValueRefused: build those rows' keys one by one."""
         if not self.plain or self.template is None:
             return None
         if as_dicts:
-            by_name = self._format
-            return lambda rows: [by_name(r).encode() for r in rows]
+            by_name, names = self._format, [itemgetter(n) for n in self._names]
+
+            def of_dicts(rows: Sequence[Any]) -> list[bytes]:
+                if _raw_in(map(get, rows) for get in names):
+                    raise KeyValueRefused("a key column is NULL or binary")
+                return [by_name(r).encode() for r in rows]
+
+            return of_dicts
         last = {name: i for i, name in enumerate(columns)}  # dict(zip()): the last one wins
         text = ""
         for literal, name, _, _ in string.Formatter().parse(self.template):
@@ -110,16 +152,24 @@ class KeyBuilder:
                     return None  # build() says which field is missing
                 text += f"{{{last[name]}}}"
         by_position = text.format
-        return lambda rows: [by_position(*r).encode() for r in rows]
+        used = [itemgetter(last[n]) for n in self._names]
+
+        def of_tuples(rows: Sequence[Any]) -> list[bytes]:
+            if _raw_in(map(get, rows) for get in used):
+                raise KeyValueRefused("a key column is NULL or binary")
+            return [by_position(*r).encode() for r in rows]
+
+        return of_tuples
 
     def build(self, params: Mapping[str, Any] | None, row: Mapping[str, Any] | None) -> bytes:
-        """The key; KeyError naming a template field that has no value."""
+        """The key; KeyError naming a template field that has no value, KeyValueRefused
+        naming one whose value cannot go into a key (module docstring)."""
         if self.function is not None:
             made = self.function(sql=self.normalized, params=params, row=row)
             return made if isinstance(made, bytes) else str(made).encode()
         assert self.template is not None
         if self.plain and params is None and row is not None:  # the common row-mode case
-            return self.template.format_map(row).encode()
+            return self.template.format_map(self._usable(row)).encode()
         values: dict[str, Any] = {"query": self.query_name, "set": self.set_name}
         if self._needs_digest:
             data = digest_input(self.sql, params)
@@ -131,10 +181,17 @@ class KeyBuilder:
                 normalize_sql(sent).encode(), usedforsecurity=False
             ).hexdigest()
         if params:
-            values.update(params)
+            values.update(self._usable(params))
         if row:
-            values.update(row)
+            values.update(self._usable(row))
         return self.template.format_map(_Strict(values)).encode()
+
+    def _usable(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``values`` with the template's fields as a key takes them (:func:`_key_text`)."""
+        raw = [n for n in self._names if n in values and isinstance(values[n], _RAW)]
+        if not raw:
+            return values
+        return {**values, **{n: _key_text(n, values[n]) for n in raw}}
 
 
 class _Strict(dict[str, Any]):

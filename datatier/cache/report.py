@@ -71,6 +71,8 @@ class WarmReport:
     warning: str | None = None
     queries: list[QueryReport] = field(default_factory=list)
     restarts: list[str] = field(default_factory=list)
+    keys_lost: int = 0  # written (and counted in keys_written), then wiped by a restart
+    keys_lost_by_node: dict[str, int] = field(default_factory=dict)
     memcached_errors: int = 0
     stopped: str | None = None
     seconds: float = 0.0
@@ -80,10 +82,11 @@ class WarmReport:
         return sum(int(getattr(q, name)) for q in self.queries)
 
     def exit_code(self) -> ExitCode:
-        """3 if stopped by an unreachable memcached, 1 if a query or key failed, else 0."""
+        """3 if stopped by an unreachable memcached, 1 if a query or key failed or a
+        memcached restart wiped keys this warm wrote (the cache is only partly warm), else 0."""
         if self.stopped:
             return ExitCode.UNREACHABLE
-        if any(q.error or q.failed for q in self.queries):
+        if self.keys_lost or any(q.error or q.failed for q in self.queries):
             return ExitCode.FAILED
         return ExitCode.OK
 

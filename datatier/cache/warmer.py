@@ -3,9 +3,10 @@
 Contract:
 - rows are streamed (server-side cursor), encoded and written in batches of the set's
   ``batch_size``; memory does not grow with the number of rows;
-- a key that memcached would refuse (over 250 bytes, whitespace) is counted as failed with
-  an error naming the query; a value over the node's item size limit is skipped and counted;
-  a result over ``max_rows`` is skipped, never cut;
+- a key that memcached would refuse (over 250 bytes, whitespace), or whose template field is
+  NULL or binary that is not UTF-8 (:mod:`datatier.cache.keys`), is counted as failed with
+  an error naming the query (and the column); a value over the node's item size limit is
+  skipped and counted; a result over ``max_rows`` is skipped, never cut;
 - an SQL error fails that query only; the others still warm;
 - ``dry_run`` reads MySQL but never writes to memcached; it reports each key and its size;
 - the report says what was written, skipped and failed; :meth:`WarmReport.exit_code`
@@ -21,7 +22,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from datatier import log
-from datatier.cache.keys import KeyBuilder, load_key_function
+from datatier.cache.keys import KeyBuilder, KeyValueRefused, load_key_function
 from datatier.cache.pipe import WritePipe
 from datatier.cache.protocol import (
     BAD_KEY_BYTE,
@@ -106,6 +107,8 @@ class CacheWarmer:
             report.cpu_seconds = time.process_time() - cpu_started
             if self.writer is not None:
                 report.restarts = list(self.writer.restarts)
+                report.keys_lost_by_node = dict(self.writer.lost)
+                report.keys_lost = sum(self.writer.lost.values())
                 report.memcached_errors = self.writer.errors_seen
         return report
 
@@ -256,6 +259,10 @@ class CacheWarmer:
                 f"the key template uses {{{exc.args[0]}}}, which is neither a column nor a "
                 f"built-in field"
             ) from None
+        except KeyValueRefused as exc:
+            qr.failed += 1
+            qr.key_error(f"query {name}: key rejected: {exc}")
+            return None
         problem = key_problem(key)
         if problem is None:
             return key
@@ -330,8 +337,8 @@ def _chunked(items: Generator[Encoded, None, None], size: int) -> Generator[Chun
 def _try(build: Callable[[Sequence[Any]], list[bytes]], rows: Sequence[Any]) -> list[bytes] | None:
     try:
         return build(rows)
-    except KeyError:  # a row without a field: one by one, to say which
-        return None
+    except (KeyError, KeyValueRefused):  # a row without a field or with a NULL or binary
+        return None  # value: one by one, to say which
 
 
 def _all_valid(keys: list[bytes]) -> bool:

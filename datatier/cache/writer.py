@@ -8,7 +8,8 @@ Contract:
 - on a network error, ``on_error="stop"`` raises :class:`NodeUnavailable` at once;
   ``"continue"`` reconnects and retries the same batch for up to ``retry_for`` seconds
   before raising. A node whose pid or uptime shows it restarted is recorded in
-  :attr:`restarts` (whatever it held before is gone).
+  :attr:`restarts` (whatever it held before is gone), and the keys this writer had stored
+  on it before the restart are counted in :attr:`lost` (per node): they are not re-written.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class CacheWriter:
         self.rate = rate or RateLimit(None)
         self.identity: dict[str, NodeIdentity] = {}
         self.restarts: list[str] = []
+        self.stored: dict[str, int] = {}  # keys stored per node since it (re)started
+        self.lost: dict[str, int] = {}  # keys stored per node before a restart wiped them
         self.errors_seen = 0
         self.limits: dict[str, int] = {}
 
@@ -118,6 +121,7 @@ class CacheWriter:
         self.rate.take(len(batch))
         for address, part in by_node.items():
             answers = self._store(address, part, "set" if overwrite else "add")
+            self.stored[address] = self.stored.get(address, 0) + answers.count(b"STORED")
             if answers.count(b"STORED") == len(answers):  # the common case, counted at C speed
                 outcome.stored += len(answers)
                 outcome.bytes += sum(map(len, part.values))
@@ -165,5 +169,7 @@ class CacheWriter:
         before = self.identity.get(address)
         if before is not None and (now.pid != before.pid or now.uptime < before.uptime):
             self.restarts.append(address)
-            EVENTS.warning("memcached_restarted", node=address)
+            gone = self.stored.pop(address, 0)
+            self.lost[address] = self.lost.get(address, 0) + gone
+            EVENTS.warning("memcached_restarted", node=address, keys_lost=gone)
         self.identity[address] = now

@@ -12,6 +12,7 @@ from datatier.backup.service import load_policy, plan_backup, policies_dir, run_
 from datatier.backup.stores import store_for
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option, table
+from datatier.cli.params import FiniteFloatRange
 from datatier.cli.progress import Progress
 from datatier.display import human_bytes
 from datatier.errors import ExitCode, UsageError
@@ -34,7 +35,7 @@ def backup_group() -> None:
 @click.argument("policy")
 @click.option(
     "--max-lag",
-    type=click.FloatRange(0),
+    type=FiniteFloatRange(0),
     metavar="SECONDS",
     help="Refuse a replica lagging more (default: the policy's source.max_lag_seconds, 300).",
 )

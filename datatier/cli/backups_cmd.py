@@ -47,6 +47,7 @@ from datatier.cli.backups_view import (
 )
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import emit, failure, json_option
+from datatier.cli.params import FiniteFloatRange
 from datatier.cli.progress import Progress
 from datatier.errors import IntegrityFailure, NotReadyYet, UsageError
 from datatier.ops.job import run_job
@@ -254,7 +255,7 @@ def _restore_test(
 @click.option("--execute", is_flag=True, help="Delete (default: only print the plan).")
 @click.option(
     "--grace-hours",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=DEFAULT_GRACE.total_seconds() / 3600,
     show_default=True,
     help="Incomplete backups and uploads written to more recently may still be running.",

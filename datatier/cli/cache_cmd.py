@@ -16,6 +16,7 @@ from datatier.cache.stats import NodeStats, node_stats
 from datatier.cache.writer import OnError
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option, say, table
+from datatier.cli.params import FiniteFloatRange
 from datatier.cli.progress import Progress
 from datatier.display import human_bytes
 from datatier.errors import ExitCode, OperationFailed, ServiceUnavailable, UsageError
@@ -56,7 +57,7 @@ def _on_error_options(command: F) -> F:
     """``--on-error`` and ``--retry-for``: what a warm or copy does when memcached goes away."""
     command = click.option(
         "--retry-for",
-        type=click.FloatRange(0),
+        type=FiniteFloatRange(0),
         default=10.0,
         show_default=True,
         help="With --on-error continue: how long to retry an unreachable node.",
@@ -87,7 +88,7 @@ def _rate(_ctx: click.Context, _param: click.Parameter, value: float | None) -> 
 @click.option("--allow-primary", is_flag=True, help="Allow reading from the primary.")
 @click.option("--server", "servers", multiple=True, help="memcached HOST:PORT (repeatable).")
 @click.option(
-    "--max-lag", type=click.FloatRange(0), help="Seconds (default cache.max_replica_lag)."
+    "--max-lag", type=FiniteFloatRange(0), help="Seconds (default cache.max_replica_lag)."
 )
 @click.option(
     "--on-lag",
@@ -118,9 +119,13 @@ def warm_cmd(
     """Run the queries of warm set SET on a replica and write the results to memcached.
 
     Keys already cached are skipped unless --overwrite; values over the item size limit
-    are skipped and counted; an SQL error fails only its query. Exit 0 when every key was
-    written or skipped, 1 when a query or key failed, 3 when memcached or MySQL could not
-    be reached, 5 when the replica lags more than --max-lag (with --on-lag refuse).
+    are skipped and counted; an SQL error fails only its query. A memcached restart
+    ridden out (--on-error continue) wipes the keys written to that node before it: the
+    report counts them (keys_lost) and the exit code is 1, the cache being only partly
+    warm. Exit 0 when every key was written or skipped (and is still there), 1 when a query
+    or key failed or keys were lost, 3 when memcached or MySQL could not be reached (or
+    --on-error stop stopped the warm), 5 when the replica lags more than --max-lag (with
+    --on-lag refuse).
     """
     loaded = app.loaded()
     request = WarmRequest(
@@ -169,10 +174,16 @@ def _raise_for(report: WarmReport) -> None:
         raise ServiceUnavailable(f"warm stopped: {report.stopped}")
     if code != ExitCode.OK:
         failed = [q for q in report.queries if q.error or q.failed]
-        raise OperationFailed(
+        problems = [
             f"{len(failed)} of {len(report.queries)} queries had errors: "
             + "; ".join(q.error or f"{q.name}: {q.failed} keys failed" for q in failed)
-        )
+        ] if failed else []  # fmt: skip
+        if report.keys_lost:
+            problems.append(
+                f"{report.keys_lost} of the {report.total('keys_written')} keys written were "
+                "lost to a memcached restart: the cache is only partly warm"
+            )
+        raise OperationFailed("; ".join(problems))
 
 
 def _warm_text(report: WarmReport) -> str:
@@ -204,9 +215,10 @@ def _warm_text(report: WarmReport) -> str:
 def _warm_notes(report: WarmReport) -> list[str]:
     notes = [f"warning: {report.warning}"] if report.warning else []
     notes += [
-        f"warning: memcached {address} restarted during the warm; keys written to it "
-        f"before the restart are gone: run the warm again"
-        for address in report.restarts
+        f"warning: memcached {address} restarted during the warm; the "
+        f"{report.keys_lost_by_node.get(address, 0)} keys written to it before the restart "
+        "are gone: run the warm again"
+        for address in dict.fromkeys(report.restarts)
     ]
     if report.stopped:
         notes.append(f"stopped: {report.stopped}")

@@ -13,6 +13,7 @@ from datatier.backup.service import load_policy, policies_dir
 from datatier.cli.backups_cmd import parse_now
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option
+from datatier.cli.params import FiniteFloatRange
 from datatier.errors import OperationFailed
 from datatier.ops.checks import NAMES, CheckContext, CheckResult, Status, run_checks
 from datatier.ops.job import run_job
@@ -25,7 +26,7 @@ from datatier.ops.job import run_job
 )
 @click.option(
     "--max-lag",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=None,
     help="Replica lag limit in seconds. Default: health.replica_max_lag.",
 )
@@ -37,7 +38,7 @@ from datatier.ops.job import run_job
 )
 @click.option(
     "--grace-hours",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=None,
     help="How long a due backup may still be running. Default: 6 h or the schedule's "
     "period if shorter.",

@@ -149,7 +149,7 @@ class MongoRestore(RestoreEngine):
             )
         pairs = sorted({(o.database, o.table) for o in objects if o.database and o.table})
         self.collections = [(db, name) for db, name in pairs if db and name]
-        self.targets = {db: options.renames.get(db, db) for db, _ in self.collections}
+        self.targets = options.targets(db for db, _ in self.collections)
         names = ", ".join(f"{s}->{d}" if s != d else s for s, d in self.targets.items())
         documents = sum(o.rows for o in objects if o.kind == "collection")
         return RestorePlan(

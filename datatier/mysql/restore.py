@@ -141,7 +141,7 @@ class LogicalRestore(RestoreEngine):
         objects = restore_objects(manifest, options)
         check_accounted(manifest, objects)
         sources = sorted({o.database for o in objects if o.database})
-        self.targets = {db: options.renames.get(db, db) for db in sources}
+        self.targets = options.targets(sources)
         for source in sources:  # a tampered charset is refused before anything happens
             database_clause(manifest.databases.get(source, {}), f"manifest of {manifest.backup_id}")
         tables = len({(o.database, o.table) for o in objects if o.kind == "schema"})

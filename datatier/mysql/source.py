@@ -18,7 +18,7 @@ from typing import Any
 
 import pymysql
 
-from datatier.backup.policy import ANY_REPLICA, Policy
+from datatier.backup.policy import ANY_REPLICA, Policy, check_max_lag
 from datatier.config import MySQLSettings, Role
 from datatier.errors import ConfigError, NotReadyYet, ServiceUnavailable, UsageError
 from datatier.log import get_logger
@@ -73,7 +73,9 @@ def candidates(policy: Policy, mysql: MySQLSettings) -> list[str]:
 
 
 def select_source(policy: Policy, mysql: MySQLSettings, max_lag: float) -> SourceChoice:
-    """The first fresh-enough candidate of ``policy`` (module docstring)."""
+    """The first fresh-enough candidate of ``policy`` (module docstring); UsageError for a
+    ``max_lag`` that is not a finite number >= 0."""
+    max_lag = check_max_lag(max_lag)
     names = candidates(policy, mysql)
     primary = mysql.primary()
     primary_ep = endpoint(mysql, primary[0]) if primary else None

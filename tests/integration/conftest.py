@@ -24,6 +24,7 @@ import pytest
 
 from datatier.config import Config, load
 from datatier.errors import DatatierError
+from datatier.mysql import heartbeat
 from datatier.sandbox.supervisor import Sandbox
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -101,6 +102,21 @@ class SandboxHandle:
             with self.connect(node) as conn, conn.cursor() as cur:
                 cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (gtid, timeout))
                 assert cur.fetchone()[0] == 0, f"{node} did not reach {gtid}"
+
+    def clear_heartbeat(self) -> None:
+        """Delete the primary's heartbeat rows once a test's writer is stopped: a row there
+        younger than ``HEARTBEAT_FRESH`` seconds counts as a running writer, so later tests
+        would measure heartbeat lag instead of Seconds_Behind_Master. Replicas apply the
+        delete when their SQL thread runs (``wait_replicated`` to wait for it)."""
+        table = f"`{heartbeat.DATABASE}`.`{heartbeat.TABLE}`"
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.tables "
+                "WHERE table_schema = %s AND table_name = %s",
+                (heartbeat.DATABASE, heartbeat.TABLE),
+            )
+            if cur.fetchone()[0]:
+                cur.execute(f"DELETE FROM {table}")
 
     def service_state(self, name: str) -> str:
         """``running``, ``unresponsive`` (e.g. paused) or ``stopped``, as ``status`` says."""

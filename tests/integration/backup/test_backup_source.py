@@ -5,18 +5,20 @@ locked heartbeat table while the primary keeps beating)."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from datatier.backup.service import load_policy, run_backup
+from datatier.backup.service import load_policy, plan_backup, run_backup
 from datatier.cli import main
-from datatier.errors import NotReadyYet
+from datatier.errors import NotReadyYet, UsageError
 from datatier.mysql.connection import endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.mysql.lag import heartbeat_running
+from datatier.mysql.pdump import ParallelDumpEngine
 from tests.integration.conftest import SandboxHandle, sql, wait_for
 from tests.integration.integrity import (  # noqa: F401  (integ_data: fixture)
     DB,
@@ -72,6 +74,7 @@ def replica1_lagging(sandbox: SandboxHandle) -> Iterator[None]:
     finally:
         delay(0)
         writer.stop()
+        sandbox.clear_heartbeat()
         sandbox.wait_replicated()
 
 
@@ -90,6 +93,7 @@ def test_a_stopped_sql_thread_refuses_the_node_with_exit_5_and_writes_nothing(
 def test_the_next_listed_replica_is_used_and_recorded(
     sandbox: SandboxHandle, replica1_sql_stopped: None
 ) -> None:
+    sandbox.clear_heartbeat()  # no writer runs (an earlier test's fresh row would count)
     name = source_policy(sandbox, "integ-src-list", 'nodes = ["replica1", "replica2"]')
     loaded = loaded_config(sandbox)
     manifest = run_backup(loaded, load_policy(loaded, name))
@@ -131,3 +135,22 @@ def test_any_replica_never_reads_the_primary(
             run_backup(loaded, load_policy(loaded, name))
     finally:
         sql(sandbox, "replica2", "START SLAVE SQL_THREAD")
+
+
+@pytest.mark.parametrize("limit", [math.nan, math.inf, -math.inf, -1.0])
+def test_a_lag_limit_that_is_not_a_finite_number_is_refused_before_anything_is_written(
+    sandbox: SandboxHandle, limit: float
+) -> None:
+    """Reproduction: run_backup(max_lag=nan) admitted any lag (``lag > nan`` is never true)
+    and stored a manifest with ``"max_lag_seconds": NaN``, which is not JSON."""
+    name = source_policy(sandbox, "integ-src-nan", 'node = "replica1"')
+    loaded = loaded_config(sandbox)
+    chosen = load_policy(loaded, name)
+    refused = r"max_lag must be a finite number of seconds >= 0"
+    with pytest.raises(UsageError, match=refused):
+        plan_backup(loaded, chosen, max_lag=limit)
+    with pytest.raises(UsageError, match=refused):
+        run_backup(loaded, chosen, max_lag=limit)
+    with pytest.raises(UsageError, match=refused):
+        ParallelDumpEngine.for_policy(loaded, chosen, max_lag=limit)
+    assert backup_keys(default_store(sandbox), name) == []

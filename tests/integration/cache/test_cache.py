@@ -416,14 +416,20 @@ def test_memcached_restart_mid_warm_continue(
         capsys, "cache", "warm", "slow", "--server", mc.address, "--rate", "100", "--json"
     )
     bouncer.join()
-    assert code == 0, err
     assert report["restarts"] == [mc.address]
     assert report["memcached_errors"] >= 1
     assert report["keys_written"] == ROWS
     # keys written before the restart are gone; the rest are there
     assert mc.get(f"slow:{ROWS}") is not None
     assert mc.get("slow:1") is None
-    assert 0 < int(mc.stats()["curr_items"]) < ROWS
+    remaining = int(mc.stats()["curr_items"])
+    assert 0 < remaining < ROWS
+    # Reproduction: this exited 0 and counted every key as written while only `remaining`
+    # were left. The report counts the lost keys exactly, and the warm failed (exit 1).
+    assert report["keys_lost"] == ROWS - remaining > 0, report
+    assert report["keys_lost_by_node"] == {mc.address: ROWS - remaining}
+    assert code == 1, err
+    assert f"{ROWS - remaining} of the {ROWS} keys written were lost" in err
 
 
 def test_memcached_restart_mid_warm_stop(
@@ -442,6 +448,7 @@ def test_memcached_restart_mid_warm_stop(
     assert 0 < report["keys_written"] < ROWS
     assert "warm stopped" in err
     assert mc.stats()["curr_items"] == "0"  # restarted, and nothing written since
+    assert report["keys_lost"] == 0  # the restart was not ridden out, so not seen
 
 
 def test_lagging_replica_is_refused_or_warned(

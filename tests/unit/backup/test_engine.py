@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datatier.backup.engine import BackupPlan, PlannedTable
+import pytest
+
+from datatier.backup.engine import BackupPlan, PlannedTable, RestoreOptions
+from datatier.errors import UsageError
 
 
 def plan() -> BackupPlan:
@@ -45,3 +48,14 @@ def test_json_is_one_dict_with_the_documented_keys() -> None:
         "ranges": 3,
     }
     assert doc["tables"][3]["rows_estimate"] is None and doc["tables"][3]["ranges"] is None
+
+
+def test_restore_targets_refuse_two_sources_in_one_target() -> None:
+    options = RestoreOptions(renames={"a": "b"})
+    assert options.targets(["a"]) == {"a": "b"}
+    assert RestoreOptions(renames={"a": "c"}).targets(["a", "b"]) == {"a": "c", "b": "b"}
+    with pytest.raises(UsageError, match="databases a and b would both be restored into b"):
+        options.targets(["a", "b"])
+    both = RestoreOptions(renames={"a": "c", "b": "c"})
+    with pytest.raises(UsageError, match="databases a and b would both be restored into c"):
+        both.targets(["b", "a"])

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from datatier.cache.keys import KeyBuilder
+from datatier.cache.keys import KeyBuilder, KeyValueRefused
 from datatier.cache.pipe import _merge
 from datatier.cache.protocol import FLUSH_BYTES, SLICE_ITEMS, StoreBatch, StoreItem, slices
 from datatier.cache.warmer import _all_valid
@@ -73,7 +73,7 @@ def test_all_valid_is_key_problem_for_every_key(keys: list[bytes], valid: bool) 
 
 def test_batch_keys_build_what_build_builds() -> None:
     columns = ["id", "name", "id"]  # a repeated name: the last one wins, as in dict(zip())
-    rows = [(1, "x", 2), (3, "{y}", None), (5, "é", b"b")]
+    rows = [(1, "x", 2), (3, "{y}", "z"), (5, "é", 6.5)]
     keys = KeyBuilder(
         set_name="s",
         query_name="q",
@@ -88,6 +88,14 @@ def test_batch_keys_build_what_build_builds() -> None:
     assert by_tuple(rows) == expected
     assert by_dict([dict(zip(columns, r, strict=True)) for r in rows]) == expected
     assert expected[0] == b"{lit}:x/2}"
+    for raw in ((3, "y", None), (5, "é", b"b")):  # NULL or bytes: built one by one instead
+        with pytest.raises(KeyValueRefused):
+            by_tuple([rows[0], raw])
+        with pytest.raises(KeyValueRefused):
+            by_dict([dict(zip(columns, raw, strict=True))])
+    assert (
+        keys.build(None, dict(zip(columns, (5, "é", b"b"), strict=True))) == "{lit}:é/b}".encode()
+    )
     missing = KeyBuilder(set_name="s", query_name="q", sql="x", template="{nope}", function=None)
     assert missing.batch_keys(columns, as_dicts=False) is None
     with pytest.raises(KeyError):

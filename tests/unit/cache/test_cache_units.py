@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from datatier.cache.copy import remaining_exptime
-from datatier.cache.keys import KeyBuilder, normalize_sql
+from datatier.cache.keys import KeyBuilder, KeyValueRefused, normalize_sql
 from datatier.cache.protocol import key_problem, parse_address
 from datatier.cache.serialize import UnserializableResult, serializer_for
 from datatier.cache.warmset import load_warm_set
@@ -182,3 +182,27 @@ def test_parse_address() -> None:
     for bad in ("localhost", ":1", "h:0", "h:x", "h:70000"):
         with pytest.raises(ValueError, match="HOST:PORT"):
             parse_address(bad)
+
+
+def test_key_columns_null_or_binary() -> None:
+    """NULL refuses the key, bytes go in as UTF-8 text; the batch builder refuses a batch
+    holding either (so it is built one by one) and agrees on the others."""
+    kb = KeyBuilder(set_name="s", query_name="q", sql="x", template="h:r:{k}", function=None)
+    assert kb.build(None, {"k": b"plain1"}) == b"h:r:plain1"
+    assert kb.build(None, {"k": bytearray("ü".encode())}) == "h:r:ü".encode()
+    with pytest.raises(KeyValueRefused, match="key column k is NULL"):
+        kb.build(None, {"k": None})
+    with pytest.raises(KeyValueRefused, match="key column k is binary, not UTF-8"):
+        kb.build(None, {"k": b"\xff"})
+    for rows, as_dicts in (([{"k": "a"}, {"k": None}], True), ([("a",), (b"b",)], False)):
+        batch = kb.batch_keys(["k"], as_dicts)
+        assert batch is not None
+        with pytest.raises(KeyValueRefused):
+            batch(rows)
+    tuples = kb.batch_keys(["id", "k"], False)
+    assert tuples is not None and tuples([(1, "a"), (2, 7)]) == [b"h:r:a", b"h:r:7"]
+    params = KeyBuilder(
+        set_name="s", query_name="q", sql="x", template="p:{md5}:{g}", function=None
+    )
+    with pytest.raises(KeyValueRefused, match="key column g is NULL"):
+        params.build({"g": None}, None)

@@ -189,8 +189,12 @@ def test_heartbeat(use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixt
     finally:
         writer.stop()
     stale = sandbox.config.health.heartbeat_stale_after
-    wait_for(lambda: check(capsys, "--only", "heartbeat")[0] == 1, stale + 10, step=0.5)
-    code, rows = check(capsys, "--only", "heartbeat")
+    try:
+        wait_for(lambda: check(capsys, "--only", "heartbeat")[0] == 1, stale + 10, step=0.5)
+        code, rows = check(capsys, "--only", "heartbeat")
+    finally:
+        sandbox.clear_heartbeat()
+        sandbox.wait_replicated()
     (row,) = only(rows, "heartbeat")
     assert row["status"] == "fail" and row["detail"].startswith("heartbeat writer stopped ")
     assert "replication heartbeat" in row["hint"]
@@ -209,6 +213,8 @@ def test_replica_lag(use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFi
             sandbox.wait_replicated()
     finally:
         writer.stop()
+        sandbox.clear_heartbeat()  # later tests must not see a writer running
+        sandbox.wait_replicated()
     assert code == 1
     by_node = {r["target"].split()[0]: r for r in rows}
     assert by_node["replica1"]["status"] == "pass"
