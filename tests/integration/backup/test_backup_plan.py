@@ -189,12 +189,8 @@ def test_mongo_plan_names_the_collections_the_run_dumps_and_how_they_are_stored(
         f'engine = "mongo"\n[source]\ndatabases = ["{MONGO_DB}"]\n'
         f'exclude_tables = ["{MONGO_DB}.skipped"]\n[storage]\ninitial_class = "GLACIER_IR"\n',
     )
-    try:
-        plan = dry_run(sandbox, name)
-        manifest = run(sandbox, name)
-    finally:  # a backup encrypted to this test's keys would fail a later `keys check`
-        clear_prefix(default_store(sandbox), name)
-        (sandbox.root / "backups" / f"{name}.toml").unlink()
+    plan = dry_run(sandbox, name)
+    manifest = run(sandbox, name)  # removed at the module's end (policies_removed_after)
     assert plan["store"]["encrypted"] is True and plan["store"]["recipients"] == 2
     assert len(manifest.encryption["recipients"]) == 2
     assert plan["store"]["storage_class"] == "GLACIER_IR"
