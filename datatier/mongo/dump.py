@@ -136,13 +136,7 @@ class MongoDumpEngine(BackupEngine):
         plan = BackupPlan(
             engine=self.name,
             policy=self.policy.name,
-            source={
-                "engine": "mongo",
-                "uri": self.settings.uri,
-                "server": self.server,
-                "version": info.get("version"),
-                "replica_set": hello.get("setName"),
-            },
+            source=self._source(info, hello),
             consistency=consistency,
             tables=tables,
             details={"databases": sorted(databases), "chunk_bytes": self.chunk_bytes},
@@ -157,6 +151,16 @@ class MongoDumpEngine(BackupEngine):
             f"consistency: {consistency}",
         ]
         return plan
+
+    def _source(self, info: Mapping[str, Any], hello: Mapping[str, Any]) -> dict[str, Any]:
+        """The source facts a plan shows and a manifest records (the same for both)."""
+        return {
+            "engine": "mongo",
+            "uri": self.settings.uri,
+            "server": self.server,
+            "version": info.get("version"),
+            "replica_set": hello.get("setName"),
+        }
 
     def dump(self, writer: ObjectWriter) -> DumpResult:
         started = time.monotonic()
@@ -184,13 +188,7 @@ class MongoDumpEngine(BackupEngine):
             seconds=round(time.monotonic() - started, 3),
         )
         return DumpResult(
-            source={
-                "engine": "mongo",
-                "uri": self.settings.uri,
-                "server": self.server,
-                "version": info.get("version"),
-                "replica_set": hello.get("setName"),
-            },
+            source=self._source(info, hello),
             consistency=consistency,
             tables=tables,
             databases=databases,
