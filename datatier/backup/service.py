@@ -50,6 +50,7 @@ from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, ServiceUnavailable, failure_fields
 from datatier.log import get_logger
 from datatier.pipeline.encrypt import METHOD, Recipients
+from datatier.pipeline.gcpause import collector_paused
 from datatier.storage.base import ObjectStore, StorageClass
 
 log = get_logger(__name__)
@@ -204,7 +205,8 @@ def run_backup(
     )
     try:
         try:
-            result = engine.dump(writer)
+            with collector_paused():
+                result = engine.dump(writer)
             dumped = time.monotonic()
             records = writer.finish()
         finally:
