@@ -46,11 +46,14 @@ LOB_TYPES = frozenset(
 
 @dataclass(frozen=True)
 class Column:
+    """A column as a dump reads it; ``nullable`` is False for a NOT NULL column."""
+
     name: str
     data_type: str
     charset: str | None
     generated: bool
     collation: str | None = None
+    nullable: bool = True
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,8 @@ def _columns(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str], li
     for row in _in_databases(
         conn,
         "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, "
-        "COLLATION_NAME, IS_GENERATED FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({}) "
+        "COLLATION_NAME, IS_GENERATED, IS_NULLABLE FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA IN ({}) "
         "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
         names,
     ):
@@ -202,6 +206,7 @@ def _columns(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str], li
                 charset=row["CHARACTER_SET_NAME"],
                 generated=row["IS_GENERATED"] == "ALWAYS",
                 collation=row["COLLATION_NAME"],
+                nullable=row["IS_NULLABLE"] != "NO",
             )
         )
     return found

@@ -26,6 +26,7 @@ rows come in key order with the same bytes.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ from datatier.errors import OperationFailed
 from datatier.mysql.catalogue import LOB_TYPES, Column, Table
 from datatier.mysql.fastreader import RawConnection
 from datatier.mysql.sqltext import ident, qualified
+
+_first = operator.itemgetter(0)
 
 STATEMENT_BYTES = 1 << 20
 """An INSERT statement holds rows up to about this many bytes (mariadb-dump's default)."""
@@ -87,15 +90,19 @@ def value_sql(column: Column, *, binary: bool = True) -> str:
 
     ``binary=False`` leaves a utf8mb4 text value in its own collation instead of casting it
     to bytes, which costs the server less; only for tables whose text columns share one
-    utf8mb4 collation (see :func:`uniform_text`), or CONCAT would mix collations."""
+    utf8mb4 collation (see :func:`uniform_text`), or CONCAT would mix collations. A NOT NULL
+    column goes without the NULL test (were one NULL all the same, the row's CONCAT would be
+    NULL, and a NULL row stops the dump: :meth:`RowQuery.texts`)."""
     c = ident(column.name)
     kind = kind_of(column)
     if kind == "number":
-        return f"IFNULL({_number(column)},'NULL')"
-    if kind == "bit":
-        return f"IF({c} IS NULL,'NULL',CONCAT('b''',BIN({c}+0),''''))"
-    if kind == "binary":
-        return f"IF({c} IS NULL,'NULL',CONCAT('X''',HEX({c}),''''))"
+        return f"IFNULL({_number(column)},'NULL')" if column.nullable else _number(column)
+    if kind in ("bit", "binary"):
+        if kind == "bit":
+            literal = f"CONCAT('b''',BIN({c}+0),'''')"
+        else:
+            literal = f"CONCAT('X''',HEX({c}),'''')"
+        return f"IF({c} IS NULL,'NULL',{literal})" if column.nullable else literal
     if column.charset not in (None, "utf8mb4"):
         # NULL is tested first: QUOTE(NULL) is ASCII 'NULL' even for a ucs2 column, which
         # CONVERT would then read as two UCS-2 characters.
@@ -219,10 +226,10 @@ class RowQuery:
     def texts(self, rows: tuple[tuple[bytes | None, ...], ...]) -> list[bytes]:
         """The literal text of each fetched row."""
         if not self.has_lobs:
-            texts = [r[0] for r in rows]
-            if None in texts:
+            texts = list(map(_first, rows))
+            if not all(texts):  # a text is never empty: only a NULL is false
                 raise self._unrendered()
-            return texts  # type: ignore[return-value]
+            return texts
         out: list[bytes] = []
         kinds = [kind_of(c) for c in self.columns]
         for row in rows:
@@ -275,15 +282,15 @@ def read_texts(conn: RawConnection, query: RowQuery, where: str = "") -> Iterato
     if query.has_fast_path:
         stream = conn.stream(query.fast_select(where), lambda: size[0])
         for rows in stream:
-            texts = [r[0] for r in rows]
-            if None not in texts:
+            texts = list(map(_first, rows))
+            if all(texts):  # a text is never empty: only a NULL is false
                 done += len(texts)
-                yield sized(texts)  # type: ignore[arg-type]
+                yield sized(texts)
                 continue
             ready = texts[: texts.index(None)]
             done += len(ready)
             if ready:
-                yield ready  # type: ignore[misc]
+                yield ready
             size[0] = 10_000
             for _ in stream:  # the connection must read the rest before its next query
                 pass

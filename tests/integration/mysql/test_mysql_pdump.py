@@ -39,6 +39,11 @@ ZOO_TABLES = [
     "n DECIMAL(10,2)) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
     "CREATE TABLE collations (id INT PRIMARY KEY, a VARCHAR(20) COLLATE utf8mb4_general_ci, "
     "b VARCHAR(20) COLLATE utf8mb4_unicode_ci)",
+    # NOT NULL columns of every kind: rendered without the NULL test.
+    "CREATE TABLE notnull (id INT PRIMARY KEY, ti TINYINT NOT NULL, f FLOAT NOT NULL, "
+    "de DECIMAL(8,3) NOT NULL, y YEAR NOT NULL, b BIT(9) NOT NULL, vb VARBINARY(8) NOT NULL, "
+    "bl BLOB NOT NULL, dt DATETIME NOT NULL, t VARCHAR(20) NOT NULL, "
+    "l1 VARCHAR(20) CHARACTER SET latin1 NOT NULL, j JSON NOT NULL)",
     "CREATE TABLE myisam (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=MyISAM",
     "CREATE TABLE aria (id INT PRIMARY KEY, v TEXT) ENGINE=Aria",
     "CREATE TABLE unique_only (code CHAR(3) NOT NULL, n INT, UNIQUE KEY (code))",
@@ -50,6 +55,7 @@ COMPARED = [
     "types",
     "uniform",
     "collations",
+    "notnull",
     "myisam",
     "aria",
     "unique_only",
@@ -110,6 +116,16 @@ def zoo(sandbox: SandboxHandle) -> Iterator[None]:
             "INSERT INTO collations VALUES (%s, %s, %s)",
             [(i, hostile[i % 7], hostile[(i + 1) % 7]) for i in range(10)],
         )
+        cur.executemany(
+            "INSERT INTO notnull VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (i, i - 5, i / 3, -i / 7, 0 if i == 0 else 1901 + i, i * 37 % 512,
+                 bytes([i, 0, 39, 92]), every_byte[i:], "0000-00-00 00:00:00" if i == 0
+                 else f"2026-02-{i + 1:02d} 03:04:05", hostile[i % 7], "caf\xe9"[: i % 5],
+                 f'{{"k": "{i}"}}')
+                for i in range(12)
+            ],
+        )  # fmt: skip
         cur.executemany("INSERT INTO myisam VALUES (%s, %s)", [(i, f"m{i}") for i in range(50)])
         cur.executemany("INSERT INTO aria VALUES (%s, %s)", [(i, "a" * i) for i in range(50)])
         cur.executemany("INSERT INTO unique_only VALUES (%s, %s)", [("abc", 1), ("ABD", 2)])
@@ -146,6 +162,8 @@ def test_server_and_client_rendering_are_byte_identical(sandbox: SandboxHandle, 
         catalogue = read_catalogue(conn, lambda db: db == ZOO, lambda db, t: True)
     uniform = {t.name for t in catalogue.tables if uniform_text(t.dumped_columns)}
     assert "uniform" in uniform and not {"types", "collations"} & uniform, "both paths run"
+    (notnull,) = [t for t in catalogue.tables if t.name == "notnull"]
+    assert not any(c.nullable for c in notnull.columns), "NOT NULL columns render without IF"
     reader = RawConnection(ep)
     try:
         reader.execute("SET SESSION time_zone = '+00:00'")
