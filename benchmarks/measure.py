@@ -4,15 +4,24 @@ Peak RSS comes from GNU ``time`` (Debian package ``time``), which forks the comm
 ``wait4`` here would also count the benchmark's own pages, because a child's peak RSS
 includes what it shared with its parent between fork and exec (a benchmark holding a
 400 MB dump made a 90 MB restore look like 475 MB).
+
+Importing this module compiles datatier's bytecode once: ``pip install`` compiles it into
+``__pycache__``, an editable install (``make venv``) does not, and with
+``PYTHONDONTWRITEBYTECODE`` set every timed ``datatier`` run compiled its modules again
+(~0.1 s of each backup's CPU on the 2M-row benchmark).
 """
 
 from __future__ import annotations
 
+import compileall
 import shutil
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+compileall.compile_dir(Path(__file__).resolve().parents[1] / "datatier", quiet=1)
 
 
 @dataclass(frozen=True)

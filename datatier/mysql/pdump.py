@@ -414,7 +414,7 @@ class ParallelDumpEngine(BackupEngine):
             digest.update(b"\n")
             rows_done += len(texts)
             bytes_done += len(joined) + 1
-            for group in _statements(texts, STATEMENT_BYTES):
+            for group in _statements(texts, len(joined) + 1, STATEMENT_BYTES):
                 if obj is None:
                     obj = self._open_data(writer, table)
                 body = b",\n".join(group)
@@ -598,9 +598,10 @@ def _definition_statements(d: Definition) -> list[str]:
     ]
 
 
-def _statements(texts: list[bytes], cap: int) -> Iterator[list[bytes]]:
-    """``texts`` grouped into INSERT statements of about ``cap`` bytes (a row never split)."""
-    if sum(map(len, texts)) + 2 * len(texts) <= cap:
+def _statements(texts: list[bytes], size: int, cap: int) -> Iterator[list[bytes]]:
+    """``texts`` (``size`` bytes with one separator byte each) grouped into INSERT
+    statements of about ``cap`` bytes (a row never split)."""
+    if size + len(texts) <= cap:
         yield texts
         return
     group: list[bytes] = []
