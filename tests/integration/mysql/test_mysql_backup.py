@@ -338,7 +338,7 @@ def test_unknown_policy_and_wrong_bucket(
     use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["backup", "run", "no-such-policy"]) == 2
-    assert "no policy 'no-such-policy'" in capsys.readouterr().err
+    assert "no backup policy 'no-such-policy' in " in capsys.readouterr().err
     path = use_sandbox_config.write_policy(
         "rt-nobucket",
         'engine = "mysql"\nstore = "s3://no-such-bucket-here/x"\n[source]\nnode = "replica1"\n',
