@@ -51,6 +51,7 @@ full unless ``--incremental``); ``source.datadir`` overrides the server's ``@@da
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Collection
@@ -329,11 +330,22 @@ def scan_policies(
 def get_policy(
     policies_dir: Path, name: str, default_store: str, nodes: Collection[str] | None = None
 ) -> Policy:
-    """The named policy; UsageError listing the known ones if it does not exist."""
+    """The named policy; UsageError if it does not exist, naming the defined ones (and the
+    closest), or saying where to create one when none is defined."""
     path = policy_path(policies_dir, name)
     if not path.is_file():
-        known = ", ".join(p.stem for p in sorted(policies_dir.glob("*.toml"))) or "none"
-        raise UsageError(f"no policy {name!r} in {policies_dir}", hint=f"known: {known}")
+        defined = [p.stem for p in sorted(policies_dir.glob("*.toml"))]
+        if not defined:
+            raise UsageError(
+                f"no backup policy {name!r}: no backup policies are defined",
+                hint=f"create one in {policies_dir}: a TOML file per policy, e.g. {path.name}",
+            )
+        close = difflib.get_close_matches(name, defined, n=1)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(
+            f"no backup policy {name!r} in {policies_dir}",
+            hint=f"{guess}known: {', '.join(defined)}",
+        )
     return load_policy(path, default_store, nodes)
 
 

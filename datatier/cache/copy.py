@@ -7,14 +7,16 @@ expiry stays without one). A key already on the target is left alone unless ``ov
 Keys evicted or expired between the dump and the fetch are counted as ``vanished``; values
 over the target's item size limit as ``too_large``. Writes go through
 :class:`~datatier.cache.writer.CacheWriter` on a background thread, so a target restart is
-ridden out (``on_error="continue"``, up to ``retry_for`` seconds) and reported.
+ridden out (``on_error="continue"``, up to ``retry_for`` seconds) and reported: the keys
+copied to the target before its restart are gone, counted in ``keys_lost`` (still counted in
+``copied``), and :meth:`CopyReport.exit_code` is then 1, as for a warm.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from datatier.cache.pipe import WritePipe
@@ -25,13 +27,14 @@ from datatier.cache.protocol import (
     StoreBatch,
     StoreItem,
 )
-from datatier.cache.writer import CacheWriter, OnError
+from datatier.cache.writer import CacheWriter, OnError, RestartLosses
+from datatier.errors import ExitCode
 from datatier.ratelimit import RateLimit
 
 
 @dataclass
-class CopyReport:
-    """Counts of one copy."""
+class CopyReport(RestartLosses):
+    """Counts of one copy (with its :class:`RestartLosses`)."""
 
     source: str
     target: str
@@ -45,9 +48,11 @@ class CopyReport:
     too_large: int = 0
     failed: int = 0
     bytes: int = 0
-    memcached_errors: int = 0
-    restarts: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def exit_code(self) -> ExitCode:
+        """1 if a key failed or a target restart wiped keys this copy wrote, else 0."""
+        return ExitCode.FAILED if self.failed or self.keys_lost else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -142,8 +147,7 @@ class CacheCopier:
                     report.too_large += outcome.too_large
                     report.failed += outcome.failed
                     report.bytes += outcome.bytes
-            report.restarts = list(writer.restarts)
-            report.memcached_errors = writer.errors_seen
+            report.record(writer)
             for node in (dumper, reader):
                 node.close()
             writer.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from datatier.cache.writer import WriteOutcome
+from datatier.cache.writer import RestartLosses, WriteOutcome
 from datatier.errors import ExitCode
 
 MAX_ERRORS_KEPT = 5
@@ -58,8 +58,8 @@ class PlannedKey:
 
 
 @dataclass
-class WarmReport:
-    """The outcome of one ``cache warm``."""
+class WarmReport(RestartLosses):
+    """The outcome of one ``cache warm`` (with its :class:`RestartLosses`)."""
 
     set: str
     source: str
@@ -70,10 +70,6 @@ class WarmReport:
     lag_method: str = ""
     warning: str | None = None
     queries: list[QueryReport] = field(default_factory=list)
-    restarts: list[str] = field(default_factory=list)
-    keys_lost: int = 0  # written (and counted in keys_written), then wiped by a restart
-    keys_lost_by_node: dict[str, int] = field(default_factory=dict)
-    memcached_errors: int = 0
     stopped: str | None = None
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # of this process meanwhile, every thread (user + system)

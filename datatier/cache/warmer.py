@@ -106,10 +106,7 @@ class CacheWarmer:
             report.seconds = time.monotonic() - started
             report.cpu_seconds = time.process_time() - cpu_started
             if self.writer is not None:
-                report.restarts = list(self.writer.restarts)
-                report.keys_lost_by_node = dict(self.writer.lost)
-                report.keys_lost = sum(self.writer.lost.values())
-                report.memcached_errors = self.writer.errors_seen
+                report.record(self.writer)
         return report
 
     # -- one query ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ Contract:
   before raising. A node whose pid or uptime shows it restarted is recorded in
   :attr:`restarts` (whatever it held before is gone), and the keys this writer had stored
   on it before the restart are counted in :attr:`lost` (per node): they are not re-written.
+  :class:`RestartLosses` is the report part that carries these to a warm's or copy's report.
 """
 
 from __future__ import annotations
@@ -41,6 +42,24 @@ class WriteOutcome:
     failed: int = 0
     bytes: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class RestartLosses:
+    """What riding out memcached failures cost a run: the report fields a warm and a copy
+    share (filled from their writer by :meth:`record`)."""
+
+    restarts: list[str] = field(default_factory=list)
+    keys_lost: int = 0  # written (and counted as written), then wiped by a restart
+    keys_lost_by_node: dict[str, int] = field(default_factory=dict)
+    memcached_errors: int = 0
+
+    def record(self, writer: CacheWriter) -> None:
+        """Take the restarts, lost keys and errors ``writer`` has seen so far."""
+        self.restarts = list(writer.restarts)
+        self.keys_lost_by_node = dict(writer.lost)
+        self.keys_lost = sum(writer.lost.values())
+        self.memcached_errors = writer.errors_seen
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,11 @@ def _run(app: AppContext, args: list[str]) -> int:
         result = cli.main(args=args, prog_name="datatier", obj=app, standalone_mode=False)
     except DatatierError as exc:
         return _fail(app, exc, exc.message, int(exc.exit_code), exc.hint)
+    except click.exceptions.NoSuchCommand as exc:
+        app.json_output = app.json_output or "--json" in args
+        where = exc.ctx.command_path if exc.ctx is not None else "datatier"
+        hint = f"see '{where} --help'"
+        return _fail(app, exc, _no_such_command(exc), int(ExitCode.USAGE), hint)
     except click.ClickException as exc:
         code = int(ExitCode.USAGE) if isinstance(exc, click.UsageError) else int(ExitCode.FAILED)
         app.json_output = app.json_output or "--json" in args  # refused before it was parsed
@@ -113,6 +118,15 @@ def _run(app: AppContext, args: list[str]) -> int:
         return _fail(app, exc, message, int(ExitCode.FAILED), "rerun with --debug")
     # click returns the code of ctx.exit(N) (e.g. after --help); commands return None.
     return result if isinstance(result, int) else int(ExitCode.OK)
+
+
+def _no_such_command(exc: click.exceptions.NoSuchCommand) -> str:
+    """One line for a mistyped command, with click's close matches (click's own display
+    adds a usage block that says nothing about the typo)."""
+    message = f"no such command {exc.command_name!r}"
+    if exc.possibilities:
+        message += f"; did you mean {' or '.join(map(repr, exc.possibilities))}?"
+    return message
 
 
 def _fail(app: AppContext, exc: BaseException, message: str, code: int, hint: str | None) -> int:

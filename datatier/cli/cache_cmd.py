@@ -13,7 +13,7 @@ from datatier.cache.report import PlannedKey, WarmOptions, WarmReport
 from datatier.cache.service import WarmRequest, cache_servers, find_warm_sets, warm
 from datatier.cache.source import OnLag
 from datatier.cache.stats import NodeStats, node_stats
-from datatier.cache.writer import OnError
+from datatier.cache.writer import OnError, RestartLosses
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option, say, table
 from datatier.cli.params import FiniteFloatRange
@@ -179,11 +179,26 @@ def _raise_for(report: WarmReport) -> None:
             + "; ".join(q.error or f"{q.name}: {q.failed} keys failed" for q in failed)
         ] if failed else []  # fmt: skip
         if report.keys_lost:
-            problems.append(
-                f"{report.keys_lost} of the {report.total('keys_written')} keys written were "
-                "lost to a memcached restart: the cache is only partly warm"
-            )
+            problems.append(_lost(report, report.total("keys_written"), "written"))
         raise OperationFailed("; ".join(problems))
+
+
+def _lost(report: RestartLosses, done: int, verb: str) -> str:
+    """The failure line for keys a memcached restart wiped after they were ``verb``."""
+    return (
+        f"{report.keys_lost} of the {done} keys {verb} were lost to a memcached restart: "
+        "the cache is only partly warm"
+    )
+
+
+def _restart_notes(report: RestartLosses, job: str) -> list[str]:
+    """One warning per node that restarted during the ``job`` (warm or copy)."""
+    return [
+        f"warning: memcached {address} restarted during the {job}; the "
+        f"{report.keys_lost_by_node.get(address, 0)} keys written to it before the restart "
+        f"are gone: run the {job} again"
+        for address in dict.fromkeys(report.restarts)
+    ]
 
 
 def _warm_text(report: WarmReport) -> str:
@@ -214,12 +229,7 @@ def _warm_text(report: WarmReport) -> str:
 
 def _warm_notes(report: WarmReport) -> list[str]:
     notes = [f"warning: {report.warning}"] if report.warning else []
-    notes += [
-        f"warning: memcached {address} restarted during the warm; the "
-        f"{report.keys_lost_by_node.get(address, 0)} keys written to it before the restart "
-        "are gone: run the warm again"
-        for address in dict.fromkeys(report.restarts)
-    ]
+    notes += _restart_notes(report, "warm")
     if report.stopped:
         notes.append(f"stopped: {report.stopped}")
     return notes
@@ -249,7 +259,11 @@ def copy_cmd(
     """Warm the node --to from the warm node --from: every key (or --match PREFIX) with its
     flags and remaining TTL, enumerated with `lru_crawler metadump` (memcached >= 1.4.31).
 
-    Keys the target already has are kept unless --overwrite.
+    Keys the target already has are kept unless --overwrite. A restart of the target
+    ridden out (--on-error continue) wipes the keys copied to it before: the report counts
+    them (keys_lost) and the exit code is 1. Exit 0 when every key was copied or skipped
+    (and is still there), 1 when a key failed or keys were lost, 3 when a node could not
+    be reached.
     """
     for text in (source, target):
         try:
@@ -283,13 +297,14 @@ def copy_cmd(
         f"expiring {report.skipped_expiring}, vanished {report.vanished}, "
         f"too large {report.too_large}, failed {report.failed}"
     )
-    notes = [
-        f"warning: memcached {address} restarted during the copy: run it again"
-        for address in report.restarts
-    ]
-    emit(Output(report.to_json(), text, notes))
-    if report.failed:
-        raise OperationFailed(f"{report.failed} keys could not be written to {target}")
+    emit(Output(report.to_json(), text, _restart_notes(report, "copy")))
+    if report.exit_code() != ExitCode.OK:
+        problems = []
+        if report.failed:
+            problems.append(f"{report.failed} keys could not be written to {target}")
+        if report.keys_lost:
+            problems.append(_lost(report, report.copied, "copied"))
+        raise OperationFailed("; ".join(problems))
 
 
 def _item_count(address: str, timeout: float) -> int | None:

@@ -3,7 +3,8 @@
 Each command module pulls in its services (boto3, pymongo, the MySQL drivers...); importing
 all of them cost every invocation about a third of a second, which a cron job, a health
 check or a 2-second backup pays each time. ``--help`` still lists every command (it loads
-them all to show their one-line help).
+them all to show their one-line help), and a mistyped command gets click's "Did you mean"
+suggestion from every command's name.
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ class LazyGroup(click.Group):
             raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
         self.add_command(command, cmd_name)
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            # click suggests from ``commands``, which holds no lazy command before its use
+            raise click.exceptions.NoSuchCommand(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
 
     def all_commands(self) -> dict[str, click.Command]:
         """Every subcommand, loading those not loaded yet."""

@@ -29,10 +29,10 @@ from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
 from datatier.config import LoadedConfig, MongoServer
 from datatier.display import human_bytes
-from datatier.errors import ConfigError, OperationFailed, ServiceUnavailable, UsageError
+from datatier.errors import ConfigError, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mongo.bsonstream import count_documents
-from datatier.mongo.client import handshake, mongo_client
+from datatier.mongo.client import handshake, mongo_client, unreachable
 from datatier.mongo.oplog import OPLOG_METHOD, capture, oplog_position
 from datatier.storage.base import MiB
 
@@ -124,7 +124,7 @@ class MongoDumpEngine(BackupEngine):
                 databases, collections = self._scope(client)
                 tables = [_estimate(client[db], str(spec["name"])) for db, spec in collections]
         except pymongo.errors.ConnectionFailure as exc:
-            raise ServiceUnavailable(f"MongoDB at {self.settings.uri} went away: {exc}") from None
+            raise unreachable(self.settings.uri, exc) from None
         except pymongo.errors.PyMongoError as exc:
             raise OperationFailed(f"MongoDB backup plan failed: {exc}") from None
         tables += [
@@ -177,7 +177,7 @@ class MongoDumpEngine(BackupEngine):
                     else STANDALONE
                 )
         except pymongo.errors.ConnectionFailure as exc:
-            raise ServiceUnavailable(f"MongoDB at {self.settings.uri} went away: {exc}") from None
+            raise unreachable(self.settings.uri, exc) from None
         except pymongo.errors.PyMongoError as exc:
             raise OperationFailed(f"MongoDB dump failed: {exc}") from None
         log.info(

@@ -29,10 +29,10 @@ from datatier.backup.completeness import missing_parts
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.config import LoadedConfig, MongoServer
-from datatier.errors import IntegrityFailure, OperationFailed, ServiceUnavailable, UsageError
+from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mongo.bsonstream import iter_documents, raw_documents
-from datatier.mongo.client import mongo_client
+from datatier.mongo.client import mongo_client, unreachable
 from datatier.mongo.oplog import check_replayable, replay
 from datatier.mongo.oplogapply import applier_for
 from datatier.pipeline.staging import Staged
@@ -294,6 +294,6 @@ class _Guarded:
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         self.client.__exit__(kind, exc, tb)
         if isinstance(exc, pymongo.errors.ConnectionFailure):
-            raise ServiceUnavailable(f"MongoDB at {self.server.uri} went away: {exc}") from None
+            raise unreachable(self.server.uri, exc) from None
         if isinstance(exc, pymongo.errors.PyMongoError):
             raise OperationFailed(f"Mongo restore failed: {exc}") from None

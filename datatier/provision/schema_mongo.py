@@ -117,6 +117,8 @@ class MongoSchemas(Provisioner):
     def _call(self, action: str, fn: Any) -> Any:
         import pymongo.errors
 
+        from datatier.mongo.client import unreachable  # lazy: pymongo
+
         try:
             with self._client() as client:
                 return fn(client)
@@ -124,6 +126,8 @@ class MongoSchemas(Provisioner):
             if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
                 raise ServiceUnavailable(f"MongoDB refused to {action}: {exc.details}") from None
             raise OperationFailed(f"MongoDB could not {action}: {exc}") from None
+        except pymongo.errors.ConnectionFailure as exc:
+            raise unreachable(self.settings.uri, exc) from None
         except pymongo.errors.PyMongoError as exc:
             raise ServiceUnavailable(f"cannot reach MongoDB to {action}: {exc}") from None
 

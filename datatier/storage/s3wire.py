@@ -1,7 +1,9 @@
 """S3's wire vocabulary translated into datatier's: error codes and the restore header.
 
 :class:`ErrorMapper` turns boto3/botocore exceptions into the :mod:`datatier.errors`
-hierarchy with one-line messages that name the store and never contain credentials.
+hierarchy with one-line messages that name the store and never contain credentials. A
+missing bucket is a UsageError (exit 2: the store URL is wrong or the bucket was never
+created), not ServiceUnavailable: S3 itself answered.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from datatier.errors import (
     NotReadyYet,
     OperationFailed,
     ServiceUnavailable,
+    UsageError,
 )
 from datatier.storage.base import ObjectNotFound, RestoreState
 
@@ -145,9 +148,11 @@ class ErrorMapper:
         status = _status(exc)
         error: Mapping[str, Any] = exc.response.get("Error", {})
         if code == "NoSuchBucket" or (bucket_op and code in _MISSING_CODES):
-            return ServiceUnavailable(
+            # S3 answered: the store URL names a bucket that is not there, a config error
+            return UsageError(
                 f"S3 bucket {self.bucket!r} does not exist at {self.endpoint}",
-                hint="check the store URL",
+                hint="create it with `datatier provision apply --only bucket --execute`, "
+                f"or correct the store URL {self.url}",
             )
         if code in _CREDENTIAL_CODES:
             return ServiceUnavailable(

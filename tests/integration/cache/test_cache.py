@@ -578,6 +578,32 @@ def test_copy_counts_values_the_target_cannot_hold(
         big.stop()
 
 
+def test_memcached_restart_mid_copy_counts_the_lost_keys(
+    mc: Memcached, mc2: Memcached, sets_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The target restarts mid-copy (ridden out): the keys copied to it before the restart
+    are gone, and the copy says so (keys_lost, exit 1) as the warm does."""
+    with mc.node() as node:
+        node.store_many([StoreItem(b"c:%d" % i, b"v%d" % i) for i in range(ROWS)])
+    bouncer = _restart_later(mc2, after_items=40, down_for=0.5)
+    code, report, err = run(
+        capsys, "cache", "copy", "--from", mc.address, "--to", mc2.address,
+        "--batch-size", "20", "--rate", "100", "--json",
+    )  # fmt: skip
+    bouncer.join()
+    assert report["restarts"] == [mc2.address]
+    assert report["memcached_errors"] >= 1
+    assert report["copied"] == ROWS
+    remaining = int(mc2.stats()["curr_items"])
+    assert 0 < remaining < ROWS
+    # Reproduction: this exited 0 with every key counted as copied while only `remaining`
+    # were left on the target.
+    assert report["keys_lost"] == ROWS - remaining > 0, report
+    assert report["keys_lost_by_node"] == {mc2.address: ROWS - remaining}
+    assert code == 1, err
+    assert f"{ROWS - remaining} of the {ROWS} keys copied were lost" in err
+
+
 def test_copy_bad_input(capsys: pytest.CaptureFixture[str], mc: Memcached) -> None:
     code, _, err = run(capsys, "cache", "copy", "--from", "nohost", "--to", mc.address)
     assert code == 2 and "is not HOST:PORT" in err

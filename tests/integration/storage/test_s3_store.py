@@ -19,7 +19,13 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ResponseStreamingError
 
-from datatier.errors import IntegrityFailure, NotReadyYet, OperationFailed, ServiceUnavailable
+from datatier.errors import (
+    IntegrityFailure,
+    NotReadyYet,
+    OperationFailed,
+    ServiceUnavailable,
+    UsageError,
+)
 from datatier.pipeline import Digester, compress, decompress, read_verified, verify_object
 from datatier.storage import ObjectNotFound, RestoreState, StorageClass, open_store
 from datatier.storage.base import MiB
@@ -334,7 +340,9 @@ def test_corrupt_and_truncated_objects(store: S3Store, raw: Any, bucket: str) ->
         b"".join(decompress(store.iter_read("dump.sql.zst"), name="dump"))
 
 
-def test_wrong_bucket_is_unavailable(moto: Moto) -> None:
+def test_missing_bucket_is_a_config_error(moto: Moto) -> None:
+    """S3 answered: the store URL names a bucket that does not exist. That is the
+    configuration's fault (exit 2, design.md), not an unreachable service (exit 3)."""
     store = open_store("s3://datatier-no-such-bucket/x", moto.settings())
     for attempt in (
         store.check,
@@ -343,8 +351,12 @@ def test_wrong_bucket_is_unavailable(moto: Moto) -> None:
         lambda: list(store.list_objects()),
         lambda: next(store.iter_read("k")),
     ):
-        with pytest.raises(ServiceUnavailable, match="'datatier-no-such-bucket' does not exist"):
+        with pytest.raises(UsageError, match="'datatier-no-such-bucket' does not exist") as err:
             attempt()
+        assert err.value.exit_code == 2
+        assert err.value.hint is not None
+        assert "datatier provision apply --only bucket --execute" in err.value.hint
+        assert "s3://datatier-no-such-bucket/x" in err.value.hint
 
 
 def test_unreachable_endpoint_is_unavailable(moto: Moto) -> None:

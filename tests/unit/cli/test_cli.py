@@ -10,6 +10,7 @@ import click
 import pytest
 
 from datatier import cli as cli_module
+from datatier import log
 from datatier.cli import cli, main
 from datatier.errors import IntegrityFailure, NotReadyYet, ServiceUnavailable
 
@@ -24,12 +25,39 @@ def test_help_lists_only_working_groups(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["no-such-command"]) == 2
-    assert "No such command" in capsys.readouterr().err
+    assert "no such command 'no-such-command'" in capsys.readouterr().err
 
 
 class FakeTerminal(io.StringIO):
     def isatty(self) -> bool:
         return True
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["bakup"], "'bakup'; did you mean 'backup' or 'backups'? (see 'datatier --help')"),
+        (
+            ["replicaton", "status"],
+            "'replicaton'; did you mean 'replication'? (see 'datatier --help')",
+        ),
+        (["backup", "rn", "x"], "'rn'; did you mean 'run'? (see 'datatier backup --help')"),
+        (["cache", "wram"], "'wram'; did you mean 'warm'? (see 'datatier cache --help')"),
+        (["zzzz"], "'zzzz' (see 'datatier --help')"),
+    ],
+)
+def test_a_mistyped_command_is_one_line_with_a_suggestion(
+    args: list[str], line: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The top level is a lazy group (no command loaded yet): it suggests as click's plain
+    groups do; at a terminal the whole error is one line, without the usage block."""
+    terminal = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    log.configure()  # a terminal: plain lines
+    assert main(args) == 2
+    lines = terminal.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0] == f"datatier: error: no such command {line}"
 
 
 def test_missing_config_file_exits_2_with_one_plain_line_at_a_terminal(
@@ -57,7 +85,11 @@ def test_errors_are_one_json_line_when_logs_are_json(
     assert doc["exit_code"] == 2 and "hint" in doc
     assert main(["no-such-command"]) == 2
     doc = json.loads(capsys.readouterr().err.strip())
-    assert doc["exit_code"] == 2 and "No such command" in doc["error"]
+    assert doc["exit_code"] == 2 and "no such command" in doc["error"]
+    assert main(["cache", "wram"]) == 2
+    doc = json.loads(capsys.readouterr().err.strip())
+    assert doc["error"] == "no such command 'wram'; did you mean 'warm'?"
+    assert doc["exit_code"] == 2 and doc["hint"] == "see 'datatier cache --help'"
 
 
 def test_config_show_redacts_secrets(
