@@ -8,7 +8,9 @@ It brings up (or reuses) a sandbox in ``.sandbox-bench`` (ports 23060+), generat
 dataset on the primary (``--skew``: one table holds 80 % of the rows), waits for replica1,
 then times, from replica1 and into the primary:
 
-* backups, interleaved over ``--repeat`` rounds (medians): ``mariadb-dump | zstd -3``;
+* backups, interleaved over ``--repeat`` rounds (medians): ``mariadb-dump | zstd -3``
+  (into a local file, and piped on into the same S3 server by ``aws s3 cp -`` as a cron
+  script would, where the AWS CLI is installed);
   ``mydumper -t N`` then ``zstd -3`` of its files (the same compression as datatier);
   ``mydumper -t N -c`` (its own gzip); ``datatier backup run`` (``jobs = N``) into the S3
   server and into a ``file://`` store (datatier's own cost without moto, a Python S3 server
@@ -134,11 +136,27 @@ def replicas_paused(replicas: list[Path], enabled: bool) -> Iterator[None]:
                 mysql(cnf, "START SLAVE SQL_THREAD")
 
 
+def aws_env(config: Any) -> dict[str, str] | None:
+    """The environment for ``aws s3 cp`` into the sandbox's S3 server (None without the AWS
+    CLI: that baseline is then left out)."""
+    if shutil.which("aws") is None:
+        return None
+    return {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": config.s3.access_key_id.reveal(),
+        "AWS_SECRET_ACCESS_KEY": config.s3.secret_access_key.reveal(),
+        "AWS_DEFAULT_REGION": config.s3.region,
+    }
+
+
 def run_backups(
     config_path: Path, replica: Path, tmp: Path, rounds: int, jobs: int
 ) -> dict[str, float]:
     """Backup-side timings, interleaved per round (so drift hits all alike); medians."""
     env = {**os.environ, "DATATIER_CONFIG": str(config_path)}
+    config = load(str(config_path), environ={}).config
+    upload_env = aws_env(config)
+    bucket = config.backup.default_store.removeprefix("s3://").split("/")[0]
     dt = str(ROOT / ".venv/bin/datatier")
     runs: dict[str, list[float]] = {}
     rss: list[float] = []
@@ -151,6 +169,20 @@ def run_backups(
                 f"--databases {DB} | zstd -q -3 > {tmp / 'dump.sql.zst'}",
                 True,
                 None,
+            ),
+            **(
+                {
+                    "mariadb_dump_zstd_s3_s": (
+                        f"mariadb-dump --defaults-file={replica} --single-transaction --quick "
+                        "--master-data=2 --gtid --routines --triggers --events --hex-blob "
+                        f"--databases {DB} | zstd -q -3 | aws --endpoint-url "
+                        f"{config.s3.endpoint_url} s3 cp - s3://{bucket}/baseline/dump.sql.zst",
+                        True,
+                        upload_env,
+                    )
+                }
+                if upload_env is not None
+                else {}
             ),
             "mydumper_zstd_s": (
                 f"rm -rf {tmp / 'mydz'} && {mydumper} -o {tmp / 'mydz'} && "
@@ -354,6 +386,8 @@ def main() -> None:
         (f"ratio backup / mydumper -t {n} -c (gzip)", "backup_s", "mydumper_gzip_s"),
         ("ratio backup into file:// / mariadb-dump|zstd", "backup_local_store_s",
          "mariadb_dump_zstd_s"),
+        ("ratio backup / mariadb-dump|zstd|aws s3 cp - (the cron script's upload too)",
+         "backup_s", "mariadb_dump_zstd_s3_s"),
         ("speedup restore vs client (target >= 1.5)", "client_restore_s", "restore_s"),
         ("speedup restore --no-binlog vs client without binlog", "client_restore_nobinlog_s",
          "restore_nobinlog_s"),
@@ -369,6 +403,9 @@ def main() -> None:
          "restore_nobinlog_keys_with_data_s", "restore_nobinlog_s"),
     ]  # fmt: skip
     for label, top, bottom in ratios:
+        if top not in r or bottom not in r:
+            print(f"{label}: not measured (no AWS CLI)")
+            continue
         print(f"{label}: {r[top] / r[bottom]:.2f}")
     print(f"backup_peak_rss_mb: {r['backup_rss']:.1f}")
     print(f"restore_peak_rss_mb: {r['restore_rss']:.1f}")
