@@ -31,12 +31,6 @@ def write(sandbox: SandboxHandle, rows: int) -> None:
         query(sandbox.config, "primary", f"INSERT INTO {DB}.t (v) VALUES (%s)", (f"row {i}",))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a second archiver uploads its segment under the same data key "
-    "(SEQ-SERVERID-FILE-START) before it finds the index record taken, overwriting the "
-    "winner's object: the archive gets a permanent gap",
-)
 def test_a_second_archiver_never_overwrites_a_published_segment(sandbox: SandboxHandle) -> None:
     sandbox.write_policy(
         POLICY, f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
