@@ -17,11 +17,6 @@ POLICY = "pitr_edge"
 ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: --until-gtid equal to the base backup's own GTID is refused (exit 2, "
-    "'not in the archived segments'): no segment is selected, and the scan never reaches it",
-)
 def test_restore_to_the_backups_own_gtid(
     use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
