@@ -82,11 +82,6 @@ def insert(sandbox: SandboxHandle, svc: MariaDBService, row: tuple[int, str], do
         return str(cur.fetchone()[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="choose_base compares only G's domain: a backup at G in domain 0 holding a later "
-    "domain-1 transaction is restored as the base, so that transaction comes back",
-)
 def test_until_gtid_ignores_a_backup_holding_another_domains_later_transaction(
     sandbox: SandboxHandle,
     server: MariaDBService,
