@@ -20,6 +20,7 @@ Contract:
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -104,6 +105,7 @@ class Archiver:
         self.gap_count = 0
         self._last_state = 0.0
         self._facts: NodeFacts | None = None
+        self.token = secrets.token_hex(4)  # in this run's data keys: never another's object
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -287,6 +289,7 @@ class Archiver:
             file=file,
             start_pos=start,
             gtid_start=self.published,
+            run=self.token,
         )
 
     def _due(self, seg: Segment) -> bool:

@@ -2,8 +2,8 @@
 
 Under the owning policy's prefix, beside its backups (``POLICY/BACKUP_ID/``)::
 
-    POLICY/_binlogs/data/SEQ-SERVERID-FILE-START.binlog.zst   one segment (zstd; ``.zst.age``
-                                                              when the policy encrypts)
+    POLICY/_binlogs/data/SEQ-SERVERID-FILE-START-RUN.binlog.zst   one segment (zstd;
+                                                    ``.zst.age`` when the policy encrypts)
     POLICY/_binlogs/index/SEQ.json                            its index record, written after it
     POLICY/_binlogs/archiver.json                             the archiver's last word (lag)
 
@@ -45,9 +45,11 @@ def state_key(policy: str) -> str:
     return f"{archive_prefix(policy)}archiver.json"
 
 
-def data_relkey(seq: int, server_id: int, file: str, start: int) -> str:
-    """The segment's key below ``data/`` (unique: SEQ is never reused once indexed)."""
-    return f"{seq:012d}-{server_id}-{key_segment(file)}-{start:012d}.binlog.zst"
+def data_relkey(seq: int, server_id: int, file: str, start: int, run: str) -> str:
+    """The segment's key below ``data/``. ``run`` is the archiver run's own token: two
+    archivers racing for one SEQ write two objects (the loser's is an orphan prune removes),
+    never one over the other's."""
+    return f"{seq:012d}-{server_id}-{key_segment(file)}-{start:012d}-{run}.binlog.zst"
 
 
 def seq_of_index_key(key: str) -> int | None:

@@ -2,7 +2,8 @@
 
 Everything here reads and changes nothing. The base backup is the newest complete backup
 of the policy whose consistency point precedes the target: for ``--until-gtid G``, its GTID
-position holds nothing of G's domain after G; for ``--until T``, its snapshot was taken at
+position holds nothing of G's domain after G, and of any other domain nothing the archive
+does not show committed before G's segment; for ``--until T``, its snapshot was taken at
 or before T (whole seconds; manifests without ``snapshot_at`` count by ``finished_at``).
 The segments are those from the backup's position up to the target; a target beyond the
 archive, an archive that starts after the backup, or a gap in between is refused (exit 2)
@@ -83,13 +84,20 @@ def backup_position(manifest: Manifest) -> Position | None:
 
 
 def choose_base(
-    backups: list[Manifest], target: Target, backup_id: str | None, policy: str
+    backups: list[Manifest],
+    target: Target,
+    backup_id: str | None,
+    policy: str,
+    before: Position | None = None,
 ) -> Manifest:
-    """The newest backup preceding ``target`` (or ``backup_id``, if it does)."""
+    """The newest backup preceding ``target`` (or ``backup_id``, if it does). For a GTID
+    target, ``before`` is a state known to precede it (:func:`state_before`): a backup
+    holding other GTID domains must not hold more of them than that, or it may contain
+    transactions committed after the target."""
     usable = [m for m in backups if m.engine == "mysql" and backup_position(m) is not None]
     if not usable:
         raise UsageError(f"policy {policy} has no complete MySQL backup with a GTID position")
-    candidates = [m for m in usable if _precedes(m, target)]
+    candidates = [m for m in usable if _precedes(m, target, before)]
     if backup_id:
         chosen = [m for m in candidates if m.backup_id == backup_id]
         if not chosen:
@@ -98,6 +106,15 @@ def choose_base(
             )
         return chosen[0]
     if not candidates:
+        unplaced = [m for m in usable if _precedes(m, target, None, other_domains=False)]
+        if unplaced:
+            newest = max(unplaced, key=lambda m: m.backup_id)
+            raise UsageError(
+                f"no backup of policy {policy} is known to precede {target.until_gtid}: "
+                f"{newest.backup_id} (GTID {newest.consistency.get('gtid_pos')}) also holds "
+                "other GTID domains, which the binlog archive cannot place before the target",
+                hint="restore --until a time instead",
+            )
         oldest = min(usable, key=lambda m: snapshot_time(m) or datetime.max.replace(tzinfo=UTC))
         raise UsageError(
             f"the target is before the oldest backup of policy {policy}: {oldest.backup_id} "
@@ -110,11 +127,31 @@ def choose_base(
     )
 
 
-def _precedes(manifest: Manifest, target: Target) -> bool:
+def state_before(chain: Chain, gtid: Gtid) -> Position | None:
+    """The archive's GTID state where the segment holding ``gtid`` starts: everything it
+    includes was committed before ``gtid``. None when no segment of ``chain`` holds it."""
+    for record in chain.records:
+        if record.gtid_end.includes(gtid) and not record.gtid_start.includes(gtid):
+            return record.gtid_start
+    return None
+
+
+def _precedes(
+    manifest: Manifest, target: Target, before: Position | None, *, other_domains: bool = True
+) -> bool:
+    """Whether ``manifest``'s consistency point is at or before ``target``. For a GTID
+    target its other domains count too (unless ``other_domains`` is False): a backup can sit
+    at G in G's domain and still hold later transactions of another domain."""
     position = backup_position(manifest)
     assert position is not None
     if target.until_gtid is not None:
-        return position.seq(target.until_gtid.domain) <= target.until_gtid.seq
+        gtid = target.until_gtid
+        if position.seq(gtid.domain) > gtid.seq:
+            return False
+        others = [g for g in position.gtids if g.domain != gtid.domain and g.seq]
+        if not others or not other_domains:
+            return True
+        return before is not None and all(before.includes(g) for g in others)
     moment = snapshot_time(manifest)
     return (
         moment is not None and target.until_ts is not None and moment.timestamp() <= target.until_ts
@@ -207,7 +244,8 @@ def plan_pitr(
             )
     target = Target(until_gtid=gtid, until_ts=int(until.timestamp()) if until else None)
     manifests = [e.manifest for e in catalog.backups(policy.name) if e.manifest is not None]
-    base = choose_base(manifests, target, backup_id, policy.name)
+    before = state_before(chain, gtid) if gtid is not None else None
+    base = choose_base(manifests, target, backup_id, policy.name, before)
     start = backup_position(base)
     assert start is not None
     until_covered = covered_until(archive_store, owner.name, chain)

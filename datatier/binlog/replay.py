@@ -163,6 +163,8 @@ def scan(
         report.transactions += 1
         report.statement_bytes += sum(sizes)
         report.largest_statement = max(report.largest_statement, max(sizes))
+    if target.until_gtid is not None and target.until_gtid in start.gtids:
+        report.reached = True  # the base backup is exactly at the target: nothing to replay
     if target.until_gtid is not None and not report.reached:
         raise ReplayRefused(f"GTID {target.until_gtid} is not in the archived segments")
     if target.until_gtid is None and target.until_ts is None:

@@ -56,8 +56,10 @@ class Segment:
         file: str,
         start_pos: int,
         gtid_start: Position,
+        run: str,
     ) -> Segment:
-        obj = writer.open(data_relkey(seq, server_id, file, start_pos), "binlog", None, None, seq)
+        key = data_relkey(seq, server_id, file, start_pos, run)
+        obj = writer.open(key, "binlog", None, None, seq)
         obj.write(ev.MAGIC)
         if start_pos != 4:  # the file's own Format_description event is the segment's first
             obj.write(fde.event)

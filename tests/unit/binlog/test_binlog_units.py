@@ -13,7 +13,7 @@ import yaml
 
 from datatier.backup.manifest import Manifest
 from datatier.binlog.chain import analyse
-from datatier.binlog.pitr import choose_base, parse_until, select_segments
+from datatier.binlog.pitr import choose_base, parse_until, select_segments, state_before
 from datatier.binlog.records import GAP, SEGMENT, IndexRecord
 from datatier.binlog.replay import Target
 from datatier.errors import IntegrityFailure, UsageError
@@ -242,6 +242,30 @@ def test_the_newest_backup_before_the_target_is_the_base() -> None:
     assert choose_base([older, newer], Target(until_gtid=Gtid(0, 1, 200)), None, "p") is newer
     with pytest.raises(UsageError, match="before the oldest backup"):
         choose_base([older, newer], Target(until_gtid=Gtid(0, 1, 50)), None, "p")
+
+
+def test_a_backup_holding_later_transactions_of_another_domain_is_not_the_base() -> None:
+    """G = 0-1-200 was committed, then 1-1-7, then ``late`` was taken: at G in domain 0, but
+    holding 1-1-7 from after G. The archive shows domain 1 at 5 where G's segment starts."""
+    early = manifest("20261201T100000Z-aaaa", "0-1-100,1-1-5", "2026-12-01T10:00:00Z")
+    late = manifest("20261201T110000Z-bbbb", "0-1-200,1-1-7", "2026-12-01T11:00:00Z")
+    chain = analyse(
+        [record(1, "0-1-90,1-1-5", "0-1-150,1-1-5"), record(2, "0-1-150,1-1-5", "0-1-250,1-1-9")],
+        None,
+    )
+    gtid = Gtid(0, 1, 200)
+    before = state_before(chain, gtid)
+    assert before == Position.parse("0-1-150,1-1-5")
+    assert choose_base([early, late], Target(until_gtid=gtid), None, "p", before) is early
+    with pytest.raises(UsageError, match="not a complete backup"):
+        choose_base([early, late], Target(until_gtid=gtid), late.backup_id, "p", before)
+    with pytest.raises(UsageError, match="other GTID domains"):
+        choose_base([late], Target(until_gtid=gtid), None, "p", before)
+    with pytest.raises(UsageError, match="other GTID domains"):
+        choose_base([late], Target(until_gtid=gtid), None, "p", None)  # the archive cannot tell
+    single = manifest("20261201T110000Z-cccc", "0-1-200", "2026-12-01T11:00:00Z")
+    assert choose_base([early, single], Target(until_gtid=gtid), None, "p", None) is single
+    assert state_before(chain, Gtid(0, 1, 999)) is None
 
 
 def test_until_times() -> None:
