@@ -245,10 +245,12 @@ class RestoreEngine(abc.ABC):
     Contract (driven by :func:`datatier.backup.restore.restore_backup`, in this order):
     :meth:`plan` selects and validates (UsageError, IntegrityFailure) and only reads;
     :meth:`check_target` makes every refusal about the target (exit 2) and changes nothing,
-    before any archive-restore request is sent (they cost money); :meth:`apply` applies the
-    objects from ``staged``, where every one was downloaded once and its SHA-256 checked
-    before apply is called (an engine never downloads or verifies); :meth:`post_check`
-    confirms the result (row counts, a prepared datadir). Nothing but :meth:`apply` writes.
+    before any archive-restore request is sent (they cost money); :meth:`check_staged`
+    makes the refusals that need the objects' content, once every one was downloaded and
+    its SHA-256 checked, and changes nothing; :meth:`apply` applies the objects from
+    ``staged`` (an engine never downloads or verifies); :meth:`post_check` confirms the
+    result (row counts, a prepared datadir). Nothing but :meth:`apply` writes, so only its
+    failure can leave a target partly loaded.
     """
 
     name: ClassVar[str]
@@ -273,6 +275,10 @@ class RestoreEngine(abc.ABC):
         self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
     ) -> None:
         """Apply the plan's objects from their verified local copies."""
+
+    def check_staged(self, plan: RestorePlan, staged: Staged) -> None:  # noqa: B027 - optional
+        """Refuse what the staged content shows cannot be applied (UsageError); changes
+        nothing."""
 
     def post_check(self, plan: RestorePlan) -> None:  # noqa: B027 - optional hook
         """Confirm what was applied (OperationFailed / IntegrityFailure)."""

@@ -117,6 +117,7 @@ def restore_backup(
         on_object=progress.on_checked,
         identities=identities,
     ) as staged:
+        engine.check_staged(plan, staged)
         try:
             engine.apply(plan, staged, progress.on_loaded)
         except BaseException as exc:

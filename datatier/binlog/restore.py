@@ -75,6 +75,7 @@ class PitrRestore(RestoreEngine):
         self.options = options
         self.base_plan: RestorePlan | None = None
         self.selection = Selection(databases=frozenset(), renames={})
+        self._max_binlog = 0  # set by check_staged, from the target's max_allowed_packet
 
     def plan(self) -> RestorePlan:
         base = self.base.plan()
@@ -126,29 +127,24 @@ class PitrRestore(RestoreEngine):
         assert self.base_plan is not None
         self.base.check_target(self.base_plan)
 
-    def apply(
-        self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
-    ) -> None:
-        assert self.base_plan is not None
+    def check_staged(self, plan: RestorePlan, staged: Staged) -> None:
+        """Scan the segments up to the target before anything is restored: a target the
+        archive does not reach, a transaction that cannot be replayed or a statement over
+        the target's ``max_allowed_packet`` is refused (exit 2) with nothing changed."""
         server = self.base.server
         packet = max_allowed_packet(server)
-        max_binlog = max(64 * 1024, min(8 * MiB, (packet - 8192) * 3 // 4))
+        self._max_binlog = max(64 * 1024, min(8 * MiB, (packet - 8192) * 3 // 4))
         self.selection = replace(
             self.selection,
             known_databases=frozenset(database_names(server) | set(self.pitr.manifest.databases)),
         )
-        charsets = charset_names(server)
-
-        def load(record: Any) -> bytes:
-            return b"".join(staged.decompressed(record.key))
-
         scanned = scan(
             self.pitr.segments,
-            load,
+            self._loader(staged),
             self.pitr.start,
             self.pitr.target,
             self.selection,
-            max_binlog=max_binlog,
+            max_binlog=self._max_binlog,
         )
         if scanned.largest_statement + 1024 > packet:
             raise UsageError(
@@ -164,16 +160,24 @@ class PitrRestore(RestoreEngine):
             "last_time": iso(scanned.last_ts) if scanned.last_ts else None,
             "stop": scanned.stop,
         }
+
+    def apply(
+        self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
+    ) -> None:
+        """The base backup, then the replay up to the target (after :meth:`check_staged`)."""
+        assert self.base_plan is not None and self._max_binlog, "check_staged runs first"
+        server = self.base.server
+        charsets = charset_names(server)
         self.base.apply(self.base_plan, staged, on_loaded)
         replayed = apply(
             self.pitr.segments,
-            load,
+            self._loader(staged),
             self.pitr.start,
             self.pitr.target,
             self.selection,
             Applier(server, binlog=self.base.binlog),
             lambda cid: charsets.get(cid, "utf8mb4"),
-            max_binlog=max_binlog,
+            max_binlog=self._max_binlog,
         )
         plan.details["replayed"] = dict(replayed.__dict__)
         log.info(
@@ -183,6 +187,13 @@ class PitrRestore(RestoreEngine):
             transactions=replayed.transactions,
             last=replayed.last,
         )
+
+    @staticmethod
+    def _loader(staged: Staged) -> Callable[[Any], bytes]:
+        def load(record: Any) -> bytes:
+            return b"".join(staged.decompressed(record.key))
+
+        return load
 
 
 def _segment_json(record: Any) -> dict[str, Any]:

@@ -46,3 +46,34 @@ def test_restore_to_the_backups_own_gtid(
     assert code == 0
     rows = query(sandbox.config, "primary", "SELECT id, v FROM pitr_edge_r.t ORDER BY id")
     assert rows == [(1, "at the backup")]
+
+
+def test_a_target_the_scan_refuses_says_nothing_was_loaded(
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A GTID of the right domain and number but another server is refused while scanning
+    the staged segments, before anything is restored: no "may be partly loaded" note."""
+    sandbox = use_sandbox_config
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (3, 'archived')")
+    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (4, 'archived')")
+    loaded = load(str(sandbox.config_path), environ=ENV)
+    Archiver(loaded, load_policy(loaded, POLICY), node="primary", once=True).run()
+    last = str(query(sandbox.config, "primary", "SELECT @@gtid_binlog_pos")[0][0])
+    domain, _, seq = last.split("-")
+    inside = int(seq) - 1  # inside a segment: only the scan sees which server wrote it
+    query(sandbox.config, "primary", "DROP DATABASE IF EXISTS pitr_edge_none")
+    capsys.readouterr()
+    code = main(
+        [
+            "restore", "--policy", POLICY, "--until-gtid", f"{domain}-77-{inside}",
+            "--rename", f"{DB}=pitr_edge_none",
+        ]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "is not in the archive" in err and "interrupted" not in err, err
+    assert query(sandbox.config, "primary", "SHOW DATABASES LIKE 'pitr_edge_none'") == []
