@@ -15,8 +15,13 @@ two rows with NULL keys never share one; a binary value (``VARBINARY``, ``BLOB``
 its bytes decoded as UTF-8, and refuses the key when they are not valid UTF-8.
 
 When no template fits, ``key_function = "package.module:function"`` names a function called as
-``function(sql=..., params=..., row=...)`` (normalized SQL, the parameter dict or None, the row
-dict or None) that returns the key as ``str`` or ``bytes``.
+``function(sql=..., params=..., row=...)`` (normalized SQL, the parameters or None, the row or
+None) that returns the key as ``str`` or ``bytes``. ``params`` and ``row`` are read-only
+mappings (:class:`KeyInputs`) under the template rule: a value the function reads is
+refused when NULL (``key column X is NULL``) and comes as ``str`` when binary (bytes decoded
+as UTF-8, refused when they are not), so the function never sees ``None`` or ``bytes``. A
+NULL column it does not read refuses nothing. Any other return value (``None`` included)
+refuses the key.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import importlib
 import json
 import re
 import string
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -52,6 +57,32 @@ def _key_text(name: str, value: Any) -> Any:
         except UnicodeDecodeError:
             raise KeyValueRefused(f"key column {name} is binary, not UTF-8") from None
     return value
+
+
+class KeyInputs(Mapping[str, Any]):
+    """A row or parameters as a key function reads them (module docstring): reading a NULL
+    or non-UTF-8 binary value raises KeyValueRefused naming the column; bytes read as str.
+    ``in`` and iteration see every column, NULL or not."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = values
+
+    def __getitem__(self, name: str) -> Any:
+        return _key_text(name, self._values[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))  # reads every value, as formatting the row would
 
 
 def _raw_in(columns: Iterable[Iterable[Any]]) -> bool:
@@ -162,11 +193,22 @@ class KeyBuilder:
         return of_tuples
 
     def build(self, params: Mapping[str, Any] | None, row: Mapping[str, Any] | None) -> bytes:
-        """The key; KeyError naming a template field that has no value, KeyValueRefused
-        naming one whose value cannot go into a key (module docstring)."""
+        """The key; KeyError naming a template field (or a column a key function reads)
+        that has no value, KeyValueRefused naming one whose value cannot go into a key, or
+        saying what a key function returned instead of a key (module docstring)."""
         if self.function is not None:
-            made = self.function(sql=self.normalized, params=params, row=row)
-            return made if isinstance(made, bytes) else str(made).encode()
+            made = self.function(
+                sql=self.normalized,
+                params=None if params is None else KeyInputs(params),
+                row=None if row is None else KeyInputs(row),
+            )
+            if isinstance(made, bytes | bytearray):
+                return bytes(made)
+            if not isinstance(made, str):
+                raise KeyValueRefused(
+                    f"key_function returned {type(made).__name__}, not str or bytes"
+                )
+            return made.encode()
         assert self.template is not None
         if self.plain and params is None and row is not None:  # the common row-mode case
             return self.template.format_map(self._usable(row)).encode()

@@ -3,9 +3,10 @@
 Contract:
 - rows are streamed (server-side cursor), encoded and written in batches of the set's
   ``batch_size``; memory does not grow with the number of rows;
-- a key that memcached would refuse (over 250 bytes, whitespace), or whose template field is
-  NULL or binary that is not UTF-8 (:mod:`datatier.cache.keys`), is counted as failed with
-  an error naming the query (and the column); a value over the node's item size limit is
+- a key that memcached would refuse (over 250 bytes, whitespace), or whose template field
+  (or column a key function reads) is NULL or binary that is not UTF-8, or that a key
+  function did not return as str or bytes (:mod:`datatier.cache.keys`), is counted as
+  failed with an error naming the query (and the column); a value over the node's item size limit is
   skipped and counted; a result over ``max_rows`` is skipped, never cut;
 - an SQL error fails that query only; the others still warm;
 - ``dry_run`` reads MySQL but never writes to memcached; it reports each key and its size;
@@ -252,6 +253,10 @@ class CacheWarmer:
         try:
             key = keys.build(params, row)
         except KeyError as exc:
+            if keys.function is not None:
+                raise KeyError(
+                    f"the key function read {exc.args[0]!r}, which is no column"
+                ) from None
             raise KeyError(
                 f"the key template uses {{{exc.args[0]}}}, which is neither a column nor a "
                 f"built-in field"

@@ -120,7 +120,7 @@ class MongoDumpEngine(BackupEngine):
             with mongo_client(self.settings) as client:
                 info = client.server_info()
                 hello = handshake(client)
-                start = oplog_position(client)  # refuses an empty oplog as a dump does
+                start = oplog_position(client)  # as the dump reads it (an empty oplog included)
                 databases, collections = self._scope(client)
                 tables = [_estimate(client[db], str(spec["name"])) for db, spec in collections]
         except pymongo.errors.ConnectionFailure as exc:

@@ -2,11 +2,16 @@
 (what ``mongodump --oplog`` captures) and its replay at restore (``--oplogReplay``).
 
 Contract:
-- :func:`oplog_position` is the newest oplog entry's ``ts`` before the dump starts;
+- :func:`oplog_position` is the newest oplog entry's ``ts`` before the dump starts, or
+  :data:`EMPTY_OPLOG` (``Timestamp(0, 0)``, before any entry) when the oplog has no entry
+  yet (a new replica set before its first write): every entry is then written after the
+  start and the slice is all of them. An empty oplog that is capped is refused
+  (NotReadyYet, exit 5): entries could roll off it with no start entry left to show it
+  (a real mongod logs an entry when its set is initiated, so this is not expected there);
 - :func:`capture` writes, as raw BSON objects of kind ``oplog``, every entry after that
   position up to the newest one when the dump has finished, for the namespaces of the
   backed-up databases, and fails (no manifest) if the start position has rolled off the
-  capped oplog meanwhile;
+  capped oplog meanwhile (an empty start cannot roll off: that oplog is never capped);
 - :func:`replay` applies the captured entries in order after the data is loaded, with an
   :class:`~datatier.mongo.oplogapply.Applier` (``applyOps``, or driver operations where the
   server has no ``applyOps``), rewriting database names for ``--rename`` and skipping
@@ -31,7 +36,7 @@ from typing import Any
 from bson.timestamp import Timestamp
 
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
-from datatier.errors import OperationFailed
+from datatier.errors import NotReadyYet, OperationFailed
 from datatier.mongo.bsonstream import count_documents
 from datatier.mongo.client import handshake
 from datatier.mongo.oplogapply import Applier, ApplyOpsApplier
@@ -45,16 +50,28 @@ _DROP_FIELDS = ("_id", "ui", "lsid", "txnNumber", "stmtId", "prevOpTime", "postI
 _APPLY_BATCH = 500
 
 
+EMPTY_OPLOG = Timestamp(0, 0)  # the position of an oplog without entries: before any
+
+
 def oplog_position(client: Any) -> Timestamp | None:
-    """The newest oplog entry's ``ts``; None when the server has no oplog (standalone)."""
+    """The newest oplog entry's ``ts``; :data:`EMPTY_OPLOG` when the oplog has no entry
+    yet (NotReadyYet if that oplog is capped); None when the server has no oplog
+    (standalone)."""
     if not handshake(client).get("setName"):
         return None
     # only `ts`: the entry's document may hold values the default decoding rejects
     newest = client.local["oplog.rs"].find_one({}, {"ts": 1}, sort=[("$natural", -1)])
-    if newest is None:
-        raise OperationFailed("the replica set's oplog is empty")
-    ts: Timestamp = newest["ts"]
-    return ts
+    if newest is not None:
+        ts: Timestamp = newest["ts"]
+        return ts
+    options = client.local["oplog.rs"].options()
+    if options.get("capped"):
+        raise NotReadyYet(
+            "the replica set's capped oplog has no entry yet, so a backup could not tell "
+            "whether entries rolled off it during the dump",
+            hint="run the backup again after the first write",
+        )
+    return EMPTY_OPLOG
 
 
 def _namespace_filter(databases: Iterable[str]) -> dict[str, Any]:
@@ -92,7 +109,7 @@ def capture(
             current = None
     if current is not None:
         writer.close(current)
-    if oplog.find_one({"ts": start}, {"ts": 1}) is None:
+    if start != EMPTY_OPLOG and oplog.find_one({"ts": start}, {"ts": 1}) is None:
         raise OperationFailed(
             "the oplog rolled over during the dump: the snapshot cannot be made consistent",
             hint="enlarge the oplog or back up from a less busy member",
@@ -100,7 +117,11 @@ def capture(
     return {
         "method": OPLOG_METHOD,
         "point_in_time": True,
-        "oplog_start": {"t": start.time, "i": start.inc},
+        "oplog_start": (
+            {"t": 0, "i": 0, "empty": True}
+            if start == EMPTY_OPLOG
+            else {"t": start.time, "i": start.inc}
+        ),
         "oplog_end": {"t": end.time, "i": end.inc},
         "oplog_entries": entries,
     }

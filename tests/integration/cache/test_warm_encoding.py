@@ -275,3 +275,67 @@ def test_two_nodes_get_the_keys_where_hashclient_looks(
         assert len(set(exps.values())) > 10  # jittered, one TTL per key
     finally:
         other.stop()
+
+
+# (id, k, nick): k keys the rows; nick is NULL where the key function never reads it
+FUNCTION_KEY_ROWS = [
+    (1, b"plain1", "ann"),
+    (2, None, None),
+    (3, None, "cy"),
+    (4, b"\xff\xfe", None),
+    (5, "ü".encode(), None),
+]
+
+
+@pytest.mark.parametrize("mode", ["row", "result"])
+def test_key_function_inputs_follow_the_template_contract(
+    mode: str,
+    hostile: SandboxHandle,
+    mc3: Memcached,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Reproduction: a key_function received NULL as None and VARBINARY as bytes, so it
+    built ``f:None`` for two rows (one row's value served for the other) and
+    ``f:b'plain1'``. A value the function reads (row or params) now arrives as a template
+    field does: bytes decoded as UTF-8, and a NULL or non-UTF-8 value refuses that key,
+    counted as failed and named; a NULL column the function does not read refuses
+    nothing."""
+    sql(hostile, "primary", "DROP TABLE IF EXISTS games.fnkeys")
+    sql(
+        hostile,
+        "primary",
+        "CREATE TABLE games.fnkeys (id INT PRIMARY KEY, k VARBINARY(16), nick VARCHAR(8))",
+    )
+    with hostile.connect() as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO games.fnkeys VALUES (%s, %s, %s)", FUNCTION_KEY_ROWS)
+    hostile.wait_replicated()
+    monkeypatch.setenv("DATATIER_CONFIG", str(hostile.config_path))
+    monkeypatch.setenv("DATATIER_CACHE__WARM_SETS_DIR", str(tmp_path))
+    functions = "tests.integration.cache.keyfunctions"
+    if mode == "row":
+        query = (
+            'mode = "row"\nsql = "SELECT id, k, nick FROM games.fnkeys ORDER BY id"\n'
+            f'key_function = "{functions}:by_k"\n'
+        )
+        written = {"f:plain1:ann", "f:ü"}
+    else:
+        query = (
+            'sql = "SELECT id, nick FROM games.fnkeys WHERE k <=> %(k)s"\n'
+            'params_sql = "SELECT k FROM games.fnkeys ORDER BY id"\n'
+            f'key_function = "{functions}:by_param"\n'
+        )
+        written = {"fp:plain1", "fp:ü"}
+    (tmp_path / "fn.toml").write_text(f"batch_size = 5\n[queries.r]\n{query}")
+
+    code, report, _ = run(capsys, "cache", "warm", "fn", "--server", mc3.address, "--json")
+
+    assert code == 1 and report["keys_written"] == 2 and report["failed"] == 3, report
+    errors = report["queries"][0]["key_errors"]
+    assert errors.count("query r: key rejected: key column k is NULL") == 2, errors
+    assert "query r: key rejected: key column k is binary, not UTF-8" in errors
+    assert mc3.stats()["curr_items"] == "2"
+    assert all(mc3.get(key) is not None for key in written)
+    for shared in ("f:None", "fp:None", "f:b'plain1':ann", "fp:b'plain1'"):
+        assert mc3.get(shared) is None

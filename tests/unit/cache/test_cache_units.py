@@ -9,6 +9,7 @@ import hashlib
 import json
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,7 +108,50 @@ def test_key_function_receives_normalized_sql_and_values() -> None:
 
     kb = KeyBuilder(set_name="s", query_name="q", sql=" SELECT 1 ;", template=None, function=fn)
     assert kb.build({"a": 1}, None) == b"custom:1"
-    assert seen == {"sql": "SELECT 1", "params": {"a": 1}, "row": None}
+    assert seen["sql"] == "SELECT 1" and seen["row"] is None
+    assert seen["params"] == {"a": 1}
+
+
+def test_key_function_reads_values_as_a_template_does() -> None:
+    """NULL refuses the key once read, bytes arrive as UTF-8 text; unread NULLs, ``in`` and
+    iteration refuse nothing."""
+
+    def fn(*, sql: str, params: object, row: Any) -> str:
+        assert "nick" in row and list(row) == ["id", "k", "nick"] and len(row) == 3
+        return f"u:{row['k']}"
+
+    kb = KeyBuilder(set_name="s", query_name="q", sql="x", template=None, function=fn)
+    assert kb.build(None, {"id": 1, "k": "ü".encode(), "nick": None}) == "u:ü".encode()
+    with pytest.raises(KeyValueRefused, match="key column k is NULL"):
+        kb.build(None, {"id": 2, "k": None, "nick": "x"})
+    with pytest.raises(KeyValueRefused, match="key column k is binary, not UTF-8"):
+        kb.build(None, {"id": 3, "k": b"\xff", "nick": "x"})
+    with pytest.raises(KeyValueRefused, match="key column k is NULL"):
+        KeyBuilder(
+            set_name="s", query_name="q", sql="x", template=None,
+            function=lambda **kw: f"g:{kw['params'].get('k')}",
+        ).build({"k": None}, None)  # fmt: skip
+    with pytest.raises(KeyValueRefused, match="key column nick is NULL"):
+        KeyBuilder(
+            set_name="s", query_name="q", sql="x", template=None,
+            function=lambda **kw: f"r:{kw['row']}",
+        ).build(None, {"id": 1, "nick": None})  # fmt: skip
+
+
+@pytest.mark.parametrize(("made", "name"), [(None, "NoneType"), (7, "int"), (["a"], "list")])
+def test_key_function_must_return_str_or_bytes(made: Any, name: str) -> None:
+    def wrong(**_: Any) -> Any:
+        return made  # None would have become the key "None", 7 the key "7"
+
+    kb = KeyBuilder(set_name="s", query_name="q", sql="x", template=None, function=wrong)
+    with pytest.raises(KeyValueRefused, match=f"key_function returned {name}, not str or bytes"):
+        kb.build(None, {"id": 1})
+    assert (
+        KeyBuilder(
+            set_name="s", query_name="q", sql="x", template=None, function=lambda **_: b"k:1"
+        ).build(None, {"id": 1})
+        == b"k:1"
+    )
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from bson.timestamp import Timestamp
 
-from datatier.errors import OperationFailed
-from datatier.mongo.oplog import replay, rewrite
+from datatier.errors import NotReadyYet, OperationFailed, exit_code_of
+from datatier.mongo.oplog import EMPTY_OPLOG, oplog_position, replay, rewrite
 from datatier.mongo.oplogapply import ApplyOpsApplier, CrudApplier
 
 TS = Timestamp(1_700_000_000, 1)
@@ -102,3 +102,39 @@ def test_crud_applier_refuses_what_only_applyops_can_replay() -> None:
     with pytest.raises(OperationFailed, match="'collMod' can only be replayed with applyOps"):
         crud.check(entry("c", "shop.$cmd", {"collMod": "orders"}))
     ApplyOpsApplier(client=None).check(entry("c", "shop.$cmd", {"collMod": "orders"}))
+
+
+class _EmptyOplog:
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
+
+    def find_one(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def options(self) -> dict[str, Any]:
+        return self._options
+
+
+class _ReplicaSetMember:
+    """A stand-in client, because no server here has a capped, empty oplog:
+    mongo-java-server cannot create capped collections and FerretDB has no replica set. The
+    uncapped empty oplog runs against a real mongo-java-server in
+    tests/integration/mongo/test_mongo_fresh.py."""
+
+    def __init__(self, oplog_options: dict[str, Any]) -> None:
+        self.admin = self
+        self.local = {"oplog.rs": _EmptyOplog(oplog_options)}
+
+    def command(self, name: str) -> dict[str, Any]:
+        return {"setName": "rs0"}
+
+
+def test_an_empty_oplog_is_a_start_before_any_entry() -> None:
+    assert oplog_position(_ReplicaSetMember({})) == EMPTY_OPLOG == Timestamp(0, 0)
+
+
+def test_an_empty_capped_oplog_is_not_ready_yet() -> None:
+    """Entries could roll off a capped oplog with no start entry left to show it."""
+    with pytest.raises(NotReadyYet, match="capped oplog has no entry yet") as caught:
+        oplog_position(_ReplicaSetMember({"capped": True, "size": 1 << 20}))
+    assert exit_code_of(caught.value) == 5 and "\n" not in str(caught.value)
