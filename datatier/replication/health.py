@@ -147,6 +147,14 @@ class HealthHandler(BaseHTTPRequestHandler):
         # Idle (keep-alive) or half-sent requests: the read times out, the stdlib closes.
         self.connection.settimeout(self.server.client_timeout)
 
+    def handle(self) -> None:
+        # The stdlib flushes after each request: a client gone since the answer was written
+        # raises there, out of handle(); noted here (once), not again by the server.
+        try:
+            super().handle()
+        except ConnectionError as exc:
+            self._disconnected(exc)
+
     def finish(self) -> None:
         try:
             super().finish()
