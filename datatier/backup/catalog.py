@@ -193,9 +193,11 @@ class Catalog:
 
     # -- lookup ----------------------------------------------------------------------------
 
-    def lookup(self, backup_id: str, policy: str | None = None) -> BackupEntry | None:
+    def lookup(
+        self, backup_id: str, policy: str | None = None, *, search: bool = True
+    ) -> BackupEntry | None:
         """The backup ``backup_id`` in any state, or None. Without ``policy``, the configured
-        policy names are tried first, then the whole store is searched.
+        policy names are tried first, then (``search``) the whole store is searched.
         UsageError for a malformed ID or policy name, or an ID found in several policies."""
         parse_backup_id(backup_id)
         names = [policy] if policy else self.policies
@@ -204,7 +206,7 @@ class Catalog:
             found = list(self._grouped(prefix))
             if found:
                 return self._entry(*found[0])
-        if policy:
+        if policy or not search:
             return None
         owners = sorted({p for p, b, _ in self._grouped("") if b == backup_id} - set(names))
         if len(owners) > 1:
@@ -281,12 +283,15 @@ class Catalog:
 def locate(
     catalogs: Sequence[Catalog], backup_id: str, policy: str | None = None
 ) -> tuple[Catalog, Manifest]:
-    """The catalog holding ``backup_id`` and its manifest; UsageError (exit 2) if unknown."""
+    """The catalog holding ``backup_id`` and its manifest; UsageError (exit 2) if unknown.
+    Every catalog's configured policies are looked up (one short listing each) before any
+    store is searched whole: listing a store lists every object of every backup in it."""
     parse_backup_id(backup_id)
-    for catalog in catalogs:
-        entry = catalog.lookup(backup_id, policy)
-        if entry is not None:
-            return catalog, catalog.complete(entry)
+    for search in (False, True) if policy is None else (True,):
+        for catalog in catalogs:
+            entry = catalog.lookup(backup_id, policy, search=search)
+            if entry is not None:
+                return catalog, catalog.complete(entry)
     where = ", ".join(c.store.url for c in catalogs) or "no store"
     scope = f" of policy {policy}" if policy else ""
     raise UsageError(

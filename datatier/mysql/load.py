@@ -6,7 +6,12 @@ objects (schemas, triggers, routines, events, views) written as one ``DELIMITER`
 executed statement by statement on a connection of datatier's own, exactly as the server
 gave them at backup time: the stock client rewrites some routine bodies. Objects of older
 backups go to the stock client. Phases run in restore order; within the schema and data
-phases objects load in parallel (``jobs``).
+phases objects load in parallel (``jobs``). Each thread keeps one connection for the
+definition objects it runs (every object starts with the PRELUDE, which resets the session
+they set). Tables whose data is one object of at most :data:`BUNDLE_MAX_BYTES` go to the
+stock client in bundles (a process per table cost more than its rows): one client process
+runs a bundle's objects one after another, as separate clients would, and a failure names
+the object the client's line number falls in.
 
 With ``keys_after_data`` an InnoDB table holding at least :data:`DEFER_MIN_BYTES` of data is
 created without its plain secondary indexes (:mod:`datatier.mysql.deferred_keys`), which
@@ -18,6 +23,7 @@ indexes (as it leaves it without some rows).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import threading
@@ -28,7 +34,13 @@ import pymysql
 
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import OperationFailed
-from datatier.mysql.connection import ClientOptions, Endpoint, client_options_file, connect
+from datatier.mysql.connection import (
+    ClientOptions,
+    Connection,
+    Endpoint,
+    client_options_file,
+    connect,
+)
 from datatier.mysql.deferred_keys import defer_secondary_keys
 from datatier.mysql.sqltext import ident, parse_block, prelude_statements
 
@@ -38,6 +50,11 @@ Fetch = Callable[[ObjectRecord], Iterator[bytes]]
 PARALLEL_KINDS = ("schema", "data")
 DEFER_MIN_BYTES = 4 << 20
 """Tables with less data than this keep their indexes while loading (an ALTER costs more)."""
+BUNDLE_MAX_BYTES = 1 << 20
+"""Tables whose only data object holds at most this are loaded in bundles (module docstring),"""
+BUNDLE_OBJECTS = 64
+"""of up to this many objects."""
+AT_LINE = re.compile(rb"at line (\d+)")
 
 
 def client_binary() -> str:
@@ -75,6 +92,8 @@ class SQLLoader:
         self._large: set[tuple[str | None, str | None]] = set()
         self._alters: dict[tuple[str | None, str | None], str] = {}
         self._alters_lock = threading.Lock()
+        self._local = threading.local()  # per thread: conn, database
+        self._sessions: list[Connection] = []
 
     def load_all(self, objects: Iterable[ObjectRecord], kinds: Iterable[str]) -> None:
         """Load ``objects`` phase by phase in ``kinds`` order; stop at the first failure."""
@@ -86,6 +105,14 @@ class SQLLoader:
                     obj.raw_size
                 )
         self._large = {t for t, size in sizes.items() if size >= DEFER_MIN_BYTES}
+        try:
+            self._load_phases(pending, kinds)
+        finally:
+            for conn in self._sessions:
+                conn.close()
+            self._sessions.clear()
+
+    def _load_phases(self, pending: list[ObjectRecord], kinds: Iterable[str]) -> None:
         with client_options_file(self.target) as cnf:
             for kind in kinds:
                 batch = [o for o in pending if o.kind == kind]
@@ -113,8 +140,8 @@ class SQLLoader:
         leaders = sorted((parts[0] for parts in groups.values()), key=lambda o: -o.raw_size)
         left = {table: len(parts) for table, parts in groups.items()}
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="load") as pool:
-            running: dict[Future[None], ObjectRecord | None] = {
-                pool.submit(self._load_one, obj, cnf): obj for obj in leaders
+            running: dict[Future[None], list[ObjectRecord]] = {
+                pool.submit(self._load_many, objs, cnf): objs for objs in _bundles(leaders, groups)
             }
             try:
                 while running:
@@ -122,22 +149,28 @@ class SQLLoader:
                     for future in done:
                         loaded = running.pop(future)
                         future.result()  # the first failure stops everything
-                        if loaded is None:  # an ALTER adding deferred indexes
-                            continue
-                        obj = loaded
-                        table = (obj.database, obj.table)
-                        followers = groups[table]
-                        if followers and followers[0] is obj:
-                            for other in sorted(followers[1:], key=lambda o: -o.raw_size):
-                                running[pool.submit(self._load_one, other, cnf)] = other
-                        left[table] -= 1
-                        if left[table] == 0 and obj.kind == "data" and table in self._alters:
-                            running[pool.submit(self._add_keys, table)] = None
+                        for obj in loaded:  # none: an ALTER adding deferred indexes
+                            table = (obj.database, obj.table)
+                            followers = groups[table]
+                            if followers and followers[0] is obj:
+                                for other in sorted(followers[1:], key=lambda o: -o.raw_size):
+                                    running[pool.submit(self._load_one, other, cnf)] = [other]
+                            left[table] -= 1
+                            if left[table] == 0 and obj.kind == "data" and table in self._alters:
+                                running[pool.submit(self._add_keys, table)] = []
             except BaseException:
                 self._stop.set()
                 for future in running:
                     future.cancel()
                 raise
+
+    def _load_many(self, objs: list[ObjectRecord], cnf: ClientOptions) -> None:
+        """One object as :meth:`_load_one`; a bundle of data objects through one client."""
+        if len(objs) == 1:
+            self._load_one(objs[0], cnf)
+        elif not self._stop.is_set():
+            assert objs[0].database is not None
+            self._pipe(objs, self.database_for(objs[0].database), cnf)
 
     def _load_one(self, obj: ObjectRecord, cnf: ClientOptions) -> None:
         if self._stop.is_set():
@@ -152,9 +185,9 @@ class SQLLoader:
                     statements = self._without_deferred_keys(obj, statements)
                 self._execute(obj, database, statements)
                 return
-            self._pipe(obj, database, cnf, iter([text]))
+            self._pipe([obj], database, cnf, lambda _: iter([text]))
             return
-        self._pipe(obj, database, cnf, self.fetch(obj))
+        self._pipe([obj], database, cnf)
 
     def _without_deferred_keys(self, obj: ObjectRecord, statements: list[bytes]) -> list[bytes]:
         """The schema object's statements, its CREATE TABLE without plain secondary indexes
@@ -196,11 +229,14 @@ class SQLLoader:
     def _execute(self, obj: ObjectRecord, database: str | None, statements: list[bytes]) -> None:
         """Run a definitions object's statements on a connection of our own."""
         try:
-            with connect(self.target, database=database) as conn, conn.cursor() as cur:
-                if not self.binlog:
-                    cur.execute("SET SESSION sql_log_bin = 0")
-                for statement in [*prelude_statements(), *statements]:
-                    cur.execute(statement.decode("utf-8", "surrogateescape"))
+            conn = self._session(database)
+            try:
+                with conn.cursor() as cur:
+                    for statement in [*prelude_statements(), *statements]:
+                        cur.execute(statement.decode("utf-8", "surrogateescape"))
+            except BaseException:
+                self._local.conn = None  # in an unknown state: the next object opens another
+                raise
         except pymysql.MySQLError as exc:
             detail = self.target.scrub(str(exc.args[-1] if exc.args else exc))
             where = database or "the server"
@@ -208,14 +244,33 @@ class SQLLoader:
         if self.on_loaded:
             self.on_loaded(obj)
 
+    def _session(self, database: str | None) -> Connection:
+        """This thread's connection (a new one for no database: none can be unselected)."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or database is None:
+            conn = connect(self.target, database=database)
+            with self._alters_lock:
+                self._sessions.append(conn)
+            if not self.binlog:
+                with conn.cursor() as cur:
+                    cur.execute("SET SESSION sql_log_bin = 0")
+            if database is None:
+                return conn
+            self._local.conn, self._local.database = conn, database
+        elif self._local.database != database:
+            conn.select_db(database)
+            self._local.database = database
+        return conn
+
     def _pipe(
         self,
-        obj: ObjectRecord,
+        objs: list[ObjectRecord],
         database: str | None,
         cnf: ClientOptions,
-        chunks: Iterator[bytes],
+        fetch: Fetch | None = None,
     ) -> None:
-        """Feed ``chunks`` to a stock client bound to ``database`` (none when None)."""
+        """Feed ``objs``, one after another, to one stock client bound to ``database``
+        (none when None); each object's bytes come from ``fetch`` (default: the loader's)."""
         argv = [
             self._binary,
             f"--defaults-file={cnf}",
@@ -239,9 +294,16 @@ class SQLLoader:
         errors: list[bytes] = []
         reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
         reader.start()
+        fetch = fetch or self.fetch
+        lines = [0]  # lines before each object (bundles only), to name the one that failed
         try:
-            for chunk in chunks:
-                proc.stdin.write(chunk)
+            for obj in objs:
+                count = lines[-1]
+                for chunk in fetch(obj):
+                    proc.stdin.write(chunk)
+                    if len(objs) > 1:
+                        count += chunk.count(b"\n")
+                lines.append(count)
             proc.stdin.close()
         except BrokenPipeError:
             pass  # the client died; its stderr says why
@@ -252,10 +314,47 @@ class SQLLoader:
         code = proc.wait()
         reader.join(timeout=5)
         if code != 0:
-            message = b"".join(errors).decode(errors="replace").strip().splitlines()
+            text = b"".join(errors)
+            message = text.decode(errors="replace").strip().splitlines()
             detail = message[-1] if message else f"exit code {code}"
+            failed = _failed_object(objs, lines, text)
             raise OperationFailed(
-                f"loading {obj.key} into {database or 'the server'} failed: {detail}"
+                f"loading {failed} into {database or 'the server'} failed: {detail}"
             )
         if self.on_loaded:
-            self.on_loaded(obj)
+            for obj in objs:
+                self.on_loaded(obj)
+
+
+def _bundles(
+    leaders: list[ObjectRecord], groups: dict[tuple[str | None, str | None], list[ObjectRecord]]
+) -> list[list[ObjectRecord]]:
+    """``leaders`` (largest first) as jobs: data objects that are their table's only part
+    and small (:data:`BUNDLE_MAX_BYTES`) bundled per database, each other object alone."""
+    jobs: list[list[ObjectRecord]] = []
+    open_bundles: dict[str, list[ObjectRecord]] = {}
+    for obj in leaders:
+        small = obj.raw_size <= BUNDLE_MAX_BYTES and len(groups[(obj.database, obj.table)]) == 1
+        if obj.kind != "data" or obj.database is None or not small:
+            jobs.append([obj])
+            continue
+        bundle = open_bundles.setdefault(obj.database, [])
+        if not bundle:
+            jobs.append(bundle)
+        bundle.append(obj)
+        if len(bundle) >= BUNDLE_OBJECTS:
+            del open_bundles[obj.database]
+    return jobs
+
+
+def _failed_object(objs: list[ObjectRecord], lines: list[int], stderr: bytes) -> str:
+    """The key of the object of ``objs`` a client's error (``at line N`` of the stream, whose
+    objects began after ``lines[i]`` lines) points at, with its own line number."""
+    found = AT_LINE.search(stderr)
+    if len(objs) == 1 or found is None:
+        return objs[0].key if len(objs) == 1 else f"one of {len(objs)} objects from {objs[0].key}"
+    line = int(found.group(1))
+    for obj, before, after in zip(objs, lines, lines[1:], strict=False):
+        if line <= after:
+            return f"{obj.key} (its line {line - before})"
+    return objs[-1].key

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Self
@@ -28,7 +29,7 @@ from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
-from datatier.mysql.connection import Endpoint, connect, resolve_target
+from datatier.mysql.connection import Connection, Endpoint, connect, resolve_target
 from datatier.mysql.load import SQLLoader
 from datatier.mysql.sqltext import qualified
 from datatier.mysql.target import (
@@ -231,10 +232,16 @@ def check_row_counts(
     restored = {(o.database, o.table) for o in objects if o.kind == "schema"}
     expected = {(t.database, t.name): t.rows for t in manifest.tables}
     wanted = sorted((db, t) for db, t in restored if db and t and (db, t) in expected)
+    local = threading.local()
+    opened: list[Connection] = []
 
     def count(key: tuple[str, str]) -> None:
         database, table = key
-        with connect(target) as conn, conn.cursor() as cur:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = connect(target)
+            opened.append(conn)
+        with conn.cursor() as cur:
             cur.execute(f"SELECT COUNT(*) FROM {qualified(targets[database], table)}")
             row = cur.fetchone()
         found = int(row[0]) if row else -1
@@ -244,6 +251,10 @@ def check_row_counts(
                 f"the backup has {expected[key]}"
             )
 
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, 4))) as pool:
-        for future in [pool.submit(count, key) for key in wanted]:
-            future.result()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, 4))) as pool:
+            for future in [pool.submit(count, key) for key in wanted]:
+                future.result()
+    finally:
+        for conn in opened:
+            conn.close()

@@ -141,6 +141,42 @@ def test_small_object_metadata_tags_and_listing(store: S3Store) -> None:
         next(store.iter_read("p/a"))
 
 
+def test_small_put_is_confirmed_by_its_etag_without_a_head(store: S3Store) -> None:
+    heads: list[str] = []
+    store.client.meta.events.register(
+        "before-call.s3.HeadObject", lambda params, **_: heads.append(params["url_path"])
+    )
+    data = os.urandom(100_000)
+    info = store.put_stream("small.bin", chunks_of(data, 30_000), metadata={"sha256": "ab"})
+    assert heads == []  # the reply's ETag, the MD5 of what was sent, confirmed it
+    assert info.etag == f'"{hashlib.md5(data).hexdigest()}"' and info.size == len(data)
+    assert info.metadata == {"sha256": "ab"} and info.storage_class == "STANDARD"
+    assert store.head("small.bin").size == len(data) and store.get_bytes("small.bin") == data
+
+
+def test_put_whose_etag_is_no_md5_is_checked_by_head(store: S3Store) -> None:
+    """An ETag that is not the MD5 of the bytes sent (SSE-KMS, or a body changed on the
+    way) falls back to the HEAD, whose size must be the bytes sent."""
+    heads: list[str] = []
+
+    def other_etag(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["ETag"] = '"' + "0" * 32 + '"'
+
+    store.client.meta.events.register("after-call.s3.PutObject", other_etag)
+    store.client.meta.events.register(
+        "before-call.s3.HeadObject", lambda params, **_: heads.append(params["url_path"])
+    )
+    assert store.put_bytes("kms.bin", b"12345").size == 5
+    assert [h.rsplit("/", 1)[-1] for h in heads] == ["kms.bin"]
+
+    def truncated(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["ContentLength"] = 4
+
+    store.client.meta.events.register("after-call.s3.HeadObject", truncated)
+    with pytest.raises(IntegrityFailure, match="stored 4 bytes, sent 5"):
+        store.put_bytes("short.bin", b"12345")
+
+
 def test_store_prefix_isolates_keys(moto: Moto, bucket: str) -> None:
     one = open_store(f"s3://{bucket}/pol", moto.settings())
     two = open_store(f"s3://{bucket}/pol2", moto.settings())

@@ -230,6 +230,34 @@ def test_locate_finds_by_id_with_or_without_policy(store: LocalStore) -> None:
     assert manifest.objects == m.objects
 
 
+class ListingSpy(LocalStore):
+    """A real local store that records the prefixes it is asked to list."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.listed: list[str] = []
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        self.listed.append(prefix)
+        return super().list_objects(prefix)
+
+
+def test_locate_looks_up_configured_policies_of_every_store_before_searching_one(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """A backup of a configured policy in the second store is found without listing the
+    first store whole (which lists every object of every backup in it)."""
+    first = ListingSpy(tmp_path / "first")
+    make_backup(first, "other", NOW)
+    m = make_backup(store, "shop", NOW)
+    found, manifest = locate([Catalog(first, ["shop"]), Catalog(store, ["shop"])], m.backup_id)
+    assert found.store is store and manifest.backup_id == m.backup_id
+    assert first.listed == [f"shop/{m.backup_id}/"]
+    other = make_backup(first, "other", NOW - timedelta(hours=1))  # no policy names it
+    found, _ = locate([Catalog(first, ["shop"]), Catalog(store, ["shop"])], other.backup_id)
+    assert found.store is first and "" in first.listed
+
+
 def test_unknown_and_malformed_ids_are_usage_errors(store: LocalStore) -> None:
     make_backup(store, "shop", NOW)
     unknown = new_backup_id(NOW - timedelta(days=9))
