@@ -83,10 +83,6 @@ def _restored_ids(sandbox: SandboxHandle) -> list[int]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an archiver on a lagging replica claims safe_until=now: --until misses commits",
-)
 def test_a_lagging_replica_source_does_not_vouch_for_the_primarys_commits(
     fresh: LoadedConfig,
     replica2_sql_stopped: None,
@@ -109,10 +105,6 @@ def test_a_lagging_replica_source_does_not_vouch_for_the_primarys_commits(
         assert "beyond the binlog archive" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="covered_until counts the last event's second as complete: --until misses commits",
-)
 def test_a_stopped_archive_is_not_complete_up_to_the_end_of_its_last_second(
     fresh: LoadedConfig, use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
