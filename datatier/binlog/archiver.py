@@ -419,6 +419,12 @@ class Archiver:
 
     def _write_state(self, seg: Segment | None) -> None:
         facts = self._facts
+        pending = seg.oldest_pending if seg is not None else None
+        if facts is not None and facts.read_only:
+            # A replica is caught up with itself, not with the primary (its SQL thread may
+            # lag): vouch only for the time of the last event archived, never for "now".
+            last = self.last
+            pending = float(last.last_ts) if last is not None and not last.is_gap else 0.0
         write_state(
             self.store,
             self.policy.name,
@@ -426,7 +432,7 @@ class Archiver:
             server_id=facts.server_id if facts else 0,
             position=str(self.published),
             last_seq=self.seq - 1,
-            pending_since=seg.oldest_pending if seg is not None else None,
+            pending_since=pending,
             gaps=self.gap_count,
         )
         self._last_state = time.monotonic()

@@ -203,9 +203,10 @@ def select_segments(
 
 
 def covered_until(store: ObjectStore, policy: str, chain: Chain) -> float:
-    """Until when the archive is known complete: its last event, or later when the
-    archiver said so (``safe_until`` in its state, written while it is caught up)."""
-    best = float(chain.last_ts + 1 if chain.last_ts else 0)
+    """Until when the archive is known complete: the second of its last event (the
+    server may commit more in that second after it), or later when the archiver said so
+    (``safe_until`` in its state, written while it is caught up)."""
+    best = float(chain.last_ts or 0)
     state = read_state(store, policy)
     if Position.parse(str(state.get("position") or "")).same_state(chain.end):
         best = max(best, float(state.get("safe_until") or 0))

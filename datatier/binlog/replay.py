@@ -6,8 +6,10 @@ Targets (both stop in binlog order, the primary's commit order):
   master_gtid_pos=G`` and ``mariadb-binlog --stop-position=G``). G must be in the archive
   exactly (domain, server and sequence).
 * ``until_ts`` T (whole seconds): every transaction whose commit event's timestamp is
-  before T (as ``mariadb-binlog --stop-datetime=T``); the first transaction committed at or
-  after T, and everything after it, is not replayed.
+  before T (as ``mariadb-binlog --stop-datetime=T``); the first transaction stamped at or
+  after T, and everything after it, is not replayed. The timestamp is when the
+  committing statement started (COMMIT, or an autocommit statement): a long autocommit
+  statement started before T is replayed even if it committed after T.
 
 Transactions the base backup already holds (at or before its GTID position, per domain)
 are skipped. :func:`scan` reads the staged segments once without changing anything (it

@@ -37,7 +37,9 @@ def archive_cmd(app: AppContext, node: str | None, once: bool) -> None:
     """Stream the binlog into the store of the binlog policy (``binlog.policy``).
 
     Resumes where the archive ends; follows the writable primary across failovers unless
-    --node pins a source (a replica with log_slave_updates will do).
+    --node pins a source (a replica with log_slave_updates will do). Store outages are
+    waited out; SIGTERM/Ctrl-C stop it after the segment in progress is published.
+    --once exits 1 when binlogs were purged before they were archived (a gap).
     """
     loaded = app.loaded()
     stop = threading.Event()
@@ -77,7 +79,9 @@ def binlogs_group() -> None:
 def status_cmd(app: AppContext) -> None:
     """The archive's window (from/to time and GTID), its lag behind the server and its gaps.
 
-    Exit 1 when the archive has a gap (each one is named).
+    Exit 1 when the archive has a gap (each one is named), 3 when the store cannot be
+    reached. A restore --until can reach up to the window's end (later while the archiver
+    runs caught up with the primary).
     """
     status = archive_status(app.loaded())
     emit(Output(status.to_json(), lambda: _status_text(status)))

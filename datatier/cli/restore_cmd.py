@@ -34,7 +34,8 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     "--until",
     metavar="TIME",
     help="Point in time (ISO-8601, UTC unless it says): the newest backup before it, then "
-    "the archived binlogs up to it (transactions committed before TIME's second).",
+    "the archived binlogs up to it (transactions stamped before TIME's second; the stamp "
+    "is when the committing statement started).",
 )
 @click.option(
     "--until-gtid",
@@ -175,6 +176,15 @@ def restore(
 
     A physical backup (and its chain of incrementals) goes into --datadir DIR: extracted,
     prepared in order, owned as the server expects; mariadbd then starts on DIR.
+
+    \b
+    Point in time (say, after an accidental DROP TABLE in shop):
+      datatier binlogs status                  # the archive's window
+      datatier restore --policy P --until-gtid GTID_BEFORE_IT \\
+          --rename shop=shop_before --dry-run  # the plan; then again without --dry-run
+    (or --until 2026-12-01T11:59:00Z). A target the archive cannot reach, a gap, or a
+    transaction that cannot be replayed is refused (exit 2) before anything changes.
+    Exit codes: 0 ok, 1 failed, 2 refused/usage, 3 unreachable, 4 corrupt, 5 run again later.
     """
     loaded = app.loaded()
     point_in_time = until is not None or until_gtid is not None
