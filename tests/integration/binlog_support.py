@@ -20,11 +20,13 @@ from typing import Any
 import pymysql
 import zstandard
 
+from datatier.backup.policy import Policy
+from datatier.backup.service import load_policy
 from datatier.backup.stores import store_for
 from datatier.binlog.chain import load_chain
-from datatier.config import Config
+from datatier.config import Config, LoadedConfig, load
 from datatier.mysql.binlog import events as ev
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import SandboxHandle, wait_for
 
 GTID_INFO = re.compile(r"GTID (\d+-\d+-\d+)")
 
@@ -336,3 +338,22 @@ def checksums(config: Config, node: str, database: str) -> dict[str, Any]:
 
 def until(predicate: Callable[[], bool], timeout: float) -> None:
     wait_for(predicate, timeout, step=0.2)
+
+
+def fresh_policy(
+    sandbox: SandboxHandle, policy: str, database: str, env: dict[str, str], *scratch: str
+) -> tuple[LoadedConfig, Policy, Any]:
+    """Policy ``policy`` backing up ``database`` from replica1 with nothing stored under it
+    yet (the sandbox is reused), ``database`` created empty and the ``scratch`` databases
+    (restore targets) dropped: (the loaded config with ``env``, the policy, its store)."""
+    sandbox.write_policy(
+        policy, f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{database}"]\n'
+    )
+    loaded = load(str(sandbox.config_path), environ=env)
+    chosen = load_policy(loaded, policy)
+    store = store_for(chosen.store_url, loaded.config)
+    store.delete([o.key for o in store.list_objects(f"{policy}/")])
+    for db in (database, *scratch):
+        query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
+    query(sandbox.config, "primary", f"CREATE DATABASE {database}")
+    return loaded, chosen, store

@@ -21,11 +21,10 @@ from datetime import UTC, datetime
 import pytest
 
 from datatier.backup.service import load_policy, run_backup
-from datatier.backup.stores import store_for
 from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from datatier.config import LoadedConfig, load
-from tests.integration.binlog_support import query
+from datatier.config import LoadedConfig
+from tests.integration.binlog_support import fresh_policy, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "pitr_cov_db"
@@ -39,16 +38,7 @@ def fresh(use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch) ->
     sandbox = use_sandbox_config
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
-    sandbox.write_policy(
-        POLICY, f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
-    )
-    loaded = load(str(sandbox.config_path), environ=ENV)
-    policy = load_policy(loaded, POLICY)
-    store = store_for(policy.store_url, loaded.config)
-    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # a reused sandbox
-    for db in (DB, "pitr_cov_r"):
-        query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-    query(sandbox.config, "primary", f"CREATE DATABASE {DB}")
+    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, "pitr_cov_r")
     query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, at DATETIME(6))")
     query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (0, UTC_TIMESTAMP(6))")
     sandbox.wait_replicated(60)

@@ -14,12 +14,10 @@ from typing import Any
 
 import pytest
 
-from datatier.backup.service import load_policy, run_backup
-from datatier.backup.stores import store_for
+from datatier.backup.service import run_backup
 from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from datatier.config import load
-from tests.integration.binlog_support import checksums, query, until
+from tests.integration.binlog_support import checksums, fresh_policy, query, until
 from tests.integration.conftest import SandboxHandle
 
 DB = "pitr_ddl_db"
@@ -48,16 +46,8 @@ DDL = [
 
 @pytest.fixture(scope="module")
 def scenario(sandbox: SandboxHandle) -> Iterator[dict[str, Any]]:
-    sandbox.write_policy(
-        POLICY, f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
-    )
     config = sandbox.config
-    loaded = load(str(sandbox.config_path), environ=ENV)
-    policy = load_policy(loaded, POLICY)
-    store = store_for(policy.store_url, config)
-    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # a reused sandbox
-    query(config, "primary", f"DROP DATABASE IF EXISTS {DB}")
-    query(config, "primary", f"CREATE DATABASE {DB}")
+    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV)
     for sql in (
         "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(20))",
         "INSERT INTO a VALUES (1, 'x'), (2, 'y'), (3, 'z')",

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from datatier.backup.service import load_policy, run_backup
-from datatier.backup.stores import store_for
 from datatier.binlog.archiver import Archiver
 from datatier.cli import main
 from datatier.config import load
-from tests.integration.binlog_support import query
+from tests.integration.binlog_support import fresh_policy, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "pitr_edge_db"
@@ -23,16 +22,7 @@ def test_restore_to_the_backups_own_gtid(
     sandbox = use_sandbox_config
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
-    sandbox.write_policy(
-        POLICY, f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
-    )
-    loaded = load(str(sandbox.config_path), environ=ENV)
-    policy = load_policy(loaded, POLICY)
-    store = store_for(policy.store_url, loaded.config)
-    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # a reused sandbox
-    for db in (DB, "pitr_edge_r"):
-        query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-    query(sandbox.config, "primary", f"CREATE DATABASE {DB}")
+    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, "pitr_edge_r")
     query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v TEXT)")
     query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (1, 'at the backup')")
     sandbox.wait_replicated(60)

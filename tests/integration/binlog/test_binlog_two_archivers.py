@@ -12,13 +12,10 @@ import hashlib
 import pytest
 import zstandard
 
-from datatier.backup.service import load_policy
-from datatier.backup.stores import store_for
 from datatier.binlog.archiver import Archiver
 from datatier.binlog.chain import load_chain
-from datatier.config import load
 from datatier.errors import OperationFailed
-from tests.integration.binlog_support import query
+from tests.integration.binlog_support import fresh_policy, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "two_archivers_db"
@@ -32,15 +29,7 @@ def write(sandbox: SandboxHandle, rows: int) -> None:
 
 
 def test_a_second_archiver_never_overwrites_a_published_segment(sandbox: SandboxHandle) -> None:
-    sandbox.write_policy(
-        POLICY, f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
-    )
-    loaded = load(str(sandbox.config_path), environ=ENV)
-    policy = load_policy(loaded, POLICY)
-    store = store_for(policy.store_url, loaded.config)
-    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # a reused sandbox
-    query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {DB}")
-    query(sandbox.config, "primary", f"CREATE DATABASE {DB}")
+    loaded, policy, store = fresh_policy(sandbox, POLICY, DB, ENV)
     query(
         sandbox.config,
         "primary",
