@@ -64,7 +64,12 @@ def select_objects(
     known |= {f"{o.database}.{o.table}" for o in manifest.objects if o.table}
     missing = sorted(set(tables) - known)
     if missing:
-        raise UsageError(f"not in backup {manifest.backup_id}: {', '.join(missing)}")
+        raise UsageError(
+            f"not in backup {manifest.backup_id}: {', '.join(missing)}",
+            hint="--tables picks tables the backup holds; one created after it (in a "
+            "point-in-time restore, by the replayed binlog) comes back with its whole "
+            "database: --databases DB",
+        )
     wanted = set(tables)
     return [
         o
