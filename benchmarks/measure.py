@@ -60,3 +60,17 @@ def timed(argv: list[str] | str, *, shell: bool = False, env: dict[str, str] | N
         proc.stdout.decode(errors="replace"),
         float(user) + float(system),
     )
+
+
+def print_results(results: dict[str, float], ratios: list[tuple[str, str, str]]) -> None:
+    """Every result as ``name: value``, then each ``(label, numerator, denominator)`` ratio
+    (``not measured`` when a side is missing), then the peak RSS of backup and restore."""
+    for key, value in results.items():
+        print(f"{key}: {value:.2f}")
+    for label, top, bottom in ratios:
+        if top not in results or bottom not in results:
+            print(f"{label}: not measured")
+            continue
+        print(f"{label}: {results[top] / results[bottom]:.2f}")
+    print(f"backup_peak_rss_mb: {results['backup_rss']:.1f}")
+    print(f"restore_peak_rss_mb: {results['restore_rss']:.1f}")

@@ -49,7 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.measure import timed  # noqa: E402
+from benchmarks.measure import print_results, timed  # noqa: E402
 from datatier.config import load  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402
 
@@ -373,8 +373,6 @@ def main() -> None:
         purge_binlogs([primary, *replicas])
         shutil.rmtree(tmp, ignore_errors=True)  # the option files above live here
 
-    for key, value in results.items():
-        print(f"{key}: {value:.2f}")
     r = results
     n = args.jobs
     # (label, numerator, denominator): ratios below 1 are faster backups; speedups above 1
@@ -402,13 +400,7 @@ def main() -> None:
         ("speedup of indexes after the data (--no-binlog, vs --keys-with-data)",
          "restore_nobinlog_keys_with_data_s", "restore_nobinlog_s"),
     ]  # fmt: skip
-    for label, top, bottom in ratios:
-        if top not in r or bottom not in r:
-            print(f"{label}: not measured (no AWS CLI)")
-            continue
-        print(f"{label}: {r[top] / r[bottom]:.2f}")
-    print(f"backup_peak_rss_mb: {r['backup_rss']:.1f}")
-    print(f"restore_peak_rss_mb: {r['restore_rss']:.1f}")
+    print_results(results, ratios)
     if args.double:
         print(f"backup_rss_growth_2x: {r['backup_rss_2x'] / r['backup_rss']:.2f}")
         print(f"restore_rss_growth_2x: {r['restore_rss_2x'] / r['restore_rss']:.2f}")

@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.measure import timed  # noqa: E402
+from benchmarks.measure import print_results, timed  # noqa: E402
 from benchmarks.mysql_backup import (  # noqa: E402
     cnf_for,
     mysql,
@@ -242,9 +242,6 @@ def main() -> None:
         purge_binlogs([primary, *replicas])
         shutil.rmtree(tmp, ignore_errors=True)  # the option files above live here
 
-    for key, value in results.items():
-        print(f"{key}: {value:.2f}")
-    r = results
     n = args.jobs
     ratios = [
         ("ratio backup / mariadb-dump|zstd", "backup_s", "mariadb_dump_zstd_s"),
@@ -252,10 +249,7 @@ def main() -> None:
         ("ratio dry-run / mariadb-dump|zstd", "dry_run_s", "mariadb_dump_zstd_s"),
         ("speedup restore vs client (zstd -dc | mariadb)", "client_restore_s", "restore_s"),
     ]
-    for label, top, bottom in ratios:
-        print(f"{label}: {r[top] / r[bottom]:.2f}")
-    print(f"backup_peak_rss_mb: {r['backup_rss']:.1f}")
-    print(f"restore_peak_rss_mb: {r['restore_rss']:.1f}")
+    print_results(results, ratios)
 
 
 if __name__ == "__main__":
