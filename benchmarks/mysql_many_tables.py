@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.latency_proxy import latency_proxy  # noqa: E402
 from benchmarks.measure import print_results, timed  # noqa: E402
 from benchmarks.mysql_backup import (  # noqa: E402
     cnf_for,
@@ -173,12 +174,27 @@ def main() -> None:
     parser.add_argument("--keep-data", action="store_true", help="reuse the generated data")
     parser.add_argument("--dir", default=str(ROOT / ".sandbox-many"))
     parser.add_argument("--port-base", type=int, default=23500)
+    parser.add_argument(
+        "--s3-latency-ms",
+        type=float,
+        default=0.0,
+        help="hold each S3 reply this long (a proxy on port-base+60): a store far away",
+    )
     args = parser.parse_args()
 
     sandbox = Sandbox(Path(args.dir), args.port_base)
     sandbox.up(skip=("mongo", "mongo2", "memcached2"))
     config_path = sandbox.root / "datatier.toml"
     config = load(str(config_path), environ={}).config
+    proxy: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if args.s3_latency_ms:
+        endpoint = config.s3.endpoint_url or ""
+        s3_port = int(endpoint.rsplit(":", 1)[1])
+        proxy_port = args.port_base + 60
+        far = sandbox.root / "datatier-far-s3.toml"
+        far.write_text(config_path.read_text().replace(endpoint, f"http://127.0.0.1:{proxy_port}"))
+        proxy = latency_proxy(s3_port, proxy_port, args.s3_latency_ms / 1000)
+        config_path = far  # datatier's runs go through the proxy; this script's reads do not
     dbs = database_names(args.databases)
     (sandbox.root / "backups" / "many.toml").write_text(
         f'engine = "mysql"\ncompression_level = 3\njobs = {args.jobs}\n'
@@ -191,7 +207,11 @@ def main() -> None:
     dt = str(ROOT / ".venv/bin/datatier")
     renames = {db: f"r{db}" for db in dbs}
     results: dict[str, float] = {}
+    if args.s3_latency_ms:
+        results["s3_latency_ms"] = args.s3_latency_ms
+    stack = contextlib.ExitStack()
     try:
+        stack.enter_context(proxy)
         have = mysql(
             replica,
             f"SELECT COUNT(*) FROM information_schema.TABLES "
@@ -236,6 +256,7 @@ def main() -> None:
         for db in renames.values():
             mysql(primary, f"DROP DATABASE IF EXISTS {db}")
     finally:
+        stack.close()
         for node in replicas:
             with contextlib.suppress(subprocess.CalledProcessError):
                 wait_replicated(primary, node)
