@@ -157,15 +157,7 @@ def anchor_created(sandbox: SandboxHandle) -> bool:
         return bool(cur.fetchone()[0])
 
 
-@pytest.mark.parametrize(
-    "victim",
-    [
-        pytest.param(
-            "restore", marks=pytest.mark.xfail(strict=True, reason="the client outlives it")
-        ),
-        "group",
-    ],
-)
+@pytest.mark.parametrize("victim", ["restore", "group"])
 def test_sigkill_mid_bundle_then_restore_again_gives_the_source(
     sandbox: SandboxHandle, source: Manifest, victim: str
 ) -> None:
