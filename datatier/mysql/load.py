@@ -13,6 +13,12 @@ stock client in bundles (a process per table cost more than its rows): one clien
 runs a bundle's objects one after another, as separate clients would, and a failure names
 the object the client's line number falls in.
 
+A client must not outlive its restore: the stock client runs whatever it has read when its
+input ends, even a statement cut off mid-way, and an orphan left blocked on a lock would
+load the rest of its input later, possibly into tables a second restore has just replaced.
+Each client therefore starts under ``setpriv --pdeathsig KILL`` (util-linux, essential on
+Debian): it is killed when the thread feeding it dies, with the process or alone.
+
 With ``keys_after_data`` an InnoDB table holding at least :data:`DEFER_MIN_BYTES` of data is
 created without its plain secondary indexes (:mod:`datatier.mysql.deferred_keys`), which
 are added by one ``ALTER TABLE`` as soon as the table's last data object has loaded: InnoDB
@@ -57,6 +63,13 @@ BUNDLE_OBJECTS = 64
 AT_LINE = re.compile(rb"at line (\d+)")
 
 
+def die_with_parent() -> list[str]:
+    """The argv prefix that makes a client get SIGKILL when the thread that started it
+    dies (none where util-linux's ``setpriv`` is missing: not Linux)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
 def client_binary() -> str:
     binary = shutil.which("mariadb") or shutil.which("mysql")
     if binary is None:
@@ -88,6 +101,7 @@ class SQLLoader:
         self.keys_after_data = keys_after_data
         self.on_loaded = on_loaded
         self._binary = client_binary()
+        self._guard = die_with_parent()
         self._stop = threading.Event()
         self._large: set[tuple[str | None, str | None]] = set()
         self._alters: dict[tuple[str | None, str | None], str] = {}
@@ -272,6 +286,7 @@ class SQLLoader:
         """Feed ``objs``, one after another, to one stock client bound to ``database``
         (none when None); each object's bytes come from ``fetch`` (default: the loader's)."""
         argv = [
+            *self._guard,
             self._binary,
             f"--defaults-file={cnf}",
             "--binary-mode",
