@@ -5,7 +5,9 @@
 incrementally, so only compressed bytes are held. On ``close`` the compressed object is
 handed to a bounded pool that computes its SHA-256 and uploads it (multipart when large).
 At most ``max_pending`` closed objects wait or upload at once, so memory stays near
-``max_pending x compressed chunk size`` whatever the dataset size. With ``recipients``
+``max_pending x compressed chunk size`` whatever the dataset size; small objects upload
+through a wider lane of their own (:mod:`datatier.pipeline.lanes`: a small PUT costs a
+round trip, not bandwidth). With ``recipients``
 every object is then age-encrypted in the upload worker (compress, then encrypt: the key
 gets ``.age`` appended to the engine's ``*.zst`` name), consuming the compressed chunks as
 it goes, so an object is still held about once; its record carries the plaintext's size and
@@ -22,7 +24,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -32,33 +34,63 @@ from datatier.backup.manifest import ObjectRecord
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.pipeline.encrypt import SUFFIX, Recipients, seal
+from datatier.pipeline.lanes import Lanes
 from datatier.storage.base import MiB, ObjectStore, StorageClass
 
 log = get_logger(__name__)
 ProgressFn = Callable[[int], None]
 
+SMALL_RAW = 256 * 1024
+"""Objects of fewer raw bytes are compressed in one call, without a zstd worker thread."""
+
 
 @dataclass
 class OpenObject:
-    """An object being written: raw bytes in, compressed bytes accumulated."""
+    """An object being written: raw bytes in, compressed bytes accumulated.
+
+    The first :data:`SMALL_RAW` bytes are held raw: an object that stays that small is
+    compressed in one call when it is finished, without the worker thread (and its tens of
+    MB of buffers) a streaming context starts; a larger one streams through ``params``."""
 
     key: str
     kind: str
     database: str | None
     table: str | None
     part: int
-    compressor: zstandard.ZstdCompressionObj | None  # None once closed
+    params: zstandard.ZstdCompressionParameters
     chunks: list[bytes] = field(default_factory=list)
     raw_size: int = 0
     rows: int = 0
+    closed: bool = False
+    _held: list[bytes] = field(default_factory=list)
+    _compressor: zstandard.ZstdCompressionObj | None = None
 
     def write(self, data: bytes, rows: int = 0) -> None:
+        assert not self.closed, f"{self.key} written after close"
         self.raw_size += len(data)
         self.rows += rows
-        assert self.compressor is not None, f"{self.key} written after close"
-        out = self.compressor.compress(data)
+        if self._compressor is None:
+            self._held.append(data)
+            if self.raw_size < SMALL_RAW:
+                return
+            self._compressor = zstandard.ZstdCompressor(
+                compression_params=self.params
+            ).compressobj()
+            data = b"".join(self._held)
+            self._held = []
+        out = self._compressor.compress(data)
         if out:
             self.chunks.append(out)
+
+    def finish(self) -> None:
+        """End the zstd frame and free the compression context."""
+        assert not self.closed, f"{self.key} closed twice"
+        if self._compressor is None:
+            one_shot = zstandard.ZstdCompressor(level=self.params.compression_level)
+            self.chunks.append(one_shot.compress(b"".join(self._held)))
+        else:
+            self.chunks.append(self._compressor.flush())
+        self._compressor, self._held, self.closed = None, [], True
 
 
 class ObjectWriter:
@@ -89,8 +121,10 @@ class ObjectWriter:
         self._params = zstandard.ZstdCompressionParameters.from_level(
             level, threads=1, job_size=1 << 20
         )
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload")
-        self._slots = threading.BoundedSemaphore(max_pending)
+        # A large object's parts go in parallel inside put_stream; small objects get a wider
+        # lane (datatier.pipeline.lanes). Held: max_pending large objects plus the small
+        # lane's pending ones (under 1 MiB each).
+        self._lanes = Lanes("upload", concurrency, pending=max_pending)
         self._futures: list[Future[ObjectRecord]] = []
         self._keys: set[str] = set()
         self._error: BaseException | None = None
@@ -121,23 +155,15 @@ class ObjectWriter:
         except UsageError as exc:
             self._fail(OperationFailed(f"{self.store.url} cannot store the {what}: {exc}"))
         self._keys.add(key)
-        compressor = zstandard.ZstdCompressor(compression_params=self._params).compressobj()
-        return OpenObject(key, kind, database, table, part, compressor)
+        return OpenObject(key, kind, database, table, part, self._params)
 
     def close(self, obj: OpenObject) -> None:
         """Finish ``obj`` and queue its upload; blocks while ``max_pending`` are queued."""
-        assert obj.compressor is not None, f"{obj.key} closed twice"
-        obj.chunks.append(obj.compressor.flush())
-        # A zstd context with a worker thread holds tens of MB; free it now rather than
-        # while the object waits for its upload.
-        obj.compressor = None
+        # A zstd context with a worker thread holds tens of MB: freed now rather than while
+        # the object waits for its upload.
+        obj.finish()
         self._raise_pending()
-        self._slots.acquire()
-        try:
-            future = self._pool.submit(self._upload, obj)
-        except BaseException:
-            self._slots.release()
-            raise
+        future = self._lanes.submit(sum(map(len, obj.chunks)), self._upload, obj)
         future.add_done_callback(self._done)
         self._futures.append(future)
 
@@ -184,7 +210,6 @@ class ObjectWriter:
         )
 
     def _done(self, future: Future[ObjectRecord]) -> None:
-        self._slots.release()
         if future.cancelled():  # abort() cancelled it: nothing to report
             return
         exc = future.exception()
@@ -214,7 +239,7 @@ class ObjectWriter:
         try:
             self.records = [f.result() for f in self._futures]
         finally:
-            self._pool.shutdown(wait=True)
+            self._lanes.shutdown()
         log.debug("backup.objects_uploaded", objects=len(self.records))
         return self.records
 
@@ -223,7 +248,7 @@ class ObjectWriter:
         until prune removes the manifest-less backup)."""
         for future in self._futures:
             future.cancel()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._lanes.shutdown(cancel_futures=True)
 
 
 DEFAULT_CHUNK = 32 * MiB

@@ -3,8 +3,10 @@
 A restore must prove every object intact before it applies any (a corrupt object found
 midway would leave a half-restored database), and should not read the store twice to do so
 (S3 requests and egress cost money; archived objects are slow). :func:`stage` downloads the
-objects in parallel into a private directory, hashing as they stream to disk, and returns
-only when every one matched its size and SHA-256; the apply phase then reads the local copies.
+objects in parallel (``jobs`` large ones at once and more small ones, see
+:mod:`datatier.pipeline.lanes`) into a private directory, hashing as they stream to disk, and
+returns only when every one matched its size and SHA-256; the apply phase then reads the
+local copies.
 Free space is checked first. The directory is removed when the :class:`Staged` is closed,
 also after a failure. :func:`verify_objects` makes the same checks on the stored bytes, in
 parallel too, without keeping them or needing a key (``backups verify``).
@@ -23,13 +25,13 @@ import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.pipeline.compress import decompress
 from datatier.pipeline.encrypt import Identities, Unsealable, unseal_into
+from datatier.pipeline.lanes import Lanes
 from datatier.storage.base import MiB, ObjectNotFound, ObjectStore
 
 HEADROOM = 64 * MiB
@@ -138,9 +140,9 @@ def stage_from(
                 staged._paths[wanted.key] = staged.root / f"{len(staged._paths):06d}.obj"
                 staged._urls[wanted.key] = store.url
                 work.append((store, wanted))
-        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="stage") as pool:
+        with Lanes("stage", jobs) as lanes:
             futures = [
-                pool.submit(_fetch, store, w, staged.path(w.key), identities, on_object)
+                lanes.submit(w.size, _fetch, store, w, staged.path(w.key), identities, on_object)
                 for store, w in work
             ]
             try:
@@ -168,8 +170,8 @@ def verify_objects(
     decrypting nothing (no key needed). The first bad object *in the order given* raises
     IntegrityFailure naming it; ``on_object(key, size)`` is called in that order too. Returns
     the bytes checked."""
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify") as pool:
-        futures = [pool.submit(_check, store, wanted) for wanted in objects]
+    with Lanes("verify", jobs) as lanes:
+        futures = [lanes.submit(wanted.size, _check, store, wanted) for wanted in objects]
         try:
             for wanted, future in zip(objects, futures, strict=True):
                 future.result()

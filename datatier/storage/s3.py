@@ -106,7 +106,10 @@ class S3Store(ObjectStore):
         s = self.settings
         config = Config(
             retries={"mode": "standard", "total_max_attempts": s.max_attempts},
-            max_pool_connections=max(10, 2 * s.max_concurrency),
+            # Connections kept for reuse. A backup uploads up to c objects of c parts each
+            # plus 4c small objects at once (c = max_concurrency); a restore fetches 5 x jobs
+            # (datatier.pipeline.lanes). A connection past the pool is closed after use.
+            max_pool_connections=max(64, s.max_concurrency * (s.max_concurrency + 4)),
             connect_timeout=s.connect_timeout,
             read_timeout=s.read_timeout,
             s3={"addressing_style": "path" if s.endpoint_url else "auto"},
