@@ -17,10 +17,10 @@ export DATATIER_MONGO_JAVA_SERVER := $(CURDIR)/.bin/mongo-java-server
 PORT_BASE ?=
 BACKEND ?=
 
-.PHONY: help deps venv ferretdb mongo-java-server sandbox-deps podman images test unit lint type demo down clean
+.PHONY: help deps venv ferretdb mongo-java-server sandbox-deps bench-tools podman images test unit lint type demo down clean
 
 help:
-	@echo "make demo [PORT_BASE=N] [BACKEND=containers] | test | unit | lint | type | images | down | clean"
+	@echo "make demo [PORT_BASE=N] [BACKEND=containers] | test | unit | lint | type | images | bench-tools | down | clean"
 
 # Debian packages: the MariaDB servers and clients, memcached, haproxy, zstd, mydumper, and
 # what pip needs to build mysqlclient (the C MySQL driver the cache warmer reads with);
@@ -55,6 +55,13 @@ mongo-java-server: deps
 	./scripts/install-mongo-java-server.sh
 
 sandbox-deps: deps venv ferretdb mongo-java-server
+
+# For the benchmarks only (`--s3 gofakes3`, benchmarks/s3_server.py): gofakes3, a Go in-memory
+# S3 server whose requests cost a tenth of moto's CPU, into .bin/ (cached).
+GOFAKES3 := github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0
+bench-tools: sandbox-deps
+	@test -x .bin/gofakes3 || PATH="$$PATH:/usr/local/go/bin" GOFLAGS=-mod=mod \
+		GOBIN=$(CURDIR)/.bin go install $(GOFAKES3)
 
 # The container engine of the sandbox's containers backend and of the image tests: podman
 # with runc, debootstrap, and the drop-in that makes podman work here (see the script).

@@ -2,7 +2,7 @@
 myloader, on the same data in one run.
 
 Run: ``.venv/bin/python benchmarks/mysql_backup.py [--rows 2000000] [--tables 8] [--skew]
-[--jobs 4] [--repeat 3] [--restore-repeat 1] [--double]``
+[--jobs 4] [--repeat 3] [--restore-repeat 1] [--double] [--s3 moto|gofakes3] [--s3-latency-ms N]``
 
 It brings up (or reuses) a sandbox in ``.sandbox-bench`` (ports 23060+), generates the
 dataset on the primary (``--skew``: one table holds 80 % of the rows), waits for replica1,
@@ -25,8 +25,11 @@ then times, from replica1 and into the primary:
   in production they are other hosts) unless ``--replicas-live``. Every restore is checked
   against the source with CHECKSUM TABLE.
 
-Prints ``name: value`` lines, then the ratios the issue asks for. Peak RSS is the largest
-single process of a command (datatier's Python process), MiB, by GNU ``time``;
+``--s3 gofakes3`` (a Go S3 server, ``make bench-tools``) and ``--s3-latency-ms N`` change the
+S3 server datatier and ``aws s3 cp`` use (ports ``--port-base``+60, +61;
+:mod:`benchmarks.s3_server`). Prints ``name: value`` lines, then the ratios the issue asks
+for. Peak RSS is the largest single process of a command (datatier's Python process), MiB, by
+GNU ``time``;
 ``--double`` measures datatier again at twice the rows to show memory stays flat.
 """
 
@@ -50,6 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import print_results, timed  # noqa: E402
+from benchmarks.s3_server import add_arguments as add_s3_arguments  # noqa: E402
+from benchmarks.s3_server import benchmark_s3  # noqa: E402
 from datatier.config import load  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402
 
@@ -318,6 +323,7 @@ def main() -> None:
     parser.add_argument("--double", action="store_true", help="also measure at twice the rows")
     parser.add_argument("--dir", default=str(ROOT / ".sandbox-bench"))
     parser.add_argument("--port-base", type=int, default=23060)
+    add_s3_arguments(parser)
     args = parser.parse_args()
 
     sandbox = Sandbox(Path(args.dir), args.port_base)
@@ -337,7 +343,13 @@ def main() -> None:
     replicas = [replica, cnf_for(config, "replica2", tmp)]
     pause = not args.replicas_live
     results: dict[str, float] = {}
+    if args.s3_latency_ms:
+        results["s3_latency_ms"] = args.s3_latency_ms
+    stack = contextlib.ExitStack()
     try:
+        config_path = stack.enter_context(  # the S3 server datatier and `aws s3 cp` use
+            benchmark_s3(config_path, args.port_base + 60, args.s3, args.s3_latency_ms)
+        )
         print(f"generating {args.rows} rows in {args.tables} tables ...", file=sys.stderr)
         generate(primary, args.tables, args.rows, args.skew)
         wait_replicated(primary, replica)
@@ -367,6 +379,7 @@ def main() -> None:
             doubled = run_restores(config_path, args.tables, primary, replicas, args.jobs, pause)
             results["restore_rss_2x"] = doubled["restore_rss"]
     finally:
+        stack.close()
         for node in replicas:
             with contextlib.suppress(subprocess.CalledProcessError):
                 wait_replicated(primary, node)

@@ -2,7 +2,8 @@
 ``mariadb-dump | zstd`` and ``mydumper`` + zstd, on the same data in one run.
 
 Run: ``.venv/bin/python benchmarks/mysql_many_tables.py [--databases 10] [--tables 2000]
-[--rows 5] [--jobs 4] [--repeat 1] [--port-base 23500] [--dir .sandbox-many]``
+[--rows 5] [--jobs 4] [--repeat 1] [--port-base 23500] [--dir .sandbox-many]
+[--s3 moto|gofakes3] [--s3-latency-ms 20]``
 
 It brings up (or reuses) a sandbox in ``--dir`` (ports ``--port-base``+; MongoDB and the
 second memcached are skipped), creates ``--databases`` databases ``many_NN`` holding
@@ -21,8 +22,9 @@ procedure. It waits for replica1, then times, from replica1 (backups interleaved
   each checked against the source with CHECKSUM TABLE (replicas' SQL threads paused
   meanwhile, both binlogged). The manifest's size is read from the store.
 
-Prints ``name: value`` lines (seconds, MiB, counts), then the ratios. Peak RSS is datatier's
-Python process, by GNU ``time`` (:mod:`benchmarks.measure`).
+``--s3 gofakes3`` and ``--s3-latency-ms`` change the S3 server datatier uses (port-base+60,
++61; :mod:`benchmarks.s3_server`). Prints ``name: value`` lines (seconds, MiB, counts), then
+the ratios. Peak RSS is datatier's Python process, by GNU ``time`` (:mod:`benchmarks.measure`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.latency_proxy import latency_proxy  # noqa: E402
 from benchmarks.measure import print_results, timed  # noqa: E402
 from benchmarks.mysql_backup import (  # noqa: E402
     cnf_for,
@@ -50,6 +51,8 @@ from benchmarks.mysql_backup import (  # noqa: E402
     replicas_paused,
     wait_replicated,
 )
+from benchmarks.s3_server import add_arguments as add_s3_arguments  # noqa: E402
+from benchmarks.s3_server import benchmark_s3  # noqa: E402
 from datatier.backup.manifest import manifest_key  # noqa: E402
 from datatier.backup.stores import store_for  # noqa: E402
 from datatier.config import load  # noqa: E402
@@ -174,27 +177,13 @@ def main() -> None:
     parser.add_argument("--keep-data", action="store_true", help="reuse the generated data")
     parser.add_argument("--dir", default=str(ROOT / ".sandbox-many"))
     parser.add_argument("--port-base", type=int, default=23500)
-    parser.add_argument(
-        "--s3-latency-ms",
-        type=float,
-        default=0.0,
-        help="hold each S3 reply this long (a proxy on port-base+60): a store far away",
-    )
+    add_s3_arguments(parser)
     args = parser.parse_args()
 
     sandbox = Sandbox(Path(args.dir), args.port_base)
     sandbox.up(skip=("mongo", "mongo2", "memcached2"))
     config_path = sandbox.root / "datatier.toml"
     config = load(str(config_path), environ={}).config
-    proxy: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if args.s3_latency_ms:
-        endpoint = config.s3.endpoint_url or ""
-        s3_port = int(endpoint.rsplit(":", 1)[1])
-        proxy_port = args.port_base + 60
-        far = sandbox.root / "datatier-far-s3.toml"
-        far.write_text(config_path.read_text().replace(endpoint, f"http://127.0.0.1:{proxy_port}"))
-        proxy = latency_proxy(s3_port, proxy_port, args.s3_latency_ms / 1000)
-        config_path = far  # datatier's runs go through the proxy; this script's reads do not
     dbs = database_names(args.databases)
     (sandbox.root / "backups" / "many.toml").write_text(
         f'engine = "mysql"\ncompression_level = 3\njobs = {args.jobs}\n'
@@ -203,7 +192,6 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dt-many-"))
     primary, replica = cnf_for(config, "primary", tmp), cnf_for(config, "replica1", tmp)
     replicas = [replica, cnf_for(config, "replica2", tmp)]
-    env = {**os.environ, "DATATIER_CONFIG": str(config_path)}
     dt = str(ROOT / ".venv/bin/datatier")
     renames = {db: f"r{db}" for db in dbs}
     results: dict[str, float] = {}
@@ -211,7 +199,10 @@ def main() -> None:
         results["s3_latency_ms"] = args.s3_latency_ms
     stack = contextlib.ExitStack()
     try:
-        stack.enter_context(proxy)
+        bench_config = stack.enter_context(
+            benchmark_s3(config_path, args.port_base + 60, args.s3, args.s3_latency_ms)
+        )
+        env = {**os.environ, "DATATIER_CONFIG": str(bench_config)}
         have = mysql(
             replica,
             f"SELECT COUNT(*) FROM information_schema.TABLES "
@@ -224,7 +215,7 @@ def main() -> None:
             )
             generate(primary, args.databases, args.tables, args.rows, tmp)
         wait_replicated(primary, replica)
-        found, backup_id = run_backups(config_path, replica, tmp, dbs, args.repeat, args.jobs)
+        found, backup_id = run_backups(bench_config, replica, tmp, dbs, args.repeat, args.jobs)
         results.update(found)
         source = checksums(replica, dbs, args.tables, {})
         for db in renames.values():
@@ -250,7 +241,8 @@ def main() -> None:
             raise SystemExit("the stock client's restore does not match the source")
         for db in client.values():
             mysql(primary, f"DROP DATABASE IF EXISTS {db}")
-        store = store_for(config.backup.default_store, config)
+        bench = load(str(bench_config), environ={}).config
+        store = store_for(bench.backup.default_store, bench)
         manifest = b"".join(store.iter_read(manifest_key("many", backup_id)))
         results["manifest_bytes"] = len(manifest)
         for db in renames.values():
