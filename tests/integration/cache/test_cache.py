@@ -9,7 +9,6 @@ import hashlib
 import json
 import pickle
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 from datatier import cli as cli_module
-from datatier.cache.protocol import MemcachedNode, StoreBatch, StoreItem
+from datatier.cache.protocol import MemcachedNode, NodeUnavailable, StoreBatch, StoreItem
 from datatier.cache.source import heartbeat_running
 from datatier.cache.writer import CacheWriter, WriteOutcome
 from datatier.mysql.connection import endpoint
@@ -56,10 +55,14 @@ class Memcached:
         return self
 
     def _ready(self) -> bool:
+        """Our process answers ``stats`` (a port that merely accepts may be someone else's,
+        e.g. a memcached left on it); AssertionError at once if it exited (port taken)."""
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"memcached on port {self.port} exited at start-up")
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
+            return self.stats().get("pid") == str(self.proc.pid)
+        except NodeUnavailable:
             return False
 
     def stop(self) -> None:
