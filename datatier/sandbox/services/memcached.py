@@ -6,8 +6,13 @@ import socket
 
 from datatier.sandbox.services.base import SandboxService
 
+# As long as the MariaDB probe waits: a loaded machine holds an answer back for some hundreds
+# of ms (0.25 s seen at load 14 on 2 cores), and with 0.5 s `status` could call a healthy
+# memcached unresponsive.
+PROBE_TIMEOUT = 2.0
 
-def _stats(host: str, port: int, timeout: float = 0.5) -> dict[str, str]:
+
+def _stats(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> dict[str, str]:
     """memcached's ``stats`` as a dict (empty on any failure)."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:

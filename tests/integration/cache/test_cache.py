@@ -9,7 +9,6 @@ import hashlib
 import json
 import pickle
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -20,8 +19,9 @@ from typing import Any
 import pytest
 
 from datatier import cli as cli_module
-from datatier.cache.protocol import MemcachedNode, StoreItem
+from datatier.cache.protocol import MemcachedNode, NodeUnavailable, StoreBatch, StoreItem
 from datatier.cache.source import heartbeat_running
+from datatier.cache.writer import CacheWriter, WriteOutcome
 from datatier.mysql.connection import endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter
 from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
@@ -55,10 +55,14 @@ class Memcached:
         return self
 
     def _ready(self) -> bool:
+        """Our process answers ``stats`` (a port that merely accepts may be someone else's,
+        e.g. a memcached left on it); AssertionError at once if it exited (port taken)."""
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"memcached on port {self.port} exited at start-up")
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
+            return self.stats().get("pid") == str(self.proc.pid)
+        except NodeUnavailable:
             return False
 
     def stop(self) -> None:
@@ -384,12 +388,40 @@ def test_memcached_down_at_start_exits_3(
     assert f"memcached 127.0.0.1:{test_port_base + 59}" in err
 
 
-def _restart_later(node: Memcached, after_items: int, down_for: float) -> threading.Thread:
-    """Restart ``node`` once it holds ``after_items`` keys (so the warm has started)."""
+def _restart_later(
+    node: Memcached, monkeypatch: pytest.MonkeyPatch, after_items: int, down_for: float
+) -> threading.Thread:
+    """Restart ``node`` once the run's writer has had ``after_items`` keys acknowledged.
+
+    The restart falls between two writes: the write that crosses ``after_items`` returns
+    only after ``node`` is killed, so every key acknowledged before is gone for certain and
+    the next write meets the restart. (Counting items on the server raced: under load the
+    writer merges queued batches, so the first write, with ``slow:1``, could hold 40 keys and
+    be killed before its replies were read; it was then retried whole on the new process.)
+    ``CacheWriter.write`` is wrapped, not replaced: every write still goes to ``node``."""
+    acknowledged = threading.Event()
+    killed = threading.Event()
+    write = CacheWriter.write
+    stored = 0
+
+    def counting(writer: CacheWriter, batch: StoreBatch, overwrite: bool) -> WriteOutcome:
+        nonlocal stored
+        outcome = write(writer, batch, overwrite)
+        stored += outcome.stored
+        if stored >= after_items and not acknowledged.is_set():
+            acknowledged.set()
+            killed.wait(30)
+        return outcome
+
+    monkeypatch.setattr(CacheWriter, "write", counting)
 
     def bounce() -> None:
-        wait_for(lambda: int(node.stats()["curr_items"]) >= after_items, 30, step=0.005)
-        node.stop()
+        try:
+            if not acknowledged.wait(30):
+                return  # never reached: the test's restart assertions fail
+            node.stop()
+        finally:
+            killed.set()
         time.sleep(down_for)
         node.start()
 
@@ -408,10 +440,13 @@ key = "slow:{id}"
 
 
 def test_memcached_restart_mid_warm_continue(
-    sets_dir: Path, mc: Memcached, capsys: pytest.CaptureFixture[str]
+    sets_dir: Path,
+    mc: Memcached,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     (sets_dir / "slow.toml").write_text(SLOW)
-    bouncer = _restart_later(mc, after_items=40, down_for=0.5)
+    bouncer = _restart_later(mc, monkeypatch, after_items=40, down_for=0.5)
     code, report, err = run(
         capsys, "cache", "warm", "slow", "--server", mc.address, "--rate", "100", "--json"
     )
@@ -433,10 +468,13 @@ def test_memcached_restart_mid_warm_continue(
 
 
 def test_memcached_restart_mid_warm_stop(
-    sets_dir: Path, mc: Memcached, capsys: pytest.CaptureFixture[str]
+    sets_dir: Path,
+    mc: Memcached,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     (sets_dir / "slow.toml").write_text(SLOW)
-    bouncer = _restart_later(mc, after_items=40, down_for=0.3)
+    bouncer = _restart_later(mc, monkeypatch, after_items=40, down_for=0.3)
     code, report, err = run(
         capsys,
         "cache", "warm", "slow", "--server", mc.address, "--rate", "100",
@@ -579,13 +617,17 @@ def test_copy_counts_values_the_target_cannot_hold(
 
 
 def test_memcached_restart_mid_copy_counts_the_lost_keys(
-    mc: Memcached, mc2: Memcached, sets_dir: Path, capsys: pytest.CaptureFixture[str]
+    mc: Memcached,
+    mc2: Memcached,
+    sets_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The target restarts mid-copy (ridden out): the keys copied to it before the restart
     are gone, and the copy says so (keys_lost, exit 1) as the warm does."""
     with mc.node() as node:
         node.store_many([StoreItem(b"c:%d" % i, b"v%d" % i) for i in range(ROWS)])
-    bouncer = _restart_later(mc2, after_items=40, down_for=0.5)
+    bouncer = _restart_later(mc2, monkeypatch, after_items=40, down_for=0.5)
     code, report, err = run(
         capsys, "cache", "copy", "--from", mc.address, "--to", mc2.address,
         "--batch-size", "20", "--rate", "100", "--json",

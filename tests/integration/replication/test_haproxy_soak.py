@@ -26,6 +26,7 @@ from datatier.cli import main
 from tests.integration.conftest import IN_CI, SandboxHandle, unavailable, wait_for
 from tests.integration.replication.test_replication import free_port
 
+READ_CHECK = "/replica?lag=2s"  # the rendered read backend's check
 SOAK = max(60.0 if IN_CI else 5.0, float(os.environ.get("DATATIER_TEST_SOAK_SECONDS", "60")))
 
 
@@ -86,14 +87,21 @@ def test_haproxy_soak_with_the_rendered_config(
     haproxy_log = tmp_path / "haproxy.log"
     proxy = None
     try:
-        wait_for(lambda: b"health.serving" in health_log.read_bytes(), 20, step=0.1)
+        # HAProxy starts once every endpoint gives the answer its check wants: before the
+        # monitor's first round it says 503 "no measurement yet", and a loaded machine can
+        # take longer over that round than HAProxy takes to mark a server down.
+        assert "uri /primary" in text and f"uri {READ_CHECK}" in text
+        checks = [(ports[0], "/primary"), (ports[1], READ_CHECK), (ports[2], READ_CHECK)]
+        wait_for(lambda: all(_status(p, uri) == 200 for p, uri in checks), 30, step=0.1)
         with haproxy_log.open("wb") as out:
             proxy = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=out, stderr=out)
         with sandbox.connect("primary") as conn, conn.cursor() as cur:
             cur.execute("SELECT @@server_id")
             primary_id = int(cur.fetchone()[0])
-        # Servers start UP; replicas fail /primary twice (fall 2, inter 500 ms) to go down.
-        time.sleep(2.5)
+        # Servers start UP; the soak begins once HAProxy has taken both replicas out of the
+        # write backend (a fixed sleep raced HAProxy's start and its first checks).
+        downs = [b"mysql-write/replica1 is DOWN", b"mysql-write/replica2 is DOWN"]
+        wait_for(lambda: all(d in haproxy_log.read_bytes() for d in downs), 30, step=0.1)
         wait_for(lambda: _through(sandbox, write_port) == primary_id, 20, step=0.2)
         started = time.monotonic()
         seen_reads: set[int] = set()
@@ -124,6 +132,18 @@ def test_haproxy_soak_with_the_rendered_config(
     assert "[ALERT]" not in proxy_text, proxy_text
     for server in ("mysql-write/primary", "mysql-read/replica1", "mysql-read/replica2"):
         assert f"{server} is DOWN" not in proxy_text, proxy_text
+
+
+def _status(port: int, uri: str) -> int:
+    """The health endpoint's status for ``uri`` on ``port`` (0: no answer)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", uri)
+        return conn.getresponse().status
+    except OSError:
+        return 0
+    finally:
+        conn.close()
 
 
 def _through(sandbox: SandboxHandle, port: int) -> int:
