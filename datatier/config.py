@@ -139,7 +139,13 @@ class MemcachedSettings:
 
 @dataclass(frozen=True)
 class S3Settings:
-    """``[s3]``: how to reach S3 or an S3-compatible server (endpoint_url for non-AWS)."""
+    """``[s3]``: how to reach S3 or an S3-compatible server (endpoint_url for non-AWS).
+
+    ``connect_timeout`` and ``read_timeout`` bound each attempt of a request (seconds);
+    ``max_attempts`` counts the first. Read-only commands (listing, inspecting, a restore's
+    lookup of its backup) give up on a request within ``lookup_timeout`` instead: at most 3
+    attempts, their timeouts cut to fit. Uploads and downloads never use the bound.
+    """
 
     endpoint_url: str | None = None
     region: str = "us-east-1"
@@ -148,6 +154,9 @@ class S3Settings:
     max_attempts: int = option(8, min=1)
     part_size_mb: int = option(16, min=5)
     max_concurrency: int = option(4, min=1)
+    connect_timeout: float = option(10.0, min=0.1)
+    read_timeout: float = option(60.0, min=0.1)
+    lookup_timeout: float = option(60.0, min=1.0)
     encryption: str = option("auto", choices=("auto", "AES256", "aws:kms", "none"))
     kms_key_id: str | None = None
     ca_bundle: str | None = None

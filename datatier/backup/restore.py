@@ -37,6 +37,7 @@ from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan, R
 from datatier.backup.engines import restore_engine
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.service import open_catalogs
+from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
 from datatier.errors import NotReadyYet
 from datatier.log import get_logger
@@ -75,15 +76,21 @@ def find_backup(
     loaded: LoadedConfig, backup_id: str, policy: str | None = None
 ) -> tuple[Manifest, ObjectStore]:
     """The manifest of ``backup_id`` and the store holding it (UsageError if unknown)."""
-    catalog, manifest = locate(open_catalogs(loaded), backup_id, policy)
+    catalog, manifest = locate_backup(loaded, backup_id, policy)
     return manifest, catalog.store
 
 
 def locate_backup(
     loaded: LoadedConfig, backup_id: str, policy: str | None = None
 ) -> tuple[Catalog, Manifest]:
-    """The catalog holding ``backup_id`` and its manifest (UsageError if unknown)."""
-    return locate(open_catalogs(loaded), backup_id, policy)
+    """The catalog holding ``backup_id`` and its manifest (UsageError if unknown).
+
+    The lookup is read-only (each request bounded by ``s3.lookup_timeout``: an endpoint
+    that never answers fails it, exit 3, in about that long); the catalog returned has the
+    store's full settings, for the restore's downloads."""
+    catalog, manifest = locate(open_catalogs(loaded, lookup=True), backup_id, policy)
+    full = Catalog(store_for(catalog.store.url, loaded.config), catalog.policies)
+    return full, manifest
 
 
 def restore_backup(

@@ -75,18 +75,23 @@ def usable_policies(loaded: LoadedConfig) -> list[Policy]:
     return good
 
 
-def open_catalogs(loaded: LoadedConfig) -> list[Catalog]:
-    """One catalog per store to scan: the default store and every usable policy's store."""
+def open_catalogs(loaded: LoadedConfig, *, lookup: bool = False) -> list[Catalog]:
+    """One catalog per store to scan: the default store and every usable policy's store.
+    ``lookup``: read-only use, each request bounded by ``s3.lookup_timeout``."""
     policies = usable_policies(loaded)
     return [
-        Catalog(store_for(url, loaded.config), [p.name for p in policies if p.store_url == url])
+        Catalog(
+            store_for(url, loaded.config, lookup=lookup),
+            [p.name for p in policies if p.store_url == url],
+        )
         for url in store_urls(policies, loaded.config.backup.default_store)
     ]
 
 
-def open_policy_catalog(loaded: LoadedConfig, policy: Policy) -> Catalog:
-    """The catalog of ``policy``'s store alone, with only ``policy`` looked up first."""
-    return Catalog(store_for(policy.store_url, loaded.config), [policy.name])
+def open_policy_catalog(loaded: LoadedConfig, policy: Policy, *, lookup: bool = False) -> Catalog:
+    """The catalog of ``policy``'s store alone, with only ``policy`` looked up first.
+    ``lookup``: read-only use, each request bounded by ``s3.lookup_timeout``."""
+    return Catalog(store_for(policy.store_url, loaded.config, lookup=lookup), [policy.name])
 
 
 def load_policy(loaded: LoadedConfig, name: str) -> Policy:

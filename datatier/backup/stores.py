@@ -1,4 +1,9 @@
-"""Open the object store a policy names, with the [s3] settings of the config."""
+"""Open the object store a policy names, with the [s3] settings of the config.
+
+Read-only work (listing, inspecting, looking a backup up) opens it with ``lookup=True``:
+each S3 request then gives up within about ``s3.lookup_timeout`` seconds, where uploads
+and downloads keep ``s3.max_attempts`` attempts of ``s3.read_timeout``.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ def s3_settings(config: Config) -> S3Settings:
         max_attempts=s3.max_attempts,
         part_size=s3.part_size_mb * MiB,
         max_concurrency=s3.max_concurrency,
+        connect_timeout=s3.connect_timeout,
+        read_timeout=s3.read_timeout,
         server_side_encryption=server_side_encryption(config),
         kms_key_id=s3.kms_key_id,
         ca_bundle=s3.ca_bundle,
@@ -41,7 +48,12 @@ def server_side_encryption(config: Config) -> str | None:
     return s3.encryption
 
 
-def store_for(url: str, config: Config) -> ObjectStore:
-    """The store at ``url`` (``s3://`` or ``file://``); UsageError on a bad URL."""
-    is_s3 = url.partition("://")[0].lower() == "s3"
-    return open_store(url, s3_settings(config) if is_s3 else None)  # file://: no boto3 import
+def store_for(url: str, config: Config, *, lookup: bool = False) -> ObjectStore:
+    """The store at ``url`` (``s3://`` or ``file://``); UsageError on a bad URL.
+
+    ``lookup``: for read-only work only, each request bounded by ``s3.lookup_timeout``
+    (never for uploads or a restore's downloads: a slow store must not fail them)."""
+    if url.partition("://")[0].lower() != "s3":
+        return open_store(url)  # file://: no boto3 import
+    settings = s3_settings(config)
+    return open_store(url, settings.bounded(config.s3.lookup_timeout) if lookup else settings)

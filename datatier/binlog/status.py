@@ -65,7 +65,7 @@ def archive_status(
 ) -> ArchiveStatus:
     """Read the archive (index, data listing, state) and the source's position."""
     owner = archive_policy(loaded)
-    store = store_for(owner.store_url, loaded.config)
+    store = store_for(owner.store_url, loaded.config, lookup=True)
     chain = load_chain(store, owner.name, cache=cache)
     state = read_state(store, owner.name)
     server = server_position(loaded)

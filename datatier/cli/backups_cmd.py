@@ -90,9 +90,9 @@ def list_cmd(app: AppContext, policy: str | None, include_all: bool) -> None:
     """
     loaded = app.loaded()
     if policy:
-        catalogs = [open_policy_catalog(loaded, load_policy(loaded, policy))]
+        catalogs = [open_policy_catalog(loaded, load_policy(loaded, policy), lookup=True)]
     else:
-        catalogs = open_catalogs(loaded)
+        catalogs = open_catalogs(loaded, lookup=True)
     found = [
         (entry, catalog.store.url)
         for catalog in catalogs
@@ -116,7 +116,7 @@ def list_cmd(app: AppContext, policy: str | None, include_all: bool) -> None:
 @pass_app
 def show_cmd(app: AppContext, backup_id: str, policy: str | None) -> None:
     """Summarise one backup: source, consistency point, tables, objects, timings."""
-    catalog, manifest = locate(open_catalogs(app.loaded()), backup_id, policy)
+    catalog, manifest = locate(open_catalogs(app.loaded(), lookup=True), backup_id, policy)
     prefix = backup_prefix(manifest.policy, manifest.backup_id)
     live = Counter(o.storage_class for o in catalog.store.list_objects(prefix + "data/"))
     try:

@@ -15,13 +15,20 @@ Every write (put, multipart upload, re-class copy) asks for server-side encrypti
 in clear even where the bucket has no default encryption; :meth:`S3Store.encryption_warning`
 says when the bucket has none (objects other tools write would be in clear).
 ``ca_bundle`` verifies the endpoint's TLS certificate against a private CA.
+
+Read-only work (listing, inspecting, a restore's lookup of its backup) opens the store with
+:meth:`S3Settings.bounded`: every request then gives up within about ``lookup_timeout``
+seconds (an endpoint that accepts connections and never answers would otherwise hold a
+command for ``max_attempts`` read timeouts, minutes). Uploads and downloads keep the full
+settings: a slow store must not fail a backup. A timeout is ServiceUnavailable (exit 3)
+naming the endpoint and the timeout.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -56,6 +63,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 NO_BUCKET_ENCRYPTION = "ServerSideEncryptionConfigurationNotFoundError"
+LOOKUP_ATTEMPTS = 3
+"""At most this many attempts per request of a bounded (read-only) store."""
 ETAG_CHECK_MAX = 4 * MiB
 """Up to this size a PutObject is confirmed by its ETag (an MD5 here) rather than by a HEAD
 (a round trip per object: a third of a many-table backup's upload time); above it hashing
@@ -78,6 +87,8 @@ class S3Settings:
     server_side_encryption: str | None = "AES256"  # or "aws:kms"; None: ask for none
     kms_key_id: str | None = None
     ca_bundle: str | None = None
+    bound: float | None = None
+    """Set by :meth:`bounded`: the seconds each request's attempts fit in."""
 
     def __post_init__(self) -> None:
         if not S3Store.MIN_PART_SIZE <= self.part_size <= S3Store.MAX_PART_SIZE:
@@ -87,6 +98,26 @@ class S3Settings:
             )
         if self.max_attempts < 1 or self.max_concurrency < 1:
             raise UsageError("s3 max_attempts and max_concurrency must be at least 1")
+        if not (self.connect_timeout > 0 and self.read_timeout > 0):
+            raise UsageError("s3 connect_timeout and read_timeout must be above 0 seconds")
+
+    def bounded(self, total: float) -> S3Settings:
+        """These settings for read-only work: at most :data:`LOOKUP_ATTEMPTS` attempts per
+        request, each connect and read timeout cut to ``total / attempts`` seconds (so an
+        endpoint that never answers is given up on after ``total`` seconds plus botocore's
+        back-off between attempts, a fraction of a second). Never longer than the settings
+        themselves."""
+        if not total > 0:
+            raise UsageError(f"s3 lookup_timeout must be above 0 seconds, got {total!r}")
+        attempts = min(self.max_attempts, LOOKUP_ATTEMPTS)
+        each = total / attempts
+        return replace(
+            self,
+            max_attempts=attempts,
+            connect_timeout=min(self.connect_timeout, each),
+            read_timeout=min(self.read_timeout, each),
+            bound=total,
+        )
 
 
 class S3Store(ObjectStore):
@@ -125,7 +156,9 @@ class S3Store(ObjectStore):
             verify=s.ca_bundle if s.ca_bundle else None,
         )
         secrets = [x for x in (s.access_key_id, s.secret_access_key) if x]
-        self._errors = ErrorMapper(self.url, bucket, s.endpoint_url, s.max_attempts, secrets)
+        self._errors = ErrorMapper(
+            self.url, bucket, s.endpoint_url, s.max_attempts, secrets, timeout=_timeout_text(s)
+        )
 
     @property
     def url(self) -> str:
@@ -398,6 +431,14 @@ def _write_args(
     if tags:
         args["Tagging"] = urlencode(dict(tags))
     return args
+
+
+def _timeout_text(s: S3Settings) -> str:
+    """The timeout a request that timed out was given, as its error names it."""
+    each = f"{s.max_attempts} attempt(s) of {s.read_timeout:g} s"
+    if s.bound is not None:
+        return f"s3.lookup_timeout {s.bound:g} s: {each}"
+    return f"s3.read_timeout: {each}"
 
 
 def _md5_etag(body: bytes) -> str:

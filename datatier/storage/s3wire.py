@@ -26,6 +26,7 @@ from botocore.exceptions import (
     IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
+    ReadTimeoutError,
     SSLError,
 )
 
@@ -76,8 +77,13 @@ class ErrorMapper:
         endpoint_url: str | None,
         max_attempts: int,
         secrets: Sequence[str],
+        *,
+        timeout: str = "",
     ) -> None:
+        """``timeout`` describes the attempts and timeout a request is given, for the
+        message of one that timed out."""
         self.url = url
+        self.timeout = timeout
         self.bucket = bucket
         self.endpoint = _endpoint_label(endpoint_url)
         self.max_attempts = max_attempts
@@ -133,6 +139,11 @@ class ErrorMapper:
             return ServiceUnavailable(
                 f"cannot reach S3 at {self.endpoint} to {action} {where}",
                 hint=f"gave up after {self.max_attempts} attempts",
+            )
+        if isinstance(exc, ReadTimeoutError):
+            return ServiceUnavailable(
+                f"S3 at {self.endpoint} did not answer to {action} {where} in time",
+                hint=f"gave up after {self.timeout or f'{self.max_attempts} attempts'}",
             )
         if isinstance(exc, HTTPClientError | IncompleteReadError):
             return ServiceUnavailable(
