@@ -79,7 +79,7 @@ def serve_cmd(
     stats = BackupStatsMonitor(
         policies_dir(loaded),
         config.backup.default_store,
-        lambda url: store_for(url, config),
+        lambda url: store_for(url, config, lookup=True),
         config.health.backup_metrics_interval,
     )
     watch = binlog_watch(app)

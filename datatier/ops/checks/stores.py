@@ -26,7 +26,7 @@ def _stores(ctx: CheckContext) -> dict[str, ObjectStore]:
     assert isinstance(found, dict)
     for policy in ctx.policies:
         if policy.store_url not in found:
-            found[policy.store_url] = store_for(policy.store_url, ctx.loaded.config)
+            found[policy.store_url] = store_for(policy.store_url, ctx.loaded.config, lookup=True)
     return found
 
 

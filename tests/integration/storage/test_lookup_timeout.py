@@ -124,3 +124,28 @@ def test_a_silent_endpoint_fails_a_read_only_command_in_lookup_timeout(
     assert "s3.lookup_timeout 3 s: 3 attempt(s) of 1 s" in line, line
     assert "Traceback" not in err and "testing-secret" not in err
     assert len(silent.accepted) <= 3, f"{len(silent.accepted)} attempts: more than 3"
+
+
+def test_check_reports_a_silent_store_as_failed_within_lookup_timeout(
+    config: Path, silent: SilentServer
+) -> None:
+    """``datatier check`` probes each store (put, read back, delete): a silent endpoint is
+    a failed check, exit 1, within the bound, not minutes of retries."""
+    started = time.monotonic()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATATIER_", "AWS_"))}
+    env.update(DATATIER_S3__ACCESS_KEY_ID="testing", DATATIER_S3__SECRET_ACCESS_KEY="x-secret")
+    argv = [sys.executable, "-m", "datatier", "--config", str(config)]
+    done = subprocess.run(
+        [*argv, "check", "--only", "store", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert seconds < LIMIT, f"check took {seconds:.1f} s"
+    assert silent.accepted, "the check never reached the silent endpoint"
+    assert "s3.lookup_timeout 3 s" in done.stdout, done.stdout
+    assert "Traceback" not in done.stderr and "x-secret" not in done.stdout + done.stderr
