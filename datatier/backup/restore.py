@@ -37,7 +37,7 @@ from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan, R
 from datatier.backup.engines import restore_engine
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.service import open_catalogs
-from datatier.backup.stores import store_for
+from datatier.backup.stores import for_transfers
 from datatier.config import LoadedConfig
 from datatier.errors import NotReadyYet
 from datatier.log import get_logger
@@ -89,7 +89,7 @@ def locate_backup(
     that never answers fails it, exit 3, in about that long); the catalog returned has the
     store's full settings, for the restore's downloads."""
     catalog, manifest = locate(open_catalogs(loaded, lookup=True), backup_id, policy)
-    full = Catalog(store_for(catalog.store.url, loaded.config), catalog.policies)
+    full = Catalog(for_transfers(catalog.store, loaded.config), catalog.policies)
     return full, manifest
 
 

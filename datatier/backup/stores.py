@@ -57,3 +57,14 @@ def store_for(url: str, config: Config, *, lookup: bool = False) -> ObjectStore:
         return open_store(url)  # file://: no boto3 import
     settings = s3_settings(config)
     return open_store(url, settings.bounded(config.s3.lookup_timeout) if lookup else settings)
+
+
+def for_transfers(store: ObjectStore, config: Config) -> ObjectStore:
+    """``store`` (opened with ``lookup=True``) with the full ``[s3]`` settings, for a
+    restore's downloads, on the same boto3 session; a ``file://`` store as it is."""
+    if not store.url.startswith("s3://"):
+        return store
+    from datatier.storage.s3 import S3Store  # lazy: boto3 costs ~0.15 s to import
+
+    assert isinstance(store, S3Store)
+    return store.with_settings(s3_settings(config))

@@ -130,7 +130,16 @@ class S3Store(ObjectStore):
     MAX_COPY_SIZE = 5 * GiB  # larger objects are re-classed by multipart copy
     MAX_DELETE_BATCH = 1000
 
-    def __init__(self, bucket: str, prefix: str = "", settings: S3Settings | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        settings: S3Settings | None = None,
+        *,
+        session: boto3.session.Session | None = None,
+    ) -> None:
+        """``session``: share another store's boto3 session (each new session loads and
+        keeps its own copy of the S3 service model, some 14 MB)."""
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.settings = settings or S3Settings()
@@ -146,7 +155,8 @@ class S3Store(ObjectStore):
             s3={"addressing_style": "path" if s.endpoint_url else "auto"},
             user_agent_extra="datatier",
         )
-        self.client: S3Client = boto3.session.Session().client(
+        self.session = session or boto3.session.Session()
+        self.client: S3Client = self.session.client(
             "s3",
             endpoint_url=s.endpoint_url,
             region_name=s.region,
@@ -159,6 +169,10 @@ class S3Store(ObjectStore):
         self._errors = ErrorMapper(
             self.url, bucket, s.endpoint_url, s.max_attempts, secrets, timeout=_timeout_text(s)
         )
+
+    def with_settings(self, settings: S3Settings) -> S3Store:
+        """This bucket and prefix with other settings, on the same boto3 session."""
+        return S3Store(self.bucket, self.prefix, settings, session=self.session)
 
     @property
     def url(self) -> str:
