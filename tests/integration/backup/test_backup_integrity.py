@@ -111,8 +111,8 @@ def hooked_manifest_write(monkeypatch: pytest.MonkeyPatch, before: Any, after: A
     """Run ``before(store, key)`` just before the backup service writes a manifest and
     ``after(store, key)`` just after (the windows a concurrent prune could hit)."""
 
-    def factory(url: str, config: Any) -> ObjectStore:
-        store = store_for(url, config)
+    def factory(url: str, config: Any, *, lookup: bool = False) -> ObjectStore:
+        store = store_for(url, config, lookup=lookup)
         original = store.put_bytes
 
         def put_bytes(key: str, data: bytes, **kw: Any) -> Any:

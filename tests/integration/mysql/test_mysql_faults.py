@@ -86,8 +86,8 @@ def hooked_store(monkeypatch: pytest.MonkeyPatch, hook: Any, event: str) -> list
     """Make the backup service's store carry ``hook``; returns the stores it created."""
     made: list[ObjectStore] = []
 
-    def factory(url: str, config: Any) -> ObjectStore:
-        store = store_for(url, config)
+    def factory(url: str, config: Any, *, lookup: bool = False) -> ObjectStore:
+        store = store_for(url, config, lookup=lookup)
         store.client.meta.events.register(event, hook)  # type: ignore[attr-defined]
         made.append(store)
         return store
