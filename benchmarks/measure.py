@@ -9,11 +9,17 @@ Importing this module compiles datatier's bytecode once: ``pip install`` compile
 ``__pycache__``, an editable install (``make venv``) does not, and with
 ``PYTHONDONTWRITEBYTECODE`` set every timed ``datatier`` run compiled its modules again
 (~0.1 s of each backup's CPU on the 2M-row benchmark).
+
+With ``BENCH_PYSPY=DIR`` every ``datatier`` command runs under ``py-spy record --idle``
+(raw folded stacks, ``DIR/NN-<subcommand>.txt``): where a step's wall time goes, at the cost
+of distorting its figures (profiling runs are for reading, not quoting).
 """
 
 from __future__ import annotations
 
 import compileall
+import itertools
+import os
 import shutil
 import subprocess
 import tempfile
@@ -21,7 +27,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-compileall.compile_dir(Path(__file__).resolve().parents[1] / "datatier", quiet=1)
+ROOT = Path(__file__).resolve().parents[1]
+compileall.compile_dir(ROOT / "datatier", quiet=1)
+_profiles = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ def timed(argv: list[str] | str, *, shell: bool = False, env: dict[str, str] | N
         command = ["/bin/sh", "-c", argv] if shell else [argv]
     else:
         command = list(argv)
+    command = _profiled(command)
     with tempfile.NamedTemporaryFile("r", prefix="dt-rss-") as rss:
         started = time.monotonic()
         proc = subprocess.run(
@@ -57,7 +66,7 @@ def timed(argv: list[str] | str, *, shell: bool = False, env: dict[str, str] | N
     return Run(
         seconds,
         int(peak_kb) / 1024,
-        proc.stdout.decode(errors="replace"),
+        _without_pyspy(proc.stdout.decode(errors="replace")),
         float(user) + float(system),
     )
 
@@ -74,3 +83,36 @@ def print_results(results: dict[str, float], ratios: list[tuple[str, str, str]])
         print(f"{label}: {results[top] / results[bottom]:.2f}")
     print(f"backup_peak_rss_mb: {results['backup_rss']:.1f}")
     print(f"restore_peak_rss_mb: {results['restore_rss']:.1f}")
+
+
+def _profiled(command: list[str]) -> list[str]:
+    """``command`` under py-spy when ``BENCH_PYSPY`` names a directory and it runs datatier."""
+    folder = os.environ.get("BENCH_PYSPY")
+    if not folder or not command or not command[0].endswith("/datatier"):
+        return command
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    words = [w for w in command[1:] if not w.startswith("-")][:2]
+    out = Path(folder) / f"{next(_profiles):02d}-{'-'.join(words) or 'datatier'}.txt"
+    pyspy = ROOT / ".venv/bin/py-spy"
+    return [
+        str(pyspy),
+        "record",
+        "--idle",
+        "--threads",
+        "-f",
+        "raw",
+        "-r",
+        "200",
+        "-o",
+        str(out),
+        "--",
+        *command,
+    ]
+
+
+def _without_pyspy(out: str) -> str:
+    """``out`` without the lines py-spy adds to its command's stdout."""
+    if not os.environ.get("BENCH_PYSPY"):
+        return out
+    lines = out.splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("py-spy> ") and line.strip())

@@ -6,8 +6,13 @@ by ``backups verify`` and by restore before anything is applied.
 
 Contract every dump engine's manifest satisfies (MySQL and MongoDB alike):
 
-* every table record (``Manifest.tables``) has exactly one definition object: kind
-  ``schema`` (MySQL) or ``metadata`` (MongoDB) with the same database and table;
+* every table record (``Manifest.tables``) has exactly one definition: an object of kind
+  ``schema`` (MySQL) or ``metadata`` (MongoDB) with the same database and table, or a
+  section of a ``bundle`` object of its database (MySQL small tables, definition and rows
+  together);
+* a bundle's sections lie in order inside its decompressed bytes, after a prelude, without
+  overlapping; its rows are its sections' rows; a bundled table has no data objects and its
+  section's rows are the table record's;
 * a table's data objects (kind ``data`` or ``collection``) are numbered ``part`` 1..N, with
   no gap and no duplicate; a table without rows may have none;
 * the data objects' ``rows`` add up to the table record's ``rows`` (a ``sequence`` record
@@ -24,6 +29,7 @@ from datatier.backup.manifest import Manifest, ObjectRecord
 
 DATA_KINDS = frozenset({"data", "collection"})
 DEFINITION_KINDS = frozenset({"schema", "metadata"})
+BUNDLE_KIND = "bundle"
 
 
 def _name(database: str | None, table: str | None) -> str:
@@ -44,11 +50,17 @@ def missing_parts(manifest: Manifest, tables: Collection[str] | None = None) -> 
     ]
     definitions: Counter[tuple[str | None, str | None]] = Counter()
     parts: dict[tuple[str | None, str | None], list[ObjectRecord]] = defaultdict(list)
+    bundled: dict[tuple[str | None, str | None], int] = {}
     for obj in manifest.objects:
         if obj.kind in DEFINITION_KINDS:
             definitions[(obj.database, obj.table)] += 1
         elif obj.kind in DATA_KINDS:
             parts[(obj.database, obj.table)].append(obj)
+        elif obj.kind == BUNDLE_KIND:
+            problems += _bundle_problems(obj)
+            for section in obj.sections:
+                definitions[(obj.database, section.table)] += 1
+                bundled[(obj.database, section.table)] = section.rows
     recorded: set[tuple[str | None, str | None]] = set()
     for rec in manifest.tables:
         key = (rec.database, rec.name)
@@ -59,6 +71,15 @@ def missing_parts(manifest: Manifest, tables: Collection[str] | None = None) -> 
         if definitions[key] != 1:
             what = "no" if definitions[key] == 0 else f"{definitions[key]}"
             problems.append(f"{name} has {what} definition object(s)")
+        if key in bundled:
+            if parts.get(key):
+                problems.append(f"{name} is in a bundle but also has data objects")
+            elif bundled[key] != rec.rows:
+                problems.append(
+                    f"{name}: its bundle section holds {bundled[key]} rows, "
+                    f"the table record {rec.rows}"
+                )
+            continue
         numbers = sorted(o.part for o in parts.get(key, []))
         if numbers != list(range(1, len(numbers) + 1)):
             problems.append(f"{name}: data parts {_ranges(numbers)} are not 1..{len(numbers)}")
@@ -71,6 +92,23 @@ def missing_parts(manifest: Manifest, tables: Collection[str] | None = None) -> 
     for owner, objs in sorted(parts.items(), key=lambda item: str(item[0])):
         if owner not in recorded and wanted(*owner):
             problems.append(f"{len(objs)} data object(s) of {_name(*owner)}, which has no record")
+    return problems
+
+
+def _bundle_problems(obj: ObjectRecord) -> list[str]:
+    """What is wrong with the layout of bundle ``obj`` (empty: nothing)."""
+    if not obj.sections:
+        return [f"bundle {obj.key} holds no table"]
+    problems = []
+    end = 1  # a prelude comes first
+    for section in obj.sections:
+        if not (end <= section.start < section.end <= obj.raw_size) or section.rows < 0:
+            problems.append(f"bundle {obj.key}: section of {section.table} is out of place")
+        end = max(end, section.end)
+    if sum(s.rows for s in obj.sections) != obj.rows:
+        problems.append(f"bundle {obj.key}: its sections' rows do not add up to its rows")
+    if len({s.table for s in obj.sections}) != len(obj.sections):
+        problems.append(f"bundle {obj.key} holds a table twice")
     return problems
 
 

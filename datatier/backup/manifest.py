@@ -24,7 +24,11 @@ chains see them as unreadable, so their prune refuses to run rather than delete 
 ENCRYPTED_FORMAT_VERSION = 4
 """Manifests of encrypted backups (and of chains among them): releases that do not know
 encryption see them as unreadable rather than restore ciphertext as data."""
-READABLE_FORMATS = (1, 2, 3, 4)
+BUNDLE_FORMAT_VERSION = 5
+"""Manifests holding bundle objects (several small tables in one object, see
+:class:`Section`): releases that do not know bundles see them as unreadable rather than
+restore a backup without those tables."""
+READABLE_FORMATS = (1, 2, 3, 4, 5)
 MANIFEST_NAME = "manifest.json"
 BACKUP_ID = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{4})$")
 
@@ -33,6 +37,7 @@ KIND_ORDER = (
     "grants",  # accounts first (DEFINERs exist before routines); only with restore --grants
     "database",
     "schema",
+    "bundle",  # small tables, each its definition then its rows; loaded with the data
     "data",
     "triggers",
     "routines",
@@ -69,6 +74,22 @@ def manifest_key(policy: str, backup_id: str) -> str:
 
 
 @dataclass(frozen=True)
+class Section:
+    """One table of a bundle object: its bytes ``[start, end)`` of the decompressed
+    object (the table's definition, then its rows) and how many rows they hold. Bytes
+    before the first section are the session prelude every section needs."""
+
+    table: str
+    start: int
+    end: int
+    rows: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Section:
+        return cls(str(data["table"]), int(data["start"]), int(data["end"]), int(data["rows"]))
+
+
+@dataclass(frozen=True)
 class ObjectRecord:
     """One data object: where it is, what it holds and how to check it.
 
@@ -90,16 +111,27 @@ class ObjectRecord:
     plain_size: int | None = None
     plain_sha256: str | None = None
     recipients: tuple[str, ...] = ()
+    sections: tuple[Section, ...] = ()
+    """Kind ``bundle`` only: the tables it holds, in order."""
 
     @property
     def encrypted(self) -> bool:
         return self.plain_sha256 is not None
+
+    def table_names(self) -> tuple[str, ...]:
+        """The tables this object belongs to: a bundle's sections, else its one table
+        (none for database-level objects)."""
+        if self.sections:
+            return tuple(s.table for s in self.sections)
+        return (self.table,) if self.table is not None else ()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ObjectRecord:
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         if "recipients" in fields:
             fields["recipients"] = tuple(str(r) for r in fields["recipients"])
+        if "sections" in fields:
+            fields["sections"] = tuple(Section.from_json(d) for d in fields["sections"])
         return cls(**fields)
 
     def to_json(self, recipients: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -111,6 +143,8 @@ class ObjectRecord:
                 del doc[name]
         elif self.recipients == recipients:
             del doc["recipients"]
+        if not self.sections:
+            del doc["sections"]
         return doc
 
 

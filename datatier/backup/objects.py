@@ -30,7 +30,7 @@ from typing import NoReturn
 
 import zstandard
 
-from datatier.backup.manifest import ObjectRecord
+from datatier.backup.manifest import ObjectRecord, Section
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.pipeline.encrypt import SUFFIX, Recipients, seal
@@ -62,6 +62,7 @@ class OpenObject:
     raw_size: int = 0
     rows: int = 0
     closed: bool = False
+    sections: list[Section] = field(default_factory=list)
     _held: list[bytes] = field(default_factory=list)
     _compressor: zstandard.ZstdCompressionObj | None = None
 
@@ -207,6 +208,7 @@ class ObjectWriter:
             plain_size=plain_size,
             plain_sha256=plain_sha256,
             recipients=self.recipients.keys if self.recipients is not None else (),
+            sections=tuple(obj.sections),
         )
 
     def _done(self, future: Future[ObjectRecord]) -> None:

@@ -155,6 +155,7 @@ class PolicyFile:
     schedule: str = "0 2 * * *"
     compression_level: int = option(3, min=1)
     chunk_mb: int = option(32, min=1)
+    bundle_tables: bool = True  # MySQL: small tables share objects (False: each its own)
     jobs: int = option(4, min=1)
     full_every_days: int = option(0, min=0)  # mariabackup: incrementals until the full is this old
     encrypt: bool | None = None  # age-encrypt objects (default: when [encryption] has recipients)

@@ -32,6 +32,7 @@ from datatier.backup.encryption import policy_recipients
 from datatier.backup.engine import BackupEngine, BackupPlan, DumpResult
 from datatier.backup.engines import backup_engine
 from datatier.backup.manifest import (
+    BUNDLE_FORMAT_VERSION,
     CHAIN_FORMAT_VERSION,
     ENCRYPTED_FORMAT_VERSION,
     FORMAT_VERSION,
@@ -219,7 +220,7 @@ def run_backup(
         manifest = _manifest(policy, backup_id, engine.name, started_at, result, records)
         if recipients is not None:
             manifest.encryption = {"method": METHOD, "recipients": list(recipients.keys)}
-            manifest.format_version = ENCRYPTED_FORMAT_VERSION
+            manifest.format_version = max(manifest.format_version, ENCRYPTED_FORMAT_VERSION)
         manifest.timings = {
             "dump_seconds": round(dumped - t0, 3),
             "total_seconds": round(time.monotonic() - t0, 3),
@@ -246,6 +247,13 @@ def run_backup(
         seconds=round(time.monotonic() - t0, 3),
     )
     return manifest
+
+
+def _format_version(parent: str | None, records: list[ObjectRecord]) -> int:
+    """The oldest manifest format that says what this backup needs of its reader."""
+    if any(r.sections for r in records):
+        return BUNDLE_FORMAT_VERSION
+    return FORMAT_VERSION if parent is None else CHAIN_FORMAT_VERSION
 
 
 def _manifest(
@@ -276,7 +284,7 @@ def _manifest(
             "compression_level": policy.spec.compression_level,
         },
         parent=result.parent,
-        format_version=FORMAT_VERSION if result.parent is None else CHAIN_FORMAT_VERSION,
+        format_version=_format_version(result.parent, records),
     )
     problems = missing_parts(manifest)
     if problems:

@@ -11,7 +11,8 @@ definition objects it runs (every object starts with the PRELUDE, which resets t
 they set). Tables whose data is one object of at most :data:`BUNDLE_MAX_BYTES` go to the
 stock client in bundles (a process per table cost more than its rows): one client process
 runs a bundle's objects one after another, as separate clients would, and a failure names
-the object the client's line number falls in.
+the object the client's line number falls in. Bundle objects (small tables the backup wrote
+together, each its definition then its rows) load in the data phase, one client each.
 
 A client must not outlive its restore: the stock client runs whatever it has read when its
 input ends, even a statement cut off mid-way, and an orphan left blocked on a lock would
@@ -54,6 +55,9 @@ Fetch = Callable[[ObjectRecord], Iterator[bytes]]
 """Yields an object's *decompressed* bytes, after checking its SHA-256."""
 
 PARALLEL_KINDS = ("schema", "data")
+PHASE_OF = {"bundle": "data"}
+"""Kinds loaded in another kind's phase: bundles (small tables, definition and rows) run
+alongside the data objects."""
 DEFER_MIN_BYTES = 4 << 20
 """Tables with less data than this keep their indexes while loading (an ALTER costs more)."""
 BUNDLE_MAX_BYTES = 1 << 20
@@ -129,7 +133,9 @@ class SQLLoader:
     def _load_phases(self, pending: list[ObjectRecord], kinds: Iterable[str]) -> None:
         with client_options_file(self.target) as cnf:
             for kind in kinds:
-                batch = [o for o in pending if o.kind == kind]
+                if kind in PHASE_OF:
+                    continue
+                batch = [o for o in pending if PHASE_OF.get(o.kind, o.kind) == kind]
                 if not batch:
                     continue
                 if kind in PARALLEL_KINDS and self.jobs > 1:
@@ -150,7 +156,7 @@ class SQLLoader:
         1213); once it holds rows, its other parts load alongside each other."""
         groups: dict[tuple[str | None, str | None], list[ObjectRecord]] = {}
         for obj in sorted(batch, key=lambda o: o.part):
-            groups.setdefault((obj.database, obj.table), []).append(obj)
+            groups.setdefault(_owner(obj), []).append(obj)
         leaders = sorted((parts[0] for parts in groups.values()), key=lambda o: -o.raw_size)
         left = {table: len(parts) for table, parts in groups.items()}
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="load") as pool:
@@ -164,7 +170,7 @@ class SQLLoader:
                         loaded = running.pop(future)
                         future.result()  # the first failure stops everything
                         for obj in loaded:  # none: an ALTER adding deferred indexes
-                            table = (obj.database, obj.table)
+                            table = _owner(obj)
                             followers = groups[table]
                             if followers and followers[0] is obj:
                                 for other in sorted(followers[1:], key=lambda o: -o.raw_size):
@@ -191,7 +197,7 @@ class SQLLoader:
             return
         # Objects without a database (accounts and grants) run with none selected.
         database = None if obj.database is None else self.database_for(obj.database)
-        if obj.kind != "data":
+        if obj.kind not in ("data", "bundle"):
             text = b"".join(self.fetch(obj))
             statements = parse_block(text)
             if statements is not None:
@@ -341,6 +347,11 @@ class SQLLoader:
                 self.on_loaded(obj)
 
 
+def _owner(obj: ObjectRecord) -> tuple[str | None, str | None]:
+    """The table whose parts ``obj`` is among (a bundle is its own)."""
+    return (obj.database, obj.key if obj.kind == "bundle" else obj.table)
+
+
 def _bundles(
     leaders: list[ObjectRecord], groups: dict[tuple[str | None, str | None], list[ObjectRecord]]
 ) -> list[list[ObjectRecord]]:
@@ -349,7 +360,7 @@ def _bundles(
     jobs: list[list[ObjectRecord]] = []
     open_bundles: dict[str, list[ObjectRecord]] = {}
     for obj in leaders:
-        small = obj.raw_size <= BUNDLE_MAX_BYTES and len(groups[(obj.database, obj.table)]) == 1
+        small = obj.raw_size <= BUNDLE_MAX_BYTES and len(groups[_owner(obj)]) == 1
         if obj.kind != "data" or obj.database is None or not small:
             jobs.append([obj])
             continue

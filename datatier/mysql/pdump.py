@@ -12,9 +12,17 @@ Objects are plain SQL for the stock client (``zstd -d | mariadb DB``): each star
 :data:`~datatier.mysql.sqltext.PRELUDE` and holds no ``USE``. Layout under ``data/``::
 
     DB/_database.sql.zst   DB/_routines.sql.zst   DB/_events.sql.zst
+    DB/_bundle-00001.sql.zst ...   (small tables: each one's DROP/CREATE, then its rows)
     DB/tables/TABLE/{schema,data-00001,...,triggers}.sql.zst
     DB/views/VIEW/{viewstub,view}.sql.zst
     @users/grants.sql.zst   (with source.include_grants: accounts, roles and grants)
+
+Small tables (:func:`bundles`) are written together, a few dozen per object of their
+database: one request per table costs more than its rows on a store, and a restore would
+start one client per table. Each table is a section of the bundle (its offsets and rows in
+the manifest, :class:`~datatier.backup.manifest.Section`), written by one task in turn on one
+connection of the same snapshot, so names still cannot move rows between tables, and a
+restore of chosen tables loads just their sections.
 
 A table's ``data_sha256`` in the manifest is the SHA-256 of the concatenated SHA-256s of its
 key ranges (``split_points`` in the manifest), each over the range's row texts in key order,
@@ -26,14 +34,14 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import MySQLdb
 
 from datatier.backup.engine import BackupEngine, BackupPlan, DumpResult
-from datatier.backup.manifest import TableRecord
+from datatier.backup.manifest import Section, TableRecord
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
 from datatier.config import LoadedConfig
@@ -83,14 +91,42 @@ def database_path(database: str, leaf: str) -> str:
     return f"{key_segment(database)}/{leaf}"
 
 
+BUNDLE_TABLE_BYTES = 1 << 20
+"""Tables estimated at most this big (and at most a quarter of a data object) are bundled,"""
+BUNDLE_TABLES = 64
+"""at most this many to a bundle."""
+
+
 @dataclass
 class Task:
-    """One unit of parallel work: a key range of a table (or the whole table)."""
+    """One unit of parallel work: a key range of a table (or the whole table), or a bundle
+    of small tables of one database (``bundle``, its number in ``number``)."""
 
     table: Table
     index: int  # range number within the table, from 0
     where: str
     estimate: int
+    bundle: tuple[Table, ...] = ()
+    number: int = 0
+
+
+def bundles(tables: list[Table], jobs: int, chunk_bytes: int) -> list[tuple[Table, ...]]:
+    """The small tables of ``tables`` grouped per database: InnoDB-like tables with rows
+    (or none) estimated at most :data:`BUNDLE_TABLE_BYTES` and a quarter of
+    ``chunk_bytes``, in groups of up to :data:`BUNDLE_TABLES` (fewer when that leaves
+    ``jobs`` groups to a database). Sequences and tables read under the lock stay alone."""
+    limit = min(BUNDLE_TABLE_BYTES, chunk_bytes // 4)
+    small: dict[str, list[Table]] = {}
+    for table in tables:
+        if table.kind == "table" and table.transactional and table.data_bytes <= limit:
+            small.setdefault(table.database, []).append(table)
+    groups: list[tuple[Table, ...]] = []
+    for members in small.values():
+        if len(members) < 2:
+            continue
+        size = min(BUNDLE_TABLES, max(8, -(-len(members) // max(1, jobs))))
+        groups.extend(tuple(members[i : i + size]) for i in range(0, len(members), size))
+    return groups
 
 
 @dataclass
@@ -104,6 +140,7 @@ class TableState:
     data_bytes: int = 0
     parts: int = 0
     part_rows: dict[int, int] = field(default_factory=dict)
+    bundled: bool = False
 
 
 class ParallelDumpEngine(BackupEngine):
@@ -125,6 +162,7 @@ class ParallelDumpEngine(BackupEngine):
             policy,
             chunk_bytes=policy.spec.chunk_mb * MiB,
             jobs=policy.spec.jobs,
+            bundle=policy.spec.bundle_tables,
             choice=choice,
         )
 
@@ -137,8 +175,10 @@ class ParallelDumpEngine(BackupEngine):
         jobs: int = 4,
         raw_threshold: int | None = None,
         choice: SourceChoice | None = None,
+        bundle: bool = True,
     ) -> None:
         self.source = source
+        self.bundle = bundle
         self.choice = choice
         self.policy = policy
         self.chunk_bytes = chunk_bytes
@@ -197,7 +237,17 @@ class ParallelDumpEngine(BackupEngine):
     ) -> DumpResult:
         self._states = {(t.database, t.name): TableState(t) for t in catalogue.tables}
         untransactional = [t for t in catalogue.tables if not t.transactional and t.has_rows]
-        tasks = self._plan(group, [t for t in catalogue.tables if t.transactional and t.has_rows])
+        grouped = bundles(catalogue.tables, group.jobs, self.chunk_bytes) if self.bundle else []
+        for members in grouped:
+            for table in members:
+                self._states[(table.database, table.name)].bundled = True
+        alone = [
+            t
+            for t in catalogue.tables
+            if t.transactional and t.has_rows and not self._states[(t.database, t.name)].bundled
+        ]
+        tasks = self._plan(group, alone) + self._bundle_tasks(grouped)
+        tasks.sort(key=lambda t: t.estimate, reverse=True)
         early = [Task(t, 0, "", t.data_bytes) for t in untransactional]
         if early:
             if group.locked:
@@ -307,6 +357,16 @@ class ParallelDumpEngine(BackupEngine):
             )
         return sorted(tasks, key=lambda t: t.estimate, reverse=True)
 
+    def _bundle_tasks(self, grouped: list[tuple[Table, ...]]) -> list[Task]:
+        numbers: dict[str, int] = {}
+        tasks = []
+        for members in grouped:
+            database = members[0].database
+            numbers[database] = numbers.get(database, 0) + 1
+            estimate = sum(t.data_bytes for t in members)
+            tasks.append(Task(members[0], 0, "", estimate, members, numbers[database]))
+        return tasks
+
     def _key_bounds(
         self, group: SnapshotGroup, table: Table, column: str
     ) -> tuple[int, int] | None:
@@ -398,15 +458,64 @@ class ParallelDumpEngine(BackupEngine):
         self, conn: RawConnection, task: Task, writer: ObjectWriter, threshold: int
     ) -> None:
         table = task.table
+        if task.bundle:
+            self._dump_bundle(conn, task, writer, threshold)
+            return
         if table.kind == "sequence":
             self._dump_sequence(conn, table, writer)
             return
+        current: list[OpenObject] = []
+
+        def target() -> OpenObject:
+            if not current:
+                current.append(self._open_data(writer, table))
+            return current[0]
+
+        def written(obj: OpenObject) -> None:
+            if obj.raw_size >= self.chunk_bytes:
+                self._close_data(writer, table, current.pop())
+
+        self._dump_rows(conn, table, task.index, task.where, threshold, target, written)
+        if current:
+            self._close_data(writer, table, current.pop())
+
+    def _dump_bundle(
+        self, conn: RawConnection, task: Task, writer: ObjectWriter, threshold: int
+    ) -> None:
+        """The tables of ``task.bundle`` into one object, each its DROP/CREATE then its
+        rows, as one section; each table's metadata lock is released after it."""
+        database = task.table.database
+        key = database_path(database, f"_bundle-{task.number:05d}.sql.zst")
+        obj = writer.open(key, "bundle", database, None)
+        obj.write(PRELUDE)
+        for table in task.bundle:
+            if self._stop.is_set():
+                return
+            start, rows = obj.raw_size, obj.rows
+            definition = block([f"DROP TABLE IF EXISTS {ident(table.name)}", table.create])
+            obj.write(definition.encode("utf-8", "surrogateescape"))
+            self._dump_rows(conn, table, 0, "", threshold, lambda: obj, lambda _: None)
+            obj.sections.append(Section(table.name, start, obj.raw_size, obj.rows - rows))
+            conn.execute("ROLLBACK TO SAVEPOINT datatier")
+        writer.close(obj)
+
+    def _dump_rows(
+        self,
+        conn: RawConnection,
+        table: Table,
+        index: int,
+        where: str,
+        threshold: int,
+        target: Callable[[], OpenObject],
+        written: Callable[[OpenObject], None],
+    ) -> None:
+        """Range ``index`` (``where``) of ``table`` as INSERT statements into the object
+        ``target()`` returns, ``written(obj)`` after each; records its digest and rows."""
         query = RowQuery(table, threshold)
         prefix = query.insert_prefix()
         digest = hashlib.sha256()
         rows_done = bytes_done = largest = 0
-        obj: OpenObject | None = None
-        for texts in self._batches(conn, query, task.where):
+        for texts in self._batches(conn, query, where):
             # Pieces are hashed and written as they are rather than concatenated: these
             # buffers are large, and each copy of one costs fresh pages.
             joined = b"\n".join(texts)
@@ -415,21 +524,16 @@ class ParallelDumpEngine(BackupEngine):
             rows_done += len(texts)
             bytes_done += len(joined) + 1
             for group in _statements(texts, len(joined) + 1, STATEMENT_BYTES):
-                if obj is None:
-                    obj = self._open_data(writer, table)
+                obj = target()
                 body = b",\n".join(group)
                 largest = max(largest, len(prefix) + len(body) + 2)
                 obj.write(prefix)
                 obj.write(body, len(group))
                 obj.write(b";\n")
-                if obj.raw_size >= self.chunk_bytes:
-                    self._close_data(writer, table, obj)
-                    obj = None
-        if obj is not None:
-            self._close_data(writer, table, obj)
+                written(obj)
         with self._lock:
             state = self._states[(table.database, table.name)]
-            state.range_digests[task.index] = digest.digest()
+            state.range_digests[index] = digest.digest()
             state.rows += rows_done
             state.data_bytes += bytes_done
             self._largest_statement = max(self._largest_statement, largest)
@@ -503,7 +607,7 @@ class ParallelDumpEngine(BackupEngine):
                 f"/*!40100 DEFAULT CHARACTER SET {charset} COLLATE {collation} */",
             )
         for table in catalogue.tables:
-            if table.kind == "table":
+            if table.kind == "table" and not self._states[(table.database, table.name)].bundled:
                 self._put(
                     writer,
                     table_path(table.database, table.name, "schema.sql.zst"),
@@ -563,7 +667,10 @@ class ParallelDumpEngine(BackupEngine):
             state = self._states[(table.database, table.name)]
             name = f"{table.database}.{table.name}"
             ranges = len(state.split_points) + 1
-            if table.has_rows and table.kind == "table":
+            if state.bundled:
+                if sorted(state.range_digests) != [0]:
+                    raise OperationFailed(f"{name}: its bundle section was not written")
+            elif table.has_rows and table.kind == "table":
                 if sorted(state.range_digests) != list(range(ranges)):
                     raise OperationFailed(f"{name}: not every key range was read (internal error)")
                 if sorted(state.part_rows) != list(range(1, state.parts + 1)):

@@ -25,7 +25,7 @@ from typing import Self
 from datatier.backup.catalog import Catalog
 from datatier.backup.completeness import missing_parts
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
-from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord
+from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord, Section
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
@@ -43,7 +43,7 @@ from datatier.pipeline.staging import Staged
 
 log = get_logger(__name__)
 
-TABLE_KINDS = ("schema", "data", "triggers")
+TABLE_KINDS = ("schema", "bundle", "data", "triggers")
 DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
 
 
@@ -77,9 +77,35 @@ def select_objects(
         if o.kind in (*TABLE_KINDS, "database")
         and (
             (o.kind == "database" and any(t.split(".", 1)[0] == o.database for t in wanted))
-            or f"{o.database}.{o.table}" in wanted
+            or any(f"{o.database}.{t}" in wanted for t in o.table_names())
         )
     ]
+
+
+def restored_tables(
+    objects: list[ObjectRecord], tables: tuple[str, ...] = ()
+) -> set[tuple[str, str]]:
+    """The (database, table) pairs ``objects`` create: schema objects' and bundle sections'
+    (only those named in ``tables``, ``db.table``, when given)."""
+    found = set()
+    for o in objects:
+        if o.kind in ("schema", "bundle") and o.database is not None:
+            found |= {(o.database, t) for t in o.table_names()}
+    if tables:
+        found = {(db, t) for db, t in found if f"{db}.{t}" in tables}
+    return found
+
+
+def sections_only(chunks: Iterator[bytes], keep: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The bytes of ``chunks`` (a stream) within the ranges ``keep`` (sorted, disjoint)."""
+    pos = 0
+    for chunk in chunks:
+        end = pos + len(chunk)
+        for start, stop in keep:
+            low, high = max(start, pos), min(stop, end)
+            if low < high:
+                yield chunk[low - pos : high - pos]
+        pos = end
 
 
 def restore_objects(manifest: Manifest, options: RestoreOptions) -> list[ObjectRecord]:
@@ -101,7 +127,7 @@ def restore_objects(manifest: Manifest, options: RestoreOptions) -> list[ObjectR
 def check_accounted(manifest: Manifest, objects: list[ObjectRecord]) -> None:
     """IntegrityFailure (exit 4) when the manifest's objects do not account for every row of
     the selected tables (a data part missing from the manifest)."""
-    selected = {f"{o.database}.{o.table}" for o in objects if o.table}
+    selected = {f"{o.database}.{t}" for o in objects for t in o.table_names()}
     problems = missing_parts(manifest, selected)
     if problems:
         raise IntegrityFailure(
@@ -150,8 +176,10 @@ class LogicalRestore(RestoreEngine):
         self.targets = options.targets(sources)
         for source in sources:  # a tampered charset is refused before anything happens
             database_clause(manifest.databases.get(source, {}), f"manifest of {manifest.backup_id}")
-        tables = len({(o.database, o.table) for o in objects if o.kind == "schema"})
-        rows = sum(o.rows for o in objects)
+        tables = len(restored_tables(objects, options.tables))
+        rows = sum(
+            sum(s.rows for s in self._sections(o)) if o.sections else o.rows for o in objects
+        )
         names = ", ".join(f"{s}->{d}" if s != d else s for s, d in self.targets.items())
         return RestorePlan(
             manifest=manifest,
@@ -186,6 +214,10 @@ class LogicalRestore(RestoreEngine):
         renamed = {src for src, dst in targets.items() if src != dst}
 
         def fetch(record: ObjectRecord) -> Iterator[bytes]:
+            if record.sections and self.options.tables:
+                keep = [(0, record.sections[0].start)]
+                keep += [(s.start, s.end) for s in self._sections(record)]
+                return sections_only(staged.decompressed(record.key), keep)
             if record.kind not in DEFINITION_KINDS or record.database not in renamed:
                 return staged.decompressed(record.key)
             text = b"".join(staged.decompressed(record.key))
@@ -204,8 +236,16 @@ class LogicalRestore(RestoreEngine):
         kinds = [k for k in KIND_ORDER if k != "database"]
         loader.load_all(plan.objects, kinds)  # grants first: DEFINER accounts exist before routines
 
+    def _sections(self, record: ObjectRecord) -> list[Section]:
+        """The sections of bundle ``record`` this restore loads (``--tables``: those named)."""
+        wanted = set(self.options.tables)
+        return [
+            s for s in record.sections if not wanted or f"{record.database}.{s.table}" in wanted
+        ]
+
     def post_check(self, plan: RestorePlan) -> None:
-        check_row_counts(self.server, self.manifest, plan.objects, self.targets, self.options.jobs)
+        restored = restored_tables(plan.objects, self.options.tables)
+        check_row_counts(self.server, self.manifest, restored, self.targets, self.options.jobs)
 
 
 def warn_qualified(record: ObjectRecord, text: bytes) -> None:
@@ -228,13 +268,12 @@ def warn_qualified(record: ObjectRecord, text: bytes) -> None:
 def check_row_counts(
     target: Endpoint,
     manifest: Manifest,
-    objects: list[ObjectRecord],
+    restored: set[tuple[str, str]],
     targets: dict[str, str],
     jobs: int = 2,
 ) -> None:
-    """OperationFailed if a restored table's row count differs from the manifest (tables
-    counted in parallel, one connection per worker)."""
-    restored = {(o.database, o.table) for o in objects if o.kind == "schema"}
+    """OperationFailed if a ``restored`` table's row count differs from the manifest
+    (tables counted in parallel, one connection per worker)."""
     expected = {(t.database, t.name): t.rows for t in manifest.tables}
     wanted = sorted((db, t) for db, t in restored if db and t and (db, t) in expected)
     local = threading.local()

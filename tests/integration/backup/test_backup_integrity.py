@@ -184,7 +184,7 @@ def test_a_damaged_newest_backup_is_not_kept_in_place_of_the_good_one(
     name = policy(sandbox, "integ-damaged", "[retention]\nkeep_last = 1\nmin_age_days = 0\n")
     good, damaged = backups_of(sandbox, name, 2)
     store = default_store(sandbox)
-    victim = next(o for o in damaged.objects if o.kind == "data")
+    victim = next(o for o in damaged.objects if o.kind in ("data", "bundle"))
     store.delete([victim.key])
 
     code, plan = cli_json(capsys, "backups", "prune", name, "--json")
@@ -213,7 +213,7 @@ def test_a_damaged_backup_older_than_every_kept_one_is_deleted(sandbox: SandboxH
     name = policy(sandbox, "integ-damaged-old", "[retention]\nkeep_last = 1\nmin_age_days = 0\n")
     old, middle, new = backups_of(sandbox, name, 3)
     store = default_store(sandbox)
-    store.delete([next(o.key for o in old.objects if o.kind == "schema")])
+    store.delete([next(o.key for o in old.objects if o.kind in ("schema", "bundle"))])
     loaded = loaded_config(sandbox)
     chosen = load_policy(loaded, name)
     catalog = open_policy_catalog(loaded, chosen)

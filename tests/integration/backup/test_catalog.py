@@ -150,7 +150,7 @@ def test_verify_detects_corrupt_and_truncated_objects(
     name = policy(sandbox, "cat-verify-1")
     s = store(sandbox)
     m = backup(sandbox, name)
-    victim = next(o for o in m.objects if o.kind == "data")
+    victim = next(o for o in m.objects if o.kind in ("data", "bundle"))
     original = s.get_bytes(victim.key)
     s.put_bytes(victim.key, bytes(b ^ 0xFF for b in original))  # same size, other bytes
     code, out, err = run(sandbox, capsys, "verify", m.backup_id, "--json")

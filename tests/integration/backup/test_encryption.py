@@ -184,7 +184,16 @@ def test_the_stock_age_zstd_mariadb_path_restores_the_database(
     )
     copy = "crypt_by_hand"
     query(sandbox.config, "primary", f"CREATE DATABASE {copy}")
-    for kind in ("schema", "data", "triggers", "routines", "events", "viewstubs", "views"):
+    for kind in (
+        "schema",
+        "bundle",
+        "data",
+        "triggers",
+        "routines",
+        "events",
+        "viewstubs",
+        "views",
+    ):
         for record in (o for o in encrypted.objects if o.kind == kind):
             obj = tmp_path / Path(record.key).name
             obj.write_bytes(b"".join(store.iter_read(record.key)))

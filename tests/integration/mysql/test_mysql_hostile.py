@@ -142,11 +142,21 @@ def test_every_table_gets_its_own_objects_and_record(backup: Manifest) -> None:
     keys = [o.key for o in backup.objects]
     assert len(keys) == len(set(keys)), "every object key is unique"
     assert all(len(k.encode()) < 1024 for k in keys), "S3 keys end at 1,024 bytes"
+    sections = [
+        (o.database, s.table, s.rows)
+        for o in backup.objects
+        if o.kind == "bundle"
+        for s in o.sections
+    ]
     for name in TABLES:
         data = [o for o in backup.objects if o.kind == "data" and o.table == name]
-        assert sum(o.rows for o in data) == TABLES[name], name
+        schemas = [o for o in backup.objects if o.kind == "schema" and o.table == name]
+        bundled = [rows for db, table, rows in sections if (db, table) == (DB, name)]
+        assert len(schemas) + len(bundled) == 1, f"{name}: one definition, alone or bundled"
+        assert sum(o.rows for o in data) + sum(bundled) == TABLES[name], name
         assert [o.part for o in sorted(data, key=lambda o: o.part)] == list(range(1, len(data) + 1))
-        assert len([o for o in backup.objects if o.kind == "schema" and o.table == name]) == 1
+        assert not (data and bundled), f"{name}: rows in one place"
+    assert sections, "chunk_mb = 1: these small tables are bundled"
 
 
 def test_verify_and_restore_test_pass(

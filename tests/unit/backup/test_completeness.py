@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from datatier.backup.completeness import missing_parts
-from datatier.backup.manifest import Manifest, ObjectRecord, TableRecord
+from datatier.backup.manifest import Manifest, ObjectRecord, Section, TableRecord
 
 
 def obj(
@@ -64,3 +66,45 @@ def test_only_the_selected_tables_are_checked() -> None:
     m = manifest([obj("schema", "t"), obj("schema", "u"), obj("data", "u", 2, 1)], {"t": 0, "u": 1})
     assert missing_parts(m, {"db.t"}) == []
     assert missing_parts(m, {"db.u"}) == ["db.u: data parts 2 are not 1..1"]
+
+
+def bundle(
+    sections: list[Section], raw_size: int = 1000, key: str = "p/ID/data/db/_b1"
+) -> ObjectRecord:
+    rows = sum(s.rows for s in sections)
+    return ObjectRecord(
+        key, "bundle", 1, "00", raw_size, "STANDARD", "db", None, 0, rows, sections=tuple(sections)
+    )
+
+
+def test_bundled_tables_are_accounted_by_their_sections() -> None:
+    good = manifest(
+        [bundle([Section("a", 100, 300, 2), Section("b", 300, 900, 0)]), obj("schema", "c")],
+        {"a": 2, "b": 0, "c": 0},
+    )
+    assert missing_parts(good) == []
+
+
+def test_a_bundle_that_lies_about_its_tables_is_named() -> None:
+    short = manifest([bundle([Section("a", 100, 300, 1)])], {"a": 2})
+    assert missing_parts(short) == ["db.a: its bundle section holds 1 rows, the table record 2"]
+    both = manifest([bundle([Section("a", 100, 300, 2)]), obj("data", "a", 1, 2)], {"a": 2})
+    assert missing_parts(both) == ["db.a is in a bundle but also has data objects"]
+    twice = manifest([bundle([Section("a", 100, 300, 2)]), obj("schema", "a")], {"a": 2})
+    assert "db.a has 2 definition object(s)" in missing_parts(twice)
+    overlap = manifest(
+        [bundle([Section("a", 100, 300, 0), Section("b", 250, 400, 0)])], {"a": 0, "b": 0}
+    )
+    assert missing_parts(overlap) == ["bundle p/ID/data/db/_b1: section of b is out of place"]
+    beyond = manifest([bundle([Section("a", 100, 3000, 0)])], {"a": 0})
+    assert missing_parts(beyond) == ["bundle p/ID/data/db/_b1: section of a is out of place"]
+    no_prelude = manifest([bundle([Section("a", 0, 30, 0)])], {"a": 0})
+    assert missing_parts(no_prelude) == ["bundle p/ID/data/db/_b1: section of a is out of place"]
+    doubled = manifest([bundle([Section("a", 10, 30, 0), Section("a", 30, 50, 0)])], {"a": 0})
+    assert "bundle p/ID/data/db/_b1 holds a table twice" in missing_parts(doubled)
+    wrong_sum = replace(bundle([Section("a", 10, 30, 1)]), rows=5)
+    assert "bundle p/ID/data/db/_b1: its sections' rows do not add up to its rows" in (
+        missing_parts(manifest([wrong_sum], {"a": 1}))
+    )
+    empty = manifest([bundle([])], {})
+    assert missing_parts(empty) == ["bundle p/ID/data/db/_b1 holds no table"]

@@ -1,0 +1,168 @@
+"""Small tables written together in bundle objects (:mod:`datatier.mysql.pdump`), on the
+real sandbox: definitions whose comments, defaults and names look like delimiters, client
+commands or dump text, binary values, an empty table and one with a trigger all come back
+exactly; ``--tables`` loads one section out of a bundle and nothing else; a damaged bundle
+stops the restore before anything is applied."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from datatier.backup.manifest import BUNDLE_FORMAT_VERSION, Manifest
+from datatier.backup.restore import find_backup
+from datatier.backup.service import load_policy, run_backup
+from datatier.cli import main
+from datatier.config import load
+from tests.integration.conftest import SandboxHandle
+
+DB = "bundle;db"
+NAMES = [
+    "plain",
+    "DELIMITER ;",
+    "semi;colon",
+    "new\nline",
+    "back`tick",
+    "*/ end",
+    "-- dash",
+    "\\N",
+    "empty",
+    "with trigger",
+    "Plain",  # differs from plain only by case
+    "数据",
+]
+COMMENT = "x';\nDELIMITER $$\nDROP TABLE plain;\n/* ;; */ \\\\ -- end"
+BLOB = bytes(range(256)) + b"';\nDELIMITER ;\n\x00\x1a\\"
+COPIES = ("bundle copy", "bundle_one", "bundle_bad")
+
+
+def q(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+@pytest.fixture(scope="module")
+def tables(sandbox: SandboxHandle) -> Iterator[None]:
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for db in (DB, *COPIES):
+            cur.execute(f"DROP DATABASE IF EXISTS {q(db)}")
+        cur.execute(f"CREATE DATABASE {q(DB)}")
+        cur.execute(f"USE {q(DB)}")
+        for i, name in enumerate(NAMES):
+            cur.execute(
+                f"CREATE TABLE {q(name)} (id INT PRIMARY KEY, "
+                f"v VARCHAR(200) DEFAULT %s COMMENT %s, b BLOB, KEY `k;` (v)) COMMENT=%s",
+                (COMMENT, COMMENT, COMMENT),
+            )
+            if name != "empty":
+                cur.executemany(
+                    f"INSERT INTO {q(name)} VALUES (%s, %s, %s)",
+                    [(r, f"{COMMENT} {name} {r}", BLOB + bytes([r])) for r in range(i + 1)],
+                )
+        cur.execute(
+            "CREATE TRIGGER `tr;` BEFORE INSERT ON `with trigger` FOR EACH ROW "
+            "SET NEW.v = CONCAT(NEW.v, ';;')"
+        )
+    sandbox.wait_replicated()
+    sandbox.write_policy(
+        "bundles",
+        'engine = "mysql"\njobs = 2\n[source]\nnode = "replica1"\n'
+        f"databases = [{json.dumps(DB)}]\n",
+    )
+    yield
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for db in (DB, *COPIES):
+            cur.execute(f"DROP DATABASE IF EXISTS {q(db)}")
+
+
+@pytest.fixture(scope="module")
+def backup(sandbox: SandboxHandle, tables: None) -> Manifest:
+    loaded = load(str(sandbox.config_path), environ={})
+    return run_backup(loaded, load_policy(loaded, "bundles"))
+
+
+def snapshot(sandbox: SandboxHandle, database: str) -> dict[str, Any]:
+    """Every table's definition and rows, and the triggers, of ``database``."""
+    found: dict[str, Any] = {}
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s", (database,)
+        )
+        for (table,) in sorted(cur.fetchall()):
+            cur.execute(f"SHOW CREATE TABLE {q(database)}.{q(table)}")
+            found[f"create {table}"] = cur.fetchone()[1]
+            cur.execute(f"SELECT * FROM {q(database)}.{q(table)} ORDER BY id")
+            found[f"rows {table}"] = cur.fetchall()
+        cur.execute(
+            "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS "
+            "WHERE TRIGGER_SCHEMA=%s",
+            (database,),
+        )
+        found["triggers"] = cur.fetchall()
+    return found
+
+
+def test_small_tables_are_bundled_and_the_manifest_says_so(backup: Manifest) -> None:
+    bundled = [o for o in backup.objects if o.kind == "bundle"]
+    assert len(bundled) >= 2, "two jobs: the database's small tables in at least two bundles"
+    sections = {s.table: s for o in bundled for s in o.sections}
+    assert sorted(sections) == sorted(NAMES)
+    assert not [o for o in backup.objects if o.kind in ("schema", "data")]
+    assert {t.name: t.rows for t in backup.tables} == {
+        name: 0 if name == "empty" else i + 1 for i, name in enumerate(NAMES)
+    }
+    assert all(sections[t.name].rows == t.rows for t in backup.tables)
+    assert backup.format_version == BUNDLE_FORMAT_VERSION
+    assert [o.table for o in backup.objects if o.kind == "triggers"] == ["with trigger"]
+
+
+def test_a_restore_of_bundles_gives_back_every_definition_and_row(
+    use_sandbox_config: SandboxHandle, backup: Manifest
+) -> None:
+    sandbox = use_sandbox_config
+    assert main(["restore", backup.backup_id, "--rename", f"{DB}={COPIES[0]}"]) == 0
+    assert snapshot(sandbox, COPIES[0]) == snapshot(sandbox, DB)
+    assert main(["backups", "verify", backup.backup_id, "--restore-test"]) == 0
+
+
+@pytest.mark.parametrize("name", ["new\nline", "plain", "数据"])
+def test_tables_loads_one_section_of_a_bundle_and_nothing_else(
+    use_sandbox_config: SandboxHandle, backup: Manifest, name: str
+) -> None:
+    sandbox = use_sandbox_config
+    copy = COPIES[1]
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {q(copy)}")
+    argv = ["restore", backup.backup_id, "--rename", f"{DB}={copy}", "--tables", f"{DB}.{name}"]
+    assert main(argv) == 0
+    restored = snapshot(sandbox, copy)
+    source = snapshot(sandbox, DB)
+    assert restored == {
+        f"create {name}": source[f"create {name}"],
+        f"rows {name}": source[f"rows {name}"],
+        "triggers": (),
+    }
+
+
+def test_a_damaged_bundle_stops_the_restore_before_anything_is_applied(
+    use_sandbox_config: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox = use_sandbox_config
+    loaded = load(str(sandbox.config_path), environ={})
+    _, store = find_backup(loaded, backup.backup_id)
+    victim = next(o for o in backup.objects if o.kind == "bundle")
+    good = b"".join(store.iter_read(victim.key))
+    store.put_bytes(victim.key, good[:-1] + bytes([good[-1] ^ 1]))
+    try:
+        assert main(["restore", backup.backup_id, "--rename", f"{DB}={COPIES[2]}"]) == 4
+        assert victim.key in capsys.readouterr().err
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s",
+                (COPIES[2],),
+            )
+            assert cur.fetchone()[0] == 0, "nothing was applied"
+    finally:
+        store.put_bytes(victim.key, good)
