@@ -130,6 +130,20 @@ def bundles(tables: list[Table], jobs: int, chunk_bytes: int) -> list[tuple[Tabl
 
 
 @dataclass
+class _Spool:
+    """A bundled table's statements, held until they are known to fit its bundle."""
+
+    pieces: list[bytes] = field(default_factory=list)
+    raw_size: int = 0
+    rows: int = 0
+
+    def write(self, data: bytes, rows: int = 0) -> None:
+        self.pieces.append(data)
+        self.raw_size += len(data)
+        self.rows += rows
+
+
+@dataclass
 class TableState:
     """Per table: ranges' digests, rows, parts handed out (guarded by the engine lock)."""
 
@@ -471,7 +485,7 @@ class ParallelDumpEngine(BackupEngine):
                 current.append(self._open_data(writer, table))
             return current[0]
 
-        def written(obj: OpenObject) -> None:
+        def written(obj: _Spool | OpenObject) -> None:
             if obj.raw_size >= self.chunk_bytes:
                 self._close_data(writer, table, current.pop())
 
@@ -483,21 +497,74 @@ class ParallelDumpEngine(BackupEngine):
         self, conn: RawConnection, task: Task, writer: ObjectWriter, threshold: int
     ) -> None:
         """The tables of ``task.bundle`` into one object, each its DROP/CREATE then its
-        rows, as one section; each table's metadata lock is released after it."""
+        rows, as one section; each table's metadata lock is released after it. A table
+        whose rows outgrow a bundle (its statistics were stale) gets its own objects."""
         database = task.table.database
-        key = database_path(database, f"_bundle-{task.number:05d}.sql.zst")
-        obj = writer.open(key, "bundle", database, None)
-        obj.write(PRELUDE)
+        bundle: OpenObject | None = None
         for table in task.bundle:
             if self._stop.is_set():
                 return
-            start, rows = obj.raw_size, obj.rows
-            definition = block([f"DROP TABLE IF EXISTS {ident(table.name)}", table.create])
-            obj.write(definition.encode("utf-8", "surrogateescape"))
-            self._dump_rows(conn, table, 0, "", threshold, lambda: obj, lambda _: None)
-            obj.sections.append(Section(table.name, start, obj.raw_size, obj.rows - rows))
+            spool = self._bundle_member(conn, table, writer, threshold)
             conn.execute("ROLLBACK TO SAVEPOINT datatier")
-        writer.close(obj)
+            if spool is None:
+                continue
+            if bundle is None:
+                key = database_path(database, f"_bundle-{task.number:05d}.sql.zst")
+                bundle = writer.open(key, "bundle", database, None)
+                bundle.write(PRELUDE)
+            start = bundle.raw_size
+            definition = block([f"DROP TABLE IF EXISTS {ident(table.name)}", table.create])
+            bundle.write(definition.encode("utf-8", "surrogateescape"))
+            bundle.write(b"".join(spool.pieces), spool.rows)
+            bundle.sections.append(Section(table.name, start, bundle.raw_size, spool.rows))
+        if bundle is not None:
+            writer.close(bundle)
+
+    def _bundle_member(
+        self, conn: RawConnection, table: Table, writer: ObjectWriter, threshold: int
+    ) -> _Spool | None:
+        """``table``'s rows held in memory while they fit a bundle; None when they did not
+        and went to data objects of its own, with a schema object of its own."""
+        spool = _Spool()
+        current: list[_Spool | OpenObject] = [spool]
+        limit = min(BUNDLE_TABLE_BYTES, self.chunk_bytes // 4)
+
+        def target() -> _Spool | OpenObject:
+            if not current:
+                current.append(self._open_data(writer, table))
+            return current[0]
+
+        def written(sink: _Spool | OpenObject) -> None:
+            if isinstance(sink, _Spool):
+                if sink.raw_size > limit:
+                    data = self._open_data(writer, table)
+                    data.write(b"".join(sink.pieces), sink.rows)
+                    current[0] = data
+                    sink.pieces.clear()
+            elif sink.raw_size >= self.chunk_bytes:
+                self._close_data(writer, table, sink)
+                current.pop()
+
+        self._dump_rows(conn, table, 0, "", threshold, target, written)
+        if current and current[0] is spool:
+            return spool
+        if current:
+            obj = current.pop()
+            assert isinstance(obj, OpenObject)
+            self._close_data(writer, table, obj)
+        with self._lock:
+            self._states[(table.database, table.name)].bundled = False
+        log.info("backup.bundle_spilled", table=f"{table.database}.{table.name}")
+        self._put(
+            writer,
+            table_path(table.database, table.name, "schema.sql.zst"),
+            "schema",
+            table.database,
+            table.name,
+            f"DROP TABLE IF EXISTS {ident(table.name)}",
+            table.create,
+        )
+        return None
 
     def _dump_rows(
         self,
@@ -506,8 +573,8 @@ class ParallelDumpEngine(BackupEngine):
         index: int,
         where: str,
         threshold: int,
-        target: Callable[[], OpenObject],
-        written: Callable[[OpenObject], None],
+        target: Callable[[], _Spool | OpenObject],
+        written: Callable[[_Spool | OpenObject], None],
     ) -> None:
         """Range ``index`` (``where``) of ``table`` as INSERT statements into the object
         ``target()`` returns, ``written(obj)`` after each; records its digest and rows."""

@@ -53,8 +53,10 @@ def policy(sandbox: SandboxHandle, name: str, extra: str = "", node: str = "prim
     store (a kept sandbox may hold an earlier run's backups)."""
     sandbox.write_policy(
         name,
-        f'engine = "mysql"\nchunk_mb = 1\n[source]\nnode = "{node}"\ndatabases = ["{DB}"]\n'
-        + extra,
+        # One object per table: these tests aim at a given table's data objects (bundles
+        # have their own: tests/integration/mysql/test_mysql_bundles.py).
+        'engine = "mysql"\nchunk_mb = 1\nbundle_tables = false\n'
+        f'[source]\nnode = "{node}"\ndatabases = ["{DB}"]\n' + extra,
     )
     clear_prefix(default_store(sandbox), name)
     return name

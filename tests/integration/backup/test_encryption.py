@@ -89,7 +89,8 @@ def source(sandbox: SandboxHandle) -> Iterator[None]:
         cur.execute(f"INSERT INTO {DB}.vault VALUES (1, %s)", (MARKER.decode(),))
         cur.execute(f"CREATE VIEW {DB}.named AS SELECT id, name FROM {DB}.people WHERE id < 10")
     sandbox.wait_replicated()
-    body = f'chunk_mb = 1\njobs = 2\n[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
+    body = "chunk_mb = 1\njobs = 2\nbundle_tables = false\n"  # these tests pick tables' objects
+    body += f'[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
     body += "include_grants = true\n"  # accounts and password hashes: encrypted like the rest
     sandbox.write_policy(POLICY, f'engine = "mysql"\n{body}')
     sandbox.write_policy(PLAIN_POLICY, f'engine = "mysql"\nencrypt = false\n{body}')

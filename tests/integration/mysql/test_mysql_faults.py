@@ -73,7 +73,8 @@ def fault_data(sandbox: SandboxHandle) -> Iterator[None]:
     for node in ("replica1", "primary"):
         sandbox.write_policy(
             f"fault-{node}",
-            f'engine = "mysql"\n[source]\nnode = "{node}"\ndatabases = ["{DB}"]\n',
+            'engine = "mysql"\nbundle_tables = false\n'  # these tests lock one table's objects
+            f'[source]\nnode = "{node}"\ndatabases = ["{DB}"]\n',
         )
     yield
 

@@ -310,8 +310,9 @@ def live(sandbox: SandboxHandle) -> Iterator[None]:
     sandbox.wait_replicated()
     sandbox.write_policy(
         "pd-live",
-        f'engine = "mysql"\njobs = 4\nchunk_mb = 1\n[source]\nnode = "primary"\n'
-        f'databases = ["{LIVE}"]\n',
+        # bundle_tables = false: the small tables are cut into key ranges here
+        'engine = "mysql"\njobs = 4\nchunk_mb = 1\nbundle_tables = false\n'
+        f'[source]\nnode = "primary"\ndatabases = ["{LIVE}"]\n',
     )
     yield
     sql(sandbox, "replica2", "START SLAVE")
@@ -539,8 +540,10 @@ def test_secondary_indexes_after_the_data_restore_the_same_tables(
             cur.execute("INSERT INTO `fulltext` VALUES (%s, %s, %s)", (i, i, f"word{i}"))
             cur.execute("INSERT INTO fk VALUES (%s, %s)", (i, i))
         conn.commit()
-    sandbox.write_policy(
-        "pd-keyed", f'engine = "mysql"\n[source]\nnode = "primary"\ndatabases = ["{KEYED}"]\n'
+    sandbox.write_policy(  # bundles never defer keys: these small tables stand for big ones
+        "pd-keyed",
+        'engine = "mysql"\nbundle_tables = false\n'
+        f'[source]\nnode = "primary"\ndatabases = ["{KEYED}"]\n',
     )
     loaded = load(str(sandbox.config_path), environ={})
     manifest = run_backup(loaded, load_policy(loaded, "pd-keyed"))

@@ -72,7 +72,9 @@ def data(sandbox: SandboxHandle) -> Iterator[None]:
     sandbox.wait_replicated()
     for node in ("primary", "replica1"):
         sandbox.write_policy(
-            f"pause-{node}", f'engine = "mysql"\n[source]\nnode = "{node}"\ndatabases = ["{DB}"]\n'
+            f"pause-{node}",
+            'engine = "mysql"\nbundle_tables = false\n'  # these tests lock one table's objects
+            f'[source]\nnode = "{node}"\ndatabases = ["{DB}"]\n',
         )
     yield
     sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {DB}")
