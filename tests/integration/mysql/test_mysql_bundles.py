@@ -6,6 +6,7 @@ stops the restore before anything is applied."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -166,3 +167,60 @@ def test_a_damaged_bundle_stops_the_restore_before_anything_is_applied(
             assert cur.fetchone()[0] == 0, "nothing was applied"
     finally:
         store.put_bytes(victim.key, good)
+
+
+def test_a_table_whose_statistics_lie_leaves_its_bundle_for_objects_of_its_own(
+    use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """InnoDB's statistics lag a bulk load: a big table estimated at 0 bytes is chosen for a
+    bundle, and its rows must then go to chunked data objects with a schema object, not
+    into one oversized section."""
+    from datatier.mysql import pdump
+
+    sandbox = use_sandbox_config
+    db, copy = "bundle_spill", "bundle_spill_copy"
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for name in (db, copy):
+            cur.execute(f"DROP DATABASE IF EXISTS {name}")
+        cur.execute(f"CREATE DATABASE {db}")
+        for table in ("small_a", "big", "small_b"):
+            cur.execute(f"CREATE TABLE {db}.{table} (id INT PRIMARY KEY, pad VARCHAR(400))")
+        cur.executemany(
+            f"INSERT INTO {db}.big VALUES (%s, %s)", [(i, f"{i:0>300}") for i in range(6000)]
+        )
+        for table in ("small_a", "small_b"):
+            cur.execute(f"INSERT INTO {db}.{table} VALUES (1, 'x'), (2, 'y')")
+    sandbox.wait_replicated()
+    sandbox.write_policy(
+        "bundle-spill",
+        f'engine = "mysql"\nchunk_mb = 1\njobs = 1\n[source]\nnode = "replica1"\n'
+        f'databases = ["{db}"]\n',
+    )
+    from datatier.mysql.catalogue import read_catalogue as original
+
+    def stale(*args: Any, **kwargs: Any) -> Any:
+        catalogue = original(*args, **kwargs)
+        catalogue.tables = [dataclasses.replace(t, data_bytes=0) for t in catalogue.tables]
+        return catalogue
+
+    monkeypatch.setattr(pdump, "read_catalogue", stale)
+    loaded = load(str(sandbox.config_path), environ={})
+    try:
+        manifest = run_backup(loaded, load_policy(loaded, "bundle-spill"))
+        (bundled,) = [o for o in manifest.objects if o.kind == "bundle"]
+        assert [s.table for s in bundled.sections] == ["small_a", "small_b"]
+        big = [o for o in manifest.objects if o.table == "big"]
+        assert [o.kind for o in big if o.kind == "schema"] == ["schema"]
+        parts = sorted(o.part for o in big if o.kind == "data")
+        assert parts == list(range(1, len(parts) + 1)) and len(parts) >= 2, "chunked as usual"
+        assert sum(o.rows for o in big if o.kind == "data") == 6000
+        assert main(["restore", manifest.backup_id, "--rename", f"{db}={copy}"]) == 0
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            for table in ("small_a", "big", "small_b"):
+                cur.execute(f"CHECKSUM TABLE {db}.{table}, {copy}.{table}")
+                source, restored = cur.fetchall()
+                assert source[1] == restored[1], table
+    finally:
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            for name in (db, copy):
+                cur.execute(f"DROP DATABASE IF EXISTS {name}")
