@@ -137,8 +137,8 @@ def test_s3_stopped_mid_backup_is_exit_3_naming_store_and_object(
     followed by ~300 lines of callback tracebacks."""
     name = temp_policy(
         "integ-s3-down",
-        f'engine = "mysql"\nstore = "s3://{BUCKET}/p"\nchunk_mb = 1\n[source]\n'
-        f'node = "primary"\ndatabases = ["{DB}"]\n',
+        f'engine = "mysql"\nstore = "s3://{BUCKET}/p"\nchunk_mb = 1\nbundle_tables = false\n'
+        f'[source]\nnode = "primary"\ndatabases = ["{DB}"]\n',  # one table's objects, then a lock
     )
     lock = TableLock(sandbox, "b_second")
     env = {
@@ -234,8 +234,9 @@ def test_sigterm_says_truly_what_happened_to_the_objects_already_written(
     """Reproduction: SIGTERM printed "nothing half-written was kept" while the objects
     already uploaded stayed in the store until prune's grace period."""
     name = temp_policy(
-        "integ-sigterm",
-        f'engine = "mysql"\n[source]\nnode = "primary"\ndatabases = ["{DB}"]\n',
+        "integ-sigterm",  # one table's objects, then a lock
+        'engine = "mysql"\nbundle_tables = false\n'
+        f'[source]\nnode = "primary"\ndatabases = ["{DB}"]\n',
     )
     store = default_store(sandbox)
     clear_prefix(store, name)
