@@ -9,6 +9,10 @@ one job never splits. :func:`plan_dump` reads the server's catalogue outside any
 estimates and the dump, which reads the catalogue again at its consistent point, may find a
 little more or less. Its consistency method is what the account's privileges allow; the
 dump still falls back to one snapshot if the lock is not granted in time.
+
+Bundle rule (:func:`bundles`): small transactional tables of a database are dumped together,
+a few dozen to an object, since one object per table costs a request and a client process
+each, more than their rows.
 """
 
 from __future__ import annotations
@@ -31,6 +35,35 @@ from datatier.mysql.sqltext import ident, qualified
 MIN_RANGE_BYTES = 16 << 20
 MAX_RANGES = 64
 SHOWN_SPLITS = 10  # split tables named in the summary (all are in the details)
+BUNDLE_TABLE_BYTES = 1 << 20
+"""Tables estimated at most this big (and at most a quarter of a data object) are bundled,"""
+BUNDLE_TABLES = 64
+"""at most this many to a bundle."""
+
+
+def bundle_limit(chunk_bytes: int) -> int:
+    """The most data (bytes) a bundled table may hold: :data:`BUNDLE_TABLE_BYTES`, and a
+    quarter of a data object."""
+    return min(BUNDLE_TABLE_BYTES, chunk_bytes // 4)
+
+
+def bundles(tables: list[Table], jobs: int, chunk_bytes: int) -> list[tuple[Table, ...]]:
+    """The small tables of ``tables`` grouped per database: InnoDB-like tables with rows
+    (or none) estimated at most :data:`BUNDLE_TABLE_BYTES` and a quarter of
+    ``chunk_bytes``, in groups of up to :data:`BUNDLE_TABLES` (fewer when that leaves
+    ``jobs`` groups to a database). Sequences and tables read under the lock stay alone."""
+    limit = bundle_limit(chunk_bytes)
+    small: dict[str, list[Table]] = {}
+    for table in tables:
+        if table.kind == "table" and table.transactional and table.data_bytes <= limit:
+            small.setdefault(table.database, []).append(table)
+    groups: list[tuple[Table, ...]] = []
+    for members in small.values():
+        if len(members) < 2:
+            continue
+        size = min(BUNDLE_TABLES, max(8, -(-len(members) // max(1, jobs))))
+        groups.extend(tuple(members[i : i + size]) for i in range(0, len(members), size))
+    return groups
 
 
 def range_share(total_bytes: int, jobs: int) -> int:

@@ -51,6 +51,8 @@ from datatier.mysql.catalogue import Catalogue, Definition, Table, read_catalogu
 from datatier.mysql.connection import Endpoint, connect, query_dicts
 from datatier.mysql.consistent import SnapshotGroup, SnapshotPoint
 from datatier.mysql.dumpplan import (
+    bundle_limit,
+    bundles,
     check_not_empty,
     plan_dump,
     range_count,
@@ -91,12 +93,6 @@ def database_path(database: str, leaf: str) -> str:
     return f"{key_segment(database)}/{leaf}"
 
 
-BUNDLE_TABLE_BYTES = 1 << 20
-"""Tables estimated at most this big (and at most a quarter of a data object) are bundled,"""
-BUNDLE_TABLES = 64
-"""at most this many to a bundle."""
-
-
 @dataclass
 class Task:
     """One unit of parallel work: a key range of a table (or the whole table), or a bundle
@@ -108,25 +104,6 @@ class Task:
     estimate: int
     bundle: tuple[Table, ...] = ()
     number: int = 0
-
-
-def bundles(tables: list[Table], jobs: int, chunk_bytes: int) -> list[tuple[Table, ...]]:
-    """The small tables of ``tables`` grouped per database: InnoDB-like tables with rows
-    (or none) estimated at most :data:`BUNDLE_TABLE_BYTES` and a quarter of
-    ``chunk_bytes``, in groups of up to :data:`BUNDLE_TABLES` (fewer when that leaves
-    ``jobs`` groups to a database). Sequences and tables read under the lock stay alone."""
-    limit = min(BUNDLE_TABLE_BYTES, chunk_bytes // 4)
-    small: dict[str, list[Table]] = {}
-    for table in tables:
-        if table.kind == "table" and table.transactional and table.data_bytes <= limit:
-            small.setdefault(table.database, []).append(table)
-    groups: list[tuple[Table, ...]] = []
-    for members in small.values():
-        if len(members) < 2:
-            continue
-        size = min(BUNDLE_TABLES, max(8, -(-len(members) // max(1, jobs))))
-        groups.extend(tuple(members[i : i + size]) for i in range(0, len(members), size))
-    return groups
 
 
 @dataclass
@@ -513,7 +490,7 @@ class ParallelDumpEngine(BackupEngine):
                 bundle = writer.open(key, "bundle", database, None)
                 bundle.write(PRELUDE)
             start = bundle.raw_size
-            definition = block([f"DROP TABLE IF EXISTS {ident(table.name)}", table.create])
+            definition = block(_table_statements(table))
             bundle.write(definition.encode("utf-8", "surrogateescape"))
             bundle.write(b"".join(spool.pieces), spool.rows)
             bundle.sections.append(Section(table.name, start, bundle.raw_size, spool.rows))
@@ -527,7 +504,7 @@ class ParallelDumpEngine(BackupEngine):
         and went to data objects of its own, with a schema object of its own."""
         spool = _Spool()
         current: list[_Spool | OpenObject] = [spool]
-        limit = min(BUNDLE_TABLE_BYTES, self.chunk_bytes // 4)
+        limit = bundle_limit(self.chunk_bytes)
 
         def target() -> _Spool | OpenObject:
             if not current:
@@ -555,15 +532,7 @@ class ParallelDumpEngine(BackupEngine):
         with self._lock:
             self._states[(table.database, table.name)].bundled = False
         log.info("backup.bundle_spilled", table=f"{table.database}.{table.name}")
-        self._put(
-            writer,
-            table_path(table.database, table.name, "schema.sql.zst"),
-            "schema",
-            table.database,
-            table.name,
-            f"DROP TABLE IF EXISTS {ident(table.name)}",
-            table.create,
-        )
+        self._put_schema(writer, table)
         return None
 
     def _dump_rows(
@@ -662,6 +631,10 @@ class ParallelDumpEngine(BackupEngine):
         obj.write(PRELUDE + block(list(statements)).encode("utf-8", "surrogateescape"))
         writer.close(obj)
 
+    def _put_schema(self, writer: ObjectWriter, table: Table) -> None:
+        key = table_path(table.database, table.name, "schema.sql.zst")
+        self._put(writer, key, "schema", table.database, table.name, *_table_statements(table))
+
     def _write_definitions(self, catalogue: Catalogue, writer: ObjectWriter) -> None:
         for db, (charset, collation) in catalogue.databases.items():
             self._put(
@@ -675,15 +648,7 @@ class ParallelDumpEngine(BackupEngine):
             )
         for table in catalogue.tables:
             if table.kind == "table" and not self._states[(table.database, table.name)].bundled:
-                self._put(
-                    writer,
-                    table_path(table.database, table.name, "schema.sql.zst"),
-                    "schema",
-                    table.database,
-                    table.name,
-                    f"DROP TABLE IF EXISTS {ident(table.name)}",
-                    table.create,
-                )
+                self._put_schema(writer, table)
         by_table: dict[tuple[str, str | None], list[Definition]] = {}
         for trigger in catalogue.triggers:
             by_table.setdefault((trigger.database, trigger.table), []).append(trigger)
@@ -759,6 +724,11 @@ class ParallelDumpEngine(BackupEngine):
                 )
             )
         return records
+
+
+def _table_statements(table: Table) -> list[str]:
+    """DROP TABLE IF EXISTS and the CREATE TABLE of ``table``."""
+    return [f"DROP TABLE IF EXISTS {ident(table.name)}", table.create]
 
 
 def _definition_statements(d: Definition) -> list[str]:

@@ -16,7 +16,7 @@ from datatier.backup.manifest import (
 )
 from datatier.backup.service import _format_version
 from datatier.mysql.catalogue import Table
-from datatier.mysql.pdump import BUNDLE_TABLE_BYTES, BUNDLE_TABLES, bundles
+from datatier.mysql.dumpplan import BUNDLE_TABLE_BYTES, BUNDLE_TABLES, bundles
 from datatier.mysql.restore import restored_tables, sections_only, select_objects
 
 
