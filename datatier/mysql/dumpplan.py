@@ -158,6 +158,7 @@ def plan_dump(
         "read_only": bool(facts["read_only"]),
         **(choice.manifest_fields() if choice else {}),
     }
+    grouped = bundles(catalogue.tables, jobs, chunk_bytes) if policy.spec.bundle_tables else []
     plan = BackupPlan(
         engine="mysql",
         policy=policy.name,
@@ -175,6 +176,8 @@ def plan_dump(
                 for (db, name), (column, points) in splits.items()
             ],
             "untransactional_tables": untransactional,
+            "bundles": len(grouped),
+            "bundled_tables": sum(len(g) for g in grouped),
             "excluded_tables": catalogue.excluded,
             "views": len(catalogue.views),
             "triggers": len(catalogue.triggers),
@@ -212,6 +215,9 @@ def _summary(
         lines.append(f"  {db}.{name}: {len(points) + 1} key ranges on {column}")
     if len(splits) > SHOWN_SPLITS:
         lines.append(f"  ... and {len(splits) - SHOWN_SPLITS} more split tables")
+    bundled, count = plan.details["bundled_tables"], plan.details["bundles"]
+    if count:
+        lines.append(f"{bundled} small tables written together in {count} bundle objects")
     if untransactional:
         lines.append(f"read first, under the lock (no transactions): {', '.join(untransactional)}")
     if catalogue.excluded:

@@ -224,3 +224,16 @@ def test_a_table_whose_statistics_lie_leaves_its_bundle_for_objects_of_its_own(
         with sandbox.connect() as conn, conn.cursor() as cur:
             for name in (db, copy):
                 cur.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+def test_the_dry_run_says_how_many_tables_it_will_bundle(
+    use_sandbox_config: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["backup", "run", "bundles", "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    bundled = [o for o in backup.objects if o.kind == "bundle"]
+    assert plan["details"]["bundles"] == len(bundled)
+    assert plan["details"]["bundled_tables"] == len(NAMES)
+    line = f"{len(NAMES)} small tables written together in {len(bundled)} bundle objects"
+    assert line in plan["summary"]
