@@ -284,4 +284,3 @@ def test_a_manifest_with_moved_sections_is_refused_before_anything_is_applied(
             assert tables_of(sandbox, COPY) == [], "nothing applied"
     finally:
         store.put_bytes(key, good)
-
