@@ -11,8 +11,9 @@ Contract every dump engine's manifest satisfies (MySQL and MongoDB alike):
   section of a ``bundle`` object of its database (MySQL small tables, definition and rows
   together);
 * a bundle's sections lie in order inside its decompressed bytes, after a prelude, end to
-  end (no gap, no overlap) up to its last byte; its rows are its sections' rows; a bundled table has no data objects and its
-  section's rows are the table record's;
+  end (no gap, no overlap) up to its last byte; its rows are its sections' rows; a bundled
+  table has no data objects and its section's rows are the table record's (a selection of
+  tables checks only the bundles holding one of them);
 * a table's data objects (kind ``data`` or ``collection``) are numbered ``part`` 1..N, with
   no gap and no duplicate; a table without rows may have none;
 * the data objects' ``rows`` add up to the table record's ``rows`` (a ``sequence`` record
@@ -57,7 +58,9 @@ def missing_parts(manifest: Manifest, tables: Collection[str] | None = None) -> 
         elif obj.kind in DATA_KINDS:
             parts[(obj.database, obj.table)].append(obj)
         elif obj.kind == BUNDLE_KIND:
-            problems += _bundle_problems(obj)
+            # a damaged bundle does not stop a --tables restore of what it does not hold
+            if tables is None or any(wanted(obj.database, t) for t in obj.table_names()):
+                problems += _bundle_problems(obj)
             for section in obj.sections:
                 definitions[(obj.database, section.table)] += 1
                 bundled[(obj.database, section.table)] = section.rows

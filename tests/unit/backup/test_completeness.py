@@ -122,3 +122,12 @@ def test_a_bundle_whose_sections_leave_bytes_out_is_named() -> None:
     assert missing_parts(gap) == ["bundle p/ID/data/db/_b1: section of b is out of place"]
     short_end = manifest([bundle([Section("a", 100, 300, 0)], raw_size=340)], {"a": 0})
     assert missing_parts(short_end) == ["bundle p/ID/data/db/_b1: section of a is out of place"]
+
+
+def test_a_damaged_bundle_does_not_stop_tables_outside_it() -> None:
+    """``restore --tables`` salvages what a damaged bundle does not hold."""
+    damaged = bundle([Section("a", 100, 300, 0), Section("b", 250, 400, 0)])
+    good = bundle([Section("c", 10, 20, 0)], key="p/ID/data/db/_b2")
+    m = manifest([damaged, good, obj("schema", "d")], {"a": 0, "b": 0, "c": 0, "d": 0})
+    assert missing_parts(m, {"db.c", "db.d"}) == []
+    assert missing_parts(m, {"db.a"}) == ["bundle p/ID/data/db/_b1: section of b is out of place"]
