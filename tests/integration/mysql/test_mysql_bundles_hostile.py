@@ -146,7 +146,9 @@ def same(sandbox: SandboxHandle, table: str) -> None:
             cur.execute(f"SHOW CREATE TABLE {q(db)}.{q(table)}")
             create = cur.fetchone()[1]
             cur.execute(f"CHECKSUM TABLE {q(db)}.{q(table)}")
-            checksum = None if table == "versioned" else cur.fetchone()[1]
+            # gen: once, CHECKSUM TABLE of the unchanged source with a VIRTUAL column gave
+            # another value (rows and definition equal): its rows, read back, compare
+            checksum = None if table in ("versioned", "gen") else cur.fetchone()[1]
             cur.execute(f"SELECT * FROM {q(db)}.{q(table)} ORDER BY 1")
             found.append((create, checksum, cur.fetchall()))
     assert found[0] == found[1], table
@@ -169,6 +171,16 @@ def test_a_full_restore_gives_back_every_table(
     sandbox = use_sandbox_config
     drop_copy(sandbox)
     assert main(["restore", backup.backup_id, "--rename", f"{DB}={COPY}"]) == 0
+    assert tables_of(sandbox, COPY) == tables_of(sandbox, DB)
+    for table in TABLES:
+        same(sandbox, table)
+    # again over itself: bundled tables replaced while foreign keys point at them and from
+    # them to a table with objects of its own, with one client per bundle at a time
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DELETE FROM {COPY}.child")
+        cur.execute(f"INSERT INTO {COPY}.parent VALUES (99, 'mine')")
+    argv = ["restore", backup.backup_id, "--rename", f"{DB}={COPY}", "--force", "--jobs", "1"]
+    assert main(argv) == 0
     assert tables_of(sandbox, COPY) == tables_of(sandbox, DB)
     for table in TABLES:
         same(sandbox, table)
