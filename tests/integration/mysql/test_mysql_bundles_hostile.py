@@ -30,6 +30,7 @@ from datatier.backup.manifest import (
 )
 from datatier.backup.restore import find_backup
 from datatier.backup.service import load_policy, run_backup
+from datatier.backup.stores import store_for
 from datatier.cli import main
 from datatier.config import load
 from tests.integration.conftest import SandboxHandle, wait_for
@@ -324,9 +325,24 @@ def test_a_manifest_with_moved_sections_is_refused_before_anything_is_applied(
         store.put_bytes(key, good)
 
 
+AGE_POLICY = "bundles-hostile-age"
+
+
+@pytest.fixture
+def age_policy(sandbox: SandboxHandle) -> Iterator[str]:
+    """A policy whose backups (to a key of this test only) are gone afterwards: other
+    tests (``keys check``) see every stored backup."""
+    yield AGE_POLICY
+    loaded = load(str(sandbox.config_path), environ={})
+    store = store_for(load_policy(loaded, AGE_POLICY).store_url, loaded.config)
+    store.delete([o.key for o in store.list_objects(f"{AGE_POLICY}/")])
+    (sandbox.root / "backups" / f"{AGE_POLICY}.toml").unlink(missing_ok=True)
+
+
 def test_an_encrypted_backup_of_bundles_restores_picks_sections_and_refuses_damage(
     use_sandbox_config: SandboxHandle,
     source: None,
+    age_policy: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -337,7 +353,7 @@ def test_an_encrypted_backup_of_bundles_restores_picks_sections_and_refuses_dama
     sandbox = use_sandbox_config
     key = make_key(tmp_path, "bundles")
     sandbox.write_policy(
-        "bundles-hostile-age",
+        age_policy,
         f'engine = "mysql"\nchunk_mb = 1\njobs = 2\n[source]\nnode = "replica1"\n'
         f'databases = ["{DB}"]\n',
     )
@@ -345,7 +361,7 @@ def test_an_encrypted_backup_of_bundles_restores_picks_sections_and_refuses_dama
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     loaded = load(str(sandbox.config_path), environ=env)
-    manifest = run_backup(loaded, load_policy(loaded, "bundles-hostile-age"))
+    manifest = run_backup(loaded, load_policy(loaded, age_policy))
     assert manifest.format_version == BUNDLE_FORMAT_VERSION and manifest.encryption
     bundled = [o for o in manifest.objects if o.kind == "bundle"]
     assert bundled and all(o.encrypted for o in bundled)
