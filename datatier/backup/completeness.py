@@ -10,9 +10,10 @@ Contract every dump engine's manifest satisfies (MySQL and MongoDB alike):
   ``schema`` (MySQL) or ``metadata`` (MongoDB) with the same database and table, or a
   section of a ``bundle`` object of its database (MySQL small tables, definition and rows
   together);
-* a bundle's sections lie in order inside its decompressed bytes, after a prelude, without
-  overlapping; its rows are its sections' rows; a bundled table has no data objects and its
-  section's rows are the table record's;
+* a bundle's sections lie in order inside its decompressed bytes, after a prelude, end to
+  end (no gap, no overlap) up to its last byte; its rows are its sections' rows; a bundled
+  table has no data objects and its section's rows are the table record's (a selection of
+  tables checks only the bundles holding one of them);
 * a table's data objects (kind ``data`` or ``collection``) are numbered ``part`` 1..N, with
   no gap and no duplicate; a table without rows may have none;
 * the data objects' ``rows`` add up to the table record's ``rows`` (a ``sequence`` record
@@ -57,7 +58,9 @@ def missing_parts(manifest: Manifest, tables: Collection[str] | None = None) -> 
         elif obj.kind in DATA_KINDS:
             parts[(obj.database, obj.table)].append(obj)
         elif obj.kind == BUNDLE_KIND:
-            problems += _bundle_problems(obj)
+            # a damaged bundle does not stop a --tables restore of what it does not hold
+            if tables is None or any(wanted(obj.database, t) for t in obj.table_names()):
+                problems += _bundle_problems(obj)
             for section in obj.sections:
                 definitions[(obj.database, section.table)] += 1
                 bundled[(obj.database, section.table)] = section.rows
@@ -100,9 +103,14 @@ def _bundle_problems(obj: ObjectRecord) -> list[str]:
     if not obj.sections:
         return [f"bundle {obj.key} holds no table"]
     problems = []
-    end = 1  # a prelude comes first
-    for section in obj.sections:
-        if not (end <= section.start < section.end <= obj.raw_size) or section.rows < 0:
+    end = 1  # a prelude comes first, then the sections end to end, to the object's end
+    for i, section in enumerate(obj.sections):
+        placed = end <= section.start < section.end <= obj.raw_size and (
+            i == 0 or section.start == end
+        )
+        if i == len(obj.sections) - 1 and section.end != obj.raw_size:
+            placed = False
+        if not placed or section.rows < 0:
             problems.append(f"bundle {obj.key}: section of {section.table} is out of place")
         end = max(end, section.end)
     if sum(s.rows for s in obj.sections) != obj.rows:

@@ -130,7 +130,10 @@ class PitrRestore(RestoreEngine):
     def check_staged(self, plan: RestorePlan, staged: Staged) -> None:
         """Scan the segments up to the target before anything is restored: a target the
         archive does not reach, a transaction that cannot be replayed or a statement over
-        the target's ``max_allowed_packet`` is refused (exit 2) with nothing changed."""
+        the target's ``max_allowed_packet`` is refused (exit 2) with nothing changed; the
+        base backup's own checks first."""
+        assert self.base_plan is not None, "plan runs first"
+        self.base.check_staged(self.base_plan, staged)
         server = self.base.server
         packet = max_allowed_packet(server)
         self._max_binlog = max(64 * 1024, min(8 * MiB, (packet - 8192) * 3 // 4))

@@ -31,6 +31,7 @@ from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, resolve_target
 from datatier.mysql.load import SQLLoader
+from datatier.mysql.sections import section_problem
 from datatier.mysql.sqltext import qualified
 from datatier.mysql.target import (
     busy_databases,
@@ -202,6 +203,18 @@ class LogicalRestore(RestoreEngine):
                     f"target {self.server.label} is not empty: {listed}",
                     hint="restore elsewhere, --rename SRC=DST, or --force to replace",
                 )
+
+    def check_staged(self, plan: RestorePlan, staged: Staged) -> None:
+        """IntegrityFailure (exit 4), nothing applied, when a bundle's bytes do not match the
+        sections its manifest record claims (:mod:`datatier.mysql.sections`)."""
+        for record in plan.objects:
+            if record.sections:
+                problem = section_problem(record, staged.decompressed(record.key))
+                if problem:
+                    raise IntegrityFailure(
+                        f"backup {self.manifest.backup_id} cannot be restored: {problem}",
+                        hint="nothing was applied; the manifest does not describe the object",
+                    )
 
     # -- apply and check ----------------------------------------------------------------------
 

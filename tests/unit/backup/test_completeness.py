@@ -69,9 +69,12 @@ def test_only_the_selected_tables_are_checked() -> None:
 
 
 def bundle(
-    sections: list[Section], raw_size: int = 1000, key: str = "p/ID/data/db/_b1"
+    sections: list[Section], raw_size: int | None = None, key: str = "p/ID/data/db/_b1"
 ) -> ObjectRecord:
+    """A bundle of ``sections`` whose bytes end where its last section does by default."""
     rows = sum(s.rows for s in sections)
+    if raw_size is None:
+        raw_size = sections[-1].end if sections else 1000
     return ObjectRecord(
         key, "bundle", 1, "00", raw_size, "STANDARD", "db", None, 0, rows, sections=tuple(sections)
     )
@@ -96,7 +99,7 @@ def test_a_bundle_that_lies_about_its_tables_is_named() -> None:
         [bundle([Section("a", 100, 300, 0), Section("b", 250, 400, 0)])], {"a": 0, "b": 0}
     )
     assert missing_parts(overlap) == ["bundle p/ID/data/db/_b1: section of b is out of place"]
-    beyond = manifest([bundle([Section("a", 100, 3000, 0)])], {"a": 0})
+    beyond = manifest([bundle([Section("a", 100, 3000, 0)], raw_size=1000)], {"a": 0})
     assert missing_parts(beyond) == ["bundle p/ID/data/db/_b1: section of a is out of place"]
     no_prelude = manifest([bundle([Section("a", 0, 30, 0)])], {"a": 0})
     assert missing_parts(no_prelude) == ["bundle p/ID/data/db/_b1: section of a is out of place"]
@@ -108,3 +111,23 @@ def test_a_bundle_that_lies_about_its_tables_is_named() -> None:
     )
     empty = manifest([bundle([])], {})
     assert missing_parts(empty) == ["bundle p/ID/data/db/_b1 holds no table"]
+
+
+def test_a_bundle_whose_sections_leave_bytes_out_is_named() -> None:
+    """Sections lie end to end to the object's last byte: a section cut short (a gap after
+    it) or an object longer than its sections means the ranges were moved."""
+    gap = manifest(
+        [bundle([Section("a", 100, 260, 0), Section("b", 300, 400, 0)])], {"a": 0, "b": 0}
+    )
+    assert missing_parts(gap) == ["bundle p/ID/data/db/_b1: section of b is out of place"]
+    short_end = manifest([bundle([Section("a", 100, 300, 0)], raw_size=340)], {"a": 0})
+    assert missing_parts(short_end) == ["bundle p/ID/data/db/_b1: section of a is out of place"]
+
+
+def test_a_damaged_bundle_does_not_stop_tables_outside_it() -> None:
+    """``restore --tables`` salvages what a damaged bundle does not hold."""
+    damaged = bundle([Section("a", 100, 300, 0), Section("b", 250, 400, 0)])
+    good = bundle([Section("c", 10, 20, 0)], key="p/ID/data/db/_b2")
+    m = manifest([damaged, good, obj("schema", "d")], {"a": 0, "b": 0, "c": 0, "d": 0})
+    assert missing_parts(m, {"db.c", "db.d"}) == []
+    assert missing_parts(m, {"db.a"}) == ["bundle p/ID/data/db/_b1: section of b is out of place"]
