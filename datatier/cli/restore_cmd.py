@@ -55,8 +55,10 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="SRC=DST",
     help="Restore database SRC as DST (repeatable).",
 )
-@click.option("--databases", default="", metavar="DB,...", help="Only these databases.")
-@click.option("--tables", default="", metavar="DB.T,...", help="Only these tables.")
+@click.option(
+    "--databases", multiple=True, metavar="DB,...", help="Only these databases (repeatable)."
+)
+@click.option("--tables", multiple=True, metavar="DB.T,...", help="Only these tables (repeatable).")
 @click.option(
     "--jobs",
     default=4,
@@ -147,8 +149,8 @@ def restore(
     until_gtid: str | None,
     target: str | None,
     renames: tuple[str, ...],
-    databases: str,
-    tables: str,
+    databases: tuple[str, ...],
+    tables: tuple[str, ...],
     jobs: int,
     dry_run: bool,
     no_binlog: bool,
@@ -205,8 +207,8 @@ def restore(
         drop=drop,
         grants=grants,
         renames=_renames(renames),
-        tables=tuple(t.strip() for t in tables.split(",") if t.strip()),
-        databases=tuple(d.strip() for d in databases.split(",") if d.strip()),
+        tables=_listed(tables),
+        databases=_listed(databases),
         jobs=jobs,
         dry_run=dry_run,
         binlog=not no_binlog,
@@ -259,3 +261,9 @@ def _text(report: RestoreReport) -> str:
     if not report.dry_run:
         lines.append(f"done in {report.seconds} s")
     return "\n".join(lines)
+
+
+def _listed(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Every name of repeated, comma-separated option ``values``, in order, once each."""
+    names = (n.strip() for value in values for n in value.split(","))
+    return tuple(dict.fromkeys(n for n in names if n))

@@ -237,3 +237,23 @@ def test_the_dry_run_says_how_many_tables_it_will_bundle(
     assert plan["details"]["bundled_tables"] == len(NAMES)
     line = f"{len(NAMES)} small tables written together in {len(bundled)} bundle objects"
     assert line in plan["summary"]
+
+
+def test_tables_given_twice_restores_both(
+    use_sandbox_config: SandboxHandle, backup: Manifest
+) -> None:
+    """Reproduction: ``--tables A --tables B`` restored only B, exit 0 (the option was not
+    repeatable, so click kept the last one)."""
+    sandbox = use_sandbox_config
+    copy = COPIES[1]
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {q(copy)}")
+    argv = ["restore", backup.backup_id, "--rename", f"{DB}={copy}"]
+    argv += ["--tables", f"{DB}.plain", "--tables", f"{DB}.new\nline,{DB}.数据"]
+    assert main(argv) == 0
+    restored = snapshot(sandbox, copy)
+    assert sorted(k for k in restored if k.startswith("rows ")) == [
+        "rows new\nline",
+        "rows plain",
+        "rows 数据",
+    ]
