@@ -18,7 +18,7 @@ from datatier.cli import main
 from datatier.config import load
 from tests.integration.conftest import SandboxHandle, wait_for
 from tests.integration.mysql.test_mysql_bundles_hostile import q, tables_of
-from tests.integration.mysql.test_restore_kill import alive, children
+from tests.integration.mysql.test_restore_kill import alive, kill_restore
 
 KILL_SRC, KILL_DST = "bh_kill_src", "bh_kill_dst"
 KILL_TABLES = [f"k{i:02d}" for i in range(20)]
@@ -92,14 +92,7 @@ def test_sigkill_while_a_bundle_waits_then_force_gives_the_source(
                 return bool(cur.fetchone()[0])
 
         wait_for(waiting, timeout=60)
-        clients = children(proc.pid)
-        assert clients, "the bundle's client is a child of the restore"
-        if victim == "group":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-        wait_for(lambda: not any(alive(pid) for pid in clients), timeout=5)
+        kill_restore(proc, victim, clients)
     finally:
         with lock.cursor() as cur:
             cur.execute("ROLLBACK")

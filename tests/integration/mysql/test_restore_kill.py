@@ -161,6 +161,21 @@ def anchor_created(sandbox: SandboxHandle) -> bool:
 
 
 @pytest.mark.parametrize("victim", ["restore", "group"])
+def kill_restore(proc: subprocess.Popen[bytes], victim: str, clients: list[int]) -> None:
+    """SIGKILL the restore ``proc`` alone or with its process group (``victim`` ``group``)
+    while its clients run (their pids added to ``clients``, for clean-up), and check that
+    none outlives it: an orphan would load the rest of its input (and a statement the kill
+    cut off) once it is no longer blocked, even into tables a second restore has replaced."""
+    clients.extend(children(proc.pid))
+    assert clients, "the bundle's client is a child of the restore"
+    if victim == "group":
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    wait_for(lambda: not any(alive(pid) for pid in clients), timeout=5)
+
+
 def test_sigkill_mid_bundle_then_restore_again_gives_the_source(
     sandbox: SandboxHandle, source: Manifest, victim: str
 ) -> None:
@@ -181,17 +196,7 @@ def test_sigkill_mid_bundle_then_restore_again_gives_the_source(
         with lock.cursor() as cur:
             cur.execute(f"LOCK TABLES {q(DST)}.{ANCHOR} WRITE")
         wait_for(lambda: waiting_on_anchor(sandbox), timeout=60)  # its bundle is in flight
-        clients = children(proc.pid)
-        assert clients, "the bundle's client is a child of the restore"
-        if victim == "group":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-        # No client outlives the restore: an orphan would load the rest of its bundle
-        # (and a statement the kill cut off) once the lock goes, even into the tables a
-        # second restore has just replaced.
-        wait_for(lambda: not any(alive(pid) for pid in clients), timeout=5)
+        kill_restore(proc, victim, clients)
     finally:
         with lock.cursor() as cur:
             cur.execute("UNLOCK TABLES")
