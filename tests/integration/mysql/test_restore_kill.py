@@ -160,7 +160,6 @@ def anchor_created(sandbox: SandboxHandle) -> bool:
         return bool(cur.fetchone()[0])
 
 
-@pytest.mark.parametrize("victim", ["restore", "group"])
 def kill_restore(proc: subprocess.Popen[bytes], victim: str, clients: list[int]) -> None:
     """SIGKILL the restore ``proc`` alone or with its process group (``victim`` ``group``)
     while its clients run (their pids added to ``clients``, for clean-up), and check that
@@ -176,6 +175,7 @@ def kill_restore(proc: subprocess.Popen[bytes], victim: str, clients: list[int])
     wait_for(lambda: not any(alive(pid) for pid in clients), timeout=5)
 
 
+@pytest.mark.parametrize("victim", ["restore", "group"])
 def test_sigkill_mid_bundle_then_restore_again_gives_the_source(
     sandbox: SandboxHandle, source: Manifest, victim: str
 ) -> None:
