@@ -31,7 +31,7 @@ from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, resolve_target
 from datatier.mysql.load import SQLLoader
-from datatier.mysql.sections import section_problem
+from datatier.mysql.sections import section_problem, sections_only
 from datatier.mysql.sqltext import qualified
 from datatier.mysql.target import (
     busy_databases,
@@ -95,18 +95,6 @@ def restored_tables(
     if tables:
         found = {(db, t) for db, t in found if f"{db}.{t}" in tables}
     return found
-
-
-def sections_only(chunks: Iterator[bytes], keep: list[tuple[int, int]]) -> Iterator[bytes]:
-    """The bytes of ``chunks`` (a stream) within the ranges ``keep`` (sorted, disjoint)."""
-    pos = 0
-    for chunk in chunks:
-        end = pos + len(chunk)
-        for start, stop in keep:
-            low, high = max(start, pos), min(stop, end)
-            if low < high:
-                yield chunk[low - pos : high - pos]
-        pos = end
 
 
 def restore_objects(manifest: Manifest, options: RestoreOptions) -> list[ObjectRecord]:

@@ -1,4 +1,5 @@
-"""A bundle object's bytes checked against the sections its manifest record claims.
+"""A bundle object's bytes checked against the sections its manifest record claims, and
+the sections a restore of chosen tables passes on (:func:`sections_only`).
 
 The manifest's layout check (:mod:`datatier.backup.completeness`) sees only numbers; a
 restore holds the decompressed bytes, so before anything is applied it confirms that the
@@ -12,7 +13,7 @@ earlier sections were loaded.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from datatier.backup.manifest import ObjectRecord
 from datatier.mysql.sqltext import ident
@@ -42,6 +43,18 @@ def section_problem(record: ObjectRecord, chunks: Iterable[bytes]) -> str | None
         if not re.match(pattern + rb"\1\n", bytes(got)):
             return f"bundle {record.key}: the section of {table} does not start with its table"
     return None
+
+
+def sections_only(chunks: Iterator[bytes], keep: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The bytes of ``chunks`` (a stream) within the ranges ``keep`` (sorted, disjoint)."""
+    pos = 0
+    for chunk in chunks:
+        end = pos + len(chunk)
+        for start, stop in keep:
+            low, high = max(start, pos), min(stop, end)
+            if low < high:
+                yield chunk[low - pos : high - pos]
+        pos = end
 
 
 def _quoted(table: str) -> bytes:

@@ -17,7 +17,8 @@ from datatier.backup.manifest import (
 from datatier.backup.service import _format_version
 from datatier.mysql.catalogue import Table
 from datatier.mysql.dumpplan import BUNDLE_TABLE_BYTES, BUNDLE_TABLES, bundles
-from datatier.mysql.restore import restored_tables, sections_only, select_objects
+from datatier.mysql.restore import restored_tables, select_objects
+from datatier.mysql.sections import sections_only
 
 
 def table(
