@@ -1,17 +1,21 @@
 """Apply verified SQL objects to a MySQL/MariaDB server.
 
-Data objects are fed, decompressed, to one stock ``mariadb --binary-mode`` process bound to
-the target database (objects hold no ``USE``, which is how ``--rename`` works). Definition
+Data objects hold no ``USE`` (which is how ``--rename`` works). Their statements are framed
+(:mod:`datatier.mysql.frames`): each loading thread runs them, one by one as the frames cut
+them, on a connection of its own in the target database (:mod:`datatier.mysql.direct`).
+Data objects of older backups, without frames, are fed decompressed to one stock
+``mariadb --binary-mode`` process bound to the target database. Definition
 objects (schemas, triggers, routines, events, views) written as one ``DELIMITER`` block are
 executed statement by statement on a connection of datatier's own, exactly as the server
 gave them at backup time: the stock client rewrites some routine bodies. Objects of older
 backups go to the stock client. Phases run in restore order; within the schema and data
 phases objects load in parallel (``jobs``). Each thread keeps one connection for the
 definition objects it runs (every object starts with the PRELUDE, which resets the session
-they set). Tables whose data is one object of at most :data:`BUNDLE_MAX_BYTES` go to the
-stock client in bundles (a process per table cost more than its rows): one client process
-runs a bundle's objects one after another, as separate clients would, and a failure names
-the object the client's line number falls in. Bundle objects (small tables the backup wrote
+they set). Tables whose data is one object of at most :data:`BUNDLE_MAX_BYTES` load in
+batches on one thread (a job per table cost more than its rows): framed ones on its
+connection, unframed ones through one client process that runs the batch's objects one after
+another, as separate clients would (a failure names the object the client's line number
+falls in). Bundle objects (small tables the backup wrote
 together, each its definition then its rows) load in the data phase, one client each.
 
 A client must not outlive its restore: the stock client runs whatever it has read when its
@@ -49,6 +53,8 @@ from datatier.mysql.connection import (
     connect,
 )
 from datatier.mysql.deferred_keys import defer_secondary_keys
+from datatier.mysql.direct import StatementRunner
+from datatier.mysql.frames import is_framed, peek, statements
 from datatier.mysql.sqltext import ident, parse_block, prelude_statements
 
 Fetch = Callable[[ObjectRecord], Iterator[bytes]]
@@ -112,6 +118,7 @@ class SQLLoader:
         self._alters_lock = threading.Lock()
         self._local = threading.local()  # per thread: conn, database
         self._sessions: list[Connection] = []
+        self._runners: list[StatementRunner] = []
 
     def load_all(self, objects: Iterable[ObjectRecord], kinds: Iterable[str]) -> None:
         """Load ``objects`` phase by phase in ``kinds`` order; stop at the first failure."""
@@ -129,6 +136,9 @@ class SQLLoader:
             for conn in self._sessions:
                 conn.close()
             self._sessions.clear()
+            for runner in self._runners:
+                runner.close()
+            self._runners.clear()
 
     def _load_phases(self, pending: list[ObjectRecord], kinds: Iterable[str]) -> None:
         with client_options_file(self.target) as cnf:
@@ -185,12 +195,49 @@ class SQLLoader:
                 raise
 
     def _load_many(self, objs: list[ObjectRecord], cnf: ClientOptions) -> None:
-        """One object as :meth:`_load_one`; a bundle of data objects through one client."""
+        """One object as :meth:`_load_one`; a bundle of data objects one after another."""
         if len(objs) == 1:
             self._load_one(objs[0], cnf)
         elif not self._stop.is_set():
             assert objs[0].database is not None
-            self._pipe(objs, self.database_for(objs[0].database), cnf)
+            self._load_data(objs, self.database_for(objs[0].database), cnf)
+
+    def _load_data(self, objs: list[ObjectRecord], database: str, cnf: ClientOptions) -> None:
+        """Data objects of ``database``, in order: framed ones statement by statement on this
+        thread's connection (:mod:`datatier.mysql.direct`), others (older backups) through
+        one stock client."""
+        first = objs[0]
+        head, chunks = peek(self.fetch(first))
+        if not is_framed(head):
+            self._pipe(objs, database, cnf, lambda o: chunks if o is first else self.fetch(o))
+            return
+        for obj in objs:
+            if obj is not first:
+                head, chunks = peek(self.fetch(obj))
+            if not is_framed(head):
+                self._pipe([obj], database, cnf, lambda _, c=chunks: c)  # type: ignore[misc]
+                continue
+            runner = self._runner()
+            try:
+                done = runner.run(obj.key, database, statements(chunks), self._stop)
+            except BaseException:
+                self._local.runner = None  # in an unknown state: the next object opens another
+                runner.close()
+                raise
+            if not done:
+                return
+            if self.on_loaded:
+                self.on_loaded(obj)
+
+    def _runner(self) -> StatementRunner:
+        """This thread's connection for framed data objects."""
+        runner: StatementRunner | None = getattr(self._local, "runner", None)
+        if runner is None:
+            runner = StatementRunner(self.target, binlog=self.binlog)
+            with self._alters_lock:
+                self._runners.append(runner)
+            self._local.runner = runner
+        return runner
 
     def _load_one(self, obj: ObjectRecord, cnf: ClientOptions) -> None:
         if self._stop.is_set():
@@ -206,6 +253,9 @@ class SQLLoader:
                 self._execute(obj, database, statements)
                 return
             self._pipe([obj], database, cnf, lambda _: iter([text]))
+            return
+        if obj.kind == "data" and database is not None:
+            self._load_data([obj], database, cnf)
             return
         self._pipe([obj], database, cnf)
 

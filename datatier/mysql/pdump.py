@@ -9,7 +9,8 @@ ever found by looking at dump text. What a backup holds comes from the server's 
 of the catalogue got its schema object and that its data objects account for every row.
 
 Objects are plain SQL for the stock client (``zstd -d | mariadb DB``): each starts with
-:data:`~datatier.mysql.sqltext.PRELUDE` and holds no ``USE``. Layout under ``data/``::
+:data:`~datatier.mysql.sqltext.PRELUDE` and holds no ``USE``; each INSERT follows a comment
+giving its size (:mod:`datatier.mysql.frames`). Layout under ``data/``::
 
     DB/_database.sql.zst   DB/_routines.sql.zst   DB/_events.sql.zst
     DB/_bundle-00001.sql.zst ...   (small tables: each one's DROP/CREATE, then its rows)
@@ -60,6 +61,7 @@ from datatier.mysql.dumpplan import (
     split_points,
 )
 from datatier.mysql.fastreader import RawConnection
+from datatier.mysql.frames import frame
 from datatier.mysql.grants import dump_grants
 from datatier.mysql.rowtext import STATEMENT_BYTES, RowQuery, range_filters, read_texts
 from datatier.mysql.source import SourceChoice, select_source
@@ -562,7 +564,9 @@ class ParallelDumpEngine(BackupEngine):
             for group in _statements(texts, len(joined) + 1, STATEMENT_BYTES):
                 obj = target()
                 body = b",\n".join(group)
-                largest = max(largest, len(prefix) + len(body) + 2)
+                head = frame(len(prefix) + len(body) + 2)
+                largest = max(largest, len(head) + len(prefix) + len(body) + 2)
+                obj.write(head)
                 obj.write(prefix)
                 obj.write(body, len(group))
                 obj.write(b";\n")

@@ -1,13 +1,15 @@
-"""SIGKILL of ``datatier restore`` while small tables' bundles are in flight (one stock
-``mariadb`` client per bundle, :mod:`datatier.mysql.load`), on the sandbox's real servers.
+"""SIGKILL of ``datatier restore`` while a batch of small tables' data objects is in flight,
+one statement waiting on a lock (:mod:`datatier.mysql.load`), on the sandbox's real servers.
 
 The stock client runs whatever it has read when its input ends, even a statement cut off
 mid-way (``test_the_stock_client_runs_a_statement_cut_off_at_eof``). A client that outlived
-a killed restore therefore kept loading: the rest of its bundle, and a truncated statement
-if the kill cut one, possibly after the next restore had replaced the table. The client now
-dies with the thread that feeds it. A second restore refuses the partly loaded target
-(exit 2) and, with ``--force``, gives back exactly the source (``CHECKSUM TABLE`` and row
-counts of every table).
+a killed restore therefore kept loading: the rest of its batch, and a truncated statement
+if the kill cut one, possibly after the next restore had replaced the table. Clients (still
+used for bundle objects: ``test_mysql_bundles_kill.py``) die with the thread that feeds
+them; framed data objects start none, their statements come from the restore process
+itself. Either way a second restore refuses the partly loaded target (exit 2) and, with
+``--force``, gives back exactly the source (``CHECKSUM TABLE`` and row counts of every
+table).
 """
 
 from __future__ import annotations
@@ -81,8 +83,8 @@ def source(sandbox: SandboxHandle) -> Iterator[Manifest]:
     sandbox.wait_replicated()
     sandbox.write_policy(
         "restore-kill",
-        # One object per table: the stock client's bundles of small data objects are
-        # what this kills (bundle objects: tests/integration/mysql/test_mysql_bundles.py).
+        # One object per table: a batch of small data objects is what this kills
+        # (bundle objects: tests/integration/mysql/test_mysql_bundles_kill.py).
         'engine = "mysql"\nbundle_tables = false\n[source]\nnode = "replica1"\n'
         f"databases = [{json.dumps(SRC)}]\n",
     )
@@ -160,13 +162,19 @@ def anchor_created(sandbox: SandboxHandle) -> bool:
         return bool(cur.fetchone()[0])
 
 
-def kill_restore(proc: subprocess.Popen[bytes], victim: str, clients: list[int]) -> None:
+def kill_restore(
+    proc: subprocess.Popen[bytes], victim: str, clients: list[int], *, with_clients: bool = True
+) -> None:
     """SIGKILL the restore ``proc`` alone or with its process group (``victim`` ``group``)
     while its clients run (their pids added to ``clients``, for clean-up), and check that
     none outlives it: an orphan would load the rest of its input (and a statement the kill
-    cut off) once it is no longer blocked, even into tables a second restore has replaced."""
+    cut off) once it is no longer blocked, even into tables a second restore has replaced.
+    ``with_clients=False``: the work in flight is framed data objects, which start none."""
     clients.extend(children(proc.pid))
-    assert clients, "the bundle's client is a child of the restore"
+    if with_clients:
+        assert clients, "the bundle's client is a child of the restore"
+    else:
+        assert clients == [], "framed data objects load without a client process"
     if victim == "group":
         os.killpg(proc.pid, signal.SIGKILL)
     else:
@@ -195,8 +203,8 @@ def test_sigkill_mid_bundle_then_restore_again_gives_the_source(
         wait_for(lambda: anchor_created(sandbox), timeout=60, step=0.002)
         with lock.cursor() as cur:
             cur.execute(f"LOCK TABLES {q(DST)}.{ANCHOR} WRITE")
-        wait_for(lambda: waiting_on_anchor(sandbox), timeout=60)  # its bundle is in flight
-        kill_restore(proc, victim, clients)
+        wait_for(lambda: waiting_on_anchor(sandbox), timeout=60)  # its batch is in flight
+        kill_restore(proc, victim, clients, with_clients=False)
     finally:
         with lock.cursor() as cur:
             cur.execute("UNLOCK TABLES")
