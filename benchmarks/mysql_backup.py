@@ -30,7 +30,10 @@ S3 server datatier and ``aws s3 cp`` use (ports ``--port-base``+60, +61;
 :mod:`benchmarks.s3_server`). Prints ``name: value`` lines, then the ratios the issue asks
 for. Peak RSS is the largest single process of a command (datatier's Python process), MiB, by
 GNU ``time``;
-``--double`` measures datatier again at twice the rows to show memory stays flat.
+``--double`` measures datatier again at twice the rows to show memory stays flat. Each
+timed command's CPU seconds (user + system, its children included: ``*_cpu``) and those the
+server it reads or loads spent meanwhile (``*_server_cpu``) are printed too: on two shared
+cores they vary less than wall times, and they show whose work a difference is.
 """
 
 from __future__ import annotations
@@ -99,6 +102,21 @@ def generate(primary: Path, tables: int, rows: int, skew: bool) -> None:
         )
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the server process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_with_server(
+    argv: list[str] | str, server: int, *, shell: bool = False, env: dict[str, str] | None = None
+) -> tuple[Any, float]:
+    """``timed(argv)`` and the CPU seconds the server process ``server`` spent meanwhile."""
+    before = server_cpu(server)
+    run = timed(argv, shell=shell, env=env)
+    return run, server_cpu(server) - before
+
+
 def wait_replicated(primary: Path, replica: Path) -> None:
     gtid = mysql(primary, "SELECT @@gtid_binlog_pos").strip()
     mysql(replica, f"SELECT MASTER_GTID_WAIT('{gtid}', 900)")
@@ -155,7 +173,7 @@ def aws_env(config: Any) -> dict[str, str] | None:
 
 
 def run_backups(
-    config_path: Path, replica: Path, tmp: Path, rounds: int, jobs: int
+    config_path: Path, replica: Path, tmp: Path, rounds: int, jobs: int, server: int
 ) -> dict[str, float]:
     """Backup-side timings, interleaved per round (so drift hits all alike); medians."""
     env = {**os.environ, "DATATIER_CONFIG": str(config_path)}
@@ -204,8 +222,10 @@ def run_backups(
             "backup_local_store_s": ([dt, "backup", "run", "bench-local"], False, env),
         }
         for name, (argv, shell, step_env) in steps.items():
-            run = timed(argv, shell=shell, env=step_env)
+            run, spent = timed_with_server(argv, server, shell=shell, env=step_env)
             runs.setdefault(name, []).append(run.seconds)
+            runs.setdefault(name.removesuffix("_s") + "_cpu", []).append(run.cpu_s)
+            runs.setdefault(name.removesuffix("_s") + "_server_cpu", []).append(spent)
             if name == "backup_s":
                 rss.append(run.rss_mb)
     found = {name: statistics.median(values) for name, values in runs.items()}
@@ -220,6 +240,7 @@ def run_restores(
     replicas: list[Path],
     jobs: int,
     pause: bool,
+    server: int,
 ) -> dict[str, float]:
     env = {**os.environ, "DATATIER_CONFIG": str(config_path)}
     dt = str(ROOT / ".venv/bin/datatier")
@@ -254,17 +275,24 @@ def run_restores(
         mysql(primary, "DROP DATABASE IF EXISTS bench_dt")
         wait_replicated(primary, replica)
         with replicas_paused(replicas, pause and "--no-binlog" not in extra):
-            run = timed([*restore_cmd, *extra], env=env)
+            run, spent = timed_with_server([*restore_cmd, *extra], server, env=env)
         wait_replicated(primary, replica)
         if checksum(primary, "bench_dt", tables) != checksum(replica, DB, tables):
             raise SystemExit(f"datatier {label} does not match the source")
         found[f"{label}_s"], found[f"{label}_rss"] = run.seconds, run.rss_mb
+        found[f"{label}_cpu"], found[f"{label}_server_cpu"] = run.cpu_s, spent
     mysql(primary, "DROP DATABASE IF EXISTS bench_dt")
     return found
 
 
 def run_baseline_restores(
-    tmp: Path, primary: Path, replicas: list[Path], tables: int, jobs: int, pause: bool
+    tmp: Path,
+    primary: Path,
+    replicas: list[Path],
+    tables: int,
+    jobs: int,
+    pause: bool,
+    server: int,
 ) -> dict[str, float]:
     """The stock client and myloader, with and without binlogging, into fresh databases."""
     replica = replicas[0]
@@ -289,9 +317,12 @@ def run_baseline_restores(
         fresh("bench_client")
         flag = f"'--init-command={init}'" if init else ""
         with replicas_paused(replicas, pause and not init):
-            found[label] = timed(
-                f"mariadb --defaults-file={primary} {flag} < {client_sql}", shell=True
-            ).seconds
+            run, spent = timed_with_server(
+                f"mariadb --defaults-file={primary} {flag} < {client_sql}", server, shell=True
+            )
+        found[label] = run.seconds
+        stem = label.removesuffix("_s")
+        found[f"{stem}_cpu"], found[f"{stem}_server_cpu"] = run.cpu_s, spent
         wait_replicated(primary, replica)
         assert checksum(primary, "bench_client", tables) == source, f"{label} differs"
     mysql(primary, "DROP DATABASE IF EXISTS bench_client")
@@ -302,7 +333,10 @@ def run_baseline_restores(
             "-B", "bench_myloader", "-t", str(jobs), "-o", *extra,
         ]  # fmt: skip
         with replicas_paused(replicas, pause and bool(extra)):
-            found[label] = timed(argv).seconds
+            run, spent = timed_with_server(argv, server)
+        found[label] = run.seconds
+        stem = label.removesuffix("_s")
+        found[f"{stem}_cpu"], found[f"{stem}_server_cpu"] = run.cpu_s, spent
         wait_replicated(primary, replica)
         assert checksum(primary, "bench_myloader", tables) == source, f"{label} differs"
     mysql(primary, "DROP DATABASE IF EXISTS bench_myloader")
@@ -342,6 +376,9 @@ def main() -> None:
     primary, replica = cnf_for(config, "primary", tmp), cnf_for(config, "replica1", tmp)
     replicas = [replica, cnf_for(config, "replica2", tmp)]
     pause = not args.replicas_live
+    primary_pid, replica_pid = (
+        int((sandbox.root / node / "mysqld.pid").read_text()) for node in ("primary", "replica1")
+    )
     results: dict[str, float] = {}
     if args.s3_latency_ms:
         results["s3_latency_ms"] = args.s3_latency_ms
@@ -353,7 +390,7 @@ def main() -> None:
         print(f"generating {args.rows} rows in {args.tables} tables ...", file=sys.stderr)
         generate(primary, args.tables, args.rows, args.skew)
         wait_replicated(primary, replica)
-        results.update(run_backups(config_path, replica, tmp, args.repeat, args.jobs))
+        results.update(run_backups(config_path, replica, tmp, args.repeat, args.jobs, replica_pid))
         subprocess.run(  # an uncompressed mydumper copy for myloader
             f"rm -rf {tmp / 'mydz_plain'} && mydumper --defaults-file={replica} -B {DB} "
             f"-t {args.jobs} --trx-consistency-only -v 0 -o {tmp / 'mydz_plain'}",
@@ -363,8 +400,12 @@ def main() -> None:
         restores: dict[str, list[float]] = {}
         for _ in range(args.restore_repeat):  # interleaved rounds, as the backups
             for found in (
-                run_baseline_restores(tmp, primary, replicas, args.tables, args.jobs, pause),
-                run_restores(config_path, args.tables, primary, replicas, args.jobs, pause),
+                run_baseline_restores(
+                    tmp, primary, replicas, args.tables, args.jobs, pause, primary_pid
+                ),
+                run_restores(
+                    config_path, args.tables, primary, replicas, args.jobs, pause, primary_pid
+                ),
             ):
                 for key, value in found.items():
                     restores.setdefault(key, []).append(value)
@@ -373,10 +414,12 @@ def main() -> None:
         if args.double:
             generate(primary, args.tables, args.rows * 2, args.skew)
             wait_replicated(primary, replica)
-            results["backup_rss_2x"] = run_backups(config_path, replica, tmp, 1, args.jobs)[
-                "backup_rss"
-            ]
-            doubled = run_restores(config_path, args.tables, primary, replicas, args.jobs, pause)
+            results["backup_rss_2x"] = run_backups(
+                config_path, replica, tmp, 1, args.jobs, replica_pid
+            )["backup_rss"]
+            doubled = run_restores(
+                config_path, args.tables, primary, replicas, args.jobs, pause, primary_pid
+            )
             results["restore_rss_2x"] = doubled["restore_rss"]
     finally:
         stack.close()
