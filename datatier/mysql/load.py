@@ -195,7 +195,7 @@ class SQLLoader:
                 raise
 
     def _load_many(self, objs: list[ObjectRecord], cnf: ClientOptions) -> None:
-        """One object as :meth:`_load_one`; a bundle of data objects one after another."""
+        """One object as :meth:`_load_one`; a batch of small data objects one after another."""
         if len(objs) == 1:
             self._load_one(objs[0], cnf)
         elif not self._stop.is_set():
