@@ -40,10 +40,11 @@ def manifests(store: ObjectStore) -> list[str]:
 
 
 def contents(sandbox: SandboxHandle, database: str) -> dict[str, tuple[int, int]]:
-    """Each table's (row count, checksum) in ``database`` on the primary."""
+    """Each base table's (row count, checksum) in ``database`` on the primary."""
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            "SELECT TABLE_NAME FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'",
             (database,),
         )
         found = {}
