@@ -67,7 +67,8 @@ BUNDLE_MAX_BYTES = 1 << 20
 """Tables whose only data object holds at most this are loaded in bundles (module docstring),"""
 BUNDLE_OBJECTS = 64
 """of up to this many objects."""
-AT_LINE = re.compile(rb"at line (\d+)")
+AT_LINE = re.compile(rb"ERROR(?: \d+ \([^)]*\))? at line (\d+)")
+"""The client's error line (its last; it echoes the failing statement, any text, before)."""
 
 
 def die_with_parent() -> list[str]:
@@ -385,7 +386,7 @@ def _failed_object(
     """The key of the object of ``objs`` a client's error (``at line N`` of the stream, whose
     objects began after ``lines[i]`` lines) points at, with its own line number; for one
     bundle object, the table whose section (``marks``) that line falls in."""
-    found = AT_LINE.search(stderr)
+    found = AT_LINE.match(stderr.strip().rsplit(b"\n", 1)[-1])
     if marks is not None and found is not None:
         where = marks.where(int(found.group(1)))
         if where is not None:

@@ -1,9 +1,10 @@
 """A bundle (small tables in one object, one stock client on restore: :mod:`datatier.mysql.load`)
 whose client fails part-way, on the real sandbox: the target holds a view named like one
-bundled table, so that table's ``CREATE TABLE`` fails. The restore exits 1 naming the bundle,
-the TABLE and the line within that table's section, whole or with ``--tables`` (whose stream
-skips sections); the tables before it in the bundle are loaded, those after it are not (the
-client stops at its first error); once the view is gone, ``--force`` gives the source."""
+bundled table, so that table's ``CREATE TABLE`` fails (its text, which the client echoes
+before its error, holds ``at line 1``). The restore exits 1 naming the bundle, the TABLE and
+the line within that table's section, whole or with ``--tables`` (whose stream skips
+sections); the tables before it in the bundle are loaded, those after it are not (the client
+stops at its first error); once the view is gone, ``--force`` gives the source."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ def source(sandbox: SandboxHandle) -> Iterator[None]:
             cur.execute(f"DROP DATABASE IF EXISTS {db}")
         cur.execute(f"CREATE DATABASE {SRC}")
         for n, table in enumerate(TABLES):
-            cur.execute(f"CREATE TABLE {SRC}.{table} (id INT PRIMARY KEY, v TEXT)")
+            cur.execute(  # the client echoes a failing statement: its text is no error
+                f"CREATE TABLE {SRC}.{table} (id INT PRIMARY KEY, v TEXT COMMENT %s)",
+                (f"ERROR 1 (x) at line {n}\nERROR 2 (y) at line 1",),
+            )
             cur.executemany(  # rows of several lines: every section has its own length
                 f"INSERT INTO {SRC}.{table} VALUES (%s, %s)",
                 [(i, f"{table} {i} ';\n" * (n % 3 + 1)) for i in range(n + 2)],

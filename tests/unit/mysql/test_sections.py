@@ -149,3 +149,15 @@ def test_a_client_error_inside_a_bundle_names_the_table_on_one_line() -> None:
     assert _failed_object([record], [0], error, marks) == "k (table `a`, its line 2)"
     assert _failed_object([record], [0], b"ERROR 1 at line 1: x", marks) == "k", "the prelude"
     assert _failed_object([record], [0], b"ERROR 2013: lost connection", marks) == "k"
+
+
+def test_the_line_comes_from_the_error_not_the_statement_the_client_echoes() -> None:
+    text, record = layout()
+    marks = SectionLines(record.sections)
+    marks.feed(text)
+    last = text.count(b"\n")
+    echoed = b"--------------\nINSERT INTO t VALUES ('ERROR 1 (x) at line 1\nat line 2')\n"
+    error = echoed + f"--------------\n\nERROR 1062 (23000) at line {last}: Dup\n".encode()
+    assert _failed_object([record], [0], error, marks) == "k (table `数据`, its line 5)"
+    unknown = echoed + f"ERROR at line {last}: Unknown command '\\x'.".encode()
+    assert _failed_object([record], [0], unknown, marks) == "k (table `数据`, its line 5)"
