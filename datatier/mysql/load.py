@@ -15,8 +15,10 @@ they set). Tables whose data is one object of at most :data:`BUNDLE_MAX_BYTES` l
 batches on one thread (a job per table cost more than its rows): framed ones on its
 connection, unframed ones through one client process that runs the batch's objects one after
 another, as separate clients would (a failure names the object the client's line number
-falls in). Bundle objects (small tables the backup wrote
-together, each its definition then its rows) load in the data phase, one client each.
+falls in). Bundle objects (small tables the backup wrote together, each its definition then
+its rows) load in the data phase, one client each; a failure names the table whose section
+(:class:`~datatier.mysql.sections.SectionLines`) the client's line number falls in, and that
+line's number within the section.
 
 A client must not outlive its restore: the stock client runs whatever it has read when its
 input ends, even a statement cut off mid-way, and an orphan left blocked on a lock would
@@ -55,6 +57,7 @@ from datatier.mysql.connection import (
 from datatier.mysql.deferred_keys import defer_secondary_keys
 from datatier.mysql.direct import StatementRunner
 from datatier.mysql.frames import is_framed, peek, statements
+from datatier.mysql.sections import SectionLines
 from datatier.mysql.sqltext import ident, parse_block, prelude_statements
 
 Fetch = Callable[[ObjectRecord], Iterator[bytes]]
@@ -70,7 +73,8 @@ BUNDLE_MAX_BYTES = 1 << 20
 """Tables whose only data object holds at most this are loaded in bundles (module docstring),"""
 BUNDLE_OBJECTS = 64
 """of up to this many objects."""
-AT_LINE = re.compile(rb"at line (\d+)")
+AT_LINE = re.compile(rb"ERROR(?: \d+ \([^)]*\))? at line (\d+)")
+"""The client's error line (its last; it echoes the failing statement, any text, before)."""
 
 
 def die_with_parent() -> list[str]:
@@ -367,6 +371,7 @@ class SQLLoader:
         reader.start()
         fetch = fetch or self.fetch
         lines = [0]  # lines before each object (bundles only), to name the one that failed
+        marks = SectionLines(objs[0].sections) if len(objs) == 1 and objs[0].sections else None
         try:
             for obj in objs:
                 count = lines[-1]
@@ -374,6 +379,8 @@ class SQLLoader:
                     proc.stdin.write(chunk)
                     if len(objs) > 1:
                         count += chunk.count(b"\n")
+                    elif marks is not None:
+                        marks.feed(chunk)
                 lines.append(count)
             proc.stdin.close()
         except BrokenPipeError:
@@ -388,7 +395,7 @@ class SQLLoader:
             text = b"".join(errors)
             message = text.decode(errors="replace").strip().splitlines()
             detail = message[-1] if message else f"exit code {code}"
-            failed = _failed_object(objs, lines, text)
+            failed = _failed_object(objs, lines, text, marks)
             raise OperationFailed(
                 f"loading {failed} into {database or 'the server'} failed: {detail}"
             )
@@ -423,10 +430,18 @@ def _bundles(
     return jobs
 
 
-def _failed_object(objs: list[ObjectRecord], lines: list[int], stderr: bytes) -> str:
+def _failed_object(
+    objs: list[ObjectRecord], lines: list[int], stderr: bytes, marks: SectionLines | None = None
+) -> str:
     """The key of the object of ``objs`` a client's error (``at line N`` of the stream, whose
-    objects began after ``lines[i]`` lines) points at, with its own line number."""
-    found = AT_LINE.search(stderr)
+    objects began after ``lines[i]`` lines) points at, with its own line number; for one
+    bundle object, the table whose section (``marks``) that line falls in."""
+    found = AT_LINE.match(stderr.strip().rsplit(b"\n", 1)[-1])
+    if marks is not None and found is not None:
+        where = marks.where(int(found.group(1)))
+        if where is not None:
+            table = ident(where[0]).replace("\n", "\\n").replace("\r", "\\r")  # one line
+            return f"{objs[0].key} (table {table}, its line {where[1]})"
     if len(objs) == 1 or found is None:
         return objs[0].key if len(objs) == 1 else f"one of {len(objs)} objects from {objs[0].key}"
     line = int(found.group(1))

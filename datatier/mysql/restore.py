@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, resolve_target
 from datatier.mysql.load import SQLLoader
-from datatier.mysql.sections import section_problem, sections_only
+from datatier.mysql.sections import fed_sections, section_problem, sections_only
 from datatier.mysql.sqltext import qualified
 from datatier.mysql.target import (
     busy_databases,
@@ -214,7 +215,10 @@ class LogicalRestore(RestoreEngine):
         create_databases(self.server, targets, self.manifest.databases, binlog=self.binlog)
         renamed = {src for src, dst in targets.items() if src != dst}
 
+        originals = {o.key: o for o in plan.objects}
+
         def fetch(record: ObjectRecord) -> Iterator[bytes]:
+            record = originals[record.key]  # as the manifest has it (see ``fed`` below)
             if record.sections and self.options.tables:
                 keep = [(0, record.sections[0].start)]
                 keep += [(s.start, s.end) for s in self._sections(record)]
@@ -235,7 +239,15 @@ class LogicalRestore(RestoreEngine):
             on_loaded=on_loaded,
         )
         kinds = [k for k in KIND_ORDER if k != "database"]
-        loader.load_all(plan.objects, kinds)  # grants first: DEFINER accounts exist before routines
+        # The loader sees a bundle's sections where its client gets them (to name a failing
+        # table): with --tables, those kept, one after another.
+        fed = [
+            dataclasses.replace(o, sections=fed_sections(o, self._sections(o)))
+            if o.sections and self.options.tables
+            else o
+            for o in plan.objects
+        ]
+        loader.load_all(fed, kinds)  # grants first: DEFINER accounts exist before routines
 
     def _sections(self, record: ObjectRecord) -> list[Section]:
         """The sections of bundle ``record`` this restore loads (``--tables``: those named)."""

@@ -8,14 +8,20 @@ definition block (``DELIMITER d`` then ``DROP TABLE IF EXISTS `table` d``), as
 :meth:`~datatier.mysql.pdump.ParallelDumpEngine._dump_bundle` writes it. A range moved
 inside the object would otherwise feed the client a cut statement (or another table) after
 earlier sections were loaded.
+
+When the stock client fails inside a bundle it gives only its line number;
+:class:`SectionLines`, fed the bytes as they go to the client, says which table's section
+that line falls in (:func:`section_at_line`). Sections are byte ranges of the stream fed
+(:func:`fed_sections` for a restore of chosen tables).
 """
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
-from datatier.backup.manifest import ObjectRecord
+from datatier.backup.manifest import ObjectRecord, Section
 from datatier.mysql.sqltext import ident
 
 HEAD_SLACK = 64
@@ -55,6 +61,59 @@ def sections_only(chunks: Iterator[bytes], keep: list[tuple[int, int]]) -> Itera
             if low < high:
                 yield chunk[low - pos : high - pos]
         pos = end
+
+
+def fed_sections(record: ObjectRecord, kept: Sequence[Section]) -> tuple[Section, ...]:
+    """The sections ``kept`` of bundle ``record`` where :func:`sections_only` puts them: after
+    the prelude (the bytes before the first section), one after another."""
+    start = record.sections[0].start if record.sections else 0
+    out = []
+    for section in kept:
+        end = start + section.end - section.start
+        out.append(Section(section.table, start, end, section.rows))
+        start = end
+    return tuple(out)
+
+
+def section_at_line(
+    tables: Sequence[str], before: Sequence[int], line: int
+) -> tuple[str, int] | None:
+    """The table whose section holds ``line`` (1-based) of a stream and the line's number
+    within that section, where section ``i`` (table ``tables[i]``) starts after
+    ``before[i]`` newlines (``before`` ascending; shorter than ``tables`` when the stream
+    ended early). None for a line before the first section (the prelude)."""
+    i = bisect.bisect_left(before, line) - 1
+    if i < 0:
+        return None
+    return tables[i], line - before[i]
+
+
+class SectionLines:
+    """Counts the newlines before each section's start in a bundle's stream, fed chunk by
+    chunk as it goes to the client (``bytes.count`` on slices; no per-line work), so that
+    the client's ``at line N`` can name the table (:meth:`where`)."""
+
+    def __init__(self, sections: Sequence[Section]) -> None:
+        self._tables = [s.table for s in sections]
+        self._starts = [s.start for s in sections]
+        self._before: list[int] = []  # newlines before each start the stream has reached
+        self._lines = 0
+        self._pos = 0
+
+    def feed(self, chunk: bytes) -> None:
+        end = self._pos + len(chunk)
+        cut = 0
+        while len(self._before) < len(self._starts) and self._starts[len(self._before)] < end:
+            at = max(0, self._starts[len(self._before)] - self._pos)
+            self._lines += chunk.count(b"\n", cut, at)
+            cut = at
+            self._before.append(self._lines)
+        self._lines += chunk.count(b"\n", cut)
+        self._pos = end
+
+    def where(self, line: int) -> tuple[str, int] | None:
+        """The table and its own line number for ``line`` of the stream fed so far."""
+        return section_at_line(self._tables, self._before, line)
 
 
 def _quoted(table: str) -> bytes:

@@ -1,0 +1,89 @@
+"""A bundle (small tables in one object, one stock client on restore: :mod:`datatier.mysql.load`)
+whose client fails part-way, on the real sandbox: the target holds a view named like one
+bundled table, so that table's ``CREATE TABLE`` fails (its text, which the client echoes
+before its error, holds ``at line 1``). The restore exits 1 naming the bundle, the TABLE and
+the line within that table's section, whole or with ``--tables`` (whose stream skips
+sections); the tables before it in the bundle are loaded, those after it are not (the client
+stops at its first error); once the view is gone, ``--force`` gives the source."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from datatier.backup.service import load_policy, run_backup
+from datatier.cli import main
+from datatier.config import load
+from tests.integration.conftest import SandboxHandle
+from tests.integration.mysql.test_mysql_bundles_backup_kill import contents
+
+SRC, DST = "bf_src", "bf_dst"
+TABLES = [f"t{i:02d}" for i in range(12)]
+VICTIM = "t07"
+
+
+@pytest.fixture
+def source(sandbox: SandboxHandle) -> Iterator[None]:
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for db in (SRC, DST):
+            cur.execute(f"DROP DATABASE IF EXISTS {db}")
+        cur.execute(f"CREATE DATABASE {SRC}")
+        for n, table in enumerate(TABLES):
+            cur.execute(  # the client echoes a failing statement: its text is no error
+                f"CREATE TABLE {SRC}.{table} (id INT PRIMARY KEY, v TEXT COMMENT %s)",
+                (f"ERROR 1 (x) at line {n}\nERROR 2 (y) at line 1",),
+            )
+            cur.executemany(  # rows of several lines: every section has its own length
+                f"INSERT INTO {SRC}.{table} VALUES (%s, %s)",
+                [(i, f"{table} {i} ';\n" * (n % 3 + 1)) for i in range(n + 2)],
+            )
+    sandbox.wait_replicated()
+    sandbox.write_policy(
+        "bundles-failure",
+        f'engine = "mysql"\njobs = 1\n[source]\nnode = "replica1"\ndatabases = ["{SRC}"]\n',
+    )
+    yield
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for db in (SRC, DST):
+            cur.execute(f"DROP DATABASE IF EXISTS {db}")
+
+
+def test_a_failing_bundle_names_its_table_and_stops_there(
+    use_sandbox_config: SandboxHandle, source: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox = use_sandbox_config
+    loaded = load(str(sandbox.config_path), environ={})
+    manifest = run_backup(loaded, load_policy(loaded, "bundles-failure"))
+    (bundle,) = [o for o in manifest.objects if o.kind == "bundle"]
+    order = [s.table for s in bundle.sections]
+    assert sorted(order) == TABLES
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {DST}")
+        cur.execute(f"CREATE VIEW {DST}.{VICTIM} AS SELECT 1 AS x")
+    restore = ["restore", manifest.backup_id, "--rename", f"{SRC}={DST}", "--force"]
+    expected = f"loading {bundle.key} (table `{VICTIM}`, its line 3) into {DST} failed: ERROR 1050"
+    partly = f"the restore was interrupted: {DST} on primary"
+
+    capsys.readouterr()
+    assert main(restore) == 1
+    err = capsys.readouterr().err
+    assert expected in err, err
+    assert f"Table '{VICTIM}' already exists" in err and partly in err
+    source_rows = contents(sandbox, SRC)
+    found = contents(sandbox, DST)
+    before = order[: order.index(VICTIM)]
+    assert before and {t: found.get(t) for t in before} == {t: source_rows[t] for t in before}
+    assert not set(found) & set(order[order.index(VICTIM) :]), "the client stopped there"
+
+    # --tables feeds the client the prelude and the chosen sections only.
+    earlier = before[-2]
+    tables = ["--tables", f"{SRC}.{earlier},{SRC}.{VICTIM}"]
+    assert main([*restore, *tables]) == 1
+    err = capsys.readouterr().err
+    assert expected in err, err
+
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP VIEW {DST}.{VICTIM}")
+    assert main(restore) == 0
+    assert contents(sandbox, DST) == source_rows
