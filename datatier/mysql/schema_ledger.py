@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from datatier.mysql.connection import Connection, Endpoint, MySQLError, client_options_file
-from datatier.mysql.load import client_binary
+from datatier.mysql.stock_client import client_binary
 
 LEDGER = "`datatier`.`schema_migrations`"
 DDL = (

@@ -7,7 +7,6 @@ from dataclasses import replace
 import pytest
 
 from datatier.backup.manifest import ObjectRecord, Section
-from datatier.mysql.load import _failed_object
 from datatier.mysql.sections import (
     SectionLines,
     fed_sections,
@@ -16,6 +15,7 @@ from datatier.mysql.sections import (
     sections_only,
 )
 from datatier.mysql.sqltext import PRELUDE, block
+from datatier.mysql.stock_client import failed_object
 
 TABLES = ["a", "b`;;", "数据"]
 
@@ -143,12 +143,12 @@ def test_a_client_error_inside_a_bundle_names_the_table_on_one_line() -> None:
     marks.feed(text)
     last = text.count(b"\n")
     error = f"ERROR 1062 (23000) at line {last}: Duplicate entry '1'".encode()
-    assert _failed_object([record], [0], error, marks) == "k (table `new\\nline`, its line 5)"
+    assert failed_object([record], [0], error, marks) == "k (table `new\\nline`, its line 5)"
     first = text.count(b"\n", 0, record.sections[0].start) + 2
     error = f"ERROR 1050 (42S01) at line {first}: Table 'a' already exists".encode()
-    assert _failed_object([record], [0], error, marks) == "k (table `a`, its line 2)"
-    assert _failed_object([record], [0], b"ERROR 1 at line 1: x", marks) == "k", "the prelude"
-    assert _failed_object([record], [0], b"ERROR 2013: lost connection", marks) == "k"
+    assert failed_object([record], [0], error, marks) == "k (table `a`, its line 2)"
+    assert failed_object([record], [0], b"ERROR 1 at line 1: x", marks) == "k", "the prelude"
+    assert failed_object([record], [0], b"ERROR 2013: lost connection", marks) == "k"
 
 
 def test_the_line_comes_from_the_error_not_the_statement_the_client_echoes() -> None:
@@ -158,6 +158,6 @@ def test_the_line_comes_from_the_error_not_the_statement_the_client_echoes() -> 
     last = text.count(b"\n")
     echoed = b"--------------\nINSERT INTO t VALUES ('ERROR 1 (x) at line 1\nat line 2')\n"
     error = echoed + f"--------------\n\nERROR 1062 (23000) at line {last}: Dup\n".encode()
-    assert _failed_object([record], [0], error, marks) == "k (table `数据`, its line 5)"
+    assert failed_object([record], [0], error, marks) == "k (table `数据`, its line 5)"
     unknown = echoed + f"ERROR at line {last}: Unknown command '\\x'.".encode()
-    assert _failed_object([record], [0], unknown, marks) == "k (table `数据`, its line 5)"
+    assert failed_object([record], [0], unknown, marks) == "k (table `数据`, its line 5)"
