@@ -7,6 +7,7 @@ frames are an integrity failure. On the sandbox's real primary and replica."""
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from datatier.mysql.connection import endpoint
 from datatier.mysql.frames import frame
 from datatier.mysql.load import SQLLoader
 from datatier.mysql.sqltext import PRELUDE, prelude_statements
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, wait_for
 from tests.integration.integrity import loaded_config
 
 DB = "integ_frames"
@@ -178,3 +179,55 @@ def test_binlog_off_keeps_the_rows_off_the_replicas(target: SandboxHandle, binlo
     target.wait_replicated()
     assert rows(target, "t") == wanted
     assert rows(target, "t", "replica1") == (wanted if binlog else [])
+
+
+def test_a_connection_killed_mid_object_fails_the_load_and_names_it(
+    target: SandboxHandle,
+) -> None:
+    """The server kills the loading connection while its statement waits on a lock (an
+    operator's KILL, a failover): the load fails at once, naming the object and the
+    statement, and no statement after it runs."""
+    obj = record("t", 1)
+    statements = [insert("t", [(i, "x")]) for i in range(5)]
+    sql = loader(target, {obj.key: framed(*statements)})
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sql.load_all([obj], ["data"])
+        except BaseException as exc:  # handed to the test thread
+            failure.append(exc)
+
+    lock = target.connect()
+    try:
+        with lock.cursor() as cur:
+            cur.execute(f"LOCK TABLES {DB}.t WRITE")
+        worker = threading.Thread(target=run)
+        worker.start()
+        waiting: list[int] = []
+
+        def blocked() -> bool:
+            with target.connect() as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB=%s AND "
+                    "STATE LIKE 'Waiting for table metadata lock%%'",
+                    (DB,),
+                )
+                waiting[:] = [row[0] for row in cur.fetchall()]
+            return bool(waiting)
+
+        wait_for(blocked, timeout=30)
+        with target.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"KILL {waiting[0]}")
+    finally:
+        with lock.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+        lock.close()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert len(failure) == 1 and isinstance(failure[0], OperationFailed)
+    number = len(prelude_statements()) + 1
+    assert failure[0].message.startswith(
+        f"loading {obj.key} into {DB} failed at its statement {number}: ERROR"
+    )
+    assert rows(target, "t") == []
