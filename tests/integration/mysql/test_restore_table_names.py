@@ -157,3 +157,52 @@ def test_an_unquoted_name_with_a_comma_is_split_and_not_found(
     assert main([*argv, "--databases", DB_COMMA]) == 2
     assert "not in backup" in capsys.readouterr().err
     assert rows(clean, COPY_COMMA, "e,f") is None
+
+
+def completed(policy: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The ids of ``policy``'s complete backups (``backups list --json``)."""
+    capsys.readouterr()
+    assert main(["backups", "list", policy, "--json"]) == 0
+    return [b["id"] for b in json.loads(capsys.readouterr().out)["backups"]]
+
+
+@pytest.mark.parametrize(
+    ("listed", "problem"),
+    [
+        (f"{DB_A}.b.c", f"fits `{DB_A}`.`b.c`, `{DB_AB}`.`c`: quote one with backticks"),
+        (f"{DB_A}.no_such_table", "names no table or view there"),
+    ],
+)
+def test_a_policy_listing_a_table_the_source_lacks_or_two_fails_without_a_manifest(
+    clean: SandboxHandle, listed: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backup that left a listed table out (a typo, a dropped table, an unquoted dot
+    picking either table) would be silently incomplete: it fails, exit 1, and writes no
+    manifest."""
+    sandbox = clean
+    tables = json.dumps([f"{q(DB_COMMA)}.`e,f`", listed])
+    sandbox.write_policy(
+        "listing", f'engine = "mysql"\n[source]\nnode = "replica1"\ntables = {tables}\n'
+    )
+    capsys.readouterr()
+    assert main(["backup", "run", "listing"]) == 1
+    err = capsys.readouterr().err
+    assert problem in err, err
+    assert completed("listing", capsys) == []
+
+
+def test_a_policy_quoting_a_dotted_name_backs_up_exactly_that_table(
+    clean: SandboxHandle,
+) -> None:
+    sandbox = clean
+    sandbox.write_policy(
+        "quoted",
+        'engine = "mysql"\n[source]\nnode = "replica1"\n'
+        f"tables = {json.dumps([f'`{DB_AB}`.c', f'{q(DB_COMMA)}.`e,f`'])}\n",
+    )
+    loaded = load(str(sandbox.config_path), environ={})
+    manifest = run_backup(loaded, load_policy(loaded, "quoted"))
+    assert sorted((t.database, t.name) for t in manifest.tables) == [
+        (DB_AB, "c"),
+        (DB_COMMA, "e,f"),
+    ]
