@@ -182,11 +182,15 @@ class Policy:
         if database in src.exclude_databases:
             return False
         if src.tables:
-            return database in {db for db, _ in _readings(tuple(src.tables))}
+            return database in self.listed_databases()
         if src.databases:
             return database in src.databases
         system = MONGO_SYSTEM if self.spec.engine == "mongo" else SYSTEM_DATABASES
         return database not in system
+
+    def listed_databases(self) -> list[str]:
+        """The databases ``source.tables`` entries can name (both of an unquoted ``a.b.c``)."""
+        return sorted({db for db, _ in _readings(tuple(self.spec.source.tables))})
 
     def includes_table(self, database: str, table: str) -> bool:
         """Whether ``database.table`` is part of this policy's source (an unquoted entry

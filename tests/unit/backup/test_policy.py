@@ -72,6 +72,7 @@ def test_listed_names_may_quote_dots_and_commas(tmp_path: Path) -> None:
     policy = load_policy(write(tmp_path, "quoted", text), DEFAULT)
     assert policy.includes_database("a.b") and policy.includes_database("x,y")
     assert not policy.includes_database("a")
+    assert policy.listed_databases() == ["a.b", "x,y"]
     assert policy.includes_table("a.b", "c") and policy.includes_table("x,y", "t,1")
     assert not policy.includes_table("a", "b.c") and not policy.includes_table("a.b", "skip.me")
 
