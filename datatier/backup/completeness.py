@@ -37,12 +37,14 @@ def _name(database: str | None, table: str | None) -> str:
     return f"{database}.{table}"
 
 
-def missing_parts(manifest: Manifest, tables: Collection[str] | None = None) -> list[str]:
+def missing_parts(
+    manifest: Manifest, tables: Collection[tuple[str, str]] | None = None
+) -> list[str]:
     """Problems (one line each, empty when none) for the tables of ``manifest``, or only
-    for ``tables`` (``db.table`` names) when given."""
+    for ``tables`` ((database, table) pairs) when given."""
 
     def wanted(database: str | None, table: str | None) -> bool:
-        return tables is None or _name(database, table) in tables
+        return tables is None or (database, table) in tables
 
     problems = [
         f"object {key} is listed {n} times"

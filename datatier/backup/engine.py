@@ -175,7 +175,7 @@ class RestoreOptions:
 
     target: str | None = None  # MySQL: NODE or HOST:PORT (default: the primary); Mongo: NAME
     renames: dict[str, str] = field(default_factory=dict)
-    tables: tuple[str, ...] = ()
+    tables: tuple[tuple[str, str], ...] = ()  # (database, table): see datatier.backup.names
     databases: tuple[str, ...] = ()
     jobs: int = 4
     dry_run: bool = False

@@ -56,11 +56,13 @@ import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
 from datatier.backup.cron import validate_cron
 from datatier.backup.engines import ENGINES
+from datatier.backup.names import QUOTE_HINT, TableName, parse_tables, show
 from datatier.errors import ConfigError, UsageError
 from datatier.storage.base import StorageClass
 from datatier.storage.url import parse_store_url
@@ -180,21 +182,47 @@ class Policy:
         if database in src.exclude_databases:
             return False
         if src.tables:
-            return database in {t.split(".", 1)[0] for t in src.tables}
+            return database in self.listed_databases()
         if src.databases:
             return database in src.databases
         system = MONGO_SYSTEM if self.spec.engine == "mongo" else SYSTEM_DATABASES
         return database not in system
 
+    def listed_databases(self) -> list[str]:
+        """The databases ``source.tables`` entries can name (both of an unquoted ``a.b.c``)."""
+        return sorted({db for db, _ in _readings(tuple(self.spec.source.tables))})
+
     def includes_table(self, database: str, table: str) -> bool:
-        """Whether ``database.table`` is part of this policy's source."""
+        """Whether ``database.table`` is part of this policy's source (an unquoted entry
+        such as ``a.b.c`` includes both of its readings; :meth:`listing_problems` then
+        refuses it if the source has both)."""
         src = self.spec.source
-        name = f"{database}.{table}"
-        if name in src.exclude_tables:
+        if (database, table) in _readings(tuple(src.exclude_tables)):
             return False
         if src.tables:
-            return name in src.tables
+            return (database, table) in _readings(tuple(src.tables))
         return self.includes_database(database)
+
+    def listing_problems(self, held: Collection[TableName]) -> list[str]:
+        """What is wrong with ``source.tables`` given ``held``, the tables and views of the
+        source this policy includes: an entry naming none of them (a typo, a table dropped
+        or renamed since the policy was written), or fitting two (an unquoted dot). A
+        backup must refuse either rather than quietly leave a listed table out."""
+        problems: list[str] = []
+        for entry in parse_tables(self.spec.source.tables, "source.tables"):
+            fits = [r for r in entry.readings if r in held]
+            if not fits:
+                problems.append(f"{entry.text!r} names no table or view there")
+            elif len(fits) > 1:
+                both = ", ".join(show(db, t, always=True) for db, t in fits)
+                problems.append(f"{entry.text!r} fits {both}: quote one with backticks")
+        return problems
+
+
+@lru_cache(maxsize=256)
+def _readings(entries: tuple[str, ...]) -> frozenset[TableName]:
+    """Every (database, table) pair the policy entries can mean."""
+    return frozenset(r for e in parse_tables(entries, "source.tables") for r in e.readings)
 
 
 def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = None) -> Policy:
@@ -235,9 +263,10 @@ def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = 
         "source.exclude_tables": spec.source.exclude_tables,
     }
     for key, items in lists.items():
-        for item in items:
-            if item.count(".") < 1 or item.startswith(".") or item.endswith("."):
-                raise ConfigError(source, key, f"{item!r} is not DATABASE.TABLE")
+        try:
+            parse_tables(items, key)
+        except UsageError as exc:
+            raise ConfigError(source, key, exc.message, hint=QUOTE_HINT) from None
     if spec.engine != "mysql" and spec.source.include_grants:
         raise ConfigError(source, "source.include_grants", "only MySQL backups have grants")
     if spec.engine == "mariabackup" and (

@@ -81,10 +81,7 @@ class PitrRestore(RestoreEngine):
         base = self.base.plan()
         self.base_plan = base
         pitr, targets = self.pitr, self.base.targets
-        tables = None
-        if self.options.tables:
-            pairs = (t.split(".", 1) for t in self.options.tables)
-            tables = frozenset((db, table) for db, table in pairs)
+        tables = frozenset(self.options.tables) if self.options.tables else None
         self.selection = Selection(
             databases=frozenset(targets),
             renames={s: d for s, d in targets.items() if s != d},

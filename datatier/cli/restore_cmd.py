@@ -8,6 +8,7 @@ import click
 
 from datatier.backup.engine import RestoreOptions, RestoreProgress
 from datatier.backup.manifest import ObjectRecord
+from datatier.backup.names import held_tables, parse_databases, parse_tables, resolve_tables
 from datatier.backup.restore import RestoreReport, locate_backup, restore_backup
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option
@@ -56,9 +57,21 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Restore database SRC as DST (repeatable).",
 )
 @click.option(
-    "--databases", multiple=True, metavar="DB,...", help="Only these databases (repeatable)."
+    "--databases",
+    multiple=True,
+    metavar="DB,...",
+    help="Only these databases (repeatable). Quote a name holding a comma or backtick with "
+    "backticks, MySQL style: --databases '`my,db`,other'.",
 )
-@click.option("--tables", multiple=True, metavar="DB.T,...", help="Only these tables (repeatable).")
+@click.option(
+    "--tables",
+    multiple=True,
+    metavar="DB.T,...",
+    help="Only these tables (repeatable). Quote a part holding a dot, comma or backtick "
+    "with backticks, MySQL style (`` inside is one backtick): --tables '`my,db`.`t.1`,shop.a'. "
+    "An unquoted entry that fits two tables of the backup (a.b.c: `a`.`b.c` and `a.b`.`c`) "
+    "is refused.",
+)
 @click.option(
     "--jobs",
     default=4,
@@ -207,8 +220,8 @@ def restore(
         drop=drop,
         grants=grants,
         renames=_renames(renames),
-        tables=_listed(tables),
-        databases=_listed(databases),
+        tables=resolve_tables(parse_tables(tables), held_tables(manifest), manifest.backup_id),
+        databases=parse_databases(databases),
         jobs=jobs,
         dry_run=dry_run,
         binlog=not no_binlog,
@@ -261,9 +274,3 @@ def _text(report: RestoreReport) -> str:
     if not report.dry_run:
         lines.append(f"done in {report.seconds} s")
     return "\n".join(lines)
-
-
-def _listed(values: tuple[str, ...]) -> tuple[str, ...]:
-    """Every name of repeated, comma-separated option ``values``, in order, once each."""
-    names = (n.strip() for value in values for n in value.split(","))
-    return tuple(dict.fromkeys(n for n in names if n))

@@ -99,18 +99,26 @@ class MongoDumpEngine(BackupEngine):
         them), and the (database, collection spec) pairs to dump, in dump order."""
         databases: dict[str, dict[str, Any]] = {}
         collections: list[tuple[str, Mapping[str, Any]]] = []
+        held: set[tuple[str, str]] = set()
         for db_name in self._wanted_databases(client):
             databases[db_name] = {"views": []}
             for spec in sorted(client[db_name].list_collections(), key=lambda s: str(s["name"])):
                 name = str(spec["name"])
                 if name.startswith("system."):
                     continue
+                held.add((db_name, name))
                 if spec.get("type") == "view":
                     databases[db_name]["views"].append(
                         json_util.dumps({"name": name, "options": spec.get("options", {})})
                     )
                 elif self.policy.includes_table(db_name, name):
                     collections.append((db_name, spec))
+        problems = self.policy.listing_problems(held)
+        if problems:  # a listed collection left out would leave the backup quietly short
+            raise OperationFailed(
+                f"policy {self.policy.name}: source.tables: {'; '.join(problems)}",
+                hint="correct the list (a collection dropped on purpose: take it out)",
+            )
         return databases, collections
 
     def plan(self) -> BackupPlan:

@@ -28,6 +28,7 @@ from datatier.backup.catalog import Catalog
 from datatier.backup.completeness import missing_parts
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.backup.names import show
 from datatier.config import LoadedConfig, MongoServer
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
@@ -92,11 +93,11 @@ def select_collections(manifest: Manifest, options: RestoreOptions) -> list[Obje
             raise UsageError(f"not in backup {manifest.backup_id}: {', '.join(missing)}")
         objects = [o for o in objects if o.database in options.databases]
     if options.tables:
-        known = {f"{o.database}.{o.table}" for o in manifest.objects if o.table}
-        missing = sorted(set(options.tables) - known)
+        known = {(o.database, o.table) for o in manifest.objects if o.table}
+        missing = [show(db, t) for db, t in options.tables if (db, t) not in known]
         if missing:
             raise UsageError(f"not in backup {manifest.backup_id}: {', '.join(missing)}")
-        objects = [o for o in objects if f"{o.database}.{o.table}" in options.tables]
+        objects = [o for o in objects if (o.database, o.table) in options.tables]
     objects = [o for o in objects if o.kind in COLLECTION_KINDS]
     return objects + [o for o in manifest.objects if o.kind == "oplog"]
 
@@ -140,7 +141,7 @@ class MongoRestore(RestoreEngine):
         if unknown:
             raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
         objects = select_collections(manifest, options)
-        selected = {f"{o.database}.{o.table}" for o in objects if o.table}
+        selected = {(o.database, o.table) for o in objects if o.database and o.table}
         problems = missing_parts(manifest, selected)
         if problems:
             raise IntegrityFailure(

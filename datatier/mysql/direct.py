@@ -29,11 +29,36 @@ class StatementRunner:
 
     def __init__(self, target: Endpoint, *, binlog: bool) -> None:
         self.target = target
-        # One statement per query: a frame can never carry a second one.
-        self._conn = open_connection(target, use_unicode=False, conv={}, multi_statements=False)
+        self.binlog = binlog
+        self._conn: MySQLdb.Connection | None = None
         self._database: str | None = None
-        if not binlog:
-            self._execute(b"SET SESSION sql_log_bin = 0")
+
+    def _connection(self) -> MySQLdb.Connection:
+        """The open connection; a new one when there is none or the server dropped it
+        while it was idle (wait_timeout, a KILL): no statement of the next object has run
+        on it, and the new one gets the same session. Never the driver's reconnect, which
+        would silently lose ``sql_log_bin = 0``."""
+        if self._conn is not None:
+            try:
+                self._conn.ping()
+                return self._conn
+            except MySQLdb.MySQLError:
+                self.close()
+        # One statement per query: a frame can never carry a second one.
+        conn = open_connection(self.target, use_unicode=False, conv={}, multi_statements=False)
+        if not self.binlog:
+            try:
+                conn.query(b"SET SESSION sql_log_bin = 0")
+                conn.store_result()  # type: ignore[no-untyped-call]
+            except MySQLdb.MySQLError as exc:
+                conn.close()  # type: ignore[no-untyped-call]
+                raise OperationFailed(
+                    f"turning the binlog off for a restore on {self.target.label} failed: "
+                    f"{self._detail(exc)}",
+                    hint="--no-binlog needs SUPER or BINLOG ADMIN on the target",
+                ) from None
+        self._conn, self._database = conn, None
+        return conn
 
     def run(
         self,
@@ -46,6 +71,7 @@ class StatementRunner:
         is set (False then). OperationFailed names the object, the statement and the
         server's error; IntegrityFailure when the object's frames are wrong."""
         number = 0
+        self._connection()
         try:
             if database != self._database:
                 self._execute(b"USE " + ident(database).encode("utf-8", "surrogateescape"))
@@ -57,24 +83,31 @@ class StatementRunner:
                 self._execute(statement)
         except FrameError as exc:
             raise IntegrityFailure(
-                f"{key}: {exc}", hint="the object's checksum matched: a damaged manifest?"
+                f"{key}: {exc}",
+                hint="its checksum matched: written wrong by the backup, or the backup was "
+                "altered along with its manifest",
             ) from None
         except MySQLdb.MySQLError as exc:
-            args = exc.args
-            code = args[0] if args else 0
-            message = args[1] if len(args) > 1 else str(exc)
-            detail = self.target.scrub(f"ERROR {code}: {message}")
             where = f"its statement {number}" if number else "selecting the database"
             raise OperationFailed(
-                f"loading {key} into {database} failed at {where}: {detail}"
+                f"loading {key} into {database} failed at {where}: {self._detail(exc)}"
             ) from None
         return True
 
+    def _detail(self, exc: MySQLdb.MySQLError) -> str:
+        args = exc.args
+        code = args[0] if args else 0
+        message = args[1] if len(args) > 1 else str(exc)
+        return self.target.scrub(f"ERROR {code}: {message}")
+
     def _execute(self, statement: bytes) -> None:
+        assert self._conn is not None
         self._conn.query(statement)
         result = self._conn.store_result()  # type: ignore[no-untyped-call]
         del result
 
     def close(self) -> None:
-        with contextlib.suppress(MySQLdb.MySQLError):  # already gone
-            self._conn.close()  # type: ignore[no-untyped-call]
+        if self._conn is not None:
+            with contextlib.suppress(MySQLdb.MySQLError):  # already gone
+                self._conn.close()  # type: ignore[no-untyped-call]
+            self._conn = None

@@ -87,9 +87,18 @@ def split_points(low: int, high: int, pieces: int) -> tuple[int, ...]:
 
 
 def check_not_empty(catalogue: Catalogue, policy: Policy, source: Endpoint) -> None:
-    """OperationFailed when the policy matches no database on ``source``."""
+    """OperationFailed when the policy matches no database on ``source``, or when one of
+    its ``source.tables`` names no table or view there (or two)."""
     if not catalogue.databases:
         raise OperationFailed(f"policy {policy.name} matches no database on {source.label}")
+    held = {(t.database, t.name) for t in catalogue.tables}
+    held |= {(v.database, v.name) for v in catalogue.views}
+    problems = policy.listing_problems(held)
+    if problems:
+        raise OperationFailed(
+            f"policy {policy.name}: source.tables on {source.label}: {'; '.join(problems)}",
+            hint="correct the list (a table dropped on purpose: take it out of the policy)",
+        )
 
 
 def key_bounds(conn: Connection, table: Table) -> tuple[int, int] | None:

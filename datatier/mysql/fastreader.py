@@ -43,11 +43,16 @@ def _query_error(exc: MySQLdb.MySQLError) -> QueryError:
 
 
 def open_connection(ep: Endpoint, **options: Any) -> MySQLdb.Connection:
-    """A mysqlclient connection to ``ep`` (utf8mb4, autocommit); ``options`` go to
-    ``MySQLdb.connect``. ServiceUnavailable naming the node (never the password) on failure."""
+    """A mysqlclient connection to ``ep`` (utf8mb4, autocommit) over TCP; ``options`` go to
+    ``MySQLdb.connect``. ServiceUnavailable naming the node (never the password) on failure.
+
+    libmariadb takes the host name ``localhost`` for the default Unix socket and ignores the
+    port, so ``localhost:3307`` would reach whatever server owns that socket; it goes to
+    127.0.0.1 instead, the port honoured, as pymysql and the stock client (``protocol=tcp``)
+    connect."""
     try:
         return MySQLdb.connect(
-            host=ep.host,
+            host="127.0.0.1" if ep.host == "localhost" else ep.host,
             port=ep.port,
             user=ep.user,
             password=ep.password,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Self
 
@@ -27,6 +27,7 @@ from datatier.backup.catalog import Catalog
 from datatier.backup.completeness import missing_parts
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord, Section
+from datatier.backup.names import TableName, held_tables, show
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
@@ -50,10 +51,10 @@ DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
 
 
 def select_objects(
-    manifest: Manifest, tables: tuple[str, ...], databases: tuple[str, ...] = ()
+    manifest: Manifest, tables: Collection[TableName], databases: Collection[str] = ()
 ) -> list[ObjectRecord]:
-    """The manifest's objects, restricted to ``databases`` and to ``tables`` (``db.table``)
-    when given; UsageError naming what the backup does not hold."""
+    """The manifest's objects, restricted to ``databases`` and to ``tables`` ((database,
+    table) pairs) when given; UsageError naming what the backup does not hold."""
     objects = list(manifest.objects)
     if databases:
         missing_dbs = sorted(set(databases) - set(manifest.databases))
@@ -62,9 +63,8 @@ def select_objects(
         objects = [o for o in objects if o.database in databases]
     if not tables:
         return objects
-    known = {f"{t.database}.{t.name}" for t in manifest.tables}
-    known |= {f"{o.database}.{o.table}" for o in manifest.objects if o.table}
-    missing = sorted(set(tables) - known)
+    held = held_tables(manifest)
+    missing = [show(db, t) for db, t in tables if (db, t) not in held]
     if missing:
         raise UsageError(
             f"not in backup {manifest.backup_id}: {', '.join(missing)}",
@@ -73,28 +73,29 @@ def select_objects(
             "database: --databases DB",
         )
     wanted = set(tables)
+    databases_wanted = {db for db, _ in wanted}
     return [
         o
         for o in objects
         if o.kind in (*TABLE_KINDS, "database")
         and (
-            (o.kind == "database" and any(t.split(".", 1)[0] == o.database for t in wanted))
-            or any(f"{o.database}.{t}" in wanted for t in o.table_names())
+            (o.kind == "database" and o.database in databases_wanted)
+            or any((o.database, t) in wanted for t in o.table_names())
         )
     ]
 
 
 def restored_tables(
-    objects: list[ObjectRecord], tables: tuple[str, ...] = ()
-) -> set[tuple[str, str]]:
+    objects: list[ObjectRecord], tables: Collection[TableName] = ()
+) -> set[TableName]:
     """The (database, table) pairs ``objects`` create: schema objects' and bundle sections'
-    (only those named in ``tables``, ``db.table``, when given)."""
+    (only those in ``tables`` when given)."""
     found = set()
     for o in objects:
         if o.kind in ("schema", "bundle") and o.database is not None:
             found |= {(o.database, t) for t in o.table_names()}
     if tables:
-        found = {(db, t) for db, t in found if f"{db}.{t}" in tables}
+        found = {(db, t) for db, t in found if (db, t) in tables}
     return found
 
 
@@ -117,7 +118,7 @@ def restore_objects(manifest: Manifest, options: RestoreOptions) -> list[ObjectR
 def check_accounted(manifest: Manifest, objects: list[ObjectRecord]) -> None:
     """IntegrityFailure (exit 4) when the manifest's objects do not account for every row of
     the selected tables (a data part missing from the manifest)."""
-    selected = {f"{o.database}.{t}" for o in objects for t in o.table_names()}
+    selected = {(o.database, t) for o in objects if o.database for t in o.table_names()}
     problems = missing_parts(manifest, selected)
     if problems:
         raise IntegrityFailure(
@@ -252,9 +253,7 @@ class LogicalRestore(RestoreEngine):
     def _sections(self, record: ObjectRecord) -> list[Section]:
         """The sections of bundle ``record`` this restore loads (``--tables``: those named)."""
         wanted = set(self.options.tables)
-        return [
-            s for s in record.sections if not wanted or f"{record.database}.{s.table}" in wanted
-        ]
+        return [s for s in record.sections if not wanted or (record.database, s.table) in wanted]
 
     def post_check(self, plan: RestorePlan) -> None:
         restored = restored_tables(plan.objects, self.options.tables)

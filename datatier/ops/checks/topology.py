@@ -57,9 +57,7 @@ def check_privileges(ctx: CheckContext) -> Iterator[CheckResult]:
         if isinstance(found, DatatierError):
             yield failed("privileges", target, str(found))
             continue
-        databases = list(policy.spec.source.databases) or [
-            t.split(".", 1)[0] for t in policy.spec.source.tables
-        ]
+        databases = list(policy.spec.source.databases) or policy.listed_databases()
         yield _verdict("privileges", target, found, "dump", databases)
     primary = mysql.primary()
     for node in sorted(mysql.nodes):

@@ -236,3 +236,36 @@ def test_types_only_a_real_mongod_stores(
             assert raw_of(c, "dt_types_copy", name) == raw_of(c, "dt_types", name), name
         for name in ("dt_types", "dt_types_copy"):
             c.drop_database(name)
+
+
+def test_a_policy_listing_a_missing_collection_fails_without_a_manifest(
+    use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo or a dropped collection in ``source.tables`` would leave the backup quietly
+    short of it: exit 1, the entry named, no manifest. A dotted collection name is fine
+    unquoted (MongoDB database names hold no dot)."""
+    uri = use_sandbox_config.config.mongo.uri
+    with pymongo.MongoClient[dict[str, Any]](uri, serverSelectionTimeoutMS=3000) as c:
+        c.drop_database("dt_listing")
+        c.dt_listing["a.b"].insert_one({"_id": 1})
+    try:
+        use_sandbox_config.write_policy(
+            "mongo-listing",
+            'engine = "mongo"\n[source]\ntables = ["dt_listing.a.b", "dt_listing.typo"]\n',
+        )
+        capsys.readouterr()
+        assert main(["backup", "run", "mongo-listing"]) == 1
+        err = capsys.readouterr().err
+        assert "'dt_listing.typo' names no table or view there" in err, err
+        assert main(["backups", "list", "mongo-listing", "--json"]) == 0
+        assert '"count": 0' in capsys.readouterr().out
+
+        use_sandbox_config.write_policy(
+            "mongo-listing", 'engine = "mongo"\n[source]\ntables = ["dt_listing.a.b"]\n'
+        )
+        loaded = load(str(use_sandbox_config.config_path))
+        manifest = run_backup(loaded, load_policy(loaded, "mongo-listing"))
+        assert [(t.database, t.name) for t in manifest.tables] == [("dt_listing", "a.b")]
+    finally:
+        with pymongo.MongoClient[dict[str, Any]](uri, serverSelectionTimeoutMS=3000) as c:
+            c.drop_database("dt_listing")

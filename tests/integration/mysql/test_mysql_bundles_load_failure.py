@@ -73,7 +73,8 @@ def test_a_failing_bundle_names_its_table_and_stops_there(
     source_rows = contents(sandbox, SRC)
     found = contents(sandbox, DST)
     before = order[: order.index(VICTIM)]
-    assert before and {t: found.get(t) for t in before} == {t: source_rows[t] for t in before}
+    assert len(before) >= 2, "the --tables part below skips a section between two"
+    assert {t: found.get(t) for t in before} == {t: source_rows[t] for t in before}
     assert not set(found) & set(order[order.index(VICTIM) :]), "the client stopped there"
 
     # --tables feeds the client the prelude and the chosen sections only.

@@ -6,6 +6,7 @@ frames are an integrity failure. On the sandbox's real primary and replica."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -118,19 +119,27 @@ def test_framed_objects_load_every_value_without_a_client(
     assert clients == []
 
 
+@pytest.mark.parametrize("unframed_first", [True, False])
 def test_unframed_objects_of_older_backups_go_to_the_stock_client(
-    target: SandboxHandle, clients: list[Any]
+    target: SandboxHandle, clients: list[Any], unframed_first: bool
 ) -> None:
+    """Small objects of one database load as one batch on one thread, whichever kind comes
+    first in it: an unframed first one sends the batch through one client, a framed first
+    one sends only the unframed ones there."""
     wanted = [(i, VALUES[i % len(VALUES)]) for i in range(12)]
-    objs = [record("t", 1), record("u", 1)]
+    objs = [record("t", 1), record("u", 1), record("victim", 1)]
     texts = {
         objs[0].key: PRELUDE + insert("t", wanted),
         objs[1].key: framed(insert("u", wanted)),
+        objs[2].key: framed(insert("victim", wanted[:3])),
     }
+    if not unframed_first:
+        objs.reverse()
     loader(target, texts).load_all(objs, ["data"])
     assert rows(target, "t") == wanted
     assert rows(target, "u") == wanted
-    assert len(clients) == 1  # the unframed object's
+    assert rows(target, "victim") == wanted[:3]
+    assert len(clients) == 1
 
 
 def test_a_failing_statement_names_its_object_and_number(target: SandboxHandle) -> None:
@@ -157,18 +166,22 @@ def test_a_frame_holding_a_second_statement_is_refused_by_the_server(
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "applied"),
     [
-        PRELUDE + frame(500) + insert("t", [(1, "a")]),  # promises more than there is
-        PRELUDE + frame(10) + insert("t", [(1, "a")]),  # cuts into a statement
-        framed(insert("t", [(1, "a")])) + insert("t", [(2, "b")]),  # a statement unframed
+        (PRELUDE + frame(500) + insert("t", [(1, "a")]), []),  # promises more than there is
+        (PRELUDE + frame(10) + insert("t", [(1, "a")]), []),  # cuts into a statement
+        (framed(insert("t", [(1, "a")])) + insert("t", [(2, "b")]), [(1, "a")]),  # unframed
     ],
 )
-def test_frames_that_lie_are_an_integrity_failure(target: SandboxHandle, text: bytes) -> None:
+def test_frames_that_lie_are_an_integrity_failure(
+    target: SandboxHandle, text: bytes, applied: list[tuple[int, str]]
+) -> None:
+    """Statements before the bad frame ran (as a client would have run them); nothing at
+    or after it did."""
     obj = record("t", 1)
     with pytest.raises(IntegrityFailure, match=obj.key):
         loader(target, {obj.key: text}).load_all([obj], ["data"])
-    assert rows(target, "t") in ([], [(1, "a")])  # nothing past the bad frame
+    assert rows(target, "t") == applied
 
 
 @pytest.mark.parametrize("binlog", [True, False])
@@ -231,3 +244,65 @@ def test_a_connection_killed_mid_object_fails_the_load_and_names_it(
         f"loading {obj.key} into {DB} failed at its statement {number}: ERROR"
     )
     assert rows(target, "t") == []
+
+
+def test_a_connection_dropped_while_idle_between_objects_is_replaced(
+    target: SandboxHandle,
+) -> None:
+    """A thread's connection sits idle while it runs other work (an ALTER adding deferred
+    indexes, a bundle's client): the server may drop it (wait_timeout, a KILL). The next
+    object gets a new connection, in the same session (here: binlog off), not an error."""
+    objs = [record("t", 1), record("u", 1)]
+    texts = {
+        objs[0].key: framed(insert("t", [(1, "a")])),
+        objs[1].key: framed(insert("u", [(2, "b")])),
+    }
+    sql = loader(target, texts, binlog=False)
+    sql.jobs = 1  # one thread, one connection, objects in turn
+    killed: list[int] = []
+
+    def drop_idle(_: ObjectRecord) -> None:
+        with target.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB=%s AND COMMAND='Sleep'",
+                (DB,),
+            )
+            for (thread,) in cur.fetchall():
+                cur.execute(f"KILL {thread}")
+                killed.append(thread)
+
+    sql.on_loaded = drop_idle
+    sql.load_all(objs, ["data"])
+    assert killed, "the first object's connection was idle in the database"
+    target.wait_replicated()
+    assert rows(target, "t") + rows(target, "u") == [(1, "a"), (2, "b")]
+    assert rows(target, "u", "replica1") == [], "the new connection skips the binlog too"
+
+
+def test_binlog_off_without_the_privilege_is_one_clear_error(target: SandboxHandle) -> None:
+    user, password = "integ_nobinlog", "pw-nobinlog"
+    with target.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+        cur.execute(f"GRANT ALL ON {DB}.* TO '{user}'@'%'")
+    try:
+        config = loaded_config(target).config
+        ep = dataclasses.replace(endpoint(config.mysql, "primary"), user=user, password=password)
+        obj = record("t", 1)
+        texts = {obj.key: framed(insert("t", [(1, "a")]))}
+        sql = SQLLoader(ep, lambda o: iter([texts[o.key]]), lambda db: db, binlog=False)
+        with pytest.raises(OperationFailed) as caught:
+            sql.load_all([obj], ["data"])
+        assert caught.value.message.startswith(
+            f"turning the binlog off for a restore on {ep.label} failed: ERROR 1227"
+        )
+        assert password not in caught.value.message
+        with target.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER=%s", (user,)
+            )
+            assert cur.fetchone() == (0,), "the refused connection was closed"
+        assert rows(target, "t") == []
+    finally:
+        with target.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")

@@ -64,8 +64,8 @@ def test_a_missing_definition_an_orphan_part_and_a_repeated_key_are_named() -> N
 
 def test_only_the_selected_tables_are_checked() -> None:
     m = manifest([obj("schema", "t"), obj("schema", "u"), obj("data", "u", 2, 1)], {"t": 0, "u": 1})
-    assert missing_parts(m, {"db.t"}) == []
-    assert missing_parts(m, {"db.u"}) == ["db.u: data parts 2 are not 1..1"]
+    assert missing_parts(m, {("db", "t")}) == []
+    assert missing_parts(m, {("db", "u")}) == ["db.u: data parts 2 are not 1..1"]
 
 
 def bundle(
@@ -129,5 +129,7 @@ def test_a_damaged_bundle_does_not_stop_tables_outside_it() -> None:
     damaged = bundle([Section("a", 100, 300, 0), Section("b", 250, 400, 0)])
     good = bundle([Section("c", 10, 20, 0)], key="p/ID/data/db/_b2")
     m = manifest([damaged, good, obj("schema", "d")], {"a": 0, "b": 0, "c": 0, "d": 0})
-    assert missing_parts(m, {"db.c", "db.d"}) == []
-    assert missing_parts(m, {"db.a"}) == ["bundle p/ID/data/db/_b1: section of b is out of place"]
+    assert missing_parts(m, {("db", "c"), ("db", "d")}) == []
+    assert missing_parts(m, {("db", "a")}) == [
+        "bundle p/ID/data/db/_b1: section of b is out of place"
+    ]

@@ -64,6 +64,33 @@ def test_tables_list_restricts_to_those_tables(tmp_path: Path) -> None:
     assert policy.includes_table("a", "t1") and not policy.includes_table("a", "t2")
 
 
+def test_listed_names_may_quote_dots_and_commas(tmp_path: Path) -> None:
+    text = (
+        '[source]\nnode = "r1"\ntables = ["`a.b`.c", "`x,y`.`t,1`"]\n'
+        'exclude_tables = ["`a.b`.`skip.me`"]\n'
+    )
+    policy = load_policy(write(tmp_path, "quoted", text), DEFAULT)
+    assert policy.includes_database("a.b") and policy.includes_database("x,y")
+    assert not policy.includes_database("a")
+    assert policy.listed_databases() == ["a.b", "x,y"]
+    assert policy.includes_table("a.b", "c") and policy.includes_table("x,y", "t,1")
+    assert not policy.includes_table("a", "b.c") and not policy.includes_table("a.b", "skip.me")
+
+
+def test_a_listed_table_the_source_lacks_or_an_ambiguous_one_is_a_problem(
+    tmp_path: Path,
+) -> None:
+    text = '[source]\nnode = "r1"\ntables = ["a.b.c", "shop.orders", "shop.typo"]\n'
+    policy = load_policy(write(tmp_path, "listed", text), DEFAULT)
+    assert policy.includes_table("a", "b.c") and policy.includes_table("a.b", "c")
+    held = {("a", "b.c"), ("a.b", "c"), ("shop", "orders")}
+    assert policy.listing_problems(held) == [
+        "'a.b.c' fits `a`.`b.c`, `a.b`.`c`: quote one with backticks",
+        "'shop.typo' names no table or view there",
+    ]
+    assert policy.listing_problems({("a", "b.c"), ("shop", "orders"), ("shop", "typo")}) == []
+
+
 @pytest.mark.parametrize(
     ("text", "key", "problem"),
     [
@@ -82,7 +109,7 @@ def test_tables_list_restricts_to_those_tables(tmp_path: Path) -> None:
             "storage.archive_class",
             "not colder",
         ),
-        ('[source]\nnode = "r"\ntables = ["nodot"]\n', "source.tables", "not DATABASE.TABLE"),
+        ('[source]\nnode = "r"\ntables = ["nodot"]\n', "source.tables", "expected DB.TABLE"),
         ('compression_level = 30\n[source]\nnode = "r"\n', "compression_level", "1 to 22"),
         ('[source]\nnode = "r"\n[retention]\nkeep_last = 0\n', "retention.keep_last", "minimum"),
         ('[source]\nnode = "r"\nserver = "m2"\n', "source.server", "engine is mysql"),

@@ -88,10 +88,10 @@ def test_tables_picks_a_bundle_for_any_table_it_holds() -> None:
     schema_c = ObjectRecord("p/B1/data/shop/tables/c/schema", "schema", 1, "0" * 64, 1,
                             "STANDARD", "shop", "c")  # fmt: skip
     manifest = _manifest([record, schema_c])
-    assert select_objects(manifest, ("shop.b",)) == [record]
-    assert select_objects(manifest, ("shop.c",)) == [schema_c]
+    assert select_objects(manifest, (("shop", "b"),)) == [record]
+    assert select_objects(manifest, (("shop", "c"),)) == [schema_c]
     assert restored_tables([record, schema_c]) == {("shop", "a"), ("shop", "b"), ("shop", "c")}
-    assert restored_tables([record, schema_c], ("shop.b",)) == {("shop", "b")}
+    assert restored_tables([record, schema_c], (("shop", "b"),)) == {("shop", "b")}
 
 
 def test_sections_only_passes_the_ranges_across_any_chunking() -> None:

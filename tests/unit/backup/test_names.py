@@ -1,0 +1,137 @@
+"""``--tables``/``--databases`` entries (:mod:`datatier.backup.names`): hostile names
+quoted MySQL style, commas outside backticks separating entries, ambiguous unquoted
+entries refused against the backup's tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from datatier.backup.names import (
+    TableEntry,
+    parse_databases,
+    parse_tables,
+    resolve_tables,
+    show,
+)
+from datatier.errors import UsageError
+
+
+def readings(*values: str) -> list[tuple[tuple[str, str], ...]]:
+    return [e.readings for e in parse_tables(values)]
+
+
+def test_plain_entries_split_on_commas_and_repeats() -> None:
+    assert readings("shop.a, shop.b", "shop.a", " app.c ") == [
+        (("shop", "a"),),
+        (("shop", "b"),),
+        (("app", "c"),),
+    ]
+    assert readings("shop.a,,", "") == [(("shop", "a"),)]
+
+
+@pytest.mark.parametrize(
+    ("value", "pair"),
+    [
+        ("`my,db`.`t.1`", ("my,db", "t.1")),
+        ("`a.b`.c", ("a.b", "c")),
+        ("a.`b.c`", ("a", "b.c")),
+        ("a.b.`c`", ("a.b", "c")),
+        ("`a`.b.c", ("a", "b.c")),
+        ("`back``tick`.`x``y`", ("back`tick", "x`y")),
+        ("` sp ace `.`t`", (" sp ace ", "t")),
+        ("`数据,库`.`表.一`", ("数据,库", "表.一")),
+        ("  `d`.`t`  ", ("d", "t")),
+        ("`,`.`,`", (",", ",")),
+        ("`.`.`.`", (".", ".")),
+        ("db.back`tick", ("db", "back`tick")),  # a backtick inside a bare part is literal
+        ("d b.t", ("d b", "t")),
+    ],
+)
+def test_quoted_and_hostile_parts(value: str, pair: tuple[str, str]) -> None:
+    assert readings(value) == [(pair,)]
+
+
+def test_commas_inside_backticks_do_not_split() -> None:
+    assert readings("`a,b`.`c,d`,x.y,`e`.f") == [(("a,b", "c,d"),), (("x", "y"),), (("e", "f"),)]
+
+
+def test_an_unquoted_entry_keeps_every_reading() -> None:
+    assert readings("a.b.c") == [(("a", "b.c"), ("a.b", "c"))]
+    assert readings("a..b") == [(("a", ".b"), ("a.", "b"))]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("shop", "expected DB.TABLE"),
+        ("`shop`", "expected DB.TABLE"),
+        (".t", "expected DB.TABLE"),
+        ("db.", "expected DB.TABLE"),
+        ("`db`.", "expected DB.TABLE"),
+        (".`t`", "expected DB.TABLE"),
+        ("`db`x.t", "expected DB.TABLE"),
+        ("`db` `t`", "expected DB.TABLE"),
+        ("`a`.`b`.`c`", "expected DB.TABLE"),
+        ("`db`.`t", "a backtick is not closed"),
+        ("`db,t", "a backtick is not closed"),
+        ("``.t", "an empty name"),
+        ("db.``", "an empty name"),
+    ],
+)
+def test_bad_entries_are_refused_in_one_line(value: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as refused:
+        parse_tables([value])
+    assert "\n" not in str(refused.value)
+    assert refused.value.hint is not None and "backticks" in refused.value.hint
+
+
+def test_databases_take_quoted_names() -> None:
+    assert parse_databases(["a,`b,c`", "`x``y`, d.e ", "a"]) == ("a", "b,c", "x`y", "d.e")
+    with pytest.raises(UsageError, match="expected one database name"):
+        parse_databases(["`a`.`b`"])
+    with pytest.raises(UsageError, match="an empty name"):
+        parse_databases(["``"])
+    with pytest.raises(UsageError, match="not closed"):
+        parse_databases(["`a,b"])
+
+
+HELD = {("a", "b.c"), ("a.b", "c"), ("shop", "x.y"), ("my,db", "t")}
+
+
+def test_resolve_picks_the_one_reading_the_backup_holds() -> None:
+    entries = parse_tables(["shop.x.y,`a`.`b.c`,a.b.`c`,`my,db`.t"])
+    assert resolve_tables(entries, HELD, "B1") == (
+        ("shop", "x.y"),
+        ("a", "b.c"),
+        ("a.b", "c"),
+        ("my,db", "t"),
+    )
+
+
+def test_resolve_refuses_an_entry_two_tables_fit() -> None:
+    with pytest.raises(UsageError) as refused:
+        resolve_tables(parse_tables(["shop.x.y,a.b.c"]), HELD, "B1")
+    assert refused.value.message == (
+        "--tables 'a.b.c' fits 2 tables of backup B1: `a`.`b.c`, `a.b`.`c`"
+    )
+    assert refused.value.hint is not None and "backticks" in refused.value.hint
+
+
+def test_resolve_leaves_an_unknown_entry_to_be_reported_missing() -> None:
+    entry = TableEntry("x.y.z", (("x", "y.z"), ("x.y", "z")))
+    assert resolve_tables([entry], HELD, "B1") == (("x", "y.z"),)
+
+
+@pytest.mark.parametrize(
+    ("pair", "shown"),
+    [
+        (("shop", "a"), "shop.a"),
+        (("a", "b.c"), "a.`b.c`"),
+        (("my,db", "t`1"), "`my,db`.`t``1`"),
+        ((" x", "数据"), "` x`.数据"),
+    ],
+)
+def test_show_quotes_what_needs_it_and_round_trips(pair: tuple[str, str], shown: str) -> None:
+    assert show(*pair) == shown
+    assert resolve_tables(parse_tables([shown]), {pair}, "B1") == (pair,)
+    assert resolve_tables(parse_tables([show(*pair, always=True)]), {pair}, "B1") == (pair,)
