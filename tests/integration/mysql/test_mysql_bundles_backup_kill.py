@@ -23,6 +23,7 @@ from datatier.config import load
 from datatier.storage.base import ObjectStore
 from tests.integration.conftest import SandboxHandle
 from tests.integration.mysql.test_mysql_faults import blocked_dump_id
+from tests.integration.mysql.test_restore_kill import state
 
 SRC, DST = "bk_kill_src", "bk_kill_dst"
 POLICY = "bundles-backup-kill"
@@ -39,23 +40,6 @@ def manifests(store: ObjectStore) -> list[str]:
     )
 
 
-def contents(sandbox: SandboxHandle, database: str) -> dict[str, tuple[int, int]]:
-    """Each base table's (row count, checksum) in ``database`` on the primary."""
-    with sandbox.connect() as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT TABLE_NAME FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'",
-            (database,),
-        )
-        found = {}
-        for (table,) in cur.fetchall():
-            cur.execute(f"SELECT COUNT(*) FROM {database}.{table}")
-            count = cur.fetchone()[0]
-            cur.execute(f"CHECKSUM TABLE {database}.{table}")
-            found[table] = (count, cur.fetchone()[1])
-    return found
-
-
 def listed(capsys: pytest.CaptureFixture[str], *flags: str) -> dict[str, str]:
     """``backups list`` of the policy: each backup's state by id."""
     capsys.readouterr()
@@ -66,9 +50,9 @@ def listed(capsys: pytest.CaptureFixture[str], *flags: str) -> dict[str, str]:
 def restore_matches(sandbox: SandboxHandle, backup_id: str) -> None:
     argv = ["restore", backup_id, "--rename", f"{SRC}={DST}", "--force"]
     assert main(argv) == 0
-    restored = contents(sandbox, DST)
+    restored = state(sandbox, DST)
     assert sorted(restored) == TABLES
-    assert restored == contents(sandbox, SRC)
+    assert restored == state(sandbox, SRC)
 
 
 @pytest.fixture

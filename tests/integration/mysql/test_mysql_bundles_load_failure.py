@@ -16,7 +16,7 @@ from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
 from tests.integration.conftest import SandboxHandle
-from tests.integration.mysql.test_mysql_bundles_backup_kill import contents
+from tests.integration.mysql.test_restore_kill import state
 
 SRC, DST = "bf_src", "bf_dst"
 TABLES = [f"t{i:02d}" for i in range(12)]
@@ -70,8 +70,8 @@ def test_a_failing_bundle_names_its_table_and_stops_there(
     err = capsys.readouterr().err
     assert expected in err, err
     assert f"Table '{VICTIM}' already exists" in err and partly in err
-    source_rows = contents(sandbox, SRC)
-    found = contents(sandbox, DST)
+    source_rows = state(sandbox, SRC)
+    found = state(sandbox, DST)
     before = order[: order.index(VICTIM)]
     assert len(before) >= 2, "the --tables part below skips a section between two"
     assert {t: found.get(t) for t in before} == {t: source_rows[t] for t in before}
@@ -87,4 +87,4 @@ def test_a_failing_bundle_names_its_table_and_stops_there(
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute(f"DROP VIEW {DST}.{VICTIM}")
     assert main(restore) == 0
-    assert contents(sandbox, DST) == source_rows
+    assert state(sandbox, DST) == source_rows
