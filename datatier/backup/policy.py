@@ -218,6 +218,18 @@ class Policy:
                 problems.append(f"{entry.text!r} fits {both}: quote one with backticks")
         return problems
 
+    def exclusion_problems(self, seen: Collection[TableName]) -> list[str]:
+        """``source.exclude_tables`` entries that fit two of ``seen`` (every table and view
+        of the included databases): an unquoted dot would leave both out. An entry fitting
+        none is no problem (the table is gone; there is nothing to leave out)."""
+        problems: list[str] = []
+        for entry in parse_tables(self.spec.source.exclude_tables, "source.exclude_tables"):
+            fits = [r for r in entry.readings if r in seen]
+            if len(fits) > 1:
+                both = ", ".join(show(db, t, always=True) for db, t in fits)
+                problems.append(f"{entry.text!r} fits {both}: quote one with backticks")
+        return problems
+
 
 @lru_cache(maxsize=256)
 def _readings(entries: tuple[str, ...]) -> frozenset[TableName]:

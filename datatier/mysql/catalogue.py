@@ -119,6 +119,7 @@ class Catalogue:
     routines: list[Definition] = field(default_factory=list)
     events: list[Definition] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)  # db.table left out by the policy
+    excluded_pairs: list[tuple[str, str]] = field(default_factory=list)  # the same, as pairs
 
 
 def read_catalogue(
@@ -158,6 +159,7 @@ def read_catalogue(
             continue
         if not include_table(db, name):
             found.excluded.append(f"{db}.{name}")
+            found.excluded_pairs.append((db, name))
             continue
         if ttype == "VIEW":
             found.views.append(_view(conn, db, name, columns.get((db, name), ())))

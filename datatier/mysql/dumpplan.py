@@ -87,8 +87,9 @@ def split_points(low: int, high: int, pieces: int) -> tuple[int, ...]:
 
 
 def check_not_empty(catalogue: Catalogue, policy: Policy, source: Endpoint) -> None:
-    """OperationFailed when the policy matches no database on ``source``, or when one of
-    its ``source.tables`` names no table or view there (or two)."""
+    """OperationFailed when the policy matches no database on ``source``, when one of its
+    ``source.tables`` names no table or view there (or two), or when an unquoted
+    ``source.exclude_tables`` entry fits two (both would be left out)."""
     if not catalogue.databases:
         raise OperationFailed(f"policy {policy.name} matches no database on {source.label}")
     held = {(t.database, t.name) for t in catalogue.tables}
@@ -98,6 +99,11 @@ def check_not_empty(catalogue: Catalogue, policy: Policy, source: Endpoint) -> N
         raise OperationFailed(
             f"policy {policy.name}: source.tables on {source.label}: {'; '.join(problems)}",
             hint="correct the list (a table dropped on purpose: take it out of the policy)",
+        )
+    problems = policy.exclusion_problems(held | set(catalogue.excluded_pairs))
+    if problems:
+        raise OperationFailed(
+            f"policy {policy.name}: source.exclude_tables on {source.label}: {'; '.join(problems)}"
         )
 
 

@@ -206,3 +206,25 @@ def test_a_policy_quoting_a_dotted_name_backs_up_exactly_that_table(
         (DB_AB, "c"),
         (DB_COMMA, "e,f"),
     ]
+
+
+def test_an_ambiguous_exclusion_fails_and_a_quoted_one_leaves_out_only_its_table(
+    clean: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``exclude_tables = ["a.b.c"]`` left both `a`.`b.c` and `a.b`.`c` out of every
+    backup, silently: one of them was meant to be backed up."""
+    sandbox = clean
+    policy = 'engine = "mysql"\n[source]\nnode = "replica1"\n'
+    policy += f"databases = {json.dumps([DB_A, DB_AB])}\n"
+    sandbox.write_policy("excluding", policy + f"exclude_tables = {json.dumps([f'{DB_A}.b.c'])}\n")
+    capsys.readouterr()
+    assert main(["backup", "run", "excluding"]) == 1
+    err = capsys.readouterr().err
+    assert f"fits `{DB_A}`.`b.c`, `{DB_AB}`.`c`: quote one with backticks" in err, err
+    assert completed("excluding", capsys) == []
+
+    quoted = f"exclude_tables = {json.dumps([f'{q(DB_A)}.`b.c`'])}\n"
+    sandbox.write_policy("excluding", policy + quoted)
+    loaded = load(str(sandbox.config_path), environ={})
+    manifest = run_backup(loaded, load_policy(loaded, "excluding"))
+    assert [(t.database, t.name) for t in manifest.tables] == [(DB_AB, "c")]

@@ -160,3 +160,15 @@ def test_valid_cron(expr: str) -> None:
 def test_invalid_cron(expr: str) -> None:
     with pytest.raises(ValueError):
         validate_cron(expr)
+
+
+def test_an_exclusion_fitting_two_tables_is_a_problem_and_one_fitting_none_is_not(
+    tmp_path: Path,
+) -> None:
+    text = '[source]\nnode = "r1"\nexclude_tables = ["a.b.c", "`x.y`.z", "gone.t"]\n'
+    policy = load_policy(write(tmp_path, "excl", text), DEFAULT)
+    seen = {("a", "b.c"), ("a.b", "c"), ("x", "y.z"), ("x.y", "z")}
+    assert policy.exclusion_problems(seen) == [
+        "'a.b.c' fits `a`.`b.c`, `a.b`.`c`: quote one with backticks"
+    ]
+    assert policy.exclusion_problems({("a", "b.c"), ("x.y", "z")}) == []
