@@ -278,7 +278,8 @@ def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = 
         try:
             parse_tables(items, key)
         except UsageError as exc:
-            raise ConfigError(source, key, exc.message, hint=QUOTE_HINT) from None
+            problem = exc.message.removeprefix(f"{key} ")  # ConfigError names the key
+            raise ConfigError(source, key, problem, hint=QUOTE_HINT) from None
     if spec.engine != "mysql" and spec.source.include_grants:
         raise ConfigError(source, "source.include_grants", "only MySQL backups have grants")
     if spec.engine == "mariabackup" and (

@@ -202,6 +202,7 @@ def restore(
     Exit codes: 0 ok, 1 failed, 2 refused/usage, 3 unreachable, 4 corrupt, 5 run again later.
     """
     loaded = app.loaded()
+    entries, listed_databases = parse_tables(tables), parse_databases(databases)  # before I/O
     point_in_time = until is not None or until_gtid is not None
     if point_in_time:
         from datatier.binlog.pitr import locate_base, parse_until  # lazy: PITR only
@@ -220,8 +221,8 @@ def restore(
         drop=drop,
         grants=grants,
         renames=_renames(renames),
-        tables=resolve_tables(parse_tables(tables), held_tables(manifest), manifest.backup_id),
-        databases=parse_databases(databases),
+        tables=resolve_tables(entries, held_tables(manifest), manifest.backup_id),
+        databases=listed_databases,
         jobs=jobs,
         dry_run=dry_run,
         binlog=not no_binlog,
