@@ -195,6 +195,7 @@ class RestoreOptions:
     staging_dir: str | None = None  # where verified copies wait (default: the temp dir)
     until: datetime | None = None  # point in time: replay archived binlogs up to here
     until_gtid: str | None = None  # point in time: ... up to and including this GTID
+    scan: bool = False  # dry run: also stage and check the engine's rehearsal objects
 
     def targets(self, sources: Iterable[str]) -> dict[str, str]:
         """Each source database's target (``renames`` applied); UsageError naming both when
@@ -279,6 +280,16 @@ class RestoreEngine(abc.ABC):
     def check_staged(self, plan: RestorePlan, staged: Staged) -> None:  # noqa: B027 - optional
         """Refuse what the staged content shows cannot be applied (UsageError); changes
         nothing."""
+
+    def rehearsal_objects(self, plan: RestorePlan) -> list[ObjectRecord]:
+        """The plan's objects a dry run with ``scan`` stages and passes to :meth:`rehearse`
+        (none by default: such a dry run then downloads nothing)."""
+        return []
+
+    def rehearse(self, plan: RestorePlan, staged: Staged) -> None:  # noqa: B027 - optional
+        """The refusals of :meth:`check_staged` that need only :meth:`rehearsal_objects`
+        (staged), made during a dry run; records what they learned in ``plan.details``;
+        changes nothing."""
 
     def post_check(self, plan: RestorePlan) -> None:  # noqa: B027 - optional hook
         """Confirm what was applied (OperationFailed / IntegrityFailure)."""

@@ -11,7 +11,9 @@ Contract, in order (the engine, chosen by the manifest's ``engine`` in
    non-empty database or datadir, too little space...) comes next, before anything costs
    money or changes state; so does the key check of encrypted objects (no identity, or none
    that opens them: exit 2, see :mod:`datatier.backup.encryption`). A dry run makes the
-   same checks and stops after step 3's report.
+   same checks and stops after step 3's report; with ``scan`` it first stages the engine's
+   rehearsal objects alone (step 4, never an archive request) and lets the engine rehearse
+   its content checks on them (a point-in-time restore's binlog scan).
 3. Objects in GLACIER/DEEP_ARCHIVE are restored: requests go out for all of them at once;
    then either we wait (polling) or raise NotReadyYet (exit 5) so the same command can be
    run again later. The report gives the storage classes the store lists now.
@@ -39,8 +41,9 @@ from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.service import open_catalogs
 from datatier.backup.stores import for_transfers
 from datatier.config import LoadedConfig
-from datatier.errors import NotReadyYet
+from datatier.errors import NotReadyYet, UsageError
 from datatier.log import get_logger
+from datatier.pipeline.encrypt import Identities
 from datatier.pipeline.staging import Wanted, stage_from
 from datatier.storage.base import ObjectStore
 
@@ -111,14 +114,13 @@ def restore_backup(
     archive = _bring_back(groups, options, progress)  # after every refusal: requests cost money
     report = _report(plan, engine.name, options, archive)
     if options.dry_run:
+        if options.scan:
+            _rehearse(engine, plan, catalog.store, options, progress, identities)
+            report.details, report.summary = dict(plan.details), list(plan.summary)
         return report
-    wanted = [
-        (store, [Wanted(o.key, o.size, o.sha256, o.plain_size, o.plain_sha256) for o in objects])
-        for store, objects in groups
-    ]
     directory = Path(options.staging_dir) if options.staging_dir else None
     with stage_from(
-        wanted,
+        _wanted(groups),
         directory=directory,
         jobs=options.jobs,
         on_object=progress.on_checked,
@@ -146,14 +148,56 @@ def restore_backup(
 
 
 def _by_store(
-    plan: RestorePlan, default: ObjectStore
+    plan: RestorePlan, default: ObjectStore, objects: list[ObjectRecord] | None = None
 ) -> list[tuple[ObjectStore, list[ObjectRecord]]]:
-    """The plan's objects grouped by the store that holds them (apply order kept)."""
+    """``objects`` (default: the plan's) grouped by the store that holds them (apply order
+    kept)."""
     groups: dict[str, tuple[ObjectStore, list[ObjectRecord]]] = {}
-    for obj in plan.objects:
+    for obj in plan.objects if objects is None else objects:
         store = plan.stores.get(obj.key, default)
         groups.setdefault(store.url, (store, []))[1].append(obj)
     return list(groups.values())
+
+
+def _wanted(
+    groups: list[tuple[ObjectStore, list[ObjectRecord]]],
+) -> list[tuple[ObjectStore, list[Wanted]]]:
+    return [
+        (store, [Wanted(o.key, o.size, o.sha256, o.plain_size, o.plain_sha256) for o in objects])
+        for store, objects in groups
+    ]
+
+
+def _rehearse(
+    engine: RestoreEngine,
+    plan: RestorePlan,
+    default: ObjectStore,
+    options: RestoreOptions,
+    progress: RestoreProgress,
+    identities: Identities | None,
+) -> None:
+    """``--dry-run --scan``: the engine's rehearsal objects downloaded and checked as a
+    restore stages them, then :meth:`~RestoreEngine.rehearse`d; nothing is applied and the
+    copies are removed. UsageError (before any download) when one is archived and not
+    readable: a dry run sends no archive-restore request."""
+    groups = _by_store(plan, default, engine.rehearsal_objects(plan))
+    cold = [o.key for store, objects in groups for o in objects if not store.head(o.key).readable]
+    if cold:
+        raise UsageError(
+            f"--scan: {len(cold)} of {sum(len(o) for _, o in groups)} objects to scan are "
+            f"archived and not readable yet, e.g. {cold[0]}",
+            hint="a dry run requests no archive restore; the restore itself requests them and "
+            "scans them before it applies anything",
+        )
+    directory = Path(options.staging_dir) if options.staging_dir else None
+    with stage_from(
+        _wanted(groups),
+        directory=directory,
+        jobs=options.jobs,
+        on_object=progress.on_checked,
+        identities=identities,
+    ) as staged:
+        engine.rehearse(plan, staged)
 
 
 def _bring_back(

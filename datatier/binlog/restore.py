@@ -131,6 +131,19 @@ class PitrRestore(RestoreEngine):
         base backup's own checks first."""
         assert self.base_plan is not None, "plan runs first"
         self.base.check_staged(self.base_plan, staged)
+        self._scan(plan, staged)
+
+    def rehearsal_objects(self, plan: RestorePlan) -> list[ObjectRecord]:
+        """The segments (``restore --dry-run --scan``): the base backup is not fetched."""
+        return [o for o in plan.objects if o.key in plan.stores]
+
+    def rehearse(self, plan: RestorePlan, staged: Staged) -> None:
+        """The scan of :meth:`check_staged` over the staged segments alone: its refusals
+        (exit 2) and ``plan.details["scan"]`` (transactions, the last GTID and time the
+        replay would reach) during a dry run."""
+        self._scan(plan, staged)
+
+    def _scan(self, plan: RestorePlan, staged: Staged) -> None:
         server = self.base.server
         packet = max_allowed_packet(server)
         self._max_binlog = max(64 * 1024, min(8 * MiB, (packet - 8192) * 3 // 4))
@@ -160,6 +173,16 @@ class PitrRestore(RestoreEngine):
             "last_time": iso(scanned.last_ts) if scanned.last_ts else None,
             "stop": scanned.stop,
         }
+        reached = (
+            f"up to {scanned.last}" + (f" ({iso(scanned.last_ts)})" if scanned.last_ts else "")
+            if scanned.last
+            else "(the base backup is at the target)"
+        )
+        plan.summary.append(
+            f"scanned: {scanned.transactions} transaction(s) to replay, "
+            f"{human_bytes(scanned.statement_bytes)} of statements, {reached}; "
+            f"{scanned.skipped} skipped (in the base backup, or of nothing restored)"
+        )
 
     def apply(
         self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None

@@ -83,6 +83,13 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     "--dry-run", is_flag=True, help="Show what would be fetched, from which tiers; change nothing."
 )
 @click.option(
+    "--scan",
+    is_flag=True,
+    help="With --dry-run and --until/--until-gtid: also download the binlog segments "
+    "(SHA-256 checked, not the base backup) and scan them as the restore would, so what it "
+    "would refuse (exit 2) and the point the replay reaches show now. Nothing is applied.",
+)
+@click.option(
     "--no-binlog",
     is_flag=True,
     help="Do not write the restored data to the target's binlog (faster; replicas of the "
@@ -166,6 +173,7 @@ def restore(
     tables: tuple[str, ...],
     jobs: int,
     dry_run: bool,
+    scan: bool,
     no_binlog: bool,
     keys_after_data: bool,
     drop: bool,
@@ -196,14 +204,20 @@ def restore(
     Point in time (say, after an accidental DROP TABLE in shop):
       datatier binlogs status                  # the archive's window
       datatier restore --policy P --until-gtid GTID_BEFORE_IT \\
-          --rename shop=shop_before --dry-run  # the plan; then again without --dry-run
-    (or --until 2026-12-01T11:59:00Z). A target the archive cannot reach, a gap, or a
-    transaction that cannot be replayed is refused (exit 2) before anything changes.
+          --rename shop=shop_before --dry-run --scan  # the plan, segments read
+    then again without --dry-run --scan (or --until 2026-12-01T11:59:00Z). A target the
+    archive cannot reach, a gap, or a transaction that cannot be replayed is refused (exit
+    2) before anything changes.
     Exit codes: 0 ok, 1 failed, 2 refused/usage, 3 unreachable, 4 corrupt, 5 run again later.
     """
     loaded = app.loaded()
     entries, listed_databases = parse_tables(tables), parse_databases(databases)  # before I/O
     point_in_time = until is not None or until_gtid is not None
+    if scan and not (dry_run and point_in_time):
+        raise UsageError(
+            "--scan goes with --dry-run and --until or --until-gtid",
+            hint="a restore always scans the segments before it applies anything",
+        )
     if point_in_time:
         from datatier.binlog.pitr import locate_base, parse_until  # lazy: PITR only
 
@@ -238,6 +252,7 @@ def restore(
         staging_dir=staging_dir,
         until=moment,
         until_gtid=until_gtid,
+        scan=scan,
     )
     total = manifest.raw_bytes
     archive = Progress("waiting for archive restores", unit="objects")

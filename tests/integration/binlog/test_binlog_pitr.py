@@ -31,6 +31,7 @@ from datatier.binlog.status import ArchiveWatch
 from datatier.cli import main
 from datatier.config import load
 from datatier.mysql.binlog.positions import Position
+from datatier.storage.base import RestoreState
 from tests.integration.binlog_support import (
     ArchiverProcess,
     Load,
@@ -171,6 +172,57 @@ def test_dry_run_names_base_segments_classes_and_size(
     assert query(pitr_env.config, "primary", "SHOW DATABASES") == before
 
 
+def test_dry_run_scan_reads_the_segments_and_changes_nothing(
+    scenario: dict[str, Any],
+    pitr_env: SandboxHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--scan downloads and scans the segments (not the base) and reports where the replay
+    ends; the plain dry run reads no segment; neither creates anything or leaves a copy."""
+    before = query(pitr_env.config, "primary", "SHOW DATABASES")
+    target = ["--until-gtid", scenario["gtid"], "--rename", f"{DB}=pitr_dry"]
+    staging = ["--staging-dir", str(tmp_path)]
+    assert restore(*target, "--dry-run", "--json", *staging) == 0
+    assert "scan" not in json.loads(capsys.readouterr().out)
+    code = restore(*target, "--dry-run", "--scan", "--json", *staging)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    doc = json.loads(out.out)
+    assert doc["dry_run"] is True
+    assert doc["scan"]["last"] == scenario["gtid"]
+    assert doc["scan"]["transactions"] > 0 and doc["scan"]["statement_bytes"] > 0
+    assert restore(*target, "--dry-run", "--scan", *staging) == 0
+    text = capsys.readouterr().out
+    assert f"scanned: {doc['scan']['transactions']} transaction(s) to replay" in text
+    assert f"up to {scenario['gtid']}" in text
+    assert query(pitr_env.config, "primary", "SHOW DATABASES") == before
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--scan",), ("--scan", "--rename", f"{DB}=pitr_bad"), ("--dry-run", "--scan", "ID")],
+    ids=["without-dry-run", "with-rename", "without-until"],
+)
+def test_scan_outside_a_point_in_time_dry_run_is_refused(
+    args: tuple[str, ...],
+    scenario: dict[str, Any],
+    pitr_env: SandboxHandle,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = query(pitr_env.config, "primary", "SHOW DATABASES")
+    if "ID" in args:
+        argv = ["restore", scenario["backup"].backup_id, *(a for a in args if a != "ID")]
+    else:
+        argv = ["restore", "--policy", POLICY, "--until-gtid", scenario["gtid"], *args]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--scan goes with --dry-run and --until or --until-gtid" in one_error_line(err)
+    assert query(pitr_env.config, "primary", "SHOW DATABASES") == before
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -272,6 +324,9 @@ def test_archived_segments_follow_the_glacier_flow(
     target = ["--until-gtid", scenario["gtid"], "--rename", f"{DB}=pitr_cold"]
     assert restore(*target, "--dry-run") == 0
     assert "GLACIER" in capsys.readouterr().out
+    assert restore(*target, "--dry-run", "--scan") == 2  # a dry run requests nothing
+    assert "archived and not readable yet" in one_error_line(capsys.readouterr().err)
+    assert {store.head(o.key).restore for o in segments} == {RestoreState.NONE}
     before = query(pitr_env.config, "primary", "SHOW DATABASES")
     assert restore(*target, "--no-wait") == 5
     err = capsys.readouterr().err
@@ -279,6 +334,8 @@ def test_archived_segments_follow_the_glacier_flow(
     assert query(pitr_env.config, "primary", "SHOW DATABASES") == before
     assert restore(*target, "--wait", "--poll", "0.05") == 0, capsys.readouterr().err
     assert checksums(pitr_env.config, "primary", "pitr_cold") == scenario["reference"]
+    elsewhere = [*target[:2], "--rename", f"{DB}=pitr_cold_again"]
+    assert restore(*elsewhere, "--dry-run", "--scan") == 0, capsys.readouterr().err  # readable
 
 
 def test_metrics_show_archive_lag_and_gaps(

@@ -67,3 +67,10 @@ def test_a_target_the_scan_refuses_says_nothing_was_loaded(
     assert code == 2, err
     assert "is not in the archive" in err and "interrupted" not in err, err
     assert query(sandbox.config, "primary", "SHOW DATABASES LIKE 'pitr_edge_none'") == []
+    dry = ["restore", "--policy", POLICY, "--until-gtid", f"{domain}-77-{inside}",
+           "--rename", f"{DB}=pitr_edge_none", "--dry-run"]  # fmt: skip
+    assert main(dry) == 0  # the plan alone reads no segment: the gap does not show
+    capsys.readouterr()
+    assert main([*dry, "--scan"]) == 2  # the scan shows it now
+    assert "is not in the archive" in capsys.readouterr().err
+    assert query(sandbox.config, "primary", "SHOW DATABASES LIKE 'pitr_edge_none'") == []
