@@ -44,7 +44,7 @@ from datatier.config import LoadedConfig
 from datatier.errors import NotReadyYet, UsageError
 from datatier.log import get_logger
 from datatier.pipeline.encrypt import Identities
-from datatier.pipeline.staging import Wanted, stage_from
+from datatier.pipeline.staging import Staged, Wanted, stage_from
 from datatier.storage.base import ObjectStore
 
 log = get_logger(__name__)
@@ -118,14 +118,7 @@ def restore_backup(
             _rehearse(engine, plan, catalog.store, options, progress, identities)
             report.details, report.summary = dict(plan.details), list(plan.summary)
         return report
-    directory = Path(options.staging_dir) if options.staging_dir else None
-    with stage_from(
-        _wanted(groups),
-        directory=directory,
-        jobs=options.jobs,
-        on_object=progress.on_checked,
-        identities=identities,
-    ) as staged:
+    with _stage(groups, options, progress, identities) as staged:
         engine.check_staged(plan, staged)
         try:
             engine.apply(plan, staged, progress.on_loaded)
@@ -159,13 +152,24 @@ def _by_store(
     return list(groups.values())
 
 
-def _wanted(
+def _stage(
     groups: list[tuple[ObjectStore, list[ObjectRecord]]],
-) -> list[tuple[ObjectStore, list[Wanted]]]:
-    return [
+    options: RestoreOptions,
+    progress: RestoreProgress,
+    identities: Identities | None,
+) -> Staged:
+    """``groups``' objects downloaded, checked and decrypted into the staging directory."""
+    wanted = [
         (store, [Wanted(o.key, o.size, o.sha256, o.plain_size, o.plain_sha256) for o in objects])
         for store, objects in groups
     ]
+    return stage_from(
+        wanted,
+        directory=Path(options.staging_dir) if options.staging_dir else None,
+        jobs=options.jobs,
+        on_object=progress.on_checked,
+        identities=identities,
+    )
 
 
 def _rehearse(
@@ -189,14 +193,7 @@ def _rehearse(
             hint="a dry run requests no archive restore; the restore itself requests them and "
             "scans them before it applies anything",
         )
-    directory = Path(options.staging_dir) if options.staging_dir else None
-    with stage_from(
-        _wanted(groups),
-        directory=directory,
-        jobs=options.jobs,
-        on_object=progress.on_checked,
-        identities=identities,
-    ) as staged:
+    with _stage(groups, options, progress, identities) as staged:
         engine.rehearse(plan, staged)
 
 
