@@ -162,7 +162,7 @@ def failed_object(
     falls in."""
     found = AT_LINE.match(stderr.strip().rsplit(b"\n", 1)[-1])
     if marks is not None and found is not None:
-        where = marks.where(int(found.group(1)))
+        where = marks.where(int(found.group(1)) - lines[0])
         if where is not None:
             table = ident(where[0]).replace("\n", "\\n").replace("\r", "\\r")  # one line
             return f"{objs[0].key} (table {table}, its line {where[1]})"
