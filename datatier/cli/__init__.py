@@ -85,7 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _notes(exc: BaseException) -> str:
-    """What the interrupted work said about what it left (PEP 678 notes), as ``; ...``."""
+    """What the interrupted work said about what it left (PEP 678 notes), as ``; ...``:
+    for Ctrl-C, which click turns into Abort, the notes of the KeyboardInterrupt."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, click.exceptions.Abort) and isinstance(cause, KeyboardInterrupt):
+        exc = cause
     return "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
 
 

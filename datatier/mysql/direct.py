@@ -5,7 +5,9 @@ statements end, which costs as much CPU as a tenth of the server's own work on t
 rows; the frames (:mod:`datatier.mysql.frames`) already say where. Each statement is sent
 as it is, in autocommit, in the session the object's PRELUDE sets, as the stock client
 would send it. Nothing outlives a killed restore: the statements come from this process,
-and the connection dies with it.
+and the connection dies with it. Nothing outlives a stopped one either: every connection
+is registered with the restore's :class:`~datatier.mysql.interrupt.Interrupter`, which
+kills it on the server.
 """
 
 from __future__ import annotations
@@ -20,18 +22,25 @@ from datatier.errors import IntegrityFailure, OperationFailed
 from datatier.mysql.connection import Endpoint
 from datatier.mysql.fastreader import open_connection
 from datatier.mysql.frames import FrameError
+from datatier.mysql.interrupt import Interrupter
 from datatier.mysql.sqltext import ident
 
 
 class StatementRunner:
     """One connection to ``target``; ``binlog=False`` keeps what it runs out of the target's
-    binlog. One per loading thread (a connection runs one statement at a time)."""
+    binlog. One per loading thread (a connection runs one statement at a time). Each
+    connection it opens is registered with ``interrupter`` (Stopped, from there, once the
+    restore was stopped)."""
 
-    def __init__(self, target: Endpoint, *, binlog: bool) -> None:
+    def __init__(
+        self, target: Endpoint, *, binlog: bool, interrupter: Interrupter | None = None
+    ) -> None:
         self.target = target
         self.binlog = binlog
+        self.interrupter = interrupter
         self._conn: MySQLdb.Connection | None = None
         self._database: str | None = None
+        self._conn_id = 0
 
     def _connection(self) -> MySQLdb.Connection:
         """The open connection; a new one when there is none or the server dropped it
@@ -46,12 +55,21 @@ class StatementRunner:
                 self.close()
         # One statement per query: a frame can never carry a second one.
         conn = open_connection(self.target, use_unicode=False, conv={}, multi_statements=False)
+        conn_id = conn.thread_id()  # type: ignore[no-untyped-call]
+        if self.interrupter is not None:
+            try:
+                self.interrupter.watch(conn_id)
+            except BaseException:
+                conn.close()  # type: ignore[no-untyped-call]
+                raise
+        self._conn_id = conn_id
         if not self.binlog:
             try:
                 conn.query(b"SET SESSION sql_log_bin = 0")
                 conn.store_result()  # type: ignore[no-untyped-call]
             except MySQLdb.MySQLError as exc:
-                conn.close()  # type: ignore[no-untyped-call]
+                self._conn = conn
+                self.close()
                 raise OperationFailed(
                     f"turning the binlog off for a restore on {self.target.label} failed: "
                     f"{self._detail(exc)}",
@@ -108,6 +126,8 @@ class StatementRunner:
 
     def close(self) -> None:
         if self._conn is not None:
+            if self.interrupter is not None:
+                self.interrupter.forget(self._conn_id)
             with contextlib.suppress(MySQLdb.MySQLError):  # already gone
                 self._conn.close()  # type: ignore[no-untyped-call]
             self._conn = None

@@ -26,10 +26,16 @@ are added by one ``ALTER TABLE`` as soon as the table's last data object has loa
 then builds each index by one sort instead of row by row. The restored table ends up defined
 exactly as backed up; a restore that fails before the ALTER leaves the table without those
 indexes (as it leaves it without some rows).
+
+The first failure of any job, Ctrl-C or SIGTERM stops the restore at once: every statement
+still running on the target is killed (:mod:`datatier.mysql.interrupt`), and the failure
+that stopped it (or the signal) is what is raised, never a killed sibling's error. An
+object is reported loaded (``on_loaded``) only once all its statements have succeeded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -48,6 +54,7 @@ from datatier.mysql.connection import (
 from datatier.mysql.deferred_keys import defer_secondary_keys
 from datatier.mysql.direct import StatementRunner
 from datatier.mysql.frames import is_framed, peek, statements
+from datatier.mysql.interrupt import Interrupter
 from datatier.mysql.sqltext import ident, parse_block, prelude_statements
 from datatier.mysql.stock_client import StockClient
 
@@ -87,8 +94,9 @@ class SQLLoader:
         self.binlog = binlog
         self.keys_after_data = keys_after_data
         self.on_loaded = on_loaded
-        self._client = StockClient(binlog=binlog)
-        self._stop = threading.Event()
+        self._interrupter = Interrupter(target)
+        self._client = StockClient(self._interrupter, binlog=binlog)
+        self._stop = self._interrupter.stop
         self._large: set[tuple[str | None, str | None]] = set()
         self._alters: dict[tuple[str | None, str | None], str] = {}
         self._alters_lock = threading.Lock()
@@ -107,10 +115,11 @@ class SQLLoader:
                 )
         self._large = {t for t, size in sizes.items() if size >= DEFER_MIN_BYTES}
         try:
-            self._load_phases(pending, kinds)
+            self._interrupter.supervise(lambda: self._load_phases(pending, kinds))
         finally:
             for conn in self._sessions:
-                conn.close()
+                with contextlib.suppress(pymysql.MySQLError):  # killed by a stop
+                    conn.close()
             self._sessions.clear()
             for runner in self._runners:
                 runner.close()
@@ -165,9 +174,9 @@ class SQLLoader:
                             if left[table] == 0 and obj.kind == "data" and table in self._alters:
                                 running[pool.submit(self._add_keys, table)] = []
             except BaseException:
-                self._stop.set()
                 for future in running:
                     future.cancel()
+                self._interrupter.fire()  # siblings blocked in a statement never see _stop
                 raise
 
     def _load_many(self, objs: list[ObjectRecord], cnf: ClientOptions) -> None:
@@ -209,7 +218,7 @@ class SQLLoader:
         """This thread's connection for framed data objects."""
         runner: StatementRunner | None = getattr(self._local, "runner", None)
         if runner is None:
-            runner = StatementRunner(self.target, binlog=self.binlog)
+            runner = StatementRunner(self.target, binlog=self.binlog, interrupter=self._interrupter)
             with self._alters_lock:
                 self._runners.append(runner)
             self._local.runner = runner
@@ -262,9 +271,14 @@ class SQLLoader:
         database = None if table[0] is None else self.database_for(table[0])
         try:
             with connect(self.target, database=database) as conn, conn.cursor() as cur:
-                if not self.binlog:
-                    cur.execute("SET SESSION sql_log_bin = 0")
-                cur.execute(alter)
+                conn_id: int = conn.thread_id()  # type: ignore[no-untyped-call]
+                self._interrupter.watch(conn_id)
+                try:
+                    if not self.binlog:
+                        cur.execute("SET SESSION sql_log_bin = 0")
+                    cur.execute(alter)
+                finally:
+                    self._interrupter.forget(conn_id)
         except pymysql.MySQLError as exc:
             detail = self.target.scrub(str(exc.args[-1] if exc.args else exc))
             raise OperationFailed(
@@ -297,6 +311,7 @@ class SQLLoader:
             conn = connect(self.target, database=database)
             with self._alters_lock:
                 self._sessions.append(conn)
+            self._interrupter.watch(conn.thread_id())  # type: ignore[no-untyped-call]
             if not self.binlog:
                 with conn.cursor() as cur:
                     cur.execute("SET SESSION sql_log_bin = 0")

@@ -7,6 +7,11 @@ input ends, even a statement cut off mid-way, and an orphan left blocked on a lo
 load the rest of its input later, possibly into tables a second restore has just replaced.
 Each client therefore starts under ``setpriv --pdeathsig KILL`` (util-linux, essential on
 Debian): it is killed when the thread feeding it dies, with the process or alone.
+
+A client's death does not end the statement it has sent (one waiting on a lock runs when
+the lock is released): so each client first prints its connection id, which it registers
+with the restore's :class:`~datatier.mysql.interrupt.Interrupter`, and a stopped restore
+kills that connection on the server too.
 """
 
 from __future__ import annotations
@@ -20,11 +25,15 @@ from collections.abc import Callable, Iterator
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import OperationFailed
 from datatier.mysql.connection import ClientOptions
+from datatier.mysql.interrupt import ClientHandle, Interrupter
 from datatier.mysql.sections import SectionLines
 from datatier.mysql.sqltext import ident
 
 AT_LINE = re.compile(rb"ERROR(?: \d+ \([^)]*\))? at line (\d+)")
 """The client's error line (its last; it echoes the failing statement, any text, before)."""
+WHO_AM_I = b"SELECT CONNECTION_ID();\n"
+"""What each client runs first: its connection id, for a stopped restore to kill (one line,
+before the objects' own)."""
 
 
 def die_with_parent() -> list[str]:
@@ -44,10 +53,11 @@ def client_binary() -> str:
 
 
 class StockClient:
-    """Runs stock clients for a restore; ``binlog=False`` keeps what they load out of the
-    target's binlog."""
+    """Runs stock clients for a restore, each registered with ``interrupter``;
+    ``binlog=False`` keeps what they load out of the target's binlog."""
 
-    def __init__(self, *, binlog: bool) -> None:
+    def __init__(self, interrupter: Interrupter, *, binlog: bool) -> None:
+        self.interrupter = interrupter
         self.binlog = binlog
         self._binary = client_binary()
         self._guard = die_with_parent()
@@ -69,6 +79,8 @@ class StockClient:
             "--binary-mode",
             "--batch",
             "--comments",
+            "--skip-column-names",
+            "--unbuffered",  # its connection id leaves at once
             "--max-allowed-packet=1G",
             "--default-character-set=utf8mb4",
             *([f"--database={database}"] if database is not None else []),
@@ -78,17 +90,30 @@ class StockClient:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=cnf.pass_fds,
         )
+        with self.interrupter.client(proc) as handle:
+            self._run(proc, handle, objs, database, fetch)
+
+    def _run(
+        self,
+        proc: subprocess.Popen[bytes],
+        handle: ClientHandle,
+        objs: list[ObjectRecord],
+        database: str | None,
+        fetch: Callable[[ObjectRecord], Iterator[bytes]],
+    ) -> None:
         assert proc.stdin is not None and proc.stderr is not None
         errors: list[bytes] = []
         reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
         reader.start()
-        lines = [0]  # lines before each object (bundles only), to name the one that failed
+        threading.Thread(target=_learn_id, args=(handle,), daemon=True).start()
+        lines = [1]  # lines before each object (WHO_AM_I's first), to name the one that failed
         marks = SectionLines(objs[0].sections) if len(objs) == 1 and objs[0].sections else None
         try:
+            proc.stdin.write(WHO_AM_I)
             for obj in objs:
                 count = lines[-1]
                 for chunk in fetch(obj):
@@ -117,15 +142,27 @@ class StockClient:
             )
 
 
+def _learn_id(handle: ClientHandle) -> None:
+    """Read the client's first output line (its connection id, :data:`WHO_AM_I`), then drain
+    the rest (a statement of the objects may print something)."""
+    out = handle.proc.stdout
+    assert out is not None
+    first = out.readline().strip()
+    handle.learned(int(first) if first.isdigit() else None)
+    while out.read(1 << 16):
+        pass
+
+
 def failed_object(
     objs: list[ObjectRecord], lines: list[int], stderr: bytes, marks: SectionLines | None = None
 ) -> str:
     """The key of the object of ``objs`` a client's error (``at line N`` of the stream, whose
     objects began after ``lines[i]`` lines) points at, with its own line number; for one
-    bundle object, the table whose section (``marks``) that line falls in."""
+    bundle object (after ``lines[0]`` lines), the table whose section (``marks``) that line
+    falls in."""
     found = AT_LINE.match(stderr.strip().rsplit(b"\n", 1)[-1])
     if marks is not None and found is not None:
-        where = marks.where(int(found.group(1)))
+        where = marks.where(int(found.group(1)) - lines[0])
         if where is not None:
             table = ident(where[0]).replace("\n", "\\n").replace("\r", "\\r")  # one line
             return f"{objs[0].key} (table {table}, its line {where[1]})"

@@ -1,0 +1,159 @@
+"""``datatier restore`` blocked on a lock the test holds: a failing sibling job, Ctrl-C or
+SIGTERM ends it within seconds, with the failure's (or the signal's) one-line message and
+exit code, and leaves no statement of it on the server (:mod:`datatier.mysql.interrupt`).
+
+The target is pre-seeded and the restore runs with ``--force``: the test's open
+transaction on ``block`` holds a metadata lock its ``DROP TABLE IF EXISTS`` waits on (for
+an hour: the lock wait timeouts are raised); a view named ``fail`` survives ``DROP TABLE IF
+EXISTS fail``, so that table's ``CREATE TABLE`` fails at once (ERROR 1050).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from datatier.backup.manifest import Manifest
+from datatier.backup.service import load_policy, run_backup
+from datatier.config import load
+from tests.integration.conftest import SandboxHandle, wait_for
+from tests.integration.mysql.test_restore_stop import long_lock_waits  # noqa: F401 (fixture)
+
+SRC = "rsig_src"
+DST = "rsig_dst"
+FILLERS = [f"f{i:02d}" for i in range(16)]
+
+
+@pytest.fixture(scope="module")
+def source(sandbox: SandboxHandle) -> Iterator[Manifest]:
+    """``block`` (the largest definition: loaded first), fillers, then ``fail`` (the
+    smallest: loaded last, when ``block``'s DROP has long been waiting)."""
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for db in (SRC, DST):
+            cur.execute(f"DROP DATABASE IF EXISTS {db}")
+        cur.execute(f"CREATE DATABASE {SRC}")
+        comment = "block " * 300
+        cur.execute(f"CREATE TABLE {SRC}.block (id INT PRIMARY KEY, v TEXT) COMMENT '{comment}'")
+        for name in FILLERS:
+            cur.execute(f"CREATE TABLE {SRC}.{name} (id INT PRIMARY KEY, v VARCHAR(20))")
+        cur.execute(f"CREATE TABLE {SRC}.fail (id INT PRIMARY KEY)")
+        for name in ("block", *FILLERS, "fail"):
+            cur.execute(f"INSERT INTO {SRC}.{name} (id) VALUES (1), (2)")
+    sandbox.wait_replicated()
+    sandbox.write_policy(
+        "restore-signals",
+        'engine = "mysql"\nbundle_tables = false\n[source]\nnode = "replica1"\n'
+        f"databases = [{json.dumps(SRC)}]\n",
+    )
+    loaded = load(str(sandbox.config_path), environ={})
+    yield run_backup(loaded, load_policy(loaded, "restore-signals"))
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for db in (SRC, DST):
+            cur.execute(f"DROP DATABASE IF EXISTS {db}")
+
+
+@pytest.fixture
+def held(sandbox: SandboxHandle, long_lock_waits: None) -> Iterator[None]:  # noqa: F811
+    """``DST`` with ``block`` (the test's transaction holding its metadata lock) and a view
+    ``fail``."""
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DST}")
+        cur.execute(f"CREATE DATABASE {DST}")
+        cur.execute(f"CREATE TABLE {DST}.block (id INT PRIMARY KEY)")
+        cur.execute(f"CREATE VIEW {DST}.fail AS SELECT 1 AS id")
+    holder = sandbox.connect()
+    with holder.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute(f"SELECT * FROM {DST}.block")
+    yield
+    with holder.cursor() as cur:
+        cur.execute("ROLLBACK")
+    holder.close()
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DST}")
+
+
+def restore(sandbox: SandboxHandle, backup_id: str) -> list[str]:
+    return [
+        sys.executable, "-m", "datatier", "--config", str(sandbox.config_path), "restore",
+        backup_id, "--rename", f"{SRC}={DST}", "--jobs", "2", "--force",
+    ]  # fmt: skip
+
+
+def statements_on(sandbox: SandboxHandle) -> list[tuple[int, str, str]]:
+    """(id, state, statement) of every statement running in ``DST`` but the test's."""
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT ID, STATE, INFO FROM information_schema.PROCESSLIST "
+            "WHERE DB=%s AND INFO IS NOT NULL AND ID <> CONNECTION_ID()",
+            (DST,),
+        )
+        return [tuple(row) for row in cur.fetchall()]
+
+
+def drop_waiting(sandbox: SandboxHandle) -> bool:
+    return any(str(info).startswith("DROP TABLE") for _, _, info in statements_on(sandbox))
+
+
+def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str, float]:
+    """(exit code, stderr, seconds) of ``proc``; killed (and the test failed) after
+    ``timeout``."""
+    started = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"the restore still ran {timeout} s later")
+    return proc.returncode, err, time.monotonic() - started
+
+
+def test_a_failing_job_ends_the_restore_with_its_own_error(
+    sandbox: SandboxHandle, source: Manifest, held: None
+) -> None:
+    proc = subprocess.Popen(restore(sandbox, source.backup_id), stderr=subprocess.PIPE, text=True)
+    code, err, took = finish(proc, timeout=30)
+    last = err.strip().splitlines()[-1]
+    assert code == 1, err
+    assert "/tables/fail/schema" in last and "Table 'fail' already exists" in last, err
+    assert "interrupted" not in err.lower().replace("the restore was interrupted", ""), err
+    assert "Traceback" not in err
+    assert took < 15  # staging and loading included
+    assert statements_on(sandbox) == []
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "message"),
+    [(signal.SIGINT, 130, "aborted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+)
+def test_a_signal_ends_a_blocked_restore_and_its_statements(
+    sandbox: SandboxHandle,
+    source: Manifest,
+    held: None,
+    signum: signal.Signals,
+    code: int,
+    message: str,
+) -> None:
+    with sandbox.connect() as conn, conn.cursor() as cur:  # no failing job this time
+        cur.execute(f"DROP VIEW {DST}.fail")
+    proc = subprocess.Popen(restore(sandbox, source.backup_id), stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: drop_waiting(sandbox), timeout=60)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    proc.send_signal(signum)
+    returned, err, took = finish(proc, timeout=20)
+    assert returned == code, err
+    last = err.strip().splitlines()[-1]
+    assert message in last and f"the restore was interrupted: {DST} on primary" in last, err
+    assert "Traceback" not in err
+    assert took < 10
+    assert statements_on(sandbox) == []
