@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import MySQLdb
 
@@ -66,10 +66,12 @@ class StatementRunner:
         database: str,
         statements: Iterable[bytes],
         stop: threading.Event,
+        locate: Callable[[], str | None] | None = None,
     ) -> bool:
         """Run ``statements`` (object ``key``'s) in ``database``, in order, until ``stop``
-        is set (False then). OperationFailed names the object, the statement and the
-        server's error; IntegrityFailure when the object's frames are wrong."""
+        is set (False then). OperationFailed names the object, the statement (``locate()``
+        when it says, e.g. a bundle's table; else its number) and the server's error;
+        IntegrityFailure when the object's frames are wrong."""
         number = 0
         self._connection()
         try:
@@ -88,6 +90,11 @@ class StatementRunner:
                 "altered along with its manifest",
             ) from None
         except MySQLdb.MySQLError as exc:
+            located = locate() if locate is not None and number else None
+            if located is not None:
+                raise OperationFailed(
+                    f"loading {key} ({located}) into {database} failed: {self._detail(exc)}"
+                ) from None
             where = f"its statement {number}" if number else "selecting the database"
             raise OperationFailed(
                 f"loading {key} into {database} failed at {where}: {self._detail(exc)}"
