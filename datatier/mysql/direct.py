@@ -1,11 +1,12 @@
-"""Running a framed data object's statements on a connection of the C client (libmariadb).
+"""Running a framed object's statements (data objects, format-1 bundles) on a connection of
+the C client (libmariadb).
 
 A stock client process would parse every byte of the object again to find where its
 statements end, which costs as much CPU as a tenth of the server's own work on the same
 rows; the frames (:mod:`datatier.mysql.frames`) already say where. Each statement is sent
-as it is, in autocommit, in the session the object's PRELUDE sets, as the stock client
-would send it. Nothing outlives a killed restore: the statements come from this process,
-and the connection dies with it.
+as it is (a bundle's without its delimiter), in autocommit, in the session the object's
+PRELUDE sets, as the stock client would send it. Nothing outlives a killed restore: the
+statements come from this process, and the connection dies with it.
 """
 
 from __future__ import annotations
