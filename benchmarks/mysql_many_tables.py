@@ -226,6 +226,7 @@ def main() -> None:
         with replicas_paused(replicas, not args.replicas_live):
             run = timed(argv, env=env)
         results["restore_s"], results["restore_rss"] = run.seconds, run.rss_mb
+        results["restore_cpu_s"] = run.cpu_s  # datatier and any clients it waited for
         if checksums(primary, dbs, args.tables, renames) != source:
             raise SystemExit("datatier restore does not match the source")
         client = {db: f"c{db}" for db in dbs}  # the stock client loads mariadb-dump's file

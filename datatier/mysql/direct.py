@@ -1,20 +1,21 @@
-"""Running a framed data object's statements on a connection of the C client (libmariadb).
+"""Running a framed object's statements (data objects, format-1 bundles) on a connection of
+the C client (libmariadb).
 
 A stock client process would parse every byte of the object again to find where its
 statements end, which costs as much CPU as a tenth of the server's own work on the same
 rows; the frames (:mod:`datatier.mysql.frames`) already say where. Each statement is sent
-as it is, in autocommit, in the session the object's PRELUDE sets, as the stock client
-would send it. Nothing outlives a killed restore: the statements come from this process,
-and the connection dies with it. Nothing outlives a stopped one either: every connection
-is registered with the restore's :class:`~datatier.mysql.interrupt.Interrupter`, which
-kills it on the server.
+as it is (a bundle's without its delimiter), in autocommit, in the session the object's
+PRELUDE sets, as the stock client would send it. Nothing outlives a killed restore: the
+statements come from this process, and the connection dies with it. Nothing outlives a
+stopped one either: every connection is registered with the restore's
+:class:`~datatier.mysql.interrupt.Interrupter`, which kills it on the server.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import MySQLdb
 
@@ -84,10 +85,12 @@ class StatementRunner:
         database: str,
         statements: Iterable[bytes],
         stop: threading.Event,
+        locate: Callable[[], str | None] | None = None,
     ) -> bool:
         """Run ``statements`` (object ``key``'s) in ``database``, in order, until ``stop``
-        is set (False then). OperationFailed names the object, the statement and the
-        server's error; IntegrityFailure when the object's frames are wrong."""
+        is set (False then). OperationFailed names the object, the statement (``locate()``
+        when it says, e.g. a bundle's table; else its number) and the server's error;
+        IntegrityFailure when the object's frames are wrong."""
         number = 0
         self._connection()
         try:
@@ -106,6 +109,11 @@ class StatementRunner:
                 "altered along with its manifest",
             ) from None
         except MySQLdb.MySQLError as exc:
+            located = locate() if locate is not None and number else None
+            if located is not None:
+                raise OperationFailed(
+                    f"loading {key} ({located}) into {database} failed: {self._detail(exc)}"
+                ) from None
             where = f"its statement {number}" if number else "selecting the database"
             raise OperationFailed(
                 f"loading {key} into {database} failed at {where}: {self._detail(exc)}"

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from datatier.mysql.sqltext import PRELUDE, prelude_statements
 
 FRAME_TAG = b"-- next statement: "
-_FRAME = re.compile(rb"-- next statement: ([1-9][0-9]{0,11}) bytes\n")
-_FRAME_MAX = len(FRAME_TAG) + 12 + len(b" bytes\n")
+FRAME_LINE = re.compile(rb"-- next statement: ([1-9][0-9]{0,11}) bytes\n")
+FRAME_LINE_MAX = len(FRAME_TAG) + 12 + len(b" bytes\n")
 HEAD_BYTES = len(PRELUDE) + len(FRAME_TAG)
 """How much of an object :func:`is_framed` needs."""
 
@@ -58,13 +58,13 @@ def statements(chunks: Iterable[bytes]) -> Iterator[bytes]:
     (with its ``;`` and newline, which the server accepts after a single statement).
     Raises :class:`FrameError` at the first byte that is not where the frames say (before
     yielding a statement that would include it)."""
-    buf = _Buffer(iter(chunks))
+    buf = Buffer(iter(chunks))
     if buf.take(len(PRELUDE)) != PRELUDE:
         raise FrameError("the object does not start with the session prelude")
     yield from prelude_statements()
     while not buf.at_end():
         at = buf.offset
-        found = _FRAME.match(buf.head(_FRAME_MAX))
+        found = FRAME_LINE.match(buf.head(FRAME_LINE_MAX))
         if found is None:
             raise FrameError(f"no statement frame at byte {at}")
         buf.take(found.end())
@@ -77,7 +77,7 @@ def statements(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield body
 
 
-class _Buffer:
+class Buffer:
     """Bytes of an iterator of chunks, taken from the front."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:

@@ -16,9 +16,12 @@ batches on one thread (a job per table cost more than its rows): framed ones on 
 connection, unframed ones through one client process that runs the batch's objects one after
 another, as separate clients would (a failure names the object the client's line number
 falls in). Bundle objects (small tables the backup wrote together, each its definition then
-its rows) load in the data phase, one client each; a failure names the table whose section
-the client's line number falls in, and that line's number within the section. How clients
-are run, and why none outlives its restore: :mod:`datatier.mysql.stock_client`.
+its rows) load in the data phase: format-1 bundles, every statement framed
+(:mod:`datatier.mysql.bundle_frames`), on the thread's connection like framed data, a
+failure naming the table and the statement within its section; older bundles through one
+client each, a failure naming the table whose section the client's line number falls in,
+and that line's number within the section. How clients are run, and why none outlives its
+restore: :mod:`datatier.mysql.stock_client`.
 
 With ``keys_after_data`` an InnoDB table holding at least :data:`DEFER_MIN_BYTES` of data is
 created without its plain secondary indexes (:mod:`datatier.mysql.deferred_keys`), which
@@ -44,6 +47,7 @@ import pymysql
 
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import OperationFailed
+from datatier.mysql.bundle_frames import BUNDLE_HEAD_BYTES, BundleStatements, is_framed_bundle
 from datatier.mysql.connection import (
     ClientOptions,
     Connection,
@@ -55,6 +59,7 @@ from datatier.mysql.deferred_keys import defer_secondary_keys
 from datatier.mysql.direct import StatementRunner
 from datatier.mysql.frames import is_framed, peek, statements
 from datatier.mysql.interrupt import Interrupter
+from datatier.mysql.sections import table_label
 from datatier.mysql.sqltext import ident, parse_block, prelude_statements
 from datatier.mysql.stock_client import StockClient
 
@@ -202,20 +207,48 @@ class SQLLoader:
             if not is_framed(head):
                 self._pipe([obj], database, cnf, lambda _, c=chunks: c)  # type: ignore[misc]
                 continue
-            runner = self._runner()
-            try:
-                done = runner.run(obj.key, database, statements(chunks), self._stop)
-            except BaseException:
-                self._local.runner = None  # in an unknown state: the next object opens another
-                runner.close()
-                raise
-            if not done:
+            if not self._run(obj, database, statements(chunks)):
                 return
-            if self.on_loaded:
-                self.on_loaded(obj)
+
+    def _load_bundle(self, obj: ObjectRecord, database: str, cnf: ClientOptions) -> None:
+        """A bundle: a format-1 one statement by statement on this thread's connection,
+        older ones (their head says which, see :mod:`datatier.mysql.bundle_frames`) through
+        a stock client. ``obj.sections`` are where its tables are in the fetched stream."""
+        head, chunks = peek(self.fetch(obj), BUNDLE_HEAD_BYTES)
+        if not is_framed_bundle(head):
+            self._pipe([obj], database, cnf, lambda _: chunks)
+            return
+        parsed = BundleStatements(chunks, [s.start for s in obj.sections])
+
+        def locate() -> str | None:
+            if not 0 <= parsed.section < len(obj.sections):
+                return None
+            table = table_label(obj.sections[parsed.section].table)
+            return f"table {table}, its statement {parsed.number}"
+
+        self._run(obj, database, parsed, locate)
+
+    def _run(
+        self,
+        obj: ObjectRecord,
+        database: str,
+        statements: Iterable[bytes],
+        locate: Callable[[], str | None] | None = None,
+    ) -> bool:
+        """Run ``obj``'s framed ``statements`` on this thread's runner; False when stopped."""
+        runner = self._runner()
+        try:
+            done = runner.run(obj.key, database, statements, self._stop, locate)
+        except BaseException:
+            self._local.runner = None  # in an unknown state: the next object opens another
+            runner.close()
+            raise
+        if done and self.on_loaded:
+            self.on_loaded(obj)
+        return done
 
     def _runner(self) -> StatementRunner:
-        """This thread's connection for framed data objects."""
+        """This thread's connection for framed data objects and bundles."""
         runner: StatementRunner | None = getattr(self._local, "runner", None)
         if runner is None:
             runner = StatementRunner(self.target, binlog=self.binlog, interrupter=self._interrupter)
@@ -241,6 +274,9 @@ class SQLLoader:
             return
         if obj.kind == "data" and database is not None:
             self._load_data([obj], database, cnf)
+            return
+        if obj.kind == "bundle" and database is not None:
+            self._load_bundle(obj, database, cnf)
             return
         self._pipe([obj], database, cnf)
 

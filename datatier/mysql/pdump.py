@@ -23,7 +23,9 @@ database: one request per table costs more than its rows on a store, and a resto
 start one client per table. Each table is a section of the bundle (its offsets and rows in
 the manifest, :class:`~datatier.backup.manifest.Section`), written by one task in turn on one
 connection of the same snapshot, so names still cannot move rows between tables, and a
-restore of chosen tables loads just their sections.
+restore of chosen tables loads just their sections. Every statement of a bundle is framed,
+its tables' DROP and CREATE too, under a format line after the PRELUDE
+(:mod:`datatier.mysql.bundle_frames`): a restore runs them without a stock client.
 
 A table's ``data_sha256`` in the manifest is the SHA-256 of the concatenated SHA-256s of its
 key ranges (``split_points`` in the manifest), each over the range's row texts in key order,
@@ -48,6 +50,7 @@ from datatier.backup.policy import Policy
 from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
+from datatier.mysql.bundle_frames import BUNDLE_HEAD, framed_block
 from datatier.mysql.catalogue import Catalogue, Definition, Table, read_catalogue
 from datatier.mysql.connection import Endpoint, connect, query_dicts
 from datatier.mysql.consistent import SnapshotGroup, SnapshotPoint
@@ -490,10 +493,9 @@ class ParallelDumpEngine(BackupEngine):
             if bundle is None:
                 key = database_path(database, f"_bundle-{task.number:05d}.sql.zst")
                 bundle = writer.open(key, "bundle", database, None)
-                bundle.write(PRELUDE)
+                bundle.write(PRELUDE + BUNDLE_HEAD)
             start = bundle.raw_size
-            definition = block(_table_statements(table))
-            bundle.write(definition.encode("utf-8", "surrogateescape"))
+            bundle.write(framed_block(_table_statements(table)))
             bundle.write(b"".join(spool.pieces), spool.rows)
             bundle.sections.append(Section(table.name, start, bundle.raw_size, spool.rows))
         if bundle is not None:

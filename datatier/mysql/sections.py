@@ -24,9 +24,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datatier.backup.manifest import ObjectRecord, Section
 from datatier.mysql.sqltext import ident
 
-HEAD_SLACK = 64
-"""Bytes of a section's head beyond its table's quoted name: ``DELIMITER d\\n``, ``DROP TABLE
-IF EXISTS ``, the delimiter again and a newline (delimiters are at most 4 bytes)."""
+HEAD_SLACK = 128
+"""Bytes of a section's head beyond its table's quoted name: ``DELIMITER d\\n``, the frame
+of a format-1 bundle (:mod:`datatier.mysql.bundle_frames`), ``DROP TABLE IF EXISTS ``, the
+delimiter again and a newline (delimiters are at most 20 bytes)."""
+_FRAMED = rb"(?:-- next statement: [1-9][0-9]{0,11} bytes\n)?"
+"""The DROP's frame: in format-1 bundles only (whose restore checks every frame)."""
 
 
 def section_problem(record: ObjectRecord, chunks: Iterable[bytes]) -> str | None:
@@ -45,7 +48,8 @@ def section_problem(record: ObjectRecord, chunks: Iterable[bytes]) -> str | None
     if pos != record.raw_size:
         return f"bundle {record.key} holds {pos} bytes, its manifest says {record.raw_size}"
     for table, got in heads.values():
-        pattern = rb"DELIMITER ([^\s]+)\nDROP TABLE IF EXISTS " + re.escape(_quoted(table))
+        pattern = rb"DELIMITER ([^\s]+)\n" + _FRAMED + rb"DROP TABLE IF EXISTS "
+        pattern += re.escape(_quoted(table))
         if not re.match(pattern + rb"\1\n", bytes(got)):
             return f"bundle {record.key}: the section of {table} does not start with its table"
     return None
@@ -114,6 +118,11 @@ class SectionLines:
     def where(self, line: int) -> tuple[str, int] | None:
         """The table and its own line number for ``line`` of the stream fed so far."""
         return section_at_line(self._tables, self._before, line)
+
+
+def table_label(table: str) -> str:
+    """``table`` quoted, on one line (for error messages)."""
+    return ident(table).replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _quoted(table: str) -> bytes:

@@ -1,6 +1,6 @@
-"""Feeding objects to the stock ``mariadb --binary-mode`` client: bundles of small tables,
-objects of older backups (unframed data, definitions not written as one ``DELIMITER``
-block), and anything else a restore cannot cut into statements itself.
+"""Feeding objects to the stock ``mariadb --binary-mode`` client: objects of older backups
+(unframed data, bundles whose definitions are not framed, definitions not written as one
+``DELIMITER`` block), and anything else a restore cannot cut into statements itself.
 
 A client must not outlive its restore: the stock client runs whatever it has read when its
 input ends, even a statement cut off mid-way, and an orphan left blocked on a lock would
@@ -26,8 +26,7 @@ from datatier.backup.manifest import ObjectRecord
 from datatier.errors import OperationFailed
 from datatier.mysql.connection import ClientOptions
 from datatier.mysql.interrupt import ClientHandle, Interrupter
-from datatier.mysql.sections import SectionLines
-from datatier.mysql.sqltext import ident
+from datatier.mysql.sections import SectionLines, table_label
 
 AT_LINE = re.compile(rb"ERROR(?: \d+ \([^)]*\))? at line (\d+)")
 """The client's error line (its last; it echoes the failing statement, any text, before)."""
@@ -164,8 +163,7 @@ def failed_object(
     if marks is not None and found is not None:
         where = marks.where(int(found.group(1)) - lines[0])
         if where is not None:
-            table = ident(where[0]).replace("\n", "\\n").replace("\r", "\\r")  # one line
-            return f"{objs[0].key} (table {table}, its line {where[1]})"
+            return f"{objs[0].key} (table {table_label(where[0])}, its line {where[1]})"
     if len(objs) == 1 or found is None:
         return objs[0].key if len(objs) == 1 else f"one of {len(objs)} objects from {objs[0].key}"
     line = int(found.group(1))

@@ -25,7 +25,9 @@ from datatier.backup.restore import find_backup, locate_backup, restore_backup
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
+from datatier.mysql.bundle_frames import BUNDLE_HEAD_BYTES, is_framed_bundle
 from tests.integration.conftest import SandboxHandle
+from tests.integration.mysql.test_restore_bundle_frames import old_bundles
 
 DB = "rt ñ`db"  # space, backtick, non-ASCII (identifiers are 3-byte UTF-8 at most)
 QDB = "`rt ñ``db`"
@@ -254,12 +256,26 @@ def test_restore_force_replaces_tables(
     drop(sandbox, copy)
 
 
+@pytest.mark.parametrize("old", [False, True], ids=["format1-bundles", "older-bundles"])
 def test_objects_load_by_hand_with_zstd_and_the_stock_client(
-    sandbox: SandboxHandle, backup: Manifest, tmp_path: Path
+    sandbox: SandboxHandle, backup: Manifest, tmp_path: Path, old: bool
 ) -> None:
-    """The README's by-hand path: zstd -d each object, pipe to `mariadb DB` in order."""
+    """The README's by-hand path: zstd -d each object, pipe to `mariadb DB` in order; for
+    bundles of this release (every statement framed) and as written before."""
     loaded = load(str(sandbox.config_path), environ={})
+    if old:
+        with pytest.MonkeyPatch.context() as patch:
+            old_bundles(patch)
+            backup = run_backup(loaded, load_policy(loaded, "rt-tricky"))
     _, store = find_backup(loaded, backup.backup_id)
+    bundles = [o for o in backup.objects if o.kind == "bundle"]
+    assert bundles, "small tables are bundled"
+    head = (
+        zstandard.ZstdDecompressor()
+        .decompressobj()
+        .decompress(b"".join(store.iter_read(bundles[0].key)))
+    )
+    assert is_framed_bundle(head[:BUNDLE_HEAD_BYTES]) is not old
     copy = "rt_by_hand"
     drop(sandbox, copy)
     cfg = loaded.config.mysql

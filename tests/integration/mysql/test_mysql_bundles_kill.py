@@ -1,6 +1,6 @@
-"""SIGKILL of a ``--force`` restore while a bundle's stock client waits on a lock (bundle
-objects, :mod:`datatier.mysql.pdump`; the stock client's batches of per-table objects are
-tests/integration/mysql/test_restore_kill.py), on the real sandbox."""
+"""SIGKILL of a ``--force`` restore while a bundle's statement waits on a lock (bundle
+objects, :mod:`datatier.mysql.pdump`, run on the restore's own connection; batches of
+per-table objects are tests/integration/mysql/test_restore_kill.py), on the real sandbox."""
 
 from __future__ import annotations
 
@@ -37,10 +37,11 @@ def kill_state(sandbox: SandboxHandle, database: str) -> dict[str, Any]:
 def test_sigkill_while_a_bundle_waits_then_force_gives_the_source(
     use_sandbox_config: SandboxHandle, victim: str
 ) -> None:
-    """A ``--force`` restore whose bundle client waits on a lock (its ``DROP TABLE`` of a
-    table another session holds) is SIGKILLed: the client dies with it, so once the lock
-    goes the held table is untouched; a second ``--force`` gives back the source. (A
-    ``LOCK TABLES`` would hold the restore's ``CREATE DATABASE IF NOT EXISTS`` instead.)"""
+    """A ``--force`` restore whose bundle waits on a lock (its ``DROP TABLE`` of a table
+    another session holds) is SIGKILLed: no client process runs it (format-1 bundles load
+    on the restore's own connection, which dies with it), so once the lock goes the held
+    table is untouched; a second ``--force`` gives back the source. (A ``LOCK TABLES``
+    would hold the restore's ``CREATE DATABASE IF NOT EXISTS`` instead.)"""
     sandbox = use_sandbox_config
     with sandbox.connect() as conn, conn.cursor() as cur:
         for db in (KILL_SRC, KILL_DST):
@@ -92,7 +93,7 @@ def test_sigkill_while_a_bundle_waits_then_force_gives_the_source(
                 return bool(cur.fetchone()[0])
 
         wait_for(waiting, timeout=60)
-        kill_restore(proc, victim, clients)
+        kill_restore(proc, victim, clients, with_clients=False)
     finally:
         with lock.cursor() as cur:
             cur.execute("ROLLBACK")

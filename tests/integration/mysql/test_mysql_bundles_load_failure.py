@@ -1,10 +1,11 @@
-"""A bundle (small tables in one object, one stock client on restore: :mod:`datatier.mysql.load`)
-whose client fails part-way, on the real sandbox: the target holds a view named like one
-bundled table, so that table's ``CREATE TABLE`` fails (its text, which the client echoes
-before its error, holds ``at line 1``). The restore exits 1 naming the bundle, the TABLE and
-the line within that table's section, whole or with ``--tables`` (whose stream skips
-sections); the tables before it in the bundle are loaded, those after it are not (the client
-stops at its first error); once the view is gone, ``--force`` gives the source."""
+"""A bundle (small tables in one object: :mod:`datatier.mysql.load`) that fails part-way, on
+the real sandbox: the target holds a view named like one bundled table, so that table's
+``CREATE TABLE`` fails. The restore exits 1 naming the bundle, the TABLE and where within
+that table's section: its statement (format-1 bundles, run on datatier's own connection) or
+the stock client's line (older bundles; the text the client echoes before its error holds
+``at line 1``), whole or with ``--tables`` (whose stream skips sections); the tables before
+it in the bundle are loaded, those after it are not; once the view is gone, ``--force``
+gives the source."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from datatier.backup.manifest import Manifest
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
 from tests.integration.conftest import SandboxHandle
+from tests.integration.mysql.test_restore_bundle_frames import old_bundles
 from tests.integration.mysql.test_restore_kill import state
 
 SRC, DST = "bf_src", "bf_dst"
@@ -49,12 +52,21 @@ def source(sandbox: SandboxHandle) -> Iterator[None]:
             cur.execute(f"DROP DATABASE IF EXISTS {db}")
 
 
+@pytest.mark.parametrize(("old", "where"), [(False, "its statement 2"), (True, "its line 3")])
 def test_a_failing_bundle_names_its_table_and_stops_there(
-    use_sandbox_config: SandboxHandle, source: None, capsys: pytest.CaptureFixture[str]
+    use_sandbox_config: SandboxHandle,
+    source: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    old: bool,
+    where: str,
 ) -> None:
     sandbox = use_sandbox_config
     loaded = load(str(sandbox.config_path), environ={})
-    manifest = run_backup(loaded, load_policy(loaded, "bundles-failure"))
+    with monkeypatch.context() as patch:
+        if old:
+            old_bundles(patch)
+        manifest: Manifest = run_backup(loaded, load_policy(loaded, "bundles-failure"))
     (bundle,) = [o for o in manifest.objects if o.kind == "bundle"]
     order = [s.table for s in bundle.sections]
     assert sorted(order) == TABLES
@@ -62,7 +74,7 @@ def test_a_failing_bundle_names_its_table_and_stops_there(
         cur.execute(f"CREATE DATABASE {DST}")
         cur.execute(f"CREATE VIEW {DST}.{VICTIM} AS SELECT 1 AS x")
     restore = ["restore", manifest.backup_id, "--rename", f"{SRC}={DST}", "--force"]
-    expected = f"loading {bundle.key} (table `{VICTIM}`, its line 3) into {DST} failed: ERROR 1050"
+    expected = f"loading {bundle.key} (table `{VICTIM}`, {where}) into {DST} failed: ERROR 1050"
     partly = f"the restore was interrupted: {DST} on primary"
 
     capsys.readouterr()
@@ -75,9 +87,9 @@ def test_a_failing_bundle_names_its_table_and_stops_there(
     before = order[: order.index(VICTIM)]
     assert len(before) >= 2, "the --tables part below skips a section between two"
     assert {t: found.get(t) for t in before} == {t: source_rows[t] for t in before}
-    assert not set(found) & set(order[order.index(VICTIM) :]), "the client stopped there"
+    assert not set(found) & set(order[order.index(VICTIM) :]), "the load stopped there"
 
-    # --tables feeds the client the prelude and the chosen sections only.
+    # --tables feeds the load the prelude and the chosen sections only.
     earlier = before[-2]
     tables = ["--tables", f"{SRC}.{earlier},{SRC}.{VICTIM}"]
     assert main([*restore, *tables]) == 1

@@ -5,11 +5,11 @@ The stock client runs whatever it has read when its input ends, even a statement
 mid-way (``test_the_stock_client_runs_a_statement_cut_off_at_eof``). A client that outlived
 a killed restore therefore kept loading: the rest of its batch, and a truncated statement
 if the kill cut one, possibly after the next restore had replaced the table. Clients (still
-used for bundle objects: ``test_mysql_bundles_kill.py``) die with the thread that feeds
-them; framed data objects start none, their statements come from the restore process
-itself. Either way a second restore refuses the partly loaded target (exit 2) and, with
-``--force``, gives back exactly the source (``CHECKSUM TABLE`` and row counts of every
-table).
+used for objects of older backups) die with the thread that feeds them; framed data objects
+and bundles (``test_mysql_bundles_kill.py``) start none, their statements come from the
+restore process itself. Either way a second restore refuses the partly loaded target (exit
+2) and, with ``--force``, gives back exactly the source (``CHECKSUM TABLE`` and row counts
+of every table).
 """
 
 from __future__ import annotations
@@ -169,12 +169,13 @@ def kill_restore(
     while its clients run (their pids added to ``clients``, for clean-up), and check that
     none outlives it: an orphan would load the rest of its input (and a statement the kill
     cut off) once it is no longer blocked, even into tables a second restore has replaced.
-    ``with_clients=False``: the work in flight is framed data objects, which start none."""
+    ``with_clients=False``: the work in flight is framed data objects or bundles, which
+    start none."""
     clients.extend(children(proc.pid))
     if with_clients:
-        assert clients, "the bundle's client is a child of the restore"
+        assert clients, "the object's client is a child of the restore"
     else:
-        assert clients == [], "framed data objects load without a client process"
+        assert clients == [], "framed objects load without a client process"
     if victim == "group":
         os.killpg(proc.pid, signal.SIGKILL)
     else:

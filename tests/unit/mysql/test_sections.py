@@ -7,6 +7,8 @@ from dataclasses import replace
 import pytest
 
 from datatier.backup.manifest import ObjectRecord, Section
+from datatier.mysql.bundle_frames import BUNDLE_HEAD, framed_block
+from datatier.mysql.frames import frame
 from datatier.mysql.sections import (
     SectionLines,
     fed_sections,
@@ -20,16 +22,18 @@ from datatier.mysql.stock_client import failed_object
 TABLES = ["a", "b`;;", "数据"]
 
 
-def layout() -> tuple[bytes, ObjectRecord]:
-    """A bundle written as the dump writes one, and its record."""
-    text = PRELUDE
+def layout(framed: bool = False) -> tuple[bytes, ObjectRecord]:
+    """A bundle written as the dump writes one (``framed``: format 1, every statement
+    framed; else as before it), and its record."""
+    text = PRELUDE + BUNDLE_HEAD if framed else PRELUDE
     sections = []
     for name in TABLES:
         start = len(text)
         quoted = "`" + name.replace("`", "``") + "`"
         statements = [f"DROP TABLE IF EXISTS {quoted}", f"CREATE TABLE {quoted} (id INT)"]
-        text += block(statements).encode()
-        text += f"INSERT INTO {quoted} VALUES (1),(2);\n".encode()
+        text += framed_block(statements) if framed else block(statements).encode()
+        insert = f"INSERT INTO {quoted} VALUES (1),(2);\n".encode()
+        text += frame(len(insert)) + insert if framed else insert
         sections.append(Section(name, start, len(text), 2))
     record = ObjectRecord(
         "k", "bundle", 1, "00", len(text), "STANDARD", "db", None, 0, 6, sections=tuple(sections)
@@ -37,15 +41,17 @@ def layout() -> tuple[bytes, ObjectRecord]:
     return text, record
 
 
+@pytest.mark.parametrize("framed", [False, True])
 @pytest.mark.parametrize("size", [1, 7, 1 << 20])
-def test_a_bundle_as_written_matches_in_chunks_of_any_size(size: int) -> None:
-    text, record = layout()
+def test_a_bundle_as_written_matches_in_chunks_of_any_size(size: int, framed: bool) -> None:
+    text, record = layout(framed)
     chunks = [text[i : i + size] for i in range(0, len(text), size)]
     assert section_problem(record, chunks) is None
 
 
-def test_a_moved_boundary_is_named() -> None:
-    text, record = layout()
+@pytest.mark.parametrize("framed", [False, True])
+def test_a_moved_boundary_is_named(framed: bool) -> None:
+    text, record = layout(framed)
     first, second, third = record.sections
     moved = replace(
         record,
@@ -61,8 +67,9 @@ def test_a_moved_boundary_is_named() -> None:
     )
 
 
-def test_swapped_names_are_named() -> None:
-    text, record = layout()
+@pytest.mark.parametrize("framed", [False, True])
+def test_swapped_names_are_named(framed: bool) -> None:
+    text, record = layout(framed)
     first, second, third = record.sections
     swapped = replace(
         record, sections=(replace(first, table="b`;;"), replace(second, table="a"), third)
