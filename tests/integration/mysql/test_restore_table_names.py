@@ -134,6 +134,31 @@ def test_an_ambiguous_unquoted_entry_is_refused_and_changes_nothing(
     assert rows(sandbox, DB_AB, "c") == [(1, f"{DB_AB}.c"), (2, "written after the backup")]
 
 
+@pytest.mark.parametrize("option", ["--tables", "--databases"])
+@pytest.mark.parametrize("value", ["", ",", " , "])
+def test_an_option_naming_nothing_is_refused_and_changes_nothing(
+    clean: SandboxHandle,
+    backup: Manifest,
+    option: str,
+    value: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Reproduction: ``--tables "$T" --force`` with an empty ``T`` restored every table of
+    the backup (exit 0), replacing rows written since in tables nobody named."""
+    sandbox = clean
+    execute(
+        sandbox,
+        f"INSERT INTO {q(DB_A)}.`b.c` VALUES (2, 'written after the backup')",
+        f"INSERT INTO {q(DB_AB)}.`c` VALUES (2, 'written after the backup')",
+    )
+    capsys.readouterr()
+    assert main(["restore", backup.backup_id, "--force", option, value]) == 2
+    err = capsys.readouterr().err
+    assert "names no" in err and f"leave {option} out" in err, err
+    assert rows(sandbox, DB_A, "b.c") == [(1, f"{DB_A}.b.c"), (2, "written after the backup")]
+    assert rows(sandbox, DB_AB, "c") == [(1, f"{DB_AB}.c"), (2, "written after the backup")]
+
+
 def test_names_with_commas_can_be_named(clean: SandboxHandle, backup: Manifest) -> None:
     sandbox = clean
     base = ["restore", backup.backup_id, "--rename", f"{DB_COMMA}={COPY_COMMA}"]
