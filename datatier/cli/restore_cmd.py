@@ -24,6 +24,11 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
         src, sep, dst = pair.partition("=")
         if not sep or not src or not dst:
             raise UsageError(f"--rename {pair!r}: expected SRC=DST")
+        if renames.get(src, dst) != dst:  # the last one silently won
+            raise UsageError(
+                f"--rename {src}={renames[src]} and {pair}: {src} renamed twice",
+                hint="give one --rename per database",
+            )
         renames[src] = dst
     return renames
 

@@ -36,6 +36,7 @@ from datatier.mysql.load import SQLLoader
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
 from datatier.mysql.sqltext import qualified
 from datatier.mysql.target import (
+    bad_database_name,
     busy_databases,
     check_not_replica,
     check_packet_size,
@@ -165,6 +166,13 @@ class LogicalRestore(RestoreEngine):
         check_accounted(manifest, objects)
         sources = sorted({o.database for o in objects if o.database})
         self.targets = options.targets(sources)
+        for target in sorted(set(self.targets.values()) - set(sources)):
+            problem = bad_database_name(target)
+            if problem:
+                raise UsageError(
+                    f"--rename: {target!r} cannot be a database name: {problem}",
+                    hint="pick another name (the target is created by the restore)",
+                )
         for source in sources:  # a tampered charset is refused before anything happens
             database_clause(manifest.databases.get(source, {}), f"manifest of {manifest.backup_id}")
         tables = len(restored_tables(objects, options.tables))

@@ -159,6 +159,59 @@ def test_an_option_naming_nothing_is_refused_and_changes_nothing(
     assert rows(sandbox, DB_AB, "c") == [(1, f"{DB_AB}.c"), (2, "written after the backup")]
 
 
+def database_exists(sandbox: SandboxHandle, database: str) -> bool:
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (database,)
+        )
+        return bool(cur.fetchone()[0])
+
+
+def test_a_database_renamed_twice_is_refused_and_changes_nothing(
+    clean: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reproduction: ``--rename A=X --rename A=Y`` restored A into Y (exit 0), the first
+    rename silently dropped."""
+    sandbox = clean
+    argv = ["restore", backup.backup_id, "--databases", q(DB_A)]
+    argv += ["--rename", f"{DB_A}={COPY_A}", "--rename", f"{DB_A}={COPY_AB}"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "renamed twice" in err and "one --rename per database" in err, err
+    assert not database_exists(sandbox, COPY_A) and not database_exists(sandbox, COPY_AB)
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "problem"),
+    [
+        (f"{PREFIX}_copy_a ", 2, "ends with a space"),
+        (PREFIX + "x" * 60, 2, "68 characters, MariaDB takes at most 64"),
+        ("日" * 64, 1, "cannot create database"),  # 320 bytes as a file name
+    ],
+)
+def test_a_rename_target_the_server_cannot_take_is_one_clear_line(
+    clean: SandboxHandle,
+    backup: Manifest,
+    target: str,
+    code: int,
+    problem: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Reproduction: such a target passed ``--dry-run`` and the restore failed with
+    ``unexpected ProgrammingError: (1102, "Incorrect database name ...")`` (exit 1, rerun
+    with --debug). Names MariaDB refuses are refused before anything changes (exit 2);
+    one its file system refuses fails at its CREATE DATABASE, named, before any table."""
+    sandbox = clean
+    argv = ["restore", backup.backup_id, "--databases", q(DB_A), "--rename", f"{DB_A}={target}"]
+    capsys.readouterr()
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert problem in err and "unexpected" not in err, err
+    assert "--rename" in err, err
+    assert not database_exists(sandbox, target)
+
+
 def test_names_with_commas_can_be_named(clean: SandboxHandle, backup: Manifest) -> None:
     sandbox = clean
     base = ["restore", backup.backup_id, "--rename", f"{DB_COMMA}={COPY_COMMA}"]
