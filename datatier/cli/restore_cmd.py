@@ -161,6 +161,7 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--staging-dir",
     metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, writable=True),
     help="Where verified copies of the objects wait before they are applied (default: the "
     "system's temp dir; its free space is checked first).",
 )
