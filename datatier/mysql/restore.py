@@ -49,13 +49,16 @@ log = get_logger(__name__)
 
 TABLE_KINDS = ("schema", "bundle", "data", "triggers")
 DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
+VIEW_KINDS = ("viewstubs", "views")
+"""A view's objects: ``--tables`` names views too (it once kept their database, not them)."""
 
 
 def select_objects(
     manifest: Manifest, tables: Collection[TableName], databases: Collection[str] = ()
 ) -> list[ObjectRecord]:
     """The manifest's objects, restricted to ``databases`` and to ``tables`` ((database,
-    table) pairs) when given; UsageError naming what the backup does not hold."""
+    table) pairs: tables or views) when given; UsageError naming what the backup does not
+    hold."""
     objects = list(manifest.objects)
     if databases:
         missing_dbs = sorted(set(databases) - set(manifest.databases))
@@ -78,7 +81,7 @@ def select_objects(
     return [
         o
         for o in objects
-        if o.kind in (*TABLE_KINDS, "database")
+        if o.kind in (*TABLE_KINDS, *VIEW_KINDS, "database")
         and (
             (o.kind == "database" and o.database in databases_wanted)
             or any((o.database, t) in wanted for t in o.table_names())

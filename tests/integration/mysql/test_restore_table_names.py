@@ -22,6 +22,7 @@ DB_A = f"{PREFIX}_a"  # holds `b.c`
 DB_AB = f"{DB_A}.b"  # holds `c`: `{DB_A}.b.c` names either
 DB_COMMA = f"{PREFIX}_c,d"  # holds `e,f`
 COPY_A, COPY_AB, COPY_COMMA = (f"{PREFIX}_copy_{n}" for n in ("a", "ab", "comma"))
+VIEW = "v.w,"  # in DB_COMMA, over `e,f`
 DATABASES = (DB_A, DB_AB, DB_COMMA)
 COPIES = (COPY_A, COPY_AB, COPY_COMMA)
 
@@ -61,6 +62,9 @@ def backup(sandbox: SandboxHandle) -> Iterator[Manifest]:
             f"CREATE TABLE {q(db)}.{q(table)} (id INT PRIMARY KEY, v VARCHAR(40))",
             f"INSERT INTO {q(db)}.{q(table)} VALUES (1, '{db}.{table}')",
         )
+    execute(
+        sandbox, f"CREATE VIEW {q(DB_COMMA)}.{q(VIEW)} AS SELECT id, v FROM {q(DB_COMMA)}.`e,f`"
+    )
     sandbox.write_policy(
         "table_names",
         'engine = "mysql"\njobs = 2\n[source]\nnode = "replica1"\n'
@@ -226,6 +230,20 @@ def test_names_with_commas_can_be_named(clean: SandboxHandle, backup: Manifest) 
     assert rows(sandbox, COPY_COMMA, "e,f") == [(1, f"{DB_COMMA}.e,f")]
     assert rows(sandbox, COPY_A, "b.c") is None
     assert rows(sandbox, DB_A, "b.c") == [(1, f"{DB_A}.b.c")]
+
+
+def test_a_view_named_in_tables_is_restored(clean: SandboxHandle, backup: Manifest) -> None:
+    """Reproduction: ``--tables db.view`` passed the check that the backup holds it, then
+    restored its database empty and not the view (exit 0)."""
+    sandbox = clean
+    view = f"{q(DB_COMMA)}.{q(VIEW)}"
+    argv = ["restore", backup.backup_id, "--rename", f"{DB_COMMA}={COPY_COMMA}"]
+    assert main([*argv, "--tables", f"{view},{q(DB_COMMA)}.`e,f`"]) == 0
+    assert rows(sandbox, COPY_COMMA, VIEW) == [(1, f"{DB_COMMA}.e,f")]
+
+    execute(sandbox, f"DROP VIEW {view}")  # the view alone, beside its table
+    assert main(["restore", backup.backup_id, "--force", "--tables", view]) == 0
+    assert rows(sandbox, DB_COMMA, VIEW) == [(1, f"{DB_COMMA}.e,f")]
 
 
 def test_an_unquoted_name_with_a_comma_is_split_and_not_found(
