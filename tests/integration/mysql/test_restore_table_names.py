@@ -324,3 +324,35 @@ def test_an_ambiguous_exclusion_fails_and_a_quoted_one_leaves_out_only_its_table
     loaded = load(str(sandbox.config_path), environ={})
     manifest = run_backup(loaded, load_policy(loaded, "excluding"))
     assert [(t.database, t.name) for t in manifest.tables] == [(DB_AB, "c")]
+
+
+def test_the_hint_for_an_invalid_view_is_an_exclude_tables_entry_that_works(
+    clean: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reproduction: the hint said to add ``"db.v.1,`"`` to exclude_tables; with a dot, a
+    comma or a backtick in the name that entry is refused (or names another table)."""
+    sandbox = clean
+    database, view = f"{PREFIX}_bad.db", 'v.1,`"'
+    execute(
+        sandbox,
+        f"DROP DATABASE IF EXISTS {q(database)}",
+        f"CREATE DATABASE {q(database)}",
+        f"CREATE TABLE {q(database)}.t (id INT PRIMARY KEY, gone INT)",
+        f"CREATE VIEW {q(database)}.{q(view)} AS SELECT gone FROM {q(database)}.t",
+        f"ALTER TABLE {q(database)}.t DROP COLUMN gone",
+    )
+    try:
+        policy = (
+            f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = {json.dumps([database])}\n'
+        )
+        sandbox.write_policy("badview", policy)
+        capsys.readouterr()
+        assert main(["backup", "run", "badview", "--json"]) == 1
+        hint = json.loads(capsys.readouterr().out)["hint"]
+        entry = hint.split("add ", 1)[1].split(" to the policy", 1)[0]  # a TOML string
+        sandbox.write_policy("badview", policy + f"exclude_tables = [{entry}]\n")
+        loaded = load(str(sandbox.config_path), environ={})
+        manifest = run_backup(loaded, load_policy(loaded, "badview"))
+        assert [(t.database, t.name) for t in manifest.tables] == [(database, "t")]
+    finally:
+        execute(sandbox, f"DROP DATABASE IF EXISTS {q(database)}")
