@@ -224,6 +224,11 @@ def restore(
             "--scan goes with --dry-run and --until or --until-gtid",
             hint="a restore always scans the segments before it applies anything",
         )
+    if until is not None and until_gtid is not None:  # before either is judged on its own
+        raise UsageError(
+            "give --until or --until-gtid, not both",
+            hint="--until-gtid stops at one transaction, --until at a moment",
+        )
     if point_in_time:
         from datatier.binlog.pitr import locate_base, parse_until  # lazy: PITR only
 
