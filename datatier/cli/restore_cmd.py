@@ -72,7 +72,7 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     "--tables",
     multiple=True,
     metavar="DB.T,...",
-    help="Only these tables (repeatable). Quote a part holding a dot, comma or backtick "
+    help="Only these tables or views (repeatable). Quote a part holding a dot, comma or backtick "
     "with backticks, MySQL style (`` inside is one backtick): --tables '`my,db`.`t.1`,shop.a'. "
     "An unquoted entry that fits two tables of the backup (a.b.c: `a`.`b.c` and `a.b`.`c`) "
     "is refused.",

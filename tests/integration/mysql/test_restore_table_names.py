@@ -287,6 +287,23 @@ def test_a_policy_listing_a_table_the_source_lacks_or_two_fails_without_a_manife
     assert completed("listing", capsys) == []
 
 
+def test_a_policy_listing_only_tables_of_missing_databases_names_them(
+    clean: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "policy ... matches no database", not which entry named nothing."""
+    sandbox = clean
+    listed = f"{PREFIX}_no_such_db.t"
+    tables = json.dumps([listed])
+    sandbox.write_policy(
+        "listing", f'engine = "mysql"\n[source]\nnode = "replica1"\ntables = {tables}\n'
+    )
+    capsys.readouterr()
+    assert main(["backup", "run", "listing"]) == 1
+    err = capsys.readouterr().err
+    assert f"'{listed}' names no table or view there" in err, err
+    assert completed("listing", capsys) == []
+
+
 def test_a_policy_quoting_a_dotted_name_backs_up_exactly_that_table(
     clean: SandboxHandle,
 ) -> None:
