@@ -129,16 +129,33 @@ def _table_entry(entry: list[_Piece], option: str) -> TableEntry:
     return TableEntry(text, tuple(readings))
 
 
+def _none_named(option: str, values: tuple[str, ...], what: str) -> UsageError:
+    """The refusal of an option given only empty values (``--tables ''``, ``--tables ,``):
+    read as "no filter" it would select everything, the opposite of what was meant (an
+    empty shell variable, say)."""
+    given = ", ".join(repr(v) for v in values)
+    return UsageError(
+        f"{option} {given} names no {what}",
+        hint=f"give at least one name, or leave {option} out to select every {what}",
+    )
+
+
 def parse_tables(values: Iterable[str], option: str = "--tables") -> tuple[TableEntry, ...]:
     """Every entry of the repeated, comma-separated ``values``, in order; UsageError (one
-    line) for an entry that is not DB.TABLE, an unclosed backtick or an empty quoted name."""
+    line) for an entry that is not DB.TABLE, an unclosed backtick or an empty quoted name,
+    and when values are given but hold no entry at all."""
+    values = tuple(values)
     found = [_table_entry(e, option) for value in values for e in _entries(value, option)]
+    if values and not found:
+        raise _none_named(option, values, "table")
     return tuple(dict.fromkeys(found))
 
 
 def parse_databases(values: Iterable[str], option: str = "--databases") -> tuple[str, ...]:
     """Every database name of the repeated, comma-separated ``values``, in order, once
-    each; UsageError for an entry that is not one name."""
+    each; UsageError for an entry that is not one name, and when values are given but
+    hold no name at all."""
+    values = tuple(values)
     names: list[str] = []
     for value in values:
         for entry in _entries(value, option):
@@ -146,6 +163,8 @@ def parse_databases(values: Iterable[str], option: str = "--databases") -> tuple
                 raise UsageError(f"{option} {_show_entry(entry)!r}: expected one database "
                                  "name", hint=QUOTE_HINT)  # fmt: skip
             names.append(entry[0].text)
+    if values and not names:
+        raise _none_named(option, values, "database")
     return tuple(dict.fromkeys(names))
 
 

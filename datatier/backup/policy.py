@@ -279,7 +279,7 @@ def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = 
             parse_tables(items, key)
         except UsageError as exc:
             problem = exc.message.removeprefix(f"{key} ")  # ConfigError names the key
-            raise ConfigError(source, key, problem, hint=QUOTE_HINT) from None
+            raise ConfigError(source, key, problem, hint=exc.hint or QUOTE_HINT) from None
     if spec.engine != "mysql" and spec.source.include_grants:
         raise ConfigError(source, "source.include_grants", "only MySQL backups have grants")
     if spec.engine == "mariabackup" and (

@@ -31,6 +31,8 @@ from datatier.errors import UsageError
 from datatier.mysql.binlog.positions import Gtid, Position
 from datatier.storage.base import ObjectStore
 
+WINDOW_HINT = "`datatier binlogs status` shows the archive's window"
+
 
 def parse_until(text: str, now: datetime) -> datetime:
     """An ISO-8601 time (UTC when it names no zone); UsageError if malformed or future."""
@@ -42,7 +44,10 @@ def parse_until(text: str, now: datetime) -> datetime:
         ) from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     if moment > now:
-        raise UsageError(f"--until {text} is in the future (now is {iso(now.timestamp())})")
+        raise UsageError(
+            f"--until {text} is in the future (now is {iso(now.timestamp())})",
+            hint="a time without a zone is UTC: give its offset (+01:00) for a local time",
+        )
     return moment.astimezone(UTC)
 
 
@@ -119,7 +124,9 @@ def choose_base(
         raise UsageError(
             f"the target is before the oldest backup of policy {policy}: {oldest.backup_id} "
             f"(snapshot {oldest.consistency.get('snapshot_at') or oldest.finished_at}, GTID "
-            f"{oldest.consistency.get('gtid_pos')})"
+            f"{oldest.consistency.get('gtid_pos')})",
+            hint=f"`datatier backups list {policy}` shows its backups; the restore starts from one "
+            "taken before the target",
         )
     return max(
         candidates,
@@ -186,7 +193,8 @@ def select_segments(
         end = f"{chain.end or '(empty)'}" + (f", {iso(chain.last_ts)}" if chain.last_ts else "")
         if target.until_gtid is not None:
             raise UsageError(
-                f"GTID {target.until_gtid} is beyond the binlog archive (it ends at {end})"
+                f"GTID {target.until_gtid} is beyond the binlog archive (it ends at {end})",
+                hint="is `datatier binlog archive` running? " + WINDOW_HINT,
             )
         assert target.until_ts is not None
         if covered_until < target.until_ts:
@@ -241,7 +249,8 @@ def plan_pitr(
             known = ", ".join(str(d) for d in sorted(domains)) or "none"
             raise UsageError(
                 f"--until-gtid {gtid} is in domain {gtid.domain}; "
-                f"the archive holds domain(s) {known}"
+                f"the archive holds domain(s) {known}",
+                hint=WINDOW_HINT,
             )
     target = Target(until_gtid=gtid, until_ts=int(until.timestamp()) if until else None)
     manifests = [e.manifest for e in catalog.backups(policy.name) if e.manifest is not None]
@@ -286,7 +295,10 @@ def locate_base(
         Gtid.parse(until_gtid, "--until-gtid")
     if policy is None:
         if backup_id is None:
-            raise UsageError("--until and --until-gtid need --policy POLICY (or a BACKUP_ID)")
+            raise UsageError(
+                "--until and --until-gtid need --policy POLICY (or a BACKUP_ID)",
+                hint="`datatier backup policies` lists them",
+            )
         policy = find_backup(loaded, backup_id)[0].policy
     chosen = load_policy(loaded, policy)
     if chosen.spec.engine != "mysql":

@@ -115,7 +115,9 @@ def groups(
                 return
             if _passes(done.gtid, wanted):
                 raise ReplayRefused(
-                    f"GTID {wanted} is not in the archive (it holds {done.gtid} there)"
+                    f"GTID {wanted} is not in the archive (it holds {done.gtid} there)",
+                    hint="--until-gtid takes a GTID the archive holds exactly (D-S-N: domain, "
+                    "server id, sequence)",
                 )
             report.last, report.last_ts = done.gtid, done.commit_ts
             yield fde, done

@@ -24,6 +24,11 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
         src, sep, dst = pair.partition("=")
         if not sep or not src or not dst:
             raise UsageError(f"--rename {pair!r}: expected SRC=DST")
+        if renames.get(src, dst) != dst:  # the last one silently won
+            raise UsageError(
+                f"--rename {src}={renames[src]} and {pair}: {src} renamed twice",
+                hint="give one --rename per database",
+            )
         renames[src] = dst
     return renames
 
@@ -67,7 +72,7 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     "--tables",
     multiple=True,
     metavar="DB.T,...",
-    help="Only these tables (repeatable). Quote a part holding a dot, comma or backtick "
+    help="Only these tables or views (repeatable). Quote a part holding a dot, comma or backtick "
     "with backticks, MySQL style (`` inside is one backtick): --tables '`my,db`.`t.1`,shop.a'. "
     "An unquoted entry that fits two tables of the backup (a.b.c: `a`.`b.c` and `a.b`.`c`) "
     "is refused.",
@@ -156,6 +161,7 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--staging-dir",
     metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, writable=True),
     help="Where verified copies of the objects wait before they are applied (default: the "
     "system's temp dir; its free space is checked first).",
 )
@@ -217,6 +223,11 @@ def restore(
         raise UsageError(
             "--scan goes with --dry-run and --until or --until-gtid",
             hint="a restore always scans the segments before it applies anything",
+        )
+    if until is not None and until_gtid is not None:  # before either is judged on its own
+        raise UsageError(
+            "give --until or --until-gtid, not both",
+            hint="--until-gtid stops at one transaction, --until at a moment",
         )
     if point_in_time:
         from datatier.binlog.pitr import locate_base, parse_until  # lazy: PITR only

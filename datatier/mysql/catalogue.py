@@ -10,10 +10,12 @@ silently restore less than the source had.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from datatier.backup.names import show
 from datatier.errors import OperationFailed
 from datatier.mysql.connection import Connection, query_dicts
 from datatier.mysql.sqltext import qualified
@@ -257,10 +259,12 @@ def _view(conn: Connection, db: str, name: str, columns: Iterable[Column]) -> De
     if not statement:
         raise OperationFailed(f"cannot read the definition of view {db}.{name}")
     if not cols:
+        entry = show(db, name, always=True)  # as exclude_tables reads it back
         raise OperationFailed(
-            f"view {db}.{name} is invalid (it references a table or column that no longer "
+            f"view {entry} is invalid (it references a table or column that no longer "
             "exists), so no restore could recreate it",
-            hint=f'fix or drop it, or add "{db}.{name}" to the policy\'s exclude_tables',
+            hint=f"fix or drop it, or add {json.dumps(entry, ensure_ascii=False)} to the "
+            "policy's exclude_tables",  # a JSON string is a TOML basic string
         )
     return Definition(
         database=db,

@@ -90,20 +90,21 @@ def check_not_empty(catalogue: Catalogue, policy: Policy, source: Endpoint) -> N
     """OperationFailed when the policy matches no database on ``source``, when one of its
     ``source.tables`` names no table or view there (or two), or when an unquoted
     ``source.exclude_tables`` entry fits two (both would be left out)."""
-    if not catalogue.databases:
-        raise OperationFailed(f"policy {policy.name} matches no database on {source.label}")
     held = {(t.database, t.name) for t in catalogue.tables}
     held |= {(v.database, v.name) for v in catalogue.views}
-    problems = policy.listing_problems(held)
+    problems = policy.listing_problems(held)  # first: it names the entries (none may exist)
     if problems:
         raise OperationFailed(
             f"policy {policy.name}: source.tables on {source.label}: {'; '.join(problems)}",
             hint="correct the list (a table dropped on purpose: take it out of the policy)",
         )
+    if not catalogue.databases:
+        raise OperationFailed(f"policy {policy.name} matches no database on {source.label}")
     problems = policy.exclusion_problems(held | set(catalogue.excluded_pairs))
     if problems:
         raise OperationFailed(
-            f"policy {policy.name}: source.exclude_tables on {source.label}: {'; '.join(problems)}"
+            f"policy {policy.name}: source.exclude_tables on {source.label}: {'; '.join(problems)}",
+            hint="quote the entry MySQL style to leave out one table: `db`.`t.1`",
         )
 
 

@@ -36,6 +36,7 @@ from datatier.mysql.load import SQLLoader
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
 from datatier.mysql.sqltext import qualified
 from datatier.mysql.target import (
+    bad_database_name,
     busy_databases,
     check_not_replica,
     check_packet_size,
@@ -48,13 +49,16 @@ log = get_logger(__name__)
 
 TABLE_KINDS = ("schema", "bundle", "data", "triggers")
 DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
+VIEW_KINDS = ("viewstubs", "views")
+"""A view's objects: ``--tables`` names views too (it once kept their database, not them)."""
 
 
 def select_objects(
     manifest: Manifest, tables: Collection[TableName], databases: Collection[str] = ()
 ) -> list[ObjectRecord]:
     """The manifest's objects, restricted to ``databases`` and to ``tables`` ((database,
-    table) pairs) when given; UsageError naming what the backup does not hold."""
+    table) pairs: tables or views) when given; UsageError naming what the backup does not
+    hold."""
     objects = list(manifest.objects)
     if databases:
         missing_dbs = sorted(set(databases) - set(manifest.databases))
@@ -77,7 +81,7 @@ def select_objects(
     return [
         o
         for o in objects
-        if o.kind in (*TABLE_KINDS, "database")
+        if o.kind in (*TABLE_KINDS, *VIEW_KINDS, "database")
         and (
             (o.kind == "database" and o.database in databases_wanted)
             or any((o.database, t) in wanted for t in o.table_names())
@@ -165,6 +169,13 @@ class LogicalRestore(RestoreEngine):
         check_accounted(manifest, objects)
         sources = sorted({o.database for o in objects if o.database})
         self.targets = options.targets(sources)
+        for target in sorted(set(self.targets.values()) - set(sources)):
+            problem = bad_database_name(target)
+            if problem:
+                raise UsageError(
+                    f"--rename: {target!r} cannot be a database name: {problem}",
+                    hint="pick another name (the target is created by the restore)",
+                )
         for source in sources:  # a tampered charset is refused before anything happens
             database_clause(manifest.databases.get(source, {}), f"manifest of {manifest.backup_id}")
         tables = len(restored_tables(objects, options.tables))

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from datatier.errors import IntegrityFailure, UsageError
-from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
+from datatier.errors import IntegrityFailure, OperationFailed, UsageError
+from datatier.mysql.connection import Connection, Endpoint, MySQLError, connect, query_dicts
 from datatier.mysql.replica_status import read_replica_status
 
 CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -108,15 +108,25 @@ def create_databases(
     the source's character set and collation from ``charsets``. Every clause is validated
     before the first statement runs."""
     statements = [
-        f"CREATE DATABASE IF NOT EXISTS `{dst.replace('`', '``')}`"
-        + database_clause(charsets.get(src, {}), f"manifest record of database {src!r}")
+        (
+            dst,
+            f"CREATE DATABASE IF NOT EXISTS `{dst.replace('`', '``')}`"
+            + database_clause(charsets.get(src, {}), f"manifest record of database {src!r}"),
+        )
         for src, dst in names.items()
     ]
     with connect(target) as conn, conn.cursor() as cur:
         if not binlog:
             cur.execute("SET SESSION sql_log_bin = 0")
-        for statement in statements:
-            cur.execute(statement)
+        for dst, statement in statements:
+            try:
+                cur.execute(statement)
+            except MySQLError as exc:  # a name the server or its file system refuses
+                reason = exc.args[-1] if exc.args else exc
+                raise OperationFailed(
+                    f"target {target.label} cannot create database {dst!r}: {reason}",
+                    hint="restore it under another name (--rename SRC=DST)",
+                ) from None
 
 
 def check_packet_size(target: Endpoint, needed: int) -> None:
@@ -136,3 +146,17 @@ def check_packet_size(target: Endpoint, needed: int) -> None:
             f"holds a statement of {needed} bytes (a row with large values)",
             hint=f"SET GLOBAL max_allowed_packet = {mib}*1024*1024 on the target, then retry",
         )
+
+
+def bad_database_name(name: str) -> str | None:
+    """Why MariaDB would refuse ``name`` for a new database (``Incorrect database name``),
+    None when it takes it: at most 64 characters, no trailing space, no NUL."""
+    if not name:
+        return "it is empty"
+    if len(name) > 64:
+        return f"{len(name)} characters, MariaDB takes at most 64"
+    if name.endswith(" "):
+        return "it ends with a space"
+    if "\0" in name:
+        return "it holds a NUL byte"
+    return None

@@ -22,6 +22,7 @@ DB_A = f"{PREFIX}_a"  # holds `b.c`
 DB_AB = f"{DB_A}.b"  # holds `c`: `{DB_A}.b.c` names either
 DB_COMMA = f"{PREFIX}_c,d"  # holds `e,f`
 COPY_A, COPY_AB, COPY_COMMA = (f"{PREFIX}_copy_{n}" for n in ("a", "ab", "comma"))
+VIEW = "v.w,"  # in DB_COMMA, over `e,f`
 DATABASES = (DB_A, DB_AB, DB_COMMA)
 COPIES = (COPY_A, COPY_AB, COPY_COMMA)
 
@@ -61,6 +62,9 @@ def backup(sandbox: SandboxHandle) -> Iterator[Manifest]:
             f"CREATE TABLE {q(db)}.{q(table)} (id INT PRIMARY KEY, v VARCHAR(40))",
             f"INSERT INTO {q(db)}.{q(table)} VALUES (1, '{db}.{table}')",
         )
+    execute(
+        sandbox, f"CREATE VIEW {q(DB_COMMA)}.{q(VIEW)} AS SELECT id, v FROM {q(DB_COMMA)}.`e,f`"
+    )
     sandbox.write_policy(
         "table_names",
         'engine = "mysql"\njobs = 2\n[source]\nnode = "replica1"\n'
@@ -134,6 +138,84 @@ def test_an_ambiguous_unquoted_entry_is_refused_and_changes_nothing(
     assert rows(sandbox, DB_AB, "c") == [(1, f"{DB_AB}.c"), (2, "written after the backup")]
 
 
+@pytest.mark.parametrize("option", ["--tables", "--databases"])
+@pytest.mark.parametrize("value", ["", ",", " , "])
+def test_an_option_naming_nothing_is_refused_and_changes_nothing(
+    clean: SandboxHandle,
+    backup: Manifest,
+    option: str,
+    value: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Reproduction: ``--tables "$T" --force`` with an empty ``T`` restored every table of
+    the backup (exit 0), replacing rows written since in tables nobody named."""
+    sandbox = clean
+    execute(
+        sandbox,
+        f"INSERT INTO {q(DB_A)}.`b.c` VALUES (2, 'written after the backup')",
+        f"INSERT INTO {q(DB_AB)}.`c` VALUES (2, 'written after the backup')",
+    )
+    capsys.readouterr()
+    assert main(["restore", backup.backup_id, "--force", option, value]) == 2
+    err = capsys.readouterr().err
+    assert "names no" in err and f"leave {option} out" in err, err
+    assert rows(sandbox, DB_A, "b.c") == [(1, f"{DB_A}.b.c"), (2, "written after the backup")]
+    assert rows(sandbox, DB_AB, "c") == [(1, f"{DB_AB}.c"), (2, "written after the backup")]
+
+
+def database_exists(sandbox: SandboxHandle, database: str) -> bool:
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (database,)
+        )
+        return bool(cur.fetchone()[0])
+
+
+def test_a_database_renamed_twice_is_refused_and_changes_nothing(
+    clean: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reproduction: ``--rename A=X --rename A=Y`` restored A into Y (exit 0), the first
+    rename silently dropped."""
+    sandbox = clean
+    argv = ["restore", backup.backup_id, "--databases", q(DB_A)]
+    argv += ["--rename", f"{DB_A}={COPY_A}", "--rename", f"{DB_A}={COPY_AB}"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "renamed twice" in err and "one --rename per database" in err, err
+    assert not database_exists(sandbox, COPY_A) and not database_exists(sandbox, COPY_AB)
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "problem"),
+    [
+        (f"{PREFIX}_copy_a ", 2, "ends with a space"),
+        (PREFIX + "x" * 60, 2, "68 characters, MariaDB takes at most 64"),
+        ("日" * 64, 1, "cannot create database"),  # 320 bytes as a file name
+    ],
+)
+def test_a_rename_target_the_server_cannot_take_is_one_clear_line(
+    clean: SandboxHandle,
+    backup: Manifest,
+    target: str,
+    code: int,
+    problem: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Reproduction: such a target passed ``--dry-run`` and the restore failed with
+    ``unexpected ProgrammingError: (1102, "Incorrect database name ...")`` (exit 1, rerun
+    with --debug). Names MariaDB refuses are refused before anything changes (exit 2);
+    one its file system refuses fails at its CREATE DATABASE, named, before any table."""
+    sandbox = clean
+    argv = ["restore", backup.backup_id, "--databases", q(DB_A), "--rename", f"{DB_A}={target}"]
+    capsys.readouterr()
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert problem in err and "unexpected" not in err, err
+    assert "--rename" in err, err
+    assert not database_exists(sandbox, target)
+
+
 def test_names_with_commas_can_be_named(clean: SandboxHandle, backup: Manifest) -> None:
     sandbox = clean
     base = ["restore", backup.backup_id, "--rename", f"{DB_COMMA}={COPY_COMMA}"]
@@ -148,6 +230,20 @@ def test_names_with_commas_can_be_named(clean: SandboxHandle, backup: Manifest) 
     assert rows(sandbox, COPY_COMMA, "e,f") == [(1, f"{DB_COMMA}.e,f")]
     assert rows(sandbox, COPY_A, "b.c") is None
     assert rows(sandbox, DB_A, "b.c") == [(1, f"{DB_A}.b.c")]
+
+
+def test_a_view_named_in_tables_is_restored(clean: SandboxHandle, backup: Manifest) -> None:
+    """Reproduction: ``--tables db.view`` passed the check that the backup holds it, then
+    restored its database empty and not the view (exit 0)."""
+    sandbox = clean
+    view = f"{q(DB_COMMA)}.{q(VIEW)}"
+    argv = ["restore", backup.backup_id, "--rename", f"{DB_COMMA}={COPY_COMMA}"]
+    assert main([*argv, "--tables", f"{view},{q(DB_COMMA)}.`e,f`"]) == 0
+    assert rows(sandbox, COPY_COMMA, VIEW) == [(1, f"{DB_COMMA}.e,f")]
+
+    execute(sandbox, f"DROP VIEW {view}")  # the view alone, beside its table
+    assert main(["restore", backup.backup_id, "--force", "--tables", view]) == 0
+    assert rows(sandbox, DB_COMMA, VIEW) == [(1, f"{DB_COMMA}.e,f")]
 
 
 def test_an_unquoted_name_with_a_comma_is_split_and_not_found(
@@ -191,6 +287,23 @@ def test_a_policy_listing_a_table_the_source_lacks_or_two_fails_without_a_manife
     assert completed("listing", capsys) == []
 
 
+def test_a_policy_listing_only_tables_of_missing_databases_names_them(
+    clean: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "policy ... matches no database", not which entry named nothing."""
+    sandbox = clean
+    listed = f"{PREFIX}_no_such_db.t"
+    tables = json.dumps([listed])
+    sandbox.write_policy(
+        "listing", f'engine = "mysql"\n[source]\nnode = "replica1"\ntables = {tables}\n'
+    )
+    capsys.readouterr()
+    assert main(["backup", "run", "listing"]) == 1
+    err = capsys.readouterr().err
+    assert f"'{listed}' names no table or view there" in err, err
+    assert completed("listing", capsys) == []
+
+
 def test_a_policy_quoting_a_dotted_name_backs_up_exactly_that_table(
     clean: SandboxHandle,
 ) -> None:
@@ -228,3 +341,35 @@ def test_an_ambiguous_exclusion_fails_and_a_quoted_one_leaves_out_only_its_table
     loaded = load(str(sandbox.config_path), environ={})
     manifest = run_backup(loaded, load_policy(loaded, "excluding"))
     assert [(t.database, t.name) for t in manifest.tables] == [(DB_AB, "c")]
+
+
+def test_the_hint_for_an_invalid_view_is_an_exclude_tables_entry_that_works(
+    clean: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reproduction: the hint said to add ``"db.v.1,`"`` to exclude_tables; with a dot, a
+    comma or a backtick in the name that entry is refused (or names another table)."""
+    sandbox = clean
+    database, view = f"{PREFIX}_bad.db", 'v.1,`"'
+    execute(
+        sandbox,
+        f"DROP DATABASE IF EXISTS {q(database)}",
+        f"CREATE DATABASE {q(database)}",
+        f"CREATE TABLE {q(database)}.t (id INT PRIMARY KEY, gone INT)",
+        f"CREATE VIEW {q(database)}.{q(view)} AS SELECT gone FROM {q(database)}.t",
+        f"ALTER TABLE {q(database)}.t DROP COLUMN gone",
+    )
+    try:
+        policy = (
+            f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = {json.dumps([database])}\n'
+        )
+        sandbox.write_policy("badview", policy)
+        capsys.readouterr()
+        assert main(["backup", "run", "badview", "--json"]) == 1
+        hint = json.loads(capsys.readouterr().out)["hint"]
+        entry = hint.split("add ", 1)[1].split(" to the policy", 1)[0]  # a TOML string
+        sandbox.write_policy("badview", policy + f"exclude_tables = [{entry}]\n")
+        loaded = load(str(sandbox.config_path), environ={})
+        manifest = run_backup(loaded, load_policy(loaded, "badview"))
+        assert [(t.database, t.name) for t in manifest.tables] == [(database, "t")]
+    finally:
+        execute(sandbox, f"DROP DATABASE IF EXISTS {q(database)}")

@@ -85,6 +85,17 @@ def test_bad_entries_are_refused_in_one_line(value: str, message: str) -> None:
     assert refused.value.hint is not None and "backticks" in refused.value.hint
 
 
+@pytest.mark.parametrize("values", [("",), (",",), (" , ", ""), ("  ",)])
+def test_values_that_name_nothing_are_refused(values: tuple[str, ...]) -> None:
+    """``--tables "$EMPTY"`` selected nothing, which read as no filter: every table."""
+    with pytest.raises(UsageError, match="names no table") as table_error:
+        parse_tables(values)
+    assert table_error.value.hint and "leave --tables out" in table_error.value.hint
+    with pytest.raises(UsageError, match=r"--databases .* names no database"):
+        parse_databases(values)
+    assert parse_tables(()) == () and parse_databases(()) == ()
+
+
 def test_databases_take_quoted_names() -> None:
     assert parse_databases(["a,`b,c`", "`x``y`, d.e ", "a"]) == ("a", "b,c", "x`y", "d.e")
     with pytest.raises(UsageError, match="expected one database name"):

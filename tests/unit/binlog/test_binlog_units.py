@@ -305,6 +305,9 @@ def test_the_archiver_deployment_is_one_replica_with_the_cronjobs_config() -> No
         (["--policy", "p", "--until", "soon"], "not an ISO-8601 time"),
         (["--policy", "p", "--until-gtid", "1-2"], "not a MariaDB GTID"),
         (["--policy", "p", "--until", "2001-01-01", "--until-gtid", "0-1-1"], "not both"),
+        # it said the time was in the future, not that only one of them is taken
+        (["--policy", "p", "--until", "2999-01-01", "--until-gtid", "0-1-1"], "not both"),
+        (["--policy", "p", "--until", "2999-01-01T00:00:00"], "give its offset"),
         (["--until", "2001-01-01"], "need --policy"),
     ],
 )

@@ -157,3 +157,17 @@ def test_every_lazy_command_resolves_to_the_command_of_its_name() -> None:
     commands = cli.all_commands()
     assert sorted(commands) == sorted(cli_module.COMMANDS)
     assert all(commands[name].name in (name, name.replace("_", "-")) for name in commands)
+
+
+@pytest.mark.parametrize("make", ["missing", "file"])
+def test_a_staging_dir_that_is_no_directory_is_a_usage_error(
+    make: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was ``unexpected FileNotFoundError`` / ``NotADirectoryError`` (exit 1, rerun with
+    --debug), after the manifest was read."""
+    staging = tmp_path / "staging"
+    if make == "file":
+        staging.write_text("")
+    argv = ["restore", "20260101T000000Z-0000", "--dry-run", "--staging-dir", str(staging)]
+    assert main(argv) == 2
+    assert "--staging-dir" in capsys.readouterr().err
