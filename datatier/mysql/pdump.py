@@ -82,6 +82,9 @@ from datatier.storage.base import MiB
 log = get_logger(__name__)
 
 LOST = (1927, 2006, 2013, 2055)  # 1927: our connection was KILLed
+MAX_PACKET = 1 << 30
+"""The largest ``max_allowed_packet`` MariaDB and MySQL accept: a longer statement cannot be
+loaded anywhere (a restore asks for 1 KiB over the statement, :mod:`datatier.mysql.target`)."""
 DEF_CHANGED = 1412
 GRANTS_KEY = "@users/grants.sql.zst"
 
@@ -564,8 +567,9 @@ class ParallelDumpEngine(BackupEngine):
             rows_done += len(texts)
             bytes_done += len(joined) + 1
             for group in _statements(texts, len(joined) + 1, STATEMENT_BYTES):
-                obj = target()
                 body = b",\n".join(group)
+                _check_loadable(table, len(prefix) + len(body) + 2)
+                obj = target()
                 head = frame(len(prefix) + len(body) + 2)
                 largest = max(largest, len(head) + len(prefix) + len(body) + 2)
                 obj.write(head)
@@ -746,6 +750,20 @@ def _definition_statements(d: Definition) -> list[str]:
         *creation_session(d.sql_mode, d.collation, d.time_zone),
         statement,
     ]
+
+
+def _check_loadable(table: Table, size: int) -> None:
+    """OperationFailed when an INSERT of ``size`` bytes (one row, past the usual statement
+    size) is too long for any server: the backup would succeed and never restore."""
+    if size + 1024 > MAX_PACKET:
+        raise OperationFailed(
+            f"{qualified(table.database, table.name)}: a row renders to an INSERT of {size} "
+            f"bytes (binary values as hex, 2 bytes each); no server could load it "
+            f"(max_allowed_packet is at most {MAX_PACKET} bytes), so this backup would never "
+            "restore",
+            hint='back this table up with a physical policy (engine = "mariabackup"), or '
+            "leave it out of this one (source.exclude_tables)",
+        )
 
 
 def _statements(texts: list[bytes], size: int, cap: int) -> Iterator[list[bytes]]:
