@@ -14,7 +14,7 @@ moves the segments (tagged ``datatier-kind=data``) to its archive class.
 
 from __future__ import annotations
 
-from datatier.backup.policy import Policy, find_policies
+from datatier.backup.policy import Policy, scan_policies
 from datatier.backup.service import load_policy, policies_dir
 from datatier.config import LoadedConfig
 from datatier.errors import ConfigError
@@ -68,11 +68,17 @@ def archive_policy(loaded: LoadedConfig) -> Policy:
                 "config", "binlog.policy", f"policy {name!r} is a {policy.spec.engine} policy"
             )
         return policy
-    found = [
-        p
-        for p in find_policies(policies_dir(loaded), loaded.config.backup.default_store)
-        if p.spec.engine == "mysql"
-    ]
+    good, broken = scan_policies(policies_dir(loaded), loaded.config.backup.default_store)
+    found = [p for p in good if p.spec.engine == "mysql"]
+    if broken:  # it may be a second MySQL policy: "the only one" cannot be told
+        raise ConfigError(
+            "config",
+            "binlog.policy",
+            f"not set, and policy file {broken[0].path} does not load, so which policy owns "
+            f"the binlog archive cannot be told ({broken[0].error})",
+            hint=f"name it in binlog.policy (MySQL policies that load: "
+            f"{', '.join(p.name for p in found) or 'none'}), or mend that file",
+        )
     if len(found) != 1:
         names = ", ".join(p.name for p in found) or "none"
         raise ConfigError(
