@@ -34,7 +34,7 @@ import bisect
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from datatier.mysql.frames import FRAME_LINE, FRAME_LINE_MAX, Buffer, FrameError, frame
+from datatier.mysql.frames import FRAME_LINE_MAX, Buffer, FrameError, frame, take_framed
 from datatier.mysql.sqltext import PRELUDE, delimiter_for, prelude_statements
 
 BUNDLE_HEAD = b"-- datatier bundle format 1: each statement follows its size\n"
@@ -98,14 +98,7 @@ class BundleStatements:
                 buf.take(found.end())
                 delimiter = found.group(1)
                 continue
-            found = FRAME_LINE.match(head)
-            if found is None:
-                raise FrameError(f"no statement frame at byte {at}")
-            buf.take(found.end())
-            size = int(found.group(1))
-            body = buf.take(size)
-            if len(body) != size:
-                raise FrameError(f"the statement framed at byte {at} is cut short")
+            body = take_framed(buf, head)
             index = bisect.bisect_right(starts, at) - 1
             if index + 1 < len(starts) and buf.offset > starts[index + 1]:
                 raise FrameError(f"the statement framed at byte {at} runs into the next table")

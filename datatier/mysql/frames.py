@@ -53,6 +53,22 @@ def peek(chunks: Iterable[bytes], size: int = HEAD_BYTES) -> tuple[bytes, Iterat
     return b"".join(taken)[:size], itertools.chain(taken, it)
 
 
+def take_framed(buf: Buffer, head: bytes) -> bytes:
+    """The statement framed at ``buf``'s position (``head``: its next bytes, at least
+    :data:`FRAME_LINE_MAX` of them where there are), frame line and body taken from ``buf``;
+    FrameError when no frame line starts there or the body is cut short."""
+    at = buf.offset
+    found = FRAME_LINE.match(head)
+    if found is None:
+        raise FrameError(f"no statement frame at byte {at}")
+    buf.take(found.end())
+    size = int(found.group(1))
+    body = buf.take(size)
+    if len(body) != size:
+        raise FrameError(f"the statement framed at byte {at} is cut short")
+    return body
+
+
 def statements(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """The statements of a framed object: the PRELUDE's, then each framed INSERT in order
     (with its ``;`` and newline, which the server accepts after a single statement).
@@ -64,14 +80,7 @@ def statements(chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield from prelude_statements()
     while not buf.at_end():
         at = buf.offset
-        found = FRAME_LINE.match(buf.head(FRAME_LINE_MAX))
-        if found is None:
-            raise FrameError(f"no statement frame at byte {at}")
-        buf.take(found.end())
-        size = int(found.group(1))
-        body = buf.take(size)
-        if len(body) != size:
-            raise FrameError(f"the statement framed at byte {at} is cut short")
+        body = take_framed(buf, buf.head(FRAME_LINE_MAX))
         if not body.startswith(b"INSERT INTO ") or not body.endswith(b";\n"):
             raise FrameError(f"the statement framed at byte {at} is not one INSERT")
         yield body

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -71,20 +70,6 @@ def source(sandbox: SandboxHandle) -> Iterator[None]:
     with sandbox.connect() as conn, conn.cursor() as cur:
         for db in (SRC, DST):
             cur.execute(f"DROP DATABASE IF EXISTS {q(db)}")
-
-
-@pytest.fixture
-def clients(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every process the restore starts (the stock client is the only one it may)."""
-    started: list[Any] = []
-    popen = subprocess.Popen
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        started.append(args)
-        return popen(*args, **kwargs)
-
-    monkeypatch.setattr(subprocess, "Popen", counting)
-    return started
 
 
 def old_bundles(patch: pytest.MonkeyPatch) -> None:

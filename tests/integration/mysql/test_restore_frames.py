@@ -7,7 +7,6 @@ frames are an integrity failure. On the sandbox's real primary and replica."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -77,20 +76,6 @@ def loader(
         return iter([text[i : i + piece] for i in range(0, len(text), piece)])
 
     return SQLLoader(endpoint(config.mysql, "primary"), fetch, lambda db: db, binlog=binlog)
-
-
-@pytest.fixture
-def clients(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every stock client process started."""
-    started: list[Any] = []
-    popen = subprocess.Popen
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        started.append(args)
-        return popen(*args, **kwargs)
-
-    monkeypatch.setattr(subprocess, "Popen", counting)
-    return started
 
 
 def rows(sandbox: SandboxHandle, table: str, node: str = "primary") -> list[tuple[int, str]]:
