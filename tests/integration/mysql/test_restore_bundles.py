@@ -5,7 +5,6 @@ object's session leaking into the next. On the sandbox's real primary."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,20 +58,12 @@ def loader(sandbox: SandboxHandle, texts: dict[str, bytes], jobs: int = 2) -> SQ
 
 
 def test_small_tables_load_in_bundles_with_every_row(
-    target: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+    target: SandboxHandle, clients: list[Any]
 ) -> None:
     names = [f"t{i}" for i in range(TABLES)]
     objects = [record("schema", t) for t in names] + [record("data", t, 1) for t in names]
     texts = {o.key: schema(o.table or "") for o in objects if o.kind == "schema"}
     texts |= {o.key: data(o.table or "", 10 + i) for i, o in enumerate(objects[TABLES:])}
-    clients: list[Any] = []
-    popen = subprocess.Popen
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        clients.append(args)
-        return popen(*args, **kwargs)
-
-    monkeypatch.setattr(subprocess, "Popen", counting)
     loaded: list[str] = []
     sql = loader(target, texts)
     sql.on_loaded = lambda obj: loaded.append(obj.key)
