@@ -35,7 +35,12 @@ def migrate_group() -> None:
 
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--tables", metavar="DB.T[,DB.T]", help="Tables (default: the mapping's)."),
+        click.option(
+            "--tables",
+            metavar="DB.T[,DB.T]",
+            help="Tables, comma-separated (default: the mapping's); backtick-quote a name "
+            "holding a comma: `my,db`.t. A value naming none ('') is refused.",
+        ),
         click.option(
             "--mapping",
             metavar="FILE|NAME",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from datatier.backup.names import parse_tables
 from datatier.config import LoadedConfig
 from datatier.errors import UsageError
 from datatier.migrate.documents import DocumentBuilder
@@ -56,12 +57,24 @@ def mapping_for(loaded: LoadedConfig, text: str | None) -> MappingFile:
 
 
 def table_names(tables: str | None, mapping: MappingFile) -> list[str]:
-    """``--tables a.b,c.d`` or, without it, the tables the mapping file names."""
-    names = [t.strip() for t in (tables or "").split(",") if t.strip()]
-    if not names:
+    """``--tables`` as ``db.table`` names, in order, once each, or without it the tables
+    the mapping file names. ``--tables`` takes ``restore --tables``'s grammar (backtick
+    quoting); a value naming no table (``''``, ``,``: an empty shell variable) is refused,
+    never read as "every table", and so is a name with a dot, which migration's
+    ``db.table`` names cannot hold."""
+    if tables is None:
         names = list(mapping.tables)
-    if not names:
-        raise UsageError("no tables: give --tables DB.TABLE[,DB.TABLE...] or a --mapping file")
+        if not names:
+            raise UsageError("no tables: give --tables DB.TABLE[,DB.TABLE...] or a --mapping file")
+    else:
+        names = []
+        for entry in parse_tables([tables]):
+            if len(entry.readings) != 1 or any("." in part for part in entry.readings[0]):
+                raise UsageError(
+                    f"--tables {entry.text!r}: migration takes DB.TABLE names with no dot "
+                    "inside a database or table name"
+                )
+            names.append(".".join(entry.readings[0]))
     for name in names:
         split_name(name)
     return list(dict.fromkeys(names))
