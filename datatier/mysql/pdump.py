@@ -10,13 +10,9 @@ of the catalogue got its schema object and that its data objects account for eve
 
 Objects are plain SQL for the stock client (``zstd -d | mariadb DB``): each starts with
 :data:`~datatier.mysql.sqltext.PRELUDE` and holds no ``USE``; each INSERT follows a comment
-giving its size (:mod:`datatier.mysql.frames`). Layout under ``data/``::
-
-    DB/_database.sql.zst   DB/_routines.sql.zst   DB/_events.sql.zst
-    DB/_bundle-00001.sql.zst ...   (small tables: each one's DROP/CREATE, then its rows)
-    DB/tables/TABLE/{schema,data-00001,...,triggers}.sql.zst
-    DB/views/VIEW/{viewstub,view}.sql.zst
-    @users/grants.sql.zst   (with source.include_grants: accounts, roles and grants)
+giving its size (:mod:`datatier.mysql.dumprows`). Definitions objects and the key layout:
+:mod:`datatier.mysql.dumpdefs`; small tables go to ``DB/_bundle-00001.sql.zst`` ... (each
+one's DROP/CREATE, then its rows).
 
 Small tables (:func:`bundles`) are written together, a few dozen per object of their
 database: one request per table costs more than its rows on a store, and a restore would
@@ -27,14 +23,11 @@ restore of chosen tables loads just their sections. Every statement of a bundle 
 its tables' DROP and CREATE too, under a format line after the PRELUDE
 (:mod:`datatier.mysql.bundle_frames`): a restore runs them without a stock client.
 
-A table's ``data_sha256`` in the manifest is the SHA-256 of the concatenated SHA-256s of its
-key ranges (``split_points`` in the manifest), each over the range's row texts in key order,
-one per line; ``verify --restore-test`` re-reads a restored copy the same way.
+The manifest's per-table records and their checks: :mod:`datatier.mysql.dumpstate`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,16 +37,25 @@ from typing import Any
 import MySQLdb
 
 from datatier.backup.engine import BackupEngine, BackupPlan, DumpResult
-from datatier.backup.manifest import Section, TableRecord
+from datatier.backup.manifest import Section
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
 from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mysql.bundle_frames import BUNDLE_HEAD, framed_block
-from datatier.mysql.catalogue import Catalogue, Definition, Table, read_catalogue
-from datatier.mysql.connection import Endpoint, connect, query_dicts
+from datatier.mysql.catalogue import Catalogue, Table, read_catalogue
+from datatier.mysql.connection import Endpoint, query_dicts
 from datatier.mysql.consistent import SnapshotGroup, SnapshotPoint
+from datatier.mysql.dumpdefs import (
+    database_path,
+    put_definitions,
+    put_grants,
+    put_schema,
+    table_path,
+    table_statements,
+    write_definitions,
+)
 from datatier.mysql.dumpplan import (
     bundle_limit,
     bundles,
@@ -63,42 +65,18 @@ from datatier.mysql.dumpplan import (
     range_share,
     split_points,
 )
+from datatier.mysql.dumprows import write_range
+from datatier.mysql.dumpstate import TableState, table_records
 from datatier.mysql.fastreader import RawConnection
-from datatier.mysql.frames import frame
-from datatier.mysql.grants import dump_grants
-from datatier.mysql.rowtext import STATEMENT_BYTES, RowQuery, range_filters, read_texts
+from datatier.mysql.rowtext import RowQuery, range_filters, read_texts
 from datatier.mysql.source import SourceChoice, select_source
-from datatier.mysql.sqltext import (
-    PRELUDE,
-    block,
-    creation_session,
-    ident,
-    key_segment,
-    qualified,
-    strip_qualifier,
-)
+from datatier.mysql.sqltext import PRELUDE, ident, qualified
 from datatier.storage.base import MiB
 
 log = get_logger(__name__)
 
 LOST = (1927, 2006, 2013, 2055)  # 1927: our connection was KILLed
-MAX_PACKET = 1 << 30
-"""The largest ``max_allowed_packet`` MariaDB and MySQL accept: a longer statement cannot be
-loaded anywhere (a restore asks for 1 KiB over the statement, :mod:`datatier.mysql.target`)."""
 DEF_CHANGED = 1412
-GRANTS_KEY = "@users/grants.sql.zst"
-
-
-def table_path(database: str, table: str, leaf: str) -> str:
-    return f"{key_segment(database)}/tables/{key_segment(table)}/{leaf}"
-
-
-def view_path(database: str, view: str, leaf: str) -> str:
-    return f"{key_segment(database)}/views/{key_segment(view)}/{leaf}"
-
-
-def database_path(database: str, leaf: str) -> str:
-    return f"{key_segment(database)}/{leaf}"
 
 
 @dataclass
@@ -126,20 +104,6 @@ class _Spool:
         self.pieces.append(data)
         self.raw_size += len(data)
         self.rows += rows
-
-
-@dataclass
-class TableState:
-    """Per table: ranges' digests, rows, parts handed out (guarded by the engine lock)."""
-
-    table: Table
-    split_points: tuple[int, ...] = ()
-    range_digests: dict[int, bytes] = field(default_factory=dict)
-    rows: int = 0
-    data_bytes: int = 0
-    parts: int = 0
-    part_rows: dict[int, int] = field(default_factory=dict)
-    bundled: bool = False
 
 
 class ParallelDumpEngine(BackupEngine):
@@ -259,10 +223,10 @@ class ParallelDumpEngine(BackupEngine):
                     note="read without a lock: they may not match the snapshot",
                 )
         ddl_blocked = group.release()
-        self._write_definitions(catalogue, writer)
+        write_definitions(catalogue, writer, lambda t: self._states[(t.database, t.name)].bundled)
         self._work(group, tasks, writer, threshold)
-        grants = self._dump_grants(writer) if self.policy.spec.source.include_grants else None
-        tables = self._records(catalogue)
+        grants = put_grants(self.source, writer) if self.policy.spec.source.include_grants else None
+        tables = table_records(catalogue, self._states)
         seconds = round(time.monotonic() - started, 3)
         log.info(
             "backup.dumped",
@@ -302,23 +266,6 @@ class ParallelDumpEngine(BackupEngine):
                 **({"grants": grants} if grants is not None else {}),
             },
         )
-
-    def _dump_grants(self, writer: ObjectWriter) -> dict[str, Any]:
-        """Accounts, roles and grants as one object, :data:`GRANTS_KEY` (``@`` is
-        percent-encoded in database names, so no database can collide with it). Read after
-        the data: accounts are not part of the snapshot (they are not transactional)."""
-        with connect(self.source) as conn:
-            text, skipped = dump_grants(conn)
-        obj = writer.open(GRANTS_KEY, "grants", None, None)
-        obj.write(text.encode())
-        writer.close(obj)
-        if skipped:
-            log.warning(
-                "backup.accounts_skipped",
-                accounts=skipped,
-                note="the server cannot describe them (e.g. host names with skip_name_resolve)",
-            )
-        return {"accounts": text.count("\nCREATE "), "skipped": skipped}
 
     def _server_facts(self, group: SnapshotGroup) -> dict[str, Any]:
         assert group.coordinator is not None
@@ -498,7 +445,7 @@ class ParallelDumpEngine(BackupEngine):
                 bundle = writer.open(key, "bundle", database, None)
                 bundle.write(PRELUDE + BUNDLE_HEAD)
             start = bundle.raw_size
-            bundle.write(framed_block(_table_statements(table)))
+            bundle.write(framed_block(table_statements(table)))
             bundle.write(b"".join(spool.pieces), spool.rows)
             bundle.sections.append(Section(table.name, start, bundle.raw_size, spool.rows))
         if bundle is not None:
@@ -539,7 +486,7 @@ class ParallelDumpEngine(BackupEngine):
         with self._lock:
             self._states[(table.database, table.name)].bundled = False
         log.info("backup.bundle_spilled", table=f"{table.database}.{table.name}")
-        self._put_schema(writer, table)
+        put_schema(writer, table)
         return None
 
     def _dump_rows(
@@ -555,34 +502,15 @@ class ParallelDumpEngine(BackupEngine):
         """Range ``index`` (``where``) of ``table`` as INSERT statements into the object
         ``target()`` returns, ``written(obj)`` after each; records its digest and rows."""
         query = RowQuery(table, threshold)
-        prefix = query.insert_prefix()
-        digest = hashlib.sha256()
-        rows_done = bytes_done = largest = 0
-        for texts in self._batches(conn, query, where):
-            # Pieces are hashed and written as they are rather than concatenated: these
-            # buffers are large, and each copy of one costs fresh pages.
-            joined = b"\n".join(texts)
-            digest.update(joined)
-            digest.update(b"\n")
-            rows_done += len(texts)
-            bytes_done += len(joined) + 1
-            for group in _statements(texts, len(joined) + 1, STATEMENT_BYTES):
-                body = b",\n".join(group)
-                _check_loadable(table, len(prefix) + len(body) + 2)
-                obj = target()
-                head = frame(len(prefix) + len(body) + 2)
-                largest = max(largest, len(head) + len(prefix) + len(body) + 2)
-                obj.write(head)
-                obj.write(prefix)
-                obj.write(body, len(group))
-                obj.write(b";\n")
-                written(obj)
+        done = write_range(
+            self._batches(conn, query, where), table, query.insert_prefix(), target, written
+        )
         with self._lock:
             state = self._states[(table.database, table.name)]
-            state.range_digests[index] = digest.digest()
-            state.rows += rows_done
-            state.data_bytes += bytes_done
-            self._largest_statement = max(self._largest_statement, largest)
+            state.range_digests[index] = done.digest
+            state.rows += done.rows
+            state.data_bytes += done.data_bytes
+            self._largest_statement = max(self._largest_statement, done.largest)
 
     def _batches(self, conn: RawConnection, query: RowQuery, where: str) -> Iterator[list[bytes]]:
         """Fetched rows as literal texts; stops early (leaving the connection unusable) when
@@ -597,7 +525,7 @@ class ParallelDumpEngine(BackupEngine):
             f"SELECT next_not_cached_value FROM {qualified(table.database, table.name)}"
         )
         value = int(rows[0][0] or b"1") if rows else 1
-        self._put(
+        put_definitions(
             writer,
             table_path(table.database, table.name, "schema.sql.zst"),
             "schema",
@@ -624,161 +552,3 @@ class ParallelDumpEngine(BackupEngine):
         with self._lock:
             self._states[(table.database, table.name)].part_rows[obj.part] = obj.rows
         writer.close(obj)
-
-    # -- definitions ----------------------------------------------------------------------
-
-    def _put(
-        self,
-        writer: ObjectWriter,
-        key: str,
-        kind: str,
-        database: str,
-        name: str | None,
-        *statements: str,
-    ) -> None:
-        """A definitions object: the prelude and ``statements`` in one DELIMITER block."""
-        obj = writer.open(key, kind, database, name)
-        obj.write(PRELUDE + block(list(statements)).encode("utf-8", "surrogateescape"))
-        writer.close(obj)
-
-    def _put_schema(self, writer: ObjectWriter, table: Table) -> None:
-        key = table_path(table.database, table.name, "schema.sql.zst")
-        self._put(writer, key, "schema", table.database, table.name, *_table_statements(table))
-
-    def _write_definitions(self, catalogue: Catalogue, writer: ObjectWriter) -> None:
-        for db, (charset, collation) in catalogue.databases.items():
-            self._put(
-                writer,
-                database_path(db, "_database.sql.zst"),
-                "database",
-                db,
-                None,
-                f"CREATE DATABASE /*!32312 IF NOT EXISTS*/ {ident(db)} "
-                f"/*!40100 DEFAULT CHARACTER SET {charset} COLLATE {collation} */",
-            )
-        for table in catalogue.tables:
-            if table.kind == "table" and not self._states[(table.database, table.name)].bundled:
-                self._put_schema(writer, table)
-        by_table: dict[tuple[str, str | None], list[Definition]] = {}
-        for trigger in catalogue.triggers:
-            by_table.setdefault((trigger.database, trigger.table), []).append(trigger)
-        for (db, table_name), triggers in by_table.items():
-            assert table_name is not None
-            statements = [s for t in triggers for s in _definition_statements(t)]
-            key = table_path(db, table_name, "triggers.sql.zst")
-            self._put(writer, key, "triggers", db, table_name, *statements)
-        self._per_database(catalogue.routines, "_routines.sql.zst", "routines", writer)
-        self._per_database(catalogue.events, "_events.sql.zst", "events", writer)
-        for view in catalogue.views:
-            stub = ", ".join(f"1 AS {ident(c)}" for c in view.columns)
-            self._put(
-                writer,
-                view_path(view.database, view.name, "viewstub.sql.zst"),
-                "viewstubs",
-                view.database,
-                view.name,
-                f"DROP VIEW IF EXISTS {ident(view.name)}",
-                f"CREATE VIEW {ident(view.name)} AS SELECT {stub}",
-            )
-            self._put(
-                writer,
-                view_path(view.database, view.name, "view.sql.zst"),
-                "views",
-                view.database,
-                view.name,
-                *_definition_statements(view),
-            )
-
-    def _per_database(
-        self, definitions: list[Definition], leaf: str, kind: str, writer: ObjectWriter
-    ) -> None:
-        by_db: dict[str, list[Definition]] = {}
-        for definition in definitions:
-            by_db.setdefault(definition.database, []).append(definition)
-        for db, items in by_db.items():
-            statements = [s for d in items for s in _definition_statements(d)]
-            self._put(writer, database_path(db, leaf), kind, db, None, *statements)
-
-    # -- the manifest's per-table records ---------------------------------------------------
-
-    def _records(self, catalogue: Catalogue) -> list[TableRecord]:
-        """Per table of the catalogue, checked against what was written: every range read,
-        parts 1..N each closed, their rows adding up to the table's."""
-        records = []
-        for table in catalogue.tables:
-            state = self._states[(table.database, table.name)]
-            name = f"{table.database}.{table.name}"
-            ranges = len(state.split_points) + 1
-            if state.bundled:
-                if sorted(state.range_digests) != [0]:
-                    raise OperationFailed(f"{name}: its bundle section was not written")
-            elif table.has_rows and table.kind == "table":
-                if sorted(state.range_digests) != list(range(ranges)):
-                    raise OperationFailed(f"{name}: not every key range was read (internal error)")
-                if sorted(state.part_rows) != list(range(1, state.parts + 1)):
-                    raise OperationFailed(f"{name}: data objects are not numbered 1..N")
-                if sum(state.part_rows.values()) != state.rows:
-                    raise OperationFailed(f"{name}: data objects do not hold every row read")
-            combined = hashlib.sha256(
-                b"".join(state.range_digests[i] for i in sorted(state.range_digests))
-            ).hexdigest()
-            records.append(
-                TableRecord(
-                    database=table.database,
-                    name=table.name,
-                    rows=state.rows,
-                    data_sha256=combined,
-                    data_bytes=state.data_bytes,
-                    split_points=state.split_points,
-                    kind=table.kind,
-                )
-            )
-        return records
-
-
-def _table_statements(table: Table) -> list[str]:
-    """DROP TABLE IF EXISTS and the CREATE TABLE of ``table``."""
-    return [f"DROP TABLE IF EXISTS {ident(table.name)}", table.create]
-
-
-def _definition_statements(d: Definition) -> list[str]:
-    """DROP ... IF EXISTS, the creation session and the CREATE of a definition."""
-    what = "VIEW" if d.kind == "view" else d.kind.upper()
-    statement = strip_qualifier(d.statement, d.database) if d.kind == "view" else d.statement
-    return [
-        f"DROP {what} IF EXISTS {ident(d.name)}",
-        *creation_session(d.sql_mode, d.collation, d.time_zone),
-        statement,
-    ]
-
-
-def _check_loadable(table: Table, size: int) -> None:
-    """OperationFailed when an INSERT of ``size`` bytes (one row, past the usual statement
-    size) is too long for any server: the backup would succeed and never restore."""
-    if size + 1024 > MAX_PACKET:
-        raise OperationFailed(
-            f"{qualified(table.database, table.name)}: a row renders to an INSERT of {size} "
-            f"bytes (binary values as hex, 2 bytes each); no server could load it "
-            f"(max_allowed_packet is at most {MAX_PACKET} bytes), so this backup would never "
-            "restore",
-            hint='back this table up with a physical policy (engine = "mariabackup"), or '
-            "leave it out of this one (source.exclude_tables)",
-        )
-
-
-def _statements(texts: list[bytes], size: int, cap: int) -> Iterator[list[bytes]]:
-    """``texts`` (``size`` bytes with one separator byte each) grouped into INSERT
-    statements of about ``cap`` bytes (a row never split)."""
-    if size + len(texts) <= cap:
-        yield texts
-        return
-    group: list[bytes] = []
-    size = 0
-    for text in texts:
-        if group and size + len(text) > cap:
-            yield group
-            group, size = [], 0
-        group.append(text)
-        size += len(text) + 2
-    if group:
-        yield group

@@ -310,7 +310,8 @@ def test_verify_and_restore_refuse_a_manifest_missing_a_data_part(
 def test_the_writer_refuses_a_key_twice_and_the_backup_fails_without_manifest(
     sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datatier.mysql.pdump import ParallelDumpEngine, table_path
+    from datatier.mysql.dumpdefs import table_path
+    from datatier.mysql.pdump import ParallelDumpEngine
 
     name = policy(sandbox, "integ-twice")
     original = ParallelDumpEngine.dump

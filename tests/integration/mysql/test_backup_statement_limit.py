@@ -3,7 +3,7 @@
 Large binary values are written as hex, two bytes each: a 600 MB BLOB (legal with the
 1 GiB ``max_allowed_packet`` MariaDB allows at most) renders to an INSERT over 1 GiB,
 which no server accepts. Such a backup would succeed and could never be restored. The
-limit is lowered here (``pdump.MAX_PACKET``) so a small row crosses it; the rows, the
+limit is lowered here (``dumprows.MAX_PACKET``) so a small row crosses it; the rows, the
 server, the dump and the store are real.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from datatier.cli import main
-from datatier.mysql import pdump
+from datatier.mysql import dumprows
 from tests.integration.conftest import SandboxHandle
 
 DB = "stmt_limit_db"
@@ -60,7 +60,7 @@ def completed(capsys: pytest.CaptureFixture[str]) -> list[str]:
 def test_a_row_no_server_could_load_fails_the_backup_without_a_manifest(
     source: SandboxHandle, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(pdump, "MAX_PACKET", 3 << 19)  # 1.5 MiB: under the 1 MB row as hex
+    monkeypatch.setattr(dumprows, "MAX_PACKET", 3 << 19)  # 1.5 MiB: under the 1 MB row as hex
     before = completed(capsys)
     assert main(["backup", "run", POLICY]) == 1
     err = capsys.readouterr().err
@@ -72,7 +72,7 @@ def test_a_row_no_server_could_load_fails_the_backup_without_a_manifest(
 def test_under_the_limit_the_same_rows_back_up_and_restore(
     source: SandboxHandle, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(pdump, "MAX_PACKET", 4 << 20)
+    monkeypatch.setattr(dumprows, "MAX_PACKET", 4 << 20)
     assert main(["backup", "run", POLICY]) == 0, capsys.readouterr().err
     (backup_id,) = completed(capsys)[-1:]
     run(source, "DROP DATABASE IF EXISTS stmt_limit_copy")
