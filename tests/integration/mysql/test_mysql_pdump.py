@@ -32,7 +32,7 @@ ZOO_TABLES = [
     "m3 TEXT CHARACTER SET utf8mb3, j JSON, bl LONGBLOB, vb VARBINARY(10), "
     "e ENUM('', 'a', 'b b'), s SET('x', 'y'), dt DATETIME(6), ts TIMESTAMP(6) NULL, "
     "tm TIME(2), y YEAR, g GEOMETRY, ip INET6, uu UUID, hid INT INVISIBLE DEFAULT 7, "
-    "gen INT AS (ti * 2) VIRTUAL)",
+    "gen INT AS (ti * 2) VIRTUAL, da DATE)",
     # Character columns all utf8mb4 in one collation: the row CONCAT leaves them uncast.
     "CREATE TABLE uniform (id INT PRIMARY KEY, t VARCHAR(40), m MEDIUMTEXT, "
     "e ENUM('', 'a', 'b b'), s SET('x', 'y'), dt DATETIME(6), tm TIME, ip INET6, uu UUID, "
@@ -81,7 +81,7 @@ def zoo(sandbox: SandboxHandle) -> Iterator[None]:
         ones = "1" * 64
         cur.execute(
             "INSERT INTO types (id, ti, bi, de, f, d, b1, b64, l1, u2, m3, j, bl, vb, e, s, dt, "
-            "ts, tm, y, g, ip, uu, hid) VALUES "
+            "ts, tm, y, g, ip, uu, hid, da) VALUES "
             "(1, -128, 18446744073709551615, "
             "'-12345678901234567890.123456789012345678901234567890', "
             f"1/3, 0.1e0 + 0.2e0, b'1', b'{ones}', "
@@ -89,12 +89,12 @@ def zoo(sandbox: SandboxHandle) -> Iterator[None]:
             "'{\"k\": [1, \"ü😀\"]}', %s, X'00', '', 'x,y', '0000-00-00 00:00:00', "
             "'2038-01-19 03:14:07.999999', '-838:59:59.99', 0, "
             "ST_GeomFromText('POLYGON((0 0,1 0,1 1,0 0))'), '::ffff:1.2.3.4', "
-            "'123e4567-e89b-12d3-a456-426655440000', 9),"
+            "'123e4567-e89b-12d3-a456-426655440000', 9, '0000-00-00'),"
             "(2, NULL, 0, 0, -0e0, 5e-324, b'0', b'0', '', '', '', NULL, '', '', 'b b', '',"
-            " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),"
+            " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),"
             "(3, 1, 1, 1, 3.4028234e38, -1.7976931348623157e308, NULL, NULL, NULL, NULL, NULL,"
             " NULL, NULL, NULL, NULL, NULL, '9999-12-31 23:59:59.999999', NULL, '00:00:00', 2155,"
-            " ST_GeomFromText('POINT(1.5 -2.25)'), NULL, NULL, NULL)",
+            " ST_GeomFromText('POINT(1.5 -2.25)'), NULL, NULL, NULL, '9999-12-31')",
             (every_byte * 3000,),
         )
         hostile = ["it's", "back\\slash", "nul\0", "ctrl\x1a", "é😀\n;--", "NULL", ""]
