@@ -60,6 +60,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.01) 
     raise AssertionError(f"condition not met within {timeout} s")
 
 
+def q(name: str) -> str:
+    """``name`` as a MySQL identifier (written here, not taken from the product, so tests
+    do not build their SQL with the very quoting they check)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 def sql(sandbox: SandboxHandle, node: str, statement: str) -> None:
     """Run one statement on ``node`` as the configured user."""
     with sandbox.connect(node) as conn, conn.cursor() as cur:

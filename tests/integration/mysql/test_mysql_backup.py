@@ -26,7 +26,7 @@ from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
 from datatier.mysql.bundle_frames import BUNDLE_HEAD_BYTES, is_framed_bundle
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, q
 from tests.integration.mysql.test_restore_bundle_frames import old_bundles
 
 DB = "rt ñ`db"  # space, backtick, non-ASCII (identifiers are 3-byte UTF-8 at most)
@@ -51,10 +51,6 @@ SCHEMA = [
     "CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM `no pk` WHERE a < 0",
 ]
 BASE_TABLES = ["plain", "no pk", "gen", "we`ird tab☃", "bin", "dates", "empty_one"]
-
-
-def q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def fill(cur: Any) -> None:

@@ -18,7 +18,7 @@ from datatier.backup.restore import find_backup
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, q
 
 DB = "bundle;db"
 NAMES = [
@@ -38,10 +38,6 @@ NAMES = [
 COMMENT = "x';\nDELIMITER $$\nDROP TABLE plain;\n/* ;; */ \\\\ -- end"
 BLOB = bytes(range(256)) + b"';\nDELIMITER ;\n\x00\x1a\\"
 COPIES = ("bundle copy", "bundle_one", "bundle_bad")
-
-
-def q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 @pytest.fixture(scope="module")

@@ -27,17 +27,13 @@ from datatier.backup.service import load_policy, run_backup
 from datatier.backup.stores import store_for
 from datatier.cli import main
 from datatier.config import load
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, q
 from tests.integration.encryption_support import encryption_env, make_key
 
 DB = "bh_src"
 COPY = "bh_copy"
 HOSTILE = "a\\G b\\C c\\! d\\g ;; $$ // e\\"
 BIG_ROWS = 3000
-
-
-def q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 SCHEMA = [

@@ -16,8 +16,8 @@ import pytest
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
-from tests.integration.conftest import SandboxHandle, wait_for
-from tests.integration.mysql.test_mysql_bundles_hostile import q, tables_of
+from tests.integration.conftest import SandboxHandle, q, wait_for
+from tests.integration.mysql.test_mysql_bundles_hostile import tables_of
 from tests.integration.mysql.test_restore_kill import alive, kill_restore
 
 KILL_SRC, KILL_DST = "bh_kill_src", "bh_kill_dst"

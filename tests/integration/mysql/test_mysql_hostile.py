@@ -21,7 +21,7 @@ from datatier.backup.restore import find_backup
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, q
 
 DB = "hostile db"
 CJK_DB = "数据库" * 16 + "库库"  # 50 characters: 450 bytes percent-encoded
@@ -64,10 +64,6 @@ EVENT = (
     "CREATE EVENT `ev;;` ON SCHEDULE EVERY 1 DAY DO "
     "INSERT INTO `a~b` VALUES (1000 + (SELECT COUNT(*) FROM t1))"
 )
-
-
-def q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from datatier.mysql.catalogue import read_catalogue
 from datatier.mysql.connection import connect, endpoint
 from datatier.mysql.fastreader import RawConnection
 from datatier.mysql.rowtext import RowQuery, read_texts, uniform_text
-from tests.integration.conftest import SandboxHandle, sql, wait_for
+from tests.integration.conftest import SandboxHandle, q, sql, wait_for
 
 ZOO = "pd_zoo"
 ZOO_TABLES = [
@@ -62,10 +62,6 @@ COMPARED = [
     "parted",
     "versioned",
 ]
-
-
-def q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 @pytest.fixture(scope="module")

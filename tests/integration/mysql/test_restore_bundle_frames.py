@@ -24,8 +24,8 @@ from datatier.config import load
 from datatier.mysql import pdump
 from datatier.mysql.bundle_frames import BUNDLE_HEAD
 from datatier.mysql.sqltext import block
-from tests.integration.conftest import SandboxHandle
-from tests.integration.mysql.test_restore_kill import q, state
+from tests.integration.conftest import SandboxHandle, q
+from tests.integration.mysql.test_restore_kill import state
 
 SRC, DST = "bfr src`;数据", "bfr dst`;数据"
 POLICY = "bundle-frames"

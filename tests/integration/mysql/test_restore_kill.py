@@ -29,7 +29,7 @@ from datatier.backup.manifest import Manifest
 from datatier.backup.service import load_policy, run_backup
 from datatier.config import load
 from datatier.mysql.load import BUNDLE_OBJECTS
-from tests.integration.conftest import SandboxHandle, wait_for
+from tests.integration.conftest import SandboxHandle, q, wait_for
 
 SRC = "rk src`;数据"
 DST = "rk dst`;数据"
@@ -48,10 +48,6 @@ VALUES = [
     "",
 ]
 TABLES = [f"t{i:03d}{SUFFIXES[i % len(SUFFIXES)]}" for i in range(2 * BUNDLE_OBJECTS + 12)]
-
-
-def q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,12 @@ import pytest
 
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, q
 from tests.integration.integrity import loaded_config
 
 CJK = "库" * 50  # MariaDB's own limit: its file names hold 50 such characters
 TABLES = (".datatier-tmp.x", "表" * 40, "plain")
 COPY = "integ_names_copy"
-
-
-def q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 @pytest.fixture
