@@ -6,6 +6,7 @@ copies. Engines are chosen in :mod:`datatier.backup.engines`."""
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -245,7 +246,9 @@ class RestoreEngine(abc.ABC):
 
     Contract (driven by :func:`datatier.backup.restore.restore_backup`, in this order):
     :meth:`plan` selects and validates (UsageError, IntegrityFailure) and only reads;
-    :meth:`check_target` makes every refusal about the target (exit 2) and changes nothing,
+    :meth:`claim_target` holds the target against other restores from here to the end (a
+    real run only; NotReadyYet, exit 5, while another holds it); :meth:`check_target`
+    makes every refusal about the target (exit 2) and changes nothing,
     before any archive-restore request is sent (they cost money); :meth:`check_staged`
     makes the refusals that need the objects' content, once every one was downloaded and
     its SHA-256 checked, and changes nothing; :meth:`apply` applies the objects from
@@ -266,6 +269,11 @@ class RestoreEngine(abc.ABC):
     @abc.abstractmethod
     def plan(self) -> RestorePlan:
         """What to fetch and where it goes."""
+
+    def claim_target(self, plan: RestorePlan) -> contextlib.AbstractContextManager[None]:
+        """Hold what the restore writes against other restores for the block (NotReadyYet
+        when another holds it; changes nothing); no claim by default."""
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     def check_target(self, plan: RestorePlan) -> None:

@@ -23,10 +23,14 @@ Contract, in order (the engine, chosen by the manifest's ``engine`` in
    their plaintext checked too (:mod:`datatier.pipeline.staging`).
 5. The engine applies the verified copies, then checks the result (row counts, a prepared
    datadir). An interruption says what may be partly applied.
+
+A real run holds the target from step 2 to the end (:meth:`claim_target`: for MySQL, one
+restore at a time into each target database, exit 5 for a second one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -105,9 +109,26 @@ def restore_backup(
 ) -> RestoreReport:
     """Restore ``manifest`` (found in ``catalog``) as ``options`` say (module docstring)."""
     started = time.monotonic()
-    progress = progress or RestoreProgress()
     engine: RestoreEngine = restore_engine(loaded, manifest, catalog, options)
     plan = engine.plan()
+    # A real run holds the target to its last check: one restore at a time.
+    claim = contextlib.nullcontext() if options.dry_run else engine.claim_target(plan)
+    with claim:
+        progress = progress or RestoreProgress()
+        return _restore(loaded, manifest, engine, plan, catalog, options, progress, started)
+
+
+def _restore(
+    loaded: LoadedConfig,
+    manifest: Manifest,
+    engine: RestoreEngine,
+    plan: RestorePlan,
+    catalog: Catalog,
+    options: RestoreOptions,
+    progress: RestoreProgress,
+    started: float,
+) -> RestoreReport:
+    """:func:`restore_backup` from the target's checks on."""
     engine.check_target(plan)
     identities = unlock(loaded.config, plan.objects, f"backup {manifest.backup_id}")
     groups = _by_store(plan, catalog.store)

@@ -19,6 +19,7 @@ of :func:`datatier.backup.restore.restore_backup` keeps every refusal before any
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Self
@@ -119,6 +120,10 @@ class PitrRestore(RestoreEngine):
             touches=base.touches,
             stores={r.key: pitr.archive_store for r in segments},
         )
+
+    def claim_target(self, plan: RestorePlan) -> contextlib.AbstractContextManager[None]:
+        assert self.base_plan is not None
+        return self.base.claim_target(self.base_plan)
 
     def check_target(self, plan: RestorePlan) -> None:
         assert self.base_plan is not None

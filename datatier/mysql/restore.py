@@ -4,6 +4,8 @@
   ``grants``, applied first so DEFINER accounts exist); IntegrityFailure (exit 4) when the
   manifest does not account for every row of them; the target server and the database
   renames; a tampered character set or collation name is refused.
+* ``claim_target``: one restore at a time into each target database
+  (:mod:`datatier.mysql.claim`).
 * ``check_target``: the target's ``max_allowed_packet`` fits the backup's largest
   statement; a read-only or replica target is refused unless ``allow_replica_target`` (then
   the load runs without binlogging, so no errant GTID); a target database that already
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import threading
@@ -31,6 +34,7 @@ from datatier.backup.names import TableName, held_tables, show
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
+from datatier.mysql.claim import claim_databases
 from datatier.mysql.connection import Connection, Endpoint, connect, resolve_target
 from datatier.mysql.load import SQLLoader
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
@@ -191,6 +195,10 @@ class LogicalRestore(RestoreEngine):
             summary=[f"{names}; {tables} tables, {rows} rows"],
             touches=f"{', '.join(sorted(set(self.targets.values())))} on {self.server.label}",
         )
+
+    def claim_target(self, plan: RestorePlan) -> contextlib.AbstractContextManager[None]:
+        """Every target database's restore lock (:mod:`datatier.mysql.claim`)."""
+        return claim_databases(self.server, self.targets.values())
 
     def check_target(self, plan: RestorePlan) -> None:
         check_packet_size(self.server, int(self.manifest.options.get("max_statement_bytes") or 0))
