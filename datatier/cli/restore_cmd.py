@@ -214,7 +214,8 @@ def restore(
     then again without --dry-run --scan (or --until 2026-12-01T11:59:00Z). A target the
     archive cannot reach, a gap, or a transaction that cannot be replayed is refused (exit
     2) before anything changes.
-    Exit codes: 0 ok, 1 failed, 2 refused/usage, 3 unreachable, 4 corrupt, 5 run again later.
+    Exit codes: 0 ok, 1 failed, 2 refused/usage, 3 unreachable, 4 corrupt, 5 run again later
+    (archived objects not readable yet, or another restore into a target database running).
     """
     loaded = app.loaded()
     entries, listed_databases = parse_tables(tables), parse_databases(databases)  # before I/O
