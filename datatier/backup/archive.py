@@ -8,10 +8,11 @@ objects only; manifests stay STANDARD, and so do the newest complete backup's ob
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from datatier.backup.catalog import BackupState, Catalog, ObjectCallback
 from datatier.backup.policy import ARCHIVE_ORDER, Policy
+from datatier.backup.retention import days_before
 from datatier.log import get_logger
 from datatier.storage.base import StorageClass
 
@@ -59,7 +60,7 @@ def archive_plan(catalog: Catalog, policy: Policy, now: datetime) -> ArchivePlan
     if storage.archive_after_days <= 0:
         return plan
     target_rank = ARCHIVE_ORDER[storage.archive_class]
-    cutoff = now - timedelta(days=storage.archive_after_days)
+    cutoff = days_before(now, storage.archive_after_days)
     min_size = policy.spec.archive.min_object_kb * 1024
     entries = catalog.backups(policy.name, include_all=True)
     complete = [e for e in entries if e.state is BackupState.COMPLETE]

@@ -40,7 +40,7 @@ from datatier.backup.catalog import (
 from datatier.backup.chain import needed_parents
 from datatier.backup.manifest import BACKUP_ID, MANIFEST_NAME, parse_backup_id
 from datatier.backup.policy import Policy
-from datatier.backup.retention import decide_retention
+from datatier.backup.retention import days_before, decide_retention
 from datatier.errors import IntegrityFailure
 from datatier.log import get_logger
 from datatier.storage.base import IncompleteUpload
@@ -145,7 +145,7 @@ def prune_plan(
         _target(complete[i], "not kept by retention") for i in decision.delete if i not in needed
     ]
     oldest_kept = min((k.created_at for k in decision.keep), default=None)
-    young_after = now - timedelta(days=policy.spec.retention.min_age_days)
+    young_after = days_before(now, policy.spec.retention.min_age_days)
     damaged: list[DamagedBackup] = []
     for entry in entries:
         if entry.state is not BackupState.DAMAGED:
@@ -164,7 +164,7 @@ def prune_plan(
                 "prune.damaged", policy=policy.name, backup_id=entry.backup_id, problem=problem
             )
     spared: list[PruneTarget] = []
-    cutoff = now - grace
+    cutoff = days_before(now, grace / timedelta(days=1))
     for entry in entries:
         if entry.state is BackupState.INCOMPLETE:
             hours = (now - entry.last_written).total_seconds() / 3600
@@ -218,7 +218,9 @@ def prune_execute(catalog: Catalog, plan: PrunePlan) -> PruneResult:
             bytes=target.bytes,
         )
     aborted = sum(
-        catalog.store.abort_incomplete_uploads(u.key, initiated_before=plan.now - plan.grace)
+        catalog.store.abort_incomplete_uploads(
+            u.key, initiated_before=days_before(plan.now, plan.grace / timedelta(days=1))
+        )
         for u in plan.uploads
     )
     freed = sum(t.bytes for t in deleted)

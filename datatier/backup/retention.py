@@ -25,6 +25,17 @@ from datetime import UTC, datetime, timedelta
 from datatier.backup.policy import RetentionSettings
 
 NEWEST = "newest"
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def days_before(now: datetime, days: float) -> datetime:
+    """``now`` minus ``days``; the earliest representable moment when that lies before
+    year 1 or the span is too large for a timedelta (such a span keeps everything, so a
+    huge ``min_age_days`` or ``--now 0001-01-01`` never fails a prune)."""
+    try:
+        return now - timedelta(days=days)
+    except OverflowError:
+        return EARLIEST
 
 
 @dataclass(frozen=True)
@@ -97,13 +108,13 @@ def decide_retention(
                 seen.add(period)
                 reasons[backup_id].append(period)
 
-    young_after = now - timedelta(days=settings.min_age_days)
+    young_after = days_before(now, settings.min_age_days)
     for backup_id, created in ordered:
         if created > young_after:
             reasons[backup_id].append(f"younger than {settings.min_age_days:g} days")
 
     if settings.recovery_window_days > 0:
-        window_start = now - timedelta(days=settings.recovery_window_days)
+        window_start = days_before(now, settings.recovery_window_days)
         window = f"{settings.recovery_window_days:g} d recovery window"
         base_found = False
         for backup_id, created in ordered:  # newest first

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from datatier.backup.archive import ArchiveMove
 from datatier.backup.catalog import BackupState, Catalog
 from datatier.backup.policy import ARCHIVE_ORDER, Policy, find_policies
+from datatier.backup.retention import days_before
 from datatier.backup.service import open_policy_catalog, policies_dir
 from datatier.binlog.chain import load_chain
 from datatier.binlog.layout import DIRECTORY, data_prefix, index_key, index_prefix
@@ -84,7 +85,7 @@ def binlog_prune_plan(
         plan.delete.append(record)
     plan.kept = len(chain.records) - len(plan.delete)
     indexed = {r.key for r in chain.records if r.key}
-    cutoff = now - grace
+    cutoff = days_before(now, grace / timedelta(days=1))
     plan.orphans = [
         info
         for info in chain.objects.values()
@@ -123,7 +124,7 @@ def binlog_archive_moves(catalog: Catalog, policy: Policy, now: datetime) -> lis
     storage = policy.spec.storage
     if storage.archive_after_days <= 0:
         return []
-    cutoff = now - timedelta(days=storage.archive_after_days)
+    cutoff = days_before(now, storage.archive_after_days)
     rank = ARCHIVE_ORDER[storage.archive_class]
     return [
         ArchiveMove(DIRECTORY, info.key, info.size, info.storage_class)

@@ -299,7 +299,8 @@ def prune_cmd(
         chosen = load_policy(loaded, policy)
         catalog = open_policy_catalog(loaded, chosen)
         job.store = catalog.store
-        plan = prune_plan(catalog, chosen, now, grace=timedelta(hours=grace_hours))
+        grace = timedelta(hours=min(grace_hours, timedelta.max // timedelta(hours=1)))
+        plan = prune_plan(catalog, chosen, now, grace=grace)
         kept = {k.backup_id for k in plan.keep}
         binlogs = binlog_prune_plan(loaded, catalog, chosen, kept, plan.now, plan.grace)
         result = prune_execute(catalog, plan) if execute else None

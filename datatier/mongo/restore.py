@@ -151,6 +151,13 @@ class MongoRestore(RestoreEngine):
         pairs = sorted({(o.database, o.table) for o in objects if o.database and o.table})
         self.collections = [(db, name) for db, name in pairs if db and name]
         self.targets = options.targets(db for db, _ in self.collections)
+        for target in sorted(set(self.targets.values()) - set(self.targets)):
+            problem = bad_database_name(target)
+            if problem:
+                raise UsageError(
+                    f"--rename: {target!r} cannot be a MongoDB database: {problem}",
+                    hint="pick another name (the target is created by the restore)",
+                )
         names = ", ".join(f"{s}->{d}" if s != d else s for s, d in self.targets.items())
         documents = sum(o.rows for o in objects if o.kind == "collection")
         return RestorePlan(
@@ -221,6 +228,25 @@ class MongoRestore(RestoreEngine):
 
     def _client(self) -> _Guarded:
         return _Guarded(self.server)
+
+
+SERVER_DATABASES = ("admin", "config", "local")
+FORBIDDEN_CHARACTERS = '/\\. "$\0'
+
+
+def bad_database_name(name: str) -> str | None:
+    """Why ``name`` may not be a renamed restore's target, None when it may: MongoDB's own
+    databases (``local`` holds the oplog) and the names it refuses (on Linux: any of
+    ``/\\. "$`` or NUL, 64 bytes or more)."""
+    if name in SERVER_DATABASES:
+        return f"{name!r} is the server's own database"
+    bad = sorted({c for c in name if c in FORBIDDEN_CHARACTERS})
+    if bad:
+        return f"it holds {', '.join(repr(c) for c in bad)}"
+    size = len(name.encode())
+    if size >= 64:
+        return f"{size} bytes, MongoDB takes at most 63"
+    return None
 
 
 def _restore_collection(

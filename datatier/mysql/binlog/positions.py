@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from datatier.errors import UsageError
 
-GTID_TEXT = re.compile(r"^(\d{1,10})-(\d{1,10})-(\d{1,20})$")
+GTID_TEXT = re.compile(r"^(\d{1,10})-(\d{1,10})-(\d{1,20})$", re.ASCII)
 
 
 @dataclass(frozen=True, order=True)

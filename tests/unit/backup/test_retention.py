@@ -249,3 +249,13 @@ def test_recovery_window_with_everything_inside_keeps_everything() -> None:
     backups = daily(5)
     decision = decide_retention(backups, window(30), NOW)
     assert decision.delete == [] and len(decision.keep) == 5
+
+
+def test_a_span_past_year_one_keeps_everything_instead_of_overflowing() -> None:
+    """min_age_days / recovery_window_days larger than a date can hold: every backup kept."""
+    backups = daily(5)
+    for huge in (settings(min_age_days=1_000_000), settings(min_age_days=1e300)):
+        assert sorted(kept_ids(decide_retention(backups, huge, NOW))) == sorted(backups)
+    early = datetime(1, 1, 1, 3, tzinfo=UTC)
+    decision = decide_retention(backups, settings(min_age_days=1), early)
+    assert sorted(kept_ids(decision)) == sorted(backups) and decision.delete == []

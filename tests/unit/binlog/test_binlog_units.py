@@ -325,3 +325,11 @@ def test_restore_arguments_are_checked_first(
     assert main(["restore", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+@pytest.mark.parametrize("text", ["0-1-\uff12\uff13", "\u0660-1-5", "0-\u0661-5"])
+def test_a_gtid_with_non_ascii_digits_is_refused(text: str) -> None:
+    """Reproduction: `--until-gtid` with full-width digits (U+FF12 U+FF13) was read as 0-1-23, while
+    MariaDB and `--until` take ASCII digits only."""
+    with pytest.raises(UsageError, match="not a MariaDB GTID"):
+        Gtid.parse(text)
