@@ -180,7 +180,15 @@ class MongoDumpEngine(BackupEngine):
                 databases, collections = self._scope(client)
                 tables = [self._collection(writer, client[db], spec) for db, spec in collections]
                 consistency = (
-                    capture(client, writer, start, databases, self.chunk_bytes)
+                    capture(
+                        client,
+                        writer,
+                        start,
+                        databases,
+                        self.chunk_bytes,
+                        dumped={(db, str(spec["name"])) for db, spec in collections},
+                        includes=self.policy.includes_table,
+                    )
                     if start is not None
                     else STANDALONE
                 )

@@ -15,10 +15,12 @@ Contract:
 - :func:`replay` applies the captured entries in order after the data is loaded, with an
   :class:`~datatier.mongo.oplogapply.Applier` (``applyOps``, or driver operations where the
   server has no ``applyOps``), rewriting database names for ``--rename`` and skipping
-  entries of collections that are not being restored. Inserts, updates and deletes are
-  idempotent in the oplog's own terms, so documents the dump already saw converge to their
-  state at the end of the slice. :func:`check_replayable` finds entries an applier cannot
-  apply before anything is restored.
+  entries of collections that are not being restored. A collection the slice creates
+  (the dump never listed it) is listed in the manifest (:data:`CREATED`) when the policy
+  includes it, and is restored with its database, from the slice alone. Inserts, updates
+  and deletes are idempotent in the oplog's own terms, so documents the dump already saw
+  converge to their state at the end of the slice. :func:`check_replayable` finds entries
+  an applier cannot apply before anything is restored.
 
 Only servers that are replica-set members have an oplog: on a standalone server (the
 sandbox's FerretDB) none of this runs and the manifest says the snapshot is consistent per
@@ -30,14 +32,14 @@ replica set, against it (``hello``, ``applyOps``): tests/integration/test_mongo_
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from bson.timestamp import Timestamp
 
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.errors import NotReadyYet, OperationFailed
-from datatier.mongo.bsonstream import count_documents
+from datatier.mongo.bsonstream import count_documents, raw_documents
 from datatier.mongo.client import handshake
 from datatier.mongo.oplogapply import Applier, ApplyOpsApplier
 
@@ -49,6 +51,9 @@ OPLOG_METHOD = "oplog (mongodump --oplog): data plus the oplog slice written mea
 _DROP_FIELDS = ("_id", "ui", "lsid", "txnNumber", "stmtId", "prevOpTime", "postImageOpTime")
 _APPLY_BATCH = 500
 
+
+CREATED = "created_during_dump"
+"""The manifest's ``consistency`` field listing the collections the slice creates."""
 
 EMPTY_OPLOG = Timestamp(0, 0)  # the position of an oplog without entries: before any
 
@@ -85,14 +90,20 @@ def capture(
     start: Timestamp,
     databases: Iterable[str],
     chunk_bytes: int = DEFAULT_CHUNK,
+    *,
+    dumped: Collection[tuple[str, str]] = (),
+    includes: Callable[[str, str], bool] = lambda db, coll: True,
 ) -> dict[str, Any]:
     """Write the oplog slice after ``start`` (see module docstring); its summary for the
-    manifest's ``consistency`` section."""
+    manifest's ``consistency`` section, with ``created_during_dump``: the collections the
+    slice creates (inserts, ``create``) that are not ``dumped`` but the policy
+    ``includes`` (created after the dump listed the collections: a restore replays them)."""
     oplog = client.local["oplog.rs"]
     end = oplog_position(client)
     assert end is not None
     query = {"ts": {"$gt": start, "$lte": end}, **_namespace_filter(databases)}
     entries = part = 0
+    created: set[tuple[str, str]] = set()
     current: OpenObject | None = None
     for batch in oplog.find_raw_batches(query, sort=[("$natural", 1)]):
         raw = bytes(batch)
@@ -103,6 +114,8 @@ def capture(
             current = writer.open(f"{OPLOG_KEY}.{part:05d}.zst", "oplog", None, None, part)
         n = count_documents(raw)
         current.write(raw, n)
+        for entry in raw_documents([raw], "the oplog"):
+            created.update(created_collections(entry))
         entries += n
         if current.raw_size >= chunk_bytes:
             writer.close(current)
@@ -124,14 +137,46 @@ def capture(
         ),
         "oplog_end": {"t": end.time, "i": end.inc},
         "oplog_entries": entries,
+        CREATED: [
+            [db, coll]
+            for db, coll in sorted(created)
+            if (db, coll) not in dumped and not coll.startswith("system.") and includes(db, coll)
+        ],
     }
 
 
-def _target(ns: str, renames: dict[str, str]) -> tuple[str, str, str] | None:
-    db, _, coll = ns.partition(".")
-    if db not in renames:
-        return None
-    return renames[db], coll, db
+def _operations(entry: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """``entry``, or the operations of a transaction's ``applyOps`` container (with its
+    ``ts``); no-ops left out."""
+    op = entry.get("op")
+    if op == "n":
+        return
+    if op == "c" and isinstance(entry.get("o", {}).get("applyOps"), list):
+        for inner in entry["o"]["applyOps"]:
+            yield from _operations(dict(inner, ts=entry.get("ts")))
+        return
+    yield entry
+
+
+def _acts_on(op: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (database, collection) an operation acts on: a command's is its first value
+    (``{"drop": "c"}``), None when that is not a collection name."""
+    db, _, coll = str(op.get("ns", "")).partition(".")
+    if op.get("op") == "c":
+        command = op.get("o", {})
+        first = next(iter(command.values()), None) if command else None
+        return (db, first) if isinstance(first, str) else None
+    return db, coll
+
+
+def created_collections(entry: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """The collections ``entry`` can create: by inserting (implicitly) or ``create``."""
+    for op in _operations(entry):
+        kind = op.get("op")
+        if kind == "i" or (kind == "c" and next(iter(op.get("o", {})), None) == "create"):
+            found = _acts_on(op)
+            if found is not None:
+                yield found
 
 
 def rewrite(
@@ -139,27 +184,18 @@ def rewrite(
 ) -> Iterator[dict[str, Any]]:
     """The entries to apply for one captured entry: renamed, filtered, cleaned; a
     transaction's ``applyOps`` container is flattened into its operations."""
-    op = entry.get("op")
-    if op == "n":
-        return
-    if op == "c" and isinstance(entry.get("o", {}).get("applyOps"), list):
-        for inner in entry["o"]["applyOps"]:
-            yield from rewrite(dict(inner, ts=entry.get("ts")), renames, wanted)
-        return
-    target = _target(str(entry.get("ns", "")), renames)
-    if target is None:
-        return
-    new_db, coll, old_db = target
-    if op == "c":
-        command = entry.get("o", {})
-        first = next(iter(command.values()), None) if command else None
-        if not isinstance(first, str) or (old_db, first) not in wanted:
-            return
-    elif (old_db, coll) not in wanted:
-        return
+    for op in _operations(entry):
+        acted = _acts_on(op)
+        if acted is None or acted not in wanted or acted[0] not in renames:
+            continue
+        yield _cleaned(op, renames[acted[0]])
+
+
+def _cleaned(entry: Mapping[str, Any], new_db: str) -> dict[str, Any]:
+    _, _, coll = str(entry.get("ns", "")).partition(".")
     cleaned = {k: v for k, v in entry.items() if k not in _DROP_FIELDS and k != "ts"}
     cleaned["ns"] = f"{new_db}.{coll}"
-    yield cleaned
+    return cleaned
 
 
 def replay(

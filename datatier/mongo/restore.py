@@ -34,7 +34,7 @@ from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mongo.bsonstream import iter_documents, raw_documents
 from datatier.mongo.client import mongo_client, unreachable
-from datatier.mongo.oplog import check_replayable, replay
+from datatier.mongo.oplog import CREATED, check_replayable, replay
 from datatier.mongo.oplogapply import applier_for
 from datatier.pipeline.staging import Staged
 
@@ -102,6 +102,28 @@ def select_collections(manifest: Manifest, options: RestoreOptions) -> list[Obje
     return objects + [o for o in manifest.objects if o.kind == "oplog"]
 
 
+def created_during_dump(manifest: Manifest, options: RestoreOptions) -> list[tuple[str, str]]:
+    """The collections the backup's oplog slice creates (its manifest lists them) in the
+    databases this restore selects; none with ``--tables`` (a restore of named collections).
+    IntegrityFailure when the manifest's list is not one of [database, collection] pairs."""
+    listed = manifest.consistency.get(CREATED, [])
+    if not isinstance(listed, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(n, str) and n for n in p)
+        for p in listed
+    ):
+        raise IntegrityFailure(
+            f"backup {manifest.backup_id}: the manifest's consistency.{CREATED} is not a list "
+            "of [database, collection] pairs"
+        )
+    if options.tables:
+        return []
+    return [
+        (db, name)
+        for db, name in listed
+        if db in manifest.databases and (not options.databases or db in options.databases)
+    ]
+
+
 class MongoRestore(RestoreEngine):
     """Restores a ``mongo`` backup into a MongoDB deployment (see module docstring)."""
 
@@ -132,8 +154,14 @@ class MongoRestore(RestoreEngine):
         self.server = server
         self.collections: list[tuple[str, str]] = []
         self.targets: dict[str, str] = {}
+        self.created: list[tuple[str, str]] = []
         self.to_drop: list[tuple[str, str]] = []
         self.replayed = False
+
+    @property
+    def replayed_into(self) -> list[tuple[str, str]]:
+        """The collections restored: those dumped, and those the oplog slice created."""
+        return [*self.collections, *self.created]
 
     def plan(self) -> RestorePlan:
         manifest, options = self.manifest, self.options
@@ -150,7 +178,8 @@ class MongoRestore(RestoreEngine):
             )
         pairs = sorted({(o.database, o.table) for o in objects if o.database and o.table})
         self.collections = [(db, name) for db, name in pairs if db and name]
-        self.targets = options.targets(db for db, _ in self.collections)
+        self.created = created_during_dump(manifest, options)
+        self.targets = options.targets(db for db, _ in [*self.collections, *self.created])
         for target in sorted(set(self.targets.values()) - set(self.targets)):
             problem = bad_database_name(target)
             if problem:
@@ -160,6 +189,12 @@ class MongoRestore(RestoreEngine):
                 )
         names = ", ".join(f"{s}->{d}" if s != d else s for s, d in self.targets.items())
         documents = sum(o.rows for o in objects if o.kind == "collection")
+        summary = [f"{names}; {len(self.collections)} collections, {documents} documents"]
+        if self.created:
+            summary.append(
+                f"{len(self.created)} collection(s) created during the dump, from the oplog: "
+                + ", ".join(show(db, name) for db, name in self.created)
+            )
         return RestorePlan(
             manifest=manifest,
             objects=objects,
@@ -168,15 +203,16 @@ class MongoRestore(RestoreEngine):
                 "databases": self.targets,
                 "tables": len(self.collections),
                 "rows": documents,
+                "created_during_dump": [list(pair) for pair in self.created],
             },
-            summary=[f"{names}; {len(self.collections)} collections, {documents} documents"],
+            summary=summary,
         )
 
     def check_target(self, plan: RestorePlan) -> None:
         """Non-empty target collections: refused unless --drop (noted for apply) or --force."""
         with self._client() as client:
             busy = []
-            for db, name in self.collections:
+            for db, name in self.replayed_into:
                 target = client[self.targets[db]]
                 if (
                     name in target.list_collection_names()
@@ -198,7 +234,7 @@ class MongoRestore(RestoreEngine):
         with self._client() as client:
             applier = applier_for(client) if oplog else None
             if applier is not None and applier.refuses:
-                check_replayable(applier, _entries(staged, oplog), targets, set(collections))
+                check_replayable(applier, _entries(staged, oplog), targets, set(self.replayed_into))
             for db, name in self.to_drop:  # only now that the backup is known to be restorable
                 client[db].drop_collection(name)
 
@@ -214,9 +250,8 @@ class MongoRestore(RestoreEngine):
                     future.result()
             _create_views(client, self.manifest, targets)
             if applier is not None:
-                applied = replay(
-                    client, _entries(staged, oplog), targets, set(collections), applier=applier
-                )
+                wanted = set(self.replayed_into)
+                applied = replay(client, _entries(staged, oplog), targets, wanted, applier=applier)
                 self.replayed = True
                 log.info("restore.oplog_replayed", entries=applied, method=applier.name)
 

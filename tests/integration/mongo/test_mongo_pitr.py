@@ -3,7 +3,9 @@
 A writer changes the source while the dump runs (inserts, operator updates, replacements,
 deletes in collections already dumped and not yet dumped, and a collection drop); the
 backup captures the oplog slice written meanwhile and the restore replays it, so the copy
-equals the source as it was when the dump ended.
+equals the source as it was when the dump ended: a collection created mid-dump included
+(``fresh``, after the dump listed the collections), one the policy excludes left out
+(``hidden``, created mid-dump too).
 
 Servers: always the sandbox's mongo2 (mongo-java-server, a replica set with an oplog), and
 also a real mongod replica-set member where ``DATATIER_TEST_MONGO_URI`` names one. They take
@@ -142,7 +144,9 @@ def pitr_backup(
             )
         c[DB].doomed.insert_many([{"_id": i} for i in range(100)])
     sandbox.write_policy(
-        "pitr-w", f'engine = "mongo"\n[source]\nserver = "{name}"\ndatabases = ["{DB}"]\n'
+        "pitr-w",
+        f'engine = "mongo"\n[source]\nserver = "{name}"\ndatabases = ["{DB}"]\n'
+        f'exclude_tables = ["{DB}.hidden"]\n',
     )
     writer = Writer(uri)
     real_collection, real_capture = MongoDumpEngine._collection, mongo_oplog.capture
@@ -154,6 +158,10 @@ def pitr_backup(
         if not writer.drop_doomed.is_set():
             writer.drop_doomed.set()  # after the first collection: doomed is dropped mid-dump
             assert writer.dropped.wait(30)
+            new = client_for(uri)[DB]  # and two collections the dump never listed appear
+            new.fresh.insert_many([{"_id": i, "fresh": True, **AWKWARD} for i in range(50)])
+            new.fresh.update_one({"_id": 0}, {"$set": {"n": 1}})
+            new.hidden.insert_one({"_id": 1})
         writer.wait_ops(20)
         return result
 
@@ -188,6 +196,8 @@ def test_slice_written_during_the_dump_is_captured(
     assert manifest.source["server"] == mongo_server[0]
     assert manifest.source["replica_set"]
     assert manifest.consistency["point_in_time"] is True
+    # listed after the dump listed its collections; `hidden` is excluded by the policy
+    assert manifest.consistency["created_during_dump"] == [[DB, "fresh"]]
     parts = sorted((o for o in manifest.objects if o.kind == "oplog"), key=lambda o: o.part)
     assert parts, "no oplog objects"
     loaded = load(str(sandbox.config_path), environ=mongo_environ(mongo_server[0]))
@@ -223,9 +233,9 @@ def test_restore_replays_the_slice_to_the_end_of_the_dump(
     replayed = [e for e in events if e["event"] == "restore.oplog_replayed"]
     assert [e["method"] for e in replayed] == [METHODS[name]]
     with client_for(uri) as c:
-        assert sorted(c[COPY].list_collection_names()) == sorted(COLLECTIONS)
-        assert sorted(c[DB].list_collection_names()) == sorted(COLLECTIONS)
-        for name in COLLECTIONS:
+        assert sorted(c[DB].list_collection_names()) == sorted([*COLLECTIONS, "fresh", "hidden"])
+        assert sorted(c[COPY].list_collection_names()) == sorted([*COLLECTIONS, "fresh"])
+        for name in (*COLLECTIONS, "fresh"):
             source, copy = raw_of(c, DB, name), raw_of(c, COPY, name)
             assert copy == source, f"{name}: {len(copy)} bytes restored, {len(source)} at source"
 

@@ -10,7 +10,7 @@ import pytest
 from bson.timestamp import Timestamp
 
 from datatier.errors import NotReadyYet, OperationFailed, exit_code_of
-from datatier.mongo.oplog import EMPTY_OPLOG, oplog_position, replay, rewrite
+from datatier.mongo.oplog import EMPTY_OPLOG, created_collections, oplog_position, replay, rewrite
 from datatier.mongo.oplogapply import ApplyOpsApplier, CrudApplier
 
 TS = Timestamp(1_700_000_000, 1)
@@ -138,3 +138,23 @@ def test_an_empty_capped_oplog_is_not_ready_yet() -> None:
     with pytest.raises(NotReadyYet, match="capped oplog has no entry yet") as caught:
         oplog_position(_ReplicaSetMember({"capped": True, "size": 1 << 20}))
     assert exit_code_of(caught.value) == 5 and "\n" not in str(caught.value)
+
+
+def test_collections_an_entry_can_create_inserts_and_create_commands_only() -> None:
+    txn = entry(
+        "c",
+        "admin.$cmd",
+        {"applyOps": [{"op": "i", "ns": "shop.new", "o": {"_id": 1}}, {"op": "d", "ns": "x.y"}]},
+    )
+    assert list(created_collections(txn)) == [("shop", "new")]
+    assert list(created_collections(entry("c", "shop.$cmd", {"create": "c.d", "x": 1}))) == [
+        ("shop", "c.d")
+    ]
+    assert list(created_collections(entry("i", "shop.a.b", {"_id": 1}))) == [("shop", "a.b")]
+    for other in (
+        entry("u", "shop.orders", {"$set": {"x": 1}}),
+        entry("c", "shop.$cmd", {"drop": "orders"}),
+        entry("c", "shop.$cmd", {"createIndexes": "orders"}),
+        entry("n", "", {"msg": "noop"}),
+    ):
+        assert list(created_collections(other)) == []

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from datatier.backup.engine import RestoreOptions
 from datatier.backup.manifest import Manifest
 from datatier.config import LoadedConfig, load
-from datatier.errors import UsageError
-from datatier.mongo.restore import mongo_target
+from datatier.errors import IntegrityFailure, UsageError
+from datatier.mongo.restore import created_during_dump, mongo_target
 
 
 def manifest(server: str | None) -> Manifest:
@@ -43,3 +44,24 @@ def test_a_source_no_longer_configured_needs_a_target(loaded: LoadedConfig) -> N
         mongo_target(loaded, manifest("gone"), None)
     assert "--target" in str(info.value)
     assert mongo_target(loaded, manifest("gone"), "m2").uri == "mongodb://m2/"
+
+
+def with_created(listed: object) -> Manifest:
+    m = manifest("m2")
+    m.consistency = {"point_in_time": True, "created_during_dump": listed}
+    m.databases = {"shop": {}, "ab": {}}
+    return m
+
+
+def test_collections_created_during_the_dump_follow_the_database_selection() -> None:
+    m = with_created([["shop", "fresh"], ["ab", "new.one"], ["gone", "x"]])
+    assert created_during_dump(m, RestoreOptions()) == [("shop", "fresh"), ("ab", "new.one")]
+    assert created_during_dump(m, RestoreOptions(databases=("ab",))) == [("ab", "new.one")]
+    assert created_during_dump(m, RestoreOptions(tables=(("shop", "orders"),))) == []
+    assert created_during_dump(manifest("m2"), RestoreOptions()) == [], "older backups: none"
+
+
+@pytest.mark.parametrize("listed", ["shop.fresh", [["shop"]], [["shop", 1]], [["", "x"]]])
+def test_a_tampered_created_list_is_an_integrity_failure(listed: object) -> None:
+    with pytest.raises(IntegrityFailure, match="created_during_dump"):
+        created_during_dump(with_created(listed), RestoreOptions())
