@@ -282,6 +282,34 @@ class MemcachedNode:
             raise self._fail(exc) from None
         return found
 
+    def present(self, keys: Sequence[bytes]) -> list[bool]:
+        """Whether each key is on this node, by pipelined ``mg KEY`` (no value is sent back;
+        memcached >= 1.6). A server without meta commands answers ERROR: every key then
+        reads as absent (an ``add`` still leaves a present key alone)."""
+        if not keys:
+            return []
+        sock, reader = self._connect()
+        try:
+            sock.sendall(b"".join(b"mg %s\r\n" % key for key in keys))
+            return [self._line(reader).startswith(b"HD") for _ in keys]
+        except OSError as exc:
+            raise self._fail(exc) from None
+
+    def reclaim_expired(self, *, wait: float = 5.0) -> None:
+        """Run ``lru_crawler crawl all`` (frees expired items, so that ``curr_items`` counts
+        live ones) and wait, up to ``wait`` seconds, until the crawler is idle again."""
+        sock, reader = self._connect()
+        try:
+            sock.sendall(b"lru_crawler crawl all\r\n")
+            self._line(reader)  # OK, or BUSY when a crawl already runs: waited for below
+        except OSError as exc:
+            raise self._fail(exc) from None
+        deadline = time.monotonic() + wait
+        while self.stats().get("lru_crawler_running", "0") != "0":
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+
     def metadump(self, *, busy_wait: float = 5.0) -> Iterator[MetaEntry]:
         """Stream every key's metadata via ``lru_crawler metadump all``, on this connection
         (use a dedicated node object; memory stays flat whatever the number of keys)."""
