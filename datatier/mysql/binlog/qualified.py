@@ -16,10 +16,10 @@ Proven forms: ``INSERT``/``REPLACE``/``UPDATE``/``DELETE ... FROM`` and ``DROP T
 - no unqualified name is called (``f()``, ```f`()``: a stored function resolves in the
   default database; built-ins such as ``NOW()`` or ``DATABASE()`` give up too), except the
   reserved words listed in :data:`NOT_CALLS`, which the parser never reads as a routine;
-- there is no executable comment (``/*! */``: code the server may skip, changing what
-  is adjacent), no ``WITH``, and the session's ``sql_mode`` has neither ``ORACLE`` (another
-  grammar) nor ``NO_BACKSLASH_ESCAPES`` with a backslash in the text (strings would then end
-  elsewhere than the tokenizer thinks).
+- there is one statement (no ``;``), no executable comment (``/*! */``: code the server
+  may skip, changing what is adjacent), no ``WITH``, and the session's ``sql_mode`` has
+  neither ``ORACLE`` (another grammar) nor ``NO_BACKSLASH_ESCAPES`` with a backslash in the
+  text (strings would then end elsewhere than the tokenizer thinks).
 
 ``CREATE``/``ALTER TABLE`` (``LIKE``, ``REFERENCES``, ``RENAME TO``, ``UNION=``, ``SELECT``,
 index names before parentheses), views, routines, triggers and events are not proven.
@@ -63,6 +63,8 @@ def qualified_tables(
         return None
     if sql_mode & MODE_NO_BACKSLASH_ESCAPES and any("\\" in t[3] for t in tokens):
         return None
+    if any(t[0] == "other" and t[3] == ";" for t in tokens):
+        return None  # more than one statement: only the first one's verb would be checked
     words = found.words
     if words[:1] == ["DELETE"] or words[:1] in (["INSERT"], ["REPLACE"], ["UPDATE"]):
         return _dml(tokens)

@@ -90,6 +90,7 @@ def test_fully_qualified_statements_leave_the_default_database_out(
         "CALL shop.p()",
         "LOAD DATA INFILE 'x' INTO TABLE shop.t",
         "INSERT INTO shop.t VALUES (1) RETURNING f()",
+        "UPDATE shop.t SET n = 1; UPDATE t SET n = 1",  # a second statement
         "INSERT INTO",
         "DELETE",
     ],
