@@ -113,13 +113,31 @@ def slices(values: Sequence[bytes]) -> Iterator[tuple[int, int]]:
         start = end
 
 
-@dataclass(frozen=True)
-class MetaEntry:
-    """One line of ``lru_crawler metadump``: ``exp`` is an absolute unix time, -1 for never."""
+class MetaEntry(NamedTuple):
+    """One line of ``lru_crawler metadump``: ``exp`` is an absolute unix time, -1 for never.
+    A tuple: one is built per key of the node."""
 
     key: bytes
     exp: int
     size: int
+
+    @classmethod
+    def parse(cls, line: bytes) -> MetaEntry:
+        """``key=K exp=E la=.. cas=.. fetch=.. cls=.. size=S`` (the key URI-encoded): the
+        fields in memcached's order are read by position, any other order by name."""
+        parts = line.split(b" ")
+        first, second, last = parts[0], parts[1] if len(parts) > 1 else b"", parts[-1]
+        if first[:4] == b"key=" and second[:4] == b"exp=" and last[:5] == b"size=":
+            key = first[4:]
+            return cls(
+                unquote_to_bytes(key) if b"%" in key else key, int(second[4:]), int(last[5:])
+            )
+        fields = dict(part.split(b"=", 1) for part in parts if b"=" in part)
+        return cls(
+            unquote_to_bytes(fields[b"key"]),
+            int(fields.get(b"exp", b"-1")),
+            int(fields.get(b"size", b"0")),
+        )
 
 
 def key_problem(key: bytes) -> str | None:
@@ -328,12 +346,7 @@ class MemcachedNode:
             while line != b"END":
                 if line.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
                     raise OperationFailedByServer(self.address, line.decode(errors="replace"))
-                fields = dict(part.split(b"=", 1) for part in line.split(b" ") if b"=" in part)
-                yield MetaEntry(
-                    key=unquote_to_bytes(fields[b"key"]),
-                    exp=int(fields.get(b"exp", b"-1")),
-                    size=int(fields.get(b"size", b"0")),
-                )
+                yield MetaEntry.parse(line)
                 line = self._line(reader)
         except OSError as exc:
             raise self._fail(exc) from None

@@ -16,7 +16,7 @@ import pytest
 from datatier.cache.census import Census, shortfall
 from datatier.cache.copy import CopyReport, remaining_exptime
 from datatier.cache.keys import KeyBuilder, KeyValueRefused, normalize_sql
-from datatier.cache.protocol import key_problem, parse_address
+from datatier.cache.protocol import MetaEntry, key_problem, parse_address
 from datatier.cache.serialize import UnserializableResult, serializer_for
 from datatier.cache.warmset import load_warm_set
 from datatier.errors import ConfigError
@@ -280,3 +280,14 @@ def test_copy_report_says_what_the_crawler_missed() -> None:
     assert report.exit_code() == 1
     doc = report.to_json()
     assert (doc["unlisted"], doc["recovered"], doc["missed"]) == (10, 4, 6)
+
+
+def test_metadump_lines_parse_by_position_and_by_name() -> None:
+    line = b"key=app%3Aa%20b exp=-1 la=1700000000 cas=7 fetch=no cls=1 size=80"
+    assert MetaEntry.parse(line) == (b"app:a b", -1, 80)
+    assert MetaEntry.parse(b"key=plain exp=1700000100 la=1 cas=2 fetch=yes cls=3 size=9") == (
+        b"plain",
+        1700000100,
+        9,
+    )
+    assert MetaEntry.parse(b"cas=2 key=k%25 size=3") == (b"k%", -1, 3)  # another order
