@@ -113,13 +113,31 @@ def slices(values: Sequence[bytes]) -> Iterator[tuple[int, int]]:
         start = end
 
 
-@dataclass(frozen=True)
-class MetaEntry:
-    """One line of ``lru_crawler metadump``: ``exp`` is an absolute unix time, -1 for never."""
+class MetaEntry(NamedTuple):
+    """One line of ``lru_crawler metadump``: ``exp`` is an absolute unix time, -1 for never.
+    A tuple: one is built per key of the node."""
 
     key: bytes
     exp: int
     size: int
+
+    @classmethod
+    def parse(cls, line: bytes) -> MetaEntry:
+        """``key=K exp=E la=.. cas=.. fetch=.. cls=.. size=S`` (the key URI-encoded): the
+        fields in memcached's order are read by position, any other order by name."""
+        parts = line.split(b" ")
+        first, second, last = parts[0], parts[1] if len(parts) > 1 else b"", parts[-1]
+        if first[:4] == b"key=" and second[:4] == b"exp=" and last[:5] == b"size=":
+            key = first[4:]
+            return cls(
+                unquote_to_bytes(key) if b"%" in key else key, int(second[4:]), int(last[5:])
+            )
+        fields = dict(part.split(b"=", 1) for part in parts if b"=" in part)
+        return cls(
+            unquote_to_bytes(fields[b"key"]),
+            int(fields.get(b"exp", b"-1")),
+            int(fields.get(b"size", b"0")),
+        )
 
 
 def key_problem(key: bytes) -> str | None:
@@ -282,6 +300,34 @@ class MemcachedNode:
             raise self._fail(exc) from None
         return found
 
+    def present(self, keys: Sequence[bytes]) -> list[bool]:
+        """Whether each key is on this node, by pipelined ``mg KEY`` (no value is sent back;
+        memcached >= 1.6). A server without meta commands answers ERROR: every key then
+        reads as absent (an ``add`` still leaves a present key alone)."""
+        if not keys:
+            return []
+        sock, reader = self._connect()
+        try:
+            sock.sendall(b"".join(b"mg %s\r\n" % key for key in keys))
+            return [self._line(reader).startswith(b"HD") for _ in keys]
+        except OSError as exc:
+            raise self._fail(exc) from None
+
+    def reclaim_expired(self, *, wait: float = 5.0) -> None:
+        """Run ``lru_crawler crawl all`` (frees expired items, so that ``curr_items`` counts
+        live ones) and wait, up to ``wait`` seconds, until the crawler is idle again."""
+        sock, reader = self._connect()
+        try:
+            sock.sendall(b"lru_crawler crawl all\r\n")
+            self._line(reader)  # OK, or BUSY when a crawl already runs: waited for below
+        except OSError as exc:
+            raise self._fail(exc) from None
+        deadline = time.monotonic() + wait
+        while self.stats().get("lru_crawler_running", "0") != "0":
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+
     def metadump(self, *, busy_wait: float = 5.0) -> Iterator[MetaEntry]:
         """Stream every key's metadata via ``lru_crawler metadump all``, on this connection
         (use a dedicated node object; memory stays flat whatever the number of keys)."""
@@ -300,12 +346,7 @@ class MemcachedNode:
             while line != b"END":
                 if line.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
                     raise OperationFailedByServer(self.address, line.decode(errors="replace"))
-                fields = dict(part.split(b"=", 1) for part in line.split(b" ") if b"=" in part)
-                yield MetaEntry(
-                    key=unquote_to_bytes(fields[b"key"]),
-                    exp=int(fields.get(b"exp", b"-1")),
-                    size=int(fields.get(b"size", b"0")),
-                )
+                yield MetaEntry.parse(line)
                 line = self._line(reader)
         except OSError as exc:
             raise self._fail(exc) from None

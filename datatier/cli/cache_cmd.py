@@ -261,9 +261,11 @@ def copy_cmd(
 
     Keys the target already has are kept unless --overwrite. A restart of the target
     ridden out (--on-error continue) wipes the keys copied to it before: the report counts
-    them (keys_lost) and the exit code is 1. Exit 0 when every key was copied or skipped
-    (and is still there), 1 when a key failed or keys were lost, 3 when a node could not
-    be reached.
+    them (keys_lost) and the exit code is 1. The crawler's dump can miss keys: the source's
+    item count is compared with it, a second pass copies the keys the target lacks, and a
+    remaining shortfall is reported (unlisted, recovered, missed). Exit 0 when every key
+    was copied or skipped (and is still there), 1 when a key failed, keys were lost or keys
+    were certainly missed (source unchanged meanwhile), 3 when a node could not be reached.
     """
     for text in (source, target):
         try:
@@ -297,13 +299,23 @@ def copy_cmd(
         f"expiring {report.skipped_expiring}, vanished {report.vanished}, "
         f"too large {report.too_large}, failed {report.failed}"
     )
-    emit(Output(report.to_json(), text, _restart_notes(report, "copy")))
+    if report.second_pass:
+        text += (
+            f"\nthe source held {report.unlisted} more keys than its LRU crawler listed: a "
+            f"second pass listed {report.second_pass_listed} and copied {report.recovered}"
+        )
+    notes = _restart_notes(report, "copy")
+    if (shortfall := report.shortfall_note()) is not None:
+        notes.append(f"warning: {shortfall}")
+    emit(Output(report.to_json(), text, notes))
     if report.exit_code() != ExitCode.OK:
         problems = []
         if report.failed:
             problems.append(f"{report.failed} keys could not be written to {target}")
         if report.keys_lost:
             problems.append(_lost(report, report.copied, "copied"))
+        if report.missed:
+            problems.append(f"{report.missed} keys were missed by the LRU crawler")
         raise OperationFailed("; ".join(problems))
 
 

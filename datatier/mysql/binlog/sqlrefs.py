@@ -13,8 +13,9 @@ A two-part name ``a.b`` counts as a database reference only when ``a`` is a know
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from datatier.mysql.binlog.qualified import qualified_tables
 from datatier.mysql.sqltext import ident
 
 TOKEN = re.compile(
@@ -55,13 +56,20 @@ class Scan:
     qualifiers: list[tuple[Name, int]]  # a name followed by '.', and how many parts follow
     database_objects: list[Name]  # CREATE/DROP/ALTER DATABASE <name>
     names: list[Name]  # every identifier, in order
+    tokens: list[Token] = field(default_factory=list)  # (kind, start, end, value), no comments
+    conditional: bool = False  # holds an executable comment (/*! */): code the server may skip
 
 
-def _tokens(text: str, ansi_quotes: bool) -> list[tuple[str, int, int, str]]:
+Token = tuple[str, int, int, str]
+
+
+def _tokens(text: str, ansi_quotes: bool) -> tuple[list[Token], bool]:
     found = []
+    conditional = False
     for match in TOKEN.finditer(text):
         kind = match.lastgroup or "other"
         if kind in ("space", "comment", "exec_open", "exec_close"):
+            conditional = conditional or kind == "exec_open"
             continue
         value = match.group()
         if kind == "dquote" and ansi_quotes:
@@ -75,12 +83,12 @@ def _tokens(text: str, ansi_quotes: bool) -> list[tuple[str, int, int, str]]:
         if kind == "ident" and match.lastgroup == "dquote":
             kind = "qident"
         found.append((kind, match.start(), match.end(), value))
-    return found
+    return found, conditional
 
 
 def scan(text: str, *, ansi_quotes: bool = False) -> Scan:
     """Tokenize ``text`` (see module docstring)."""
-    tokens = _tokens(text, ansi_quotes)
+    tokens, conditional = _tokens(text, ansi_quotes)
     words = [v.upper() for k, _, _, v in tokens[:6] if k == "ident"]
     names = [Name(s, e, v, k == "qident") for k, s, e, v in tokens if k in IDENTS]
     qualifiers: list[tuple[Name, int]] = []
@@ -108,13 +116,17 @@ def scan(text: str, *, ansi_quotes: bool = False) -> Scan:
         target = next((n for n in names[2:] if n.quoted or n.value.upper() not in skip), None)
         if target is not None:
             objects.append(target)
-    return Scan(words, qualifiers, objects, names)
+    return Scan(words, qualifiers, objects, names, tokens, conditional)
 
 
-def referenced_databases(found: Scan, default: str, known: set[str]) -> set[str]:
-    """Databases the statement acts on: its default database (if any), every qualifier
-    that is a known database (three-part names always), and database objects."""
-    refs = {default} if default else set()
+def referenced_databases(found: Scan, default: str, known: set[str], sql_mode: int = 0) -> set[str]:
+    """Databases the statement acts on: its default database (if any, unless
+    :func:`~datatier.mysql.binlog.qualified.qualified_tables` proves that nothing in the
+    statement is looked up in it), every qualifier that is a known database (three-part
+    names always; a table's qualifier always), and database objects."""
+    proven = qualified_tables(found, sql_mode, statement_tables(found, ""))
+    refs = {default} if default and proven is None else set()
+    refs.update(proven or ())
     for name, parts in found.qualifiers:
         if parts >= 3 or name.value in known:
             refs.add(name.value)

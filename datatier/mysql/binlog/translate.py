@@ -319,7 +319,7 @@ class Translator:
             raise ReplayRefused(f"{group.gtid} is a two-phase ALTER (binlog_alter_two_phase)")
         text = event.text.decode("utf-8", "surrogateescape")
         found = scan(text, ansi_quotes=bool((event.sql_mode or 0) & ANSI_QUOTES))
-        refs = referenced_databases(found, event.database, self.known)
+        refs = referenced_databases(found, event.database, self.known, event.sql_mode or 0)
         restored = refs & self.selection.databases
         if not restored:
             return []
@@ -334,7 +334,9 @@ class Translator:
         renames = self.selection.renames
         text = rewrite(text, found, renames, self.known)
         statements = self._session(event, self._version)
-        if event.database and not event.suppress_use:
+        # a default database outside the restore plays no part (every name is qualified,
+        # see qualified.py) and may not exist on the target: no USE of it
+        if event.database in self.selection.databases and not event.suppress_use:
             target = renames.get(event.database, event.database)
             if self.session.changed("db", target):
                 statements.append(b"USE " + ident(target).encode())

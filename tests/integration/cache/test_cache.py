@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from datatier import cli as cli_module
+from datatier.cache.census import shortfall, take_census
+from datatier.cache.copy import CacheCopier, CopyPass, CopyReport
 from datatier.cache.protocol import MemcachedNode, NodeUnavailable, StoreBatch, StoreItem
 from datatier.cache.source import heartbeat_running
 from datatier.cache.writer import CacheWriter, WriteOutcome
@@ -596,6 +598,9 @@ def test_copy_keeps_values_flags_and_ttls(
     assert code == 0, err
     assert report["matched"] == 203 and report["scanned"] == 204
     assert report["copied"] == 202 and report["skipped_present"] == 1
+    # the source's item count, checked against the crawler's dump
+    assert report["source_items_before"] == report["source_items_after"] == 204
+    assert report["missed"] == 0 and report["unlisted"] <= report["recovered"]
     with mc2.node() as node:
         got = node.get_many([b"app:plain", b"app:flags", b"app:n199", b"other:1"])
     assert got[b"app:plain"] == (0, b"target keeps this")
@@ -606,6 +611,42 @@ def test_copy_keeps_values_flags_and_ttls(
     assert now + 295 <= exps[b"app:flags"] <= now + 302
     assert abs(exps[b"app:long"] - (now + forty_days)) <= 2
     assert exps[b"app:n5"] == -1
+
+
+def test_second_pass_copies_only_the_keys_the_target_lacks(mc: Memcached, mc2: Memcached) -> None:
+    """The pass a copy runs when the crawler listed fewer keys than the source held: here
+    the target lacks 10 of the source's 100 keys (as if the first pass had missed them)
+    and holds 5 with other values; exactly the 10 are fetched and added."""
+    with mc.node() as node:
+        node.store_many([StoreItem(b"k:%d" % i, b"src%d" % i, flags=3) for i in range(100)])
+    with mc2.node() as node:
+        node.store_many([StoreItem(b"k:%d" % i, b"src%d" % i, flags=3) for i in range(85)])
+        node.store_many([StoreItem(b"k:%d" % i, b"mine") for i in range(85, 90)])
+    copier = CacheCopier(mc.address, mc2.address, batch_size=7)
+    writer = CacheWriter([mc2.address])
+    writer.open()
+    report = CopyReport(mc.address, mc2.address, None)
+    with mc.node() as dumper, mc.node() as reader, mc2.node() as target:
+        CopyPass(copier, dumper, reader, writer, (0, 0)).run(report, target)
+    writer.close()
+    assert (report.scanned, report.copied, report.skipped_present) == (100, 10, 90)
+    with mc2.node() as node:
+        got = node.get_many([b"k:%d" % i for i in range(100)])
+        assert node.present([b"k:1", b"nope", b"k:99"]) == [True, False, True]
+    assert len(got) == 100
+    assert got[b"k:95"] == (3, b"src95") and got[b"k:86"] == (0, b"mine")
+
+
+def test_census_counts_live_items_only(mc: Memcached) -> None:
+    """Expired items stay in curr_items until the crawler frees them, while the dump skips
+    them: the census frees them first, so they do not read as keys the dump missed."""
+    with mc.node() as node:
+        node.store_many([StoreItem(b"short:%d" % i, b"v", exptime=1) for i in range(20)])
+        node.store_many([StoreItem(b"long:%d" % i, b"v") for i in range(30)])
+        time.sleep(2.2)
+        census = take_census(node)
+        assert census.items == 30
+        assert shortfall(census, take_census(node), len(list(node.metadump()))) == (0, False)
 
 
 def test_copy_counts_values_the_target_cannot_hold(

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from datatier.cache.copy import remaining_exptime
+from datatier.cache.census import Census, shortfall
+from datatier.cache.copy import CopyReport, remaining_exptime
 from datatier.cache.keys import KeyBuilder, KeyValueRefused, normalize_sql
-from datatier.cache.protocol import key_problem, parse_address
+from datatier.cache.protocol import MetaEntry, key_problem, parse_address
 from datatier.cache.serialize import UnserializableResult, serializer_for
 from datatier.cache.warmset import load_warm_set
 from datatier.errors import ConfigError
@@ -250,3 +251,43 @@ def test_key_columns_null_or_binary() -> None:
     )
     with pytest.raises(KeyValueRefused, match="key column g is NULL"):
         params.build({"g": None}, None)
+
+
+def test_shortfall_is_certain_only_when_the_source_was_quiet() -> None:
+    quiet = Census(100, (5, 5, 0, 0, 0))
+    assert shortfall(quiet, quiet, 100) == (0, False)
+    assert shortfall(quiet, Census(98, (5, 5, 0, 0, 0)), 97) == (1, True)
+    # keys set during the pass are not counted as missed; the estimate is not certain
+    busy = Census(130, (35, 35, 0, 0, 0))
+    assert shortfall(quiet, busy, 100) == (0, False)
+    assert shortfall(quiet, busy, 90) == (10, False)
+    # duplicates in the dump can hide a miss: never a negative shortfall
+    assert shortfall(quiet, quiet, 120) == (0, False)
+
+
+def test_copy_report_says_what_the_crawler_missed() -> None:
+    report = CopyReport("a:1", "b:2", None, scanned=90)
+    assert report.shortfall_note() is None and report.exit_code() == 0
+    report.unlisted, report.second_pass, report.recovered = 10, True, 10
+    assert report.shortfall_note() is None and report.exit_code() == 0
+    report.recovered = 4
+    note = report.shortfall_note()
+    assert note is not None and "up to 6 keys may be missing on b:2" in note
+    assert report.exit_code() == 0
+    report.missed = 6
+    note = report.shortfall_note()
+    assert note is not None and "6 keys of a:1 were never listed" in note
+    assert report.exit_code() == 1
+    doc = report.to_json()
+    assert (doc["unlisted"], doc["recovered"], doc["missed"]) == (10, 4, 6)
+
+
+def test_metadump_lines_parse_by_position_and_by_name() -> None:
+    line = b"key=app%3Aa%20b exp=-1 la=1700000000 cas=7 fetch=no cls=1 size=80"
+    assert MetaEntry.parse(line) == (b"app:a b", -1, 80)
+    assert MetaEntry.parse(b"key=plain exp=1700000100 la=1 cas=2 fetch=yes cls=3 size=9") == (
+        b"plain",
+        1700000100,
+        9,
+    )
+    assert MetaEntry.parse(b"cas=2 key=k%25 size=3") == (b"k%", -1, 3)  # another order
