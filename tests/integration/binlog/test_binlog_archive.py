@@ -179,6 +179,7 @@ def test_failover_continues_the_archive(own: dict[str, Any]) -> None:
     sandbox: Sandbox = own["sandbox"]
     proc = archiver(own, "failover")
     first = Load(config, "primary", "arch_db", rate=150, tolerate_outages=True)
+    first.create()  # this test's own data, whatever ran before
     proc.start()
     first.start()
     try:
