@@ -144,6 +144,11 @@ def test_a_failed_load_names_tables_readably_and_says_what_may_be_partly_loaded(
     assert "partly loaded" in err, err
     assert objects_in(clean, COPY) == [BASE, OTHER], "no placeholder view left behind"
 
+    assert restore(backup, "--force", "--tables", f"{q(SOURCE)}.{VIEW}", "--json") == 1
+    doc = json.loads(capsys.readouterr().out)
+    (key,) = [o.key for o in backup.objects if o.kind == "views" and o.table == VIEW]
+    assert doc["objects"] == [key] and "%20" not in doc["error"], doc
+
 
 @pytest.mark.parametrize(
     ("target", "problem"),
