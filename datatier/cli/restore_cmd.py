@@ -207,6 +207,8 @@ def restore(
     restore is requested; verifies every object's SHA-256 before applying anything (exit 4
     if one is corrupt); for data in GLACIER/DEEP_ARCHIVE requests restores for all objects
     at once, then waits (--wait) or exits 5 so you can run the same command again later.
+    A view whose base tables neither the restore nor the target has is refused (exit 2,
+    nothing changed; add them to --tables).
 
     A physical backup (and its chain of incrementals) goes into --datadir DIR: extracted,
     prepared in order, owned as the server expects; mariadbd then starts on DIR.
