@@ -371,6 +371,21 @@ class LoadedConfig:
         return path if path.is_absolute() else self.base_dir / path
 
 
+def split_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) -> (host, port), the one parser of host and
+    port forms given in the config or on the command line; ValueError saying what is wrong
+    (no port, an empty host, a port that is not a number from 1 to 65535)."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    if not port.isascii() or not port.isdigit():
+        raise ValueError(f"{text!r} is not HOST:PORT: the port {port!r} is not a number")
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT: port {int(port)} is out of range (1-65535)")
+    return host, int(port)
+
+
 def resolve_path(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
     """Which config file applies (see module docstring); None means defaults only."""
     if explicit:
@@ -505,7 +520,8 @@ def _check(config: Config, source: str) -> Config:
     if config.s3.encryption == "AES256" and config.s3.kms_key_id:
         raise ConfigError(source, "s3.kms_key_id", "a KMS key needs encryption = aws:kms")
     for i, server in enumerate(config.memcached.servers):
-        host, sep, port = server.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ConfigError(source, f"memcached.servers[{i}]", f"{server!r} is not host:port")
+        try:
+            split_host_port(server)
+        except ValueError as exc:
+            raise ConfigError(source, f"memcached.servers[{i}]", str(exc)) from None
     return config

@@ -30,6 +30,8 @@ class DatatierError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details: dict[str, object] = {}
+        """Machine-readable facts (e.g. object keys) merged into the ``--json`` failure."""
 
     def __str__(self) -> str:
         return self.message if self.hint is None else f"{self.message} ({self.hint})"

@@ -285,6 +285,11 @@ class RestoreEngine(abc.ABC):
     ) -> None:
         """Apply the plan's objects from their verified local copies."""
 
+    def changed_target(self) -> bool:
+        """Whether the last :meth:`apply` (one that failed) may have changed the target;
+        True unless the engine knows it stopped before its first change."""
+        return True
+
     def check_staged(self, plan: RestorePlan, staged: Staged) -> None:  # noqa: B027 - optional
         """Refuse what the staged content shows cannot be applied (UsageError); changes
         nothing."""

@@ -26,6 +26,7 @@ TableName = tuple[str, str]
 """(database, table)."""
 
 QUOTE_HINT = "quote names holding a dot, comma or backtick with backticks: `my,db`.`t.1`"
+RENAME_HINT = "--rename SRC=DST; quote a name holding = with backticks: --rename '`e=q`=new'"
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,44 @@ def resolve_tables(
             )
         pairs.append(fits[0] if fits else entry.readings[0])
     return tuple(dict.fromkeys(pairs))
+
+
+def parse_rename(pair: str) -> tuple[str, str]:
+    """``--rename SRC=DST`` -> (SRC, DST). Either side may be a backtick-quoted name
+    (a backtick doubled inside), so a name holding ``=`` can be given: ``--rename "`e=q`=new"``.
+    A plain SRC ends at the first ``=``; a plain DST is the rest. UsageError otherwise."""
+
+    def quoted(start: int) -> tuple[str, int]:
+        name: list[str] = []
+        i = start + 1
+        while i < len(pair):
+            if pair[i] == "`":
+                if pair[i + 1 : i + 2] != "`":
+                    return "".join(name), i + 1
+                i += 1
+            name.append(pair[i])
+            i += 1
+        raise UsageError(f"--rename {pair!r}: a backtick is not closed", hint=RENAME_HINT)
+
+    if pair.startswith("`"):
+        src, end = quoted(0)
+        if pair[end : end + 1] != "=":
+            raise UsageError(f"--rename {pair!r}: expected = after `{src}`", hint=RENAME_HINT)
+        rest = pair[end + 1 :]
+    else:
+        src, sep, rest = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--rename {pair!r}: expected SRC=DST", hint=RENAME_HINT)
+    dst = rest
+    if rest.startswith("`"):
+        dst, end = quoted(len(pair) - len(rest))
+        if end != len(pair):
+            raise UsageError(
+                f"--rename {pair!r}: text after the quoted name `{dst}`", hint=RENAME_HINT
+            )
+    if not src or not dst:
+        raise UsageError(f"--rename {pair!r}: expected SRC=DST (a name is empty)", hint=RENAME_HINT)
+    return src, dst
 
 
 def quote(name: str) -> str:

@@ -40,6 +40,11 @@ so that one bad file does not stop commands about the others. Example
     min_age_days = 1
     recovery_window_days = 14     # every backup needed to restore to any point of 14 days
 
+``tables = ["shop.orders", ...]`` alone picks what is backed up (its entries' databases
+included; ``databases`` may be left out). A ``databases`` entry no ``tables`` entry names,
+or a ``tables`` entry in a database ``databases``/``exclude_databases`` leave out, is
+refused (ConfigError): that database would silently not be backed up.
+
 ``encrypt = false`` stores a policy's objects unencrypted although ``[encryption]`` names
 recipients (``encrypt = true`` without recipients is refused when a backup runs).
 
@@ -237,6 +242,25 @@ def _readings(entries: tuple[str, ...]) -> frozenset[TableName]:
     return frozenset(r for e in parse_tables(entries, "source.tables") for r in e.readings)
 
 
+def _check_selection(src: SourceSettings, source: str) -> None:
+    """``source.tables``, when set, alone picks what is backed up: ConfigError (exit 2)
+    when ``databases`` or ``exclude_databases`` would be silently overridden (a database
+    listed that no ``tables`` entry names, or an entry in a database left out)."""
+    if not src.tables:
+        return
+    entries = parse_tables(src.tables, "source.tables")
+    hint = "source.tables alone picks the tables backed up; databases may be left out"
+    for db in src.databases:
+        if not any(reading[0] == db for e in entries for reading in e.readings):
+            raise ConfigError(source, "source.databases", f"{db!r} is named by no source.tables "
+                              "entry, so it would not be backed up", hint=hint)  # fmt: skip
+    for e in entries:
+        dbs = {reading[0] for reading in e.readings}
+        if (src.databases and not dbs & set(src.databases)) or dbs <= set(src.exclude_databases):
+            problem = f"{e.text!r} is in a database source.databases/exclude_databases leave out"
+            raise ConfigError(source, "source.tables", problem, hint=hint)
+
+
 def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = None) -> Policy:
     """Read and validate one policy file; ``nodes`` (the config's MySQL nodes), when given,
     are the names ``source.node(s)`` may use."""
@@ -280,6 +304,7 @@ def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = 
         except UsageError as exc:
             problem = exc.message.removeprefix(f"{key} ")  # ConfigError names the key
             raise ConfigError(source, key, problem, hint=exc.hint or QUOTE_HINT) from None
+    _check_selection(spec.source, source)
     if spec.engine != "mysql" and spec.source.include_grants:
         raise ConfigError(source, "source.include_grants", "only MySQL backups have grants")
     if spec.engine == "mariabackup" and (

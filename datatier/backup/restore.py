@@ -22,7 +22,8 @@ Contract, in order (the engine, chosen by the manifest's ``engine`` in
    applied; free space is checked first, exit 2); encrypted objects are decrypted there and
    their plaintext checked too (:mod:`datatier.pipeline.staging`).
 5. The engine applies the verified copies, then checks the result (row counts, a prepared
-   datadir). An interruption says what may be partly applied.
+   datadir). An interruption says what may be partly applied, or that nothing was changed
+   when the engine knows it stopped before its first change.
 
 A real run holds the target from step 2 to the end (:meth:`claim_target`: for MySQL, one
 restore at a time into each target database, exit 5 for a second one).
@@ -144,8 +145,11 @@ def _restore(
         try:
             engine.apply(plan, staged, progress.on_loaded)
         except BaseException as exc:
-            touched = plan.touches or plan.target
-            exc.add_note(f"the restore was interrupted: {touched} may be partly loaded")
+            if engine.changed_target():
+                touched = plan.touches or plan.target
+                exc.add_note(f"the restore was interrupted: {touched} may be partly loaded")
+            else:
+                exc.add_note(f"the restore stopped before changing anything on {plan.target}")
             raise
     engine.post_check(plan)
     report.details = dict(plan.details)  # what apply learned (a replay's end, say)

@@ -23,6 +23,7 @@ from itertools import accumulate
 from typing import BinaryIO, NamedTuple
 from urllib.parse import unquote_to_bytes
 
+from datatier.config import split_host_port
 from datatier.errors import OperationFailed, ServiceUnavailable
 
 MAX_KEY_BYTES = 250
@@ -152,11 +153,8 @@ def key_problem(key: bytes) -> str | None:
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` -> (host, port); ValueError otherwise."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
+    """``HOST:PORT`` -> (host, port); ValueError otherwise (:func:`split_host_port`)."""
+    return split_host_port(text)
 
 
 class MemcachedNode:

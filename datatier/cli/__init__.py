@@ -170,5 +170,6 @@ def _json_failure(
     if not app.json_output or app.emitted:
         return
     line = f"{exc}" if isinstance(exc, DatatierError) else message
-    doc = {**app.failure, "error": line + _notes(exc), "exit_code": code, "hint": hint}
+    details = exc.details if isinstance(exc, DatatierError) else {}
+    doc = {**app.failure, **details, "error": line + _notes(exc), "exit_code": code, "hint": hint}
     click.echo(dumps(doc))

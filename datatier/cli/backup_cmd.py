@@ -165,7 +165,10 @@ def policies(app: AppContext) -> None:
     """List the backup policies and validate every policy file.
 
     An invalid file is listed with its error (the other policies stay usable by every
-    command); the exit code is then 2.
+    command); the exit code is then 2. What a policy backs up: source.databases (empty:
+    every non-system database) less exclude_databases and exclude_tables; source.tables,
+    when set, alone picks the tables (databases may be left out; one listed that no tables
+    entry names is refused, as it would silently not be backed up).
     """
     loaded = app.loaded()
     config = loaded.config

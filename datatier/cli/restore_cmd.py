@@ -8,7 +8,13 @@ import click
 
 from datatier.backup.engine import RestoreOptions, RestoreProgress
 from datatier.backup.manifest import ObjectRecord
-from datatier.backup.names import held_tables, parse_databases, parse_tables, resolve_tables
+from datatier.backup.names import (
+    held_tables,
+    parse_databases,
+    parse_rename,
+    parse_tables,
+    resolve_tables,
+)
 from datatier.backup.restore import RestoreReport, locate_backup, restore_backup
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option
@@ -21,9 +27,7 @@ from datatier.storage.base import RestoreTier
 def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     renames: dict[str, str] = {}
     for pair in pairs:
-        src, sep, dst = pair.partition("=")
-        if not sep or not src or not dst:
-            raise UsageError(f"--rename {pair!r}: expected SRC=DST")
+        src, dst = parse_rename(pair)
         if renames.get(src, dst) != dst:  # the last one silently won
             raise UsageError(
                 f"--rename {src}={renames[src]} and {pair}: {src} renamed twice",
@@ -59,7 +63,8 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     "renames",
     multiple=True,
     metavar="SRC=DST",
-    help="Restore database SRC as DST (repeatable).",
+    help="Restore database SRC as DST (repeatable). Quote a name holding = or a backtick "
+    "with backticks, a backtick doubled inside: --rename '`e=q`=new'.",
 )
 @click.option(
     "--databases",
@@ -202,6 +207,8 @@ def restore(
     restore is requested; verifies every object's SHA-256 before applying anything (exit 4
     if one is corrupt); for data in GLACIER/DEEP_ARCHIVE requests restores for all objects
     at once, then waits (--wait) or exits 5 so you can run the same command again later.
+    A view whose base tables neither the restore nor the target has is refused (exit 2,
+    nothing changed; add them to --tables).
 
     A physical backup (and its chain of incrementals) goes into --datadir DIR: extracted,
     prepared in order, owned as the server expects; mariadbd then starts on DIR.

@@ -25,7 +25,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from datatier.config import MySQLSettings, Role
+from datatier.config import MySQLSettings, Role, split_host_port
 from datatier.errors import ConfigError, ServiceUnavailable
 
 Connection = pymysql.connections.Connection
@@ -151,16 +151,18 @@ def parse_dsn(text: str, settings: MySQLSettings) -> Endpoint:
     """``NODE`` (a configured node) or ``HOST:PORT`` (the configured user and password)."""
     if text in settings.nodes:
         return endpoint(settings, text)
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    try:
+        host, port = split_host_port(text)
+    except ValueError as exc:
         known = ", ".join(sorted(settings.nodes)) or "none"
-        raise ConfigError(
-            "command line", "target", f"{text!r} is neither a node name ({known}) nor HOST:PORT"
-        )
+        problem = f"{text!r} is neither a node name ({known}) nor HOST:PORT"
+        if ":" in text:
+            problem = f"{exc}; a target is a node name ({known}) or HOST:PORT"
+        raise ConfigError("command line", "target", problem) from None
     return Endpoint(
         name=text,
         host=host,
-        port=int(port),
+        port=port,
         user=settings.user,
         password=settings.password.reveal(),
         connect_timeout=settings.connect_timeout,

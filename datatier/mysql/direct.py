@@ -19,11 +19,13 @@ from collections.abc import Callable, Iterable
 
 import MySQLdb
 
+from datatier.backup.manifest import ObjectRecord
 from datatier.errors import IntegrityFailure, OperationFailed
 from datatier.mysql.connection import Endpoint
 from datatier.mysql.fastreader import open_connection
 from datatier.mysql.frames import FrameError
 from datatier.mysql.interrupt import Interrupter
+from datatier.mysql.labels import object_label
 from datatier.mysql.sqltext import ident
 
 
@@ -81,17 +83,19 @@ class StatementRunner:
 
     def run(
         self,
-        key: str,
+        obj: ObjectRecord,
         database: str,
         statements: Iterable[bytes],
         stop: threading.Event,
         locate: Callable[[], str | None] | None = None,
     ) -> bool:
-        """Run ``statements`` (object ``key``'s) in ``database``, in order, until ``stop``
-        is set (False then). OperationFailed names the object, the statement (``locate()``
+        """Run ``statements`` (object ``obj``'s) in ``database``, in order, until ``stop``
+        is set (False then). OperationFailed names what the object holds (its key in
+        ``details``), the statement (``locate()``
         when it says, e.g. a bundle's table; else its number) and the server's error;
         IntegrityFailure when the object's frames are wrong."""
         number = 0
+        label = object_label(obj, database)
         self._connection()
         try:
             if database != self._database:
@@ -104,20 +108,19 @@ class StatementRunner:
                 self._execute(statement)
         except FrameError as exc:
             raise IntegrityFailure(
-                f"{key}: {exc}",
+                f"{obj.key}: {exc}",
                 hint="its checksum matched: written wrong by the backup, or the backup was "
                 "altered along with its manifest",
             ) from None
         except MySQLdb.MySQLError as exc:
             located = locate() if locate is not None and number else None
             if located is not None:
-                raise OperationFailed(
-                    f"loading {key} ({located}) into {database} failed: {self._detail(exc)}"
-                ) from None
-            where = f"its statement {number}" if number else "selecting the database"
-            raise OperationFailed(
-                f"loading {key} into {database} failed at {where}: {self._detail(exc)}"
-            ) from None
+                error = OperationFailed(f"loading {label} ({located}) failed: {self._detail(exc)}")
+            else:
+                where = f"its statement {number}" if number else "selecting the database"
+                error = OperationFailed(f"loading {label} failed at {where}: {self._detail(exc)}")
+            error.details["objects"] = [obj.key]
+            raise error from None
         return True
 
     def _detail(self, exc: MySQLdb.MySQLError) -> str:

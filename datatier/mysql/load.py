@@ -59,7 +59,7 @@ from datatier.mysql.deferred_keys import defer_secondary_keys
 from datatier.mysql.direct import StatementRunner
 from datatier.mysql.frames import is_framed, peek, statements
 from datatier.mysql.interrupt import Interrupter
-from datatier.mysql.sections import table_label
+from datatier.mysql.labels import name_label, object_label, table_label
 from datatier.mysql.sqltext import ident, parse_block, prelude_statements
 from datatier.mysql.stock_client import StockClient
 
@@ -108,6 +108,8 @@ class SQLLoader:
         self._local = threading.local()  # per thread: conn, database
         self._sessions: list[Connection] = []
         self._runners: list[StatementRunner] = []
+        self.started = False
+        """Whether any statement of an object was sent (the target may have changed)."""
 
     def load_all(self, objects: Iterable[ObjectRecord], kinds: Iterable[str]) -> None:
         """Load ``objects`` phase by phase in ``kinds`` order; stop at the first failure."""
@@ -223,7 +225,7 @@ class SQLLoader:
         def locate() -> str | None:
             if not 0 <= parsed.section < len(obj.sections):
                 return None
-            table = table_label(obj.sections[parsed.section].table)
+            table = name_label(obj.sections[parsed.section].table)
             return f"table {table}, its statement {parsed.number}"
 
         self._run(obj, database, parsed, locate)
@@ -237,8 +239,9 @@ class SQLLoader:
     ) -> bool:
         """Run ``obj``'s framed ``statements`` on this thread's runner; False when stopped."""
         runner = self._runner()
+        self.started = True
         try:
-            done = runner.run(obj.key, database, statements, self._stop, locate)
+            done = runner.run(obj, database, statements, self._stop, locate)
         except BaseException:
             self._local.runner = None  # in an unknown state: the next object opens another
             runner.close()
@@ -304,6 +307,7 @@ class SQLLoader:
             alter = self._alters.pop(table, None)
         if alter is None or self._stop.is_set():
             return
+        self.started = True
         database = None if table[0] is None else self.database_for(table[0])
         try:
             with connect(self.target, database=database) as conn, conn.cursor() as cur:
@@ -318,14 +322,15 @@ class SQLLoader:
         except pymysql.MySQLError as exc:
             detail = self.target.scrub(str(exc.args[-1] if exc.args else exc))
             raise OperationFailed(
-                f"adding the secondary indexes of {database}.{table[1]} after its data "
-                f"failed: {detail}"
+                f"adding the secondary indexes of {table_label(database, table[1] or '')} "
+                f"after its data failed: {detail}"
             ) from None
 
     def _execute(self, obj: ObjectRecord, database: str | None, statements: list[bytes]) -> None:
         """Run a definitions object's statements on a connection of our own."""
         try:
             conn = self._session(database)
+            self.started = True
             try:
                 with conn.cursor() as cur:
                     for statement in [*prelude_statements(), *statements]:
@@ -335,8 +340,9 @@ class SQLLoader:
                 raise
         except pymysql.MySQLError as exc:
             detail = self.target.scrub(str(exc.args[-1] if exc.args else exc))
-            where = database or "the server"
-            raise OperationFailed(f"loading {obj.key} into {where} failed: {detail}") from None
+            error = OperationFailed(f"loading {object_label(obj, database)} failed: {detail}")
+            error.details["objects"] = [obj.key]
+            raise error from None
         if self.on_loaded:
             self.on_loaded(obj)
 
@@ -368,6 +374,7 @@ class SQLLoader:
     ) -> None:
         """Feed ``objs``, one after another, to one stock client bound to ``database``
         (none when None); each object's bytes come from ``fetch`` (default: the loader's)."""
+        self.started = True
         self._client.feed(objs, database, cnf, fetch or self.fetch)
         if self.on_loaded:
             for obj in objs:

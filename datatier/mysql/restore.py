@@ -36,6 +36,7 @@ from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mysql.claim import claim_databases
 from datatier.mysql.connection import Connection, Endpoint, connect, resolve_target
+from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.load import SQLLoader
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
 from datatier.mysql.sqltext import qualified
@@ -46,7 +47,9 @@ from datatier.mysql.target import (
     check_packet_size,
     create_databases,
     database_clause,
+    drop_views,
 )
+from datatier.mysql.view_deps import check_view_bases
 from datatier.pipeline.staging import Staged
 
 log = get_logger(__name__)
@@ -161,6 +164,8 @@ class LogicalRestore(RestoreEngine):
         self.role = role
         self.binlog = options.binlog
         self.targets: dict[str, str] = {}
+        self._created: list[str] = []  # databases the last apply created
+        self._loader: SQLLoader | None = None
 
     # -- plan and refusals --------------------------------------------------------------------
 
@@ -193,7 +198,8 @@ class LogicalRestore(RestoreEngine):
             target=self.server.label,
             details={"databases": self.targets, "tables": tables, "rows": rows},
             summary=[f"{names}; {tables} tables, {rows} rows"],
-            touches=f"{', '.join(sorted(set(self.targets.values())))} on {self.server.label}",
+            touches=f"{', '.join(name_label(d) for d in sorted(set(self.targets.values())))} "
+            f"on {self.server.label}",
         )
 
     def claim_target(self, plan: RestorePlan) -> contextlib.AbstractContextManager[None]:
@@ -215,7 +221,9 @@ class LogicalRestore(RestoreEngine):
 
     def check_staged(self, plan: RestorePlan, staged: Staged) -> None:
         """IntegrityFailure (exit 4), nothing applied, when a bundle's bytes do not match the
-        sections its manifest record claims (:mod:`datatier.mysql.sections`)."""
+        sections its manifest record claims (:mod:`datatier.mysql.sections`); UsageError
+        (exit 2), nothing changed, when a view would not find a table it reads."""
+        self._check_view_bases(plan, staged)
         for record in plan.objects:
             if record.sections:
                 problem = section_problem(record, staged.decompressed(record.key))
@@ -225,14 +233,27 @@ class LogicalRestore(RestoreEngine):
                         hint="nothing was applied; the manifest does not describe the object",
                     )
 
+    def _check_view_bases(self, plan: RestorePlan, staged: Staged) -> None:
+        """Refuse views reading tables neither this restore nor the target has
+        (:mod:`datatier.mysql.view_deps`): their definitions would fail half-way."""
+        restored = restored_tables(plan.objects, self.options.tables)
+        check_view_bases(
+            self.server, self.manifest, plan.objects, restored, self.targets, staged.decompressed
+        )
+
     # -- apply and check ----------------------------------------------------------------------
 
     def apply(
         self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
     ) -> None:
-        """Create the databases, load the objects in restore order from ``staged``."""
+        """Create the databases, load the objects in restore order from ``staged``. On a
+        failure, views whose placeholder was created but not their definition are dropped:
+        a placeholder answers every query with constants."""
         targets = self.targets
-        create_databases(self.server, targets, self.manifest.databases, binlog=self.binlog)
+        self._created, self._loader = [], None
+        create_databases(
+            self.server, targets, self.manifest.databases, binlog=self.binlog, created=self._created
+        )
         renamed = {src for src, dst in targets.items() if src != dst}
 
         originals = {o.key: o for o in plan.objects}
@@ -249,14 +270,26 @@ class LogicalRestore(RestoreEngine):
             warn_qualified(record, text)
             return iter([text])
 
-        loader = SQLLoader(
+        placeholders: dict[tuple[str, str], None] = {}  # (target db, view), in load order
+
+        def loaded(record: ObjectRecord) -> None:
+            if record.kind in VIEW_KINDS and record.database and record.table:
+                view = (targets[record.database], record.table)
+                if record.kind == "viewstubs":
+                    placeholders[view] = None
+                else:
+                    placeholders.pop(view, None)
+            if on_loaded is not None:
+                on_loaded(record)
+
+        loader = self._loader = SQLLoader(
             self.server,
             fetch,
             lambda db: targets[db],
             jobs=self.options.jobs,
             binlog=self.binlog,
             keys_after_data=self.options.keys_after_data,
-            on_loaded=on_loaded,
+            on_loaded=loaded,
         )
         kinds = [k for k in KIND_ORDER if k != "database"]
         # The loader sees a bundle's sections where its client gets them (to name a failing
@@ -267,7 +300,26 @@ class LogicalRestore(RestoreEngine):
             else o
             for o in plan.objects
         ]
-        loader.load_all(fed, kinds)  # grants first: DEFINER accounts exist before routines
+        try:
+            loader.load_all(fed, kinds)  # grants first: DEFINER accounts exist before routines
+        except BaseException as exc:
+            if placeholders:
+                self._drop_placeholders(list(placeholders), exc)
+            raise
+
+    def _drop_placeholders(self, views: list[tuple[str, str]], exc: BaseException) -> None:
+        shown = ", ".join(table_label(db, v) for db, v in views)
+        try:
+            drop_views(self.server, views, binlog=self.binlog)
+        except Exception as failure:  # the target may be what failed: say what is left
+            exc.add_note(f"the placeholders of views {shown} may be left: {failure}")
+            return
+        exc.add_note(f"placeholders of views {shown} were dropped")
+
+    def changed_target(self) -> bool:
+        """False when the last apply failed before creating a database or sending a
+        statement of any object."""
+        return bool(self._created) or (self._loader is not None and self._loader.started)
 
     def _sections(self, record: ObjectRecord) -> list[Section]:
         """The sections of bundle ``record`` this restore loads (``--tables``: those named)."""

@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from datatier.backup.manifest import ObjectRecord, Section
+from datatier.mysql.labels import name_label
 from datatier.mysql.sqltext import ident
 
 HEAD_SLACK = 128
@@ -121,8 +122,8 @@ class SectionLines:
 
 
 def table_label(table: str) -> str:
-    """``table`` quoted, on one line (for error messages)."""
-    return ident(table).replace("\n", "\\n").replace("\r", "\\r")
+    """``table`` quoted, on one line, control characters escaped (for error messages)."""
+    return name_label(table)
 
 
 def _quoted(table: str) -> bytes:

@@ -26,6 +26,7 @@ from datatier.backup.manifest import ObjectRecord
 from datatier.errors import OperationFailed
 from datatier.mysql.connection import ClientOptions
 from datatier.mysql.interrupt import ClientHandle, Interrupter
+from datatier.mysql.labels import object_label
 from datatier.mysql.sections import SectionLines, table_label
 
 AT_LINE = re.compile(rb"ERROR(?: \d+ \([^)]*\))? at line (\d+)")
@@ -135,10 +136,10 @@ class StockClient:
             text = b"".join(errors)
             message = text.decode(errors="replace").strip().splitlines()
             detail = message[-1] if message else f"exit code {code}"
-            failed = failed_object(objs, lines, text, marks)
-            raise OperationFailed(
-                f"loading {failed} into {database or 'the server'} failed: {detail}"
-            )
+            failed = failed_object(objs, lines, text, marks, database)
+            error = OperationFailed(f"loading {failed} failed: {detail}")
+            error.details["objects"] = [o.key for o in objs]
+            raise error
 
 
 def _learn_id(handle: ClientHandle) -> None:
@@ -153,21 +154,27 @@ def _learn_id(handle: ClientHandle) -> None:
 
 
 def failed_object(
-    objs: list[ObjectRecord], lines: list[int], stderr: bytes, marks: SectionLines | None = None
+    objs: list[ObjectRecord],
+    lines: list[int],
+    stderr: bytes,
+    marks: SectionLines | None = None,
+    database: str | None = None,
 ) -> str:
-    """The key of the object of ``objs`` a client's error (``at line N`` of the stream, whose
-    objects began after ``lines[i]`` lines) points at, with its own line number; for one
-    bundle object (after ``lines[0]`` lines), the table whose section (``marks``) that line
-    falls in."""
+    """What the object of ``objs`` a client's error (``at line N`` of the stream, whose
+    objects began after ``lines[i]`` lines) points at holds (:func:`object_label`, in
+    ``database``), with its own line number; for one bundle object (after ``lines[0]``
+    lines), the table whose section (``marks``) that line falls in."""
     found = AT_LINE.match(stderr.strip().rsplit(b"\n", 1)[-1])
     if marks is not None and found is not None:
         where = marks.where(int(found.group(1)) - lines[0])
         if where is not None:
-            return f"{objs[0].key} (table {table_label(where[0])}, its line {where[1]})"
+            table = table_label(where[0])
+            return f"{object_label(objs[0], database)} (table {table}, its line {where[1]})"
     if len(objs) == 1 or found is None:
-        return objs[0].key if len(objs) == 1 else f"one of {len(objs)} objects from {objs[0].key}"
+        first = object_label(objs[0], database)
+        return first if len(objs) == 1 else f"one of {len(objs)} objects from {first}"
     line = int(found.group(1))
     for obj, before, after in zip(objs, lines, lines[1:], strict=False):
         if line <= after:
-            return f"{obj.key} (its line {line - before})"
-    return objs[-1].key
+            return f"{object_label(obj, database)} (its line {line - before})"
+    return object_label(objs[-1], database)

@@ -103,10 +103,12 @@ def create_databases(
     charsets: Mapping[str, Mapping[str, Any]],
     *,
     binlog: bool,
+    created: list[str] | None = None,
 ) -> None:
     """``CREATE DATABASE IF NOT EXISTS`` each target of ``names`` (source -> target) with
     the source's character set and collation from ``charsets``. Every clause is validated
-    before the first statement runs."""
+    before the first statement runs. Those that did not exist are appended to ``created``
+    as they are made (so a caller knows what a failure part-way left)."""
     statements = [
         (
             dst,
@@ -121,6 +123,8 @@ def create_databases(
         for dst, statement in statements:
             try:
                 cur.execute(statement)
+                if cur.rowcount and created is not None:  # 0 rows: it existed already
+                    created.append(dst)
             except MySQLError as exc:  # a name the server or its file system refuses
                 reason = exc.args[-1] if exc.args else exc
                 raise OperationFailed(
@@ -160,3 +164,14 @@ def bad_database_name(name: str) -> str | None:
     if "\0" in name:
         return "it holds a NUL byte"
     return None
+
+
+def drop_views(target: Endpoint, views: list[tuple[str, str]], *, binlog: bool) -> None:
+    """``DROP VIEW IF EXISTS`` each (database, view) of ``views`` on ``target`` (a failed
+    restore's placeholders, which would otherwise answer queries with constants)."""
+    with connect(target) as conn, conn.cursor() as cur:
+        if not binlog:
+            cur.execute("SET SESSION sql_log_bin = 0")
+        for database, view in views:
+            quoted = ".".join("`" + n.replace("`", "``") + "`" for n in (database, view))
+            cur.execute(f"DROP VIEW IF EXISTS {quoted}")

@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry
 
+from datatier.config import split_host_port
 from datatier.errors import UsageError
 from datatier.log import get_logger
 from datatier.metrics import CONTENT_TYPE, build_registry, exposition
@@ -74,15 +75,15 @@ def parse_listen(text: str) -> tuple[str, int, str | None]:
     UsageError otherwise. A listener bound to NODE answers for that node without ``?node=``
     (one port per node: what HAProxy's per-server check ``port`` needs)."""
     address, _, node = text.partition("=")
-    host, sep, port = address.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    try:
+        host, port = split_host_port(address)
+    except ValueError as exc:
         raise UsageError(
-            f"--listen {text!r}: expected HOST:PORT or HOST:PORT=NODE, e.g. 127.0.0.1:8008"
-        )
+            f"--listen {text!r}: expected HOST:PORT or HOST:PORT=NODE, e.g. 127.0.0.1:8008 ({exc})"
+        ) from None
     if "=" in text and not node:
         raise UsageError(f"--listen {text!r}: empty node name after '='")
-    return host, int(port), node or None
+    return host, port, node or None
 
 
 class HealthServer(ThreadingHTTPServer):

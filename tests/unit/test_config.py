@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from datatier.config import Config, load
+from datatier.config import Config, load, split_host_port
 from datatier.errors import ConfigError, ExitCode, UsageError
 from datatier.typedtoml import Secret, dumps_toml, to_plain
 
@@ -67,7 +68,7 @@ servers = ["127.0.0.1:11211", "cache2:11211"]
         ),
         ("[mongo.servers.b]\nusername = 'x'\n", "mongo.servers.b.uri", "missing required"),
         ("[mongo.servers.default]\nuri = 'mongodb://h/'\n", "mongo.servers.default", "[mongo]"),
-        ("[memcached]\nservers = ['nohostport']\n", "memcached.servers[0]", "not host:port"),
+        ("[memcached]\nservers = ['nohostport']\n", "memcached.servers[0]", "not HOST:PORT"),
     ],
 )
 def test_invalid_file_names_file_key_and_problem(
@@ -207,3 +208,27 @@ password_file = "m2.pw"
     with pytest.raises(UsageError, match="no MongoDB server 'nosuch'") as info:
         cfg.mongo.server("nosuch")
     assert info.value.hint == "known: default, analytics, logs"
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [("127.0.0.1:3306", ("127.0.0.1", 3306)), ("[::1]:1", ("::1", 1)), ("h:65535", ("h", 65535))],
+)
+def test_host_port_forms_parse(text: str, parsed: tuple[str, int]) -> None:
+    assert split_host_port(text) == parsed
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("127.0.0.1:99999", "port 99999 is out of range (1-65535)"),
+        ("127.0.0.1:0", "port 0 is out of range"),
+        ("127.0.0.1:", "the port '' is not a number"),
+        ("127.0.0.1:\uff13\uff13", "is not a number"),  # full-width digits pass str.isdigit
+        (":3306", "is not HOST:PORT"),
+        ("host", "is not HOST:PORT"),
+    ],
+)
+def test_bad_host_port_forms_say_what_is_wrong(text: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        split_host_port(text)

@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from datatier.backup.manifest import ObjectRecord
 from datatier.mysql.connection import Endpoint, endpoint
 from datatier.mysql.direct import StatementRunner
 from datatier.mysql.fastreader import RawConnection, RowReader
@@ -51,7 +52,8 @@ def test_the_statement_runner_given_localhost_loads_into_its_port(
         runner = StatementRunner(localhost, binlog=True)
         try:
             statements = [b"INSERT INTO t VALUES (1),(2);\n"]
-            assert runner.run("k", DB, statements, threading.Event())
+            record = ObjectRecord("k", "data", 1, "00", 30, "STANDARD", DB, "t", 1)
+            assert runner.run(record, DB, statements, threading.Event())
         finally:
             runner.close()
         with sandbox.connect() as conn, conn.cursor() as cur:

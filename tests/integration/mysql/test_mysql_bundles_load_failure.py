@@ -74,8 +74,8 @@ def test_a_failing_bundle_names_its_table_and_stops_there(
         cur.execute(f"CREATE DATABASE {DST}")
         cur.execute(f"CREATE VIEW {DST}.{VICTIM} AS SELECT 1 AS x")
     restore = ["restore", manifest.backup_id, "--rename", f"{SRC}={DST}", "--force"]
-    expected = f"loading {bundle.key} (table `{VICTIM}`, {where}) into {DST} failed: ERROR 1050"
-    partly = f"the restore was interrupted: {DST} on primary"
+    expected = f"in `{DST}` (table `{VICTIM}`, {where}) failed: ERROR 1050"
+    partly = f"the restore was interrupted: `{DST}` on primary"
 
     capsys.readouterr()
     assert main(restore) == 1

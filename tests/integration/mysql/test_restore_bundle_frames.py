@@ -273,7 +273,8 @@ def test_a_frame_holding_a_second_statement_is_refused_by_the_server(
         assert main(restore(manifest.backup_id, "--jobs", "1")) == 1
         err = capsys.readouterr().err
         table = bundle.sections[index].table
-        assert f"{bundle.key} (table {q(table)}, its statement 2)" in err, err
+        assert f"in {q(DST)} (table {q(table)}, its statement 2) failed" in err, err
+        assert bundle.key not in err and "the bundle of tables" in err, err
         assert "ERROR 1064" in err
         with sandbox.connect() as conn, conn.cursor() as cur:
             cur.execute(

@@ -86,7 +86,8 @@ def test_a_failure_in_a_bundle_names_its_object_and_line(target: SandboxHandle) 
     lines = texts[broken.key].count(b"\n")
     with pytest.raises(OperationFailed) as caught:
         loader(target, texts, jobs=2).load_all(objects, ["schema", "data"])
-    assert caught.value.message.startswith(f"loading {broken.key} (its line {lines}) into {DB}")
+    label = f"the rows of `{DB}`.`{broken.table}` (part 1)"
+    assert caught.value.message.startswith(f"loading {label} (its line {lines}) failed")
     assert "Duplicate entry" in caught.value.message
 
 

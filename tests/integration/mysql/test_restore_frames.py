@@ -134,7 +134,7 @@ def test_a_failing_statement_names_its_object_and_number(target: SandboxHandle) 
         loader(target, {obj.key: framed(first, duplicate)}).load_all([obj], ["data"])
     number = len(prelude_statements()) + 2
     assert caught.value.message.startswith(
-        f"loading {obj.key} into {DB} failed at its statement {number}: ERROR 1062"
+        f"loading the rows of `{DB}`.`t` (part 1) failed at its statement {number}: ERROR 1062"
     )
     assert rows(target, "t") == [(1, "a"), (2, "b")]  # autocommit, as the stock client
 
@@ -226,7 +226,7 @@ def test_a_connection_killed_mid_object_fails_the_load_and_names_it(
     assert len(failure) == 1 and isinstance(failure[0], OperationFailed)
     number = len(prelude_statements()) + 1
     assert failure[0].message.startswith(
-        f"loading {obj.key} into {DB} failed at its statement {number}: ERROR"
+        f"loading the rows of `{DB}`.`t` (part 1) failed at its statement {number}: ERROR"
     )
     assert rows(target, "t") == []
 

@@ -118,7 +118,7 @@ def test_the_first_failure_kills_a_sibling_waiting_on_a_row_lock(
         with holder.cursor() as cur:
             cur.execute("ROLLBACK")  # releases the row: an orphaned INSERT would run now
         holder.close()
-    assert caught.value.message.startswith(f"loading {failing.key} into {DB} failed")
+    assert caught.value.message.startswith(f"loading the rows of `{DB}`.`{failing.table}`")
     assert "ERROR 1062" in caught.value.message or "Duplicate entry" in caught.value.message
     assert took < 10, f"the failure was reported after {took:.1f} s"
     assert left == [], "no statement of the restore is left on the server"

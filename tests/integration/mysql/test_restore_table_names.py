@@ -21,10 +21,12 @@ PREFIX = "tn_names"
 DB_A = f"{PREFIX}_a"  # holds `b.c`
 DB_AB = f"{DB_A}.b"  # holds `c`: `{DB_A}.b.c` names either
 DB_COMMA = f"{PREFIX}_c,d"  # holds `e,f`
+DB_EQ = f"{PREFIX}_e=q`"  # holds `t`: --rename needs it quoted
 COPY_A, COPY_AB, COPY_COMMA = (f"{PREFIX}_copy_{n}" for n in ("a", "ab", "comma"))
+COPY_EQ = f"{PREFIX}_copy_e=q"
 VIEW = "v.w,"  # in DB_COMMA, over `e,f`
-DATABASES = (DB_A, DB_AB, DB_COMMA)
-COPIES = (COPY_A, COPY_AB, COPY_COMMA)
+DATABASES = (DB_A, DB_AB, DB_COMMA, DB_EQ)
+COPIES = (COPY_A, COPY_AB, COPY_COMMA, COPY_EQ)
 
 
 def q(name: str) -> str:
@@ -55,7 +57,7 @@ def execute(sandbox: SandboxHandle, *statements: str) -> None:
 @pytest.fixture(scope="module")
 def backup(sandbox: SandboxHandle) -> Iterator[Manifest]:
     execute(sandbox, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in (*DATABASES, *COPIES)))
-    for db, table in ((DB_A, "b.c"), (DB_AB, "c"), (DB_COMMA, "e,f")):
+    for db, table in ((DB_A, "b.c"), (DB_AB, "c"), (DB_COMMA, "e,f"), (DB_EQ, "t")):
         execute(
             sandbox,
             f"CREATE DATABASE {q(db)}",
@@ -214,6 +216,9 @@ def test_a_rename_target_the_server_cannot_take_is_one_clear_line(
     assert problem in err and "unexpected" not in err, err
     assert "--rename" in err, err
     assert not database_exists(sandbox, target)
+    if code == 1:  # it said "the restore was interrupted: ... may be partly loaded"
+        assert "partly loaded" not in err, err
+        assert "the restore stopped before changing anything" in err, err
 
 
 def test_names_with_commas_can_be_named(clean: SandboxHandle, backup: Manifest) -> None:
@@ -373,3 +378,21 @@ def test_the_hint_for_an_invalid_view_is_an_exclude_tables_entry_that_works(
         assert [(t.database, t.name) for t in manifest.tables] == [(database, "t")]
     finally:
         execute(sandbox, f"DROP DATABASE IF EXISTS {q(database)}")
+
+
+def test_a_database_whose_name_holds_an_equals_sign_can_be_renamed(
+    clean: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reproduction: ``--rename`` split at the first ``=``, so `e=q` could not be renamed
+    (``--rename e=q=new`` read database ``e``: "not in the backup")."""
+    sandbox = clean
+    argv = ["restore", backup.backup_id, "--databases", q(DB_EQ)]
+    assert main([*argv, "--rename", f"{q(DB_EQ)}={q(COPY_EQ)}"]) == 0
+    assert rows(sandbox, COPY_EQ, "t") == [(1, f"{DB_EQ}.t")]
+    execute(sandbox, f"DROP DATABASE {q(COPY_EQ)}")
+    assert main([*argv, "--rename", f"{q(DB_EQ)}={COPY_EQ}"]) == 0  # DST plain: the rest
+    assert rows(sandbox, COPY_EQ, "t") == [(1, f"{DB_EQ}.t")]
+
+    capsys.readouterr()
+    assert main([*argv, "--rename", f"{q(DB_EQ)}{COPY_EQ}"]) == 2
+    assert "expected = after" in capsys.readouterr().err

@@ -290,4 +290,4 @@ def test_sigterm_during_a_restore_says_what_may_be_partly_loaded(sandbox: Sandbo
     assert proc.returncode == 143, err
     last = failure_line(err)
     assert last.startswith("datatier: terminated (SIGTERM); the restore was interrupted: "), last
-    assert f"{copy} on primary" in last and "may be partly loaded" in last
+    assert f"`{copy}` on primary" in last and "may be partly loaded" in last

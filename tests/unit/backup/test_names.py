@@ -4,11 +4,14 @@ entries refused against the backup's tables."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from datatier.backup.names import (
     TableEntry,
     parse_databases,
+    parse_rename,
     parse_tables,
     resolve_tables,
     show,
@@ -146,3 +149,36 @@ def test_show_quotes_what_needs_it_and_round_trips(pair: tuple[str, str], shown:
     assert show(*pair) == shown
     assert resolve_tables(parse_tables([shown]), {pair}, "B1") == (pair,)
     assert resolve_tables(parse_tables([show(*pair, always=True)]), {pair}, "B1") == (pair,)
+
+
+@pytest.mark.parametrize(
+    ("pair", "parsed"),
+    [
+        ("shop=shop_copy", ("shop", "shop_copy")),
+        ("a=b=c", ("a", "b=c")),  # a plain DST is the rest, as before
+        ("`e=q`=new", ("e=q", "new")),
+        ("`e=q`=`n=w`", ("e=q", "n=w")),
+        ("old=`a``b`", ("old", "a`b")),
+        ("`x``=y`=z", ("x`=y", "z")),
+    ],
+)
+def test_rename_pairs_take_backtick_quoted_names(pair: str, parsed: tuple[str, str]) -> None:
+    assert parse_rename(pair) == parsed
+
+
+@pytest.mark.parametrize(
+    ("pair", "problem"),
+    [
+        ("noequals", "expected SRC=DST"),
+        ("=dst", "a name is empty"),
+        ("src=", "a name is empty"),
+        ("`e=q", "a backtick is not closed"),
+        ("`e=q`new", "expected = after `e=q`"),
+        ("a=`b`c", "text after the quoted name `b`"),
+        ("``=x", "a name is empty"),
+    ],
+)
+def test_bad_rename_pairs_are_usage_errors(pair: str, problem: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(problem)) as caught:
+        parse_rename(pair)
+    assert "backticks" in (caught.value.hint or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,28 @@ def test_an_exclusion_fitting_two_tables_is_a_problem_and_one_fitting_none_is_no
         "'a.b.c' fits `a`.`b.c`, `a.b`.`c`: quote one with backticks"
     ]
     assert policy.exclusion_problems({("a", "b.c"), ("x.y", "z")}) == []
+
+
+@pytest.mark.parametrize(
+    ("lists", "key", "problem"),
+    [
+        ('databases = ["a", "crm"]\ntables = ["a.t"]', "source.databases", "'crm' is named by no"),
+        ('databases = ["a"]\ntables = ["a.t", "b.t"]', "source.tables", "'b.t' is in a database"),
+        ('exclude_databases = ["b"]\ntables = ["b.t"]', "source.tables", "'b.t' is in a database"),
+    ],
+)
+def test_tables_overriding_databases_silently_is_refused(
+    tmp_path: Path, lists: str, key: str, problem: str
+) -> None:
+    """``tables`` alone picks what is backed up: a database listed beside it that no entry
+    names was silently not backed up."""
+    path = write(tmp_path, "both", f'[source]\nnode = "r1"\n{lists}\n')
+    with pytest.raises(ConfigError, match=re.escape(problem)) as caught:
+        load_policy(path, DEFAULT)
+    assert caught.value.key == key and "source.tables alone" in (caught.value.hint or "")
+
+
+def test_databases_agreeing_with_tables_are_accepted(tmp_path: Path) -> None:
+    text = '[source]\nnode = "r1"\ndatabases = ["a", "a.b"]\ntables = ["a.b.c", "a.t"]\n'
+    policy = load_policy(write(tmp_path, "agree", text), DEFAULT)
+    assert policy.includes_table("a", "t") and not policy.includes_table("a", "u")

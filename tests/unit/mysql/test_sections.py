@@ -9,6 +9,7 @@ import pytest
 from datatier.backup.manifest import ObjectRecord, Section
 from datatier.mysql.bundle_frames import BUNDLE_HEAD, framed_block
 from datatier.mysql.frames import frame
+from datatier.mysql.labels import object_label
 from datatier.mysql.sections import (
     SectionLines,
     fed_sections,
@@ -141,6 +142,10 @@ def _ranges(sections: list[Section]) -> list[tuple[int, int]]:
     return [(s.start, s.end) for s in sections]
 
 
+def label(record: ObjectRecord) -> str:
+    return object_label(record, None)
+
+
 def test_a_client_error_inside_a_bundle_names_the_table_on_one_line() -> None:
     text, record = layout()
     record = replace(
@@ -150,12 +155,17 @@ def test_a_client_error_inside_a_bundle_names_the_table_on_one_line() -> None:
     marks.feed(text)
     last = text.count(b"\n")
     error = f"ERROR 1062 (23000) at line {last}: Duplicate entry '1'".encode()
-    assert failed_object([record], [0], error, marks) == "k (table `new\\nline`, its line 5)"
+    assert (
+        failed_object([record], [0], error, marks)
+        == f"{label(record)} (table `new\\nline`, its line 5)"
+    )
     first = text.count(b"\n", 0, record.sections[0].start) + 2
     error = f"ERROR 1050 (42S01) at line {first}: Table 'a' already exists".encode()
-    assert failed_object([record], [0], error, marks) == "k (table `a`, its line 2)"
-    assert failed_object([record], [0], b"ERROR 1 at line 1: x", marks) == "k", "the prelude"
-    assert failed_object([record], [0], b"ERROR 2013: lost connection", marks) == "k"
+    assert failed_object([record], [0], error, marks) == f"{label(record)} (table `a`, its line 2)"
+    assert failed_object([record], [0], b"ERROR 1 at line 1: x", marks) == label(record), (
+        "the prelude"
+    )
+    assert failed_object([record], [0], b"ERROR 2013: lost connection", marks) == label(record)
 
 
 def test_the_line_comes_from_the_error_not_the_statement_the_client_echoes() -> None:
@@ -165,6 +175,11 @@ def test_the_line_comes_from_the_error_not_the_statement_the_client_echoes() -> 
     last = text.count(b"\n")
     echoed = b"--------------\nINSERT INTO t VALUES ('ERROR 1 (x) at line 1\nat line 2')\n"
     error = echoed + f"--------------\n\nERROR 1062 (23000) at line {last}: Dup\n".encode()
-    assert failed_object([record], [0], error, marks) == "k (table `数据`, its line 5)"
+    assert (
+        failed_object([record], [0], error, marks) == f"{label(record)} (table `数据`, its line 5)"
+    )
     unknown = echoed + f"ERROR at line {last}: Unknown command '\\x'.".encode()
-    assert failed_object([record], [0], unknown, marks) == "k (table `数据`, its line 5)"
+    assert (
+        failed_object([record], [0], unknown, marks)
+        == f"{label(record)} (table `数据`, its line 5)"
+    )
