@@ -21,11 +21,10 @@ from dataclasses import dataclass
 import pytest
 
 from datatier.backup.manifest import Manifest
-from datatier.backup.service import load_policy, run_backup
-from datatier.config import load
 from datatier.mysql.claim import lock_name
 from datatier.mysql.connection import Connection
 from tests.integration.conftest import SandboxHandle, q, wait_for
+from tests.integration.mysql.conftest import back_up
 from tests.integration.mysql.test_restore_stop import long_lock_waits  # noqa: F401 (fixture)
 
 SRC = "rclaim src`;数据"
@@ -46,14 +45,7 @@ def source(sandbox: SandboxHandle) -> Iterator[Manifest]:
                 f"INSERT INTO {q(SRC)}.{table} VALUES (%s, %s)",
                 [(i, f"v{i}") for i in range(ROWS)],
             )
-    sandbox.wait_replicated()
-    sandbox.write_policy(
-        "restore-claim",
-        'engine = "mysql"\nbundle_tables = false\n[source]\nnode = "replica1"\n'
-        f"databases = [{json.dumps(SRC)}]\n",
-    )
-    loaded = load(str(sandbox.config_path), environ={})
-    yield run_backup(loaded, load_policy(loaded, "restore-claim"))
+    yield back_up(sandbox, "restore-claim", [SRC], "bundle_tables = false\n")
     with sandbox.connect() as conn, conn.cursor() as cur:
         for db in (SRC, DST):
             cur.execute(f"DROP DATABASE IF EXISTS {q(db)}")

@@ -14,7 +14,6 @@ of every table).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -26,10 +25,9 @@ from pathlib import Path
 import pytest
 
 from datatier.backup.manifest import Manifest
-from datatier.backup.service import load_policy, run_backup
-from datatier.config import load
 from datatier.mysql.load import BUNDLE_OBJECTS
 from tests.integration.conftest import SandboxHandle, q, wait_for
+from tests.integration.mysql.conftest import back_up
 
 SRC = "rk src`;数据"
 DST = "rk dst`;数据"
@@ -76,16 +74,9 @@ def source(sandbox: SandboxHandle) -> Iterator[Manifest]:
                 for i in range(1 + n % 5)
             ]
             cur.executemany(f"INSERT INTO {q(SRC)}.{q(name)} VALUES (%s, %s, %s)", rows)
-    sandbox.wait_replicated()
-    sandbox.write_policy(
-        "restore-kill",
-        # One object per table: a batch of small data objects is what this kills
-        # (bundle objects: tests/integration/mysql/test_mysql_bundles_kill.py).
-        'engine = "mysql"\nbundle_tables = false\n[source]\nnode = "replica1"\n'
-        f"databases = [{json.dumps(SRC)}]\n",
-    )
-    loaded = load(str(sandbox.config_path), environ={})
-    yield run_backup(loaded, load_policy(loaded, "restore-kill"))
+    # One object per table: a batch of small data objects is what this kills
+    # (bundle objects: tests/integration/mysql/test_mysql_bundles_kill.py).
+    yield back_up(sandbox, "restore-kill", [SRC], "bundle_tables = false\n")
     with sandbox.connect() as conn, conn.cursor() as cur:
         for db in (SRC, DST):
             cur.execute(f"DROP DATABASE IF EXISTS {q(db)}")

@@ -10,7 +10,6 @@ EXISTS fail``, so that table's ``CREATE TABLE`` fails at once (ERROR 1050).
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -20,9 +19,8 @@ from collections.abc import Iterator
 import pytest
 
 from datatier.backup.manifest import Manifest
-from datatier.backup.service import load_policy, run_backup
-from datatier.config import load
 from tests.integration.conftest import SandboxHandle, wait_for
+from tests.integration.mysql.conftest import back_up
 from tests.integration.mysql.test_restore_stop import long_lock_waits  # noqa: F401 (fixture)
 
 SRC = "rsig_src"
@@ -45,14 +43,7 @@ def source(sandbox: SandboxHandle) -> Iterator[Manifest]:
         cur.execute(f"CREATE TABLE {SRC}.fail (id INT PRIMARY KEY)")
         for name in ("block", *FILLERS, "fail"):
             cur.execute(f"INSERT INTO {SRC}.{name} (id) VALUES (1), (2)")
-    sandbox.wait_replicated()
-    sandbox.write_policy(
-        "restore-signals",
-        'engine = "mysql"\nbundle_tables = false\n[source]\nnode = "replica1"\n'
-        f"databases = [{json.dumps(SRC)}]\n",
-    )
-    loaded = load(str(sandbox.config_path), environ={})
-    yield run_backup(loaded, load_policy(loaded, "restore-signals"))
+    yield back_up(sandbox, "restore-signals", [SRC], "bundle_tables = false\n")
     with sandbox.connect() as conn, conn.cursor() as cur:
         for db in (SRC, DST):
             cur.execute(f"DROP DATABASE IF EXISTS {db}")

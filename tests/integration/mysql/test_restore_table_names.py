@@ -16,6 +16,7 @@ from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
 from tests.integration.conftest import SandboxHandle
+from tests.integration.mysql.conftest import back_up
 
 PREFIX = "tn_names"
 DB_A = f"{PREFIX}_a"  # holds `b.c`
@@ -67,13 +68,7 @@ def backup(sandbox: SandboxHandle) -> Iterator[Manifest]:
     execute(
         sandbox, f"CREATE VIEW {q(DB_COMMA)}.{q(VIEW)} AS SELECT id, v FROM {q(DB_COMMA)}.`e,f`"
     )
-    sandbox.write_policy(
-        "table_names",
-        'engine = "mysql"\njobs = 2\n[source]\nnode = "replica1"\n'
-        f"databases = {json.dumps(list(DATABASES))}\n",
-    )
-    loaded = load(str(sandbox.config_path), environ={})
-    yield run_backup(loaded, load_policy(loaded, "table_names"))
+    yield back_up(sandbox, "table_names", DATABASES, "jobs = 2\n")
     execute(sandbox, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in (*DATABASES, *COPIES)))
 
 

@@ -12,10 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from datatier.backup.manifest import Manifest
-from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
-from datatier.config import load
 from tests.integration.conftest import SandboxHandle
+from tests.integration.mysql.conftest import back_up
 
 PREFIX = "rv_views"
 SOURCE = f"{PREFIX} src"  # a space: its object keys are percent-encoded
@@ -66,13 +65,7 @@ def backup(sandbox: SandboxHandle) -> Iterator[Manifest]:
         f"JOIN {s}.{q(OTHER)} o ON o.id = b.id",
         f"CREATE VIEW {s}.{q(VIEW2)} AS SELECT id FROM {s}.{q(VIEW)}",
     )
-    sandbox.write_policy(
-        "views",
-        'engine = "mysql"\njobs = 2\n[source]\nnode = "replica1"\n'
-        f"databases = {json.dumps([SOURCE])}\n",
-    )
-    loaded = load(str(sandbox.config_path), environ={})
-    yield run_backup(loaded, load_policy(loaded, "views"))
+    yield back_up(sandbox, "views", [SOURCE], "jobs = 2\n")
     execute(sandbox, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in DATABASES))
 
 
