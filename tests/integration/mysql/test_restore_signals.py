@@ -92,6 +92,13 @@ def drop_waiting(sandbox: SandboxHandle) -> bool:
     return any(str(info).startswith("DROP TABLE") for _, _, info in statements_on(sandbox))
 
 
+def signals_as_at_a_terminal() -> None:
+    """In the child: SIGINT's default action, as under an interactive shell. A suite run
+    as a background job of a shell without job control inherits SIGINT ignored, and
+    Python then leaves it ignored (Ctrl-C could not reach the restore at all)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str, float]:
     """(exit code, stderr, seconds) of ``proc``; killed (and the test failed) after
     ``timeout``."""
@@ -134,7 +141,12 @@ def test_a_signal_ends_a_blocked_restore_and_its_statements(
 ) -> None:
     with sandbox.connect() as conn, conn.cursor() as cur:  # no failing job this time
         cur.execute(f"DROP VIEW {DST}.fail")
-    proc = subprocess.Popen(restore(sandbox, source.backup_id), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        restore(sandbox, source.backup_id),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=signals_as_at_a_terminal,
+    )
     try:
         wait_for(lambda: drop_waiting(sandbox), timeout=60)
     except BaseException:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -53,7 +54,16 @@ def test_supervise_raises_the_call_s_own_failure() -> None:
         Interrupter(NOWHERE).supervise(failing)
 
 
-def test_a_signal_fires_and_is_raised_once_the_call_has_ended() -> None:
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Python's Ctrl-C handler for the test, whatever the suite inherited (a background job
+    of a shell without job control starts with SIGINT ignored, and a kill would be lost)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_signal_fires_and_is_raised_once_the_call_has_ended(ctrl_c: None) -> None:
     """Ctrl-C reaches the waiting main thread: it fires (the call, blocked until then,
     sees ``stop``), and KeyboardInterrupt is raised, not the call's own secondary error."""
     interrupter = Interrupter(NOWHERE)
