@@ -17,7 +17,6 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from datatier.errors import ConfigError, UsageError
-from datatier.pipeline.encrypt import parse_recipients
 from datatier.typedtoml import (
     Binder,
     Secret,
@@ -506,6 +505,10 @@ def _check(config: Config, source: str) -> Config:
     if bool(mysql.ssl_cert) != bool(mysql.ssl_key):
         raise ConfigError(source, "mysql.ssl_key", "ssl_cert and ssl_key go together")
     for i, key in enumerate(config.encryption.recipients):
+        # lazy: the age code (cryptography) costs ~17 ms to import, paid by configs without
+        # recipients too
+        from datatier.pipeline.encrypt import parse_recipients
+
         try:
             parse_recipients([key])
         except ValueError:

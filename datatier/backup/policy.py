@@ -65,7 +65,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
-from datatier.backup.cron import validate_cron
 from datatier.backup.engines import ENGINES
 from datatier.backup.names import QUOTE_HINT, TableName, parse_tables, show
 from datatier.errors import ConfigError, UsageError
@@ -270,6 +269,9 @@ def load_policy(path: Path, default_store: str, nodes: Collection[str] | None = 
         raise ConfigError(source, None, f"policy name {name!r} must match {POLICY_NAME.pattern}")
     data = read_toml(path, "policy file")
     spec = Binder(source, path.parent).bind(PolicyFile, data)
+    # lazy: croniter costs ~13 ms to import, paid by every command that loads a policy
+    from datatier.backup.cron import validate_cron
+
     try:
         validate_cron(spec.schedule)
     except ValueError as exc:

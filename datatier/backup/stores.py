@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def s3_settings(config: Config) -> S3Settings:
     """The storage layer's S3 settings from the ``[s3]`` config section."""
-    from datatier.storage.s3 import S3Settings  # lazy: boto3 is slow to import
+    from datatier.storage.s3 import S3Settings  # lazy: botocore is slow to import
 
     s3 = config.s3
     return S3Settings(
@@ -54,17 +54,17 @@ def store_for(url: str, config: Config, *, lookup: bool = False) -> ObjectStore:
     ``lookup``: for read-only work only, each request bounded by ``s3.lookup_timeout``
     (never for uploads or a restore's downloads: a slow store must not fail them)."""
     if url.partition("://")[0].lower() != "s3":
-        return open_store(url)  # file://: no boto3 import
+        return open_store(url)  # file://: no botocore import
     settings = s3_settings(config)
     return open_store(url, settings.bounded(config.s3.lookup_timeout) if lookup else settings)
 
 
 def for_transfers(store: ObjectStore, config: Config) -> ObjectStore:
     """``store`` (opened with ``lookup=True``) with the full ``[s3]`` settings, for a
-    restore's downloads, on the same boto3 session; a ``file://`` store as it is."""
+    restore's downloads, on the same botocore session; a ``file://`` store as it is."""
     if not store.url.startswith("s3://"):
         return store
-    from datatier.storage.s3 import S3Store  # lazy: boto3 costs ~0.15 s to import
+    from datatier.storage.s3 import S3Store  # lazy: botocore costs ~0.1 s to import
 
     assert isinstance(store, S3Store)
     return store.with_settings(s3_settings(config))

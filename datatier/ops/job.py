@@ -30,12 +30,10 @@ from typing import Any
 
 from datatier import log as logging_setup
 from datatier.backup.jobstatus import JobOutcome, JobStatus, record_quietly
-from datatier.backup.metrics import BackupCollector
 from datatier.backup.stats import PolicyStats, read_policy_stats
 from datatier.config import LoadedConfig
 from datatier.errors import FailureFields, failure_fields
 from datatier.log import get_logger
-from datatier.metrics import build_registry, write_textfile
 from datatier.ops.notify import Notifier
 from datatier.storage.base import ObjectStore
 
@@ -145,6 +143,10 @@ def _notify(loaded: LoadedConfig, run: JobRun, outcome: JobOutcome, failure: Fai
 
 
 def _write_metrics(run: JobRun, known: JobStatus, path: Path) -> None:
+    # lazy: prometheus_client costs ~50 ms to import, paid by every job otherwise
+    from datatier.backup.metrics import BackupCollector
+    from datatier.metrics import build_registry, write_textfile
+
     policy = known.policy
     try:
         if run.store is not None and policy:

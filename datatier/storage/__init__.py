@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    """``S3Settings`` is imported on first use: boto3 is slow to import and most commands
+    """``S3Settings`` is imported on first use: botocore is slow to import and most commands
     (health, cache, replication) never touch S3."""
     if name == "S3Settings":
         from datatier.storage.s3 import S3Settings

@@ -1,4 +1,6 @@
-"""Amazon S3 (or an S3-compatible server) as an :class:`ObjectStore`, through boto3.
+"""Amazon S3 (or an S3-compatible server) as an :class:`ObjectStore`, through botocore
+(boto3's client layer; boto3 itself would add s3transfer and ~60 ms to every command's start,
+for transfer helpers this module does not use).
 
 Small objects go up with one PutObject; larger ones with the bounded-parallel multipart
 uploader of :mod:`datatier.storage.s3stream` (memory near ``part_size * (concurrency + 1)``
@@ -30,10 +32,10 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -136,9 +138,9 @@ class S3Store(ObjectStore):
         prefix: str = "",
         settings: S3Settings | None = None,
         *,
-        session: boto3.session.Session | None = None,
+        session: botocore.session.Session | None = None,
     ) -> None:
-        """``session``: share another store's boto3 session (each new session loads and
+        """``session``: share another store's botocore session (each new session loads and
         keeps its own copy of the S3 service model, some 14 MB)."""
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -155,15 +157,18 @@ class S3Store(ObjectStore):
             s3={"addressing_style": "path" if s.endpoint_url else "auto"},
             user_agent_extra="datatier",
         )
-        self.session = session or boto3.session.Session()
-        self.client: S3Client = self.session.client(
-            "s3",
-            endpoint_url=s.endpoint_url,
-            region_name=s.region,
-            aws_access_key_id=s.access_key_id,
-            aws_secret_access_key=s.secret_access_key,
-            config=config,
-            verify=s.ca_bundle if s.ca_bundle else None,
+        self.session = session or botocore.session.get_session()
+        self.client = cast(
+            "S3Client",
+            self.session.create_client(
+                "s3",
+                endpoint_url=s.endpoint_url,
+                region_name=s.region,
+                aws_access_key_id=s.access_key_id,
+                aws_secret_access_key=s.secret_access_key,
+                config=config,
+                verify=s.ca_bundle if s.ca_bundle else None,
+            ),
         )
         secrets = [x for x in (s.access_key_id, s.secret_access_key) if x]
         self._errors = ErrorMapper(
@@ -171,7 +176,7 @@ class S3Store(ObjectStore):
         )
 
     def with_settings(self, settings: S3Settings) -> S3Store:
-        """This bucket and prefix with other settings, on the same boto3 session."""
+        """This bucket and prefix with other settings, on the same botocore session."""
         return S3Store(self.bucket, self.prefix, settings, session=self.session)
 
     @property

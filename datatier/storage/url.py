@@ -34,7 +34,7 @@ def open_store(url: str, s3_settings: S3Settings | None = None) -> ObjectStore:
     """The store for ``url``; ``s3_settings`` applies to ``s3://`` URLs only."""
     scheme, where, prefix = parse_store_url(url)
     if scheme == "s3":
-        from datatier.storage.s3 import S3Store  # lazy: boto3 costs ~0.15 s to import
+        from datatier.storage.s3 import S3Store  # lazy: botocore costs ~0.1 s to import
 
         return S3Store(where, prefix, s3_settings)
     return LocalStore(Path(where))
