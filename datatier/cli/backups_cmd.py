@@ -72,6 +72,27 @@ def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+FUTURE_TOLERANCE = timedelta(minutes=1)
+"""How far ahead of this machine's clock ``prune --execute --now`` may be (clock skew)."""
+
+
+def refuse_future_deletes(now: datetime) -> None:
+    """UsageError unless ``now`` is at most :data:`FUTURE_TOLERANCE` ahead of the clock: a
+    later time ages every backup, so deleting by it would remove backups today's retention
+    keeps and take backups running now for abandoned ones."""
+    ahead = now - datetime.now(UTC)
+    if ahead > FUTURE_TOLERANCE:
+        raise UsageError(
+            f"--now {now.isoformat()} is {_span(ahead)} in the future: retention judged then "
+            "would delete backups it keeps today",
+            hint="rehearse without --execute; --now with --execute must not be in the future",
+        )
+
+
+def _span(delta: timedelta) -> str:
+    return f"{delta.days} days" if delta.days else f"{round(delta.total_seconds() / 60)} minutes"
+
+
 @click.group("backups")
 def backups_group() -> None:
     """List, inspect, verify, prune and archive backups in the stores."""
@@ -265,7 +286,8 @@ def _restore_test(
     "now",
     metavar="ISO-8601",
     callback=parse_now,
-    help="Evaluate retention at this time instead of the current time (for rehearsals).",
+    help="Evaluate retention at this time instead of the current time (for rehearsals; "
+    "not in the future with --execute).",
 )
 @JSON_OPTION
 @METRICS_FILE_OPTION
@@ -285,8 +307,11 @@ def prune_cmd(
     manifest says): the newest good backup is always kept. A damaged backup is reported and
     left in place unless it is older than every kept backup. If any manifest of the policy
     is unreadable nothing is deleted (exit 4). An executed prune is recorded in the store as
-    the policy's `prune` job; a failure is sent to the notify channels.
+    the policy's `prune` job; a failure is sent to the notify channels. --now in the
+    future is for rehearsals only: with --execute it is refused (exit 2).
     """
+    if execute:
+        refuse_future_deletes(now)
     loaded = app.loaded()
     with run_job(
         loaded,

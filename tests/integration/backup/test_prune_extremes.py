@@ -62,3 +62,24 @@ def test_archive_after_more_days_than_a_date_holds_moves_nothing(
     code, out, err = run(sandbox, capsys, "archive", name, "--execute", "--json")
     assert code == 0, err
     assert json.loads(out)["moved"] == 0
+
+
+@pytest.mark.usefixtures("catalog_db")
+def test_prune_refuses_to_execute_at_a_future_now(
+    sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--now`` is for rehearsals: a later time ages every backup, so an executed prune
+    deleted backups today's retention keeps (and took a backup running now for an abandoned
+    one past the grace). Reproduction: exit 0, the older backup deleted. Now exit 2 naming
+    the option, nothing deleted; the same time without --execute still prints the plan."""
+    name = policy(sandbox, "ext-future", "[retention]\nkeep_last = 1\nmin_age_days = 1\n")
+    made = [backup(sandbox, name).backup_id for _ in range(2)]
+    before = keys(sandbox, f"{name}/")
+    later = ["--now", "2999-01-01T00:00:00Z"]
+    code, out, err = run(sandbox, capsys, "prune", name, "--json", *later)
+    assert code == 0, err
+    assert [d["id"] for d in json.loads(out)["delete"]] == made[:1]  # the rehearsal
+    code, out, err = run(sandbox, capsys, "prune", name, "--execute", *later)
+    assert code == 2 and out == ""
+    assert "--now" in err and "future" in err
+    assert keys(sandbox, f"{name}/") == before
