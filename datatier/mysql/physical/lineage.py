@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from datatier.backup.catalog import Catalog
 from datatier.backup.chain import resolve_chain
@@ -135,6 +135,6 @@ def choose_base(
     if requested is None:
         root = resolve_chain(catalog, newest)[0]
         age = now - datetime.fromisoformat(root.started_at)
-        if age >= timedelta(days=every):
+        if age.days >= every:  # whole days, as timedelta(days=every) is; never overflows
             return Base(None, f"full backup {root.backup_id} is {age.days} days old")
     return Base(newest, f"incremental on {newest.backup_id}")

@@ -22,7 +22,8 @@ from datatier.backup.manifest import (
 from datatier.backup.policy import Policy, PolicyFile, RetentionSettings
 from datatier.backup.prune import prune_execute, prune_plan
 from datatier.errors import IntegrityFailure
-from datatier.mysql.physical.lineage import check_links
+from datatier.mysql.physical.lineage import check_links, choose_base
+from datatier.mysql.physical.server import ServerIdentity
 from datatier.storage.local import LocalStore
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -175,3 +176,26 @@ def test_prune_keeps_every_parent_a_kept_incremental_needs(store: LocalStore) ->
     left = [m.backup_id for m in resolve_chain(catalog, inc2)]
     assert left == [full.backup_id, inc1.backup_id, inc2.backup_id]
     assert {e.backup_id for e in catalog.backups()} == set(left)
+
+
+@pytest.mark.parametrize(
+    ("every", "full_age_days", "incremental"),
+    [(7, 6, True), (7, 7, False), (7, 8, False), (10**12, 10_000, True)],
+)
+def test_full_every_days_decides_the_next_backup_even_past_what_a_date_holds(
+    store: LocalStore, every: int, full_age_days: int, incremental: bool
+) -> None:
+    """A full backup at least ``full_every_days`` old makes the next one full. A value too
+    large for a timedelta (the loader takes any integer >= 0) raised OverflowError (exit 1,
+    "unexpected") on every run; it now means "no full backup by age"."""
+    full = physical(store, NOW - timedelta(days=full_age_days))
+    spec = PolicyFile(engine="mariabackup", full_every_days=every)
+    chosen = Policy("db", Path("/nonexistent/db.toml"), spec, store.url)
+    server = ServerIdentity("10.11.19-MariaDB", "uid-1", 1, "db1", 3306, "/var/lib/mysql", True)
+    to_lsn = full.consistency["to_lsn"]
+    base = choose_base(Catalog(store, ["db"]), chosen, server, to_lsn, None, NOW)
+    assert (base.parent is not None) is incremental
+    if incremental:
+        assert base.parent is not None and base.parent.backup_id == full.backup_id
+    else:
+        assert f"is {full_age_days} days old" in base.reason
