@@ -110,7 +110,9 @@ def decide_retention(
 
     young_after = days_before(now, settings.min_age_days)
     for backup_id, created in ordered:
-        if created > young_after:
+        if created > now:
+            reasons[backup_id].append("dated after the time retention is judged at")
+        elif created > young_after:
             reasons[backup_id].append(f"younger than {settings.min_age_days:g} days")
 
     if settings.recovery_window_days > 0:

@@ -162,8 +162,20 @@ def test_a_backup_dated_in_the_future_counts_as_young_and_newest() -> None:
     backups = {bid(future): future, **daily(3)}
     decision = decide_retention(backups, settings(keep_last=1, min_age_days=1), NOW)
     assert decision.keep[0].backup_id == bid(future)
-    assert decision.keep[0].reasons == (NEWEST, "last 1 of 1", "younger than 1 days")
+    future_reason = "dated after the time retention is judged at"
+    assert decision.keep[0].reasons == (NEWEST, "last 1 of 1", future_reason)
     assert len(decision.delete) == 3
+
+
+def test_backups_dated_in_the_future_are_kept_and_say_so_without_a_minimum_age() -> None:
+    """With ``min_age_days = 0`` (or ``--now`` in the past) they were labelled "younger than
+    0 days"; kept either way."""
+    soon, later = NOW + timedelta(hours=1), NOW + timedelta(days=2)
+    backups = {bid(soon): soon, bid(later): later, **daily(2)}
+    decision = decide_retention(backups, settings(keep_last=1, min_age_days=0), NOW)
+    assert kept_ids(decision) == [bid(later), bid(soon)]
+    assert decision.keep[1].reasons == ("dated after the time retention is judged at",)
+    assert len(decision.delete) == 2
 
 
 def test_equal_times_are_ordered_by_id_deterministically() -> None:
