@@ -7,6 +7,8 @@ for one entry is a chain linked by ``prevOpTime``: every entry but the last has
 ``o.partialTxn: true``; the last (no ``partialTxn``) commits it. A prepared transaction
 (sharded clusters) has ``o.prepare: true`` on its last ``applyOps`` entry and commits or
 aborts with a later ``commitTransaction`` / ``abortTransaction`` entry on ``admin.$cmd``.
+Other ``admin.$cmd`` ``applyOps`` entries (no ``lsid``, or with ``multiOpType``: MongoDB
+8.0 batches writes so) are single entries that apply on their own.
 
 Contract:
 - capture (:class:`SliceFilter`) keeps an ``admin.$cmd`` entry's ``applyOps`` operations of
@@ -38,9 +40,12 @@ _NO_TIME = Timestamp(0, 0)
 
 
 def _key(entry: Mapping[str, Any]) -> tuple[bytes, int] | None:
-    """A transaction's identity (session id, transaction number); None outside one."""
+    """A transaction's identity (session id, transaction number); None outside one. An
+    entry with ``multiOpType`` (MongoDB 8.0's batched retryable writes: ``applyOps`` whose
+    operations apply separately) is no transaction: its ``prevOpTime`` links retryable
+    statements, not parts of one commit."""
     lsid, number = entry.get("lsid"), entry.get("txnNumber")
-    if lsid is None or number is None:
+    if lsid is None or number is None or entry.get("multiOpType") is not None:
         return None
     return bson.encode(lsid), int(number)
 

@@ -250,3 +250,23 @@ def test_a_collection_created_inside_a_transaction_is_listed() -> None:
     kept = SliceFilter(["shop"], START).select(*raw(entry))
     assert kept is not None
     assert set(created_collections(RawBSONDocument(kept, RAW_OPTIONS))) == {("shop", "fresh")}
+
+
+def test_batched_writes_logged_as_apply_ops_are_no_transactions() -> None:
+    """MongoDB 8.0 logs a batch of retryable inserts as an ``applyOps`` entry with
+    ``multiOpType`` whose ``prevOpTime`` links to the previous statement, which may precede
+    the slice: kept, cut down and applied as it is, never refused or held."""
+    batch = txn(
+        2,
+        [inner("i", "shop.orders", {"_id": 40}), inner("i", "hr.x", {"_id": 1})],
+        prev={"ts": START, "t": Int64(1)},
+    )
+    batch["multiOpType"] = 1
+    kept = SliceFilter(["shop"], START).select(*raw(batch))
+    assert kept is not None
+    rec = Recorder()
+    assert replay(rec, [bson.decode(kept)], RENAMES, WANTED) == 1
+    assert rec.applied() == [("i", "shop_copy.orders", 40)]
+    plain = txn(3, [inner("i", "shop.orders", {"_id": 41})])
+    del plain["lsid"], plain["txnNumber"], plain["prevOpTime"]
+    assert SliceFilter(["shop"], START).select(*raw(plain)) is not None
