@@ -49,7 +49,7 @@ from datatier.errors import NotReadyYet, OperationFailed
 from datatier.mongo.bsonstream import RAW_OPTIONS, count_documents, raw_documents
 from datatier.mongo.client import handshake
 from datatier.mongo.oplogapply import Applier, ApplyOpsApplier
-from datatier.mongo.oplogtxn import TXN_NS, SliceFilter, committed
+from datatier.mongo.oplogtxn import TXN_NS, Commits, SliceFilter, committed
 
 OPLOG_KEY = "oplog.bson"
 OPLOG_METHOD = "oplog (mongodump --oplog): data plus the oplog slice written meanwhile"
@@ -108,8 +108,9 @@ def capture(
 ) -> dict[str, Any]:
     """Write the oplog slice after ``start`` (see module docstring); its summary for the
     manifest's ``consistency`` section, with ``created_during_dump``: the collections the
-    slice creates (inserts, ``create``) that are not ``dumped`` but the policy
-    ``includes`` (created after the dump listed the collections: a restore replays them)."""
+    slice creates (inserts, ``create``; in a transaction only if it commits in the slice)
+    that are not ``dumped`` but the policy ``includes`` (created after the dump listed the
+    collections: a restore replays them)."""
     oplog = client.local["oplog.rs"]
     end = oplog_position(client)
     assert end is not None
@@ -117,7 +118,7 @@ def capture(
     entries = part = 0
     created: set[tuple[str, str]] = set()
     current: OpenObject | None = None
-    chosen = SliceFilter(databases, start)
+    chosen, commits = SliceFilter(databases, start), Commits()
     for batch in oplog.find_raw_batches(query, sort=[("$natural", 1)]):
         kept = []
         for entry in raw_documents([bytes(batch)], "the oplog"):
@@ -127,7 +128,8 @@ def capture(
                 kept.append(selected)
                 if selected is not original:
                     entry = RawBSONDocument(selected, RAW_OPTIONS)
-                created.update(created_collections(entry))
+                for applied in commits.feed(entry):  # what a transaction creates, once committed
+                    created.update(created_collections(applied))
         raw = b"".join(kept)
         if not raw:
             continue

@@ -123,24 +123,36 @@ class SliceFilter:
             )
 
 
+class Commits:
+    """:func:`committed` fed one entry at a time (capture uses it to list only the
+    collections that committed transactions create)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[bytes, int], list[Mapping[str, Any]]] = {}
+
+    def feed(self, entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The entries to apply now that ``entry`` (the next of the slice) is read."""
+        o = entry.get("o") or {}
+        key = _key(entry) if entry.get("op") == "c" else None
+        if key is None:
+            return [entry]
+        if "applyOps" in o and _held(o):
+            self.pending.setdefault(key, []).append(entry)
+            return []
+        if "applyOps" in o:
+            return [*self.pending.pop(key, []), entry]
+        if "commitTransaction" in o:
+            return self.pending.pop(key, [])
+        if "abortTransaction" in o:
+            self.pending.pop(key, None)
+            return []
+        return [entry]
+
+
 def committed(entries: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
     """``entries`` (a captured slice, in order) with each transaction chain released whole
     where it commits and never otherwise: partial and prepared entries are held until the
     entry that commits them; an abort, or the end of the slice, drops them."""
-    pending: dict[tuple[bytes, int], list[Mapping[str, Any]]] = {}
+    commits = Commits()
     for entry in entries:
-        o = entry.get("o") or {}
-        key = _key(entry) if entry.get("op") == "c" else None
-        if key is None:
-            yield entry
-        elif "applyOps" in o and _held(o):
-            pending.setdefault(key, []).append(entry)
-        elif "applyOps" in o:
-            yield from pending.pop(key, [])
-            yield entry
-        elif "commitTransaction" in o:
-            yield from pending.pop(key, [])
-        elif "abortTransaction" in o:
-            pending.pop(key, None)
-        else:
-            yield entry
+        yield from commits.feed(entry)

@@ -90,7 +90,16 @@ def txn_entries(newest: bson.Timestamp) -> list[dict[str, Any]]:
             ],
         ),
         entry(2, 2, [op("i", f"{DB}.a", {"_id": 200})], partialTxn=True),
-        entry(3, 3, [op("i", f"{DB}.a", {"_id": 300})], partialTxn=True),  # never commits
+        entry(  # never commits in the slice
+            3,
+            3,
+            [
+                op("i", f"{DB}.a", {"_id": 300}),
+                op("c", f"{DB}.$cmd", {"create": "never"}),
+                op("i", f"{DB}.never", {"_id": 1}),
+            ],
+            partialTxn=True,
+        ),
         entry(4, 2, [op("i", f"{DB}.a", {"_id": 201})], prev=2, count=Int64(2)),
     ]
 
@@ -134,6 +143,7 @@ def test_transactions_are_captured_and_replayed_whole(
     assert manifest.consistency["oplog_entries"] == 4 == len(stored)
     inner = [op["ns"] for e in stored for op in e["o"]["applyOps"]]
     assert f"{OTHER}.x" not in inner, "another database's operations stay out of the backup"
+    # `never` is created only by the chain that does not commit in the slice
     assert manifest.consistency["created_during_dump"] == [[DB, "made"]]
 
     assert main(["restore", manifest.backup_id, "--rename", f"{DB}={COPY}"]) == 0
@@ -141,6 +151,7 @@ def test_transactions_are_captured_and_replayed_whole(
     assert sorted(d["_id"] for d in copy.a.find()) == [*range(10), 100, 200, 201]
     assert copy.a.find_one({"_id": 0}) == {"_id": 0, "n": -1}
     assert list(copy.made.find()) == [{"_id": 1}]
+    assert "never" not in copy.list_collection_names()
     assert list(mongo2[OTHER].x.find()) == [{"_id": 0}], "nothing replayed into OTHER"
 
 
