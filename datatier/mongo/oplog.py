@@ -10,17 +10,23 @@ Contract:
   (a real mongod logs an entry when its set is initiated, so this is not expected there);
 - :func:`capture` writes, as raw BSON objects of kind ``oplog``, every entry after that
   position up to the newest one when the dump has finished, for the namespaces of the
-  backed-up databases, and fails (no manifest) if the start position has rolled off the
-  capped oplog meanwhile (an empty start cannot roll off: that oplog is never capped);
+  backed-up databases, plus the transactions (``admin.$cmd`` ``applyOps`` entries) that
+  touch them, cut down to their operations on those databases
+  (:mod:`datatier.mongo.oplogtxn`); it fails (no manifest) if the start position has
+  rolled off the capped oplog meanwhile (an empty start cannot roll off: that oplog is
+  never capped), if a collection was renamed, or if a transaction begun before the start
+  committed during the dump;
 - :func:`replay` applies the captured entries in order after the data is loaded, with an
   :class:`~datatier.mongo.oplogapply.Applier` (``applyOps``, or driver operations where the
   server has no ``applyOps``), rewriting database names for ``--rename`` and skipping
-  entries of collections that are not being restored. A collection the slice creates
-  (the dump never listed it) is listed in the manifest (:data:`CREATED`) when the policy
-  includes it, and is restored with its database, from the slice alone. Inserts, updates
-  and deletes are idempotent in the oplog's own terms, so documents the dump already saw
-  converge to their state at the end of the slice. :func:`check_replayable` finds entries
-  an applier cannot apply before anything is restored.
+  entries of collections that are not being restored. A transaction is applied whole
+  where its committing entry is, or not at all (a chain the slice's end cuts). A
+  collection the slice creates (the dump never listed it) is listed in the manifest
+  (:data:`CREATED`) when the policy includes it, and is restored with its database, from
+  the slice alone. Inserts, updates and deletes are idempotent in the oplog's own terms,
+  so documents the dump already saw converge to their state at the end of the slice.
+  :func:`check_replayable` finds entries an applier cannot apply before anything is
+  restored.
 
 Only servers that are replica-set members have an oplog: on a standalone server (the
 sandbox's FerretDB) none of this runs and the manifest says the snapshot is consistent per
@@ -35,13 +41,15 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
+from bson.raw_bson import RawBSONDocument
 from bson.timestamp import Timestamp
 
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.errors import NotReadyYet, OperationFailed
-from datatier.mongo.bsonstream import count_documents, raw_documents
+from datatier.mongo.bsonstream import RAW_OPTIONS, count_documents, raw_documents
 from datatier.mongo.client import handshake
 from datatier.mongo.oplogapply import Applier, ApplyOpsApplier
+from datatier.mongo.oplogtxn import TXN_NS, Commits, SliceFilter, committed
 
 OPLOG_KEY = "oplog.bson"
 OPLOG_METHOD = "oplog (mongodump --oplog): data plus the oplog slice written meanwhile"
@@ -80,8 +88,12 @@ def oplog_position(client: Any) -> Timestamp | None:
 
 
 def _namespace_filter(databases: Iterable[str]) -> dict[str, Any]:
+    """The databases' own entries, and every ``admin.$cmd`` entry (transactions; which of
+    them belong to the slice is decided by :class:`~datatier.mongo.oplogtxn.SliceFilter`)."""
     names = "|".join(re.escape(d) for d in sorted(databases))
-    return {"ns": {"$regex": f"^({names})\\."}} if names else {"ns": {"$in": []}}
+    if not names:
+        return {"ns": {"$in": []}}
+    return {"$or": [{"ns": {"$regex": f"^({names})\\."}}, {"ns": TXN_NS}]}
 
 
 def capture(
@@ -96,8 +108,9 @@ def capture(
 ) -> dict[str, Any]:
     """Write the oplog slice after ``start`` (see module docstring); its summary for the
     manifest's ``consistency`` section, with ``created_during_dump``: the collections the
-    slice creates (inserts, ``create``) that are not ``dumped`` but the policy
-    ``includes`` (created after the dump listed the collections: a restore replays them)."""
+    slice creates (inserts, ``create``; in a transaction only if it commits in the slice)
+    that are not ``dumped`` but the policy ``includes`` (created after the dump listed the
+    collections: a restore replays them)."""
     oplog = client.local["oplog.rs"]
     end = oplog_position(client)
     assert end is not None
@@ -105,8 +118,19 @@ def capture(
     entries = part = 0
     created: set[tuple[str, str]] = set()
     current: OpenObject | None = None
+    chosen, commits = SliceFilter(databases, start), Commits()
     for batch in oplog.find_raw_batches(query, sort=[("$natural", 1)]):
-        raw = bytes(batch)
+        kept = []
+        for entry in raw_documents([bytes(batch)], "the oplog"):
+            original = bytes(entry.raw)
+            selected = chosen.select(entry, original)
+            if selected is not None:
+                kept.append(selected)
+                if selected is not original:
+                    entry = RawBSONDocument(selected, RAW_OPTIONS)
+                for applied in commits.feed(entry):  # what a transaction creates, once committed
+                    created.update(created_collections(applied))
+        raw = b"".join(kept)
         if not raw:
             continue
         if current is None:
@@ -114,8 +138,6 @@ def capture(
             current = writer.open(f"{OPLOG_KEY}.{part:05d}.zst", "oplog", None, None, part)
         n = count_documents(raw)
         current.write(raw, n)
-        for entry in raw_documents([raw], "the oplog"):
-            created.update(created_collections(entry))
         entries += n
         if current.raw_size >= chunk_bytes:
             writer.close(current)
@@ -207,7 +229,9 @@ def replay(
     applier: Applier | None = None,
 ) -> int:
     """Apply ``entries`` (captured oplog documents, in order) with ``applier`` (default:
-    ``applyOps``); the number applied. OperationFailed naming the first entry refused."""
+    ``applyOps``); the number applied. Transactions are applied whole at their committing
+    entry, never in part (:func:`~datatier.mongo.oplogtxn.committed`). OperationFailed
+    naming the first entry refused."""
     apply = applier or ApplyOpsApplier(client)
     applied = 0
     batch: list[dict[str, Any]] = []
@@ -222,7 +246,7 @@ def replay(
             on_applied(len(batch))
         batch = []
 
-    for entry in entries:
+    for entry in committed(entries):
         for op in rewrite(entry, renames, wanted):
             if op.get("op") == "c":  # commands alone, in order
                 flush()
@@ -244,6 +268,6 @@ def check_replayable(
 ) -> None:
     """Raise OperationFailed naming the first entry ``applier`` could not apply, before
     anything is restored."""
-    for entry in entries:
+    for entry in committed(entries):
         for op in rewrite(entry, renames, wanted):
             applier.check(op)
