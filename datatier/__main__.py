@@ -1,5 +1,5 @@
 """``python -m datatier`` runs the CLI."""
 
-from datatier.cli import main
+from datatier.cli import entry
 
-raise SystemExit(main())
+entry()
