@@ -91,7 +91,11 @@ def entry() -> NoReturn:
     with its code. The heap is frozen first (:func:`gc.freeze`): the process is ending, and
     the collections the interpreter runs while it shuts down would only walk it, some 0.1 s
     after a backup (most of it the S3 client's service model). Buffers are still flushed:
-    logging's exit handler runs, and objects outside reference cycles are freed as usual."""
+    logging's exit handler runs, and objects outside reference cycles are freed as usual.
+    Young objects are collected every 10,000 allocations rather than 700: starting a
+    command (its imports, the S3 client) otherwise runs some 150 collections, ~0.05 s of
+    CPU per command, for no garbage worth it."""
+    gc.set_threshold(10_000, 20, 20)
     code = main()
     gc.freeze()
     raise SystemExit(code)

@@ -142,7 +142,8 @@ def test_a_command_imports_only_its_own_module() -> None:
     code = (
         "import json, sys; from datatier.cli import main; main(['--version']); "
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('datatier', 'boto3', 'pymongo', 'MySQLdb'))))"
+        "('datatier', 'boto3', 'botocore', 'pymongo', 'MySQLdb', 'prometheus_client', "
+        "'croniter', 'cryptography'))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -151,6 +152,18 @@ def test_a_command_imports_only_its_own_module() -> None:
     assert "datatier.cli" in loaded, "the probe sees the modules"
     heavy = [m for m in loaded if m.endswith("_cmd") or m.split(".")[0] != "datatier"]
     assert heavy == []
+
+
+def test_the_console_entry_exits_with_the_code_of_main() -> None:
+    """``python -m datatier`` (the console script's function): 0 for --version, 2 for a
+    mistyped command, with the one-line error on stderr."""
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "datatier", "--version"], capture_output=True)
+    assert ok.returncode == 0 and b"datatier" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "datatier", "nosuch"], capture_output=True)
+    assert bad.returncode == 2 and b"no such command 'nosuch'" in bad.stderr
 
 
 def test_every_lazy_command_resolves_to_the_command_of_its_name() -> None:
