@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from datatier.backup.manifest import Manifest, ObjectRecord, TableRecord
+from datatier.backup.names import show
 from datatier.backup.objects import ObjectWriter
 from datatier.errors import UsageError
 from datatier.storage.base import ObjectStore, RestoreTier
@@ -197,6 +198,20 @@ class RestoreOptions:
     until: datetime | None = None  # point in time: replay archived binlogs up to here
     until_gtid: str | None = None  # point in time: ... up to and including this GTID
     scan: bool = False  # dry run: also stage and check the engine's rehearsal objects
+
+    def __post_init__(self) -> None:
+        """UsageError when ``tables`` name a database ``databases`` leaves out: the two
+        narrow each other, so such a table would be skipped without a word (a restore of
+        nothing, exit 0)."""
+        if not self.databases:
+            return
+        outside = [show(db, t) for db, t in self.tables if db not in self.databases]
+        if outside:
+            raise UsageError(
+                f"--tables {', '.join(outside)}: not in the databases --databases restores "
+                f"({', '.join(self.databases)}), so nothing of them would be restored",
+                hint="add their databases to --databases, or leave --databases out",
+            )
 
     def targets(self, sources: Iterable[str]) -> dict[str, str]:
         """Each source database's target (``renames`` applied); UsageError naming both when

@@ -114,11 +114,6 @@ def test_a_function_created_by_a_latin1_client_returns_the_same_after_restore(
         assert results[COPY] == results[SOURCE]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--tables A.t --databases B selects nothing, yet the restore reports "
-    "'0 tables, 0 rows' and exits 0",
-)
 def test_tables_and_databases_that_select_nothing_together_are_refused(
     use_sandbox_config: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
 ) -> None:

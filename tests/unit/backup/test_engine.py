@@ -59,3 +59,11 @@ def test_restore_targets_refuse_two_sources_in_one_target() -> None:
     both = RestoreOptions(renames={"a": "c", "b": "c"})
     with pytest.raises(UsageError, match="databases a and b would both be restored into c"):
         both.targets(["b", "a"])
+
+
+def test_tables_outside_the_databases_restored_are_refused_for_every_engine() -> None:
+    """``--tables a.t --databases b`` selected nothing and a restore said exit 0."""
+    with pytest.raises(UsageError, match=r"--tables a\.t: not in the databases .*\(b\)"):
+        RestoreOptions(tables=(("a", "t"), ("b", "u")), databases=("b",))
+    assert RestoreOptions(tables=(("a", "t"),), databases=("a", "b")).tables == (("a", "t"),)
+    assert RestoreOptions(tables=(("a", "t"),)).databases == ()
