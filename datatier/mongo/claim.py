@@ -54,6 +54,7 @@ CLAIMS = (DATABASE, COLLECTION)
 """The leases' collection, which no backup carries."""
 LEASE = 60.0
 HEARTBEAT = 10.0
+ATTEMPTS = 5
 log = get_logger(__name__)
 
 
@@ -133,6 +134,19 @@ class Leases:
         self._thread.start()
 
     def _take_one(self, database: str) -> None:
+        for _ in range(ATTEMPTS):
+            if self._try(database):
+                self.held.append(database)
+                return
+        raise NotReadyYet(  # released and taken again each time we looked: busy
+            f"the restore claim of {database!r} on {self.where} changed hands {ATTEMPTS} "
+            "times while this restore tried to take it",
+            hint="another restore is starting there; try again",
+        )
+
+    def _try(self, database: str) -> bool:
+        """Insert our lease, or take over a lapsed one; NotReadyYet while another is live,
+        False when the lease changed meanwhile (look again)."""
         now = self.clock.now()
         mine = {
             "_id": claim_id(database),
@@ -146,27 +160,28 @@ class Leases:
         }
         try:
             self.collection.insert_one(mine)
+            return True
         except pymongo.errors.DuplicateKeyError:
-            held = self.collection.find_one({"_id": mine["_id"]})
-            if held is None:  # released meanwhile: try once more
-                return self._take_one(database)
-            if utc(held["expires"]) > now:
-                raise NotReadyYet(
-                    held_message(database, self.where, held),
-                    hint="wait for it to finish, or restore elsewhere with --rename SRC=DST",
-                ) from None
-            lapsed = {"_id": mine["_id"], "token": held["token"], "expires": held["expires"]}
-            if not self.collection.update_one(lapsed, {"$set": mine}).matched_count:
-                return self._take_one(database)  # renewed or taken over meanwhile: look again
-            log.warning(
-                "restore.claim_taken_over",
-                database=database,
-                host=held.get("host"),
-                pid=held.get("pid"),
-                expired=utc(held["expires"]).isoformat(),
+            pass
+        held = self.collection.find_one({"_id": mine["_id"]})
+        if held is None:  # released meanwhile
+            return False
+        if utc(held["expires"]) > now:
+            raise NotReadyYet(
+                held_message(database, self.where, held),
+                hint="wait for it to finish, or restore elsewhere with --rename SRC=DST",
             )
-        self.held.append(database)
-        return None
+        lapsed = {"_id": mine["_id"], "token": held["token"], "expires": held["expires"]}
+        if not self.collection.update_one(lapsed, {"$set": mine}).matched_count:
+            return False  # renewed, or taken over by another restore, meanwhile
+        log.warning(
+            "restore.claim_taken_over",
+            database=database,
+            host=held.get("host"),
+            pid=held.get("pid"),
+            expired=utc(held["expires"]).isoformat(),
+        )
+        return True
 
     def renew(self) -> None:
         """Push every held lease's expiry a lease ahead; a lease no longer ours moves to
