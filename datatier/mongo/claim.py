@@ -15,8 +15,8 @@ lapsed lease only one succeeds, and a holder that renewed meanwhile keeps it.
 
 Where: a database of datatier's own on the target, not the restored database, whose
 ``--drop`` and restored collections would meet the leases, and whose backup would carry
-them; not ``admin`` (mongos refuses user collections there, and a restore user rarely may
-write it). The dumper skips ``datatier.restore_claims`` (a backup never carries leases).
+them; not ``admin``, the server's own, which a restore's user seldom may write. The
+dumper skips ``datatier.restore_claims`` (a backup never carries leases).
 
 Clock: the server's, never a host's. ``localTime`` of the server's handshake is read when
 claiming and advanced by this process's monotonic clock, so every ``started``/``expires``
