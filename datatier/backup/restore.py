@@ -25,8 +25,8 @@ Contract, in order (the engine, chosen by the manifest's ``engine`` in
    datadir). An interruption says what may be partly applied, or that nothing was changed
    when the engine knows it stopped before its first change.
 
-A real run holds the target from step 2 to the end (:meth:`claim_target`: for MySQL, one
-restore at a time into each target database, exit 5 for a second one).
+A real run holds the target from step 2 to the end (:meth:`claim_target`: for MySQL and
+MongoDB, one restore at a time into each target database, exit 5 for a second one).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ mongodump's extended-JSON format). Consistency: on a standalone server (FerretDB
 sandbox) each collection is read consistently on its own; the manifest says so. On a
 replica set the oplog written during the dump is captured too (``oplog.bson`` objects, as
 ``mongodump --oplog``), so that restore reaches one point in time (:mod:`datatier.mongo.oplog`).
+Restore leases (``datatier.restore_claims``, :mod:`datatier.mongo.claim`) are never dumped.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from datatier.display import human_bytes
 from datatier.errors import ConfigError, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mongo.bsonstream import count_documents
+from datatier.mongo.claim import CLAIMS
 from datatier.mongo.client import handshake, mongo_client, unreachable
 from datatier.mongo.oplog import OPLOG_METHOD, capture, oplog_position
 from datatier.storage.base import MiB
@@ -104,7 +106,7 @@ class MongoDumpEngine(BackupEngine):
             databases[db_name] = {"views": []}
             for spec in sorted(client[db_name].list_collections(), key=lambda s: str(s["name"])):
                 name = str(spec["name"])
-                if name.startswith("system."):
+                if name.startswith("system.") or (db_name, name) == CLAIMS:
                     continue
                 held.add((db_name, name))
                 if spec.get("type") == "view":

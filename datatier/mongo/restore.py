@@ -5,6 +5,8 @@ after data, the captured oplog slice replayed last.
   filtered per collection at replay); IntegrityFailure when the manifest does not account
   for their documents; the target deployment (``--target NAME`` of ``[mongo.servers]``,
   else the one the backup came from, else ``[mongo]``).
+* ``claim_target``: one restore at a time into each target database: a renewed lease
+  per database on the target (:mod:`datatier.mongo.claim`).
 * ``check_target``: non-empty target collections are refused unless ``force`` (``drop``
   replaces them), before any archive-restore request.
 * ``apply``: the slice is first checked replayable on this server; only then are the
@@ -16,6 +18,7 @@ after data, the captured oplog slice replayed last.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self
@@ -33,6 +36,7 @@ from datatier.config import LoadedConfig, MongoServer
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mongo.bsonstream import iter_documents, raw_documents
+from datatier.mongo.claim import claim_databases
 from datatier.mongo.client import mongo_client, unreachable
 from datatier.mongo.oplog import CREATED, check_replayable, replay
 from datatier.mongo.oplogapply import applier_for
@@ -207,6 +211,10 @@ class MongoRestore(RestoreEngine):
             },
             summary=summary,
         )
+
+    def claim_target(self, plan: RestorePlan) -> contextlib.AbstractContextManager[Any]:
+        """Every target database's lease (:mod:`datatier.mongo.claim`)."""
+        return claim_databases(self.server, self.targets.values())
 
     def check_target(self, plan: RestorePlan) -> None:
         """Non-empty target collections: refused unless --drop (noted for apply) or --force."""
