@@ -107,6 +107,9 @@ class Definition:
     collation: str
     table: str | None = None  # triggers: their table
     time_zone: str | None = None  # events
+    status: str | None = None  # events: ENABLED, DISABLED or SLAVESIDE_DISABLED
+    definer: str | None = None  # events: user@host
+    primary_status: str | None = None  # events read on a replica: the status on the primary
     columns: tuple[str, ...] = ()  # views: for the stand-in created before every view
 
 
@@ -340,8 +343,8 @@ def _events(conn: Connection, names: Sequence[str]) -> list[Definition]:
     found = []
     for row in _in_databases(
         conn,
-        "SELECT EVENT_SCHEMA, EVENT_NAME, SQL_MODE, TIME_ZONE, COLLATION_CONNECTION "
-        "FROM information_schema.EVENTS WHERE EVENT_SCHEMA IN ({}) "
+        "SELECT EVENT_SCHEMA, EVENT_NAME, SQL_MODE, TIME_ZONE, COLLATION_CONNECTION, STATUS, "
+        "DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA IN ({}) "
         "ORDER BY EVENT_SCHEMA, EVENT_NAME",
         names,
     ):
@@ -355,6 +358,8 @@ def _events(conn: Connection, names: Sequence[str]) -> list[Definition]:
                 sql_mode=str(row["SQL_MODE"]),
                 collation=str(row["COLLATION_CONNECTION"]),
                 time_zone=str(row["TIME_ZONE"]),
+                status=str(row["STATUS"]),
+                definer=str(row["DEFINER"]),
             )
         )
     return found

@@ -21,6 +21,7 @@ from datatier.backup.objects import ObjectWriter
 from datatier.log import get_logger
 from datatier.mysql.catalogue import Catalogue, Definition, Table
 from datatier.mysql.connection import Endpoint, connect
+from datatier.mysql.event_status import status_statement
 from datatier.mysql.grants import dump_grants
 from datatier.mysql.sqltext import (
     PRELUDE,
@@ -156,8 +157,10 @@ def _definition_statements(d: Definition) -> list[str]:
     """DROP ... IF EXISTS, the creation session and the CREATE of a definition."""
     what = "VIEW" if d.kind == "view" else d.kind.upper()
     statement = strip_qualifier(d.statement, d.database) if d.kind == "view" else d.statement
+    status = status_statement(d)  # an event read on a replica: its status on the primary
     return [
         f"DROP {what} IF EXISTS {ident(d.name)}",
         *creation_session(d.sql_mode, d.collation, d.time_zone),
         statement,
+        *([status] if status else []),
     ]

@@ -67,6 +67,7 @@ from datatier.mysql.dumpplan import (
 )
 from datatier.mysql.dumprows import write_range
 from datatier.mysql.dumpstate import TableState, table_records
+from datatier.mysql.event_status import resolve_on_primary
 from datatier.mysql.fastreader import RawConnection
 from datatier.mysql.rowtext import RowQuery, range_filters, read_texts
 from datatier.mysql.source import SourceChoice, select_source
@@ -223,6 +224,15 @@ class ParallelDumpEngine(BackupEngine):
                     note="read without a lock: they may not match the snapshot",
                 )
         ddl_blocked = group.release()
+        if self.choice is not None and self.choice.role == "replica":
+            catalogue.events, unknown = resolve_on_primary(catalogue.events, self.choice.primary)
+            if unknown:
+                log.warning(
+                    "backup.event_status_unknown",
+                    events=unknown,
+                    note="read on a replica as DISABLE ON SLAVE, and the primary could not "
+                    "say their status: they are restored disabled",
+                )
         write_definitions(catalogue, writer, lambda t: self._states[(t.database, t.name)].bundled)
         self._work(group, tasks, writer, threshold)
         grants = put_grants(self.source, writer) if self.policy.spec.source.include_grants else None

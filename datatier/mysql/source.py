@@ -38,6 +38,7 @@ class SourceChoice:
     max_lag: float
     candidates: list[str]
     skipped: list[str] = field(default_factory=list)
+    primary: Endpoint | None = None  # the configured primary, for what a replica cannot tell
 
     def manifest_fields(self) -> dict[str, Any]:
         """What the manifest's ``source`` records about the choice."""
@@ -107,7 +108,7 @@ def select_source(policy: Policy, mysql: MySQLSettings, max_lag: float) -> Sourc
             continue
         if skipped:
             log.warning("backup.source_skipped", policy=policy.name, chosen=name, skipped=skipped)
-        return SourceChoice(ep, role, lag, max_lag, names, skipped)
+        return SourceChoice(ep, role, lag, max_lag, names, skipped, primary_ep)
     why = "; ".join(skipped)
     if not reached:
         raise ServiceUnavailable(f"policy {policy.name}: no source node can be reached: {why}")

@@ -45,6 +45,10 @@ def backup(sandbox: SandboxHandle) -> Iterator[Manifest]:
             f"CREATE EVENT {SOURCE}.nightly ON SCHEDULE EVERY 1 DAY "
             f"STARTS '2030-01-01 00:00:00' ENABLE DO DELETE FROM {SOURCE}.t WHERE id < 0"
         )
+        cur.execute(  # disabled on the primary: must not come back enabled
+            f"CREATE EVENT {SOURCE}.paused ON SCHEDULE EVERY 1 DAY "
+            f"STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM {SOURCE}.t"
+        )
         cur.execute(f"USE {SOURCE}")
         cur.execute("SET NAMES latin1")
         conn.query(FUNCTION)  # bytes as they are: the latin1 client's literal
@@ -67,11 +71,6 @@ def restored(use_sandbox_config: SandboxHandle, backup: Manifest) -> Iterator[Sa
             cur.execute(f"DROP DATABASE IF EXISTS {COPY}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an ENABLED event backed up from a replica (where it reads SLAVESIDE_DISABLED) "
-    "is restored as DISABLE ON SLAVE: it never runs on the restored primary",
-)
 def test_an_enabled_event_backed_up_from_a_replica_is_restored_enabled(
     restored: SandboxHandle,
 ) -> None:
@@ -86,6 +85,22 @@ def test_an_enabled_event_backed_up_from_a_replica_is_restored_enabled(
             (SOURCE, COPY),
         )
         assert cur.fetchall() == ((COPY, "ENABLED"), (SOURCE, "ENABLED"))
+        cur.execute(  # the primary's status, and the definer kept (not the restoring account)
+            "SELECT EVENT_NAME, STATUS, DEFINER FROM information_schema.EVENTS "
+            "WHERE EVENT_SCHEMA = %s ORDER BY 1",
+            (COPY,),
+        )
+        restored_events = cur.fetchall()
+        cur.execute(
+            "SELECT EVENT_NAME, STATUS, DEFINER FROM information_schema.EVENTS "
+            "WHERE EVENT_SCHEMA = %s ORDER BY 1",
+            (SOURCE,),
+        )
+        assert restored_events == cur.fetchall()
+        assert [(name, status) for name, status, _ in restored_events] == [
+            ("nightly", "ENABLED"),
+            ("paused", "DISABLED"),
+        ]
 
 
 @pytest.mark.xfail(
