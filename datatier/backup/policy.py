@@ -222,6 +222,12 @@ class Policy:
                 problems.append(f"{entry.text!r} fits {both}: quote one with backticks")
         return problems
 
+    def missing_databases(self, present: Collection[str]) -> list[str]:
+        """``source.databases`` entries not in ``present`` (and not excluded): a typo, or a
+        database the source lacks; a backup must not quietly go without one."""
+        src = self.spec.source
+        return [d for d in src.databases if d not in present and d not in src.exclude_databases]
+
     def exclusion_problems(self, seen: Collection[TableName]) -> list[str]:
         """``source.exclude_tables`` entries that fit two of ``seen`` (every table and view
         of the included databases): an unquoted dot would leave both out. An entry fitting

@@ -88,11 +88,12 @@ class Table:
 
     @property
     def split_column(self) -> Column | None:
-        """The integer first key column that ranges can split on, if any."""
+        """The integer first key column that ranges can split on, if any (none when the
+        key names a column the catalogue did not see: DDL between its reads)."""
         if not self.order_key:
             return None
-        first = next(c for c in self.columns if c.name == self.order_key[0])
-        return first if first.data_type in INTEGER_TYPES else None
+        first = next((c for c in self.columns if c.name == self.order_key[0]), None)
+        return first if first is not None and first.data_type in INTEGER_TYPES else None
 
 
 @dataclass(frozen=True)

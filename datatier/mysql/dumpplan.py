@@ -20,6 +20,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pymysql
+from pymysql.constants import ER
+
 from datatier.backup.engine import BackupPlan, PlannedTable
 from datatier.backup.policy import Policy
 from datatier.display import human_bytes
@@ -88,8 +91,8 @@ def split_points(low: int, high: int, pieces: int) -> tuple[int, ...]:
 
 def check_not_empty(catalogue: Catalogue, policy: Policy, source: Endpoint) -> None:
     """OperationFailed when the policy matches no database on ``source``, when one of its
-    ``source.tables`` names no table or view there (or two), or when an unquoted
-    ``source.exclude_tables`` entry fits two (both would be left out)."""
+    ``source.databases`` or ``source.tables`` names none there (a table: or two), or when
+    an unquoted ``source.exclude_tables`` entry fits two (both would be left out)."""
     held = {(t.database, t.name) for t in catalogue.tables}
     held |= {(v.database, v.name) for v in catalogue.views}
     problems = policy.listing_problems(held)  # first: it names the entries (none may exist)
@@ -100,6 +103,13 @@ def check_not_empty(catalogue: Catalogue, policy: Policy, source: Endpoint) -> N
         )
     if not catalogue.databases:
         raise OperationFailed(f"policy {policy.name} matches no database on {source.label}")
+    missing = policy.missing_databases(catalogue.databases)
+    if missing:
+        raise OperationFailed(
+            f"policy {policy.name}: source.databases on {source.label}: "
+            f"{', '.join(repr(d) for d in missing)} names no database there",
+            hint="correct the list (a database dropped on purpose: take it out of the policy)",
+        )
     problems = policy.exclusion_problems(held | set(catalogue.excluded_pairs))
     if problems:
         raise OperationFailed(
@@ -118,6 +128,18 @@ def key_bounds(conn: Connection, table: Table) -> tuple[int, int] | None:
     if row["low"] is None or row["high"] is None:
         return None
     return int(row["low"]), int(row["high"])
+
+
+def _bounds_if_still_there(conn: Connection, table: Table) -> tuple[int, int] | None:
+    """:func:`key_bounds`, or None when the table or its key column is gone since the
+    catalogue was read (DDL: the plan is an estimate, and the dump reads the catalogue again
+    at its consistent point)."""
+    try:
+        return key_bounds(conn, table)
+    except pymysql.MySQLError as exc:
+        if exc.args and exc.args[0] in (ER.NO_SUCH_TABLE, ER.BAD_FIELD_ERROR):
+            return None
+        raise
 
 
 def planned_consistency(conn: Connection, jobs: int) -> tuple[str, int]:
@@ -145,7 +167,7 @@ def plan_dump(
         splits: dict[tuple[str, str], tuple[str, tuple[int, ...]]] = {}
         for table in splittable:
             pieces = range_count(table, share)
-            bounds = key_bounds(conn, table) if pieces > 1 else None
+            bounds = _bounds_if_still_there(conn, table) if pieces > 1 else None
             if bounds is not None and table.split_column is not None:
                 points = split_points(*bounds, pieces)
                 splits[(table.database, table.name)] = (table.split_column.name, points)

@@ -46,6 +46,13 @@ def test_only_an_integer_first_key_column_splits() -> None:
     assert range_count(table(1_000 * MiB, key_type="bigint"), MiB) == MAX_RANGES
 
 
+def test_a_key_naming_a_column_the_catalogue_missed_does_not_split() -> None:
+    """DDL between the catalogue's reads of columns and keys: StopIteration ("unexpected")
+    before; the table is now read whole."""
+    renamed = table(1_000 * MiB, key=("new_id",))
+    assert renamed.split_column is None and range_count(renamed, MiB) == 1
+
+
 def test_split_points_cut_the_key_space_evenly() -> None:
     assert split_points(1, 100, 4) == (26, 51, 76)
     assert split_points(-50, 49, 2) == (0,)
