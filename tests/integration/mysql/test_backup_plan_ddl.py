@@ -16,6 +16,7 @@ import pytest
 
 from datatier.cli import main
 from datatier.mysql import dumpplan
+from datatier.mysql.catalogue import read_catalogue
 from tests.integration.conftest import SandboxHandle
 from tests.integration.integrity import clear_prefix, default_store, failure_line
 
@@ -60,7 +61,7 @@ def test_a_table_dropped_while_the_dump_is_planned_is_reported_as_ddl(
     again at its consistent point) or it fails saying a table changed and to run it again,
     as the dump itself does; never an unexpected exception."""
     sandbox = source
-    real = dumpplan.read_catalogue
+    real = read_catalogue
 
     def then_drop(*args: Any, **kwargs: Any) -> Any:
         catalogue = real(*args, **kwargs)
