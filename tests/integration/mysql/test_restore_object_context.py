@@ -197,3 +197,63 @@ def test_a_renamed_table_draws_its_default_from_the_renamed_sequence(
         assert cur.fetchone()[0] == before + 1  # the original's sequence was left alone
         cur.execute(f"SHOW CREATE TABLE {SEQ_COPY}.t")
         assert f"`{SEQ_DB}`" not in cur.fetchone()[1]
+
+
+FK_CHILD, FK_PARENT = "integ_ctx_fk_child", "integ_ctx_fk_parent"
+FK_DBS = (FK_CHILD, FK_PARENT, f"{FK_CHILD}_copy", f"{FK_PARENT}_copy")
+
+
+@pytest.fixture
+def cross_database_backup(
+    use_sandbox_config: SandboxHandle,
+) -> Iterator[tuple[SandboxHandle, Manifest]]:
+    """FK_CHILD.child with a foreign key to FK_PARENT.parent, both databases backed up."""
+    sandbox = use_sandbox_config
+
+    def drop() -> None:
+        for node in NODES:
+            with sandbox.connect(node) as conn, conn.cursor() as cur:
+                cur.execute("SET SESSION sql_log_bin = 0")
+                cur.execute("SET SESSION foreign_key_checks = 0")
+                for db in FK_DBS:
+                    cur.execute(f"DROP DATABASE IF EXISTS {db}")
+
+    drop()
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {FK_PARENT}")
+        cur.execute(f"CREATE DATABASE {FK_CHILD}")
+        cur.execute(f"CREATE TABLE {FK_PARENT}.parent (id INT PRIMARY KEY)")
+        cur.execute(
+            f"CREATE TABLE {FK_CHILD}.child (id INT PRIMARY KEY, p INT, "
+            f"FOREIGN KEY (p) REFERENCES {FK_PARENT}.parent (id))"
+        )
+        cur.execute(f"INSERT INTO {FK_PARENT}.parent VALUES (1)")
+        cur.execute(f"INSERT INTO {FK_CHILD}.child VALUES (1, 1)")
+    clear_prefix(default_store(sandbox), f"{POLICY}-fk")
+    yield sandbox, back_up(sandbox, f"{POLICY}-fk", [FK_CHILD, FK_PARENT])
+    drop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="--rename of both databases keeps the child's FOREIGN KEY on the original parent "
+    "database: the restored copy then blocks deletes in the live one, with no warning",
+)
+def test_a_foreign_key_between_two_renamed_databases_follows_the_rename(
+    cross_database_backup: tuple[SandboxHandle, Manifest],
+) -> None:
+    """Reproduction: CHILD.child REFERENCES PARENT.parent; back up both; `restore ID --rename
+    CHILD=CHILD_copy --rename PARENT=PARENT_copy` (exit 0, no warning). CHILD_copy.child
+    still REFERENCES `PARENT`.`parent`: a row inserted in the copy needs the live parent,
+    and the live parent row can no longer be deleted (ERROR 1451 naming the copy)."""
+    sandbox, manifest = cross_database_backup
+    args = ["restore", manifest.backup_id, "--target", "primary"]
+    args += ["--rename", f"{FK_CHILD}={FK_CHILD}_copy", "--rename", f"{FK_PARENT}={FK_PARENT}_copy"]
+    assert main(args) == 0
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SHOW CREATE TABLE {FK_CHILD}_copy.child")
+        assert f"`{FK_PARENT}_copy`.`parent`" in cur.fetchone()[1]
+        cur.execute(f"INSERT INTO {FK_PARENT}.parent VALUES (5)")
+        cur.execute(f"INSERT INTO {FK_PARENT}_copy.parent VALUES (5)")
+        cur.execute(f"INSERT INTO {FK_CHILD}_copy.child VALUES (5, 5)")
+        cur.execute(f"DELETE FROM {FK_PARENT}.parent WHERE id = 5")  # the live one is free
