@@ -178,6 +178,11 @@ def sequence_default_backup(
     drop()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="--rename keeps a column's DEFAULT nextval(`SRC`.`s`): the renamed copy draws "
+    "its keys from the original database's sequence, with no warning",
+)
 def test_a_renamed_table_draws_its_default_from_the_renamed_sequence(
     sequence_default_backup: tuple[SandboxHandle, Manifest],
 ) -> None:
