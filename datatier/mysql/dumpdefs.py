@@ -21,9 +21,11 @@ from datatier.backup.objects import ObjectWriter
 from datatier.log import get_logger
 from datatier.mysql.catalogue import Catalogue, Definition, Table
 from datatier.mysql.connection import Endpoint, connect
+from datatier.mysql.creator_text import in_charset
 from datatier.mysql.grants import dump_grants
 from datatier.mysql.sqltext import (
     PRELUDE,
+    UTF8_CLIENT,
     block,
     creation_session,
     ident,
@@ -153,11 +155,18 @@ def _per_database(
 
 
 def _definition_statements(d: Definition) -> list[str]:
-    """DROP ... IF EXISTS, the creation session and the CREATE of a definition."""
+    """DROP ... IF EXISTS, the creation session and the CREATE of a definition (its text as
+    its creator's bytes, :mod:`datatier.mysql.creator_text`), then UTF-8 again."""
     what = "VIEW" if d.kind == "view" else d.kind.upper()
-    statement = strip_qualifier(d.statement, d.database) if d.kind == "view" else d.statement
-    return [
+    statement = d.statement
+    if d.kind == "view":
+        own = in_charset(d.database, d.charset)  # how the view's text holds its database
+        statement = strip_qualifier(statement, own if own is not None else d.database)
+    statements = [
         f"DROP {what} IF EXISTS {ident(d.name)}",
-        *creation_session(d.sql_mode, d.collation, d.time_zone),
+        *creation_session(d.sql_mode, d.collation, d.time_zone, d.charset),
         statement,
     ]
+    if d.charset != "utf8mb4":
+        statements.append(UTF8_CLIENT)
+    return statements
