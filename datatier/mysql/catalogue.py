@@ -117,6 +117,7 @@ class Definition:
     time_zone: str | None = None  # events
     columns: tuple[str, ...] = ()  # views: for the stand-in created before every view
     charset: str = "utf8mb4"  # character_set_client of ``statement``
+    converted_from: str | None = None  # the creator's charset, when it could not be kept
 
 
 @dataclass
@@ -264,7 +265,9 @@ def _view(conn: Connection, db: str, name: str, columns: Iterable[Column]) -> De
             "policy's exclude_tables",  # a JSON string is a TOML basic string
         )
     charset = decoded(row["character_set_client"])
-    statement, charset = creator_statement(conn, "VIEW", db, name, "Create View", charset, row)
+    statement, charset, converted = creator_statement(
+        conn, "VIEW", db, name, "Create View", charset, row
+    )
     return Definition(
         database=db,
         name=name,
@@ -274,6 +277,7 @@ def _view(conn: Connection, db: str, name: str, columns: Iterable[Column]) -> De
         collation=decoded(row["collation_connection"]),
         columns=cols,
         charset=charset,
+        converted_from=converted,
     )
 
 
@@ -289,7 +293,7 @@ def _triggers(conn: Connection, names: Sequence[str]) -> list[Definition]:
         names,
     ):
         db, name = row["TRIGGER_SCHEMA"], row["TRIGGER_NAME"]
-        statement, charset = creator_statement(
+        statement, charset, converted = creator_statement(
             conn, "TRIGGER", db, name, "SQL Original Statement", str(row["CHARACTER_SET_CLIENT"])
         )
         found.append(
@@ -302,6 +306,7 @@ def _triggers(conn: Connection, names: Sequence[str]) -> list[Definition]:
                 collation=str(row["COLLATION_CONNECTION"]),
                 table=row["EVENT_OBJECT_TABLE"],
                 charset=charset,
+                converted_from=converted,
             )
         )
     return found
@@ -328,7 +333,7 @@ def _routines(conn: Connection, names: Sequence[str]) -> list[Definition]:
     for row in rows:
         db, name, rtype = row["ROUTINE_SCHEMA"], row["ROUTINE_NAME"], str(row["ROUTINE_TYPE"])
         column = "Create " + rtype.title()
-        statement, charset = creator_statement(
+        statement, charset, converted = creator_statement(
             conn, rtype, db, name, column, str(row["CHARACTER_SET_CLIENT"])
         )
         found.append(
@@ -340,6 +345,7 @@ def _routines(conn: Connection, names: Sequence[str]) -> list[Definition]:
                 sql_mode=str(row["SQL_MODE"]),
                 collation=str(row["COLLATION_CONNECTION"]),
                 charset=charset,
+                converted_from=converted,
             )
         )
     return found
@@ -355,7 +361,7 @@ def _events(conn: Connection, names: Sequence[str]) -> list[Definition]:
         names,
     ):
         db, name = row["EVENT_SCHEMA"], row["EVENT_NAME"]
-        statement, charset = creator_statement(
+        statement, charset, converted = creator_statement(
             conn, "EVENT", db, name, "Create Event", str(row["CHARACTER_SET_CLIENT"])
         )
         found.append(
@@ -368,6 +374,7 @@ def _events(conn: Connection, names: Sequence[str]) -> list[Definition]:
                 collation=str(row["COLLATION_CONNECTION"]),
                 time_zone=str(row["TIME_ZONE"]),
                 charset=charset,
+                converted_from=converted,
             )
         )
     return found

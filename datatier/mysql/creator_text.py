@@ -23,11 +23,8 @@ import re
 from typing import Any
 
 from datatier.errors import OperationFailed
-from datatier.log import get_logger
 from datatier.mysql.connection import Connection, query_dicts
 from datatier.mysql.sqltext import ident, qualified
-
-log = get_logger(__name__)
 
 UTF8_FAMILY = frozenset({"utf8", "utf8mb3", "utf8mb4"})
 ASCII_UNSAFE = frozenset({"big5", "cp932", "gbk", "sjis", "gb18030"})
@@ -41,6 +38,8 @@ CODECS = {
     "koi8u": "koi8_u",
 }
 CHARSET_NAME = re.compile(r"[a-z0-9_]{1,64}")
+CLIENT_CHARSET = re.compile(rb"/\*!50003 SET character_set_client = (\w+) \*/")
+"""How an object sets a definition's charset (:func:`datatier.mysql.sqltext.creation_session`)."""
 
 
 def python_codec(charset: str) -> str | None:
@@ -140,12 +139,12 @@ def creator_statement(
     column: str,
     charset: str,
     row: dict[str, Any] | None = None,
-) -> tuple[str, str]:
+) -> tuple[str, str, str | None]:
     """``column`` of ``SHOW CREATE what db.name`` (``row`` when already read) as its
-    creator's bytes and ``charset``, the session to recreate it in. When a ``charset``
-    session cannot recreate it as it is (:func:`faithful_text`): the server's utf8mb4
-    conversion and utf8mb4, with a warning (its characters survive, not the bytes of its
-    introduced literals)."""
+    creator's bytes, and ``charset``, the session to recreate it in, and None. When a
+    ``charset`` session cannot recreate it as it is (:func:`faithful_text`): the server's
+    utf8mb4 conversion, utf8mb4 and ``charset`` (its characters survive, not the bytes of
+    its introduced literals; the writer warns)."""
     if row is None:
         row = read_creator_row(conn, what, db, name)
     raw = row.get(column) if row else None
@@ -155,12 +154,5 @@ def creator_statement(
     raw = raw if isinstance(raw, bytes) else str(raw).encode()
     text = faithful_text(what.lower(), db, name, charset, raw)
     if text is not None:
-        return text, charset
-    log.warning(
-        "backup.definition_charset",
-        object=f"{what.lower()} {db}.{name}",
-        character_set_client=charset,
-        note="it cannot be written as it is in the charset it was created in: written in "
-        "utf8mb4, so the bytes of literals with an introducer (_binary'...') may change",
-    )
-    return show_create(conn, what, db, name, column), "utf8mb4"
+        return text, charset, None
+    return show_create(conn, what, db, name, column), "utf8mb4", charset

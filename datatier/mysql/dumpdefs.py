@@ -158,6 +158,14 @@ def _definition_statements(d: Definition) -> list[str]:
     """DROP ... IF EXISTS, the creation session and the CREATE of a definition (its text as
     its creator's bytes, :mod:`datatier.mysql.creator_text`), then UTF-8 again."""
     what = "VIEW" if d.kind == "view" else d.kind.upper()
+    if d.converted_from is not None:
+        log.warning(
+            "backup.definition_charset",
+            object=f"{d.kind} {d.database}.{d.name}",
+            character_set_client=d.converted_from,
+            note="it cannot be written as it is in the charset it was created in: written in "
+            "utf8mb4, so the bytes of literals with an introducer (_binary'...') may change",
+        )
     statement = d.statement
     if d.kind == "view":
         own = in_charset(d.database, d.charset)  # how the view's text holds its database

@@ -24,7 +24,7 @@ from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.names import held_tables, show
 from datatier.errors import UsageError
 from datatier.mysql.connection import Endpoint, connect
-from datatier.mysql.creator_text import python_codec
+from datatier.mysql.creator_text import CLIENT_CHARSET, python_codec
 from datatier.mysql.labels import table_label
 from datatier.mysql.sqltext import _ident_end, _string_end, parse_block
 
@@ -138,9 +138,6 @@ def definition_reads(text: bytes) -> set[tuple[str | None, str]]:
         if re.match(r"\s*CREATE\b", statement, re.IGNORECASE):
             found |= view_reads(statement)
     return found
-
-
-CLIENT_CHARSET = re.compile(rb"/\*!50003 SET character_set_client = (\w+) \*/")
 
 
 def missing_bases(

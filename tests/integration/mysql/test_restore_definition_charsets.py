@@ -173,3 +173,46 @@ def test_the_stock_client_loads_the_objects_as_the_readme_shows(
             )
     assert behaviour(sandbox, BY_HAND) == behaviour(sandbox, SOURCE)
     assert contexts(sandbox, BY_HAND) == contexts(sandbox, SOURCE)
+
+
+def test_a_view_its_charset_cannot_hold_as_it_is_falls_back_to_utf8mb4_with_a_warning(
+    use_sandbox_config: SandboxHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An sjis character may end in a backslash byte (0x83 0x5C, "ソ"): the view's own
+    database qualifiers cannot be found in its bytes without an sjis lexer, so the view is
+    written as before (utf8mb4, its characters kept), and the backup says so."""
+    sandbox = use_sandbox_config
+    src, copy = "integ_cs_sjis", "integ_cs_sjis_copy"
+    for node in NODES:
+        with sandbox.connect(node) as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION sql_log_bin = 0")
+            cur.execute(f"DROP DATABASE IF EXISTS {src}")
+            cur.execute(f"DROP DATABASE IF EXISTS {copy}")
+    try:
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {src}")
+            cur.execute(f"USE {src}")
+            cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+            cur.execute("SET NAMES sjis")
+            conn.query(b"CREATE VIEW vs AS SELECT HEX('\x83\x5c') AS h, COUNT(*) AS n FROM t")
+        clear_prefix(default_store(sandbox), "integ-cs-sjis")
+        with caplog.at_level("WARNING", logger="datatier"):
+            manifest = back_up(sandbox, "integ-cs-sjis", [src])
+        warned = [r for r in caplog.records if r.getMessage() == "backup.definition_charset"]
+        assert [r.fields["object"] for r in warned] == [f"view {src}.vs"]  # type: ignore[attr-defined]
+        args = ["restore", manifest.backup_id, "--target", "primary"]
+        assert main([*args, "--rename", f"{src}={copy}"]) == 0
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT * FROM {copy}.vs")
+            assert cur.fetchall() == (("835C", 0),)
+            cur.execute(
+                "SELECT CHARACTER_SET_CLIENT FROM information_schema.VIEWS WHERE TABLE_SCHEMA=%s",
+                (copy,),
+            )
+            assert cur.fetchall() == (("utf8mb4",),)
+    finally:
+        for node in NODES:
+            with sandbox.connect(node) as conn, conn.cursor() as cur:
+                cur.execute("SET SESSION sql_log_bin = 0")
+                cur.execute(f"DROP DATABASE IF EXISTS {src}")
+                cur.execute(f"DROP DATABASE IF EXISTS {copy}")

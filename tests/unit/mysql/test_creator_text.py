@@ -4,9 +4,15 @@ MariaDB 10.11 gives with ``character_set_results = binary``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
+from datatier.backup.manifest import ObjectRecord
 from datatier.mysql.catalogue import Definition
-from datatier.mysql.creator_text import as_bytes, faithful_text, python_codec
+from datatier.mysql.creator_text import as_bytes, as_text, faithful_text, python_codec
 from datatier.mysql.dumpdefs import _definition_statements
+from datatier.mysql.restore import warn_qualified
 from datatier.mysql.sqltext import PRELUDE, block, parse_block
 from datatier.mysql.view_deps import definition_reads
 
@@ -90,3 +96,25 @@ def test_objects_without_a_charset_are_read_as_utf8() -> None:
     text = "CREATE VIEW `v` AS select 1 AS `a` from `tä`"
     data = PRELUDE + block(["DROP VIEW IF EXISTS `v`", text]).encode()
     assert definition_reads(data) == {(None, "tä")}
+
+
+def test_a_renamed_latin1_definition_naming_its_database_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    routine = b"CREATE FUNCTION `f`() RETURNS INT RETURN (SELECT COUNT(*) FROM `b\xe4se`.`t`)"
+    d = Definition("bäse", "f", "function", as_text(routine), "", "latin1_bin", charset="latin1")
+    record = ObjectRecord("k", "routines", 1, "0" * 64, 1, "STANDARD", "bäse")
+    with caplog.at_level("WARNING", logger="datatier"):
+        warn_qualified(record, object_bytes(d))
+        warn_qualified(record, object_bytes(replace(d, statement="RETURN 1")))
+    assert [r.getMessage() for r in caplog.records] == ["restore.qualified_reference"]
+
+
+def test_a_converted_definition_is_written_in_utf8mb4_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    d = Definition("db", "v", "view", "CREATE VIEW `v` AS select 'ソ'", "", "sjis_bin")
+    with caplog.at_level("WARNING", logger="datatier"):
+        data = object_bytes(replace(d, converted_from="sjis"))
+    assert b"character_set_client = utf8mb4 */" in data and "ソ".encode() in data
+    assert [r.getMessage() for r in caplog.records] == ["backup.definition_charset"]
