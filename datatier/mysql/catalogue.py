@@ -18,7 +18,12 @@ from typing import Any
 from datatier.backup.names import show
 from datatier.errors import OperationFailed
 from datatier.mysql.connection import Connection, query_dicts
-from datatier.mysql.sqltext import qualified
+from datatier.mysql.creator_text import (
+    creator_statement,
+    decoded,
+    read_creator_row,
+    show_create,
+)
 
 TRANSACTIONAL_ENGINES = frozenset({"InnoDB", "XtraDB", "ROCKSDB", "TokuDB"})
 NO_DATA_ENGINES = frozenset({"MRG_MyISAM", "MRG_MYISAM", "FEDERATED", "BLACKHOLE", "CONNECT"})
@@ -98,7 +103,10 @@ class Table:
 
 @dataclass(frozen=True)
 class Definition:
-    """A statement recreating a view, trigger, routine or event, and its creation session."""
+    """A statement recreating a view, trigger, routine or event, and its creation session.
+    ``statement`` holds the bytes the server keeps, in ``charset`` (the creator's
+    character_set_client), decoded as UTF-8 with surrogateescape (see
+    :mod:`datatier.mysql.creator_text`)."""
 
     database: str
     name: str
@@ -112,6 +120,8 @@ class Definition:
     definer: str | None = None  # events: user@host
     primary_status: str | None = None  # events read on a replica: the status on the primary
     columns: tuple[str, ...] = ()  # views: for the stand-in created before every view
+    charset: str = "utf8mb4"  # character_set_client of ``statement``
+    converted_from: str | None = None  # the creator's charset, when it could not be kept
 
 
 @dataclass
@@ -176,7 +186,7 @@ def read_catalogue(
                 name=name,
                 kind="sequence" if ttype == "SEQUENCE" else "table",
                 engine=row["ENGINE"] or "",
-                create=_show_create(
+                create=show_create(
                     conn, "SEQUENCE" if ttype == "SEQUENCE" else "TABLE", db, name, "Create Table"
                 ),
                 columns=tuple(columns.get((db, name), ())),
@@ -245,22 +255,10 @@ def _order_keys(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str],
     return keys
 
 
-def _show_create(conn: Connection, what: str, db: str, name: str, column: str) -> str:
-    rows = query_dicts(conn, f"SHOW CREATE {what} {qualified(db, name)}")
-    text = rows[0].get(column) if rows else None
-    if not text:
-        raise OperationFailed(
-            f"cannot read the definition of {what.lower()} {db}.{name}: the backup account "
-            "lacks the privilege (SHOW VIEW, TRIGGER, EVENT, or SELECT on mysql.proc)",
-        )
-    return str(text)
-
-
 def _view(conn: Connection, db: str, name: str, columns: Iterable[Column]) -> Definition:
-    rows = query_dicts(conn, f"SHOW CREATE VIEW {qualified(db, name)}")
-    statement = rows[0].get("Create View") if rows else None
+    row = read_creator_row(conn, "VIEW", db, name)
     cols = tuple(c.name for c in columns)
-    if not statement:
+    if not row or not row.get("Create View"):
         raise OperationFailed(f"cannot read the definition of view {db}.{name}")
     if not cols:
         entry = show(db, name, always=True)  # as exclude_tables reads it back
@@ -270,14 +268,20 @@ def _view(conn: Connection, db: str, name: str, columns: Iterable[Column]) -> De
             hint=f"fix or drop it, or add {json.dumps(entry, ensure_ascii=False)} to the "
             "policy's exclude_tables",  # a JSON string is a TOML basic string
         )
+    charset = decoded(row["character_set_client"])
+    statement, charset, converted = creator_statement(
+        conn, "VIEW", db, name, "Create View", charset, row
+    )
     return Definition(
         database=db,
         name=name,
         kind="view",
-        statement=str(statement),
+        statement=statement,
         sql_mode="",
-        collation=str(rows[0]["collation_connection"]),
+        collation=decoded(row["collation_connection"]),
         columns=cols,
+        charset=charset,
+        converted_from=converted,
     )
 
 
@@ -286,21 +290,27 @@ def _triggers(conn: Connection, names: Sequence[str]) -> list[Definition]:
     for row in _in_databases(
         conn,
         "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE, SQL_MODE, "
-        "COLLATION_CONNECTION FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA IN ({}) "
+        "COLLATION_CONNECTION, CHARACTER_SET_CLIENT FROM information_schema.TRIGGERS "
+        "WHERE TRIGGER_SCHEMA IN ({}) "
         "ORDER BY TRIGGER_SCHEMA, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, "
         "ACTION_ORDER",
         names,
     ):
         db, name = row["TRIGGER_SCHEMA"], row["TRIGGER_NAME"]
+        statement, charset, converted = creator_statement(
+            conn, "TRIGGER", db, name, "SQL Original Statement", str(row["CHARACTER_SET_CLIENT"])
+        )
         found.append(
             Definition(
                 database=db,
                 name=name,
                 kind="trigger",
-                statement=_show_create(conn, "TRIGGER", db, name, "SQL Original Statement"),
+                statement=statement,
                 sql_mode=str(row["SQL_MODE"]),
                 collation=str(row["COLLATION_CONNECTION"]),
                 table=row["EVENT_OBJECT_TABLE"],
+                charset=charset,
+                converted_from=converted,
             )
         )
     return found
@@ -312,8 +322,8 @@ ROUTINE_ORDER = {"FUNCTION": 0, "PROCEDURE": 1, "PACKAGE": 2, "PACKAGE BODY": 3}
 def _routines(conn: Connection, names: Sequence[str]) -> list[Definition]:
     rows = _in_databases(
         conn,
-        "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, SQL_MODE, COLLATION_CONNECTION "
-        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN ({})",
+        "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, SQL_MODE, COLLATION_CONNECTION, "
+        "CHARACTER_SET_CLIENT FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN ({})",
         names,
     )
     rows.sort(
@@ -327,14 +337,19 @@ def _routines(conn: Connection, names: Sequence[str]) -> list[Definition]:
     for row in rows:
         db, name, rtype = row["ROUTINE_SCHEMA"], row["ROUTINE_NAME"], str(row["ROUTINE_TYPE"])
         column = "Create " + rtype.title()
+        statement, charset, converted = creator_statement(
+            conn, rtype, db, name, column, str(row["CHARACTER_SET_CLIENT"])
+        )
         found.append(
             Definition(
                 database=db,
                 name=name,
                 kind=rtype.lower(),
-                statement=_show_create(conn, rtype, db, name, column),
+                statement=statement,
                 sql_mode=str(row["SQL_MODE"]),
                 collation=str(row["COLLATION_CONNECTION"]),
+                charset=charset,
+                converted_from=converted,
             )
         )
     return found
@@ -345,22 +360,28 @@ def _events(conn: Connection, names: Sequence[str]) -> list[Definition]:
     for row in _in_databases(
         conn,
         "SELECT EVENT_SCHEMA, EVENT_NAME, SQL_MODE, TIME_ZONE, COLLATION_CONNECTION, STATUS, "
-        "DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA IN ({}) "
+        "DEFINER, CHARACTER_SET_CLIENT FROM information_schema.EVENTS "
+        "WHERE EVENT_SCHEMA IN ({}) "
         "ORDER BY EVENT_SCHEMA, EVENT_NAME",
         names,
     ):
         db, name = row["EVENT_SCHEMA"], row["EVENT_NAME"]
+        statement, charset, converted = creator_statement(
+            conn, "EVENT", db, name, "Create Event", str(row["CHARACTER_SET_CLIENT"])
+        )
         found.append(
             Definition(
                 database=db,
                 name=name,
                 kind="event",
-                statement=_show_create(conn, "EVENT", db, name, "Create Event"),
+                statement=statement,
                 sql_mode=str(row["SQL_MODE"]),
                 collation=str(row["COLLATION_CONNECTION"]),
                 time_zone=str(row["TIME_ZONE"]),
                 status=str(row["STATUS"]),
                 definer=str(row["DEFINER"]),
+                charset=charset,
+                converted_from=converted,
             )
         )
     return found

@@ -21,10 +21,12 @@ from datatier.backup.objects import ObjectWriter
 from datatier.log import get_logger
 from datatier.mysql.catalogue import Catalogue, Definition, Table
 from datatier.mysql.connection import Endpoint, connect
+from datatier.mysql.creator_text import in_charset
 from datatier.mysql.event_status import status_statement
 from datatier.mysql.grants import dump_grants
 from datatier.mysql.sqltext import (
     PRELUDE,
+    UTF8_CLIENT,
     block,
     creation_session,
     ident,
@@ -154,13 +156,38 @@ def _per_database(
 
 
 def _definition_statements(d: Definition) -> list[str]:
-    """DROP ... IF EXISTS, the creation session and the CREATE of a definition."""
+    """DROP ... IF EXISTS, the creation session and the CREATE of a definition (its text as
+    its creator's bytes, :mod:`datatier.mysql.creator_text`), then UTF-8 again."""
     what = "VIEW" if d.kind == "view" else d.kind.upper()
-    statement = strip_qualifier(d.statement, d.database) if d.kind == "view" else d.statement
-    status = status_statement(d)  # an event read on a replica: its status on the primary
-    return [
+    if d.converted_from is not None:
+        log.warning(
+            "backup.definition_charset",
+            object=f"{d.kind} {d.database}.{d.name}",
+            character_set_client=d.converted_from,
+            note="it cannot be written as it is in the charset it was created in: written in "
+            "utf8mb4, so the bytes of literals with an introducer (_binary'...') may change",
+        )
+    statement = d.statement
+    if d.kind == "view":
+        own = in_charset(d.database, d.charset)  # how the view's text holds its database
+        statement = strip_qualifier(statement, own if own is not None else d.database)
+    # an event read on a replica: its status on the primary, set in the creation session
+    # (ALTER EVENT records the session's sql_mode and charset), so in the creator's bytes
+    status = status_statement(d)
+    if status is not None and d.charset != "utf8mb4":
+        status = in_charset(status, d.charset)
+        if status is None:
+            log.warning(
+                "backup.event_status_unknown",
+                events=[f"{d.database}.{d.name}"],
+                note="its name or definer does not fit its charset: it is restored disabled",
+            )
+    statements = [
         f"DROP {what} IF EXISTS {ident(d.name)}",
-        *creation_session(d.sql_mode, d.collation, d.time_zone),
+        *creation_session(d.sql_mode, d.collation, d.time_zone, d.charset),
         statement,
         *([status] if status else []),
     ]
+    if d.charset != "utf8mb4":
+        statements.append(UTF8_CLIENT)
+    return statements

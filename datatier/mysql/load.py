@@ -332,9 +332,8 @@ class SQLLoader:
             conn = self._session(database)
             self.started = True
             try:
-                with conn.cursor() as cur:
-                    for statement in [*prelude_statements(), *statements]:
-                        cur.execute(statement.decode("utf-8", "surrogateescape"))
+                for statement in [*prelude_statements(), *statements]:
+                    conn.query(statement)  # its bytes as they are: a definition's charset
             except BaseException:
                 self._local.conn = None  # in an unknown state: the next object opens another
                 raise

@@ -36,6 +36,7 @@ from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mysql.claim import claim_databases
 from datatier.mysql.connection import Connection, Endpoint, connect, resolve_target
+from datatier.mysql.creator_text import CLIENT_CHARSET, as_bytes, in_charset
 from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.load import SQLLoader
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
@@ -336,9 +337,11 @@ def warn_qualified(record: ObjectRecord, text: bytes) -> None:
     ``--rename`` that reference still points at the original database (views are written
     without their own database's qualifier)."""
     assert record.database is not None
-    name = record.database.encode()
-    quoted = b"`" + name.replace(b"`", b"``") + b"`."
-    if quoted in text or re.search(rb"(?<![\w`])" + re.escape(name) + rb"\.", text):
+    charsets = {c.decode() for c in CLIENT_CHARSET.findall(text)}  # each definition's own
+    names = {record.database.encode()} | {
+        as_bytes(held) for c in charsets if (held := in_charset(record.database, c)) is not None
+    }
+    if any(_names_itself(name, text) for name in names):
         log.warning(
             "restore.qualified_reference",
             object=record.key,
@@ -346,6 +349,11 @@ def warn_qualified(record: ObjectRecord, text: bytes) -> None:
             note="the definition names its database explicitly; after --rename it still "
             "refers to the original database",
         )
+
+
+def _names_itself(name: bytes, text: bytes) -> bool:
+    quoted = b"`" + name.replace(b"`", b"``") + b"`."
+    return quoted in text or re.search(rb"(?<![\w`])" + re.escape(name) + rb"\.", text) is not None
 
 
 def check_row_counts(

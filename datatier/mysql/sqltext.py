@@ -63,19 +63,25 @@ def delimiter_for(statement: str) -> str:
             return candidate
 
 
-def creation_session(sql_mode: str, collation: str, time_zone: str | None = None) -> list[str]:
+def creation_session(
+    sql_mode: str, collation: str, time_zone: str | None = None, charset: str = "utf8mb4"
+) -> list[str]:
     """The statements that recreate the session a routine, trigger, event or view was
-    created in. Its text is sent in utf8mb4 (how the server gave it to us); ``collation``
-    sets the character set and collation of its literals."""
+    created in. Its text is sent in ``charset`` (its creator's character_set_client, a plain
+    charset name); ``collation`` sets the character set and collation of its literals."""
     statements = [
         f"/*!50003 SET collation_connection = {string_literal(collation)} */",
-        "/*!50003 SET character_set_client = utf8mb4 */",
+        f"/*!50003 SET character_set_client = {charset} */",
         "/*!50003 SET character_set_results = utf8mb4 */",
         f"/*!50003 SET sql_mode = {string_literal(sql_mode)} */",
     ]
     if time_zone is not None:
         statements.append(f"/*!50106 SET time_zone = {string_literal(time_zone)} */")
     return statements
+
+
+UTF8_CLIENT = "/*!50003 SET character_set_client = utf8mb4 */"
+"""Sent after a definition created in another charset: what follows is UTF-8 again."""
 
 
 def block(statements: list[str]) -> str:

@@ -24,6 +24,7 @@ from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.names import held_tables, show
 from datatier.errors import UsageError
 from datatier.mysql.connection import Endpoint, connect
+from datatier.mysql.creator_text import CLIENT_CHARSET, python_codec
 from datatier.mysql.labels import table_label
 from datatier.mysql.sqltext import _ident_end, _string_end, parse_block
 
@@ -124,11 +125,16 @@ def view_reads(statement: str) -> set[tuple[str | None, str]]:
 
 
 def definition_reads(text: bytes) -> set[tuple[str | None, str]]:
-    """:func:`view_reads` of the ``CREATE`` statement in a backed-up view object."""
+    """:func:`view_reads` of the ``CREATE`` statement in a backed-up view object, read in
+    the charset its creation session sets (UTF-8 for objects that set none)."""
     statements = parse_block(text) or [text]
     found: set[tuple[str | None, str]] = set()
+    codec: str | None = "utf-8"
     for raw in statements:
-        statement = raw.decode("utf-8", "surrogateescape")
+        charset = CLIENT_CHARSET.match(raw)
+        if charset:
+            codec = python_codec(charset.group(1).decode())
+        statement = raw.decode(codec or "utf-8", "surrogateescape")
         if re.match(r"\s*CREATE\b", statement, re.IGNORECASE):
             found |= view_reads(statement)
     return found

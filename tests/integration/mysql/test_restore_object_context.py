@@ -103,11 +103,6 @@ def test_an_enabled_event_backed_up_from_a_replica_is_restored_enabled(
         ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routines are recreated with character_set_client = utf8mb4 whatever they were "
-    "created with: a latin1 function's _binary'\\xe9' literal comes back as two bytes",
-)
 def test_a_function_created_by_a_latin1_client_returns_the_same_after_restore(
     restored: SandboxHandle,
 ) -> None:
