@@ -79,7 +79,8 @@ BUNDLE_OBJECTS = 64
 
 
 class SQLLoader:
-    """Loads objects into ``target``; ``database_for`` maps a source database to its target."""
+    """Loads objects into ``target``; ``database_for`` maps a source database to its target.
+    Within a phase, the objects ``first`` picks are all loaded before the others start."""
 
     def __init__(
         self,
@@ -91,8 +92,10 @@ class SQLLoader:
         binlog: bool = True,
         keys_after_data: bool = True,
         on_loaded: Callable[[ObjectRecord], None] | None = None,
+        first: Callable[[ObjectRecord], bool] = lambda _: False,
     ) -> None:
         self.target = target
+        self.first = first
         self.fetch = fetch
         self.database_for = database_for
         self.jobs = max(1, jobs)
@@ -137,14 +140,16 @@ class SQLLoader:
             for kind in kinds:
                 if kind in PHASE_OF:
                     continue
-                batch = [o for o in pending if PHASE_OF.get(o.kind, o.kind) == kind]
-                if not batch:
-                    continue
-                if kind in PARALLEL_KINDS and self.jobs > 1:
-                    self._parallel(batch, cnf)
-                else:
-                    for obj in batch:
-                        self._load_one(obj, cnf)
+                phase = [o for o in pending if PHASE_OF.get(o.kind, o.kind) == kind]
+                leading = [o for o in phase if self.first(o)]
+                for batch in (leading, [o for o in phase if not self.first(o)]):
+                    if not batch:
+                        continue
+                    if kind in PARALLEL_KINDS and self.jobs > 1:
+                        self._parallel(batch, cnf)
+                    else:
+                        for obj in batch:
+                            self._load_one(obj, cnf)
                 if kind == "data":
                     for table in list(self._alters):
                         self._add_keys(table)

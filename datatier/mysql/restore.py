@@ -258,6 +258,7 @@ class LogicalRestore(RestoreEngine):
         renamed = {src for src, dst in targets.items() if src != dst}
 
         originals = {o.key: o for o in plan.objects}
+        sequences = {(t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"}
 
         def fetch(record: ObjectRecord) -> Iterator[bytes]:
             record = originals[record.key]  # as the manifest has it (see ``fed`` below)
@@ -291,6 +292,8 @@ class LogicalRestore(RestoreEngine):
             binlog=self.binlog,
             keys_after_data=self.options.keys_after_data,
             on_loaded=loaded,
+            # A column's DEFAULT NEXT VALUE FOR s is checked at CREATE TABLE: s must exist.
+            first=lambda record: (record.database, record.table) in sequences,
         )
         kinds = [k for k in KIND_ORDER if k != "database"]
         # The loader sees a bundle's sections where its client gets them (to name a failing

@@ -199,6 +199,59 @@ def test_a_renamed_table_draws_its_default_from_the_renamed_sequence(
         assert f"`{SEQ_DB}`" not in cur.fetchone()[1]
 
 
+SEQ_FIRST = "integ_ctx_seq_first"
+
+
+@pytest.mark.parametrize("bundled", [False, True], ids=["own-objects", "bundled"])
+def test_a_dropped_database_whose_tables_draw_from_a_sequence_restores(
+    use_sandbox_config: SandboxHandle, bundled: bool
+) -> None:
+    """Reproduction: CREATE SEQUENCE zs; CREATE TABLE a (id INT PRIMARY KEY DEFAULT NEXT VALUE
+    FOR zs, v INT) and an empty b drawing from it too; back up; DROP DATABASE; restore ID (the
+    3 a.m. case). Exit 1: "loading the definition of `db`.`a` failed: Table 'db.zs' doesn't
+    exist": the server checks a sequence default at CREATE TABLE, and the schema objects
+    loaded in any order, so the table came before its sequence and the backup could not be
+    restored. The restore creates sequences first; the tables then draw from the restored
+    sequence, which goes on past what it had handed out or cached."""
+    sandbox = use_sandbox_config
+
+    def drop() -> None:
+        for node in NODES:
+            with sandbox.connect(node) as conn, conn.cursor() as cur:
+                cur.execute("SET SESSION sql_log_bin = 0")
+                cur.execute(f"DROP DATABASE IF EXISTS {SEQ_FIRST}")
+
+    drop()
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {SEQ_FIRST}")
+        cur.execute(f"USE {SEQ_FIRST}")
+        cur.execute("CREATE SEQUENCE zs")
+        for table in ("a", "b"):
+            cur.execute(
+                f"CREATE TABLE {table} (id INT PRIMARY KEY DEFAULT NEXT VALUE FOR zs, v INT)"
+            )
+        cur.execute("INSERT INTO a (v) VALUES (1), (2)")
+    policy = f"{POLICY}-seq-first-{int(bundled)}"
+    clear_prefix(default_store(sandbox), policy)
+    settings = "" if bundled else "bundle_tables = false\n"
+    manifest = back_up(sandbox, policy, [SEQ_FIRST], settings)
+    try:
+        drop()
+        assert main(["restore", manifest.backup_id, "--target", "primary"]) == 0
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"USE {SEQ_FIRST}")
+            cur.execute("INSERT INTO a (v) VALUES (3)")
+            cur.execute("INSERT INTO b (v) VALUES (4)")
+            cur.execute("SELECT id, v FROM a UNION ALL SELECT id, v FROM b ORDER BY id")
+            rows = cur.fetchall()
+            # the sequence goes on past the values it had cached (as mariadb-dump's SETVAL)
+            assert rows[:2] == ((1, 1), (2, 2))
+            assert [v for _, v in rows[2:]] == [3, 4]
+            assert rows[2][0] > 2 and rows[3][0] == rows[2][0] + 1
+    finally:
+        drop()
+
+
 FK_CHILD, FK_PARENT = "integ_ctx_fk_child", "integ_ctx_fk_parent"
 FK_DBS = (FK_CHILD, FK_PARENT, f"{FK_CHILD}_copy", f"{FK_PARENT}_copy")
 
