@@ -54,8 +54,14 @@ def database_path(database: str, leaf: str) -> str:
 
 
 def table_statements(table: Table) -> list[str]:
-    """DROP TABLE IF EXISTS and the CREATE TABLE of ``table``."""
-    return [f"DROP TABLE IF EXISTS {ident(table.name)}", table.create]
+    """DROP TABLE IF EXISTS and the CREATE TABLE of ``table``, its own database's qualifier
+    removed (the server writes a sequence default as ``nextval(`db`.`s`)``: kept, a table
+    restored under ``--rename`` would draw its keys from the original database's
+    sequence)."""
+    return [
+        f"DROP TABLE IF EXISTS {ident(table.name)}",
+        strip_qualifier(table.create, table.database),
+    ]
 
 
 def put_definitions(

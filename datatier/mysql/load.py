@@ -80,7 +80,9 @@ BUNDLE_OBJECTS = 64
 
 class SQLLoader:
     """Loads objects into ``target``; ``database_for`` maps a source database to its target.
-    Within a phase, the objects ``first`` picks are all loaded before the others start."""
+    Within a phase, the objects ``first`` picks are all loaded before the others start.
+    ``rewrite_create`` replaces each CREATE TABLE statement of schema objects and bundles
+    (``--rename`` requalifying references to renamed databases)."""
 
     def __init__(
         self,
@@ -93,9 +95,11 @@ class SQLLoader:
         keys_after_data: bool = True,
         on_loaded: Callable[[ObjectRecord], None] | None = None,
         first: Callable[[ObjectRecord], bool] = lambda _: False,
+        rewrite_create: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.target = target
         self.first = first
+        self.rewrite_create = rewrite_create
         self.fetch = fetch
         self.database_for = database_for
         self.jobs = max(1, jobs)
@@ -233,7 +237,13 @@ class SQLLoader:
             table = name_label(obj.sections[parsed.section].table)
             return f"table {table}, its statement {parsed.number}"
 
-        self._run(obj, database, parsed, locate)
+        self._run(obj, database, map(self._create, parsed), locate)
+
+    def _create(self, statement: bytes) -> bytes:
+        """``statement``, through :attr:`rewrite_create` when it is a CREATE TABLE."""
+        if self.rewrite_create is None or not statement.startswith(b"CREATE TABLE "):
+            return statement
+        return self.rewrite_create(statement)
 
     def _run(
         self,
@@ -275,6 +285,7 @@ class SQLLoader:
             statements = parse_block(text)
             if statements is not None:
                 if obj.kind == "schema":
+                    statements = [self._create(st) for st in statements]
                     statements = self._without_deferred_keys(obj, statements)
                 self._execute(obj, database, statements)
                 return

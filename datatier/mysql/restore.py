@@ -40,7 +40,8 @@ from datatier.mysql.creator_text import CLIENT_CHARSET, as_bytes, in_charset
 from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.load import SQLLoader
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
-from datatier.mysql.sqltext import qualified
+from datatier.mysql.sequence_deps import check_sequence_bases
+from datatier.mysql.sqltext import qualified, requalify
 from datatier.mysql.target import (
     bad_database_name,
     busy_databases,
@@ -223,8 +224,8 @@ class LogicalRestore(RestoreEngine):
     def check_staged(self, plan: RestorePlan, staged: Staged) -> None:
         """IntegrityFailure (exit 4), nothing applied, when a bundle's bytes do not match the
         sections its manifest record claims (:mod:`datatier.mysql.sections`); UsageError
-        (exit 2), nothing changed, when a view would not find a table it reads."""
-        self._check_view_bases(plan, staged)
+        (exit 2), nothing changed, when a view would not find a table it reads or a table
+        the sequence its default draws from (:mod:`datatier.mysql.sequence_deps`)."""
         for record in plan.objects:
             if record.sections:
                 problem = section_problem(record, staged.decompressed(record.key))
@@ -233,6 +234,15 @@ class LogicalRestore(RestoreEngine):
                         f"backup {self.manifest.backup_id} cannot be restored: {problem}",
                         hint="nothing was applied; the manifest does not describe the object",
                     )
+        self._check_view_bases(plan, staged)
+        check_sequence_bases(
+            self.server,
+            self.manifest,
+            plan.objects,
+            restored_tables(plan.objects, self.options.tables),
+            self.targets,
+            staged.decompressed,
+        )
 
     def _check_view_bases(self, plan: RestorePlan, staged: Staged) -> None:
         """Refuse views reading tables neither this restore nor the target has
@@ -294,6 +304,7 @@ class LogicalRestore(RestoreEngine):
             on_loaded=loaded,
             # A column's DEFAULT NEXT VALUE FOR s is checked at CREATE TABLE: s must exist.
             first=lambda record: (record.database, record.table) in sequences,
+            rewrite_create=rename_references(targets) if renamed else None,
         )
         kinds = [k for k in KIND_ORDER if k != "database"]
         # The loader sees a bundle's sections where its client gets them (to name a failing
@@ -333,6 +344,18 @@ class LogicalRestore(RestoreEngine):
     def post_check(self, plan: RestorePlan) -> None:
         restored = restored_tables(plan.objects, self.options.tables)
         check_row_counts(self.server, self.manifest, restored, self.targets, self.options.jobs)
+
+
+def rename_references(targets: dict[str, str]) -> Callable[[bytes], bytes]:
+    """A CREATE TABLE's references to databases ``targets`` renames, renamed (a foreign key
+    to another restored database, a default drawing from a sequence in one)."""
+    moved = {src: dst for src, dst in targets.items() if src != dst}
+
+    def rewrite(statement: bytes) -> bytes:
+        text = statement.decode("utf-8", "surrogateescape")
+        return requalify(text, moved).encode("utf-8", "surrogateescape")
+
+    return rewrite
 
 
 def warn_qualified(record: ObjectRecord, text: bytes) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 
 # The session every object sets for itself (it holds no USE: the loader picks the database).
 # sql_mode keeps zero dates and explicit zeros in AUTO_INCREMENT columns; checks are off so
@@ -132,6 +133,30 @@ def strip_qualifier(statement: str, database: str) -> str:
         else:
             out.append(ch)
             i += 1
+    return "".join(out)
+
+
+def requalify(statement: str, names: Mapping[str, str]) -> str:
+    """``statement`` with each `` `db`. `` qualifier whose database ``names`` maps given the
+    new name instead, outside of string literals and other identifiers (a CREATE TABLE's
+    ``REFERENCES `db`.`t``` and ``nextval(`db`.`s`)`` under ``--rename``)."""
+    out: list[str] = []
+    i, n = 0, len(statement)
+    while i < n:
+        ch = statement[i]
+        if ch in "'\"":
+            end = _string_end(statement, i)
+        elif ch == "`":
+            end = _ident_end(statement, i)
+            name = statement[i + 1 : end - 1].replace("``", "`")
+            if statement.startswith(".", end) and name in names:
+                out.append(ident(names[name]))
+                i = end
+                continue
+        else:
+            end = i + 1
+        out.append(statement[i:end])
+        i = end
     return "".join(out)
 
 

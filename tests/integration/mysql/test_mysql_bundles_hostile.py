@@ -129,12 +129,14 @@ def tables_of(sandbox: SandboxHandle, database: str) -> list[str]:
 
 def same(sandbox: SandboxHandle, table: str) -> None:
     """``table`` of the copy has the source's definition and rows (a system-versioned
-    table: its current rows, as the README says, so no CHECKSUM TABLE over its history)."""
+    table: its current rows, as the README says, so no CHECKSUM TABLE over its history).
+    A default drawing from a sequence draws from the copy's."""
     with sandbox.connect() as conn, conn.cursor() as cur:
         found = []
         for db in (DB, COPY):
             cur.execute(f"SHOW CREATE TABLE {q(db)}.{q(table)}")
-            create = cur.fetchone()[1]
+            # a sequence default names its own database: the copy's, its own sequence
+            create = cur.fetchone()[1].replace(f"nextval({q(db)}.", "nextval(`DB`.")
             cur.execute(f"CHECKSUM TABLE {q(db)}.{q(table)}")
             # gen: once, CHECKSUM TABLE of the unchanged source with a VIRTUAL column gave
             # another value (rows and definition equal): its rows, read back, compare
@@ -142,6 +144,12 @@ def same(sandbox: SandboxHandle, table: str) -> None:
             cur.execute(f"SELECT * FROM {q(db)}.{q(table)} ORDER BY 1")
             found.append((create, checksum, cur.fetchall()))
     assert found[0] == found[1], table
+
+
+def with_sequence(tables: list[str]) -> list[str]:
+    """``tables`` and, when it holds ``useseq``, the sequence its default draws from (a
+    restore of the table alone is refused: see the sequence test below)."""
+    return [*tables, "seq"] if "useseq" in tables and "seq" not in tables else tables
 
 
 def sections(backup: Manifest) -> dict[str, tuple[ObjectRecord, Section]]:
@@ -191,6 +199,7 @@ def test_tables_picks_sections_of_one_and_of_two_bundles_and_nothing_else(
     others = [names for names in by_bundle.values() if names is not first]
     if others:
         picked.append(others[0][0])
+    picked = with_sequence(picked)
     for extra in ([], ["--databases", DB]):
         drop_copy(sandbox)
         names = ",".join(f"{DB}.{table}" for table in picked)
@@ -304,8 +313,9 @@ def test_a_manifest_with_moved_sections_is_refused_before_anything_is_applied(
             assert code == 4, (argv, capsys.readouterr().err)
             assert tables_of(sandbox, COPY) == [], "nothing applied"
         # the tables outside the damaged bundle can still be salvaged
-        elsewhere = [f"{DB}.big", *(f"{DB}.{t}" for t, (o, _) in sections(backup).items()
-                                    if o.key != victim.key)]  # fmt: skip
+        elsewhere = [f"{DB}.{t}" for t in with_sequence(
+            ["big", *(t for t, (o, _) in sections(backup).items() if o.key != victim.key)]
+        )]  # fmt: skip
         argv = ["--tables", ",".join(elsewhere)]
         code = main(["restore", backup.backup_id, "--rename", f"{DB}={COPY}", *argv])
         assert code == 0, capsys.readouterr().err
@@ -362,7 +372,7 @@ def test_an_encrypted_backup_of_bundles_restores_picks_sections_and_refuses_dama
     assert main(["backups", "verify", manifest.backup_id, "--restore-test"]) == 0
 
     victim = max(bundled, key=lambda o: len(o.sections))
-    picked = [victim.sections[0].table, victim.sections[-1].table]
+    picked = with_sequence([victim.sections[0].table, victim.sections[-1].table])
     drop_copy(sandbox)
     names = ",".join(f"{DB}.{t}" for t in picked)
     argv = ["restore", manifest.backup_id, "--rename", f"{DB}={COPY}", "--tables", names]
@@ -383,3 +393,31 @@ def test_an_encrypted_backup_of_bundles_restores_picks_sections_and_refuses_dama
         assert main(["backups", "verify", manifest.backup_id]) == 4
     finally:
         store.put_bytes(victim.key, good)
+
+
+def test_a_table_picked_without_the_sequence_its_default_draws_from_is_refused(
+    use_sandbox_config: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--tables DB.useseq --rename DB=COPY``: the copy's default draws from COPY.seq (the
+    server checks it at CREATE TABLE), which neither the restore nor the target has. Exit 2
+    naming it, with the hint to add it, and nothing created; with DB.seq picked too, the
+    copy draws its keys from its own sequence and the source's is left alone."""
+    sandbox = use_sandbox_config
+    drop_copy(sandbox)
+    argv = ["restore", backup.backup_id, "--rename", f"{DB}={COPY}", "--tables"]
+    capsys.readouterr()
+    assert main([*argv, f"{DB}.useseq"]) == 2
+    err = capsys.readouterr().err
+    assert "draws its DEFAULT from" in err and "seq" in err and "to --tables" in err
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE %s", (COPY,))
+        assert cur.fetchall() == (), "nothing changed"
+    assert main([*argv, f"{DB}.useseq,{DB}.seq"]) == 0
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT NEXTVAL({q(DB)}.seq)")
+        before = cur.fetchone()[0]
+        cur.execute(f"INSERT INTO {q(COPY)}.useseq (v) VALUES (99)")
+        cur.execute(f"SELECT NEXTVAL({q(DB)}.seq)")
+        assert cur.fetchone()[0] == before + 1, "the source's sequence was not drawn from"
+        cur.execute(f"SELECT COUNT(*) FROM {q(COPY)}.useseq")
+        assert cur.fetchone()[0] == 4

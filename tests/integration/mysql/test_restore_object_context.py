@@ -173,11 +173,6 @@ def sequence_default_backup(
     drop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--rename keeps a column's DEFAULT nextval(`SRC`.`s`): the renamed copy draws "
-    "its keys from the original database's sequence, with no warning",
-)
 def test_a_renamed_table_draws_its_default_from_the_renamed_sequence(
     sequence_default_backup: tuple[SandboxHandle, Manifest],
 ) -> None:
@@ -256,11 +251,13 @@ FK_CHILD, FK_PARENT = "integ_ctx_fk_child", "integ_ctx_fk_parent"
 FK_DBS = (FK_CHILD, FK_PARENT, f"{FK_CHILD}_copy", f"{FK_PARENT}_copy")
 
 
-@pytest.fixture
+@pytest.fixture(params=[False, True], ids=["own-objects", "bundled"])
 def cross_database_backup(
-    use_sandbox_config: SandboxHandle,
+    use_sandbox_config: SandboxHandle, request: pytest.FixtureRequest
 ) -> Iterator[tuple[SandboxHandle, Manifest]]:
-    """FK_CHILD.child with a foreign key to FK_PARENT.parent, both databases backed up."""
+    """FK_CHILD.child with a foreign key to FK_PARENT.parent and a column drawing from the
+    sequence FK_PARENT.ids, both databases backed up (``bundled``: with a second small
+    table, so the child's CREATE is in a bundle)."""
     sandbox = use_sandbox_config
 
     def drop() -> None:
@@ -276,22 +273,26 @@ def cross_database_backup(
         cur.execute(f"CREATE DATABASE {FK_PARENT}")
         cur.execute(f"CREATE DATABASE {FK_CHILD}")
         cur.execute(f"CREATE TABLE {FK_PARENT}.parent (id INT PRIMARY KEY)")
+        cur.execute(f"CREATE SEQUENCE {FK_PARENT}.ids")
         cur.execute(
             f"CREATE TABLE {FK_CHILD}.child (id INT PRIMARY KEY, p INT, "
+            f"n INT DEFAULT NEXT VALUE FOR {FK_PARENT}.ids, "
             f"FOREIGN KEY (p) REFERENCES {FK_PARENT}.parent (id))"
         )
         cur.execute(f"INSERT INTO {FK_PARENT}.parent VALUES (1)")
-        cur.execute(f"INSERT INTO {FK_CHILD}.child VALUES (1, 1)")
-    clear_prefix(default_store(sandbox), f"{POLICY}-fk")
-    yield sandbox, back_up(sandbox, f"{POLICY}-fk", [FK_CHILD, FK_PARENT])
+        cur.execute(f"INSERT INTO {FK_CHILD}.child (id, p) VALUES (1, 1)")
+        if request.param:
+            cur.execute(f"CREATE TABLE {FK_CHILD}.extra (id INT PRIMARY KEY)")
+            cur.execute(f"INSERT INTO {FK_CHILD}.extra VALUES (1)")
+    policy = f"{POLICY}-fk-{int(request.param)}"
+    clear_prefix(default_store(sandbox), policy)
+    manifest = back_up(sandbox, policy, [FK_CHILD, FK_PARENT])
+    bundled = {(o.database, s.table) for o in manifest.objects for s in o.sections}
+    assert ((FK_CHILD, "child") in bundled) == request.param
+    yield sandbox, manifest
     drop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--rename of both databases keeps the child's FOREIGN KEY on the original parent "
-    "database: the restored copy then blocks deletes in the live one, with no warning",
-)
 def test_a_foreign_key_between_two_renamed_databases_follows_the_rename(
     cross_database_backup: tuple[SandboxHandle, Manifest],
 ) -> None:
@@ -305,8 +306,11 @@ def test_a_foreign_key_between_two_renamed_databases_follows_the_rename(
     assert main(args) == 0
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute(f"SHOW CREATE TABLE {FK_CHILD}_copy.child")
-        assert f"`{FK_PARENT}_copy`.`parent`" in cur.fetchone()[1]
+        create = cur.fetchone()[1]
+        assert f"`{FK_PARENT}_copy`.`parent`" in create
+        assert f"nextval(`{FK_PARENT}_copy`.`ids`)" in create
+        assert f"`{FK_PARENT}`." not in create
         cur.execute(f"INSERT INTO {FK_PARENT}.parent VALUES (5)")
         cur.execute(f"INSERT INTO {FK_PARENT}_copy.parent VALUES (5)")
-        cur.execute(f"INSERT INTO {FK_CHILD}_copy.child VALUES (5, 5)")
+        cur.execute(f"INSERT INTO {FK_CHILD}_copy.child (id, p) VALUES (5, 5)")
         cur.execute(f"DELETE FROM {FK_PARENT}.parent WHERE id = 5")  # the live one is free
