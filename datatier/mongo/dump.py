@@ -115,6 +115,8 @@ class MongoDumpEngine(BackupEngine):
                     )
                 elif self.policy.includes_table(db_name, name):
                     collections.append((db_name, spec))
+            if db_name == CLAIMS[0] and not any(db == db_name for db, _ in held):
+                del databases[db_name]  # only datatier's own leases: not the user's database
         problems = self.policy.listing_problems(held)
         if problems:  # a listed collection left out would leave the backup quietly short
             raise OperationFailed(

@@ -293,3 +293,18 @@ def test_a_backup_never_carries_leases(target: Target) -> None:
         manifest = run_backup(loaded, load_policy(loaded, policy))
     assert not [o.key for o in manifest.objects if o.database == DATABASE]
     assert {(o.database, o.table) for o in manifest.objects if o.table} == {(SRC, "t")}
+
+
+def test_an_every_database_backup_does_not_list_the_lease_database(target: Target) -> None:
+    """Reproduction: restore once (the target now has ``datatier.restore_claims``), then back
+    up every database: the manifest listed an empty ``datatier`` database (datatier's own
+    bookkeeping, never the user's data) as one the backup holds."""
+    policy = f"mongo-claim-all-{target.name}"
+    server = f'server = "{target.name}"\n' if target.name != "mongo" else ""
+    target.sandbox.write_policy(policy, f'engine = "mongo"\n[source]\n{server}')
+    clear_prefix(default_store(target.sandbox), policy)
+    loaded = loaded_config(target.sandbox)
+    with claim_databases(target.settings, [target.dst]):  # the lease database exists
+        manifest = run_backup(loaded, load_policy(loaded, policy))
+    assert SRC in manifest.databases
+    assert DATABASE not in manifest.databases
