@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import re
 import threading
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,15 +32,14 @@ from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord, Section
 from datatier.backup.names import TableName, held_tables, show
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
-from datatier.log import get_logger
 from datatier.mysql.claim import claim_databases
 from datatier.mysql.connection import Connection, Endpoint, connect, resolve_target
-from datatier.mysql.creator_text import CLIENT_CHARSET, as_bytes, in_charset
 from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.load import SQLLoader
+from datatier.mysql.renamed import rename_references, warn_qualified
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
 from datatier.mysql.sequence_deps import check_sequence_bases
-from datatier.mysql.sqltext import qualified, requalify
+from datatier.mysql.sqltext import qualified
 from datatier.mysql.target import (
     bad_database_name,
     busy_databases,
@@ -53,8 +51,6 @@ from datatier.mysql.target import (
 )
 from datatier.mysql.view_deps import check_view_bases
 from datatier.pipeline.staging import Staged
-
-log = get_logger(__name__)
 
 TABLE_KINDS = ("schema", "bundle", "data", "triggers")
 DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
@@ -344,42 +340,6 @@ class LogicalRestore(RestoreEngine):
     def post_check(self, plan: RestorePlan) -> None:
         restored = restored_tables(plan.objects, self.options.tables)
         check_row_counts(self.server, self.manifest, restored, self.targets, self.options.jobs)
-
-
-def rename_references(targets: dict[str, str]) -> Callable[[bytes], bytes]:
-    """A CREATE TABLE's references to databases ``targets`` renames, renamed (a foreign key
-    to another restored database, a default drawing from a sequence in one)."""
-    moved = {src: dst for src, dst in targets.items() if src != dst}
-
-    def rewrite(statement: bytes) -> bytes:
-        text = statement.decode("utf-8", "surrogateescape")
-        return requalify(text, moved).encode("utf-8", "surrogateescape")
-
-    return rewrite
-
-
-def warn_qualified(record: ObjectRecord, text: bytes) -> None:
-    """Log a warning when a trigger/routine/event names its own database explicitly: after
-    ``--rename`` that reference still points at the original database (views are written
-    without their own database's qualifier)."""
-    assert record.database is not None
-    charsets = {c.decode() for c in CLIENT_CHARSET.findall(text)}  # each definition's own
-    names = {record.database.encode()} | {
-        as_bytes(held) for c in charsets if (held := in_charset(record.database, c)) is not None
-    }
-    if any(_names_itself(name, text) for name in names):
-        log.warning(
-            "restore.qualified_reference",
-            object=record.key,
-            database=record.database,
-            note="the definition names its database explicitly; after --rename it still "
-            "refers to the original database",
-        )
-
-
-def _names_itself(name: bytes, text: bytes) -> bool:
-    quoted = b"`" + name.replace(b"`", b"``") + b"`."
-    return quoted in text or re.search(rb"(?<![\w`])" + re.escape(name) + rb"\.", text) is not None
 
 
 def check_row_counts(

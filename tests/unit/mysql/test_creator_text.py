@@ -12,7 +12,7 @@ from datatier.backup.manifest import ObjectRecord
 from datatier.mysql.catalogue import Definition
 from datatier.mysql.creator_text import as_bytes, as_text, faithful_text, python_codec
 from datatier.mysql.dumpdefs import _definition_statements
-from datatier.mysql.restore import warn_qualified
+from datatier.mysql.renamed import warn_qualified
 from datatier.mysql.sqltext import PRELUDE, block, parse_block
 from datatier.mysql.view_deps import definition_reads
 
