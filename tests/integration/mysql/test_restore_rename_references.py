@@ -10,11 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from datatier.backup.manifest import Manifest
+from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.cli import main
+from datatier.mysql.connection import endpoint
+from datatier.mysql.load import SQLLoader
+from datatier.mysql.restore import rename_references
+from datatier.mysql.sqltext import PRELUDE
 from datatier.mysql.sqltext import ident as q
 from tests.integration.conftest import SandboxHandle
-from tests.integration.integrity import clear_prefix, default_store, failure_line
+from tests.integration.integrity import clear_prefix, default_store, failure_line, loaded_config
 from tests.integration.mysql.conftest import back_up
 
 # PARENT sorts before CHILD (a space before an underscore): it is scratch database _0.
@@ -347,3 +351,63 @@ def test_a_pick_whose_default_calls_setval_without_its_sequence_is_refused_up_fr
         assert "draws its DEFAULT from" in line and "to --tables" in line
     finally:
         drop(sandbox, SETVAL_DB, SETVAL_COPY)
+
+
+OLD_SRC, OLD_PARENT = "integ_rr_old_child", "integ_rr_old_parent"
+OLD_COPIES = {OLD_SRC: f"{OLD_SRC}_copy", OLD_PARENT: f"{OLD_PARENT}_copy"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="schema objects written before the DELIMITER-block layout (every 0.1.0 backup) go "
+    "to the stock client unchanged: --rename requalifies none of their references",
+)
+def test_a_schema_object_of_an_older_backup_follows_the_rename(sandbox: SandboxHandle) -> None:
+    """Reproduction: a backup written before 12c19da (2026-12-01; so every backup of 0.1.0)
+    of OLD_SRC.c (DEFAULT NEXT VALUE FOR OLD_PARENT.s, FOREIGN KEY to OLD_PARENT.p) and
+    OLD_PARENT; `restore ID --rename OLD_SRC=..._copy --rename OLD_PARENT=..._copy`. Its
+    schema objects are the prelude and plain statements, with the server's qualifiers
+    (`nextval(`OLD_PARENT`.`s`)`, also a table's own database). The loader sends such
+    objects to the stock client without the rewrite: exit 0, no warning, and the copy draws
+    its keys from the live OLD_PARENT.s and holds the live parent's rows (checked here on
+    the loader as the restore wires it, with the text such a backup holds; made by hand
+    with datatier at 366ad94 the restore gives the same). The CHANGELOG says older backups
+    are requalified too. Expected: the copy's CREATE names the copies only."""
+    databases = [*OLD_COPIES, *OLD_COPIES.values()]
+    drop(sandbox, *databases)
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for db in databases:
+            cur.execute(f"CREATE DATABASE {db}")
+        for db in (OLD_PARENT, OLD_COPIES[OLD_PARENT]):
+            cur.execute(f"CREATE SEQUENCE {db}.s")
+            cur.execute(f"CREATE TABLE {db}.p (id INT PRIMARY KEY)")
+    text = (
+        PRELUDE
+        + (
+            "DROP TABLE IF EXISTS `c`;\n"
+            "CREATE TABLE `c` (\n"
+            f"  `id` int(11) NOT NULL DEFAULT nextval(`{OLD_PARENT}`.`s`),\n"
+            "  `p` int(11) DEFAULT NULL,\n"
+            "  PRIMARY KEY (`id`),\n"
+            "  KEY `p` (`p`),\n"
+            f"  CONSTRAINT `c_ibfk_1` FOREIGN KEY (`p`) REFERENCES `{OLD_PARENT}`.`p` (`id`)\n"
+            ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n"
+        ).encode()
+    )
+    record = ObjectRecord(
+        f"p/id/data/{OLD_SRC}/tables/c/schema.sql.zst", "schema", 1, "00", len(text),
+        "STANDARD", OLD_SRC, "c",
+    )  # fmt: skip
+    loader = SQLLoader(
+        endpoint(loaded_config(sandbox).config.mysql, "primary"),
+        lambda _: iter([text]),
+        OLD_COPIES.__getitem__,
+        rewrite_create=rename_references(OLD_COPIES),
+    )
+    try:
+        loader.load_all([record], ["schema"])
+        create = show_create(sandbox, OLD_COPIES[OLD_SRC], "c")
+        assert f"`{OLD_PARENT}`." not in create, create
+        assert f"nextval(`{OLD_PARENT}_copy`.`s`)" in create
+    finally:
+        drop(sandbox, *databases)
