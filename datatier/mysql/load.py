@@ -82,7 +82,8 @@ class SQLLoader:
     """Loads objects into ``target``; ``database_for`` maps a source database to its target.
     Within a phase, the objects ``first`` picks are all loaded before the others start.
     ``rewrite_create`` replaces each CREATE TABLE statement of schema objects and bundles
-    (``--rename`` requalifying references to renamed databases)."""
+    (``--rename`` requalifying references to renamed databases), and the whole text of a
+    schema object of the older unframed layout (its DROP and CREATE)."""
 
     def __init__(
         self,
@@ -289,6 +290,10 @@ class SQLLoader:
                     statements = self._without_deferred_keys(obj, statements)
                 self._execute(obj, database, statements)
                 return
+            if obj.kind == "schema" and self.rewrite_create is not None:
+                # an older layout (plain statements after the prelude): the object is only
+                # the table's DROP and CREATE, requalified as a whole
+                text = self.rewrite_create(text)
             self._pipe([obj], database, cnf, lambda _: iter([text]))
             return
         if obj.kind == "data" and database is not None:

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import threading
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Self
 
 from datatier.backup.catalog import Catalog
@@ -31,15 +29,15 @@ from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord, Section
 from datatier.backup.names import TableName, held_tables, show
 from datatier.config import LoadedConfig
-from datatier.errors import IntegrityFailure, OperationFailed, UsageError
+from datatier.errors import IntegrityFailure, UsageError
 from datatier.mysql.claim import claim_databases
-from datatier.mysql.connection import Connection, Endpoint, connect, resolve_target
+from datatier.mysql.connection import Endpoint, resolve_target
 from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.load import SQLLoader
 from datatier.mysql.renamed import rename_references, warn_qualified
+from datatier.mysql.rowcheck import check_row_counts
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
 from datatier.mysql.sequence_deps import check_sequence_bases
-from datatier.mysql.sqltext import qualified
 from datatier.mysql.target import (
     bad_database_name,
     busy_databases,
@@ -236,7 +234,7 @@ class LogicalRestore(RestoreEngine):
             self.manifest,
             plan.objects,
             restored_tables(plan.objects, self.options.tables),
-            self.targets,
+            {**self.targets, **self._names},
             staged.decompressed,
         )
 
@@ -300,7 +298,8 @@ class LogicalRestore(RestoreEngine):
             on_loaded=loaded,
             # A column's DEFAULT NEXT VALUE FOR s is checked at CREATE TABLE: s must exist.
             first=lambda record: (record.database, record.table) in sequences,
-            rewrite_create=rename_references(targets) if renamed else None,
+            # every --rename, those of databases outside this restore too (restored before)
+            rewrite_create=rename_references(self._names) if self._names else None,
         )
         kinds = [k for k in KIND_ORDER if k != "database"]
         # The loader sees a bundle's sections where its client gets them (to name a failing
@@ -327,6 +326,11 @@ class LogicalRestore(RestoreEngine):
             return
         exc.add_note(f"placeholders of views {shown} were dropped")
 
+    @property
+    def _names(self) -> dict[str, str]:
+        """Every database ``--rename`` moves (restored now or not) and its new name."""
+        return {src: dst for src, dst in self.options.renames.items() if src != dst}
+
     def changed_target(self) -> bool:
         """False when the last apply failed before creating a database or sending a
         statement of any object."""
@@ -340,42 +344,3 @@ class LogicalRestore(RestoreEngine):
     def post_check(self, plan: RestorePlan) -> None:
         restored = restored_tables(plan.objects, self.options.tables)
         check_row_counts(self.server, self.manifest, restored, self.targets, self.options.jobs)
-
-
-def check_row_counts(
-    target: Endpoint,
-    manifest: Manifest,
-    restored: set[tuple[str, str]],
-    targets: dict[str, str],
-    jobs: int = 2,
-) -> None:
-    """OperationFailed if a ``restored`` table's row count differs from the manifest
-    (tables counted in parallel, one connection per worker)."""
-    expected = {(t.database, t.name): t.rows for t in manifest.tables}
-    wanted = sorted((db, t) for db, t in restored if db and t and (db, t) in expected)
-    local = threading.local()
-    opened: list[Connection] = []
-
-    def count(key: tuple[str, str]) -> None:
-        database, table = key
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = connect(target)
-            opened.append(conn)
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT COUNT(*) FROM {qualified(targets[database], table)}")
-            row = cur.fetchone()
-        found = int(row[0]) if row else -1
-        if found != expected[key]:
-            raise OperationFailed(
-                f"{targets[database]}.{table}: {found} rows after restore, "
-                f"the backup has {expected[key]}"
-            )
-
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, 4))) as pool:
-            for future in [pool.submit(count, key) for key in wanted]:
-                future.result()
-    finally:
-        for conn in opened:
-            conn.close()

@@ -21,13 +21,14 @@ from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.names import held_tables, show
 from datatier.errors import UsageError
 from datatier.mysql.bundle_frames import BUNDLE_HEAD_BYTES, BundleStatements, is_framed_bundle
-from datatier.mysql.connection import Endpoint
+from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.frames import FrameError
 from datatier.mysql.labels import table_label
 from datatier.mysql.sqltext import _ident_end, _string_end, parse_block
-from datatier.mysql.view_deps import TableName, missing_bases
+from datatier.mysql.view_deps import TableName
 
-_FUNCTIONS = frozenset({"nextval", "lastval"})
+_FUNCTIONS = frozenset({"nextval", "lastval", "setval"})
+_ENDS = (("punct", ")"), ("punct", ","))  # setval(`s`,5,1,0) goes on after the name
 _WORD = re.compile(r"[A-Za-z0-9_$]+")
 _CREATE_TABLE = re.compile(rb"\s*CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\b", re.IGNORECASE)
 
@@ -59,14 +60,10 @@ def default_sequences(create: str) -> set[tuple[str | None, str]]:
         if kind != "word" or text not in _FUNCTIONS or tokens[k + 1 : k + 2] != [("punct", "(")]:
             continue
         name = tokens[k + 2 : k + 6]
-        if (
-            len(name) >= 4
-            and name[0][0] == "ident"
-            and name[1] == ("punct", ".")
-            and (name[2][0] == "ident" and name[3] == ("punct", ")"))
-        ):
+        qualified = len(name) == 4 and name[1] == ("punct", ".") and name[2][0] == "ident"
+        if name and name[0][0] == "ident" and qualified and name[3] in _ENDS:
             found.add((name[0][1], name[2][1]))
-        elif len(name) >= 2 and name[0][0] == "ident" and name[1] == ("punct", ")"):
+        elif len(name) >= 2 and name[0][0] == "ident" and name[1] in _ENDS:
             found.add((None, name[0][1]))
     return found
 
@@ -75,12 +72,18 @@ def table_creates(
     objects: list[ObjectRecord], content: Callable[[str], Iterator[bytes]]
 ) -> Iterator[tuple[TableName, str]]:
     """(source database, table) and its CREATE TABLE, for the tables of ``objects`` (their
-    schema objects and the sections of framed bundles; older bundles are not read)."""
+    schema objects, whole for the older unframed layout, and the sections of framed
+    bundles; unframed bundles are not read)."""
     for record in objects:
         if record.database is None:
             continue
         if record.kind == "schema" and record.table is not None:
-            for statement in parse_block(b"".join(content(record.key))) or []:
+            text = b"".join(content(record.key))
+            statements = parse_block(text)
+            if statements is None:  # older layout: its DROP and CREATE as plain statements
+                yield (record.database, record.table), _text(text)
+                continue
+            for statement in statements:
                 if _CREATE_TABLE.match(statement):
                     yield (record.database, record.table), _text(statement)
         elif record.kind == "bundle" and record.sections:
@@ -129,13 +132,13 @@ def check_sequence_bases(
     if not needs:
         return
     have = {(targets[db], t) for db, t in restored}
-    missing = missing_bases(target, needs, have)
+    missing = _missing_sequences(target, needs, have)
     if not missing:
         return
     sources = {dst: src for src, dst in targets.items()}
     held = held_tables(manifest)
     named = sorted({n for lacking in missing.values() for n in lacking})
-    addable = [show(sources[db], s) for db, s in named if (sources.get(db), s) in held]
+    addable = [show(sources.get(db, db), s) for db, s in named if (sources.get(db, db), s) in held]
     lines = "; ".join(
         f"table {table_label(db, t)} draws its DEFAULT from "
         f"{', '.join(table_label(d, s) for d, s in lacking)}"
@@ -147,6 +150,32 @@ def check_sequence_bases(
     hint += "restore the table where its sequence exists"
     raise UsageError(
         f"{lines}: neither this restore nor {target.label} has "
-        f"{'it' if len(named) == 1 else 'them'}, so the table cannot be created",
+        f"{'it' if len(named) == 1 else 'them'} (as a sequence), so the table cannot be "
+        "created",
         hint=hint,
     )
+
+
+def _missing_sequences(
+    target: Endpoint,
+    needs: Mapping[TableName, set[tuple[str | None, str]]],
+    have: set[TableName],
+) -> dict[TableName, list[TableName]]:
+    """Per table (target names) the sequences it needs that are neither in ``have`` nor a
+    SEQUENCE on ``target`` (a plain table or view of that name does not count: the server
+    refuses it at CREATE TABLE)."""
+    wanted = {
+        (db, t): {(ref or db, name) for ref, name in refs} - have for (db, t), refs in needs.items()
+    }
+    asked = sorted(set().union(*wanted.values()))
+    present: set[TableName] = set()
+    if asked:
+        with connect(target) as conn, conn.cursor() as cur:
+            for database in sorted({db for db, _ in asked}):
+                cur.execute(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'SEQUENCE'",
+                    (database,),
+                )
+                present |= {(database, str(row[0])) for row in cur.fetchall()}
+    return {t: sorted(lacks - present) for t, lacks in sorted(wanted.items()) if lacks - present}

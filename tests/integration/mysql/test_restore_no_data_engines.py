@@ -43,11 +43,6 @@ def merge_backup(use_sandbox_config: SandboxHandle) -> Iterator[tuple[SandboxHan
     drop(sandbox)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the post-restore row count check counts a MERGE table's rows (those of its "
-    "underlying tables) against the 0 the backup recorded: exit 1 on a good restore",
-)
 def test_a_merge_table_restores_and_restore_tests_with_exit_0(
     merge_backup: tuple[SandboxHandle, Manifest], capsys: pytest.CaptureFixture[str]
 ) -> None:

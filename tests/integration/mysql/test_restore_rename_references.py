@@ -14,7 +14,7 @@ from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.cli import main
 from datatier.mysql.connection import endpoint
 from datatier.mysql.load import SQLLoader
-from datatier.mysql.restore import rename_references
+from datatier.mysql.renamed import rename_references
 from datatier.mysql.sqltext import PRELUDE
 from datatier.mysql.sqltext import ident as q
 from tests.integration.conftest import SandboxHandle
@@ -190,12 +190,6 @@ def test_a_pick_without_its_sequence_is_refused_and_with_it_restores(
     assert f"REFERENCES {q(PARENT)}.`parent`" in create
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="restore-test drops its scratch databases in name order; a scratch parent "
-    "referenced by a scratch child's foreign key (requalified since e00b90e) cannot be "
-    "dropped: exit 1 'unexpected IntegrityError 1451' and the scratch copies stay",
-)
 def test_a_restore_test_of_databases_linked_by_a_foreign_key_passes_and_cleans_up(
     linked: tuple[SandboxHandle, Manifest, dict[tuple[str, str], str]],
 ) -> None:
@@ -212,11 +206,6 @@ def test_a_restore_test_of_databases_linked_by_a_foreign_key_passes_and_cleans_u
     assert (code, left) == (0, [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--rename of a database outside the restore (--databases/--tables) is dropped "
-    "silently: the copy's foreign key and sequence default point at the live database",
-)
 @pytest.mark.parametrize("pick", ["--tables", "--databases"])
 def test_a_rename_of_a_database_outside_the_restore_is_not_silently_dropped(
     linked: tuple[SandboxHandle, Manifest, dict[tuple[str, str], str]],
@@ -250,11 +239,6 @@ def test_a_rename_of_a_database_outside_the_restore_is_not_silently_dropped(
     assert q(PARENT) + "." not in create, create
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the up-front sequence check counts any table or view of the sequence's name: "
-    "the CREATE then fails half-way (exit 1) after --force dropped the target's table",
-)
 def test_a_pick_whose_sequence_name_is_a_plain_table_on_the_target_is_refused_up_front(
     linked: tuple[SandboxHandle, Manifest, dict[tuple[str, str], str]],
     capsys: pytest.CaptureFixture[str],
@@ -282,11 +266,6 @@ def test_a_pick_whose_sequence_name_is_a_plain_table_on_the_target_is_refused_up
     assert (code, kept) == (2, ["parent", SEQ]), failure_line(err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the refusal's hint offers only sequences of restored databases: a sequence the "
-    "backup holds in a database outside the restore is not named to add to --tables",
-)
 def test_the_refusal_names_a_held_sequence_of_a_database_not_restored(
     linked: tuple[SandboxHandle, Manifest, dict[tuple[str, str], str]],
     capsys: pytest.CaptureFixture[str],
@@ -314,11 +293,6 @@ def test_the_refusal_names_a_held_sequence_of_a_database_not_restored(
 SETVAL_DB, SETVAL_COPY = "integ_rr_setval", "integ_rr_setval_copy"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the up-front sequence check knows nextval and lastval only: a DEFAULT "
-    "setval(s, ...) pick without s fails half-way (exit 1) instead of being refused",
-)
 def test_a_pick_whose_default_calls_setval_without_its_sequence_is_refused_up_front(
     use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -357,11 +331,6 @@ OLD_SRC, OLD_PARENT = "integ_rr_old_child", "integ_rr_old_parent"
 OLD_COPIES = {OLD_SRC: f"{OLD_SRC}_copy", OLD_PARENT: f"{OLD_PARENT}_copy"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema objects written before the DELIMITER-block layout (every 0.1.0 backup) go "
-    "to the stock client unchanged: --rename requalifies none of their references",
-)
 def test_a_schema_object_of_an_older_backup_follows_the_rename(sandbox: SandboxHandle) -> None:
     """Reproduction: a backup written before 12c19da (2026-12-01; so every backup of 0.1.0)
     of OLD_SRC.c (DEFAULT NEXT VALUE FOR OLD_PARENT.s, FOREIGN KEY to OLD_PARENT.p) and

@@ -1,0 +1,69 @@
+"""After a restore: every restored table holds as many rows as the backup recorded."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from datatier.backup.manifest import Manifest
+from datatier.errors import OperationFailed
+from datatier.mysql.catalogue import NO_DATA_ENGINES
+from datatier.mysql.connection import Connection, Endpoint, connect
+from datatier.mysql.sqltext import qualified
+
+
+def check_row_counts(
+    target: Endpoint,
+    manifest: Manifest,
+    restored: set[tuple[str, str]],
+    targets: dict[str, str],
+    jobs: int = 2,
+) -> None:
+    """OperationFailed if a ``restored`` table's row count differs from the manifest
+    (tables counted in parallel, one connection per worker). Tables of engines whose rows
+    live in other tables or nowhere (a MERGE table counts its underlying tables' rows; the
+    backup holds none of its own) are not counted."""
+    expected = {(t.database, t.name): t.rows for t in manifest.tables}
+    wanted = sorted((db, t) for db, t in restored if db and t and (db, t) in expected)
+    elsewhere = _no_data_tables(target, sorted({targets[db] for db, _ in wanted}))
+    wanted = [(db, t) for db, t in wanted if (targets[db], t) not in elsewhere]
+    local = threading.local()
+    opened: list[Connection] = []
+
+    def count(key: tuple[str, str]) -> None:
+        database, table = key
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = connect(target)
+            opened.append(conn)
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {qualified(targets[database], table)}")
+            row = cur.fetchone()
+        found = int(row[0]) if row else -1
+        if found != expected[key]:
+            raise OperationFailed(
+                f"{targets[database]}.{table}: {found} rows after restore, "
+                f"the backup has {expected[key]}"
+            )
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, 4))) as pool:
+            for future in [pool.submit(count, key) for key in wanted]:
+                future.result()
+    finally:
+        for conn in opened:
+            conn.close()
+
+
+def _no_data_tables(target: Endpoint, databases: list[str]) -> set[tuple[str, str]]:
+    """The tables of ``databases`` on ``target`` whose engine keeps no rows of its own."""
+    if not databases:
+        return set()
+    with connect(target) as conn, conn.cursor() as cur:
+        marks = ", ".join(["%s"] * len(databases))
+        cur.execute(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA IN ({marks})",
+            databases,
+        )
+        return {(str(db), str(t)) for db, t, engine in cur.fetchall() if engine in NO_DATA_ENGINES}
