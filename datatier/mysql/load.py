@@ -291,8 +291,8 @@ class SQLLoader:
                 self._execute(obj, database, statements)
                 return
             if obj.kind == "schema" and self.rewrite_create is not None:
-                # an older layout (plain statements after the prelude): the object is only
-                # the table's DROP and CREATE, requalified as a whole
+                # an older layout (plain statements after the prelude: a table's DROP and
+                # CREATE, a sequence's SETVAL too), requalified as a whole
                 text = self.rewrite_create(text)
             self._pipe([obj], database, cnf, lambda _: iter([text]))
             return

@@ -37,7 +37,7 @@ from datatier.mysql.load import SQLLoader
 from datatier.mysql.renamed import rename_references, warn_qualified
 from datatier.mysql.rowcheck import check_row_counts
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
-from datatier.mysql.sequence_deps import check_sequence_bases
+from datatier.mysql.sequence_deps import check_sequence_bases, read_schema
 from datatier.mysql.target import (
     bad_database_name,
     busy_databases,
@@ -160,6 +160,7 @@ class LogicalRestore(RestoreEngine):
         self.role = role
         self.binlog = options.binlog
         self.targets: dict[str, str] = {}
+        self._sequences: set[tuple[str, str]] = set()  # told by their objects (check_staged)
         self._created: list[str] = []  # databases the last apply created
         self._loader: SQLLoader | None = None
 
@@ -174,7 +175,10 @@ class LogicalRestore(RestoreEngine):
         check_accounted(manifest, objects)
         sources = sorted({o.database for o in objects if o.database})
         self.targets = options.targets(sources)
-        for target in sorted(set(self.targets.values()) - set(sources)):
+        # every --rename is applied to references (mysql/renamed.py), also one of a
+        # database this restore leaves out: its target must be a name, and its own
+        everything = options.targets(sorted(set(sources) | set(options.renames)))
+        for target in sorted(set(everything.values()) - set(sources)):
             problem = bad_database_name(target)
             if problem:
                 raise UsageError(
@@ -218,7 +222,7 @@ class LogicalRestore(RestoreEngine):
     def check_staged(self, plan: RestorePlan, staged: Staged) -> None:
         """IntegrityFailure (exit 4), nothing applied, when a bundle's bytes do not match the
         sections its manifest record claims (:mod:`datatier.mysql.sections`); UsageError
-        (exit 2), nothing changed, when a view would not find a table it reads or a table
+        (exit 2), nothing changed, when a view would not find a table it reads, or a table
         the sequence its default draws from (:mod:`datatier.mysql.sequence_deps`)."""
         for record in plan.objects:
             if record.sections:
@@ -229,14 +233,11 @@ class LogicalRestore(RestoreEngine):
                         hint="nothing was applied; the manifest does not describe the object",
                     )
         self._check_view_bases(plan, staged)
-        check_sequence_bases(
-            self.server,
-            self.manifest,
-            plan.objects,
-            restored_tables(plan.objects, self.options.tables),
-            {**self.targets, **self._names},
-            staged.decompressed,
-        )
+        facts = read_schema(plan.objects, staged.decompressed)
+        self._sequences = facts.sequences
+        restored = restored_tables(plan.objects, self.options.tables)
+        names = {**self.targets, **self._names}
+        check_sequence_bases(self.server, self.manifest, facts, restored, names)
 
     def _check_view_bases(self, plan: RestorePlan, staged: Staged) -> None:
         """Refuse views reading tables neither this restore nor the target has
@@ -262,7 +263,9 @@ class LogicalRestore(RestoreEngine):
         renamed = {src for src, dst in targets.items() if src != dst}
 
         originals = {o.key: o for o in plan.objects}
-        sequences = {(t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"}
+        sequences = self._sequences | {
+            (t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"
+        }
 
         def fetch(record: ObjectRecord) -> Iterator[bytes]:
             record = originals[record.key]  # as the manifest has it (see ``fed`` below)

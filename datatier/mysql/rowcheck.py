@@ -22,11 +22,11 @@ def check_row_counts(
     """OperationFailed if a ``restored`` table's row count differs from the manifest
     (tables counted in parallel, one connection per worker). Tables of engines whose rows
     live in other tables or nowhere (a MERGE table counts its underlying tables' rows; the
-    backup holds none of its own) are not counted."""
+    backup holds none of its own) are not counted when the backup holds no rows of them."""
     expected = {(t.database, t.name): t.rows for t in manifest.tables}
     wanted = sorted((db, t) for db, t in restored if db and t and (db, t) in expected)
     elsewhere = _no_data_tables(target, sorted({targets[db] for db, _ in wanted}))
-    wanted = [(db, t) for db, t in wanted if (targets[db], t) not in elsewhere]
+    wanted = [k for k in wanted if expected[k] or (targets[k[0]], k[1]) not in elsewhere]
     local = threading.local()
     opened: list[Connection] = []
 

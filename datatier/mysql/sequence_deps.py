@@ -6,31 +6,33 @@ for PREVIOUS VALUE FOR) and checks at CREATE TABLE that the sequence exists. Bac
 table's own database from its CREATE (:func:`~datatier.mysql.dumpdefs.table_statements`), so
 the name follows ``--rename``; older backups keep it, and the server then looks in the
 original database. :func:`default_sequences` finds those names in a CREATE, outside string
-literals and comments' quoted text (a name the scan misses can only let the restore fail
-later, never refuse a good one). :func:`check_sequence_bases` refuses (exit 2, before
-anything changes) a restore of tables whose sequences neither it nor the target has: their
-CREATE would fail half-way.
+literals and comments. :func:`check_sequence_bases` refuses (exit 2, before anything
+changes) a restore of tables whose sequences neither it nor the target has: their CREATE
+would fail half-way. Only objects that mention a sequence function are parsed.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.names import held_tables, show
 from datatier.errors import UsageError
 from datatier.mysql.bundle_frames import BUNDLE_HEAD_BYTES, BundleStatements, is_framed_bundle
 from datatier.mysql.connection import Endpoint, connect
-from datatier.mysql.frames import FrameError
+from datatier.mysql.frames import FrameError, peek
 from datatier.mysql.labels import table_label
-from datatier.mysql.sqltext import _ident_end, _string_end, parse_block
+from datatier.mysql.sqltext import _ident_end, _string_end, comment_end, parse_block
 from datatier.mysql.view_deps import TableName
 
 _FUNCTIONS = frozenset({"nextval", "lastval", "setval"})
 _ENDS = (("punct", ")"), ("punct", ","))  # setval(`s`,5,1,0) goes on after the name
 _WORD = re.compile(r"[A-Za-z0-9_$]+")
 _CREATE_TABLE = re.compile(rb"\s*CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\b", re.IGNORECASE)
+_CREATE_SEQUENCE = re.compile(rb"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?SEQUENCE\b", re.I | re.M)
+_CALLS = re.compile(rb"(?:next|last|set)val\s*\(", re.IGNORECASE)
 
 
 def default_sequences(create: str) -> set[tuple[str | None, str]]:
@@ -42,6 +44,8 @@ def default_sequences(create: str) -> set[tuple[str | None, str]]:
         ch = create[i]
         if ch.isspace():
             i += 1
+        elif (skip := comment_end(create, i)) is not None:
+            i = skip
         elif ch in "'\"":
             i = _string_end(create, i)
             tokens.append(("string", ""))
@@ -68,36 +72,61 @@ def default_sequences(create: str) -> set[tuple[str | None, str]]:
     return found
 
 
-def table_creates(
+@dataclass
+class SchemaFacts:
+    """What a restore's schema objects and bundles say about sequences: the CREATE TABLE of
+    each table whose text calls a sequence function, and the tables that are sequences
+    (source names; told by their objects, as manifests before format 2 name no kinds)."""
+
+    creates: dict[TableName, str] = field(default_factory=dict)
+    sequences: set[TableName] = field(default_factory=set)
+
+
+def read_schema(
     objects: list[ObjectRecord], content: Callable[[str], Iterator[bytes]]
-) -> Iterator[tuple[TableName, str]]:
-    """(source database, table) and its CREATE TABLE, for the tables of ``objects`` (their
-    schema objects, whole for the older unframed layout, and the sections of framed
-    bundles; unframed bundles are not read)."""
+) -> SchemaFacts:
+    """:class:`SchemaFacts` of ``objects``: schema objects (whole for the older unframed
+    layout) and framed bundles' sections; unframed bundles are not read. A bundle is
+    parsed only when its bytes mention a sequence function at all."""
+    facts = SchemaFacts()
     for record in objects:
         if record.database is None:
             continue
         if record.kind == "schema" and record.table is not None:
+            name = (record.database, record.table)
             text = b"".join(content(record.key))
-            statements = parse_block(text)
-            if statements is None:  # older layout: its DROP and CREATE as plain statements
-                yield (record.database, record.table), _text(text)
-                continue
-            for statement in statements:
-                if _CREATE_TABLE.match(statement):
-                    yield (record.database, record.table), _text(statement)
-        elif record.kind == "bundle" and record.sections:
-            yield from _bundle_creates(record, content)
+            if _CREATE_SEQUENCE.search(text):
+                facts.sequences.add(name)
+            elif _CALLS.search(text):
+                statements = parse_block(text)
+                creates = [text] if statements is None else [
+                    st for st in statements if _CREATE_TABLE.match(st)
+                ]  # fmt: skip
+                facts.creates.update((name, _text(c)) for c in creates)
+        elif record.kind == "bundle" and record.sections and _mentions_calls(content(record.key)):
+            facts.creates.update(_bundle_creates(record, content(record.key)))
+    return facts
+
+
+def _mentions_calls(chunks: Iterator[bytes]) -> bool:
+    """Whether the streamed ``chunks`` mention a sequence function anywhere (a C-speed scan,
+    a call cut between two chunks included)."""
+    tail = b""
+    for chunk in chunks:
+        if _CALLS.search(tail + chunk[:64]) or _CALLS.search(chunk):
+            return True
+        tail = chunk[-64:]
+    return False
 
 
 def _bundle_creates(
-    record: ObjectRecord, content: Callable[[str], Iterator[bytes]]
+    record: ObjectRecord, chunks: Iterator[bytes]
 ) -> Iterator[tuple[TableName, str]]:
     assert record.database is not None
-    chunks = list(content(record.key))
-    if not is_framed_bundle(b"".join(chunks)[:BUNDLE_HEAD_BYTES]):
+    head, rest = peek(chunks, BUNDLE_HEAD_BYTES)
+    if not is_framed_bundle(head):
         return
-    statements = BundleStatements(chunks, [s.start for s in record.sections])
+    statements = BundleStatements(rest, [s.start for s in record.sections])
     try:
         for statement in statements:
             if statements.section >= 0 and _CREATE_TABLE.match(statement):
@@ -114,16 +143,16 @@ def _text(statement: bytes) -> str:
 def check_sequence_bases(
     target: Endpoint,
     manifest: Manifest,
-    objects: list[ObjectRecord],
+    facts: SchemaFacts,
     restored: set[TableName],
     targets: Mapping[str, str],
-    content: Callable[[str], Iterator[bytes]],
 ) -> None:
     """UsageError (exit 2) naming each ``restored`` table (source names; ``targets`` maps
-    their databases) whose defaults draw from a sequence neither the restore nor ``target``
-    has, and which of those the backup holds (to add to ``--tables``)."""
+    their databases) whose defaults draw from a sequence neither the restore (a restored
+    sequence, not a table of that name) nor ``target`` has, and which of those the backup
+    holds (to add to ``--tables``)."""
     needs: dict[TableName, set[tuple[str | None, str]]] = {}
-    for (database, table), create in table_creates(objects, content):
+    for (database, table), create in facts.creates.items():
         if (database, table) in restored and (found := default_sequences(create)):
             # as the server reads them once the restore renamed their databases
             needs[(targets[database], table)] = {
@@ -131,7 +160,7 @@ def check_sequence_bases(
             }
     if not needs:
         return
-    have = {(targets[db], t) for db, t in restored}
+    have = {(targets[db], t) for db, t in restored & facts.sequences}
     missing = _missing_sequences(target, needs, have)
     if not missing:
         return

@@ -17,6 +17,7 @@ own-database qualifiers. Contracts:
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping
 
@@ -144,7 +145,9 @@ def requalify(statement: str, names: Mapping[str, str]) -> str:
     i, n = 0, len(statement)
     while i < n:
         ch = statement[i]
-        if ch in "'\"":
+        if (skip := comment_end(statement, i)) is not None:
+            end = skip
+        elif ch in "'\"":
             end = _string_end(statement, i)
         elif ch == "`":
             end = _ident_end(statement, i)
@@ -158,6 +161,28 @@ def requalify(statement: str, names: Mapping[str, str]) -> str:
         out.append(statement[i:end])
         i = end
     return "".join(out)
+
+
+_VERSIONED = re.compile(r"/\*M?!\d*")
+
+
+def comment_end(text: str, i: int) -> int | None:
+    """The index after the comment starting at ``text[i]``, or None if none starts there.
+    A version comment (``/*!40101 ... */``, ``/*M!100201 ... */``) holds code: only its
+    opener counts as the comment, and its ``*/`` as another."""
+    if text.startswith("/*", i):
+        versioned = _VERSIONED.match(text, i)
+        if versioned is not None:
+            return versioned.end()
+        end = text.find("*/", i + 2)
+        return len(text) if end < 0 else end + 2
+    if text.startswith("*/", i):
+        return i + 2
+    dashes = text.startswith("--", i) and (i + 2 == len(text) or text[i + 2] in " \t\r\n")
+    if dashes or text.startswith("#", i):
+        end = text.find("\n", i)
+        return len(text) if end < 0 else end + 1
+    return None
 
 
 def _string_end(text: str, start: int) -> int:

@@ -48,3 +48,16 @@ def test_requalify_renames_qualifiers_of_mapped_databases_only_in_code() -> None
     assert "CONSTRAINT `other` FOREIGN KEY" in out  # a name, not a qualifier
     assert "`other` int(11)" in out
     assert out.endswith("COMMENT='`other`.`s`'")
+
+
+def test_requalify_leaves_comments_alone_and_an_apostrophe_in_one_fools_nothing() -> None:
+    create = (
+        "CREATE TABLE `t` ( -- it's the parent's key\n"
+        "  `p` int DEFAULT nextval(`other`.`s`), /* `other`.`x` isn't code */\n"
+        "  CONSTRAINT `fk` FOREIGN KEY (`p`) REFERENCES `other`.`orders` (`id`)\n"
+        ") /*!50100 COMMENT 'see `other`.`y`' */"
+    )
+    out = requalify(create, {"other": "copy"})
+    assert "nextval(`copy`.`s`)" in out and "REFERENCES `copy`.`orders`" in out
+    assert "/* `other`.`x` isn't code */" in out and "-- it's the parent's key" in out
+    assert out.endswith("COMMENT 'see `other`.`y`' */")
