@@ -175,7 +175,10 @@ def check_sequence_bases(
     )
     hint = "nothing was changed; "
     if addable:
-        hint += f"add {','.join(addable)} to --tables (the backup holds it), or "
+        hint += (
+            f"add {','.join(addable)} to --tables (the backup holds it; with --databases, "
+            "its database to --databases), or "
+        )
     hint += "restore the table where its sequence exists"
     raise UsageError(
         f"{lines}: neither this restore nor {target.label} has "
