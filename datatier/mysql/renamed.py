@@ -9,10 +9,18 @@ from collections.abc import Callable
 
 from datatier.backup.manifest import ObjectRecord
 from datatier.log import get_logger
+from datatier.mysql.binlog.sqlrefs import rewrite, scan
 from datatier.mysql.creator_text import CLIENT_CHARSET, as_bytes, in_charset
-from datatier.mysql.sqltext import requalify
 
 log = get_logger(__name__)
+
+
+def requalify(statement: str, names: dict[str, str]) -> str:
+    """``statement`` with each `` `db`. `` qualifier of a database ``names`` maps given its
+    new name, outside string literals and comments (the replay's scanner,
+    :mod:`datatier.mysql.binlog.sqlrefs`: ``REFERENCES `db`.`t``` and ``nextval(`db`.`s`)``
+    in a CREATE TABLE)."""
+    return rewrite(statement, scan(statement), names, set(names))
 
 
 def rename_references(targets: dict[str, str]) -> Callable[[bytes], bytes]:

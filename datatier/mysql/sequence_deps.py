@@ -18,18 +18,18 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from datatier.backup.manifest import Manifest, ObjectRecord
-from datatier.backup.names import held_tables, show
 from datatier.errors import UsageError
+from datatier.mysql.binlog.sqlrefs import scan
 from datatier.mysql.bundle_frames import BUNDLE_HEAD_BYTES, BundleStatements, is_framed_bundle
 from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.frames import FrameError, peek
 from datatier.mysql.labels import table_label
-from datatier.mysql.sqltext import _ident_end, _string_end, comment_end, parse_block
-from datatier.mysql.view_deps import TableName
+from datatier.mysql.sqltext import parse_block
+from datatier.mysql.view_deps import TableName, held_to_add
 
 _FUNCTIONS = frozenset({"nextval", "lastval", "setval"})
-_ENDS = (("punct", ")"), ("punct", ","))  # setval(`s`,5,1,0) goes on after the name
-_WORD = re.compile(r"[A-Za-z0-9_$]+")
+_OPEN = ("other", "(")
+_ENDS = (("other", ")"), ("other", ","))  # setval(`s`,5,1,0) goes on after the name
 _CREATE_TABLE = re.compile(rb"\s*CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\b", re.IGNORECASE)
 _CREATE_SEQUENCE = re.compile(rb"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?SEQUENCE\b", re.I | re.M)
 _CALLS = re.compile(rb"(?:next|last|set)val\s*\(", re.IGNORECASE)
@@ -37,37 +37,19 @@ _CALLS = re.compile(rb"(?:next|last|set)val\s*\(", re.IGNORECASE)
 
 def default_sequences(create: str) -> set[tuple[str | None, str]]:
     """The sequences ``create`` (a CREATE TABLE) draws defaults from: (database or None for
-    the table's own, name)."""
-    tokens: list[tuple[str, str]] = []  # (kind, text): ident unquoted, word lower-cased
-    i, n = 0, len(create)
-    while i < n:
-        ch = create[i]
-        if ch.isspace():
-            i += 1
-        elif (skip := comment_end(create, i)) is not None:
-            i = skip
-        elif ch in "'\"":
-            i = _string_end(create, i)
-            tokens.append(("string", ""))
-        elif ch == "`":
-            end = _ident_end(create, i)
-            tokens.append(("ident", create[i + 1 : end - 1].replace("``", "`")))
-            i = end
-        elif match := _WORD.match(create, i):
-            tokens.append(("word", match.group().lower()))
-            i = match.end()
-        else:
-            tokens.append(("punct", ch))
-            i += 1
+    the table's own, name); read with the replay's scanner (strings and comments skipped,
+    ``/*! */`` bodies read as code)."""
+    tokens = [(kind, value) for kind, _, _, value in scan(create).tokens]
     found: set[tuple[str | None, str]] = set()
-    for k, (kind, text) in enumerate(tokens):
-        if kind != "word" or text not in _FUNCTIONS or tokens[k + 1 : k + 2] != [("punct", "(")]:
+    for k, (kind, value) in enumerate(tokens):
+        if kind != "ident" or value.lower() not in _FUNCTIONS or tokens[k + 1 : k + 2] != [_OPEN]:
             continue
         name = tokens[k + 2 : k + 6]
-        qualified = len(name) == 4 and name[1] == ("punct", ".") and name[2][0] == "ident"
-        if name and name[0][0] == "ident" and qualified and name[3] in _ENDS:
+        if not name or name[0][0] != "qident":
+            continue
+        if len(name) == 4 and name[1][0] == "dot" and name[2][0] == "qident" and name[3] in _ENDS:
             found.add((name[0][1], name[2][1]))
-        elif len(name) >= 2 and name[0][0] == "ident" and name[1] in _ENDS:
+        elif len(name) >= 2 and name[1] in _ENDS:
             found.add((None, name[0][1]))
     return found
 
@@ -164,10 +146,8 @@ def check_sequence_bases(
     missing = _missing_sequences(target, needs, have)
     if not missing:
         return
-    sources = {dst: src for src, dst in targets.items()}
-    held = held_tables(manifest)
     named = sorted({n for lacking in missing.values() for n in lacking})
-    addable = [show(sources.get(db, db), s) for db, s in named if (sources.get(db, db), s) in held]
+    addable = held_to_add(manifest, targets, named)
     lines = "; ".join(
         f"table {table_label(db, t)} draws its DEFAULT from "
         f"{', '.join(table_label(d, s) for d, s in lacking)}"

@@ -17,9 +17,7 @@ own-database qualifiers. Contracts:
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
-from collections.abc import Mapping
 
 # The session every object sets for itself (it holds no USE: the loader picks the database).
 # sql_mode keeps zero dates and explicit zeros in AUTO_INCREMENT columns; checks are off so
@@ -135,54 +133,6 @@ def strip_qualifier(statement: str, database: str) -> str:
             out.append(ch)
             i += 1
     return "".join(out)
-
-
-def requalify(statement: str, names: Mapping[str, str]) -> str:
-    """``statement`` with each `` `db`. `` qualifier whose database ``names`` maps given the
-    new name instead, outside of string literals and other identifiers (a CREATE TABLE's
-    ``REFERENCES `db`.`t``` and ``nextval(`db`.`s`)`` under ``--rename``)."""
-    out: list[str] = []
-    i, n = 0, len(statement)
-    while i < n:
-        ch = statement[i]
-        if (skip := comment_end(statement, i)) is not None:
-            end = skip
-        elif ch in "'\"":
-            end = _string_end(statement, i)
-        elif ch == "`":
-            end = _ident_end(statement, i)
-            name = statement[i + 1 : end - 1].replace("``", "`")
-            if statement.startswith(".", end) and name in names:
-                out.append(ident(names[name]))
-                i = end
-                continue
-        else:
-            end = i + 1
-        out.append(statement[i:end])
-        i = end
-    return "".join(out)
-
-
-_VERSIONED = re.compile(r"/\*M?!\d*")
-
-
-def comment_end(text: str, i: int) -> int | None:
-    """The index after the comment starting at ``text[i]``, or None if none starts there.
-    A version comment (``/*!40101 ... */``, ``/*M!100201 ... */``) holds code: only its
-    opener counts as the comment, and its ``*/`` as another."""
-    if text.startswith("/*", i):
-        versioned = _VERSIONED.match(text, i)
-        if versioned is not None:
-            return versioned.end()
-        end = text.find("*/", i + 2)
-        return len(text) if end < 0 else end + 2
-    if text.startswith("*/", i):
-        return i + 2
-    dashes = text.startswith("--", i) and (i + 2 == len(text) or text[i + 2] in " \t\r\n")
-    if dashes or text.startswith("#", i):
-        end = text.find("\n", i)
-        return len(text) if end < 0 else end + 1
-    return None
 
 
 def _string_end(text: str, start: int) -> int:

@@ -166,6 +166,16 @@ def missing_bases(
     }
 
 
+def held_to_add(
+    manifest: Manifest, targets: Mapping[str, str], named: Iterable[TableName]
+) -> list[str]:
+    """Of ``named`` (target names; ``targets`` maps source databases to them, a database it
+    does not map keeps its name), those the backup holds, as ``--tables`` entries."""
+    sources = {dst: src for src, dst in targets.items()}
+    held = held_tables(manifest)
+    return [show(sources.get(db, db), t) for db, t in named if (sources.get(db, db), t) in held]
+
+
 def check_view_bases(
     target: Endpoint,
     manifest: Manifest,
@@ -189,10 +199,8 @@ def check_view_bases(
     missing = missing_bases(target, views, have)
     if not missing:
         return
-    sources = {dst: src for src, dst in targets.items()}
-    held = held_tables(manifest)
     named = sorted({n for needs in missing.values() for n in needs})
-    addable = [show(sources[db], t) for db, t in named if (sources.get(db), t) in held]
+    addable = held_to_add(manifest, targets, named)
     lines = "; ".join(
         f"view {table_label(db, v)} reads {', '.join(table_label(d, t) for d, t in needs)}"
         for (db, v), needs in missing.items()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datatier.mysql.catalogue import Column, Table
 from datatier.mysql.dumpdefs import table_statements
-from datatier.mysql.sqltext import requalify
+from datatier.mysql.renamed import requalify
 
 CREATE = (
     "CREATE TABLE `t` (\n"
