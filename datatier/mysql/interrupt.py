@@ -7,7 +7,7 @@ connection a restore opens on the target, and every stock client process it star
 registered with one :class:`Interrupter`; :meth:`Interrupter.fire` (the first failure of a
 job, Ctrl-C, SIGTERM) kills the clients and then ``KILL``\\ s every registered connection
 from a short-lived connection of its own, as the backup does to its workers
-(:meth:`datatier.mysql.pdump.ParallelDump._kill_workers`).
+(:meth:`datatier.mysql.pdump.ParallelDumpEngine._kill_workers`).
 
 Whole connections are killed, not just their statement: a ``KILL QUERY`` that reached a
 thread between two statements would be lost, and the next statement would wait again. A

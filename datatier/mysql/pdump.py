@@ -2,11 +2,12 @@
 
 ``jobs`` worker connections share one snapshot (:mod:`datatier.mysql.consistent`); tables,
 and integer-keyed tables larger than a share of the dump in key ranges, are read in
-parallel, largest first, and each table's objects are produced by its own task: names,
-comments and bodies can never move data into another table's object, because no object is
-ever found by looking at dump text. What a backup holds comes from the server's catalogue
-(:mod:`datatier.mysql.catalogue`), and before the engine returns it checks that every table
-of the catalogue got its schema object and that its data objects account for every row.
+parallel, largest first, and each table's objects are produced by its own task
+(:mod:`datatier.mysql.dumptasks`): names, comments and bodies can never move data into
+another table's object, because no object is ever found by looking at dump text. What a
+backup holds comes from the server's catalogue (:mod:`datatier.mysql.catalogue`), and
+before the engine returns it checks that every table of the catalogue got its schema object
+and that its data objects account for every row.
 
 Objects are plain SQL for the stock client (``zstd -d | mariadb DB``): each starts with
 :data:`~datatier.mysql.sqltext.PRELUDE` and holds no ``USE``; each INSERT follows a comment
@@ -30,34 +31,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import MySQLdb
 
 from datatier.backup.engine import BackupEngine, BackupPlan, DumpResult
-from datatier.backup.manifest import Section
-from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
+from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter
 from datatier.backup.policy import Policy
 from datatier.config import LoadedConfig
 from datatier.errors import DatatierError, OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
-from datatier.mysql.bundle_frames import BUNDLE_HEAD, framed_block
 from datatier.mysql.catalogue import Catalogue, Table, read_catalogue
 from datatier.mysql.connection import Endpoint, query_dicts
 from datatier.mysql.consistent import SnapshotGroup, SnapshotPoint
-from datatier.mysql.dumpdefs import (
-    database_path,
-    put_definitions,
-    put_grants,
-    put_schema,
-    table_path,
-    table_statements,
-    write_definitions,
-)
+from datatier.mysql.dumpdefs import put_grants, write_definitions
 from datatier.mysql.dumpplan import (
-    bundle_limit,
     bundles,
     check_not_empty,
     plan_dump,
@@ -65,46 +53,19 @@ from datatier.mysql.dumpplan import (
     range_share,
     split_points,
 )
-from datatier.mysql.dumprows import write_range
 from datatier.mysql.dumpstate import TableState, table_records
+from datatier.mysql.dumptasks import Task, TaskDumper
 from datatier.mysql.event_status import resolve_on_primary
 from datatier.mysql.fastreader import RawConnection
-from datatier.mysql.rowtext import RowQuery, range_filters, read_texts
+from datatier.mysql.rowtext import range_filters
 from datatier.mysql.source import SourceChoice, select_source
-from datatier.mysql.sqltext import PRELUDE, ident, qualified
+from datatier.mysql.sqltext import ident, qualified
 from datatier.storage.base import MiB
 
 log = get_logger(__name__)
 
 LOST = (1927, 2006, 2013, 2055)  # 1927: our connection was KILLed
 DEF_CHANGED = 1412
-
-
-@dataclass
-class Task:
-    """One unit of parallel work: a key range of a table (or the whole table), or a bundle
-    of small tables of one database (``bundle``, its number in ``number``)."""
-
-    table: Table
-    index: int  # range number within the table, from 0
-    where: str
-    estimate: int
-    bundle: tuple[Table, ...] = ()
-    number: int = 0
-
-
-@dataclass
-class _Spool:
-    """A bundled table's statements, held until they are known to fit its bundle."""
-
-    pieces: list[bytes] = field(default_factory=list)
-    raw_size: int = 0
-    rows: int = 0
-
-    def write(self, data: bytes, rows: int = 0) -> None:
-        self.pieces.append(data)
-        self.raw_size += len(data)
-        self.rows += rows
 
 
 class ParallelDumpEngine(BackupEngine):
@@ -152,7 +113,6 @@ class ParallelDumpEngine(BackupEngine):
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._states: dict[tuple[str, str], TableState] = {}
-        self._largest_statement = 0
 
     def plan(self) -> BackupPlan:
         """The catalogue's tables with estimates, key ranges, jobs and snapshot method
@@ -213,9 +173,12 @@ class ParallelDumpEngine(BackupEngine):
         tasks = self._plan(group, alone) + self._bundle_tasks(grouped)
         tasks.sort(key=lambda t: t.estimate, reverse=True)
         early = [Task(t, 0, "", t.data_bytes) for t in untransactional]
+        dumper = TaskDumper(
+            writer, self._states, chunk_bytes=self.chunk_bytes, threshold=threshold, stop=self._stop
+        )
         if early:
             if group.locked:
-                self._work(group, early, writer, threshold)
+                self._work(group, early, dumper)
             else:
                 tasks = early + tasks
                 log.warning(
@@ -234,7 +197,7 @@ class ParallelDumpEngine(BackupEngine):
                     "say their status: they are restored disabled",
                 )
         write_definitions(catalogue, writer, lambda t: self._states[(t.database, t.name)].bundled)
-        self._work(group, tasks, writer, threshold)
+        self._work(group, tasks, dumper)
         grants = put_grants(self.source, writer) if self.policy.spec.source.include_grants else None
         tables = table_records(catalogue, self._states)
         seconds = round(time.monotonic() - started, 3)
@@ -272,7 +235,7 @@ class ParallelDumpEngine(BackupEngine):
                 "jobs": group.jobs,
                 "ignored_tables": catalogue.excluded,
                 "raw_threshold": threshold,
-                "max_statement_bytes": self._largest_statement,
+                "max_statement_bytes": dumper.largest_statement,
                 **({"grants": grants} if grants is not None else {}),
             },
         )
@@ -338,9 +301,7 @@ class ParallelDumpEngine(BackupEngine):
 
     # -- parallel work --------------------------------------------------------------------
 
-    def _work(
-        self, group: SnapshotGroup, tasks: list[Task], writer: ObjectWriter, threshold: int
-    ) -> None:
+    def _work(self, group: SnapshotGroup, tasks: list[Task], dumper: TaskDumper) -> None:
         """Run ``tasks`` on the group's workers; the first failure stops all and is raised."""
         if not tasks:
             return
@@ -348,7 +309,7 @@ class ParallelDumpEngine(BackupEngine):
         threads = [
             threading.Thread(
                 target=self._worker_loop,
-                args=(conn, queue, writer, threshold),
+                args=(conn, queue, dumper),
                 name=f"dump-{i}",
                 daemon=True,
             )
@@ -369,16 +330,14 @@ class ParallelDumpEngine(BackupEngine):
         if self._errors:
             raise self._errors[0]
 
-    def _worker_loop(
-        self, conn: RawConnection, queue: list[Task], writer: ObjectWriter, threshold: int
-    ) -> None:
+    def _worker_loop(self, conn: RawConnection, queue: list[Task], dumper: TaskDumper) -> None:
         try:
             while not self._stop.is_set():
                 with self._lock:
                     if not queue:
                         return
                     task = queue.pop()
-                self._dump_task(conn, task, writer, threshold)
+                dumper.dump(conn, task)
                 conn.execute("ROLLBACK TO SAVEPOINT datatier")  # releases the table's MDL
         except BaseException as exc:  # handed to the main thread
             with self._lock:
@@ -409,156 +368,3 @@ class ParallelDumpEngine(BackupEngine):
                 hint="run the backup again",
             )
         return OperationFailed(f"reading from {self.source.label} failed: {reason}")
-
-    def _dump_task(
-        self, conn: RawConnection, task: Task, writer: ObjectWriter, threshold: int
-    ) -> None:
-        table = task.table
-        if task.bundle:
-            self._dump_bundle(conn, task, writer, threshold)
-            return
-        if table.kind == "sequence":
-            self._dump_sequence(conn, table, writer)
-            return
-        current: list[OpenObject] = []
-
-        def target() -> OpenObject:
-            if not current:
-                current.append(self._open_data(writer, table))
-            return current[0]
-
-        def written(obj: _Spool | OpenObject) -> None:
-            if obj.raw_size >= self.chunk_bytes:
-                self._close_data(writer, table, current.pop())
-
-        self._dump_rows(conn, table, task.index, task.where, threshold, target, written)
-        if current:
-            self._close_data(writer, table, current.pop())
-
-    def _dump_bundle(
-        self, conn: RawConnection, task: Task, writer: ObjectWriter, threshold: int
-    ) -> None:
-        """The tables of ``task.bundle`` into one object, each its DROP/CREATE then its
-        rows, as one section; each table's metadata lock is released after it. A table
-        whose rows outgrow a bundle (its statistics were stale) gets its own objects."""
-        database = task.table.database
-        bundle: OpenObject | None = None
-        for table in task.bundle:
-            if self._stop.is_set():
-                return
-            spool = self._bundle_member(conn, table, writer, threshold)
-            conn.execute("ROLLBACK TO SAVEPOINT datatier")
-            if spool is None:
-                continue
-            if bundle is None:
-                key = database_path(database, f"_bundle-{task.number:05d}.sql.zst")
-                bundle = writer.open(key, "bundle", database, None)
-                bundle.write(PRELUDE + BUNDLE_HEAD)
-            start = bundle.raw_size
-            bundle.write(framed_block(table_statements(table)))
-            bundle.write(b"".join(spool.pieces), spool.rows)
-            bundle.sections.append(Section(table.name, start, bundle.raw_size, spool.rows))
-        if bundle is not None:
-            writer.close(bundle)
-
-    def _bundle_member(
-        self, conn: RawConnection, table: Table, writer: ObjectWriter, threshold: int
-    ) -> _Spool | None:
-        """``table``'s rows held in memory while they fit a bundle; None when they did not
-        and went to data objects of its own, with a schema object of its own."""
-        spool = _Spool()
-        current: list[_Spool | OpenObject] = [spool]
-        limit = bundle_limit(self.chunk_bytes)
-
-        def target() -> _Spool | OpenObject:
-            if not current:
-                current.append(self._open_data(writer, table))
-            return current[0]
-
-        def written(sink: _Spool | OpenObject) -> None:
-            if isinstance(sink, _Spool):
-                if sink.raw_size > limit:
-                    data = self._open_data(writer, table)
-                    data.write(b"".join(sink.pieces), sink.rows)
-                    current[0] = data
-                    sink.pieces.clear()
-            elif sink.raw_size >= self.chunk_bytes:
-                self._close_data(writer, table, sink)
-                current.pop()
-
-        self._dump_rows(conn, table, 0, "", threshold, target, written)
-        if current and current[0] is spool:
-            return spool
-        if current:
-            obj = current.pop()
-            assert isinstance(obj, OpenObject)
-            self._close_data(writer, table, obj)
-        with self._lock:
-            self._states[(table.database, table.name)].bundled = False
-        log.info("backup.bundle_spilled", table=f"{table.database}.{table.name}")
-        put_schema(writer, table)
-        return None
-
-    def _dump_rows(
-        self,
-        conn: RawConnection,
-        table: Table,
-        index: int,
-        where: str,
-        threshold: int,
-        target: Callable[[], _Spool | OpenObject],
-        written: Callable[[_Spool | OpenObject], None],
-    ) -> None:
-        """Range ``index`` (``where``) of ``table`` as INSERT statements into the object
-        ``target()`` returns, ``written(obj)`` after each; records its digest and rows."""
-        query = RowQuery(table, threshold)
-        done = write_range(
-            self._batches(conn, query, where), table, query.insert_prefix(), target, written
-        )
-        with self._lock:
-            state = self._states[(table.database, table.name)]
-            state.range_digests[index] = done.digest
-            state.rows += done.rows
-            state.data_bytes += done.data_bytes
-            self._largest_statement = max(self._largest_statement, done.largest)
-
-    def _batches(self, conn: RawConnection, query: RowQuery, where: str) -> Iterator[list[bytes]]:
-        """Fetched rows as literal texts; stops early (leaving the connection unusable) when
-        another worker failed."""
-        for texts in read_texts(conn, query, where):
-            if self._stop.is_set():
-                return
-            yield texts
-
-    def _dump_sequence(self, conn: RawConnection, table: Table, writer: ObjectWriter) -> None:
-        rows = conn.rows(
-            f"SELECT next_not_cached_value FROM {qualified(table.database, table.name)}"
-        )
-        value = int(rows[0][0] or b"1") if rows else 1
-        put_definitions(
-            writer,
-            table_path(table.database, table.name, "schema.sql.zst"),
-            "schema",
-            table.database,
-            table.name,
-            f"DROP SEQUENCE IF EXISTS {ident(table.name)}",
-            table.create,
-            f"DO SETVAL({ident(table.name)}, {value}, 0)",
-        )
-        with self._lock:
-            self._states[(table.database, table.name)].rows = 1  # COUNT(*) of a sequence
-
-    def _open_data(self, writer: ObjectWriter, table: Table) -> OpenObject:
-        with self._lock:
-            state = self._states[(table.database, table.name)]
-            state.parts += 1
-            part = state.parts
-        key = table_path(table.database, table.name, f"data-{part:05d}.sql.zst")
-        obj = writer.open(key, "data", table.database, table.name, part)
-        obj.write(PRELUDE)
-        return obj
-
-    def _close_data(self, writer: ObjectWriter, table: Table, obj: OpenObject) -> None:
-        with self._lock:
-            self._states[(table.database, table.name)].part_rows[obj.part] = obj.rows
-        writer.close(obj)

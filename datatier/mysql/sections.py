@@ -5,7 +5,7 @@ The manifest's layout check (:mod:`datatier.backup.completeness`) sees only numb
 restore holds the decompressed bytes, so before anything is applied it confirms that the
 bundle is as long as recorded and that every section starts with its own table's
 definition block (``DELIMITER d`` then ``DROP TABLE IF EXISTS `table` d``), as
-:meth:`~datatier.mysql.pdump.ParallelDumpEngine._dump_bundle` writes it. A range moved
+:meth:`~datatier.mysql.dumptasks.TaskDumper._dump_bundle` writes it. A range moved
 inside the object would otherwise feed the client a cut statement (or another table) after
 earlier sections were loaded.
 

@@ -21,7 +21,7 @@ from datatier.backup.restore import find_backup
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
-from datatier.mysql import pdump
+from datatier.mysql import dumptasks
 from datatier.mysql.bundle_frames import BUNDLE_HEAD
 from datatier.mysql.sqltext import block
 from tests.integration.conftest import SandboxHandle, q
@@ -75,8 +75,8 @@ def source(sandbox: SandboxHandle) -> Iterator[None]:
 def old_bundles(patch: pytest.MonkeyPatch) -> None:
     """Make the writer write bundles as it did before format 1 (datatier 235975a): no
     format line, each table's DROP and CREATE in a plain ``DELIMITER`` block."""
-    patch.setattr(pdump, "BUNDLE_HEAD", b"")
-    patch.setattr(pdump, "framed_block", lambda s: block(s).encode("utf-8", "surrogateescape"))
+    patch.setattr(dumptasks, "BUNDLE_HEAD", b"")
+    patch.setattr(dumptasks, "framed_block", lambda s: block(s).encode("utf-8", "surrogateescape"))
 
 
 def backup(sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch, *, old: bool) -> Manifest:
