@@ -78,6 +78,12 @@ def put_definitions(
     writer.close(obj)
 
 
+def view_object(view: Definition) -> bytes:
+    """The bytes of ``view``'s definition object (what a restore reads its references
+    from, :mod:`datatier.mysql.references`)."""
+    return PRELUDE + block(_definition_statements(view)).encode("utf-8", "surrogateescape")
+
+
 def put_schema(writer: ObjectWriter, table: Table) -> None:
     """``table``'s own schema object (a bundled table's DROP/CREATE is in its bundle)."""
     key = table_path(table.database, table.name, "schema.sql.zst")
@@ -86,9 +92,10 @@ def put_schema(writer: ObjectWriter, table: Table) -> None:
 
 def write_definitions(
     catalogue: Catalogue, writer: ObjectWriter, bundled: Callable[[Table], bool]
-) -> None:
+) -> dict[tuple[str, str], bytes]:
     """Every definitions object of ``catalogue``: schema objects for the tables not
-    ``bundled``, triggers, routines, events and views."""
+    ``bundled``, triggers, routines, events and views; returns each view's definition
+    object by (database, view), as written."""
     for db, (charset, collation) in catalogue.databases.items():
         put_definitions(
             writer,
@@ -112,6 +119,7 @@ def write_definitions(
         put_definitions(writer, key, "triggers", db, table_name, *statements)
     _per_database(catalogue.routines, "_routines.sql.zst", "routines", writer)
     _per_database(catalogue.events, "_events.sql.zst", "events", writer)
+    written: dict[tuple[str, str], bytes] = {}
     for view in catalogue.views:
         stub = ", ".join(f"1 AS {ident(c)}" for c in view.columns)
         put_definitions(
@@ -123,14 +131,13 @@ def write_definitions(
             f"DROP VIEW IF EXISTS {ident(view.name)}",
             f"CREATE VIEW {ident(view.name)} AS SELECT {stub}",
         )
-        put_definitions(
-            writer,
-            view_path(view.database, view.name, "view.sql.zst"),
-            "views",
-            view.database,
-            view.name,
-            *_definition_statements(view),
+        obj = writer.open(
+            view_path(view.database, view.name, "view.sql.zst"), "views", view.database, view.name
         )
+        written[(view.database, view.name)] = text = view_object(view)
+        obj.write(text)
+        writer.close(obj)
+    return written
 
 
 def put_grants(source: Endpoint, writer: ObjectWriter) -> dict[str, Any]:

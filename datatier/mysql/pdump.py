@@ -7,7 +7,8 @@ parallel, largest first, and each table's objects are produced by its own task
 another table's object, because no object is ever found by looking at dump text. What a
 backup holds comes from the server's catalogue (:mod:`datatier.mysql.catalogue`), and
 before the engine returns it checks that every table of the catalogue got its schema object
-and that its data objects account for every row.
+and that its data objects account for every row. The manifest records what its views and
+tables need on a target (:mod:`datatier.mysql.references`).
 
 Objects are plain SQL for the stock client (``zstd -d | mariadb DB``): each starts with
 :data:`~datatier.mysql.sqltext.PRELUDE` and holds no ``USE``; each INSERT follows a comment
@@ -57,6 +58,7 @@ from datatier.mysql.dumpstate import TableState, table_records
 from datatier.mysql.dumptasks import Task, TaskDumper
 from datatier.mysql.event_status import resolve_on_primary
 from datatier.mysql.fastreader import RawConnection
+from datatier.mysql.references import record_references
 from datatier.mysql.rowtext import range_filters
 from datatier.mysql.source import SourceChoice, select_source
 from datatier.mysql.sqltext import ident, qualified
@@ -196,7 +198,9 @@ class ParallelDumpEngine(BackupEngine):
                     note="read on a replica as DISABLE ON SLAVE, and the primary could not "
                     "say their status: they are restored disabled",
                 )
-        write_definitions(catalogue, writer, lambda t: self._states[(t.database, t.name)].bundled)
+        views = write_definitions(
+            catalogue, writer, lambda t: self._states[(t.database, t.name)].bundled
+        )
         self._work(group, tasks, dumper)
         grants = put_grants(self.source, writer) if self.policy.spec.source.include_grants else None
         tables = table_records(catalogue, self._states)
@@ -236,6 +240,7 @@ class ParallelDumpEngine(BackupEngine):
                 "ignored_tables": catalogue.excluded,
                 "raw_threshold": threshold,
                 "max_statement_bytes": dumper.largest_statement,
+                "references": record_references(catalogue, views),
                 **({"grants": grants} if grants is not None else {}),
             },
         )

@@ -34,10 +34,11 @@ from datatier.mysql.claim import claim_databases
 from datatier.mysql.connection import Endpoint, resolve_target
 from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.load import SQLLoader
+from datatier.mysql.references import Refs, recorded_references
 from datatier.mysql.renamed import rename_references, warn_qualified
 from datatier.mysql.rowcheck import check_row_counts
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
-from datatier.mysql.sequence_deps import check_sequence_bases, read_schema
+from datatier.mysql.sequence_deps import check_sequence_bases, read_schema, staged_sequence_refs
 from datatier.mysql.target import (
     bad_database_name,
     busy_databases,
@@ -47,7 +48,7 @@ from datatier.mysql.target import (
     database_clause,
     drop_views,
 )
-from datatier.mysql.view_deps import check_view_bases
+from datatier.mysql.view_deps import check_view_bases, staged_view_reads
 from datatier.pipeline.staging import Staged
 
 TABLE_KINDS = ("schema", "bundle", "data", "triggers")
@@ -218,12 +219,15 @@ class LogicalRestore(RestoreEngine):
                     f"target {self.server.label} is not empty: {listed}",
                     hint="restore elsewhere, --rename SRC=DST, or --force to replace",
                 )
+        recorded = recorded_references(self.manifest)
+        if recorded is not None:  # else after fetching, from the objects (check_staged)
+            self._check_references(plan, recorded.views, recorded.sequences)
 
     def check_staged(self, plan: RestorePlan, staged: Staged) -> None:
         """IntegrityFailure (exit 4), nothing applied, when a bundle's bytes do not match the
-        sections its manifest record claims (:mod:`datatier.mysql.sections`); UsageError
-        (exit 2), nothing changed, when a view would not find a table it reads, or a table
-        the sequence its default draws from (:mod:`datatier.mysql.sequence_deps`)."""
+        sections its manifest record claims (:mod:`datatier.mysql.sections`). For a manifest
+        that records no references (:mod:`datatier.mysql.references`), the refusals
+        check_target makes from them, from the objects' own text."""
         for record in plan.objects:
             if record.sections:
                 problem = section_problem(record, staged.decompressed(record.key))
@@ -232,20 +236,32 @@ class LogicalRestore(RestoreEngine):
                         f"backup {self.manifest.backup_id} cannot be restored: {problem}",
                         hint="nothing was applied; the manifest does not describe the object",
                     )
-        self._check_view_bases(plan, staged)
+        if recorded_references(self.manifest) is not None:
+            return  # checked in check_target
         facts = read_schema(plan.objects, staged.decompressed)
         self._sequences = facts.sequences
-        restored = restored_tables(plan.objects, self.options.tables)
-        names = {**self.targets, **self._names}
-        check_sequence_bases(self.server, self.manifest, facts, restored, names)
-
-    def _check_view_bases(self, plan: RestorePlan, staged: Staged) -> None:
-        """Refuse views reading tables neither this restore nor the target has
-        (:mod:`datatier.mysql.view_deps`): their definitions would fail half-way."""
-        restored = restored_tables(plan.objects, self.options.tables)
-        check_view_bases(
-            self.server, self.manifest, plan.objects, restored, self.targets, staged.decompressed
+        self._check_references(
+            plan, staged_view_reads(plan.objects, staged.decompressed), staged_sequence_refs(facts)
         )
+
+    def _check_references(self, plan: RestorePlan, reads: Refs, sequence_refs: Refs) -> None:
+        """Refuse views reading tables, and tables drawing from sequences, that neither this
+        restore nor the target has (:mod:`datatier.mysql.view_deps`,
+        :mod:`datatier.mysql.sequence_deps`): their definitions would fail half-way."""
+        restored = restored_tables(plan.objects, self.options.tables)
+        views = {(o.database, o.table) for o in plan.objects if o.kind == "views"}
+        check_view_bases(
+            self.server,
+            self.manifest,
+            {name: needs for name, needs in reads.items() if name in views},
+            restored,
+            self.targets,
+        )
+        sequences = self._sequences | {
+            (t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"
+        }
+        names = {**self.targets, **self._names}
+        check_sequence_bases(self.server, self.manifest, sequence_refs, sequences, restored, names)
 
     # -- apply and check ----------------------------------------------------------------------
 

@@ -122,27 +122,36 @@ def _text(statement: bytes) -> str:
     return statement.decode("utf-8", "surrogateescape")
 
 
+def staged_sequence_refs(facts: SchemaFacts) -> dict[TableName, set[tuple[str | None, str]]]:
+    """Per table of ``facts`` (source names), the sequences its defaults draw from: for
+    manifests that record no references."""
+    found = {name: default_sequences(create) for name, create in facts.creates.items()}
+    return {name: refs for name, refs in found.items() if refs}
+
+
 def check_sequence_bases(
     target: Endpoint,
     manifest: Manifest,
-    facts: SchemaFacts,
+    refs: Mapping[TableName, set[tuple[str | None, str]]],
+    sequences: set[TableName],
     restored: set[TableName],
     targets: Mapping[str, str],
 ) -> None:
     """UsageError (exit 2) naming each ``restored`` table (source names; ``targets`` maps
-    their databases) whose defaults draw from a sequence neither the restore (a restored
-    sequence, not a table of that name) nor ``target`` has, and which of those the backup
-    holds (to add to ``--tables``)."""
+    their databases) whose defaults draw from a sequence (``refs``: per table, its
+    sequences) neither the restore (a restored table of ``sequences``, not a plain table of
+    that name) nor ``target`` has, and which of those the backup holds (to add to
+    ``--tables``)."""
     needs: dict[TableName, set[tuple[str | None, str]]] = {}
-    for (database, table), create in facts.creates.items():
-        if (database, table) in restored and (found := default_sequences(create)):
+    for (database, table), found in refs.items():
+        if (database, table) in restored and found:
             # as the server reads them once the restore renamed their databases
             needs[(targets[database], table)] = {
                 (None if db is None else targets.get(db, db), name) for db, name in found
             }
     if not needs:
         return
-    have = {(targets[db], t) for db, t in restored & facts.sequences}
+    have = {(targets[db], t) for db, t in restored & sequences}
     missing = _missing_sequences(target, needs, have)
     if not missing:
         return

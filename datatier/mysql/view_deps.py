@@ -176,23 +176,30 @@ def held_to_add(
     return [show(sources.get(db, db), t) for db, t in named if (sources.get(db, db), t) in held]
 
 
-def check_view_bases(
-    target: Endpoint,
-    manifest: Manifest,
-    objects: list[ObjectRecord],
-    restored: set[TableName],
-    targets: Mapping[str, str],
-    content: Callable[[str], Iterator[bytes]],
-) -> None:
-    """UsageError (exit 2) naming each view of ``objects`` that reads tables neither
-    ``restored`` (source names; ``targets`` maps their databases) nor ``target`` has, and
-    which of them the backup holds (to add to ``--tables``). ``content`` gives an object's
-    decompressed bytes by key."""
-    views = {
-        (targets[o.database], o.table): definition_reads(b"".join(content(o.key)))
+def staged_view_reads(
+    objects: list[ObjectRecord], content: Callable[[str], Iterator[bytes]]
+) -> dict[TableName, set[tuple[str | None, str]]]:
+    """What each view of ``objects`` reads (source names), from its definition object's
+    decompressed bytes (``content`` by key): for manifests that record no references."""
+    return {
+        (o.database, o.table): definition_reads(b"".join(content(o.key)))
         for o in objects
         if o.kind == "views" and o.database is not None and o.table is not None
     }
+
+
+def check_view_bases(
+    target: Endpoint,
+    manifest: Manifest,
+    reads: Mapping[TableName, Iterable[tuple[str | None, str]]],
+    restored: set[TableName],
+    targets: Mapping[str, str],
+) -> None:
+    """UsageError (exit 2) naming each view of ``reads`` (source names: what each view
+    reads) whose tables neither ``restored`` (source names; ``targets`` maps their
+    databases) nor ``target`` has, and which of them the backup holds (to add to
+    ``--tables``)."""
+    views = {(targets[db], v): needs for (db, v), needs in reads.items()}
     if not views:
         return
     have = {(targets[db], t) for db, t in restored} | set(views)

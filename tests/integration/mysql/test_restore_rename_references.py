@@ -405,3 +405,28 @@ def test_a_rename_of_a_database_left_out_is_validated_like_any_other(
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW DATABASES LIKE %s", (CHILD2,))
         assert cur.fetchall() == (), "nothing changed"
+
+
+def test_the_manifest_records_sequences_and_a_dry_run_refuses_a_pick_without_them(
+    linked: tuple[SandboxHandle, Manifest, dict[tuple[str, str], str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Recorded at backup time (own database as null, others by name), so the refusal
+    comes before anything is fetched: ``--dry-run`` exits 2 with the same message."""
+    sandbox, manifest, _ = linked
+    recorded = manifest.options["references"]["sequences"]
+    assert [PARENT, "parent", [[None, SEQ]]] in recorded, recorded
+    assert [CHILD, "nextval", [[PARENT, SEQ]]] in recorded, recorded
+    assert not any(entry[1] in ("tree", "other") for entry in recorded), recorded
+    capsys.readouterr()
+    argv = ["restore", manifest.backup_id, "--target", "primary", "--dry-run"]
+    code = main([*argv, "--rename", f"{PARENT}={PARENT2}", "--tables", f"{PARENT}.parent"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    line = failure_line(err)
+    assert "draws its DEFAULT from" in line and f"add {q(PARENT)}.{q(SEQ)} to --tables" in line
+    picked = f"{q(PARENT)}.parent,{q(PARENT)}.{q(SEQ)}"
+    assert main([*argv, "--rename", f"{PARENT}={PARENT2}", "--tables", picked]) == 0
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE %s", (PARENT2,))
+        assert cur.fetchall() == (), "a dry run changes nothing"

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from datatier.backup.manifest import Manifest
+from datatier.backup.manifest import Manifest, manifest_key
+from datatier.backup.restore import find_backup
 from datatier.cli import main
+from datatier.config import load
 from tests.integration.conftest import SandboxHandle
 from tests.integration.mysql.conftest import back_up
 
@@ -164,3 +166,63 @@ def test_a_bad_target_is_bad_input(
     err = capsys.readouterr().err
     assert problem in err, err
     assert objects_in(clean, COPY) is None
+
+
+def test_the_manifest_records_what_each_view_reads(backup: Manifest) -> None:
+    recorded = backup.options["references"]["views"]
+    assert [SOURCE, VIEW, [[None, BASE], [None, OTHER]]] in recorded, recorded
+    assert [SOURCE, VIEW2, [[None, VIEW]]] in recorded, recorded
+
+
+def test_a_dry_run_refuses_a_view_alone_before_fetching_anything(
+    clean: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal comes from the manifest's recorded references: before any object is
+    read (or brought back from Glacier), so ``--dry-run`` says it too."""
+    capsys.readouterr()
+    assert restore(backup, "--tables", f"{q(SOURCE)}.{VIEW}", "--dry-run") == 2
+    err = capsys.readouterr().err
+    assert f"`{COPY}`.`{BASE}`" in err and "--tables" in err, err
+    assert objects_in(clean, COPY) is None
+
+
+def test_an_older_manifest_without_references_is_refused_from_the_objects(
+    clean: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Backups written before references were recorded: the views' objects are read
+    after fetching, and the same restore is refused, nothing changed."""
+    loaded = load(str(clean.config_path), environ={})
+    _, store = find_backup(loaded, backup.backup_id)
+    key = manifest_key(backup.policy, backup.backup_id)
+    good = b"".join(store.iter_read(key))
+    older = Manifest.decode(good, "test")
+    del older.options["references"]
+    store.put_bytes(key, older.encode())
+    try:
+        capsys.readouterr()
+        assert restore(backup, "--tables", f"{q(SOURCE)}.{VIEW}", "--dry-run") == 0
+        assert restore(backup, "--tables", f"{q(SOURCE)}.{VIEW}") == 2
+        err = capsys.readouterr().err
+        assert f"`{COPY}`.`{BASE}`" in err and "--tables" in err, err
+        assert objects_in(clean, COPY) is None
+    finally:
+        store.put_bytes(key, good)
+
+
+def test_malformed_references_are_an_integrity_failure(
+    clean: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loaded = load(str(clean.config_path), environ={})
+    _, store = find_backup(loaded, backup.backup_id)
+    key = manifest_key(backup.policy, backup.backup_id)
+    good = b"".join(store.iter_read(key))
+    broken = Manifest.decode(good, "test")
+    broken.options["references"] = {"views": [[SOURCE, VIEW, "nope"]], "sequences": []}
+    store.put_bytes(key, broken.encode())
+    try:
+        capsys.readouterr()
+        assert restore(backup, "--tables", f"{q(SOURCE)}.{VIEW}") == 4
+        assert "options.references" in capsys.readouterr().err
+        assert objects_in(clean, COPY) is None
+    finally:
+        store.put_bytes(key, good)

@@ -1,0 +1,92 @@
+"""What a backup's views and tables need on a target, recorded in its manifest at backup
+time, so a restore refuses a selection that cannot load before it fetches anything (a
+``--dry-run`` too, and before any Glacier request).
+
+``options["references"]`` of a MySQL manifest (from this release on) holds
+``{"views": [[db, view, reads], ...], "sequences": [[db, table, sequences], ...]}``: per
+view, the tables and views it reads; per table whose column defaults draw from sequences,
+those sequences; each entry ``[database or null for the object's own, name]``. They are
+found exactly as a restore finds them in the objects (:func:`~datatier.mysql.view_deps.
+definition_reads` on the view object's bytes, :func:`~datatier.mysql.sequence_deps.
+default_sequences` on the CREATE TABLE written), so both paths refuse the same restores.
+Older manifests have none: the restore then reads the objects after fetching them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from datatier.backup.manifest import Manifest
+from datatier.errors import IntegrityFailure
+from datatier.mysql.catalogue import Catalogue
+from datatier.mysql.dumpdefs import table_statements
+from datatier.mysql.sequence_deps import default_sequences
+from datatier.mysql.view_deps import TableName, definition_reads
+
+Refs = dict[TableName, set[tuple[str | None, str]]]
+
+
+@dataclass(frozen=True)
+class References:
+    """Per view (source names) what it reads; per table what sequences it draws from."""
+
+    views: Refs
+    sequences: Refs
+
+
+def record_references(catalogue: Catalogue, views: Mapping[TableName, bytes]) -> dict[str, Any]:
+    """``options["references"]`` for a backup of ``catalogue`` whose view objects are
+    ``views`` (by source name, as written; module docstring)."""
+    reads = [[db, v, _pairs(definition_reads(text))] for (db, v), text in sorted(views.items())]
+    sequences = []
+    for table in catalogue.tables:
+        if table.kind == "table":
+            found = default_sequences(table_statements(table)[1])
+            if found:
+                sequences.append([table.database, table.name, _pairs(found)])
+    return {"views": reads, "sequences": sequences}
+
+
+def recorded_references(manifest: Manifest) -> References | None:
+    """The references ``manifest`` records; None when it records none (an older backup);
+    IntegrityFailure (exit 4) when they are malformed."""
+    doc = manifest.options.get("references")
+    if doc is None:
+        return None
+    where = f"manifest of backup {manifest.backup_id}: options.references"
+    if not isinstance(doc, Mapping):
+        raise IntegrityFailure(f"{where} is not an object")
+    return References(_refs(doc.get("views"), where), _refs(doc.get("sequences"), where))
+
+
+def _pairs(found: set[tuple[str | None, str]]) -> list[list[str | None]]:
+    return [[db, name] for db, name in sorted(found, key=lambda p: (p[0] or "", p[1]))]
+
+
+def _refs(entries: object, where: str) -> Refs:
+    if not isinstance(entries, list):
+        raise IntegrityFailure(f"{where}: expected a list, got {entries!r:.80}")
+    out: Refs = {}
+    for entry in entries:
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and isinstance(entry[0], str)
+            and isinstance(entry[1], str)
+            and isinstance(entry[2], list)
+        ):
+            raise IntegrityFailure(f"{where}: malformed entry {entry!r:.120}")
+        needs: set[tuple[str | None, str]] = set()
+        for pair in entry[2]:
+            if not (
+                isinstance(pair, list)
+                and len(pair) == 2
+                and (pair[0] is None or isinstance(pair[0], str))
+                and isinstance(pair[1], str)
+            ):
+                raise IntegrityFailure(f"{where}: malformed reference {pair!r:.120}")
+            needs.add((pair[0], pair[1]))
+        out[(entry[0], entry[1])] = needs
+    return out

@@ -1,0 +1,64 @@
+"""The references a MySQL manifest records (:mod:`datatier.mysql.references`): read back
+as written, absent for older manifests, malformed ones refused (exit 4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from datatier.backup.manifest import Manifest
+from datatier.errors import IntegrityFailure
+from datatier.mysql.references import recorded_references
+
+
+def manifest(options: dict[str, Any]) -> Manifest:
+    return Manifest(
+        policy="p",
+        backup_id="20261203T000000Z-abcd",
+        engine="mysql",
+        tool_version="0",
+        started_at="",
+        finished_at="",
+        source={},
+        consistency={},
+        objects=[],
+        tables=[],
+        options=options,
+    )
+
+
+def test_recorded_references_read_back_with_null_for_the_own_database() -> None:
+    refs = recorded_references(
+        manifest(
+            {
+                "references": {
+                    "views": [["d`b", "v 1", [[None, "t"], ["other", "u"]]]],
+                    "sequences": [["d`b", "t", [[None, "s"]]]],
+                }
+            }
+        )
+    )
+    assert refs is not None
+    assert refs.views == {("d`b", "v 1"): {(None, "t"), ("other", "u")}}
+    assert refs.sequences == {("d`b", "t"): {(None, "s")}}
+
+
+def test_an_older_manifest_records_none() -> None:
+    assert recorded_references(manifest({"dumper": "datatier parallel dump"})) is None
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [],
+        {"views": {}, "sequences": []},
+        {"views": [], "sequences": [["db", "t"]]},
+        {"views": [["db", "v", [["a", "b", "c"]]]], "sequences": []},
+        {"views": [["db", "v", [[1, "b"]]]], "sequences": []},
+        {"views": [], "sequences": [["db", 5, []]]},
+    ],
+)
+def test_malformed_references_are_an_integrity_failure(doc: object) -> None:
+    with pytest.raises(IntegrityFailure, match=r"options\.references"):
+        recorded_references(manifest({"references": doc}))
