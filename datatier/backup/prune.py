@@ -9,6 +9,8 @@ Pruning trusts nothing it has not listed and matched:
   so the newest good backup is always kept;
 * backups a kept backup depends on (an incremental's parents, back to its full backup) are
   kept with it, damaged ones included (reported, never deleted while needed);
+* an incremental whose chain is broken (a parent missing, incomplete or damaged) cannot be
+  restored: it is handled as a damaged backup, never counted as a kept generation;
 * a *damaged* backup (manifest present, an object missing or of another size) is reported,
   never counted as a kept generation and never the reason a good one goes. It is deleted
   only when retention would have let it go anyway: older than every kept good backup and
@@ -37,7 +39,7 @@ from datatier.backup.catalog import (
     Catalog,
     policy_prefix,
 )
-from datatier.backup.chain import needed_parents
+from datatier.backup.chain import chain_links, needed_parents
 from datatier.backup.manifest import BACKUP_ID, MANIFEST_NAME, parse_backup_id
 from datatier.backup.policy import Policy
 from datatier.backup.retention import days_before, decide_retention
@@ -132,6 +134,11 @@ def prune_plan(
             hint="repair or remove it (see `datatier backups list --all`); nothing was deleted",
         )
     complete = {e.backup_id: e for e in entries if e.state is BackupState.COMPLETE}
+    # A backup whose chain is broken cannot be restored: it must not count as a kept
+    # backup (keep_last = 1 would delete the last restorable one); it is handled as damaged.
+    links = chain_links({i: e.manifest for i, e in complete.items() if e.manifest is not None})
+    unrestorable = {i: f"broken chain: {link.problem}" for i, link in links.items() if link.problem}
+    complete = {i: e for i, e in complete.items() if i not in unrestorable}
     decision = decide_retention(
         {i: e.created_at for i, e in complete.items()}, policy.spec.retention, now
     )
@@ -148,9 +155,12 @@ def prune_plan(
     young_after = days_before(now, policy.spec.retention.min_age_days)
     damaged: list[DamagedBackup] = []
     for entry in entries:
-        if entry.state is not BackupState.DAMAGED:
+        if entry.backup_id in unrestorable:
+            problem = unrestorable[entry.backup_id]
+        elif entry.state is BackupState.DAMAGED:
+            problem = entry.problem or "listing does not match the manifest"
+        else:
             continue
-        problem = entry.problem or "listing does not match the manifest"
         if (
             oldest_kept is not None
             and entry.backup_id not in needed
