@@ -280,3 +280,15 @@ class Manifest:
 
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def snapshot_time(manifest: Manifest) -> datetime | None:
+    """When the backup's snapshot was taken: the moment it holds the data of, which a
+    point-in-time restore and retention's recovery window date it by (``finished_at`` for
+    manifests without ``consistency.snapshot_at``); None when neither is a time."""
+    text = str(manifest.consistency.get("snapshot_at") or manifest.finished_at or "")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

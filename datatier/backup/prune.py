@@ -6,7 +6,10 @@ Pruning trusts nothing it has not listed and matched:
 
 * it refuses to run while any manifest of the policy is unreadable;
 * retention decides over *good* backups only (complete: the listing matches the manifest),
-  so the newest good backup is always kept;
+  so the newest good backup is always kept; it dates each by its snapshot (the moment its
+  data is of, ``consistency.snapshot_at``, else when it finished), as a point-in-time
+  restore picks its base, so ``recovery_window_days`` keeps the base a restore to the
+  window's first moment needs even when that backup started long before its snapshot;
 * backups a kept backup depends on (an incremental's parents, back to its full backup) are
   kept with it, damaged ones included (reported, never deleted while needed);
 * an incremental whose chain is broken (a parent missing, incomplete or damaged) cannot be
@@ -40,7 +43,7 @@ from datatier.backup.catalog import (
     policy_prefix,
 )
 from datatier.backup.chain import chain_links, needed_parents
-from datatier.backup.manifest import BACKUP_ID, MANIFEST_NAME, parse_backup_id
+from datatier.backup.manifest import BACKUP_ID, MANIFEST_NAME, parse_backup_id, snapshot_time
 from datatier.backup.policy import Policy
 from datatier.backup.retention import days_before, decide_retention
 from datatier.errors import IntegrityFailure
@@ -140,7 +143,7 @@ def prune_plan(
     unrestorable = {i: f"broken chain: {link.problem}" for i, link in links.items() if link.problem}
     complete = {i: e for i, e in complete.items() if i not in unrestorable}
     decision = decide_retention(
-        {i: e.created_at for i, e in complete.items()}, policy.spec.retention, now
+        {i: _dated(e) for i, e in complete.items()}, policy.spec.retention, now
     )
     keep = [KeptBackup(k.backup_id, k.reasons, complete[k.backup_id].bytes) for k in decision.keep]
     needed = needed_parents(
@@ -164,8 +167,8 @@ def prune_plan(
         if (
             oldest_kept is not None
             and entry.backup_id not in needed
-            and entry.created_at < oldest_kept
-            and (entry.created_at <= young_after)
+            and _dated(entry) < oldest_kept
+            and (_dated(entry) <= young_after)
         ):
             delete.append(_target(entry, f"damaged ({problem}), older than every kept backup"))
         else:
@@ -247,6 +250,13 @@ def _claim(catalog: Catalog, plan: PrunePlan, target: PruneTarget, claim: str) -
         log.info("prune.spared_completed", policy=plan.policy, backup_id=target.backup_id)
         return False
     return True
+
+
+def _dated(entry: BackupEntry) -> datetime:
+    """What retention dates a backup by: its snapshot (the moment its data is of, which a
+    point-in-time restore picks its base by), else its start."""
+    moment = snapshot_time(entry.manifest) if entry.manifest is not None else None
+    return moment or entry.created_at
 
 
 def _target(entry: BackupEntry, reason: str) -> PruneTarget:

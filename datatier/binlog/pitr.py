@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from datatier.backup.catalog import Catalog
-from datatier.backup.manifest import Manifest
+from datatier.backup.manifest import Manifest, snapshot_time
 from datatier.backup.policy import Policy
 from datatier.backup.restore import find_backup
 from datatier.backup.service import load_policy, open_policy_catalog
@@ -68,16 +68,6 @@ class PitrPlan:
     @property
     def replay_bytes(self) -> int:
         return sum(r.raw_size for r in self.segments)
-
-
-def snapshot_time(manifest: Manifest) -> datetime | None:
-    """When the backup's snapshot was taken (``finished_at`` for older manifests)."""
-    text = str(manifest.consistency.get("snapshot_at") or manifest.finished_at or "")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def backup_position(manifest: Manifest) -> Position | None:
