@@ -119,6 +119,21 @@ def scan(text: str, *, ansi_quotes: bool = False) -> Scan:
     return Scan(words, qualifiers, objects, names, tokens, conditional)
 
 
+def account_statement(found: Scan) -> bool:
+    """Whether the statement manages accounts (``CREATE``/``ALTER``/``DROP``/``RENAME USER``
+    or ``ROLE``, ``GRANT``, ``REVOKE``, ``SET PASSWORD``, ``SET DEFAULT ROLE``): it acts on
+    the server, never on its default database, so a replay of databases leaves it out."""
+    words = found.words
+    if not words:
+        return False
+    if words[0] in ("GRANT", "REVOKE"):
+        return True
+    rest = [w for w in words[1:5] if w not in ("OR", "REPLACE", "IF", "NOT", "EXISTS")]
+    if words[0] in ("CREATE", "ALTER", "DROP", "RENAME"):
+        return rest[:1] in (["USER"], ["ROLE"])
+    return words[0] == "SET" and (rest[:1] == ["PASSWORD"] or rest[:2] == ["DEFAULT", "ROLE"])
+
+
 def referenced_databases(found: Scan, default: str, known: set[str], sql_mode: int = 0) -> set[str]:
     """Databases the statement acts on: its default database (if any, unless
     :func:`~datatier.mysql.binlog.qualified.qualified_tables` proves that nothing in the

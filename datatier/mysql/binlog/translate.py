@@ -11,7 +11,8 @@ qualified database names renamed. Transactions get new GTIDs on the target (no
 What cannot be replayed faithfully is refused with :class:`ReplayRefused` (exit 2) before
 anything is applied: XA transactions, user-variable statements, incident events, a statement
 that mixes restored and other databases, and statement-format data changes in a
-``--tables`` restore.
+``--tables`` restore. Account statements (``CREATE USER``, ``GRANT``...) are left out: they
+act on the server's accounts, whatever database their session had as default.
 """
 
 from __future__ import annotations
@@ -21,18 +22,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from datatier.errors import UsageError
+from datatier.log import get_logger
 from datatier.mysql.binlog import events as ev
 from datatier.mysql.binlog import query as q
 from datatier.mysql.binlog.groups import Group, ends_transaction
 from datatier.mysql.binlog.sqlrefs import (
     DATA_VERBS,
     Scan,
+    account_statement,
     referenced_databases,
     rewrite,
     scan,
     statement_tables,
 )
 from datatier.mysql.sqltext import ident, string_literal
+
+log = get_logger(__name__)
 
 ANSI_QUOTES = 0x4
 
@@ -319,6 +324,9 @@ class Translator:
             raise ReplayRefused(f"{group.gtid} is a two-phase ALTER (binlog_alter_two_phase)")
         text = event.text.decode("utf-8", "surrogateescape")
         found = scan(text, ansi_quotes=bool((event.sql_mode or 0) & ANSI_QUOTES))
+        if account_statement(found):  # accounts are the server's, not a restored database's
+            log.info("replay.account_statement_skipped", gtid=group.gtid, statement=text[:60])
+            return []
         refs = referenced_databases(found, event.database, self.known, event.sql_mode or 0)
         restored = refs & self.selection.databases
         if not restored:

@@ -1,0 +1,90 @@
+"""A point-in-time restore of one database must not change the target's accounts: an
+account statement (``DROP USER``, ``ALTER USER ... IDENTIFIED BY``) run while the restored
+database was the session's default database acts on no table of it, yet the replay sends it
+to the live target (tester's regression test, sandbox's real MariaDB and S3 server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from datatier.backup.service import run_backup
+from datatier.binlog.archiver import Archiver
+from datatier.cli import main
+from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.conftest import SandboxHandle
+
+DB = "t5acct_db"
+TARGET = "t5acct_r"
+POLICY = "t5acct"
+ACCOUNT = "t5acct_app"
+ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
+
+
+STATEMENTS = {  # run in DB's session between the backup and the target
+    "drop": f"DROP USER '{ACCOUNT}'@'%'",  # an admin's clean-up
+    "password": f"ALTER USER '{ACCOUNT}'@'%' IDENTIFIED BY 'rotated-before'",
+}
+
+
+def password_hash(sandbox: SandboxHandle) -> list[tuple[object, ...]]:
+    return query(
+        sandbox.config,
+        "primary",
+        "SELECT Password FROM mysql.user WHERE User = %s",
+        (ACCOUNT,),
+    )
+
+
+@pytest.fixture(params=list(STATEMENTS))
+def pitr(
+    request: pytest.FixtureRequest,
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """Backup of DB; then, with DB as the default database, a row and an account
+    statement; the GTID after them; the account set up anew afterwards (the live state to
+    keep: created again, or its password rotated again)."""
+    sandbox = use_sandbox_config
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, TARGET)
+    try:
+        query(sandbox.config, "primary", f"DROP USER IF EXISTS '{ACCOUNT}'@'%'")
+        query(sandbox.config, "primary", f"CREATE USER '{ACCOUNT}'@'%' IDENTIFIED BY 'old'")
+        query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
+        sandbox.wait_replicated(60)
+        run_backup(loaded, policy)
+        with sandbox.connect("primary") as conn, conn.cursor() as cur:
+            cur.execute(f"USE {DB}")
+            cur.execute("INSERT INTO t VALUES (1)")
+            cur.execute(STATEMENTS[request.param])
+            cur.execute("SELECT @@gtid_binlog_pos")
+            gtid = str(cur.fetchone()[0])
+        query(
+            sandbox.config, "primary", f"CREATE OR REPLACE USER '{ACCOUNT}'@'%' IDENTIFIED BY 'new'"
+        )
+        Archiver(loaded, policy, node="primary", once=True).run()
+        yield gtid
+    finally:
+        for db in (DB, TARGET):
+            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
+        query(sandbox.config, "primary", f"DROP USER IF EXISTS '{ACCOUNT}'@'%'")
+        sandbox.wait_replicated(60)
+
+
+def test_a_renamed_point_in_time_restore_leaves_the_targets_accounts_alone(
+    pitr: str, use_sandbox_config: SandboxHandle
+) -> None:
+    config = use_sandbox_config.config
+    live = password_hash(use_sandbox_config)
+    code = main(["restore", "--policy", POLICY, "--until-gtid", pitr, "--rename", f"{DB}={TARGET}"])
+    accounts = query(config, "primary", f"SELECT user FROM mysql.user WHERE user = '{ACCOUNT}'")
+    assert accounts == [(ACCOUNT,)], f"restore exit {code}: the live account is gone"
+    assert password_hash(use_sandbox_config) == live, "the live password was reset"
+    if code == 0:  # replayed without the account statement: the row is there
+        assert query(config, "primary", f"SELECT id FROM {TARGET}.t") == [(1,)]
+    else:  # refused up front: nothing restored
+        assert code == 2
+        assert query(config, "primary", f"SHOW DATABASES LIKE '{TARGET}'") == []

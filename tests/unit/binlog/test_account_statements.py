@@ -1,0 +1,50 @@
+"""Account statements a point-in-time replay leaves out (:func:`account_statement`): they act
+on the server's accounts whatever database their session had as default."""
+
+from __future__ import annotations
+
+import pytest
+
+from datatier.mysql.binlog.sqlrefs import account_statement, scan
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE USER 'app'@'%' IDENTIFIED BY 'x'",
+        "create or replace user `app`@`%`",
+        "CREATE USER IF NOT EXISTS app",
+        "ALTER USER 'app'@'%' IDENTIFIED BY 'rotated'",
+        "DROP USER 'app'@'%'",
+        "DROP USER IF EXISTS app",
+        "RENAME USER a TO b",
+        "CREATE ROLE IF NOT EXISTS reader",
+        "DROP ROLE reader",
+        "GRANT SELECT ON shop.* TO 'app'@'%'",
+        "REVOKE ALL PRIVILEGES ON *.* FROM app",
+        "SET PASSWORD FOR 'app'@'%' = PASSWORD('x')",
+        "SET DEFAULT ROLE reader FOR app",
+        "/* note */ DROP USER app",
+    ],
+)
+def test_account_statements_are_recognised(sql: str) -> None:
+    assert account_statement(scan(sql))
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TABLE user (id INT)",
+        "CREATE TABLE `role` (id INT)",
+        "DROP TABLE IF EXISTS user",
+        "ALTER TABLE users ADD c INT",
+        "RENAME TABLE user TO user2",
+        "INSERT INTO grant_log VALUES ('GRANT ALL')",
+        "UPDATE t SET password = 'x'",
+        "SET @x = 1",
+        "CREATE DATABASE `user`",
+        "",
+    ],
+)
+def test_other_statements_are_not(sql: str) -> None:
+    assert not account_statement(scan(sql))
