@@ -5,12 +5,14 @@ Rules (:class:`~datatier.backup.policy.RetentionSettings`), each adding a reason
 * ``keep_last`` N: the N newest backups.
 * ``keep_daily`` / ``keep_weekly`` / ``keep_monthly`` N: the newest backup of each of the N
   most recent UTC days / ISO weeks / months *that have backups* (gaps do not use up slots).
-* ``min_age_days``: a backup younger than this (or dated in the future) is always kept.
+* ``min_age_days``: a backup younger than this is always kept.
+* A backup dated after ``now`` (a clock ahead wrote it) is always kept and takes no slot of
+  the rules above: it is never the newest, so it never makes the real newest backup go.
 * ``recovery_window_days`` N (Barman's recovery window): every backup created in the last
   N days, plus the newest one created at or before the window's start (the base a restore
   to the window's first moment starts from). Binlog ranges and incremental chains those
   backups need are the catalog's business, kept with them.
-* The newest backup is always kept, whatever the settings.
+* The newest backup (dated at or before ``now``) is always kept, whatever the settings.
 
 Everything else is to be deleted. Only complete backups belong here: incomplete or
 unreadable ones are the catalog's business.
@@ -25,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from datatier.backup.policy import RetentionSettings
 
 NEWEST = "newest"
+FUTURE = "dated after the time retention is judged at"
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
@@ -84,12 +87,15 @@ def decide_retention(
     _require_aware(now, "now")
     for backup_id, created in backups.items():
         _require_aware(created, f"creation time of {backup_id}")
-    ordered = sorted(backups.items(), key=lambda item: (item[1], item[0]), reverse=True)
-    reasons: dict[str, list[str]] = {backup_id: [] for backup_id, _ in ordered}
-    if not ordered:
-        return RetentionDecision(keep=[], delete=[])
+    everything = sorted(backups.items(), key=lambda item: (item[1], item[0]), reverse=True)
+    reasons: dict[str, list[str]] = {backup_id: [] for backup_id, _ in everything}
+    for backup_id, created in everything:
+        if created > now:  # a clock ahead wrote it: kept, and it takes no one's slot
+            reasons[backup_id].append(FUTURE)
+    ordered = [(i, created) for i, created in everything if created <= now]
 
-    reasons[ordered[0][0]].append(NEWEST)
+    if ordered:
+        reasons[ordered[0][0]].append(NEWEST)
     for rank, (backup_id, _) in enumerate(ordered[: settings.keep_last], start=1):
         reasons[backup_id].append(f"last {rank} of {settings.keep_last}")
 
@@ -110,9 +116,7 @@ def decide_retention(
 
     young_after = days_before(now, settings.min_age_days)
     for backup_id, created in ordered:
-        if created > now:
-            reasons[backup_id].append("dated after the time retention is judged at")
-        elif created > young_after:
+        if created > young_after:
             reasons[backup_id].append(f"younger than {settings.min_age_days:g} days")
 
     if settings.recovery_window_days > 0:
@@ -128,8 +132,8 @@ def decide_retention(
 
     keep = [
         Kept(backup_id, created, tuple(reasons[backup_id]))
-        for backup_id, created in ordered
+        for backup_id, created in everything
         if reasons[backup_id]
     ]
-    delete = [backup_id for backup_id, _ in ordered if not reasons[backup_id]]
+    delete = [backup_id for backup_id, _ in everything if not reasons[backup_id]]
     return RetentionDecision(keep=keep, delete=delete)

@@ -157,14 +157,19 @@ def test_min_age_keeps_everything_younger() -> None:
     assert len(decision.delete) == 7
 
 
-def test_a_backup_dated_in_the_future_counts_as_young_and_newest() -> None:
+def test_a_backup_dated_in_the_future_is_kept_but_takes_no_slot() -> None:
+    """A clock ahead dated it: it was the newest and ``keep_last = 1`` deleted the backup
+    just taken, the only one holding today's data. Now it is kept for what it is and the
+    real newest backup keeps its slot."""
     future = NOW + timedelta(hours=3)
     backups = {bid(future): future, **daily(3)}
     decision = decide_retention(backups, settings(keep_last=1, min_age_days=1), NOW)
     assert decision.keep[0].backup_id == bid(future)
-    future_reason = "dated after the time retention is judged at"
-    assert decision.keep[0].reasons == (NEWEST, "last 1 of 1", future_reason)
-    assert len(decision.delete) == 3
+    assert decision.keep[0].reasons == ("dated after the time retention is judged at",)
+    newest = max(daily(3), key=lambda i: daily(3)[i])
+    assert decision.keep[1].backup_id == newest
+    assert NEWEST in decision.keep[1].reasons and "last 1 of 1" in decision.keep[1].reasons
+    assert len(decision.delete) == 2
 
 
 def test_backups_dated_in_the_future_are_kept_and_say_so_without_a_minimum_age() -> None:
@@ -173,9 +178,16 @@ def test_backups_dated_in_the_future_are_kept_and_say_so_without_a_minimum_age()
     soon, later = NOW + timedelta(hours=1), NOW + timedelta(days=2)
     backups = {bid(soon): soon, bid(later): later, **daily(2)}
     decision = decide_retention(backups, settings(keep_last=1, min_age_days=0), NOW)
-    assert kept_ids(decision) == [bid(later), bid(soon)]
-    assert decision.keep[1].reasons == ("dated after the time retention is judged at",)
-    assert len(decision.delete) == 2
+    assert kept_ids(decision)[:2] == [bid(later), bid(soon)]
+    future = ("dated after the time retention is judged at",)
+    assert decision.keep[0].reasons == future and decision.keep[1].reasons == future
+    assert len(decision.keep) == 3 and len(decision.delete) == 1
+
+
+def test_only_backups_dated_in_the_future_are_all_kept() -> None:
+    later = NOW + timedelta(days=1)
+    decision = decide_retention({bid(later): later}, settings(keep_last=1), NOW)
+    assert kept_ids(decision) == [bid(later)] and decision.delete == []
 
 
 def test_equal_times_are_ordered_by_id_deterministically() -> None:
