@@ -5,7 +5,9 @@ still kept: the oldest position of the policy's kept backups and of every other 
 policy's complete backups (any of them may restore from this archive). It never removes
 the newest record (the archiver resumes from it), deletes a record's index entry before
 its object (an interrupted prune leaves an unindexed object, never an entry without its
-object), and removes unindexed objects (a killed archiver's) older than the grace period.
+object), and removes unindexed objects (a killed archiver's, a race's loser) older than the
+grace period; one past the newest index record may be a running archiver's next segment
+(uploaded, its record not yet written), so it stays at least :data:`IN_FLIGHT`.
 Archive re-classes segments older than the policy's ``archive_after_days``, like data.
 """
 
@@ -30,6 +32,9 @@ from datatier.storage.base import ObjectInfo, ObjectStore
 
 log = get_logger(__name__)
 MYSQL_ENGINES = ("mysql", "mariabackup")  # backups of the cluster whose binlog this is
+IN_FLIGHT = timedelta(days=1)
+"""An unindexed segment past the newest index record may be one an archiver has uploaded and
+is about to index: it is removed only once older than this, whatever ``--grace-hours``."""
 
 
 @dataclass
@@ -85,15 +90,24 @@ def binlog_prune_plan(
         plan.delete.append(record)
     plan.kept = len(chain.records) - len(plan.delete)
     indexed = {r.key for r in chain.records if r.key}
+    newest = max((r.seq for r in chain.records), default=-1)
     cutoff = days_before(now, grace / timedelta(days=1))
+    in_flight = min(cutoff, days_before(now, IN_FLIGHT / timedelta(days=1)))
     plan.orphans = [
         info
         for info in chain.objects.values()
         if info.key not in indexed
         and info.last_modified is not None
-        and info.last_modified < cutoff
+        and info.last_modified < (cutoff if _seq(info.key) <= newest else in_flight)
     ]
     return plan
+
+
+def _seq(key: str) -> int:
+    """The SEQ a segment object's key starts with (a huge number when it has none: such an
+    object is treated as possibly in flight)."""
+    leaf = key.rsplit("/", 1)[-1]
+    return int(leaf[:12]) if leaf[:12].isdigit() else 1 << 62
 
 
 def binlog_prune_execute(store: ObjectStore, plan: BinlogPrunePlan) -> int:
