@@ -27,6 +27,7 @@ from typing import Any, Self
 from datatier.backup.catalog import Catalog
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.backup.policy import Policy
 from datatier.backup.service import load_policy
 from datatier.binlog.pitr import PitrPlan, plan_pitr
 from datatier.binlog.records import iso
@@ -58,20 +59,24 @@ class PitrRestore(RestoreEngine):
             raise UsageError("give exactly one of --until TIME and --until-gtid GTID")
         if options.grants:
             raise UsageError("--grants is not replayed by a point-in-time restore")
+        policy = load_policy(loaded, manifest.policy)
         pitr = plan_pitr(
             loaded,
             catalog,
-            load_policy(loaded, manifest.policy),
+            policy,
             until=options.until,
             until_gtid=options.until_gtid,
             backup_id=manifest.backup_id,
         )
         base_options = replace(options, until=None, until_gtid=None)
         base = LogicalRestore.for_manifest(loaded, manifest, catalog, base_options)
-        return cls(pitr, base, options)
+        return cls(pitr, base, options, policy)
 
-    def __init__(self, pitr: PitrPlan, base: LogicalRestore, options: RestoreOptions) -> None:
+    def __init__(
+        self, pitr: PitrPlan, base: LogicalRestore, options: RestoreOptions, policy: Policy
+    ) -> None:
         self.pitr = pitr
+        self.policy = policy
         self.base = base
         self.options = options
         self.base_plan: RestorePlan | None = None
@@ -83,10 +88,13 @@ class PitrRestore(RestoreEngine):
         self.base_plan = base
         pitr, targets = self.pitr, self.base.targets
         tables = frozenset(self.options.tables) if self.options.tables else None
+        source = self.policy.spec.source
         self.selection = Selection(
             databases=frozenset(targets),
             renames={s: d for s, d in targets.items() if s != d},
             tables=tables,
+            # the base holds only these tables: rows of others have nowhere to go
+            includes=self.policy.includes_table if source.tables or source.exclude_tables else None,
         )
         segments = [r.object_record() for r in pitr.segments]
         stored = sum(r.size for r in pitr.segments)

@@ -92,12 +92,18 @@ def _uncompress(data: bytes) -> bytes:
         raise IntegrityFailure(f"corrupt compressed query event ({exc})") from None
 
 
-def parse_query(event: bytes, checksum: bool) -> QueryEvent:
-    """Decode a query event (``QUERY`` or ``QUERY_COMPRESSED``)."""
+EXECUTE_LOAD_EXTRA = 13
+"""What an ``EXECUTE_LOAD_QUERY`` event (a statement-format LOAD DATA) adds to a query
+event's post-header: file id, the file name's place in the text, duplicate handling."""
+
+
+def parse_query(event: bytes, checksum: bool, extra: int = 0) -> QueryEvent:
+    """Decode a query event (``QUERY`` or ``QUERY_COMPRESSED``; an ``EXECUTE_LOAD_QUERY``
+    with ``extra`` = :data:`EXECUTE_LOAD_EXTRA`)."""
     head = header(event)
     end = len(event) - (CRC_LEN if checksum else 0)
     thread_id, _exec, db_len, error, vars_len = struct.unpack_from("<IIBHH", event, HEADER_LEN)
-    at = HEADER_LEN + 13
+    at = HEADER_LEN + 13 + extra
     status = event[at : at + vars_len]
     values: dict[str, object] = {}
     unknown: list[int] = []

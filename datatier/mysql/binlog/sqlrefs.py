@@ -13,6 +13,7 @@ A two-part name ``a.b`` counts as a database reference only when ``a`` is a know
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from datatier.mysql.binlog.qualified import qualified_tables
@@ -117,6 +118,29 @@ def scan(text: str, *, ansi_quotes: bool = False) -> Scan:
         if target is not None:
             objects.append(target)
     return Scan(words, qualifiers, objects, names, tokens, conditional)
+
+
+SHADOW_BEFORE = {"FROM", "JOIN", "STRAIGHT_JOIN", "INTO", "UPDATE", "TABLE", "AS"}
+
+
+def ambiguous_qualifiers(found: Scan, databases: Collection[str]) -> list[str]:
+    """Two-part names ``x.y`` whose ``x`` is one of ``databases`` and also, in the same
+    statement, an unqualified table or alias (after FROM, JOIN, INTO, UPDATE, TABLE or AS):
+    ``SELECT shop.id FROM shop`` means table ``shop``'s column, ``FROM shop.t`` database
+    ``shop``'s table, and telling them apart takes the server's parser."""
+    tokens = found.tokens
+    shadows = {
+        tokens[i][3]
+        for i in range(1, len(tokens))
+        if tokens[i - 1][0] == "ident"
+        and tokens[i - 1][3].upper() in SHADOW_BEFORE
+        and tokens[i][0] in IDENTS
+        and (i + 1 >= len(tokens) or tokens[i + 1][0] != "dot")
+    }
+    return sorted(
+        {n.value for n, parts in found.qualifiers if parts == 2 and n.value in shadows}
+        & set(databases)
+    )
 
 
 def account_statement(found: Scan) -> bool:

@@ -9,8 +9,9 @@ qualified database names renamed. Transactions get new GTIDs on the target (no
 ``gtid_seq_no``: the originals are older than the target's own and would break strict mode).
 
 What cannot be replayed faithfully is refused with :class:`ReplayRefused` (exit 2) before
-anything is applied: XA transactions, user-variable statements, incident events, a statement
-that mixes restored and other databases, and statement-format data changes in a
+anything is applied: XA transactions, user-variable statements and statement-format LOAD
+DATA acting on restored databases (those on other databases are left out), incident events,
+a statement that mixes restored and other databases, and statement-format data changes in a
 ``--tables`` restore. Account statements (``CREATE USER``, ``GRANT``...) are left out: they
 act on the server's accounts, whatever database their session had as default.
 """
@@ -30,6 +31,7 @@ from datatier.mysql.binlog.sqlrefs import (
     DATA_VERBS,
     Scan,
     account_statement,
+    ambiguous_qualifiers,
     referenced_databases,
     rewrite,
     scan,
@@ -48,19 +50,32 @@ class ReplayRefused(UsageError):
 
 @dataclass(frozen=True)
 class Selection:
-    """What the restore holds: source databases (renamed as ``renames`` says) and, for a
-    ``--tables`` restore, exactly these tables."""
+    """What the restore holds: source databases (renamed as ``renames`` says); for a
+    ``--tables`` restore, exactly these tables; for a policy that backs up only some tables
+    of its databases, those ``includes`` says yes to (tables created later too)."""
 
     databases: frozenset[str]
     renames: dict[str, str] = field(default_factory=dict)
     tables: frozenset[tuple[str, str]] | None = None
     known_databases: frozenset[str] = frozenset()
+    includes: Callable[[str, str], bool] | None = None
+
+    @property
+    def by_table(self) -> bool:
+        """Whether only some tables of the databases are restored."""
+        return self.tables is not None or self.includes is not None
+
+    def holds(self, database: str, table: str) -> bool:
+        """Whether ``database.table`` (source names) is restored."""
+        if database not in self.databases:
+            return False
+        if self.tables is not None and (database, table) not in self.tables:
+            return False
+        return self.includes is None or self.includes(database, table)
 
     def target_of(self, database: str, table: str) -> str | None:
         """The target database of rows of ``database.table``, None if not restored."""
-        if database not in self.databases:
-            return None
-        if self.tables is not None and (database, table) not in self.tables:
+        if not self.holds(database, table):
             return None
         return self.renames.get(database, database)
 
@@ -184,8 +199,8 @@ class Translator:
         events of consecutive statements share one ``BINLOG`` statement (split only above
         ``max_binlog``); a ``BINLOG`` statement must end its packet (the server answers
         none of the statements after it in a multi-statement packet)."""
-        if group.flags & (ev.FL_PREPARED_XA | ev.FL_COMPLETED_XA):
-            raise ReplayRefused(f"transaction {group.gtid} is an XA transaction: not replayable")
+        xa = bool(group.flags & (ev.FL_PREPARED_XA | ev.FL_COMPLETED_XA))
+        user_var = False  # a USER_VAR event is waiting for its statement
         self._version = fde.version
         self._checksum = fde.checksum
         body: list[bytes] = []
@@ -213,6 +228,12 @@ class Translator:
             elif kind in ev.QUERY_EVENTS:
                 statements = self._query(group, q.parse_query(event, fde.checksum), pending)
                 pending = []
+                if user_var and statements:
+                    raise ReplayRefused(
+                        f"transaction {group.gtid} uses user variables in statement format "
+                        "on a restored database: not replayable (binlog_format=ROW avoids this)"
+                    )
+                user_var = False
                 if statements:
                     body.extend(self.binlog(rows))
                     rows = []
@@ -231,10 +252,11 @@ class Translator:
             elif kind in (ev.ANNOTATE_ROWS, ev.BINLOG_CHECKPOINT, ev.GTID_LIST):
                 continue
             elif kind == ev.USER_VAR:
-                raise ReplayRefused(
-                    f"transaction {group.gtid} uses user variables in statement format: "
-                    "not replayable (binlog_format=ROW avoids this)"
-                )
+                user_var = True  # refused only if its statement acts on a restored database
+            elif kind in (ev.BEGIN_LOAD_QUERY, ev.APPEND_BLOCK, ev.DELETE_FILE, ev.XA_PREPARE):
+                continue  # a LOAD DATA's file blocks; an XA transaction's prepare (see below)
+            elif kind == ev.EXECUTE_LOAD_QUERY:
+                self._load_data(group, q.parse_query(event, fde.checksum, q.EXECUTE_LOAD_EXTRA))
             elif kind == ev.INCIDENT:
                 raise ReplayRefused(f"the binlog records an incident (lost events) at {group.gtid}")
             else:
@@ -243,6 +265,8 @@ class Translator:
             raise ReplayRefused(f"transaction {group.gtid} ends inside a statement's row events")
         if all(s in (b"COMMIT", b"ROLLBACK") for s in body):
             return []
+        if xa:  # only refused when it acts on a restored database
+            raise ReplayRefused(f"transaction {group.gtid} is an XA transaction: not replayable")
         head = self._fde(fde)
         if group.standalone:
             return head + body
@@ -337,9 +361,17 @@ class Translator:
             raise ReplayRefused(
                 f"statement {where} acts on restored databases and on {others}: not replayable"
             )
-        if self.selection.tables is not None and not self._tables_ok(found, event, where):
+        if self.selection.by_table and not self._tables_ok(found, event, where):
             return []
         renames = self.selection.renames
+        if unclear := ambiguous_qualifiers(found, renames):
+            raise ReplayRefused(
+                f"statement {where} names {', '.join(unclear)} both as a table (or alias) and "
+                "as the qualifier of a two-part name: whether that is the renamed database "
+                "or the table's column cannot be told apart without the server's parser",
+                hint="restore that database under its own name (no --rename), or replay this "
+                "window by hand; nothing was changed",
+            )
         text = rewrite(text, found, renames, self.known)
         statements = self._session(event, self._version)
         # a default database outside the restore plays no part (every name is qualified,
@@ -352,18 +384,34 @@ class Translator:
         statements.append(text.encode("utf-8", "surrogateescape"))
         return statements
 
+    def _load_data(self, group: Group, event: q.QueryEvent) -> None:
+        """A statement-format LOAD DATA: refused when it loads into a restored database
+        (its file is in the binlog, but no replay of its text can point the server at
+        it), left out otherwise."""
+        text = event.text.decode("utf-8", "surrogateescape")
+        found = scan(text, ansi_quotes=bool((event.sql_mode or 0) & ANSI_QUOTES))
+        refs = referenced_databases(found, event.database, self.known, event.sql_mode or 0)
+        if refs & self.selection.databases:
+            raise ReplayRefused(
+                f"transaction {group.gtid} is a statement-format LOAD DATA into a restored "
+                f"database ({text[:80]!r}): not replayable",
+                hint="restore up to the transaction before it (--until-gtid), then load that "
+                "file again by hand; binlog_format=ROW or MIXED logs LOAD DATA as rows",
+            )
+
     def _tables_ok(self, found: Scan, event: q.QueryEvent, where: str) -> bool:
-        """For a ``--tables`` restore: replay a table DDL on restored tables only."""
+        """When only some tables are restored (``--tables``, a policy's ``[source]
+        tables``/``exclude_tables``): replay a table DDL on restored tables only."""
         tables = statement_tables(found, event.database)
-        wanted = self.selection.tables or frozenset()
         if tables is None:
             if found.words and found.words[0].encode() in DATA_VERBS_B:
                 raise ReplayRefused(
-                    f"statement-format change {where} cannot be limited to --tables "
-                    "(restore whole databases, or use binlog_format=ROW)"
+                    f"statement-format change {where} cannot be limited to the restored tables "
+                    "(--tables, or the policy's [source] tables; restore whole databases, or "
+                    "use binlog_format=ROW)"
                 )
             return False
-        inside = [t for t in tables if t in wanted]
+        inside = [t for t in tables if self.selection.holds(*t)]
         if inside and len(inside) != len(tables):
             raise ReplayRefused(f"statement {where} acts on restored and other tables")
         return bool(inside)

@@ -1,11 +1,12 @@
-"""Account statements a point-in-time replay leaves out (:func:`account_statement`): they act
-on the server's accounts whatever database their session had as default."""
+"""Statements a point-in-time replay leaves out (:func:`account_statement`: they act on the
+server's accounts whatever database their session had as default) or refuses under
+``--rename`` (:func:`ambiguous_qualifiers`: ``x.y`` where ``x`` is also a table)."""
 
 from __future__ import annotations
 
 import pytest
 
-from datatier.mysql.binlog.sqlrefs import account_statement, scan
+from datatier.mysql.binlog.sqlrefs import account_statement, ambiguous_qualifiers, scan
 
 
 @pytest.mark.parametrize(
@@ -48,3 +49,22 @@ def test_account_statements_are_recognised(sql: str) -> None:
 )
 def test_other_statements_are_not(sql: str) -> None:
     assert not account_statement(scan(sql))
+
+
+@pytest.mark.parametrize(
+    ("sql", "unclear"),
+    [
+        ("CREATE VIEW v AS SELECT shop.id FROM shop", ["shop"]),
+        ("SELECT shop.id FROM orders AS shop", ["shop"]),
+        ("UPDATE shop SET shop.v = 1", ["shop"]),
+        ("DROP TABLE shop, shop.t2", ["shop"]),
+        ("SELECT * FROM shop.shop", []),
+        ("SELECT o.id FROM shop.orders o JOIN crm.c ON c.id = o.c", []),
+        ("INSERT INTO shop.t SELECT other.x FROM other", []),  # other is not renamed
+        ("SELECT `shop`.id FROM `shop`", ["shop"]),
+    ],
+)
+def test_two_part_names_whose_qualifier_is_also_a_table_are_ambiguous(
+    sql: str, unclear: list[str]
+) -> None:
+    assert ambiguous_qualifiers(scan(sql), {"shop", "crm"}) == unclear
