@@ -10,7 +10,9 @@
   statement; a read-only or replica target is refused unless ``allow_replica_target`` (then
   the load runs without binlogging, so no errant GTID); a target database that already
   holds tables is refused unless ``force``.
-* ``apply``: databases created, then objects in restore order (schema, data, triggers,
+* ``apply``: with ``force``, the target's objects named like a table, sequence or view the
+  restore creates but of another kind dropped (:func:`~datatier.mysql.target.other_kinds`;
+  nothing else), databases created, then objects in restore order (schema, data, triggers,
   routines, events, views), tables and data parts in parallel (see
   :class:`~datatier.mysql.load.SQLLoader`), from their verified local copies.
 * ``post_check``: every restored table has the manifest's row count.
@@ -30,6 +32,7 @@ from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord, Section
 from datatier.backup.names import TableName, held_tables, show
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
+from datatier.log import get_logger
 from datatier.mysql.claim import claim_databases
 from datatier.mysql.connection import Endpoint, resolve_target
 from datatier.mysql.labels import name_label, table_label
@@ -39,16 +42,21 @@ from datatier.mysql.rowcheck import check_row_counts
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
 from datatier.mysql.sequence_deps import check_sequence_bases, read_schema
 from datatier.mysql.target import (
+    Conflict,
     bad_database_name,
     busy_databases,
     check_not_replica,
     check_packet_size,
     create_databases,
     database_clause,
+    drop_conflicts,
     drop_views,
+    other_kinds,
 )
 from datatier.mysql.view_deps import check_view_bases
 from datatier.pipeline.staging import Staged
+
+log = get_logger(__name__)
 
 TABLE_KINDS = ("schema", "bundle", "data", "triggers")
 DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
@@ -162,6 +170,7 @@ class LogicalRestore(RestoreEngine):
         self.targets: dict[str, str] = {}
         self._sequences: set[tuple[str, str]] = set()  # told by their objects (check_staged)
         self._created: list[str] = []  # databases the last apply created
+        self._replaced: list[Conflict] = []  # target objects of another kind it dropped
         self._loader: SQLLoader | None = None
 
     # -- plan and refusals --------------------------------------------------------------------
@@ -256,16 +265,18 @@ class LogicalRestore(RestoreEngine):
         failure, views whose placeholder was created but not their definition are dropped:
         a placeholder answers every query with constants."""
         targets = self.targets
-        self._created, self._loader = [], None
+        self._created, self._replaced, self._loader = [], [], None
+        sequences = self._sequences | {
+            (t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"
+        }
+        if self.options.force:
+            self._replace_other_kinds(plan, sequences)
         create_databases(
             self.server, targets, self.manifest.databases, binlog=self.binlog, created=self._created
         )
         renamed = {src for src, dst in targets.items() if src != dst}
 
         originals = {o.key: o for o in plan.objects}
-        sequences = self._sequences | {
-            (t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"
-        }
 
         def fetch(record: ObjectRecord) -> Iterator[bytes]:
             record = originals[record.key]  # as the manifest has it (see ``fed`` below)
@@ -320,6 +331,26 @@ class LogicalRestore(RestoreEngine):
                 self._drop_placeholders(list(placeholders), exc)
             raise
 
+    def _replace_other_kinds(self, plan: RestorePlan, sequences: set[TableName]) -> None:
+        """``--force``: drop the target's objects named like a table, sequence or view this
+        restore creates but of another kind (a view where the backup has a table...); the
+        backup's own ``DROP ... IF EXISTS`` names only its kind (older objects included).
+        Nothing else on the target is touched."""
+        creates = {
+            (self.targets[db], t): "sequence" if (db, t) in sequences else "table"
+            for db, t in restored_tables(plan.objects, self.options.tables)
+        }
+        creates |= {
+            (self.targets[o.database], o.table): "view"
+            for o in plan.objects
+            if o.kind in VIEW_KINDS and o.database and o.table
+        }
+        conflicts = other_kinds(self.server, creates)
+        for c in conflicts:
+            log.warning("restore.replacing_other_kind", object=table_label(c.database, c.name),
+                        present=c.present, restored=c.kind)  # fmt: skip
+        drop_conflicts(self.server, conflicts, binlog=self.binlog, dropped=self._replaced)
+
     def _drop_placeholders(self, views: list[tuple[str, str]], exc: BaseException) -> None:
         shown = ", ".join(table_label(db, v) for db, v in views)
         try:
@@ -335,9 +366,10 @@ class LogicalRestore(RestoreEngine):
         return {src: dst for src, dst in self.options.renames.items() if src != dst}
 
     def changed_target(self) -> bool:
-        """False when the last apply failed before creating a database or sending a
-        statement of any object."""
-        return bool(self._created) or (self._loader is not None and self._loader.started)
+        """False when the last apply failed before dropping an object of another kind,
+        creating a database or sending a statement of any object."""
+        started = self._loader is not None and self._loader.started
+        return bool(self._created or self._replaced) or started
 
     def _sections(self, record: ObjectRecord) -> list[Section]:
         """The sections of bundle ``record`` this restore loads (``--tables``: those named)."""

@@ -1,0 +1,174 @@
+"""``restore --force`` onto a target whose object of a backed-up name is of another kind
+(table, sequence, view), on the real sandbox: the target's object is replaced whatever its
+kind, objects the restore does not create survive, and without ``--force`` the refusal
+(exit 2) changes nothing. Reproduction: each pairing below exited 1 half-way ("already
+exists", "is not SEQUENCE", "is not VIEW"), the backup's own ``DROP ... IF EXISTS`` naming
+only its own kind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from datatier.backup.manifest import Manifest
+from datatier.cli import main
+from datatier.mysql.sqltext import ident as q
+from tests.integration.conftest import SandboxHandle
+from tests.integration.mysql.conftest import back_up
+
+SOURCE = "rfk src`k"
+COPY = "rfk copy`k"
+TABLE, SEQUENCE, VIEW = "t", "zs", "v"
+KEEP, KEEP_VIEW = "keep", "keep_v"
+NAMES = {"table": TABLE, "sequence": SEQUENCE, "view": VIEW}
+TYPES = {"table": "BASE TABLE", "sequence": "SEQUENCE", "view": "VIEW"}
+RESTORED = {TABLE: "BASE TABLE", SEQUENCE: "SEQUENCE", VIEW: "VIEW"}
+
+
+def execute(sandbox: SandboxHandle, *statements: str) -> None:
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+
+
+def kinds(sandbox: SandboxHandle, database: str) -> dict[str, str]:
+    """Each table, sequence and view of ``database`` and its TABLE_TYPE."""
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            (database,),
+        )
+        return {str(name): str(kind) for name, kind in cur.fetchall()}
+
+
+def make(kind: str, name: str) -> str:
+    """A statement creating an object ``name`` of ``kind`` in COPY."""
+    where = f"{q(COPY)}.{q(name)}"
+    if kind == "table":
+        return f"CREATE TABLE {where} (other INT)"
+    if kind == "sequence":
+        return f"CREATE SEQUENCE {where} START WITH 500"
+    return f"CREATE VIEW {where} AS SELECT 42 AS answer"
+
+
+@pytest.fixture(scope="module")
+def backup(sandbox: SandboxHandle) -> Iterator[Manifest]:
+    """SOURCE: table ``t`` (two rows), sequence ``zs`` (drawn to 7) and view ``v`` on ``t``."""
+    execute(sandbox, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in (SOURCE, COPY)))
+    s = q(SOURCE)
+    execute(
+        sandbox,
+        f"CREATE DATABASE {s}",
+        f"CREATE TABLE {s}.{TABLE} (id INT PRIMARY KEY, w VARCHAR(10))",
+        f"INSERT INTO {s}.{TABLE} VALUES (1, 'one'), (2, 'two')",
+        f"CREATE SEQUENCE {s}.{SEQUENCE} START WITH 7",
+        f"CREATE VIEW {s}.{VIEW} AS SELECT id, w FROM {s}.{TABLE}",
+    )
+    yield back_up(sandbox, "force-kinds", [SOURCE])
+    execute(sandbox, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in (SOURCE, COPY)))
+
+
+@pytest.fixture
+def target(use_sandbox_config: SandboxHandle, backup: Manifest) -> Iterator[SandboxHandle]:
+    """COPY with objects the backup does not hold: table ``keep`` (one row), view
+    ``keep_v``."""
+    sandbox = use_sandbox_config
+    execute(
+        sandbox,
+        f"DROP DATABASE IF EXISTS {q(COPY)}",
+        f"CREATE DATABASE {q(COPY)}",
+        f"CREATE TABLE {q(COPY)}.{KEEP} (id INT PRIMARY KEY)",
+        f"INSERT INTO {q(COPY)}.{KEEP} VALUES (9)",
+        f"CREATE VIEW {q(COPY)}.{KEEP_VIEW} AS SELECT id FROM {q(COPY)}.{KEEP}",
+    )
+    yield sandbox
+    execute(sandbox, f"DROP DATABASE IF EXISTS {q(COPY)}")
+
+
+def restore(backup: Manifest, *args: str) -> int:
+    return main(["restore", backup.backup_id, "--target", "primary",
+                 "--rename", f"{SOURCE}={COPY}", *args])  # fmt: skip
+
+
+PAIRINGS = [(b, t) for b in NAMES for t in NAMES if b != t]
+
+
+def assert_restored(sandbox: SandboxHandle) -> None:
+    """COPY holds the backup's objects with their kinds and content, and the others."""
+    assert kinds(sandbox, COPY) == {**RESTORED, KEEP: "BASE TABLE", KEEP_VIEW: "VIEW"}
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT id, w FROM {q(COPY)}.{VIEW} ORDER BY id")
+        assert cur.fetchall() == ((1, "one"), (2, "two"))
+        cur.execute(f"SELECT NEXTVAL({q(COPY)}.{SEQUENCE})")
+        assert cur.fetchone()[0] == 7
+        cur.execute(f"SELECT id FROM {q(COPY)}.{KEEP}")
+        assert cur.fetchall() == ((9,),)
+
+
+@pytest.mark.parametrize(("backed_up", "present"), PAIRINGS)
+def test_force_replaces_an_object_of_another_kind(
+    target: SandboxHandle,
+    backup: Manifest,
+    backed_up: str,
+    present: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The backup's ``backed_up`` object meets a ``present`` one of its name in COPY."""
+    execute(target, make(present, NAMES[backed_up]))
+    capsys.readouterr()
+    assert restore(backup, "--force") == 0, capsys.readouterr().err
+    assert_restored(target)
+
+
+@pytest.mark.parametrize(("backed_up", "present"), PAIRINGS)
+def test_without_force_the_refusal_changes_nothing(
+    target: SandboxHandle,
+    backup: Manifest,
+    backed_up: str,
+    present: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = NAMES[backed_up]
+    execute(target, make(present, name))
+    before = kinds(target, COPY)
+    capsys.readouterr()
+    assert restore(backup) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (
+        kinds(target, COPY)
+        == before
+        == {name: TYPES[present], KEEP: "BASE TABLE", KEEP_VIEW: "VIEW"}
+    )
+
+
+def test_tables_replaces_only_the_objects_restored(
+    target: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--tables SRC.zs`` over a table ``zs``: the sequence replaces it; a view named like
+    the backup's table ``t`` (not restored) stays as it is."""
+    execute(target, make("table", SEQUENCE), make("view", TABLE))
+    capsys.readouterr()
+    assert restore(backup, "--force", "--tables", f"{q(SOURCE)}.{SEQUENCE}") == 0, (
+        capsys.readouterr().err
+    )
+    assert kinds(target, COPY) == {
+        SEQUENCE: "SEQUENCE",
+        TABLE: "VIEW",
+        KEEP: "BASE TABLE",
+        KEEP_VIEW: "VIEW",
+    }
+    with target.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT answer FROM {q(COPY)}.{TABLE}")
+        assert cur.fetchall() == ((42,),)
+
+
+def test_a_view_replaced_by_a_table_of_a_later_schema_version(
+    target: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every backed-up name present with another kind at once (the view ``t`` of a later
+    schema where the backup has a table, and so on): one ``--force`` replaces them all."""
+    execute(target, make("view", TABLE), make("table", SEQUENCE), make("sequence", VIEW))
+    capsys.readouterr()
+    assert restore(backup, "--force") == 0, capsys.readouterr().err
+    assert_restored(target)
