@@ -1,9 +1,11 @@
 """``restore --force`` onto a target whose object of a backed-up name is of another kind
 (table, sequence, view), on the real sandbox: the target's object is replaced whatever its
 kind, objects the restore does not create survive, and without ``--force`` the refusal
-(exit 2) changes nothing. Reproduction: each pairing below exited 1 half-way ("already
-exists", "is not SEQUENCE", "is not VIEW"), the backup's own ``DROP ... IF EXISTS`` naming
-only its own kind."""
+(exit 2) changes nothing. Reproduction: every pairing of a backed-up
+sequence or view with a target object of another kind, and a backed-up table with a target
+view, exited 1 half-way ("Table 'x' already exists"), the backup's own ``DROP ... IF
+EXISTS`` naming only its own kind (a table over a sequence or a system-versioned table
+worked: DROP TABLE drops both)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from datatier.backup.manifest import Manifest
 from datatier.cli import main
 from datatier.mysql.sqltext import ident as q
 from tests.integration.conftest import SandboxHandle
+from tests.integration.integrity import clear_prefix, default_store
 from tests.integration.mysql.conftest import back_up
 
 SOURCE = "rfk src`k"
@@ -22,7 +25,12 @@ COPY = "rfk copy`k"
 TABLE, SEQUENCE, VIEW = "t", "zs", "v"
 KEEP, KEEP_VIEW = "keep", "keep_v"
 NAMES = {"table": TABLE, "sequence": SEQUENCE, "view": VIEW}
-TYPES = {"table": "BASE TABLE", "sequence": "SEQUENCE", "view": "VIEW"}
+TYPES = {
+    "table": "BASE TABLE",
+    "versioned": "SYSTEM VERSIONED",
+    "sequence": "SEQUENCE",
+    "view": "VIEW",
+}
 RESTORED = {TABLE: "BASE TABLE", SEQUENCE: "SEQUENCE", VIEW: "VIEW"}
 
 
@@ -32,9 +40,9 @@ def execute(sandbox: SandboxHandle, *statements: str) -> None:
             cur.execute(statement)
 
 
-def kinds(sandbox: SandboxHandle, database: str) -> dict[str, str]:
-    """Each table, sequence and view of ``database`` and its TABLE_TYPE."""
-    with sandbox.connect() as conn, conn.cursor() as cur:
+def kinds(sandbox: SandboxHandle, database: str, node: str = "primary") -> dict[str, str]:
+    """Each table, sequence and view of ``database`` on ``node`` and its TABLE_TYPE."""
+    with sandbox.connect(node) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
             (database,),
@@ -47,6 +55,8 @@ def make(kind: str, name: str) -> str:
     where = f"{q(COPY)}.{q(name)}"
     if kind == "table":
         return f"CREATE TABLE {where} (other INT)"
+    if kind == "versioned":
+        return f"CREATE TABLE {where} (other INT) WITH SYSTEM VERSIONING"
     if kind == "sequence":
         return f"CREATE SEQUENCE {where} START WITH 500"
     return f"CREATE VIEW {where} AS SELECT 42 AS answer"
@@ -65,6 +75,7 @@ def backup(sandbox: SandboxHandle) -> Iterator[Manifest]:
         f"CREATE SEQUENCE {s}.{SEQUENCE} START WITH 7",
         f"CREATE VIEW {s}.{VIEW} AS SELECT id, w FROM {s}.{TABLE}",
     )
+    clear_prefix(default_store(sandbox), "force-kinds")
     yield back_up(sandbox, "force-kinds", [SOURCE])
     execute(sandbox, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in (SOURCE, COPY)))
 
@@ -91,12 +102,17 @@ def restore(backup: Manifest, *args: str) -> int:
                  "--rename", f"{SOURCE}={COPY}", *args])  # fmt: skip
 
 
-PAIRINGS = [(b, t) for b in NAMES for t in NAMES if b != t]
+PAIRINGS = [(b, t) for b in NAMES for t in TYPES if TYPES[t] != TYPES[b]]
 
 
 def assert_restored(sandbox: SandboxHandle) -> None:
-    """COPY holds the backup's objects with their kinds and content, and the others."""
-    assert kinds(sandbox, COPY) == {**RESTORED, KEEP: "BASE TABLE", KEEP_VIEW: "VIEW"}
+    """COPY holds the backup's objects with their kinds and content, and the others; so do
+    the replicas (the drops went through the binlog, replication runs on)."""
+    expected = {**RESTORED, KEEP: "BASE TABLE", KEEP_VIEW: "VIEW"}
+    assert kinds(sandbox, COPY) == expected
+    sandbox.wait_replicated()
+    for node in ("replica1", "replica2"):
+        assert kinds(sandbox, COPY, node) == expected, node
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute(f"SELECT id, w FROM {q(COPY)}.{VIEW} ORDER BY id")
         assert cur.fetchall() == ((1, "one"), (2, "two"))
