@@ -11,7 +11,7 @@
   the load runs without binlogging, so no errant GTID); a target database that already
   holds tables is refused unless ``force``.
 * ``apply``: with ``force``, the target's objects named like a table, sequence or view the
-  restore creates but of another kind dropped (:func:`~datatier.mysql.target.other_kinds`;
+  restore creates but of another kind dropped (:mod:`datatier.mysql.otherkinds`;
   nothing else), databases created, then objects in restore order (schema, data, triggers,
   routines, events, views), tables and data parts in parallel (see
   :class:`~datatier.mysql.load.SQLLoader`), from their verified local copies.
@@ -37,21 +37,19 @@ from datatier.mysql.claim import claim_databases
 from datatier.mysql.connection import Endpoint, resolve_target
 from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.load import SQLLoader
+from datatier.mysql.otherkinds import Conflict, created_kinds, drop_conflicts, other_kinds
 from datatier.mysql.renamed import rename_references, warn_qualified
 from datatier.mysql.rowcheck import check_row_counts
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
 from datatier.mysql.sequence_deps import check_sequence_bases, read_schema
 from datatier.mysql.target import (
-    Conflict,
     bad_database_name,
     busy_databases,
     check_not_replica,
     check_packet_size,
     create_databases,
     database_clause,
-    drop_conflicts,
     drop_views,
-    other_kinds,
 )
 from datatier.mysql.view_deps import check_view_bases
 from datatier.pipeline.staging import Staged
@@ -219,7 +217,13 @@ class LogicalRestore(RestoreEngine):
         check_packet_size(self.server, int(self.manifest.options.get("max_statement_bytes") or 0))
         if check_not_replica(self.server, self.role, allow=self.options.allow_replica_target):
             self.binlog = False  # allowed onto a replica: never into its binlog (no errant GTIDs)
-        if not self.options.force:
+        if self.options.force:  # told now from the manifest's kinds, again before loading
+            kinds = {(t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"}
+            conflicts = self._other_kinds(plan, kinds)
+            if conflicts:
+                plan.details["replaced"] = [c.to_json() for c in conflicts]
+                plan.summary.append(f"--force replaces {', '.join(map(str, conflicts))}")
+        else:
             busy = busy_databases(self.server, sorted(set(self.targets.values())))
             if busy:
                 listed = ", ".join(f"{db} ({n} tables)" for db, n in sorted(busy.items()))
@@ -331,25 +335,26 @@ class LogicalRestore(RestoreEngine):
                 self._drop_placeholders(list(placeholders), exc)
             raise
 
+    def _other_kinds(self, plan: RestorePlan, sequences: set[TableName]) -> list[Conflict]:
+        """The target's objects named like a table, sequence or view this restore creates,
+        but of another kind (:mod:`datatier.mysql.otherkinds`)."""
+        restored = restored_tables(plan.objects, self.options.tables)
+        views = {(o.database, o.table) for o in plan.objects
+                 if o.kind in VIEW_KINDS and o.database and o.table}  # fmt: skip
+        creates = created_kinds(restored, sequences, views, self.targets)
+        return other_kinds(self.server, creates)
+
     def _replace_other_kinds(self, plan: RestorePlan, sequences: set[TableName]) -> None:
-        """``--force``: drop the target's objects named like a table, sequence or view this
-        restore creates but of another kind (a view where the backup has a table...); the
-        backup's own ``DROP ... IF EXISTS`` names only its kind (older objects included).
-        Nothing else on the target is touched."""
-        creates = {
-            (self.targets[db], t): "sequence" if (db, t) in sequences else "table"
-            for db, t in restored_tables(plan.objects, self.options.tables)
-        }
-        creates |= {
-            (self.targets[o.database], o.table): "view"
-            for o in plan.objects
-            if o.kind in VIEW_KINDS and o.database and o.table
-        }
-        conflicts = other_kinds(self.server, creates)
+        """``--force``: drop them (what was dropped goes to the report's ``replaced``)."""
+        conflicts = self._other_kinds(plan, sequences)
         for c in conflicts:
-            log.warning("restore.replacing_other_kind", object=table_label(c.database, c.name),
-                        present=c.present, restored=c.kind)  # fmt: skip
-        drop_conflicts(self.server, conflicts, binlog=self.binlog, dropped=self._replaced)
+            log.warning("restore.replacing_other_kind", object=str(c))
+        try:
+            drop_conflicts(self.server, conflicts, binlog=self.binlog, dropped=self._replaced)
+        finally:
+            plan.details.pop("replaced", None)  # the check's forecast
+            if self._replaced:
+                plan.details["replaced"] = [c.to_json() for c in self._replaced]
 
     def _drop_placeholders(self, views: list[tuple[str, str]], exc: BaseException) -> None:
         shown = ", ".join(table_label(db, v) for db, v in views)

@@ -7,9 +7,6 @@ bypass ``read_only``) writes transactions of the replica's own and breaks replic
 with ``gtid_strict_mode`` the SQL thread stops at the next event. Nothing is written by
 these checks. :func:`create_databases` validates the character set and collation names a
 manifest gives before they reach SQL (they cannot be bound as parameters).
-:func:`other_kinds` finds, and :func:`drop_conflicts` drops (``--force``, after every
-check), the target's objects named like one the restore creates but of another kind
-(table, sequence, view): the backup's own ``DROP ... IF EXISTS`` names only its kind.
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ from typing import Any
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.mysql.connection import Connection, Endpoint, MySQLError, connect, query_dicts
 from datatier.mysql.replica_status import read_replica_status
-from datatier.mysql.sqltext import ident
 
 CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 """MariaDB/MySQL character set and collation names: letters, digits, underscores."""
@@ -179,72 +175,3 @@ def drop_views(target: Endpoint, views: list[tuple[str, str]], *, binlog: bool) 
         for database, view in views:
             quoted = ".".join("`" + n.replace("`", "``") + "`" for n in (database, view))
             cur.execute(f"DROP VIEW IF EXISTS {quoted}")
-
-
-KIND_TYPES = {
-    "table": ("BASE TABLE", "SYSTEM VERSIONED"),
-    "sequence": ("SEQUENCE",),
-    "view": ("VIEW",),
-}
-"""The ``information_schema.TABLES.TABLE_TYPE`` values each kind a restore creates takes
-over with its own ``DROP ... IF EXISTS`` (``DROP TABLE`` drops a system-versioned table)."""
-
-_DROP = {"BASE TABLE": "TABLE", "SYSTEM VERSIONED": "TABLE", "SEQUENCE": "SEQUENCE", "VIEW": "VIEW"}
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """An object ``name`` of ``database`` on the target whose TABLE_TYPE ``present`` is not
-    of the ``kind`` (table, sequence, view) the restore creates under that name."""
-
-    database: str
-    name: str
-    present: str
-    kind: str
-
-
-def other_kinds(target: Endpoint, creates: Mapping[tuple[str, str], str]) -> list[Conflict]:
-    """Of ``creates`` ((target database, name) -> the kind the restore creates there: a key
-    of :data:`KIND_TYPES`), those ``target`` holds as an object of another kind (names
-    matched as the server does: folded when ``lower_case_table_names`` is set). Reads only."""
-    databases = sorted({db for db, _ in creates})
-    if not databases:
-        return []
-    with connect(target) as conn, conn.cursor() as cur:
-        cur.execute("SELECT @@lower_case_table_names")
-        row = cur.fetchone()
-        fold = bool(row and int(row[0]))
-        marks = ",".join(["%s"] * len(databases))
-        cur.execute(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
-            f"WHERE TABLE_SCHEMA IN ({marks})",
-            tuple(databases),
-        )
-        present = [(str(db), str(name), str(kind)) for db, name, kind in cur.fetchall()]
-
-    def key(database: str, name: str) -> tuple[str, str]:
-        return (database.lower(), name.lower()) if fold else (database, name)
-
-    wanted = {key(db, name): kind for (db, name), kind in creates.items()}
-    found = []
-    for database, name, kind in present:
-        created = wanted.get(key(database, name))
-        if created is not None and kind not in KIND_TYPES[created] and kind in _DROP:
-            found.append(Conflict(database, name, kind, created))
-    return sorted(found, key=lambda c: (c.database, c.name))
-
-
-def drop_conflicts(
-    target: Endpoint, conflicts: list[Conflict], *, binlog: bool, dropped: list[Conflict]
-) -> None:
-    """``DROP {TABLE|SEQUENCE|VIEW} IF EXISTS`` each of ``conflicts`` (by its kind on the
-    target; foreign keys to a dropped table are not checked, as a backup's own DROP TABLE),
-    each appended to ``dropped`` once gone."""
-    with connect(target) as conn, conn.cursor() as cur:
-        if not binlog:
-            cur.execute("SET SESSION sql_log_bin = 0")
-        cur.execute("SET SESSION foreign_key_checks = 0")
-        for conflict in conflicts:
-            quoted = f"{ident(conflict.database)}.{ident(conflict.name)}"
-            cur.execute(f"DROP {_DROP[conflict.present]} IF EXISTS {quoted}")
-            dropped.append(conflict)

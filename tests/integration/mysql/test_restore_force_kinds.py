@@ -9,6 +9,7 @@ worked: DROP TABLE drops both)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +23,7 @@ from tests.integration.mysql.conftest import back_up
 
 SOURCE = "rfk src`k"
 COPY = "rfk copy`k"
-TABLE, SEQUENCE, VIEW = "t", "zs", "v"
+TABLE, SEQUENCE, VIEW, TABLE2 = "t", "zs", "v", "t2"
 KEEP, KEEP_VIEW = "keep", "keep_v"
 NAMES = {"table": TABLE, "sequence": SEQUENCE, "view": VIEW}
 TYPES = {
@@ -31,7 +32,7 @@ TYPES = {
     "sequence": "SEQUENCE",
     "view": "VIEW",
 }
-RESTORED = {TABLE: "BASE TABLE", SEQUENCE: "SEQUENCE", VIEW: "VIEW"}
+RESTORED = {TABLE: "BASE TABLE", TABLE2: "BASE TABLE", SEQUENCE: "SEQUENCE", VIEW: "VIEW"}
 
 
 def execute(sandbox: SandboxHandle, *statements: str) -> None:
@@ -62,9 +63,10 @@ def make(kind: str, name: str) -> str:
     return f"CREATE VIEW {where} AS SELECT 42 AS answer"
 
 
-@pytest.fixture(scope="module")
-def backup(sandbox: SandboxHandle) -> Iterator[Manifest]:
-    """SOURCE: table ``t`` (two rows), sequence ``zs`` (drawn to 7) and view ``v`` on ``t``."""
+@pytest.fixture(scope="module", params=[True, False], ids=["bundled", "own-objects"])
+def backup(sandbox: SandboxHandle, request: pytest.FixtureRequest) -> Iterator[Manifest]:
+    """SOURCE: tables ``t`` (two rows) and ``t2``, sequence ``zs`` (drawn to 7) and view
+    ``v`` on ``t``; the tables in a bundle or each in its own schema object."""
     execute(sandbox, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in (SOURCE, COPY)))
     s = q(SOURCE)
     execute(
@@ -72,11 +74,17 @@ def backup(sandbox: SandboxHandle) -> Iterator[Manifest]:
         f"CREATE DATABASE {s}",
         f"CREATE TABLE {s}.{TABLE} (id INT PRIMARY KEY, w VARCHAR(10))",
         f"INSERT INTO {s}.{TABLE} VALUES (1, 'one'), (2, 'two')",
+        f"CREATE TABLE {s}.{TABLE2} (id INT PRIMARY KEY)",
         f"CREATE SEQUENCE {s}.{SEQUENCE} START WITH 7",
         f"CREATE VIEW {s}.{VIEW} AS SELECT id, w FROM {s}.{TABLE}",
     )
-    clear_prefix(default_store(sandbox), "force-kinds")
-    yield back_up(sandbox, "force-kinds", [SOURCE])
+    policy = f"force-kinds-{int(request.param)}"
+    clear_prefix(default_store(sandbox), policy)
+    settings = "" if request.param else "bundle_tables = false\n"
+    manifest = back_up(sandbox, policy, [SOURCE], settings)
+    bundled = {(o.database, s.table) for o in manifest.objects for s in o.sections}
+    assert ((SOURCE, TABLE) in bundled) == request.param
+    yield manifest
     execute(sandbox, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in (SOURCE, COPY)))
 
 
@@ -188,3 +196,45 @@ def test_a_view_replaced_by_a_table_of_a_later_schema_version(
     capsys.readouterr()
     assert restore(backup, "--force") == 0, capsys.readouterr().err
     assert_restored(target)
+
+
+def test_a_dry_run_names_what_force_would_replace_and_changes_nothing(
+    target: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    execute(target, make("view", TABLE))
+    before = kinds(target, COPY)
+    capsys.readouterr()
+    assert restore(backup, "--force", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert f"--force replaces view `{COPY.replace('`', '``')}`.`t` (the backup has a table)" in (
+        out
+    ), out
+    assert restore(backup, "--force", "--dry-run", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    replaced = {"database": COPY, "name": TABLE, "present": "view", "restored": "table"}
+    assert doc["replaced"] == [replaced], doc
+    assert kinds(target, COPY) == before
+
+    assert restore(backup, "--force", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["replaced"] == [replaced]
+    assert_restored(target)
+
+
+def test_without_binlog_the_replacement_stays_on_the_target(
+    target: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--no-binlog``: the drop of the target's view is not replicated either (the replicas
+    keep their view, replication runs on)."""
+    execute(target, make("view", TABLE))
+    target.wait_replicated()
+    capsys.readouterr()
+    assert restore(backup, "--force", "--no-binlog") == 0, capsys.readouterr().err
+    assert kinds(target, COPY)[TABLE] == "BASE TABLE"
+    execute(target, f"INSERT INTO {q(COPY)}.{KEEP} VALUES (10)")
+    target.wait_replicated()
+    for node in ("replica1", "replica2"):
+        assert kinds(target, COPY, node) == {
+            TABLE: "VIEW",
+            KEEP: "BASE TABLE",
+            KEEP_VIEW: "VIEW",
+        }, node
