@@ -238,3 +238,18 @@ def test_without_binlog_the_replacement_stays_on_the_target(
             KEEP: "BASE TABLE",
             KEEP_VIEW: "VIEW",
         }, node
+
+
+def test_a_refusal_after_staging_drops_nothing(
+    target: SandboxHandle, backup: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--force --tables SRC.v`` where COPY has a table ``v`` but no ``t`` for the view to
+    read: the view check refuses (exit 2) after the objects are staged, and the table ``v``
+    is still there: the replacement comes after every check."""
+    execute(target, make("table", VIEW))
+    before = kinds(target, COPY)
+    capsys.readouterr()
+    assert restore(backup, "--force", "--tables", f"{q(SOURCE)}.{VIEW}") == 2
+    err = capsys.readouterr().err
+    assert f"`{TABLE}`" in err and "partly loaded" not in err, err
+    assert kinds(target, COPY) == before
