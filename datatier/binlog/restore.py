@@ -134,8 +134,13 @@ class PitrRestore(RestoreEngine):
         return self.base.claim_target(self.base_plan)
 
     def check_target(self, plan: RestorePlan) -> None:
+        """The base restore's checks; what they add to its report (``--force`` replacing
+        objects of another kind) goes to this one's too."""
         assert self.base_plan is not None
+        before = len(self.base_plan.summary)
         self.base.check_target(self.base_plan)
+        plan.details["base"].update(self.base_plan.details)
+        plan.summary[before:before] = self.base_plan.summary[before:]
 
     def check_staged(self, plan: RestorePlan, staged: Staged) -> None:
         """Scan the segments up to the target before anything is restored: a target the
@@ -205,6 +210,8 @@ class PitrRestore(RestoreEngine):
         server = self.base.server
         charsets = charset_names(server)
         self.base.apply(self.base_plan, staged, on_loaded)
+        plan.details["base"].pop("replaced", None)  # the check's forecast, then what was done
+        plan.details["base"].update(self.base_plan.details)
         replayed = apply(
             self.pitr.segments,
             self._loader(staged),

@@ -10,7 +10,9 @@
   statement; a read-only or replica target is refused unless ``allow_replica_target`` (then
   the load runs without binlogging, so no errant GTID); a target database that already
   holds tables is refused unless ``force``.
-* ``apply``: databases created, then objects in restore order (schema, data, triggers,
+* ``apply``: with ``force``, the target's objects named like a table, sequence or view the
+  restore creates but of another kind dropped (:mod:`datatier.mysql.otherkinds`;
+  nothing else), databases created, then objects in restore order (schema, data, triggers,
   routines, events, views), tables and data parts in parallel (see
   :class:`~datatier.mysql.load.SQLLoader`), from their verified local copies.
 * ``post_check``: every restored table has the manifest's row count.
@@ -30,10 +32,12 @@ from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord, Section
 from datatier.backup.names import TableName, held_tables, show
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
+from datatier.log import get_logger
 from datatier.mysql.claim import claim_databases
 from datatier.mysql.connection import Endpoint, resolve_target
 from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.load import SQLLoader
+from datatier.mysql.otherkinds import Conflict, created_kinds, drop_conflicts, other_kinds
 from datatier.mysql.references import Refs, recorded_references
 from datatier.mysql.renamed import rename_references, warn_qualified
 from datatier.mysql.rowcheck import check_row_counts
@@ -50,6 +54,8 @@ from datatier.mysql.target import (
 )
 from datatier.mysql.view_deps import check_view_bases, staged_view_reads
 from datatier.pipeline.staging import Staged
+
+log = get_logger(__name__)
 
 TABLE_KINDS = ("schema", "bundle", "data", "triggers")
 DEFINITION_KINDS = ("triggers", "routines", "events", "viewstubs", "views")
@@ -163,6 +169,7 @@ class LogicalRestore(RestoreEngine):
         self.targets: dict[str, str] = {}
         self._sequences: set[tuple[str, str]] = set()  # told by their objects (check_staged)
         self._created: list[str] = []  # databases the last apply created
+        self._replaced: list[Conflict] = []  # target objects of another kind it dropped
         self._loader: SQLLoader | None = None
 
     # -- plan and refusals --------------------------------------------------------------------
@@ -211,7 +218,13 @@ class LogicalRestore(RestoreEngine):
         check_packet_size(self.server, int(self.manifest.options.get("max_statement_bytes") or 0))
         if check_not_replica(self.server, self.role, allow=self.options.allow_replica_target):
             self.binlog = False  # allowed onto a replica: never into its binlog (no errant GTIDs)
-        if not self.options.force:
+        if self.options.force:  # told now from the manifest's kinds, again before loading
+            kinds = {(t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"}
+            conflicts = self._other_kinds(plan, kinds)
+            if conflicts:
+                plan.details["replaced"] = [c.to_json() for c in conflicts]
+                plan.summary.append(f"--force replaces {', '.join(map(str, conflicts))}")
+        else:
             busy = busy_databases(self.server, sorted(set(self.targets.values())))
             if busy:
                 listed = ", ".join(f"{db} ({n} tables)" for db, n in sorted(busy.items()))
@@ -272,16 +285,18 @@ class LogicalRestore(RestoreEngine):
         failure, views whose placeholder was created but not their definition are dropped:
         a placeholder answers every query with constants."""
         targets = self.targets
-        self._created, self._loader = [], None
+        self._created, self._replaced, self._loader = [], [], None
+        sequences = self._sequences | {
+            (t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"
+        }
+        if self.options.force:
+            self._replace_other_kinds(plan, sequences)
         create_databases(
             self.server, targets, self.manifest.databases, binlog=self.binlog, created=self._created
         )
         renamed = {src for src, dst in targets.items() if src != dst}
 
         originals = {o.key: o for o in plan.objects}
-        sequences = self._sequences | {
-            (t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"
-        }
 
         def fetch(record: ObjectRecord) -> Iterator[bytes]:
             record = originals[record.key]  # as the manifest has it (see ``fed`` below)
@@ -336,6 +351,27 @@ class LogicalRestore(RestoreEngine):
                 self._drop_placeholders(list(placeholders), exc)
             raise
 
+    def _other_kinds(self, plan: RestorePlan, sequences: set[TableName]) -> list[Conflict]:
+        """The target's objects named like a table, sequence or view this restore creates,
+        but of another kind (:mod:`datatier.mysql.otherkinds`)."""
+        restored = restored_tables(plan.objects, self.options.tables)
+        views = {(o.database, o.table) for o in plan.objects
+                 if o.kind in VIEW_KINDS and o.database and o.table}  # fmt: skip
+        creates = created_kinds(restored, sequences, views, self.targets)
+        return other_kinds(self.server, creates)
+
+    def _replace_other_kinds(self, plan: RestorePlan, sequences: set[TableName]) -> None:
+        """``--force``: drop them (what was dropped goes to the report's ``replaced``)."""
+        conflicts = self._other_kinds(plan, sequences)
+        for c in conflicts:
+            log.warning("restore.replacing_other_kind", object=str(c))
+        try:
+            drop_conflicts(self.server, conflicts, binlog=self.binlog, dropped=self._replaced)
+        finally:
+            plan.details.pop("replaced", None)  # the check's forecast
+            if self._replaced:
+                plan.details["replaced"] = [c.to_json() for c in self._replaced]
+
     def _drop_placeholders(self, views: list[tuple[str, str]], exc: BaseException) -> None:
         shown = ", ".join(table_label(db, v) for db, v in views)
         try:
@@ -351,9 +387,10 @@ class LogicalRestore(RestoreEngine):
         return {src: dst for src, dst in self.options.renames.items() if src != dst}
 
     def changed_target(self) -> bool:
-        """False when the last apply failed before creating a database or sending a
-        statement of any object."""
-        return bool(self._created) or (self._loader is not None and self._loader.started)
+        """False when the last apply failed before dropping an object of another kind,
+        creating a database or sending a statement of any object."""
+        started = self._loader is not None and self._loader.started
+        return bool(self._created or self._replaced) or started
 
     def _sections(self, record: ObjectRecord) -> list[Section]:
         """The sections of bundle ``record`` this restore loads (``--tables``: those named)."""

@@ -160,6 +160,30 @@ def test_restore_of_one_table_replays_only_that_table(
     assert got == {k: v for k, v in scenario["reference"].items() if k.startswith("items")}
 
 
+def test_force_replaces_a_view_named_like_a_restored_table(
+    scenario: dict[str, Any], pitr_env: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--force over a target whose ``items`` is a view: the view is replaced by the table,
+    which is then replayed; the report names what was replaced (was exit 1, "Table 'items'
+    already exists")."""
+    config = pitr_env.config
+    query(config, "primary", "DROP DATABASE IF EXISTS pitr_kinds")
+    query(config, "primary", "CREATE DATABASE pitr_kinds")
+    query(config, "primary", "CREATE VIEW pitr_kinds.items AS SELECT 1 AS sku")
+    args = ["--until-gtid", scenario["gtid"], "--tables", f"{DB}.items"]
+    try:
+        code = restore(*args, "--rename", f"{DB}=pitr_kinds", "--force", "--json")
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        replaced = {"database": "pitr_kinds", "name": "items", "present": "view",
+                    "restored": "table"}  # fmt: skip
+        assert json.loads(out.out)["base"]["replaced"] == [replaced]
+        got = checksums(config, "primary", "pitr_kinds")
+        assert got == {k: v for k, v in scenario["reference"].items() if k.startswith("items")}
+    finally:
+        query(config, "primary", "DROP DATABASE IF EXISTS pitr_kinds")
+
+
 def test_dry_run_names_base_segments_classes_and_size(
     scenario: dict[str, Any], pitr_env: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:

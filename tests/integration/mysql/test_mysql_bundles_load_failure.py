@@ -1,11 +1,13 @@
 """A bundle (small tables in one object: :mod:`datatier.mysql.load`) that fails part-way, on
-the real sandbox: the target holds a view named like one bundled table, so that table's
-``CREATE TABLE`` fails. The restore exits 1 naming the bundle, the TABLE and where within
-that table's section: its statement (format-1 bundles, run on datatier's own connection) or
-the stock client's line (older bundles; the text the client echoes before its error holds
-``at line 1``), whole or with ``--tables`` (whose stream skips sections); the tables before
-it in the bundle are loaded, those after it are not; once the view is gone, ``--force``
-gives the source."""
+the real sandbox: the target holds a table the backup does not (``other``) owning the
+foreign key name ``dup_fk`` that one bundled table also uses (InnoDB's names are unique per
+database), so that table's ``CREATE TABLE`` fails (a view named like the table did this
+until ``--force`` learnt to replace an object of another kind). The restore exits 1 naming
+the bundle, the TABLE and where within that table's section: its statement (format-1
+bundles, run on datatier's own connection) or the stock client's line (older bundles; the
+text the client echoes before its error holds ``at line 1``), whole or with ``--tables``
+(whose stream skips sections); the tables before it in the bundle are loaded, those after it
+are not; once ``other`` is gone, ``--force`` gives the source."""
 
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ def source(sandbox: SandboxHandle) -> Iterator[None]:
                 f"INSERT INTO {SRC}.{table} VALUES (%s, %s)",
                 [(i, f"{table} {i} ';\n" * (n % 3 + 1)) for i in range(n + 2)],
             )
+        cur.execute(
+            f"ALTER TABLE {SRC}.{VICTIM} ADD CONSTRAINT dup_fk FOREIGN KEY (id) "
+            f"REFERENCES {SRC}.{VICTIM} (id)"
+        )
     sandbox.wait_replicated()
     sandbox.write_policy(
         "bundles-failure",
@@ -72,16 +78,19 @@ def test_a_failing_bundle_names_its_table_and_stops_there(
     assert sorted(order) == TABLES
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE {DST}")
-        cur.execute(f"CREATE VIEW {DST}.{VICTIM} AS SELECT 1 AS x")
+        cur.execute(
+            f"CREATE TABLE {DST}.other (id INT PRIMARY KEY, "
+            f"CONSTRAINT dup_fk FOREIGN KEY (id) REFERENCES {DST}.other (id))"
+        )
     restore = ["restore", manifest.backup_id, "--rename", f"{SRC}={DST}", "--force"]
-    expected = f"in `{DST}` (table `{VICTIM}`, {where}) failed: ERROR 1050"
+    expected = f"in `{DST}` (table `{VICTIM}`, {where}) failed: ERROR 1005"
     partly = f"the restore was interrupted: `{DST}` on primary"
 
     capsys.readouterr()
     assert main(restore) == 1
     err = capsys.readouterr().err
     assert expected in err, err
-    assert f"Table '{VICTIM}' already exists" in err and partly in err
+    assert "errno: 121" in err and partly in err
     source_rows = state(sandbox, SRC)
     found = state(sandbox, DST)
     before = order[: order.index(VICTIM)]
@@ -97,6 +106,6 @@ def test_a_failing_bundle_names_its_table_and_stops_there(
     assert expected in err, err
 
     with sandbox.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP VIEW {DST}.{VICTIM}")
+        cur.execute(f"DROP TABLE {DST}.other")
     assert main(restore) == 0
     assert state(sandbox, DST) == source_rows

@@ -4,8 +4,11 @@ exit code, and leaves no statement of it on the server (:mod:`datatier.mysql.int
 
 The target is pre-seeded and the restore runs with ``--force``: the test's open
 transaction on ``block`` holds a metadata lock its ``DROP TABLE IF EXISTS`` waits on (for
-an hour: the lock wait timeouts are raised); a view named ``fail`` survives ``DROP TABLE IF
-EXISTS fail``, so that table's ``CREATE TABLE`` fails at once (ERROR 1050).
+an hour: the lock wait timeouts are raised); a table ``other`` the backup does not hold
+owns the foreign key name ``dup_fk`` that the backed-up ``fail`` also uses (InnoDB's names
+are unique per database, with foreign_key_checks off too), so ``fail``'s ``CREATE TABLE``
+fails at once (errno 121). (A view named ``fail`` did this until ``--force`` learnt to
+replace an object of another kind.)
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ FILLERS = [f"f{i:02d}" for i in range(16)]
 
 @pytest.fixture(scope="module")
 def source(sandbox: SandboxHandle) -> Iterator[Manifest]:
-    """``block`` (the largest definition: loaded first), fillers, then ``fail`` (the
-    smallest: loaded last, when ``block``'s DROP has long been waiting)."""
+    """``block`` (the largest definition: loaded first), fillers (a comment keeps them
+    larger than ``fail``), then ``fail`` (the smallest: loaded last, when ``block``'s DROP
+    has long been waiting), whose foreign key is named ``dup_fk``."""
     with sandbox.connect() as conn, conn.cursor() as cur:
         for db in (SRC, DST):
             cur.execute(f"DROP DATABASE IF EXISTS {db}")
@@ -39,8 +43,14 @@ def source(sandbox: SandboxHandle) -> Iterator[Manifest]:
         comment = "block " * 300
         cur.execute(f"CREATE TABLE {SRC}.block (id INT PRIMARY KEY, v TEXT) COMMENT '{comment}'")
         for name in FILLERS:
-            cur.execute(f"CREATE TABLE {SRC}.{name} (id INT PRIMARY KEY, v VARCHAR(20))")
-        cur.execute(f"CREATE TABLE {SRC}.fail (id INT PRIMARY KEY)")
+            cur.execute(
+                f"CREATE TABLE {SRC}.{name} (id INT PRIMARY KEY, v VARCHAR(20)) "
+                f"COMMENT '{'filler ' * 12}'"
+            )
+        cur.execute(
+            f"CREATE TABLE {SRC}.fail (id INT PRIMARY KEY, "
+            f"CONSTRAINT dup_fk FOREIGN KEY (id) REFERENCES {SRC}.f00 (id))"
+        )
         for name in ("block", *FILLERS, "fail"):
             cur.execute(f"INSERT INTO {SRC}.{name} (id) VALUES (1), (2)")
     yield back_up(sandbox, "restore-signals", [SRC], "bundle_tables = false\n")
@@ -51,13 +61,16 @@ def source(sandbox: SandboxHandle) -> Iterator[Manifest]:
 
 @pytest.fixture
 def held(sandbox: SandboxHandle, long_lock_waits: None) -> Iterator[None]:  # noqa: F811
-    """``DST`` with ``block`` (the test's transaction holding its metadata lock) and a view
-    ``fail``."""
+    """``DST`` with ``block`` (the test's transaction holding its metadata lock) and
+    ``other``, holding the foreign key name ``dup_fk``."""
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {DST}")
         cur.execute(f"CREATE DATABASE {DST}")
         cur.execute(f"CREATE TABLE {DST}.block (id INT PRIMARY KEY)")
-        cur.execute(f"CREATE VIEW {DST}.fail AS SELECT 1 AS id")
+        cur.execute(
+            f"CREATE TABLE {DST}.other (id INT PRIMARY KEY, "
+            f"CONSTRAINT dup_fk FOREIGN KEY (id) REFERENCES {DST}.other (id))"
+        )
     holder = sandbox.connect()
     with holder.cursor() as cur:
         cur.execute("BEGIN")
@@ -120,7 +133,7 @@ def test_a_failing_job_ends_the_restore_with_its_own_error(
     last = err.strip().splitlines()[-1]
     assert code == 1, err
     assert f"loading the definition of `{DST}`.`fail` failed" in last, err
-    assert "Table 'fail' already exists" in last and "/tables/" not in last, err
+    assert "errno: 121" in last and "/tables/" not in last, err
     assert "interrupted" not in err.lower().replace("the restore was interrupted", ""), err
     assert "Traceback" not in err
     assert took < 15  # staging and loading included
@@ -140,7 +153,7 @@ def test_a_signal_ends_a_blocked_restore_and_its_statements(
     message: str,
 ) -> None:
     with sandbox.connect() as conn, conn.cursor() as cur:  # no failing job this time
-        cur.execute(f"DROP VIEW {DST}.fail")
+        cur.execute(f"DROP TABLE {DST}.other")
     proc = subprocess.Popen(
         restore(sandbox, source.backup_id),
         stderr=subprocess.PIPE,
