@@ -38,10 +38,11 @@ MISSING_REQUIRED = object()
 class Secret:
     """A string that renders as ``***`` everywhere except :meth:`reveal`."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "given")
 
-    def __init__(self, value: str = "") -> None:
+    def __init__(self, value: str = "", *, given: bool = False) -> None:
         self._value = value
+        self.given = given or bool(value)  # set at all: an empty secret file is not "unset"
 
     def reveal(self) -> str:
         """The secret itself: pass it to a client library, never to a log or a message."""
@@ -171,7 +172,7 @@ class Binder:
             if not path.is_absolute():
                 path = self.base_dir / path
             try:
-                return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
+                return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"), given=True)
             except OSError as exc:
                 raise self.error(
                     f"{key}_file", f"cannot read secret file {path}: {exc.strerror}"

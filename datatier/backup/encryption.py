@@ -49,8 +49,8 @@ def configured_identities(config: Config) -> Identities | None:
     """The identities of ``encryption.identity`` (None when it is not set); ConfigError
     saying what is wrong with it, never quoting it."""
     secret = config.encryption.identity
-    if not secret:
-        return None
+    if not secret.given:
+        return None  # an empty identity file is set, and holds no identity (ConfigError)
     try:
         return parse_identities(secret.reveal())
     except ValueError as exc:
@@ -67,6 +67,7 @@ def unlock(config: Config, objects: Iterable[ObjectRecord], what: str) -> Identi
     in messages, e.g. "backup 2026...-3f9c"); None when none is encrypted. UsageError (exit
     2) when no identity is configured, or when some object's recipients include none of
     ours: the message lists the public keys on both sides (never a private key)."""
+    objects = list(objects)
     needed = sorted({o.recipients for o in objects if o.encrypted})
     if not needed:
         return None
@@ -78,8 +79,14 @@ def unlock(config: Config, objects: Iterable[ObjectRecord], what: str) -> Identi
     for recipients in needed:
         if not identities.opening(recipients):
             ours = ", ".join(short(k) for k in identities.public)
+            from datatier.binlog.layout import DIRECTORY  # lazy: layout imports the service
+
+            first = next(o for o in objects if o.encrypted and o.recipients == recipients)
+            named = what
+            if f"/{DIRECTORY}/" in f"/{first.key}":  # a key rotated after the backup
+                named = f"binlog segment {first.key} (replayed after {what})"
             raise UsageError(
-                f"{what} is encrypted to {', '.join(short(k) for k in recipients)}; "
+                f"{named} is encrypted to {', '.join(short(k) for k in recipients)}; "
                 f"no identity in encryption.identity opens it (its public keys: {ours})",
                 hint="add its private key to the identity file (old keys open old backups)",
             )
