@@ -415,6 +415,15 @@ def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, list[str], Any
         except ValueError as exc:
             raise ConfigError(f"environment {name}", ".".join(path), str(exc)) from None
         found.append((name, path, value))
+    given = {tuple(path): name for name, path, _ in found}
+    for name, path, _ in found:
+        if path[-1].endswith("_file") and (*path[:-1], path[-1][:-5]) in given:
+            other = given[(*path[:-1], path[-1][:-5])]
+            raise ConfigError(
+                f"environment {name}",
+                ".".join(path),
+                f"{other} is set too: give the secret or its file, not both",
+            )
     return found
 
 

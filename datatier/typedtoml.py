@@ -35,6 +35,10 @@ MISSING_REQUIRED = object()
 """Use as a field default (via ``required()``) for a value with no sensible default."""
 
 
+SECRET_FILE_MAX = 1 << 20
+"""A secret file larger than this is refused (``/dev/zero`` would never end)."""
+
+
 class Secret:
     """A string that renders as ``***`` everywhere except :meth:`reveal`."""
 
@@ -172,11 +176,21 @@ class Binder:
             if not path.is_absolute():
                 path = self.base_dir / path
             try:
-                return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"), given=True)
+                with path.open("rb") as handle:
+                    content = handle.read(SECRET_FILE_MAX + 1)
             except OSError as exc:
                 raise self.error(
                     f"{key}_file", f"cannot read secret file {path}: {exc.strerror}"
                 ) from None
+            if len(content) > SECRET_FILE_MAX:
+                raise self.error(
+                    f"{key}_file", f"secret file {path} holds more than {SECRET_FILE_MAX} bytes"
+                )
+            try:
+                text = content.decode("utf-8")
+            except UnicodeDecodeError:
+                raise self.error(f"{key}_file", f"secret file {path} is not UTF-8 text") from None
+            return Secret(text.rstrip("\r\n"), given=True)
         if fld.default is MISSING_REQUIRED:
             raise self.error(key, "missing required secret", hint=f"set {file_key}")
         default = fld.default

@@ -151,6 +151,33 @@ def test_secret_files_are_read_relative_to_the_config(tmp_path: Path) -> None:
         load(str(missing), environ={})
 
 
+def test_secret_files_that_never_end_or_are_not_text_are_config_errors(tmp_path: Path) -> None:
+    """``identity_file = /dev/zero`` was an unexpected MemoryError (exit 1)."""
+    path = write(tmp_path, "[encryption]\nidentity_file = '/dev/zero'\n")
+    with pytest.raises(ConfigError, match=r"identity_file: secret file /dev/zero holds more"):
+        load(str(path), environ={})
+    (tmp_path / "latin1").write_bytes(b"caf\xe9")
+    path = write(tmp_path, "[mysql]\npassword_file = 'latin1'\n")
+    with pytest.raises(ConfigError, match=r"password_file: secret file .* is not UTF-8"):
+        load(str(path), environ={})
+
+
+def test_an_empty_secret_file_is_set_though_empty(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    path = write(tmp_path, "[encryption]\nidentity_file = 'empty'\n")
+    identity = load(str(path), environ={}).config.encryption.identity
+    assert identity.reveal() == "" and identity.given
+    assert not load(str(write(tmp_path, "")), environ={}).config.encryption.identity.given
+
+
+def test_a_secret_and_its_file_both_in_the_environment_are_refused(tmp_path: Path) -> None:
+    """Before, the file silently won."""
+    (tmp_path / "pw").write_text("file-value")
+    env = {"DATATIER_MYSQL__PASSWORD": "env", "DATATIER_MYSQL__PASSWORD_FILE": str(tmp_path / "pw")}
+    with pytest.raises(ConfigError, match="DATATIER_MYSQL__PASSWORD is set too"):
+        load(str(write(tmp_path, "")), environ=env)
+
+
 def test_env_secret_beats_file_secret(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("file-value")
     path = write(tmp_path, "[mysql]\npassword_file = 'pw'\n")
