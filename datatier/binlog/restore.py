@@ -83,18 +83,37 @@ class PitrRestore(RestoreEngine):
         self.selection = Selection(databases=frozenset(), renames={})
         self._max_binlog = 0  # set by check_staged, from the target's max_allowed_packet
 
+    def _includes(self) -> Callable[[str, str], bool] | None:
+        """For a base that left tables of its databases out (``options.ignored_tables``:
+        the policy's selection when it was taken), which tables the replay keeps: those the
+        base holds, none it left out, and for a table created later, what the policy says
+        now. None when the base left nothing out."""
+        manifest = self.pitr.manifest
+        ignored = {str(t) for t in manifest.options.get("ignored_tables") or ()}
+        if not ignored:
+            return None
+        held = {(t.database, t.name) for t in manifest.tables}
+        policy = self.policy
+
+        def includes(database: str, table: str) -> bool:
+            if (database, table) in held:
+                return True
+            if f"{database}.{table}" in ignored:
+                return False
+            return policy.includes_table(database, table)
+
+        return includes
+
     def plan(self) -> RestorePlan:
         base = self.base.plan()
         self.base_plan = base
         pitr, targets = self.pitr, self.base.targets
         tables = frozenset(self.options.tables) if self.options.tables else None
-        source = self.policy.spec.source
         self.selection = Selection(
             databases=frozenset(targets),
             renames={s: d for s, d in targets.items() if s != d},
             tables=tables,
-            # the base holds only these tables: rows of others have nowhere to go
-            includes=self.policy.includes_table if source.tables or source.exclude_tables else None,
+            includes=self._includes(),
         )
         segments = [r.object_record() for r in pitr.segments]
         stored = sum(r.size for r in pitr.segments)

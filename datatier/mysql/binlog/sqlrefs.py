@@ -191,6 +191,44 @@ def rewrite(text: str, found: Scan, renames: dict[str, str], known: set[str]) ->
     return "".join(out)
 
 
+_DML_MODIFIERS = {"LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE", "QUICK", "INTO", "FROM"}
+_AFTER_TARGET = {
+    "INSERT": {"VALUES", "VALUE", "SET", "SELECT", "(", "PARTITION", "ON", "RETURNING"},
+    "REPLACE": {"VALUES", "VALUE", "SET", "SELECT", "(", "PARTITION", "RETURNING"},
+    "UPDATE": {"SET"},
+    "DELETE": {"WHERE", "ORDER", "LIMIT", "RETURNING", "PARTITION", ""},
+}
+
+
+def written_table(found: Scan, default: str) -> tuple[str, str] | None:
+    """The one table a single-table ``INSERT``/``REPLACE``/``UPDATE``/``DELETE`` writes, as
+    (database, table), unqualified in ``default``; None for anything else (several tables,
+    an alias, a join, a subquery source: the caller must not guess)."""
+    tokens = found.tokens
+    if not tokens or found.conditional or tokens[0][0] != "ident":
+        return None
+    verb = tokens[0][3].upper()
+    if verb not in _AFTER_TARGET:
+        return None
+    i = 1
+    while i < len(tokens) and tokens[i][0] == "ident" and tokens[i][3].upper() in _DML_MODIFIERS:
+        if verb == "DELETE" and tokens[i][3].upper() == "FROM":
+            i += 1
+            break
+        i += 1
+    if i >= len(tokens) or tokens[i][0] not in IDENTS:
+        return None
+    database, table, i = default, tokens[i][3], i + 1
+    if i + 1 < len(tokens) and tokens[i][0] == "dot" and tokens[i + 1][0] in IDENTS:
+        database, table, i = table, tokens[i + 1][3], i + 2
+    follower = "" if i >= len(tokens) else tokens[i][3]
+    if follower.upper() not in _AFTER_TARGET[verb] or (verb != "DELETE" and not follower):
+        return None  # an alias, a comma, JOIN, USING, a third name part...
+    if any(t[0] == "ident" and t[3].upper() in ("JOIN", "FROM") for t in tokens[i:]):
+        return None  # it reads other tables (INSERT ... SELECT, a subquery)
+    return database, table
+
+
 def statement_tables(found: Scan, default: str) -> list[tuple[str, str]] | None:
     """The tables a table DDL acts on as (database, table), unqualified names in
     ``default``; None when the statement is not a table DDL understood here (``CREATE``,

@@ -19,6 +19,7 @@ act on the server's accounts, whatever database their session had as default.
 from __future__ import annotations
 
 import base64
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ from datatier.mysql.binlog.sqlrefs import (
     rewrite,
     scan,
     statement_tables,
+    written_table,
 )
 from datatier.mysql.sqltext import ident, string_literal
 
@@ -131,6 +133,7 @@ class Translator:
         self._checksum = True
         self.known = set(selection.known_databases) | set(selection.databases)
         self._maps: dict[bytes, tuple[int, bytes | None]] = {}  # table map body -> (id, new)
+        self._xa_left: set[str] = set()  # xids of XA transactions left out, prepared in range
 
     def rows_only(self, fde: ev.FormatDescription, group: Group) -> list[list[bytes]] | None:
         """The row statements (each its table maps and rows events) replaying ``group``
@@ -201,6 +204,7 @@ class Translator:
         none of the statements after it in a multi-statement packet)."""
         xa = bool(group.flags & (ev.FL_PREPARED_XA | ev.FL_COMPLETED_XA))
         user_var = False  # a USER_VAR event is waiting for its statement
+        xa_steps: list[tuple[str, str]] = []  # (XA verb, xid) of this group's XA statements
         self._version = fde.version
         self._checksum = fde.checksum
         body: list[bytes] = []
@@ -226,7 +230,10 @@ class Translator:
                         rows.append(statement)
                     chunk, maps = [], {}
             elif kind in ev.QUERY_EVENTS:
-                statements = self._query(group, q.parse_query(event, fde.checksum), pending)
+                parsed = q.parse_query(event, fde.checksum)
+                if xa and parsed.words[:1] == [b"XA"]:
+                    xa_steps.append(_xa_step(parsed.text))
+                statements = self._query(group, parsed, pending)
                 pending = []
                 if user_var and statements:
                     raise ReplayRefused(
@@ -253,8 +260,10 @@ class Translator:
                 continue
             elif kind == ev.USER_VAR:
                 user_var = True  # refused only if its statement acts on a restored database
-            elif kind in (ev.BEGIN_LOAD_QUERY, ev.APPEND_BLOCK, ev.DELETE_FILE, ev.XA_PREPARE):
-                continue  # a LOAD DATA's file blocks; an XA transaction's prepare (see below)
+            elif kind == ev.XA_PREPARE:
+                xa_steps.append(("START", _prepared_xid(event)))  # the xid its commit names
+            elif kind in (ev.BEGIN_LOAD_QUERY, ev.APPEND_BLOCK, ev.DELETE_FILE):
+                continue  # a LOAD DATA's file blocks (see EXECUTE_LOAD_QUERY)
             elif kind == ev.EXECUTE_LOAD_QUERY:
                 self._load_data(group, q.parse_query(event, fde.checksum, q.EXECUTE_LOAD_EXTRA))
             elif kind == ev.INCIDENT:
@@ -263,10 +272,12 @@ class Translator:
                 raise ReplayRefused(f"transaction {group.gtid} holds binlog event type {kind}")
         if chunk or rows:
             raise ReplayRefused(f"transaction {group.gtid} ends inside a statement's row events")
-        if all(s in (b"COMMIT", b"ROLLBACK") for s in body):
+        empty = all(s in (b"COMMIT", b"ROLLBACK") for s in body)
+        if xa:
+            self._xa_left_out(group, xa_steps, empty)
             return []
-        if xa:  # only refused when it acts on a restored database
-            raise ReplayRefused(f"transaction {group.gtid} is an XA transaction: not replayable")
+        if empty:
+            return []
         head = self._fde(fde)
         if group.standalone:
             return head + body
@@ -384,6 +395,23 @@ class Translator:
         statements.append(text.encode("utf-8", "surrogateescape"))
         return statements
 
+    def _xa_left_out(self, group: Group, steps: list[tuple[str, str]], empty: bool) -> None:
+        """An XA transaction is never replayed: refused when it acts on a restored database
+        (``empty`` False), or when it commits one whose prepare this replay did not see
+        left out (prepared before the base's snapshot, its rows would be lost); else left
+        out, and its xid remembered for its commit."""
+        if not empty:
+            raise ReplayRefused(f"transaction {group.gtid} is an XA transaction: not replayable")
+        started = {xid for verb, xid in steps if verb == "START"}
+        self._xa_left |= started
+        unseen = [xid for verb, xid in steps if verb == "COMMIT" and xid not in self._xa_left]
+        if unseen:
+            raise ReplayRefused(
+                f"transaction {group.gtid} commits XA transaction {unseen[0]}, prepared before "
+                "the replayed range (its changes are not in the base backup): not replayable",
+                hint="restore from a backup taken after that commit, or to a point before it",
+            )
+
     def _load_data(self, group: Group, event: q.QueryEvent) -> None:
         """A statement-format LOAD DATA: refused when it loads into a restored database
         (its file is in the binlog, but no replay of its text can point the server at
@@ -403,6 +431,15 @@ class Translator:
         """When only some tables are restored (``--tables``, a policy's ``[source]
         tables``/``exclude_tables``): replay a table DDL on restored tables only."""
         tables = statement_tables(found, event.database)
+        if tables is None and self.selection.tables is None:
+            # a policy's table selection (no --tables): other DDL (views, triggers,
+            # routines, events, sequences, the database) replays as for whole databases;
+            # a data change replays when the one table it writes is restored
+            if not found.words or found.words[0].encode() not in DATA_VERBS_B:
+                return True
+            written = written_table(found, event.database)
+            if written is not None:
+                return self.selection.holds(*written)
         if tables is None:
             if found.words and found.words[0].encode() in DATA_VERBS_B:
                 raise ReplayRefused(
@@ -453,6 +490,24 @@ class Translator:
 
 
 DATA_VERBS_B = {v.encode() for v in DATA_VERBS}
+
+
+def _prepared_xid(event: bytes) -> str:
+    """The xid of an ``XA_PREPARE`` event as ``XA COMMIT`` writes it (``X'..',X'..',N``)."""
+    body = event[ev.HEADER_LEN :]
+    format_id, gtrid, bqual = struct.unpack_from("<iII", body, 1)
+    data = body[13 : 13 + gtrid + bqual]
+    return f"X'{data[:gtrid].hex()}',X'{data[gtrid:].hex()}',{format_id}".upper()
+
+
+def _xa_step(text: bytes) -> tuple[str, str]:
+    """(``START``/``END``/``PREPARE``/``COMMIT``/``ROLLBACK``, the xid) of an XA statement."""
+    parts = text.decode("utf-8", "surrogateescape").split(None, 2)
+    verb = parts[1].upper() if len(parts) > 1 else ""
+    xid = parts[2].strip().upper() if len(parts) > 2 else ""
+    if xid.upper().endswith("ONE PHASE"):
+        xid = xid[: -len("ONE PHASE")].strip()
+    return verb, xid
 
 
 def flag_settings(flags2: int, version: tuple[int, int, int]) -> list[str]:

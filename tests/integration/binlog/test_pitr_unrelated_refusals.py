@@ -79,3 +79,34 @@ def test_an_unreplayable_transaction_outside_the_restore_does_not_block_it(
     assert query(use_sandbox_config.config, "primary", f"SELECT id, v FROM {TARGET}.t") == [
         (1, "mine")
     ]
+
+
+def test_an_xa_commit_of_a_transaction_prepared_before_the_backup_is_refused(
+    use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prepared before the base's snapshot (its rows are not in the backup), committed
+    after: the commit alone is in the replayed range. Leaving it out would lose the rows
+    without a word; it is refused (exit 2), nothing changed."""
+    sandbox = use_sandbox_config
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, TARGET)
+    try:
+        query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v TEXT)")
+        with sandbox.connect("primary") as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION binlog_format = 'ROW'")
+            for sql in ("XA START 't5pre'", f"INSERT INTO {DB}.t VALUES (4, 'xa')",
+                        "XA END 't5pre'", "XA PREPARE 't5pre'"):  # fmt: skip
+                cur.execute(sql)
+        sandbox.wait_replicated(60)
+        run_backup(loaded, policy)
+        query(sandbox.config, "primary", "XA COMMIT 't5pre'")
+        gtid = str(query(sandbox.config, "primary", "SELECT @@gtid_binlog_pos")[0][0])
+        Archiver(loaded, policy, node="primary", once=True).run()
+        argv = ["restore", "--policy", POLICY, "--until-gtid", gtid, "--rename", f"{DB}={TARGET}"]
+        assert main(argv) == 2
+        assert query(sandbox.config, "primary", f"SHOW DATABASES LIKE '{TARGET}'") == []
+    finally:
+        for db in (DB, TARGET):
+            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
+        sandbox.wait_replicated(60)
