@@ -146,7 +146,7 @@ def settled(future: Future[ObjectStore]) -> ObjectStore | None:
     """The store ``future`` opened, None when it failed (for recording a job's outcome)."""
     try:
         return future.result()
-    except Exception:
+    except BaseException:  # the backup's own error is the one to raise
         return None
 
 

@@ -121,22 +121,57 @@ def scan(text: str, *, ansi_quotes: bool = False) -> Scan:
 
 
 SHADOW_BEFORE = {"FROM", "JOIN", "STRAIGHT_JOIN", "INTO", "UPDATE", "TABLE", "AS"}
+_NOT_ALIASES = {
+    "WHERE", "SET", "ON", "USING", "JOIN", "INNER", "LEFT", "RIGHT", "CROSS", "NATURAL",
+    "STRAIGHT_JOIN", "GROUP", "ORDER", "HAVING", "LIMIT", "UNION", "VALUES", "VALUE",
+    "SELECT", "PARTITION", "FOR", "LOCK", "WINDOW", "RETURNING", "INTO", "EXCEPT",
+    "INTERSECT", "FORCE", "IGNORE", "USE", "OUTER", "AS", "WITH", "ADD", "DROP", "MODIFY",
+    "CHANGE", "RENAME", "TO", "ENGINE", "DEFAULT", "CHARACTER", "COLLATE", "COMMENT", "LIKE",
+}  # fmt: skip
+
+
+def _shadows(tokens: list[Token]) -> set[str]:
+    """Unqualified names used as a table or alias: after FROM, JOIN, INTO, UPDATE, TABLE or
+    AS, after a comma in such a list, and an alias right after a table name."""
+    found: set[str] = set()
+    listing = False  # inside a FROM/UPDATE/JOIN table list
+    i = 0
+    while i < len(tokens):
+        kind, _, _, value = tokens[i]
+        word = value.upper() if kind == "ident" else None
+        if word in SHADOW_BEFORE or (listing and kind == "other" and value == ","):
+            listing = word != "AS" and (listing or word is not None)
+            j = i + 1
+            if j < len(tokens) and tokens[j][0] in IDENTS:
+                if j + 1 >= len(tokens) or tokens[j + 1][0] != "dot":
+                    found.add(tokens[j][3])
+                    j += 1
+                elif j + 2 < len(tokens) and tokens[j + 2][0] in IDENTS:
+                    j += 3
+                else:
+                    j += 1
+                after = tokens[j] if j < len(tokens) else None
+                if (
+                    word != "AS"
+                    and after is not None
+                    and after[0] in IDENTS
+                    and (after[0] == "qident" or after[3].upper() not in _NOT_ALIASES)
+                ):
+                    found.add(after[3])  # an alias without AS
+            i = j if j > i else i + 1
+            continue
+        if word in _NOT_ALIASES and word not in ("JOIN", "STRAIGHT_JOIN", "AS", "INTO"):
+            listing = False
+        i += 1
+    return found
 
 
 def ambiguous_qualifiers(found: Scan, databases: Collection[str]) -> list[str]:
     """Two-part names ``x.y`` whose ``x`` is one of ``databases`` and also, in the same
-    statement, an unqualified table or alias (after FROM, JOIN, INTO, UPDATE, TABLE or AS):
-    ``SELECT shop.id FROM shop`` means table ``shop``'s column, ``FROM shop.t`` database
-    ``shop``'s table, and telling them apart takes the server's parser."""
-    tokens = found.tokens
-    shadows = {
-        tokens[i][3]
-        for i in range(1, len(tokens))
-        if tokens[i - 1][0] == "ident"
-        and tokens[i - 1][3].upper() in SHADOW_BEFORE
-        and tokens[i][0] in IDENTS
-        and (i + 1 >= len(tokens) or tokens[i + 1][0] != "dot")
-    }
+    statement, an unqualified table or alias (:func:`_shadows`): ``SELECT shop.id FROM
+    shop`` means table ``shop``'s column, ``FROM shop.t`` database ``shop``'s table, and
+    telling them apart takes the server's parser."""
+    shadows = _shadows(found.tokens)
     return sorted(
         {n.value for n, parts in found.qualifiers if parts == 2 and n.value in shadows}
         & set(databases)

@@ -62,6 +62,13 @@ def test_other_statements_are_not(sql: str) -> None:
         ("SELECT o.id FROM shop.orders o JOIN crm.c ON c.id = o.c", []),
         ("INSERT INTO shop.t SELECT other.x FROM other", []),  # other is not renamed
         ("SELECT `shop`.id FROM `shop`", ["shop"]),
+        ("UPDATE orders shop SET shop.x = 1", ["shop"]),  # an alias without AS
+        ("UPDATE orders, shop SET shop.x = 1", ["shop"]),  # a comma join
+        ("SELECT a.id FROM t1 a, shop WHERE shop.id = 1", ["shop"]),
+        ("SELECT * FROM shop.a JOIN shop.b USING (id)", []),
+        ("ALTER TABLE shop.t ADD COLUMN c INT", []),
+        ("DROP TABLE shop.a, shop.b", []),
+        ("SELECT * FROM shop.orders WHERE shop.orders.id = 1", []),
     ],
 )
 def test_two_part_names_whose_qualifier_is_also_a_table_are_ambiguous(
