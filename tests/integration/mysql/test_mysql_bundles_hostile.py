@@ -304,9 +304,9 @@ def test_a_manifest_with_moved_sections_is_refused_before_anything_is_applied(
     try:
         drop_copy(sandbox)
         assert main(["backups", "verify", backup.backup_id]) == (4 if verify_sees else 0)
-        for argv in (
-            ["--tables", f"{DB}.{first}"],
-            ["--tables", f"{DB}.{victim.sections[1].table}"],
+        for argv in (  # with the sequence a pick's default needs: else refused for that
+            ["--tables", ",".join(f"{DB}.{t}" for t in with_sequence([first]))],
+            ["--tables", ",".join(f"{DB}.{t}" for t in with_sequence([victim.sections[1].table]))],
             [],
         ):
             code = main(["restore", backup.backup_id, "--rename", f"{DB}={COPY}", *argv])
