@@ -19,10 +19,8 @@ killed when the writer fails).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +47,7 @@ from datatier.backup.manifest import (
 from datatier.backup.objects import ObjectWriter
 from datatier.backup.policy import Policy, check_max_lag, get_policy, scan_policies
 from datatier.backup.stores import store_for
-from datatier.config import Config, LoadedConfig
+from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, ServiceUnavailable, failure_fields
 from datatier.log import get_logger
 from datatier.pipeline.encrypt import METHOD, Recipients
@@ -119,35 +117,11 @@ def plan_backup(
     *,
     max_lag: float | None = None,
     incremental: bool | None = None,
-    store: ObjectStore | Future[ObjectStore] | None = None,
+    store: ObjectStore | None = None,
 ) -> BackupPlan:
     """What a backup of ``policy`` would take, without writing anything (see
     :func:`run_backup` for the arguments and refusals, which are the same)."""
     return _prepare(loaded, policy, max_lag, incremental, store).plan
-
-
-def opening_store(url: str, config: Config) -> Future[ObjectStore]:
-    """The store at ``url``, opened in a thread of its own: an S3 client costs some 0.25 s
-    of start-up (botocore's import and models), which then overlaps the source's planning
-    round trips. The future raises what :func:`store_for` would."""
-    future: Future[ObjectStore] = Future()
-
-    def work() -> None:
-        try:
-            future.set_result(store_for(url, config))
-        except BaseException as exc:  # handed to whoever waits on the future
-            future.set_exception(exc)
-
-    threading.Thread(target=work, name="store-open", daemon=True).start()
-    return future
-
-
-def settled(future: Future[ObjectStore]) -> ObjectStore | None:
-    """The store ``future`` opened, None when it failed (for recording a job's outcome)."""
-    try:
-        return future.result()
-    except BaseException:  # the backup's own error is the one to raise
-        return None
 
 
 def _prepare(
@@ -155,24 +129,22 @@ def _prepare(
     policy: Policy,
     max_lag: float | None,
     incremental: bool | None,
-    store: ObjectStore | Future[ObjectStore] | None,
+    store: ObjectStore | None,
 ) -> Planned:
-    """Check ``max_lag``, resolve the encryption, build the engine and plan, check the store
-    (read; opened meanwhile when not given, :func:`opening_store`)."""
+    """Check ``max_lag``, resolve the encryption, check the store (read), build the engine
+    and plan."""
     if max_lag is not None:
         max_lag = check_max_lag(max_lag)
     config = loaded.config
     recipients = policy_recipients(config, policy)
     if store is None:
-        store = opening_store(policy.store_url, config)
-    engine = backup_engine(loaded, policy, max_lag=max_lag)
-    engine.choose(incremental)
-    plan = engine.plan()
-    if isinstance(store, Future):
-        store = store.result()
+        store = store_for(policy.store_url, config)
     store.check()
     if warning := store.encryption_warning():
         log.warning("backup.store_unencrypted", store=store.url, warning=warning)
+    engine = backup_engine(loaded, policy, max_lag=max_lag)
+    engine.choose(incremental)
+    plan = engine.plan()
     plan.store = {
         "url": store.url,
         "prefix": f"{policy.name}/",
@@ -191,7 +163,7 @@ def run_backup(
     max_lag: float | None = None,
     on_progress: Callable[[int], None] | None = None,
     incremental: bool | None = None,
-    store: ObjectStore | Future[ObjectStore] | None = None,
+    store: ObjectStore | None = None,
 ) -> Manifest:
     """Take one backup of ``policy``; return its manifest (already stored).
 
@@ -202,9 +174,8 @@ def run_backup(
     ``source.max_lag_seconds``): NotReadyYet (exit 5) when no listed node is fresh enough,
     before anything is written. ``incremental``: True asks for an incremental, False for a
     full backup, None lets the policy decide (:meth:`~datatier.backup.engine.BackupEngine.choose`).
-    ``store`` is the policy's store, opened or being opened (:func:`opening_store`); the
-    store is checked once the engine has planned (:func:`plan_backup`), and the dump follows
-    that plan.
+    ``store`` is the policy's store already opened (opening an S3 client costs a moment).
+    The engine plans first (:func:`plan_backup`), and the dump follows that plan.
     """
     config = loaded.config
     planned = _prepare(loaded, policy, max_lag, incremental, store)

@@ -8,14 +8,8 @@ import click
 
 from datatier.backup.engine import BackupPlan
 from datatier.backup.policy import scan_policies
-from datatier.backup.service import (
-    load_policy,
-    opening_store,
-    plan_backup,
-    policies_dir,
-    run_backup,
-    settled,
-)
+from datatier.backup.service import load_policy, plan_backup, policies_dir, run_backup
+from datatier.backup.stores import store_for
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option, table
 from datatier.cli.params import FiniteFloatRange
@@ -92,7 +86,7 @@ def run(
         loaded, "backup", policy=policy, metrics_file=metrics_file, reported=app.reported
     ) as job:
         spec = load_policy(loaded, policy)
-        opening = opening_store(spec.store_url, loaded.config)
+        job.store = store_for(spec.store_url, loaded.config)
         progress = Progress(f"backup {policy}")
         try:
             manifest = run_backup(
@@ -101,11 +95,10 @@ def run(
                 max_lag=max_lag,
                 on_progress=progress.advance,
                 incremental=incremental,
-                store=opening,
+                store=job.store,
             )
         finally:
             progress.close()
-            job.store = settled(opening)  # the job's outcome is recorded there
         job.details.update(backup_id=manifest.backup_id, bytes=manifest.total_bytes)
     summary = {
         "id": manifest.backup_id,
