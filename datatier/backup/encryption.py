@@ -79,11 +79,9 @@ def unlock(config: Config, objects: Iterable[ObjectRecord], what: str) -> Identi
     for recipients in needed:
         if not identities.opening(recipients):
             ours = ", ".join(short(k) for k in identities.public)
-            from datatier.binlog.layout import DIRECTORY  # lazy: layout imports the service
-
             first = next(o for o in objects if o.encrypted and o.recipients == recipients)
             named = what
-            if f"/{DIRECTORY}/" in f"/{first.key}":  # a key rotated after the backup
+            if first.kind == "binlog":  # a segment archived after a key rotation
                 named = f"binlog segment {first.key} (replayed after {what})"
             raise UsageError(
                 f"{named} is encrypted to {', '.join(short(k) for k in recipients)}; "

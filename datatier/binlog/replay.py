@@ -31,7 +31,8 @@ from datatier.mysql.binlog.applier import Applier, ApplyStats
 from datatier.mysql.binlog.groups import Group, ends_transaction
 from datatier.mysql.binlog.positions import Gtid, Position
 from datatier.mysql.binlog.query import parse_query, query_words
-from datatier.mysql.binlog.translate import ReplayRefused, Selection, Translator
+from datatier.mysql.binlog.selection import ReplayRefused, Selection
+from datatier.mysql.binlog.translate import Translator
 
 Loader = Callable[[IndexRecord], bytes]
 """The decompressed bytes of a staged, verified segment."""

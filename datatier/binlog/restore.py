@@ -37,8 +37,8 @@ from datatier.display import human_bytes
 from datatier.errors import UsageError
 from datatier.log import get_logger
 from datatier.mysql.binlog.applier import Applier
+from datatier.mysql.binlog.selection import Selection
 from datatier.mysql.binlog.source import charset_names, database_names, max_allowed_packet
-from datatier.mysql.binlog.translate import Selection
 from datatier.mysql.restore import LogicalRestore
 from datatier.pipeline.staging import Staged
 from datatier.storage.base import MiB

@@ -240,3 +240,11 @@ def split_events(data: bytes | memoryview, where: str) -> list[memoryview]:
         events.append(view[at : at + size])
         at += size
     return events
+
+
+def xa_prepare_xid(event: bytes) -> str:
+    """The xid of an ``XA_PREPARE`` event as ``XA COMMIT`` writes it (``X'..',X'..',N``)."""
+    body = event[HEADER_LEN:]
+    format_id, gtrid, bqual = struct.unpack_from("<iII", body, 1)
+    data = body[13 : 13 + gtrid + bqual]
+    return f"X'{data[:gtrid].hex()}',X'{data[gtrid:].hex()}',{format_id}".upper()

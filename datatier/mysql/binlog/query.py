@@ -169,3 +169,13 @@ def query_words(event: bytes, checksum: bool) -> list[bytes]:
     end = len(event) - (CRC_LEN if checksum else 0)
     words = bytes(event[start : min(end, start + 64)]).split(None, 2)[:2]
     return [w.upper().rstrip(b";") for w in words]
+
+
+def xa_step(text: bytes) -> tuple[str, str]:
+    """(``START``/``END``/``PREPARE``/``COMMIT``/``ROLLBACK``, the xid) of an XA statement."""
+    parts = text.decode("utf-8", "surrogateescape").split(None, 2)
+    verb = parts[1].upper() if len(parts) > 1 else ""
+    xid = parts[2].strip().upper() if len(parts) > 2 else ""
+    if xid.upper().endswith("ONE PHASE"):
+        xid = xid[: -len("ONE PHASE")].strip()
+    return verb, xid

@@ -19,67 +19,26 @@ act on the server's accounts, whatever database their session had as default.
 from __future__ import annotations
 
 import base64
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from datatier.errors import UsageError
 from datatier.log import get_logger
 from datatier.mysql.binlog import events as ev
 from datatier.mysql.binlog import query as q
 from datatier.mysql.binlog.groups import Group, ends_transaction
+from datatier.mysql.binlog.selection import ReplayRefused, Selection, tables_kept
 from datatier.mysql.binlog.sqlrefs import (
-    DATA_VERBS,
-    Scan,
     account_statement,
     ambiguous_qualifiers,
     referenced_databases,
     rewrite,
     scan,
-    statement_tables,
-    written_table,
 )
 from datatier.mysql.sqltext import ident, string_literal
 
 log = get_logger(__name__)
 
 ANSI_QUOTES = 0x4
-
-
-class ReplayRefused(UsageError):
-    """A transaction in the replay range cannot be replayed as asked."""
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What the restore holds: source databases (renamed as ``renames`` says); for a
-    ``--tables`` restore, exactly these tables; for a policy that backs up only some tables
-    of its databases, those ``includes`` says yes to (tables created later too)."""
-
-    databases: frozenset[str]
-    renames: dict[str, str] = field(default_factory=dict)
-    tables: frozenset[tuple[str, str]] | None = None
-    known_databases: frozenset[str] = frozenset()
-    includes: Callable[[str, str], bool] | None = None
-
-    @property
-    def by_table(self) -> bool:
-        """Whether only some tables of the databases are restored."""
-        return self.tables is not None or self.includes is not None
-
-    def holds(self, database: str, table: str) -> bool:
-        """Whether ``database.table`` (source names) is restored."""
-        if database not in self.databases:
-            return False
-        if self.tables is not None and (database, table) not in self.tables:
-            return False
-        return self.includes is None or self.includes(database, table)
-
-    def target_of(self, database: str, table: str) -> str | None:
-        """The target database of rows of ``database.table``, None if not restored."""
-        if not self.holds(database, table):
-            return None
-        return self.renames.get(database, database)
 
 
 @dataclass
@@ -232,7 +191,7 @@ class Translator:
             elif kind in ev.QUERY_EVENTS:
                 parsed = q.parse_query(event, fde.checksum)
                 if xa and parsed.words[:1] == [b"XA"]:
-                    xa_steps.append(_xa_step(parsed.text))
+                    xa_steps.append(q.xa_step(parsed.text))
                 statements = self._query(group, parsed, pending)
                 pending = []
                 if user_var and statements:
@@ -261,7 +220,7 @@ class Translator:
             elif kind == ev.USER_VAR:
                 user_var = True  # refused only if its statement acts on a restored database
             elif kind == ev.XA_PREPARE:
-                xa_steps.append(("START", _prepared_xid(event)))  # the xid its commit names
+                xa_steps.append(("START", ev.xa_prepare_xid(event)))  # the xid its commit names
             elif kind in (ev.BEGIN_LOAD_QUERY, ev.APPEND_BLOCK, ev.DELETE_FILE):
                 continue  # a LOAD DATA's file blocks (see EXECUTE_LOAD_QUERY)
             elif kind == ev.EXECUTE_LOAD_QUERY:
@@ -372,7 +331,9 @@ class Translator:
             raise ReplayRefused(
                 f"statement {where} acts on restored databases and on {others}: not replayable"
             )
-        if self.selection.by_table and not self._tables_ok(found, event, where):
+        if self.selection.by_table and not tables_kept(
+            self.selection, found, event.database, where
+        ):
             return []
         renames = self.selection.renames
         if unclear := ambiguous_qualifiers(found, renames):
@@ -427,32 +388,6 @@ class Translator:
                 "file again by hand; binlog_format=ROW or MIXED logs LOAD DATA as rows",
             )
 
-    def _tables_ok(self, found: Scan, event: q.QueryEvent, where: str) -> bool:
-        """When only some tables are restored (``--tables``, a policy's ``[source]
-        tables``/``exclude_tables``): replay a table DDL on restored tables only."""
-        tables = statement_tables(found, event.database)
-        if tables is None and self.selection.tables is None:
-            # a policy's table selection (no --tables): other DDL (views, triggers,
-            # routines, events, sequences, the database) replays as for whole databases;
-            # a data change replays when the one table it writes is restored
-            if not found.words or found.words[0].encode() not in DATA_VERBS_B:
-                return True
-            written = written_table(found, event.database)
-            if written is not None:
-                return self.selection.holds(*written)
-        if tables is None:
-            if found.words and found.words[0].encode() in DATA_VERBS_B:
-                raise ReplayRefused(
-                    f"statement-format change {where} cannot be limited to the restored tables "
-                    "(--tables, or the policy's [source] tables; restore whole databases, or "
-                    "use binlog_format=ROW)"
-                )
-            return False
-        inside = [t for t in tables if self.selection.holds(*t)]
-        if inside and len(inside) != len(tables):
-            raise ReplayRefused(f"statement {where} acts on restored and other tables")
-        return bool(inside)
-
     def _session(self, event: q.QueryEvent, version: tuple[int, int, int]) -> list[bytes]:
         out: list[str] = []
         stamp = f"{event.timestamp}" + (
@@ -487,27 +422,6 @@ class Translator:
         if self.session.changed("charset_database", collation):
             out.append(f"SET @@session.collation_database={collation}")
         return [s.encode() for s in out]
-
-
-DATA_VERBS_B = {v.encode() for v in DATA_VERBS}
-
-
-def _prepared_xid(event: bytes) -> str:
-    """The xid of an ``XA_PREPARE`` event as ``XA COMMIT`` writes it (``X'..',X'..',N``)."""
-    body = event[ev.HEADER_LEN :]
-    format_id, gtrid, bqual = struct.unpack_from("<iII", body, 1)
-    data = body[13 : 13 + gtrid + bqual]
-    return f"X'{data[:gtrid].hex()}',X'{data[gtrid:].hex()}',{format_id}".upper()
-
-
-def _xa_step(text: bytes) -> tuple[str, str]:
-    """(``START``/``END``/``PREPARE``/``COMMIT``/``ROLLBACK``, the xid) of an XA statement."""
-    parts = text.decode("utf-8", "surrogateescape").split(None, 2)
-    verb = parts[1].upper() if len(parts) > 1 else ""
-    xid = parts[2].strip().upper() if len(parts) > 2 else ""
-    if xid.upper().endswith("ONE PHASE"):
-        xid = xid[: -len("ONE PHASE")].strip()
-    return verb, xid
 
 
 def flag_settings(flags2: int, version: tuple[int, int, int]) -> list[str]:

@@ -17,7 +17,7 @@ from datatier.binlog.replay import Target, apply, scan
 from datatier.config import load
 from datatier.mysql.binlog.applier import Applier
 from datatier.mysql.binlog.positions import Position
-from datatier.mysql.binlog.translate import Selection
+from datatier.mysql.binlog.selection import Selection
 from datatier.mysql.connection import endpoint
 from tests.integration.binlog_support import ArchiverProcess, query
 from tests.integration.conftest import SandboxHandle

@@ -1,0 +1,79 @@
+"""What a point-in-time replay restores, and which statements of a replay restoring only some
+tables are kept (:func:`tables_kept`); :class:`ReplayRefused`, the refusal of what cannot be
+replayed as asked. The translation itself: :mod:`datatier.mysql.binlog.translate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from datatier.errors import UsageError
+from datatier.mysql.binlog.sqlrefs import DATA_VERBS, Scan, statement_tables, written_table
+
+DATA_VERBS_B = {v.encode() for v in DATA_VERBS}
+
+
+class ReplayRefused(UsageError):
+    """A transaction in the replay range cannot be replayed as asked."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the restore holds: source databases (renamed as ``renames`` says); for a
+    ``--tables`` restore, exactly these tables; for a policy that backs up only some tables
+    of its databases, those ``includes`` says yes to (tables created later too)."""
+
+    databases: frozenset[str]
+    renames: dict[str, str] = field(default_factory=dict)
+    tables: frozenset[tuple[str, str]] | None = None
+    known_databases: frozenset[str] = frozenset()
+    includes: Callable[[str, str], bool] | None = None
+
+    @property
+    def by_table(self) -> bool:
+        """Whether only some tables of the databases are restored."""
+        return self.tables is not None or self.includes is not None
+
+    def holds(self, database: str, table: str) -> bool:
+        """Whether ``database.table`` (source names) is restored."""
+        if database not in self.databases:
+            return False
+        if self.tables is not None and (database, table) not in self.tables:
+            return False
+        return self.includes is None or self.includes(database, table)
+
+    def target_of(self, database: str, table: str) -> str | None:
+        """The target database of rows of ``database.table``, None if not restored."""
+        if not self.holds(database, table):
+            return None
+        return self.renames.get(database, database)
+
+
+def tables_kept(selection: Selection, found: Scan, default: str, where: str) -> bool:
+    """Whether a statement (``found``, run in database ``default``) of a replay restoring
+    only some tables (``--tables``, a policy's ``[source] tables``/``exclude_tables``) is
+    replayed: a table DDL when it acts on restored tables only; ReplayRefused (exit 2) for
+    one acting on restored and other tables, or a data change that cannot be limited."""
+    tables = statement_tables(found, default)
+    if tables is None and selection.tables is None:
+        # a policy's table selection (no --tables): other DDL (views, triggers,
+        # routines, events, sequences, the database) replays as for whole databases;
+        # a data change replays when the one table it writes is restored
+        if not found.words or found.words[0].encode() not in DATA_VERBS_B:
+            return True
+        written = written_table(found, default)
+        if written is not None:
+            return selection.holds(*written)
+    if tables is None:
+        if found.words and found.words[0].encode() in DATA_VERBS_B:
+            raise ReplayRefused(
+                f"statement-format change {where} cannot be limited to the restored tables "
+                "(--tables, or the policy's [source] tables; restore whole databases, or "
+                "use binlog_format=ROW)"
+            )
+        return False
+    inside = [t for t in tables if selection.holds(*t)]
+    if inside and len(inside) != len(tables):
+        raise ReplayRefused(f"statement {where} acts on restored and other tables")
+    return bool(inside)
