@@ -70,6 +70,19 @@ def binary_logs(ep: Endpoint) -> list[tuple[str, int]]:
         return [(str(r[0]), int(r[1])) for r in cur.fetchall()]
 
 
+def binlog_expiry_seconds(ep: Endpoint) -> float:
+    """How long ``ep`` keeps a binlog file before purging it (0: never purges)."""
+    with connect(ep) as conn, conn.cursor() as cur:
+        try:
+            cur.execute("SELECT @@global.binlog_expire_logs_seconds")
+            row = cur.fetchone()
+            return float(row[0] or 0) if row else 0.0
+        except pymysql.MySQLError:  # before MariaDB 10.6: days only
+            cur.execute("SELECT @@global.expire_logs_days")
+            row = cur.fetchone()
+            return float(row[0] or 0) * 86400 if row else 0.0
+
+
 def file_start_position(ep: Endpoint, file: str) -> Position:
     """The GTID state at the start of binlog ``file`` (its GTID list)."""
     with connect(ep) as conn, conn.cursor() as cur:
