@@ -34,6 +34,7 @@ from datatier.mysql.binlog.sqlrefs import (
     rewrite,
     scan,
 )
+from datatier.mysql.binlog.xa import XaLedger
 from datatier.mysql.sqltext import ident, string_literal
 
 log = get_logger(__name__)
@@ -92,7 +93,7 @@ class Translator:
         self._checksum = True
         self.known = set(selection.known_databases) | set(selection.databases)
         self._maps: dict[bytes, tuple[int, bytes | None]] = {}  # table map body -> (id, new)
-        self._xa_left: set[str] = set()  # xids of XA transactions left out, prepared in range
+        self._xa = XaLedger()
 
     def rows_only(self, fde: ev.FormatDescription, group: Group) -> list[list[bytes]] | None:
         """The row statements (each its table maps and rows events) replaying ``group``
@@ -190,8 +191,9 @@ class Translator:
                     chunk, maps = [], {}
             elif kind in ev.QUERY_EVENTS:
                 parsed = q.parse_query(event, fde.checksum)
-                if xa and parsed.words[:1] == [b"XA"]:
+                if xa and parsed.words[:1] == [b"XA"]:  # names no table: never replayed
                     xa_steps.append(q.xa_step(parsed.text))
+                    continue
                 statements = self._query(group, parsed, pending)
                 pending = []
                 if user_var and statements:
@@ -229,12 +231,12 @@ class Translator:
                 raise ReplayRefused(f"the binlog records an incident (lost events) at {group.gtid}")
             else:
                 raise ReplayRefused(f"transaction {group.gtid} holds binlog event type {kind}")
+        empty = all(s in (b"COMMIT", b"ROLLBACK") for s in body)
+        if xa:  # rows kept or statements replayed: it acts on a restored table
+            self._xa.settle(group.gtid, xa_steps, acts=bool(chunk or rows) or not empty)
+            return []
         if chunk or rows:
             raise ReplayRefused(f"transaction {group.gtid} ends inside a statement's row events")
-        empty = all(s in (b"COMMIT", b"ROLLBACK") for s in body)
-        if xa:
-            self._xa_left_out(group, xa_steps, empty)
-            return []
         if empty:
             return []
         head = self._fde(fde)
@@ -355,23 +357,6 @@ class Translator:
         statements.extend(pending)
         statements.append(text.encode("utf-8", "surrogateescape"))
         return statements
-
-    def _xa_left_out(self, group: Group, steps: list[tuple[str, str]], empty: bool) -> None:
-        """An XA transaction is never replayed: refused when it acts on a restored database
-        (``empty`` False), or when it commits one whose prepare this replay did not see
-        left out (prepared before the base's snapshot, its rows would be lost); else left
-        out, and its xid remembered for its commit."""
-        if not empty:
-            raise ReplayRefused(f"transaction {group.gtid} is an XA transaction: not replayable")
-        started = {xid for verb, xid in steps if verb == "START"}
-        self._xa_left |= started
-        unseen = [xid for verb, xid in steps if verb == "COMMIT" and xid not in self._xa_left]
-        if unseen:
-            raise ReplayRefused(
-                f"transaction {group.gtid} commits XA transaction {unseen[0]}, prepared before "
-                "the replayed range (its changes are not in the base backup): not replayable",
-                hint="restore from a backup taken after that commit, or to a point before it",
-            )
 
     def _load_data(self, group: Group, event: q.QueryEvent) -> None:
         """A statement-format LOAD DATA: refused when it loads into a restored database
