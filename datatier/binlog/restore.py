@@ -209,6 +209,10 @@ class PitrRestore(RestoreEngine):
             "last": str(scanned.last or ""),
             "last_time": iso(scanned.last_ts) if scanned.last_ts else None,
             "stop": scanned.stop,
+            "account_statements_skipped": {
+                "count": scanned.accounts_skipped,
+                "listed": [{"gtid": g, "statement": t} for g, t in scanned.accounts_listed],
+            },
         }
         reached = (
             f"up to {scanned.last}" + (f" ({iso(scanned.last_ts)})" if scanned.last_ts else "")
@@ -220,6 +224,7 @@ class PitrRestore(RestoreEngine):
             f"{human_bytes(scanned.statement_bytes)} of statements, {reached}; "
             f"{scanned.skipped} skipped (in the base backup, or of nothing restored)"
         )
+        plan.summary.extend(_accounts_text(scanned.accounts_skipped, scanned.accounts_listed))
 
     def apply(
         self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
@@ -256,6 +261,24 @@ class PitrRestore(RestoreEngine):
             return b"".join(staged.decompressed(record.key))
 
         return load
+
+
+SHOWN_ACCOUNTS = 10
+
+
+def _accounts_text(count: int, listed: list[tuple[str, str]]) -> list[str]:
+    """Summary lines of the account statements the replay leaves out (``--json`` lists up
+    to :data:`~datatier.mysql.binlog.translate.LISTED_ACCOUNTS`)."""
+    if not count:
+        return []
+    lines = [
+        f"{count} account statement(s) NOT replayed (CREATE/DROP USER, GRANT...: they act "
+        "on the server's accounts, not on restored databases; redo by hand if needed):"
+    ]
+    lines += [f"  {gtid}  {text}" for gtid, text in listed[:SHOWN_ACCOUNTS]]
+    if count > SHOWN_ACCOUNTS:
+        lines.append(f"  ... and {count - SHOWN_ACCOUNTS} more (--json lists {len(listed)})")
+    return lines
 
 
 def _segment_json(record: Any) -> dict[str, Any]:

@@ -193,6 +193,21 @@ def account_statement(found: Scan) -> bool:
     return words[0] == "SET" and (rest[:1] == ["PASSWORD"] or rest[:2] == ["DEFAULT", "ROLE"])
 
 
+def account_text(text: str, found: Scan) -> str:
+    """An account statement (``text``, scanned as ``found``) fit for a log or report: its
+    string literals after ``IDENTIFIED`` or ``=`` (passwords, hashes, authentication
+    strings) masked as ``'***'``, whitespace runs as one space."""
+    out, at, secret = [], 0, False
+    for kind, start, end, value in found.tokens:
+        if (kind == "ident" and value.upper() == "IDENTIFIED") or value == "=":
+            secret = True
+        elif secret and kind in ("squote", "dquote"):
+            out += [text[at:start], "'***'"]
+            at = end
+    out.append(text[at:])
+    return " ".join("".join(out).split())
+
+
 def referenced_databases(found: Scan, default: str, known: set[str], sql_mode: int = 0) -> set[str]:
     """Databases the statement acts on: its default database (if any, unless
     :func:`~datatier.mysql.binlog.qualified.qualified_tables` proves that nothing in the

@@ -29,6 +29,7 @@ from datatier.mysql.binlog.groups import Group, ends_transaction
 from datatier.mysql.binlog.selection import ReplayRefused, Selection, tables_kept
 from datatier.mysql.binlog.sqlrefs import (
     account_statement,
+    account_text,
     ambiguous_qualifiers,
     referenced_databases,
     rewrite,
@@ -40,6 +41,7 @@ from datatier.mysql.sqltext import ident, string_literal
 log = get_logger(__name__)
 
 ANSI_QUOTES = 0x4
+LISTED_ACCOUNTS = 100
 
 
 @dataclass
@@ -94,6 +96,8 @@ class Translator:
         self.known = set(selection.known_databases) | set(selection.databases)
         self._maps: dict[bytes, tuple[int, bytes | None]] = {}  # table map body -> (id, new)
         self._xa = XaLedger()
+        self.accounts_skipped = 0  # account statements left out; the first ones listed:
+        self.accounts_listed: list[tuple[str, str]] = []  # (GTID, the statement's start)
 
     def rows_only(self, fde: ev.FormatDescription, group: Group) -> list[list[bytes]] | None:
         """The row statements (each its table maps and rows events) replaying ``group``
@@ -321,7 +325,11 @@ class Translator:
         text = event.text.decode("utf-8", "surrogateescape")
         found = scan(text, ansi_quotes=bool((event.sql_mode or 0) & ANSI_QUOTES))
         if account_statement(found):  # accounts are the server's, not a restored database's
-            log.info("replay.account_statement_skipped", gtid=group.gtid, statement=text[:60])
+            shown = account_text(text, found)[:60]
+            log.info("replay.account_statement_skipped", gtid=group.gtid, statement=shown)
+            self.accounts_skipped += 1
+            if len(self.accounts_listed) < LISTED_ACCOUNTS:
+                self.accounts_listed.append((str(group.gtid), shown))
             return []
         refs = referenced_databases(found, event.database, self.known, event.sql_mode or 0)
         restored = refs & self.selection.databases
