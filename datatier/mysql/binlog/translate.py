@@ -33,14 +33,12 @@ from datatier.mysql.binlog.sqlrefs import (
     ambiguous_qualifiers,
     referenced_databases,
     rewrite,
-    scan,
 )
 from datatier.mysql.binlog.xa import XaLedger
 from datatier.mysql.sqltext import ident, string_literal
 
 log = get_logger(__name__)
 
-ANSI_QUOTES = 0x4
 LISTED_ACCOUNTS = 100
 
 
@@ -323,7 +321,7 @@ class Translator:
         if event.gtid_flags3 & q.FL_START_ALTER:
             raise ReplayRefused(f"{group.gtid} is a two-phase ALTER (binlog_alter_two_phase)")
         text = event.text.decode("utf-8", "surrogateescape")
-        found = scan(text, ansi_quotes=bool((event.sql_mode or 0) & ANSI_QUOTES))
+        found = self.selection.scan(text, event.sql_mode)
         if account_statement(found):  # accounts are the server's, not a restored database's
             shown = account_text(text, found)[:60]
             log.info("replay.account_statement_skipped", gtid=group.gtid, statement=shown)
@@ -331,7 +329,8 @@ class Translator:
             if len(self.accounts_listed) < LISTED_ACCOUNTS:
                 self.accounts_listed.append((str(group.gtid), shown))
             return []
-        refs = referenced_databases(found, event.database, self.known, event.sql_mode or 0)
+        default = self.selection.key(event.database)
+        refs = referenced_databases(found, default, self.known, event.sql_mode or 0)
         restored = refs & self.selection.databases
         if not restored:
             return []
@@ -341,9 +340,7 @@ class Translator:
             raise ReplayRefused(
                 f"statement {where} acts on restored databases and on {others}: not replayable"
             )
-        if self.selection.by_table and not tables_kept(
-            self.selection, found, event.database, where
-        ):
+        if self.selection.by_table and not tables_kept(self.selection, found, default, where):
             return []
         renames = self.selection.renames
         if unclear := ambiguous_qualifiers(found, renames):
@@ -358,8 +355,8 @@ class Translator:
         statements = self._session(event, self._version)
         # a default database outside the restore plays no part (every name is qualified,
         # see qualified.py) and may not exist on the target: no USE of it
-        if event.database in self.selection.databases and not event.suppress_use:
-            target = renames.get(event.database, event.database)
+        if default in self.selection.databases and not event.suppress_use:
+            target = renames.get(default, event.database)
             if self.session.changed("db", target):
                 statements.append(b"USE " + ident(target).encode())
         statements.extend(pending)
@@ -371,8 +368,9 @@ class Translator:
         (its file is in the binlog, but no replay of its text can point the server at
         it), left out otherwise."""
         text = event.text.decode("utf-8", "surrogateescape")
-        found = scan(text, ansi_quotes=bool((event.sql_mode or 0) & ANSI_QUOTES))
-        refs = referenced_databases(found, event.database, self.known, event.sql_mode or 0)
+        found = self.selection.scan(text, event.sql_mode)
+        default = self.selection.key(event.database)
+        refs = referenced_databases(found, default, self.known, event.sql_mode or 0)
         if refs & self.selection.databases:
             raise ReplayRefused(
                 f"transaction {group.gtid} is a statement-format LOAD DATA into a restored "
