@@ -45,7 +45,8 @@ class Selection:
 
     def folded(self, fold: bool) -> Selection:
         """This selection with its names as a server folding them (``fold``) compares
-        them; itself when ``fold`` is False (names are case-sensitive there)."""
+        them; itself when ``fold`` is False (names are case-sensitive there). ``includes``
+        is kept: the caller gives one that takes lower-cased names."""
         if not fold:
             return self
         return replace(
