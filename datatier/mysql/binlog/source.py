@@ -16,6 +16,7 @@ from datatier.errors import ConfigError, DatatierError, ServiceUnavailable
 from datatier.mysql.binlog.positions import Position
 from datatier.mysql.connection import Endpoint, connect, query_dicts
 from datatier.mysql.flavor import detect
+from datatier.mysql.lettercase import folds_names
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,12 @@ def charset_names(ep: Endpoint) -> dict[int, str]:
             "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL"
         )
         return {int(r[0]): str(r[1]) for r in cur.fetchall()}
+
+
+def folds_table_names(ep: Endpoint) -> bool:
+    """Whether ``ep`` compares database and table names case-insensitively."""
+    with connect(ep) as conn, conn.cursor() as cur:
+        return folds_names(cur)
 
 
 def max_allowed_packet(ep: Endpoint) -> int:
