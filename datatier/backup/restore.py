@@ -153,6 +153,7 @@ def _restore(
             raise
     engine.post_check(plan)
     report.details = dict(plan.details)  # what apply learned (a replay's end, say)
+    report.summary = list(plan.summary)  # and the checks of the staged objects (a scan's)
     report.seconds = round(time.monotonic() - started, 3)
     log.info(
         "restore.completed",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from datatier.binlog.records import IndexRecord
 from datatier.errors import IntegrityFailure
@@ -58,6 +58,8 @@ class ScanReport:
     last: Gtid | None = None
     last_ts: int = 0
     stop: str = ""
+    accounts_skipped: int = 0  # account statements left out (never replayed)
+    accounts_listed: list[tuple[str, str]] = field(default_factory=list)  # (GTID, start)
 
 
 def groups(
@@ -168,6 +170,8 @@ def scan(
         report.transactions += 1
         report.statement_bytes += sum(sizes)
         report.largest_statement = max(report.largest_statement, max(sizes))
+    report.accounts_skipped = translator.accounts_skipped
+    report.accounts_listed = translator.accounts_listed
     if target.until_gtid is not None and target.until_gtid in start.gtids:
         report.reached = True  # the base backup is exactly at the target: nothing to replay
     if target.until_gtid is not None and not report.reached:

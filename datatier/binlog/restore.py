@@ -38,7 +38,13 @@ from datatier.errors import UsageError
 from datatier.log import get_logger
 from datatier.mysql.binlog.applier import Applier
 from datatier.mysql.binlog.selection import Selection
-from datatier.mysql.binlog.source import charset_names, database_names, max_allowed_packet
+from datatier.mysql.binlog.source import (
+    charset_names,
+    database_names,
+    folds_table_names,
+    max_allowed_packet,
+)
+from datatier.mysql.lettercase import name_key
 from datatier.mysql.restore import LogicalRestore
 from datatier.pipeline.staging import Staged
 from datatier.storage.base import MiB
@@ -83,24 +89,27 @@ class PitrRestore(RestoreEngine):
         self.selection = Selection(databases=frozenset(), renames={})
         self._max_binlog = 0  # set by check_staged, from the target's max_allowed_packet
 
-    def _includes(self) -> Callable[[str, str], bool] | None:
+    def _includes(self, fold: bool = False) -> Callable[[str, str], bool] | None:
         """For a base that left tables of its databases out (``options.ignored_tables``:
         the policy's selection when it was taken), which tables the replay keeps: those the
         base holds, none it left out, and for a table created later, what the policy says
-        now. None when the base left nothing out."""
+        now (of its database as the base spells it). None when the base left nothing out.
+        With ``fold`` it is asked, and compares, lower-cased names (see :class:`Selection`)."""
         manifest = self.pitr.manifest
         ignored = {str(t) for t in manifest.options.get("ignored_tables") or ()}
         if not ignored:
             return None
-        held = {(t.database, t.name) for t in manifest.tables}
+        held = {(name_key(t.database, fold), name_key(t.name, fold)) for t in manifest.tables}
+        left_out = {name_key(t, fold) for t in ignored}
+        spelled = {name_key(d, fold): d for d in manifest.databases}
         policy = self.policy
 
         def includes(database: str, table: str) -> bool:
             if (database, table) in held:
                 return True
-            if f"{database}.{table}" in ignored:
+            if f"{database}.{table}" in left_out:
                 return False
-            return policy.includes_table(database, table)
+            return policy.includes_table(spelled.get(database, database), table)
 
         return includes
 
@@ -184,10 +193,12 @@ class PitrRestore(RestoreEngine):
         server = self.base.server
         packet = max_allowed_packet(server)
         self._max_binlog = max(64 * 1024, min(8 * MiB, (packet - 8192) * 3 // 4))
+        fold = folds_table_names(server)  # the target's; the source's is not recorded
         self.selection = replace(
             self.selection,
             known_databases=frozenset(database_names(server) | set(self.pitr.manifest.databases)),
-        )
+            includes=self._includes(fold),
+        ).folded(fold)
         scanned = scan(
             self.pitr.segments,
             self._loader(staged),
@@ -209,6 +220,10 @@ class PitrRestore(RestoreEngine):
             "last": str(scanned.last or ""),
             "last_time": iso(scanned.last_ts) if scanned.last_ts else None,
             "stop": scanned.stop,
+            "account_statements_skipped": {
+                "count": scanned.accounts_skipped,
+                "listed": [{"gtid": g, "statement": t} for g, t in scanned.accounts_listed],
+            },
         }
         reached = (
             f"up to {scanned.last}" + (f" ({iso(scanned.last_ts)})" if scanned.last_ts else "")
@@ -220,6 +235,7 @@ class PitrRestore(RestoreEngine):
             f"{human_bytes(scanned.statement_bytes)} of statements, {reached}; "
             f"{scanned.skipped} skipped (in the base backup, or of nothing restored)"
         )
+        plan.summary.extend(_accounts_text(scanned.accounts_skipped, scanned.accounts_listed))
 
     def apply(
         self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
@@ -256,6 +272,24 @@ class PitrRestore(RestoreEngine):
             return b"".join(staged.decompressed(record.key))
 
         return load
+
+
+SHOWN_ACCOUNTS = 10
+
+
+def _accounts_text(count: int, listed: list[tuple[str, str]]) -> list[str]:
+    """Summary lines of the account statements the replay leaves out (``--json`` lists up
+    to :data:`~datatier.mysql.binlog.translate.LISTED_ACCOUNTS`)."""
+    if not count:
+        return []
+    lines = [
+        f"{count} account statement(s) NOT replayed (CREATE/DROP USER, GRANT...: they act "
+        "on the server's accounts, not on restored databases; redo by hand if needed):"
+    ]
+    lines += [f"  {gtid}  {text}" for gtid, text in listed[:SHOWN_ACCOUNTS]]
+    if count > SHOWN_ACCOUNTS:
+        lines.append(f"  ... and {count - SHOWN_ACCOUNTS} more (--json lists {len(listed)})")
+    return lines
 
 
 def _segment_json(record: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.labels import table_label
+from datatier.mysql.lettercase import folds_names, name_key
 from datatier.mysql.sqltext import ident
 
 TableName = tuple[str, str]
@@ -76,11 +77,8 @@ def other_kinds(target: Endpoint, creates: Mapping[TableName, str]) -> list[Conf
     if not databases:
         return []
     with connect(target) as conn, conn.cursor() as cur:
-        cur.execute("SELECT @@lower_case_table_names")
-        row = cur.fetchone()
-        fold = bool(row and int(row[0]))
-        if fold:
-            databases = sorted({db.lower() for db in databases})
+        fold = folds_names(cur)
+        databases = sorted({name_key(db, fold) for db in databases})
         marks = ",".join(["%s"] * len(databases))
         cur.execute(
             "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
@@ -90,7 +88,7 @@ def other_kinds(target: Endpoint, creates: Mapping[TableName, str]) -> list[Conf
         present = [(str(db), str(name), str(kind)) for db, name, kind in cur.fetchall()]
 
     def key(database: str, name: str) -> TableName:
-        return (database.lower(), name.lower()) if fold else (database, name)
+        return name_key(database, fold), name_key(name, fold)
 
     wanted = {key(db, name): kind for (db, name), kind in creates.items()}
     found = []

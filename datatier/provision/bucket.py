@@ -25,7 +25,7 @@ from datatier.provision.lifecycle import MANAGED_PREFIX, LifecycleRule, rule_fro
 from datatier.provision.plan import Change, Provisioner
 from datatier.storage.s3 import S3Store
 from datatier.storage.s3wire import ErrorMapper
-from datatier.storage.url import open_store
+from datatier.storage.url import parse_store_url
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -66,14 +66,12 @@ def bucket_specs(config: Config, policies: list[Policy]) -> list[BucketSpec]:
     for url in urls:
         if urlsplit(url).scheme.lower() != "s3":
             continue
-        store = open_store(url)  # validates the URL; no I/O
-        assert isinstance(store, S3Store)
-        prefixes[store.bucket].setdefault(store.prefix, [])
+        _, bucket, prefix = parse_store_url(url)  # validates the URL; no S3 client
+        prefixes[bucket].setdefault(prefix, [])
     for policy in policies:
         if urlsplit(policy.store_url).scheme.lower() == "s3":
-            store = open_store(policy.store_url)
-            assert isinstance(store, S3Store)
-            prefixes[store.bucket][store.prefix].append(policy)
+            _, bucket, prefix = parse_store_url(policy.store_url)
+            prefixes[bucket][prefix].append(policy)
     encryption = {"algorithm": config.provision.encryption}
     if config.provision.encryption == "aws:kms" and config.provision.kms_key_id:
         encryption["kms_key_id"] = config.provision.kms_key_id

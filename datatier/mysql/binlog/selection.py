@@ -6,12 +6,20 @@ replayed as asked. The translation itself: :mod:`datatier.mysql.binlog.translate
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from datatier.errors import UsageError
-from datatier.mysql.binlog.sqlrefs import DATA_VERBS, Scan, statement_tables, written_table
+from datatier.mysql.binlog.sqlrefs import (
+    DATA_VERBS,
+    Scan,
+    scan,
+    statement_tables,
+    written_table,
+)
+from datatier.mysql.lettercase import name_key
 
 DATA_VERBS_B = {v.encode() for v in DATA_VERBS}
+ANSI_QUOTES = 0x4  # sql_mode bit: "..." quotes an identifier
 
 
 class ReplayRefused(UsageError):
@@ -22,13 +30,44 @@ class ReplayRefused(UsageError):
 class Selection:
     """What the restore holds: source databases (renamed as ``renames`` says); for a
     ``--tables`` restore, exactly these tables; for a policy that backs up only some tables
-    of its databases, those ``includes`` says yes to (tables created later too)."""
+    of its databases, those ``includes`` says yes to (tables created later too).
+
+    With ``fold`` (the server's ``lower_case_table_names`` is 1 or 2) names are compared
+    lower-cased: every name here is held lower-cased (:meth:`folded`), ``includes`` is
+    asked with lower-cased names, and statements are scanned folded."""
 
     databases: frozenset[str]
     renames: dict[str, str] = field(default_factory=dict)
     tables: frozenset[tuple[str, str]] | None = None
     known_databases: frozenset[str] = frozenset()
     includes: Callable[[str, str], bool] | None = None
+    fold: bool = False
+
+    def folded(self, fold: bool) -> Selection:
+        """This selection with its names as a server folding them (``fold``) compares
+        them; itself when ``fold`` is False (names are case-sensitive there). ``includes``
+        is kept: the caller gives one that takes lower-cased names."""
+        if not fold:
+            return self
+        return replace(
+            self,
+            databases=frozenset(name_key(d, True) for d in self.databases),
+            renames={name_key(s, True): d for s, d in self.renames.items()},
+            tables=None
+            if self.tables is None
+            else frozenset((name_key(d, True), name_key(t, True)) for d, t in self.tables),
+            known_databases=frozenset(name_key(d, True) for d in self.known_databases),
+            fold=True,
+        )
+
+    def scan(self, text: str, sql_mode: int | None) -> Scan:
+        """A statement's names (:func:`~datatier.mysql.binlog.sqlrefs.scan`) as this
+        selection compares them, read under the statement's ``sql_mode``."""
+        return scan(text, ansi_quotes=bool((sql_mode or 0) & ANSI_QUOTES), fold=self.fold)
+
+    def key(self, name: str) -> str:
+        """A database name (a statement's default database) as compared here."""
+        return name_key(name, self.fold)
 
     @property
     def by_table(self) -> bool:
@@ -37,6 +76,7 @@ class Selection:
 
     def holds(self, database: str, table: str) -> bool:
         """Whether ``database.table`` (source names) is restored."""
+        database, table = name_key(database, self.fold), name_key(table, self.fold)
         if database not in self.databases:
             return False
         if self.tables is not None and (database, table) not in self.tables:
@@ -47,7 +87,7 @@ class Selection:
         """The target database of rows of ``database.table``, None if not restored."""
         if not self.holds(database, table):
             return None
-        return self.renames.get(database, database)
+        return self.renames.get(name_key(database, self.fold), database)
 
 
 def tables_kept(selection: Selection, found: Scan, default: str, where: str) -> bool:

@@ -16,6 +16,7 @@ from datatier.errors import ConfigError, DatatierError, ServiceUnavailable
 from datatier.mysql.binlog.positions import Position
 from datatier.mysql.connection import Endpoint, connect, query_dicts
 from datatier.mysql.flavor import detect
+from datatier.mysql.lettercase import folds_names
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,19 @@ def binary_logs(ep: Endpoint) -> list[tuple[str, int]]:
     with connect(ep) as conn, conn.cursor() as cur:
         cur.execute("SHOW BINARY LOGS")
         return [(str(r[0]), int(r[1])) for r in cur.fetchall()]
+
+
+def binlog_expiry_seconds(ep: Endpoint) -> float:
+    """How long ``ep`` keeps a binlog file before purging it (0: never purges)."""
+    with connect(ep) as conn, conn.cursor() as cur:
+        try:
+            cur.execute("SELECT @@global.binlog_expire_logs_seconds")
+            row = cur.fetchone()
+            return float(row[0] or 0) if row else 0.0
+        except pymysql.MySQLError:  # before MariaDB 10.6: days only
+            cur.execute("SELECT @@global.expire_logs_days")
+            row = cur.fetchone()
+            return float(row[0] or 0) * 86400 if row else 0.0
 
 
 def file_start_position(ep: Endpoint, file: str) -> Position:
@@ -123,6 +137,12 @@ def charset_names(ep: Endpoint) -> dict[int, str]:
             "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL"
         )
         return {int(r[0]): str(r[1]) for r in cur.fetchall()}
+
+
+def folds_table_names(ep: Endpoint) -> bool:
+    """Whether ``ep`` compares database and table names case-insensitively."""
+    with connect(ep) as conn, conn.cursor() as cur:
+        return folds_names(cur)
 
 
 def max_allowed_packet(ep: Endpoint) -> int:

@@ -64,7 +64,7 @@ class Scan:
 Token = tuple[str, int, int, str]
 
 
-def _tokens(text: str, ansi_quotes: bool) -> tuple[list[Token], bool]:
+def _tokens(text: str, ansi_quotes: bool, fold: bool) -> tuple[list[Token], bool]:
     found = []
     conditional = False
     for match in TOKEN.finditer(text):
@@ -83,13 +83,16 @@ def _tokens(text: str, ansi_quotes: bool) -> tuple[list[Token], bool]:
             kind = "ident"
         if kind == "ident" and match.lastgroup == "dquote":
             kind = "qident"
+        if fold and kind in IDENTS:
+            value = value.lower()
         found.append((kind, match.start(), match.end(), value))
     return found, conditional
 
 
-def scan(text: str, *, ansi_quotes: bool = False) -> Scan:
-    """Tokenize ``text`` (see module docstring)."""
-    tokens, conditional = _tokens(text, ansi_quotes)
+def scan(text: str, *, ansi_quotes: bool = False, fold: bool = False) -> Scan:
+    """Tokenize ``text`` (see module docstring); with ``fold`` (a server whose
+    ``lower_case_table_names`` folds names) every identifier's value lower-cased."""
+    tokens, conditional = _tokens(text, ansi_quotes, fold)
     words = [v.upper() for k, _, _, v in tokens[:6] if k == "ident"]
     names = [Name(s, e, v, k == "qident") for k, s, e, v in tokens if k in IDENTS]
     qualifiers: list[tuple[Name, int]] = []
@@ -191,6 +194,21 @@ def account_statement(found: Scan) -> bool:
     if words[0] in ("CREATE", "ALTER", "DROP", "RENAME"):
         return rest[:1] in (["USER"], ["ROLE"])
     return words[0] == "SET" and (rest[:1] == ["PASSWORD"] or rest[:2] == ["DEFAULT", "ROLE"])
+
+
+def account_text(text: str, found: Scan) -> str:
+    """An account statement (``text``, scanned as ``found``) fit for a log or report: its
+    string literals after ``IDENTIFIED`` or ``=`` (passwords, hashes, authentication
+    strings) masked as ``'***'``, whitespace runs as one space."""
+    out, at, secret = [], 0, False
+    for kind, start, end, value in found.tokens:
+        if (kind == "ident" and value.upper() == "IDENTIFIED") or value == "=":
+            secret = True
+        elif secret and kind in ("squote", "dquote"):
+            out += [text[at:start], "'***'"]
+            at = end
+    out.append(text[at:])
+    return " ".join("".join(out).split())
 
 
 def referenced_databases(found: Scan, default: str, known: set[str], sql_mode: int = 0) -> set[str]:

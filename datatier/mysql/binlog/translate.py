@@ -29,16 +29,17 @@ from datatier.mysql.binlog.groups import Group, ends_transaction
 from datatier.mysql.binlog.selection import ReplayRefused, Selection, tables_kept
 from datatier.mysql.binlog.sqlrefs import (
     account_statement,
+    account_text,
     ambiguous_qualifiers,
     referenced_databases,
     rewrite,
-    scan,
 )
+from datatier.mysql.binlog.xa import XaLedger
 from datatier.mysql.sqltext import ident, string_literal
 
 log = get_logger(__name__)
 
-ANSI_QUOTES = 0x4
+LISTED_ACCOUNTS = 100
 
 
 @dataclass
@@ -92,7 +93,9 @@ class Translator:
         self._checksum = True
         self.known = set(selection.known_databases) | set(selection.databases)
         self._maps: dict[bytes, tuple[int, bytes | None]] = {}  # table map body -> (id, new)
-        self._xa_left: set[str] = set()  # xids of XA transactions left out, prepared in range
+        self._xa = XaLedger()
+        self.accounts_skipped = 0  # account statements left out; the first ones listed:
+        self.accounts_listed: list[tuple[str, str]] = []  # (GTID, the statement's start)
 
     def rows_only(self, fde: ev.FormatDescription, group: Group) -> list[list[bytes]] | None:
         """The row statements (each its table maps and rows events) replaying ``group``
@@ -190,8 +193,9 @@ class Translator:
                     chunk, maps = [], {}
             elif kind in ev.QUERY_EVENTS:
                 parsed = q.parse_query(event, fde.checksum)
-                if xa and parsed.words[:1] == [b"XA"]:
+                if xa and parsed.words[:1] == [b"XA"]:  # names no table: never replayed
                     xa_steps.append(q.xa_step(parsed.text))
+                    continue
                 statements = self._query(group, parsed, pending)
                 pending = []
                 if user_var and statements:
@@ -229,12 +233,12 @@ class Translator:
                 raise ReplayRefused(f"the binlog records an incident (lost events) at {group.gtid}")
             else:
                 raise ReplayRefused(f"transaction {group.gtid} holds binlog event type {kind}")
+        empty = all(s in (b"COMMIT", b"ROLLBACK") for s in body)
+        if xa:  # rows kept or statements replayed: it acts on a restored table
+            self._xa.settle(group.gtid, xa_steps, acts=bool(chunk or rows) or not empty)
+            return []
         if chunk or rows:
             raise ReplayRefused(f"transaction {group.gtid} ends inside a statement's row events")
-        empty = all(s in (b"COMMIT", b"ROLLBACK") for s in body)
-        if xa:
-            self._xa_left_out(group, xa_steps, empty)
-            return []
         if empty:
             return []
         head = self._fde(fde)
@@ -317,11 +321,16 @@ class Translator:
         if event.gtid_flags3 & q.FL_START_ALTER:
             raise ReplayRefused(f"{group.gtid} is a two-phase ALTER (binlog_alter_two_phase)")
         text = event.text.decode("utf-8", "surrogateescape")
-        found = scan(text, ansi_quotes=bool((event.sql_mode or 0) & ANSI_QUOTES))
+        found = self.selection.scan(text, event.sql_mode)
         if account_statement(found):  # accounts are the server's, not a restored database's
-            log.info("replay.account_statement_skipped", gtid=group.gtid, statement=text[:60])
+            shown = account_text(text, found)[:60]
+            log.info("replay.account_statement_skipped", gtid=group.gtid, statement=shown)
+            self.accounts_skipped += 1
+            if len(self.accounts_listed) < LISTED_ACCOUNTS:
+                self.accounts_listed.append((str(group.gtid), shown))
             return []
-        refs = referenced_databases(found, event.database, self.known, event.sql_mode or 0)
+        default = self.selection.key(event.database)
+        refs = referenced_databases(found, default, self.known, event.sql_mode or 0)
         restored = refs & self.selection.databases
         if not restored:
             return []
@@ -331,9 +340,7 @@ class Translator:
             raise ReplayRefused(
                 f"statement {where} acts on restored databases and on {others}: not replayable"
             )
-        if self.selection.by_table and not tables_kept(
-            self.selection, found, event.database, where
-        ):
+        if self.selection.by_table and not tables_kept(self.selection, found, default, where):
             return []
         renames = self.selection.renames
         if unclear := ambiguous_qualifiers(found, renames):
@@ -348,38 +355,22 @@ class Translator:
         statements = self._session(event, self._version)
         # a default database outside the restore plays no part (every name is qualified,
         # see qualified.py) and may not exist on the target: no USE of it
-        if event.database in self.selection.databases and not event.suppress_use:
-            target = renames.get(event.database, event.database)
+        if default in self.selection.databases and not event.suppress_use:
+            target = renames.get(default, event.database)
             if self.session.changed("db", target):
                 statements.append(b"USE " + ident(target).encode())
         statements.extend(pending)
         statements.append(text.encode("utf-8", "surrogateescape"))
         return statements
 
-    def _xa_left_out(self, group: Group, steps: list[tuple[str, str]], empty: bool) -> None:
-        """An XA transaction is never replayed: refused when it acts on a restored database
-        (``empty`` False), or when it commits one whose prepare this replay did not see
-        left out (prepared before the base's snapshot, its rows would be lost); else left
-        out, and its xid remembered for its commit."""
-        if not empty:
-            raise ReplayRefused(f"transaction {group.gtid} is an XA transaction: not replayable")
-        started = {xid for verb, xid in steps if verb == "START"}
-        self._xa_left |= started
-        unseen = [xid for verb, xid in steps if verb == "COMMIT" and xid not in self._xa_left]
-        if unseen:
-            raise ReplayRefused(
-                f"transaction {group.gtid} commits XA transaction {unseen[0]}, prepared before "
-                "the replayed range (its changes are not in the base backup): not replayable",
-                hint="restore from a backup taken after that commit, or to a point before it",
-            )
-
     def _load_data(self, group: Group, event: q.QueryEvent) -> None:
         """A statement-format LOAD DATA: refused when it loads into a restored database
         (its file is in the binlog, but no replay of its text can point the server at
         it), left out otherwise."""
         text = event.text.decode("utf-8", "surrogateescape")
-        found = scan(text, ansi_quotes=bool((event.sql_mode or 0) & ANSI_QUOTES))
-        refs = referenced_databases(found, event.database, self.known, event.sql_mode or 0)
+        found = self.selection.scan(text, event.sql_mode)
+        default = self.selection.key(event.database)
+        refs = referenced_databases(found, default, self.known, event.sql_mode or 0)
         if refs & self.selection.databases:
             raise ReplayRefused(
                 f"transaction {group.gtid} is a statement-format LOAD DATA into a restored "

@@ -4,7 +4,7 @@ Contract. :func:`run_checks` runs the checks in :data:`CHECKS` order (one or mor
 :class:`~datatier.ops.checks.result.CheckResult` lines each; ``free space`` sizes by what
 ``freshness`` found) and returns every line; it raises only for bugs. A check that cannot
 reach what it checks FAILs with the reason; one that does not apply (no replicas, no S3
-store, no binlog archiving yet) is SKIPped. Nothing is changed, except the store check's
+store, no binlog archive) is SKIPped. Nothing is changed, except the store check's
 probe object, which is deleted again.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from datatier.errors import DatatierError, UsageError
+from datatier.ops.checks.binlogs import check_binlog_retention
 from datatier.ops.checks.result import (
     CheckContext,
     CheckResult,
@@ -27,7 +28,6 @@ from datatier.ops.checks.stores import (
     check_store,
 )
 from datatier.ops.checks.topology import (
-    check_binlog_retention,
     check_heartbeat,
     check_privileges,
     check_replicas,

@@ -1,5 +1,5 @@
 """Checks of the MySQL topology: the account's privileges per job, the heartbeat writer,
-the replicas' lag, binlog retention. One round of the replication monitor measures the
+the replicas' lag. One round of the replication monitor measures the
 nodes (no SQL here: it lives in :mod:`datatier.mysql` and :mod:`datatier.replication`)."""
 
 from __future__ import annotations
@@ -117,9 +117,3 @@ def check_replicas(ctx: CheckContext) -> Iterator[CheckResult]:
         ok, reason = snap.replica_check(name, ctx.max_lag)
         target = f"{name} (max {ctx.max_lag:g} s)"
         yield passed("replica lag", target, reason) if ok else failed("replica lag", target, reason)
-
-
-def check_binlog_retention(ctx: CheckContext) -> Iterator[CheckResult]:
-    """Hook: once binlog archiving exists (issue 14), compare the primary's binlog retention
-    with the archive's lag here. Until then the check does not apply."""
-    yield skipped("binlog retention", "primary", "binlog archiving is not configured")

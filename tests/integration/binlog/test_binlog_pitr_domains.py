@@ -8,12 +8,10 @@ is an extra MariaDB of its own (a second domain would break the sandbox's tests 
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
 
 from datatier.backup.service import load_policy, run_backup
@@ -23,9 +21,9 @@ from datatier.cli import main
 from datatier.config import load
 from datatier.mysql.physical.scratch import free_port
 from datatier.sandbox.services.mariadb import MariaDBService
-from datatier.typedtoml import dumps_toml
 from tests.integration.conftest import SandboxHandle
-from tests.integration.mariadb_support import extra_mariadb
+from tests.integration.mariadb_support import connect_to, extra_mariadb
+from tests.integration.mariadb_support import own_config as shared_config
 
 DB = "pitr_dom_db"
 RENAMED = "pitr_dom_r"
@@ -46,31 +44,14 @@ def server(sandbox: SandboxHandle, tmp_path: Path, test_port_base: int) -> Itera
 
 
 def own_config(sandbox: SandboxHandle, svc: MariaDBService, where: Path) -> Path:
-    """The sandbox's config with ``svc`` as its only (primary) MySQL node, secrets and
-    policies by absolute path, and ``POLICY`` backing up ``DB`` from that node."""
-    doc: dict[str, Any] = tomllib.loads(sandbox.config_path.read_text())
-    for section in ("mysql", "s3"):
-        for key, value in doc[section].items():
-            if key.endswith("_file"):
-                doc[section][key] = str(sandbox.root / value)
-    doc["mysql"]["nodes"] = {NODE: {"host": svc.host, "port": svc.port, "role": "primary"}}
-    policies = where / "backups"
-    policies.mkdir()
-    (policies / f"{POLICY}.toml").write_text(
-        f'engine = "mysql"\n[source]\nnode = "{NODE}"\ndatabases = ["{DB}"]\n'
-    )
-    doc["backup"]["policies_dir"] = str(policies)
-    path = where / "datatier.toml"
-    path.write_text(dumps_toml(doc))
-    return path
+    """The sandbox's config with ``svc`` as its only MySQL node, ``POLICY`` backing up
+    ``DB`` from it."""
+    policy = f'engine = "mysql"\n[source]\nnode = "{NODE}"\ndatabases = ["{DB}"]\n'
+    return shared_config(sandbox, svc, NODE, where, {POLICY: policy})
 
 
 def connect(sandbox: SandboxHandle, svc: MariaDBService) -> Any:
-    cfg = sandbox.config.mysql
-    return pymysql.connect(
-        host=svc.host, port=svc.port, user=cfg.user, password=cfg.password.reveal(),
-        autocommit=True, charset="utf8mb4", connect_timeout=5,
-    )  # fmt: skip
+    return connect_to(sandbox, svc)
 
 
 def insert(sandbox: SandboxHandle, svc: MariaDBService, row: tuple[int, str], domain: int) -> str:

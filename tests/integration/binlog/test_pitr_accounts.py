@@ -5,6 +5,7 @@ to the live target (tester's regression test, sandbox's real MariaDB and S3 serv
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -88,3 +89,83 @@ def test_a_renamed_point_in_time_restore_leaves_the_targets_accounts_alone(
     else:  # refused up front: nothing restored
         assert code == 2
         assert query(config, "primary", f"SHOW DATABASES LIKE '{TARGET}'") == []
+
+
+NEW_ACCOUNT = "t5acct_new"
+WINDOW = [  # run in DB's session between the backup and the target, in this order
+    f"GRANT SELECT ON {DB}.* TO '{ACCOUNT}'@'%'",
+    f"CREATE USER '{NEW_ACCOUNT}'@'%' IDENTIFIED BY 'pw-in-window'",
+]
+
+
+@pytest.fixture
+def window(use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Backup of DB; then, with DB as the default database, a row, a GRANT and a CREATE
+    USER (with a password); the GTID after them; then both undone on the live server (the
+    state a restore must keep)."""
+    sandbox = use_sandbox_config
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, TARGET)
+    try:
+        for account in (ACCOUNT, NEW_ACCOUNT):
+            query(sandbox.config, "primary", f"DROP USER IF EXISTS '{account}'@'%'")
+        query(sandbox.config, "primary", f"CREATE USER '{ACCOUNT}'@'%' IDENTIFIED BY 'old'")
+        query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
+        sandbox.wait_replicated(60)
+        run_backup(loaded, policy)
+        with sandbox.connect("primary") as conn, conn.cursor() as cur:
+            cur.execute(f"USE {DB}")
+            cur.execute("INSERT INTO t VALUES (1)")
+            for sql in WINDOW:
+                cur.execute(sql)
+            cur.execute("SELECT @@gtid_binlog_pos")
+            gtid = str(cur.fetchone()[0])
+        query(sandbox.config, "primary", f"REVOKE SELECT ON {DB}.* FROM '{ACCOUNT}'@'%'")
+        query(sandbox.config, "primary", f"DROP USER '{NEW_ACCOUNT}'@'%'")
+        Archiver(loaded, policy, node="primary", once=True).run()
+        yield gtid
+    finally:
+        for db in (DB, TARGET):
+            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
+        for account in (ACCOUNT, NEW_ACCOUNT):
+            query(sandbox.config, "primary", f"DROP USER IF EXISTS '{account}'@'%'")
+        sandbox.wait_replicated(60)
+
+
+def grants(sandbox: SandboxHandle) -> list[tuple[object, ...]]:
+    return query(sandbox.config, "primary", f"SHOW GRANTS FOR '{ACCOUNT}'@'%'")
+
+
+@pytest.mark.parametrize("json_output", [True, False], ids=["json", "text"])
+def test_the_restore_report_lists_the_account_statements_it_did_not_replay(
+    window: str,
+    json_output: bool,
+    use_sandbox_config: SandboxHandle,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sandbox = use_sandbox_config
+    live = grants(sandbox)
+    argv = ["restore", "--policy", POLICY, "--until-gtid", window, "--rename", f"{DB}={TARGET}"]
+    capsys.readouterr()
+    assert main([*argv, *(["--json"] if json_output else [])]) == 0
+    out = capsys.readouterr().out
+    assert query(sandbox.config, "primary", f"SELECT id FROM {TARGET}.t") == [(1,)]
+    assert grants(sandbox) == live, "the window's GRANT was replayed"
+    new = query(sandbox.config, "primary", f"SELECT 1 FROM mysql.user WHERE user = '{NEW_ACCOUNT}'")
+    assert new == [], "the window's CREATE USER was replayed"
+    assert "pw-in-window" not in out  # a password in the window is not shown
+    expected = [
+        f"GRANT SELECT ON {DB}.* TO '{ACCOUNT}'@'%'",
+        f"CREATE USER '{NEW_ACCOUNT}'@'%' IDENTIFIED BY '***'",
+    ]
+    if json_output:
+        skipped = json.loads(out)["scan"]["account_statements_skipped"]
+        assert skipped["count"] == 2
+        assert [s["statement"] for s in skipped["listed"]] == expected
+        gtids = [s["gtid"] for s in skipped["listed"]]
+        assert gtids[1] == window and gtids[0] != gtids[1]
+    else:
+        assert "2 account statement(s) NOT replayed" in out, out
+        for statement in expected:
+            assert statement in out, out

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from datatier.mysql.binlog.sqlrefs import account_statement, ambiguous_qualifiers, scan
+from datatier.mysql.binlog.sqlrefs import (
+    account_statement,
+    account_text,
+    ambiguous_qualifiers,
+    scan,
+)
 
 
 @pytest.mark.parametrize(
@@ -75,3 +80,29 @@ def test_two_part_names_whose_qualifier_is_also_a_table_are_ambiguous(
     sql: str, unclear: list[str]
 ) -> None:
     assert ambiguous_qualifiers(scan(sql), {"shop", "crm"}) == unclear
+
+
+@pytest.mark.parametrize(
+    ("sql", "shown"),
+    [
+        (
+            "CREATE USER 'app'@'%' IDENTIFIED BY 'secret'",
+            "CREATE USER 'app'@'%' IDENTIFIED BY '***'",
+        ),
+        (
+            "ALTER USER app IDENTIFIED VIA ed25519 USING PASSWORD('secret')",
+            "ALTER USER app IDENTIFIED VIA ed25519 USING PASSWORD('***')",
+        ),
+        (
+            "GRANT ALL ON shop.*\n  TO 'a'@'%' IDENTIFIED BY PASSWORD '*AB12'",
+            "GRANT ALL ON shop.* TO 'a'@'%' IDENTIFIED BY PASSWORD '***'",
+        ),
+        (
+            "SET PASSWORD FOR 'app'@'%' = PASSWORD('secret')",
+            "SET PASSWORD FOR 'app'@'%' = PASSWORD('***')",
+        ),
+        ("DROP USER 'app'@'%'", "DROP USER 'app'@'%'"),
+    ],
+)
+def test_an_account_statement_is_shown_without_its_secrets(sql: str, shown: str) -> None:
+    assert account_text(sql, scan(sql)) == shown

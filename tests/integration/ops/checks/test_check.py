@@ -267,13 +267,6 @@ def test_free_space(
     assert code == 1 and "cannot stat" in only(rows, "free space")[0]["detail"]
 
 
-def test_binlog_retention_waits_for_archiving(
-    use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, rows = check(capsys, "--only", "binlog retention")
-    assert code == 0 and only(rows, "binlog retention")[0]["status"] == "skip"
-
-
 def test_all_checks_one_line_each_and_bad_arguments(
     use_sandbox_config: SandboxHandle, policy: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

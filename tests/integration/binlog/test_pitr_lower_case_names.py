@@ -1,0 +1,110 @@
+"""A point-in-time restore from a server with ``lower_case_table_names=1``: a statement
+naming ``LCTN_DB.Orders`` writes the base's ``lctn_db.orders``. The replay's table selection
+compared names case-sensitively, so such a statement was silently left out: a
+statement-format INSERT under a policy that leaves a table out, an ALTER TABLE under
+``--tables`` (the rows after it then lost their new column). Now names are compared as the
+server compares them: kept, and a left-out table's statements stay out however spelled
+(review finding; an extra real MariaDB started with ``--lower-case-table-names=1`` beside
+the sandbox, whose servers run with the Linux default 0)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datatier.backup.service import load_policy, run_backup
+from datatier.backup.stores import store_for
+from datatier.binlog.archiver import Archiver
+from datatier.cli import main
+from datatier.config import load
+from datatier.mysql.physical.scratch import free_port
+from datatier.sandbox.services.mariadb import MariaDBService
+from tests.integration.conftest import SandboxHandle
+from tests.integration.mariadb_support import connect_to, extra_mariadb, own_config
+
+DB = "lctn_db"
+RENAMED = "lctn_r"
+POLICY = "pitr_lctn"
+NODE = "lctn"
+ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
+SOURCE = f'engine = "mysql"\n[source]\nnode = "{NODE}"\ndatabases = ["{DB}"]\n'
+
+
+@pytest.fixture
+def server(sandbox: SandboxHandle, tmp_path: Path, test_port_base: int) -> Iterator[MariaDBService]:
+    """A fresh MariaDB folding table names (binlog and GTID on, as every sandbox node)."""
+    port = free_port(range(test_port_base + 300, test_port_base + 310))
+    with extra_mariadb(
+        sandbox, NODE, port, tmp_path / "server", server_id=8,
+        extra_args=["--lower-case-table-names=1"],
+    ) as svc:  # fmt: skip
+        yield svc
+
+
+def run(sandbox: SandboxHandle, svc: MariaDBService, *statements: str) -> list[tuple[object, ...]]:
+    with connect_to(sandbox, svc) as conn, conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+        return list(cur.fetchall())
+
+
+@pytest.mark.parametrize("case", ["exclude_tables", "tables"])
+def test_a_statement_spelling_a_restored_table_otherwise_is_replayed(
+    case: str,
+    sandbox: SandboxHandle,
+    server: MariaDBService,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    policy_text = SOURCE + (
+        f'exclude_tables = ["{DB}.audit"]\n' if case == "exclude_tables" else ""
+    )
+    config_path = own_config(sandbox, server, NODE, tmp_path, {POLICY: policy_text})
+    monkeypatch.setenv("DATATIER_CONFIG", str(config_path))
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    loaded = load(str(config_path), environ=ENV)
+    policy = load_policy(loaded, POLICY)
+    store = store_for(policy.store_url, loaded.config)
+    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # a reused sandbox
+    assert run(sandbox, server, "SELECT @@lower_case_table_names") == [(1,)]
+    try:
+        run(sandbox, server, f"CREATE DATABASE {DB}",
+            f"CREATE TABLE {DB}.orders (id INT PRIMARY KEY)",
+            f"CREATE TABLE {DB}.audit (id INT PRIMARY KEY)",
+            f"INSERT INTO {DB}.orders VALUES (1)")  # fmt: skip
+        run_backup(loaded, policy)
+        rows: list[tuple[object, ...]]
+        if case == "exclude_tables":  # statement format, the only table written named oddly
+            window = [
+                "SET SESSION binlog_format = 'STATEMENT'",
+                "INSERT INTO LCTN_DB.Orders VALUES (2)",
+                "INSERT INTO Lctn_Db.AUDIT VALUES (2)",  # left out, as the base left it out
+                "SET SESSION binlog_format = 'ROW'",
+                "INSERT INTO LCTN_DB.ORDERS VALUES (3)",
+            ]
+            argv: list[str] = []
+            columns, rows = ["id"], [(1,), (2,), (3,)]
+        else:
+            window = [
+                "ALTER TABLE LCTN_DB.Orders ADD COLUMN note VARCHAR(10)",
+                "INSERT INTO LCTN_DB.ORDERS VALUES (2, 'after')",
+            ]
+            argv = ["--tables", f"{DB}.orders"]
+            columns, rows = ["id", "note"], [(1, None), (2, "after")]
+        run(sandbox, server, f"USE {DB}", *window)
+        gtid = str(run(sandbox, server, "SELECT @@gtid_binlog_pos")[0][0])
+        Archiver(loaded, policy, node=NODE, once=True).run()
+
+        code = main(["restore", "--policy", POLICY, "--until-gtid", gtid, *argv,
+                     "--rename", f"{DB}={RENAMED}"])  # fmt: skip
+
+        assert code == 0
+        shown = run(sandbox, server, f"SHOW TABLES FROM {RENAMED}")
+        assert shown == [("orders",)], "a table the base left out came back"
+        got = run(sandbox, server, f"SELECT {', '.join(columns)} FROM {RENAMED}.orders ORDER BY id")
+        assert got == rows
+    finally:
+        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
