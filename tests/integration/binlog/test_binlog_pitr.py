@@ -373,8 +373,13 @@ def test_metrics_show_archive_lag_and_gaps(
     watch.start()
     try:
         until(lambda: watch.last is not None, 30)
+        first = dict(watch.stores)
+        seen = watch.last
+        until(lambda: watch.last is not seen, 30)  # refreshed: the same store, not a new one
     finally:
         watch.stop()
+    assert len(first) == 1 and watch.stores == first
+    assert all(watch.stores[url] is store for url, store in first.items())
     text = generate_latest(registry).decode()
     assert f'datatier_binlog_archive_gaps{{policy="{POLICY}"}} 0.0' in text
     lag = next(
