@@ -21,9 +21,9 @@ from datatier.backup.catalog import BackupState, Catalog
 from datatier.backup.policy import ARCHIVE_ORDER, Policy, find_policies
 from datatier.backup.retention import days_before
 from datatier.backup.service import open_policy_catalog, policies_dir
+from datatier.binlog.base import backup_position
 from datatier.binlog.chain import load_chain
 from datatier.binlog.layout import DIRECTORY, data_prefix, index_key, index_prefix
-from datatier.binlog.pitr import backup_position
 from datatier.binlog.records import IndexRecord
 from datatier.config import LoadedConfig
 from datatier.log import get_logger
