@@ -7,8 +7,8 @@ MySQL topology (``[mysql.nodes]``, which every MySQL policy's ``source.node(s)``
 and one archive (:func:`~datatier.binlog.layout.archive_policy`), and a point-in-time
 restore of any MySQL policy replays from it. Manifests name the node, not a server
 identity, so which server a backup came from cannot be told better than that; a backup of
-a server outside the topology only lowers the horizon (:func:`lowest`), keeping more,
-never less. It never removes
+a server outside the topology only lowers the horizon the policy's own kept backups set
+(:func:`lowest`), keeping more, never less. It never removes
 the newest record (the archiver resumes from it), deletes a record's index entry before
 its object (an interrupted prune leaves an unindexed object, never an entry without its
 object), and removes unindexed objects (a killed archiver's, a race's loser) older than the
