@@ -213,7 +213,7 @@ def offer(others: Sequence[str], policy: str) -> str:
             f"no other complete backup of {policy} precedes the target and is reached by the "
             "binlog archive; nothing was restored"
         )
-    more = f" (older ones: {', '.join(others[1:4])}{', ...' if len(others) > 4 else ''})"
+    more = f" (else, in turn: {', '.join(others[1:4])}{', ...' if len(others) > 4 else ''})"
     return f"nothing was restored; {others[0]} could serve as the base instead" + (
         more if len(others) > 1 else ""
     )
