@@ -229,12 +229,14 @@ def base_failure(plan: PitrPlan, failure: IntegrityFailure) -> UnusableBase | No
     others = alternative_bases(
         plan.entries, plan.target, plan.before, plan.reachable, besides=base.backup_id
     )
-    return UnusableBase(
+    refusal = UnusableBase(
         f"backup {base.backup_id}, the base of this point-in-time restore, fails "
         f"verification: {failure.message}; " + offer(others, base.policy),
         backup_id=base.backup_id,
         alternatives=others,
     )
+    refusal.details["key"] = key
+    return refusal
 
 
 def locate_base(

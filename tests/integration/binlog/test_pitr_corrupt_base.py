@@ -105,7 +105,7 @@ def test_a_corrupt_object_of_the_newest_base_names_the_older_one(
     key, size = _data_key(second)
     store.put_bytes(key, b"\0" * size)  # same size: only its SHA-256 tells
     err, doc = _refused(until, capsys)
-    assert "SHA-256" in err and key in err
+    assert "SHA-256" in err and key in err and doc["key"] == key
     command = _check_refusal(err, doc, first, second, until)
     assert query(use_sandbox_config.config, "primary", f"SHOW DATABASES LIKE '{TARGET}'") == []
     assert main(command) == 0, capsys.readouterr().err
