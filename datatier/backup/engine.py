@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from datatier.backup.manifest import Manifest, ObjectRecord, TableRecord
 from datatier.backup.names import show
 from datatier.backup.objects import ObjectWriter
-from datatier.errors import UsageError
+from datatier.errors import IntegrityFailure, UsageError
 from datatier.storage.base import ObjectStore, RestoreTier
 
 if TYPE_CHECKING:
@@ -321,6 +321,12 @@ class RestoreEngine(abc.ABC):
 
     def post_check(self, plan: RestorePlan) -> None:  # noqa: B027 - optional hook
         """Confirm what was applied (OperationFailed / IntegrityFailure)."""
+
+    def staging_failed(self, plan: RestorePlan, failure: IntegrityFailure) -> IntegrityFailure:
+        """The error to report when staging ``plan``'s objects raised ``failure`` (nothing
+        was applied): ``failure`` itself unless the engine can say more (which other backup
+        could serve, say)."""
+        return failure
 
 
 @dataclass(frozen=True)

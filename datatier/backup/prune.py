@@ -21,7 +21,11 @@ Pruning trusts nothing it has not listed and matched:
   be the only copy of some tables, and `restore --tables` can still salvage those);
 * only listed keys are deleted; a backup's manifest goes before its data (an interrupted
   prune leaves an incomplete backup, never a listed one with missing data);
-* incomplete backups written to within ``grace`` are spared. An older one may still be
+* incomplete backups written to within ``grace`` are spared, by the latest of their ID's
+  time and their objects' modification times (the store's clock). An ID dated after the
+  time prune judges at (a clock ahead named it) says nothing of its age: its objects' times
+  alone count, so such leftovers are collected too (spared while those are after now or
+  unknown, a local store written by that same clock). An older one may still be
   running (grace 0, a stalled dump), so before deleting it prune writes a *claim*
   (``POLICY/ID/prune-claim.json``) and then looks for its manifest: if the manifest exists,
   the backup finished meanwhile and prune backs off. The backup, for its part, lists its
@@ -179,20 +183,32 @@ def prune_plan(
     spared: list[PruneTarget] = []
     cutoff = days_before(now, grace / timedelta(days=1))
     for entry in entries:
-        if entry.state is BackupState.INCOMPLETE:
-            hours = (now - entry.last_written).total_seconds() / 3600
-            reason = f"incomplete, last written {hours:.1f} h ago"
-            if entry.last_written < cutoff:
-                delete.append(_target(entry, reason))
-            else:
-                spared.append(_target(entry, f"{reason}: may still be running"))
+        if entry.state is not BackupState.INCOMPLETE:
+            continue
+        written = _last_written(entry, now)
+        if written is None:
+            reason = "incomplete, dated after now and its objects too: its age cannot be told"
+            spared.append(_target(entry, reason))
+            continue
+        hours = (now - written).total_seconds() / 3600
+        reason = f"incomplete, last written {hours:.1f} h ago"
+        if entry.id_time > now:
+            reason += " (its ID is dated after now: by its objects' times)"
+        if written < cutoff:
+            delete.append(_target(entry, reason))
+        else:
+            spared.append(_target(entry, f"{reason}: may still be running"))
     # An upload belongs to a backup that may be running unless both its start and its
-    # backup's ID are older than the cutoff (moto reports a fixed 2010 start time).
+    # backup's ID are older than the cutoff (moto reports a fixed 2010 start time); an ID
+    # dated after now tells nothing: such an upload goes only with its backup.
     recent = {t.backup_id for t in spared}
+    going = {t.backup_id for t in delete if t.state is BackupState.INCOMPLETE}
     uploads = [
         u
         for u in catalog.store.list_incomplete_uploads(policy_prefix(policy.name))
-        if u.initiated is not None and u.initiated < cutoff and not _recent(u, recent, cutoff)
+        if u.initiated is not None
+        and u.initiated < cutoff
+        and not _recent(u, recent, going, cutoff, now)
     ]
     return PrunePlan(
         policy.name, catalog.store.url, now, grace, keep, delete, spared, uploads, damaged
@@ -265,9 +281,30 @@ def _target(entry: BackupEntry, reason: str) -> PruneTarget:
     return PruneTarget(entry.backup_id, entry.state, reason, keys, manifest_key, entry.bytes)
 
 
-def _recent(upload: IncompleteUpload, spared: set[str], cutoff: datetime) -> bool:
-    """Whether ``upload`` lies in a spared backup or one whose ID is newer than ``cutoff``."""
+def _last_written(entry: BackupEntry, now: datetime) -> datetime | None:
+    """When an incomplete backup was last written to: the latest of its ID's time and its
+    objects' modification times (the store's clock). An ID dated after ``now`` was named by
+    a clock ahead and says nothing of its age: then the objects' times alone count, and
+    None (age unknown: spared) when they are after ``now`` too or unknown."""
+    if entry.id_time <= now:
+        return entry.last_written
+    times = [o.last_modified for o in entry.objects if o.last_modified is not None]
+    newest = max(times, default=None)
+    return newest if newest is not None and newest <= now else None
+
+
+def _recent(
+    upload: IncompleteUpload, spared: set[str], going: set[str], cutoff: datetime, now: datetime
+) -> bool:
+    """Whether ``upload`` lies in a spared backup or one whose ID is newer than ``cutoff``;
+    one whose ID is dated after ``now`` is recent unless its backup is ``going`` (an
+    incomplete backup deleted as stale by its objects' times)."""
     parts = upload.key.split("/")
     if len(parts) < 3 or not BACKUP_ID.match(parts[1]):
         return False
-    return parts[1] in spared or parse_backup_id(parts[1]) >= cutoff
+    if parts[1] in spared:
+        return True
+    dated = parse_backup_id(parts[1])
+    if dated > now:
+        return parts[1] not in going
+    return dated >= cutoff

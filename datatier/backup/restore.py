@@ -46,7 +46,7 @@ from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.service import open_catalogs
 from datatier.backup.stores import for_transfers
 from datatier.config import LoadedConfig
-from datatier.errors import NotReadyYet, UsageError
+from datatier.errors import IntegrityFailure, NotReadyYet, UsageError
 from datatier.log import get_logger
 from datatier.pipeline.encrypt import Identities
 from datatier.pipeline.staging import Staged, Wanted, stage_from
@@ -140,7 +140,14 @@ def _restore(
             _rehearse(engine, plan, catalog.store, options, progress, identities)
             report.details, report.summary = dict(plan.details), list(plan.summary)
         return report
-    with _stage(groups, options, progress, identities) as staged:
+    try:
+        staging = _stage(groups, options, progress, identities)
+    except IntegrityFailure as exc:
+        better = engine.staging_failed(plan, exc)
+        if better is exc:
+            raise
+        raise better from exc
+    with staging as staged:
         engine.check_staged(plan, staged)
         try:
             engine.apply(plan, staged, progress.on_loaded)

@@ -1,10 +1,8 @@
 """Plan a point-in-time restore: the target, the base backup, the segments, the refusals.
 
 Everything here reads and changes nothing. The base backup is the newest complete backup
-of the policy whose consistency point precedes the target: for ``--until-gtid G``, its GTID
-position holds nothing of G's domain after G, and of any other domain nothing the archive
-does not show committed before G's segment; for ``--until T``, its snapshot was taken at
-or before T (whole seconds; manifests without ``snapshot_at`` count by ``finished_at``).
+of the policy whose consistency point precedes the target (:mod:`datatier.binlog.base`;
+when that one is damaged, it is refused with exit 4 naming the backups that could serve).
 The segments are those from the backup's position up to the target; a target beyond the
 archive, an archive that starts after the backup, or a gap in between is refused (exit 2)
 naming what is missing, before any archive restore is requested or anything is changed.
@@ -12,22 +10,32 @@ naming what is missing, before any archive restore is requested or anything is c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from datatier.backup.catalog import Catalog
-from datatier.backup.manifest import Manifest, snapshot_time
+from datatier.backup.catalog import BackupEntry, BackupState, Catalog
+from datatier.backup.manifest import Manifest, backup_prefix
 from datatier.backup.policy import Policy
 from datatier.backup.restore import find_backup
 from datatier.backup.service import load_policy, open_policy_catalog
 from datatier.backup.stores import store_for
+from datatier.binlog.base import (
+    UnusableBase,
+    alternative_bases,
+    backup_position,
+    choose_base,
+    offer,
+    refuse_unusable,
+    state_before,
+)
 from datatier.binlog.chain import Chain, load_chain
 from datatier.binlog.layout import archive_policy
 from datatier.binlog.records import IndexRecord, iso
 from datatier.binlog.replay import Target
 from datatier.binlog.state import read_state
 from datatier.config import LoadedConfig
-from datatier.errors import UsageError
+from datatier.errors import IntegrityFailure, UsageError
 from datatier.mysql.binlog.positions import Gtid, Position
 from datatier.storage.base import ObjectStore
 
@@ -64,95 +72,13 @@ class PitrPlan:
     target_text: str
     segments: list[IndexRecord]
     covered_until: str
+    entries: list[BackupEntry]  # the policy's backups, in any state
+    before: Position | None  # for a GTID target, a state known to precede it
+    reachable: Callable[[Manifest], bool]  # whether the archive takes a backup to the target
 
     @property
     def replay_bytes(self) -> int:
         return sum(r.raw_size for r in self.segments)
-
-
-def backup_position(manifest: Manifest) -> Position | None:
-    text = str(manifest.consistency.get("gtid_pos") or "")
-    try:
-        return Position.parse(text) if text else None
-    except UsageError:
-        return None
-
-
-def choose_base(
-    backups: list[Manifest],
-    target: Target,
-    backup_id: str | None,
-    policy: str,
-    before: Position | None = None,
-) -> Manifest:
-    """The newest backup preceding ``target`` (or ``backup_id``, if it does). For a GTID
-    target, ``before`` is a state known to precede it (:func:`state_before`): a backup
-    holding other GTID domains must not hold more of them than that, or it may contain
-    transactions committed after the target."""
-    usable = [m for m in backups if m.engine == "mysql" and backup_position(m) is not None]
-    if not usable:
-        raise UsageError(f"policy {policy} has no complete MySQL backup with a GTID position")
-    candidates = [m for m in usable if _precedes(m, target, before)]
-    if backup_id:
-        chosen = [m for m in candidates if m.backup_id == backup_id]
-        if not chosen:
-            raise UsageError(
-                f"backup {backup_id} is not a complete backup of {policy} before the target"
-            )
-        return chosen[0]
-    if not candidates:
-        unplaced = [m for m in usable if _precedes(m, target, None, other_domains=False)]
-        if unplaced:
-            newest = max(unplaced, key=lambda m: m.backup_id)
-            raise UsageError(
-                f"no backup of policy {policy} is known to precede {target.until_gtid}: "
-                f"{newest.backup_id} (GTID {newest.consistency.get('gtid_pos')}) also holds "
-                "other GTID domains, which the binlog archive cannot place before the target",
-                hint="restore --until a time instead",
-            )
-        oldest = min(usable, key=lambda m: snapshot_time(m) or datetime.max.replace(tzinfo=UTC))
-        raise UsageError(
-            f"the target is before the oldest backup of policy {policy}: {oldest.backup_id} "
-            f"(snapshot {oldest.consistency.get('snapshot_at') or oldest.finished_at}, GTID "
-            f"{oldest.consistency.get('gtid_pos')})",
-            hint=f"`datatier backups list {policy}` shows its backups; the restore starts from one "
-            "taken before the target",
-        )
-    return max(
-        candidates,
-        key=lambda m: (snapshot_time(m) or datetime.min.replace(tzinfo=UTC), m.backup_id),
-    )
-
-
-def state_before(chain: Chain, gtid: Gtid) -> Position | None:
-    """The archive's GTID state where the segment holding ``gtid`` starts: everything it
-    includes was committed before ``gtid``. None when no segment of ``chain`` holds it."""
-    for record in chain.records:
-        if record.gtid_end.includes(gtid) and not record.gtid_start.includes(gtid):
-            return record.gtid_start
-    return None
-
-
-def _precedes(
-    manifest: Manifest, target: Target, before: Position | None, *, other_domains: bool = True
-) -> bool:
-    """Whether ``manifest``'s consistency point is at or before ``target``. For a GTID
-    target its other domains count too (unless ``other_domains`` is False): a backup can sit
-    at G in G's domain and still hold later transactions of another domain."""
-    position = backup_position(manifest)
-    assert position is not None
-    if target.until_gtid is not None:
-        gtid = target.until_gtid
-        if position.seq(gtid.domain) > gtid.seq:
-            return False
-        others = [g for g in position.gtids if g.domain != gtid.domain and g.seq]
-        if not others or not other_domains:
-            return True
-        return before is not None and all(before.includes(g) for g in others)
-    moment = snapshot_time(manifest)
-    return (
-        moment is not None and target.until_ts is not None and moment.timestamp() <= target.until_ts
-    )
 
 
 def select_segments(
@@ -221,7 +147,9 @@ def plan_pitr(
     backup_id: str | None = None,
 ) -> PitrPlan:
     """Choose the base backup and the segments for a restore of ``policy`` up to the
-    target; UsageError (exit 2) for a target it cannot reach, before anything happens."""
+    target; UsageError (exit 2) for a target it cannot reach, UnusableBase (exit 4) when
+    the base is damaged (:func:`~datatier.binlog.base.refuse_unusable`), before anything
+    happens."""
     if (until is None) == (until_gtid is None):
         raise UsageError("give exactly one of --until TIME and --until-gtid GTID")
     owner = archive_policy(loaded)
@@ -243,12 +171,17 @@ def plan_pitr(
                 hint=WINDOW_HINT,
             )
     target = Target(until_gtid=gtid, until_ts=int(until.timestamp()) if until else None)
-    manifests = [e.manifest for e in catalog.backups(policy.name) if e.manifest is not None]
+    entries = catalog.backups(policy.name, include_all=True)
     before = state_before(chain, gtid) if gtid is not None else None
+    until_covered = covered_until(archive_store, owner.name, chain)
+    reachable = _reachable(chain, target, until_covered)
+    refuse_unusable(entries, target, before, reachable, backup_id=backup_id, policy=policy.name)
+    manifests = [
+        e.manifest for e in entries if e.state is BackupState.COMPLETE and e.manifest is not None
+    ]
     base = choose_base(manifests, target, backup_id, policy.name, before)
     start = backup_position(base)
     assert start is not None
-    until_covered = covered_until(archive_store, owner.name, chain)
     segments = [
         replace(r, storage_class=chain.objects[r.key].storage_class)
         if r.key in chain.objects
@@ -265,7 +198,45 @@ def plan_pitr(
         target_text=str(gtid) if gtid else iso(target.until_ts or 0),
         segments=segments,
         covered_until=iso(until_covered) if until_covered else "",
+        entries=entries,
+        before=before,
+        reachable=reachable,
     )
+
+
+def _reachable(chain: Chain, target: Target, covered: float) -> Callable[[Manifest], bool]:
+    """Whether the archive takes a backup up to ``target`` (no gap, no missing start)."""
+
+    def reachable(manifest: Manifest) -> bool:
+        start = backup_position(manifest)
+        try:
+            select_segments(chain, start or Position(), target, covered, manifest.backup_id)
+        except UsageError:
+            return False
+        return start is not None
+
+    return reachable
+
+
+def base_failure(plan: PitrPlan, failure: IntegrityFailure) -> UnusableBase | None:
+    """``failure`` (raised while staging ``plan``'s objects) as the refusal naming the
+    backups that could serve instead, when it is about an object of the base backup (its
+    ``details["key"]``); None when it is about something else (a binlog segment)."""
+    key = str(failure.details.get("key") or "")
+    base = plan.manifest
+    if not key.startswith(backup_prefix(base.policy, base.backup_id)):
+        return None
+    others = alternative_bases(
+        plan.entries, plan.target, plan.before, plan.reachable, besides=base.backup_id
+    )
+    refusal = UnusableBase(
+        f"backup {base.backup_id}, the base of this point-in-time restore, fails "
+        f"verification: {failure.message}; " + offer(others, base.policy),
+        backup_id=base.backup_id,
+        alternatives=others,
+    )
+    refusal.details["key"] = key
+    return refusal
 
 
 def locate_base(

@@ -29,12 +29,12 @@ from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.policy import Policy
 from datatier.backup.service import load_policy
-from datatier.binlog.pitr import PitrPlan, plan_pitr
+from datatier.binlog.pitr import PitrPlan, base_failure, plan_pitr
 from datatier.binlog.records import iso
 from datatier.binlog.replay import apply, scan
 from datatier.config import LoadedConfig
 from datatier.display import human_bytes
-from datatier.errors import UsageError
+from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
 from datatier.mysql.binlog.applier import Applier
 from datatier.mysql.binlog.selection import Selection
@@ -178,6 +178,11 @@ class PitrRestore(RestoreEngine):
         assert self.base_plan is not None, "plan runs first"
         self.base.check_staged(self.base_plan, staged)
         self._scan(plan, staged)
+
+    def staging_failed(self, plan: RestorePlan, failure: IntegrityFailure) -> IntegrityFailure:
+        """A base object failing its check is refused naming the backups that could serve
+        as base instead (:func:`~datatier.binlog.pitr.base_failure`); never used unasked."""
+        return base_failure(self.pitr, failure) or failure
 
     def rehearsal_objects(self, plan: RestorePlan) -> list[ObjectRecord]:
         """The segments (``restore --dry-run --scan``): the base backup is not fetched."""

@@ -2,7 +2,13 @@
 
 Prune removes the oldest segments whose every transaction is already in *every* backup
 still kept: the oldest position of the policy's kept backups and of every other MySQL
-policy's complete backups (any of them may restore from this archive). It never removes
+policy's complete backups. They are all backups of this archive's server: a config has one
+MySQL topology (``[mysql.nodes]``, which every MySQL policy's ``source.node(s)`` must name)
+and one archive (:func:`~datatier.binlog.layout.archive_policy`), and a point-in-time
+restore of any MySQL policy replays from it. Manifests name the node, not a server
+identity, so which server a backup came from cannot be told better than that; a backup of
+a server outside the topology only lowers the horizon the policy's own kept backups set
+(:func:`lowest`), keeping more, never less. It never removes
 the newest record (the archiver resumes from it), deletes a record's index entry before
 its object (an interrupted prune leaves an unindexed object, never an entry without its
 object), and removes unindexed objects (a killed archiver's, a race's loser) older than the
@@ -21,9 +27,9 @@ from datatier.backup.catalog import BackupState, Catalog
 from datatier.backup.policy import ARCHIVE_ORDER, Policy, find_policies
 from datatier.backup.retention import days_before
 from datatier.backup.service import open_policy_catalog, policies_dir
+from datatier.binlog.base import backup_position
 from datatier.binlog.chain import load_chain
 from datatier.binlog.layout import DIRECTORY, data_prefix, index_key, index_prefix
-from datatier.binlog.pitr import backup_position
 from datatier.binlog.records import IndexRecord
 from datatier.config import LoadedConfig
 from datatier.log import get_logger

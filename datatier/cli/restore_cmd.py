@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from datatier.backup.engine import RestoreOptions, RestoreProgress
 from datatier.backup.manifest import ObjectRecord
@@ -241,9 +246,10 @@ def restore(
         from datatier.binlog.pitr import locate_base, parse_until  # lazy: PITR only
 
         moment = parse_until(until, datetime.now(UTC)) if until is not None else None
-        catalog, manifest = locate_base(
-            loaded, policy=policy, backup_id=backup_id, until=moment, until_gtid=until_gtid
-        )
+        with _naming_other_bases():
+            catalog, manifest = locate_base(
+                loaded, policy=policy, backup_id=backup_id, until=moment, until_gtid=until_gtid
+            )
     elif backup_id is None:
         raise UsageError("give a BACKUP_ID, or --policy with --until TIME or --until-gtid GTID")
     else:
@@ -288,11 +294,58 @@ def restore(
 
     progress = RestoreProgress(on_wait=archive.set, on_checked=on_checked, on_loaded=on_loaded)
     try:
-        report = restore_backup(loaded, manifest, catalog, options, progress)
+        with _naming_other_bases():
+            report = restore_backup(loaded, manifest, catalog, options, progress)
     finally:
         if applying.done:
             applying.close()
     emit(Output(report.to_json(), lambda: _text(report)))
+
+
+@contextlib.contextmanager
+def _naming_other_bases() -> Iterator[None]:
+    """A point-in-time restore refused for an unusable base gets, as its hint, this very
+    command naming the newest backup that could serve instead (never run unasked)."""
+    from datatier.binlog.base import UnusableBase  # lazy: PITR only
+
+    try:
+        yield
+    except UnusableBase as exc:
+        if exc.alternatives:
+            command = _this_command(exc.alternatives[0])
+            exc.hint = f"to start from {exc.alternatives[0]} instead, run: {command}"
+            exc.details["command"] = command
+        raise
+
+
+def _this_command(backup_id: str) -> str:
+    """The command line being run, with ``backup_id`` as BACKUP_ID: the options given on
+    it (``--config`` too), in the order the command defines them."""
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    words = ["datatier"]
+    if root.get_parameter_source("config_path") is ParameterSource.COMMANDLINE:
+        words += ["--config", str(root.params["config_path"])]
+    words += [ctx.info_name or "restore", backup_id]
+    for param in ctx.command.params:
+        name = param.name
+        if not isinstance(param, click.Option) or name is None:
+            continue
+        if ctx.get_parameter_source(name) is not ParameterSource.COMMANDLINE:
+            continue
+        value: Any = ctx.params.get(name)
+        if param.is_flag:
+            words.append(
+                param.opts[0] if value or not param.secondary_opts else param.secondary_opts[0]
+            )
+        else:
+            for item in value if param.multiple else (value,):
+                words += [_long(param), str(item)]
+    return shlex.join(words)
+
+
+def _long(option: click.Option) -> str:
+    return next((o for o in option.opts if o.startswith("--")), option.opts[0])
 
 
 def _text(report: RestoreReport) -> str:

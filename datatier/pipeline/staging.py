@@ -117,7 +117,8 @@ def stage_from(
     on_object: Callable[[str, int], None] | None = None,
     identities: Identities | None = None,
 ) -> Staged:
-    """:func:`stage` for objects of several stores, into one directory (keys unique)."""
+    """:func:`stage` for objects of several stores, into one directory (keys unique). An
+    IntegrityFailure carries the bad object's key in ``details["key"]``."""
     if identities is None:
         sealed = next((w for _, objects in groups for w in objects if w.plain_sha256), None)
         if sealed is not None:
@@ -146,8 +147,12 @@ def stage_from(
                 for store, w in work
             ]
             try:
-                for future in futures:
-                    future.result()
+                for (_, wanted), future in zip(work, futures, strict=True):
+                    try:
+                        future.result()
+                    except IntegrityFailure as exc:
+                        exc.details.setdefault("key", wanted.key)
+                        raise
             except BaseException:
                 for future in futures:
                     future.cancel()

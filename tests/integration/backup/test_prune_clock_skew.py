@@ -7,9 +7,11 @@ Now it is kept and takes no slot."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
+from datatier.storage.s3 import S3Store
 from tests.integration.backup.test_catalog import (
     backup,
     catalog_db,  # noqa: F401  (fixture)
@@ -58,3 +60,44 @@ def test_a_backup_dated_in_the_future_never_gets_the_newest_real_backup_deleted(
         f"exit {code}: the backup just taken was deleted, {skewed} (dated in the future) kept"
     )
     assert code in (0, 2), err
+
+
+@pytest.mark.usefixtures("catalog_db")
+def test_an_interrupted_backup_dated_in_the_future_is_collected_by_its_objects_age(
+    sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An interrupted run (no manifest) on a host whose clock ran a year ahead: prune aged
+    incomplete leftovers by the later of their ID's time and their objects' times, so this
+    one was "last written" a year from now and never collected, its objects (and its
+    unfinished upload) leaking forever (tester's finding). Now an ID dated after now counts
+    for nothing: the objects' times in the store decide, with the usual grace, so a fresh
+    one is spared as possibly running and a stale one goes. The complete backup dated in
+    the future and today's stay."""
+    name = policy(sandbox, "t5-skew-incomplete", "[retention]\nkeep_last = 1\nmin_age_days = 0\n")
+    s = store(sandbox)
+    assert isinstance(s, S3Store)
+    s.delete([o.key for o in s.list_objects(f"{name}/")])
+    complete = skewed_copy(sandbox, name, backup(sandbox, name).backup_id)
+    killed = skewed_copy(sandbox, name, backup(sandbox, name).backup_id)
+    s.delete([f"{name}/{killed}/manifest.json"])  # interrupted before its manifest
+    s.client.create_multipart_upload(Bucket=s.bucket, Key=f"{s.prefix}/{name}/{killed}/data/x.zst")
+    today = backup(sandbox, name).backup_id
+
+    plan = json.loads(run(sandbox, capsys, "prune", name, "--json")[1])  # default grace
+    assert [t["id"] for t in plan["spared"]] == [killed], "a fresh one may still be running"
+    assert plan["delete"] == [] and plan["uploads"] == []
+
+    time.sleep(1.1)  # the store's times have whole seconds
+    code, out, err = run(
+        sandbox, capsys, "prune", name, "--execute", "--grace-hours", "0", "--json"
+    )
+    assert code == 0, err
+    done = json.loads(out)
+    assert [(d["id"], d["state"]) for d in done["delete"]] == [(killed, "incomplete")], (
+        "the interrupted backup dated in the future was not collected"
+    )
+    assert done["result"]["uploads_aborted"] == 1
+    assert keys(sandbox, f"{name}/{killed}/") == []
+    assert list(s.list_incomplete_uploads(f"{name}/{killed}/")) == []
+    for kept in (complete, today):
+        assert f"{name}/{kept}/manifest.json" in keys(sandbox, f"{name}/{kept}/")

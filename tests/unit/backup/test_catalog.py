@@ -554,6 +554,25 @@ def test_archive_after_zero_days_means_never(store: LocalStore) -> None:
     assert plan.moves == [] and plan.after_days == 0
 
 
+def test_an_incomplete_backup_dated_after_now_is_aged_by_its_objects(store: LocalStore) -> None:
+    """Its ID came from a clock ahead: the objects' times decide; none known or all after
+    now (a local store written by that clock): its age cannot be told and it is spared."""
+    make_backup(store, "shop", NOW - timedelta(days=1))
+    stale = make_backup(store, "shop", NOW + timedelta(days=365), with_manifest=False)
+    age_files(store, f"shop/{stale.backup_id}", NOW - timedelta(days=2))
+    fresh = make_backup(store, "shop", NOW + timedelta(days=300), with_manifest=False)
+    age_files(store, f"shop/{fresh.backup_id}", NOW - timedelta(hours=1))
+    ahead = make_backup(store, "shop", NOW + timedelta(days=200), with_manifest=False)
+    age_files(store, f"shop/{ahead.backup_id}", NOW + timedelta(days=200))
+    complete = make_backup(store, "shop", NOW + timedelta(days=100))
+    age_files(store, f"shop/{complete.backup_id}", NOW - timedelta(days=30))
+    plan = prune_plan(Catalog(store), make_policy("shop", store), NOW)
+    assert [t.backup_id for t in plan.delete] == [stale.backup_id]
+    assert "last written 48.0 h ago (its ID is dated after now" in plan.delete[0].reason
+    assert {t.backup_id for t in plan.spared} == {fresh.backup_id, ahead.backup_id}
+    assert complete.backup_id in {k.backup_id for k in plan.keep}
+
+
 def test_archive_skips_incomplete_and_unreadable_backups(store: LocalStore) -> None:
     make_backup(store, "shop", NOW - timedelta(days=40), with_manifest=False)
     broken = make_backup(store, "shop", NOW - timedelta(days=41))

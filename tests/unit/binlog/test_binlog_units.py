@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from datatier.backup.manifest import Manifest
+from datatier.binlog.base import choose_base, state_before
 from datatier.binlog.chain import analyse
-from datatier.binlog.pitr import choose_base, parse_until, select_segments, state_before
+from datatier.binlog.pitr import parse_until, select_segments
 from datatier.binlog.records import GAP, SEGMENT, IndexRecord
 from datatier.binlog.replay import Target
 from datatier.errors import IntegrityFailure, UsageError
