@@ -42,7 +42,7 @@ def check_binlog_retention(ctx: CheckContext) -> Iterator[CheckResult]:
         return
     where = archive_prefix(owner.name)
     try:
-        status = archive_status(ctx.loaded)
+        status = archive_status(ctx.loaded, stores=ctx.extra.setdefault("stores", {}))
     except DatatierError as exc:
         yield failed(NAME, where, f"cannot read the archive: {exc}", exc.hint)
         return
