@@ -86,7 +86,8 @@ def run(
         loaded, "backup", policy=policy, metrics_file=metrics_file, reported=app.reported
     ) as job:
         spec = load_policy(loaded, policy)
-        job.store = store_for(spec.store_url, loaded.config)
+        # Opened while the engine chooses its node, plans and takes its snapshot.
+        job.store = store_for(spec.store_url, loaded.config, background=True)
         progress = Progress(f"backup {policy}")
         try:
             manifest = run_backup(
