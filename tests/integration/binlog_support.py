@@ -1,5 +1,7 @@
-"""Helpers of the binlog archive and PITR tests: a write load, an archiver process, and
-what the archive and the server each hold (events and GTIDs), read independently."""
+"""Helpers of the binlog archive and PITR tests: a write load, an archiver process, what
+the archive and the server each hold (events and GTIDs), read independently, and the
+set-up most PITR tests share (``pitr_window``: a fresh policy, a backup, a noted target,
+the archive caught up, the databases dropped afterwards)."""
 
 from __future__ import annotations
 
@@ -14,18 +16,24 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pymysql
+import pytest
 import zstandard
 
+from datatier.backup.manifest import Manifest
 from datatier.backup.policy import Policy
-from datatier.backup.service import load_policy
+from datatier.backup.service import load_policy, run_backup
 from datatier.backup.stores import store_for
+from datatier.binlog.archiver import Archiver
 from datatier.binlog.chain import load_chain
 from datatier.config import Config, LoadedConfig, load
 from datatier.mysql.binlog import events as ev
+from datatier.storage.base import ObjectStore
 from tests.integration.conftest import SandboxHandle, wait_for
 
 GTID_INFO = re.compile(r"GTID (\d+-\d+-\d+)")
@@ -340,20 +348,145 @@ def until(predicate: Callable[[], bool], timeout: float) -> None:
     wait_for(predicate, timeout, step=0.2)
 
 
+def binlog_env(policy: str) -> dict[str, str]:
+    """The settings every PITR test runs with: ``policy`` owns the binlog archive, and the
+    archive counts as lagging after 2 s."""
+    return {"DATATIER_BINLOG__POLICY": policy, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
+
+
+def set_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """``env`` in the process environment for this test (CLI calls through ``main``)."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
+def drop_databases(config: Config, *names: str) -> None:
+    """Drop each of ``names`` on the primary, if it exists."""
+    for name in names:
+        query(config, "primary", f"DROP DATABASE IF EXISTS {name}")
+
+
 def fresh_policy(
-    sandbox: SandboxHandle, policy: str, database: str, env: dict[str, str], *scratch: str
-) -> tuple[LoadedConfig, Policy, Any]:
-    """Policy ``policy`` backing up ``database`` from replica1 with nothing stored under it
-    yet (the sandbox is reused), ``database`` created empty and the ``scratch`` databases
-    (restore targets) dropped: (the loaded config with ``env``, the policy, its store)."""
+    sandbox: SandboxHandle,
+    policy: str,
+    database: str,
+    env: dict[str, str],
+    *scratch: str,
+    text: str | None = None,
+) -> tuple[LoadedConfig, Policy, ObjectStore]:
+    """Policy ``policy`` (its file's ``text``; by default backing up ``database`` from
+    replica1) with nothing stored under it yet (the sandbox is reused), ``database`` created
+    empty and the ``scratch`` databases (restore targets) dropped: (the loaded config with
+    ``env``, the policy, its store)."""
     sandbox.write_policy(
-        policy, f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{database}"]\n'
+        policy,
+        text or f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{database}"]\n',
     )
     loaded = load(str(sandbox.config_path), environ=env)
     chosen = load_policy(loaded, policy)
     store = store_for(chosen.store_url, loaded.config)
     store.delete([o.key for o in store.list_objects(f"{policy}/")])
-    for db in (database, *scratch):
-        query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
+    drop_databases(sandbox.config, database, *scratch)
     query(sandbox.config, "primary", f"CREATE DATABASE {database}")
     return loaded, chosen, store
+
+
+@dataclass
+class PitrWindow:
+    """A fresh policy on the sandbox and the steps of a point-in-time test: write on the
+    primary, back up, note a target, archive the binlog up to now."""
+
+    sandbox: SandboxHandle
+    loaded: LoadedConfig
+    policy: Policy
+    store: ObjectStore
+    database: str
+
+    @property
+    def config(self) -> Config:
+        return self.sandbox.config
+
+    def sql(self, *statements: str) -> None:
+        """Each statement on the primary, committed on its own."""
+        for sql in statements:
+            query(self.config, "primary", sql)
+
+    def backup(self) -> Manifest:
+        """A backup of the policy once the replicas (its source is replica1) hold every
+        write so far."""
+        self.sandbox.wait_replicated(60)
+        return run_backup(self.loaded, self.policy)
+
+    @contextmanager
+    def session(
+        self, database: str | None = None, *, binlog_format: str | None = None, **kw: Any
+    ) -> Iterator[Any]:
+        """A cursor on the primary (autocommit) whose default database is ``database``
+        (the window's by default), logging in ``binlog_format`` if given; ``kw`` go to
+        the connection."""
+        with self.sandbox.connect("primary", **kw) as conn, conn.cursor() as cur:
+            cur.execute(f"USE {database or self.database}")
+            if binlog_format:
+                cur.execute(f"SET SESSION binlog_format = '{binlog_format}'")
+            yield cur
+
+    def gtid(self) -> str:
+        """The primary's ``@@gtid_binlog_pos``: an ``--until-gtid`` after every write so far."""
+        return str(query(self.config, "primary", "SELECT @@gtid_binlog_pos")[0][0])
+
+    def until_now(self) -> str:
+        """An ``--until`` time after every write so far and before any later one; the
+        archive, once archived after this returns, reaches past it (~3 s)."""
+        time.sleep(2.1)
+        moment = datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+        time.sleep(1.1)
+        return moment
+
+    def archive(self, node: str = "primary") -> None:
+        """The binlog of ``node`` archived up to now (``binlog archive --once``)."""
+        Archiver(self.loaded, self.policy, node=node, once=True).run()
+
+
+@contextmanager
+def pitr_window(
+    sandbox: SandboxHandle,
+    policy: str,
+    database: str,
+    *scratch: str,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+    env: dict[str, str] | None = None,
+    text: str | None = None,
+) -> Iterator[PitrWindow]:
+    """``fresh_policy`` run with ``binlog_env(policy)`` and ``env``, also set (with
+    DATATIER_CONFIG) for the test's CLI calls when ``monkeypatch`` is given; ``database``
+    and the ``scratch`` databases are dropped when the block ends, and the replicas caught
+    up (the next test backs up from replica1)."""
+    settings = {**binlog_env(policy), **(env or {})}
+    if monkeypatch is not None:
+        set_env(monkeypatch, {"DATATIER_CONFIG": str(sandbox.config_path), **settings})
+    loaded, chosen, store = fresh_policy(sandbox, policy, database, settings, *scratch, text=text)
+    try:
+        yield PitrWindow(sandbox, loaded, chosen, store, database)
+    finally:
+        drop_databases(sandbox.config, database, *scratch)
+        sandbox.wait_replicated(60)
+
+
+@contextmanager
+def own_server_policy(
+    config_path: Path, policy: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[LoadedConfig, Policy, ObjectStore]]:
+    """``policy`` of the config at ``config_path`` (an extra server's own), that config and
+    ``binlog_env(policy)`` set for the test's CLI calls: (the loaded config, the policy, its
+    store), nothing stored under the policy before the block nor after it (the sandbox's S3
+    server is shared)."""
+    env = binlog_env(policy)
+    set_env(monkeypatch, {"DATATIER_CONFIG": str(config_path), **env})
+    loaded = load(str(config_path), environ=env)
+    chosen = load_policy(loaded, policy)
+    store = store_for(chosen.store_url, loaded.config)
+    store.delete([o.key for o in store.list_objects(f"{policy}/")])  # a reused sandbox
+    try:
+        yield loaded, chosen, store
+    finally:
+        store.delete([o.key for o in store.list_objects(f"{policy}/")])

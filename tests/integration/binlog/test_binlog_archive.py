@@ -29,9 +29,11 @@ from tests.integration.binlog_support import (
     ArchiverProcess,
     Load,
     archived,
+    binlog_env,
     check_segments_match_server,
     query,
     server_gtids,
+    set_env,
     until,
     wait_archived,
 )
@@ -61,16 +63,14 @@ def own(tmp_path_factory: pytest.TempPathFactory, test_port_base: int) -> Iterat
         sandbox.down()
 
 
-def env(policy: str) -> dict[str, str]:
-    return {"DATATIER_BINLOG__POLICY": policy, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
-
-
 def config_of(own: dict[str, Any], policy: str = POLICY) -> Config:
-    return load(str(own["config_path"]), environ=env(policy)).config
+    return load(str(own["config_path"]), environ=binlog_env(policy)).config
 
 
 def archiver(own: dict[str, Any], policy: str = POLICY) -> ArchiverProcess:
-    return ArchiverProcess(own["config_path"], env(policy), own["root"] / f"archiver-{policy}.log")
+    return ArchiverProcess(
+        own["config_path"], binlog_env(policy), own["root"] / f"archiver-{policy}.log"
+    )
 
 
 def assert_archive_equals_server(
@@ -134,7 +134,7 @@ def test_purged_binlog_is_a_gap_and_restore_across_it_is_refused(
     own: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = config_of(own)
-    loaded = load(str(own["config_path"]), environ=env(POLICY))
+    loaded = load(str(own["config_path"]), environ=binlog_env(POLICY))
     Load(config, "primary", "arch_db").create()  # this test's own data, whatever ran before
     position = str(query(config, "primary", "SELECT @@gtid_binlog_pos")[0][0])
     query(config, "replica1", "SELECT MASTER_GTID_WAIT(%s, 30)", (position,))
@@ -157,9 +157,7 @@ def test_purged_binlog_is_a_gap_and_restore_across_it_is_refused(
     result = proc.once()
     assert result.returncode == 1, result.stderr
     assert "GAP" in result.stderr and "purged" in result.stderr
-    monkeypatch.setenv("DATATIER_CONFIG", str(own["config_path"]))
-    for key, value in env(POLICY).items():
-        monkeypatch.setenv(key, value)
+    set_env(monkeypatch, {"DATATIER_CONFIG": str(own["config_path"]), **binlog_env(POLICY)})
     capsys.readouterr()
     assert main(["binlogs", "status"]) == 1
     out = capsys.readouterr()

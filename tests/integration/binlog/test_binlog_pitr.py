@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from datatier.backup.service import load_policy, run_backup
+from datatier.backup.service import run_backup
 from datatier.backup.stores import store_for
 from datatier.binlog.chain import load_chain
 from datatier.binlog.metrics import BinlogArchiveCollector
@@ -35,8 +35,11 @@ from datatier.storage.base import RestoreState
 from tests.integration.binlog_support import (
     ArchiverProcess,
     Load,
+    binlog_env,
     checksums,
+    fresh_policy,
     query,
+    set_env,
     until,
     wait_archived,
 )
@@ -44,7 +47,7 @@ from tests.integration.conftest import SandboxHandle
 
 DB = "pitr_db"
 POLICY = "pitr"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
+ENV = binlog_env(POLICY)
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +55,8 @@ def scenario(
     sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """Run the whole story once; tests then restore from it."""
-    sandbox.write_policy(
-        POLICY, f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
-    )
     config = sandbox.config
-    loaded = load(str(sandbox.config_path), environ=ENV)
-    store = store_for(config.backup.default_store, config)
-    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # a reused sandbox
+    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV)
     archiver = ArchiverProcess(sandbox.config_path, ENV, tmp_path_factory.mktemp("pitr") / "a.log")
     load_ = Load(config, "primary", DB)
     load_.create()
@@ -67,7 +65,7 @@ def scenario(
         archiver.start()
         load_.start()
         wait_archived(config, POLICY, "primary")  # a segment before the backup, to prune
-        manifest = run_backup(loaded, load_policy(loaded, POLICY))
+        manifest = run_backup(loaded, policy)
         time.sleep(1.0)
         query(config, "primary", f"ALTER TABLE {DB}.events ADD COLUMN extra INT DEFAULT 5")
         time.sleep(1.5)
@@ -116,8 +114,7 @@ def restore(*args: str) -> int:
 
 @pytest.fixture
 def pitr_env(use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> SandboxHandle:
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
+    set_env(monkeypatch, ENV)
     return use_sandbox_config
 
 

@@ -20,30 +20,28 @@ from datetime import UTC, datetime
 
 import pytest
 
-from datatier.backup.service import load_policy, run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from datatier.config import LoadedConfig
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import PitrWindow, pitr_window, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "pitr_cov_db"
 POLICY = "pitr_cov"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
 @pytest.fixture
-def fresh(use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> LoadedConfig:
+def fresh(
+    use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PitrWindow]:
     """An empty archive and a database with one table, backed up."""
-    sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, "pitr_cov_r")
-    query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, at DATETIME(6))")
-    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (0, UTC_TIMESTAMP(6))")
-    sandbox.wait_replicated(60)
-    run_backup(loaded, policy)
-    return loaded
+    with pitr_window(
+        use_sandbox_config, POLICY, DB, "pitr_cov_r", monkeypatch=monkeypatch
+    ) as window:
+        window.sql(
+            f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, at DATETIME(6))",
+            f"INSERT INTO {DB}.t VALUES (0, UTC_TIMESTAMP(6))",
+        )
+        window.backup()
+        yield window
 
 
 @pytest.fixture
@@ -74,7 +72,7 @@ def _restored_ids(sandbox: SandboxHandle) -> list[int]:
 
 
 def test_a_lagging_replica_source_does_not_vouch_for_the_primarys_commits(
-    fresh: LoadedConfig,
+    fresh: PitrWindow,
     replica2_sql_stopped: None,
     use_sandbox_config: SandboxHandle,
     capsys: pytest.CaptureFixture[str],
@@ -85,7 +83,7 @@ def test_a_lagging_replica_source_does_not_vouch_for_the_primarys_commits(
     while time.time() < math.floor(committed) + 2.1:
         time.sleep(0.05)
     # replica2 has not applied row 1; an archiver reading it is caught up with replica2.
-    Archiver(fresh, load_policy(fresh, POLICY), node="replica2", once=True).run()
+    fresh.archive("replica2")
     target = math.floor(time.time())  # row 1 was committed seconds before it
     code, err = _restore_until(target, capsys)
     if code == 0:
@@ -96,18 +94,17 @@ def test_a_lagging_replica_source_does_not_vouch_for_the_primarys_commits(
 
 
 def test_a_stopped_archive_is_not_complete_up_to_the_end_of_its_last_second(
-    fresh: LoadedConfig, use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
+    fresh: PitrWindow, use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Row 1 is archived, the archiver stops, row 2 commits in the same second (retried
     until it does). ``--until`` the next second must replay row 2 or refuse."""
     sandbox = use_sandbox_config
-    policy = load_policy(fresh, POLICY)
     for attempt in range(1, 8):
         second = math.floor(time.time()) + 1
         while time.time() < second + 0.02:
             time.sleep(0.005)
         query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES ({attempt * 10}, NOW(6))")
-        Archiver(fresh, policy, node="primary", once=True).run()
+        fresh.archive()
         query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES ({attempt * 10 + 1}, NOW(6))")
         if time.time() < second + 0.9:
             break

@@ -14,15 +14,20 @@ from typing import Any
 
 import pytest
 
-from datatier.backup.service import run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from tests.integration.binlog_support import checksums, fresh_policy, query, until
+from tests.integration.binlog_support import (
+    PitrWindow,
+    binlog_env,
+    checksums,
+    pitr_window,
+    query,
+    set_env,
+    until,
+)
 from tests.integration.conftest import SandboxHandle
 
 DB = "pitr_ddl_db"
 POLICY = "pitr_ddl"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 DDL = [
     "ALTER TABLE a ADD COLUMN w INT DEFAULT 7",
     "INSERT INTO a VALUES (4, 'q', 8)",
@@ -47,49 +52,43 @@ DDL = [
 @pytest.fixture(scope="module")
 def scenario(sandbox: SandboxHandle) -> Iterator[dict[str, Any]]:
     config = sandbox.config
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV)
-    for sql in (
-        "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(20))",
-        "INSERT INTO a VALUES (1, 'x'), (2, 'y'), (3, 'z')",
-        "CREATE TABLE b (id INT PRIMARY KEY, n INT)",
-        "INSERT INTO b VALUES (1, 10), (2, 20)",
-        "CREATE TABLE c (id INT PRIMARY KEY, n INT)",
-        "INSERT INTO c VALUES (1, 1)",
-        "CREATE TABLE d (id INT PRIMARY KEY, n INT)",
-        "INSERT INTO d VALUES (1, 1), (2, 2)",
-        f"CREATE TABLE {DB} (id INT PRIMARY KEY, n INT)",
-        f"INSERT INTO {DB} VALUES (1, 1)",
-    ):
-        _run(sandbox, sql)
-    sandbox.wait_replicated(60)
-    run_backup(loaded, policy)
-    for sql in DDL:
-        _run(sandbox, sql)
-    gtid = str(query(config, "primary", "SELECT @@gtid_binlog_pos")[0][0])
-    query(config, "replica2", "STOP SLAVE")
-    try:
-        _run(sandbox, "DROP TABLE a")  # the disaster
-        _run(sandbox, "UPDATE d SET n = 0")
-        Archiver(loaded, policy, node="primary", once=True).run()
-        query(config, "replica2", f"START SLAVE UNTIL master_gtid_pos = '{gtid}'")
-        until(lambda: query(config, "replica2", "SHOW SLAVE STATUS")[0][11] == "No", 60)
-        reference = checksums(config, "replica2", DB)
-        views = query(config, "replica2", f"SELECT * FROM {DB}.v ORDER BY id")
-        yield {"gtid": gtid, "reference": reference, "views": views}
-    finally:
-        query(config, "replica2", "START SLAVE")
-        # the source's view now names a dropped table: a later backup of every database
-        # (provisioning a replica, say) would rightly refuse it
-        for db in (DB, "pitr_ddl_r", "pitr_ddl_t"):
-            query(config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        sandbox.wait_replicated(60)
+    # the source's view will name a dropped table: a later backup of every database
+    # (provisioning a replica, say) would rightly refuse it, so DB goes afterwards
+    with pitr_window(sandbox, POLICY, DB, "pitr_ddl_r", "pitr_ddl_t") as window:
+        for sql in (
+            "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(20))",
+            "INSERT INTO a VALUES (1, 'x'), (2, 'y'), (3, 'z')",
+            "CREATE TABLE b (id INT PRIMARY KEY, n INT)",
+            "INSERT INTO b VALUES (1, 10), (2, 20)",
+            "CREATE TABLE c (id INT PRIMARY KEY, n INT)",
+            "INSERT INTO c VALUES (1, 1)",
+            "CREATE TABLE d (id INT PRIMARY KEY, n INT)",
+            "INSERT INTO d VALUES (1, 1), (2, 2)",
+            f"CREATE TABLE {DB} (id INT PRIMARY KEY, n INT)",
+            f"INSERT INTO {DB} VALUES (1, 1)",
+        ):
+            _run(window, sql)
+        window.backup()
+        for sql in DDL:
+            _run(window, sql)
+        gtid = window.gtid()
+        query(config, "replica2", "STOP SLAVE")
+        try:
+            _run(window, "DROP TABLE a")  # the disaster
+            _run(window, "UPDATE d SET n = 0")
+            window.archive()
+            query(config, "replica2", f"START SLAVE UNTIL master_gtid_pos = '{gtid}'")
+            until(lambda: query(config, "replica2", "SHOW SLAVE STATUS")[0][11] == "No", 60)
+            reference = checksums(config, "replica2", DB)
+            views = query(config, "replica2", f"SELECT * FROM {DB}.v ORDER BY id")
+            yield {"gtid": gtid, "reference": reference, "views": views}
+        finally:
+            query(config, "replica2", "START SLAVE")
 
 
-def _run(sandbox: SandboxHandle, sql: str) -> None:
-    with sandbox.connect("primary") as conn, conn.cursor() as cur:
-        cur.execute(f"USE {DB}")
+def _run(window: PitrWindow, sql: str) -> None:
+    with window.session() as cur:
         cur.execute(sql)
-        conn.commit()
 
 
 def restore(gtid: str, *args: str) -> int:
@@ -98,8 +97,7 @@ def restore(gtid: str, *args: str) -> int:
 
 @pytest.fixture
 def pitr_env(use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> SandboxHandle:
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
+    set_env(monkeypatch, binlog_env(POLICY))
     return use_sandbox_config
 
 

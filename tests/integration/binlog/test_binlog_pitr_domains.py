@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 
-from datatier.backup.service import load_policy, run_backup
-from datatier.backup.stores import store_for
+from datatier.backup.service import run_backup
 from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from datatier.config import load
 from datatier.mysql.physical.scratch import free_port
 from datatier.sandbox.services.mariadb import MariaDBService
+from tests.integration.binlog_support import own_server_policy
 from tests.integration.conftest import SandboxHandle
 from tests.integration.mariadb_support import connect_to, extra_mariadb
 from tests.integration.mariadb_support import own_config as shared_config
@@ -30,7 +29,6 @@ RENAMED = "pitr_dom_r"
 POLICY = "pitr_domains"
 NODE = "domains"
 SERVER_ID = 7
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
 @pytest.fixture
@@ -70,14 +68,7 @@ def test_until_gtid_ignores_a_backup_holding_another_domains_later_transaction(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config_path = own_config(sandbox, server, tmp_path)
-    monkeypatch.setenv("DATATIER_CONFIG", str(config_path))
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded = load(str(config_path), environ=ENV)
-    policy = load_policy(loaded, POLICY)
-    store = store_for(policy.store_url, loaded.config)
-    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # a reused sandbox
-    try:
+    with own_server_policy(config_path, POLICY, monkeypatch) as (loaded, policy, _):
         with connect(sandbox, server) as conn, conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE {DB}")
             cur.execute(f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v TEXT)")
@@ -98,5 +89,3 @@ def test_until_gtid_ignores_a_backup_holding_another_domains_later_transaction(
             cur.execute(f"SELECT id, v FROM {RENAMED}.t ORDER BY id")
             rows = list(cur.fetchall())
         assert rows == [(1, "before backup A"), (2, "g")], "the state right after the target"
-    finally:
-        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])

@@ -8,17 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from datatier.backup.service import run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import pitr_window, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "pitr_q_db"
 OTHER = "pitr_q_other"
 TARGETS = ("pitr_q_r", "pitr_q_r2")
 POLICY = "pitr_q"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 QUALIFIED = [  # run with OTHER as the default database, in statement format
     f"UPDATE {DB}.a SET v = 'updated' WHERE id = 1",
     f"INSERT INTO `{DB}`.`a` (id, v) VALUES (3, 'three') /* {OTHER}.a */",
@@ -36,42 +33,29 @@ def pitr(
 ) -> Iterator[tuple[str, str]]:
     """The backup, then QUALIFIED and UNQUALIFIED (the GTIDs after each), archived; OTHER is
     dropped afterwards, so a replay that needed it (USE) would fail."""
-    sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, OTHER, *TARGETS)
-    try:
-        query(sandbox.config, "primary", f"CREATE DATABASE {OTHER}")
-        query(sandbox.config, "primary", f"CREATE TABLE {OTHER}.t (id INT, v TEXT)")
-        query(sandbox.config, "primary", f"INSERT INTO {OTHER}.t VALUES (1, 'o')")
+    with pitr_window(
+        use_sandbox_config, POLICY, DB, OTHER, *TARGETS, monkeypatch=monkeypatch
+    ) as window:
+        window.sql(
+            f"CREATE DATABASE {OTHER}",
+            f"CREATE TABLE {OTHER}.t (id INT, v TEXT)",
+            f"INSERT INTO {OTHER}.t VALUES (1, 'o')",
+        )
         for table in ("a", "b", "c", "d"):
-            query(
-                sandbox.config, "primary", f"CREATE TABLE {DB}.{table} (id INT PRIMARY KEY, v TEXT)"
+            window.sql(
+                f"CREATE TABLE {DB}.{table} (id INT PRIMARY KEY, v TEXT)",
+                f"INSERT INTO {DB}.{table} VALUES (1, 'one'), (2, 'two')",
             )
-            query(
-                sandbox.config, "primary", f"INSERT INTO {DB}.{table} VALUES (1, 'one'), (2, 'two')"
-            )
-        sandbox.wait_replicated(60)
-        run_backup(loaded, policy)
-        with sandbox.connect("primary") as conn, conn.cursor() as cur:
-            cur.execute(f"USE {OTHER}")
-            cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+        window.backup()
+        with window.session(OTHER, binlog_format="STATEMENT") as cur:
             for sql in QUALIFIED:
                 cur.execute(sql)
-                conn.commit()
-            cur.execute("SELECT @@gtid_binlog_pos")
-            gtid = str(cur.fetchone()[0])
+            gtid = window.gtid()
             cur.execute(UNQUALIFIED)
-            conn.commit()
-            cur.execute("SELECT @@gtid_binlog_pos")
-            last = str(cur.fetchone()[0])
-        Archiver(loaded, policy, node="primary", once=True).run()
-        query(sandbox.config, "primary", f"DROP DATABASE {OTHER}")
+        last = window.gtid()
+        window.archive()
+        window.sql(f"DROP DATABASE {OTHER}")
         yield gtid, last
-    finally:
-        for db in (DB, OTHER, *TARGETS):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        sandbox.wait_replicated(60)
 
 
 def test_qualified_statements_from_another_default_database_replay(

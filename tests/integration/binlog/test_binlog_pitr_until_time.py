@@ -18,15 +18,12 @@ from typing import Any
 
 import pytest
 
-from datatier.backup.service import run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from tests.integration.binlog_support import connect, fresh_policy, query
+from tests.integration.binlog_support import binlog_env, connect, pitr_window, query, set_env
 from tests.integration.conftest import SandboxHandle
 
 DB = "pitr_time_db"
 POLICY = "pitr_time"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
 def _next_second() -> int:
@@ -39,31 +36,30 @@ def _next_second() -> int:
 @pytest.fixture(scope="module")
 def seconds(sandbox: SandboxHandle) -> Iterator[dict[str, Any]]:
     config = sandbox.config
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV)
-    query(config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v INT)")
-    sandbox.wait_replicated(60)
-    run_backup(loaded, policy)
-    insert = f"INSERT INTO {DB}.t VALUES (%s, 0)"
-    s = _next_second()
-    query(config, "primary", insert, (1,))
-    query(config, "primary", insert, (2,))
-    _next_second()
-    query(config, "primary", insert, (3,))
-    _next_second()
-    query(config, "primary", insert, (4,))
-    long_start = _next_second()
-    query(config, "primary", f"UPDATE {DB}.t SET v = 1 + SLEEP(2) WHERE id = 1")
-    committed = time.time()
-    with connect(config, "primary") as conn, conn.cursor() as cur:
-        begin = _next_second()
-        cur.execute("BEGIN")
-        cur.execute(f"UPDATE {DB}.t SET v = 2 WHERE id = 2")
+    with pitr_window(sandbox, POLICY, DB, "pitr_time_r") as window:
+        window.sql(f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v INT)")
+        window.backup()
+        insert = f"INSERT INTO {DB}.t VALUES (%s, 0)"
+        s = _next_second()
+        query(config, "primary", insert, (1,))
+        query(config, "primary", insert, (2,))
         _next_second()
+        query(config, "primary", insert, (3,))
         _next_second()
-        cur.execute("COMMIT")
-    time.sleep(1.1)
-    Archiver(loaded, policy, node="primary", once=True).run()
-    yield {"s": s, "long_start": long_start, "long_committed": committed, "begin": begin}
+        query(config, "primary", insert, (4,))
+        long_start = _next_second()
+        query(config, "primary", f"UPDATE {DB}.t SET v = 1 + SLEEP(2) WHERE id = 1")
+        committed = time.time()
+        with connect(config, "primary") as conn, conn.cursor() as cur:
+            begin = _next_second()
+            cur.execute("BEGIN")
+            cur.execute(f"UPDATE {DB}.t SET v = 2 WHERE id = 2")
+            _next_second()
+            _next_second()
+            cur.execute("COMMIT")
+        time.sleep(1.1)
+        window.archive()
+        yield {"s": s, "long_start": long_start, "long_committed": committed, "begin": begin}
 
 
 def _at(ts: float, tz: timezone = UTC) -> str:
@@ -80,8 +76,7 @@ def _restore(moment: str, sandbox: SandboxHandle) -> list[tuple[int, int]]:
 
 @pytest.fixture
 def pitr_env(use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> SandboxHandle:
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
+    set_env(monkeypatch, binlog_env(POLICY))
     return use_sandbox_config
 
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import zstandard
 
-from datatier.backup.stores import store_for
 from datatier.binlog.chain import load_chain
 from datatier.binlog.replay import Target, apply, scan
-from datatier.config import load
 from datatier.mysql.binlog.applier import Applier
 from datatier.mysql.binlog.positions import Position
 from datatier.mysql.binlog.selection import Selection
 from datatier.mysql.connection import endpoint
-from tests.integration.binlog_support import ArchiverProcess, query
+from tests.integration.binlog_support import ArchiverProcess, fresh_policy, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "bigrow_db"
@@ -29,14 +27,7 @@ ENV = {"DATATIER_BINLOG__POLICY": POLICY}
 
 def test_large_statements_are_replayed_whole(sandbox: SandboxHandle, tmp_path: object) -> None:
     config = sandbox.config
-    sandbox.write_policy(
-        POLICY, f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{DB}"]\n'
-    )
-    store = store_for(config.backup.default_store, config)
-    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
-    query(config, "primary", f"DROP DATABASE IF EXISTS {DB}")
-    query(config, "primary", "DROP DATABASE IF EXISTS bigrow_r")
-    query(config, "primary", f"CREATE DATABASE {DB}")
+    loaded, _, store = fresh_policy(sandbox, POLICY, DB, ENV, "bigrow_r")
     query(config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, pad VARCHAR(100))")
     query(config, "primary", f"CREATE TABLE {DB}.u (id INT PRIMARY KEY, n INT)")
     start = Position.parse(str(query(config, "primary", "SELECT @@gtid_binlog_pos")[0][0]))
@@ -68,7 +59,7 @@ def test_large_statements_are_replayed_whole(sandbox: SandboxHandle, tmp_path: o
     limit = 256 * 1024
     scanned = scan(segments, loader, start, Target(), selection, max_binlog=limit)
     assert scanned.transactions == 3
-    ep = endpoint(load(str(sandbox.config_path), environ=ENV).config.mysql, "primary")
+    ep = endpoint(loaded.config.mysql, "primary")
     applied = apply(
         segments,
         loader,

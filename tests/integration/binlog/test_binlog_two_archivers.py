@@ -15,12 +15,12 @@ import zstandard
 from datatier.binlog.archiver import Archiver
 from datatier.binlog.chain import load_chain
 from datatier.errors import OperationFailed
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import binlog_env, fresh_policy, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "two_archivers_db"
 POLICY = "two_archivers"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
+ENV = binlog_env(POLICY)
 
 
 def write(sandbox: SandboxHandle, rows: int) -> None:

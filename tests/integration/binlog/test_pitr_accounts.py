@@ -10,17 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from datatier.backup.service import run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import pitr_window, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "t5acct_db"
 TARGET = "t5acct_r"
 POLICY = "t5acct"
 ACCOUNT = "t5acct_app"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
 STATEMENTS = {  # run in DB's session between the backup and the target
@@ -47,32 +44,23 @@ def pitr(
     """Backup of DB; then, with DB as the default database, a row and an account
     statement; the GTID after them; the account set up anew afterwards (the live state to
     keep: created again, or its password rotated again)."""
-    sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, TARGET)
-    try:
-        query(sandbox.config, "primary", f"DROP USER IF EXISTS '{ACCOUNT}'@'%'")
-        query(sandbox.config, "primary", f"CREATE USER '{ACCOUNT}'@'%' IDENTIFIED BY 'old'")
-        query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
-        sandbox.wait_replicated(60)
-        run_backup(loaded, policy)
-        with sandbox.connect("primary") as conn, conn.cursor() as cur:
-            cur.execute(f"USE {DB}")
-            cur.execute("INSERT INTO t VALUES (1)")
-            cur.execute(STATEMENTS[request.param])
-            cur.execute("SELECT @@gtid_binlog_pos")
-            gtid = str(cur.fetchone()[0])
-        query(
-            sandbox.config, "primary", f"CREATE OR REPLACE USER '{ACCOUNT}'@'%' IDENTIFIED BY 'new'"
-        )
-        Archiver(loaded, policy, node="primary", once=True).run()
-        yield gtid
-    finally:
-        for db in (DB, TARGET):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        query(sandbox.config, "primary", f"DROP USER IF EXISTS '{ACCOUNT}'@'%'")
-        sandbox.wait_replicated(60)
+    with pitr_window(use_sandbox_config, POLICY, DB, TARGET, monkeypatch=monkeypatch) as window:
+        try:
+            window.sql(
+                f"DROP USER IF EXISTS '{ACCOUNT}'@'%'",
+                f"CREATE USER '{ACCOUNT}'@'%' IDENTIFIED BY 'old'",
+                f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)",
+            )
+            window.backup()
+            with window.session() as cur:
+                cur.execute("INSERT INTO t VALUES (1)")
+                cur.execute(STATEMENTS[request.param])
+            gtid = window.gtid()
+            window.sql(f"CREATE OR REPLACE USER '{ACCOUNT}'@'%' IDENTIFIED BY 'new'")
+            window.archive()
+            yield gtid
+        finally:
+            window.sql(f"DROP USER IF EXISTS '{ACCOUNT}'@'%'")
 
 
 def test_a_renamed_point_in_time_restore_leaves_the_targets_accounts_alone(
@@ -92,6 +80,7 @@ def test_a_renamed_point_in_time_restore_leaves_the_targets_accounts_alone(
 
 
 NEW_ACCOUNT = "t5acct_new"
+ACCOUNTS = (ACCOUNT, NEW_ACCOUNT)
 WINDOW = [  # run in DB's session between the backup and the target, in this order
     f"GRANT SELECT ON {DB}.* TO '{ACCOUNT}'@'%'",
     f"CREATE USER '{NEW_ACCOUNT}'@'%' IDENTIFIED BY 'pw-in-window'",
@@ -103,34 +92,26 @@ def window(use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -
     """Backup of DB; then, with DB as the default database, a row, a GRANT and a CREATE
     USER (with a password); the GTID after them; then both undone on the live server (the
     state a restore must keep)."""
-    sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, TARGET)
-    try:
-        for account in (ACCOUNT, NEW_ACCOUNT):
-            query(sandbox.config, "primary", f"DROP USER IF EXISTS '{account}'@'%'")
-        query(sandbox.config, "primary", f"CREATE USER '{ACCOUNT}'@'%' IDENTIFIED BY 'old'")
-        query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
-        sandbox.wait_replicated(60)
-        run_backup(loaded, policy)
-        with sandbox.connect("primary") as conn, conn.cursor() as cur:
-            cur.execute(f"USE {DB}")
-            cur.execute("INSERT INTO t VALUES (1)")
-            for sql in WINDOW:
-                cur.execute(sql)
-            cur.execute("SELECT @@gtid_binlog_pos")
-            gtid = str(cur.fetchone()[0])
-        query(sandbox.config, "primary", f"REVOKE SELECT ON {DB}.* FROM '{ACCOUNT}'@'%'")
-        query(sandbox.config, "primary", f"DROP USER '{NEW_ACCOUNT}'@'%'")
-        Archiver(loaded, policy, node="primary", once=True).run()
-        yield gtid
-    finally:
-        for db in (DB, TARGET):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        for account in (ACCOUNT, NEW_ACCOUNT):
-            query(sandbox.config, "primary", f"DROP USER IF EXISTS '{account}'@'%'")
-        sandbox.wait_replicated(60)
+    with pitr_window(use_sandbox_config, POLICY, DB, TARGET, monkeypatch=monkeypatch) as win:
+        try:
+            win.sql(*(f"DROP USER IF EXISTS '{account}'@'%'" for account in ACCOUNTS))
+            win.sql(
+                f"CREATE USER '{ACCOUNT}'@'%' IDENTIFIED BY 'old'",
+                f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)",
+            )
+            win.backup()
+            with win.session() as cur:
+                cur.execute("INSERT INTO t VALUES (1)")
+                for sql in WINDOW:
+                    cur.execute(sql)
+            gtid = win.gtid()
+            win.sql(
+                f"REVOKE SELECT ON {DB}.* FROM '{ACCOUNT}'@'%'", f"DROP USER '{NEW_ACCOUNT}'@'%'"
+            )
+            win.archive()
+            yield gtid
+        finally:
+            win.sql(*(f"DROP USER IF EXISTS '{account}'@'%'" for account in ACCOUNTS))
 
 
 def grants(sandbox: SandboxHandle) -> list[tuple[object, ...]]:

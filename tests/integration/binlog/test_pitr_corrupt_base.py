@@ -13,24 +13,19 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
 from datatier.backup.manifest import Manifest
-from datatier.backup.service import run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
 from datatier.storage.base import ObjectStore
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import pitr_window, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "pitr_corrupt_db"
 TARGET = "pitr_corrupt_r"
 POLICY = "pitr_corrupt"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
 @pytest.fixture
@@ -38,28 +33,15 @@ def two_backups(
     use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Manifest, Manifest, ObjectStore, str]]:
     """B1 (row 1), B2 (rows 1, 2), row 3 after both, archived: (B1, B2, store, --until)."""
-    sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded, policy, store = fresh_policy(sandbox, POLICY, DB, ENV, TARGET)
-    try:
-        query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (1)")
-        sandbox.wait_replicated(60)
-        first = run_backup(loaded, policy)
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (2)")
-        sandbox.wait_replicated(60)
-        second = run_backup(loaded, policy)
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (3)")
-        time.sleep(2.1)
-        until = datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-        time.sleep(1.1)
-        Archiver(loaded, policy, node="primary", once=True).run()
-        yield first, second, store, until
-    finally:
-        for db in (DB, TARGET):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        sandbox.wait_replicated(60)
+    with pitr_window(use_sandbox_config, POLICY, DB, TARGET, monkeypatch=monkeypatch) as window:
+        window.sql(f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)", f"INSERT INTO {DB}.t VALUES (1)")
+        first = window.backup()
+        window.sql(f"INSERT INTO {DB}.t VALUES (2)")
+        second = window.backup()
+        window.sql(f"INSERT INTO {DB}.t VALUES (3)")
+        until = window.until_now()
+        window.archive()
+        yield first, second, window.store, until
 
 
 def _data_key(manifest: Manifest) -> tuple[str, int]:

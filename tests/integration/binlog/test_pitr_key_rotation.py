@@ -18,18 +18,17 @@ from pathlib import Path
 import pytest
 
 from datatier.backup.encryption import short
-from datatier.backup.service import load_policy, run_backup
-from datatier.backup.stores import store_for
+from datatier.backup.service import load_policy
 from datatier.binlog.archiver import Archiver
 from datatier.config import load
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import binlog_env, pitr_window, query
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import Key, cli, encryption_env, make_key
 
 DB = "t5rot_db"
 TARGET = "t5rot_r"
 POLICY = "t5rot"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
+ENV = binlog_env(POLICY)
 
 
 @pytest.fixture(scope="module")
@@ -39,28 +38,22 @@ def rotated(
     """Backup and segment 1 to key A, segment 2 to key B; the GTID after segment 2."""
     directory = tmp_path_factory.mktemp("t5-keys")
     keys = {name: make_key(directory, name) for name in ("a", "b")}
-    env_a = {**ENV, **encryption_env([keys["a"]])}
     env_b = {**ENV, **encryption_env([keys["b"]])}
-    loaded, _, _ = fresh_policy(sandbox, POLICY, DB, env_a, TARGET)
-    try:
-        query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
-        sandbox.wait_replicated(60)
-        backup = run_backup(loaded, load_policy(loaded, POLICY))
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (1)")
-        Archiver(loaded, load_policy(loaded, POLICY), node="primary", once=True).run()
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (2)")
-        rotated = load(str(sandbox.config_path), environ=env_b)
-        Archiver(rotated, load_policy(rotated, POLICY), node="primary", once=True).run()
-        gtid = str(query(sandbox.config, "primary", "SELECT @@gtid_binlog_pos")[0][0])
-        yield {"keys": keys, "gtid": gtid, "backup": backup.backup_id, "dir": directory}
-    finally:
-        for db in (DB, TARGET):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        # objects encrypted to keys no other test holds would fail their `keys check`
-        store = store_for(sandbox.config.backup.default_store, sandbox.config)
-        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
-        (sandbox.root / "backups" / f"{POLICY}.toml").unlink(missing_ok=True)
-        sandbox.wait_replicated(60)
+    with pitr_window(sandbox, POLICY, DB, TARGET, env=encryption_env([keys["a"]])) as window:
+        try:
+            window.sql(f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
+            backup = window.backup()
+            window.sql(f"INSERT INTO {DB}.t VALUES (1)")
+            window.archive()
+            window.sql(f"INSERT INTO {DB}.t VALUES (2)")
+            rotated = load(str(sandbox.config_path), environ=env_b)
+            Archiver(rotated, load_policy(rotated, POLICY), node="primary", once=True).run()
+            gtid = window.gtid()
+            yield {"keys": keys, "gtid": gtid, "backup": backup.backup_id, "dir": directory}
+        finally:
+            # objects encrypted to keys no other test holds would fail their `keys check`
+            window.store.delete([o.key for o in window.store.list_objects(f"{POLICY}/")])
+            (sandbox.root / "backups" / f"{POLICY}.toml").unlink(missing_ok=True)
 
 
 def restore(sandbox: SandboxHandle, rotated: dict[str, object], identity: Path) -> tuple[int, str]:

@@ -14,17 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from datatier.backup.service import run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import pitr_window, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "t5load_db"
 TARGET = "t5load_r"
 OTHER = "t5load_other"
 POLICY = "t5load"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
 @pytest.fixture
@@ -36,30 +33,21 @@ def pitr(
 ) -> Iterator[str]:
     """The GTID after a statement-format LOAD DATA into ``request.param``.t (the restored
     database, or one outside the restore)."""
-    sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, TARGET, OTHER)
-    try:
-        query(sandbox.config, "primary", f"CREATE DATABASE {OTHER}")
-        for db in (DB, OTHER):
-            query(sandbox.config, "primary", f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v TEXT)")
-        sandbox.wait_replicated(60)
-        run_backup(loaded, policy)
+    with pitr_window(
+        use_sandbox_config, POLICY, DB, TARGET, OTHER, monkeypatch=monkeypatch
+    ) as window:
+        window.sql(
+            f"CREATE DATABASE {OTHER}",
+            *(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v TEXT)" for db in (DB, OTHER)),
+        )
+        window.backup()
         rows = tmp_path / "rows.csv"
         rows.write_text("".join(f"{i},v{i}\n" for i in range(1, 51)))
-        with sandbox.connect("primary", local_infile=True) as conn, conn.cursor() as cur:
-            cur.execute(f"USE {request.param}")
-            cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+        with window.session(request.param, binlog_format="STATEMENT", local_infile=True) as cur:
             cur.execute(f"LOAD DATA LOCAL INFILE '{rows}' INTO TABLE t FIELDS TERMINATED BY ','")
-            cur.execute("SELECT @@gtid_binlog_pos")
-            gtid = str(cur.fetchone()[0])
-        Archiver(loaded, policy, node="primary", once=True).run()
+        gtid = window.gtid()
+        window.archive()
         yield gtid
-    finally:
-        for db in (DB, TARGET, OTHER):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        sandbox.wait_replicated(60)
 
 
 @pytest.mark.parametrize("pitr", [DB], indirect=True)

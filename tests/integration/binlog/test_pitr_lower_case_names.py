@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from datatier.backup.service import load_policy, run_backup
-from datatier.backup.stores import store_for
+from datatier.backup.service import run_backup
 from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from datatier.config import load
 from datatier.mysql.physical.scratch import free_port
 from datatier.sandbox.services.mariadb import MariaDBService
+from tests.integration.binlog_support import own_server_policy
 from tests.integration.conftest import SandboxHandle
 from tests.integration.mariadb_support import connect_to, extra_mariadb, own_config
 
@@ -28,7 +27,6 @@ DB = "lctn_db"
 RENAMED = "lctn_r"
 POLICY = "pitr_lctn"
 NODE = "lctn"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 SOURCE = f'engine = "mysql"\n[source]\nnode = "{NODE}"\ndatabases = ["{DB}"]\n'
 
 
@@ -62,15 +60,8 @@ def test_a_statement_spelling_a_restored_table_otherwise_is_replayed(
         f'exclude_tables = ["{DB}.audit"]\n' if case == "exclude_tables" else ""
     )
     config_path = own_config(sandbox, server, NODE, tmp_path, {POLICY: policy_text})
-    monkeypatch.setenv("DATATIER_CONFIG", str(config_path))
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded = load(str(config_path), environ=ENV)
-    policy = load_policy(loaded, POLICY)
-    store = store_for(policy.store_url, loaded.config)
-    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # a reused sandbox
     assert run(sandbox, server, "SELECT @@lower_case_table_names") == [(1,)]
-    try:
+    with own_server_policy(config_path, POLICY, monkeypatch) as (loaded, policy, _):
         run(sandbox, server, f"CREATE DATABASE {DB}",
             f"CREATE TABLE {DB}.orders (id INT PRIMARY KEY)",
             f"CREATE TABLE {DB}.audit (id INT PRIMARY KEY)",
@@ -106,5 +97,3 @@ def test_a_statement_spelling_a_restored_table_otherwise_is_replayed(
         assert shown == [("orders",)], "a table the base left out came back"
         got = run(sandbox, server, f"SELECT {', '.join(columns)} FROM {RENAMED}.orders ORDER BY id")
         assert got == rows
-    finally:
-        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])

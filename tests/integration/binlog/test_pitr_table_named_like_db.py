@@ -11,41 +11,29 @@ from collections.abc import Iterator
 
 import pytest
 
-from datatier.backup.service import run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import pitr_window, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "t5same"
 TARGET = "t5same_r"
 POLICY = "t5same"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
 @pytest.fixture
 def pitr(use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, TARGET)
-    try:
-        query(sandbox.config, "primary", f"CREATE TABLE {DB}.{DB} (id INT PRIMARY KEY, v INT)")
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.{DB} VALUES (1, 1), (2, 2)")
-        sandbox.wait_replicated(60)
-        run_backup(loaded, policy)
-        with sandbox.connect("primary") as conn, conn.cursor() as cur:
-            cur.execute(f"USE {DB}")
+    with pitr_window(use_sandbox_config, POLICY, DB, TARGET, monkeypatch=monkeypatch) as window:
+        window.sql(
+            f"CREATE TABLE {DB}.{DB} (id INT PRIMARY KEY, v INT)",
+            f"INSERT INTO {DB}.{DB} VALUES (1, 1), (2, 2)",
+        )
+        window.backup()
+        with window.session() as cur:
             cur.execute(f"CREATE VIEW v AS SELECT {DB}.id FROM {DB}")  # table.column
             cur.execute(f"INSERT INTO {DB} VALUES (3, 3)")
-            cur.execute("SELECT @@gtid_binlog_pos")
-            gtid = str(cur.fetchone()[0])
-        Archiver(loaded, policy, node="primary", once=True).run()
+        gtid = window.gtid()
+        window.archive()
         yield gtid
-    finally:
-        for db in (DB, TARGET):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        sandbox.wait_replicated(60)
 
 
 def test_a_view_on_a_table_named_like_its_database_is_refused_before_anything_changes(

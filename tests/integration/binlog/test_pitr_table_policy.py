@@ -11,17 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from datatier.backup.service import load_policy, run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from datatier.config import load
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import pitr_window, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "t5tpol"
 TARGET = "t5tpol_r"
 POLICY = "t5tpol"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
 @pytest.fixture(
@@ -36,39 +32,28 @@ def pitr(
     """Tables a (backed up) and b (not); then rows into both, an ALTER of b and a new
         table c (the policy takes it: with exclude_tables, c is replayed; with tables, not), a
     view, and statement-format inserts into a and b."""
-    sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    fresh_policy(sandbox, POLICY, DB, ENV, TARGET)
-    sandbox.write_policy(
-        POLICY, f'engine = "mysql"\n[source]\nnode = "replica1"\n{request.param}\n'
-    )
-    loaded = load(str(sandbox.config_path), environ=ENV)
-    policy = load_policy(loaded, POLICY)
-    try:
-        for table in ("a", "b"):
-            query(sandbox.config, "primary", f"CREATE TABLE {DB}.{table} (id INT PRIMARY KEY)")
-        sandbox.wait_replicated(60)
-        run_backup(loaded, policy)
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.a VALUES (1)")
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.b VALUES (1)")  # not backed up
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.a VALUES (2)")
-        query(sandbox.config, "primary", f"ALTER TABLE {DB}.b ADD COLUMN v INT")
-        query(sandbox.config, "primary", f"CREATE TABLE {DB}.c (id INT PRIMARY KEY)")
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.c VALUES (7)")
-        query(sandbox.config, "primary", f"CREATE VIEW {DB}.v AS SELECT id FROM {DB}.a")
-        with sandbox.connect("primary") as conn, conn.cursor() as cur:
-            cur.execute(f"USE {DB}")  # MariaDB's default MIXED logs these as statements
-            cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+    source = f'engine = "mysql"\n[source]\nnode = "replica1"\n{request.param}\n'
+    with pitr_window(
+        use_sandbox_config, POLICY, DB, TARGET, monkeypatch=monkeypatch, text=source
+    ) as window:
+        window.sql(*(f"CREATE TABLE {DB}.{table} (id INT PRIMARY KEY)" for table in ("a", "b")))
+        window.backup()
+        window.sql(
+            f"INSERT INTO {DB}.a VALUES (1)",
+            f"INSERT INTO {DB}.b VALUES (1)",  # not backed up
+            f"INSERT INTO {DB}.a VALUES (2)",
+            f"ALTER TABLE {DB}.b ADD COLUMN v INT",
+            f"CREATE TABLE {DB}.c (id INT PRIMARY KEY)",
+            f"INSERT INTO {DB}.c VALUES (7)",
+            f"CREATE VIEW {DB}.v AS SELECT id FROM {DB}.a",
+        )
+        # MariaDB's default MIXED logs these as statements
+        with window.session(binlog_format="STATEMENT") as cur:
             cur.execute("INSERT INTO a VALUES (5)")
             cur.execute("INSERT INTO b (id) VALUES (5)")
-        gtid = str(query(sandbox.config, "primary", "SELECT @@gtid_binlog_pos")[0][0])
-        Archiver(loaded, policy, node="primary", once=True).run()
+        gtid = window.gtid()
+        window.archive()
         yield gtid
-    finally:
-        for db in (DB, TARGET):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        sandbox.wait_replicated(60)
 
 
 def test_the_replay_keeps_to_the_tables_the_policy_backs_up(

@@ -11,17 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from datatier.backup.service import run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import pitr_window, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "t5unrel_db"
 OTHER = "t5unrel_other"
 TARGET = "t5unrel_r"
 POLICY = "t5unrel"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 CASES = {
     "xa": (
         "ROW",
@@ -44,31 +41,22 @@ def pitr(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[str]:
     """A row in DB after the backup, then the case's transaction in OTHER; the GTID after."""
-    sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, TARGET, OTHER)
     binlog_format, statements = CASES[request.param]
-    try:
-        query(sandbox.config, "primary", f"CREATE DATABASE {OTHER}")
-        for db in (DB, OTHER):
-            query(sandbox.config, "primary", f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v TEXT)")
-        sandbox.wait_replicated(60)
-        run_backup(loaded, policy)
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (1, 'mine')")
-        with sandbox.connect("primary") as conn, conn.cursor() as cur:
-            cur.execute(f"USE {OTHER}")
-            cur.execute(f"SET SESSION binlog_format = '{binlog_format}'")
+    with pitr_window(
+        use_sandbox_config, POLICY, DB, TARGET, OTHER, monkeypatch=monkeypatch
+    ) as window:
+        window.sql(
+            f"CREATE DATABASE {OTHER}",
+            *(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v TEXT)" for db in (DB, OTHER)),
+        )
+        window.backup()
+        window.sql(f"INSERT INTO {DB}.t VALUES (1, 'mine')")
+        with window.session(OTHER, binlog_format=binlog_format) as cur:
             for sql in statements:
                 cur.execute(sql)
-            cur.execute("SELECT @@gtid_binlog_pos")
-            gtid = str(cur.fetchone()[0])
-        Archiver(loaded, policy, node="primary", once=True).run()
+        gtid = window.gtid()
+        window.archive()
         yield gtid
-    finally:
-        for db in (DB, TARGET, OTHER):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        sandbox.wait_replicated(60)
 
 
 def test_an_unreplayable_transaction_outside_the_restore_does_not_block_it(
@@ -88,25 +76,17 @@ def test_an_xa_commit_of_a_transaction_prepared_before_the_backup_is_refused(
     after: the commit alone is in the replayed range. Leaving it out would lose the rows
     without a word; it is refused (exit 2), nothing changed."""
     sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, TARGET)
-    try:
-        query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v TEXT)")
+    with pitr_window(sandbox, POLICY, DB, TARGET, monkeypatch=monkeypatch) as window:
+        window.sql(f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v TEXT)")
         with sandbox.connect("primary") as conn, conn.cursor() as cur:
             cur.execute("SET SESSION binlog_format = 'ROW'")
             for sql in ("XA START 't5pre'", f"INSERT INTO {DB}.t VALUES (4, 'xa')",
                         "XA END 't5pre'", "XA PREPARE 't5pre'"):  # fmt: skip
                 cur.execute(sql)
-        sandbox.wait_replicated(60)
-        run_backup(loaded, policy)
-        query(sandbox.config, "primary", "XA COMMIT 't5pre'")
-        gtid = str(query(sandbox.config, "primary", "SELECT @@gtid_binlog_pos")[0][0])
-        Archiver(loaded, policy, node="primary", once=True).run()
+        window.backup()
+        window.sql("XA COMMIT 't5pre'")
+        gtid = window.gtid()
+        window.archive()
         argv = ["restore", "--policy", POLICY, "--until-gtid", gtid, "--rename", f"{DB}={TARGET}"]
         assert main(argv) == 2
         assert query(sandbox.config, "primary", f"SHOW DATABASES LIKE '{TARGET}'") == []
-    finally:
-        for db in (DB, TARGET):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        sandbox.wait_replicated(60)

@@ -9,17 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from datatier.backup.service import run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import pitr_window, query
 from tests.integration.conftest import SandboxHandle
 
 DB = "t5xaref_db"
 OTHER = "t5xaref_other"
 TARGET = "t5xaref_r"
 POLICY = "t5xaref"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
 @pytest.fixture(params=[OTHER, DB])
@@ -31,31 +28,20 @@ def pitr(
     """A backup of DB; a row in DB; then, in a session whose default database is OTHER (or
     DB itself), an XA transaction inserting into DB.t, prepared and committed; the GTID
     after it."""
-    sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, TARGET, OTHER)
-    try:
-        query(sandbox.config, "primary", f"CREATE DATABASE {OTHER}")
-        query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v TEXT)")
-        sandbox.wait_replicated(60)
-        run_backup(loaded, policy)
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (1, 'mine')")
-        with sandbox.connect("primary") as conn, conn.cursor() as cur:
-            cur.execute(f"USE {request.param}")
-            cur.execute("SET SESSION binlog_format = 'ROW'")
+    with pitr_window(
+        use_sandbox_config, POLICY, DB, TARGET, OTHER, monkeypatch=monkeypatch
+    ) as window:
+        window.sql(f"CREATE DATABASE {OTHER}", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v TEXT)")
+        window.backup()
+        window.sql(f"INSERT INTO {DB}.t VALUES (1, 'mine')")
+        with window.session(request.param, binlog_format="ROW") as cur:
             cur.execute("XA START 'xaref1'")
             cur.execute(f"INSERT INTO {DB}.t VALUES (2, 'xa')")
             for verb in ("END", "PREPARE", "COMMIT"):
                 cur.execute(f"XA {verb} 'xaref1'")
-            cur.execute("SELECT @@gtid_binlog_pos")
-            gtid = str(cur.fetchone()[0])
-        Archiver(loaded, policy, node="primary", once=True).run()
+        gtid = window.gtid()
+        window.archive()
         yield gtid
-    finally:
-        for db in (DB, TARGET, OTHER):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        sandbox.wait_replicated(60)
 
 
 def test_an_xa_transaction_on_a_restored_table_from_another_database_is_refused_clearly(

@@ -13,26 +13,21 @@ its own backups alone would delete the segments after X's backup, and ``restore 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from datatier.backup.manifest import Manifest
-from datatier.backup.service import run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.binlog.chain import load_chain
 from datatier.cli import main
 from datatier.mysql.binlog.positions import Position
 from datatier.storage.base import ObjectStore
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import binlog_env, pitr_window, query
 from tests.integration.conftest import SandboxHandle
 
 OWNER, OTHER = "pins_owner", "pins_other"
 OWNER_DB, OTHER_DB, TARGET = "pins_owner_db", "pins_other_db", "pins_other_r"
-ENV = {"DATATIER_BINLOG__POLICY": OWNER, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
 @pytest.fixture
@@ -42,40 +37,34 @@ def two_policies(
     """X backed up, a segment; a row; a segment; O backed up; a row; a segment. The
     policies directory holds O and X alone (other tests' policies would pin too)."""
     sandbox = use_sandbox_config
-    loaded, owner, store = fresh_policy(sandbox, OWNER, OWNER_DB, ENV)
-    loaded, other, _ = fresh_policy(sandbox, OTHER, OTHER_DB, ENV, TARGET)
-    sandbox.write_policy(
-        OWNER,
+    owner_text = (
         f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{OWNER_DB}"]\n'
-        "[retention]\nkeep_last = 1\nmin_age_days = 0\n",
+        "[retention]\nkeep_last = 1\nmin_age_days = 0\n"
     )
-    alone = tmp_path / "policies"
-    alone.mkdir()
-    for name in (OWNER, OTHER):
-        (alone / f"{name}.toml").write_text((sandbox.root / "backups" / f"{name}.toml").read_text())
-    for key, value in {**ENV, "DATATIER_BACKUP__POLICIES_DIR": str(alone)}.items():
-        monkeypatch.setenv(key, value)
-    try:
-        query(sandbox.config, "primary", f"CREATE TABLE {OWNER_DB}.t (id INT PRIMARY KEY)")
-        query(sandbox.config, "primary", f"CREATE TABLE {OTHER_DB}.t (id INT PRIMARY KEY)")
-        query(sandbox.config, "primary", f"INSERT INTO {OTHER_DB}.t VALUES (1)")
-        sandbox.wait_replicated(60)
-        older = run_backup(loaded, other)
-        Archiver(loaded, owner, node="primary", once=True).run()
-        query(sandbox.config, "primary", f"INSERT INTO {OTHER_DB}.t VALUES (2)")
-        Archiver(loaded, owner, node="primary", once=True).run()
-        sandbox.wait_replicated(60)
-        run_backup(loaded, owner)
-        query(sandbox.config, "primary", f"INSERT INTO {OTHER_DB}.t VALUES (3)")
-        time.sleep(2.1)
-        until = datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-        time.sleep(1.1)
-        Archiver(loaded, owner, node="primary", once=True).run()
-        yield older, until, store
-    finally:
-        for db in (OWNER_DB, OTHER_DB, TARGET):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        sandbox.wait_replicated(60)
+    with (
+        pitr_window(sandbox, OWNER, OWNER_DB, monkeypatch=monkeypatch, text=owner_text) as owner,
+        pitr_window(sandbox, OTHER, OTHER_DB, TARGET, env=binlog_env(OWNER)) as other,
+    ):
+        alone = tmp_path / "policies"
+        alone.mkdir()
+        for name in (OWNER, OTHER):
+            policy = (sandbox.root / "backups" / f"{name}.toml").read_text()
+            (alone / f"{name}.toml").write_text(policy)
+        monkeypatch.setenv("DATATIER_BACKUP__POLICIES_DIR", str(alone))
+        owner.sql(f"CREATE TABLE {OWNER_DB}.t (id INT PRIMARY KEY)")
+        other.sql(
+            f"CREATE TABLE {OTHER_DB}.t (id INT PRIMARY KEY)",
+            f"INSERT INTO {OTHER_DB}.t VALUES (1)",
+        )
+        older = other.backup()
+        owner.archive()
+        other.sql(f"INSERT INTO {OTHER_DB}.t VALUES (2)")
+        owner.archive()
+        owner.backup()
+        other.sql(f"INSERT INTO {OTHER_DB}.t VALUES (3)")
+        until = owner.until_now()
+        owner.archive()
+        yield older, until, owner.store
 
 
 def test_another_policys_backup_keeps_the_segments_its_restore_needs(

@@ -18,16 +18,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from datatier.backup.service import run_backup
-from datatier.binlog.archiver import Archiver
 from datatier.cli import main
-from tests.integration.binlog_support import fresh_policy, query
+from tests.integration.binlog_support import pitr_window
 from tests.integration.conftest import SandboxHandle
 
 DB = "t5win_db"
 LOCKED = "t5win_lock"
 TARGET = "t5win_r"
 POLICY = "t5win"
-ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2"}
 
 
 def moment(text: str) -> datetime:
@@ -41,17 +39,15 @@ def late_snapshot(
     """B1; then B2, whose snapshot comes ~5 s after its start (a LOCK TABLES on the source
     replica holds off the backup lock); archived past both."""
     sandbox = use_sandbox_config
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    loaded, policy, _ = fresh_policy(sandbox, POLICY, DB, ENV, TARGET, LOCKED)
-    try:
-        query(sandbox.config, "primary", f"CREATE DATABASE {LOCKED}")
-        query(sandbox.config, "primary", f"CREATE TABLE {LOCKED}.l (id INT)")
-        query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (1)")
-        sandbox.wait_replicated(60)
-        first = run_backup(loaded, policy)
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (2)")
+    with pitr_window(sandbox, POLICY, DB, TARGET, LOCKED, monkeypatch=monkeypatch) as window:
+        window.sql(
+            f"CREATE DATABASE {LOCKED}",
+            f"CREATE TABLE {LOCKED}.l (id INT)",
+            f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)",
+            f"INSERT INTO {DB}.t VALUES (1)",
+        )
+        first = window.backup()
+        window.sql(f"INSERT INTO {DB}.t VALUES (2)")
         sandbox.wait_replicated(60)
         locked = threading.Event()
 
@@ -65,20 +61,16 @@ def late_snapshot(
         holder = threading.Thread(target=hold)
         holder.start()
         assert locked.wait(10)
-        second = run_backup(loaded, policy)
+        second = run_backup(window.loaded, window.policy)  # held off by the lock
         holder.join()
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (3)")
+        window.sql(f"INSERT INTO {DB}.t VALUES (3)")
         time.sleep(1.1)
-        Archiver(loaded, policy, node="primary", once=True).run()
+        window.archive()
         yield {
             "first_snapshot": moment(first.consistency["snapshot_at"]),
             "started": moment(second.started_at),
             "snapshot": moment(second.consistency["snapshot_at"]),
         }
-    finally:
-        for db in (DB, TARGET, LOCKED):
-            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {db}")
-        sandbox.wait_replicated(60)
 
 
 def test_the_recovery_window_keeps_the_base_a_restore_to_its_start_needs(
