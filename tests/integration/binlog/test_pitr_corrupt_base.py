@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from datatier.backup.manifest import Manifest, manifest_key
+from datatier.backup.manifest import Manifest, TableRecord, manifest_key
 from datatier.backup.service import run_backup
 from datatier.binlog.archiver import Archiver
 from datatier.cli import main
@@ -159,6 +159,24 @@ def test_a_base_whose_manifest_misses_rows_names_the_older_one(
     assert f"{DB}.t: data objects hold 2 rows, the table record 3" in err, err
     command = _check_refusal(err, doc, first, second, until)
     assert "partly_loaded" not in doc and "nothing was restored" in err
+    assert query(use_sandbox_config.config, "primary", f"SHOW DATABASES LIKE '{TARGET}'") == []
+    assert main(command) == 0, capsys.readouterr().err
+    assert sorted(_rows(use_sandbox_config)) == [1, 2, 3]
+
+
+def test_a_base_whose_manifest_misses_a_table_names_the_older_one(
+    two_backups: tuple[Manifest, Manifest, ObjectStore, str],
+    use_sandbox_config: SandboxHandle,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """B2's manifest records a table none of its objects holds: the restore went on and
+    left the table out, without a word."""
+    first, second, store, until = two_backups
+    lost = TableRecord(DB, "t_lost", rows=5, data_sha256="", data_bytes=40)
+    _rewrite(store, second, tables=[*second.tables, lost])
+    err, doc = _refused(until, capsys)
+    assert f"{DB}.t_lost has no definition object" in err, err
+    command = _check_refusal(err, doc, first, second, until)
     assert query(use_sandbox_config.config, "primary", f"SHOW DATABASES LIKE '{TARGET}'") == []
     assert main(command) == 0, capsys.readouterr().err
     assert sorted(_rows(use_sandbox_config)) == [1, 2, 3]
