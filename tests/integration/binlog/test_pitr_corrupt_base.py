@@ -40,16 +40,23 @@ ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "2
 
 @pytest.fixture
 def two_backups(
-    use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[tuple[Manifest, Manifest, ObjectStore, str]]:
-    """B1 (row 1), B2 (rows 1, 2), row 3 after both, archived: (B1, B2, store, --until)."""
+    """B1 (row 1), B2 (rows 1, 2), row 3 after both, archived: (B1, B2, store, --until);
+    with a parameter, the tables it names (one row each) in both (t is then bundled)."""
     sandbox = use_sandbox_config
+    others: tuple[str, ...] = getattr(request, "param", ())
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
     loaded, policy, store = fresh_policy(sandbox, POLICY, DB, ENV, TARGET)
     try:
         query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
         query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (1)")
+        for name in others:
+            query(sandbox.config, "primary", f"CREATE TABLE {DB}.{name} (id INT PRIMARY KEY)")
+            query(sandbox.config, "primary", f"INSERT INTO {DB}.{name} VALUES (1)")
         sandbox.wait_replicated(60)
         first = run_backup(loaded, policy)
         query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (2)")
@@ -87,6 +94,18 @@ def _rewrite(store: ObjectStore, manifest: Manifest, **changes: object) -> None:
     key = manifest_key(manifest.policy, manifest.backup_id)
     current = Manifest.decode(store.get_bytes(key), key)
     store.put_bytes(key, replace(current, **changes).encode())  # type: ignore[arg-type]
+
+
+def _undecompressable(store: ObjectStore, manifest: Manifest, key: str) -> None:
+    """Object ``key`` with its zstd frame's last byte (the content checksum) flipped and its
+    manifest record saying so: as if its bytes were wrong when the backup hashed them (a bit
+    flipped in memory, a writer's bug) or were altered along with the manifest."""
+    raw = store.get_bytes(key)
+    bad = raw[:-1] + bytes([raw[-1] ^ 1])
+    store.put_bytes(key, bad)
+    sha = hashlib.sha256(bad).hexdigest()
+    objects = [replace(o, sha256=sha) if o.key == key else o for o in manifest.objects]
+    _rewrite(store, manifest, objects=objects)
 
 
 def _drop_target(sandbox: SandboxHandle) -> None:
@@ -187,22 +206,13 @@ def test_an_object_failing_to_decompress_while_loaded_names_the_older_one(
     use_sandbox_config: SandboxHandle,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """B2's data object of t has its zstd frame's last byte (the content checksum) flipped
-    and its manifest record says so: the bytes were wrong when the backup hashed them (a
-    bit flipped in memory, a writer's bug) or were altered with the manifest. Staging
-    passes it; loading it fails after t was created in the target."""
+    """B2's data object of t matches its SHA-256 and does not decompress
+    (:func:`_undecompressable`): staging passes it; loading it fails after t was created
+    in the target."""
     first, second, store, until = two_backups
     sandbox = use_sandbox_config
     data = next(o for o in second.objects if o.kind == "data" and o.table == "t")
-    raw = store.get_bytes(data.key)
-    bad = raw[:-1] + bytes([raw[-1] ^ 1])
-    store.put_bytes(data.key, bad)
-    sha = hashlib.sha256(bad).hexdigest()
-    _rewrite(
-        store,
-        second,
-        objects=[replace(o, sha256=sha) if o.key == data.key else o for o in second.objects],
-    )
+    _undecompressable(store, second, data.key)
     restore = ["restore", "--policy", POLICY, "--until", until, "--rename", f"{DB}={TARGET}"]
     capsys.readouterr()
     assert main(restore) == 4
@@ -218,3 +228,24 @@ def test_an_object_failing_to_decompress_while_loaded_names_the_older_one(
     _drop_target(sandbox)
     assert main(command) == 0, capsys.readouterr().err
     assert sorted(_rows(sandbox)) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("two_backups", [("u",)], indirect=True)
+def test_a_bundle_failing_to_decompress_is_refused_before_anything_changes(
+    two_backups: tuple[Manifest, Manifest, ObjectStore, str],
+    use_sandbox_config: SandboxHandle,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """B2's bundle of t and u matches its SHA-256 and does not decompress: found by the
+    check of the staged bundles' sections, before anything is applied."""
+    first, second, store, until = two_backups
+    bundle = next(o for o in second.objects if o.kind == "bundle")
+    assert set(bundle.table_names()) == {"t", "u"}
+    _undecompressable(store, second, bundle.key)
+    err, doc = _refused(until, capsys)
+    assert "corrupt zstd data" in err and bundle.key in err and doc["key"] == bundle.key, err
+    command = _check_refusal(err, doc, first, second, until)
+    assert "partly_loaded" not in doc and "nothing was restored" in err
+    assert query(use_sandbox_config.config, "primary", f"SHOW DATABASES LIKE '{TARGET}'") == []
+    assert main(command) == 0, capsys.readouterr().err
+    assert sorted(_rows(use_sandbox_config)) == [1, 2, 3]
