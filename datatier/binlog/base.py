@@ -13,9 +13,12 @@ listing matches the manifest), accounting for every table and row they record, p
 the target and reached by the binlog archive, newest first. Unusable means: damaged (an
 object missing or of another size), an unreadable manifest (for ``--until``, one whose
 ID's time is at or before the target; for ``--until-gtid``, one newer than the base, as its
-place cannot be told), or, found while staging, an object failing its SHA-256 check
-(:func:`~datatier.binlog.pitr.base_failure`). Restoring from an older base is the
-operator's call: ``datatier restore OLDER_ID --until ...``.
+place cannot be told), or, found later (:func:`~datatier.binlog.pitr.refuse_base`): a
+manifest that does not account for every table and row it records (planning), an object
+failing its SHA-256 check (staging), or one whose content, its checksum matched, does not
+decompress or load (checking the staged copies, or applying: the refusal then says what
+may be partly loaded, as any interrupted restore does). Restoring from an older base is
+the operator's call: ``datatier restore OLDER_ID --until ...``.
 """
 
 from __future__ import annotations
@@ -36,21 +39,36 @@ EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 class UnusableBase(IntegrityFailure):
     """The base of a point-in-time restore fails verification (exit 4); ``alternatives``
-    are the IDs of backups that could serve instead, newest first (maybe none)."""
+    are the IDs of backups that could serve instead, newest first (maybe none);
+    ``partly_loaded`` what the restore may have left partly loaded from it (None: nothing
+    was changed). ``why`` replaces the default pointer to what is wrong with it."""
 
-    def __init__(self, message: str, *, backup_id: str, alternatives: Sequence[str]) -> None:
-        hint = (
+    def __init__(
+        self,
+        message: str,
+        *,
+        backup_id: str,
+        alternatives: Sequence[str],
+        partly_loaded: str | None = None,
+        why: str | None = None,
+    ) -> None:
+        why = why or f"`datatier backups verify {backup_id}` shows what is wrong"
+        first = (
             f"restore from {alternatives[0]} by naming it: datatier restore "
-            f"{alternatives[0]} --until ... (same options); "
-            f"`datatier backups verify {backup_id}` shows what is wrong"
+            f"{alternatives[0]} --until ... (same options)"
             if alternatives
-            else f"`datatier backups verify {backup_id}` shows what is wrong"
+            else ""
         )
-        super().__init__(message, hint=hint)
+        if first and partly_loaded:
+            first = f"drop what this restore loaded into {partly_loaded}, then {first}"
+        super().__init__(message, hint=f"{first}; {why}" if first else why)
         self.backup_id = backup_id
         self.alternatives = list(alternatives)
+        self.partly_loaded = partly_loaded
         self.details["unusable_base"] = backup_id
         self.details["alternative_bases"] = self.alternatives
+        if partly_loaded:
+            self.details["partly_loaded"] = partly_loaded
 
 
 def backup_position(manifest: Manifest) -> Position | None:
@@ -206,16 +224,21 @@ def refuse_unusable(
     )
 
 
-def offer(others: Sequence[str], policy: str) -> str:
-    """The end of a refusal: the backups that could serve instead, or that none can."""
+def offer(others: Sequence[str], policy: str, *, changed: bool = False) -> str:
+    """The end of a refusal: the backups that could serve instead, or that none can; that
+    nothing was restored unless the target was ``changed`` (what may be partly loaded
+    is then said by the restore, see :func:`~datatier.backup.restore.restore_backup`)."""
+    nothing = "" if changed else "nothing was restored"
     if not others:
         return (
             f"no other complete backup of {policy} precedes the target and is reached by the "
-            "binlog archive; nothing was restored"
+            "binlog archive" + (f"; {nothing}" if nothing else "")
         )
     more = f" (else, in turn: {', '.join(others[1:4])}{', ...' if len(others) > 4 else ''})"
-    return f"nothing was restored; {others[0]} could serve as the base instead" + (
-        more if len(others) > 1 else ""
+    return (
+        (f"{nothing}; " if nothing else "")
+        + f"{others[0]} could serve as the base instead"
+        + (more if len(others) > 1 else "")
     )
 
 

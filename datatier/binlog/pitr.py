@@ -226,16 +226,31 @@ def base_failure(plan: PitrPlan, failure: IntegrityFailure) -> UnusableBase | No
     base = plan.manifest
     if not key.startswith(backup_prefix(base.policy, base.backup_id)):
         return None
+    return refuse_base(plan, failure)
+
+
+def refuse_base(
+    plan: PitrPlan, failure: IntegrityFailure, *, partly_loaded: str | None = None
+) -> UnusableBase:
+    """``failure``, about ``plan``'s base backup (its manifest, or an object's bytes or
+    content), as the refusal naming the backups that could serve instead. ``partly_loaded``
+    is what the failed apply may have left partly loaded (None: nothing was changed); the
+    failure's key (``details["key"]``) and hint (as the pointer to what is wrong) are kept."""
+    base = plan.manifest
     others = alternative_bases(
         plan.entries, plan.target, plan.before, plan.reachable, besides=base.backup_id
     )
     refusal = UnusableBase(
         f"backup {base.backup_id}, the base of this point-in-time restore, fails "
-        f"verification: {failure.message}; " + offer(others, base.policy),
+        f"verification: {failure.message}; "
+        + offer(others, base.policy, changed=partly_loaded is not None),
         backup_id=base.backup_id,
         alternatives=others,
+        partly_loaded=partly_loaded,
+        why=failure.hint,
     )
-    refusal.details["key"] = key
+    if failure.details.get("key"):
+        refusal.details["key"] = failure.details["key"]
     return refusal
 
 

@@ -7,6 +7,10 @@ of :func:`datatier.backup.restore.restore_backup` keeps every refusal before any
 * ``plan`` (reads only): the base's objects and the segments from its GTID position to the
   target (:func:`~datatier.binlog.pitr.plan_pitr`: exit 2 for a target it cannot reach or a
   gap), the segments living in the binlog archive's store;
+* whatever the base restore finds wrong with the base (its manifest, while planning; an
+  object's bytes or content, while staging, checking or applying it: exit 4) is refused
+  naming the backups that could serve as base instead
+  (:func:`~datatier.binlog.pitr.refuse_base`), never used unasked;
 * ``check_target``: the logical restore's refusals (packet size, a replica, non-empty);
 * archived objects of the backup and of the archive are requested together, then staged
   (downloaded once, SHA-256 checked);
@@ -20,7 +24,7 @@ of :func:`datatier.backup.restore.restore_backup` keeps every refusal before any
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, Self
 
@@ -29,7 +33,7 @@ from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.policy import Policy
 from datatier.backup.service import load_policy
-from datatier.binlog.pitr import PitrPlan, base_failure, plan_pitr
+from datatier.binlog.pitr import PitrPlan, base_failure, plan_pitr, refuse_base
 from datatier.binlog.records import iso
 from datatier.binlog.replay import apply, scan
 from datatier.config import LoadedConfig
@@ -88,6 +92,7 @@ class PitrRestore(RestoreEngine):
         self.base_plan: RestorePlan | None = None
         self.selection = Selection(databases=frozenset(), renames={})
         self._max_binlog = 0  # set by check_staged, from the target's max_allowed_packet
+        self._replaying = False  # the last apply got to the replay
 
     def _includes(self, fold: bool = False) -> Callable[[str, str], bool] | None:
         """For a base that left tables of its databases out (``options.ignored_tables``:
@@ -114,7 +119,8 @@ class PitrRestore(RestoreEngine):
         return includes
 
     def plan(self) -> RestorePlan:
-        base = self.base.plan()
+        with self._refusing_base():
+            base = self.base.plan()
         self.base_plan = base
         pitr, targets = self.pitr, self.base.targets
         tables = frozenset(self.options.tables) if self.options.tables else None
@@ -176,7 +182,8 @@ class PitrRestore(RestoreEngine):
         the target's ``max_allowed_packet`` is refused (exit 2) with nothing changed; the
         base backup's own checks first."""
         assert self.base_plan is not None, "plan runs first"
-        self.base.check_staged(self.base_plan, staged)
+        with self._refusing_base():
+            self.base.check_staged(self.base_plan, staged)
         self._scan(plan, staged)
 
     def staging_failed(self, plan: RestorePlan, failure: IntegrityFailure) -> IntegrityFailure:
@@ -249,7 +256,10 @@ class PitrRestore(RestoreEngine):
         assert self.base_plan is not None and self._max_binlog, "check_staged runs first"
         server = self.base.server
         charsets = charset_names(server)
-        self.base.apply(self.base_plan, staged, on_loaded)
+        self._replaying = False
+        with self._refusing_base(plan):
+            self.base.apply(self.base_plan, staged, on_loaded)
+        self._replaying = True
         plan.details["base"].pop("replaced", None)  # the check's forecast, then what was done
         plan.details["base"].update(self.base_plan.details)
         replayed = apply(
@@ -270,6 +280,26 @@ class PitrRestore(RestoreEngine):
             transactions=replayed.transactions,
             last=replayed.last,
         )
+
+    def changed_target(self) -> bool:
+        """The base restore's answer (:meth:`LogicalRestore.changed_target`), until the
+        replay starts."""
+        return self._replaying or self.base.changed_target()
+
+    @contextlib.contextmanager
+    def _refusing_base(self, applying: RestorePlan | None = None) -> Iterator[None]:
+        """An IntegrityFailure of the base restore (about the base backup: all it reads) as
+        the refusal naming the backups that could serve instead; raised by the base's apply
+        (``applying``), it names what may be partly loaded, if the target was changed."""
+        try:
+            yield
+        except IntegrityFailure as exc:
+            changed = applying is not None and self.base.changed_target()
+            touched = (applying.touches or applying.target) if applying and changed else None
+            refusal = refuse_base(self.pitr, exc, partly_loaded=touched)
+            for note in getattr(exc, "__notes__", ()):
+                refusal.add_note(note)  # what the base's apply said it left (placeholders)
+            raise refusal from exc
 
     @staticmethod
     def _loader(staged: Staged) -> Callable[[Any], bytes]:

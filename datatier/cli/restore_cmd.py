@@ -305,7 +305,8 @@ def restore(
 @contextlib.contextmanager
 def _naming_other_bases() -> Iterator[None]:
     """A point-in-time restore refused for an unusable base gets, as its hint, this very
-    command naming the newest backup that could serve instead (never run unasked)."""
+    command naming the newest backup that could serve instead (never run unasked); after
+    a partial apply, to be run once what it loaded is dropped."""
     from datatier.binlog.base import UnusableBase  # lazy: PITR only
 
     try:
@@ -314,6 +315,11 @@ def _naming_other_bases() -> Iterator[None]:
         if exc.alternatives:
             command = _this_command(exc.alternatives[0])
             exc.hint = f"to start from {exc.alternatives[0]} instead, run: {command}"
+            if exc.partly_loaded:
+                exc.hint = (
+                    f"{exc.partly_loaded} may hold part of {exc.backup_id}: drop what this "
+                    f"restore loaded there, then, {exc.hint}"
+                )
             exc.details["command"] = command
         raise
 

@@ -129,10 +129,19 @@ def restore_objects(manifest: Manifest, options: RestoreOptions) -> list[ObjectR
     return objects
 
 
-def check_accounted(manifest: Manifest, objects: list[ObjectRecord]) -> None:
+def check_accounted(
+    manifest: Manifest, objects: list[ObjectRecord], options: RestoreOptions
+) -> None:
     """IntegrityFailure (exit 4) when the manifest's objects do not account for every row of
-    the selected tables (a data part missing from the manifest)."""
+    the selected tables: those of ``objects`` and the table records ``options`` select (a
+    data part, or a table's every object, missing from the manifest)."""
     selected = {(o.database, t) for o in objects if o.database for t in o.table_names()}
+    selected |= {
+        (t.database, t.name)
+        for t in manifest.tables
+        if (not options.databases or t.database in options.databases)
+        and (not options.tables or (t.database, t.name) in options.tables)
+    }
     problems = missing_parts(manifest, selected)
     if problems:
         raise IntegrityFailure(
@@ -180,7 +189,7 @@ class LogicalRestore(RestoreEngine):
         if unknown:
             raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
         objects = restore_objects(manifest, options)
-        check_accounted(manifest, objects)
+        check_accounted(manifest, objects, options)
         sources = sorted({o.database for o in objects if o.database})
         self.targets = options.targets(sources)
         # every --rename is applied to references (mysql/renamed.py), also one of a

@@ -82,8 +82,12 @@ class Staged:
 
     def decompressed(self, key: str) -> Iterator[bytes]:
         """The staged object, decrypted and zstd-decompressed (IntegrityFailure on a corrupt
-        frame)."""
-        return decompress(self.read(key), name=self.name(key))
+        frame, with ``key`` in its ``details["key"]``)."""
+        try:
+            yield from decompress(self.read(key), name=self.name(key))
+        except IntegrityFailure as exc:
+            exc.details.setdefault("key", key)
+            raise
 
 
 def stage(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from datatier.backup.manifest import Manifest, manifest_key
+from datatier.backup.manifest import Manifest, TableRecord, manifest_key
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.storage.base import RestoreState, StorageClass
@@ -190,3 +190,27 @@ def test_a_damaged_archived_backup_is_refused_before_any_restore_request(
     assert main(["restore", manifest.backup_id, "--rename", f"{DB}={COPY}"]) == 4
     assert f"{manifest.objects[-1].key} is missing" in capsys.readouterr().err
     assert all(store.head(o.key).restore is RestoreState.NONE for o in manifest.objects[:-1])
+
+
+def test_a_table_the_manifest_records_and_no_object_holds_is_refused(
+    clean_copy: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reproduction: a manifest recording a table none of its objects holds (one never
+    listed: checksums cannot tell) was restored whole without it, without a word. Refused
+    now (exit 4, nothing created); ``--tables`` still restores the others."""
+    sandbox = clean_copy
+    loaded = loaded_config(sandbox)
+    manifest = run_backup(loaded, load_policy(loaded, policy(sandbox, "integ-lost-table")))
+    tampered = Manifest.decode(manifest.encode(), "test")
+    tampered.tables.append(TableRecord(DB, "d_lost", rows=7, data_sha256="", data_bytes=70))
+    store = default_store(sandbox)
+    store.put_bytes(manifest_key(manifest.policy, manifest.backup_id), tampered.encode())
+    args = ["restore", manifest.backup_id, "--rename", f"{DB}={COPY}"]
+    assert main(args) == 4
+    assert f"{DB}.d_lost has no definition object" in capsys.readouterr().err
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        assert cur.execute("SHOW DATABASES LIKE %s", (COPY,)) == 0, "nothing was created"
+    assert main([*args, "--tables", f"{DB}.a_first"]) == 0, capsys.readouterr().err
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {COPY}.a_first")
+        assert cur.fetchone()[0] == 3000

@@ -174,6 +174,17 @@ def test_down_leaves_no_process_or_port(
     base = test_port_base + 20
     root = tmp_path / "own"
     rows = Sandbox(root, base, test_backend).up()
+    try:
+        _make_down_stops_everything(root, rows, base)
+    except BaseException as failure:  # make down failed (a clone without .venv, say)
+        try:
+            Sandbox(root).down()  # this test's sandbox only: stopped, the failure reported
+        except Exception as cleanup:
+            failure.add_note(f"stopping sandbox {root} after the failure failed too: {cleanup}")
+        raise
+
+
+def _make_down_stops_everything(root: Path, rows: list[dict[str, Any]], base: int) -> None:
     pids = [r["pid"] for r in rows]
     ports = [r["port"] for r in rows] + [base + 6]
     assert all(pids) and all(r["state"] == "running" for r in rows)
