@@ -2,7 +2,8 @@
 
 The archiver holds each segment in memory until it is stored; an S3 outage must delay the
 archive, not lose or skip a segment. Writes, HEADs, listings and deletes are retried;
-reads and archive operations are passed through unchanged.
+every other call is passed through unchanged
+(:class:`~datatier.storage.forwarding.ForwardingStore`).
 """
 
 from __future__ import annotations
@@ -14,19 +15,18 @@ from typing import TypeVar
 from datatier.errors import ServiceUnavailable
 from datatier.log import get_logger
 from datatier.storage.base import (
-    IncompleteUpload,
     ObjectInfo,
     ObjectStore,
     ProgressCallback,
-    RestoreTier,
     StorageClass,
 )
+from datatier.storage.forwarding import ForwardingStore
 
 log = get_logger(__name__)
 T = TypeVar("T")
 
 
-class RetryingStore(ObjectStore):
+class RetryingStore(ForwardingStore):
     """``inner`` with writes retried on ServiceUnavailable, backing off up to ``max_wait``
     seconds between tries, for ``give_up_after`` seconds in all (None: never give up)."""
 
@@ -57,12 +57,8 @@ class RetryingStore(ObjectStore):
                 self._sleep(wait)
                 wait = min(self.max_wait, wait * 2)
 
-    @property
-    def url(self) -> str:
-        return self.inner.url
-
-    def check(self) -> None:
-        self.inner.check()
+    def target(self) -> ObjectStore:
+        return self.inner
 
     def put_stream(
         self,
@@ -89,11 +85,6 @@ class RetryingStore(ObjectStore):
             ),
         )
 
-    def iter_read(
-        self, key: str, chunk_size: int = ObjectStore.DEFAULT_CHUNK_SIZE
-    ) -> Iterator[bytes]:
-        return self.inner.iter_read(key, chunk_size)
-
     def head(self, key: str, *, tags: bool = False) -> ObjectInfo:
         return self._retry(f"head {key}", lambda: self.inner.head(key, tags=tags))
 
@@ -105,14 +96,3 @@ class RetryingStore(ObjectStore):
     def delete(self, keys: Iterable[str]) -> None:
         held = list(keys)
         self._retry("delete", lambda: self.inner.delete(held))
-
-    def set_storage_class(self, key: str, storage_class: StorageClass) -> ObjectInfo:
-        return self.inner.set_storage_class(key, storage_class)
-
-    def request_restore(
-        self, key: str, *, days: int, tier: RestoreTier = RestoreTier.STANDARD
-    ) -> ObjectInfo:
-        return self.inner.request_restore(key, days=days, tier=tier)
-
-    def list_incomplete_uploads(self, prefix: str = "") -> Iterator[IncompleteUpload]:
-        return self.inner.list_incomplete_uploads(prefix)

@@ -13,21 +13,14 @@ thread that asks).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future
-from datetime import datetime
 
-from datatier.storage.base import (
-    IncompleteUpload,
-    ObjectInfo,
-    ObjectStore,
-    ProgressCallback,
-    RestoreTier,
-    StorageClass,
-)
+from datatier.storage.base import ObjectStore
+from datatier.storage.forwarding import ForwardingStore
 
 
-class OpeningStore(ObjectStore):
+class OpeningStore(ForwardingStore):
     """The store ``open_store()`` returns, opened and checked in the background.
 
     ``url`` must be the URL the opened store will report (checked once it is open).
@@ -59,7 +52,7 @@ class OpeningStore(ObjectStore):
             return None
         return self._opened.exception()
 
-    def opened(self) -> ObjectStore:
+    def target(self) -> ObjectStore:
         """The opened, checked store; waits for it, or raises what opening it raised."""
         return self._opened.result()
 
@@ -68,97 +61,10 @@ class OpeningStore(ObjectStore):
         return self._url
 
     def check(self) -> None:
-        self.opened()
+        self.target()
 
     def check_soon(self) -> None:
         """Nothing to start: the check runs from construction."""
-
-    def encryption_warning(self) -> str | None:
-        return self.opened().encryption_warning()
-
-    def put_stream(
-        self,
-        key: str,
-        chunks: Iterable[bytes],
-        *,
-        storage_class: StorageClass = StorageClass.STANDARD,
-        metadata: Mapping[str, str] | None = None,
-        tags: Mapping[str, str] | None = None,
-        size_hint: int | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> ObjectInfo:
-        return self.opened().put_stream(
-            key,
-            chunks,
-            storage_class=storage_class,
-            metadata=metadata,
-            tags=tags,
-            size_hint=size_hint,
-            on_progress=on_progress,
-        )
-
-    def put_bytes(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        storage_class: StorageClass = StorageClass.STANDARD,
-        metadata: Mapping[str, str] | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> ObjectInfo:
-        return self.opened().put_bytes(
-            key, data, storage_class=storage_class, metadata=metadata, tags=tags
-        )
-
-    def iter_read(
-        self, key: str, chunk_size: int = ObjectStore.DEFAULT_CHUNK_SIZE
-    ) -> Iterator[bytes]:
-        return self.opened().iter_read(key, chunk_size)
-
-    def get_bytes(self, key: str) -> bytes:
-        return self.opened().get_bytes(key)
-
-    def head(self, key: str, *, tags: bool = False) -> ObjectInfo:
-        return self.opened().head(key, tags=tags)
-
-    def exists(self, key: str) -> bool:
-        return self.opened().exists(key)
-
-    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self.opened().list_objects(prefix)
-
-    def delete(self, keys: Iterable[str]) -> None:
-        self.opened().delete(keys)
-
-    def set_storage_class(self, key: str, storage_class: StorageClass) -> ObjectInfo:
-        return self.opened().set_storage_class(key, storage_class)
-
-    def request_restore(
-        self, key: str, *, days: int, tier: RestoreTier = RestoreTier.STANDARD
-    ) -> ObjectInfo:
-        return self.opened().request_restore(key, days=days, tier=tier)
-
-    def list_incomplete_uploads(self, prefix: str = "") -> Iterator[IncompleteUpload]:
-        return self.opened().list_incomplete_uploads(prefix)
-
-    def abort_incomplete_uploads(
-        self, prefix: str = "", *, initiated_before: datetime | None = None
-    ) -> int:
-        return self.opened().abort_incomplete_uploads(prefix, initiated_before=initiated_before)
-
-    def validate_key(self, key: str) -> str:
-        return self.opened().validate_key(key)
-
-    def validate_prefix(self, prefix: str) -> str:
-        return self.opened().validate_prefix(prefix)
-
-    def validate_labels(
-        self, metadata: Mapping[str, str] | None, tags: Mapping[str, str] | None
-    ) -> None:
-        self.opened().validate_labels(metadata, tags)
-
-    def part_size_for(self, part_size: int, size_hint: int | None) -> int:
-        return self.opened().part_size_for(part_size, size_hint)
 
 
 def failed_to_open(store: ObjectStore) -> bool:
