@@ -213,6 +213,13 @@ class RestoreOptions:
                 hint="add their databases to --databases, or leave --databases out",
             )
 
+    def selects(self, database: str, table: str) -> bool:
+        """Whether a restore with these options brings back ``database``.``table``: in
+        ``databases`` and in ``tables``, each when given."""
+        return (not self.databases or database in self.databases) and (
+            not self.tables or (database, table) in self.tables
+        )
+
     def targets(self, sources: Iterable[str]) -> dict[str, str]:
         """Each source database's target (``renames`` applied); UsageError naming both when
         two sources would land in one target (``--rename A=B`` while B is restored too):

@@ -3,8 +3,9 @@ after data, the captured oplog slice replayed last.
 
 * ``plan``: the selected collections (the oplog slice belongs to every selection: it is
   filtered per collection at replay); IntegrityFailure when the manifest does not account
-  for their documents; the target deployment (``--target NAME`` of ``[mongo.servers]``,
-  else the one the backup came from, else ``[mongo]``).
+  for their documents (a selected collection record no object holds included); the target
+  deployment (``--target NAME`` of ``[mongo.servers]``, else the one the backup came from,
+  else ``[mongo]``).
 * ``claim_target``: one restore at a time into each target database: a renewed lease
   per database on the target (:mod:`datatier.mongo.claim`).
 * ``check_target``: non-empty target collections are refused unless ``force`` (``drop``
@@ -31,7 +32,7 @@ from datatier.backup.catalog import Catalog
 from datatier.backup.completeness import missing_parts
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
-from datatier.backup.names import show
+from datatier.backup.names import held_tables, show
 from datatier.config import LoadedConfig, MongoServer
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
@@ -97,13 +98,33 @@ def select_collections(manifest: Manifest, options: RestoreOptions) -> list[Obje
             raise UsageError(f"not in backup {manifest.backup_id}: {', '.join(missing)}")
         objects = [o for o in objects if o.database in options.databases]
     if options.tables:
-        known = {(o.database, o.table) for o in manifest.objects if o.table}
+        known = held_tables(manifest)  # a recorded collection no object holds: plan refuses
         missing = [show(db, t) for db, t in options.tables if (db, t) not in known]
         if missing:
             raise UsageError(f"not in backup {manifest.backup_id}: {', '.join(missing)}")
         objects = [o for o in objects if (o.database, o.table) in options.tables]
     objects = [o for o in objects if o.kind in COLLECTION_KINDS]
     return objects + [o for o in manifest.objects if o.kind == "oplog"]
+
+
+def check_accounted(
+    manifest: Manifest, objects: list[ObjectRecord], options: RestoreOptions
+) -> None:
+    """IntegrityFailure (exit 4) when the manifest's objects do not account for every
+    document of the selected collections: those of ``objects`` and the collection records
+    ``options`` select (a data part, or a collection's every object, missing from the
+    manifest)."""
+    selected = {(o.database, o.table) for o in objects if o.database and o.table}
+    selected |= {
+        (t.database, t.name) for t in manifest.tables if options.selects(t.database, t.name)
+    }
+    problems = missing_parts(manifest, selected)
+    if problems:
+        raise IntegrityFailure(
+            f"backup {manifest.backup_id} cannot be restored whole: {'; '.join(problems[:5])}",
+            hint="nothing was applied; `--tables` or `--databases` can restore the other "
+            "collections",
+        )
 
 
 def created_during_dump(manifest: Manifest, options: RestoreOptions) -> list[tuple[str, str]]:
@@ -173,13 +194,7 @@ class MongoRestore(RestoreEngine):
         if unknown:
             raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
         objects = select_collections(manifest, options)
-        selected = {(o.database, o.table) for o in objects if o.database and o.table}
-        problems = missing_parts(manifest, selected)
-        if problems:
-            raise IntegrityFailure(
-                f"backup {manifest.backup_id} cannot be restored whole: {'; '.join(problems[:5])}",
-                hint="nothing was applied; `--tables` can restore the other collections",
-            )
+        check_accounted(manifest, objects, options)
         pairs = sorted({(o.database, o.table) for o in objects if o.database and o.table})
         self.collections = [(db, name) for db, name in pairs if db and name]
         self.created = created_during_dump(manifest, options)

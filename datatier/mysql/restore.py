@@ -137,10 +137,7 @@ def check_accounted(
     data part, or a table's every object, missing from the manifest)."""
     selected = {(o.database, t) for o in objects if o.database for t in o.table_names()}
     selected |= {
-        (t.database, t.name)
-        for t in manifest.tables
-        if (not options.databases or t.database in options.databases)
-        and (not options.tables or (t.database, t.name) in options.tables)
+        (t.database, t.name) for t in manifest.tables if options.selects(t.database, t.name)
     }
     problems = missing_parts(manifest, selected)
     if problems:
