@@ -7,7 +7,10 @@ of :func:`datatier.backup.restore.restore_backup` keeps every refusal before any
 * ``plan`` (reads only): the base's objects and the segments from its GTID position to the
   target (:func:`~datatier.binlog.pitr.plan_pitr`: exit 2 for a target it cannot reach or a
   gap), the segments living in the binlog archive's store;
-* ``check_target``: the logical restore's refusals (packet size, a replica, non-empty);
+* ``check_target``: names of the base differing only by letter case on a target folding
+  them (whatever ``--tables``/``--rename`` select: the replay could not tell them apart);
+  the logical restore's refusals (the same for what is selected, packet size, a replica,
+  non-empty);
 * archived objects of the backup and of the archive are requested together, then staged
   (downloaded once, SHA-256 checked);
 * ``apply``: the staged segments are scanned first, and what cannot be replayed (see
@@ -27,6 +30,7 @@ from typing import Any, Self
 from datatier.backup.catalog import Catalog
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.backup.names import held_tables
 from datatier.backup.policy import Policy
 from datatier.backup.service import load_policy
 from datatier.binlog.pitr import PitrPlan, base_failure, plan_pitr
@@ -44,6 +48,7 @@ from datatier.mysql.binlog.source import (
     folds_table_names,
     max_allowed_packet,
 )
+from datatier.mysql.casenames import check_case_collisions
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.restore import LogicalRestore
 from datatier.pipeline.staging import Staged
@@ -162,9 +167,18 @@ class PitrRestore(RestoreEngine):
         return self.base.claim_target(self.base_plan)
 
     def check_target(self, plan: RestorePlan) -> None:
-        """The base restore's checks; what they add to its report (``--force`` replacing
-        objects of another kind) goes to this one's too."""
+        """Names of the base backup that differ only by letter case are refused on a target
+        folding them, whatever is selected (:mod:`datatier.mysql.casenames`: the replay
+        could not tell their statements apart); then the base restore's checks; what they
+        add to its report (``--force`` replacing objects of another kind) goes to this
+        one's too."""
         assert self.base_plan is not None
+        manifest = self.pitr.manifest
+        held = held_tables(manifest)
+        everything = set(manifest.databases) | {db for db, _ in held}
+        check_case_collisions(
+            self.base.server, {db: db for db in everything}, held, replay=manifest.backup_id
+        )
         before = len(self.base_plan.summary)
         self.base.check_target(self.base_plan)
         plan.details["base"].update(self.base_plan.details)

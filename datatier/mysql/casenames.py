@@ -4,8 +4,9 @@ A backup of a server with ``lower_case_table_names=0`` can hold tables ``Orders`
 ``orders`` of one database, or databases ``Shop`` and ``shop``. A target with 1 or 2 takes
 each pair for one name: every table's object starts with DROP TABLE IF EXISTS, so loading
 the second would replace the first, rows and all, and two databases would be loaded into
-one. :func:`check_case_collisions` reads only the target's setting; the caller runs it
-before anything is changed there.
+one; a point-in-time replay, matching the binlog's names as the target compares them, would
+send the statements of both to one. :func:`check_case_collisions` reads only the target's
+setting; the caller runs it before anything is changed there.
 """
 
 from __future__ import annotations
@@ -19,20 +20,54 @@ from datatier.mysql.lettercase import collisions, lower_case_table_names
 
 
 def check_case_collisions(
-    target: Endpoint, targets: Mapping[str, str], tables: Collection[TableName]
+    target: Endpoint,
+    targets: Mapping[str, str],
+    tables: Collection[TableName],
+    *,
+    replay: str | None = None,
 ) -> None:
     """UsageError (exit 2) naming every group of names the restore creates on ``target``
     that are distinct but one there: target databases (``targets``: source database ->
     target database, renames applied) and tables, views and sequences (``tables``: source
     (database, name) pairs, placed in their database's target). ``details`` carry
-    ``lower_case_table_names`` and ``collisions`` (the groups, as source names)."""
-    databases = [(db,) for db in sorted(set(targets.values()))]
-    placed = {(targets[db], name): (db, name) for db, name in tables}
+    ``lower_case_table_names`` and ``collisions`` (the groups, as source names).
+
+    ``replay`` (the backup's ID) is for a point-in-time restore, given every name of its
+    base backup: the replay matches the binlog's names as the target compares them, so it
+    cannot tell such names apart whatever ``--tables`` or ``--rename`` restore."""
     with connect(target) as conn, conn.cursor() as cur:
         setting = lower_case_table_names(cur)
     if not setting:
         return
+    groups = _groups(targets, tables)
+    if not groups:
+        return
+    listed = "; ".join(" and ".join(group) for group in groups)
+    said = f"target {target.label} has lower_case_table_names={setting}: it takes names "
+    if replay is None:
+        message = f"{said}differing only by letter case for one, and the restore would "
+        message += f"replace one with the other: {listed}"
+        hint = (
+            "restore one of each at a time (--tables DB.T, --databases DB), give one another "
+            "name (--rename SRC=DST), or restore into a server with lower_case_table_names=0"
+        )
+    else:
+        message = f"{said}differing only by letter case for one, so a point-in-time replay "
+        message += f"cannot tell apart the statements of backup {replay}'s {listed}"
+        hint = (
+            "restore into a server with lower_case_table_names=0, or restore the backup "
+            f"alone ({replay}, without --until) with --tables or --rename"
+        )
+    error = UsageError(message, hint=hint)
+    error.details = {"lower_case_table_names": setting, "collisions": groups}
+    raise error
+
+
+def _groups(targets: Mapping[str, str], tables: Collection[TableName]) -> list[list[str]]:
+    """The colliding groups of target databases, then of tables (as source names)."""
     source_of = {dest: source for source, dest in targets.items()}  # one each (targets())
+    placed = {(targets[db], name): (db, name) for db, name in tables}
+    databases = [(db,) for db in sorted(source_of)]
     groups = [
         [_database_label(source_of[dest], dest) for (dest,) in group]
         for group in collisions(databases, True)
@@ -41,19 +76,7 @@ def check_case_collisions(
         [_table_label(placed[(dest, name)], dest) for dest, name in group]
         for group in collisions(list(placed), True)
     ]
-    if not groups:
-        return
-    listed = "; ".join(" and ".join(group) for group in groups)
-    error = UsageError(
-        f"target {target.label} has lower_case_table_names={setting}: it takes names differing "
-        f"only by letter case for one, and the restore would replace one with the other: "
-        f"{listed}",
-        hint="restore one of each at a time (--tables DB.T, --databases DB), give one "
-        "another name (--rename SRC=DST), or restore into a server with "
-        "lower_case_table_names=0",
-    )
-    error.details = {"lower_case_table_names": setting, "collisions": groups}
-    raise error
+    return groups
 
 
 def _database_label(source: str, dest: str) -> str:

@@ -19,7 +19,7 @@ from datatier.binlog.archiver import Archiver
 from datatier.cli import main
 from datatier.mysql.physical.scratch import free_port
 from datatier.sandbox.services.mariadb import MariaDBService
-from tests.integration.binlog_support import own_server_policy
+from tests.integration.binlog_support import own_server_policy, pitr_window
 from tests.integration.conftest import SandboxHandle
 from tests.integration.mariadb_support import connect_to, extra_mariadb, own_config
 
@@ -97,3 +97,46 @@ def test_a_statement_spelling_a_restored_table_otherwise_is_replayed(
         assert shown == [("orders",)], "a table the base left out came back"
         got = run(sandbox, server, f"SELECT {', '.join(columns)} FROM {RENAMED}.orders ORDER BY id")
         assert got == rows
+
+
+CASED = "lctn_cased"  # on the sandbox (case-sensitive): `Orders` and `orders`
+
+
+@pytest.mark.parametrize("argv", [[], ["--tables", f"{CASED}.orders"], ["--dry-run"]])
+def test_a_case_sensitive_base_with_names_one_here_is_refused(
+    argv: list[str],
+    use_sandbox_config: SandboxHandle,
+    server: MariaDBService,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A base from the sandbox (``lower_case_table_names=0``) holding `Orders` and `orders`,
+    replayed into the folding server: the replay matches the binlog's names as the target
+    compares them, so it wrote both tables' rows into the one restored, exit 0: `orders`
+    held `Orders`' base row and the window's rows of both (its own base row lost); with
+    ``--tables`` choosing `orders`, `Orders`' rows of the window came into it. Now refused,
+    exit 2, nothing created there."""
+    sandbox = use_sandbox_config
+    with pitr_window(sandbox, "pitr_cased", CASED, monkeypatch=monkeypatch) as window:
+        window.sql(
+            f"CREATE TABLE {CASED}.Orders (id INT PRIMARY KEY)",
+            f"CREATE TABLE {CASED}.orders (id INT PRIMARY KEY)",
+            f"INSERT INTO {CASED}.Orders VALUES (1)",
+            f"INSERT INTO {CASED}.orders VALUES (10)",
+        )
+        window.backup()
+        window.sql(
+            f"INSERT INTO {CASED}.Orders VALUES (2)", f"INSERT INTO {CASED}.orders VALUES (20)"
+        )
+        gtid = window.gtid()
+        window.archive()
+        capsys.readouterr()
+
+        code = main(["restore", "--policy", "pitr_cased", "--until-gtid", gtid,
+                     "--target", f"{server.host}:{server.port}", *argv])  # fmt: skip
+
+        err = capsys.readouterr().err
+        shown = run(sandbox, server, f"SHOW DATABASES LIKE '{CASED}'")
+        assert (code, shown) == (2, []), err
+        assert f"{CASED}.Orders and {CASED}.orders" in err
+        assert "lower_case_table_names=1" in err and "point-in-time" in err
