@@ -6,6 +6,10 @@ with 0 (the Linux default) they are two. What datatier matches against a server'
 (objects a restore replaces, tables a point-in-time replay keeps) goes through
 :func:`name_key`, with the fold :func:`folds_names` reads from that server; names that
 are distinct where they came from but one there are found by :func:`collisions`.
+
+MariaDB answers an information_schema query ``WHERE TABLE_SCHEMA IN ('Shop', 'shop')`` (every
+value one name compared case-insensitively) for ``'Shop'`` alone, even on a case-sensitive
+server where both exist: such lists are split with :func:`apart` first.
 """
 
 from __future__ import annotations
@@ -40,3 +44,19 @@ def collisions(names: Iterable[tuple[str, ...]], fold: bool) -> list[list[tuple[
     for name in names:
         groups.setdefault(tuple(name_key(part, fold) for part in name), set()).add(name)
     return sorted(sorted(group) for group in groups.values() if len(group) > 1)
+
+
+def apart(names: Iterable[str]) -> list[list[str]]:
+    """``names`` (each once, in order) in lists of which none holds two differing only by
+    letter case: one list unless some do. For information_schema ``IN (...)`` lists (see
+    the module docstring): one query per list."""
+    batches: list[tuple[set[str], list[str]]] = []
+    for name in dict.fromkeys(names):
+        key = name.lower()
+        batch = next((b for b in batches if key not in b[0]), None)
+        if batch is None:
+            batch = (set(), [])
+            batches.append(batch)
+        batch[0].add(key)
+        batch[1].append(name)
+    return [listed for _, listed in batches]

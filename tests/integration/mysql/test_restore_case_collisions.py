@@ -189,12 +189,6 @@ def test_tables_choosing_one_restores_it(
     assert ours(sandbox, svc) == [(DB, "orders", ROWS_UPPER if table == "Orders" else ROWS_LOWER)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backup bug, not restore: a policy's databases `CF_Shop` and `cf_shop` back up "
-    "`cf_shop`'s database but none of its tables (MariaDB answers information_schema "
-    "`TABLE_SCHEMA IN (...)` comparing the names case-insensitively: catalogue.py)",
-)
 def test_rename_moving_one_database_away_restores_both(
     target: tuple[SandboxHandle, MariaDBService], backups: dict[str, Manifest]
 ) -> None:
@@ -233,3 +227,38 @@ def test_a_restore_without_such_names_still_works(
 
     assert restore(backups["plain"], svc) == 0
     assert ours(sandbox, svc) == [(PLAIN, "items", [(5, "plain")])]
+
+
+def test_a_backup_holds_both_databases_differing_by_case(backups: dict[str, Manifest]) -> None:
+    """MariaDB takes `TABLE_SCHEMA IN ('CF_Shop', 'cf_shop')` of information_schema for one
+    name: the backup held `cf_shop`'s database but none of its tables (exit 0)."""
+    manifest = backups["databases"]
+    assert sorted(manifest.databases) == [UPPER, LOWER]
+    assert sorted((t.database, t.name, t.rows) for t in manifest.tables) == [
+        (UPPER, "t", 1),
+        (LOWER, "t", 2),
+    ]
+
+
+def test_a_case_sensitive_target_holding_one_of_them_is_not_empty(
+    use_sandbox_config: SandboxHandle,
+    backups: dict[str, Manifest],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Into the sandbox itself (case-sensitive), holding `cf_shop` but not `CF_Shop`: the
+    check for tables in the target databases asked information_schema for `CF_Shop` alone
+    (see above), so `cf_shop`'s table was replaced without --force. Refused, exit 2."""
+    sandbox = use_sandbox_config
+    on_sandbox(sandbox, f"DROP DATABASE {UPPER}", f"INSERT INTO {LOWER}.t VALUES (9, 'mine')")
+    capsys.readouterr()
+
+    code = main(["restore", backups["databases"].backup_id])
+
+    err = capsys.readouterr().err
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT id FROM {LOWER}.t ORDER BY id")
+        kept = [int(r[0]) for r in cur.fetchall()]
+        cur.execute(f"SHOW DATABASES LIKE '{UPPER}'")
+        created = cur.fetchall()
+    assert (code, kept, created) == (2, [2, 3, 9], ()), err
+    assert f"{LOWER} (1 tables)" in err

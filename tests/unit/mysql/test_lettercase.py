@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datatier.mysql.lettercase import collisions, name_key
+from datatier.mysql.lettercase import apart, collisions, name_key
 
 
 def test_names_differing_only_by_case_collide_where_the_server_folds_them() -> None:
@@ -22,3 +22,13 @@ def test_a_name_given_twice_is_no_collision() -> None:
 
 def test_name_key_folds_only_when_asked() -> None:
     assert (name_key("Orders", True), name_key("Orders", False)) == ("orders", "Orders")
+
+
+def test_apart_splits_names_differing_only_by_case() -> None:
+    assert apart(["a", "Shop", "shop", "b", "SHOP", "a"]) == [
+        ["a", "Shop", "b"],
+        ["shop"],
+        ["SHOP"],
+    ]
+    assert apart(["x", "y"]) == [["x", "y"]]
+    assert apart([]) == []
