@@ -215,8 +215,7 @@ def restore(
     A view whose base tables neither the restore nor the target has is refused (exit 2,
     nothing changed; add them to --tables), and so are names differing only by letter case
     (Orders and orders) on a target with lower_case_table_names 1 or 2, where they are one
-    (exit 2, nothing changed; --tables, --databases or --rename restore one of them, except
-    with --until: a case-sensitive target).
+    (exit 2, nothing changed; --tables, --databases or --rename restore one of them).
 
     A physical backup (and its chain of incrementals) goes into --datadir DIR: extracted,
     prepared in order, owned as the server expects; mariadbd then starts on DIR.

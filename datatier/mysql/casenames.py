@@ -4,9 +4,10 @@ A backup of a server with ``lower_case_table_names=0`` can hold tables ``Orders`
 ``orders`` of one database, or databases ``Shop`` and ``shop``. A target with 1 or 2 takes
 each pair for one name: every table's object starts with DROP TABLE IF EXISTS, so loading
 the second would replace the first, rows and all, and two databases would be loaded into
-one; a point-in-time replay, matching the binlog's names as the target compares them, would
-send the statements of both to one. :func:`check_case_collisions` reads only the target's
-setting; the caller runs it before anything is changed there.
+one; a point-in-time replay matching the binlog's names as the target compares them (from a
+base not recording its source's setting) would send the statements of both to one.
+:func:`check_case_collisions` reads only the target's setting; the caller runs it before
+anything is changed there.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def check_case_collisions(
     ``lower_case_table_names`` and ``collisions`` (the groups, as source names).
 
     ``replay`` (the backup's ID) is for a point-in-time restore, given every name of its
-    base backup: the replay matches the binlog's names as the target compares them, so it
-    cannot tell such names apart whatever ``--tables`` or ``--rename`` restore."""
+    base backup, when the replay matches the binlog's names as the target compares them
+    (the base does not record its source's setting): it cannot tell such names apart
+    whatever ``--tables`` or ``--rename`` restore."""
     with connect(target) as conn, conn.cursor() as cur:
         setting = lower_case_table_names(cur)
     if not setting:
