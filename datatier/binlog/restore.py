@@ -214,9 +214,10 @@ class PitrRestore(RestoreEngine):
 
     def _folds(self, server: Endpoint) -> bool:
         """Whether the replay compares the binlog's names lower-cased: as the base backup's
-        source did (its ``lower_case_table_names``, recorded since backups record it; the
-        archive is of the same servers), else as the target ``server`` does. A
-        case-sensitive source's `SHOP` is not the restored `shop` on a folding target."""
+        source did (its ``lower_case_table_names`` among the manifest's source facts; the
+        archive is of the same servers), else (an older backup) as the target ``server``
+        does. A case-sensitive source's `SHOP` is not the restored `shop` on a folding
+        target."""
         recorded = self.pitr.manifest.source.get("lower_case_table_names")
         if recorded is not None:
             return bool(int(recorded))
