@@ -11,7 +11,10 @@ of :func:`datatier.backup.restore.restore_backup` keeps every refusal before any
   object's bytes or content, while staging, checking or applying it: exit 4) is refused
   naming the backups that could serve as base instead
   (:func:`~datatier.binlog.pitr.refuse_base`), never used unasked;
-* ``check_target``: the logical restore's refusals (packet size, a replica, non-empty);
+* ``check_target``: names of a base not recording its source's ``lower_case_table_names``
+  differing only by letter case on a target folding them (whatever ``--tables``/``--rename``
+  select: the replay could not tell them apart); the logical restore's refusals (such names
+  among what is restored, packet size, a replica, non-empty);
 * archived objects of the backup and of the archive are requested together, then staged
   (downloaded once, SHA-256 checked);
 * ``apply``: the staged segments are scanned first, and what cannot be replayed (see
@@ -31,6 +34,7 @@ from typing import Any, Self
 from datatier.backup.catalog import Catalog
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.backup.names import held_tables
 from datatier.backup.policy import Policy
 from datatier.backup.service import load_policy
 from datatier.binlog.pitr import PitrPlan, base_failure, plan_pitr, refuse_base
@@ -48,6 +52,8 @@ from datatier.mysql.binlog.source import (
     folds_table_names,
     max_allowed_packet,
 )
+from datatier.mysql.casenames import check_case_collisions
+from datatier.mysql.connection import Endpoint
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.restore import LogicalRestore
 from datatier.pipeline.staging import Staged
@@ -168,9 +174,21 @@ class PitrRestore(RestoreEngine):
         return self.base.claim_target(self.base_plan)
 
     def check_target(self, plan: RestorePlan) -> None:
-        """The base restore's checks; what they add to its report (``--force`` replacing
-        objects of another kind) goes to this one's too."""
+        """For a base that does not record its source's ``lower_case_table_names`` (older
+        backups: the replay then compares names as the target does, :meth:`_folds`), names
+        of the base differing only by letter case are refused on a target folding them,
+        whatever is selected (:mod:`datatier.mysql.casenames`: the replay could not tell
+        their statements apart); then the base restore's checks (those names among what is
+        restored refused too); what they add to its report (``--force`` replacing objects
+        of another kind) goes to this one's too."""
         assert self.base_plan is not None
+        manifest = self.pitr.manifest
+        if "lower_case_table_names" not in manifest.source:
+            held = held_tables(manifest)
+            everything = set(manifest.databases) | {db for db, _ in held}
+            check_case_collisions(
+                self.base.server, {db: db for db in everything}, held, replay=manifest.backup_id
+            )
         before = len(self.base_plan.summary)
         self.base.check_target(self.base_plan)
         plan.details["base"].update(self.base_plan.details)
@@ -201,11 +219,22 @@ class PitrRestore(RestoreEngine):
         replay would reach) during a dry run."""
         self._scan(plan, staged)
 
+    def _folds(self, server: Endpoint) -> bool:
+        """Whether the replay compares the binlog's names lower-cased: as the base backup's
+        source did (its ``lower_case_table_names`` among the manifest's source facts; the
+        archive is of the same servers), else (an older backup) as the target ``server``
+        does. A case-sensitive source's `SHOP` is not the restored `shop` on a folding
+        target."""
+        recorded = self.pitr.manifest.source.get("lower_case_table_names")
+        if recorded is not None:
+            return bool(int(recorded))
+        return folds_table_names(server)
+
     def _scan(self, plan: RestorePlan, staged: Staged) -> None:
         server = self.base.server
         packet = max_allowed_packet(server)
         self._max_binlog = max(64 * 1024, min(8 * MiB, (packet - 8192) * 3 // 4))
-        fold = folds_table_names(server)  # the target's; the source's is not recorded
+        fold = self._folds(server)
         self.selection = replace(
             self.selection,
             known_databases=frozenset(database_names(server) | set(self.pitr.manifest.databases)),

@@ -213,7 +213,9 @@ def restore(
     if one is corrupt); for data in GLACIER/DEEP_ARCHIVE requests restores for all objects
     at once, then waits (--wait) or exits 5 so you can run the same command again later.
     A view whose base tables neither the restore nor the target has is refused (exit 2,
-    nothing changed; add them to --tables).
+    nothing changed; add them to --tables), and so are names differing only by letter case
+    (Orders and orders) on a target with lower_case_table_names 1 or 2, where they are one
+    (exit 2, nothing changed; --tables, --databases or --rename restore one of them).
 
     A physical backup (and its chain of incrementals) goes into --datadir DIR: extracted,
     prepared in order, owned as the server expects; mariadbd then starts on DIR.

@@ -24,6 +24,7 @@ from datatier.mysql.creator_text import (
     read_creator_row,
     show_create,
 )
+from datatier.mysql.lettercase import apart
 
 TRANSACTIONAL_ENGINES = frozenset({"InnoDB", "XtraDB", "ROCKSDB", "TokuDB"})
 NO_DATA_ENGINES = frozenset({"MRG_MyISAM", "MRG_MYISAM", "FEDERATED", "BLACKHOLE", "CONNECT"})
@@ -203,8 +204,13 @@ def read_catalogue(
 
 
 def _in_databases(conn: Connection, sql: str, names: Sequence[str]) -> list[dict[str, Any]]:
-    marks = ",".join(["%s"] * len(names))
-    return query_dicts(conn, sql.format(marks), tuple(names))
+    """The rows of ``sql`` with its ``{}`` the databases ``names``: one query per list of
+    :func:`~datatier.mysql.lettercase.apart` (MariaDB took ``IN ('Shop', 'shop')`` for
+    ``Shop`` alone: a backup held ``shop`` without its tables)."""
+    rows: list[dict[str, Any]] = []
+    for batch in apart(names):
+        rows += query_dicts(conn, sql.format(",".join(["%s"] * len(batch))), tuple(batch))
+    return rows
 
 
 def _columns(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str], list[Column]]:

@@ -19,6 +19,7 @@ import pymysql
 from datatier.errors import ServiceUnavailable
 from datatier.mysql.catalogue import Definition
 from datatier.mysql.connection import Endpoint, connect, query_dicts
+from datatier.mysql.lettercase import apart
 from datatier.mysql.sqltext import ident, string_literal
 
 REPLICATED = "SLAVESIDE_DISABLED"
@@ -37,15 +38,15 @@ def resolve_on_primary(
     if primary is not None:
         try:
             with connect(primary) as conn:
-                databases = sorted({e.database for e in pending})
-                marks = ", ".join(["%s"] * len(databases))
-                for row in query_dicts(
-                    conn,
-                    "SELECT EVENT_SCHEMA, EVENT_NAME, STATUS FROM information_schema.EVENTS "
-                    f"WHERE EVENT_SCHEMA IN ({marks})",
-                    databases,
-                ):
-                    found[(row["EVENT_SCHEMA"], row["EVENT_NAME"])] = str(row["STATUS"])
+                for batch in apart(sorted({e.database for e in pending})):  # see lettercase
+                    marks = ", ".join(["%s"] * len(batch))
+                    for row in query_dicts(
+                        conn,
+                        "SELECT EVENT_SCHEMA, EVENT_NAME, STATUS FROM information_schema.EVENTS "
+                        f"WHERE EVENT_SCHEMA IN ({marks})",
+                        batch,
+                    ):
+                        found[(row["EVENT_SCHEMA"], row["EVENT_NAME"])] = str(row["STATUS"])
         except (ServiceUnavailable, pymysql.MySQLError):  # not worth failing the backup
             found = {}
     resolved = [

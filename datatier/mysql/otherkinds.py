@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.labels import table_label
-from datatier.mysql.lettercase import folds_names, name_key
+from datatier.mysql.lettercase import apart, folds_names, name_key
 from datatier.mysql.sqltext import ident
 
 TableName = tuple[str, str]
@@ -79,13 +79,15 @@ def other_kinds(target: Endpoint, creates: Mapping[TableName, str]) -> list[Conf
     with connect(target) as conn, conn.cursor() as cur:
         fold = folds_names(cur)
         databases = sorted({name_key(db, fold) for db in databases})
-        marks = ",".join(["%s"] * len(databases))
-        cur.execute(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
-            f"WHERE TABLE_SCHEMA IN ({marks})",
-            tuple(databases),
-        )
-        present = [(str(db), str(name), str(kind)) for db, name, kind in cur.fetchall()]
+        present = []
+        for batch in apart(databases):  # IN ('Shop', 'shop') would ask for Shop alone
+            marks = ",".join(["%s"] * len(batch))
+            cur.execute(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
+                f"WHERE TABLE_SCHEMA IN ({marks})",
+                tuple(batch),
+            )
+            present += [(str(db), str(name), str(kind)) for db, name, kind in cur.fetchall()]
 
     def key(database: str, name: str) -> TableName:
         return name_key(database, fold), name_key(name, fold)

@@ -250,7 +250,8 @@ class ParallelDumpEngine(BackupEngine):
         facts = query_dicts(
             group.coordinator,
             "SELECT @@server_id AS server_id, @@version AS version, @@hostname AS hostname, "
-            "@@read_only AS read_only, @@gtid_current_pos AS gtid_current_pos",
+            "@@read_only AS read_only, @@gtid_current_pos AS gtid_current_pos, "
+            "@@lower_case_table_names AS lower_case_table_names",
         )[0]
         facts["read_only"] = bool(facts.get("read_only"))
         return facts

@@ -6,10 +6,12 @@
   renames; a tampered character set or collation name is refused.
 * ``claim_target``: one restore at a time into each target database
   (:mod:`datatier.mysql.claim`).
-* ``check_target``: the target's ``max_allowed_packet`` fits the backup's largest
-  statement; a read-only or replica target is refused unless ``allow_replica_target`` (then
-  the load runs without binlogging, so no errant GTID); a target database that already
-  holds tables is refused unless ``force``.
+* ``check_target``: names differing only by letter case (tables, views and sequences of a
+  database, target databases after ``--rename``) are refused when the target folds them
+  (``lower_case_table_names`` 1 or 2; :mod:`datatier.mysql.casenames`); the target's
+  ``max_allowed_packet`` fits the backup's largest statement; a read-only or replica target
+  is refused unless ``allow_replica_target`` (then the load runs without binlogging, so no
+  errant GTID); a target database that already holds tables is refused unless ``force``.
 * ``apply``: with ``force``, the target's objects named like a table, sequence or view the
   restore creates but of another kind dropped (:mod:`datatier.mysql.otherkinds`;
   nothing else), databases created, then objects in restore order (schema, data, triggers,
@@ -33,6 +35,7 @@ from datatier.backup.names import TableName, held_tables, show
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
+from datatier.mysql.casenames import check_case_collisions
 from datatier.mysql.claim import claim_databases
 from datatier.mysql.connection import Endpoint, resolve_target
 from datatier.mysql.labels import name_label, table_label
@@ -221,6 +224,10 @@ class LogicalRestore(RestoreEngine):
         return claim_databases(self.server, self.targets.values())
 
     def check_target(self, plan: RestorePlan) -> None:
+        views = {(o.database, o.table) for o in plan.objects
+                 if o.kind in VIEW_KINDS and o.database and o.table}  # fmt: skip
+        created = restored_tables(plan.objects, self.options.tables) | views
+        check_case_collisions(self.server, self.targets, created)
         check_packet_size(self.server, int(self.manifest.options.get("max_statement_bytes") or 0))
         if check_not_replica(self.server, self.role, allow=self.options.allow_replica_target):
             self.binlog = False  # allowed onto a replica: never into its binlog (no errant GTIDs)

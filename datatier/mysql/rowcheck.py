@@ -9,6 +9,7 @@ from datatier.backup.manifest import Manifest
 from datatier.errors import OperationFailed
 from datatier.mysql.catalogue import NO_DATA_ENGINES
 from datatier.mysql.connection import Connection, Endpoint, connect
+from datatier.mysql.lettercase import apart
 from datatier.mysql.sqltext import qualified
 
 
@@ -59,11 +60,16 @@ def _no_data_tables(target: Endpoint, databases: list[str]) -> set[tuple[str, st
     """The tables of ``databases`` on ``target`` whose engine keeps no rows of its own."""
     if not databases:
         return set()
+    found: set[tuple[str, str]] = set()
     with connect(target) as conn, conn.cursor() as cur:
-        marks = ", ".join(["%s"] * len(databases))
-        cur.execute(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE FROM information_schema.TABLES "
-            f"WHERE TABLE_SCHEMA IN ({marks})",
-            databases,
-        )
-        return {(str(db), str(t)) for db, t, engine in cur.fetchall() if engine in NO_DATA_ENGINES}
+        for batch in apart(databases):  # IN ('Shop', 'shop') would ask for Shop alone
+            marks = ", ".join(["%s"] * len(batch))
+            cur.execute(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE FROM information_schema.TABLES "
+                f"WHERE TABLE_SCHEMA IN ({marks})",
+                batch,
+            )
+            found |= {
+                (str(db), str(t)) for db, t, engine in cur.fetchall() if engine in NO_DATA_ENGINES
+            }
+    return found

@@ -18,6 +18,7 @@ from typing import Any
 
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.mysql.connection import Connection, Endpoint, MySQLError, connect, query_dicts
+from datatier.mysql.lettercase import apart
 from datatier.mysql.replica_status import read_replica_status
 
 CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -73,14 +74,17 @@ def busy_databases(target: Endpoint, databases: list[str]) -> dict[str, int]:
     """Of ``databases``, those that already hold tables on ``target``, with their count."""
     if not databases:
         return {}
+    found: dict[str, int] = {}
     with connect(target) as conn, conn.cursor() as cur:
-        marks = ",".join(["%s"] * len(databases))
-        cur.execute(
-            "SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES "
-            f"WHERE TABLE_SCHEMA IN ({marks}) GROUP BY TABLE_SCHEMA",
-            tuple(databases),
-        )
-        return {row[0]: int(row[1]) for row in cur.fetchall()}
+        for batch in apart(databases):  # IN ('Shop', 'shop') would ask for Shop alone
+            marks = ",".join(["%s"] * len(batch))
+            cur.execute(
+                "SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES "
+                f"WHERE TABLE_SCHEMA IN ({marks}) GROUP BY TABLE_SCHEMA",
+                tuple(batch),
+            )
+            found.update({row[0]: int(row[1]) for row in cur.fetchall()})
+    return found
 
 
 def database_clause(charset: Mapping[str, Any], where: str) -> str:

@@ -5,21 +5,28 @@ statement-format INSERT under a policy that leaves a table out, an ALTER TABLE u
 ``--tables`` (the rows after it then lost their new column). Now names are compared as the
 server compares them: kept, and a left-out table's statements stay out however spelled
 (review finding; an extra real MariaDB started with ``--lower-case-table-names=1`` beside
-the sandbox, whose servers run with the Linux default 0)."""
+the sandbox, whose servers run with the Linux default 0).
+
+The other way round, a base from the sandbox replayed into the folding server: the replay
+compares names as the source did (the backup records its ``lower_case_table_names``), so a
+database `LCTN_PLAIN` beside the restored `lctn_plain` stays out, and tables `Orders` and
+`orders` are refused together and restored one at a time with ``--tables``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from datatier.backup.service import run_backup
 from datatier.binlog.archiver import Archiver
 from datatier.cli import main
+from datatier.mysql.pdump import ParallelDumpEngine
 from datatier.mysql.physical.scratch import free_port
 from datatier.sandbox.services.mariadb import MariaDBService
-from tests.integration.binlog_support import own_server_policy
+from tests.integration.binlog_support import own_server_policy, pitr_window
 from tests.integration.conftest import SandboxHandle
 from tests.integration.mariadb_support import connect_to, extra_mariadb, own_config
 
@@ -97,3 +104,110 @@ def test_a_statement_spelling_a_restored_table_otherwise_is_replayed(
         assert shown == [("orders",)], "a table the base left out came back"
         got = run(sandbox, server, f"SELECT {', '.join(columns)} FROM {RENAMED}.orders ORDER BY id")
         assert got == rows
+
+
+CASED = "lctn_cased"  # on the sandbox (case-sensitive): `Orders` and `orders`
+
+
+@pytest.mark.parametrize(
+    ("recorded", "argv", "expected"),
+    [
+        (True, [], None),
+        (True, ["--dry-run"], None),
+        (True, ["--tables", f"{CASED}.orders"], [(10,), (20,)]),
+        (True, ["--tables", f"{CASED}.Orders"], [(1,), (2,)]),
+        (False, ["--tables", f"{CASED}.orders"], None),
+    ],
+)
+def test_a_case_sensitive_base_with_names_one_here(
+    recorded: bool,
+    argv: list[str],
+    expected: list[tuple[int]] | None,
+    use_sandbox_config: SandboxHandle,
+    server: MariaDBService,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A base from the sandbox (``lower_case_table_names=0``) holding `Orders` and `orders`,
+    replayed into the folding server. The replay matched the binlog's names as the target
+    compares them, so it wrote both tables' rows into the one restored, exit 0: `orders`
+    held `Orders`' base row and the window's rows of both (its own base row lost); with
+    ``--tables`` choosing `orders`, `Orders`' rows of the window came into it. Now the
+    whole restore is refused (exit 2, nothing created there); ``--tables`` choosing one
+    restores it alone, the replay comparing names as the source did (backups record its
+    setting). A base that does not record it (``recorded`` False, as older backups) is
+    refused with ``--tables`` too: the replay could not tell the names apart."""
+    sandbox = use_sandbox_config
+    if not recorded:
+        facts = ParallelDumpEngine._server_facts
+
+        def unrecorded(self: ParallelDumpEngine, group: Any) -> dict[str, Any]:
+            found = facts(self, group)
+            del found["lower_case_table_names"]
+            return found
+
+        monkeypatch.setattr(ParallelDumpEngine, "_server_facts", unrecorded)
+    with pitr_window(sandbox, "pitr_cased", CASED, monkeypatch=monkeypatch) as window:
+        window.sql(
+            f"CREATE TABLE {CASED}.Orders (id INT PRIMARY KEY)",
+            f"CREATE TABLE {CASED}.orders (id INT PRIMARY KEY)",
+            f"INSERT INTO {CASED}.Orders VALUES (1)",
+            f"INSERT INTO {CASED}.orders VALUES (10)",
+        )
+        assert ("lower_case_table_names" in window.backup().source) == recorded
+        window.sql(
+            f"INSERT INTO {CASED}.Orders VALUES (2)", f"INSERT INTO {CASED}.orders VALUES (20)"
+        )
+        gtid = window.gtid()
+        window.archive()
+        capsys.readouterr()
+
+        code = main(["restore", "--policy", "pitr_cased", "--until-gtid", gtid,
+                     "--target", f"{server.host}:{server.port}", *argv])  # fmt: skip
+
+        err = capsys.readouterr().err
+        if expected is not None:
+            assert code == 0, err
+            assert run(sandbox, server, f"SHOW TABLES FROM {CASED}") == [("orders",)]
+            assert run(sandbox, server, f"SELECT id FROM {CASED}.orders ORDER BY id") == expected
+            return
+        shown = run(sandbox, server, f"SHOW DATABASES LIKE '{CASED}'")
+        assert (code, shown) == (2, []), err
+        assert f"{CASED}.Orders and {CASED}.orders" in err
+        assert "lower_case_table_names=1" in err
+        assert ("point-in-time" in err) == (not recorded)
+
+
+PLAIN = "lctn_plain"  # on the sandbox, beside `LCTN_PLAIN` (another database, not backed up)
+
+
+def test_a_case_sensitive_sources_other_database_stays_out(
+    use_sandbox_config: SandboxHandle,
+    server: MariaDBService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sandbox (``lower_case_table_names=0``) holds `lctn_plain` (the policy's) and
+    `LCTN_PLAIN` (another database). Replayed into the folding server, statements on
+    `LCTN_PLAIN` are not the restored database's: names are matched as the source
+    compared them (recorded in the backup), not as the target does."""
+    sandbox = use_sandbox_config
+    upper = PLAIN.upper()
+    with pitr_window(sandbox, "pitr_plain", PLAIN, upper, monkeypatch=monkeypatch) as window:
+        window.sql(
+            f"CREATE DATABASE {upper}",
+            f"CREATE TABLE {PLAIN}.t (id INT PRIMARY KEY)",
+            f"CREATE TABLE {upper}.t (id INT PRIMARY KEY)",
+            f"INSERT INTO {PLAIN}.t VALUES (1)",
+        )
+        window.backup()
+        window.sql(f"INSERT INTO {PLAIN}.t VALUES (2)", f"INSERT INTO {upper}.t VALUES (100)")
+        with window.session(upper, binlog_format="STATEMENT") as cur:
+            cur.execute("INSERT INTO t VALUES (101)")
+        gtid = window.gtid()
+        window.archive()
+
+        code = main(["restore", "--policy", "pitr_plain", "--until-gtid", gtid,
+                     "--target", f"{server.host}:{server.port}"])  # fmt: skip
+
+        got = run(sandbox, server, f"SELECT id FROM {PLAIN}.t ORDER BY id")
+        assert (code, got) == (0, [(1,), (2,)])

@@ -1,0 +1,90 @@
+"""Refusing a restore whose names differ only by letter case where the target folds them.
+
+A backup of a server with ``lower_case_table_names=0`` can hold tables ``Orders`` and
+``orders`` of one database, or databases ``Shop`` and ``shop``. A target with 1 or 2 takes
+each pair for one name: every table's object starts with DROP TABLE IF EXISTS, so loading
+the second would replace the first, rows and all, and two databases would be loaded into
+one; a point-in-time replay matching the binlog's names as the target compares them (from a
+base not recording its source's setting) would send the statements of both to one.
+:func:`check_case_collisions` reads only the target's setting; the caller runs it before
+anything is changed there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from datatier.backup.names import TableName, show
+from datatier.errors import UsageError
+from datatier.mysql.connection import Endpoint, connect
+from datatier.mysql.lettercase import collisions, lower_case_table_names
+
+
+def check_case_collisions(
+    target: Endpoint,
+    targets: Mapping[str, str],
+    tables: Collection[TableName],
+    *,
+    replay: str | None = None,
+) -> None:
+    """UsageError (exit 2) naming every group of names the restore creates on ``target``
+    that are distinct but one there: target databases (``targets``: source database ->
+    target database, renames applied) and tables, views and sequences (``tables``: source
+    (database, name) pairs, placed in their database's target). ``details`` carry
+    ``lower_case_table_names`` and ``collisions`` (the groups, as source names).
+
+    ``replay`` (the backup's ID) is for a point-in-time restore, given every name of its
+    base backup, when the replay matches the binlog's names as the target compares them
+    (the base does not record its source's setting): it cannot tell such names apart
+    whatever ``--tables`` or ``--rename`` restore."""
+    with connect(target) as conn, conn.cursor() as cur:
+        setting = lower_case_table_names(cur)
+    if not setting:
+        return
+    groups = _groups(targets, tables)
+    if not groups:
+        return
+    listed = "; ".join(" and ".join(group) for group in groups)
+    said = f"target {target.label} has lower_case_table_names={setting}: it takes names "
+    if replay is None:
+        message = f"{said}differing only by letter case for one, and the restore would "
+        message += f"replace one with the other: {listed}"
+        hint = (
+            "restore one of each at a time (--tables DB.T, --databases DB), give one another "
+            "name (--rename SRC=DST), or restore into a server with lower_case_table_names=0"
+        )
+    else:
+        message = f"{said}differing only by letter case for one, so a point-in-time replay "
+        message += f"cannot tell apart the statements of backup {replay}'s {listed}"
+        hint = (
+            "restore into a server with lower_case_table_names=0, or restore the backup "
+            f"alone ({replay}, without --until) with --tables or --rename"
+        )
+    error = UsageError(message, hint=hint)
+    error.details = {"lower_case_table_names": setting, "collisions": groups}
+    raise error
+
+
+def _groups(targets: Mapping[str, str], tables: Collection[TableName]) -> list[list[str]]:
+    """The colliding groups of target databases, then of tables (as source names)."""
+    source_of = {dest: source for source, dest in targets.items()}  # one each (targets())
+    placed = {(targets[db], name): (db, name) for db, name in tables}
+    databases = [(db,) for db in sorted(source_of)]
+    groups = [
+        [_database_label(source_of[dest], dest) for (dest,) in group]
+        for group in collisions(databases, True)
+    ]
+    groups += [
+        [_table_label(placed[(dest, name)], dest) for dest, name in group]
+        for group in collisions(list(placed), True)
+    ]
+    return groups
+
+
+def _database_label(source: str, dest: str) -> str:
+    return source if source == dest else f"{source} (as {dest})"
+
+
+def _table_label(source: TableName, dest: str) -> str:
+    db, name = source
+    return show(db, name) if db == dest else f"{show(db, name)} (as {show(dest, name)})"

@@ -1,0 +1,279 @@
+"""A backup of a case-sensitive server (the sandbox: ``lower_case_table_names=0``) holding
+names that differ only by letter case (tables `Orders` and `orders` of one database;
+databases `CF_Shop` and `cf_shop`), restored into a server that folds names (an extra real
+MariaDB started with ``--lower-case-table-names=1``). There both names are one: each table's
+object starts with DROP TABLE IF EXISTS, so restoring `Orders` dropped the `orders` restored
+just before and the restore failed (exit 1, at its row count check) with one table's rows
+gone; the two databases were to be loaded into one. Now such a restore is refused before
+anything changes (exit 2, naming the colliding names and the target's setting);
+``--tables``/``--databases`` choosing one of them, or ``--rename`` moving one away, restores
+it; a restore without such names into the folding server still works.
+
+Found on the way: the backup of `CF_Shop` and `cf_shop` held `cf_shop` without its tables
+(exit 0), and the non-empty target check missed one of them (information_schema ``IN``
+lists, see :mod:`datatier.mysql.lettercase`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from datatier.backup.manifest import Manifest
+from datatier.cli import main
+from datatier.mysql.physical.scratch import free_port
+from datatier.sandbox.services.mariadb import MariaDBService
+from tests.integration.conftest import SandboxHandle
+from tests.integration.mariadb_support import connect_to, extra_mariadb
+from tests.integration.mysql.conftest import back_up
+
+DB = "cf_db"  # holds `Orders` (2 rows) and `orders` (3 rows)
+UPPER, LOWER = "CF_Shop", "cf_shop"  # each holds `t`
+PLAIN = "cf_plain"  # no names differing by case
+SOURCES = (DB, UPPER, LOWER, PLAIN)
+ROWS_UPPER = [(1, "Orders"), (2, "Orders")]
+ROWS_LOWER = [(10, "orders"), (20, "orders"), (30, "orders")]
+
+
+def q(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def on_sandbox(sandbox: SandboxHandle, *statements: str) -> None:
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+    sandbox.wait_replicated()
+
+
+@pytest.fixture(scope="module")
+def backups(sandbox: SandboxHandle) -> Iterator[dict[str, Manifest]]:
+    """Backups of the sandbox (names compared case-sensitively there): ``tables`` of DB,
+    ``databases`` of UPPER and LOWER, ``plain`` of PLAIN."""
+    drop = [f"DROP DATABASE IF EXISTS {q(db)}" for db in SOURCES]
+    on_sandbox(sandbox, *drop)
+    on_sandbox(
+        sandbox,
+        f"CREATE DATABASE {DB}",
+        f"CREATE TABLE {DB}.Orders (id INT PRIMARY KEY, v VARCHAR(10))",
+        f"CREATE TABLE {DB}.orders (id INT PRIMARY KEY, v VARCHAR(10))",
+        f"INSERT INTO {DB}.Orders VALUES " + ", ".join(f"({i}, '{v}')" for i, v in ROWS_UPPER),
+        f"INSERT INTO {DB}.orders VALUES " + ", ".join(f"({i}, '{v}')" for i, v in ROWS_LOWER),
+        *(f"CREATE DATABASE {q(db)}" for db in (UPPER, LOWER, PLAIN)),
+        f"CREATE TABLE {UPPER}.t (id INT PRIMARY KEY, v VARCHAR(10))",
+        f"CREATE TABLE {LOWER}.t (id INT PRIMARY KEY, v VARCHAR(10))",
+        f"INSERT INTO {UPPER}.t VALUES (1, '{UPPER}')",
+        f"INSERT INTO {LOWER}.t VALUES (2, '{LOWER}'), (3, '{LOWER}')",
+        f"CREATE TABLE {PLAIN}.Items (id INT PRIMARY KEY, v VARCHAR(10))",
+        f"INSERT INTO {PLAIN}.Items VALUES (5, 'plain')",
+    )
+    yield {
+        "tables": back_up(sandbox, "cf_tables", [DB]),
+        "databases": back_up(sandbox, "cf_databases", [UPPER, LOWER]),
+        "plain": back_up(sandbox, "cf_plain", [PLAIN]),
+    }
+    on_sandbox(sandbox, *drop)
+
+
+@pytest.fixture(scope="module")
+def folding(
+    sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory, test_port_base: int
+) -> Iterator[MariaDBService]:
+    """An empty MariaDB comparing names lower-cased (``--lower-case-table-names=1``)."""
+    port = free_port(range(test_port_base + 310, test_port_base + 320))
+    workdir = tmp_path_factory.mktemp("folding") / "server"
+    with extra_mariadb(
+        sandbox, "folding", port, workdir, server_id=9, extra_args=["--lower-case-table-names=1"]
+    ) as svc:
+        yield svc
+
+
+@pytest.fixture
+def target(
+    use_sandbox_config: SandboxHandle, folding: MariaDBService
+) -> Iterator[tuple[SandboxHandle, MariaDBService]]:
+    """The folding server with no database of the test's own, before and after it."""
+    sandbox = use_sandbox_config
+    assert run(sandbox, folding, "SELECT @@lower_case_table_names") == [(1,)]
+    clear(sandbox, folding)
+    yield sandbox, folding
+    clear(sandbox, folding)
+
+
+def run(sandbox: SandboxHandle, svc: MariaDBService, *statements: str) -> list[tuple[Any, ...]]:
+    with connect_to(sandbox, svc) as conn, conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+        return list(cur.fetchall())
+
+
+def clear(sandbox: SandboxHandle, svc: MariaDBService) -> None:
+    run(sandbox, svc, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in (*SOURCES, "cf_other")))
+
+
+def ours(sandbox: SandboxHandle, svc: MariaDBService) -> list[tuple[Any, ...]]:
+    """Every table of a database whose name starts with ``cf_`` on ``svc``, with its rows."""
+    found = run(
+        sandbox,
+        svc,
+        "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA LIKE 'cf\\_%' ORDER BY 1, 2",
+    )
+    return [
+        (db, t, run(sandbox, svc, f"SELECT id, v FROM {q(db)}.{q(t)} ORDER BY id"))
+        for db, t in found
+    ]
+
+
+def databases(sandbox: SandboxHandle, svc: MariaDBService) -> list[str]:
+    rows = run(sandbox, svc, "SHOW DATABASES LIKE 'cf\\_%'")
+    return sorted(str(r[0]) for r in rows)
+
+
+def restore(backup: Manifest, svc: MariaDBService, *argv: str) -> int:
+    return main(["restore", backup.backup_id, "--target", f"{svc.host}:{svc.port}", *argv])
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_tables_differing_by_case_are_refused_before_anything_changes(
+    json_output: bool,
+    target: tuple[SandboxHandle, MariaDBService],
+    backups: dict[str, Manifest],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sandbox, svc = target
+    capsys.readouterr()
+
+    code = restore(backups["tables"], svc, *(["--json"] if json_output else []))
+
+    out, err = capsys.readouterr()
+    assert (code, ours(sandbox, svc), databases(sandbox, svc)) == (2, [], [])
+    assert f"{DB}.Orders" in err and f"{DB}.orders" in err
+    assert "lower_case_table_names=1" in err and "--tables" in err
+    if json_output:
+        doc = json.loads(out)
+        assert doc["exit_code"] == 2 and f"{DB}.Orders" in doc["error"]
+        assert "--rename" in doc["hint"]
+        assert doc["lower_case_table_names"] == 1
+        assert doc["collisions"] == [[f"{DB}.Orders", f"{DB}.orders"]]
+
+
+def test_databases_differing_by_case_are_refused(
+    target: tuple[SandboxHandle, MariaDBService],
+    backups: dict[str, Manifest],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sandbox, svc = target
+    capsys.readouterr()
+
+    code = restore(backups["databases"], svc)
+
+    err = capsys.readouterr().err
+    assert (code, ours(sandbox, svc), databases(sandbox, svc)) == (2, [], [])
+    assert UPPER in err and LOWER in err and "lower_case_table_names=1" in err
+
+
+def test_a_dry_run_is_refused_too(
+    target: tuple[SandboxHandle, MariaDBService], backups: dict[str, Manifest]
+) -> None:
+    assert restore(backups["tables"], target[1], "--dry-run") == 2
+
+
+@pytest.mark.parametrize("table", ["Orders", "orders"])
+def test_tables_choosing_one_restores_it(
+    table: str, target: tuple[SandboxHandle, MariaDBService], backups: dict[str, Manifest]
+) -> None:
+    sandbox, svc = target
+
+    code = restore(backups["tables"], svc, "--tables", f"{DB}.{table}")
+
+    assert code == 0
+    assert ours(sandbox, svc) == [(DB, "orders", ROWS_UPPER if table == "Orders" else ROWS_LOWER)]
+
+
+@pytest.mark.parametrize("database", [UPPER, LOWER])
+def test_databases_choosing_one_restores_it(
+    database: str, target: tuple[SandboxHandle, MariaDBService], backups: dict[str, Manifest]
+) -> None:
+    sandbox, svc = target
+
+    assert restore(backups["databases"], svc, "--databases", database) == 0
+    rows = [(1, UPPER)] if database == UPPER else [(2, LOWER), (3, LOWER)]
+    assert ours(sandbox, svc) == [(LOWER, "t", rows)]
+
+
+def test_rename_moving_one_database_away_restores_both(
+    target: tuple[SandboxHandle, MariaDBService], backups: dict[str, Manifest]
+) -> None:
+    sandbox, svc = target
+
+    code = restore(backups["databases"], svc, "--rename", f"{UPPER}=cf_other")
+
+    assert code == 0
+    assert ours(sandbox, svc) == [
+        ("cf_other", "t", [(1, UPPER)]),
+        (LOWER, "t", [(2, LOWER), (3, LOWER)]),
+    ]
+
+
+def test_rename_into_a_name_folding_onto_another_is_refused(
+    target: tuple[SandboxHandle, MariaDBService],
+    backups: dict[str, Manifest],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Renamed apart on a case-sensitive server, `CF_OTHER` and `cf_other` are one here."""
+    sandbox, svc = target
+    capsys.readouterr()
+
+    code = restore(
+        backups["databases"], svc, "--rename", f"{UPPER}=CF_OTHER", "--rename", f"{LOWER}=cf_other"
+    )
+
+    assert (code, ours(sandbox, svc), databases(sandbox, svc)) == (2, [], [])
+    assert "CF_OTHER" in capsys.readouterr().err
+
+
+def test_a_restore_without_such_names_still_works(
+    target: tuple[SandboxHandle, MariaDBService], backups: dict[str, Manifest]
+) -> None:
+    sandbox, svc = target
+
+    assert restore(backups["plain"], svc) == 0
+    assert ours(sandbox, svc) == [(PLAIN, "items", [(5, "plain")])]
+
+
+def test_a_backup_holds_both_databases_differing_by_case(backups: dict[str, Manifest]) -> None:
+    """MariaDB takes `TABLE_SCHEMA IN ('CF_Shop', 'cf_shop')` of information_schema for one
+    name: the backup held `cf_shop`'s database but none of its tables (exit 0)."""
+    manifest = backups["databases"]
+    assert sorted(manifest.databases) == [UPPER, LOWER]
+    assert sorted((t.database, t.name, t.rows) for t in manifest.tables) == [
+        (UPPER, "t", 1),
+        (LOWER, "t", 2),
+    ]
+
+
+def test_a_case_sensitive_target_holding_one_of_them_is_not_empty(
+    use_sandbox_config: SandboxHandle,
+    backups: dict[str, Manifest],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Into the sandbox itself (case-sensitive), holding `cf_shop` but not `CF_Shop`: the
+    check for tables in the target databases asked information_schema for `CF_Shop` alone
+    (see above), so `cf_shop`'s table was replaced without --force. Refused, exit 2."""
+    sandbox = use_sandbox_config
+    on_sandbox(sandbox, f"DROP DATABASE {UPPER}", f"INSERT INTO {LOWER}.t VALUES (9, 'mine')")
+    capsys.readouterr()
+
+    code = main(["restore", backups["databases"].backup_id])
+
+    err = capsys.readouterr().err
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT id FROM {LOWER}.t ORDER BY id")
+        kept = [int(r[0]) for r in cur.fetchall()]
+        cur.execute(f"SHOW DATABASES LIKE '{UPPER}'")
+        created = cur.fetchall()
+    assert (code, kept, created) == (2, [2, 3, 9], ()), err
+    assert f"{LOWER} (1 tables)" in err
