@@ -36,7 +36,6 @@ from datatier.log import get_logger
 from datatier.pipeline.encrypt import SUFFIX, Recipients, seal
 from datatier.pipeline.lanes import Lanes
 from datatier.storage.base import MiB, ObjectStore, StorageClass
-from datatier.storage.opening import failed_to_open
 
 log = get_logger(__name__)
 ProgressFn = Callable[[int], None]
@@ -155,8 +154,6 @@ class ObjectWriter:
         try:
             self.store.validate_key(key)
         except UsageError as exc:
-            if failed_to_open(self.store):
-                self._fail(exc)  # the store's own error (no such bucket), not the key's
             self._fail(OperationFailed(f"{self.store.url} cannot store the {what}: {exc}"))
         self._keys.add(key)
         return OpenObject(key, kind, database, table, part, self._params)

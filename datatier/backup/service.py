@@ -53,7 +53,6 @@ from datatier.log import get_logger
 from datatier.pipeline.encrypt import METHOD, Recipients
 from datatier.pipeline.gcpause import collector_paused
 from datatier.storage.base import ObjectStore, StorageClass
-from datatier.storage.opening import failed_to_open
 
 log = get_logger(__name__)
 
@@ -122,15 +121,7 @@ def plan_backup(
 ) -> BackupPlan:
     """What a backup of ``policy`` would take, without writing anything (see
     :func:`run_backup` for the arguments and refusals, which are the same)."""
-    planned = _prepare(loaded, policy, max_lag, incremental, store)
-    _warn_unencrypted(planned.store)
-    return planned.plan
-
-
-def _warn_unencrypted(store: ObjectStore) -> None:
-    """Log the store's warning about data at rest, if it has one (one request on S3)."""
-    if warning := store.encryption_warning():
-        log.warning("backup.store_unencrypted", store=store.url, warning=warning)
+    return _prepare(loaded, policy, max_lag, incremental, store).plan
 
 
 def _prepare(
@@ -140,16 +131,17 @@ def _prepare(
     incremental: bool | None,
     store: ObjectStore | None,
 ) -> Planned:
-    """Check ``max_lag``, resolve the encryption, have the store checked (now, or in the
-    background for a store being opened there: its failure then comes from the first
-    upload), build the engine and plan."""
+    """Check ``max_lag``, resolve the encryption, check the store (read), build the engine
+    and plan."""
     if max_lag is not None:
         max_lag = check_max_lag(max_lag)
     config = loaded.config
     recipients = policy_recipients(config, policy)
     if store is None:
         store = store_for(policy.store_url, config)
-    store.check_soon()
+    store.check()
+    if warning := store.encryption_warning():
+        log.warning("backup.store_unencrypted", store=store.url, warning=warning)
     engine = backup_engine(loaded, policy, max_lag=max_lag)
     engine.choose(incremental)
     plan = engine.plan()
@@ -182,10 +174,7 @@ def run_backup(
     ``source.max_lag_seconds``): NotReadyYet (exit 5) when no listed node is fresh enough,
     before anything is written. ``incremental``: True asks for an incremental, False for a
     full backup, None lets the policy decide (:meth:`~datatier.backup.engine.BackupEngine.choose`).
-    ``store`` is the policy's store already opened (opening an S3 client costs a moment),
-    or being opened in the background (``store_for(..., background=True)``): the dump then
-    starts meanwhile, and a store that cannot be opened or checked fails the first upload
-    with the error a check would have raised (nothing is stored; the snapshot is released).
+    ``store`` is the policy's store already opened (opening an S3 client costs a moment).
     The engine plans first (:func:`plan_backup`), and the dump follows that plan.
     """
     config = loaded.config
@@ -226,7 +215,6 @@ def run_backup(
                 result = engine.dump(writer)
             dumped = time.monotonic()
             records = writer.finish()
-            _warn_unencrypted(store)  # here: a store opened in the background is open now
         finally:
             writer.abort()  # no-op after finish; on failure: stop and wait for uploads
         manifest = _manifest(policy, backup_id, engine.name, started_at, result, records)
@@ -243,11 +231,8 @@ def run_backup(
     except BaseException as exc:
         failure = writer.failure
         error = failure if failure is not None and isinstance(exc, Exception) else exc
-        if failed_to_open(store):
-            error.add_note(f"nothing was written to {store.url}")
-        else:
-            unreachable = isinstance(failure, ServiceUnavailable)
-            error.add_note(_discard(store, prefix, storage_failed=unreachable))
+        unreachable = isinstance(failure, ServiceUnavailable)
+        error.add_note(_discard(store, prefix, storage_failed=unreachable))
         log.error("backup.failed", policy=policy.name, backup_id=backup_id, **failure_fields(error))
         if error is exc:
             raise

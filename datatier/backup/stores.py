@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 
 from datatier.config import Config
 from datatier.storage.base import MiB, ObjectStore
-from datatier.storage.opening import OpeningStore
-from datatier.storage.url import open_store, parse_store_url
+from datatier.storage.url import open_store
 
 if TYPE_CHECKING:
     from datatier.storage.s3 import S3Settings
@@ -49,26 +48,15 @@ def server_side_encryption(config: Config) -> str | None:
     return s3.encryption
 
 
-def store_for(
-    url: str, config: Config, *, lookup: bool = False, background: bool = False
-) -> ObjectStore:
+def store_for(url: str, config: Config, *, lookup: bool = False) -> ObjectStore:
     """The store at ``url`` (``s3://`` or ``file://``); UsageError on a bad URL.
 
     ``lookup``: for read-only work only, each request bounded by ``s3.lookup_timeout``
-    (never for uploads or a restore's downloads: a slow store must not fail them).
-    ``background``: an S3 store is opened and checked in a thread while the caller gets on
-    (:class:`~datatier.storage.opening.OpeningStore`); its failures come from first use."""
-    scheme, bucket, prefix = parse_store_url(url)
-    if scheme != "s3":
+    (never for uploads or a restore's downloads: a slow store must not fail them)."""
+    if url.partition("://")[0].lower() != "s3":
         return open_store(url)  # file://: no botocore import
-
-    def opened() -> ObjectStore:
-        settings = s3_settings(config)  # imports botocore
-        return open_store(url, settings.bounded(config.s3.lookup_timeout) if lookup else settings)
-
-    if background:
-        return OpeningStore(f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}", opened)
-    return opened()
+    settings = s3_settings(config)
+    return open_store(url, settings.bounded(config.s3.lookup_timeout) if lookup else settings)
 
 
 def for_transfers(store: ObjectStore, config: Config) -> ObjectStore:

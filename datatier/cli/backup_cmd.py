@@ -86,8 +86,7 @@ def run(
         loaded, "backup", policy=policy, metrics_file=metrics_file, reported=app.reported
     ) as job:
         spec = load_policy(loaded, policy)
-        # Opened while the engine chooses its node, plans and takes its snapshot.
-        job.store = store_for(spec.store_url, loaded.config, background=True)
+        job.store = store_for(spec.store_url, loaded.config)
         progress = Progress(f"backup {policy}")
         try:
             manifest = run_backup(

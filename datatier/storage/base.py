@@ -147,12 +147,6 @@ class ObjectStore(abc.ABC):
     def check(self) -> None:
         """Verify the store is reachable and usable; raise ServiceUnavailable if not."""
 
-    def check_soon(self) -> None:
-        """Have the store checked before its first use: here, :meth:`check` now; a store
-        opened in the background (:mod:`datatier.storage.opening`) is already being checked
-        and raises a failure from the first call that needs it."""
-        self.check()
-
     def encryption_warning(self) -> str | None:
         """A warning when objects could be stored unencrypted at rest by default (S3: the
         bucket has no default encryption); None when there is nothing to say."""

@@ -360,8 +360,6 @@ def test_unknown_policy_and_wrong_bucket(
         err = capsys.readouterr().err
         assert "S3 bucket 'no-such-bucket-here' does not exist" in err
         assert "provision apply --only bucket" in err
-        # the store is opened in the background while the dump starts: still nothing written
-        assert "nothing was written to s3://no-such-bucket-here/x" in err
     finally:
         path.unlink()
 
