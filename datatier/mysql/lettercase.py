@@ -7,9 +7,12 @@ with 0 (the Linux default) they are two. What datatier matches against a server'
 :func:`name_key`, with the fold :func:`folds_names` reads from that server; names that
 are distinct where they came from but one there are found by :func:`collisions`.
 
-MariaDB answers an information_schema query ``WHERE TABLE_SCHEMA IN ('Shop', 'shop')`` (every
-value one name compared case-insensitively) for ``'Shop'`` alone, even on a case-sensitive
-server where both exist: such lists are split with :func:`apart` first.
+MariaDB (10.11) matches a many-valued ``TABLE_SCHEMA IN (...)`` of information_schema under
+its utf8mb3_general_ci collation, where `Shop` = `shop` and `cafe` = `café`, even on a
+case-sensitive server where each pair is two databases: ``IN ('Shop', 'shop')`` and
+``IN ('cafe', 'café')`` answer for one of the two alone, and ``IN ('shop', 'x')`` lists
+`Shop`'s rows too. A single value is looked up exactly, so such queries ask for one
+database at a time (:func:`apart`).
 """
 
 from __future__ import annotations
@@ -47,16 +50,7 @@ def collisions(names: Iterable[tuple[str, ...]], fold: bool) -> list[list[tuple[
 
 
 def apart(names: Iterable[str]) -> list[list[str]]:
-    """``names`` (each once, in order) in lists of which none holds two differing only by
-    letter case: one list unless some do. For information_schema ``IN (...)`` lists (see
-    the module docstring): one query per list."""
-    batches: list[tuple[set[str], list[str]]] = []
-    for name in dict.fromkeys(names):
-        key = name.lower()
-        batch = next((b for b in batches if key not in b[0]), None)
-        if batch is None:
-            batch = (set(), [])
-            batches.append(batch)
-        batch[0].add(key)
-        batch[1].append(name)
-    return [listed for _, listed in batches]
+    """``names`` (each once, in order), one to a list: for information_schema queries on a
+    schema column, one query per database (see the module docstring: a list of several may
+    lose one of two names it holds, or bring in a database it does not name)."""
+    return [[name] for name in dict.fromkeys(names)]

@@ -73,13 +73,16 @@ def compare_names(conn: Connection, manifest: Manifest) -> list[str]:
 def check_tables(conn: Connection) -> tuple[int, list[str]]:
     """``CHECK TABLE`` of every base table; (tables checked, problems)."""
     marks = ",".join(["%s"] * len(TABLE_TYPES))
-    tables = query_dicts(
-        conn,
-        "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name FROM information_schema.TABLES "
-        f"WHERE TABLE_TYPE IN ({marks}) AND TABLE_SCHEMA NOT IN "
-        "('information_schema', 'performance_schema') ORDER BY 1, 2",
-        TABLE_TYPES,
-    )
+    tables = [  # schemas left out here: information_schema compares them case-insensitively
+        r
+        for r in query_dicts(
+            conn,
+            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name FROM information_schema.TABLES "
+            f"WHERE TABLE_TYPE IN ({marks}) ORDER BY 1, 2",
+            TABLE_TYPES,
+        )
+        if str(r["db"]) not in ("information_schema", "performance_schema")
+    ]
     problems = []
     with conn.cursor() as cur:
         for row in tables:

@@ -97,23 +97,28 @@ NO_FILES = ("information_schema", "performance_schema")
 def stored_tables(conn: Connection) -> tuple[list[str], list[StoredTable]]:
     """Every database of the server and every table and view it keeps in the datadir
     (``information_schema``'s estimates: rows and bytes are not counted)."""
+    # Schema names are left out here, not in SQL: information_schema compares them
+    # case- and accent-insensitively (a user's `Performance_Schema` would go too).
     databases = [
         str(r["name"])
         for r in query_dicts(
-            conn,
-            "SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA "
-            "WHERE SCHEMA_NAME <> 'information_schema' ORDER BY SCHEMA_NAME",
+            conn, "SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA ORDER BY 1"
         )
+        if str(r["name"]) != "information_schema"
     ]
-    rows = query_dicts(
-        conn,
-        "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, TABLE_TYPE AS type, TABLE_ROWS AS r, "
-        "COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) + COALESCE(DATA_FREE, 0) AS b "
-        "FROM information_schema.TABLES WHERE TABLE_SCHEMA NOT IN (%s, %s) "
-        "AND TABLE_TYPE IN ('BASE TABLE', 'SEQUENCE', 'VIEW', 'SYSTEM VERSIONED') "
-        "ORDER BY TABLE_SCHEMA, TABLE_NAME",
-        NO_FILES,
-    )
+    rows = [
+        r
+        for r in query_dicts(
+            conn,
+            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, TABLE_TYPE AS type, "
+            "TABLE_ROWS AS r, "
+            "COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) + COALESCE(DATA_FREE, 0) AS b "
+            "FROM information_schema.TABLES "
+            "WHERE TABLE_TYPE IN ('BASE TABLE', 'SEQUENCE', 'VIEW', 'SYSTEM VERSIONED') "
+            "ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        if str(r["db"]) not in NO_FILES
+    ]
     kinds = {"VIEW": "view", "SEQUENCE": "sequence"}
     tables = [
         StoredTable(
