@@ -12,8 +12,10 @@ the integration tests are skipped with the reason.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,3 +201,21 @@ def mongo_server(request: pytest.FixtureRequest, sandbox: SandboxHandle) -> tupl
         hello = client.admin.command("hello")
     assert hello.get("setName"), "DATATIER_TEST_MONGO_URI is not a replica-set member"
     return name, REAL_MONGO_URI
+
+
+@pytest.fixture
+def slow_glacier(sandbox: SandboxHandle) -> Iterator[None]:
+    """moto keeps archive restores 'ongoing' for 3 HEADs, like a real (slow) Glacier."""
+    base = sandbox.config.s3.endpoint_url
+    assert base
+
+    def post(path: str, doc: dict[str, Any]) -> None:
+        req = urllib.request.Request(f"{base}{path}", data=json.dumps(doc).encode(), method="POST")
+        urllib.request.urlopen(req, timeout=5).read()
+
+    post(
+        "/moto-api/state-manager/set-transition",
+        {"model_name": "s3::keyrestore", "transition": {"progression": "manual", "times": 3}},
+    )
+    yield
+    post("/moto-api/state-manager/unset-transition", {"model_name": "s3::keyrestore"})

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -302,24 +301,6 @@ def test_prune_removes_only_binlogs_no_kept_backup_needs(
     code = restore("--until-gtid", scenario["gtid"], "--rename", f"{DB}=pitr_pruned")
     assert code == 0, capsys.readouterr().err
     assert checksums(pitr_env.config, "primary", "pitr_pruned") == scenario["reference"]
-
-
-@pytest.fixture
-def slow_glacier(sandbox: SandboxHandle) -> Iterator[None]:
-    """moto keeps archive restores 'ongoing' for 3 HEADs, like a real (slow) Glacier."""
-    base = sandbox.config.s3.endpoint_url
-    assert base
-
-    def post(path: str, doc: dict[str, Any]) -> None:
-        req = urllib.request.Request(f"{base}{path}", data=json.dumps(doc).encode(), method="POST")
-        urllib.request.urlopen(req, timeout=5).read()
-
-    post(
-        "/moto-api/state-manager/set-transition",
-        {"model_name": "s3::keyrestore", "transition": {"progression": "manual", "times": 3}},
-    )
-    yield
-    post("/moto-api/state-manager/unset-transition", {"model_name": "s3::keyrestore"})
 
 
 def test_archived_segments_follow_the_glacier_flow(

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -242,24 +241,6 @@ def test_sigkill_of_the_backup_process_leaves_no_manifest(
     remaining = {o.key for o in store.list_objects("fault-primary/")}
     assert not (leftovers & remaining), "prune must delete the incomplete backup's objects"
     assert manifests(store, "fault-primary") == before_manifests
-
-
-@pytest.fixture
-def slow_glacier(sandbox: SandboxHandle) -> Iterator[None]:
-    """moto keeps archive restores 'ongoing' for 3 HEADs, like a real (slow) Glacier."""
-    base = sandbox.config.s3.endpoint_url
-    assert base
-
-    def post(path: str, doc: dict[str, Any]) -> None:
-        req = urllib.request.Request(f"{base}{path}", data=json.dumps(doc).encode(), method="POST")
-        urllib.request.urlopen(req, timeout=5).read()
-
-    post(
-        "/moto-api/state-manager/set-transition",
-        {"model_name": "s3::keyrestore", "transition": {"progression": "manual", "times": 3}},
-    )
-    yield
-    post("/moto-api/state-manager/unset-transition", {"model_name": "s3::keyrestore"})
 
 
 def test_restore_from_glacier_exits_5_then_waits_and_matches(

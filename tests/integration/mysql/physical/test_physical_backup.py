@@ -9,13 +9,11 @@ checksums there are what a restore of that backup must give.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -444,24 +442,6 @@ def test_the_readme_stock_tools_path(
     assert done.returncode == 0, done.stderr[-2000:]
     with scratch(full, test_port_base) as server, connect_port(sandbox, server.port) as conn:
         assert table_state(conn, DB) == chain.refs[1]
-
-
-@pytest.fixture
-def slow_glacier(sandbox: SandboxHandle) -> Iterator[None]:
-    """moto keeps archive restores 'ongoing' for 3 HEADs, like a real (slow) Glacier."""
-    base = sandbox.config.s3.endpoint_url
-    assert base
-
-    def post(path: str, doc: dict[str, Any]) -> None:
-        data = json.dumps(doc).encode()
-        urllib.request.urlopen(urllib.request.Request(f"{base}{path}", data=data), timeout=5)
-
-    post(
-        "/moto-api/state-manager/set-transition",
-        {"model_name": "s3::keyrestore", "transition": {"progression": "manual", "times": 3}},
-    )
-    yield
-    post("/moto-api/state-manager/unset-transition", {"model_name": "s3::keyrestore"})
 
 
 def test_a_chain_in_glacier_exits_5_then_restores_with_wait(
