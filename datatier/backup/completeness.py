@@ -25,8 +25,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.errors import IntegrityFailure
+
+if TYPE_CHECKING:
+    from datatier.backup.engine import RestoreOptions
 
 DATA_KINDS = frozenset({"data", "collection"})
 DEFINITION_KINDS = frozenset({"schema", "metadata"})
@@ -136,3 +141,22 @@ def _ranges(numbers: list[int]) -> str:
         if n is not None:
             start = prev = n
     return ",".join(out)
+
+
+def check_accounted(
+    manifest: Manifest, objects: list[ObjectRecord], options: RestoreOptions, *, others: str
+) -> None:
+    """IntegrityFailure (exit 4) when the manifest's objects do not account for every row of
+    the selected tables or collections: those of ``objects`` and the records ``options``
+    select (a data part, or a table's every object, missing from the manifest). ``others``
+    ends the hint: how to restore the rest."""
+    selected = {(o.database, t) for o in objects if o.database for t in o.table_names()}
+    selected |= {
+        (t.database, t.name) for t in manifest.tables if options.selects(t.database, t.name)
+    }
+    problems = missing_parts(manifest, selected)
+    if problems:
+        raise IntegrityFailure(
+            f"backup {manifest.backup_id} cannot be restored whole: {'; '.join(problems[:5])}",
+            hint=f"nothing was applied; {others}",
+        )

@@ -29,7 +29,7 @@ from bson import json_util
 from bson.raw_bson import RawBSONDocument
 
 from datatier.backup.catalog import Catalog
-from datatier.backup.completeness import missing_parts
+from datatier.backup.completeness import check_accounted
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.names import held_tables, show
@@ -107,26 +107,6 @@ def select_collections(manifest: Manifest, options: RestoreOptions) -> list[Obje
     return objects + [o for o in manifest.objects if o.kind == "oplog"]
 
 
-def check_accounted(
-    manifest: Manifest, objects: list[ObjectRecord], options: RestoreOptions
-) -> None:
-    """IntegrityFailure (exit 4) when the manifest's objects do not account for every
-    document of the selected collections: those of ``objects`` and the collection records
-    ``options`` select (a data part, or a collection's every object, missing from the
-    manifest)."""
-    selected = {(o.database, o.table) for o in objects if o.database and o.table}
-    selected |= {
-        (t.database, t.name) for t in manifest.tables if options.selects(t.database, t.name)
-    }
-    problems = missing_parts(manifest, selected)
-    if problems:
-        raise IntegrityFailure(
-            f"backup {manifest.backup_id} cannot be restored whole: {'; '.join(problems[:5])}",
-            hint="nothing was applied; `--tables` or `--databases` can restore the other "
-            "collections",
-        )
-
-
 def created_during_dump(manifest: Manifest, options: RestoreOptions) -> list[tuple[str, str]]:
     """The collections the backup's oplog slice creates (its manifest lists them) in the
     databases this restore selects; none with ``--tables`` (a restore of named collections).
@@ -194,7 +174,12 @@ class MongoRestore(RestoreEngine):
         if unknown:
             raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
         objects = select_collections(manifest, options)
-        check_accounted(manifest, objects, options)
+        check_accounted(
+            manifest,
+            objects,
+            options,
+            others="`--tables` or `--databases` can restore the other collections",
+        )
         pairs = sorted({(o.database, o.table) for o in objects if o.database and o.table})
         self.collections = [(db, name) for db, name in pairs if db and name]
         self.created = created_during_dump(manifest, options)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Collection, Iterator
 from typing import Self
 
 from datatier.backup.catalog import Catalog
-from datatier.backup.completeness import missing_parts
+from datatier.backup.completeness import check_accounted
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord, Section
 from datatier.backup.names import TableName, held_tables, show
@@ -132,24 +132,6 @@ def restore_objects(manifest: Manifest, options: RestoreOptions) -> list[ObjectR
     return objects
 
 
-def check_accounted(
-    manifest: Manifest, objects: list[ObjectRecord], options: RestoreOptions
-) -> None:
-    """IntegrityFailure (exit 4) when the manifest's objects do not account for every row of
-    the selected tables: those of ``objects`` and the table records ``options`` select (a
-    data part, or a table's every object, missing from the manifest)."""
-    selected = {(o.database, t) for o in objects if o.database for t in o.table_names()}
-    selected |= {
-        (t.database, t.name) for t in manifest.tables if options.selects(t.database, t.name)
-    }
-    problems = missing_parts(manifest, selected)
-    if problems:
-        raise IntegrityFailure(
-            f"backup {manifest.backup_id} cannot be restored whole: {'; '.join(problems[:5])}",
-            hint="nothing was applied; `--tables` can restore the other tables",
-        )
-
-
 class LogicalRestore(RestoreEngine):
     """Restores a ``mysql`` backup into a MySQL/MariaDB server (see module docstring)."""
 
@@ -189,7 +171,9 @@ class LogicalRestore(RestoreEngine):
         if unknown:
             raise UsageError(f"--rename names databases not in the backup: {', '.join(unknown)}")
         objects = restore_objects(manifest, options)
-        check_accounted(manifest, objects, options)
+        check_accounted(
+            manifest, objects, options, others="`--tables` can restore the other tables"
+        )
         sources = sorted({o.database for o in objects if o.database})
         self.targets = options.targets(sources)
         # every --rename is applied to references (mysql/renamed.py), also one of a
