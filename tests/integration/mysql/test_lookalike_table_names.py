@@ -1,5 +1,5 @@
 """Tables of one database whose names differ only by letter case or accent (`cafe`, `café`,
-`Cafe`, `CAFÉ`, `straße`, `strasse`), on the case-sensitive sandbox
+`Cafe`, `CAFÉ`, `straße`, `strasse`, and `café` decomposed), on the case-sensitive sandbox
 (``lower_case_table_names=0``), each with its own columns and rows: a backup, a restore of
 all or of exactly one of them (``--tables``, ``--rename``) and a point-in-time replay of
 rows written to each after the base keep every table, column, index, trigger and row where
@@ -29,7 +29,9 @@ from typing import Any
 import pytest
 
 from datatier.backup.manifest import Manifest
+from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
+from datatier.config import load
 from datatier.mysql.connection import connect, endpoint
 from datatier.mysql.introspect import introspect
 from tests.integration.binlog_support import pitr_window
@@ -41,6 +43,7 @@ FULL, ONE = "lk_full", "lk_one"
 PITR, PITR_ALL, PITR_ONE = "lk_pitr", "lk_pitr_all", "lk_pitr_one"
 POLICY, PITR_POLICY = "lk_names", "lk_pitr"
 
+NFD = "cafe\u0301"  # `café` decomposed: e and a combining acute accent
 # name -> (columns, rows): every table's columns and rows differ from the others'
 TABLES: dict[str, tuple[str, list[str]]] = {
     "cafe": ("id INT PRIMARY KEY, a INT, j LONGTEXT", ["(1, 10, '[1]')"]),
@@ -55,6 +58,7 @@ TABLES: dict[str, tuple[str, list[str]]] = {
         [f"({i}, {i}, {-i})" for i in range(11, 16)],
     ),
     "strasse": ("id INT PRIMARY KEY, f VARCHAR(10)", [f"({i}, 'ss{i}')" for i in range(16, 22)]),
+    NFD: ("id INT PRIMARY KEY, n INT", ["(22, 1)", "(23, 2)"]),
 }
 TRIGGERS = {  # name -> (table, what it sets): one per café
     "tr_cafe": ("cafe", "NEW.a = IFNULL(NEW.a, -1)"),
@@ -142,6 +146,25 @@ def test_the_backup_holds_each_look_alike_with_its_own_rows(
     manifest, _ = backup
     held = sorted((t.database, t.name, t.rows) for t in manifest.tables)
     assert held == sorted((SOURCE, n, len(rows)) for n, (_, rows) in TABLES.items())
+
+
+def test_a_policy_leaving_some_look_alikes_out_backs_up_the_others(
+    sandbox: SandboxHandle, backup: tuple[Manifest, dict[str, Any]]
+) -> None:
+    """``exclude_tables`` naming `café` and `Cafe` (and their views) leaves out those two
+    alone."""
+    out = ["café", "Cafe", "v_café", "V_CAFE"]
+    sandbox.write_policy(
+        f"{POLICY}_ex",
+        f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{SOURCE}"]\n'
+        f"exclude_tables = {json.dumps([f'{SOURCE}.{n}' for n in out])}\n",
+    )
+    loaded = load(str(sandbox.config_path), environ={})
+    manifest = run_backup(loaded, load_policy(loaded, f"{POLICY}_ex"))
+    held = sorted(t.name for t in manifest.tables)
+    assert held == sorted(n for n in TABLES if n not in out)
+    views = sorted(o.table or "" for o in manifest.objects if o.kind == "views")
+    assert views == sorted(n for n in VIEWS if n not in out)
 
 
 def test_introspect_reads_each_look_alike_alone(
