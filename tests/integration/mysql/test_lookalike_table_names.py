@@ -194,6 +194,30 @@ def test_a_full_restore_recreates_every_look_alike_exactly(
     assert main(["backups", "verify", manifest.backup_id, "--restore-test"]) == 0
 
 
+def test_a_view_of_one_look_alike_needs_that_one_not_another(
+    use_sandbox_config: SandboxHandle,
+    backup: tuple[Manifest, dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`v_café` alone, into a database holding `cafe`, `Cafe` and `CAFÉ` but not `café`:
+    refused (exit 2, nothing changed) as its table is neither restored nor there; with
+    `café` it restores (``--force``: the database is not empty; the others are kept)."""
+    manifest, before = backup
+    sandbox = use_sandbox_config
+    others = ("cafe", "Cafe", "CAFÉ")
+    run(sandbox, f"DROP DATABASE IF EXISTS {ONE}", f"CREATE DATABASE {ONE}")
+    run(sandbox, *(f"CREATE TABLE {ONE}.{q(t)} (id INT PRIMARY KEY)" for t in others))
+    argv = ["restore", manifest.backup_id, "--rename", f"{SOURCE}={ONE}", "--force"]
+    capsys.readouterr()
+    assert main([*argv, "--tables", f"{SOURCE}.v_café"]) == 2
+    assert f"add {SOURCE}.café to --tables" in capsys.readouterr().err
+    assert sorted(state(sandbox, ONE)) == sorted(others)
+    assert main([*argv, "--tables", f"{SOURCE}.v_café,{SOURCE}.café"]) == 0
+    restored = state(sandbox, ONE)
+    assert (restored["v_café"], restored["café"]) == (before["v_café"], before["café"])
+    assert sorted(restored) == sorted([*others, "café", "v_café", "trigger tr_café"])
+
+
 def test_tables_naming_a_look_alike_the_backup_lacks_is_refused(
     use_sandbox_config: SandboxHandle, backup: tuple[Manifest, dict[str, Any]]
 ) -> None:
