@@ -248,12 +248,12 @@ def test_tables_naming_one_look_alike_restores_that_one_alone(
 WRITES = [  # after the base backup: each look-alike written by name, as an application would
     "INSERT INTO cafe (id) VALUES (100)",
     "INSERT INTO `café` (id, b) VALUES (101, 'après')",
-    "UPDATE `café` SET bb = bb + 1 WHERE id = 2",
+    "UPDATE café SET bb = bb + 1 WHERE id = 2",  # unquoted, as the server allows
     "INSERT INTO Cafe (id) VALUES (102)",
     "DELETE FROM Cafe WHERE id = 4",
     "INSERT INTO `CAFÉ` (id) VALUES (103)",
-    "UPDATE `CAFÉ` SET d = 'changed' WHERE id = 7",
-    "INSERT INTO `straße` VALUES (104, 1, 2)",
+    "UPDATE CAFÉ SET d = 'changed' WHERE id = 7",
+    "INSERT INTO straße VALUES (104, 1, 2)",
     "DELETE FROM strasse WHERE id = 16",
     "UPDATE strasse SET f = 'ß' WHERE id = 17",
     "ALTER TABLE `café` ADD COLUMN z INT NOT NULL DEFAULT 7",
