@@ -12,13 +12,57 @@ its utf8mb3_general_ci collation, where `Shop` = `shop` and `cafe` = `café`, ev
 case-sensitive server where each pair is two databases: ``IN ('Shop', 'shop')`` and
 ``IN ('cafe', 'café')`` answer for one of the two alone, and ``IN ('shop', 'x')`` lists
 `Shop`'s rows too. A single value is looked up exactly, so such queries ask for one
-database at a time (:func:`apart`).
+database at a time (:func:`apart`). ``TABLE_NAME IN (...)`` and ``LIKE`` are as blind
+(`cafe`, `Cafe`, `café` and `CAFÉ` of one database answer ``IN ('cafe', 'x')``), while
+``TABLE_NAME = %s`` is exact: tables are read a whole database at a time, or one by one,
+and keyed by the names the server returns (tests/integration/mysql/
+test_lookalike_table_names.py).
+
+A folding server lower-cases a name character by character with utf8mb3_general_ci's table
+(Unicode 3.0 or so), not as Python's ``str.lower`` does: `İa` becomes `ia` (Python: `i̇a`),
+a capital sigma ending a name becomes a small sigma (Python: a final sigma), and case pairs
+newer than that table (Georgian `Ⴀ`, `ẞ`, Cherokee...) are kept as they are.
+:func:`name_key` folds as the server does (MariaDB 10.11, checked for every character
+against the server in tests/integration/mysql/test_restore_case_collisions.py).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
+
+_KEPT = "0220 03D8 03F4 048A 04C0 04C5 04C9 04CD 0500-050E/2 10A0-10C5 13A0-13F4 2132 2183"
+"""Characters of Unicode 3.2 that Python lower-cases and the server keeps (``A-B/2``:
+every other one from A to B); the server keeps every character newer than 3.2 too."""
+
+
+def _kept() -> set[int]:
+    found: set[int] = set()
+    for part in _KEPT.split():
+        span, _, step = part.partition("/")
+        first, _, last = span.partition("-")
+        found.update(range(int(first, 16), int(last or first, 16) + 1, int(step or 1)))
+    return found
+
+
+@cache
+def _fold_table() -> dict[int, str]:
+    """``str.translate`` table of the server's lower case (see the module docstring)."""
+    kept = _kept()
+    table = {0x130: "i"}  # İ: one character there
+    for code in range(0x10000):  # identifiers are utf8mb3: no character beyond
+        char = chr(code)
+        lower = char.lower()
+        if (
+            lower != char
+            and len(lower) == 1
+            and code not in kept
+            and unicodedata.ucd_3_2_0.category(char) != "Cn"
+        ):
+            table[code] = lower
+    return table
 
 
 def lower_case_table_names(cur: Any) -> int:
@@ -35,8 +79,9 @@ def folds_names(cur: Any) -> bool:
 
 
 def name_key(name: str, fold: bool) -> str:
-    """``name`` as the server compares it: lower-cased when it ``fold``\\ s names."""
-    return name.lower() if fold else name
+    """``name`` as the server compares it: lower-cased as the server lower-cases names
+    (module docstring) when it ``fold``\\ s them."""
+    return name.translate(_fold_table()) if fold else name
 
 
 def collisions(names: Iterable[tuple[str, ...]], fold: bool) -> list[list[tuple[str, ...]]]:

@@ -17,6 +17,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from datatier.mysql.binlog.qualified import qualified_tables
+from datatier.mysql.lettercase import name_key
 from datatier.mysql.sqltext import ident
 
 TOKEN = re.compile(
@@ -84,14 +85,15 @@ def _tokens(text: str, ansi_quotes: bool, fold: bool) -> tuple[list[Token], bool
         if kind == "ident" and match.lastgroup == "dquote":
             kind = "qident"
         if fold and kind in IDENTS:
-            value = value.lower()
+            value = name_key(value, True)
         found.append((kind, match.start(), match.end(), value))
     return found, conditional
 
 
 def scan(text: str, *, ansi_quotes: bool = False, fold: bool = False) -> Scan:
     """Tokenize ``text`` (see module docstring); with ``fold`` (a server whose
-    ``lower_case_table_names`` folds names) every identifier's value lower-cased."""
+    ``lower_case_table_names`` folds names) every identifier's value lower-cased as the server
+    lower-cases names (:func:`~datatier.mysql.lettercase.name_key`)."""
     tokens, conditional = _tokens(text, ansi_quotes, fold)
     words = [v.upper() for k, _, _, v in tokens[:6] if k == "ident"]
     names = [Name(s, e, v, k == "qident") for k, s, e, v in tokens if k in IDENTS]

@@ -211,3 +211,42 @@ def test_a_case_sensitive_sources_other_database_stays_out(
 
         got = run(sandbox, server, f"SELECT id FROM {PLAIN}.t ORDER BY id")
         assert (code, got) == (0, [(1,), (2,)])
+
+
+SIGMA, sigma = "\u0394\u03a3", "\u03b4\u03c3"  # delta sigma; Python lowers it "\u03b4\u03c2"
+
+
+def test_a_statement_spelling_a_table_as_the_server_folds_it_is_replayed(
+    sandbox: SandboxHandle,
+    server: MariaDBService,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The folding server stores `İA` as `ia` and SIGMA as sigma (utf8mb3_general_ci's
+    lower case). The replay folded a statement's names with Python's ``str.lower`` (`i̇a`,
+    a final sigma) and took them for other tables: under ``--tables`` choosing both it left
+    out their ALTER TABLEs, and the rows written after them lost their new column (exit
+    0). Names are now folded as the server folds them."""
+    config_path = own_config(sandbox, server, NODE, tmp_path, {POLICY: SOURCE})
+    with own_server_policy(config_path, POLICY, monkeypatch) as (loaded, policy, _):
+        run(sandbox, server, f"CREATE DATABASE {DB} CHARACTER SET utf8mb4",
+            f"CREATE TABLE {DB}.`İA` (id INT PRIMARY KEY)",
+            f"CREATE TABLE {DB}.`{SIGMA}` (id INT PRIMARY KEY)",
+            f"CREATE TABLE {DB}.audit (id INT PRIMARY KEY)")  # fmt: skip
+        assert run(sandbox, server, f"SHOW TABLES FROM {DB}") == [("audit",), ("ia",), (sigma,)]
+        run_backup(loaded, policy)
+        run(sandbox, server, f"USE {DB}",
+            "ALTER TABLE `İA` ADD COLUMN note VARCHAR(10)", "INSERT INTO `İA` VALUES (1, 'i')",
+            f"ALTER TABLE `{SIGMA}` ADD COLUMN note VARCHAR(10)",
+            f"INSERT INTO `{SIGMA}` VALUES (2, 's')",
+            "INSERT INTO audit VALUES (3)")  # fmt: skip
+        gtid = str(run(sandbox, server, "SELECT @@gtid_binlog_pos")[0][0])
+        Archiver(loaded, policy, node=NODE, once=True).run()
+
+        chosen = ["--tables", f"{DB}.ia,{DB}.{sigma}", "--rename", f"{DB}={RENAMED}"]
+        code = main(["restore", "--policy", POLICY, "--until-gtid", gtid, *chosen])
+
+        assert code == 0
+        assert run(sandbox, server, f"SHOW TABLES FROM {RENAMED}") == [("ia",), (sigma,)]
+        assert run(sandbox, server, f"SELECT id, note FROM {RENAMED}.ia") == [(1, "i")]
+        assert run(sandbox, server, f"SELECT id, note FROM {RENAMED}.`{sigma}`") == [(2, "s")]

@@ -23,6 +23,7 @@ import pytest
 
 from datatier.backup.manifest import Manifest
 from datatier.cli import main
+from datatier.mysql.lettercase import name_key
 from datatier.mysql.physical.scratch import free_port
 from datatier.sandbox.services.mariadb import MariaDBService
 from tests.integration.conftest import SandboxHandle
@@ -32,9 +33,19 @@ from tests.integration.mysql.conftest import back_up
 DB = "cf_db"  # holds `Orders` (2 rows) and `orders` (3 rows)
 UPPER, LOWER = "CF_Shop", "cf_shop"  # each holds `t`
 PLAIN = "cf_plain"  # no names differing by case
-SOURCES = (DB, UPPER, LOWER, PLAIN)
+LETTERS = "cf_letters"  # `İa` and `ia`, capital and small delta sigma: one each here
+GEORGIAN = "cf_georgian"  # `Ⴀa` and `ⴀa`: two even where names fold
+SOURCES = (DB, UPPER, LOWER, PLAIN, LETTERS, GEORGIAN)
 ROWS_UPPER = [(1, "Orders"), (2, "Orders")]
 ROWS_LOWER = [(10, "orders"), (20, "orders"), (30, "orders")]
+DELTA_SIGMA, delta_sigma = "\u0394\u03a3", "\u03b4\u03c3"  # Python: "\u03b4\u03c2", final
+LETTER_ROWS = {
+    "İa": [(1, "İa")],
+    "ia": [(2, "ia"), (3, "ia")],
+    DELTA_SIGMA: [(4, "upper")],
+    delta_sigma: [(5, "lower")],
+}
+GEORGIAN_ROWS = {"Ⴀa": [(1, "Ⴀa")], "ⴀa": [(2, "ⴀa"), (3, "ⴀa")]}
 
 
 def q(name: str) -> str:
@@ -69,7 +80,23 @@ def backups(sandbox: SandboxHandle) -> Iterator[dict[str, Manifest]]:
         f"CREATE TABLE {PLAIN}.Items (id INT PRIMARY KEY, v VARCHAR(10))",
         f"INSERT INTO {PLAIN}.Items VALUES (5, 'plain')",
     )
+    on_sandbox(
+        sandbox,
+        *(f"CREATE DATABASE {db} CHARACTER SET utf8mb4" for db in (LETTERS, GEORGIAN)),
+        *(
+            f"CREATE TABLE {db}.`{t}` (id INT PRIMARY KEY, v VARCHAR(10)) CHARACTER SET utf8mb4"
+            for db, names in ((LETTERS, LETTER_ROWS), (GEORGIAN, GEORGIAN_ROWS))
+            for t in names
+        ),
+        *(
+            f"INSERT INTO {db}.`{t}` VALUES " + ", ".join(f"({i}, '{v}')" for i, v in rows)
+            for db, names in ((LETTERS, LETTER_ROWS), (GEORGIAN, GEORGIAN_ROWS))
+            for t, rows in names.items()
+        ),
+    )
     yield {
+        "letters": back_up(sandbox, "cf_letters", [LETTERS]),
+        "georgian": back_up(sandbox, "cf_georgian", [GEORGIAN]),
         "tables": back_up(sandbox, "cf_tables", [DB]),
         "databases": back_up(sandbox, "cf_databases", [UPPER, LOWER]),
         "plain": back_up(sandbox, "cf_plain", [PLAIN]),
@@ -277,3 +304,57 @@ def test_a_case_sensitive_target_holding_one_of_them_is_not_empty(
         created = cur.fetchall()
     assert (code, kept, created) == (2, [2, 3, 9], ()), err
     assert f"{LOWER} (1 tables)" in err
+
+
+def test_names_mariadb_folds_together_though_python_does_not_are_refused(
+    target: tuple[SandboxHandle, MariaDBService],
+    backups: dict[str, Manifest],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The folding server stores `İa` as `ia` and DELTA_SIGMA as delta_sigma
+    (utf8mb3_general_ci's lower case, character by character). Python's ``str.lower``
+    gives `i̇a` and a final sigma, so the names were not found to collide: the restore went ahead and
+    `ia`'s DROP TABLE IF EXISTS replaced the `ia` restored from `İa`. Now refused (exit 2),
+    nothing changed."""
+    sandbox, svc = target
+    capsys.readouterr()
+
+    code = restore(backups["letters"], svc)
+
+    err = capsys.readouterr().err
+    assert (code, ours(sandbox, svc), databases(sandbox, svc)) == (2, [], []), err
+    assert f"{LETTERS}.İa" in err and f"{LETTERS}.{DELTA_SIGMA}" in err
+
+
+def test_names_python_folds_together_though_mariadb_does_not_restore_both(
+    target: tuple[SandboxHandle, MariaDBService], backups: dict[str, Manifest]
+) -> None:
+    """Georgian `Ⴀ` has a lower case in Python's Unicode, not in the server's: `Ⴀa` and
+    `ⴀa` are two tables there, and were refused as one."""
+    sandbox, svc = target
+
+    assert restore(backups["georgian"], svc) == 0
+    assert sorted(ours(sandbox, svc)) == sorted(
+        (GEORGIAN, t, rows) for t, rows in GEORGIAN_ROWS.items()
+    )
+
+
+def test_name_key_lower_cases_every_character_as_the_server_does(
+    sandbox: SandboxHandle, folding: MariaDBService
+) -> None:
+    """Every character of the Basic Multilingual Plane (identifiers are utf8mb3) that has a
+    lower case in Python or on the server: ``name_key`` gives the server's own
+    ``LOWER`` under utf8mb3_general_ci, the collation it folds names with (the two tests
+    above show it on tables). Also fails when a newer Python's Unicode adds a case pair
+    the server's table lacks."""
+    chars = [chr(c) for c in range(0x20, 0x10000) if not 0xD800 <= c < 0xE000]
+    differ = []
+    with connect_to(sandbox, folding) as conn, conn.cursor() as cur:
+        for start in range(0, len(chars), 2000):
+            batch = chars[start : start + 2000]
+            lower = "LOWER(CONVERT(%s USING utf8mb3) COLLATE utf8mb3_general_ci)"
+            cur.execute("SELECT " + ", ".join([lower] * len(batch)), batch)
+            for char, server in zip(batch, cur.fetchone(), strict=True):
+                if name_key(char, True) != server:
+                    differ.append((f"U+{ord(char):04X}", name_key(char, True), server))
+    assert differ == []

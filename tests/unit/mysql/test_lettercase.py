@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datatier.mysql.lettercase import apart, collisions, name_key
 
+DELTA_SIGMA, delta_sigma = "\u0394\u03a3", "\u03b4\u03c3"  # capital and small, not final
+
 
 def test_names_differing_only_by_case_collide_where_the_server_folds_them() -> None:
     tables = [("db", "orders"), ("db", "Orders"), ("db", "items"), ("DB", "ORDERS"), ("x", "t")]
@@ -35,3 +37,31 @@ def test_apart_gives_each_name_its_own_query() -> None:
         ["café"],
     ]
     assert apart([]) == []
+
+
+def test_name_key_folds_as_mariadb_not_as_python() -> None:
+    """MariaDB (``lower_case_table_names=1``) lower-cases names character by character with
+    utf8mb3_general_ci's old table: `İa` is stored as `ia` (Python: `i̇a`, two code points),
+    a final capital sigma as a small one (Python: a final sigma), while Georgian `Ⴀ` and the
+    capital sharp s `ẞ`, newer case pairs, are kept as they are (checked on a real server:
+    tests/integration/mysql/test_restore_case_collisions.py)."""
+    assert name_key("İa", True) == "ia"
+    assert name_key(DELTA_SIGMA, True) == delta_sigma
+    assert name_key("Ⴀa", True) == "Ⴀa"
+    assert name_key("ẞa", True) == "ẞa"
+    assert name_key("ÉCOLE_Ǆ", True) == "école_ǆ"
+
+
+def test_names_the_server_folds_together_collide_and_no_others() -> None:
+    tables = [
+        ("db", "İa"),
+        ("db", "ia"),
+        ("db", "Ⴀa"),
+        ("db", "ⴀa"),
+        ("db", DELTA_SIGMA),
+        ("db", delta_sigma),
+    ]
+    assert collisions(tables, True) == [
+        [("db", "ia"), ("db", "İa")],
+        [("db", DELTA_SIGMA), ("db", delta_sigma)],
+    ]
