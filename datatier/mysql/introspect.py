@@ -175,14 +175,21 @@ def _json_columns(conn: Connection, db: str, table: str) -> set[str]:
     return found
 
 
+_SYSTEM = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+
+
 def _suggest(conn: Connection, db: str, table: str) -> str:
+    """A "did you mean" hint for an unknown ``db.table``. System schemas are left out in
+    Python: a ``NOT IN`` list compares under a collation-blind rule (see
+    :mod:`~datatier.mysql.lettercase`) and would hide a user's `Sys` too."""
     rows = query_dicts(
         conn,
         "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
-        "WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN "
-        "('mysql', 'information_schema', 'performance_schema', 'sys')",
+        "WHERE TABLE_TYPE = 'BASE TABLE'",
     )
-    names = [f"{r['TABLE_SCHEMA']}.{r['TABLE_NAME']}" for r in rows]
+    names = [
+        f"{r['TABLE_SCHEMA']}.{r['TABLE_NAME']}" for r in rows if r["TABLE_SCHEMA"] not in _SYSTEM
+    ]
     close = difflib.get_close_matches(f"{db}.{table}", names, n=3)
     if close:
         return "did you mean " + ", ".join(close) + "?"

@@ -156,6 +156,23 @@ def test_unknown_table_exit_2(
     assert code == 2 and "DB.TABLE" in err
 
 
+def test_unknown_table_suggests_a_user_database_named_like_a_system_one(
+    shop: SandboxHandle, use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`Sys` is a user's database on a case-sensitive server: a multi-valued NOT IN
+    ('sys', ...) of information_schema compares collation-blind and hid its tables."""
+    sql(shop, "primary", "CREATE DATABASE IF NOT EXISTS `Sys`")
+    try:
+        sql(shop, "primary", "CREATE TABLE `Sys`.`ledger` (id INT PRIMARY KEY)")
+        code, _, err = cli(capsys, "plan", "--tables", "Sys.ledgr")
+        assert code == 2
+        (doc,) = [json.loads(line) for line in err.splitlines()]
+        assert doc["hint"] == "did you mean Sys.ledger?"
+    finally:
+        sql(shop, "primary", "DROP DATABASE IF EXISTS `Sys`")
+        shop.wait_replicated()
+
+
 def test_mapping_typo_and_impossible_cast_exit_2(
     shop: SandboxHandle,
     use_sandbox_config: SandboxHandle,
