@@ -123,21 +123,28 @@ def account_privileges(conn: Connection) -> AccountPrivileges:
         for name in str(role).replace("`", "").split(","):
             role_user, _, role_host = name.strip().partition("@")
             grantees += [_grantee(role_user, role_host or ""), _grantee(role_user, None)]
+    # GRANTEE compares collation-blind (`'DT'@'%'` = `'dt'@'%'`, two accounts): the rows
+    # are kept by the exact grantee, as the server stored it and CURRENT_USER() gives it.
     marks = ",".join(["%s"] * len(grantees))
-    found = query_dicts(
-        conn,
-        f"SELECT PRIVILEGE_TYPE AS p FROM information_schema.USER_PRIVILEGES "
-        f"WHERE GRANTEE IN ({marks})",
-        grantees,
-    )
+    found = [
+        r
+        for r in query_dicts(
+            conn,
+            f"SELECT GRANTEE AS g, PRIVILEGE_TYPE AS p FROM information_schema.USER_PRIVILEGES "
+            f"WHERE GRANTEE IN ({marks})",
+            grantees,
+        )
+        if r["g"] in grantees
+    ]
     schemas: dict[str, set[str]] = {}
     for item in query_dicts(
         conn,
-        f"SELECT TABLE_SCHEMA AS db, PRIVILEGE_TYPE AS p FROM information_schema.SCHEMA_PRIVILEGES "
-        f"WHERE GRANTEE IN ({marks})",
+        "SELECT GRANTEE AS g, TABLE_SCHEMA AS db, PRIVILEGE_TYPE AS p "
+        f"FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN ({marks})",
         grantees,
     ):
-        schemas.setdefault(str(item["db"]), set()).add(str(item["p"]).upper())
+        if item["g"] in grantees:
+            schemas.setdefault(str(item["db"]), set()).add(str(item["p"]).upper())
     return AccountPrivileges(
         account=account,
         global_privileges=frozenset(str(r["p"]).upper() for r in found),

@@ -21,6 +21,7 @@ from datatier.mysql import dumpplan
 from datatier.mysql.catalogue import read_catalogue
 from datatier.mysql.connection import connect, endpoint
 from datatier.mysql.fastreader import RawConnection
+from datatier.mysql.privileges import account_privileges
 from datatier.mysql.rowtext import RowQuery, read_texts, uniform_text
 from tests.integration.conftest import SandboxHandle, q, sql, wait_for
 
@@ -422,6 +423,29 @@ def test_without_reload_one_snapshot_connection_still_gives_an_exact_backup(
     restore_backup(admin, found, catalog, RestoreOptions(target="primary", renames={ZOO: copy}))
     assert contents(sandbox, copy) == contents(sandbox, ZOO)
     sql(sandbox, "primary", f"DROP DATABASE {copy}")
+
+
+def test_a_look_alike_account_s_reload_is_not_credited(
+    sandbox: SandboxHandle, zoo: None, no_reload_user: dict[str, str]
+) -> None:
+    """`DT_NORELOAD` holding RELOAD is another account (user names are case-sensitive);
+    information_schema's GRANTEE compares collation-blind, so an IN list credited its
+    grants to dt_noreload, and the backup took FLUSH TABLES WITH READ LOCK and failed."""
+    sql(sandbox, "primary", "DROP USER IF EXISTS 'DT_NORELOAD'@'127.0.0.1'")
+    sql(sandbox, "primary", "CREATE USER 'DT_NORELOAD'@'127.0.0.1' IDENTIFIED BY 'other-pw-9'")
+    try:
+        sql(sandbox, "primary", "GRANT RELOAD, SELECT ON *.* TO 'DT_NORELOAD'@'127.0.0.1'")
+        sandbox.wait_replicated()
+        loaded = load(str(sandbox.config_path), environ=no_reload_user)
+        ep = endpoint(loaded.config.mysql, "primary")
+        with connect(ep) as conn:
+            found = account_privileges(conn)
+        assert found.account == "dt_noreload@127.0.0.1"
+        assert not found.holds(("RELOAD",)) and found.holds(("SELECT",))
+        manifest = run_backup(loaded, load_policy(loaded, "pd-zoo"))
+        assert "one consistent-snapshot transaction" in manifest.consistency["method"]
+    finally:
+        sql(sandbox, "primary", "DROP USER IF EXISTS 'DT_NORELOAD'@'127.0.0.1'")
 
 
 def test_restore_refuses_a_target_whose_packet_limit_is_too_small(
