@@ -19,8 +19,11 @@ of :func:`datatier.backup.restore.restore_backup` keeps every refusal before any
   (downloaded once, SHA-256 checked);
 * ``apply``: the staged segments are scanned first, and what cannot be replayed (see
   :mod:`datatier.mysql.binlog.translate`) or exceeds the target's packet limit is refused
-  (exit 2) before anything changes; then the base restore, then the replay from the
-  backup's GTID to the target, renamed, restored databases/tables only.
+  (exit 2) before anything changes, and so are tables the replay writes (created after
+  the base) whose names differ only by letter case from another's, on a target folding
+  them (:func:`~datatier.mysql.casenames.check_replay_collisions`); then the base
+  restore, then the replay from the backup's GTID to the target, renamed, restored
+  databases/tables only.
 * ``post_check``: none of the base's row counts (the replay changed them).
 """
 
@@ -52,7 +55,7 @@ from datatier.mysql.binlog.source import (
     folds_table_names,
     max_allowed_packet,
 )
-from datatier.mysql.casenames import check_case_collisions
+from datatier.mysql.casenames import check_case_collisions, check_replay_collisions
 from datatier.mysql.connection import Endpoint
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.restore import LogicalRestore
@@ -248,6 +251,10 @@ class PitrRestore(RestoreEngine):
             self.selection,
             max_binlog=self._max_binlog,
         )
+        if not fold:  # the source told `Orders` from `orders`: the target may not
+            assert self.base_plan is not None, "plan runs first"
+            restored = self.base.created_names(self.base_plan)
+            check_replay_collisions(server, self.base.targets, restored, scanned.tables)
         if scanned.largest_statement + 1024 > packet:
             raise UsageError(
                 f"the replay holds a statement of {scanned.largest_statement} bytes; target "

@@ -37,15 +37,12 @@ def check_case_collisions(
     base backup, when the replay matches the binlog's names as the target compares them
     (the base does not record its source's setting): it cannot tell such names apart
     whatever ``--tables`` or ``--rename`` restore."""
-    with connect(target) as conn, conn.cursor() as cur:
-        setting = lower_case_table_names(cur)
-    if not setting:
-        return
-    groups = _groups(targets, tables)
+    setting = _setting(target)
+    groups = _groups(targets, tables) if setting else []
     if not groups:
         return
-    listed = "; ".join(" and ".join(group) for group in groups)
-    said = f"target {target.label} has lower_case_table_names={setting}: it takes names "
+    said = _said(target, setting)
+    listed = _listed(groups)
     if replay is None:
         message = f"{said}differing only by letter case for one, and the restore would "
         message += f"replace one with the other: {listed}"
@@ -60,9 +57,56 @@ def check_case_collisions(
             "restore into a server with lower_case_table_names=0, or restore the backup "
             f"alone ({replay}, without --until) with --tables or --rename"
         )
+    raise _refusal(message, hint, setting, groups)
+
+
+def check_replay_collisions(
+    target: Endpoint,
+    targets: Mapping[str, str],
+    restored: Collection[TableName],
+    replayed: Collection[TableName],
+) -> None:
+    """UsageError (exit 2, details as :func:`check_case_collisions`) when a point-in-time
+    replay from a case-sensitive source writes tables (``replayed``: source (database,
+    name) pairs, as the binlog spells them) that are distinct there but one on ``target``
+    with each other or with a table the base restores (``restored``), each placed in its
+    database's target (``targets``): a table created after the base beside `Orders` as
+    `orders` would get the rows of both. Asked after the scan of the binlog, before
+    anything is changed; a table dropped before the other was created is refused too
+    (the scan does not follow what exists when)."""
+    setting = _setting(target)
+    groups = _groups(targets, {*restored, *replayed}) if setting else []
+    if not groups:
+        return
+    message = (
+        f"{_said(target, setting)}differing only by letter case for one, and the "
+        f"point-in-time replay writes tables (created after the base backup) that would be "
+        f"one there: {_listed(groups)}"
+    )
+    hint = (
+        "restore into a server with lower_case_table_names=0, or up to before the second "
+        "table was created (--until/--until-gtid), or choose one with --tables"
+    )
+    raise _refusal(message, hint, setting, groups)
+
+
+def _setting(target: Endpoint) -> int:
+    with connect(target) as conn, conn.cursor() as cur:
+        return lower_case_table_names(cur)
+
+
+def _said(target: Endpoint, setting: int) -> str:
+    return f"target {target.label} has lower_case_table_names={setting}: it takes names "
+
+
+def _listed(groups: list[list[str]]) -> str:
+    return "; ".join(" and ".join(group) for group in groups)
+
+
+def _refusal(message: str, hint: str, setting: int, groups: list[list[str]]) -> UsageError:
     error = UsageError(message, hint=hint)
     error.details = {"lower_case_table_names": setting, "collisions": groups}
-    raise error
+    return error
 
 
 def _groups(targets: Mapping[str, str], tables: Collection[TableName]) -> list[list[str]]:

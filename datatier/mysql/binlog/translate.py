@@ -28,11 +28,14 @@ from datatier.mysql.binlog import query as q
 from datatier.mysql.binlog.groups import Group, ends_transaction
 from datatier.mysql.binlog.selection import ReplayRefused, Selection, tables_kept
 from datatier.mysql.binlog.sqlrefs import (
+    Scan,
     account_statement,
     account_text,
     ambiguous_qualifiers,
     referenced_databases,
     rewrite,
+    statement_tables,
+    written_table,
 )
 from datatier.mysql.binlog.xa import XaLedger
 from datatier.mysql.sqltext import ident, string_literal
@@ -96,6 +99,7 @@ class Translator:
         self._xa = XaLedger()
         self.accounts_skipped = 0  # account statements left out; the first ones listed:
         self.accounts_listed: list[tuple[str, str]] = []  # (GTID, the statement's start)
+        self.tables: set[tuple[str, str]] = set()  # (database, table) the replay writes
 
     def rows_only(self, fde: ev.FormatDescription, group: Group) -> list[list[bytes]] | None:
         """The row statements (each its table maps and rows events) replaying ``group``
@@ -152,6 +156,8 @@ class Translator:
                     renamed[ev.HEADER_LEN : len(renamed) - (ev.CRC_LEN if checksum else 0)],
                 )
             self._maps[body] = found
+            if target is not None:
+                self.tables.add((mapped.database, mapped.table))
         table_id, new_body = found
         if new_body is None:
             return table_id, None
@@ -181,6 +187,7 @@ class Translator:
                 target = self.selection.target_of(mapped.database, mapped.table)
                 maps[mapped.table_id] = target is not None
                 if target is not None:
+                    self.tables.add((mapped.database, mapped.table))
                     if target != mapped.database:
                         event = ev.rename_table_map(event, target, fde.checksum)
                     chunk.append(event)
@@ -342,6 +349,7 @@ class Translator:
             )
         if self.selection.by_table and not tables_kept(self.selection, found, default, where):
             return []
+        self._note_tables(found, default)
         renames = self.selection.renames
         if unclear := ambiguous_qualifiers(found, renames):
             raise ReplayRefused(
@@ -362,6 +370,14 @@ class Translator:
         statements.extend(pending)
         statements.append(text.encode("utf-8", "surrogateescape"))
         return statements
+
+    def _note_tables(self, found: Scan, default: str) -> None:
+        """Into :attr:`tables`, the restored tables a replayed statement names as a table
+        DDL's (CREATE, ALTER, RENAME...) or as the one table a data change writes."""
+        named = statement_tables(found, default) or []
+        if written := written_table(found, default):
+            named.append(written)
+        self.tables.update(t for t in named if t[0] in self.selection.databases)
 
     def _load_data(self, group: Group, event: q.QueryEvent) -> None:
         """A statement-format LOAD DATA: refused when it loads into a restored database

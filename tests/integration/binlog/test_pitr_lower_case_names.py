@@ -211,3 +211,83 @@ def test_a_case_sensitive_sources_other_database_stays_out(
 
         got = run(sandbox, server, f"SELECT id FROM {PLAIN}.t ORDER BY id")
         assert (code, got) == (0, [(1,), (2,)])
+
+
+WINDOW = "lctn_window"  # on the sandbox (case-sensitive): `Orders` in the base, `orders` later
+
+
+@pytest.mark.parametrize("argv", [[], ["--dry-run", "--scan"], ["--rename", f"{WINDOW}=lctn_w2"]])
+def test_a_table_created_in_the_window_differing_by_case_is_refused(
+    argv: list[str],
+    use_sandbox_config: SandboxHandle,
+    server: MariaDBService,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The base (from the sandbox, ``lower_case_table_names=0``) holds `Orders` alone; the
+    window creates `orders` (IF NOT EXISTS) and writes rows to both. Replayed into the
+    folding server, where the two are one, the replay put both tables' rows into one (exit
+    0; without IF NOT EXISTS the replay would fail half-way, the base loaded). Refused
+    before anything changes (exit 2), naming both tables and the target's setting, a dry
+    run's scan too."""
+    sandbox = use_sandbox_config
+    with pitr_window(sandbox, "pitr_window", WINDOW, monkeypatch=monkeypatch) as window:
+        window.sql(
+            f"CREATE TABLE {WINDOW}.Orders (id INT PRIMARY KEY)",
+            f"INSERT INTO {WINDOW}.Orders VALUES (1)",
+        )
+        window.backup()
+        window.sql(
+            f"CREATE TABLE IF NOT EXISTS {WINDOW}.orders (id INT PRIMARY KEY)",
+            f"INSERT INTO {WINDOW}.Orders VALUES (2)",
+            f"INSERT INTO {WINDOW}.orders VALUES (20)",
+        )
+        gtid = window.gtid()
+        window.archive()
+        capsys.readouterr()
+
+        code = main(["restore", "--policy", "pitr_window", "--until-gtid", gtid,
+                     "--target", f"{server.host}:{server.port}", *argv])  # fmt: skip
+
+        err = capsys.readouterr().err
+        shown = run(sandbox, server, "SHOW DATABASES LIKE 'lctn\\_w%'")
+        assert (code, shown) == (2, []), err
+        assert f"{WINDOW}.Orders" in err and f"{WINDOW}.orders" in err
+        assert "lower_case_table_names=1" in err and "created after the base" in err
+
+
+WDB = "lctn_wdb"  # the base's; the window creates `LCTN_WDB` beside it
+
+
+def test_a_database_created_in_the_window_differing_by_case_stays_out(
+    use_sandbox_config: SandboxHandle,
+    server: MariaDBService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A database created after the base is not part of the restore (whatever its name):
+    `LCTN_WDB`, created in the window beside the base's `lctn_wdb`, is one with it on the
+    folding server, and none of its statements (rows or statement format, its default
+    database or qualified) may reach the restored `lctn_wdb`."""
+    sandbox = use_sandbox_config
+    upper = WDB.upper()
+    with pitr_window(sandbox, "pitr_wdb", WDB, upper, monkeypatch=monkeypatch) as window:
+        window.sql(f"CREATE TABLE {WDB}.t (id INT PRIMARY KEY)", f"INSERT INTO {WDB}.t VALUES (1)")
+        window.backup()
+        window.sql(
+            f"CREATE DATABASE {upper}",
+            f"CREATE TABLE {upper}.t (id INT PRIMARY KEY)",
+            f"INSERT INTO {upper}.t VALUES (100)",
+            f"INSERT INTO {WDB}.t VALUES (2)",
+        )
+        with window.session(upper, binlog_format="STATEMENT") as cur:
+            cur.execute("INSERT INTO t VALUES (101)")
+            cur.execute(f"INSERT INTO {upper}.t VALUES (102)")
+        gtid = window.gtid()
+        window.archive()
+
+        code = main(["restore", "--policy", "pitr_wdb", "--until-gtid", gtid,
+                     "--target", f"{server.host}:{server.port}"])  # fmt: skip
+
+        got = run(sandbox, server, f"SELECT id FROM {WDB}.t ORDER BY id")
+        assert (code, got) == (0, [(1,), (2,)])
+

@@ -280,7 +280,6 @@ def test_a_case_sensitive_target_holding_one_of_them_is_not_empty(
     assert f"{LOWER} (1 tables)" in err
 
 
-
 TRIG = "cf_trig"  # tables `a` and `b`; triggers `Stamp` on `a` and `stamp` on `b`; views
 
 
