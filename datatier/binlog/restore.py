@@ -55,7 +55,11 @@ from datatier.mysql.binlog.source import (
     folds_table_names,
     max_allowed_packet,
 )
-from datatier.mysql.casenames import check_case_collisions, check_replay_collisions
+from datatier.mysql.casenames import (
+    check_case_collisions,
+    check_replay_collisions,
+    check_replay_spelling,
+)
 from datatier.mysql.connection import Endpoint
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.restore import LogicalRestore
@@ -233,6 +237,16 @@ class PitrRestore(RestoreEngine):
             return bool(int(recorded))
         return folds_table_names(server)
 
+    def _lowered(self, server: Endpoint) -> frozenset[str]:
+        """For a base whose source folds names (recorded), replayed into the case-sensitive
+        ``server``: the base's table names, lower-cased, as a source with
+        ``lower_case_table_names=1`` stored them (the replay spells them so, see
+        :class:`Selection`). One with 2 stored them as created, which its statements need
+        not repeat: refused (exit 2, :func:`check_replay_spelling`)."""
+        manifest = self.pitr.manifest
+        check_replay_spelling(server, int(manifest.source.get("lower_case_table_names") or 0))
+        return frozenset(name_key(t, True) for _, t in held_tables(manifest))
+
     def _scan(self, plan: RestorePlan, staged: Staged) -> None:
         server = self.base.server
         packet = max_allowed_packet(server)
@@ -243,6 +257,8 @@ class PitrRestore(RestoreEngine):
             known_databases=frozenset(database_names(server) | set(self.pitr.manifest.databases)),
             includes=self._includes(fold),
         ).folded(fold)
+        if fold and not folds_table_names(server):
+            self.selection = replace(self.selection, lowered=self._lowered(server))
         scanned = scan(
             self.pitr.segments,
             self._loader(staged),

@@ -90,6 +90,26 @@ def check_replay_collisions(
     raise _refusal(message, hint, setting, groups)
 
 
+def check_replay_spelling(target: Endpoint, source_setting: int) -> None:
+    """UsageError (exit 2) for a point-in-time replay from a source with
+    ``lower_case_table_names=2`` (names stored as created, compared lower-cased) into a
+    target with 0, told by the caller: statements may spell `Orders` as `ORDERS`, which the
+    target takes for another table, and the stored spelling cannot be told from them. (A
+    source with 1 stored every name lower-cased: the replay spells them so.)"""
+    if source_setting != 2:
+        return
+    message = (
+        f"the backup's source has lower_case_table_names=2 (names stored as created, "
+        f"compared lower-cased) and target {target.label} has 0: a point-in-time replay "
+        "cannot tell how the source stored the names its statements spell"
+    )
+    hint = (
+        "restore into a server with lower_case_table_names 1 or 2, or restore the backup "
+        "alone (without --until)"
+    )
+    raise _refusal(message, hint, 0, [])
+
+
 def _setting(target: Endpoint) -> int:
     with connect(target) as conn, conn.cursor() as cur:
         return lower_case_table_names(cur)

@@ -79,6 +79,8 @@ class Translator:
     """Turns groups into statements for one replay connection (it remembers the session).
 
     ``charset_name`` maps a collation ID to its character set name (asked of the target).
+    With ``selection.lowered`` the replayed statements spell the restored databases and
+    tables, and the tables they create, lower-cased (:func:`sqlrefs.rewrite`).
     """
 
     def __init__(
@@ -100,6 +102,9 @@ class Translator:
         self.accounts_skipped = 0  # account statements left out; the first ones listed:
         self.accounts_listed: list[tuple[str, str]] = []  # (GTID, the statement's start)
         self.tables: set[tuple[str, str]] = set()  # (database, table) the replay writes
+        self._lowered: set[str] | None = None  # names statements spell lower-cased
+        if selection.lowered is not None:
+            self._lowered = {*selection.lowered, *selection.databases}
 
     def rows_only(self, fde: ev.FormatDescription, group: Group) -> list[list[bytes]] | None:
         """The row statements (each its table maps and rows events) replaying ``group``
@@ -359,12 +364,13 @@ class Translator:
                 hint="restore that database under its own name (no --rename), or replay this "
                 "window by hand; nothing was changed",
             )
-        text = rewrite(text, found, renames, self.known)
+        text = rewrite(text, found, renames, self.known, self._lowered or ())
         statements = self._session(event, self._version)
         # a default database outside the restore plays no part (every name is qualified,
         # see qualified.py) and may not exist on the target: no USE of it
         if default in self.selection.databases and not event.suppress_use:
-            target = renames.get(default, event.database)
+            spelled = event.database if self._lowered is None else default
+            target = renames.get(default, spelled)
             if self.session.changed("db", target):
                 statements.append(b"USE " + ident(target).encode())
         statements.extend(pending)
@@ -377,7 +383,10 @@ class Translator:
         named = statement_tables(found, default) or []
         if written := written_table(found, default):
             named.append(written)
-        self.tables.update(t for t in named if t[0] in self.selection.databases)
+        restored = [t for t in named if t[0] in self.selection.databases]
+        self.tables.update(restored)
+        if self._lowered is not None:
+            self._lowered.update(table for _, table in restored)
 
     def _load_data(self, group: Group, event: q.QueryEvent) -> None:
         """A statement-format LOAD DATA: refused when it loads into a restored database

@@ -26,7 +26,7 @@ from datatier.cli import main
 from datatier.mysql.pdump import ParallelDumpEngine
 from datatier.mysql.physical.scratch import free_port
 from datatier.sandbox.services.mariadb import MariaDBService
-from tests.integration.binlog_support import own_server_policy, pitr_window
+from tests.integration.binlog_support import own_server_policy, pitr_window, query
 from tests.integration.conftest import SandboxHandle
 from tests.integration.mariadb_support import connect_to, extra_mariadb, own_config
 
@@ -291,3 +291,103 @@ def test_a_database_created_in_the_window_differing_by_case_stays_out(
         got = run(sandbox, server, f"SELECT id FROM {WDB}.t ORDER BY id")
         assert (code, got) == (0, [(1,), (2,)])
 
+
+FOLDED = "lctn_src"  # on the folding server; restored into the case-sensitive sandbox
+
+
+@pytest.mark.parametrize("rename", [None, "lctn_back"])
+def test_a_folding_source_round_trips_into_a_case_sensitive_target(
+    rename: str | None,
+    sandbox: SandboxHandle,
+    server: MariaDBService,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A backup of the folding server (names stored lower-cased) restored and replayed into
+    the sandbox primary (``lower_case_table_names=0``): the window's statements spell names
+    in any case (`LCTN_SRC.Items`, `Lctn_Src.ORDERS`), which the source took for its
+    lower-cased names and a case-sensitive target takes for others. Every name is as the
+    source stored it, every row there."""
+    policy = "pitr_lctn_src"
+    source = f'engine = "mysql"\n[source]\nnode = "{NODE}"\ndatabases = ["{FOLDED}"]\n'
+    config_path = own_config(sandbox, server, NODE, tmp_path, {policy: source})
+    dest = rename or FOLDED
+    drop = [f"DROP DATABASE IF EXISTS {dest}"]
+    with own_server_policy(config_path, policy, monkeypatch) as (loaded, chosen, _):
+        run(sandbox, server, f"CREATE DATABASE {FOLDED}",
+            f"CREATE TABLE {FOLDED}.Orders (id INT PRIMARY KEY)",
+            f"INSERT INTO {FOLDED}.ORDERS VALUES (1)")  # fmt: skip
+        run_backup(loaded, chosen)
+        run(sandbox, server, "USE LCTN_SRC",
+            "CREATE TABLE LCTN_SRC.Items (id INT PRIMARY KEY, Label VARCHAR(10))",
+            "INSERT INTO LCTN_SRC.Items VALUES (1, 'One')",
+            "ALTER TABLE Lctn_Src.ORDERS ADD COLUMN Note VARCHAR(10)",
+            "INSERT INTO lctn_src.Orders VALUES (2, 'row')",
+            "SET SESSION binlog_format = 'STATEMENT'",
+            "INSERT INTO Items VALUES (2, 'Two')",
+            "UPDATE LCTN_SRC.ORDERS o SET o.Note = 'upd' WHERE o.id = 1",
+            "SET SESSION binlog_format = 'ROW'")  # fmt: skip
+        gtid = str(run(sandbox, server, "SELECT @@gtid_binlog_pos")[0][0])
+        Archiver(loaded, chosen, node=NODE, once=True).run()
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute(drop[0])
+        capsys.readouterr()
+        primary = sandbox.config.mysql.nodes["primary"]
+        renamed = ["--rename", f"{FOLDED}={rename}"] if rename else []
+        try:
+            code = main(["restore", "--policy", policy, "--until-gtid", gtid, *renamed,
+                         "--target", f"{primary.host}:{primary.port}"])  # fmt: skip
+            err = capsys.readouterr().err
+            assert code == 0, err
+            with sandbox.connect() as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                    "ORDER BY 1", (dest,)
+                )  # fmt: skip
+                tables = [r[0] for r in cur.fetchall()]
+                cur.execute(f"SELECT id, Note FROM {dest}.orders ORDER BY id")
+                orders = list(cur.fetchall())
+                cur.execute(f"SELECT id, Label FROM {dest}.items ORDER BY id")
+                items = list(cur.fetchall())
+        finally:
+            with sandbox.connect() as conn, conn.cursor() as cur:
+                cur.execute(drop[0])
+            sandbox.wait_replicated(60)
+        assert tables == ["items", "orders"]
+        assert orders == [(1, "upd"), (2, "row")]
+        assert items == [(1, "One"), (2, "Two")]
+
+
+def test_a_source_storing_names_as_created_is_refused_into_a_case_sensitive_target(
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A base recording ``lower_case_table_names=2`` (names stored as created, compared
+    lower-cased: the sandbox's facts altered, as no Linux server runs with 2) replayed into
+    the case-sensitive sandbox: its statements need not spell names as stored, and the
+    stored spelling cannot be told from them. Refused (exit 2) before anything changes."""
+    sandbox = use_sandbox_config
+    facts = ParallelDumpEngine._server_facts
+
+    def as_created(self: ParallelDumpEngine, group: Any) -> dict[str, Any]:
+        return {**facts(self, group), "lower_case_table_names": 2}
+
+    monkeypatch.setattr(ParallelDumpEngine, "_server_facts", as_created)
+    dest = "lctn_two_r"
+    with pitr_window(sandbox, "pitr_two", "lctn_two", dest, monkeypatch=monkeypatch) as window:
+        window.sql("CREATE TABLE lctn_two.t (id INT PRIMARY KEY)")
+        window.backup()
+        window.sql("INSERT INTO lctn_two.t VALUES (1)")
+        gtid = window.gtid()
+        window.archive()
+        capsys.readouterr()
+
+        code = main(["restore", "--policy", "pitr_two", "--until-gtid", gtid,
+                     "--rename", f"lctn_two={dest}"])  # fmt: skip
+
+        err = capsys.readouterr().err
+        created = query(sandbox.config, "primary", f"SHOW DATABASES LIKE '{dest}'")
+        assert (code, created) == (2, []), err
+        assert "lower_case_table_names=2" in err
