@@ -42,7 +42,7 @@ from datatier.backup.policy import Policy
 from datatier.backup.service import load_policy
 from datatier.binlog.pitr import PitrPlan, base_failure, plan_pitr, refuse_base
 from datatier.binlog.records import iso
-from datatier.binlog.replay import apply, scan
+from datatier.binlog.replay import ScanReport, apply, scan
 from datatier.config import LoadedConfig
 from datatier.display import human_bytes
 from datatier.errors import IntegrityFailure, UsageError
@@ -247,6 +247,23 @@ class PitrRestore(RestoreEngine):
         check_replay_spelling(server, int(manifest.source.get("lower_case_table_names") or 0))
         return frozenset(name_key(t, True) for _, t in held_tables(manifest))
 
+    def _check_written(self, server: Endpoint, fold: bool, scanned: ScanReport) -> None:
+        """Tables the replay writes whose names differ only by letter case from another's
+        (restored or written) refused on a target folding them
+        (:func:`check_replay_collisions`): from a case-sensitive source, as its statements
+        and table maps name them; from a base not recording its source's setting (names
+        compared as the target does), as the table maps spell them: a source folding names
+        spells each table one way there."""
+        assert self.base_plan is not None, "plan runs first"
+        if not fold:
+            written = scanned.tables
+        elif "lower_case_table_names" not in self.pitr.manifest.source:
+            written = scanned.mapped
+        else:
+            return
+        restored = self.base.created_names(self.base_plan)
+        check_replay_collisions(server, self.base.targets, restored, written)
+
     def _scan(self, plan: RestorePlan, staged: Staged) -> None:
         server = self.base.server
         packet = max_allowed_packet(server)
@@ -267,10 +284,7 @@ class PitrRestore(RestoreEngine):
             self.selection,
             max_binlog=self._max_binlog,
         )
-        if not fold:  # the source told `Orders` from `orders`: the target may not
-            assert self.base_plan is not None, "plan runs first"
-            restored = self.base.created_names(self.base_plan)
-            check_replay_collisions(server, self.base.targets, restored, scanned.tables)
+        self._check_written(server, fold, scanned)
         if scanned.largest_statement + 1024 > packet:
             raise UsageError(
                 f"the replay holds a statement of {scanned.largest_statement} bytes; target "

@@ -1,4 +1,5 @@
-"""Refusing a restore whose names differ only by letter case where the target folds them.
+"""Refusing a restore whose names differ only by letter case where the target folds them,
+and a point-in-time replay whose statements cannot be spelled for the target.
 
 A backup of a server with ``lower_case_table_names=0`` can hold tables ``Orders`` and
 ``orders`` of one database, or databases ``Shop`` and ``shop``. A target with 1 or 2 takes
@@ -7,7 +8,10 @@ the second would replace the first, rows and all, and two databases would be loa
 one; a point-in-time replay matching the binlog's names as the target compares them (from a
 base not recording its source's setting) would send the statements of both to one.
 :func:`check_case_collisions` reads only the target's setting; the caller runs it before
-anything is changed there.
+anything is changed there. A point-in-time replay can also write tables created after the
+base: :func:`check_replay_collisions`, after the scan of the binlog, before anything is
+changed; :func:`check_replay_spelling` refuses a source storing names as created into a
+target comparing them as spelled.
 """
 
 from __future__ import annotations
@@ -67,15 +71,16 @@ def check_replay_collisions(
     replayed: Collection[TableName],
 ) -> None:
     """UsageError (exit 2, details as :func:`check_case_collisions`) when a point-in-time
-    replay from a case-sensitive source writes tables (``replayed``: source (database,
-    name) pairs, as the binlog spells them) that are distinct there but one on ``target``
-    with each other or with a table the base restores (``restored``), each placed in its
-    database's target (``targets``): a table created after the base beside `Orders` as
-    `orders` would get the rows of both. Asked after the scan of the binlog, before
-    anything is changed; a table dropped before the other was created is refused too
-    (the scan does not follow what exists when)."""
+    replay writes tables (``replayed``: source (database, name) pairs, as the binlog
+    spells them; those of other databases than ``targets``' are ignored) that are
+    distinct at the source but one on ``target`` with each other or with a table the base
+    restores (``restored``), each placed in its database's target (``targets``): a table
+    created after the base beside `Orders` as `orders` would get the rows of both. Asked
+    after the scan of the binlog, before anything is changed; a table dropped before the
+    other was created is refused too (the scan does not follow what exists when)."""
     setting = _setting(target)
-    groups = _groups(targets, {*restored, *replayed}) if setting else []
+    written = {(db, name) for db, name in replayed if db in targets}
+    groups = _groups(targets, {*restored, *written}) if setting else []
     if not groups:
         return
     message = (
@@ -107,7 +112,9 @@ def check_replay_spelling(target: Endpoint, source_setting: int) -> None:
         "restore into a server with lower_case_table_names 1 or 2, or restore the backup "
         "alone (without --until)"
     )
-    raise _refusal(message, hint, 0, [])
+    error = UsageError(message, hint=hint)
+    error.details = {"lower_case_table_names": 0, "source_lower_case_table_names": 2}
+    raise error
 
 
 def _setting(target: Endpoint) -> int:

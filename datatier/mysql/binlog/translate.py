@@ -102,6 +102,7 @@ class Translator:
         self.accounts_skipped = 0  # account statements left out; the first ones listed:
         self.accounts_listed: list[tuple[str, str]] = []  # (GTID, the statement's start)
         self.tables: set[tuple[str, str]] = set()  # (database, table) the replay writes
+        self.mapped: set[tuple[str, str]] = set()  # of them, rows' tables, as the binlog has
         self._lowered: set[str] | None = None  # names statements spell lower-cased
         if selection.lowered is not None:
             self._lowered = {*selection.lowered, *selection.databases}
@@ -162,7 +163,7 @@ class Translator:
                 )
             self._maps[body] = found
             if target is not None:
-                self.tables.add((mapped.database, mapped.table))
+                self._note_mapped(mapped.database, mapped.table)
         table_id, new_body = found
         if new_body is None:
             return table_id, None
@@ -192,7 +193,7 @@ class Translator:
                 target = self.selection.target_of(mapped.database, mapped.table)
                 maps[mapped.table_id] = target is not None
                 if target is not None:
-                    self.tables.add((mapped.database, mapped.table))
+                    self._note_mapped(mapped.database, mapped.table)
                     if target != mapped.database:
                         event = ev.rename_table_map(event, target, fde.checksum)
                     chunk.append(event)
@@ -376,6 +377,14 @@ class Translator:
         statements.extend(pending)
         statements.append(text.encode("utf-8", "surrogateescape"))
         return statements
+
+    def _note_mapped(self, database: str, table: str) -> None:
+        """A restored table rows are replayed to, spelled as its table map spells it (a
+        source storing names lower-cased writes them so, a case-sensitive one as they are),
+        into :attr:`mapped` and :attr:`tables` (folded when the selection folds)."""
+        self.mapped.add((database, table))
+        key = self.selection.key
+        self.tables.add((key(database), key(table)))
 
     def _note_tables(self, found: Scan, default: str) -> None:
         """Into :attr:`tables`, the restored tables a replayed statement names as a table

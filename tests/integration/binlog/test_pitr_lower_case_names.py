@@ -106,6 +106,18 @@ def test_a_statement_spelling_a_restored_table_otherwise_is_replayed(
         assert got == rows
 
 
+def unrecorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backups taken in the test record no ``lower_case_table_names`` (as older ones)."""
+    facts = ParallelDumpEngine._server_facts
+
+    def without(self: ParallelDumpEngine, group: Any) -> dict[str, Any]:
+        found = facts(self, group)
+        del found["lower_case_table_names"]
+        return found
+
+    monkeypatch.setattr(ParallelDumpEngine, "_server_facts", without)
+
+
 CASED = "lctn_cased"  # on the sandbox (case-sensitive): `Orders` and `orders`
 
 
@@ -139,14 +151,7 @@ def test_a_case_sensitive_base_with_names_one_here(
     refused with ``--tables`` too: the replay could not tell the names apart."""
     sandbox = use_sandbox_config
     if not recorded:
-        facts = ParallelDumpEngine._server_facts
-
-        def unrecorded(self: ParallelDumpEngine, group: Any) -> dict[str, Any]:
-            found = facts(self, group)
-            del found["lower_case_table_names"]
-            return found
-
-        monkeypatch.setattr(ParallelDumpEngine, "_server_facts", unrecorded)
+        unrecorded(monkeypatch)
     with pitr_window(sandbox, "pitr_cased", CASED, monkeypatch=monkeypatch) as window:
         window.sql(
             f"CREATE TABLE {CASED}.Orders (id INT PRIMARY KEY)",
@@ -216,8 +221,17 @@ def test_a_case_sensitive_sources_other_database_stays_out(
 WINDOW = "lctn_window"  # on the sandbox (case-sensitive): `Orders` in the base, `orders` later
 
 
-@pytest.mark.parametrize("argv", [[], ["--dry-run", "--scan"], ["--rename", f"{WINDOW}=lctn_w2"]])
+@pytest.mark.parametrize(
+    ("recorded", "argv"),
+    [
+        (True, []),
+        (True, ["--dry-run", "--scan"]),
+        (True, ["--rename", f"{WINDOW}=lctn_w2"]),
+        (False, []),
+    ],
+)
 def test_a_table_created_in_the_window_differing_by_case_is_refused(
+    recorded: bool,
     argv: list[str],
     use_sandbox_config: SandboxHandle,
     server: MariaDBService,
@@ -229,14 +243,18 @@ def test_a_table_created_in_the_window_differing_by_case_is_refused(
     folding server, where the two are one, the replay put both tables' rows into one (exit
     0; without IF NOT EXISTS the replay would fail half-way, the base loaded). Refused
     before anything changes (exit 2), naming both tables and the target's setting, a dry
-    run's scan too."""
+    run's scan too. A base not recording its source's setting (``recorded`` False, as
+    older backups: names compared as the target does) is refused too: the table maps
+    spell the two tables apart."""
     sandbox = use_sandbox_config
+    if not recorded:
+        unrecorded(monkeypatch)
     with pitr_window(sandbox, "pitr_window", WINDOW, monkeypatch=monkeypatch) as window:
         window.sql(
             f"CREATE TABLE {WINDOW}.Orders (id INT PRIMARY KEY)",
             f"INSERT INTO {WINDOW}.Orders VALUES (1)",
         )
-        window.backup()
+        assert ("lower_case_table_names" in window.backup().source) == recorded
         window.sql(
             f"CREATE TABLE IF NOT EXISTS {WINDOW}.orders (id INT PRIMARY KEY)",
             f"INSERT INTO {WINDOW}.Orders VALUES (2)",
