@@ -10,7 +10,12 @@ the sandbox, whose servers run with the Linux default 0).
 The other way round, a base from the sandbox replayed into the folding server: the replay
 compares names as the source did (the backup records its ``lower_case_table_names``), so a
 database `LCTN_PLAIN` beside the restored `lctn_plain` stays out, and tables `Orders` and
-`orders` are refused together and restored one at a time with ``--tables``."""
+`orders` are refused together and restored one at a time with ``--tables``; so is a window
+creating `orders` beside the base's `Orders`, before anything changes; a database created in
+the window stays out, whatever its name.
+
+And a base from the folding server replayed into the case-sensitive sandbox: the window's
+statements spell names in any case, and the replay spells them as the source stored them."""
 
 from __future__ import annotations
 
