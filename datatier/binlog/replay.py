@@ -60,6 +60,8 @@ class ScanReport:
     stop: str = ""
     accounts_skipped: int = 0  # account statements left out (never replayed)
     accounts_listed: list[tuple[str, str]] = field(default_factory=list)  # (GTID, start)
+    tables: set[tuple[str, str]] = field(default_factory=set)  # written (Translator.tables)
+    mapped: set[tuple[str, str]] = field(default_factory=set)  # rows' (Translator.mapped)
 
 
 def groups(
@@ -172,6 +174,7 @@ def scan(
         report.largest_statement = max(report.largest_statement, max(sizes))
     report.accounts_skipped = translator.accounts_skipped
     report.accounts_listed = translator.accounts_listed
+    report.tables, report.mapped = translator.tables, translator.mapped
     if target.until_gtid is not None and target.until_gtid in start.gtids:
         report.reached = True  # the base backup is exactly at the target: nothing to replay
     if target.until_gtid is not None and not report.reached:

@@ -19,8 +19,11 @@ of :func:`datatier.backup.restore.restore_backup` keeps every refusal before any
   (downloaded once, SHA-256 checked);
 * ``apply``: the staged segments are scanned first, and what cannot be replayed (see
   :mod:`datatier.mysql.binlog.translate`) or exceeds the target's packet limit is refused
-  (exit 2) before anything changes; then the base restore, then the replay from the
-  backup's GTID to the target, renamed, restored databases/tables only.
+  (exit 2) before anything changes, and so are tables the replay writes (created after
+  the base) whose names differ only by letter case from another's, on a target folding
+  them (:func:`~datatier.mysql.casenames.check_replay_collisions`); then the base
+  restore, then the replay from the backup's GTID to the target, renamed, restored
+  databases/tables only.
 * ``post_check``: none of the base's row counts (the replay changed them).
 """
 
@@ -39,7 +42,7 @@ from datatier.backup.policy import Policy
 from datatier.backup.service import load_policy
 from datatier.binlog.pitr import PitrPlan, base_failure, plan_pitr, refuse_base
 from datatier.binlog.records import iso
-from datatier.binlog.replay import apply, scan
+from datatier.binlog.replay import ScanReport, apply, scan
 from datatier.config import LoadedConfig
 from datatier.display import human_bytes
 from datatier.errors import IntegrityFailure, UsageError
@@ -52,7 +55,11 @@ from datatier.mysql.binlog.source import (
     folds_table_names,
     max_allowed_packet,
 )
-from datatier.mysql.casenames import check_case_collisions
+from datatier.mysql.casenames import (
+    check_case_collisions,
+    check_replay_collisions,
+    check_replay_spelling,
+)
 from datatier.mysql.connection import Endpoint
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.restore import LogicalRestore
@@ -230,6 +237,33 @@ class PitrRestore(RestoreEngine):
             return bool(int(recorded))
         return folds_table_names(server)
 
+    def _lowered(self, server: Endpoint) -> frozenset[str]:
+        """For a base whose source folds names (recorded), replayed into the case-sensitive
+        ``server``: the base's table names, lower-cased, as a source with
+        ``lower_case_table_names=1`` stored them (the replay spells them so, see
+        :class:`Selection`). One with 2 stored them as created, which its statements need
+        not repeat: refused (exit 2, :func:`check_replay_spelling`)."""
+        manifest = self.pitr.manifest
+        check_replay_spelling(server, int(manifest.source.get("lower_case_table_names") or 0))
+        return frozenset(name_key(t, True) for _, t in held_tables(manifest))
+
+    def _check_written(self, server: Endpoint, fold: bool, scanned: ScanReport) -> None:
+        """Tables the replay writes whose names differ only by letter case from another's
+        (restored or written) refused on a target folding them
+        (:func:`check_replay_collisions`): from a case-sensitive source, as its statements
+        and table maps name them; from a base not recording its source's setting (names
+        compared as the target does), as the table maps spell them: a source folding names
+        spells each table one way there."""
+        assert self.base_plan is not None, "plan runs first"
+        if not fold:
+            written = scanned.tables
+        elif "lower_case_table_names" not in self.pitr.manifest.source:
+            written = scanned.mapped
+        else:
+            return
+        restored = self.base.created_names(self.base_plan)
+        check_replay_collisions(server, self.base.targets, restored, written)
+
     def _scan(self, plan: RestorePlan, staged: Staged) -> None:
         server = self.base.server
         packet = max_allowed_packet(server)
@@ -240,6 +274,8 @@ class PitrRestore(RestoreEngine):
             known_databases=frozenset(database_names(server) | set(self.pitr.manifest.databases)),
             includes=self._includes(fold),
         ).folded(fold)
+        if fold and not folds_table_names(server):
+            self.selection = replace(self.selection, lowered=self._lowered(server))
         scanned = scan(
             self.pitr.segments,
             self._loader(staged),
@@ -248,6 +284,7 @@ class PitrRestore(RestoreEngine):
             self.selection,
             max_binlog=self._max_binlog,
         )
+        self._check_written(server, fold, scanned)
         if scanned.largest_statement + 1024 > packet:
             raise UsageError(
                 f"the replay holds a statement of {scanned.largest_statement} bytes; target "

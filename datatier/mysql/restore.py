@@ -207,11 +207,15 @@ class LogicalRestore(RestoreEngine):
         """Every target database's restore lock (:mod:`datatier.mysql.claim`)."""
         return claim_databases(self.server, self.targets.values())
 
-    def check_target(self, plan: RestorePlan) -> None:
+    def created_names(self, plan: RestorePlan) -> set[TableName]:
+        """The (database, name) pairs of the tables, sequences and views ``plan`` creates
+        (source names)."""
         views = {(o.database, o.table) for o in plan.objects
                  if o.kind in VIEW_KINDS and o.database and o.table}  # fmt: skip
-        created = restored_tables(plan.objects, self.options.tables) | views
-        check_case_collisions(self.server, self.targets, created)
+        return restored_tables(plan.objects, self.options.tables) | views
+
+    def check_target(self, plan: RestorePlan) -> None:
+        check_case_collisions(self.server, self.targets, self.created_names(plan))
         check_packet_size(self.server, int(self.manifest.options.get("max_statement_bytes") or 0))
         if check_not_replica(self.server, self.role, allow=self.options.allow_replica_target):
             self.binlog = False  # allowed onto a replica: never into its binlog (no errant GTIDs)

@@ -34,7 +34,13 @@ class Selection:
 
     With ``fold`` (the server's ``lower_case_table_names`` is 1 or 2) names are compared
     lower-cased: every name here is held lower-cased (:meth:`folded`), ``includes`` is
-    asked with lower-cased names, and statements are scanned folded."""
+    asked with lower-cased names, and statements are scanned folded.
+
+    ``lowered`` (folded selections only) is for a source storing names lower-cased
+    (``lower_case_table_names=1``) replayed into a target comparing them as spelled: the
+    restored tables' names, which replayed statements spell lower-cased, as they do the
+    restored databases and the tables the replay creates (see
+    :class:`~datatier.mysql.binlog.translate.Translator`); None: names as spelled."""
 
     databases: frozenset[str]
     renames: dict[str, str] = field(default_factory=dict)
@@ -42,6 +48,7 @@ class Selection:
     known_databases: frozenset[str] = frozenset()
     includes: Callable[[str, str], bool] | None = None
     fold: bool = False
+    lowered: frozenset[str] | None = None
 
     def folded(self, fold: bool) -> Selection:
         """This selection with its names as a server folding them (``fold``) compares

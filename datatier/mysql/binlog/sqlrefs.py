@@ -228,19 +228,36 @@ def referenced_databases(found: Scan, default: str, known: set[str], sql_mode: i
     return refs
 
 
-def rewrite(text: str, found: Scan, renames: dict[str, str], known: set[str]) -> str:
-    """``text`` with every database reference in ``renames`` replaced by its new name."""
-    spots = [
-        n
+def rewrite(
+    text: str,
+    found: Scan,
+    renames: dict[str, str],
+    known: set[str],
+    lower: Collection[str] = (),
+) -> str:
+    """``text`` with every database reference in ``renames`` replaced by its new name, and
+    every other identifier whose value is in ``lower`` spelled lower-cased as the server
+    lower-cases names (quoted or not, as it was): for a target comparing names as spelled,
+    a source that stored them lower-cased (``lower``: its names, as ``found`` holds them,
+    scanned folded)."""
+    spots = {
+        n.start: (n, ident(renames[n.value]))
         for n, parts in found.qualifiers
         if n.value in renames and (parts >= 3 or n.value in known)
-    ]
-    spots += [n for n in found.database_objects if n.value in renames]
+    }
+    for n in found.database_objects:
+        if n.value in renames:
+            spots[n.start] = (n, ident(renames[n.value]))
+    if lower:
+        for n in found.names:
+            if n.start not in spots and n.value in lower:
+                spots[n.start] = (n, name_key(text[n.start : n.end], True))
     out = []
     at = 0
-    for name in sorted(spots, key=lambda n: n.start):
-        out.append(text[at : name.start])
-        out.append(ident(renames[name.value]))
+    for start in sorted(spots):
+        name, replacement = spots[start]
+        out.append(text[at:start])
+        out.append(replacement)
         at = name.end
     out.append(text[at:])
     return "".join(out)

@@ -28,11 +28,14 @@ from datatier.mysql.binlog import query as q
 from datatier.mysql.binlog.groups import Group, ends_transaction
 from datatier.mysql.binlog.selection import ReplayRefused, Selection, tables_kept
 from datatier.mysql.binlog.sqlrefs import (
+    Scan,
     account_statement,
     account_text,
     ambiguous_qualifiers,
     referenced_databases,
     rewrite,
+    statement_tables,
+    written_table,
 )
 from datatier.mysql.binlog.xa import XaLedger
 from datatier.mysql.sqltext import ident, string_literal
@@ -76,6 +79,8 @@ class Translator:
     """Turns groups into statements for one replay connection (it remembers the session).
 
     ``charset_name`` maps a collation ID to its character set name (asked of the target).
+    With ``selection.lowered`` the replayed statements spell the restored databases and
+    tables, and the tables they create, lower-cased (:func:`sqlrefs.rewrite`).
     """
 
     def __init__(
@@ -96,6 +101,11 @@ class Translator:
         self._xa = XaLedger()
         self.accounts_skipped = 0  # account statements left out; the first ones listed:
         self.accounts_listed: list[tuple[str, str]] = []  # (GTID, the statement's start)
+        self.tables: set[tuple[str, str]] = set()  # (database, table) the replay writes
+        self.mapped: set[tuple[str, str]] = set()  # of them, rows' tables, as the binlog has
+        self._lowered: set[str] | None = None  # names statements spell lower-cased
+        if selection.lowered is not None:
+            self._lowered = {*selection.lowered, *selection.databases}
 
     def rows_only(self, fde: ev.FormatDescription, group: Group) -> list[list[bytes]] | None:
         """The row statements (each its table maps and rows events) replaying ``group``
@@ -152,6 +162,8 @@ class Translator:
                     renamed[ev.HEADER_LEN : len(renamed) - (ev.CRC_LEN if checksum else 0)],
                 )
             self._maps[body] = found
+            if target is not None:
+                self._note_mapped(mapped.database, mapped.table)
         table_id, new_body = found
         if new_body is None:
             return table_id, None
@@ -181,6 +193,7 @@ class Translator:
                 target = self.selection.target_of(mapped.database, mapped.table)
                 maps[mapped.table_id] = target is not None
                 if target is not None:
+                    self._note_mapped(mapped.database, mapped.table)
                     if target != mapped.database:
                         event = ev.rename_table_map(event, target, fde.checksum)
                     chunk.append(event)
@@ -342,6 +355,7 @@ class Translator:
             )
         if self.selection.by_table and not tables_kept(self.selection, found, default, where):
             return []
+        self._note_tables(found, default)
         renames = self.selection.renames
         if unclear := ambiguous_qualifiers(found, renames):
             raise ReplayRefused(
@@ -351,17 +365,37 @@ class Translator:
                 hint="restore that database under its own name (no --rename), or replay this "
                 "window by hand; nothing was changed",
             )
-        text = rewrite(text, found, renames, self.known)
+        text = rewrite(text, found, renames, self.known, self._lowered or ())
         statements = self._session(event, self._version)
         # a default database outside the restore plays no part (every name is qualified,
         # see qualified.py) and may not exist on the target: no USE of it
         if default in self.selection.databases and not event.suppress_use:
-            target = renames.get(default, event.database)
+            spelled = event.database if self._lowered is None else default
+            target = renames.get(default, spelled)
             if self.session.changed("db", target):
                 statements.append(b"USE " + ident(target).encode())
         statements.extend(pending)
         statements.append(text.encode("utf-8", "surrogateescape"))
         return statements
+
+    def _note_mapped(self, database: str, table: str) -> None:
+        """A restored table rows are replayed to, spelled as its table map spells it (a
+        source storing names lower-cased writes them so, a case-sensitive one as they are),
+        into :attr:`mapped` and :attr:`tables` (folded when the selection folds)."""
+        self.mapped.add((database, table))
+        key = self.selection.key
+        self.tables.add((key(database), key(table)))
+
+    def _note_tables(self, found: Scan, default: str) -> None:
+        """Into :attr:`tables`, the restored tables a replayed statement names as a table
+        DDL's (CREATE, ALTER, RENAME...) or as the one table a data change writes."""
+        named = statement_tables(found, default) or []
+        if written := written_table(found, default):
+            named.append(written)
+        restored = [t for t in named if t[0] in self.selection.databases]
+        self.tables.update(restored)
+        if self._lowered is not None:
+            self._lowered.update(table for _, table in restored)
 
     def _load_data(self, group: Group, event: q.QueryEvent) -> None:
         """A statement-format LOAD DATA: refused when it loads into a restored database

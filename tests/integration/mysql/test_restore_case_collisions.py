@@ -137,7 +137,8 @@ def run(sandbox: SandboxHandle, svc: MariaDBService, *statements: str) -> list[t
 
 
 def clear(sandbox: SandboxHandle, svc: MariaDBService) -> None:
-    run(sandbox, svc, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in (*SOURCES, "cf_other")))
+    dropped = (*SOURCES, "cf_other", TRIG)
+    run(sandbox, svc, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in dropped))
 
 
 def ours(sandbox: SandboxHandle, svc: MariaDBService) -> list[tuple[Any, ...]]:
@@ -358,3 +359,52 @@ def test_name_key_lower_cases_every_character_as_the_server_does(
                 if name_key(char, True) != server:
                     differ.append((f"U+{ord(char):04X}", name_key(char, True), server))
     assert differ == []
+
+
+TRIG = "cf_trig"  # tables `a` and `b`; triggers `Stamp` on `a` and `stamp` on `b`; views
+
+
+def test_triggers_differing_by_case_both_restored_views_refused(
+    target: tuple[SandboxHandle, MariaDBService], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Per-database objects whose names differ only by letter case, into the folding
+    server. Views share the tables' names, so `Recent` and `recent` are one there: refused
+    (exit 2, nothing created). Trigger names stay case-sensitive there (MariaDB 10.11), so
+    `Stamp` and `stamp` are both restored (each object's DROP TRIGGER IF EXISTS drops only
+    its own), each firing on its table. Routines and events compare names without regard
+    to case on every server: no two of them differ only by case."""
+    sandbox, svc = target
+    on_sandbox(
+        sandbox,
+        f"DROP DATABASE IF EXISTS {TRIG}",
+        f"CREATE DATABASE {TRIG}",
+        f"CREATE TABLE {TRIG}.a (id INT PRIMARY KEY, v VARCHAR(10))",
+        f"CREATE TABLE {TRIG}.b (id INT PRIMARY KEY, v VARCHAR(10))",
+        f"CREATE TRIGGER {TRIG}.Stamp BEFORE INSERT ON {TRIG}.a FOR EACH ROW SET NEW.v = 'A'",
+        f"CREATE TRIGGER {TRIG}.stamp BEFORE INSERT ON {TRIG}.b FOR EACH ROW SET NEW.v = 'b'",
+    )
+    try:
+        triggers = back_up(sandbox, "cf_trig", [TRIG])
+        on_sandbox(
+            sandbox,
+            f"CREATE VIEW {TRIG}.Recent AS SELECT id FROM {TRIG}.a",
+            f"CREATE VIEW {TRIG}.recent AS SELECT id FROM {TRIG}.b",
+        )
+        views = back_up(sandbox, "cf_trig", [TRIG])
+    finally:
+        on_sandbox(sandbox, f"DROP DATABASE IF EXISTS {TRIG}")
+    capsys.readouterr()
+
+    refused = restore(views, svc)
+
+    err = capsys.readouterr().err
+    assert (refused, databases(sandbox, svc)) == (2, []), err
+    assert f"{TRIG}.Recent and {TRIG}.recent" in err and "lower_case_table_names=1" in err
+
+    assert restore(triggers, svc) == 0
+    run(sandbox, svc, f"INSERT INTO {TRIG}.a (id) VALUES (1)",
+        f"INSERT INTO {TRIG}.b (id) VALUES (2)")  # fmt: skip
+    fired = run(sandbox, svc, f"SELECT id, v FROM {TRIG}.a UNION ALL SELECT id, v FROM {TRIG}.b")
+    names = run(sandbox, svc, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+                f"WHERE TRIGGER_SCHEMA = '{TRIG}' ORDER BY BINARY TRIGGER_NAME")  # fmt: skip
+    assert (fired, names) == ([(1, "A"), (2, "b")], [("Stamp",), ("stamp",)])

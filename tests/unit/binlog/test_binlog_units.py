@@ -148,6 +148,26 @@ def test_database_references_and_renames_never_touch_strings_or_comments() -> No
     assert referenced_databases(scan(alias), "crm", {"crm"}) == {"crm"}
 
 
+def test_rewrite_spells_a_folding_sources_names_lower_cased() -> None:
+    """Names a source with lower_case_table_names=1 stored lower-cased, as a case-sensitive
+    target needs them: identifiers only (quoted as they were), never strings, comments or
+    other names (columns, aliases; a column named as a table is lower-cased too, the same
+    column on every server); a renamed qualifier takes its new name as given."""
+    text = "UPDATE Shop.`ORDERS` O SET O.Note = 'Shop.ORDERS' /* Shop */ WHERE Qty = 1"
+    found = scan(text, fold=True)
+    lower = {"shop", "orders", "items"}
+    assert rewrite(text, found, {}, {"shop"}, lower) == (
+        "UPDATE shop.`orders` O SET O.Note = 'Shop.ORDERS' /* Shop */ WHERE Qty = 1"
+    )
+    insert = "INSERT INTO Items VALUES (1)"
+    assert rewrite(insert, scan(insert, fold=True), {}, set(), lower) == insert.replace(
+        "Items", "items"
+    )
+    assert rewrite(text, found, {"shop": "New_Shop"}, {"shop"}, lower).startswith(
+        "UPDATE `New_Shop`.`orders` O"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "tables"),
     [
