@@ -134,7 +134,7 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="USER[:GROUP]",
     help="Physical: who owns the restored files (default: DIR's owner, else mysql).",
 )
-@click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
+@click.option("--force", is_flag=True, help="Replace objects in a non-empty target.")
 @click.option(
     "--allow-replica-target",
     is_flag=True,

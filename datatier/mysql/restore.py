@@ -11,7 +11,8 @@
   (``lower_case_table_names`` 1 or 2; :mod:`datatier.mysql.casenames`); the target's
   ``max_allowed_packet`` fits the backup's largest statement; a read-only or replica target
   is refused unless ``allow_replica_target`` (then the load runs without binlogging, so no
-  errant GTID); a target database that already holds tables is refused unless ``force``.
+  errant GTID); a target database that already holds tables, views, sequences, routines
+  or events is refused unless ``force``.
 * ``apply``: with ``force``, the target's objects named like a table, sequence or view the
   restore creates but of another kind dropped (:mod:`datatier.mysql.otherkinds`;
   nothing else), databases created, then objects in restore order (schema, data, triggers,
@@ -228,7 +229,10 @@ class LogicalRestore(RestoreEngine):
         else:
             busy = busy_databases(self.server, sorted(set(self.targets.values())))
             if busy:
-                listed = ", ".join(f"{db} ({n} tables)" for db, n in sorted(busy.items()))
+                listed = ", ".join(
+                    f"{db} ({', '.join(f'{n} {kind}' for kind, n in held.items())})"
+                    for db, held in sorted(busy.items())
+                )
                 raise UsageError(
                     f"target {self.server.label} is not empty: {listed}",
                     hint="restore elsewhere, --rename SRC=DST, or --force to replace",

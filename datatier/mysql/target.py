@@ -70,20 +70,32 @@ def check_not_replica(target: Endpoint, configured_role: str | None, *, allow: b
     return bool(reasons)
 
 
-def busy_databases(target: Endpoint, databases: list[str]) -> dict[str, int]:
-    """Of ``databases``, those that already hold tables on ``target``, with their count."""
+BUSY_KINDS = (
+    ("tables", "information_schema.TABLES", "TABLE_SCHEMA"),  # views and sequences too
+    ("routines", "information_schema.ROUTINES", "ROUTINE_SCHEMA"),
+    ("events", "information_schema.EVENTS", "EVENT_SCHEMA"),
+)
+"""What makes a database non-empty: every kind of object a restore creates and would replace
+(a trigger belongs to a table)."""
+
+
+def busy_databases(target: Endpoint, databases: list[str]) -> dict[str, dict[str, int]]:
+    """Of ``databases``, those that already hold objects on ``target`` (tables, views,
+    sequences, routines, events), with their count by kind (``{"tables": 2, ...}``)."""
+    found: dict[str, dict[str, int]] = {}
     if not databases:
-        return {}
-    found: dict[str, int] = {}
+        return found
     with connect(target) as conn, conn.cursor() as cur:
         for batch in apart(databases):  # IN ('Shop', 'shop') would ask for Shop alone
             marks = ",".join(["%s"] * len(batch))
-            cur.execute(
-                "SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES "
-                f"WHERE TABLE_SCHEMA IN ({marks}) GROUP BY TABLE_SCHEMA",
-                tuple(batch),
-            )
-            found.update({row[0]: int(row[1]) for row in cur.fetchall()})
+            for kind, view, column in BUSY_KINDS:
+                cur.execute(
+                    f"SELECT {column}, COUNT(*) FROM {view} "
+                    f"WHERE {column} IN ({marks}) GROUP BY {column}",
+                    tuple(batch),
+                )
+                for database, count in cur.fetchall():
+                    found.setdefault(database, {})[kind] = int(count)
     return found
 
 
