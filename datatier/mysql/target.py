@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
+from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, MySQLError, connect, query_dicts
 from datatier.mysql.lettercase import apart
 from datatier.mysql.replica_status import read_replica_status
+
+log = get_logger(__name__)
 
 CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 """MariaDB/MySQL character set and collation names: letters, digits, underscores."""
@@ -119,28 +122,36 @@ def create_databases(
     charsets: Mapping[str, Mapping[str, Any]],
     *,
     binlog: bool,
-    created: list[str] | None = None,
+    defaults: bool = False,
+    changed: list[str] | None = None,
 ) -> None:
     """``CREATE DATABASE IF NOT EXISTS`` each target of ``names`` (source -> target) with
-    the source's character set and collation from ``charsets``. Every clause is validated
-    before the first statement runs. Those that did not exist are appended to ``created``
-    as they are made (so a caller knows what a failure part-way left)."""
+    the source's character set and collation from ``charsets``; with ``defaults``, an
+    existing one is given them too (``ALTER DATABASE``: its defaults only, its tables are
+    not converted). Every clause is validated before the first statement runs. Those
+    created or altered are appended to ``changed`` as they are (so a caller knows what a
+    failure part-way left)."""
     statements = [
         (
+            f"`{dst.replace('`', '``')}`",
             dst,
-            f"CREATE DATABASE IF NOT EXISTS `{dst.replace('`', '``')}`"
-            + database_clause(charsets.get(src, {}), f"manifest record of database {src!r}"),
+            database_clause(charsets.get(src, {}), f"manifest record of database {src!r}"),
         )
         for src, dst in names.items()
     ]
     with connect(target) as conn, conn.cursor() as cur:
         if not binlog:
             cur.execute("SET SESSION sql_log_bin = 0")
-        for dst, statement in statements:
+        for quoted, dst, clause in statements:
             try:
-                cur.execute(statement)
-                if cur.rowcount and created is not None:  # 0 rows: it existed already
-                    created.append(dst)
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS {quoted}{clause}")
+                if not cur.rowcount and defaults and clause:  # 0 rows: it existed already
+                    cur.execute(f"ALTER DATABASE {quoted}{clause}")
+                    log.info("restore.database_defaults", database=dst, defaults=clause.strip())
+                elif not cur.rowcount:
+                    continue
+                if changed is not None:
+                    changed.append(dst)
             except MySQLError as exc:  # a name the server or its file system refuses
                 reason = exc.args[-1] if exc.args else exc
                 raise OperationFailed(
