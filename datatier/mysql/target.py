@@ -143,9 +143,11 @@ def create_databases(
         if not binlog:
             cur.execute("SET SESSION sql_log_bin = 0")
         for quoted, dst, clause in statements:
+            doing = "create database"
             try:
                 cur.execute(f"CREATE DATABASE IF NOT EXISTS {quoted}{clause}")
                 if not cur.rowcount and defaults and clause:  # 0 rows: it existed already
+                    doing = "set the default character set of database"
                     cur.execute(f"ALTER DATABASE {quoted}{clause}")
                     log.info("restore.database_defaults", database=dst, defaults=clause.strip())
                 elif not cur.rowcount:
@@ -155,7 +157,7 @@ def create_databases(
             except MySQLError as exc:  # a name the server or its file system refuses
                 reason = exc.args[-1] if exc.args else exc
                 raise OperationFailed(
-                    f"target {target.label} cannot create database {dst!r}: {reason}",
+                    f"target {target.label} cannot {doing} {dst!r}: {reason}",
                     hint="restore it under another name (--rename SRC=DST)",
                 ) from None
 
