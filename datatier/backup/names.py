@@ -2,13 +2,17 @@
 
 Names may hold any character, so an entry may quote either part MySQL style: ``db.t``,
 ```my,db`.`t.1```, ```a.b`.c`` (a doubled backtick inside quotes is one backtick). Commas
-outside backticks separate entries; whitespace around an entry is dropped. A backtick
-opens a quote only where a part starts (elsewhere it is part of the name).
+outside backticks separate entries. A backtick opens a quote only where a part starts
+(elsewhere it is part of the name). A quoted part is taken exactly.
 
 An unquoted ``a.b.c`` can mean `a`.`b.c` or `a.b`.`c`: :func:`parse_tables` keeps every
 reading, :func:`resolve_tables` picks the one the backup holds and refuses (UsageError)
-an entry more than one of its tables fits. Everything after parsing is a (database,
-table) pair; nothing compares ``db.table`` strings.
+an entry more than one of its tables fits. Blanks at an entry's ends (ASCII spaces, tabs
+and line breaks, as in ``a.t, b.t``; not a no-break or other Unicode space, which names
+may hold) are read both ways: ``' sp.t'`` means `sp`.`t` or ` sp`.`t`, whichever the
+backup holds, and is refused when it holds both (:func:`resolve_databases` likewise), so
+a name the backup holds is never taken for another. Everything after parsing is a
+(database, table) pair; nothing compares ``db.table`` strings.
 """
 
 from __future__ import annotations
@@ -29,13 +33,34 @@ QUOTE_HINT = "quote names holding a dot, comma or backtick with backticks: `my,d
 RENAME_HINT = "--rename SRC=DST; quote a name holding = with backticks: --rename '`e=q`=new'"
 
 
+BLANKS = " \t\r\n"
+"""What is dropped from an unquoted entry's ends (also read as written: module docstring)."""
+
+
 @dataclass(frozen=True)
 class TableEntry:
-    """One ``--tables`` entry: ``text`` as given, and the (database, table) pairs it can
-    mean (one when a part is quoted; every split at a dot when it is not)."""
+    """One ``--tables`` entry: ``text`` as given, the (database, table) pairs it can mean
+    (one when a part is quoted; every split at a dot when it is not), and ``spaced``: those
+    of the entry with the blanks at its ends kept, when it had any."""
 
     text: str
     readings: tuple[TableName, ...]
+    spaced: tuple[TableName, ...] = ()
+
+    @property
+    def candidates(self) -> tuple[TableName, ...]:
+        """Every pair the entry can name: ``readings``, then ``spaced``."""
+        return tuple(dict.fromkeys(self.readings + self.spaced))
+
+
+@dataclass(frozen=True)
+class DatabaseEntry:
+    """One ``--databases`` entry: ``text`` as given, ``name`` without blanks at its ends,
+    ``spaced`` the name with them (None when it had none)."""
+
+    text: str
+    name: str
+    spaced: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,10 +69,15 @@ class _Piece:
     text: str
 
 
-def _entries(value: str, option: str) -> list[list[_Piece]]:
+_Entry = tuple[list[_Piece], list[_Piece]]
+"""An entry's pieces without the blanks at its ends, and with them."""
+
+
+def _entries(value: str, option: str) -> list[_Entry]:
     """``value`` split at the commas outside backticks, each entry as its quoted names and
-    the bare text between them (outer whitespace dropped; empty entries left out)."""
-    entries: list[list[_Piece]] = []
+    the bare text between them, without and with the blanks at its ends (entries that are
+    only blanks left out)."""
+    entries: list[_Entry] = []
     pieces: list[_Piece] = []
     bare: list[str] = []
 
@@ -58,13 +88,14 @@ def _entries(value: str, option: str) -> list[list[_Piece]]:
 
     def end_entry() -> None:
         flush_bare()
+        spaced = list(pieces)
         if pieces and not pieces[0].quoted:
-            pieces[0] = _Piece(False, pieces[0].text.lstrip())
+            pieces[0] = _Piece(False, pieces[0].text.lstrip(BLANKS))
         if pieces and not pieces[-1].quoted:
-            pieces[-1] = _Piece(False, pieces[-1].text.rstrip())
+            pieces[-1] = _Piece(False, pieces[-1].text.rstrip(BLANKS))
         kept = [p for p in pieces if p.quoted or p.text]
         if kept:
-            entries.append(kept)
+            entries.append((kept, spaced))
         pieces.clear()
 
     i = 0
@@ -74,7 +105,7 @@ def _entries(value: str, option: str) -> list[list[_Piece]]:
         if char == ",":
             end_entry()
             i += 1
-        elif char == "`" and ((not pieces and not text.strip()) or text.endswith(".")):
+        elif char == "`" and ((not pieces and not text.strip(BLANKS)) or text.endswith(".")):
             close = i + 1
             name: list[str] = []
             while True:
@@ -89,8 +120,8 @@ def _entries(value: str, option: str) -> list[list[_Piece]]:
                     break
                 name.append(value[close])
                 close += 1
-            if not pieces and not text.strip():
-                bare.clear()  # whitespace before the entry
+            if not pieces and not text.strip(BLANKS):
+                bare.clear()  # blanks before the entry
             flush_bare()
             pieces.append(_Piece(True, "".join(name)))
             i = close + 1
@@ -98,7 +129,7 @@ def _entries(value: str, option: str) -> list[list[_Piece]]:
             bare.append(char)
             i += 1
     end_entry()
-    for entry in entries:
+    for entry, _ in entries:
         if any(p.quoted and not p.text for p in entry):
             raise UsageError(f"{option} {value!r}: an empty name (``)", hint=QUOTE_HINT)
     return entries
@@ -108,26 +139,33 @@ def _show_entry(entry: list[_Piece]) -> str:
     return "".join(quote(p.text) if p.quoted else p.text for p in entry)
 
 
-def _table_entry(entry: list[_Piece], option: str) -> TableEntry:
-    text = _show_entry(entry)
+def _splits(entry: list[_Piece]) -> list[TableName]:
+    """The (database, table) pairs ``entry`` can mean; none when it is not DB.TABLE."""
     shape = [p.quoted for p in entry]
-    readings: list[TableName] = []
     if shape == [False]:
         name = entry[0].text
-        readings = [
+        return [
             (name[:i], name[i + 1 :])
             for i, char in enumerate(name)
             if char == "." and name[:i] and name[i + 1 :]
         ]
-    elif shape == [True, False] and entry[1].text.startswith(".") and entry[1].text[1:]:
-        readings = [(entry[0].text, entry[1].text[1:])]
-    elif shape == [False, True] and entry[0].text.endswith(".") and entry[0].text[:-1]:
-        readings = [(entry[0].text[:-1], entry[1].text)]
-    elif shape == [True, False, True] and entry[1].text == ".":
-        readings = [(entry[0].text, entry[2].text)]
+    if shape == [True, False] and entry[1].text.startswith(".") and entry[1].text[1:]:
+        return [(entry[0].text, entry[1].text[1:])]
+    if shape == [False, True] and entry[0].text.endswith(".") and entry[0].text[:-1]:
+        return [(entry[0].text[:-1], entry[1].text)]
+    if shape == [True, False, True] and entry[1].text == ".":
+        return [(entry[0].text, entry[2].text)]
+    return []
+
+
+def _table_entry(entry: _Entry, option: str) -> TableEntry:
+    kept, spaced = entry
+    text = _show_entry(spaced)
+    readings = _splits(kept)
     if not readings:
         raise UsageError(f"{option} {text!r}: expected DB.TABLE", hint=QUOTE_HINT)
-    return TableEntry(text, tuple(readings))
+    others = [] if kept == spaced else [r for r in _splits(spaced) if r not in readings]
+    return TableEntry(text, tuple(readings), tuple(others))
 
 
 def _none_named(option: str, values: tuple[str, ...], what: str) -> UsageError:
@@ -152,38 +190,66 @@ def parse_tables(values: Iterable[str], option: str = "--tables") -> tuple[Table
     return tuple(dict.fromkeys(found))
 
 
-def parse_databases(values: Iterable[str], option: str = "--databases") -> tuple[str, ...]:
-    """Every database name of the repeated, comma-separated ``values``, in order, once
+def parse_databases(
+    values: Iterable[str], option: str = "--databases"
+) -> tuple[DatabaseEntry, ...]:
+    """Every database entry of the repeated, comma-separated ``values``, in order, once
     each; UsageError for an entry that is not one name, and when values are given but
-    hold no name at all."""
+    hold no name at all. :func:`resolve_databases` tells which name each means."""
     values = tuple(values)
-    names: list[str] = []
+    found: list[DatabaseEntry] = []
     for value in values:
-        for entry in _entries(value, option):
-            if len(entry) != 1:
-                raise UsageError(f"{option} {_show_entry(entry)!r}: expected one database "
+        for kept, spaced in _entries(value, option):
+            if len(kept) != 1:
+                raise UsageError(f"{option} {_show_entry(kept)!r}: expected one database "
                                  "name", hint=QUOTE_HINT)  # fmt: skip
-            names.append(entry[0].text)
-    if values and not names:
+            name = kept[0].text
+            if kept == spaced:
+                found.append(DatabaseEntry(_show_entry(kept), name))
+            else:
+                other = "".join(p.text for p in spaced) if len(spaced) == 1 else None
+                found.append(DatabaseEntry(_show_entry(spaced), name, other))
+    if values and not found:
         raise _none_named(option, values, "database")
+    return tuple(dict.fromkeys(found))
+
+
+def _fits_one(option: str, text: str, shown: list[str], what: str, backup_id: str) -> None:
+    """UsageError when more than one of the backup's ``what`` (``shown`` quoted) fits the
+    entry ``text``."""
+    if len(shown) > 1:
+        raise UsageError(
+            f"{option} {text!r} fits {len(shown)} {what} of backup {backup_id}: {', '.join(shown)}",
+            hint=f"name one with backticks, e.g. {shown[0]} (outside backticks, blanks at "
+            "an entry's ends are dropped)",
+        )
+
+
+def resolve_databases(
+    entries: Iterable[DatabaseEntry], held: Collection[str], backup_id: str
+) -> tuple[str, ...]:
+    """The database each entry names: the one of its name with and without blanks at its
+    ends ``held`` (the backup's databases) has; UsageError when it holds both. An entry
+    that fits none gives its name (the caller reports it missing)."""
+    names: list[str] = []
+    for entry in entries:
+        fits = [n for n in (entry.name, entry.spaced) if n is not None and n in held]
+        _fits_one("--databases", entry.text, [quote(n) for n in fits], "databases", backup_id)
+        names.append(fits[0] if fits else entry.name)
     return tuple(dict.fromkeys(names))
 
 
 def resolve_tables(
     entries: Iterable[TableEntry], held: Collection[TableName], backup_id: str
 ) -> tuple[TableName, ...]:
-    """The (database, table) pair each entry names: its one reading ``held`` (the
+    """The (database, table) pair each entry names: its one candidate ``held`` (the
     backup's tables) has; UsageError naming the candidates when more than one fits. An
     entry that fits none gives its first reading (the caller reports it missing)."""
     pairs: list[TableName] = []
     for entry in entries:
-        fits = [r for r in entry.readings if r in held]
-        if len(fits) > 1:
-            raise UsageError(
-                f"--tables {entry.text!r} fits {len(fits)} tables of backup {backup_id}: "
-                f"{', '.join(show(db, t, always=True) for db, t in fits)}",
-                hint="name one with backticks, e.g. " + show(*fits[0], always=True),
-            )
+        fits = [r for r in entry.candidates if r in held]
+        shown = [show(db, t, always=True) for db, t in fits]
+        _fits_one("--tables", entry.text, shown, "tables", backup_id)
         pairs.append(fits[0] if fits else entry.readings[0])
     return tuple(dict.fromkeys(pairs))
 

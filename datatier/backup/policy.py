@@ -214,7 +214,7 @@ class Policy:
         backup must refuse either rather than quietly leave a listed table out."""
         problems: list[str] = []
         for entry in parse_tables(self.spec.source.tables, "source.tables"):
-            fits = [r for r in entry.readings if r in held]
+            fits = [r for r in entry.candidates if r in held]
             if not fits:
                 problems.append(f"{entry.text!r} names no table or view there")
             elif len(fits) > 1:
@@ -234,7 +234,7 @@ class Policy:
         none is no problem (the table is gone; there is nothing to leave out)."""
         problems: list[str] = []
         for entry in parse_tables(self.spec.source.exclude_tables, "source.exclude_tables"):
-            fits = [r for r in entry.readings if r in seen]
+            fits = [r for r in entry.candidates if r in seen]
             if len(fits) > 1:
                 both = ", ".join(show(db, t, always=True) for db, t in fits)
                 problems.append(f"{entry.text!r} fits {both}: quote one with backticks")
@@ -244,7 +244,7 @@ class Policy:
 @lru_cache(maxsize=256)
 def _readings(entries: tuple[str, ...]) -> frozenset[TableName]:
     """Every (database, table) pair the policy entries can mean."""
-    return frozenset(r for e in parse_tables(entries, "source.tables") for r in e.readings)
+    return frozenset(r for e in parse_tables(entries, "source.tables") for r in e.candidates)
 
 
 def _check_selection(src: SourceSettings, source: str) -> None:
@@ -256,11 +256,11 @@ def _check_selection(src: SourceSettings, source: str) -> None:
     entries = parse_tables(src.tables, "source.tables")
     hint = "source.tables alone picks the tables backed up; databases may be left out"
     for db in src.databases:
-        if not any(reading[0] == db for e in entries for reading in e.readings):
+        if not any(reading[0] == db for e in entries for reading in e.candidates):
             raise ConfigError(source, "source.databases", f"{db!r} is named by no source.tables "
                               "entry, so it would not be backed up", hint=hint)  # fmt: skip
     for e in entries:
-        dbs = {reading[0] for reading in e.readings}
+        dbs = {reading[0] for reading in e.candidates}
         if (src.databases and not dbs & set(src.databases)) or dbs <= set(src.exclude_databases):
             problem = f"{e.text!r} is in a database source.databases/exclude_databases leave out"
             raise ConfigError(source, "source.tables", problem, hint=hint)

@@ -18,6 +18,7 @@ from datatier.backup.names import (
     parse_databases,
     parse_rename,
     parse_tables,
+    resolve_databases,
     resolve_tables,
 )
 from datatier.backup.restore import RestoreReport, locate_backup, restore_backup
@@ -76,7 +77,8 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     multiple=True,
     metavar="DB,...",
     help="Only these databases (repeatable). Quote a name holding a comma or backtick with "
-    "backticks, MySQL style: --databases '`my,db`,other'.",
+    "backticks, MySQL style: --databases '`my,db`,other'. Quoted names are exact; an unquoted "
+    "' sp' is `sp` or ` sp`, whichever the backup holds (refused if both).",
 )
 @click.option(
     "--tables",
@@ -84,8 +86,8 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="DB.T,...",
     help="Only these tables or views (repeatable). Quote a part holding a dot, comma or backtick "
     "with backticks, MySQL style (`` inside is one backtick): --tables '`my,db`.`t.1`,shop.a'. "
-    "An unquoted entry that fits two tables of the backup (a.b.c: `a`.`b.c` and `a.b`.`c`) "
-    "is refused.",
+    "An unquoted entry that fits two tables of the backup (a.b.c: `a`.`b.c` and `a.b`.`c`; "
+    "' sp.t': `sp`.`t` and ` sp`.`t`) is refused.",
 )
 @click.option(
     "--jobs",
@@ -134,7 +136,7 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="USER[:GROUP]",
     help="Physical: who owns the restored files (default: DIR's owner, else mysql).",
 )
-@click.option("--force", is_flag=True, help="Replace tables in a non-empty target.")
+@click.option("--force", is_flag=True, help="Replace objects in a non-empty target.")
 @click.option(
     "--allow-replica-target",
     is_flag=True,
@@ -263,7 +265,11 @@ def restore(
         grants=grants,
         renames=_renames(renames),
         tables=resolve_tables(entries, held_tables(manifest), manifest.backup_id),
-        databases=listed_databases,
+        databases=resolve_databases(
+            listed_databases,
+            set(manifest.databases) | {db for db, _ in held_tables(manifest)},
+            manifest.backup_id,
+        ),
         jobs=jobs,
         dry_run=dry_run,
         binlog=not no_binlog,

@@ -5,7 +5,10 @@ table one of them created gets the other's rows, or loses its own), and each may
 with exit 0. A restore therefore holds, from its first check of the target until its last
 (the row counts), one named lock per target database on a connection of its own; a second
 restore into any of them is refused at once (NotReadyYet, exit 5) before it changes
-anything. The server frees the locks when that connection ends, so a restore that is killed
+anything. A lock is named by the database's name as the target compares it
+(:func:`~datatier.mysql.lettercase.name_key`: with ``lower_case_table_names`` 1 or 2,
+`Shop` and `shop` are one database and share one lock). The server frees the locks when
+that connection ends, so a restore that is killed
 leaves none behind; if the server restarts mid-restore they are gone (the restore itself
 then fails on its own connections).
 """
@@ -18,6 +21,7 @@ from collections.abc import Iterable, Iterator
 
 from datatier.errors import NotReadyYet
 from datatier.mysql.connection import Endpoint, connect
+from datatier.mysql.lettercase import folds_names, name_key
 
 PREFIX = "datatier.restore."
 LONGEST_WAIT = 31536000
@@ -26,8 +30,9 @@ while the restore downloads (or waits for Glacier), and must not be dropped."""
 
 
 def lock_name(database: str) -> str:
-    """The lock of target database ``database``: a digest, since names may hold any
-    character and lock names are limited to 64."""
+    """The lock of target database ``database`` (as the target compares it: see the
+    module docstring): a digest, since names may hold any character and lock names are
+    limited to 64."""
     digest = hashlib.sha256(database.encode("utf-8", "surrogateescape")).hexdigest()
     return PREFIX + digest[:40]
 
@@ -42,8 +47,9 @@ def claim_databases(target: Endpoint, databases: Iterable[str]) -> Iterator[None
         return
     with connect(target) as conn, conn.cursor() as cur:
         cur.execute("SET SESSION wait_timeout = %s", (LONGEST_WAIT,))
+        fold = folds_names(cur)
         for database in wanted:
-            cur.execute("SELECT GET_LOCK(%s, 0)", (lock_name(database),))
+            cur.execute("SELECT GET_LOCK(%s, 0)", (lock_name(name_key(database, fold)),))
             row = cur.fetchone()
             if row is None or row[0] != 1:
                 raise NotReadyYet(

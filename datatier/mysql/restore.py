@@ -11,11 +11,14 @@
   (``lower_case_table_names`` 1 or 2; :mod:`datatier.mysql.casenames`); the target's
   ``max_allowed_packet`` fits the backup's largest statement; a read-only or replica target
   is refused unless ``allow_replica_target`` (then the load runs without binlogging, so no
-  errant GTID); a target database that already holds tables is refused unless ``force``.
+  errant GTID); a target database that already holds tables, views, sequences, routines
+  or events is refused unless ``force``.
 * ``apply``: with ``force``, the target's objects named like a table, sequence or view the
   restore creates but of another kind dropped (:mod:`datatier.mysql.otherkinds`;
-  nothing else), databases created, then objects in restore order (schema, data, triggers,
-  routines, events, views), tables and data parts in parallel (see
+  nothing else), databases created (one that exists takes the backup's default character
+  set and collation, unless ``--tables``: routines' parameters take the database's, so a
+  latin1 target database broke utf8mb4 routines), then objects in restore order (schema,
+  data, triggers, routines, events, views), tables and data parts in parallel (see
   :class:`~datatier.mysql.load.SQLLoader`), from their verified local copies.
 * ``post_check``: every restored table has the manifest's row count.
 """
@@ -159,7 +162,7 @@ class LogicalRestore(RestoreEngine):
         self.binlog = options.binlog
         self.targets: dict[str, str] = {}
         self._sequences: set[tuple[str, str]] = set()  # told by their objects (check_staged)
-        self._created: list[str] = []  # databases the last apply created
+        self._changed: list[str] = []  # databases the last apply created or altered
         self._replaced: list[Conflict] = []  # target objects of another kind it dropped
         self._loader: SQLLoader | None = None
 
@@ -228,7 +231,10 @@ class LogicalRestore(RestoreEngine):
         else:
             busy = busy_databases(self.server, sorted(set(self.targets.values())))
             if busy:
-                listed = ", ".join(f"{db} ({n} tables)" for db, n in sorted(busy.items()))
+                listed = ", ".join(
+                    f"{db} ({', '.join(f'{n} {kind}' for kind, n in held.items())})"
+                    for db, held in sorted(busy.items())
+                )
                 raise UsageError(
                     f"target {self.server.label} is not empty: {listed}",
                     hint="restore elsewhere, --rename SRC=DST, or --force to replace",
@@ -286,14 +292,19 @@ class LogicalRestore(RestoreEngine):
         failure, views whose placeholder was created but not their definition are dropped:
         a placeholder answers every query with constants."""
         targets = self.targets
-        self._created, self._replaced, self._loader = [], [], None
+        self._changed, self._replaced, self._loader = [], [], None
         sequences = self._sequences | {
             (t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"
         }
         if self.options.force:
             self._replace_other_kinds(plan, sequences)
-        create_databases(
-            self.server, targets, self.manifest.databases, binlog=self.binlog, created=self._created
+        create_databases(  # a whole database restored takes the backup's defaults (routines')
+            self.server,
+            targets,
+            self.manifest.databases,
+            binlog=self.binlog,
+            defaults=not self.options.tables,
+            changed=self._changed,
         )
         renamed = {src for src, dst in targets.items() if src != dst}
 
@@ -389,9 +400,9 @@ class LogicalRestore(RestoreEngine):
 
     def changed_target(self) -> bool:
         """False when the last apply failed before dropping an object of another kind,
-        creating a database or sending a statement of any object."""
+        creating or altering a database or sending a statement of any object."""
         started = self._loader is not None and self._loader.started
-        return bool(self._created or self._replaced) or started
+        return bool(self._changed or self._replaced) or started
 
     def _sections(self, record: ObjectRecord) -> list[Section]:
         """The sections of bundle ``record`` this restore loads (``--tables``: those named)."""

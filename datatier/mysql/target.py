@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
+from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, MySQLError, connect, query_dicts
 from datatier.mysql.lettercase import apart
 from datatier.mysql.replica_status import read_replica_status
+
+log = get_logger(__name__)
 
 CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 """MariaDB/MySQL character set and collation names: letters, digits, underscores."""
@@ -70,20 +73,32 @@ def check_not_replica(target: Endpoint, configured_role: str | None, *, allow: b
     return bool(reasons)
 
 
-def busy_databases(target: Endpoint, databases: list[str]) -> dict[str, int]:
-    """Of ``databases``, those that already hold tables on ``target``, with their count."""
+BUSY_KINDS = (
+    ("tables", "information_schema.TABLES", "TABLE_SCHEMA"),  # views and sequences too
+    ("routines", "information_schema.ROUTINES", "ROUTINE_SCHEMA"),
+    ("events", "information_schema.EVENTS", "EVENT_SCHEMA"),
+)
+"""What makes a database non-empty: every kind of object a restore creates and would replace
+(a trigger belongs to a table)."""
+
+
+def busy_databases(target: Endpoint, databases: list[str]) -> dict[str, dict[str, int]]:
+    """Of ``databases``, those that already hold objects on ``target`` (tables, views,
+    sequences, routines, events), with their count by kind (``{"tables": 2, ...}``)."""
+    found: dict[str, dict[str, int]] = {}
     if not databases:
-        return {}
-    found: dict[str, int] = {}
+        return found
     with connect(target) as conn, conn.cursor() as cur:
         for batch in apart(databases):  # IN ('Shop', 'shop') would ask for Shop alone
             marks = ",".join(["%s"] * len(batch))
-            cur.execute(
-                "SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES "
-                f"WHERE TABLE_SCHEMA IN ({marks}) GROUP BY TABLE_SCHEMA",
-                tuple(batch),
-            )
-            found.update({row[0]: int(row[1]) for row in cur.fetchall()})
+            for kind, view, column in BUSY_KINDS:
+                cur.execute(
+                    f"SELECT {column}, COUNT(*) FROM {view} "
+                    f"WHERE {column} IN ({marks}) GROUP BY {column}",
+                    tuple(batch),
+                )
+                for database, count in cur.fetchall():
+                    found.setdefault(database, {})[kind] = int(count)
     return found
 
 
@@ -107,32 +122,42 @@ def create_databases(
     charsets: Mapping[str, Mapping[str, Any]],
     *,
     binlog: bool,
-    created: list[str] | None = None,
+    defaults: bool = False,
+    changed: list[str] | None = None,
 ) -> None:
     """``CREATE DATABASE IF NOT EXISTS`` each target of ``names`` (source -> target) with
-    the source's character set and collation from ``charsets``. Every clause is validated
-    before the first statement runs. Those that did not exist are appended to ``created``
-    as they are made (so a caller knows what a failure part-way left)."""
+    the source's character set and collation from ``charsets``; with ``defaults``, an
+    existing one is given them too (``ALTER DATABASE``: its defaults only, its tables are
+    not converted). Every clause is validated before the first statement runs. Those
+    created or altered are appended to ``changed`` as they are (so a caller knows what a
+    failure part-way left)."""
     statements = [
         (
+            f"`{dst.replace('`', '``')}`",
             dst,
-            f"CREATE DATABASE IF NOT EXISTS `{dst.replace('`', '``')}`"
-            + database_clause(charsets.get(src, {}), f"manifest record of database {src!r}"),
+            database_clause(charsets.get(src, {}), f"manifest record of database {src!r}"),
         )
         for src, dst in names.items()
     ]
     with connect(target) as conn, conn.cursor() as cur:
         if not binlog:
             cur.execute("SET SESSION sql_log_bin = 0")
-        for dst, statement in statements:
+        for quoted, dst, clause in statements:
+            doing = "create database"
             try:
-                cur.execute(statement)
-                if cur.rowcount and created is not None:  # 0 rows: it existed already
-                    created.append(dst)
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS {quoted}{clause}")
+                if not cur.rowcount and defaults and clause:  # 0 rows: it existed already
+                    doing = "set the default character set of database"
+                    cur.execute(f"ALTER DATABASE {quoted}{clause}")
+                    log.info("restore.database_defaults", database=dst, defaults=clause.strip())
+                elif not cur.rowcount:
+                    continue
+                if changed is not None:
+                    changed.append(dst)
             except MySQLError as exc:  # a name the server or its file system refuses
                 reason = exc.args[-1] if exc.args else exc
                 raise OperationFailed(
-                    f"target {target.label} cannot create database {dst!r}: {reason}",
+                    f"target {target.label} cannot {doing} {dst!r}: {reason}",
                     hint="restore it under another name (--rename SRC=DST)",
                 ) from None
 

@@ -23,6 +23,7 @@ import pytest
 
 from datatier.backup.manifest import Manifest
 from datatier.cli import main
+from datatier.mysql.claim import lock_name
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.physical.scratch import free_port
 from datatier.sandbox.services.mariadb import MariaDBService
@@ -137,7 +138,7 @@ def run(sandbox: SandboxHandle, svc: MariaDBService, *statements: str) -> list[t
 
 
 def clear(sandbox: SandboxHandle, svc: MariaDBService) -> None:
-    dropped = (*SOURCES, "cf_other", TRIG)
+    dropped = (*SOURCES, "cf_other", "cf_copy", TRIG)
     run(sandbox, svc, *(f"DROP DATABASE IF EXISTS {q(db)}" for db in dropped))
 
 
@@ -408,3 +409,18 @@ def test_triggers_differing_by_case_both_restored_views_refused(
     names = run(sandbox, svc, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
                 f"WHERE TRIGGER_SCHEMA = '{TRIG}' ORDER BY BINARY TRIGGER_NAME")  # fmt: skip
     assert (fired, names) == ([(1, "A"), (2, "b")], [("Stamp",), ("stamp",)])
+
+
+def test_the_restore_lock_is_one_for_names_the_target_folds_together(
+    target: tuple[SandboxHandle, MariaDBService], backups: dict[str, Manifest]
+) -> None:
+    """A restore into `cf_copy` runs (its lock held, as :mod:`datatier.mysql.claim` holds
+    it); another into `CF_Copy`, the same database on this server, must be refused (exit
+    5) before it changes anything. The lock was named by the name as given: the second
+    took a lock of its own and restored into the database the first was loading."""
+    sandbox, svc = target
+    with connect_to(sandbox, svc) as first, first.cursor() as cur:
+        cur.execute("SELECT GET_LOCK(%s, 0)", (lock_name("cf_copy"),))
+        assert cur.fetchone() == (1,), "the first restore's lock"
+        code = restore(backups["plain"], svc, "--rename", f"{PLAIN}=CF_Copy")
+    assert (code, databases(sandbox, svc)) == (5, [])

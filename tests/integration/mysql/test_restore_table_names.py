@@ -391,3 +391,94 @@ def test_a_database_whose_name_holds_an_equals_sign_can_be_renamed(
     capsys.readouterr()
     assert main([*argv, "--rename", f"{q(DB_EQ)}{COPY_EQ}"]) == 2
     assert "expected = after" in capsys.readouterr().err
+
+
+SP = f"{PREFIX}_sp"  # and ` {SP}`: a database whose name starts with a space
+NB = f"{PREFIX}_nb"  # and `{NB}\u00a0`: one ending in a no-break space
+BLANKED = (f" {SP}", SP, f"{NB}\u00a0", NB)
+BLANK_COPY = f"{PREFIX}_copy_blank"
+BLANK_COPIES = (BLANK_COPY, f"{BLANK_COPY}_wrong", f"{BLANK_COPY}_nb")
+
+
+@pytest.fixture
+def blanks(use_sandbox_config: SandboxHandle) -> Iterator[Manifest]:
+    """A backup of ` SP` (row 1), `SP` (row 2), `NB\\u00a0` (row 1) and `NB` (row 2): names
+    one blank apart. Reproduction: ``--databases ' SP'`` and ``--tables ' SP.t'`` restored
+    `SP` (exit 0, Python's ``strip`` on every entry, also of a no-break space), while
+    ``--rename ' SP=...'`` took the name exactly."""
+    sandbox = use_sandbox_config
+    drop = [f"DROP DATABASE IF EXISTS {q(db)}" for db in (*BLANKED, *BLANK_COPIES)]
+    execute(sandbox, *drop)
+    for db, row in zip(BLANKED, (1, 2, 1, 2), strict=True):
+        execute(
+            sandbox,
+            f"CREATE DATABASE {q(db)}",
+            f"CREATE TABLE {q(db)}.t (id INT PRIMARY KEY, v VARCHAR(40))",
+            f"INSERT INTO {q(db)}.t VALUES ({row}, 'x')",
+        )
+    yield back_up(sandbox, "blank_names", BLANKED)
+    execute(sandbox, *drop)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--databases", f" {SP}"), ("--tables", f" {SP}.t"), ("--tables", f"`{NB}`.t, {SP}.t")],
+)
+def test_an_unquoted_entry_one_blank_from_two_names_is_refused(
+    blanks: Manifest, option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Blanks at an entry's ends are dropped outside backticks; when the backup holds the
+    name with them too, the entry fits two and is refused (exit 2), nothing restored."""
+    capsys.readouterr()
+    argv = ["restore", blanks.backup_id, option, value, "--rename", f"` {SP}`={BLANK_COPY}"]
+    argv += ["--rename", f"{SP}={BLANK_COPY}_wrong", "--rename", f"{NB}={BLANK_COPY}_nb"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"` {SP}`" in err and "backticks" in err, err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "source"),
+    [
+        ("--databases", f"` {SP}`", f" {SP}"),
+        ("--tables", f"` {SP}`.t", f" {SP}"),
+        ("--databases", f"{NB}\u00a0", f"{NB}\u00a0"),  # not a blank: part of the name
+        ("--tables", f"{NB}\u00a0.t", f"{NB}\u00a0"),
+        ("--databases", f" {SP} ,", SP),  # `SP ` cannot be a database name
+    ],
+)
+def test_an_entry_restores_exactly_the_database_it_names(
+    blanks: Manifest, use_sandbox_config: SandboxHandle, option: str, value: str, source: str
+) -> None:
+    sandbox = use_sandbox_config
+    argv = ["restore", blanks.backup_id, option, value, "--rename", f"{q(source)}={BLANK_COPY}"]
+    assert main(argv) == 0
+    assert rows(sandbox, BLANK_COPY, "t") == [(1 if source != SP else 2, "x")]
+
+
+@pytest.mark.parametrize("key", ["tables", "exclude_tables"])
+def test_a_policy_entry_one_blank_from_two_tables_is_refused(
+    blanks: Manifest,
+    use_sandbox_config: SandboxHandle,
+    key: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``tables = [" SP.t"]`` backed up `SP`.`t` instead; ``exclude_tables`` left it out and
+    backed up ` SP`.`t`. Both fit: refused (exit 1, no manifest) as an unquoted dot
+    fitting two is; quoted, the entry names exactly one."""
+    sandbox, name = use_sandbox_config, f"blanks_{key}"
+    policy = 'engine = "mysql"\n[source]\nnode = "replica1"\n'
+    if key == "exclude_tables":
+        policy += f"databases = {json.dumps([f' {SP}', SP])}\n"
+    sandbox.write_policy(name, policy + f"{key} = {json.dumps([f' {SP}.t'])}\n")
+    capsys.readouterr()
+    assert main(["backup", "run", name]) == 1
+    err = capsys.readouterr().err
+    assert f"fits `{SP}`.`t`, ` {SP}`.`t`" in err or f"fits ` {SP}`.`t`, `{SP}`.`t`" in err, err
+    assert completed(name, capsys) == []
+
+    sandbox.write_policy(name, policy + f"{key} = {json.dumps([f'` {SP}`.t'])}\n")
+    loaded = load(str(sandbox.config_path), environ={})
+    manifest = run_backup(loaded, load_policy(loaded, name))
+    held = sorted((t.database, t.name) for t in manifest.tables)
+    assert held == ([(f" {SP}", "t")] if key == "tables" else [(SP, "t")])

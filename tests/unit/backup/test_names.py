@@ -9,10 +9,12 @@ import re
 import pytest
 
 from datatier.backup.names import (
+    DatabaseEntry,
     TableEntry,
     parse_databases,
     parse_rename,
     parse_tables,
+    resolve_databases,
     resolve_tables,
     show,
 )
@@ -99,8 +101,13 @@ def test_values_that_name_nothing_are_refused(values: tuple[str, ...]) -> None:
     assert parse_tables(()) == () and parse_databases(()) == ()
 
 
+def databases(*values: str) -> tuple[str, ...]:
+    """The names ``values`` give against a backup holding each of them as written."""
+    return tuple(e.name for e in parse_databases(values))
+
+
 def test_databases_take_quoted_names() -> None:
-    assert parse_databases(["a,`b,c`", "`x``y`, d.e ", "a"]) == ("a", "b,c", "x`y", "d.e")
+    assert databases("a,`b,c`", "`x``y`, d.e ", "a") == ("a", "b,c", "x`y", "d.e")
     with pytest.raises(UsageError, match="expected one database name"):
         parse_databases(["`a`.`b`"])
     with pytest.raises(UsageError, match="an empty name"):
@@ -182,3 +189,35 @@ def test_bad_rename_pairs_are_usage_errors(pair: str, problem: str) -> None:
     with pytest.raises(UsageError, match=re.escape(problem)) as caught:
         parse_rename(pair)
     assert "backticks" in (caught.value.hint or "")
+
+
+def test_blanks_at_an_entrys_ends_are_read_both_ways_outside_backticks() -> None:
+    """``' sp.t'`` can mean `sp`.`t` or ` sp`.`t`; a quoted part is exact, and a no-break
+    space is part of a name (it was stripped: ``'nb\u00a0'`` restored `nb`)."""
+    (entry,) = parse_tables([" sp.t\t"])
+    assert (entry.readings, entry.spaced) == ((("sp", "t"),), ((" sp", "t\t"),))
+    assert parse_tables(["` sp`.t"])[0].candidates == ((" sp", "t"),)
+    assert parse_tables(["nb\u00a0.t\u2003"])[0].candidates == (("nb\u00a0", "t\u2003"),)
+    assert parse_databases([" sp, `x`, nb\u00a0"]) == (
+        DatabaseEntry(" sp", "sp", " sp"),
+        DatabaseEntry("`x`", "x"),
+        DatabaseEntry(" nb\u00a0", "nb\u00a0", " nb\u00a0"),
+    )
+
+
+@pytest.mark.parametrize("held", [{" sp"}, {"sp"}, {"sp", "other"}])
+def test_resolve_picks_the_blank_reading_the_backup_holds(held: set[str]) -> None:
+    (name,) = held - {"other"}
+    assert resolve_databases(parse_databases([" sp"]), held, "B1") == (name,)
+    pair = (name, "t")
+    assert resolve_tables(parse_tables([" sp.t"]), {pair}, "B1") == (pair,)
+
+
+def test_resolve_refuses_an_entry_a_blank_apart_from_two_names() -> None:
+    with pytest.raises(UsageError) as refused:
+        resolve_databases(parse_databases(["a, sp"]), {"a", "sp", " sp"}, "B1")
+    assert refused.value.message == "--databases ' sp' fits 2 databases of backup B1: `sp`, ` sp`"
+    assert refused.value.hint is not None and "backticks" in refused.value.hint
+    with pytest.raises(UsageError, match=r"fits 2 tables .*: `sp`.`t`, ` sp`.`t`"):
+        resolve_tables(parse_tables(["a.t, sp.t"]), {("sp", "t"), (" sp", "t")}, "B1")
+    assert resolve_databases(parse_databases(["`sp`"]), {"sp", " sp"}, "B1") == ("sp",)

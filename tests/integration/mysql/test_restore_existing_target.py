@@ -1,0 +1,113 @@
+"""A restore into a database that already exists on the target, on the sandbox's servers.
+
+* A database holding no tables but a routine (or an event) is not empty: without
+  ``--force`` the restore is refused (exit 2) and the live routine is kept. It counted as
+  empty, and the backup's ``DROP PROCEDURE IF EXISTS``/``CREATE PROCEDURE`` replaced the
+  live procedure (exit 0, no ``--force``).
+* A database that exists and is empty (allowed without ``--force``) takes the backup's
+  default character set and collation: it kept its own (latin1), so the restored
+  procedure's ``VARCHAR`` parameters became latin1 and ``CALL p('日本')`` failed on the
+  copy (exit 0, no word).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from datatier.cli import main
+from tests.integration.binlog_support import query
+from tests.integration.conftest import SandboxHandle
+from tests.integration.mysql.conftest import back_up
+
+DB, POLICY = "ret_existing", "ret-existing"
+
+
+@pytest.fixture
+def clean(use_sandbox_config: SandboxHandle) -> Iterator[SandboxHandle]:
+    config = use_sandbox_config.config
+    query(config, "primary", f"DROP DATABASE IF EXISTS {DB}")
+    yield use_sandbox_config
+    query(config, "primary", f"DROP DATABASE IF EXISTS {DB}")
+
+
+def run(sandbox: SandboxHandle, *statements: str) -> None:
+    for sql in statements:
+        query(sandbox.config, "primary", sql)
+
+
+@pytest.mark.parametrize(
+    "live",
+    [
+        "CREATE PROCEDURE {db}.p() SELECT 'live'",
+        "CREATE EVENT {db}.e ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01' DISABLE DO SELECT 1",
+    ],
+    ids=["routine", "event"],
+)
+def test_a_database_holding_only_a_routine_or_event_is_not_empty(
+    live: str, clean: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The backup holds table t and procedure p; the target's database holds only ``live``:
+    without ``--force`` the restore is refused (exit 2, "not empty") and changes nothing."""
+    run(
+        clean,
+        f"CREATE DATABASE {DB}",
+        f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)",
+        f"CREATE PROCEDURE {DB}.p() SELECT 'from the backup'",
+    )
+    manifest = back_up(clean, POLICY, [DB])
+    run(clean, f"DROP DATABASE {DB}", f"CREATE DATABASE {DB}", live.format(db=DB))
+
+    def state() -> tuple[Any, ...]:
+        config = clean.config
+        routines = query(
+            config, "primary",
+            "SELECT ROUTINE_NAME, ROUTINE_DEFINITION FROM information_schema.ROUTINES "
+            "WHERE ROUTINE_SCHEMA = %s", (DB,),
+        )  # fmt: skip
+        events = query(
+            config, "primary",
+            "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s", (DB,),
+        )  # fmt: skip
+        return routines, events, query(config, "primary", f"SHOW TABLES FROM {DB}")
+
+    before = state()
+    capsys.readouterr()
+    code = main(["restore", manifest.backup_id])
+    err = capsys.readouterr().err
+    assert (code, state()) == (2, before), err
+    assert "not empty" in err and "--force" in err
+
+
+def test_an_existing_empty_database_takes_the_backups_character_set(
+    clean: SandboxHandle,
+) -> None:
+    def charsets() -> tuple[Any, ...]:
+        db = query(
+            clean.config, "primary",
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
+            "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (DB,),
+        )  # fmt: skip
+        params = query(
+            clean.config, "primary",
+            "SELECT CHARACTER_SET_NAME FROM information_schema.PARAMETERS "
+            "WHERE SPECIFIC_SCHEMA = %s AND SPECIFIC_NAME = 'p'", (DB,),
+        )  # fmt: skip
+        return db[0], params[0][0]
+
+    run(
+        clean,
+        f"CREATE DATABASE {DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v VARCHAR(20))",
+        f"CREATE PROCEDURE {DB}.p(IN x VARCHAR(20)) INSERT INTO {DB}.t VALUES (1, x)",
+    )
+    source = charsets()
+    assert source == (("utf8mb4", "utf8mb4_unicode_ci"), "utf8mb4")
+    manifest = back_up(clean, POLICY, [DB])
+    run(clean, f"DROP DATABASE {DB}", f"CREATE DATABASE {DB} CHARACTER SET latin1")  # empty
+    assert main(["restore", manifest.backup_id]) == 0
+    assert charsets() == source
+    run(clean, f"CALL {DB}.p('日本')")
+    assert query(clean.config, "primary", f"SELECT v FROM {DB}.t") == [("日本",)]
