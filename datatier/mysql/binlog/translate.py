@@ -368,8 +368,12 @@ class Translator:
         text = rewrite(text, found, renames, self.known, self._lowered or ())
         statements = self._session(event, self._version)
         # a default database outside the restore plays no part (every name is qualified,
-        # see qualified.py) and may not exist on the target: no USE of it
-        if default in self.selection.databases and not event.suppress_use:
+        # see qualified.py) and may not exist on the target: no USE of it. CREATE/DROP
+        # DATABASE run without USE (their database need not exist), but ALTER DATABASE
+        # without a name acts on the default database.
+        if default in self.selection.databases and (
+            not event.suppress_use or found.default_database
+        ):
             spelled = event.database if self._lowered is None else default
             target = renames.get(default, spelled)
             if self.session.changed("db", target):
