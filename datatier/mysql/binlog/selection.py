@@ -68,15 +68,17 @@ class Selection:
             fold=True,
         )
 
-    def scan(self, text: str, sql_mode: int | None) -> Scan:
+    def scan(self, text: str, sql_mode: int | None, space: str = "") -> Scan:
         """A statement's names (:func:`~datatier.mysql.binlog.sqlrefs.scan`) as this
-        selection compares them, read under the statement's ``sql_mode``."""
+        selection compares them, read under the statement's ``sql_mode`` (``space``: one
+        more whitespace character)."""
         mode = sql_mode or 0
         return scan(
             text,
             ansi_quotes=bool(mode & ANSI_QUOTES),
             escapes=not mode & MODE_NO_BACKSLASH_ESCAPES,
             fold=self.fold,
+            space=space,
         )
 
     def key(self, name: str) -> str:

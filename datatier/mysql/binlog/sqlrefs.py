@@ -26,17 +26,19 @@ IDENT_CHAR = "A-Za-z0-9_$\u0080-\U0010ffff"  # unquoted identifier characters (U
 
 
 @cache
-def _token_pattern(escapes: bool, ansi_quotes: bool) -> re.Pattern[str]:
+def _token_pattern(escapes: bool, ansi_quotes: bool, space: str = "") -> re.Pattern[str]:
     """The tokenizer for a statement's sql_mode: backslash ``escapes`` in strings (no
     NO_BACKSLASH_ESCAPES); with ``ansi_quotes`` "..." is an identifier, never escaped.
-    Whitespace is what MariaDB's lexer skips (ASCII space, \\t \\n \\v \\f \\r), not
-    Unicode spaces. A number (``1.50``, ``1e5``, ``1.e5``) is no name, but digits followed
-    by identifier characters are (``12abc``), and so is anything right after ``name.``."""
+    Whitespace is what MariaDB's lexer skips (ASCII space, \\t \\n \\v \\f \\r, and
+    ``space``, a single-byte character set's no-break space), not Unicode spaces. A number
+    (``1.50``, ``1e5``, ``1.e5``) is no name, but digits followed by identifier characters
+    are (``12abc``), and so is anything right after ``name.``."""
+    word = f"(?:(?!{re.escape(space)})[{IDENT_CHAR}])" if space else f"[{IDENT_CHAR}]"
     squote = r"[^'\\]|\\." if escapes else "[^']"
     dquote = r'[^"\\]|\\.' if escapes and not ansi_quotes else '[^"]'
     return re.compile(
         rf"""
-        (?P<space>[\ \t\n\r\f\v]+)
+        (?P<space>(?:[\ \t\n\r\f\v]{"|" + re.escape(space) if space else ""})+)
       | (?P<comment>(?:--(?=[\x00-\x20\x7f]|$)|\#)[^\n]*|/\*(?!!|M!).*?\*/)
       | (?P<exec_open>/\*M?!\d*)
       | (?P<exec_close>\*/)
@@ -44,8 +46,8 @@ def _token_pattern(escapes: bool, ansi_quotes: bool) -> re.Pattern[str]:
       | (?P<dquote>"(?:{dquote}|"")*")
       | (?P<backtick>`(?:[^`]|``)*`)
       | (?<![{IDENT_CHAR}`"]\.)
-        (?P<number>\d+\.\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+(?![{IDENT_CHAR}]))
-      | (?P<word>[{IDENT_CHAR}]+)
+        (?P<number>\d+\.\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+(?!{word}))
+      | (?P<word>{word}+)
       | (?P<dot>\.)
       | (?P<other>.)
         """,
@@ -84,10 +86,12 @@ class Scan:
 Token = tuple[str, int, int, str]
 
 
-def _tokens(text: str, escapes: bool, ansi_quotes: bool, fold: bool) -> tuple[list[Token], bool]:
+def _tokens(
+    text: str, escapes: bool, ansi_quotes: bool, fold: bool, space: str
+) -> tuple[list[Token], bool]:
     found = []
     conditional = False
-    for match in _token_pattern(escapes, ansi_quotes).finditer(text):
+    for match in _token_pattern(escapes, ansi_quotes, space).finditer(text):
         kind = match.lastgroup or "other"
         if kind in ("space", "comment", "exec_open", "exec_close"):
             conditional = conditional or kind == "exec_open"
@@ -109,13 +113,21 @@ def _tokens(text: str, escapes: bool, ansi_quotes: bool, fold: bool) -> tuple[li
     return found, conditional
 
 
-def scan(text: str, *, ansi_quotes: bool = False, escapes: bool = True, fold: bool = False) -> Scan:
+def scan(
+    text: str,
+    *,
+    ansi_quotes: bool = False,
+    escapes: bool = True,
+    fold: bool = False,
+    space: str = "",
+) -> Scan:
     """Tokenize ``text`` (see module docstring) as the server does under an sql_mode with
-    ANSI_QUOTES (``ansi_quotes``) and without NO_BACKSLASH_ESCAPES (``escapes``); with
+    ANSI_QUOTES (``ansi_quotes``) and without NO_BACKSLASH_ESCAPES (``escapes``), ``space``
+    one more whitespace character (see :func:`_token_pattern`); with
     ``fold`` (a server whose ``lower_case_table_names`` folds names) every identifier's
     value lower-cased as the server lower-cases names
     (:func:`~datatier.mysql.lettercase.name_key`)."""
-    tokens, conditional = _tokens(text, escapes, ansi_quotes, fold)
+    tokens, conditional = _tokens(text, escapes, ansi_quotes, fold, space)
     words = [v.upper() for k, _, _, v in tokens[:6] if k == "ident"]
     names = [Name(s, e, v, k == "qident") for k, s, e, v in tokens if k in IDENTS]
     qualifiers: list[tuple[Name, int]] = []

@@ -231,3 +231,38 @@ def test_alter_database_without_a_name_is_replayed_on_the_restored_database(
         )  # fmt: skip
         assert got == [(AD_DB, "utf8mb4"), (AD_TARGET, "latin1")]
         assert query(window.config, "primary", f"SELECT id FROM {AD_TARGET}.t") == [(1,)]
+
+
+# -- a single-byte character set's no-break space is a space -----------------------------------
+
+L1_DB, L1_TARGET, L1_POLICY = "tf_latin1", "tf_latin1_r", "tf_latin1"
+
+
+def test_a_latin1_no_break_space_separates_words_for_the_renamed_replay(
+    use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sent in latin1, byte 0xA0 is a space to MariaDB: ``TRUNCATE TABLE<0xA0>tf_latin1.t``
+    empties ``tf_latin1.t``, which ``--rename`` points at the copy; the live table keeps
+    its rows."""
+    with pitr_window(
+        use_sandbox_config, L1_POLICY, L1_DB, L1_TARGET, monkeypatch=monkeypatch
+    ) as window:
+        window.sql(
+            f"CREATE TABLE {L1_DB}.t (id INT PRIMARY KEY)", f"INSERT INTO {L1_DB}.t VALUES (1)"
+        )
+        window.backup()
+        with window.session() as cur:
+            cur.execute("SET NAMES latin1")
+            cur.execute("INSERT INTO t VALUES (2)")
+            cur.execute(b"TRUNCATE TABLE\xa0" + L1_DB.encode() + b".t")
+            cur.execute("INSERT INTO t VALUES (3)")
+        gtid = window.gtid()
+        window.sql(f"INSERT INTO {L1_DB}.t VALUES (4)")  # live, after the target
+        window.archive()
+        argv = ["restore", "--policy", L1_POLICY, "--until-gtid", gtid]
+        code = main([*argv, "--rename", f"{L1_DB}={L1_TARGET}"])
+        config = window.config
+        live = query(config, "primary", f"SELECT id FROM {L1_DB}.t ORDER BY id")
+        assert live == [(3,), (4,)], f"exit {code}: the live table now holds {live}"
+        assert code == 0
+        assert query(config, "primary", f"SELECT id FROM {L1_TARGET}.t") == [(3,)]

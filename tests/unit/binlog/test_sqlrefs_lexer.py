@@ -97,3 +97,10 @@ def test_ansi_quoted_identifiers_take_no_backslash_escapes() -> None:
     text = 'SELECT "a\\" FROM nb.t'
     found = scan(text, ansi_quotes=True)
     assert rewrite(text, found, RENAMES, KNOWN) == 'SELECT "a\\" FROM `nb_r`.t'
+
+
+def test_a_single_byte_character_sets_no_break_space_is_a_space_when_given() -> None:
+    """Sent in latin1 (read byte for byte), 0xA0 separates words."""
+    text = "TRUNCATE TABLE\xa0nb.t"
+    assert [n.value for n, _ in scan(text).qualifiers] == ["TABLE\xa0nb"]
+    assert rewrite(text, scan(text, space="\xa0"), RENAMES, KNOWN) == "TRUNCATE TABLE\xa0`nb_r`.t"
