@@ -153,13 +153,15 @@ def scan(
     start: Position,
     target: Target,
     selection: Selection,
+    charset_name: Callable[[int], str],
     *,
     max_binlog: int = 8 << 20,
 ) -> ScanReport:
     """Read everything a replay would apply, change nothing; ReplayRefused (exit 2) for
-    what cannot be replayed, including a GTID target that is not in the segments."""
+    what cannot be replayed, including a GTID target that is not in the segments.
+    ``charset_name``: as for :func:`apply`."""
     report = ScanReport()
-    translator = Translator(selection, lambda _id: "utf8mb4", max_binlog=max_binlog)
+    translator = Translator(selection, charset_name, max_binlog=max_binlog)
     for fde, group in groups(segments, load, start, target, report):
         rows = translator.rows_only(fde, group)
         if rows is not None:

@@ -269,6 +269,7 @@ class PitrRestore(RestoreEngine):
         packet = max_allowed_packet(server)
         self._max_binlog = max(64 * 1024, min(8 * MiB, (packet - 8192) * 3 // 4))
         fold = self._folds(server)
+        charsets = charset_names(server)
         self.selection = replace(
             self.selection,
             known_databases=frozenset(database_names(server) | set(self.pitr.manifest.databases)),
@@ -282,6 +283,7 @@ class PitrRestore(RestoreEngine):
             self.pitr.start,
             self.pitr.target,
             self.selection,
+            lambda cid: charsets.get(cid, "utf8mb4"),
             max_binlog=self._max_binlog,
         )
         self._check_written(server, fold, scanned)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from datatier.errors import UsageError
+from datatier.mysql.binlog.qualified import MODE_NO_BACKSLASH_ESCAPES
 from datatier.mysql.binlog.sqlrefs import (
     DATA_VERBS,
     Scan,
@@ -67,10 +68,18 @@ class Selection:
             fold=True,
         )
 
-    def scan(self, text: str, sql_mode: int | None) -> Scan:
+    def scan(self, text: str, sql_mode: int | None, space: str = "") -> Scan:
         """A statement's names (:func:`~datatier.mysql.binlog.sqlrefs.scan`) as this
-        selection compares them, read under the statement's ``sql_mode``."""
-        return scan(text, ansi_quotes=bool((sql_mode or 0) & ANSI_QUOTES), fold=self.fold)
+        selection compares them, read under the statement's ``sql_mode`` (``space``: one
+        more whitespace character)."""
+        mode = sql_mode or 0
+        return scan(
+            text,
+            ansi_quotes=bool(mode & ANSI_QUOTES),
+            escapes=not mode & MODE_NO_BACKSLASH_ESCAPES,
+            fold=self.fold,
+            space=space,
+        )
 
     def key(self, name: str) -> str:
         """A database name (a statement's default database) as compared here."""

@@ -1,11 +1,12 @@
 """Which databases and tables a replayed statement names, and the statement renamed.
 
 A query event (a DDL, or statement-format DML) runs in its default database and may name
-others as qualifiers (``db.t``, ``db.t.c``) or as the object of ``CREATE/DROP/ALTER
-DATABASE``. A replay with ``--rename`` must point those at the restored copy, and a replay
-restricted to some databases must skip statements about others. :func:`scan` tokenizes the
-statement the way the server does for these purposes (quotes, backticks, comments, with
-executable ``/*! */`` comments read as code) and reports every such name with its place, so
+others as qualifiers (``db.t``, ``db.t.c``) or as the object of ``CREATE [OR REPLACE]/DROP/
+ALTER DATABASE``. A replay with ``--rename`` must point those at the restored copy, and a
+replay restricted to some databases must skip statements about others. :func:`scan`
+tokenizes the statement the way MariaDB's lexer does for these purposes (whitespace, strings
+under the statement's sql_mode, backticks, numbers, comments, with executable ``/*! */`` and
+``/*M! */`` comments read as code) and reports every such name with its place, so
 :func:`rewrite` changes names only where they are identifiers, never inside strings.
 A two-part name ``a.b`` counts as a database reference only when ``a`` is a known database.
 """
@@ -15,26 +16,45 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import cache
 
 from datatier.mysql.binlog.qualified import qualified_tables
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.sqltext import ident
 
-TOKEN = re.compile(
-    r"""
-    (?P<space>\s+)
-  | (?P<comment>(?:--(?=[\s]|$)|\#)[^\n]*|/\*(?![!M])(?:.|\n)*?\*/)
-  | (?P<exec_open>/\*M?!\d*)
-  | (?P<exec_close>\*/)
-  | (?P<squote>'(?:[^'\\]|\\.|'')*')
-  | (?P<dquote>"(?:[^"\\]|\\.|"")*")
-  | (?P<backtick>`(?:[^`]|``)*`)
-  | (?P<word>[A-Za-z0-9_$\u0080-\uffff]+)
-  | (?P<dot>\.)
-  | (?P<other>.)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
+IDENT_CHAR = "A-Za-z0-9_$\u0080-\U0010ffff"  # unquoted identifier characters (U+00A0 too)
+
+
+@cache
+def _token_pattern(escapes: bool, ansi_quotes: bool, space: str = "") -> re.Pattern[str]:
+    """The tokenizer for a statement's sql_mode: backslash ``escapes`` in strings (no
+    NO_BACKSLASH_ESCAPES); with ``ansi_quotes`` "..." is an identifier, never escaped.
+    Whitespace is what MariaDB's lexer skips (ASCII space, \\t \\n \\v \\f \\r, and
+    ``space``, a single-byte character set's no-break space), not Unicode spaces. A number
+    (``1.50``, ``1e5``, ``1.e5``) is no name, but digits followed by identifier characters
+    are (``12abc``), and so is anything right after ``name.``."""
+    word = f"(?:(?!{re.escape(space)})[{IDENT_CHAR}])" if space else f"[{IDENT_CHAR}]"
+    squote = r"[^'\\]|\\." if escapes else "[^']"
+    dquote = r'[^"\\]|\\.' if escapes and not ansi_quotes else '[^"]'
+    return re.compile(
+        rf"""
+        (?P<space>(?:[\ \t\n\r\f\v]{"|" + re.escape(space) if space else ""})+)
+      | (?P<comment>(?:--(?=[\x00-\x20\x7f]|$)|\#)[^\n]*|/\*(?!!|M!).*?\*/)
+      | (?P<exec_open>/\*M?!\d*)
+      | (?P<exec_close>\*/)
+      | (?P<squote>'(?:{squote}|'')*')
+      | (?P<dquote>"(?:{dquote}|"")*")
+      | (?P<backtick>`(?:[^`]|``)*`)
+      | (?<![{IDENT_CHAR}`"]\.)
+        (?P<number>\d+\.\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+(?!{word}))
+      | (?P<word>{word}+)
+      | (?P<dot>\.)
+      | (?P<other>.)
+        """,
+        re.VERBOSE | re.DOTALL | re.ASCII,
+    )
+
+
 DATABASE_VERBS = {"CREATE", "DROP", "ALTER"}
 DATA_VERBS = {"INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD"}
 IDENTS = ("ident", "qident")
@@ -60,15 +80,18 @@ class Scan:
     names: list[Name]  # every identifier, in order
     tokens: list[Token] = field(default_factory=list)  # (kind, start, end, value), no comments
     conditional: bool = False  # holds an executable comment (/*! */): code the server may skip
+    default_database: bool = False  # ALTER DATABASE without a name: of the default database
 
 
 Token = tuple[str, int, int, str]
 
 
-def _tokens(text: str, ansi_quotes: bool, fold: bool) -> tuple[list[Token], bool]:
+def _tokens(
+    text: str, escapes: bool, ansi_quotes: bool, fold: bool, space: str
+) -> tuple[list[Token], bool]:
     found = []
     conditional = False
-    for match in TOKEN.finditer(text):
+    for match in _token_pattern(escapes, ansi_quotes, space).finditer(text):
         kind = match.lastgroup or "other"
         if kind in ("space", "comment", "exec_open", "exec_close"):
             conditional = conditional or kind == "exec_open"
@@ -90,11 +113,21 @@ def _tokens(text: str, ansi_quotes: bool, fold: bool) -> tuple[list[Token], bool
     return found, conditional
 
 
-def scan(text: str, *, ansi_quotes: bool = False, fold: bool = False) -> Scan:
-    """Tokenize ``text`` (see module docstring); with ``fold`` (a server whose
-    ``lower_case_table_names`` folds names) every identifier's value lower-cased as the server
-    lower-cases names (:func:`~datatier.mysql.lettercase.name_key`)."""
-    tokens, conditional = _tokens(text, ansi_quotes, fold)
+def scan(
+    text: str,
+    *,
+    ansi_quotes: bool = False,
+    escapes: bool = True,
+    fold: bool = False,
+    space: str = "",
+) -> Scan:
+    """Tokenize ``text`` (see module docstring) as the server does under an sql_mode with
+    ANSI_QUOTES (``ansi_quotes``) and without NO_BACKSLASH_ESCAPES (``escapes``), ``space``
+    one more whitespace character (see :func:`_token_pattern`); with
+    ``fold`` (a server whose ``lower_case_table_names`` folds names) every identifier's
+    value lower-cased as the server lower-cases names
+    (:func:`~datatier.mysql.lettercase.name_key`)."""
+    tokens, conditional = _tokens(text, escapes, ansi_quotes, fold, space)
     words = [v.upper() for k, _, _, v in tokens[:6] if k == "ident"]
     names = [Name(s, e, v, k == "qident") for k, s, e, v in tokens if k in IDENTS]
     qualifiers: list[tuple[Name, int]] = []
@@ -116,13 +149,45 @@ def scan(text: str, *, ansi_quotes: bool = False, fold: bool = False) -> Scan:
             i = j + 1
             continue
         i += 1
-    objects: list[Name] = []
-    if len(words) >= 2 and words[0] in DATABASE_VERBS and words[1] in ("DATABASE", "SCHEMA"):
-        skip = {"IF", "NOT", "EXISTS"}
-        target = next((n for n in names[2:] if n.quoted or n.value.upper() not in skip), None)
-        if target is not None:
-            objects.append(target)
-    return Scan(words, qualifiers, objects, names, tokens, conditional)
+    database, target = _database_object(tokens)
+    objects = [] if target is None else [target]
+    return Scan(words, qualifiers, objects, names, tokens, conditional, database and not objects)
+
+
+# ALTER DATABASE's options: a reserved one right after DATABASE means no name (the default
+# database); COMMENT and CHARSET are not reserved, so only when followed by "=" or a value
+_NAMELESS = {"DEFAULT", "CHARACTER", "CHAR", "COLLATE"}
+_OPTIONS = _NAMELESS | {"CHARSET", "COMMENT"}
+
+
+def _database_object(tokens: list[Token]) -> tuple[bool, Name | None]:
+    """Whether the statement is ``CREATE [OR REPLACE] DATABASE|SCHEMA [IF NOT EXISTS] db``,
+    ``DROP DATABASE|SCHEMA [IF EXISTS] db`` or ``ALTER DATABASE|SCHEMA [db] ...``, and the
+    database it names (None: ALTER DATABASE of the default database)."""
+
+    def keyword(i: int) -> str | None:
+        return tokens[i][3].upper() if i < len(tokens) and tokens[i][0] == "ident" else None
+
+    verb = keyword(0)
+    i = 1
+    if verb == "CREATE" and keyword(1) == "OR" and keyword(2) == "REPLACE":
+        i = 3
+    if verb not in DATABASE_VERBS or keyword(i) not in ("DATABASE", "SCHEMA"):
+        return False, None
+    i += 1
+    while keyword(i) in ("IF", "NOT", "EXISTS"):
+        i += 1
+    if i >= len(tokens) or tokens[i][0] not in IDENTS:
+        return verb == "ALTER", None
+    word = keyword(i)
+    if (
+        verb == "ALTER"
+        and word in _OPTIONS
+        and (word in _NAMELESS or keyword(i + 1) not in _OPTIONS | {"UPGRADE"})
+    ):
+        return True, None
+    kind, start, end, value = tokens[i]
+    return True, Name(start, end, value, kind == "qident")
 
 
 SHADOW_BEFORE = {"FROM", "JOIN", "STRAIGHT_JOIN", "INTO", "UPDATE", "TABLE", "AS"}
@@ -353,7 +418,7 @@ def _all_tables(found: Scan, i: int, default: str) -> list[tuple[str, str]]:
     names = found.names
     while i < len(names):
         name = names[i]
-        if not name.quoted and (name.value.upper() in TRAILING or name.value.isdigit()):
+        if not name.quoted and name.value.upper() in TRAILING:
             i += 1
             continue
         table, i = _table_at(found, i, default)

@@ -43,6 +43,12 @@ from datatier.mysql.sqltext import ident, string_literal
 log = get_logger(__name__)
 
 LISTED_ACCOUNTS = 100
+# Single-byte character sets whose lexer reads a byte above 0x7F as a space (their no-break
+# space; checked on MariaDB 10.11): statements sent in them are scanned byte for byte.
+BYTE_SPACES = dict.fromkeys(
+    ["armscii8", "cp1250", "dec8", "geostd8", "greek", "hebrew", "latin1", "latin2", "latin5",
+     "latin7"], 0xA0,
+) | dict.fromkeys(["cp852", "cp866", "keybcs2"], 0xFF)  # fmt: skip
 
 
 @dataclass
@@ -333,8 +339,8 @@ class Translator:
             return [words[0]]
         if event.gtid_flags3 & q.FL_START_ALTER:
             raise ReplayRefused(f"{group.gtid} is a two-phase ALTER (binlog_alter_two_phase)")
-        text = event.text.decode("utf-8", "surrogateescape")
-        found = self.selection.scan(text, event.sql_mode)
+        text, codec, space = self._text(event)
+        found = self.selection.scan(text, event.sql_mode, space)
         if account_statement(found):  # accounts are the server's, not a restored database's
             shown = account_text(text, found)[:60]
             log.info("replay.account_statement_skipped", gtid=group.gtid, statement=shown)
@@ -365,18 +371,37 @@ class Translator:
                 hint="restore that database under its own name (no --rename), or replay this "
                 "window by hand; nothing was changed",
             )
+        if space and not all(name.isascii() for name in renames.values()):
+            raise ReplayRefused(
+                f"statement {where} is in a single-byte character set: renaming it to a "
+                "name that is not ASCII is not supported"
+            )
         text = rewrite(text, found, renames, self.known, self._lowered or ())
         statements = self._session(event, self._version)
         # a default database outside the restore plays no part (every name is qualified,
-        # see qualified.py) and may not exist on the target: no USE of it
-        if default in self.selection.databases and not event.suppress_use:
+        # see qualified.py) and may not exist on the target: no USE of it. CREATE/DROP
+        # DATABASE run without USE (their database need not exist), but ALTER DATABASE
+        # without a name acts on the default database.
+        if default in self.selection.databases and (
+            not event.suppress_use or found.default_database
+        ):
             spelled = event.database if self._lowered is None else default
             target = renames.get(default, spelled)
             if self.session.changed("db", target):
                 statements.append(b"USE " + ident(target).encode())
         statements.extend(pending)
-        statements.append(text.encode("utf-8", "surrogateescape"))
+        statements.append(text.encode(codec, "surrogateescape"))
         return statements
+
+    def _text(self, event: q.QueryEvent) -> tuple[str, str, str]:
+        """A statement's text, the codec giving its bytes back, and the one more space
+        character of its client character set (:data:`BYTE_SPACES`): read byte for byte
+        (latin-1) when it holds that byte, else as UTF-8."""
+        client = self.charset_name(event.charset[0]) if event.charset else ""
+        byte = BYTE_SPACES.get(client)
+        if byte is None or bytes([byte]) not in event.text:
+            return event.text.decode("utf-8", "surrogateescape"), "utf-8", ""
+        return event.text.decode("latin-1"), "latin-1", chr(byte)
 
     def _note_mapped(self, database: str, table: str) -> None:
         """A restored table rows are replayed to, spelled as its table map spells it (a
@@ -401,8 +426,8 @@ class Translator:
         """A statement-format LOAD DATA: refused when it loads into a restored database
         (its file is in the binlog, but no replay of its text can point the server at
         it), left out otherwise."""
-        text = event.text.decode("utf-8", "surrogateescape")
-        found = self.selection.scan(text, event.sql_mode)
+        text, _, space = self._text(event)
+        found = self.selection.scan(text, event.sql_mode, space)
         default = self.selection.key(event.database)
         refs = referenced_databases(found, default, self.known, event.sql_mode or 0)
         if refs & self.selection.databases:

@@ -57,7 +57,9 @@ def test_large_statements_are_replayed_whole(sandbox: SandboxHandle, tmp_path: o
     query(config, "primary", f"CREATE TABLE bigrow_r.t LIKE {DB}.t")
     query(config, "primary", f"CREATE TABLE bigrow_r.u LIKE {DB}.u")
     limit = 256 * 1024
-    scanned = scan(segments, loader, start, Target(), selection, max_binlog=limit)
+    scanned = scan(
+        segments, loader, start, Target(), selection, lambda _id: "utf8mb4", max_binlog=limit
+    )
     assert scanned.transactions == 3
     ep = endpoint(loaded.config.mysql, "primary")
     applied = apply(
