@@ -369,7 +369,8 @@ def written_table(found: Scan, default: str) -> tuple[str, str] | None:
 def statement_tables(found: Scan, default: str) -> list[tuple[str, str]] | None:
     """The tables a table DDL acts on as (database, table), unqualified names in
     ``default``; None when the statement is not a table DDL understood here (``CREATE``,
-    ``ALTER``, ``DROP`` or ``TRUNCATE TABLE``, ``RENAME TABLE``, ``CREATE``/``DROP INDEX``)."""
+    ``ALTER``, ``DROP`` or ``TRUNCATE TABLE``, ``RENAME TABLE``, ``CREATE``/``DROP INDEX``).
+    An ``ALTER TABLE ... RENAME TO`` acts on its table and on the new name."""
     words = found.words
     names = found.names
     if len(words) < 2:
@@ -394,8 +395,29 @@ def statement_tables(found: Scan, default: str) -> list[tuple[str, str]] | None:
             return None
         if words[0] == "DROP":
             return _all_tables(found, i, default)
-        return [_table_at(found, i, default)[0]]
+        table, after = _table_at(found, i, default)
+        if words[0] == "ALTER":
+            return [table, *_renamed_to(found, after, default)]
+        return [table]
     return None
+
+
+def _renamed_to(found: Scan, i: int, default: str) -> list[tuple[str, str]]:
+    """The new name an ``ALTER TABLE`` gives its table (``RENAME [TO|AS] name``, not
+    ``RENAME COLUMN|INDEX|KEY``), looked for from name ``i`` on; RENAME is reserved, so
+    unquoted it is always the keyword."""
+    names = found.names
+    renamed = []
+    for j in range(i, len(names) - 1):
+        if names[j].quoted or names[j].value.upper() != "RENAME":
+            continue
+        k = j + 1
+        if not names[k].quoted and names[k].value.upper() in ("COLUMN", "INDEX", "KEY"):
+            continue
+        if not names[k].quoted and names[k].value.upper() in ("TO", "AS") and k + 1 < len(names):
+            k += 1
+        renamed.append(_table_at(found, k, default)[0])
+    return renamed
 
 
 LEADING = {
