@@ -13,6 +13,7 @@ from datatier.mysql.binlog.qualified import MODE_NO_BACKSLASH_ESCAPES
 from datatier.mysql.binlog.sqlrefs import (
     DATA_VERBS,
     Scan,
+    drops_trigger,
     scan,
     statement_tables,
     written_table,
@@ -111,6 +112,11 @@ def tables_kept(selection: Selection, found: Scan, default: str, where: str) -> 
     only some tables (``--tables``, a policy's ``[source] tables``/``exclude_tables``) is
     replayed: a table DDL when it acts on restored tables only; ReplayRefused (exit 2) for
     one acting on restored and other tables, or a data change that cannot be limited."""
+    if selection.tables is not None and drops_trigger(found):
+        raise ReplayRefused(
+            f"DROP TRIGGER {where} names no table, so it cannot be limited to the tables "
+            "--tables restores (restore whole databases, or the backup alone)"
+        )
     tables = statement_tables(found, default)
     if tables is None and selection.tables is None:
         # a policy's table selection (no --tables): other DDL (views, triggers,

@@ -375,8 +375,10 @@ def statement_tables(found: Scan, default: str) -> list[tuple[str, str]] | None:
     names = found.names
     if len(words) < 2:
         return None
-    head = set(words[:4])
-    if words[0] in ("CREATE", "DROP") and "INDEX" in head:
+    kind = next((w for w in words[1:] if w not in OPTIONS), "")
+    if words[0] == "CREATE" and (trigger := _trigger_table(found, default)) is not None:
+        return [trigger]
+    if words[0] in ("CREATE", "DROP") and kind == "INDEX":
         on = next(
             (i for i, n in enumerate(names) if not n.quoted and n.value.upper() == "ON"), None
         )
@@ -387,7 +389,7 @@ def statement_tables(found: Scan, default: str) -> list[tuple[str, str]] | None:
         )
     if words[0] == "RENAME" and words[1] in ("TABLE", "TABLES"):
         return _all_tables(found, 2, default)
-    if words[0] == "TRUNCATE" or (words[0] in ("CREATE", "ALTER", "DROP") and "TABLE" in head):
+    if words[0] == "TRUNCATE" or (words[0] in ("CREATE", "ALTER", "DROP") and kind == "TABLE"):
         i = next(
             (i for i, n in enumerate(names) if n.quoted or n.value.upper() not in LEADING), None
         )
@@ -418,6 +420,35 @@ def _renamed_to(found: Scan, i: int, default: str) -> list[tuple[str, str]]:
             k += 1
         renamed.append(_table_at(found, k, default)[0])
     return renamed
+
+
+OPTIONS = {
+    "OR", "REPLACE", "ONLINE", "OFFLINE", "IGNORE", "TEMPORARY", "UNIQUE", "FULLTEXT", "SPATIAL",
+}  # fmt: skip
+"""Words between CREATE/ALTER/DROP and the kind of object (``CREATE OR REPLACE UNIQUE
+INDEX``: INDEX; they once pushed it out of the words looked at, and the index was left out
+of a --tables replay)."""
+DEFINER_WORDS = {"CREATE", "OR", "REPLACE", "DEFINER", "CURRENT_USER"}
+
+
+def _trigger_table(found: Scan, default: str) -> tuple[str, str] | None:
+    """The table of a ``CREATE [OR REPLACE] [DEFINER=...] TRIGGER name ... ON table``;
+    None for any other statement."""
+    words = [None if n.quoted else n.value.upper() for n in found.names]
+    if "TRIGGER" not in words:
+        return None
+    at = words.index("TRIGGER")
+    if any(w is not None and w not in DEFINER_WORDS for w in words[:at]):
+        return None
+    on = next((i for i in range(at + 1, len(words)) if words[i] == "ON"), None)
+    if on is None or on + 1 >= len(words):
+        return None
+    return _table_at(found, on + 1, default)[0]
+
+
+def drops_trigger(found: Scan) -> bool:
+    """Whether the statement is a ``DROP TRIGGER`` (which names no table)."""
+    return found.words[:2] == ["DROP", "TRIGGER"]
 
 
 LEADING = {
