@@ -38,6 +38,14 @@ def rows(sandbox: SandboxHandle, database: str) -> dict[str, list[tuple[Any, ...
     return found
 
 
+def leaving_out_secret(database: str) -> str:
+    """A policy backing up ``database`` from replica1 without its table ``secret``."""
+    return (
+        f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{database}"]\n'
+        f'exclude_tables = ["{database}.secret"]\n'
+    )
+
+
 ALT_DB, ALT_TARGET, ALT_POLICY = "pitr_altren", "pitr_altren_r", "pitr_altren"
 
 
@@ -86,10 +94,7 @@ def test_a_left_out_table_renamed_to_a_kept_name_is_refused_before_anything_chan
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    text = (
-        f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{EXC_DB}"]\n'
-        f'exclude_tables = ["{EXC_DB}.secret"]\n'
-    )
+    text = leaving_out_secret(EXC_DB)
     with pitr_window(
         use_sandbox_config, EXC_POLICY, EXC_DB, EXC_TARGET, monkeypatch=monkeypatch, text=text
     ) as window:
@@ -168,10 +173,7 @@ def test_a_trigger_on_a_left_out_table_stays_out_of_the_replay(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    text = (
-        f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{TEX_DB}"]\n'
-        f'exclude_tables = ["{TEX_DB}.secret"]\n'
-    )
+    text = leaving_out_secret(TEX_DB)
     with pitr_window(
         use_sandbox_config, TEX_POLICY, TEX_DB, TEX_TARGET, monkeypatch=monkeypatch, text=text
     ) as window:

@@ -10,6 +10,7 @@ checksums there are what a restore of that backup must give.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,17 @@ def backup(sandbox: SandboxHandle, policy: str, *flags: str) -> dict[str, Any]:
 def temp_leftovers() -> set[str]:
     root = Path(tempfile.gettempdir())
     return {p.name for p in root.glob("datatier-*")}
+
+
+@pytest.fixture
+def own_tempdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temp directory of this test's own (short: scratch servers put sockets there), so
+    :func:`temp_leftovers` sees this process's staging alone, not another test run's on
+    the same machine (one did, and the check failed)."""
+    root = Path(tempfile.mkdtemp(prefix="dt-own-"))
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -210,7 +222,11 @@ def test_list_show_verify_and_dry_run_cover_the_chain(
 
 
 def test_a_corrupt_object_in_an_incremental_is_exit_4_before_anything_is_prepared(
-    sandbox: SandboxHandle, chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxHandle,
+    chain: Chain,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    own_tempdir: Path,
 ) -> None:
     store = store_of(sandbox)
     key = manifest_of(store, POLICY, chain.ids[1]).objects[0].key
@@ -241,7 +257,7 @@ def test_a_corrupt_object_in_an_incremental_is_exit_4_before_anything_is_prepare
 
 
 def test_restore_test_starts_a_scratch_server_checks_and_compares(
-    sandbox: SandboxHandle, chain: Chain, test_port_base: int
+    sandbox: SandboxHandle, chain: Chain, test_port_base: int, own_tempdir: Path
 ) -> None:
     port = free_port(scratch_ports(test_port_base))
     before = temp_leftovers()
