@@ -21,6 +21,7 @@ from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, MySQLError, connect, query_dicts
 from datatier.mysql.lettercase import apart
 from datatier.mysql.replica_status import read_replica_status
+from datatier.mysql.sqltext import ident
 
 log = get_logger(__name__)
 
@@ -133,7 +134,7 @@ def create_databases(
     failure part-way left)."""
     statements = [
         (
-            f"`{dst.replace('`', '``')}`",
+            ident(dst),
             dst,
             database_clause(charsets.get(src, {}), f"manifest record of database {src!r}"),
         )

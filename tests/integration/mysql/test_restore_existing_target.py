@@ -111,3 +111,23 @@ def test_an_existing_empty_database_takes_the_backups_character_set(
     assert charsets() == source
     run(clean, f"CALL {DB}.p('日本')")
     assert query(clean.config, "primary", f"SELECT v FROM {DB}.t") == [("日本",)]
+
+
+def test_a_look_alike_databases_routine_does_not_make_the_target_busy(
+    clean: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`RET_EXISTING` (another database on this case-sensitive server) holds a procedure:
+    the empty `ret_existing` is not busy. Checked on MariaDB 10.11: a one-value
+    ``ROUTINE_SCHEMA IN (...)`` is exact, unlike a many-valued one (see lettercase)."""
+    upper = DB.upper()
+    run(clean, f"CREATE DATABASE {DB}", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
+    manifest = back_up(clean, POLICY, [DB])
+    run(clean, f"DROP DATABASE {DB}", f"CREATE DATABASE {DB}", f"CREATE DATABASE {upper}")
+    try:
+        run(clean, f"CREATE PROCEDURE {upper}.p() SELECT 1")
+        capsys.readouterr()
+        code = main(["restore", manifest.backup_id])
+        assert code == 0, capsys.readouterr().err
+        assert query(clean.config, "primary", f"SHOW TABLES FROM {DB}") == [("t",)]
+    finally:
+        run(clean, f"DROP DATABASE IF EXISTS {upper}")
