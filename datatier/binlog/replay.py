@@ -62,6 +62,7 @@ class ScanReport:
     accounts_listed: list[tuple[str, str]] = field(default_factory=list)  # (GTID, start)
     tables: set[tuple[str, str]] = field(default_factory=set)  # written (Translator.tables)
     mapped: set[tuple[str, str]] = field(default_factory=set)  # rows' (Translator.mapped)
+    created: set[tuple[str, str, str]] = field(default_factory=set)  # (Translator.created)
 
 
 def groups(
@@ -177,6 +178,7 @@ def scan(
     report.accounts_skipped = translator.accounts_skipped
     report.accounts_listed = translator.accounts_listed
     report.tables, report.mapped = translator.tables, translator.mapped
+    report.created = translator.created
     if target.until_gtid is not None and target.until_gtid in start.gtids:
         report.reached = True  # the base backup is exactly at the target: nothing to replay
     if target.until_gtid is not None and not report.reached:

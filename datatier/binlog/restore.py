@@ -21,9 +21,11 @@ of :func:`datatier.backup.restore.restore_backup` keeps every refusal before any
   :mod:`datatier.mysql.binlog.translate`) or exceeds the target's packet limit is refused
   (exit 2) before anything changes, and so are tables the replay writes (created after
   the base) whose names differ only by letter case from another's, on a target folding
-  them (:func:`~datatier.mysql.casenames.check_replay_collisions`); then the base
-  restore, then the replay from the backup's GTID to the target, renamed, restored
-  databases/tables only.
+  them (:func:`~datatier.mysql.casenames.check_replay_collisions`); with ``--force``, the
+  target's objects named like one the replay creates are dropped
+  (:mod:`datatier.mysql.window_objects`: in place, they hold their state of after the
+  target); then the base restore, then the replay from the backup's GTID to the target,
+  renamed, restored databases/tables only.
 * ``post_check``: none of the base's row counts (the replay changed them).
 """
 
@@ -63,6 +65,7 @@ from datatier.mysql.casenames import (
 from datatier.mysql.connection import Endpoint
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.restore import LogicalRestore
+from datatier.mysql.window_objects import Present, drop_present, present_objects
 from datatier.pipeline.staging import Staged
 from datatier.storage.base import MiB
 
@@ -106,6 +109,9 @@ class PitrRestore(RestoreEngine):
         self.selection = Selection(databases=frozenset(), renames={})
         self._max_binlog = 0  # set by check_staged, from the target's max_allowed_packet
         self._replaying = False  # the last apply got to the replay
+        self._created: set[tuple[str, str, str]] = set()  # what the replay creates (_scan)
+        self._fold = False  # whether the replay compares names folded (_scan)
+        self._window_dropped: list[Present] = []  # --force: dropped before loading (apply)
 
     def _includes(self, fold: bool = False) -> Callable[[str, str], bool] | None:
         """For a base that left tables of its databases out (``options.ignored_tables``:
@@ -287,6 +293,16 @@ class PitrRestore(RestoreEngine):
             max_binlog=self._max_binlog,
         )
         self._check_written(server, fold, scanned)
+        self._fold, self._created = fold, self._window_created(scanned.created, fold)
+        if self.options.force:  # told now, looked up again before loading
+            present = self._present(server)
+            if present:
+                plan.details["window_replaced"] = [p.to_json() for p in present]
+                plan.summary.append(
+                    "--force drops, before loading, what the replay window creates and the "
+                    "target holds (created in the replay window: the replay recreates it as "
+                    f"at the target): {', '.join(map(str, present))}"
+                )
         if scanned.largest_statement + 1024 > packet:
             raise UsageError(
                 f"the replay holds a statement of {scanned.largest_statement} bytes; target "
@@ -317,14 +333,54 @@ class PitrRestore(RestoreEngine):
         )
         plan.summary.extend(_accounts_text(scanned.accounts_skipped, scanned.accounts_listed))
 
+    def _window_created(
+        self, created: set[tuple[str, str, str]], fold: bool
+    ) -> set[tuple[str, str, str]]:
+        """Of the objects the scanned replay creates (or writes rows to), those the base
+        restore does not create: a table, view or sequence of the base is replaced by the
+        base's own DROP ... IF EXISTS."""
+        assert self.base_plan is not None, "plan runs first"
+        based = {
+            (name_key(db, fold), name_key(t, fold))
+            for db, t in self.base.created_names(self.base_plan)
+        }
+        table_kinds = ("table", "view", "sequence")
+        return {o for o in created if o[0] not in table_kinds or (o[1], o[2]) not in based}
+
+    def _present(self, server: Endpoint) -> list[Present]:
+        """The target's objects named like one the replay creates (:meth:`_window_created`;
+        :mod:`datatier.mysql.window_objects`)."""
+        targets = {name_key(s, self._fold): d for s, d in self.base.targets.items()}
+        return present_objects(server, self._created, targets, names_folded=self._fold)
+
+    def _drop_window_objects(self, plan: RestorePlan, server: Endpoint) -> None:
+        """``--force``: the target's objects the replay creates, dropped before the base
+        loads (they would meet the replay in their state of after the target: a
+        ``CREATE TABLE IF NOT EXISTS`` kept the later rows and the replayed ones were
+        added); what was dropped goes to the report's ``window_replaced``."""
+        present = self._present(server)
+        for p in present:
+            log.warning("restore.replacing_window_object", object=str(p))
+        try:
+            drop_present(server, present, binlog=self.base.binlog, dropped=self._window_dropped)
+        finally:
+            plan.details.pop("window_replaced", None)  # the check's forecast
+            if self._window_dropped:
+                plan.details["window_replaced"] = [p.to_json() for p in self._window_dropped]
+
     def apply(
         self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
     ) -> None:
-        """The base backup, then the replay up to the target (after :meth:`check_staged`)."""
+        """With ``--force``, the target's objects the replay creates dropped
+        (:meth:`_drop_window_objects`); the base backup, then the replay up to the target
+        (after :meth:`check_staged`)."""
         assert self.base_plan is not None and self._max_binlog, "check_staged runs first"
         server = self.base.server
         charsets = charset_names(server)
         self._replaying = False
+        self._window_dropped = []
+        if self.options.force:
+            self._drop_window_objects(plan, server)
         with self._refusing_base(plan):
             self.base.apply(self.base_plan, staged, on_loaded)
         self._replaying = True
@@ -351,8 +407,8 @@ class PitrRestore(RestoreEngine):
 
     def changed_target(self) -> bool:
         """The base restore's answer (:meth:`LogicalRestore.changed_target`), until the
-        replay starts."""
-        return self._replaying or self.base.changed_target()
+        replay starts; true once a window object was dropped."""
+        return self._replaying or bool(self._window_dropped) or self.base.changed_target()
 
     @contextlib.contextmanager
     def _refusing_base(self, applying: RestorePlan | None = None) -> Iterator[None]:

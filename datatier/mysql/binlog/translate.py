@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datatier.log import get_logger
 from datatier.mysql.binlog import events as ev
 from datatier.mysql.binlog import query as q
+from datatier.mysql.binlog.created import CreatedObject, created_objects
 from datatier.mysql.binlog.groups import Group, ends_transaction
 from datatier.mysql.binlog.selection import ReplayRefused, Selection, tables_kept
 from datatier.mysql.binlog.sqlrefs import (
@@ -109,6 +110,9 @@ class Translator:
         self.accounts_listed: list[tuple[str, str]] = []  # (GTID, the statement's start)
         self.tables: set[tuple[str, str]] = set()  # (database, table) the replay writes
         self.mapped: set[tuple[str, str]] = set()  # of them, rows' tables, as the binlog has
+        # objects of restored databases the replay creates by name, or writes rows to
+        # (folded when the selection folds; see datatier.mysql.binlog.created)
+        self.created: set[CreatedObject] = set()
         self._lowered: set[str] | None = None  # names statements spell lower-cased
         if selection.lowered is not None:
             self._lowered = {*selection.lowered, *selection.databases}
@@ -410,10 +414,14 @@ class Translator:
         self.mapped.add((database, table))
         key = self.selection.key
         self.tables.add((key(database), key(table)))
+        self.created.add(("table", key(database), key(table)))
 
     def _note_tables(self, found: Scan, default: str) -> None:
         """Into :attr:`tables`, the restored tables a replayed statement names as a table
-        DDL's (CREATE, ALTER, RENAME...) or as the one table a data change writes."""
+        DDL's (CREATE, ALTER, RENAME...) or as the one table a data change writes; into
+        :attr:`created`, the objects of restored databases it creates."""
+        databases = self.selection.databases
+        self.created.update(o for o in created_objects(found, default) if o[1] in databases)
         named = statement_tables(found, default) or []
         if written := written_table(found, default):
             named.append(written)

@@ -1,0 +1,145 @@
+"""``restore --force`` of a point in time over a target holding what the replay window creates.
+
+The base restore replaces what the backup holds; an object created after the base (a
+table, view, routine...) may still be on the target, in its state of after the target
+moment. The replay then meets it: ``CREATE TABLE IF NOT EXISTS`` keeps it with its later
+rows and the replayed rows are added, a plain ``CREATE`` fails after the base was loaded.
+:func:`present_objects` finds, of the objects the replay creates
+(:func:`~datatier.mysql.binlog.created.created_objects`), those the target holds (reads
+only); :func:`drop_present` drops them, so the replay recreates them as at the target.
+Nothing else on the target is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from datatier.mysql.connection import Endpoint, connect
+from datatier.mysql.labels import table_label
+from datatier.mysql.lettercase import folds_names, name_key
+from datatier.mysql.sqltext import ident
+
+_TABLE_TYPES = {"BASE TABLE": "table", "SYSTEM VERSIONED": "table", "SEQUENCE": "sequence",
+                "VIEW": "view"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Present:
+    """The target's ``kind`` (table, view, sequence, trigger, procedure, function, package,
+    package body, event) ``name`` in ``database`` (target names, as the target spells them)."""
+
+    kind: str
+    database: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {table_label(self.database, self.name)}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "database": self.database, "name": self.name}
+
+
+def present_objects(
+    target: Endpoint,
+    created: Iterable[tuple[str, str, str]],
+    databases: Mapping[str, str],
+    *,
+    names_folded: bool,
+) -> list[Present]:
+    """Of ``created`` ((kind, database, name): database and name as the replay compares
+    them, lower-cased when ``names_folded``), the objects ``target`` holds under a name the
+    replay would create; ``databases`` maps the replay's database names to the target's.
+    A table, view or sequence is matched whatever its kind (one namespace), as the target
+    compares table names; routines and events case-insensitively (as the server names
+    them); triggers as spelled (folded when ``names_folded``). Reads only."""
+    wanted: dict[str, set[tuple[str, str]]] = {}
+    for kind, database, name in created:
+        if database in databases:
+            wanted.setdefault(databases[database], set()).add((kind, name))
+    found: set[Present] = set()
+    if not wanted:
+        return []
+    with connect(target) as conn, conn.cursor() as cur:
+        fold = folds_names(cur)
+        for database, objects in sorted(wanted.items()):
+            kinds = {k for k, _ in objects}
+            for table, sql, how in _LOOKUPS:
+                if not kinds & table:
+                    continue
+                folding = {"tables": fold, "triggers": names_folded, "others": True}[how]
+                names = {(_kind(k, how), name_key(n, folding)) for k, n in objects if k in table}
+                for kind, name in _rows(cur, sql, database, fold):
+                    if kind in table and (_kind(kind, how), name_key(name, folding)) in names:
+                        found.add(Present(kind, database, name))
+    return sorted(found, key=lambda p: (p.database, p.kind, p.name))
+
+
+_LOOKUPS = [
+    (
+        {"table", "view", "sequence"},
+        "SELECT TABLE_SCHEMA, TABLE_TYPE, TABLE_NAME FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = %s",
+        "tables",
+    ),
+    (
+        {"trigger"},
+        "SELECT TRIGGER_SCHEMA, 'trigger', TRIGGER_NAME FROM information_schema.TRIGGERS "
+        "WHERE TRIGGER_SCHEMA = %s",
+        "triggers",
+    ),
+    (
+        {"procedure", "function", "package", "package body"},
+        "SELECT ROUTINE_SCHEMA, LOWER(ROUTINE_TYPE), ROUTINE_NAME "
+        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s",
+        "others",
+    ),
+    (
+        {"event"},
+        "SELECT EVENT_SCHEMA, 'event', EVENT_NAME FROM information_schema.EVENTS "
+        "WHERE EVENT_SCHEMA = %s",
+        "others",
+    ),
+]
+"""(kinds, the query of the target's objects of those kinds: schema, kind, name; how
+names compare: as the target compares table names, as the replay spells triggers,
+case-insensitively)."""
+
+
+def _kind(kind: str, how: str) -> str:
+    """A kind as compared: tables, views and sequences share one namespace."""
+    return "table" if how == "tables" else kind
+
+
+def _rows(cur: Any, sql: str, database: str, fold: bool) -> list[tuple[str, str]]:
+    """(kind, name) of the objects ``sql`` finds in ``database`` (its first column, the
+    schema, compared here as the server compares database names, ``fold``:
+    information_schema may compare as its collation does); a table's kind as restored."""
+    cur.execute(sql, (database,))
+    key = name_key(database, fold)
+    return [
+        (_TABLE_TYPES.get(str(kind), str(kind)), str(name))
+        for schema, kind, name in cur.fetchall()
+        if name_key(str(schema), fold) == key
+    ]
+
+
+def drop_present(
+    target: Endpoint, present: list[Present], *, binlog: bool, dropped: list[Present]
+) -> None:
+    """``DROP <kind> IF EXISTS`` each of ``present`` (triggers first; without binlogging
+    unless ``binlog``; foreign keys to a dropped table not checked, as for a backup's own
+    ``DROP TABLE``); each is appended to ``dropped`` once gone, so a caller knows what a
+    failure part-way left."""
+    if not present:
+        return
+    order = sorted(present, key=lambda p: (p.kind != "trigger", p.database, p.name))
+    with connect(target) as conn, conn.cursor() as cur:
+        if not binlog:
+            cur.execute("SET SESSION sql_log_bin = 0")
+        cur.execute("SET SESSION foreign_key_checks = 0")
+        for p in order:
+            what = p.kind.upper()
+            cur.execute(f"DROP {what} IF EXISTS {ident(p.database)}.{ident(p.name)}")
+            dropped.append(p)

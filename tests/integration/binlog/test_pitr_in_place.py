@@ -1,0 +1,151 @@
+"""A forced point-in-time restore over a target holding what the replay window creates (the
+tester's finding 3, 2026-12-03).
+
+The on-call "put it back as it was at T": ``restore --policy P --until-gtid G --force`` into
+the source database itself. The base restore replaces the objects the backup holds, but a
+table (view, routine...) created after the base is still on the target, with its state of
+after T. The replay then met it: ``CREATE TABLE IF NOT EXISTS log`` was a no-op, and the
+replayed rows were added to the rows of after T (exit 0, rows of after the target and rows
+twice); a plain ``CREATE TABLE``, ``CREATE VIEW`` or ``CREATE PROCEDURE`` failed after the
+base was loaded (exit 1). With ``--force`` such objects are now dropped before loading (the
+replay recreates them as at T) and the report names them; what neither the base nor the
+replay window creates is left as it is, as for a forced restore of the backup alone.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from datatier.cli import main
+from tests.integration.binlog_support import PitrWindow, pitr_window, query
+from tests.integration.conftest import SandboxHandle
+
+DB, POLICY = "pitr_inplace", "pitr_inplace"
+
+
+def rows(sandbox: SandboxHandle, database: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table and view of ``database`` (exact names) with its rows, sorted."""
+    found = {}
+    for (table,) in query(sandbox.config, "primary", f"SHOW TABLES FROM `{database}`"):
+        found[table] = sorted(
+            query(sandbox.config, "primary", f"SELECT * FROM `{database}`.`{table}`")
+        )
+    return found
+
+
+def routines(sandbox: SandboxHandle, database: str) -> list[tuple[str, str]]:
+    found = query(
+        sandbox.config,
+        "primary",
+        "SELECT ROUTINE_NAME, ROUTINE_DEFINITION FROM information_schema.ROUTINES "
+        "WHERE ROUTINE_SCHEMA = %s",
+        (database,),
+    )
+    return sorted((str(n), str(d)) for n, d in found)
+
+
+def _window(window: PitrWindow, *creates: str) -> tuple[str, dict[str, Any]]:
+    """Base (table a), then ``creates`` and a row into log; the target moment; then the
+    damage: a emptied, another row in log, the procedure and view redefined. (target GTID,
+    the tables and routines as at the target)."""
+    window.sql(
+        f"CREATE TABLE {DB}.a (id INT PRIMARY KEY, v VARCHAR(20))",
+        f"INSERT INTO {DB}.a VALUES (1, 'a1'), (2, 'a2')",
+    )
+    window.backup()
+    with window.session() as cur:
+        cur.execute("INSERT INTO a VALUES (3, 'a3')")
+        for create in creates:
+            cur.execute(create)
+        cur.execute("INSERT INTO log VALUES ('before T')")
+    gtid = window.gtid()
+    expected = {"rows": rows(window.sandbox, DB), "routines": routines(window.sandbox, DB)}
+    with window.session() as cur:
+        cur.execute("DELETE FROM a")
+        cur.execute("INSERT INTO log VALUES ('after T')")
+        if any("PROCEDURE" in c for c in creates):
+            cur.execute("CREATE OR REPLACE PROCEDURE p() SELECT 'after T'")
+        if any("VIEW" in c for c in creates):
+            cur.execute("CREATE OR REPLACE VIEW va AS SELECT 'after T' AS x")
+        cur.execute("CREATE TABLE later (id INT)")  # after T: neither base nor window
+        cur.execute("INSERT INTO later VALUES (7)")
+    window.archive()
+    return gtid, expected
+
+
+@pytest.mark.parametrize(
+    "creates",
+    [
+        ["CREATE TABLE IF NOT EXISTS log (msg VARCHAR(40))"],
+        ["CREATE TABLE log (msg VARCHAR(40))"],
+        [
+            "CREATE TABLE log (msg VARCHAR(40))",
+            "CREATE VIEW va AS SELECT id FROM a",
+            "CREATE PROCEDURE p() SELECT 'before T'",
+        ],
+        [
+            "CREATE TABLE log0 (msg VARCHAR(40))",
+            "CREATE TABLE IF NOT EXISTS log1 (msg VARCHAR(40))",
+            "RENAME TABLE log0 TO log",
+        ],
+    ],
+    ids=["if-not-exists", "plain", "view-and-procedure", "renamed-into"],
+)
+def test_a_forced_in_place_restore_gives_the_target_moment(
+    creates: list[str],
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every table, view and routine as at the target; ``later`` (created after it, not by
+    the window) kept as it was; the report lists what --force dropped before loading."""
+    with pitr_window(use_sandbox_config, POLICY, DB, monkeypatch=monkeypatch) as window:
+        gtid, expected = _window(window, *creates)
+        capsys.readouterr()
+        code = main(["restore", "--policy", POLICY, "--until-gtid", gtid, "--force", "--json"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        got = rows(use_sandbox_config, DB)
+        assert got.pop("later") == [(7,)]
+        assert got == expected["rows"]
+        assert routines(use_sandbox_config, DB) == expected["routines"]
+        dropped = json.loads(out.out)["window_replaced"]
+        names = {(d["kind"], d["name"]) for d in dropped}
+        assert ("table", "log") in names
+        assert "later" not in {n for _, n in names} and "a" not in {n for _, n in names}
+        if any("VIEW" in c for c in creates):
+            assert {("view", "va"), ("procedure", "p")} <= names
+
+
+def test_the_dry_run_tells_what_force_would_drop_and_changes_nothing(
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pitr_window(use_sandbox_config, POLICY, DB, monkeypatch=monkeypatch) as window:
+        gtid, _ = _window(window, "CREATE TABLE IF NOT EXISTS log (msg VARCHAR(40))")
+        before = rows(use_sandbox_config, DB)
+        capsys.readouterr()
+        argv = ["restore", "--policy", POLICY, "--until-gtid", gtid, "--force", "--dry-run"]
+        code = main([*argv, "--scan"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        assert "log" in out.out and "created in the replay window" in out.out
+        assert rows(use_sandbox_config, DB) == before
+
+
+def test_without_force_a_target_holding_the_window_table_is_refused(
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No --force: the target is not empty, refused as before (exit 2, nothing changed)."""
+    with pitr_window(use_sandbox_config, POLICY, DB, monkeypatch=monkeypatch) as window:
+        gtid, _ = _window(window, "CREATE TABLE IF NOT EXISTS log (msg VARCHAR(40))")
+        before = rows(use_sandbox_config, DB)
+        code = main(["restore", "--policy", POLICY, "--until-gtid", gtid])
+        assert code == 2
+        assert rows(use_sandbox_config, DB) == before
