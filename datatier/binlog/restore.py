@@ -65,7 +65,7 @@ from datatier.mysql.casenames import (
 from datatier.mysql.connection import Endpoint
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.restore import LogicalRestore
-from datatier.mysql.window_objects import Present, drop_present, present_objects
+from datatier.mysql.window_objects import Present, drop_present, present_objects, tables_left
 from datatier.pipeline.staging import Staged
 from datatier.storage.base import MiB
 
@@ -303,6 +303,7 @@ class PitrRestore(RestoreEngine):
                     "target holds (created in the replay window: the replay recreates it as "
                     f"at the target): {', '.join(map(str, present))}"
                 )
+            self._tell_left(plan, server)
         if scanned.largest_statement + 1024 > packet:
             raise UsageError(
                 f"the replay holds a statement of {scanned.largest_statement} bytes; target "
@@ -344,14 +345,43 @@ class PitrRestore(RestoreEngine):
             (name_key(db, fold), name_key(t, fold))
             for db, t in self.base.created_names(self.base_plan)
         }
-        table_kinds = ("table", "view", "sequence")
-        return {o for o in created if o[0] not in table_kinds or (o[1], o[2]) not in based}
+        return {o for o in created if o[0] not in _TABLE_KINDS or (o[1], o[2]) not in based}
 
     def _present(self, server: Endpoint) -> list[Present]:
         """The target's objects named like one the replay creates (:meth:`_window_created`;
         :mod:`datatier.mysql.window_objects`)."""
         targets = {name_key(s, self._fold): d for s, d in self.base.targets.items()}
         return present_objects(server, self._created, targets, names_folded=self._fold)
+
+    def _tell_left(self, plan: RestorePlan, server: Endpoint) -> None:
+        """``--force`` of whole databases: the plan's word on the target's tables, views
+        and sequences that neither the base nor the replay creates and the backup did not
+        leave out (created after the target moment): left as they are, as by a forced
+        restore of the backup alone."""
+        if self.options.tables:
+            return
+        assert self.base_plan is not None, "plan runs first"
+        fold = self._fold
+        accounted = {(o[1], o[2]) for o in self._created if o[0] in _TABLE_KINDS}
+        accounted |= {
+            (name_key(db, fold), name_key(t, fold))
+            for db, t in self.base.created_names(self.base_plan)
+        }
+        for left_out in self.pitr.manifest.options.get("ignored_tables") or ():
+            text = str(left_out)  # "db.table": either dot of a.b.c may be the one
+            accounted |= {
+                (name_key(text[:i], fold), name_key(text[i + 1 :], fold))
+                for i, ch in enumerate(text)
+                if ch == "."
+            }
+        targets = {name_key(s, fold): d for s, d in self.base.targets.items()}
+        left = tables_left(server, targets, accounted)
+        if left:
+            plan.details["left_as_they_are"] = [p.to_json() for p in left]
+            plan.summary.append(
+                "--force leaves as they are (neither the base backup nor the replay window "
+                f"creates them: created after the target moment): {', '.join(map(str, left))}"
+            )
 
     def _drop_window_objects(self, plan: RestorePlan, server: Endpoint) -> None:
         """``--force``: the target's objects the replay creates, dropped before the base
@@ -434,6 +464,7 @@ class PitrRestore(RestoreEngine):
 
 
 SHOWN_ACCOUNTS = 10
+_TABLE_KINDS = ("table", "view", "sequence")  # one namespace of names
 
 
 def _accounts_text(count: int, listed: list[tuple[str, str]]) -> list[str]:

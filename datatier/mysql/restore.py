@@ -52,6 +52,7 @@ from datatier.mysql.sequence_deps import check_sequence_bases, read_schema, stag
 from datatier.mysql.target import (
     bad_database_name,
     busy_databases,
+    changed_defaults,
     check_not_replica,
     check_packet_size,
     create_databases,
@@ -239,9 +240,25 @@ class LogicalRestore(RestoreEngine):
                     f"target {self.server.label} is not empty: {listed}",
                     hint="restore elsewhere, --rename SRC=DST, or --force to replace",
                 )
+        if not self.options.tables:
+            self._tell_defaults(plan)
         recorded = recorded_references(self.manifest)
         if recorded is not None:  # else after fetching, from the objects (check_staged)
             self._check_references(plan, recorded.views, recorded.sequences)
+
+    def _tell_defaults(self, plan: RestorePlan) -> None:
+        """The plan's word on existing target databases whose default character set or
+        collation the restore changes (``ALTER DATABASE``, see ``apply``)."""
+        changed = changed_defaults(self.server, self.targets, self.manifest.databases)
+        if changed:
+            plan.details["database_defaults"] = [
+                {"database": db, "now": now, "restored": backup} for db, now, backup in changed
+            ]
+            plan.summary.append(
+                "existing database(s) take the backup's default character set and collation "
+                "(ALTER DATABASE; their tables are not converted): "
+                + ", ".join(f"{name_label(db)} {now} -> {backup}" for db, now, backup in changed)
+            )
 
     def check_staged(self, plan: RestorePlan, staged: Staged) -> None:
         """IntegrityFailure (exit 4), nothing applied, when a bundle's bytes do not match the

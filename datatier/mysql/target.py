@@ -117,6 +117,30 @@ def database_clause(charset: Mapping[str, Any], where: str) -> str:
     return clause
 
 
+def changed_defaults(
+    target: Endpoint, names: Mapping[str, str], charsets: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, str, str]]:
+    """The target databases of ``names`` (source -> target) that exist with a default
+    character set or collation other than the source's in ``charsets``: (target database,
+    its defaults now, the backup's), as ``charset/collation``. What :func:`create_databases`
+    with ``defaults`` alters (the plan tells it). Reads only."""
+    wanted = {dst: charsets.get(src, {}) for src, dst in names.items()}
+    found = []
+    with connect(target) as conn, conn.cursor() as cur:
+        for dst, record in sorted(wanted.items()):
+            cur.execute(
+                "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
+                "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                (dst,),
+            )
+            for _, charset, collation in cur.fetchall():
+                now = (str(charset), str(collation))
+                backup = (record.get("charset") or now[0], record.get("collation") or now[1])
+                if now != backup:
+                    found.append((dst, "/".join(now), "/".join(map(str, backup))))
+    return found
+
+
 def create_databases(
     target: Endpoint,
     names: Mapping[str, str],

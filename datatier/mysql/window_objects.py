@@ -76,6 +76,30 @@ def present_objects(
     return sorted(found, key=lambda p: (p.database, p.kind, p.name))
 
 
+def tables_left(
+    target: Endpoint, databases: Mapping[str, str], accounted: Iterable[tuple[str, str]]
+) -> list[Present]:
+    """The tables, views and sequences of the target databases (``databases``: the
+    replay's names -> the target's) that are not ``accounted`` for ((database, name) as the
+    replay compares them: what the base and the replay create, what the backup left out):
+    a forced restore leaves them as they are, and at the target moment they did not exist
+    (created after it). Compared as :func:`present_objects` compares tables. Reads only."""
+    known: dict[str, set[str]] = {}
+    for database, name in accounted:
+        if database in databases:
+            known.setdefault(databases[database], set()).add(name)
+    found = []
+    sql = _LOOKUPS[0][1]
+    with connect(target) as conn, conn.cursor() as cur:
+        fold = folds_names(cur)
+        for database in sorted(set(databases.values())):
+            names = {name_key(n, fold) for n in known.get(database, ())}
+            for kind, name in _rows(cur, sql, database, fold):
+                if kind in _LOOKUPS[0][0] and name_key(name, fold) not in names:
+                    found.append(Present(kind, database, name))
+    return sorted(found, key=lambda p: (p.database, p.name))
+
+
 _LOOKUPS = [
     (
         {"table", "view", "sequence"},

@@ -9,7 +9,8 @@ replayed rows were added to the rows of after T (exit 0, rows of after the targe
 twice); a plain ``CREATE TABLE``, ``CREATE VIEW`` or ``CREATE PROCEDURE`` failed after the
 base was loaded (exit 1). With ``--force`` such objects are now dropped before loading (the
 replay recreates them as at T) and the report names them; what neither the base nor the
-replay window creates is left as it is, as for a forced restore of the backup alone.
+replay window creates is left as it is, as for a forced restore of the backup alone, and
+the plan names it.
 """
 
 from __future__ import annotations
@@ -112,7 +113,10 @@ def test_a_forced_in_place_restore_gives_the_target_moment(
         assert got.pop("later") == [(7,)]
         assert got == expected["rows"]
         assert routines(use_sandbox_config, DB) == expected["routines"]
-        dropped = json.loads(out.out)["window_replaced"]
+        report = json.loads(out.out)
+        later = {"kind": "table", "database": DB, "name": "later"}
+        assert report["left_as_they_are"] == [later]
+        dropped = report["window_replaced"]
         names = {(d["kind"], d["name"]) for d in dropped}
         assert ("table", "log") in names
         assert "later" not in {n for _, n in names} and "a" not in {n for _, n in names}
@@ -134,6 +138,7 @@ def test_the_dry_run_tells_what_force_would_drop_and_changes_nothing(
         out = capsys.readouterr()
         assert code == 0, out.err
         assert "log" in out.out and "created in the replay window" in out.out
+        assert "leaves as they are" in out.out and "later" in out.out
         assert rows(use_sandbox_config, DB) == before
 
 

@@ -7,11 +7,13 @@
 * A database that exists and is empty (allowed without ``--force``) takes the backup's
   default character set and collation: it kept its own (latin1), so the restored
   procedure's ``VARCHAR`` parameters became latin1 and ``CALL p('日本')`` failed on the
-  copy (exit 0, no word).
+  copy (exit 0, no word). The plan (``--dry-run``) says so: the ``ALTER DATABASE`` is a
+  change to a live database, binlogged unless ``--no-binlog``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,7 +84,7 @@ def test_a_database_holding_only_a_routine_or_event_is_not_empty(
 
 
 def test_an_existing_empty_database_takes_the_backups_character_set(
-    clean: SandboxHandle,
+    clean: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def charsets() -> tuple[Any, ...]:
         db = query(
@@ -107,7 +109,17 @@ def test_an_existing_empty_database_takes_the_backups_character_set(
     assert source == (("utf8mb4", "utf8mb4_unicode_ci"), "utf8mb4")
     manifest = back_up(clean, POLICY, [DB])
     run(clean, f"DROP DATABASE {DB}", f"CREATE DATABASE {DB} CHARACTER SET latin1")  # empty
-    assert main(["restore", manifest.backup_id]) == 0
+    capsys.readouterr()
+    assert main(["restore", manifest.backup_id, "--dry-run"]) == 0
+    told = capsys.readouterr().out
+    assert "`ret_existing` latin1/latin1_swedish_ci -> utf8mb4/utf8mb4_unicode_ci" in told
+    schema = "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE "
+    assert query(clean.config, "primary", f"{schema} SCHEMA_NAME = '{DB}'") == [("latin1",)]
+    assert main(["restore", manifest.backup_id, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    told_json = {"database": DB, "now": "latin1/latin1_swedish_ci",
+                 "restored": "utf8mb4/utf8mb4_unicode_ci"}  # fmt: skip
+    assert report["database_defaults"] == [told_json]
     assert charsets() == source
     run(clean, f"CALL {DB}.p('日本')")
     assert query(clean.config, "primary", f"SELECT v FROM {DB}.t") == [("日本",)]
