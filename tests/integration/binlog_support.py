@@ -366,6 +366,17 @@ def drop_databases(config: Config, *names: str) -> None:
         query(config, "primary", f"DROP DATABASE IF EXISTS {name}")
 
 
+def database_rows(sandbox: SandboxHandle, database: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table and view of ``database`` on the primary (exact names, SHOW TABLES)
+    with its rows, sorted."""
+    found = {}
+    for (table,) in query(sandbox.config, "primary", f"SHOW TABLES FROM `{database}`"):
+        found[table] = sorted(
+            query(sandbox.config, "primary", f"SELECT * FROM `{database}`.`{table}`")
+        )
+    return found
+
+
 def fresh_policy(
     sandbox: SandboxHandle,
     policy: str,

@@ -22,19 +22,10 @@ import pytest
 
 from datatier.cli import main
 from tests.integration.binlog_support import PitrWindow, pitr_window, query
+from tests.integration.binlog_support import database_rows as rows
 from tests.integration.conftest import SandboxHandle
 
 DB, POLICY = "pitr_inplace", "pitr_inplace"
-
-
-def rows(sandbox: SandboxHandle, database: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table and view of ``database`` (exact names) with its rows, sorted."""
-    found = {}
-    for (table,) in query(sandbox.config, "primary", f"SHOW TABLES FROM `{database}`"):
-        found[table] = sorted(
-            query(sandbox.config, "primary", f"SELECT * FROM `{database}`.`{table}`")
-        )
-    return found
 
 
 def routines(sandbox: SandboxHandle, database: str) -> list[tuple[str, str]]:
@@ -124,33 +115,23 @@ def test_a_forced_in_place_restore_gives_the_target_moment(
             assert {("view", "va"), ("procedure", "p")} <= names
 
 
-def test_the_dry_run_tells_what_force_would_drop_and_changes_nothing(
+def test_without_force_it_is_refused_and_the_dry_run_tells_what_force_drops(
     use_sandbox_config: SandboxHandle,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """No --force: the target is not empty, refused as before (exit 2). With it, the dry
+    run names the window's table it would drop and the table it leaves; neither changes
+    anything."""
     with pitr_window(use_sandbox_config, POLICY, DB, monkeypatch=monkeypatch) as window:
         gtid, _ = _window(window, "CREATE TABLE IF NOT EXISTS log (msg VARCHAR(40))")
         before = rows(use_sandbox_config, DB)
+        argv = ["restore", "--policy", POLICY, "--until-gtid", gtid]
+        assert main(argv) == 2
         capsys.readouterr()
-        argv = ["restore", "--policy", POLICY, "--until-gtid", gtid, "--force", "--dry-run"]
-        code = main([*argv, "--scan"])
+        code = main([*argv, "--force", "--dry-run", "--scan"])
         out = capsys.readouterr()
         assert code == 0, out.err
         assert "log" in out.out and "created in the replay window" in out.out
         assert "leaves as they are" in out.out and "later" in out.out
-        assert rows(use_sandbox_config, DB) == before
-
-
-def test_without_force_a_target_holding_the_window_table_is_refused(
-    use_sandbox_config: SandboxHandle,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """No --force: the target is not empty, refused as before (exit 2, nothing changed)."""
-    with pitr_window(use_sandbox_config, POLICY, DB, monkeypatch=monkeypatch) as window:
-        gtid, _ = _window(window, "CREATE TABLE IF NOT EXISTS log (msg VARCHAR(40))")
-        before = rows(use_sandbox_config, DB)
-        code = main(["restore", "--policy", POLICY, "--until-gtid", gtid])
-        assert code == 2
         assert rows(use_sandbox_config, DB) == before

@@ -19,23 +19,12 @@ at) and left out: the restored table lacked the unique key.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from datatier.cli import main
+from tests.integration.binlog_support import database_rows as rows
 from tests.integration.binlog_support import pitr_window, query
 from tests.integration.conftest import SandboxHandle
-
-
-def rows(sandbox: SandboxHandle, database: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table of ``database`` (exact names) with its rows, sorted."""
-    found = {}
-    for (table,) in query(sandbox.config, "primary", f"SHOW TABLES FROM `{database}`"):
-        found[table] = sorted(
-            query(sandbox.config, "primary", f"SELECT * FROM `{database}`.`{table}`")
-        )
-    return found
 
 
 def leaving_out_secret(database: str) -> str:
