@@ -113,8 +113,9 @@ def tables_kept(selection: Selection, found: Scan, default: str, where: str) -> 
     only some tables (``--tables``, a policy's ``[source] tables``/``exclude_tables``) is
     replayed: a table or view DDL when it acts on restored tables (views) only;
     ReplayRefused (exit 2) for one acting on restored and other tables, one making a
-    restored table or view from one not restored (:func:`~datatier.mysql.binlog.reads.
-    read_tables`), or a data change that cannot be limited."""
+    restored table or view from one not restored
+    (:func:`~datatier.mysql.binlog.reads.read_tables`), or a data change that cannot be
+    limited."""
     if selection.tables is not None and drops_trigger(found):
         raise ReplayRefused(
             f"DROP TRIGGER {where} names no table, so it cannot be limited to the tables "
@@ -123,8 +124,8 @@ def tables_kept(selection: Selection, found: Scan, default: str, where: str) -> 
     views = view_names(found, default)
     tables = views if views is not None else statement_tables(found, default)
     if tables is None and selection.tables is None:
-        # a policy's table selection (no --tables): other DDL (views, triggers,
-        # routines, events, sequences, the database) replays as for whole databases;
+        # a policy's table selection (no --tables): other DDL (triggers, routines,
+        # events, sequences, the database) replays as for whole databases;
         # a data change replays when the one table it writes is restored
         if not found.words or found.words[0].encode() not in DATA_VERBS_B:
             return True
