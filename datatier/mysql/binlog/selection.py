@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from datatier.errors import UsageError
 from datatier.mysql.binlog.qualified import MODE_NO_BACKSLASH_ESCAPES
+from datatier.mysql.binlog.reads import read_tables, view_names
 from datatier.mysql.binlog.sqlrefs import (
     DATA_VERBS,
     Scan,
@@ -110,17 +111,21 @@ class Selection:
 def tables_kept(selection: Selection, found: Scan, default: str, where: str) -> bool:
     """Whether a statement (``found``, run in database ``default``) of a replay restoring
     only some tables (``--tables``, a policy's ``[source] tables``/``exclude_tables``) is
-    replayed: a table DDL when it acts on restored tables only; ReplayRefused (exit 2) for
-    one acting on restored and other tables, or a data change that cannot be limited."""
+    replayed: a table or view DDL when it acts on restored tables (views) only;
+    ReplayRefused (exit 2) for one acting on restored and other tables, one making a
+    restored table or view from one not restored
+    (:func:`~datatier.mysql.binlog.reads.read_tables`), or a data change that cannot be
+    limited."""
     if selection.tables is not None and drops_trigger(found):
         raise ReplayRefused(
             f"DROP TRIGGER {where} names no table, so it cannot be limited to the tables "
             "--tables restores (restore whole databases, or the backup alone)"
         )
-    tables = statement_tables(found, default)
+    views = view_names(found, default)
+    tables = views if views is not None else statement_tables(found, default)
     if tables is None and selection.tables is None:
-        # a policy's table selection (no --tables): other DDL (views, triggers,
-        # routines, events, sequences, the database) replays as for whole databases;
+        # a policy's table selection (no --tables): other DDL (triggers, routines,
+        # events, sequences, the database) replays as for whole databases;
         # a data change replays when the one table it writes is restored
         if not found.words or found.words[0].encode() not in DATA_VERBS_B:
             return True
@@ -138,4 +143,10 @@ def tables_kept(selection: Selection, found: Scan, default: str, where: str) -> 
     inside = [t for t in tables if selection.holds(*t)]
     if inside and len(inside) != len(tables):
         raise ReplayRefused(f"statement {where} acts on restored and other tables")
+    if inside and (missing := [t for t in read_tables(found, default) if not selection.holds(*t)]):
+        raise ReplayRefused(
+            f"statement {where} makes a restored table or view from "
+            f"{', '.join(f'{d}.{t}' for d, t in missing)}, which the restore leaves out: "
+            "not replayable (restore that too, or whole databases)"
+        )
     return bool(inside)

@@ -200,15 +200,44 @@ _NOT_ALIASES = {
 }  # fmt: skip
 
 
+_TABLE_PARENS = {"FROM", "JOIN", "STRAIGHT_JOIN", "PARTITION", "JSON_TABLE"}
+
+
+def _alias_after(tokens: list[Token], i: int) -> list[str]:
+    """The alias without AS right after token ``i`` (a ``)`` closing a derived table):
+    a quoted name, or one that is no keyword here; none else."""
+    after = tokens[i + 1] if i + 1 < len(tokens) else None
+    if after is None or after[0] not in IDENTS:
+        return []
+    if after[0] == "ident" and after[3].upper() in _NOT_ALIASES:
+        return []
+    return [after[3]]
+
+
 def _shadows(tokens: list[Token]) -> set[str]:
     """Unqualified names used as a table or alias: after FROM, JOIN, INTO, UPDATE, TABLE or
-    AS, after a comma in such a list, and an alias right after a table name."""
+    AS, after a comma in such a list, an alias right after a table name, and one right
+    after the parenthesis closing a derived table (``FROM (SELECT ...) r``), a partition
+    list or ``JSON_TABLE(...)``."""
     found: set[str] = set()
     listing = False  # inside a FROM/UPDATE/JOIN table list
+    parens: list[bool] = []  # open parentheses: whether each holds a derived table
     i = 0
     while i < len(tokens):
         kind, _, _, value = tokens[i]
         word = value.upper() if kind == "ident" else None
+        if kind == "other" and value == "(":
+            before = tokens[i - 1] if i else None
+            parens.append(
+                before is not None
+                and (
+                    (before[0] == "ident" and before[3].upper() in _TABLE_PARENS)
+                    or (before[0] == "other" and before[3] == "," and listing)
+                    or (before[0] == "other" and before[3] == "(" and parens[-1:] == [True])
+                )
+            )
+        elif (kind, value) == ("other", ")") and parens and parens.pop():
+            found.update(_alias_after(tokens, i))  # after a derived table
         if word in SHADOW_BEFORE or (listing and kind == "other" and value == ","):
             listing = word != "AS" and (listing or word is not None)
             j = i + 1

@@ -11,6 +11,9 @@ server (tester's findings of 2026-12-03; each test failed before its fix):
 - The decimal literal ``1.50`` was read as the qualified name `1`.`50`.
 - ``ALTER DATABASE CHARACTER SET latin1`` (the default database) was refused as acting on
   a database called CHARACTER.
+- A derived table's alias without AS named like the renamed database (``FROM (SELECT ...)
+  db``) was not seen as shadowing it: ``db.id`` was renamed and the replay failed after
+  the base loaded.
 """
 
 from __future__ import annotations
@@ -266,3 +269,46 @@ def test_a_latin1_no_break_space_separates_words_for_the_renamed_replay(
         assert live == [(3,), (4,)], f"exit {code}: the live table now holds {live}"
         assert code == 0
         assert query(config, "primary", f"SELECT id FROM {L1_TARGET}.t") == [(3,)]
+
+
+# -- an alias without AS named like the renamed database ---------------------------------
+
+DV_DB, DV_TARGET, DV_POLICY = "tf_dvalias", "tf_dvalias_r", "tf_dvalias"
+
+
+@pytest.mark.parametrize(
+    "source", [f"(SELECT id FROM p) {DV_DB}", f"(SELECT id FROM p) `{DV_DB}`", f"p {DV_DB}"]
+)
+def test_an_alias_without_as_named_like_the_renamed_database_is_refused_up_front(
+    source: str,
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``CREATE VIEW v AS SELECT db.id FROM (SELECT id FROM p) db`` in database ``db``:
+    ``db.id`` is the derived table's column. The alias without AS after the parenthesis was
+    not seen as one, ``db.`` was renamed, the scan said exit 0 and the restore failed after
+    the base loaded ("Unknown column", exit 1). Refused up front like ``AS db``."""
+    with pitr_window(
+        use_sandbox_config, DV_POLICY, DV_DB, DV_TARGET, monkeypatch=monkeypatch
+    ) as window:
+        window.sql(
+            f"CREATE TABLE {DV_DB}.p (id INT PRIMARY KEY)", f"INSERT INTO {DV_DB}.p VALUES (1)"
+        )
+        window.backup()
+        with window.session() as cur:
+            cur.execute(f"CREATE VIEW v AS SELECT {DV_DB}.id FROM {source}")
+            cur.execute("INSERT INTO p VALUES (2)")
+        gtid = window.gtid()
+        window.archive()
+        argv = ["restore", "--policy", DV_POLICY, "--until-gtid", gtid]
+        argv += ["--rename", f"{DV_DB}={DV_TARGET}"]
+        capsys.readouterr()
+
+        scanned = main([*argv, "--dry-run", "--scan"])
+        code = main(argv)
+
+        err = capsys.readouterr().err
+        assert (scanned, code) == (2, 2), err
+        assert f"names {DV_DB} both as a table" in err
+        assert query(window.config, "primary", f"SHOW DATABASES LIKE '{DV_TARGET}'") == []

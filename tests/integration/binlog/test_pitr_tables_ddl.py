@@ -15,6 +15,12 @@ TRIGGER`` names no table, so under ``--tables`` it is refused (it was left out w
 word: the restored table kept a trigger dropped before the target). ``CREATE OR REPLACE
 UNIQUE INDEX`` was not seen as index DDL (OR REPLACE pushed INDEX out of the words looked
 at) and left out: the restored table lacked the unique key.
+
+Views: the DDL of a view ``--tables`` names (``CREATE OR REPLACE VIEW``, ``DROP VIEW``) was
+left out without a word (the copy kept the old definition); it replays now, that of other
+views stays out. A restored table or view made from a table the restore leaves out
+(``CREATE TABLE copy LIKE secret``, a statement-format ``CREATE TABLE ... SELECT``, a view
+reading it) failed the replay after the base loaded (exit 1): refused up front now.
 """
 
 from __future__ import annotations
@@ -209,3 +215,120 @@ def test_create_or_replace_unique_index_under_tables_is_replayed(
         keys = query(config, "primary", f"SHOW INDEX FROM {IDX_TARGET}.cafe WHERE Key_name = 'uv'")
         assert (code, [(k[1], k[4]) for k in keys]) == (0, [(0, "v")])
         assert rows(use_sandbox_config, IDX_TARGET) == {"cafe": [(1, "a"), (2, "b")]}
+
+
+def tables_of(sandbox: SandboxHandle, database: str) -> list[str]:
+    """The tables and views of ``database``, sorted."""
+    return sorted(
+        str(t) for (t,) in query(sandbox.config, "primary", f"SHOW TABLES FROM `{database}`")
+    )
+
+
+VIEW_DB, VIEW_TARGET, VIEW_POLICY = "pitr_viewsel", "pitr_viewsel_r", "pitr_viewsel"
+
+
+def test_view_ddl_under_tables_replays_the_named_views_and_refuses_what_reads_others(
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--tables db.cafe,db.vc``: the window's ``CREATE OR REPLACE VIEW vc`` (one more
+    column) was left out without a word, the copy's vc kept its old definition (exit 0).
+    DDL of the named view replays (its drop too); a view not named (created or dropped) stays
+    out; a named view redefined to read a table the restore leaves out is refused up front."""
+    sandbox = use_sandbox_config
+    with pitr_window(sandbox, VIEW_POLICY, VIEW_DB, VIEW_TARGET, monkeypatch=monkeypatch) as window:
+        with window.session() as cur:
+            cur.execute("CREATE TABLE cafe (id INT PRIMARY KEY, v VARCHAR(30))")
+            cur.execute("CREATE TABLE other (id INT PRIMARY KEY)")
+            cur.execute("CREATE VIEW vc AS SELECT id FROM cafe")
+            cur.execute("CREATE VIEW vold AS SELECT id FROM cafe")
+            cur.execute("INSERT INTO cafe VALUES (1, 'a')")
+        window.backup()
+        with window.session() as cur:
+            cur.execute("CREATE OR REPLACE VIEW vc AS SELECT c.id, c.v FROM cafe c")
+            cur.execute("CREATE VIEW vx AS SELECT id FROM other")
+            cur.execute("DROP VIEW vold")
+            cur.execute("INSERT INTO cafe VALUES (2, 'b')")
+        redefined = window.gtid()
+        with window.session() as cur:
+            cur.execute("DROP VIEW vc")
+        dropped = window.gtid()
+        with window.session() as cur:
+            cur.execute("CREATE VIEW vc AS SELECT o.id FROM cafe JOIN other o USING (id)")
+        reads_other = window.gtid()
+        window.archive()
+        argv = ["restore", "--policy", VIEW_POLICY, "--tables", f"{VIEW_DB}.cafe,{VIEW_DB}.vc"]
+        argv += ["--rename", f"{VIEW_DB}={VIEW_TARGET}"]
+        config = window.config
+
+        assert main([*argv, "--until-gtid", redefined]) == 0
+        got = query(config, "primary", f"SELECT * FROM {VIEW_TARGET}.vc ORDER BY id")
+        assert (tables_of(sandbox, VIEW_TARGET), got) == (["cafe", "vc"], [(1, "a"), (2, "b")])
+        query(config, "primary", f"DROP DATABASE {VIEW_TARGET}")
+
+        assert main([*argv, "--until-gtid", dropped]) == 0
+        assert tables_of(sandbox, VIEW_TARGET) == ["cafe"]
+        query(config, "primary", f"DROP DATABASE {VIEW_TARGET}")
+
+        capsys.readouterr()
+        scanned = main([*argv, "--until-gtid", reads_other, "--dry-run", "--scan"])
+        code = main([*argv, "--until-gtid", reads_other])
+        err = capsys.readouterr().err
+        assert (scanned, code) == (2, 2), err
+        assert "other" in err
+        assert query(config, "primary", f"SHOW DATABASES LIKE '{VIEW_TARGET}'") == []
+
+
+LIKE_DB, LIKE_TARGET, LIKE_POLICY = "pitr_likeout", "pitr_likeout_r", "pitr_likeout"
+
+
+@pytest.mark.parametrize(
+    "created",
+    [
+        ["CREATE TABLE copy LIKE secret"],
+        ["CREATE TABLE copy (LIKE secret)"],
+        ["SET SESSION binlog_format = 'STATEMENT'", "CREATE TABLE copy SELECT * FROM secret"],
+        ["CREATE VIEW copy AS SELECT k.id FROM kept k JOIN secret s ON s.id = k.id"],
+    ],
+)
+def test_a_new_table_or_view_reading_a_left_out_table_is_refused_before_anything_changes(
+    created: list[str],
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A policy leaving ``secret`` out: the window creates ``copy`` (which the policy keeps)
+    from it (``LIKE``, a statement-format ``CREATE TABLE ... SELECT``, a view). The scan
+    said it replays (exit 0) and the restore failed on the missing ``secret`` after the base
+    loaded (exit 1); it cannot be replayed, so it is refused up front (exit 2, scan and
+    restore, nothing created). (In row format ``CREATE TABLE ... SELECT`` is binlogged as
+    the new table's definition and its rows: replayed.)"""
+    text = leaving_out_secret(LIKE_DB)
+    with pitr_window(
+        use_sandbox_config, LIKE_POLICY, LIKE_DB, LIKE_TARGET, monkeypatch=monkeypatch, text=text
+    ) as window:
+        with window.session() as cur:
+            cur.execute("CREATE TABLE kept (id INT PRIMARY KEY)")
+            cur.execute("CREATE TABLE secret (id INT PRIMARY KEY, s VARCHAR(9))")
+            cur.execute("INSERT INTO kept VALUES (1)")
+        window.backup()
+        with window.session() as cur:
+            for sql in created:
+                cur.execute(sql)
+            if "TABLE" in created[-1]:
+                cur.execute("INSERT INTO copy VALUES (1, 'x')")
+            cur.execute("INSERT INTO kept VALUES (2)")
+        gtid = window.gtid()
+        window.archive()
+        argv = ["restore", "--policy", LIKE_POLICY, "--until-gtid", gtid]
+        argv += ["--rename", f"{LIKE_DB}={LIKE_TARGET}"]
+        capsys.readouterr()
+
+        scanned = main([*argv, "--dry-run", "--scan"])
+        code = main(argv)
+
+        err = capsys.readouterr().err
+        assert (scanned, code) == (2, 2), err
+        assert "secret" in err
+        assert query(window.config, "primary", f"SHOW DATABASES LIKE '{LIKE_TARGET}'") == []

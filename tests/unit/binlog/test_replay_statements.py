@@ -74,6 +74,18 @@ def test_other_statements_are_not(sql: str) -> None:
         ("ALTER TABLE shop.t ADD COLUMN c INT", []),
         ("DROP TABLE shop.a, shop.b", []),
         ("SELECT * FROM shop.orders WHERE shop.orders.id = 1", []),
+        # an alias without AS after a derived table, a partition list, a nested one
+        ("CREATE VIEW v AS SELECT shop.id FROM (SELECT id FROM p) shop", ["shop"]),
+        ("SELECT shop.id FROM (SELECT id FROM p) `shop`", ["shop"]),
+        ("SELECT shop.id FROM a, (SELECT 1 AS id) shop", ["shop"]),
+        ("SELECT shop.id FROM a JOIN ((SELECT 1 AS id)) shop ON 1", ["shop"]),
+        ("SELECT shop.x FROM t PARTITION (p0) shop", ["shop"]),
+        ("SELECT shop.id FROM p shop", ["shop"]),
+        # a parenthesis of no derived table is followed by no alias
+        ("SELECT COUNT(*) shop FROM shop.t", []),
+        ("INSERT INTO shop.t (a) SELECT b FROM shop.u WHERE c IN (SELECT d FROM shop.w)", []),
+        ("CREATE TABLE shop.t (a INT) ENGINE=InnoDB", []),
+        ("SELECT shop.id FROM (SELECT id FROM p) AS d", []),
     ],
 )
 def test_two_part_names_whose_qualifier_is_also_a_table_are_ambiguous(
