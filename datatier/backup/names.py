@@ -314,3 +314,14 @@ def held_tables(manifest: Manifest) -> frozenset[TableName]:
     held = {(t.database, t.name) for t in manifest.tables}
     held |= {(o.database, t) for o in manifest.objects if o.database for t in o.table_names()}
     return frozenset(held)
+
+
+def left_out_tables(manifest: Manifest) -> frozenset[TableName]:
+    """The (database, table) pairs the backup's policy left out when it was taken (its
+    ``ignored_tables``, ``db.table`` text): every reading of each (``a.b.c`` may be
+    `a`.`b.c` or `a.b`.`c`), so a caller asking "was this left out?" errs towards yes."""
+    pairs = set()
+    for entry in manifest.options.get("ignored_tables") or ():
+        text = str(entry)
+        pairs |= {(text[:i], text[i + 1 :]) for i, ch in enumerate(text) if ch == "."}
+    return frozenset(pairs)

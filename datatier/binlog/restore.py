@@ -65,7 +65,7 @@ from datatier.mysql.casenames import (
 from datatier.mysql.connection import Endpoint
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.restore import LogicalRestore
-from datatier.mysql.window_objects import Present, drop_present, present_objects, tables_left
+from datatier.mysql.window_objects import Present, drop_present, present_objects
 from datatier.pipeline.staging import Staged
 from datatier.storage.base import MiB
 
@@ -96,6 +96,7 @@ class PitrRestore(RestoreEngine):
         )
         base_options = replace(options, until=None, until_gtid=None)
         base = LogicalRestore.for_manifest(loaded, manifest, catalog, base_options)
+        base.tells_left = False  # told by this engine, with what the replay creates
         return cls(pitr, base, options, policy)
 
     def __init__(
@@ -303,7 +304,8 @@ class PitrRestore(RestoreEngine):
                     "target holds (created in the replay window: the replay recreates it as "
                     f"at the target): {', '.join(map(str, present))}"
                 )
-            self._tell_left(plan, server)
+            if not self.options.tables:
+                self._tell_left(plan)
         if scanned.largest_statement + 1024 > packet:
             raise UsageError(
                 f"the replay holds a statement of {scanned.largest_statement} bytes; target "
@@ -353,35 +355,14 @@ class PitrRestore(RestoreEngine):
         targets = {name_key(s, self._fold): d for s, d in self.base.targets.items()}
         return present_objects(server, self._created, targets, names_folded=self._fold)
 
-    def _tell_left(self, plan: RestorePlan, server: Endpoint) -> None:
+    def _tell_left(self, plan: RestorePlan) -> None:
         """``--force`` of whole databases: the plan's word on the target's tables, views
-        and sequences that neither the base nor the replay creates and the backup did not
-        leave out (created after the target moment): left as they are, as by a forced
-        restore of the backup alone."""
-        if self.options.tables:
-            return
+        and sequences that neither the base nor the replay creates (created after the target
+        moment), as :meth:`LogicalRestore.tell_left` words it for the backup alone."""
         assert self.base_plan is not None, "plan runs first"
-        fold = self._fold
-        accounted = {(o[1], o[2]) for o in self._created if o[0] in _TABLE_KINDS}
-        accounted |= {
-            (name_key(db, fold), name_key(t, fold))
-            for db, t in self.base.created_names(self.base_plan)
-        }
-        for left_out in self.pitr.manifest.options.get("ignored_tables") or ():
-            text = str(left_out)  # "db.table": either dot of a.b.c may be the one
-            accounted |= {
-                (name_key(text[:i], fold), name_key(text[i + 1 :], fold))
-                for i, ch in enumerate(text)
-                if ch == "."
-            }
-        targets = {name_key(s, fold): d for s, d in self.base.targets.items()}
-        left = tables_left(server, targets, accounted)
-        if left:
-            plan.details["left_as_they_are"] = [p.to_json() for p in left]
-            plan.summary.append(
-                "--force leaves as they are (neither the base backup nor the replay window "
-                f"creates them: created after the target moment): {', '.join(map(str, left))}"
-            )
+        created = {(o[1], o[2]) for o in self._created if o[0] in _TABLE_KINDS}
+        why = "neither the base backup nor the replay window creates them"
+        self.base.tell_left(plan, self.base_plan, self._fold, created, why)
 
     def _drop_window_objects(self, plan: RestorePlan, server: Endpoint) -> None:
         """``--force``: the target's objects the replay creates, dropped before the base

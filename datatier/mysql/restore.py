@@ -34,7 +34,7 @@ from datatier.backup.catalog import Catalog
 from datatier.backup.completeness import check_accounted
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord, Section
-from datatier.backup.names import TableName, held_tables, show
+from datatier.backup.names import TableName, held_tables, left_out_tables, show
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
@@ -42,6 +42,7 @@ from datatier.mysql.casenames import check_case_collisions
 from datatier.mysql.claim import claim_databases
 from datatier.mysql.connection import Endpoint, resolve_target
 from datatier.mysql.labels import name_label, table_label
+from datatier.mysql.lettercase import name_key
 from datatier.mysql.load import SQLLoader
 from datatier.mysql.otherkinds import Conflict, created_kinds, drop_conflicts, other_kinds
 from datatier.mysql.references import Refs, recorded_references
@@ -60,6 +61,7 @@ from datatier.mysql.target import (
     drop_views,
 )
 from datatier.mysql.view_deps import check_view_bases, staged_view_reads
+from datatier.mysql.window_objects import tables_left
 from datatier.pipeline.staging import Staged
 
 log = get_logger(__name__)
@@ -166,6 +168,7 @@ class LogicalRestore(RestoreEngine):
         self._changed: list[str] = []  # databases the last apply created or altered
         self._replaced: list[Conflict] = []  # target objects of another kind it dropped
         self._loader: SQLLoader | None = None
+        self.tells_left = True  # check_target names what --force leaves (tell_left)
 
     # -- plan and refusals --------------------------------------------------------------------
 
@@ -242,9 +245,33 @@ class LogicalRestore(RestoreEngine):
                 )
         if not self.options.tables:
             self._tell_defaults(plan)
+            if self.options.force and self.tells_left:
+                self.tell_left(plan, plan, False, set(), "the backup does not hold them")
         recorded = recorded_references(self.manifest)
         if recorded is not None:  # else after fetching, from the objects (check_staged)
             self._check_references(plan, recorded.views, recorded.sequences)
+
+    def tell_left(
+        self,
+        plan: RestorePlan,
+        own: RestorePlan,
+        fold: bool,
+        created: set[TableName],
+        why: str,
+    ) -> None:
+        """``--force`` of whole databases: ``plan``'s word on the target's tables, views
+        and sequences a restore leaves as they are (``why``, for the plan): not created by
+        it (:meth:`created_names` of this engine's ``own`` plan, and ``created``), nor left
+        out by the backup. Names compared as ``fold`` (lower-cased) says; ``created``
+        so compared."""
+        accounted = set(created)
+        held = self.created_names(own) | left_out_tables(self.manifest)
+        accounted |= {(name_key(db, fold), name_key(t, fold)) for db, t in held}
+        targets = {name_key(s, fold): d for s, d in self.targets.items()}
+        left = tables_left(self.server, targets, accounted)
+        if left:
+            plan.details["left_as_they_are"] = [p.to_json() for p in left]
+            plan.summary.append(f"--force leaves as they are ({why}): " + ", ".join(map(str, left)))
 
     def _tell_defaults(self, plan: RestorePlan) -> None:
         """The plan's word on existing target databases whose default character set or

@@ -143,3 +143,26 @@ def test_a_look_alike_databases_routine_does_not_make_the_target_busy(
         assert query(clean.config, "primary", f"SHOW TABLES FROM {DB}") == [("t",)]
     finally:
         run(clean, f"DROP DATABASE IF EXISTS {upper}")
+
+
+def test_a_forced_restore_names_the_tables_it_leaves_as_they_are(
+    clean: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--force`` into the source database: a table created after the backup is neither
+    replaced nor dropped (only what the backup holds is), and the plan says so, the dry
+    run too, so an operator restoring in place knows it remains."""
+    run(clean, f"CREATE DATABASE {DB}", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
+    run(clean, f"INSERT INTO {DB}.t VALUES (1)")
+    manifest = back_up(clean, POLICY, [DB])
+    run(clean, f"INSERT INTO {DB}.t VALUES (2)", f"CREATE TABLE {DB}.later (id INT)")
+    run(clean, f"INSERT INTO {DB}.later VALUES (7)")
+    capsys.readouterr()
+    assert main(["restore", manifest.backup_id, "--force", "--dry-run"]) == 0
+    assert "--force leaves as they are (the backup does not hold them): table" in (
+        capsys.readouterr().out
+    )
+    assert main(["restore", manifest.backup_id, "--force", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["left_as_they_are"] == [{"kind": "table", "database": DB, "name": "later"}]
+    assert query(clean.config, "primary", f"SELECT id FROM {DB}.t") == [(1,)]
+    assert query(clean.config, "primary", f"SELECT id FROM {DB}.later") == [(7,)]
