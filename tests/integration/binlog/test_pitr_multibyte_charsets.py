@@ -99,3 +99,31 @@ def test_a_rename_to_a_name_that_is_not_ascii_is_refused_for_a_multi_byte_statem
             f"SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{target}'",
         )  # fmt: skip
         assert schemas == []
+
+
+JA_DB, JA_POLICY = "tf_mbcs_表", "tf_mbcs_ja"
+
+
+def test_an_in_place_restore_of_a_database_named_in_sjis_replays_its_sjis_statements(
+    use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's DDL runs in `tf_mbcs_表` from a session in sjis: its replay in place
+    names the database in sjis too (``USE`` in UTF-8 bytes, read as sjis, was another name:
+    the replay failed after the base loaded, exit 1)."""
+    quoted = f"`{JA_DB}`"
+    policy = f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{JA_DB}"]\n'
+    with pitr_window(
+        use_sandbox_config, JA_POLICY, quoted, monkeypatch=monkeypatch, text=policy
+    ) as window:
+        window.sql(f"CREATE TABLE {quoted}.t (id INT PRIMARY KEY)")
+        window.sql(f"INSERT INTO {quoted}.t VALUES (1)")
+        window.backup()
+        with window.session(quoted) as cur:
+            cur.execute("SET NAMES sjis")
+            cur.execute("ALTER TABLE t ADD COLUMN c VARCHAR(5) DEFAULT '表'".encode("sjis"))
+        gtid = window.gtid()
+        window.sql(f"ALTER TABLE {quoted}.t DROP COLUMN c")  # after the target
+        window.archive()
+        argv = ["restore", "--policy", JA_POLICY, "--until-gtid", gtid, "--force"]
+        assert main(argv) == 0
+        assert query(window.config, "primary", f"SELECT id, c FROM {quoted}.t") == [(1, "表")]
