@@ -13,15 +13,16 @@ statement's own bytes; :meth:`Charset.lowered` spells a name lower-cased in the 
 Checked on MariaDB 10.11 (raw bytes sent with ``SET character_set_client``):
 
 - Every multi-byte character set but ucs2, utf16, utf16le and utf32 can be the client's.
-  Of them only these four have ASCII second bytes; euckr's are letters, which change no
-  token; gb2312, ujis, eucjpms and utf8 have none.
+  Of them only these four take 0x5C, 0x60 or other ASCII punctuation (``@[]^{|}~``) as
+  a second byte; euckr, gb2312, ujis, eucjpms and utf8 take none (letters change no
+  token).
 - Lead bytes (:data:`CHARSETS`): those L for which ``SELECT LENGTH('L\\'), 1`` parses
   (0x5C taken with L, the quote closes). Second bytes: for every two lead bytes L and T,
   ``SELECT LENGTH('LT\\'), 1`` parses exactly when T is not a second byte of L, as the
   ranges say; ```xL``` plus a backtick parses (or fails as an invalid character, error
   1300) for every lead L: the lexer takes 0x60 with it even where no character is
   assigned. ``_latin1'...'``, ``_binary'...'``, ``N'...'`` and ``"..."`` are read in the
-  client character set too. The same ranges are in the server's ctype-*.c ``ismbchar``.
+  client character set too.
 - A byte above 0x7F that starts no character (sjis half-width katakana, 0xA0...) is
   neither a space nor part of an unquoted name (a syntax error there): a logged
   statement holds it in a string, a quoted name or a comment only.
