@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from datatier.errors import UsageError
+from datatier.mysql.binlog.multibyte import Charset
 from datatier.mysql.binlog.qualified import MODE_NO_BACKSLASH_ESCAPES
 from datatier.mysql.binlog.reads import read_tables, view_names
 from datatier.mysql.binlog.sqlrefs import (
@@ -70,10 +71,12 @@ class Selection:
             fold=True,
         )
 
-    def scan(self, text: str, sql_mode: int | None, space: str = "") -> Scan:
+    def scan(
+        self, text: str, sql_mode: int | None, space: str = "", charset: Charset | None = None
+    ) -> Scan:
         """A statement's names (:func:`~datatier.mysql.binlog.sqlrefs.scan`) as this
         selection compares them, read under the statement's ``sql_mode`` (``space``: one
-        more whitespace character)."""
+        more whitespace character; ``charset``: the multi-byte one it is read in)."""
         mode = sql_mode or 0
         return scan(
             text,
@@ -81,6 +84,7 @@ class Selection:
             escapes=not mode & MODE_NO_BACKSLASH_ESCAPES,
             fold=self.fold,
             space=space,
+            charset=charset,
         )
 
     def key(self, name: str) -> str:

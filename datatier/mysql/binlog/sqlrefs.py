@@ -18,6 +18,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cache
 
+from datatier.mysql.binlog.multibyte import Charset
 from datatier.mysql.binlog.qualified import qualified_tables
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.sqltext import ident
@@ -87,16 +88,19 @@ Token = tuple[str, int, int, str]
 
 
 def _tokens(
-    text: str, escapes: bool, ansi_quotes: bool, fold: bool, space: str
+    text: str, escapes: bool, ansi_quotes: bool, fold: bool, space: str, charset: Charset | None
 ) -> tuple[list[Token], bool]:
     found = []
     conditional = False
-    for match in _token_pattern(escapes, ansi_quotes, space).finditer(text):
+    read = text if charset is None else charset.masked(text)
+    for match in _token_pattern(escapes, ansi_quotes, space).finditer(read):
         kind = match.lastgroup or "other"
         if kind in ("space", "comment", "exec_open", "exec_close"):
             conditional = conditional or kind == "exec_open"
             continue
         value = match.group()
+        if charset is not None and kind in ("word", "backtick", "dquote"):
+            value = charset.decode(text[match.start() : match.end()])
         if kind == "dquote" and ansi_quotes:
             kind = "ident"
             value = value[1:-1].replace('""', '"')
@@ -120,14 +124,17 @@ def scan(
     escapes: bool = True,
     fold: bool = False,
     space: str = "",
+    charset: Charset | None = None,
 ) -> Scan:
     """Tokenize ``text`` (see module docstring) as the server does under an sql_mode with
     ANSI_QUOTES (``ansi_quotes``) and without NO_BACKSLASH_ESCAPES (``escapes``), ``space``
-    one more whitespace character (see :func:`_token_pattern`); with
+    one more whitespace character (see :func:`_token_pattern`); ``text`` read byte for
+    byte (latin-1) in a multi-byte ``charset`` whose second bytes can be ASCII, its
+    characters as the server reads them (:mod:`~datatier.mysql.binlog.multibyte`); with
     ``fold`` (a server whose ``lower_case_table_names`` folds names) every identifier's
     value lower-cased as the server lower-cases names
     (:func:`~datatier.mysql.lettercase.name_key`)."""
-    tokens, conditional = _tokens(text, escapes, ansi_quotes, fold, space)
+    tokens, conditional = _tokens(text, escapes, ansi_quotes, fold, space, charset)
     words = [v.upper() for k, _, _, v in tokens[:6] if k == "ident"]
     names = [Name(s, e, v, k == "qident") for k, s, e, v in tokens if k in IDENTS]
     qualifiers: list[tuple[Name, int]] = []
@@ -328,12 +335,15 @@ def rewrite(
     renames: dict[str, str],
     known: set[str],
     lower: Collection[str] = (),
+    charset: Charset | None = None,
 ) -> str:
     """``text`` with every database reference in ``renames`` replaced by its new name, and
     every other identifier whose value is in ``lower`` spelled lower-cased as the server
     lower-cases names (quoted or not, as it was): for a target comparing names as spelled,
     a source that stored them lower-cased (``lower``: its names, as ``found`` holds them,
-    scanned folded)."""
+    scanned folded). ``charset``: the one ``text`` was scanned in (:func:`scan`), in which
+    lower-cased names are written (:class:`~datatier.mysql.binlog.multibyte.UnspelledName`
+    when one cannot be)."""
     spots = {
         n.start: (n, ident(renames[n.value]))
         for n, parts in found.qualifiers
@@ -345,7 +355,9 @@ def rewrite(
     if lower:
         for n in found.names:
             if n.start not in spots and n.value in lower:
-                spots[n.start] = (n, name_key(text[n.start : n.end], True))
+                spelled = text[n.start : n.end]
+                lowered = name_key(spelled, True) if charset is None else charset.lowered(spelled)
+                spots[n.start] = (n, lowered)
     out = []
     at = 0
     for start in sorted(spots):

@@ -27,6 +27,7 @@ from datatier.mysql.binlog import events as ev
 from datatier.mysql.binlog import query as q
 from datatier.mysql.binlog.created import CreatedObject, created_objects
 from datatier.mysql.binlog.groups import Group, ends_transaction
+from datatier.mysql.binlog.multibyte import CHARSETS, Charset, UnspelledName
 from datatier.mysql.binlog.selection import ReplayRefused, Selection, tables_kept
 from datatier.mysql.binlog.sqlrefs import (
     Scan,
@@ -343,8 +344,8 @@ class Translator:
             return [words[0]]
         if event.gtid_flags3 & q.FL_START_ALTER:
             raise ReplayRefused(f"{group.gtid} is a two-phase ALTER (binlog_alter_two_phase)")
-        text, codec, space = self._text(event)
-        found = self.selection.scan(text, event.sql_mode, space)
+        text, codec, space, charset = self._text(event)
+        found = self.selection.scan(text, event.sql_mode, space, charset)
         if account_statement(found):  # accounts are the server's, not a restored database's
             shown = account_text(text, found)[:60]
             log.info("replay.account_statement_skipped", gtid=group.gtid, statement=shown)
@@ -357,7 +358,7 @@ class Translator:
         restored = refs & self.selection.databases
         if not restored:
             return []
-        where = f"{group.gtid} ({text[:60]!r})"
+        where = f"{group.gtid} ({text[:60] if charset is None else charset.decode(text[:60])!r})"
         if refs - self.selection.databases:
             others = ", ".join(sorted(refs - self.selection.databases))
             raise ReplayRefused(
@@ -375,12 +376,16 @@ class Translator:
                 hint="restore that database under its own name (no --rename), or replay this "
                 "window by hand; nothing was changed",
             )
-        if space and not all(name.isascii() for name in renames.values()):
+        if (space or charset) and not all(name.isascii() for name in renames.values()):
+            kind = "single-byte" if charset is None else charset.name
             raise ReplayRefused(
-                f"statement {where} is in a single-byte character set: renaming it to a "
+                f"statement {where} is in a {kind} character set: renaming it to a "
                 "name that is not ASCII is not supported"
             )
-        text = rewrite(text, found, renames, self.known, self._lowered or ())
+        try:
+            text = rewrite(text, found, renames, self.known, self._lowered or (), charset)
+        except UnspelledName as exc:
+            raise ReplayRefused(f"statement {where}: {exc}") from exc
         statements = self._session(event, self._version)
         # a default database outside the restore plays no part (every name is qualified,
         # see qualified.py) and may not exist on the target: no USE of it. CREATE/DROP
@@ -392,20 +397,24 @@ class Translator:
             spelled = event.database if self._lowered is None else default
             target = renames.get(default, spelled)
             if self.session.changed("db", target):
-                statements.append(b"USE " + ident(target).encode())
+                statements.append(b"USE " + _spelled(ident(target), charset, where))
         statements.extend(pending)
         statements.append(text.encode(codec, "surrogateescape"))
         return statements
 
-    def _text(self, event: q.QueryEvent) -> tuple[str, str, str]:
-        """A statement's text, the codec giving its bytes back, and the one more space
-        character of its client character set (:data:`BYTE_SPACES`): read byte for byte
-        (latin-1) when it holds that byte, else as UTF-8."""
+    def _text(self, event: q.QueryEvent) -> tuple[str, str, str, Charset | None]:
+        """A statement's text, the codec giving its bytes back, the one more space
+        character of its client character set (:data:`BYTE_SPACES`) and that character
+        set when it is a multi-byte one with ASCII second bytes
+        (:data:`~datatier.mysql.binlog.multibyte.CHARSETS`): read byte for byte (latin-1)
+        in such a set or when it holds that space, else as UTF-8."""
         client = self.charset_name(event.charset[0]) if event.charset else ""
+        if (charset := CHARSETS.get(client)) is not None:
+            return event.text.decode("latin-1"), "latin-1", "", charset
         byte = BYTE_SPACES.get(client)
         if byte is None or bytes([byte]) not in event.text:
-            return event.text.decode("utf-8", "surrogateescape"), "utf-8", ""
-        return event.text.decode("latin-1"), "latin-1", chr(byte)
+            return event.text.decode("utf-8", "surrogateescape"), "utf-8", "", None
+        return event.text.decode("latin-1"), "latin-1", chr(byte), None
 
     def _note_mapped(self, database: str, table: str) -> None:
         """A restored table rows are replayed to, spelled as its table map spells it (a
@@ -434,8 +443,8 @@ class Translator:
         """A statement-format LOAD DATA: refused when it loads into a restored database
         (its file is in the binlog, but no replay of its text can point the server at
         it), left out otherwise."""
-        text, _, space = self._text(event)
-        found = self.selection.scan(text, event.sql_mode, space)
+        text, _, space, charset = self._text(event)
+        found = self.selection.scan(text, event.sql_mode, space, charset)
         default = self.selection.key(event.database)
         refs = referenced_databases(found, default, self.known, event.sql_mode or 0)
         if refs & self.selection.databases:
@@ -480,6 +489,17 @@ class Translator:
         if self.session.changed("charset_database", collation):
             out.append(f"SET @@session.collation_database={collation}")
         return [s.encode() for s in out]
+
+
+def _spelled(name: str, charset: Charset | None, where: str) -> bytes:
+    """A name as a statement in ``charset`` (UTF-8 when None) writes it: read in the
+    session's client character set, a name in UTF-8 bytes is another name there."""
+    if charset is None:
+        return name.encode()
+    try:
+        return charset.encode(name)
+    except UnspelledName as exc:
+        raise ReplayRefused(f"statement {where}: its database name {exc}") from exc
 
 
 def flag_settings(flags2: int, version: tuple[int, int, int]) -> list[str]:
