@@ -19,7 +19,7 @@ from typing import Any
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, MySQLError, connect, query_dicts
-from datatier.mysql.lettercase import apart
+from datatier.mysql.lettercase import apart, folds_names, name_key
 from datatier.mysql.replica_status import read_replica_status
 from datatier.mysql.sqltext import ident
 
@@ -125,19 +125,28 @@ def changed_defaults(
     its defaults now, the backup's), as ``charset/collation``. What :func:`create_databases`
     with ``defaults`` alters (the plan tells it). Reads only."""
     wanted = {dst: charsets.get(src, {}) for src, dst in names.items()}
-    found = []
+    if not wanted:
+        return []
     with connect(target) as conn, conn.cursor() as cur:
-        for dst, record in sorted(wanted.items()):
-            cur.execute(
-                "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
-                "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
-                (dst,),
-            )
-            for _, charset, collation in cur.fetchall():
-                now = (str(charset), str(collation))
-                backup = (record.get("charset") or now[0], record.get("collation") or now[1])
-                if now != backup:
-                    found.append((dst, "/".join(now), "/".join(map(str, backup))))
+        fold = folds_names(cur)
+        marks = ",".join(["%s"] * len(wanted))
+        cur.execute(  # IN compares collation-blind: the rows are matched exactly below
+            "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
+            f"FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({marks})",
+            tuple(wanted),
+        )
+        present = {
+            name_key(str(name), fold): (str(charset), str(collation))
+            for name, charset, collation in cur.fetchall()
+        }
+    found = []
+    for dst, record in sorted(wanted.items()):
+        now = present.get(name_key(dst, fold))
+        if now is None:
+            continue
+        backup = (record.get("charset") or now[0], record.get("collation") or now[1])
+        if now != backup:
+            found.append((dst, "/".join(now), "/".join(map(str, backup))))
     return found
 
 
