@@ -63,6 +63,7 @@ class ScanReport:
     tables: set[tuple[str, str]] = field(default_factory=set)  # written (Translator.tables)
     mapped: set[tuple[str, str]] = field(default_factory=set)  # rows' (Translator.mapped)
     created: set[tuple[str, str, str]] = field(default_factory=set)  # (Translator.created)
+    dropped_databases: set[str] = field(default_factory=set)  # (Translator's)
 
 
 def groups(
@@ -178,7 +179,7 @@ def scan(
     report.accounts_skipped = translator.accounts_skipped
     report.accounts_listed = translator.accounts_listed
     report.tables, report.mapped = translator.tables, translator.mapped
-    report.created = translator.created
+    report.created, report.dropped_databases = translator.created, translator.dropped_databases
     if target.until_gtid is not None and target.until_gtid in start.gtids:
         report.reached = True  # the base backup is exactly at the target: nothing to replay
     if target.until_gtid is not None and not report.reached:

@@ -63,6 +63,7 @@ from datatier.mysql.casenames import (
     check_replay_spelling,
 )
 from datatier.mysql.connection import Endpoint
+from datatier.mysql.labels import name_label
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.restore import LogicalRestore
 from datatier.mysql.window_objects import Present, drop_present, present_objects
@@ -112,6 +113,7 @@ class PitrRestore(RestoreEngine):
         self._replaying = False  # the last apply got to the replay
         self._created: set[tuple[str, str, str]] = set()  # what the replay creates (_scan)
         self._fold = False  # whether the replay compares names folded (_scan)
+        self._dropped_databases: set[str] = set()  # restored ones the replay drops (_scan)
         self._window_dropped: list[Present] = []  # --force: dropped before loading (apply)
 
     def _includes(self, fold: bool = False) -> Callable[[str, str], bool] | None:
@@ -205,6 +207,12 @@ class PitrRestore(RestoreEngine):
             )
         before = len(self.base_plan.summary)
         self.base.check_target(self.base_plan)
+        if self.options.force and self.options.dry_run and not self.options.scan:
+            plan.summary.append(
+                "--force also drops what the replay window creates or names that the target "
+                "holds, before loading, and leaves other tables as they are: "
+                "--dry-run --scan reads the segments and lists both"
+            )
         plan.details["base"].update(self.base_plan.details)
         plan.summary[before:before] = self.base_plan.summary[before:]
 
@@ -295,6 +303,7 @@ class PitrRestore(RestoreEngine):
         )
         self._check_written(server, fold, scanned)
         self._fold, self._created = fold, self._window_created(scanned.created, fold)
+        self._dropped_databases = scanned.dropped_databases
         if self.options.force:  # told now, looked up again before loading
             present = self._present(server)
             if present:
@@ -357,12 +366,21 @@ class PitrRestore(RestoreEngine):
 
     def _tell_left(self, plan: RestorePlan) -> None:
         """``--force`` of whole databases: the plan's word on the target's tables, views
-        and sequences that neither the base nor the replay creates (created after the target
-        moment), as :meth:`LogicalRestore.tell_left` words it for the backup alone."""
+        and sequences that neither the base nor the replay creates or names (created after
+        the target moment), as :meth:`LogicalRestore.tell_left` words it for the backup
+        alone; none of a database the replay drops (``DROP DATABASE`` in the window: all
+        of it goes), which the plan names instead."""
         assert self.base_plan is not None, "plan runs first"
         created = {(o[1], o[2]) for o in self._created if o[0] in _TABLE_KINDS}
-        why = "neither the base backup nor the replay window creates them"
-        self.base.tell_left(plan, self.base_plan, self._fold, created, why)
+        targets = {name_key(s, self._fold): d for s, d in self.base.targets.items()}
+        dropped = sorted(targets[d] for d in self._dropped_databases if d in targets)
+        if dropped:
+            plan.summary.append(
+                "the replay window drops and recreates "
+                f"{', '.join(map(name_label, dropped))}: nothing of it is left as it is"
+            )
+        why = "neither the base backup nor the replay window creates or names them"
+        self.base.tell_left(plan, self.base_plan, self._fold, created, why, skip=dropped)
 
     def _drop_window_objects(self, plan: RestorePlan, server: Endpoint) -> None:
         """``--force``: the target's objects the replay creates, dropped before the base

@@ -258,16 +258,18 @@ class LogicalRestore(RestoreEngine):
         fold: bool,
         created: set[TableName],
         why: str,
+        *,
+        skip: Collection[str] = (),
     ) -> None:
         """``--force`` of whole databases: ``plan``'s word on the target's tables, views
         and sequences a restore leaves as they are (``why``, for the plan): not created by
         it (:meth:`created_names` of this engine's ``own`` plan, and ``created``), nor left
-        out by the backup. Names compared as ``fold`` (lower-cased) says; ``created``
-        so compared."""
+        out by the backup; none of the target databases in ``skip``. Names compared as
+        ``fold`` (lower-cased) says; ``created`` so compared."""
         accounted = set(created)
         held = self.created_names(own) | left_out_tables(self.manifest)
         accounted |= {(name_key(db, fold), name_key(t, fold)) for db, t in held}
-        targets = {name_key(s, fold): d for s, d in self.targets.items()}
+        targets = {name_key(s, fold): d for s, d in self.targets.items() if d not in skip}
         left = tables_left(self.server, targets, accounted)
         if left:
             plan.details["left_as_they_are"] = [p.to_json() for p in left]

@@ -1,12 +1,14 @@
-"""The objects a replayed DDL creates, by name: what a forced restore must not find on the
+"""The objects a replayed DDL creates or names: what a forced restore must not find on the
 target before the replay runs (see :mod:`datatier.mysql.window_objects`).
 
 A point-in-time restore with ``--force`` into a database that still holds an object the
 replay window creates (a table created after the base, in place) met it during the replay:
 ``CREATE TABLE IF NOT EXISTS`` kept the target's table with its rows of after the target
-moment, and a plain ``CREATE`` failed after the base was loaded. :func:`created_objects`
+moment, and a plain ``CREATE`` failed after the base was loaded. One the window names
+without creating it (``DROP TABLE IF EXISTS later``, a no-op on the source then, ``later``
+created after the target moment) was dropped or renamed by the replay. :func:`named_objects`
 reads, from a statement scanned by :func:`~datatier.mysql.binlog.sqlrefs.scan`, the
-(kind, database, name) of each object it brings into being under a name.
+(kind, database, name) of each object it creates, drops, renames or alters by name.
 """
 
 from __future__ import annotations
@@ -25,30 +27,94 @@ _PREFIX = {
 }  # fmt: skip
 
 
-def created_objects(found: Scan, default: str) -> list[CreatedObject]:
-    """The objects a statement creates under a name, unqualified names in ``default``:
-    ``CREATE TABLE`` (not ``TEMPORARY``: a session's table is no object of the database),
-    the new names of ``RENAME TABLE`` and ``ALTER TABLE ... RENAME``, and ``CREATE`` of a
-    view, sequence, trigger, routine, package or event. Empty for anything else. Executable
-    comments are read as code (as the server runs them)."""
+def named_objects(found: Scan, default: str) -> list[CreatedObject]:
+    """The objects a DDL creates, drops, renames or alters by name, unqualified names in
+    ``default``: the tables of a table DDL (``CREATE``/``ALTER``/``DROP``/``TRUNCATE
+    TABLE``, both names of ``RENAME TABLE``, ``ALTER TABLE ... RENAME``, a partition
+    converted to or from a table, an index's or trigger's table) but not of ``TEMPORARY``
+    ones (a session's table is no object of the database); ``CREATE`` and ``DROP`` of a
+    view, sequence, trigger, routine, package or event; ``ALTER EVENT ... RENAME TO``.
+    Empty for anything else. Executable comments are read as code (as the server runs
+    them)."""
     words = found.words
-    if len(words) < 2:
+    if len(words) < 2 or "TEMPORARY" in words[1:4]:
         return []
+    found_objects = [("table", db, t) for db, t in statement_tables(found, default) or []]
     kind = next((w for w in words[1:] if w not in OPTIONS), "")
-    if words[0] == "RENAME" and kind in ("TABLE", "TABLES"):
-        named = statement_tables(found, default) or []
-        return [("table", db, t) for db, t in named[1::2]]
     if words[0] == "ALTER" and kind == "TABLE":
-        named = statement_tables(found, default) or []
-        return [("table", db, t) for db, t in named[1:]]
-    if words[0] != "CREATE":
+        found_objects += _converted(found.tokens, default)
+    elif words[0] == "ALTER" and kind in ("EVENT", "DEFINER"):
+        found_objects += _event_renamed(found.tokens, default)
+    elif words[0] == "CREATE" and kind != "TABLE":
+        found_objects += _routine_like(found.tokens, default)
+    elif words[0] == "DROP" and kind in KINDS:
+        found_objects += _dropped(found.tokens, default, kind)
+    return found_objects
+
+
+def _qualified(tokens: list[Token], i: int, default: str) -> tuple[str, str, int] | None:
+    """(database, name, the index after it) of the name at ``i``; None if none is there."""
+    if i >= len(tokens) or tokens[i][0] not in IDENTS:
+        return None
+    if i + 2 < len(tokens) and tokens[i + 1][0] == "dot" and tokens[i + 2][0] in IDENTS:
+        return tokens[i][3], tokens[i + 2][3], i + 3
+    return default, tokens[i][3], i + 1
+
+
+def _converted(tokens: list[Token], default: str) -> list[CreatedObject]:
+    """``ALTER TABLE t CONVERT PARTITION p TO TABLE x`` (x created) and ``ALTER TABLE t
+    CONVERT TABLE x TO PARTITION p ...`` (x consumed)."""
+    out = []
+    for i in range(len(tokens) - 1):
+        if _word(tokens, i) != "CONVERT":
+            continue
+        if _word(tokens, i + 1) == "TABLE":
+            at = i + 2
+        elif _word(tokens, i + 1) == "PARTITION" and [_word(tokens, j) for j in (i + 3, i + 4)] == [
+            "TO",
+            "TABLE",
+        ]:
+            at = i + 5
+        else:
+            continue
+        if (name := _qualified(tokens, at, default)) is not None:
+            out.append(("table", name[0], name[1]))
+    return out
+
+
+def _event_renamed(tokens: list[Token], default: str) -> list[CreatedObject]:
+    """``ALTER [DEFINER=...] EVENT e ... RENAME TO e2``: e and e2."""
+    i = 1
+    if _word(tokens, i) == "DEFINER" and i + 1 < len(tokens) and tokens[i + 1][3] == "=":
+        i = _after_account(tokens, i + 2)
+    named = _qualified(tokens, i + 1, default) if _word(tokens, i) == "EVENT" else None
+    if named is None:
         return []
-    if kind == "TABLE":
-        if "TEMPORARY" in words[1 : words.index("TABLE")]:
-            return []
-        named = statement_tables(found, default) or []
-        return [("table", db, t) for db, t in named[:1]]
-    return _routine_like(found.tokens, default)
+    out = [("event", named[0], named[1])]
+    for j in range(named[2], len(tokens) - 1):
+        renamed = _word(tokens, j) == "RENAME" and _word(tokens, j + 1) == "TO"
+        if renamed and (new := _qualified(tokens, j + 2, default)) is not None:
+            out.append(("event", new[0], new[1]))
+    return out
+
+
+def _dropped(tokens: list[Token], default: str, kind: str) -> list[CreatedObject]:
+    """``DROP kind [IF EXISTS] name[, name...]`` (several for views and sequences)."""
+    i = 2
+    what = kind.lower()
+    if kind == "PACKAGE" and _word(tokens, i) == "BODY":
+        what, i = "package body", i + 1
+    if [_word(tokens, j) for j in (i, i + 1)] == ["IF", "EXISTS"]:
+        i += 2
+    out = []
+    while (named := _qualified(tokens, i, default)) is not None:
+        out.append((what, named[0], named[1]))
+        i = named[2]
+        if i < len(tokens) and tokens[i][3] == "," and kind in ("VIEW", "SEQUENCE"):
+            i += 1
+            continue
+        break
+    return out
 
 
 def _routine_like(tokens: list[Token], default: str) -> list[CreatedObject]:

@@ -429,7 +429,14 @@ def statement_tables(found: Scan, default: str) -> list[tuple[str, str]] | None:
             else None
         )
     if words[0] == "RENAME" and words[1] in ("TABLE", "TABLES"):
-        return _all_tables(found, 2, default)
+        start = 2  # RENAME TABLE IF EXISTS a TO b: IF and EXISTS name no table
+        while (
+            start < len(names)
+            and not names[start].quoted
+            and names[start].value.upper() in ("IF", "EXISTS")
+        ):
+            start += 1
+        return _all_tables(found, start, default)
     if words[0] == "TRUNCATE" or (words[0] in ("CREATE", "ALTER", "DROP") and kind == "TABLE"):
         i = next(
             (i for i, n in enumerate(names) if n.quoted or n.value.upper() not in LEADING), None

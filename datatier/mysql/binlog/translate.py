@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datatier.log import get_logger
 from datatier.mysql.binlog import events as ev
 from datatier.mysql.binlog import query as q
-from datatier.mysql.binlog.created import CreatedObject, created_objects
+from datatier.mysql.binlog.created import CreatedObject, named_objects
 from datatier.mysql.binlog.groups import Group, ends_transaction
 from datatier.mysql.binlog.multibyte import CHARSETS, Charset, UnspelledName
 from datatier.mysql.binlog.selection import ReplayRefused, Selection, tables_kept
@@ -111,9 +111,11 @@ class Translator:
         self.accounts_listed: list[tuple[str, str]] = []  # (GTID, the statement's start)
         self.tables: set[tuple[str, str]] = set()  # (database, table) the replay writes
         self.mapped: set[tuple[str, str]] = set()  # of them, rows' tables, as the binlog has
-        # objects of restored databases the replay creates by name, or writes rows to
-        # (folded when the selection folds; see datatier.mysql.binlog.created)
+        # objects of restored databases the replay creates, drops, renames or alters by
+        # name, or writes rows to (folded when the selection folds; see
+        # datatier.mysql.binlog.created), and restored databases it drops
         self.created: set[CreatedObject] = set()
+        self.dropped_databases: set[str] = set()
         self._lowered: set[str] | None = None  # names statements spell lower-cased
         if selection.lowered is not None:
             self._lowered = {*selection.lowered, *selection.databases}
@@ -428,12 +430,19 @@ class Translator:
     def _note_tables(self, found: Scan, default: str) -> None:
         """Into :attr:`tables`, the restored tables a replayed statement names as a table
         DDL's (CREATE, ALTER, RENAME...) or as the one table a data change writes; into
-        :attr:`created`, the objects of restored databases it creates."""
+        :attr:`created`, the objects of restored databases it names (creates, drops...) and
+        writes; into :attr:`dropped_databases`, the restored databases it drops."""
         databases = self.selection.databases
-        self.created.update(o for o in created_objects(found, default) if o[1] in databases)
+        self.created.update(o for o in named_objects(found, default) if o[1] in databases)
         named = statement_tables(found, default) or []
         if written := written_table(found, default):
             named.append(written)
+            if written[0] in databases:
+                self.created.add(("table", *written))
+        if found.words[:1] == ["DROP"]:
+            self.dropped_databases.update(
+                d.value for d in found.database_objects if d.value in databases
+            )
         restored = [t for t in named if t[0] in self.selection.databases]
         self.tables.update(restored)
         if self._lowered is not None:

@@ -132,6 +132,6 @@ def test_without_force_it_is_refused_and_the_dry_run_tells_what_force_drops(
         code = main([*argv, "--force", "--dry-run", "--scan"])
         out = capsys.readouterr()
         assert code == 0, out.err
-        assert "log" in out.out and "created in the replay window" in out.out
+        assert "created in the replay window" in out.out and f"table `{DB}`.`log`" in out.out
         assert "leaves as they are" in out.out and "later" in out.out
         assert rows(use_sandbox_config, DB) == before

@@ -1,12 +1,12 @@
-"""What a replayed DDL creates by name (:mod:`datatier.mysql.binlog.created`): a forced
-point-in-time restore drops these from the target before loading, so a wrong reading drops
-the wrong object or leaves one the replay then meets."""
+"""What a replayed DDL creates or names (:mod:`datatier.mysql.binlog.created`): a forced
+point-in-time restore drops these from the target before loading (unless the base creates
+them), so a wrong reading drops the wrong object or leaves one the replay then meets."""
 
 from __future__ import annotations
 
 import pytest
 
-from datatier.mysql.binlog.created import created_objects
+from datatier.mysql.binlog.created import named_objects
 from datatier.mysql.binlog.sqlrefs import scan
 
 
@@ -16,13 +16,36 @@ from datatier.mysql.binlog.sqlrefs import scan
         ("CREATE TABLE IF NOT EXISTS log (a INT)", [("table", "d", "log")]),
         ("CREATE OR REPLACE TABLE x.t LIKE u", [("table", "x", "t")]),
         ("CREATE TABLE `a b`.`c``d` (a INT)", [("table", "a b", "c`d")]),
-        ("RENAME TABLE a TO b, x.c TO x.e", [("table", "d", "b"), ("table", "x", "e")]),
-        ("ALTER TABLE a RENAME TO b", [("table", "d", "b")]),
+        (
+            "RENAME TABLE a TO b, x.c TO x.e",
+            [("table", "d", "a"), ("table", "d", "b"), ("table", "x", "c"), ("table", "x", "e")],
+        ),
+        # IF EXISTS names no table (a table named EXISTS, made later, was dropped)
+        ("RENAME TABLE IF EXISTS log0 TO log", [("table", "d", "log0"), ("table", "d", "log")]),
+        ("ALTER TABLE a RENAME TO b", [("table", "d", "a"), ("table", "d", "b")]),
+        ("ALTER TABLE a ADD COLUMN c INT", [("table", "d", "a")]),
+        (
+            "ALTER TABLE p CONVERT PARTITION p0 TO TABLE p0t",
+            [("table", "d", "p"), ("table", "d", "p0t")],
+        ),
+        (
+            "ALTER TABLE p CONVERT TABLE x.p0t TO PARTITION p0 VALUES LESS THAN (10)",
+            [("table", "d", "p"), ("table", "x", "p0t")],
+        ),
+        ("DROP TABLE IF EXISTS later, x.y", [("table", "d", "later"), ("table", "x", "y")]),
+        ("DROP VIEW IF EXISTS v1, x.v2", [("view", "d", "v1"), ("view", "x", "v2")]),
+        ("DROP PROCEDURE IF EXISTS x.p", [("procedure", "x", "p")]),
+        ("DROP PACKAGE BODY pk", [("package body", "d", "pk")]),
+        ("DROP EVENT e", [("event", "d", "e")]),
+        (
+            "ALTER DEFINER=`u`@`h` EVENT ev ON SCHEDULE EVERY 2 DAY RENAME TO x.ev2",
+            [("event", "d", "ev"), ("event", "x", "ev2")],
+        ),
         ("CREATE DEFINER=`root`@`%` PROCEDURE `p`() SELECT 1", [("procedure", "d", "p")]),
         (
             "CREATE DEFINER='u'@'localhost' TRIGGER x.trg BEFORE INSERT ON t "
             "FOR EACH ROW SET NEW.n = 1",
-            [("trigger", "x", "trg")],
+            [("table", "d", "t"), ("trigger", "x", "trg")],
         ),
         (
             "CREATE DEFINER=u@localhost EVENT IF NOT EXISTS e ON SCHEDULE EVERY 1 DAY DO SELECT 1",
@@ -37,32 +60,30 @@ from datatier.mysql.binlog.sqlrefs import scan
         ("CREATE AGGREGATE FUNCTION f(x INT) RETURNS INT RETURN 1", [("function", "d", "f")]),
         ("CREATE PACKAGE BODY pk AS BEGIN END", [("package body", "d", "pk")]),
         ("CREATE SEQUENCE IF NOT EXISTS s", [("sequence", "d", "s")]),
+        ("CREATE INDEX i ON t (a)", [("table", "d", "t")]),
         ("/*!50003 CREATE*/ /*!50003 PROCEDURE q() SELECT 1 */", [("procedure", "d", "q")]),
     ],
 )
-def test_the_object_a_statement_creates(statement: str, expected: list[object]) -> None:
-    assert created_objects(scan(statement), "d") == expected
+def test_the_objects_a_statement_names(statement: str, expected: list[object]) -> None:
+    assert named_objects(scan(statement), "d") == expected
 
 
 @pytest.mark.parametrize(
     "statement",
     [
         "CREATE TEMPORARY TABLE t (a INT)",  # a session's table, no object of the database
-        "ALTER TABLE a ADD COLUMN c INT",
-        "ALTER TABLE a RENAME COLUMN b TO c",
-        "CREATE INDEX i ON t (a)",
+        "DROP TEMPORARY TABLE IF EXISTS t",
         "CREATE DATABASE x",
         "CREATE USER u",
-        "DROP TABLE t",
         "INSERT INTO t VALUES ('CREATE TABLE x (a INT)')",
         "CREATE DEFINER=`view`@`h` ROLE r",
     ],
 )
-def test_statements_creating_no_named_object(statement: str) -> None:
-    assert created_objects(scan(statement), "d") == []
+def test_statements_naming_no_object(statement: str) -> None:
+    assert named_objects(scan(statement), "d") == []
 
 
 def test_folded_names_come_back_folded() -> None:
-    """A selection folding names scans folded: the created names compare with its keys."""
-    found = created_objects(scan("CREATE VIEW Shop.V AS SELECT 1", fold=True), "d")
+    """A selection folding names scans folded: the names compare with its keys."""
+    found = named_objects(scan("CREATE VIEW Shop.V AS SELECT 1", fold=True), "d")
     assert found == [("view", "shop", "v")]
