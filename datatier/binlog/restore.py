@@ -63,8 +63,9 @@ from datatier.mysql.casenames import (
     check_replay_spelling,
 )
 from datatier.mysql.connection import Endpoint
-from datatier.mysql.labels import name_label
+from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.lettercase import name_key
+from datatier.mysql.references import recorded_references
 from datatier.mysql.restore import LogicalRestore
 from datatier.mysql.window_objects import Present, drop_present, present_objects
 from datatier.pipeline.staging import Staged
@@ -306,6 +307,7 @@ class PitrRestore(RestoreEngine):
         self._dropped_databases = scanned.dropped_databases
         if self.options.force:  # told now, looked up again before loading
             present = self._present(server)
+            self._check_drawn_from(present)
             if present:
                 plan.details["window_replaced"] = [p.to_json() for p in present]
                 plan.summary.append(
@@ -363,6 +365,38 @@ class PitrRestore(RestoreEngine):
         :mod:`datatier.mysql.window_objects`)."""
         targets = {name_key(s, self._fold): d for s, d in self.base.targets.items()}
         return present_objects(server, self._created, targets, names_folded=self._fold)
+
+    def _check_drawn_from(self, present: list[Present]) -> None:
+        """UsageError (exit 2, nothing changed) when a table the base restores draws its
+        DEFAULT from a sequence --force would drop as the window's (the base's table was
+        taken while its sequence was gone; the window creates it again): the base would
+        fail to load after the drop. Known from the references the backup records."""
+        assert self.base_plan is not None, "plan runs first"
+        recorded = recorded_references(self.pitr.manifest)
+        dropped = {
+            (name_key(p.database, True), name_key(p.name, True))
+            for p in present
+            if p.kind == "sequence"
+        }
+        if recorded is None or not dropped:
+            return
+        targets = self.base.targets
+        restored = self.base.created_names(self.base_plan)
+        for (database, table), found in sorted(recorded.sequences.items()):
+            if (database, table) not in restored or database not in targets:
+                continue
+            for db, name in sorted(found, key=str):
+                where = targets.get(db or database, db or database)
+                if (name_key(where, True), name_key(name, True)) in dropped:
+                    raise UsageError(
+                        f"table {table_label(targets[database], table)} of the base draws its "
+                        f"DEFAULT from sequence {table_label(where, name)}, which only the "
+                        "replay window creates: --force would drop the target's before "
+                        "loading the base, which then fails",
+                        hint="restore under --rename into a new database and create the "
+                        "sequence there first, or replay that window by hand; nothing was "
+                        "changed",
+                    )
 
     def _tell_left(self, plan: RestorePlan) -> None:
         """``--force`` of whole databases: the plan's word on the target's tables, views

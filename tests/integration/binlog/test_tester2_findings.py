@@ -3,8 +3,8 @@ c66c458/a2f1a48: ``--force`` drops what the replay window creates before loading
 
 The on-call "put the database back as it was at T": ``restore --policy P --until-gtid G
 --force`` into the source database itself. Each test asserts what SHOULD happen and failed
-when written. Fixed (their tests here): 1, 3, 7, 8, 9. Open (their reproductions are on
-branch tester2): 2 and 10 (a latin1 client's non-ASCII names), 4, 5, 6.
+when written. Fixed (their tests here): 1, 3, 6 (now refused up front), 7, 8, 9. Open (their
+reproductions are on branch tester2): 2 and 10 (a latin1 client's non-ASCII names), 4, 5.
 
 Findings:
 
@@ -389,3 +389,41 @@ def test_9_an_event_renamed_in_the_window(
 
 
 ODD_DB = "t2_dé"
+
+
+def _refused_or_as_at(
+    window: PitrWindow, code: int, err: str, before: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    """A restore that could not give the target moment refuses up front (exit 2, nothing
+    changed); one that goes on gives it (exit 0)."""
+    got = state(window.sandbox, DB)
+    assert code in (0, 2), f"exit {code} after changing the target: {err}"
+    if code == 2:
+        assert got == before
+    else:
+        assert {k: v for k, v in got.items() if "later" not in k} == expected
+
+
+def test_6_the_window_drops_a_sequence_the_base_draws_from(
+    window: PitrWindow, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The base holds ``t`` whose column defaults to NEXTVAL(s) while ``s`` had been
+    dropped; the window creates ``s`` again. The plan's check (tables drawing from
+    sequences neither the restore nor the target has) is satisfied by the target's ``s``,
+    which --force then drops as created in the window before the base loads: CREATE TABLE
+    t fails, exit 1 with the window's objects dropped and the base half loaded."""
+    gtid, expected = scenario(
+        window,
+        [
+            *BASE,
+            "CREATE SEQUENCE s",
+            "CREATE TABLE t (id INT DEFAULT NEXTVAL(s), v INT)",
+            "DROP SEQUENCE s",
+        ],
+        ["INSERT INTO a VALUES (3, 'a3')", "CREATE SEQUENCE s START WITH 100"],
+        ["DELETE FROM a"],
+    )
+    before = state(window.sandbox, DB)
+    code, _, err = restore(capsys, gtid)
+    assert code == 2 and "draws its DEFAULT from sequence" in err, err
+    _refused_or_as_at(window, code, err, before, expected)
