@@ -507,7 +507,11 @@ def test_writer_connection_lost_mid_window_resumes(
     assert "RethinkDB rethinkdb-mock: Connection is closed." in err
     saved = json.loads(cp.read_text())["tables"][f"{DB}.orders"]
     assert saved["inflight"] is not None and not saved["done"]
-    assert saved["rows"] <= (fail_at - 1) * 250 and saved["rows"] % 250 == 0
+    # the lost insert is the fail_at-th to reach the server, not the fail_at-th batch: with 4
+    # connections, up to 3 later batches may reach it first (seen on a loaded machine: the
+    # 3rd batch lost, 500 rows acknowledged before it), so the acknowledged prefix may
+    # hold up to 3 batches more
+    assert saved["rows"] <= (fail_at - 1 + 3) * 250 and saved["rows"] % 250 == 0
     if saved["rows"]:  # the hint needs an acknowledged row (the lost one may be the 1st)
         assert "rerun the same command to resume" in err
     check = shared.target()
