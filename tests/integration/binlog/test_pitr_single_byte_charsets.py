@@ -80,7 +80,7 @@ def test_an_in_place_restore_of_a_database_named_in_latin1_replays_its_latin1_st
             cur.execute("ALTER TABLE t ADD COLUMN c VARCHAR(5) DEFAULT 'é'".encode("latin1"))
             cur.execute(f"CREATE VIEW v AS SELECT id, c FROM {database}.t".encode("latin1"))
         gtid = window.gtid()
-        window.sql(f"ALTER TABLE {quoted}.t DROP COLUMN c")  # after the target
+        window.sql(f"DROP VIEW {quoted}.v", f"ALTER TABLE {quoted}.t DROP COLUMN c")  # after it
         window.archive()
         argv = ["restore", "--policy", policy, "--until-gtid", gtid, "--force"]
         assert main(argv) == 0
