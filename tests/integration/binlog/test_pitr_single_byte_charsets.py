@@ -1,10 +1,11 @@
 """Point-in-time restores of a database whose name is not ASCII, whose window holds
-statements sent in a single-byte character set (latin1, cp1251), on the sandbox's real
-MariaDB and S3 server. The server reads such a statement in its client character set:
-`tf_café` sent in latin1 is the bytes ``74 66 5f 63 61 66 e9``. The binlog scanner once
-read a statement without a 0xA0 byte as UTF-8, so that name matched no restored database
-and was left unrenamed: the renamed copy's view read the LIVE table (exit 0); and it wrote
-the replay's ``USE`` in UTF-8 bytes, another name in latin1.
+statements sent in a single-byte character set (latin1, cp1251) or an EUC one (euckr,
+ujis), on the sandbox's real MariaDB and S3 server. The server reads such a statement in
+its client character set: `tf_café` sent in latin1 is the bytes ``74 66 5f 63 61 66 e9``.
+The binlog scanner once read a statement without a 0xA0 byte as UTF-8, so that name
+matched no restored database and was left unrenamed: the renamed copy's view read the
+LIVE table (exit 0); and it wrote the replay's ``USE`` in UTF-8 bytes, another name in
+latin1.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ def _policy(database: str) -> str:
 
 @pytest.mark.parametrize(
     ("charset", "codec", "database"),
-    [("latin1", "latin1", "tf_café"), ("cp1251", "cp1251", "tf_sbcs_бд")],
+    [
+        ("latin1", "latin1", "tf_café"),
+        ("cp1251", "cp1251", "tf_sbcs_бд"),
+        ("euckr", "euc_kr", "tf_sbcs_한"),
+        ("ujis", "euc_jp", "tf_sbcs_表"),
+    ],
 )
 def test_a_renamed_view_of_a_database_named_in_a_single_byte_charset_reads_the_copy(
     charset: str,
