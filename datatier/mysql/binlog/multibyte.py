@@ -75,6 +75,7 @@ class Charset:
     server: dict[bytes, str] = field(default_factory=dict)
     writer: str = ""
     unmapped: frozenset[bytes] = frozenset()
+    triples: Ranges = ()  # lead bytes of three-byte characters (two second bytes follow)
 
     @property
     def _mask(self) -> re.Pattern[str]:
@@ -84,11 +85,15 @@ class Charset:
         """``text`` (the statement read as latin-1) as the tokenizer reads it: each
         two-byte character whose second byte is ASCII written as its lead byte twice, so
         that byte is part of a name or string as on the server; as long as ``text``."""
-        return self._mask.sub(r"\1\1\2", text) if self.leads else text
+        if not any(low < 0x80 for low, _ in self.seconds):
+            return text
+        return self._mask.sub(r"\1\1\2", text)
 
     def characters(self, text: str) -> list[str]:
         """``text`` (latin-1, starting at a character) cut into the server's characters."""
-        return _chars_pattern(self.leads, self.seconds).findall(text) if self.leads else [*text]
+        if not self.leads:
+            return [*text]
+        return _chars_pattern(self.leads, self.seconds, self.triples).findall(text)
 
     def decode(self, text: str) -> str:
         """``text`` (latin-1, starting at a character) as the server reads it; a
@@ -185,8 +190,9 @@ def _mask_pattern(leads: Ranges, seconds: Ranges) -> re.Pattern[str]:
 
 
 @cache
-def _chars_pattern(leads: Ranges, seconds: Ranges) -> re.Pattern[str]:
-    return re.compile(f"{_class(leads)}{_class(seconds)}|.", re.DOTALL)
+def _chars_pattern(leads: Ranges, seconds: Ranges, triples: Ranges) -> re.Pattern[str]:
+    three = f"{_class(triples)}{_class(seconds)}{{2}}|" if triples else ""
+    return re.compile(f"{three}{_class(leads)}{_class(seconds)}|.", re.DOTALL)
 
 
 _SJIS: tuple[Ranges, Ranges] = (((0x81, 0x9F), (0xE0, 0xFC)), ((0x40, 0x7E), (0x80, 0xFC)))

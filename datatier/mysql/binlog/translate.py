@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datatier.log import get_logger
 from datatier.mysql.binlog import events as ev
 from datatier.mysql.binlog import query as q
+from datatier.mysql.binlog.euc import EUC
 from datatier.mysql.binlog.groups import Group, ends_transaction
 from datatier.mysql.binlog.multibyte import CHARSETS, Charset, UnspelledName
 from datatier.mysql.binlog.selection import ReplayRefused, Selection, tables_kept
@@ -52,7 +53,7 @@ BYTE_SPACES = dict.fromkeys(
      "latin7"], 0xA0,
 ) | dict.fromkeys(["cp852", "cp866", "keybcs2"], 0xFF)  # fmt: skip
 
-CLIENT_CHARSETS = CHARSETS | SINGLE_BYTE
+CLIENT_CHARSETS = CHARSETS | EUC | SINGLE_BYTE
 """Client character sets whose statements are scanned byte for byte (latin-1), their names
 read as the server reads them."""
 
