@@ -138,8 +138,8 @@ def scan(
     """Tokenize ``text`` (see module docstring) as the server does under an sql_mode with
     ANSI_QUOTES (``ansi_quotes``) and without NO_BACKSLASH_ESCAPES (``escapes``), ``space``
     one more whitespace character (see :func:`_token_pattern`); ``text`` read byte for
-    byte (latin-1) in a multi-byte ``charset`` whose second bytes can be ASCII, its
-    characters as the server reads them (:mod:`~datatier.mysql.binlog.multibyte`); with
+    byte (latin-1) when a ``charset`` is given, its characters and names as the server
+    reads them (:class:`~datatier.mysql.binlog.multibyte.Charset`); with
     ``fold`` (a server whose ``lower_case_table_names`` folds names) every identifier's
     value lower-cased as the server lower-cases names
     (:func:`~datatier.mysql.lettercase.name_key`)."""
