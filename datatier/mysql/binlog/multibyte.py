@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 from datatier.mysql.lettercase import name_key
 
@@ -61,10 +61,12 @@ Ranges = tuple[tuple[int, int], ...]
 
 @dataclass(frozen=True)
 class Charset:
-    """A client character set with ASCII second bytes: its lead bytes and second bytes
-    (ranges of byte values), the Python codec reading its characters, the characters the
-    server reads otherwise than that codec, and the codec writing characters (when the
-    reading one writes some the server does not read)."""
+    """A client character set whose statements are scanned byte for byte: its lead bytes
+    and second bytes (ranges of byte values; none for a single-byte set,
+    :mod:`~datatier.mysql.binlog.singlebyte`), the Python codec reading its characters,
+    the characters the server reads otherwise than that codec, the codec writing
+    characters (when the reading one writes some the server does not read), and the
+    characters the server maps to nothing (read as surrogates, matching no name)."""
 
     name: str
     leads: Ranges
@@ -72,6 +74,8 @@ class Charset:
     codec: str
     server: dict[bytes, str] = field(default_factory=dict)
     writer: str = ""
+    unmapped: frozenset[bytes] = frozenset()
+    triples: Ranges = ()  # lead bytes of three-byte characters (two second bytes follow)
 
     @property
     def _mask(self) -> re.Pattern[str]:
@@ -81,42 +85,79 @@ class Charset:
         """``text`` (the statement read as latin-1) as the tokenizer reads it: each
         two-byte character whose second byte is ASCII written as its lead byte twice, so
         that byte is part of a name or string as on the server; as long as ``text``."""
+        if not any(low < 0x80 for low, _ in self.seconds):
+            return text
         return self._mask.sub(r"\1\1\2", text)
 
     def characters(self, text: str) -> list[str]:
         """``text`` (latin-1, starting at a character) cut into the server's characters."""
-        return _chars_pattern(self.leads, self.seconds).findall(text)
+        if not self.leads:
+            return [*text]
+        return _chars_pattern(self.leads, self.seconds, self.triples).findall(text)
 
     def decode(self, text: str) -> str:
         """``text`` (latin-1, starting at a character) as the server reads it; a
         character that is not one of the charset's, byte by byte as surrogates (as
         ``surrogateescape`` does), matching no name given as text."""
-        if text.isascii():
+        if text.isascii() and not self._ascii_read_otherwise:
             return text
         return "".join(self._char(c) for c in self.characters(text))
 
+    def unquoted(self, inner: str, quote: str) -> str:
+        """A quoted name's value: ``inner`` (latin-1, between its quotes) with each doubled
+        ``quote`` character taken once, read as the server reads it (quotes undoubled
+        first, character by character, as its lexer does)."""
+        chars = self.characters(inner)
+        kept, i = [], 0
+        while i < len(chars):
+            kept.append(chars[i])
+            i += 2 if chars[i] == quote and chars[i + 1 : i + 2] == [quote] else 1
+        return self.decode("".join(kept))
+
+    @cached_property
+    def _ascii_read_otherwise(self) -> bool:
+        return any(len(raw) == 1 and raw[0] < 0x80 for raw in {*self.server, *self.unmapped})
+
+    @cached_property
+    def _written(self) -> dict[str, bytes]:
+        """The bytes the server reads as each character of :attr:`server`."""
+        return {char: raw for raw, char in sorted(self.server.items(), reverse=True)}
+
     def _char(self, char: str) -> str:
-        if char.isascii():
-            return char
         raw = char.encode("latin-1")
         known = self.server.get(raw)
         if known is not None:
             return known
-        try:
-            return raw.decode(self.codec)
-        except UnicodeDecodeError:
-            return raw.decode("ascii", "surrogateescape")
+        if raw not in self.unmapped:
+            if char.isascii():
+                return char
+            try:
+                return raw.decode(self.codec)
+            except UnicodeDecodeError:
+                pass
+        return raw.decode("ascii", "surrogateescape")
 
     def encode(self, text: str) -> bytes:
-        """``text`` written in the charset; :class:`UnspelledName` when the server would
-        not read it back as ``text``."""
-        try:
-            raw = text.encode(self.writer or self.codec)
-        except UnicodeEncodeError:
-            raw = b""
+        """``text`` written in the charset, character by character (with the codec, else
+        as the server's own conversions write it); :class:`UnspelledName` when the server
+        would not read it back as ``text``."""
+        out = []
+        for char in text:
+            try:
+                out.append(char.encode(self.writer or self.codec))
+            except UnicodeEncodeError:
+                out.append(self._written.get(char, b""))
+        raw = b"".join(out)
         if self.decode(raw.decode("latin-1")) != text:
             raise UnspelledName(f"{text!r} cannot be written in {self.name}")
         return raw
+
+    def quoted(self, name: str) -> str:
+        """``name`` as a backtick-quoted identifier written in the charset (latin-1, as
+        statements are scanned), each byte the lexer takes for a backtick doubled;
+        :class:`UnspelledName` when the server would not read it back as ``name``."""
+        raw = b"".join(b"``" if c == b"`" else c for c in map(self.encode, name))
+        return "`" + raw.decode("latin-1") + "`"
 
     def lowered(self, text: str) -> str:
         """``text`` (a name as the statement spells it, latin-1) with every character
@@ -149,8 +190,9 @@ def _mask_pattern(leads: Ranges, seconds: Ranges) -> re.Pattern[str]:
 
 
 @cache
-def _chars_pattern(leads: Ranges, seconds: Ranges) -> re.Pattern[str]:
-    return re.compile(f"{_class(leads)}{_class(seconds)}|.", re.DOTALL)
+def _chars_pattern(leads: Ranges, seconds: Ranges, triples: Ranges) -> re.Pattern[str]:
+    three = f"{_class(triples)}{_class(seconds)}{{2}}|" if triples else ""
+    return re.compile(f"{three}{_class(leads)}{_class(seconds)}|.", re.DOTALL)
 
 
 _SJIS: tuple[Ranges, Ranges] = (((0x81, 0x9F), (0xE0, 0xFC)), ((0x40, 0x7E), (0x80, 0xFC)))

@@ -76,7 +76,7 @@ class Selection:
     ) -> Scan:
         """A statement's names (:func:`~datatier.mysql.binlog.sqlrefs.scan`) as this
         selection compares them, read under the statement's ``sql_mode`` (``space``: one
-        more whitespace character; ``charset``: the multi-byte one it is read in)."""
+        more whitespace character; ``charset``: the one it is read in, byte for byte)."""
         mode = sql_mode or 0
         return scan(
             text,

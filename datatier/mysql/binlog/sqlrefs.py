@@ -99,14 +99,16 @@ def _tokens(
             conditional = conditional or kind == "exec_open"
             continue
         value = match.group()
-        if charset is not None and kind in ("word", "backtick", "dquote"):
-            value = charset.decode(text[match.start() : match.end()])
+        if charset is not None:  # the statement's own bytes, read as the server reads them
+            value = text[match.start() : match.end()]
+            if kind == "word":
+                value = charset.decode(value)
         if kind == "dquote" and ansi_quotes:
             kind = "ident"
-            value = value[1:-1].replace('""', '"')
+            value = _unquoted(value, '"', charset)
         elif kind == "backtick":
             kind = "qident"
-            value = value[1:-1].replace("``", "`")
+            value = _unquoted(value, "`", charset)
         elif kind == "word":
             kind = "ident"
         if kind == "ident" and match.lastgroup == "dquote":
@@ -115,6 +117,13 @@ def _tokens(
             value = name_key(value, True)
         found.append((kind, match.start(), match.end(), value))
     return found, conditional
+
+
+def _unquoted(token: str, quote: str, charset: Charset | None) -> str:
+    """A quoted name's value: ``token`` without its quotes, doubled quotes taken once."""
+    if charset is None:
+        return token[1:-1].replace(quote * 2, quote)
+    return charset.unquoted(token[1:-1], quote)
 
 
 def scan(
@@ -129,8 +138,8 @@ def scan(
     """Tokenize ``text`` (see module docstring) as the server does under an sql_mode with
     ANSI_QUOTES (``ansi_quotes``) and without NO_BACKSLASH_ESCAPES (``escapes``), ``space``
     one more whitespace character (see :func:`_token_pattern`); ``text`` read byte for
-    byte (latin-1) in a multi-byte ``charset`` whose second bytes can be ASCII, its
-    characters as the server reads them (:mod:`~datatier.mysql.binlog.multibyte`); with
+    byte (latin-1) when a ``charset`` is given, its characters and names as the server
+    reads them (:class:`~datatier.mysql.binlog.multibyte.Charset`); with
     ``fold`` (a server whose ``lower_case_table_names`` folds names) every identifier's
     value lower-cased as the server lower-cases names
     (:func:`~datatier.mysql.lettercase.name_key`)."""
@@ -342,16 +351,17 @@ def rewrite(
     lower-cases names (quoted or not, as it was): for a target comparing names as spelled,
     a source that stored them lower-cased (``lower``: its names, as ``found`` holds them,
     scanned folded). ``charset``: the one ``text`` was scanned in (:func:`scan`), in which
-    lower-cased names are written (:class:`~datatier.mysql.binlog.multibyte.UnspelledName`
+    new and lower-cased names are written (:class:`~datatier.mysql.binlog.multibyte.UnspelledName`
     when one cannot be)."""
+    quote = ident if charset is None else charset.quoted
     spots = {
-        n.start: (n, ident(renames[n.value]))
+        n.start: (n, quote(renames[n.value]))
         for n, parts in found.qualifiers
         if n.value in renames and (parts >= 3 or n.value in known)
     }
     for n in found.database_objects:
         if n.value in renames:
-            spots[n.start] = (n, ident(renames[n.value]))
+            spots[n.start] = (n, quote(renames[n.value]))
     if lower:
         for n in found.names:
             if n.start not in spots and n.value in lower:

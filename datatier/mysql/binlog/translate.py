@@ -26,9 +26,11 @@ from datatier.log import get_logger
 from datatier.mysql.binlog import events as ev
 from datatier.mysql.binlog import query as q
 from datatier.mysql.binlog.created import CreatedObject, named_objects
+from datatier.mysql.binlog.euc import EUC
 from datatier.mysql.binlog.groups import Group, ends_transaction
 from datatier.mysql.binlog.multibyte import CHARSETS, Charset, UnspelledName
 from datatier.mysql.binlog.selection import ReplayRefused, Selection, tables_kept
+from datatier.mysql.binlog.singlebyte import SINGLE_BYTE
 from datatier.mysql.binlog.sqlrefs import (
     Scan,
     account_statement,
@@ -51,6 +53,10 @@ BYTE_SPACES = dict.fromkeys(
     ["armscii8", "cp1250", "dec8", "geostd8", "greek", "hebrew", "latin1", "latin2", "latin5",
      "latin7"], 0xA0,
 ) | dict.fromkeys(["cp852", "cp866", "keybcs2"], 0xFF)  # fmt: skip
+
+CLIENT_CHARSETS = CHARSETS | EUC | SINGLE_BYTE
+"""Client character sets whose statements are scanned byte for byte (latin-1), their names
+read as the server reads them."""
 
 
 @dataclass
@@ -378,12 +384,6 @@ class Translator:
                 hint="restore that database under its own name (no --rename), or replay this "
                 "window by hand; nothing was changed",
             )
-        if (space or charset) and not all(name.isascii() for name in renames.values()):
-            kind = "single-byte" if charset is None else charset.name
-            raise ReplayRefused(
-                f"statement {where} is in a {kind} character set: renaming it to a "
-                "name that is not ASCII is not supported"
-            )
         try:
             text = rewrite(text, found, renames, self.known, self._lowered or (), charset)
         except UnspelledName as exc:
@@ -399,7 +399,7 @@ class Translator:
             spelled = event.database if self._lowered is None else default
             target = renames.get(default, spelled)
             if self.session.changed("db", target):
-                statements.append(b"USE " + _spelled(ident(target), charset, where))
+                statements.append(b"USE " + _spelled(target, charset, where))
         statements.extend(pending)
         statements.append(text.encode(codec, "surrogateescape"))
         return statements
@@ -407,16 +407,13 @@ class Translator:
     def _text(self, event: q.QueryEvent) -> tuple[str, str, str, Charset | None]:
         """A statement's text, the codec giving its bytes back, the one more space
         character of its client character set (:data:`BYTE_SPACES`) and that character
-        set when it is a multi-byte one with ASCII second bytes
-        (:data:`~datatier.mysql.binlog.multibyte.CHARSETS`): read byte for byte (latin-1)
-        in such a set or when it holds that space, else as UTF-8."""
+        set when the scanner reads it byte for byte (:data:`CLIENT_CHARSETS`: read as
+        latin-1, names in the charset), else None (read as UTF-8)."""
         client = self.charset_name(event.charset[0]) if event.charset else ""
-        if (charset := CHARSETS.get(client)) is not None:
-            return event.text.decode("latin-1"), "latin-1", "", charset
-        byte = BYTE_SPACES.get(client)
-        if byte is None or bytes([byte]) not in event.text:
+        if (charset := CLIENT_CHARSETS.get(client)) is None:
             return event.text.decode("utf-8", "surrogateescape"), "utf-8", "", None
-        return event.text.decode("latin-1"), "latin-1", chr(byte), None
+        byte = BYTE_SPACES.get(client)
+        return event.text.decode("latin-1"), "latin-1", "" if byte is None else chr(byte), charset
 
     def _note_mapped(self, database: str, table: str) -> None:
         """A restored table rows are replayed to, spelled as its table map spells it (a
@@ -501,12 +498,12 @@ class Translator:
 
 
 def _spelled(name: str, charset: Charset | None, where: str) -> bytes:
-    """A name as a statement in ``charset`` (UTF-8 when None) writes it: read in the
-    session's client character set, a name in UTF-8 bytes is another name there."""
+    """``name`` quoted as a statement in ``charset`` (UTF-8 when None) writes it: read in
+    the session's client character set, a name in UTF-8 bytes is another name there."""
     if charset is None:
-        return name.encode()
+        return ident(name).encode()
     try:
-        return charset.encode(name)
+        return charset.quoted(name).encode("latin-1")
     except UnspelledName as exc:
         raise ReplayRefused(f"statement {where}: its database name {exc}") from exc
 

@@ -76,12 +76,12 @@ def test_a_renamed_view_reads_the_restored_table_after_an_identifier_ending_in_0
         assert got == [(1,), (2,)], "the restored view reads the restored table"
 
 
-def test_a_rename_to_a_name_that_is_not_ascii_is_refused_for_a_multi_byte_statement(
+def test_a_rename_to_a_name_sjis_cannot_write_is_refused_for_a_multi_byte_statement(
     use_sandbox_config: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The replayed statement would have to spell the new name in sjis: refused (exit 2)
-    before anything is restored."""
-    target = "tf_mbcs_表"
+    """The replayed statement would have to spell the new name in sjis, which has no `é`:
+    refused (exit 2) before anything is restored."""
+    target = "tf_mbcs_é"
     with pitr_window(
         use_sandbox_config, POLICY, DB, f"`{target}`", monkeypatch=monkeypatch
     ) as window:
