@@ -3,8 +3,9 @@ c66c458/a2f1a48: ``--force`` drops what the replay window creates before loading
 
 The on-call "put the database back as it was at T": ``restore --policy P --until-gtid G
 --force`` into the source database itself. Each test asserts what SHOULD happen and failed
-when written. Fixed (their tests here): 1, 3, 6 (now refused up front), 7, 8, 9. Open (their
-reproductions are on branch tester2): 2 and 10 (a latin1 client's non-ASCII names), 4, 5.
+when written. Fixed (their tests here): 1, 2 and 10 (a latin1 client's non-ASCII names: read in the
+client's charset since), 3, 6 (now refused up front), 7, 8, 9. Open (their reproductions
+are on branch tester2): 4, 5.
 
 Findings:
 
@@ -427,3 +428,78 @@ def test_6_the_window_drops_a_sequence_the_base_draws_from(
     code, _, err = restore(capsys, gtid)
     assert code == 2 and "draws its DEFAULT from sequence" in err, err
     _refused_or_as_at(window, code, err, before, expected)
+
+
+def test_2_a_table_named_in_a_latin1_session(
+    window: PitrWindow, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The window creates table ``café`` from a latin1 client (the statement's bytes are
+    latin1); at T it is empty, after T it gets a row. It should be dropped before loading
+    and come back empty; the replay's CREATE TABLE IF NOT EXISTS met it instead."""
+    gtid, expected = scenario(
+        window,
+        BASE,
+        [
+            "INSERT INTO a VALUES (3, 'a3')",
+            "CREATE TABLE IF NOT EXISTS `café` (msg VARCHAR(40))",
+        ],
+        ["INSERT INTO `café` VALUES ('after T')", "DELETE FROM a"],
+        charset="latin1",
+    )
+    assert expected["BASE TABLE café"][1] == []
+    code, report, err = restore(capsys, gtid)
+    assert code == 0, err
+    assert state(window.sandbox, DB) == expected  # café holds 'after T' now
+    assert {"kind": "table", "database": DB, "name": "café"} in report["window_replaced"]
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        ["SET SESSION binlog_format = 'STATEMENT'", f"INSERT INTO `{ODD_DB}`.a VALUES (3, 'a3')"],
+        [f"CREATE TABLE `{ODD_DB}`.log (id INT)", f"INSERT INTO `{ODD_DB}`.log VALUES (5)"],
+    ],
+    ids=["statement-insert", "create-table"],
+)
+def test_10_a_latin1_client_naming_a_non_ascii_database(
+    statements: list[str],
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Policy database ``t2_dé``; in the window a latin1 client (no default database)
+    writes ``t2_dé``.a in statement format, or creates ``t2_dé``.log and inserts a row.
+    The statement's latin1 bytes are scanned as UTF-8 with surrogates (``t2_d\\udce9``),
+    a database the restore does not hold: the statement is skipped. The INSERT is lost
+    (exit 0, the row of before T missing); for the CREATE TABLE, the row events of
+    ``log`` then fail "Table 't2_dé.log' doesn't exist" (exit 1 after loading)."""
+    text = f'engine = "mysql"\n[source]\nnode = "replica1"\ndatabases = ["{ODD_DB}"]\n'
+    quoted = f"`{ODD_DB}`"
+    with pitr_window(
+        use_sandbox_config, POLICY, quoted, monkeypatch=monkeypatch, text=text
+    ) as window:
+        window.sql(
+            f"CREATE TABLE {quoted}.a (id INT PRIMARY KEY, v VARCHAR(20))",
+            f"INSERT INTO {quoted}.a VALUES (1, 'a1'), (2, 'a2')",
+        )
+        window.backup()
+        spec, mysql = window.config.mysql.nodes["primary"], window.config.mysql
+        with (
+            pymysql.connect(
+                host=spec.host,
+                port=spec.port,
+                user=mysql.user,
+                password=mysql.password.reveal(),
+                charset="latin1",
+                autocommit=True,
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            run(cur, statements)
+        gtid = window.gtid()
+        expected = state(window.sandbox, ODD_DB)
+        window.sql(f"DELETE FROM {quoted}.a")
+        window.archive()
+        code, _, err = restore(capsys, gtid)
+        assert code == 0, err
+        assert state(window.sandbox, ODD_DB) == expected
