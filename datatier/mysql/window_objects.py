@@ -1,13 +1,16 @@
-"""``restore --force`` of a point in time over a target holding what the replay window creates.
+"""``restore --force`` over a target holding what the replay window creates or names, and
+what a forced restore leaves as it is.
 
 The base restore replaces what the backup holds; an object created after the base (a
 table, view, routine...) may still be on the target, in its state of after the target
 moment. The replay then meets it: ``CREATE TABLE IF NOT EXISTS`` keeps it with its later
-rows and the replayed rows are added, a plain ``CREATE`` fails after the base was loaded.
-:func:`present_objects` finds, of the objects the replay creates
-(:func:`~datatier.mysql.binlog.created.created_objects`), those the target holds (reads
+rows and the replayed rows are added, a plain ``CREATE`` fails after the base was loaded,
+``DROP TABLE IF EXISTS`` (a no-op on the source then) drops a table of after the target.
+:func:`present_objects` finds, of the objects the replay creates or names
+(:func:`~datatier.mysql.binlog.created.named_objects`), those the target holds (reads
 only); :func:`drop_present` drops them, so the replay recreates them as at the target.
-Nothing else on the target is touched.
+:func:`tables_left` lists the tables, views and sequences a forced restore leaves as they
+are (for the plan). Nothing else on the target is touched.
 """
 
 from __future__ import annotations
@@ -49,11 +52,12 @@ def present_objects(
     names_folded: bool,
 ) -> list[Present]:
     """Of ``created`` ((kind, database, name): database and name as the replay compares
-    them, lower-cased when ``names_folded``), the objects ``target`` holds under a name the
-    replay would create; ``databases`` maps the replay's database names to the target's.
-    A table, view or sequence is matched whatever its kind (one namespace), as the target
-    compares table names; routines and events case-insensitively (as the server names
-    them); triggers as spelled (folded when ``names_folded``). Reads only."""
+    them, lower-cased when ``names_folded``: what the replay creates or names), the objects
+    ``target`` holds under one of those names; ``databases`` maps the replay's database
+    names to the target's. A table, view or sequence is matched whatever its kind (one
+    namespace), as the target compares table names; routines and events
+    case-insensitively (as the server names them); triggers as spelled (folded when
+    ``names_folded``). Reads only."""
     wanted: dict[str, set[tuple[str, str]]] = {}
     for kind, database, name in created:
         if database in databases:
@@ -65,13 +69,13 @@ def present_objects(
         fold = folds_names(cur)
         for database, objects in sorted(wanted.items()):
             kinds = {k for k, _ in objects}
-            for table, sql, how in _LOOKUPS:
-                if not kinds & table:
+            for group, sql, how in _LOOKUPS:
+                if not kinds & group:
                     continue
                 folding = {"tables": fold, "triggers": names_folded, "others": True}[how]
-                names = {(_kind(k, how), name_key(n, folding)) for k, n in objects if k in table}
+                names = {(_kind(k, how), name_key(n, folding)) for k, n in objects if k in group}
                 for kind, name in _rows(cur, sql, database, fold):
-                    if kind in table and (_kind(kind, how), name_key(name, folding)) in names:
+                    if kind in group and (_kind(kind, how), name_key(name, folding)) in names:
                         found.add(Present(kind, database, name))
     return sorted(found, key=lambda p: (p.database, p.kind, p.name))
 
