@@ -311,9 +311,10 @@ class PitrRestore(RestoreEngine):
             if present:
                 plan.details["window_replaced"] = [p.to_json() for p in present]
                 plan.summary.append(
-                    "--force drops, before loading, what the replay window creates and the "
-                    "target holds (created in the replay window: the replay recreates it as "
-                    f"at the target): {', '.join(map(str, present))}"
+                    "--force drops, before loading, what the replay window creates or names "
+                    "and the target holds (created in the replay window, or named by it: the "
+                    "replay recreates it as at the target, or leaves it gone as the source "
+                    f"had it): {', '.join(map(str, present))}"
                 )
             if not self.options.tables:
                 self._tell_left(plan)
@@ -350,9 +351,11 @@ class PitrRestore(RestoreEngine):
     def _window_created(
         self, created: set[tuple[str, str, str]], fold: bool
     ) -> set[tuple[str, str, str]]:
-        """Of the objects the scanned replay creates (or writes rows to), those the base
-        restore does not create: a table, view or sequence of the base is replaced by the
-        base's own DROP ... IF EXISTS."""
+        """Of the objects the scanned replay creates or names (or writes rows to), those
+        :meth:`_drop_window_objects` drops when the target holds them: all but the tables,
+        views and sequences the base restore creates (its own DROP ... IF EXISTS replaces
+        them). Triggers, routines and events are kept even when the base has them: dropped
+        first, the base recreates its own."""
         assert self.base_plan is not None, "plan runs first"
         based = {
             (name_key(db, fold), name_key(t, fold))
@@ -410,7 +413,7 @@ class PitrRestore(RestoreEngine):
         dropped = sorted(targets[d] for d in self._dropped_databases if d in targets)
         if dropped:
             plan.summary.append(
-                "the replay window drops and recreates "
+                "the replay window drops "
                 f"{', '.join(map(name_label, dropped))}: nothing of it is left as it is"
             )
         why = "neither the base backup nor the replay window creates or names them"

@@ -127,18 +127,20 @@ def changed_defaults(
     wanted = {dst: charsets.get(src, {}) for src, dst in names.items()}
     if not wanted:
         return []
+    present: dict[str, tuple[str, str]] = {}
     with connect(target) as conn, conn.cursor() as cur:
         fold = folds_names(cur)
-        marks = ",".join(["%s"] * len(wanted))
-        cur.execute(  # IN compares collation-blind: the rows are matched exactly below
-            "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
-            f"FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({marks})",
-            tuple(wanted),
-        )
-        present = {
-            name_key(str(name), fold): (str(charset), str(collation))
-            for name, charset, collation in cur.fetchall()
-        }
+        for batch in apart(wanted):  # IN ('Shop', 'shop') would answer for one of them
+            cur.execute(
+                "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
+                "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                tuple(batch),
+            )
+            present |= {
+                name_key(str(name), fold): (str(charset), str(collation))
+                for name, charset, collation in cur.fetchall()
+                if name_key(str(name), fold) == name_key(batch[0], fold)
+            }
     found = []
     for dst, record in sorted(wanted.items()):
         now = present.get(name_key(dst, fold))

@@ -144,6 +144,7 @@ def scan(
     value lower-cased as the server lower-cases names
     (:func:`~datatier.mysql.lettercase.name_key`)."""
     tokens, conditional = _tokens(text, escapes, ansi_quotes, fold, space, charset)
+    tokens = _statement_part(tokens)
     words = [v.upper() for k, _, _, v in tokens[:6] if k == "ident"]
     names = [Name(s, e, v, k == "qident") for k, s, e, v in tokens if k in IDENTS]
     qualifiers: list[tuple[Name, int]] = []
@@ -168,6 +169,26 @@ def scan(
     database, target = _database_object(tokens)
     objects = [] if target is None else [target]
     return Scan(words, qualifiers, objects, names, tokens, conditional, database and not objects)
+
+
+def _statement_part(tokens: list[Token]) -> list[Token]:
+    """The tokens of the statement itself: ``SET STATEMENT var=value[, ...] FOR stmt``
+    runs ``stmt`` (``SET STATEMENT foreign_key_checks=0 FOR DROP TABLE ...`` is a DROP
+    TABLE; read as a SET, what it names went unseen); any other statement whole."""
+    if len(tokens) < 3 or [t[3].upper() for t in tokens[:2] if t[0] == "ident"] != [
+        "SET",
+        "STATEMENT",
+    ]:
+        return tokens
+    depth = 0
+    for i, (kind, _, _, value) in enumerate(tokens):
+        if kind == "other" and value == "(":
+            depth += 1
+        elif kind == "other" and value == ")":
+            depth -= 1
+        elif depth == 0 and kind == "ident" and value.upper() == "FOR":
+            return tokens[i + 1 :]
+    return tokens
 
 
 # ALTER DATABASE's options: a reserved one right after DATABASE means no name (the default

@@ -122,6 +122,7 @@ class Translator:
         # datatier.mysql.binlog.created), and restored databases it drops
         self.created: set[CreatedObject] = set()
         self.dropped_databases: set[str] = set()
+        self._temporary: set[tuple[int, str, str]] = set()  # (thread, db, table) of sessions
         self._lowered: set[str] | None = None  # names statements spell lower-cased
         if selection.lowered is not None:
             self._lowered = {*selection.lowered, *selection.databases}
@@ -362,6 +363,7 @@ class Translator:
                 self.accounts_listed.append((str(group.gtid), shown))
             return []
         default = self.selection.key(event.database)
+        session_tables = self._session_temporary(found, default, event.thread_id)
         refs = referenced_databases(found, default, self.known, event.sql_mode or 0)
         restored = refs & self.selection.databases
         if not restored:
@@ -374,7 +376,7 @@ class Translator:
             )
         if self.selection.by_table and not tables_kept(self.selection, found, default, where):
             return []
-        self._note_tables(found, default)
+        self._note_tables(found, default, session_tables)
         renames = self.selection.renames
         if unclear := ambiguous_qualifiers(found, renames):
             raise ReplayRefused(
@@ -424,17 +426,39 @@ class Translator:
         self.tables.add((key(database), key(table)))
         self.created.add(("table", key(database), key(table)))
 
-    def _note_tables(self, found: Scan, default: str) -> None:
+    def _session_temporary(self, found: Scan, default: str, thread: int) -> set[tuple[str, str]]:
+        """The temporary tables of session ``thread`` as of this statement (run in
+        ``default``): a ``CREATE TEMPORARY TABLE`` adds its table, a ``DROP [TEMPORARY]
+        TABLE`` of one takes it away (a session's own temporary table hides a table of that
+        name). Any statement, replayed or not, for what it tells of the session."""
+        words = found.words
+        if words[:1] in (["CREATE"], ["DROP"]) and "TABLE" in words[1:5]:
+            tables = {(thread, db, t) for db, t in statement_tables(found, default) or []}
+            if words[0] == "CREATE" and "TEMPORARY" in words[1:4]:
+                self._temporary |= tables
+            elif words[0] == "DROP":  # the tables it drops are its session's, if they are
+                before = {(db, t) for th, db, t in self._temporary if th == thread}
+                self._temporary -= tables
+                return before
+        return {(db, t) for th, db, t in self._temporary if th == thread}
+
+    def _note_tables(self, found: Scan, default: str, temporary: set[tuple[str, str]]) -> None:
         """Into :attr:`tables`, the restored tables a replayed statement names as a table
         DDL's (CREATE, ALTER, RENAME...) or as the one table a data change writes; into
         :attr:`created`, the objects of restored databases it names (creates, drops...) and
-        writes; into :attr:`dropped_databases`, the restored databases it drops."""
+        writes, but not its session's ``temporary`` tables (no object of the database: a
+        table of that name made later on the target is not the window's); into
+        :attr:`dropped_databases`, the restored databases it drops."""
         databases = self.selection.databases
-        self.created.update(o for o in named_objects(found, default) if o[1] in databases)
+        self.created.update(
+            o
+            for o in named_objects(found, default)
+            if o[1] in databases and (o[0] != "table" or (o[1], o[2]) not in temporary)
+        )
         named = statement_tables(found, default) or []
         if written := written_table(found, default):
             named.append(written)
-            if written[0] in databases:
+            if written[0] in databases and written not in temporary:
                 self.created.add(("table", *written))
         if found.words[:1] == ["DROP"]:
             self.dropped_databases.update(

@@ -135,3 +135,76 @@ def test_without_force_it_is_refused_and_the_dry_run_tells_what_force_drops(
         assert "created in the replay window" in out.out and f"table `{DB}`.`log`" in out.out
         assert "leaves as they are" in out.out and "later" in out.out
         assert rows(use_sandbox_config, DB) == before
+
+
+def _forced(window: PitrWindow, replayed: list[str], after: list[str], **session: Any) -> Any:
+    """Base (table a), ``replayed`` in one session (``session``: its options) and a row
+    into a, the target moment, ``after``, the archive caught up; then ``restore --force
+    --json`` in place: (the rows as at the target, the report, the rows after)."""
+    window.sql(f"CREATE TABLE {DB}.a (id INT PRIMARY KEY)", f"INSERT INTO {DB}.a VALUES (1)")
+    window.backup()
+    with window.session(**session) as cur:
+        for sql in replayed:
+            cur.execute(sql)
+        cur.execute("INSERT INTO a VALUES (2)")
+    gtid = window.gtid()
+    expected = rows(window.sandbox, DB)
+    with window.session() as cur:
+        for sql in after:
+            cur.execute(sql)
+    window.archive()
+    code = main(["restore", "--policy", POLICY, "--until-gtid", gtid, "--force", "--json"])
+    return code, expected
+
+
+def test_a_sessions_temporary_table_is_not_the_window_s_table(
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Under binlog_format=MIXED (MariaDB's default) a session's temporary table is logged
+    in statements: the window's ``stage`` (CREATE TEMPORARY, INSERT, ALTER, TRUNCATE, a
+    plain DROP TABLE) is no table of the database. The target's real ``stage`` of after
+    the target moment is left as it is (it was dropped as the window's, rows and all)."""
+    with pitr_window(use_sandbox_config, POLICY, DB, monkeypatch=monkeypatch) as window:
+        temporary = [
+            "CREATE TEMPORARY TABLE stage (x INT)",
+            "INSERT INTO stage VALUES (5)",
+            "ALTER TABLE stage ADD COLUMN y INT",
+            "TRUNCATE TABLE stage",
+            "DROP TABLE stage",
+        ]
+        later = ["CREATE TABLE stage (id INT)", "INSERT INTO stage VALUES (7)"]
+        capsys.readouterr()
+        code, expected = _forced(window, temporary, later, binlog_format="MIXED")
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        report = json.loads(out.out)
+        assert "stage" not in {d["name"] for d in report.get("window_replaced", [])}
+        assert {"kind": "table", "database": DB, "name": "stage"} in report["left_as_they_are"]
+        got = rows(use_sandbox_config, DB)
+        assert got.pop("stage") == [(7,)]
+        assert got == expected
+
+
+def test_set_statement_for_a_ddl_is_read_as_that_ddl(
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``SET STATEMENT ... FOR CREATE TABLE IF NOT EXISTS later`` in the window (logged as
+    written) creates ``later``: the target's ``later``, with a row of after the target
+    moment, is dropped before loading and comes back empty, as at the target (read as a
+    SET, it was not seen: the replay's IF NOT EXISTS kept the later row, exit 0)."""
+    with pitr_window(use_sandbox_config, POLICY, DB, monkeypatch=monkeypatch) as window:
+        create = [
+            "SET STATEMENT max_statement_time=0 FOR CREATE TABLE IF NOT EXISTS later (id INT)"
+        ]
+        capsys.readouterr()
+        code, expected = _forced(window, create, ["INSERT INTO later VALUES (7)"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        assert expected["later"] == []
+        report = json.loads(out.out)
+        assert {"kind": "table", "database": DB, "name": "later"} in report["window_replaced"]
+        assert rows(use_sandbox_config, DB) == expected

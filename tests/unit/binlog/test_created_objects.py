@@ -62,6 +62,12 @@ from datatier.mysql.binlog.sqlrefs import scan
         ("CREATE SEQUENCE IF NOT EXISTS s", [("sequence", "d", "s")]),
         ("CREATE INDEX i ON t (a)", [("table", "d", "t")]),
         ("/*!50003 CREATE*/ /*!50003 PROCEDURE q() SELECT 1 */", [("procedure", "d", "q")]),
+        # SET STATEMENT ... FOR runs the statement after FOR (read as a SET, unseen)
+        (
+            "SET STATEMENT max_statement_time=0, sql_mode=(SELECT 'x') FOR DROP TABLE IF "
+            "EXISTS later",
+            [("table", "d", "later")],
+        ),
     ],
 )
 def test_the_objects_a_statement_names(statement: str, expected: list[object]) -> None:
@@ -77,6 +83,7 @@ def test_the_objects_a_statement_names(statement: str, expected: list[object]) -
         "CREATE USER u",
         "INSERT INTO t VALUES ('CREATE TABLE x (a INT)')",
         "CREATE DEFINER=`view`@`h` ROLE r",
+        "SET STATEMENT max_statement_time=0 FOR SELECT 1",
     ],
 )
 def test_statements_naming_no_object(statement: str) -> None:
