@@ -55,8 +55,8 @@ def present_objects(
     them, lower-cased when ``names_folded``: what the replay creates or names), the objects
     ``target`` holds under one of those names; ``databases`` maps the replay's database
     names to the target's. A table, view or sequence is matched whatever its kind (one
-    namespace), as the target compares table names; routines and events
-    case-insensitively (as the server names them); triggers as spelled (folded when
+    namespace), as the target compares table names; routines and events as the server
+    compares them (case- and accent-blind); triggers as spelled (folded when
     ``names_folded``). Reads only."""
     wanted: dict[str, set[tuple[str, str]]] = {}
     for kind, database, name in created:
@@ -72,7 +72,16 @@ def present_objects(
             for group, sql, how in _LOOKUPS:
                 if not kinds & group:
                     continue
-                folding = {"tables": fold, "triggers": names_folded, "others": True}[how]
+                if how == "others":  # the server compares these names: ask it, one each
+                    for k, n in sorted(objects):
+                        if k in group:
+                            found |= {
+                                Present(kind, database, name)
+                                for kind, name in _rows(cur, sql, database, fold, n)
+                                if kind == k
+                            }
+                    continue
+                folding = fold if how == "tables" else names_folded
                 names = {(_kind(k, how), name_key(n, folding)) for k, n in objects if k in group}
                 for kind, name in _rows(cur, sql, database, fold):
                     if kind in group and (_kind(kind, how), name_key(name, folding)) in names:
@@ -120,19 +129,20 @@ _LOOKUPS = [
     (
         {"procedure", "function", "package", "package body"},
         "SELECT ROUTINE_SCHEMA, LOWER(ROUTINE_TYPE), ROUTINE_NAME "
-        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s",
+        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s AND ROUTINE_NAME = %s",
         "others",
     ),
     (
         {"event"},
         "SELECT EVENT_SCHEMA, 'event', EVENT_NAME FROM information_schema.EVENTS "
-        "WHERE EVENT_SCHEMA = %s",
+        "WHERE EVENT_SCHEMA = %s AND EVENT_NAME = %s",
         "others",
     ),
 ]
 """(kinds, the query of the target's objects of those kinds: schema, kind, name; how
-names compare: as the target compares table names, as the replay spells triggers,
-case-insensitively)."""
+names compare: as the target compares table names, as the replay spells triggers, or as
+the server compares routine and event names, case- and accent-blind (utf8mb3_general_ci:
+`cafe` and `CAFÉ` are one procedure, checked on MariaDB 10.11), asked of it by name)."""
 
 
 def _kind(kind: str, how: str) -> str:
@@ -140,11 +150,14 @@ def _kind(kind: str, how: str) -> str:
     return "table" if how == "tables" else kind
 
 
-def _rows(cur: Any, sql: str, database: str, fold: bool) -> list[tuple[str, str]]:
-    """(kind, name) of the objects ``sql`` finds in ``database`` (its first column, the
-    schema, compared here as the server compares database names, ``fold``:
-    information_schema may compare as its collation does); a table's kind as restored."""
-    cur.execute(sql, (database,))
+def _rows(
+    cur: Any, sql: str, database: str, fold: bool, name: str | None = None
+) -> list[tuple[str, str]]:
+    """(kind, name) of the objects ``sql`` finds in ``database`` (and by ``name``, when
+    given; its first column, the schema, compared here as the server compares database
+    names, ``fold``: information_schema may compare as its collation does); a table's
+    kind as restored."""
+    cur.execute(sql, (database,) if name is None else (database, name))
     key = name_key(database, fold)
     return [
         (_TABLE_TYPES.get(str(kind), str(kind)), str(name))
