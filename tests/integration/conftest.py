@@ -87,18 +87,17 @@ class SandboxHandle:
         return self.sandbox.root
 
     def connect(self, node: str = "primary", **kw: Any) -> Any:
-        """A pymysql connection as the configured user (autocommit, utf8mb4)."""
+        """A pymysql connection as the configured user (autocommit, utf8mb4 unless ``kw``
+        says otherwise: any pymysql option)."""
         cfg = self.config.mysql
         spec = cfg.nodes[node]
+        options: dict[str, Any] = {"autocommit": True, "charset": "utf8mb4", "connect_timeout": 5}
         return pymysql.connect(
             host=spec.host,
             port=spec.port,
             user=cfg.user,
             password=cfg.password.reveal(),
-            autocommit=True,
-            charset="utf8mb4",
-            connect_timeout=5,
-            **kw,
+            **{**options, **kw},
         )
 
     def wait_replicated(self, timeout: float = 20.0) -> None:

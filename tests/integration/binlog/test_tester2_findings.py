@@ -102,7 +102,6 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-import pymysql
 import pytest
 
 from datatier.cli import main
@@ -190,19 +189,7 @@ def scenario(
     with window.session() as cur:
         run(cur, base)
     window.backup()
-    spec, mysql = window.config.mysql.nodes["primary"], window.config.mysql
-    with (
-        pymysql.connect(
-            host=spec.host,
-            port=spec.port,
-            user=mysql.user,
-            password=mysql.password.reveal(),
-            database=DB,
-            charset=charset,
-            autocommit=True,
-        ) as conn,
-        conn.cursor() as cur,
-    ):
+    with window.session(charset=charset) as cur:
         run(cur, replayed)
     gtid = window.gtid()
     expected = state(window.sandbox, DB)
@@ -483,18 +470,7 @@ def test_10_a_latin1_client_naming_a_non_ascii_database(
             f"INSERT INTO {quoted}.a VALUES (1, 'a1'), (2, 'a2')",
         )
         window.backup()
-        spec, mysql = window.config.mysql.nodes["primary"], window.config.mysql
-        with (
-            pymysql.connect(
-                host=spec.host,
-                port=spec.port,
-                user=mysql.user,
-                password=mysql.password.reveal(),
-                charset="latin1",
-                autocommit=True,
-            ) as conn,
-            conn.cursor() as cur,
-        ):
+        with window.sandbox.connect(charset="latin1") as conn, conn.cursor() as cur:
             run(cur, statements)
         gtid = window.gtid()
         expected = state(window.sandbox, ODD_DB)
