@@ -63,6 +63,7 @@ from datatier.mysql.casenames import (
     check_replay_spelling,
 )
 from datatier.mysql.connection import Endpoint
+from datatier.mysql.foreign_key_names import Declared
 from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.references import recorded_references
@@ -226,6 +227,8 @@ class PitrRestore(RestoreEngine):
         with self._refusing_base():
             self.base.check_staged(self.base_plan, staged)
         self._scan(plan, staged)
+        if self.options.force:
+            self._check_kept_keys(staged)
 
     def staging_failed(self, plan: RestorePlan, failure: IntegrityFailure) -> IntegrityFailure:
         """A base object failing its check is refused naming the backups that could serve
@@ -418,6 +421,29 @@ class PitrRestore(RestoreEngine):
             )
         why = "neither the base backup nor the replay window creates or names them"
         self.base.tell_left(plan, self.base_plan, self._fold, created, why, skip=dropped)
+
+    def _check_kept_keys(self, staged: Staged) -> None:
+        """``--force``: a target table neither the base nor the replay replaces may not
+        hold a foreign key named like one either declares
+        (:meth:`LogicalRestore.check_kept_keys`): the base's CREATE TABLE or the replay's
+        would fail after loading began. None of a database the replay drops."""
+        assert self.base_plan is not None, "plan runs first"
+        targets = {name_key(s, self._fold): d for s, d in self.base.targets.items()}
+        declared: dict[str, Declared] = {}
+        for kind, database, name in self._created:
+            if database in targets and kind in ("foreign key", "generated foreign key"):
+                keys = declared.setdefault(targets[database], Declared())
+                (keys.names if kind == "foreign key" else keys.generated).add(name)
+        present = self._present(self.base.server)
+        replaced = {(p.database, p.name) for p in present if p.kind in _TABLE_KINDS}
+        self.base.check_kept_keys(
+            self.base_plan,
+            staged,
+            "neither the base backup nor the replay window creates or names them",
+            replaced=replaced,
+            declared=declared,
+            skip=[targets[d] for d in self._dropped_databases if d in targets],
+        )
 
     def _drop_window_objects(self, plan: RestorePlan, server: Endpoint) -> None:
         """``--force``: the target's objects the replay creates, dropped before the base

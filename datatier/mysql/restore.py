@@ -41,6 +41,12 @@ from datatier.log import get_logger
 from datatier.mysql.casenames import check_case_collisions
 from datatier.mysql.claim import claim_databases
 from datatier.mysql.connection import Endpoint, resolve_target
+from datatier.mysql.foreign_key_names import (
+    Declared,
+    check_kept_foreign_keys,
+    kept_foreign_keys,
+    staged_declared,
+)
 from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.load import SQLLoader
@@ -275,6 +281,36 @@ class LogicalRestore(RestoreEngine):
             plan.details["left_as_they_are"] = [p.to_json() for p in left]
             plan.summary.append(f"--force leaves as they are ({why}): " + ", ".join(map(str, left)))
 
+    def check_kept_keys(
+        self,
+        own: RestorePlan,
+        staged: Staged,
+        why: str,
+        *,
+        replaced: Collection[tuple[str, str]] = (),
+        declared: dict[str, Declared] | None = None,
+        skip: Collection[str] = (),
+    ) -> None:
+        """``--force``: UsageError (exit 2, nothing changed) when a target table the
+        restore keeps (not created by this engine's ``own`` plan, nor in ``replaced``:
+        target names; none of the databases in ``skip``) holds a foreign key named like
+        one the restored tables declare (read from ``staged``), or ``declared`` adds
+        (target database -> names): InnoDB names keys once per database, and the restore
+        would fail part-way (:mod:`datatier.mysql.foreign_key_names`). ``why`` says why
+        such tables are kept."""
+        restored = self.created_names(own)
+        gone = {(self.targets[db], t) for db, t in restored if db in self.targets}
+        databases = [d for d in self.targets.values() if d not in skip]
+        kept = kept_foreign_keys(self.server, databases, gone | set(replaced))
+        if not kept:
+            return
+        found = staged_declared(own.objects, staged.decompressed, restored, self.targets)
+        for database, more in (declared or {}).items():
+            mine = found.setdefault(database, Declared())
+            mine.names |= more.names
+            mine.generated |= more.generated
+        check_kept_foreign_keys(kept, found, why)
+
     def _tell_defaults(self, plan: RestorePlan) -> None:
         """The plan's word on existing target databases whose default character set or
         collation the restore changes (``ALTER DATABASE``, see ``apply``)."""
@@ -302,6 +338,8 @@ class LogicalRestore(RestoreEngine):
                         f"backup {self.manifest.backup_id} cannot be restored: {problem}",
                         hint="nothing was applied; the manifest does not describe the object",
                     )
+        if self.options.force and self.tells_left:
+            self.check_kept_keys(plan, staged, "the backup does not hold them")
         if recorded_references(self.manifest) is not None:
             return  # checked in check_target
         facts = read_schema(plan.objects, staged.decompressed)

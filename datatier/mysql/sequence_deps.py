@@ -20,17 +20,14 @@ from dataclasses import dataclass, field
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.errors import UsageError
 from datatier.mysql.binlog.sqlrefs import scan
-from datatier.mysql.bundle_frames import BUNDLE_HEAD_BYTES, BundleStatements, is_framed_bundle
 from datatier.mysql.connection import Endpoint, connect
-from datatier.mysql.frames import FrameError, peek
 from datatier.mysql.labels import table_label
-from datatier.mysql.sqltext import parse_block
+from datatier.mysql.staged_creates import bundle_creates, mentions, schema_creates
 from datatier.mysql.view_deps import TableName, held_to_add
 
 _FUNCTIONS = frozenset({"nextval", "lastval", "setval"})
 _OPEN = ("other", "(")
 _ENDS = (("other", ")"), ("other", ","))  # setval(`s`,5,1,0) goes on after the name
-_CREATE_TABLE = re.compile(rb"\s*CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\b", re.IGNORECASE)
 _CREATE_SEQUENCE = re.compile(rb"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?SEQUENCE\b", re.I | re.M)
 _CALLS = re.compile(rb"(?:next|last|set)val\s*\(", re.IGNORECASE)
 
@@ -80,46 +77,10 @@ def read_schema(
             if _CREATE_SEQUENCE.search(text):
                 facts.sequences.add(name)
             elif _CALLS.search(text):
-                statements = parse_block(text)
-                creates = [text] if statements is None else [
-                    st for st in statements if _CREATE_TABLE.match(st)
-                ]  # fmt: skip
-                facts.creates.update((name, _text(c)) for c in creates)
-        elif record.kind == "bundle" and record.sections and _mentions_calls(content(record.key)):
-            facts.creates.update(_bundle_creates(record, content(record.key)))
+                facts.creates.update((name, c) for c in schema_creates(text))
+        elif record.kind == "bundle" and record.sections and mentions(content(record.key), _CALLS):
+            facts.creates.update(bundle_creates(record, content(record.key)))
     return facts
-
-
-def _mentions_calls(chunks: Iterator[bytes]) -> bool:
-    """Whether the streamed ``chunks`` mention a sequence function anywhere (a C-speed scan,
-    a call cut between two chunks included)."""
-    tail = b""
-    for chunk in chunks:
-        if _CALLS.search(tail + chunk[:64]) or _CALLS.search(chunk):
-            return True
-        tail = chunk[-64:]
-    return False
-
-
-def _bundle_creates(
-    record: ObjectRecord, chunks: Iterator[bytes]
-) -> Iterator[tuple[TableName, str]]:
-    assert record.database is not None
-    head, rest = peek(chunks, BUNDLE_HEAD_BYTES)
-    if not is_framed_bundle(head):
-        return
-    statements = BundleStatements(rest, [s.start for s in record.sections])
-    try:
-        for statement in statements:
-            if statements.section >= 0 and _CREATE_TABLE.match(statement):
-                table = record.sections[statements.section].table
-                yield (record.database, table), _text(statement)
-    except FrameError:  # the section check refuses the bundle, naming what is wrong
-        return
-
-
-def _text(statement: bytes) -> str:
-    return statement.decode("utf-8", "surrogateescape")
 
 
 def staged_sequence_refs(facts: SchemaFacts) -> dict[TableName, set[tuple[str | None, str]]]:

@@ -17,7 +17,9 @@ from datatier.mysql.binlog.sqlrefs import IDENTS, OPTIONS, Scan, Token, statemen
 
 CreatedObject = tuple[str, str, str]
 """(kind, database, name): kind is ``table`` (base tables), ``view``, ``sequence``,
-``trigger``, ``procedure``, ``function``, ``package``, ``package body`` or ``event``."""
+``trigger``, ``procedure``, ``function``, ``package``, ``package body`` or ``event``; or
+``foreign key`` (its name) or ``generated foreign key`` (the table declaring one without a
+name: the server names it ``<table>_ibfk_<n>``), of the table DDL declaring it."""
 
 KINDS = {"VIEW", "SEQUENCE", "TRIGGER", "PROCEDURE", "FUNCTION", "PACKAGE", "EVENT"}
 # words that may stand between CREATE and the kind (DEFINER's account is skipped apart)
@@ -33,14 +35,20 @@ def named_objects(found: Scan, default: str) -> list[CreatedObject]:
     TABLE``, both names of ``RENAME TABLE``, ``ALTER TABLE ... RENAME``, a partition
     converted to or from a table, an index's or trigger's table) but not of ``TEMPORARY``
     ones (a session's table is no object of the database); ``CREATE`` and ``DROP`` of a
-    view, sequence, trigger, routine, package or event; ``ALTER EVENT ... RENAME TO``.
-    Empty for anything else. Executable comments are read as code (as the server runs
-    them)."""
+    view, sequence, trigger, routine, package or event; ``ALTER EVENT ... RENAME TO``;
+    the foreign keys a ``CREATE`` or ``ALTER TABLE`` declares. Empty for anything else.
+    Executable comments are read as code (as the server runs them)."""
     words = found.words
     if len(words) < 2 or "TEMPORARY" in words[1:4]:
         return []
     found_objects = [("table", db, t) for db, t in statement_tables(found, default) or []]
     kind = next((w for w in words[1:] if w not in OPTIONS), "")
+    if kind == "TABLE" and words[0] in ("CREATE", "ALTER") and found_objects:
+        database, table = found_objects[0][1:]
+        names, unnamed = declared_foreign_keys(found.tokens)
+        found_objects += [("foreign key", database, name) for name in sorted(names)]
+        if unnamed:
+            found_objects.append(("generated foreign key", database, table))
     if words[0] == "ALTER" and kind == "TABLE":
         found_objects += _converted(found.tokens, default)
     elif words[0] == "ALTER" and kind in ("EVENT", "DEFINER"):
@@ -146,6 +154,49 @@ def _routine_like(tokens: list[Token], default: str) -> list[CreatedObject]:
     if i + 2 < len(tokens) and tokens[i + 1][0] == "dot" and tokens[i + 2][0] in IDENTS:
         database, name = name, tokens[i + 2][3]
     return [(kind_word.lower(), database, name)]
+
+
+def declared_foreign_keys(tokens: list[Token]) -> tuple[set[str], bool]:
+    """The names of the foreign keys a statement scanned as ``tokens``
+    (:func:`~datatier.mysql.binlog.sqlrefs.scan`) declares (``CONSTRAINT name FOREIGN
+    KEY``, ``FOREIGN KEY [IF NOT EXISTS] name (``), and whether it declares one without a
+    name (a ``FOREIGN KEY (`` or a column's ``REFERENCES`` the server names)."""
+    names: set[str] = set()
+    references = 0
+    for k, (kind, _, _, value) in enumerate(tokens):
+        if kind == "ident" and value.upper() == "REFERENCES":
+            references += 1
+        if not (_is(tokens, k, "FOREIGN") and _is(tokens, k + 1, "KEY")):
+            continue
+        name = _symbol(tokens, k) or _index_name(tokens, k + 2)
+        if name is not None:
+            names.add(name)
+    return names, references > len(names)
+
+
+def _is(tokens: list[Token], i: int, word: str) -> bool:
+    return i >= 0 and _word(tokens, i) == word
+
+
+def _symbol(tokens: list[Token], foreign: int) -> str | None:
+    """The name of ``CONSTRAINT name [IF NOT EXISTS]`` just before ``FOREIGN`` at
+    ``foreign``, if there is one."""
+    i = foreign - 1
+    if i < 0 or tokens[i][0] not in IDENTS or _is(tokens, i, "CONSTRAINT"):
+        return None
+    name, i = tokens[i][3], i - 1
+    while any(_is(tokens, i, w) for w in ("EXISTS", "NOT", "IF")):
+        i -= 1
+    return name if _is(tokens, i, "CONSTRAINT") else None
+
+
+def _index_name(tokens: list[Token], i: int) -> str | None:
+    """The index name after ``FOREIGN KEY [IF NOT EXISTS]`` (``i``: just after KEY)."""
+    if [_word(tokens, j) for j in range(i, i + 3)] == ["IF", "NOT", "EXISTS"]:
+        i += 3
+    if i < len(tokens) and tokens[i][0] in IDENTS:
+        return tokens[i][3]
+    return None
 
 
 def _word(tokens: list[Token], i: int) -> str | None:

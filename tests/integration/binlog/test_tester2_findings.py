@@ -3,9 +3,9 @@ c66c458/a2f1a48: ``--force`` drops what the replay window creates before loading
 
 The on-call "put the database back as it was at T": ``restore --policy P --until-gtid G
 --force`` into the source database itself. Each test asserts what SHOULD happen and failed
-when written. Fixed (their tests here): 1, 2 and 10 (a latin1 client's non-ASCII names: read in the
-client's charset since), 3, 6 (now refused up front), 7, 8, 9. Open (their reproductions
-are on branch tester2): 4, 5.
+when written. Fixed (their tests here): 1, 2 and 10 (a latin1 client's non-ASCII names:
+read in the client's charset since), 3, 4 and 6 (now refused up front), 7, 8, 9. Open
+(its reproduction is on branch tester2): 5.
 
 Findings:
 
@@ -389,6 +389,52 @@ def _refused_or_as_at(
     if code == 2:
         assert got == before
     else:
+        assert {k: v for k, v in got.items() if "later" not in k} == expected
+
+
+@pytest.mark.parametrize(
+    ("created_in", "declared"),
+    [
+        ("window", "CONSTRAINT fk_child FOREIGN KEY (aid)"),
+        ("base", "CONSTRAINT fk_child FOREIGN KEY (aid)"),
+        ("window", "FOREIGN KEY (aid)"),  # child_ibfk_1 follows the rename: no clash
+    ],
+)
+def test_4_a_table_renamed_after_t_keeps_its_foreign_key_name(
+    created_in: str, declared: str, window: PitrWindow, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``child`` with foreign key ``fk_child`` is created in the window (or is in the
+    base); after T it is renamed ``later_child_old`` (the constraint name goes with it;
+    InnoDB's names are per database) and, for the base's, a new ``child`` made. The
+    renamed table is left as it is, and the replay's (the base's) CREATE TABLE child
+    failed on the duplicate constraint name (errno 121): exit 1 after the base was
+    loaded. Now refused up front (exit 2, nothing changed); a key the server named goes
+    on (exit 0, the state at T)."""
+    child = [
+        f"CREATE TABLE child (aid INT, {declared} REFERENCES a (id))",
+        "INSERT INTO child VALUES (1)",
+    ]
+    in_base = created_in == "base"
+    gtid, expected = scenario(
+        window,
+        [*BASE, *(child if in_base else [])],
+        ["INSERT INTO a VALUES (3, 'a3')", *([] if in_base else child)],
+        [
+            "RENAME TABLE child TO later_child_old",
+            *(["CREATE TABLE child (aid INT)"] if in_base else []),
+            "DELETE FROM a WHERE id = 2",
+        ],
+    )
+    before = state(window.sandbox, DB)
+    code, _, err = restore(capsys, gtid)
+    if "CONSTRAINT" in declared:
+        assert code == 2 and "foreign keys named like ones the restore creates" in err, err
+        assert "'fk_child' of `t2_inplace`.`later_child_old`" in err, err
+        _refused_or_as_at(window, code, err, before, expected)
+    else:
+        assert code == 0, err
+        got = state(window.sandbox, DB)
+        got["foreign keys"] = [k for k in got["foreign keys"] if "later" not in k[1]]
         assert {k: v for k, v in got.items() if "later" not in k} == expected
 
 

@@ -166,3 +166,81 @@ def test_a_forced_restore_names_the_tables_it_leaves_as_they_are(
     assert report["left_as_they_are"] == [{"kind": "table", "database": DB, "name": "later"}]
     assert query(clean.config, "primary", f"SELECT id FROM {DB}.t") == [(1,)]
     assert query(clean.config, "primary", f"SELECT id FROM {DB}.later") == [(7,)]
+
+
+def table_rows(sandbox: SandboxHandle) -> dict[str, list[tuple[Any, ...]]]:
+    """Each table of DB with its rows, and its foreign keys' names."""
+    tables = [t for (t,) in query(sandbox.config, "primary", f"SHOW TABLES FROM {DB}")]
+    found: dict[str, list[tuple[Any, ...]]] = {
+        t: sorted(query(sandbox.config, "primary", f"SELECT * FROM {DB}.`{t}`")) for t in tables
+    }
+    found["keys"] = sorted(
+        query(
+            sandbox.config,
+            "primary",
+            "SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = %s",
+            (DB,),
+        )
+    )
+    return found
+
+
+@pytest.mark.parametrize(
+    ("declared", "renamed_key", "refused"),
+    [
+        ("CONSTRAINT fk_child FOREIGN KEY (aid)", None, True),
+        ("FOREIGN KEY fk_child (aid)", None, True),  # the index name names the key
+        ("CONSTRAINT fk_child FOREIGN KEY (aid)", "FK_CHILD", True),  # ASCII case-blind
+        ("FOREIGN KEY (aid)", None, False),  # child_ibfk_1 follows the rename
+        ("CONSTRAINT fk_child FOREIGN KEY (aid)", "fk_other", False),
+    ],
+)
+def test_a_kept_table_holding_a_restored_tables_foreign_key_name_is_refused_up_front(
+    clean: SandboxHandle,
+    capsys: pytest.CaptureFixture[str],
+    declared: str,
+    renamed_key: str | None,
+    refused: bool,
+) -> None:
+    """After the backup, ``child`` was renamed ``later_child`` (its foreign keys go with it:
+    InnoDB names them once per database) and made again. ``--force`` into the source
+    database keeps ``later_child``, and the backup's CREATE TABLE child failed on the
+    duplicate key name (errno 121) after the bundle began loading (exit 1): now refused
+    before anything changes (exit 2). A key the server named (``child_ibfk_1``, renamed
+    ``later_child_ibfk_1`` with its table) or another name clashes with nothing."""
+    run(
+        clean,
+        f"CREATE DATABASE {DB}",
+        f"CREATE TABLE {DB}.a (id INT PRIMARY KEY)",
+        f"CREATE TABLE {DB}.child (aid INT, {declared} REFERENCES a (id))",
+        f"INSERT INTO {DB}.a VALUES (1), (2)",
+        f"INSERT INTO {DB}.child VALUES (1)",
+    )
+    manifest = back_up(clean, POLICY, [DB])
+    at_backup = table_rows(clean)
+    run(clean, f"RENAME TABLE {DB}.child TO {DB}.later_child")
+    if renamed_key:  # fk_child given another name on the kept table
+        run(
+            clean,
+            f"ALTER TABLE {DB}.later_child DROP FOREIGN KEY fk_child",
+            f"ALTER TABLE {DB}.later_child "
+            f"ADD CONSTRAINT {renamed_key} FOREIGN KEY (aid) REFERENCES {DB}.a (id)",
+        )
+    run(clean, f"CREATE TABLE {DB}.child (aid INT)", f"INSERT INTO {DB}.a VALUES (3)")
+    before = table_rows(clean)
+    capsys.readouterr()
+    code = main(["restore", manifest.backup_id, "--force", "--json"])
+    err = capsys.readouterr().err
+    after = table_rows(clean)
+    if refused:
+        assert code == 2, err
+        assert "foreign keys named like ones the restore creates" in err
+        assert "later_child" in err and "nothing was changed" in err
+        assert after == before
+    else:
+        assert code == 0, err
+        assert {k: v for k, v in after.items() if k not in ("later_child", "keys")} == {
+            k: v for k, v in at_backup.items() if k != "keys"
+        }
+        assert after["later_child"] == [(1,)]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from datatier.backup.manifest import ObjectRecord
-from datatier.mysql.sequence_deps import _mentions_calls, default_sequences, read_schema
+from datatier.mysql.sequence_deps import default_sequences, read_schema
 from datatier.mysql.sqltext import PRELUDE, block
+from datatier.mysql.staged_creates import mentions
 
 
 def test_own_and_other_database_sequences_are_found() -> None:
@@ -72,5 +75,6 @@ def test_read_schema_tells_sequences_by_their_objects_and_reads_calling_tables_o
 
 
 def test_a_call_cut_between_two_chunks_is_still_seen() -> None:
-    assert _mentions_calls(iter([b"x" * 100 + b"DEFAULT next", b"val(`s`)" + b"y" * 100]))
-    assert not _mentions_calls(iter([b"x" * 100, b"nextvalue (" + b"y" * 100]))
+    calls = re.compile(rb"(?:next|last|set)val\s*\(", re.IGNORECASE)
+    assert mentions(iter([b"x" * 100 + b"DEFAULT next", b"val(`s`)" + b"y" * 100]), calls)
+    assert not mentions(iter([b"x" * 100, b"nextvalue (" + b"y" * 100]), calls)
