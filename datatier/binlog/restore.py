@@ -229,6 +229,8 @@ class PitrRestore(RestoreEngine):
         self._scan(plan, staged)
         if self.options.force:
             self._check_kept_keys(staged)
+            if not self.options.tables:
+                self._tell_definitions_left(plan, staged)
 
     def staging_failed(self, plan: RestorePlan, failure: IntegrityFailure) -> IntegrityFailure:
         """A base object failing its check is refused naming the backups that could serve
@@ -442,6 +444,23 @@ class PitrRestore(RestoreEngine):
             "neither the base backup nor the replay window creates or names them",
             replaced=replaced,
             declared=declared,
+            skip=[targets[d] for d in self._dropped_databases if d in targets],
+        )
+
+    def _tell_definitions_left(self, plan: RestorePlan, staged: Staged) -> None:
+        """``--force`` of whole databases: the plan's word on the target's routines and
+        events neither the base nor the replay defines or names
+        (:meth:`LogicalRestore.tell_definitions_left`); none of a database the replay
+        drops."""
+        assert self.base_plan is not None, "plan runs first"
+        targets = {name_key(s, self._fold): d for s, d in self.base.targets.items()}
+        named = {(k, targets[d], n) for k, d, n in self._created if d in targets}
+        self.base.tell_definitions_left(
+            plan,
+            self.base_plan,
+            staged,
+            "neither the base backup nor the replay window creates or names them",
+            named=named,
             skip=[targets[d] for d in self._dropped_databases if d in targets],
         )
 

@@ -56,6 +56,7 @@ from datatier.mysql.renamed import rename_references, warn_qualified
 from datatier.mysql.rowcheck import check_row_counts
 from datatier.mysql.sections import fed_sections, section_problem, sections_only
 from datatier.mysql.sequence_deps import check_sequence_bases, read_schema, staged_sequence_refs
+from datatier.mysql.staged_creates import staged_definitions
 from datatier.mysql.target import (
     bad_database_name,
     busy_databases,
@@ -67,7 +68,7 @@ from datatier.mysql.target import (
     drop_views,
 )
 from datatier.mysql.view_deps import check_view_bases, staged_view_reads
-from datatier.mysql.window_objects import tables_left
+from datatier.mysql.window_objects import definitions_left, tables_left
 from datatier.pipeline.staging import Staged
 
 log = get_logger(__name__)
@@ -280,6 +281,36 @@ class LogicalRestore(RestoreEngine):
         if left:
             plan.details["left_as_they_are"] = [p.to_json() for p in left]
             plan.summary.append(f"--force leaves as they are ({why}): " + ", ".join(map(str, left)))
+        if self.options.dry_run:
+            plan.summary.append(
+                "--force leaves as they are the routines and events the restore does not "
+                "define either; it names them once it has read the backup (not in a dry run)"
+            )
+
+    def tell_definitions_left(
+        self,
+        plan: RestorePlan,
+        own: RestorePlan,
+        staged: Staged,
+        why: str,
+        *,
+        named: Collection[tuple[str, str, str]] = (),
+        skip: Collection[str] = (),
+    ) -> None:
+        """``--force`` of whole databases: ``plan``'s word (``left_as_they_are``, ``why``)
+        on the target's routines and events that neither this engine's ``own`` plan
+        defines (its staged objects say which) nor ``named`` names ((kind, target
+        database, name)); none of the databases in ``skip``. Reads only."""
+        defined = staged_definitions(own.objects, staged.decompressed)
+        accounted = {(k, self.targets[db], n) for k, db, n in defined if db in self.targets}
+        databases = [d for d in self.targets.values() if d not in skip]
+        left = definitions_left(self.server, databases, accounted | set(named))
+        if left:
+            plan.details.setdefault("left_as_they_are", []).extend(p.to_json() for p in left)
+            plan.summary.append(
+                f"--force leaves these routines and events as they are ({why}): "
+                + ", ".join(map(str, left))
+            )
 
     def check_kept_keys(
         self,
@@ -340,6 +371,8 @@ class LogicalRestore(RestoreEngine):
                     )
         if self.options.force and self.tells_left:
             self.check_kept_keys(plan, staged, "the backup does not hold them")
+            if not self.options.tables:
+                self.tell_definitions_left(plan, plan, staged, "the backup does not hold them")
         if recorded_references(self.manifest) is not None:
             return  # checked in check_target
         facts = read_schema(plan.objects, staged.decompressed)

@@ -1,5 +1,6 @@
 """The ``CREATE TABLE`` statements of a restore's staged objects, for the checks made before
-anything is applied (sequences a table draws from, foreign-key names it declares).
+anything is applied (sequences a table draws from, foreign-key names it declares), and the
+routines and events it defines (:func:`staged_definitions`).
 
 A table's definition is in its schema object (whole for the older unframed layout) or in a
 framed bundle's section; unframed bundles are not read. Only objects whose bytes match a
@@ -85,3 +86,26 @@ def staged_creates(
 def as_text(statement: bytes) -> str:
     """A statement's bytes as text (UTF-8; any other byte kept as a surrogate)."""
     return statement.decode("utf-8", "surrogateescape")
+
+
+_DROPPED = re.compile(
+    rb"DROP (PROCEDURE|FUNCTION|PACKAGE BODY|PACKAGE|EVENT) IF EXISTS `(.*)`\Z", re.S
+)
+
+
+def staged_definitions(
+    objects: list[ObjectRecord], content: Callable[[str], Iterator[bytes]]
+) -> set[tuple[str, str, str]]:
+    """(kind, source database, name) of each routine, package and event the ``routines``
+    and ``events`` objects of ``objects`` (bytes from ``content``) define: each definition
+    there starts with its own ``DROP <kind> IF EXISTS `name```
+    (:mod:`datatier.mysql.dumpdefs`). Objects of older layouts are not read."""
+    found: set[tuple[str, str, str]] = set()
+    for record in objects:
+        if record.kind not in ("routines", "events") or record.database is None:
+            continue
+        for statement in parse_block(b"".join(content(record.key))) or []:
+            if matched := _DROPPED.match(statement):
+                name = as_text(matched.group(2)).replace("``", "`")
+                found.add((matched.group(1).decode().lower(), record.database, name))
+    return found

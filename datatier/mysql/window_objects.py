@@ -10,11 +10,13 @@ rows and the replayed rows are added, a plain ``CREATE`` fails after the base wa
 (:func:`~datatier.mysql.binlog.created.named_objects`), those the target holds (reads
 only); :func:`drop_present` drops them, so the replay recreates them as at the target.
 :func:`tables_left` lists the tables, views and sequences a forced restore leaves as they
-are (for the plan). Nothing else on the target is touched.
+are (for the plan), :func:`definitions_left` the routines and events. Nothing else on the
+target is touched.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +113,40 @@ def tables_left(
                 if kind in _LOOKUPS[0][0] and name_key(name, fold) not in names:
                     found.append(Present(kind, database, name))
     return sorted(found, key=lambda p: (p.database, p.name))
+
+
+def definitions_left(
+    target: Endpoint, databases: Iterable[str], accounted: Iterable[tuple[str, str, str]]
+) -> list[Present]:
+    """The procedures, functions, packages and events of the target ``databases`` that are
+    not ``accounted`` for ((kind, target database, name): what the restore defines or
+    names): a forced restore leaves them as they are. Names compared about as the server
+    does (case- and accent-blind: :func:`_definition_key`). Reads only."""
+    known = {(k, d, _definition_key(n)) for k, d, n in accounted}
+    found = []
+    with connect(target) as conn, conn.cursor() as cur:
+        fold = folds_names(cur)
+        for database in sorted(set(databases)):
+            for sql in _DEFINITIONS:
+                for kind, name in _rows(cur, sql, database, fold):
+                    if (kind, database, _definition_key(name)) not in known:
+                        found.append(Present(kind, database, name))
+    return sorted(found, key=lambda p: (p.database, p.kind, p.name))
+
+
+def _definition_key(name: str) -> str:
+    """A routine's or event's name as compared: without accents, upper-cased (near the
+    server's utf8mb3_general_ci: `cafe` and `CAFÉ` are one)."""
+    bare = unicodedata.normalize("NFD", name)
+    return "".join(c for c in bare if not unicodedata.combining(c)).upper()
+
+
+_DEFINITIONS = [
+    "SELECT ROUTINE_SCHEMA, LOWER(ROUTINE_TYPE), ROUTINE_NAME FROM information_schema.ROUTINES "
+    "WHERE ROUTINE_SCHEMA = %s",
+    "SELECT EVENT_SCHEMA, 'event', EVENT_NAME FROM information_schema.EVENTS "
+    "WHERE EVENT_SCHEMA = %s",
+]
 
 
 _LOOKUPS = [

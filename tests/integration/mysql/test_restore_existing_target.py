@@ -244,3 +244,30 @@ def test_a_kept_table_holding_a_restored_tables_foreign_key_name_is_refused_up_f
             k: v for k, v in at_backup.items() if k != "keys"
         }
         assert after["later_child"] == [(1,)]
+
+
+def test_a_forced_restore_names_the_routines_and_events_it_leaves_as_they_are(
+    clean: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A procedure and an event created after the backup stay after ``--force`` (the
+    event may go on writing into the restored tables): the report names them, not the
+    backup's own routine (replaced); the dry run says it cannot tell yet."""
+    run(clean, f"CREATE DATABASE {DB}", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)")
+    run(clean, f"CREATE PROCEDURE {DB}.`p ``é`() SELECT 1")
+    manifest = back_up(clean, POLICY, [DB])
+    run(
+        clean,
+        f"CREATE PROCEDURE {DB}.later_p() DELETE FROM {DB}.t",
+        f"CREATE EVENT {DB}.later_ev ON SCHEDULE EVERY 1 HOUR DISABLE DO DELETE FROM {DB}.t",
+    )
+    capsys.readouterr()
+    assert main(["restore", manifest.backup_id, "--force", "--dry-run"]) == 0
+    assert "routines and events the restore does not define" in capsys.readouterr().out
+    assert main(["restore", manifest.backup_id, "--force", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["left_as_they_are"] == [
+        {"kind": "event", "database": DB, "name": "later_ev"},
+        {"kind": "procedure", "database": DB, "name": "later_p"},
+    ]
+    assert main(["restore", manifest.backup_id, "--force"]) == 0
+    assert "routines and events as they are" in capsys.readouterr().out
