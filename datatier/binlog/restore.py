@@ -228,7 +228,7 @@ class PitrRestore(RestoreEngine):
             self.base.check_staged(self.base_plan, staged)
         self._scan(plan, staged)
         if self.options.force:
-            self._check_kept_keys(staged)
+            self._check_kept_names(staged)
             if not self.options.tables:
                 self._tell_definitions_left(plan, staged)
 
@@ -424,21 +424,25 @@ class PitrRestore(RestoreEngine):
         why = "neither the base backup nor the replay window creates or names them"
         self.base.tell_left(plan, self.base_plan, self._fold, created, why, skip=dropped)
 
-    def _check_kept_keys(self, staged: Staged) -> None:
+    def _check_kept_names(self, staged: Staged) -> None:
         """``--force``: a target table neither the base nor the replay replaces may not
-        hold a foreign key named like one either declares
-        (:meth:`LogicalRestore.check_kept_keys`): the base's CREATE TABLE or the replay's
-        would fail after loading began. None of a database the replay drops."""
+        hold a foreign key named like one either declares, nor a trigger named like one
+        of the base (:meth:`LogicalRestore.check_kept_names`): the base's CREATE TABLE or
+        the replay's would fail after loading began, the trigger would move. None of a
+        database the replay drops."""
         assert self.base_plan is not None, "plan runs first"
         targets = {name_key(s, self._fold): d for s, d in self.base.targets.items()}
         declared: dict[str, Declared] = {}
         for kind, database, name in self._created:
             if database in targets and kind in ("foreign key", "generated foreign key"):
                 keys = declared.setdefault(targets[database], Declared())
-                (keys.names if kind == "foreign key" else keys.generated).add(name)
+                if kind == "foreign key":  # its table not noted: "" (any table's)
+                    keys.keys.add(("", name))
+                else:
+                    keys.generated.add(name)
         present = self._present(self.base.server)
         replaced = {(p.database, p.name) for p in present if p.kind in _TABLE_KINDS}
-        self.base.check_kept_keys(
+        self.base.check_kept_names(
             self.base_plan,
             staged,
             "neither the base backup nor the replay window creates or names them",

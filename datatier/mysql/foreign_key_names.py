@@ -1,8 +1,10 @@
 """Foreign-key names a restore declares, and the target's keys a forced restore keeps that
 already carry one of them.
 
-InnoDB names foreign keys once per database, compared ASCII case-blind (``Fk_X`` and
-``fk_x`` clash, ``fk_é`` and ``FK_É`` do not; a key declared without a name is
+InnoDB names foreign keys once per database, compared as latin1_swedish_ci over their
+UTF-8 bytes (``Fk_X`` and ``fk_x`` clash, ``fk_가`` and ``fk_밀`` too, ``fk_é`` and ``FK_É``
+do not: asked of the server, :mod:`datatier.mysql.name_weights`; a key declared without a
+name is
 ``<table>_ibfk_<n>``, and ``FOREIGN KEY idx (...)`` without ``CONSTRAINT`` is named ``idx``;
 all checked on MariaDB 10.11). Renaming a table takes its keys along. A forced restore
 leaves some tables of the target as they are (created after the backup or the target
@@ -27,6 +29,7 @@ from datatier.mysql.binlog.sqlrefs import Token, scan
 from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.labels import table_label
 from datatier.mysql.lettercase import folds_names, name_key
+from datatier.mysql.name_weights import FOREIGN_KEYS, weigh
 from datatier.mysql.staged_creates import staged_creates
 from datatier.mysql.view_deps import TableName
 
@@ -37,25 +40,42 @@ without one."""
 
 @dataclass
 class Declared:
-    """The foreign keys a restore declares in one database: ``names`` given, and the tables
-    (as the restore names them) declaring one the server names itself (``generated``)."""
+    """The foreign keys a restore declares in one database: (table, name) of those given a
+    name, and the tables declaring one the server names itself (``generated``); tables as
+    the restore names them."""
 
-    names: set[str] = field(default_factory=set)
+    keys: set[tuple[str, str]] = field(default_factory=set)
     generated: set[str] = field(default_factory=set)
 
     def add(self, table: str, tokens: list[Token]) -> None:
         """The keys of a ``CREATE`` or ``ALTER TABLE`` of ``table`` scanned as ``tokens``."""
         names, unnamed = declared_foreign_keys(tokens)
-        self.names |= names
+        self.keys |= {(table, n) for n in names}
         if unnamed:
             self.generated.add(table)
 
-    def clashes(self, key: str) -> bool:
-        """Whether a key named ``key`` would clash with one of these."""
-        folded = _fold(key)
-        if any(_fold(n) == folded for n in self.names):
-            return True
-        return any(folded.startswith(_fold(t + GENERATED)) for t in self.generated)
+    def merge(self, other: Declared) -> None:
+        self.keys |= other.keys
+        self.generated |= other.generated
+
+    def clash(
+        self, key: str, weight: Callable[[str], bytes], *, besides: str | None = None
+    ) -> str | None:
+        """The table declaring a key that a key named ``key`` would clash with, names
+        compared by their ``weight`` (:data:`~datatier.mysql.name_weights.FOREIGN_KEYS`),
+        none of table ``besides`` (lower-cased as compared); None when none does."""
+        mine = weight(key)
+        for table, name in sorted(self.keys):
+            if weight(name) == mine and table.lower() != besides:
+                return table
+        for table in sorted(self.generated):
+            if mine.startswith(weight(table + GENERATED)) and table.lower() != besides:
+                return table
+        return None
+
+    def weighed(self) -> set[str]:
+        """The names :meth:`clash` weighs (a generated one's prefix)."""
+        return {n for _, n in self.keys} | {t + GENERATED for t in self.generated}
 
 
 def staged_declared(
@@ -78,11 +98,6 @@ _FOREIGN_KEY = re.compile(rb"FOREIGN KEY")
 """As the server writes every foreign key in SHOW CREATE TABLE."""
 
 
-def _fold(name: str) -> bytes:
-    """A key's name as InnoDB compares it: its bytes, ASCII letters lower-cased."""
-    return name.encode("utf-8", "surrogateescape").lower()
-
-
 @dataclass(frozen=True)
 class KeptKey:
     """The target's foreign key ``name`` on ``table`` of ``database`` (target names)."""
@@ -92,13 +107,14 @@ class KeptKey:
     name: str
 
 
-def kept_foreign_keys(
+def target_foreign_keys(
     target: Endpoint, databases: Iterable[str], replaced: Collection[tuple[str, str]]
-) -> list[KeptKey]:
-    """The foreign keys of ``databases`` on ``target`` whose tables are not ``replaced``
-    ((database, table), target names, compared as the target compares table names): what a
-    restore replacing those tables keeps. Reads only."""
-    found: list[KeptKey] = []
+) -> tuple[list[KeptKey], list[KeptKey]]:
+    """The foreign keys of ``databases`` on ``target``: those of tables a restore keeps
+    and those of tables it ``replaced`` ((database, table), target names, compared as the
+    target compares table names). Reads only."""
+    kept: list[KeptKey] = []
+    gone_keys: list[KeptKey] = []
     with connect(target) as conn, conn.cursor() as cur:
         fold = folds_names(cur)
         gone = {(name_key(d, fold), name_key(t, fold)) for d, t in replaced}
@@ -112,25 +128,50 @@ def kept_foreign_keys(
             for schema, table, name in cur.fetchall():
                 if name_key(str(schema), fold) != key:  # compared as the target does
                     continue
-                if (key, name_key(str(table), fold)) not in gone:
-                    found.append(KeptKey(database, str(table), str(name)))
-    return sorted(found, key=lambda k: (k.database, k.table, k.name))
+                found = KeptKey(database, str(table), str(name))
+                replaced_table = (key, name_key(str(table), fold)) in gone
+                (gone_keys if replaced_table else kept).append(found)
+    order = lambda k: (k.database, k.table, k.name)  # noqa: E731
+    return sorted(kept, key=order), sorted(gone_keys, key=order)
 
 
 def check_kept_foreign_keys(
-    kept: Iterable[KeptKey], declared: Mapping[str, Declared], why: str
-) -> None:
-    """UsageError (exit 2) naming each ``kept`` key whose name clashes with one the restore
-    declares in its database (``declared``: target database -> :class:`Declared`); ``why``
-    says why such tables are kept, for the message."""
-    clashes = [k for k in kept if k.database in declared and declared[k.database].clashes(k.name)]
-    if not clashes:
-        return
-    listed = ", ".join(f"{k.name!r} of {table_label(k.database, k.table)}" for k in clashes)
-    raise UsageError(
-        f"--force keeps table(s) holding foreign keys named like ones the restore creates "
-        f"({why}): {listed}; InnoDB names foreign keys once per database, so recreating "
-        "them would fail after part of the restore was loaded",
-        hint="drop those keys (ALTER TABLE ... DROP FOREIGN KEY name) or the tables, or "
-        "restore under --rename into another database; nothing was changed",
-    )
+    target: Endpoint,
+    kept: Iterable[KeptKey],
+    declared: Mapping[str, Declared],
+    why: str,
+    *,
+    replaced: Iterable[KeptKey] = (),
+) -> list[tuple[str, str]]:
+    """UsageError (exit 2) naming each ``kept`` key whose name clashes, as ``target``
+    compares key names, with one the restore declares in its database (``declared``:
+    target database -> :class:`Declared`); ``why`` says why such tables are kept, for the
+    message. Returns the tables of the ``replaced`` keys (those of tables the restore
+    drops and creates again) that clash with a key another restored table declares: they
+    must go before any table is created (tables load in parallel; two that swapped names
+    since the backup each hold the other's keys). Reads only."""
+    kept = [k for k in kept if k.database in declared]
+    replaced = [k for k in replaced if k.database in declared]
+    if not kept and not replaced:
+        return []
+    names = {k.name for k in (*kept, *replaced)}
+    names |= {n for d in declared.values() for n in d.weighed()}
+    with connect(target) as conn, conn.cursor() as cur:
+        weights = weigh(cur, names, FOREIGN_KEYS)
+    weight = weights.__getitem__
+    clashes = [k for k in kept if declared[k.database].clash(k.name, weight) is not None]
+    if clashes:
+        listed = ", ".join(f"{k.name!r} of {table_label(k.database, k.table)}" for k in clashes)
+        raise UsageError(
+            f"--force keeps table(s) holding foreign keys named like ones the restore creates "
+            f"({why}): {listed}; InnoDB names foreign keys once per database, so recreating "
+            "them would fail after part of the restore was loaded",
+            hint="drop those keys (ALTER TABLE ... DROP FOREIGN KEY name) or the tables, or "
+            "restore under --rename into another database; nothing was changed",
+        )
+    early = {
+        (k.database, k.table)
+        for k in replaced
+        if declared[k.database].clash(k.name, weight, besides=k.table.lower()) is not None
+    }
+    return sorted(early)

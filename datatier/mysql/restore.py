@@ -44,9 +44,10 @@ from datatier.mysql.connection import Endpoint, resolve_target
 from datatier.mysql.foreign_key_names import (
     Declared,
     check_kept_foreign_keys,
-    kept_foreign_keys,
     staged_declared,
+    target_foreign_keys,
 )
+from datatier.mysql.kept_triggers import check_kept_triggers
 from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.load import SQLLoader
@@ -68,7 +69,7 @@ from datatier.mysql.target import (
     drop_views,
 )
 from datatier.mysql.view_deps import check_view_bases, staged_view_reads
-from datatier.mysql.window_objects import definitions_left, tables_left
+from datatier.mysql.window_objects import Present, definitions_left, drop_present, tables_left
 from datatier.pipeline.staging import Staged
 
 log = get_logger(__name__)
@@ -175,6 +176,8 @@ class LogicalRestore(RestoreEngine):
         self._changed: list[str] = []  # databases the last apply created or altered
         self._replaced: list[Conflict] = []  # target objects of another kind it dropped
         self._loader: SQLLoader | None = None
+        self._early: list[Present] = []  # replaced tables dropped first (check_kept_names)
+        self._early_gone: list[Present] = []  # of them, those the last apply dropped
         self.tells_left = True  # check_target names what --force leaves (tell_left)
 
     # -- plan and refusals --------------------------------------------------------------------
@@ -284,7 +287,9 @@ class LogicalRestore(RestoreEngine):
         if self.options.dry_run:
             plan.summary.append(
                 "--force leaves as they are the routines and events the restore does not "
-                "define either; it names them once it has read the backup (not in a dry run)"
+                "define either, and refuses a table it leaves holding a foreign key or "
+                "trigger named like one it creates; it tells both once it has read the "
+                "backup (not in a dry run)"
             )
 
     def tell_definitions_left(
@@ -312,7 +317,7 @@ class LogicalRestore(RestoreEngine):
                 + ", ".join(map(str, left))
             )
 
-    def check_kept_keys(
+    def check_kept_names(
         self,
         own: RestorePlan,
         staged: Staged,
@@ -328,19 +333,27 @@ class LogicalRestore(RestoreEngine):
         one the restored tables declare (read from ``staged``), or ``declared`` adds
         (target database -> names): InnoDB names keys once per database, and the restore
         would fail part-way (:mod:`datatier.mysql.foreign_key_names`). ``why`` says why
-        such tables are kept."""
+        such tables are kept. A table the restore replaces holding a key another restored
+        table declares (two tables that swapped names since) is dropped by ``apply``
+        before any table is created. Likewise refused: a kept table's trigger named like
+        one the restore creates (:mod:`datatier.mysql.kept_triggers`)."""
         restored = self.created_names(own)
-        gone = {(self.targets[db], t) for db, t in restored if db in self.targets}
+        gone = {(self.targets[db], t) for db, t in restored if db in self.targets} | set(replaced)
         databases = [d for d in self.targets.values() if d not in skip]
-        kept = kept_foreign_keys(self.server, databases, gone | set(replaced))
-        if not kept:
+        triggers = {
+            (self.targets[db], name)
+            for kind, db, name in staged_definitions(own.objects, staged.decompressed)
+            if kind == "trigger" and db in self.targets
+        }
+        check_kept_triggers(self.server, databases, gone, triggers, why)
+        kept, replacing = target_foreign_keys(self.server, databases, gone)
+        if not kept and not replacing:
             return
         found = staged_declared(own.objects, staged.decompressed, restored, self.targets)
         for database, more in (declared or {}).items():
-            mine = found.setdefault(database, Declared())
-            mine.names |= more.names
-            mine.generated |= more.generated
-        check_kept_foreign_keys(kept, found, why)
+            found.setdefault(database, Declared()).merge(more)
+        early = check_kept_foreign_keys(self.server, kept, found, why, replaced=replacing)
+        self._early = [Present("table", db, t) for db, t in early]
 
     def _tell_defaults(self, plan: RestorePlan) -> None:
         """The plan's word on existing target databases whose default character set or
@@ -370,7 +383,7 @@ class LogicalRestore(RestoreEngine):
                         hint="nothing was applied; the manifest does not describe the object",
                     )
         if self.options.force and self.tells_left:
-            self.check_kept_keys(plan, staged, "the backup does not hold them")
+            self.check_kept_names(plan, staged, "the backup does not hold them")
             if not self.options.tables:
                 self.tell_definitions_left(plan, plan, staged, "the backup does not hold them")
         if recorded_references(self.manifest) is not None:
@@ -409,12 +422,15 @@ class LogicalRestore(RestoreEngine):
         failure, views whose placeholder was created but not their definition are dropped:
         a placeholder answers every query with constants."""
         targets = self.targets
-        self._changed, self._replaced, self._loader = [], [], None
+        self._changed, self._replaced, self._loader, self._early_gone = [], [], None, []
         sequences = self._sequences | {
             (t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"
         }
         if self.options.force:
             self._replace_other_kinds(plan, sequences)
+            for table in self._early:
+                log.warning("restore.replacing_first", table=str(table), why="foreign key names")
+            drop_present(self.server, self._early, binlog=self.binlog, dropped=self._early_gone)
         create_databases(  # a whole database restored takes the backup's defaults (routines')
             self.server,
             targets,
@@ -519,7 +535,7 @@ class LogicalRestore(RestoreEngine):
         """False when the last apply failed before dropping an object of another kind,
         creating or altering a database or sending a statement of any object."""
         started = self._loader is not None and self._loader.started
-        return bool(self._changed or self._replaced) or started
+        return bool(self._changed or self._replaced or self._early_gone) or started
 
     def _sections(self, record: ObjectRecord) -> list[Section]:
         """The sections of bundle ``record`` this restore loads (``--tables``: those named)."""

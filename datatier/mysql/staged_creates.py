@@ -1,6 +1,6 @@
 """The ``CREATE TABLE`` statements of a restore's staged objects, for the checks made before
 anything is applied (sequences a table draws from, foreign-key names it declares), and the
-routines and events it defines (:func:`staged_definitions`).
+routines, events and triggers it defines (:func:`staged_definitions`).
 
 A table's definition is in its schema object (whole for the older unframed layout) or in a
 framed bundle's section; unframed bundles are not read. Only objects whose bytes match a
@@ -89,20 +89,21 @@ def as_text(statement: bytes) -> str:
 
 
 _DROPPED = re.compile(
-    rb"DROP (PROCEDURE|FUNCTION|PACKAGE BODY|PACKAGE|EVENT) IF EXISTS `(.*)`\Z", re.S
+    rb"DROP (PROCEDURE|FUNCTION|PACKAGE BODY|PACKAGE|EVENT|TRIGGER) IF EXISTS `(.*)`\Z", re.S
 )
 
 
 def staged_definitions(
     objects: list[ObjectRecord], content: Callable[[str], Iterator[bytes]]
 ) -> set[tuple[str, str, str]]:
-    """(kind, source database, name) of each routine, package and event the ``routines``
-    and ``events`` objects of ``objects`` (bytes from ``content``) define: each definition
+    """(kind, source database, name) of each routine, package, event and trigger the
+    ``routines``, ``events`` and ``triggers`` objects of ``objects`` (bytes from
+    ``content``) define: each definition
     there starts with its own ``DROP <kind> IF EXISTS `name```
     (:mod:`datatier.mysql.dumpdefs`). Objects of older layouts are not read."""
     found: set[tuple[str, str, str]] = set()
     for record in objects:
-        if record.kind not in ("routines", "events") or record.database is None:
+        if record.kind not in ("routines", "events", "triggers") or record.database is None:
             continue
         for statement in parse_block(b"".join(content(record.key))) or []:
             if matched := _DROPPED.match(statement):

@@ -16,7 +16,6 @@ target is touched.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.labels import table_label
 from datatier.mysql.lettercase import folds_names, name_key
+from datatier.mysql.name_weights import DEFINITIONS, weigh
 from datatier.mysql.sqltext import ident
 
 _TABLE_TYPES = {"BASE TABLE": "table", "SYSTEM VERSIONED": "table", "SEQUENCE": "sequence",
@@ -120,25 +120,24 @@ def definitions_left(
 ) -> list[Present]:
     """The procedures, functions, packages and events of the target ``databases`` that are
     not ``accounted`` for ((kind, target database, name): what the restore defines or
-    names): a forced restore leaves them as they are. Names compared about as the server
-    does (case- and accent-blind: :func:`_definition_key`). Reads only."""
-    known = {(k, d, _definition_key(n)) for k, d, n in accounted}
-    found = []
+    names): a forced restore leaves them as they are. Names compared as the server
+    compares them (utf8mb3_general_ci weights, :mod:`datatier.mysql.name_weights`). Reads
+    only."""
+    accounted = list(accounted)
     with connect(target) as conn, conn.cursor() as cur:
         fold = folds_names(cur)
-        for database in sorted(set(databases)):
-            for sql in _DEFINITIONS:
-                for kind, name in _rows(cur, sql, database, fold):
-                    if (kind, database, _definition_key(name)) not in known:
-                        found.append(Present(kind, database, name))
-    return sorted(found, key=lambda p: (p.database, p.kind, p.name))
-
-
-def _definition_key(name: str) -> str:
-    """A routine's or event's name as compared: without accents, upper-cased (near the
-    server's utf8mb3_general_ci: `cafe` and `CAFÉ` are one)."""
-    bare = unicodedata.normalize("NFD", name)
-    return "".join(c for c in bare if not unicodedata.combining(c)).upper()
+        there = [
+            Present(kind, database, name)
+            for database in sorted(set(databases))
+            for sql in _DEFINITIONS
+            for kind, name in _rows(cur, sql, database, fold)
+        ]
+        if not there:
+            return []
+        weights = weigh(cur, [p.name for p in there] + [n for _, _, n in accounted], DEFINITIONS)
+    known = {(k, name_key(d, fold), weights[n]) for k, d, n in accounted}
+    left = [p for p in there if (p.kind, name_key(p.database, fold), weights[p.name]) not in known]
+    return sorted(left, key=lambda p: (p.database, p.kind, p.name))
 
 
 _DEFINITIONS = [

@@ -4,11 +4,12 @@ exit code, and leaves no statement of it on the server (:mod:`datatier.mysql.int
 
 The target is pre-seeded and the restore runs with ``--force``: the test's open
 transaction on ``block`` holds a metadata lock its ``DROP TABLE IF EXISTS`` waits on (for
-an hour: the lock wait timeouts are raised); a table ``other`` the backup does not hold
-owns the foreign key name ``dup_fk`` that the backed-up ``fail`` also uses (InnoDB's names
-are unique per database, with foreign_key_checks off too), so ``fail``'s ``CREATE TABLE``
-fails at once (errno 121). (A view named ``fail`` did this until ``--force`` learnt to
-replace an object of another kind.)
+an hour: the lock wait timeouts are raised); the backed-up ``fail`` has a foreign key to
+``rsig_parent.p``, a table of another database (not restored) whose key column the test
+then makes a VARCHAR, so ``fail``'s ``CREATE TABLE`` fails at once (errno 150, with
+foreign_key_checks off too). (A view named ``fail`` did this until ``--force`` learnt to
+replace an object of another kind; then a kept table holding ``fail``'s key name, until
+a forced restore learnt to refuse that up front.)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.integration.mysql.test_restore_stop import long_lock_waits  # noqa: F
 
 SRC = "rsig_src"
 DST = "rsig_dst"
+PARENT = "rsig_parent"
 FILLERS = [f"f{i:02d}" for i in range(16)]
 
 
@@ -35,11 +37,14 @@ FILLERS = [f"f{i:02d}" for i in range(16)]
 def source(sandbox: SandboxHandle) -> Iterator[Manifest]:
     """``block`` (the largest definition: loaded first), fillers (a comment keeps them
     larger than ``fail``), then ``fail`` (the smallest: loaded last, when ``block``'s DROP
-    has long been waiting), whose foreign key is named ``dup_fk``."""
+    has long been waiting), whose foreign key references ``PARENT.p``."""
     with sandbox.connect() as conn, conn.cursor() as cur:
-        for db in (SRC, DST):
+        for db in (SRC, DST, PARENT):
             cur.execute(f"DROP DATABASE IF EXISTS {db}")
         cur.execute(f"CREATE DATABASE {SRC}")
+        cur.execute(f"CREATE DATABASE {PARENT}")
+        cur.execute(f"CREATE TABLE {PARENT}.p (id INT PRIMARY KEY)")
+        cur.execute(f"INSERT INTO {PARENT}.p VALUES (1), (2)")
         comment = "block " * 300
         cur.execute(f"CREATE TABLE {SRC}.block (id INT PRIMARY KEY, v TEXT) COMMENT '{comment}'")
         for name in FILLERS:
@@ -49,28 +54,27 @@ def source(sandbox: SandboxHandle) -> Iterator[Manifest]:
             )
         cur.execute(
             f"CREATE TABLE {SRC}.fail (id INT PRIMARY KEY, "
-            f"CONSTRAINT dup_fk FOREIGN KEY (id) REFERENCES {SRC}.f00 (id))"
+            f"CONSTRAINT fail_fk FOREIGN KEY (id) REFERENCES {PARENT}.p (id))"
         )
         for name in ("block", *FILLERS, "fail"):
             cur.execute(f"INSERT INTO {SRC}.{name} (id) VALUES (1), (2)")
     yield back_up(sandbox, "restore-signals", [SRC], "bundle_tables = false\n")
     with sandbox.connect() as conn, conn.cursor() as cur:
-        for db in (SRC, DST):
+        for db in (SRC, DST, PARENT):
             cur.execute(f"DROP DATABASE IF EXISTS {db}")
 
 
 @pytest.fixture
 def held(sandbox: SandboxHandle, long_lock_waits: None) -> Iterator[None]:  # noqa: F811
-    """``DST`` with ``block`` (the test's transaction holding its metadata lock) and
-    ``other``, holding the foreign key name ``dup_fk``."""
+    """``DST`` with ``block`` (the test's transaction holding its metadata lock);
+    ``PARENT.p``'s key a VARCHAR, which ``fail``'s INT cannot reference."""
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {DST}")
         cur.execute(f"CREATE DATABASE {DST}")
         cur.execute(f"CREATE TABLE {DST}.block (id INT PRIMARY KEY)")
-        cur.execute(
-            f"CREATE TABLE {DST}.other (id INT PRIMARY KEY, "
-            f"CONSTRAINT dup_fk FOREIGN KEY (id) REFERENCES {DST}.other (id))"
-        )
+        cur.execute("SET SESSION foreign_key_checks = 0")
+        cur.execute(f"DROP TABLE {PARENT}.p")
+        cur.execute(f"CREATE TABLE {PARENT}.p (id VARCHAR(10) PRIMARY KEY)")
     holder = sandbox.connect()
     with holder.cursor() as cur:
         cur.execute("BEGIN")
@@ -133,7 +137,7 @@ def test_a_failing_job_ends_the_restore_with_its_own_error(
     last = err.strip().splitlines()[-1]
     assert code == 1, err
     assert f"loading the definition of `{DST}`.`fail` failed" in last, err
-    assert "errno: 121" in last and "/tables/" not in last, err
+    assert "errno: 150" in last and "/tables/" not in last, err
     assert "interrupted" not in err.lower().replace("the restore was interrupted", ""), err
     assert "Traceback" not in err
     assert took < 15  # staging and loading included
@@ -153,7 +157,9 @@ def test_a_signal_ends_a_blocked_restore_and_its_statements(
     message: str,
 ) -> None:
     with sandbox.connect() as conn, conn.cursor() as cur:  # no failing job this time
-        cur.execute(f"DROP TABLE {DST}.other")
+        cur.execute("SET SESSION foreign_key_checks = 0")
+        cur.execute(f"DROP TABLE {PARENT}.p")
+        cur.execute(f"CREATE TABLE {PARENT}.p (id INT PRIMARY KEY)")
     proc = subprocess.Popen(
         restore(sandbox, source.backup_id),
         stderr=subprocess.PIPE,

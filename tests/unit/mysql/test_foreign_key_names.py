@@ -1,38 +1,41 @@
-"""How a kept table's foreign-key name is compared with the restore's
-(:mod:`datatier.mysql.foreign_key_names`): as InnoDB compares them (checked on MariaDB
-10.11), so the refusal neither misses a clash nor refuses a restore that would work."""
+"""Which declared key a kept or replaced table's key clashes with
+(:class:`~datatier.mysql.foreign_key_names.Declared`). Names are weighed by the server
+(tests/integration/mysql/test_name_weights.py); here a stand-in weight, ASCII letters
+lower-cased, says the same for these ASCII names."""
 
 from __future__ import annotations
 
 import pytest
 
-from datatier.errors import UsageError
-from datatier.mysql.foreign_key_names import Declared, KeptKey, check_kept_foreign_keys
+from datatier.mysql.foreign_key_names import Declared
+
+
+def weight(name: str) -> bytes:
+    return name.encode().lower()
 
 
 @pytest.mark.parametrize(
-    ("kept", "clashes"),
+    ("kept", "besides", "clashes_with"),
     [
-        ("fk_child", True),
-        ("FK_Child", True),  # ASCII letters compare case-blind
-        ("FK_É", False),  # others do not: fk_é and FK_É are two keys
-        ("fk_é", True),
-        ("child_ibfk_3", True),  # the server names child's unnamed key so
-        ("CHILD_IBFK_1", True),
-        ("childx_ibfk_1", False),
-        ("other_ibfk_1", False),
+        ("fk_child", None, "child"),
+        ("FK_Child", None, "child"),
+        ("fk_other", None, None),
+        ("gen_ibfk_3", None, "gen"),  # the server names gen's unnamed key so
+        ("GEN_IBFK_1", None, "gen"),
+        ("genx_ibfk_1", None, None),
+        ("fk_child", "child", None),  # its own key: dropped and created in turn
+        ("fk_child", "orders", "child"),  # another table's: it must go first
     ],
 )
-def test_a_kept_keys_name_clashes_as_innodb_compares_it(kept: str, clashes: bool) -> None:
-    declared = Declared({"fk_child", "fk_é"}, {"child"})
-    assert declared.clashes(kept) is clashes
+def test_a_key_clashes_with_a_key_another_table_declares(
+    kept: str, besides: str | None, clashes_with: str | None
+) -> None:
+    declared = Declared({("child", "fk_child")}, {"gen"})
+    assert declared.clash(kept, weight, besides=besides) == clashes_with
 
 
-def test_the_refusal_names_each_clashing_key_and_its_table() -> None:
-    kept = [KeptKey("d", "later", "fk_a"), KeptKey("d", "later", "fk_b"), KeptKey("e", "t", "fk_a")]
-    with pytest.raises(UsageError) as refused:
-        check_kept_foreign_keys(kept, {"d": Declared({"fk_a"})}, "why")
-    assert "'fk_a' of `d`.`later`" in str(refused.value)
-    assert "fk_b" not in str(refused.value) and "`e`" not in str(refused.value)
-    assert "nothing was changed" in (refused.value.hint or "")
-    check_kept_foreign_keys(kept, {"d": Declared({"fk_c"})}, "why")  # no clash: no error
+def test_merged_declarations_and_what_is_weighed() -> None:
+    declared = Declared({("a", "fk_a")})
+    declared.merge(Declared({("", "fk_w")}, {"b"}))
+    assert declared.weighed() == {"fk_a", "fk_w", "b_ibfk_"}
+    assert declared.clash("FK_W", weight) == ""  # the window's: its table not noted
