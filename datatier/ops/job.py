@@ -2,8 +2,10 @@
 must go.
 
 Contract. ``with run_job(loaded, "backup", policy="shop") as run:`` runs the body; the
-command sets ``run.store`` once the policy's store is known and may add ``run.details``.
-When the body ends, however it ends (error, Ctrl-C, SIGTERM), before the exception goes on:
+command sets ``run.store`` once the policy's store is known (a
+:class:`~datatier.storage.deferred.DeferredStore` that fails to open counts as unknown) and
+may add ``run.details``. When the body ends, however it ends (error, Ctrl-C, SIGTERM),
+before the exception goes on:
 
 1. the outcome is added to the policy's job record in its store (when both are known;
    see :mod:`datatier.backup.jobstatus`);
@@ -36,6 +38,7 @@ from datatier.errors import FailureFields, failure_fields
 from datatier.log import get_logger
 from datatier.ops.notify import Notifier
 from datatier.storage.base import ObjectStore
+from datatier.storage.deferred import settled
 
 log = get_logger(__name__)
 
@@ -104,13 +107,14 @@ def _finish(
         **(failure or {}),
     }
     status = None
-    if run.record and run.policy and run.store is not None:
-        status = record_quietly(run.store, outcome)
+    store = settled(run.store)  # a store that failed to open is none to record in
+    if run.record and run.policy and store is not None:
+        status = record_quietly(store, outcome)
     if failure is not None:
         _notify(loaded, run, outcome, failure)
     if metrics_file is not None:
         known = status or JobStatus(run.job, outcome.policy).updated(outcome)
-        _write_metrics(run, known, metrics_file)
+        _write_metrics(run, store, known, metrics_file)
     # Last, so the job's own failure is the final line (bookkeeping warnings come before).
     if exc is None:
         log.debug("job.completed", **where)
@@ -142,15 +146,15 @@ def _notify(loaded: LoadedConfig, run: JobRun, outcome: JobOutcome, failure: Fai
         log.warning("notify.failed", channel="any", problem=str(exc))
 
 
-def _write_metrics(run: JobRun, known: JobStatus, path: Path) -> None:
+def _write_metrics(run: JobRun, store: ObjectStore | None, known: JobStatus, path: Path) -> None:
     # lazy: prometheus_client costs ~50 ms to import, paid by every job otherwise
     from datatier.backup.metrics import BackupCollector
     from datatier.metrics import build_registry, write_textfile
 
     policy = known.policy
     try:
-        if run.store is not None and policy:
-            stats = read_policy_stats(run.store, policy, known={run.job: known})
+        if store is not None and policy:
+            stats = read_policy_stats(store, policy, known={run.job: known})
         else:
             stats = PolicyStats(
                 policy, "", time.time(), error="store not read", jobs={run.job: known}

@@ -19,6 +19,7 @@ from datatier.errors import ServiceUnavailable
 from datatier.mysql.grants import IDENTIFIED
 from datatier.mysql.privileges import AccountPrivileges, _like
 from datatier.ops.job import run_job
+from datatier.storage.deferred import DeferredStore
 from datatier.storage.local import LocalStore
 
 
@@ -164,3 +165,25 @@ def test_privileges_match_like_patterns_and_alternatives() -> None:
 )
 def test_grant_lines_never_carry_credentials(grant: str, replayed: str) -> None:
     assert IDENTIFIED.sub("", grant).strip() == replayed
+
+
+def test_a_store_that_failed_to_open_is_not_recorded_in(
+    env: tuple[Path, LocalStore, Path], logs: io.StringIO
+) -> None:
+    """As when the store was never opened: no record attempted, no bookkeeping warning."""
+    config, _, _ = env
+    loaded = load(str(config), environ={})
+    error = ServiceUnavailable("cannot reach the store")
+
+    def opener() -> LocalStore:
+        raise error
+
+    with (
+        pytest.raises(ServiceUnavailable) as raised,
+        run_job(loaded, "backup", policy="shop") as job,
+    ):
+        job.store = DeferredStore(opener)
+        job.store.check()
+    assert raised.value is error
+    events = [json.loads(x)["event"] for x in logs.getvalue().splitlines()]
+    assert "jobstatus.not_recorded" not in events and "job.failed" in events
