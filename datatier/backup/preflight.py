@@ -24,9 +24,9 @@ T = TypeVar("T")
 
 def check_store(store: ObjectStore) -> None:
     """Check that ``store`` answers (its own errors: missing bucket, credentials, ...) and
-    log a warning when its bucket has no default encryption."""
-    store.check()
-    if warning := store.encryption_warning():
+    log a warning when its bucket has no default encryption (both asked at once: one round
+    trip; the warning only once the check passed)."""
+    if warning := beside(store.check, store.encryption_warning):
         log.warning("backup.store_unencrypted", store=store.url, warning=warning)
 
 

@@ -47,7 +47,7 @@ from datatier.backup.manifest import (
 from datatier.backup.objects import ObjectWriter
 from datatier.backup.policy import Policy, check_max_lag, get_policy, scan_policies
 from datatier.backup.preflight import beside, check_store
-from datatier.backup.stores import store_for, store_in_background
+from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, ServiceUnavailable, failure_fields
 from datatier.log import get_logger
@@ -140,7 +140,7 @@ def _prepare(
     config = loaded.config
     recipients = policy_recipients(config, policy)
     if store is None:
-        store = store_in_background(policy.store_url, config)
+        store = store_for(policy.store_url, config)
     opened = store
 
     def start_engine() -> tuple[BackupEngine, BackupPlan]:

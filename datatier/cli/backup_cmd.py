@@ -88,6 +88,7 @@ def run(
         spec = load_policy(loaded, policy)
         # opened while the source is connected to and the dump planned
         job.store = store_in_background(spec.store_url, loaded.config)
+        job.read_record_early()
         progress = Progress(f"backup {policy}")
         try:
             manifest = run_backup(
