@@ -54,8 +54,8 @@ class JobRun:
     store: ObjectStore | None = None
     details: dict[str, Any] = field(default_factory=dict)
     record: bool = True
-    _early: list[JobStatus] = field(default_factory=list, repr=False)
-    _reading: threading.Thread | None = field(default=None, repr=False)
+    _early: list[JobStatus] = field(default_factory=list, init=False, repr=False)
+    _reading: threading.Thread | None = field(default=None, init=False, repr=False)
 
     def read_record_early(self) -> None:
         """Start reading the job's record from ``store`` in a background thread, so the end
