@@ -115,9 +115,11 @@ def read_status(store: ObjectStore, policy: str, job: str) -> JobStatus:
     return status if (status.job, status.policy) == (job, policy) else JobStatus(job, policy)
 
 
-def record(store: ObjectStore, outcome: JobOutcome) -> JobStatus:
-    """Add ``outcome`` to its record in ``store`` and return the new record."""
-    status = read_status(store, outcome.policy, outcome.job).updated(outcome)
+def record(store: ObjectStore, outcome: JobOutcome, known: JobStatus | None = None) -> JobStatus:
+    """Add ``outcome`` to its record in ``store`` and return the new record. ``known``: the
+    record as this job read it earlier (runs of a policy's job never overlap, so it is still
+    the stored one); None reads it now."""
+    status = (known or read_status(store, outcome.policy, outcome.job)).updated(outcome)
     store.put_bytes(
         status_key(outcome.policy, outcome.job),
         status.encode(),
@@ -127,11 +129,13 @@ def record(store: ObjectStore, outcome: JobOutcome) -> JobStatus:
     return status
 
 
-def record_quietly(store: ObjectStore, outcome: JobOutcome) -> JobStatus | None:
+def record_quietly(
+    store: ObjectStore, outcome: JobOutcome, known: JobStatus | None = None
+) -> JobStatus | None:
     """:func:`record`, logging (never raising) when the store refuses: a job's own error
     matters more than its bookkeeping. None when nothing was written."""
     try:
-        return record(store, outcome)
+        return record(store, outcome, known)
     except Exception as exc:
         log.warning(
             "jobstatus.not_recorded", job=outcome.job, policy=outcome.policy, error=str(exc)

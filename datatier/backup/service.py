@@ -46,6 +46,7 @@ from datatier.backup.manifest import (
 )
 from datatier.backup.objects import ObjectWriter
 from datatier.backup.policy import Policy, check_max_lag, get_policy, scan_policies
+from datatier.backup.preflight import beside, check_store
 from datatier.backup.stores import store_for
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, ServiceUnavailable, failure_fields
@@ -131,20 +132,23 @@ def _prepare(
     incremental: bool | None,
     store: ObjectStore | None,
 ) -> Planned:
-    """Check ``max_lag``, resolve the encryption, check the store (read), build the engine
-    and plan."""
+    """Check ``max_lag``, resolve the encryption, then check the store (read) while the
+    engine is built and plans (:func:`~datatier.backup.preflight.beside`: a store error is
+    raised before an engine error, as when the store was checked first)."""
     if max_lag is not None:
         max_lag = check_max_lag(max_lag)
     config = loaded.config
     recipients = policy_recipients(config, policy)
     if store is None:
         store = store_for(policy.store_url, config)
-    store.check()
-    if warning := store.encryption_warning():
-        log.warning("backup.store_unencrypted", store=store.url, warning=warning)
-    engine = backup_engine(loaded, policy, max_lag=max_lag)
-    engine.choose(incremental)
-    plan = engine.plan()
+    opened = store
+
+    def start_engine() -> tuple[BackupEngine, BackupPlan]:
+        engine = backup_engine(loaded, policy, max_lag=max_lag)
+        engine.choose(incremental)
+        return engine, engine.plan()
+
+    engine, plan = beside(lambda: check_store(opened), start_engine)
     plan.store = {
         "url": store.url,
         "prefix": f"{policy.name}/",
@@ -174,7 +178,8 @@ def run_backup(
     ``source.max_lag_seconds``): NotReadyYet (exit 5) when no listed node is fresh enough,
     before anything is written. ``incremental``: True asks for an incremental, False for a
     full backup, None lets the policy decide (:meth:`~datatier.backup.engine.BackupEngine.choose`).
-    ``store`` is the policy's store already opened (opening an S3 client costs a moment).
+    ``store`` is the policy's store, already opened or opening
+    (:func:`~datatier.backup.stores.store_in_background`); None opens it here.
     The engine plans first (:func:`plan_backup`), and the dump follows that plan.
     """
     config = loaded.config

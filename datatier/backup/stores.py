@@ -7,20 +7,16 @@ and downloads keep ``s3.max_attempts`` attempts of ``s3.read_timeout``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from datatier.config import Config
 from datatier.storage.base import MiB, ObjectStore
-from datatier.storage.url import open_store
-
-if TYPE_CHECKING:
-    from datatier.storage.s3 import S3Settings
+from datatier.storage.deferred import DeferredStore
+from datatier.storage.s3settings import S3Settings
+from datatier.storage.url import open_store, parse_store_url
 
 
 def s3_settings(config: Config) -> S3Settings:
-    """The storage layer's S3 settings from the ``[s3]`` config section."""
-    from datatier.storage.s3 import S3Settings  # lazy: botocore is slow to import
-
+    """The storage layer's S3 settings from the ``[s3]`` config section (UsageError when
+    one is out of range; no botocore import)."""
     s3 = config.s3
     return S3Settings(
         endpoint_url=s3.endpoint_url,
@@ -57,6 +53,20 @@ def store_for(url: str, config: Config, *, lookup: bool = False) -> ObjectStore:
         return open_store(url)  # file://: no botocore import
     settings = s3_settings(config)
     return open_store(url, settings.bounded(config.s3.lookup_timeout) if lookup else settings)
+
+
+def store_in_background(url: str, config: Config) -> ObjectStore:
+    """The store at ``url``, as :func:`store_for` opens it for a backup, with an ``s3://``
+    store's client built in a background thread (a :class:`DeferredStore`): botocore's
+    import and the client cost ~0.2 s the caller spends on other work meanwhile.
+
+    A bad URL or ``[s3]`` setting raises UsageError here, as from :func:`store_for`; an
+    error of the opening itself is raised by the store's first use."""
+    if url.partition("://")[0].lower() != "s3":
+        return open_store(url)
+    parse_store_url(url)
+    settings = s3_settings(config)
+    return DeferredStore(lambda: open_store(url, settings))
 
 
 def for_transfers(store: ObjectStore, config: Config) -> ObjectStore:

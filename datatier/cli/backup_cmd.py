@@ -9,7 +9,7 @@ import click
 from datatier.backup.engine import BackupPlan
 from datatier.backup.policy import scan_policies
 from datatier.backup.service import load_policy, plan_backup, policies_dir, run_backup
-from datatier.backup.stores import store_for
+from datatier.backup.stores import store_in_background
 from datatier.cli.context import AppContext, pass_app
 from datatier.cli.output import Output, emit, json_option, table
 from datatier.cli.params import FiniteFloatRange
@@ -86,7 +86,9 @@ def run(
         loaded, "backup", policy=policy, metrics_file=metrics_file, reported=app.reported
     ) as job:
         spec = load_policy(loaded, policy)
-        job.store = store_for(spec.store_url, loaded.config)
+        # opened while the source is connected to and the dump planned
+        job.store = store_in_background(spec.store_url, loaded.config)
+        job.read_record_early()
         progress = Progress(f"backup {policy}")
         try:
             manifest = run_backup(

@@ -2,8 +2,11 @@
 must go.
 
 Contract. ``with run_job(loaded, "backup", policy="shop") as run:`` runs the body; the
-command sets ``run.store`` once the policy's store is known and may add ``run.details``.
-When the body ends, however it ends (error, Ctrl-C, SIGTERM), before the exception goes on:
+command sets ``run.store`` once the policy's store is known (a
+:class:`~datatier.storage.deferred.DeferredStore` that fails to open counts as unknown) and
+may add ``run.details``; ``run.read_record_early()`` reads the job's record while the job
+runs, so that its end only writes it. When the body ends, however it ends (error, Ctrl-C,
+SIGTERM), before the exception goes on:
 
 1. the outcome is added to the policy's job record in its store (when both are known;
    see :mod:`datatier.backup.jobstatus`);
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from datatier import log as logging_setup
-from datatier.backup.jobstatus import JobOutcome, JobStatus, record_quietly
+from datatier.backup.jobstatus import JobOutcome, JobStatus, read_status, record_quietly
 from datatier.backup.stats import PolicyStats, read_policy_stats
 from datatier.config import LoadedConfig
 from datatier.errors import FailureFields, failure_fields
 from datatier.log import get_logger
 from datatier.ops.notify import Notifier
 from datatier.storage.base import ObjectStore
+from datatier.storage.deferred import settled
 
 log = get_logger(__name__)
 
@@ -49,6 +54,31 @@ class JobRun:
     store: ObjectStore | None = None
     details: dict[str, Any] = field(default_factory=dict)
     record: bool = True
+    _early: list[JobStatus] = field(default_factory=list, init=False, repr=False)
+    _reading: threading.Thread | None = field(default=None, init=False, repr=False)
+
+    def read_record_early(self) -> None:
+        """Start reading the job's record from ``store`` in a background thread, so the end
+        of the job only writes it (a round trip saved on a long job's critical path). Runs of
+        a policy's job never overlap (:mod:`datatier.backup.jobstatus`): the record read now
+        is the one the end updates. When the read fails, the end reads again."""
+        store, policy = self.store, self.policy
+        if store is None or not policy or not self.record or self._reading is not None:
+            return
+
+        def read() -> None:
+            with contextlib.suppress(Exception):  # the end reads again, and reports
+                self._early.append(read_status(store, policy, self.job))
+
+        self._reading = threading.Thread(target=read, name="job-record", daemon=True)
+        self._reading.start()
+
+    def early_record(self) -> JobStatus | None:
+        """The record :meth:`read_record_early` read (waited for), None without one."""
+        if self._reading is None:
+            return None
+        self._reading.join()
+        return self._early[0] if self._early else None
 
 
 def _iso(moment: float) -> str:
@@ -104,13 +134,14 @@ def _finish(
         **(failure or {}),
     }
     status = None
-    if run.record and run.policy and run.store is not None:
-        status = record_quietly(run.store, outcome)
+    store = settled(run.store)  # a store that failed to open is none to record in
+    if run.record and run.policy and store is not None:
+        status = record_quietly(store, outcome, run.early_record())
     if failure is not None:
         _notify(loaded, run, outcome, failure)
     if metrics_file is not None:
         known = status or JobStatus(run.job, outcome.policy).updated(outcome)
-        _write_metrics(run, known, metrics_file)
+        _write_metrics(run, store, known, metrics_file)
     # Last, so the job's own failure is the final line (bookkeeping warnings come before).
     if exc is None:
         log.debug("job.completed", **where)
@@ -142,15 +173,15 @@ def _notify(loaded: LoadedConfig, run: JobRun, outcome: JobOutcome, failure: Fai
         log.warning("notify.failed", channel="any", problem=str(exc))
 
 
-def _write_metrics(run: JobRun, known: JobStatus, path: Path) -> None:
+def _write_metrics(run: JobRun, store: ObjectStore | None, known: JobStatus, path: Path) -> None:
     # lazy: prometheus_client costs ~50 ms to import, paid by every job otherwise
     from datatier.backup.metrics import BackupCollector
     from datatier.metrics import build_registry, write_textfile
 
     policy = known.policy
     try:
-        if run.store is not None and policy:
-            stats = read_policy_stats(run.store, policy, known={run.job: known})
+        if store is not None and policy:
+            stats = read_policy_stats(store, policy, known={run.job: known})
         else:
             stats = PolicyStats(
                 policy, "", time.time(), error="store not read", jobs={run.job: known}

@@ -4,8 +4,6 @@ Open a store from a URL with :func:`open_store`; see :mod:`datatier.storage.base
 contract and :mod:`datatier.storage.s3` / :mod:`datatier.storage.local` for the backends.
 """
 
-from typing import TYPE_CHECKING, Any
-
 from datatier.storage.base import (
     IncompleteUpload,
     ObjectInfo,
@@ -15,21 +13,8 @@ from datatier.storage.base import (
     RestoreTier,
     StorageClass,
 )
+from datatier.storage.s3settings import S3Settings  # no botocore: that is imported on use
 from datatier.storage.url import open_store
-
-if TYPE_CHECKING:
-    from datatier.storage.s3 import S3Settings
-
-
-def __getattr__(name: str) -> Any:
-    """``S3Settings`` is imported on first use: botocore is slow to import and most commands
-    (health, cache, replication) never touch S3."""
-    if name == "S3Settings":
-        from datatier.storage.s3 import S3Settings
-
-        return S3Settings
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "IncompleteUpload",

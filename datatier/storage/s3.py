@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
@@ -52,6 +51,7 @@ from datatier.storage.base import (
     StorageClass,
     TiB,
 )
+from datatier.storage.s3settings import MAX_PART_SIZE, MIN_PART_SIZE, S3Settings
 from datatier.storage.s3stream import (
     S3Object,
     copy_parts,
@@ -65,68 +65,17 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 NO_BUCKET_ENCRYPTION = "ServerSideEncryptionConfigurationNotFoundError"
-LOOKUP_ATTEMPTS = 3
-"""At most this many attempts per request of a bounded (read-only) store."""
 ETAG_CHECK_MAX = 4 * MiB
 """Up to this size a PutObject is confirmed by its ETag (an MD5 here) rather than by a HEAD
 (a round trip per object: a third of a many-table backup's upload time); above it hashing
 costs more CPU than the HEAD costs time."""
 
 
-@dataclass(frozen=True)
-class S3Settings:
-    """How to reach S3. Credentials None means boto3's default chain (env, profile, role)."""
-
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key_id: str | None = field(default=None, repr=False)
-    secret_access_key: str | None = field(default=None, repr=False)
-    max_attempts: int = 8
-    part_size: int = 16 * MiB
-    max_concurrency: int = 4
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    server_side_encryption: str | None = "AES256"  # or "aws:kms"; None: ask for none
-    kms_key_id: str | None = None
-    ca_bundle: str | None = None
-    bound: float | None = None
-    """Set by :meth:`bounded`: the seconds each request's attempts fit in."""
-
-    def __post_init__(self) -> None:
-        if not S3Store.MIN_PART_SIZE <= self.part_size <= S3Store.MAX_PART_SIZE:
-            raise UsageError(
-                f"s3 part_size {self.part_size} is outside S3's limits "
-                f"({S3Store.MIN_PART_SIZE}..{S3Store.MAX_PART_SIZE} bytes)"
-            )
-        if self.max_attempts < 1 or self.max_concurrency < 1:
-            raise UsageError("s3 max_attempts and max_concurrency must be at least 1")
-        if not (self.connect_timeout > 0 and self.read_timeout > 0):
-            raise UsageError("s3 connect_timeout and read_timeout must be above 0 seconds")
-
-    def bounded(self, total: float) -> S3Settings:
-        """These settings for read-only work: at most :data:`LOOKUP_ATTEMPTS` attempts per
-        request, each connect and read timeout cut to ``total / attempts`` seconds (so an
-        endpoint that never answers is given up on after ``total`` seconds plus botocore's
-        back-off between attempts, a fraction of a second). Never longer than the settings
-        themselves."""
-        if not total > 0:
-            raise UsageError(f"s3 lookup_timeout must be above 0 seconds, got {total!r}")
-        attempts = min(self.max_attempts, LOOKUP_ATTEMPTS)
-        each = total / attempts
-        return replace(
-            self,
-            max_attempts=attempts,
-            connect_timeout=min(self.connect_timeout, each),
-            read_timeout=min(self.read_timeout, each),
-            bound=total,
-        )
-
-
 class S3Store(ObjectStore):
     """Objects under ``s3://bucket/prefix``. ``client`` is exposed for event hooks in tests."""
 
-    MIN_PART_SIZE = 5 * MiB
-    MAX_PART_SIZE = 5 * GiB
+    MIN_PART_SIZE = MIN_PART_SIZE
+    MAX_PART_SIZE = MAX_PART_SIZE
     MAX_PARTS = 10_000
     MAX_OBJECT_SIZE = 5 * TiB
     MAX_COPY_SIZE = 5 * GiB  # larger objects are re-classed by multipart copy

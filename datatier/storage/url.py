@@ -17,7 +17,7 @@ from datatier.storage.base import ObjectStore
 from datatier.storage.local import LocalStore
 
 if TYPE_CHECKING:
-    from datatier.storage.s3 import S3Settings
+    from datatier.storage.s3settings import S3Settings
 
 SCHEMES = ("s3", "file")
 # S3 bucket naming rules (general purpose buckets): 3-63 chars, lower case, digits, '.', '-'.

@@ -364,6 +364,27 @@ def test_unknown_policy_and_wrong_bucket(
         path.unlink()
 
 
+def test_a_wrong_bucket_is_reported_before_an_engine_error(
+    use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The store is checked while the engine starts (issue 17): when both fail, the store's
+    error is the one reported, as when the check came first; nothing is written."""
+    path = use_sandbox_config.write_policy(
+        "rt-nobucket-nodb",
+        'engine = "mysql"\nstore = "s3://no-such-bucket-here/x"\n[source]\nnode = "replica1"\n'
+        'databases = ["no_such_database_here"]\n',
+    )
+    try:
+        assert main(["backup", "run", "rt-nobucket-nodb"]) == 2  # the bucket: a config error
+        err = capsys.readouterr().err
+        assert "S3 bucket 'no-such-bucket-here' does not exist" in err
+        assert "no_such_database_here" not in err
+        assert main(["backup", "run", "rt-nobucket-nodb", "--dry-run"]) == 2
+        assert "S3 bucket 'no-such-bucket-here' does not exist" in capsys.readouterr().err
+    finally:
+        path.unlink()
+
+
 def test_dump_engine_object_reads_back_as_plain_sql(
     sandbox: SandboxHandle, backup: Manifest
 ) -> None:

@@ -26,7 +26,8 @@ import boto3
 import pytest
 
 from datatier.storage.base import MiB
-from datatier.storage.s3 import S3Settings, S3Store
+from datatier.storage.s3 import S3Store
+from datatier.storage.s3settings import S3Settings
 from tests.integration.conftest import unavailable
 
 KEY_ID = "testing"

@@ -19,6 +19,9 @@ from datatier.errors import ServiceUnavailable
 from datatier.mysql.grants import IDENTIFIED
 from datatier.mysql.privileges import AccountPrivileges, _like
 from datatier.ops.job import run_job
+from datatier.storage.base import ObjectStore
+from datatier.storage.deferred import DeferredStore
+from datatier.storage.forwarding import ForwardingStore
 from datatier.storage.local import LocalStore
 
 
@@ -164,3 +167,75 @@ def test_privileges_match_like_patterns_and_alternatives() -> None:
 )
 def test_grant_lines_never_carry_credentials(grant: str, replayed: str) -> None:
     assert IDENTIFIED.sub("", grant).strip() == replayed
+
+
+def test_a_store_that_failed_to_open_is_not_recorded_in(
+    env: tuple[Path, LocalStore, Path], logs: io.StringIO
+) -> None:
+    """As when the store was never opened: no record attempted, no bookkeeping warning."""
+    config, _, _ = env
+    loaded = load(str(config), environ={})
+    error = ServiceUnavailable("cannot reach the store")
+
+    def opener() -> LocalStore:
+        raise error
+
+    with (
+        pytest.raises(ServiceUnavailable) as raised,
+        run_job(loaded, "backup", policy="shop") as job,
+    ):
+        job.store = DeferredStore(opener)
+        job.store.check()
+    assert raised.value is error
+    events = [json.loads(x)["event"] for x in logs.getvalue().splitlines()]
+    assert "jobstatus.not_recorded" not in events and "job.failed" in events
+
+
+def test_a_record_read_early_is_the_one_the_end_updates(
+    env: tuple[Path, LocalStore, Path],
+) -> None:
+    config, store, _ = env
+    loaded = load(str(config), environ={})
+    with run_job(loaded, "backup", policy="shop") as job:
+        job.store = store
+    with run_job(loaded, "backup", policy="shop") as job:
+        job.store = store
+        job.read_record_early()
+        assert job.early_record() is not None  # read: runs_total 1
+        store.delete([status_key("shop", "backup")])  # the end must not read again
+    status = read_status(store, "shop", "backup")
+    assert status.runs_total == 2 and status.failures_total == 0
+
+
+class FailsFirstRead(ForwardingStore):
+    """``inner`` whose first read fails (a store blip while the job starts)."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner, self.reads = inner, 0
+
+    def target(self) -> ObjectStore:
+        return self.inner
+
+    def iter_read(
+        self, key: str, chunk_size: int = ObjectStore.DEFAULT_CHUNK_SIZE
+    ) -> Iterator[bytes]:
+        self.reads += 1
+        if self.reads == 1:
+            raise ServiceUnavailable("store blip")
+        return self.inner.iter_read(key, chunk_size)
+
+
+def test_an_early_read_that_failed_is_read_again_at_the_end(
+    env: tuple[Path, LocalStore, Path],
+) -> None:
+    config, store, _ = env
+    loaded = load(str(config), environ={})
+    with run_job(loaded, "backup", policy="shop") as job:
+        job.store = store
+    flaky = FailsFirstRead(store)
+    with run_job(loaded, "backup", policy="shop") as job:
+        job.store = flaky
+        job.read_record_early()
+        assert job.early_record() is None
+    assert flaky.reads == 2
+    assert read_status(store, "shop", "backup").runs_total == 2

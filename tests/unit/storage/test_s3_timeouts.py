@@ -17,7 +17,8 @@ from datatier.backup.stores import for_transfers, s3_settings, store_for
 from datatier.cli import main
 from datatier.config import load
 from datatier.errors import ConfigError, ExitCode, ServiceUnavailable, UsageError
-from datatier.storage.s3 import LOOKUP_ATTEMPTS, S3Settings, S3Store
+from datatier.storage.s3 import S3Store
+from datatier.storage.s3settings import LOOKUP_ATTEMPTS, S3Settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
