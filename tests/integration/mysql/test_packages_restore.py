@@ -7,17 +7,23 @@ had loaded: exit 1, and no backup holding a package could be restored).
 New backups run a package's DROP in its own sql_mode (:mod:`datatier.mysql.dumpdefs`);
 backups written before run so too (:mod:`datatier.mysql.package_drops`, on restore; a
 backup of that layout is made here by the old writer). Names with bytes beyond ASCII, a
-package made by a latin1 client: the DROP must find it. On the sandbox's real servers."""
+package made by a latin1 client: the DROP must find it. The stock client loads the routines
+object as written. On the sandbox's real servers."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
+from datatier.backup.restore import find_backup
 from datatier.cli import main
+from datatier.config import load
 from datatier.mysql import dumpdefs
 from datatier.mysql.catalogue import Definition
 from tests.integration.binlog_support import PitrWindow, pitr_window
@@ -163,6 +169,40 @@ def test_a_backup_holding_packages_is_restored_into_a_new_database(
     assert code == 0, err
     assert state(clean, COPY) == at_backup
     assert report.get("left_as_they_are", []) == []
+
+
+def test_the_stock_client_loads_a_backups_routines_as_the_readme_shows(
+    clean: SandboxHandle, tmp_path: Path
+) -> None:
+    """``zstd -dc _routines.sql.zst | mariadb --binary-mode --comments COPY``, twice (the
+    second time each DROP finds its package, the latin1 one too): the source's routines.
+    The stock client takes the objects as written: no restore mends them."""
+    make_source(clean)
+    manifest = back_up(clean, POLICY, [DB])
+    loaded = load(str(clean.config_path), environ={})
+    _, store = find_backup(loaded, manifest.backup_id)
+    (routines,) = [o for o in manifest.objects if o.kind == "routines"]
+    text = (
+        zstandard.ZstdDecompressor()
+        .decompressobj()
+        .decompress(b"".join(store.iter_read(routines.key)))
+    )
+    cfg = loaded.config.mysql
+    node = cfg.nodes["primary"]
+    cnf = tmp_path / "client.cnf"
+    cnf.write_text(
+        f"[client]\nhost={node.host}\nport={node.port}\nuser={cfg.user}\n"
+        f"password={cfg.password.reveal()}\n"
+    )
+    run(clean, f"CREATE DATABASE {COPY}")
+    for _ in range(2):
+        loaded_by_hand = subprocess.run(
+            ["mariadb", f"--defaults-file={cnf}", "--binary-mode", "--comments", COPY],
+            input=text,
+            capture_output=True,
+        )
+        assert loaded_by_hand.returncode == 0, loaded_by_hand.stderr
+    assert state(clean, COPY)["routines"] == state(clean)["routines"]
 
 
 # -- point-in-time restore ------------------------------------------------------------------
