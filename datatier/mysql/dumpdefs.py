@@ -24,6 +24,7 @@ from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.creator_text import in_charset
 from datatier.mysql.event_status import status_statement
 from datatier.mysql.grants import dump_grants
+from datatier.mysql.package_drops import drop_statements
 from datatier.mysql.sqltext import (
     PRELUDE,
     UTF8_CLIENT,
@@ -169,9 +170,9 @@ def _per_database(
 
 
 def _definition_statements(d: Definition) -> list[str]:
-    """DROP ... IF EXISTS, the creation session and the CREATE of a definition (its text as
-    its creator's bytes, :mod:`datatier.mysql.creator_text`), then UTF-8 again."""
-    what = "VIEW" if d.kind == "view" else d.kind.upper()
+    """DROP ... IF EXISTS (a package's in its sql_mode: :mod:`datatier.mysql.package_drops`),
+    the creation session and the CREATE of a definition (its text as its creator's bytes,
+    :mod:`datatier.mysql.creator_text`), then UTF-8 again."""
     if d.converted_from is not None:
         log.warning(
             "backup.definition_charset",
@@ -196,7 +197,7 @@ def _definition_statements(d: Definition) -> list[str]:
                 note="its name or definer does not fit its charset: it is restored disabled",
             )
     statements = [
-        f"DROP {what} IF EXISTS {ident(d.name)}",
+        *drop_statements(d.kind, d.name, d.sql_mode),
         *creation_session(d.sql_mode, d.collation, d.time_zone, d.charset),
         statement,
         *([status] if status else []),

@@ -2,26 +2,27 @@
 
 Data objects hold no ``USE`` (which is how ``--rename`` works). Their statements are framed
 (:mod:`datatier.mysql.frames`): each loading thread runs them, one by one as the frames cut
-them, on a connection of its own in the target database (:mod:`datatier.mysql.direct`).
-Data objects of older backups, without frames, are fed decompressed to one stock
-``mariadb --binary-mode`` process bound to the target database. Definition
-objects (schemas, triggers, routines, events, views) written as one ``DELIMITER`` block are
-executed statement by statement on a connection of datatier's own, exactly as the server
-gave them at backup time: the stock client rewrites some routine bodies. Objects of older
-backups go to the stock client. Phases run in restore order; within the schema and data
-phases objects load in parallel (``jobs``). Each thread keeps one connection for the
-definition objects it runs (every object starts with the PRELUDE, which resets the session
-they set). Tables whose data is one object of at most :data:`BUNDLE_MAX_BYTES` load in
-batches on one thread (a job per table cost more than its rows): framed ones on its
-connection, unframed ones through one client process that runs the batch's objects one after
-another, as separate clients would (a failure names the object the client's line number
-falls in). Bundle objects (small tables the backup wrote together, each its definition then
-its rows) load in the data phase: format-1 bundles, every statement framed
-(:mod:`datatier.mysql.bundle_frames`), on the thread's connection like framed data, a
-failure naming the table and the statement within its section; older bundles through one
-client each, a failure naming the table whose section the client's line number falls in,
-and that line's number within the section. How clients are run, and why none outlives its
-restore: :mod:`datatier.mysql.stock_client`.
+them, on a connection of its own in the target database (:mod:`datatier.mysql.direct`). Data
+objects of older backups, without frames, are fed decompressed to one stock
+``mariadb --binary-mode`` process bound to the target database. Definition objects (schemas,
+triggers, routines, events, views) written as one ``DELIMITER`` block are executed statement
+by statement on a connection of datatier's own, exactly as the server gave them at backup
+time: the stock client rewrites some routine bodies (a routines object's package DROPs,
+which older backups sent before their sql_mode, first get it:
+:mod:`datatier.mysql.package_drops`). Objects of older backups go to the stock client.
+Phases run in restore order; within the schema and data phases objects load in parallel
+(``jobs``). Each thread keeps one connection for the definition objects it runs (every
+object starts with the PRELUDE, which resets the session they set). Tables whose data is one
+object of at most :data:`BUNDLE_MAX_BYTES` load in batches on one thread (a job per table
+cost more than its rows): framed ones on its connection, unframed ones through one client
+process that runs the batch's objects one after another, as separate clients would (a
+failure names the object the client's line number falls in). Bundle objects (small tables
+the backup wrote together, each its definition then its rows) load in the data phase:
+format-1 bundles, every statement framed (:mod:`datatier.mysql.bundle_frames`), on the
+thread's connection like framed data, a failure naming the table and the statement within
+its section; older bundles through one client each, a failure naming the table whose section
+the client's line number falls in, and that line's number within the section. How clients
+are run, and why none outlives its restore: :mod:`datatier.mysql.stock_client`.
 
 With ``keys_after_data`` an InnoDB table holding at least :data:`DEFER_MIN_BYTES` of data is
 created without its plain secondary indexes (:mod:`datatier.mysql.deferred_keys`), which
@@ -60,6 +61,7 @@ from datatier.mysql.direct import StatementRunner
 from datatier.mysql.frames import is_framed, peek, statements
 from datatier.mysql.interrupt import Interrupter
 from datatier.mysql.labels import name_label, object_label, table_label
+from datatier.mysql.package_drops import drops_in_their_mode
 from datatier.mysql.sqltext import ident, parse_block, prelude_statements
 from datatier.mysql.stock_client import StockClient
 
@@ -288,6 +290,8 @@ class SQLLoader:
                 if obj.kind == "schema":
                     statements = [self._create(st) for st in statements]
                     statements = self._without_deferred_keys(obj, statements)
+                elif obj.kind == "routines":  # older backups: a package's DROP in its mode
+                    statements = drops_in_their_mode(statements)
                 self._execute(obj, database, statements)
                 return
             if obj.kind == "schema" and self.rewrite_create is not None:

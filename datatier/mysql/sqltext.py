@@ -73,11 +73,16 @@ def creation_session(
         f"/*!50003 SET collation_connection = {string_literal(collation)} */",
         f"/*!50003 SET character_set_client = {charset} */",
         "/*!50003 SET character_set_results = utf8mb4 */",
-        f"/*!50003 SET sql_mode = {string_literal(sql_mode)} */",
+        sql_mode_statement(sql_mode),
     ]
     if time_zone is not None:
         statements.append(f"/*!50106 SET time_zone = {string_literal(time_zone)} */")
     return statements
+
+
+def sql_mode_statement(sql_mode: str) -> str:
+    """The statement of :func:`creation_session` that sets ``sql_mode``."""
+    return f"/*!50003 SET sql_mode = {string_literal(sql_mode)} */"
 
 
 UTF8_CLIENT = "/*!50003 SET character_set_client = utf8mb4 */"

@@ -24,6 +24,7 @@ from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.labels import table_label
 from datatier.mysql.lettercase import folds_names, name_key
 from datatier.mysql.name_weights import DEFINITIONS, weigh
+from datatier.mysql.package_drops import DROP_MODE, PACKAGE_KINDS
 from datatier.mysql.sqltext import ident
 
 _TABLE_TYPES = {"BASE TABLE": "table", "SYSTEM VERSIONED": "table", "SEQUENCE": "sequence",
@@ -120,10 +121,12 @@ def definitions_left(
 ) -> list[Present]:
     """The procedures, functions, packages and events of the target ``databases`` that are
     not ``accounted`` for ((kind, target database, name): what the restore defines or
-    names): a forced restore leaves them as they are. Names compared as the server
-    compares them (utf8mb3_general_ci weights, :mod:`datatier.mysql.name_weights`). Reads
-    only."""
+    names; a package's body goes with it): a forced restore leaves them as they are.
+    Names compared as the server compares them (utf8mb3_general_ci weights,
+    :mod:`datatier.mysql.name_weights`). Reads only."""
     accounted = list(accounted)
+    # DROP PACKAGE drops the body too: a package defined or named replaces its body
+    accounted += [("package body", d, n) for k, d, n in accounted if k == "package"]
     with connect(target) as conn, conn.cursor() as cur:
         fold = folds_names(cur)
         there = [
@@ -204,18 +207,25 @@ def _rows(
 def drop_present(
     target: Endpoint, present: list[Present], *, binlog: bool, dropped: list[Present]
 ) -> None:
-    """``DROP <kind> IF EXISTS`` each of ``present`` (triggers first; without binlogging
-    unless ``binlog``; foreign keys to a dropped table not checked, as for a backup's own
-    ``DROP TABLE``); each is appended to ``dropped`` once gone, so a caller knows what a
-    failure part-way left."""
+    """``DROP <kind> IF EXISTS`` each of ``present`` (triggers first, packages last, in
+    :data:`~datatier.mysql.package_drops.DROP_MODE`, where the server parses their DROP;
+    without binlogging unless ``binlog``; foreign keys to a dropped table not checked, as
+    for a backup's own ``DROP TABLE``); each is appended to ``dropped`` once gone, so a
+    caller knows what a failure part-way left."""
     if not present:
         return
-    order = sorted(present, key=lambda p: (p.kind != "trigger", p.database, p.name))
+    order = sorted(
+        present, key=lambda p: (p.kind != "trigger", p.kind in PACKAGE_KINDS, p.database, p.name)
+    )
     with connect(target) as conn, conn.cursor() as cur:
         if not binlog:
             cur.execute("SET SESSION sql_log_bin = 0")
         cur.execute("SET SESSION foreign_key_checks = 0")
+        packages = False
         for p in order:
             what = p.kind.upper()
+            if p.kind in PACKAGE_KINDS and not packages:
+                cur.execute("SET SESSION sql_mode = %s", (DROP_MODE,))
+                packages = True
             cur.execute(f"DROP {what} IF EXISTS {ident(p.database)}.{ident(p.name)}")
             dropped.append(p)

@@ -5,6 +5,7 @@ target's others as left as they are, so a name misread here is listed wrongly.""
 from __future__ import annotations
 
 from datatier.backup.manifest import ObjectRecord
+from datatier.mysql.package_drops import drop_statements
 from datatier.mysql.sqltext import PRELUDE, block
 from datatier.mysql.staged_creates import staged_definitions
 
@@ -21,6 +22,10 @@ def test_each_definitions_drop_names_it_whatever_its_bytes() -> None:
                 "DROP FUNCTION IF EXISTS `f`",
                 "CREATE FUNCTION `f`() RETURNS INT RETURN 1",
                 "DROP PACKAGE BODY IF EXISTS `pk`",
+                # a package's DROP after its sql_mode (the layout since tester3 finding 5)
+                *drop_statements("package", "pk2", "ORACLE"),
+                "/*!50003 SET sql_mode = 'ORACLE' */",
+                'CREATE PACKAGE "pk2" AS END',
             ]
         ).encode()
     )
@@ -37,5 +42,6 @@ def test_each_definitions_drop_names_it_whatever_its_bytes() -> None:
         ("procedure", "db", "p `é"),
         ("function", "db", "f"),
         ("package body", "db", "pk"),
+        ("package", "db", "pk2"),
         ("event", "db2", "ev"),
     }
