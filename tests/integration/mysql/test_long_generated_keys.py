@@ -90,9 +90,13 @@ def assert_restored(sandbox: SandboxHandle) -> None:
 
 @pytest.mark.parametrize("settings", ["", "bundle_tables = false\n"], ids=["bundle", "schema"])
 def test_a_long_generated_key_is_restored_under_a_name_create_accepts(
-    long_table: SandboxHandle, capsys: pytest.CaptureFixture[str], settings: str
+    long_table: SandboxHandle,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    settings: str,
 ) -> None:
     manifest = back_up(long_table, POLICY, [DB], settings)
+    assert "backup.foreign_keys_renamed" in caplog.text
     run(long_table, f"INSERT INTO {DB}.a VALUES (3)")
     code, err = forced(capsys, manifest.backup_id)
     assert code == 0, err
