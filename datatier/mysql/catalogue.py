@@ -17,6 +17,7 @@ from typing import Any
 
 from datatier.backup.names import show
 from datatier.errors import OperationFailed
+from datatier.log import get_logger
 from datatier.mysql.connection import Connection, query_dicts
 from datatier.mysql.creator_text import (
     creator_statement,
@@ -25,6 +26,9 @@ from datatier.mysql.creator_text import (
     show_create,
 )
 from datatier.mysql.lettercase import apart
+from datatier.mysql.long_key_names import MAX_NAME, restorable_create
+
+log = get_logger(__name__)
 
 TRANSACTIONAL_ENGINES = frozenset({"InnoDB", "XtraDB", "ROCKSDB", "TokuDB"})
 NO_DATA_ENGINES = frozenset({"MRG_MyISAM", "MRG_MYISAM", "FEDERATED", "BLACKHOLE", "CONNECT"})
@@ -77,6 +81,9 @@ class Table:
     order_key: tuple[str, ...]  # the clustered key (PK, else first NOT NULL unique); may be ()
     rows_estimate: int = 0
     data_bytes: int = 0
+    renamed_keys: tuple[tuple[str, str], ...] = ()
+    """Foreign keys ``create`` names otherwise than the server (old, new): names over 64
+    characters, which CREATE TABLE refuses (:mod:`datatier.mysql.long_key_names`)."""
 
     @property
     def dumped_columns(self) -> tuple[Column, ...]:
@@ -138,6 +145,15 @@ class Catalogue:
     excluded: list[str] = field(default_factory=list)  # db.table left out by the policy
     excluded_pairs: list[tuple[str, str]] = field(default_factory=list)  # the same, as pairs
 
+    def renamed_keys(self) -> list[dict[str, str]]:
+        """Each foreign key the backup names otherwise than the server (``Table.renamed_keys``),
+        for the manifest: table (``db.t``), name (the server's) and written (the backup's)."""
+        return [
+            {"table": f"{t.database}.{t.name}", "name": old, "written": new}
+            for t in self.tables
+            for old, new in t.renamed_keys
+        ]
+
 
 def read_catalogue(
     conn: Connection,
@@ -181,15 +197,27 @@ def read_catalogue(
         if ttype == "VIEW":
             found.views.append(_view(conn, db, name, columns.get((db, name), ())))
             continue
+        create, renamed = restorable_create(
+            show_create(
+                conn, "SEQUENCE" if ttype == "SEQUENCE" else "TABLE", db, name, "Create Table"
+            )
+        )
+        if renamed:
+            log.warning(
+                "backup.foreign_keys_renamed",
+                table=f"{db}.{name}",
+                renamed={old: new for old, new in renamed},
+                note=f"their names (the server's, renamed with the table) are over {MAX_NAME} "
+                "characters, which CREATE TABLE refuses: the backup names them so",
+            )
         found.tables.append(
             Table(
                 database=db,
                 name=name,
                 kind="sequence" if ttype == "SEQUENCE" else "table",
                 engine=row["ENGINE"] or "",
-                create=show_create(
-                    conn, "SEQUENCE" if ttype == "SEQUENCE" else "TABLE", db, name, "Create Table"
-                ),
+                create=create,
+                renamed_keys=tuple(renamed),
                 columns=tuple(columns.get((db, name), ())),
                 order_key=keys.get((db, name), ()),
                 rows_estimate=int(row["TABLE_ROWS"] or 0),

@@ -29,6 +29,7 @@ from datatier.mysql.binlog.sqlrefs import Token, scan
 from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.labels import table_label
 from datatier.mysql.lettercase import folds_names, name_key
+from datatier.mysql.long_key_names import restorable_create
 from datatier.mysql.name_weights import FOREIGN_KEYS, weigh
 from datatier.mysql.staged_creates import staged_creates
 from datatier.mysql.view_deps import TableName
@@ -86,10 +87,12 @@ def staged_declared(
 ) -> dict[str, Declared]:
     """Per target database (``targets``: source -> target), the foreign keys the
     ``restored`` tables (source names) of ``objects`` declare, read from their CREATE TABLE
-    (bytes from ``content``; only definitions that mention a foreign key are parsed)."""
+    (bytes from ``content``; only definitions that mention a foreign key are parsed), as the
+    restore creates them (:func:`~datatier.mysql.long_key_names.restorable_create`)."""
     declared: dict[str, Declared] = {}
     for (database, table), create in staged_creates(objects, content, _FOREIGN_KEY).items():
         if (database, table) in restored and database in targets:
+            create, _ = restorable_create(create)  # as the restore will create it
             declared.setdefault(targets[database], Declared()).add(table, scan(create).tokens)
     return declared
 

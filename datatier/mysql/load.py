@@ -48,6 +48,7 @@ import pymysql
 
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import OperationFailed
+from datatier.log import get_logger
 from datatier.mysql.bundle_frames import BUNDLE_HEAD_BYTES, BundleStatements, is_framed_bundle
 from datatier.mysql.connection import (
     ClientOptions,
@@ -61,9 +62,12 @@ from datatier.mysql.direct import StatementRunner
 from datatier.mysql.frames import is_framed, peek, statements
 from datatier.mysql.interrupt import Interrupter
 from datatier.mysql.labels import name_label, object_label, table_label
+from datatier.mysql.long_key_names import MAX_NAME, restorable_create
 from datatier.mysql.package_drops import drops_in_their_mode
 from datatier.mysql.sqltext import ident, parse_block, prelude_statements
 from datatier.mysql.stock_client import StockClient
+
+log = get_logger(__name__)
 
 Fetch = Callable[[ObjectRecord], Iterator[bytes]]
 """Yields an object's *decompressed* bytes, after checking its SHA-256."""
@@ -243,10 +247,13 @@ class SQLLoader:
         self._run(obj, database, map(self._create, parsed), locate)
 
     def _create(self, statement: bytes) -> bytes:
-        """``statement``, through :attr:`rewrite_create` when it is a CREATE TABLE."""
-        if self.rewrite_create is None or not statement.startswith(b"CREATE TABLE "):
+        """``statement``; a CREATE TABLE with its foreign keys' names CREATE refuses made
+        restorable (a backup taken before it did so, :func:`_restorable`), then through
+        :attr:`rewrite_create`."""
+        if not statement.startswith(b"CREATE TABLE "):
             return statement
-        return self.rewrite_create(statement)
+        statement = _restorable(statement)
+        return statement if self.rewrite_create is None else self.rewrite_create(statement)
 
     def _run(
         self,
@@ -294,10 +301,12 @@ class SQLLoader:
                     statements = drops_in_their_mode(statements)
                 self._execute(obj, database, statements)
                 return
-            if obj.kind == "schema" and self.rewrite_create is not None:
+            if obj.kind == "schema":
                 # an older layout (plain statements after the prelude: a table's DROP and
-                # CREATE, a sequence's SETVAL too), requalified as a whole
-                text = self.rewrite_create(text)
+                # CREATE, a sequence's SETVAL too), made restorable and requalified as a whole
+                text = _restorable(text)
+                if self.rewrite_create is not None:
+                    text = self.rewrite_create(text)
             self._pipe([obj], database, cnf, lambda _: iter([text]))
             return
         if obj.kind == "data" and database is not None:
@@ -403,6 +412,22 @@ class SQLLoader:
         if self.on_loaded:
             for obj in objs:
                 self.on_loaded(obj)
+
+
+def _restorable(statement: bytes) -> bytes:
+    """``statement`` with each foreign key named over 64 characters renamed as a backup now
+    writes it (:mod:`datatier.mysql.long_key_names`), said in a warning."""
+    text = statement.decode("utf-8", "surrogateescape")
+    create, renamed = restorable_create(text)
+    if not renamed:
+        return statement
+    log.warning(
+        "restore.foreign_keys_renamed",
+        renamed={old: new for old, new in renamed},
+        note=f"names over {MAX_NAME} characters, which CREATE TABLE refuses (the backup took "
+        "them as the server wrote them): created under these names",
+    )
+    return create.encode("utf-8", "surrogateescape")
 
 
 def _owner(obj: ObjectRecord) -> tuple[str | None, str | None]:

@@ -241,6 +241,11 @@ class ParallelDumpEngine(BackupEngine):
                 "raw_threshold": threshold,
                 "max_statement_bytes": dumper.largest_statement,
                 "references": record_references(catalogue, views),
+                **(
+                    {"renamed_foreign_keys": renamed}
+                    if (renamed := catalogue.renamed_keys())
+                    else {}
+                ),
                 **({"grants": grants} if grants is not None else {}),
             },
         )
