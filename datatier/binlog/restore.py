@@ -71,7 +71,7 @@ from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.references import recorded_references
 from datatier.mysql.restore import LogicalRestore
-from datatier.mysql.scheduler import enabled_events, scheduler_runs
+from datatier.mysql.scheduler import enabled_events, scheduler_refusal, scheduler_runs
 from datatier.mysql.window_objects import Present, drop_present, present_objects
 from datatier.pipeline.staging import Staged
 from datatier.storage.base import MiB
@@ -401,16 +401,7 @@ class PitrRestore(RestoreEngine):
             if kept:
                 found.append(f"the target holds the enabled events {', '.join(kept)}")
         if found:
-            raise UsageError(
-                f"target {server.label} runs the event scheduler (event_scheduler = ON) and "
-                f"events would run in the restored databases during the replay: "
-                f"{'; '.join(found)}. An event writing between the replayed transactions "
-                "mixes rows of its own time with those of the target moment, or takes a key "
-                "a replayed row needs and the replay fails half-way",
-                hint="SET GLOBAL event_scheduler = OFF on the target for the restore and ON "
-                "again after it (every database's events wait meanwhile), or restore into a "
-                "server that does not run the scheduler; nothing was changed",
-            )
+            raise scheduler_refusal(server, found)
 
     def _window_created(
         self, created: set[tuple[str, str, str]], fold: bool

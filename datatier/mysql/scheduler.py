@@ -4,13 +4,14 @@ While ``@@event_scheduler`` is ON, an enabled event of a restored database runs 
 the replayed transactions: its writes mix with those of the target moment, or take a key
 (the next AUTO_INCREMENT id) that a replayed row then needs and the replay fails half-way.
 :func:`scheduler_runs` says whether the scheduler runs; :func:`enabled_events` names the
-events that would run.
+events that would run; :func:`scheduler_refusal` is the refusal, saying what to do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from datatier.errors import UsageError
 from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.labels import table_label
 from datatier.mysql.lettercase import folds_names, name_key
@@ -44,3 +45,19 @@ def enabled_events(target: Endpoint, databases: Iterable[str]) -> list[str]:
                 if name_key(str(schema), fold) == key
             ]
     return sorted(found)
+
+
+def scheduler_refusal(target: Endpoint, found: list[str]) -> UsageError:
+    """The refusal (exit 2) of a point-in-time restore into ``target``, whose scheduler
+    runs, while events could run during the replay (``found``: why, one clause each). The
+    scheduler is the user's to turn off: it holds every database's events."""
+    return UsageError(
+        f"target {target.label} runs the event scheduler (event_scheduler = ON) and events "
+        f"would run in the restored databases during the replay: {'; '.join(found)}. An "
+        "event writing between the replayed transactions mixes rows of its own time with "
+        "those of the target moment, or takes a key a replayed row needs and the replay "
+        "fails half-way",
+        hint="SET GLOBAL event_scheduler = OFF on the target for the restore and ON again "
+        "after it (every database's events wait meanwhile), or restore into a server that "
+        "does not run the scheduler; nothing was changed",
+    )
