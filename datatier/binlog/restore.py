@@ -13,13 +13,16 @@ of :func:`datatier.backup.restore.restore_backup` keeps every refusal before any
   (:func:`~datatier.binlog.pitr.refuse_base`), never used unasked;
 * ``check_target``: names of a base not recording its source's ``lower_case_table_names``
   differing only by letter case on a target folding them (whatever ``--tables``/``--rename``
-  select: the replay could not tell them apart); the logical restore's refusals (such names
-  among what is restored, packet size, a replica, non-empty);
+  select: the replay could not tell them apart); a target running the event scheduler
+  while the base or the target databases hold events (they would run during the replay;
+  :meth:`PitrRestore._check_scheduler`); the logical restore's refusals (such names among
+  what is restored, packet size, a replica, non-empty);
 * archived objects of the backup and of the archive are requested together, then staged
   (downloaded once, SHA-256 checked);
 * ``apply``: the staged segments are scanned first, and what cannot be replayed (see
   :mod:`datatier.mysql.binlog.translate`) or exceeds the target's packet limit is refused
-  (exit 2) before anything changes, and so are tables the replay writes (created after
+  (exit 2) before anything changes, and so are events it creates, alters or drops while the
+  target runs the event scheduler, and tables the replay writes (created after
   the base) whose names differ only by letter case from another's, on a target folding
   them (:func:`~datatier.mysql.casenames.check_replay_collisions`); with ``--force``, the
   target's objects named like one the replay creates are dropped
@@ -68,6 +71,7 @@ from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.references import recorded_references
 from datatier.mysql.restore import LogicalRestore
+from datatier.mysql.scheduler import enabled_events, scheduler_refusal, scheduler_runs
 from datatier.mysql.window_objects import Present, drop_present, present_objects
 from datatier.pipeline.staging import Staged
 from datatier.storage.base import MiB
@@ -207,6 +211,7 @@ class PitrRestore(RestoreEngine):
             check_case_collisions(
                 self.base.server, {db: db for db in everything}, held, replay=manifest.backup_id
             )
+        self._check_scheduler()
         before = len(self.base_plan.summary)
         self.base.check_target(self.base_plan)
         if self.options.force and self.options.dry_run and not self.options.scan:
@@ -309,6 +314,7 @@ class PitrRestore(RestoreEngine):
         )
         self._check_written(server, fold, scanned)
         self._fold, self._created = fold, self._window_created(scanned.created, fold)
+        self._check_scheduler(window=True)
         self._dropped_databases = scanned.dropped_databases
         if self.options.force:  # told now, looked up again before loading
             present = self._present(server)
@@ -352,6 +358,50 @@ class PitrRestore(RestoreEngine):
             f"{scanned.skipped} skipped (in the base backup, or of nothing restored)"
         )
         plan.summary.extend(_accounts_text(scanned.accounts_skipped, scanned.accounts_listed))
+
+    def _check_scheduler(self, *, window: bool = False) -> None:
+        """UsageError (exit 2, nothing changed) when the target runs the event scheduler
+        (:mod:`datatier.mysql.scheduler`) and an event could run in the restored databases
+        during the replay: the base holds events of them (restored with their status before
+        the replay), the target databases hold enabled ones (kept by ``--force``), or, once
+        scanned (``window``), the replay creates, alters or drops one. Such an event writes
+        between the replayed transactions: rows of the restore's own time mixed with those
+        of the target moment, or a key a replayed row needs taken (the replay fails
+        half-way). Turning the scheduler off is the user's call: it holds every database's
+        events."""
+        assert self.base_plan is not None, "plan runs first"
+        server, targets = self.base.server, self.base.targets
+        if not scheduler_runs(server):
+            return
+        found = []
+        if window:
+            folded = {name_key(s, self._fold): d for s, d in targets.items()}
+            named = sorted(
+                table_label(folded.get(db, db), name)
+                for kind, db, name in self._created
+                if kind == "event"
+            )
+            if named:
+                found.append(f"the replay window creates, alters or drops {', '.join(named)}")
+        else:
+            objects = self.base_plan.objects
+            based = sorted(
+                {
+                    targets[o.database]
+                    for o in objects
+                    if o.kind == "events" and o.database in targets
+                }
+            )
+            if based:
+                found.append(
+                    "the base backup holds events of "
+                    f"{', '.join(map(name_label, based))}, restored before the replay"
+                )
+            kept = enabled_events(server, targets.values())
+            if kept:
+                found.append(f"the target holds the enabled events {', '.join(kept)}")
+        if found:
+            raise scheduler_refusal(server, found)
 
     def _window_created(
         self, created: set[tuple[str, str, str]], fold: bool
