@@ -116,6 +116,7 @@ class SQLLoader:
         self._local = threading.local()  # per thread: conn, database
         self._sessions: list[Connection] = []
         self._runners: list[StatementRunner] = []
+        self._texts: dict[str, bytes] = {}  # schema objects fetched by _drop_tables_first
         self.started = False
         """Whether any statement of an object was sent (the target may have changed)."""
 
@@ -146,6 +147,8 @@ class SQLLoader:
                 if kind in PHASE_OF:
                     continue
                 phase = [o for o in pending if PHASE_OF.get(o.kind, o.kind) == kind]
+                if kind == "schema" and self.jobs > 1:
+                    self._drop_tables_first(phase)
                 leading = [o for o in phase if self.first(o)]
                 for batch in (leading, [o for o in phase if not self.first(o)]):
                     if not batch:
@@ -160,6 +163,29 @@ class SQLLoader:
                         self._add_keys(table)
             for table in list(self._alters):  # tables whose data phase never came
                 self._add_keys(table)
+
+    def _drop_tables_first(self, phase: list[ObjectRecord]) -> None:
+        """Run the ``DROP TABLE IF EXISTS`` each schema object of ``phase`` starts with, one
+        after another on one connection, before any object of the phase loads. Dropped in
+        parallel, a parent table and its child (one holding a FOREIGN KEY to it) fail
+        InnoDB's table locks on each other at once ("Lock wait timeout exceeded") with the
+        restore half done; once dropped, each object's own DROP finds nothing. Objects of
+        the older unframed layout keep their DROP (the stock client runs them whole)."""
+        drops: list[tuple[ObjectRecord, str | None, list[bytes]]] = []
+        for obj in phase:
+            if obj.kind != "schema" or obj.table is None or self._stop.is_set():
+                continue
+            text = b"".join(self.fetch(obj))
+            self._texts[obj.key] = text
+            statements = parse_block(text) or []
+            found = [st for st in statements if st.startswith(b"DROP TABLE IF EXISTS ")]
+            if found:
+                database = None if obj.database is None else self.database_for(obj.database)
+                drops.append((obj, database, found))
+        for obj, database, found in drops:
+            if self._stop.is_set():
+                return
+            self._execute(obj, database, found, loaded=False)
 
     def _parallel(self, batch: list[ObjectRecord], cnf: ClientOptions) -> None:
         """``batch`` on ``jobs`` threads, largest first so the tail stays short. A table's
@@ -282,7 +308,9 @@ class SQLLoader:
         # Objects without a database (accounts and grants) run with none selected.
         database = None if obj.database is None else self.database_for(obj.database)
         if obj.kind not in ("data", "bundle"):
-            text = b"".join(self.fetch(obj))
+            text = self._texts.pop(obj.key, None)
+            if text is None:
+                text = b"".join(self.fetch(obj))
             statements = parse_block(text)
             if statements is not None:
                 if obj.kind == "schema":
@@ -347,8 +375,16 @@ class SQLLoader:
                 f"after its data failed: {detail}"
             ) from None
 
-    def _execute(self, obj: ObjectRecord, database: str | None, statements: list[bytes]) -> None:
-        """Run a definitions object's statements on a connection of our own."""
+    def _execute(
+        self,
+        obj: ObjectRecord,
+        database: str | None,
+        statements: list[bytes],
+        *,
+        loaded: bool = True,
+    ) -> None:
+        """Run a definitions object's statements (all of them when ``loaded``, which reports
+        it loaded) on a connection of our own."""
         try:
             conn = self._session(database)
             self.started = True
@@ -363,7 +399,7 @@ class SQLLoader:
             error = OperationFailed(f"loading {object_label(obj, database)} failed: {detail}")
             error.details["objects"] = [obj.key]
             raise error from None
-        if self.on_loaded:
+        if loaded and self.on_loaded:
             self.on_loaded(obj)
 
     def _session(self, database: str | None) -> Connection:
