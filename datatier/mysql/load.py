@@ -39,6 +39,7 @@ object is reported loaded (``on_loaded``) only once all its statements have succ
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -165,27 +166,37 @@ class SQLLoader:
                 self._add_keys(table)
 
     def _drop_tables_first(self, phase: list[ObjectRecord]) -> None:
-        """Run the ``DROP TABLE IF EXISTS`` each schema object of ``phase`` starts with, one
-        after another on one connection, before any object of the phase loads. Dropped in
-        parallel, a parent table and its child (one holding a FOREIGN KEY to it) fail
-        InnoDB's table locks on each other at once ("Lock wait timeout exceeded") with the
-        restore half done; once dropped, each object's own DROP finds nothing. Objects of
-        the older unframed layout keep their DROP (the stock client runs them whole)."""
-        drops: list[tuple[ObjectRecord, str | None, list[bytes]]] = []
+        """Run the ``DROP TABLE IF EXISTS`` of each schema object of ``phase`` whose table
+        is linked by a foreign key to another table of the phase (its CREATE TABLE declares
+        one to it, or it to that table), one after another on one connection, before any
+        object of the phase loads. Dropped and created in parallel, a parent and its child
+        fail InnoDB's table locks on each other at once ("Lock wait timeout exceeded") with
+        the restore half done; once dropped, each object's own DROP finds nothing. Other
+        tables keep loading in parallel (a DROP waiting on a lock still ends with the first
+        failing sibling). Objects of the older unframed layout keep their DROP."""
+        parsed: dict[str, tuple[ObjectRecord, list[bytes]]] = {}
         for obj in phase:
             if obj.kind != "schema" or obj.table is None or self._stop.is_set():
                 continue
             text = b"".join(self.fetch(obj))
             self._texts[obj.key] = text
-            statements = parse_block(text) or []
-            found = [st for st in statements if st.startswith(b"DROP TABLE IF EXISTS ")]
-            if found:
-                database = None if obj.database is None else self.database_for(obj.database)
-                drops.append((obj, database, found))
-        for obj, database, found in drops:
+            parsed[obj.key] = (obj, parse_block(text) or [])
+        tables = {(o.database, o.table) for o, _ in parsed.values()}
+        linked: set[tuple[str | None, str | None]] = set()
+        for obj, texts in parsed.values():
+            for statement in texts:
+                if statement.startswith(b"CREATE TABLE "):
+                    for parent in referenced_tables(statement, obj.database):
+                        if parent in tables and parent != (obj.database, obj.table):
+                            linked |= {parent, (obj.database, obj.table)}
+        for obj, texts in parsed.values():
+            drops = [st for st in texts if st.startswith(b"DROP TABLE IF EXISTS ")]
+            if (obj.database, obj.table) not in linked or not drops:
+                continue
             if self._stop.is_set():
                 return
-            self._execute(obj, database, found, loaded=False)
+            database = None if obj.database is None else self.database_for(obj.database)
+            self._execute(obj, database, drops, loaded=False)
 
     def _parallel(self, batch: list[ObjectRecord], cnf: ClientOptions) -> None:
         """``batch`` on ``jobs`` threads, largest first so the tail stays short. A table's
@@ -435,6 +446,23 @@ class SQLLoader:
         if self.on_loaded:
             for obj in objs:
                 self.on_loaded(obj)
+
+
+_REFERENCES = re.compile(rb"REFERENCES (`(?:[^`]|``)+`)(?:\.(`(?:[^`]|``)+`))?")
+
+
+def referenced_tables(create: bytes, database: str | None) -> set[tuple[str | None, str]]:
+    """The (database, table) each FOREIGN KEY of the CREATE TABLE statement ``create``
+    (as SHOW CREATE TABLE writes it) references; an unqualified name is ``database``'s."""
+    found: set[tuple[str | None, str]] = set()
+    for first, second in _REFERENCES.findall(create):
+        names = [_unquote(n) for n in (first, second) if n]
+        found.add((names[0], names[1]) if len(names) == 2 else (database, names[0]))
+    return found
+
+
+def _unquote(name: bytes) -> str:
+    return name[1:-1].replace(b"``", b"`").decode("utf-8", "surrogateescape")
 
 
 def _owner(obj: ObjectRecord) -> tuple[str | None, str | None]:
