@@ -40,6 +40,7 @@ object is reported loaded (``on_loaded``) only once all its statements have succ
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -122,6 +123,7 @@ class SQLLoader:
         self._local = threading.local()  # per thread: conn, database
         self._sessions: list[Connection] = []
         self._runners: list[StatementRunner] = []
+        self._texts: dict[str, bytes] = {}  # schema objects fetched by _drop_tables_first
         self.started = False
         """Whether any statement of an object was sent (the target may have changed)."""
 
@@ -152,6 +154,8 @@ class SQLLoader:
                 if kind in PHASE_OF:
                     continue
                 phase = [o for o in pending if PHASE_OF.get(o.kind, o.kind) == kind]
+                if kind == "schema" and self.jobs > 1:
+                    self._drop_tables_first(phase)
                 leading = [o for o in phase if self.first(o)]
                 for batch in (leading, [o for o in phase if not self.first(o)]):
                     if not batch:
@@ -166,6 +170,39 @@ class SQLLoader:
                         self._add_keys(table)
             for table in list(self._alters):  # tables whose data phase never came
                 self._add_keys(table)
+
+    def _drop_tables_first(self, phase: list[ObjectRecord]) -> None:
+        """Run the ``DROP TABLE IF EXISTS`` of each schema object of ``phase`` whose table
+        is linked by a foreign key to another table of the phase (its CREATE TABLE declares
+        one to it, or it to that table), one after another on one connection, before any
+        object of the phase loads. Dropped and created in parallel, a parent and its child
+        fail InnoDB's table locks on each other at once ("Lock wait timeout exceeded") with
+        the restore half done; once dropped, each object's own DROP finds nothing. Other
+        tables keep loading in parallel (a DROP waiting on a lock still ends with the first
+        failing sibling). Objects of the older unframed layout keep their DROP."""
+        parsed: dict[str, tuple[ObjectRecord, list[bytes]]] = {}
+        for obj in phase:
+            if obj.kind != "schema" or obj.table is None or self._stop.is_set():
+                continue
+            text = b"".join(self.fetch(obj))
+            self._texts[obj.key] = text
+            parsed[obj.key] = (obj, parse_block(text) or [])
+        tables = {(o.database, o.table) for o, _ in parsed.values()}
+        linked: set[tuple[str | None, str | None]] = set()
+        for obj, texts in parsed.values():
+            for statement in texts:
+                if statement.startswith(b"CREATE TABLE "):
+                    for parent in referenced_tables(statement, obj.database):
+                        if parent in tables and parent != (obj.database, obj.table):
+                            linked |= {parent, (obj.database, obj.table)}
+        for obj, texts in parsed.values():
+            drops = [st for st in texts if st.startswith(b"DROP TABLE IF EXISTS ")]
+            if (obj.database, obj.table) not in linked or not drops:
+                continue
+            if self._stop.is_set():
+                return
+            database = None if obj.database is None else self.database_for(obj.database)
+            self._execute(obj, database, drops, loaded=False)
 
     def _parallel(self, batch: list[ObjectRecord], cnf: ClientOptions) -> None:
         """``batch`` on ``jobs`` threads, largest first so the tail stays short. A table's
@@ -291,7 +328,9 @@ class SQLLoader:
         # Objects without a database (accounts and grants) run with none selected.
         database = None if obj.database is None else self.database_for(obj.database)
         if obj.kind not in ("data", "bundle"):
-            text = b"".join(self.fetch(obj))
+            text = self._texts.pop(obj.key, None)
+            if text is None:
+                text = b"".join(self.fetch(obj))
             statements = parse_block(text)
             if statements is not None:
                 if obj.kind == "schema":
@@ -360,8 +399,16 @@ class SQLLoader:
                 f"after its data failed: {detail}"
             ) from None
 
-    def _execute(self, obj: ObjectRecord, database: str | None, statements: list[bytes]) -> None:
-        """Run a definitions object's statements on a connection of our own."""
+    def _execute(
+        self,
+        obj: ObjectRecord,
+        database: str | None,
+        statements: list[bytes],
+        *,
+        loaded: bool = True,
+    ) -> None:
+        """Run a definitions object's statements (all of them when ``loaded``, which reports
+        it loaded) on a connection of our own."""
         try:
             conn = self._session(database)
             self.started = True
@@ -376,7 +423,7 @@ class SQLLoader:
             error = OperationFailed(f"loading {object_label(obj, database)} failed: {detail}")
             error.details["objects"] = [obj.key]
             raise error from None
-        if self.on_loaded:
+        if loaded and self.on_loaded:
             self.on_loaded(obj)
 
     def _session(self, database: str | None) -> Connection:
@@ -428,6 +475,23 @@ def _restorable(statement: bytes) -> bytes:
         "them as the server wrote them): created under these names",
     )
     return create.encode("utf-8", "surrogateescape")
+
+
+_REFERENCES = re.compile(rb"REFERENCES (`(?:[^`]|``)+`)(?:\.(`(?:[^`]|``)+`))?")
+
+
+def referenced_tables(create: bytes, database: str | None) -> set[tuple[str | None, str]]:
+    """The (database, table) each FOREIGN KEY of the CREATE TABLE statement ``create``
+    (as SHOW CREATE TABLE writes it) references; an unqualified name is ``database``'s."""
+    found: set[tuple[str | None, str]] = set()
+    for first, second in _REFERENCES.findall(create):
+        names = [_unquote(n) for n in (first, second) if n]
+        found.add((names[0], names[1]) if len(names) == 2 else (database, names[0]))
+    return found
+
+
+def _unquote(name: bytes) -> str:
+    return name[1:-1].replace(b"``", b"`").decode("utf-8", "surrogateescape")
 
 
 def _owner(obj: ObjectRecord) -> tuple[str | None, str | None]:
