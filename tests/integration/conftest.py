@@ -218,3 +218,18 @@ def slow_glacier(sandbox: SandboxHandle) -> Iterator[None]:
     )
     yield
     post("/moto-api/state-manager/unset-transition", {"model_name": "s3::keyrestore"})
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, Any, str]:
+    """``datatier`` run in-process with ``argv`` (a ``--json`` command): (exit code, its
+    JSON report or {} when it printed none, stderr)."""
+    from datatier.cli import main
+
+    capsys.readouterr()
+    code = main(argv)
+    out = capsys.readouterr()
+    try:
+        report = json.loads(out.out)
+    except ValueError:
+        report = {}
+    return code, report, out.err

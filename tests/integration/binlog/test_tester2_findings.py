@@ -97,7 +97,6 @@ every segment line satisfies.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -105,7 +104,7 @@ import pytest
 
 from datatier.cli import main
 from tests.integration.binlog_support import PitrWindow, pitr_window, query
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, cli_json
 
 DB, POLICY = "t2_inplace", "t2_inplace"
 
@@ -203,14 +202,9 @@ def restore(
 ) -> tuple[int, dict[str, Any], str]:
     """``restore --policy POLICY --until-gtid gtid --force --json`` (and ``extra``):
     (exit code, the JSON report or {}, stderr)."""
-    capsys.readouterr()
-    code = main(["restore", "--policy", POLICY, "--until-gtid", gtid, "--force", "--json", *extra])
-    out = capsys.readouterr()
-    try:
-        report = json.loads(out.out)
-    except ValueError:
-        report = {}
-    return code, report, out.err
+    return cli_json(
+        capsys, ["restore", "--policy", POLICY, "--until-gtid", gtid, "--force", "--json", *extra]
+    )
 
 
 @pytest.fixture

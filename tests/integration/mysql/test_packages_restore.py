@@ -12,7 +12,6 @@ object as written. On the sandbox's real servers."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +21,11 @@ import pytest
 import zstandard
 
 from datatier.backup.restore import find_backup
-from datatier.cli import main
 from datatier.config import load
 from datatier.mysql import dumpdefs
 from datatier.mysql.catalogue import Definition
 from tests.integration.binlog_support import PitrWindow, pitr_window
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, cli_json
 from tests.integration.mysql.conftest import back_up
 
 DB, COPY, POLICY = "pk_restore", "pk_restore_copy", "pk-restore"
@@ -75,18 +73,6 @@ def state(sandbox: SandboxHandle, database: str = DB) -> dict[str, Any]:
         )
     )
     return found
-
-
-def report_of(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, Any, str]:
-    """``datatier`` run with ``argv`` (``--json``): (exit code, the report or {}, stderr)."""
-    capsys.readouterr()
-    code = main(argv)
-    out = capsys.readouterr()
-    try:
-        report = json.loads(out.out)
-    except ValueError:
-        report = {}
-    return code, report, out.err
 
 
 @pytest.fixture
@@ -137,7 +123,7 @@ def test_a_backup_holding_packages_is_restored_over_its_source(
             f"CREATE PACKAGE BODY {DB}.pk AS FUNCTION f RETURN INT AS BEGIN RETURN 1; END; END",
             sql_mode=ORACLE,
         )
-    code, report, err = report_of(capsys, ["restore", manifest.backup_id, "--force", "--json"])
+    code, report, err = cli_json(capsys, ["restore", manifest.backup_id, "--force", "--json"])
     assert code == 0, err
     assert state(clean) == at_backup
     assert report.get("left_as_they_are", []) == []
@@ -161,11 +147,11 @@ def test_a_backup_holding_packages_is_restored_into_a_new_database(
         manifest = back_up(clean, POLICY, [DB])
     at_backup = state(clean)
     argv = ["restore", manifest.backup_id, "--rename", f"{DB}={COPY}", "--json"]
-    code, _, err = report_of(capsys, argv)
+    code, _, err = cli_json(capsys, argv)
     assert code == 0, err
     assert state(clean, COPY) == at_backup
     run(clean, f"DELETE FROM {COPY}.t", f"DROP PACKAGE BODY {COPY}.`pâq`", sql_mode=ORACLE)
-    code, report, err = report_of(capsys, [*argv, "--force"])
+    code, report, err = cli_json(capsys, [*argv, "--force"])
     assert code == 0, err
     assert state(clean, COPY) == at_backup
     assert report.get("left_as_they_are", []) == []
@@ -248,7 +234,7 @@ def test_a_window_creating_and_dropping_packages_is_replayed_in_place(
         )
     window.archive()
     argv = ["restore", "--policy", PPOLICY, "--until-gtid", gtid, "--force", "--json"]
-    code, report, err = report_of(capsys, argv)
+    code, report, err = cli_json(capsys, argv)
     assert code == 0, err
     assert state(window.sandbox, PDB) == at_t
     assert report.get("left_as_they_are", []) == []

@@ -111,7 +111,6 @@ the window creates, held by a table kept after T, is dropped and named in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,7 +118,7 @@ import pytest
 
 from datatier.cli import main
 from tests.integration.binlog_support import PitrWindow, pitr_window
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, cli_json
 from tests.integration.mysql.conftest import back_up
 
 DB, POLICY = "t3_force", "t3-force"
@@ -184,21 +183,9 @@ def clean(use_sandbox_config: SandboxHandle) -> Iterator[SandboxHandle]:
     run(use_sandbox_config, f"DROP DATABASE IF EXISTS {DB}")
 
 
-def report_of(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, Any, str]:
-    """``datatier`` run with ``argv`` (``--json``): (exit code, the report or {}, stderr)."""
-    capsys.readouterr()
-    code = main(argv)
-    out = capsys.readouterr()
-    try:
-        report = json.loads(out.out)
-    except ValueError:
-        report = {}
-    return code, report, out.err
-
-
 def forced(capsys: pytest.CaptureFixture[str], backup_id: str, *extra: str) -> tuple[int, Any, str]:
     """``restore BACKUP_ID --force --json`` (and ``extra``)."""
-    return report_of(capsys, ["restore", backup_id, "--force", "--json", *extra])
+    return cli_json(capsys, ["restore", backup_id, "--force", "--json", *extra])
 
 
 # -- restore BACKUP_ID --force --------------------------------------------------------------
@@ -394,7 +381,7 @@ def scenario(
 def pitr(capsys: pytest.CaptureFixture[str], gtid: str) -> tuple[int, Any, str]:
     """``restore --policy PPOLICY --until-gtid gtid --force --json``."""
     argv = ["restore", "--policy", PPOLICY, "--until-gtid", gtid, "--force", "--json"]
-    return report_of(capsys, argv)
+    return cli_json(capsys, argv)
 
 
 PBASE = ["CREATE TABLE a (id INT PRIMARY KEY)", "INSERT INTO a VALUES (1), (2)"]
