@@ -87,3 +87,35 @@ def test_forced_pitr_in_place_of_fk_linked_tables_succeeds_every_time(
             assert code == 0, f"run {run + 1}: {err}"
             assert counts(use_sandbox_config) == [(201, 201)], f"run {run + 1}"
             query(use_sandbox_config.config, "primary", f"DELETE FROM {DB}.child WHERE id > 100")
+
+
+CHAIN = [f"c{i:02d}" for i in range(16)]
+
+
+def test_forced_restore_of_fk_linked_tables_in_several_bundles(
+    clean: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sixteen small tables, each with a foreign key to the one before: bundled (two
+    bundles at the default jobs, loaded in parallel, keys across them), forced over the
+    source database again and again: every run restores every table whole."""
+    config = clean.config
+    query(config, "primary", f"CREATE DATABASE {DB}")
+    for n, table in enumerate(CHAIN):
+        key = f", CONSTRAINT fk_{table} FOREIGN KEY (p) REFERENCES {DB}.{CHAIN[n - 1]} (id)"
+        query(
+            config,
+            "primary",
+            f"CREATE TABLE {DB}.{table} (id INT PRIMARY KEY, p INT{key if n else ''}) "
+            "ENGINE=InnoDB",
+        )
+        query(config, "primary", f"INSERT INTO {DB}.{table} SELECT seq, seq FROM {DB}.seq_1_to_50")
+    manifest = back_up(clean, POLICY, [DB])
+    assert sum(o.kind == "bundle" for o in manifest.objects) >= 2
+    for run in range(RUNS):
+        query(config, "primary", f"DELETE FROM {DB}.{CHAIN[-1]} WHERE id > 25")
+        capsys.readouterr()
+        code = main(["restore", manifest.backup_id, "--force"])
+        err = capsys.readouterr().err
+        assert code == 0, f"run {run + 1}: {err}"
+        found = query(config, "primary", f"SELECT COUNT(*) FROM {DB}.{CHAIN[-1]}")
+        assert [tuple(r) for r in found] == [(50,)], f"run {run + 1}"
