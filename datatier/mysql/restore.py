@@ -178,6 +178,7 @@ class LogicalRestore(RestoreEngine):
         self._loader: SQLLoader | None = None
         self._early: list[Present] = []  # replaced tables dropped first (check_kept_names)
         self._early_gone: list[Present] = []  # of them, those the last apply dropped
+        self._definitions: tuple[Staged, set[tuple[str, str, str]]] | None = None
         self.tells_left = True  # check_target names what --force leaves (tell_left)
 
     # -- plan and refusals --------------------------------------------------------------------
@@ -306,7 +307,7 @@ class LogicalRestore(RestoreEngine):
         on the target's routines and events that neither this engine's ``own`` plan
         defines (its staged objects say which) nor ``named`` names ((kind, target
         database, name)); none of the databases in ``skip``. Reads only."""
-        defined = staged_definitions(own.objects, staged.decompressed)
+        defined = self._staged_definitions(own, staged)
         accounted = {(k, self.targets[db], n) for k, db, n in defined if db in self.targets}
         databases = [d for d in self.targets.values() if d not in skip]
         left = definitions_left(self.server, databases, accounted | set(named))
@@ -342,7 +343,7 @@ class LogicalRestore(RestoreEngine):
         databases = [d for d in self.targets.values() if d not in skip]
         triggers = {
             (self.targets[db], name)
-            for kind, db, name in staged_definitions(own.objects, staged.decompressed)
+            for kind, db, name in self._staged_definitions(own, staged)
             if kind == "trigger" and db in self.targets
         }
         check_kept_triggers(self.server, databases, gone, triggers, why)
@@ -354,6 +355,14 @@ class LogicalRestore(RestoreEngine):
             found.setdefault(database, Declared()).merge(more)
         early = check_kept_foreign_keys(self.server, kept, found, why, replaced=replacing)
         self._early = [Present("table", db, t) for db, t in early]
+
+    def _staged_definitions(self, own: RestorePlan, staged: Staged) -> set[tuple[str, str, str]]:
+        """:func:`~datatier.mysql.staged_creates.staged_definitions` of ``own``'s objects,
+        read once per staging (the kept-name check and the plan's word on what is left
+        both ask)."""
+        if self._definitions is None or self._definitions[0] is not staged:
+            self._definitions = (staged, staged_definitions(own.objects, staged.decompressed))
+        return self._definitions[1]
 
     def _tell_defaults(self, plan: RestorePlan) -> None:
         """The plan's word on existing target databases whose default character set or
