@@ -6,7 +6,8 @@ ALTER DATABASE``. A replay with ``--rename`` must point those at the restored co
 replay restricted to some databases must skip statements about others. :func:`scan`
 tokenizes the statement the way MariaDB's lexer does for these purposes (whitespace, strings
 under the statement's sql_mode, backticks, numbers, comments, with executable ``/*! */`` and
-``/*M! */`` comments read as code) and reports every such name with its place, so
+``/*M! */`` comments read as code: one the server skipped for its version it wrote to
+the binlog as ``/* NNNNNN``, a plain comment) and reports every such name with its place, so
 :func:`rewrite` changes names only where they are identifiers, never inside strings.
 A two-part name ``a.b`` counts as a database reference only when ``a`` is a known database.
 """

@@ -99,9 +99,10 @@ kept and listed); ``--tables DB.b`` while the window creates ``child`` with a na
 (``child`` left as it is, ``b`` as at T: the window's key names of tables not replayed do
 not refuse).
 
-Observations without a test: the scanner reads every executable comment as code, also
-``/*!110000 CONSTRAINT fk */`` which MariaDB 10.11 skips (the key is then ``t_ibfk_1``):
-a kept key ``fk`` would be refused for nothing, a kept explicit ``t_ibfk_1`` missed; inline
+Observations: the scanner reads every executable comment as code, also
+``/*!110000 CONSTRAINT fk */`` which MariaDB 10.11 skips (the key is then ``t_ibfk_1``).
+No harm in the window's scan: the server writes a comment it skipped to the binlog as
+``/* 110000 ...`` (test 9). Inline
 ``REFERENCES`` does make a foreign key on MariaDB 10.11 (``ir_ibfk_1``), as created.py
 assumes. ``CREATE TABLE`` itself refuses an unnamed key on a table of 58+ characters
 (the generated name is too long), so only a rename makes finding 8's table. A trigger
@@ -457,3 +458,45 @@ def test_4b_a_kept_tables_trigger_named_like_one_of_the_base(
     code, _, err = pitr(capsys, gtid)
     assert code == 2, err
     assert state(window.sandbox, PDB) == before
+
+
+@pytest.mark.parametrize(
+    ("kept_key", "refused"),
+    [("fk_skip", False), ("child_ibfk_1", True)],
+)
+def test_9_a_key_name_in_a_versioned_comment_the_server_skipped(
+    window: PitrWindow, capsys: pytest.CaptureFixture[str], kept_key: str, refused: bool
+) -> None:
+    """Tester3's observation: ``/*!110000 CONSTRAINT fk_skip */ FOREIGN KEY`` is skipped
+    by MariaDB 10.11, whose key is then ``child_ibfk_1``. The server writes the statement
+    to the binlog as ``/* 110000 ...`` (a plain comment), so the window's scan reads it as
+    the server ran it: a kept ``fk_skip`` does not refuse (exit 0, ``child`` and its key as
+    at T), a kept explicit ``child_ibfk_1`` does (exit 2, nothing changed)."""
+    gtid, at_t = scenario(
+        window,
+        PBASE,
+        [
+            "CREATE TABLE child (aid INT, /*!110000 CONSTRAINT fk_skip */ "
+            "FOREIGN KEY (aid) REFERENCES a (id))",
+            "INSERT INTO child VALUES (1)",
+        ],
+        [
+            "DROP TABLE child",
+            f"CREATE TABLE later (aid INT, CONSTRAINT `{kept_key}` "
+            "FOREIGN KEY (aid) REFERENCES a (id))",
+            "INSERT INTO later VALUES (2)",
+        ],
+    )
+    assert ("child_ibfk_1", "child") in at_t["foreign keys"], at_t
+    before = state(window.sandbox, PDB)
+    code, _, err = pitr(capsys, gtid)
+    if refused:
+        assert code == 2, err
+        assert "foreign keys named like ones the restore creates" in err
+        assert state(window.sandbox, PDB) == before
+        return
+    assert code == 0, err
+    got = state(window.sandbox, PDB)
+    assert got.pop("BASE TABLE later") == [(2,)]
+    got["foreign keys"] = [k for k in got["foreign keys"] if k[1] != "later"]
+    assert got == at_t

@@ -123,6 +123,18 @@ def test_folded_names_come_back_folded() -> None:
             False,
         ),
         ("CREATE TABLE c (a INT, CONSTRAINT ck CHECK (a > 0))", set(), False),
+        # an executable comment is code; one the server skipped reaches the binlog as a
+        # plain comment (``/*!110000`` written ``/* 110000`` by MariaDB 10.11)
+        (
+            "CREATE TABLE c (a INT, /*!50000 CONSTRAINT fk */ FOREIGN KEY (a) REFERENCES p (id))",
+            {"fk"},
+            False,
+        ),
+        (
+            "CREATE TABLE c (a INT, /* 110000 CONSTRAINT fk */ FOREIGN KEY (a) REFERENCES p (id))",
+            set(),
+            True,
+        ),
     ],
 )
 def test_the_foreign_keys_a_statement_declares(
