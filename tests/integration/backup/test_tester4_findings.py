@@ -31,8 +31,10 @@ import pytest
 
 from datatier.backup.manifest import Manifest
 from datatier.backup.service import load_policy, run_backup
+from datatier.cli import main
 from tests.integration.conftest import SandboxHandle
 from tests.integration.integrity import (
+    clear_prefix,
     cli_json,
     default_store,
     integ_data,  # noqa: F401  (fixture)
@@ -82,4 +84,108 @@ def test_prune_keeps_a_backup_whose_object_was_replaced_and_deletes_the_only_int
     assert 0 in verified.values(), (
         f"prune left no backup that verifies: {verified}; the intact {good.backup_id} "
         f"was deleted in favour of the rewritten {newest.backup_id}"
+    )
+
+
+# -- text in a non-utf8mb4 character set (datatier/mysql/rowtext.py, value_sql) -------------
+
+CHARSET_DB = "t4_charsets"
+
+
+def _charset_round_trip(
+    sandbox: SandboxHandle,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    columns: dict[str, str],
+    row: dict[str, bytes],
+) -> tuple[int, dict[str, str], dict[str, str], str]:
+    """Back up ``CHARSET_DB.t`` (``columns``: name -> charset) holding ``row`` (raw
+    bytes per column), restore it renamed; (restore exit, HEX per column of the source,
+    of the copy, verify --restore-test's stderr)."""
+    copy = CHARSET_DB + "_copy"
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for db in (CHARSET_DB, copy):
+            cur.execute(f"DROP DATABASE IF EXISTS {db}")
+        cur.execute(f"CREATE DATABASE {CHARSET_DB}")
+        defs = ", ".join(f"{c} VARCHAR(100) CHARACTER SET {cs}" for c, cs in columns.items())
+        cur.execute(f"CREATE TABLE {CHARSET_DB}.t (id INT PRIMARY KEY, {defs})")
+        values = ", ".join(f"CONVERT(X'{row[c].hex()}' USING {columns[c]})" for c in columns)
+        cur.execute(f"INSERT INTO {CHARSET_DB}.t VALUES (1, {values})")
+    sandbox.write_policy(
+        name, f'engine = "mysql"\n[source]\nnode = "primary"\ndatabases = ["{CHARSET_DB}"]\n'
+    )
+    try:
+        code, made = cli_json(capsys, "backup", "run", name, "--json")
+        assert code == 0
+        capsys.readouterr()
+        restored = main(["restore", made["id"], "--rename", f"{CHARSET_DB}={copy}"])
+        hexes = ", ".join(f"HEX({c})" for c in columns)
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT {hexes} FROM {CHARSET_DB}.t")
+            before = dict(zip(columns, cur.fetchone(), strict=True))
+            cur.execute(f"SELECT {hexes} FROM {copy}.t")
+            got = cur.fetchone()
+            after = dict(zip(columns, got or (None,) * len(columns), strict=True))
+        capsys.readouterr()
+        tested = main(["backups", "verify", made["id"], "--restore-test"])
+        return restored, before, after, f"exit {tested}: {capsys.readouterr().err[-400:]}"
+    finally:
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            for db in (CHARSET_DB, copy):
+                cur.execute(f"DROP DATABASE IF EXISTS {db}")
+        clear_prefix(default_store(sandbox), name)
+        (sandbox.root / "backups" / f"{name}.toml").unlink(missing_ok=True)
+
+
+def test_armscii8_text_with_its_apostrophe_byte_is_restored_as_other_values_with_exit_0(
+    use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Severity: silent wrong (a restore that succeeds with other data). In armscii8, byte
+    0xFF (the Armenian apostrophe) converts to U+0027, a plain quote. The dump renders a
+    non-utf8mb4 text value as ``CONVERT(QUOTE(col) USING utf8mb4)``: QUOTE runs in armscii8,
+    where 0xFF needs no escaping, and the conversion then turns it into an unescaped quote
+    inside the dumped string literal. The stored value ends the literal early and the rest
+    of the value is read as SQL. Here a row (a = 'x\\xff/*', b = '*/,\\xffz') comes back
+    as (a = 'x', b = 'z') and ``restore`` exits 0; only ``verify --restore-test`` notices
+    (exit 4). Other values make the restore fail with a syntax error after loading began,
+    or load extra rows (then exit 1, "2 rows after restore, the backup has 1"), so a backup
+    of ordinary Armenian text may not restore at all.
+    Expected: every value restored byte for byte (render such columns as hex with their
+    charset introducer, e.g. ``_armscii8 X'...'``, or escape after the conversion).
+    Cause: ``datatier/mysql/rowtext.py`` ``value_sql`` (and ``literal_of`` for raw rows)."""
+    restored, before, after, tested = _charset_round_trip(
+        use_sandbox_config,
+        capsys,
+        "t4-armscii8",
+        {"a": "armscii8", "b": "armscii8"},
+        {"a": b"x\xff/*", "b": b"*/,\xffz"},
+    )
+    assert after == before, (
+        f"restore exit {restored}; source {before}, restored {after}; restore-test {tested}"
+    )
+
+
+def test_sjis_and_cp932_bytes_change_in_a_round_trip_and_the_restore_test_says_ok(
+    use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Severity: silent wrong. Text in other charsets is dumped converted to utf8mb4 and
+    converted back on load; that round trip is not lossless, as ``rowtext`` claims, for
+    characters two codes share: sjis 0x5C comes back as 0x815F, cp932 0xED40 (NEC-selected
+    IBM extension) as 0xFA5C, cp932 0x8790 as 0x81E0. ``restore`` exits 0 with the changed
+    bytes and ``verify --restore-test`` reports the data checksums equal (the checksum is
+    taken over the converted text), so nothing ever says the copy differs from the source.
+    Expected: the restored bytes equal the source's (dump such columns in their own
+    charset, e.g. ``_sjis X'...'``), or at least the restore test computes its checksum on
+    the stored bytes and fails.
+    Cause: ``datatier/mysql/rowtext.py`` ``value_sql`` (CONVERT ... USING utf8mb4) and the
+    data checksum of ``datatier/mysql/table_digest.py``, taken over the same rendered text."""
+    restored, before, after, tested = _charset_round_trip(
+        use_sandbox_config,
+        capsys,
+        "t4-sjis",
+        {"s": "sjis", "c": "cp932", "d": "cp932"},
+        {"s": b"\x83\x5c\x5c", "c": b"\xed\x40", "d": b"\x87\x90"},
+    )
+    assert after == before, (
+        f"restore exit {restored}; source {before}, restored {after}; restore-test {tested}"
     )
