@@ -193,3 +193,44 @@ def test_ascii_sjis_and_cp932_bytes_change_in_a_round_trip_and_the_restore_test_
     assert after == before, (
         f"restore exit {restored}; source {before}, restored {after}; restore-test {tested}"
     )
+
+
+def test_an_enum_error_value_comes_back_as_the_empty_member(
+    use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Severity: silent wrong (minor; mariadb-dump does the same). An ENUM column holds the
+    error value (index 0, read as '') wherever a non-strict session wrote a value not in
+    the list (legacy applications with sql_mode = ''). When the list also has the member
+    '' (here index 2), the dump writes both as '' and the load stores the member: index 0
+    becomes index 2 (``WHERE e = 0`` finds the row in the source, not in the copy), and
+    ``restore`` exits 0. Expected: the restored index equals the source's (render an ENUM
+    value whose index is 0 as the number 0, which loads as the error value).
+    Cause: ``datatier/mysql/rowtext.py`` (ENUM rendered by QUOTE as text)."""
+    sandbox = use_sandbox_config
+    name, db, copy = "t4-enum", "t4_enum", "t4_enum_copy"
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for each in (db, copy):
+            cur.execute(f"DROP DATABASE IF EXISTS {each}")
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, e ENUM('a',''))")
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute(f"INSERT INTO {db}.t VALUES (1, 'a'), (2, ''), (3, 'not in the list')")
+    sandbox.write_policy(
+        name, f'engine = "mysql"\n[source]\nnode = "primary"\ndatabases = ["{db}"]\n'
+    )
+    try:
+        code, made = cli_json(capsys, "backup", "run", name, "--json")
+        assert code == 0
+        restored = main(["restore", made["id"], "--rename", f"{db}={copy}"])
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT id, e + 0 FROM {db}.t ORDER BY id")
+            before = cur.fetchall()
+            cur.execute(f"SELECT id, e + 0 FROM {copy}.t ORDER BY id")
+            after = cur.fetchall()
+        assert after == before, f"restore exit {restored}: (id, index) {before} -> {after}"
+    finally:
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            for each in (db, copy):
+                cur.execute(f"DROP DATABASE IF EXISTS {each}")
+        clear_prefix(default_store(sandbox), name)
+        (sandbox.root / "backups" / f"{name}.toml").unlink(missing_ok=True)
