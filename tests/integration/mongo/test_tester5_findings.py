@@ -214,10 +214,8 @@ def test_oplog_replay_memory_grows_with_the_size_of_the_slices_entries(
         manifest = backup_of(use_sandbox_config, "t5-mem", "mongo2", src, during)
         assert manifest.consistency["oplog_entries"] == 480
         config = str(use_sandbox_config.config_path)
-        code, rss = peak_rss_mb(
-            [sys.executable, "-m", "datatier", "--config", config, "restore",
-             manifest.backup_id, "--rename", f"{src}={dst}"]  # fmt: skip
-        )
+        restore = [sys.executable, "-m", "datatier", "--config", config, "restore"]
+        code, rss = peak_rss_mb([*restore, manifest.backup_id, "--rename", f"{src}={dst}"])
         assert code == 0
         assert mongo2[dst].a.count_documents({}) == 481
         assert rss <= 200, f"restore peak RSS {rss:.0f} MB for a ~45 MB oplog slice"
