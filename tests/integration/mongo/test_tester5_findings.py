@@ -25,6 +25,8 @@ ordered bulk update past a failed statement.
 
 from __future__ import annotations
 
+import datetime
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,8 +39,9 @@ from datatier.backup.manifest import Manifest
 from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
+from datatier.mongo.claim import COLLECTION, DATABASE, claim_id
 from datatier.mongo.dump import MongoDumpEngine
-from tests.integration.conftest import SandboxHandle
+from tests.integration.conftest import SandboxHandle, wait_for
 
 MiB = 1 << 20
 
@@ -269,3 +272,72 @@ def test_pitr_replay_onto_unique_indexes_built_before_it_fails_a_good_backup(
     finally:
         for name in (src, dst):
             mongo2.drop_database(name)
+
+
+def test_a_restore_that_lost_its_claim_keeps_writing_into_the_next_restores_result(
+    use_sandbox_config: SandboxHandle, ferret: pymongo.MongoClient[Any]
+) -> None:
+    """Severity: silent wrong (for the restore that exits 0).
+
+    Restore A (``--drop``, backup OLD: 40,000 documents) is held mid-load (SIGSTOP: a VM
+    pause, a long network stall) past its lease; restore B (``--drop``, backup NEW: other
+    documents) then takes the lapsed claim over, as designed, and exits 0 with the target
+    equal to NEW. A resumes: its heartbeat finds the lease lost within 10 s, but that only
+    logs ``restore.claim_lost``; A goes on inserting the rest of OLD into the target for as
+    long as its load lasts and exits 1 only at the end (seen: "t5_fence_copy.t: 30207
+    documents after restore, the backup has 40000"). The target that B reported
+    restored now holds NEW plus most of OLD, and nothing tells B's operator.
+    Expected: a restore whose claim is gone stops writing (check the lease before each
+    drop and insert batch, or stop the apply as soon as the heartbeat finds it lost), so
+    the target stays as B left it.
+    Cause: datatier/mongo/claim.py, Leases.renew only records ``lost`` (checked after the
+    block, in claim_databases); datatier/mongo/restore.py writes without looking at it."""
+    sandbox, src, dst = use_sandbox_config, "t5_fence", "t5_fence_copy"
+    for name in (src, dst):
+        ferret.drop_database(name)
+    ferret[src].t.insert_many([{"_id": i, "pad": "p" * 400} for i in range(40_000)])
+    old = backup_of(sandbox, "t5-fence", None, src)
+    ferret.drop_database(src)
+    ferret[src].t.insert_many([{"_id": f"new{i}"} for i in range(100)])
+    new = backup_of(sandbox, "t5-fence", None, src)
+    ferret[dst].t.insert_one({"_id": -1})
+    config = str(sandbox.config_path)
+    restore = [sys.executable, "-m", "datatier", "--config", config, "restore"]
+    rename = ["--rename", f"{src}={dst}", "--drop"]
+
+    def loading() -> bool:
+        return 0 < ferret[dst].t.count_documents({}) < 40_000 and not ferret[dst].t.find_one(
+            {"_id": -1}
+        )
+
+    first = subprocess.Popen(
+        [*restore, old.backup_id, *rename, "--jobs", "1"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(loading, timeout=120, step=0.002)
+        first.send_signal(signal.SIGSTOP)
+        leases = ferret[DATABASE][COLLECTION]
+        held = leases.find_one({"_id": claim_id(dst)})
+        assert held is not None
+        past = held["started"] - datetime.timedelta(seconds=1)  # as if 60 s had passed
+        leases.update_one({"_id": held["_id"]}, {"$set": {"expires": past}})
+        second = subprocess.run(
+            [*restore, new.backup_id, *rename], capture_output=True, text=True, timeout=300
+        )
+        assert second.returncode == 0, second.stderr
+        assert "restore.claim_taken_over" in second.stderr
+        restored = sorted(str(d["_id"]) for d in ferret[dst].t.find({}, {"_id": 1}))
+        assert restored == sorted(f"new{i}" for i in range(100)), "B restored NEW"
+        first.send_signal(signal.SIGCONT)
+        _, err = first.communicate(timeout=300)
+        assert first.returncode == 1, err  # (its count check, or the lost claim, at the end)
+        after = ferret[dst].t.count_documents({})
+        assert after == 100, f"after B exited 0, A wrote {after - 100} more documents into it"
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.send_signal(signal.SIGCONT)
+            first.communicate()
+        for name in (src, dst):
+            ferret.drop_database(name)
+        ferret[DATABASE][COLLECTION].delete_many({"_id": claim_id(dst)})
