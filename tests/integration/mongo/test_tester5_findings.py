@@ -8,19 +8,33 @@ Tried and found correct (no test here):
   of type document (key order kept), Decimal128, null, binary, MinKey, Timestamp, bool and
   the empty string, ``[[[]]]`` and ``{"": {"": 1}}``, non-ASCII collection names holding
   dots, a 200-character collection name (FerretDB): byte-identical on both servers;
-- a mongo2 oplog slice holding ``$set`` of dotted paths, upserts (logged as inserts),
-  ``replace_one``, ``delete_many`` and collection drops replays to the source's state;
+- a mongo2 oplog slice holding inserts with dotted field names, ``$set`` of dotted
+  paths, ``$rename``, upserts (logged as inserts), replacements, ``delete_many``, a
+  document ``_id`` inserted and deleted, and collection drops: the copy equals the source;
+- SIGKILL of ``backup run`` at 0.7, 1.5, 3 and 4.5 s into a 6 s FerretDB backup: each left
+  an incomplete prefix that ``backups list`` hides (``--all`` shows it as incomplete);
+- a lying store: the oplog, metadata or data object of a mongo2 backup truncated by 3
+  bytes after the backup: ``backups verify`` and ``restore --drop`` both exit 4 naming
+  it, the target's old collection untouched; restored object, verify exit 0 again;
+- FerretDB reads each collection from one snapshot: an early document changed, then a
+  late one, after the dump's first batch: the backup holds neither change;
 - a target collection that is non-empty is refused without ``--drop``/``--force``.
 
 Server limitations met on the way (not datatier findings): FerretDB v1 refuses TTL,
 partial and collation indexes, validators, views and collection collations, and closes
 the connection on an insert into ``system.js``; mongo-java-server accepts validators, views
 and collection collations but keeps none of them (they list as plain collections), never
-expires TTL documents, refuses capped collections, closes the connection on a document
-with duplicate keys, limits namespaces to 128 bytes, answers a query with one reply larger
-than its own 48 MB message limit (so an oplog slice above ~48 MB cannot be captured from
-it), logs ``$inc``/``$push`` as sent (not idempotent; the README says so) and applies an
-ordered bulk update past a failed statement.
+expires TTL documents, refuses capped collections and inserts into ``system.js``, closes
+the connection on a document with duplicate keys, limits namespaces to 128 bytes, answers
+a query with one reply larger than its own 48 MB message limit (so an oplog slice above
+~48 MB cannot be captured from it), logs ``$inc``/``$push`` as sent (not idempotent; the
+README says so, and a point-in-time restore from it double-applies an ``$inc`` made during
+the dump), logs no entry for ``createIndexes``, ``dropIndexes`` or an explicit ``create``
+(an index built during the dump, after its collection was dumped, is missing from the
+restore), refuses a replacement document holding a ``$``-prefixed or dotted field, and
+applies an ordered bulk update past a failed statement. So views, validators, TTL expiry,
+``system.js`` (which ``_scope`` skips with every ``system.*`` name, where mongodump keeps
+it) and applyOps (whose one command per 500 entries may pass 16 MiB) went untested.
 """
 
 from __future__ import annotations
@@ -42,8 +56,6 @@ from datatier.config import load
 from datatier.mongo.claim import COLLECTION, DATABASE, claim_id
 from datatier.mongo.dump import MongoDumpEngine
 from tests.integration.conftest import SandboxHandle, wait_for
-
-MiB = 1 << 20
 
 
 def client_for(uri: str) -> pymongo.MongoClient[Any]:
