@@ -353,3 +353,36 @@ def test_a_restore_that_lost_its_claim_keeps_writing_into_the_next_restores_resu
         for name in (src, dst):
             ferret.drop_database(name)
         ferret[DATABASE][COLLECTION].delete_many({"_id": claim_id(dst)})
+
+
+def test_a_capped_collection_comes_back_in_id_order_not_insertion_order(
+    use_sandbox_config: SandboxHandle, ferret: pymongo.MongoClient[Any]
+) -> None:
+    """Severity: silent wrong.
+
+    A capped collection (a log, a queue read with a tailable cursor) is defined by its
+    insertion order: reads without a sort, tailable cursors and the eviction of the oldest
+    documents all follow it. Five events inserted with ``_id`` 50, 40, 30, 20, 10 read back
+    in that order at the source; the restored copy (exit 0) reads 10, 20, 30, 40, 50, so
+    a consumer sees the newest event first and, once the copy is full, the server evicts
+    the newest event instead of the oldest. mongodump dumps a capped collection in natural
+    order (no ``_id`` hint) for this reason.
+    Expected: the copy's natural order equals the source's.
+    Cause: datatier/mongo/dump.py, MongoDumpEngine._collection reads every collection with
+    ``find_raw_batches(sort=[("_id", 1)])``, capped ones included."""
+    src, dst = "t5_capped", "t5_capped_copy"
+    for name in (src, dst):
+        ferret.drop_database(name)
+    ferret[src].create_collection("log", capped=True, size=1 << 20, max=100)
+    for i in (50, 40, 30, 20, 10):
+        ferret[src].log.insert_one({"_id": i, "msg": f"event {i}"})
+    try:
+        manifest = backup_of(use_sandbox_config, "t5-capped", None, src)
+        assert main(["restore", manifest.backup_id, "--rename", f"{src}={dst}"]) == 0
+        assert ferret[dst].log.options() == ferret[src].log.options()
+        source = [d["_id"] for d in ferret[src].log.find()]
+        assert source == [50, 40, 30, 20, 10]
+        assert [d["_id"] for d in ferret[dst].log.find()] == source, "insertion order lost"
+    finally:
+        for name in (src, dst):
+            ferret.drop_database(name)
