@@ -363,7 +363,6 @@ def test_a_restore_that_lost_its_claim_keeps_writing_into_the_next_restores_resu
         ferret[DATABASE][COLLECTION].delete_many({"_id": claim_id(dst)})
 
 
-@pytest.mark.xfail(strict=True, reason="tester5 finding 5, being fixed (helper mongoplog)")
 def test_a_capped_collection_comes_back_in_id_order_not_insertion_order(
     use_sandbox_config: SandboxHandle, ferret: pymongo.MongoClient[Any]
 ) -> None:
