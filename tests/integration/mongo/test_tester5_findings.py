@@ -204,7 +204,6 @@ def peak_rss_mb(argv: list[str]) -> tuple[int, float]:
     return done.returncode, int(done.stdout.split()[-1]) / 1024
 
 
-@pytest.mark.xfail(strict=True, reason="tester5 finding 6, being fixed (helper mongoplog)")
 def test_oplog_replay_memory_grows_with_the_size_of_the_slices_entries(
     use_sandbox_config: SandboxHandle, mongo2: pymongo.MongoClient[Any]
 ) -> None:
