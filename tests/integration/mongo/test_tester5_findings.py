@@ -147,7 +147,6 @@ def test_drop_restore_keeps_an_empty_target_collections_options_and_indexes(
             ferret.drop_database(name)
 
 
-@pytest.mark.xfail(strict=True, reason="tester5 finding 2, being fixed (helper mongoplog)")
 def test_pitr_insert_of_a_dollar_field_fails_the_replay_after_the_target_was_dropped(
     use_sandbox_config: SandboxHandle, mongo2: pymongo.MongoClient[Any]
 ) -> None:

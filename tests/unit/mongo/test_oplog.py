@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import bson
+import pymongo
 import pytest
 from bson.raw_bson import RawBSONDocument
 from bson.timestamp import Timestamp
@@ -119,6 +120,50 @@ def test_entry_size_counts_raw_documents_as_captured() -> None:
     assert entry_size({"op": "i", "ns": "a.b", "o": doc}) == entry_size(
         {"op": "i", "ns": "a.b", "o": {"_id": 1, "pad": "z" * 1000}}
     )
+
+
+def test_crud_writes_a_dollar_field_document_as_delete_then_insert() -> None:
+    """A document with a top-level ``$`` field (MongoDB 5.0+) cannot be a replacement (no
+    server takes it), so its insert or replacement is a delete of its ``_id`` and an
+    insert; other documents are upserting replacements, updates upserting updates."""
+    write = CrudApplier._write
+    dollar = {"_id": 1, "$x": 1}
+    assert write(entry("i", "a.b", dollar)) == [
+        pymongo.DeleteOne({"_id": 1}),
+        pymongo.InsertOne(dollar),
+    ]
+    assert write(entry("u", "a.b", dollar, o2={"_id": 1})) == [
+        pymongo.DeleteOne({"_id": 1}),
+        pymongo.InsertOne(dollar),
+    ]
+    assert write(entry("i", "a.b", {"_id": 2, "n": {"$y": 1}})) == [
+        pymongo.ReplaceOne({"_id": 2}, {"_id": 2, "n": {"$y": 1}}, upsert=True)
+    ]
+    assert write(entry("u", "a.b", {"$v": 1, "$set": {"x": 1}}, o2={"_id": 3})) == [
+        pymongo.UpdateOne({"_id": 3}, {"$set": {"x": 1}}, upsert=True)
+    ]
+    assert write(entry("d", "a.b", {"_id": 4})) == [pymongo.DeleteOne({"_id": 4})]
+
+
+class _NoCodeCollection:
+    """A collection whose server answers a write error without ``code``, as
+    mongo-java-server does (pymongo then raises KeyError while reading it)."""
+
+    def __getitem__(self, name: str) -> _NoCodeCollection:
+        return self
+
+    def bulk_write(self, writes: list[Any], **kwargs: Any) -> None:
+        raise KeyError("code")
+
+
+def test_a_write_error_without_a_code_is_a_clear_refusal() -> None:
+    crud = CrudApplier(client=_NoCodeCollection())
+    with pytest.raises(OperationFailed, match=r"shop_copy.orders refused one of 2 entries") as e:
+        crud.apply(
+            [entry("i", "shop_copy.orders", {"_id": 7}), entry("d", "shop_copy.orders", {"_id": 8})]
+        )
+    assert "op 'i' on _id 7" in str(e.value) and "no 'code'" in str(e.value)
+    assert exit_code_of(e.value) == 1
 
 
 def test_crud_applier_refuses_what_only_applyops_can_replay() -> None:
