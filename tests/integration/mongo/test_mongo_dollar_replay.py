@@ -24,6 +24,7 @@ SRC, DST = "dt_dollar", "dt_dollar_copy"
 @pytest.fixture
 def mongo2(sandbox: SandboxHandle) -> Iterator[pymongo.MongoClient[Any]]:
     uri = sandbox.config.mongo.servers["mongo2"].uri
+    c: pymongo.MongoClient[Any]
     with pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000) as c:
         for name in (SRC, DST):
             c.drop_database(name)
