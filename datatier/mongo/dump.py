@@ -4,10 +4,12 @@ Documents are never decoded: ``find_raw_batches`` hands over wire bytes, which a
 as they are. Per collection the store gets ``DB/COLL.bson.NNNNN.zst`` data parts (each a
 zstd frame ending on a document boundary, so ``cat parts | zstd -d`` is exactly
 mongodump's ``COLL.bson``) and ``DB/COLL.metadata.json.zst`` (options, indexes, UUID, in
-mongodump's extended-JSON format). Consistency: on a standalone server (FerretDB, the
-sandbox) each collection is read consistently on its own; the manifest says so. On a
-replica set the oplog written during the dump is captured too (``oplog.bson`` objects, as
-``mongodump --oplog``), so that restore reaches one point in time (:mod:`datatier.mongo.oplog`).
+mongodump's extended-JSON format). Documents are read in ``_id`` order, a capped
+collection's in its insertion order (:func:`read_order`). Consistency: on a standalone
+server (FerretDB, the sandbox) each collection is read consistently on its own; the
+manifest says so. On a replica set the oplog written during the dump is captured too
+(``oplog.bson`` objects, as ``mongodump --oplog``), so that restore reaches one point in
+time (:mod:`datatier.mongo.oplog`).
 Restore leases (``datatier.restore_claims``, :mod:`datatier.mongo.claim`) are never dumped.
 """
 
@@ -52,6 +54,17 @@ def _uuid_hex(value: Any) -> str | None:
     if isinstance(value, bytes | bytearray):
         return bytes(value).hex()
     return None
+
+
+def read_order(spec: Mapping[str, Any]) -> list[tuple[str, int]] | None:
+    """The order a collection is dumped in, and so (restore inserts in dump order) the
+    copy's natural order: ``_id`` order, except a capped collection's own (insertion)
+    order, which its readers, tailable cursors and eviction of the oldest all follow
+    (mongodump does not sort capped collections either). Nothing else depends on the
+    order: the manifest's checksum is of the bytes as dumped, in whichever order."""
+    if (spec.get("options") or {}).get("capped"):
+        return None
+    return [("_id", 1)]
 
 
 def collection_path(database: str, collection: str, leaf: str) -> str:
@@ -236,7 +249,7 @@ class MongoDumpEngine(BackupEngine):
         writer.close(meta)
         digest, docs, size, part = hashlib.sha256(), 0, 0, 0
         current: OpenObject | None = None
-        for batch in coll.find_raw_batches(sort=[("_id", 1)]):
+        for batch in coll.find_raw_batches(sort=read_order(spec)):
             raw = bytes(batch)
             if current is None:
                 part += 1

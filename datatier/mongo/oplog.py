@@ -19,9 +19,10 @@ Contract:
 - :func:`replay` applies the captured entries in order after the data is loaded, with an
   :class:`~datatier.mongo.oplogapply.Applier` (``applyOps``, or driver operations where the
   server has no ``applyOps``), rewriting database names for ``--rename`` and skipping
-  entries of collections that are not being restored. A transaction is applied whole
-  where its committing entry is, or not at all (a chain the slice's end cuts). A
-  collection the slice creates (the dump never listed it) is listed in the manifest
+  entries of collections that are not being restored, in batches of at most 500 entries
+  and 4 MiB (replay memory does not grow with the entries' size). A transaction is
+  applied whole where its committing entry is, or not at all (a chain the slice's end
+  cuts). A collection the slice creates (the dump never listed it) is listed in the manifest
   (:data:`CREATED`) when the policy includes it, and is restored with its database, from
   the slice alone. Inserts, updates and deletes are idempotent in the oplog's own terms,
   so documents the dump already saw converge to their state at the end of the slice.
@@ -41,6 +42,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
+import bson
 from bson.raw_bson import RawBSONDocument
 from bson.timestamp import Timestamp
 
@@ -57,7 +59,12 @@ OPLOG_METHOD = "oplog (mongodump --oplog): data plus the oplog slice written mea
 # new ones), the session/transaction bookkeeping of the original write, and the `_id`
 # mongo-java-server gives its oplog entries.
 _DROP_FIELDS = ("_id", "ui", "lsid", "txnNumber", "stmtId", "prevOpTime", "postImageOpTime")
+# A replay batch ends at whichever comes first: 500 entries or 4 MiB of them (an entry
+# larger than that goes alone), so that replay memory does not follow the entries' size,
+# and an applyOps command of a batch stays under the 16 MiB BSON limit unless one entry
+# alone is near it.
 _APPLY_BATCH = 500
+_APPLY_BYTES = 4 << 20
 
 
 CREATED = "created_during_dump"
@@ -220,6 +227,23 @@ def _cleaned(entry: Mapping[str, Any], new_db: str) -> dict[str, Any]:
     return cleaned
 
 
+def entry_size(op: Mapping[str, Any]) -> int:
+    """About how many bytes ``op`` takes as BSON: its documents' own sizes (raw, as
+    captured, or encoded), plus a little per field."""
+    size = 5
+    for key, value in op.items():
+        size += len(key) + 2
+        if isinstance(value, RawBSONDocument):
+            size += len(value.raw)
+        elif isinstance(value, Mapping):
+            size += len(bson.encode(value))
+        elif isinstance(value, str | bytes):
+            size += len(value) + 5
+        else:
+            size += 8
+    return size
+
+
 def replay(
     client: Any,
     entries: Iterable[Mapping[str, Any]],
@@ -233,18 +257,18 @@ def replay(
     entry, never in part (:func:`~datatier.mongo.oplogtxn.committed`). OperationFailed
     naming the first entry refused."""
     apply = applier or ApplyOpsApplier(client)
-    applied = 0
+    applied = size = 0
     batch: list[dict[str, Any]] = []
 
     def flush() -> None:
-        nonlocal applied, batch
+        nonlocal applied, batch, size
         if not batch:
             return
         apply.apply(batch)
         applied += len(batch)
         if on_applied:
             on_applied(len(batch))
-        batch = []
+        batch, size = [], 0
 
     for entry in committed(entries):
         for op in rewrite(entry, renames, wanted):
@@ -252,10 +276,14 @@ def replay(
                 flush()
                 batch.append(op)
                 flush()
-            else:
-                batch.append(op)
-                if len(batch) >= _APPLY_BATCH:
-                    flush()
+                continue
+            grows = entry_size(op)
+            if size + grows > _APPLY_BYTES:
+                flush()
+            batch.append(op)
+            size += grows
+            if len(batch) >= _APPLY_BATCH or size >= _APPLY_BYTES:
+                flush()
     flush()
     return applied
 

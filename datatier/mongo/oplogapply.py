@@ -5,7 +5,9 @@
   of entry, including the delta-format updates (``$v: 2``) of MongoDB 5.0 and later.
 - :class:`CrudApplier` turns each entry into the driver operation with the same effect
   (insert and replacement as an upserting replace, operator updates as an upserting update,
-  delete, and the collection commands drop, create, createIndexes and dropIndexes). It is
+  delete, and the collection commands drop, create, createIndexes and dropIndexes). A
+  document with a top-level ``$``-prefixed field (legal since MongoDB 5.0) cannot be a
+  replacement, so its insert or replacement is a delete of the ``_id`` then an insert. It is
   used only where the server has no ``applyOps`` command (mongo-java-server; some
   MongoDB-compatible services). Entries it cannot express (delta-format updates, other
   commands) are found by :meth:`Applier.check` before anything is restored.
@@ -67,6 +69,18 @@ def _is_delta(update: Mapping[str, Any]) -> bool:
     return update.get("$v") == 2 or "diff" in update
 
 
+def _is_operator_update(body: Mapping[str, Any]) -> bool:
+    """Whether a ``u`` entry's ``o`` is an update (``$set``...) rather than the whole new
+    document, which always holds its ``_id`` (and may hold ``$`` fields of its own)."""
+    return "_id" not in body and any(str(key).startswith("$") for key in body)
+
+
+def _describe(entry: Mapping[str, Any]) -> str:
+    """An entry for a message: its op and the ``_id`` it acts on."""
+    target = entry.get("o2") if entry.get("op") == "u" else entry.get("o")
+    return f"op {entry.get('op')!r} on _id {dict(target or {}).get('_id')!r}"
+
+
 class CrudApplier(Applier):
     """Driver operations with the effect of each entry (see module docstring)."""
 
@@ -103,32 +117,41 @@ class CrudApplier(Applier):
             if entry["ns"] != run_ns:
                 self._flush(run_ns, run)
                 run, run_ns = [], entry["ns"]
-            run.append(self._write(entry))
+            run.append(entry)
         self._flush(run_ns, run)
 
     @staticmethod
-    def _write(entry: Mapping[str, Any]) -> Any:
+    def _write(entry: Mapping[str, Any]) -> list[Any]:
+        """The driver operations with the effect of ``entry``, in order."""
         op, body = entry["op"], entry["o"]
-        if op == "i":
-            return pymongo.ReplaceOne({"_id": body["_id"]}, body, upsert=True)
         if op == "d":
-            return pymongo.DeleteOne(body)
-        target = entry["o2"]
-        if any(str(key).startswith("$") for key in body):
+            return [pymongo.DeleteOne(body)]
+        if op == "u" and _is_operator_update(body):
             update = {k: v for k, v in body.items() if k != "$v"}
-            return pymongo.UpdateOne(target, update, upsert=True)
-        return pymongo.ReplaceOne(target, body, upsert=True)
+            return [pymongo.UpdateOne(entry["o2"], update, upsert=True)]
+        target = {"_id": body["_id"]} if op == "i" else entry["o2"]
+        if any(str(key).startswith("$") for key in body):  # not expressible as a replacement
+            return [pymongo.DeleteOne(target), pymongo.InsertOne(body)]
+        return [pymongo.ReplaceOne(target, body, upsert=True)]
 
-    def _flush(self, ns: str | None, run: list[Any]) -> None:
+    def _flush(self, ns: str | None, run: list[Mapping[str, Any]]) -> None:
+        """Apply ``run`` (entries on ``ns``, in order) as one ordered bulk write."""
         if not run or ns is None:
             return
         db, _, coll = ns.partition(".")
+        writes = [write for entry in run for write in self._write(entry)]
         try:
-            self.client[db][coll].bulk_write(run, ordered=True, bypass_document_validation=True)
+            self.client[db][coll].bulk_write(writes, ordered=True, bypass_document_validation=True)
         except pymongo.errors.BulkWriteError as exc:
             first = (exc.details.get("writeErrors") or [{}])[0]
             raise OperationFailed(
                 f"oplog replay into {ns} refused: {first.get('errmsg', exc)}"
+            ) from None
+        except KeyError as exc:  # pymongo reading a write error that lacks a field it needs
+            raise OperationFailed(
+                f"oplog replay into {ns} refused one of {len(run)} entries (the first: "
+                f"{_describe(run[0])}); the server's error reply has no {exc}, so the driver "
+                "could not say which or why"
             ) from None
 
     def _command(self, entry: Mapping[str, Any]) -> None:

@@ -147,7 +147,6 @@ def test_drop_restore_keeps_an_empty_target_collections_options_and_indexes(
             ferret.drop_database(name)
 
 
-@pytest.mark.xfail(strict=True, reason="tester5 finding 2, being fixed (helper mongoplog)")
 def test_pitr_insert_of_a_dollar_field_fails_the_replay_after_the_target_was_dropped(
     use_sandbox_config: SandboxHandle, mongo2: pymongo.MongoClient[Any]
 ) -> None:
@@ -204,7 +203,6 @@ def peak_rss_mb(argv: list[str]) -> tuple[int, float]:
     return done.returncode, int(done.stdout.split()[-1]) / 1024
 
 
-@pytest.mark.xfail(strict=True, reason="tester5 finding 6, being fixed (helper mongoplog)")
 def test_oplog_replay_memory_grows_with_the_size_of_the_slices_entries(
     use_sandbox_config: SandboxHandle, mongo2: pymongo.MongoClient[Any]
 ) -> None:
@@ -363,7 +361,6 @@ def test_a_restore_that_lost_its_claim_keeps_writing_into_the_next_restores_resu
         ferret[DATABASE][COLLECTION].delete_many({"_id": claim_id(dst)})
 
 
-@pytest.mark.xfail(strict=True, reason="tester5 finding 5, being fixed (helper mongoplog)")
 def test_a_capped_collection_comes_back_in_id_order_not_insertion_order(
     use_sandbox_config: SandboxHandle, ferret: pymongo.MongoClient[Any]
 ) -> None:

@@ -6,11 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import bson
+import pymongo
 import pytest
+from bson.raw_bson import RawBSONDocument
 from bson.timestamp import Timestamp
 
 from datatier.errors import NotReadyYet, OperationFailed, exit_code_of
-from datatier.mongo.oplog import EMPTY_OPLOG, created_collections, oplog_position, replay, rewrite
+from datatier.mongo.oplog import (
+    EMPTY_OPLOG,
+    created_collections,
+    entry_size,
+    oplog_position,
+    replay,
+    rewrite,
+)
 from datatier.mongo.oplogapply import ApplyOpsApplier, CrudApplier
 
 TS = Timestamp(1_700_000_000, 1)
@@ -86,6 +96,74 @@ def test_replay_batches_crud_and_runs_commands_alone_in_order() -> None:
     assert rec.calls[2][0]["op"] == "c"
     flat = [op["o"].get("_id") for call in rec.calls for op in call]
     assert flat[:700] == list(range(700)) and flat[701:] == list(range(700, 1200))
+
+
+def test_replay_batches_are_bounded_by_bytes_too() -> None:
+    """Memory and applyOps' 16 MiB command limit: ~1 MiB entries go 4 to a batch at most;
+    one larger than the bound goes alone, in order."""
+    big = "x" * (1 << 20)
+    ops = [entry("i", "shop.orders", {"_id": i, "pad": big}) for i in range(10)]
+    ops.insert(5, entry("i", "shop.orders", {"_id": "huge", "pad": "y" * (6 << 20)}))
+    rec = Recorder()
+    assert replay(rec, ops, RENAMES, WANTED) == 11
+    sizes = [sum(entry_size(op) for op in call) for call in rec.calls]
+    assert all(size <= 4 << 20 for size in sizes if size < 6 << 20)
+    assert [len(c) for c in rec.calls] == [3, 2, 1, 3, 2]
+    assert rec.calls[2][0]["o"]["_id"] == "huge"
+    flat = [op["o"]["_id"] for call in rec.calls for op in call]
+    assert flat == [0, 1, 2, 3, 4, "huge", 5, 6, 7, 8, 9]
+
+
+def test_entry_size_counts_raw_documents_as_captured() -> None:
+    doc = RawBSONDocument(bson.encode({"_id": 1, "pad": "z" * 1000}))
+    assert 1000 < entry_size({"op": "i", "ns": "a.b", "o": doc}) < 1100
+    assert entry_size({"op": "i", "ns": "a.b", "o": doc}) == entry_size(
+        {"op": "i", "ns": "a.b", "o": {"_id": 1, "pad": "z" * 1000}}
+    )
+
+
+def test_crud_writes_a_dollar_field_document_as_delete_then_insert() -> None:
+    """A document with a top-level ``$`` field (MongoDB 5.0+) cannot be a replacement (no
+    server takes it), so its insert or replacement is a delete of its ``_id`` and an
+    insert; other documents are upserting replacements, updates upserting updates."""
+    write = CrudApplier._write
+    dollar = {"_id": 1, "$x": 1}
+    assert write(entry("i", "a.b", dollar)) == [
+        pymongo.DeleteOne({"_id": 1}),
+        pymongo.InsertOne(dollar),
+    ]
+    assert write(entry("u", "a.b", dollar, o2={"_id": 1})) == [
+        pymongo.DeleteOne({"_id": 1}),
+        pymongo.InsertOne(dollar),
+    ]
+    assert write(entry("i", "a.b", {"_id": 2, "n": {"$y": 1}})) == [
+        pymongo.ReplaceOne({"_id": 2}, {"_id": 2, "n": {"$y": 1}}, upsert=True)
+    ]
+    assert write(entry("u", "a.b", {"$v": 1, "$set": {"x": 1}}, o2={"_id": 3})) == [
+        pymongo.UpdateOne({"_id": 3}, {"$set": {"x": 1}}, upsert=True)
+    ]
+    assert write(entry("d", "a.b", {"_id": 4})) == [pymongo.DeleteOne({"_id": 4})]
+
+
+class _NoCodeCollection:
+    """A collection whose server answers a write error without ``code``, as
+    mongo-java-server does (pymongo then raises KeyError while reading it)."""
+
+    def __getitem__(self, name: str) -> _NoCodeCollection:
+        return self
+
+    def bulk_write(self, writes: list[Any], **kwargs: Any) -> None:
+        raise KeyError("code")
+
+
+def test_a_write_error_without_a_code_is_a_clear_refusal() -> None:
+    crud = CrudApplier(client=_NoCodeCollection())
+    with pytest.raises(OperationFailed, match=r"shop_copy.orders refused one of 2 entries") as e:
+        crud.apply(
+            [entry("i", "shop_copy.orders", {"_id": 7}), entry("d", "shop_copy.orders", {"_id": 8})]
+        )
+    assert "op 'i' on _id 7" in str(e.value) and "no 'code'" in str(e.value)
+    assert exit_code_of(e.value) == 1
 
 
 def test_crud_applier_refuses_what_only_applyops_can_replay() -> None:
