@@ -22,9 +22,36 @@ Clock: the server's, never a host's. ``localTime`` of the server's handshake is 
 claiming and advanced by this process's monotonic clock, so every ``started``/``expires``
 compared is in one clock whatever the skew between the hosts that restore.
 
-A lease that is lost while the restore runs (the heartbeat could not reach the server for a
-whole lease, and another restore took it over) fails the restore at the end (exit 1): the
-target may then hold both restores' writes.
+Losing the lease. A restore paused (SIGSTOP, a VM paused, swapped out) or cut off from the
+server for a whole lease loses it once another restore takes it over; its heartbeat, woken
+with it, cannot be relied on to notice before its next write. So every write of a restore
+(a drop, an insert batch, a collection, index or view created, an oplog batch) is made
+inside :meth:`Leases.writing`, which first renews the leases *on the server*: a lease whose
+token is gone stops the restore before that write (ClaimLost); a renewed one now has a
+whole lease ahead. A check that only looked at this process's clock would not do: the
+server's clock is the one that decides when a lease lapses (it may step), and a paused
+process learns nothing until it asks. Renewals only push ``expires`` forward (``$max``):
+the heartbeat's and the writers' renewals cross on the wire.
+
+The window between the check and the write: a takeover needs the server's time past
+``expires``; the writer's renewal set ``expires`` to its own estimate of the server's time
+(never ahead of it: the handshake's ``localTime`` is read as it left the server) plus a
+lease. A write that returns less than ``SURE`` of a lease (30 s) after its check, by the
+monotonic clock, therefore landed before anyone could take over; a slower one (it was
+paused in flight, say) is followed at once by another renewal, and if that finds the lease
+gone the write is reported as possibly landed after the loss. The check the next write
+makes covers the ones before it, so a restore stopped by a lost lease says which of its
+writes, if any, may have landed after (none, unless one was paused in flight).
+
+What can still happen: a write that fails (a network error, a timeout) may still be
+applied by the server later, after a takeover; the monotonic clock may drift from the
+server's (an NTP slew is at most 500 ppm: 18 s in 10 h, inside the 30 s margin), and the
+server's clock may be stepped forward, which lapses leases early (renewal checks the token,
+so that is caught at the next write, but a write in flight at that moment may land after
+the takeover). Only a write made in one transaction with the lease check would close that,
+and the servers datatier restores into do not all have transactions. A restore that lost a
+lease fails (exit 1) naming the writes that may have landed after, even if it had written
+everything before: the target now belongs to the other restore.
 """
 
 from __future__ import annotations
@@ -54,6 +81,8 @@ CLAIMS = (DATABASE, COLLECTION)
 """The leases' collection, which no backup carries."""
 LEASE = 60.0
 HEARTBEAT = 10.0
+SURE = 0.5
+"""A write that returns within this share of a lease after its check landed inside it."""
 ATTEMPTS = 5
 log = get_logger(__name__)
 
@@ -100,12 +129,17 @@ def held_message(database: str, where: str, lease: dict[str, Any]) -> str:
     )
 
 
+class ClaimLost(OperationFailed):
+    """A lease was taken over by another restore: this one must not write again."""
+
+
 class Leases:
     """The leases of one restore on one deployment (see module docstring).
 
-    ``take`` claims every database (all or none, in name order); ``release`` stops the
-    heartbeat and deletes the leases still ours. ``lost`` names those another restore took
-    over."""
+    ``take`` claims every database (all or none, in name order); ``writing`` guards each
+    write; ``release`` stops the heartbeat and deletes the leases still ours. ``lost``
+    names those another restore took over, ``late`` the writes that may have landed after.
+    """
 
     def __init__(
         self, client: Any, where: str, *, lease: float = LEASE, heartbeat: float = HEARTBEAT
@@ -118,6 +152,8 @@ class Leases:
         self.clock = ServerClock.of(client)
         self.held: list[str] = []
         self.lost: list[str] = []
+        self.late: list[str] = []
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -184,18 +220,67 @@ class Leases:
         return True
 
     def renew(self) -> None:
-        """Push every held lease's expiry a lease ahead; a lease no longer ours moves to
-        ``lost``."""
-        for database in list(self.held):
-            now = self.clock.now()
-            done = self.collection.update_one(
-                {"_id": claim_id(database), "token": self.token},
-                {"$set": {"renewed": now, "expires": now + self.lease}},
+        """Push every held lease's expiry a lease ahead of the server's time now (never
+        back); a lease no longer ours moves to ``lost``. One round trip while all are ours."""
+        held = list(self.held)
+        if not held:
+            return
+        ids = {claim_id(database): database for database in held}
+        ours = {"_id": {"$in": list(ids)}, "token": self.token}
+        now = self.clock.now()
+        done = self.collection.update_many(
+            ours, {"$set": {"renewed": now}, "$max": {"expires": now + self.lease}}
+        )
+        if done.matched_count == len(held):
+            return
+        kept = {doc["_id"] for doc in self.collection.find(ours, {"_id": 1})}
+        with self._lock:
+            for key, database in ids.items():
+                if key not in kept and database in self.held:
+                    self.held.remove(database)
+                    self.lost.append(database)
+                    log.error("restore.claim_lost", database=database)
+
+    @contextlib.contextmanager
+    def writing(self, what: str) -> Iterator[None]:
+        """Guard one write, ``what`` naming it (module docstring): ClaimLost before it when a
+        lease is gone, else the leases renewed; after it, if it took more than ``SURE`` of a
+        lease, renewed again and, if one is gone then, ClaimLost with ``what`` in ``late``."""
+        if self.lost:
+            raise ClaimLost(self.lost_message())
+        checked = time.monotonic()  # no later than the clock reading the renewal sends
+        self.renew()
+        if self.lost:
+            raise ClaimLost(self.lost_message())
+        yield
+        if time.monotonic() - checked < self.lease.total_seconds() * SURE:
+            return
+        try:
+            self.renew()
+        except pymongo.errors.PyMongoError:
+            with self._lock:
+                self.late.append(what)  # not known whether it still held the lease
+            raise
+        if self.lost:
+            with self._lock:
+                self.late.append(what)
+            raise ClaimLost(self.lost_message())
+
+    def lost_message(self) -> str:
+        """What exit 1 says of the leases lost, and of the writes that may have landed after."""
+        lost = ", ".join(map(repr, self.lost))
+        text = (
+            f"the restore's claim on {lost} at {self.where} was taken over while it ran by "
+            "another restore (this one could not renew it for a whole lease: paused, or cut "
+            "off from the server); "
+        )
+        if self.late:
+            return text + (
+                "it stopped writing then, but these writes of it took longer than "
+                f"{self.lease.total_seconds() * SURE:g} s and may have landed after the "
+                f"other restore took over: {'; '.join(self.late)}"
             )
-            if not done.matched_count:
-                self.held.remove(database)
-                self.lost.append(database)
-                log.error("restore.claim_lost", database=database)
+        return text + "it stopped before its next write and wrote nothing after losing it"
 
     def _renew(self) -> None:
         while not self._stop.wait(self.heartbeat):
@@ -249,12 +334,18 @@ def claim_databases(
             raise OperationFailed(f"cannot claim the restore's target on {where}: {exc}") from None
         try:
             yield leases
+            leases.renew()  # a loss after the last write: the target is the other's now
+        except ClaimLost:
+            if not leases.lost:
+                raise
+            # told below, once every writer has stopped
+        except pymongo.errors.PyMongoError as exc:
+            raise OperationFailed(f"cannot renew the restore's claim on {where}: {exc}") from None
         finally:
             leases.release()
         if leases.lost:
             raise OperationFailed(
-                f"the restore's claim on {', '.join(map(repr, leases.lost))} at {where} was "
-                "taken over while it ran (its heartbeat could not renew it in time): another "
-                "restore may have written into the same database",
-                hint="check the target, and restore again",
+                leases.lost_message(),
+                hint="the target holds what the other restore made of it: check it, and "
+                "restore again if this restore's backup is the one wanted",
             )

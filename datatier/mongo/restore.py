@@ -7,7 +7,9 @@ after data, the captured oplog slice replayed last.
   deployment (``--target NAME`` of ``[mongo.servers]``, else the one the backup came from,
   else ``[mongo]``).
 * ``claim_target``: one restore at a time into each target database: a renewed lease
-  per database on the target (:mod:`datatier.mongo.claim`).
+  per database on the target (:mod:`datatier.mongo.claim`), checked on the server before
+  each write (drop, collection, insert batch, index, view, oplog batch): a restore whose
+  lease another took over stops before its next write.
 * ``check_target``: non-empty target collections are refused unless ``force`` (``drop``
   replaces them), before any archive-restore request.
 * ``apply``: the slice is first checked replayable on this server; only then are the
@@ -20,7 +22,7 @@ after data, the captured oplog slice replayed last.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self
 
@@ -37,10 +39,10 @@ from datatier.config import LoadedConfig, MongoServer
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mongo.bsonstream import iter_documents, raw_documents
-from datatier.mongo.claim import claim_databases
+from datatier.mongo.claim import Leases, claim_databases
 from datatier.mongo.client import mongo_client, unreachable
 from datatier.mongo.oplog import CREATED, check_replayable, replay
-from datatier.mongo.oplogapply import applier_for
+from datatier.mongo.oplogapply import Applier, applier_for
 from datatier.pipeline.staging import Staged
 
 log = get_logger(__name__)
@@ -53,6 +55,8 @@ INDEX_OPTIONS = (
     "2dsphereIndexVersion", "bits", "min", "max", "wildcardProjection",
 )  # fmt: skip
 COLLECTION_KINDS = ("metadata", "collection")
+Writing = Callable[[str], contextlib.AbstractContextManager[Any]]
+"""Guards one write, named by its argument (:meth:`datatier.mongo.claim.Leases.writing`)."""
 
 
 def batches(
@@ -162,6 +166,7 @@ class MongoRestore(RestoreEngine):
         self.created: list[tuple[str, str]] = []
         self.to_drop: list[tuple[str, str]] = []
         self.replayed = False
+        self.leases: Leases | None = None
 
     @property
     def replayed_into(self) -> list[tuple[str, str]]:
@@ -212,9 +217,17 @@ class MongoRestore(RestoreEngine):
             summary=summary,
         )
 
-    def claim_target(self, plan: RestorePlan) -> contextlib.AbstractContextManager[Any]:
-        """Every target database's lease (:mod:`datatier.mongo.claim`)."""
-        return claim_databases(self.server, self.targets.values())
+    @contextlib.contextmanager
+    def claim_target(self, plan: RestorePlan) -> Iterator[None]:
+        """Every target database's lease (:mod:`datatier.mongo.claim`), kept for ``apply``
+        to check before each write."""
+        with claim_databases(self.server, self.targets.values()) as leases:
+            self.leases = leases
+            yield
+
+    def writing(self, what: str) -> contextlib.AbstractContextManager[Any]:
+        """The lease check around one write (none without a claim)."""
+        return self.leases.writing(what) if self.leases else contextlib.nullcontext()
 
     def check_target(self, plan: RestorePlan) -> None:
         """Non-empty target collections: refused unless --drop (noted for apply) or --force."""
@@ -244,22 +257,26 @@ class MongoRestore(RestoreEngine):
             if applier is not None and applier.refuses:
                 check_replayable(applier, _entries(staged, oplog), targets, set(self.replayed_into))
             for db, name in self.to_drop:  # only now that the backup is known to be restorable
-                client[db].drop_collection(name)
+                with self.writing(f"drop of {db}.{name}"):
+                    client[db].drop_collection(name)
 
             def one(key: tuple[str, str]) -> None:
                 db, name = key
                 parts = sorted(
                     (o for o in plan.objects if (o.database, o.table) == key), key=lambda o: o.part
                 )
-                _restore_collection(client[targets[db]], name, parts, staged, on_loaded)
+                _restore_collection(
+                    client[targets[db]], name, parts, staged, on_loaded, self.writing
+                )
 
             with ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
                 for future in [pool.submit(one, key) for key in collections]:
                     future.result()
-            _create_views(client, self.manifest, targets)
+            _create_views(client, self.manifest, targets, self.writing)
             if applier is not None:
                 wanted = set(self.replayed_into)
-                applied = replay(client, _entries(staged, oplog), targets, wanted, applier=applier)
+                fenced = _Fenced(applier, self.writing)
+                applied = replay(client, _entries(staged, oplog), targets, wanted, applier=fenced)
                 self.replayed = True
                 log.info("restore.oplog_replayed", entries=applied, method=applier.name)
 
@@ -298,22 +315,27 @@ def _restore_collection(
     parts: list[ObjectRecord],
     staged: Staged,
     on_loaded: Callable[[ObjectRecord], None] | None,
+    writing: Writing,
 ) -> None:
     meta_obj = next(o for o in parts if o.kind == "metadata")
     metadata = json_util.loads(b"".join(staged.decompressed(meta_obj.key)))
+    where = f"{db.name}.{name}"
     if name not in db.list_collection_names():
-        db.create_collection(name, **dict(metadata.get("options") or {}))
+        with writing(f"creation of {where}"):
+            db.create_collection(name, **dict(metadata.get("options") or {}))
     coll = db[name]
     for part in (o for o in parts if o.kind == "collection"):
         for batch in batches(staged.decompressed(part.key), staged.name(part.key)):
-            coll.insert_many(batch, ordered=True, bypass_document_validation=True)
+            with writing(f"insert of {len(batch)} documents into {where}"):
+                coll.insert_many(batch, ordered=True, bypass_document_validation=True)
         if on_loaded:
             on_loaded(part)
     for index in metadata.get("indexes", []):
         if index.get("name") == "_id_":
             continue
         extra = {k: index[k] for k in INDEX_OPTIONS if k in index}
-        coll.create_index(list(index["key"].items()), name=index["name"], **extra)
+        with writing(f"index {index['name']} of {where}"):
+            coll.create_index(list(index["key"].items()), name=index["name"], **extra)
 
 
 def _entries(staged: Staged, parts: list[ObjectRecord]) -> Iterator[RawBSONDocument]:
@@ -325,13 +347,33 @@ def _entries(staged: Staged, parts: list[ObjectRecord]) -> Iterator[RawBSONDocum
         yield from raw_documents(staged.decompressed(part.key), staged.name(part.key))
 
 
-def _create_views(client: Any, manifest: Manifest, targets: dict[str, str]) -> None:
+def _create_views(
+    client: Any, manifest: Manifest, targets: dict[str, str], writing: Writing
+) -> None:
     for source, target in targets.items():
         for text in manifest.databases.get(source, {}).get("views", []):
             view = json_util.loads(text)
             db = client[target]
             if view["name"] not in db.list_collection_names():
-                db.command("create", view["name"], **view["options"])
+                with writing(f"view {target}.{view['name']}"):
+                    db.command("create", view["name"], **view["options"])
+
+
+class _Fenced(Applier):
+    """``inner`` applying each oplog batch inside ``writing`` (a lease check before it)."""
+
+    name = "fenced"
+
+    def __init__(self, inner: Applier, writing: Writing) -> None:
+        super().__init__(inner.client)
+        self.inner, self.writing = inner, writing
+
+    def check(self, entry: Mapping[str, Any]) -> None:
+        self.inner.check(entry)
+
+    def apply(self, batch: list[dict[str, Any]]) -> None:
+        with self.writing(f"oplog batch of {len(batch)} entries"):
+            self.inner.apply(batch)
 
 
 def _check_counts(

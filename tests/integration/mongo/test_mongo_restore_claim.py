@@ -3,7 +3,8 @@ sandbox's FerretDB (``mongo``) and mongo-java-server (``mongo2``, whose database
 hold odd bytes): the second is refused with exit 5 before it changes anything and names the
 first (host, pid), the first still restores every document once; a killed restore's lease
 is refused until it lapses and then taken over; a failed restore releases its claim; a dry
-run takes none.
+run takes none; a holder whose lease was taken over makes no further write, and names a
+write slow enough to have landed after the takeover; renewals never shorten a lease.
 
 Reproduction before the fix: the second ``--drop`` restore exited 0 beside the first, and
 the target held documents of both (duplicated).
@@ -308,3 +309,60 @@ def test_an_every_database_backup_does_not_list_the_lease_database(target: Targe
         manifest = run_backup(loaded, load_policy(loaded, policy))
     assert SRC in manifest.databases
     assert DATABASE not in manifest.databases
+
+
+def test_a_write_after_the_lease_was_taken_over_is_not_made(old_target: Target) -> None:
+    """A paused holder (its lease lapsed and taken over meanwhile) asks the server before
+    its next write, and makes none; its error says it wrote nothing after the loss."""
+    settings = old_target.settings
+    with old_target.client() as c:
+        later = Leases(c, "test", lease=60)
+        with (
+            pytest.raises(OperationFailed, match="wrote nothing after losing it"),
+            claim_databases(settings, [old_target.dst], lease=1, heartbeat=30) as leases,
+        ):
+            assert leases is not None
+            with leases.writing("first write"):
+                pass  # the lease is ours: the write is made
+            wait_for(lambda: _taken(later, old_target.dst), timeout=5, step=0.2)
+            written: list[int] = []
+            with leases.writing("second write"):
+                written.append(1)
+        assert not written, "the write after the takeover was not made"
+        assert leases is not None and leases.lost == [old_target.dst] and not leases.late
+        held = old_target.lease()
+        assert held is not None and held["token"] == later.token
+        later.release()
+
+
+def test_a_write_slower_than_half_a_lease_is_checked_after_it(old_target: Target) -> None:
+    """A write that returns after half its lease may have landed after a takeover: it is
+    checked at once, and named if the lease is gone."""
+    with old_target.client() as c:
+        later = Leases(c, "test", lease=60)
+        with (
+            pytest.raises(OperationFailed, match="may have landed after") as failed,
+            claim_databases(old_target.settings, [old_target.dst], lease=1, heartbeat=30) as held,
+        ):
+            assert held is not None
+            with held.writing("slow insert"):  # paused in flight past its lease, and taken over
+                wait_for(lambda: _taken(later, old_target.dst), timeout=5, step=0.2)
+        assert "slow insert" in str(failed.value)
+        later.release()
+
+
+def test_renewals_never_move_a_lease_back(old_target: Target) -> None:
+    """The heartbeat's and a writer's renewals cross on the wire: the older one arriving
+    last must not shorten the lease (``$max``), on either server."""
+    with claim_databases(old_target.settings, [old_target.dst], heartbeat=30) as leases:
+        assert leases is not None
+        far = datetime.datetime(2100, 1, 1, tzinfo=datetime.UTC)
+        with old_target.client() as c:
+            c[DATABASE][COLLECTION].update_one(
+                {"_id": claim_id(old_target.dst)}, {"$set": {"expires": far}}
+            )
+        leases.renew()
+        held = old_target.lease()
+        assert held is not None and held["expires"].replace(tzinfo=datetime.UTC) == far
+        assert leases.held == [old_target.dst]
+    assert old_target.lease() is None

@@ -1,6 +1,8 @@
 """Two restores into one database at once (:mod:`datatier.mysql.claim`), on the real
 sandbox: the second is refused with exit 5 before it changes anything, the first still
-restores every row, and a restore that is killed leaves no claim behind.
+restores every row, and a restore that is killed leaves no claim behind. A restore whose
+lock session ended mid-load goes on writing beside the next claimant (a reproduction,
+strict xfail: not fixed).
 
 The first restore is held in place, claim taken, by the test's open transaction on
 ``DST.block``: its ``DROP TABLE IF EXISTS block`` waits on that metadata lock (for an hour:
@@ -183,3 +185,33 @@ def test_a_dry_run_takes_no_claim_and_a_held_claim_changes_nothing(
         assert real.returncode == 5, real.stderr
         assert "another restore into" in real.stderr
     assert contents(sandbox, DST) == before, "nothing changed"
+
+
+@pytest.mark.xfail(strict=True, reason="found by helper mongoclaim; not fixed (see docstring)")
+def test_a_restore_whose_lock_session_ended_writes_beside_the_next_claimant_and_exits_0(
+    sandbox: SandboxHandle, source: Manifest, blocked_restore: Blocked
+) -> None:
+    """Severity: silent wrong (reproduction, not fixed).
+
+    The restore lock lives as long as the restore's lock session. That session sits idle
+    for the whole load, and ends without the restore noticing when it is killed (``KILL``
+    by an operator, pt-kill of long-sleeping sessions) or reset by a proxy or firewall
+    between the host and the server; the server then frees the lock, and another restore
+    may take it. The first restore never looks at its lock again: it goes on loading into
+    the target beside the new claimant and exits 0 (its ``RELEASE_ALL_LOCKS`` error is
+    suppressed). A pause (SIGSTOP) does not lose the lock (no lease: the session stays).
+    Expected: a restore whose lock is gone stops before its next write and exits 1.
+    Cause: datatier/mysql/claim.py checks the lock only when taking it."""
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT IS_USED_LOCK(%s)", (lock_name(DST),))
+        row = cur.fetchone()
+        assert row is not None and row[0] is not None
+        cur.execute(f"KILL {int(row[0])}")  # the restore's lock session, idle meanwhile
+    wait_for(lambda: not claimed(sandbox), timeout=30, step=0.1)
+    with sandbox.connect() as other, other.cursor() as cur:  # the next restore's claim
+        cur.execute("SELECT GET_LOCK(%s, 0)", (lock_name(DST),))
+        assert cur.fetchone() == (1,), "the lock is free: another restore can take it"
+        blocked_restore.release()
+        _, err = blocked_restore.proc.communicate(timeout=120)
+        assert contents(sandbox, DST) == contents(sandbox, SRC), "it loaded while unclaimed"
+        assert blocked_restore.proc.returncode == 1, f"it wrote without its claim: exit 0 {err}"
