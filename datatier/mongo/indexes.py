@@ -5,16 +5,17 @@ Contract:
 - :func:`final_indexes` is, per restored collection, the indexes it has at the end of the
   backup: those its metadata lists (dump time), changed by the oplog slice's index
   commands in order (``createIndexes``/``commitIndexBuild`` add, ``dropIndexes``/
-  ``deleteIndexes`` and a collection ``drop`` remove). Whether an index command came before
+  ``deleteIndexes`` and a collection ``drop`` remove, ``collMod`` changes an index's
+  ``hidden``, ``expireAfterSeconds`` or ``unique``). Whether an index command came before
   or after its collection was dumped, the last one to name an index decides, as on the
   source.
 - :func:`without_index_commands` is the slice without those commands (nor
-  ``startIndexBuild``/``abortIndexBuild``): the restore replays data changes onto
-  collections without secondary indexes and builds :func:`final_indexes` afterwards
-  (:func:`build`), so that a unique index never judges the intermediate states a replay of
-  a fuzzy snapshot passes through (they need not satisfy it against later data). Index
-  commands inside a transaction's ``applyOps`` are left in place (they only create
-  indexes on new collections).
+  ``startIndexBuild``/``abortIndexBuild``, nor a ``collMod``'s ``index`` change): the
+  restore replays data changes onto collections without secondary indexes and builds
+  :func:`final_indexes` afterwards (:func:`build`), so that a unique index never judges
+  the intermediate states a replay of a fuzzy snapshot passes through (they need not
+  satisfy it against later data). Index commands inside a transaction's ``applyOps`` are
+  left in place (they only create indexes on new collections).
 - :func:`build` creates indexes and returns those the server refused (a unique index the
   restored documents break), with the server's reason, instead of raising: the caller
   names them all.
@@ -28,7 +29,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import bson
 import pymongo.errors
+from bson.codec_options import CodecOptions, DatetimeConversion
+from bson.raw_bson import RawBSONDocument
 
 INDEX_OPTIONS = (
     "unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation", "hidden",
@@ -39,8 +43,14 @@ ID_INDEX = "_id_"
 # Index commands the replay leaves to build(): the first two change the final set.
 _ADDS = ("createIndexes", "commitIndexBuild")
 _DROPS = ("dropIndexes", "deleteIndexes")
+_MODIFIABLE = ("hidden", "expireAfterSeconds", "unique")
 INDEX_COMMANDS = frozenset({*_ADDS, *_DROPS, "startIndexBuild", "abortIndexBuild"})
 
+# a command's body decoded whole (raw entries keep nested documents raw, which compare
+# unequal to the dicts list_indexes gives); dates outside Python's range as DatetimeMS
+_DECODE: CodecOptions[dict[str, Any]] = CodecOptions(
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO
+)
 Key = tuple[str, str]  # (database, collection), as the backup names them
 Indexes = dict[str, dict[str, Any]]  # index name -> its spec (key, name, options)
 
@@ -54,7 +64,8 @@ def _command(entry: Mapping[str, Any]) -> tuple[str, Any, dict[str, Any]] | None
     """(command name, its first value, the whole command) of a top-level command entry."""
     if entry.get("op") != "c":
         return None
-    body = dict(entry.get("o") or {})
+    found = entry.get("o") or {}
+    body = bson.decode(found.raw, _DECODE) if isinstance(found, RawBSONDocument) else dict(found)
     if not body:
         return None
     name = next(iter(body))
@@ -62,10 +73,17 @@ def _command(entry: Mapping[str, Any]) -> tuple[str, Any, dict[str, Any]] | None
 
 
 def without_index_commands(entries: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
-    """``entries`` less their top-level index commands (module docstring)."""
+    """``entries`` less their top-level index commands, and ``collMod`` entries less their
+    ``index`` change (module docstring)."""
     for entry in entries:
         command = _command(entry)
-        if command is None or command[0] not in INDEX_COMMANDS:
+        if command is None:
+            yield entry
+        elif command[0] == "collMod" and "index" in command[2]:
+            rest = {k: v for k, v in command[2].items() if k != "index"}
+            if len(rest) > 1:  # other changes (a validator...) are replayed
+                yield {**entry, "o": rest}
+        elif command[0] not in INDEX_COMMANDS:
             yield entry
 
 
@@ -95,7 +113,20 @@ def final_indexes(
             indexes.update(secondary(body.get("indexes") or []))
         elif name in _DROPS:
             _drop(indexes, body.get("index", "*"))
+        elif name == "collMod" and isinstance(body.get("index"), Mapping):
+            _modify(indexes, body["index"])
     return final
+
+
+def _modify(indexes: Indexes, change: Mapping[str, Any]) -> None:
+    """Apply a ``collMod`` ``index`` change (``hidden``, ``expireAfterSeconds``, ``unique``)
+    to the index it names (``name`` or ``keyPattern``)."""
+    for spec in indexes.values():
+        if spec.get("name") == change.get("name") or (
+            "keyPattern" in change and dict(spec["key"]) == dict(change["keyPattern"])
+        ):
+            spec.update({k: v for k, v in change.items() if k in _MODIFIABLE})
+            return
 
 
 def _drop(indexes: Indexes, which: Any) -> None:

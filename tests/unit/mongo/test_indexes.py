@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import bson
+from bson.raw_bson import RawBSONDocument
+
+from datatier.mongo.bsonstream import RAW_OPTIONS
 from datatier.mongo.indexes import conflicts, final_indexes, secondary, without_index_commands
 
 
@@ -101,3 +105,23 @@ def test_conflicts_are_other_options_and_indexes_the_backup_does_not_hold_alike(
         "index c_1 (not in the backup)",
     ]
     assert conflicts(None, {"capped": True}, {}, {}) == [], "options not known: not compared"
+
+
+def test_raw_entries_give_plain_specs() -> None:
+    """Entries are read raw: their nested documents must compare equal to list_indexes'."""
+    body = {"createIndexes": "u", "key": {"a": 1}, "name": "a_1", "collation": {"locale": "fr"}}
+    raw = RawBSONDocument(bson.encode({"op": "c", "ns": "s.$cmd", "o": body}), RAW_OPTIONS)
+    final = final_indexes({("s", "u"): {}}, [], [raw])[("s", "u")]
+    assert final == {"a_1": {k: v for k, v in body.items() if k != "createIndexes"}}
+    assert conflicts({}, {}, final, secondary([dict(body, v=2)])) == []
+
+
+def test_collmod_changes_an_index_and_loses_that_change_in_the_replay() -> None:
+    """(a deferred index does not exist yet when the replay reaches the collMod)"""
+    hide = cmd("s", {"collMod": "u", "index": {"name": "a_1", "hidden": True}})
+    ttl = cmd("s", {"collMod": "u", "index": {"keyPattern": {"a": 1}, "expireAfterSeconds": 9}})
+    both = cmd("s", {"collMod": "u", "validator": {"x": 1}, "index": {"name": "a_1"}})
+    final = final_indexes(DUMPED, [], [hide, ttl])[("s", "u")]
+    assert final == {"a_1": spec("a_1", {"a": 1}, hidden=True, expireAfterSeconds=9)}
+    other = cmd("s", {"collMod": "u", "validator": {"x": 1}})
+    assert list(without_index_commands([hide, ttl, both, other])) == [other, other]
