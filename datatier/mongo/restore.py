@@ -313,12 +313,7 @@ class MongoRestore(RestoreEngine):
             def one(key: tuple[str, str]) -> None:
                 db, name = key
                 parts = sorted(
-                    (
-                        o
-                        for o in plan.objects
-                        if (o.database, o.table) == key and o.kind != "metadata"
-                    ),
-                    key=lambda o: o.part,
+                    (o for o in plan.objects if (o.database, o.table) == key), key=lambda o: o.part
                 )
                 options = self.options_of.get(key, {})
                 _restore_collection(client[targets[db]], name, options, parts, staged, on_loaded)
