@@ -119,7 +119,11 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     help="MySQL: create the plain secondary indexes of large InnoDB tables after their rows "
     "(one sort per index, as myloader's --innodb-optimize-keys) rather than row by row.",
 )
-@click.option("--drop", is_flag=True, help="Mongo: drop non-empty target collections first.")
+@click.option(
+    "--drop",
+    is_flag=True,
+    help="Mongo: drop the selected collections the target holds first (empty ones too).",
+)
 @click.option(
     "--grants",
     is_flag=True,

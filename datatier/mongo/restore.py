@@ -1,5 +1,5 @@
-"""The restore engine of MongoDB backups: collections in parallel, raw BSON batches, indexes
-after data, the captured oplog slice replayed last.
+"""The restore engine of MongoDB backups: collections in parallel, raw BSON batches, the
+captured oplog slice replayed, secondary indexes last.
 
 * ``plan``: the selected collections (the oplog slice belongs to every selection: it is
   filtered per collection at replay); IntegrityFailure when the manifest does not account
@@ -8,13 +8,22 @@ after data, the captured oplog slice replayed last.
   else ``[mongo]``).
 * ``claim_target``: one restore at a time into each target database: a renewed lease
   per database on the target (:mod:`datatier.mongo.claim`), checked on the server before
-  each write (drop, collection, insert batch, index, view, oplog batch): a restore whose
+  each write (drop, collection, insert batch, view, oplog batch, index): a restore whose
   lease another took over stops before its next write.
-* ``check_target``: non-empty target collections are refused unless ``force`` (``drop``
-  replaces them), before any archive-restore request.
+* ``check_target``: non-empty target collections are refused unless ``force``, before any
+  archive-restore request; with ``drop`` every selected collection the target holds (empty
+  or not) is to be replaced, as ``mongorestore --drop`` does.
+* ``check_staged``: an existing target collection that is not replaced is refused (exit 2,
+  nothing changed; ``force`` does not waive it) when its options differ from the backup's
+  or it holds an index the backup's collection does not have at the end of the backup
+  (:func:`~datatier.mongo.indexes.conflicts`): restoring into it would not give the backup.
 * ``apply``: the slice is first checked replayable on this server; only then are the
   collections ``--drop`` replaces dropped; documents are inserted as ``RawBSONDocument``
-  slices of the verified bytes, never decoded and re-encoded; views; the slice replayed.
+  slices of the verified bytes, never decoded and re-encoded; views; the slice replayed
+  without its index commands; then every collection's final secondary indexes are built
+  (:mod:`datatier.mongo.indexes`), so that no unique index sees the replay's intermediate
+  states. An index the restored documents break fails the restore (exit 1) naming the
+  collection and index once every other index is built: the documents stay restored.
 * ``post_check``: document counts equal the manifest's (not after a replay: counts then
   reach the end of the slice, not the dump).
 """
@@ -41,6 +50,15 @@ from datatier.log import get_logger
 from datatier.mongo.bsonstream import iter_documents, raw_documents
 from datatier.mongo.claim import Leases, claim_databases
 from datatier.mongo.client import mongo_client, unreachable
+from datatier.mongo.indexes import (
+    Indexes,
+    Key,
+    build,
+    conflicts,
+    final_indexes,
+    secondary,
+    without_index_commands,
+)
 from datatier.mongo.oplog import CREATED, check_replayable, replay
 from datatier.mongo.oplogapply import Applier, applier_for
 from datatier.pipeline.staging import Staged
@@ -49,11 +67,6 @@ log = get_logger(__name__)
 # Documents per insert_many, by size: a worker holds one batch plus the message pymongo
 # encodes from it, so restore memory is about jobs x 2 x BATCH_BYTES, whatever the data.
 BATCH_BYTES = 4 << 20
-INDEX_OPTIONS = (
-    "unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation", "hidden",
-    "weights", "default_language", "language_override", "textIndexVersion",
-    "2dsphereIndexVersion", "bits", "min", "max", "wildcardProjection",
-)  # fmt: skip
 COLLECTION_KINDS = ("metadata", "collection")
 Writing = Callable[[str], contextlib.AbstractContextManager[Any]]
 """Guards one write, named by its argument (:meth:`datatier.mongo.claim.Leases.writing`)."""
@@ -165,6 +178,9 @@ class MongoRestore(RestoreEngine):
         self.targets: dict[str, str] = {}
         self.created: list[tuple[str, str]] = []
         self.to_drop: list[tuple[str, str]] = []
+        self.options_of: dict[Key, dict[str, Any]] = {}  # each dumped collection's options
+        self.indexes: dict[Key, Indexes] = {}  # each restored collection's final indexes
+        self.defined = False  # whether the two above were read from the staged objects
         self.replayed = False
         self.leases: Leases | None = None
 
@@ -230,32 +246,80 @@ class MongoRestore(RestoreEngine):
         return self.leases.writing(what) if self.leases else contextlib.nullcontext()
 
     def check_target(self, plan: RestorePlan) -> None:
-        """Non-empty target collections: refused unless --drop (noted for apply) or --force."""
+        """Non-empty target collections: refused unless --drop or --force; with --drop every
+        existing one is noted for apply to replace."""
         with self._client() as client:
-            busy = []
+            existing, busy = [], []
             for db, name in self.replayed_into:
                 target = client[self.targets[db]]
-                if (
-                    name in target.list_collection_names()
-                    and target[name].estimated_document_count()
-                ):
-                    busy.append((self.targets[db], name))
+                if name in target.list_collection_names():
+                    existing.append((self.targets[db], name))
+                    if target[name].estimated_document_count():
+                        busy.append((self.targets[db], name))
         if busy and not (self.options.drop or self.options.force):
             raise UsageError(
                 f"target collections are not empty: {', '.join(f'{d}.{n}' for d, n in busy)}",
                 hint="--rename SRC=DST, --drop to replace them, or --force to insert anyway",
             )
-        self.to_drop = busy if self.options.drop else []
+        self.to_drop = existing if self.options.drop else []
+
+    def check_staged(self, plan: RestorePlan, staged: Staged) -> None:
+        """The collections' final indexes and options, from the staged metadata and slice;
+        an existing target collection that is kept but cannot become the backup's (other
+        options, an index the backup lacks or defines otherwise): refused."""
+        self._definitions(plan, staged)
+        replaced = set(self.to_drop)
+        found = []
+        with self._client() as client:
+            for db, name in self.replayed_into:
+                target = client[self.targets[db]]
+                if (self.targets[db], name) in replaced:
+                    continue
+                info = next(iter(target.list_collections(filter={"name": name})), None)
+                if info is None:
+                    continue
+                found += [
+                    f"{self.targets[db]}.{name}: {problem}"
+                    for problem in conflicts(
+                        self.options_of.get((db, name)),
+                        info.get("options") or {},
+                        self.indexes.get((db, name), {}),
+                        secondary(target[name].list_indexes()),
+                    )
+                ]
+        if found:
+            raise UsageError(
+                "target collections differ from the backup's: " + "; ".join(found),
+                hint="--drop to replace them, or --rename SRC=DST",
+            )
+
+    def _definitions(self, plan: RestorePlan, staged: Staged) -> None:
+        """Fill ``options_of`` and ``indexes`` from the staged metadata and oplog slice."""
+        dumped: dict[Key, Indexes] = {}
+        for obj in plan.objects:
+            if obj.kind == "metadata" and obj.database and obj.table:
+                metadata = json_util.loads(b"".join(staged.decompressed(obj.key)))
+                self.options_of[(obj.database, obj.table)] = dict(metadata.get("options") or {})
+                dumped[(obj.database, obj.table)] = secondary(metadata.get("indexes", []))
+        oplog = [o for o in plan.objects if o.kind == "oplog"]
+        self.indexes = final_indexes(dumped, self.created, _entries(staged, oplog))
+        self.defined = True
 
     def apply(
         self, plan: RestorePlan, staged: Staged, on_loaded: Callable[[ObjectRecord], None] | None
     ) -> None:
         oplog = [o for o in plan.objects if o.kind == "oplog"]
         collections, targets = self.collections, self.targets
+        if not self.defined:  # (check_staged reads them; an engine driven without it)
+            self._definitions(plan, staged)
+
+        def slice_() -> Iterator[Any]:
+            return without_index_commands(_entries(staged, oplog))
+
         with self._client() as client:
             applier = applier_for(client) if oplog else None
             if applier is not None and applier.refuses:
-                check_replayable(applier, _entries(staged, oplog), targets, set(self.replayed_into))
+                check_replayable(applier, slice_(), targets, set(self.replayed_into))
             for db, name in self.to_drop:  # only now that the backup is known to be restorable
                 with self.writing(f"drop of {db}.{name}"):
                     client[db].drop_collection(name)
@@ -265,8 +329,9 @@ class MongoRestore(RestoreEngine):
                 parts = sorted(
                     (o for o in plan.objects if (o.database, o.table) == key), key=lambda o: o.part
                 )
+                options = self.options_of.get(key, {})
                 _restore_collection(
-                    client[targets[db]], name, parts, staged, on_loaded, self.writing
+                    client[targets[db]], name, options, parts, staged, on_loaded, self.writing
                 )
 
             with ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
@@ -276,9 +341,34 @@ class MongoRestore(RestoreEngine):
             if applier is not None:
                 wanted = set(self.replayed_into)
                 fenced = _Fenced(applier, self.writing)
-                applied = replay(client, _entries(staged, oplog), targets, wanted, applier=fenced)
+                applied = replay(client, slice_(), targets, wanted, applier=fenced)
                 self.replayed = True
                 log.info("restore.oplog_replayed", entries=applied, method=applier.name)
+            self._build_indexes(client)
+
+    def _build_indexes(self, client: Any) -> None:
+        """Every restored collection's final secondary indexes, collections in parallel;
+        OperationFailed naming every index refused, once the others are built."""
+
+        def one(key: Key) -> list[str]:
+            db, name = key
+            indexes = self.indexes.get(key)
+            if not indexes:  # (create_index would create a collection the slice dropped)
+                return []
+            target = self.targets[db]
+            with self.writing(f"indexes of {target}.{name}"):
+                refused = build(client[target][name], indexes)
+            return [f"{target}.{name} index {r}" for r in refused]
+
+        with ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
+            futures = [pool.submit(one, key) for key in self.replayed_into]
+            refused = [r for future in futures for r in future.result()]
+        if refused:
+            raise OperationFailed(
+                "indexes the restored documents break were not built (the documents are "
+                "restored, every other index is built): " + "; ".join(refused),
+                hint="fix the documents and create the index, or restore another backup",
+            )
 
     def post_check(self, plan: RestorePlan) -> None:
         if self.replayed:
@@ -312,17 +402,18 @@ def bad_database_name(name: str) -> str | None:
 def _restore_collection(
     db: Any,
     name: str,
+    options: dict[str, Any],
     parts: list[ObjectRecord],
     staged: Staged,
     on_loaded: Callable[[ObjectRecord], None] | None,
     writing: Writing,
 ) -> None:
-    meta_obj = next(o for o in parts if o.kind == "metadata")
-    metadata = json_util.loads(b"".join(staged.decompressed(meta_obj.key)))
+    """The collection (created with ``options`` unless it exists) and its documents; no
+    secondary index (built after the replay). Each write checked by ``writing``."""
     where = f"{db.name}.{name}"
     if name not in db.list_collection_names():
         with writing(f"creation of {where}"):
-            db.create_collection(name, **dict(metadata.get("options") or {}))
+            db.create_collection(name, **options)
     coll = db[name]
     for part in (o for o in parts if o.kind == "collection"):
         for batch in batches(staged.decompressed(part.key), staged.name(part.key)):
@@ -330,12 +421,6 @@ def _restore_collection(
                 coll.insert_many(batch, ordered=True, bypass_document_validation=True)
         if on_loaded:
             on_loaded(part)
-    for index in metadata.get("indexes", []):
-        if index.get("name") == "_id_":
-            continue
-        extra = {k: index[k] for k in INDEX_OPTIONS if k in index}
-        with writing(f"index {index['name']} of {where}"):
-            coll.create_index(list(index["key"].items()), name=index["name"], **extra)
 
 
 def _entries(staged: Staged, parts: list[ObjectRecord]) -> Iterator[RawBSONDocument]:

@@ -105,7 +105,6 @@ def mongo2(sandbox: SandboxHandle) -> Iterator[pymongo.MongoClient[Any]]:
         yield c
 
 
-@pytest.mark.xfail(strict=True, reason="tester5 finding 4, being fixed (helper mongoidx)")
 def test_drop_restore_keeps_an_empty_target_collections_options_and_indexes(
     use_sandbox_config: SandboxHandle, ferret: pymongo.MongoClient[Any]
 ) -> None:
@@ -243,7 +242,6 @@ def test_oplog_replay_memory_grows_with_the_size_of_the_slices_entries(
             mongo2.drop_database(name)
 
 
-@pytest.mark.xfail(strict=True, reason="tester5 finding 1, being fixed (helper mongoidx)")
 def test_pitr_replay_onto_unique_indexes_built_before_it_fails_a_good_backup(
     use_sandbox_config: SandboxHandle, mongo2: pymongo.MongoClient[Any]
 ) -> None:
