@@ -14,7 +14,7 @@ from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
 from datatier.mysql import dumptasks, pdump
-from datatier.mysql.rowtext import ROW_TEXT_VERSION, RowQuery
+from datatier.mysql.rowtext import EXACT_CHARSETS, ROW_TEXT_VERSION, RowQuery
 from tests.integration.conftest import SandboxHandle, sql
 
 DB = "rt_rules"
@@ -73,3 +73,22 @@ def test_a_manifest_of_the_legacy_rules_is_not_compared_by_the_new_ones(
         patch.setattr(pdump, "ROW_TEXT_VERSION", 1)
         made = run_backup(loaded, load_policy(loaded, "rt-rules"))
     assert main(["backups", "verify", made.backup_id, "--restore-test"]) == 4
+
+
+def test_every_single_byte_exact_charset_round_trips_each_byte_through_utf8mb4(
+    sandbox: SandboxHandle,
+) -> None:
+    """What :data:`EXACT_CHARSETS` claims, on this server: all 256 bytes convert to distinct
+    characters and back unchanged, and only the bytes QUOTE() escapes become NUL, ^Z, quote
+    and backslash (so a QUOTEd value converted to utf8mb4 is still one exact literal)."""
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for charset in sorted(EXACT_CHARSETS - {"utf8", "utf8mb3"}):
+            cur.execute(
+                f"SELECT SUM(HEX(CONVERT(u USING {charset})) <> HEX(CHAR(b))),"
+                " SUM((HEX(u) IN ('00', '1A', '27', '5C')) <> (b IN (0, 26, 39, 92))),"
+                " SUM(HEX(u) <> HEX(CHAR(b)) AND b IN (0, 26, 39, 92)),"
+                " COUNT(DISTINCT u COLLATE utf8mb4_bin) FROM (SELECT seq AS b,"
+                f" CONVERT(CONVERT(CHAR(seq) USING {charset}) USING utf8mb4) AS u"
+                " FROM mysql.seq_0_to_255) AS bytes"
+            )
+            assert cur.fetchone() == (0, 0, 0, 256), charset
