@@ -59,7 +59,7 @@ from datatier.mysql.dumptasks import Task, TaskDumper
 from datatier.mysql.event_status import resolve_on_primary
 from datatier.mysql.fastreader import RawConnection
 from datatier.mysql.references import record_references
-from datatier.mysql.rowtext import range_filters
+from datatier.mysql.rowtext import ROW_TEXT_VERSION, range_filters
 from datatier.mysql.source import SourceChoice, select_source
 from datatier.mysql.sqltext import ident, qualified
 from datatier.storage.base import MiB
@@ -239,6 +239,7 @@ class ParallelDumpEngine(BackupEngine):
                 "jobs": group.jobs,
                 "ignored_tables": catalogue.excluded,
                 "raw_threshold": threshold,
+                "row_text": ROW_TEXT_VERSION,
                 "max_statement_bytes": dumper.largest_statement,
                 "references": record_references(catalogue, views),
                 **(

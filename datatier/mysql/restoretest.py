@@ -8,6 +8,8 @@ manifest's. The scratch databases are dropped afterwards, also on failure. Any m
 IntegrityFailure (exit 4) naming the tables. Backups made before manifest format 2
 recorded digests of mariadb-dump's text, which cannot be recomputed: for them only row
 counts are compared, and the report says so.
+Backups made before :data:`~datatier.mysql.rowtext.ROW_TEXT_VERSION` (no ``row_text``
+option) are read back by the row text rules they were written with.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure
 from datatier.log import get_logger
 from datatier.mysql.connection import connect, resolve_target
+from datatier.mysql.rowtext import ROW_TEXT_VERSION
 from datatier.mysql.sqltext import ident
 from datatier.mysql.table_digest import table_digests
 
@@ -46,6 +49,8 @@ def restore_test(
         for t in manifest.tables
         if t.database in renames
     }
+    # the rules the backup's rows were written (and its digests taken) with
+    legacy = manifest.options.get("row_text", 1) < ROW_TEXT_VERSION
     restore = RestoreOptions(
         target=options.target,
         renames=renames,
@@ -60,7 +65,7 @@ def restore_test(
         found = {
             (back[db], table): value
             for (db, table), value in table_digests(
-                target, sorted(renames.values()), points
+                target, sorted(renames.values()), points, legacy=legacy
             ).items()
         }
     finally:

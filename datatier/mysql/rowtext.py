@@ -7,8 +7,20 @@ The SELECT built here makes the server write each row's literal text in C (``QUO
   DOUBLE, whose shortest text gives back the very same float (the 6-digit text of a FLOAT
   would not);
 * BIT: ``b'1011'``; binary strings, BLOBs and spatial values: ``X'...'`` (hex);
-* everything else (text, ENUM/SET, dates and times, JSON, INET6, UUID): ``QUOTE()`` in
-  utf8mb4 (other charsets converted, losslessly); NULL is ``NULL``.
+* ENUM: its index 0 (the error value a non-strict session stores for a value not in the
+  list) as the number ``0``, which the restore's non-strict session stores as that error
+  value again (as text it would read as the member ``''`` where the list has one);
+* other text (text, ENUM/SET, dates and times, JSON, INET6, UUID) in utf8mb4, or in a
+  charset of :data:`EXACT_CHARSETS`: ``QUOTE()`` in utf8mb4 (those charsets converted,
+  which is exact for them); text in any other charset: its stored bytes in hex with their
+  charset's introducer, ``_sjis X'835C'``, which loads byte for byte (its conversion to
+  utf8mb4 and back is not: sjis 0x5C becomes 0x815F, undefined bytes ``?``; armscii8's
+  0xFF even becomes a plain quote inside the literal); NULL is ``NULL``.
+
+The restore test's digests (:mod:`datatier.mysql.table_digest`) hash these same texts, so
+they compare stored bytes. Backups made before these rules (no ``row_text`` option in the
+manifest, see :data:`ROW_TEXT_VERSION`) are re-read with the old ones (``legacy``: every
+text by ``QUOTE()`` converted to utf8mb4), so their digests still compare.
 
 Generated columns are left out (the server recomputes them). A row whose large values would
 push its rendered text past the server's ``max_allowed_packet`` (the server would return
@@ -27,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -63,15 +76,61 @@ BINARY_TYPES = frozenset(
 )
 
 
-def kind_of(column: Column) -> str:
-    """``number``, ``bit``, ``binary`` or ``text``."""
+ROW_TEXT_VERSION = 2
+"""The rules above, recorded as ``options["row_text"]`` in a backup's manifest (none: the
+legacy rules, where every text was ``QUOTE()`` converted to utf8mb4 and ENUM's error value
+was ``''``)."""
+
+EXACT_CHARSETS = frozenset(
+    {
+        "utf8",
+        "utf8mb3",
+        "latin1",
+        "latin2",
+        "latin5",
+        "latin7",
+        "koi8r",
+        "koi8u",
+        "macroman",
+        "macce",
+        "cp850",
+        "cp852",
+        "cp866",
+        "keybcs2",
+    }
+)
+"""Charsets whose text ``QUOTE()`` converted to utf8mb4 renders exactly: utf8mb3 is
+utf8mb4's own encoding (a value's bytes stay the same, surrogates included); in each of the
+single-byte ones the 256 bytes convert to 256 distinct characters and back unchanged, and
+only 0x00, 0x1A, 0x27 and 0x5C (the bytes ``QUOTE()`` escapes) become NUL, ^Z, ``'`` and
+a backslash (checked for every byte on MariaDB 10.11). Any other charset renders as hex."""
+
+_CHARSET_NAME = re.compile(r"[a-z0-9_]+")
+
+
+def kind_of(column: Column, *, legacy: bool = False) -> str:
+    """``number``, ``bit``, ``binary``, ``enum`` (rendered by the server on either path),
+    ``text`` (``QUOTE()`` in utf8mb4) or ``hex`` (text as its charset's bytes)."""
     if column.data_type in NUMBER_TYPES:
         return "number"
     if column.data_type == "bit":
         return "bit"
     if column.data_type in BINARY_TYPES:
         return "binary"
-    return "text"
+    if legacy:
+        return "text"
+    if column.data_type == "enum":
+        return "enum"
+    if column.charset is None or column.charset == "utf8mb4" or column.charset in EXACT_CHARSETS:
+        return "text"
+    return "hex"
+
+
+def introducer(charset: str) -> str:
+    """``_charset``, the introducer of a string literal in ``charset``."""
+    if not _CHARSET_NAME.fullmatch(charset):
+        raise ValueError(f"not a character set name: {charset!r}")
+    return "_" + charset
 
 
 def _number(column: Column) -> str:
@@ -85,16 +144,32 @@ def _number(column: Column) -> str:
     return c
 
 
-def value_sql(column: Column, *, binary: bool = True) -> str:
+def _text(column: Column, binary: bool, legacy: bool) -> tuple[str, bool]:
+    """The text expression of a character column, and whether it needs a NULL test (one
+    that gives the bare word NULL for NULL does not)."""
+    c = ident(column.name)
+    if column.charset in (None, "utf8mb4"):
+        # QUOTE(NULL) is the bare word NULL, as wanted. As binary, CONCAT never mixes
+        # collations (utf8mb4_bin JSON next to _unicode_ci text).
+        return (f"CAST(QUOTE({c}) AS BINARY)" if binary else f"QUOTE({c})"), False
+    if legacy or column.charset in EXACT_CHARSETS:
+        # NULL is tested first: QUOTE(NULL) is ASCII 'NULL' even for a ucs2 column, which
+        # CONVERT would then read as two UCS-2 characters.
+        return f"CAST(CONVERT(QUOTE({c}) USING utf8mb4) AS BINARY)", True
+    return f"CONCAT('{introducer(column.charset)} X''',HEX({c}),'''')", True
+
+
+def value_sql(column: Column, *, binary: bool = True, legacy: bool = False) -> str:
     """The server-side expression giving ``column``'s value as SQL literal text (bytes).
 
     ``binary=False`` leaves a utf8mb4 text value in its own collation instead of casting it
     to bytes, which costs the server less; only for tables whose text columns share one
     utf8mb4 collation (see :func:`uniform_text`), or CONCAT would mix collations. A NOT NULL
     column goes without the NULL test (were one NULL all the same, the row's CONCAT would be
-    NULL, and a NULL row stops the dump: :meth:`RowQuery.texts`)."""
+    NULL, and a NULL row stops the dump: :meth:`RowQuery.texts`). ``legacy``: the rules of
+    backups made before :data:`ROW_TEXT_VERSION`."""
     c = ident(column.name)
-    kind = kind_of(column)
+    kind = kind_of(column, legacy=legacy)
     if kind == "number":
         return f"IFNULL({_number(column)},'NULL')" if column.nullable else _number(column)
     if kind in ("bit", "binary"):
@@ -103,13 +178,12 @@ def value_sql(column: Column, *, binary: bool = True) -> str:
         else:
             literal = f"CONCAT('X''',HEX({c}),'''')"
         return f"IF({c} IS NULL,'NULL',{literal})" if column.nullable else literal
-    if column.charset not in (None, "utf8mb4"):
-        # NULL is tested first: QUOTE(NULL) is ASCII 'NULL' even for a ucs2 column, which
-        # CONVERT would then read as two UCS-2 characters.
-        return f"IF({c} IS NULL,'NULL',CAST(CONVERT(QUOTE({c}) USING utf8mb4) AS BINARY))"
-    # QUOTE(NULL) is the bare word NULL, as wanted. As binary, CONCAT never mixes
-    # collations (utf8mb4_bin JSON next to _unicode_ci text).
-    return f"CAST(QUOTE({c}) AS BINARY)" if binary else f"QUOTE({c})"
+    text, test_null = _text(column, binary, legacy)
+    if kind == "enum":
+        text = f"IF({c}+0=0,'0',{text})"  # NULL+0=0 is NULL: NULL goes on to the text
+    if test_null and (column.nullable or legacy):
+        return f"IF({c} IS NULL,'NULL',{text})"
+    return text
 
 
 def uniform_text(columns: Sequence[Column]) -> bool:
@@ -120,27 +194,37 @@ def uniform_text(columns: Sequence[Column]) -> bool:
     return charsets <= {"utf8mb4"} and len(collations) <= 1 and None not in collations
 
 
-def raw_sql(column: Column) -> str:
+def raw_sql(column: Column, *, legacy: bool = False) -> str:
     """The raw value fetched for client-side rendering, shaped like the server path's (a
-    bare BIT inside IF() would turn into a number, so it comes as binary digits)."""
-    kind = kind_of(column)
+    bare BIT inside IF() would turn into a number, so it comes as binary digits; hex text
+    as its stored bytes, unconverted; an ENUM as its literal, which is short)."""
+    kind = kind_of(column, legacy=legacy)
     if kind == "number":
         return _number(column)
     if kind == "bit":
         return f"BIN({ident(column.name)}+0)"
+    if kind == "hex":
+        return f"CAST({ident(column.name)} AS BINARY)"
+    if kind == "enum":
+        return value_sql(column)
     return ident(column.name)
 
 
-def literal_of(kind: str, raw: bytes | None) -> bytes:
-    """``raw`` (as the text protocol sends it) rendered exactly as :func:`value_sql` would."""
+def literal_of(kind: str, raw: bytes | None, charset: str | None = None) -> bytes:
+    """``raw`` (as :func:`raw_sql` has the text protocol send it) rendered exactly as
+    :func:`value_sql` would; ``charset`` is the column's (used by ``hex``)."""
     if raw is None:
         return b"NULL"
-    if kind == "number":
+    if kind in ("number", "enum"):
         return raw
     if kind == "bit":
         return b"b'" + raw + b"'"  # raw_sql sends the binary digits
     if kind == "binary":
         return b"X'" + raw.hex().upper().encode() + b"'"
+    if kind == "hex":
+        if charset is None:
+            raise ValueError("hex text needs its column's charset")
+        return introducer(charset).encode() + b" X'" + raw.hex().upper().encode() + b"'"
     escaped = (
         raw.replace(b"\\", b"\\\\")
         .replace(b"'", b"\\'")
@@ -156,11 +240,13 @@ class RowQuery:
 
     Result columns: ``text`` alone, or for tables with large-object columns ``text, big,
     raw...`` where ``big`` is 1 (and ``text`` NULL, the raw values set) when the row's large
-    values exceed ``raw_threshold`` bytes.
+    values exceed ``raw_threshold`` bytes. ``legacy``: the rules of backups made before
+    :data:`ROW_TEXT_VERSION` (to recompute their digests).
     """
 
     table: Table
     raw_threshold: int
+    legacy: bool = False
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -192,7 +278,7 @@ class RowQuery:
             )
             big = f"({lengths}) > {int(self.raw_threshold)}"
             outputs = [f"IF({big},NULL,{row})", f"IF({big},1,0)"]
-            outputs += [f"IF({big},{raw_sql(c)},NULL)" for c in self.columns]
+            outputs += [f"IF({big},{raw_sql(c, legacy=self.legacy)},NULL)" for c in self.columns]
         return self._query(outputs, where, skip)
 
     def fast_select(self, where: str = "") -> str:
@@ -210,7 +296,7 @@ class RowQuery:
 
     def _values(self) -> list[str]:
         binary = not uniform_text(self.columns)
-        return [value_sql(c, binary=binary) for c in self.columns]
+        return [value_sql(c, binary=binary, legacy=self.legacy) for c in self.columns]
 
     def _query(self, outputs: list[str], where: str, skip: int) -> str:
         order = ""
@@ -231,13 +317,13 @@ class RowQuery:
                 raise self._unrendered()
             return texts
         out: list[bytes] = []
-        kinds = [kind_of(c) for c in self.columns]
+        kinds = [(kind_of(c, legacy=self.legacy), c.charset) for c in self.columns]
         for row in rows:
             text = row[0]
             if text is not None:
                 out.append(text)
             elif row[1] == b"1":
-                values = (literal_of(k, v) for k, v in zip(kinds, row[2:], strict=True))
+                values = (literal_of(k, v, cs) for (k, cs), v in zip(kinds, row[2:], strict=True))
                 out.append(b"(" + b",".join(values) + b")")
             else:
                 raise self._unrendered()

@@ -3,7 +3,8 @@
 Used by ``backups verify --restore-test``: a backup's manifest records, per table, the rows
 and the data SHA-256 of :mod:`datatier.mysql.pdump` (per key range, the SHA-256 of the row
 texts in key order; then the SHA-256 of those). Reading a restored copy the same way, with
-the backup's own split points, must give the same values.
+the backup's own split points and row text rules (``legacy`` for backups made before
+:data:`~datatier.mysql.rowtext.ROW_TEXT_VERSION`), must give the same values.
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ RAW_THRESHOLD = 4 << 20  # either rendering path gives the same bytes; this boun
 
 
 def table_digests(
-    target: Endpoint, databases: list[str], split_points: Mapping[tuple[str, str], Sequence[int]]
+    target: Endpoint,
+    databases: list[str],
+    split_points: Mapping[tuple[str, str], Sequence[int]],
+    *,
+    legacy: bool = False,
 ) -> dict[tuple[str, str], tuple[int, str]]:
     """(rows, data SHA-256) for every base table of ``databases``; ``split_points`` per
-    (database, table) as the manifest recorded them."""
+    (database, table) as the manifest recorded them; ``legacy`` renders rows by the
+    rules before :data:`~datatier.mysql.rowtext.ROW_TEXT_VERSION`."""
     wanted = set(databases)
     with connect(target) as conn:
         catalogue = read_catalogue(conn, lambda db: db in wanted, lambda db, t: db in wanted)
@@ -40,7 +46,7 @@ def table_digests(
             if not table.has_rows:  # MERGE and the like: as the backup records them
                 found[(table.database, table.name)] = (0, hashlib.sha256().hexdigest())
                 continue
-            query = RowQuery(table, RAW_THRESHOLD)
+            query = RowQuery(table, RAW_THRESHOLD, legacy=legacy)
             points = split_points.get((table.database, table.name), ())
             rows, combined = 0, hashlib.sha256()
             for where in range_filters(table, points):

@@ -152,7 +152,6 @@ def _charset_round_trip(
         (sandbox.root / "backups" / f"{name}.toml").unlink(missing_ok=True)
 
 
-@pytest.mark.xfail(strict=True, reason="tester4 finding 2, being fixed (helper charsets)")
 def test_armscii8_text_with_its_apostrophe_byte_is_restored_as_other_values_with_exit_0(
     use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -181,7 +180,6 @@ def test_armscii8_text_with_its_apostrophe_byte_is_restored_as_other_values_with
     )
 
 
-@pytest.mark.xfail(strict=True, reason="tester4 finding 3, being fixed (helper charsets)")
 def test_ascii_sjis_and_cp932_bytes_change_in_a_round_trip_and_the_restore_test_says_ok(
     use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -212,7 +210,6 @@ def test_ascii_sjis_and_cp932_bytes_change_in_a_round_trip_and_the_restore_test_
     )
 
 
-@pytest.mark.xfail(strict=True, reason="tester4 finding 4, being fixed (helper charsets)")
 def test_an_enum_error_value_comes_back_as_the_empty_member(
     use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -45,6 +45,12 @@ ZOO_TABLES = [
     "de DECIMAL(8,3) NOT NULL, y YEAR NOT NULL, b BIT(9) NOT NULL, vb VARBINARY(8) NOT NULL, "
     "bl BLOB NOT NULL, dt DATETIME NOT NULL, t VARCHAR(20) NOT NULL, "
     "l1 VARCHAR(20) CHARACTER SET latin1 NOT NULL, j JSON NOT NULL)",
+    # Text whose conversion to utf8mb4 is not exact goes as hex; ENUM error values as 0.
+    "CREATE TABLE charsets (id INT PRIMARY KEY, ar VARCHAR(20) CHARACTER SET armscii8, "
+    "sj TEXT CHARACTER SET sjis, a VARCHAR(20) CHARACTER SET ascii NOT NULL, "
+    "w VARCHAR(20) CHARACTER SET swe7, l2 VARCHAR(20) CHARACTER SET latin2, "
+    "e ENUM('a', ''), er ENUM('x', 'y') CHARACTER SET armscii8 NOT NULL, "
+    "st SET('p', 'q') CHARACTER SET sjis)",
     "CREATE TABLE myisam (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=MyISAM",
     "CREATE TABLE aria (id INT PRIMARY KEY, v TEXT) ENGINE=Aria",
     "CREATE TABLE unique_only (code CHAR(3) NOT NULL, n INT, UNIQUE KEY (code))",
@@ -54,6 +60,7 @@ ZOO_TABLES = [
 ]
 COMPARED = [
     "types",
+    "charsets",
     "uniform",
     "collations",
     "notnull",
@@ -123,6 +130,14 @@ def zoo(sandbox: SandboxHandle) -> Iterator[None]:
                 for i in range(12)
             ],
         )  # fmt: skip
+        cur.execute(
+            "INSERT INTO charsets VALUES "
+            "(1, _armscii8 X'78FF2F2A', _sjis X'835C5C815F', X'636166C3A9', _swe7 X'5C27FF', "
+            "_latin2 X'27A55C', 'nope', 'nope', 'p,q'), "
+            "(2, _armscii8 X'', _sjis X'', '', '', '', '', 'x', ''), "
+            "(3, NULL, NULL, X'00271A5C', NULL, NULL, NULL, 'y', NULL), "
+            "(4, _armscii8 X'FF', _sjis X'5C', 'x', _swe7 X'00', _latin2 X'FF', 'a', 'nope', 'q')"
+        )
         cur.executemany("INSERT INTO myisam VALUES (%s, %s)", [(i, f"m{i}") for i in range(50)])
         cur.executemany("INSERT INTO aria VALUES (%s, %s)", [(i, "a" * i) for i in range(50)])
         cur.executemany("INSERT INTO unique_only VALUES (%s, %s)", [("abc", 1), ("ABD", 2)])
@@ -147,6 +162,11 @@ def contents(sandbox: SandboxHandle, database: str) -> dict[str, Any]:
             found[table] = cur.fetchall()
         cur.execute(f"SELECT hid, HEX(f), HEX(d) FROM {q(database)}.types ORDER BY id")
         found["exact floats and invisible"] = cur.fetchall()
+        cur.execute(
+            "SELECT id, HEX(ar), HEX(sj), HEX(a), HEX(w), HEX(l2), e + 0, er + 0, HEX(st) "
+            f"FROM {q(database)}.charsets ORDER BY id"
+        )
+        found["stored bytes and enum indexes"] = cur.fetchall()
         cur.execute(f"SHOW CREATE SEQUENCE {q(database)}.seq")
         found["sequence"] = cur.fetchone()[1]
     return found

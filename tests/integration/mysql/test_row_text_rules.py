@@ -1,0 +1,94 @@
+"""Backups made before the row text rules changed (text of inexact charsets as hex, ENUM's
+error value as 0) still pass ``verify --restore-test``: their digests are recomputed by the
+rules the manifest says they were taken with (``options["row_text"]``)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from datatier.backup.service import load_policy, run_backup
+from datatier.cli import main
+from datatier.config import load
+from datatier.mysql import dumptasks, pdump
+from datatier.mysql.rowtext import EXACT_CHARSETS, ROW_TEXT_VERSION, RowQuery
+from tests.integration.conftest import SandboxHandle, sql
+
+DB = "rt_rules"
+
+
+@pytest.fixture
+def inexact(use_sandbox_config: SandboxHandle) -> Iterator[SandboxHandle]:
+    """A table whose values the old and the new rules render differently (and which the old
+    rules still restore: no armscii8 0xFF)."""
+    sandbox = use_sandbox_config
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+        cur.execute(f"CREATE DATABASE {DB}")
+        cur.execute(
+            f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, s TEXT CHARACTER SET sjis, "
+            "u VARCHAR(10) CHARACTER SET ucs2, e ENUM('a', ''))"
+        )
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute(
+            f"INSERT INTO {DB}.t VALUES (1, _sjis X'835C5C', 'ü', 'nope'), (2, NULL, NULL, '')"
+        )
+    sandbox.write_policy(
+        "rt-rules", f'engine = "mysql"\n[source]\nnode = "primary"\ndatabases = ["{DB}"]\n'
+    )
+    yield sandbox
+    sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {DB}")
+    (sandbox.root / "backups" / "rt-rules.toml").unlink(missing_ok=True)
+
+
+def test_a_backup_rendered_by_the_legacy_rules_passes_its_restore_test(
+    inexact: SandboxHandle,
+) -> None:
+    loaded = load(str(inexact.config_path), environ={})
+    current = run_backup(loaded, load_policy(loaded, "rt-rules"))
+    assert current.options["row_text"] == ROW_TEXT_VERSION
+    assert main(["backups", "verify", current.backup_id, "--restore-test"]) == 0
+    time.sleep(1.05)  # backup IDs are per second
+
+    with pytest.MonkeyPatch.context() as patch:  # a backup of before the rules
+        patch.setattr(pdump, "ROW_TEXT_VERSION", 1)
+        patch.setattr(dumptasks, "RowQuery", functools.partial(RowQuery, legacy=True))
+        old = run_backup(loaded, load_policy(loaded, "rt-rules"))
+    assert old.options["row_text"] == 1
+    by_table = {t.name: t.data_sha256 for t in old.tables}
+    assert by_table != {t.name: t.data_sha256 for t in current.tables}, "the rules differ"
+    assert main(["backups", "verify", old.backup_id, "--restore-test"]) == 0
+
+
+def test_a_manifest_of_the_legacy_rules_is_not_compared_by_the_new_ones(
+    inexact: SandboxHandle,
+) -> None:
+    """The rules the restore test reads by are the manifest's: rows written by the new rules
+    under a manifest claiming the old ones differ (so the option is what decides)."""
+    loaded = load(str(inexact.config_path), environ={})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pdump, "ROW_TEXT_VERSION", 1)
+        made = run_backup(loaded, load_policy(loaded, "rt-rules"))
+    assert main(["backups", "verify", made.backup_id, "--restore-test"]) == 4
+
+
+def test_every_single_byte_exact_charset_round_trips_each_byte_through_utf8mb4(
+    sandbox: SandboxHandle,
+) -> None:
+    """What :data:`EXACT_CHARSETS` claims, on this server: all 256 bytes convert to distinct
+    characters and back unchanged, and only the bytes QUOTE() escapes become NUL, ^Z, quote
+    and backslash (so a QUOTEd value converted to utf8mb4 is still one exact literal)."""
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for charset in sorted(EXACT_CHARSETS - {"utf8", "utf8mb3"}):
+            cur.execute(
+                f"SELECT SUM(HEX(CONVERT(u USING {charset})) <> HEX(CHAR(b))),"
+                " SUM((HEX(u) IN ('00', '1A', '27', '5C')) <> (b IN (0, 26, 39, 92))),"
+                " SUM(HEX(u) <> HEX(CHAR(b)) AND b IN (0, 26, 39, 92)),"
+                " COUNT(DISTINCT u COLLATE utf8mb4_bin) FROM (SELECT seq AS b,"
+                f" CONVERT(CONVERT(CHAR(seq) USING {charset}) USING utf8mb4) AS u"
+                " FROM mysql.seq_0_to_255) AS bytes"
+            )
+            assert cur.fetchone() == (0, 0, 0, 256), charset
