@@ -14,7 +14,8 @@ ignored when it does not match, so a crash between the two renames cannot attach
 to old data. The class is *recorded, not enforced*: every object is readable at once, an
 archived one reports ``RestoreState.RESTORED`` and :meth:`request_restore` is a no-op.
 A write the filesystem refuses (disk full, read-only, permissions) raises
-ServiceUnavailable naming the store and the key.
+ServiceUnavailable naming the store and the key. An object's ETag is its size and
+modification time: every write gives a new one, a copy keeping times keeps it.
 """
 
 from __future__ import annotations
