@@ -162,18 +162,7 @@ def prune_plan(
     delete = [
         _target(complete[i], "not kept by retention") for i in decision.delete if i not in needed
     ]
-    rewritten = {e.backup_id: _dated(e) for e in entries if e.rewritten}
-    as_if_good = (
-        set(
-            decide_retention(
-                {**{i: _dated(e) for i, e in complete.items()}, **rewritten},
-                policy.spec.retention,
-                now,
-            ).delete
-        )
-        if rewritten
-        else set()
-    )
+    as_if_good = _deleted_if_intact(complete, entries, policy, now)
     oldest_kept = min((k.created_at for k in decision.keep), default=None)
     young_after = days_before(now, policy.spec.retention.min_age_days)
     damaged: list[DamagedBackup] = []
@@ -286,6 +275,18 @@ def _claim(catalog: Catalog, plan: PrunePlan, target: PruneTarget, claim: str) -
         log.info("prune.spared_completed", policy=plan.policy, backup_id=target.backup_id)
         return False
     return True
+
+
+def _deleted_if_intact(
+    good: dict[str, BackupEntry], entries: list[BackupEntry], policy: Policy, now: datetime
+) -> set[str]:
+    """The rewritten backups among ``entries`` that retention would delete were they good
+    (judged together with the ``good`` ones)."""
+    rewritten = {e.backup_id: _dated(e) for e in entries if e.rewritten}
+    if not rewritten:
+        return set()
+    dated = {**{i: _dated(e) for i, e in good.items()}, **rewritten}
+    return set(decide_retention(dated, policy.spec.retention, now).delete) & set(rewritten)
 
 
 def _dated(entry: BackupEntry) -> datetime:
