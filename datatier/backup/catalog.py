@@ -2,8 +2,10 @@
 
 A backup is a ``POLICY/BACKUP_ID/`` prefix (other keys in the store are ignored). It is
 *complete* when its manifest exists and parses and every object it names is listed with the
-size it records, *damaged* when the manifest parses but the listing does not match it (an
-object missing or of another size), *incomplete* when objects exist without a manifest
+size (and, where the manifest records one, the ETag) it records, *damaged* when the manifest
+parses but the listing does not match it (an object missing or of another size, or
+*rewritten*: another ETag, i.e. written again after the backup, see
+:mod:`datatier.backup.listing`), *incomplete* when objects exist without a manifest
 (interrupted or still running), *unreadable* when the manifest does not parse or names
 another backup. Only complete backups are listed by default and kept by retention; a
 damaged backup can still be shown, verified (exit 4 naming the object) and partly restored.
@@ -21,7 +23,7 @@ from enum import StrEnum
 
 from datatier.backup.bringback import request_archived
 from datatier.backup.completeness import missing_parts
-from datatier.backup.listing import listing_mismatch
+from datatier.backup.listing import listing_mismatch, listing_rewritten
 from datatier.backup.manifest import (
     BACKUP_ID,
     MANIFEST_NAME,
@@ -64,6 +66,9 @@ class BackupEntry:
     objects: tuple[ObjectInfo, ...]
     manifest: Manifest | None = None
     problem: str | None = None
+    rewritten: bool = False
+    """Damaged only by an object rewritten since the backup (all there, sizes right): its
+    bytes may still be the backup's, which only ``verify`` can tell."""
 
     @property
     def prefix(self) -> str:
@@ -189,6 +194,15 @@ class Catalog:
         mismatch = listing_mismatch(self.store.url, entry.prefix, manifest.objects, objects)
         if mismatch:
             return replace(entry, state=BackupState.DAMAGED, manifest=manifest, problem=mismatch)
+        rewritten = listing_rewritten(self.store.url, manifest.objects, objects)
+        if rewritten:
+            return replace(
+                entry,
+                state=BackupState.DAMAGED,
+                manifest=manifest,
+                problem=rewritten,
+                rewritten=True,
+            )
         return replace(entry, state=BackupState.COMPLETE, manifest=manifest)
 
     # -- lookup ----------------------------------------------------------------------------
@@ -236,7 +250,8 @@ class Catalog:
     ) -> VerifyReport:
         """Check every object of ``manifest``: present, readable, size and SHA-256, ``jobs``
         at a time with the checks a restore's staging makes
-        (:func:`~datatier.pipeline.staging.verify_objects`).
+        (:func:`~datatier.pipeline.staging.verify_objects`). The content decides: an
+        object rewritten since the backup (another ETag) passes if its bytes are the same.
 
         IntegrityFailure naming the first missing, truncated or corrupt object (exit 4);
         NotReadyYet when objects are archived and not restored (exit 5); nothing is changed.

@@ -1,10 +1,17 @@
-"""Whether a store's listing holds a backup's objects as its manifest records them."""
+"""Whether a store's listing holds a backup's objects as its manifest records them.
+
+Two checks, both from one listing (no object is read): :func:`listing_mismatch` (every
+object there, with its recorded size: else the backup cannot be whole) and
+:func:`listing_rewritten` (no object rewritten since its upload, by its ETag: else its
+bytes may be others than the backup wrote, which only reading them can tell).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
 from datatier.backup.manifest import ObjectRecord
+from datatier.backup.policy import ARCHIVE_ORDER
 from datatier.storage.base import ObjectInfo
 
 
@@ -26,3 +33,42 @@ def listing_mismatch(
                 "(truncated or replaced)"
             )
     return None
+
+
+def listing_rewritten(
+    url: str, records: Sequence[ObjectRecord], listed: Iterable[ObjectInfo]
+) -> str | None:
+    """Why an object of ``records`` looks rewritten since its upload, or None.
+
+    An object is rewritten when the listing gives it another ETag than the one its record
+    holds (quotes and case aside). Not judged (no evidence either way): records without an
+    ETag (manifests written before it was recorded, binlog segments), objects the listing
+    gives none, and objects now in a colder storage class than recorded or one datatier
+    does not know: re-classing copies the object, and a copy may get a new ETag (a
+    multipart one, or any under SSE-KMS) while its bytes stay the same. Missing objects
+    are :func:`listing_mismatch`'s business."""
+    live = {o.key: o for o in listed}
+    for rec in records:
+        info = live.get(rec.key)
+        if rec.etag is None or info is None or info.etag is None or _reclassed(rec, info):
+            continue
+        if _plain(info.etag) != _plain(rec.etag):
+            return (
+                f"{url}/{rec.key} was rewritten after the backup wrote it (ETag {info.etag}, "
+                f"the manifest says {rec.etag}): its bytes may not be the backup's"
+            )
+    return None
+
+
+def _reclassed(rec: ObjectRecord, info: ObjectInfo) -> bool:
+    """True when ``info``'s class may come from a re-class of the recorded one (colder, or
+    one :data:`ARCHIVE_ORDER` does not rank)."""
+    if info.storage_class == rec.storage_class:
+        return False
+    now, then = ARCHIVE_ORDER.get(info.storage_class), ARCHIVE_ORDER.get(rec.storage_class)
+    return now is None or then is None or now > then
+
+
+def _plain(etag: str) -> str:
+    """An ETag without the quotes and case some S3-compatible servers differ in."""
+    return etag.strip().strip('"').lower()

@@ -93,7 +93,10 @@ class Section:
 class ObjectRecord:
     """One data object: where it is, what it holds and how to check it.
 
-    ``size`` and ``sha256`` describe the stored bytes (``verify`` needs no key). An
+    ``size`` and ``sha256`` describe the stored bytes (``verify`` needs no key); ``etag``
+    is the store's version tag of the object as its upload returned it (None in manifests
+    written before it was recorded), which a listing can be compared with: a different one
+    means the object was rewritten since (:mod:`datatier.backup.listing`). An
     encrypted object (age, see :mod:`datatier.pipeline.encrypt`) also has the size and
     SHA-256 of its plaintext (the zstd stream age decrypts to) and the public keys it was
     encrypted to (``recipients``, kept once per manifest in the JSON)."""
@@ -113,6 +116,7 @@ class ObjectRecord:
     recipients: tuple[str, ...] = ()
     sections: tuple[Section, ...] = ()
     """Kind ``bundle`` only: the tables it holds, in order."""
+    etag: str | None = None
 
     @property
     def encrypted(self) -> bool:
@@ -136,7 +140,7 @@ class ObjectRecord:
 
     def to_json(self, recipients: tuple[str, ...] = ()) -> dict[str, Any]:
         """As stored; encryption fields only when encrypted, ``recipients`` only when they
-        differ from the manifest's (``recipients``)."""
+        differ from the manifest's (``recipients``), ``etag`` only when recorded."""
         doc = asdict(self)
         if not self.encrypted:
             for name in ("plain_size", "plain_sha256", "recipients"):
@@ -145,6 +149,8 @@ class ObjectRecord:
             del doc["recipients"]
         if not self.sections:
             del doc["sections"]
+        if self.etag is None:
+            del doc["etag"]
         return doc
 
 

@@ -181,7 +181,7 @@ class ObjectWriter:
             digest.update(chunk)
             size += len(chunk)
         started = time.monotonic()
-        self.store.put_stream(
+        stored = self.store.put_stream(
             obj.key,
             obj.chunks,
             storage_class=self.storage_class,
@@ -209,6 +209,7 @@ class ObjectWriter:
             plain_sha256=plain_sha256,
             recipients=self.recipients.keys if self.recipients is not None else (),
             sections=tuple(obj.sections),
+            etag=stored.etag,
         )
 
     def _done(self, future: Future[ObjectRecord]) -> None:

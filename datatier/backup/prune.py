@@ -19,6 +19,10 @@ Pruning trusts nothing it has not listed and matched:
   only when retention would have let it go anyway: older than every kept good backup and
   older than ``min_age_days``. A newer damaged backup stays for a person to look at (it may
   be the only copy of some tables, and `restore --tables` can still salvage those);
+* a *rewritten* backup (damaged only by an object with another ETag than recorded: its
+  bytes may or may not be the backup's) is handled as damaged, except that it is deleted
+  only when retention, run as if it were good, would delete it too: a store copied in a way
+  that changes ETags never costs a backup retention would have kept;
 * only listed keys are deleted; a backup's manifest goes before its data (an interrupted
   prune leaves an incomplete backup, never a listed one with missing data);
 * incomplete backups written to within ``grace`` are spared, by the latest of their ID's
@@ -158,6 +162,7 @@ def prune_plan(
     delete = [
         _target(complete[i], "not kept by retention") for i in decision.delete if i not in needed
     ]
+    as_if_good = _deleted_if_intact(complete, entries, policy, now)
     oldest_kept = min((k.created_at for k in decision.keep), default=None)
     young_after = days_before(now, policy.spec.retention.min_age_days)
     damaged: list[DamagedBackup] = []
@@ -168,8 +173,12 @@ def prune_plan(
             problem = entry.problem or "listing does not match the manifest"
         else:
             continue
-        if (
-            oldest_kept is not None
+        if entry.rewritten and entry.backup_id in as_if_good and entry.backup_id not in needed:
+            why = f"damaged ({problem}), not kept by retention even if intact"
+            delete.append(_target(entry, why))
+        elif (
+            not entry.rewritten
+            and oldest_kept is not None
             and entry.backup_id not in needed
             and _dated(entry) < oldest_kept
             and (_dated(entry) <= young_after)
@@ -266,6 +275,18 @@ def _claim(catalog: Catalog, plan: PrunePlan, target: PruneTarget, claim: str) -
         log.info("prune.spared_completed", policy=plan.policy, backup_id=target.backup_id)
         return False
     return True
+
+
+def _deleted_if_intact(
+    good: dict[str, BackupEntry], entries: list[BackupEntry], policy: Policy, now: datetime
+) -> set[str]:
+    """The rewritten backups among ``entries`` that retention would delete were they good
+    (judged together with the ``good`` ones)."""
+    rewritten = {e.backup_id: _dated(e) for e in entries if e.rewritten}
+    if not rewritten:
+        return set()
+    dated = {**{i: _dated(e) for i, e in good.items()}, **rewritten}
+    return set(decide_retention(dated, policy.spec.retention, now).delete) & set(rewritten)
 
 
 def _dated(entry: BackupEntry) -> datetime:

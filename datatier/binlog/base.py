@@ -6,19 +6,19 @@ G's domain after G, and of any other domain nothing the archive does not show co
 before G's segment; for ``--until T``, its snapshot was taken at or before T (whole
 seconds; manifests without ``snapshot_at`` count by ``finished_at``).
 
-A restore never starts from another backup than that one (or the one named) unasked. When
-it is unusable, the restore is refused with exit 4 (:class:`UnusableBase`, before anything
-is requested or changed) naming the backups that could serve instead: complete (their
-listing matches the manifest), accounting for every table and row they record, preceding
-the target and reached by the binlog archive, newest first. Unusable means: damaged (an
-object missing or of another size), an unreadable manifest (for ``--until``, one whose
-ID's time is at or before the target; for ``--until-gtid``, one newer than the base, as its
-place cannot be told), or, found later (:func:`~datatier.binlog.pitr.refuse_base`): a
-manifest that does not account for every table and row it records (planning), an object
-failing its SHA-256 check (staging), or one whose content, its checksum matched, does not
-decompress or load (checking the staged copies, or applying: the refusal then says what
-may be partly loaded, as any interrupted restore does). Restoring from an older base is
-the operator's call: ``datatier restore OLDER_ID --until ...``.
+A restore never starts from another backup than that one (or the one named) unasked. When it
+is unusable, the restore is refused with exit 4 (:class:`UnusableBase`, before anything is
+requested or changed) naming the backups that could serve instead: complete (their listing
+matches the manifest), accounting for every table and row they record, preceding the target
+and reached by the binlog archive, newest first. Unusable means: damaged (an object missing,
+of another size or rewritten since), an unreadable manifest (for ``--until``, one whose ID's
+time is at or before the target; for ``--until-gtid``, one newer than the base, as its place
+cannot be told), or, found later (:func:`~datatier.binlog.pitr.refuse_base`): a manifest
+that does not account for every table and row it records (planning), an object failing its
+SHA-256 check (staging), or one whose content, its checksum matched, does not decompress or
+load (checking the staged copies, or applying: the refusal then says what may be partly
+loaded, as any interrupted restore does). Restoring from an older base is the operator's
+call: ``datatier restore OLDER_ID --until ...``.
 """
 
 from __future__ import annotations

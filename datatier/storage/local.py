@@ -14,7 +14,8 @@ ignored when it does not match, so a crash between the two renames cannot attach
 to old data. The class is *recorded, not enforced*: every object is readable at once, an
 archived one reports ``RestoreState.RESTORED`` and :meth:`request_restore` is a no-op.
 A write the filesystem refuses (disk full, read-only, permissions) raises
-ServiceUnavailable naming the store and the key.
+ServiceUnavailable naming the store and the key. An object's ETag is its size and
+modification time: every write gives a new one, a copy keeping times keeps it.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ class LocalStore(ObjectStore):
             key=key,
             size=st.st_size,
             storage_class=klass,
-            etag=f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"',
+            etag=_etag(st),
             last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
             metadata=labels.get("metadata", {}),
             tags=labels.get("tags", {}) if tags else None,
@@ -306,6 +307,13 @@ class LocalStore(ObjectStore):
                 (self.root / up.upload_id).unlink()
                 count += 1
         return count
+
+
+def _etag(st: os.stat_result) -> str:
+    """The object's version tag: its size and modification time (ns). A write replaces
+    the file (new time); a copy that keeps times (``cp -a``, ``rsync -a``) keeps it, unlike
+    the inode, so a store moved that way still matches the ETags its manifests record."""
+    return f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
 
 
 def _has_labels(labels: dict[str, Any]) -> bool:

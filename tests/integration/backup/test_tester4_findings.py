@@ -69,7 +69,6 @@ def backups_of(sandbox: SandboxHandle, name: str, count: int) -> list[Manifest]:
     return made
 
 
-@pytest.mark.xfail(strict=True, reason="tester4 finding 1, being fixed (helper etag)")
 def test_prune_keeps_a_backup_whose_object_was_replaced_and_deletes_the_only_intact_one(
     use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,10 +91,12 @@ def make_backup(
     storage_class: str = "STANDARD",
     with_manifest: bool = True,
     payloads: tuple[bytes, ...] = (),
+    etags: bool = False,
 ) -> Manifest:
     """Store a synthetic backup (a schema object and ``objects - 1`` data parts, then the
     manifest) and return its manifest; ``payloads`` gives the objects' bytes (default:
-    ``objects`` small ones)."""
+    ``objects`` small ones); ``etags``: record each object's ETag (as a backup run does;
+    without, the manifest is one written before ETags were recorded)."""
     backup_id = new_backup_id(when)
     prefix = backup_prefix(policy, backup_id)
     records = []
@@ -101,7 +105,7 @@ def make_backup(
         data = payloads[part] if payloads else f"{backup_id} part {part}\n".encode() * 40
         leaf = f"data-{part:05d}.sql.zst" if part else "schema.sql.zst"
         key = f"{prefix}data/shop/orders/{leaf}"
-        store.put_bytes(key, data, storage_class=StorageClass(storage_class))
+        info = store.put_bytes(key, data, storage_class=StorageClass(storage_class))
         digest = hashlib.sha256(data).hexdigest()
         records.append(
             ObjectRecord(
@@ -115,6 +119,7 @@ def make_backup(
                 "orders",
                 part,
                 10 if part else 0,
+                etag=info.etag if etags else None,
             )
         )
     manifest = Manifest(
@@ -507,6 +512,84 @@ def test_prune_removes_old_incomplete_leftovers_and_spares_recent_ones(store: Lo
     assert [t.exists() for t in temps.values()] == [False, True, True]
     left = {e.backup_id for e in catalog.backups("shop", include_all=True)}
     assert left == {keep.backup_id, running.backup_id}
+
+
+# -- objects rewritten since their backup (ETags) -----------------------------------------
+
+
+def touch(store: LocalStore, key: str) -> None:
+    """Move ``key``'s modification time on by 1 ms, its bytes unchanged (what a copy of the
+    store that does not keep times does)."""
+    path = store.root / key
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+
+def test_a_same_size_rewrite_makes_a_backup_damaged_and_prune_keeps_the_intact_one(
+    store: LocalStore,
+) -> None:
+    """The file:// form of tester4's finding: keep_last = 1, the newest backup's data object
+    overwritten with other bytes of its size. It is damaged (never counted), so prune keeps
+    the older intact backup instead of deleting the only one that verifies."""
+    good = make_backup(store, "shop", NOW - timedelta(days=2), etags=True)
+    newest = make_backup(store, "shop", NOW - timedelta(days=1), etags=True)
+    victim = newest.objects[1]
+    time.sleep(0.05)  # file times advance with the kernel's coarse clock
+    store.put_bytes(victim.key, os.urandom(victim.size))
+    catalog = Catalog(store)
+    entry = catalog.lookup(newest.backup_id, "shop")
+    assert entry is not None and entry.state is BackupState.DAMAGED and entry.rewritten
+    assert entry.problem is not None and f"{victim.key} was rewritten" in entry.problem
+    assert [e.backup_id for e in catalog.backups()] == [good.backup_id]
+    plan = prune_plan(catalog, make_policy("shop", store, keep_last=1), NOW)
+    assert [k.backup_id for k in plan.keep] == [good.backup_id] and plan.delete == []
+    assert [d.backup_id for d in plan.damaged] == [newest.backup_id]
+    prune_execute(catalog, plan)
+    assert catalog.verify(good).objects == len(good.objects)
+    with pytest.raises(IntegrityFailure, match="SHA-256 mismatch"):
+        catalog.verify(newest)
+
+
+def test_a_rewritten_object_with_the_same_bytes_is_damaged_but_verifies(
+    store: LocalStore,
+) -> None:
+    m = make_backup(store, "shop", NOW, etags=True)
+    touch(store, m.objects[1].key)
+    entry = Catalog(store).lookup(m.backup_id, "shop")
+    assert entry is not None and entry.state is BackupState.DAMAGED and entry.rewritten
+    assert Catalog(store).verify(m).objects == len(m.objects)  # the bytes decide
+
+
+def test_a_store_copied_keeping_times_keeps_its_backups_complete(store: LocalStore) -> None:
+    m = make_backup(store, "shop", NOW, etags=True)
+    copy = LocalStore(store.root.parent / "copy")
+    shutil.copytree(store.root, copy.root)  # copy2: times kept (cp -a, rsync -a)
+    assert [e.backup_id for e in Catalog(copy).backups()] == [m.backup_id]
+
+
+def test_a_manifest_without_etags_is_judged_by_size_only(store: LocalStore) -> None:
+    m = make_backup(store, "shop", NOW)  # written before ETags were recorded
+    time.sleep(0.05)
+    store.put_bytes(m.objects[1].key, os.urandom(m.objects[1].size))
+    assert [e.backup_id for e in Catalog(store).backups()] == [m.backup_id]
+
+
+def test_prune_deletes_a_rewritten_backup_only_when_retention_would_were_it_intact(
+    store: LocalStore,
+) -> None:
+    """Every object of the two older backups got a new time (a store copied without its
+    times): prune keeps the one keep_last = 2 would keep were it intact, deletes the other;
+    the rule for other damaged backups (older than every kept good one) would delete both."""
+    old, mid = (make_backup(store, "shop", NOW - timedelta(days=d), etags=True) for d in (3, 2))
+    for m in (old, mid):
+        for obj in m.objects:
+            touch(store, obj.key)
+    new = make_backup(store, "shop", NOW - timedelta(days=1), etags=True)
+    plan = prune_plan(Catalog(store), make_policy("shop", store, keep_last=2), NOW)
+    assert [k.backup_id for k in plan.keep] == [new.backup_id]
+    assert [t.backup_id for t in plan.delete] == [old.backup_id]
+    assert "not kept by retention even if intact" in plan.delete[0].reason
+    assert [d.backup_id for d in plan.damaged] == [mid.backup_id]
 
 
 # -- archive ------------------------------------------------------------------------------

@@ -78,6 +78,7 @@ def test_every_size_round_trips_and_its_record_describes_the_stored_bytes(
     assert record.sha256 == hashlib.sha256(data).hexdigest()
     assert (record.size, record.raw_size) == (len(data), len(raw))
     assert record.rows == len(range(0, len(raw), 70_000))
+    assert record.etag is not None and record.etag == store.head(record.key).etag
 
 
 def test_an_object_cannot_be_written_or_closed_after_close(tmp_path: Path) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,3 +256,18 @@ def test_s3_settings_validate_and_hide_secrets() -> None:
         S3Settings(max_concurrency=0)
     shown = repr(S3Settings(access_key_id="AKIAVISIBLE", secret_access_key="hidden-secret"))
     assert "hidden-secret" not in shown and "AKIAVISIBLE" not in shown
+
+
+def test_the_etag_changes_with_a_rewrite_and_survives_a_copy_keeping_times(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """What the catalog compares with a manifest's recorded ETag (datatier.backup.listing)."""
+    first = store.put_bytes("pol/id/data/a.zst", b"x" * 100)
+    [listed] = store.list_objects("pol/")
+    assert listed.etag == first.etag == store.head("pol/id/data/a.zst").etag
+    copy = LocalStore(tmp_path / "copy")
+    shutil.copytree(store.root, copy.root)  # new inodes, times kept (cp -a, rsync -a)
+    assert copy.head("pol/id/data/a.zst").etag == first.etag
+    time.sleep(0.05)  # file times advance with the kernel's coarse clock
+    again = store.put_bytes("pol/id/data/a.zst", b"y" * 100)
+    assert again.size == first.size and again.etag != first.etag
