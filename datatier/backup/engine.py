@@ -294,7 +294,8 @@ class RestoreEngine(abc.ABC):
 
     def claim_target(self, plan: RestorePlan) -> contextlib.AbstractContextManager[None]:
         """Hold what the restore writes against other restores for the block (NotReadyYet
-        when another holds it; changes nothing); no claim by default."""
+        when another holds it; changes nothing); no claim by default. A claim lost before
+        the block ends stops the engine's writes and ends the block with OperationFailed."""
         return contextlib.nullcontext()
 
     @abc.abstractmethod

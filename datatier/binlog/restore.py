@@ -67,6 +67,7 @@ from datatier.mysql.casenames import (
 )
 from datatier.mysql.connection import Endpoint
 from datatier.mysql.foreign_key_names import Declared
+from datatier.mysql.interrupt import Interrupter
 from datatier.mysql.labels import name_label, table_label
 from datatier.mysql.lettercase import name_key
 from datatier.mysql.references import recorded_references
@@ -545,22 +546,33 @@ class PitrRestore(RestoreEngine):
         self._replaying = False
         self._window_dropped = []
         if self.options.force:
+            self.base.check_claim()
             self._drop_window_objects(plan, server)
         with self._refusing_base(plan):
             self.base.apply(self.base_plan, staged, on_loaded)
         self._replaying = True
         plan.details["base"].pop("replaced", None)  # the check's forecast, then what was done
         plan.details["base"].update(self.base_plan.details)
+        self.base.check_claim()
+        applier = Applier(server, binlog=self.base.binlog)
+        stopper = Interrupter(server)  # a lost claim kills the replay's connection
+        try:
+            stopper.watch(applier.conn.thread_id())  # type: ignore[no-untyped-call]
+            self.base.on_claim_lost(stopper.fire)
+        except BaseException:
+            applier.close()
+            raise
         replayed = apply(
             self.pitr.segments,
             self._loader(staged),
             self.pitr.start,
             self.pitr.target,
             self.selection,
-            Applier(server, binlog=self.base.binlog),
+            applier,
             lambda cid: charsets.get(cid, "utf8mb4"),
             max_binlog=self._max_binlog,
         )
+        self.base.check_claim()  # the replay may have ended between the loss and the kill
         plan.details["replayed"] = dict(replayed.__dict__)
         log.info(
             "restore.pitr_replayed",

@@ -7,26 +7,51 @@ with exit 0. A restore therefore holds, from its first check of the target until
 restore into any of them is refused at once (NotReadyYet, exit 5) before it changes
 anything. A lock is named by the database's name as the target compares it
 (:func:`~datatier.mysql.lettercase.name_key`: with ``lower_case_table_names`` 1 or 2,
-`Shop` and `shop` are one database and share one lock). The server frees the locks when
-that connection ends, so a restore that is killed
-leaves none behind; if the server restarts mid-restore they are gone (the restore itself
-then fails on its own connections).
+`Shop` and `shop` are one database and share one lock).
+
+The locks live as long as that connection's session, which the server ends when the
+restore is killed (so none is left behind), but also when an operator or pt-kill ``KILL``\\ s
+it, or a proxy or firewall resets it: the locks are then free for another restore while this
+one still loads. So the session is never idle: a watcher thread keeps it in short
+``SLEEP``\\ s, and the first one that fails or goes unanswered for :data:`ANSWER_WAIT` marks
+the :class:`Claim` lost (a KILL is seen at once). A lost claim runs the hooks registered with
+:meth:`Claim.on_lost` (the restore's loader and replay kill their statements on the target,
+:mod:`datatier.mysql.interrupt`), refuses :meth:`Claim.check` (called before each write
+outside them), and makes the block end with :class:`ClaimLost` (exit 1) whatever it did:
+rows another restore wrote meanwhile may sit beside this one's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 
-from datatier.errors import NotReadyYet
-from datatier.mysql.connection import Endpoint, connect
+from datatier.errors import NotReadyYet, OperationFailed
+from datatier.log import get_logger
+from datatier.mysql.connection import Connection, Endpoint, connect, connection_lost
 from datatier.mysql.lettercase import folds_names, name_key
+
+log = get_logger(__name__)
 
 PREFIX = "datatier.restore."
 LONGEST_WAIT = 31536000
-"""The session's ``wait_timeout`` (MariaDB's maximum, a year): the connection sits idle
-while the restore downloads (or waits for Glacier), and must not be dropped."""
+"""The session's ``wait_timeout`` (MariaDB's maximum, a year): if the watcher stalls (the
+process is stopped), the idle session, and the locks, must stay."""
+BEAT = 0.5
+"""Seconds of each watcher ``SLEEP`` (how long the end of a restore waits for it, at most)."""
+ANSWER_WAIT = 60.0
+"""Seconds a watcher ``SLEEP`` may go unanswered before the claim is taken as lost (the
+connection is partitioned or the server hung: the session may be ended at any time)."""
+
+
+ER_CONNECTION_KILLED = 1927
+"""What the session's query answers when the session is killed."""
+
+
+class ClaimLost(OperationFailed):
+    """The restore's locks ended before it did (module docstring; exit 1)."""
 
 
 def lock_name(database: str) -> str:
@@ -37,13 +62,64 @@ def lock_name(database: str) -> str:
     return PREFIX + digest[:40]
 
 
+class Claim:
+    """The held locks of one restore (module docstring). Thread-safe."""
+
+    def __init__(self, databases: list[str], label: str) -> None:
+        self.databases = databases
+        self.label = label
+        self._lock = threading.Lock()
+        self._hooks: list[Callable[[], None]] = []
+        self._lost: ClaimLost | None = None
+
+    @property
+    def lost(self) -> ClaimLost | None:
+        """Why the claim is lost; None while it holds."""
+        return self._lost
+
+    def check(self) -> None:
+        """ClaimLost if the claim is lost."""
+        if self._lost is not None:
+            raise self._lost
+
+    def on_lost(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` (from the watcher thread) when the claim is lost; at once if it is."""
+        with self._lock:
+            if self._lost is None:
+                self._hooks.append(hook)
+                return
+        hook()
+
+    def lose(self, reason: str) -> None:
+        """Mark the claim lost (once) and run the hooks; each hook's failure is logged."""
+        names = ", ".join(repr(d) for d in self.databases)
+        with self._lock:
+            if self._lost is not None:
+                return
+            self._lost = ClaimLost(
+                f"the restore lock of {names} on {self.label} was lost ({reason}): the "
+                "restore stopped, since another restore could write into it meanwhile",
+                hint="restore again once no other restore runs into it (what this one wrote "
+                "may be beside another's rows)",
+            )
+            hooks, self._hooks = self._hooks, []
+        log.error("restore.claim_lost", databases=self.databases, reason=reason)
+        for hook in hooks:
+            try:
+                hook()
+            except Exception as exc:
+                log.warning("restore.claim_hook_failed", reason=str(exc))
+
+
 @contextlib.contextmanager
-def claim_databases(target: Endpoint, databases: Iterable[str]) -> Iterator[None]:
+def claim_databases(target: Endpoint, databases: Iterable[str]) -> Iterator[Claim]:
     """Hold the locks of ``databases`` on ``target`` for the block; NotReadyYet naming the
-    first one another session holds (none is then kept)."""
+    first one another session holds (none is then kept). The block ends with ClaimLost
+    if they were lost meanwhile (module docstring)."""
     wanted = sorted(set(databases))
+    claim = Claim(wanted, target.label)
     if not wanted:
-        yield
+        yield claim
         return
     with connect(target) as conn, conn.cursor() as cur:
         cur.execute("SET SESSION wait_timeout = %s", (LONGEST_WAIT,))
@@ -57,8 +133,62 @@ def claim_databases(target: Endpoint, databases: Iterable[str]) -> Iterator[None
                     "(it holds the database's restore lock)",
                     hint="wait for it to finish, or restore elsewhere with --rename SRC=DST",
                 )
+        ending = threading.Event()
+        watcher = threading.Thread(
+            target=_watch, args=(conn, claim, ending), name="restore-claim", daemon=True
+        )
+        watcher.start()
         try:
-            yield
+            yield claim
+        except BaseException as exc:
+            if claim.lost is not None and isinstance(exc, Exception):
+                raise _instead(claim.lost, exc) from exc
+            raise
         finally:
-            with contextlib.suppress(Exception):  # closing the connection frees them too
-                cur.execute("SELECT RELEASE_ALL_LOCKS()")
+            ending.set()
+            watcher.join()
+            if claim.lost is None:
+                with contextlib.suppress(Exception):  # closing the connection frees them too
+                    cur.execute("SELECT RELEASE_ALL_LOCKS()")
+        if claim.lost is not None:
+            raise claim.lost
+
+
+def _watch(conn: Connection, claim: Claim, ending: threading.Event) -> None:
+    """Keep the lock session busy in short SLEEPs until ``ending``; the first that fails
+    (the session was killed or reset) or goes unanswered loses ``claim``."""
+    conn._read_timeout = ANSWER_WAIT  # type: ignore[attr-defined]  # pymysql applies it per read
+    while not ending.is_set():
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT SLEEP({BEAT})")
+                row = cur.fetchone()
+        except Exception as exc:
+            if ending.is_set():
+                return
+            if connection_lost(exc) or _code(exc) == ER_CONNECTION_KILLED:
+                claim.lose(f"its session ended: {exc}")
+                return
+            # the server answered (KILL QUERY interrupted the SLEEP, say): the session lives
+            log.debug("restore.claim_beat_failed", reason=str(exc))
+            ending.wait(BEAT)
+            continue
+        if row is None:
+            if not ending.is_set():
+                claim.lose("its session answered nothing")
+            return
+        # A SLEEP a KILL QUERY interrupted answers 1 or fails: the session, and the locks,
+        # remain. A KILL of the session fails the next one at the latest.
+
+
+def _code(exc: BaseException) -> int | None:
+    """The MySQL error code of ``exc``, if it has one."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+
+
+def _instead(lost: ClaimLost, failure: Exception) -> ClaimLost:
+    """``lost`` carrying ``failure``'s notes (what the restore says it left): the failure
+    is a consequence (a statement killed when the claim was lost), the loss its cause."""
+    for note in getattr(failure, "__notes__", ()):
+        lost.add_note(note)
+    return lost

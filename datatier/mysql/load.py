@@ -127,6 +127,12 @@ class SQLLoader:
         self.started = False
         """Whether any statement of an object was sent (the target may have changed)."""
 
+    def stop(self) -> None:
+        """Stop the loading from any thread: statements in progress killed, none started
+        after (:meth:`~datatier.mysql.interrupt.Interrupter.fire`); :meth:`load_all` then
+        returns without loading the rest (a caller stopping it says why)."""
+        self._interrupter.fire()
+
     def load_all(self, objects: Iterable[ObjectRecord], kinds: Iterable[str]) -> None:
         """Load ``objects`` phase by phase in ``kinds`` order; stop at the first failure."""
         pending = list(objects)

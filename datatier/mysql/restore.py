@@ -5,7 +5,8 @@
   manifest does not account for every row of them; the target server and the database
   renames; a tampered character set or collation name is refused.
 * ``claim_target``: one restore at a time into each target database
-  (:mod:`datatier.mysql.claim`).
+  (:mod:`datatier.mysql.claim`); a claim lost while it runs kills its statements on the
+  target (:meth:`LogicalRestore.on_claim_lost`) and stops it before its next write.
 * ``check_target``: names differing only by letter case (tables, views and sequences of a
   database, target databases after ``--rename``) are refused when the target folds them
   (``lower_case_table_names`` 1 or 2; :mod:`datatier.mysql.casenames`); the target's
@@ -39,7 +40,7 @@ from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
 from datatier.mysql.casenames import check_case_collisions
-from datatier.mysql.claim import claim_databases
+from datatier.mysql.claim import Claim, claim_databases
 from datatier.mysql.connection import Endpoint, resolve_target
 from datatier.mysql.foreign_key_names import (
     Declared,
@@ -176,6 +177,7 @@ class LogicalRestore(RestoreEngine):
         self._changed: list[str] = []  # databases the last apply created or altered
         self._replaced: list[Conflict] = []  # target objects of another kind it dropped
         self._loader: SQLLoader | None = None
+        self._claim: Claim | None = None  # held from claim_target to the end
         self._early: list[Present] = []  # replaced tables dropped first (check_kept_names)
         self._early_gone: list[Present] = []  # of them, those the last apply dropped
         self._definitions: tuple[Staged, set[tuple[str, str, str]]] | None = None
@@ -221,9 +223,29 @@ class LogicalRestore(RestoreEngine):
             f"on {self.server.label}",
         )
 
-    def claim_target(self, plan: RestorePlan) -> contextlib.AbstractContextManager[None]:
-        """Every target database's restore lock (:mod:`datatier.mysql.claim`)."""
-        return claim_databases(self.server, self.targets.values())
+    @contextlib.contextmanager
+    def claim_target(self, plan: RestorePlan) -> Iterator[None]:
+        """Every target database's restore lock (:mod:`datatier.mysql.claim`), kept for
+        ``apply`` to check before its writes."""
+        with claim_databases(self.server, self.targets.values()) as claim:
+            self._claim = claim
+            try:
+                yield
+            finally:
+                self._claim = None
+
+    def on_claim_lost(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` when the restore's claim is lost (at once if it is); ClaimLost
+        first if it already is, so that nothing is written without it. No claim (a dry
+        run, or outside ``claim_target``): nothing."""
+        if self._claim is not None:
+            self._claim.check()
+            self._claim.on_lost(hook)
+
+    def check_claim(self) -> None:
+        """ClaimLost if the restore's claim was lost (none held: nothing)."""
+        if self._claim is not None:
+            self._claim.check()
 
     def created_names(self, plan: RestorePlan) -> set[TableName]:
         """The (database, name) pairs of the tables, sequences and views ``plan`` creates
@@ -435,11 +457,13 @@ class LogicalRestore(RestoreEngine):
         sequences = self._sequences | {
             (t.database, t.name) for t in self.manifest.tables if t.kind == "sequence"
         }
+        self.check_claim()
         if self.options.force:
             self._replace_other_kinds(plan, sequences)
             for table in self._early:
                 log.warning("restore.replacing_first", table=str(table), why="foreign key names")
             drop_present(self.server, self._early, binlog=self.binlog, dropped=self._early_gone)
+            self.check_claim()
         create_databases(  # a whole database restored takes the backup's defaults (routines')
             self.server,
             targets,
@@ -489,6 +513,7 @@ class LogicalRestore(RestoreEngine):
             # every --rename, those of databases outside this restore too (restored before)
             rewrite_create=rename_references(self._names) if self._names else None,
         )
+        self.on_claim_lost(loader.stop)  # statements in progress killed, no new one
         kinds = [k for k in KIND_ORDER if k != "database"]
         # The loader sees a bundle's sections where its client gets them (to name a failing
         # table): with --tables, those kept, one after another.
@@ -500,8 +525,9 @@ class LogicalRestore(RestoreEngine):
         ]
         try:
             loader.load_all(fed, kinds)  # grants first: DEFINER accounts exist before routines
+            self.check_claim()  # a loader stopped by a lost claim ends quietly
         except BaseException as exc:
-            if placeholders:
+            if placeholders and not (self._claim and self._claim.lost):  # else maybe not ours
                 self._drop_placeholders(list(placeholders), exc)
             raise
 

@@ -1,8 +1,7 @@
 """Two restores into one database at once (:mod:`datatier.mysql.claim`), on the real
 sandbox: the second is refused with exit 5 before it changes anything, the first still
-restores every row, and a restore that is killed leaves no claim behind. A restore whose
-lock session ended mid-load goes on writing beside the next claimant (a reproduction,
-strict xfail: not fixed).
+restores every row, a restore that is killed leaves no claim behind, and one whose lock
+session is killed mid-load stops before its next write (exit 1).
 
 The first restore is held in place, claim taken, by the test's open transaction on
 ``DST.block``: its ``DROP TABLE IF EXISTS block`` waits on that metadata lock (for an hour:
@@ -187,31 +186,57 @@ def test_a_dry_run_takes_no_claim_and_a_held_claim_changes_nothing(
     assert contents(sandbox, DST) == before, "nothing changed"
 
 
-@pytest.mark.xfail(strict=True, reason="found by helper mongoclaim; not fixed (see docstring)")
-def test_a_restore_whose_lock_session_ended_writes_beside_the_next_claimant_and_exits_0(
+def test_a_restore_whose_lock_session_is_killed_stops_before_writing_and_exits_1(
     sandbox: SandboxHandle, source: Manifest, blocked_restore: Blocked
 ) -> None:
-    """Severity: silent wrong (reproduction, not fixed).
+    """Found by helper mongoclaim (it wrote beside the next claimant and exited 0).
 
-    The restore lock lives as long as the restore's lock session. That session sits idle
-    for the whole load, and ends without the restore noticing when it is killed (``KILL``
-    by an operator, pt-kill of long-sleeping sessions) or reset by a proxy or firewall
-    between the host and the server; the server then frees the lock, and another restore
-    may take it. The first restore never looks at its lock again: it goes on loading into
-    the target beside the new claimant and exits 0 (its ``RELEASE_ALL_LOCKS`` error is
-    suppressed). A pause (SIGSTOP) does not lose the lock (no lease: the session stays).
-    Expected: a restore whose lock is gone stops before its next write and exits 1.
-    Cause: datatier/mysql/claim.py checks the lock only when taking it."""
+    The restore lock lives as long as the restore's lock session, which an operator's
+    ``KILL`` (pt-kill of long sessions) or a proxy's reset may end mid-load; the server then
+    frees the lock for another restore. The restore now sees it at once (its watcher,
+    :mod:`datatier.mysql.claim`), kills its own statements (the DROP waiting on the test's
+    metadata lock) and exits 1 saying so, without having written: the target is as the test
+    left it, and the next claimant keeps its lock."""
     with sandbox.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT IS_USED_LOCK(%s)", (lock_name(DST),))
         row = cur.fetchone()
         assert row is not None and row[0] is not None
-        cur.execute(f"KILL {int(row[0])}")  # the restore's lock session, idle meanwhile
-    wait_for(lambda: not claimed(sandbox), timeout=30, step=0.1)
+        cur.execute(f"KILL {int(row[0])}")  # the restore's lock session
     with sandbox.connect() as other, other.cursor() as cur:  # the next restore's claim
+        wait_for(lambda: not claimed(sandbox), timeout=30, step=0.1)
         cur.execute("SELECT GET_LOCK(%s, 0)", (lock_name(DST),))
         assert cur.fetchone() == (1,), "the lock is free: another restore can take it"
-        blocked_restore.release()
-        _, err = blocked_restore.proc.communicate(timeout=120)
-        assert contents(sandbox, DST) == contents(sandbox, SRC), "it loaded while unclaimed"
-        assert blocked_restore.proc.returncode == 1, f"it wrote without its claim: exit 0 {err}"
+        # the test's metadata lock is still held: only the restore's own stop ends its DROP
+        _, err = blocked_restore.proc.communicate(timeout=60)
+        assert blocked_restore.proc.returncode == 1, err
+        (doc,) = [json.loads(line) for line in err.splitlines() if '"exit_code"' in line]
+        assert doc["error"].startswith(f"the restore lock of {DST!r}"), doc
+        assert "was lost" in doc["error"]
+        assert "may be partly loaded" in doc["error"], "what it may have left is said"
+        assert "no other restore" in doc["hint"]
+        assert waiting_drops(sandbox) == 0, "its DROP was killed, not left waiting"
+        blocked_restore.release()  # (a read before this would queue behind a pending DROP)
+        after = contents(sandbox, DST)
+        assert after["block"] == [(-1, -1)], "its DROP never ran"
+        assert after["keyless"] in ([], [(-1, -1)]), "no row loaded (created empty, at most)"
+        cur.execute("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (lock_name(DST),))
+        assert cur.fetchone() == (1,), "the next claimant still holds it"
+
+
+def test_a_killed_query_on_the_lock_session_does_not_lose_the_claim(
+    sandbox: SandboxHandle, source: Manifest, blocked_restore: Blocked
+) -> None:
+    """``KILL QUERY`` (pt-kill's default) ends the watcher's SLEEP, not the session: the
+    locks stay, and the restore completes."""
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT IS_USED_LOCK(%s)", (lock_name(DST),))
+        row = cur.fetchone()
+        assert row is not None and row[0] is not None
+        for _ in range(3):
+            cur.execute(f"KILL QUERY {int(row[0])}")
+    assert claimed(sandbox)
+    blocked_restore.release()
+    _, err = blocked_restore.proc.communicate(timeout=120)
+    assert blocked_restore.proc.returncode == 0, err
+    assert contents(sandbox, DST) == contents(sandbox, SRC)
+    assert not claimed(sandbox)
