@@ -55,7 +55,7 @@ def listing_rewritten(
         if _plain(info.etag) != _plain(rec.etag):
             return (
                 f"{url}/{rec.key} was rewritten after the backup wrote it (ETag {info.etag}, "
-                f"the manifest says {rec.etag}): its bytes may not be the backup's"
+                f"its upload returned {rec.etag}): its bytes may not be the backup's"
             )
     return None
 
