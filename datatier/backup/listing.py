@@ -64,7 +64,13 @@ def is_rewritten(rec: ObjectRecord, info: ObjectInfo) -> bool:
     object is now in a colder or unranked class)."""
     if rec.etag is None or info.etag is None or _reclassed(rec, info):
         return False
-    return _plain(info.etag) != _plain(rec.etag)
+    return not same_etag(info.etag, rec.etag)
+
+
+def same_etag(one: str, other: str) -> bool:
+    """Whether two ETags are the same, as S3-compatible servers spell them (quotes and
+    case aside)."""
+    return _plain(one) == _plain(other)
 
 
 def _reclassed(rec: ObjectRecord, info: ObjectInfo) -> bool:
