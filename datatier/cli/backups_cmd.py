@@ -209,11 +209,10 @@ def verify_cmd(
 
     An incremental is checked with its whole chain (exit 4 if the chain is broken). Exits 4
     naming the first missing, truncated or corrupt object; 5 when objects are archived and
-    not restored yet (--request-restore asks for that). Changes nothing else (but for
-    --accept-etags). Progress goes
-    to stderr when it is a terminal. The outcome is recorded in the store as the policy's
-    `verify` job (`restore_test` with --restore-test) for metrics; a failure is sent to
-    notify.command / notify.webhook_url.
+    not restored yet (--request-restore asks for that). Changes nothing else (but the
+    manifest, with --accept-etags). Progress goes to stderr when it is a terminal. The
+    outcome is recorded in the store as the policy's `verify` job (`restore_test` with
+    --restore-test) for metrics; a failure is sent to notify.command / notify.webhook_url.
 
     With --restore-test a logical backup is restored into scratch databases and every
     table's rows and data checksum compared with the manifest; a physical backup is

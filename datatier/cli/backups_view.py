@@ -310,7 +310,7 @@ def verify_output(
             f"ETags accepted: manifest of {backup} rewritten with the listed ETags of "
             f"{len(keys)} object(s)"
             for backup, keys in accepted.items()
-        ] or ["ETags accepted: none differed, no manifest was written"]
+        ] or ["ETags: every recorded one matches the listing; no manifest was changed"]
     if tested is not None:
         lines.append(f"OK restore test: {tested['summary']} ({tested['seconds']:.1f} s)")
     return Output(doc, "\n".join(lines))
