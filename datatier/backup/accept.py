@@ -7,13 +7,15 @@ though it restores. Two steps, so a chain is read whole before any manifest chan
 :func:`verify_listed` reads every object and checks its size and SHA-256 against the
 manifest, between two listings whose ETags must agree (else the bytes read may not be the
 ones listed); :func:`record_listed` then writes the manifest again, last and in one PUT
-(atomic per object, as every manifest write), with the listed ETags. Nothing is written
+(atomic per object, as every manifest write), with the listed ETags; :func:`accept_chain`
+does the first for every backup of a chain before the second. Nothing is written
 when an object fails, when the manifest or an ETag changed since, or when every recorded
 ETag already matches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from datatier.backup.catalog import Catalog, ObjectCallback, VerifyReport
@@ -118,6 +120,20 @@ def record_listed(catalog: Catalog, verified: Verified) -> Manifest | None:
         objects=len(verified.changed),
     )
     return new
+
+
+def accept_chain(
+    catalog: Catalog, chain: Sequence[Manifest], on_object: ObjectCallback | None = None
+) -> tuple[list[VerifyReport], dict[str, list[str]]]:
+    """:func:`verify_listed` of every manifest of ``chain``, then (all verified)
+    :func:`record_listed` of each: the verify reports, and per backup whose manifest was
+    written again the keys whose ETag it now records. A failure while verifying leaves
+    every manifest unchanged."""
+    checked = [verify_listed(catalog, m, on_object) for m in chain]
+    accepted = {v.manifest.backup_id: v.changed for v in checked if v.changed}
+    for verified in checked:
+        record_listed(catalog, verified)
+    return [v.report for v in checked], accepted
 
 
 def _confirm(catalog: Catalog, prefix: str, manifest: Manifest) -> None:

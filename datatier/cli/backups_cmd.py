@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from datatier.backup.accept import record_listed, verify_listed
+from datatier.backup.accept import accept_chain
 from datatier.backup.archive import archive_execute, archive_plan
 from datatier.backup.catalog import BackupState, Catalog, locate
 from datatier.backup.chain import resolve_chain
@@ -252,12 +252,7 @@ def verify_cmd(
                 )
             accepted: dict[str, list[str]] | None = None
             if accept_etags:
-                checked = [verify_listed(catalog, m, lambda _k, n: advance(n)) for m in chain]
-                reports = [v.report for v in checked]
-                accepted = {}
-                for verified in checked:  # every object of the chain verified: now write
-                    if record_listed(catalog, verified) is not None:
-                        accepted[verified.manifest.backup_id] = verified.changed
+                reports, accepted = accept_chain(catalog, chain, lambda _k, n: advance(n))
             else:
                 reports = [catalog.verify(m, lambda _key, size: advance(size)) for m in chain]
             if progress is not None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from datatier.backup.accept import record_listed, verify_listed
+from datatier.backup.accept import accept_chain, record_listed, verify_listed
 from datatier.backup.catalog import BackupState, Catalog
 from datatier.backup.manifest import Manifest, manifest_key
 from datatier.backup.prune import PRUNE_CLAIM
@@ -137,3 +137,35 @@ def test_a_prune_claim_seen_after_the_write_puts_the_old_manifest_back(
         record_listed(Catalog(store), verified)
     assert caught.value.hint is not None and "unchanged" in caught.value.hint
     assert store.get_bytes(key) == before
+
+
+def test_a_chain_is_verified_whole_before_any_manifest_is_written(store: LocalStore) -> None:
+    """The full backup's copied object would be accepted, but the incremental's object holds
+    other bytes: neither manifest changes."""
+    full = make_backup(store, "shop", NOW, etags=True)
+    incremental = make_backup(store, "shop", NOW + timedelta(hours=1), etags=True)
+    touch(store, full.objects[1].key)
+    time.sleep(0.02)
+    store.put_bytes(incremental.objects[1].key, os.urandom(incremental.objects[1].size))
+    keys = [manifest_key("shop", m.backup_id) for m in (full, incremental)]
+    before = [store.get_bytes(k) for k in keys]
+    with pytest.raises(IntegrityFailure, match="SHA-256 mismatch"):
+        accept_chain(Catalog(store), [full, incremental])
+    assert [store.get_bytes(k) for k in keys] == before
+
+    store.put_bytes(incremental.objects[1].key, _payload(incremental, 1))  # its bytes again
+    reports, accepted = accept_chain(Catalog(store), [full, incremental])
+    assert [r.backup_id for r in reports] == [full.backup_id, incremental.backup_id]
+    assert accepted == {
+        full.backup_id: [full.objects[1].key],
+        incremental.backup_id: [incremental.objects[1].key],
+    }
+    assert [e.backup_id for e in Catalog(store).backups()] == [
+        full.backup_id,
+        incremental.backup_id,
+    ]
+
+
+def _payload(m: Manifest, part: int) -> bytes:
+    """The bytes ``make_backup`` wrote for part ``part`` of ``m``."""
+    return f"{m.backup_id} part {part}\n".encode() * 40
