@@ -1,11 +1,11 @@
-"""Confirm by listing that a backup's objects are in the store, before and after its
-manifest is written (see :mod:`datatier.backup.service`)."""
+"""Confirm by listing that a backup's objects are in the store as uploaded, before and
+after its manifest is written (see :mod:`datatier.backup.service`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from datatier.backup.listing import listing_mismatch
+from datatier.backup.listing import listing_mismatch, listing_rewritten
 from datatier.backup.manifest import ObjectRecord
 from datatier.backup.prune import PRUNE_CLAIM
 from datatier.errors import IntegrityFailure
@@ -14,7 +14,9 @@ from datatier.storage.base import ObjectStore
 
 def confirm_listed(store: ObjectStore, prefix: str, records: Sequence[ObjectRecord]) -> None:
     """IntegrityFailure unless one listing of ``prefix`` holds every record's key with its
-    size and no prune claim (a concurrent prune is deleting the backup)."""
+    size and ETag (by :mod:`datatier.backup.listing`'s rules: another ETag means another
+    client rewrote the object since its upload) and no prune claim (a concurrent prune is
+    deleting the backup)."""
     listed = list(store.list_objects(prefix))
     if any(o.key == prefix + PRUNE_CLAIM for o in listed):
         raise IntegrityFailure(
@@ -26,5 +28,11 @@ def confirm_listed(store: ObjectStore, prefix: str, records: Sequence[ObjectReco
     if mismatch:
         raise IntegrityFailure(
             f"{mismatch} after upload (deleted by a concurrent prune or another client?)",
+            hint="no manifest was written",
+        )
+    rewritten = listing_rewritten(store.url, records, listed)
+    if rewritten:
+        raise IntegrityFailure(
+            f"{rewritten} (another client wrote it while the backup ran?)",
             hint="no manifest was written",
         )

@@ -42,22 +42,35 @@ def listing_rewritten(
 
     An object is rewritten when the listing gives it another ETag than the one its record
     holds (quotes and case aside). Not judged (no evidence either way): records without an
-    ETag (manifests written before it was recorded, binlog segments), objects the listing
-    gives none, and objects now in a colder storage class than recorded or one datatier
-    does not know: re-classing copies the object, and a copy may get a new ETag (a
+    ETag (manifests and binlog segment records written before it was recorded), objects
+    the listing gives none, and objects now in a colder storage class than recorded or one
+    datatier does not know: re-classing copies the object, and a copy may get a new ETag (a
     multipart one, or any under SSE-KMS) while its bytes stay the same. Missing objects
     are :func:`listing_mismatch`'s business."""
     live = {o.key: o for o in listed}
     for rec in records:
         info = live.get(rec.key)
-        if rec.etag is None or info is None or info.etag is None or _reclassed(rec, info):
-            continue
-        if _plain(info.etag) != _plain(rec.etag):
+        if info is not None and is_rewritten(rec, info):
             return (
                 f"{url}/{rec.key} was rewritten after the backup wrote it (ETag {info.etag}, "
-                f"the manifest says {rec.etag}): its bytes may not be the backup's"
+                f"its upload returned {rec.etag}): its bytes may not be the backup's"
             )
     return None
+
+
+def is_rewritten(rec: ObjectRecord, info: ObjectInfo) -> bool:
+    """Whether ``info``, the listing of ``rec``'s key, shows another ETag than ``rec``
+    records, by :func:`listing_rewritten`'s rules (False when either has none, or the
+    object is now in a colder or unranked class)."""
+    if rec.etag is None or info.etag is None or _reclassed(rec, info):
+        return False
+    return not same_etag(info.etag, rec.etag)
+
+
+def same_etag(one: str, other: str) -> bool:
+    """Whether two ETags are the same, as S3-compatible servers spell them (quotes and
+    case aside)."""
+    return _plain(one) == _plain(other)
 
 
 def _reclassed(rec: ObjectRecord, info: ObjectInfo) -> bool:

@@ -353,6 +353,7 @@ class Archiver:
             plain_size=stored.plain_size,
             plain_sha256=stored.plain_sha256,
             recipients=stored.recipients,
+            etag=stored.etag,
         )
         self._put_record(record)
         self.report.segments += 1

@@ -2,8 +2,11 @@
 before ended, and the gaps where that fails.
 
 A gap is named when a gap record says so (binlogs purged on the server before they were
-archived), when a segment's object is missing or has another size than its record says,
-or when a record does not start at the previous one's end. Coverage is the part of the
+archived), when a segment's object is missing, has another size than its record says or
+was rewritten since it was archived (another ETag than its upload returned, by the rules
+of :func:`datatier.backup.listing.is_rewritten`: records without an ETag, written before
+it was recorded, are judged by size only), or when a record does not start at the
+previous one's end. Coverage is the part of the
 chain a replay may use: from a position to a target, every record present, no gap between.
 """
 
@@ -13,6 +16,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from datatier.backup.listing import is_rewritten
 from datatier.binlog.layout import data_prefix, index_prefix, seq_of_index_key
 from datatier.binlog.records import IndexRecord, iso
 from datatier.mysql.binlog.positions import Position
@@ -121,8 +125,8 @@ def read_records(
 
 
 def analyse(records: list[IndexRecord], objects: dict[str, ObjectInfo] | None) -> Chain:
-    """The chain of ``records``; with ``objects`` (the data listing), missing and resized
-    objects are gaps too."""
+    """The chain of ``records``; with ``objects`` (the data listing), missing, resized and
+    rewritten objects are gaps too."""
     chain = Chain(records, objects=objects or {})
     previous: IndexRecord | None = None
     for record in records:
@@ -146,6 +150,17 @@ def analyse(records: list[IndexRecord], objects: dict[str, ObjectInfo] | None) -
                         record.gtid_start,
                         record.gtid_end,
                         f"object {record.key} is {info.size} bytes, its record says {record.size}",
+                    )
+                )
+            elif is_rewritten(record.object_record(), info):
+                chain.gaps.append(
+                    Gap(
+                        record.seq,
+                        record.gtid_start,
+                        record.gtid_end,
+                        f"object {record.key} was rewritten after it was archived (ETag "
+                        f"{info.etag}, its upload returned {record.etag}): its bytes may not "
+                        "be the binlog's",
                     )
                 )
         if previous is not None and not record.gtid_start.same_state(previous.gtid_end):

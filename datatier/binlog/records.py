@@ -4,14 +4,16 @@ A *segment* record describes one object: the byte range ``[start_pos, end_pos)``
 server's binlog ``file`` (the object is the binlog magic, that file's Format_description
 event and those bytes, zstd-compressed), the GTID position before and after it, the first
 and last GTID per domain, its first and last event times (UTC seconds, as the binlog has
-them), its transactions, size and SHA-256. An encrypted segment (age, ``*.binlog.zst.age``)
-also records the public keys it is encrypted to and its plaintext's size and SHA-256; its
-record is format 2, which releases without encryption refuse to read. ``file_complete``
-is true only for the segment that ends its file (a rotate or stop event, or the server
-moved on): a file still being written is published in segments, never as complete. A *gap*
-record names transactions the archive does not have, ``gtid_start`` to ``gtid_end``, and
-why. Records are immutable; ``seq`` orders them, and each starts where the previous one
-ended.
+them), its transactions, size and SHA-256, and the ETag its upload returned (where the
+store gave one; records written before it was recorded have none and are judged by size
+only, see :func:`datatier.binlog.chain.analyse`). An encrypted segment (age,
+``*.binlog.zst.age``) also records the public keys it is encrypted to and its plaintext's
+size and SHA-256; its record is format 2, which releases without encryption refuse to
+read. ``file_complete`` is true only for the segment that ends its file (a rotate or stop
+event, or the server moved on): a file still being written is published in segments, never
+as complete. A *gap* record names transactions the archive does not have, ``gtid_start``
+to ``gtid_end``, and why. Records are immutable; ``seq`` orders them, and each starts where
+the previous one ended.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class IndexRecord:
     plain_size: int | None = None
     plain_sha256: str | None = None
     recipients: tuple[str, ...] = ()
+    etag: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,6 +90,7 @@ class IndexRecord:
             plain_size=self.plain_size,
             plain_sha256=self.plain_sha256,
             recipients=self.recipients,
+            etag=self.etag,
         )
 
     def encode(self) -> bytes:
@@ -131,6 +135,8 @@ class IndexRecord:
                     plain_sha256=self.plain_sha256,
                     recipients=list(self.recipients),
                 )
+            if self.etag is not None:
+                doc["etag"] = self.etag
         doc.update(self.extra)
         return (json.dumps(doc, sort_keys=True, allow_nan=False) + "\n").encode()
 
@@ -175,6 +181,7 @@ class IndexRecord:
                 plain_size=None if doc.get("plain_size") is None else int(doc["plain_size"]),
                 plain_sha256=None if doc.get("plain_sha256") is None else str(doc["plain_sha256"]),
                 recipients=tuple(str(r) for r in doc.get("recipients") or ()),
+                etag=None if doc.get("etag") is None else str(doc["etag"]),
                 extra={k: v for k, v in doc.items() if k not in known},
             )
         except IntegrityFailure:

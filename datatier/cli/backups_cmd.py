@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from datatier.backup.accept import accept_chain
 from datatier.backup.archive import archive_execute, archive_plan
 from datatier.backup.catalog import BackupState, Catalog, locate
 from datatier.backup.chain import resolve_chain
@@ -182,6 +183,12 @@ def show_cmd(app: AppContext, backup_id: str, policy: str | None) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Physical --restore-test: where the scratch datadir goes (default: the temp dir).",
 )
+@click.option(
+    "--accept-etags",
+    is_flag=True,
+    help="Once every object verifies, record in the manifest the ETags the store now lists "
+    "for them (a backup listed damaged because its objects were copied with their bytes).",
+)
 @JSON_OPTION
 @METRICS_FILE_OPTION
 @pass_app
@@ -195,22 +202,30 @@ def verify_cmd(
     allow_replica_target: bool,
     scratch_port: int | None,
     scratch_dir: Path | None,
+    accept_etags: bool,
     metrics_file: Path | None,
 ) -> None:
     """Read every object of a backup and check its size and SHA-256 against the manifest.
 
     An incremental is checked with its whole chain (exit 4 if the chain is broken). Exits 4
     naming the first missing, truncated or corrupt object; 5 when objects are archived and
-    not restored yet (--request-restore asks for that). Changes nothing else. Progress goes
-    to stderr when it is a terminal. The outcome is recorded in the store as the policy's
-    `verify` job (`restore_test` with --restore-test) for metrics; a failure is sent to
-    notify.command / notify.webhook_url.
+    not restored yet (--request-restore asks for that). Changes nothing else (but the
+    manifest, with --accept-etags). Progress goes to stderr when it is a terminal. The
+    outcome is recorded in the store as the policy's `verify` job (`restore_test` with
+    --restore-test) for metrics; a failure is sent to notify.command / notify.webhook_url.
 
     With --restore-test a logical backup is restored into scratch databases and every
     table's rows and data checksum compared with the manifest; a physical backup is
     restored into a scratch datadir, a scratch mariadbd starts on it (127.0.0.1,
     --scratch-port), every table is CHECKed and the databases, tables and views compared
     with the manifest; then it is stopped and removed.
+
+    With --accept-etags, once every object of the backup (and of its chain) has verified
+    between two listings that agree, the ETags the store lists for them are written into
+    the manifests whose records differ (written last, in one PUT, as backups write them):
+    a backup listed damaged because its objects were rewritten with the same bytes (copied
+    by a tool that changed their ETags) is then listed complete. An object that fails, or is
+    rewritten while it is read, leaves every manifest unchanged (exit 4).
     """
     loaded = app.loaded()
     job_name = "restore_test" if restore_test else "verify"
@@ -235,7 +250,11 @@ def verify_cmd(
                     f"restore requested for {len(waiting)} archived object(s) of backup "
                     f"{manifest.backup_id}; run verify again once it completes (GLACIER: hours)"
                 )
-            reports = [catalog.verify(m, lambda _key, size: advance(size)) for m in chain]
+            accepted: dict[str, list[str]] | None = None
+            if accept_etags:
+                reports, accepted = accept_chain(catalog, chain, lambda _k, n: advance(n))
+            else:
+                reports = [catalog.verify(m, lambda _key, size: advance(size)) for m in chain]
             if progress is not None:
                 progress.close()
                 progress = None
@@ -249,7 +268,7 @@ def verify_cmd(
         finally:
             if progress is not None:
                 progress.close()
-    emit(verify_output(manifest, catalog.store.url, chain, reports, tested))
+    emit(verify_output(manifest, catalog.store.url, chain, reports, tested, accepted))
 
 
 def _restore_test(

@@ -278,9 +278,11 @@ def verify_output(
     chain: list[Manifest],
     reports: list[VerifyReport],
     tested: dict[str, Any] | None,
+    accepted: dict[str, list[str]] | None = None,
 ) -> Output:
-    """``backups verify``: what was checked (the whole chain of an incremental) and the
-    restore test's report."""
+    """``backups verify``: what was checked (the whole chain of an incremental), the
+    restore test's report and, with ``--accept-etags``, the objects whose listed ETag was
+    recorded, per backup whose manifest was written again (``accepted``)."""
     objects = sum(r.objects for r in reports)
     checked = sum(r.bytes for r in reports)
     seconds = sum(r.seconds for r in reports)
@@ -302,6 +304,13 @@ def verify_output(
         f"OK {manifest.policy}/{manifest.backup_id}{whole}: {objects} objects, "
         f"{human_bytes(checked)} checked in {seconds:.1f} s"
     ]
+    if accepted is not None:
+        doc["accepted_etags"] = accepted
+        lines += [
+            f"ETags accepted: manifest of {backup} rewritten with the listed ETags of "
+            f"{len(keys)} object(s)"
+            for backup, keys in accepted.items()
+        ] or ["ETags: every recorded one matches the listing; no manifest was changed"]
     if tested is not None:
         lines.append(f"OK restore test: {tested['summary']} ({tested['seconds']:.1f} s)")
     return Output(doc, "\n".join(lines))

@@ -7,6 +7,7 @@ reproduces a data-loss path first seen on the sandbox.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -246,6 +247,35 @@ def test_a_backup_whose_object_vanished_before_the_manifest_fails_without_one(
     monkeypatch.setattr(service, "confirm_listed", vanish_then_confirm)
     with pytest.raises(IntegrityFailure, match="missing"):
         run_backup(loaded, load_policy(loaded, name))
+    assert manifests(default_store(sandbox), name) == []
+
+
+def test_an_object_rewritten_before_the_manifest_fails_the_backup_without_one(
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Reproduction: a data object rewritten by another client between its upload and the
+    manifest (same size, other bytes) passed the listing check (keys and sizes): the backup
+    exited 0 with a manifest whose SHA-256 the object fails. Its ETag is compared too."""
+    sandbox = use_sandbox_config
+    name = policy(sandbox, "integ-rewritten")
+    original = confirm.confirm_listed
+    rewritten: list[str] = []
+
+    def rewrite_then_confirm(store: ObjectStore, prefix: str, records: Any) -> None:
+        if not rewritten:
+            victim = next(r for r in records if r.kind == "data")
+            store.put_bytes(victim.key, os.urandom(victim.size))
+            rewritten.append(victim.key)
+        original(store, prefix, records)
+
+    monkeypatch.setattr(service, "confirm_listed", rewrite_then_confirm)
+    capsys.readouterr()
+    code = main(["backup", "run", name])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert f"{rewritten[0]} was rewritten" in err and "no manifest was written" in err, err
     assert manifests(default_store(sandbox), name) == []
 
 
