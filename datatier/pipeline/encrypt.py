@@ -51,7 +51,8 @@ def parse_recipients(keys: Sequence[str]) -> Recipients:
         try:
             parsed.append(x25519.Recipient.from_str(key.strip()))
         except (pyrage.RecipientError, ValueError):
-            raise ValueError(f"[{i}] {key!r} is not an age X25519 public key (age1...)") from None
+            shown = "a private key" if "SECRET-KEY" in key.upper() else repr(key)
+            raise ValueError(f"[{i}] {shown} is not an age X25519 public key (age1...)") from None
     canonical = tuple(str(r) for r in parsed)
     if len(set(canonical)) != len(canonical):
         raise ValueError("the same recipient is listed twice")

@@ -101,7 +101,6 @@ def prepared(datadir: Path) -> bool:
 # -- findings -------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="tester6: a private key put in recipients is echoed")
 def test_a_private_key_among_recipients_is_never_printed(
     sandbox: SandboxHandle, tmp_path: Path
 ) -> None:
@@ -112,7 +111,7 @@ def test_a_private_key_among_recipients_is_never_printed(
     Steps: any command (here ``backups list``) with that recipient.
     Expected: exit 2 naming ``encryption.recipients[0]`` and saying it is a private key,
     without its text (the README: private keys are never in a message or a log).
-    Actual: exit 2 with ``'AGE-SECRET-KEY-1...' is not an age X25519 public key``: the whole
+    Was (fixed): exit 2 with ``'AGE-SECRET-KEY-1...' is not an age X25519 public key``: the whole
     private key on stderr and in the JSON log line (shipped to log collectors, cron mail).
     Cause: ``datatier.config`` (the recipients check in ``load``) quotes the bad key with
     ``{key!r}``; ``parse_recipients`` does the same."""
