@@ -104,6 +104,7 @@ class PhysicalRestore(RestoreEngine):
         self.options = options
         self.datadir = Path(options.datadir or "").absolute()
         self._chain: list[Manifest] = []
+        self._installing = False  # DIR changes only from WorkArea.install on
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -184,8 +185,14 @@ class PhysicalRestore(RestoreEngine):
                 )
                 if number:
                     shutil.rmtree(dest, ignore_errors=True)
+            self._installing = True
             work.install(owner)
         log.info("restore.datadir_ready", datadir=str(self.datadir), owner=owner.name)
+
+    def changed_target(self) -> bool:
+        """Whether the failed :meth:`apply` reached the install: before it, DIR is as it was
+        (a DIR this restore created is removed)."""
+        return self._installing
 
     @staticmethod
     def _stream(member: Manifest, staged: Staged, on_loaded: LoadedFn | None) -> Iterator[bytes]:

@@ -169,7 +169,6 @@ def test_two_restores_into_one_new_datadir_never_leave_a_restore_that_said_ok_mi
         assert prepared(datadir), "the first restore said OK without a prepared datadir"
 
 
-@pytest.mark.xfail(strict=True, reason="tester6: SIGTERM before install says DIR may be loaded")
 def test_sigterm_while_preparing_says_the_datadir_was_not_changed(
     sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path
 ) -> None:
@@ -179,7 +178,7 @@ def test_sigterm_while_preparing_says_the_datadir_was_not_changed(
     Steps: restore into a new DIR; SIGTERM once the work area exists.
     Expected: exit 143, DIR as it was (here: not there), and the message says nothing was
     changed (the README: "a failure before step 6 leaves DIR as it was").
-    Actual: exit 143 and DIR removed, as promised, but the message says
+    Was (fixed): exit 143 and DIR removed, as promised, but the message said
     ``the restore was interrupted: DIR may be partly loaded``, so the operator goes looking
     for a half-restored datadir (or wipes one that was never touched, with --force).
     Cause: ``PhysicalRestore`` does not override ``RestoreEngine.changed_target`` (True
