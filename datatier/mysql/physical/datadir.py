@@ -1,4 +1,5 @@
-"""The datadir a physical restore writes: refusals first, then a private work area inside it.
+"""The datadir a physical restore writes: one restore at a time, refusals first, then a
+private work area inside it.
 
 :func:`check_datadir` refuses (UsageError, exit 2, nothing changed) a path that is not a
 directory, a non-empty directory without ``force``, a datadir a running server holds
@@ -15,14 +16,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import grp
+import hashlib
 import os
 import pwd
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from datatier.errors import UsageError
+from datatier.errors import NotReadyYet, UsageError
 from datatier.storage.base import MiB
 
 HEADROOM = 64 * MiB
@@ -125,6 +128,36 @@ def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool =
             f"{(needed + HEADROOM) // MiB} MiB needed",
             hint="free space there, or restore into a directory on another filesystem",
         )
+
+
+@contextlib.contextmanager
+def claim_datadir(datadir: Path) -> Iterator[None]:
+    """Hold ``datadir`` against other restores on this host for the block (NotReadyYet,
+    exit 5, when one holds it; changes nothing in DIR): an exclusive ``flock`` on a lock file
+    in the temp directory named by DIR's resolved path. Two restores into one DIR would
+    otherwise delete each other's work area, and the one that created DIR remove it on
+    failure, with the other's finished datadir in it."""
+    key = hashlib.sha256(str(datadir.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+    path = Path(tempfile.gettempdir()) / f".datatier-datadir-{key[:32]}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise NotReadyYet(
+                f"another restore into {datadir} is running (it holds {path})",
+                hint="wait for it to finish, or restore into another --datadir",
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_ino == os.fstat(fd).st_ino:
+                break  # not a file a finishing holder unlinked: ours
+        os.close(fd)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 class WorkArea:

@@ -125,9 +125,6 @@ def test_a_private_key_among_recipients_is_never_printed(
     assert "private key" in failure_line(err)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="tester6: a second restore into the same datadir deletes the first's"
-)
 def test_two_restores_into_one_new_datadir_never_leave_a_restore_that_said_ok_missing(
     sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path
 ) -> None:
@@ -140,10 +137,11 @@ def test_two_restores_into_one_new_datadir_never_leave_a_restore_that_said_ok_mi
     Expected: the second restore is refused while the first holds DIR (as MySQL and MongoDB
     restores claim their target, exit 5), or at least a restore that exits 0 leaves its
     prepared datadir in DIR.
-    Actual: A passes ``check_datadir`` (work areas are left out of the "is it empty" check,
-    so a running restore's is ignored), and its ``WorkArea.install`` deletes every entry of
-    DIR but its own, B's work area included; B's extract/prepare then fails, and B, which
-    created DIR, removes DIR entirely on its way out: A said OK, DIR does not exist.
+    Was (fixed: the second is exit 5): A passed ``check_datadir`` (work areas are left out
+    of the "is it empty" check, so a running restore's is ignored), and its
+    ``WorkArea.install`` deleted every entry of DIR but its own, B's work area included; B's
+    prepare then failed, and B, which created DIR, removed DIR entirely on its way out: A
+    said OK, DIR did not exist.
     Cause: ``PhysicalRestore`` has no ``claim_target`` (the base class's nullcontext), and
     ``WorkArea.__exit__`` removes the whole DIR it created, whatever else was put there."""
     datadir = tmp_path / "shared"
@@ -167,6 +165,8 @@ def test_two_restores_into_one_new_datadir_never_leave_a_restore_that_said_ok_mi
         )
     if first.returncode == 0:
         assert prepared(datadir), "the first restore said OK without a prepared datadir"
+    assert second.code == 5 and "another restore into" in second.err, second.err
+    assert first.returncode == 0, first_err
 
 
 def test_sigterm_while_preparing_says_the_datadir_was_not_changed(
