@@ -223,4 +223,4 @@ def set_ownership(datadir: Path, owner: Owner) -> None:
             os.lchown(path, owner.uid, owner.gid)
             if not path.is_symlink():
                 path.chmod(FILE_MODE)
-    os.lchown(datadir, owner.uid, owner.gid)
+    os.chown(datadir, owner.uid, owner.gid)  # DIR itself, through a symlink naming it

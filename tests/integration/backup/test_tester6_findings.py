@@ -298,7 +298,6 @@ def test_an_unknown_owner_is_exit_2_before_anything(
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="tester6: a symlinked --datadir keeps its old owner")
 def test_a_datadir_given_as_a_symlink_is_owned_by_the_owner(
     sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path
 ) -> None:
@@ -309,7 +308,7 @@ def test_a_datadir_given_as_a_symlink_is_owned_by_the_owner(
     Steps: ``restore ID --datadir LINK --owner mysql``.
     Expected: the datadir, the directory itself included, owned by mysql, as when DIR is a
     plain directory (exit 0, "datadir ready, owner mysql").
-    Actual: every file and subdirectory is mysql's, but the real directory stays root's
+    Was (fixed): every file and subdirectory is mysql's, but the real directory stays root's
     (0755): ``mariadbd --user=mysql`` cannot create ``ibtmp1`` or a database there.
     Cause: ``datadir.set_ownership`` ends with ``os.lchown(datadir, ...)``, which changes
     the symlink, not the directory it names."""
