@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from datatier.backup.encryption import short
 from datatier.backup.manifest import Manifest, manifest_key
 from datatier.backup.stores import store_for
 from datatier.errors import OperationFailed
@@ -413,3 +414,61 @@ def test_an_incremental_after_the_server_was_rolled_back_restores_what_the_serve
     finally:
         store.delete([o.key for o in store.list_objects(f"{LINEAGE_POLICY}/")])
         (sandbox.root / "backups" / f"{LINEAGE_POLICY}.toml").unlink(missing_ok=True)
+
+
+@pytest.mark.xfail(strict=True, reason="tester6: --force onto a live datadir's parent deletes it")
+def test_force_onto_a_directory_holding_a_running_servers_datadir_is_refused(
+    sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path, test_port_base: int
+) -> None:
+    """Severity: silent wrong (a running server's datadir deleted under it, exit 0). The
+    operator gives the parent of a live datadir (``--datadir /srv/db --force`` for
+    ``/srv/db/mysql``: a typo, or a layout with datadirs side by side).
+
+    Steps: a scratch server runs on OUTER/live; ``restore ID --datadir OUTER --force``.
+    Expected: exit 2, nothing changed (the hint says "--force never replaces a running
+    server's files").
+    Actual: exit 0, "datadir ready": OUTER/live, the running server's files, deleted.
+    Cause: ``check_datadir`` asked only whether DIR itself is held (DIR/ibdata1 locked);
+    ``WorkArea.install`` then removes every entry of DIR."""
+    outer = tmp_path / "outer"
+    inner = outer / "live"
+    outer.mkdir()
+    assert cli(sandbox.config_path, encrypted.env, "restore", encrypted.backup_id,
+               "--datadir", str(inner), "--owner", OWNER).code == 0  # fmt: skip
+    with ScratchServer(inner, free_port(scratch_ports(test_port_base))) as server:
+        result = cli(sandbox.config_path, encrypted.env, "restore", encrypted.backup_id,
+                     "--datadir", str(outer), "--owner", OWNER, "--force")  # fmt: skip
+        assert result.code == 2 and "is in use by a running server" in result.err, result.err
+        assert str(inner) in failure_line(result.err)
+        assert prepared(inner) and server.port
+        assert [p.name for p in outer.iterdir()] == ["live"], "nothing changed"
+
+
+def test_a_chain_whose_full_backup_is_encrypted_to_a_rotated_out_key_is_exit_2(
+    sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path
+) -> None:
+    new = make_key(tmp_path, "new")
+    sandbox.write_policy(
+        "t6-rot",
+        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\n'
+        '[source]\nnode = "primary"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+    )
+    store = store_of(sandbox)
+    try:
+        old_env = encrypted.env
+        new_env = encryption_env([new], new.path)
+        full = cli(sandbox.config_path, old_env, "backup", "run", "t6-rot", "--full", "--json")
+        assert full.code == 0, full.err
+        inc = cli(sandbox.config_path, new_env, "backup", "run", "t6-rot", "--incremental",
+                  "--json")  # fmt: skip
+        assert inc.code == 0, inc.err
+        inc_id = inc.json()["id"]
+        datadir = tmp_path / "rot"
+        only_new = cli(sandbox.config_path, new_env, "restore", inc_id, "--datadir", str(datadir))
+        assert only_new.code == 2 and not datadir.exists()
+        assert short(encrypted.key.public) in failure_line(only_new.err)
+        keys = cli(sandbox.config_path, new_env, "keys", "check")
+        assert keys.code == 1 and "LOCKED" in keys.out
+    finally:
+        store.delete([o.key for o in store.list_objects("t6-rot/")])
+        (sandbox.root / "backups" / "t6-rot.toml").unlink(missing_ok=True)
