@@ -2,8 +2,9 @@
 private work area inside it.
 
 :func:`check_datadir` refuses (UsageError, exit 2, nothing changed) a path that is not a
-directory, a non-empty directory without ``force``, a datadir a running server holds
-(InnoDB's lock on ``ibdata1``; even with ``force``), and a filesystem without the space.
+directory, a non-empty directory without ``force``, a datadir a running server holds, or
+one holding such a datadir (InnoDB's lock on ``ibdata1``; even with ``force``), and a
+filesystem without the space.
 :class:`WorkArea` extracts and prepares under ``DIR/.datatier-restore-<random suffix>`` (the same
 filesystem, so the final move is a rename), and :meth:`WorkArea.install` replaces DIR's
 contents only once the datadir is prepared: a failure before leaves DIR as it was. Files
@@ -97,6 +98,15 @@ def server_holds(datadir: Path) -> bool:
         os.close(fd)
 
 
+def held_within(datadir: Path) -> Path | None:
+    """The first directory at or below ``datadir`` that a running server holds (a
+    ``--force`` restore replaces the whole tree, a live datadir inside it included)."""
+    for top, _dirs, files in os.walk(datadir):
+        if "ibdata1" in files and server_holds(Path(top)):
+            return Path(top)
+    return None
+
+
 def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool = False) -> None:
     """UsageError (nothing changed) unless a restore of ``needed`` bytes may go to
     ``datadir``; see the module docstring. ``running_ok`` skips the running-server check
@@ -106,9 +116,11 @@ def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool =
     if not datadir.exists() and not existing_ancestor(datadir.parent).is_dir():
         raise UsageError(f"--datadir {datadir}: no parent directory to create it in")
     if datadir.is_dir():
-        if not running_ok and server_holds(datadir):
+        held = None if running_ok else held_within(datadir)
+        if held is not None:
+            inside = "" if held == datadir else f" (its datadir {held} is inside)"
             raise UsageError(
-                f"--datadir {datadir} is in use by a running server",
+                f"--datadir {datadir} is in use by a running server{inside}",
                 hint="stop that server first; --force never replaces a running server's files",
             )
         entries = sorted(p.name for p in datadir.iterdir() if not p.name.startswith(WORK_PREFIX))

@@ -416,7 +416,6 @@ def test_an_incremental_after_the_server_was_rolled_back_restores_what_the_serve
         (sandbox.root / "backups" / f"{LINEAGE_POLICY}.toml").unlink(missing_ok=True)
 
 
-@pytest.mark.xfail(strict=True, reason="tester6: --force onto a live datadir's parent deletes it")
 def test_force_onto_a_directory_holding_a_running_servers_datadir_is_refused(
     sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path, test_port_base: int
 ) -> None:
@@ -427,7 +426,7 @@ def test_force_onto_a_directory_holding_a_running_servers_datadir_is_refused(
     Steps: a scratch server runs on OUTER/live; ``restore ID --datadir OUTER --force``.
     Expected: exit 2, nothing changed (the hint says "--force never replaces a running
     server's files").
-    Actual: exit 0, "datadir ready": OUTER/live, the running server's files, deleted.
+    Was (fixed): exit 0, "datadir ready": OUTER/live, the running server's files, deleted.
     Cause: ``check_datadir`` asked only whether DIR itself is held (DIR/ibdata1 locked);
     ``WorkArea.install`` then removes every entry of DIR."""
     outer = tmp_path / "outer"
