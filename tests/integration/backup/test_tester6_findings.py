@@ -206,9 +206,6 @@ def test_sigterm_while_preparing_says_the_datadir_was_not_changed(
     assert "before changing anything" in last, last
 
 
-@pytest.mark.xfail(
-    strict=True, reason="tester6: decrypted staging copies of a killed restore stay forever"
-)
 def test_a_killed_restore_leaves_no_decrypted_copies_behind_once_restored_again(
     sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path
 ) -> None:
@@ -221,12 +218,12 @@ def test_a_killed_restore_leaves_no_decrypted_copies_behind_once_restored_again(
     Expected: once a later restore has run, no decrypted copy of the killed one remains
     (the README: the staged copies are "in a private (mode 0700) directory removed after
     the restore"); at the least the leftover is found and removed or reported.
-    Actual: ``S/datatier-restore-*`` of the killed restore stays, holding the decrypted zstd
-    stream of every object, never swept, never mentioned (this machine's /tmp held hundreds
-    of them from earlier test runs).
-    Cause: ``staging.stage_from`` removes its directory only in ``Staged.__exit__``; nothing
-    marks a staging directory as its process's, so nothing can tell a dead one and sweep it
-    (a lock held on a file inside it would: a later restore removes those it can lock)."""
+    Was (fixed: the next staging into S sweeps it): ``S/datatier-restore-*`` of the killed
+    restore stayed, holding the decrypted zstd stream of every object, never swept, never
+    mentioned (this machine's /tmp held hundreds of them from earlier test runs).
+    Cause: ``staging.stage_from`` removed its directory only in ``Staged.__exit__``; nothing
+    marked a staging directory as its process's, so nothing could tell a dead one. Now each
+    holds an flock on ``.held`` inside it, and staging removes those no process holds."""
     staging = tmp_path / "staging"
     staging.mkdir()
     datadir = tmp_path / "killed"
