@@ -505,3 +505,83 @@ def test_a_chain_whose_full_backup_is_encrypted_to_a_rotated_out_key_is_exit_2(
     finally:
         store.delete([o.key for o in store.list_objects("t6-rot/")])
         (sandbox.root / "backups" / "t6-rot.toml").unlink(missing_ok=True)
+
+
+def test_s3_frozen_mid_physical_upload_is_exit_3_and_no_backup(
+    sandbox: SandboxHandle, encrypted: Encrypted
+) -> None:
+    """The S3 server frozen (SIGSTOP) for 15 s while an encrypted physical stream uploads,
+    with 2 s timeouts: exit 3 naming the object, no manifest, listed incomplete."""
+    sandbox.write_policy(
+        "t6-frozen",
+        'engine = "mariabackup"\njobs = 2\nchunk_mb = 1\n'
+        '[source]\nnode = "primary"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+    )
+    store = store_of(sandbox)
+    env = {**encrypted.env, "DATATIER_S3__READ_TIMEOUT": "2", "DATATIER_S3__CONNECT_TIMEOUT": "2"}
+    try:
+        proc = datatier(sandbox, env, "backup", "run", "t6-frozen", "--full")
+        deadline = time.monotonic() + 60
+        while not list(store.list_objects("t6-frozen/")):
+            assert proc.poll() is None, "the backup ended before any upload"
+            assert time.monotonic() < deadline, "no object was uploaded"
+            time.sleep(0.005)
+        sandbox.sandbox.fault("s3", "pause")
+        try:
+            time.sleep(15)
+        finally:
+            sandbox.sandbox.fault("s3", "resume")
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 3, err
+        assert "mbstream-" in failure_line(err)
+        listed = cli(sandbox.config_path, {}, "backups", "list", "t6-frozen", "--all", "--json")
+        assert [b["state"] for b in listed.json()["backups"]] == ["incomplete"]
+    finally:
+        store.delete([o.key for o in store.list_objects("t6-frozen/")])
+        (sandbox.root / "backups" / "t6-frozen.toml").unlink(missing_ok=True)
+
+
+def test_hostile_names_are_listed_and_pass_the_restore_test(
+    sandbox: SandboxHandle, encrypted: Encrypted
+) -> None:
+    """Databases named with a space, a slash, a check mark, accents and quotes, each with
+    a table ``a/b.c#d``, one named like an internal temporary table (``#sqlfake``, Aria), a
+    partitioned table, a sequence and a view ``v é``: the manifest lists them by their
+    names and the restore test (encrypted) passes. (A backtick in a database name holding
+    an Aria table makes mariadb-backup itself fail: its ``BACKUP LOCK`` does not escape it;
+    datatier reports the tool's error, exit 1, and deletes what it wrote.)"""
+    names = ["t6 ✓/db", "t6-Ünï.cöde", "t6'q\"x"]
+    sandbox.write_policy(
+        "t6-names",
+        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\n'
+        '[source]\nnode = "primary"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+    )
+    store = store_of(sandbox)
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for db in names:
+            q = "`" + db.replace("`", "``") + "`"
+            cur.execute(f"DROP DATABASE IF EXISTS {q}")
+            cur.execute(f"CREATE DATABASE {q}")
+            cur.execute(f"CREATE TABLE {q}.`a/b.c#d` (id INT PRIMARY KEY)")
+            cur.execute(f"CREATE TABLE {q}.`#sqlfake` (id INT PRIMARY KEY) ENGINE=Aria")
+            cur.execute(f"CREATE TABLE {q}.`p` (id INT PRIMARY KEY) PARTITION BY HASH(id) "
+                        "PARTITIONS 3")  # fmt: skip
+            cur.execute(f"CREATE SEQUENCE {q}.`s-1`")
+            cur.execute(f"CREATE VIEW {q}.`v é` AS SELECT 1 AS x")
+    try:
+        result = cli(sandbox.config_path, encrypted.env, "backup", "run", "t6-names", "--json")
+        assert result.code == 0, result.err
+        bid = result.json()["id"]
+        manifest = Manifest.decode(store.get_bytes(manifest_key("t6-names", bid)), "t")
+        for db in names:
+            held = manifest.databases[db]
+            assert held["tables"] == ["#sqlfake", "a/b.c#d", "p", "s-1"], held
+            assert held["views"] == ["v é"], held
+        test = cli(sandbox.config_path, encrypted.env, "backups", "verify", bid, "--restore-test")
+        assert test.code == 0, test.err
+    finally:
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            for db in names:
+                cur.execute("DROP DATABASE IF EXISTS `" + db.replace("`", "``") + "`")
+        store.delete([o.key for o in store.list_objects("t6-names/")])
+        (sandbox.root / "backups" / "t6-names.toml").unlink(missing_ok=True)
