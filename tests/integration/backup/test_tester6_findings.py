@@ -585,3 +585,47 @@ def test_hostile_names_are_listed_and_pass_the_restore_test(
                 cur.execute("DROP DATABASE IF EXISTS `" + db.replace("`", "``") + "`")
         store.delete([o.key for o in store.list_objects("t6-names/")])
         (sandbox.root / "backups" / "t6-names.toml").unlink(missing_ok=True)
+
+
+def test_a_source_datadir_of_another_server_still_copies_the_nodes_data(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    """``source.datadir`` naming another server's datadir (replica1's, its SQL thread
+    stopped) on a policy of node ``primary``: mariadb-backup warns "option 'datadir' has
+    different values" and copies the server's ``@@datadir`` (it exists on this host), so the
+    backup holds the primary's data, a row written just before included. (Not tested, as
+    the sandbox cannot show it: a server whose ``@@datadir`` does not exist on this host, a
+    container's, where mariadb-backup then copies the configured directory whatever server
+    it belongs to; the manifest records the configured path in both cases.)"""
+    marker = "t6_wrongdir"
+    with sandbox.connect("replica1") as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@datadir")
+        other = cur.fetchone()[0]
+        cur.execute("STOP SLAVE SQL_THREAD")
+    sandbox.write_policy(
+        "t6-wrongdir",
+        f'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\n'
+        f'[source]\nnode = "primary"\ndatadir = "{other}"\n'
+        "[retention]\nkeep_last = 20\nmin_age_days = 0\n",
+    )
+    store = store_of(sandbox)
+    try:
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS {marker}")
+            cur.execute(f"CREATE TABLE {marker}.t (id INT PRIMARY KEY) ENGINE=InnoDB")
+            cur.execute(f"INSERT INTO {marker}.t VALUES (1)")
+        result = cli(sandbox.config_path, {}, "backup", "run", "t6-wrongdir", "--json")
+        assert result.code == 0, result.err
+        restored = tmp_path / "restored"
+        done = cli(sandbox.config_path, {}, "restore", result.json()["id"],
+                   "--datadir", str(restored), "--owner", OWNER)  # fmt: skip
+        assert done.code == 0, done.err
+        assert (restored / marker).is_dir(), "the backup holds what the primary held"
+    finally:
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {marker}")
+        with sandbox.connect("replica1") as conn, conn.cursor() as cur:
+            cur.execute("START SLAVE SQL_THREAD")
+        sandbox.wait_replicated()
+        store.delete([o.key for o in store.list_objects("t6-wrongdir/")])
+        (sandbox.root / "backups" / "t6-wrongdir.toml").unlink(missing_ok=True)
