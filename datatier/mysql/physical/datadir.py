@@ -116,19 +116,21 @@ def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool =
     if not datadir.exists() and not existing_ancestor(datadir.parent).is_dir():
         raise UsageError(f"--datadir {datadir}: no parent directory to create it in")
     if datadir.is_dir():
-        held = None if running_ok else held_within(datadir)
-        if held is not None:
-            inside = "" if held == datadir else f" (its datadir {held} is inside)"
-            raise UsageError(
-                f"--datadir {datadir} is in use by a running server{inside}",
-                hint="stop that server first; --force never replaces a running server's files",
-            )
+        busy = "stop that server first; --force never replaces a running server's files"
+        if not running_ok and server_holds(datadir):
+            raise UsageError(f"--datadir {datadir} is in use by a running server", hint=busy)
         entries = sorted(p.name for p in datadir.iterdir() if not p.name.startswith(WORK_PREFIX))
         if entries and not force:
             shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
             raise UsageError(
                 f"--datadir {datadir} is not empty ({len(entries)} entries: {shown})",
                 hint="restore into an empty or new directory, or --force to replace its contents",
+            )
+        held = None if running_ok or not entries else held_within(datadir)
+        if held is not None:  # what --force would delete holds a live datadir
+            raise UsageError(
+                f"--datadir {datadir} is in use by a running server (its datadir {held} is inside)",
+                hint=busy,
             )
     where = existing_ancestor(datadir)
     if not os.access(where, os.W_OK | os.X_OK):
