@@ -33,6 +33,7 @@ HEADROOM = 64 * MiB
 WORK_PREFIX = ".datatier-restore-"
 DIR_MODE = 0o700
 FILE_MODE = 0o660
+LOCK_DIR = Path("/run/lock")
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,13 @@ def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool =
 def claim_datadir(datadir: Path) -> Iterator[None]:
     """Hold ``datadir`` against other restores on this host for the block (NotReadyYet,
     exit 5, when one holds it; changes nothing in DIR): an exclusive ``flock`` on a lock file
-    in the temp directory named by DIR's resolved path. Two restores into one DIR would
-    otherwise delete each other's work area, and the one that created DIR remove it on
-    failure, with the other's finished datadir in it."""
+    named by DIR's resolved path, in ``/run/lock`` (one for the host: systemd's PrivateTmp
+    gives each service a /tmp of its own), else the temp directory. Two restores into one
+    DIR would otherwise delete each other's work area, and the one that created DIR remove
+    it on failure, with the other's finished datadir in it."""
     key = hashlib.sha256(str(datadir.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
-    path = Path(tempfile.gettempdir()) / f".datatier-datadir-{key[:32]}.lock"
+    where = LOCK_DIR if os.access(LOCK_DIR, os.W_OK | os.X_OK) else Path(tempfile.gettempdir())
+    path = where / f".datatier-datadir-{key[:32]}.lock"
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
