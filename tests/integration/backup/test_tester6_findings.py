@@ -703,3 +703,60 @@ def test_an_identity_file_joined_into_one_line_is_named_as_such(
     last = failure_line(result.err)
     assert encrypted.key.secret[20:40] not in result.err + result.out
     assert "comment holding a private key" in last, last
+
+
+def scratch_servers() -> dict[int, str]:
+    """pid -> command line of every running ``mariadbd`` serving a restore test's copy."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\\0")
+        except OSError:
+            continue
+        line = b" ".join(argv).decode(errors="replace")
+        if "mariadbd" in argv[0].decode(errors="replace") and "datatier-verify-" in line:
+            found[int(entry.name)] = line
+    return found
+
+
+@pytest.mark.xfail(strict=True, reason="tester6: a killed restore test's scratch server runs on")
+def test_a_killed_restore_test_leaves_no_scratch_server_running(
+    sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path
+) -> None:
+    """Severity: silent wrong (security: the decrypted copy of an encrypted backup stays
+    served). ``backups verify ID --restore-test`` is killed (SIGKILL: a CI or cron timeout,
+    the OOM killer) while its scratch ``mariadbd`` runs.
+
+    Expected: the scratch server goes with the command (it serves a decrypted copy of the
+    backup, with the backup's accounts and password hashes, on 127.0.0.1).
+    Actual: the scratch ``mariadbd`` runs on indefinitely, its port taken, its datadir (the
+    decrypted copy) under ``--scratch-dir``.
+    Cause: ``ScratchServer.start`` starts it in a session of its own
+    (``start_new_session``) and only ``ScratchServer.stop`` ever stops it: nothing ties its
+    life to datatier's (Linux's ``PR_SET_PDEATHSIG`` would)."""
+    before = set(scratch_servers())
+    scratch_root = tmp_path / "scratch"
+    scratch_root.mkdir()
+    proc = datatier(sandbox, encrypted.env, "backups", "verify", encrypted.backup_id,
+                    "--restore-test", "--scratch-dir", str(scratch_root))  # fmt: skip
+    deadline = time.monotonic() + 120
+    new: set[int] = set()
+    try:
+        while not new:
+            new = set(scratch_servers()) - before
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no scratch server started"
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    alive = new
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = {p for p in new if Path(f"/proc/{p}").exists()}
+    for pid in alive:  # started by this test's command: stopped here either way
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "the scratch server outlived the killed restore test"
