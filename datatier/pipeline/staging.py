@@ -23,6 +23,7 @@ truncated or replaced ciphertext raises IntegrityFailure naming the object.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -114,10 +115,10 @@ def _hold(root: Path) -> int:
     return fd
 
 
-def sweep_dead(parent: Path) -> None:
-    """Remove the staging directories in ``parent`` whose restore died (see ``HELD``);
-    those without the file (older releases') are left."""
-    for entry in parent.glob(f"{PREFIX}*"):
+def sweep_dead(parent: Path, prefix: str = PREFIX) -> None:
+    """Remove the directories ``parent/prefix*`` whose process died (see ``HELD``); those
+    without the file (older releases') are left."""
+    for entry in parent.glob(f"{prefix}*"):
         try:
             fd = os.open(entry / HELD, os.O_RDONLY)
         except OSError:
@@ -130,6 +131,21 @@ def sweep_dead(parent: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def held_directory(prefix: str, parent: Path | None = None) -> Iterator[Path]:
+    """A private directory ``parent/prefix*`` (default: the temp directory) held for the
+    block (``HELD``) and removed after it; dead ones of the same prefix are swept first."""
+    where = parent or Path(tempfile.gettempdir())
+    sweep_dead(where, prefix)
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
+    fd = _hold(root)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        os.close(fd)
 
 
 def stage(

@@ -16,7 +16,9 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   a killed restore's decrypted staging copies stayed forever
   (``test_a_killed_restore_leaves_no_decrypted_copies_behind_once_restored_again``); a
   killed restore test's scratch server ran on, serving the decrypted copy
-  (``test_a_killed_restore_test_leaves_no_scratch_server_running``).
+  (``test_a_killed_restore_test_leaves_no_scratch_server_running``), and its scratch
+  datadir was never removed
+  (``test_a_killed_restore_tests_scratch_datadir_is_swept_by_the_next``).
 - loud wrong, fixed: a private key put in ``recipients`` was printed whole
   (``test_a_private_key_among_recipients_is_never_printed``); a symlinked ``--datadir``
   kept its old owner (``test_a_datadir_given_as_a_symlink_is_owned_by_the_owner``).
@@ -48,6 +50,7 @@ Tried and behaved correctly (the tests after the findings keep most of them):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -126,13 +129,45 @@ def datatier(sandbox: SandboxHandle, env: dict[str, str], *args: str) -> subproc
     )
 
 
-def wait_for_work_area(proc: subprocess.Popen[str], datadir: Path, timeout: float = 120) -> None:
-    """Until the restore has staged everything and started extracting into ``datadir``."""
+def children(pid: int) -> dict[int, bytes]:
+    """pid -> command line of each child of process ``pid``."""
+    try:
+        pids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return {}
+    found = {}
+    for child in pids:
+        try:
+            found[int(child)] = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+    return found
+
+
+def freeze_extract(proc: subprocess.Popen[str], timeout: float = 120) -> int:
+    """Wait until restore ``proc`` runs ``mbstream -x`` (everything staged, its work area
+    in DIR), stop that mbstream (SIGSTOP) and return its pid: the restore then blocks
+    mid-extract, as on a slow disk, until the mbstream is continued or killed."""
     deadline = time.monotonic() + timeout
-    while not (datadir.is_dir() and any(p.name.startswith(WORK_PREFIX) for p in datadir.iterdir())):
+    while True:
+        for pid, cmdline in children(proc.pid).items():
+            if b"mbstream" in cmdline:
+                os.kill(pid, signal.SIGSTOP)
+                return pid
         assert proc.poll() is None, f"the restore ended first: {proc.communicate()}"
         assert time.monotonic() < deadline, "the restore never started extracting"
-        time.sleep(0.01)
+        time.sleep(0.001)
+
+
+def end(pid: int) -> None:
+    """SIGKILL a frozen mbstream this test stopped (its restore was killed)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def mariabackup_running(pid: int) -> bool:
+    """Whether process ``pid`` has a ``mariadb-backup`` child."""
+    return any(b"mariadb-backup" in cmdline for cmdline in children(pid).values())
 
 
 def prepared(datadir: Path) -> bool:
@@ -177,7 +212,7 @@ def test_two_restores_into_one_new_datadir_never_leave_a_restore_that_said_ok_mi
     (or a retrying script and a human) restore into the same new ``--datadir`` at once.
 
     Steps: restore B into a new DIR; once it is extracting (its ``.datatier-restore-*`` work
-    area exists in DIR) it is paused (SIGSTOP: a slow disk or CPU does the same); restore A
+    area in DIR) its ``mbstream`` is paused (SIGSTOP: a slow disk does the same); restore A
     into the same DIR runs to the end (exit 0, "datadir ready"); B resumes.
     Expected: the second restore is refused while the first holds DIR (as MySQL and MongoDB
     restores claim their target, exit 5), or at least a restore that exits 0 leaves its
@@ -193,14 +228,13 @@ def test_two_restores_into_one_new_datadir_never_leave_a_restore_that_said_ok_mi
     env = encrypted.env
     first = datatier(sandbox, env, "restore", encrypted.backup_id, "--datadir", str(datadir),
                      "--owner", OWNER)  # fmt: skip
+    frozen = freeze_extract(first)
     try:
-        wait_for_work_area(first, datadir)
-        first.send_signal(signal.SIGSTOP)
         second = cli(sandbox.config_path, env, "restore", encrypted.backup_id,
                      "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
         second_ok_then = prepared(datadir)
     finally:
-        first.send_signal(signal.SIGCONT)
+        os.kill(frozen, signal.SIGCONT)
         _, first_err = first.communicate(timeout=300)
     if second.code == 0:
         assert second_ok_then, "the second restore said OK without a prepared datadir"
@@ -231,9 +265,12 @@ def test_sigterm_while_preparing_says_the_datadir_was_not_changed(
     datadir = tmp_path / "term"
     proc = datatier(sandbox, encrypted.env, "restore", encrypted.backup_id,
                     "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
-    wait_for_work_area(proc, datadir)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    frozen = freeze_extract(proc)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        end(frozen)
     assert proc.returncode == 143, err
     assert not datadir.exists(), "a DIR the restore created is removed"
     last = failure_line(err)
@@ -265,9 +302,10 @@ def test_a_killed_restore_leaves_no_decrypted_copies_behind_once_restored_again(
     args = ("restore", encrypted.backup_id, "--datadir", str(datadir), "--owner", OWNER,
             "--staging-dir", str(staging))  # fmt: skip
     proc = datatier(sandbox, encrypted.env, *args)
-    wait_for_work_area(proc, datadir)
+    frozen = freeze_extract(proc)
     proc.kill()
     proc.communicate(timeout=60)
+    end(frozen)
     again = cli(sandbox.config_path, encrypted.env, *args[:3], str(tmp_path / "second"),
                 *args[4:])  # fmt: skip
     assert again.code == 0, again.err
@@ -275,9 +313,6 @@ def test_a_killed_restore_leaves_no_decrypted_copies_behind_once_restored_again(
     assert not left, f"decrypted copies left: {[len(list(p.iterdir())) for p in left]} objects"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="tester6: a killed restore test's decrypted datadir is never swept"
-)
 def test_a_killed_restore_tests_scratch_datadir_is_swept_by_the_next(
     sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path
 ) -> None:
@@ -287,10 +322,9 @@ def test_a_killed_restore_tests_scratch_datadir_is_swept_by_the_next(
 
     Expected: as for a killed restore's staging copies, the next restore test (or restore)
     removes the dead one's ``S/datatier-verify-*``: the restored datadir, decrypted.
-    Actual: it stays, never swept, never mentioned.
-    Cause: ``physical_restore_test`` keeps it in a ``tempfile.TemporaryDirectory`` removed
-    only on a normal exit; the ``.held`` lock that lets staging sweep dead directories
-    (``staging.sweep_dead``) is not used for the scratch directory."""
+    Was (fixed): it stayed, never swept, never mentioned.
+    Cause: ``physical_restore_test`` kept it in a ``tempfile.TemporaryDirectory`` removed
+    only on a normal exit; now a ``staging.held_directory``, whose dead ones are swept."""
     scratch_root = tmp_path / "scratch"
     scratch_root.mkdir()
     args = ("backups", "verify", encrypted.backup_id, "--restore-test",
@@ -360,10 +394,10 @@ def test_sigkill_while_extracting_then_the_same_restore_again_succeeds(
     datadir = tmp_path / "killed"
     proc = datatier(sandbox, encrypted.env, "restore", encrypted.backup_id,
                     "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
-    wait_for_work_area(proc, datadir)
+    frozen = freeze_extract(proc)
     proc.kill()
     proc.communicate(timeout=60)
-    time.sleep(1)  # mbstream / mariadb-backup children
+    end(frozen)
     assert [p.name[: len(WORK_PREFIX)] for p in datadir.iterdir()] == [WORK_PREFIX]
     again = cli(sandbox.config_path, encrypted.env, "restore", encrypted.backup_id,
                 "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
@@ -583,8 +617,9 @@ def test_a_chain_whose_full_backup_is_encrypted_to_a_rotated_out_key_is_exit_2(
 def test_s3_frozen_mid_physical_upload_is_exit_3_and_no_backup(
     sandbox: SandboxHandle, encrypted: Encrypted
 ) -> None:
-    """The S3 server frozen (SIGSTOP) for 15 s while an encrypted physical stream uploads,
-    with 2 s timeouts: exit 3 naming the object, no manifest, listed incomplete."""
+    """The S3 server frozen (SIGSTOP) for 15 s from the moment mariadb-backup starts
+    streaming an encrypted physical backup, with 2 s timeouts: exit 3 naming the object,
+    no manifest, no complete backup listed."""
     sandbox.write_policy(
         "t6-frozen",
         'engine = "mariabackup"\njobs = 2\nchunk_mb = 1\n'
@@ -595,10 +630,10 @@ def test_s3_frozen_mid_physical_upload_is_exit_3_and_no_backup(
     try:
         proc = datatier(sandbox, env, "backup", "run", "t6-frozen", "--full")
         deadline = time.monotonic() + 60
-        while not list(store.list_objects("t6-frozen/")):
-            assert proc.poll() is None, "the backup ended before any upload"
-            assert time.monotonic() < deadline, "no object was uploaded"
-            time.sleep(0.005)
+        while not mariabackup_running(proc.pid):  # the stream starts: freeze S3 now
+            assert proc.poll() is None, "the backup ended before mariadb-backup ran"
+            assert time.monotonic() < deadline, "mariadb-backup never ran"
+            time.sleep(0.002)
         sandbox.sandbox.fault("s3", "pause")
         try:
             time.sleep(15)
@@ -608,7 +643,7 @@ def test_s3_frozen_mid_physical_upload_is_exit_3_and_no_backup(
         assert proc.returncode == 3, err
         assert "mbstream-" in failure_line(err)
         listed = cli(sandbox.config_path, {}, "backups", "list", "t6-frozen", "--all", "--json")
-        assert [b["state"] for b in listed.json()["backups"]] == ["incomplete"]
+        assert "complete" not in [b["state"] for b in listed.json()["backups"]]
     finally:
         store.delete([o.key for o in store.list_objects("t6-frozen/")])
         (sandbox.root / "backups" / "t6-frozen.toml").unlink(missing_ok=True)
@@ -774,8 +809,7 @@ def test_a_killed_restore_test_leaves_no_scratch_server_running(
     decrypted copy) under ``--scratch-dir``.
     Cause: ``ScratchServer.start`` started it in a session of its own
     (``start_new_session``) and only ``ScratchServer.stop`` ever stopped it: nothing tied
-    its life to datatier's; now ``PR_SET_PDEATHSIG`` does. (The scratch directory itself,
-    the decrypted datadir, still stays after a SIGKILL: not swept yet.)"""
+    its life to datatier's; now ``PR_SET_PDEATHSIG`` does."""
     before = set(scratch_servers())
     scratch_root = tmp_path / "scratch"
     scratch_root.mkdir()
