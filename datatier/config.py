@@ -521,10 +521,14 @@ def _check(config: Config, source: str) -> Config:
         try:
             parse_recipients([key])
         except ValueError:
+            private = key.strip().upper().startswith("AGE-SECRET-KEY-")
             raise ConfigError(
                 source,
                 f"encryption.recipients[{i}]",
-                f"{key!r} is not an age X25519 public key",
+                "is a private key (AGE-SECRET-KEY-1...), not a public key: never quoted; "
+                "remove it from wherever it was written"
+                if private
+                else f"{key!r} is not an age X25519 public key",
                 hint="age-keygen -y KEYFILE prints the public key (age1...) of a key",
             ) from None
     if len(set(config.encryption.recipients)) != len(config.encryption.recipients):

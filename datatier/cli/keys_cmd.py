@@ -33,8 +33,7 @@ def check_cmd(app: AppContext) -> None:
         names = ", ".join(f"{i.policy}/{i.name}" for i in report.locked[:5])
         more = f" and {len(report.locked) - 5} more" if len(report.locked) > 5 else ""
         raise OperationFailed(
-            f"{len(report.locked)} encrypted item(s) open with no available identity: "
-            f"{names}{more}",
+            f"no identity here opens {len(report.locked)} encrypted item(s): {names}{more}",
             hint="add their private key to encryption.identity_file",
         )
 

@@ -51,7 +51,8 @@ def parse_recipients(keys: Sequence[str]) -> Recipients:
         try:
             parsed.append(x25519.Recipient.from_str(key.strip()))
         except (pyrage.RecipientError, ValueError):
-            raise ValueError(f"[{i}] {key!r} is not an age X25519 public key (age1...)") from None
+            shown = "a private key" if "SECRET-KEY" in key.upper() else repr(key)
+            raise ValueError(f"[{i}] {shown} is not an age X25519 public key (age1...)") from None
     canonical = tuple(str(r) for r in parsed)
     if len(set(canonical)) != len(canonical):
         raise ValueError("the same recipient is listed twice")
@@ -76,8 +77,11 @@ def parse_identities(text: str) -> Identities:
     whitespace also separates keys, for an environment variable). ValueError naming the
     line of a bad entry, never its text, or saying there is none."""
     parsed: list[x25519.Identity] = []
+    commented = 0  # the first comment line holding a private key
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
+        if line.startswith("#") and "AGE-SECRET-KEY-" in line.upper():
+            commented = commented or number
         if not line or line.startswith("#"):
             continue
         for word in line.split():
@@ -87,6 +91,11 @@ def parse_identities(text: str) -> Identities:
                 raise ValueError(
                     f"line {number} is not an age X25519 identity (AGE-SECRET-KEY-1...)"
                 ) from None
+    if not parsed and commented:  # age-keygen's lines joined into one, say
+        raise ValueError(
+            f"it holds no identity: line {commented} is a comment holding a private key "
+            "(lines joined into one?); give the key on a line of its own"
+        )
     if not parsed:
         raise ValueError("it holds no identity")
     return Identities(tuple(parsed), tuple(str(i.to_public()) for i in parsed))

@@ -8,8 +8,10 @@ objects in parallel (``jobs`` large ones at once and more small ones, see
 returns only when every one matched its size and SHA-256; the apply phase then reads the
 local copies.
 Free space is checked first. The directory is removed when the :class:`Staged` is closed,
-also after a failure. :func:`verify_objects` makes the same checks on the stored bytes, in
-parallel too, without keeping them or needing a key (``backups verify``).
+also after a failure; one left by a restore that was killed is removed by the next staging
+into the same parent (:func:`sweep_dead`). :func:`verify_objects` makes the same checks on
+the stored bytes, in parallel too, without keeping them or needing a key (``backups
+verify``).
 
 Encrypted objects (age) are decrypted as they stream in, with the identities given: the
 local copy is the plaintext (the zstd stream; the directory is private, mode 0700), whose
@@ -21,7 +23,10 @@ truncated or replaced ciphertext raises IntegrityFailure naming the object.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -57,6 +62,7 @@ class Staged:
         self.root = root
         self._paths: dict[str, Path] = {}
         self._urls: dict[str, str] = {}
+        self._held = _hold(root)
 
     def __enter__(self) -> Staged:
         return self
@@ -66,6 +72,9 @@ class Staged:
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._held >= 0:
+            os.close(self._held)
+            self._held = -1
 
     def path(self, key: str) -> Path:
         return self._paths[key]
@@ -88,6 +97,55 @@ class Staged:
         except IntegrityFailure as exc:
             exc.details.setdefault("key", key)
             raise
+
+
+PREFIX = "datatier-restore-"
+HELD = ".held"
+"""In a staging directory, the file its restore holds an exclusive ``flock`` on while it
+lives: one no process holds is a dead restore's (SIGKILL, OOM killer), swept by the next
+:func:`stage_from` into the same parent, since its copies may be decrypted plaintext."""
+
+
+def _hold(root: Path) -> int:
+    """A descriptor holding ``root/HELD`` locked; the name appears only once locked, so a
+    sweep never takes a directory still being set up for a dead one."""
+    fd, temporary = tempfile.mkstemp(prefix=".holding-", dir=root)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    Path(temporary).rename(root / HELD)
+    return fd
+
+
+def sweep_dead(parent: Path, prefix: str = PREFIX) -> None:
+    """Remove the directories ``parent/prefix*`` whose process died (see ``HELD``); those
+    without the file (older releases') are left."""
+    for entry in parent.glob(f"{prefix}*"):
+        try:
+            fd = os.open(entry / HELD, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a running restore holds it
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def held_directory(prefix: str, parent: Path | None = None) -> Iterator[Path]:
+    """A private directory ``parent/prefix*`` (default: the temp directory) held for the
+    block (``HELD``) and removed after it; dead ones of the same prefix are swept first."""
+    where = parent or Path(tempfile.gettempdir())
+    sweep_dead(where, prefix)
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
+    fd = _hold(root)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        os.close(fd)
 
 
 def stage(
@@ -137,7 +195,8 @@ def stage_from(
             f"{parent}: {free // MiB} MiB free",
             hint="free space there, or name another directory (--staging-dir)",
         )
-    staged = Staged(Path(tempfile.mkdtemp(prefix="datatier-restore-", dir=parent)))
+    sweep_dead(parent)
+    staged = Staged(Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent)))
     try:
         work: list[tuple[ObjectStore, Wanted]] = []
         for store, objects in groups:

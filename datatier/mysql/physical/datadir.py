@@ -1,8 +1,10 @@
-"""The datadir a physical restore writes: refusals first, then a private work area inside it.
+"""The datadir a physical restore writes: one restore at a time, refusals first, then a
+private work area inside it.
 
 :func:`check_datadir` refuses (UsageError, exit 2, nothing changed) a path that is not a
-directory, a non-empty directory without ``force``, a datadir a running server holds
-(InnoDB's lock on ``ibdata1``; even with ``force``), and a filesystem without the space.
+directory, a non-empty directory without ``force``, a datadir a running server holds, or
+one holding such a datadir (InnoDB's lock on ``ibdata1``; even with ``force``), and a
+filesystem without the space.
 :class:`WorkArea` extracts and prepares under ``DIR/.datatier-restore-<random suffix>`` (the same
 filesystem, so the final move is a rename), and :meth:`WorkArea.install` replaces DIR's
 contents only once the datadir is prepared: a failure before leaves DIR as it was. Files
@@ -15,20 +17,23 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import grp
+import hashlib
 import os
 import pwd
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from datatier.errors import UsageError
+from datatier.errors import NotReadyYet, UsageError
 from datatier.storage.base import MiB
 
 HEADROOM = 64 * MiB
 WORK_PREFIX = ".datatier-restore-"
 DIR_MODE = 0o700
 FILE_MODE = 0o660
+LOCK_DIR = Path("/run/lock")
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,15 @@ def server_holds(datadir: Path) -> bool:
         os.close(fd)
 
 
+def held_within(datadir: Path) -> Path | None:
+    """The first directory at or below ``datadir`` that a running server holds (a
+    ``--force`` restore replaces the whole tree, a live datadir inside it included)."""
+    for top, _dirs, files in os.walk(datadir):
+        if "ibdata1" in files and server_holds(Path(top)):
+            return Path(top)
+    return None
+
+
 def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool = False) -> None:
     """UsageError (nothing changed) unless a restore of ``needed`` bytes may go to
     ``datadir``; see the module docstring. ``running_ok`` skips the running-server check
@@ -103,17 +117,21 @@ def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool =
     if not datadir.exists() and not existing_ancestor(datadir.parent).is_dir():
         raise UsageError(f"--datadir {datadir}: no parent directory to create it in")
     if datadir.is_dir():
+        busy = "stop that server first; --force never replaces a running server's files"
         if not running_ok and server_holds(datadir):
-            raise UsageError(
-                f"--datadir {datadir} is in use by a running server",
-                hint="stop that server first; --force never replaces a running server's files",
-            )
+            raise UsageError(f"--datadir {datadir} is in use by a running server", hint=busy)
         entries = sorted(p.name for p in datadir.iterdir() if not p.name.startswith(WORK_PREFIX))
         if entries and not force:
             shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
             raise UsageError(
                 f"--datadir {datadir} is not empty ({len(entries)} entries: {shown})",
                 hint="restore into an empty or new directory, or --force to replace its contents",
+            )
+        held = None if running_ok or not entries else held_within(datadir)
+        if held is not None:  # what --force would delete holds a live datadir
+            raise UsageError(
+                f"--datadir {datadir} is in use by a running server (its datadir {held} is inside)",
+                hint=busy,
             )
     where = existing_ancestor(datadir)
     if not os.access(where, os.W_OK | os.X_OK):
@@ -125,6 +143,38 @@ def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool =
             f"{(needed + HEADROOM) // MiB} MiB needed",
             hint="free space there, or restore into a directory on another filesystem",
         )
+
+
+@contextlib.contextmanager
+def claim_datadir(datadir: Path) -> Iterator[None]:
+    """Hold ``datadir`` against other restores on this host for the block (NotReadyYet,
+    exit 5, when one holds it; changes nothing in DIR): an exclusive ``flock`` on a lock file
+    named by DIR's resolved path, in ``/run/lock`` (one for the host: systemd's PrivateTmp
+    gives each service a /tmp of its own), else the temp directory. Two restores into one
+    DIR would otherwise delete each other's work area, and the one that created DIR remove
+    it on failure, with the other's finished datadir in it."""
+    key = hashlib.sha256(str(datadir.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+    where = LOCK_DIR if os.access(LOCK_DIR, os.W_OK | os.X_OK) else Path(tempfile.gettempdir())
+    path = where / f".datatier-datadir-{key[:32]}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise NotReadyYet(
+                f"another restore into {datadir} is running (it holds {path})",
+                hint="wait for it to finish, or restore into another --datadir",
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_ino == os.fstat(fd).st_ino:
+                break  # not a file a finishing holder unlinked: ours
+        os.close(fd)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 class WorkArea:
@@ -190,4 +240,4 @@ def set_ownership(datadir: Path, owner: Owner) -> None:
             os.lchown(path, owner.uid, owner.gid)
             if not path.is_symlink():
                 path.chmod(FILE_MODE)
-    os.lchown(datadir, owner.uid, owner.gid)
+    os.chown(datadir, owner.uid, owner.gid)  # DIR itself, through a symlink naming it

@@ -19,6 +19,7 @@ refusals, archive restores, staging with every SHA-256 checked, apply, check).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 import time
@@ -33,7 +34,7 @@ from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
-from datatier.mysql.physical.datadir import WorkArea, check_datadir, resolve_owner
+from datatier.mysql.physical.datadir import WorkArea, check_datadir, claim_datadir, resolve_owner
 from datatier.mysql.physical.engine import OBJECT_KIND
 from datatier.mysql.physical.lineage import ENGINE, check_links
 from datatier.mysql.physical.tool import (
@@ -104,6 +105,7 @@ class PhysicalRestore(RestoreEngine):
         self.options = options
         self.datadir = Path(options.datadir or "").absolute()
         self._chain: list[Manifest] = []
+        self._installing = False  # DIR changes only from WorkArea.install on
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -156,6 +158,10 @@ class PhysicalRestore(RestoreEngine):
         redo = int(self.manifest.source.get("innodb_log_file_size") or 0)
         return sum(o.raw_size for o in plan.objects) + redo
 
+    def claim_target(self, plan: RestorePlan) -> contextlib.AbstractContextManager[None]:
+        """One restore at a time into DIR (:func:`.datadir.claim_datadir`)."""
+        return claim_datadir(self.datadir)
+
     def check_target(self, plan: RestorePlan) -> None:
         """Refusals (exit 2) before any archive restore is requested or anything changed."""
         find_tool(*BACKUP_BINARIES)
@@ -184,8 +190,14 @@ class PhysicalRestore(RestoreEngine):
                 )
                 if number:
                     shutil.rmtree(dest, ignore_errors=True)
+            self._installing = True
             work.install(owner)
         log.info("restore.datadir_ready", datadir=str(self.datadir), owner=owner.name)
+
+    def changed_target(self) -> bool:
+        """Whether the failed :meth:`apply` reached the install: before it, DIR is as it was
+        (a DIR this restore created is removed)."""
+        return self._installing
 
     @staticmethod
     def _stream(member: Manifest, staged: Staged, on_loaded: LoadedFn | None) -> Iterator[bytes]:

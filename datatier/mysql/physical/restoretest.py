@@ -10,14 +10,14 @@ every object verified before anything is prepared) into a scratch datadir under
   honestly be compared on);
 * ``CHECK TABLE`` passes for every base table of every database.
 
-The server is stopped and the scratch directory removed afterwards, also on failure. Any
-difference raises IntegrityFailure (exit 4) naming it.
+The server is stopped and the scratch directory removed afterwards, also on failure (a
+killed test's server dies with it; its directory is removed by the next test into the same
+``scratch_dir``). Any difference raises IntegrityFailure (exit 4) naming it.
 """
 
 from __future__ import annotations
 
 import getpass
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
 from datatier.mysql.physical.scratch import ScratchServer, free_port
 from datatier.mysql.sqltext import qualified
+from datatier.pipeline.staging import held_directory
 
 log = get_logger(__name__)
 
@@ -105,8 +106,10 @@ def physical_restore_test(
         raise UsageError("a physical restore test serves its own scratch copy: no --target")
     started = time.monotonic()
     mysql = loaded.config.mysql
-    with tempfile.TemporaryDirectory(prefix="datatier-verify-", dir=options.scratch_dir) as tmp:
-        datadir = Path(tmp) / "datadir"
+    scratch = Path(options.scratch_dir) if options.scratch_dir else None
+    with held_directory("datatier-verify-", scratch) as root:  # a dead test's: swept
+        tmp = str(root)
+        datadir = root / "datadir"
         restore = RestoreOptions(
             datadir=str(datadir), jobs=options.jobs, owner=getpass.getuser(), staging_dir=tmp
         )

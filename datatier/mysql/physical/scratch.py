@@ -8,6 +8,8 @@ own copy. A context manager: leaving it stops the server (SIGTERM, then SIGKILL 
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -15,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from datatier.errors import OperationFailed, UsageError
@@ -57,6 +59,18 @@ def mariadbd_binary() -> str:
     if found is None:
         raise UsageError("mariadbd is not installed on this host", hint="install mariadb-server")
     return found
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM when the thread that started it ends, even
+    by SIGKILL (Linux's ``PR_SET_PDEATHSIG``), so a scratch server, which serves a
+    decrypted copy of a backup, never outlives its restore test. ``prctl`` is looked up
+    here, before the fork: the child only calls it."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return functools.partial(prctl, PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ScratchServer:
@@ -132,6 +146,7 @@ class ScratchServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
