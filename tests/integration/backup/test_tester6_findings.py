@@ -614,41 +614,6 @@ def test_a_chain_whose_full_backup_is_encrypted_to_a_rotated_out_key_is_exit_2(
         (sandbox.root / "backups" / "t6-rot.toml").unlink(missing_ok=True)
 
 
-def test_s3_frozen_mid_physical_upload_is_exit_3_and_no_backup(
-    sandbox: SandboxHandle, encrypted: Encrypted
-) -> None:
-    """The S3 server frozen (SIGSTOP) for 15 s from the moment mariadb-backup starts
-    streaming an encrypted physical backup, with 2 s timeouts: exit 3 naming the object,
-    no manifest, no complete backup listed."""
-    sandbox.write_policy(
-        "t6-frozen",
-        'engine = "mariabackup"\njobs = 2\nchunk_mb = 1\n'
-        '[source]\nnode = "primary"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
-    )
-    store = store_of(sandbox)
-    env = {**encrypted.env, "DATATIER_S3__READ_TIMEOUT": "2", "DATATIER_S3__CONNECT_TIMEOUT": "2"}
-    try:
-        proc = datatier(sandbox, env, "backup", "run", "t6-frozen", "--full")
-        deadline = time.monotonic() + 60
-        while not mariabackup_running(proc.pid):  # the stream starts: freeze S3 now
-            assert proc.poll() is None, "the backup ended before mariadb-backup ran"
-            assert time.monotonic() < deadline, "mariadb-backup never ran"
-            time.sleep(0.002)
-        sandbox.sandbox.fault("s3", "pause")
-        try:
-            time.sleep(15)
-        finally:
-            sandbox.sandbox.fault("s3", "resume")
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 3, err
-        assert "mbstream-" in failure_line(err)
-        listed = cli(sandbox.config_path, {}, "backups", "list", "t6-frozen", "--all", "--json")
-        assert "complete" not in [b["state"] for b in listed.json()["backups"]]
-    finally:
-        store.delete([o.key for o in store.list_objects("t6-frozen/")])
-        (sandbox.root / "backups" / "t6-frozen.toml").unlink(missing_ok=True)
-
-
 def test_hostile_names_are_listed_and_pass_the_restore_test(
     sandbox: SandboxHandle, encrypted: Encrypted
 ) -> None:
