@@ -9,8 +9,10 @@ no local base directory) as :mod:`datatier.mysql.physical.lineage` decides.
 
 The manifest records the copy's binlog file, position and GTID (mariabackup's binlog info,
 taken under ``BACKUP STAGE BLOCK_COMMIT``), its LSNs (``xtrabackup_checkpoints``), the
-server's identity, ``--parallel`` and, per database, the tables and views the stream holds.
-It records no row counts or checksums: a physical copy cannot honestly know them.
+server's identity, the uuid of the backup the datadir was restored from (if any) and the
+copy's own uuid (see :mod:`~datatier.mysql.physical.lineage`), ``--parallel`` and, per
+database, the tables and views the stream holds. It records no row counts or checksums:
+a physical copy cannot honestly know them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from datatier.display import human_bytes
 from datatier.errors import ConfigError, OperationFailed
 from datatier.log import get_logger
 from datatier.mysql.connection import Endpoint, connect, endpoint
-from datatier.mysql.physical.lineage import ENGINE, Base, choose_base, lsn
+from datatier.mysql.physical.lineage import ENGINE, ORIGIN, UUID, Base, choose_base, lsn
 from datatier.mysql.physical.mbstream import StreamIndex
 from datatier.mysql.physical.server import (
     ServerIdentity,
@@ -43,7 +45,9 @@ from datatier.mysql.physical.server import (
 )
 from datatier.mysql.physical.tool import (
     BackupRun,
+    datadir_origin,
     find_tool,
+    info_uuid,
     parse_binlog_pos,
     read_checkpoints,
     tool_version,
@@ -72,6 +76,7 @@ class Decision:
     datadir: str
     base: Base
     lsn: int  # the server's LSN when it was decided
+    origin: dict[str, Any] | None  # the datadir's: the restore it comes from
 
 
 class MariabackupEngine(BackupEngine):
@@ -123,10 +128,17 @@ class MariabackupEngine(BackupEngine):
             server = read_identity(conn)
             datadir = self._datadir(server)
             now_lsn = current_lsn(conn)
-            base = choose_base(
-                self.catalog, self.policy, server, now_lsn, self.requested, datetime.now(UTC)
-            )
-        return Decision(server, datadir, base, now_lsn)
+        origin = datadir_origin(datadir)
+        base = choose_base(
+            self.catalog,
+            self.policy,
+            server,
+            now_lsn,
+            self.requested,
+            datetime.now(UTC),
+            origin=origin,
+        )
+        return Decision(server, datadir, base, now_lsn, origin)
 
     # -- the plan ---------------------------------------------------------------------------
 
@@ -152,6 +164,7 @@ class MariabackupEngine(BackupEngine):
                 "host": self.source.host,
                 **server.to_json(),
                 "datadir": decided.datadir,
+                ORIGIN: decided.origin,
                 "tool": binary,
                 "tool_version": version,
             },
@@ -228,6 +241,9 @@ class MariabackupEngine(BackupEngine):
                 f"the incremental starts at LSN {checkpoints.from_lsn}, not at its parent's "
                 f"{lsn(base.parent, 'to_lsn')}"
             )
+        uuid = info_uuid((index.kept("xtrabackup_info") or b"").decode(errors="replace"))
+        if uuid is None:  # a restore of it could not be told from the server it came from
+            raise OperationFailed("the stream holds no xtrabackup_info naming the backup's uuid")
         binlog = parse_binlog_pos(info)
         if binlog is None and server.log_bin:
             raise OperationFailed("mariadb-backup did not report the copy's binlog position")
@@ -248,6 +264,7 @@ class MariabackupEngine(BackupEngine):
                 "host": self.source.host,
                 **server.to_json(),
                 "datadir": datadir,
+                ORIGIN: decided.origin,
             },
             consistency={
                 "method": CONSISTENCY,
@@ -258,6 +275,7 @@ class MariabackupEngine(BackupEngine):
                 "from_lsn": checkpoints.from_lsn,
                 "to_lsn": checkpoints.to_lsn,
                 "last_lsn": checkpoints.last_lsn,
+                UUID: uuid,
             },
             tables=[],
             databases=databases,

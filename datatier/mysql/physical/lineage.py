@@ -2,8 +2,17 @@
 
 An incremental copies the pages changed since its parent's ``to_lsn``; it is only
 meaningful on a parent taken from the same server (``server_uid``, ``server_id``,
-version), whose LSN the server has not gone back behind, and whose own chain is whole.
-:func:`check_links` checks a resolved chain the same way before a restore.
+version), whose LSN the server has not gone back behind, whose datadir still holds the
+history the parent copied, and whose own chain is whole. :func:`check_links` checks a
+resolved chain the same way before a restore.
+
+A server rolled back in place (an older backup restored over its own datadir) keeps its
+identity, and its LSN soon passes the abandoned parent's; only its datadir tells: a
+restore leaves the restored backup's ``xtrabackup_info`` there
+(:func:`~datatier.mysql.physical.tool.datadir_origin`: that backup's uuid and when the
+file was written, so rolling back twice to one backup is two origins). Every physical
+manifest records the datadir's origin when it was taken (``source.restored_from``) and its
+own uuid (``consistency.backup_uuid``); :func:`lineage_break` compares them.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from datatier.backup.catalog import Catalog
 from datatier.backup.chain import resolve_chain
@@ -23,6 +33,9 @@ from datatier.mysql.physical.server import ServerIdentity
 log = get_logger(__name__)
 
 ENGINE = "mariabackup"
+Origin = dict[str, Any] | None  # a datadir's, as tool.datadir_origin reads it
+ORIGIN = "restored_from"  # source: the datadir's origin when it was taken (see tool)
+UUID = "backup_uuid"  # consistency: the backup's own uuid (its xtrabackup_info's)
 
 
 @dataclass(frozen=True)
@@ -45,9 +58,41 @@ def lsn(manifest: Manifest, key: str) -> int:
     return value
 
 
+def lineage_break(parent: Manifest, origin: Origin) -> str | None:
+    """Why a datadir whose origin is ``origin`` no longer holds the history ``parent``
+    copied, or None when it does: its origin is still the one ``parent`` recorded, or it
+    was restored from ``parent`` itself. A manifest that records no origin (taken before
+    origins were recorded) counts as taken on a datadir never restored."""
+    if origin is not None and origin.get("uuid") == parent.consistency.get(UUID):
+        return None
+    recorded = parent.source.get(ORIGIN)
+    if origin == recorded:
+        return None
+    if origin is None:
+        return (
+            f"the datadir no longer holds the xtrabackup_info it was restored from (backup "
+            f"uuid {_uuid(recorded)}) when {parent.backup_id} was taken (replaced since)"
+        )
+    if ORIGIN not in parent.source:
+        return (
+            f"the datadir was restored from backup uuid {_uuid(origin)}, and "
+            f"{parent.backup_id} predates the recording of restores, so it cannot tell "
+            "whether that was since"
+        )
+    return (
+        f"the datadir was restored from backup uuid {_uuid(origin)} since "
+        f"{parent.backup_id} was taken: the server left the history that backup copied"
+    )
+
+
+def _uuid(origin: object) -> str:
+    return str(origin.get("uuid")) if isinstance(origin, dict) else "?"
+
+
 def check_links(chain: list[Manifest]) -> None:
     """IntegrityFailure unless every member of ``chain`` (full first) is a physical backup,
-    each incremental starts at its parent's ``to_lsn``, and all come from one server."""
+    each incremental starts at its parent's ``to_lsn``, all come from one server, and none
+    was taken after its datadir left its parent's history (:func:`lineage_break`)."""
     full = chain[0]
     if full.parent is not None or full.consistency.get("backup_type") != "full":
         raise IntegrityFailure(f"backup {full.backup_id} should be a full backup and is not")
@@ -69,10 +114,26 @@ def check_links(chain: list[Manifest]) -> None:
                 f"backup {child.backup_id} comes from another server than its parent "
                 f"{parent.backup_id} ({', '.join(changed)}): broken chain"
             )
+        if ORIGIN in child.source:
+            origin = child.source[ORIGIN]
+            why = lineage_break(parent, origin if isinstance(origin, dict) else None)
+            if why:
+                raise IntegrityFailure(
+                    f"backup {child.backup_id} does not continue {parent.backup_id}: {why}: "
+                    "broken chain"
+                )
 
 
-def _continue(catalog: Catalog, newest: Manifest, server: ServerIdentity, now_lsn: int) -> None:
-    """UsageError unless an incremental of ``server`` can build on ``newest``."""
+def _continue(
+    catalog: Catalog,
+    newest: Manifest,
+    server: ServerIdentity,
+    now_lsn: int,
+    origin: Origin,
+    named: dict[str, str],
+) -> None:
+    """UsageError unless an incremental of ``server``, whose datadir's origin is
+    ``origin``, can build on ``newest``. ``named``: backup IDs by uuid, for the message."""
     try:
         check_links(resolve_chain(catalog, newest))
     except IntegrityFailure as exc:
@@ -94,6 +155,15 @@ def _continue(catalog: Catalog, newest: Manifest, server: ServerIdentity, now_ls
             "(restored or re-initialised since)",
             hint="take a full backup (--full)",
         )
+    why = lineage_break(newest, origin)
+    if why:
+        uuid = _uuid(origin)
+        if uuid in named:
+            why = why.replace(f"backup uuid {uuid}", f"backup {named[uuid]} (uuid {uuid})")
+        raise UsageError(
+            f"an incremental cannot build on the newest backup {newest.backup_id}: {why}",
+            hint="take a full backup (--full)",
+        )
 
 
 def choose_base(
@@ -103,10 +173,13 @@ def choose_base(
     now_lsn: int,
     requested: bool | None,
     now: datetime,
+    *,
+    origin: Origin,
 ) -> Base:
     """The parent of the next backup (None: a full one). ``requested`` True: an incremental
     or UsageError saying why not; False: full; None: the policy's ``full_every_days``
-    decides, falling back to a full backup (logged) when an incremental is impossible."""
+    decides, falling back to a full backup (logged) when an incremental is impossible.
+    ``origin``: the server datadir's (:func:`~datatier.mysql.physical.tool.datadir_origin`)."""
     if requested is False:
         return Base(None, "full backup asked for")
     every = policy.spec.full_every_days
@@ -126,7 +199,8 @@ def choose_base(
         return Base(None, "no earlier backup")
     newest = physical[-1]
     try:
-        _continue(catalog, newest, server, now_lsn)
+        named = {str(m.consistency.get(UUID)): m.backup_id for m in physical}
+        _continue(catalog, newest, server, now_lsn, origin, named)
     except UsageError as exc:
         if requested:
             raise

@@ -7,7 +7,8 @@
       type 'E': (nothing: the file named by path is complete)
 
 :class:`StreamIndex` is fed the stream in arbitrary pieces and learns every file it holds,
-its size, and whether each ``.frm`` is a view. :meth:`StreamIndex.finish` raises
+its size, whether each ``.frm`` is a view, and the whole of the small metadata files in
+:data:`KEPT` (``xtrabackup_info``: the backup's uuid). :meth:`StreamIndex.finish` raises
 :class:`~datatier.errors.OperationFailed` when the stream stopped mid-chunk, has a chunk
 that is not one, or left a file without its end chunk: a truncated stream never becomes a
 backup. Payload checksums are left to ``mbstream -x``, which checks them on extraction.
@@ -25,15 +26,18 @@ HEAD = struct.Struct("<8sBBI")  # magic, flags, type, path length
 PAYLOAD = struct.Struct("<QQI")  # length, offset, crc32
 MAX_PATH = 4096
 VIEW_FRM = b"TYPE=VIEW"
+KEPT = {"xtrabackup_info": 64 * 1024}  # files kept whole (up to this many bytes)
 
 
 @dataclass
 class StreamFile:
-    """One file of the stream: bytes of payload seen and, for a ``.frm``, its first bytes."""
+    """One file of the stream: bytes of payload seen and its first ``keep`` bytes (enough
+    to tell a view's ``.frm``; a :data:`KEPT` file whole)."""
 
     size: int = 0
     head: bytes = b""
     ended: bool = False
+    keep: int = len(VIEW_FRM)
 
 
 @dataclass
@@ -55,8 +59,8 @@ class StreamIndex:
             if self._skip:
                 take = min(self._skip, len(view))
                 current = self._current
-                if current is not None and len(current.head) < len(VIEW_FRM):
-                    current.head += bytes(view[: min(take, len(VIEW_FRM) - len(current.head))])
+                if current is not None and len(current.head) < current.keep:
+                    current.head += bytes(view[: min(take, current.keep - len(current.head))])
                 self._skip -= take
                 view = view[take:]
                 continue
@@ -82,7 +86,10 @@ class StreamIndex:
             if len(buf) < end + extra:
                 break
             path = bytes(buf[pos + HEAD.size : end]).decode("utf-8", "surrogateescape")
-            entry = self.files.setdefault(path, StreamFile())
+            entry = self.files.get(path)
+            if entry is None:
+                keep = KEPT.get(path.removeprefix("./"), len(VIEW_FRM))
+                entry = self.files[path] = StreamFile(keep=keep)
             self.chunks += 1
             if kind == ord("E"):
                 entry.ended = True
@@ -94,8 +101,8 @@ class StreamIndex:
             entry.size += length
             pos = end + extra
             available = min(length, len(buf) - pos)
-            if len(entry.head) < len(VIEW_FRM):
-                entry.head += bytes(buf[pos : pos + min(available, len(VIEW_FRM))])
+            if len(entry.head) < entry.keep:
+                entry.head += bytes(buf[pos : pos + min(available, entry.keep - len(entry.head))])
             pos += available
             if available < length:
                 self._skip = length - available
@@ -145,3 +152,11 @@ class StreamIndex:
 
     def has(self, name: str) -> bool:
         return name in self.files
+
+    def kept(self, name: str) -> bytes | None:
+        """The content of the :data:`KEPT` file ``name`` (None if the stream has none)."""
+        for path in (name, f"./{name}"):
+            entry = self.files.get(path)
+            if entry is not None:
+                return entry.head
+        return None

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from datatier.errors import OperationFailed, UsageError
 from datatier.mysql.connection import ClientOptions, Endpoint, client_options_file
@@ -62,8 +63,13 @@ class Checkpoints:
 
 def read_keyvalues(path: Path) -> dict[str, str]:
     """``key = value`` lines of a mariabackup metadata file."""
+    return parse_keyvalues(path.read_text(errors="replace"))
+
+
+def parse_keyvalues(text: str) -> dict[str, str]:
+    """``key = value`` lines of a mariabackup metadata file's text."""
     values: dict[str, str] = {}
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         key, sep, value = line.partition("=")
         if sep:
             values[key.strip()] = value.strip()
@@ -82,6 +88,33 @@ def read_checkpoints(path: Path) -> Checkpoints:
         )
     except (OSError, KeyError, ValueError) as exc:
         raise OperationFailed(f"cannot read {path.name}: {exc!r}") from None
+
+
+def info_uuid(text: str) -> str | None:
+    """The ``uuid`` line of an ``xtrabackup_info`` (None when absent). mariadb-backup
+    draws one per copy of the file it writes: the streamed copy's names the backup (the
+    ``--extra-lsndir`` copy's differs)."""
+    return parse_keyvalues(text).get("uuid") or None
+
+
+def datadir_origin(datadir: str | Path) -> dict[str, Any] | None:
+    """Which restore ``datadir`` comes from, or None when it holds no ``xtrabackup_info``
+    (never restored from a mariadb-backup copy). A restore leaves the backup's
+    ``xtrabackup_info`` in the datadir and the server never writes it: ``uuid`` names the
+    backup ("" if the file names none), ``restored_ns`` (the file's ctime, which no one can
+    set) tells two restores of one backup apart. OperationFailed if it cannot be read."""
+    info = Path(datadir) / "xtrabackup_info"
+    try:
+        stamp = info.stat().st_ctime_ns
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise OperationFailed(f"cannot read {info}: {exc.strerror or exc!r}") from None
+    try:
+        text = info.read_text(errors="replace")
+    except OSError as exc:
+        raise OperationFailed(f"cannot read {info}: {exc.strerror or exc!r}") from None
+    return {"uuid": info_uuid(text) or "", "restored_ns": stamp}
 
 
 @dataclass(frozen=True)

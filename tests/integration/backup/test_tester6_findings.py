@@ -6,8 +6,8 @@ encrypted to a fresh age key); each test restores it or runs a command on it, as
 separate ``datatier`` process where the exit code and stderr matter (what cron sees).
 
 Findings, by severity (each test's docstring has steps, expected and actual):
-- silent wrong, still open (xfail): an incremental taken after the server was rolled back
-  in place to an older backup of its own chain restores the abandoned timeline
+- silent wrong, fixed: an incremental taken after the server was rolled back in place to
+  an older backup of its own chain restored the abandoned timeline
   (``test_an_incremental_after_the_server_was_rolled_back_restores_what_the_server_held``).
 - silent wrong, fixed: ``--force`` onto a directory holding a running server's datadir
   deleted it (``test_force_onto_a_directory_holding_a_running_servers_datadir_is_refused``);
@@ -61,6 +61,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,7 @@ from datatier.errors import OperationFailed
 from datatier.mysql.physical.datadir import WORK_PREFIX
 from datatier.mysql.physical.scratch import ScratchServer, free_port
 from datatier.mysql.physical.server import current_lsn
-from datatier.mysql.physical.tool import read_checkpoints
+from datatier.mysql.physical.tool import datadir_origin, read_checkpoints
 from datatier.storage.base import ObjectStore
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import Key, cli, encryption_env, make_key
@@ -470,9 +471,6 @@ def test_a_datadir_given_as_a_symlink_is_owned_by_the_owner(
 LINEAGE_POLICY = "t6-lineage"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="tester6: an incremental after an in-place rollback mixes two timelines"
-)
 def test_an_incremental_after_the_server_was_rolled_back_restores_what_the_server_held(
     sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path, test_port_base: int
 ) -> None:
@@ -484,19 +482,21 @@ def test_an_incremental_after_the_server_was_rolled_back_restores_what_the_serve
     Steps (a scratch ``mariadbd`` as node ``t6s``): table t of 5,000 rows 'base'; full
     backup F; every row updated to 'abandoned timeline'; incremental N on F. Server stopped,
     F restored over its datadir, server started (t is 'base' again); writes to another
-    table until InnoDB's LSN passes N's ``to_lsn``; ``backup run --incremental`` (or a
-    ``full_every_days`` policy's automatic choice) then restore of that incremental.
-    Expected: the incremental is refused (or a full backup taken instead, as for a server
-    whose LSN is behind), or its restore holds what the server held: t all 'base'.
-    Actual: the incremental builds on N (exit 0); its restore (exit 0) holds t with all
-    5,000 rows 'abandoned timeline': pages the server has not rewritten since the rollback
-    carry LSNs below N's ``to_lsn``, so the incremental skips them and N's pages from the
-    abandoned timeline stay.
-    Cause: ``lineage._continue`` tells "the same server" only by ``server_uid``,
-    ``server_id``, version and an LSN not behind the parent's; nothing records or checks
-    that the server's history still contains the parent (a restored datadir keeps the
-    restored backup's ``xtrabackup_checkpoints``/``xtrabackup_info``, and with the binlog on
-    the parent's GTID position could be checked against the server's binlog)."""
+    table until InnoDB's LSN passes N's ``to_lsn``; ``backup run --incremental``, then the
+    policy's own choice (``full_every_days = 7``) and a restore of what it took.
+    Expected: the incremental is refused naming F (exit 2); the policy takes a full backup
+    instead; its restore holds what the server held: t all 'base'. Rolled back to F a
+    second time after an incremental on that full backup, the chain is refused again;
+    restored in place from the newest backup, the chain goes on and restores right.
+    Was (fixed): the incremental built on N (exit 0); its restore (exit 0) held t with all
+    5,000 rows 'abandoned timeline': pages the server had not rewritten since the rollback
+    carry LSNs below N's ``to_lsn``, so the incremental skipped them and N's pages from the
+    abandoned timeline stayed.
+    Cause: ``lineage._continue`` told "the same server" only by ``server_uid``,
+    ``server_id``, version and an LSN not behind the parent's. Now every manifest records
+    the datadir's origin (the ``xtrabackup_info`` a restore leaves: the restored backup's
+    uuid and the file's ctime) and its own uuid, and a chain continues only on a datadir
+    whose origin is unchanged or is the parent itself."""
     base = tmp_path / "server"
     env = encrypted.env
     assert cli(sandbox.config_path, env, "restore", encrypted.backup_id,
@@ -508,7 +508,7 @@ def test_an_incremental_after_the_server_was_rolled_back_restores_what_the_serve
     }
     sandbox.write_policy(
         LINEAGE_POLICY,
-        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\n'
+        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\nfull_every_days = 7\n'
         '[source]\nnode = "t6s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
     )
 
@@ -518,6 +518,17 @@ def test_an_incremental_after_the_server_was_rolled_back_restores_what_the_serve
         return str(result.json()["id"]) if "--json" in args else ""
 
     store = store_of(sandbox)
+
+    def manifest(backup_id: str) -> Manifest:
+        return Manifest.decode(store.get_bytes(manifest_key(LINEAGE_POLICY, backup_id)), "t")
+
+    def fill_past(c: Any, target_lsn: int) -> None:
+        with c.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS t6lin.filler (id INT AUTO_INCREMENT "
+                        "PRIMARY KEY, b LONGBLOB)")  # fmt: skip
+            while current_lsn(c) <= target_lsn + 1024 * 1024:
+                cur.execute("INSERT INTO t6lin.filler (b) VALUES (REPEAT('f', 1000000))")
+
     try:
         with ScratchServer(base, port) as server, connect_port(sandbox, server.port) as c:
             with c.cursor() as cur:
@@ -528,31 +539,60 @@ def test_an_incremental_after_the_server_was_rolled_back_restores_what_the_serve
             with c.cursor() as cur:
                 cur.execute("UPDATE t6lin.t SET v = 'abandoned timeline'")
             newest = run("backup", "run", LINEAGE_POLICY, "--incremental", "--json")
-        manifest = Manifest.decode(store.get_bytes(manifest_key(LINEAGE_POLICY, newest)), "t")
-        newest_lsn = int(manifest.consistency["to_lsn"])
+        newest_lsn = int(manifest(newest).consistency["to_lsn"])
         # The operator rolls the server back to the full backup (the update was a mistake).
         run("restore", full, "--datadir", str(base), "--force", "--owner", OWNER)
+        origin = datadir_origin(base)
+        assert origin is not None and origin["uuid"] == manifest(full).consistency["backup_uuid"]
         with ScratchServer(base, port) as server, connect_port(sandbox, server.port) as c:
             with c.cursor() as cur:
                 cur.execute("SELECT COUNT(*) FROM t6lin.t WHERE v = 'base'")
                 assert cur.fetchone()[0] == 5000, "rolled back"
-                cur.execute("CREATE TABLE t6lin.filler (id INT AUTO_INCREMENT PRIMARY KEY, "
-                            "b LONGBLOB)")  # fmt: skip
-                while current_lsn(c) <= newest_lsn + 1024 * 1024:
-                    cur.execute("INSERT INTO t6lin.filler (b) VALUES (REPEAT('f', 1000000))")
+            fill_past(c, newest_lsn)
             expected = table_state(c, "t6lin")
-            after = cli(sandbox.config_path, {**env, **node}, "backup", "run", LINEAGE_POLICY,
-                        "--incremental", "--json")  # fmt: skip
-        if after.code != 0:
-            assert after.code == 2, after.err
-            return  # refused: fine
-        later = str(after.json()["id"])
+            refused = cli(sandbox.config_path, {**env, **node}, "backup", "run", LINEAGE_POLICY,
+                          "--incremental", "--json")  # fmt: skip
+            assert refused.code == 2, refused.err
+            assert f"cannot build on the newest backup {newest}" in refused.err
+            assert f"restored from backup {full} (uuid " in refused.err
+            chosen = run("backup", "run", LINEAGE_POLICY, "--json")
+            assert manifest(chosen).parent is None, "the policy took a full backup instead"
+            assert manifest(chosen).source["restored_from"] == origin
+            # an incremental on the new full backup continues on this datadir
+            on_chosen = run("backup", "run", LINEAGE_POLICY, "--incremental", "--json")
+            assert manifest(on_chosen).parent == chosen
+            chosen_lsn = int(manifest(on_chosen).consistency["to_lsn"])
         check = tmp_path / "check"
-        run("restore", later, "--datadir", str(check), "--owner", OWNER)
+        run("restore", chosen, "--datadir", str(check), "--owner", OWNER)
         other = free_port(scratch_ports(test_port_base))
         with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
-            got = table_state(c2, "t6lin")
-        assert got == expected, "the restored incremental is the server's state at its time"
+            assert table_state(c2, "t6lin") == expected, "what the server held"
+        # Rolled back to F once more: the same backup, another restore; the chain on
+        # ``chosen`` holds the timeline just abandoned.
+        run("restore", full, "--datadir", str(base), "--force", "--owner", OWNER)
+        again = datadir_origin(base)
+        assert again is not None and again["uuid"] == origin["uuid"] and again != origin
+        with ScratchServer(base, port) as server, connect_port(sandbox, server.port) as c:
+            fill_past(c, chosen_lsn)
+            refused = cli(sandbox.config_path, {**env, **node}, "backup", "run", LINEAGE_POLICY,
+                          "--incremental", "--json")  # fmt: skip
+        assert refused.code == 2 and f"restored from backup {full} (uuid " in refused.err
+        # Restored in place from the newest backup (chain ``chosen`` + ``on_chosen``): the
+        # datadir holds that backup's state, so the chain goes on and restores right.
+        run("restore", on_chosen, "--datadir", str(base), "--force", "--owner", OWNER)
+        restored = datadir_origin(base)
+        assert restored is not None
+        assert restored["uuid"] == manifest(on_chosen).consistency["backup_uuid"]
+        with ScratchServer(base, port) as server, connect_port(sandbox, server.port) as c:
+            with c.cursor() as cur:
+                cur.execute("UPDATE t6lin.t SET v = 'after the restore' WHERE id <= 10")
+            expected = table_state(c, "t6lin")
+            goes_on = run("backup", "run", LINEAGE_POLICY, "--incremental", "--json")
+        assert manifest(goes_on).parent == on_chosen
+        last = tmp_path / "last"
+        run("restore", goes_on, "--datadir", str(last), "--owner", OWNER)
+        with ScratchServer(last, other) as s3, connect_port(sandbox, s3.port) as c3:
+            assert table_state(c3, "t6lin") == expected
     finally:
         store.delete([o.key for o in store.list_objects(f"{LINEAGE_POLICY}/")])
         (sandbox.root / "backups" / f"{LINEAGE_POLICY}.toml").unlink(missing_ok=True)

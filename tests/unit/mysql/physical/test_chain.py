@@ -4,6 +4,7 @@ server): resolving, labelling, prune keeping parents, LSN and server links."""
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,9 +22,10 @@ from datatier.backup.manifest import (
 )
 from datatier.backup.policy import Policy, PolicyFile, RetentionSettings
 from datatier.backup.prune import prune_execute, prune_plan
-from datatier.errors import IntegrityFailure
+from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.mysql.physical.lineage import check_links, choose_base
 from datatier.mysql.physical.server import ServerIdentity
+from datatier.mysql.physical.tool import datadir_origin
 from datatier.storage.local import LocalStore
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -43,6 +45,7 @@ def physical(
     lsns: tuple[int, int] | None = None,
     source: dict[str, object] | None = None,
     policy: str = "db",
+    uuid: str | None = None,
 ) -> Manifest:
     """Store a synthetic physical backup (one stream part), its manifest naming ``parent``."""
     backup_id = new_backup_id(when)
@@ -64,6 +67,7 @@ def physical(
             "from_lsn": from_lsn,
             "to_lsn": to_lsn,
             "last_lsn": to_lsn + 10,
+            **({"backup_uuid": uuid} if uuid else {}),
         },
         objects=[
             ObjectRecord(
@@ -193,9 +197,122 @@ def test_full_every_days_decides_the_next_backup_even_past_what_a_date_holds(
     chosen = Policy("db", Path("/nonexistent/db.toml"), spec, store.url)
     server = ServerIdentity("10.11.19-MariaDB", "uid-1", 1, "db1", 3306, "/var/lib/mysql", True)
     to_lsn = full.consistency["to_lsn"]
-    base = choose_base(Catalog(store, ["db"]), chosen, server, to_lsn, None, NOW)
+    base = choose_base(Catalog(store, ["db"]), chosen, server, to_lsn, None, NOW, origin=None)
     assert (base.parent is not None) is incremental
     if incremental:
         assert base.parent is not None and base.parent.backup_id == full.backup_id
     else:
         assert f"is {full_age_days} days old" in base.reason
+
+
+IDENTITY = ServerIdentity("10.11.19-MariaDB", "uid-1", 1, "db1", 3306, "/var/lib/mysql", True)
+
+
+def restored(uuid: str, when: int = 1) -> dict[str, object]:
+    """A datadir's origin: restored from backup ``uuid``, the ``when``-th such restore."""
+    return {"uuid": uuid, "restored_ns": when}
+
+
+def rolled_back_chain(store: LocalStore) -> tuple[Manifest, Manifest]:
+    """Full F then incremental N, both taken on a datadir never restored (origin None)."""
+    full = physical(store, NOW - timedelta(hours=2), source={**SERVER, "restored_from": None},
+                    uuid="uuid-F")  # fmt: skip
+    newest = physical(store, NOW - timedelta(hours=1), full,
+                      source={**SERVER, "restored_from": None}, uuid="uuid-N")  # fmt: skip
+    return full, newest
+
+
+def decide(
+    store: LocalStore, origin: dict[str, object] | None, requested: bool | None
+) -> Manifest | None:
+    spec = PolicyFile(engine="mariabackup", full_every_days=7)
+    chosen = Policy("db", Path("/nonexistent/db.toml"), spec, store.url)
+    base = choose_base(Catalog(store, ["db"]), chosen, IDENTITY, 10**9, requested, NOW,
+                       origin=origin)  # fmt: skip
+    return base.parent
+
+
+def test_a_datadir_rolled_back_to_an_older_backup_never_continues_the_abandoned_chain(
+    store: LocalStore,
+) -> None:
+    """The server restored F over its own datadir after N: same identity, LSN past N's.
+    An incremental on N would keep N's pages of the abandoned timeline (tester6's finding):
+    asked for, it is refused naming F; chosen by the policy, a full backup is taken."""
+    full, newest = rolled_back_chain(store)
+    with pytest.raises(UsageError, match=rf"restored from backup {full.backup_id} "
+                       rf"\(uuid uuid-F\) since {newest.backup_id}") as caught:  # fmt: skip
+        decide(store, restored("uuid-F"), True)
+    assert caught.value.hint == "take a full backup (--full)"
+    assert decide(store, restored("uuid-F"), None) is None
+
+
+def test_a_chain_continues_on_an_unchanged_datadir_or_one_restored_from_the_newest_backup(
+    store: LocalStore,
+) -> None:
+    _, newest = rolled_back_chain(store)
+    assert decide(store, None, True) == newest, "never restored: the chain goes on"
+    assert decide(store, restored("uuid-N"), True) == newest, "restored from N: its state"
+
+
+def test_a_chain_taken_on_a_restored_datadir_continues_while_it_keeps_that_restore(
+    store: LocalStore,
+) -> None:
+    """Restored from F, then N on F: the chain goes on until the datadir is restored
+    again, even from F once more (the second rollback abandons N's timeline too)."""
+    first = restored("uuid-F", 1)
+    full = physical(store, NOW - timedelta(hours=2), source={**SERVER, "restored_from": None},
+                    uuid="uuid-F")  # fmt: skip
+    newest = physical(store, NOW - timedelta(hours=1), full,
+                      source={**SERVER, "restored_from": first}, uuid="uuid-N")  # fmt: skip
+    assert decide(store, first, True) == newest
+    with pytest.raises(UsageError, match=r"restored from backup .* \(uuid uuid-F\) since"):
+        decide(store, restored("uuid-F", 2), True)
+    with pytest.raises(UsageError, match=r"no longer holds the xtrabackup_info it was "
+                       r"restored from \(backup uuid uuid-F\)"):  # fmt: skip
+        decide(store, None, True)
+
+
+def test_a_chain_from_before_origins_were_recorded_continues_only_on_a_datadir_never_restored(
+    store: LocalStore,
+) -> None:
+    full = physical(store, NOW - timedelta(hours=2))
+    newest = physical(store, NOW - timedelta(hours=1), full)
+    assert decide(store, None, True) == newest
+    with pytest.raises(UsageError, match=r"predates the recording of restores"):
+        decide(store, restored("uuid-X"), True)
+    assert decide(store, restored("uuid-X"), None) is None, "the policy takes a full backup"
+
+
+def test_check_links_refuses_an_incremental_taken_after_its_datadir_left_the_parents_history(
+    store: LocalStore,
+) -> None:
+    full, newest = rolled_back_chain(store)
+    check_links([full, newest])
+    stray = physical(store, NOW, newest, source={**SERVER, "restored_from": restored("uuid-F")})
+    with pytest.raises(IntegrityFailure, match=rf"{stray.backup_id} does not continue "
+                       rf"{newest.backup_id}: .*broken chain"):  # fmt: skip
+        check_links([full, newest, stray])
+    after_f = physical(store, NOW, full, source={**SERVER, "restored_from": restored("uuid-F")})
+    check_links([full, after_f])  # restored from F itself, then an incremental on F: whole
+
+
+def test_datadir_origin_reads_the_restore_a_datadir_comes_from_and_fails_loudly(
+    tmp_path: Path,
+) -> None:
+    assert datadir_origin(tmp_path) is None, "never restored"
+    info = tmp_path / "xtrabackup_info"
+    info.write_text("tool_name = mariabackup\nuuid = 1f-2e\n")
+    first = datadir_origin(tmp_path)
+    assert first == {"uuid": "1f-2e", "restored_ns": info.stat().st_ctime_ns}
+    assert datadir_origin(tmp_path) == first, "stable while no one rewrites the file"
+    info.unlink()
+    time.sleep(0.01)
+    info.write_text("tool_name = mariabackup\nuuid = 1f-2e\n")
+    again = datadir_origin(tmp_path)
+    assert again is not None and again != first, "a second restore of one backup differs"
+    info.write_text("tool_name = mariabackup\n")
+    assert (datadir_origin(tmp_path) or {}).get("uuid") == "", "restored, uuid unknown"
+    odd = tmp_path / "odd"
+    (odd / "xtrabackup_info").mkdir(parents=True)
+    with pytest.raises(OperationFailed, match=r"cannot read .*xtrabackup_info"):
+        datadir_origin(odd)

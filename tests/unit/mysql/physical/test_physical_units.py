@@ -16,9 +16,12 @@ from datatier.errors import ConfigError, OperationFailed, UsageError
 from datatier.mysql.pdump import ParallelDumpEngine
 from datatier.mysql.physical.datadir import check_datadir, resolve_owner
 from datatier.mysql.physical.mbstream import StreamIndex
-from datatier.mysql.physical.tool import parse_binlog_pos, read_checkpoints
+from datatier.mysql.physical.tool import info_uuid, parse_binlog_pos, read_checkpoints
 
 MBSTREAM = shutil.which("mbstream")
+
+
+INFO = b"uuid = 0cb6e5af-efe7-11f1-af5b-02fc00000001\nname = \n" + b"tool_command = x\n" * 400
 
 
 @pytest.fixture
@@ -32,10 +35,11 @@ def stream(tmp_path: Path) -> bytes:
     (root / "shop" / "orders.ibd").write_bytes(random.Random(1).randbytes(300_000))
     (root / "shop" / "recent.frm").write_bytes(b"TYPE=VIEW\nquery=select 1\n")
     (root / "xtrabackup_checkpoints").write_text("backup_type = full-backuped\n")
+    (root / "xtrabackup_info").write_bytes(INFO)
     (root / "empty").mkdir()
     (root / "empty" / "db.opt").write_text("default-character-set=utf8mb4\n")
     files = ["shop/orders.frm", "shop/orders.ibd", "shop/recent.frm", "xtrabackup_checkpoints",
-             "empty/db.opt"]  # fmt: skip
+             "xtrabackup_info", "empty/db.opt"]  # fmt: skip
     return subprocess.run(
         [MBSTREAM, "-c", *files], cwd=root, capture_output=True, check=True
     ).stdout
@@ -58,6 +62,10 @@ def test_the_index_learns_files_sizes_and_views_in_any_piece_size(stream: bytes)
             "shop": {"tables": ["orders"], "views": ["recent"]},
         }
         assert index.has("xtrabackup_checkpoints")
+        assert index.kept("xtrabackup_info") == INFO, "kept whole: the backup's uuid"
+        assert info_uuid(INFO.decode()) == "0cb6e5af-efe7-11f1-af5b-02fc00000001"
+        assert len(index.files["shop/orders.ibd"].head) == len(b"TYPE=VIEW"), "never more"
+        assert index.kept("absent") is None
 
 
 @pytest.mark.parametrize("cut", [1, 5, 100, 3000])
