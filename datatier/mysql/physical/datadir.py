@@ -2,9 +2,11 @@
 private work area inside it.
 
 :func:`check_datadir` refuses (UsageError, exit 2, nothing changed) a path that is not a
-directory, a non-empty directory without ``force``, a datadir a running server holds, or
-one holding such a datadir (InnoDB's lock on ``ibdata1``; even with ``force``), and a
-filesystem without the space.
+directory, a non-empty directory without ``force``, a non-empty directory that does not
+look like a MariaDB datadir even with ``force`` (a slip such as ``--datadir /`` or
+``$HOME`` would delete it), a datadir a running server holds, or one holding such a
+datadir (InnoDB's lock on ``ibdata1``; even with ``force``), and a filesystem without the
+space.
 :class:`WorkArea` extracts and prepares under ``DIR/.datatier-restore-<random suffix>`` (the same
 filesystem, so the final move is a rename), and :meth:`WorkArea.install` replaces DIR's
 contents only once the datadir is prepared: a failure before leaves DIR as it was. Files
@@ -34,6 +36,10 @@ WORK_PREFIX = ".datatier-restore-"
 DIR_MODE = 0o700
 FILE_MODE = 0o660
 LOCK_DIR = Path("/run/lock")
+RESERVED = ".datatier-"  # our work areas and staging: with lost+found, never what DIR is
+# What every MariaDB datadir holds at least one of (InnoDB's system tablespace and redo
+# log, Aria's control file, the system schema, a prepared backup's checkpoints).
+DATADIR_MARKS = ("ibdata1", "ib_logfile0", "aria_log_control", "mysql", "xtrabackup_checkpoints")
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,16 @@ def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool =
             raise UsageError(
                 f"--datadir {datadir} is in use by a running server (its datadir {held} is inside)",
                 hint=busy,
+            )
+        own = [e for e in entries if not e.startswith(RESERVED) and e != "lost+found"]
+        if own and not any(mark in own for mark in DATADIR_MARKS):
+            shown = ", ".join(own[:5]) + (", ..." if len(own) > 5 else "")
+            raise UsageError(
+                f"--datadir {datadir} does not look like a MariaDB datadir (none of "
+                f"{', '.join(DATADIR_MARKS)}; it holds {len(own)} entries: {shown}), and "
+                "--force would delete all of it",
+                hint="check the path; --force replaces only a datadir's contents (empty the "
+                "directory yourself if it really is meant to go)",
             )
     where = existing_ancestor(datadir)
     if not os.access(where, os.W_OK | os.X_OK):

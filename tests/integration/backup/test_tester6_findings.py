@@ -442,6 +442,25 @@ def test_an_unknown_owner_is_exit_2_before_anything(
     assert not (tmp_path / "o").exists()
 
 
+def test_force_onto_a_directory_that_is_no_datadir_is_refused(
+    sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path
+) -> None:
+    """Severity: silent wrong (a home directory deleted, exit 0), tester6's note. ``restore
+    ID --datadir ~ --force``, a slip for ``~/db``, replaced the home directory's contents.
+    Now: exit 2 naming what DIR holds, nothing changed."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("secret")
+    (home / "thesis.tex").write_text("years of work")
+    before = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
+    result = cli(sandbox.config_path, encrypted.env, "restore", encrypted.backup_id,
+                 "--datadir", str(home), "--force")  # fmt: skip
+    assert result.code == 2, result.err
+    assert "does not look like a MariaDB datadir" in failure_line(result.err)
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == before
+    assert (home / "thesis.tex").read_text() == "years of work"
+
+
 def test_a_datadir_given_as_a_symlink_is_owned_by_the_owner(
     sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path
 ) -> None:

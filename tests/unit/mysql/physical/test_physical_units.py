@@ -122,6 +122,29 @@ def test_datadir_refusals_change_nothing(tmp_path: Path) -> None:
     assert [p.name for p in busy.iterdir()] == ["ibdata1"]
 
 
+def test_force_never_replaces_a_directory_that_is_not_a_datadir(tmp_path: Path) -> None:
+    """``--datadir ~ --force`` (a slip for ``~/db``) would have deleted the home directory:
+    only a datadir's contents (or our own leftovers, or a fresh volume's lost+found) go."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / "notes.txt").write_text("keep me")
+    (home / ".datatier-restore-x").mkdir()
+    refusal = r"not look like a MariaDB datadir .*2 entries: \.ssh, notes\.txt\), and --force"
+    with pytest.raises(UsageError, match=refusal) as caught:
+        check_datadir(home, 1, force=True)
+    assert "check the path" in (caught.value.hint or "")
+    assert sorted(p.name for p in home.iterdir()) == [".datatier-restore-x", ".ssh", "notes.txt"]
+    for kept in ("ibdata1", "mysql", "aria_log_control"):
+        datadir = tmp_path / f"d-{kept}"
+        (datadir / kept).mkdir(parents=True)
+        (datadir / "other").write_text("x")
+        check_datadir(datadir, 1, force=True)
+    volume = tmp_path / "volume"
+    (volume / "lost+found").mkdir(parents=True)
+    (volume / ".datatier-restore-old").mkdir()
+    check_datadir(volume, 1, force=True)
+
+
 def test_owner_is_named_or_taken_from_the_directory(tmp_path: Path) -> None:
     st = tmp_path.stat()
     assert (resolve_owner(tmp_path).uid, resolve_owner(tmp_path).gid) == (st.st_uid, st.st_gid)
