@@ -86,11 +86,12 @@ class Chain:
 
 
 class RecordCache:
-    """Records already read, by key: they never change once written (a long-lived caller,
-    such as a metrics collector, reads each one once)."""
+    """Records already read, by key and the ETag listed for them: a long-lived caller, such
+    as a metrics collector, reads each one once, and again only once it is written anew
+    (``binlogs accept-etags`` rewrites a record with its segment's new ETag)."""
 
     def __init__(self) -> None:
-        self.records: dict[str, IndexRecord] = {}
+        self.records: dict[str, tuple[str | None, IndexRecord]] = {}
 
 
 def read_records(
@@ -98,29 +99,31 @@ def read_records(
 ) -> list[IndexRecord]:
     """Every index record of ``policy``'s archive, in ``seq`` order (IntegrityFailure
     naming an unreadable one)."""
-    keys = [
-        info.key
+    listed = {
+        info.key: info.etag
         for info in store.list_objects(index_prefix(policy))
         if seq_of_index_key(info.key) is not None
-    ]
+    }
     known = cache.records if cache is not None else {}
 
     def fetch(key: str) -> IndexRecord | None:
-        if key in known:
-            return known[key]
+        hit = known.get(key)
+        if hit is not None and hit[0] == listed[key]:  # no ETags listed: never rewritten
+            return hit[1]
         try:
             raw = store.get_bytes(key)
         except ObjectNotFound:  # pruned since the listing
             return None
         return IndexRecord.decode(raw, f"{store.url}/{key}")
 
+    keys = list(listed)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         found = list(pool.map(fetch, keys))
     records = [r for r in found if r is not None]
     if cache is not None:
         for key, record in zip(keys, found, strict=True):
             if record is not None:
-                cache.records[key] = record
+                cache.records[key] = (listed[key], record)
     return sorted(records, key=lambda r: r.seq)
 
 

@@ -1,4 +1,5 @@
-"""``datatier binlog archive`` and ``datatier binlogs status``: the PITR archive.
+"""``datatier binlog archive``, ``datatier binlogs status`` and ``binlogs accept-etags``:
+the PITR archive.
 
 Thin commands over :mod:`datatier.binlog`: the archiver runs until stopped (SIGTERM or
 Ctrl-C end it after the segment in progress is published), or once with ``--once``.
@@ -12,6 +13,7 @@ from types import FrameType
 
 import click
 
+from datatier.binlog.accept import AcceptReport, accept_segment_etags
 from datatier.binlog.archiver import Archiver
 from datatier.binlog.layout import archive_policy
 from datatier.binlog.status import ArchiveStatus, archive_status
@@ -87,6 +89,37 @@ def status_cmd(app: AppContext) -> None:
     emit(Output(status.to_json(), lambda: _status_text(status)))
     if status.gaps:
         raise OperationFailed(f"the binlog archive has {len(status.gaps)} gap(s)")
+
+
+@binlogs_group.command("accept-etags")
+@click.option("--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Segments read at once.")  # fmt: skip
+@json_option()
+@pass_app
+def accept_etags_cmd(app: AppContext, jobs: int) -> None:
+    """Accept segments copied with their own bytes under another ETag.
+
+    A segment whose object a tool wrote again (a bucket copy or migration gives objects
+    multipart ETags) is a gap in `binlogs status` and a point-in-time restore will not
+    replay across it. This reads every such segment whole and checks its size and SHA-256
+    against its index record, between two listings that agree; only then does it record the
+    ETag the store now lists in each record. Exit 0 (also when nothing needed accepting;
+    other gaps are listed), 4 when a segment holds other bytes (nothing written), 5 when
+    one is in an archive storage class, 3 when the store cannot be reached.
+    """
+    report = accept_segment_etags(app.loaded(), jobs=jobs)
+    emit(Output(report.to_json(), lambda: _accept_text(report)))
+
+
+def _accept_text(report: AcceptReport) -> str:
+    lines = [
+        f"accepted {len(report.accepted)} segment(s) of {report.store}/{report.policy}/_binlogs/"
+        + (f" ({human_bytes(report.checked_bytes)} read and checked)" if report.accepted else "")
+    ]
+    lines += [f"  {key}" for key in report.accepted]
+    lines.append(f"gaps left: {len(report.gaps)}")
+    lines += [f"  {gap}" for gap in report.gaps]
+    return "\n".join(lines)
 
 
 def _status_text(status: ArchiveStatus) -> str:

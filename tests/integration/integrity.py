@@ -14,6 +14,7 @@ from datatier.backup.stores import store_for
 from datatier.cli import main
 from datatier.config import LoadedConfig, load
 from datatier.storage.base import ObjectStore
+from datatier.storage.s3 import S3Store
 from tests.integration.conftest import SandboxHandle
 
 DB = "integ_db"
@@ -130,3 +131,20 @@ def failure_line(err: str) -> str:
     if doc.get("exit_code") in (130, 143):
         return f"datatier: {doc['error']}"
     return f"datatier: error: {doc['error']}{hint}"
+
+
+def copy_multipart(store: ObjectStore, key: str, data: bytes | None = None) -> None:
+    """Write ``key`` again in a one-part multipart upload (its own bytes unless ``data``):
+    what `aws s3 cp` and similar tools do with large objects; the ETag is a multipart one."""
+    assert isinstance(store, S3Store)
+    body = store.get_bytes(key) if data is None else data
+    full = store._full(key)
+    client, bucket = store.client, store.bucket
+    upload = client.create_multipart_upload(Bucket=bucket, Key=full)["UploadId"]
+    part = client.upload_part(Bucket=bucket, Key=full, UploadId=upload, PartNumber=1, Body=body)
+    client.complete_multipart_upload(
+        Bucket=bucket,
+        Key=full,
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )

@@ -12,12 +12,11 @@ import pytest
 from datatier.backup.listing import same_etag
 from datatier.backup.manifest import Manifest, manifest_key
 from datatier.backup.service import load_policy, run_backup
-from datatier.storage.base import ObjectStore
-from datatier.storage.s3 import S3Store
 from tests.integration.conftest import SandboxHandle
 from tests.integration.integrity import (
     clear_prefix,
     cli_json,
+    copy_multipart,
     default_store,
     integ_data,  # noqa: F401  (fixture)
     loaded_config,
@@ -25,23 +24,6 @@ from tests.integration.integrity import (
 )
 
 pytestmark = pytest.mark.usefixtures("integ_data")
-
-
-def copy_multipart(store: ObjectStore, key: str, data: bytes | None = None) -> None:
-    """Write ``key`` again in a one-part multipart upload (its own bytes unless ``data``):
-    what `aws s3 cp` and similar tools do with large objects; the ETag is a multipart one."""
-    assert isinstance(store, S3Store)
-    body = store.get_bytes(key) if data is None else data
-    full = store._full(key)
-    client, bucket = store.client, store.bucket
-    upload = client.create_multipart_upload(Bucket=bucket, Key=full)["UploadId"]
-    part = client.upload_part(Bucket=bucket, Key=full, UploadId=upload, PartNumber=1, Body=body)
-    client.complete_multipart_upload(
-        Bucket=bucket,
-        Key=full,
-        UploadId=upload,
-        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
-    )
 
 
 def states(capsys: pytest.CaptureFixture[str], name: str) -> dict[str, str]:

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import pytest
 
 from datatier.binlog.chain import load_chain
-from datatier.binlog.layout import data_prefix, index_key
+from datatier.binlog.layout import data_prefix, index_key, index_prefix
 from datatier.cli import main
 from tests.integration.binlog_support import pitr_window, query
 from tests.integration.conftest import SandboxHandle
+from tests.integration.integrity import copy_multipart
 
 DB = "seg_etag_db"
 TARGET = "seg_etag_r"
@@ -77,6 +79,69 @@ def test_a_rewritten_segment_is_a_gap_and_records_without_an_etag_keep_working(
         assert _status(capsys) == (0, [])
         store.put_bytes(victim.key, original)
         capsys.readouterr()
+        assert main(restore) == 0, capsys.readouterr().err
+        rows = query(sandbox.config, "primary", f"SELECT id FROM {TARGET}.t ORDER BY id")
+        assert [r[0] for r in rows] == [1, 2, 3]
+
+
+def _accept(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    code = main(["binlogs", "accept-etags", "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+def test_segments_copied_with_their_bytes_are_accepted_and_other_bytes_never(
+    use_sandbox_config: SandboxHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bucket copy gives segments multipart ETags: each is a gap and a restore --until
+    refuses to replay across it, though the bytes are the binlog's. ``binlogs accept-etags``
+    reads them, checks size and SHA-256 against the records and records the new ETags:
+    no gap, and the restore replays. A segment of other bytes of its size is exit 4 with
+    every index record byte for byte as it was, and stays a gap."""
+    sandbox = use_sandbox_config
+    with pitr_window(sandbox, POLICY, DB, TARGET, monkeypatch=monkeypatch) as window:
+        window.sql(f"CREATE TABLE {DB}.t (id INT PRIMARY KEY)", f"INSERT INTO {DB}.t VALUES (1)")
+        window.backup()
+        window.sql(f"INSERT INTO {DB}.t VALUES (2)")
+        window.archive()
+        window.sql(f"INSERT INTO {DB}.t VALUES (3)")
+        until = window.until_now()
+        window.archive()
+        store = window.store
+        segments = load_chain(store, POLICY).segments
+        assert len(segments) >= 2
+        assert _accept(capsys)[0] == 0 and _accept(capsys)[1]["accepted"] == []
+
+        def records() -> dict[str, bytes]:
+            return {o.key: store.get_bytes(o.key) for o in store.list_objects(index_prefix(POLICY))}
+
+        # Every segment copied with its own bytes, one of them then spoiled.
+        for record in segments:
+            copy_multipart(store, str(record.key))
+        code, gaps = _status(capsys)
+        assert code == 1 and len([g for g in gaps if "was rewritten" in g]) == len(segments)
+        victim = segments[-1]
+        good = store.get_bytes(str(victim.key))
+        copy_multipart(store, str(victim.key), os.urandom(len(good)))
+        before = records()
+        code, doc = _accept(capsys)
+        assert code == 4, doc
+        assert records() == before, "nothing written"
+        assert _status(capsys)[0] == 1
+
+        copy_multipart(store, str(victim.key), good)  # its bytes back, under yet another ETag
+        code, doc = _accept(capsys)
+        assert code == 0, doc
+        assert sorted(doc["accepted"]) == sorted(str(r.key) for r in segments)
+        assert doc["gaps"] == []
+        assert _status(capsys) == (0, [])
+        listed = {o.key: o.etag for o in store.list_objects(data_prefix(POLICY))}
+        assert all(r.etag == listed[str(r.key)] for r in load_chain(store, POLICY).segments)
+        capsys.readouterr()
+        restore = ["restore", "--policy", POLICY, "--until", until, "--rename", f"{DB}={TARGET}"]
         assert main(restore) == 0, capsys.readouterr().err
         rows = query(sandbox.config, "primary", f"SELECT id FROM {TARGET}.t ORDER BY id")
         assert [r[0] for r in rows] == [1, 2, 3]

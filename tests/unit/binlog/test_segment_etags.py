@@ -5,14 +5,18 @@ without an ETag and objects now in a colder class judged by size only)."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from datatier.binlog.chain import analyse
+from datatier.binlog.chain import RecordCache, analyse, read_records
+from datatier.binlog.layout import index_key
 from datatier.binlog.records import SEGMENT, IndexRecord
 from datatier.mysql.binlog.positions import Position
 from datatier.storage.base import ObjectInfo
+from datatier.storage.local import LocalStore
 
 KEY = "p/_binlogs/data/000000000001-1-mariadb-bin.000001-4-abcd.binlog.zst"
 
@@ -68,3 +72,17 @@ def test_a_segment_archived_to_a_colder_class_is_not_judged_by_etag() -> None:
     assert analyse([segment('"0f"')], listed('"1e"', "GLACIER")).gaps == []
     same_class = replace(segment('"0f"'), storage_class="GLACIER")
     assert len(analyse([same_class], listed('"1e"', "GLACIER")).gaps) == 1
+
+
+def test_the_record_cache_reads_a_record_again_once_it_is_written_anew(tmp_path: Path) -> None:
+    """``binlogs accept-etags`` rewrites records: a long-lived reader (the metrics
+    collector) must not keep the old one, or the accepted segment stays a gap there."""
+    store = LocalStore(tmp_path / "store")
+    key = index_key("p", 1)
+    store.put_bytes(key, segment('"0f"').encode())
+    cache = RecordCache()
+    assert [r.etag for r in read_records(store, "p", cache)] == ['"0f"']
+    assert [r.etag for r in read_records(store, "p", cache)] == ['"0f"']
+    time.sleep(0.01)  # a new mtime at least: the local store's ETag of other bytes differs anyway
+    store.put_bytes(key, segment('"1e"').encode())
+    assert [r.etag for r in read_records(store, "p", cache)] == ['"1e"']

@@ -33,6 +33,7 @@ ARGS: dict[str, list[str]] = {
     "backups show": ["20260101T000000Z-0000"],
     "backups verify": ["20260101T000000Z-0000"],
     "binlog archive": ["--once"],
+    "binlogs accept-etags": [],
     "binlogs status": [],
     "cache copy": ["--from", CLOSED, "--to", "127.0.0.1:2", "--retry-for", "0"],
     "cache sets": [],
