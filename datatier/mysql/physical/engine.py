@@ -27,6 +27,7 @@ from typing import Any
 
 from datatier.backup.catalog import Catalog
 from datatier.backup.engine import BackupEngine, BackupPlan, DumpResult, PlannedTable
+from datatier.backup.manifest import Manifest
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
 from datatier.backup.stores import store_for
@@ -43,7 +44,7 @@ from datatier.mysql.physical.lineage import (
     Base,
     choose_base,
     lsn,
-    newest_physical,
+    physical_backups,
 )
 from datatier.mysql.physical.mbstream import StreamIndex
 from datatier.mysql.physical.server import (
@@ -140,7 +141,10 @@ class MariabackupEngine(BackupEngine):
             server = read_identity(conn)
             datadir = self._datadir(server)
             now_lsn = current_lsn(conn)
-            binlog = self._binlog_point(conn, server)
+            backups, binlog = None, None
+            if self._may_continue():  # else choose_base reads no backups
+                backups = physical_backups(self.catalog, self.policy)
+                binlog = self._binlog_point(conn, server, backups[-1] if backups else None)
         origin = datadir_origin(datadir)
         base = choose_base(
             self.catalog,
@@ -151,18 +155,24 @@ class MariabackupEngine(BackupEngine):
             datetime.now(UTC),
             origin=origin,
             binlog=binlog,
+            backups=backups,
         )
         return Decision(server, datadir, base, now_lsn, origin)
 
-    def _binlog_point(self, conn: Connection, server: ServerIdentity) -> BinlogPoint | None:
-        """The server's binlog's answer about the newest physical backup's binlog position
-        (see :func:`~datatier.mysql.physical.lineage.binlog_break`); None when no
-        incremental can be asked for, the binlog is off or that backup recorded none."""
-        if self.requested is False or not server.log_bin:
+    def _may_continue(self) -> bool:
+        """Whether the next backup may be an incremental (not forced or set to be full)."""
+        if self.requested is None:
+            return self.policy.spec.full_every_days != 0
+        return self.requested
+
+    def _binlog_point(
+        self, conn: Connection, server: ServerIdentity, newest: Manifest | None
+    ) -> BinlogPoint | None:
+        """The server's binlog's answer about ``newest``'s binlog position (the newest
+        physical backup's; see :func:`~datatier.mysql.physical.lineage.binlog_break`); None
+        when the binlog is off or ``newest`` recorded no position in it."""
+        if not server.log_bin:
             return None
-        if self.requested is None and self.policy.spec.full_every_days == 0:
-            return None
-        newest = newest_physical(self.catalog, self.policy)
         file = newest.consistency.get("binlog_file") if newest else None
         pos = newest.consistency.get("binlog_pos") if newest else None
         if not isinstance(file, str) or not isinstance(pos, int) or isinstance(pos, bool):

@@ -229,13 +229,9 @@ def _continue(
         )
 
 
-def newest_physical(catalog: Catalog, policy: Policy) -> Manifest | None:
-    """The newest complete physical backup of ``policy`` (what an incremental builds on)."""
-    physical = _physical(catalog, policy)
-    return physical[-1] if physical else None
-
-
-def _physical(catalog: Catalog, policy: Policy) -> list[Manifest]:
+def physical_backups(catalog: Catalog, policy: Policy) -> list[Manifest]:
+    """The complete physical backups of ``policy``, oldest first (one GET each): the last
+    is what an incremental builds on."""
     return [
         e.manifest
         for e in catalog.backups(policy.name)
@@ -253,19 +249,21 @@ def choose_base(
     *,
     origin: Origin,
     binlog: BinlogPoint | None = None,
+    backups: list[Manifest] | None = None,
 ) -> Base:
     """The parent of the next backup (None: a full one). ``requested`` True: an incremental
     or UsageError saying why not; False: full; None: the policy's ``full_every_days``
     decides, falling back to a full backup (logged) when an incremental is impossible.
     ``origin``: the server datadir's (:func:`~datatier.mysql.physical.tool.datadir_origin`);
     ``binlog``: the server's binlog's answer about the newest physical backup's binlog
-    position (:func:`~datatier.mysql.physical.server.binlog_point`; None: not asked)."""
+    position (:func:`~datatier.mysql.physical.server.binlog_point`; None: not asked);
+    ``backups``: :func:`physical_backups`, if the caller has read them already."""
     if requested is False:
         return Base(None, "full backup asked for")
     every = policy.spec.full_every_days
     if requested is None and every == 0:
         return Base(None, "policy takes full backups (full_every_days = 0)")
-    physical = _physical(catalog, policy)
+    physical = physical_backups(catalog, policy) if backups is None else backups
     if not physical:
         if requested:
             raise UsageError(
