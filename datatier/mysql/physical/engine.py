@@ -8,7 +8,8 @@ with stock tools (encrypted, ``*.zst.age``: ``age -d`` each part, in order, befo
 no local base directory) as :mod:`datatier.mysql.physical.lineage` decides.
 
 The manifest records the copy's binlog file, position and GTID (mariabackup's binlog info,
-taken under ``BACKUP STAGE BLOCK_COMMIT``), its LSNs (``xtrabackup_checkpoints``), the
+taken under ``BACKUP STAGE BLOCK_COMMIT``) and the binlog's own GTID state there
+(``binlog_gtid``, read right after the copy), its LSNs (``xtrabackup_checkpoints``), the
 server's identity, the uuid of the backup the datadir was restored from (if any) and the
 copy's own uuid (see :mod:`~datatier.mysql.physical.lineage`), ``--parallel`` and, per
 database, the tables and views the stream holds. It records no row counts or checksums:
@@ -26,6 +27,7 @@ from typing import Any
 
 from datatier.backup.catalog import Catalog
 from datatier.backup.engine import BackupEngine, BackupPlan, DumpResult, PlannedTable
+from datatier.backup.manifest import Manifest
 from datatier.backup.objects import DEFAULT_CHUNK, ObjectWriter, OpenObject
 from datatier.backup.policy import Policy
 from datatier.backup.stores import store_for
@@ -33,11 +35,22 @@ from datatier.config import LoadedConfig
 from datatier.display import human_bytes
 from datatier.errors import ConfigError, OperationFailed
 from datatier.log import get_logger
-from datatier.mysql.connection import Endpoint, connect, endpoint
-from datatier.mysql.physical.lineage import ENGINE, ORIGIN, UUID, Base, choose_base, lsn
+from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
+from datatier.mysql.physical.lineage import (
+    BINLOG_GTID,
+    ENGINE,
+    ORIGIN,
+    UUID,
+    Base,
+    choose_base,
+    lsn,
+    physical_backups,
+)
 from datatier.mysql.physical.mbstream import StreamIndex
 from datatier.mysql.physical.server import (
+    BinlogPoint,
     ServerIdentity,
+    binlog_point,
     current_lsn,
     decode_filenames,
     read_identity,
@@ -128,6 +141,10 @@ class MariabackupEngine(BackupEngine):
             server = read_identity(conn)
             datadir = self._datadir(server)
             now_lsn = current_lsn(conn)
+            backups, binlog = None, None
+            if self._may_continue():  # else choose_base reads no backups
+                backups = physical_backups(self.catalog, self.policy)
+                binlog = self._binlog_point(conn, server, backups[-1] if backups else None)
         origin = datadir_origin(datadir)
         base = choose_base(
             self.catalog,
@@ -137,8 +154,30 @@ class MariabackupEngine(BackupEngine):
             self.requested,
             datetime.now(UTC),
             origin=origin,
+            binlog=binlog,
+            backups=backups,
         )
         return Decision(server, datadir, base, now_lsn, origin)
+
+    def _may_continue(self) -> bool:
+        """Whether the next backup may be an incremental (not forced or set to be full)."""
+        if self.requested is None:
+            return self.policy.spec.full_every_days != 0
+        return self.requested
+
+    def _binlog_point(
+        self, conn: Connection, server: ServerIdentity, newest: Manifest | None
+    ) -> BinlogPoint | None:
+        """The server's binlog's answer about ``newest``'s binlog position (the newest
+        physical backup's; see :func:`~datatier.mysql.physical.lineage.binlog_break`); None
+        when the binlog is off or ``newest`` recorded no position in it."""
+        if not server.log_bin:
+            return None
+        file = newest.consistency.get("binlog_file") if newest else None
+        pos = newest.consistency.get("binlog_pos") if newest else None
+        if not isinstance(file, str) or not isinstance(pos, int) or isinstance(pos, bool):
+            return None
+        return binlog_point(conn, file, pos)
 
     # -- the plan ---------------------------------------------------------------------------
 
@@ -247,6 +286,11 @@ class MariabackupEngine(BackupEngine):
         binlog = parse_binlog_pos(info)
         if binlog is None and server.log_bin:
             raise OperationFailed("mariadb-backup did not report the copy's binlog position")
+        binlog_gtid = None
+        if binlog is not None:  # the binlog's own state there, which the next backup checks
+            with connect(self.source) as conn:
+                point = binlog_point(conn, binlog.file, binlog.position)
+            binlog_gtid = point.gtid if point else None
         databases = self._databases(index)
         seconds = round(time.monotonic() - started, 3)
         log.info(
@@ -272,6 +316,7 @@ class MariabackupEngine(BackupEngine):
                 "binlog_file": binlog.file if binlog else None,
                 "binlog_pos": binlog.position if binlog else None,
                 "gtid_pos": binlog.gtid if binlog else "",
+                BINLOG_GTID: binlog_gtid,
                 "from_lsn": checkpoints.from_lsn,
                 "to_lsn": checkpoints.to_lsn,
                 "last_lsn": checkpoints.last_lsn,

@@ -13,6 +13,12 @@ restore leaves the restored backup's ``xtrabackup_info`` there
 file was written, so rolling back twice to one backup is two origins). Every physical
 manifest records the datadir's origin when it was taken (``source.restored_from``) and its
 own uuid (``consistency.backup_uuid``); :func:`lineage_break` compares them.
+
+A rollback that leaves no ``xtrabackup_info`` (a filesystem snapshot, a cold copy of a
+datadir put back) shows in the binlog, when it is on and lives in the datadir: the server's
+binlog must still hold the point the parent was copied at, with the GTID state the parent
+recorded there (:func:`binlog_break`). Rolled back, the binlog ends before that point, or
+was rewritten past it: no event starts there, or another GTID state does.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from datatier.backup.manifest import Manifest
 from datatier.backup.policy import Policy
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
-from datatier.mysql.physical.server import ServerIdentity
+from datatier.mysql.physical.server import BinlogPoint, ServerIdentity
 
 log = get_logger(__name__)
 
@@ -36,6 +42,7 @@ ENGINE = "mariabackup"
 Origin = dict[str, Any] | None  # a datadir's, as tool.datadir_origin reads it
 ORIGIN = "restored_from"  # source: the datadir's origin when it was taken (see tool)
 UUID = "backup_uuid"  # consistency: the backup's own uuid (its xtrabackup_info's)
+BINLOG_GTID = "binlog_gtid"  # consistency: BINLOG_GTID_POS at the copy's point, read after it
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,54 @@ def _uuid(origin: object) -> str:
     return str(origin.get("uuid")) if isinstance(origin, dict) else "?"
 
 
+def _binlog_order(name: str) -> tuple[str, int] | None:
+    """``(base, number)`` of a binlog file name ``base.000042``; None if it is not one."""
+    base, dot, number = name.rpartition(".")
+    return (base, int(number)) if dot and number.isdigit() else None
+
+
+def gtid_set(text: str) -> frozenset[str]:
+    """A GTID position's ``domain-server-seq`` items, order-insensitive."""
+    return frozenset(p.strip() for p in text.replace("\n", "").split(",") if p.strip())
+
+
+def binlog_break(parent: Manifest, point: BinlogPoint | None) -> str | None:
+    """Why the server's binlog, as ``point`` says (its answer about ``parent``'s binlog
+    file and position), no longer holds the history ``parent`` copied, or None when it
+    does or cannot tell (no answer, ``parent`` recorded no binlog position, the file was
+    purged since: logged). The GTID state expected there is what the binlog itself said
+    right after the copy (``binlog_gtid``), else mariabackup's ``gtid_pos``."""
+    file, pos = parent.consistency.get("binlog_file"), parent.consistency.get("binlog_pos")
+    if point is None or not file or pos is None or (point.file, point.position) != (file, pos):
+        return None
+    expected = parent.consistency.get(BINLOG_GTID, parent.consistency.get("gtid_pos"))
+    where = f"{file}:{pos} (GTID {expected or 'none'})"
+    order, listed = _binlog_order(str(file)), [_binlog_order(f) for f in point.files]
+    unchecked = None
+    if expected is None:
+        unchecked = f"{parent.backup_id} recorded no GTID state at its binlog position"
+    elif order is None or not listed or any(o is None or o[0] != order[0] for o in listed):
+        unchecked = f"the server's binlog files {list(point.files)} are not a sequence of {file}"
+    elif order < min(o for o in listed if o):
+        unchecked = f"the server purged {file} from its binlog since"
+    if unchecked:
+        log.info("backup.binlog_unchecked", parent=parent.backup_id, reason=unchecked)
+        return None
+    assert order is not None
+    if order > max(o for o in listed if o):
+        found = f"the server's binlog ends with {point.files[-1]}, before that file"
+    elif point.gtid is None:
+        found = f"the server's {file} has no event there (it is shorter, or was rewritten)"
+    elif gtid_set(point.gtid) != gtid_set(str(expected)):
+        found = f"the server's binlog is at GTID {point.gtid or 'none'} there"
+    else:
+        return None
+    return (
+        f"{parent.backup_id} was copied at binlog position {where}, and {found}: the server "
+        "was rolled back (or its binlog reset) since, and left the history that backup copied"
+    )
+
+
 def check_links(chain: list[Manifest]) -> None:
     """IntegrityFailure unless every member of ``chain`` (full first) is a physical backup,
     each incremental starts at its parent's ``to_lsn``, all come from one server, and none
@@ -131,9 +186,11 @@ def _continue(
     now_lsn: int,
     origin: Origin,
     named: dict[str, str],
+    binlog: BinlogPoint | None = None,
 ) -> None:
     """UsageError unless an incremental of ``server``, whose datadir's origin is
-    ``origin``, can build on ``newest``. ``named``: backup IDs by uuid, for the message."""
+    ``origin`` and whose binlog says ``binlog`` about ``newest``'s binlog position, can
+    build on ``newest``. ``named``: backup IDs by uuid, for the message."""
     try:
         check_links(resolve_chain(catalog, newest))
     except IntegrityFailure as exc:
@@ -164,6 +221,22 @@ def _continue(
             f"an incremental cannot build on the newest backup {newest.backup_id}: {why}",
             hint="take a full backup (--full)",
         )
+    why = binlog_break(newest, binlog)
+    if why:
+        raise UsageError(
+            f"an incremental cannot build on the newest backup {newest.backup_id}: {why}",
+            hint="take a full backup (--full)",
+        )
+
+
+def physical_backups(catalog: Catalog, policy: Policy) -> list[Manifest]:
+    """The complete physical backups of ``policy``, oldest first (one GET each): the last
+    is what an incremental builds on."""
+    return [
+        e.manifest
+        for e in catalog.backups(policy.name)
+        if e.manifest is not None and e.manifest.engine == ENGINE
+    ]
 
 
 def choose_base(
@@ -175,21 +248,22 @@ def choose_base(
     now: datetime,
     *,
     origin: Origin,
+    binlog: BinlogPoint | None = None,
+    backups: list[Manifest] | None = None,
 ) -> Base:
     """The parent of the next backup (None: a full one). ``requested`` True: an incremental
     or UsageError saying why not; False: full; None: the policy's ``full_every_days``
     decides, falling back to a full backup (logged) when an incremental is impossible.
-    ``origin``: the server datadir's (:func:`~datatier.mysql.physical.tool.datadir_origin`)."""
+    ``origin``: the server datadir's (:func:`~datatier.mysql.physical.tool.datadir_origin`);
+    ``binlog``: the server's binlog's answer about the newest physical backup's binlog
+    position (:func:`~datatier.mysql.physical.server.binlog_point`; None: not asked);
+    ``backups``: :func:`physical_backups`, if the caller has read them already."""
     if requested is False:
         return Base(None, "full backup asked for")
     every = policy.spec.full_every_days
     if requested is None and every == 0:
         return Base(None, "policy takes full backups (full_every_days = 0)")
-    physical = [
-        e.manifest
-        for e in catalog.backups(policy.name)
-        if e.manifest is not None and e.manifest.engine == ENGINE
-    ]
+    physical = physical_backups(catalog, policy) if backups is None else backups
     if not physical:
         if requested:
             raise UsageError(
@@ -200,7 +274,7 @@ def choose_base(
     newest = physical[-1]
     try:
         named = {str(m.consistency.get(UUID)): m.backup_id for m in physical}
-        _continue(catalog, newest, server, now_lsn, origin, named)
+        _continue(catalog, newest, server, now_lsn, origin, named, binlog)
     except UsageError as exc:
         if requested:
             raise

@@ -1,9 +1,10 @@
 """A throwaway ``mariadbd`` on a restored datadir, for restore tests and checks.
 
 It listens on ``127.0.0.1:PORT`` only (and a socket in a private directory), writes no
-binlog, starts no replication and runs no events, so it can never act on anything but its
-own copy. A context manager: leaving it stops the server (SIGTERM, then SIGKILL after
-``stop_timeout``) and removes its run directory; the datadir is the caller's.
+binlog (unless ``log_bin``: ``scratch-bin.*`` in the datadir, for tests of a backup source
+with the binlog on), starts no replication and runs no events, so it can never act on
+anything but its own copy. A context manager: leaving it stops the server (SIGTERM, then
+SIGKILL after ``stop_timeout``) and removes its run directory; the datadir is the caller's.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class ScratchServer:
         buffer_pool_mb: int = 128,
         start_timeout: float = 120.0,
         stop_timeout: float = 60.0,
+        log_bin: bool = False,
     ) -> None:
         self.datadir = datadir.absolute()
         self.port = port
@@ -93,6 +95,7 @@ class ScratchServer:
         self.buffer_pool_mb = buffer_pool_mb
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
+        self.log_bin = log_bin
         self.rundir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -114,7 +117,7 @@ class ScratchServer:
             f"--log-error={self.log_path}",
             f"--tmpdir={self.rundir}",
             f"--server-id={self.server_id}",
-            "--skip-log-bin",
+            "--log-bin=scratch-bin" if self.log_bin else "--skip-log-bin",
             "--skip-slave-start",
             "--event-scheduler=DISABLED",
             "--skip-name-resolve",

@@ -16,7 +16,10 @@ from typing import Any
 import pymysql
 
 from datatier.errors import OperationFailed
+from datatier.log import get_logger
 from datatier.mysql.connection import Connection, query_dicts
+
+log = get_logger(__name__)
 
 LSN_LINE = re.compile(r"^Log sequence number\s+(\d+)", re.MULTILINE)
 
@@ -77,6 +80,38 @@ def current_lsn(conn: Connection) -> int:
     if match is None:
         raise OperationFailed("the server did not report InnoDB's log sequence number")
     return int(match.group(1))
+
+
+@dataclass(frozen=True)
+class BinlogPoint:
+    """What the server's binlog says now about point ``file``:``position`` (an earlier
+    backup's): ``files`` its binlog files (``SHOW BINARY LOGS``, oldest first) and ``gtid``
+    what ``BINLOG_GTID_POS(file, position)`` returns, the binlog's GTID state there. That
+    is None (SQL NULL) when the file is not listed, or the position is past the file's
+    end or is no event boundary in it (MariaDB scans the file from its start for an event
+    starting exactly there): a binlog rewritten since that point rarely has one there."""
+
+    file: str
+    position: int
+    files: tuple[str, ...]
+    gtid: str | None
+
+
+def binlog_point(conn: Connection, file: str, position: int) -> BinlogPoint | None:
+    """The server's answer about ``file``:``position`` (see :class:`BinlogPoint`); None
+    when it cannot answer (binlog off, or no privilege for ``SHOW BINARY LOGS``): logged.
+    ``BINLOG_GTID_POS`` reads the file from its start up to ``position``."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW BINARY LOGS")
+            files = tuple(str(r[0]) for r in cur.fetchall())
+            cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, position))
+            row = cur.fetchone()
+    except pymysql.MySQLError as exc:
+        log.warning("backup.binlog_unreadable", file=file, position=position, error=str(exc))
+        return None
+    gtid = None if row is None or row[0] is None else str(row[0])
+    return BinlogPoint(file, position, files, gtid)
 
 
 @dataclass(frozen=True)

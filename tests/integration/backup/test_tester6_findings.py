@@ -9,6 +9,9 @@ Findings, by severity (each test's docstring has steps, expected and actual):
 - silent wrong, fixed: an incremental taken after the server was rolled back in place to
   an older backup of its own chain restored the abandoned timeline
   (``test_an_incremental_after_the_server_was_rolled_back_restores_what_the_server_held``).
+- silent wrong, fixed: the same after a rollback that leaves no ``xtrabackup_info`` (a
+  cold copy of the datadir put back), caught by the binlog
+  (``test_an_incremental_after_a_cold_copy_rollback_is_refused_by_the_binlog``).
 - silent wrong, fixed: ``--force`` onto a directory holding a running server's datadir
   deleted it (``test_force_onto_a_directory_holding_a_running_servers_datadir_is_refused``);
   two restores into one new datadir left none after one said OK
@@ -615,6 +618,105 @@ def test_an_incremental_after_the_server_was_rolled_back_restores_what_the_serve
     finally:
         store.delete([o.key for o in store.list_objects(f"{LINEAGE_POLICY}/")])
         (sandbox.root / "backups" / f"{LINEAGE_POLICY}.toml").unlink(missing_ok=True)
+
+
+COLD_POLICY = "t6-coldcopy"
+
+
+def test_an_incremental_after_a_cold_copy_rollback_is_refused_by_the_binlog(
+    sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path, test_port_base: int
+) -> None:
+    """Severity: silent wrong (a backup and its restore exit 0 with other data than the
+    server held). A server with the binlog on, whose datadir was never restored from a
+    mariabackup copy (no ``xtrabackup_info``: no origin to compare), is rolled back by
+    putting back a cold copy of its datadir (``cp -a`` of the stopped datadir; a
+    filesystem snapshot rollback is the same), and the nightly incrementals go on.
+
+    Steps (a scratch ``mariadbd`` with ``--log-bin`` as node ``t6s``): table t of 5,000
+    rows 'base'; full backup F; server stopped, datadir copied (``cp -a``), started; every
+    row updated to 'abandoned timeline'; incremental N on F. Server stopped, the cold copy
+    put back, started (t is 'base' again); writes until InnoDB's LSN passes N's
+    ``to_lsn``; ``backup run --incremental``, then the policy's own choice
+    (``full_every_days = 7``) and a restore of what it took.
+    Expected: the incremental is refused naming N and its binlog position (exit 2); the
+    policy takes a full backup instead; its restore holds what the server held.
+    Was (fixed): the incremental built on N (exit 0) and the policy's choice too; the
+    restore (exit 0) held the abandoned timeline's pages N copied.
+    Cause: the datadir's origin is None before and after, the identity and the LSN match;
+    nothing compared the server's binlog with the point N was copied at. Now the server's
+    binlog must still hold N's binlog position with the GTID state N recorded there."""
+    base = tmp_path / "server"
+    cold = tmp_path / "cold"
+    env = encrypted.env
+    assert cli(sandbox.config_path, env, "restore", encrypted.backup_id,
+               "--datadir", str(base), "--owner", OWNER).code == 0  # fmt: skip
+    (base / "xtrabackup_info").unlink()  # a datadir never restored from a mariabackup copy
+    port = free_port(scratch_ports(test_port_base))
+    node = {
+        "DATATIER_MYSQL__NODES__T6S__HOST": "127.0.0.1",
+        "DATATIER_MYSQL__NODES__T6S__PORT": str(port),
+    }
+    sandbox.write_policy(
+        COLD_POLICY,
+        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\nfull_every_days = 7\n'
+        '[source]\nnode = "t6s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+    )
+    store = store_of(sandbox)
+
+    def run(*args: str) -> str:
+        result = cli(sandbox.config_path, {**env, **node}, *args)
+        assert result.code == 0, result.err
+        return str(result.json()["id"]) if "--json" in args else ""
+
+    def manifest(backup_id: str) -> Manifest:
+        return Manifest.decode(store.get_bytes(manifest_key(COLD_POLICY, backup_id)), "t")
+
+    def server() -> ScratchServer:
+        return ScratchServer(base, port, log_bin=True)
+
+    try:
+        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE t6cold")
+            cur.execute("CREATE TABLE t6cold.t (id INT PRIMARY KEY, v VARCHAR(40))")
+            cur.execute("INSERT INTO t6cold.t SELECT seq, 'base' FROM t6cold.seq_1_to_5000")
+            full = run("backup", "run", COLD_POLICY, "--full", "--json")
+        subprocess.run(["cp", "-a", str(base), str(cold)], check=True)
+        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute("UPDATE t6cold.t SET v = 'abandoned timeline'")
+            newest = run("backup", "run", COLD_POLICY, "--incremental", "--json")
+        assert manifest(newest).parent == full
+        point = manifest(newest).consistency
+        assert point["binlog_file"] and point["binlog_gtid"], "the binlog's state there"
+        newest_lsn = int(point["to_lsn"])
+        # The operator puts the cold copy back (the update was a mistake).
+        subprocess.run(["rm", "-rf", str(base)], check=True)
+        subprocess.run(["cp", "-a", str(cold), str(base)], check=True)
+        assert datadir_origin(base) is None
+        with server() as s, connect_port(sandbox, s.port) as c:
+            with c.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM t6cold.t WHERE v = 'base'")
+                assert cur.fetchone()[0] == 5000, "rolled back"
+                cur.execute("CREATE TABLE t6cold.filler (id INT AUTO_INCREMENT "
+                            "PRIMARY KEY, b LONGBLOB)")  # fmt: skip
+                while current_lsn(c) <= newest_lsn + 1024 * 1024:
+                    cur.execute("INSERT INTO t6cold.filler (b) VALUES (REPEAT('f', 1000000))")
+            expected = table_state(c, "t6cold")
+            refused = cli(sandbox.config_path, {**env, **node}, "backup", "run", COLD_POLICY,
+                          "--incremental", "--json")  # fmt: skip
+            assert refused.code == 2, refused.err
+            assert f"cannot build on the newest backup {newest}" in refused.err
+            assert f"binlog position {point['binlog_file']}:{point['binlog_pos']}" in refused.err
+            assert "take a full backup (--full)" in refused.err
+            chosen = run("backup", "run", COLD_POLICY, "--json")
+        assert manifest(chosen).parent is None, "the policy took a full backup instead"
+        check = tmp_path / "check"
+        run("restore", chosen, "--datadir", str(check), "--owner", OWNER)
+        other = free_port(scratch_ports(test_port_base))
+        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+            assert table_state(c2, "t6cold") == expected, "what the server held"
+    finally:
+        store.delete([o.key for o in store.list_objects(f"{COLD_POLICY}/")])
+        (sandbox.root / "backups" / f"{COLD_POLICY}.toml").unlink(missing_ok=True)
 
 
 def test_force_onto_a_directory_holding_a_running_servers_datadir_is_refused(

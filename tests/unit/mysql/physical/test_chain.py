@@ -24,7 +24,7 @@ from datatier.backup.policy import Policy, PolicyFile, RetentionSettings
 from datatier.backup.prune import prune_execute, prune_plan
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.mysql.physical.lineage import check_links, choose_base
-from datatier.mysql.physical.server import ServerIdentity
+from datatier.mysql.physical.server import BinlogPoint, ServerIdentity
 from datatier.mysql.physical.tool import datadir_origin
 from datatier.storage.local import LocalStore
 
@@ -46,6 +46,7 @@ def physical(
     source: dict[str, object] | None = None,
     policy: str = "db",
     uuid: str | None = None,
+    binlog: dict[str, object] | None = None,
 ) -> Manifest:
     """Store a synthetic physical backup (one stream part), its manifest naming ``parent``."""
     backup_id = new_backup_id(when)
@@ -68,6 +69,7 @@ def physical(
             "to_lsn": to_lsn,
             "last_lsn": to_lsn + 10,
             **({"backup_uuid": uuid} if uuid else {}),
+            **(binlog or {}),
         },
         objects=[
             ObjectRecord(
@@ -294,6 +296,91 @@ def test_check_links_refuses_an_incremental_taken_after_its_datadir_left_the_par
         check_links([full, newest, stray])
     after_f = physical(store, NOW, full, source={**SERVER, "restored_from": restored("uuid-F")})
     check_links([full, after_f])  # restored from F itself, then an incremental on F: whole
+
+
+def binlogged_chain(store: LocalStore, **recorded: object) -> Manifest:
+    """Full F then incremental N copied at ``db-bin.000007:4242``, GTID state ``0-1-90,1-2-5``
+    (mariabackup's ``gtid_pos``; ``recorded`` adds or replaces consistency keys); returns N."""
+    never = {**SERVER, "restored_from": None}
+    full = physical(store, NOW - timedelta(hours=2), source=never, uuid="uuid-F")
+    binlog = {"binlog_file": "db-bin.000007", "binlog_pos": 4242, "gtid_pos": "0-1-90,1-2-5"}
+    return physical(store, NOW - timedelta(hours=1), full, source=never, uuid="uuid-N",
+                    binlog={**binlog, **recorded})  # fmt: skip
+
+
+def binlog_decide(
+    store: LocalStore, files: list[str], gtid: str | None, requested: bool | None = True
+) -> Manifest | None:
+    """The parent chosen when the server's binlog lists ``files`` and answers ``gtid`` for
+    ``BINLOG_GTID_POS('db-bin.000007', 4242)``."""
+    spec = PolicyFile(engine="mariabackup", full_every_days=7)
+    chosen = Policy("db", Path("/nonexistent/db.toml"), spec, store.url)
+    point = BinlogPoint("db-bin.000007", 4242, tuple(files), gtid)
+    base = choose_base(Catalog(store, ["db"]), chosen, IDENTITY, 10**9, requested, NOW,
+                       origin=None, binlog=point)  # fmt: skip
+    return base.parent
+
+
+def test_a_server_whose_binlog_no_longer_holds_the_parents_point_never_continues_the_chain(
+    store: LocalStore,
+) -> None:
+    """A datadir rolled back without a restore (a cold copy or a snapshot put back): no
+    origin tells, the LSN has passed N's. The binlog tells: it ends before N's file, or
+    holds no event at N's position, or another GTID state there. Asked for, the
+    incremental is refused naming both points; the policy takes a full backup."""
+    newest = binlogged_chain(store)
+    point = rf"{newest.backup_id} was copied at binlog position db-bin.000007:4242 \(GTID "
+    cases = {
+        "ends with db-bin.000006, before that file": (["db-bin.000005", "db-bin.000006"], None),
+        "has no event there": (["db-bin.000006", "db-bin.000007"], None),
+        "at GTID 0-1-91,1-2-5 there": (["db-bin.000007", "db-bin.000008"], "0-1-91,1-2-5"),
+        "at GTID 0-1-90 there": (["db-bin.000007"], "0-1-90"),
+    }
+    for found, (files, gtid) in cases.items():
+        with pytest.raises(UsageError, match=rf"{point}0-1-90,1-2-5\), and .*{found}") as caught:
+            binlog_decide(store, files, gtid)
+        assert caught.value.hint == "take a full backup (--full)"
+        assert binlog_decide(store, files, gtid, None) is None, "the policy takes a full one"
+
+
+def test_a_chain_continues_while_the_binlog_holds_the_parents_point_or_cannot_tell(
+    store: LocalStore,
+) -> None:
+    """The same GTID state (in any order) at N's point: the chain goes on. N's binlog file
+    purged since (sorts before the first listed), or no answer: it cannot be checked, and
+    the chain goes on (logged)."""
+    newest = binlogged_chain(store)
+    assert binlog_decide(store, ["db-bin.000007", "db-bin.000009"], "1-2-5,0-1-90") == newest
+    assert binlog_decide(store, ["db-bin.000008", "db-bin.000009"], None) == newest, "purged"
+    assert binlog_decide(store, [], None) == newest, "no binlog files listed"
+    assert binlog_decide(store, ["other.000001"], None) == newest, "another binlog name"
+    spec = PolicyFile(engine="mariabackup", full_every_days=7)
+    chosen = Policy("db", Path("/nonexistent/db.toml"), spec, store.url)
+    base = choose_base(Catalog(store, ["db"]), chosen, IDENTITY, 10**9, True, NOW,
+                       origin=None, binlog=None)  # fmt: skip
+    assert base.parent == newest, "no answer from the server"
+    with pytest.raises(UsageError, match=r"has no event there"):  # missing amid the listed ones
+        binlog_decide(store, ["db-bin.000005", "db-bin.000009"], None)
+
+
+def test_the_binlogs_own_state_recorded_after_the_copy_is_what_the_point_is_checked_against(
+    store: LocalStore,
+) -> None:
+    """mariabackup's ``gtid_pos`` is ``@@gtid_current_pos``, which on a replica without
+    ``log_slave_updates`` holds domains its binlog never had; ``binlog_gtid`` (the binlog's
+    own ``BINLOG_GTID_POS`` there, read after the copy) is compared when recorded, and a
+    recorded None (the file purged before it could be read) cannot be checked."""
+    newest = binlogged_chain(store, binlog_gtid="1-2-5")
+    assert binlog_decide(store, ["db-bin.000007"], "1-2-5") == newest
+    with pytest.raises(UsageError, match=r"\(GTID 1-2-5\), and .*at GTID 0-1-90,1-2-5 there"):
+        binlog_decide(store, ["db-bin.000007"], "0-1-90,1-2-5")
+
+
+def test_a_binlog_state_that_could_not_be_read_after_the_copy_is_not_checked(
+    store: LocalStore,
+) -> None:
+    newest = binlogged_chain(store, binlog_gtid=None)
+    assert binlog_decide(store, ["db-bin.000007"], "9-9-9") == newest
 
 
 def test_datadir_origin_reads_the_restore_a_datadir_comes_from_and_fails_loudly(
