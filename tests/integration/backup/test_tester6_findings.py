@@ -493,6 +493,26 @@ def test_a_datadir_given_as_a_symlink_is_owned_by_the_owner(
 LINEAGE_POLICY = "t6-lineage"
 
 
+def scratch_source(
+    sandbox: SandboxHandle, encrypted: Encrypted, base: Path, port_base: int, policy: str
+) -> tuple[int, dict[str, str]]:
+    """A datadir at ``base`` (the encrypted full backup restored) to run as node ``t6s``,
+    and ``policy``: its physical backups, ``full_every_days = 7``. The node's port and the
+    environment that names it."""
+    assert cli(sandbox.config_path, encrypted.env, "restore", encrypted.backup_id,
+               "--datadir", str(base), "--owner", OWNER).code == 0  # fmt: skip
+    port = free_port(scratch_ports(port_base))
+    sandbox.write_policy(
+        policy,
+        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\nfull_every_days = 7\n'
+        '[source]\nnode = "t6s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+    )
+    return port, {
+        "DATATIER_MYSQL__NODES__T6S__HOST": "127.0.0.1",
+        "DATATIER_MYSQL__NODES__T6S__PORT": str(port),
+    }
+
+
 def test_an_incremental_after_the_server_was_rolled_back_restores_what_the_server_held(
     sandbox: SandboxHandle, encrypted: Encrypted, tmp_path: Path, test_port_base: int
 ) -> None:
@@ -521,18 +541,7 @@ def test_an_incremental_after_the_server_was_rolled_back_restores_what_the_serve
     whose origin is unchanged or is the parent itself."""
     base = tmp_path / "server"
     env = encrypted.env
-    assert cli(sandbox.config_path, env, "restore", encrypted.backup_id,
-               "--datadir", str(base), "--owner", OWNER).code == 0  # fmt: skip
-    port = free_port(scratch_ports(test_port_base))
-    node = {
-        "DATATIER_MYSQL__NODES__T6S__HOST": "127.0.0.1",
-        "DATATIER_MYSQL__NODES__T6S__PORT": str(port),
-    }
-    sandbox.write_policy(
-        LINEAGE_POLICY,
-        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\nfull_every_days = 7\n'
-        '[source]\nnode = "t6s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
-    )
+    port, node = scratch_source(sandbox, encrypted, base, test_port_base, LINEAGE_POLICY)
 
     def run(*args: str) -> str:
         result = cli(sandbox.config_path, {**env, **node}, *args)
@@ -648,19 +657,8 @@ def test_an_incremental_after_a_cold_copy_rollback_is_refused_by_the_binlog(
     base = tmp_path / "server"
     cold = tmp_path / "cold"
     env = encrypted.env
-    assert cli(sandbox.config_path, env, "restore", encrypted.backup_id,
-               "--datadir", str(base), "--owner", OWNER).code == 0  # fmt: skip
+    port, node = scratch_source(sandbox, encrypted, base, test_port_base, COLD_POLICY)
     (base / "xtrabackup_info").unlink()  # a datadir never restored from a mariabackup copy
-    port = free_port(scratch_ports(test_port_base))
-    node = {
-        "DATATIER_MYSQL__NODES__T6S__HOST": "127.0.0.1",
-        "DATATIER_MYSQL__NODES__T6S__PORT": str(port),
-    }
-    sandbox.write_policy(
-        COLD_POLICY,
-        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\nfull_every_days = 7\n'
-        '[source]\nnode = "t6s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
-    )
     store = store_of(sandbox)
 
     def run(*args: str) -> str:
