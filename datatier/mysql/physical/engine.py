@@ -38,6 +38,7 @@ from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
 from datatier.mysql.physical.lineage import (
     BINLOG_GTID,
+    BINLOG_TAIL,
     ENGINE,
     ORIGIN,
     UUID,
@@ -286,11 +287,12 @@ class MariabackupEngine(BackupEngine):
         binlog = parse_binlog_pos(info)
         if binlog is None and server.log_bin:
             raise OperationFailed("mariadb-backup did not report the copy's binlog position")
-        binlog_gtid = None
+        binlog_gtid, binlog_tail = None, None
         if binlog is not None:  # the binlog's own state there, which the next backup checks
             with connect(self.source) as conn:
                 point = binlog_point(conn, binlog.file, binlog.position)
             binlog_gtid = point.gtid if point else None
+            binlog_tail = point.tail if point else None
         databases = self._databases(index)
         seconds = round(time.monotonic() - started, 3)
         log.info(
@@ -317,6 +319,7 @@ class MariabackupEngine(BackupEngine):
                 "binlog_pos": binlog.position if binlog else None,
                 "gtid_pos": binlog.gtid if binlog else "",
                 BINLOG_GTID: binlog_gtid,
+                BINLOG_TAIL: binlog_tail,
                 "from_lsn": checkpoints.from_lsn,
                 "to_lsn": checkpoints.to_lsn,
                 "last_lsn": checkpoints.last_lsn,

@@ -43,6 +43,7 @@ Origin = dict[str, Any] | None  # a datadir's, as tool.datadir_origin reads it
 ORIGIN = "restored_from"  # source: the datadir's origin when it was taken (see tool)
 UUID = "backup_uuid"  # consistency: the backup's own uuid (its xtrabackup_info's)
 BINLOG_GTID = "binlog_gtid"  # consistency: BINLOG_GTID_POS at the copy's point, read after it
+BINLOG_TAIL = "binlog_tail"  # consistency: server.binlog_tail at that point, read after it
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,17 @@ def binlog_break(parent: Manifest, point: BinlogPoint | None) -> str | None:
         found = f"the server's {file} has no event there (it is shorter, or was rewritten)"
     elif gtid_set(point.gtid) != gtid_set(str(expected)):
         found = f"the server's binlog is at GTID {point.gtid or 'none'} there"
+    elif not parent.consistency.get(BINLOG_TAIL):
+        return None  # recorded before the bytes were, or unreadable then
+    elif point.tail is None:
+        reason = f"the server's binlog file {file} cannot be read here"
+        log.info("backup.binlog_unchecked", parent=parent.backup_id, reason=reason)
+        return None
+    elif point.tail != parent.consistency[BINLOG_TAIL]:
+        found = (
+            f"the server's {file} holds other bytes before that point (the same GTIDs "
+            "written again, or the file created anew)"
+        )
     else:
         return None
     return (

@@ -9,21 +9,32 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   ``/var/lib/mysql``) or ``--datadir /etc --force`` deleted the whole directory: it holds
   a ``mysql`` entry, which counted as a datadir mark whatever it was
   (``test_force_onto_a_directory_whose_mysql_entry_is_no_system_schema_is_refused``).
+- silent wrong, fixed: a rollback by a cold copy of the datadir (binlog on, in the
+  datadir), then the corrected statement run in place of the mistaken one: the binlog held
+  an event boundary with the same GTID state at the abandoned incremental's position, so
+  the next incremental built on it and its restore (exit 0) held rows of the abandoned
+  timeline
+  (``test_a_cold_copy_rollback_then_the_corrected_statement_restores_what_the_server_held``).
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from datatier.backup.manifest import Manifest, manifest_key
 from datatier.backup.stores import store_for
+from datatier.mysql.physical.scratch import ScratchServer, free_port
+from datatier.mysql.physical.server import current_lsn
 from datatier.storage.base import ObjectStore
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
 from tests.integration.integrity import failure_line
-from tests.integration.physical_support import OWNER
+from tests.integration.physical_support import OWNER, connect_port, scratch_ports, table_state
 
 POLICY = "t7-phys"
 PLAIN: dict[str, str] = {}
@@ -93,3 +104,111 @@ def test_force_onto_a_directory_whose_mysql_entry_is_no_system_schema_is_refused
     again = cli(sandbox.config_path, PLAIN, "restore", full,
                 "--datadir", str(var_lib / "mysql"), "--force", "--owner", OWNER)  # fmt: skip
     assert again.code == 0, again.err
+
+
+REPLAY_POLICY = "t7-replay"
+
+
+def test_a_cold_copy_rollback_then_the_corrected_statement_restores_what_the_server_held(
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
+) -> None:
+    """Severity: silent wrong (a backup and its restore exit 0 with other data than the
+    server held). As tester6's cold-copy rollback, but the operator then runs the
+    corrected statement: the mistaken ``UPDATE t SET v = 'wrong value'`` is rolled back by
+    putting back a cold copy of the datadir (binlog on, in the datadir), and ``UPDATE t SET
+    v = 'right value'`` is run instead: the same shape, so the same binlog bytes but the
+    values, at the same positions, under the same GTID (the server reissues the sequence
+    numbers the rollback took back).
+
+    Steps (a scratch ``mariadbd`` with ``--log-bin`` as node ``t7s``, a datadir never
+    restored from a mariabackup copy): table t of 5,000 rows 'base'; full backup F; server
+    stopped, datadir copied (``cp -a``), started; ``UPDATE t SET v = 'wrong value'``;
+    incremental N on F. Server stopped, the cold copy put back, started; ``UPDATE t SET v =
+    'right value'``; writes to another table until InnoDB's LSN passes N's ``to_lsn``;
+    ``backup run`` (the policy's choice, ``full_every_days = 7``), and a restore of it.
+    Expected: ``--incremental`` refused (exit 2); the policy takes a full backup instead,
+    whose restore holds what the server held (t all 'right value'); after a restart and a
+    ``FLUSH BINARY LOGS`` the chain goes on.
+    Was (fixed): an incremental on N (exit 0); its restore (exit 0) held about half of t
+    'wrong value' (the pages the rerun wrote below N's ``to_lsn``, which the incremental
+    skipped).
+    Cause: ``lineage.binlog_break`` asked the binlog only for the GTID state at N's
+    position; the rerun put an event boundary there with the same GTID state. Now each
+    manifest also records ``binlog_tail`` (SHA-256 of the binlog file's creation time and
+    the bytes before its position, read from the file), and it must be unchanged."""
+    base = tmp_path / "server"
+    cold = tmp_path / "cold"
+    assert cli(sandbox.config_path, PLAIN, "restore", full,
+               "--datadir", str(base), "--owner", OWNER).code == 0  # fmt: skip
+    (base / "xtrabackup_info").unlink()  # a datadir never restored from a mariabackup copy
+    port = free_port(scratch_ports(test_port_base))
+    env = {
+        "DATATIER_MYSQL__NODES__T7S__HOST": "127.0.0.1",
+        "DATATIER_MYSQL__NODES__T7S__PORT": str(port),
+    }
+    sandbox.write_policy(
+        REPLAY_POLICY,
+        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\nfull_every_days = 7\n'
+        '[source]\nnode = "t7s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+    )
+    store = store_of(sandbox)
+
+    def run(*args: str) -> str:
+        result = cli(sandbox.config_path, env, *args)
+        assert result.code == 0, result.err
+        return str(result.json()["id"]) if "--json" in args else ""
+
+    def manifest(backup_id: str) -> Manifest:
+        return Manifest.decode(store.get_bytes(manifest_key(REPLAY_POLICY, backup_id)), "t")
+
+    def server() -> ScratchServer:
+        return ScratchServer(base, port, log_bin=True)
+
+    try:
+        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE t7rep")
+            cur.execute("CREATE TABLE t7rep.t (id INT PRIMARY KEY, v VARCHAR(40))")
+            cur.execute("INSERT INTO t7rep.t SELECT seq, 'base' FROM t7rep.seq_1_to_5000")
+            run("backup", "run", REPLAY_POLICY, "--full", "--json")
+        subprocess.run(["cp", "-a", str(base), str(cold)], check=True)
+        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute("UPDATE t7rep.t SET v = 'wrong value'")
+            newest = run("backup", "run", REPLAY_POLICY, "--incremental", "--json")
+        newest_lsn = int(manifest(newest).consistency["to_lsn"])
+        # The operator puts the cold copy back and runs the corrected statement.
+        shutil.rmtree(base)
+        subprocess.run(["cp", "-a", str(cold), str(base)], check=True)
+        with server() as s, connect_port(sandbox, s.port) as c:
+            with c.cursor() as cur:
+                cur.execute("UPDATE t7rep.t SET v = 'right value'")
+                cur.execute("CREATE TABLE t7rep.filler (id INT AUTO_INCREMENT "
+                            "PRIMARY KEY, b LONGBLOB)")  # fmt: skip
+                while current_lsn(c) <= newest_lsn + 1024 * 1024:
+                    cur.execute("INSERT INTO t7rep.filler (b) VALUES (REPEAT('f', 1000000))")
+            expected = table_state(c, "t7rep")
+            refused = cli(sandbox.config_path, env, "backup", "run", REPLAY_POLICY,
+                          "--incremental", "--json")  # fmt: skip
+            assert refused.code == 2, refused.err
+            assert f"cannot build on the newest backup {newest}" in refused.err
+            assert "holds other bytes before that point" in refused.err
+            chosen = run("backup", "run", REPLAY_POLICY, "--json")
+        assert manifest(chosen).parent is None, "the policy took a full backup instead"
+        assert manifest(chosen).consistency["binlog_tail"]
+        # No false refusal: a restart (the file closed) and a rotation between backups.
+        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute("FLUSH BINARY LOGS")
+            cur.execute("UPDATE t7rep.t SET v = 'next' WHERE id <= 10")
+            goes_on = run("backup", "run", REPLAY_POLICY, "--incremental", "--json")
+        assert manifest(goes_on).parent == chosen
+        check = tmp_path / "check"
+        run("restore", chosen, "--datadir", str(check), "--owner", OWNER)
+        other = free_port(scratch_ports(test_port_base))
+        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+            with c2.cursor() as cur:
+                cur.execute("SELECT v, COUNT(*) FROM t7rep.t GROUP BY v")
+                held = dict(cur.fetchall())
+            assert held == {"right value": 5000}, f"chosen on {manifest(chosen).parent}"
+            assert table_state(c2, "t7rep") == expected, "what the server held"
+    finally:
+        store.delete([o.key for o in store.list_objects(f"{REPLAY_POLICY}/")])
+        (sandbox.root / "backups" / f"{REPLAY_POLICY}.toml").unlink(missing_ok=True)
