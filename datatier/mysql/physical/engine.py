@@ -41,6 +41,7 @@ from datatier.mysql.physical.lineage import (
     BINLOG_TAIL,
     ENGINE,
     ORIGIN,
+    REDO,
     UUID,
     Base,
     choose_base,
@@ -64,6 +65,7 @@ from datatier.mysql.physical.tool import (
     info_uuid,
     parse_binlog_pos,
     read_checkpoints,
+    redo_created_lsn,
     tool_version,
 )
 from datatier.storage.base import MiB
@@ -91,6 +93,7 @@ class Decision:
     base: Base
     lsn: int  # the server's LSN when it was decided
     origin: dict[str, Any] | None  # the datadir's: the restore it comes from
+    redo: int | None = None  # the LSN the datadir's redo log was created at
 
 
 class MariabackupEngine(BackupEngine):
@@ -147,6 +150,7 @@ class MariabackupEngine(BackupEngine):
                 backups = physical_backups(self.catalog, self.policy)
                 binlog = self._binlog_point(conn, server, backups[-1] if backups else None)
         origin = datadir_origin(datadir)
+        redo = redo_created_lsn(datadir)
         base = choose_base(
             self.catalog,
             self.policy,
@@ -157,8 +161,9 @@ class MariabackupEngine(BackupEngine):
             origin=origin,
             binlog=binlog,
             backups=backups,
+            redo=redo,
         )
-        return Decision(server, datadir, base, now_lsn, origin)
+        return Decision(server, datadir, base, now_lsn, origin, redo)
 
     def _may_continue(self) -> bool:
         """Whether the next backup may be an incremental (not forced or set to be full)."""
@@ -205,6 +210,7 @@ class MariabackupEngine(BackupEngine):
                 **server.to_json(),
                 "datadir": decided.datadir,
                 ORIGIN: decided.origin,
+                REDO: decided.redo,
                 "tool": binary,
                 "tool_version": version,
             },
@@ -311,6 +317,7 @@ class MariabackupEngine(BackupEngine):
                 **server.to_json(),
                 "datadir": datadir,
                 ORIGIN: decided.origin,
+                REDO: decided.redo,
             },
             consistency={
                 "method": CONSISTENCY,

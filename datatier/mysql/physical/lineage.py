@@ -41,6 +41,7 @@ log = get_logger(__name__)
 ENGINE = "mariabackup"
 Origin = dict[str, Any] | None  # a datadir's, as tool.datadir_origin reads it
 ORIGIN = "restored_from"  # source: the datadir's origin when it was taken (see tool)
+REDO = "redo_created_lsn"  # source: tool.redo_created_lsn of the datadir when it was taken
 UUID = "backup_uuid"  # consistency: the backup's own uuid (its xtrabackup_info's)
 BINLOG_GTID = "binlog_gtid"  # consistency: BINLOG_GTID_POS at the copy's point, read after it
 BINLOG_TAIL = "binlog_tail"  # consistency: server.binlog_tail at that point, read after it
@@ -90,6 +91,24 @@ def lineage_break(parent: Manifest, origin: Origin) -> str | None:
     return (
         f"the datadir was restored from backup uuid {_uuid(origin)} since "
         f"{parent.backup_id} was taken: the server left the history that backup copied"
+    )
+
+
+def redo_break(parent: Manifest, origin: Origin, redo: int | None) -> str | None:
+    """Why a datadir whose redo log was created at LSN ``redo`` no longer holds the history
+    ``parent`` copied, or None when it does or cannot tell: the redo log is the one
+    ``parent`` recorded, or the datadir was restored from ``parent`` itself, or either LSN
+    is unknown. Catches a restore whose ``xtrabackup_info`` was removed afterwards (the
+    README calls the ``xtrabackup_*`` files ignored by the server), with no binlog to tell."""
+    if origin is not None and origin.get("uuid") == parent.consistency.get(UUID):
+        return None
+    recorded = parent.source.get(REDO)
+    if not isinstance(recorded, int) or redo is None or recorded == redo:
+        return None
+    return (
+        f"the datadir's redo log was created anew since {parent.backup_id} was taken (then "
+        f"at LSN {recorded}, now at {redo}): the datadir was restored or re-initialised "
+        "since (or its redo log resized)"
     )
 
 
@@ -199,6 +218,7 @@ def _continue(
     origin: Origin,
     named: dict[str, str],
     binlog: BinlogPoint | None = None,
+    redo: int | None = None,
 ) -> None:
     """UsageError unless an incremental of ``server``, whose datadir's origin is
     ``origin`` and whose binlog says ``binlog`` about ``newest``'s binlog position, can
@@ -233,7 +253,7 @@ def _continue(
             f"an incremental cannot build on the newest backup {newest.backup_id}: {why}",
             hint="take a full backup (--full)",
         )
-    why = binlog_break(newest, binlog)
+    why = redo_break(newest, origin, redo) or binlog_break(newest, binlog)
     if why:
         raise UsageError(
             f"an incremental cannot build on the newest backup {newest.backup_id}: {why}",
@@ -262,6 +282,7 @@ def choose_base(
     origin: Origin,
     binlog: BinlogPoint | None = None,
     backups: list[Manifest] | None = None,
+    redo: int | None = None,
 ) -> Base:
     """The parent of the next backup (None: a full one). ``requested`` True: an incremental
     or UsageError saying why not; False: full; None: the policy's ``full_every_days``
@@ -269,7 +290,8 @@ def choose_base(
     ``origin``: the server datadir's (:func:`~datatier.mysql.physical.tool.datadir_origin`);
     ``binlog``: the server's binlog's answer about the newest physical backup's binlog
     position (:func:`~datatier.mysql.physical.server.binlog_point`; None: not asked);
-    ``backups``: :func:`physical_backups`, if the caller has read them already."""
+    ``backups``: :func:`physical_backups`, if the caller has read them already;
+    ``redo``: the datadir's :func:`~datatier.mysql.physical.tool.redo_created_lsn`."""
     if requested is False:
         return Base(None, "full backup asked for")
     every = policy.spec.full_every_days
@@ -286,7 +308,7 @@ def choose_base(
     newest = physical[-1]
     try:
         named = {str(m.consistency.get(UUID)): m.backup_id for m in physical}
-        _continue(catalog, newest, server, now_lsn, origin, named, binlog)
+        _continue(catalog, newest, server, now_lsn, origin, named, binlog, redo)
     except UsageError as exc:
         if requested:
             raise

@@ -15,6 +15,10 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   the next incremental built on it and its restore (exit 0) held rows of the abandoned
   timeline
   (``test_a_cold_copy_rollback_then_the_corrected_statement_restores_what_the_server_held``).
+- silent wrong, fixed: a rollback in place by ``restore F --force`` whose ``xtrabackup_*``
+  files were then tidied away, binlog off: the next incremental built on the abandoned
+  backup and its restore held the abandoned timeline
+  (``test_a_rollback_whose_xtrabackup_files_were_tidied_away_restores_what_the_server_held``).
 """
 
 from __future__ import annotations
@@ -212,3 +216,94 @@ def test_a_cold_copy_rollback_then_the_corrected_statement_restores_what_the_ser
     finally:
         store.delete([o.key for o in store.list_objects(f"{REPLAY_POLICY}/")])
         (sandbox.root / "backups" / f"{REPLAY_POLICY}.toml").unlink(missing_ok=True)
+
+
+TIDY_POLICY = "t7-tidy"
+
+
+def test_a_rollback_whose_xtrabackup_files_were_tidied_away_restores_what_the_server_held(
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
+) -> None:
+    """Severity: silent wrong (a backup and its restore exit 0 with other data than the
+    server held). The binlog is off (a standalone server, the default). The operator rolls
+    the server back in place to an older backup of its chain (``restore F --datadir ITS_DIR
+    --force``), then tidies the datadir: the README says the ``xtrabackup_*`` files a
+    restore leaves there are ignored by the server, so they go.
+
+    Steps (a scratch ``mariadbd`` without binlog as node ``t7s``, a datadir never restored
+    from a mariabackup copy): table t of 5,000 rows 'base'; full backup F; every row
+    updated to 'abandoned timeline'; incremental N on F. Server stopped, F restored over its
+    datadir, ``rm DIR/xtrabackup_*``, started (t is 'base'); writes to another table until
+    InnoDB's LSN passes N's ``to_lsn``; ``backup run --incremental``, then the policy's own
+    choice (``full_every_days = 7``) and a restore of it.
+    Expected: the incremental refused (exit 2); the policy takes a full backup instead,
+    whose restore holds t all 'base'.
+    Was (fixed): the incremental built on N (exit 0); its restore held t 'abandoned
+    timeline'.
+    Cause: the datadir's origin (its ``xtrabackup_info``) was None before and after, the
+    identity matched, the LSN had passed N's and no binlog could tell. Now every manifest
+    records the LSN the datadir's redo log was created at (``ib_logfile0``'s header:
+    ``mariadb-install-db``, or the ``--prepare`` of the backup restored), and it must be
+    unchanged unless the datadir was restored from the parent itself."""
+    base = tmp_path / "server"
+    assert cli(sandbox.config_path, PLAIN, "restore", full,
+               "--datadir", str(base), "--owner", OWNER).code == 0  # fmt: skip
+    (base / "xtrabackup_info").unlink()  # a datadir never restored from a mariabackup copy
+    port = free_port(scratch_ports(test_port_base))
+    env = {
+        "DATATIER_MYSQL__NODES__T7S__HOST": "127.0.0.1",
+        "DATATIER_MYSQL__NODES__T7S__PORT": str(port),
+    }
+    sandbox.write_policy(
+        TIDY_POLICY,
+        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\nfull_every_days = 7\n'
+        '[source]\nnode = "t7s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+    )
+    store = store_of(sandbox)
+
+    def run(*args: str) -> str:
+        result = cli(sandbox.config_path, env, *args)
+        assert result.code == 0, result.err
+        return str(result.json()["id"]) if "--json" in args else ""
+
+    def manifest(backup_id: str) -> Manifest:
+        return Manifest.decode(store.get_bytes(manifest_key(TIDY_POLICY, backup_id)), "t")
+
+    try:
+        with ScratchServer(base, port) as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE t7tidy")
+            cur.execute("CREATE TABLE t7tidy.t (id INT PRIMARY KEY, v VARCHAR(40))")
+            cur.execute("INSERT INTO t7tidy.t SELECT seq, 'base' FROM t7tidy.seq_1_to_5000")
+            first = run("backup", "run", TIDY_POLICY, "--full", "--json")
+            cur.execute("UPDATE t7tidy.t SET v = 'abandoned timeline'")
+            newest = run("backup", "run", TIDY_POLICY, "--incremental", "--json")
+        newest_lsn = int(manifest(newest).consistency["to_lsn"])
+        run("restore", first, "--datadir", str(base), "--force", "--owner", OWNER)
+        for leftover in base.glob("xtrabackup_*"):
+            leftover.unlink()  # the operator tidies the datadir
+        with ScratchServer(base, port) as s, connect_port(sandbox, s.port) as c:
+            with c.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM t7tidy.t WHERE v = 'base'")
+                assert cur.fetchone()[0] == 5000, "rolled back"
+                cur.execute("CREATE TABLE t7tidy.filler (id INT AUTO_INCREMENT "
+                            "PRIMARY KEY, b LONGBLOB)")  # fmt: skip
+                while current_lsn(c) <= newest_lsn + 1024 * 1024:
+                    cur.execute("INSERT INTO t7tidy.filler (b) VALUES (REPEAT('f', 1000000))")
+            expected = table_state(c, "t7tidy")
+            refused = cli(sandbox.config_path, env, "backup", "run", TIDY_POLICY,
+                          "--incremental", "--json")  # fmt: skip
+            assert refused.code == 2, refused.err
+            assert f"cannot build on the newest backup {newest}" in refused.err
+            assert "redo log" in refused.err
+            chosen = run("backup", "run", TIDY_POLICY, "--json")
+            assert manifest(chosen).parent is None, "the policy took a full backup instead"
+            goes_on = run("backup", "run", TIDY_POLICY, "--incremental", "--json")
+            assert manifest(goes_on).parent == chosen, "no false refusal on this datadir"
+        check = tmp_path / "check"
+        run("restore", chosen, "--datadir", str(check), "--owner", OWNER)
+        other = free_port(scratch_ports(test_port_base))
+        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+            assert table_state(c2, "t7tidy") == expected, "what the server held"
+    finally:
+        store.delete([o.key for o in store.list_objects(f"{TIDY_POLICY}/")])
+        (sandbox.root / "backups" / f"{TIDY_POLICY}.toml").unlink(missing_ok=True)

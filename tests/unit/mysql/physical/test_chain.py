@@ -25,7 +25,7 @@ from datatier.backup.prune import prune_execute, prune_plan
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
 from datatier.mysql.physical.lineage import binlog_break, check_links, choose_base
 from datatier.mysql.physical.server import BinlogPoint, ServerIdentity, binlog_tail
-from datatier.mysql.physical.tool import datadir_origin
+from datatier.mysql.physical.tool import datadir_origin, redo_created_lsn
 from datatier.storage.local import LocalStore
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -406,6 +406,37 @@ def test_the_same_gtids_written_again_at_the_same_position_never_continue_the_ch
     older = binlogged_chain(store)  # recorded no binlog_tail
     other = BinlogPoint("db-bin.000007", 4242, ("db-bin.000007",), "0-1-90,1-2-5", "b" * 64)
     assert binlog_break(older, other) is None, "not recorded: not checked"
+
+
+def test_a_datadir_whose_redo_log_was_created_anew_never_continues_the_chain(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """A restore whose ``xtrabackup_info`` was tidied away afterwards, the binlog off: the
+    origin is None before and after, but the redo log was created anew (by the restored
+    backup's ``--prepare``). Restored from the parent itself, or unknown either side: the
+    chain goes on."""
+    never = {**SERVER, "restored_from": None, "redo_created_lsn": 7000}
+    full = physical(store, NOW - timedelta(hours=2), source=never, uuid="uuid-F")
+    newest = physical(store, NOW - timedelta(hours=1), full, source=never, uuid="uuid-N")
+    spec = PolicyFile(engine="mariabackup", full_every_days=7)
+    chosen = Policy("db", Path("/nonexistent/db.toml"), spec, store.url)
+
+    def decide(redo: int | None, origin: dict[str, object] | None = None) -> Manifest | None:
+        base = choose_base(Catalog(store, ["db"]), chosen, IDENTITY, 10**9, True, NOW,
+                           origin=origin, redo=redo)  # fmt: skip
+        return base.parent
+
+    assert decide(7000) == newest
+    assert decide(None) == newest, "cannot be read here: not checked"
+    with pytest.raises(UsageError, match=r"redo log was created anew .*then at LSN 7000, now"):
+        decide(9000)
+    assert decide(9000, {"uuid": "uuid-N", "restored_ns": 1}) == newest, "restored from N"
+    log = tmp_path / "ib_logfile0"
+    log.write_bytes(b"Phys" + b"\x00" * 4 + (3351514).to_bytes(8, "big") + b"MariaDB 10.11")
+    assert redo_created_lsn(tmp_path) == 3351514
+    log.write_bytes(b"Phys")
+    assert redo_created_lsn(tmp_path) is None, "short"
+    assert redo_created_lsn(tmp_path / "elsewhere") is None
 
 
 def test_binlog_tail_reads_the_files_creation_time_and_the_bytes_before_the_position(
