@@ -94,13 +94,18 @@ def lineage_break(parent: Manifest, origin: Origin) -> str | None:
     )
 
 
+def is_restored_from(parent: Manifest, origin: Origin) -> bool:
+    """Whether the datadir whose origin is ``origin`` was restored from ``parent`` itself."""
+    return origin is not None and origin.get("uuid") == parent.consistency.get(UUID)
+
+
 def redo_break(parent: Manifest, origin: Origin, redo: int | None) -> str | None:
     """Why a datadir whose redo log was created at LSN ``redo`` no longer holds the history
     ``parent`` copied, or None when it does or cannot tell: the redo log is the one
     ``parent`` recorded, or the datadir was restored from ``parent`` itself, or either LSN
     is unknown. Catches a restore whose ``xtrabackup_info`` was removed afterwards (the
     README calls the ``xtrabackup_*`` files ignored by the server), with no binlog to tell."""
-    if origin is not None and origin.get("uuid") == parent.consistency.get(UUID):
+    if is_restored_from(parent, origin):
         return None
     recorded = parent.source.get(REDO)
     if not isinstance(recorded, int) or redo is None or recorded == redo:
@@ -253,7 +258,11 @@ def _continue(
             f"an incremental cannot build on the newest backup {newest.backup_id}: {why}",
             hint="take a full backup (--full)",
         )
-    why = redo_break(newest, origin, redo) or binlog_break(newest, binlog)
+    # A datadir restored from ``newest`` itself descends from its state: every page written
+    # since has an LSN past its ``to_lsn``, whatever the (new) binlog says.
+    why = redo_break(newest, origin, redo)
+    if not why and not is_restored_from(newest, origin):
+        why = binlog_break(newest, binlog)
     if why:
         raise UsageError(
             f"an incremental cannot build on the newest backup {newest.backup_id}: {why}",

@@ -439,6 +439,23 @@ def test_a_datadir_whose_redo_log_was_created_anew_never_continues_the_chain(
     assert redo_created_lsn(tmp_path / "elsewhere") is None
 
 
+def test_a_datadir_restored_from_the_parent_itself_is_not_checked_against_its_binlog(
+    store: LocalStore,
+) -> None:
+    """Restored from N in place, the server starts a new binlog, which never holds N's
+    point: the chain goes on all the same (every page written since is past N's LSN)."""
+    newest = binlogged_chain(store)
+    spec = PolicyFile(engine="mariabackup", full_every_days=7)
+    chosen = Policy("db", Path("/nonexistent/db.toml"), spec, store.url)
+    point = BinlogPoint("db-bin.000007", 4242, ("db-bin.000001",), None)
+    origin = {"uuid": "uuid-N", "restored_ns": 1}
+    base = choose_base(Catalog(store, ["db"]), chosen, IDENTITY, 10**9, True, NOW,
+                       origin=origin, binlog=point)  # fmt: skip
+    assert base.parent == newest
+    with pytest.raises(UsageError, match=r"ends with db-bin.000001, before that file"):
+        binlog_decide(store, ["db-bin.000001"], None)
+
+
 def test_binlog_tail_reads_the_files_creation_time_and_the_bytes_before_the_position(
     tmp_path: Path,
 ) -> None:
