@@ -146,10 +146,13 @@ def binlog_point(conn: Connection, file: str, position: int) -> BinlogPoint | No
             files = tuple(str(r[0]) for r in cur.fetchall())
             cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, position))
             row = cur.fetchone()
-        path = binlog_path(conn, file)
     except pymysql.MySQLError as exc:
         log.warning("backup.binlog_unreadable", file=file, position=position, error=str(exc))
         return None
+    try:  # where the file is: without it, only its bytes go unchecked
+        path = binlog_path(conn, file)
+    except pymysql.MySQLError:
+        path = None
     gtid = None if row is None or row[0] is None else str(row[0])
     tail = None if path is None or file not in files else binlog_tail(path, position)
     return BinlogPoint(file, position, files, gtid, tail)
