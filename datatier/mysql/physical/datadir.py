@@ -38,8 +38,24 @@ FILE_MODE = 0o660
 LOCK_DIR = Path("/run/lock")
 RESERVED = ".datatier-"  # our work areas and staging: with lost+found, never what DIR is
 # What every MariaDB datadir holds at least one of (InnoDB's system tablespace and redo
-# log, Aria's control file, the system schema, a prepared backup's checkpoints).
-DATADIR_MARKS = ("ibdata1", "ib_logfile0", "aria_log_control", "mysql", "xtrabackup_checkpoints")
+# log, Aria's control file, the system schema, a prepared backup's checkpoints). Files must
+# be files; ``mysql`` must be the system schema (a directory of ``.frm`` files): /var/lib
+# and /etc hold a ``mysql`` entry too, and --force would delete all of them.
+FILE_MARKS = ("ibdata1", "ib_logfile0", "aria_log_control", "xtrabackup_checkpoints")
+SCHEMA_MARK = "mysql"
+DATADIR_MARKS = (*FILE_MARKS[:3], f"{SCHEMA_MARK}/ with .frm files", FILE_MARKS[3])
+
+
+def looks_like_datadir(datadir: Path) -> bool:
+    """Whether ``datadir`` holds one of :data:`DATADIR_MARKS`, each of its kind: a file
+    mark as a regular file, ``mysql`` as a directory holding a ``.frm`` file (the system
+    schema; not a datadir nested one level down, nor a config directory)."""
+    if any((datadir / mark).is_file() for mark in FILE_MARKS):
+        return True
+    schema = datadir / SCHEMA_MARK
+    if not schema.is_dir():
+        return False
+    return any(p.suffix == ".frm" and p.is_file() for p in schema.iterdir())
 
 
 @dataclass(frozen=True)
@@ -140,7 +156,7 @@ def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool =
                 hint=busy,
             )
         own = [e for e in entries if not e.startswith(RESERVED) and e != "lost+found"]
-        if own and not any(mark in own for mark in DATADIR_MARKS):
+        if own and not looks_like_datadir(datadir):
             shown = ", ".join(own[:5]) + (", ..." if len(own) > 5 else "")
             raise UsageError(
                 f"--datadir {datadir} does not look like a MariaDB datadir (none of "

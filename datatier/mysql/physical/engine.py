@@ -38,8 +38,10 @@ from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
 from datatier.mysql.physical.lineage import (
     BINLOG_GTID,
+    BINLOG_TAIL,
     ENGINE,
     ORIGIN,
+    REDO,
     UUID,
     Base,
     choose_base,
@@ -63,6 +65,7 @@ from datatier.mysql.physical.tool import (
     info_uuid,
     parse_binlog_pos,
     read_checkpoints,
+    redo_created_lsn,
     tool_version,
 )
 from datatier.storage.base import MiB
@@ -90,6 +93,7 @@ class Decision:
     base: Base
     lsn: int  # the server's LSN when it was decided
     origin: dict[str, Any] | None  # the datadir's: the restore it comes from
+    redo: int | None = None  # the LSN the datadir's redo log was created at
 
 
 class MariabackupEngine(BackupEngine):
@@ -146,6 +150,7 @@ class MariabackupEngine(BackupEngine):
                 backups = physical_backups(self.catalog, self.policy)
                 binlog = self._binlog_point(conn, server, backups[-1] if backups else None)
         origin = datadir_origin(datadir)
+        redo = redo_created_lsn(datadir)
         base = choose_base(
             self.catalog,
             self.policy,
@@ -156,8 +161,9 @@ class MariabackupEngine(BackupEngine):
             origin=origin,
             binlog=binlog,
             backups=backups,
+            redo=redo,
         )
-        return Decision(server, datadir, base, now_lsn, origin)
+        return Decision(server, datadir, base, now_lsn, origin, redo)
 
     def _may_continue(self) -> bool:
         """Whether the next backup may be an incremental (not forced or set to be full)."""
@@ -204,6 +210,7 @@ class MariabackupEngine(BackupEngine):
                 **server.to_json(),
                 "datadir": decided.datadir,
                 ORIGIN: decided.origin,
+                REDO: decided.redo,
                 "tool": binary,
                 "tool_version": version,
             },
@@ -286,11 +293,12 @@ class MariabackupEngine(BackupEngine):
         binlog = parse_binlog_pos(info)
         if binlog is None and server.log_bin:
             raise OperationFailed("mariadb-backup did not report the copy's binlog position")
-        binlog_gtid = None
+        binlog_gtid, binlog_tail = None, None
         if binlog is not None:  # the binlog's own state there, which the next backup checks
             with connect(self.source) as conn:
                 point = binlog_point(conn, binlog.file, binlog.position)
             binlog_gtid = point.gtid if point else None
+            binlog_tail = point.tail if point else None
         databases = self._databases(index)
         seconds = round(time.monotonic() - started, 3)
         log.info(
@@ -309,6 +317,7 @@ class MariabackupEngine(BackupEngine):
                 **server.to_json(),
                 "datadir": datadir,
                 ORIGIN: decided.origin,
+                REDO: decided.redo,
             },
             consistency={
                 "method": CONSISTENCY,
@@ -317,6 +326,7 @@ class MariabackupEngine(BackupEngine):
                 "binlog_pos": binlog.position if binlog else None,
                 "gtid_pos": binlog.gtid if binlog else "",
                 BINLOG_GTID: binlog_gtid,
+                BINLOG_TAIL: binlog_tail,
                 "from_lsn": checkpoints.from_lsn,
                 "to_lsn": checkpoints.to_lsn,
                 "last_lsn": checkpoints.last_lsn,

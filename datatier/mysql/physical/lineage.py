@@ -41,8 +41,10 @@ log = get_logger(__name__)
 ENGINE = "mariabackup"
 Origin = dict[str, Any] | None  # a datadir's, as tool.datadir_origin reads it
 ORIGIN = "restored_from"  # source: the datadir's origin when it was taken (see tool)
+REDO = "redo_created_lsn"  # source: tool.redo_created_lsn of the datadir when it was taken
 UUID = "backup_uuid"  # consistency: the backup's own uuid (its xtrabackup_info's)
 BINLOG_GTID = "binlog_gtid"  # consistency: BINLOG_GTID_POS at the copy's point, read after it
+BINLOG_TAIL = "binlog_tail"  # consistency: server.binlog_tail at that point, read after it
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,29 @@ def lineage_break(parent: Manifest, origin: Origin) -> str | None:
     )
 
 
+def is_restored_from(parent: Manifest, origin: Origin) -> bool:
+    """Whether the datadir whose origin is ``origin`` was restored from ``parent`` itself."""
+    return origin is not None and origin.get("uuid") == parent.consistency.get(UUID)
+
+
+def redo_break(parent: Manifest, origin: Origin, redo: int | None) -> str | None:
+    """Why a datadir whose redo log was created at LSN ``redo`` no longer holds the history
+    ``parent`` copied, or None when it does or cannot tell: the redo log is the one
+    ``parent`` recorded, or the datadir was restored from ``parent`` itself, or either LSN
+    is unknown. Catches a restore whose ``xtrabackup_info`` was removed afterwards (the
+    README calls the ``xtrabackup_*`` files ignored by the server), with no binlog to tell."""
+    if is_restored_from(parent, origin):
+        return None
+    recorded = parent.source.get(REDO)
+    if not isinstance(recorded, int) or redo is None or recorded == redo:
+        return None
+    return (
+        f"the datadir's redo log was created anew since {parent.backup_id} was taken (then "
+        f"at LSN {recorded}, now at {redo}): the datadir was restored or re-initialised "
+        "since (or its redo log resized)"
+    )
+
+
 def _uuid(origin: object) -> str:
     return str(origin.get("uuid")) if isinstance(origin, dict) else "?"
 
@@ -136,6 +161,17 @@ def binlog_break(parent: Manifest, point: BinlogPoint | None) -> str | None:
         found = f"the server's {file} has no event there (it is shorter, or was rewritten)"
     elif gtid_set(point.gtid) != gtid_set(str(expected)):
         found = f"the server's binlog is at GTID {point.gtid or 'none'} there"
+    elif not parent.consistency.get(BINLOG_TAIL):
+        return None  # recorded before the bytes were, or unreadable then
+    elif point.tail is None:
+        reason = f"the server's binlog file {file} cannot be read here"
+        log.info("backup.binlog_unchecked", parent=parent.backup_id, reason=reason)
+        return None
+    elif point.tail != parent.consistency[BINLOG_TAIL]:
+        found = (
+            f"the server's {file} holds other bytes before that point (the same GTIDs "
+            "written again, or the file created anew)"
+        )
     else:
         return None
     return (
@@ -187,6 +223,7 @@ def _continue(
     origin: Origin,
     named: dict[str, str],
     binlog: BinlogPoint | None = None,
+    redo: int | None = None,
 ) -> None:
     """UsageError unless an incremental of ``server``, whose datadir's origin is
     ``origin`` and whose binlog says ``binlog`` about ``newest``'s binlog position, can
@@ -221,7 +258,11 @@ def _continue(
             f"an incremental cannot build on the newest backup {newest.backup_id}: {why}",
             hint="take a full backup (--full)",
         )
-    why = binlog_break(newest, binlog)
+    # A datadir restored from ``newest`` itself descends from its state: every page written
+    # since has an LSN past its ``to_lsn``, whatever the (new) binlog says.
+    why = redo_break(newest, origin, redo)
+    if not why and not is_restored_from(newest, origin):
+        why = binlog_break(newest, binlog)
     if why:
         raise UsageError(
             f"an incremental cannot build on the newest backup {newest.backup_id}: {why}",
@@ -250,6 +291,7 @@ def choose_base(
     origin: Origin,
     binlog: BinlogPoint | None = None,
     backups: list[Manifest] | None = None,
+    redo: int | None = None,
 ) -> Base:
     """The parent of the next backup (None: a full one). ``requested`` True: an incremental
     or UsageError saying why not; False: full; None: the policy's ``full_every_days``
@@ -257,7 +299,8 @@ def choose_base(
     ``origin``: the server datadir's (:func:`~datatier.mysql.physical.tool.datadir_origin`);
     ``binlog``: the server's binlog's answer about the newest physical backup's binlog
     position (:func:`~datatier.mysql.physical.server.binlog_point`; None: not asked);
-    ``backups``: :func:`physical_backups`, if the caller has read them already."""
+    ``backups``: :func:`physical_backups`, if the caller has read them already;
+    ``redo``: the datadir's :func:`~datatier.mysql.physical.tool.redo_created_lsn`."""
     if requested is False:
         return Base(None, "full backup asked for")
     every = policy.spec.full_every_days
@@ -274,7 +317,7 @@ def choose_base(
     newest = physical[-1]
     try:
         named = {str(m.consistency.get(UUID)): m.backup_id for m in physical}
-        _continue(catalog, newest, server, now_lsn, origin, named, binlog)
+        _continue(catalog, newest, server, now_lsn, origin, named, binlog, redo)
     except UsageError as exc:
         if requested:
             raise

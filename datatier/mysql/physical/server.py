@@ -9,8 +9,10 @@ it changes when the server moves to another host or port.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -95,6 +97,43 @@ class BinlogPoint:
     position: int
     files: tuple[str, ...]
     gtid: str | None
+    tail: str | None = None  # binlog_tail(): the bytes there, None when unreadable here
+
+
+TAIL_BYTES = 512
+FLAGS_END = 4 + 19  # the magic and the format event's header: its flags change on close
+
+
+def binlog_tail(path: Path, position: int) -> str | None:
+    """A fingerprint of binlog file ``path`` at ``position``: SHA-256 of the timestamp of
+    its format event (when the file was created) and of the up to :data:`TAIL_BYTES`
+    bytes before ``position`` (the events ending there, their timestamps included). Bytes
+    once written stay (only the format event's in-use flag changes, left out), so a
+    server that still holds the history has the same; a file created anew under the same
+    name (a rollback, then the same statements again: the same GTIDs, the same sizes)
+    has another. None when the file cannot be read here or is shorter than ``position``."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(FLAGS_END)
+            start = max(FLAGS_END, position - TAIL_BYTES)
+            f.seek(start)
+            tail = f.read(position - start)
+    except OSError:
+        return None
+    if len(head) < FLAGS_END or len(tail) != position - start:
+        return None
+    return hashlib.sha256(head[4:8] + tail).hexdigest()
+
+
+def binlog_path(conn: Connection, file: str) -> Path | None:
+    """Where binlog ``file`` of the server is (``@@log_bin_basename``'s directory), None
+    when the server does not say."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@log_bin_basename")
+        row = cur.fetchone()
+    if row is None or not row[0] or "/" in file:
+        return None
+    return Path(str(row[0])).parent / file
 
 
 def binlog_point(conn: Connection, file: str, position: int) -> BinlogPoint | None:
@@ -110,8 +149,13 @@ def binlog_point(conn: Connection, file: str, position: int) -> BinlogPoint | No
     except pymysql.MySQLError as exc:
         log.warning("backup.binlog_unreadable", file=file, position=position, error=str(exc))
         return None
+    try:  # where the file is: without it, only its bytes go unchecked
+        path = binlog_path(conn, file)
+    except pymysql.MySQLError:
+        path = None
     gtid = None if row is None or row[0] is None else str(row[0])
-    return BinlogPoint(file, position, files, gtid)
+    tail = None if path is None or file not in files else binlog_tail(path, position)
+    return BinlogPoint(file, position, files, gtid, tail)
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,26 @@ def datadir_origin(datadir: str | Path) -> dict[str, Any] | None:
     return {"uuid": info_uuid(text) or "", "restored_ns": stamp}
 
 
+REDO_LOG = "ib_logfile0"
+REDO_HEADER = 16  # the format (4 bytes), 4 reserved, the LSN the log was created at (8)
+
+
+def redo_created_lsn(datadir: str | Path) -> int | None:
+    """The LSN the datadir's redo log was created at (``ib_logfile0``'s header, big-endian
+    at offset 8): by ``mariadb-install-db``, by the ``--prepare`` of a restored backup, by a
+    log resize; the server never rewrites it otherwise. A restore of any kind (datatier's,
+    ``--copy-back``, ``--move-back``) changes it, whether or not ``xtrabackup_info`` stays.
+    None when the file cannot be read here (a redo log kept elsewhere)."""
+    try:
+        with (Path(datadir) / REDO_LOG).open("rb") as f:
+            header = f.read(REDO_HEADER)
+    except OSError:
+        return None
+    if len(header) < REDO_HEADER:
+        return None
+    return int.from_bytes(header[8:16], "big") or None
+
+
 @dataclass(frozen=True)
 class BinlogPosition:
     """Where the copy stands in the server's binlog, as mariabackup reported it."""

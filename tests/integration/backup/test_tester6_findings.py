@@ -334,11 +334,11 @@ def test_a_killed_restore_tests_scratch_datadir_is_swept_by_the_next(
     scratch_root.mkdir()
     args = ("backups", "verify", encrypted.backup_id, "--restore-test",
             "--scratch-dir", str(scratch_root))  # fmt: skip
-    before = set(scratch_servers())
+    before = set(scratch_servers(scratch_root))
     proc = datatier(sandbox, encrypted.env, *args)
     deadline = time.monotonic() + 120
     try:
-        while not set(scratch_servers()) - before:
+        while not set(scratch_servers(scratch_root)) - before:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no scratch server started"
             time.sleep(0.01)
@@ -905,8 +905,10 @@ def test_an_identity_file_joined_into_one_line_is_named_as_such(
     assert "comment holding a private key" in last, last
 
 
-def scratch_servers() -> dict[int, str]:
-    """pid -> command line of every running ``mariadbd`` serving a restore test's copy."""
+def scratch_servers(under: Path) -> dict[int, str]:
+    """pid -> command line of every running ``mariadbd`` serving a restore test's copy
+    under ``under`` (this test's ``--scratch-dir``: never another run's, which the test
+    would count as its own and SIGKILL)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -916,7 +918,11 @@ def scratch_servers() -> dict[int, str]:
         except OSError:
             continue
         line = b" ".join(argv).decode(errors="replace")
-        if "mariadbd" in argv[0].decode(errors="replace") and "datatier-verify-" in line:
+        if (
+            "mariadbd" in argv[0].decode(errors="replace")
+            and "datatier-verify-" in line
+            and str(under) in line
+        ):
             found[int(entry.name)] = line
     return found
 
@@ -935,16 +941,16 @@ def test_a_killed_restore_test_leaves_no_scratch_server_running(
     Cause: ``ScratchServer.start`` started it in a session of its own
     (``start_new_session``) and only ``ScratchServer.stop`` ever stopped it: nothing tied
     its life to datatier's; now ``PR_SET_PDEATHSIG`` does."""
-    before = set(scratch_servers())
     scratch_root = tmp_path / "scratch"
     scratch_root.mkdir()
+    before = set(scratch_servers(scratch_root))
     proc = datatier(sandbox, encrypted.env, "backups", "verify", encrypted.backup_id,
                     "--restore-test", "--scratch-dir", str(scratch_root))  # fmt: skip
     deadline = time.monotonic() + 120
     new: set[int] = set()
     try:
         while not new:
-            new = set(scratch_servers()) - before
+            new = set(scratch_servers(scratch_root)) - before
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no scratch server started"
             time.sleep(0.01)

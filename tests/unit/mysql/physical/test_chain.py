@@ -23,9 +23,9 @@ from datatier.backup.manifest import (
 from datatier.backup.policy import Policy, PolicyFile, RetentionSettings
 from datatier.backup.prune import prune_execute, prune_plan
 from datatier.errors import IntegrityFailure, OperationFailed, UsageError
-from datatier.mysql.physical.lineage import check_links, choose_base
-from datatier.mysql.physical.server import BinlogPoint, ServerIdentity
-from datatier.mysql.physical.tool import datadir_origin
+from datatier.mysql.physical.lineage import binlog_break, check_links, choose_base
+from datatier.mysql.physical.server import BinlogPoint, ServerIdentity, binlog_tail
+from datatier.mysql.physical.tool import datadir_origin, redo_created_lsn
 from datatier.storage.local import LocalStore
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -381,6 +381,99 @@ def test_a_binlog_state_that_could_not_be_read_after_the_copy_is_not_checked(
 ) -> None:
     newest = binlogged_chain(store, binlog_gtid=None)
     assert binlog_decide(store, ["db-bin.000007"], "9-9-9") == newest
+
+
+def test_the_same_gtids_written_again_at_the_same_position_never_continue_the_chain(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """A rollback, then the same statements again: the binlog has an event boundary at N's
+    point with N's GTID state, but other bytes before it (other timestamps, a file created
+    anew). ``binlog_tail`` tells; unreadable now or not recorded then, it is not checked."""
+    newest = binlogged_chain(store, binlog_tail="a" * 64)
+    spec = PolicyFile(engine="mariabackup", full_every_days=7)
+    chosen = Policy("db", Path("/nonexistent/db.toml"), spec, store.url)
+
+    def decide(tail: str | None) -> Manifest | None:
+        point = BinlogPoint("db-bin.000007", 4242, ("db-bin.000007",), "0-1-90,1-2-5", tail)
+        base = choose_base(Catalog(store, ["db"]), chosen, IDENTITY, 10**9, True, NOW,
+                           origin=None, binlog=point)  # fmt: skip
+        return base.parent
+
+    assert decide("a" * 64) == newest
+    assert decide(None) == newest, "cannot be read here: not checked"
+    with pytest.raises(UsageError, match=r"holds other bytes before that point"):
+        decide("b" * 64)
+    older = binlogged_chain(store)  # recorded no binlog_tail
+    other = BinlogPoint("db-bin.000007", 4242, ("db-bin.000007",), "0-1-90,1-2-5", "b" * 64)
+    assert binlog_break(older, other) is None, "not recorded: not checked"
+
+
+def test_a_datadir_whose_redo_log_was_created_anew_never_continues_the_chain(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """A restore whose ``xtrabackup_info`` was tidied away afterwards, the binlog off: the
+    origin is None before and after, but the redo log was created anew (by the restored
+    backup's ``--prepare``). Restored from the parent itself, or unknown either side: the
+    chain goes on."""
+    never = {**SERVER, "restored_from": None, "redo_created_lsn": 7000}
+    full = physical(store, NOW - timedelta(hours=2), source=never, uuid="uuid-F")
+    newest = physical(store, NOW - timedelta(hours=1), full, source=never, uuid="uuid-N")
+    spec = PolicyFile(engine="mariabackup", full_every_days=7)
+    chosen = Policy("db", Path("/nonexistent/db.toml"), spec, store.url)
+
+    def decide(redo: int | None, origin: dict[str, object] | None = None) -> Manifest | None:
+        base = choose_base(Catalog(store, ["db"]), chosen, IDENTITY, 10**9, True, NOW,
+                           origin=origin, redo=redo)  # fmt: skip
+        return base.parent
+
+    assert decide(7000) == newest
+    assert decide(None) == newest, "cannot be read here: not checked"
+    with pytest.raises(UsageError, match=r"redo log was created anew .*then at LSN 7000, now"):
+        decide(9000)
+    assert decide(9000, {"uuid": "uuid-N", "restored_ns": 1}) == newest, "restored from N"
+    log = tmp_path / "ib_logfile0"
+    log.write_bytes(b"Phys" + b"\x00" * 4 + (3351514).to_bytes(8, "big") + b"MariaDB 10.11")
+    assert redo_created_lsn(tmp_path) == 3351514
+    log.write_bytes(b"Phys")
+    assert redo_created_lsn(tmp_path) is None, "short"
+    assert redo_created_lsn(tmp_path / "elsewhere") is None
+
+
+def test_a_datadir_restored_from_the_parent_itself_is_not_checked_against_its_binlog(
+    store: LocalStore,
+) -> None:
+    """Restored from N in place, the server starts a new binlog, which never holds N's
+    point: the chain goes on all the same (every page written since is past N's LSN)."""
+    newest = binlogged_chain(store)
+    spec = PolicyFile(engine="mariabackup", full_every_days=7)
+    chosen = Policy("db", Path("/nonexistent/db.toml"), spec, store.url)
+    point = BinlogPoint("db-bin.000007", 4242, ("db-bin.000001",), None)
+    origin = {"uuid": "uuid-N", "restored_ns": 1}
+    base = choose_base(Catalog(store, ["db"]), chosen, IDENTITY, 10**9, True, NOW,
+                       origin=origin, binlog=point)  # fmt: skip
+    assert base.parent == newest
+    with pytest.raises(UsageError, match=r"ends with db-bin.000001, before that file"):
+        binlog_decide(store, ["db-bin.000001"], None)
+
+
+def test_binlog_tail_reads_the_files_creation_time_and_the_bytes_before_the_position(
+    tmp_path: Path,
+) -> None:
+    binlog = tmp_path / "db-bin.000007"
+    header = b"\xfebin" + b"\x01\x00\x00\x00" + b"\x0f" + b"\x00" * 12 + b"\x01\x00"
+    binlog.write_bytes(header + b"e" * 1000 + b"later events")
+    tail = binlog_tail(binlog, len(header) + 1000)
+    assert tail is not None and tail == binlog_tail(binlog, len(header) + 1000)
+    closed = bytearray(binlog.read_bytes())
+    closed[21] = 0  # the format event's in-use flag, cleared when the file is closed
+    binlog.write_bytes(bytes(closed))
+    assert binlog_tail(binlog, len(header) + 1000) == tail, "closing changes nothing"
+    anew = bytearray(closed)
+    anew[4] = 2  # the same events in a file created at another time
+    binlog.write_bytes(bytes(anew))
+    assert binlog_tail(binlog, len(header) + 1000) != tail
+    assert binlog_tail(binlog, 10**6) is None, "shorter than the position"
+    assert binlog_tail(tmp_path / "missing", 4) is None
 
 
 def test_datadir_origin_reads_the_restore_a_datadir_comes_from_and_fails_loudly(

@@ -134,11 +134,21 @@ def test_force_never_replaces_a_directory_that_is_not_a_datadir(tmp_path: Path) 
         check_datadir(home, 1, force=True)
     assert "check the path" in (caught.value.hint or "")
     assert sorted(p.name for p in home.iterdir()) == [".datatier-restore-x", ".ssh", "notes.txt"]
-    for kept in ("ibdata1", "mysql", "aria_log_control"):
-        datadir = tmp_path / f"d-{kept}"
-        (datadir / kept).mkdir(parents=True)
+    for kept in ("ibdata1", "mysql/db.frm", "aria_log_control"):
+        datadir = tmp_path / f"d-{kept.replace('/', '-')}"
+        (datadir / kept).parent.mkdir(parents=True, exist_ok=True)
+        (datadir / kept).write_bytes(b"x")
         (datadir / "other").write_text("x")
         check_datadir(datadir, 1, force=True)
+    # a mark of the wrong kind: /var/lib (mysql/ is a datadir), /etc (mysql/ holds my.cnf),
+    # a directory named ibdata1
+    for name, wrong in (("var_lib", "mysql/ibdata1"), ("etc", "mysql/my.cnf"), ("d", "ibdata1/x")):
+        parent = tmp_path / name
+        (parent / wrong).parent.mkdir(parents=True)
+        (parent / wrong).write_text("x")
+        (parent / "other").write_text("x")
+        with pytest.raises(UsageError, match="not look like a MariaDB datadir"):
+            check_datadir(parent, 1, force=True)
     volume = tmp_path / "volume"
     (volume / "lost+found").mkdir(parents=True)
     (volume / ".datatier-restore-old").mkdir()
