@@ -66,12 +66,14 @@ PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent() -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets SIGTERM when the thread that started it ends, even
+    """A ``preexec_fn``: the child gets SIGKILL when the thread that started it ends, even
     by SIGKILL (Linux's ``PR_SET_PDEATHSIG``), so a scratch server, which serves a
-    decrypted copy of a backup, never outlives its restore test. ``prctl`` is looked up
-    here, before the fork: the child only calls it."""
+    decrypted copy of a backup, never outlives its restore test. SIGKILL, not SIGTERM: a
+    ``mariadbd`` still starting defers SIGTERM until it is up (tens of seconds on a busy
+    host), and a throwaway copy needs no clean shutdown. ``prctl`` is looked up here,
+    before the fork: the child only calls it."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl
-    return functools.partial(prctl, PR_SET_PDEATHSIG, signal.SIGTERM)
+    return functools.partial(prctl, PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ScratchServer:
