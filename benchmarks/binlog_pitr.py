@@ -50,8 +50,8 @@ from datatier.binlog.replay import Target, apply, scan  # noqa: E402
 from datatier.config import Config, load  # noqa: E402
 from datatier.mysql.binlog.applier import Applier  # noqa: E402
 from datatier.mysql.binlog.positions import Position  # noqa: E402
+from datatier.mysql.binlog.selection import Selection  # noqa: E402
 from datatier.mysql.binlog.source import charset_names  # noqa: E402
-from datatier.mysql.binlog.translate import Selection  # noqa: E402
 from datatier.mysql.connection import endpoint  # noqa: E402
 from datatier.sandbox.supervisor import Sandbox  # noqa: E402
 
@@ -254,10 +254,13 @@ def replay_phase(config: Config, start: Position, segments: list[Any], tmp: Path
 
     selection = Selection(databases=frozenset({DB}), renames={DB: "bin_dt"})
     began = time.monotonic()
-    scan(segments, loader, start, Target(), selection)
     charsets = charset_names(ep)
-    apply(segments, loader, start, Target(), selection, Applier(ep, binlog=False),
-          lambda c: charsets.get(c, "utf8mb4"))  # fmt: skip
+
+    def charset(c: int) -> str:
+        return charsets.get(c, "utf8mb4")
+
+    scan(segments, loader, start, Target(), selection, charset)
+    apply(segments, loader, start, Target(), selection, Applier(ep, binlog=False), charset)
     ours = time.monotonic() - began
     source = checksum(config, DB)
     assert checksum(config, "bin_stock") == source, "the stock replay differs from the source"

@@ -181,7 +181,7 @@ def main() -> None:
     results: dict[str, float] = {}
     try:
         print(f"generating {args.rows} rows in {args.tables} tables ...", file=sys.stderr)
-        generate(primary, args.tables, args.rows)
+        generate(primary, args.tables, args.rows, skew=False)
         wait_replicated(primary, replica)
         results.update(run_backups(env, replica, datadir, tmp, args.repeat))
         full = datatier(env, "backup", "run", "bench-phys", "--full")
@@ -197,7 +197,7 @@ def main() -> None:
             env, primary, replica, args.tables, args.rows, "id % 100 = 7"
         )
         if args.double:
-            generate(primary, args.tables, args.rows * 2)
+            generate(primary, args.tables, args.rows * 2, skew=False)
             wait_replicated(primary, replica)
             results["backup_rss_2x"] = run_backups(env, replica, datadir, tmp, 1)["backup_rss"]
             doubled = datatier(env, "backup", "run", "bench-phys", "--full")
