@@ -33,6 +33,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,53 @@ PLAIN: dict[str, str] = {}
 
 def store_of(sandbox: SandboxHandle) -> ObjectStore:
     return store_for(sandbox.config.backup.default_store, sandbox.config)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A scratch server's datadir run as node ``t7s`` and ``policy``, its physical backups."""
+
+    sandbox: SandboxHandle
+    base: Path
+    port: int
+    policy: str
+    env: dict[str, str]
+    store: ObjectStore
+
+    def run(self, *args: str) -> str:
+        """``datatier ARGS`` as the node's operator: exit 0, and the ID with ``--json``."""
+        result = cli(self.sandbox.config_path, self.env, *args)
+        assert result.code == 0, result.err
+        return str(result.json()["id"]) if "--json" in args else ""
+
+    def manifest(self, backup_id: str) -> Manifest:
+        return Manifest.decode(self.store.get_bytes(manifest_key(self.policy, backup_id)), "t")
+
+    def server(self) -> ScratchServer:
+        """The node's ``mariadbd``, binlog on."""
+        return ScratchServer(self.base, self.port, log_bin=True)
+
+
+def scratch_source(
+    sandbox: SandboxHandle, full: str, base: Path, port_base: int, policy: str, every: int = 7
+) -> Source:
+    """``full`` restored at ``base`` with its ``xtrabackup_info`` removed (a datadir never
+    restored from a mariabackup copy), and ``policy`` over it (``full_every_days = every``)."""
+    assert cli(sandbox.config_path, PLAIN, "restore", full,
+               "--datadir", str(base), "--owner", OWNER).code == 0  # fmt: skip
+    (base / "xtrabackup_info").unlink()
+    port = free_port(scratch_ports(port_base))
+    sandbox.write_policy(
+        policy,
+        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\n'
+        f"full_every_days = {every}\n"
+        '[source]\nnode = "t7s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+    )
+    env = {
+        "DATATIER_MYSQL__NODES__T7S__HOST": "127.0.0.1",
+        "DATATIER_MYSQL__NODES__T7S__PORT": str(port),
+    }
+    return Source(sandbox, base, port, policy, env, store_of(sandbox))
 
 
 @pytest.fixture(scope="module")
@@ -149,31 +197,14 @@ def test_a_cold_copy_rollback_then_the_corrected_statement_restores_what_the_ser
     the bytes before its position, read from the file), and it must be unchanged."""
     base = tmp_path / "server"
     cold = tmp_path / "cold"
-    assert cli(sandbox.config_path, PLAIN, "restore", full,
-               "--datadir", str(base), "--owner", OWNER).code == 0  # fmt: skip
-    (base / "xtrabackup_info").unlink()  # a datadir never restored from a mariabackup copy
-    port = free_port(scratch_ports(test_port_base))
-    env = {
-        "DATATIER_MYSQL__NODES__T7S__HOST": "127.0.0.1",
-        "DATATIER_MYSQL__NODES__T7S__PORT": str(port),
-    }
-    sandbox.write_policy(
-        REPLAY_POLICY,
-        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\nfull_every_days = 7\n'
-        '[source]\nnode = "t7s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+    src = scratch_source(sandbox, full, base, test_port_base, REPLAY_POLICY)
+    env, store, run, manifest, server = (
+        src.env,
+        src.store,
+        src.run,
+        src.manifest,
+        src.server,
     )
-    store = store_of(sandbox)
-
-    def run(*args: str) -> str:
-        result = cli(sandbox.config_path, env, *args)
-        assert result.code == 0, result.err
-        return str(result.json()["id"]) if "--json" in args else ""
-
-    def manifest(backup_id: str) -> Manifest:
-        return Manifest.decode(store.get_bytes(manifest_key(REPLAY_POLICY, backup_id)), "t")
-
-    def server() -> ScratchServer:
-        return ScratchServer(base, port, log_bin=True)
 
     try:
         with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
@@ -253,28 +284,8 @@ def test_a_rollback_whose_xtrabackup_files_were_tidied_away_restores_what_the_se
     ``mariadb-install-db``, or the ``--prepare`` of the backup restored), and it must be
     unchanged unless the datadir was restored from the parent itself."""
     base = tmp_path / "server"
-    assert cli(sandbox.config_path, PLAIN, "restore", full,
-               "--datadir", str(base), "--owner", OWNER).code == 0  # fmt: skip
-    (base / "xtrabackup_info").unlink()  # a datadir never restored from a mariabackup copy
-    port = free_port(scratch_ports(test_port_base))
-    env = {
-        "DATATIER_MYSQL__NODES__T7S__HOST": "127.0.0.1",
-        "DATATIER_MYSQL__NODES__T7S__PORT": str(port),
-    }
-    sandbox.write_policy(
-        TIDY_POLICY,
-        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\nfull_every_days = 7\n'
-        '[source]\nnode = "t7s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
-    )
-    store = store_of(sandbox)
-
-    def run(*args: str) -> str:
-        result = cli(sandbox.config_path, env, *args)
-        assert result.code == 0, result.err
-        return str(result.json()["id"]) if "--json" in args else ""
-
-    def manifest(backup_id: str) -> Manifest:
-        return Manifest.decode(store.get_bytes(manifest_key(TIDY_POLICY, backup_id)), "t")
+    src = scratch_source(sandbox, full, base, test_port_base, TIDY_POLICY)
+    port, env, store, run, manifest = src.port, src.env, src.store, src.run, src.manifest
 
     try:
         with ScratchServer(base, port) as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
@@ -340,31 +351,14 @@ def test_restoring_the_newest_backup_in_place_lets_the_chain_go_on_with_the_binl
     parent itself (its origin names N), which makes the binlog's history irrelevant: every
     page the server wrote since has an LSN past N's."""
     base = tmp_path / "server"
-    assert cli(sandbox.config_path, PLAIN, "restore", full,
-               "--datadir", str(base), "--owner", OWNER).code == 0  # fmt: skip
-    (base / "xtrabackup_info").unlink()
-    port = free_port(scratch_ports(test_port_base))
-    env = {
-        "DATATIER_MYSQL__NODES__T7S__HOST": "127.0.0.1",
-        "DATATIER_MYSQL__NODES__T7S__PORT": str(port),
-    }
-    sandbox.write_policy(
-        INPLACE_POLICY,
-        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\nfull_every_days = 7\n'
-        '[source]\nnode = "t7s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+    src = scratch_source(sandbox, full, base, test_port_base, INPLACE_POLICY)
+    env, store, run, manifest, server = (
+        src.env,
+        src.store,
+        src.run,
+        src.manifest,
+        src.server,
     )
-    store = store_of(sandbox)
-
-    def run(*args: str) -> str:
-        result = cli(sandbox.config_path, env, *args)
-        assert result.code == 0, result.err
-        return str(result.json()["id"]) if "--json" in args else ""
-
-    def manifest(backup_id: str) -> Manifest:
-        return Manifest.decode(store.get_bytes(manifest_key(INPLACE_POLICY, backup_id)), "t")
-
-    def server() -> ScratchServer:
-        return ScratchServer(base, port, log_bin=True)
 
     try:
         with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
@@ -422,28 +416,8 @@ def test_a_full_backup_after_an_in_place_restore_with_the_binlog_on_restores(
     position of the same file name. Every backup is refused so until the new binlog passes
     the old position."""
     base = tmp_path / "server"
-    assert cli(sandbox.config_path, PLAIN, "restore", full,
-               "--datadir", str(base), "--owner", OWNER).code == 0  # fmt: skip
-    (base / "xtrabackup_info").unlink()
-    port = free_port(scratch_ports(test_port_base))
-    env = {
-        "DATATIER_MYSQL__NODES__T7S__HOST": "127.0.0.1",
-        "DATATIER_MYSQL__NODES__T7S__PORT": str(port),
-    }
-    sandbox.write_policy(
-        FULLAFTER_POLICY,
-        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\n'
-        '[source]\nnode = "t7s"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
-    )
-    store = store_of(sandbox)
-
-    def run(*args: str) -> str:
-        result = cli(sandbox.config_path, env, *args)
-        assert result.code == 0, result.err
-        return str(result.json()["id"]) if "--json" in args else ""
-
-    def server() -> ScratchServer:
-        return ScratchServer(base, port, log_bin=True)
+    src = scratch_source(sandbox, full, base, test_port_base, FULLAFTER_POLICY, every=0)
+    env, store, run, server = src.env, src.store, src.run, src.server
 
     try:
         with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
