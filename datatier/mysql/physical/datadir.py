@@ -4,9 +4,10 @@ private work area inside it.
 :func:`check_datadir` refuses (UsageError, exit 2, nothing changed) a path that is not a
 directory, a non-empty directory without ``force``, a non-empty directory that does not
 look like a MariaDB datadir even with ``force`` (a slip such as ``--datadir /`` or
-``$HOME`` would delete it), a datadir a running server holds, or one holding such a
-datadir (InnoDB's lock on ``ibdata1``; even with ``force``), and a filesystem without the
-space.
+``$HOME`` would delete it), a directory with a filesystem mounted below it (``force`` would
+empty that filesystem, then fail on the mount point), a datadir a running server holds,
+or one holding such a datadir (InnoDB's lock on ``ibdata1``; even with ``force``), and a
+filesystem without the space.
 :class:`WorkArea` extracts and prepares under ``DIR/.datatier-restore-<random suffix>`` (the same
 filesystem, so the final move is a rename), and :meth:`WorkArea.install` replaces DIR's
 contents only once the datadir is prepared: a failure before leaves DIR as it was. Files
@@ -22,6 +23,7 @@ import grp
 import hashlib
 import os
 import pwd
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -101,6 +103,37 @@ def existing_ancestor(path: Path) -> Path:
     return current
 
 
+MOUNTINFO = Path("/proc/self/mountinfo")
+
+
+def unescape_mount(field: str) -> str:
+    """A mountinfo path field with its octal escapes (``\\040`` for a space, ...) undone."""
+    raw = field.encode("utf-8", "surrogateescape")
+    plain = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8) & 0xFF]), raw)
+    return plain.decode("utf-8", "surrogateescape")
+
+
+def mounts_within(datadir: Path, mountinfo: Path = MOUNTINFO) -> list[Path]:
+    """Mount points strictly below ``datadir`` (DIR itself may be one: that is the usual
+    dedicated volume), from this process's mount table; none where the table cannot be
+    read. Hand-written: five lines of the kernel's documented format, where psutil's
+    partition list would be a new dependency that keeps the escapes."""
+    try:
+        lines = mountinfo.read_text("utf-8", "surrogateescape").splitlines()
+    except OSError:
+        return []
+    top = datadir.resolve()
+    found = []
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) < 5:
+            continue
+        point = Path(unescape_mount(fields[4]))
+        if point != top and point.is_relative_to(top):
+            found.append(point)
+    return sorted(set(found))
+
+
 def server_holds(datadir: Path) -> bool:
     """Whether a running server holds ``datadir`` (InnoDB locks ``ibdata1`` while it runs)."""
     system = datadir / "ibdata1"
@@ -154,6 +187,14 @@ def check_datadir(datadir: Path, needed: int, *, force: bool, running_ok: bool =
             raise UsageError(
                 f"--datadir {datadir} is in use by a running server (its datadir {held} is inside)",
                 hint=busy,
+            )
+        mounted = mounts_within(datadir) if entries else []
+        if mounted:
+            shown = ", ".join(str(m) for m in mounted[:3]) + (", ..." if len(mounted) > 3 else "")
+            raise UsageError(
+                f"--datadir {datadir} has a filesystem mounted inside it ({shown}); a restore "
+                "replaces all of DIR and would delete that filesystem's contents",
+                hint="unmount it first, or restore into another --datadir",
             )
         own = [e for e in entries if not e.startswith(RESERVED) and e != "lost+found"]
         if own and not looks_like_datadir(datadir):
@@ -248,6 +289,13 @@ class WorkArea:
         """Replace DIR's contents with the prepared datadir, owned and moded as the
         server expects."""
         assert self.root is not None
+        mounted = mounts_within(self.datadir)
+        if mounted:  # mounted since the check: refuse before anything is deleted
+            raise UsageError(
+                f"--datadir {self.datadir} has a filesystem mounted inside it ({mounted[0]}); "
+                "nothing was replaced",
+                hint="unmount it first, or restore into another --datadir",
+            )
         for entry in list(self.datadir.iterdir()):
             if entry == self.root:
                 continue

@@ -23,6 +23,9 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   binlog on is refused by the restore's post-check (exit 4, DIR already replaced) until the
   new binlog passes the old one's position
   (``test_a_full_backup_after_an_in_place_restore_with_the_binlog_on_restores``).
+- silent wrong, fixed: ``restore ID --datadir DIR --force`` onto a datadir with a
+  filesystem mounted inside it emptied that filesystem, then failed on the mount point
+  (``test_force_onto_a_datadir_with_a_filesystem_mounted_inside_changes_nothing``).
 - confusing, fixed: restoring the newest backup in place did not let the chain go on with
   the binlog on (the binlog check refused it; the policy took full backups)
   (``test_restoring_the_newest_backup_in_place_lets_the_chain_go_on_with_the_binlog_on``).
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +167,47 @@ def test_force_onto_a_directory_whose_mysql_entry_is_no_system_schema_is_refused
     again = cli(sandbox.config_path, PLAIN, "restore", full,
                 "--datadir", str(var_lib / "mysql"), "--force", "--owner", OWNER)  # fmt: skip
     assert again.code == 0, again.err
+
+
+def test_force_onto_a_datadir_with_a_filesystem_mounted_inside_changes_nothing(
+    sandbox: SandboxHandle, full: str, tmp_path: Path
+) -> None:
+    """Severity: silent wrong (another filesystem's files deleted). A datadir whose
+    subdirectory is a mount point: a database on its own volume, or a backup disk an
+    operator mounted under DIR for the night.
+
+    Steps: a restored datadir, a tmpfs mounted at ``DIR/vol ume\\x`` (a space and a
+    backslash: the mount table escapes both) holding a file; in that mount namespace (``unshare
+    -m``, so the host never sees it) ``datatier restore ID --datadir DIR --force``.
+    Expected: exit 2 naming the mount point, nothing changed in DIR or the mounted filesystem.
+    Was (tester7's note, shown here before the fix): exit 1 "Device or resource busy" after
+    the mounted filesystem's file had been deleted.
+    Cause: ``WorkArea.install`` empties DIR with ``rmtree``, which descends into mounts."""
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is needed to mount a filesystem in a private namespace")
+    datadir = tmp_path / "datadir"
+    restored = cli(sandbox.config_path, PLAIN, "restore", full,
+                   "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
+    assert restored.code == 0, restored.err
+    volume = datadir / "vol ume\\x"
+    volume.mkdir()
+    before = tree(datadir)
+    script = (
+        'mount -t tmpfs none "$1" && echo kept > "$1/on-the-volume" && '
+        '"$2" -m datatier --config "$3" restore "$4" --datadir "$5" --force --owner "$6" '
+        '2>"$7"; echo "exit=$?"; cat "$1/on-the-volume"'
+    )
+    errors = tmp_path / "stderr"
+    ran = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", str(volume), sys.executable,
+         str(sandbox.config_path), full, str(datadir), OWNER, str(errors)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    err = errors.read_text()
+    assert ran.stdout.splitlines() == ["exit=2", "kept"], (ran.stdout, err)
+    assert f"has a filesystem mounted inside it ({volume})" in failure_line(err)
+    assert tree(datadir) == before, "nothing changed in DIR"
 
 
 REPLAY_POLICY = "t7-replay"

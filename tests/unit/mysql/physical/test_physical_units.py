@@ -14,7 +14,12 @@ from datatier.backup.engine import BackupEngine
 from datatier.backup.policy import load_policy
 from datatier.errors import ConfigError, OperationFailed, UsageError
 from datatier.mysql.pdump import ParallelDumpEngine
-from datatier.mysql.physical.datadir import check_datadir, resolve_owner
+from datatier.mysql.physical.datadir import (
+    check_datadir,
+    mounts_within,
+    resolve_owner,
+    unescape_mount,
+)
 from datatier.mysql.physical.mbstream import StreamIndex
 from datatier.mysql.physical.tool import info_uuid, parse_binlog_pos, read_checkpoints
 
@@ -185,3 +190,22 @@ def test_a_logical_engine_refuses_an_incremental() -> None:
     engine.choose(False)
     with pytest.raises(UsageError, match="takes full backups only"):
         engine.choose(True)
+
+
+def test_mounts_within_reads_the_kernel_table_with_its_escapes(tmp_path: Path) -> None:
+    """Only mount points strictly below DIR count (DIR itself is the usual dedicated
+    volume); the table's octal escapes are undone, so a name with a space still matches."""
+    datadir = tmp_path / "data dir"
+    (datadir / "vol 1").mkdir(parents=True)
+    escaped = str(datadir).replace(" ", "\\040")
+    table = tmp_path / "mountinfo"
+    table.write_text(
+        "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        f"40 22 8:2 / {escaped} rw - ext4 /dev/sdb1 rw\n"
+        f"41 40 0:5 / {escaped}/vol\\0401 rw - tmpfs none rw\n"
+        f"42 22 0:6 / {escaped}2 rw - tmpfs none rw\n"  # a sibling sharing the prefix
+        "truncated line\n"
+    )
+    assert mounts_within(datadir, table) == [datadir / "vol 1"]
+    assert mounts_within(datadir, tmp_path / "absent") == []
+    assert unescape_mount("a\\134b\\012c\\9") == "a\\b\nc\\9"
