@@ -41,6 +41,7 @@ log = get_logger(__name__)
 ENGINE = "mariabackup"
 Origin = dict[str, Any] | None  # a datadir's, as tool.datadir_origin reads it
 ORIGIN = "restored_from"  # source: the datadir's origin when it was taken (see tool)
+RESTORED_BINLOG = "restored_binlog"  # source: tool.origin_binlog of the datadir then
 REDO = "redo_created_lsn"  # source: tool.redo_created_lsn of the datadir when it was taken
 UUID = "backup_uuid"  # consistency: the backup's own uuid (its xtrabackup_info's)
 BINLOG_GTID = "binlog_gtid"  # consistency: BINLOG_GTID_POS at the copy's point, read after it
@@ -183,7 +184,8 @@ def binlog_break(parent: Manifest, point: BinlogPoint | None) -> str | None:
 def check_links(chain: list[Manifest]) -> None:
     """IntegrityFailure unless every member of ``chain`` (full first) is a physical backup,
     each incremental starts at its parent's ``to_lsn``, all come from one server, and none
-    was taken after its datadir left its parent's history (:func:`lineage_break`)."""
+    was taken after its datadir left its parent's history (:func:`lineage_break`,
+    :func:`redo_break` on what each manifest recorded)."""
     full = chain[0]
     if full.parent is not None or full.consistency.get("backup_type") != "full":
         raise IntegrityFailure(f"backup {full.backup_id} should be a full backup and is not")
@@ -205,14 +207,16 @@ def check_links(chain: list[Manifest]) -> None:
                 f"backup {child.backup_id} comes from another server than its parent "
                 f"{parent.backup_id} ({', '.join(changed)}): broken chain"
             )
-        if ORIGIN in child.source:
-            origin = child.source[ORIGIN]
-            why = lineage_break(parent, origin if isinstance(origin, dict) else None)
-            if why:
-                raise IntegrityFailure(
-                    f"backup {child.backup_id} does not continue {parent.backup_id}: {why}: "
-                    "broken chain"
-                )
+        raw = child.source.get(ORIGIN)
+        origin = raw if isinstance(raw, dict) else None
+        why = lineage_break(parent, origin) if ORIGIN in child.source else None
+        redo = child.source.get(REDO)
+        why = why or redo_break(parent, origin, redo if isinstance(redo, int) else None)
+        if why:
+            raise IntegrityFailure(
+                f"backup {child.backup_id} does not continue {parent.backup_id}: {why}: "
+                "broken chain"
+            )
 
 
 def _continue(

@@ -439,6 +439,28 @@ def test_a_datadir_whose_redo_log_was_created_anew_never_continues_the_chain(
     assert redo_created_lsn(tmp_path / "elsewhere") is None
 
 
+def test_check_links_refuses_an_incremental_whose_redo_log_was_created_anew(
+    store: LocalStore,
+) -> None:
+    """At restore time too: a chain whose incremental recorded another redo log than its
+    parent (taken by an older datatier, or a manifest written by hand) is broken, unless
+    that incremental's datadir was restored from the parent itself; an LSN not recorded
+    on either side is not checked."""
+    never = {**SERVER, "restored_from": None, "redo_created_lsn": 7000}
+    full = physical(store, NOW - timedelta(hours=2), source=never, uuid="uuid-F")
+    same = physical(store, NOW - timedelta(hours=1), full, source=never)
+    check_links([full, same])
+    anew = {**never, "redo_created_lsn": 9000}
+    stray = physical(store, NOW - timedelta(hours=1), full, source=anew)
+    with pytest.raises(IntegrityFailure, match=rf"{stray.backup_id} does not continue "
+                       r".*redo log was created anew .*broken chain"):  # fmt: skip
+        check_links([full, stray])
+    from_f = {**anew, "restored_from": {"uuid": "uuid-F", "restored_ns": 1}}
+    check_links([full, physical(store, NOW, full, source=from_f)])
+    unknown = {**SERVER, "restored_from": None}
+    check_links([full, physical(store, NOW, full, source=unknown)])
+
+
 def test_a_datadir_restored_from_the_parent_itself_is_not_checked_against_its_binlog(
     store: LocalStore,
 ) -> None:
