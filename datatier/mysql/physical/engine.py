@@ -42,6 +42,7 @@ from datatier.mysql.physical.lineage import (
     ENGINE,
     ORIGIN,
     REDO,
+    RESTORED_BINLOG,
     UUID,
     Base,
     choose_base,
@@ -63,6 +64,7 @@ from datatier.mysql.physical.tool import (
     datadir_origin,
     find_tool,
     info_uuid,
+    origin_binlog,
     parse_binlog_pos,
     read_checkpoints,
     redo_created_lsn,
@@ -94,6 +96,7 @@ class Decision:
     lsn: int  # the server's LSN when it was decided
     origin: dict[str, Any] | None  # the datadir's: the restore it comes from
     redo: int | None = None  # the LSN the datadir's redo log was created at
+    origin_binlog: dict[str, Any] | None = None  # the binlog point its origin was copied at
 
 
 class MariabackupEngine(BackupEngine):
@@ -151,6 +154,7 @@ class MariabackupEngine(BackupEngine):
                 binlog = self._binlog_point(conn, server, backups[-1] if backups else None)
         origin = datadir_origin(datadir)
         redo = redo_created_lsn(datadir)
+        restored_binlog = origin_binlog(datadir) if origin is not None else None
         base = choose_base(
             self.catalog,
             self.policy,
@@ -163,7 +167,7 @@ class MariabackupEngine(BackupEngine):
             backups=backups,
             redo=redo,
         )
-        return Decision(server, datadir, base, now_lsn, origin, redo)
+        return Decision(server, datadir, base, now_lsn, origin, redo, restored_binlog)
 
     def _may_continue(self) -> bool:
         """Whether the next backup may be an incremental (not forced or set to be full)."""
@@ -210,6 +214,7 @@ class MariabackupEngine(BackupEngine):
                 **server.to_json(),
                 "datadir": decided.datadir,
                 ORIGIN: decided.origin,
+                RESTORED_BINLOG: decided.origin_binlog,
                 REDO: decided.redo,
                 "tool": binary,
                 "tool_version": version,
@@ -317,6 +322,7 @@ class MariabackupEngine(BackupEngine):
                 **server.to_json(),
                 "datadir": datadir,
                 ORIGIN: decided.origin,
+                RESTORED_BINLOG: decided.origin_binlog,
                 REDO: decided.redo,
             },
             consistency={

@@ -11,10 +11,9 @@ refusals, archive restores, staging with every SHA-256 checked, apply, check).
 * ``check_target``: the datadir refusals of :func:`~datatier.mysql.physical.datadir.check_datadir`
   (exit 2) and the tools present, before any archive restore is requested.
 * ``apply``: per member, ``mbstream -x`` of its decompressed parts; ``--prepare`` of the full
-  backup, then ``--prepare --incremental-dir`` of each incremental in order; then the
-  prepared datadir replaces DIR's contents, owned as the server expects.
-* ``post_check``: the prepared datadir says it is fully applied, holds no unapplied deltas,
-  and InnoDB's binlog position is not past the one the manifest records.
+  backup, then ``--prepare --incremental-dir`` of each incremental in order;
+  :func:`check_prepared`; then the prepared datadir replaces DIR's contents, owned as the
+  server expects.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
 from datatier.mysql.physical.datadir import WorkArea, check_datadir, claim_datadir, resolve_owner
 from datatier.mysql.physical.engine import OBJECT_KIND
-from datatier.mysql.physical.lineage import ENGINE, check_links
+from datatier.mysql.physical.lineage import ENGINE, RESTORED_BINLOG, check_links
 from datatier.mysql.physical.tool import (
     BACKUP_BINARIES,
     extract,
@@ -49,6 +48,47 @@ from datatier.pipeline.staging import Staged
 log = get_logger(__name__)
 
 LoadedFn = Callable[[ObjectRecord], None]
+
+
+def check_prepared(data: Path, manifest: Manifest) -> None:
+    """IntegrityFailure unless the prepared datadir ``data`` of ``manifest``'s chain says it
+    is fully applied, holds no unapplied deltas, and InnoDB's binlog position is not past
+    the one the manifest records (data committed after the backup's point).
+
+    InnoDB reports the position of the rollback-segment header written last, and a datadir
+    restored from a backup keeps that backup's position in segments not written since, under
+    a file name the new binlog may reuse: a position past the manifest's but not past the one
+    its source's datadir was restored at (``source.restored_binlog``) is that old position,
+    and only logged."""
+    checkpoints = read_checkpoints(data / "xtrabackup_checkpoints")
+    if checkpoints.backup_type != "log-applied":
+        raise IntegrityFailure(f"prepare left the backup {checkpoints.backup_type!r}")
+    leftovers = [p.name for p in data.rglob("*.delta")]
+    if leftovers:
+        raise IntegrityFailure(f"unapplied deltas left after the prepare: {leftovers[:3]}")
+    recorded = manifest.consistency
+    innodb = data / "xtrabackup_binlog_pos_innodb"
+    fields = innodb.read_text().split() if innodb.is_file() else []
+    if len(fields) < 2 or not fields[1].isdigit() or not recorded.get("binlog_file"):
+        return  # InnoDB recorded no binlog position: nothing to compare
+    name, pos = Path(fields[0]).name, int(fields[1])
+    if name != recorded["binlog_file"] or pos <= int(recorded["binlog_pos"]):
+        return
+    old = manifest.source.get(RESTORED_BINLOG)
+    if isinstance(old, dict) and old.get("file") == name and pos <= int(old.get("pos") or 0):
+        log.warning(
+            "restore.old_binlog_position",
+            backup_id=manifest.backup_id,
+            innodb=f"{name}:{pos}",
+            recorded=f"{recorded['binlog_file']}:{recorded['binlog_pos']}",
+            restored_at=f"{old['file']}:{old['pos']}",
+        )
+        return
+    raise IntegrityFailure(
+        f"backup {manifest.backup_id}: after the prepare InnoDB's binlog position {name}:{pos} "
+        f"is past the backup's {recorded['binlog_file']}:{recorded['binlog_pos']} (data "
+        "committed after the backup's point); nothing was replaced"
+    )
 
 
 def stream_parts(manifest: Manifest) -> list[ObjectRecord]:
@@ -190,6 +230,7 @@ class PhysicalRestore(RestoreEngine):
                 )
                 if number:
                     shutil.rmtree(dest, ignore_errors=True)
+            check_prepared(work.data, self.manifest)
             self._installing = True
             work.install(owner)
         log.info("restore.datadir_ready", datadir=str(self.datadir), owner=owner.name)
@@ -207,26 +248,3 @@ class PhysicalRestore(RestoreEngine):
                 on_loaded(record)
 
         return itertools.chain.from_iterable(one(r) for r in stream_parts(member))
-
-    def post_check(self, plan: RestorePlan) -> None:
-        """IntegrityFailure unless the datadir is fully prepared and not past the backup's
-        binlog position (see the module docstring)."""
-        checkpoints = read_checkpoints(self.datadir / "xtrabackup_checkpoints")
-        if checkpoints.backup_type != "log-applied":
-            raise IntegrityFailure(
-                f"{self.datadir}: prepare left the backup {checkpoints.backup_type!r}"
-            )
-        leftovers = [p.name for p in self.datadir.rglob("*.delta")]
-        if leftovers:
-            raise IntegrityFailure(f"{self.datadir}: unapplied deltas left: {leftovers[:3]}")
-        recorded = self.manifest.consistency
-        innodb = self.datadir / "xtrabackup_binlog_pos_innodb"
-        fields = innodb.read_text().split() if innodb.is_file() else []
-        if len(fields) < 2 or not fields[1].isdigit() or not recorded.get("binlog_file"):
-            return  # InnoDB recorded no binlog position: nothing to compare
-        name, pos = Path(fields[0]).name, int(fields[1])
-        if name == recorded["binlog_file"] and pos > int(recorded["binlog_pos"]):
-            raise IntegrityFailure(
-                f"{self.datadir}: InnoDB's binlog position {name}:{pos} is past the backup's "
-                f"{recorded['binlog_file']}:{recorded['binlog_pos']}"
-            )

@@ -117,6 +117,19 @@ def datadir_origin(datadir: str | Path) -> dict[str, Any] | None:
     return {"uuid": info_uuid(text) or "", "restored_ns": stamp}
 
 
+def origin_binlog(datadir: str | Path) -> dict[str, Any] | None:
+    """The binlog position the backup ``datadir`` was restored from was copied at (its
+    ``xtrabackup_info``'s ``binlog_pos``: file name and position), or None (never restored,
+    the binlog was off, unreadable). InnoDB can go on reporting that position for the
+    datadir, under the same file name, until every rollback segment is written again."""
+    try:
+        text = (Path(datadir) / "xtrabackup_info").read_text(errors="replace")
+    except OSError:
+        return None
+    pos = parse_binlog_pos(text)
+    return None if pos is None else {"file": Path(pos.file).name, "pos": pos.position}
+
+
 REDO_LOG = "ib_logfile0"
 REDO_HEADER = 16  # the format (4 bytes), 4 reserved, the LSN the log was created at (8)
 

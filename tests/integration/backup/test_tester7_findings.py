@@ -19,9 +19,9 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   files were then tidied away, binlog off: the next incremental built on the abandoned
   backup and its restore held the abandoned timeline
   (``test_a_rollback_whose_xtrabackup_files_were_tidied_away_restores_what_the_server_held``).
-- loud wrong, NOT fixed (strict xfail): a backup taken after an in-place restore with the
-  binlog on is refused by the restore's post-check (exit 4, DIR already replaced) until the
-  new binlog passes the old one's position
+- loud wrong, fixed: a backup taken after an in-place restore with the binlog on was
+  refused by the restore's post-check (exit 4, DIR already replaced) until the new binlog
+  passed the old one's position
   (``test_a_full_backup_after_an_in_place_restore_with_the_binlog_on_restores``).
 - silent wrong, fixed: ``restore ID --datadir DIR --force`` onto a datadir with a
   filesystem mounted inside it emptied that filesystem, then failed on the mount point
@@ -427,10 +427,7 @@ def test_restoring_the_newest_backup_in_place_lets_the_chain_go_on_with_the_binl
         check = tmp_path / "check"
         restored = cli(sandbox.config_path, env, "restore", on_newest,
                        "--datadir", str(check), "--owner", OWNER)  # fmt: skip
-        # The restore's own post-check misreads InnoDB's stale binlog position after the
-        # binlog restarted, for a full backup too (strict xfail below); the datadir is
-        # installed before that check, and is what matters here.
-        assert restored.code == 0 or "is past the backup's" in restored.err, restored.err
+        assert restored.code == 0, restored.err  # no false alarm on the old binlog position
         other = free_port(scratch_ports(test_port_base))
         with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
             assert table_state(c2, "t7in") == expected, "what the server held"
@@ -442,24 +439,26 @@ def test_restoring_the_newest_backup_in_place_lets_the_chain_go_on_with_the_binl
 FULLAFTER_POLICY = "t7-fullafter"
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: restore post_check, stale InnoDB binlog pos")
 def test_a_full_backup_after_an_in_place_restore_with_the_binlog_on_restores(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
 ) -> None:
     """Severity: loud wrong (a good backup refused at restore, exit 4, after DIR was
-    replaced). NOT FIXED.
+    replaced). Fixed.
 
     Steps (a scratch ``mariadbd`` with ``--log-bin`` as node ``t7s``): writes; full F (at
     ``scratch-bin.000001:P``); server stopped, F restored over its datadir, started (a new
     binlog: the restore replaced the old one); one small write; ``backup run --full`` G
     (at ``scratch-bin.000001:Q``, Q < P); ``restore G --datadir NEW``.
     Expected: exit 0.
-    Actual: exit 4, "InnoDB's binlog position scratch-bin.000001:P is past the backup's
+    Was: exit 4, "InnoDB's binlog position scratch-bin.000001:P is past the backup's
     scratch-bin.000001:Q" (Q < P): after the prepare, ``xtrabackup_binlog_pos_innodb``
     still names the position of the binlog the restore removed (a rollback segment not
-    written since), and ``RestoreTarget.post_check`` compares it with the new binlog's
-    position of the same file name. Every backup is refused so until the new binlog passes
-    the old position."""
+    written since), and ``RestoreTarget.post_check`` compared it with the new binlog's
+    position of the same file name. Every backup was refused so until the new binlog
+    passed the old position. Now G records the position F was copied at
+    (``source.restored_binlog``, from the ``xtrabackup_info`` F's restore left), and a
+    position past G's but not past F's is logged as that old one; the check runs before
+    DIR is replaced."""
     base = tmp_path / "server"
     src = scratch_source(sandbox, full, base, test_port_base, FULLAFTER_POLICY, every=0)
     env, store, run, server = src.env, src.store, src.run, src.server
@@ -475,9 +474,20 @@ def test_a_full_backup_after_an_in_place_restore_with_the_binlog_on_restores(
         with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
             cur.execute("UPDATE t7fa.t SET v = 'after' WHERE id = 1")
             again = run("backup", "run", FULLAFTER_POLICY, "--full", "--json")
+            expected = table_state(c, "t7fa")
+        copied_at = src.manifest(first).consistency
+        assert src.manifest(again).source["restored_binlog"] == {
+            "file": copied_at["binlog_file"],
+            "pos": copied_at["binlog_pos"],
+        }
+        check = tmp_path / "check"
         restored = cli(sandbox.config_path, env, "restore", again,
-                       "--datadir", str(tmp_path / "check"), "--owner", OWNER)  # fmt: skip
+                       "--datadir", str(check), "--owner", OWNER)  # fmt: skip
         assert restored.code == 0, restored.err
+        assert "restore.old_binlog_position" in restored.err, "the old position was met"
+        other = free_port(scratch_ports(test_port_base))
+        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+            assert table_state(c2, "t7fa") == expected, "what the server held"
     finally:
         store.delete([o.key for o in store.list_objects(f"{FULLAFTER_POLICY}/")])
         (sandbox.root / "backups" / f"{FULLAFTER_POLICY}.toml").unlink(missing_ok=True)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from datatier.backup.engine import BackupEngine
+from datatier.backup.manifest import Manifest
 from datatier.backup.policy import load_policy
-from datatier.errors import ConfigError, OperationFailed, UsageError
+from datatier.errors import ConfigError, IntegrityFailure, OperationFailed, UsageError
 from datatier.mysql.pdump import ParallelDumpEngine
 from datatier.mysql.physical.datadir import (
     check_datadir,
@@ -21,6 +22,7 @@ from datatier.mysql.physical.datadir import (
     unescape_mount,
 )
 from datatier.mysql.physical.mbstream import StreamIndex
+from datatier.mysql.physical.restore import check_prepared
 from datatier.mysql.physical.tool import info_uuid, parse_binlog_pos, read_checkpoints
 
 MBSTREAM = shutil.which("mbstream")
@@ -209,3 +211,41 @@ def test_mounts_within_reads_the_kernel_table_with_its_escapes(tmp_path: Path) -
     assert mounts_within(datadir, table) == [datadir / "vol 1"]
     assert mounts_within(datadir, tmp_path / "absent") == []
     assert unescape_mount("a\\134b\\012c\\9") == "a\\b\nc\\9"
+
+
+def test_check_prepared_tells_an_old_binlog_position_from_data_past_the_backup(
+    tmp_path: Path,
+) -> None:
+    """InnoDB's binlog position past the manifest's is data committed after the backup's
+    point (exit 4), unless it is not past the position the source's datadir was restored
+    at (a rollback segment untouched since that restore): then it is logged, not refused."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "xtrabackup_checkpoints").write_text(
+        "backup_type = log-applied\nfrom_lsn = 0\nto_lsn = 9000\nlast_lsn = 9000\n"
+    )
+    (data / "xtrabackup_binlog_pos_innodb").write_text("./db-bin.000001\t5000\n")
+
+    def manifest(source: dict[str, object]) -> Manifest:
+        return Manifest(
+            policy="db", backup_id="20261204T000000Z-aaaa", engine="mariabackup",
+            tool_version="test", started_at="2026-12-04T00:00:00+00:00",
+            finished_at="2026-12-04T00:01:00+00:00", source=source,
+            consistency={"binlog_file": "db-bin.000001", "binlog_pos": 1200},
+            tables=[], objects=[],
+        )  # fmt: skip
+
+    with pytest.raises(IntegrityFailure, match=r"db-bin.000001:5000 is past the backup's "
+                       r"db-bin.000001:1200 .*nothing was replaced"):  # fmt: skip
+        check_prepared(data, manifest({}))
+    check_prepared(data, manifest({"restored_binlog": {"file": "db-bin.000001", "pos": 5000}}))
+    for other in ({"file": "db-bin.000001", "pos": 4999}, {"file": "db-bin.000002", "pos": 9e9}):
+        with pytest.raises(IntegrityFailure, match="is past the backup's"):
+            check_prepared(data, manifest({"restored_binlog": other}))
+    (data / "xtrabackup_binlog_pos_innodb").write_text("./db-bin.000001\t1200\n")
+    check_prepared(data, manifest({}))  # at the backup's point
+    (data / "xtrabackup_binlog_pos_innodb").write_text("./db-bin.000002\t9\n")
+    check_prepared(data, manifest({}))  # another file: not comparable
+    (data / "x.ibd.delta").write_bytes(b"")
+    with pytest.raises(IntegrityFailure, match="unapplied deltas"):
+        check_prepared(data, manifest({}))
