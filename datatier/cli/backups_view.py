@@ -33,8 +33,18 @@ def classes(counts: dict[str, int]) -> str:
 
 
 def pairs(section: dict[str, Any]) -> str:
-    """``key=value`` pairs of the non-empty values of ``section``, or ``-``."""
-    return "  ".join(f"{k}={v}" for k, v in section.items() if v not in (None, "", [], {})) or "-"
+    """``key=value`` pairs of the non-empty values of ``section``, or ``-`` (a physical
+    backup's page sample as its page count: ``--json`` has it whole)."""
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("pages"), list):
+            return f"{len(value['pages'])} pages"
+        return value
+
+    return (
+        "  ".join(f"{k}={shown(v)}" for k, v in section.items() if v not in (None, "", [], {}))
+        or "-"
+    )
 
 
 def chain_labels(entries: list[BackupEntry]) -> dict[tuple[str, str], str]:

@@ -41,6 +41,7 @@ from datatier.mysql.physical.lineage import (
     BINLOG_TAIL,
     ENGINE,
     ORIGIN,
+    PAGES,
     REDO,
     RESTORED_BINLOG,
     UUID,
@@ -50,6 +51,7 @@ from datatier.mysql.physical.lineage import (
     physical_backups,
 )
 from datatier.mysql.physical.mbstream import StreamIndex
+from datatier.mysql.physical.pages import PageSampler, pages_break
 from datatier.mysql.physical.server import (
     BinlogPoint,
     ServerIdentity,
@@ -155,6 +157,10 @@ class MariabackupEngine(BackupEngine):
         origin = datadir_origin(datadir)
         redo = redo_created_lsn(datadir)
         restored_binlog = origin_binlog(datadir) if origin is not None else None
+        pages = None
+        if backups:
+            newest = backups[-1]
+            pages = pages_break(datadir, newest.consistency.get(PAGES), newest.backup_id)
         base = choose_base(
             self.catalog,
             self.policy,
@@ -166,6 +172,7 @@ class MariabackupEngine(BackupEngine):
             binlog=binlog,
             backups=backups,
             redo=redo,
+            pages=pages,
         )
         return Decision(server, datadir, base, now_lsn, origin, redo, restored_binlog)
 
@@ -268,7 +275,7 @@ class MariabackupEngine(BackupEngine):
         )
         with tempfile.TemporaryDirectory(prefix="datatier-mariabackup-") as tmp:
             work = Path(tmp)
-            index = StreamIndex()
+            index = StreamIndex(sampler=PageSampler(server.innodb_page_size))
             with BackupRun(
                 self.source,
                 work,
@@ -333,6 +340,7 @@ class MariabackupEngine(BackupEngine):
                 "gtid_pos": binlog.gtid if binlog else "",
                 BINLOG_GTID: binlog_gtid,
                 BINLOG_TAIL: binlog_tail,
+                PAGES: index.sampler.sample() if index.sampler else None,
                 "from_lsn": checkpoints.from_lsn,
                 "to_lsn": checkpoints.to_lsn,
                 "last_lsn": checkpoints.last_lsn,

@@ -18,7 +18,10 @@ A rollback that leaves no ``xtrabackup_info`` (a filesystem snapshot, a cold cop
 datadir put back) shows in the binlog, when it is on and lives in the datadir: the server's
 binlog must still hold the point the parent was copied at, with the GTID state the parent
 recorded there (:func:`binlog_break`). Rolled back, the binlog ends before that point, or
-was rewritten past it: no event starts there, or another GTID state does.
+was rewritten past it: no event starts there, or another GTID state does. With the binlog
+off or elsewhere, the pages tell: each manifest records the pages its stream wrote last
+(``consistency.page_sample``), and the datadir must still hold them or newer versions
+(:func:`~datatier.mysql.physical.pages.pages_break`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ REDO = "redo_created_lsn"  # source: tool.redo_created_lsn of the datadir when i
 UUID = "backup_uuid"  # consistency: the backup's own uuid (its xtrabackup_info's)
 BINLOG_GTID = "binlog_gtid"  # consistency: BINLOG_GTID_POS at the copy's point, read after it
 BINLOG_TAIL = "binlog_tail"  # consistency: server.binlog_tail at that point, read after it
+PAGES = "page_sample"  # consistency: pages.PageSampler.sample of the stream
 
 
 @dataclass(frozen=True)
@@ -228,10 +232,12 @@ def _continue(
     named: dict[str, str],
     binlog: BinlogPoint | None = None,
     redo: int | None = None,
+    pages: str | None = None,
 ) -> None:
     """UsageError unless an incremental of ``server``, whose datadir's origin is
     ``origin`` and whose binlog says ``binlog`` about ``newest``'s binlog position, can
-    build on ``newest``. ``named``: backup IDs by uuid, for the message."""
+    build on ``newest``. ``named``: backup IDs by uuid, for the message; ``pages``: why
+    the datadir no longer holds pages ``newest`` copied (:func:`~.pages.pages_break`)."""
     try:
         check_links(resolve_chain(catalog, newest))
     except IntegrityFailure as exc:
@@ -266,7 +272,7 @@ def _continue(
     # since has an LSN past its ``to_lsn``, whatever the (new) binlog says.
     why = redo_break(newest, origin, redo)
     if not why and not is_restored_from(newest, origin):
-        why = binlog_break(newest, binlog)
+        why = binlog_break(newest, binlog) or pages
     if why:
         raise UsageError(
             f"an incremental cannot build on the newest backup {newest.backup_id}: {why}",
@@ -296,6 +302,7 @@ def choose_base(
     binlog: BinlogPoint | None = None,
     backups: list[Manifest] | None = None,
     redo: int | None = None,
+    pages: str | None = None,
 ) -> Base:
     """The parent of the next backup (None: a full one). ``requested`` True: an incremental
     or UsageError saying why not; False: full; None: the policy's ``full_every_days``
@@ -304,7 +311,8 @@ def choose_base(
     ``binlog``: the server's binlog's answer about the newest physical backup's binlog
     position (:func:`~datatier.mysql.physical.server.binlog_point`; None: not asked);
     ``backups``: :func:`physical_backups`, if the caller has read them already;
-    ``redo``: the datadir's :func:`~datatier.mysql.physical.tool.redo_created_lsn`."""
+    ``redo``: the datadir's :func:`~datatier.mysql.physical.tool.redo_created_lsn`;
+    ``pages``: :func:`~datatier.mysql.physical.pages.pages_break` of the newest backup."""
     if requested is False:
         return Base(None, "full backup asked for")
     every = policy.spec.full_every_days
@@ -321,7 +329,7 @@ def choose_base(
     newest = physical[-1]
     try:
         named = {str(m.consistency.get(UUID)): m.backup_id for m in physical}
-        _continue(catalog, newest, server, now_lsn, origin, named, binlog, redo)
+        _continue(catalog, newest, server, now_lsn, origin, named, binlog, redo, pages)
     except UsageError as exc:
         if requested:
             raise

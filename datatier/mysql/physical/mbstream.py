@@ -12,6 +12,8 @@ its size, whether each ``.frm`` is a view, and the whole of the small metadata f
 :class:`~datatier.errors.OperationFailed` when the stream stopped mid-chunk, has a chunk
 that is not one, or left a file without its end chunk: a truncated stream never becomes a
 backup. Payload checksums are left to ``mbstream -x``, which checks them on extraction.
+A :class:`~datatier.mysql.physical.pages.PageSampler`, if given, sees every payload byte
+with its file and offset.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import struct
 from dataclasses import dataclass, field
 
 from datatier.errors import OperationFailed
+from datatier.mysql.physical.pages import PageSampler
 
 MAGIC = b"XBSTCK01"
 HEAD = struct.Struct("<8sBBI")  # magic, flags, type, path length
@@ -50,6 +53,9 @@ class StreamIndex:
     _buffer: bytearray = field(default_factory=bytearray)
     _skip: int = 0  # payload bytes of the current chunk still to pass
     _current: StreamFile | None = None
+    sampler: PageSampler | None = None
+    _path: str = ""  # the current chunk's file, and the file offset its next byte has
+    _at: int = 0
 
     def feed(self, data: bytes) -> None:
         """Account for the next bytes of the stream."""
@@ -61,6 +67,9 @@ class StreamIndex:
                 current = self._current
                 if current is not None and len(current.head) < current.keep:
                     current.head += bytes(view[: min(take, current.keep - len(current.head))])
+                if self.sampler is not None:
+                    self.sampler.feed(self._path, self._at, view[:take])
+                    self._at += take
                 self._skip -= take
                 view = view[take:]
                 continue
@@ -93,16 +102,22 @@ class StreamIndex:
             self.chunks += 1
             if kind == ord("E"):
                 entry.ended = True
+                if self.sampler is not None:
+                    self.sampler.end(path)
                 pos = end
                 continue
             if kind != ord("P"):
                 raise OperationFailed(f"mbstream chunk of unknown type {kind!r} for {path}")
-            length, _offset, _crc = PAYLOAD.unpack_from(buf, end)
+            length, offset, _crc = PAYLOAD.unpack_from(buf, end)
             entry.size += length
             pos = end + extra
             available = min(length, len(buf) - pos)
             if len(entry.head) < entry.keep:
                 entry.head += bytes(buf[pos : pos + min(available, entry.keep - len(entry.head))])
+            if self.sampler is not None:
+                with memoryview(buf) as whole:
+                    self.sampler.feed(path, offset, whole[pos : pos + available])
+                self._path, self._at = path, offset + available
             pos += available
             if available < length:
                 self._skip = length - available

@@ -26,6 +26,10 @@ Findings, by severity (each test's docstring has steps, expected and actual):
 - silent wrong, fixed: ``restore ID --datadir DIR --force`` onto a datadir with a
   filesystem mounted inside it emptied that filesystem, then failed on the mount point
   (``test_force_onto_a_datadir_with_a_filesystem_mounted_inside_changes_nothing``).
+- silent wrong, fixed: a rollback by a cold copy of the datadir with the binlog off (no
+  ``xtrabackup_info``, the same redo log, no binlog to tell): the next incremental built on
+  the abandoned backup once the LSN had passed it
+  (``test_a_cold_copy_rollback_with_the_binlog_off_restores_what_the_server_held``).
 - confusing, fixed: restoring the newest backup in place did not let the chain go on with
   the binlog on (the binlog check refused it; the policy took full backups)
   (``test_restoring_the_newest_backup_in_place_lets_the_chain_go_on_with_the_binlog_on``).
@@ -70,6 +74,7 @@ class Source:
     policy: str
     env: dict[str, str]
     store: ObjectStore
+    log_bin: bool = True
 
     def run(self, *args: str) -> str:
         """``datatier ARGS`` as the node's operator: exit 0, and the ID with ``--json``."""
@@ -81,12 +86,18 @@ class Source:
         return Manifest.decode(self.store.get_bytes(manifest_key(self.policy, backup_id)), "t")
 
     def server(self) -> ScratchServer:
-        """The node's ``mariadbd``, binlog on."""
-        return ScratchServer(self.base, self.port, log_bin=True)
+        """The node's ``mariadbd``, binlog on unless the source says otherwise."""
+        return ScratchServer(self.base, self.port, log_bin=self.log_bin)
 
 
 def scratch_source(
-    sandbox: SandboxHandle, full: str, base: Path, port_base: int, policy: str, every: int = 7
+    sandbox: SandboxHandle,
+    full: str,
+    base: Path,
+    port_base: int,
+    policy: str,
+    every: int = 7,
+    log_bin: bool = True,
 ) -> Source:
     """``full`` restored at ``base`` with its ``xtrabackup_info`` removed (a datadir never
     restored from a mariabackup copy), and ``policy`` over it (``full_every_days = every``)."""
@@ -104,7 +115,7 @@ def scratch_source(
         "DATATIER_MYSQL__NODES__T7S__HOST": "127.0.0.1",
         "DATATIER_MYSQL__NODES__T7S__PORT": str(port),
     }
-    return Source(sandbox, base, port, policy, env, store_of(sandbox))
+    return Source(sandbox, base, port, policy, env, store_of(sandbox), log_bin)
 
 
 @pytest.fixture(scope="module")
@@ -299,6 +310,80 @@ def test_a_cold_copy_rollback_then_the_corrected_statement_restores_what_the_ser
     finally:
         store.delete([o.key for o in store.list_objects(f"{REPLAY_POLICY}/")])
         (sandbox.root / "backups" / f"{REPLAY_POLICY}.toml").unlink(missing_ok=True)
+
+
+COLD_POLICY = "t7-cold"
+
+
+def test_a_cold_copy_rollback_with_the_binlog_off_restores_what_the_server_held(
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
+) -> None:
+    """Severity: silent wrong (a backup and its restore exit 0 with rows the server no
+    longer held). The rollback lineage2's binlog check and the redo check cannot see: a
+    datadir (binlog off) put back from a cold copy keeps its redo log and has no
+    ``xtrabackup_info``; only the LSN told, and only until it passed the abandoned backup's.
+
+    Steps (a scratch ``mariadbd`` without ``--log-bin`` as node ``t7s``): table t of 5,000
+    rows 'base'; full F; server stopped, datadir copied (``cp -a``), started; ``UPDATE t
+    SET v = 'wrong value'``; incremental N on F. Server stopped, the cold copy put back,
+    started; writes to another table until InnoDB's LSN passes N's ``to_lsn``; ``backup
+    run --incremental``, then the policy's own choice, and a restore of it.
+    Expected: ``--incremental`` refused (exit 2) naming a page older than N copied it; the
+    policy takes a full backup whose restore holds t all 'base'; the chain goes on after.
+    Was (shown before the fix): an incremental on N, exit 0. t's pages were not written after
+    the rollback, so their LSNs stay below N's ``to_lsn`` and the incremental skips them: a
+    restore of it takes them from N, 'wrong value'.
+    Now each manifest records the pages its stream wrote last per tablespace file
+    (``consistency.page_sample``: page number, LSN, a digest of its bytes), and the next
+    incremental requires the datadir to hold those pages or newer ones."""
+    base = tmp_path / "server"
+    cold = tmp_path / "cold"
+    src = scratch_source(sandbox, full, base, test_port_base, COLD_POLICY, log_bin=False)
+    env, store, run, manifest, server = src.env, src.store, src.run, src.manifest, src.server
+    try:
+        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE t7cold")
+            cur.execute("CREATE TABLE t7cold.t (id INT PRIMARY KEY, v VARCHAR(40))")
+            cur.execute("INSERT INTO t7cold.t SELECT seq, 'base' FROM t7cold.seq_1_to_5000")
+            run("backup", "run", COLD_POLICY, "--full", "--json")
+        subprocess.run(["cp", "-a", str(base), str(cold)], check=True)
+        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute("UPDATE t7cold.t SET v = 'wrong value'")
+            newest = run("backup", "run", COLD_POLICY, "--incremental", "--json")
+        sample = manifest(newest).consistency["page_sample"]
+        assert any(rel == "t7cold/t.ibd" for rel, *_ in sample["pages"]), sample
+        newest_lsn = int(manifest(newest).consistency["to_lsn"])
+        shutil.rmtree(base)
+        subprocess.run(["cp", "-a", str(cold), str(base)], check=True)
+        with server() as s, connect_port(sandbox, s.port) as c:
+            with c.cursor() as cur:
+                cur.execute("CREATE TABLE t7cold.filler (id INT AUTO_INCREMENT "
+                            "PRIMARY KEY, b LONGBLOB)")  # fmt: skip
+                while current_lsn(c) <= newest_lsn + 1024 * 1024:
+                    cur.execute("INSERT INTO t7cold.filler (b) VALUES (REPEAT('f', 1000000))")
+            expected = table_state(c, "t7cold")
+            refused = cli(sandbox.config_path, env, "backup", "run", COLD_POLICY,
+                          "--incremental", "--json")  # fmt: skip
+            assert refused.code == 2, refused.err
+            assert f"cannot build on the newest backup {newest}" in refused.err
+            assert "is at LSN" in refused.err and "older than LSN" in refused.err, refused.err
+            chosen = run("backup", "run", COLD_POLICY, "--json")
+            assert manifest(chosen).parent is None, "the policy took a full backup instead"
+            cur = c.cursor()
+            cur.execute("UPDATE t7cold.t SET v = 'next' WHERE id <= 10")
+            goes_on = run("backup", "run", COLD_POLICY, "--incremental", "--json")
+            assert manifest(goes_on).parent == chosen, "no false refusal on one timeline"
+        check = tmp_path / "check"
+        run("restore", chosen, "--datadir", str(check), "--owner", OWNER)
+        other = free_port(scratch_ports(test_port_base))
+        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+            with c2.cursor() as cur:
+                cur.execute("SELECT v, COUNT(*) FROM t7cold.t GROUP BY v")
+                assert dict(cur.fetchall()) == {"base": 5000}
+            assert table_state(c2, "t7cold") == expected, "what the server held"
+    finally:
+        store.delete([o.key for o in store.list_objects(f"{COLD_POLICY}/")])
+        (sandbox.root / "backups" / f"{COLD_POLICY}.toml").unlink(missing_ok=True)
 
 
 TIDY_POLICY = "t7-tidy"

@@ -205,6 +205,10 @@ def test_list_show_verify_and_dry_run_cover_the_chain(
     assert shown["consistency"]["from_lsn"] == parent["consistency"]["to_lsn"]
     assert shown["source"]["server_uid"] and shown["source"]["version"]
     assert DB in shown["databases"]
+    sampled = shown["consistency"]["page_sample"]["pages"]
+    assert sampled and all(len(p) == 5 for p in sampled), "path, page, space, LSN, digest"
+    text = cli(sandbox, "backups", "show", inc2).out
+    assert f"page_sample={len(sampled)} pages" in text, "counted, not dumped"
     verified = cli(sandbox, "backups", "verify", inc2, "--json")
     assert verified.code == 0, verified.err
     doc = verified.json()

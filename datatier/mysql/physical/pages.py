@@ -1,0 +1,202 @@
+"""Page LSNs as a datadir's history: what a backup saw, and whether the datadir still holds it.
+
+On one timeline a page on disk only moves forward: InnoDB writes a page with its newest
+LSN (``FIL_PAGE_LSN``, 8 bytes at offset 16) and never an older version. A datadir put back
+from a filesystem snapshot or a cold copy holds older versions of the pages written since,
+with older LSNs, or, when the same statements ran again, other bytes under the same LSN;
+the next incremental copies only pages past its parent's ``to_lsn`` and would keep those.
+
+:class:`PageSampler` watches a backup's stream (the data files of a full backup, the
+``.delta`` files of an incremental) and keeps, per tablespace file, the pages with the
+highest LSNs: where the file was written last before the copy. :func:`pages_break` reads the
+same pages from the live datadir before the next incremental: one older than it was, or
+with the same LSN and other bytes, means the datadir left the history the backup copied.
+A page that cannot be compared (file gone or rebuilt, a compressed or encrypted page whose
+header fields do not check out, a short file) is skipped; a check cannot become a refusal
+by what it cannot read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import os
+import re
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PAGE_NO = struct.Struct(">I")  # FIL_PAGE_OFFSET, at 4
+PAGE_LSN = struct.Struct(">Q")  # FIL_PAGE_LSN, at 16
+SPACE_AT = 34  # FIL_PAGE_SPACE_ID
+DELTA_MAGICS = (b"xtra", b"XTRA")  # a .delta block's header page (page numbers follow)
+TABLESPACE = re.compile(r"(?:^|/)(?:[^/]+\.ibd|ibdata\d+|undo\d+)$")
+PER_FILE = 4  # pages kept per tablespace file
+MAX_FILES = 256  # files kept (those written last)
+REREADS = 3  # reads of a page whose bytes differ under the same LSN (a write in flight)
+
+
+def fingerprint(page: bytes | memoryview) -> str:
+    """The page's bytes without the fields the server rewrites without a new LSN (the
+    checksums at either end, the flush LSN / key version at 26..33)."""
+    size = len(page)
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(page[4:26])
+    digest.update(page[34 : size - 8])
+    return digest.hexdigest()
+
+
+def header(page: bytes | memoryview) -> tuple[int, int, int]:
+    """``(page_no, lsn, space_id)`` from a page's header."""
+    return (
+        PAGE_NO.unpack_from(page, 4)[0],
+        PAGE_LSN.unpack_from(page, 16)[0],
+        PAGE_NO.unpack_from(page, SPACE_AT)[0],
+    )
+
+
+@dataclass
+class _File:
+    delta: bool
+    kept: list[tuple[int, int, int, bytes]] = field(default_factory=list)  # heap by lsn
+    digests: list[tuple[int, int, int, str]] = field(default_factory=list)  # once ended
+    partial: bytearray = field(default_factory=bytearray)
+    at: int = -1  # the file offset ``partial`` starts at
+
+
+class PageSampler:
+    """Fed the payload of an mbstream's files as it flows past (``feed(path, offset,
+    data)``); :meth:`sample` is what :func:`pages_break` checks later. ``page_size`` is the
+    server's ``innodb_page_size``: pages of another physical size fail the header checks
+    and are not kept."""
+
+    def __init__(self, page_size: int) -> None:
+        self.page_size = page_size
+        self.files: dict[str, _File] = {}
+
+    @staticmethod
+    def wants(path: str) -> bool:
+        return TABLESPACE.search(path.removesuffix(".delta")) is not None
+
+    def feed(self, path: str, offset: int, data: bytes | memoryview) -> None:
+        """Account for ``data``, the bytes of ``path`` from ``offset`` on."""
+        entry = self.files.get(path)
+        if entry is None:
+            if not self.wants(path):
+                return
+            entry = self.files[path] = _File(delta=path.endswith(".delta"))
+        size = self.page_size
+        view = memoryview(data)
+        if entry.at + len(entry.partial) != offset:
+            entry.partial.clear()  # not a continuation: start at the next page boundary
+            skip = -offset % size
+            view, entry.at = view[skip:], offset + skip
+        if entry.partial:  # complete the page a previous piece began
+            need = size - len(entry.partial)
+            entry.partial += view[:need]
+            view = view[need:]
+            if len(entry.partial) < size:
+                return
+            self._page(path, entry, entry.at // size, memoryview(bytes(entry.partial)))
+            entry.partial.clear()
+            entry.at += size
+        whole = len(view) // size * size
+        for start in range(0, whole, size):  # whole pages straight from the piece
+            self._page(path, entry, (entry.at + start) // size, view[start : start + size])
+        entry.at += whole
+        entry.partial += view[whole:]
+
+    def _page(self, path: str, entry: _File, slot: int, page: memoryview) -> None:
+        if entry.delta and bytes(page[:4]) in DELTA_MAGICS:
+            return  # a block's list of page numbers
+        page_no, lsn, space = header(page)
+        if page_no == 0 or lsn == 0 or (not entry.delta and page_no != slot):
+            return  # page 0 (flush LSN written in place), never written, or misread
+        if len(entry.kept) == PER_FILE and lsn <= entry.kept[0][0]:
+            return
+        item = (lsn, page_no, space, bytes(page))  # hashed once the file ends
+        if len(entry.kept) < PER_FILE:
+            heapq.heappush(entry.kept, item)
+        else:
+            heapq.heapreplace(entry.kept, item)
+
+    def end(self, path: str) -> None:
+        """``path`` is complete: its kept pages become digests (a few open files' pages are
+        held at a time, however many files the stream has)."""
+        entry = self.files.get(path)
+        if entry is not None and entry.kept:
+            entry.digests = [(lsn, n, space, fingerprint(b)) for lsn, n, space, b in entry.kept]
+            entry.kept = []
+            entry.partial = bytearray()
+
+    def sample(self) -> dict[str, Any]:
+        """``{"page_size": N, "pages": [[path, page_no, space_id, lsn, fingerprint], ...]}``:
+        the kept pages of the :data:`MAX_FILES` files written last, paths as in the
+        datadir."""
+        for path in self.files:
+            self.end(path)
+        ranked = sorted(
+            ((max(e.digests)[0], path, e) for path, e in self.files.items() if e.digests),
+            reverse=True,
+        )[:MAX_FILES]
+        pages = [
+            [path.removeprefix("./").removesuffix(".delta"), page_no, space, lsn, digest]
+            for _, path, entry in sorted(ranked, key=lambda r: r[1])
+            for lsn, page_no, space, digest in sorted(entry.digests, key=lambda k: k[1])
+        ]
+        return {"page_size": self.page_size, "pages": pages}
+
+
+def read_page(path: Path, page_no: int, size: int) -> bytes | None:
+    """Page ``page_no`` of ``path``, or None if the file or the page is not there."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        page = os.pread(fd, size, page_no * size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return page if len(page) == size else None
+
+
+def pages_break(datadir: str | Path, sample: object, backup_id: str) -> str | None:
+    """Why the live ``datadir`` no longer holds the pages backup ``backup_id`` copied
+    (``sample``: its :meth:`PageSampler.sample`), or None when every comparable page is the
+    one it copied or newer, or there is no sample."""
+    if not isinstance(sample, dict) or not isinstance(sample.get("pages"), list):
+        return None
+    size = sample.get("page_size")
+    if not isinstance(size, int) or size <= 0:
+        return None
+    for item in sample["pages"]:
+        try:
+            rel, page_no, space, lsn, digest = item
+            where = Path(datadir) / str(rel)
+        except (TypeError, ValueError):
+            continue
+        for attempt in range(REREADS):
+            page = read_page(where, int(page_no), size)
+            if page is None or header(page)[0] != page_no or header(page)[2] != space:
+                break  # gone, rebuilt (another space id), or unreadable as a page
+            now = header(page)[1]
+            if now > lsn or (now == lsn and fingerprint(page) == digest):
+                break
+            if now < lsn:
+                return (
+                    f"page {page_no} of {rel} is at LSN {now} in the datadir, older than "
+                    f"LSN {lsn} it had when {backup_id} was copied (a snapshot or a copy "
+                    "of the datadir put back)"
+                )
+            if attempt == REREADS - 1:
+                return (
+                    f"page {page_no} of {rel} holds other bytes under LSN {lsn} than when "
+                    f"{backup_id} was copied (the datadir was put back and the same "
+                    "statements ran again)"
+                )
+            time.sleep(0.05)
+    return None

@@ -1,0 +1,116 @@
+"""The page sampler on a real mbstream (``mbstream -c`` of synthetic InnoDB-shaped pages:
+page number at 4, LSN at 16, space id at 34), and :func:`pages_break` on the files."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from datatier.mysql.physical.mbstream import StreamIndex
+from datatier.mysql.physical.pages import PER_FILE, PageSampler, pages_break
+
+SIZE = 16384
+MBSTREAM = shutil.which("mbstream")
+
+
+def page(page_no: int, lsn: int, space: int, fill: int = 0) -> bytes:
+    raw = bytearray(random.Random(page_no * 7919 + fill).randbytes(SIZE))
+    raw[4:8] = page_no.to_bytes(4, "big")
+    raw[16:24] = lsn.to_bytes(8, "big")
+    raw[34:38] = space.to_bytes(4, "big")
+    return bytes(raw)
+
+
+def lsn_of(number: int) -> int:
+    return 1000 + (number * 37 % 40) * 10  # a permutation: pages 0..39 written in any order
+
+
+def datadir(root: Path) -> Path:
+    """``shop/orders.ibd`` (40 pages, space 7, page 0 written last), ``shop/items.ibd.delta``
+    (pages 3, 9 and 12 of space 8 after their header page), ``shop/orders.frm``."""
+    (root / "shop").mkdir(parents=True)
+    pages = [page(n, 99_999 if n == 0 else lsn_of(n), 7) for n in range(40)]
+    (root / "shop" / "orders.ibd").write_bytes(b"".join(pages))
+    numbers = [3, 9, 12]
+    head = bytearray(SIZE)
+    head[:4] = b"XTRA"
+    for i, n in enumerate([*numbers, 0xFFFFFFFF]):
+        head[4 + 4 * i : 8 + 4 * i] = n.to_bytes(4, "big")
+    delta = bytes(head) + b"".join(page(n, 5000 + n, 8) for n in numbers)
+    (root / "shop" / "items.ibd.delta").write_bytes(delta)
+    (root / "shop" / "orders.frm").write_bytes(b"\xfe\x01" + b"x" * 500)
+    return root
+
+
+def sampled(root: Path, rng: random.Random) -> dict[str, object]:
+    if MBSTREAM is None:
+        pytest.fail("mbstream is not installed (make deps installs mariadb-backup)")
+    files = ["shop/orders.frm", "shop/orders.ibd", "shop/items.ibd.delta"]
+    stream = subprocess.run([MBSTREAM, "-c", *files], cwd=root, capture_output=True,
+                            check=True).stdout  # fmt: skip
+    index = StreamIndex(sampler=PageSampler(SIZE))
+    pos = 0
+    while pos < len(stream):
+        step = rng.randint(1, 40_000)
+        index.feed(stream[pos : pos + step])
+        pos += step
+    index.finish()
+    assert index.sampler is not None
+    return index.sampler.sample()
+
+
+def test_the_sampler_keeps_each_files_pages_written_last_in_any_piece_size(
+    tmp_path: Path,
+) -> None:
+    root = datadir(tmp_path / "src")
+    top = sorted(range(1, 40), key=lsn_of)[-PER_FILE:]
+    for seed in range(5):
+        sample = sampled(root, random.Random(seed))
+        assert sample["page_size"] == SIZE
+        pages = sample["pages"]
+        assert isinstance(pages, list)
+        got = {(rel, n, space, lsn) for rel, n, space, lsn, _ in pages}
+        assert got == {("shop/orders.ibd", n, 7, lsn_of(n)) for n in top} | {
+            ("shop/items.ibd", n, 8, 5000 + n) for n in (3, 9, 12)
+        }, "page 0 (its flush LSN is written in place) and the delta's header are left out"
+
+
+def test_pages_break_tells_a_datadir_put_back_from_one_that_went_on(tmp_path: Path) -> None:
+    root = datadir(tmp_path / "src")
+    sample = sampled(root, random.Random(1))
+    live = tmp_path / "live"
+    (live / "shop").mkdir(parents=True)
+    orders = live / "shop" / "orders.ibd"
+    shutil.copy(root / "shop" / "orders.ibd", orders)
+    items = bytearray(SIZE * 13)
+    for n in (3, 9, 12):
+        items[n * SIZE : (n + 1) * SIZE] = page(n, 5000 + n, 8)
+    (live / "shop" / "items.ibd").write_bytes(items)
+    assert pages_break(live, sample, "N") is None, "the same pages"
+    assert pages_break(live, None, "N") is None, "no sample recorded"
+    newest = max(range(1, 40), key=lsn_of)
+
+    def put(number: int, content: bytes) -> None:
+        with orders.open("r+b") as f:
+            f.seek(number * SIZE)
+            f.write(content)
+
+    put(newest, page(newest, lsn_of(newest) + 500, 7, fill=1))
+    assert pages_break(live, sample, "N") is None, "written since: newer LSN"
+    put(newest, page(newest, lsn_of(newest) - 5, 7, fill=1))
+    why = pages_break(live, sample, "N")
+    assert why is not None and f"page {newest} of shop/orders.ibd is at LSN" in why
+    assert "older than" in why and "when N was copied" in why
+    put(newest, page(newest, lsn_of(newest), 7, fill=2))
+    why = pages_break(live, sample, "N")
+    assert why is not None and "holds other bytes under LSN" in why
+    put(newest, page(newest, lsn_of(newest) - 5, 99))
+    assert pages_break(live, sample, "N") is None, "another space id: rebuilt, not compared"
+    orders.unlink()
+    assert pages_break(live, sample, "N") is None, "dropped or renamed: not compared"
+    (live / "shop" / "items.ibd").write_bytes(items[: 9 * SIZE])
+    assert pages_break(live, sample, "N") is None, "a short file: not compared"
