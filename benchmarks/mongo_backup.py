@@ -119,7 +119,8 @@ def main() -> None:
         f'engine = "mongo"\n[source]\ndatabases = ["{DB}"]\n'
     )
     results: dict[str, float] = {}
-    with pymongo.MongoClient(config.mongo.uri) as client:
+    mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(config.mongo.uri)
+    with mongo as client:
         print(f"generating {args.docs} documents ...", file=sys.stderr)
         generate(client, args.docs)
         results["bare_scan_s"] = bare_scan(client)

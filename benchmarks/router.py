@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -121,7 +122,10 @@ def main() -> None:
                 use(conn)
                 conn.close()
 
-            queue = QueuePool(lambda: connect(ep), pool_size=5, max_overflow=10)
+            def create() -> Any:  # a DB-API connection, as QueuePool's creator returns
+                return connect(ep)
+
+            queue = QueuePool(create, pool_size=5, max_overflow=10)
 
             def pooled() -> None:
                 conn = queue.connect()
