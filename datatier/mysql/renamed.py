@@ -35,16 +35,21 @@ def rename_references(targets: dict[str, str]) -> Callable[[bytes], bytes]:
     return rewrite
 
 
-def warn_qualified(record: ObjectRecord, text: bytes) -> None:
-    """Log a warning when a trigger/routine/event names its own database explicitly: after
-    ``--rename`` that reference still points at the original database (views are written
-    without their own database's qualifier)."""
+def warn_qualified(record: ObjectRecord, text: bytes, moved: dict[str, str] | None = None) -> None:
+    """Log a warning when a trigger/routine/event/view of a renamed database names a
+    renamed database explicitly, its own or another one ``moved`` (old -> new names)
+    renames: after ``--rename`` that reference still points at the original database
+    (views are written without their own database's qualifier)."""
     assert record.database is not None
     charsets = {c.decode() for c in CLIENT_CHARSET.findall(text)}  # each definition's own
-    names = {record.database.encode()} | {
-        as_bytes(held) for c in charsets if (held := in_charset(record.database, c)) is not None
-    }
-    if any(_names_itself(name, text) for name in names):
+
+    def named(database: str) -> bool:
+        names = {database.encode()} | {
+            as_bytes(held) for c in charsets if (held := in_charset(database, c)) is not None
+        }
+        return any(_names_itself(name, text) for name in names)
+
+    if named(record.database):
         log.warning(
             "restore.qualified_reference",
             object=record.key,
@@ -52,6 +57,16 @@ def warn_qualified(record: ObjectRecord, text: bytes) -> None:
             note="the definition names its database explicitly; after --rename it still "
             "refers to the original database",
         )
+    for other, new in sorted((moved or {}).items()):
+        if other != record.database and other != new and named(other):
+            log.warning(
+                "restore.qualified_reference",
+                object=record.key,
+                database=other,
+                renamed_to=new,
+                note=f"the definition names database {other}, which this restore renames to "
+                f"{new}; the copy still refers to {other}",
+            )
 
 
 def _names_itself(name: bytes, text: bytes) -> bool:

@@ -485,7 +485,7 @@ class LogicalRestore(RestoreEngine):
             if record.kind not in DEFINITION_KINDS or record.database not in renamed:
                 return staged.decompressed(record.key)
             text = b"".join(staged.decompressed(record.key))
-            warn_qualified(record, text)
+            warn_qualified(record, text, self._names)
             return iter([text])
 
         placeholders: dict[tuple[str, str], None] = {}  # (target db, view), in load order

@@ -110,6 +110,28 @@ def test_a_renamed_latin1_definition_naming_its_database_is_warned_about(
     assert [r.getMessage() for r in caplog.records] == ["restore.qualified_reference"]
 
 
+def test_a_renamed_definition_naming_another_renamed_database_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``--rename shop=shop2 --rename crm=crm2``: a routine of shop reading ``crm.t`` still
+    reads the original crm (not requalified): warned, naming crm and its new name; a
+    database the restore does not rename is not (a string literal that looks like a
+    reference is warned about too: a byte search, as for the own database)."""
+    body = "RETURN (SELECT COUNT(*) FROM `crm`.`t`) + (SELECT COUNT(*) FROM live.u)"
+    d = Definition("shop", "f", "function", f"CREATE FUNCTION `f`() RETURNS INT {body}",
+                   "", "utf8mb4_bin")  # fmt: skip
+    record = ObjectRecord("k", "routines", 1, "0" * 64, 1, "STANDARD", "shop")
+    with caplog.at_level("WARNING", logger="datatier"):
+        warn_qualified(record, object_bytes(d), {"shop": "shop2", "crm": "crm2"})
+    warned = [r for r in caplog.records if r.getMessage() == "restore.qualified_reference"]
+    assert len(warned) == 1 and "crm2" in str(warned[0].__dict__), warned
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="datatier"):
+        warn_qualified(record, object_bytes(d), {"shop": "shop2"})
+        warn_qualified(record, object_bytes(d), {"shop": "shop2", "live2": "live3"})
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+
+
 def test_a_converted_definition_is_written_in_utf8mb4_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
