@@ -164,6 +164,21 @@ def read_page(path: Path, page_no: int, size: int) -> bytes | None:
     return page if len(page) == size else None
 
 
+def _well_formed(item: object) -> bool:
+    """Whether ``item`` is ``[relative path inside the datadir, page, space, LSN, digest]``."""
+    if not isinstance(item, list) or len(item) != 5:
+        return False
+    rel, numbers, digest = item[0], item[1:4], item[4]
+    return (
+        isinstance(rel, str)
+        and bool(rel)
+        and not rel.startswith("/")
+        and ".." not in rel.split("/")
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers)
+        and isinstance(digest, str)
+    )
+
+
 def pages_break(datadir: str | Path, sample: object, backup_id: str) -> str | None:
     """Why the live ``datadir`` no longer holds the pages backup ``backup_id`` copied
     (``sample``: its :meth:`PageSampler.sample`), or None when every comparable page is the
@@ -174,13 +189,12 @@ def pages_break(datadir: str | Path, sample: object, backup_id: str) -> str | No
     if not isinstance(size, int) or size <= 0:
         return None
     for item in sample["pages"]:
-        try:
-            rel, page_no, space, lsn, digest = item
-            where = Path(datadir) / str(rel)
-        except (TypeError, ValueError):
-            continue
+        if not _well_formed(item):
+            continue  # not what a sampler writes: never a refusal
+        rel, page_no, space, lsn, digest = item
+        where = Path(datadir) / rel
         for attempt in range(REREADS):
-            page = read_page(where, int(page_no), size)
+            page = read_page(where, page_no, size)
             if page is None or header(page)[0] != page_no or header(page)[2] != space:
                 break  # gone, rebuilt (another space id), or unreadable as a page
             now = header(page)[1]

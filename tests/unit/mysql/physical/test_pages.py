@@ -92,6 +92,18 @@ def test_pages_break_tells_a_datadir_put_back_from_one_that_went_on(tmp_path: Pa
     (live / "shop" / "items.ibd").write_bytes(items)
     assert pages_break(live, sample, "N") is None, "the same pages"
     assert pages_break(live, None, "N") is None, "no sample recorded"
+    (tmp_path / "outside").write_bytes(page(1, 1, 7) * 2)
+    lying = {
+        "page_size": SIZE,
+        "pages": [
+            ["../outside", 1, 7, 10**9, "x"],
+            ["shop/orders.ibd", "1", 7, 10**9, "x"],
+            [None] * 5,
+            "junk",
+            ["shop/orders.ibd", 1, 7, True, "x"],
+        ],
+    }
+    assert pages_break(live, lying, "N") is None, "a manifest's malformed entries: skipped"
     newest = max(range(1, 40), key=lsn_of)
 
     def put(number: int, content: bytes) -> None:
