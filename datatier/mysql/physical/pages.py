@@ -33,6 +33,7 @@ PAGE_LSN = struct.Struct(">Q")  # FIL_PAGE_LSN, at 16
 SPACE_AT = 34  # FIL_PAGE_SPACE_ID
 DELTA_MAGICS = (b"xtra", b"XTRA")  # a .delta block's header page (page numbers follow)
 TABLESPACE = re.compile(r"(?:^|/)(?:[^/]+\.ibd|ibdata\d+|undo\d+)$")
+PAGE_SIZES = (4096, 8192, 16384, 32768, 65536)  # what innodb_page_size can be
 PER_FILE = 4  # pages kept per tablespace file
 MAX_FILES = 256  # files kept (those written last)
 REREADS = 3  # reads of a page whose bytes differ under the same LSN (a write in flight)
@@ -186,7 +187,7 @@ def pages_break(datadir: str | Path, sample: object, backup_id: str) -> str | No
     if not isinstance(sample, dict) or not isinstance(sample.get("pages"), list):
         return None
     size = sample.get("page_size")
-    if not isinstance(size, int) or size <= 0:
+    if size not in PAGE_SIZES:
         return None
     for item in sample["pages"]:
         if not _well_formed(item):

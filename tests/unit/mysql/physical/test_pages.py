@@ -104,6 +104,7 @@ def test_pages_break_tells_a_datadir_put_back_from_one_that_went_on(tmp_path: Pa
         ],
     }
     assert pages_break(live, lying, "N") is None, "a manifest's malformed entries: skipped"
+    assert pages_break(live, {**sample, "page_size": 1 << 40}, "N") is None, "no such size"
     newest = max(range(1, 40), key=lsn_of)
 
     def put(number: int, content: bytes) -> None:
