@@ -21,6 +21,8 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   (``test_a_full_backup_after_two_in_place_restores_restores``).
 
 Guards that held (cases not tested before):
+- no false refusal across a purge's truncation of undo tablespaces
+  (``test_no_false_refusal_across_an_undo_tablespace_truncation``).
 - no false refusal on one timeline through OPTIMIZE, ALTER ... FORCE, TRUNCATE, DROP and
   CREATE of the same name, a RENAME swap, ROW_FORMAT=COMPRESSED and PAGE_COMPRESSED
   tables (and changing their block size / level), a clean, a slow and a crash restart, and
@@ -480,5 +482,73 @@ def test_a_cold_copy_rollback_then_a_small_write_and_the_corrected_statement_res
                 held = dict(cur.fetchall())
             assert held == {"right value": 5000}, f"on {newest}: {held}"
             assert table_state(c2, "t8sh") == expected, "what the server held"
+    finally:
+        cleanup(src)
+
+
+UNDO_POLICY = "t8-undo"
+UNDO_OPTIONS = [
+    "--innodb-undo-tablespaces=3",
+    "--innodb-undo-log-truncate=ON",
+    "--innodb-max-undo-log-size=10M",
+    "--innodb-purge-rseg-truncate-frequency=1",
+]
+
+
+def undo_sizes(base: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in sorted(base.glob("undo00*"))}
+
+
+def test_no_false_refusal_across_an_undo_tablespace_truncation(
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
+) -> None:
+    """Guard holds (no false refusal). Undo tablespaces the purge truncates: the files
+    shrink and their first pages are created again, under the same space ids.
+
+    Steps (a scratch ``mariadbd`` without binlog, ``innodb_undo_tablespaces=3`` (10.11
+    creates them on an existing datadir), ``innodb_undo_log_truncate=ON``,
+    ``innodb_max_undo_log_size=10M``): 30,000 rows; full F; three UPDATEs of every row (the
+    undo files grow past 10 MB); incremental N (its sample holds pages 1-4 of each undo
+    file); small writes until the purge truncates the undo files; ``backup run
+    --incremental``; more writes; another, and its restore.
+    Expected and actual: every incremental exit 0; the restore holds what the server held."""
+    base = tmp_path / "server"
+    src = scratch_source(sandbox, full, base, test_port_base, UNDO_POLICY, log_bin=False)
+
+    def server() -> Scratch:
+        return Scratch(base, src.port, UNDO_OPTIONS)
+
+    def incremental(why: str) -> str:
+        result = cli(sandbox.config_path, src.env, "backup", "run", UNDO_POLICY,
+                     "--incremental", "--json")  # fmt: skip
+        assert result.code == 0, (why, result.err[-1500:])
+        return str(result.json()["id"])
+
+    try:
+        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE t8u")
+            cur.execute("CREATE TABLE t8u.t (id INT PRIMARY KEY, v VARCHAR(250))")
+            cur.execute("INSERT INTO t8u.t SELECT seq, REPEAT('a', 200) FROM t8u.seq_1_to_30000")
+            src.run("backup", "run", UNDO_POLICY, "--full", "--json")
+            for fill in "bcd":
+                cur.execute(f"UPDATE t8u.t SET v = REPEAT('{fill}', 220)")
+            grown = undo_sizes(base)
+            newest = incremental("undo grown")
+            sample = src.manifest(newest).consistency["page_sample"]["pages"]
+            assert any(str(rel).startswith("undo") for rel, *_ in sample), sample
+            deadline = time.monotonic() + 40
+            while undo_sizes(base) == grown:
+                assert time.monotonic() < deadline, ("no undo truncation", grown)
+                cur.execute("UPDATE t8u.t SET v = 'x' WHERE id = 1")
+                time.sleep(0.5)
+            incremental("undo truncated")
+            cur.execute("UPDATE t8u.t SET v = REPEAT('e', 100) WHERE id % 7 = 0")
+            last = incremental("after")
+            expected = table_state(c, "t8u")
+        check = tmp_path / "check"
+        src.run("restore", last, "--datadir", str(check), "--owner", OWNER)
+        other = free_port(scratch_ports(test_port_base))
+        with Scratch(check, other, UNDO_OPTIONS) as s2, connect_port(sandbox, s2.port) as c2:
+            assert table_state(c2, "t8u") == expected, "what the server held"
     finally:
         cleanup(src)
