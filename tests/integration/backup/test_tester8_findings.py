@@ -19,6 +19,9 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   point"): InnoDB still reports the binlog position of the first restore's backup, and
   ``source.restored_binlog`` only knows the second's
   (``test_a_full_backup_after_two_in_place_restores_restores``).
+- loud wrong, open (strict xfail): the same after ``RESET MASTER``, with no restore at
+  all: every full backup is refused at restore until the new binlog passes the old
+  position (``test_a_full_backup_after_reset_master_restores``).
 
 Guards that held (cases not tested before):
 - no false refusal across a purge's truncation of undo tablespaces
@@ -550,5 +553,56 @@ def test_no_false_refusal_across_an_undo_tablespace_truncation(
         other = free_port(scratch_ports(test_port_base))
         with Scratch(check, other, UNDO_OPTIONS) as s2, connect_port(sandbox, s2.port) as c2:
             assert table_state(c2, "t8u") == expected, "what the server held"
+    finally:
+        cleanup(src)
+
+
+RESET_POLICY = "t8-reset"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="check_prepared takes InnoDB's binlog position past the backup's as data "
+    "committed after it; after RESET MASTER (as after a restore) InnoDB reports the old "
+    "binlog's position under the same file name, and no restored_binlog is recorded. The "
+    "position is stale whenever the binlog was reset: a warning, or a GTID comparison, "
+    "would not refuse good backups",
+)
+def test_a_full_backup_after_reset_master_restores(
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
+) -> None:
+    """Severity: loud wrong (every good backup refused at restore, exit 4, until the new
+    binlog passes the old position). No restore at all: ``RESET MASTER``, a legal and
+    common statement (a primary's binlog started anew, a replica set up again).
+
+    Steps (a scratch ``mariadbd`` with ``--log-bin``, a datadir never restored from a
+    mariabackup copy): 5,000 rows and an update (binlog at ``scratch-bin.000001:1015``);
+    ``RESET MASTER``; one small update; ``backup run --full`` G (at ``:508``);
+    ``restore G --datadir NEW``.
+    Expected: exit 0, NEW holds what the server held.
+    Actual: exit 4, "after the prepare InnoDB's binlog position scratch-bin.000001:1015 is
+    past the backup's scratch-bin.000001:508 (data committed after the backup's point)".
+    InnoDB's rollback segments keep the reset binlog's position, as after a restore, but
+    the datadir has no ``xtrabackup_info``, so G records no ``restored_binlog`` to
+    tolerate it."""
+    base = tmp_path / "server"
+    src = scratch_source(sandbox, full, base, test_port_base, RESET_POLICY, every=0)
+    try:
+        with src.server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE t8rs")
+            cur.execute("CREATE TABLE t8rs.t (id INT PRIMARY KEY, v VARCHAR(40))")
+            cur.execute("INSERT INTO t8rs.t SELECT seq, 'before' FROM t8rs.seq_1_to_5000")
+            cur.execute("UPDATE t8rs.t SET v = 'before still' WHERE id <= 100")
+            cur.execute("RESET MASTER")
+            cur.execute("UPDATE t8rs.t SET v = 'after' WHERE id = 1")
+            taken = src.run("backup", "run", RESET_POLICY, "--full", "--json")
+            expected = table_state(c, "t8rs")
+        check = tmp_path / "check"
+        restored = cli(sandbox.config_path, src.env, "restore", taken,
+                       "--datadir", str(check), "--owner", OWNER)  # fmt: skip
+        assert restored.code == 0, restored.err[-1500:]
+        other = free_port(scratch_ports(test_port_base))
+        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+            assert table_state(c2, "t8rs") == expected, "what the server held"
     finally:
         cleanup(src)
