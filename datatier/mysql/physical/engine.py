@@ -160,7 +160,13 @@ class MariabackupEngine(BackupEngine):
         pages = None
         if backups:
             newest = backups[-1]
-            pages = pages_break(datadir, newest.consistency.get(PAGES), newest.backup_id)
+            to_lsn = newest.consistency.get("to_lsn")
+            pages = pages_break(
+                datadir,
+                newest.consistency.get(PAGES),
+                newest.backup_id,
+                to_lsn if isinstance(to_lsn, int) and not isinstance(to_lsn, bool) else None,
+            )
         base = choose_base(
             self.catalog,
             self.policy,

@@ -8,7 +8,9 @@ the next incremental copies only pages past its parent's ``to_lsn`` and would ke
 
 :class:`PageSampler` watches a backup's stream (the data files of a full backup, the
 ``.delta`` files of an incremental) and keeps, per tablespace file, the pages with the
-highest LSNs: where the file was written last before the copy. :func:`pages_break` reads the
+highest LSNs (where the file was written last before the copy) and a few drawn uniformly
+from all of them (a timeline that wrote the same pages again a little later moves the
+last-written ones past the backup's checkpoint, the others not). :func:`pages_break` reads the
 same pages from the live datadir before the next incremental: one older than it was, or
 with the same LSN and other bytes, means the datadir left the history the backup copied.
 A page that cannot be compared (file gone or rebuilt, a compressed or encrypted page whose
@@ -21,9 +23,11 @@ from __future__ import annotations
 import hashlib
 import heapq
 import os
+import random
 import re
 import struct
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +38,24 @@ SPACE_AT = 34  # FIL_PAGE_SPACE_ID
 DELTA_MAGICS = (b"xtra", b"XTRA")  # a .delta block's header page (page numbers follow)
 TABLESPACE = re.compile(r"(?:^|/)(?:[^/]+\.ibd|ibdata\d+|undo\d+)$")
 PAGE_SIZES = (4096, 8192, 16384, 32768, 65536)  # what innodb_page_size can be
-PER_FILE = 4  # pages kept per tablespace file
+PER_FILE = 4  # pages written last kept per tablespace file
+SPREAD = 4  # and pages of any age, drawn uniformly
+META_BYTES = 4096  # an incremental's ``.meta`` (page_size, zip_size, space_id lines)
+META_SPACE = re.compile(rb"(?m)^space_id\s*=\s*(\d+)\s*$")
 MAX_FILES = 256  # files kept (those written last)
 REREADS = 3  # reads of a page whose bytes differ under the same LSN (a write in flight)
+
+
+def _listed(head: memoryview) -> list[int]:
+    """The page numbers a ``.delta`` block's header page lists after its magic, up to the
+    ``0xFFFFFFFF`` that ends a short list."""
+    numbers = []
+    for at in range(4, len(head) - 3, 4):
+        number = PAGE_NO.unpack_from(head, at)[0]
+        if number == 0xFFFFFFFF:
+            break
+        numbers.append(number)
+    return numbers
 
 
 def fingerprint(page: bytes | memoryview) -> str:
@@ -61,8 +80,12 @@ def header(page: bytes | memoryview) -> tuple[int, int, int]:
 @dataclass
 class _File:
     delta: bool
-    kept: list[tuple[int, int, int, bytes]] = field(default_factory=list)  # heap by lsn
-    digests: list[tuple[int, int, int, str]] = field(default_factory=list)  # once ended
+    kept: list[tuple[int, int, bytes]] = field(default_factory=list)  # heap by lsn
+    spread: list[tuple[int, int, bytes]] = field(default_factory=list)  # any LSN
+    seen: int = 0  # pages that could be kept
+    listed: deque[int] = field(default_factory=deque)  # a .delta block's page numbers due
+    digests: list[tuple[int, int, str]] = field(default_factory=list)  # once ended
+    space: int | None = None  # the file's space id (its page 0's: never encrypted)
     partial: bytearray = field(default_factory=bytearray)
     at: int = -1  # the file offset ``partial`` starts at
 
@@ -76,6 +99,8 @@ class PageSampler:
     def __init__(self, page_size: int) -> None:
         self.page_size = page_size
         self.files: dict[str, _File] = {}
+        self.metas: dict[str, bytearray] = {}  # ``X.meta`` of each ``X.delta``
+        self.rng = random.Random()  # noqa: S311 - which pages to sample, not a secret
 
     @staticmethod
     def wants(path: str) -> bool:
@@ -85,6 +110,10 @@ class PageSampler:
         """Account for ``data``, the bytes of ``path`` from ``offset`` on."""
         entry = self.files.get(path)
         if entry is None:
+            if path.endswith(".meta") and self.wants(path.removesuffix(".meta")):
+                kept = self.metas.setdefault(path, bytearray())  # an incremental's space_id
+                kept += bytes(data)[: max(0, META_BYTES - len(kept))]
+                return
             if not self.wants(path):
                 return
             entry = self.files[path] = _File(delta=path.endswith(".delta"))
@@ -111,13 +140,24 @@ class PageSampler:
 
     def _page(self, path: str, entry: _File, slot: int, page: memoryview) -> None:
         if entry.delta and bytes(page[:4]) in DELTA_MAGICS:
-            return  # a block's list of page numbers
+            entry.listed = deque(_listed(page))  # the numbers of the block's pages, in order
+            return
         page_no, lsn, space = header(page)
-        if page_no == 0 or lsn == 0 or (not entry.delta and page_no != slot):
-            return  # page 0 (flush LSN written in place), never written, or misread
+        if entry.delta:  # where the page sits in the file, as the block's list says
+            slot = entry.listed.popleft() if entry.listed else -1
+        elif slot == 0 and page_no == 0:
+            entry.space = space  # page 0 is never encrypted nor compressed
+        if page_no == 0 or lsn == 0 or page_no != slot:
+            return  # page 0 (flush LSN written in place), never written, or another page's
+            # copy (the doublewrite buffer in ibdata1 holds other pages under their numbers)
+        entry.seen += 1
+        if len(entry.spread) < SPREAD:  # a uniform sample of the file's pages (reservoir)
+            entry.spread.append((lsn, page_no, bytes(page)))
+        elif (pick := self.rng.randrange(entry.seen)) < SPREAD:
+            entry.spread[pick] = (lsn, page_no, bytes(page))
         if len(entry.kept) == PER_FILE and lsn <= entry.kept[0][0]:
             return
-        item = (lsn, page_no, space, bytes(page))  # hashed once the file ends
+        item = (lsn, page_no, bytes(page))  # hashed once the file ends
         if len(entry.kept) < PER_FILE:
             heapq.heappush(entry.kept, item)
         else:
@@ -127,25 +167,34 @@ class PageSampler:
         """``path`` is complete: its kept pages become digests (a few open files' pages are
         held at a time, however many files the stream has)."""
         entry = self.files.get(path)
-        if entry is not None and entry.kept:
-            entry.digests = [(lsn, n, space, fingerprint(b)) for lsn, n, space, b in entry.kept]
-            entry.kept = []
+        if entry is not None and (entry.kept or entry.spread):
+            pages = {n: (lsn, n, b) for lsn, n, b in (*entry.spread, *entry.kept)}
+            entry.digests = [(lsn, n, fingerprint(b)) for lsn, n, b in pages.values()]
+            entry.kept, entry.spread = [], []
             entry.partial = bytearray()
 
     def sample(self) -> dict[str, Any]:
         """``{"page_size": N, "pages": [[path, page_no, space_id, lsn, fingerprint], ...]}``:
         the kept pages of the :data:`MAX_FILES` files written last, paths as in the
         datadir."""
-        for path in self.files:
+        for path, entry in self.files.items():
             self.end(path)
+            if entry.delta:
+                meta = self.metas.get(path.removesuffix(".delta") + ".meta", bytearray())
+                found = META_SPACE.search(bytes(meta))
+                entry.space = int(found[1]) if found else None
         ranked = sorted(
-            ((max(e.digests)[0], path, e) for path, e in self.files.items() if e.digests),
+            (
+                (max(e.digests)[0], path, e)
+                for path, e in self.files.items()
+                if e.digests and e.space is not None  # a file it cannot tell: not kept
+            ),
             reverse=True,
         )[:MAX_FILES]
         pages = [
-            [path.removeprefix("./").removesuffix(".delta"), page_no, space, lsn, digest]
+            [path.removeprefix("./").removesuffix(".delta"), page_no, entry.space, lsn, digest]
             for _, path, entry in sorted(ranked, key=lambda r: r[1])
-            for lsn, page_no, space, digest in sorted(entry.digests, key=lambda k: k[1])
+            for lsn, page_no, digest in sorted(entry.digests, key=lambda k: k[1])
         ]
         return {"page_size": self.page_size, "pages": pages}
 
@@ -180,32 +229,55 @@ def _well_formed(item: object) -> bool:
     )
 
 
-def pages_break(datadir: str | Path, sample: object, backup_id: str) -> str | None:
+def pages_break(
+    datadir: str | Path, sample: object, backup_id: str, to_lsn: int | None = None
+) -> str | None:
     """Why the live ``datadir`` no longer holds the pages backup ``backup_id`` copied
     (``sample``: its :meth:`PageSampler.sample`), or None when every comparable page is the
-    one it copied or newer, or there is no sample."""
+    one it copied, or one written after the backup's checkpoint ``to_lsn``, or there is no
+    sample.
+
+    On one timeline a sampled page is either the version the backup copied or one written
+    after that backup's checkpoint: everything modified before a checkpoint is on disk by
+    then, so a version the copy missed carries a later LSN. An older LSN, the same LSN with
+    other bytes, or an LSN between the copied one and ``to_lsn`` (the same statements run
+    again after the datadir was put back) is another timeline."""
     if not isinstance(sample, dict) or not isinstance(sample.get("pages"), list):
         return None
     size = sample.get("page_size")
     if size not in PAGE_SIZES:
         return None
+    spaces: dict[str, int | None] = {}
     for item in sample["pages"]:
         if not _well_formed(item):
             continue  # not what a sampler writes: never a refusal
         rel, page_no, space, lsn, digest = item
         where = Path(datadir) / rel
+        if rel not in spaces:
+            first = read_page(where, 0, size)
+            spaces[rel] = None if first is None else header(first)[2]
+        if spaces[rel] != space:
+            continue  # gone, or rebuilt since (another space id)
         for attempt in range(REREADS):
             page = read_page(where, page_no, size)
-            if page is None or header(page)[0] != page_no or header(page)[2] != space:
-                break  # gone, rebuilt (another space id), or unreadable as a page
+            if page is None or header(page)[0] != page_no:
+                break  # truncated, or not readable as that page
             now = header(page)[1]
-            if now > lsn or (now == lsn and fingerprint(page) == digest):
+            if now == lsn and fingerprint(page) == digest:
+                break
+            if now > lsn and (to_lsn is None or now > to_lsn):
                 break
             if now < lsn:
                 return (
                     f"page {page_no} of {rel} is at LSN {now} in the datadir, older than "
                     f"LSN {lsn} it had when {backup_id} was copied (a snapshot or a copy "
                     "of the datadir put back)"
+                )
+            if now > lsn:
+                return (
+                    f"page {page_no} of {rel} was written at LSN {now}, after {backup_id} "
+                    f"copied it at LSN {lsn} but before that backup's checkpoint {to_lsn}: "
+                    "another timeline (the datadir was put back and written again)"
                 )
             if attempt == REREADS - 1:
                 return (

@@ -52,14 +52,17 @@ LoadedFn = Callable[[ObjectRecord], None]
 
 def check_prepared(data: Path, manifest: Manifest) -> None:
     """IntegrityFailure unless the prepared datadir ``data`` of ``manifest``'s chain says it
-    is fully applied, holds no unapplied deltas, and InnoDB's binlog position is not past
-    the one the manifest records (data committed after the backup's point).
+    is fully applied and holds no unapplied deltas. InnoDB's binlog position past the one
+    the manifest records is logged, not refused.
 
-    InnoDB reports the position of the rollback-segment header written last, and a datadir
-    restored from a backup keeps that backup's position in segments not written since, under
-    a file name the new binlog may reuse: a position past the manifest's but not past the one
-    its source's datadir was restored at (``source.restored_binlog``) is that old position,
-    and only logged."""
+    InnoDB reports the position of the rollback-segment header written last, and keeps an
+    old binlog's position in segments not written since: after ``RESET MASTER`` or an
+    in-place restore the new binlog reuses the file names, so that position can lie past
+    the backup's in the same-named file (tester7, tester8). It is told apart when it is not
+    past where the source's datadir was restored at (``source.restored_binlog``:
+    ``restore.old_binlog_position``); otherwise ``restore.binlog_position_ahead`` says both
+    readings. Under BACKUP STAGE no commit lands after the recorded point, and a refusal of
+    a good backup (the only kind reproduced) would leave nothing to restore."""
     checkpoints = read_checkpoints(data / "xtrabackup_checkpoints")
     if checkpoints.backup_type != "log-applied":
         raise IntegrityFailure(f"prepare left the backup {checkpoints.backup_type!r}")
@@ -74,20 +77,24 @@ def check_prepared(data: Path, manifest: Manifest) -> None:
     name, pos = Path(fields[0]).name, int(fields[1])
     if name != recorded["binlog_file"] or pos <= int(recorded["binlog_pos"]):
         return
+    readings = {
+        "backup_id": manifest.backup_id,
+        "innodb": f"{name}:{pos}",
+        "recorded": f"{recorded['binlog_file']}:{recorded['binlog_pos']}",
+    }
     old = manifest.source.get(RESTORED_BINLOG)
     if isinstance(old, dict) and old.get("file") == name and pos <= int(old.get("pos") or 0):
         log.warning(
-            "restore.old_binlog_position",
-            backup_id=manifest.backup_id,
-            innodb=f"{name}:{pos}",
-            recorded=f"{recorded['binlog_file']}:{recorded['binlog_pos']}",
-            restored_at=f"{old['file']}:{old['pos']}",
+            "restore.old_binlog_position", **readings, restored_at=f"{old['file']}:{old['pos']}"
         )
         return
-    raise IntegrityFailure(
-        f"backup {manifest.backup_id}: after the prepare InnoDB's binlog position {name}:{pos} "
-        f"is past the backup's {recorded['binlog_file']}:{recorded['binlog_pos']} (data "
-        "committed after the backup's point); nothing was replaced"
+    log.warning(
+        "restore.binlog_position_ahead",
+        **readings,
+        gtid_pos=recorded.get("gtid_pos"),
+        note="InnoDB keeps an old binlog's position after RESET MASTER or an in-place restore "
+        "(the file names repeat); a point-in-time replay starts from the backup's GTID "
+        "position, as recorded",
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from datatier.mysql.physical.mbstream import StreamIndex
-from datatier.mysql.physical.pages import PER_FILE, PageSampler, pages_break
+from datatier.mysql.physical.pages import PER_FILE, SPREAD, PageSampler, pages_break
 
 SIZE = 16384
 MBSTREAM = shutil.which("mbstream")
@@ -31,17 +31,20 @@ def lsn_of(number: int) -> int:
 
 def datadir(root: Path) -> Path:
     """``shop/orders.ibd`` (40 pages, space 7, page 0 written last), ``shop/items.ibd.delta``
-    (pages 3, 9 and 12 of space 8 after their header page), ``shop/orders.frm``."""
+    (pages 3, 9, a copy of page 5 in slot 64, 12 after their header page; ``.meta``:
+    space 8), ``shop/orders.frm``.
+    Pages other than 0 carry another space id at 34: encryption scrambles that field."""
     (root / "shop").mkdir(parents=True)
-    pages = [page(n, 99_999 if n == 0 else lsn_of(n), 7) for n in range(40)]
+    pages = [page(n, 99_999 if n == 0 else lsn_of(n), 7 if n == 0 else 1234) for n in range(40)]
     (root / "shop" / "orders.ibd").write_bytes(b"".join(pages))
-    numbers = [3, 9, 12]
+    numbers = [3, 9, 64, 12]  # 64: a doublewrite slot holding a copy of page 5
     head = bytearray(SIZE)
     head[:4] = b"XTRA"
     for i, n in enumerate([*numbers, 0xFFFFFFFF]):
         head[4 + 4 * i : 8 + 4 * i] = n.to_bytes(4, "big")
-    delta = bytes(head) + b"".join(page(n, 5000 + n, 8) for n in numbers)
+    delta = bytes(head) + b"".join(page(5 if n == 64 else n, 5000 + n, 4321) for n in numbers)
     (root / "shop" / "items.ibd.delta").write_bytes(delta)
+    (root / "shop" / "items.ibd.meta").write_text("page_size = 16384\nzip_size = 0\nspace_id = 8\n")
     (root / "shop" / "orders.frm").write_bytes(b"\xfe\x01" + b"x" * 500)
     return root
 
@@ -49,7 +52,7 @@ def datadir(root: Path) -> Path:
 def sampled(root: Path, rng: random.Random) -> dict[str, object]:
     if MBSTREAM is None:
         pytest.fail("mbstream is not installed (make deps installs mariadb-backup)")
-    files = ["shop/orders.frm", "shop/orders.ibd", "shop/items.ibd.delta"]
+    files = ["shop/orders.frm", "shop/orders.ibd", "shop/items.ibd.delta", "shop/items.ibd.meta"]
     stream = subprocess.run([MBSTREAM, "-c", *files], cwd=root, capture_output=True,
                             check=True).stdout  # fmt: skip
     index = StreamIndex(sampler=PageSampler(SIZE))
@@ -74,9 +77,17 @@ def test_the_sampler_keeps_each_files_pages_written_last_in_any_piece_size(
         pages = sample["pages"]
         assert isinstance(pages, list)
         got = {(rel, n, space, lsn) for rel, n, space, lsn, _ in pages}
-        assert got == {("shop/orders.ibd", n, 7, lsn_of(n)) for n in top} | {
-            ("shop/items.ibd", n, 8, 5000 + n) for n in (3, 9, 12)
-        }, "page 0 (its flush LSN is written in place) and the delta's header are left out"
+        orders = {(n, lsn) for rel, n, _, lsn in got if rel == "shop/orders.ibd"}
+        assert {(n, lsn_of(n)) for n in top} <= orders, "the pages written last"
+        assert all(lsn == lsn_of(n) and 0 < n < 40 for n, lsn in orders), "page 0 left out"
+        assert PER_FILE < len(orders) <= PER_FILE + SPREAD, "and some of any age"
+        assert {(rel, space) for rel, _, space, _ in got} == {
+            ("shop/orders.ibd", 7),
+            ("shop/items.ibd", 8),
+        }, "each file's space id: its page 0's, an incremental's .meta"
+        assert {(n, lsn) for rel, n, _, lsn in got if rel == "shop/items.ibd"} == {
+            (n, 5000 + n) for n in (3, 9, 12)
+        }, "the delta's header page and the copy of another page are left out"
 
 
 def test_pages_break_tells_a_datadir_put_back_from_one_that_went_on(tmp_path: Path) -> None:
@@ -87,8 +98,9 @@ def test_pages_break_tells_a_datadir_put_back_from_one_that_went_on(tmp_path: Pa
     orders = live / "shop" / "orders.ibd"
     shutil.copy(root / "shop" / "orders.ibd", orders)
     items = bytearray(SIZE * 13)
+    items[:SIZE] = page(0, 1, 8)
     for n in (3, 9, 12):
-        items[n * SIZE : (n + 1) * SIZE] = page(n, 5000 + n, 8)
+        items[n * SIZE : (n + 1) * SIZE] = page(n, 5000 + n, 4321)
     (live / "shop" / "items.ibd").write_bytes(items)
     assert pages_break(live, sample, "N") is None, "the same pages"
     assert pages_break(live, None, "N") is None, "no sample recorded"
@@ -112,16 +124,19 @@ def test_pages_break_tells_a_datadir_put_back_from_one_that_went_on(tmp_path: Pa
             f.seek(number * SIZE)
             f.write(content)
 
-    put(newest, page(newest, lsn_of(newest) + 500, 7, fill=1))
+    put(newest, page(newest, lsn_of(newest) + 500, 1234, fill=1))
     assert pages_break(live, sample, "N") is None, "written since: newer LSN"
-    put(newest, page(newest, lsn_of(newest) - 5, 7, fill=1))
+    assert pages_break(live, sample, "N", to_lsn=lsn_of(newest) + 499) is None, "past N"
+    why = pages_break(live, sample, "N", to_lsn=lsn_of(newest) + 500)
+    assert why is not None and "before that backup's checkpoint" in why, "written again"
+    put(newest, page(newest, lsn_of(newest) - 5, 1234, fill=1))
     why = pages_break(live, sample, "N")
     assert why is not None and f"page {newest} of shop/orders.ibd is at LSN" in why
     assert "older than" in why and "when N was copied" in why
-    put(newest, page(newest, lsn_of(newest), 7, fill=2))
+    put(newest, page(newest, lsn_of(newest), 1234, fill=2))
     why = pages_break(live, sample, "N")
     assert why is not None and "holds other bytes under LSN" in why
-    put(newest, page(newest, lsn_of(newest) - 5, 99))
+    put(0, page(0, 1, 99))
     assert pages_break(live, sample, "N") is None, "another space id: rebuilt, not compared"
     orders.unlink()
     assert pages_break(live, sample, "N") is None, "dropped or renamed: not compared"

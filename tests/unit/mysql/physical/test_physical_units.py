@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -213,12 +214,12 @@ def test_mounts_within_reads_the_kernel_table_with_its_escapes(tmp_path: Path) -
     assert unescape_mount("a\\134b\\012c\\9") == "a\\b\nc\\9"
 
 
-def test_check_prepared_tells_an_old_binlog_position_from_data_past_the_backup(
-    tmp_path: Path,
+def test_check_prepared_logs_a_binlog_position_past_the_backups_and_refuses_a_half_prepare(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """InnoDB's binlog position past the manifest's is data committed after the backup's
-    point (exit 4), unless it is not past the position the source's datadir was restored
-    at (a rollback segment untouched since that restore): then it is logged, not refused."""
+    """InnoDB's binlog position past the manifest's is logged: as the old position when it
+    is not past where the source's datadir was restored at, else with both readings (after
+    RESET MASTER, tester8). A prepare that left the backup unapplied, or deltas, is exit 4."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "xtrabackup_checkpoints").write_text(
@@ -226,26 +227,35 @@ def test_check_prepared_tells_an_old_binlog_position_from_data_past_the_backup(
     )
     (data / "xtrabackup_binlog_pos_innodb").write_text("./db-bin.000001\t5000\n")
 
-    def manifest(source: dict[str, object]) -> Manifest:
+    def manifest(source: Mapping[str, object]) -> Manifest:
         return Manifest(
             policy="db", backup_id="20261204T000000Z-aaaa", engine="mariabackup",
             tool_version="test", started_at="2026-12-04T00:00:00+00:00",
-            finished_at="2026-12-04T00:01:00+00:00", source=source,
+            finished_at="2026-12-04T00:01:00+00:00", source=dict(source),
             consistency={"binlog_file": "db-bin.000001", "binlog_pos": 1200},
             tables=[], objects=[],
         )  # fmt: skip
 
-    with pytest.raises(IntegrityFailure, match=r"db-bin.000001:5000 is past the backup's "
-                       r"db-bin.000001:1200 .*nothing was replaced"):  # fmt: skip
-        check_prepared(data, manifest({}))
-    check_prepared(data, manifest({"restored_binlog": {"file": "db-bin.000001", "pos": 5000}}))
+    def events(source: Mapping[str, object]) -> list[str]:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="datatier"):
+            check_prepared(data, manifest(source))
+        return [r.getMessage() for r in caplog.records]
+
+    assert events({}) == ["restore.binlog_position_ahead"]
+    at = {"restored_binlog": {"file": "db-bin.000001", "pos": 5000}}
+    assert events(at) == ["restore.old_binlog_position"]
     for other in ({"file": "db-bin.000001", "pos": 4999}, {"file": "db-bin.000002", "pos": 9e9}):
-        with pytest.raises(IntegrityFailure, match="is past the backup's"):
-            check_prepared(data, manifest({"restored_binlog": other}))
+        assert events({"restored_binlog": other}) == ["restore.binlog_position_ahead"]
     (data / "xtrabackup_binlog_pos_innodb").write_text("./db-bin.000001\t1200\n")
-    check_prepared(data, manifest({}))  # at the backup's point
+    assert events({}) == [], "at the backup's point"
     (data / "xtrabackup_binlog_pos_innodb").write_text("./db-bin.000002\t9\n")
-    check_prepared(data, manifest({}))  # another file: not comparable
+    assert events({}) == [], "another file: not comparable"
     (data / "x.ibd.delta").write_bytes(b"")
     with pytest.raises(IntegrityFailure, match="unapplied deltas"):
+        check_prepared(data, manifest({}))
+    (data / "xtrabackup_checkpoints").write_text(
+        "backup_type = incremental\nfrom_lsn = 0\nto_lsn = 9000\nlast_lsn = 9000\n"
+    )
+    with pytest.raises(IntegrityFailure, match="prepare left the backup 'incremental'"):
         check_prepared(data, manifest({}))
