@@ -118,20 +118,26 @@ def scratch_source(
     return Source(sandbox, base, port, policy, env, store_of(sandbox), log_bin)
 
 
-@pytest.fixture(scope="module")
-def full(sandbox: SandboxHandle) -> Iterator[str]:
-    """The ID of a full physical backup of the sandbox primary."""
+def primary_full_backup(sandbox: SandboxHandle, policy: str) -> Iterator[str]:
+    """The ID of a full physical backup of the sandbox primary under ``policy``; its
+    objects and policy file are removed after."""
     sandbox.write_policy(
-        POLICY,
+        policy,
         'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\n'
         '[source]\nnode = "primary"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
     )
-    result = cli(sandbox.config_path, {}, "backup", "run", POLICY, "--full", "--json")
+    result = cli(sandbox.config_path, {}, "backup", "run", policy, "--full", "--json")
     assert result.code == 0, result.err
     yield str(result.json()["id"])
     store = store_of(sandbox)
-    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
-    (sandbox.root / "backups" / f"{POLICY}.toml").unlink(missing_ok=True)
+    store.delete([o.key for o in store.list_objects(f"{policy}/")])
+    (sandbox.root / "backups" / f"{policy}.toml").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def full(sandbox: SandboxHandle) -> Iterator[str]:
+    """The ID of a full physical backup of the sandbox primary."""
+    yield from primary_full_backup(sandbox, POLICY)
 
 
 def tree(path: Path) -> list[str]:

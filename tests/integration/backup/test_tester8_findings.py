@@ -61,7 +61,11 @@ import pytest
 
 from datatier.mysql.physical.scratch import ScratchServer, free_port
 from datatier.mysql.physical.server import current_lsn
-from tests.integration.backup.test_tester7_findings import Source, scratch_source, store_of
+from tests.integration.backup.test_tester7_findings import (
+    Source,
+    primary_full_backup,
+    scratch_source,
+)
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
 from tests.integration.physical_support import OWNER, connect_port, scratch_ports, table_state
@@ -83,17 +87,7 @@ class Scratch(ScratchServer):
 @pytest.fixture(scope="module")
 def full(sandbox: SandboxHandle) -> Iterator[str]:
     """The ID of a full physical backup of the sandbox primary."""
-    sandbox.write_policy(
-        POLICY,
-        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\n'
-        '[source]\nnode = "primary"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
-    )
-    result = cli(sandbox.config_path, {}, "backup", "run", POLICY, "--full", "--json")
-    assert result.code == 0, result.err
-    yield str(result.json()["id"])
-    store = store_of(sandbox)
-    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
-    (sandbox.root / "backups" / f"{POLICY}.toml").unlink(missing_ok=True)
+    yield from primary_full_backup(sandbox, POLICY)
 
 
 def cleanup(src: Source) -> None:
