@@ -39,7 +39,9 @@ Guards that held (cases not tested before):
 - no false refusal on one timeline through OPTIMIZE, ALTER ... FORCE, TRUNCATE, DROP and
   CREATE of the same name, a RENAME swap, ROW_FORMAT=COMPRESSED and PAGE_COMPRESSED
   tables (and changing their block size / level), a clean, a slow and a crash restart, and
-  writes running during five checks (``test_no_false_refusal_on_one_timeline``).
+  writes running during five backups and their checks (the writer crashed on a format
+  string at first, unnoticed: it now fails the test, and must have written)
+  (``test_no_false_refusal_on_one_timeline``).
 - ``--force`` refuses a mount below DIR reached through a symlinked ``--datadir`` with a
   newline, tab and backslash in the mount point's name, and a file bind-mounted in DIR;
   DIR itself a mount is replaced (``test_mounts_below_dir_odd_names_symlinks_and_binds``).
@@ -259,16 +261,23 @@ def test_no_false_refusal_on_one_timeline(
         with src.server() as s, connect_port(sandbox, s.port) as c:
             incremental("a crash")
             stop = threading.Event()
+            written: list[int] = []
+            failed: list[BaseException] = []
 
             def write() -> None:
-                with connect_port(sandbox, s.port) as w, w.cursor() as wc:
-                    n = 0
-                    while not stop.is_set():
-                        n += 1
-                        for table in ("d", "p", "z"):
-                            wc.execute(f"UPDATE t8l.{table} SET v = REPEAT(CHAR(65 + %s % 26), "
-                                       "180) WHERE id = %s % 3000 + 1", (n, n))  # fmt: skip
-                        time.sleep(0.001)
+                try:
+                    with connect_port(sandbox, s.port) as w, w.cursor() as wc:
+                        n = 0
+                        while not stop.is_set():
+                            n += 1
+                            for table in ("d", "p", "z"):
+                                wc.execute(f"UPDATE t8l.{table} SET v = REPEAT(CHAR(65 + "
+                                           "MOD(%s, 26)), 180) WHERE id = MOD(%s, 3000) + 1",
+                                           (n, n))  # fmt: skip
+                            written.append(n)
+                            time.sleep(0.001)
+                except BaseException as exc:  # the test fails on it below
+                    failed.append(exc)
 
             writer = threading.Thread(target=write)
             writer.start()
@@ -278,6 +287,8 @@ def test_no_false_refusal_on_one_timeline(
             finally:
                 stop.set()
                 writer.join()
+            assert not failed, failed
+            assert len(written) > 100, "the writer ran during the backups and their checks"
             last = incremental("after the writes")
             expected = table_state(c, "t8l")
         check = tmp_path / "check"
