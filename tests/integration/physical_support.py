@@ -13,7 +13,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,9 +50,12 @@ def scratch_ports(port_base: int) -> range:
 
 
 @contextlib.contextmanager
-def scratch(datadir: Path, port_base: int) -> Iterator[ScratchServer]:
-    """A scratch mariadbd on ``datadir`` on a free port of this test run's range."""
-    with ScratchServer(datadir, free_port(scratch_ports(port_base))) as server:
+def scratch(
+    datadir: Path, port_base: int, make: Callable[[Path, int], ScratchServer] = ScratchServer
+) -> Iterator[ScratchServer]:
+    """A scratch mariadbd on ``datadir`` on a free port of this test run's range (``make``:
+    a subclass with other options)."""
+    with make(datadir, free_port(scratch_ports(port_base))) as server:
         yield server
 
 

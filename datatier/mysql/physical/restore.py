@@ -83,7 +83,8 @@ def check_prepared(data: Path, manifest: Manifest) -> None:
         "recorded": f"{recorded['binlog_file']}:{recorded['binlog_pos']}",
     }
     old = manifest.source.get(RESTORED_BINLOG)
-    if isinstance(old, dict) and old.get("file") == name and pos <= int(old.get("pos") or 0):
+    at = old.get("pos") if isinstance(old, dict) else None
+    if isinstance(old, dict) and old.get("file") == name and isinstance(at, int) and pos <= at:
         log.warning(
             "restore.old_binlog_position", **readings, restored_at=f"{old['file']}:{old['pos']}"
         )

@@ -54,7 +54,13 @@ from datatier.storage.base import ObjectStore
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
 from tests.integration.integrity import failure_line
-from tests.integration.physical_support import OWNER, connect_port, scratch_ports, table_state
+from tests.integration.physical_support import (
+    OWNER,
+    connect_port,
+    scratch,
+    scratch_ports,
+    table_state,
+)
 
 POLICY = "t7-phys"
 PLAIN: dict[str, str] = {}
@@ -88,6 +94,32 @@ class Source:
     def server(self) -> ScratchServer:
         """The node's ``mariadbd``, binlog on unless the source says otherwise."""
         return ScratchServer(self.base, self.port, log_bin=self.log_bin)
+
+    def abandoned_timeline(self, db: str, cold: Path) -> str:
+        """Table ``db.t`` of 5,000 rows 'base' and a full backup; the stopped server's
+        datadir copied to ``cold``; ``UPDATE t SET v = 'wrong value'`` and an incremental on
+        the full backup, whose ID is returned (the timeline a rollback to ``cold`` leaves)."""
+        with self.server() as s, connect_port(self.sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {db}")
+            cur.execute(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(40))")
+            cur.execute(f"INSERT INTO {db}.t SELECT seq, 'base' FROM {db}.seq_1_to_5000")
+            self.run("backup", "run", self.policy, "--full", "--json")
+        subprocess.run(["cp", "-a", str(self.base), str(cold)], check=True)
+        with self.server() as s, connect_port(self.sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute(f"UPDATE {db}.t SET v = 'wrong value'")
+            return self.run("backup", "run", self.policy, "--incremental", "--json")
+
+    def restored_from(self, later: str, earlier: str) -> bool:
+        """Whether backup ``later`` records the binlog point backup ``earlier`` was copied
+        at as where its datadir was restored from (``source.restored_binlog``)."""
+        copied = self.manifest(earlier).consistency
+        point = {"file": copied["binlog_file"], "pos": copied["binlog_pos"]}
+        return bool(self.manifest(later).source["restored_binlog"] == point)
+
+    def put_back(self, cold: Path) -> None:
+        """The cold copy put back in place of the (stopped) server's datadir."""
+        shutil.rmtree(self.base)
+        subprocess.run(["cp", "-a", str(cold), str(self.base)], check=True)
 
 
 def scratch_source(
@@ -269,19 +301,10 @@ def test_a_cold_copy_rollback_then_the_corrected_statement_restores_what_the_ser
     )
 
     try:
-        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
-            cur.execute("CREATE DATABASE t7rep")
-            cur.execute("CREATE TABLE t7rep.t (id INT PRIMARY KEY, v VARCHAR(40))")
-            cur.execute("INSERT INTO t7rep.t SELECT seq, 'base' FROM t7rep.seq_1_to_5000")
-            run("backup", "run", REPLAY_POLICY, "--full", "--json")
-        subprocess.run(["cp", "-a", str(base), str(cold)], check=True)
-        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
-            cur.execute("UPDATE t7rep.t SET v = 'wrong value'")
-            newest = run("backup", "run", REPLAY_POLICY, "--incremental", "--json")
+        newest = src.abandoned_timeline("t7rep", cold)
         newest_lsn = int(manifest(newest).consistency["to_lsn"])
         # The operator puts the cold copy back and runs the corrected statement.
-        shutil.rmtree(base)
-        subprocess.run(["cp", "-a", str(cold), str(base)], check=True)
+        src.put_back(cold)
         with server() as s, connect_port(sandbox, s.port) as c:
             with c.cursor() as cur:
                 cur.execute("UPDATE t7rep.t SET v = 'right value'")
@@ -306,8 +329,7 @@ def test_a_cold_copy_rollback_then_the_corrected_statement_restores_what_the_ser
         assert manifest(goes_on).parent == chosen
         check = tmp_path / "check"
         run("restore", chosen, "--datadir", str(check), "--owner", OWNER)
-        other = free_port(scratch_ports(test_port_base))
-        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+        with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
             with c2.cursor() as cur:
                 cur.execute("SELECT v, COUNT(*) FROM t7rep.t GROUP BY v")
                 held = dict(cur.fetchall())
@@ -347,20 +369,11 @@ def test_a_cold_copy_rollback_with_the_binlog_off_restores_what_the_server_held(
     src = scratch_source(sandbox, full, base, test_port_base, COLD_POLICY, log_bin=False)
     env, store, run, manifest, server = src.env, src.store, src.run, src.manifest, src.server
     try:
-        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
-            cur.execute("CREATE DATABASE t7cold")
-            cur.execute("CREATE TABLE t7cold.t (id INT PRIMARY KEY, v VARCHAR(40))")
-            cur.execute("INSERT INTO t7cold.t SELECT seq, 'base' FROM t7cold.seq_1_to_5000")
-            run("backup", "run", COLD_POLICY, "--full", "--json")
-        subprocess.run(["cp", "-a", str(base), str(cold)], check=True)
-        with server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
-            cur.execute("UPDATE t7cold.t SET v = 'wrong value'")
-            newest = run("backup", "run", COLD_POLICY, "--incremental", "--json")
+        newest = src.abandoned_timeline("t7cold", cold)
         sample = manifest(newest).consistency["page_sample"]
         assert any(rel == "t7cold/t.ibd" for rel, *_ in sample["pages"]), sample
         newest_lsn = int(manifest(newest).consistency["to_lsn"])
-        shutil.rmtree(base)
-        subprocess.run(["cp", "-a", str(cold), str(base)], check=True)
+        src.put_back(cold)
         with server() as s, connect_port(sandbox, s.port) as c:
             with c.cursor() as cur:
                 cur.execute("CREATE TABLE t7cold.filler (id INT AUTO_INCREMENT "
@@ -381,8 +394,7 @@ def test_a_cold_copy_rollback_with_the_binlog_off_restores_what_the_server_held(
             assert manifest(goes_on).parent == chosen, "no false refusal on one timeline"
         check = tmp_path / "check"
         run("restore", chosen, "--datadir", str(check), "--owner", OWNER)
-        other = free_port(scratch_ports(test_port_base))
-        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+        with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
             with c2.cursor() as cur:
                 cur.execute("SELECT v, COUNT(*) FROM t7cold.t GROUP BY v")
                 assert dict(cur.fetchall()) == {"base": 5000}
@@ -455,8 +467,7 @@ def test_a_rollback_whose_xtrabackup_files_were_tidied_away_restores_what_the_se
             assert manifest(goes_on).parent == chosen, "no false refusal on this datadir"
         check = tmp_path / "check"
         run("restore", chosen, "--datadir", str(check), "--owner", OWNER)
-        other = free_port(scratch_ports(test_port_base))
-        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+        with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
             assert table_state(c2, "t7tidy") == expected, "what the server held"
     finally:
         store.delete([o.key for o in store.list_objects(f"{TIDY_POLICY}/")])
@@ -519,8 +530,7 @@ def test_restoring_the_newest_backup_in_place_lets_the_chain_go_on_with_the_binl
         restored = cli(sandbox.config_path, env, "restore", on_newest,
                        "--datadir", str(check), "--owner", OWNER)  # fmt: skip
         assert restored.code == 0, restored.err  # no false alarm on the old binlog position
-        other = free_port(scratch_ports(test_port_base))
-        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+        with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
             assert table_state(c2, "t7in") == expected, "what the server held"
     finally:
         store.delete([o.key for o in store.list_objects(f"{INPLACE_POLICY}/")])
@@ -566,18 +576,13 @@ def test_a_full_backup_after_an_in_place_restore_with_the_binlog_on_restores(
             cur.execute("UPDATE t7fa.t SET v = 'after' WHERE id = 1")
             again = run("backup", "run", FULLAFTER_POLICY, "--full", "--json")
             expected = table_state(c, "t7fa")
-        copied_at = src.manifest(first).consistency
-        assert src.manifest(again).source["restored_binlog"] == {
-            "file": copied_at["binlog_file"],
-            "pos": copied_at["binlog_pos"],
-        }
+        assert src.restored_from(again, first)
         check = tmp_path / "check"
         restored = cli(sandbox.config_path, env, "restore", again,
                        "--datadir", str(check), "--owner", OWNER)  # fmt: skip
         assert restored.code == 0, restored.err
         assert "restore.old_binlog_position" in restored.err, "the old position was met"
-        other = free_port(scratch_ports(test_port_base))
-        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+        with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
             assert table_state(c2, "t7fa") == expected, "what the server held"
     finally:
         store.delete([o.key for o in store.list_objects(f"{FULLAFTER_POLICY}/")])

@@ -49,6 +49,7 @@ Guards that held (cases not tested before):
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -61,7 +62,7 @@ from typing import Any
 
 import pytest
 
-from datatier.mysql.physical.scratch import ScratchServer, free_port
+from datatier.mysql.physical.scratch import ScratchServer
 from datatier.mysql.physical.server import current_lsn
 from tests.integration.backup.test_tester7_findings import (
     Source,
@@ -70,7 +71,12 @@ from tests.integration.backup.test_tester7_findings import (
 )
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
-from tests.integration.physical_support import OWNER, connect_port, scratch_ports, table_state
+from tests.integration.physical_support import (
+    OWNER,
+    connect_port,
+    scratch,
+    table_state,
+)
 
 POLICY = "t8-phys"
 
@@ -293,8 +299,7 @@ def test_no_false_refusal_on_one_timeline(
             expected = table_state(c, "t8l")
         check = tmp_path / "check"
         src.run("restore", last, "--datadir", str(check), "--owner", OWNER)
-        other = free_port(scratch_ports(test_port_base))
-        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+        with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
             assert table_state(c2, "t8l") == expected, "what the server held"
     finally:
         cleanup(src)
@@ -339,17 +344,12 @@ def test_a_full_backup_after_two_in_place_restores_restores(
             cur.execute("UPDATE t8tw.t SET v = 'third' WHERE id = 2")
             third = src.run("backup", "run", TWICE_POLICY, "--full", "--json")
             expected = table_state(c, "t8tw")
-        copied = src.manifest(second).consistency
-        assert src.manifest(third).source["restored_binlog"] == {
-            "file": copied["binlog_file"],
-            "pos": copied["binlog_pos"],
-        }
+        assert src.restored_from(third, second)
         check = tmp_path / "check"
         restored = cli(sandbox.config_path, src.env, "restore", third,
                        "--datadir", str(check), "--owner", OWNER)  # fmt: skip
         assert restored.code == 0, restored.err[-1500:]
-        other = free_port(scratch_ports(test_port_base))
-        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+        with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
             assert table_state(c2, "t8tw") == expected, "what the server held"
     finally:
         cleanup(src)
@@ -471,8 +471,7 @@ def test_a_cold_copy_rollback_then_a_small_write_and_the_corrected_statement_res
             assert taken.code == 0, taken.err[-1500:]
         check = tmp_path / "check"
         src.run("restore", str(taken.json()["id"]), "--datadir", str(check), "--owner", OWNER)
-        other = free_port(scratch_ports(test_port_base))
-        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+        with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
             with c2.cursor() as cur:
                 cur.execute("SELECT v, COUNT(*) FROM t8sh.t GROUP BY v")
                 held = dict(cur.fetchall())
@@ -543,8 +542,8 @@ def test_no_false_refusal_across_an_undo_tablespace_truncation(
             expected = table_state(c, "t8u")
         check = tmp_path / "check"
         src.run("restore", last, "--datadir", str(check), "--owner", OWNER)
-        other = free_port(scratch_ports(test_port_base))
-        with Scratch(check, other, UNDO_OPTIONS) as s2, connect_port(sandbox, s2.port) as c2:
+        undo = functools.partial(Scratch, extra=UNDO_OPTIONS)
+        with scratch(check, test_port_base, undo) as s2, connect_port(sandbox, s2.port) as c2:
             assert table_state(c2, "t8u") == expected, "what the server held"
     finally:
         cleanup(src)
@@ -586,8 +585,7 @@ def test_a_full_backup_after_reset_master_restores(
         restored = cli(sandbox.config_path, src.env, "restore", taken,
                        "--datadir", str(check), "--owner", OWNER)  # fmt: skip
         assert restored.code == 0, restored.err[-1500:]
-        other = free_port(scratch_ports(test_port_base))
-        with ScratchServer(check, other) as s2, connect_port(sandbox, s2.port) as c2:
+        with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
             assert table_state(c2, "t8rs") == expected, "what the server held"
     finally:
         cleanup(src)

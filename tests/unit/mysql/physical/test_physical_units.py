@@ -245,7 +245,11 @@ def test_check_prepared_logs_a_binlog_position_past_the_backups_and_refuses_a_ha
     assert events({}) == ["restore.binlog_position_ahead"]
     at = {"restored_binlog": {"file": "db-bin.000001", "pos": 5000}}
     assert events(at) == ["restore.old_binlog_position"]
-    for other in ({"file": "db-bin.000001", "pos": 4999}, {"file": "db-bin.000002", "pos": 9e9}):
+    for other in (
+        {"file": "db-bin.000001", "pos": 4999},
+        {"file": "db-bin.000002", "pos": 9e9},
+        {"file": "db-bin.000001", "pos": "junk"},  # a manifest that lies: read, never raised
+    ):
         assert events({"restored_binlog": other}) == ["restore.binlog_position_ahead"]
     (data / "xtrabackup_binlog_pos_innodb").write_text("./db-bin.000001\t1200\n")
     assert events({}) == [], "at the backup's point"
