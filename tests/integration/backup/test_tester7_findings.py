@@ -43,7 +43,9 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pymysql
 import pytest
 
 from datatier.backup.manifest import Manifest, manifest_key
@@ -120,6 +122,15 @@ class Source:
         """The cold copy put back in place of the (stopped) server's datadir."""
         shutil.rmtree(self.base)
         subprocess.run(["cp", "-a", str(cold), str(self.base)], check=True)
+
+
+def write_past(conn: pymysql.connections.Connection[Any], db: str, lsn: int) -> None:
+    """Write megabyte rows to ``db.filler`` (created) until InnoDB's LSN is 1 MiB past
+    ``lsn``: the abandoned backup's ``to_lsn`` left behind, as it soon is in production."""
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {db}.filler (id INT AUTO_INCREMENT PRIMARY KEY, b LONGBLOB)")
+        while current_lsn(conn) <= lsn + 1024 * 1024:
+            cur.execute(f"INSERT INTO {db}.filler (b) VALUES (REPEAT('f', 1000000))")
 
 
 def scratch_source(
@@ -308,10 +319,7 @@ def test_a_cold_copy_rollback_then_the_corrected_statement_restores_what_the_ser
         with server() as s, connect_port(sandbox, s.port) as c:
             with c.cursor() as cur:
                 cur.execute("UPDATE t7rep.t SET v = 'right value'")
-                cur.execute("CREATE TABLE t7rep.filler (id INT AUTO_INCREMENT "
-                            "PRIMARY KEY, b LONGBLOB)")  # fmt: skip
-                while current_lsn(c) <= newest_lsn + 1024 * 1024:
-                    cur.execute("INSERT INTO t7rep.filler (b) VALUES (REPEAT('f', 1000000))")
+                write_past(c, "t7rep", newest_lsn)
             expected = table_state(c, "t7rep")
             refused = cli(sandbox.config_path, env, "backup", "run", REPLAY_POLICY,
                           "--incremental", "--json")  # fmt: skip
@@ -376,10 +384,7 @@ def test_a_cold_copy_rollback_with_the_binlog_off_restores_what_the_server_held(
         src.put_back(cold)
         with server() as s, connect_port(sandbox, s.port) as c:
             with c.cursor() as cur:
-                cur.execute("CREATE TABLE t7cold.filler (id INT AUTO_INCREMENT "
-                            "PRIMARY KEY, b LONGBLOB)")  # fmt: skip
-                while current_lsn(c) <= newest_lsn + 1024 * 1024:
-                    cur.execute("INSERT INTO t7cold.filler (b) VALUES (REPEAT('f', 1000000))")
+                write_past(c, "t7cold", newest_lsn)
             expected = table_state(c, "t7cold")
             refused = cli(sandbox.config_path, env, "backup", "run", COLD_POLICY,
                           "--incremental", "--json")  # fmt: skip
@@ -451,10 +456,7 @@ def test_a_rollback_whose_xtrabackup_files_were_tidied_away_restores_what_the_se
             with c.cursor() as cur:
                 cur.execute("SELECT COUNT(*) FROM t7tidy.t WHERE v = 'base'")
                 assert cur.fetchone()[0] == 5000, "rolled back"
-                cur.execute("CREATE TABLE t7tidy.filler (id INT AUTO_INCREMENT "
-                            "PRIMARY KEY, b LONGBLOB)")  # fmt: skip
-                while current_lsn(c) <= newest_lsn + 1024 * 1024:
-                    cur.execute("INSERT INTO t7tidy.filler (b) VALUES (REPEAT('f', 1000000))")
+                write_past(c, "t7tidy", newest_lsn)
             expected = table_state(c, "t7tidy")
             refused = cli(sandbox.config_path, env, "backup", "run", TIDY_POLICY,
                           "--incremental", "--json")  # fmt: skip

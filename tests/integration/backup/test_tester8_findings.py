@@ -63,11 +63,11 @@ from typing import Any
 import pytest
 
 from datatier.mysql.physical.scratch import ScratchServer
-from datatier.mysql.physical.server import current_lsn
 from tests.integration.backup.test_tester7_findings import (
     Source,
     primary_full_backup,
     scratch_source,
+    write_past,
 )
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
@@ -182,10 +182,7 @@ def test_a_cold_copy_rollback_of_an_encrypted_server_is_refused(
             with c.cursor() as cur:
                 cur.execute("SELECT COUNT(*) FROM t8enc.t WHERE v = 'base'")
                 assert cur.fetchone()[0] == 5000, "rolled back"
-                cur.execute("CREATE TABLE t8enc.filler (id INT AUTO_INCREMENT "
-                            "PRIMARY KEY, b LONGBLOB)")  # fmt: skip
-                while current_lsn(c) <= newest_lsn + 1024 * 1024:
-                    cur.execute("INSERT INTO t8enc.filler (b) VALUES (REPEAT('f', 1000000))")
+                write_past(c, "t8enc", newest_lsn)
             refused = cli(sandbox.config_path, src.env, "backup", "run", ENC_POLICY,
                           "--incremental", "--json")  # fmt: skip
             assert refused.code == 2, "an incremental built on the abandoned backup"
