@@ -1,4 +1,5 @@
-"""After a restore: every restored table holds as many rows as the backup recorded."""
+"""After a restore: every restored table holds as many rows as the backup recorded; another
+count is an integrity failure (exit 4): the copy is not the backup."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from datatier.backup.manifest import Manifest
-from datatier.errors import OperationFailed
+from datatier.errors import IntegrityFailure
 from datatier.mysql.catalogue import NO_DATA_ENGINES
 from datatier.mysql.connection import Connection, Endpoint, connect
 from datatier.mysql.lettercase import apart
@@ -20,7 +21,7 @@ def check_row_counts(
     targets: dict[str, str],
     jobs: int = 2,
 ) -> None:
-    """OperationFailed if a ``restored`` table's row count differs from the manifest
+    """IntegrityFailure if a ``restored`` table's row count differs from the manifest
     (tables counted in parallel, one connection per worker). Tables of engines whose rows
     live in other tables or nowhere (a MERGE table counts its underlying tables' rows; the
     backup holds none of its own) are not counted when the backup holds no rows of them."""
@@ -42,9 +43,12 @@ def check_row_counts(
             row = cur.fetchone()
         found = int(row[0]) if row else -1
         if found != expected[key]:
-            raise OperationFailed(
+            raise IntegrityFailure(
                 f"{targets[database]}.{table}: {found} rows after restore, "
-                f"the backup has {expected[key]}"
+                f"the backup has {expected[key]}",
+                hint=f"`datatier backups verify {manifest.backup_id} --restore-test` says "
+                "whether the backup itself is wrong; check that nothing else writes to the "
+                "target's tables",
             )
 
     try:
