@@ -39,6 +39,7 @@ from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
 from datatier.mysql.physical.lineage import (
     BINLOG_GTID,
     BINLOG_TAIL,
+    CHECKPOINT,
     ENGINE,
     ORIGIN,
     PAGES,
@@ -47,6 +48,7 @@ from datatier.mysql.physical.lineage import (
     UUID,
     Base,
     choose_base,
+    copy_checkpoint,
     lsn,
     physical_backups,
 )
@@ -56,6 +58,7 @@ from datatier.mysql.physical.server import (
     BinlogPoint,
     ServerIdentity,
     binlog_point,
+    checkpoint_now,
     current_lsn,
     decode_filenames,
     read_identity,
@@ -160,12 +163,8 @@ class MariabackupEngine(BackupEngine):
         pages = None
         if backups:
             newest = backups[-1]
-            to_lsn = newest.consistency.get("to_lsn")
             pages = pages_break(
-                datadir,
-                newest.consistency.get(PAGES),
-                newest.backup_id,
-                to_lsn if isinstance(to_lsn, int) and not isinstance(to_lsn, bool) else None,
+                datadir, newest.consistency.get(PAGES), newest.backup_id, copy_checkpoint(newest)
             )
         base = choose_base(
             self.catalog,
@@ -279,6 +278,8 @@ class MariabackupEngine(BackupEngine):
             kind="full" if base.parent is None else "incremental",
             reason=base.reason,
         )
+        with connect(self.source) as conn:  # the bound of the next backup's page check
+            began = checkpoint_now(conn)
         with tempfile.TemporaryDirectory(prefix="datatier-mariabackup-") as tmp:
             work = Path(tmp)
             index = StreamIndex(sampler=PageSampler(server.innodb_page_size))
@@ -350,6 +351,7 @@ class MariabackupEngine(BackupEngine):
                 "from_lsn": checkpoints.from_lsn,
                 "to_lsn": checkpoints.to_lsn,
                 "last_lsn": checkpoints.last_lsn,
+                CHECKPOINT: began,
                 UUID: uuid,
             },
             tables=[],

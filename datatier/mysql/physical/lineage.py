@@ -50,6 +50,7 @@ UUID = "backup_uuid"  # consistency: the backup's own uuid (its xtrabackup_info'
 BINLOG_GTID = "binlog_gtid"  # consistency: BINLOG_GTID_POS at the copy's point, read after it
 BINLOG_TAIL = "binlog_tail"  # consistency: server.binlog_tail at that point, read after it
 PAGES = "page_sample"  # consistency: pages.PageSampler.sample of the stream
+CHECKPOINT = "checkpoint_at_start"  # consistency: the checkpoint LSN the copy began from
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,19 @@ def lsn(manifest: Manifest, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise IntegrityFailure(f"backup {manifest.backup_id} records no {key}")
     return value
+
+
+def copy_checkpoint(manifest: Manifest) -> int | None:
+    """The checkpoint LSN before ``manifest``'s copy read any page (every change at or
+    below it was on disk), the bound of :func:`~.pages.pages_break`. Manifests written
+    before it was recorded give their ``to_lsn``: mariabackup reads that checkpoint at the
+    end of the copy, so a page written during the copy may be taken for another timeline
+    (one full backup, never a wrong incremental)."""
+    for key in (CHECKPOINT, "to_lsn"):
+        value = manifest.consistency.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
 
 
 def lineage_break(parent: Manifest, origin: Origin) -> str | None:

@@ -10,9 +10,10 @@ the next incremental copies only pages past its parent's ``to_lsn`` and would ke
 ``.delta`` files of an incremental) and keeps, per tablespace file, the pages with the
 highest LSNs (where the file was written last before the copy) and a few drawn uniformly
 from all of them (a timeline that wrote the same pages again a little later moves the
-last-written ones past the backup's checkpoint, the others not). :func:`pages_break` reads the
-same pages from the live datadir before the next incremental: one older than it was, or
-with the same LSN and other bytes, means the datadir left the history the backup copied.
+last-written ones past the checkpoint the backup began from, the others not).
+:func:`pages_break` reads the same pages from the live datadir before the next
+incremental: one older than it was, or with the same LSN and other bytes, means the datadir
+left the history the backup copied.
 A page that cannot be compared (file gone or rebuilt, a compressed or encrypted page whose
 header fields do not check out, a short file) is skipped; a check cannot become a refusal
 by what it cannot read.
@@ -214,6 +215,20 @@ def read_page(path: Path, page_no: int, size: int) -> bytes | None:
     return page if len(page) == size else None
 
 
+def live_file(datadir: Path, rel: str) -> Path:
+    """Where the live server keeps the tablespace a stream named ``rel``: ``datadir/rel``,
+    or, for a table created with ``DATA DIRECTORY`` (the stream holds it as ``db/t.ibd``
+    beside ``db/t.isl``), the absolute path its ``.isl`` file in the datadir holds."""
+    where = datadir / rel
+    if not rel.endswith(".ibd") or where.exists():
+        return where
+    try:
+        text = where.with_suffix(".isl").read_bytes().rstrip(b"\n")
+    except OSError:
+        return where
+    return Path(os.fsdecode(text)) if text.startswith(b"/") else where
+
+
 def _well_formed(item: object) -> bool:
     """Whether ``item`` is ``[relative path inside the datadir, page, space, LSN, digest]``."""
     if not isinstance(item, list) or len(item) != 5:
@@ -230,18 +245,19 @@ def _well_formed(item: object) -> bool:
 
 
 def pages_break(
-    datadir: str | Path, sample: object, backup_id: str, to_lsn: int | None = None
+    datadir: str | Path, sample: object, backup_id: str, checkpoint: int | None = None
 ) -> str | None:
     """Why the live ``datadir`` no longer holds the pages backup ``backup_id`` copied
     (``sample``: its :meth:`PageSampler.sample`), or None when every comparable page is the
-    one it copied, or one written after the backup's checkpoint ``to_lsn``, or there is no
-    sample.
+    one it copied, or one written after ``checkpoint``, or there is no sample.
 
-    On one timeline a sampled page is either the version the backup copied or one written
-    after that backup's checkpoint: everything modified before a checkpoint is on disk by
-    then, so a version the copy missed carries a later LSN. An older LSN, the same LSN with
-    other bytes, or an LSN between the copied one and ``to_lsn`` (the same statements run
-    again after the datadir was put back) is another timeline."""
+    ``checkpoint`` is the checkpoint LSN the backup's copy began from
+    (:func:`~datatier.mysql.physical.lineage.copy_checkpoint`): every change at or below it
+    was on disk before any page was copied, so on one timeline a version the copy missed
+    carries a later LSN. An older LSN, the same LSN with other bytes, or an LSN between the
+    copied one and ``checkpoint`` (the same statements run again after the datadir was put
+    back) is another timeline. (mariabackup's ``to_lsn`` is no such bound: it is read after
+    the copy, and a page copied early may be written and checkpointed before then.)"""
     if not isinstance(sample, dict) or not isinstance(sample.get("pages"), list):
         return None
     size = sample.get("page_size")
@@ -252,7 +268,7 @@ def pages_break(
         if not _well_formed(item):
             continue  # not what a sampler writes: never a refusal
         rel, page_no, space, lsn, digest = item
-        where = Path(datadir) / rel
+        where = live_file(Path(datadir), rel)
         if rel not in spaces:
             first = read_page(where, 0, size)
             spaces[rel] = None if first is None else header(first)[2]
@@ -265,7 +281,7 @@ def pages_break(
             now = header(page)[1]
             if now == lsn and fingerprint(page) == digest:
                 break
-            if now > lsn and (to_lsn is None or now > to_lsn):
+            if now > lsn and (checkpoint is None or now > checkpoint):
                 break
             if now < lsn:
                 return (
@@ -276,8 +292,9 @@ def pages_break(
             if now > lsn:
                 return (
                     f"page {page_no} of {rel} was written at LSN {now}, after {backup_id} "
-                    f"copied it at LSN {lsn} but before that backup's checkpoint {to_lsn}: "
-                    "another timeline (the datadir was put back and written again)"
+                    f"copied it at LSN {lsn} but at or before checkpoint {checkpoint}, which "
+                    "that copy began from: another timeline (the datadir was put back and "
+                    "written again)"
                 )
             if attempt == REREADS - 1:
                 return (

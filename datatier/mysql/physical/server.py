@@ -75,6 +75,31 @@ def read_identity(conn: Connection) -> ServerIdentity:
     )
 
 
+def last_checkpoint(conn: Connection) -> int | None:
+    """InnoDB's latest checkpoint LSN (``Innodb_lsn_last_checkpoint``), None where the
+    server does not report it."""
+    with conn.cursor() as cur:
+        cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_lsn_last_checkpoint'")
+        row = cur.fetchone()
+    try:
+        return int(row[1]) if row else None
+    except (TypeError, ValueError):
+        return None
+
+
+def checkpoint_now(conn: Connection) -> int | None:
+    """Ask InnoDB for a checkpoint (``innodb_log_checkpoint_now``, as mariabackup's
+    ``--innodb-log-checkpoint-now`` does; skipped without the privilege) and return its
+    latest checkpoint LSN then (:func:`last_checkpoint`). Read before a copy starts, every
+    change at or below it is on disk before the copy reads any page."""
+    with conn.cursor() as cur:
+        try:
+            cur.execute("SET GLOBAL innodb_log_checkpoint_now = ON")
+        except pymysql.MySQLError as exc:
+            log.info("backup.checkpoint_not_forced", error=str(exc))
+    return last_checkpoint(conn)
+
+
 def current_lsn(conn: Connection) -> int:
     """InnoDB's current log sequence number (from ``SHOW ENGINE INNODB STATUS``)."""
     with conn.cursor() as cur:

@@ -126,9 +126,11 @@ def test_pages_break_tells_a_datadir_put_back_from_one_that_went_on(tmp_path: Pa
 
     put(newest, page(newest, lsn_of(newest) + 500, 1234, fill=1))
     assert pages_break(live, sample, "N") is None, "written since: newer LSN"
-    assert pages_break(live, sample, "N", to_lsn=lsn_of(newest) + 499) is None, "past N"
-    why = pages_break(live, sample, "N", to_lsn=lsn_of(newest) + 500)
-    assert why is not None and "before that backup's checkpoint" in why, "written again"
+    assert pages_break(live, sample, "N", checkpoint=lsn_of(newest) + 499) is None, "past N"
+    why = pages_break(live, sample, "N", checkpoint=lsn_of(newest) + 500)
+    assert (
+        why is not None and "at or before checkpoint" in why and "which that copy began from" in why
+    ), "written again"
     put(newest, page(newest, lsn_of(newest) - 5, 1234, fill=1))
     why = pages_break(live, sample, "N")
     assert why is not None and f"page {newest} of shop/orders.ibd is at LSN" in why
@@ -142,3 +144,28 @@ def test_pages_break_tells_a_datadir_put_back_from_one_that_went_on(tmp_path: Pa
     assert pages_break(live, sample, "N") is None, "dropped or renamed: not compared"
     (live / "shop" / "items.ibd").write_bytes(items[: 9 * SIZE])
     assert pages_break(live, sample, "N") is None, "a short file: not compared"
+
+
+def test_a_table_with_a_data_directory_is_compared_where_its_isl_points(tmp_path: Path) -> None:
+    """A ``DATA DIRECTORY`` table streams as ``shop/orders.ibd`` beside ``shop/orders.isl``;
+    the live file is where the ``.isl`` in the datadir points, not in the datadir. Before,
+    the check found no ``shop/orders.ibd`` there and skipped every page of it: a rollback
+    of the external file went unseen."""
+    root = datadir(tmp_path / "src")
+    sample = sampled(root, random.Random(3))
+    outside = tmp_path / "elsewhere dir" / "shop"
+    outside.mkdir(parents=True)
+    external = outside / "orders.ibd"
+    shutil.copy(root / "shop" / "orders.ibd", external)
+    live = tmp_path / "live"
+    (live / "shop").mkdir(parents=True)
+    (live / "shop" / "orders.isl").write_bytes(bytes(external))
+    assert pages_break(live, sample, "N") is None, "the same pages, through the .isl"
+    newest = max(range(1, 40), key=lsn_of)
+    with external.open("r+b") as f:
+        f.seek(newest * SIZE)
+        f.write(page(newest, lsn_of(newest) - 5, 1234, fill=1))
+    why = pages_break(live, sample, "N")
+    assert why is not None and f"page {newest} of shop/orders.ibd is at LSN" in why
+    (live / "shop" / "orders.isl").write_bytes(b"relative/orders.ibd")
+    assert pages_break(live, sample, "N") is None, "not an absolute path: not followed"
