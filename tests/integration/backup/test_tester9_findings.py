@@ -26,7 +26,7 @@ Findings, by severity (each test's docstring has steps, expected and actual):
 - silent wrong: a cold-copy rollback of only a tablespace kept outside the datadir
   (``DATA DIRECTORY``): the sample lists it under ``db/t.ibd``, read in the datadir where
   it is not; the next incremental builds on the abandoned backup and its restore holds
-  the abandoned rows
+  the abandoned rows, binlog off or on (the binlog, in the datadir, went on)
   (``test_a_cold_copy_rollback_of_a_file_outside_the_datadir_restores``).
 - loud wrong: a restore of a ``DATA DIRECTORY`` table on the source's host (any host
   where that path exists) exits 0 with ``db/ext.ibd`` and ``db/ext.isl`` both installed;
@@ -48,6 +48,9 @@ Guards that held:
   and CREATE elsewhere, CREATE and ALTER ... FORCE of such tables between a full backup
   and two incrementals restore
   (``test_ddl_on_tables_outside_the_datadir_between_backups_restores``).
+- ``ALTER TABLE p EXCHANGE PARTITION p0 WITH TABLE x`` between a full backup and an
+  incremental (files swap names, keeping old pages and space ids), at once or after a
+  restart, restores (``test_an_exchanged_partition_restores``).
 - ``backups verify --restore-test`` fails (exit 4) on the full backup that lacks the
   imported table (``test_the_restore_test_tells_a_full_backup_without_the_imported_table``);
   it cannot tell the old-rows case above (it would tell the corrupt mix).
@@ -364,16 +367,18 @@ EXTCOLD_POLICY = "t9-extcold"
 
 @pytest.mark.xfail(strict=True, reason="the page sample leaves out tablespaces outside the "
                    "datadir: an incremental on the abandoned timeline, exit 0")  # fmt: skip
+@pytest.mark.parametrize("log_bin", [False, True], ids=["binlog-off", "binlog-on"])
 def test_a_cold_copy_rollback_of_a_file_outside_the_datadir_restores(
-    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, log_bin: bool
 ) -> None:
     """Severity: silent wrong (an incremental and its restore exit 0; the restore holds
     rows the server no longer held). A cold-copy rollback of only a tablespace kept
     outside the datadir (that volume's snapshot put back); the datadir, its redo log and
     its binlog go on.
 
-    Steps (a scratch ``mariadbd`` without binlog): ext (``DATA DIRECTORY`` outside the
-    datadir) of 5,000 rows 'base'; full F; server stopped, ``ext.ibd`` copied, started;
+    Steps (a scratch ``mariadbd``, binlog off or on (in the datadir, not rolled back: its
+    check has nothing to see)): ext (``DATA DIRECTORY`` outside the datadir) of 5,000 rows
+    'base'; full F; server stopped, ``ext.ibd`` copied, started;
     ``UPDATE ext SET v = 'wrong value'``; incremental N; server stopped, the copy of
     ``ext.ibd`` put back, started (ext holds 5,000 'base'); writes to another table until
     the LSN passes N's ``to_lsn``; ``backup run --incremental``; its restore on another
@@ -389,7 +394,7 @@ def test_a_cold_copy_rollback_of_a_file_outside_the_datadir_restores(
     outside = tmp_path / "outside"
     outside.mkdir()
     cold = tmp_path / "ext.ibd.cold"
-    src = scratch_source(sandbox, full, base, test_port_base, EXTCOLD_POLICY, log_bin=False)
+    src = scratch_source(sandbox, full, base, test_port_base, EXTCOLD_POLICY, log_bin=log_bin)
     external = outside / db / "ext.ibd"
     try:
         with src.server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
@@ -780,6 +785,50 @@ def test_a_small_tablespace_imported_into_a_big_table_restores(
             assert values(c, f"{db}.t") == {"donor": 1500}, "imported"
             cur.execute(f"INSERT INTO {db}.t SELECT seq, 'after' FROM {db}.seq_2001_to_2400")
         _, newest, expected = take_after(src, db)
+        if not newest:
+            newest, expected = full_after(src, db)
+        held = restored_state(src, newest, tmp_path / "check", test_port_base, db)
+        assert held == expected, differing(held, expected)
+    finally:
+        cleanup(src)
+
+
+EXCH_POLICY = "t9-exch"
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["at-once", "after-a-restart"])
+def test_an_exchanged_partition_restores(
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, restart: bool
+) -> None:
+    """``ALTER TABLE p EXCHANGE PARTITION p0 WITH TABLE x`` between a full backup and an
+    incremental: two files swap names, keeping their pages (and LSNs below F's
+    ``to_lsn``) and space ids.
+
+    Steps (a scratch ``mariadbd`` without binlog): p partitioned by range (p0: ids below
+    5,000, p1: the rest) of 8,000 rows 'p', x of 4,000 rows 'x' (ids 1 to 4,000); full F;
+    ``EXCHANGE PARTITION p0 WITH TABLE x``; (a restart;) ``backup run --incremental`` N
+    (if refused: a restart, ``--full``); restore.
+    Expected and actual: the restore holds what the server held (p: 4,000 'x' and 3,000
+    'p'; x: 4,999 'p')."""
+    db = "t9p"
+    base = tmp_path / "server"
+    src = scratch_source(sandbox, full, base, test_port_base, EXCH_POLICY, log_bin=False)
+    try:
+        with src.server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {db}")
+            cur.execute(f"CREATE TABLE {db}.p (id INT PRIMARY KEY, v VARCHAR(40)) "
+                        "PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (5000), "
+                        "PARTITION p1 VALUES LESS THAN MAXVALUE)")  # fmt: skip
+            cur.execute(f"INSERT INTO {db}.p SELECT seq, 'p' FROM {db}.seq_1_to_8000")
+            cur.execute(f"CREATE TABLE {db}.x (id INT PRIMARY KEY, v VARCHAR(40))")
+            cur.execute(f"INSERT INTO {db}.x SELECT seq, 'x' FROM {db}.seq_1_to_4000")
+            src.run("backup", "run", EXCH_POLICY, "--full", "--json")
+            cur.execute(f"ALTER TABLE {db}.p EXCHANGE PARTITION p0 WITH TABLE {db}.x")
+            assert values(c, f"{db}.x") == {"p": 4999}, "exchanged"
+            if not restart:
+                _, newest, expected = take(src, c, db)
+        if restart:
+            _, newest, expected = take_after(src, db)
         if not newest:
             newest, expected = full_after(src, db)
         held = restored_state(src, newest, tmp_path / "check", test_port_base, db)
