@@ -24,7 +24,7 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   root (1,945 rows for 1,900, ``CHECK TABLE``: corrupted)
   (``test_a_small_tablespace_imported_into_a_big_table_restores``).
 - silent wrong: a cold-copy rollback of only a tablespace kept outside the datadir
-  (``DATA DIRECTORY``): the sample lists it under ``db/t.ibd``, read in the datadir where
+  (``DATA DIRECTORY``): the sample lists it under ``db/ext.ibd``, read in the datadir where
   it is not; the next incremental builds on the abandoned backup and its restore holds
   the abandoned rows, binlog off or on (the binlog, in the datadir, went on)
   (``test_a_cold_copy_rollback_of_a_file_outside_the_datadir_restores``).
