@@ -99,6 +99,27 @@ def check_prepared(data: Path, manifest: Manifest) -> None:
     )
 
 
+def keep_inside(data: Path) -> list[str]:
+    """Remove the ``.isl`` files of the prepared datadir ``data`` (``db/t.isl``: where a
+    table created with ``DATA DIRECTORY`` lives) and return those tables (``db/t``): the
+    backup holds their ``.ibd`` in ``data``, which is where the restored server then opens
+    them. Kept, an ``.isl`` points the restored server at the source's own file wherever
+    that path exists (the source's host: "found in multiple places", error 194; without the
+    copy, the source's live file). IntegrityFailure if a table's ``.ibd`` is missing."""
+    moved = []
+    for link in sorted(data.glob("*/*.isl")):
+        table = link.with_suffix(".ibd")
+        rel = str(table.relative_to(data))
+        if not table.is_file():
+            raise IntegrityFailure(
+                f"the backup holds {link.relative_to(data)} but not {rel}: the table kept "
+                "outside the datadir was not copied"
+            )
+        link.unlink()
+        moved.append(rel.removesuffix(".ibd"))
+    return moved
+
+
 def stream_parts(manifest: Manifest) -> list[ObjectRecord]:
     """The manifest's stream objects in order; IntegrityFailure unless numbered 1..N."""
     parts = sorted((o for o in manifest.objects if o.kind == OBJECT_KIND), key=lambda o: o.part)
@@ -239,6 +260,15 @@ class PhysicalRestore(RestoreEngine):
                 if number:
                     shutil.rmtree(dest, ignore_errors=True)
             check_prepared(work.data, self.manifest)
+            moved = keep_inside(work.data)
+            if moved:
+                log.warning(
+                    "restore.data_directory_inside",
+                    tables=moved,
+                    note="these tables were created with DATA DIRECTORY; the restored copy "
+                    "keeps them inside the datadir, never at the source's path (ALTER TABLE "
+                    "... DATA DIRECTORY='...' moves one out again)",
+                )
             self._installing = True
             work.install(owner)
         log.info("restore.datadir_ready", datadir=str(self.datadir), owner=owner.name)

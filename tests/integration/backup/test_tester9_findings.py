@@ -271,8 +271,6 @@ def test_a_table_rolled_back_from_an_older_backup_reaches_the_incremental(
 # -- 2. tables outside the datadir (DATA DIRECTORY) ----------------------------------------
 
 EXT_POLICY = "t9-ext"
-SAME_HOST = pytest.mark.xfail(strict=True, reason="the restored datadir keeps ext.isl next to "
-                              "ext.ibd: 'found in multiple places; will not open'")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -297,9 +295,7 @@ def ext_restored(
         return restored_state(src, backup_id, check, port_base, db)
 
 
-@pytest.mark.parametrize(
-    "host", ["another-host", pytest.param("same-host", marks=SAME_HOST)]
-)  # fmt: skip
+@pytest.mark.parametrize("host", ["another-host", "same-host"])
 def test_a_table_outside_the_datadir_restores(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, host: str
 ) -> None:
@@ -369,8 +365,6 @@ def test_a_table_outside_the_datadir_restores(
 EXTCOLD_POLICY = "t9-extcold"
 
 
-@pytest.mark.xfail(strict=True, reason="the page sample leaves out tablespaces outside the "
-                   "datadir: an incremental on the abandoned timeline, exit 0")  # fmt: skip
 @pytest.mark.parametrize("log_bin", [False, True], ids=["binlog-off", "binlog-on"])
 def test_a_cold_copy_rollback_of_a_file_outside_the_datadir_restores(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, log_bin: bool
@@ -586,9 +580,7 @@ FULL_POLICY = "t9-full"
 
 
 @pytest.mark.parametrize("restart", [
-    pytest.param(False, id="at-once", marks=pytest.mark.xfail(strict=True, reason=(
-        "mariabackup ignores the imported file (the DISCARD seen in the redo it copies, no "
-        "create after): the full backup and its restore lack t"))),
+    pytest.param(False, id="at-once"),
     pytest.param(True, id="after-a-restart"),
 ])  # fmt: skip
 def test_a_full_backup_right_after_an_import_restores(
@@ -844,8 +836,6 @@ def test_an_exchanged_partition_restores(
 EXTVERIFY_POLICY = "t9-extverify"
 
 
-@pytest.mark.xfail(strict=True, reason="the restore test's copy holds ext.ibd and an ext.isl "
-                   "naming the source's live file: ext will not open, exit 4")  # fmt: skip
 def test_the_restore_test_of_a_backup_with_a_table_outside_the_datadir_passes(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
 ) -> None:
