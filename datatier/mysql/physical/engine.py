@@ -36,11 +36,13 @@ from datatier.display import human_bytes
 from datatier.errors import ConfigError, OperationFailed
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
+from datatier.mysql.physical.imports import imported_files, imports_break
 from datatier.mysql.physical.lineage import (
     BINLOG_GTID,
     BINLOG_TAIL,
     CHECKPOINT,
     ENGINE,
+    IMPORTED,
     ORIGIN,
     PAGES,
     REDO,
@@ -102,6 +104,7 @@ class Decision:
     origin: dict[str, Any] | None  # the datadir's: the restore it comes from
     redo: int | None = None  # the LSN the datadir's redo log was created at
     origin_binlog: dict[str, Any] | None = None  # the binlog point its origin was copied at
+    imported: list[list[Any]] | None = None  # imports.imported_files of the datadir
 
 
 class MariabackupEngine(BackupEngine):
@@ -160,12 +163,13 @@ class MariabackupEngine(BackupEngine):
         origin = datadir_origin(datadir)
         redo = redo_created_lsn(datadir)
         restored_binlog = origin_binlog(datadir) if origin is not None else None
+        imported = imported_files(datadir, server.innodb_page_size)
         pages = None
         if backups:
             newest = backups[-1]
             pages = pages_break(
                 datadir, newest.consistency.get(PAGES), newest.backup_id, copy_checkpoint(newest)
-            )
+            ) or imports_break(imported, newest.consistency.get(IMPORTED), newest.backup_id)
         base = choose_base(
             self.catalog,
             self.policy,
@@ -179,7 +183,7 @@ class MariabackupEngine(BackupEngine):
             redo=redo,
             pages=pages,
         )
-        return Decision(server, datadir, base, now_lsn, origin, redo, restored_binlog)
+        return Decision(server, datadir, base, now_lsn, origin, redo, restored_binlog, imported)
 
     def _may_continue(self) -> bool:
         """Whether the next backup may be an incremental (not forced or set to be full)."""
@@ -293,6 +297,17 @@ class MariabackupEngine(BackupEngine):
             ) as run:
                 parts = self._stream(run.chunks(), index, writer)
                 run.wait()
+                missing = run.left_out()
+            if missing:
+                raise OperationFailed(
+                    f"mariadb-backup left out {missing[0]}"
+                    + (f" and {len(missing) - 1} other tablespace(s)" if len(missing) > 1 else "")
+                    + ", which the server still has (it took the table for one dropped during "
+                    "the copy): this backup would restore without it",
+                    hint="a DISCARD/IMPORT TABLESPACE after the last checkpoint does this; give "
+                    "the backup user SUPER (datatier then forces a checkpoint before the copy) "
+                    "or restart the server, and back up again",
+                )
             index.finish()  # a truncated or empty stream never becomes a backup
             checkpoints = read_checkpoints(work / "xtrabackup_checkpoints")
             info = (work / "xtrabackup_info").read_text(errors="replace")
@@ -352,6 +367,7 @@ class MariabackupEngine(BackupEngine):
                 "to_lsn": checkpoints.to_lsn,
                 "last_lsn": checkpoints.last_lsn,
                 CHECKPOINT: began,
+                IMPORTED: decided.imported,
                 UUID: uuid,
             },
             tables=[],

@@ -51,6 +51,7 @@ BINLOG_GTID = "binlog_gtid"  # consistency: BINLOG_GTID_POS at the copy's point,
 BINLOG_TAIL = "binlog_tail"  # consistency: server.binlog_tail at that point, read after it
 PAGES = "page_sample"  # consistency: pages.PageSampler.sample of the stream
 CHECKPOINT = "checkpoint_at_start"  # consistency: the checkpoint LSN the copy began from
+IMPORTED = "imported_files"  # consistency: imports.imported_files of the datadir then
 
 
 @dataclass(frozen=True)

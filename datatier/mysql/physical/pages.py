@@ -286,8 +286,13 @@ def pages_break(
             if now < lsn:
                 return (
                     f"page {page_no} of {rel} is at LSN {now} in the datadir, older than "
-                    f"LSN {lsn} it had when {backup_id} was copied (a snapshot or a copy "
-                    "of the datadir put back)"
+                    f"LSN {lsn} it had when {backup_id} was copied ("
+                    + (
+                        "a tablespace imported since: IMPORT TABLESPACE writes its pages at LSN 0"
+                        if now == 0
+                        else "a snapshot or a copy of the datadir put back"
+                    )
+                    + ")"
                 )
             if now > lsn:
                 return (

@@ -30,6 +30,7 @@ BINLOG_POS = re.compile(
     r"'(?P<gtid>[^']*)')?"
 )
 READ_SIZE = MiB
+IGNORED = re.compile(rb"ignore the tablespace (.+?)\s*$", re.MULTILINE)
 
 
 def find_tool(*names: str) -> str:
@@ -258,6 +259,23 @@ class BackupRun:
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, READ_SIZE)
         while data := os.read(fd, READ_SIZE):
             yield data
+
+    def left_out(self) -> list[Path]:
+        """Tablespaces mariabackup skipped as dropped during the copy ("We assume the table
+        was dropped during xtrabackup execution and ignore the tablespace ...") whose file
+        is still there: the backup lacks a table the server has (a ``DISCARD``/``IMPORT
+        TABLESPACE`` after the last checkpoint reads as a drop in the redo it copies)."""
+        try:
+            text = self.log_path.read_bytes()
+        except OSError:
+            return []
+        found = []
+        for raw in IGNORED.findall(text):
+            name = os.fsdecode(raw)
+            path = Path(name) if name.startswith("/") else Path(self.datadir) / name
+            if path.exists():
+                found.append(path)
+        return found
 
     def wait(self) -> None:
         """Wait for the process; OperationFailed (with its log's last lines) on an error."""

@@ -5,39 +5,50 @@ ends with a restore of the chain onto a scratch server and a comparison of every
 (``CHECKSUM TABLE ... EXTENDED`` and counts) with what the source held at the backup's point.
 
 Findings, by severity (each test's docstring has steps, expected and actual):
-- silent wrong: a full backup taken right after ``ALTER TABLE t DISCARD TABLESPACE`` /
+- silent wrong, fixed: a full backup taken right after ``ALTER TABLE t DISCARD TABLESPACE`` /
   ``IMPORT TABLESPACE`` (the step the page check's refusal asks for) lacks t: backup and
   restore exit 0, t's rows are gone (error 194 "Tablespace is missing"). mariabackup sees
   the DISCARD's file delete in the redo since the last checkpoint (an import dirties no
   page, so none comes), skips the file as dropped with a warning, and exits 0
-  (``test_a_full_backup_right_after_an_import_restores[at-once]``).
-- silent wrong: a table created and imported between a full backup and an incremental
+  (``test_a_full_backup_right_after_an_import_restores[at-once]``). datatier now forces a
+  checkpoint (``innodb_log_checkpoint_now``) right before mariabackup starts, and fails a
+  backup (exit 1, no manifest) whose log says it skipped a tablespace still on disk
+  (``test_a_full_backup_that_leaves_out_an_imported_table_fails``: a user without SUPER).
+- silent wrong, fixed: a table created and imported between a full backup and an incremental
   (MariaDB's transportable tablespaces) is missing from the incremental's restore, at once
   or after a restart (``test_a_table_created_and_imported_after_the_full_backup_restores``).
-  MariaDB 10.11 writes imported pages at LSN 0: no incremental copies them.
-- silent wrong: an import into a table whose file is not among the 256 files F's page
+  MariaDB 10.11 writes imported pages at LSN 0: no incremental copies them. Each manifest
+  now lists the datadir's files holding pages at LSN 0 (``imported_files``); a file the
+  parent did not list refuses the incremental (``datatier/mysql/physical/imports.py``).
+- silent wrong, fixed (as above): an import into a table whose file is not among the 256
+  files F's page
   sample keeps: the incremental (exit 0) restores t with F's old 5,000 rows, checksum
   and ``CHECK TABLE`` fine (``test_an_import_into_a_table_the_sample_left_out_restores``).
-- silent wrong: an import into a sampled table of a donor smaller than it, then ordinary
+- silent wrong, fixed (as above): an import into a sampled table of a donor smaller than
+  it, then ordinary
   inserts (pages 2 and 3 written again): the sampled pages past the imported file's end
   are skipped, the incremental (exit 0) restores a t that mixes F's rows under the new
   root (1,945 rows for 1,900, ``CHECK TABLE``: corrupted)
   (``test_a_small_tablespace_imported_into_a_big_table_restores``).
-- silent wrong: a cold-copy rollback of only a tablespace kept outside the datadir
+- silent wrong, fixed: a cold-copy rollback of only a tablespace kept outside the datadir
   (``DATA DIRECTORY``): the sample lists it under ``db/ext.ibd``, read in the datadir where
   it is not; the next incremental builds on the abandoned backup and its restore holds
   the abandoned rows, binlog off or on (the binlog, in the datadir, went on)
-  (``test_a_cold_copy_rollback_of_a_file_outside_the_datadir_restores``).
-- loud wrong: a restore of a ``DATA DIRECTORY`` table on the source's host (any host
+  (``test_a_cold_copy_rollback_of_a_file_outside_the_datadir_restores``). Pages of such
+  a file are now read where its ``.isl`` points.
+- loud wrong, fixed: a restore of a ``DATA DIRECTORY`` table on the source's host (any host
   where that path exists) exits 0 with ``db/ext.ibd`` and ``db/ext.isl`` both installed;
   the server will not open a tablespace found in two places (error 194)
-  (``test_a_table_outside_the_datadir_restores[same-host]``).
-- loud wrong: ``backups verify ID --restore-test`` on the source's host of a good backup
+  (``test_a_table_outside_the_datadir_restores[same-host]``). The restore now removes
+  the ``.isl`` files: such tables are opened from the copy inside the restored datadir.
+- loud wrong, fixed (as above): ``backups verify ID --restore-test`` on the source's host
+  of a good backup
   holding a ``DATA DIRECTORY`` table fails, exit 4 ("t9y.ext: Got error 194 ...;
   Corrupt"), for the same reason: a false alarm in the routine nightly check
   (``test_the_restore_test_of_a_backup_with_a_table_outside_the_datadir_passes``).
-- cosmetic: the page check's refusal after an import says "a snapshot or a copy of the
-  datadir put back" (``test_an_imported_tablespace_reaches_the_incremental``).
+- cosmetic, fixed: the page check's refusal after an import said "a snapshot or a copy of the
+  datadir put back" (``test_an_imported_tablespace_reaches_the_incremental``); at LSN 0
+  it now names an imported tablespace.
 
 Guards that held:
 - an import (with or without ``.cfg``) into a sampled table, and a table's own ``.ibd``
@@ -55,9 +66,8 @@ Guards that held:
 - ``ALTER TABLE p EXCHANGE PARTITION p0 WITH TABLE x`` between a full backup and an
   incremental (files swap names, keeping old pages and space ids), at once or after a
   restart, restores (``test_an_exchanged_partition_restores``).
-- ``backups verify --restore-test`` fails (exit 4) on the full backup that lacks the
-  imported table (``test_the_restore_test_tells_a_full_backup_without_the_imported_table``);
-  it cannot tell the old-rows case above (it would tell the corrupt mix).
+- ``backups verify --restore-test`` failed (exit 4) on the full backup that lacked the
+  imported table; it cannot tell the old-rows case above (it would tell the corrupt mix).
 """
 
 from __future__ import annotations
@@ -69,7 +79,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
 
 from datatier.mysql.physical.scratch import free_port
@@ -81,6 +90,7 @@ from tests.integration.backup.test_tester7_findings import (
 )
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
+from tests.integration.integrity import backup_keys
 from tests.integration.physical_support import (
     OWNER,
     connect_port,
@@ -425,11 +435,8 @@ NEW_POLICY = "t9-new"
 
 
 @pytest.mark.parametrize("restart", [
-    pytest.param(False, id="at-once", marks=pytest.mark.xfail(strict=True, reason=(
-        "mariabackup ignores the imported file (DISCARD seen in the redo, no create after): "
-        "t missing from the restore"))),
-    pytest.param(True, id="after-a-restart", marks=pytest.mark.xfail(strict=True, reason=(
-        "imported pages are at LSN 0 on disk: t.ibd.delta holds no page; t missing"))),
+    pytest.param(False, id="at-once"),
+    pytest.param(True, id="after-a-restart"),
 ])  # fmt: skip
 def test_a_table_created_and_imported_after_the_full_backup_restores(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, restart: bool
@@ -487,11 +494,8 @@ MANY_POLICY = "t9-many"
 
 
 @pytest.mark.parametrize("restart", [
-    pytest.param(False, id="at-once", marks=pytest.mark.xfail(strict=True, reason=(
-        "t is not in the parent's sample: an incremental on F without t's imported pages"))),
-    pytest.param(True, id="after-a-restart", marks=pytest.mark.xfail(strict=True, reason=(
-        "t is not in the parent's sample; imported pages at LSN 0 are not copied: the "
-        "restore holds t's old 5,000 rows"))),
+    pytest.param(False, id="at-once"),
+    pytest.param(True, id="after-a-restart"),
 ])  # fmt: skip
 def test_an_import_into_a_table_the_sample_left_out_restores(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, restart: bool
@@ -627,17 +631,21 @@ def test_a_full_backup_right_after_an_import_restores(
 
 
 VERIFY_POLICY = "t9-verify"
+NARROW = {"DATATIER_MYSQL__USER": "t9narrow", "DATATIER_MYSQL__PASSWORD": "t9-narrow-1"}
 
 
-def test_the_restore_test_tells_a_full_backup_without_the_imported_table(
+def test_a_full_backup_that_leaves_out_an_imported_table_fails(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
 ) -> None:
-    """Guard holds, after the fact: ``backups verify ID --restore-test`` of the full backup
-    that lacks the imported table (``test_a_full_backup_right_after_an_import_restores``,
-    at once) fails.
+    """Guard (after the fix of ``test_a_full_backup_right_after_an_import_restores``):
+    when no checkpoint can be forced (a backup user without SUPER, which MariaDB documents
+    as enough for mariabackup), mariabackup still skips the imported file as dropped. The
+    backup must then fail, not succeed without the table.
 
-    Steps: as that test, at once; ``backups verify F --restore-test``.
-    Expected and actual: exit 4 (``CHECK TABLE`` of t fails in the restored copy)."""
+    Steps: as that test, at once, with a user holding only RELOAD, PROCESS, LOCK TABLES,
+    BINLOG MONITOR and SELECT; ``backup run --full``.
+    Expected: exit 1 naming ``t9v/t.ibd``, no manifest. Before: exit 0, and the restore had
+    no t (error 194); only ``backups verify --restore-test`` told (exit 4)."""
     db = "t9v"
     base = tmp_path / "server"
     aside = tmp_path / "aside"
@@ -645,16 +653,17 @@ def test_the_restore_test_tells_a_full_backup_without_the_imported_table(
     src = scratch_source(sandbox, full, base, test_port_base, VERIFY_POLICY, log_bin=False)
     try:
         with src.server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            user, password = NARROW["DATATIER_MYSQL__USER"], NARROW["DATATIER_MYSQL__PASSWORD"]
+            cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'")
+            cur.execute("GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SELECT ON *.* "
+                        f"TO '{user}'@'127.0.0.1'")  # fmt: skip
             files = imported_table_setup(cur, base, db, aside)
             import_into(cur, base, db, "t", files)
-            taken = src.run("backup", "run", VERIFY_POLICY, "--full", "--json")
-        with pytest.raises(pymysql.err.OperationalError, match="Tablespace is missing"):
-            restored_state(src, taken, tmp_path / "check", test_port_base, db)
-        port = str(free_port(scratch_ports(test_port_base)))
-        verified = cli(sandbox.config_path, src.env, "backups", "verify", taken,
-                       "--restore-test", "--scratch-port", port,
-                       "--scratch-dir", str(tmp_path))  # fmt: skip
-        assert verified.code == 4, verified.err[-1500:]
+            result = cli(sandbox.config_path, {**src.env, **NARROW}, "backup", "run",
+                         VERIFY_POLICY, "--full", "--json")  # fmt: skip
+        assert result.code == 1, result.err[-1500:]
+        assert f"mariadb-backup left out {base / db / 't.ibd'}" in result.err, result.err[-1500:]
+        assert backup_keys(src.store, VERIFY_POLICY) == [], "no manifest, no object left"
     finally:
         cleanup(src)
 
@@ -722,9 +731,6 @@ def test_ddl_on_tables_outside_the_datadir_between_backups_restores(
 SMALL_POLICY = "t9-small"
 
 
-@pytest.mark.xfail(strict=True, reason="F's sampled pages of t past the small imported file "
-                   "are skipped, pages 2 and 3 written since pass: the restore mixes F's t "
-                   "into the imported one")  # fmt: skip
 def test_a_small_tablespace_imported_into_a_big_table_restores(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
 ) -> None:
