@@ -36,7 +36,7 @@ from datatier.display import human_bytes
 from datatier.errors import ConfigError, OperationFailed
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
-from datatier.mysql.physical.imports import imported_files, imports_break
+from datatier.mysql.physical.imports import imports_break, scan
 from datatier.mysql.physical.lineage import (
     BINLOG_GTID,
     BINLOG_TAIL,
@@ -104,7 +104,14 @@ class Decision:
     origin: dict[str, Any] | None  # the datadir's: the restore it comes from
     redo: int | None = None  # the LSN the datadir's redo log was created at
     origin_binlog: dict[str, Any] | None = None  # the binlog point its origin was copied at
-    imported: list[list[Any]] | None = None  # imports.imported_files of the datadir
+    imported: dict[str, Any] | None = None  # imports.scan of the datadir
+
+
+def streamed(index: StreamIndex, rel: str) -> bool:
+    """Whether the stream holds tablespace ``rel`` (``db/t.ibd``): whole, as a delta, or
+    as the file of a table created or rebuilt during the copy (``db/t.new``)."""
+    names = (rel, f"{rel}.delta", rel.removesuffix(".ibd") + ".new")
+    return any(index.has(n) or index.has(f"./{n}") for n in names)
 
 
 class MariabackupEngine(BackupEngine):
@@ -163,13 +170,14 @@ class MariabackupEngine(BackupEngine):
         origin = datadir_origin(datadir)
         redo = redo_created_lsn(datadir)
         restored_binlog = origin_binlog(datadir) if origin is not None else None
-        imported = imported_files(datadir, server.innodb_page_size)
+        parent = backups[-1].consistency.get(IMPORTED) if backups else None
+        imported = scan(datadir, server.innodb_page_size, parent)
         pages = None
         if backups:
             newest = backups[-1]
             pages = pages_break(
                 datadir, newest.consistency.get(PAGES), newest.backup_id, copy_checkpoint(newest)
-            ) or imports_break(imported, newest.consistency.get(IMPORTED), newest.backup_id)
+            ) or imports_break(imported["files"], parent, newest.backup_id)
         base = choose_base(
             self.catalog,
             self.policy,
@@ -297,7 +305,16 @@ class MariabackupEngine(BackupEngine):
             ) as run:
                 parts = self._stream(run.chunks(), index, writer)
                 run.wait()
-                missing = run.left_out()
+                missing = [rel for rel in run.left_out() if not streamed(index, rel)]
+            imported = decided.imported or scan(datadir, server.innodb_page_size)
+            during = imports_break(
+                scan(datadir, server.innodb_page_size, imported)["files"], imported, "the copy"
+            )
+            if during:  # the copy may hold the file before the import
+                raise OperationFailed(
+                    f"a tablespace was imported while mariadb-backup copied: {during}",
+                    hint="back up again",
+                )
             if missing:
                 raise OperationFailed(
                     f"mariadb-backup left out {missing[0]}"
@@ -367,7 +384,7 @@ class MariabackupEngine(BackupEngine):
                 "to_lsn": checkpoints.to_lsn,
                 "last_lsn": checkpoints.last_lsn,
                 CHECKPOINT: began,
-                IMPORTED: decided.imported,
+                IMPORTED: imported,
                 UUID: uuid,
             },
             tables=[],

@@ -105,18 +105,22 @@ def keep_inside(data: Path) -> list[str]:
     backup holds their ``.ibd`` in ``data``, which is where the restored server then opens
     them. Kept, an ``.isl`` points the restored server at the source's own file wherever
     that path exists (the source's host: "found in multiple places", error 194; without the
-    copy, the source's live file). IntegrityFailure if a table's ``.ibd`` is missing."""
+    copy, the source's live file). A table without its ``.ibd`` (discarded on the source)
+    stays so: its ``.isl`` goes too, and it is logged."""
     moved = []
     for link in sorted(data.glob("*/*.isl")):
-        table = link.with_suffix(".ibd")
-        rel = str(table.relative_to(data))
-        if not table.is_file():
-            raise IntegrityFailure(
-                f"the backup holds {link.relative_to(data)} but not {rel}: the table kept "
-                "outside the datadir was not copied"
-            )
+        rel = str(link.relative_to(data).with_suffix(""))
         link.unlink()
-        moved.append(rel.removesuffix(".ibd"))
+        if link.with_suffix(".ibd").is_file():
+            moved.append(rel)
+        else:
+            log.warning(
+                "restore.tablespace_absent",
+                table=rel,
+                note="created with DATA DIRECTORY and without its tablespace in the backup "
+                "(discarded on the source); its .isl was removed so the restored server never "
+                "opens the source's file",
+            )
     return moved
 
 

@@ -260,11 +260,12 @@ class BackupRun:
         while data := os.read(fd, READ_SIZE):
             yield data
 
-    def left_out(self) -> list[Path]:
+    def left_out(self) -> list[str]:
         """Tablespaces mariabackup skipped as dropped during the copy ("We assume the table
         was dropped during xtrabackup execution and ignore the tablespace ...") whose file
-        is still there: the backup lacks a table the server has (a ``DISCARD``/``IMPORT
-        TABLESPACE`` after the last checkpoint reads as a drop in the redo it copies)."""
+        is still there, as ``db/t.ibd``: the backup may lack a table the server has (a
+        ``DISCARD``/``IMPORT TABLESPACE`` after the last checkpoint reads as a drop in the
+        redo it copies; so does a rebuild during the copy, whose new file it copies)."""
         try:
             text = self.log_path.read_bytes()
         except OSError:
@@ -272,9 +273,11 @@ class BackupRun:
         found = []
         for raw in IGNORED.findall(text):
             name = os.fsdecode(raw)
+            if not name.endswith(".ibd"):  # 10.5 and older name the tablespace, db/t
+                name += ".ibd"
             path = Path(name) if name.startswith("/") else Path(self.datadir) / name
             if path.exists():
-                found.append(path)
+                found.append("/".join(path.parts[-2:]))
         return found
 
     def wait(self) -> None:
