@@ -153,6 +153,25 @@ def import_into(cur: Any, base: Path, db: str, table: str, files: dict[str, Path
     cur.execute(f"ALTER TABLE {db}.{table} IMPORT TABLESPACE")
 
 
+def export(cur: Any, base: Path, db: str, table: str, aside: Path) -> dict[str, Path]:
+    """``FLUSH TABLES db.table FOR EXPORT``, its ``.ibd`` and ``.cfg`` copied to ``aside``,
+    ``UNLOCK TABLES``: the copies, by suffix."""
+    cur.execute(f"FLUSH TABLES {db}.{table} FOR EXPORT")
+    files = {suffix: aside / f"{table}.{suffix}" for suffix in ("ibd", "cfg")}
+    for suffix, path in files.items():
+        shutil.copyfile(base / db / f"{table}.{suffix}", path)
+    cur.execute("UNLOCK TABLES")
+    return files
+
+
+def assert_restores(
+    src: Source, backup_id: str, expected: dict[str, Any], tmp_path: Path, port_base: int, db: str
+) -> None:
+    """The restore of ``backup_id`` holds ``expected`` (``table_state`` of ``db``)."""
+    held = restored_state(src, backup_id, tmp_path / "check", port_base, db)
+    assert held == expected, differing(held, expected)
+
+
 def take(src: Source, conn: Any, db: str) -> tuple[str, str, dict[str, Any]]:
     """``backup run --incremental`` (exit 0 or 2): the refusal ('' if none), the new ID
     ('' if refused), and ``table_state`` of ``db`` on the server right after."""
@@ -233,8 +252,7 @@ def test_an_imported_tablespace_reaches_the_incremental(
                 assert f"of {db}/t.ibd is at LSN 0 in the datadir" in why, why[-1500:]
         if not newest:
             newest, expected = full_after(src, db)
-        held = restored_state(src, newest, tmp_path / "check", test_port_base, db)
-        assert held == expected, differing(held, expected)
+        assert_restores(src, newest, expected, tmp_path, test_port_base, db)
     finally:
         cleanup(src)
 
@@ -275,8 +293,7 @@ def test_a_table_rolled_back_from_an_older_backup_reaches_the_incremental(
             _, newest, expected = take(src, c, db)
         if not newest:
             newest, expected = full_after(src, db)
-        held = restored_state(src, newest, tmp_path / "check", test_port_base, db)
-        assert held == expected, differing(held, expected)
+        assert_restores(src, newest, expected, tmp_path, test_port_base, db)
     finally:
         cleanup(src)
 
@@ -473,11 +490,7 @@ def test_a_table_created_and_imported_after_the_full_backup_restores(
             cur.execute(f"CREATE TABLE {db}.donor (id INT PRIMARY KEY, v VARCHAR(40))")
             cur.execute(f"INSERT INTO {db}.donor SELECT seq, 'donor' FROM {db}.seq_1_to_3000")
             src.run("backup", "run", NEW_POLICY, "--full", "--json")
-            cur.execute(f"FLUSH TABLES {db}.donor FOR EXPORT")
-            files = {suffix: aside / f"donor.{suffix}" for suffix in ("ibd", "cfg")}
-            for suffix, path in files.items():
-                shutil.copyfile(base / db / f"donor.{suffix}", path)
-            cur.execute("UNLOCK TABLES")
+            files = export(cur, base, db, "donor", aside)
             cur.execute(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(40))")
             import_into(cur, base, db, "t", files)
             assert values(c, f"{db}.t") == {"donor": 3000}, "imported"
@@ -487,8 +500,7 @@ def test_a_table_created_and_imported_after_the_full_backup_restores(
             _, newest, expected = take_after(src, db)
         if not newest:
             newest, expected = full_after(src, db)
-        held = restored_state(src, newest, tmp_path / "check", test_port_base, db)
-        assert held == expected, differing(held, expected)
+        assert_restores(src, newest, expected, tmp_path, test_port_base, db)
     finally:
         cleanup(src)
 
@@ -536,11 +548,7 @@ def test_an_import_into_a_table_the_sample_left_out_restores(
             first = src.run("backup", "run", MANY_POLICY, "--full", "--json")
             sampled = {p[0] for p in src.manifest(first).consistency["page_sample"]["pages"]}
             assert f"{db}/t.ibd" not in sampled, "t is left out of F's sample"
-            cur.execute(f"FLUSH TABLES {db}.donor FOR EXPORT")
-            files = {suffix: aside / f"donor.{suffix}" for suffix in ("ibd", "cfg")}
-            for suffix, path in files.items():
-                shutil.copyfile(base / db / f"donor.{suffix}", path)
-            cur.execute("UNLOCK TABLES")
+            files = export(cur, base, db, "donor", aside)
             import_into(cur, base, db, "t", files)
             assert values(c, f"{db}.t") == {"donor": 3000}, "imported"
             if not restart:
@@ -549,8 +557,7 @@ def test_an_import_into_a_table_the_sample_left_out_restores(
             _, newest, expected = take_after(src, db)
         if not newest:
             newest, expected = full_after(src, db)
-        held = restored_state(src, newest, tmp_path / "check", test_port_base, db)
-        assert held == expected, differing(held, expected)
+        assert_restores(src, newest, expected, tmp_path, test_port_base, db)
     finally:
         cleanup(src)
 
@@ -575,12 +582,7 @@ def imported_table_setup(cur: Any, base: Path, db: str, aside: Path) -> dict[str
         cur.execute(f"INSERT INTO {db}.{name} SELECT seq, '{value}' "
                     f"FROM {db}.seq_1_to_{rows}")  # fmt: skip
     persistent_stats_off(cur, db)
-    cur.execute(f"FLUSH TABLES {db}.donor FOR EXPORT")
-    files = {suffix: aside / f"donor.{suffix}" for suffix in ("ibd", "cfg")}
-    for suffix, path in files.items():
-        shutil.copyfile(base / db / f"donor.{suffix}", path)
-    cur.execute("UNLOCK TABLES")
-    return files
+    return export(cur, base, db, "donor", aside)
 
 
 FULL_POLICY = "t9-full"
@@ -781,19 +783,14 @@ def test_a_small_tablespace_imported_into_a_big_table_restores(
                     break
             else:
                 pytest.fail(f"F's sample always held a page of t below {donor_pages}: {mine}")
-            cur.execute(f"FLUSH TABLES {db}.donor FOR EXPORT")
-            files = {suffix: aside / f"donor.{suffix}" for suffix in ("ibd", "cfg")}
-            for suffix, path in files.items():
-                shutil.copyfile(base / db / f"donor.{suffix}", path)
-            cur.execute("UNLOCK TABLES")
+            files = export(cur, base, db, "donor", aside)
             import_into(cur, base, db, "t", files)
             assert values(c, f"{db}.t") == {"donor": 1500}, "imported"
             cur.execute(f"INSERT INTO {db}.t SELECT seq, 'after' FROM {db}.seq_2001_to_2400")
         _, newest, expected = take_after(src, db)
         if not newest:
             newest, expected = full_after(src, db)
-        held = restored_state(src, newest, tmp_path / "check", test_port_base, db)
-        assert held == expected, differing(held, expected)
+        assert_restores(src, newest, expected, tmp_path, test_port_base, db)
     finally:
         cleanup(src)
 
@@ -836,8 +833,7 @@ def test_an_exchanged_partition_restores(
             _, newest, expected = take_after(src, db)
         if not newest:
             newest, expected = full_after(src, db)
-        held = restored_state(src, newest, tmp_path / "check", test_port_base, db)
-        assert held == expected, differing(held, expected)
+        assert_restores(src, newest, expected, tmp_path, test_port_base, db)
     finally:
         cleanup(src)
 
@@ -915,19 +911,14 @@ def test_a_second_import_into_the_same_table_reaches_the_incremental(
             src.run("backup", "run", AGAIN_POLICY, "--full", "--json")
             cur.execute(f"CREATE TABLE {db}.donor2 (id INT PRIMARY KEY, v VARCHAR(40))")
             cur.execute(f"INSERT INTO {db}.donor2 SELECT seq, 'second' FROM {db}.seq_1_to_3000")
-            cur.execute(f"FLUSH TABLES {db}.donor2 FOR EXPORT")
-            second = {suffix: aside2 / f"donor2.{suffix}" for suffix in ("ibd", "cfg")}
-            for suffix, path in second.items():
-                shutil.copyfile(base / db / f"donor2.{suffix}", path)
-            cur.execute("UNLOCK TABLES")
+            second = export(cur, base, db, "donor2", aside2)
             import_into(cur, base, db, "t", second)
             assert values(c, f"{db}.t") == {"second": 3000}, "imported again"
             why, newest, expected = take(src, c, db)
             if why:
                 assert f"{db}/t.ibd: pages at LSN 0 that" in why, why[-1500:]
                 newest = src.run("backup", "run", AGAIN_POLICY, "--full", "--json")
-        held = restored_state(src, newest, tmp_path / "check", test_port_base, db)
-        assert held == expected, differing(held, expected)
+        assert_restores(src, newest, expected, tmp_path, test_port_base, db)
     finally:
         cleanup(src)
 
