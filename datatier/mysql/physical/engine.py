@@ -102,9 +102,9 @@ class Decision:
     base: Base
     lsn: int  # the server's LSN when it was decided
     origin: dict[str, Any] | None  # the datadir's: the restore it comes from
+    imported: dict[str, Any]  # imports.scan of the datadir
     redo: int | None = None  # the LSN the datadir's redo log was created at
     origin_binlog: dict[str, Any] | None = None  # the binlog point its origin was copied at
-    imported: dict[str, Any] | None = None  # imports.scan of the datadir
 
 
 def streamed(index: StreamIndex, rel: str) -> bool:
@@ -191,7 +191,7 @@ class MariabackupEngine(BackupEngine):
             redo=redo,
             pages=pages,
         )
-        return Decision(server, datadir, base, now_lsn, origin, redo, restored_binlog, imported)
+        return Decision(server, datadir, base, now_lsn, origin, imported, redo, restored_binlog)
 
     def _may_continue(self) -> bool:
         """Whether the next backup may be an incremental (not forced or set to be full)."""
@@ -306,7 +306,7 @@ class MariabackupEngine(BackupEngine):
                 parts = self._stream(run.chunks(), index, writer)
                 run.wait()
                 missing = [rel for rel in run.left_out() if not streamed(index, rel)]
-            imported = decided.imported or scan(datadir, server.innodb_page_size)
+            imported = decided.imported
             during = imports_break(
                 scan(datadir, server.innodb_page_size, imported)["files"], imported, "the copy"
             )

@@ -19,7 +19,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,16 @@ import pytest
 
 from datatier.mysql.physical.pages import read_page
 from tests.integration.backup.test_tester7_findings import primary_full_backup, scratch_source
+from tests.integration.backup.test_tester8_findings import cleanup
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
-from tests.integration.physical_support import OWNER, connect_port, scratch, table_state
+from tests.integration.physical_support import (
+    OWNER,
+    Result,
+    connect_port,
+    scratch,
+    table_state,
+)
 
 POLICY = "cw-phys"
 SOURCE_POLICY = "cw-src"
@@ -93,6 +100,39 @@ def wait_for(found: Any, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def backup_while_paused(
+    sandbox: SandboxHandle,
+    port: int,
+    tmp_path: Path,
+    env: dict[str, str],
+    args: list[str],
+    action: Callable[[Any], None],
+) -> Result:
+    """``datatier ARGS`` with mariabackup stopped once its InnoDB files are copied
+    (:func:`pausing`), ``action(cursor)`` run meanwhile on the server at ``port``; the
+    result. Fails the test if the action failed."""
+    paused, resume = tmp_path / "paused", tmp_path / "resume"
+    env = {**env, "PATH": pausing(tmp_path / "bin", paused, resume)}
+    failed: list[BaseException] = []
+
+    def meanwhile() -> None:
+        try:
+            with connect_port(sandbox, port) as conn, conn.cursor() as cur:
+                wait_for(paused.exists, "mariabackup copies the InnoDB files")
+                action(cur)
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            resume.touch()
+
+    worker = threading.Thread(target=meanwhile)
+    worker.start()
+    result = cli(sandbox.config_path, env, *args)
+    worker.join()
+    assert not failed, failed
+    return result
+
+
 def test_a_page_written_and_checkpointed_during_the_copy_is_no_other_timeline(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
 ) -> None:
@@ -106,9 +146,7 @@ def test_a_page_written_and_checkpointed_during_the_copy_is_no_other_timeline(
     but before that backup's checkpoint to_lsn: another timeline" (to_lsn is the checkpoint
     mariabackup reads after its copy; the bound is now the one the copy began from)."""
     base = tmp_path / "server"
-    paused, resume = tmp_path / "paused", tmp_path / "resume"
     src = scratch_source(sandbox, full, base, test_port_base, POLICY, log_bin=False)
-    env = {**src.env, "PATH": pausing(tmp_path / "bin", paused, resume)}
     try:
         with src.server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
             cur.execute("CREATE DATABASE cw")
@@ -124,30 +162,21 @@ def test_a_page_written_and_checkpointed_during_the_copy_is_no_other_timeline(
                 "the checkpoint catches up before the backup",
             )
             updated: list[int] = []
-            failed: list[BaseException] = []
 
-            def update_while_paused() -> None:
-                try:
-                    with connect_port(sandbox, s.port) as w, w.cursor() as wc:
-                        wait_for(paused.exists, "mariabackup copies the InnoDB files")
-                        wc.execute("UPDATE cw.hot SET v = v + 1 WHERE id = 1")
-                        after = status(w, "Innodb_lsn_current")
-                        wait_for(
-                            lambda: status(w, "Innodb_lsn_last_checkpoint") >= after,
-                            "the checkpoint passes the update",
-                        )
-                        updated.append(after)
-                except BaseException as exc:
-                    failed.append(exc)
-                finally:
-                    resume.touch()
+            def update(wc: Any) -> None:
+                wc.execute("UPDATE cw.hot SET v = v + 1 WHERE id = 1")
+                after = status(wc.connection, "Innodb_lsn_current")
+                wait_for(
+                    lambda: status(wc.connection, "Innodb_lsn_last_checkpoint") >= after,
+                    "the checkpoint passes the update",
+                )
+                updated.append(after)
 
-            writer = threading.Thread(target=update_while_paused)
-            writer.start()
-            result = cli(sandbox.config_path, env, "backup", "run", POLICY, "--full", "--json")
-            writer.join()
+            result = backup_while_paused(
+                sandbox, s.port, tmp_path, src.env,
+                ["backup", "run", POLICY, "--full", "--json"], update,
+            )  # fmt: skip
             assert result.code == 0, result.err[-1500:]
-            assert not failed, failed
             first = str(result.json()["id"])
             copy = src.manifest(first).consistency
             # the window this test is about: a sampled page of hot written again after its
@@ -161,7 +190,7 @@ def test_a_page_written_and_checkpointed_during_the_copy_is_no_other_timeline(
                 and lsn < (now := int.from_bytes(page[16:24], "big")) <= copy["to_lsn"]
             ]
             assert widened, ("not set up: no page of hot in the window", copy["to_lsn"], updated)
-            again = cli(sandbox.config_path, env, "backup", "run", POLICY, "--incremental",
+            again = cli(sandbox.config_path, src.env, "backup", "run", POLICY, "--incremental",
                         "--json")  # fmt: skip
             assert again.code == 0, again.err[-1500:]
             last = str(again.json()["id"])
@@ -171,5 +200,4 @@ def test_a_page_written_and_checkpointed_during_the_copy_is_no_other_timeline(
         with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
             assert table_state(c2, "cw") == expected, "what the server held"
     finally:
-        src.store.delete([o.key for o in src.store.list_objects(f"{POLICY}/")])
-        (sandbox.root / "backups" / f"{POLICY}.toml").unlink(missing_ok=True)
+        cleanup(src)

@@ -75,8 +75,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,13 +82,14 @@ from typing import Any
 import pytest
 
 from datatier.mysql.physical.scratch import free_port
-from tests.integration.backup.test_physical_copy_window import pausing
+from tests.integration.backup.test_physical_copy_window import backup_while_paused
 from tests.integration.backup.test_tester7_findings import (
     Source,
     primary_full_backup,
     scratch_source,
     write_past,
 )
+from tests.integration.backup.test_tester8_findings import cleanup
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
 from tests.integration.integrity import backup_keys
@@ -109,11 +108,6 @@ POLICY = "t9-phys"
 def full(sandbox: SandboxHandle) -> Iterator[str]:
     """The ID of a full physical backup of the sandbox primary."""
     yield from primary_full_backup(sandbox, POLICY)
-
-
-def cleanup(src: Source) -> None:
-    src.store.delete([o.key for o in src.store.list_objects(f"{src.policy}/")])
-    (src.sandbox.root / "backups" / f"{src.policy}.toml").unlink(missing_ok=True)
 
 
 def incremental(src: Source) -> tuple[int, str, str]:
@@ -941,36 +935,21 @@ def test_a_table_rebuilt_while_mariabackup_copies_is_no_left_out_table(
     Expected: exit 0, the restore holds what the server held."""
     db = "t9r"
     base = tmp_path / "server"
-    paused, resume = tmp_path / "paused", tmp_path / "resume"
     src = scratch_source(sandbox, full, base, test_port_base, REBUILD_POLICY, log_bin=False)
-    env = {**src.env, "PATH": pausing(tmp_path / "bin", paused, resume)}
     try:
         with src.server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
             cur.execute(f"CREATE DATABASE {db}")
             cur.execute(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(40))")
             cur.execute(f"INSERT INTO {db}.t SELECT seq, 'mine' FROM {db}.seq_1_to_5000")
-            failed: list[BaseException] = []
 
-            def rebuild() -> None:
-                try:
-                    with connect_port(sandbox, s.port) as w, w.cursor() as wc:
-                        deadline = time.monotonic() + 60
-                        while not paused.exists():
-                            assert time.monotonic() < deadline, "mariabackup never paused"
-                            time.sleep(0.05)
-                        wc.execute(f"OPTIMIZE TABLE {db}.t")
-                        wc.fetchall()
-                except BaseException as exc:
-                    failed.append(exc)
-                finally:
-                    resume.touch()
+            def rebuild(wc: Any) -> None:
+                wc.execute(f"OPTIMIZE TABLE {db}.t")
+                wc.fetchall()
 
-            worker = threading.Thread(target=rebuild)
-            worker.start()
-            result = cli(sandbox.config_path, env, "backup", "run", REBUILD_POLICY, "--full",
-                         "--json")  # fmt: skip
-            worker.join()
-            assert not failed, failed
+            result = backup_while_paused(
+                sandbox, s.port, tmp_path, src.env,
+                ["backup", "run", REBUILD_POLICY, "--full", "--json"], rebuild,
+            )  # fmt: skip
             assert result.code == 0, result.err[-1500:]
             expected = table_state(c, db)
         held = restored_state(src, str(result.json()["id"]), tmp_path / "check",
