@@ -36,6 +36,7 @@ from datatier.display import human_bytes
 from datatier.errors import ConfigError, OperationFailed
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
+from datatier.mysql.physical.coverage import left_out, tablespaces
 from datatier.mysql.physical.imports import imports_break, scan
 from datatier.mysql.physical.lineage import (
     BINLOG_GTID,
@@ -292,6 +293,7 @@ class MariabackupEngine(BackupEngine):
         )
         with connect(self.source) as conn:  # the bound of the next backup's page check
             began = checkpoint_now(conn)
+        kept = tablespaces(datadir)  # what the stream must hold unless changed meanwhile
         with tempfile.TemporaryDirectory(prefix="datatier-mariabackup-") as tmp:
             work = Path(tmp)
             index = StreamIndex(sampler=PageSampler(server.innodb_page_size))
@@ -305,7 +307,11 @@ class MariabackupEngine(BackupEngine):
             ) as run:
                 parts = self._stream(run.chunks(), index, writer)
                 run.wait()
-                missing = [rel for rel in run.left_out() if not streamed(index, rel)]
+                missing = sorted(
+                    {rel for rel in run.left_out() if not streamed(index, rel)}
+                    | set(left_out(kept, tablespaces(datadir), lambda r: streamed(index, r)))
+                )
+                said = run.mentions(missing[0]) if missing else []
             imported = decided.imported
             during = imports_break(
                 scan(datadir, server.innodb_page_size, imported)["files"], imported, "the copy"
@@ -319,11 +325,13 @@ class MariabackupEngine(BackupEngine):
                 raise OperationFailed(
                     f"mariadb-backup left out {missing[0]}"
                     + (f" and {len(missing) - 1} other tablespace(s)" if len(missing) > 1 else "")
-                    + ", which the server still has (it took the table for one dropped during "
-                    "the copy): this backup would restore without it",
-                    hint="a DISCARD/IMPORT TABLESPACE after the last checkpoint does this; give "
-                    "the backup user SUPER (datatier then forces a checkpoint before the copy) "
-                    "or restart the server, and back up again",
+                    + ", which the server kept through the copy: this backup would restore "
+                    "without it"
+                    + (f" (mariadb-backup: {self.source.scrub(' / '.join(said))})" if said else ""),
+                    hint="a DISCARD/IMPORT TABLESPACE "
+                    "after the last checkpoint makes it take the table for one dropped during "
+                    "the copy: give the backup user SUPER (datatier then forces a checkpoint "
+                    "before the copy) or restart the server, and back up again",
                 )
             index.finish()  # a truncated or empty stream never becomes a backup
             checkpoints = read_checkpoints(work / "xtrabackup_checkpoints")

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from datatier.mysql.physical.coverage import tablespace_names
 from datatier.mysql.physical.pages import fingerprint, header, live_file
 
 FSP_HDR = 8  # FIL_PAGE_TYPE of a tablespace's page 0
@@ -102,11 +103,9 @@ def imported_files(
     page at LSN 0, sorted. With ``since`` (a time): a file whose ``st_ctime`` is older keeps
     its entry of ``before`` (a manifest's list) unread, or has none."""
     root = Path(datadir)
-    names = {p.relative_to(root).as_posix() for p in root.glob("*/*.ibd")}
-    names |= {p.relative_to(root).with_suffix(".ibd").as_posix() for p in root.glob("*/*.isl")}
     known = _entries(before)
     found = []
-    for rel in sorted(names):
+    for rel in sorted(tablespace_names(root)):
         path = live_file(root, rel)
         if since is not None:
             try:

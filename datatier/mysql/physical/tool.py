@@ -30,6 +30,7 @@ BINLOG_POS = re.compile(
     r"'(?P<gtid>[^']*)')?"
 )
 READ_SIZE = MiB
+LOG_PREFIX = re.compile(rb"^\[\d+\] [\d-]+ [\d:]+ ")  # "[01] 2026-12-04 22:40:27 "
 IGNORED = re.compile(rb"ignore the tablespace (.+?)\s*$", re.MULTILINE)
 
 
@@ -279,6 +280,17 @@ class BackupRun:
             if path.exists():
                 found.append("/".join(path.parts[-2:]))
         return found
+
+    def mentions(self, rel: str, limit: int = 3) -> list[str]:
+        """Up to ``limit`` lines of mariabackup's log naming tablespace ``rel`` (``db/t.ibd``),
+        what it said of a file it left out."""
+        try:
+            text = self.log_path.read_bytes()
+        except OSError:
+            return []
+        name = re.compile(re.escape(os.fsencode(rel.removesuffix(".ibd"))) + rb"(?![\w@#$])")
+        said = [LOG_PREFIX.sub(b"", ln).strip() for ln in text.splitlines() if name.search(ln)]
+        return [line.decode(errors="replace") for line in dict.fromkeys(said)][:limit]
 
     def wait(self) -> None:
         """Wait for the process; OperationFailed (with its log's last lines) on an error."""
