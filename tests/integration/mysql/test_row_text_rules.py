@@ -14,7 +14,8 @@ from datatier.backup.service import load_policy, run_backup
 from datatier.cli import main
 from datatier.config import load
 from datatier.mysql import dumptasks, pdump
-from datatier.mysql.rowtext import EXACT_CHARSETS, ROW_TEXT_VERSION, RowQuery
+from datatier.mysql.catalogue import Column
+from datatier.mysql.rowtext import EXACT_CHARSETS, ROW_TEXT_VERSION, RowQuery, value_sql
 from tests.integration.conftest import SandboxHandle, sql
 
 DB = "rt_rules"
@@ -92,3 +93,36 @@ def test_every_single_byte_exact_charset_round_trips_each_byte_through_utf8mb4(
                 " FROM mysql.seq_0_to_255) AS bytes"
             )
             assert cur.fetchone() == (0, 0, 0, 256), charset
+
+
+def test_text_renders_as_quote_in_utf8mb4_renders_it_byte_for_byte(sandbox: SandboxHandle) -> None:
+    """The row text of utf8mb4 text and of each charset of :data:`EXACT_CHARSETS` is
+    ``QUOTE()`` of the value in utf8mb4, byte for byte (what digests of every backup compare),
+    however :func:`value_sql` has the server compute it: every byte value of the single-byte
+    charsets, and in utf8mb4/utf8mb3 the four escaped characters among multi-byte ones
+    (2-, 3- and 4-byte: 'é', '€', '😀'), NULL, the empty string and a value of 200 KB."""
+    column = functools.partial(Column, data_type="longtext", generated=False)
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {DB}")
+        for charset in sorted(EXACT_CHARSETS | {"utf8mb4"}):
+            cur.execute(f"DROP TABLE IF EXISTS {DB}.q")
+            cur.execute(f"CREATE TABLE {DB}.q (id INT PRIMARY KEY, v LONGTEXT CHARACTER SET "
+                        f"{charset})")  # fmt: skip
+            if charset.startswith("utf8"):
+                four = "😀" if charset == "utf8mb4" else "€"
+                values = ["", "\\", "'", "\0", "\x1a", f"é'€\\{four}\0x\x1a", "a" * 200_000 + "'"]
+                cur.executemany(f"INSERT INTO {DB}.q VALUES (%s, %s)", list(enumerate(values)))
+            else:
+                cur.execute(f"INSERT INTO {DB}.q SELECT seq, CONVERT(CHAR(seq) USING {charset}) "
+                            "FROM mysql.seq_0_to_255")  # fmt: skip
+                specials = "CONCAT('a', CHAR(39), CHAR(92), CHAR(0), CHAR(26), 'b')"
+                cur.execute(f"INSERT INTO {DB}.q SELECT 300, CONVERT({specials} USING {charset})")
+            cur.execute(f"INSERT INTO {DB}.q VALUES (1000, NULL)")
+            rendered = value_sql(column(name="v", charset=charset))
+            cur.execute(f"SELECT id, CAST(CONVERT(QUOTE(v) USING utf8mb4) AS BINARY), "
+                        f"CAST({rendered} AS BINARY) FROM {DB}.q")  # fmt: skip
+            rows = cur.fetchall()
+            assert len(rows) > 7, charset
+            differing = [r for r in rows if r[1] != r[2]]
+            assert not differing, (charset, rendered, differing[:3])
+        cur.execute(f"DROP TABLE {DB}.q")

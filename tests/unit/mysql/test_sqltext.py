@@ -155,8 +155,10 @@ def test_text_values_stay_uncast_only_when_every_character_column_shares_one_col
     assert uniform_text((*uniform, col("d", None, None)))
     assert not uniform_text((*uniform, col("c", "utf8mb4", "utf8mb4_bin")))
     assert not uniform_text((*uniform, col("l", "latin1", "latin1_swedish_ci")))
-    assert value_sql(uniform[0], binary=False) == "QUOTE(`a`)"
-    assert value_sql(uniform[0]) == "CAST(QUOTE(`a`) AS BINARY)"
+    stamp = col("d", None, None)
+    assert value_sql(stamp, binary=False) == "QUOTE(`d`)"
+    assert value_sql(stamp) == "CAST(QUOTE(`d`) AS BINARY)"
+    assert value_sql(uniform[0], binary=False) == "QUOTE(CAST(`a` AS BINARY))", "always bytes"
     latin = col("l", "latin1", "latin1_swedish_ci")
     assert value_sql(latin, binary=False) == value_sql(latin), "converted text is always cast"
 
@@ -175,4 +177,4 @@ def test_not_null_columns_go_without_the_null_test() -> None:
         assert value_sql(strict) == bare, data_type
         assert value_sql(loose) != bare and "NULL" in value_sql(loose), data_type
     text = Column("v", "varchar", "utf8mb4", False, "utf8mb4_bin", nullable=False)
-    assert value_sql(text) == "CAST(QUOTE(`v`) AS BINARY)", "QUOTE renders NULL by itself"
+    assert value_sql(text) == "QUOTE(CAST(`v` AS BINARY))", "QUOTE renders NULL by itself"
