@@ -336,12 +336,28 @@ def extract(chunks: Iterable[bytes], directory: Path, *, parallel: int = 1) -> N
             )
 
 
+BACKUP_CNF = "backup-my.cnf"
+"""The options file mariabackup writes into every backup: the server settings the copy's
+files need (``innodb_page_size``, the checksum format, the key management plugin and its
+options for encrypted tables)."""
+
+
+def defaults_option(directory: Path) -> str:
+    """``--defaults-file=DIRECTORY/backup-my.cnf`` when the backup there has one (a
+    ``mariadb-backup --prepare`` or a ``mariadbd`` on the copy must run with its settings:
+    at the default 16 KiB page size a 4 KiB server's files cannot be read), else
+    ``--no-defaults``: never the host's own option files."""
+    cnf = directory / BACKUP_CNF
+    return f"--defaults-file={cnf}" if cnf.is_file() else "--no-defaults"
+
+
 def prepare(target: Path, *, incremental: Path | None = None, use_memory_mb: int = 256) -> None:
-    """``mariadb-backup --prepare`` of ``target`` (applying ``incremental`` when given)."""
+    """``mariadb-backup --prepare`` of ``target`` (applying ``incremental`` when given),
+    with the settings of the backup's ``backup-my.cnf``."""
     binary = find_tool(*BACKUP_BINARIES)
     args = [
         binary,
-        "--no-defaults",
+        defaults_option(target),
         "--prepare",
         f"--target-dir={target}",
         f"--use-memory={use_memory_mb}M",
