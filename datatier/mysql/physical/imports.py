@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from datatier.mysql.physical.coverage import tablespace_names
-from datatier.mysql.physical.pages import fingerprint, header, live_file
+from datatier.mysql.physical.pages import (
+    FLAGS_END,
+    fingerprint,
+    header,
+    live_file,
+    physical_size,
+)
 
 FSP_HDR = 8  # FIL_PAGE_TYPE of a tablespace's page 0
 PAGE_TYPE = struct.Struct(">H")  # FIL_PAGE_TYPE, at 24
@@ -55,12 +61,14 @@ def _unlogged(page: bytes, page_no: int) -> bool:
 
 def _read(path: Path, size: int) -> tuple[int, list[list[Any]]] | None:
     """The space id of tablespace ``path`` (from its page 0) and ``[page, digest]`` of its
-    pages at LSN 0 among :func:`positions`; None when it cannot be read."""
+    pages at LSN 0 among :func:`positions`, pages of ``size`` (``innodb_page_size``) or of
+    the file's own size (a compressed table's); None when it cannot be read."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
     try:
+        size = physical_size(os.pread(fd, FLAGS_END, 0), size)  # compressed: KEY_BLOCK_SIZE
         pages = os.fstat(fd).st_size // size
         first = os.pread(fd, size, 0) if pages else b""
         if len(first) < size:

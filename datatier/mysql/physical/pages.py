@@ -43,8 +43,27 @@ PER_FILE = 4  # pages written last kept per tablespace file
 SPREAD = 4  # and pages of any age, drawn uniformly
 META_BYTES = 4096  # an incremental's ``.meta`` (page_size, zip_size, space_id lines)
 META_SPACE = re.compile(rb"(?m)^space_id\s*=\s*(\d+)\s*$")
+META_ZIP = re.compile(rb"(?m)^zip_size\s*=\s*(\d+)\s*$")
+FSP_FLAGS = struct.Struct(">I")  # FSP_SPACE_FLAGS, at 54 of page 0 (FSP header at 38, +16)
+FLAGS_END = 58
+ZIP_SIZES = (1024, 2048, 4096, 8192, 16384)  # what KEY_BLOCK_SIZE can be
 MAX_FILES = 256  # files kept (those written last)
 REREADS = 3  # reads of a page whose bytes differ under the same LSN (a write in flight)
+
+
+def physical_size(first: bytes | memoryview, page_size: int) -> int:
+    """The size of a tablespace's pages on disk, from the flags on its page 0 (``first``,
+    at least its first 58 bytes): a ``ROW_FORMAT=COMPRESSED`` table's ``KEY_BLOCK_SIZE``
+    (``ZIP_SSIZE``, bits 1-4, in the format without the full_crc32 marker, bit 4, which no
+    compressed table uses), else ``page_size`` (the server's ``innodb_page_size``)."""
+    if len(first) < FLAGS_END:
+        return page_size
+    flags = FSP_FLAGS.unpack_from(first, FLAGS_END - 4)[0]
+    zip_ssize = (flags >> 1) & 0xF
+    if flags & 0x10 or not zip_ssize:
+        return page_size
+    size = 512 << zip_ssize
+    return size if size in ZIP_SIZES and size <= page_size else page_size
 
 
 def _listed(head: memoryview) -> list[int]:
@@ -81,6 +100,7 @@ def header(page: bytes | memoryview) -> tuple[int, int, int]:
 @dataclass
 class _File:
     delta: bool
+    size: int  # its pages' size on disk (a compressed table's are KEY_BLOCK_SIZE)
     kept: list[tuple[int, int, bytes]] = field(default_factory=list)  # heap by lsn
     spread: list[tuple[int, int, bytes]] = field(default_factory=list)  # any LSN
     seen: int = 0  # pages that could be kept
@@ -94,8 +114,10 @@ class _File:
 class PageSampler:
     """Fed the payload of an mbstream's files as it flows past (``feed(path, offset,
     data)``); :meth:`sample` is what :func:`pages_break` checks later. ``page_size`` is the
-    server's ``innodb_page_size``: pages of another physical size fail the header checks
-    and are not kept."""
+    server's ``innodb_page_size``; a file's own page size is read from its page 0 (a
+    ``.delta``'s from its ``.meta``, which mariabackup streams first), so the pages of
+    compressed tables are cut where they are. A page cut elsewhere fails the header
+    checks and is not kept."""
 
     def __init__(self, page_size: int) -> None:
         self.page_size = page_size
@@ -117,8 +139,8 @@ class PageSampler:
                 return
             if not self.wants(path):
                 return
-            entry = self.files[path] = _File(delta=path.endswith(".delta"))
-        size = self.page_size
+            entry = self.files[path] = _File(path.endswith(".delta"), self._size(path, data))
+        size = entry.size
         view = memoryview(data)
         if entry.at + len(entry.partial) != offset:
             entry.partial.clear()  # not a continuation: start at the next page boundary
@@ -138,6 +160,15 @@ class PageSampler:
             self._page(path, entry, (entry.at + start) // size, view[start : start + size])
         entry.at += whole
         entry.partial += view[whole:]
+
+    def _size(self, path: str, data: bytes | memoryview) -> int:
+        """The page size of file ``path`` whose stream begins with ``data``."""
+        if path.endswith(".delta"):
+            meta = self.metas.get(path.removesuffix(".delta") + ".meta", bytearray())
+            found = META_ZIP.search(bytes(meta))
+            zipped = int(found[1]) if found else 0
+            return zipped if zipped in ZIP_SIZES and zipped <= self.page_size else self.page_size
+        return physical_size(data, self.page_size)
 
     def _page(self, path: str, entry: _File, slot: int, page: memoryview) -> None:
         if entry.delta and bytes(page[:4]) in DELTA_MAGICS:
@@ -175,9 +206,10 @@ class PageSampler:
             entry.partial = bytearray()
 
     def sample(self) -> dict[str, Any]:
-        """``{"page_size": N, "pages": [[path, page_no, space_id, lsn, fingerprint], ...]}``:
-        the kept pages of the :data:`MAX_FILES` files written last, paths as in the
-        datadir."""
+        """``{"page_size": N, "pages": [[path, page_no, space_id, lsn, fingerprint], ...],
+        "sizes": {path: its page size}}``: the kept pages of the :data:`MAX_FILES` files
+        written last, paths as in the datadir; ``sizes`` lists the files whose pages are
+        not ``page_size`` long (compressed tables)."""
         for path, entry in self.files.items():
             self.end(path)
             if entry.delta:
@@ -197,7 +229,12 @@ class PageSampler:
             for _, path, entry in sorted(ranked, key=lambda r: r[1])
             for lsn, page_no, digest in sorted(entry.digests, key=lambda k: k[1])
         ]
-        return {"page_size": self.page_size, "pages": pages}
+        sizes = {
+            path.removeprefix("./").removesuffix(".delta"): entry.size
+            for _, path, entry in ranked
+            if entry.size != self.page_size
+        }
+        return {"page_size": self.page_size, "pages": pages, "sizes": sizes}
 
 
 def read_page(path: Path, page_no: int, size: int) -> bytes | None:
@@ -260,14 +297,19 @@ def pages_break(
     the copy, and a page copied early may be written and checkpointed before then.)"""
     if not isinstance(sample, dict) or not isinstance(sample.get("pages"), list):
         return None
-    size = sample.get("page_size")
-    if size not in PAGE_SIZES:
+    page_size = sample.get("page_size")
+    if page_size not in PAGE_SIZES:
         return None
+    listed = sample.get("sizes")
+    sizes: dict[Any, Any] = listed if isinstance(listed, dict) else {}
     spaces: dict[str, int | None] = {}
     for item in sample["pages"]:
         if not _well_formed(item):
             continue  # not what a sampler writes: never a refusal
         rel, page_no, space, lsn, digest = item
+        size = sizes.get(rel, page_size)
+        if size not in ZIP_SIZES and size != page_size:
+            continue  # not what a sampler writes
         where = live_file(Path(datadir), rel)
         if rel not in spaces:
             first = read_page(where, 0, size)

@@ -20,8 +20,10 @@ from datatier.mysql.physical.imports import (
 SIZE = 16384
 
 
-def page(page_no: int, lsn: int, space: int, fill: bytes = b"rows, rows") -> bytes:
-    raw = bytearray(SIZE)
+def page(
+    page_no: int, lsn: int, space: int, fill: bytes = b"rows, rows", size: int = SIZE
+) -> bytes:
+    raw = bytearray(size)
     raw[4:8] = page_no.to_bytes(4, "big")
     raw[16:24] = lsn.to_bytes(8, "big")
     raw[24:26] = (FSP_HDR if page_no == 0 else 0x45BF).to_bytes(2, "big")
@@ -109,3 +111,19 @@ def test_files_unchanged_since_the_parent_keep_its_entry_unread(tmp_path: Path) 
     assert scan(data, SIZE, {"at": later, "files": []})["files"] == [], "not read: unchanged"
     os.utime(data / "shop" / "items.ibd")  # a write: its ctime moves on
     assert scan(data, SIZE, {"at": time.time() - 1, "files": []})["files"] == parent["files"]
+
+
+def test_a_compressed_table_is_read_at_its_own_page_size(tmp_path: Path) -> None:
+    """tester10: pages of a ``KEY_BLOCK_SIZE=8`` file read at 16 KiB offsets never matched
+    their numbers but page 0's, so an import into such a table was missed once page 0 was
+    written again. Its page 0's flags give 8 KiB."""
+    data = tmp_path / "data"
+    (data / "shop").mkdir(parents=True)
+    first = bytearray(page(0, 4000, 12, size=8192))
+    first[54:58] = (1 | 4 << 1 | 32).to_bytes(4, "big")  # ZIP_SSIZE 4: 8 KiB
+    rest = [page(n, 0 if n in (3, 9) else 4000 + n, 12, size=8192) for n in range(1, 20)]
+    (data / "shop" / "z.ibd").write_bytes(bytes(first) + b"".join(rest))
+    found = imported_files(data, SIZE)
+    assert [[rel, space, [n for n, _ in pages]] for rel, space, pages in found] == [
+        ["shop/z.ibd", 12, [3]]
+    ], "page 3 at LSN 0 (page 9 is not among the pages read)"
