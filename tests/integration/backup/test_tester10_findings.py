@@ -20,6 +20,9 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   incremental exits 0 and its restore holds a t that is neither (zip8: the same count,
   another checksum; zip1: 33,004 rows for 33,000)
   (``test_an_import_into_a_non_plain_table_reaches_the_incremental[zip8-grown|zip1-grown]``).
+  The same into a compressed table created after the full backup: the restore (exit 0)
+  holds a t whose index is corrupt (error 1034)
+  (``test_a_table_created_imported_and_grown_after_the_full_backup_restores[zip8]``).
   Cause: ``imports.py`` reads pages at ``innodb_page_size`` offsets too; in a compressed
   file only page 0 sits where it looks, so the import is seen through page 0 alone
   (``[zip8-as-imported]`` is refused) and missed once page 0 is written again; the page
@@ -49,6 +52,10 @@ Guards that held:
   number at 4 and its LSN at 16 in plain text (full_crc32 encryption starts after them),
   and full backups sample them (``test_the_page_sample_holds_the_tables_pages``).
 - ``backups verify --restore-test`` passes for compressed and page-compressed tables.
+- a restore of a chain with an encrypted table where the key file is absent: exit 0 and
+  every row there when the redo holds nothing for it; "Encryption key is not found",
+  exit 1, nothing written, when it does
+  (``test_a_restore_without_the_key_file_fails_or_holds_every_row``).
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ import pytest
 
 from datatier.mysql.physical.pages import header
 from datatier.mysql.physical.scratch import ScratchServer, free_port
+from tests.integration.backup.test_physical_copy_window import backup_while_paused
 from tests.integration.backup.test_tester7_findings import (
     Source,
     primary_full_backup,
@@ -350,6 +358,58 @@ def test_an_import_into_a_non_plain_table_reaches_the_incremental(
         cleanup(src)
 
 
+NEWIMP_POLICY = "t10-newimp"
+
+
+@pytest.mark.parametrize("kind", [pytest.param("zip8", marks=MISSED), "pagecomp", "encrypted"])
+def test_a_table_created_imported_and_grown_after_the_full_backup_restores(
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, kind: str
+) -> None:
+    """tester9's transportable-tablespace workflow with a table of ``kind``, then inserts
+    that extend the new file (its page 0 written again, past F's LSN).
+
+    Steps (a scratch ``mariadbd`` without binlog): donor of 3,000 rows 'donor'; full F;
+    ``FLUSH TABLES donor FOR EXPORT``, files aside, ``UNLOCK TABLES``; ``CREATE TABLE t``
+    (donor's structure), ``DISCARD``, the files in as ``t.ibd``/``t.cfg``, ``IMPORT``;
+    30,000 rows inserted into t; a restart; ``backup run --incremental`` N; its restore
+    (after a refusal: a full backup after a restart, its restore).
+    Expected: N refused (exit 2), or a restore holding t as the server held it.
+    Actual: as expected for page-compressed and encrypted tables; for a compressed one N
+    exit 0 and its restore (exit 0) holds a broken t: ``CHECKSUM TABLE`` fails with error
+    1034 "Index for table 't' is corrupt" (only page 0 of a compressed file is read by the
+    import scan, and it is past F's LSN; N has only the pages written since the import).
+    Severity: silent wrong (backup and restore report success; the rows are in no
+    backup)."""
+    make = maker(kind, tmp_path)
+    base = tmp_path / "server"
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    src = scratch_source(sandbox, full, base, test_port_base, NEWIMP_POLICY, log_bin=False)
+    try:
+        with make(base, src.port) as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {DB}")
+            create(cur, kind, "donor", 3000, "donor")
+            src.run("backup", "run", NEWIMP_POLICY, "--full", "--json")
+            files = export(cur, base, DB, "donor", aside)
+            cur.execute(f"CREATE TABLE {DB}.t {COLUMNS} {KINDS[kind][0]}")
+            import_into(cur, base, DB, "t", files)
+            cur.execute(f"INSERT INTO {DB}.t SELECT seq, 'grown', REPEAT(MD5(seq), 6) "
+                        f"FROM {DB}.seq_100001_to_130000")  # fmt: skip
+        with make(base, src.port) as s, connect_port(sandbox, s.port) as c:
+            code, taken, err = incremental(src)
+            assert code in (0, 2), err[-1500:]
+            expected = table_state(c, DB)
+        if code == 2:
+            assert "cannot build on the newest backup" in err, err[-1500:]
+            with make(base, src.port) as s, connect_port(sandbox, s.port) as c:
+                taken = src.run("backup", "run", NEWIMP_POLICY, "--full", "--json")
+                expected = table_state(c, DB)
+        held = restored(src, taken, tmp_path / "check", test_port_base, make)
+        assert held == expected, differing(held, expected)
+    finally:
+        cleanup(src)
+
+
 # -- 4. what the page check and the restore test see of such tables ------------------------
 
 SAMPLE_POLICY = "t10-sample"
@@ -449,5 +509,60 @@ def test_the_restore_test_of_a_chain_with_a_non_plain_table_passes(
                            "--restore-test", "--scratch-port", port,
                            "--scratch-dir", str(tmp_path))  # fmt: skip
             assert verified.code == 0, verified.err[-1500:]
+    finally:
+        cleanup(src)
+
+
+KEYGONE_POLICY = "t10-keygone"
+
+
+@pytest.mark.parametrize("during", [False, True], ids=["between", "during-the-copy"])
+def test_a_restore_without_the_key_file_fails_or_holds_every_row(
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, during: bool
+) -> None:
+    """``restore`` of a chain holding an ``ENCRYPTED=YES`` table on a host where the key
+    file ``backup-my.cnf`` names is absent (another host, or the key moved).
+
+    Steps (a scratch ``mariadbd`` without binlog, ``file_key_management``): t of 5,000
+    rows, encrypted; full F; ``UPDATE`` of a third of t before incremental N, or while
+    mariabackup is paused after copying the InnoDB files (N's redo then holds changes to
+    t's encrypted pages, which the prepare must apply); the key file moved away;
+    ``restore N``; the key file put back, the restored datadir started with the plugin.
+    Expected: the restore fails (non-zero: nothing it could not decrypt passed off as
+    restored), or it holds every row of t.
+    Actual: as expected. Between: exit 0, every row there (N's redo holds nothing for t).
+    During the copy: exit 1, "mariadb-backup --prepare failed on applying incremental-1
+    ...: Encryption key is not found for t10/t.ibd", nothing written."""
+    make = maker("encrypted", tmp_path)
+    keys = tmp_path / "keys.txt"
+    base = tmp_path / "server"
+    src = scratch_source(sandbox, full, base, test_port_base, KEYGONE_POLICY, log_bin=False)
+    update = f"UPDATE {DB}.t SET v = 'one', pad = REPEAT('x', 190) WHERE id % 3 = 0"
+    args = ["backup", "run", KEYGONE_POLICY, "--incremental", "--json"]
+    try:
+        with make(base, src.port) as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {DB}")
+            create(cur, "encrypted", "t", 5000, "base")
+            src.run("backup", "run", KEYGONE_POLICY, "--full", "--json")
+            if during:
+                result = backup_while_paused(
+                    sandbox, s.port, tmp_path, src.env, args, lambda cur: cur.execute(update)
+                )
+                assert result.code == 0, result.err[-1500:]
+                taken = str(result.json()["id"])
+            else:
+                cur.execute(update)
+                taken = src.run(*args)
+            expected = table_state(c, DB)
+        keys.rename(tmp_path / "keys.away")
+        check = tmp_path / "check"
+        result = cli(sandbox.config_path, src.env, "restore", taken, "--datadir", str(check),
+                     "--owner", OWNER)  # fmt: skip
+        (tmp_path / "keys.away").rename(keys)
+        if result.code != 0:
+            return
+        with scratch(check, test_port_base, make) as s2, connect_port(sandbox, s2.port) as c2:
+            held = table_state(c2, DB)
+        assert held == expected, differing(held, expected)
     finally:
         cleanup(src)
