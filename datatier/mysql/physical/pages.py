@@ -100,7 +100,8 @@ def header(page: bytes | memoryview) -> tuple[int, int, int]:
 @dataclass
 class _File:
     delta: bool
-    size: int  # its pages' size on disk (a compressed table's are KEY_BLOCK_SIZE)
+    size: int = 0  # its pages' size on disk (compressed: KEY_BLOCK_SIZE); 0 until known
+    head: bytearray = field(default_factory=bytearray)  # its first bytes, until size known
     kept: list[tuple[int, int, bytes]] = field(default_factory=list)  # heap by lsn
     spread: list[tuple[int, int, bytes]] = field(default_factory=list)  # any LSN
     seen: int = 0  # pages that could be kept
@@ -139,7 +140,12 @@ class PageSampler:
                 return
             if not self.wants(path):
                 return
-            entry = self.files[path] = _File(path.endswith(".delta"), self._size(path, data))
+            entry = self.files[path] = _File(path.endswith(".delta"))
+        if not entry.size:
+            known = self._size(path, entry, offset, data)
+            if known is None:
+                return  # fewer than page 0's first 58 bytes so far
+            entry.size, offset, data = known
         size = entry.size
         view = memoryview(data)
         if entry.at + len(entry.partial) != offset:
@@ -161,14 +167,26 @@ class PageSampler:
         entry.at += whole
         entry.partial += view[whole:]
 
-    def _size(self, path: str, data: bytes | memoryview) -> int:
-        """The page size of file ``path`` whose stream begins with ``data``."""
-        if path.endswith(".delta"):
+    def _size(
+        self, path: str, entry: _File, offset: int, data: bytes | memoryview
+    ) -> tuple[int, int, bytes | memoryview] | None:
+        """The page size of file ``path``, and the bytes to go on with (``offset``,
+        ``data``: what was held back first), or None while its page 0's flags have not all
+        come: a piece may end anywhere, even right after a chunk's header."""
+        if entry.delta:
             meta = self.metas.get(path.removesuffix(".delta") + ".meta", bytearray())
             found = META_ZIP.search(bytes(meta))
             zipped = int(found[1]) if found else 0
-            return zipped if zipped in ZIP_SIZES and zipped <= self.page_size else self.page_size
-        return physical_size(data, self.page_size)
+            size = zipped if zipped in ZIP_SIZES and zipped <= self.page_size else self.page_size
+            return size, offset, data
+        if offset != len(entry.head):  # not the start of the file: its page 0 unseen
+            entry.head.clear()
+            return self.page_size, offset, data
+        entry.head += data
+        if len(entry.head) < FLAGS_END:
+            return None
+        whole, entry.head = bytes(entry.head), bytearray()
+        return physical_size(whole, self.page_size), 0, whole
 
     def _page(self, path: str, entry: _File, slot: int, page: memoryview) -> None:
         if entry.delta and bytes(page[:4]) in DELTA_MAGICS:

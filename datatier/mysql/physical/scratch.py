@@ -3,8 +3,8 @@
 It listens on ``127.0.0.1:PORT`` only (and a socket in a private directory), writes no
 binlog (unless ``log_bin``: ``scratch-bin.*`` in the datadir, for tests of a backup source
 with the binlog on), starts no replication and runs no events, so it can never act on
-anything but its own copy. It reads no option file of the host; the settings mariabackup
-recorded in the copy's ``backup-my.cnf`` (page size, key management) come first. A context
+anything but its own copy. It reads no option file; of the settings mariabackup recorded
+in the copy's ``backup-my.cnf`` it takes the page size and the key management plugin. A context
 manager: leaving it stops the server (SIGTERM, then
 SIGKILL after ``stop_timeout``) and removes its run directory; the datadir is the caller's.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from datatier.errors import OperationFailed, UsageError
 from datatier.mysql.physical.datadir import resolve_owner
-from datatier.mysql.physical.tool import defaults_option, tail_of
+from datatier.mysql.physical.tool import server_options, tail_of
 
 HOST = "127.0.0.1"
 
@@ -112,7 +112,8 @@ class ScratchServer:
         assert self.rundir is not None
         args = [
             mariadbd_binary(),
-            defaults_option(self.datadir),  # the settings the backup's files need
+            "--no-defaults",
+            *server_options(self.datadir),  # what the backup's files need (backup-my.cnf)
             f"--datadir={self.datadir}",
             f"--port={self.port}",
             f"--bind-address={self.host}",

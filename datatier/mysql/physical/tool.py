@@ -8,6 +8,7 @@ fails raises :class:`~datatier.errors.OperationFailed` with the last lines of it
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import fcntl
 import os
@@ -349,6 +350,30 @@ def defaults_option(directory: Path) -> str:
     ``--no-defaults``: never the host's own option files."""
     cnf = directory / BACKUP_CNF
     return f"--defaults-file={cnf}" if cnf.is_file() else "--no-defaults"
+
+
+SERVER_SETTINGS = re.compile(r"innodb_page_size|plugin_load(?:_add)?|\w*key_management\w*")
+"""The settings of ``backup-my.cnf`` a server on the copy needs to read its files: the page
+size and the key management plugin with its options. Not the rest (mariabackup writes
+``innodb_checksum_algorithm=crc32`` there whatever the server used, which would change the
+format of the tables a restored server creates)."""
+
+
+def server_options(directory: Path) -> list[str]:
+    """``--name=value`` of the :data:`SERVER_SETTINGS` in ``DIRECTORY/backup-my.cnf``'s
+    ``[mysqld]`` group (none without the file)."""
+    parser = configparser.ConfigParser(strict=False, interpolation=None, allow_no_value=True)
+    try:
+        parser.read_string((directory / BACKUP_CNF).read_text(errors="replace"))
+    except (OSError, configparser.Error):
+        return []
+    if not parser.has_section("mysqld"):
+        return []
+    return [
+        f"--{name.replace('_', '-')}={value}"
+        for name, value in parser.items("mysqld")
+        if value is not None and SERVER_SETTINGS.fullmatch(name.replace("-", "_"))
+    ]
 
 
 def prepare(target: Path, *, incremental: Path | None = None, use_memory_mb: int = 256) -> None:

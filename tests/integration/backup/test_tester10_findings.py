@@ -5,7 +5,9 @@ of InnoDB tablespaces whose pages are not plain ``innodb_page_size`` pages:
 (``file_key_management``), attacked as a hostile-but-legal user would, against scratch
 servers restored from one full physical backup of the sandbox primary.
 
-Findings, by severity (each test's docstring has steps, expected and actual):
+Findings, by severity (each test's docstring has steps, expected and actual); all are
+fixed and their tests pass (the lead's commits after 66151c0: page sizes from each file's
+FSP flags; ``backup-my.cnf`` for the prepare and the restore test's server):
 - silent wrong: a cold-copy rollback of only a ``ROW_FORMAT=COMPRESSED`` table's file
   (``KEY_BLOCK_SIZE`` 8 or 1) is chained: the next incremental exits 0 and its restore
   holds the abandoned rows
@@ -280,13 +282,9 @@ def test_a_chain_written_during_the_copies_restores(
 # -- 2. a cold-copy rollback of only the table's file ----------------------------------------
 
 COLD_POLICY = "t10-cold"
-CHAINED = pytest.mark.xfail(
-    strict=True,
-    reason="compressed pages are never sampled: the rollback is chained (silent wrong)",
-)
 COLD_KINDS = [
-    pytest.param("zip8", marks=CHAINED),
-    pytest.param("zip1", marks=CHAINED),
+    "zip8",
+    "zip1",
     "zip16",
     "pagecomp",
     "pagecomp-crc32",
@@ -354,15 +352,10 @@ def test_a_cold_copy_rollback_of_a_non_plain_table_restores(
 # -- 3. IMPORT TABLESPACE into such a table between a full backup and an incremental --------
 
 IMP_POLICY = "t10-imp"
-MISSED = pytest.mark.xfail(
-    strict=True,
-    reason="compressed pages are read at innodb_page_size offsets: the import is seen only "
-    "through page 0 and missed once page 0 is written again (silent wrong)",
-)
 IMP_CASES = [
     pytest.param("zip8", False, id="zip8-as-imported"),
-    pytest.param("zip8", True, id="zip8-grown", marks=MISSED),
-    pytest.param("zip1", True, id="zip1-grown", marks=MISSED),
+    pytest.param("zip8", True, id="zip8-grown"),
+    pytest.param("zip1", True, id="zip1-grown"),
     pytest.param("pagecomp", False, id="pagecomp-as-imported"),
     pytest.param("pagecomp", True, id="pagecomp-grown"),
     pytest.param("pagecomp-crc32", True, id="pagecomp-crc32-grown"),
@@ -437,7 +430,7 @@ def test_an_import_into_a_non_plain_table_reaches_the_incremental(
 NEWIMP_POLICY = "t10-newimp"
 
 
-@pytest.mark.parametrize("kind", [pytest.param("zip8", marks=MISSED), "pagecomp", "encrypted"])
+@pytest.mark.parametrize("kind", ["zip8", "pagecomp", "encrypted"])
 def test_a_table_created_imported_and_grown_after_the_full_backup_restores(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, kind: str
 ) -> None:
@@ -489,14 +482,9 @@ def test_a_table_created_imported_and_grown_after_the_full_backup_restores(
 # -- 4. what the page check and the restore test see of such tables ------------------------
 
 SAMPLE_POLICY = "t10-sample"
-UNSAMPLED = "compressed pages are cut at innodb_page_size: no page of t.ibd is sampled"
 
 
-@pytest.mark.parametrize("kind", [
-    pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=UNSAMPLED))
-    if k in ("zip1", "zip2", "zip4", "zip8") else k
-    for k in KINDS
-])  # fmt: skip
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_page_sample_holds_the_tables_pages(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, kind: str
 ) -> None:
@@ -545,15 +533,11 @@ def test_the_page_sample_holds_the_tables_pages(
 VERIFY_POLICY = "t10-verify"
 
 
-KEYLESS = "the restore test's scratch server starts without the key management plugin " \
-    "that backup-my.cnf names: a good backup is reported corrupt (loud wrong)"  # fmt: skip
-
-
 @pytest.mark.parametrize("kind", [
     "zip1",
     "zip8",
     "pagecomp",
-    pytest.param("encrypted", marks=pytest.mark.xfail(strict=True, reason=KEYLESS)),
+    "encrypted",
 ])  # fmt: skip
 def test_the_restore_test_of_a_chain_with_a_non_plain_table_passes(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, kind: str
@@ -592,18 +576,11 @@ def test_the_restore_test_of_a_chain_with_a_non_plain_table_passes(
 KEYGONE_POLICY = "t10-keygone"
 
 
-NO_KEY_OPTIONS = pytest.mark.xfail(
-    strict=True,
-    reason="mariadb-backup --no-defaults --prepare loads the plugin backup-my.cnf names but "
-    "not its options (the key file): redo for an encrypted table cannot be applied",
-)
-
-
 @pytest.mark.parametrize(("during", "keyless"), [
     pytest.param(False, True, id="between-no-key"),
     pytest.param(True, True, id="during-the-copy-no-key"),
     pytest.param(False, False, id="between-key"),
-    pytest.param(True, False, id="during-the-copy-key", marks=NO_KEY_OPTIONS),
+    pytest.param(True, False, id="during-the-copy-key"),
 ])  # fmt: skip
 def test_a_restore_without_the_key_file_fails_or_holds_every_row(
     sandbox: SandboxHandle,
@@ -713,14 +690,7 @@ def sized_source(
 SIZES = {"4k": ("4k", 4096, "ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=2"), "64k": ("64k", 65536, "")}
 
 
-UNPREPARED = pytest.mark.xfail(
-    strict=True,
-    reason="mariadb-backup --prepare runs with --no-defaults, so at innodb_page_size 16k and "
-    "not the backup's (backup-my.cnf): every restore fails (loud wrong)",
-)
-
-
-@pytest.mark.parametrize("size", [pytest.param(k, marks=UNPREPARED) for k in SIZES])
+@pytest.mark.parametrize("size", list(SIZES))
 def test_a_chain_of_a_server_of_another_page_size_restores(
     sandbox: SandboxHandle, tmp_path: Path, test_port_base: int, size: str
 ) -> None:
@@ -771,14 +741,7 @@ def test_a_chain_of_a_server_of_another_page_size_restores(
         cleanup(src)
 
 
-UNSTARTED = pytest.mark.xfail(
-    strict=True,
-    reason="the prepare runs at innodb_page_size 16k (as above), and past it the restore "
-    "test's scratch server is started without the backup's innodb_page_size (loud wrong)",
-)
-
-
-@pytest.mark.parametrize("size", [pytest.param("4k", marks=UNSTARTED)])
+@pytest.mark.parametrize("size", ["4k"])
 def test_the_restore_test_of_a_server_of_another_page_size_passes(
     sandbox: SandboxHandle, tmp_path: Path, test_port_base: int, size: str
 ) -> None:

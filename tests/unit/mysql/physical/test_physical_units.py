@@ -263,3 +263,28 @@ def test_check_prepared_logs_a_binlog_position_past_the_backups_and_refuses_a_ha
     )
     with pytest.raises(IntegrityFailure, match="prepare left the backup 'incremental'"):
         check_prepared(data, manifest({}))
+
+
+def test_a_server_on_a_copy_takes_only_the_page_size_and_key_settings_of_backup_my_cnf(
+    tmp_path: Path,
+) -> None:
+    """mariabackup writes ``innodb_checksum_algorithm=crc32`` whatever the server used; a
+    scratch server taking it would create tables in another format. It needs the page size
+    and the key management plugin with its options (tester10)."""
+    from datatier.mysql.physical.tool import server_options
+
+    (tmp_path / "backup-my.cnf").write_text(
+        "# generated\n[mysqld]\ninnodb_checksum_algorithm=crc32\ninnodb_page_size=4096\n"
+        "plugin_load=file_key_management.so\nfile_key_management_filename=/etc/k.txt\n"
+        "file-key-management-encryption-algorithm=aes_ctr\ninnodb_undo_tablespaces=0\n"
+        "skip_flag\n"
+    )
+    assert server_options(tmp_path) == [
+        "--innodb-page-size=4096",
+        "--plugin-load=file_key_management.so",
+        "--file-key-management-filename=/etc/k.txt",
+        "--file-key-management-encryption-algorithm=aes_ctr",
+    ]
+    assert server_options(tmp_path / "none") == []
+    (tmp_path / "backup-my.cnf").write_text("not [an ini\n")
+    assert server_options(tmp_path) == []
