@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.backup.test_tester7_findings import primary_full_backup, scratch_source
 from tests.integration.backup.test_tester8_findings import cleanup
-from tests.integration.backup.test_tester9_findings import differing
+from tests.integration.backup.test_tester9_findings import differing, external_tables
 from tests.integration.conftest import SandboxHandle
 from tests.integration.physical_support import OWNER, connect_port, table_state
 
@@ -44,13 +44,7 @@ def test_a_restore_in_place_brings_a_table_outside_the_datadir_inside(
     src = scratch_source(sandbox, full, base, test_port_base, POLICY, log_bin=False)
     try:
         with src.server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {db}")
-            cur.execute(f"CREATE TABLE {db}.ext (id INT PRIMARY KEY, v VARCHAR(40)) "
-                        f"DATA DIRECTORY = '{outside}'")  # fmt: skip
-            cur.execute(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(40))")
-            for name in ("ext", "t"):
-                cur.execute(f"INSERT INTO {db}.{name} SELECT seq, 'base' "
-                            f"FROM {db}.seq_1_to_3000")  # fmt: skip
+            external_tables(cur, db, outside, 3000, inside=True)
             taken = src.run("backup", "run", POLICY, "--full", "--json")
             expected = table_state(c, db)
             cur.execute(f"UPDATE {db}.ext SET v = 'later'")

@@ -166,6 +166,19 @@ def assert_restores(
     assert held == expected, differing(held, expected)
 
 
+def external_tables(cur: Any, db: str, outside: Path, rows: int, *, inside: bool) -> None:
+    """Database ``db`` with ``ext`` (``DATA DIRECTORY = outside``) and, if ``inside``, ``t``
+    in the datadir: ``rows`` rows 'base' each."""
+    cur.execute(f"CREATE DATABASE {db}")
+    cur.execute(f"CREATE TABLE {db}.ext (id INT PRIMARY KEY, v VARCHAR(40)) "
+                f"DATA DIRECTORY = '{outside}'")  # fmt: skip
+    names = ("ext", "t") if inside else ("ext",)
+    if inside:
+        cur.execute(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(40))")
+    for name in names:
+        cur.execute(f"INSERT INTO {db}.{name} SELECT seq, 'base' FROM {db}.seq_1_to_{rows}")
+
+
 def take(src: Source, conn: Any, db: str) -> tuple[str, str, dict[str, Any]]:
     """``backup run --incremental`` (exit 0 or 2): the refusal ('' if none), the new ID
     ('' if refused), and ``table_state`` of ``db`` on the server right after."""
@@ -352,13 +365,7 @@ def test_a_table_outside_the_datadir_restores(
     src = scratch_source(sandbox, full, base, test_port_base, EXT_POLICY, log_bin=False)
     try:
         with src.server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {db}")
-            cur.execute(f"CREATE TABLE {db}.ext (id INT PRIMARY KEY, v VARCHAR(40)) "
-                        f"DATA DIRECTORY = '{outside}'")  # fmt: skip
-            cur.execute(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(40))")
-            for name in ("ext", "t"):
-                cur.execute(f"INSERT INTO {db}.{name} SELECT seq, 'base' "
-                            f"FROM {db}.seq_1_to_4000")  # fmt: skip
+            external_tables(cur, db, outside, 4000, inside=True)
             external = outside / db / "ext.ibd"
             assert external.is_file(), sorted(map(str, outside.rglob("*")))
             src.run("backup", "run", EXT_POLICY, "--full", "--json")
@@ -420,10 +427,7 @@ def test_a_cold_copy_rollback_of_a_file_outside_the_datadir_restores(
     external = outside / db / "ext.ibd"
     try:
         with src.server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {db}")
-            cur.execute(f"CREATE TABLE {db}.ext (id INT PRIMARY KEY, v VARCHAR(40)) "
-                        f"DATA DIRECTORY = '{outside}'")  # fmt: skip
-            cur.execute(f"INSERT INTO {db}.ext SELECT seq, 'base' FROM {db}.seq_1_to_5000")
+            external_tables(cur, db, outside, 5000, inside=False)
             first = src.run("backup", "run", EXTCOLD_POLICY, "--full", "--json")
         sampled = {p[0] for p in src.manifest(first).consistency["page_sample"]["pages"]}
         assert f"{db}/ext.ibd" in sampled, sorted(sampled)
@@ -858,10 +862,7 @@ def test_the_restore_test_of_a_backup_with_a_table_outside_the_datadir_passes(
     external = outside / db / "ext.ibd"
     try:
         with src.server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {db}")
-            cur.execute(f"CREATE TABLE {db}.ext (id INT PRIMARY KEY, v VARCHAR(40)) "
-                        f"DATA DIRECTORY = '{outside}'")  # fmt: skip
-            cur.execute(f"INSERT INTO {db}.ext SELECT seq, 'base' FROM {db}.seq_1_to_3000")
+            external_tables(cur, db, outside, 3000, inside=False)
             taken = src.run("backup", "run", EXTVERIFY_POLICY, "--full", "--json")
             cur.execute("FLUSH TABLES")
             live = external.read_bytes()
