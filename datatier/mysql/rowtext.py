@@ -155,7 +155,7 @@ def _text(column: Column, binary: bool, legacy: bool) -> tuple[str, bool]:
         # which cost the server ~0.15 s of CPU per million rows of the benchmark's tables.
         # QUOTE(NULL) is the bare word NULL, as wanted.
         return f"QUOTE(CAST({c} AS BINARY))", False
-    if column.charset in (None, "utf8mb4"):
+    if column.charset in (None, "utf8mb4"):  # utf8mb4 here: only by the legacy rules
         # As binary, CONCAT never mixes collations (utf8mb4_bin JSON next to _unicode_ci).
         return (f"CAST(QUOTE({c}) AS BINARY)" if binary else f"QUOTE({c})"), False
     if not legacy and column.charset in EXACT_CHARSETS:
@@ -171,9 +171,10 @@ def _text(column: Column, binary: bool, legacy: bool) -> tuple[str, bool]:
 def value_sql(column: Column, *, binary: bool = True, legacy: bool = False) -> str:
     """The server-side expression giving ``column``'s value as SQL literal text (bytes).
 
-    ``binary=False`` leaves a utf8mb4 text value in its own collation instead of casting it
-    to bytes, which costs the server less; only for tables whose text columns share one
-    utf8mb4 collation (see :func:`uniform_text`), or CONCAT would mix collations. A NOT NULL
+    ``binary=False`` leaves the text of a value without a charset (dates, INET6...) and, by
+    the legacy rules, utf8mb4 text uncast, which costs the server less; only for tables
+    whose text columns share one utf8mb4 collation (see :func:`uniform_text`), or CONCAT
+    would mix collations. utf8mb4 text is otherwise always QUOTEd as bytes. A NOT NULL
     column goes without the NULL test (were one NULL all the same, the row's CONCAT would be
     NULL, and a NULL row stops the dump: :meth:`RowQuery.texts`). ``legacy``: the rules of
     backups made before :data:`ROW_TEXT_VERSION`."""

@@ -328,10 +328,11 @@ class MariabackupEngine(BackupEngine):
                     + ", which the server kept through the copy: this backup would restore "
                     "without it"
                     + (f" (mariadb-backup: {self.source.scrub(' / '.join(said))})" if said else ""),
-                    hint="a DISCARD/IMPORT TABLESPACE "
-                    "after the last checkpoint makes it take the table for one dropped during "
-                    "the copy: give the backup user SUPER (datatier then forces a checkpoint "
-                    "before the copy) or restart the server, and back up again",
+                    hint="back up again (a table renamed away and back during the copy does "
+                    "this once); a DISCARD/IMPORT TABLESPACE after the last checkpoint makes "
+                    "it take the table for one dropped during the copy: give the backup user "
+                    "SUPER (datatier then forces a checkpoint before the copy) or restart the "
+                    "server first",
                 )
             index.finish()  # a truncated or empty stream never becomes a backup
             checkpoints = read_checkpoints(work / "xtrabackup_checkpoints")

@@ -316,7 +316,7 @@ def pages_break(
     if not isinstance(sample, dict) or not isinstance(sample.get("pages"), list):
         return None
     page_size = sample.get("page_size")
-    if page_size not in PAGE_SIZES:
+    if type(page_size) is not int or page_size not in PAGE_SIZES:
         return None
     listed = sample.get("sizes")
     sizes: dict[Any, Any] = listed if isinstance(listed, dict) else {}
@@ -326,7 +326,7 @@ def pages_break(
             continue  # not what a sampler writes: never a refusal
         rel, page_no, space, lsn, digest = item
         size = sizes.get(rel, page_size)
-        if size not in ZIP_SIZES and size != page_size:
+        if type(size) is not int or (size not in ZIP_SIZES and size != page_size):
             continue  # not what a sampler writes
         where = live_file(Path(datadir), rel)
         if rel not in spaces:

@@ -3,10 +3,11 @@
 It listens on ``127.0.0.1:PORT`` only (and a socket in a private directory), writes no
 binlog (unless ``log_bin``: ``scratch-bin.*`` in the datadir, for tests of a backup source
 with the binlog on), starts no replication and runs no events, so it can never act on
-anything but its own copy. It reads no option file; of the settings mariabackup recorded
-in the copy's ``backup-my.cnf`` it takes the page size and the key management plugin. A context
-manager: leaving it stops the server (SIGTERM, then
-SIGKILL after ``stop_timeout``) and removes its run directory; the datadir is the caller's.
+anything but its own copy. It reads no option file of the host; of the settings
+mariabackup recorded in the copy's ``backup-my.cnf`` it takes the page size and the key
+management plugin, from a private options file. A context manager: leaving it stops the
+server (SIGTERM, then SIGKILL after ``stop_timeout``) and removes its run directory; the
+datadir is the caller's.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from datatier.errors import OperationFailed, UsageError
 from datatier.mysql.physical.datadir import resolve_owner
-from datatier.mysql.physical.tool import server_options, tail_of
+from datatier.mysql.physical.tool import server_settings, tail_of
 
 HOST = "127.0.0.1"
 
@@ -112,8 +113,7 @@ class ScratchServer:
         assert self.rundir is not None
         args = [
             mariadbd_binary(),
-            "--no-defaults",
-            *server_options(self.datadir),  # what the backup's files need (backup-my.cnf)
+            f"--defaults-file={self.rundir / 'my.cnf'}",  # and no other option file
             f"--datadir={self.datadir}",
             f"--port={self.port}",
             f"--bind-address={self.host}",
@@ -148,6 +148,10 @@ class ScratchServer:
         self.rundir = Path(tempfile.mkdtemp(prefix="datatier-scratch-"))
         owner = resolve_owner(self.datadir)
         os.chown(self.rundir, owner.uid, owner.gid)
+        options = self.rundir / "my.cnf"  # what the backup's files need, 0600: may hold a key
+        options.write_text(server_settings(self.datadir))
+        options.chmod(0o600)
+        os.chown(options, owner.uid, owner.gid)
         self._proc = subprocess.Popen(
             self.argv(),
             stdin=subprocess.DEVNULL,

@@ -8,7 +8,6 @@ fails raises :class:`~datatier.errors.OperationFailed` with the last lines of it
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import fcntl
 import os
@@ -352,28 +351,33 @@ def defaults_option(directory: Path) -> str:
     return f"--defaults-file={cnf}" if cnf.is_file() else "--no-defaults"
 
 
-SERVER_SETTINGS = re.compile(r"innodb_page_size|plugin_load(?:_add)?|\w*key_management\w*")
+SERVER_SETTINGS = re.compile(
+    r"innodb_page_size|plugin_dir|plugin_load(?:_add)?|\w*key_management\w*"
+)
 """The settings of ``backup-my.cnf`` a server on the copy needs to read its files: the page
 size and the key management plugin with its options. Not the rest (mariabackup writes
 ``innodb_checksum_algorithm=crc32`` there whatever the server used, which would change the
 format of the tables a restored server creates)."""
 
 
-def server_options(directory: Path) -> list[str]:
-    """``--name=value`` of the :data:`SERVER_SETTINGS` in ``DIRECTORY/backup-my.cnf``'s
-    ``[mysqld]`` group (none without the file)."""
-    parser = configparser.ConfigParser(strict=False, interpolation=None, allow_no_value=True)
+def server_settings(directory: Path) -> str:
+    """An options file of the :data:`SERVER_SETTINGS` lines in ``DIRECTORY/backup-my.cnf``'s
+    ``[mysqld]`` group, as written there (the server parses their quoting and escapes
+    itself; a key file's password never reaches a command line), under ``[mysqld]``."""
     try:
-        parser.read_string((directory / BACKUP_CNF).read_text(errors="replace"))
-    except (OSError, configparser.Error):
-        return []
-    if not parser.has_section("mysqld"):
-        return []
-    return [
-        f"--{name.replace('_', '-')}={value}"
-        for name, value in parser.items("mysqld")
-        if value is not None and SERVER_SETTINGS.fullmatch(name.replace("-", "_"))
-    ]
+        text = (directory / BACKUP_CNF).read_text(errors="replace")
+    except OSError:
+        text = ""
+    kept, group = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            group = stripped.strip("[] ").lower()
+            continue
+        name = stripped.partition("=")[0].strip().replace("-", "_")
+        if group == "mysqld" and SERVER_SETTINGS.fullmatch(name):
+            kept.append(stripped)
+    return "[mysqld]\n" + "".join(f"{line}\n" for line in kept)
 
 
 def prepare(target: Path, *, incremental: Path | None = None, use_memory_mb: int = 256) -> None:

@@ -270,21 +270,19 @@ def test_a_server_on_a_copy_takes_only_the_page_size_and_key_settings_of_backup_
 ) -> None:
     """mariabackup writes ``innodb_checksum_algorithm=crc32`` whatever the server used; a
     scratch server taking it would create tables in another format. It needs the page size
-    and the key management plugin with its options (tester10)."""
-    from datatier.mysql.physical.tool import server_options
+    and the key management plugin with its options (tester10), as written (quotes, a key
+    file's password: into a private file, never onto a command line)."""
+    from datatier.mysql.physical.tool import server_settings
 
     (tmp_path / "backup-my.cnf").write_text(
         "# generated\n[mysqld]\ninnodb_checksum_algorithm=crc32\ninnodb_page_size=4096\n"
-        "plugin_load=file_key_management.so\nfile_key_management_filename=/etc/k.txt\n"
-        "file-key-management-encryption-algorithm=aes_ctr\ninnodb_undo_tablespaces=0\n"
-        "skip_flag\n"
+        'plugin_dir="/opt/my plugins/"\nplugin_load=file_key_management.so\n'
+        "file_key_management_filename = /etc/k.txt\nfile-key-management-filekey=secret\n"
+        "innodb_undo_tablespaces=0\nskip_flag\n[client]\ninnodb_page_size=1\n"
     )
-    assert server_options(tmp_path) == [
-        "--innodb-page-size=4096",
-        "--plugin-load=file_key_management.so",
-        "--file-key-management-filename=/etc/k.txt",
-        "--file-key-management-encryption-algorithm=aes_ctr",
-    ]
-    assert server_options(tmp_path / "none") == []
-    (tmp_path / "backup-my.cnf").write_text("not [an ini\n")
-    assert server_options(tmp_path) == []
+    assert server_settings(tmp_path) == (
+        '[mysqld]\ninnodb_page_size=4096\nplugin_dir="/opt/my plugins/"\n'
+        "plugin_load=file_key_management.so\nfile_key_management_filename = /etc/k.txt\n"
+        "file-key-management-filekey=secret\n"
+    )
+    assert server_settings(tmp_path / "none") == "[mysqld]\n"
