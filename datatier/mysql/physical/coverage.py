@@ -17,14 +17,12 @@ which InnoDB drops on recovery and no restore holds.
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
-from datatier.mysql.physical.pages import live_file
+from datatier.mysql.physical.pages import HEADER_END, header, live_file
 
 Identity = tuple[int, int, int]  # (st_dev, st_ino, space id)
-SPACE_ID = struct.Struct(">I")  # FIL_PAGE_SPACE_ID, at 34 of page 0
 
 
 def tablespace_names(datadir: Path) -> set[str]:
@@ -47,10 +45,10 @@ def tablespaces(datadir: str | Path) -> dict[str, Identity]:
         try:
             with live_file(root, rel).open("rb") as file:
                 st = os.fstat(file.fileno())
-                head = file.read(SPACE_ID.size + 34)
+                head = file.read(HEADER_END)
         except OSError:
             continue
-        space = SPACE_ID.unpack_from(head, 34)[0] if len(head) == 38 else -1
+        space = header(head)[2] if len(head) == HEADER_END else -1
         found[rel] = (st.st_dev, st.st_ino, space)
     return found
 

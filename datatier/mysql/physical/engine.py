@@ -307,10 +307,7 @@ class MariabackupEngine(BackupEngine):
             ) as run:
                 parts = self._stream(run.chunks(), index, writer)
                 run.wait()
-                missing = sorted(
-                    {rel for rel in run.left_out() if not streamed(index, rel)}
-                    | set(left_out(kept, tablespaces(datadir), lambda r: streamed(index, r)))
-                )
+                missing = left_out(kept, tablespaces(datadir), lambda r: streamed(index, r))
                 said = run.mentions(missing[0]) if missing else []
             imported = decided.imported
             during = imports_break(

@@ -36,6 +36,7 @@ from typing import Any
 PAGE_NO = struct.Struct(">I")  # FIL_PAGE_OFFSET, at 4
 PAGE_LSN = struct.Struct(">Q")  # FIL_PAGE_LSN, at 16
 SPACE_AT = 34  # FIL_PAGE_SPACE_ID
+HEADER_END = 38  # the fields header() reads end here
 DELTA_MAGICS = (b"xtra", b"XTRA")  # a .delta block's header page (page numbers follow)
 TABLESPACE = re.compile(r"(?:^|/)(?:[^/]+\.ibd|ibdata\d+|undo\d+)$")
 PAGE_SIZES = (4096, 8192, 16384, 32768, 65536)  # what innodb_page_size can be

@@ -31,7 +31,6 @@ BINLOG_POS = re.compile(
 )
 READ_SIZE = MiB
 LOG_PREFIX = re.compile(rb"^\[\d+\] [\d-]+ [\d:]+ ")  # "[01] 2026-12-04 22:40:27 "
-IGNORED = re.compile(rb"ignore the tablespace (.+?)\s*$", re.MULTILINE)
 
 
 def find_tool(*names: str) -> str:
@@ -260,26 +259,6 @@ class BackupRun:
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, READ_SIZE)
         while data := os.read(fd, READ_SIZE):
             yield data
-
-    def left_out(self) -> list[str]:
-        """Tablespaces mariabackup skipped as dropped during the copy ("We assume the table
-        was dropped during xtrabackup execution and ignore the tablespace ...") whose file
-        is still there, as ``db/t.ibd``: the backup may lack a table the server has (a
-        ``DISCARD``/``IMPORT TABLESPACE`` after the last checkpoint reads as a drop in the
-        redo it copies; so does a rebuild during the copy, whose new file it copies)."""
-        try:
-            text = self.log_path.read_bytes()
-        except OSError:
-            return []
-        found = []
-        for raw in IGNORED.findall(text):
-            name = os.fsdecode(raw)
-            if not name.endswith(".ibd"):  # 10.5 and older name the tablespace, db/t
-                name += ".ibd"
-            path = Path(name) if name.startswith("/") else Path(self.datadir) / name
-            if path.exists():
-                found.append("/".join(path.parts[-2:]))
-        return found
 
     def mentions(self, rel: str, limit: int = 3) -> list[str]:
         """Up to ``limit`` lines of mariabackup's log naming tablespace ``rel`` (``db/t.ibd``),
