@@ -23,8 +23,6 @@ truncated or replaced ciphertext raises IntegrityFailure naming the object.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -38,6 +36,7 @@ from datatier.pipeline.compress import decompress
 from datatier.pipeline.encrypt import Identities, Unsealable, unseal_into
 from datatier.pipeline.lanes import Lanes
 from datatier.storage.base import MiB, ObjectNotFound, ObjectStore
+from datatier.tempdirs import hold, sweep_dead
 
 HEADROOM = 64 * MiB
 """Free space kept beyond the objects themselves."""
@@ -62,7 +61,7 @@ class Staged:
         self.root = root
         self._paths: dict[str, Path] = {}
         self._urls: dict[str, str] = {}
-        self._held = _hold(root)
+        self._held = hold(root)
 
     def __enter__(self) -> Staged:
         return self
@@ -100,52 +99,9 @@ class Staged:
 
 
 PREFIX = "datatier-restore-"
-HELD = ".held"
-"""In a staging directory, the file its restore holds an exclusive ``flock`` on while it
-lives: one no process holds is a dead restore's (SIGKILL, OOM killer), swept by the next
-:func:`stage_from` into the same parent, since its copies may be decrypted plaintext."""
-
-
-def _hold(root: Path) -> int:
-    """A descriptor holding ``root/HELD`` locked; the name appears only once locked, so a
-    sweep never takes a directory still being set up for a dead one."""
-    fd, temporary = tempfile.mkstemp(prefix=".holding-", dir=root)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    Path(temporary).rename(root / HELD)
-    return fd
-
-
-def sweep_dead(parent: Path, prefix: str = PREFIX) -> None:
-    """Remove the directories ``parent/prefix*`` whose process died (see ``HELD``); those
-    without the file (older releases') are left."""
-    for entry in parent.glob(f"{prefix}*"):
-        try:
-            fd = os.open(entry / HELD, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # a running restore holds it
-        else:
-            shutil.rmtree(entry, ignore_errors=True)
-        finally:
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def held_directory(prefix: str, parent: Path | None = None) -> Iterator[Path]:
-    """A private directory ``parent/prefix*`` (default: the temp directory) held for the
-    block (``HELD``) and removed after it; dead ones of the same prefix are swept first."""
-    where = parent or Path(tempfile.gettempdir())
-    sweep_dead(where, prefix)
-    root = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
-    fd = _hold(root)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-        os.close(fd)
+"""A staging directory's prefix: held while its restore lives (:mod:`datatier.tempdirs`), so
+a dead restore's, which may hold decrypted plaintext, is swept by the next staging into the
+same parent."""
 
 
 def stage(
@@ -195,7 +151,7 @@ def stage_from(
             f"{parent}: {free // MiB} MiB free",
             hint="free space there, or name another directory (--staging-dir)",
         )
-    sweep_dead(parent)
+    sweep_dead(parent, PREFIX)
     staged = Staged(Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent)))
     try:
         work: list[tuple[ObjectStore, Wanted]] = []

@@ -18,7 +18,6 @@ a physical copy cannot honestly know them.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,6 +78,7 @@ from datatier.mysql.physical.tool import (
     tool_version,
 )
 from datatier.storage.base import MiB
+from datatier.tempdirs import held_directory
 
 log = get_logger(__name__)
 
@@ -294,8 +294,7 @@ class MariabackupEngine(BackupEngine):
         with connect(self.source) as conn:  # the bound of the next backup's page check
             began = checkpoint_now(conn)
         kept = tablespaces(datadir)  # what the stream must hold unless changed meanwhile
-        with tempfile.TemporaryDirectory(prefix="datatier-mariabackup-") as tmp:
-            work = Path(tmp)
+        with held_directory("datatier-mariabackup-") as work:  # a killed backup's: swept
             index = StreamIndex(sampler=PageSampler(server.innodb_page_size))
             with BackupRun(
                 self.source,

@@ -33,7 +33,7 @@ from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
 from datatier.mysql.physical.scratch import ScratchServer, free_port
 from datatier.mysql.sqltext import qualified
-from datatier.pipeline.staging import held_directory
+from datatier.tempdirs import held_directory
 
 log = get_logger(__name__)
 

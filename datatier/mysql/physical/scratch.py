@@ -6,12 +6,14 @@ with the binlog on), starts no replication and runs no events, so it can never a
 anything but its own copy. It reads no option file of the host; of the settings
 mariabackup recorded in the copy's ``backup-my.cnf`` it takes the page size and the key
 management plugin, from a private options file. A context manager: leaving it stops the
-server (SIGTERM, then SIGKILL after ``stop_timeout``) and removes its run directory; the
-datadir is the caller's.
+server (SIGTERM, then SIGKILL after ``stop_timeout``) and removes its run directory (held
+while the process lives: a killed one's is swept by the next, see :mod:`datatier.tempdirs`);
+the datadir is the caller's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -19,7 +21,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 from datatier.errors import OperationFailed, UsageError
 from datatier.mysql.physical.datadir import resolve_owner
 from datatier.mysql.physical.tool import server_settings, tail_of
+from datatier.tempdirs import held_directory
 
 HOST = "127.0.0.1"
 
@@ -103,6 +105,7 @@ class ScratchServer:
         self.log_bin = log_bin
         self.rundir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._held = contextlib.ExitStack()
 
     @property
     def log_path(self) -> Path:
@@ -145,21 +148,26 @@ class ScratchServer:
         its log's last lines if it exits or does not answer within ``start_timeout``."""
         if not port_free(self.port):
             raise UsageError(f"port {self.port} for the scratch server is taken")
-        self.rundir = Path(tempfile.mkdtemp(prefix="datatier-scratch-"))
-        owner = resolve_owner(self.datadir)
-        os.chown(self.rundir, owner.uid, owner.gid)
-        options = self.rundir / "my.cnf"  # what the backup's files need, 0600: may hold a key
-        options.write_text(server_settings(self.datadir))
-        options.chmod(0o600)
-        os.chown(options, owner.uid, owner.gid)
-        self._proc = subprocess.Popen(
-            self.argv(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
+        self._held = contextlib.ExitStack()  # a killed test's run directory: swept
+        self.rundir = self._held.enter_context(held_directory("datatier-scratch-"))
+        try:
+            owner = resolve_owner(self.datadir)
+            os.chown(self.rundir, owner.uid, owner.gid)
+            options = self.rundir / "my.cnf"  # what the backup's files need, 0600: a key?
+            options.write_text(server_settings(self.datadir))
+            options.chmod(0o600)
+            os.chown(options, owner.uid, owner.gid)
+            self._proc = subprocess.Popen(
+                self.argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
+            )
+        except BaseException:
+            self.stop()
+            raise
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -185,6 +193,5 @@ class ScratchServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if self.rundir is not None:
-            shutil.rmtree(self.rundir, ignore_errors=True)
-            self.rundir = None
+        self._held.close()
+        self.rundir = None
