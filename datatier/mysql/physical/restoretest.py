@@ -32,6 +32,7 @@ from datatier.errors import IntegrityFailure, OperationFailed, ServiceUnavailabl
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
 from datatier.mysql.physical.scratch import ScratchServer, free_port
+from datatier.mysql.physical.tool import missing_key_file
 from datatier.mysql.sqltext import qualified
 from datatier.tempdirs import held_directory
 
@@ -97,6 +98,22 @@ def check_tables(conn: Connection) -> tuple[int, list[str]]:
     return len(tables), problems
 
 
+def refuse_without_key(datadir: Path, manifest: Manifest) -> None:
+    """UsageError (exit 2) when the restored copy at ``datadir`` names a key file that is
+    not readable here: a scratch server without its keys cannot read the encrypted tables,
+    and would call a good backup corrupt."""
+    missing = missing_key_file(datadir)
+    if missing is not None:
+        raise UsageError(
+            f"cannot test {manifest.backup_id} on this host: its server read its encryption "
+            f"keys from {missing} (file_key_management_filename in backup-my.cnf), which is "
+            "not readable here, so the copy's encrypted tables could not be read; the copy "
+            "was removed, the backup is unchanged",
+            hint="run the restore test where that key file is (the database host), or put a "
+            "copy of it at that path (a symlink will do)",
+        )
+
+
 def physical_restore_test(
     loaded: LoadedConfig, manifest: Manifest, catalog: Catalog, options: RestoreTestOptions
 ) -> RestoreTestReport:
@@ -114,6 +131,7 @@ def physical_restore_test(
             datadir=str(datadir), jobs=options.jobs, owner=getpass.getuser(), staging_dir=tmp
         )
         restore_backup(loaded, manifest, catalog, restore)
+        refuse_without_key(datadir, manifest)
         with ScratchServer(datadir, options.scratch_port or free_port()) as server:
             ep = Endpoint(
                 "scratch", server.host, server.port, mysql.user, mysql.password.reveal(), 30.0

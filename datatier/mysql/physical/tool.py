@@ -339,24 +339,58 @@ size and the key management plugin with its options. Not the rest (mariabackup w
 format of the tables a restored server creates)."""
 
 
-def server_settings(directory: Path) -> str:
-    """An options file of the :data:`SERVER_SETTINGS` lines in ``DIRECTORY/backup-my.cnf``'s
-    ``[mysqld]`` group, as written there (the server parses their quoting and escapes
-    itself; a key file's password never reaches a command line), under ``[mysqld]``."""
+def _mysqld_lines(directory: Path) -> Iterator[tuple[str, str, str]]:
+    """``(name, value, line)`` of each setting in ``DIRECTORY/backup-my.cnf``'s
+    ``[mysqld]`` group: the name with ``_`` for ``-``, the value unquoted, the line as
+    written. None when there is no such file."""
     try:
         text = (directory / BACKUP_CNF).read_text(errors="replace")
     except OSError:
-        text = ""
-    kept, group = [], ""
+        return
+    group = ""
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("["):
             group = stripped.strip("[] ").lower()
             continue
-        name = stripped.partition("=")[0].strip().replace("-", "_")
-        if group == "mysqld" and SERVER_SETTINGS.fullmatch(name):
-            kept.append(stripped)
+        name, _, value = stripped.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if group == "mysqld" and name.strip():
+            yield name.strip().replace("-", "_"), value, stripped
+
+
+def server_settings(directory: Path) -> str:
+    """An options file of the :data:`SERVER_SETTINGS` lines in ``DIRECTORY/backup-my.cnf``'s
+    ``[mysqld]`` group, as written there (the server parses their quoting and escapes
+    itself; a key file's password never reaches a command line), under ``[mysqld]``."""
+    kept = [line for name, _, line in _mysqld_lines(directory) if SERVER_SETTINGS.fullmatch(name)]
     return "[mysqld]\n" + "".join(f"{line}\n" for line in kept)
+
+
+def missing_key_file(directory: Path) -> Path | None:
+    """The key file of ``file_key_management`` that ``DIRECTORY/backup-my.cnf`` names (the
+    backup's server read its encryption keys there, and a server or a prepare on the copy
+    reads them there too) when this process cannot read it; None when it can, or none is
+    named."""
+    for name, value, _ in _mysqld_lines(directory):
+        if name in ("file_key_management_filename", "loose_file_key_management_filename"):
+            path = Path(value)
+            return None if os.access(path, os.R_OK) and path.is_file() else path
+    return None
+
+
+def key_file_hint(directory: Path) -> str | None:
+    """What to do when the key file the copy at ``directory`` names is missing here."""
+    missing = missing_key_file(directory)
+    if missing is None:
+        return None
+    return (
+        f"the backup's server read its encryption keys from {missing} (file_key_management_"
+        "filename in its backup-my.cnf), which is not readable on this host: put a copy of "
+        "that key file there (a symlink will do), or run this where it is"
+    )
 
 
 def prepare(target: Path, *, incremental: Path | None = None, use_memory_mb: int = 256) -> None:
@@ -379,7 +413,8 @@ def prepare(target: Path, *, incremental: Path | None = None, use_memory_mb: int
         if code != 0:
             what = f"applying {incremental.name}" if incremental else "the full backup"
             raise OperationFailed(
-                f"mariadb-backup --prepare failed on {what} (exit {code}): {tail_of(log_path)}"
+                f"mariadb-backup --prepare failed on {what} (exit {code}): {tail_of(log_path)}",
+                hint=key_file_hint(target),
             )
     finally:
         log_path.unlink(missing_ok=True)

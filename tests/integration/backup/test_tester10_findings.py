@@ -643,7 +643,10 @@ def test_a_restore_without_the_key_file_fails_or_holds_every_row(
             (tmp_path / "keys.away").rename(keys)
         else:
             assert result.code == 0, result.err[-1500:]
-        if result.code != 0:
+        if result.code != 0:  # the key file is named: where to put it is the hint
+            assert f'"hint": "the backup\'s server read its encryption keys from {keys}' in (
+                result.err
+            ), result.err[-1500:]
             return
         with scratch(check, test_port_base, make) as s2, connect_port(sandbox, s2.port) as c2:
             held = table_state(c2, DB)

@@ -286,3 +286,24 @@ def test_a_server_on_a_copy_takes_only_the_page_size_and_key_settings_of_backup_
         "file-key-management-filekey=secret\n"
     )
     assert server_settings(tmp_path / "none") == "[mysqld]\n"
+
+
+def test_missing_key_file_names_the_key_file_backup_my_cnf_names_when_unreadable(
+    tmp_path: Path,
+) -> None:
+    from datatier.mysql.physical.tool import missing_key_file
+
+    key = tmp_path / "k ey.txt"
+    cnf = tmp_path / "backup-my.cnf"
+    for line in (
+        f"file_key_management_filename = '{key}'",
+        f'loose-file-key-management-filename="{key}"',
+    ):
+        cnf.write_text(f"[client]\nfile_key_management_filename=/nowhere\n[mysqld]\n{line}\n")
+        assert missing_key_file(tmp_path) == key
+        key.write_text("1;" + "a1" * 32 + "\n")
+        assert missing_key_file(tmp_path) is None
+        key.unlink()
+    cnf.write_text("[mysqld]\ninnodb_page_size=16384\n")  # no encryption: nothing needed
+    assert missing_key_file(tmp_path) is None
+    assert missing_key_file(tmp_path / "none") is None

@@ -1,0 +1,68 @@
+"""Physical backups of a server with data-at-rest encryption (``file_key_management``) when
+the key file that the backup's ``backup-my.cnf`` names is missing where the restore or the
+restore test runs (another host, a moved key).
+
+The restore test's scratch server reads that key file. Without it the server's encrypted
+tables could not be read, and the nightly check called a good backup corrupt (exit 4,
+"Table ... is corrupted. Please drop the table and recreate"). An operator must never be
+told that of a good backup: it is refused instead (exit 2, naming the key file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datatier.mysql.physical.scratch import free_port
+from tests.integration.backup.test_tester7_findings import primary_full_backup, scratch_source
+from tests.integration.backup.test_tester8_findings import cleanup
+from tests.integration.backup.test_tester10_findings import DB, create, maker
+from tests.integration.conftest import SandboxHandle
+from tests.integration.encryption_support import cli
+from tests.integration.physical_support import connect_port, scratch_ports
+
+POLICY = "keyfile-phys"
+SOURCE_POLICY = "keyfile-src"
+
+
+@pytest.fixture(scope="module")
+def full(sandbox: SandboxHandle) -> Iterator[str]:
+    """A full physical backup of the sandbox primary (the scratch source's datadir)."""
+    yield from primary_full_backup(sandbox, POLICY)
+
+
+def test_a_restore_test_without_the_key_file_is_refused_not_called_corrupt(
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
+) -> None:
+    """Steps (a scratch ``mariadbd`` with ``file_key_management`` and key file K): t of
+    5,000 rows, ``ENCRYPTED=YES``; full F; K moved away; ``backups verify F
+    --restore-test``; K put back; the same again.
+    Expected: exit 2 naming K (no "corrupted", no exit 4); with K back, exit 0.
+    Was: exit 4, "t10.t: Table `t10`.`t` is corrupted. Please drop the table and
+    recreate." (the scratch server could not load the key)."""
+    make = maker("encrypted", tmp_path)
+    keys = tmp_path / "keys.txt"
+    base = tmp_path / "server"
+    src = scratch_source(sandbox, full, base, test_port_base, SOURCE_POLICY, log_bin=False)
+    try:
+        with make(base, src.port) as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {DB}")
+            create(cur, "encrypted", "t", 5000, "base")
+            taken = src.run("backup", "run", SOURCE_POLICY, "--full", "--json")
+        port = str(free_port(scratch_ports(test_port_base)))
+        args = ("backups", "verify", taken, "--restore-test", "--scratch-port", port,
+                "--scratch-dir", str(tmp_path))  # fmt: skip
+        keys.rename(tmp_path / "keys.away")
+        try:
+            refused = cli(sandbox.config_path, src.env, *args)
+        finally:
+            (tmp_path / "keys.away").rename(keys)
+        assert refused.code == 2, (refused.code, refused.err[-1500:])
+        assert str(keys) in refused.err, refused.err[-1500:]
+        assert "corrupt" not in refused.err.lower(), refused.err[-1500:]
+        again = cli(sandbox.config_path, src.env, *args)
+        assert again.code == 0, again.err[-1500:]
+    finally:
+        cleanup(src)
