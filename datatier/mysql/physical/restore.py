@@ -42,6 +42,7 @@ from datatier.mysql.physical.tool import (
     find_tool,
     prepare,
     read_checkpoints,
+    take_settings,
 )
 from datatier.pipeline.staging import Staged
 
@@ -254,6 +255,8 @@ class PhysicalRestore(RestoreEngine):
                 started = time.monotonic()
                 dest = work.data if number == 0 else work.increment(number)
                 extract(self._stream(member, staged, on_loaded), dest, parallel=jobs)
+                if number:  # the server's settings as of this backup (a key plugin since?)
+                    take_settings(dest, work.data)
                 prepare(work.data, incremental=None if number == 0 else dest)
                 log.info(
                     "restore.prepared",

@@ -339,6 +339,16 @@ size and the key management plugin with its options. Not the rest (mariabackup w
 format of the tables a restored server creates)."""
 
 
+def take_settings(incremental: Path, target: Path) -> None:
+    """Give ``target`` (the copy being prepared) the ``backup-my.cnf`` of ``incremental``,
+    when it has one, before applying it: the server's settings as of the newer backup. A
+    server that turned encryption on after the full backup names its key plugin there only;
+    the prepare of the incremental, and a server on the restored copy, need it."""
+    newer = incremental / BACKUP_CNF
+    if newer.is_file():
+        shutil.copyfile(newer, target / BACKUP_CNF)
+
+
 def _mysqld_lines(directory: Path) -> Iterator[tuple[str, str, str]]:
     """``(name, value, line)`` of each setting in ``DIRECTORY/backup-my.cnf``'s
     ``[mysqld]`` group: the name with ``_`` for ``-``, the value unquoted, the line as

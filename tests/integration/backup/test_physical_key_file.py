@@ -17,11 +17,17 @@ import pytest
 
 from datatier.mysql.physical.scratch import free_port
 from tests.integration.backup.test_tester7_findings import primary_full_backup, scratch_source
-from tests.integration.backup.test_tester8_findings import cleanup
+from tests.integration.backup.test_tester8_findings import cleanup, wait_encrypted
 from tests.integration.backup.test_tester10_findings import DB, create, maker
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
-from tests.integration.physical_support import connect_port, scratch_ports
+from tests.integration.physical_support import (
+    OWNER,
+    connect_port,
+    scratch,
+    scratch_ports,
+    table_state,
+)
 
 POLICY = "keyfile-phys"
 SOURCE_POLICY = "keyfile-src"
@@ -64,5 +70,46 @@ def test_a_restore_test_without_the_key_file_is_refused_not_called_corrupt(
         assert "corrupt" not in refused.err.lower(), refused.err[-1500:]
         again = cli(sandbox.config_path, src.env, *args)
         assert again.code == 0, again.err[-1500:]
+    finally:
+        cleanup(src)
+
+
+CHANGE_POLICY = "keyfile-change"
+
+
+def test_a_chain_across_turning_encryption_on_restores_and_passes_its_restore_test(
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
+) -> None:
+    """Data-at-rest encryption turned on between a full backup and an incremental (the
+    server restarted with ``file_key_management``; its tablespaces encrypted by the
+    background threads; a new ``ENCRYPTED=YES`` table).
+    Expected: ``backups verify N --restore-test`` exit 0, and ``restore N`` holds every row
+    once started with the key. The incremental's ``backup-my.cnf`` names the key plugin;
+    the full's does not."""
+    make = maker("encrypted", tmp_path)
+    base = tmp_path / "server"
+    src = scratch_source(sandbox, full, base, test_port_base, CHANGE_POLICY, log_bin=False)
+    try:
+        with src.server() as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {DB}")
+            create(cur, "zip16", "plain", 3000, "before")
+            src.run("backup", "run", CHANGE_POLICY, "--full", "--json")
+        with make(base, src.port) as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
+            wait_encrypted(c)
+            create(cur, "encrypted", "t", 3000, "after")
+            cur.execute(f"UPDATE {DB}.plain SET v = 'changed' WHERE id % 2 = 0")
+            taken = src.run("backup", "run", CHANGE_POLICY, "--incremental", "--json")
+            expected = table_state(c, DB)
+        port = str(free_port(scratch_ports(test_port_base)))
+        verified = cli(sandbox.config_path, src.env, "backups", "verify", taken,
+                       "--restore-test", "--scratch-port", port,
+                       "--scratch-dir", str(tmp_path))  # fmt: skip
+        assert verified.code == 0, verified.err[-1500:]
+        check = tmp_path / "check"
+        result = cli(sandbox.config_path, src.env, "restore", taken, "--datadir", str(check),
+                     "--owner", OWNER)  # fmt: skip
+        assert result.code == 0, result.err[-1500:]
+        with scratch(check, test_port_base, make) as s2, connect_port(sandbox, s2.port) as c2:
+            assert table_state(c2, DB) == expected
     finally:
         cleanup(src)
