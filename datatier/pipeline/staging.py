@@ -36,7 +36,7 @@ from datatier.pipeline.compress import decompress
 from datatier.pipeline.encrypt import Identities, Unsealable, unseal_into
 from datatier.pipeline.lanes import Lanes
 from datatier.storage.base import MiB, ObjectNotFound, ObjectStore
-from datatier.tempdirs import hold, sweep_dead
+from datatier.tempdirs import hold, remove, sweep_dead
 
 HEADROOM = 64 * MiB
 """Free space kept beyond the objects themselves."""
@@ -70,7 +70,7 @@ class Staged:
         self.close()
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove(self.root)
         if self._held >= 0:
             os.close(self._held)
             self._held = -1

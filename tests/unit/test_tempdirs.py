@@ -3,6 +3,8 @@ live process holds. Real processes, killed for real (SIGKILL)."""
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -26,6 +28,10 @@ def holder(parent: Path) -> tuple[subprocess.Popen[str], Path]:
         [sys.executable, "-c", HOLDER, str(parent)], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    if not ready:
+        proc.kill()
+        raise AssertionError("the holder never said its directory")
     root = Path(proc.stdout.readline().strip())
     assert root.parent == parent and root.name.startswith("dt-test-"), root
     return proc, root
@@ -72,3 +78,34 @@ def test_a_directory_held_in_this_process_is_not_swept_by_it(tmp_path: Path) -> 
         assert sweep_dead(tmp_path, "dt-test-") == []
         with held_directory("dt-test-", tmp_path) as second:
             assert first.is_dir() and second.is_dir()
+
+
+def test_a_held_file_planted_by_someone_else_never_hangs_or_misleads_a_sweep(
+    tmp_path: Path,
+) -> None:
+    """Another local user can create ``/tmp/datatier-...-x/.held``: a FIFO must not make the
+    sweep wait for a writer, and a link must not be followed (its target's directory is not
+    this process's to judge)."""
+    fifo = tmp_path / "dt-test-fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / HELD)
+    linked = tmp_path / "dt-test-link"
+    linked.mkdir()
+    (linked / "kept").write_text("x")
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    (linked / HELD).symlink_to(target)
+    dirlink = tmp_path / "dt-test-dirlink"
+    dirlink.symlink_to(linked)
+
+    def hung(*_: object) -> None:
+        raise AssertionError("the sweep hung on the planted .held")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        assert sweep_dead(tmp_path, "dt-test-") == []
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert (fifo / HELD).exists() and (linked / "kept").exists() and dirlink.is_symlink()

@@ -32,7 +32,7 @@ from datatier.errors import IntegrityFailure, OperationFailed, ServiceUnavailabl
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
 from datatier.mysql.physical.scratch import ScratchServer, free_port
-from datatier.mysql.physical.tool import missing_key_file
+from datatier.mysql.physical.tool import KeyFileMissing, missing_key_file
 from datatier.mysql.sqltext import qualified
 from datatier.tempdirs import held_directory
 
@@ -104,14 +104,18 @@ def refuse_without_key(datadir: Path, manifest: Manifest) -> None:
     and would call a good backup corrupt."""
     missing = missing_key_file(datadir)
     if missing is not None:
-        raise UsageError(
-            f"cannot test {manifest.backup_id} on this host: its server read its encryption "
-            f"keys from {missing} (file_key_management_filename in backup-my.cnf), which is "
-            "not readable here, so the copy's encrypted tables could not be read; the copy "
-            "was removed, the backup is unchanged",
-            hint="run the restore test where that key file is (the database host), or put a "
-            "copy of it at that path (a symlink will do)",
-        )
+        raise _without_key(manifest, missing)
+
+
+def _without_key(manifest: Manifest, missing: Path) -> UsageError:
+    return UsageError(
+        f"cannot test {manifest.backup_id} on this host: its server read its encryption keys "
+        f"through {missing} (file_key_management in backup-my.cnf), which is not readable "
+        "here, so the copy's encrypted tables could not be read; the copy was removed, the "
+        "backup is unchanged",
+        hint="run the restore test where that file is (the database host), or put a copy of "
+        "it at that path (a symlink will do)",
+    )
 
 
 def physical_restore_test(
@@ -130,7 +134,10 @@ def physical_restore_test(
         restore = RestoreOptions(
             datadir=str(datadir), jobs=options.jobs, owner=getpass.getuser(), staging_dir=tmp
         )
-        restore_backup(loaded, manifest, catalog, restore)
+        try:
+            restore_backup(loaded, manifest, catalog, restore)
+        except KeyFileMissing as exc:  # a prepare that needed the keys
+            raise _without_key(manifest, exc.path) from None
         refuse_without_key(datadir, manifest)
         with ScratchServer(datadir, options.scratch_port or free_port()) as server:
             ep = Endpoint(

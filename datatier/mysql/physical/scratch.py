@@ -145,43 +145,52 @@ class ScratchServer:
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections; OperationFailed with
-        its log's last lines if it exits or does not answer within ``start_timeout``."""
+        its log's last lines if it exits or does not answer within ``start_timeout``. On any
+        failure or interruption the server is stopped and the run directory removed."""
         if not port_free(self.port):
             raise UsageError(f"port {self.port} for the scratch server is taken")
+        self.stop()  # a server of an earlier start, and its run directory
         self._held = contextlib.ExitStack()  # a killed test's run directory: swept
         self.rundir = self._held.enter_context(held_directory("datatier-scratch-"))
         try:
-            owner = resolve_owner(self.datadir)
-            os.chown(self.rundir, owner.uid, owner.gid)
-            options = self.rundir / "my.cnf"  # what the backup's files need, 0600: a key?
-            options.write_text(server_settings(self.datadir))
-            options.chmod(0o600)
-            os.chown(options, owner.uid, owner.gid)
-            self._proc = subprocess.Popen(
-                self.argv(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent(),
-            )
+            self._launch(self.rundir)
+            self._wait()
         except BaseException:
             self.stop()
             raise
+
+    def _launch(self, rundir: Path) -> None:
+        owner = resolve_owner(self.datadir)
+        os.chown(rundir, owner.uid, owner.gid)
+        options = rundir / "my.cnf"  # what the backup's files need, 0600: may hold a key
+        options.write_text(server_settings(self.datadir))
+        options.chmod(0o600)
+        os.chown(options, owner.uid, owner.gid)
+        self._proc = subprocess.Popen(
+            self.argv(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
+
+    def _wait(self) -> None:
+        assert self._proc is not None
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                log = tail_of(self.log_path)
-                self.stop()
-                raise OperationFailed(f"mariadbd did not start on {self.datadir}: {log}")
+                raise OperationFailed(
+                    f"mariadbd did not start on {self.datadir}: {tail_of(self.log_path)}"
+                )
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     return
             except OSError:
                 time.sleep(0.1)
-        log = tail_of(self.log_path)
-        self.stop()
-        raise OperationFailed(f"mariadbd on {self.datadir} did not answer in time: {log}")
+        raise OperationFailed(
+            f"mariadbd on {self.datadir} did not answer in time: {tail_of(self.log_path)}"
+        )
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove the run directory."""

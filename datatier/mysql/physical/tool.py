@@ -349,10 +349,21 @@ def take_settings(incremental: Path, target: Path) -> None:
         shutil.copyfile(newer, target / BACKUP_CNF)
 
 
+def _option_value(raw: str) -> str:
+    """An option file value as the server reads it: quotes removed, or, unquoted, up to a
+    ``#`` comment (at the start or after whitespace), spaces trimmed."""
+    value = raw.strip()
+    if len(value) >= 2 and value[0] in "'\"" and value[0] in value[1:]:
+        return value[1 : value.index(value[0], 1)]
+    comment = re.search(r"(?:^|\s)#", value)
+    return (value[: comment.start()] if comment else value).strip()
+
+
 def _mysqld_lines(directory: Path) -> Iterator[tuple[str, str, str]]:
     """``(name, value, line)`` of each setting in ``DIRECTORY/backup-my.cnf``'s
-    ``[mysqld]`` group: the name with ``_`` for ``-``, the value unquoted, the line as
-    written. None when there is no such file."""
+    ``[mysqld]`` group, in order: the name with ``_`` for ``-`` and without ``loose_``, the
+    value as :func:`_option_value` reads it, the line as written. Nothing when there is no
+    such file."""
     try:
         text = (directory / BACKUP_CNF).read_text(errors="replace")
     except OSError:
@@ -363,12 +374,11 @@ def _mysqld_lines(directory: Path) -> Iterator[tuple[str, str, str]]:
         if stripped.startswith("["):
             group = stripped.strip("[] ").lower()
             continue
+        if group != "mysqld" or not stripped or stripped[0] in "#;!":
+            continue
         name, _, value = stripped.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        if group == "mysqld" and name.strip():
-            yield name.strip().replace("-", "_"), value, stripped
+        name = name.strip().replace("-", "_")
+        yield name.removeprefix("loose_"), _option_value(value), stripped
 
 
 def server_settings(directory: Path) -> str:
@@ -380,26 +390,42 @@ def server_settings(directory: Path) -> str:
 
 
 def missing_key_file(directory: Path) -> Path | None:
-    """The key file of ``file_key_management`` that ``DIRECTORY/backup-my.cnf`` names (the
-    backup's server read its encryption keys there, and a server or a prepare on the copy
-    reads them there too) when this process cannot read it; None when it can, or none is
-    named."""
+    """A file of ``file_key_management`` that ``DIRECTORY/backup-my.cnf`` names (its key
+    file, or the file holding that file's password, ``filekey=FILE:...``) which this process
+    cannot read; None when it can read them, or none is named. The backup's server read its
+    keys there, and a prepare or a server on the copy reads them there too. The last setting
+    wins, as for the server; a relative name is taken from the datadir, the server's
+    working directory."""
+    named: dict[str, str] = {}
     for name, value, _ in _mysqld_lines(directory):
-        if name in ("file_key_management_filename", "loose_file_key_management_filename"):
-            path = Path(value)
-            return None if os.access(path, os.R_OK) and path.is_file() else path
+        if name in ("file_key_management_filename", "file_key_management_filekey"):
+            named[name] = value
+    wanted = [named.get("file_key_management_filename", "")]
+    filekey = named.get("file_key_management_filekey", "")
+    if filekey.startswith("FILE:"):
+        wanted.append(filekey.removeprefix("FILE:"))
+    for value in filter(None, wanted):
+        path = directory / value  # an absolute value stays as it is
+        if not (path.is_file() and os.access(path, os.R_OK)):
+            return path
     return None
 
 
-def key_file_hint(directory: Path) -> str | None:
-    """What to do when the key file the copy at ``directory`` names is missing here."""
-    missing = missing_key_file(directory)
-    if missing is None:
-        return None
+class KeyFileMissing(OperationFailed):
+    """A prepare failed, and the copy names a key file, ``path``, not readable here."""
+
+    def __init__(self, message: str, *, path: Path) -> None:
+        super().__init__(message, hint=key_file_text(path))
+        self.path = path
+        self.details["key_file"] = str(path)
+
+
+def key_file_text(missing: Path) -> str:
+    """What to do when ``missing``, a key file a copy names, is not readable here."""
     return (
-        f"the backup's server read its encryption keys from {missing} (file_key_management_"
-        "filename in its backup-my.cnf), which is not readable on this host: put a copy of "
-        "that key file there (a symlink will do), or run this where it is"
+        f"the backup's server read its encryption keys through {missing} (file_key_"
+        "management in its backup-my.cnf), which is not readable on this host: put a copy of "
+        "that file there (a symlink will do), or run this where it is"
     )
 
 
@@ -422,9 +448,10 @@ def prepare(target: Path, *, incremental: Path | None = None, use_memory_mb: int
     try:
         if code != 0:
             what = f"applying {incremental.name}" if incremental else "the full backup"
-            raise OperationFailed(
-                f"mariadb-backup --prepare failed on {what} (exit {code}): {tail_of(log_path)}",
-                hint=key_file_hint(target),
-            )
+            message = f"mariadb-backup --prepare failed on {what} (exit {code}): "
+            missing = missing_key_file(target)
+            if missing is not None:
+                raise KeyFileMissing(message + tail_of(log_path), path=missing)
+            raise OperationFailed(message + tail_of(log_path))
     finally:
         log_path.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from datatier.mysql.physical.scratch import free_port
+from tests.integration.backup.test_physical_copy_window import backup_while_paused
 from tests.integration.backup.test_tester7_findings import primary_full_backup, scratch_source
 from tests.integration.backup.test_tester8_findings import cleanup, wait_encrypted
 from tests.integration.backup.test_tester10_findings import DB, create, maker
@@ -39,36 +40,51 @@ def full(sandbox: SandboxHandle) -> Iterator[str]:
     yield from primary_full_backup(sandbox, POLICY)
 
 
+@pytest.mark.parametrize("during", [False, True], ids=["before-the-copy", "during-the-copy"])
 def test_a_restore_test_without_the_key_file_is_refused_not_called_corrupt(
-    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
+    sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, during: bool
 ) -> None:
     """Steps (a scratch ``mariadbd`` with ``file_key_management`` and key file K): t of
-    5,000 rows, ``ENCRYPTED=YES``; full F; K moved away; ``backups verify F
-    --restore-test``; K put back; the same again.
-    Expected: exit 2 naming K (no "corrupted", no exit 4); with K back, exit 0.
+    5,000 rows, ``ENCRYPTED=YES``; full F, t updated before it or while mariabackup copies
+    (F's redo then holds changes to encrypted pages: its prepare needs K); K moved away;
+    ``backups verify F --restore-test``; K put back; the same again.
+    Expected: exit 2 naming K (no "corrupted", no exit 4 or 1); with K back, exit 0.
     Was: exit 4, "t10.t: Table `t10`.`t` is corrupted. Please drop the table and
-    recreate." (the scratch server could not load the key)."""
+    recreate." (the scratch server could not load the key); during the copy, exit 1 (the
+    prepare failed)."""
     make = maker("encrypted", tmp_path)
     keys = tmp_path / "keys.txt"
     base = tmp_path / "server"
     src = scratch_source(sandbox, full, base, test_port_base, SOURCE_POLICY, log_bin=False)
+    update = f"UPDATE {DB}.t SET v = 'one', pad = REPEAT('x', 190) WHERE id % 3 = 0"
+    args = ["backup", "run", SOURCE_POLICY, "--full", "--json"]
     try:
         with make(base, src.port) as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
             cur.execute(f"CREATE DATABASE {DB}")
             create(cur, "encrypted", "t", 5000, "base")
-            taken = src.run("backup", "run", SOURCE_POLICY, "--full", "--json")
+            if during:
+                result = backup_while_paused(
+                    sandbox, s.port, tmp_path, src.env, args, lambda cur: cur.execute(update)
+                )
+                assert result.code == 0, result.err[-1500:]
+                taken = str(result.json()["id"])
+            else:
+                cur.execute(update)
+                taken = src.run(*args)
         port = str(free_port(scratch_ports(test_port_base)))
-        args = ("backups", "verify", taken, "--restore-test", "--scratch-port", port,
-                "--scratch-dir", str(tmp_path))  # fmt: skip
+        verify = ("backups", "verify", taken, "--restore-test", "--scratch-port", port,
+                  "--scratch-dir", str(tmp_path / "scratch"))  # fmt: skip
+        (tmp_path / "scratch").mkdir()
         keys.rename(tmp_path / "keys.away")
         try:
-            refused = cli(sandbox.config_path, src.env, *args)
+            refused = cli(sandbox.config_path, src.env, *verify)
         finally:
             (tmp_path / "keys.away").rename(keys)
         assert refused.code == 2, (refused.code, refused.err[-1500:])
-        assert str(keys) in refused.err, refused.err[-1500:]
+        assert f"read its encryption keys through {keys}" in refused.err, refused.err[-1500:]
         assert "corrupt" not in refused.err.lower(), refused.err[-1500:]
-        again = cli(sandbox.config_path, src.env, *args)
+        assert not list((tmp_path / "scratch").iterdir()), "the copy was removed"
+        again = cli(sandbox.config_path, src.env, *verify)
         assert again.code == 0, again.err[-1500:]
     finally:
         cleanup(src)

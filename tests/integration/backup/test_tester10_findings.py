@@ -644,7 +644,7 @@ def test_a_restore_without_the_key_file_fails_or_holds_every_row(
         else:
             assert result.code == 0, result.err[-1500:]
         if result.code != 0:  # the key file is named: where to put it is the hint
-            assert f'"hint": "the backup\'s server read its encryption keys from {keys}' in (
+            assert f'"hint": "the backup\'s server read its encryption keys through {keys}' in (
                 result.err
             ), result.err[-1500:]
             return

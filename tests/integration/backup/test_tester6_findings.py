@@ -329,7 +329,7 @@ def test_a_killed_restore_tests_scratch_datadir_is_swept_by_the_next(
     removes the dead one's ``S/datatier-verify-*``: the restored datadir, decrypted.
     Was (fixed): it stayed, never swept, never mentioned.
     Cause: ``physical_restore_test`` kept it in a ``tempfile.TemporaryDirectory`` removed
-    only on a normal exit; now a ``staging.held_directory``, whose dead ones are swept."""
+    only on a normal exit; now a ``tempdirs.held_directory``, whose dead ones are swept."""
     scratch_root = tmp_path / "scratch"
     scratch_root.mkdir()
     args = ("backups", "verify", encrypted.backup_id, "--restore-test",

@@ -297,13 +297,27 @@ def test_missing_key_file_names_the_key_file_backup_my_cnf_names_when_unreadable
     cnf = tmp_path / "backup-my.cnf"
     for line in (
         f"file_key_management_filename = '{key}'",
-        f'loose-file-key-management-filename="{key}"',
+        f'loose-file-key-management-filename="{key}"  # quoted',
+        f"file_key_management_filename={key}   # a comment",
+        "file_key_management_filename=k ey.txt",  # relative: the datadir's
+        f"file_key_management_filename=/nowhere\nfile_key_management_filename={key}",  # last
     ):
         cnf.write_text(f"[client]\nfile_key_management_filename=/nowhere\n[mysqld]\n{line}\n")
-        assert missing_key_file(tmp_path) == key
+        assert missing_key_file(tmp_path) == key, line
         key.write_text("1;" + "a1" * 32 + "\n")
-        assert missing_key_file(tmp_path) is None
+        assert missing_key_file(tmp_path) is None, line
         key.unlink()
-    cnf.write_text("[mysqld]\ninnodb_page_size=16384\n")  # no encryption: nothing needed
+    password = tmp_path / "filekey"
+    key.write_text("1;" + "a1" * 32 + "\n")
+    cnf.write_text(
+        f"[mysqld]\nfile_key_management_filename={key}\n"
+        f"file_key_management_filekey=FILE:{password}\n"
+    )
+    assert missing_key_file(tmp_path) == password
+    password.write_text("secret\n")
     assert missing_key_file(tmp_path) is None
+    cnf.write_text(f"[mysqld]\nfile_key_management_filename={key}\nfile_key_management_filekey=s\n")
+    assert missing_key_file(tmp_path) is None  # a password given inline: no file to read
+    cnf.write_text("[mysqld]\n# file_key_management_filename=/x\ninnodb_page_size=16384\n")
+    assert missing_key_file(tmp_path) is None  # no encryption: nothing needed
     assert missing_key_file(tmp_path / "none") is None
