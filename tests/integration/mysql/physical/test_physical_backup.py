@@ -454,7 +454,8 @@ def test_the_readme_stock_tools_path(
         f"cat {tmp_path}/parts0/mbstream-*.zst | zstd -d | mbstream -x -C {full} && "
         f"mariabackup --prepare --target-dir {full} && "
         f"cat {tmp_path}/parts1/mbstream-*.zst | zstd -d | mbstream -x -C {inc} && "
-        f"mariabackup --prepare --target-dir {full} --incremental-dir {inc}"
+        f"cp {inc}/backup-my.cnf {full}/ && mariabackup --defaults-file={full}/backup-my.cnf "
+        f"--prepare --target-dir {full} --incremental-dir {inc}"
     )
     full.mkdir()
     inc.mkdir()
