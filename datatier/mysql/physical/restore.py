@@ -40,6 +40,7 @@ from datatier.mysql.physical.tool import (
     BACKUP_BINARIES,
     extract,
     find_tool,
+    key_files,
     prepare,
     read_checkpoints,
     take_settings,
@@ -267,6 +268,21 @@ class PhysicalRestore(RestoreEngine):
                 if number:
                     shutil.rmtree(dest, ignore_errors=True)
             check_prepared(work.data, self.manifest)
+            keys = key_files(work.data)
+            if keys:
+                log.warning(
+                    "restore.needs_keys",
+                    files=[  # a relative name: within the datadir, once installed
+                        str(self.datadir / k.relative_to(work.data))
+                        if k.is_relative_to(work.data)
+                        else str(k)
+                        for k in keys
+                    ],
+                    note="the backup's server encrypts data with file_key_management: start "
+                    "mariadbd on the restored datadir with that plugin and these files "
+                    "(plugin_load_add=file_key_management, file_key_management_filename=...), "
+                    "or its encrypted tables cannot be read",
+                )
             moved = keep_inside(work.data)
             if moved:
                 log.warning(

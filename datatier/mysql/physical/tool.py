@@ -389,13 +389,12 @@ def server_settings(directory: Path) -> str:
     return "[mysqld]\n" + "".join(f"{line}\n" for line in kept)
 
 
-def missing_key_file(directory: Path) -> Path | None:
-    """A file of ``file_key_management`` that ``DIRECTORY/backup-my.cnf`` names (its key
-    file, or the file holding that file's password, ``filekey=FILE:...``) which this process
-    cannot read; None when it can read them, or none is named. The backup's server read its
-    keys there, and a prepare or a server on the copy reads them there too. The last setting
-    wins, as for the server; a relative name is taken from the datadir, the server's
-    working directory."""
+def key_files(directory: Path) -> list[Path]:
+    """The files of ``file_key_management`` that ``DIRECTORY/backup-my.cnf`` names: its key
+    file, then the file holding that file's password (``filekey=FILE:...``), if any. The
+    backup's server read its keys there, and a prepare or a server on the copy reads them
+    there too. The last setting wins, as for the server; a relative name is taken from the
+    datadir, the server's working directory (an absolute one stays as it is)."""
     named: dict[str, str] = {}
     for name, value, _ in _mysqld_lines(directory):
         if name in ("file_key_management_filename", "file_key_management_filekey"):
@@ -404,8 +403,13 @@ def missing_key_file(directory: Path) -> Path | None:
     filekey = named.get("file_key_management_filekey", "")
     if filekey.startswith("FILE:"):
         wanted.append(filekey.removeprefix("FILE:"))
-    for value in filter(None, wanted):
-        path = directory / value  # an absolute value stays as it is
+    return [directory / value for value in wanted if value]
+
+
+def missing_key_file(directory: Path) -> Path | None:
+    """The first of :func:`key_files` this process cannot read; None when it can read them
+    all, or none is named."""
+    for path in key_files(directory):
         if not (path.is_file() and os.access(path, os.R_OK)):
             return path
     return None

@@ -10,6 +10,7 @@ told that of a good backup: it is refused instead (exit 2, naming the key file).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,6 +126,8 @@ def test_a_chain_across_turning_encryption_on_restores_and_passes_its_restore_te
         result = cli(sandbox.config_path, src.env, "restore", taken, "--datadir", str(check),
                      "--owner", OWNER)  # fmt: skip
         assert result.code == 0, result.err[-1500:]
+        told = [json.loads(x) for x in result.err.splitlines() if "restore.needs_keys" in x]
+        assert told and told[0]["files"] == [str(tmp_path / "keys.txt")], result.err[-1500:]
         with scratch(check, test_port_base, make) as s2, connect_port(sandbox, s2.port) as c2:
             assert table_state(c2, DB) == expected
     finally:
