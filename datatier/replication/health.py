@@ -4,7 +4,9 @@ Contract. Handlers read only the monitor's last :class:`~datatier.replication.mo
 and never open a MySQL connection. Paths (GET, HEAD, OPTIONS):
 
 - ``/primary[?node=NAME]``: 200 only if the node (default: the listener's node, else the
-  configured primary) is reachable and writable;
+  configured primary) is reachable, writable and the router's write target (the configured
+  primary while it is writable; another node only while it is the single writable one), so
+  at most one node answers 200 even when a replica's read_only is switched off;
 - ``/replica[?lag=2s][&node=NAME]``: 200 only if both replication threads run and the
   heartbeat lag is at most ``lag`` (``ms``, ``s``, ``m``; a bare number is seconds; default
   ``health.replica_max_lag``), with hysteresis; ``node`` may be omitted on a listener bound
@@ -40,12 +42,13 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CollectorRegistry
 
 from datatier.config import split_host_port
-from datatier.errors import UsageError
+from datatier.errors import ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.metrics import CONTENT_TYPE, build_registry, exposition
 from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
+from datatier.replication.selection import write_route
 from datatier.replication.snapshot import Snapshot
 
 log = get_logger(__name__)
@@ -275,7 +278,7 @@ class HealthHandler(BaseHTTPRequestHandler):
         snap = self._snapshot(body)
         if snap is None:
             return
-        ok, reason = snap.primary_check(name)
+        ok, reason = write_target_check(snap, name)
         doc = {"healthy": ok, "reason": reason, "node": snap.nodes[name].to_json()}
         self._json(200 if ok else 503, doc, body)
 
@@ -342,6 +345,26 @@ class HealthHandler(BaseHTTPRequestHandler):
         if self.server.registry is not None:
             payload += exposition(self.server.registry)
         self._send(200, payload, CONTENT_TYPE, body)
+
+
+def write_target_check(snap: Snapshot, name: str) -> tuple[bool, str]:
+    """(healthy, reason) for ``/primary`` on ``name``: the router's write target only.
+
+    Every node's port sits in HAProxy's write backend, so a node that is merely writable (a
+    replica whose read_only was switched off while the primary is up) must not answer 200:
+    HAProxy would balance writes onto it. The rule is :func:`write_route`'s: the configured
+    primary while it is writable, another node only when it is the single writable one.
+    """
+    ok, reason = snap.primary_check(name)
+    if not ok:
+        return ok, reason
+    try:
+        target = write_route(snap, snap.nodes).node
+    except ServiceUnavailable as exc:
+        return False, str(exc).removeprefix("router: ")
+    if target != name:
+        return False, f"writable, but {target} is the write target (one /primary at a time)"
+    return True, reason
 
 
 ROUTES = {

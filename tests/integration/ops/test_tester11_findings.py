@@ -1,0 +1,316 @@
+"""tester11: what HAProxy and operators rely on (health endpoint, monitor, metrics), attacked
+on the real sandbox (MariaDB primary + 2 GTID replicas).
+
+Findings, worst first:
+
+1. SILENT WRONG (fixed): a replica whose ``read_only`` was switched off (it still
+   replicates; the primary is up and writable) answered ``/primary`` with 200 on its
+   node-bound port. The rendered haproxy.cfg lists every node in ``mysql-write`` with
+   ``/primary`` checks and round-robin balance, so HAProxy would send writes to the replica
+   too: split brain. ``/primary`` now answers 200 only for the router's single write target
+   (the configured primary while it is writable; another node only when it is the one
+   writable node), so health checks and the router agree.
+
+Tried and behaved correctly (kept as regression tests):
+
+- a promoted replica (primary demoted to read_only, replica stopped and made writable)
+  becomes the only ``/primary`` 200 (failover still works after the fix above);
+- replica SQL thread stopped by a duplicate-key error while the IO thread runs: 503 with
+  the error number, metrics say SQL thread 0 and error 1062, the other replica stays 200;
+- replica frozen (SIGSTOP of its mariadbd): 503 within check_timeout + a few intervals
+  (no 200 from stale memory past that), its lag gauge turns NaN and ``node_up`` 0, the
+  other replica's check stays fast; after SIGCONT it is readmitted;
+- heartbeat table dropped under a running writer: the writer recreates it, replicas 200 again;
+- hostile HTTP clients: 200 half-sent (slowloris) connections, a 70 kB header line, 150
+  headers, binary garbage, HEAD, OPTIONS, POST, unknown paths and ``lag=`` values: the
+  other checks still answer at once with the right codes;
+- a second ``datatier health serve`` on a port already in use: exit 3 with one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from datatier.cli import main
+from datatier.mysql.connection import endpoint
+from datatier.mysql.heartbeat import HeartbeatWriter
+from datatier.replication.health import HealthServer
+from datatier.replication.monitor import Monitor
+from tests.integration.conftest import SandboxHandle, sql, wait_for
+
+INTERVAL = 0.1
+CHECK_TIMEOUT = 1.0
+HTTP_PORT = int(os.environ.get("DATATIER_TEST_HTTP_PORT", "26100")) + 100
+PORTS = iter(range(HTTP_PORT, HTTP_PORT + 40))
+NODES = ("primary", "replica1", "replica2")
+DB = "tester11_scratch"
+
+
+def _bind(monitor: Monitor, node: str | None) -> HealthServer:
+    for port in PORTS:
+        try:
+            srv = HealthServer(("127.0.0.1", port), monitor, 1.0, node, client_timeout=2.0)
+        except OSError:
+            continue
+        threading.Thread(
+            target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return srv
+    raise AssertionError("no free HTTP port in the test range")
+
+
+def _free_port() -> int:
+    for port in PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in the test range")
+
+
+@pytest.fixture(scope="module")
+def monitor(sandbox: SandboxHandle) -> Iterator[Monitor]:
+    writer = HeartbeatWriter(endpoint(sandbox.config.mysql, "primary"), interval=INTERVAL)
+    writer.start()
+    health = replace(sandbox.config.health, check_timeout=CHECK_TIMEOUT, replica_max_lag=1.0)
+    mon = Monitor(sandbox.config.mysql, health, interval=INTERVAL).start()
+    try:
+        wait_for(lambda: mon.snapshot is not None and mon.snapshot.round >= 3, 10)
+        yield mon
+    finally:
+        mon.stop()
+        writer.stop()
+
+
+@pytest.fixture(scope="module")
+def ports(monitor: Monitor) -> Iterator[dict[str | None, int]]:
+    """One listener per node (as haproxy.cfg has them) plus an unbound one (key None)."""
+    servers = {node: _bind(monitor, node) for node in (*NODES, None)}
+    try:
+        yield {node: srv.server_address[1] for node, srv in servers.items()}
+    finally:
+        for srv in servers.values():
+            srv.shutdown()
+            srv.server_close()
+
+
+def call(port: int, path: str, method: str = "GET", timeout: float = 5.0) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path)
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    if resp.getheader("Content-Type", "").startswith("application/json"):
+        return resp.status, json.loads(body)
+    return resp.status, body.decode()
+
+
+def metric(port: int, name: str, node: str) -> float:
+    _, text = call(port, "/metrics")
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and f'node="{node}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} for {node} not in /metrics")
+
+
+def all_healthy(ports: dict[str | None, int]) -> None:
+    wait_for(lambda: call(ports["primary"], "/primary")[0] == 200, 10, step=0.05)
+    for node in ("replica1", "replica2"):
+        wait_for(lambda n=node: call(ports[n], "/replica?lag=1s")[0] == 200, 15, step=0.05)  # type: ignore[misc]
+
+
+def settle() -> None:
+    time.sleep(6 * INTERVAL)  # a few monitor rounds
+
+
+# -- findings ------------------------------------------------------------------------------
+
+
+def test_a_writable_replica_is_not_a_write_target(
+    sandbox: SandboxHandle, ports: dict[str | None, int]
+) -> None:
+    """Steps: ``SET GLOBAL read_only = 0`` on replica1 (it keeps replicating; the primary
+    stays up and writable); ask ``/primary`` on each node's port, as HAProxy's mysql-write
+    backend does. Expected: 200 on the primary's port only. Was: 200 on replica1's port too
+    ("writable primary"), so HAProxy would balance writes onto a replica."""
+    all_healthy(ports)
+    try:
+        sql(sandbox, "replica1", "SET GLOBAL read_only = 0")
+        settle()
+        status, doc = call(ports["replica1"], "/primary")
+        assert status == 503, doc
+        assert "primary" in doc["reason"], doc["reason"]
+        assert call(ports["primary"], "/primary")[0] == 200
+        assert call(ports[None], "/primary?node=replica1")[0] == 503
+        assert call(ports["replica1"], "/replica?lag=1s")[0] == 200  # still a good replica
+    finally:
+        sql(sandbox, "replica1", "SET GLOBAL read_only = 1")
+    all_healthy(ports)
+
+
+# -- tried and behaved correctly -----------------------------------------------------------
+
+
+def test_a_promoted_replica_is_the_only_primary(
+    sandbox: SandboxHandle, ports: dict[str | None, int]
+) -> None:
+    """Failover by hand: the primary turns read_only, replica1 stops replicating and turns
+    writable: replica1's port answers /primary 200, the old primary's 503."""
+    all_healthy(ports)
+    try:
+        sql(sandbox, "primary", "SET GLOBAL read_only = 1")
+        sql(sandbox, "replica1", "STOP SLAVE")
+        sql(sandbox, "replica1", "SET GLOBAL read_only = 0")
+        wait_for(lambda: call(ports["replica1"], "/primary")[0] == 200, 5, step=0.05)
+        assert call(ports["primary"], "/primary")[0] == 503
+        assert call(ports["replica2"], "/primary")[0] == 503
+        assert call(ports["replica1"], "/replica?lag=1s")[0] == 503  # replicates no more
+    finally:
+        sql(sandbox, "replica1", "SET GLOBAL read_only = 1")
+        sql(sandbox, "replica1", "START SLAVE")
+        sql(sandbox, "primary", "SET GLOBAL read_only = 0")
+        sandbox.wait_replicated()
+    all_healthy(ports)
+
+
+def test_duplicate_key_on_a_replica_turns_it_503(
+    sandbox: SandboxHandle, ports: dict[str | None, int]
+) -> None:
+    """A row written on replica2 alone (sql_log_bin=0), then the same key on the primary:
+    replica2's SQL thread stops with 1062 while its IO thread runs."""
+    all_healthy(ports)
+    sql(sandbox, "primary", f"CREATE DATABASE IF NOT EXISTS {DB}")
+    sql(sandbox, "primary", f"CREATE TABLE IF NOT EXISTS {DB}.t (id INT PRIMARY KEY)")
+    sandbox.wait_replicated()
+    try:
+        with sandbox.connect("replica2") as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION sql_log_bin = 0")
+            cur.execute(f"INSERT INTO {DB}.t VALUES (1)")
+        sql(sandbox, "primary", f"INSERT INTO {DB}.t VALUES (1)")
+        wait_for(lambda: call(ports["replica2"], "/replica?lag=1s")[0] == 503, 5, step=0.05)
+        _, doc = call(ports["replica2"], "/replica?lag=1s")
+        assert "1062" in doc["reason"] and "sql thread No" in doc["reason"], doc["reason"]
+        assert doc["node"]["replication"]["io_running"] == "Yes"
+        assert call(ports["replica1"], "/replica?lag=1s")[0] == 200
+        assert metric(ports[None], "datatier_replica_sql_thread_running", "replica2") == 0
+        assert metric(ports[None], "datatier_replica_io_thread_running", "replica2") == 1
+        assert metric(ports[None], "datatier_replica_last_error_number", "replica2") == 1062
+    finally:
+        with sandbox.connect("replica2") as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION sql_log_bin = 0")
+            cur.execute(f"DELETE FROM {DB}.t WHERE id = 1")
+        sql(sandbox, "replica2", "START SLAVE")
+        sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {DB}")
+        sandbox.wait_replicated()
+    all_healthy(ports)
+
+
+def test_a_frozen_replica_is_not_served_from_stale_memory(
+    sandbox: SandboxHandle, ports: dict[str | None, int], monitor: Monitor
+) -> None:
+    """SIGSTOP replica2's mariadbd: within check_timeout plus a few intervals its /replica
+    turns 503 and stays so; its lag gauge is NaN and node_up 0; replica1's check answers at
+    once meanwhile. After SIGCONT it comes back."""
+    all_healthy(ports)
+    sandbox.sandbox.fault("replica2", "pause")
+    try:
+        frozen = time.monotonic()
+        wait_for(lambda: call(ports["replica2"], "/replica?lag=1s")[0] == 503, 5, step=0.02)
+        assert time.monotonic() - frozen <= CHECK_TIMEOUT + 10 * INTERVAL + 0.5
+        for _ in range(10):  # and it never flips back to 200 while frozen
+            started = time.monotonic()
+            assert call(ports["replica1"], "/replica?lag=5s")[0] == 200
+            assert time.monotonic() - started < 0.5
+            assert call(ports["replica2"], "/replica?lag=1s")[0] == 503
+            time.sleep(INTERVAL)
+        wait_for(lambda: metric(ports[None], "datatier_node_up", "replica2") == 0, 5, step=0.05)
+        assert math.isnan(metric(ports[None], "datatier_replica_heartbeat_lag_seconds", "replica2"))
+    finally:
+        sandbox.sandbox.fault("replica2", "resume")
+    sandbox.wait_replicated()
+    all_healthy(ports)
+
+
+def test_dropped_heartbeat_table_is_recreated(
+    sandbox: SandboxHandle, ports: dict[str | None, int]
+) -> None:
+    all_healthy(ports)
+    sql(sandbox, "primary", "DROP TABLE IF EXISTS datatier.heartbeat")
+    # the writer's next beat fails, the one after recreates the table and beats again
+    sandbox.wait_replicated()
+    all_healthy(ports)
+    assert call(ports["replica1"], "/replica?lag=1s")[1]["node"]["lag_seconds"] < 1.0
+
+
+def test_hostile_http_clients_do_not_block_checks(ports: dict[str | None, int]) -> None:
+    port = ports["replica1"]
+    all_healthy(ports)
+    slow: list[socket.socket] = []
+    try:
+        for _ in range(200):  # slowloris: a request line and half a header, then silence
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /replica HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append(s)
+        started = time.monotonic()
+        assert call(port, "/replica?lag=5s", timeout=2)[0] == 200
+        assert time.monotonic() - started < 1.0
+
+        def raw(data: bytes) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                chunks = []
+                while chunk := s.recv(65536):
+                    chunks.append(chunk)
+                return b"".join(chunks)
+
+        huge = raw(b"GET /replica HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+        assert huge.startswith(b"HTTP/1.1 431") or huge.startswith(b"HTTP/1.0 431"), huge[:80]
+        many = b"".join(b"X-%d: y\r\n" % i for i in range(150))
+        answer = raw(b"GET /replica HTTP/1.1\r\n" + many + b"\r\n")
+        assert answer.split(b" ", 2)[1] == b"431", answer[:80]
+        garbage = raw(bytes(range(256)) * 4 + b"\r\n\r\n")
+        assert b"400" in garbage, garbage[:200]  # HTTP/0.9 style: no status line
+        assert call(port, "/replica?lag=5s", "HEAD")[0] == 200
+        assert call(port, "/replica?lag=5s", "OPTIONS")[0] == 200
+        assert call(port, "/replica", "POST")[0] == 501
+        assert call(port, "/nope")[0] == 404
+        assert call(port, "/replica?lag=-1s")[0] == 400
+        assert call(port, "/replica?lag=1e9")[0] == 400
+        assert call(port, "/replica?lag=nan")[0] == 400
+        assert call(port, "/replica?lag=5s&lag=5s")[0] == 400
+        assert call(port, "/primary?node=%00")[0] == 400
+        started = time.monotonic()
+        assert call(port, "/replica?lag=5s", timeout=2)[0] == 200
+        assert time.monotonic() - started < 1.0
+    finally:
+        for s in slow:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+def test_second_health_server_on_a_taken_port(
+    use_sandbox_config: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = _free_port()
+    with socket.create_server(("127.0.0.1", port)):
+        code = main(["health", "serve", "--listen", f"127.0.0.1:{port}=replica1"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
