@@ -95,6 +95,11 @@ class Snapshot:
             return f"check of {node.name} is stale ({age:.1f} s old; still running?)"
         return ""
 
+    def stale_reason(self, node: NodeHealth) -> str:
+        """Why ``node``'s numbers cannot be trusted now ('' if they can): the whole snapshot
+        or that node's last finished check is older than ``stale_after``."""
+        return self._stale(node)
+
     def primary(self) -> NodeHealth | None:
         """The configured primary's measurement, if one is configured."""
         return next((n for n in self.nodes.values() if n.role == "primary"), None)

@@ -10,6 +10,11 @@ Findings, worst first:
    too: split brain. ``/primary`` now answers 200 only for the router's single write target
    (the configured primary while it is writable; another node only when it is the one
    writable node), so health checks and the router agree.
+2. LOUD-ISH WRONG, metrics that lie (fixed): once the monitor stopped measuring (its thread
+   ended), ``/replica`` turned 503 "stale" but ``/metrics`` kept exporting ``node_up`` 1
+   and the last lag, read_only and thread gauges as current, for ever: a lag or node-down
+   alert could never fire. A node whose measurement is stale (what makes ``/replica`` 503)
+   now exports NaN gauges and ``node_up`` 0; counters keep their values.
 
 Tried and behaved correctly (kept as regression tests):
 
@@ -314,3 +319,34 @@ def test_second_health_server_on_a_taken_port(
     err = capsys.readouterr().err
     assert code == 3, err
     assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+def test_metrics_of_a_stopped_monitor_do_not_claim_fresh_numbers(sandbox: SandboxHandle) -> None:
+    """Steps: a health server whose monitor stops measuring (its thread ends, as on a bug);
+    wait past ``stale_after``; scrape /metrics. Expected: /replica says stale (503) and the
+    metrics agree: no node counted up, lag gauges NaN (the collector's doc: "a gap instead
+    of a stale number"). Was: node_up 1 and the last lag exported as current for ever, so a
+    lag or node-down alert could never fire."""
+    health = replace(sandbox.config.health, check_timeout=CHECK_TIMEOUT, replica_max_lag=5.0)
+    mon = Monitor(sandbox.config.mysql, health, interval=INTERVAL)
+    mon.measure_once()  # one good round (heartbeat rows from the module's writer or before)
+    srv = _bind(mon, None)
+    port = srv.server_address[1]
+    try:
+        assert metric(port, "datatier_node_up", "replica1") == 1
+        time.sleep(mon.stale_after + 0.2)
+        status, doc = call(port, "/replica?node=replica1&lag=5s")
+        assert status == 503 and "stale" in doc["reason"], doc
+        assert call(port, "/health")[0] == 503
+        for node in NODES:
+            assert metric(port, "datatier_node_up", node) == 0, node
+            assert math.isnan(metric(port, "datatier_node_read_only", node)), node
+        for node in ("replica1", "replica2"):
+            assert math.isnan(metric(port, "datatier_replica_heartbeat_lag_seconds", node))
+            assert math.isnan(metric(port, "datatier_replica_sql_thread_running", node))
+        assert math.isnan(metric(port, "datatier_primary_heartbeat_age_seconds", "primary"))
+        assert metric(port, "datatier_node_check_errors_total", "replica1") == 0  # counters stay
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        mon.stop()
