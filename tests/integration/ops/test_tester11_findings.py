@@ -15,6 +15,14 @@ Findings, worst first:
    and the last lag, read_only and thread gauges as current, for ever: a lag or node-down
    alert could never fire. A node whose measurement is stale (what makes ``/replica`` 503)
    now exports NaN gauges and ``node_up`` 0; counters keep their values.
+3. HEALTHY REPORTED DOWN, ALL NODES (fixed): a hostile client could take the health
+   endpoint off the air. Each connection held a thread and a file descriptor; the
+   ``client_timeout`` applied to each receive only, so a client dribbling a header byte
+   every few seconds held its connection for ever; with the open-file limit reached
+   (systemd's default soft limit is 1024) accept() failed, the backlog filled and every
+   HAProxy check timed out: all nodes DOWN, writes and reads. Now a request must arrive
+   whole within ``client_timeout`` and connections are capped below the file limit, the
+   longest-waiting idle one evicted to admit a new one.
 
 Tried and behaved correctly (kept as regression tests):
 
@@ -26,7 +34,7 @@ Tried and behaved correctly (kept as regression tests):
   (no 200 from stale memory past that), its lag gauge turns NaN and ``node_up`` 0, the
   other replica's check stays fast; after SIGCONT it is readmitted;
 - heartbeat table dropped under a running writer: the writer recreates it, replicas 200 again;
-- hostile HTTP clients: 200 half-sent (slowloris) connections, a 70 kB header line, 150
+- hostile HTTP clients (besides 3.): 200 half-sent connections, a 70 kB header line, 150
   headers, binary garbage, HEAD, OPTIONS, POST, unknown paths and ``lag=`` values: the
   other checks still answer at once with the right codes;
 - a second ``datatier health serve`` on a port already in use: exit 3 with one line.
@@ -39,7 +47,11 @@ import http.client
 import json
 import math
 import os
+import resource
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -99,6 +111,8 @@ def monitor(sandbox: SandboxHandle) -> Iterator[Monitor]:
     finally:
         mon.stop()
         writer.stop()
+        sandbox.clear_heartbeat()  # later tests must not see a writer running
+        sandbox.wait_replicated()
 
 
 @pytest.fixture(scope="module")
@@ -350,3 +364,83 @@ def test_metrics_of_a_stopped_monitor_do_not_claim_fresh_numbers(sandbox: Sandbo
         srv.shutdown()
         srv.server_close()
         mon.stop()
+
+
+def test_a_trickling_client_is_closed_at_the_request_deadline(
+    ports: dict[str | None, int],
+) -> None:
+    """Steps: send half a request, then one more header byte every 0.4 s to a listener with
+    client_timeout 2 s. Expected: closed about 2 s after connecting, however the bytes
+    trickle. Was: the timeout applied to each receive only, so the connection (a thread and
+    a file descriptor) was held for as long as the client kept dribbling."""
+    with socket.create_connection(("127.0.0.1", ports["replica1"]), timeout=5) as s:
+        started = time.monotonic()
+        s.sendall(b"GET /replica?lag=5s HTTP/1.1\r\nX-Slow: ")
+        closed_after = None
+        while time.monotonic() - started < 6.0:
+            time.sleep(0.4)
+            try:
+                s.sendall(b"a")
+                s.settimeout(0.01)
+                if s.recv(1024) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+        assert closed_after is not None, "still open after 6 s of trickling"
+        assert closed_after < 3.5, closed_after
+
+
+def test_a_flood_of_slow_clients_cannot_starve_haproxy_checks(
+    use_sandbox_config: SandboxHandle,
+) -> None:
+    """Steps: `datatier health serve` with an open-file limit of 256 (systemd's default soft
+    limit is 1024: the same at a smaller scale); 300 clients connect and send half a
+    request each; then a check as HAProxy's (2 s timeout). Expected: answered at once.
+    Was: each slow client held a file descriptor and a thread; once the limit was reached
+    accept() failed, the backlog filled, and every check timed out: HAProxy would mark every
+    node DOWN, writes and reads alike."""
+    port = _free_port()
+
+    def limit_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "datatier", "health", "serve",
+         "--listen", f"127.0.0.1:{port}=primary", "--interval", "0.1"],
+        preexec_fn=limit_files,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    slow: list[socket.socket] = []
+
+    def check() -> int | str:
+        try:
+            return call(port, "/primary", timeout=2)[0]
+        except OSError as exc:
+            return repr(exc)
+
+    try:
+        wait_for(lambda: check() == 200, 15, step=0.05)
+        for _ in range(300):
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                s.sendall(b"GET /primary HTTP/1.1\r\nX-Slow: ")
+            except OSError:
+                break  # the old server: backlog full
+            slow.append(s)
+        for _ in range(5):
+            started = time.monotonic()
+            assert check() == 200
+            assert time.monotonic() - started < 1.0
+    finally:
+        for s in slow:
+            with contextlib.suppress(OSError):
+                s.close()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"Traceback" not in err
