@@ -23,6 +23,11 @@ Findings, worst first:
    HAProxy check timed out: all nodes DOWN, writes and reads. Now a request must arrive
    whole within ``client_timeout`` and connections are capped below the file limit, the
    longest-waiting idle one evicted to admit a new one.
+4. HEALTHY REPORTED DOWN, ONE REPLICA (fixed): a replica re-pointed at the other replica
+   (chained, current to the millisecond) answered 503 "no heartbeat seen": its lag was read
+   from the heartbeat row of its own source, which writes none. Lag is now measured against
+   the write target's heartbeat (the newest row on a first round), so the chain is 200 while
+   current and 503 once the middle replica stops applying.
 
 Tried and behaved correctly (kept as regression tests):
 
@@ -444,3 +449,47 @@ def test_a_flood_of_slow_clients_cannot_starve_haproxy_checks(
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"Traceback" not in err
+
+
+def _source_port(sandbox: SandboxHandle, node: str, port: int) -> None:
+    """Re-point ``node``'s replication at ``port`` (same host, user and password), from its
+    GTID position."""
+    sql(sandbox, node, "STOP SLAVE")
+    sql(sandbox, node, f"CHANGE MASTER TO MASTER_PORT={int(port)}, MASTER_USE_GTID=slave_pos")
+    sql(sandbox, node, "START SLAVE")
+
+
+def test_a_chained_replica_is_measured_against_the_primary(
+    sandbox: SandboxHandle, ports: dict[str | None, int]
+) -> None:
+    """Steps: re-point replica2 at replica1 (which logs what it applies: a chained
+    replica, current to the millisecond); then stop replica1's SQL thread. Expected: replica2
+    is 200 while the chain is current, 503 once replica1 (and so replica2) falls behind.
+    Was: replica2's lag was read from the heartbeat row of its own source (replica1, which
+    writes none): 503 "no heartbeat seen" for a healthy replica."""
+    nodes = sandbox.config.mysql.nodes
+    all_healthy(ports)
+    try:
+        _source_port(sandbox, "replica2", nodes["replica1"].port)
+        settle()
+        sandbox.wait_replicated()
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: call(ports["replica2"], "/replica?lag=1s")[0] == 200, 5, step=0.05)
+        status, doc = call(ports["replica2"], "/replica?lag=1s")
+        assert status == 200, doc["reason"]  # was: "no heartbeat seen"
+        assert doc["node"]["replication"]["source_port"] == nodes["replica1"].port
+        one_shot = Monitor(sandbox.config.mysql, sandbox.config.health)
+        try:
+            snap = one_shot.measure_once()
+        finally:
+            one_shot.stop()
+        assert snap.nodes["replica2"].lag is not None  # as `replication status` and `check`
+        assert snap.replica_check("replica2", 5.0)[0], snap.replica_check("replica2", 5.0)
+        sql(sandbox, "replica1", "STOP SLAVE SQL_THREAD")
+        wait_for(lambda: call(ports["replica2"], "/replica?lag=1s")[0] == 503, 5, step=0.05)
+        assert "lagging" in call(ports["replica2"], "/replica?lag=1s")[1]["reason"]
+    finally:
+        sql(sandbox, "replica1", "START SLAVE")
+        _source_port(sandbox, "replica2", nodes["primary"].port)
+        sandbox.wait_replicated()
+    all_healthy(ports)
