@@ -28,6 +28,10 @@ Findings, worst first:
    from the heartbeat row of its own source, which writes none. Lag is now measured against
    the write target's heartbeat (the newest row on a first round), so the chain is 200 while
    current and 503 once the middle replica stops applying.
+5. BAD INPUT NOT REFUSED (fixed): a MySQL node name (or host) with a space and '#', or a
+   newline, rendered into haproxy.cfg as an extra ``server`` with no health check (HAProxy
+   sends writes and reads to it whatever its state). Node names are now letters, digits,
+   '_', '.', '-' and hosts host names or IP addresses; anything else is a config error.
 
 Tried and behaved correctly (kept as regression tests):
 
@@ -493,3 +497,42 @@ def test_a_chained_replica_is_measured_against_the_primary(
         _source_port(sandbox, "replica2", nodes["primary"].port)
         sandbox.wait_replicated()
     all_healthy(ports)
+
+
+@pytest.mark.parametrize(
+    ("name", "host"),
+    [
+        ('"x 10.9.9.9:3306 #"', "10.0.0.2"),
+        ('"db2\\n    server evil 10.9.9.9:3306 #"', "10.0.0.2"),
+        ("db2", "10.0.0.2 # 10.9.9.9"),
+        ("db2", "10.9.9.9:3306\\n    server evil 10.9.9.9:3306"),
+    ],
+)
+def test_hostile_node_names_cannot_inject_haproxy_servers(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], name: str, host: str
+) -> None:
+    """Steps: a config whose replica's name (or host) holds a space and '#' or a newline;
+    `datatier deploy render haproxy`. Expected: exit 2 naming the key, nothing rendered.
+    Was: exit 0 and ``server x 10.9.9.9:3306 # 10.0.0.2:3306 check ...`` in both backends:
+    an HAProxy server with no health check, sent writes and reads whatever its state."""
+    path = tmp_path / "datatier.toml"
+    path.write_text(
+        '[mysql.nodes.db1]\nhost = "10.0.0.1"\nrole = "primary"\n'
+        f'[mysql.nodes.{name}]\nhost = "{host}"\n'
+    )
+    code = main(["--config", str(path), "deploy", "render", "haproxy"])
+    out, err = capsys.readouterr()
+    assert code == 2, out
+    assert "10.9.9.9" not in out and "mysql.nodes." in err
+
+
+def test_ordinary_node_names_and_hosts_still_render(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "datatier.toml"
+    path.write_text(
+        '[mysql.nodes."db-1.eu_west"]\nhost = "db1.example.com"\nrole = "primary"\n'
+        '[mysql.nodes.db2]\nhost = "fd00::12"\n[mysql.nodes.db3]\nhost = "[fd00::13]"\n'
+    )
+    assert main(["--config", str(path), "deploy", "render", "haproxy"]) == 0
+    assert "server db-1.eu_west db1.example.com:3306 check" in capsys.readouterr().out
