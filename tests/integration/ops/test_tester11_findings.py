@@ -9,7 +9,11 @@ Findings, worst first:
    ``/primary`` checks and round-robin balance, so HAProxy would send writes to the replica
    too: split brain. ``/primary`` now answers 200 only for the router's single write target
    (the configured primary while it is writable; another node only when it is the one
-   writable node), so health checks and the router agree.
+   writable node), so health checks and the router agree. Same family: with the primary
+   down, such a replica (writable, still replicating) became the write target at once, an
+   automatic failover nobody decided, to a node that resumes applying the old primary's
+   binlog when it returns; a node that still replicates is no longer a write target
+   (``STOP SLAVE`` is the promotion).
 2. LOUD-ISH WRONG, metrics that lie (fixed): once the monitor stopped measuring (its thread
    ended), ``/replica`` turned 503 "stale" but ``/metrics`` kept exporting ``node_up`` 1
    and the last lag, read_only and thread gauges as current, for ever: a lag or node-down
@@ -536,3 +540,38 @@ def test_ordinary_node_names_and_hosts_still_render(
     )
     assert main(["--config", str(path), "deploy", "render", "haproxy"]) == 0
     assert "server db-1.eu_west db1.example.com:3306 check" in capsys.readouterr().out
+
+
+def test_a_writable_replica_is_not_failed_over_to_while_it_replicates(
+    sandbox: SandboxHandle,
+) -> None:
+    """Steps: replica1's read_only switched off while it replicates; the primary down (a
+    monitor whose primary is configured on a closed port: the real one keeps serving the
+    other tests). Expected: /primary 503 everywhere until replica1 stops replicating (a
+    promotion), then 200 on replica1. Was: 200 on replica1 at once: HAProxy would fail
+    writes over to a replica that resumes applying the old primary's binlog when it returns
+    (and breaks on the writes it took meanwhile)."""
+    nodes = dict(sandbox.config.mysql.nodes)
+    nodes["primary"] = replace(nodes["primary"], port=_free_port())
+    health = replace(sandbox.config.health, check_timeout=CHECK_TIMEOUT)
+    mon = Monitor(replace(sandbox.config.mysql, nodes=nodes), health, interval=INTERVAL)
+    srv = None
+    try:
+        sql(sandbox, "replica1", "SET GLOBAL read_only = 0")
+        mon.start()
+        wait_for(lambda: mon.snapshot is not None and mon.snapshot.round >= 3, 10)
+        srv = _bind(mon, "replica1")
+        port = srv.server_address[1]
+        status, doc = call(port, "/primary")
+        assert status == 503, doc
+        assert "still replicating" in doc["reason"], doc["reason"]
+        sql(sandbox, "replica1", "STOP SLAVE")  # the promotion
+        wait_for(lambda: call(port, "/primary")[0] == 200, 5, step=0.05)
+    finally:
+        if srv is not None:
+            srv.shutdown()
+            srv.server_close()
+        mon.stop()
+        sql(sandbox, "replica1", "SET GLOBAL read_only = 1")
+        sql(sandbox, "replica1", "START SLAVE")
+        sandbox.wait_replicated()
