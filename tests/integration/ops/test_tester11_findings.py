@@ -37,6 +37,9 @@ Findings, worst first:
    sends writes and reads to it whatever its state). Node names are now letters, digits,
    '_', '.', '-' and hosts host names or IP addresses; anything else is a config error.
 
+6. CONFUSING (fixed): ``datatier check`` passed a replica whose read_only was off (exit
+   0); it now fails it, with the fix as hint.
+
 Tried and behaved correctly (kept as regression tests):
 
 - a promoted replica (primary demoted to read_only, replica stopped and made writable)
@@ -50,7 +53,9 @@ Tried and behaved correctly (kept as regression tests):
 - hostile HTTP clients (besides 3.): 200 half-sent connections, a 70 kB header line, 150
   headers, binary garbage, HEAD, OPTIONS, POST, unknown paths and ``lag=`` values: the
   other checks still answer at once with the right codes;
-- a second ``datatier health serve`` on a port already in use: exit 3 with one line.
+- a second ``datatier health serve`` on a port already in use: exit 3 with one line;
+- primary frozen (SIGSTOP): /primary 503 within check_timeout, replicas 503 once their
+  heartbeat lag passes the limit, naming the unreachable primary; all back after SIGCONT.
 """
 
 from __future__ import annotations
@@ -575,3 +580,50 @@ def test_a_writable_replica_is_not_failed_over_to_while_it_replicates(
         sql(sandbox, "replica1", "SET GLOBAL read_only = 1")
         sql(sandbox, "replica1", "START SLAVE")
         sandbox.wait_replicated()
+
+
+def test_a_frozen_primary(sandbox: SandboxHandle, ports: dict[str | None, int]) -> None:
+    """SIGSTOP the primary's mariadbd: the replicas' IO threads still say Yes (the TCP
+    connection is open), but /primary turns 503 within check_timeout and the replicas turn
+    503 as their heartbeat lag passes the limit, naming the primary; all back after
+    SIGCONT (the heartbeat writer reconnects by itself)."""
+    all_healthy(ports)
+    sandbox.sandbox.fault("primary", "pause")
+    try:
+        wait_for(lambda: call(ports["primary"], "/primary")[0] == 503, 5, step=0.05)
+        wait_for(lambda: call(ports["replica1"], "/replica?lag=1s")[0] == 503, 5, step=0.05)
+        _, doc = call(ports["replica1"], "/replica?lag=1s")
+        assert "primary unreachable" in doc["reason"], doc["reason"]
+        assert call(ports[None], "/health")[0] == 200  # the endpoint itself is fine
+    finally:
+        sandbox.sandbox.fault("primary", "resume")
+    sandbox.wait_replicated()
+    all_healthy(ports)
+
+
+def test_check_fails_a_replica_with_read_only_off(
+    use_sandbox_config: SandboxHandle,
+    ports: dict[str | None, int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Steps: read_only off on replica1 (it still replicates, lag tiny); `datatier check
+    --only "replica lag"`. Expected: exit 1, replica1 failed with a hint. Was: exit 0, all
+    pass: nothing told the operator that writes through the read port would fork it."""
+    sandbox = use_sandbox_config
+    all_healthy(ports)  # the module's heartbeat writer runs
+
+    def run() -> tuple[int, dict[str, Any]]:
+        capsys.readouterr()
+        code = main(["check", "--only", "replica lag", "--max-lag", "5", "--json"])
+        rows = json.loads(capsys.readouterr().out)["checks"]
+        return code, {r["target"].split()[0]: r for r in rows}
+
+    try:
+        sql(sandbox, "replica1", "SET GLOBAL read_only = 0")
+        code, rows = run()
+    finally:
+        sql(sandbox, "replica1", "SET GLOBAL read_only = 1")
+    assert code == 1, rows
+    assert rows["replica1"]["status"] == "fail" and "read_only is off" in str(rows["replica1"])
+    assert rows["replica2"]["status"] == "pass"
+    assert run()[0] == 0
