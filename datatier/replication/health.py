@@ -168,6 +168,8 @@ class HealthServer(ThreadingHTTPServer):
         self._clients_lock = threading.Lock()
         self.evicted_total = 0
         self._evicted_logged_at: float | None = None
+        if ":" in address[0]:  # an IPv6 address (parse_listen's ``[::1]:PORT``)
+            self.address_family = socket.AF_INET6
         super().__init__(address, HealthHandler)
 
     # -- admission: bounded connections, the longest-waiting idle one makes room ----------

@@ -39,6 +39,8 @@ Findings, worst first:
 
 6. CONFUSING (fixed): ``datatier check`` passed a replica whose read_only was off (exit
    0); it now fails it, with the fix as hint.
+7. LOUD WRONG (fixed): ``health serve --listen [::1]:PORT`` (the documented IPv6 form)
+   exited 3 "Address family for hostname not supported": the socket was always IPv4.
 
 Tried and behaved correctly (kept as regression tests):
 
@@ -627,3 +629,24 @@ def test_check_fails_a_replica_with_read_only_off(
     assert rows["replica1"]["status"] == "fail" and "read_only is off" in str(rows["replica1"])
     assert rows["replica2"]["status"] == "pass"
     assert run()[0] == 0
+
+
+def test_an_ipv6_listener_serves(monitor: Monitor) -> None:
+    """Steps: ``--listen [::1]:PORT=replica1`` (the form parse_listen documents for IPv6).
+    Expected: it serves. Was: exit 3 "Address family for hostname not supported" (the
+    server socket was always IPv4)."""
+    port = _free_port()
+    srv = HealthServer(("::1", port), monitor, 1.0, "replica1", client_timeout=2.0)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("::1", port, timeout=5)
+        try:
+            conn.request("GET", "/replica?lag=5s")
+            assert conn.getresponse().status == 200
+        finally:
+            conn.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join()
