@@ -41,6 +41,10 @@ Findings, worst first:
    0); it now fails it, with the fix as hint.
 7. LOUD WRONG (fixed): ``health serve --listen [::1]:PORT`` (the documented IPv6 form)
    exited 3 "Address family for hostname not supported": the socket was always IPv4.
+8. DATA-INTEGRITY RISK (fixed): the heartbeat writer refused only read_only servers; opened
+   on a replica whose read_only was off (``replication heartbeat --node replica2``, a
+   slip), it wrote a beat into the replica's binlog under its own server_id: a forked GTID
+   history. It now also refuses a server that replicates.
 
 Tried and behaved correctly (kept as regression tests):
 
@@ -81,6 +85,7 @@ from typing import Any
 import pytest
 
 from datatier.cli import main
+from datatier.errors import OperationFailed
 from datatier.mysql.connection import endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.replication.health import HealthServer
@@ -650,3 +655,22 @@ def test_an_ipv6_listener_serves(monitor: Monitor) -> None:
         srv.shutdown()
         srv.server_close()
         thread.join()
+
+
+def test_the_heartbeat_writer_refuses_a_writable_replica(sandbox: SandboxHandle) -> None:
+    """Steps: read_only off on replica2 (it replicates); a heartbeat writer opened on it
+    (`replication heartbeat --node replica2`, a slip). Expected: refused, nothing written.
+    Was: it wrote a beat into replica2's binlog under replica2's server_id: a forked GTID
+    history (gtid_strict_mode stops its SQL thread at the primary's next transaction)."""
+    writer = HeartbeatWriter(endpoint(sandbox.config.mysql, "replica2"), interval=INTERVAL)
+    try:
+        sql(sandbox, "replica2", "SET GLOBAL read_only = 0")
+        with pytest.raises(OperationFailed, match="replicates from"):
+            writer.open()
+    finally:
+        writer.close()
+        sql(sandbox, "replica2", "SET GLOBAL read_only = 1")
+    with sandbox.connect("replica2") as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@gtid_binlog_pos, @@server_id")
+        after, server_id = cur.fetchone()
+    assert f"-{server_id}-" not in after  # no transaction of replica2's own
