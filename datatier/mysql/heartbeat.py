@@ -50,9 +50,12 @@ DDL = (
 
 BEAT_SQL = (
     f"INSERT INTO `{DATABASE}`.`{TABLE}` (server_id, ts, beats) "
-    "VALUES (@@server_id, UTC_TIMESTAMP(6), 1) "
+    "SELECT @@server_id, UTC_TIMESTAMP(6), 1 FROM DUAL WHERE @@GLOBAL.read_only = 0 "
     "ON DUPLICATE KEY UPDATE ts = VALUES(ts), beats = beats + 1"
 )
+"""One beat, written only while the server is not read_only, in the same statement: an
+account with SUPER or READ_ONLY ADMIN is not stopped by read_only, and a demoted primary
+must not go on writing (its own transactions would fork it from the new primary)."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,11 @@ class HeartbeatWriter:
             self.open()
             return
         with self._conn.cursor() as cur:
-            cur.execute(BEAT_SQL)
+            written = cur.execute(BEAT_SQL)
+        if not written:
+            raise OperationFailed(
+                f"{self.ep.label} turned read_only: the heartbeat is written on the primary only"
+            )
         self.beats += 1
         self.last_beat = time.monotonic()
 

@@ -44,7 +44,10 @@ Findings, worst first:
 8. DATA-INTEGRITY RISK (fixed): the heartbeat writer refused only read_only servers; opened
    on a replica whose read_only was off (``replication heartbeat --node replica2``, a
    slip), it wrote a beat into the replica's binlog under its own server_id: a forked GTID
-   history. It now also refuses a server that replicates.
+   history. It now also refuses a server that replicates. Worse, once running it went on
+   beating into a primary that was demoted (read_only) when its account holds SUPER or
+   READ_ONLY ADMIN (the sandbox's does): each beat now writes only while read_only is off,
+   in the same statement, and the writer stops writing when it is on.
 
 Tried and behaved correctly (kept as regression tests):
 
@@ -674,3 +677,29 @@ def test_the_heartbeat_writer_refuses_a_writable_replica(sandbox: SandboxHandle)
         cur.execute("SELECT @@gtid_binlog_pos, @@server_id")
         after, server_id = cur.fetchone()
     assert f"-{server_id}-" not in after  # no transaction of replica2's own
+
+
+def test_the_heartbeat_writer_stops_writing_on_a_demoted_primary(
+    sandbox: SandboxHandle, ports: dict[str | None, int]
+) -> None:
+    """Steps: with the writer running, the primary turns read_only (a demotion, the first
+    step of a failover). Expected: no more beats on it (the account may hold SUPER or
+    READ_ONLY ADMIN, which read_only does not stop). Was: the sandbox's account (which may
+    set read_only, so it bypasses it) went on beating into the demoted primary: its own
+    transactions, which fork it from the new primary once it is pointed at it."""
+    all_healthy(ports)
+
+    def beats() -> int:
+        with sandbox.connect("primary") as conn, conn.cursor() as cur:
+            cur.execute("SELECT COALESCE(MAX(beats), 0) FROM datatier.heartbeat")
+            return int(cur.fetchone()[0])
+
+    try:
+        sql(sandbox, "primary", "SET GLOBAL read_only = 1")
+        time.sleep(5 * INTERVAL)
+        first = beats()
+        time.sleep(10 * INTERVAL)
+        assert beats() == first
+    finally:
+        sql(sandbox, "primary", "SET GLOBAL read_only = 0")
+    all_healthy(ports)
