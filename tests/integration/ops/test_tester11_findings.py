@@ -31,7 +31,11 @@ Findings, worst first:
    (chained, current to the millisecond) answered 503 "no heartbeat seen": its lag was read
    from the heartbeat row of its own source, which writes none. Lag is now measured against
    the write target's heartbeat (the newest row on a first round), so the chain is 200 while
-   current and 503 once the middle replica stops applying.
+   current and 503 once the middle replica stops applying. The same rule (with 8.) ends a
+   silent wrong: after a hand failover, a replica still following the demoted primary
+   (which never sees a write made on the new one) read as healthy, since it measured the
+   demoted primary's heartbeat; it now fits no read (test_router_pool's promotion test,
+   whose old assertion encoded the stale read, passed only by timing after this change).
 5. BAD INPUT NOT REFUSED (fixed): a MySQL node name (or host) with a space and '#', or a
    newline, rendered into haproxy.cfg as an extra ``server`` with no health check (HAProxy
    sends writes and reads to it whatever its state). Node names are now letters, digits,
