@@ -234,6 +234,7 @@ class Monitor:
             finished=time.monotonic(),
             lagging=MappingProxyType(lagging),
             heartbeat_stale_after=self.health.heartbeat_stale_after,
+            heartbeat_source=source_id,
         )
         self.snapshot = snap  # the atomic swap readers rely on
         with self._lock:

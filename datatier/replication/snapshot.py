@@ -78,6 +78,8 @@ class Snapshot:
     lagging: Mapping[float, frozenset[str]] = field(default_factory=dict)
     heartbeat_stale_after: float = float("inf")
     """A primary heartbeat older than this means the heartbeat writer has stopped."""
+    heartbeat_source: int | None = None
+    """The server_id whose heartbeat row replica lags were read from this round."""
 
     def age(self) -> float:
         return time.monotonic() - self.finished
@@ -164,6 +166,12 @@ class Snapshot:
             detail = f"; {status.last_error}" if status.last_error else ""
             return False, f"io thread {status.io_running}, sql thread {status.sql_running}{detail}"
         if node.lag is None:
+            source, target = status.source_server_id, self.heartbeat_source
+            if source and target is not None and source != target:
+                return False, (
+                    f"replicates from server_id {source}, not from the write target's "
+                    f"(server_id {target}): no heartbeat of the write target reaches it"
+                )
             return False, "no heartbeat seen (is `datatier replication heartbeat` running?)"
         held = self.lagging.get(max_lag)
         if held is not None and name in held:

@@ -122,7 +122,7 @@ def check_replicas(ctx: CheckContext) -> Iterator[CheckResult]:
                 "replica lag",
                 target,
                 f"{reason}, but read_only is off: a write through the read port forks its data",
-                f"SET GLOBAL read_only = 1 on {name} (and read_only in its my.cnf)",
+                f"switch read_only on for {name}, and set it in its my.cnf",
             )
             continue
         yield passed("replica lag", target, reason) if ok else failed("replica lag", target, reason)

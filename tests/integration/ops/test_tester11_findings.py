@@ -232,6 +232,13 @@ def test_a_promoted_replica_is_the_only_primary(
         assert call(ports["primary"], "/primary")[0] == 503
         assert call(ports["replica2"], "/primary")[0] == 503
         assert call(ports["replica1"], "/replica?lag=1s")[0] == 503  # replicates no more
+        # replica2 still follows the demoted primary: writes on replica1 never reach it
+        wait_for(
+            lambda: "not from the write target" in call(ports["replica2"], "/replica")[1]["reason"],
+            5,
+            step=0.05,
+        )
+        assert call(ports["replica2"], "/replica?lag=1s")[0] == 503
     finally:
         sql(sandbox, "replica1", "SET GLOBAL read_only = 1")
         sql(sandbox, "replica1", "START SLAVE")
