@@ -175,15 +175,20 @@ class HealthServer(ThreadingHTTPServer):
     # -- admission: bounded connections, the longest-waiting idle one makes room ----------
     def process_request(self, request: Any, client_address: Any) -> None:
         victim = None
+        full = False
         with self._clients_lock:
             if len(self._clients) >= self.max_clients:
                 victim = next((c for c, waiting in self._clients.items() if waiting), None)
                 if victim is None:  # every slot is answering a request right now
-                    self.shutdown_request(request)
-                    return
-                del self._clients[victim]
-                self.evicted_total += 1
-            self._clients[request] = True
+                    full = True
+                else:
+                    del self._clients[victim]
+                    self.evicted_total += 1
+            if not full:
+                self._clients[request] = True
+        if full:
+            self.shutdown_request(request)
+            return
         if victim is not None:
             with contextlib.suppress(OSError):  # its own thread closes it
                 victim.shutdown(socket.SHUT_RDWR)

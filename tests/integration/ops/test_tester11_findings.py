@@ -26,7 +26,10 @@ Findings, worst first:
    (systemd's default soft limit is 1024) accept() failed, the backlog filled and every
    HAProxy check timed out: all nodes DOWN, writes and reads. Now a request must arrive
    whole within ``client_timeout`` and connections are capped below the file limit, the
-   longest-waiting idle one evicted to admit a new one.
+   longest-waiting idle one evicted to admit a new one. (A first version of that cap
+   deadlocked its accept loop when every slot was busy: caught by
+   test_connection_cap_evicts_the_longest_waiting_and_refuses_when_all_are_busy, which
+   hangs on it.)
 4. HEALTHY REPORTED DOWN, ONE REPLICA (fixed): a replica re-pointed at the other replica
    (chained, current to the millisecond) answered 503 "no heartbeat seen": its lag was read
    from the heartbeat row of its own source, which writes none. Lag is now measured against
@@ -714,3 +717,45 @@ def test_the_heartbeat_writer_stops_writing_on_a_demoted_primary(
     finally:
         sql(sandbox, "primary", "SET GLOBAL read_only = 0")
     all_healthy(ports)
+
+
+def test_connection_cap_evicts_the_longest_waiting_and_refuses_when_all_are_busy(
+    monitor: Monitor,
+) -> None:
+    """The admission rule in process: with max_clients 4, ten idle clients evict each other
+    oldest first and a check still answers; with every slot busy a new connection is closed
+    at once (and the accept loop keeps serving)."""
+    srv = HealthServer(("127.0.0.1", _free_port()), monitor, 1.0, "replica1", max_clients=4)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    port = srv.server_address[1]
+    idle = []
+    try:
+        for _ in range(10):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        assert call(port, "/replica?lag=5s", timeout=2)[0] == 200
+        wait_for(lambda: srv.evicted_total >= 7, 5)
+        assert idle[0].recv(10) == b""  # the oldest was closed
+        for s in idle:
+            s.close()
+        wait_for(lambda: len(srv._clients) == 0, 5)
+        busy = [socket.socket() for _ in range(4)]  # stand-ins for slots being answered
+        try:
+            with srv._clients_lock:
+                srv._clients.update(dict.fromkeys(busy, False))
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as refused:
+                refused.settimeout(5)
+                assert refused.recv(10) == b""
+        finally:
+            with srv._clients_lock:
+                for s in busy:
+                    srv._clients.pop(s, None)
+            for s in busy:
+                s.close()
+        assert call(port, "/replica?lag=5s", timeout=2)[0] == 200
+    finally:
+        for s in idle:
+            s.close()
+        srv.shutdown()
+        srv.server_close()
+        thread.join()
