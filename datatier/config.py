@@ -10,6 +10,7 @@ variable, the key and the problem; nothing is half-applied.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,6 +45,10 @@ class LogSettings:
 
     level: LogLevel = "info"
     format: LogFormat = "auto"
+
+
+NODE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+NODE_HOST = re.compile(r"[A-Za-z0-9_.:%-]{1,253}|\[[0-9A-Fa-f:.%A-Za-z-]{2,64}\]")
 
 
 @dataclass(frozen=True)
@@ -498,6 +503,21 @@ def _check(config: Config, source: str) -> Config:
             f"{DEFAULT_MONGO_SERVER!r} names [mongo] itself",
             hint="pick another name",
         )
+    for name, node in config.mysql.nodes.items():
+        # Names and hosts go verbatim into haproxy.cfg lines, --listen specs, URLs and
+        # metric labels: a space or '#' there would render an unchecked HAProxy server.
+        if not NODE_NAME.fullmatch(name):
+            raise ConfigError(
+                source,
+                f"mysql.nodes.{name!r}",
+                "a node name is letters, digits, '_', '.' or '-' (at most 64, no spaces)",
+            )
+        if not NODE_HOST.fullmatch(node.host):
+            raise ConfigError(
+                source,
+                f"mysql.nodes.{name}.host",
+                f"{node.host!r} is not a host name or IP address",
+            )
     primaries = [n for n, node in config.mysql.nodes.items() if node.role == "primary"]
     if len(primaries) > 1:
         raise ConfigError(

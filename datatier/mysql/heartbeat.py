@@ -3,8 +3,9 @@
 Contract. :class:`HeartbeatWriter` keeps one row per source ``server_id`` in
 ``datatier.heartbeat`` (DDL: :data:`DDL`, the same as ``schemas/mysql/001_heartbeat.sql``;
 created if missing) and updates ``ts`` to the primary's ``UTC_TIMESTAMP(6)`` every interval
-(>= :data:`MIN_INTERVAL`). It refuses to write to a ``read_only`` server: a heartbeat written
-on a replica would fork its GTID history. :func:`read_lag` on a replica returns its own
+(>= :data:`MIN_INTERVAL`). It refuses to write to a ``read_only`` server, or one that
+replicates (either thread running or reconnecting): a heartbeat written on a replica would
+fork its GTID history. :func:`read_lag` on a replica returns its own
 ``UTC_TIMESTAMP(6)`` minus the replicated ``ts``: unlike Seconds_Behind_Master this keeps
 growing while the SQL thread is stopped, the IO thread is cut off or the writer is down.
 
@@ -28,12 +29,14 @@ import pymysql
 from datatier.errors import OperationFailed, ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
+from datatier.mysql.replica_status import read_replica_status
 
 log = get_logger(__name__)
 
 DATABASE = "datatier"
 TABLE = "heartbeat"
 MIN_INTERVAL = 0.05
+ACCESS_DENIED = 1227  # ER_SPECIFIC_ACCESS_DENIED_ERROR (SHOW SLAVE STATUS without privilege)
 DEFAULT_INTERVAL = 0.5
 
 DDL = (
@@ -47,9 +50,12 @@ DDL = (
 
 BEAT_SQL = (
     f"INSERT INTO `{DATABASE}`.`{TABLE}` (server_id, ts, beats) "
-    "VALUES (@@server_id, UTC_TIMESTAMP(6), 1) "
+    "SELECT @@server_id, UTC_TIMESTAMP(6), 1 FROM DUAL WHERE @@GLOBAL.read_only = 0 "
     "ON DUPLICATE KEY UPDATE ts = VALUES(ts), beats = beats + 1"
 )
+"""One beat, written only while the server is not read_only, in the same statement: an
+account with SUPER or READ_ONLY ADMIN is not stopped by read_only, and a demoted primary
+must not go on writing (its own transactions would fork it from the new primary)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,19 @@ class HeartbeatWriter:
                 raise OperationFailed(
                     f"{self.ep.label} is read_only: the heartbeat is written on the primary only"
                 )
+            try:
+                status = read_replica_status(conn)
+            except pymysql.err.OperationalError as exc:
+                if not exc.args or exc.args[0] != ACCESS_DENIED:
+                    raise
+                status = None  # an account without SLAVE MONITOR: read_only guards alone
+            if status is not None and status.replicating:
+                # read_only switched off on a replica: a beat would enter its binlog under
+                # its own server_id and fork its GTID history (strict mode then stops it).
+                raise OperationFailed(
+                    f"{self.ep.label} replicates from {status.source_host}:{status.source_port}: "
+                    "the heartbeat is written on the primary only"
+                )
             ensure_table(conn)
         except BaseException:
             conn.close()
@@ -146,7 +165,11 @@ class HeartbeatWriter:
             self.open()
             return
         with self._conn.cursor() as cur:
-            cur.execute(BEAT_SQL)
+            written = cur.execute(BEAT_SQL)
+        if not written:
+            raise OperationFailed(
+                f"{self.ep.label} turned read_only: the heartbeat is written on the primary only"
+            )
         self.beats += 1
         self.last_beat = time.monotonic()
 

@@ -69,6 +69,11 @@ class ReplicaStatus:
         return self.sql_running == "Yes"
 
     @property
+    def replicating(self) -> bool:
+        """Either thread runs or is (re)connecting: the server still follows its source."""
+        return self.io_running not in ("No", "") or self.sql_running not in ("No", "")
+
+    @property
     def threads_ok(self) -> bool:
         return self.io_ok and self.sql_ok
 

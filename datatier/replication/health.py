@@ -4,7 +4,9 @@ Contract. Handlers read only the monitor's last :class:`~datatier.replication.mo
 and never open a MySQL connection. Paths (GET, HEAD, OPTIONS):
 
 - ``/primary[?node=NAME]``: 200 only if the node (default: the listener's node, else the
-  configured primary) is reachable and writable;
+  configured primary) is reachable, writable and the router's write target (the configured
+  primary while it is writable; another node only while it is the single writable one), so
+  at most one node answers 200 even when a replica's read_only is switched off;
 - ``/replica[?lag=2s][&node=NAME]``: 200 only if both replication threads run and the
   heartbeat lag is at most ``lag`` (``ms``, ``s``, ``m``; a bare number is seconds; default
   ``health.replica_max_lag``), with hysteresis; ``node`` may be omitted on a listener bound
@@ -22,16 +24,27 @@ OPTIONS answer the status line and headers only, with ``Content-Length: 0``.
 
 Robustness. A response (headers and body) leaves in one write. A client that disconnects
 early (HAProxy closes its check as soon as it has the status line) is logged once at debug,
-never with a traceback and never answered with a 500 on the dead socket. A connection idle
-or half-sent for ``client_timeout`` seconds is closed.
+never with a traceback and never answered with a 500 on the dead socket. A request must
+arrive whole within ``client_timeout`` seconds of the connection (or of the previous
+answer on a kept-alive one), however slowly its bytes trickle in; else it is closed.
+Connections are capped at ``max_clients`` (default: well below the process's open-file
+limit): at the cap, the one that has waited longest for its request is closed to admit the
+new one, so a flood of idle or slow clients can never starve HAProxy's checks (which send
+their request at once) of file descriptors or of the accept backlog.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import re
+import resource
+import socket
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,12 +53,13 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CollectorRegistry
 
 from datatier.config import split_host_port
-from datatier.errors import UsageError
+from datatier.errors import ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.metrics import CONTENT_TYPE, build_registry, exposition
 from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.replication.metrics import ReplicationCollector
 from datatier.replication.monitor import Monitor
+from datatier.replication.selection import write_route
 from datatier.replication.snapshot import Snapshot
 
 log = get_logger(__name__)
@@ -86,6 +100,35 @@ def parse_listen(text: str) -> tuple[str, int, str | None]:
     return host, port, node or None
 
 
+def default_max_clients() -> int:
+    """Connections to admit at once: half the open-file limit left after 64 for the rest of
+    the process (MySQL, S3, logs), between 16 and 1024 (systemd's default soft limit is 1024)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1024
+    return max(16, min(1024, (soft - 64) // 2))
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket reader whose every receive waits only until the handler's request deadline,
+    so a client trickling a byte at a time cannot hold a connection past it."""
+
+    def __init__(self, sock: socket.socket, handler: HealthHandler) -> None:
+        super().__init__()
+        self._sock = sock
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._handler.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request not received within client_timeout")
+        self._sock.settimeout(remaining)
+        return self._sock.recv_into(buffer)
+
+
 class HealthServer(ThreadingHTTPServer):
     """A threaded HTTP server bound to ``address`` that answers from ``monitor``'s snapshot."""
 
@@ -105,6 +148,7 @@ class HealthServer(ThreadingHTTPServer):
         *,
         client_timeout: float | None = None,
         heartbeat: HeartbeatWriter | None = None,
+        max_clients: int | None = None,
     ) -> None:
         if node is not None and node not in monitor.mysql.nodes:
             known = ", ".join(sorted(monitor.mysql.nodes)) or "none"
@@ -118,7 +162,60 @@ class HealthServer(ThreadingHTTPServer):
             monitor.health.client_timeout if client_timeout is None else client_timeout
         )
         self.heartbeat = heartbeat
+        self.max_clients = default_max_clients() if max_clients is None else max(1, max_clients)
+        # open connection -> whether it waits for a request (evictable), in admission order
+        self._clients: dict[socket.socket, bool] = {}
+        self._clients_lock = threading.Lock()
+        self.evicted_total = 0
+        self._evicted_logged_at: float | None = None
+        if ":" in address[0]:  # an IPv6 address (parse_listen's ``[::1]:PORT``)
+            self.address_family = socket.AF_INET6
         super().__init__(address, HealthHandler)
+
+    # -- admission: bounded connections, the longest-waiting idle one makes room ----------
+    def process_request(self, request: Any, client_address: Any) -> None:
+        victim = None
+        full = False
+        with self._clients_lock:
+            if len(self._clients) >= self.max_clients:
+                victim = next((c for c, waiting in self._clients.items() if waiting), None)
+                if victim is None:  # every slot is answering a request right now
+                    full = True
+                else:
+                    del self._clients[victim]
+                    self.evicted_total += 1
+            if not full:
+                self._clients[request] = True
+        if full:
+            self.shutdown_request(request)
+            return
+        if victim is not None:
+            with contextlib.suppress(OSError):  # its own thread closes it
+                victim.shutdown(socket.SHUT_RDWR)
+            self._note_eviction()
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._clients_lock:
+            self._clients.pop(request, None)
+        super().shutdown_request(request)
+
+    def client_waiting(self, sock: socket.socket, waiting: bool) -> None:
+        """Mark ``sock`` as waiting for a request (evictable) or being answered."""
+        with self._clients_lock:
+            if sock in self._clients:
+                self._clients[sock] = waiting
+
+    def _note_eviction(self) -> None:
+        now = time.monotonic()
+        if self._evicted_logged_at is None or now - self._evicted_logged_at >= 60.0:
+            self._evicted_logged_at = now
+            log.warning(
+                "health.clients_evicted",
+                evicted_total=self.evicted_total,
+                max_clients=self.max_clients,
+                note="too many idle or slow clients: the longest-waiting ones are closed",
+            )
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A dropped client is routine (debug, no traceback); anything else is a bug, logged
@@ -142,11 +239,27 @@ class HealthHandler(BaseHTTPRequestHandler):
     # by the stdlib), so a checker that hangs up after the status line finds nothing unsent.
     wbufsize = 1 << 16
     _gone = False
+    deadline = 0.0  # time.monotonic() by which the current request must have arrived
 
     def setup(self) -> None:
         super().setup()
-        # Idle (keep-alive) or half-sent requests: the read times out, the stdlib closes.
+        # Idle (keep-alive) or half-sent requests: reads stop at the request's deadline
+        # (however slowly bytes trickle in); the stdlib then closes the connection.
         self.connection.settimeout(self.server.client_timeout)
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+
+    def handle_one_request(self) -> None:
+        self.deadline = time.monotonic() + self.server.client_timeout
+        self.server.client_waiting(self.connection, True)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers (until the deadline)
+        # The request is in: answering it may not be evicted, and the answer's writes get
+        # the full client_timeout again.
+        self.server.client_waiting(self.connection, False)
+        self.connection.settimeout(self.server.client_timeout)
+        return parsed
 
     def handle(self) -> None:
         # The stdlib flushes after each request: a client gone since the answer was written
@@ -275,7 +388,7 @@ class HealthHandler(BaseHTTPRequestHandler):
         snap = self._snapshot(body)
         if snap is None:
             return
-        ok, reason = snap.primary_check(name)
+        ok, reason = write_target_check(snap, name)
         doc = {"healthy": ok, "reason": reason, "node": snap.nodes[name].to_json()}
         self._json(200 if ok else 503, doc, body)
 
@@ -342,6 +455,26 @@ class HealthHandler(BaseHTTPRequestHandler):
         if self.server.registry is not None:
             payload += exposition(self.server.registry)
         self._send(200, payload, CONTENT_TYPE, body)
+
+
+def write_target_check(snap: Snapshot, name: str) -> tuple[bool, str]:
+    """(healthy, reason) for ``/primary`` on ``name``: the router's write target only.
+
+    Every node's port sits in HAProxy's write backend, so a node that is merely writable (a
+    replica whose read_only was switched off while the primary is up) must not answer 200:
+    HAProxy would balance writes onto it. The rule is :func:`write_route`'s: the configured
+    primary while it is writable, another node only when it is the single writable one.
+    """
+    ok, reason = snap.primary_check(name)
+    if not ok:
+        return ok, reason
+    try:
+        target = write_route(snap, snap.nodes).node
+    except ServiceUnavailable as exc:
+        return False, str(exc).removeprefix("router: ")
+    if target != name:
+        return False, f"writable, but {target} is the write target (one /primary at a time)"
+    return True, reason
 
 
 ROUTES = {

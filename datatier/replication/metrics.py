@@ -2,7 +2,10 @@
 
 Every node series carries a ``node`` label (plus ``role`` on ``datatier_node_up``). Unknown
 values (an unreachable node's lag) are exported as ``NaN`` rather than omitted, so a
-dashboard shows a gap instead of a stale number. Counters end in ``_total``. The collector
+dashboard shows a gap instead of a stale number; so are the gauges of a node whose last
+measurement is stale (the monitor stopped, or its check of the node hangs past
+``stale_after``: what makes ``/replica`` answer 503), and ``datatier_node_up`` is 0 for it.
+Counters keep their last value. Counters end in ``_total``. The collector
 reads only the monitor's last snapshot (memory): a scrape never opens a MySQL connection.
 """
 
@@ -137,11 +140,14 @@ class ReplicationCollector:
         if snap is None:
             return
         nodes = [snap.nodes[name] for name in sorted(snap.nodes)]
+        stale = {node.name for node in nodes if snap.stale_reason(node)}
         up = GaugeMetricFamily(
-            "datatier_node_up", "1 if the node answered the last check.", labels=["node", "role"]
+            "datatier_node_up",
+            "1 if the node answered the last check and that check is not stale.",
+            labels=["node", "role"],
         )
         for node in nodes:
-            up.add_metric([node.name, node.role], float(node.reachable))
+            up.add_metric([node.name, node.role], float(node.reachable and node.name not in stale))
         yield up
         for name, kind, text, getter, replicas_only in NODE_SERIES:
             family: GaugeMetricFamily | CounterMetricFamily
@@ -152,7 +158,8 @@ class ReplicationCollector:
             for node in nodes:
                 if replicas_only and not _is_replica(node):
                     continue
-                family.add_metric([node.name], value(getter(node)))
+                unknown = kind != "counter" and node.name in stale
+                family.add_metric([node.name], value(None if unknown else getter(node)))
             yield family
         held = snap.lagging.get(self.default_lag, frozenset())
         held_out = GaugeMetricFamily(
@@ -162,7 +169,8 @@ class ReplicationCollector:
         )
         for node in nodes:
             if _is_replica(node):
-                held_out.add_metric([node.name], float(node.name in held))
+                flag = None if node.name in stale else float(node.name in held)
+                held_out.add_metric([node.name], value(flag))
         yield held_out
         primary = snap.primary()
         if primary is not None:
@@ -172,7 +180,7 @@ class ReplicationCollector:
                 "stops).",
                 labels=["node"],
             )
-            age.add_metric([primary.name], value(primary.lag))
+            age.add_metric([primary.name], value(None if primary.name in stale else primary.lag))
             yield age
 
 

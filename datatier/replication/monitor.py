@@ -3,9 +3,11 @@
 Contract. :class:`Monitor` runs one daemon thread. Each round measures all nodes in parallel
 (one worker and one kept-open connection per node, ``health.check_timeout`` for connect and
 reads): reachable, ``read_only``, ``server_id``, replica status (both flavours), heartbeat
-lag, the server's clock offset against this host, and the check's duration. The round ends
-by replacing :attr:`Monitor.snapshot` with a new frozen :class:`Snapshot` (one attribute
-assignment: readers never see half a round and never lock). HTTP handlers read only that
+lag (a replica's against the heartbeat row of the previous round's write target, so a
+chained replica is measured against the primary: :func:`heartbeat_source`), the server's
+clock offset against this host, and the check's duration. The round ends by replacing
+:attr:`Monitor.snapshot` with a new frozen :class:`Snapshot` (one attribute assignment:
+readers never see half a round and never lock). HTTP handlers read only that
 snapshot; nothing here is called per request.
 
 Hysteresis: for every lag threshold in use (the configured ones, always, plus a bounded set
@@ -33,14 +35,28 @@ from types import MappingProxyType
 import pymysql
 
 from datatier.config import HealthSettings, MySQLSettings
+from datatier.errors import ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, endpoint, query_dicts
 from datatier.mysql.heartbeat import read_lag
 from datatier.mysql.replica_status import read_replica_status
+from datatier.replication.selection import write_route
 from datatier.replication.snapshot import NodeHealth, Snapshot, hold_lagging
 from datatier.replication.thresholds import ThresholdRegistry
 
 log = get_logger(__name__)
+
+
+def heartbeat_source(snap: Snapshot) -> int | None:
+    """The server_id whose heartbeat row measures replica lag: the write target's (see
+    :func:`~datatier.replication.selection.write_route`), else the configured primary's
+    last known one; None when neither is known."""
+    target: NodeHealth | None
+    try:
+        target = snap.nodes[write_route(snap, snap.nodes).node]
+    except ServiceUnavailable:
+        target = snap.primary()
+    return None if target is None else target.server_id
 
 
 class Monitor:
@@ -134,8 +150,16 @@ class Monitor:
             after = time.time()
             status = read_replica_status(conn)
             server_id = int(row["id"])
-            source = server_id if status is None else (status.source_server_id or source_id)
+            # A replica's lag is measured against the write target's heartbeat: what the
+            # application's writes reach. Its own source's row serves only while no write
+            # target is known (a chained replica's source writes no heartbeat; a wrong
+            # source's heartbeat would say nothing about the primary's data).
+            source = server_id if status is None else (source_id or status.source_server_id)
             reading = read_lag(conn, source)
+            if reading is None and status is not None and source_id is None:
+                # First round (one-shot `replication status`, `check`): no write target
+                # known yet; the newest row is the one heartbeat writer's.
+                reading = read_lag(conn, None)
             gtid = status.gtid_executed if status is not None else self._gtid_position(conn)
         except (pymysql.MySQLError, OSError) as exc:
             self._drop(name)
@@ -173,10 +197,7 @@ class Monitor:
         is not checked again until that check ends: one hung server never delays the others.
         """
         previous = self.snapshot
-        source_id = None
-        if previous is not None:
-            primary = previous.primary()
-            source_id = None if primary is None else primary.server_id
+        source_id = None if previous is None else heartbeat_source(previous)
         for name in self._endpoints:
             if name not in self._inflight:
                 self._inflight[name] = self._pool.submit(self._measure, name, source_id)
@@ -213,6 +234,7 @@ class Monitor:
             finished=time.monotonic(),
             lagging=MappingProxyType(lagging),
             heartbeat_stale_after=self.health.heartbeat_stale_after,
+            heartbeat_source=source_id,
         )
         self.snapshot = snap  # the atomic swap readers rely on
         with self._lock:

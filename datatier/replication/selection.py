@@ -4,7 +4,9 @@
 write goes to the node that passes ``Snapshot.primary_check`` (the configured primary first,
 else the single other writable node); a read to replicas that pass
 ``Snapshot.replica_check`` for ``max_lag``, least lagged first (``least_lag``) or by name
-(``round_robin``, rotated by the router).
+(``round_robin``, rotated by the router). A node other than the configured primary that
+still replicates (either thread running or reconnecting) is never a write target, writable
+or not.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ def write_route(snap: Snapshot, known: Collection[str]) -> Route:
         if name not in known:
             continue
         ok, reason = snap.primary_check(name)
-        if ok:
+        status = snap.nodes[name].replica
+        if ok and name not in configured and status is not None and status.replicating:
+            # read_only switched off on a replica is no promotion: it would take writes
+            # until its source returns, then fork from it. A promotion stops replication.
+            refused.append(f"{name}: writable but still replicating (STOP SLAVE to promote it)")
+        elif ok:
             writable.append(name)
         elif name in configured:
             refused.append(f"{name}: {reason}")

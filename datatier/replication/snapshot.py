@@ -78,6 +78,8 @@ class Snapshot:
     lagging: Mapping[float, frozenset[str]] = field(default_factory=dict)
     heartbeat_stale_after: float = float("inf")
     """A primary heartbeat older than this means the heartbeat writer has stopped."""
+    heartbeat_source: int | None = None
+    """The server_id whose heartbeat row replica lags were read from this round."""
 
     def age(self) -> float:
         return time.monotonic() - self.finished
@@ -94,6 +96,11 @@ class Snapshot:
         if age > self.stale_after:
             return f"check of {node.name} is stale ({age:.1f} s old; still running?)"
         return ""
+
+    def stale_reason(self, node: NodeHealth) -> str:
+        """Why ``node``'s numbers cannot be trusted now ('' if they can): the whole snapshot
+        or that node's last finished check is older than ``stale_after``."""
+        return self._stale(node)
 
     def primary(self) -> NodeHealth | None:
         """The configured primary's measurement, if one is configured."""
@@ -159,6 +166,12 @@ class Snapshot:
             detail = f"; {status.last_error}" if status.last_error else ""
             return False, f"io thread {status.io_running}, sql thread {status.sql_running}{detail}"
         if node.lag is None:
+            source, target = status.source_server_id, self.heartbeat_source
+            if source and target is not None and source != target:
+                return False, (
+                    f"replicates from server_id {source}, not from the write target's "
+                    f"(server_id {target}): no heartbeat of the write target reaches it"
+                )
             return False, "no heartbeat seen (is `datatier replication heartbeat` running?)"
         held = self.lagging.get(max_lag)
         if held is not None and name in held:

@@ -107,7 +107,8 @@ def check_heartbeat(ctx: CheckContext) -> Iterator[CheckResult]:
 
 
 def check_replicas(ctx: CheckContext) -> Iterator[CheckResult]:
-    """Each replica replicates, with heartbeat lag at most ``ctx.max_lag``."""
+    """Each replica replicates, with heartbeat lag at most ``ctx.max_lag``, and has
+    ``read_only`` set (writes through HAProxy's read port would fork its data)."""
     replicas = sorted(ctx.loaded.config.mysql.replicas())
     if not replicas:
         yield skipped("replica lag", "replicas", "no replicas configured")
@@ -116,4 +117,12 @@ def check_replicas(ctx: CheckContext) -> Iterator[CheckResult]:
     for name in replicas:
         ok, reason = snap.replica_check(name, ctx.max_lag)
         target = f"{name} (max {ctx.max_lag:g} s)"
+        if ok and snap.nodes[name].read_only is False:
+            yield failed(
+                "replica lag",
+                target,
+                f"{reason}, but read_only is off: a write through the read port forks its data",
+                f"switch read_only on for {name}, and set it in its my.cnf",
+            )
+            continue
         yield passed("replica lag", target, reason) if ok else failed("replica lag", target, reason)

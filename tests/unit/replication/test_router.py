@@ -217,10 +217,15 @@ def test_write_refusals() -> None:
 
 
 def test_write_follows_a_single_promoted_node() -> None:
-    promoted = replace(replica("replica1", 0.1), read_only=False)
+    promoted = replace(replica("replica1", 0.1, io="No", sql="No"), read_only=False)
     snap = snapshot(primary(reachable=False), promoted, replica("replica2", 0.1))
     assert got(router(snap), "write") == "replica1"
-    both = replace(replica("replica2", 0.1), read_only=False)
+    # writable but still replicating (read_only switched off, not promoted): no write target
+    for io, sql in (("Yes", "Yes"), ("Connecting", "Yes"), ("No", "Yes"), ("Connecting", "No")):
+        following = replace(replica("replica1", 0.1, io=io, sql=sql), read_only=False)
+        with pytest.raises(ServiceUnavailable, match="replica1: writable but still replicating"):
+            got(router(snapshot(primary(reachable=False), following)), "write")
+    both = replace(replica("replica2", 0.1, io="No", sql="No"), read_only=False)
     with pytest.raises(ServiceUnavailable, match="several writable nodes"):
         got(router(snapshot(primary(reachable=False), promoted, both)), "write")
 
@@ -373,7 +378,7 @@ def test_a_demoted_primary_is_drained_and_writes_follow_the_promotion() -> None:
     mon = FakeMonitor(snapshot(*HEALTHY))
     r = Router(CONFIG, mon, connector=Recorder(), pool_options=NO_SESSION)
     assert got(r, "write") == "primary"
-    promoted = replace(replica("replica1", None), read_only=False)
+    promoted = replace(replica("replica1", None, io="No", sql="No"), read_only=False)
     mon.snapshot = replace(
         snapshot(primary(read_only=True), promoted, replica("replica2", 0.1)), round=2
     )
