@@ -38,6 +38,7 @@ TABLE = "heartbeat"
 MIN_INTERVAL = 0.05
 ACCESS_DENIED = 1227  # ER_SPECIFIC_ACCESS_DENIED_ERROR (SHOW SLAVE STATUS without privilege)
 DEFAULT_INTERVAL = 0.5
+LOG_EVERY = 60.0  # seconds between log lines of one repeated beat failure
 
 DDL = (
     f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`",
@@ -127,6 +128,8 @@ class HeartbeatWriter:
         self._conn: Connection | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._told: tuple[tuple[str, str], float] | None = None  # last failure logged, when
+        self._repeats = 0  # failures like it since, not logged
 
     def open(self) -> None:
         """Connect, check writability, create the table, beat once."""
@@ -191,16 +194,28 @@ class HeartbeatWriter:
             try:
                 self.beat()
             except (pymysql.MySQLError, ServiceUnavailable, OSError) as exc:
-                self.errors += 1
-                self.last_error = self.ep.scrub(str(exc))
-                self.close()
-                log.warning("heartbeat.write_failed", node=self.ep.name, error=self.last_error)
+                self._failed("heartbeat.write_failed", self.ep.scrub(str(exc)))
             except OperationFailed as exc:  # the node became read-only: stop writing to it
-                self.errors += 1
-                self.last_error = str(exc)
-                self.close()
-                log.error("heartbeat.refused", node=self.ep.name, error=str(exc))
+                self._failed("heartbeat.refused", str(exc))
+            else:
+                self._told = None
         self.close()
+
+    def _failed(self, event: str, error: str) -> None:
+        """Count a failed beat and close the connection; log it when it is new (another
+        error, or the first since a good beat) or once a minute while it repeats, not at
+        every tick: a demoted primary or a down server would flood the log."""
+        self.errors += 1
+        self.last_error = error
+        self.close()
+        now = time.monotonic()
+        told = self._told
+        if told is not None and told[0] == (event, error) and now - told[1] < LOG_EVERY:
+            self._repeats += 1
+            return
+        level = log.error if event == "heartbeat.refused" else log.warning
+        level(event, node=self.ep.name, error=error, repeated=self._repeats)
+        self._told, self._repeats = ((event, error), now), 0
 
     def start(self) -> HeartbeatWriter:
         """Open, then run in a daemon thread (for the monitor's host process and tests)."""
