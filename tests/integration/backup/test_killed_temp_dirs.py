@@ -81,6 +81,18 @@ def reap(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def swept_by_the_next(sandbox: SandboxHandle, tmpdir: Path, prefix: str, *args: str) -> None:
+    """After a killed ``datatier ARGS`` left ``tmpdir/prefix*``, the same command (exit 0)
+    leaves ``tmpdir`` empty."""
+    dead = sorted(p.name for p in tmpdir.glob(f"{prefix}*"))
+    assert dead, f"the killed run left no {prefix}*: nothing to sweep"
+    again = start(sandbox, tmpdir, *args)
+    _out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err[-1500:]
+    left = sorted(p.name for p in tmpdir.iterdir())
+    assert not left, f"left in the temp directory: {left} (the dead one: {dead})"
+
+
 def test_a_killed_restore_tests_scratch_run_directory_is_swept_by_the_next(
     sandbox: SandboxHandle, full: str, tmp_path: Path
 ) -> None:
@@ -94,13 +106,7 @@ def test_a_killed_restore_tests_scratch_run_directory_is_swept_by_the_next(
     scratch.mkdir()
     args = ("backups", "verify", full, "--restore-test", "--scratch-dir", str(scratch))
     reap(kill_when(start(sandbox, tmpdir, *args), tmpdir, "datatier-scratch-"))
-    dead = sorted(p.name for p in tmpdir.glob("datatier-scratch-*"))
-    assert dead, "the killed restore test left no run directory: nothing to sweep"
-    again = start(sandbox, tmpdir, *args)
-    _out, err = again.communicate(timeout=600)
-    assert again.returncode == 0, err[-1500:]
-    left = sorted(p.name for p in tmpdir.iterdir())
-    assert not left, f"left in the temp directory: {left} (the dead one: {dead})"
+    swept_by_the_next(sandbox, tmpdir, "datatier-scratch-", *args)
 
 
 def test_a_killed_backups_work_directory_is_swept_by_the_next(
@@ -125,10 +131,4 @@ def test_a_killed_backups_work_directory_is_swept_by_the_next(
     held = f"{bin_dir}:{os.environ['PATH']}"
     args = ("backup", "run", POLICY, "--full")
     reap(kill_when(start(sandbox, tmpdir, *args, path=held), tmpdir, "datatier-mariabackup-"))
-    dead = sorted(p.name for p in tmpdir.glob("datatier-mariabackup-*"))
-    assert dead, "the killed backup left no work directory: nothing to sweep"
-    again = start(sandbox, tmpdir, *args)
-    _out, err = again.communicate(timeout=600)
-    assert again.returncode == 0, err[-1500:]
-    left = sorted(p.name for p in tmpdir.iterdir())
-    assert not left, f"left in the temp directory: {left} (the dead one: {dead})"
+    swept_by_the_next(sandbox, tmpdir, "datatier-mariabackup-", *args)

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from datatier.mysql.physical.scratch import free_port
-from tests.integration.backup.test_physical_copy_window import backup_while_paused
 from tests.integration.backup.test_tester7_findings import primary_full_backup, scratch_source
 from tests.integration.backup.test_tester8_findings import cleanup, wait_encrypted
-from tests.integration.backup.test_tester10_findings import DB, create, maker
+from tests.integration.backup.test_tester10_findings import DB, backup_updating, create, maker
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
 from tests.integration.physical_support import (
@@ -63,15 +62,7 @@ def test_a_restore_test_without_the_key_file_is_refused_not_called_corrupt(
         with make(base, src.port) as s, connect_port(sandbox, s.port) as c, c.cursor() as cur:
             cur.execute(f"CREATE DATABASE {DB}")
             create(cur, "encrypted", "t", 5000, "base")
-            if during:
-                result = backup_while_paused(
-                    sandbox, s.port, tmp_path, src.env, args, lambda cur: cur.execute(update)
-                )
-                assert result.code == 0, result.err[-1500:]
-                taken = str(result.json()["id"])
-            else:
-                cur.execute(update)
-                taken = src.run(*args)
+            taken = backup_updating(src, s.port, tmp_path, args, update, during)
         port = str(free_port(scratch_ports(test_port_base)))
         verify = ("backups", "verify", taken, "--restore-test", "--scratch-port", port,
                   "--scratch-dir", str(tmp_path / "scratch"))  # fmt: skip

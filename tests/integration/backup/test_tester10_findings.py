@@ -577,6 +577,23 @@ def test_the_restore_test_of_a_chain_with_a_non_plain_table_passes(
 KEYGONE_POLICY = "t10-keygone"
 
 
+def backup_updating(
+    src: Source, port: int, tmp_path: Path, args: list[str], update: str, during: bool
+) -> str:
+    """The ID of backup ``datatier ARGS`` (with ``--json``) of the server at ``port``, taken
+    after ``update`` ran there, or (``during``) while mariabackup copies: its redo then holds
+    the change."""
+    if during:
+        result = backup_while_paused(
+            src.sandbox, port, tmp_path, src.env, args, lambda cur: cur.execute(update)
+        )
+        assert result.code == 0, result.err[-1500:]
+        return str(result.json()["id"])
+    with connect_port(src.sandbox, port) as conn, conn.cursor() as cur:
+        cur.execute(update)
+    return src.run(*args)
+
+
 @pytest.mark.parametrize(("during", "keyless"), [
     pytest.param(False, True, id="between-no-key"),
     pytest.param(True, True, id="during-the-copy-no-key"),
@@ -624,15 +641,7 @@ def test_a_restore_without_the_key_file_fails_or_holds_every_row(
             cur.execute(f"CREATE DATABASE {DB}")
             create(cur, "encrypted", "t", 5000, "base")
             src.run("backup", "run", KEYGONE_POLICY, "--full", "--json")
-            if during:
-                result = backup_while_paused(
-                    sandbox, s.port, tmp_path, src.env, args, lambda cur: cur.execute(update)
-                )
-                assert result.code == 0, result.err[-1500:]
-                taken = str(result.json()["id"])
-            else:
-                cur.execute(update)
-                taken = src.run(*args)
+            taken = backup_updating(src, s.port, tmp_path, args, update, during)
             expected = table_state(c, DB)
         if keyless:
             keys.rename(tmp_path / "keys.away")
