@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -43,6 +44,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def first_free(ports: Iterator[int]) -> int:
+    """The next port of ``ports`` (a test module's range, consumed as tried) that nothing
+    holds on 127.0.0.1 right now."""
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in the test range")
 
 
 def unavailable(reason: str) -> NoReturn:

@@ -98,16 +98,10 @@ def check_tables(conn: Connection) -> tuple[int, list[str]]:
     return len(tables), problems
 
 
-def refuse_without_key(datadir: Path, manifest: Manifest) -> None:
-    """UsageError (exit 2) when the restored copy at ``datadir`` names a key file that is
-    not readable here: a scratch server without its keys cannot read the encrypted tables,
-    and would call a good backup corrupt."""
-    missing = missing_key_file(datadir)
-    if missing is not None:
-        raise _without_key(manifest, missing)
-
-
 def _without_key(manifest: Manifest, missing: Path) -> UsageError:
+    """The refusal (exit 2) of a restore test whose copy names a key file, ``missing``,
+    that is not readable here: a scratch server without its keys cannot read the encrypted
+    tables, and would call a good backup corrupt."""
     return UsageError(
         f"cannot test {manifest.backup_id} on this host: its server read its encryption keys "
         f"through {missing} (file_key_management in backup-my.cnf), which is not readable "
@@ -138,7 +132,9 @@ def physical_restore_test(
             restore_backup(loaded, manifest, catalog, restore)
         except KeyFileMissing as exc:  # a prepare that needed the keys
             raise _without_key(manifest, exc.path) from None
-        refuse_without_key(datadir, manifest)
+        missing = missing_key_file(datadir)  # the prepare did not need it; the server does
+        if missing is not None:
+            raise _without_key(manifest, missing)
         with ScratchServer(datadir, options.scratch_port or free_port()) as server:
             ep = Endpoint(
                 "scratch", server.host, server.port, mysql.user, mysql.password.reveal(), 30.0

@@ -105,7 +105,7 @@ class ScratchServer:
         self.log_bin = log_bin
         self.rundir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._held = contextlib.ExitStack()
+        self._held = contextlib.ExitStack()  # the run directory, held (a killed one is swept)
 
     @property
     def log_path(self) -> Path:
@@ -150,7 +150,6 @@ class ScratchServer:
         if not port_free(self.port):
             raise UsageError(f"port {self.port} for the scratch server is taken")
         self.stop()  # a server of an earlier start, and its run directory
-        self._held = contextlib.ExitStack()  # a killed test's run directory: swept
         self.rundir = self._held.enter_context(held_directory("datatier-scratch-"))
         try:
             self._launch(self.rundir)

@@ -100,7 +100,7 @@ from datatier.mysql.connection import endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter
 from datatier.replication.health import HealthServer
 from datatier.replication.monitor import Monitor
-from tests.integration.conftest import SandboxHandle, sql, wait_for
+from tests.integration.conftest import SandboxHandle, first_free, sql, wait_for
 
 INTERVAL = 0.1
 CHECK_TIMEOUT = 1.0
@@ -124,14 +124,8 @@ def _bind(monitor: Monitor, node: str | None) -> HealthServer:
 
 
 def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port in the test range")
+    """The next free port of this module's range."""
+    return first_free(PORTS)
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from datatier.mysql.replica_status import read_replica_status
 from datatier.provision.artifacts.haproxy_config import HAProxyLayout, render_haproxy
 from datatier.replication.health import HealthServer
 from datatier.replication.monitor import Monitor
-from tests.integration.conftest import SandboxHandle, sql, unavailable, wait_for
+from tests.integration.conftest import SandboxHandle, first_free, sql, unavailable, wait_for
 
 INTERVAL = 0.1
 HTTP_PORT = int(os.environ.get("DATATIER_TEST_HTTP_PORT", "26100"))
@@ -50,15 +50,8 @@ def bind_server(monitor: Monitor, default_lag: float, node: str | None = None) -
 
 
 def free_port() -> int:
-    """The next port of the test range that nothing holds right now."""
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port in the test range")
+    """The next free port of this module's range."""
+    return first_free(PORTS)
 
 
 def restore_replication(sandbox: SandboxHandle, node: str) -> None:
