@@ -58,6 +58,7 @@ ENGINES: Mapping[str, EngineEntry] = MappingProxyType(
             "datatier.mysql.physical.restore:PhysicalRestore",
             "MariaDB physical: mariadb-backup stream (full or incremental), run on the DB host",
             "datatier.mysql.physical.restoretest:physical_restore_test",
+            point_in_time="datatier.binlog.physical:PhysicalPitrRestore",
             seed="datatier.provision.physical_seed:plan_physical_seeding",
         ),
         "mongo": EngineEntry(
@@ -67,6 +68,12 @@ ENGINES: Mapping[str, EngineEntry] = MappingProxyType(
         ),
     }
 )
+
+
+def point_in_time(engine: str) -> bool:
+    """Whether backups of ``engine`` can be the base of a point-in-time restore."""
+    found = ENGINES.get(engine)
+    return found is not None and found.point_in_time is not None
 
 
 def _load(target: str) -> Any:

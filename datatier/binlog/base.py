@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 from datatier.backup.catalog import BackupEntry, BackupState
 from datatier.backup.completeness import missing_parts
+from datatier.backup.engines import point_in_time
 from datatier.backup.manifest import Manifest, snapshot_time
 from datatier.binlog.chain import Chain
 from datatier.binlog.replay import Target
@@ -90,7 +91,7 @@ def choose_base(
     target, ``before`` is a state known to precede it (:func:`state_before`): a backup
     holding other GTID domains must not hold more of them than that, or it may contain
     transactions committed after the target."""
-    usable = [m for m in backups if m.engine == "mysql" and backup_position(m) is not None]
+    usable = [m for m in backups if _usable(m)]
     if not usable:
         raise UsageError(f"policy {policy} has no complete MySQL backup with a GTID position")
     candidates = [m for m in usable if _precedes(m, target, before)]
@@ -163,7 +164,7 @@ def _moment(entry: BackupEntry) -> datetime:
 
 
 def _usable(manifest: Manifest) -> bool:
-    return manifest.engine == "mysql" and backup_position(manifest) is not None
+    return point_in_time(manifest.engine) and backup_position(manifest) is not None
 
 
 def alternative_bases(

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from datatier.backup.catalog import BackupEntry, BackupState, Catalog
+from datatier.backup.engines import point_in_time
 from datatier.backup.manifest import Manifest, backup_prefix
 from datatier.backup.policy import Policy
 from datatier.backup.restore import find_backup
@@ -37,6 +39,7 @@ from datatier.binlog.state import read_state
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.mysql.binlog.positions import Gtid, Position
+from datatier.pipeline.staging import Staged
 from datatier.storage.base import ObjectStore
 
 WINDOW_HINT = "`datatier binlogs status` shows the archive's window"
@@ -277,12 +280,38 @@ def locate_base(
             )
         policy = find_backup(loaded, backup_id)[0].policy
     chosen = load_policy(loaded, policy)
-    if chosen.spec.engine != "mysql":
+    if not point_in_time(chosen.spec.engine):
         raise UsageError(
-            f"point-in-time restores are for MySQL policies; {policy} is {chosen.spec.engine}"
+            f"point-in-time restores are for MySQL policies (mysql, mariabackup); {policy} is "
+            f"{chosen.spec.engine}"
         )
     catalog = open_policy_catalog(loaded, chosen)
     plan = plan_pitr(
         loaded, catalog, chosen, until=until, until_gtid=until_gtid, backup_id=backup_id
     )
     return catalog, plan.manifest
+
+
+def segment_loader(staged: Staged) -> Callable[[IndexRecord], bytes]:
+    """The decompressed bytes of a staged, verified segment (a replay's loader)."""
+
+    def load(record: IndexRecord) -> bytes:
+        assert record.key is not None, "a planned segment has its object"
+        return b"".join(staged.decompressed(record.key))
+
+    return load
+
+
+def segment_json(record: IndexRecord) -> dict[str, Any]:
+    """A planned segment, for ``--json``."""
+    return {
+        "key": record.key,
+        "storage_class": record.storage_class,
+        "size": record.size,
+        "raw_size": record.raw_size,
+        "transactions": record.transactions,
+        "from": str(record.gtid_start),
+        "to": str(record.gtid_end),
+        "first_time": iso(record.first_ts) if record.first_ts else None,
+        "last_time": iso(record.last_ts) if record.last_ts else None,
+    }

@@ -45,7 +45,14 @@ from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.names import held_tables
 from datatier.backup.policy import Policy
 from datatier.backup.service import load_policy
-from datatier.binlog.pitr import PitrPlan, base_failure, plan_pitr, refuse_base
+from datatier.binlog.pitr import (
+    PitrPlan,
+    base_failure,
+    plan_pitr,
+    refuse_base,
+    segment_json,
+    segment_loader,
+)
 from datatier.binlog.records import iso
 from datatier.binlog.replay import ScanReport, apply, scan
 from datatier.config import LoadedConfig
@@ -165,7 +172,7 @@ class PitrRestore(RestoreEngine):
             "base": {"backup_id": pitr.manifest.backup_id, **base.details},
             "until": pitr.target_text,
             "start": str(pitr.start),
-            "segments": [_segment_json(r) for r in pitr.segments],
+            "segments": [segment_json(r) for r in pitr.segments],
             "replay_bytes": pitr.replay_bytes,
             "replay_stored_bytes": stored,
             "covered_until": pitr.covered_until,
@@ -306,7 +313,7 @@ class PitrRestore(RestoreEngine):
             self.selection = replace(self.selection, lowered=self._lowered(server))
         scanned = scan(
             self.pitr.segments,
-            self._loader(staged),
+            segment_loader(staged),
             self.pitr.start,
             self.pitr.target,
             self.selection,
@@ -564,7 +571,7 @@ class PitrRestore(RestoreEngine):
             raise
         replayed = apply(
             self.pitr.segments,
-            self._loader(staged),
+            segment_loader(staged),
             self.pitr.start,
             self.pitr.target,
             self.selection,
@@ -602,13 +609,6 @@ class PitrRestore(RestoreEngine):
                 refusal.add_note(note)  # what the base's apply said it left (placeholders)
             raise refusal from exc
 
-    @staticmethod
-    def _loader(staged: Staged) -> Callable[[Any], bytes]:
-        def load(record: Any) -> bytes:
-            return b"".join(staged.decompressed(record.key))
-
-        return load
-
 
 SHOWN_ACCOUNTS = 10
 _TABLE_KINDS = ("table", "view", "sequence")  # one namespace of names
@@ -627,17 +627,3 @@ def _accounts_text(count: int, listed: list[tuple[str, str]]) -> list[str]:
     if count > SHOWN_ACCOUNTS:
         lines.append(f"  ... and {count - SHOWN_ACCOUNTS} more (--json lists {len(listed)})")
     return lines
-
-
-def _segment_json(record: Any) -> dict[str, Any]:
-    return {
-        "key": record.key,
-        "storage_class": record.storage_class,
-        "size": record.size,
-        "raw_size": record.raw_size,
-        "transactions": record.transactions,
-        "from": str(record.gtid_start),
-        "to": str(record.gtid_end),
-        "first_time": iso(record.first_ts) if record.first_ts else None,
-        "last_time": iso(record.last_ts) if record.last_ts else None,
-    }

@@ -224,7 +224,10 @@ def restore(
     (exit 2, nothing changed; --tables, --databases or --rename restore one of them).
 
     A physical backup (and its chain of incrementals) goes into --datadir DIR: extracted,
-    prepared in order, owned as the server expects; mariadbd then starts on DIR.
+    prepared in order, owned as the server expects; mariadbd then starts on DIR. With
+    --until/--until-gtid and a physical --policy, the whole server's archived binlog is
+    replayed on the prepared copy (a private mariadbd, mariadb-binlog, the mariadb client)
+    before DIR is replaced; the result gives the GTID position DIR then holds.
 
     \b
     Point in time (say, after an accidental DROP TABLE in shop):

@@ -22,6 +22,7 @@ import pymysql
 
 from datatier.cli import main
 from datatier.mysql.physical.scratch import ScratchServer, free_port
+from datatier.mysql.sqltext import qualified
 from tests.integration.conftest import SandboxHandle
 
 OWNER = getpass.getuser()
@@ -78,9 +79,9 @@ def table_state(conn: pymysql.connections.Connection[Any], database: str) -> dic
         names = [r[0] for r in cur.fetchall()]
         state: dict[str, Any] = {}
         for name in names:
-            cur.execute(f"CHECKSUM TABLE `{database}`.`{name}` EXTENDED")
+            cur.execute(f"CHECKSUM TABLE {qualified(database, name)} EXTENDED")
             checksum = cur.fetchone()[1]
-            cur.execute(f"SELECT COUNT(*) FROM `{database}`.`{name}`")
+            cur.execute(f"SELECT COUNT(*) FROM {qualified(database, name)}")
             state[name] = (checksum, cur.fetchone()[0])
     return state
 

@@ -12,8 +12,9 @@ refusals, archive restores, staging with every SHA-256 checked, apply, check).
   (exit 2) and the tools present, before any archive restore is requested.
 * ``apply``: per member, ``mbstream -x`` of its decompressed parts; ``--prepare`` of the full
   backup, then ``--prepare --incremental-dir`` of each incremental in order;
-  :func:`check_prepared`; then the prepared datadir replaces DIR's contents, owned as the
-  server expects.
+  :func:`check_prepared`; then ``before_install`` (a point-in-time replay:
+  :mod:`datatier.binlog.physical`) on the prepared copy; then the prepared datadir replaces
+  DIR's contents, owned as the server expects.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ class PhysicalRestore(RestoreEngine):
         self.datadir = Path(options.datadir or "").absolute()
         self._chain: list[Manifest] = []
         self._installing = False  # DIR changes only from WorkArea.install on
+        self.before_install: Callable[[Path], None] | None = None  # given the prepared data
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -292,6 +294,8 @@ class PhysicalRestore(RestoreEngine):
                     "keeps them inside the datadir, never at the source's path (ALTER TABLE "
                     "... DATA DIRECTORY='...' moves one out again)",
                 )
+            if self.before_install is not None:
+                self.before_install(work.data)
             self._installing = True
             work.install(owner)
         log.info("restore.datadir_ready", datadir=str(self.datadir), owner=owner.name)

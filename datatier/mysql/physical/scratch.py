@@ -1,6 +1,7 @@
 """A throwaway ``mariadbd`` on a restored datadir, for restore tests and checks.
 
-It listens on ``127.0.0.1:PORT`` only (and a socket in a private directory), writes no
+It listens on ``127.0.0.1:PORT`` only (and a socket in a private directory; ``private``:
+on that socket alone, without grant checks, for a point-in-time replay), writes no
 binlog (unless ``log_bin``: ``scratch-bin.*`` in the datadir, for tests of a backup source
 with the binlog on), starts no replication and runs no events, so it can never act on
 anything but its own copy. It reads no option file of the host; of the settings
@@ -94,6 +95,7 @@ class ScratchServer:
         start_timeout: float = 120.0,
         stop_timeout: float = 60.0,
         log_bin: bool = False,
+        private: bool = False,
     ) -> None:
         self.datadir = datadir.absolute()
         self.port = port
@@ -103,6 +105,7 @@ class ScratchServer:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.log_bin = log_bin
+        self.private = private
         self.rundir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._held = contextlib.ExitStack()  # the run directory, held (a killed one is swept)
@@ -112,15 +115,24 @@ class ScratchServer:
         assert self.rundir is not None
         return self.rundir / "error.log"
 
+    @property
+    def socket_path(self) -> Path:
+        assert self.rundir is not None
+        return self.rundir / "mysqld.sock"
+
     def argv(self) -> list[str]:
         assert self.rundir is not None
+        where = (
+            ["--skip-networking", "--skip-grant-tables", "--max-allowed-packet=1G"]
+            if self.private
+            else [f"--port={self.port}", f"--bind-address={self.host}"]
+        )
         args = [
             mariadbd_binary(),
             f"--defaults-file={self.rundir / 'my.cnf'}",  # and no other option file
             f"--datadir={self.datadir}",
-            f"--port={self.port}",
-            f"--bind-address={self.host}",
-            f"--socket={self.rundir / 'mysqld.sock'}",
+            *where,
+            f"--socket={self.socket_path}",
             f"--pid-file={self.rundir / 'mysqld.pid'}",
             f"--log-error={self.log_path}",
             f"--tmpdir={self.rundir}",
@@ -147,7 +159,7 @@ class ScratchServer:
         """Start the server and wait until it accepts connections; OperationFailed with
         its log's last lines if it exits or does not answer within ``start_timeout``. On any
         failure or interruption the server is stopped and the run directory removed."""
-        if not port_free(self.port):
+        if not self.private and not port_free(self.port):
             raise UsageError(f"port {self.port} for the scratch server is taken")
         self.stop()  # a server of an earlier start, and its run directory
         self.rundir = self._held.enter_context(held_directory("datatier-scratch-"))
@@ -183,13 +195,44 @@ class ScratchServer:
                     f"mariadbd did not start on {self.datadir}: {tail_of(self.log_path)}"
                 )
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
+                self._knock()
+                return
             except OSError:
                 time.sleep(0.1)
         raise OperationFailed(
             f"mariadbd on {self.datadir} did not answer in time: {tail_of(self.log_path)}"
         )
+
+    def _knock(self) -> None:
+        """Connect once (OSError while the server does not listen yet)."""
+        if not self.private:
+            socket.create_connection((self.host, self.port), timeout=0.5).close()
+            return
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            sock.connect(str(self.socket_path))
+
+    def shutdown(self) -> None:
+        """Stop the server cleanly (SIGTERM, up to ``stop_timeout``) and remove the run
+        directory; OperationFailed with its log's last lines unless it exited with 0 (a
+        datadir to keep must not be one a SIGKILL cut short)."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=self.stop_timeout)
+        code = proc.poll()
+        if code != 0:
+            failure = OperationFailed(
+                f"mariadbd on {self.datadir} did not shut down cleanly "
+                f"({'still running' if code is None else f'exit {code}'}): "
+                f"{tail_of(self.log_path)}"
+            )
+            self.stop()
+            raise failure
+        self.stop()
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove the run directory."""

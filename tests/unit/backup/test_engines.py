@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from datatier.backup.engine import BackupEngine, RestoreEngine
-from datatier.backup.engines import ENGINES, entry, seed_planner
+from datatier.backup.engines import ENGINES, entry, point_in_time, seed_planner
 from datatier.backup.manifest import Manifest
 from datatier.errors import UsageError
 from datatier.provision.physical_seed import plan_physical_seeding
@@ -36,6 +36,11 @@ def test_every_entry_names_classes_and_functions_that_exist() -> None:
             assert issubclass(load(found.point_in_time), RestoreEngine), name
         for hook in (found.restore_test, found.seed):
             assert hook is None or callable(load(hook)), (name, hook)
+
+
+def test_point_in_time_bases_are_the_mysql_engines() -> None:
+    assert point_in_time("mysql") and point_in_time("mariabackup")
+    assert not point_in_time("mongo") and not point_in_time("tape")
 
 
 def test_an_unknown_engine_is_a_usage_error_naming_the_known_ones() -> None:

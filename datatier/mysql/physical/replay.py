@@ -1,0 +1,202 @@
+"""Replay archived binlog transactions into a private scratch server with the stock tools.
+
+A point-in-time restore from a physical base replays the whole server, as a replica would:
+the chosen transactions (their events as archived, unchanged) are written into binlog files
+(magic, the format description, the events) and fed through ``mariadb-binlog`` into one
+``mariadb`` client session on the scratch server's socket
+(:class:`~datatier.mysql.physical.scratch.ScratchServer` with ``private``: no network, no
+grant checks). The server applies row events through ``BINLOG`` statements and logged
+statements as they were: every database, those created or dropped in the window, accounts
+and routines included; one session, so temporary tables live on across files.
+
+The session starts with ``FLUSH PRIVILEGES`` (account statements of the window then run on
+the restored grant tables; the session keeps every privilege). The first error stops the
+replay (OperationFailed naming the transactions being fed and the client's message): the
+caller never installs such a datadir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from datatier.errors import OperationFailed, UsageError
+from datatier.log import get_logger
+from datatier.mysql.binlog import events as ev
+from datatier.mysql.binlog.groups import Group
+from datatier.mysql.binlog.positions import Gtid, Position
+from datatier.mysql.physical.tool import tail_of
+
+log = get_logger(__name__)
+
+FILE_BYTES = 64 << 20
+"""A binlog file fed to ``mariadb-binlog`` once it holds this much (then the next)."""
+BINLOG_TOOLS = ("mariadb-binlog", "mysqlbinlog")
+CLIENT_TOOLS = ("mariadb", "mysql")
+
+
+def replay_tools() -> tuple[str, str]:
+    """(``mariadb-binlog``, ``mariadb``) as found on PATH; UsageError naming the package."""
+    found = []
+    for names in (BINLOG_TOOLS, CLIENT_TOOLS):
+        path = next((p for p in map(shutil.which, names) if p), None)
+        if path is None:
+            raise UsageError(
+                f"{names[0]} is not installed on this host: a point-in-time restore from a "
+                "physical backup replays the binlog with it",
+                hint="install mariadb-client",
+            )
+        found.append(path)
+    return found[0], found[1]
+
+
+@dataclass
+class ReplayReport:
+    """What a replay fed: transactions, files, bytes of events, the position reached."""
+
+    transactions: int = 0
+    files: int = 0
+    bytes: int = 0
+    first: str = ""
+    last: str = ""
+    reached: Position = field(default_factory=Position)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "transactions": self.transactions,
+            "files": self.files,
+            "bytes": self.bytes,
+            "first": self.first,
+            "last": self.last,
+            "gtid_pos": str(self.reached),
+        }
+
+
+class Replayer:
+    """One client session on ``socket``; :meth:`add` each transaction in order, then
+    :meth:`finish` (OperationFailed on the first error; :meth:`close` always)."""
+
+    def __init__(self, socket: Path, workdir: Path, start: Position) -> None:
+        self.binlog_tool, client = replay_tools()
+        self.workdir = workdir
+        self.report = ReplayReport(reached=start)
+        self._fde: bytes | None = None
+        self._events: list[bytes] = []
+        self._size = 0
+        self._gtids: list[Gtid] = []
+        self._fed = ""  # the last transaction handed to the client
+        self._errors = workdir / "replay-client.err"
+        self._err: IO[bytes] = self._errors.open("wb")
+        self._client = subprocess.Popen(
+            [
+                client,
+                "--no-defaults",
+                f"--socket={socket}",
+                "--user=root",
+                "--binary-mode",
+                "--max-allowed-packet=1G",
+                "--local-infile=1",
+                "--batch",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self._err,
+        )
+        assert self._client.stdin is not None
+        self._stdin = self._client.stdin
+        self._write(b"FLUSH PRIVILEGES;\n")
+
+    def add(self, fde: ev.FormatDescription, group: Group) -> None:
+        """Queue ``group`` (read under ``fde``); feeds a file once it is large enough."""
+        if self._fde is not None and (fde.event != self._fde or self._size >= FILE_BYTES):
+            self._feed()
+        self._fde = fde.event
+        self._events.extend(group.events)
+        self._size += sum(len(e) for e in group.events)
+        self._gtids.append(group.gtid)
+        report = self.report
+        report.transactions += 1
+        report.first = report.first or str(group.gtid)
+        report.last = str(group.gtid)
+        report.reached = report.reached.with_gtid(group.gtid)
+
+    def finish(self) -> ReplayReport:
+        """Feed what is queued, end the session, wait for it; OperationFailed on an error."""
+        if self._events:
+            self._feed()
+        with contextlib.suppress(BrokenPipeError):  # the client's exit code tells
+            self._stdin.close()
+        code = self._client.wait()
+        self._err.close()
+        if code != 0:
+            raise self._failed(f"fed up to {self.report.last}")
+        return self.report
+
+    def close(self) -> None:
+        """Stop the client if it still runs (after a failure); idempotent."""
+        if self._client.poll() is None:
+            self._client.kill()
+            self._client.wait()
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self._stdin.close()
+        self._err.close()
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._stdin.write(data)
+            self._stdin.flush()
+        except BrokenPipeError:
+            raise self._failed("before the first transaction") from None
+
+    def _feed(self) -> None:
+        """One binlog file of the queued transactions through ``mariadb-binlog`` into the
+        session (a client that stopped fails it)."""
+        assert self._fde is not None
+        path = self.workdir / "replay.bin"
+        with path.open("wb") as out:
+            out.write(ev.MAGIC)
+            out.write(self._fde)
+            out.writelines(self._events)
+        span = f"{self._gtids[0]}..{self._gtids[-1]}"
+        self._fed = str(self._gtids[-1])
+        done = subprocess.run(
+            [
+                self.binlog_tool,
+                "--no-defaults",
+                "--skip-gtid-strict-mode",  # domains of several servers interleave
+                f"--local-load={self.workdir}",
+                str(path),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._stdin,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+        path.unlink()
+        self.report.files += 1
+        self.report.bytes += self._size
+        self._events, self._size, self._gtids = [], 0, []
+        if done.returncode != 0:  # a client that stopped closed the pipe: its error first
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._client.wait(timeout=10)
+        if self._client.poll() is not None:
+            raise self._failed(f"fed up to {self._fed}")
+        if done.returncode != 0:
+            message = done.stderr.decode(errors="replace").strip()[-500:]
+            raise OperationFailed(f"mariadb-binlog failed reading transactions {span}: {message}")
+        log.info("restore.replay_fed", transactions=span, files=self.report.files)
+
+    def _failed(self, where: str) -> OperationFailed:
+        """The client's error as the replay's failure (``where``: how far it was fed; the
+        client runs behind it)."""
+        return OperationFailed(
+            f"the binlog replay failed ({where}): {tail_of(self._errors)}",
+            hint="nothing was installed. A table it says does not exist is usually a "
+            "temporary table its session created before the base backup (statement format; "
+            "no backup holds temporary tables): name an older backup as the base "
+            "(datatier restore OLDER_ID --policy P --until ...)",
+        )
