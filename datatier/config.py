@@ -178,8 +178,9 @@ class BackupSettings:
 class BinlogSettings:
     """``[binlog]``: continuous binlog archiving for point-in-time recovery.
 
-    The archive lives under ``POLICY/_binlogs/`` in the store of ``policy`` (default: the
-    only MySQL policy), with that policy's storage classes, tags and retention. ``node``
+    The archive lives under ``POLICY/_binlogs/`` in the store of ``policy`` (a ``mysql`` or
+    ``mariabackup`` policy; default: the only ``mysql`` policy, else the only
+    ``mariabackup`` one), with that policy's storage classes, tags and retention. ``node``
     pins the source (a replica with ``log_slave_updates`` will do); unset, the archiver
     follows the writable primary, across failovers. The archive never trails the server by
     more than ``max_archive_lag`` seconds: a partial segment is uploaded once its oldest

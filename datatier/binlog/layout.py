@@ -14,6 +14,7 @@ moves the segments (tagged ``datatier-kind=data``) to its archive class.
 
 from __future__ import annotations
 
+from datatier.backup.engines import point_in_time
 from datatier.backup.policy import Policy, scan_policies
 from datatier.backup.service import load_policy, policies_dir
 from datatier.config import LoadedConfig
@@ -59,17 +60,21 @@ def seq_of_index_key(key: str) -> int | None:
 
 
 def archive_policy(loaded: LoadedConfig) -> Policy:
-    """The policy owning the binlog archive: ``binlog.policy``, else the only MySQL policy."""
+    """The policy owning the binlog archive: ``binlog.policy`` (a ``mysql`` or
+    ``mariabackup`` policy), else the only ``mysql`` policy, else (none) the only
+    ``mariabackup`` policy."""
     name = loaded.config.binlog.policy
     if name:
         policy = load_policy(loaded, name)
-        if policy.spec.engine != "mysql":
+        if not point_in_time(policy.spec.engine):
             raise ConfigError(
                 "config", "binlog.policy", f"policy {name!r} is a {policy.spec.engine} policy"
             )
         return policy
     good, broken = scan_policies(policies_dir(loaded), loaded.config.backup.default_store)
-    found = [p for p in good if p.spec.engine == "mysql"]
+    found = [p for p in good if p.spec.engine == "mysql"] or [
+        p for p in good if point_in_time(p.spec.engine)
+    ]
     if broken:  # it may be a second MySQL policy: "the only one" cannot be told
         raise ConfigError(
             "config",

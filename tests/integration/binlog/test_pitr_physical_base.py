@@ -31,6 +31,7 @@ from tests.integration.physical_support import OWNER, cli, connect_port, scratch
 ARCHIVE = "ppitr-arch"  # the logical policy owning the binlog archive
 PHYS = "ppitr-phys"
 PHYS_TMP = "ppitr-phys-tmp"
+PHYS_OWN = "ppitr-phys-own"  # owns a binlog archive of its own
 DB = "ppitr_db"
 NEW_DB = "ppitr_new"  # created in the window
 ODD = "we`ird tä ble ☃"  # a table name with a backtick, a space and non-ASCII
@@ -360,4 +361,41 @@ def test_a_temporary_table_open_across_the_base_fails_loudly_and_an_older_base_s
         assert restored(sandbox, datadir, test_port_base)[DB]["tt"][1] == 3
     finally:
         for _ in older:  # its clean-up
+            pass
+
+
+def test_a_physical_policy_owns_the_archive_prunes_it_and_restores_from_it(
+    sandbox: SandboxHandle,
+    story: Story,
+    tmp_path: Path,
+    test_port_base: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shop with physical backups only: ``binlog.policy`` names the mariabackup policy.
+    Steps: full backup F; rows; target G; ``binlog archive --once`` (into
+    ``PHYS_OWN/_binlogs/``); ``backups prune PHYS_OWN --execute --grace-hours 0``; the
+    restore to G. Expected: the archive is under the physical policy; prune keeps what F
+    needs (the restore still reaches G); the restored table holds G's rows."""
+    monkeypatch.setenv("DATATIER_BINLOG__POLICY", PHYS_OWN)
+    w = story.window
+    w.sql(f"CREATE TABLE {DB}.own (id INT PRIMARY KEY)")
+    backups = primary_full_backup(sandbox, PHYS_OWN)
+    next(backups)
+    try:
+        w.sql(f"INSERT INTO {DB}.own VALUES (1), (2)")
+        target = w.gtid()
+        w.sql(f"INSERT INTO {DB}.own VALUES (3)")
+        archived = cli(sandbox, "binlog", "archive", "--once")
+        assert archived.code == 0, archived.err[-2000:]
+        keys = [o.key for o in w.store.list_objects(f"{PHYS_OWN}/_binlogs/data/")]
+        assert keys, "the physical policy's archive"
+        pruned = cli(sandbox, "backups", "prune", PHYS_OWN, "--execute", "--grace-hours", "0")
+        assert pruned.code == 0, pruned.err[-2000:]
+        datadir = tmp_path / "data"
+        done = cli(sandbox, "restore", "--policy", PHYS_OWN, "--until-gtid", target,
+                   "--datadir", str(datadir), "--owner", OWNER, "--json")  # fmt: skip
+        assert done.code == 0, done.err[-2000:]
+        assert restored(sandbox, datadir, test_port_base)[DB]["own"][1] == 2
+    finally:
+        for _ in backups:  # its clean-up, the archive with it
             pass
