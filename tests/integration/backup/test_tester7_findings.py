@@ -161,13 +161,15 @@ def scratch_source(
     return Source(sandbox, base, port, policy, env, store_of(sandbox), log_bin)
 
 
-def primary_full_backup(sandbox: SandboxHandle, policy: str) -> Iterator[str]:
-    """The ID of a full physical backup of the sandbox primary under ``policy``; its
-    objects and policy file are removed after."""
+def primary_full_backup(
+    sandbox: SandboxHandle, policy: str, node: str = "primary"
+) -> Iterator[str]:
+    """The ID of a full physical backup of the sandbox primary (or ``node``) under
+    ``policy``; its objects and policy file are removed after."""
     sandbox.write_policy(
         policy,
         'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\n'
-        '[source]\nnode = "primary"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+        f'[source]\nnode = "{node}"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
     )
     result = cli(sandbox.config_path, {}, "backup", "run", policy, "--full", "--json")
     assert result.code == 0, result.err

@@ -31,6 +31,7 @@ from tests.integration.physical_support import OWNER, cli, connect_port, scratch
 ARCHIVE = "ppitr-arch"  # the logical policy owning the binlog archive
 PHYS = "ppitr-phys"
 PHYS_TMP = "ppitr-phys-tmp"
+PHYS_REPLICA = "ppitr-phys-replica"  # of replica1
 PHYS_OWN = "ppitr-phys-own"  # owns a binlog archive of its own
 DB = "ppitr_db"
 NEW_DB = "ppitr_new"  # created in the window
@@ -398,4 +399,35 @@ def test_a_physical_policy_owns_the_archive_prunes_it_and_restores_from_it(
         assert restored(sandbox, datadir, test_port_base)[DB]["own"][1] == 2
     finally:
         for _ in backups:  # its clean-up, the archive with it
+            pass
+
+
+def test_a_physical_backup_of_a_replica_is_a_base(
+    sandbox: SandboxHandle, story: Story, tmp_path: Path, test_port_base: int
+) -> None:
+    """The usual set-up: mariabackup runs on a replica's host (replica1), the archive
+    follows the primary. Steps: rows on the primary, replicated; full backup of replica1;
+    rows, an UPDATE, target G; more rows; archive; restore to G. Expected: the table as on
+    the primary at G; ``replayed.gtid_pos`` is G."""
+    w = story.window
+    w.sql(
+        f"CREATE TABLE {DB}.rep (id INT PRIMARY KEY, v INT)", f"INSERT INTO {DB}.rep VALUES (1, 1)"
+    )
+    sandbox.wait_replicated(60)
+    backups = primary_full_backup(sandbox, PHYS_REPLICA, node="replica1")
+    next(backups)
+    try:
+        w.sql(f"INSERT INTO {DB}.rep VALUES (2, 2)", f"UPDATE {DB}.rep SET v = v + 10")
+        target = w.gtid()
+        expected = states(sandbox)[DB]["rep"]
+        w.sql(f"INSERT INTO {DB}.rep VALUES (3, 3)")
+        w.archive()
+        datadir = tmp_path / "data"
+        done = cli(sandbox, "restore", "--policy", PHYS_REPLICA, "--until-gtid", target,
+                   "--datadir", str(datadir), "--owner", OWNER, "--json")  # fmt: skip
+        assert done.code == 0, done.err[-2000:]
+        assert done.json()["replayed"]["gtid_pos"] == target
+        assert restored(sandbox, datadir, test_port_base)[DB]["rep"] == expected
+    finally:
+        for _ in backups:  # its clean-up
             pass
