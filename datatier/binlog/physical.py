@@ -50,7 +50,7 @@ from datatier.log import get_logger
 from datatier.mysql.binlog.selection import ReplayRefused
 from datatier.mysql.physical.lineage import ENGINE
 from datatier.mysql.physical.replay import Replayer, replay_tools
-from datatier.mysql.physical.restore import PhysicalRestore
+from datatier.mysql.physical.restore import PhysicalRestore, source_case
 from datatier.mysql.physical.scratch import ScratchServer, mariadbd_binary
 from datatier.mysql.physical.tool import missing_key_file
 from datatier.pipeline.staging import Staged
@@ -234,7 +234,13 @@ class PhysicalPitrRestore(RestoreEngine):
             )
         started = time.monotonic()
         report = ScanReport()
-        server = ScratchServer(data, 0, private=True, stop_timeout=SHUTDOWN_SECONDS)
+        server = ScratchServer(
+            data,
+            0,
+            private=True,
+            stop_timeout=SHUTDOWN_SECONDS,
+            lower_case_table_names=source_case(pitr.manifest),
+        )
         with held_directory("datatier-replay-", _where(self.options.staging_dir)) as work, server:
             replayer = Replayer(server.socket_path, work, pitr.start)
             try:

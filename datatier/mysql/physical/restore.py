@@ -127,6 +127,19 @@ def keep_inside(data: Path) -> list[str]:
     return moved
 
 
+def source_case(manifest: Manifest) -> int | None:
+    """The ``lower_case_table_names`` of ``manifest``'s source, as recorded (None: a backup
+    taken before it was recorded). A server on the restored datadir must run with it."""
+    value = manifest.source.get("lower_case_table_names")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def start_command(datadir: Path, manifest: Manifest) -> str:
+    """How to start ``mariadbd`` on the restored ``datadir`` (the source's naming of files)."""
+    case = source_case(manifest)
+    return f"mariadbd --datadir={datadir}" + (f" --lower-case-table-names={case}" if case else "")
+
+
 def stream_parts(manifest: Manifest) -> list[ObjectRecord]:
     """The manifest's stream objects in order; IntegrityFailure unless numbered 1..N."""
     parts = sorted((o for o in manifest.objects if o.kind == OBJECT_KIND), key=lambda o: o.part)
@@ -226,7 +239,7 @@ class PhysicalRestore(RestoreEngine):
                 f"GTID {m['gtid_pos'] or '-'}"
                 for m in members
             ]
-            + [f"then start mariadbd with --datadir={self.datadir}"],
+            + [f"then start {start_command(self.datadir, self.manifest)}"],
         )
 
     def needed_bytes(self, plan: RestorePlan) -> int:
@@ -298,7 +311,12 @@ class PhysicalRestore(RestoreEngine):
                 self.before_install(work.data)
             self._installing = True
             work.install(owner)
-        log.info("restore.datadir_ready", datadir=str(self.datadir), owner=owner.name)
+        log.info(
+            "restore.datadir_ready",
+            datadir=str(self.datadir),
+            owner=owner.name,
+            start=start_command(self.datadir, self.manifest),
+        )
 
     def changed_target(self) -> bool:
         """Whether the failed :meth:`apply` reached the install: before it, DIR is as it was

@@ -31,6 +31,7 @@ from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, OperationFailed, ServiceUnavailable, UsageError
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
+from datatier.mysql.physical.restore import source_case
 from datatier.mysql.physical.scratch import ScratchServer, free_port
 from datatier.mysql.physical.tool import KeyFileMissing, missing_key_file
 from datatier.mysql.sqltext import qualified
@@ -135,7 +136,8 @@ def physical_restore_test(
         missing = missing_key_file(datadir)  # the prepare did not need it; the server does
         if missing is not None:
             raise _without_key(manifest, missing)
-        with ScratchServer(datadir, options.scratch_port or free_port()) as server:
+        port = options.scratch_port or free_port()
+        with ScratchServer(datadir, port, lower_case_table_names=source_case(manifest)) as server:
             ep = Endpoint(
                 "scratch", server.host, server.port, mysql.user, mysql.password.reveal(), 30.0
             )

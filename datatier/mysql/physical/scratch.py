@@ -9,7 +9,9 @@ mariabackup recorded in the copy's ``backup-my.cnf`` it takes the page size and 
 management plugin, from a private options file. A context manager: leaving it stops the
 server (SIGTERM, then SIGKILL after ``stop_timeout``) and removes its run directory (held
 while the process lives: a killed one's is swept by the next, see :mod:`datatier.tempdirs`);
-the datadir is the caller's.
+the datadir is the caller's. ``lower_case_table_names``: the copy's source's, as its
+manifest records it (a server names and finds table files by it; another setting cannot see
+the tables the source created, and creates others).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class ScratchServer:
         stop_timeout: float = 60.0,
         log_bin: bool = False,
         private: bool = False,
+        lower_case_table_names: int | None = None,
     ) -> None:
         self.datadir = datadir.absolute()
         self.port = port
@@ -106,6 +109,7 @@ class ScratchServer:
         self.stop_timeout = stop_timeout
         self.log_bin = log_bin
         self.private = private
+        self.lower_case_table_names = lower_case_table_names
         self.rundir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._held = contextlib.ExitStack()  # the run directory, held (a killed one is swept)
@@ -144,6 +148,8 @@ class ScratchServer:
             f"--innodb-buffer-pool-size={self.buffer_pool_mb}M",
             "--performance-schema=OFF",
         ]
+        if self.lower_case_table_names is not None:
+            args.append(f"--lower-case-table-names={self.lower_case_table_names}")
         if os.geteuid() == 0:
             args.append(f"--user={resolve_owner(self.datadir).name}")
         return args

@@ -39,6 +39,7 @@ class ServerIdentity:
     log_bin: bool
     innodb_log_file_size: int = 0  # not identity: what a restored server's redo log needs
     innodb_page_size: int = 16384  # not identity: how its tablespace pages are read
+    lower_case_table_names: int = 0  # how its files are named: a server on them needs it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,7 +61,8 @@ def read_identity(conn: Connection) -> ServerIdentity:
         conn,
         "SELECT @@version AS version, @@server_uid AS server_uid, @@server_id AS server_id, "
         "@@hostname AS hostname, @@port AS port, @@datadir AS datadir, @@log_bin AS log_bin, "
-        "@@innodb_log_file_size AS log_size, @@innodb_page_size AS page_size",
+        "@@innodb_log_file_size AS log_size, @@innodb_page_size AS page_size, "
+        "@@lower_case_table_names AS lctn",
     )[0]
     return ServerIdentity(
         version=str(row["version"]),
@@ -72,6 +74,7 @@ def read_identity(conn: Connection) -> ServerIdentity:
         log_bin=bool(row["log_bin"]),
         innodb_log_file_size=int(row["log_size"]),
         innodb_page_size=int(row["page_size"]),
+        lower_case_table_names=int(row["lctn"]),
     )
 
 

@@ -1,0 +1,98 @@
+"""A point-in-time restore from a physical backup of a server with ``lower_case_table_names=1``
+(an extra real MariaDB beside the sandbox, the sandbox's S3 server).
+
+Such a server names table files lower-cased and folds the names in statements. The replay
+ran on a scratch server with the default setting (0): a statement spelling a table
+otherwise (``INSERT INTO SHOP.ORDERS``) named no table, and a table created in the window
+(``CREATE TABLE Shop.NewT``) got a file the restored server, started as its source was,
+would never find. The scratch server now runs with the source's setting, as recorded in
+the manifest, and the restore says how to start the server on DIR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datatier.backup.stores import store_for
+from datatier.config import load
+from datatier.mysql.physical.scratch import ScratchServer, free_port
+from datatier.sandbox.services.mariadb import MariaDBService
+from tests.integration.conftest import SandboxHandle
+from tests.integration.encryption_support import cli
+from tests.integration.mariadb_support import connect_to, extra_mariadb, own_config
+from tests.integration.physical_support import OWNER, connect_port, scratch_ports
+
+POLICY = "ppitr-lctn"
+NODE = "folded"
+PHYSICAL = f'engine = "mariabackup"\njobs = 2\n[source]\nnode = "{NODE}"\n'
+
+
+@pytest.fixture
+def server(sandbox: SandboxHandle, tmp_path: Path, test_port_base: int) -> Iterator[MariaDBService]:
+    """A fresh MariaDB folding table names (binlog and GTID on, as every sandbox node)."""
+    port = free_port(range(test_port_base + 320, test_port_base + 330))
+    with extra_mariadb(
+        sandbox, NODE, port, tmp_path / "server", server_id=12,
+        extra_args=["--lower-case-table-names=1"],
+    ) as svc:  # fmt: skip
+        yield svc
+
+
+def run(sandbox: SandboxHandle, svc: MariaDBService, *statements: str) -> list[tuple[object, ...]]:
+    with connect_to(sandbox, svc) as conn, conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+        return list(cur.fetchall())
+
+
+def test_the_replay_and_the_restored_server_fold_names_as_the_source_did(
+    sandbox: SandboxHandle, server: MariaDBService, tmp_path: Path, test_port_base: int
+) -> None:
+    """Steps: on the folding server (the only MySQL-family policy, physical, owns the
+    archive): ``Shop.Orders`` with a row; a full backup; in statement format ``INSERT INTO
+    SHOP.ORDERS``, ``CREATE TABLE Shop.NewT`` and a row in ``shop.newt``; target G; archive;
+    ``restore --policy --until-gtid G --datadir DIR``. Expected: exit 0; the restore names
+    ``--lower-case-table-names=1`` for starting DIR; started so, DIR holds both rows of
+    shop.orders and the row of shop.newt; the backup's restore test passes. Was: exit 1,
+    "Table 'SHOP.ORDERS' doesn't exist" (the scratch server ran with
+    lower_case_table_names=0)."""
+    config = own_config(sandbox, server, NODE, tmp_path, {POLICY: PHYSICAL})
+    assert run(sandbox, server, "SELECT @@lower_case_table_names") == [(1,)]
+    run(sandbox, server, "CREATE DATABASE Shop", "CREATE TABLE Shop.Orders (id INT PRIMARY KEY)",
+        "INSERT INTO Shop.Orders VALUES (1)")  # fmt: skip
+    backup = cli(config, {}, "backup", "run", POLICY, "--full", "--json")
+    try:
+        assert backup.code == 0, backup.err[-2000:]
+        shown = cli(config, {}, "backups", "show", backup.json()["id"], "--json")
+        assert shown.json()["source"]["lower_case_table_names"] == 1, shown.out[-2000:]
+        run(sandbox, server, "SET SESSION binlog_format = 'STATEMENT'", "USE Shop",
+            "INSERT INTO SHOP.ORDERS VALUES (2)", "CREATE TABLE Shop.NewT (id INT)",
+            "INSERT INTO shop.newt VALUES (7)")  # fmt: skip
+        gtid = str(run(sandbox, server, "SELECT @@gtid_binlog_pos")[0][0])
+        archived = cli(config, {}, "binlog", "archive", "--once")
+        assert archived.code == 0, archived.err[-2000:]
+        datadir = tmp_path / "data"
+        done = cli(config, {}, "restore", "--policy", POLICY, "--until-gtid", gtid,
+                   "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
+        assert done.code == 0, done.err[-2000:]
+        assert f"mariadbd --datadir={datadir} --lower-case-table-names=1" in done.out, done.out
+        port = free_port(scratch_ports(test_port_base))
+        with (
+            ScratchServer(datadir, port, lower_case_table_names=1) as restored,
+            connect_port(sandbox, restored.port) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute("SELECT id FROM Shop.Orders ORDER BY id")
+            assert cur.fetchall() == ((1,), (2,))
+            cur.execute("SELECT id FROM SHOP.NEWT")
+            assert cur.fetchall() == ((7,),)
+        verified = cli(config, {}, "backups", "verify", backup.json()["id"], "--restore-test",
+                       "--scratch-port", str(free_port(scratch_ports(test_port_base))))  # fmt: skip
+        assert verified.code == 0, verified.err[-2000:]
+    finally:
+        loaded = load(str(config), environ={})
+        store = store_for(loaded.config.backup.default_store, loaded.config)
+        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # the shared S3 server
