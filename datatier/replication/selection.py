@@ -2,11 +2,13 @@
 
 :class:`~datatier.replication.router.Router` calls these; the rules are its contract: a
 write goes to the node that passes ``Snapshot.primary_check`` (the configured primary first,
-else the single other writable node); a read to replicas that pass
-``Snapshot.replica_check`` for ``max_lag``, least lagged first (``least_lag``) or by name
-(``round_robin``, rotated by the router). A node other than the configured primary that
-still replicates (either thread running or reconnecting) is never a write target, writable
-or not.
+else the single other writable node; but a configured primary the replicas no longer
+follow, while they follow another writable node, is a former primary back after a hand
+failover: the node they follow stays the write target, :func:`followed_instead`); a read
+to replicas that pass ``Snapshot.replica_check`` for ``max_lag``, least lagged first
+(``least_lag``) or by name (``round_robin``, rotated by the router). A node other than the
+configured primary that still replicates (either thread running or reconnecting) is never
+a write target, writable or not.
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ def write_route(snap: Snapshot, known: Collection[str]) -> Route:
             writable.append(name)
         elif name in configured:
             refused.append(f"{name}: {reason}")
+    if len(writable) > 1 and writable[0] in configured:
+        instead = followed_instead(snap, writable)
+        if instead is not None:
+            return Route(
+                instead, "write", f"writable primary the replicas follow, not {writable[0]}"
+            )
     if writable and (writable[0] in configured or len(writable) == 1):
         return Route(writable[0], "write", "writable primary")
     if len(writable) > 1:
@@ -64,6 +72,42 @@ def write_route(snap: Snapshot, known: Collection[str]) -> Route:
         )
     detail = "; ".join(refused) or "no primary configured"
     raise ServiceUnavailable(f"router: no writable primary ({detail})")
+
+
+def followers(snap: Snapshot, name: str) -> int:
+    """How many nodes replicate from ``name`` (their source's server_id is its own)."""
+    own = snap.nodes[name].server_id
+    if own is None:
+        return 0
+    return sum(
+        1
+        for node in snap.nodes.values()
+        if node.name != name
+        and node.replica is not None
+        and node.replica.replicating
+        and node.replica.source_server_id == own
+    )
+
+
+def followed_instead(snap: Snapshot, writable: list[str]) -> str | None:
+    """Of the writable nodes (the configured primary first), the one the replicas follow
+    when it is not the configured primary: more nodes replicate from it than from any
+    other. That is a hand failover the configured primary came back from, writable (its
+    data stops where it failed: writes sent there would fork the data). None when no node
+    replicates from any of them (a single replica, say: the configured primary stays the
+    write target) or the configured primary is followed most; ServiceUnavailable when
+    another node is followed as much as the most followed (a failover half done)."""
+    counts = {name: followers(snap, name) for name in writable}
+    best = max(counts.values())
+    leaders = [name for name, count in counts.items() if count == best]
+    if best == 0 or leaders == [writable[0]]:
+        return None
+    if len(leaders) > 1:
+        raise ServiceUnavailable(
+            f"router: no write target: writable nodes {', '.join(leaders)} are each followed "
+            f"by {best} replica(s) (a failover half done?)"
+        )
+    return leaders[0]
 
 
 def read_verdicts(

@@ -230,6 +230,49 @@ def test_write_follows_a_single_promoted_node() -> None:
         got(router(snapshot(primary(reachable=False), promoted, both)), "write")
 
 
+def follower(name: str, source_id: int, server_id: int) -> NodeHealth:
+    """A replica of the node whose server_id is ``source_id``."""
+    node = replica(name, 0.1)
+    assert node.replica is not None
+    return replace(
+        node, server_id=server_id, replica=replace(node.replica, source_server_id=source_id)
+    )
+
+
+def test_a_former_primary_back_writable_after_a_hand_failover_gets_no_writes() -> None:
+    """Hand failover: replica1 (server 2) promoted, replica2 repointed to it; the old
+    primary (server 1, the configured one) comes back writable. The write target stays
+    replica1: writes on the old primary would fork the data."""
+    old = replace(primary(), server_id=1)
+    promoted = replace(replica("replica1", 0.1, io="No", sql="No"), read_only=False, server_id=2)
+    snap = snapshot(old, promoted, follower("replica2", 2, 3))
+    route = router(snap).route("write")
+    assert route.node == "replica1" and "not primary" in route.reason
+    # before the repoint (nobody follows either), or with replica2 still on the old
+    # primary: the configured primary, as before
+    assert router(snapshot(old, promoted, follower("replica2", 1, 3))).route("write").node == (
+        "primary"
+    )
+    alone = replace(replica("replica2", 0.1, io="No", sql="No"), server_id=3)
+    assert router(snapshot(old, promoted, alone)).route("write").node == "primary"
+    # the old primary made a replica of replica1 but left writable: replica1 still
+    demoted = replace(old, replica=ReplicaStatus("mariadb", "Yes", "Yes", source_server_id=2))
+    assert router(snapshot(demoted, promoted)).route("write").node == "replica1"
+
+
+def test_a_failover_half_done_has_no_write_target() -> None:
+    """Two writable nodes each followed by one node (replica2 still on the old primary,
+    the old primary already on replica1 but writable): which holds the newest writes
+    cannot be told from here, so no write target (a split brain is worse than none)."""
+    old = replace(
+        primary(), server_id=1, replica=ReplicaStatus("mariadb", "Yes", "Yes", source_server_id=2)
+    )
+    promoted = replace(replica("replica1", 0.1, io="No", sql="No"), read_only=False, server_id=2)
+    snap = snapshot(old, promoted, follower("replica2", 1, 3))
+    with pytest.raises(ServiceUnavailable, match=r"primary, replica1 are each followed by 1"):
+        router(snap).route("write")
+
+
 def test_no_or_stale_snapshot_routes_nothing() -> None:
     with pytest.raises(ServiceUnavailable, match="no measurement yet"):
         got(router(None), "write")
