@@ -23,13 +23,21 @@ before any cost:
   (:mod:`datatier.mysql.physical.replay`); a clean shutdown; then the install. Any failure
   before the install leaves DIR as it was.
 
-The restored server has no binlog: ``details["replayed"]["gtid_pos"]`` (and the log) give
-the position it holds, the base's with what was replayed, for ``SET GLOBAL gtid_slave_pos``.
+The restored server has no binlog: the replay ends by setting its ``gtid_slave_pos`` to the
+position it holds (the base's with what was replayed; ``details["replayed"]["gtid_pos"]``
+and the log give it), so as a replica of the source it resumes after the target. The
+private server runs the replay's settings (``REPLAY_SERVER_ARGS`` of
+:mod:`datatier.mysql.physical.replay`: no symbolic links, so a window's ``DATA DIRECTORY``
+stays inside the copy; no flush per commit and no doublewrite, as a copy that does not
+shut down cleanly is never kept), its temporary files beside the copy, and the plugins the
+copy installed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -40,7 +48,14 @@ from datatier.backup.catalog import Catalog
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.service import load_policy
-from datatier.binlog.pitr import PitrPlan, base_failure, plan_pitr, segment_json, segment_loader
+from datatier.binlog.pitr import (
+    PitrPlan,
+    base_failure,
+    pitr_details,
+    plan_pitr,
+    segment_lines,
+    segment_loader,
+)
 from datatier.binlog.records import iso
 from datatier.binlog.replay import ScanReport, groups
 from datatier.config import LoadedConfig
@@ -48,8 +63,14 @@ from datatier.display import human_bytes
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
 from datatier.mysql.binlog.selection import ReplayRefused
+from datatier.mysql.physical.datadir import resolve_owner
 from datatier.mysql.physical.lineage import ENGINE
-from datatier.mysql.physical.replay import Replayer, replay_tools
+from datatier.mysql.physical.replay import (
+    REPLAY_SERVER_ARGS,
+    Replayer,
+    plugin_args,
+    replay_tools,
+)
 from datatier.mysql.physical.restore import PhysicalRestore, source_case
 from datatier.mysql.physical.scratch import ScratchServer, mariadbd_binary
 from datatier.mysql.physical.tool import missing_key_file
@@ -59,6 +80,8 @@ from datatier.tempdirs import held_directory
 log = get_logger(__name__)
 
 SHUTDOWN_SECONDS = 1800.0  # a replay may leave much to flush; never cut short by SIGKILL
+FAILED_STOP_SECONDS = 30.0  # a failed replay's server: its copy is removed anyway
+REPLAY_BUFFER_POOL_MB = 1024
 
 
 class PhysicalPitrRestore(RestoreEngine):
@@ -94,6 +117,7 @@ class PhysicalPitrRestore(RestoreEngine):
         self._staged: Staged | None = None
         self._replayed: dict[str, Any] = {}
         base.before_install = self._replay
+        base.extra_bytes = pitr.replay_bytes  # the datadir grows by about what is replayed
 
     # -- plan and refusals ------------------------------------------------------------------
 
@@ -102,42 +126,18 @@ class PhysicalPitrRestore(RestoreEngine):
         self.base_plan = base
         pitr = self.pitr
         segments = [r.object_record() for r in pitr.segments]
-        stored = sum(r.size for r in pitr.segments)
         return RestorePlan(
             manifest=pitr.manifest,
             objects=[*base.objects, *segments],
             target=base.target,
-            details={
-                "base": {"backup_id": pitr.manifest.backup_id, **base.details},
-                "until": pitr.target_text,
-                "start": str(pitr.start),
-                "segments": [segment_json(r) for r in pitr.segments],
-                "replay_bytes": pitr.replay_bytes,
-                "replay_stored_bytes": stored,
-                "covered_until": pitr.covered_until,
-            },
+            details=pitr_details(pitr, base.details),
             summary=[
                 *base.summary[:-1],
-                f"then {len(segments)} binlog segment(s), {human_bytes(pitr.replay_bytes)} "
-                f"of binlog ({human_bytes(stored)} stored), replayed on the prepared copy by "
-                f"a private scratch server from {pitr.start} up to {pitr.target_text}:",
-                *(
-                    f"  {(r.key or '').rsplit('/', 1)[-1]}  {r.storage_class}  "
-                    f"{human_bytes(r.size)}  {r.transactions} transactions  "
-                    f"{iso(r.first_ts) if r.first_ts else '-'} .. "
-                    f"{iso(r.last_ts) if r.last_ts else '-'}"
-                    for r in pitr.segments
-                ),
+                *segment_lines(pitr, "on the prepared copy by a private scratch server "),
                 base.summary[-1],
             ],
             stores={r.key: pitr.archive_store for r in segments},
         )
-
-    def needed_bytes(self, plan: RestorePlan) -> int:
-        """The physical restore's, plus the largest segment (one replay file at a time)."""
-        assert self.base_plan is not None
-        largest = max((r.raw_size for r in self.pitr.segments), default=0)
-        return self.base.needed_bytes(self.base_plan) + largest
 
     def claim_target(self, plan: RestorePlan) -> contextlib.AbstractContextManager[None]:
         assert self.base_plan is not None
@@ -212,8 +212,8 @@ class PhysicalPitrRestore(RestoreEngine):
         plan.details["replayed"] = self._replayed
         plan.summary.append(
             f"replayed {self._replayed.get('transactions', 0)} transaction(s); the restored "
-            f"server holds GTID position {self._replayed.get('gtid_pos') or '-'} (it has no "
-            "binlog: SET GLOBAL gtid_slave_pos to it before replicating from the source)"
+            f"server holds GTID position {self._replayed.get('gtid_pos') or '-'}, its "
+            "gtid_slave_pos (it has no binlog): a replica of the source resumes after it"
         )
 
     def changed_target(self) -> bool:
@@ -234,24 +234,28 @@ class PhysicalPitrRestore(RestoreEngine):
             )
         started = time.monotonic()
         report = ScanReport()
-        server = ScratchServer(
-            data,
-            0,
-            private=True,
-            stop_timeout=SHUTDOWN_SECONDS,
-            lower_case_table_names=source_case(pitr.manifest),
-        )
-        with held_directory("datatier-replay-", _where(self.options.staging_dir)) as work, server:
-            replayer = Replayer(server.socket_path, work, pitr.start)
+        tmpdir = data.parent / "replay-tmp"  # beside the copy: on DIR's file system
+        tmpdir.mkdir()
+        owner = resolve_owner(data)
+        os.chown(tmpdir, owner.uid, owner.gid)
+        with held_directory("datatier-replay-", _where(self.options.staging_dir)) as work:
+            server = self._server(data, tmpdir, [])
             try:
-                for fde, group in groups(
-                    pitr.segments, segment_loader(self._staged), pitr.start, pitr.target, report
-                ):
-                    replayer.add(fde, group)
-                replayed = replayer.finish()
+                plugins = plugin_args(server.socket_path)
+                if plugins:  # loaded only from the command line: no grant tables
+                    server.stop()
+                    server = self._server(data, tmpdir, plugins)
+                with Replayer(server.socket_path, work, pitr.start) as replayer:
+                    for fde, group in groups(
+                        pitr.segments, segment_loader(self._staged), pitr.start, pitr.target, report
+                    ):
+                        replayer.add(fde, group)
+                    replayed = replayer.finish()
+                server.shutdown()
             finally:
-                replayer.close()
-            server.shutdown()
+                server.stop_timeout = FAILED_STOP_SECONDS  # a copy never kept: no long wait
+                server.stop()
+        shutil.rmtree(tmpdir, ignore_errors=True)
         self._replayed = {
             **replayed.to_json(),
             "stop": report.stop,
@@ -266,6 +270,21 @@ class PhysicalPitrRestore(RestoreEngine):
             last=replayed.last,
             gtid_pos=str(replayed.reached),
         )
+
+    def _server(self, data: Path, tmpdir: Path, plugins: list[str]) -> ScratchServer:
+        """The private server on the copy, started (see module docstring)."""
+        server = ScratchServer(
+            data,
+            0,
+            private=True,
+            stop_timeout=SHUTDOWN_SECONDS,
+            buffer_pool_mb=REPLAY_BUFFER_POOL_MB,
+            lower_case_table_names=source_case(self.pitr.manifest),
+            tmpdir=tmpdir,
+            extra_args=[*REPLAY_SERVER_ARGS, *plugins],
+        )
+        server.start()
+        return server
 
 
 def _where(staging_dir: str | None) -> Path | None:

@@ -37,6 +37,7 @@ from datatier.binlog.records import IndexRecord, iso
 from datatier.binlog.replay import Target
 from datatier.binlog.state import read_state
 from datatier.config import LoadedConfig
+from datatier.display import human_bytes
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.mysql.binlog.positions import Gtid, Position
 from datatier.pipeline.staging import Staged
@@ -315,3 +316,32 @@ def segment_json(record: IndexRecord) -> dict[str, Any]:
         "first_time": iso(record.first_ts) if record.first_ts else None,
         "last_time": iso(record.last_ts) if record.last_ts else None,
     }
+
+
+def pitr_details(pitr: PitrPlan, base: dict[str, Any]) -> dict[str, Any]:
+    """A point-in-time restore plan's ``details`` (``base``: the base restore's)."""
+    return {
+        "base": {"backup_id": pitr.manifest.backup_id, **base},
+        "until": pitr.target_text,
+        "start": str(pitr.start),
+        "segments": [segment_json(r) for r in pitr.segments],
+        "replay_bytes": pitr.replay_bytes,
+        "replay_stored_bytes": sum(r.size for r in pitr.segments),
+        "covered_until": pitr.covered_until,
+    }
+
+
+def segment_lines(pitr: PitrPlan, how: str) -> list[str]:
+    """The plan's summary lines of the segments, replayed ``how``."""
+    stored = sum(r.size for r in pitr.segments)
+    return [
+        f"then {len(pitr.segments)} binlog segment(s), {human_bytes(pitr.replay_bytes)} of "
+        f"binlog ({human_bytes(stored)} stored), replayed {how}from {pitr.start} up to "
+        f"{pitr.target_text}:",
+        *(
+            f"  {(r.key or '').rsplit('/', 1)[-1]}  {r.storage_class}  {human_bytes(r.size)}  "
+            f"{r.transactions} transactions  {iso(r.first_ts) if r.first_ts else '-'} .. "
+            f"{iso(r.last_ts) if r.last_ts else '-'}"
+            for r in pitr.segments
+        ),
+    ]

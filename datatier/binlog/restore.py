@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any, Self
+from typing import Self
 
 from datatier.backup.catalog import Catalog
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
@@ -48,9 +48,10 @@ from datatier.backup.service import load_policy
 from datatier.binlog.pitr import (
     PitrPlan,
     base_failure,
+    pitr_details,
     plan_pitr,
     refuse_base,
-    segment_json,
+    segment_lines,
     segment_loader,
 )
 from datatier.binlog.records import iso
@@ -167,34 +168,12 @@ class PitrRestore(RestoreEngine):
             includes=self._includes(),
         )
         segments = [r.object_record() for r in pitr.segments]
-        stored = sum(r.size for r in pitr.segments)
-        details: dict[str, Any] = {
-            "base": {"backup_id": pitr.manifest.backup_id, **base.details},
-            "until": pitr.target_text,
-            "start": str(pitr.start),
-            "segments": [segment_json(r) for r in pitr.segments],
-            "replay_bytes": pitr.replay_bytes,
-            "replay_stored_bytes": stored,
-            "covered_until": pitr.covered_until,
-        }
         return RestorePlan(
             manifest=pitr.manifest,
             objects=[*base.objects, *segments],
             target=base.target,
-            details=details,
-            summary=[
-                *base.summary,
-                f"then {len(segments)} binlog segment(s), {human_bytes(pitr.replay_bytes)} "
-                f"of binlog ({human_bytes(stored)} stored), replayed from {pitr.start} up to "
-                f"{pitr.target_text}:",
-                *(
-                    f"  {(r.key or '').rsplit('/', 1)[-1]}  {r.storage_class}  "
-                    f"{human_bytes(r.size)}  {r.transactions} transactions  "
-                    f"{iso(r.first_ts) if r.first_ts else '-'} .. "
-                    f"{iso(r.last_ts) if r.last_ts else '-'}"
-                    for r in pitr.segments
-                ),
-            ],
+            details=pitr_details(pitr, base.details),
+            summary=[*base.summary, *segment_lines(pitr, "")],
             touches=base.touches,
             stores={r.key: pitr.archive_store for r in segments},
         )

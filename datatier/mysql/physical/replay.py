@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import pymysql
+
 from datatier.errors import OperationFailed, UsageError
 from datatier.log import get_logger
 from datatier.mysql.binlog import events as ev
@@ -77,25 +79,32 @@ class ReplayReport:
 
 
 class Replayer:
-    """One client session on ``socket``; :meth:`add` each transaction in order, then
-    :meth:`finish` (OperationFailed on the first error; :meth:`close` always)."""
+    """One client session on ``socket``, a context manager (leaving it stops the client);
+    :meth:`add` each transaction in order, then :meth:`finish` (OperationFailed on the
+    first error). ``finish`` ends the session by setting ``gtid_slave_pos`` to the position
+    reached: the restored server, which has no binlog, then replicates from there."""
 
     def __init__(self, socket: Path, workdir: Path, start: Position) -> None:
-        self.binlog_tool, client = replay_tools()
+        self.binlog_tool, self.client_tool = replay_tools()
+        self.socket = socket
         self.workdir = workdir
         self.report = ReplayReport(reached=start)
         self._fde: bytes | None = None
         self._events: list[bytes] = []
         self._size = 0
         self._gtids: list[Gtid] = []
-        self._fed = ""  # the last transaction handed to the client
+        self._spans: list[str] = []  # of the files fed, the newest last
         self._errors = workdir / "replay-client.err"
-        self._err: IO[bytes] = self._errors.open("wb")
+        self._err: IO[bytes] | None = None
+        self._client: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Replayer:
+        self._err = self._errors.open("wb")
         self._client = subprocess.Popen(
             [
-                client,
+                self.client_tool,
                 "--no-defaults",
-                f"--socket={socket}",
+                f"--socket={self.socket}",
                 "--user=root",
                 "--binary-mode",
                 "--max-allowed-packet=1G",
@@ -106,9 +115,16 @@ class Replayer:
             stdout=subprocess.DEVNULL,
             stderr=self._err,
         )
-        assert self._client.stdin is not None
-        self._stdin = self._client.stdin
         self._write(b"FLUSH PRIVILEGES;\n")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def _stdin(self) -> IO[bytes]:
+        assert self._client is not None and self._client.stdin is not None, "entered"
+        return self._client.stdin
 
     def add(self, fde: ev.FormatDescription, group: Group) -> None:
         """Queue ``group`` (read under ``fde``); feeds a file once it is large enough."""
@@ -125,44 +141,49 @@ class Replayer:
         report.reached = report.reached.with_gtid(group.gtid)
 
     def finish(self) -> ReplayReport:
-        """Feed what is queued, end the session, wait for it; OperationFailed on an error."""
+        """Feed what is queued, set ``gtid_slave_pos``, end the session and wait for it;
+        OperationFailed on an error."""
+        assert self._client is not None, "entered"
         if self._events:
             self._feed()
+        reached = str(self.report.reached)
+        self._write(f"SET GLOBAL gtid_slave_pos = '{reached}';\n".encode(), "")
         with contextlib.suppress(BrokenPipeError):  # the client's exit code tells
             self._stdin.close()
         code = self._client.wait()
-        self._err.close()
         if code != 0:
-            raise self._failed(f"fed up to {self.report.last}")
+            raise self._failed()
         return self.report
 
     def close(self) -> None:
         """Stop the client if it still runs (after a failure); idempotent."""
-        if self._client.poll() is None:
-            self._client.kill()
-            self._client.wait()
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            self._stdin.close()
-        self._err.close()
+        if self._client is not None:
+            if self._client.poll() is None:
+                self._client.kill()
+                self._client.wait()
+            with contextlib.suppress(BrokenPipeError, ValueError):
+                self._stdin.close()
+        if self._err is not None:
+            self._err.close()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, where: str = "the start") -> None:
         try:
             self._stdin.write(data)
             self._stdin.flush()
         except BrokenPipeError:
-            raise self._failed("before the first transaction") from None
+            raise self._failed(where) from None
 
     def _feed(self) -> None:
         """One binlog file of the queued transactions through ``mariadb-binlog`` into the
-        session (a client that stopped fails it)."""
-        assert self._fde is not None
+        session (a client that stopped fails it); the tool's warnings are logged."""
+        assert self._fde is not None and self._client is not None
         path = self.workdir / "replay.bin"
         with path.open("wb") as out:
             out.write(ev.MAGIC)
             out.write(self._fde)
             out.writelines(self._events)
         span = f"{self._gtids[0]}..{self._gtids[-1]}"
-        self._fed = str(self._gtids[-1])
+        self._spans = [*self._spans[-1:], span]
         done = subprocess.run(
             [
                 self.binlog_tool,
@@ -180,23 +201,62 @@ class Replayer:
         self.report.files += 1
         self.report.bytes += self._size
         self._events, self._size, self._gtids = [], 0, []
+        said = done.stderr.decode(errors="replace").strip()
         if done.returncode != 0:  # a client that stopped closed the pipe: its error first
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._client.wait(timeout=10)
         if self._client.poll() is not None:
-            raise self._failed(f"fed up to {self._fed}")
+            raise self._failed()
         if done.returncode != 0:
-            message = done.stderr.decode(errors="replace").strip()[-500:]
-            raise OperationFailed(f"mariadb-binlog failed reading transactions {span}: {message}")
+            raise OperationFailed(f"mariadb-binlog failed reading transactions {span}: {said}")
+        if said:
+            log.warning("restore.replay_tool_said", transactions=span, stderr=said[-2000:])
         log.info("restore.replay_fed", transactions=span, files=self.report.files)
 
-    def _failed(self, where: str) -> OperationFailed:
-        """The client's error as the replay's failure (``where``: how far it was fed; the
-        client runs behind it)."""
+    def _failed(self, where: str = "") -> OperationFailed:
+        """The client's error as the replay's failure: in the transactions of the last two
+        files fed (the client runs behind the feed), or at ``where``."""
+        said = tail_of(self._errors)
+        if not where and self._spans:
+            first = self._spans[0].split("..")[0]
+            last = self._spans[-1].split("..")[-1]
+            where = f"in transactions {first}..{last}"
+        hint = "nothing was installed; the datadir being prepared was removed"
+        if "ERROR 1146" in said:
+            hint += (
+                ". A table it says does not exist is usually a temporary table its session "
+                "created before the base backup (statement format; no backup holds temporary "
+                "tables): name an older backup as the base (datatier restore OLDER_ID "
+                "--policy P --until ...)"
+            )
         return OperationFailed(
-            f"the binlog replay failed ({where}): {tail_of(self._errors)}",
-            hint="nothing was installed. A table it says does not exist is usually a "
-            "temporary table its session created before the base backup (statement format; "
-            "no backup holds temporary tables): name an older backup as the base "
-            "(datatier restore OLDER_ID --policy P --until ...)",
+            f"the binlog replay failed ({where or 'at the start'}): {said}", hint=hint
         )
+
+
+REPLAY_SERVER_ARGS = (
+    "--skip-symbolic-links",  # DATA/INDEX DIRECTORY of the window: inside the copy, as restored
+    "--innodb-flush-log-at-trx-commit=0",  # a copy that did not shut down cleanly is never kept
+    "--innodb-doublewrite=0",
+)
+"""What the private server replaying on a copy runs with besides its defaults."""
+
+
+def plugin_args(socket: Path) -> list[str]:
+    """``--plugin-load-add`` for each plugin the copy installed (``mysql.plugin``: without
+    grant tables the server loads none of them, and a table of such an engine could not be
+    opened). UDFs (``mysql.func``) are not loaded either: logged, a replay calling one fails."""
+    conn = pymysql.connect(unix_socket=str(socket), user="root", connect_timeout=30)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT name, dl FROM mysql.plugin ORDER BY name")
+        plugins = [f"--plugin-load-add={name}={dl}" for name, dl in cur.fetchall()]
+        cur.execute("SELECT name FROM mysql.func ORDER BY name")
+        udfs = [str(r[0]) for r in cur.fetchall()]
+    if udfs:
+        log.warning(
+            "restore.replay_udfs_not_loaded",
+            functions=udfs,
+            note="the replay's server runs without grant tables, which also leaves UDFs "
+            "unloaded: a replayed statement calling one fails the restore",
+        )
+    return plugins

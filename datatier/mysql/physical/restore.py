@@ -34,7 +34,13 @@ from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
-from datatier.mysql.physical.datadir import WorkArea, check_datadir, claim_datadir, resolve_owner
+from datatier.mysql.physical.datadir import (
+    WorkArea,
+    check_datadir,
+    claim_datadir,
+    resolve_owner,
+    set_ownership,
+)
 from datatier.mysql.physical.engine import OBJECT_KIND
 from datatier.mysql.physical.lineage import ENGINE, RESTORED_BINLOG, check_links
 from datatier.mysql.physical.tool import (
@@ -196,6 +202,7 @@ class PhysicalRestore(RestoreEngine):
         self._chain: list[Manifest] = []
         self._installing = False  # DIR changes only from WorkArea.install on
         self.before_install: Callable[[Path], None] | None = None  # given the prepared data
+        self.extra_bytes = 0  # what before_install may add to the datadir
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -244,9 +251,10 @@ class PhysicalRestore(RestoreEngine):
 
     def needed_bytes(self, plan: RestorePlan) -> int:
         """Disk the datadir needs: every member's stream (deltas are extracted beside the
-        datadir before they are applied) plus the redo log the server will create."""
+        datadir before they are applied) plus the redo log the server will create, plus
+        ``extra_bytes`` (what a point-in-time replay may add)."""
         redo = int(self.manifest.source.get("innodb_log_file_size") or 0)
-        return sum(o.raw_size for o in plan.objects) + redo
+        return sum(o.raw_size for o in plan.objects) + redo + self.extra_bytes
 
     def claim_target(self, plan: RestorePlan) -> contextlib.AbstractContextManager[None]:
         """One restore at a time into DIR (:func:`.datadir.claim_datadir`)."""
@@ -307,7 +315,8 @@ class PhysicalRestore(RestoreEngine):
                     "keeps them inside the datadir, never at the source's path (ALTER TABLE "
                     "... DATA DIRECTORY='...' moves one out again)",
                 )
-            if self.before_install is not None:
+            if self.before_install is not None:  # a server on the copy runs as its owner
+                set_ownership(work.data, owner)
                 self.before_install(work.data)
             self._installing = True
             work.install(owner)

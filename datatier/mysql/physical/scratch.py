@@ -25,7 +25,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from datatier.errors import OperationFailed, UsageError
@@ -34,6 +34,7 @@ from datatier.mysql.physical.tool import server_settings, tail_of
 from datatier.tempdirs import held_directory
 
 HOST = "127.0.0.1"
+SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL
 
 
 def port_free(port: int) -> bool:
@@ -99,6 +100,8 @@ class ScratchServer:
         log_bin: bool = False,
         private: bool = False,
         lower_case_table_names: int | None = None,
+        tmpdir: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.datadir = datadir.absolute()
         self.port = port
@@ -110,6 +113,8 @@ class ScratchServer:
         self.log_bin = log_bin
         self.private = private
         self.lower_case_table_names = lower_case_table_names
+        self.tmpdir = tmpdir
+        self.extra_args = list(extra_args)
         self.rundir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._held = contextlib.ExitStack()  # the run directory, held (a killed one is swept)
@@ -139,7 +144,7 @@ class ScratchServer:
             f"--socket={self.socket_path}",
             f"--pid-file={self.rundir / 'mysqld.pid'}",
             f"--log-error={self.log_path}",
-            f"--tmpdir={self.rundir}",
+            f"--tmpdir={self.tmpdir or self.rundir}",
             f"--server-id={self.server_id}",
             "--log-bin=scratch-bin" if self.log_bin else "--skip-log-bin",
             "--skip-slave-start",
@@ -150,6 +155,7 @@ class ScratchServer:
         ]
         if self.lower_case_table_names is not None:
             args.append(f"--lower-case-table-names={self.lower_case_table_names}")
+        args.extend(self.extra_args)
         if os.geteuid() == 0:
             args.append(f"--user={resolve_owner(self.datadir).name}")
         return args
@@ -169,6 +175,14 @@ class ScratchServer:
             raise UsageError(f"port {self.port} for the scratch server is taken")
         self.stop()  # a server of an earlier start, and its run directory
         self.rundir = self._held.enter_context(held_directory("datatier-scratch-"))
+        if len(str(self.socket_path).encode()) > SOCKET_PATH_MAX:
+            where = self.rundir.parent
+            self.stop()
+            raise UsageError(
+                f"the scratch server's socket would be longer than a Unix socket path may "
+                f"be ({SOCKET_PATH_MAX} bytes) under {where}",
+                hint="set TMPDIR to a shorter directory",
+            )
         try:
             self._launch(self.rundir)
             self._wait()
@@ -230,10 +244,14 @@ class ScratchServer:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=self.stop_timeout)
         code = proc.poll()
+        if code is None:  # a copy that did not shut down in time is never kept: no wait
+            proc.kill()
+            proc.wait()
         if code != 0:
             failure = OperationFailed(
                 f"mariadbd on {self.datadir} did not shut down cleanly "
-                f"({'still running' if code is None else f'exit {code}'}): "
+                f"({f'killed after {self.stop_timeout:g} s' if code is None else f'exit {code}'})"
+                f": "
                 f"{tail_of(self.log_path)}"
             )
             self.stop()

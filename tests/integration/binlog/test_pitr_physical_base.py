@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from datatier.backup.manifest import Manifest, manifest_key
-from datatier.mysql.physical.scratch import ScratchServer
 from datatier.mysql.sqltext import ident, qualified
 from tests.integration.backup.test_tester7_findings import primary_full_backup
 from tests.integration.binlog_support import PitrWindow, pitr_window
@@ -164,6 +163,8 @@ def restored(sandbox: SandboxHandle, datadir: Path, port_base: int) -> dict[str,
             found["routines"] = [r[0] for r in cur.fetchall()]
             cur.execute("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (ACCOUNT,))
             found["accounts"] = cur.fetchone()[0]
+            cur.execute("SELECT @@gtid_slave_pos")
+            found["gtid_slave_pos"] = cur.fetchone()[0]
     return found
 
 
@@ -192,9 +193,11 @@ def test_a_physical_base_is_replayed_to_exactly_the_target(
     final = how != "middle"
     assert doc["base"]["backup_id"] == (story.incremental if final else story.backup), doc
     replayed = doc["replayed"]
-    assert replayed["transactions"] > 0, replayed
-    assert replayed["gtid_pos"] == (story.gtid if final else story.middle), replayed
+    assert replayed["transactions"] == doc["scan"]["transactions"] > 0, (replayed, doc["scan"])
+    target = story.gtid if final else story.middle
+    assert replayed["gtid_pos"] == target, replayed
     found = restored(sandbox, datadir, test_port_base)
+    assert found["gtid_slave_pos"] == target, "a replica of the source resumes after it"
     expected = story.expected if final else story.middle_expected
     for database in DATABASES:
         assert found[database] == expected[database], database
@@ -238,21 +241,45 @@ def test_a_target_beyond_the_archive_is_refused_before_anything_changes(
     assert [p.name for p in datadir.iterdir()] == ["keep"]
 
 
+WRAPPERS = {  # fault injection: a tool on PATH in front of the real one
+    "early": (
+        "mariadb",
+        '#!/bin/sh\n{ echo "SELECT * FROM no_such_db.no_such_table;"; cat; } | '
+        '/usr/bin/mariadb "$@"\n',
+        "no_such_table",
+    ),
+    "late": (  # after every transaction was applied
+        "mariadb",
+        '#!/bin/sh\n{ cat; echo "SELECT * FROM no_such_db.no_such_table;"; } | '
+        '/usr/bin/mariadb "$@"\n',
+        "no_such_table",
+    ),
+    "unclean-shutdown": (  # the server exits 3 after SIGTERM
+        "mariadbd",
+        '#!/bin/bash\n/usr/sbin/mariadbd "$@" & pid=$!\n'
+        "trap 'kill -TERM $pid; wait $pid; exit 3' TERM\nwait $pid\n",
+        "did not shut down cleanly (exit 3)",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", list(WRAPPERS))
 def test_a_replay_that_fails_installs_nothing(
-    sandbox: SandboxHandle, story: Story, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxHandle,
+    story: Story,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
 ) -> None:
-    """Fault injection (a wrapper ``mariadb`` on PATH that sends the real client a
-    statement the scratch server rejects before the replay): exit 1 with the server's
-    message; DIR (a previous datadir, with --force) keeps what it held; no work files
-    left."""
+    """Fault injection (a wrapper on PATH): the client rejects a statement before the
+    replay ("early") or after all of it ("late"), or the server does not shut down
+    cleanly. Expected: exit 1 naming the failure; DIR (a previous datadir, replaced with
+    --force) keeps what it held; no work files left."""
+    tool, script, said = WRAPPERS[fault]
     tools = tmp_path / "bin"
     tools.mkdir()
-    real = "/usr/bin/mariadb"
-    wrapper = tools / "mariadb"
-    wrapper.write_text(
-        f'#!/bin/sh\n{{ echo "SELECT * FROM no_such_db.no_such_table;"; cat; }} | {real} "$@"\n'
-    )
-    wrapper.chmod(0o755)
+    (tools / tool).write_text(script)
+    (tools / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
     datadir = tmp_path / "data"  # a previous datadir, replaced with --force
     datadir.mkdir()
@@ -263,12 +290,18 @@ def test_a_replay_that_fails_installs_nothing(
                  "--datadir", str(datadir), "--owner", OWNER, "--force",
                  "--staging-dir", str(staging))  # fmt: skip
     assert result.code == 1, result.err[-2000:]
-    assert "no_such_table" in result.err, result.err[-3000:]
-    assert "binlog replay failed" in result.err, result.err[-3000:]
+    assert said in result.err, result.err[-3000:]
     assert [p.name for p in datadir.iterdir()] == ["ibdata1"]
     assert (datadir / "ibdata1").read_bytes() == b"old"
     assert not list(staging.iterdir())
     assert not list(tmp_path.glob("data/.datatier-*"))
+
+
+def readme_replay_lines() -> str:
+    """The README's by-hand replay, verbatim: its ``sh`` block that starts ``mariadbd``."""
+    text = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    start = text.index("mariadbd --no-defaults --datadir=full --socket=/tmp/replay.sock")
+    return text[start : text.index("```", start)]
 
 
 def test_the_readme_stock_tools_path(
@@ -276,10 +309,10 @@ def test_the_readme_stock_tools_path(
 ) -> None:
     """The README's by-hand point-in-time restore from a physical base: the chain's objects
     (full, incremental) and the planned segments fetched (S3 client), ``mbstream -x`` and
-    ``mariabackup --prepare`` of each, in order, a ``mariadbd --skip-grant-tables
-    --skip-networking`` on the copy, then ``FLUSH PRIVILEGES`` and ``mariadb-binlog
-    --start-position=BACKUP_GTID --stop-position=GTID SEGMENTS | mariadb``: the same tables
-    as at the target."""
+    ``mariabackup --prepare`` of each, in order, then the README's lines (a private
+    ``mariadbd`` on the copy, ``FLUSH PRIVILEGES``, ``mariadb-binlog --start-position=BASE
+    --stop-position=GTID SEGMENTS | mariadb``, ``gtid_slave_pos``, a clean shutdown) run as
+    written there: the same tables as at the target, and its GTID position."""
     plan = cli(sandbox, "restore", "--policy", PHYS, "--until-gtid", story.gtid,
                "--datadir", str(tmp_path / "unused"), "--dry-run", "--json")  # fmt: skip
     assert plan.code == 0, plan.err[-2000:]
@@ -311,20 +344,26 @@ def test_the_readme_stock_tools_path(
     done = subprocess.run(["bash", "-o", "pipefail", "-c", prepare], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     binlogs = " ".join(s.removesuffix(".zst") for s in segments)
-    with ScratchServer(full, 0, private=True) as server:  # --skip-grant-tables --skip-networking
-        replay = (
-            f'{{ echo "FLUSH PRIVILEGES;"; mariadb-binlog --start-position={doc["start"]} '
-            f"--stop-position={story.gtid} {binlogs}; }} | "
-            f"mariadb --socket={server.socket_path} -uroot --binary-mode"
-        )
-        done = subprocess.run(
-            ["bash", "-o", "pipefail", "-c", replay], capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        server.shutdown()
+    script = readme_replay_lines()
+    for was, now in (
+        ("--datadir=full", f"--datadir={full}"),
+        ("/tmp/replay.", f"{tmp_path}/replay."),
+        ("--local-load=/tmp", f"--local-load={tmp_path}"),
+        ("--user=mysql", f"--user={OWNER}"),
+        ("BASE", doc["start"]),
+        ("--stop-position=GTID", f"--stop-position={story.gtid}"),
+        ("SEGMENT...", binlogs),
+        ("'POS'", f"'{story.gtid}'"),
+    ):
+        assert was in script, was
+        script = script.replace(was, now)
+    done = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script], capture_output=True, text=True
+    )
+    assert done.returncode == 0, (script, done.stderr[-2000:])
     found = restored(sandbox, full, test_port_base)
     assert {db: found[db] for db in DATABASES} == story.expected
-    assert found["accounts"] == 1
+    assert found["accounts"] == 1 and found["gtid_slave_pos"] == story.gtid
 
 
 def test_a_temporary_table_open_across_the_base_fails_loudly_and_an_older_base_serves(

@@ -1,5 +1,7 @@
-"""A point-in-time restore from a physical backup of a server with ``lower_case_table_names=1``
-(an extra real MariaDB beside the sandbox, the sandbox's S3 server).
+"""Point-in-time restores from physical backups of an extra real MariaDB beside the sandbox
+(its own server: what would disturb the sandbox's replicas), the sandbox's S3 server.
+
+A server with ``lower_case_table_names=1``.
 
 Such a server names table files lower-cased and folds the names in statements. The replay
 ran on a scratch server with the default setting (0): a statement spelling a table
@@ -7,6 +9,9 @@ otherwise (``INSERT INTO SHOP.ORDERS``) named no table, and a table created in t
 (``CREATE TABLE Shop.NewT``) got a file the restored server, started as its source was,
 would never find. The scratch server now runs with the source's setting, as recorded in
 the manifest, and the restore says how to start the server on DIR.
+
+A table created in the window with ``DATA DIRECTORY`` (on the sandbox, its replicas would
+create the same file on this host).
 """
 
 from __future__ import annotations
@@ -96,3 +101,85 @@ def test_the_replay_and_the_restored_server_fold_names_as_the_source_did(
         loaded = load(str(config), environ={})
         store = store_for(loaded.config.backup.default_store, loaded.config)
         store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # the shared S3 server
+
+
+def test_a_data_directory_table_of_the_window_comes_back_inside_the_datadir(
+    sandbox: SandboxHandle, server: MariaDBService, tmp_path: Path, test_port_base: int
+) -> None:
+    """On the database host (here: the source's own server), a table created in the
+    window with ``DATA DIRECTORY='EXT'``. Steps: full backup; ``CREATE TABLE ... DATA
+    DIRECTORY``, two rows; target; archive; restore. Expected: exit 0; the restored table
+    lives inside DIR (no ``.isl``, no file written under EXT by the replay), both rows.
+    Was: the replay's server created its file at EXT, the source's live path (here: "tablespace
+    exists", exit 1; once the source dropped it, a file beside the live server's)."""
+    external = tmp_path / "external"
+    external.mkdir()
+    config = own_config(sandbox, server, NODE, tmp_path, {POLICY: PHYSICAL})
+    run(sandbox, server, "CREATE DATABASE Shop")
+    backup = cli(config, {}, "backup", "run", POLICY, "--full", "--json")
+    try:
+        assert backup.code == 0, backup.err[-2000:]
+        run(sandbox, server,
+            f"CREATE TABLE Shop.dd (id INT PRIMARY KEY) DATA DIRECTORY = '{external}'",
+            "INSERT INTO Shop.dd VALUES (1), (2)")  # fmt: skip
+        source_files = sorted(p.name for p in external.rglob("*") if p.is_file())
+        gtid = str(run(sandbox, server, "SELECT @@gtid_binlog_pos")[0][0])
+        archived = cli(config, {}, "binlog", "archive", "--once")
+        assert archived.code == 0, archived.err[-2000:]
+        datadir = tmp_path / "data"
+        done = cli(config, {}, "restore", "--policy", POLICY, "--until-gtid", gtid,
+                   "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
+        assert done.code == 0, done.err[-2000:]
+        assert sorted(p.name for p in external.rglob("*") if p.is_file()) == source_files
+        assert not list(datadir.rglob("*.isl")) and list(datadir.glob("shop/dd.ibd"))
+        port = free_port(scratch_ports(test_port_base))
+        with (
+            ScratchServer(datadir, port, lower_case_table_names=1) as restored,
+            connect_port(sandbox, restored.port) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute("SELECT COUNT(*) FROM Shop.dd")
+            assert cur.fetchone() == (2,)
+    finally:
+        loaded = load(str(config), environ={})
+        store = store_for(loaded.config.backup.default_store, loaded.config)
+        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
+
+
+def test_a_table_of_an_installed_engine_is_replayed(
+    sandbox: SandboxHandle, server: MariaDBService, tmp_path: Path, test_port_base: int
+) -> None:
+    """``INSTALL SONAME 'ha_archive'`` on the source, an ARCHIVE table with a row; full
+    backup; a row more in the window; restore to the target. Expected: exit 0, both rows.
+    Was: the replay's server (no grant tables) loads no plugin of ``mysql.plugin``: "Unknown
+    storage engine 'ARCHIVE'", exit 1 (or, with a session sql_mode lacking
+    NO_ENGINE_SUBSTITUTION, an InnoDB table in its place)."""
+    config = own_config(sandbox, server, NODE, tmp_path, {POLICY: PHYSICAL})
+    run(sandbox, server, "INSTALL SONAME 'ha_archive'", "CREATE DATABASE arc",
+        "CREATE TABLE arc.log (id INT, v VARCHAR(20)) ENGINE=ARCHIVE",
+        "INSERT INTO arc.log VALUES (1, 'base')")  # fmt: skip
+    backup = cli(config, {}, "backup", "run", POLICY, "--full", "--json")
+    try:
+        assert backup.code == 0, backup.err[-2000:]
+        run(sandbox, server, "INSERT INTO arc.log VALUES (2, 'window')")
+        gtid = str(run(sandbox, server, "SELECT @@gtid_binlog_pos")[0][0])
+        archived = cli(config, {}, "binlog", "archive", "--once")
+        assert archived.code == 0, archived.err[-2000:]
+        datadir = tmp_path / "data"
+        done = cli(config, {}, "restore", "--policy", POLICY, "--until-gtid", gtid,
+                   "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
+        assert done.code == 0, done.err[-2000:]
+        port = free_port(scratch_ports(test_port_base))
+        with (
+            ScratchServer(datadir, port, lower_case_table_names=1) as restored,
+            connect_port(sandbox, restored.port) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_NAME = 'log'")
+            assert cur.fetchone() == ("ARCHIVE",)
+            cur.execute("SELECT id, v FROM arc.log ORDER BY id")
+            assert cur.fetchall() == ((1, "base"), (2, "window"))
+    finally:
+        loaded = load(str(config), environ={})
+        store = store_for(loaded.config.backup.default_store, loaded.config)
+        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
