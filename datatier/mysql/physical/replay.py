@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -66,6 +67,8 @@ class ReplayReport:
     first: str = ""
     last: str = ""
     reached: Position = field(default_factory=Position)
+    seconds: float = 0.0  # from the session's start to its end (the server's start and
+    # shutdown not included)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -75,6 +78,7 @@ class ReplayReport:
             "first": self.first,
             "last": self.last,
             "gtid_pos": str(self.reached),
+            "session_seconds": round(self.seconds, 3),
         }
 
 
@@ -97,8 +101,10 @@ class Replayer:
         self._errors = workdir / "replay-client.err"
         self._err: IO[bytes] | None = None
         self._client: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
 
     def __enter__(self) -> Replayer:
+        self._started = time.monotonic()
         self._err = self._errors.open("wb")
         self._client = subprocess.Popen(
             [
@@ -153,6 +159,7 @@ class Replayer:
         code = self._client.wait()
         if code != 0:
             raise self._failed()
+        self.report.seconds = time.monotonic() - self._started
         return self.report
 
     def close(self) -> None:
