@@ -49,7 +49,7 @@ from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
 from datatier.mysql.binlog.selection import ReplayRefused
 from datatier.mysql.physical.lineage import ENGINE
-from datatier.mysql.physical.replay import Replayer, replay_tools
+from datatier.mysql.physical.replay import Replayer, expected_errors, replay_tools
 from datatier.mysql.physical.restore import PhysicalRestore
 from datatier.mysql.physical.scratch import ScratchServer, mariadbd_binary
 from datatier.mysql.physical.tool import missing_key_file
@@ -172,9 +172,10 @@ class PhysicalPitrRestore(RestoreEngine):
     def _scan(self, plan: RestorePlan, staged: Staged) -> None:
         pitr, report = self.pitr, ScanReport()
         count = 0
-        for _fde, group in groups(
+        for fde, group in groups(
             pitr.segments, segment_loader(staged), pitr.start, pitr.target, report
         ):
+            expected_errors(group.events, fde.checksum, group.gtid)  # refused before any cost
             count += 1
             report.statement_bytes += sum(len(e) for e in group.events)
         wanted = pitr.target.until_gtid
