@@ -300,6 +300,71 @@ def test_a_target_at_the_base_backup_replays_nothing(
     assert found == story.base_expected
 
 
+def ignore_on_replicas(sandbox: SandboxHandle, pattern: str) -> None:
+    """The replicas' SQL threads skip the tables ``pattern`` (empty: none)."""
+    for node in ("replica1", "replica2"):
+        with sandbox.connect(node) as conn, conn.cursor() as cur:
+            cur.execute("STOP SLAVE SQL_THREAD")
+            cur.execute("SET GLOBAL replicate_wild_ignore_table = %s", (pattern,))
+            cur.execute("START SLAVE SQL_THREAD")
+
+
+def tree_state(path: Path) -> dict[str, tuple[int, int]]:
+    """Every file below ``path``: (size, mtime_ns)."""
+    return {
+        str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_table_created_with_data_directory_in_the_window_stays_inside_dir(
+    sandbox: SandboxHandle, story: Story, tmp_path: Path, test_port_base: int
+) -> None:
+    """Severity: a point-in-time restore impossible on the source's host (exit 1 after the
+    whole prepare); elsewhere the replay writes the table's file at the source's path,
+    outside DIR, and the restored datadir depends on it (the private server honoured DATA
+    DIRECTORY, which the physical restore otherwise keeps inside DIR).
+
+    Steps: in the window ``dd`` created with ``DATA DIRECTORY = EXT``, filled, updated.
+    ``restore --policy PHYS --until-gtid`` (the last GTID), on the source's host; start DIR.
+    Expected: exit 0; the table as on the primary, its file inside DIR (no ``.isl``); EXT's
+    files untouched.
+    Was: exit 1 "Can't create table ... dd (errno: 184 "Tablespace already exists")"."""
+    w = story.window
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    with sandbox.connect("replica1") as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.replicate_wild_ignore_table")
+        ignored = cur.fetchone()[0] or ""
+    ignore_on_replicas(sandbox, f"{DB}.dd")  # on this host they would share EXT
+    try:
+        w.sql(
+            f"CREATE TABLE {DB}.dd (id INT PRIMARY KEY, v INT) DATA DIRECTORY = '{ext}'",
+            f"INSERT INTO {DB}.dd VALUES (1, 1), (2, 2)",
+            f"UPDATE {DB}.dd SET v = v + 10",
+        )
+        target = w.gtid()
+        with sandbox.connect("primary") as conn:
+            expected = state(conn, DB)["dd"]
+        w.archive()
+        before = tree_state(ext)
+        datadir = tmp_path / "data"
+        result = cli(sandbox, "restore", "--policy", PHYS, "--until-gtid", target,
+                     "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
+        assert tree_state(ext) == before, "the source's files untouched"
+        assert result.code == 0, result.err[-3000:]
+        assert not list(datadir.rglob("*.isl"))
+        assert (datadir / DB / "dd.ibd").is_file()
+        with scratch(datadir, test_port_base) as server, connect_port(sandbox, server.port) as c:
+            assert state(c, DB)["dd"] == expected
+        assert tree_state(ext) == before, "the restored server opened its own file"
+    finally:
+        w.sql(f"DROP TABLE IF EXISTS {DB}.dd")
+        sandbox.wait_replicated(60)
+        ignore_on_replicas(sandbox, ignored)
+
+
 def test_a_statement_logged_with_its_error_is_replayed_as_the_primary_ran_it(
     sandbox: SandboxHandle, story: Story, tmp_path: Path, test_port_base: int
 ) -> None:
