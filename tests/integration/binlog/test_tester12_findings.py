@@ -365,6 +365,66 @@ def test_a_table_created_with_data_directory_in_the_window_stays_inside_dir(
         ignore_on_replicas(sandbox, ignored)
 
 
+def test_a_client_command_in_a_logged_comment_changes_nothing(
+    sandbox: SandboxHandle, story: Story, tmp_path: Path, test_port_base: int
+) -> None:
+    """The replay's client parses the statements as text: ``\\C latin1`` in a
+    version comment the server ignores (logged as written) must not change how the later
+    statements' bytes are read (a table named with a non-ASCII character, a default)."""
+    w = story.window
+    w.sql(
+        f"CREATE TABLE {DB}.h1 (id INT) /*!99999 \\C latin1 */",
+        f"CREATE TABLE {DB}.`h☃` (v VARCHAR(10) DEFAULT 'é')",
+        f"INSERT INTO {DB}.`h☃` VALUES (DEFAULT)",
+    )
+    target = w.gtid()
+    with sandbox.connect("primary") as conn:
+        expected = state(conn, DB)
+    w.archive()
+    datadir = tmp_path / "data"
+    result = cli(sandbox, "restore", "--policy", PHYS, "--until-gtid", target,
+                 "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
+    assert result.code == 0, result.err[-3000:]
+    with scratch(datadir, test_port_base) as server, connect_port(sandbox, server.port) as c:
+        found = state(c, DB)
+    assert found == expected
+
+
+def test_rows_larger_than_the_default_packet_are_replayed(
+    sandbox: SandboxHandle, story: Story, tmp_path: Path, test_port_base: int
+) -> None:
+    """A 20 MiB value in row format (one rows event, one ``BINLOG`` statement of ~27 MiB)
+    and in statement format, and a 70 MiB transaction (one replay file of its own): exit
+    0, the rows as on the primary."""
+    w = story.window
+    w.sql(f"CREATE TABLE {DB}.big (id INT PRIMARY KEY, b LONGBLOB)")
+    with w.session(binlog_format="ROW") as cur:
+        cur.execute("INSERT INTO big VALUES (1, REPEAT('r', 20 << 20))")
+        cur.execute("BEGIN")
+        for n in range(2, 9):
+            cur.execute(f"INSERT INTO big VALUES ({n}, REPEAT(CHAR(64 + {n}), 10 << 20))")
+        cur.execute("COMMIT")
+    with w.session(binlog_format="STATEMENT") as cur:
+        cur.execute("INSERT INTO big VALUES (20, REPEAT('s', 20 << 20))")
+    target = w.gtid()
+    with sandbox.connect("primary") as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT id, LENGTH(b), MD5(b) FROM {DB}.big ORDER BY id")
+        expected = cur.fetchall()
+    w.archive()
+    datadir = tmp_path / "data"
+    result = cli(sandbox, "restore", "--policy", PHYS, "--until-gtid", target,
+                 "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
+    assert result.code == 0, result.err[-3000:]
+    with (
+        scratch(datadir, test_port_base) as server,
+        connect_port(sandbox, server.port) as c,
+        c.cursor() as cur,
+    ):
+        cur.execute(f"SELECT id, LENGTH(b), MD5(b) FROM {DB}.big ORDER BY id")
+        assert cur.fetchall() == expected
+    w.sql(f"DROP TABLE {DB}.big")
+
+
 def test_a_statement_logged_with_its_error_is_replayed_as_the_primary_ran_it(
     sandbox: SandboxHandle, story: Story, tmp_path: Path, test_port_base: int
 ) -> None:
