@@ -457,6 +457,44 @@ def test_a_statement_logged_with_its_error_is_replayed_as_the_primary_ran_it(
     assert found["na"] == expected["na"]
 
 
+def test_a_load_data_logged_with_its_error_is_refused_before_any_cost(
+    sandbox: SandboxHandle, story: Story, tmp_path: Path
+) -> None:
+    """Severity: a late, misleading failure (exit 1 after the whole prepare, with the hint
+    about temporary tables).
+
+    Steps: statement format, an Aria table with a primary key; ``LOAD DATA INFILE``
+    of rows 1, 2, 2, 3 stops at the duplicate (1 and 2 loaded) and is logged with error
+    1062. ``restore --policy PHYS --until-gtid`` (the last GTID).
+    Expected: exit 2 before anything is extracted, naming the transaction and the error;
+    DIR not created.
+    Was: exit 1 after the prepare ("the binlog replay failed ... Duplicate entry")."""
+    w = story.window
+    rows = tmp_path / "rows.tsv"
+    rows.write_text("1\n2\n2\n3\n")
+    w.sql(f"CREATE TABLE {DB}.nl (id INT PRIMARY KEY) ENGINE=Aria")
+    backups = primary_full_backup(sandbox, f"{PHYS}-ld")  # after the other tests' refusals
+    next(backups)
+    with (
+        w.session(binlog_format="STATEMENT") as cur,
+        contextlib.suppress(pymysql.err.IntegrityError),
+    ):
+        cur.execute(f"LOAD DATA INFILE '{rows}' INTO TABLE nl")  # the server's host: this
+    target = w.gtid()
+    with sandbox.connect("primary") as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {DB}.nl")
+        assert cur.fetchone()[0] == 2, "loaded part-way"
+    w.archive()
+    datadir = tmp_path / "data"
+    result = cli(sandbox, "restore", "--policy", f"{PHYS}-ld", "--until-gtid", target,
+                 "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
+    for _ in backups:
+        pass
+    assert result.code == 2, result.err[-3000:]
+    assert "LOAD DATA" in result.err and "error 1062" in result.err, result.err[-3000:]
+    assert not datadir.exists()
+
+
 def skip_on_replicas(sandbox: SandboxHandle) -> None:
     """Each replica, once its SQL thread stopped at the statement the source interrupted,
     skips that one event group and goes on (the sandbox is shared by later tests)."""
@@ -492,6 +530,8 @@ def test_a_statement_the_source_interrupted_half_way_is_refused_before_any_cost(
     about temporary tables."""
     w = story.window
     w.sql(f"CREATE TABLE {DB}.nk (id INT PRIMARY KEY) ENGINE=Aria")
+    backups = primary_full_backup(sandbox, f"{PHYS}-kill")  # after the other tests' refusals
+    next(backups)
     with (
         w.session(binlog_format="STATEMENT") as cur,
         contextlib.suppress(pymysql.err.OperationalError),
@@ -504,8 +544,10 @@ def test_a_statement_the_source_interrupted_half_way_is_refused_before_any_cost(
     target = w.gtid()
     w.archive()
     datadir = tmp_path / "data"
-    result = cli(sandbox, "restore", "--policy", PHYS, "--until-gtid", target,
+    result = cli(sandbox, "restore", "--policy", f"{PHYS}-kill", "--until-gtid", target,
                  "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
+    for _ in backups:
+        pass
     assert result.code == 2, result.err[-3000:]
     assert "error 1969" in result.err, result.err[-3000:]
     assert not datadir.exists()
