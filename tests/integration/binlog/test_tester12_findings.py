@@ -21,7 +21,7 @@ import pymysql
 import pytest
 
 from datatier.mysql.sqltext import qualified
-from tests.integration.backup.test_tester7_findings import primary_full_backup
+from tests.integration.backup.test_tester7_findings import primary_full_backup, store_of
 from tests.integration.binlog_support import PitrWindow, pitr_window
 from tests.integration.conftest import SandboxHandle
 from tests.integration.physical_support import OWNER, cli, connect_port, scratch
@@ -423,6 +423,44 @@ def test_rows_larger_than_the_default_packet_are_replayed(
         cur.execute(f"SELECT id, LENGTH(b), MD5(b) FROM {DB}.big ORDER BY id")
         assert cur.fetchall() == expected
     w.sql(f"DROP TABLE {DB}.big")
+
+
+def test_a_base_taken_on_a_replica_is_replayed_from_the_primarys_archive(
+    sandbox: SandboxHandle, story: Story, tmp_path: Path, test_port_base: int
+) -> None:
+    """The usual set-up: physical backups of replica1, the binlog archived from the
+    primary. A full backup of replica1 while the primary writes; more writes; restore to the
+    last GTID: exit 0, the tables as on the primary, the position reported the target's."""
+    w = story.window
+    policy = f"{PHYS}-replica"
+    sandbox.write_policy(
+        policy,
+        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\n'
+        '[source]\nnode = "replica1"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
+    )
+    try:
+        w.sql(f"CREATE TABLE {DB}.rep (id INT PRIMARY KEY, v INT)")
+        w.sql(*(f"INSERT INTO {DB}.rep VALUES ({n}, {n})" for n in range(50)))
+        sandbox.wait_replicated(60)
+        taken = cli(sandbox, "backup", "run", policy, "--full", "--json")
+        assert taken.code == 0, taken.err[-2000:]
+        w.sql(f"UPDATE {DB}.rep SET v = v * 2 WHERE id < 25", f"DELETE FROM {DB}.rep WHERE id > 40")
+        target = w.gtid()
+        with sandbox.connect("primary") as conn:
+            expected = state(conn, DB)["rep"]
+        w.archive()
+        datadir = tmp_path / "data"
+        result = cli(sandbox, "restore", "--policy", policy, "--until-gtid", target,
+                     "--datadir", str(datadir), "--owner", OWNER, "--json")  # fmt: skip
+        assert result.code == 0, result.err[-3000:]
+        assert result.json()["replayed"]["gtid_pos"] == target
+        with scratch(datadir, test_port_base) as server, connect_port(sandbox, server.port) as c:
+            assert state(c, DB)["rep"] == expected
+    finally:
+        w.sql(f"DROP TABLE IF EXISTS {DB}.rep")
+        store = store_of(sandbox)
+        store.delete([o.key for o in store.list_objects(f"{policy}/")])
+        (sandbox.root / "backups" / f"{policy}.toml").unlink(missing_ok=True)
 
 
 def test_a_statement_logged_with_its_error_is_replayed_as_the_primary_ran_it(
