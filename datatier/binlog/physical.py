@@ -68,6 +68,7 @@ from datatier.mysql.physical.lineage import ENGINE
 from datatier.mysql.physical.replay import (
     REPLAY_SERVER_ARGS,
     Replayer,
+    expected_errors,
     plugin_args,
     replay_tools,
 )
@@ -172,9 +173,10 @@ class PhysicalPitrRestore(RestoreEngine):
     def _scan(self, plan: RestorePlan, staged: Staged) -> None:
         pitr, report = self.pitr, ScanReport()
         count = 0
-        for _fde, group in groups(
+        for fde, group in groups(
             pitr.segments, segment_loader(staged), pitr.start, pitr.target, report
         ):
+            expected_errors(group.events, fde.checksum, group.gtid)  # refused before any cost
             count += 1
             report.statement_bytes += sum(len(e) for e in group.events)
         wanted = pitr.target.until_gtid

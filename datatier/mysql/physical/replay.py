@@ -9,6 +9,15 @@ grant checks). The server applies row events through ``BINLOG`` statements and l
 statements as they were: every database, those created or dropped in the window, accounts
 and routines included; one session, so temporary tables live on across files.
 
+A statement the source logged with the error it met (``error_code`` of its query event: a
+statement-format write to a non-transactional table that failed half-way, such as a
+duplicate key in a multi-row INSERT into an Aria table) keeps the rows it wrote there: a
+replica expects that error and goes on. The client would stop at it, so such a statement is
+fed wrapped in a compound statement whose handler expects exactly that error (and fails
+the replay if it does not occur); one the source interrupted (killed, timed out, shut
+down) did an unknown part of its work and is refused, as is a LOAD DATA logged with its
+error (no compound statement may hold one) (:func:`expected_errors`).
+
 The session starts with ``FLUSH PRIVILEGES`` (account statements of the window then run on
 the restored grant tables; the session keeps every privilege). The first error stops the
 replay (OperationFailed naming the transactions being fed and the client's message): the
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import struct
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -32,6 +42,8 @@ from datatier.log import get_logger
 from datatier.mysql.binlog import events as ev
 from datatier.mysql.binlog.groups import Group
 from datatier.mysql.binlog.positions import Gtid, Position
+from datatier.mysql.binlog.query import parse_query
+from datatier.mysql.binlog.selection import ReplayRefused
 from datatier.mysql.physical.tool import tail_of
 
 log = get_logger(__name__)
@@ -40,6 +52,64 @@ FILE_BYTES = 64 << 20
 """A binlog file fed to ``mariadb-binlog`` once it holds this much (then the next)."""
 BINLOG_TOOLS = ("mariadb-binlog", "mysqlbinlog")
 CLIENT_TOOLS = ("mariadb", "mysql")
+INTERRUPTED = {
+    1053: "the server shut down",  # ER_SERVER_SHUTDOWN
+    1317: "it was interrupted",  # ER_QUERY_INTERRUPTED
+    1927: "its connection was killed",  # ER_CONNECTION_KILLED
+    1969: "it ran out of time (max_statement_time)",  # ER_STATEMENT_TIMEOUT
+}
+"""Errors a statement logged with met at an unknown point of its work: no replay can redo
+just that part."""
+SEEN = b"@datatier_logged_error"
+
+
+def expected_errors(events: list[bytes], checksum: bool, gtid: Gtid) -> list[bytes]:
+    """``events`` with each query event that carries the source's error rewritten (see
+    the module docstring); ReplayRefused for a statement the source interrupted."""
+    out = []
+    for event in events:
+        head = ev.header(event)
+        logged = head.type in ev.QUERY_EVENTS or head.type == ev.EXECUTE_LOAD_QUERY
+        if not logged or struct.unpack_from("<H", event, ev.HEADER_LEN + 9)[0] == 0:
+            out.append(event)
+            continue
+        if head.type == ev.EXECUTE_LOAD_QUERY:
+            raise ReplayRefused(
+                f"transaction {gtid} holds a LOAD DATA the source logged with the error it "
+                f"met (error {struct.unpack_from('<H', event, ev.HEADER_LEN + 9)[0]}) after "
+                "loading part of the file into a non-transactional table: the client "
+                "replaying it would stop at that error, and no statement loads just that part",
+                hint="choose a target before that transaction (--until-gtid), or restore "
+                "without one and load the rest by hand",
+            )
+        query = parse_query(event, checksum)
+        code = query.error_code
+        if code in INTERRUPTED:
+            raise ReplayRefused(
+                f"transaction {gtid} holds a statement the source logged after "
+                f"{INTERRUPTED[code]} (error {code}) part-way through a non-transactional "
+                "table: the binlog does not tell how much of it was done, so no replay can "
+                "reproduce it",
+                hint="choose a target before that transaction (--until-gtid), or restore "
+                "without one and repair that table by hand",
+            )
+        text = query.text.rstrip().rstrip(b";")
+        wrapped = (
+            b"BEGIN NOT ATOMIC DECLARE CONTINUE HANDLER FOR %d SET %s = NULL; SET %s = %d; "
+            b"%s\n; IF %s IS NOT NULL THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = "
+            b"'the statement failed on the source with error %d, not here'; END IF; END"
+        ) % (code, SEEN, SEEN, code, text, SEEN, code)
+        _t, _e, db_len, _err, vars_len = struct.unpack_from("<IIBHH", event, ev.HEADER_LEN)
+        at = ev.HEADER_LEN + 13 + vars_len + db_len + 1  # the statement's text
+        post = bytearray(event[ev.HEADER_LEN : at])
+        struct.pack_into("<H", post, 9, 0)  # no error expected of the wrapper
+        body = bytes(post) + wrapped
+        size = ev.HEADER_LEN + len(body) + (ev.CRC_LEN if checksum else 0)
+        raw = ev.HEADER.pack(
+            head.timestamp, ev.QUERY, head.server_id, size, head.log_pos, head.flags
+        )
+        out.append(ev.with_crc(raw + body) if checksum else raw + body)
+    return out
 
 
 def replay_tools() -> tuple[str, str]:
@@ -137,7 +207,7 @@ class Replayer:
         if self._fde is not None and (fde.event != self._fde or self._size >= FILE_BYTES):
             self._feed()
         self._fde = fde.event
-        self._events.extend(group.events)
+        self._events.extend(expected_errors(group.events, fde.checksum, group.gtid))
         self._size += sum(len(e) for e in group.events)
         self._gtids.append(group.gtid)
         report = self.report
@@ -242,11 +312,11 @@ class Replayer:
 
 
 REPLAY_SERVER_ARGS = (
-    "--skip-symbolic-links",  # DATA/INDEX DIRECTORY of the window: inside the copy, as restored
     "--innodb-flush-log-at-trx-commit=0",  # a copy that did not shut down cleanly is never kept
     "--innodb-doublewrite=0",
 )
-"""What the private server replaying on a copy runs with besides its defaults."""
+"""What the private server replaying on a copy runs with besides its defaults (and those of
+``ScratchServer(private=True)``: no network, no grant checks, no symbolic links)."""
 
 
 def plugin_args(socket: Path) -> list[str]:

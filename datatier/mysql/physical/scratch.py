@@ -1,7 +1,8 @@
 """A throwaway ``mariadbd`` on a restored datadir, for restore tests and checks.
 
 It listens on ``127.0.0.1:PORT`` only (and a socket in a private directory; ``private``:
-on that socket alone, without grant checks, for a point-in-time replay), writes no
+on that socket alone, without grant checks and ignoring DATA DIRECTORY, for a
+point-in-time replay: a table it creates keeps its files in the datadir), writes no
 binlog (unless ``log_bin``: ``scratch-bin.*`` in the datadir, for tests of a backup source
 with the binlog on), starts no replication and runs no events, so it can never act on
 anything but its own copy. It reads no option file of the host; of the settings
@@ -132,7 +133,12 @@ class ScratchServer:
     def argv(self) -> list[str]:
         assert self.rundir is not None
         where = (
-            ["--skip-networking", "--skip-grant-tables", "--max-allowed-packet=1G"]
+            [
+                "--skip-networking",
+                "--skip-grant-tables",
+                "--max-allowed-packet=1G",
+                "--skip-symbolic-links",  # a replayed DATA DIRECTORY stays in the datadir
+            ]
             if self.private
             else [f"--port={self.port}", f"--bind-address={self.host}"]
         )
