@@ -16,8 +16,10 @@ create the same file on this host).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +55,52 @@ def run(sandbox: SandboxHandle, svc: MariaDBService, *statements: str) -> list[t
         return list(cur.fetchall())
 
 
+@contextlib.contextmanager
+def own_policy(sandbox: SandboxHandle, server: MariaDBService, tmp_path: Path) -> Iterator[Path]:
+    """A config whose only node is ``server`` and whose only policy, POLICY, is physical
+    (it owns the binlog archive); POLICY's objects are removed from the shared S3 server
+    after the block."""
+    config = own_config(sandbox, server, NODE, tmp_path, {POLICY: PHYSICAL})
+    try:
+        yield config
+    finally:
+        loaded = load(str(config), environ={})
+        store = store_for(loaded.config.backup.default_store, loaded.config)
+        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
+
+
+def full_backup(config: Path) -> str:
+    taken = cli(config, {}, "backup", "run", POLICY, "--full", "--json")
+    assert taken.code == 0, taken.err[-2000:]
+    return str(taken.json()["id"])
+
+
+def restore_to_now(
+    sandbox: SandboxHandle, server: MariaDBService, config: Path, datadir: Path
+) -> str:
+    """Archive the binlog and restore POLICY up to the server's last GTID into
+    ``datadir``; the restore's stdout."""
+    gtid = str(run(sandbox, server, "SELECT @@gtid_binlog_pos")[0][0])
+    archived = cli(config, {}, "binlog", "archive", "--once")
+    assert archived.code == 0, archived.err[-2000:]
+    done = cli(config, {}, "restore", "--policy", POLICY, "--until-gtid", gtid,
+               "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
+    assert done.code == 0, done.err[-2000:]
+    return done.out
+
+
+@contextlib.contextmanager
+def restored(sandbox: SandboxHandle, datadir: Path, port_base: int) -> Iterator[Any]:
+    """A cursor on ``datadir`` started as its source ran (lower_case_table_names=1)."""
+    port = free_port(scratch_ports(port_base))
+    with (
+        ScratchServer(datadir, port, lower_case_table_names=1) as server,
+        connect_port(sandbox, server.port) as conn,
+        conn.cursor() as cur,
+    ):
+        yield cur
+
+
 def test_the_replay_and_the_restored_server_fold_names_as_the_source_did(
     sandbox: SandboxHandle, server: MariaDBService, tmp_path: Path, test_port_base: int
 ) -> None:
@@ -64,43 +112,27 @@ def test_the_replay_and_the_restored_server_fold_names_as_the_source_did(
     shop.orders and the row of shop.newt; the backup's restore test passes. Was: exit 1,
     "Table 'SHOP.ORDERS' doesn't exist" (the scratch server ran with
     lower_case_table_names=0)."""
-    config = own_config(sandbox, server, NODE, tmp_path, {POLICY: PHYSICAL})
     assert run(sandbox, server, "SELECT @@lower_case_table_names") == [(1,)]
     run(sandbox, server, "CREATE DATABASE Shop", "CREATE TABLE Shop.Orders (id INT PRIMARY KEY)",
         "INSERT INTO Shop.Orders VALUES (1)")  # fmt: skip
-    backup = cli(config, {}, "backup", "run", POLICY, "--full", "--json")
-    try:
-        assert backup.code == 0, backup.err[-2000:]
-        shown = cli(config, {}, "backups", "show", backup.json()["id"], "--json")
+    with own_policy(sandbox, server, tmp_path) as config:
+        backup = full_backup(config)
+        shown = cli(config, {}, "backups", "show", backup, "--json")
         assert shown.json()["source"]["lower_case_table_names"] == 1, shown.out[-2000:]
         run(sandbox, server, "SET SESSION binlog_format = 'STATEMENT'", "USE Shop",
             "INSERT INTO SHOP.ORDERS VALUES (2)", "CREATE TABLE Shop.NewT (id INT)",
             "INSERT INTO shop.newt VALUES (7)")  # fmt: skip
-        gtid = str(run(sandbox, server, "SELECT @@gtid_binlog_pos")[0][0])
-        archived = cli(config, {}, "binlog", "archive", "--once")
-        assert archived.code == 0, archived.err[-2000:]
         datadir = tmp_path / "data"
-        done = cli(config, {}, "restore", "--policy", POLICY, "--until-gtid", gtid,
-                   "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
-        assert done.code == 0, done.err[-2000:]
-        assert f"mariadbd --datadir={datadir} --lower-case-table-names=1" in done.out, done.out
-        port = free_port(scratch_ports(test_port_base))
-        with (
-            ScratchServer(datadir, port, lower_case_table_names=1) as restored,
-            connect_port(sandbox, restored.port) as conn,
-            conn.cursor() as cur,
-        ):
+        out = restore_to_now(sandbox, server, config, datadir)
+        assert f"mariadbd --datadir={datadir} --lower-case-table-names=1" in out, out
+        with restored(sandbox, datadir, test_port_base) as cur:
             cur.execute("SELECT id FROM Shop.Orders ORDER BY id")
             assert cur.fetchall() == ((1,), (2,))
             cur.execute("SELECT id FROM SHOP.NEWT")
             assert cur.fetchall() == ((7,),)
-        verified = cli(config, {}, "backups", "verify", backup.json()["id"], "--restore-test",
+        verified = cli(config, {}, "backups", "verify", backup, "--restore-test",
                        "--scratch-port", str(free_port(scratch_ports(test_port_base))))  # fmt: skip
         assert verified.code == 0, verified.err[-2000:]
-    finally:
-        loaded = load(str(config), environ={})
-        store = store_for(loaded.config.backup.default_store, loaded.config)
-        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])  # the shared S3 server
 
 
 def test_a_data_directory_table_of_the_window_comes_back_inside_the_datadir(
@@ -110,40 +142,25 @@ def test_a_data_directory_table_of_the_window_comes_back_inside_the_datadir(
     window with ``DATA DIRECTORY='EXT'``. Steps: full backup; ``CREATE TABLE ... DATA
     DIRECTORY``, two rows; target; archive; restore. Expected: exit 0; the restored table
     lives inside DIR (no ``.isl``, no file written under EXT by the replay), both rows.
-    Was: the replay's server created its file at EXT, the source's live path (here: "tablespace
-    exists", exit 1; once the source dropped it, a file beside the live server's)."""
+    Was: the replay's server created its file at EXT, the source's live path (here:
+    "Tablespace already exists", exit 1; once the source dropped it, a file beside the
+    live server's)."""
     external = tmp_path / "external"
     external.mkdir()
-    config = own_config(sandbox, server, NODE, tmp_path, {POLICY: PHYSICAL})
     run(sandbox, server, "CREATE DATABASE Shop")
-    backup = cli(config, {}, "backup", "run", POLICY, "--full", "--json")
-    try:
-        assert backup.code == 0, backup.err[-2000:]
+    with own_policy(sandbox, server, tmp_path) as config:
+        full_backup(config)
         run(sandbox, server,
             f"CREATE TABLE Shop.dd (id INT PRIMARY KEY) DATA DIRECTORY = '{external}'",
             "INSERT INTO Shop.dd VALUES (1), (2)")  # fmt: skip
         source_files = sorted(p.name for p in external.rglob("*") if p.is_file())
-        gtid = str(run(sandbox, server, "SELECT @@gtid_binlog_pos")[0][0])
-        archived = cli(config, {}, "binlog", "archive", "--once")
-        assert archived.code == 0, archived.err[-2000:]
         datadir = tmp_path / "data"
-        done = cli(config, {}, "restore", "--policy", POLICY, "--until-gtid", gtid,
-                   "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
-        assert done.code == 0, done.err[-2000:]
+        restore_to_now(sandbox, server, config, datadir)
         assert sorted(p.name for p in external.rglob("*") if p.is_file()) == source_files
         assert not list(datadir.rglob("*.isl")) and list(datadir.glob("shop/dd.ibd"))
-        port = free_port(scratch_ports(test_port_base))
-        with (
-            ScratchServer(datadir, port, lower_case_table_names=1) as restored,
-            connect_port(sandbox, restored.port) as conn,
-            conn.cursor() as cur,
-        ):
+        with restored(sandbox, datadir, test_port_base) as cur:
             cur.execute("SELECT COUNT(*) FROM Shop.dd")
             assert cur.fetchone() == (2,)
-    finally:
-        loaded = load(str(config), environ={})
-        store = store_for(loaded.config.backup.default_store, loaded.config)
-        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
 
 
 def test_a_table_of_an_installed_engine_is_replayed(
@@ -154,32 +171,16 @@ def test_a_table_of_an_installed_engine_is_replayed(
     Was: the replay's server (no grant tables) loads no plugin of ``mysql.plugin``: "Unknown
     storage engine 'ARCHIVE'", exit 1 (or, with a session sql_mode lacking
     NO_ENGINE_SUBSTITUTION, an InnoDB table in its place)."""
-    config = own_config(sandbox, server, NODE, tmp_path, {POLICY: PHYSICAL})
     run(sandbox, server, "INSTALL SONAME 'ha_archive'", "CREATE DATABASE arc",
         "CREATE TABLE arc.log (id INT, v VARCHAR(20)) ENGINE=ARCHIVE",
         "INSERT INTO arc.log VALUES (1, 'base')")  # fmt: skip
-    backup = cli(config, {}, "backup", "run", POLICY, "--full", "--json")
-    try:
-        assert backup.code == 0, backup.err[-2000:]
+    with own_policy(sandbox, server, tmp_path) as config:
+        full_backup(config)
         run(sandbox, server, "INSERT INTO arc.log VALUES (2, 'window')")
-        gtid = str(run(sandbox, server, "SELECT @@gtid_binlog_pos")[0][0])
-        archived = cli(config, {}, "binlog", "archive", "--once")
-        assert archived.code == 0, archived.err[-2000:]
         datadir = tmp_path / "data"
-        done = cli(config, {}, "restore", "--policy", POLICY, "--until-gtid", gtid,
-                   "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
-        assert done.code == 0, done.err[-2000:]
-        port = free_port(scratch_ports(test_port_base))
-        with (
-            ScratchServer(datadir, port, lower_case_table_names=1) as restored,
-            connect_port(sandbox, restored.port) as conn,
-            conn.cursor() as cur,
-        ):
+        restore_to_now(sandbox, server, config, datadir)
+        with restored(sandbox, datadir, test_port_base) as cur:
             cur.execute("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_NAME = 'log'")
             assert cur.fetchone() == ("ARCHIVE",)
             cur.execute("SELECT id, v FROM arc.log ORDER BY id")
             assert cur.fetchall() == ((1, "base"), (2, "window"))
-    finally:
-        loaded = load(str(config), environ={})
-        store = store_for(loaded.config.backup.default_store, loaded.config)
-        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])

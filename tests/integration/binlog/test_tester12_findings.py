@@ -21,7 +21,7 @@ import pymysql
 import pytest
 
 from datatier.mysql.sqltext import qualified
-from tests.integration.backup.test_tester7_findings import primary_full_backup, store_of
+from tests.integration.backup.test_tester7_findings import primary_full_backup
 from tests.integration.binlog_support import PitrWindow, pitr_window
 from tests.integration.conftest import SandboxHandle
 from tests.integration.physical_support import OWNER, cli, connect_port, scratch
@@ -300,71 +300,6 @@ def test_a_target_at_the_base_backup_replays_nothing(
     assert found == story.base_expected
 
 
-def ignore_on_replicas(sandbox: SandboxHandle, pattern: str) -> None:
-    """The replicas' SQL threads skip the tables ``pattern`` (empty: none)."""
-    for node in ("replica1", "replica2"):
-        with sandbox.connect(node) as conn, conn.cursor() as cur:
-            cur.execute("STOP SLAVE SQL_THREAD")
-            cur.execute("SET GLOBAL replicate_wild_ignore_table = %s", (pattern,))
-            cur.execute("START SLAVE SQL_THREAD")
-
-
-def tree_state(path: Path) -> dict[str, tuple[int, int]]:
-    """Every file below ``path``: (size, mtime_ns)."""
-    return {
-        str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
-    }
-
-
-def test_a_table_created_with_data_directory_in_the_window_stays_inside_dir(
-    sandbox: SandboxHandle, story: Story, tmp_path: Path, test_port_base: int
-) -> None:
-    """Severity: a point-in-time restore impossible on the source's host (exit 1 after the
-    whole prepare); elsewhere the replay writes the table's file at the source's path,
-    outside DIR, and the restored datadir depends on it (the private server honoured DATA
-    DIRECTORY, which the physical restore otherwise keeps inside DIR).
-
-    Steps: in the window ``dd`` created with ``DATA DIRECTORY = EXT``, filled, updated.
-    ``restore --policy PHYS --until-gtid`` (the last GTID), on the source's host; start DIR.
-    Expected: exit 0; the table as on the primary, its file inside DIR (no ``.isl``); EXT's
-    files untouched.
-    Was: exit 1 "Can't create table ... dd (errno: 184 "Tablespace already exists")"."""
-    w = story.window
-    ext = tmp_path / "ext"
-    ext.mkdir()
-    with sandbox.connect("replica1") as conn, conn.cursor() as cur:
-        cur.execute("SELECT @@GLOBAL.replicate_wild_ignore_table")
-        ignored = cur.fetchone()[0] or ""
-    ignore_on_replicas(sandbox, f"{DB}.dd")  # on this host they would share EXT
-    try:
-        w.sql(
-            f"CREATE TABLE {DB}.dd (id INT PRIMARY KEY, v INT) DATA DIRECTORY = '{ext}'",
-            f"INSERT INTO {DB}.dd VALUES (1, 1), (2, 2)",
-            f"UPDATE {DB}.dd SET v = v + 10",
-        )
-        target = w.gtid()
-        with sandbox.connect("primary") as conn:
-            expected = state(conn, DB)["dd"]
-        w.archive()
-        before = tree_state(ext)
-        datadir = tmp_path / "data"
-        result = cli(sandbox, "restore", "--policy", PHYS, "--until-gtid", target,
-                     "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
-        assert tree_state(ext) == before, "the source's files untouched"
-        assert result.code == 0, result.err[-3000:]
-        assert not list(datadir.rglob("*.isl"))
-        assert (datadir / DB / "dd.ibd").is_file()
-        with scratch(datadir, test_port_base) as server, connect_port(sandbox, server.port) as c:
-            assert state(c, DB)["dd"] == expected
-        assert tree_state(ext) == before, "the restored server opened its own file"
-    finally:
-        w.sql(f"DROP TABLE IF EXISTS {DB}.dd")
-        sandbox.wait_replicated(60)
-        ignore_on_replicas(sandbox, ignored)
-
-
 def test_a_client_command_in_a_logged_comment_changes_nothing(
     sandbox: SandboxHandle, story: Story, tmp_path: Path, test_port_base: int
 ) -> None:
@@ -423,44 +358,6 @@ def test_rows_larger_than_the_default_packet_are_replayed(
         cur.execute(f"SELECT id, LENGTH(b), MD5(b) FROM {DB}.big ORDER BY id")
         assert cur.fetchall() == expected
     w.sql(f"DROP TABLE {DB}.big")
-
-
-def test_a_base_taken_on_a_replica_is_replayed_from_the_primarys_archive(
-    sandbox: SandboxHandle, story: Story, tmp_path: Path, test_port_base: int
-) -> None:
-    """The usual set-up: physical backups of replica1, the binlog archived from the
-    primary. A full backup of replica1 while the primary writes; more writes; restore to the
-    last GTID: exit 0, the tables as on the primary, the position reported the target's."""
-    w = story.window
-    policy = f"{PHYS}-replica"
-    sandbox.write_policy(
-        policy,
-        'engine = "mariabackup"\njobs = 2\nchunk_mb = 4\nencrypt = false\n'
-        '[source]\nnode = "replica1"\n[retention]\nkeep_last = 20\nmin_age_days = 0\n',
-    )
-    try:
-        w.sql(f"CREATE TABLE {DB}.rep (id INT PRIMARY KEY, v INT)")
-        w.sql(*(f"INSERT INTO {DB}.rep VALUES ({n}, {n})" for n in range(50)))
-        sandbox.wait_replicated(60)
-        taken = cli(sandbox, "backup", "run", policy, "--full", "--json")
-        assert taken.code == 0, taken.err[-2000:]
-        w.sql(f"UPDATE {DB}.rep SET v = v * 2 WHERE id < 25", f"DELETE FROM {DB}.rep WHERE id > 40")
-        target = w.gtid()
-        with sandbox.connect("primary") as conn:
-            expected = state(conn, DB)["rep"]
-        w.archive()
-        datadir = tmp_path / "data"
-        result = cli(sandbox, "restore", "--policy", policy, "--until-gtid", target,
-                     "--datadir", str(datadir), "--owner", OWNER, "--json")  # fmt: skip
-        assert result.code == 0, result.err[-3000:]
-        assert result.json()["replayed"]["gtid_pos"] == target
-        with scratch(datadir, test_port_base) as server, connect_port(sandbox, server.port) as c:
-            assert state(c, DB)["rep"] == expected
-    finally:
-        w.sql(f"DROP TABLE IF EXISTS {DB}.rep")
-        store = store_of(sandbox)
-        store.delete([o.key for o in store.list_objects(f"{policy}/")])
-        (sandbox.root / "backups" / f"{policy}.toml").unlink(missing_ok=True)
 
 
 def test_a_statement_logged_with_its_error_is_replayed_as_the_primary_ran_it(
