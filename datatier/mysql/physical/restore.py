@@ -312,8 +312,9 @@ class PhysicalRestore(RestoreEngine):
                     "restore.data_directory_inside",
                     tables=moved,
                     note="these tables were created with DATA DIRECTORY; the restored copy "
-                    "keeps them inside the datadir, never at the source's path (ALTER TABLE "
-                    "... DATA DIRECTORY='...' moves one out again)",
+                    "keeps them inside the datadir, never at the source's path. Rebuilding "
+                    "one (ALTER TABLE ... FORCE, a copying ALTER) crashed mariadbd 10.11: copy "
+                    "its rows into a new table first",
                 )
             if self.before_install is not None:  # a server on the copy runs as its owner
                 set_ownership(work.data, owner)
