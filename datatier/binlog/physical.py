@@ -45,12 +45,12 @@ from pathlib import Path
 from typing import Any, Self
 
 from datatier.backup.catalog import Catalog
-from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
+from datatier.backup.engine import RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.service import load_policy
 from datatier.binlog.pitr import (
+    PitrEngine,
     PitrPlan,
-    base_failure,
     pitr_details,
     plan_pitr,
     segment_lines,
@@ -60,7 +60,7 @@ from datatier.binlog.records import iso
 from datatier.binlog.replay import ScanReport, groups
 from datatier.config import LoadedConfig
 from datatier.display import human_bytes
-from datatier.errors import IntegrityFailure, UsageError
+from datatier.errors import UsageError
 from datatier.log import get_logger
 from datatier.mysql.binlog.selection import ReplayRefused
 from datatier.mysql.physical.datadir import resolve_owner
@@ -85,7 +85,7 @@ FAILED_STOP_SECONDS = 30.0  # a failed replay's server: its copy is removed anyw
 REPLAY_BUFFER_POOL_MB = 1024
 
 
-class PhysicalPitrRestore(RestoreEngine):
+class PhysicalPitrRestore(PitrEngine):
     """Restores a ``mariabackup`` backup's chain, then replays archived binlogs up to
     ``--until`` on it before installing it into ``--datadir`` (see module docstring)."""
 
@@ -156,15 +156,6 @@ class PhysicalPitrRestore(RestoreEngine):
         do not reach is refused (exit 2); the staged objects are kept for the replay."""
         self._scan(plan, staged)
         self._staged = staged
-
-    def staging_failed(self, plan: RestorePlan, failure: IntegrityFailure) -> IntegrityFailure:
-        """A base object failing its check is refused naming the backups that could serve
-        as base instead (:func:`~datatier.binlog.pitr.base_failure`); never used unasked."""
-        return base_failure(self.pitr, failure) or failure
-
-    def rehearsal_objects(self, plan: RestorePlan) -> list[ObjectRecord]:
-        """The segments (``restore --dry-run --scan``): the base backup is not fetched."""
-        return [o for o in plan.objects if o.key in plan.stores]
 
     def rehearse(self, plan: RestorePlan, staged: Staged) -> None:
         """The scan of :meth:`check_staged`, its refusals and ``details["scan"]``."""

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from datatier.backup.catalog import BackupEntry, BackupState, Catalog
+from datatier.backup.engine import RestoreEngine, RestorePlan
 from datatier.backup.engines import point_in_time
-from datatier.backup.manifest import Manifest, backup_prefix
+from datatier.backup.manifest import Manifest, ObjectRecord, backup_prefix
 from datatier.backup.policy import Policy
 from datatier.backup.restore import find_backup
 from datatier.backup.service import load_policy, open_policy_catalog
@@ -83,6 +84,22 @@ class PitrPlan:
     @property
     def replay_bytes(self) -> int:
         return sum(r.raw_size for r in self.segments)
+
+
+class PitrEngine(RestoreEngine):
+    """What the point-in-time restore engines share: their plan (``pitr``), the refusal of
+    a damaged base naming the others, and a dry run's objects (the segments alone)."""
+
+    pitr: PitrPlan
+
+    def staging_failed(self, plan: RestorePlan, failure: IntegrityFailure) -> IntegrityFailure:
+        """A base object failing its check is refused naming the backups that could serve
+        as base instead (:func:`base_failure`); never used unasked."""
+        return base_failure(self.pitr, failure) or failure
+
+    def rehearsal_objects(self, plan: RestorePlan) -> list[ObjectRecord]:
+        """The segments (``restore --dry-run --scan``): the base backup is not fetched."""
+        return [o for o in plan.objects if o.key in plan.stores]
 
 
 def select_segments(

@@ -40,14 +40,14 @@ from dataclasses import replace
 from typing import Self
 
 from datatier.backup.catalog import Catalog
-from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
+from datatier.backup.engine import RestoreOptions, RestorePlan
 from datatier.backup.manifest import Manifest, ObjectRecord
 from datatier.backup.names import held_tables
 from datatier.backup.policy import Policy
 from datatier.backup.service import load_policy
 from datatier.binlog.pitr import (
+    PitrEngine,
     PitrPlan,
-    base_failure,
     pitr_details,
     plan_pitr,
     refuse_base,
@@ -88,7 +88,7 @@ from datatier.storage.base import MiB
 log = get_logger(__name__)
 
 
-class PitrRestore(RestoreEngine):
+class PitrRestore(PitrEngine):
     """Restores a ``mysql`` backup, then replays archived binlogs up to ``--until``."""
 
     name = "mysql+binlog"
@@ -223,15 +223,6 @@ class PitrRestore(RestoreEngine):
             self._check_kept_names(staged)
             if not self.options.tables:
                 self._tell_definitions_left(plan, staged)
-
-    def staging_failed(self, plan: RestorePlan, failure: IntegrityFailure) -> IntegrityFailure:
-        """A base object failing its check is refused naming the backups that could serve
-        as base instead (:func:`~datatier.binlog.pitr.base_failure`); never used unasked."""
-        return base_failure(self.pitr, failure) or failure
-
-    def rehearsal_objects(self, plan: RestorePlan) -> list[ObjectRecord]:
-        """The segments (``restore --dry-run --scan``): the base backup is not fetched."""
-        return [o for o in plan.objects if o.key in plan.stores]
 
     def rehearse(self, plan: RestorePlan, staged: Staged) -> None:
         """The scan of :meth:`check_staged` over the staged segments alone: its refusals
