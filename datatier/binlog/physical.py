@@ -163,32 +163,27 @@ class PhysicalPitrRestore(PitrEngine):
 
     def _scan(self, plan: RestorePlan, staged: Staged) -> None:
         pitr, report = self.pitr, ScanReport()
-        count = 0
         for fde, group in groups(
             pitr.segments, segment_loader(staged), pitr.start, pitr.target, report
         ):
             expected_errors(group.events, fde.checksum, group.gtid)  # refused before any cost
-            count += 1
+            report.transactions += 1
             report.statement_bytes += sum(len(e) for e in group.events)
         wanted = pitr.target.until_gtid
         if wanted is not None and not report.reached and not pitr.start.includes(wanted):
             raise ReplayRefused(f"GTID {wanted} is not in the archived segments")
         plan.details["scan"] = {
-            "transactions": count,
+            "transactions": report.transactions,
             "skipped": report.skipped,
             "event_bytes": report.statement_bytes,
             "last": str(report.last or ""),
             "last_time": iso(report.last_ts) if report.last_ts else None,
             "stop": report.stop,
         }
-        reached = (
-            f"up to {report.last}" + (f" ({iso(report.last_ts)})" if report.last_ts else "")
-            if report.last
-            else "(the base backup is at the target)"
-        )
         plan.summary.append(
-            f"scanned: {count} transaction(s) to replay, {human_bytes(report.statement_bytes)} "
-            f"of events, {reached}; {report.skipped} skipped (in the base backup)"
+            f"scanned: {report.transactions} transaction(s) to replay, "
+            f"{human_bytes(report.statement_bytes)} of events, {report.reached_text}; "
+            f"{report.skipped} skipped (in the base backup)"
         )
 
     # -- apply ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from datatier.binlog.records import IndexRecord
+from datatier.binlog.records import IndexRecord, iso
 from datatier.errors import IntegrityFailure
 from datatier.mysql.binlog import events as ev
 from datatier.mysql.binlog.applier import Applier, ApplyStats
@@ -64,6 +64,13 @@ class ScanReport:
     mapped: set[tuple[str, str]] = field(default_factory=set)  # rows' (Translator.mapped)
     created: set[tuple[str, str, str]] = field(default_factory=set)  # (Translator.created)
     dropped_databases: set[str] = field(default_factory=set)  # (Translator's)
+
+    @property
+    def reached_text(self) -> str:
+        """Where the replay stops, for a plan's summary."""
+        if not self.last:
+            return "(the base backup is at the target)"
+        return f"up to {self.last}" + (f" ({iso(self.last_ts)})" if self.last_ts else "")
 
 
 def groups(

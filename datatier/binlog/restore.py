@@ -325,14 +325,9 @@ class PitrRestore(PitrEngine):
                 "listed": [{"gtid": g, "statement": t} for g, t in scanned.accounts_listed],
             },
         }
-        reached = (
-            f"up to {scanned.last}" + (f" ({iso(scanned.last_ts)})" if scanned.last_ts else "")
-            if scanned.last
-            else "(the base backup is at the target)"
-        )
         plan.summary.append(
             f"scanned: {scanned.transactions} transaction(s) to replay, "
-            f"{human_bytes(scanned.statement_bytes)} of statements, {reached}; "
+            f"{human_bytes(scanned.statement_bytes)} of statements, {scanned.reached_text}; "
             f"{scanned.skipped} skipped (in the base backup, or of nothing restored)"
         )
         plan.summary.extend(_accounts_text(scanned.accounts_skipped, scanned.accounts_listed))
