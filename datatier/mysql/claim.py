@@ -40,7 +40,7 @@ LONGEST_WAIT = 31536000
 """The session's ``wait_timeout`` (MariaDB's maximum, a year): if the watcher stalls (the
 process is stopped), the idle session, and the locks, must stay."""
 BEAT = 0.5
-"""Seconds of each watcher ``SLEEP`` (how long the end of a restore waits for it, at most)."""
+"""Seconds of each watcher ``SLEEP`` (the end of a restore interrupts it: :func:`_wake`)."""
 ANSWER_WAIT = 60.0
 """Seconds a watcher ``SLEEP`` may go unanswered before the claim is taken as lost (the
 connection is partitioned or the server hung: the session may be ended at any time)."""
@@ -146,12 +146,38 @@ def claim_databases(target: Endpoint, databases: Iterable[str]) -> Iterator[Clai
             raise
         finally:
             ending.set()
+            _wake(target, conn)
             watcher.join()
             if claim.lost is None:
                 with contextlib.suppress(Exception):  # closing the connection frees them too
                     cur.execute("SELECT RELEASE_ALL_LOCKS()")
         if claim.lost is not None:
             raise claim.lost
+
+
+def _beat_sql() -> str:
+    return f"SELECT SLEEP({BEAT})"
+
+
+def _wake(target: Endpoint, conn: Connection) -> None:
+    """Interrupt the watcher's SLEEP (``ending`` is set: it then returns) rather than wait
+    for it to run out, from a short connection of the same account (which may always
+    stop its own statements), and only where that connection id runs the watcher's SLEEP
+    (behind a proxy, the id could be another server's session). Best effort: a KILL QUERY
+    that finds the session between two statements is forgotten at its next one, and the
+    watcher then ends within a beat."""
+    thread = int(conn.thread_id())  # type: ignore[no-untyped-call]
+    try:
+        with connect(target) as other, other.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s AND INFO = %s",
+                (thread, _beat_sql()),
+            )
+            row = cur.fetchone()
+            if row and row[0]:
+                cur.execute(f"KILL QUERY {thread}")
+    except Exception as exc:  # the watcher's SLEEP ends on its own within a beat
+        log.debug("restore.claim_wake_failed", reason=str(exc))
 
 
 def _watch(conn: Connection, claim: Claim, ending: threading.Event) -> None:
@@ -161,7 +187,7 @@ def _watch(conn: Connection, claim: Claim, ending: threading.Event) -> None:
     while not ending.is_set():
         try:
             with conn.cursor() as cur:
-                cur.execute(f"SELECT SLEEP({BEAT})")
+                cur.execute(_beat_sql())
                 row = cur.fetchone()
         except Exception as exc:
             if ending.is_set():

@@ -59,6 +59,29 @@ def test_a_held_claim_ends_promptly_and_frees_its_lock(
     assert holder(sandbox) is None
 
 
+def test_the_end_of_a_claim_wakes_the_watcher_instead_of_waiting_out_its_sleep(
+    sandbox: SandboxHandle, primary: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every restore ended by waiting for the watcher's SLEEP to run out (half a beat on
+    average): the end interrupts it. With a 30-second beat the block must still end at
+    once, the lock freed and the session left alive until its connection closes."""
+    monkeypatch.setattr("datatier.mysql.claim.BEAT", 30.0)
+    with claim_databases(primary, [DB]):
+        owner = holder(sandbox)
+        assert owner is not None
+        wait_for(lambda: sleeping(sandbox, owner), timeout=10)
+        ending = time.monotonic()
+    assert time.monotonic() - ending < 10, "the end waited for the watcher's 30 s SLEEP"
+    assert holder(sandbox) is None
+
+
+def sleeping(sandbox: SandboxHandle, conn_id: int) -> bool:
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT INFO FROM information_schema.PROCESSLIST WHERE ID = %s", (conn_id,))
+        row = cur.fetchone()
+    return bool(row and row[0] and "SLEEP" in str(row[0]))
+
+
 def test_a_killed_lock_session_loses_the_claim_runs_the_hooks_and_ends_the_block_with_it(
     sandbox: SandboxHandle, primary: Endpoint
 ) -> None:
