@@ -9,11 +9,13 @@ fork its GTID history. :func:`read_lag` on a replica returns its own
 ``UTC_TIMESTAMP(6)`` minus the replicated ``ts``: unlike Seconds_Behind_Master this keeps
 growing while the SQL thread is stopped, the IO thread is cut off or the writer is down.
 
-Limits. The lag includes the clock skew between the primary's and the replica's hosts (NTP
-keeps it to milliseconds; a bad clock can make lag negative or inflate it). The monitor
-measures each server's clock offset against its own and exposes the difference
-(``clock_skew_seconds``) so a skewed host is visible; it does not correct for it. Resolution
-is one writer interval: a just-caught-up replica reads up to ``interval`` of lag.
+Limits. The lag read includes the clock skew between the primary's and the replica's hosts
+(NTP keeps it to milliseconds; a bad clock can make lag negative or inflate it). The
+monitor measures each server's clock offset against its own, takes the skew off the lag
+(:mod:`datatier.replication.skew`) and shows it (``clock_skew_seconds``, ``lag_raw``);
+:func:`~datatier.mysql.lag.measure_lag` (a backup's source choice, the cache warmer) does
+not. Resolution is one writer interval: a just-caught-up replica reads up to ``interval``
+of lag.
 """
 
 from __future__ import annotations

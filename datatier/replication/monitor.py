@@ -5,7 +5,9 @@ Contract. :class:`Monitor` runs one daemon thread. Each round measures all nodes
 reads): reachable, ``read_only``, ``server_id``, replica status (both flavours), heartbeat
 lag (a replica's against the heartbeat row of the previous round's write target, so a
 chained replica is measured against the primary: :func:`heartbeat_source`), the server's
-clock offset against this host, and the check's duration. The round ends by replacing
+clock offset against this host (the skew between a replica's and the heartbeat writer's
+clocks comes off the replica's lag: :mod:`datatier.replication.skew`), and the check's
+duration. The round ends by replacing
 :attr:`Monitor.snapshot` with a new frozen :class:`Snapshot` (one attribute assignment:
 readers never see half a round and never lock). HTTP handlers read only that
 snapshot; nothing here is called per request.
@@ -41,6 +43,7 @@ from datatier.mysql.connection import Connection, Endpoint, endpoint, query_dict
 from datatier.mysql.heartbeat import read_lag
 from datatier.mysql.replica_status import read_replica_status
 from datatier.replication.selection import write_route
+from datatier.replication.skew import correct_lags
 from datatier.replication.snapshot import NodeHealth, Snapshot, hold_lagging
 from datatier.replication.thresholds import ThresholdRegistry
 
@@ -182,7 +185,10 @@ class Monitor:
             replica=status,
             gtid_position=gtid,
             lag=None if reading is None else reading.lag,
+            lag_raw=None if reading is None else reading.lag,
+            lag_source=None if reading is None else reading.source_server_id,
             clock_offset=server_now - (before + after) / 2,
+            clock_error=(after - before) / 2,
             check_seconds=time.monotonic() - started,
             measured_at=time.time(),
             checked=time.monotonic(),
@@ -220,6 +226,7 @@ class Monitor:
                     error="first check still running",
                     checked=time.monotonic(),
                 )
+        nodes = correct_lags(nodes, previous.nodes if previous else None)
         lagging = hold_lagging(
             previous.lagging if previous else {},
             nodes,

@@ -18,8 +18,9 @@ from datatier.mysql.replica_status import ReplicaStatus
 
 @dataclass(frozen=True)
 class NodeHealth:
-    """One node's last measurement. ``lag`` is the heartbeat lag in seconds on a replica and
-    the age of the newest heartbeat on a primary; None when no heartbeat was readable."""
+    """One node's last measurement. ``lag`` is the heartbeat lag in seconds on a replica
+    (the clock skew against the heartbeat's writer taken out: :mod:`.skew`) and the age of
+    the newest heartbeat on a primary; None when no heartbeat was readable."""
 
     name: str
     role: Role
@@ -33,6 +34,15 @@ class NodeHealth:
     gtid_position: str = ""
     lag: float | None = None
     clock_offset: float | None = None
+    clock_error: float | None = None
+    """How far ``clock_offset`` may be off: half the round trip of the query that read it."""
+    lag_raw: float | None = None
+    """The heartbeat lag as read, before the clock skew came off (:mod:`.skew`)."""
+    lag_source: int | None = None
+    """The server_id whose heartbeat row the lag was read from."""
+    clock_skew: float | None = None
+    """This node's clock offset minus that of ``lag_source``'s server (None: not known)."""
+    clock_skew_error: float | None = None
     check_seconds: float = 0.0
     measured_at: float = 0.0
     checked: float = 0.0  # time.monotonic() when the check ended (for per-node staleness)
@@ -56,6 +66,7 @@ class NodeHealth:
             "server_id": self.server_id,
             "gtid_position": self.gtid_position or None,
             "lag_seconds": None if self.lag is None else round(self.lag, 6),
+            "lag_raw_seconds": None if self.lag_raw is None else round(self.lag_raw, 6),
             "clock_offset_seconds": (
                 None if self.clock_offset is None else round(self.clock_offset, 6)
             ),
@@ -130,8 +141,11 @@ class Snapshot:
         return ""
 
     def clock_skew(self, name: str) -> float | None:
-        """Clock offset of node ``name`` minus the primary's (the error in its lag)."""
+        """Clock offset of node ``name`` minus that of the heartbeat's writer it read (the
+        error in its raw lag), else minus the configured primary's."""
         node, primary = self.nodes.get(name), self.primary()
+        if node is not None and node.clock_skew is not None:
+            return node.clock_skew
         if node is None or primary is None:
             return None
         if node.clock_offset is None or primary.clock_offset is None:
