@@ -10,12 +10,12 @@ fork its GTID history. :func:`read_lag` on a replica returns its own
 growing while the SQL thread is stopped, the IO thread is cut off or the writer is down.
 
 Limits. The lag read includes the clock skew between the primary's and the replica's hosts
-(NTP keeps it to milliseconds; a bad clock can make lag negative or inflate it). The
-monitor measures each server's clock offset against its own, takes the skew off the lag
-(:mod:`datatier.replication.skew`) and shows it (``clock_skew_seconds``, ``lag_raw``);
-:func:`~datatier.mysql.lag.measure_lag` (a backup's source choice, the cache warmer) does
-not. Resolution is one writer interval: a just-caught-up replica reads up to ``interval``
-of lag.
+(NTP keeps it to milliseconds; a bad clock can make lag negative or inflate it). Readers
+measure both servers' clocks against their own host (:func:`read_clock`) and take the skew
+off (:func:`without_skew`): the monitor (:mod:`datatier.replication.skew`, which shows it
+as ``clock_skew_seconds`` beside ``lag_raw``) and :func:`~datatier.mysql.lag.measure_lag`
+(a backup's source choice, the cache warmer). Resolution is one writer interval: a
+just-caught-up replica reads up to ``interval`` of lag.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pymysql
 
@@ -70,6 +70,35 @@ class HeartbeatReading:
     ts: datetime
     now: datetime
     lag: float
+
+
+@dataclass(frozen=True)
+class ClockReading:
+    """A server's clock against this host's: ``offset`` seconds ahead (negative: behind),
+    right to within ``error`` (half the round trip of the query that read it)."""
+
+    server_id: int
+    offset: float
+    error: float
+
+
+def read_clock(conn: Connection) -> ClockReading:
+    """The clock of ``conn``'s server: its ``UTC_TIMESTAMP(6)`` against the midpoint of the
+    query's round trip on this host."""
+    before = time.time()
+    row = query_dicts(conn, "SELECT @@server_id AS id, UTC_TIMESTAMP(6) AS now")[0]
+    after = time.time()
+    now = row["now"].replace(tzinfo=UTC).timestamp()
+    return ClockReading(int(row["id"]), now - (before + after) / 2, (after - before) / 2)
+
+
+def without_skew(lag: float, skew: float | None, error: float | None) -> float:
+    """A heartbeat ``lag`` read on a replica whose clock runs ``skew`` seconds ahead of the
+    heartbeat writer's (right to within ``error``), with the skew taken off when it is
+    larger than ``error`` (else it cannot be told from zero); never below zero."""
+    if skew is not None and error is not None and abs(skew) > error:
+        lag -= skew
+    return max(0.0, lag)
 
 
 def ensure_table(conn: Connection) -> None:

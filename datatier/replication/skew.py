@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from datatier.mysql.heartbeat import without_skew
 from datatier.replication.snapshot import NodeHealth
 
 
@@ -44,9 +45,7 @@ def correct_lags(
         last = None if previous is None else previous.get(name)
         if skew is None and last is not None and last.lag_source == node.lag_source:
             skew, error = last.clock_skew, last.clock_skew_error
-        lag = node.lag_raw
-        if skew is not None and error is not None and abs(skew) > error:
-            lag = max(0.0, lag - skew)
+        lag = without_skew(node.lag_raw, skew, error)
         out[name] = replace(node, lag=lag, clock_skew=skew, clock_skew_error=error)
     return out
 

@@ -1,6 +1,6 @@
 """A replica host whose clock is off no longer fakes or hides lag (the monitor takes the
-skew against the heartbeat writer's clock off: datatier.replication.skew), on the real
-sandbox.
+skew against the heartbeat writer's clock off: datatier.replication.skew; so does
+measure_lag, the backup's source choice and the cache warmer's), on the real sandbox.
 
 The skewed host clock is MariaDB's own session clock: the monitor's connection to one node
 runs ``SET @@timestamp`` to the server's now plus a skew, so the server's
@@ -18,8 +18,9 @@ from dataclasses import replace
 import pytest
 
 from datatier.config import HealthSettings, MySQLSettings
-from datatier.mysql.connection import Connection, Endpoint, endpoint
+from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
 from datatier.mysql.heartbeat import HeartbeatWriter
+from datatier.mysql.lag import measure_lag
 from datatier.replication.monitor import Monitor
 from tests.integration.conftest import SandboxHandle
 
@@ -100,3 +101,32 @@ def test_a_replica_clock_behind_no_longer_hides_its_lag(
     assert node.lag is not None and node.lag >= 2.3
     healthy, reason = snap.replica_check("replica1", 1.0)
     assert not healthy and reason.startswith("lagging"), reason
+
+
+def skewed(conn: Connection, seconds: float) -> Connection:
+    with conn.cursor() as cur:
+        cur.execute("SET @@timestamp = UNIX_TIMESTAMP(NOW(6)) + %s", (seconds,))
+    return conn
+
+
+def test_measure_lag_takes_the_skew_off_both_ways(
+    sandbox: SandboxHandle, writer: HeartbeatWriter
+) -> None:
+    """What a backup's source choice and the cache warmer read."""
+    mysql = sandbox.config.mysql
+    primary = endpoint(mysql, "primary")
+    sandbox.wait_replicated()
+    with connect(endpoint(mysql, "replica1")) as conn:
+        check = measure_lag(skewed(conn, 5.0), "replica", primary)
+    assert check.method == "heartbeat" and check.lag is not None and check.lag < 1.0
+    with sandbox.connect("replica1") as held, held.cursor() as cur:
+        cur.execute("LOCK TABLES datatier.heartbeat READ")
+        try:
+            time.sleep(2.5)
+            with connect(endpoint(mysql, "replica1")) as conn:
+                check = measure_lag(skewed(conn, -5.0), "replica", primary)
+        finally:
+            cur.execute("UNLOCK TABLES")
+    sandbox.wait_replicated()
+    assert check.method == "heartbeat" and check.lag is not None and check.lag >= 2.3
+    assert check.exceeds(1.0)
