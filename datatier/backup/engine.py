@@ -261,6 +261,7 @@ class RestoreProgress:
     on_wait: Callable[[int, int], None] | None = None  # archived objects: (readable, all)
     on_checked: Callable[[str, int], None] | None = None  # an object staged: (key, bytes)
     on_loaded: Callable[[ObjectRecord], None] | None = None  # an object applied
+    on_replayed: Callable[[int, int], None] | None = None  # binlog replayed: (bytes, all)
 
 
 class RestoreEngine(abc.ABC):
@@ -329,6 +330,10 @@ class RestoreEngine(abc.ABC):
 
     def post_check(self, plan: RestorePlan) -> None:  # noqa: B027 - optional hook
         """Confirm what was applied (OperationFailed / IntegrityFailure)."""
+
+    def watch_replay(self, callback: Callable[[int, int], None]) -> None:  # noqa: B027
+        """Report a point-in-time replay's progress to ``callback`` (bytes of binlog read
+        so far, all the bytes it will read) as :meth:`apply` goes; other engines have none."""
 
     def staging_failed(self, plan: RestorePlan, failure: IntegrityFailure) -> IntegrityFailure:
         """The error to report when staging ``plan``'s objects raised ``failure`` (nothing

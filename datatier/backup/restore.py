@@ -149,6 +149,8 @@ def _restore(
         raise better from exc
     with staging as staged:
         engine.check_staged(plan, staged)
+        if progress.on_replayed is not None:
+            engine.watch_replay(progress.on_replayed)
         try:
             engine.apply(plan, staged, progress.on_loaded)
         except BaseException as exc:

@@ -235,7 +235,11 @@ class PhysicalPitrRestore(PitrEngine):
                     server = self._server(data, tmpdir, plugins)
                 with Replayer(server.socket_path, work, pitr.start) as replayer:
                     for fde, group in groups(
-                        pitr.segments, segment_loader(self._staged), pitr.start, pitr.target, report
+                        pitr.segments,
+                        self.replay_loader(self._staged),
+                        pitr.start,
+                        pitr.target,
+                        report,
                     ):
                         replayer.add(fde, group)
                     replayed = replayer.finish()

@@ -91,6 +91,26 @@ class PitrEngine(RestoreEngine):
     a damaged base naming the others, and a dry run's objects (the segments alone)."""
 
     pitr: PitrPlan
+    _on_replayed: Callable[[int, int], None] | None = None
+
+    def watch_replay(self, callback: Callable[[int, int], None]) -> None:
+        self._on_replayed = callback
+
+    def replay_loader(self, staged: Staged) -> Callable[[IndexRecord], bytes]:
+        """:func:`segment_loader` for the replay itself, reporting to :meth:`watch_replay`'s
+        callback (segments the replay never reaches are not counted: it ends short of
+        the total)."""
+        callback = self._on_replayed
+        if callback is None:
+            return segment_loader(staged)
+        total, done = self.pitr.replay_bytes, [0]
+        callback(0, total)
+
+        def step(size: int) -> None:
+            done[0] += size
+            callback(done[0], total)
+
+        return segment_loader(staged, step)
 
     def staging_failed(self, plan: RestorePlan, failure: IntegrityFailure) -> IntegrityFailure:
         """A base object failing its check is refused naming the backups that could serve
@@ -310,12 +330,18 @@ def locate_base(
     return catalog, plan.manifest
 
 
-def segment_loader(staged: Staged) -> Callable[[IndexRecord], bytes]:
-    """The decompressed bytes of a staged, verified segment (a replay's loader)."""
+def segment_loader(
+    staged: Staged, on_loaded: Callable[[int], None] | None = None
+) -> Callable[[IndexRecord], bytes]:
+    """The decompressed bytes of a staged, verified segment (a replay's loader);
+    ``on_loaded(raw bytes)`` after each."""
 
     def load(record: IndexRecord) -> bytes:
         assert record.key is not None, "a planned segment has its object"
-        return b"".join(staged.decompressed(record.key))
+        data = b"".join(staged.decompressed(record.key))
+        if on_loaded is not None:
+            on_loaded(len(data))
+        return data
 
     return load
 

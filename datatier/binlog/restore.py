@@ -536,7 +536,7 @@ class PitrRestore(PitrEngine):
             raise
         replayed = apply(
             self.pitr.segments,
-            segment_loader(staged),
+            self.replay_loader(staged),
             self.pitr.start,
             self.pitr.target,
             self.selection,

@@ -302,17 +302,28 @@ def restore(
     def on_checked(_key: str, size: int) -> None:
         checking.advance(size)
 
+    replaying = Progress("replaying the binlog")
+
     def on_loaded(obj: ObjectRecord) -> None:
         if checking.done and not applying.done:
             checking.close()  # the check is over: its line stays, the load's starts
         applying.advance(obj.raw_size)
 
-    progress = RestoreProgress(on_wait=archive.set, on_checked=on_checked, on_loaded=on_loaded)
+    def on_replayed(done: int, everything: int) -> None:
+        if applying.done and not replaying.total:
+            applying.close()  # the base is in: its line stays, the replay's starts
+        replaying.set(done, everything)
+
+    progress = RestoreProgress(
+        on_wait=archive.set, on_checked=on_checked, on_loaded=on_loaded, on_replayed=on_replayed
+    )
     try:
         with _naming_other_bases():
             report = restore_backup(loaded, manifest, catalog, options, progress)
     finally:
-        if applying.done:
+        if replaying.total:
+            replaying.close()
+        elif applying.done:
             applying.close()
     emit(Output(report.to_json(), lambda: _text(report)))
 

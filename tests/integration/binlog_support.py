@@ -31,6 +31,7 @@ from datatier.backup.service import load_policy, run_backup
 from datatier.backup.stores import store_for
 from datatier.binlog.archiver import Archiver
 from datatier.binlog.chain import load_chain
+from datatier.cli.progress import Progress
 from datatier.config import Config, LoadedConfig, load
 from datatier.mysql.binlog import events as ev
 from datatier.storage.base import ObjectStore
@@ -501,3 +502,29 @@ def own_server_policy(
         yield loaded, chosen, store
     finally:
         store.delete([o.key for o in store.list_objects(f"{policy}/")])
+
+
+def replay_progress(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int | None]]:
+    """What ``restore`` will draw on its "replaying the binlog" line, as (done, total)
+    pairs: the CLI's progress lines are recorded (a test's stderr is no terminal, where
+    they draw nothing)."""
+    drawn: list[tuple[int, int | None]] = []
+
+    class Recorded(Progress):
+        def set(self, done: int, total: int | None = None) -> None:
+            if self.label == "replaying the binlog":
+                drawn.append((done, total))
+            super().set(done, total)
+
+    monkeypatch.setattr("datatier.cli.restore_cmd.Progress", Recorded)
+    return drawn
+
+
+def assert_replay_progress(drawn: list[tuple[int, int | None]]) -> None:
+    """The replay's line went from nothing to all of its bytes, never backwards."""
+    assert drawn, "no replay progress"
+    total = drawn[0][1]
+    assert total and drawn[0] == (0, total), drawn[:3]
+    dones = [done for done, _ in drawn]
+    assert dones == sorted(dones) and drawn[-1] == (total, total), drawn[-3:]
+    assert {t for _, t in drawn} == {total}

@@ -34,10 +34,12 @@ from datatier.storage.base import RestoreState
 from tests.integration.binlog_support import (
     ArchiverProcess,
     Load,
+    assert_replay_progress,
     binlog_env,
     checksums,
     fresh_policy,
     query,
+    replay_progress,
     set_env,
     until,
     wait_archived,
@@ -130,15 +132,21 @@ def test_the_scenario_is_not_trivial(scenario: dict[str, Any], sandbox: SandboxH
 
 @pytest.mark.parametrize("how", ["until", "until-gtid"])
 def test_restore_to_the_target(
-    how: str, scenario: dict[str, Any], pitr_env: SandboxHandle, capsys: pytest.CaptureFixture[str]
+    how: str,
+    scenario: dict[str, Any],
+    pitr_env: SandboxHandle,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     target_db = f"pitr_{how.replace('-', '_')}"
     query(pitr_env.config, "primary", f"DROP DATABASE IF EXISTS {target_db}")
     value = scenario["until"] if how == "until" else scenario["gtid"]
+    drawn = replay_progress(monkeypatch)
     code = restore(f"--{how}", value, "--rename", f"{DB}={target_db}")
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "replayed" in out.out
+    assert_replay_progress(drawn)
     assert checksums(pitr_env.config, "primary", target_db) == scenario["reference"]
 
 

@@ -23,7 +23,12 @@ import pytest
 from datatier.backup.manifest import Manifest, manifest_key
 from datatier.mysql.sqltext import ident, qualified
 from tests.integration.backup.test_tester7_findings import primary_full_backup
-from tests.integration.binlog_support import PitrWindow, pitr_window
+from tests.integration.binlog_support import (
+    PitrWindow,
+    assert_replay_progress,
+    pitr_window,
+    replay_progress,
+)
 from tests.integration.conftest import SandboxHandle
 from tests.integration.physical_support import OWNER, cli, connect_port, scratch, table_state
 
@@ -170,7 +175,12 @@ def restored(sandbox: SandboxHandle, datadir: Path, port_base: int) -> dict[str,
 
 @pytest.mark.parametrize("how", ["until-gtid", "until", "middle"])
 def test_a_physical_base_is_replayed_to_exactly_the_target(
-    sandbox: SandboxHandle, story: Story, tmp_path: Path, test_port_base: int, how: str
+    sandbox: SandboxHandle,
+    story: Story,
+    tmp_path: Path,
+    test_port_base: int,
+    how: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Steps: the story; ``restore --policy PHYS --until-gtid G`` (or ``--until T``) into a
     new DIR; start DIR. Expected: exit 0; the base is the incremental (its chain); every
@@ -185,10 +195,12 @@ def test_a_physical_base_is_replayed_to_exactly_the_target(
         "until": ("--until", story.moment),
         "middle": ("--until-gtid", story.middle),
     }[how]
+    drawn = replay_progress(monkeypatch)
     result = cli(sandbox, "restore", "--policy", PHYS, flag, value,
                  "--datadir", str(datadir), "--owner", OWNER, "--staging-dir", str(tmp_path),
                  "--json")  # fmt: skip
     assert result.code == 0, result.err[-3000:]
+    assert_replay_progress(drawn)
     doc = result.json()
     final = how != "middle"
     assert doc["base"]["backup_id"] == (story.incremental if final else story.backup), doc
