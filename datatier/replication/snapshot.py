@@ -15,6 +15,9 @@ from typing import Any
 from datatier.config import Role
 from datatier.mysql.replica_status import ReplicaStatus
 
+RECONNECTING = frozenset({"Connecting", "Preparing"})
+"""``Slave_IO_Running`` while the IO thread (re)connects to its source."""
+
 
 @dataclass(frozen=True)
 class NodeHealth:
@@ -165,8 +168,15 @@ class Snapshot:
         return True, "writable primary"
 
     def replica_check(self, name: str, max_lag: float) -> tuple[bool, str]:
-        """(healthy, reason) for ``/replica``: both threads run and the heartbeat lag is at
-        most ``max_lag`` (and the replica is not held out by hysteresis for that threshold)."""
+        """(healthy, reason) for ``/replica``: the SQL thread runs, the IO thread runs or is
+        reconnecting, and the heartbeat lag is at most ``max_lag`` (and the replica is not
+        held out by hysteresis for that threshold).
+
+        A reconnecting IO thread (its source restarting, say) does not take the replica out
+        by itself: the heartbeat lag is the age of the newest beat it applied, so it bounds
+        how stale its data is whether or not the source can be reached, and grows past
+        ``max_lag`` if the source stays away. (Before, a primary restart took every replica
+        out of rotation at once.)"""
         node = self.nodes[name]
         stale = self._stale(node)
         if stale:
@@ -176,9 +186,14 @@ class Snapshot:
         status = node.replica
         if status is None:
             return False, "not a replica"
-        if not status.threads_ok:
-            detail = f"; {status.last_error}" if status.last_error else ""
+        detail = f"; {status.last_error}" if status.last_error else ""
+        if not status.sql_ok or not (status.io_ok or status.io_running in RECONNECTING):
             return False, f"io thread {status.io_running}, sql thread {status.sql_running}{detail}"
+        away = (
+            f" (io thread {status.io_running}{detail}: the lag grows while its source is away)"
+            if status.io_running in RECONNECTING
+            else ""
+        )
         if node.lag is None:
             source, target = status.source_server_id, self.heartbeat_source
             if source and target is not None and source != target:
@@ -189,11 +204,11 @@ class Snapshot:
             return False, "no heartbeat seen (is `datatier replication heartbeat` running?)"
         held = self.lagging.get(max_lag)
         if held is not None and name in held:
-            reason = f"lagging: {node.lag:.3f} s (held out until it recovers)"
+            reason = f"lagging: {node.lag:.3f} s (held out until it recovers){away}"
         elif node.lag > max_lag:
-            reason = f"lagging: {node.lag:.3f} s > {max_lag:g} s"
+            reason = f"lagging: {node.lag:.3f} s > {max_lag:g} s{away}"
         else:
-            return True, f"lag {node.lag:.3f} s <= {max_lag:g} s"
+            return True, f"lag {node.lag:.3f} s <= {max_lag:g} s{away}"
         note = self.heartbeat_note()
         if note.startswith("heartbeat writer stopped"):
             # The lag is the writer's silence, not the replica's delay: say so first.

@@ -199,6 +199,38 @@ def test_replica_endpoint_follows_a_stopped_io_thread(
     wait_for(lambda: call(server, path)[0] == 200, 10)
 
 
+def test_a_reconnecting_io_thread_keeps_a_replica_in_until_its_lag_passes_the_limit(
+    sandbox: SandboxHandle, server: HealthServer
+) -> None:
+    """Steps: point replica2's replication at a port nothing listens on (its IO thread then
+    retries: Connecting, as while its primary restarts). Expected: /replica stays 200
+    while its heartbeat lag is within the limit, saying why, and turns 503 "lagging" once
+    the lag passes it. Was: 503 at once, so a primary restart took every replica out."""
+    path = "/replica?node=replica2&lag=2s"
+    wait_for(lambda: call(server, path)[0] == 200, 10)
+    nowhere = free_port()
+    sql(sandbox, "replica2", "STOP SLAVE")
+    sql(sandbox, "replica2", f"CHANGE MASTER TO MASTER_PORT={nowhere}, MASTER_USE_GTID=slave_pos")
+    sql(sandbox, "replica2", "START SLAVE")
+    try:
+        wait_for(
+            lambda: call(server, path)[1]["node"]["replication"]["io_running"] == "Connecting", 5
+        )
+        status, doc = call(server, path)
+        assert status == 200, doc["reason"]
+        assert "io thread Connecting" in doc["reason"], doc["reason"]
+        wait_for(lambda: call(server, path)[0] == 503, 10)
+        reason = call(server, path)[1]["reason"]
+        assert reason.startswith("lagging") and "io thread Connecting" in reason, reason
+    finally:
+        port = sandbox.config.mysql.nodes["primary"].port
+        sql(sandbox, "replica2", "STOP SLAVE")
+        sql(sandbox, "replica2", f"CHANGE MASTER TO MASTER_PORT={port}, MASTER_USE_GTID=slave_pos")
+        sql(sandbox, "replica2", "START SLAVE")
+        sandbox.wait_replicated()
+    wait_for(lambda: call(server, path)[0] == 200, 10)
+
+
 def test_stopped_heartbeat_writer_turns_replicas_503(
     use_sandbox_config: SandboxHandle,
     server: HealthServer,

@@ -162,7 +162,8 @@ def test_round_robin_alternates_among_fit_replicas() -> None:
     ("node", "why"),
     [
         (replica("replica1", 0.1, sql="No"), "io thread Yes, sql thread No"),
-        (replica("replica1", 0.1, io="Connecting"), "io thread Connecting"),
+        (replica("replica1", 0.1, io="No"), "io thread No, sql thread Yes"),
+        (replica("replica1", 3.0, io="Connecting"), "lagging: 3.000 s > 1 s (io thread Conn"),
         (replica("replica1", None), "no heartbeat seen"),
         (replace(replica("replica1", 0.1), reachable=False, error="gone"), "unreachable: gone"),
         (replica("replica1", 3.0), "lagging: 3.000 s > 1 s"),
@@ -175,6 +176,18 @@ def test_unfit_replicas_without_fallback_raise(node: NodeHealth, why: str) -> No
     message = str(err.value)
     assert f"replica1: {why}" in message and "replica2: io thread Yes, sql thread No" in message
     assert "no replica within 1 s" in message and "fallback to the primary is off" in message
+
+
+def test_a_reconnecting_io_thread_alone_does_not_take_a_replica_out() -> None:
+    """A primary restart puts every replica's IO thread in Connecting: they stay in rotation
+    while their heartbeat lag (the age of the newest beat they applied) is within the
+    limit, and go out once it is not. Was: every replica out at once."""
+    r = router(snapshot(primary(reachable=False), replica("replica1", 0.4, io="Connecting")))
+    route = r.route("read", 1.0)
+    assert route.node == "replica1" and "io thread Connecting" in route.reason, route
+    r = router(snapshot(primary(reachable=False), replica("replica1", 1.5, io="Connecting")))
+    with pytest.raises(ServiceUnavailable, match=r"lagging: 1\.500 s > 1 s"):
+        r.route("read", 1.0)
 
 
 def test_fallback_to_the_primary() -> None:
