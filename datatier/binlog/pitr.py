@@ -103,12 +103,13 @@ class PitrEngine(RestoreEngine):
         callback = self._on_replayed
         if callback is None:
             return segment_loader(staged)
-        total, done = self.pitr.replay_bytes, [0]
-        callback(0, total)
+        total, done = self.pitr.replay_bytes, 0
+        callback(0, total)  # the replay starts now
 
         def step(size: int) -> None:
-            done[0] += size
-            callback(done[0], total)
+            nonlocal done
+            done += size
+            callback(done, total)
 
         return segment_loader(staged, step)
 

@@ -302,7 +302,7 @@ def restore(
     def on_checked(_key: str, size: int) -> None:
         checking.advance(size)
 
-    replaying = Progress("replaying the binlog")
+    replaying: list[Progress] = []  # started with the replay: its rate is the replay's
 
     def on_loaded(obj: ObjectRecord) -> None:
         if checking.done and not applying.done:
@@ -310,9 +310,11 @@ def restore(
         applying.advance(obj.raw_size)
 
     def on_replayed(done: int, everything: int) -> None:
-        if applying.done and not replaying.total:
-            applying.close()  # the base is in: its line stays, the replay's starts
-        replaying.set(done, everything)
+        if not replaying:
+            if applying.done:
+                applying.close()  # the base is in: its line stays, the replay's starts
+            replaying.append(Progress("replaying the binlog", total=everything))
+        replaying[0].set(done, everything)
 
     progress = RestoreProgress(
         on_wait=archive.set, on_checked=on_checked, on_loaded=on_loaded, on_replayed=on_replayed
@@ -321,8 +323,8 @@ def restore(
         with _naming_other_bases():
             report = restore_backup(loaded, manifest, catalog, options, progress)
     finally:
-        if replaying.total:
-            replaying.close()
+        if replaying:
+            replaying[0].close()
         elif applying.done:
             applying.close()
     emit(Output(report.to_json(), lambda: _text(report)))

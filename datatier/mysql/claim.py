@@ -146,7 +146,8 @@ def claim_databases(target: Endpoint, databases: Iterable[str]) -> Iterator[Clai
             raise
         finally:
             ending.set()
-            _wake(target, conn)
+            if claim.lost is None and watcher.is_alive():
+                _wake(target, conn)
             watcher.join()
             if claim.lost is None:
                 with contextlib.suppress(Exception):  # closing the connection frees them too
@@ -163,12 +164,16 @@ def _wake(target: Endpoint, conn: Connection) -> None:
     """Interrupt the watcher's SLEEP (``ending`` is set: it then returns) rather than wait
     for it to run out, from a short connection of the same account (which may always
     stop its own statements), and only where that connection id runs the watcher's SLEEP
-    (behind a proxy, the id could be another server's session). Best effort: a KILL QUERY
-    that finds the session between two statements is forgotten at its next one, and the
-    watcher then ends within a beat."""
+    (behind a proxy, the id could be another server's session; a proxy that splits the two
+    statements between servers defeats this check). Best effort, bounded by a beat's wait
+    per statement: a KILL QUERY that finds the session between two statements is
+    forgotten at its next one, and the watcher then ends within a beat. Not called once
+    the claim is lost (the server may be hung)."""
     thread = int(conn.thread_id())  # type: ignore[no-untyped-call]
     try:
         with connect(target) as other, other.cursor() as cur:
+            # a hung server must not hold the end of the restore: a beat's wait at most
+            other._read_timeout = other._write_timeout = 2 * BEAT  # type: ignore[attr-defined]
             cur.execute(
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s AND INFO = %s",
                 (thread, _beat_sql()),

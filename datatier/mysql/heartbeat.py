@@ -13,7 +13,7 @@ Limits. The lag read includes the clock skew between the primary's and the repli
 (NTP keeps it to milliseconds; a bad clock can make lag negative or inflate it). Readers
 measure both servers' clocks against their own host (:func:`read_clock`) and take the skew
 off (:func:`without_skew`): the monitor (:mod:`datatier.replication.skew`, which shows it
-as ``clock_skew_seconds`` beside ``lag_raw``) and :func:`~datatier.mysql.lag.measure_lag`
+as ``clock_skew_seconds`` beside ``lag_raw_seconds``) and :func:`~datatier.mysql.lag.measure_lag`
 (a backup's source choice, the cache warmer). Resolution is one writer interval: a
 just-caught-up replica reads up to ``interval`` of lag.
 """
@@ -94,10 +94,11 @@ def read_clock(conn: Connection) -> ClockReading:
 
 def without_skew(lag: float, skew: float | None, error: float | None) -> float:
     """A heartbeat ``lag`` read on a replica whose clock runs ``skew`` seconds ahead of the
-    heartbeat writer's (right to within ``error``), with the skew taken off when it is
-    larger than ``error`` (else it cannot be told from zero); never below zero."""
-    if skew is not None and error is not None and abs(skew) > error:
-        lag -= skew
+    heartbeat writer's, right to within ``error``: the largest lag that skew allows
+    (``lag - skew + error``: never a replica fresher than it may be), never below zero;
+    ``lag`` itself when the skew is not known."""
+    if skew is not None and error is not None:
+        lag = lag - skew + error
     return max(0.0, lag)
 
 

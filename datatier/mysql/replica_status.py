@@ -64,6 +64,12 @@ class ReplicaStatus:
         return self.io_running == "Yes"
 
     @property
+    def io_reconnecting(self) -> bool:
+        """The IO thread is (re)connecting to its source (``Connecting``, ``Preparing``):
+        its source restarting or out of reach."""
+        return self.io_running in ("Connecting", "Preparing")
+
+    @property
     def sql_ok(self) -> bool:
         """The SQL (applier) thread is running."""
         return self.sql_running == "Yes"

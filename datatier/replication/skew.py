@@ -9,10 +9,11 @@ The monitor measures every server's clock offset against its own host in each ro
 server's ``UTC_TIMESTAMP(6)`` against the midpoint of the query's round trip, right to
 within half of it (``clock_error``). A replica's skew is its offset minus the offset of the
 server whose heartbeat it read (``lag_source``); the monitor's own clock cancels out. The
-skew comes off the lag when it is larger than the two measurements can tell from zero (the
-sum of their errors); a corrected lag below zero is zero. When the writer was not measured
-this round (unreachable, its check still running), the replica's skew of its last round
-against the same writer stands: clocks drift slowly. ``lag_raw`` keeps what was read.
+lag becomes the largest the skew allows (:func:`~datatier.mysql.heartbeat.without_skew`:
+less the skew, plus the two readings' errors), never below zero: never fresher than the
+replica may be. When the writer was not measured this round (unreachable, its check still
+running), the replica's last skew against the same writer stands only where it adds lag
+(the writer's clock may have been stepped since). ``lag_raw`` keeps what was read.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def correct_lags(
         skew, error = _skew(node, writers.get(node.lag_source))
         last = None if previous is None else previous.get(name)
         if skew is None and last is not None and last.lag_source == node.lag_source:
-            skew, error = last.clock_skew, last.clock_skew_error
+            carried, margin = last.clock_skew, last.clock_skew_error
+            if carried is not None and margin is not None and carried < margin:
+                skew, error = carried, margin  # it adds lag: safe however old
         lag = without_skew(node.lag_raw, skew, error)
         out[name] = replace(node, lag=lag, clock_skew=skew, clock_skew_error=error)
     return out

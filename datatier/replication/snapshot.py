@@ -15,9 +15,6 @@ from typing import Any
 from datatier.config import Role
 from datatier.mysql.replica_status import ReplicaStatus
 
-RECONNECTING = frozenset({"Connecting", "Preparing"})
-"""``Slave_IO_Running`` while the IO thread (re)connects to its source."""
-
 
 @dataclass(frozen=True)
 class NodeHealth:
@@ -187,11 +184,11 @@ class Snapshot:
         if status is None:
             return False, "not a replica"
         detail = f"; {status.last_error}" if status.last_error else ""
-        if not status.sql_ok or not (status.io_ok or status.io_running in RECONNECTING):
+        if not status.sql_ok or not (status.io_ok or status.io_reconnecting):
             return False, f"io thread {status.io_running}, sql thread {status.sql_running}{detail}"
         away = (
             f" (io thread {status.io_running}{detail}: the lag grows while its source is away)"
-            if status.io_running in RECONNECTING
+            if status.io_reconnecting
             else ""
         )
         if node.lag is None:

@@ -185,6 +185,8 @@ def test_a_reconnecting_io_thread_alone_does_not_take_a_replica_out() -> None:
     r = router(snapshot(primary(reachable=False), replica("replica1", 0.4, io="Connecting")))
     route = r.route("read", 1.0)
     assert route.node == "replica1" and "io thread Connecting" in route.reason, route
+    r = router(snapshot(primary(reachable=False), replica("replica1", 0.4, io="Preparing")))
+    assert r.route("read", 1.0).node == "replica1"
     r = router(snapshot(primary(reachable=False), replica("replica1", 1.5, io="Connecting")))
     with pytest.raises(ServiceUnavailable, match=r"lagging: 1\.500 s > 1 s"):
         r.route("read", 1.0)

@@ -1,7 +1,8 @@
 """The clock skew between a replica's host and the heartbeat writer's comes off the lag
 (:mod:`datatier.replication.skew`): a pure function of one round's measurements. The
 monitor's real readings of offsets and lags are covered against the sandbox in
-tests/integration/health/test_clock_skew.py."""
+tests/integration/replication/test_clock_skew.py. Each reading here is right to 1 ms, so
+a corrected lag is the largest the skew allows: 2 ms over the skew's own figure."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_a_replica_clock_ahead_of_the_writer_no_longer_reads_as_lag() -> None:
         "r": node("r", 2, lag=5.3, offset=2.0),
     }
     out = correct_lags(nodes)
-    assert out["r"].lag == pytest.approx(0.3) and out["r"].lag_raw == 5.3
+    assert out["r"].lag == pytest.approx(0.302) and out["r"].lag_raw == 5.3
     assert out["r"].clock_skew == pytest.approx(5.0)
     assert out["p"].lag == 0.2 and out["p"].clock_skew is None  # the writer reads its own clock
 
@@ -50,18 +51,18 @@ def test_a_replica_clock_ahead_of_the_writer_no_longer_reads_as_lag() -> None:
 def test_a_replica_clock_behind_the_writer_no_longer_hides_its_lag() -> None:
     """The dangerous direction: 10 s behind on a clock 8 s slow read as 2 s (or as 0)."""
     out = correct_lags({"p": node("p", 1, lag=0.1), "r": node("r", 2, lag=2.0, offset=-8.0)})
-    assert out["r"].lag == pytest.approx(10.0)
+    assert out["r"].lag == pytest.approx(10.002)
     out = correct_lags({"p": node("p", 1, lag=0.1), "r": node("r", 2, lag=-7.5, offset=-8.0)})
-    assert out["r"].lag == pytest.approx(0.5)
+    assert out["r"].lag == pytest.approx(0.502)
 
 
-def test_a_skew_the_measurements_cannot_tell_from_zero_is_left_alone() -> None:
+def test_a_skew_within_the_readings_error_never_lowers_the_lag() -> None:
     nodes = {
         "p": node("p", 1, lag=0.1, error=0.004),
         "r": node("r", 2, lag=0.25, offset=0.006, error=0.004),
     }
     out = correct_lags(nodes)
-    assert out["r"].lag == 0.25 and out["r"].clock_skew == pytest.approx(0.006)
+    assert out["r"].lag == pytest.approx(0.252) and out["r"].clock_skew == pytest.approx(0.006)
 
 
 def test_a_corrected_lag_below_zero_is_zero() -> None:
@@ -69,14 +70,24 @@ def test_a_corrected_lag_below_zero_is_zero() -> None:
     assert out["r"].lag == 0.0
 
 
-def test_without_the_writer_this_round_the_last_skew_against_it_stands() -> None:
+def test_without_the_writer_this_round_a_last_skew_that_adds_lag_stands() -> None:
+    """A replica clock 4 s slow: its lag read while the writer is away is 4 s short."""
+    first = correct_lags({"p": node("p", 1, lag=0.1), "r": node("r", 2, lag=1.0, offset=-4.0)})
+    down = {"p": node("p", 1, reachable=False), "r": node("r", 2, lag=5.0, offset=-4.0)}
+    out = correct_lags(down, first)
+    assert out["r"].lag == pytest.approx(9.002) and out["r"].clock_skew == pytest.approx(-4.0)
+    # a skew measured against another writer does not carry over
+    moved = {"p": node("p", 1, reachable=False), "r": node("r", 2, lag=5.0, source=3)}
+    assert correct_lags(moved, first)["r"].lag == 5.0
+
+
+def test_a_last_skew_that_would_take_lag_off_does_not_stand() -> None:
+    """The writer's clock may have been stepped (a reboot) since it was measured: a carried
+    skew never makes a replica look fresher."""
     first = correct_lags({"p": node("p", 1, lag=0.1), "r": node("r", 2, lag=4.2, offset=4.0)})
     down = {"p": node("p", 1, reachable=False), "r": node("r", 2, lag=9.0, offset=4.0)}
     out = correct_lags(down, first)
-    assert out["r"].lag == pytest.approx(5.0) and out["r"].clock_skew == pytest.approx(4.0)
-    # a skew measured against another writer does not carry over
-    moved = {"p": node("p", 1, reachable=False), "r": node("r", 2, lag=9.0, source=3)}
-    assert correct_lags(moved, first)["r"].lag == 9.0
+    assert out["r"].lag == 9.0 and out["r"].clock_skew is None
 
 
 def test_correcting_twice_changes_nothing() -> None:
@@ -92,7 +103,7 @@ def test_the_skew_is_against_the_writer_of_the_heartbeat_read_not_the_configured
         "new": node("new", 3, lag=0.1, source=3, offset=1.0),
         "r": node("r", 2, lag=1.6, source=3, offset=1.5),
     }
-    assert correct_lags(nodes)["r"].lag == pytest.approx(1.1)
+    assert correct_lags(nodes)["r"].lag == pytest.approx(1.102)
 
 
 def test_no_lag_no_correction() -> None:
