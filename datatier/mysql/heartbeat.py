@@ -88,8 +88,14 @@ def read_clock(conn: Connection) -> ClockReading:
     before = time.time()
     row = query_dicts(conn, "SELECT @@server_id AS id, UTC_TIMESTAMP(6) AS now")[0]
     after = time.time()
-    now = row["now"].replace(tzinfo=UTC).timestamp()
-    return ClockReading(int(row["id"]), now - (before + after) / 2, (after - before) / 2)
+    return clock_reading(int(row["id"]), row["now"], before, after)
+
+
+def clock_reading(server_id: int, now: datetime, before: float, after: float) -> ClockReading:
+    """A server's ``UTC_TIMESTAMP(6)``, ``now``, read by a query sent at ``before`` and
+    answered at ``after`` (this host's ``time.time()``), as a :class:`ClockReading`."""
+    server = now.replace(tzinfo=UTC).timestamp()
+    return ClockReading(server_id, server - (before + after) / 2, (after - before) / 2)
 
 
 def without_skew(lag: float, skew: float | None, error: float | None) -> float:

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC
 from types import MappingProxyType
 
 import pymysql
@@ -40,7 +39,7 @@ from datatier.config import HealthSettings, MySQLSettings
 from datatier.errors import ServiceUnavailable
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, endpoint, query_dicts
-from datatier.mysql.heartbeat import read_lag
+from datatier.mysql.heartbeat import clock_reading, read_lag
 from datatier.mysql.replica_status import read_replica_status
 from datatier.replication.selection import write_route
 from datatier.replication.skew import correct_lags
@@ -176,7 +175,7 @@ class Monitor:
                 checked=time.monotonic(),
                 errors_total=self._errors[name],
             )
-        server_now = row["now"].replace(tzinfo=UTC).timestamp()
+        clock = clock_reading(server_id, row["now"], before, after)
         return replace(
             base,
             reachable=True,
@@ -187,8 +186,8 @@ class Monitor:
             lag=None if reading is None else reading.lag,
             lag_raw=None if reading is None else reading.lag,
             lag_source=None if reading is None else reading.source_server_id,
-            clock_offset=server_now - (before + after) / 2,
-            clock_error=(after - before) / 2,
+            clock_offset=clock.offset,
+            clock_error=clock.error,
             check_seconds=time.monotonic() - started,
             measured_at=time.time(),
             checked=time.monotonic(),
