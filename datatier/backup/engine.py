@@ -194,6 +194,7 @@ class RestoreOptions:
     timeout_seconds: float = 48 * 3600.0
     datadir: str | None = None  # physical: the datadir to restore into
     owner: str | None = None  # physical: USER[:GROUP] owning the restored files
+    external_dir: str | None = None  # physical: where DATA DIRECTORY tables go (else their own)
     staging_dir: str | None = None  # where verified copies wait (default: the temp dir)
     until: datetime | None = None  # point in time: replay archived binlogs up to here
     until_gtid: str | None = None  # point in time: ... up to and including this GTID

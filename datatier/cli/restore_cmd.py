@@ -140,6 +140,13 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="USER[:GROUP]",
     help="Physical: who owns the restored files (default: DIR's owner, else mysql).",
 )
+@click.option(
+    "--external-dir",
+    metavar="ROOT",
+    help="Physical: put tables created with DATA DIRECTORY under ROOT (ROOT/db/table.ibd, "
+    "outside DIR) rather than at the path each was created with; needed where those paths "
+    "hold files, as on the source's own host.",
+)
 @click.option("--force", is_flag=True, help="Replace objects in a non-empty target.")
 @click.option(
     "--allow-replica-target",
@@ -202,6 +209,7 @@ def restore(
     grants: bool,
     datadir: str | None,
     owner: str | None,
+    external_dir: str | None,
     force: bool,
     allow_replica_target: bool,
     wait: bool,
@@ -289,6 +297,7 @@ def restore(
         poll_seconds=poll_seconds,
         datadir=datadir,
         owner=owner,
+        external_dir=external_dir,
         staging_dir=staging_dir,
         until=moment,
         until_gtid=until_gtid,

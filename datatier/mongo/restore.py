@@ -163,6 +163,7 @@ class MongoRestore(RestoreEngine):
                 ("--allow-replica-target", options.allow_replica_target),
                 ("--datadir", bool(options.datadir)),
                 ("--owner", bool(options.owner)),
+                ("--external-dir", bool(options.external_dir)),
             )
             if given
         ]

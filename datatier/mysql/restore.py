@@ -156,8 +156,8 @@ class LogicalRestore(RestoreEngine):
     def for_manifest(
         cls, loaded: LoadedConfig, manifest: Manifest, catalog: Catalog, options: RestoreOptions
     ) -> Self:
-        if options.datadir or options.owner:
-            raise UsageError(f"--datadir and --owner are for physical backups; "
+        if options.datadir or options.owner or options.external_dir:
+            raise UsageError(f"--datadir, --owner and --external-dir are for physical backups; "
                              f"{manifest.backup_id} is a logical MySQL backup")  # fmt: skip
         if options.drop:
             raise UsageError("--drop is for Mongo restores; MySQL replaces tables with --force")

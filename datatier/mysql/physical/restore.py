@@ -13,8 +13,10 @@ refusals, archive restores, staging with every SHA-256 checked, apply, check).
 * ``apply``: per member, ``mbstream -x`` of its decompressed parts; ``--prepare`` of the full
   backup, then ``--prepare --incremental-dir`` of each incremental in order;
   :func:`check_prepared`; then ``before_install`` (a point-in-time replay:
-  :mod:`datatier.binlog.physical`) on the prepared copy; then the prepared datadir replaces
-  DIR's contents, owned as the server expects.
+  :mod:`datatier.binlog.physical`) on the prepared copy; then the files of tables created
+  with ``DATA DIRECTORY`` go outside DIR (:mod:`.external`: their own paths, or under
+  ``--external-dir``), and the prepared datadir replaces DIR's contents, owned as the
+  server expects.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
 from datatier.mysql.physical.datadir import (
+    Owner,
     WorkArea,
     check_datadir,
     claim_datadir,
@@ -42,6 +45,7 @@ from datatier.mysql.physical.datadir import (
     set_ownership,
 )
 from datatier.mysql.physical.engine import OBJECT_KIND
+from datatier.mysql.physical.external import External, ExternalFiles, find_external
 from datatier.mysql.physical.lineage import ENGINE, RESTORED_BINLOG, check_links
 from datatier.mysql.physical.tool import (
     BACKUP_BINARIES,
@@ -106,31 +110,6 @@ def check_prepared(data: Path, manifest: Manifest) -> None:
         "(the file names repeat); a point-in-time replay starts from the backup's GTID "
         "position, as recorded",
     )
-
-
-def keep_inside(data: Path) -> list[str]:
-    """Remove the ``.isl`` files of the prepared datadir ``data`` (``db/t.isl``: where a
-    table created with ``DATA DIRECTORY`` lives) and return those tables (``db/t``): the
-    backup holds their ``.ibd`` in ``data``, which is where the restored server then opens
-    them. Kept, an ``.isl`` points the restored server at the source's own file wherever
-    that path exists (the source's host: "found in multiple places", error 194; without the
-    copy, the source's live file). A table without its ``.ibd`` (discarded on the source)
-    stays so: its ``.isl`` goes too, and it is logged."""
-    moved = []
-    for link in sorted(data.glob("*/*.isl")):
-        rel = str(link.relative_to(data).with_suffix(""))
-        link.unlink()
-        if link.with_suffix(".ibd").is_file():
-            moved.append(rel)
-        else:
-            log.warning(
-                "restore.tablespace_absent",
-                table=rel,
-                note="created with DATA DIRECTORY and without its tablespace in the backup "
-                "(discarded on the source); its .isl was removed so the restored server never "
-                "opens the source's file",
-            )
-    return moved
 
 
 def source_case(manifest: Manifest) -> int | None:
@@ -306,26 +285,30 @@ class PhysicalRestore(RestoreEngine):
                     "(plugin_load_add=file_key_management, file_key_management_filename=...), "
                     "or its encrypted tables cannot be read",
                 )
-            moved = keep_inside(work.data)
-            if moved:
-                log.warning(
-                    "restore.data_directory_inside",
-                    tables=moved,
-                    note="these tables were created with DATA DIRECTORY; the restored copy "
-                    "keeps them inside the datadir, never at the source's path. Rebuilding "
-                    "one (ALTER TABLE ... FORCE, a copying ALTER) crashed mariadbd 10.11: copy "
-                    "its rows into a new table first",
-                )
+            external = find_external(work.data)
+            self._external_files(external, work.data, owner).check()  # before a replay
             if self.before_install is not None:  # a server on the copy runs as its owner
                 set_ownership(work.data, owner)
                 self.before_install(work.data)
-            self._installing = True
-            work.install(owner)
+            files = self._external_files(external, work.data, owner)
+            files.check()
+            with files:
+                files.place()
+                self._installing = True
+                files.installing()
+                work.install(owner)
+                files.commit()
         log.info(
             "restore.datadir_ready",
             datadir=str(self.datadir),
             owner=owner.name,
             start=start_command(self.datadir, self.manifest),
+        )
+
+    def _external_files(self, found: list[External], data: Path, owner: Owner) -> ExternalFiles:
+        root = Path(self.options.external_dir) if self.options.external_dir else None
+        return ExternalFiles(
+            found, data, self.datadir, root=root, owner=owner, force=self.options.force
         )
 
     def changed_target(self) -> bool:

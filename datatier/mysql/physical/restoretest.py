@@ -127,7 +127,11 @@ def physical_restore_test(
         tmp = str(root)
         datadir = root / "datadir"
         restore = RestoreOptions(
-            datadir=str(datadir), jobs=options.jobs, owner=getpass.getuser(), staging_dir=tmp
+            datadir=str(datadir),
+            jobs=options.jobs,
+            owner=getpass.getuser(),
+            external_dir=str(root / "external"),  # never the source's own paths
+            staging_dir=tmp,
         )
         try:
             restore_backup(loaded, manifest, catalog, restore)

@@ -1,7 +1,7 @@
 """``restore --force`` in place, on the source's host and datadir, of a physical backup
-holding a table created with ``DATA DIRECTORY``: the table comes back inside the datadir
-(the restore drops ``.isl`` links), and neither the restore nor the restored server writes
-the external file the source left where it was.
+holding a table created with ``DATA DIRECTORY``: the datadir's own external file is part
+of what the restore replaces (its ``.isl`` names it), so the backup's copy goes back there,
+and the table rebuilds.
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ import pytest
 
 from tests.integration.backup.test_tester7_findings import primary_full_backup, scratch_source
 from tests.integration.backup.test_tester8_findings import cleanup
-from tests.integration.backup.test_tester9_findings import differing, external_tables
+from tests.integration.backup.test_tester9_findings import (
+    differing,
+    external_tables,
+    linked,
+    rebuilt_state,
+)
 from tests.integration.conftest import SandboxHandle
 from tests.integration.physical_support import OWNER, connect_port, table_state
 
@@ -28,15 +33,17 @@ def full(sandbox: SandboxHandle) -> Iterator[str]:
     yield from primary_full_backup(sandbox, SOURCE_POLICY)
 
 
-def test_a_restore_in_place_brings_a_table_outside_the_datadir_inside(
+def test_a_restore_in_place_replaces_the_datadirs_own_external_file(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int
 ) -> None:
     """Steps (a scratch ``mariadbd`` without binlog): ext (``DATA DIRECTORY`` outside the
     datadir) and t, 3,000 rows 'base' each; full F; ``UPDATE ext SET v = 'later'`` and a
     row more in t; server stopped; ``restore F --datadir DATADIR --force`` (the source's
-    own); server started on it.
-    Expected: exit 0; the server holds ext and t as at F, ext in ``DATADIR/db/ext.ibd``
-    and no ``ext.isl``; the external file keeps its bytes (the later rows) throughout."""
+    own); server started on it; ``ALTER TABLE ext FORCE``.
+    Expected: exit 0; ``DATADIR/db/ext.isl`` names the external path, which holds F's copy
+    (nothing set aside is left beside it); the server holds ext and t as at F, before and
+    after the rebuild. Before 2026-12-05 the copy stayed inside DATADIR without ``.isl``,
+    and the rebuild crashed the server."""
     db = "inpl"
     base = tmp_path / "server"
     outside = tmp_path / "outside"
@@ -52,11 +59,13 @@ def test_a_restore_in_place_brings_a_table_outside_the_datadir_inside(
         external = outside / db / "ext.ibd"
         live = external.read_bytes()
         src.run("restore", taken, "--datadir", str(base), "--force", "--owner", OWNER)
-        assert external.read_bytes() == live, "the restore wrote the source's external file"
-        assert (base / db / "ext.ibd").is_file() and not (base / db / "ext.isl").exists()
+        assert linked(base, f"{db}/ext") == external
+        assert external.read_bytes() != live, "the backup's copy replaced the datadir's own"
+        assert sorted(p.name for p in external.parent.iterdir()) == ["ext.ibd"]
         with src.server() as s, connect_port(sandbox, s.port) as c:
             held = table_state(c, db)
-        assert external.read_bytes() == live, "the restored server wrote the external file"
+            again = rebuilt_state(c, db, "ext")
         assert held == expected, differing(held, expected)
+        assert again == expected, differing(again, expected)
     finally:
         cleanup(src)

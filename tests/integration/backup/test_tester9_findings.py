@@ -39,8 +39,11 @@ Findings, by severity (each test's docstring has steps, expected and actual):
 - loud wrong, fixed: a restore of a ``DATA DIRECTORY`` table on the source's host (any host
   where that path exists) exits 0 with ``db/ext.ibd`` and ``db/ext.isl`` both installed;
   the server will not open a tablespace found in two places (error 194)
-  (``test_a_table_outside_the_datadir_restores[same-host]``). The restore now removes
-  the ``.isl`` files: such tables are opened from the copy inside the restored datadir.
+  (``test_a_table_outside_the_datadir_restores[same-host]``). The restore then kept such
+  files inside the restored datadir without ``.isl``, where the first rebuild of the table
+  (``ALTER TABLE ... FORCE``) crashed the server. It now puts each outside the datadir with
+  an ``.isl`` naming it: at the path the table was created with (refused, exit 2, where a
+  file is there, as on the source's host) or under ``--external-dir ROOT``.
 - loud wrong, fixed (as above): ``backups verify ID --restore-test`` on the source's host
   of a good backup
   holding a ``DATA DIRECTORY`` table fails, exit 4 ("t9y.ext: Got error 194 ...;
@@ -313,12 +316,14 @@ EXT_POLICY = "t9-ext"
 @contextlib.contextmanager
 def another_host(outside: Path) -> Iterator[None]:
     """The source's ``DATA DIRECTORY`` out of the way while the body runs: a restore on
-    another host, where that path does not exist."""
+    another host, where that path does not exist (what the restore puts there is removed
+    at the end)."""
     away = outside.with_name(outside.name + ".away")
     outside.rename(away)
     try:
         yield
     finally:
+        shutil.rmtree(outside, ignore_errors=True)
         away.rename(outside)
 
 
@@ -332,32 +337,45 @@ def ext_restored(
         return restored_state(src, backup_id, check, port_base, db)
 
 
+def rebuilt_state(conn: Any, db: str, *tables: str) -> dict[str, Any]:
+    """``ALTER TABLE ... FORCE`` of each of ``tables`` (a rebuild: a new file where the
+    table's own is), then :func:`table_state` of ``db``."""
+    with conn.cursor() as cur:
+        for name in tables:
+            cur.execute(f"ALTER TABLE {db}.{name} FORCE")
+    return table_state(conn, db)
+
+
+def linked(check: Path, rel: str) -> Path:
+    """The file the restored datadir's ``rel.isl`` names (asserted to exist, outside)."""
+    link = check / f"{rel}.isl"
+    assert link.is_file(), sorted(p.name for p in link.parent.iterdir())
+    target = Path(link.read_text())
+    assert target.is_file() and not target.is_relative_to(check), target
+    assert not (check / f"{rel}.ibd").exists()
+    return target
+
+
 @pytest.mark.parametrize("host", ["another-host", "same-host"])
 def test_a_table_outside_the_datadir_restores(
     sandbox: SandboxHandle, full: str, tmp_path: Path, test_port_base: int, host: str
 ) -> None:
     """A table created with ``DATA DIRECTORY='/elsewhere'``: full, incremental, restore
     onto a scratch datadir, on another host (the path absent) or on the same one (the
-    source's external file there, with later rows).
+    source's external file there, with later rows); then the restored table rebuilt.
 
     Steps (a scratch ``mariadbd`` without binlog): ext (``DATA DIRECTORY`` outside the
     datadir) and t of 4,000 rows 'base'; full F; ``UPDATE ext SET v = 'inc'`` (half);
     incremental N; ``UPDATE ext SET v = 'later'`` (all, after N); server stopped;
-    ``restore N --datadir CHECK`` (exit 0), a server started on CHECK.
-    Expected: CHECK holds ext as at N (2,000 'base', 2,000 'inc') and t; the source's
-    external file untouched by the restore and the restored server.
-    Actual, another host: as expected (the restored ``ext.isl`` names a missing file, the
-    server logs it and opens ``CHECK/db/ext.ibd``).
-    Actual, same host (severity: loud wrong, the restore says the datadir is ready and
-    a table of it cannot be read): the restore exits 0, but ext cannot be read:
-    error 194 "Tablespace is missing for a table"; the server logs "A tablespace has been
-    found in multiple places: ./t9e/ext.ibd ... and .../outside/t9e/ext.ibd ...; will not
-    open". The prepared backup holds ``db/ext.ibd`` and ``db/ext.isl`` (naming the source's
-    file), and the restore installs both (``mariabackup --copy-back`` copies such a file to
-    the directory its ``.isl`` names; not tried here). By hand: with ``CHECK/db/ext.ibd``
-    deleted (an operator's guess at "multiple places") the restored server opens the
-    source's live file and reports "Index for table 'ext' is corrupt". A ``restore --force``
-    in place on the source's host meets the same two files (not run here)."""
+    ``restore N --datadir CHECK`` (another host), or on the same host first without, then
+    with ``--external-dir ROOT``; a server started on CHECK; ``ALTER TABLE ext FORCE``.
+    Expected: on another host, ext's file goes to the path it was created at; on the same
+    host, the restore without ``--external-dir`` exits 2 naming the file there, changing
+    nothing, and with it the file goes to ``ROOT/db/ext.ibd``; either way CHECK's
+    ``ext.isl`` names it, CHECK holds ext as at N (2,000 'base', 2,000 'inc') and t, before
+    and after the rebuild; the source's external file untouched.
+    Before (restores of 2026-12-05 and earlier kept ext inside CHECK, without ``.isl``):
+    the rebuild crashed mariadbd 10.11 (severity: outage of the restored server)."""
     db = "t9e"
     base = tmp_path / "server"
     outside = tmp_path / "outside"
@@ -376,19 +394,29 @@ def test_a_table_outside_the_datadir_restores(
             cur.execute(f"UPDATE {db}.ext SET v = 'later'")
         live = external.read_bytes()
         check = tmp_path / "check"
-        src.run("restore", newest, "--datadir", str(check), "--owner", OWNER)
-        assert external.read_bytes() == live, "the restore wrote the source's external file"
+        root = tmp_path / "root"
+        args = ("restore", newest, "--datadir", str(check), "--owner", OWNER)
         elsewhere = another_host(outside) if host == "another-host" else contextlib.nullcontext()
         try:
-            with (
-                elsewhere,
-                scratch(check, test_port_base) as s2,
-                connect_port(sandbox, s2.port) as c2,
-            ):
-                held = table_state(c2, db)
+            with elsewhere:
+                if host == "same-host":
+                    refused = cli(sandbox.config_path, src.env, *args)
+                    assert refused.code == 2, refused.err[-1500:]
+                    assert str(external) in refused.err and "--external-dir" in refused.err
+                    assert not check.exists() and not root.exists()
+                    src.run(*args, "--external-dir", str(root))
+                else:
+                    src.run(*args)
+                placed = linked(check, f"{db}/ext")
+                assert placed == (external if host == "another-host" else root / db / "ext.ibd")
+                with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
+                    held = table_state(c2, db)
+                    again = rebuilt_state(c2, db, "ext", "t")
+                assert linked(check, f"{db}/ext").parent == placed.parent
         finally:
-            assert external.read_bytes() == live, "the restored server wrote the source's file"
+            assert external.read_bytes() == live, "the source's file was written"
         assert held == expected, differing(held, expected)
+        assert again == expected, differing(again, expected)
     finally:
         cleanup(src)
 
@@ -718,15 +746,15 @@ def test_ddl_on_tables_outside_the_datadir_between_backups_restores(
             newest = src.run("backup", "run", EXTDDL_POLICY, "--incremental", "--json")
             expected = table_state(c, db)
         check = tmp_path / "check"
-        src.run("restore", newest, "--datadir", str(check), "--owner", OWNER)
-        with (
-            another_host(outside),
-            another_host(second),
-            scratch(check, test_port_base) as s2,
-            connect_port(sandbox, s2.port) as c2,
-        ):
-            held = table_state(c2, db)
+        with another_host(outside), another_host(second):
+            src.run("restore", newest, "--datadir", str(check), "--owner", OWNER)
+            assert linked(check, f"{db}/b").parent == second / db
+            assert linked(check, f"{db}/c").parent == outside / db
+            with scratch(check, test_port_base) as s2, connect_port(sandbox, s2.port) as c2:
+                held = table_state(c2, db)
+                again = rebuilt_state(c2, db, "a", "b", "c")
         assert held == expected, differing(held, expected)
+        assert again == expected, differing(again, expected)
     finally:
         cleanup(src)
 

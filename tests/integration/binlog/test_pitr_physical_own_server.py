@@ -76,15 +76,15 @@ def full_backup(config: Path) -> str:
 
 
 def restore_to_now(
-    sandbox: SandboxHandle, server: MariaDBService, config: Path, datadir: Path
+    sandbox: SandboxHandle, server: MariaDBService, config: Path, datadir: Path, *more: str
 ) -> str:
     """Archive the binlog and restore POLICY up to the server's last GTID into
-    ``datadir``; the restore's stdout."""
+    ``datadir`` (``more``: further restore options); the restore's stdout."""
     gtid = str(run(sandbox, server, "SELECT @@gtid_binlog_pos")[0][0])
     archived = cli(config, {}, "binlog", "archive", "--once")
     assert archived.code == 0, archived.err[-2000:]
     done = cli(config, {}, "restore", "--policy", POLICY, "--until-gtid", gtid,
-               "--datadir", str(datadir), "--owner", OWNER)  # fmt: skip
+               "--datadir", str(datadir), "--owner", OWNER, *more)  # fmt: skip
     assert done.code == 0, done.err[-2000:]
     return done.out
 
@@ -161,6 +161,45 @@ def test_a_data_directory_table_of_the_window_comes_back_inside_the_datadir(
         with restored(sandbox, datadir, test_port_base) as cur:
             cur.execute("SELECT COUNT(*) FROM Shop.dd")
             assert cur.fetchone() == (2,)
+
+
+def test_a_data_directory_table_of_the_base_goes_outside_and_rebuilds(
+    sandbox: SandboxHandle, server: MariaDBService, tmp_path: Path, test_port_base: int
+) -> None:
+    """On the database host: ``Shop.ext`` created with ``DATA DIRECTORY='EXT'`` and a row;
+    full backup; a row more in ext and ``Shop.dd`` (``DATA DIRECTORY`` too) in the window;
+    restore to the target with ``--external-dir ROOT`` (EXT holds the live file); started;
+    both tables rebuilt (``ALTER TABLE ... FORCE``).
+    Expected: exit 0; ext's file at ``ROOT/shop/ext.ibd`` named by ``DIR/shop/ext.isl``,
+    EXT's files untouched; dd inside DIR (the replay's server ignores DATA DIRECTORY); the
+    rows of both, before and after the rebuilds. Was: ext's copy inside DIR without its
+    ``.isl``, where the rebuild crashed the restored server."""
+    external, root = tmp_path / "external", tmp_path / "root"
+    external.mkdir()
+    run(sandbox, server, "CREATE DATABASE Shop",
+        f"CREATE TABLE Shop.ext (id INT PRIMARY KEY) DATA DIRECTORY = '{external}'",
+        "INSERT INTO Shop.ext VALUES (1)")  # fmt: skip
+    with own_policy(sandbox, server, tmp_path) as config:
+        full_backup(config)
+        run(sandbox, server, "INSERT INTO Shop.ext VALUES (2)",
+            f"CREATE TABLE Shop.dd (id INT PRIMARY KEY) DATA DIRECTORY = '{external}'",
+            "INSERT INTO Shop.dd VALUES (3)")  # fmt: skip
+        run(sandbox, server, "FLUSH TABLES")
+        live = {p: p.read_bytes() for p in external.rglob("*.ibd")}
+        datadir = tmp_path / "data"
+        restore_to_now(sandbox, server, config, datadir, "--external-dir", str(root))
+        assert {p: p.read_bytes() for p in external.rglob("*.ibd")} == live
+        assert (datadir / "shop" / "ext.isl").read_text() == str(root / "shop" / "ext.ibd")
+        assert (root / "shop" / "ext.ibd").is_file() and not (datadir / "shop/ext.ibd").exists()
+        assert (datadir / "shop" / "dd.ibd").is_file()
+        with restored(sandbox, datadir, test_port_base) as cur:
+            for _ in range(2):
+                cur.execute("SELECT id FROM Shop.ext ORDER BY id")
+                assert cur.fetchall() == ((1,), (2,))
+                cur.execute("SELECT id FROM Shop.dd")
+                assert cur.fetchall() == ((3,),)
+                cur.execute("ALTER TABLE Shop.ext FORCE")
+                cur.execute("ALTER TABLE Shop.dd FORCE")
 
 
 def test_a_table_of_an_installed_engine_is_replayed(

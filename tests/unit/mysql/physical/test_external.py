@@ -1,0 +1,184 @@
+"""Where a physical restore puts the files of tables created with ``DATA DIRECTORY``: the
+plan, its refusals, the move (a rename, or a copy across filesystems) and its undo. Real
+files on disk; the server side is in tests/integration/backup/test_external_tables.py."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from datatier.errors import UsageError
+from datatier.mysql.physical.datadir import Owner
+from datatier.mysql.physical.external import ASIDE, ExternalFiles, find_external, read_link
+
+ME = Owner(os.getuid(), os.getgid())
+
+
+def tablespace(path: Path, space: int, body: bytes = b"rows") -> None:
+    """A file whose first page header holds ``space`` (FIL_PAGE_SPACE_ID at byte 34)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = bytearray(38)
+    struct.pack_into(">I", head, 34, space)
+    path.write_bytes(bytes(head) + body)
+
+
+def prepared(tmp_path: Path, source: Path, space: int = 7, name: str = "db/ext") -> Path:
+    """A prepared copy holding ``name`` with an ``.isl`` naming ``source``."""
+    data = tmp_path / "datadir" / ".datatier-restore-x" / "data"
+    tablespace(data / f"{name}.ibd", space, b"backup rows")
+    (data / f"{name}.isl").write_bytes(os.fsencode(str(source)))
+    return data
+
+
+def files(data: Path, root: Path | None = None, force: bool = False) -> ExternalFiles:
+    return ExternalFiles(
+        find_external(data), data, data.parents[1], root=root, owner=ME, force=force
+    )
+
+
+def test_the_file_goes_to_its_own_path_with_an_isl_naming_it(tmp_path: Path) -> None:
+    dest = tmp_path / "elsewhere" / "db" / "ext.ibd"
+    data = prepared(tmp_path, dest)
+    plan = files(data)
+    assert not (data / "db" / "ext.isl").exists()  # read and removed before any replay
+    plan.check()
+    with plan:
+        plan.place()
+        plan.installing()
+        plan.commit()
+    assert dest.read_bytes().endswith(b"backup rows")
+    assert not (data / "db" / "ext.ibd").exists()
+    assert read_link(data / "db" / "ext.isl") == dest
+    assert (dest.parent.stat().st_mode & 0o777) == 0o700
+
+
+def test_under_a_root_the_file_goes_to_root_db_table(tmp_path: Path) -> None:
+    data = prepared(tmp_path, tmp_path / "source" / "db" / "ext.ibd")
+    (tmp_path / "source" / "db").mkdir(parents=True)
+    (tmp_path / "source" / "db" / "ext.ibd").write_bytes(b"the source's live file")
+    plan = files(data, root=tmp_path / "root")
+    plan.check()
+    with plan:
+        plan.place()
+    assert plan.tables == {"db/ext": str(tmp_path / "root" / "db" / "ext.ibd")}
+    assert (tmp_path / "source" / "db" / "ext.ibd").read_bytes() == b"the source's live file"
+    assert (tmp_path / "root" / "db" / "ext.ibd").read_bytes().endswith(b"backup rows")
+
+
+def test_an_occupied_path_is_refused_and_nothing_moves(tmp_path: Path) -> None:
+    dest = tmp_path / "source" / "db" / "ext.ibd"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"live")
+    data = prepared(tmp_path, dest)
+    with pytest.raises(UsageError, match="a file is there") as caught:
+        files(data).check()
+    assert "--external-dir" in (caught.value.hint or "")
+    assert dest.read_bytes() == b"live" and (data / "db" / "ext.ibd").is_file()
+
+
+@pytest.mark.parametrize("where", ["inside", "root-inside"])
+def test_a_destination_inside_the_datadir_is_refused(tmp_path: Path, where: str) -> None:
+    datadir = tmp_path / "datadir"
+    inside = datadir / "ext" / "db" / "ext.ibd"
+    data = prepared(tmp_path, inside if where == "inside" else tmp_path / "x" / "db" / "ext.ibd")
+    root = datadir / "tablespaces" if where == "root-inside" else None
+    with pytest.raises(UsageError, match="inside --datadir"):
+        files(data, root=root).check()
+
+
+@pytest.mark.parametrize("named", ["relative/db/ext.ibd", "/etc/cron.d/evil", "/x/other/ext.ibd"])
+def test_a_link_not_naming_db_table_ibd_is_refused(tmp_path: Path, named: str) -> None:
+    data = prepared(tmp_path, Path(named))
+    with pytest.raises(UsageError, match=re.escape("not a db/ext.ibd")):
+        files(data).check()
+
+
+def test_force_replaces_the_file_the_replaced_datadirs_own_isl_names(tmp_path: Path) -> None:
+    dest = tmp_path / "source" / "db" / "ext.ibd"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"old")
+    data = prepared(tmp_path, dest)
+    old_link = data.parents[1] / "db" / "ext.isl"  # the datadir being replaced links to it
+    old_link.parent.mkdir()
+    old_link.write_bytes(os.fsencode(str(dest)))
+    with pytest.raises(UsageError):
+        files(data).check()  # without --force: refused
+    data = prepared(tmp_path, dest)
+    plan = files(data, force=True)
+    plan.check()
+    with plan:
+        plan.place()
+        assert dest.read_bytes().endswith(b"backup rows")
+        assert [p.read_bytes() for p in dest.parent.glob(f"*{ASIDE}*")] == [b"old"]
+        plan.installing()
+        plan.commit()
+    assert not list(dest.parent.glob(f"*{ASIDE}*"))
+
+
+def test_a_failure_before_the_install_undoes_everything(tmp_path: Path) -> None:
+    owned = tmp_path / "source" / "db" / "ext.ibd"
+    owned.parent.mkdir(parents=True)
+    owned.write_bytes(b"old")
+    data = prepared(tmp_path, owned)
+    tablespace(data / "db2" / "new.ibd", 9)
+    made = tmp_path / "made" / "db2" / "new.ibd"
+    (data / "db2" / "new.isl").write_bytes(os.fsencode(str(made)))
+    (data.parents[1] / "db").mkdir()
+    (data.parents[1] / "db" / "ext.isl").write_bytes(os.fsencode(str(owned)))
+    plan = files(data, force=True)
+    plan.check()
+    with pytest.raises(RuntimeError), plan:
+        plan.place()
+        raise RuntimeError("the install failed")
+    assert owned.read_bytes() == b"old" and not list(owned.parent.glob(f"*{ASIDE}*"))
+    assert not (tmp_path / "made").exists()  # the directories it made are gone too
+
+
+def test_a_failure_after_the_install_began_keeps_the_placed_files(tmp_path: Path) -> None:
+    dest = tmp_path / "elsewhere" / "db" / "ext.ibd"
+    data = prepared(tmp_path, dest)
+    plan = files(data)
+    plan.check()
+    with pytest.raises(RuntimeError), plan:
+        plan.place()
+        plan.installing()
+        raise RuntimeError("chown failed")
+    assert dest.is_file()  # DIR's .isl may name it
+
+
+def test_a_table_created_again_by_the_replay_stays_inside(tmp_path: Path) -> None:
+    data = prepared(tmp_path, tmp_path / "elsewhere" / "db" / "ext.ibd", space=7)
+    found = find_external(data)
+    tablespace(data / "db" / "ext.ibd", 8)  # the replay dropped and created it: a new space
+    plan = ExternalFiles(found, data, data.parents[1], root=None, owner=ME, force=False)
+    assert plan.moves == [] and plan.skipped == ["db/ext"]
+
+
+def test_a_discarded_tablespace_loses_its_link_and_stays_absent(tmp_path: Path) -> None:
+    data = prepared(tmp_path, tmp_path / "elsewhere" / "db" / "ext.ibd")
+    (data / "db" / "ext.ibd").unlink()
+    assert find_external(data) == [] and not (data / "db" / "ext.isl").exists()
+
+
+def test_across_filesystems_the_file_is_copied_whole(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    assert os.stat(shm).st_dev != os.stat(tmp_path).st_dev, "needs /dev/shm on another fs"
+    root = shm / f"datatier-test-{os.getpid()}"
+    data = prepared(tmp_path, tmp_path / "elsewhere" / "db" / "ext.ibd")
+    big = os.urandom(3 << 20)
+    tablespace(data / "db" / "ext.ibd", 7, big)
+    try:
+        plan = files(data, root=root)
+        plan.check()
+        with plan:
+            plan.place()
+        moved = root / "db" / "ext.ibd"
+        assert moved.read_bytes()[38:] == big and not (data / "db" / "ext.ibd").exists()
+        assert not list(moved.parent.glob("*partial*"))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
