@@ -36,6 +36,7 @@ from datatier.errors import ConfigError, OperationFailed
 from datatier.log import get_logger
 from datatier.mysql.connection import Connection, Endpoint, connect, endpoint
 from datatier.mysql.physical.coverage import left_out, tablespaces
+from datatier.mysql.physical.external import EXTERNAL, external_links
 from datatier.mysql.physical.imports import imports_break, scan
 from datatier.mysql.physical.lineage import (
     BINLOG_GTID,
@@ -294,6 +295,7 @@ class MariabackupEngine(BackupEngine):
         with connect(self.source) as conn:  # the bound of the next backup's page check
             began = checkpoint_now(conn)
         kept = tablespaces(datadir)  # what the stream must hold unless changed meanwhile
+        links = external_links(Path(datadir))  # a restore refuses their paths up front
         with held_directory("datatier-mariabackup-") as work:  # a killed backup's: swept
             index = StreamIndex(sampler=PageSampler(server.innodb_page_size))
             with BackupRun(
@@ -375,6 +377,7 @@ class MariabackupEngine(BackupEngine):
                 ORIGIN: decided.origin,
                 RESTORED_BINLOG: decided.origin_binlog,
                 REDO: decided.redo,
+                EXTERNAL: links,
             },
             consistency={
                 "method": CONSISTENCY,

@@ -27,6 +27,7 @@ import errno
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +41,8 @@ from datatier.storage.base import MiB
 log = get_logger(__name__)
 
 ASIDE = ".datatier-replaced-"  # a replaced datadir's own file, kept until the install is done
+EXTERNAL = "external_tables"  # manifest ``source``: {db/t: path} of the backup's datadir
+HINT = "name a directory outside the datadir for them: --external-dir ROOT"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,86 @@ def find_external(data: Path) -> list[External]:
     return found
 
 
+def external_links(datadir: Path) -> dict[str, str]:
+    """``{db/t: the path its .isl names}`` of a live datadir (what a backup records, so a
+    restore can refuse before it fetches anything); unreadable links are left out."""
+    found = {}
+    for link in sorted(datadir.glob("*/*.isl")):
+        try:
+            found[link.relative_to(datadir).with_suffix("").as_posix()] = str(read_link(link))
+        except OSError:
+            continue
+    return found
+
+
+def recorded_links(source: Mapping[str, object]) -> dict[str, Path]:
+    """The ``{db/t: path}`` a backup recorded (:data:`EXTERNAL`; empty for backups taken
+    before 2026-12-05, which the check after the prepare still covers)."""
+    links = source.get(EXTERNAL)
+    if not isinstance(links, dict):
+        return {}
+    return {str(k): Path(v) for k, v in links.items() if isinstance(v, str)}
+
+
+def destination(rel: str, source_path: Path, root: Path | None) -> Path:
+    """Where table ``rel``'s file goes: ``root/db/t.ibd``, else the path it had."""
+    db, _, name = rel.partition("/")
+    return root / db / f"{name}.ibd" if root else source_path
+
+
+def refuse_destinations(
+    planned: dict[str, Path], datadir: Path, *, root: Path | None, force: bool
+) -> set[str]:
+    """UsageError (nothing changed) unless the file of each table ``db/t`` of ``planned``
+    may go to its path: absolute and ending in ``db/t.ibd``, one per table, outside
+    ``datadir`` (as ``root`` must be), no file there, and a writable place to make it.
+    A file there is allowed (and returned: the tables whose file the restore replaces)
+    with ``force`` when the datadir being replaced has its own ``.isl`` naming it."""
+    top = datadir.resolve()
+    if root is not None and root.resolve().is_relative_to(top):
+        raise UsageError(f"--external-dir {root} is inside --datadir {datadir}: the server "
+                         "cannot rebuild such tables there")  # fmt: skip
+    seen: dict[Path, str] = {}
+    replaced = set()
+    for rel, dest in planned.items():
+        db, _, name = rel.partition("/")
+        if not dest.is_absolute() or dest.name != f"{name}.ibd" or dest.parent.name != db:
+            raise UsageError(
+                f"{rel}: its .isl names {dest}, not a {db}/{name}.ibd the server would write",
+                hint=HINT,
+            )
+        if dest in seen:
+            raise UsageError(f"{rel} and {seen[dest]}: both .isl files name {dest}", hint=HINT)
+        seen[dest] = rel
+        if dest.resolve().is_relative_to(top):
+            raise UsageError(
+                f"{rel} was created with DATA DIRECTORY at {dest.parent.parent}, inside "
+                f"--datadir {datadir}",
+                hint=HINT,
+            )
+        if dest.exists() or dest.is_symlink():
+            if not (force and _linked_from(datadir, rel) == dest):
+                raise UsageError(
+                    f"{rel} was created with DATA DIRECTORY: its file goes to {dest}, and a "
+                    "file is there (the source's own, on its host?); nothing was replaced",
+                    hint=HINT,
+                )
+            replaced.add(rel)
+        where = existing_ancestor(dest.parent)
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise UsageError(f"{rel}: {where} is not writable by this user", hint=HINT)
+    return replaced
+
+
+def _linked_from(datadir: Path, rel: str) -> Path | None:
+    """The path ``datadir``'s own ``rel.isl`` names (None: no such link)."""
+    link = datadir / f"{rel}.isl"
+    try:
+        return read_link(link) if link.is_file() else None
+    except OSError:
+        return None
+
+
 @dataclass
 class _Move:
     table: External
@@ -129,9 +212,7 @@ class ExternalFiles:
             if now is None or now != table.space:  # dropped or created again by a replay
                 self.skipped.append(table.rel)
                 continue
-            db, _, name = table.rel.partition("/")
-            dest = self.root / db / f"{name}.ibd" if self.root else table.source_path
-            self.moves.append(_Move(table, dest))
+            self.moves.append(_Move(table, destination(table.rel, table.source_path, self.root)))
 
     @property
     def tables(self) -> dict[str, str]:
@@ -139,45 +220,18 @@ class ExternalFiles:
         return {m.table.rel: str(m.dest) for m in self.moves}
 
     def check(self) -> None:
-        """UsageError, before anything is moved, unless every file may go where planned."""
-        top = self.datadir.resolve()
-        hint = "name a directory outside the datadir for them: --external-dir ROOT"
-        if self.root is not None and self.root.resolve().is_relative_to(top):
-            raise UsageError(f"--external-dir {self.root} is inside --datadir {self.datadir}: "
-                             "the server cannot rebuild such tables there")  # fmt: skip
+        """UsageError, before anything is moved, unless every file may go where planned
+        (:func:`refuse_destinations`) and each filesystem has the space."""
+        planned = {m.table.rel: m.dest for m in self.moves}
+        replaced = refuse_destinations(planned, self.datadir, root=self.root, force=self.force)
         need: dict[int, tuple[Path, int]] = {}
-        seen: dict[Path, str] = {}
         for move in self.moves:
-            rel, dest = move.table.rel, move.dest
-            db, _, name = rel.partition("/")
-            if not dest.is_absolute() or dest.name != f"{name}.ibd" or dest.parent.name != db:
-                raise UsageError(
-                    f"{rel}: its .isl names {dest}, not a {db}/{name}.ibd the server would write",
-                    hint=hint,
-                )
-            if dest in seen:
-                raise UsageError(f"{rel} and {seen[dest]}: both .isl files name {dest}")
-            seen[dest] = rel
-            if dest.resolve().is_relative_to(top):
-                raise UsageError(
-                    f"{rel} was created with DATA DIRECTORY at {dest.parent.parent}, inside "
-                    f"--datadir {self.datadir}",
-                    hint=hint,
-                )
-            if dest.exists() or dest.is_symlink():
-                if not (self.force and self._owned_by_datadir(rel, dest)):
-                    raise UsageError(
-                        f"{rel} was created with DATA DIRECTORY: its file goes to {dest}, and "
-                        "a file is there (the source's own, on its host?); nothing was replaced",
-                        hint=hint,
-                    )
-                move.aside = dest.with_name(f"{dest.name}{ASIDE}{uuid.uuid4().hex[:8]}")
-            where = existing_ancestor(dest.parent)
-            if not os.access(where, os.W_OK | os.X_OK):
-                raise UsageError(f"{rel}: {where} is not writable by this user", hint=hint)
+            if move.table.rel in replaced:
+                move.aside = move.dest.with_name(f"{move.dest.name}{ASIDE}{uuid.uuid4().hex[:8]}")
+            where = existing_ancestor(move.dest.parent)
             device = where.stat().st_dev
             if device != self.data.stat().st_dev:
-                size = (self.data / f"{rel}.ibd").stat().st_size
+                size = (self.data / f"{move.table.rel}.ibd").stat().st_size
                 at, total = need.get(device, (where, 0))
                 need[device] = (at, total + size)
         for where, total in need.values():
@@ -186,16 +240,8 @@ class ExternalFiles:
                 raise UsageError(
                     f"not enough space for the DATA DIRECTORY tables in {where}: "
                     f"{free // MiB} MiB free, {(total + HEADROOM) // MiB} MiB needed",
-                    hint=hint,
+                    hint=HINT,
                 )
-
-    def _owned_by_datadir(self, rel: str, dest: Path) -> bool:
-        """Whether the datadir being replaced links ``rel`` to ``dest`` itself."""
-        link = self.datadir / f"{rel}.isl"
-        try:
-            return link.is_file() and read_link(link) == dest
-        except OSError:
-            return False
 
     def __enter__(self) -> ExternalFiles:
         return self

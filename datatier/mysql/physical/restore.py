@@ -45,7 +45,14 @@ from datatier.mysql.physical.datadir import (
     set_ownership,
 )
 from datatier.mysql.physical.engine import OBJECT_KIND
-from datatier.mysql.physical.external import External, ExternalFiles, find_external
+from datatier.mysql.physical.external import (
+    External,
+    ExternalFiles,
+    destination,
+    find_external,
+    recorded_links,
+    refuse_destinations,
+)
 from datatier.mysql.physical.lineage import ENGINE, RESTORED_BINLOG, check_links
 from datatier.mysql.physical.tool import (
     BACKUP_BINARIES,
@@ -219,11 +226,16 @@ class PhysicalRestore(RestoreEngine):
                 "binlog_file": self.manifest.consistency.get("binlog_file"),
                 "binlog_pos": self.manifest.consistency.get("binlog_pos"),
                 "server_version": self.manifest.source.get("version"),
+                "external_tables": {k: str(v) for k, v in self._destinations().items()},
             },
             summary=[
                 f"{m['type'] or 'backup':<12} {m['id']}  {m['objects']} objects, "
                 f"GTID {m['gtid_pos'] or '-'}"
                 for m in members
+            ]
+            + [
+                f"DATA DIRECTORY table {rel} -> {dest}"
+                for rel, dest in sorted(self._destinations().items())
             ]
             + [f"then start {start_command(self.datadir, self.manifest)}"],
         )
@@ -245,6 +257,8 @@ class PhysicalRestore(RestoreEngine):
         find_tool("mbstream")
         resolve_owner(self.datadir, self.options.owner)
         check_datadir(self.datadir, self.needed_bytes(plan), force=self.options.force)
+        refuse_destinations(self._destinations(), self.datadir, root=self._root(),
+                            force=self.options.force)  # fmt: skip
 
     # -- apply ------------------------------------------------------------------------------
 
@@ -305,10 +319,18 @@ class PhysicalRestore(RestoreEngine):
             start=start_command(self.datadir, self.manifest),
         )
 
+    def _root(self) -> Path | None:
+        return Path(self.options.external_dir).absolute() if self.options.external_dir else None
+
+    def _destinations(self) -> dict[str, Path]:
+        """Where the backup's recorded ``DATA DIRECTORY`` tables go (checked again after
+        the prepare, which reads the copy's own links)."""
+        links = recorded_links(self.manifest.source)
+        return {rel: destination(rel, path, self._root()) for rel, path in links.items()}
+
     def _external_files(self, found: list[External], data: Path, owner: Owner) -> ExternalFiles:
-        root = Path(self.options.external_dir) if self.options.external_dir else None
         return ExternalFiles(
-            found, data, self.datadir, root=root, owner=owner, force=self.options.force
+            found, data, self.datadir, root=self._root(), owner=owner, force=self.options.force
         )
 
     def changed_target(self) -> bool:

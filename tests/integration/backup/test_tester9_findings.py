@@ -404,6 +404,12 @@ def test_a_table_outside_the_datadir_restores(
                     assert refused.code == 2, refused.err[-1500:]
                     assert str(external) in refused.err and "--external-dir" in refused.err
                     assert not check.exists() and not root.exists()
+                    assert "restore.prepared" not in refused.err, "refused before any fetch"
+                    planned = cli(sandbox.config_path, src.env, *args, "--external-dir",
+                                  str(root), "--dry-run", "--json")  # fmt: skip
+                    assert planned.code == 0, planned.err[-1500:]
+                    shown = planned.json()["external_tables"]
+                    assert shown == {f"{db}/ext": str(root / db / "ext.ibd")}, shown
                     src.run(*args, "--external-dir", str(root))
                 else:
                     src.run(*args)

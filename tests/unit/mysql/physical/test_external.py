@@ -14,7 +14,17 @@ import pytest
 
 from datatier.errors import UsageError
 from datatier.mysql.physical.datadir import Owner
-from datatier.mysql.physical.external import ASIDE, ExternalFiles, find_external, read_link
+from datatier.mysql.physical.external import (
+    ASIDE,
+    EXTERNAL,
+    ExternalFiles,
+    destination,
+    external_links,
+    find_external,
+    read_link,
+    recorded_links,
+    refuse_destinations,
+)
 
 ME = Owner(os.getuid(), os.getgid())
 
@@ -182,3 +192,32 @@ def test_across_filesystems_the_file_is_copied_whole(tmp_path: Path) -> None:
         assert not list(moved.parent.glob("*partial*"))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_backup_records_its_links_and_a_restore_reads_only_well_formed_ones(
+    tmp_path: Path,
+) -> None:
+    live = tmp_path / "live"
+    (live / "db").mkdir(parents=True)
+    (live / "db" / "ext.isl").write_bytes(b"/data/ext/db/ext.ibd\n")
+    (live / "db" / "t.ibd").write_bytes(b"inside")
+    recorded = external_links(live)
+    assert recorded == {"db/ext": "/data/ext/db/ext.ibd"}
+    source = {EXTERNAL: {**recorded, "db/bad": 7}}
+    assert recorded_links(source) == {"db/ext": Path("/data/ext/db/ext.ibd")}
+    assert recorded_links({}) == {} and recorded_links({EXTERNAL: ["x"]}) == {}
+
+
+def test_the_early_check_refuses_an_occupied_path_before_any_copy_exists(
+    tmp_path: Path,
+) -> None:
+    occupied = tmp_path / "ext" / "db" / "t.ibd"
+    occupied.parent.mkdir(parents=True)
+    occupied.write_bytes(b"live")
+    planned = {"db/t": destination("db/t", occupied, None)}
+    with pytest.raises(UsageError, match="a file is there"):
+        refuse_destinations(planned, tmp_path / "new-datadir", root=None, force=True)
+    root = tmp_path / "root"
+    moved = {"db/t": destination("db/t", occupied, root)}
+    assert moved == {"db/t": root / "db" / "t.ibd"}
+    assert refuse_destinations(moved, tmp_path / "new-datadir", root=root, force=False) == set()
