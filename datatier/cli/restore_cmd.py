@@ -143,11 +143,16 @@ def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--external-dir",
     metavar="ROOT",
-    help="Physical: put tables created with DATA DIRECTORY under ROOT (ROOT/db/table.ibd, "
-    "outside DIR) rather than at the path each was created with; needed where those paths "
-    "hold files, as on the source's own host.",
+    help="Physical: put tables created with DATA DIRECTORY under ROOT (ROOT/db/table.ibd; "
+    "outside DIR, reachable by the server's user) rather than at the path each was created "
+    "with; needed where those paths hold files, as on the source's own host.",
 )
-@click.option("--force", is_flag=True, help="Replace objects in a non-empty target.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace objects in a non-empty target (physical: DIR's contents, and the DATA "
+    "DIRECTORY files DIR's own .isl files name).",
+)
 @click.option(
     "--allow-replica-target",
     is_flag=True,

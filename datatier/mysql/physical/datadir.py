@@ -26,7 +26,7 @@ import pwd
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,9 +285,17 @@ class WorkArea:
         assert self.root is not None
         return self.root / f"incremental-{number}"
 
-    def install(self, owner: Owner) -> None:
+    @property
+    def stage(self) -> Path:
+        """Beside the copy, outside its datadir: where a replay's server finds the
+        ``DATA DIRECTORY`` tables (:class:`~datatier.mysql.physical.external.Stage`)."""
+        assert self.root is not None
+        return self.root / "external"
+
+    def install(self, owner: Owner, before_changes: Callable[[], None] | None = None) -> None:
         """Replace DIR's contents with the prepared datadir, owned and moded as the
-        server expects."""
+        server expects; ``before_changes`` is called once the last refusal passed, right
+        before the first entry of DIR is deleted."""
         assert self.root is not None
         mounted = mounts_within(self.datadir)
         if mounted:  # mounted since the check: refuse before anything is deleted
@@ -296,6 +304,8 @@ class WorkArea:
                 "nothing was replaced",
                 hint="unmount it first, or restore into another --datadir",
             )
+        if before_changes is not None:
+            before_changes()
         for entry in list(self.datadir.iterdir()):
             if entry == self.root:
                 continue

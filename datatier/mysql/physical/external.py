@@ -12,12 +12,13 @@ the datadir, with an ``.isl`` naming it:
 * under ``--external-dir ROOT``, to ``ROOT/db/t.ibd`` (where ``DATA DIRECTORY = 'ROOT'``
   would put it), e.g. on the source's own host, where those paths hold the live files.
 
-:func:`find_external` reads and removes the links before anything else runs on the copy (a
-point-in-time replay's private server keeps such tables inside); :class:`ExternalFiles`
-refuses (UsageError, exit 2, nothing changed) a destination inside the datadir, one a file
-already holds (unless ``--force`` replaces a datadir whose own ``.isl`` names it), one not
-of the ``.../db/t.ibd`` form the server writes, and a filesystem without the space; then it
-moves the files, writes the links, and undoes that if the restore fails before the install.
+:func:`find_external` reads and removes the links of the prepared copy. A point-in-time
+replay runs its private server on the copy with the files in a :class:`Stage` beside it
+(outside that server's datadir, so it rebuilds and renames them as the source did);
+:meth:`Stage.collect` reads the links back. :func:`refuse_destinations` refuses
+(UsageError, exit 2, nothing changed) what cannot be placed; :class:`ExternalFiles` moves
+the files (never over a file: a link, not a rename), writes the links, and undoes that if
+the restore fails before DIR is touched.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import pwd
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -35,39 +37,35 @@ from types import TracebackType
 from datatier.errors import UsageError
 from datatier.log import get_logger
 from datatier.mysql.physical.datadir import DIR_MODE, FILE_MODE, HEADROOM, Owner, existing_ancestor
-from datatier.mysql.physical.pages import HEADER_END, header
 from datatier.storage.base import MiB
 
 log = get_logger(__name__)
 
-ASIDE = ".datatier-replaced-"  # a replaced datadir's own file, kept until the install is done
 EXTERNAL = "external_tables"  # manifest ``source``: {db/t: path} of the backup's datadir
+ASIDE = ".datatier-replaced-"  # a replaced datadir's own file, kept until DIR is installed
+PARTIAL = ".datatier-partial"  # a copy across filesystems, until it is whole
 HINT = "name a directory outside the datadir for them: --external-dir ROOT"
 
 
 @dataclass(frozen=True)
 class External:
-    """One ``DATA DIRECTORY`` table of the prepared copy: ``rel`` (``db/t``), the path its
-    ``.isl`` named, and its tablespace's space id (-1: unreadable)."""
+    """One ``DATA DIRECTORY`` table of the prepared copy: ``rel`` (``db/t``), where its
+    file is now, and the path the source kept it at (for a table the replay renamed: the
+    source's directory with the new name)."""
 
     rel: str
+    file: Path
     source_path: Path
-    space: int
-
-
-def space_id(path: Path) -> int:
-    """The space id in ``path``'s first page header (-1 when it cannot be read)."""
-    try:
-        with path.open("rb") as file:
-            head = file.read(HEADER_END)
-    except OSError:
-        return -1
-    return header(head)[2] if len(head) == HEADER_END else -1
 
 
 def read_link(link: Path) -> Path:
-    """The absolute path an ``.isl`` file holds (the server writes it without a newline)."""
-    return Path(os.fsdecode(link.read_bytes().rstrip(b"\n")))
+    """The path an ``.isl`` file holds (the server writes it without a newline); UsageError
+    for one holding more than one line or a NUL byte."""
+    raw = link.read_bytes()
+    text = raw[:-1] if raw.endswith(b"\n") else raw
+    if not text or any(c in text for c in (b"\0", b"\n", b"\r")):
+        raise UsageError(f"{link}: not one path ({raw[:80]!r})")
+    return Path(os.fsdecode(text))
 
 
 def find_external(data: Path) -> list[External]:
@@ -80,7 +78,7 @@ def find_external(data: Path) -> list[External]:
         link.unlink()
         ibd = link.with_suffix(".ibd")
         if ibd.is_file():
-            found.append(External(rel, target, space_id(ibd)))
+            found.append(External(rel, ibd, target))
         else:
             log.warning(
                 "restore.tablespace_absent",
@@ -92,15 +90,55 @@ def find_external(data: Path) -> list[External]:
     return found
 
 
+class Stage:
+    """The files of ``tables`` beside the copy ``data`` (``stage/N/db/t.ibd``, one N per
+    source directory), each named by an ``.isl`` in ``data``, while a replay's server runs
+    on the copy; :meth:`collect` then reads the links that server left."""
+
+    def __init__(self, tables: list[External], data: Path, stage: Path, owner: Owner) -> None:
+        self.data = data
+        self.stage = stage
+        self.roots: dict[str, Path] = {}  # N -> the source's DATA DIRECTORY
+        numbers: dict[Path, str] = {}
+        for table in tables:
+            source_root = table.source_path.parent.parent
+            number = numbers.setdefault(source_root, str(len(numbers)))
+            self.roots[number] = source_root
+            db, _, name = table.rel.partition("/")
+            staged = stage / number / db / f"{name}.ibd"
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            table.file.rename(staged)
+            (data / f"{table.rel}.isl").write_bytes(os.fsencode(str(staged)))
+        for top, dirs, files in os.walk(stage):
+            for name in [*dirs, *files]:
+                os.lchown(Path(top) / name, owner.uid, owner.gid)
+        if stage.exists():
+            os.chown(stage, owner.uid, owner.gid)
+
+    def collect(self) -> list[External]:
+        """The tables whose links name a staged file after the replay (renamed ones under
+        their new names), their links removed. UsageError for a link naming anything else
+        (the replay's server keeps new ``DATA DIRECTORY`` tables inside the copy)."""
+        found = []
+        for link in sorted(self.data.glob("*/*.isl")):
+            rel = link.relative_to(self.data).with_suffix("").as_posix()
+            target = read_link(link)
+            if not target.is_relative_to(self.stage) or not target.is_file():
+                raise UsageError(f"the replay left {rel}.isl naming {target}, not a staged file")
+            number = target.relative_to(self.stage).parts[0]
+            db, _, name = rel.partition("/")
+            found.append(External(rel, target, self.roots[number] / db / f"{name}.ibd"))
+            link.unlink()
+        return found
+
+
 def external_links(datadir: Path) -> dict[str, str]:
     """``{db/t: the path its .isl names}`` of a live datadir (what a backup records, so a
     restore can refuse before it fetches anything); unreadable links are left out."""
     found = {}
     for link in sorted(datadir.glob("*/*.isl")):
-        try:
+        with contextlib.suppress(OSError, UsageError):
             found[link.relative_to(datadir).with_suffix("").as_posix()] = str(read_link(link))
-        except OSError:
-            continue
     return found
 
 
@@ -119,18 +157,39 @@ def destination(rel: str, source_path: Path, root: Path | None) -> Path:
     return root / db / f"{name}.ibd" if root else source_path
 
 
+def owner_may(path: Path, owner: Owner, want: int) -> bool:
+    """Whether ``owner`` has the permission bits ``want`` (``os.X_OK`` and so on) on
+    ``path`` by its mode (ACLs and MAC profiles are not read)."""
+    if owner.uid == 0:
+        return True
+    st = path.stat()
+    try:
+        groups = set(os.getgrouplist(pwd.getpwuid(owner.uid).pw_name, owner.gid))
+    except KeyError:
+        groups = {owner.gid}
+    if st.st_uid == owner.uid:
+        bits = st.st_mode >> 6
+    elif st.st_gid in groups:
+        bits = st.st_mode >> 3
+    else:
+        bits = st.st_mode
+    return bits & want == want
+
+
 def refuse_destinations(
-    planned: dict[str, Path], datadir: Path, *, root: Path | None, force: bool
+    planned: dict[str, Path], datadir: Path, *, root: Path | None, force: bool, owner: Owner
 ) -> set[str]:
     """UsageError (nothing changed) unless the file of each table ``db/t`` of ``planned``
     may go to its path: absolute and ending in ``db/t.ibd``, one per table, outside
-    ``datadir`` (as ``root`` must be), no file there, and a writable place to make it.
-    A file there is allowed (and returned: the tables whose file the restore replaces)
-    with ``force`` when the datadir being replaced has its own ``.isl`` naming it."""
+    ``datadir`` (as ``root`` must be, a directory if it exists), no file there, a place we
+    may write and the server (``owner``) may reach (search on every directory above, write
+    on an existing ``db`` directory: a rebuild makes its new file there). A regular file
+    there is allowed (and returned: the tables whose file the restore replaces) with
+    ``force`` when the datadir being replaced has its own ``.isl`` naming it."""
     top = datadir.resolve()
-    if root is not None and root.resolve().is_relative_to(top):
-        raise UsageError(f"--external-dir {root} is inside --datadir {datadir}: the server "
-                         "cannot rebuild such tables there")  # fmt: skip
+    if root is not None and (root.resolve().is_relative_to(top) or root.is_file()):
+        raise UsageError(f"--external-dir {root} must be a directory outside --datadir {datadir}",
+                         hint="the server cannot rebuild such tables inside it")  # fmt: skip
     seen: dict[Path, str] = {}
     replaced = set()
     for rel, dest in planned.items():
@@ -149,18 +208,36 @@ def refuse_destinations(
                 f"--datadir {datadir}",
                 hint=HINT,
             )
-        if dest.exists() or dest.is_symlink():
-            if not (force and _linked_from(datadir, rel) == dest):
+        if os.path.lexists(dest):
+            if not (force and dest.is_file() and not dest.is_symlink()
+                    and _linked_from(datadir, rel) == dest):  # fmt: skip
                 raise UsageError(
-                    f"{rel} was created with DATA DIRECTORY: its file goes to {dest}, and a "
-                    "file is there (the source's own, on its host?); nothing was replaced",
+                    f"{rel} was created with DATA DIRECTORY: its file goes to {dest}, and "
+                    "something is there (the source's own file, on its host? a file a killed "
+                    f"restore left, *{PARTIAL} or *{ASIDE}*?); nothing was replaced",
                     hint=HINT,
                 )
             replaced.add(rel)
-        where = existing_ancestor(dest.parent)
-        if not os.access(where, os.W_OK | os.X_OK):
-            raise UsageError(f"{rel}: {where} is not writable by this user", hint=HINT)
+        _refuse_unreachable(rel, dest, owner)
     return replaced
+
+
+def _refuse_unreachable(rel: str, dest: Path, owner: Owner) -> None:
+    where = existing_ancestor(dest.parent)
+    if not where.is_dir():
+        raise UsageError(f"{rel}: {where} is not a directory", hint=HINT)
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise UsageError(f"{rel}: {where} is not writable by this user", hint=HINT)
+    blocked = [p for p in (where, *where.parents) if not owner_may(p, owner, os.X_OK)]
+    if where == dest.parent and not owner_may(where, owner, os.W_OK | os.X_OK):
+        blocked.insert(0, where)
+    if blocked:
+        raise UsageError(
+            f"{rel}: the server's user ({owner.name}) cannot "
+            f"{'write' if blocked[0] == dest.parent else 'reach'} {blocked[0]}, where its "
+            "file would go",
+            hint="give that user access there, or choose another place: --external-dir ROOT",
+        )
 
 
 def _linked_from(datadir: Path, rel: str) -> Path | None:
@@ -168,8 +245,30 @@ def _linked_from(datadir: Path, rel: str) -> Path | None:
     link = datadir / f"{rel}.isl"
     try:
         return read_link(link) if link.is_file() else None
-    except OSError:
+    except (OSError, UsageError):
         return None
+
+
+def open_by_any(path: Path) -> bool | None:
+    """Whether a process holds ``path`` open (by device and inode, over ``/proc/*/fd``);
+    None when some process's descriptors could not be read (not root)."""
+    st = path.stat()
+    wanted = (st.st_dev, st.st_ino)
+    complete = True
+    for fds in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            entries = list(fds.iterdir())
+        except PermissionError:
+            complete = False
+            continue
+        except OSError:
+            continue
+        for fd in entries:
+            with contextlib.suppress(OSError):
+                held = fd.stat()
+                if (held.st_dev, held.st_ino) == wanted:
+                    return True
+    return False if complete else None
 
 
 @dataclass
@@ -177,15 +276,16 @@ class _Move:
     table: External
     dest: Path
     aside: Path | None = None  # the replaced datadir's own file at dest, set aside
+    unseen: bool = False  # whether no process could be seen to hold that file
     placed: bool = False
 
 
 class ExternalFiles:
-    """Places the files of ``tables`` (found in ``data``, the prepared copy) outside
-    ``datadir``; see the module docstring. Use: :meth:`check` (refusals), then, as a context
-    manager, :meth:`place` before the install and :meth:`commit` after it. An exception in
-    the block before :meth:`installing` removes what was placed and puts set-aside files back.
-    """
+    """Places the files of ``tables`` outside ``datadir`` and writes their links into
+    ``data`` (the prepared copy); see the module docstring. Use: :meth:`check`, then, as a
+    context manager, :meth:`place`, the install (calling :meth:`installing` before it
+    changes DIR) and :meth:`commit`. An exception in the block before :meth:`installing`
+    removes what was placed and puts set-aside files back."""
 
     def __init__(
         self,
@@ -202,17 +302,9 @@ class ExternalFiles:
         self.root = root.absolute() if root else None
         self.owner = owner
         self.force = force
-        self.moves: list[_Move] = []
-        self.created: list[Path] = []  # directories this restore made, deepest last
-        self.skipped: list[str] = []
+        self.moves = [_Move(t, destination(t.rel, t.source_path, self.root)) for t in tables]
+        self.created: list[Path] = []  # directories this restore made, outermost first
         self._installing = False
-        for table in tables:
-            ibd = data / f"{table.rel}.ibd"
-            now = space_id(ibd) if ibd.is_file() else None
-            if now is None or now != table.space:  # dropped or created again by a replay
-                self.skipped.append(table.rel)
-                continue
-            self.moves.append(_Move(table, destination(table.rel, table.source_path, self.root)))
 
     @property
     def tables(self) -> dict[str, str]:
@@ -221,19 +313,30 @@ class ExternalFiles:
 
     def check(self) -> None:
         """UsageError, before anything is moved, unless every file may go where planned
-        (:func:`refuse_destinations`) and each filesystem has the space."""
+        (:func:`refuse_destinations`), no process holds a file it replaces open (a copied
+        datadir's ``.isl`` can name another server's live file), and each filesystem has
+        the space."""
         planned = {m.table.rel: m.dest for m in self.moves}
-        replaced = refuse_destinations(planned, self.datadir, root=self.root, force=self.force)
+        replaced = refuse_destinations(
+            planned, self.datadir, root=self.root, force=self.force, owner=self.owner
+        )
         need: dict[int, tuple[Path, int]] = {}
         for move in self.moves:
             if move.table.rel in replaced:
+                held = open_by_any(move.dest)
+                if held:
+                    raise UsageError(
+                        f"{move.table.rel}: a running process holds {move.dest} open (the "
+                        "datadir's .isl names another server's file?); nothing was replaced",
+                        hint=HINT,
+                    )
+                move.unseen = held is False
                 move.aside = move.dest.with_name(f"{move.dest.name}{ASIDE}{uuid.uuid4().hex[:8]}")
             where = existing_ancestor(move.dest.parent)
             device = where.stat().st_dev
-            if device != self.data.stat().st_dev:
-                size = (self.data / f"{move.table.rel}.ibd").stat().st_size
+            if device != move.table.file.stat().st_dev:
                 at, total = need.get(device, (where, 0))
-                need[device] = (at, total + size)
+                need[device] = (at, total + move.table.file.stat().st_size)
         for where, total in need.values():
             free = shutil.disk_usage(where).free
             if free < total + HEADROOM:
@@ -247,17 +350,15 @@ class ExternalFiles:
         return self
 
     def place(self) -> None:
-        """Move each file to its destination (directories made as needed, owned by the
-        owner, 0700; the file 0660) and write its ``.isl`` into the prepared copy."""
+        """Move each file to its destination, never over a file (directories made as
+        needed, owned by the owner, 0700; the file owned so and 0660 before it is there)
+        and write its ``.isl`` into the prepared copy."""
         for move in self.moves:
             self._mkdirs(move.dest.parent)
             if move.aside is not None:
                 move.dest.rename(move.aside)
-            source = self.data / f"{move.table.rel}.ibd"
-            _move_file(source, move.dest)
+            _place_file(move.table.file, move.dest, self.owner)
             move.placed = True
-            os.lchown(move.dest, self.owner.uid, self.owner.gid)
-            move.dest.chmod(FILE_MODE)
             (self.data / f"{move.table.rel}.isl").write_bytes(os.fsencode(str(move.dest)))
 
     def installing(self) -> None:
@@ -265,23 +366,29 @@ class ExternalFiles:
         self._installing = True
 
     def commit(self) -> None:
-        """The install is done: the replaced datadir's own files go."""
+        """DIR is installed: the replaced datadir's own files go, unless some process's
+        descriptors could not be read (kept then, and said)."""
+        kept = []
         for move in self.moves:
-            if move.aside is not None:
+            if move.aside is None:
+                continue
+            if move.unseen:
                 move.aside.unlink(missing_ok=True)
+            else:
+                kept.append(str(move.aside))
+        if kept:
+            log.warning(
+                "restore.replaced_files_kept",
+                files=kept,
+                note="not every process's open files could be read (run as root to check): "
+                "delete these once no server uses them",
+            )
         if self.moves:
             log.warning(
                 "restore.data_directory",
                 tables=self.tables,
                 note="these tables were created with DATA DIRECTORY; their files are there, "
                 "outside the datadir, each named by its .isl",
-            )
-        if self.skipped:
-            log.warning(
-                "restore.data_directory_inside",
-                tables=self.skipped,
-                note="created with DATA DIRECTORY, then dropped or created again by the "
-                "point-in-time replay: kept inside the datadir",
             )
 
     def __exit__(
@@ -293,14 +400,14 @@ class ExternalFiles:
         if exc_type is None:
             return
         if self._installing:  # DIR may name the placed files: keep them, and what was replaced
-            kept = [str(m.aside) for m in self.moves if m.aside is not None and m.aside.exists()]
+            kept = [str(m.aside) for m in self.moves if m.aside and os.path.lexists(m.aside)]
             if kept:
                 log.warning("restore.replaced_files_kept", files=kept)
             return
         for move in reversed(self.moves):
             if move.placed:
                 move.dest.unlink(missing_ok=True)
-            if move.aside is not None and move.aside.exists():
+            if move.aside is not None and os.path.lexists(move.aside):
                 move.aside.rename(move.dest)
         for made in reversed(self.created):
             with contextlib.suppress(OSError):
@@ -309,7 +416,7 @@ class ExternalFiles:
     def _mkdirs(self, path: Path) -> None:
         missing = []
         current = path
-        while not current.exists():
+        while not os.path.lexists(current):
             missing.append(current)
             current = current.parent
         for made in reversed(missing):
@@ -318,23 +425,49 @@ class ExternalFiles:
             os.lchown(made, self.owner.uid, self.owner.gid)
 
 
-def _move_file(source: Path, dest: Path) -> None:
-    """``source`` to ``dest``: a rename on one filesystem, else a synced copy (written
-    under a temporary name, renamed into place) and the source removed."""
+def _place_file(source: Path, dest: Path, owner: Owner) -> None:
+    """``source`` (in the private work area) to ``dest``, owned by ``owner``, 0660: a hard
+    link then the source unlinked on one filesystem, else a synced copy under a private
+    name linked into place. Never over a file: one that appeared at ``dest`` since the
+    check is UsageError."""
+    os.lchown(source, owner.uid, owner.gid)
+    source.chmod(FILE_MODE)
     try:
-        source.rename(dest)
-        return
+        _link_new(source, dest)
     except OSError as exc:
-        if exc.errno != errno.EXDEV:  # another filesystem: copied
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
             raise
-    partial = dest.with_name(f"{dest.name}.datatier-partial")
+    else:
+        source.unlink()
+        _sync_directory(dest.parent)
+        return
+    partial = dest.with_name(f"{dest.name}{PARTIAL}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with source.open("rb") as src, partial.open("xb") as out:
+        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
             shutil.copyfileobj(src, out, 8 * MiB)
             out.flush()
+            os.fchown(out.fileno(), owner.uid, owner.gid)
+            os.fchmod(out.fileno(), FILE_MODE)
             os.fsync(out.fileno())
-        partial.rename(dest)
-    except BaseException:
+        _link_new(partial, dest)
+    finally:
         partial.unlink(missing_ok=True)
-        raise
     source.unlink()
+    _sync_directory(dest.parent)
+
+
+def _link_new(source: Path, dest: Path) -> None:
+    try:
+        os.link(source, dest)
+    except FileExistsError:
+        raise UsageError(f"{dest} appeared during the restore; nothing there was replaced",
+                         hint=HINT) from None  # fmt: skip
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -48,6 +48,7 @@ from datatier.mysql.physical.engine import OBJECT_KIND
 from datatier.mysql.physical.external import (
     External,
     ExternalFiles,
+    Stage,
     destination,
     find_external,
     recorded_links,
@@ -257,8 +258,13 @@ class PhysicalRestore(RestoreEngine):
         find_tool("mbstream")
         resolve_owner(self.datadir, self.options.owner)
         check_datadir(self.datadir, self.needed_bytes(plan), force=self.options.force)
-        refuse_destinations(self._destinations(), self.datadir, root=self._root(),
-                            force=self.options.force)  # fmt: skip
+        refuse_destinations(
+            self._destinations(),
+            self.datadir,
+            root=self._root(),
+            force=self.options.force,
+            owner=resolve_owner(self.datadir, self.options.owner),
+        )
 
     # -- apply ------------------------------------------------------------------------------
 
@@ -300,17 +306,22 @@ class PhysicalRestore(RestoreEngine):
                     "or its encrypted tables cannot be read",
                 )
             external = find_external(work.data)
-            self._external_files(external, work.data, owner).check()  # before a replay
             if self.before_install is not None:  # a server on the copy runs as its owner
+                self._external_files(external, work.data, owner).check()  # before the replay
                 set_ownership(work.data, owner)
+                stage = Stage(external, work.data, work.stage, owner)
                 self.before_install(work.data)
+                external = stage.collect()  # renamed, rebuilt or dropped by the replay
             files = self._external_files(external, work.data, owner)
             files.check()
-            with files:
-                files.place()
+
+            def changing() -> None:
                 self._installing = True
                 files.installing()
-                work.install(owner)
+
+            with files:
+                files.place()
+                work.install(owner, before_changes=changing)
                 files.commit()
         log.info(
             "restore.datadir_ready",

@@ -202,6 +202,51 @@ def test_a_data_directory_table_of_the_base_goes_outside_and_rebuilds(
                 cur.execute("ALTER TABLE Shop.dd FORCE")
 
 
+@pytest.mark.parametrize(
+    ("window", "table"),
+    [
+        ("ALTER TABLE Shop.ext FORCE", "ext"),
+        ("TRUNCATE TABLE Shop.ext", "ext"),
+        ("RENAME TABLE Shop.ext TO Shop.moved", "moved"),
+    ],
+    ids=["rebuilt", "truncated", "renamed"],
+)
+def test_a_base_data_directory_table_changed_in_the_window_restores_and_rebuilds(
+    sandbox: SandboxHandle,
+    server: MariaDBService,
+    tmp_path: Path,
+    test_port_base: int,
+    window: str,
+    table: str,
+) -> None:
+    """``Shop.ext`` (``DATA DIRECTORY='EXT'``) with a row; full backup; in the window the
+    table rebuilt, truncated or renamed, then a row into it; restore to the target under
+    ``--external-dir ROOT``; started; ``ALTER TABLE ... FORCE`` of it.
+    Expected: exit 0; the table holds what the source held, before and after the rebuild,
+    and its file is not inside DIR without an ``.isl`` (the configuration whose rebuild
+    crashed mariadbd)."""
+    external, root = tmp_path / "external", tmp_path / "root"
+    external.mkdir()
+    run(sandbox, server, "CREATE DATABASE Shop",
+        f"CREATE TABLE Shop.ext (id INT PRIMARY KEY) DATA DIRECTORY = '{external}'",
+        "INSERT INTO Shop.ext VALUES (1)")  # fmt: skip
+    with own_policy(sandbox, server, tmp_path) as config:
+        full_backup(config)
+        run(sandbox, server, window, f"INSERT INTO Shop.{table} VALUES (2)")
+        expected = run(sandbox, server, f"SELECT id FROM Shop.{table} ORDER BY id")
+        datadir = tmp_path / "data"
+        restore_to_now(sandbox, server, config, datadir, "--external-dir", str(root))
+        inside = datadir / "shop" / f"{table}.ibd"
+        link = datadir / "shop" / f"{table}.isl"
+        assert link.is_file() != inside.is_file(), "outside with its .isl, or a table made inside"
+        with restored(sandbox, datadir, test_port_base) as cur:
+            cur.execute(f"SELECT id FROM Shop.{table} ORDER BY id")
+            assert tuple(cur.fetchall()) == tuple(expected)
+            cur.execute(f"ALTER TABLE Shop.{table} FORCE")
+            cur.execute(f"SELECT id FROM Shop.{table} ORDER BY id")
+            assert tuple(cur.fetchall()) == tuple(expected)
+
+
 def test_a_table_of_an_installed_engine_is_replayed(
     sandbox: SandboxHandle, server: MariaDBService, tmp_path: Path, test_port_base: int
 ) -> None:

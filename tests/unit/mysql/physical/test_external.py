@@ -1,6 +1,7 @@
 """Where a physical restore puts the files of tables created with ``DATA DIRECTORY``: the
-plan, its refusals, the move (a rename, or a copy across filesystems) and its undo. Real
-files on disk; the server side is in tests/integration/backup/test_external_tables.py."""
+plan, its refusals, the move (a link, or a copy across filesystems) and its undo. Real
+files on disk; the servers' side is in tests/integration/backup/test_tester9_findings.py,
+test_physical_in_place.py and tests/integration/binlog/test_pitr_physical_own_server.py."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from datatier.mysql.physical.external import (
     ASIDE,
     EXTERNAL,
     ExternalFiles,
+    Stage,
     destination,
     external_links,
     find_external,
@@ -85,7 +87,7 @@ def test_an_occupied_path_is_refused_and_nothing_moves(tmp_path: Path) -> None:
     dest.parent.mkdir(parents=True)
     dest.write_bytes(b"live")
     data = prepared(tmp_path, dest)
-    with pytest.raises(UsageError, match="a file is there") as caught:
+    with pytest.raises(UsageError, match="something is there") as caught:
         files(data).check()
     assert "--external-dir" in (caught.value.hint or "")
     assert dest.read_bytes() == b"live" and (data / "db" / "ext.ibd").is_file()
@@ -97,7 +99,7 @@ def test_a_destination_inside_the_datadir_is_refused(tmp_path: Path, where: str)
     inside = datadir / "ext" / "db" / "ext.ibd"
     data = prepared(tmp_path, inside if where == "inside" else tmp_path / "x" / "db" / "ext.ibd")
     root = datadir / "tablespaces" if where == "root-inside" else None
-    with pytest.raises(UsageError, match="inside --datadir"):
+    with pytest.raises(UsageError, match=r"(in|out)side --datadir"):
         files(data, root=root).check()
 
 
@@ -161,12 +163,99 @@ def test_a_failure_after_the_install_began_keeps_the_placed_files(tmp_path: Path
     assert dest.is_file()  # DIR's .isl may name it
 
 
-def test_a_table_created_again_by_the_replay_stays_inside(tmp_path: Path) -> None:
-    data = prepared(tmp_path, tmp_path / "elsewhere" / "db" / "ext.ibd", space=7)
-    found = find_external(data)
-    tablespace(data / "db" / "ext.ibd", 8)  # the replay dropped and created it: a new space
-    plan = ExternalFiles(found, data, data.parents[1], root=None, owner=ME, force=False)
-    assert plan.moves == [] and plan.skipped == ["db/ext"]
+def test_a_replay_works_on_staged_files_and_a_rename_keeps_the_source_directory(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "elsewhere" / "db" / "ext.ibd"
+    data = prepared(tmp_path, source)
+    stage = data.parent / "external"
+    staged = Stage(find_external(data), data, stage, ME)
+    link = data / "db" / "ext.isl"
+    assert read_link(link) == stage / "0" / "db" / "ext.ibd" and not (data / "db/ext.ibd").exists()
+    moved = stage / "0" / "db" / "moved.ibd"  # what the replay's RENAME TABLE does
+    (stage / "0" / "db" / "ext.ibd").rename(moved)
+    link.rename(data / "db" / "moved.isl")
+    (data / "db" / "moved.isl").write_bytes(os.fsencode(str(moved)))
+    found = staged.collect()
+    assert [(t.rel, t.file, t.source_path) for t in found] == [
+        ("db/moved", moved, tmp_path / "elsewhere" / "db" / "moved.ibd")
+    ]
+    assert not list(data.glob("*/*.isl"))
+
+
+def test_a_link_the_replay_left_elsewhere_is_refused(tmp_path: Path) -> None:
+    data = prepared(tmp_path, tmp_path / "elsewhere" / "db" / "ext.ibd")
+    staged = Stage(find_external(data), data, data.parent / "external", ME)
+    (data / "db" / "ext.isl").write_bytes(os.fsencode(str(tmp_path / "live" / "db" / "ext.ibd")))
+    with pytest.raises(UsageError, match="not a staged file"):
+        staged.collect()
+
+
+@pytest.mark.parametrize("raw", [b"/x/db/ext.ibd\0/y", b"/x/db/ext.ibd\n/y/db/ext.ibd", b""])
+def test_a_link_holding_more_than_one_path_is_refused(tmp_path: Path, raw: bytes) -> None:
+    data = prepared(tmp_path, Path("/x/db/ext.ibd"))
+    (data / "db" / "ext.isl").write_bytes(raw)
+    with pytest.raises(UsageError, match="not one path"):
+        find_external(data)
+
+
+def test_a_file_that_appears_after_the_check_is_never_overwritten(tmp_path: Path) -> None:
+    dest = tmp_path / "elsewhere" / "db" / "ext.ibd"
+    data = prepared(tmp_path, dest)
+    plan = files(data)
+    plan.check()
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"another restore's")
+    with pytest.raises(UsageError, match="appeared during the restore"), plan:
+        plan.place()
+    assert dest.read_bytes() == b"another restore's"
+    assert (data / "db" / "ext.ibd").is_file()  # the copy is still the work area's
+
+
+def test_a_place_the_servers_user_cannot_reach_is_refused(tmp_path: Path) -> None:
+    nobody = Owner(65534, 65534)
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)  # ours, and not nobody's
+    data = prepared(tmp_path, closed / "ext" / "db" / "ext.ibd")
+    plan = ExternalFiles(
+        find_external(data), data, data.parents[1], root=None, owner=nobody, force=False
+    )
+    with pytest.raises(UsageError, match=f"cannot reach {re.escape(str(closed))}"):
+        plan.check()
+    shared = tmp_path / "shared" / "db"
+    shared.mkdir(parents=True, mode=0o755)
+    shared.chmod(0o755)
+    data = prepared(tmp_path, shared / "ext.ibd")
+    plan = ExternalFiles(
+        find_external(data), data, data.parents[1], root=None, owner=nobody, force=False
+    )
+    with pytest.raises(UsageError, match="cannot write"):
+        plan.check()  # a rebuild makes its new file in db/
+
+
+def test_force_never_replaces_a_file_a_process_holds_open(tmp_path: Path) -> None:
+    dest = tmp_path / "source" / "db" / "ext.ibd"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"live")
+    data = prepared(tmp_path, dest)
+    (data.parents[1] / "db").mkdir()
+    (data.parents[1] / "db" / "ext.isl").write_bytes(os.fsencode(str(dest)))
+    with dest.open("rb"), pytest.raises(UsageError, match=r"holds .* open"):
+        files(data, force=True).check()
+    assert dest.read_bytes() == b"live"
+
+
+def test_force_never_replaces_a_symlink(tmp_path: Path) -> None:
+    dest = tmp_path / "source" / "db" / "ext.ibd"
+    dest.parent.mkdir(parents=True)
+    (tmp_path / "precious").write_bytes(b"precious")
+    dest.symlink_to(tmp_path / "precious")
+    data = prepared(tmp_path, dest)
+    (data.parents[1] / "db").mkdir()
+    (data.parents[1] / "db" / "ext.isl").write_bytes(os.fsencode(str(dest)))
+    with pytest.raises(UsageError, match="something is there"):
+        files(data, force=True).check()
+    assert (tmp_path / "precious").read_bytes() == b"precious"
 
 
 def test_a_discarded_tablespace_loses_its_link_and_stays_absent(tmp_path: Path) -> None:
@@ -189,6 +278,7 @@ def test_across_filesystems_the_file_is_copied_whole(tmp_path: Path) -> None:
             plan.place()
         moved = root / "db" / "ext.ibd"
         assert moved.read_bytes()[38:] == big and not (data / "db" / "ext.ibd").exists()
+        assert (moved.stat().st_mode & 0o777) == 0o660
         assert not list(moved.parent.glob("*partial*"))
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -215,9 +305,12 @@ def test_the_early_check_refuses_an_occupied_path_before_any_copy_exists(
     occupied.parent.mkdir(parents=True)
     occupied.write_bytes(b"live")
     planned = {"db/t": destination("db/t", occupied, None)}
-    with pytest.raises(UsageError, match="a file is there"):
-        refuse_destinations(planned, tmp_path / "new-datadir", root=None, force=True)
+    with pytest.raises(UsageError, match="something is there"):
+        refuse_destinations(planned, tmp_path / "new-datadir", root=None, force=True, owner=ME)
     root = tmp_path / "root"
     moved = {"db/t": destination("db/t", occupied, root)}
     assert moved == {"db/t": root / "db" / "t.ibd"}
-    assert refuse_destinations(moved, tmp_path / "new-datadir", root=root, force=False) == set()
+    assert (
+        refuse_destinations(moved, tmp_path / "new-datadir", root=root, force=False, owner=ME)
+        == set()
+    )
