@@ -166,6 +166,10 @@ def apply_cmd(
 @click.option("--start-command", metavar="CMD",
               help="Physical backups: how to start the target after its datadir is "
                    "restored, e.g. 'systemctl start mariadb'.")  # fmt: skip
+@click.option("--external-dir", metavar="ROOT",
+              help="Physical backups: put tables created with DATA DIRECTORY under ROOT "
+                   "(ROOT/db/table.ibd) rather than at the path each was created with (which "
+                   "on the source's own host holds its live file).")  # fmt: skip
 @json_option("Print the result as JSON.")
 @pass_app
 def replica_cmd(
@@ -177,6 +181,7 @@ def replica_cmd(
     jobs: int,
     datadir: str | None,
     start_command: str | None,
+    external_dir: str | None,
 ) -> None:
     """Seed an empty server from backup ID and make it a GTID replica of the primary.
 
@@ -199,7 +204,13 @@ def replica_cmd(
             f"Seconds_Behind_Master={lag.seconds_behind}, IO={lag.io} SQL={lag.sql}"
         )
 
-    options = SeedOptions(jobs=jobs, timeout=timeout, datadir=datadir, start_command=start_command)
+    options = SeedOptions(
+        jobs=jobs,
+        timeout=timeout,
+        datadir=datadir,
+        start_command=start_command,
+        external_dir=external_dir,
+    )
     seeding = plan_seeding(loaded, backup_id, endpoint, options)
     if not execute:
         emit(_dry_run(seeding.to_json(), seeding.describe(), "seed"))

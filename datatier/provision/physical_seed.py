@@ -75,6 +75,8 @@ class PhysicalSeedPlan:
     objects: int
     bytes: int
     start_command: list[str] = field(default_factory=list)
+    external_tables: dict[str, str] = field(default_factory=dict)  # db/t -> where it goes
+    external_dir: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -142,6 +144,7 @@ def plan_physical_seeding(
     plan = plan_physical_seed(
         loaded, manifest, own, target,
         datadir=options.datadir, start_command=options.start_command, jobs=options.jobs,
+        external_dir=options.external_dir,
     )  # fmt: skip
     return PhysicalSeeding(loaded, plan, manifest, own, target, options)
 
@@ -155,6 +158,7 @@ def plan_physical_seed(
     datadir: str | None,
     start_command: str | None,
     jobs: int = 4,
+    external_dir: str | None = None,
 ) -> PhysicalSeedPlan:
     """Steps 1-3 of the module docstring; changes nothing."""
     config = loaded.config
@@ -213,9 +217,10 @@ def plan_physical_seed(
         raise UsageError(
             f"backup {manifest.backup_id} lacks databases the primary has: {', '.join(missing)}"
         )
-    options = RestoreOptions(datadir=str(served), force=True, jobs=jobs)
+    options = RestoreOptions(datadir=str(served), force=True, jobs=jobs, external_dir=external_dir)
     engine = PhysicalRestore.for_manifest(loaded, manifest, catalog, options)
     restore_plan = engine.plan()
+    engine.refuse_external()  # before the target is stopped
     unlock(config, restore_plan.objects, f"backup {manifest.backup_id}")  # before the stop
     check_datadir(served, engine.needed_bytes(restore_plan), force=True, running_ok=True)
     return PhysicalSeedPlan(
@@ -229,6 +234,8 @@ def plan_physical_seed(
         objects=len(restore_plan.objects),
         bytes=sum(o.size for o in restore_plan.objects),
         start_command=shlex.split(start_command),
+        external_tables=dict(restore_plan.details["external_tables"]),
+        external_dir=external_dir,
     )
 
 
@@ -296,7 +303,12 @@ def seed_physical(
     _stop(target, datadir, timeout)
     try:
         restore_backup(
-            loaded, manifest, catalog, RestoreOptions(datadir=plan.datadir, force=True, jobs=jobs)
+            loaded,
+            manifest,
+            catalog,
+            RestoreOptions(
+                datadir=plan.datadir, force=True, jobs=jobs, external_dir=plan.external_dir
+            ),
         )
     except DatatierError as exc:
         note = f"{target.label} is stopped; its datadir is as it was unless the message says"

@@ -161,8 +161,8 @@ def plan_logical_seeding(
     options: SeedOptions,
 ) -> LogicalSeeding:
     """The seeder of logical MySQL backups (:data:`~datatier.provision.seeding.Planner`)."""
-    if options.datadir or options.start_command:
-        raise UsageError("--datadir and --start-command are for physical backups")
+    if options.datadir or options.start_command or options.external_dir:
+        raise UsageError("--datadir, --start-command and --external-dir are for physical backups")
     plan = plan_seed(loaded, manifest, target)
     return LogicalSeeding(loaded, plan, manifest, catalog.store, target, options)
 

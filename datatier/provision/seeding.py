@@ -30,12 +30,14 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class SeedOptions:
     """What ``provision replica`` was asked for; each seeder refuses (UsageError) what does
-    not apply to it (``datadir`` and ``start_command`` are for physical backups)."""
+    not apply to it (``datadir``, ``start_command`` and ``external_dir`` are for physical
+    backups)."""
 
     jobs: int = 4
     timeout: float = 600.0  # seconds per replication phase
     datadir: str | None = None
     start_command: str | None = None
+    external_dir: str | None = None  # where the backup's DATA DIRECTORY tables go
 
 
 class Seeded(Protocol):

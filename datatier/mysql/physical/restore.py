@@ -258,6 +258,11 @@ class PhysicalRestore(RestoreEngine):
         find_tool("mbstream")
         resolve_owner(self.datadir, self.options.owner)
         check_datadir(self.datadir, self.needed_bytes(plan), force=self.options.force)
+        self.refuse_external()
+
+    def refuse_external(self) -> None:
+        """UsageError (nothing changed) unless the ``DATA DIRECTORY`` tables the backup
+        recorded may go where they would (:func:`.external.refuse_destinations`)."""
         refuse_destinations(
             self._destinations(),
             self.datadir,

@@ -149,3 +149,49 @@ def test_an_encrypted_backup_without_its_identity_is_refused_before_the_target_s
         with connect_port(sandbox, fresh.port) as conn, conn.cursor() as cur:
             cur.execute("SELECT @@server_id")
             assert cur.fetchone()[0] == 5, "the target still runs"
+
+
+@pytest.mark.once  # EXT must be this host's path, for the primary and the seeded server
+def test_a_data_directory_table_is_refused_before_the_target_stops_then_placed_outside(
+    sandbox: SandboxHandle, fresh: MariaDBService, seed_data: None, tmp_path: Path
+) -> None:
+    """The primary holds ``ext`` (``DATA DIRECTORY = EXT``, created without binlogging: the
+    sandbox's replicas share this host and would make the same file); a full backup;
+    ``provision replica`` on this host.
+    Expected: without ``--external-dir``, exit 2 naming EXT's file (the primary's own),
+    while planning: the target still runs; with ``--external-dir ROOT``, the seeded server
+    has ext's file at ``ROOT/db/ext.ibd``, named by its datadir's ``.isl``, and ext holds
+    the primary's rows, before and after ``ALTER TABLE ext FORCE`` (inside the datadir
+    without its ``.isl`` that rebuild crashed the server)."""
+    ext, root = tmp_path / "ext", tmp_path / "root"
+    ext.mkdir()
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_log_bin = 0")
+        cur.execute(f"CREATE TABLE {DB}.ext (id INT PRIMARY KEY) DATA DIRECTORY = '{ext}'")
+        cur.execute(f"INSERT INTO {DB}.ext SELECT seq FROM {DB}.seq_1_to_300")
+    try:
+        taken = cli(sandbox, "backup", "run", POLICY, "--full", "--json")
+        assert taken.code == 0, taken.err
+        args = ["provision", "replica", "--from-backup", taken.json()["id"], "--execute"]
+        args += ["--target", f"127.0.0.1:{fresh.port}", "--timeout", "120"]
+        args += ["--start-command", shlex.join(["setsid", "-f", *fresh.argv()])]
+        refused = cli(sandbox, *args)
+        assert refused.code == 2, refused.err
+        assert str(ext / DB / "ext.ibd") in refused.err and "--external-dir" in refused.err
+        with connect_port(sandbox, fresh.port) as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@server_id")
+            assert cur.fetchone()[0] == 5, "the target still runs"
+        seeded = cli(sandbox, *args, "--external-dir", str(root), "--json")
+        assert seeded.code == 0, seeded.err
+        placed = root / DB / "ext.ibd"
+        assert seeded.json()["external_tables"] == {f"{DB}/ext": str(placed)}
+        assert (fresh.datadir / DB / "ext.isl").read_text() == str(placed) and placed.is_file()
+        with connect_port(sandbox, fresh.port) as conn, conn.cursor() as cur:
+            for _ in range(2):
+                cur.execute(f"SELECT COUNT(*), SUM(id) FROM {DB}.ext")
+                assert cur.fetchone() == (300, 45150)
+                cur.execute(f"ALTER TABLE {DB}.ext FORCE")
+    finally:
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION sql_log_bin = 0")
+            cur.execute(f"DROP TABLE IF EXISTS {DB}.ext")
