@@ -36,7 +36,14 @@ from types import TracebackType
 
 from datatier.errors import UsageError
 from datatier.log import get_logger
-from datatier.mysql.physical.datadir import DIR_MODE, FILE_MODE, HEADROOM, Owner, existing_ancestor
+from datatier.mysql.physical.datadir import (
+    DIR_MODE,
+    FILE_MODE,
+    HEADROOM,
+    Owner,
+    existing_ancestor,
+    looks_like_datadir,
+)
 from datatier.storage.base import MiB
 
 log = get_logger(__name__)
@@ -44,6 +51,7 @@ log = get_logger(__name__)
 EXTERNAL = "external_tables"  # manifest ``source``: {db/t: path} of the backup's datadir
 ASIDE = ".datatier-replaced-"  # a replaced datadir's own file, kept until DIR is installed
 PARTIAL = ".datatier-partial"  # a copy across filesystems, until it is whole
+NEW = ".datatier-new-"  # a --force restore's file, swapped in once DIR is being replaced
 HINT = "name a directory outside the datadir for them: --external-dir ROOT"
 
 
@@ -190,8 +198,12 @@ def refuse_destinations(
     if root is not None and (root.resolve().is_relative_to(top) or root.is_file()):
         raise UsageError(f"--external-dir {root} must be a directory outside --datadir {datadir}",
                          hint="the server cannot rebuild such tables inside it")  # fmt: skip
+    if root is not None and root.is_dir() and looks_like_datadir(root):
+        raise UsageError(f"--external-dir {root} is a MariaDB datadir: its server would find "
+                         "these tables twice", hint=HINT)  # fmt: skip
     seen: dict[Path, str] = {}
     replaced = set()
+    occupied = []
     for rel, dest in planned.items():
         db, _, name = rel.partition("/")
         if not dest.is_absolute() or dest.name != f"{name}.ibd" or dest.parent.name != db:
@@ -203,23 +215,44 @@ def refuse_destinations(
             raise UsageError(f"{rel} and {seen[dest]}: both .isl files name {dest}", hint=HINT)
         seen[dest] = rel
         if dest.resolve().is_relative_to(top):
-            raise UsageError(
-                f"{rel} was created with DATA DIRECTORY at {dest.parent.parent}, inside "
-                f"--datadir {datadir}",
-                hint=HINT,
-            )
+            raise UsageError(f"{rel}: its file would go to {dest}, inside --datadir {datadir}",
+                             hint=HINT)  # fmt: skip
+        beside = [dest.with_suffix(x) for x in (".frm", ".isl") if dest.with_suffix(x).exists()]
+        if beside:  # the db directory of some server's datadir
+            raise UsageError(f"{rel}: its file would go beside {beside[0]}, a table of a "
+                             "MariaDB datadir", hint=HINT)  # fmt: skip
         if os.path.lexists(dest):
-            if not (force and dest.is_file() and not dest.is_symlink()
-                    and _linked_from(datadir, rel) == dest):  # fmt: skip
-                raise UsageError(
-                    f"{rel} was created with DATA DIRECTORY: its file goes to {dest}, and "
-                    "something is there (the source's own file, on its host? a file a killed "
-                    f"restore left, *{PARTIAL} or *{ASIDE}*?); nothing was replaced",
-                    hint=HINT,
-                )
-            replaced.add(rel)
+            if (
+                force
+                and dest.is_file()
+                and not dest.is_symlink()
+                and (_linked_from(datadir, rel) == dest)
+            ):
+                replaced.add(rel)
+            else:
+                occupied.append(dest)
         _refuse_unreachable(rel, dest, owner)
+    if occupied:
+        shown = ", ".join(str(p) for p in occupied[:5]) + (", ..." if len(occupied) > 5 else "")
+        raise UsageError(
+            f"{len(occupied)} table(s) created with DATA DIRECTORY would go where something "
+            f"is already: {shown} (the source's own files, on its host? files a killed "
+            "restore placed?); nothing was replaced",
+            hint=HINT,
+        )
     return replaced
+
+
+def leftovers(dest: Path) -> list[Path]:
+    """What a killed restore of ours left beside ``dest``: its copy in progress and the
+    new files it had not swapped in yet (private names; never the file itself)."""
+    return [p for p in dest.parent.glob(f"{glob_escape(dest.name)}.datatier-*")
+            if p.name.endswith(PARTIAL) or NEW in p.name]  # fmt: skip
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters taken literally."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def _refuse_unreachable(rel: str, dest: Path, owner: Owner) -> None:
@@ -275,17 +308,21 @@ def open_by_any(path: Path) -> bool | None:
 class _Move:
     table: External
     dest: Path
-    aside: Path | None = None  # the replaced datadir's own file at dest, set aside
-    unseen: bool = False  # whether no process could be seen to hold that file
+    incoming: Path | None = None  # --force: the new file beside dest, until swapped in
+    aside: Path | None = None  # --force: the replaced file, linked aside at the swap
+    unseen: bool = False  # --force: no process could be seen to hold the replaced file
     placed: bool = False
+    swapped: bool = False
 
 
 class ExternalFiles:
     """Places the files of ``tables`` outside ``datadir`` and writes their links into
     ``data`` (the prepared copy); see the module docstring. Use: :meth:`check`, then, as a
-    context manager, :meth:`place`, the install (calling :meth:`installing` before it
-    changes DIR) and :meth:`commit`. An exception in the block before :meth:`installing`
-    removes what was placed and puts set-aside files back."""
+    context manager, :meth:`place`, the install (calling :meth:`installing` right before it
+    changes DIR) and :meth:`commit`. Until :meth:`installing`, no file the datadir being
+    replaced uses is touched (a file ``--force`` replaces waits beside it under a private
+    name), and an exception in the block removes what was placed; one in
+    :meth:`installing` also puts replaced files back."""
 
     def __init__(
         self,
@@ -304,6 +341,7 @@ class ExternalFiles:
         self.force = force
         self.moves = [_Move(t, destination(t.rel, t.source_path, self.root)) for t in tables]
         self.created: list[Path] = []  # directories this restore made, outermost first
+        self.orphaned: list[str] = []  # files the replaced datadir named that nothing will
         self._installing = False
 
     @property
@@ -331,7 +369,9 @@ class ExternalFiles:
                         hint=HINT,
                     )
                 move.unseen = held is False
-                move.aside = move.dest.with_name(f"{move.dest.name}{ASIDE}{uuid.uuid4().hex[:8]}")
+                tag = uuid.uuid4().hex[:8]
+                move.incoming = move.dest.with_name(f"{move.dest.name}{NEW}{tag}")
+                move.aside = move.dest.with_name(f"{move.dest.name}{ASIDE}{tag}")
             where = existing_ancestor(move.dest.parent)
             device = where.stat().st_dev
             if device != move.table.file.stat().st_dev:
@@ -345,29 +385,39 @@ class ExternalFiles:
                     f"{free // MiB} MiB free, {(total + HEADROOM) // MiB} MiB needed",
                     hint=HINT,
                 )
+        if self.force:
+            old = {str(p) for p in external_links(self.datadir).values()}
+            self.orphaned = sorted(old - {str(m.dest) for m in self.moves})
 
     def __enter__(self) -> ExternalFiles:
         return self
 
     def place(self) -> None:
-        """Move each file to its destination, never over a file (directories made as
-        needed, owned by the owner, 0700; the file owned so and 0660 before it is there)
-        and write its ``.isl`` into the prepared copy."""
+        """Put each file at its destination (a replaced one beside it, under a private
+        name), never over a file, what a killed restore of ours left there removed first
+        (directories made as needed, owned by the owner, 0700; the file owned so and 0660
+        before it is there), and write its ``.isl`` into the prepared copy."""
         for move in self.moves:
             self._mkdirs(move.dest.parent)
-            if move.aside is not None:
-                move.dest.rename(move.aside)
-            _place_file(move.table.file, move.dest, self.owner)
+            for left in leftovers(move.dest):
+                left.unlink(missing_ok=True)
+            _place_file(move.table.file, move.incoming or move.dest, self.owner)
             move.placed = True
             (self.data / f"{move.table.rel}.isl").write_bytes(os.fsencode(str(move.dest)))
 
     def installing(self) -> None:
-        """From here DIR may name the placed files: a failure no longer removes them."""
+        """DIR is about to change: each replaced file is linked aside and the new one
+        renamed over it. From here a failure no longer removes what was placed."""
+        for move in self.moves:
+            if move.incoming is not None and move.aside is not None:
+                os.link(move.dest, move.aside)
+                move.incoming.rename(move.dest)
+                move.swapped = True
         self._installing = True
 
     def commit(self) -> None:
-        """DIR is installed: the replaced datadir's own files go, unless some process's
-        descriptors could not be read (kept then, and said)."""
+        """DIR is installed: the replaced files go, unless some process's descriptors
+        could not be read (kept then, and said)."""
         kept = []
         for move in self.moves:
             if move.aside is None:
@@ -383,12 +433,29 @@ class ExternalFiles:
                 note="not every process's open files could be read (run as root to check): "
                 "delete these once no server uses them",
             )
+        if self.orphaned:
+            log.warning(
+                "restore.external_files_left",
+                files=self.orphaned,
+                note="the replaced datadir's .isl files named these and the backup has no "
+                "such table; delete them once no server uses them (a CREATE TABLE ... DATA "
+                "DIRECTORY of that name there fails while they exist)",
+            )
         if self.moves:
             log.warning(
                 "restore.data_directory",
                 tables=self.tables,
                 note="these tables were created with DATA DIRECTORY; their files are there, "
                 "outside the datadir, each named by its .isl",
+            )
+        moved = sorted(m.table.rel for m in self.moves if "#SP#" in m.table.rel.upper())
+        if self.root is not None and moved:
+            log.warning(
+                "restore.subpartitions_elsewhere",
+                tables=moved,
+                note="these subpartitions' .frm still names the source's DATA DIRECTORY: a "
+                "copying ALTER of their table on the restored server writes its new files "
+                "there, not under --external-dir (MariaDB 10.11)",
             )
 
     def __exit__(
@@ -405,10 +472,10 @@ class ExternalFiles:
                 log.warning("restore.replaced_files_kept", files=kept)
             return
         for move in reversed(self.moves):
-            if move.placed:
-                move.dest.unlink(missing_ok=True)
-            if move.aside is not None and os.path.lexists(move.aside):
-                move.aside.rename(move.dest)
+            if move.swapped and move.aside is not None:
+                move.aside.rename(move.dest)  # the replaced file back
+            elif move.placed:
+                (move.incoming or move.dest).unlink(missing_ok=True)
         for made in reversed(self.created):
             with contextlib.suppress(OSError):
                 made.rmdir()

@@ -18,6 +18,8 @@ from datatier.mysql.physical.datadir import Owner
 from datatier.mysql.physical.external import (
     ASIDE,
     EXTERNAL,
+    NEW,
+    PARTIAL,
     ExternalFiles,
     Stage,
     destination,
@@ -87,7 +89,7 @@ def test_an_occupied_path_is_refused_and_nothing_moves(tmp_path: Path) -> None:
     dest.parent.mkdir(parents=True)
     dest.write_bytes(b"live")
     data = prepared(tmp_path, dest)
-    with pytest.raises(UsageError, match="something is there") as caught:
+    with pytest.raises(UsageError, match="something is already") as caught:
         files(data).check()
     assert "--external-dir" in (caught.value.hint or "")
     assert dest.read_bytes() == b"live" and (data / "db" / "ext.ibd").is_file()
@@ -125,11 +127,81 @@ def test_force_replaces_the_file_the_replaced_datadirs_own_isl_names(tmp_path: P
     plan.check()
     with plan:
         plan.place()
+        assert dest.read_bytes() == b"old", "the old datadir's file is untouched until DIR changes"
+        waiting = list(dest.parent.glob(f"*{NEW}*"))
+        assert [p.read_bytes()[38:] for p in waiting] == [b"backup rows"]
+        plan.installing()
         assert dest.read_bytes().endswith(b"backup rows")
         assert [p.read_bytes() for p in dest.parent.glob(f"*{ASIDE}*")] == [b"old"]
-        plan.installing()
         plan.commit()
-    assert not list(dest.parent.glob(f"*{ASIDE}*"))
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["ext.ibd"]
+
+
+def test_a_failure_while_swapping_puts_the_replaced_files_back(tmp_path: Path) -> None:
+    old_dir = data_dir = None
+    for name in ("a", "b"):
+        dest = tmp_path / "source" / "db" / f"{name}.ibd"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(b"old " + name.encode())
+        data_dir = prepared(tmp_path, dest, name=f"db/{name}")
+        old_dir = data_dir.parents[1] / "db"
+        old_dir.mkdir(exist_ok=True)
+        (old_dir / f"{name}.isl").write_bytes(os.fsencode(str(dest)))
+    assert data_dir is not None and old_dir is not None
+    plan = files(data_dir, force=True)
+    plan.check()
+    second = plan.moves[1].aside
+    assert second is not None
+    with pytest.raises(FileExistsError), plan:
+        plan.place()
+        second.write_bytes(b"in the way")  # the second swap's link fails
+        plan.installing()
+    second.unlink()
+    assert [(tmp_path / "source" / "db" / f"{n}.ibd").read_bytes() for n in "ab"] == [
+        b"old a",
+        b"old b",
+    ]
+    assert sorted(p.name for p in (tmp_path / "source" / "db").iterdir()) == ["a.ibd", "b.ibd"]
+
+
+def test_what_a_killed_restore_left_beside_a_destination_is_swept(tmp_path: Path) -> None:
+    dest = tmp_path / "elsewhere" / "db" / "ext.ibd"
+    dest.parent.mkdir(parents=True)
+    (dest.parent / f"ext.ibd{PARTIAL}").write_bytes(b"half")
+    (dest.parent / f"ext.ibd{NEW}0123abcd").write_bytes(b"whole")
+    (dest.parent / "ext.ibd.keep").write_bytes(b"not ours")
+    data = prepared(tmp_path, dest)
+    plan = files(data)
+    plan.check()
+    with plan:
+        plan.place()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["ext.ibd", "ext.ibd.keep"]
+
+
+def test_a_root_or_directory_of_some_datadir_is_refused(tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    (live / "db").mkdir(parents=True)
+    (live / "ibdata1").write_bytes(b"")
+    data = prepared(tmp_path, tmp_path / "x" / "db" / "ext.ibd")
+    with pytest.raises(UsageError, match="is a MariaDB datadir"):
+        files(data, root=live).check()
+    beside = tmp_path / "other" / "db"
+    beside.mkdir(parents=True)
+    (beside / "ext.frm").write_bytes(b"")
+    data = prepared(tmp_path, beside / "ext.ibd")
+    with pytest.raises(UsageError, match="a table of a MariaDB datadir"):
+        files(data).check()
+
+
+def test_force_names_the_replaced_datadirs_files_no_table_takes_over(tmp_path: Path) -> None:
+    dest = tmp_path / "elsewhere" / "db" / "ext.ibd"
+    data = prepared(tmp_path, dest)
+    (data.parents[1] / "db").mkdir()
+    gone = tmp_path / "old" / "db" / "gone.ibd"
+    (data.parents[1] / "db" / "gone.isl").write_bytes(os.fsencode(str(gone)))
+    plan = files(data, force=True)
+    plan.check()
+    assert plan.orphaned == [str(gone)]
 
 
 def test_a_failure_before_the_install_undoes_everything(tmp_path: Path) -> None:
@@ -147,7 +219,8 @@ def test_a_failure_before_the_install_undoes_everything(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), plan:
         plan.place()
         raise RuntimeError("the install failed")
-    assert owned.read_bytes() == b"old" and not list(owned.parent.glob(f"*{ASIDE}*"))
+    assert owned.read_bytes() == b"old"
+    assert sorted(p.name for p in owned.parent.iterdir()) == ["ext.ibd"]
     assert not (tmp_path / "made").exists()  # the directories it made are gone too
 
 
@@ -253,7 +326,7 @@ def test_force_never_replaces_a_symlink(tmp_path: Path) -> None:
     data = prepared(tmp_path, dest)
     (data.parents[1] / "db").mkdir()
     (data.parents[1] / "db" / "ext.isl").write_bytes(os.fsencode(str(dest)))
-    with pytest.raises(UsageError, match="something is there"):
+    with pytest.raises(UsageError, match="something is already"):
         files(data, force=True).check()
     assert (tmp_path / "precious").read_bytes() == b"precious"
 
@@ -305,7 +378,7 @@ def test_the_early_check_refuses_an_occupied_path_before_any_copy_exists(
     occupied.parent.mkdir(parents=True)
     occupied.write_bytes(b"live")
     planned = {"db/t": destination("db/t", occupied, None)}
-    with pytest.raises(UsageError, match="something is there"):
+    with pytest.raises(UsageError, match="something is already"):
         refuse_destinations(planned, tmp_path / "new-datadir", root=None, force=True, owner=ME)
     root = tmp_path / "root"
     moved = {"db/t": destination("db/t", occupied, root)}
