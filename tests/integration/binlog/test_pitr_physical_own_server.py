@@ -163,6 +163,17 @@ def test_a_data_directory_table_of_the_window_comes_back_inside_the_datadir(
             assert cur.fetchone() == (2,)
 
 
+def shop_ext(sandbox: SandboxHandle, server: MariaDBService, tmp_path: Path) -> tuple[Path, Path]:
+    """``Shop.ext`` created with ``DATA DIRECTORY = EXT`` holding row 1; (EXT, a ROOT for
+    ``--external-dir``, not made)."""
+    external, root = tmp_path / "external", tmp_path / "root"
+    external.mkdir()
+    run(sandbox, server, "CREATE DATABASE Shop",
+        f"CREATE TABLE Shop.ext (id INT PRIMARY KEY) DATA DIRECTORY = '{external}'",
+        "INSERT INTO Shop.ext VALUES (1)")  # fmt: skip
+    return external, root
+
+
 def test_a_data_directory_table_of_the_base_goes_outside_and_rebuilds(
     sandbox: SandboxHandle, server: MariaDBService, tmp_path: Path, test_port_base: int
 ) -> None:
@@ -174,11 +185,7 @@ def test_a_data_directory_table_of_the_base_goes_outside_and_rebuilds(
     EXT's files untouched; dd inside DIR (the replay's server ignores DATA DIRECTORY); the
     rows of both, before and after the rebuilds. Was: ext's copy inside DIR without its
     ``.isl``, where the rebuild crashed the restored server."""
-    external, root = tmp_path / "external", tmp_path / "root"
-    external.mkdir()
-    run(sandbox, server, "CREATE DATABASE Shop",
-        f"CREATE TABLE Shop.ext (id INT PRIMARY KEY) DATA DIRECTORY = '{external}'",
-        "INSERT INTO Shop.ext VALUES (1)")  # fmt: skip
+    external, root = shop_ext(sandbox, server, tmp_path)
     with own_policy(sandbox, server, tmp_path) as config:
         full_backup(config)
         run(sandbox, server, "INSERT INTO Shop.ext VALUES (2)",
@@ -225,11 +232,7 @@ def test_a_base_data_directory_table_changed_in_the_window_restores_and_rebuilds
     Expected: exit 0; the table holds what the source held, before and after the rebuild,
     and its file is not inside DIR without an ``.isl`` (the configuration whose rebuild
     crashed mariadbd)."""
-    external, root = tmp_path / "external", tmp_path / "root"
-    external.mkdir()
-    run(sandbox, server, "CREATE DATABASE Shop",
-        f"CREATE TABLE Shop.ext (id INT PRIMARY KEY) DATA DIRECTORY = '{external}'",
-        "INSERT INTO Shop.ext VALUES (1)")  # fmt: skip
+    _, root = shop_ext(sandbox, server, tmp_path)
     with own_policy(sandbox, server, tmp_path) as config:
         full_backup(config)
         run(sandbox, server, window, f"INSERT INTO Shop.{table} VALUES (2)")
