@@ -320,9 +320,9 @@ class PhysicalRestore(RestoreEngine):
             files = self._external_files(external, work.data, owner)
             files.check()
 
-            def changing() -> None:
-                self._installing = True
+            def changing() -> None:  # a failed swap is undone: DIR only changes after it
                 files.installing()
+                self._installing = True
 
             with files:
                 files.place()
