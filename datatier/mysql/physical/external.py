@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import glob
 import os
 import pwd
 import shutil
@@ -171,17 +173,22 @@ def owner_may(path: Path, owner: Owner, want: int) -> bool:
     if owner.uid == 0:
         return True
     st = path.stat()
-    try:
-        groups = set(os.getgrouplist(pwd.getpwuid(owner.uid).pw_name, owner.gid))
-    except KeyError:
-        groups = {owner.gid}
     if st.st_uid == owner.uid:
         bits = st.st_mode >> 6
-    elif st.st_gid in groups:
+    elif st.st_gid in _groups(owner):
         bits = st.st_mode >> 3
     else:
         bits = st.st_mode
     return bits & want == want
+
+
+@functools.cache
+def _groups(owner: Owner) -> frozenset[int]:
+    """``owner``'s groups (its primary group alone when the user has no passwd entry)."""
+    try:
+        return frozenset(os.getgrouplist(pwd.getpwuid(owner.uid).pw_name, owner.gid))
+    except KeyError:
+        return frozenset({owner.gid})
 
 
 def refuse_destinations(
@@ -246,13 +253,8 @@ def refuse_destinations(
 def leftovers(dest: Path) -> list[Path]:
     """What a killed restore of ours left beside ``dest``: its copy in progress and the
     new files it had not swapped in yet (private names; never the file itself)."""
-    return [p for p in dest.parent.glob(f"{glob_escape(dest.name)}.datatier-*")
+    return [p for p in dest.parent.glob(f"{glob.escape(dest.name)}.datatier-*")
             if p.name.endswith(PARTIAL) or NEW in p.name]  # fmt: skip
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob's special characters taken literally."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def _refuse_unreachable(rel: str, dest: Path, owner: Owner) -> None:
@@ -373,10 +375,10 @@ class ExternalFiles:
                 move.incoming = move.dest.with_name(f"{move.dest.name}{NEW}{tag}")
                 move.aside = move.dest.with_name(f"{move.dest.name}{ASIDE}{tag}")
             where = existing_ancestor(move.dest.parent)
-            device = where.stat().st_dev
-            if device != move.table.file.stat().st_dev:
+            device, copy = where.stat().st_dev, move.table.file.stat()
+            if device != copy.st_dev:
                 at, total = need.get(device, (where, 0))
-                need[device] = (at, total + move.table.file.stat().st_size)
+                need[device] = (at, total + copy.st_size)
         for where, total in need.values():
             free = shutil.disk_usage(where).free
             if free < total + HEADROOM:

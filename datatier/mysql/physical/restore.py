@@ -216,6 +216,7 @@ class PhysicalRestore(RestoreEngine):
                     "gtid_pos": member.consistency.get("gtid_pos"),
                 }
             )
+        external = sorted(self._destinations().items())
         return RestorePlan(
             manifest=self.manifest,
             objects=objects,
@@ -227,17 +228,14 @@ class PhysicalRestore(RestoreEngine):
                 "binlog_file": self.manifest.consistency.get("binlog_file"),
                 "binlog_pos": self.manifest.consistency.get("binlog_pos"),
                 "server_version": self.manifest.source.get("version"),
-                "external_tables": {k: str(v) for k, v in self._destinations().items()},
+                "external_tables": {rel: str(dest) for rel, dest in external},
             },
             summary=[
                 f"{m['type'] or 'backup':<12} {m['id']}  {m['objects']} objects, "
                 f"GTID {m['gtid_pos'] or '-'}"
                 for m in members
             ]
-            + [
-                f"DATA DIRECTORY table {rel} -> {dest}"
-                for rel, dest in sorted(self._destinations().items())
-            ]
+            + [f"DATA DIRECTORY table {rel} -> {dest}" for rel, dest in external]
             + [f"then start {start_command(self.datadir, self.manifest)}"],
         )
 
