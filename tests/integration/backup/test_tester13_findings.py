@@ -15,7 +15,8 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   verify and an operator's): the second is refused (exit 5, "another restore into
   'dtv_..._0' ... is running"), and on its way out drops the scratch databases it was
   refused, the first's, under the running restore: the first fails (exit 1, ``ERROR 1146:
-  Table 'dtv_..._0.orders' doesn't exist``) though the backup is good
+  Table 'dtv_..._0.orders' doesn't exist``), or, when the drop lands after its load, exit
+  4 ``data differs from the manifest for ... (rows 0 vs 300000)``, though the backup is good
   (``test_a_refused_restore_test_leaves_the_running_ones_scratch_databases_alone``). Scratch
   names are ``dtv_<backup id>_<n>``, the same for every run, and ``restore_test`` drops
   them in a ``finally`` whether or not its own restore got the lock.
@@ -38,6 +39,7 @@ from collections.abc import Iterator
 import pytest
 
 from datatier.backup.stores import store_for
+from datatier.mysql import restoretest
 from datatier.mysql.physical.engine import MariabackupEngine
 from datatier.storage.base import ObjectStore
 from tests.integration.conftest import SandboxHandle
@@ -210,34 +212,39 @@ def start(sandbox: SandboxHandle, *args: str) -> subprocess.Popen[str]:
     "one's scratch databases (same dtv_<id>_<n> names); the running one fails on a good backup",
 )
 def test_a_refused_restore_test_leaves_the_running_ones_scratch_databases_alone(
-    sandbox: SandboxHandle, verified_backup: str
+    sandbox: SandboxHandle, verified_backup: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Steps: ``backups verify ID --restore-test`` (A) of a good logical backup; once A has
-    created its scratch tables (``dtv_<id>_0`` on the primary), a second ``backups verify ID
-    --restore-test`` (B) of the same backup.
+    """Steps: ``backups verify ID --restore-test`` (A) of a good logical backup; while A
+    runs, a second ``backups verify ID --restore-test`` (B) of the same backup. Made
+    deterministic: B runs, as its own process, right when A has restored and is about to
+    read its scratch tables back. (By hand, B started once A's scratch tables exist: B
+    exits 5, "another restore into 'dtv_..._0' ... is running (it holds the database's
+    restore lock)", and A exits 1 the same way, mid-load.)
 
-    Expected: B is refused (exit 5: A holds the restore lock of ``dtv_<id>_0``) and changes
-    nothing; A passes (exit 0): the backup is good.
+    Expected: B is refused (exit 2 or 5) and changes nothing it does not own; A passes
+    (exit 0): the backup is good.
 
-    Actual: B exits 5 ("another restore into 'dtv_..._0' ... is running") after dropping
-    ``dtv_<id>_0`` in its ``finally``; A exits 1: ``loading the rows of
-    `dtv_..._0`.`orders` (part 2) failed at its statement 11: ERROR 1146: Table
-    'dtv_..._0.orders' doesn't exist`` (or its digests fail the same way): a good backup
-    reported as failing its verification.
+    Actual: B is refused (exit 2: ``target ... is not empty: dtv_<id>_0``) and drops
+    ``dtv_<id>_0`` in its ``finally``; A then reads the dropped tables back as empty and
+    exits 4, ``restore test of ID: data differs from the manifest for t13_verify_db.orders
+    (rows 0 vs 300000), t13_verify_db.small (rows 0 vs 2)``: a good backup reported as
+    corrupt (an integrity failure). By hand, mid-load, A exits 1 with ``loading the rows
+    of `dtv_..._0`.`orders` (part 2) failed at its statement 11: ERROR 1146 ...``.
     """
-    first = start(sandbox, "backups", "verify", verified_backup, "--restore-test")
-    try:
-        wait_scratch_tables(sandbox, first)
-        second = other_process(sandbox, "backups", "verify", verified_backup, "--restore-test")
-        if first.poll() is not None:
-            pytest.skip("the first restore test finished before the second was refused")
-        _, err = first.communicate(timeout=300)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    assert second.returncode == 5, second.stderr[-2000:]
-    assert first.returncode == 0, err[-2000:]
+    beside: list[subprocess.CompletedProcess[str]] = []
+    real = restoretest.table_digests
+
+    def digests_after_the_other(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not beside:
+            beside.append(
+                other_process(sandbox, "backups", "verify", verified_backup, "--restore-test")
+            )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(restoretest, "table_digests", digests_after_the_other)
+    first = cli(sandbox.config_path, PLAIN, "backups", "verify", verified_backup, "--restore-test")
+    assert len(beside) == 1 and beside[0].returncode != 0, beside and beside[0].stderr[-2000:]
+    assert first.code == 0, first.err[-2000:]
 
 
 @pytest.mark.xfail(
