@@ -25,6 +25,12 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   hint ``restore elsewhere, --rename SRC=DST, or --force to replace`` (options verify does
   not have); it drops the leftover as it goes, so only the one after that passes
   (``test_a_restore_test_after_a_killed_one_passes``).
+- confusing: ``backups verify ID`` or ``restore ID`` of a backup that ``backups prune
+  --execute`` deletes (retention) after they found its manifest exits 4, ``s3://.../ID/data/
+  ./_database.sql.zst is missing`` (both): an
+  integrity failure, the alarm for a corrupt backup, where the backup was deleted on
+  purpose; nothing says it was deleted meanwhile
+  (``test_a_backup_pruned_while_it_is_read_is_not_reported_corrupt[verify|restore]``).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from datatier.backup import catalog as catalog_module
+from datatier.backup import restore as restore_module
 from datatier.backup.stores import store_for
 from datatier.mysql import restoretest
 from datatier.mysql.physical.engine import MariabackupEngine
@@ -276,3 +284,70 @@ def test_a_restore_test_after_a_killed_one_passes(
     time.sleep(2)  # the server ends the killed run's lock connection after its SLEEP(0.5)
     again = cli(sandbox.config_path, PLAIN, "backups", "verify", verified_backup, "--restore-test")
     assert again.code == 0, again.err[-2000:]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tester13: a backup pruned while verify/restore reads it is reported as an "
+    "integrity failure (exit 4, 'object is missing'), not as deleted meanwhile",
+)
+@pytest.mark.parametrize("reader", ["verify", "restore"])
+def test_a_backup_pruned_while_it_is_read_is_not_reported_corrupt(
+    sandbox: SandboxHandle, verified_backup: str, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
+    """Steps: a logical backup B of a policy with ``keep_last = 1``, then a newer one;
+    ``backups verify B`` (or ``restore B --rename DB=COPY``) finds B's manifest; before it
+    reads B's objects (made deterministic: right then), ``backups prune P --execute``
+    deletes B, as retention says.
+
+    Expected: the reader fails saying B was deleted meanwhile (its manifest is gone, e.g.
+    by ``backups prune``), not with exit 4, which says a backup is corrupt (alerts, and the
+    on-call engineer's trust in the backups, hang on it).
+
+    Actual: exit 4, ``s3://datatier-backups/.../B/data/.../..._database.sql.zst is missing``
+    (verify and restore alike), no word of a deletion.
+    """
+    sandbox.write_policy(
+        VERIFY,
+        'engine = "mysql"\nchunk_mb = 1\n'
+        f'[source]\nnode = "primary"\ndatabases = ["{VDB}"]\n'
+        "[retention]\nkeep_last = 1\nmin_age_days = 0\n",
+    )
+    time.sleep(1.1)  # backup IDs are per second
+    newer = cli(sandbox.config_path, PLAIN, "backup", "run", VERIFY)
+    assert newer.code == 0, newer.err
+    pruned: list[subprocess.CompletedProcess[str]] = []
+
+    def prune_first(real):  # type: ignore[no-untyped-def]
+        def reading(*args, **kwargs):  # type: ignore[no-untyped-def]
+            if not pruned:
+                pruned.append(
+                    other_process(
+                        sandbox, "backups", "prune", VERIFY, "--execute", "--grace-hours", "0"
+                    )
+                )
+            return real(*args, **kwargs)
+
+        return reading
+
+    if reader == "verify":
+        monkeypatch.setattr(
+            catalog_module, "verify_objects", prune_first(catalog_module.verify_objects)
+        )
+        result = cli(sandbox.config_path, PLAIN, "backups", "verify", verified_backup)
+    else:
+        monkeypatch.setattr(restore_module, "stage_from", prune_first(restore_module.stage_from))
+        result = cli(
+            sandbox.config_path,
+            PLAIN,
+            "restore",
+            verified_backup,
+            "--rename",
+            f"{VDB}=t13_pruned_copy",
+        )
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS t13_pruned_copy")
+    assert pruned and pruned[0].returncode == 0, pruned and pruned[0].stderr[-2000:]
+    assert verified_backup in pruned[0].stdout
+    assert result.code != 0
+    assert result.code != 4 and "deleted" in result.err, result.err[-2000:]
