@@ -26,10 +26,10 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   not have); it drops the leftover as it goes, so only the one after that passes
   (``test_a_restore_test_after_a_killed_one_passes``).
 - confusing: ``backups verify ID`` or ``restore ID`` of a backup that ``backups prune
-  --execute`` deletes (retention) after they found its manifest exits 4, ``s3://.../ID/data/
-  ./_database.sql.zst is missing`` (both): an
-  integrity failure, the alarm for a corrupt backup, where the backup was deleted on
-  purpose; nothing says it was deleted meanwhile
+  --execute`` deletes (retention) after they found its manifest exits 4,
+  ``s3://.../ID/data/DB/_database.sql.zst is missing`` (both): an integrity failure, the
+  alarm for a corrupt backup, where the backup was deleted on purpose; nothing says it
+  was deleted meanwhile
   (``test_a_backup_pruned_while_it_is_read_is_not_reported_corrupt[verify|restore]``).
 """
 
