@@ -10,7 +10,13 @@ publishing them (or a restore runs before it does), ``restore --policy P --until
 T between their commit and their receipt is accepted as covered: exit 0, no segment
 replayed ("the base backup is at the target"), and rows committed before T are silently
 missing (``test_a_restore_to_a_moment_the_killed_archiver_never_published_holds_its_rows``).
+The same without any second kill: an archiver restarted after an outage receives the
+outage's transactions at once and vouches for them before it publishes them; a restore to
+a moment of the outage during those seconds silently lacks them
+(``test_a_restore_into_an_outage_while_the_restarted_archiver_catches_up_holds_its_rows``).
 ``binlogs status`` says the same: "lag 7.8 s (since the archiver last had everything)".
+A fix would vouch with the commit time of the events received (or the server's binlog
+position at receipt), never the receive time.
 """
 
 from __future__ import annotations
@@ -143,5 +149,60 @@ def test_a_restore_to_a_moment_the_killed_archiver_never_published_holds_its_row
     if restored.code != 0:
         assert restored.code == 2 and "beyond the binlog archive" in restored.err, restored.err
         return  # refused: the archive does not reach T, said plainly
+    rows = query(sandbox.config, "primary", f"SELECT id, v FROM {COPY}.t ORDER BY id")
+    assert rows == [(1, "in the backup"), (2, "row A, before T")], (rows, restored.out)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tester13: an archiver restarted after an outage vouches (safe_until) for the "
+    "outage's transactions it has received but not yet published; a restore --until "
+    "into the outage meanwhile silently lacks them",
+)
+def test_a_restore_into_an_outage_while_the_restarted_archiver_catches_up_holds_its_rows(
+    sandbox: SandboxHandle, archive: ArchiverProcess
+) -> None:
+    """Steps: ``binlog archive`` runs and has published everything; a backup of DB; the
+    archiver is stopped (SIGKILL: a crash, a redeploy); row A is committed; T is noted;
+    row B is committed; the archiver is started again and catches up; as soon as its state
+    says it is complete past T (before its partial segment is due, 10 s after it received
+    A), ``restore --policy P --until T --rename DB=COPY``: the on-call restoring to a
+    moment of the outage while the archiver is back and running.
+
+    Expected: COPY holds row A, or the restore is refused (the archive does not reach T
+    yet: run again in a few seconds).
+
+    Actual: exit 0, no segment replayed, COPY lacks row A: the state's ``safe_until`` is
+    when the restarted archiver received A, after T.
+    """
+    made = cli(sandbox.config_path, ENV, "backup", "run", POLICY)
+    assert made.code == 0, made.err
+    wait(lambda: caught_up(sandbox), 60, "the archiver did not publish the server's position")
+    assert archive.kill(signal.SIGKILL) == -signal.SIGKILL
+    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (2, 'row A, before T')")
+    time.sleep(1.5)
+    target = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(1.5)
+    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (3, 'row B, after T')")
+    archive.start()
+    wait(
+        lambda: float(state(sandbox).get("safe_until") or 0) > target.timestamp(),
+        30,
+        "the restarted archiver wrote no state",
+    )
+    restored = cli(
+        sandbox.config_path,
+        ENV,
+        "restore",
+        "--policy",
+        POLICY,
+        "--until",
+        target.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "--rename",
+        f"{DB}={COPY}",
+    )
+    if restored.code != 0:
+        assert restored.code == 2 and "beyond the binlog archive" in restored.err, restored.err
+        return
     rows = query(sandbox.config, "primary", f"SELECT id, v FROM {COPY}.t ORDER BY id")
     assert rows == [(1, "in the backup"), (2, "row A, before T")], (rows, restored.out)
