@@ -31,6 +31,10 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   alarm for a corrupt backup, where the backup was deleted on purpose; nothing says it
   was deleted meanwhile
   (``test_a_backup_pruned_while_it_is_read_is_not_reported_corrupt[verify|restore]``).
+- confusing: ``backups archive --execute`` while ``backups prune --execute`` deletes a
+  backup it planned to re-class stops at that backup's first object, exit 1, ``s3://.../
+  data-00001.sql.zst does not exist``, and moves nothing after it
+  (``test_archive_beside_prune_skips_what_prune_deleted``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -50,6 +55,7 @@ from datatier.backup.stores import store_for
 from datatier.mysql import restoretest
 from datatier.mysql.physical.engine import MariabackupEngine
 from datatier.storage.base import ObjectStore
+from datatier.storage.s3 import S3Store
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
 
@@ -351,3 +357,65 @@ def test_a_backup_pruned_while_it_is_read_is_not_reported_corrupt(
     assert verified_backup in pruned[0].stdout
     assert result.code != 0
     assert result.code != 4 and "deleted" in result.err, result.err[-2000:]
+
+
+ARC = "t13-arc"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tester13: backups archive --execute fails (exit 1, 'does not exist') on a backup "
+    "prune deleted after archive planned it, and moves nothing after it",
+)
+def test_archive_beside_prune_skips_what_prune_deleted(
+    sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steps: three backups of a policy with ``keep_last = 1`` and ``archive_after_days =
+    30``; ``backups archive P --execute --now <a year on>`` plans the two older ones; right
+    as it re-classes its first object, ``backups prune P --execute`` (another process, as
+    its own cron entry) deletes them.
+
+    Expected: archive moves what is still there and says it skipped what was deleted
+    meanwhile (exit 0), as prune itself treats a manifest deleted since its listing.
+
+    Actual: exit 1, ``s3://.../ID/data/.../data-00001.sql.zst does not exist``: a cron
+    failure for nothing wrong.
+    """
+    clear(sandbox, ARC)
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS t13_arc_db")
+        cur.execute("CREATE TABLE IF NOT EXISTS t13_arc_db.t (id INT PRIMARY KEY, v TEXT)")
+        cur.execute(
+            "REPLACE INTO t13_arc_db.t SELECT seq, REPEAT('v', 200) FROM t13_arc_db.seq_1_to_3000"
+        )
+    sandbox.write_policy(
+        ARC,
+        'engine = "mysql"\n[source]\nnode = "primary"\ndatabases = ["t13_arc_db"]\n'
+        '[storage]\narchive_class = "GLACIER"\narchive_after_days = 30\n'
+        "[archive]\nmin_object_kb = 1\n[retention]\nkeep_last = 1\nmin_age_days = 0\n",
+    )
+    try:
+        for _ in range(3):
+            made = cli(sandbox.config_path, PLAIN, "backup", "run", ARC)
+            assert made.code == 0, made.err
+            time.sleep(1.1)  # backup IDs are per second
+        pruned: list[subprocess.CompletedProcess[str]] = []
+        real = S3Store.set_storage_class
+
+        def prune_first(self, key, storage_class):  # type: ignore[no-untyped-def]
+            if not pruned:
+                pruned.append(other_process(sandbox, "backups", "prune", ARC, "--execute"))
+            return real(self, key, storage_class)
+
+        monkeypatch.setattr(S3Store, "set_storage_class", prune_first)
+        later = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        moved = cli(
+            sandbox.config_path, PLAIN, "backups", "archive", ARC, "--execute", "--now", later
+        )
+        assert pruned and pruned[0].returncode == 0, pruned and pruned[0].stderr[-2000:]
+        assert moved.code == 0, moved.err[-2000:]
+    finally:
+        clear(sandbox, ARC)
+        (sandbox.root / "backups" / f"{ARC}.toml").unlink(missing_ok=True)
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS t13_arc_db")
