@@ -35,6 +35,14 @@ Findings, by severity (each test's docstring has steps, expected and actual):
   backup it planned to re-class stops at that backup's first object, exit 1, ``s3://.../
   data-00001.sql.zst does not exist``, and moves nothing after it
   (``test_archive_beside_prune_skips_what_prune_deleted``).
+
+Tried and held (no test here): ``restore OLD --force`` into the database a logical
+``backup run`` of the primary is reading, three times at different offsets: both exit 0,
+and every backup restores to exactly the state before that restore (``CHECKSUM TABLE`` of
+each table), never a mix; the server refuses a snapshot read of a table dropped and
+re-created since (ER_TABLE_DEF_CHANGED), so no backup can read the restore's half-loaded
+table as if it were the snapshot's. A killed ``verify --restore-test`` leaves no lock
+behind (the next one is refused only for the leftover databases, see above).
 """
 
 from __future__ import annotations
