@@ -1,0 +1,208 @@
+"""tester13: the binlog archiver killed (or slow) while it catches up, then a point-in-time
+restore to a moment in that window (the sandbox's real MariaDB primary and S3 server).
+
+Finding (silent wrong): the archiver's state vouches for "the archive is complete up to
+``safe_until``", which is the *receive time* of the oldest unpublished transaction
+(``Segment.oldest_pending = time.time()``), or now when nothing is pending. An archiver
+that receives transactions late (paused, slow, or catching up after a restart) writes a
+``safe_until`` later than transactions it has not published; if it is then killed before
+publishing them (or a restore runs before it does), ``restore --policy P --until T`` with
+T between their commit and their receipt is accepted as covered: exit 0, no segment
+replayed ("the base backup is at the target"), and rows committed before T are silently
+missing (``test_a_restore_to_a_moment_the_killed_archiver_never_published_holds_its_rows``).
+The same without any second kill: an archiver restarted after an outage receives the
+outage's transactions at once and vouches for them before it publishes them; a restore to
+a moment of the outage during those seconds silently lacks them
+(``test_a_restore_into_an_outage_while_the_restarted_archiver_catches_up_holds_its_rows``).
+``binlogs status`` says the same: "lag 7.8 s (since the archiver last had everything)".
+A fix would vouch with the commit time of the events received (or the server's binlog
+position at receipt), never the receive time.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from datatier.backup.stores import store_for
+from datatier.binlog.layout import archive_prefix
+from datatier.binlog.state import read_state
+from datatier.config import load
+from datatier.mysql.binlog.positions import Position
+from tests.integration.binlog_support import ArchiverProcess, query
+from tests.integration.conftest import SandboxHandle
+from tests.integration.encryption_support import cli
+
+POLICY = "t13-binlog"
+DB = "t13_binlog_db"
+COPY = "t13_binlog_copy"
+# flush_after = 10 s, state written every 5 s: a state is written before the segment is due
+ENV = {"DATATIER_BINLOG__POLICY": POLICY, "DATATIER_BINLOG__MAX_ARCHIVE_LAG": "20"}
+
+
+@pytest.fixture
+def archive(sandbox: SandboxHandle, tmp_path: Any) -> Iterator[ArchiverProcess]:
+    sandbox.write_policy(
+        POLICY,
+        f'engine = "mysql"\n[source]\nnode = "primary"\ndatabases = ["{DB}"]\n'
+        "[retention]\nkeep_last = 5\nmin_age_days = 0\n",
+    )
+    store = store_for(sandbox.config.backup.default_store, sandbox.config)
+    store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
+    for name in (DB, COPY):
+        query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {name}")
+    query(sandbox.config, "primary", f"CREATE DATABASE {DB}")
+    query(sandbox.config, "primary", f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, v VARCHAR(40))")
+    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (1, 'in the backup')")
+    proc = ArchiverProcess(sandbox.config_path, ENV, tmp_path / "archiver.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.kill(signal.SIGKILL)
+        store.delete([o.key for o in store.list_objects(f"{POLICY}/")])
+        store.delete([o.key for o in store.list_objects(archive_prefix(POLICY))])
+        for name in (DB, COPY):
+            query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {name}")
+        (sandbox.root / "backups" / f"{POLICY}.toml").unlink(missing_ok=True)
+
+
+def state(sandbox: SandboxHandle) -> dict[str, Any]:
+    loaded = load(str(sandbox.config_path), environ=ENV)
+    return read_state(store_for(loaded.config.backup.default_store, loaded.config), POLICY)
+
+
+def caught_up(sandbox: SandboxHandle) -> bool:
+    """Whether the archiver's state says it published the primary's whole position."""
+    ((server,),) = query(sandbox.config, "primary", "SELECT @@gtid_binlog_pos")
+    published = Position.parse(str(state(sandbox).get("position") or ""))
+    return published.same_state(Position.parse(server))
+
+
+def wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tester13: the archiver's safe_until is the receive time of unpublished "
+    "transactions; killed before publishing, a restore --until inside the window is "
+    "accepted and silently lacks them",
+)
+def test_a_restore_to_a_moment_the_killed_archiver_never_published_holds_its_rows(
+    sandbox: SandboxHandle, archive: ArchiverProcess
+) -> None:
+    """Steps: ``binlog archive`` runs (``max_archive_lag = 20``: a partial segment goes
+    out after 10 s, the state every 5 s) and has written its state; a backup of DB; the
+    archiver is paused (SIGSTOP: a slow or stuck archiver, or one down and restarted);
+    row A is committed; T is noted; row B is committed; the archiver resumes (SIGCONT),
+    receives A and B, writes its state, and is SIGKILLed before its segment is due; then
+    ``restore --policy P --until T --rename DB=COPY``.
+
+    Expected: COPY holds row A (committed before T), or the restore is refused because the
+    archive does not reach T (A was never published).
+
+    Actual: exit 0, "0 binlog segment(s) ... (the base backup is at the target)"; COPY
+    lacks row A. The state's ``safe_until`` is the time the archiver *received* A (after
+    T), and ``covered_until`` trusts it because the state's position is the archive's end.
+    """
+    made = cli(sandbox.config_path, ENV, "backup", "run", POLICY)
+    assert made.code == 0, made.err
+    wait(lambda: caught_up(sandbox), 60, "the archiver did not publish the server's position")
+    assert archive.proc is not None
+    archive.proc.send_signal(signal.SIGSTOP)
+    try:
+        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (2, 'row A, before T')")
+        time.sleep(1.5)
+        target = datetime.now(UTC).replace(microsecond=0)
+        time.sleep(1.5)
+        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (3, 'row B, after T')")
+        time.sleep(0.5)
+    finally:
+        archive.proc.send_signal(signal.SIGCONT)
+    wait(
+        lambda: float(state(sandbox).get("safe_until") or 0) > target.timestamp(),
+        30,
+        "the archiver wrote no state after it resumed",
+    )
+    assert archive.kill(signal.SIGKILL) == -signal.SIGKILL
+    restored = cli(
+        sandbox.config_path,
+        ENV,
+        "restore",
+        "--policy",
+        POLICY,
+        "--until",
+        target.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "--rename",
+        f"{DB}={COPY}",
+    )
+    if restored.code != 0:
+        assert restored.code == 2 and "beyond the binlog archive" in restored.err, restored.err
+        return  # refused: the archive does not reach T, said plainly
+    rows = query(sandbox.config, "primary", f"SELECT id, v FROM {COPY}.t ORDER BY id")
+    assert rows == [(1, "in the backup"), (2, "row A, before T")], (rows, restored.out)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tester13: an archiver restarted after an outage vouches (safe_until) for the "
+    "outage's transactions it has received but not yet published; a restore --until "
+    "into the outage meanwhile silently lacks them",
+)
+def test_a_restore_into_an_outage_while_the_restarted_archiver_catches_up_holds_its_rows(
+    sandbox: SandboxHandle, archive: ArchiverProcess
+) -> None:
+    """Steps: ``binlog archive`` runs and has published everything; a backup of DB; the
+    archiver is stopped (SIGKILL: a crash, a redeploy); row A is committed; T is noted;
+    row B is committed; the archiver is started again and catches up; as soon as its state
+    says it is complete past T (before its partial segment is due, 10 s after it received
+    A), ``restore --policy P --until T --rename DB=COPY``: the on-call restoring to a
+    moment of the outage while the archiver is back and running.
+
+    Expected: COPY holds row A, or the restore is refused (the archive does not reach T
+    yet: run again in a few seconds).
+
+    Actual: exit 0, no segment replayed, COPY lacks row A: the state's ``safe_until`` is
+    when the restarted archiver received A, after T.
+    """
+    made = cli(sandbox.config_path, ENV, "backup", "run", POLICY)
+    assert made.code == 0, made.err
+    wait(lambda: caught_up(sandbox), 60, "the archiver did not publish the server's position")
+    assert archive.kill(signal.SIGKILL) == -signal.SIGKILL
+    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (2, 'row A, before T')")
+    time.sleep(1.5)
+    target = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(1.5)
+    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (3, 'row B, after T')")
+    archive.start()
+    wait(
+        lambda: float(state(sandbox).get("safe_until") or 0) > target.timestamp(),
+        30,
+        "the restarted archiver wrote no state",
+    )
+    restored = cli(
+        sandbox.config_path,
+        ENV,
+        "restore",
+        "--policy",
+        POLICY,
+        "--until",
+        target.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "--rename",
+        f"{DB}={COPY}",
+    )
+    if restored.code != 0:
+        assert restored.code == 2 and "beyond the binlog archive" in restored.err, restored.err
+        return
+    rows = query(sandbox.config, "primary", f"SELECT id, v FROM {COPY}.t ORDER BY id")
+    assert rows == [(1, "in the backup"), (2, "row A, before T")], (rows, restored.out)
