@@ -105,6 +105,9 @@ class Archiver:
         self.gap_count = 0
         self._last_state = 0.0
         self._facts: NodeFacts | None = None
+        # When the source last had nothing more to send (a heartbeat: its dump thread was
+        # idle; or the end of a --once run): everything it wrote before was received.
+        self._heard_all_at: float | None = None
         self.token = secrets.token_hex(4)  # in this run's data keys: never another's object
 
     # -- the loop ---------------------------------------------------------------------------
@@ -159,6 +162,7 @@ class Archiver:
             facts = writable_node([endpoint(mysql, name) for name in mysql.nodes])
         check_source(facts)
         if self._facts is None or self._facts.endpoint.name != facts.endpoint.name:
+            self._heard_all_at = None  # said of another server
             log.info(
                 "binlog.following",
                 node=facts.endpoint.name,
@@ -199,6 +203,8 @@ class Archiver:
                         break
                     head = ev.header(event)
                     if head.type == ev.HEARTBEAT:
+                        if tracker.between_groups and (pos is None or head.log_pos <= pos):
+                            self._heard_all_at = time.time()
                         seg = self._tick(seg, tracker)
                         continue
                     if verify:
@@ -237,6 +243,9 @@ class Archiver:
                         seg.completed(group)
                     if tracker.between_groups and (seg.file_complete or self._due(seg)):
                         seg = self._publish(seg)
+                else:  # the end of the binlogs (non-blocking): nothing more to send
+                    if tracker.between_groups:
+                        self._heard_all_at = time.time()
                 if (
                     seg is not None
                     and tracker.between_groups
@@ -418,14 +427,29 @@ class Archiver:
         self.report.gaps.append(reason)
         log.error("binlog.gap", seq=record.seq, reason=reason)
 
+    def vouched(self, seg: Segment | None) -> float:
+        """The moment before which everything the source wrote is archived, as far as this
+        archiver knows: the timestamp of the oldest transaction it holds unpublished, else
+        when the source last had nothing more to send, else the last event published.
+
+        Never the time a transaction was received, nor now: an archiver that is behind
+        (paused, slow, restarted after an outage) receives transactions committed before
+        that, and a restore to a moment between would lack them (silently, were the state
+        believed). A replica source vouches only for the last event published: it is caught
+        up with itself, not with the primary (its SQL thread may lag)."""
+        last = self.last
+        published = float(last.last_ts) if last is not None and not last.is_gap else 0.0
+        facts = self._facts
+        if facts is not None and facts.read_only:
+            return published
+        if seg is not None and seg.pending_ts is not None:
+            return float(seg.pending_ts)
+        if self._heard_all_at is not None:
+            return max(published, self._heard_all_at)
+        return published
+
     def _write_state(self, seg: Segment | None) -> None:
         facts = self._facts
-        pending = seg.oldest_pending if seg is not None else None
-        if facts is not None and facts.read_only:
-            # A replica is caught up with itself, not with the primary (its SQL thread may
-            # lag): vouch only for the time of the last event archived, never for "now".
-            last = self.last
-            pending = float(last.last_ts) if last is not None and not last.is_gap else 0.0
         write_state(
             self.store,
             self.policy.name,
@@ -433,7 +457,7 @@ class Archiver:
             server_id=facts.server_id if facts else 0,
             position=str(self.published),
             last_seq=self.seq - 1,
-            pending_since=pending,
+            safe_until=self.vouched(seg),
             gaps=self.gap_count,
         )
         self._last_state = time.monotonic()

@@ -43,6 +43,7 @@ class Segment:
     events: int = 0
     file_complete: bool = False
     oldest_pending: float | None = None  # receive time of the first transaction's event
+    pending_ts: int | None = None  # its timestamp (the server's): the archive's safe bound
 
     @classmethod
     def open(
@@ -85,6 +86,7 @@ class Segment:
         """Append one event (the next in the file: ``head.start == end_pos``)."""
         if self.oldest_pending is None and head.type == ev.GTID:
             self.oldest_pending = time.time()
+            self.pending_ts = head.timestamp
         self.obj.write(event)
         self.end_pos = head.log_pos
         self.events += 1

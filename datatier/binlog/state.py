@@ -2,8 +2,12 @@
 
 Written (overwritten) with each segment and every few seconds while the archiver is caught
 up: its source, the archive's end position, and ``safe_until``, the moment before which
-everything the server wrote is archived (the receive time of the oldest transaction not yet
-published, or the time of writing when there is none).
+everything the server wrote is archived. The archiver vouches only for what it knows
+(:meth:`~datatier.binlog.archiver.Archiver.vouched`): the timestamp of the oldest
+transaction it holds unpublished, else the last moment the server had nothing more to send
+it (a heartbeat, or the end of a ``--once`` run), else the last event it published. Never
+the time it received a transaction, nor "now": an archiver that is behind (paused, slow,
+restarted after an outage) receives transactions committed long before.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from typing import Any
 
 from datatier.backup.manifest import utc_now_iso
@@ -28,10 +31,9 @@ def write_state(
     server_id: int,
     position: str,
     last_seq: int,
-    pending_since: float | None,
+    safe_until: float,
     gaps: int,
 ) -> None:
-    safe_until = pending_since if pending_since is not None else time.time()
     doc = {
         "format": 1,
         "node": node,

@@ -15,8 +15,11 @@ outage's transactions at once and vouches for them before it publishes them; a r
 a moment of the outage during those seconds silently lacks them
 (``test_a_restore_into_an_outage_while_the_restarted_archiver_catches_up_holds_its_rows``).
 ``binlogs status`` says the same: "lag 7.8 s (since the archiver last had everything)".
-A fix would vouch with the commit time of the events received (or the server's binlog
-position at receipt), never the receive time.
+Fixed: the archiver vouches with the timestamp of the oldest transaction it holds
+unpublished, else the last moment the server had nothing more to send it (a heartbeat, the
+end of a ``--once`` run), else its last published event; never a receive time, nor "now"
+(:meth:`datatier.binlog.archiver.Archiver.vouched`). Such a restore is now refused until
+the archive reaches T, or replays the rows.
 """
 
 from __future__ import annotations
@@ -92,12 +95,6 @@ def wait(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tester13: the archiver's safe_until is the receive time of unpublished "
-    "transactions; killed before publishing, a restore --until inside the window is "
-    "accepted and silently lacks them",
-)
 def test_a_restore_to_a_moment_the_killed_archiver_never_published_holds_its_rows(
     sandbox: SandboxHandle, archive: ArchiverProcess
 ) -> None:
@@ -153,12 +150,6 @@ def test_a_restore_to_a_moment_the_killed_archiver_never_published_holds_its_row
     assert rows == [(1, "in the backup"), (2, "row A, before T")], (rows, restored.out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tester13: an archiver restarted after an outage vouches (safe_until) for the "
-    "outage's transactions it has received but not yet published; a restore --until "
-    "into the outage meanwhile silently lacks them",
-)
 def test_a_restore_into_an_outage_while_the_restarted_archiver_catches_up_holds_its_rows(
     sandbox: SandboxHandle, archive: ArchiverProcess
 ) -> None:
