@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from datatier.backup.listing import listing_mismatch, listing_rewritten
 from datatier.backup.manifest import ObjectRecord
-from datatier.backup.prune import PRUNE_CLAIM
+from datatier.backup.parents import PRUNE_CLAIM
 from datatier.errors import IntegrityFailure
 from datatier.storage.base import ObjectStore
 

@@ -35,7 +35,11 @@ Pruning trusts nothing it has not listed and matched:
   the backup finished meanwhile and prune backs off. The backup, for its part, lists its
   prefix after writing the manifest and withdraws it (failing) if it sees a claim or a
   missing object. One of the two always sees the other's write, so a backup never exits 0
-  with a manifest naming objects prune deleted.
+  with a manifest naming objects prune deleted;
+* a complete backup is claimed the same way before it is deleted, and kept if an
+  incremental that needs it completed after the plan was made (an incremental chooses its
+  parent when it starts; see :mod:`datatier.backup.parents`). A claim a killed prune left
+  in a backup it did not delete is removed by the next prune.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from datatier.backup.catalog import (
 )
 from datatier.backup.chain import chain_links, needed_parents
 from datatier.backup.manifest import BACKUP_ID, MANIFEST_NAME, parse_backup_id, snapshot_time
+from datatier.backup.parents import PRUNE_CLAIM, needed_by_new
 from datatier.backup.policy import Policy
 from datatier.backup.retention import days_before, decide_retention
 from datatier.errors import IntegrityFailure
@@ -60,8 +65,6 @@ from datatier.storage.base import IncompleteUpload
 
 log = get_logger(__name__)
 
-PRUNE_CLAIM = "prune-claim.json"
-"""Written into an incomplete backup's prefix by prune before it deletes that backup."""
 
 DEFAULT_GRACE = timedelta(hours=6)
 """Incomplete backups and uploads younger than this may still be running; prune spares them."""
@@ -109,6 +112,8 @@ class PrunePlan:
     spared: list[PruneTarget] = field(default_factory=list)
     uploads: list[IncompleteUpload] = field(default_factory=list)
     damaged: list[DamagedBackup] = field(default_factory=list)
+    stale_claims: list[str] = field(default_factory=list)
+    """Claims a killed prune left in complete backups this plan keeps (removed)."""
 
     @property
     def bytes_freed(self) -> int:
@@ -117,7 +122,8 @@ class PrunePlan:
 
 @dataclass(frozen=True)
 class PruneResult:
-    """What was done; ``spared`` names incomplete backups that completed before their turn."""
+    """What was done; ``spared`` names the planned deletions not done: incomplete backups
+    that completed before their turn, complete ones an incremental completed since needs."""
 
     backups: int
     objects: int
@@ -219,8 +225,16 @@ def prune_plan(
         and u.initiated < cutoff
         and not _recent(u, recent, going, cutoff, now)
     ]
+    going_ids = {t.backup_id for t in delete}
+    stale = [
+        o.key
+        for e in entries
+        if e.has_manifest and e.backup_id not in going_ids
+        for o in e.objects
+        if o.key == e.prefix + PRUNE_CLAIM
+    ]
     return PrunePlan(
-        policy.name, catalog.store.url, now, grace, keep, delete, spared, uploads, damaged
+        policy.name, catalog.store.url, now, grace, keep, delete, spared, uploads, damaged, stale
     )
 
 
@@ -234,8 +248,12 @@ def prune_execute(catalog: Catalog, plan: PrunePlan) -> PruneResult:
     objects = 0
     spared: list[str] = []
     deleted: list[PruneTarget] = []
+    needed = _claim_complete(catalog, plan)
     for target in plan.delete:
         claim = f"{plan.policy}/{target.backup_id}/{PRUNE_CLAIM}"
+        if target.backup_id in needed:
+            spared.append(target.backup_id)
+            continue
         if target.state is BackupState.INCOMPLETE and not _claim(catalog, plan, target, claim):
             spared.append(target.backup_id)
             continue
@@ -243,8 +261,7 @@ def prune_execute(catalog: Catalog, plan: PrunePlan) -> PruneResult:
             catalog.store.delete([target.manifest_key])
         data = [k for k in target.keys if k not in (target.manifest_key, claim)]
         catalog.store.delete(data)
-        if target.state is BackupState.INCOMPLETE or claim in target.keys:
-            catalog.store.delete([claim])
+        catalog.store.delete([claim])
         objects += len(data) + (1 if target.manifest_key else 0)
         deleted.append(target)
         log.info(
@@ -255,6 +272,8 @@ def prune_execute(catalog: Catalog, plan: PrunePlan) -> PruneResult:
             objects=len(target.keys),
             bytes=target.bytes,
         )
+    if plan.stale_claims:
+        catalog.store.delete(plan.stale_claims)
     aborted = sum(
         catalog.store.abort_incomplete_uploads(
             u.key, initiated_before=days_before(plan.now, plan.grace / timedelta(days=1))
@@ -263,6 +282,25 @@ def prune_execute(catalog: Catalog, plan: PrunePlan) -> PruneResult:
     )
     freed = sum(t.bytes for t in deleted)
     return PruneResult(len(deleted), objects, freed, aborted, spared)
+
+
+def _claim_complete(catalog: Catalog, plan: PrunePlan) -> set[str]:
+    """Claim every complete backup ``plan`` deletes, then look for manifests written since
+    the plan (incrementals that completed meanwhile): the claimed backups one of them
+    depends on are returned, their claims withdrawn (:mod:`datatier.backup.parents`)."""
+    targets = [t.backup_id for t in plan.delete if t.manifest_key]
+    if not targets:
+        return set()
+    note = json.dumps({"by": "datatier backups prune", "at": datetime.now(UTC).isoformat()})
+    for backup_id in targets:
+        catalog.store.put_bytes(f"{plan.policy}/{backup_id}/{PRUNE_CLAIM}", note.encode())
+    planned = {k.backup_id for k in plan.keep} | {d.backup_id for d in plan.damaged}
+    planned |= {t.backup_id for t in plan.delete if t.manifest_key}
+    needed = needed_by_new(catalog.store, plan.policy, planned, targets)
+    for backup_id in sorted(needed):
+        catalog.store.delete([f"{plan.policy}/{backup_id}/{PRUNE_CLAIM}"])
+        log.info("prune.spared_parent", policy=plan.policy, backup_id=backup_id)
+    return needed
 
 
 def _claim(catalog: Catalog, plan: PrunePlan, target: PruneTarget, claim: str) -> bool:

@@ -8,7 +8,9 @@ STANDARD) only after every object is stored and checksummed, the object list acc
 every table and row (:mod:`datatier.backup.completeness`) and a listing of the store shows
 every object with its size. After the manifest is written the prefix is listed once more:
 a missing object or a prune claim (a concurrent ``backups prune`` deleting this run, see
-:mod:`datatier.backup.prune`) withdraws the manifest and fails the backup (exit 4).
+:mod:`datatier.backup.prune`) withdraws the manifest and fails the backup (exit 4); so does,
+for an incremental, a parent that prune has deleted or claimed meanwhile
+(:mod:`datatier.backup.parents`).
 
 Any failure (dump, storage, signal) leaves no manifest, so the backup never appears in the
 catalog. What the run wrote is then deleted, best effort; what cannot be deleted (the store
@@ -45,6 +47,7 @@ from datatier.backup.manifest import (
     utc_now_iso,
 )
 from datatier.backup.objects import ObjectWriter
+from datatier.backup.parents import confirm_parents
 from datatier.backup.policy import Policy, check_max_lag, get_policy, scan_policies
 from datatier.backup.preflight import beside, check_store
 from datatier.backup.stores import store_for
@@ -310,6 +313,7 @@ def _store_manifest(store: ObjectStore, manifest: Manifest) -> None:
     store.put_bytes(key, manifest.encode(), storage_class=StorageClass.STANDARD, tags=MANIFEST_TAGS)
     try:
         confirm_listed(store, prefix, manifest.objects)
+        confirm_parents(store, manifest.policy, manifest.backup_id, manifest.parent)
     except IntegrityFailure:
         store.delete([key])
         raise
