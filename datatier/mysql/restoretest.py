@@ -1,8 +1,10 @@
 """``backups verify --restore-test`` for logical MySQL backups: restore and compare.
 
 Contract: the backup is restored (without binlogging, so replicas never see it) into
-databases named ``dtv_<backup id>_<n>`` on the target, through the same restore every
-restore goes through; every restored table is read back the way the backup read it
+scratch databases of this run's own, ``dtv_<backup id>_r<run>_<n>`` on the target
+(:mod:`datatier.mysql.scratch`: another restore test of the backup still running refuses
+this one, exit 5; databases a killed one left are dropped first), through the same
+restore every restore goes through; every restored table is read back the way the backup read it
 (:mod:`datatier.mysql.table_digest`) and its row count and data SHA-256 must equal the
 manifest's. The scratch databases are dropped afterwards, also on failure. Any mismatch raises
 IntegrityFailure (exit 4) naming the tables. Backups made before manifest format 2
@@ -23,18 +25,12 @@ from datatier.backup.restore import restore_backup
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure
 from datatier.log import get_logger
+from datatier.mysql import scratch
 from datatier.mysql.connection import connect, resolve_target
 from datatier.mysql.rowtext import ROW_TEXT_VERSION
-from datatier.mysql.sqltext import ident
 from datatier.mysql.table_digest import table_digests
 
 log = get_logger(__name__)
-
-
-def scratch_names(manifest: Manifest) -> dict[str, str]:
-    """Source database -> scratch database on the target."""
-    stem = "dtv_" + manifest.backup_id.replace("-", "_").lower()
-    return {db: f"{stem}_{i}" for i, db in enumerate(sorted(manifest.databases))}
 
 
 def restore_test(
@@ -43,7 +39,8 @@ def restore_test(
     """Restore to scratch, compare per-table rows and digests, drop the scratch databases."""
     started = time.monotonic()
     target, _ = resolve_target(loaded.config.mysql, options.target)
-    renames = scratch_names(manifest)
+    run = scratch.new_run()
+    renames = scratch.names(manifest.backup_id, run, manifest.databases)
     points = {
         (renames[t.database], t.name): t.split_points
         for t in manifest.tables
@@ -59,23 +56,20 @@ def restore_test(
         allow_replica_target=options.allow_replica_target,
         staging_dir=options.scratch_dir,
     )
-    try:
-        restore_backup(loaded, manifest, catalog, restore)
-        back = {v: k for k, v in renames.items()}
-        found = {
-            (back[db], table): value
-            for (db, table), value in table_digests(
-                target, sorted(renames.values()), points, legacy=legacy
-            ).items()
-        }
-    finally:
-        with connect(target) as conn, conn.cursor() as cur:
-            cur.execute("SET SESSION sql_log_bin = 0")
-            # a scratch child's foreign key may name a scratch parent (requalified under
-            # the rename): with checks on, the parent could not be dropped first
-            cur.execute("SET SESSION foreign_key_checks = 0")
-            for scratch in renames.values():
-                cur.execute(f"DROP DATABASE IF EXISTS {ident(scratch)}")
+    with scratch.run_held(target, manifest.backup_id, run):
+        scratch.clear_leftovers(target, manifest.backup_id, run)
+        try:
+            restore_backup(loaded, manifest, catalog, restore)
+            back = {v: k for k, v in renames.items()}
+            found = {
+                (back[db], table): value
+                for (db, table), value in table_digests(
+                    target, sorted(renames.values()), points, legacy=legacy
+                ).items()
+            }
+        finally:
+            with connect(target) as conn:
+                scratch.drop(conn, renames.values())
     digests = manifest.format_version >= 2
     bad = []
     for t in manifest.tables:
