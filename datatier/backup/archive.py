@@ -11,10 +11,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from datatier.backup.catalog import BackupState, Catalog, ObjectCallback
+from datatier.backup.manifest import manifest_key
 from datatier.backup.policy import ARCHIVE_ORDER, Policy
 from datatier.backup.retention import days_before
 from datatier.log import get_logger
-from datatier.storage.base import StorageClass
+from datatier.storage.base import ObjectNotFound, StorageClass
 
 log = get_logger(__name__)
 
@@ -85,12 +86,33 @@ def archive_plan(catalog: Catalog, policy: Policy, now: datetime) -> ArchivePlan
 def archive_execute(
     catalog: Catalog, plan: ArchivePlan, on_object: ObjectCallback | None = None
 ) -> int:
-    """Re-class every object of ``plan``; returns how many were moved."""
+    """Re-class every object of ``plan``; returns how many were moved.
+
+    A backup deleted since the plan (its manifest gone: ``backups prune`` running beside)
+    is skipped, logged (``archive.deleted_meanwhile``); an object missing from a backup
+    that is still there fails the run (ObjectNotFound, exit 1), as before."""
     target = StorageClass(plan.target)
+    moved = moved_bytes = 0
+    gone: set[str] = set()
     for move in plan.moves:
-        catalog.store.set_storage_class(move.key, target)
+        if move.backup_id in gone:
+            continue
+        try:
+            catalog.store.set_storage_class(move.key, target)
+        except ObjectNotFound:
+            if catalog.store.exists(manifest_key(plan.policy, move.backup_id)):
+                raise
+            gone.add(move.backup_id)
+            log.warning(
+                "archive.deleted_meanwhile",
+                policy=plan.policy,
+                backup_id=move.backup_id,
+                note="deleted since the plan (by `backups prune`?): skipped",
+            )
+            continue
+        moved, moved_bytes = moved + 1, moved_bytes + move.size
         if on_object:
             on_object(move.key, move.size)
-    if plan.moves:
-        log.info("archive.moved", policy=plan.policy, objects=len(plan.moves), bytes=plan.bytes)
-    return len(plan.moves)
+    if moved:
+        log.info("archive.moved", policy=plan.policy, objects=moved, bytes=moved_bytes)
+    return moved

@@ -43,6 +43,7 @@ from datatier.backup.encryption import unlock
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan, RestoreProgress
 from datatier.backup.engines import restore_engine
 from datatier.backup.manifest import Manifest, ObjectRecord
+from datatier.backup.parents import unless_deleted
 from datatier.backup.service import open_catalogs
 from datatier.backup.stores import for_transfers
 from datatier.config import LoadedConfig
@@ -114,7 +115,7 @@ def restore_backup(
     plan = engine.plan()
     # A real run holds the target to its last check: one restore at a time.
     claim = contextlib.nullcontext() if options.dry_run else engine.claim_target(plan)
-    with claim:
+    with claim, unless_deleted(catalog.store, manifest.policy, manifest.backup_id):
         progress = progress or RestoreProgress()
         return _restore(loaded, manifest, engine, plan, catalog, options, progress, started)
 

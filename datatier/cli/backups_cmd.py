@@ -24,6 +24,7 @@ from datatier.backup.chain import resolve_chain
 from datatier.backup.engine import RestoreTestOptions
 from datatier.backup.engines import restore_test
 from datatier.backup.manifest import Manifest, backup_prefix
+from datatier.backup.parents import unless_deleted
 from datatier.backup.prune import DEFAULT_GRACE, prune_execute, prune_plan
 from datatier.backup.service import (
     load_policy,
@@ -251,10 +252,11 @@ def verify_cmd(
                     f"{manifest.backup_id}; run verify again once it completes (GLACIER: hours)"
                 )
             accepted: dict[str, list[str]] | None = None
-            if accept_etags:
-                reports, accepted = accept_chain(catalog, chain, lambda _k, n: advance(n))
-            else:
-                reports = [catalog.verify(m, lambda _key, size: advance(size)) for m in chain]
+            with unless_deleted(catalog.store, manifest.policy, manifest.backup_id):
+                if accept_etags:
+                    reports, accepted = accept_chain(catalog, chain, lambda _k, n: advance(n))
+                else:
+                    reports = [catalog.verify(m, lambda _key, size: advance(size)) for m in chain]
             if progress is not None:
                 progress.close()
                 progress = None

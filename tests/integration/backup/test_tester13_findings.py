@@ -59,6 +59,9 @@ import pytest
 
 from datatier.backup import catalog as catalog_module
 from datatier.backup import restore as restore_module
+from datatier.backup.manifest import BACKUP_ID
+from datatier.backup.prune import PrunePlan, prune_execute, prune_plan
+from datatier.backup.service import load_policy, open_policy_catalog
 from datatier.backup.stores import store_for
 from datatier.mysql import restoretest
 from datatier.mysql.physical.engine import MariabackupEngine
@@ -66,6 +69,7 @@ from datatier.storage.base import ObjectStore
 from datatier.storage.s3 import S3Store
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
+from tests.integration.integrity import loaded_config
 
 PHYS = "t13-phys"
 PLAIN: dict[str, str] = {}
@@ -112,11 +116,6 @@ def other_process(sandbox: SandboxHandle, *args: str) -> subprocess.CompletedPro
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tester13: an incremental whose parent chain prune deleted while it ran exits 0 "
-    "with a broken, unrestorable chain (no chain check after the manifest)",
-)
 def test_an_incremental_whose_parent_prune_deletes_meanwhile_never_exits_0_unrestorable(
     sandbox: SandboxHandle, phys_policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,7 +129,8 @@ def test_an_incremental_whose_parent_prune_deletes_meanwhile_never_exits_0_unres
     fails (its parent is gone; exit non-zero, no manifest, as a claim makes it) or its
     chain still verifies.
 
-    Actual: exit 0, ``backup <ID> of P ...``; ``backups list --all`` says ``broken: parent
+    Was (fixed, :mod:`datatier.backup.parents`): exit 0, ``backup <ID> of P ...``;
+    ``backups list --all`` says ``broken: parent
     F1 is missing``; ``backups verify ID`` and ``restore ID --datadir ... --dry-run`` exit 4
     (``a broken chain is never restored``). The incremental holds the newest state (its
     snapshot is after F2's) and nothing ever said its run failed.
@@ -156,14 +156,55 @@ def test_an_incremental_whose_parent_prune_deletes_meanwhile_never_exits_0_unres
     monkeypatch.setattr(MariabackupEngine, "dump", real_dump)
     assert [p.returncode for p in beside] == [0, 0], [p.stderr[-2000:] for p in beside]
     assert parent in beside[1].stdout  # prune did delete the incremental's parent
-    if incr.code != 0:
-        return  # refused: nothing claims to be a good backup
-    backup_id = incr.json()["id"]
+    # refused (exit 4, the parent named), and nothing claims to be a good backup
+    assert incr.code == 4, (incr.code, incr.out, incr.err)
+    assert f"its parent {parent}" in incr.err and "concurrent `backups prune`" in incr.err
+    listed = cli(sandbox.config_path, PLAIN, "backups", "list", phys_policy, "--all", "--json")
+    assert listed.code == 0, listed.err
+    assert [b["id"] for b in listed.json()["backups"]] == [beside_full_id(beside[0])], listed.out
+
+
+def test_a_prune_planned_before_an_incremental_completed_keeps_its_parent(
+    sandbox: SandboxHandle, phys_policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: prune plans (F1 not kept: a newer full F2 exists) while the
+    incremental on F1 runs, and deletes after the incremental wrote its manifest and
+    checked its parents. Prune must see the new manifest and keep F1 (the claim-then-look
+    protocol of :mod:`datatier.backup.parents`), and the incremental must verify."""
+    full = cli(sandbox.config_path, PLAIN, "backup", "run", phys_policy, "--full", "--json")
+    assert full.code == 0, full.err
+    parent = full.json()["id"]
+    loaded = loaded_config(sandbox)
+    chosen = load_policy(loaded, phys_policy)
+    catalog = open_policy_catalog(loaded, chosen)
+    plans: list[PrunePlan] = []
+    real_dump = MariabackupEngine.dump
+
+    def dump_after_the_plan(self: MariabackupEngine, writer):  # type: ignore[no-untyped-def]
+        if not plans:
+            newer = other_process(sandbox, "backup", "run", phys_policy, "--full")
+            assert newer.returncode == 0, newer.stderr[-2000:]
+            plans.append(prune_plan(catalog, chosen, datetime.now(UTC), grace=timedelta(0)))
+        return real_dump(self, writer)
+
+    monkeypatch.setattr(MariabackupEngine, "dump", dump_after_the_plan)
+    incr = cli(sandbox.config_path, PLAIN, "backup", "run", phys_policy, "--incremental", "--json")
+    monkeypatch.setattr(MariabackupEngine, "dump", real_dump)
+    assert incr.code == 0, incr.err
     assert incr.json()["parent"] == parent
-    verify = cli(sandbox.config_path, PLAIN, "backups", "verify", backup_id)
-    assert verify.code == 0, (
-        f"backup run exited 0 but its backup {backup_id} cannot be restored: {verify.err}"
-    )
+    (plan,) = plans
+    assert parent in [t.backup_id for t in plan.delete], "the plan was to delete the parent"
+    result = prune_execute(catalog, plan)
+    assert parent in result.spared, result
+    verify = cli(sandbox.config_path, PLAIN, "backups", "verify", incr.json()["id"])
+    assert verify.code == 0, verify.err
+    listed = [o.key for o in store_of(sandbox).list_objects(f"{phys_policy}/{parent}/")]
+    assert f"{phys_policy}/{parent}/prune-claim.json" not in listed, "the claim was withdrawn"
+
+
+def beside_full_id(done: subprocess.CompletedProcess[str]) -> str:
+    """The ID of the full backup a ``backup run`` beside took (its last line names it)."""
+    return next(w for w in done.stdout.split() if BACKUP_ID.match(w))
 
 
 VDB = "t13_verify_db"
@@ -228,11 +269,6 @@ def start(sandbox: SandboxHandle, *args: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tester13: a verify --restore-test refused by the restore lock drops the running "
-    "one's scratch databases (same dtv_<id>_<n> names); the running one fails on a good backup",
-)
 def test_a_refused_restore_test_leaves_the_running_ones_scratch_databases_alone(
     sandbox: SandboxHandle, verified_backup: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -246,7 +282,9 @@ def test_a_refused_restore_test_leaves_the_running_ones_scratch_databases_alone(
     Expected: B is refused (exit 2 or 5) and changes nothing it does not own; A passes
     (exit 0): the backup is good.
 
-    Actual: B is refused (exit 2: ``target ... is not empty: dtv_<id>_0``) and drops
+    Was (fixed, :mod:`datatier.mysql.scratch`: each run has databases of its own, and B is
+    now refused with exit 5 before it touches anything): B was refused (exit 2: ``target
+    ... is not empty: dtv_<id>_0``) and dropped
     ``dtv_<id>_0`` in its ``finally``; A then reads the dropped tables back as empty and
     exits 4, ``restore test of ID: data differs from the manifest for t13_verify_db.orders
     (rows 0 vs 300000), t13_verify_db.small (rows 0 vs 2)``: a good backup reported as
@@ -265,15 +303,11 @@ def test_a_refused_restore_test_leaves_the_running_ones_scratch_databases_alone(
 
     monkeypatch.setattr(restoretest, "table_digests", digests_after_the_other)
     first = cli(sandbox.config_path, PLAIN, "backups", "verify", verified_backup, "--restore-test")
-    assert len(beside) == 1 and beside[0].returncode != 0, beside and beside[0].stderr[-2000:]
+    assert len(beside) == 1 and beside[0].returncode == 5, beside and beside[0].stderr[-2000:]
+    assert "another restore test of" in beside[0].stderr
     assert first.code == 0, first.err[-2000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tester13: after a killed verify --restore-test the next one of that backup exits 2 "
-    "'target primary is not empty: dtv_...' (its own leftover scratch database)",
-)
 def test_a_restore_test_after_a_killed_one_passes(
     sandbox: SandboxHandle, verified_backup: str
 ) -> None:
@@ -284,7 +318,8 @@ def test_a_restore_test_after_a_killed_one_passes(
     named for this backup, and a killed run's are swept first (as a killed physical restore
     test's scratch datadir is).
 
-    Actual: exit 2, ``target primary (127.0.0.1:PORT) is not empty: dtv_<id>_0 (2 tables)``,
+    Was (fixed, :mod:`datatier.mysql.scratch`: a dead run's databases are dropped first):
+    exit 2, ``target primary (127.0.0.1:PORT) is not empty: dtv_<id>_0 (2 tables)``,
     hint ``restore elsewhere, --rename SRC=DST, or --force to replace`` (verify has neither
     option); it drops the leftover on its way out, so a third run passes.
     """
@@ -298,13 +333,10 @@ def test_a_restore_test_after_a_killed_one_passes(
     time.sleep(2)  # the server ends the killed run's lock connection after its SLEEP(0.5)
     again = cli(sandbox.config_path, PLAIN, "backups", "verify", verified_backup, "--restore-test")
     assert again.code == 0, again.err[-2000:]
+    assert "verify.scratch_left_dropped" in again.err
+    assert scratch_tables(sandbox) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tester13: a backup pruned while verify/restore reads it is reported as an "
-    "integrity failure (exit 4, 'object is missing'), not as deleted meanwhile",
-)
 @pytest.mark.parametrize("reader", ["verify", "restore"])
 def test_a_backup_pruned_while_it_is_read_is_not_reported_corrupt(
     sandbox: SandboxHandle, verified_backup: str, monkeypatch: pytest.MonkeyPatch, reader: str
@@ -318,8 +350,10 @@ def test_a_backup_pruned_while_it_is_read_is_not_reported_corrupt(
     by ``backups prune``), not with exit 4, which says a backup is corrupt (alerts, and the
     on-call engineer's trust in the backups, hang on it).
 
-    Actual: exit 4, ``s3://datatier-backups/.../B/data/.../..._database.sql.zst is missing``
-    (verify and restore alike), no word of a deletion.
+    Was (fixed, :func:`datatier.backup.parents.unless_deleted`): exit 4,
+    ``s3://datatier-backups/.../B/data/.../..._database.sql.zst is missing`` (verify and
+    restore alike), no word of a deletion. Now exit 1, "backup B ... was deleted while it
+    was being read".
     """
     sandbox.write_policy(
         VERIFY,
@@ -363,18 +397,15 @@ def test_a_backup_pruned_while_it_is_read_is_not_reported_corrupt(
             cur.execute("DROP DATABASE IF EXISTS t13_pruned_copy")
     assert pruned and pruned[0].returncode == 0, pruned and pruned[0].stderr[-2000:]
     assert verified_backup in pruned[0].stdout
-    assert result.code != 0
-    assert result.code != 4 and "deleted" in result.err, result.err[-2000:]
+    assert result.code == 1, result.err[-2000:]
+    assert f"backup {verified_backup} of {VERIFY} was deleted while it was being read" in (
+        result.err
+    )
 
 
 ARC = "t13-arc"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tester13: backups archive --execute fails (exit 1, 'does not exist') on a backup "
-    "prune deleted after archive planned it, and moves nothing after it",
-)
 def test_archive_beside_prune_skips_what_prune_deleted(
     sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -386,8 +417,9 @@ def test_archive_beside_prune_skips_what_prune_deleted(
     Expected: archive moves what is still there and says it skipped what was deleted
     meanwhile (exit 0), as prune itself treats a manifest deleted since its listing.
 
-    Actual: exit 1, ``s3://.../ID/data/.../data-00001.sql.zst does not exist``: a cron
-    failure for nothing wrong.
+    Was (fixed in :func:`datatier.backup.archive.archive_execute`): exit 1,
+    ``s3://.../ID/data/.../data-00001.sql.zst does not exist``: a cron failure for nothing
+    wrong.
     """
     clear(sandbox, ARC)
     with sandbox.connect() as conn, conn.cursor() as cur:
@@ -422,6 +454,7 @@ def test_archive_beside_prune_skips_what_prune_deleted(
         )
         assert pruned and pruned[0].returncode == 0, pruned and pruned[0].stderr[-2000:]
         assert moved.code == 0, moved.err[-2000:]
+        assert "archive.deleted_meanwhile" in moved.err
     finally:
         clear(sandbox, ARC)
         (sandbox.root / "backups" / f"{ARC}.toml").unlink(missing_ok=True)
