@@ -1,7 +1,8 @@
 """tester13: two datatier jobs at once, and jobs killed mid-way, against the real sandbox
 (MariaDB primary, mariadb-backup, the S3 server).
 
-Findings, by severity (each test's docstring has steps, expected and actual):
+Findings, by severity (each test's docstring has steps, expected and what happened); all
+are fixed, and each test now asserts the fixed behaviour:
 - silent wrong: an incremental ``backup run`` whose parent chain ``backups prune`` deletes
   while it runs (a full backup finished meanwhile, so retention lets the old chain go)
   exits 0 with a manifest whose chain is broken: cron and the job record say OK, the
