@@ -131,6 +131,7 @@ class Archiver:
                 self._stream(facts)
                 wait = 1.0
                 if self.once:
+                    self._write_state(None)  # what this run heard, even with nothing new
                     break
             except StartNotInBinlog as exc:
                 if not exc.purged:
@@ -184,6 +185,9 @@ class Archiver:
         """One dump connection: archive until it ends or breaks (the segment in progress
         is dropped on a break; the next connection resends it)."""
         ep = facts.endpoint
+        # Said of an earlier connection, whose unpublished transactions were dropped with it
+        # (this one resends them): no longer true of what is archived and pending.
+        self._heard_all_at = None
         tracker = GroupTracker(checksum=facts.checksum.upper() == "CRC32")
         verify = tracker.checksum
         fde: ev.FormatDescription | None = None
@@ -243,8 +247,11 @@ class Archiver:
                         seg.completed(group)
                     if tracker.between_groups and (seg.file_complete or self._due(seg)):
                         seg = self._publish(seg)
-                else:  # the end of the binlogs (non-blocking): nothing more to send
-                    if tracker.between_groups:
+                else:
+                    # A non-blocking dump ends at the end of the binlogs: nothing more to
+                    # send. (A blocking one also ends with EOF when the server shuts down or
+                    # its dump thread is killed: that says nothing of what it still had.)
+                    if self.once and tracker.between_groups:
                         self._heard_all_at = time.time()
                 if (
                     seg is not None
