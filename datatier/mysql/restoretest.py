@@ -67,6 +67,7 @@ def restore_test(
                     target, sorted(renames.values()), points, legacy=legacy
                 ).items()
             }
+            scratch.require(target, renames.values())
         finally:
             with connect(target) as conn:
                 scratch.drop(conn, renames.values())

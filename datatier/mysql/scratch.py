@@ -1,9 +1,12 @@
 """The scratch databases of a logical restore test: names, the run's lock, leftovers.
 
 Each run restores into databases of its own, ``dtv_<backup id>_r<run>_<n>`` (``run``: six
-random hex digits), and holds a named lock for that run (``GET_LOCK`` on a connection of
-its own, released by the server when the run dies). Before it starts, a run looks at the
-target's scratch databases of the same backup left by other runs:
+random hex digits), and holds a lock for that run: the restore claim
+(:mod:`datatier.mysql.claim`) of the name ``dtv_<backup id>_r<run>``, which no database
+has, on a connection of its own that a watcher keeps busy (the server frees it when the run
+dies; a run whose lock is lost meanwhile ends with ClaimLost, exit 1, never with a verdict
+on the backup). Before it starts, a run looks at the target's scratch databases of the same
+backup left by other runs:
 
 * a run whose lock is free is dead (killed mid-way): its databases are dropped (they are
   copies of the backup's data, and nothing else may use these names);
@@ -15,20 +18,18 @@ target's scratch databases of the same backup left by other runs:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import secrets
 from collections.abc import Iterable, Iterator
 
-from datatier.errors import NotReadyYet
+from datatier.errors import NotReadyYet, OperationFailed
 from datatier.log import get_logger
-from datatier.mysql.claim import LONGEST_WAIT
+from datatier.mysql.claim import claim_databases, lock_name
 from datatier.mysql.connection import Connection, Endpoint, connect
+from datatier.mysql.lettercase import folds_names, name_key
 from datatier.mysql.sqltext import ident
 
 log = get_logger(__name__)
-
-PREFIX = "datatier.verify."
 
 
 def stem(backup_id: str) -> str:
@@ -45,25 +46,16 @@ def names(backup_id: str, run: str, databases: Iterable[str]) -> dict[str, str]:
     return {db: f"{stem(backup_id)}_r{run}_{i}" for i, db in enumerate(sorted(databases))}
 
 
-def _lock(backup_id: str, run: str) -> str:
-    digest = hashlib.sha256(f"{stem(backup_id)}_r{run}".encode()).hexdigest()
-    return PREFIX + digest[:40]
+def _run_name(backup_id: str, run: str) -> str:
+    """The name whose restore claim is the run's lock (no database is named so)."""
+    return f"{stem(backup_id)}_r{run}"
 
 
 @contextlib.contextmanager
 def run_held(target: Endpoint, backup_id: str, run: str) -> Iterator[None]:
     """Hold this run's lock on ``target`` while the block runs (the module docstring)."""
-    conn = connect(target)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET SESSION wait_timeout = %s", (LONGEST_WAIT,))
-            cur.execute("SELECT GET_LOCK(%s, 0)", (_lock(backup_id, run),))
-            (got,) = cur.fetchone() or (0,)
-        if got != 1:  # six random hex digits taken by a live run: never in practice
-            raise NotReadyYet(f"restore test run {run} of {backup_id} is already running")
+    with claim_databases(target, [_run_name(backup_id, run)]):
         yield
-    finally:
-        conn.close()
 
 
 def clear_leftovers(target: Endpoint, backup_id: str, run: str) -> None:
@@ -71,14 +63,20 @@ def clear_leftovers(target: Endpoint, backup_id: str, run: str) -> None:
     NotReadyYet (nothing dropped) when another run of it is alive."""
     pattern = re.compile(re.escape(stem(backup_id)) + r"_r([0-9a-f]{6})_[0-9]+")
     with connect(target) as conn, conn.cursor() as cur:
-        cur.execute("SHOW DATABASES LIKE %s", (_like(stem(backup_id)) + "\\_r%",))
+        cur.execute(
+            "SELECT schema_name FROM information_schema.schemata "
+            "WHERE schema_name LIKE %s ESCAPE '!'",
+            (_like(stem(backup_id)) + "!_r%",),
+        )
         runs: dict[str, list[str]] = {}
         for (name,) in cur.fetchall():
             found = pattern.fullmatch(str(name))
             if found and found.group(1) != run:
                 runs.setdefault(found.group(1), []).append(str(name))
+        fold = folds_names(cur)
         for other, databases in sorted(runs.items()):
-            cur.execute("SELECT GET_LOCK(%s, 0)", (_lock(backup_id, other),))
+            lock = lock_name(name_key(_run_name(backup_id, other), fold))
+            cur.execute("SELECT GET_LOCK(%s, 0)", (lock,))
             (got,) = cur.fetchone() or (0,)
             if got != 1:
                 raise NotReadyYet(
@@ -95,7 +93,24 @@ def clear_leftovers(target: Endpoint, backup_id: str, run: str) -> None:
                     note="left by a restore test that did not finish (killed?)",
                 )
             finally:
-                cur.execute("SELECT RELEASE_LOCK(%s)", (_lock(backup_id, other),))
+                cur.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+
+
+def require(target: Endpoint, databases: Iterable[str]) -> None:
+    """OperationFailed (exit 1, no verdict on the backup) when one of this run's scratch
+    ``databases`` is gone from ``target`` after it was read back: dropped by someone else
+    meanwhile, so what was read says nothing of the backup."""
+    wanted = sorted(set(databases))
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute("SELECT schema_name FROM information_schema.schemata")
+        present = {str(row[0]) for row in cur.fetchall()}
+    gone = [db for db in wanted if db not in present]
+    if gone:
+        raise OperationFailed(
+            f"the restore test's scratch database(s) {', '.join(gone)} on {target.label} "
+            "were dropped by someone else while it ran: no verdict on the backup",
+            hint="run it again",
+        )
 
 
 def drop(conn: Connection, databases: Iterable[str]) -> None:
@@ -110,5 +125,6 @@ def drop(conn: Connection, databases: Iterable[str]) -> None:
 
 
 def _like(text: str) -> str:
-    """``text`` as a LIKE pattern matching itself."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    """``text`` as a LIKE pattern (``ESCAPE '!'``: the same under any sql_mode) matching
+    itself."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
