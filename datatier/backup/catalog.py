@@ -31,6 +31,7 @@ from datatier.backup.manifest import (
     backup_prefix,
     parse_backup_id,
 )
+from datatier.backup.parents import PRUNE_CLAIM
 from datatier.backup.policy import POLICY_NAME, Policy
 from datatier.errors import IntegrityFailure, NotReadyYet, UsageError
 from datatier.log import get_logger
@@ -80,8 +81,9 @@ class BackupEntry:
 
     @property
     def data_objects(self) -> list[ObjectInfo]:
-        """Every listed object except the manifest."""
-        return [o for o in self.objects if o.key != self.manifest_key]
+        """Every listed object except the manifest and a prune claim."""
+        claim = self.prefix + PRUNE_CLAIM
+        return [o for o in self.objects if o.key not in (self.manifest_key, claim)]
 
     @property
     def has_manifest(self) -> bool:

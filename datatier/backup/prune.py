@@ -248,30 +248,39 @@ def prune_execute(catalog: Catalog, plan: PrunePlan) -> PruneResult:
     objects = 0
     spared: list[str] = []
     deleted: list[PruneTarget] = []
-    needed = _claim_complete(catalog, plan)
-    for target in plan.delete:
-        claim = f"{plan.policy}/{target.backup_id}/{PRUNE_CLAIM}"
-        if target.backup_id in needed:
-            spared.append(target.backup_id)
-            continue
-        if target.state is BackupState.INCOMPLETE and not _claim(catalog, plan, target, claim):
-            spared.append(target.backup_id)
-            continue
-        if target.manifest_key:
-            catalog.store.delete([target.manifest_key])
-        data = [k for k in target.keys if k not in (target.manifest_key, claim)]
-        catalog.store.delete(data)
-        catalog.store.delete([claim])
-        objects += len(data) + (1 if target.manifest_key else 0)
-        deleted.append(target)
-        log.info(
-            "prune.deleted",
-            policy=plan.policy,
-            backup_id=target.backup_id,
-            reason=target.reason,
-            objects=len(target.keys),
-            bytes=target.bytes,
-        )
+    claimed = [t.backup_id for t in plan.delete if t.manifest_key]
+    started: set[str] = set()
+    try:
+        needed = _claim_complete(catalog, plan)
+        for target in plan.delete:
+            claim = f"{plan.policy}/{target.backup_id}/{PRUNE_CLAIM}"
+            if target.backup_id in needed:
+                spared.append(target.backup_id)
+                continue
+            if target.state is BackupState.INCOMPLETE and not _claim(catalog, plan, target, claim):
+                spared.append(target.backup_id)
+                continue
+            started.add(target.backup_id)
+            if target.manifest_key:
+                catalog.store.delete([target.manifest_key])
+            data = [k for k in target.keys if k not in (target.manifest_key, claim)]
+            catalog.store.delete(data)
+            catalog.store.delete([claim])
+            objects += len(data) + (1 if target.manifest_key else 0)
+            deleted.append(target)
+            log.info(
+                "prune.deleted",
+                policy=plan.policy,
+                backup_id=target.backup_id,
+                reason=target.reason,
+                objects=len(target.keys),
+                bytes=target.bytes,
+            )
+    except BaseException:
+        # complete backups claimed and not begun stay listed: a claim left in them would
+        # fail every incremental built on them until the next prune
+        _withdraw(catalog, plan.policy, [i for i in claimed if i not in started])
+        raise
     if plan.stale_claims:
         catalog.store.delete(plan.stale_claims)
     aborted = sum(
@@ -282,6 +291,14 @@ def prune_execute(catalog: Catalog, plan: PrunePlan) -> PruneResult:
     )
     freed = sum(t.bytes for t in deleted)
     return PruneResult(len(deleted), objects, freed, aborted, spared)
+
+
+def _withdraw(catalog: Catalog, policy: str, backup_ids: list[str]) -> None:
+    """Delete the claims of ``backup_ids``, best effort (the next prune removes any left)."""
+    try:
+        catalog.store.delete([f"{policy}/{i}/{PRUNE_CLAIM}" for i in backup_ids])
+    except Exception as exc:  # never hides the error being raised
+        log.warning("prune.claims_left", policy=policy, backups=backup_ids, error=str(exc))
 
 
 def _claim_complete(catalog: Catalog, plan: PrunePlan) -> set[str]:
