@@ -52,7 +52,8 @@ from datatier.mysql.binlog.source import (
     node_facts,
     writable_node,
 )
-from datatier.mysql.connection import endpoint
+from datatier.mysql.connection import connect, endpoint
+from datatier.mysql.heartbeat import read_clock
 from datatier.storage.base import MiB, StorageClass
 
 log = get_logger(__name__)
@@ -108,6 +109,7 @@ class Archiver:
         # When the source last had nothing more to send (a heartbeat: its dump thread was
         # idle; or the end of a --once run): everything it wrote before was received.
         self._heard_all_at: float | None = None
+        self._server_ahead = 0.0  # the source's clock against this host's (see _stream)
         self.token = secrets.token_hex(4)  # in this run's data keys: never another's object
 
     # -- the loop ---------------------------------------------------------------------------
@@ -188,6 +190,11 @@ class Archiver:
         # Said of an earlier connection, whose unpublished transactions were dropped with it
         # (this one resends them): no longer true of what is archived and pending.
         self._heard_all_at = None
+        # Heard-all moments are vouched in the server's clock (binlog timestamps are its):
+        # this host's time, moved by the server's offset, taken as far behind as it may be.
+        with connect(ep) as conn:
+            clock = read_clock(conn)
+        self._server_ahead = clock.offset - clock.error
         tracker = GroupTracker(checksum=facts.checksum.upper() == "CRC32")
         verify = tracker.checksum
         fde: ev.FormatDescription | None = None
@@ -208,7 +215,7 @@ class Archiver:
                     head = ev.header(event)
                     if head.type == ev.HEARTBEAT:
                         if tracker.between_groups and (pos is None or head.log_pos <= pos):
-                            self._heard_all_at = time.time()
+                            self._heard_all_at = time.time() + self._server_ahead
                         seg = self._tick(seg, tracker)
                         continue
                     if verify:
@@ -252,7 +259,7 @@ class Archiver:
                     # send. (A blocking one also ends with EOF when the server shuts down or
                     # its dump thread is killed: that says nothing of what it still had.)
                     if self.once and tracker.between_groups:
-                        self._heard_all_at = time.time()
+                        self._heard_all_at = time.time() + self._server_ahead
                 if (
                     seg is not None
                     and tracker.between_groups
