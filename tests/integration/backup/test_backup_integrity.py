@@ -20,7 +20,8 @@ import pytest
 from datatier.backup import confirm, service
 from datatier.backup.catalog import BackupState
 from datatier.backup.manifest import Manifest, manifest_key
-from datatier.backup.prune import PRUNE_CLAIM, prune_execute, prune_plan
+from datatier.backup.parents import PRUNE_CLAIM
+from datatier.backup.prune import prune_execute, prune_plan
 from datatier.backup.service import load_policy, open_policy_catalog, run_backup
 from datatier.backup.stores import store_for
 from datatier.cli import main

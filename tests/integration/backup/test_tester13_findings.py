@@ -53,8 +53,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -66,6 +67,8 @@ from datatier.backup.service import load_policy, open_policy_catalog
 from datatier.backup.stores import store_for
 from datatier.mysql import restoretest
 from datatier.mysql.physical.engine import MariabackupEngine
+from datatier.mysql.table_digest import table_digests
+from datatier.pipeline.staging import stage_from, verify_objects
 from datatier.storage.base import ObjectStore
 from datatier.storage.s3 import S3Store
 from tests.integration.conftest import SandboxHandle
@@ -293,7 +296,7 @@ def test_a_refused_restore_test_leaves_the_running_ones_scratch_databases_alone(
     of `dtv_..._0`.`orders` (part 2) failed at its statement 11: ERROR 1146 ...``.
     """
     beside: list[subprocess.CompletedProcess[str]] = []
-    real = restoretest.table_digests
+    real = table_digests
 
     def digests_after_the_other(*args, **kwargs):  # type: ignore[no-untyped-def]
         if not beside:
@@ -367,8 +370,8 @@ def test_a_backup_pruned_while_it_is_read_is_not_reported_corrupt(
     assert newer.code == 0, newer.err
     pruned: list[subprocess.CompletedProcess[str]] = []
 
-    def prune_first(real):  # type: ignore[no-untyped-def]
-        def reading(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def prune_first(real: Callable[..., Any]) -> Callable[..., Any]:
+        def reading(*args: Any, **kwargs: Any) -> Any:
             if not pruned:
                 pruned.append(
                     other_process(
@@ -380,12 +383,10 @@ def test_a_backup_pruned_while_it_is_read_is_not_reported_corrupt(
         return reading
 
     if reader == "verify":
-        monkeypatch.setattr(
-            catalog_module, "verify_objects", prune_first(catalog_module.verify_objects)
-        )
+        monkeypatch.setattr(catalog_module, "verify_objects", prune_first(verify_objects))
         result = cli(sandbox.config_path, PLAIN, "backups", "verify", verified_backup)
     else:
-        monkeypatch.setattr(restore_module, "stage_from", prune_first(restore_module.stage_from))
+        monkeypatch.setattr(restore_module, "stage_from", prune_first(stage_from))
         result = cli(
             sandbox.config_path,
             PLAIN,

@@ -14,7 +14,7 @@ import pytest
 from datatier.backup.accept import accept_chain, record_listed, verify_listed
 from datatier.backup.catalog import BackupState, Catalog
 from datatier.backup.manifest import Manifest, manifest_key
-from datatier.backup.prune import PRUNE_CLAIM
+from datatier.backup.parents import PRUNE_CLAIM
 from datatier.errors import IntegrityFailure
 from datatier.storage.local import LocalStore
 from tests.unit.backup.test_catalog import make_backup, touch

@@ -13,7 +13,7 @@ import pytest
 
 from datatier.backup.confirm import confirm_listed
 from datatier.backup.manifest import ObjectRecord
-from datatier.backup.prune import PRUNE_CLAIM
+from datatier.backup.parents import PRUNE_CLAIM
 from datatier.errors import IntegrityFailure
 from datatier.storage.base import StorageClass
 from datatier.storage.local import LocalStore
