@@ -95,6 +95,29 @@ def wait(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def holds_row_a_or_is_refused(sandbox: SandboxHandle, target: datetime) -> None:
+    """``restore --policy P --until target --rename DB=COPY``: COPY holds the backup's row
+    and row A (committed before the target, not row B), or the restore is refused because
+    the archive does not reach the target (exit 2, said plainly). Never exit 0 without
+    row A."""
+    restored = cli(
+        sandbox.config_path,
+        ENV,
+        "restore",
+        "--policy",
+        POLICY,
+        "--until",
+        target.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "--rename",
+        f"{DB}={COPY}",
+    )
+    if restored.code != 0:
+        assert restored.code == 2 and "beyond the binlog archive" in restored.err, restored.err
+        return
+    rows = query(sandbox.config, "primary", f"SELECT id, v FROM {COPY}.t ORDER BY id")
+    assert rows == [(1, "in the backup"), (2, "row A, before T")], (rows, restored.out)
+
+
 def test_a_restore_to_a_moment_the_killed_archiver_never_published_holds_its_rows(
     sandbox: SandboxHandle, archive: ArchiverProcess
 ) -> None:
@@ -132,22 +155,7 @@ def test_a_restore_to_a_moment_the_killed_archiver_never_published_holds_its_row
         "the archiver wrote no state after it resumed",
     )
     assert archive.kill(signal.SIGKILL) == -signal.SIGKILL
-    restored = cli(
-        sandbox.config_path,
-        ENV,
-        "restore",
-        "--policy",
-        POLICY,
-        "--until",
-        target.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "--rename",
-        f"{DB}={COPY}",
-    )
-    if restored.code != 0:
-        assert restored.code == 2 and "beyond the binlog archive" in restored.err, restored.err
-        return  # refused: the archive does not reach T, said plainly
-    rows = query(sandbox.config, "primary", f"SELECT id, v FROM {COPY}.t ORDER BY id")
-    assert rows == [(1, "in the backup"), (2, "row A, before T")], (rows, restored.out)
+    holds_row_a_or_is_refused(sandbox, target)
 
 
 def test_a_restore_into_an_outage_while_the_restarted_archiver_catches_up_holds_its_rows(
@@ -181,22 +189,7 @@ def test_a_restore_into_an_outage_while_the_restarted_archiver_catches_up_holds_
         30,
         "the restarted archiver wrote no state",
     )
-    restored = cli(
-        sandbox.config_path,
-        ENV,
-        "restore",
-        "--policy",
-        POLICY,
-        "--until",
-        target.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "--rename",
-        f"{DB}={COPY}",
-    )
-    if restored.code != 0:
-        assert restored.code == 2 and "beyond the binlog archive" in restored.err, restored.err
-        return
-    rows = query(sandbox.config, "primary", f"SELECT id, v FROM {COPY}.t ORDER BY id")
-    assert rows == [(1, "in the backup"), (2, "row A, before T")], (rows, restored.out)
+    holds_row_a_or_is_refused(sandbox, target)
 
 
 def test_a_dump_killed_while_the_archiver_is_behind_vouches_for_nothing_it_lacks(
@@ -239,19 +232,4 @@ def test_a_dump_killed_while_the_archiver_is_behind_vouches_for_nothing_it_lacks
         archive.proc.send_signal(signal.SIGCONT)
     time.sleep(7)  # reconnected and caught up; a state written (every 5 s), no segment due
     assert archive.kill(signal.SIGKILL) == -signal.SIGKILL
-    restored = cli(
-        sandbox.config_path,
-        ENV,
-        "restore",
-        "--policy",
-        POLICY,
-        "--until",
-        target.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "--rename",
-        f"{DB}={COPY}",
-    )
-    if restored.code != 0:
-        assert restored.code == 2 and "beyond the binlog archive" in restored.err, restored.err
-        return
-    rows = query(sandbox.config, "primary", f"SELECT id, v FROM {COPY}.t ORDER BY id")
-    assert rows == [(1, "in the backup"), (2, "row A, before T")], (rows, restored.out)
+    holds_row_a_or_is_refused(sandbox, target)
