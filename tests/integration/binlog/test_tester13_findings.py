@@ -95,6 +95,17 @@ def wait(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def row_a_target_row_b(sandbox: SandboxHandle) -> datetime:
+    """Commit row A, note the target T (a whole second, 1.5 s later), commit row B 1.5 s
+    after it; returns T."""
+    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (2, 'row A, before T')")
+    time.sleep(1.5)
+    target = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(1.5)
+    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (3, 'row B, after T')")
+    return target
+
+
 def holds_row_a_or_is_refused(sandbox: SandboxHandle, target: datetime) -> None:
     """``restore --policy P --until target --rename DB=COPY``: COPY holds the backup's row
     and row A (committed before the target, not row B), or the restore is refused because
@@ -131,7 +142,7 @@ def test_a_restore_to_a_moment_the_killed_archiver_never_published_holds_its_row
     Expected: COPY holds row A (committed before T), or the restore is refused because the
     archive does not reach T (A was never published).
 
-    Actual: exit 0, "0 binlog segment(s) ... (the base backup is at the target)"; COPY
+    Was (fixed): exit 0, "0 binlog segment(s) ... (the base backup is at the target)"; COPY
     lacks row A. The state's ``safe_until`` is the time the archiver *received* A (after
     T), and ``covered_until`` trusts it because the state's position is the archive's end.
     """
@@ -141,11 +152,7 @@ def test_a_restore_to_a_moment_the_killed_archiver_never_published_holds_its_row
     assert archive.proc is not None
     archive.proc.send_signal(signal.SIGSTOP)
     try:
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (2, 'row A, before T')")
-        time.sleep(1.5)
-        target = datetime.now(UTC).replace(microsecond=0)
-        time.sleep(1.5)
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (3, 'row B, after T')")
+        target = row_a_target_row_b(sandbox)
         time.sleep(0.5)
     finally:
         archive.proc.send_signal(signal.SIGCONT)
@@ -171,18 +178,14 @@ def test_a_restore_into_an_outage_while_the_restarted_archiver_catches_up_holds_
     Expected: COPY holds row A, or the restore is refused (the archive does not reach T
     yet: run again in a few seconds).
 
-    Actual: exit 0, no segment replayed, COPY lacks row A: the state's ``safe_until`` is
+    Was (fixed): exit 0, no segment replayed, COPY lacks row A: the state's ``safe_until`` is
     when the restarted archiver received A, after T.
     """
     made = cli(sandbox.config_path, ENV, "backup", "run", POLICY)
     assert made.code == 0, made.err
     wait(lambda: caught_up(sandbox), 60, "the archiver did not publish the server's position")
     assert archive.kill(signal.SIGKILL) == -signal.SIGKILL
-    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (2, 'row A, before T')")
-    time.sleep(1.5)
-    target = datetime.now(UTC).replace(microsecond=0)
-    time.sleep(1.5)
-    query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (3, 'row B, after T')")
+    target = row_a_target_row_b(sandbox)
     archive.start()
     wait(
         lambda: float(state(sandbox).get("safe_until") or 0) > target.timestamp(),
@@ -213,11 +216,7 @@ def test_a_dump_killed_while_the_archiver_is_behind_vouches_for_nothing_it_lacks
     assert archive.proc is not None
     archive.proc.send_signal(signal.SIGSTOP)
     try:
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (2, 'row A, before T')")
-        time.sleep(1.5)
-        target = datetime.now(UTC).replace(microsecond=0)
-        time.sleep(1.5)
-        query(sandbox.config, "primary", f"INSERT INTO {DB}.t VALUES (3, 'row B, after T')")
+        target = row_a_target_row_b(sandbox)
         user = sandbox.config.mysql.user.replace("'", "''")
         dumps = query(  # the archiver's dump (the replicas read as the replication user)
             sandbox.config,
