@@ -44,6 +44,7 @@ from datatier.mysql.binlog import events as ev
 from datatier.mysql.binlog.dump import BinlogDump, StartNotInBinlog
 from datatier.mysql.binlog.groups import GroupTracker
 from datatier.mysql.binlog.positions import Position
+from datatier.mysql.binlog.quiet import Probe, Prober
 from datatier.mysql.binlog.source import (
     NodeFacts,
     binary_logs,
@@ -52,8 +53,7 @@ from datatier.mysql.binlog.source import (
     node_facts,
     writable_node,
 )
-from datatier.mysql.connection import connect, endpoint
-from datatier.mysql.heartbeat import read_clock
+from datatier.mysql.connection import endpoint
 from datatier.storage.base import MiB, StorageClass
 
 log = get_logger(__name__)
@@ -106,10 +106,9 @@ class Archiver:
         self.gap_count = 0
         self._last_state = 0.0
         self._facts: NodeFacts | None = None
-        # When the source last had nothing more to send (a heartbeat: its dump thread was
-        # idle; or the end of a --once run): everything it wrote before was received.
+        # A moment (the source's clock) before which the source will write nothing this
+        # archiver has not received: a probe's bound, once the stream reached its end.
         self._heard_all_at: float | None = None
-        self._server_ahead = 0.0  # the source's clock against this host's (see _stream)
         self.token = secrets.token_hex(4)  # in this run's data keys: never another's object
 
     # -- the loop ---------------------------------------------------------------------------
@@ -190,11 +189,10 @@ class Archiver:
         # Said of an earlier connection, whose unpublished transactions were dropped with it
         # (this one resends them): no longer true of what is archived and pending.
         self._heard_all_at = None
-        # Heard-all moments are vouched in the server's clock (binlog timestamps are its):
-        # this host's time, moved by the server's offset, taken as far behind as it may be.
-        with connect(ep) as conn:
-            clock = read_clock(conn)
-        self._server_ahead = clock.offset - clock.error
+        # What the source may still stamp in the past (its running statements), read
+        # before the stream passes its binlog's end (see datatier.mysql.binlog.quiet).
+        prober = Prober(ep)
+        asked = prober.probe()
         tracker = GroupTracker(checksum=facts.checksum.upper() == "CRC32")
         verify = tracker.checksum
         fde: ev.FormatDescription | None = None
@@ -215,7 +213,7 @@ class Archiver:
                     head = ev.header(event)
                     if head.type == ev.HEARTBEAT:
                         if tracker.between_groups and (pos is None or head.log_pos <= pos):
-                            self._heard_all_at = time.time() + self._server_ahead
+                            asked = self._heard(asked, prober, file, head.log_pos)
                         seg = self._tick(seg, tracker)
                         continue
                     if verify:
@@ -258,8 +256,10 @@ class Archiver:
                     # A non-blocking dump ends at the end of the binlogs: nothing more to
                     # send. (A blocking one also ends with EOF when the server shuts down or
                     # its dump thread is killed: that says nothing of what it still had.)
+                    # It read past the end of the probe taken before it began.
                     if self.once and tracker.between_groups:
-                        self._heard_all_at = time.time() + self._server_ahead
+                        last = prober.probe() if pos is not None else None
+                        self._vouch(last if last and last.reached(file, pos or 0) else asked)
                 if (
                     seg is not None
                     and tracker.between_groups
@@ -267,8 +267,22 @@ class Archiver:
                 ):
                     seg = self._publish(seg)
         finally:
+            prober.close()
             if seg is not None:
                 seg.writer.abort()
+
+    def _heard(self, asked: Probe | None, prober: Prober, file: str, at: int) -> Probe | None:
+        """The stream is idle at ``file``:``at`` with every whole transaction before it
+        received: vouch for the pending probe's bound if the stream reached its end, and
+        take the next probe (the pending one stays while the stream has not reached it)."""
+        if asked is not None and not asked.reached(file, at):
+            return asked
+        self._vouch(asked)
+        return prober.probe()
+
+    def _vouch(self, probe: Probe | None) -> None:
+        if probe is not None and probe.bound is not None:
+            self._heard_all_at = max(self._heard_all_at or 0.0, probe.bound)
 
     # -- segments ---------------------------------------------------------------------------
 
@@ -444,7 +458,9 @@ class Archiver:
     def vouched(self, seg: Segment | None) -> float:
         """The moment before which everything the source wrote is archived, as far as this
         archiver knows: the timestamp of the oldest transaction it holds unpublished, else
-        when the source last had nothing more to send, else the last event published.
+        the bound of the last probe its stream reached while idle (a heartbeat, the end of a
+        ``--once`` run: the moment before which the source will stamp nothing more,
+        :mod:`datatier.mysql.binlog.quiet`), else the last event published.
 
         Never the time a transaction was received, nor now: an archiver that is behind
         (paused, slow, restarted after an outage) receives transactions committed before

@@ -4,8 +4,9 @@ Written (overwritten) with each segment and every few seconds while the archiver
 up: its source, the archive's end position, and ``safe_until``, the moment before which
 everything the server wrote is archived. The archiver vouches only for what it knows
 (:meth:`~datatier.binlog.archiver.Archiver.vouched`): the timestamp of the oldest
-transaction it holds unpublished, else the last moment the server had nothing more to send
-it (a heartbeat, or the end of a ``--once`` run), else the last event it published. Never
+transaction it holds unpublished, else the bound of a probe of the server its stream passed
+while idle (nothing will be stamped before it: :mod:`datatier.mysql.binlog.quiet`), else
+the last event it published. Never
 the time it received a transaction, nor "now": an archiver that is behind (paused, slow,
 restarted after an outage) receives transactions committed long before.
 """

@@ -25,6 +25,7 @@ the archive reaches T, or replays the rows.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from datatier.mysql.binlog.positions import Position
 from tests.integration.binlog_support import ArchiverProcess, query
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
+from tests.integration.physical_support import Result
 
 POLICY = "t13-binlog"
 DB = "t13_binlog_db"
@@ -106,12 +108,9 @@ def row_a_target_row_b(sandbox: SandboxHandle) -> datetime:
     return target
 
 
-def holds_row_a_or_is_refused(sandbox: SandboxHandle, target: datetime) -> None:
-    """``restore --policy P --until target --rename DB=COPY``: COPY holds the backup's row
-    and row A (committed before the target, not row B), or the restore is refused because
-    the archive does not reach the target (exit 2, said plainly). Never exit 0 without
-    row A."""
-    restored = cli(
+def restore_until(sandbox: SandboxHandle, target: datetime) -> Result:
+    """``restore --policy P --until target --rename DB=COPY`` (the CLI result)."""
+    return cli(
         sandbox.config_path,
         ENV,
         "restore",
@@ -122,6 +121,14 @@ def holds_row_a_or_is_refused(sandbox: SandboxHandle, target: datetime) -> None:
         "--rename",
         f"{DB}={COPY}",
     )
+
+
+def holds_row_a_or_is_refused(sandbox: SandboxHandle, target: datetime) -> None:
+    """``restore --policy P --until target --rename DB=COPY``: COPY holds the backup's row
+    and row A (committed before the target, not row B), or the restore is refused because
+    the archive does not reach the target (exit 2, said plainly). Never exit 0 without
+    row A."""
+    restored = restore_until(sandbox, target)
     if restored.code != 0:
         assert restored.code == 2 and "beyond the binlog archive" in restored.err, restored.err
         return
@@ -232,3 +239,63 @@ def test_a_dump_killed_while_the_archiver_is_behind_vouches_for_nothing_it_lacks
     time.sleep(7)  # reconnected and caught up; a state written (every 5 s), no segment due
     assert archive.kill(signal.SIGKILL) == -signal.SIGKILL
     holds_row_a_or_is_refused(sandbox, target)
+
+
+def test_a_restore_into_a_running_statement_is_refused_until_it_commits(
+    sandbox: SandboxHandle, archive: ArchiverProcess
+) -> None:
+    """Review H2 (the heartbeat vouch): a transaction's binlog timestamp is the start of the
+    statement that commits it, so a server idle between heartbeats may still write one
+    stamped in the past. Steps: the archiver is caught up; a backup; an autocommit
+    ``INSERT ... SELECT ... SLEEP(12)`` starts at S (row 2); T is S's second + 2; while the
+    statement still runs (7 s on, heartbeats and a state written meanwhile),
+    ``restore --until T``; after it commits and is archived, the same restore.
+
+    Expected: the first restore is refused ("beyond the binlog archive": the statement may
+    still commit, stamped S < T); the second restores row 2 (stamped before T, and the
+    first transaction after the backup), as ``mariadb-binlog --stop-datetime=T`` would.
+
+    Was (fixed): the state vouched for each heartbeat's "now"; the first restore exited 0
+    without row 2 and the second, with it: two answers for one target, the first silent.
+    """
+    made = cli(sandbox.config_path, ENV, "backup", "run", POLICY)
+    assert made.code == 0, made.err
+    wait(lambda: caught_up(sandbox), 60, "the archiver did not publish the server's position")
+    started = time.time()
+    statement = threading.Thread(
+        target=query,
+        args=(
+            sandbox.config,
+            "primary",
+            f"INSERT INTO {DB}.t SELECT 2, IF(SLEEP(12) = 0, 'long statement', 'cut')",
+        ),
+    )
+    statement.start()
+    try:
+        target = datetime.fromtimestamp(int(started) + 2, UTC)
+        time.sleep(7)
+        assert statement.is_alive(), "the long statement ended early"
+        vouched = float(state(sandbox).get("safe_until") or 0)
+        refused = restore_until(sandbox, target)
+        assert statement.is_alive(), "the long statement ended before the restore did"
+    finally:
+        statement.join()
+    assert refused.code == 2 and "beyond the binlog archive" in refused.err, (
+        refused.code,
+        refused.out,
+        query(sandbox.config, "primary", f"SELECT id FROM {COPY}.t ORDER BY id")
+        if refused.code == 0
+        else refused.err,
+    )
+    assert vouched < started, (vouched, started)
+    wait(
+        lambda: (
+            caught_up(sandbox) and float(state(sandbox).get("safe_until") or 0) > target.timestamp()
+        ),
+        30,
+        "the archiver did not vouch past the target after the statement committed",
+    )
+    holds = restore_until(sandbox, target)
+    assert holds.code == 0, holds.err
+    rows = query(sandbox.config, "primary", f"SELECT id, v FROM {COPY}.t ORDER BY id")
+    assert rows == [(1, "in the backup"), (2, "long statement")], rows
