@@ -8,7 +8,8 @@ though it restores. Two steps, so a chain is read whole before any manifest chan
 manifest, between two listings whose ETags must agree (else the bytes read may not be the
 ones listed); :func:`record_listed` then writes the manifest again, last and in one PUT
 (atomic per object, as every manifest write), with the listed ETags; :func:`accept_chain`
-does the first for every backup of a chain before the second. Nothing is written
+does the first for every backup of a chain before the second, the second under the policy's
+prune lock (:mod:`datatier.backup.prunelock`). Nothing is written
 when an object fails, when the manifest or an ETag changed since, or when every recorded
 ETag already matches.
 """
@@ -22,6 +23,8 @@ from datatier.backup.catalog import Catalog, ObjectCallback, VerifyReport
 from datatier.backup.confirm import confirm_listed
 from datatier.backup.listing import listing_mismatch, same_etag
 from datatier.backup.manifest import Manifest, backup_prefix, manifest_key
+from datatier.backup.parents import PRUNE_CLAIM
+from datatier.backup.prunelock import PruneLock
 from datatier.backup.service import MANIFEST_TAGS
 from datatier.errors import IntegrityFailure
 from datatier.log import get_logger
@@ -104,6 +107,13 @@ def record_listed(catalog: Catalog, verified: Verified) -> Manifest | None:
             f"{store.url}/{key} changed while the backup was verified",
             hint=f"{UNCHANGED}; run verify --accept-etags again",
         )
+    if store.exists(prefix + PRUNE_CLAIM):
+        raise IntegrityFailure(
+            f"{store.url}/{prefix}{PRUNE_CLAIM}: a `backups prune` claimed this backup for "
+            "deletion (one running, or one killed while deleting it)",
+            hint=f"{UNCHANGED}; the next `backups prune` deletes the backup, or removes the "
+            "claim of a killed prune if it keeps the backup",
+        )
     objects = [replace(o, etag=verified.listed.get(o.key, o.etag)) for o in old.objects]
     new = replace(old, objects=objects)
     _confirm(catalog, prefix, new)
@@ -131,8 +141,17 @@ def accept_chain(
     every manifest unchanged."""
     checked = [verify_listed(catalog, m, on_object) for m in chain]
     accepted = {v.manifest.backup_id: v.changed for v in checked if v.changed}
-    for verified in checked:
-        record_listed(catalog, verified)
+    if accepted:
+        # Under the policy's prune lock (NotReadyYet while a prune runs): no prune claims
+        # or deletes these backups between the write and the look after it, so a manifest
+        # put back is never one a prune has just deleted.
+        lock = PruneLock(catalog.store, chain[0].policy)
+        lock.acquire()
+        try:
+            for verified in checked:
+                record_listed(catalog, verified)
+        finally:
+            lock.release()
     return [v.report for v in checked], accepted
 
 

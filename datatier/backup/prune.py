@@ -58,6 +58,7 @@ from datatier.backup.chain import chain_links, needed_parents
 from datatier.backup.manifest import BACKUP_ID, MANIFEST_NAME, parse_backup_id, snapshot_time
 from datatier.backup.parents import PRUNE_CLAIM, needed_by_new
 from datatier.backup.policy import Policy
+from datatier.backup.prunelock import PruneLock
 from datatier.backup.retention import days_before, decide_retention
 from datatier.errors import IntegrityFailure
 from datatier.log import get_logger
@@ -243,8 +244,19 @@ def prune_execute(catalog: Catalog, plan: PrunePlan) -> PruneResult:
 
     Deleting the manifest first means an interrupted prune leaves an incomplete backup
     (removed by a later prune), never a listed backup with missing data. An incomplete
-    backup is claimed first and spared if its manifest appeared meanwhile.
+    backup is claimed first and spared if its manifest appeared meanwhile. Runs under the
+    policy's prune lock (:mod:`datatier.backup.prunelock`): NotReadyYet (exit 5), nothing
+    deleted, while another prune of the policy is executing.
     """
+    lock = PruneLock(catalog.store, plan.policy)
+    lock.acquire()
+    try:
+        return _execute(catalog, plan, lock)
+    finally:
+        lock.release()
+
+
+def _execute(catalog: Catalog, plan: PrunePlan, lock: PruneLock) -> PruneResult:
     objects = 0
     spared: list[str] = []
     deleted: list[PruneTarget] = []
@@ -253,6 +265,7 @@ def prune_execute(catalog: Catalog, plan: PrunePlan) -> PruneResult:
     try:
         needed = _claim_complete(catalog, plan)
         for target in plan.delete:
+            lock.refresh()
             claim = f"{plan.policy}/{target.backup_id}/{PRUNE_CLAIM}"
             if target.backup_id in needed:
                 spared.append(target.backup_id)

@@ -327,7 +327,9 @@ def prune_cmd(
     the bytes freed. Retention counts good backups only (every object listed as the
     manifest says): the newest good backup is always kept. A damaged backup is reported and
     left in place unless it is older than every kept backup. If any manifest of the policy
-    is unreadable nothing is deleted (exit 4). An executed prune is recorded in the store as
+    is unreadable nothing is deleted (exit 4). One --execute per policy at a time: another
+    one running (its lock in POLICY/_prune/) makes it exit 5, deleting nothing. An executed
+    prune is recorded in the store as
     the policy's `prune` job; a failure is sent to the notify channels. --now in the
     future is for rehearsals only: with --execute it is refused (exit 2).
     """

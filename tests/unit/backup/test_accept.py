@@ -15,7 +15,8 @@ from datatier.backup.accept import accept_chain, record_listed, verify_listed
 from datatier.backup.catalog import BackupState, Catalog
 from datatier.backup.manifest import Manifest, manifest_key
 from datatier.backup.parents import PRUNE_CLAIM
-from datatier.errors import IntegrityFailure
+from datatier.backup.prunelock import PruneLock
+from datatier.errors import IntegrityFailure, NotReadyYet
 from datatier.storage.local import LocalStore
 from tests.unit.backup.test_catalog import make_backup, touch
 
@@ -169,3 +170,36 @@ def test_a_chain_is_verified_whole_before_any_manifest_is_written(store: LocalSt
 def _payload(m: Manifest, part: int) -> bytes:
     """The bytes ``make_backup`` wrote for part ``part`` of ``m``."""
     return f"{m.backup_id} part {part}\n".encode() * 40
+
+
+def test_a_backup_holding_a_prune_claim_is_not_written_and_says_why(store: LocalStore) -> None:
+    """A claim there before the write (a prune killed while deleting the backup, or one
+    running): refused naming the claim, the manifest unchanged."""
+    m = make_backup(store, "shop", NOW, etags=True)
+    touch(store, m.objects[1].key)
+    key = manifest_key("shop", m.backup_id)
+    before = store.get_bytes(key)
+    verified = verify_listed(Catalog(store), m)
+    store.put_bytes(f"shop/{m.backup_id}/{PRUNE_CLAIM}", b"{}")
+    with pytest.raises(IntegrityFailure, match="claimed this backup for deletion") as caught:
+        record_listed(Catalog(store), verified)
+    assert caught.value.hint is not None and "next `backups prune`" in caught.value.hint
+    assert store.get_bytes(key) == before
+
+
+def test_accepting_waits_for_a_running_prune_and_leaves_no_lock(store: LocalStore) -> None:
+    """The manifests are written under the policy's prune lock: while another prune holds
+    it, NotReadyYet and nothing written; afterwards the lock is released."""
+    m = make_backup(store, "shop", NOW, etags=True)
+    touch(store, m.objects[1].key)
+    key = manifest_key("shop", m.backup_id)
+    before = store.get_bytes(key)
+    running = PruneLock(store, "shop")
+    running.acquire()
+    with pytest.raises(NotReadyYet, match="another `backups prune` of shop"):
+        accept_chain(Catalog(store), [m])
+    assert store.get_bytes(key) == before
+    running.release()
+    _, accepted = accept_chain(Catalog(store), [m])
+    assert accepted == {m.backup_id: [m.objects[1].key]}
+    assert list(store.list_objects("shop/_prune/")) == []
