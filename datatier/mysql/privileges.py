@@ -49,6 +49,19 @@ NEEDS: dict[str, tuple[tuple[Requirement, str], ...]] = {
             "read SHOW REPLICA STATUS",
         ),
     ),
+    # the binlog archiver on its source (binlog.node, else the primary)
+    "binlog": (
+        (("REPLICATION SLAVE", "SUPER"), "read the binlog stream"),
+        (
+            ("BINLOG MONITOR", "REPLICATION CLIENT", "SUPER"),
+            "list the binlogs (SHOW BINARY LOGS, SHOW MASTER STATUS)",
+        ),
+        (
+            ("PROCESS",),
+            "see running statements, to vouch for idle time (missing: restore --until a "
+            "moment after the last write is refused)",
+        ),
+    ),
     # the heartbeat writer on the primary (database `datatier`)
     "heartbeat": (
         (("CREATE",), "create the datatier.heartbeat table"),

@@ -36,7 +36,8 @@ def _verdict(
 
 def check_privileges(ctx: CheckContext) -> Iterator[CheckResult]:
     """dump on each MySQL policy's source (its databases), restore on the primary, the
-    monitor's needs on every node, the heartbeat writer's on the primary."""
+    monitor's needs on every node, the heartbeat writer's on the primary, and (with
+    ``binlog.policy`` set) the binlog archiver's on its source."""
     mysql = ctx.loaded.config.mysql
     cache: dict[str, AccountPrivileges | DatatierError] = {}
 
@@ -69,6 +70,14 @@ def check_privileges(ctx: CheckContext) -> Iterator[CheckResult]:
         if primary is not None and node == primary[0]:
             yield _verdict("privileges", f"restore on {node}", found, "restore", [])
             yield _verdict("privileges", f"heartbeat on {node}", found, "heartbeat", ["datatier"])
+    binlog = ctx.loaded.config.binlog
+    source = binlog.node or (primary[0] if primary is not None else None)
+    if binlog.policy and source is not None:
+        found = on(source)
+        if isinstance(found, DatatierError):
+            yield failed("privileges", f"binlog archive on {source}", str(found))
+        else:
+            yield _verdict("privileges", f"binlog archive on {source}", found, "binlog", [])
 
 
 def measure(ctx: CheckContext) -> Snapshot:

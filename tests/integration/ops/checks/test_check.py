@@ -70,6 +70,7 @@ def test_privileges(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sandbox = use_sandbox_config
+    monkeypatch.setenv("DATATIER_BINLOG__POLICY", policy)  # the archiver's needs checked too
     code, rows = check(capsys, policy, "--only", "privileges")
     assert code == 0, rows
     assert {r["target"] for r in only(rows, "privileges")} >= {
@@ -77,6 +78,7 @@ def test_privileges(
         "restore on primary",
         "heartbeat on primary",
         "monitor on replica2",
+        "binlog archive on primary",
     }
     sql(sandbox, "primary", "DROP USER IF EXISTS 'dt_narrow'@'127.0.0.1'")
     sql(sandbox, "primary", "CREATE USER 'dt_narrow'@'127.0.0.1' IDENTIFIED BY 'narrow-pass-1'")
@@ -97,6 +99,9 @@ def test_privileges(
     assert "SLAVE MONITOR" in by_target["monitor on replica1"]["detail"]
     assert by_target["restore on primary"]["status"] == "fail"
     assert dump["hint"]
+    archiver = by_target["binlog archive on primary"]
+    assert archiver["status"] == "fail"
+    assert "REPLICATION SLAVE" in archiver["detail"] and "PROCESS" in archiver["detail"]
 
 
 def test_store(
