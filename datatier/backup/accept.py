@@ -145,13 +145,9 @@ def accept_chain(
         # Under the policy's prune lock (NotReadyYet while a prune runs): no prune claims
         # or deletes these backups between the write and the look after it, so a manifest
         # put back is never one a prune has just deleted.
-        lock = PruneLock(catalog.store, chain[0].policy)
-        lock.acquire()
-        try:
+        with PruneLock(catalog.store, chain[0].policy):
             for verified in checked:
                 record_listed(catalog, verified)
-        finally:
-            lock.release()
     return [v.report for v in checked], accepted
 
 

@@ -239,21 +239,20 @@ def prune_plan(
     )
 
 
-def prune_execute(catalog: Catalog, plan: PrunePlan) -> PruneResult:
+def prune_execute(catalog: Catalog, plan: PrunePlan, lock: PruneLock | None = None) -> PruneResult:
     """Carry out ``plan``: per backup the manifest first, then its data; then old uploads.
 
     Deleting the manifest first means an interrupted prune leaves an incomplete backup
     (removed by a later prune), never a listed backup with missing data. An incomplete
     backup is claimed first and spared if its manifest appeared meanwhile. Runs under the
-    policy's prune lock (:mod:`datatier.backup.prunelock`): NotReadyYet (exit 5), nothing
-    deleted, while another prune of the policy is executing.
+    policy's prune lock (:mod:`datatier.backup.prunelock`), ``lock`` when the caller holds
+    it (taken before the plan: nothing changes the catalog between), else its own:
+    NotReadyYet (exit 5), nothing deleted, while another prune of the policy is executing.
     """
-    lock = PruneLock(catalog.store, plan.policy)
-    lock.acquire()
-    try:
+    if lock is not None:
         return _execute(catalog, plan, lock)
-    finally:
-        lock.release()
+    with PruneLock(catalog.store, plan.policy) as own:
+        return _execute(catalog, plan, own)
 
 
 def _execute(catalog: Catalog, plan: PrunePlan, lock: PruneLock) -> PruneResult:
@@ -265,7 +264,7 @@ def _execute(catalog: Catalog, plan: PrunePlan, lock: PruneLock) -> PruneResult:
     try:
         needed = _claim_complete(catalog, plan)
         for target in plan.delete:
-            lock.refresh()
+            lock.check()
             claim = f"{plan.policy}/{target.backup_id}/{PRUNE_CLAIM}"
             if target.backup_id in needed:
                 spared.append(target.backup_id)
@@ -295,6 +294,7 @@ def _execute(catalog: Catalog, plan: PrunePlan, lock: PruneLock) -> PruneResult:
         _withdraw(catalog, plan.policy, [i for i in claimed if i not in started])
         raise
     if plan.stale_claims:
+        lock.check()
         catalog.store.delete(plan.stale_claims)
     aborted = sum(
         catalog.store.abort_incomplete_uploads(

@@ -5,27 +5,32 @@ claim (:mod:`datatier.backup.parents`) that the other is relying on, so an incre
 completing on that backup sees no claim, and the other prune then deletes its parent.
 
 Protocol (a store has no lock; each side writes first and looks second, so of two
-overlapping prunes at least one sees the other): a prune writes
-``POLICY/_prune/<token>.json``, then lists ``POLICY/_prune/``. Any other lock that is live
-makes it delete its own and refuse (NotReadyYet, exit 5; both may refuse: the next run goes
-on). A lock is live for :data:`TTL` seconds after it was last written, measured on the
-store's clock (the other lock's last-modified time against its own, just written), or on
-this host's clock from the time inside it when the store reports no times. A running prune
-rewrites its lock at least every :data:`REFRESH` seconds between backups; a killed prune's
-lock stops counting after TTL and is deleted by the next prune that takes the lock.
+overlapping prunes at least one sees the other; the store must list an object as soon as
+its PUT returns, as S3 does): a prune writes ``POLICY/_prune/<token>.json``, then lists
+``POLICY/_prune/``. Any other lock that is live makes it delete its own, wait a random
+few seconds and try again (two prunes started together both see each other), and after
+:data:`ATTEMPTS` refuse (NotReadyYet, exit 5). A lock is live for :data:`TTL` seconds after
+it was last written, measured on the store's clock (the other lock's last-modified time
+against its own, just written), or on this host's clock from the time inside it when the
+store reports no times. The holder calls :meth:`PruneLock.check` before each step that
+deletes: it rewrites the lock every :data:`REFRESH` seconds and fails (OperationFailed) if
+the lock is gone or another appeared, i.e. it was paused past TTL and another prune took
+over. A killed prune's lock stops counting after TTL and is deleted by the next prune that
+takes the lock. Left open: a holder paused past TTL between a check and the delete after it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import socket
 import time
 from datetime import UTC, datetime
 
 from datatier.backup.catalog import policy_prefix
-from datatier.errors import NotReadyYet
+from datatier.errors import NotReadyYet, OperationFailed
 from datatier.log import get_logger
 from datatier.storage.base import ObjectInfo, ObjectStore
 
@@ -33,51 +38,90 @@ log = get_logger(__name__)
 
 TTL = 900.0
 REFRESH = 60.0
+ATTEMPTS = 3
+BACKOFF = (1.0, 6.0)
+"""Seconds (uniform between) before another attempt to take the lock."""
 FOLDER = "_prune/"
 
 
 class PruneLock:
     """The lock of one prune of ``policy`` in ``store`` (see module docstring)."""
 
-    def __init__(self, store: ObjectStore, policy: str, *, ttl: float = TTL) -> None:
+    def __init__(
+        self, store: ObjectStore, policy: str, *, ttl: float = TTL, attempts: int = ATTEMPTS
+    ) -> None:
         self.store = store
         self.policy = policy
         self.ttl = ttl
+        self.attempts = attempts
         self.prefix = policy_prefix(policy) + FOLDER
         self.key = f"{self.prefix}{secrets.token_hex(8)}.json"
         self._written = 0.0
 
+    def __enter__(self) -> PruneLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
     def acquire(self) -> None:
-        """Write this lock, then refuse (NotReadyYet, this lock deleted) if another prune's
-        lock is live; delete the expired ones."""
+        """Take the lock (see module docstring): NotReadyYet, this lock deleted, while
+        another prune's is live after :attr:`attempts`; expired ones are deleted. Nothing
+        of this lock is left when it raises."""
+        rng = random.SystemRandom()
+        for attempt in range(1, self.attempts + 1):
+            try:
+                live = self._take()
+            except BaseException:
+                self.release()
+                raise
+            if live is None:
+                return
+            self.release()
+            if attempt == self.attempts:
+                raise NotReadyYet(
+                    f"another `backups prune` of {self.policy} is running ({self._describe(live)})",
+                    hint=f"run again when it has finished; a killed prune's lock "
+                    f"({live.key}) stops counting {self.ttl / 60:.0f} min after it was written",
+                )
+            time.sleep(rng.uniform(*BACKOFF))
+
+    def check(self) -> None:
+        """Before a step that deletes: rewrite the lock if :data:`REFRESH` seconds have
+        passed, and OperationFailed if it is no longer this prune's alone (it was paused
+        past TTL: another prune may be deleting by another plan)."""
+        if time.monotonic() - self._written < min(REFRESH, self.ttl / 3):
+            return
+        found = {o.key: o for o in self.store.list_objects(self.prefix)}
+        mine = found.pop(self.key, None)
+        others = [o for o in found.values() if self._live(o, mine)]
+        if mine is None or others:
+            raise OperationFailed(
+                f"`backups prune` of {self.policy} lost its lock ({self.key}"
+                + (" is gone" if mine is None else f"; another: {others[0].key}")
+                + "): it stops before deleting more",
+                hint="run prune again; it was paused longer than the lock lasts "
+                f"({self.ttl / 60:.0f} min)",
+            )
+        self._write()
+
+    def _take(self) -> ObjectInfo | None:
+        """Write this lock and look: another live lock, or None (expired ones deleted)."""
         self._write()
         found = list(self.store.list_objects(self.prefix))
         mine = next((o for o in found if o.key == self.key), None)
-        live: list[ObjectInfo] = []
         expired: list[str] = []
         for other in found:
             if other.key == self.key:
                 continue
             if self._live(other, mine):
-                live.append(other)
-            else:
-                expired.append(other.key)
-        if live:
-            self.release()
-            holder = self._describe(live[0])
-            raise NotReadyYet(
-                f"another `backups prune` of {self.policy} is running ({holder})",
-                hint=f"run again when it has finished; a killed prune's lock "
-                f"({live[0].key}) stops counting {self.ttl / 60:.0f} min after it was written",
-            )
+                return other
+            expired.append(other.key)
         if expired:
             self.store.delete(expired)
             log.info("prune.expired_locks_removed", policy=self.policy, keys=expired)
-
-    def refresh(self) -> None:
-        """Rewrite the lock if :data:`REFRESH` seconds have passed since it was written."""
-        if time.monotonic() - self._written >= min(REFRESH, self.ttl / 3):
-            self._write()
+        return None
 
     def release(self) -> None:
         """Delete this lock (best effort: an undeleted one expires after TTL)."""

@@ -44,7 +44,7 @@ from datatier.mysql.binlog import events as ev
 from datatier.mysql.binlog.dump import BinlogDump, StartNotInBinlog
 from datatier.mysql.binlog.groups import GroupTracker
 from datatier.mysql.binlog.positions import Position
-from datatier.mysql.binlog.quiet import Probe, Prober
+from datatier.mysql.binlog.quiet import MIN_INTERVAL, Probe, Prober
 from datatier.mysql.binlog.source import (
     NodeFacts,
     binary_logs,
@@ -192,7 +192,7 @@ class Archiver:
         # What the source may still stamp in the past (its running statements), read
         # before the stream passes its binlog's end (see datatier.mysql.binlog.quiet).
         prober = Prober(ep)
-        asked = prober.probe()
+        asked: Probe | None = None
         tracker = GroupTracker(checksum=facts.checksum.upper() == "CRC32")
         verify = tracker.checksum
         fde: ev.FormatDescription | None = None
@@ -200,6 +200,7 @@ class Archiver:
         file = ""
         pos: int | None = None
         try:
+            asked = prober.probe()
             with BinlogDump(
                 ep,
                 self.published,
@@ -253,13 +254,11 @@ class Archiver:
                     if tracker.between_groups and (seg.file_complete or self._due(seg)):
                         seg = self._publish(seg)
                 else:
-                    # A non-blocking dump ends at the end of the binlogs: nothing more to
-                    # send. (A blocking one also ends with EOF when the server shuts down or
-                    # its dump thread is killed: that says nothing of what it still had.)
-                    # It read past the end of the probe taken before it began.
+                    # A non-blocking dump ends at the end of the binlogs, but also (as a
+                    # blocking one) with a plain EOF when its thread is killed or the server
+                    # shuts down: a probe counts only if the stream is seen to reach it.
                     if self.once and tracker.between_groups:
-                        last = prober.probe() if pos is not None else None
-                        self._vouch(last if last and last.reached(file, pos or 0) else asked)
+                        self._vouch_reached(prober.probe(), asked, file, pos)
                 if (
                     seg is not None
                     and tracker.between_groups
@@ -278,7 +277,21 @@ class Archiver:
         if asked is not None and not asked.reached(file, at):
             return asked
         self._vouch(asked)
+        if asked is not None and time.monotonic() - asked.taken < MIN_INTERVAL:
+            return asked  # reached, and recent: vouched again at the next heartbeat
         return prober.probe()
+
+    def _vouch_reached(
+        self, last: Probe | None, first: Probe | None, file: str, pos: int | None
+    ) -> None:
+        """At the end of a ``--once`` stream at ``file``:``pos`` (None: it received nothing
+        new, and is at the archive's end): vouch for the latest of the probes it reached."""
+        for found in (last, first):
+            if found is None:
+                continue
+            if found.reached(file, pos) if pos is not None else self.published.covers(found.gtid):
+                self._vouch(found)
+                return
 
     def _vouch(self, probe: Probe | None) -> None:
         if probe is not None and probe.bound is not None:

@@ -9,6 +9,7 @@ stdout.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from datatier.backup.engines import restore_test
 from datatier.backup.manifest import Manifest, backup_prefix
 from datatier.backup.parents import unless_deleted
 from datatier.backup.prune import DEFAULT_GRACE, prune_execute, prune_plan
+from datatier.backup.prunelock import PruneLock
 from datatier.backup.service import (
     load_policy,
     open_catalogs,
@@ -348,12 +350,16 @@ def prune_cmd(
         catalog = open_policy_catalog(loaded, chosen)
         job.store = catalog.store
         grace = timedelta(hours=min(grace_hours, timedelta.max // timedelta(hours=1)))
-        plan = prune_plan(catalog, chosen, now, grace=grace)
-        kept = {k.backup_id for k in plan.keep}
-        binlogs = binlog_prune_plan(loaded, catalog, chosen, kept, plan.now, plan.grace)
-        result = prune_execute(catalog, plan) if execute else None
-        if execute and binlogs is not None:
-            binlog_prune_execute(catalog.store, binlogs)
+        with contextlib.ExitStack() as held:
+            # executed: planned and carried out under the policy's prune lock
+            lock = held.enter_context(PruneLock(catalog.store, chosen.name)) if execute else None
+            plan = prune_plan(catalog, chosen, now, grace=grace)
+            kept = {k.backup_id for k in plan.keep}
+            binlogs = binlog_prune_plan(loaded, catalog, chosen, kept, plan.now, plan.grace)
+            result = prune_execute(catalog, plan, lock) if lock is not None else None
+            if lock is not None and binlogs is not None:
+                lock.check()
+                binlog_prune_execute(catalog.store, binlogs)
         job.details.update(deleted=len(plan.delete), kept=len(plan.keep))
     emit(prune_output(chosen.name, plan, result, binlogs, execute))
 

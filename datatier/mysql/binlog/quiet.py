@@ -7,7 +7,12 @@ stamped in the past: those of statements running now. :func:`probe` reads, in th
 1. the server's clock (``@@timestamp``: the clock binlog events are stamped with) and its
    running statements (``information_schema.PROCESSLIST``: every thread not asleep, not a
    binlog dump, not a daemon, not this connection);
-2. the end of its binlog (``SHOW MASTER STATUS``).
+2. the end of its binlog (``SHOW MASTER STATUS``, ``gtid_binlog_pos``).
+
+A running statement's start is not simply ``TIME_MS`` ago: a stored program or trigger
+resets that count at each statement it runs (see :func:`probe` for how threads are followed
+across probes instead); one already running at a connection's first probe holds every bound
+back until it ends.
 
 :attr:`Probe.bound` is then a moment before which nothing will be written after that end:
 a transaction written later either commits in a statement running at (1), stamped no
@@ -28,12 +33,15 @@ source but stopped at the probe is not seen.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import math
+import time
+from dataclasses import dataclass, field
 
 import pymysql
 
 from datatier.errors import DatatierError
 from datatier.log import get_logger
+from datatier.mysql.binlog.positions import Position
 from datatier.mysql.connection import Connection, Endpoint, connect, query_dicts
 from datatier.mysql.privileges import account_privileges
 
@@ -43,13 +51,17 @@ MARGIN = 1.0
 """Seconds a bound is taken early: PROCESSLIST's ``TIME_MS`` counts on the server's
 interval timer, ``@@timestamp`` on its wall clock."""
 
-RUNNING_SQL = (
-    "SELECT @@timestamp AS now, "
-    "MAX(IF(COMMAND IN ('Sleep', 'Binlog Dump', 'Daemon') OR COMMAND LIKE 'Slave!_%' "
-    "ESCAPE '!', 0, TIME_MS)) AS running_ms, "
-    "SUM(COMMAND LIKE 'Slave!_%' ESCAPE '!') AS replicating "
+THREADS_SQL = (
+    "SELECT @@timestamp AS now, ID AS id, USER AS user, COMMAND AS command, TIME_MS AS ms "
     "FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
 )
+IDLE = frozenset({"Sleep", "Binlog Dump", "Daemon"})
+MIN_INTERVAL = 1.0
+"""Seconds between two probes of one prober (a probe reads the whole process list)."""
+QUERY_TIMEOUT = 30
+"""Seconds a probe query may take (``SHOW MASTER STATUS`` waits on the binlog's lock)."""
+HELD_LOG_AFTER = 60.0
+"""A statement that holds the bound back this long is logged (once)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,8 @@ class Probe:
     pos: int
     bound: float | None
     why: str = ""
+    gtid: Position = field(default_factory=Position)
+    taken: float = 0.0  # this host's monotonic clock
 
     def reached(self, file: str, pos: int) -> bool:
         """Whether a stream at ``file``:``pos`` (the end of what it received) is at or
@@ -82,47 +96,118 @@ def _numbered(file: str) -> tuple[str, int] | None:
     return base, int(number)
 
 
-def probe(conn: Connection, *, may_see_all: bool) -> Probe | None:
-    """Probe the server of ``conn`` (see module docstring); ``may_see_all``: the account
-    holds PROCESS. None when the binlog is off (no end to read)."""
-    running = query_dicts(conn, RUNNING_SQL)[0]
+@dataclass
+class _Threads:
+    """What a prober saw of the server's threads: when each busy one's statement started
+    at the latest (server epoch seconds, -inf: unknown), and when it last looked."""
+
+    since: dict[int, float] = field(default_factory=dict)
+    looked: float | None = None
+    logged: set[int] = field(default_factory=set)
+
+
+def probe(conn: Connection, threads: _Threads, *, may_see_all: bool) -> Probe | None:
+    """Probe the server of ``conn`` (see module docstring); ``threads`` carries what the
+    previous probe on this connection saw; ``may_see_all``: the account holds PROCESS.
+    None when the binlog is off (no end to read).
+
+    A busy thread's statement started at ``now - TIME_MS`` only if nothing reset that
+    count: a stored program or trigger resets it at each of its statements while the binlog
+    keeps the outer statement's start. So a thread is followed across probes: seen busy
+    for the first time, its statement started after the previous probe (it was idle or
+    absent then) and no later than ``now - TIME_MS``, and keeps the earliest start seen
+    while it stays busy; busy at a connection's first probe, its start is unknown, and no
+    bound is given until it is idle."""
+    rows = query_dicts(conn, THREADS_SQL)
     status = query_dicts(conn, "SHOW MASTER STATUS")
+    gtid = query_dicts(conn, "SELECT @@global.gtid_binlog_pos AS pos")[0]["pos"]
     if not status:
         return None
     file, pos = str(status[0]["File"]), int(status[0]["Position"])
-    now = float(running["now"])
+    now = (
+        float(rows[0]["now"])
+        if rows
+        else float(query_dicts(conn, "SELECT @@timestamp AS now")[0]["now"])
+    )
+    end = Position.parse(str(gtid or ""))
+    replicating = any(str(r["command"]).startswith("Slave_") for r in rows)
+    since: dict[int, float] = {}
+    for row in rows:
+        command = str(row["command"])
+        if command in IDLE or command.startswith("Slave_"):
+            continue
+        thread = int(row["id"])
+        latest = now - float(row["ms"] or 0) / 1000.0
+        before = threads.since.get(thread)
+        if before is None:
+            before = threads.looked if threads.looked is not None else -math.inf
+        since[thread] = min(before, latest)
+        if now - since[thread] >= HELD_LOG_AFTER and thread not in threads.logged:
+            threads.logged.add(thread)
+            log.info(
+                "binlog.vouch_held",
+                thread=thread,
+                user=str(row["user"]),
+                command=command,
+                since=since[thread],
+                note="a statement still running may commit stamped at its start",
+            )
+    threads.since, threads.looked = since, now
+    taken = time.monotonic()
     if not may_see_all:
-        return Probe(file, pos, None, "the account lacks PROCESS (other sessions are hidden)")
-    if int(running["replicating"] or 0):
-        return Probe(file, pos, None, "the server replicates (appliers keep old timestamps)")
-    started = now - float(running["running_ms"] or 0) / 1000.0
-    return Probe(file, pos, min(now, started) - MARGIN)
+        why = "the account lacks PROCESS (other sessions are hidden)"
+        return Probe(file, pos, None, why, end, taken)
+    if replicating:
+        why = "the server replicates (appliers keep old timestamps)"
+        return Probe(file, pos, None, why, end, taken)
+    oldest = min(since.values(), default=now)
+    if oldest == -math.inf:
+        why = "a statement running since before the archiver connected may commit stamped earlier"
+        return Probe(file, pos, None, why, end, taken)
+    return Probe(file, pos, min(now, oldest) - MARGIN, "", end, taken)
 
 
 class Prober:
     """Probes one server on a connection of its own: opened on first use, reopened after
-    an error (a probe that fails is None: nothing said, nothing raised)."""
+    an error (a probe that fails is None: nothing said, nothing raised; what was seen of
+    the threads is forgotten with the connection)."""
+
+    RETRY_AFTER = 10.0  # seconds without a connection attempt after a failure
 
     def __init__(self, ep: Endpoint) -> None:
         self.ep = ep
+        self._failed_at = -math.inf
         self._conn: Connection | None = None
         self._may_see_all = False
-        self._told = False
+        self._threads = _Threads()
+        self._told: set[str] = set()
 
     def probe(self) -> Probe | None:
+        if self._conn is None and time.monotonic() - self._failed_at < self.RETRY_AFTER:
+            return None  # a dump loop is not held up by a server that refuses probes
         try:
             if self._conn is None:
                 self._conn = connect(self.ep)
+                self._conn._read_timeout = QUERY_TIMEOUT  # type: ignore[attr-defined]
                 self._may_see_all = account_privileges(self._conn).holds(("PROCESS",))
-            found = probe(self._conn, may_see_all=self._may_see_all)
+                self._threads = _Threads()
+            found = probe(self._conn, self._threads, may_see_all=self._may_see_all)
         except (pymysql.MySQLError, OSError, DatatierError) as exc:
-            log.warning("binlog.probe_failed", node=self.ep.name, error=self.ep.scrub(str(exc)))
+            self._tell("binlog.probe_failed", error=self.ep.scrub(str(exc)))
             self.close()
+            self._failed_at = time.monotonic()
             return None
-        if found is not None and found.bound is None and not self._told:
-            log.warning("binlog.vouch_limited", node=self.ep.name, reason=found.why)
-            self._told = True
+        if found is not None and found.bound is None and not found.why.startswith("a statement"):
+            self._tell("binlog.vouch_limited", reason=found.why)
         return found
+
+    def _tell(self, event: str, **fields: str) -> None:
+        """Log ``event`` once per prober (it repeats at every heartbeat)."""
+        if event not in self._told:
+            self._told.add(event)
+            log.warning(event, node=self.ep.name, **fields)
+        else:
+            log.debug(event, node=self.ep.name, **fields)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -10,18 +10,20 @@ backup it needs is deleted under it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from datatier.backup import prunelock
 from datatier.backup.parents import PRUNE_CLAIM
 from datatier.backup.prune import prune_execute, prune_plan
 from datatier.backup.prunelock import FOLDER, PruneLock
 from datatier.backup.service import load_policy, open_policy_catalog
 from datatier.backup.stores import store_for
-from datatier.errors import NotReadyYet
+from datatier.errors import NotReadyYet, OperationFailed
 from datatier.storage.base import ObjectStore
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
@@ -39,6 +41,12 @@ def store_of(sandbox: SandboxHandle) -> ObjectStore:
 def keys(store: ObjectStore, prefix: str) -> list[str]:
     """The keys under ``prefix`` but the job records (``_status/``: a refused prune is one)."""
     return sorted(o.key for o in store.list_objects(prefix) if "/_status/" not in o.key)
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused lock is tried again after 1-6 s: a fraction of that here."""
+    monkeypatch.setattr(prunelock, "BACKOFF", (0.0, 0.2))
 
 
 @pytest.fixture
@@ -105,14 +113,14 @@ def test_an_expired_lock_is_removed_and_a_live_one_refuses(
     """A killed prune's lock counts for ``ttl`` after it was written (the store's clock),
     then the next prune takes the lock and deletes it; a refused prune leaves no lock."""
     store = store_of(sandbox)
-    killed = PruneLock(store, policy, ttl=2.0)
+    killed = PruneLock(store, policy, ttl=5.0)
     killed.acquire()  # never released: its process was killed
-    second = PruneLock(store, policy, ttl=2.0)
+    second = PruneLock(store, policy, ttl=5.0)
     with pytest.raises(NotReadyYet, match="another `backups prune`"):
         second.acquire()
     assert keys(store, f"{policy}/{FOLDER}") == [killed.key]
-    time.sleep(3.5)  # last-modified times have whole-second resolution on some stores
-    third = PruneLock(store, policy, ttl=2.0)
+    time.sleep(7)  # last-modified times have whole-second resolution on some stores
+    third = PruneLock(store, policy, ttl=5.0)
     third.acquire()
     assert keys(store, f"{policy}/{FOLDER}") == [third.key]
     third.release()
@@ -145,3 +153,51 @@ def test_a_prune_releases_its_lock_when_it_fails(
         prune_execute(catalog, plan)
     monkeypatch.setattr(type(catalog.store), "delete", real_delete)
     assert keys(catalog.store, f"{policy}/{FOLDER}") == []
+
+
+def test_two_prunes_started_together_never_both_hold_the_lock(
+    sandbox: SandboxHandle, policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two prunes (cron on two hosts) take the lock at the same moment, with the real
+    back-off: both see each other at first, back off a random while and try again; exactly
+    one holds the lock, the other is refused."""
+    monkeypatch.setattr(prunelock, "BACKOFF", (1.0, 6.0))
+    store = store_of(sandbox)
+    locks = [PruneLock(store, policy), PruneLock(store, policy)]
+    outcome: dict[int, str] = {}
+    gate = threading.Barrier(2)
+
+    def take(n: int) -> None:
+        gate.wait()
+        try:
+            locks[n].acquire()
+            outcome[n] = "held"
+        except NotReadyYet:
+            outcome[n] = "refused"
+
+    runners = [threading.Thread(target=take, args=(n,)) for n in (0, 1)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    assert sorted(outcome.values()) == ["held", "refused"], outcome
+    holder = next(n for n, how in outcome.items() if how == "held")
+    assert keys(store, f"{policy}/{FOLDER}") == [locks[holder].key]
+    locks[holder].release()
+
+
+def test_a_prune_paused_past_its_lock_stops_before_deleting_more(
+    sandbox: SandboxHandle, policy: str
+) -> None:
+    """A prune paused longer than its lock lasts (a suspended VM, SIGSTOP) may have been
+    taken over by another: at its next step it fails (lost its lock) instead of deleting
+    by its old plan."""
+    store = store_of(sandbox)
+    paused = PruneLock(store, policy, ttl=3.0)
+    paused.acquire()
+    time.sleep(5)
+    other = PruneLock(store, policy, ttl=3.0)
+    other.acquire()  # the paused one's lock has expired: removed
+    with pytest.raises(OperationFailed, match="lost its lock"):
+        paused.check()
+    other.release()

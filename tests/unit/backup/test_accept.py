@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from datatier.backup import prunelock
 from datatier.backup.accept import accept_chain, record_listed, verify_listed
 from datatier.backup.catalog import BackupState, Catalog
 from datatier.backup.manifest import Manifest, manifest_key
@@ -187,9 +188,13 @@ def test_a_backup_holding_a_prune_claim_is_not_written_and_says_why(store: Local
     assert store.get_bytes(key) == before
 
 
-def test_accepting_waits_for_a_running_prune_and_leaves_no_lock(store: LocalStore) -> None:
+def test_accepting_is_refused_while_a_prune_runs_and_leaves_no_lock(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The manifests are written under the policy's prune lock: while another prune holds
-    it, NotReadyYet and nothing written; afterwards the lock is released."""
+    it (after the lock's few tries), NotReadyYet and nothing written; afterwards the lock
+    is released."""
+    monkeypatch.setattr(prunelock, "BACKOFF", (0.0, 0.1))
     m = make_backup(store, "shop", NOW, etags=True)
     touch(store, m.objects[1].key)
     key = manifest_key("shop", m.backup_id)
