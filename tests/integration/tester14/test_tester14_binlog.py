@@ -424,3 +424,38 @@ def test_a_mixed_transaction_rolled_back_by_a_disconnect_is_not_vouched_past(
         assert first.code == 2 and "beyond the binlog archive" in first.err, first.err
     else:
         assert replayed(first) == replayed(later), (first.out, later.out)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tester14 F7: while a long statement holds the vouch back, `binlogs status` "
+    "says lag 0 ('the archive holds primary's whole position') yet restore --until a "
+    "moment since it began is refused 'beyond the binlog archive'",
+)
+def test_binlogs_status_during_a_long_statement_agrees_with_restore(
+    sandbox: SandboxHandle, archive: ArchiverProcess
+) -> None:
+    """Steps: archiver running, caught up; a backup; an autocommit INSERT ... SLEEP(15)
+    starts at S; 8 s later ``binlogs status --json`` and ``restore --until S+3``.
+
+    Expected: status and restore agree: a lag of ~8 s (or a "restorable until" moment
+    before S) when the restore to S+3 is refused. Actual: lag_seconds 0 (its basis: the
+    archive holds the server's whole GTID position) while the restore is refused."""
+    backup_and_catch_up(sandbox)
+    started = time.time()
+    statement = threading.Thread(
+        target=query,
+        args=(sandbox.config, "primary",
+              f"INSERT INTO {DB}.t SELECT 2, IF(SLEEP(15) = 0, 'long', 'cut')"),
+    )
+    statement.start()
+    try:
+        time.sleep(8)
+        status = cli(sandbox.config_path, ENV, "binlogs", "status", "--json")
+        refused = restore_until(sandbox, datetime.fromtimestamp(int(started) + 3, UTC))
+    finally:
+        statement.join()
+    assert refused.code == 2 and "beyond the binlog archive" in refused.err, refused.err
+    assert status.code == 0, status.err
+    lag = status.json()["lag_seconds"]
+    assert lag >= 5, (lag, status.json().get("lag_basis"), status.out)
