@@ -459,3 +459,37 @@ def test_binlogs_status_during_a_long_statement_agrees_with_restore(
     assert status.code == 0, status.err
     lag = status.json()["lag_seconds"]
     assert lag >= 5, (lag, status.json().get("lag_basis"), status.out)
+
+
+def test_a_procedure_writing_between_sleeps_answers_as_a_later_restore_does(
+    sandbox: SandboxHandle, archive: ArchiverProcess
+) -> None:
+    """Held: ``CALL p()`` (SLEEP 4; INSERT row 2; SLEEP 6; INSERT row 3; each statement of
+    the procedure is stamped at its own start, PROCESSLIST counts TIME_MS from the CALL);
+    during the second sleep ``restore --until S+6 --dry-run --scan``; after it returns and
+    is archived, the same scan: refused first, or the same transactions."""
+    backup_and_catch_up(sandbox)
+    query(
+        sandbox.config,
+        "primary",
+        f"CREATE PROCEDURE {DB}.p() BEGIN SELECT SLEEP(4) INTO @a; "
+        f"INSERT INTO {DB}.t VALUES (2, 'proc 1'); SELECT SLEEP(6) INTO @b; "
+        f"INSERT INTO {DB}.t VALUES (3, 'proc 2'); END",
+    )
+    wait(lambda: caught_up(sandbox), 60, "not archived")
+    started = time.time()
+    call = threading.Thread(target=query, args=(sandbox.config, "primary", f"CALL {DB}.p()"))
+    call.start()
+    try:
+        time.sleep(8.5)
+        target = datetime.fromtimestamp(int(started) + 6, UTC)
+        first = scan_until(sandbox, target)
+    finally:
+        call.join()
+    wait(lambda: caught_up(sandbox), 60, "not archived")
+    later = scan_until(sandbox, target)
+    assert later.code == 0, later.err
+    if first.code != 0:
+        assert first.code == 2 and "beyond the binlog archive" in first.err, first.err
+    else:
+        assert replayed(first) == replayed(later), (first.out, later.out)

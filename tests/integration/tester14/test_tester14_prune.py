@@ -288,3 +288,35 @@ def test_a_left_lock_is_not_listed_as_a_backup_nor_pruned_as_a_leftover(
         assert "_prune" not in dry.out, dry.out
     finally:
         left.release()
+
+
+def test_accept_etags_beside_a_running_prune_refuses_and_writes_nothing(
+    sandbox: SandboxHandle, policies: tuple[str, str]
+) -> None:
+    """Held: while a prune holds P's lock, ``backups verify ID --accept-etags`` of a backup
+    with a copied (multipart) object exits 5 naming the prune, and leaves the manifest
+    byte for byte; once the lock is gone it accepts."""
+    policy = policies[0]
+    loaded = loaded_config(sandbox)
+    made = run_backup(loaded, load_policy(loaded, policy))
+    store = store_of(sandbox)
+    data = [o for o in made.objects if o.kind == "data"][0]
+    copy_multipart(store, data.key)
+    manifest = f"{policy}/{made.backup_id}/manifest.json"
+    before = store.get_bytes(manifest)
+    running = PruneLock(store, policy)
+    running.acquire()
+    try:
+        refused = cli(
+            sandbox.config_path, PLAIN, "backups", "verify", made.backup_id, "--accept-etags"
+        )
+    finally:
+        running.release()
+    assert refused.code == 5, (refused.code, refused.out, refused.err)
+    assert "another `backups prune`" in refused.err, refused.err
+    assert store.get_bytes(manifest) == before
+    accepted = cli(
+        sandbox.config_path, PLAIN, "backups", "verify", made.backup_id, "--accept-etags"
+    )
+    assert accepted.code == 0, accepted.err
+    assert store.get_bytes(manifest) != before
