@@ -145,7 +145,7 @@ def accept_chain(
         # Under the policy's prune lock (NotReadyYet while a prune runs): no prune claims
         # or deletes these backups between the write and the look after it, so a manifest
         # put back is never one a prune has just deleted.
-        with PruneLock(catalog.store, chain[0].policy):
+        with PruneLock(catalog.store, chain[0].policy, by="backups verify --accept-etags"):
             for verified in checked:
                 record_listed(catalog, verified)
     return [v.report for v in checked], accepted

@@ -27,7 +27,8 @@ import random
 import secrets
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from datatier.backup.catalog import policy_prefix
 from datatier.errors import NotReadyYet, OperationFailed
@@ -48,10 +49,17 @@ class PruneLock:
     """The lock of one prune of ``policy`` in ``store`` (see module docstring)."""
 
     def __init__(
-        self, store: ObjectStore, policy: str, *, ttl: float = TTL, attempts: int = ATTEMPTS
+        self,
+        store: ObjectStore,
+        policy: str,
+        *,
+        ttl: float = TTL,
+        attempts: int = ATTEMPTS,
+        by: str = "backups prune",
     ) -> None:
         self.store = store
         self.policy = policy
+        self.by = by
         self.ttl = ttl
         self.attempts = attempts
         self.prefix = policy_prefix(policy) + FOLDER
@@ -80,10 +88,18 @@ class PruneLock:
                 return
             self.release()
             if attempt == self.attempts:
+                note = self._note(live)
+                until = (
+                    (live.last_modified + timedelta(seconds=self.ttl)).strftime("%H:%M:%SZ")
+                    if live.last_modified is not None
+                    else f"{self.ttl / 60:.0f} min after {note.get('at', '?')}"
+                )
                 raise NotReadyYet(
-                    f"another `backups prune` of {self.policy} is running ({self._describe(live)})",
-                    hint=f"run again when it has finished; a killed prune's lock "
-                    f"({live.key}) stops counting {self.ttl / 60:.0f} min after it was written",
+                    f"another `{note.get('by', 'backups prune')}` of {self.policy} is running "
+                    f"(host {note.get('host', '?')}, pid {note.get('pid', '?')}); it holds "
+                    f"the policy's prune lock {live.key}",
+                    hint=f"run again when it has finished; if it was killed on another host, "
+                    f"its lock stops counting at {until} (or delete {live.key} once sure)",
                 )
             time.sleep(rng.uniform(*BACKOFF))
 
@@ -115,7 +131,7 @@ class PruneLock:
         for other in found:
             if other.key == self.key:
                 continue
-            if self._live(other, mine):
+            if self._live(other, mine) and not self._dead(other):
                 return other
             expired.append(other.key)
         if expired:
@@ -132,9 +148,10 @@ class PruneLock:
 
     def _write(self) -> None:
         note = {
-            "by": "datatier backups prune",
+            "by": self.by,
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "process_space": _process_space(),
             "at": datetime.now(UTC).isoformat(),
         }
         self.store.put_bytes(self.key, json.dumps(note).encode())
@@ -159,7 +176,28 @@ class PruneLock:
             return {}
         return doc if isinstance(doc, dict) else {}
 
-    def _describe(self, other: ObjectInfo) -> str:
+    def _dead(self, other: ObjectInfo) -> bool:
+        """Whether ``other`` was written by a process of this very process space (same
+        boot, same PID namespace) that is gone: a killed holder, not waited out."""
         note = self._note(other)
-        host, pid, at = note.get("host", "?"), note.get("pid", "?"), note.get("at", "?")
-        return f"host {host}, pid {pid}, lock written {at}"
+        space, pid = note.get("process_space"), note.get("pid")
+        if not space or space != _process_space() or not isinstance(pid, int):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            log.info("prune.dead_lock", policy=self.policy, key=other.key, pid=pid)
+            return True
+        except OSError:  # exists, owned by another user
+            return False
+        return False
+
+
+def _process_space() -> str:
+    """This boot and PID namespace ("" where Linux's /proc does not tell): two processes
+    with equal values see each other's PIDs."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}:{Path('/proc/self/ns/pid').readlink()}"
+    except OSError:
+        return ""

@@ -109,6 +109,7 @@ class Archiver:
         # A moment (the source's clock) before which the source will write nothing this
         # archiver has not received: a probe's bound, once the stream reached its end.
         self._heard_all_at: float | None = None
+        self._note = ""  # why the last probe vouched for less than its moment, or nothing
         self.token = secrets.token_hex(4)  # in this run's data keys: never another's object
 
     # -- the loop ---------------------------------------------------------------------------
@@ -294,7 +295,11 @@ class Archiver:
                 return
 
     def _vouch(self, probe: Probe | None) -> None:
-        if probe is not None and probe.bound is not None:
+        if probe is None:
+            self._note = "the source could not be probed (see binlog.probe_failed)"
+            return
+        self._note = probe.why or probe.held_by
+        if probe.bound is not None:
             self._heard_all_at = max(self._heard_all_at or 0.0, probe.bound)
 
     # -- segments ---------------------------------------------------------------------------
@@ -491,6 +496,13 @@ class Archiver:
             return max(published, self._heard_all_at)
         return published
 
+    def _vouch_note(self) -> str:
+        """Why ``safe_until`` may stand before the last moment the source was idle."""
+        facts = self._facts
+        if facts is not None and facts.read_only:
+            return "the source is a replica (read_only): only its last published event"
+        return self._note
+
     def _write_state(self, seg: Segment | None) -> None:
         facts = self._facts
         write_state(
@@ -502,5 +514,6 @@ class Archiver:
             last_seq=self.seq - 1,
             safe_until=self.vouched(seg),
             gaps=self.gap_count,
+            note=self._vouch_note(),
         )
         self._last_state = time.monotonic()

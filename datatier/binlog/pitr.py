@@ -123,8 +123,19 @@ class PitrEngine(RestoreEngine):
         return [o for o in plan.objects if o.key in plan.stores]
 
 
+_NOTE_HINT = (
+    "a statement still running may yet commit stamped before that moment: run again when it "
+    "has ended, or choose an earlier time; grant PROCESS if the archiver's account lacks it"
+)
+
+
 def select_segments(
-    chain: Chain, start: Position, target: Target, covered_until: float, backup_id: str
+    chain: Chain,
+    start: Position,
+    target: Target,
+    covered_until: float,
+    backup_id: str,
+    note: str = "",
 ) -> list[IndexRecord]:
     """The segments from ``start`` to ``target``; UsageError naming a gap or the coverage."""
     if target.until_gtid is not None and start.includes(target.until_gtid):
@@ -158,8 +169,9 @@ def select_segments(
         if covered_until < target.until_ts:
             raise UsageError(
                 f"{iso(target.until_ts)} is beyond the binlog archive (complete up to "
-                f"{iso(covered_until) if covered_until else 'its last event'}; it ends at {end})",
-                hint="is `datatier binlog archive` running?",
+                f"{iso(covered_until) if covered_until else 'its last event'}; it ends at {end})"
+                + (f"; the archiver, caught up, cannot vouch for later: {note}" if note else ""),
+                hint=_NOTE_HINT if note else "is `datatier binlog archive` running?",
             )
     last_seq = chosen[-1].seq if chosen else 0
     for gap in chain.gaps:
@@ -168,15 +180,18 @@ def select_segments(
     return [r for r in chosen if not r.is_gap]
 
 
-def covered_until(store: ObjectStore, policy: str, chain: Chain) -> float:
+def covered_until(store: ObjectStore, policy: str, chain: Chain) -> tuple[float, str]:
     """Until when the archive is known complete: the second of its last event (the
     server may commit more in that second after it), or later when the archiver said so
-    (``safe_until`` in its state, written while it is caught up)."""
+    (``safe_until`` in its state, written while it is caught up); and the archiver's note
+    of why it could not vouch for later ("" when none, or when it is behind)."""
     best = float(chain.last_ts or 0)
     state = read_state(store, policy)
+    note = ""
     if Position.parse(str(state.get("position") or "")).same_state(chain.end):
         best = max(best, float(state.get("safe_until") or 0))
-    return best
+        note = str(state.get("vouch_note") or "")
+    return best, note
 
 
 def plan_pitr(
@@ -215,7 +230,7 @@ def plan_pitr(
     target = Target(until_gtid=gtid, until_ts=int(until.timestamp()) if until else None)
     entries = catalog.backups(policy.name, include_all=True)
     before = state_before(chain, gtid) if gtid is not None else None
-    until_covered = covered_until(archive_store, owner.name, chain)
+    until_covered, note = covered_until(archive_store, owner.name, chain)
     reachable = _reachable(chain, target, until_covered)
     refuse_unusable(entries, target, before, reachable, backup_id=backup_id, policy=policy.name)
     manifests = [
@@ -228,7 +243,7 @@ def plan_pitr(
         replace(r, storage_class=chain.objects[r.key].storage_class)
         if r.key in chain.objects
         else r
-        for r in select_segments(chain, start, target, until_covered, base.backup_id)
+        for r in select_segments(chain, start, target, until_covered, base.backup_id, note)
     ]
     return PitrPlan(
         manifest=base,

@@ -34,6 +34,7 @@ def write_state(
     last_seq: int,
     safe_until: float,
     gaps: int,
+    note: str = "",
 ) -> None:
     doc = {
         "format": 1,
@@ -45,6 +46,7 @@ def write_state(
         "safe_until_time": iso(safe_until),
         "updated_at": utc_now_iso(),
         "gaps": gaps,
+        "vouch_note": note,
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }

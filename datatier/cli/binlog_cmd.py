@@ -136,5 +136,9 @@ def _status_text(status: ArchiveStatus) -> str:
         f"lag          {lag} ({status.lag_basis}); server {where}",
         f"gaps         {len(status.gaps)}",
     ]
+    note = str(status.archiver.get("vouch_note") or "")
+    if note:
+        vouched = status.archiver.get("safe_until_time") or "-"
+        lines.insert(-1, f"vouched      up to {vouched}: {note}")
     lines += [f"  {gap}" for gap in status.gaps]
     return "\n".join(lines)

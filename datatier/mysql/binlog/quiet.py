@@ -36,6 +36,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pymysql
 
@@ -52,14 +53,23 @@ MARGIN = 1.0
 interval timer, ``@@timestamp`` on its wall clock."""
 
 THREADS_SQL = (
-    "SELECT @@timestamp AS now, ID AS id, USER AS user, COMMAND AS command, TIME_MS AS ms "
-    "FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
+    "SELECT @@timestamp AS now, ID AS id, USER AS user, COMMAND AS command, TIME_MS AS ms, "
+    "STATE AS state FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
 )
+DELAYED_SQL = (
+    "SELECT VARIABLE_VALUE AS queued FROM information_schema.GLOBAL_STATUS "
+    "WHERE VARIABLE_NAME = 'NOT_FLUSHED_DELAYED_ROWS'"
+)
+DELAYED_IDLE = "Waiting for INSERT"
+"""The state of an ``INSERT DELAYED`` handler with nothing queued: it lives on for
+``delayed_insert_timeout`` (300 s) after its last row, which would hold every bound."""
 IDLE = frozenset({"Sleep", "Binlog Dump", "Daemon"})
 MIN_INTERVAL = 1.0
 """Seconds between two probes of one prober (a probe reads the whole process list)."""
 QUERY_TIMEOUT = 30
 """Seconds a probe query may take (``SHOW MASTER STATUS`` waits on the binlog's lock)."""
+HELD_NOTE_AFTER = 2.0
+"""A statement that holds the bound back longer is named in the probe (``held_by``)."""
 HELD_LOG_AFTER = 60.0
 """A statement that holds the bound back this long is logged (once)."""
 
@@ -76,6 +86,7 @@ class Probe:
     why: str = ""
     gtid: Position = field(default_factory=Position)
     taken: float = 0.0  # this host's monotonic clock
+    held_by: str = ""  # the statement that holds ``bound`` back, if one does
 
     def reached(self, file: str, pos: int) -> bool:
         """Whether a stream at ``file``:``pos`` (the end of what it received) is at or
@@ -119,6 +130,8 @@ def probe(conn: Connection, threads: _Threads, *, may_see_all: bool) -> Probe | 
     while it stays busy; busy at a connection's first probe, its start is unknown, and no
     bound is given until it is idle."""
     rows = query_dicts(conn, THREADS_SQL)
+    queued = query_dicts(conn, DELAYED_SQL)  # after the threads, before the binlog's end
+    nothing_queued = not queued or int(queued[0]["queued"] or 0) == 0
     status = query_dicts(conn, "SHOW MASTER STATUS")
     gtid = query_dicts(conn, "SELECT @@global.gtid_binlog_pos AS pos")[0]["pos"]
     if not status:
@@ -132,16 +145,20 @@ def probe(conn: Connection, threads: _Threads, *, may_see_all: bool) -> Probe | 
     end = Position.parse(str(gtid or ""))
     replicating = any(str(r["command"]).startswith("Slave_") for r in rows)
     since: dict[int, float] = {}
+    about: dict[int, str] = {}
     for row in rows:
         command = str(row["command"])
         if command in IDLE or command.startswith("Slave_"):
             continue
+        if command == "Delayed insert" and row["state"] == DELAYED_IDLE and nothing_queued:
+            continue  # an idle handler: its rows, stamped by their clients, are written
         thread = int(row["id"])
         latest = now - float(row["ms"] or 0) / 1000.0
         before = threads.since.get(thread)
         if before is None:
             before = threads.looked if threads.looked is not None else -math.inf
         since[thread] = min(before, latest)
+        about[thread] = f"thread {thread} ({row['user']}, {command})"
         if now - since[thread] >= HELD_LOG_AFTER and thread not in threads.logged:
             threads.logged.add(thread)
             log.info(
@@ -161,10 +178,21 @@ def probe(conn: Connection, threads: _Threads, *, may_see_all: bool) -> Probe | 
         why = "the server replicates (appliers keep old timestamps)"
         return Probe(file, pos, None, why, end, taken)
     oldest = min(since.values(), default=now)
-    if oldest == -math.inf:
-        why = "a statement running since before the archiver connected may commit stamped earlier"
+    holder = min(since, key=lambda t: since[t], default=None)
+    if oldest == -math.inf and holder is not None:
+        why = (
+            f"{about[holder]} has been running since before the archiver connected and may "
+            "commit stamped earlier"
+        )
         return Probe(file, pos, None, why, end, taken)
-    return Probe(file, pos, min(now, oldest) - MARGIN, "", end, taken)
+    held = ""
+    if holder is not None and now - oldest > HELD_NOTE_AFTER:
+        held = f"{about[holder]} has been running since {_utc(oldest)}"
+    return Probe(file, pos, min(now, oldest) - MARGIN, "", end, taken, held)
+
+
+def _utc(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Prober:
@@ -197,7 +225,7 @@ class Prober:
             self.close()
             self._failed_at = time.monotonic()
             return None
-        if found is not None and found.bound is None and not found.why.startswith("a statement"):
+        if found is not None and found.bound is None and "running since" not in found.why:
             self._tell("binlog.vouch_limited", reason=found.why)
         return found
 
