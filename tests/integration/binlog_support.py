@@ -31,11 +31,15 @@ from datatier.backup.service import load_policy, run_backup
 from datatier.backup.stores import store_for
 from datatier.binlog.archiver import Archiver
 from datatier.binlog.chain import load_chain
+from datatier.binlog.state import read_state
 from datatier.cli.progress import Progress
 from datatier.config import Config, LoadedConfig, load
 from datatier.mysql.binlog import events as ev
+from datatier.mysql.binlog.positions import Position
 from datatier.storage.base import ObjectStore
 from tests.integration.conftest import SandboxHandle, wait_for
+from tests.integration.encryption_support import cli
+from tests.integration.physical_support import Result
 
 GTID_INFO = re.compile(r"GTID (\d+-\d+-\d+)")
 
@@ -528,3 +532,42 @@ def assert_replay_progress(drawn: list[tuple[int, int | None]]) -> None:
     dones = [done for done, _ in drawn]
     assert dones == sorted(dones) and drawn[-1] == (total, total), drawn[-3:]
     assert {t for _, t in drawn} == {total}
+
+
+def archiver_state(sandbox: SandboxHandle, env: dict[str, str], policy: str) -> dict[str, Any]:
+    """The archiver's state (``archiver.json``) of ``policy``'s archive, read with ``env``."""
+    loaded = load(str(sandbox.config_path), environ=env)
+    return read_state(store_for(loaded.config.backup.default_store, loaded.config), policy)
+
+
+def archive_has_primary(sandbox: SandboxHandle, env: dict[str, str], policy: str) -> bool:
+    """Whether the archiver's state says it published the primary's whole position."""
+    ((server,),) = query(sandbox.config, "primary", "SELECT @@gtid_binlog_pos")
+    published = Position.parse(str(archiver_state(sandbox, env, policy).get("position") or ""))
+    return published.same_state(Position.parse(server))
+
+
+def wait_said(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait (0.1 s steps) until ``predicate()``; AssertionError saying ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def restore_until(
+    sandbox: SandboxHandle,
+    env: dict[str, str],
+    policy: str,
+    target: datetime,
+    rename: str,
+    *extra: str,
+) -> Result:
+    """``restore --policy P --until TARGET --rename RENAME [EXTRA...]`` in-process (the CLI
+    result)."""
+    when = target.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return cli(
+        sandbox.config_path, env, "restore", "--policy", policy, "--until", when,
+        "--rename", rename, *extra,
+    )  # fmt: skip

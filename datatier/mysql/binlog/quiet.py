@@ -12,7 +12,8 @@ stamped in the past: those of statements running now. :func:`probe` reads, in th
 A running statement's start is not simply ``TIME_MS`` ago: a stored program or trigger
 resets that count at each statement it runs (see :func:`probe` for how threads are followed
 across probes instead); one already running at a connection's first probe holds every bound
-back until it ends.
+back until it ends. An ``INSERT DELAYED`` handler (whose rows carry their clients' stamps)
+counts as running unless it waits for rows with none queued (``Not_flushed_delayed_rows``).
 
 :attr:`Probe.bound` is then a moment before which nothing will be written after that end:
 a transaction written later either commits in a statement running at (1), stamped no

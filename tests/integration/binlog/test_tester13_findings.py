@@ -35,10 +35,14 @@ import pytest
 
 from datatier.backup.stores import store_for
 from datatier.binlog.layout import archive_prefix
-from datatier.binlog.state import read_state
-from datatier.config import load
-from datatier.mysql.binlog.positions import Position
-from tests.integration.binlog_support import ArchiverProcess, query
+from tests.integration import binlog_support
+from tests.integration.binlog_support import (
+    ArchiverProcess,
+    archive_has_primary,
+    archiver_state,
+    query,
+    wait_said,
+)
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
 from tests.integration.physical_support import Result
@@ -79,22 +83,14 @@ def archive(sandbox: SandboxHandle, tmp_path: Any) -> Iterator[ArchiverProcess]:
 
 
 def state(sandbox: SandboxHandle) -> dict[str, Any]:
-    loaded = load(str(sandbox.config_path), environ=ENV)
-    return read_state(store_for(loaded.config.backup.default_store, loaded.config), POLICY)
+    return archiver_state(sandbox, ENV, POLICY)
 
 
 def caught_up(sandbox: SandboxHandle) -> bool:
-    """Whether the archiver's state says it published the primary's whole position."""
-    ((server,),) = query(sandbox.config, "primary", "SELECT @@gtid_binlog_pos")
-    published = Position.parse(str(state(sandbox).get("position") or ""))
-    return published.same_state(Position.parse(server))
+    return archive_has_primary(sandbox, ENV, POLICY)
 
 
-def wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
+wait = wait_said
 
 
 def row_a_target_row_b(sandbox: SandboxHandle) -> datetime:
@@ -110,17 +106,7 @@ def row_a_target_row_b(sandbox: SandboxHandle) -> datetime:
 
 def restore_until(sandbox: SandboxHandle, target: datetime) -> Result:
     """``restore --policy P --until target --rename DB=COPY`` (the CLI result)."""
-    return cli(
-        sandbox.config_path,
-        ENV,
-        "restore",
-        "--policy",
-        POLICY,
-        "--until",
-        target.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "--rename",
-        f"{DB}={COPY}",
-    )
+    return binlog_support.restore_until(sandbox, ENV, POLICY, target, f"{DB}={COPY}")
 
 
 def holds_row_a_or_is_refused(sandbox: SandboxHandle, target: datetime) -> None:

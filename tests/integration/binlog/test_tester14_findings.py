@@ -19,10 +19,15 @@ import pytest
 
 from datatier.backup.stores import store_for
 from datatier.binlog.layout import archive_prefix
-from datatier.binlog.state import read_state
-from datatier.config import load
-from datatier.mysql.binlog.positions import Position
-from tests.integration.binlog_support import ArchiverProcess, connect, query
+from tests.integration import binlog_support
+from tests.integration.binlog_support import (
+    ArchiverProcess,
+    archive_has_primary,
+    archiver_state,
+    connect,
+    query,
+    wait_said,
+)
 from tests.integration.conftest import SandboxHandle
 from tests.integration.encryption_support import cli
 from tests.integration.physical_support import Result
@@ -87,37 +92,20 @@ def archive(sandbox: SandboxHandle, prepared: None, tmp_path: Any) -> Iterator[A
 
 
 def state(sandbox: SandboxHandle) -> dict[str, Any]:
-    loaded = load(str(sandbox.config_path), environ=ENV)
-    return read_state(store_for(loaded.config.backup.default_store, loaded.config), POLICY)
+    return archiver_state(sandbox, ENV, POLICY)
 
 
 def caught_up(sandbox: SandboxHandle) -> bool:
-    ((server,),) = query(sandbox.config, "primary", "SELECT @@gtid_binlog_pos")
-    published = Position.parse(str(state(sandbox).get("position") or ""))
-    return published.same_state(Position.parse(server))
+    return archive_has_primary(sandbox, ENV, POLICY)
 
 
-def wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
+wait = wait_said
 
 
 def restore_until(sandbox: SandboxHandle, target: datetime) -> Result:
-    for name in (COPY,):
-        query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {name}")
-    return cli(
-        sandbox.config_path,
-        ENV,
-        "restore",
-        "--policy",
-        POLICY,
-        "--until",
-        target.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "--rename",
-        f"{DB}={COPY}",
-    )
+    """``restore --policy P --until target --rename DB=COPY`` into a fresh COPY."""
+    query(sandbox.config, "primary", f"DROP DATABASE IF EXISTS {COPY}")
+    return binlog_support.restore_until(sandbox, ENV, POLICY, target, f"{DB}={COPY}")
 
 
 def backup_and_catch_up(sandbox: SandboxHandle) -> None:
@@ -185,18 +173,8 @@ def test_a_delayed_insert_waiting_for_a_table_lock_is_not_vouched_past(
 
 def scan_until(sandbox: SandboxHandle, target: datetime) -> Result:
     """``restore --policy P --until T --rename DB=COPY --dry-run --scan`` (writes nothing)."""
-    return cli(
-        sandbox.config_path,
-        ENV,
-        "restore",
-        "--policy",
-        POLICY,
-        "--until",
-        target.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "--rename",
-        f"{DB}={COPY}",
-        "--dry-run",
-        "--scan",
+    return binlog_support.restore_until(
+        sandbox, ENV, POLICY, target, f"{DB}={COPY}", "--dry-run", "--scan"
     )
 
 
