@@ -80,15 +80,15 @@ class PruneLock:
         rng = random.SystemRandom()
         for attempt in range(1, self.attempts + 1):
             try:
-                live = self._take()
+                found = self._take()
             except BaseException:
                 self.release()
                 raise
-            if live is None:
+            if found is None:
                 return
             self.release()
             if attempt == self.attempts:
-                note = self._note(live)
+                live, note = found
                 until = (
                     (live.last_modified + timedelta(seconds=self.ttl)).strftime("%H:%M:%SZ")
                     if live.last_modified is not None
@@ -111,7 +111,7 @@ class PruneLock:
             return
         found = {o.key: o for o in self.store.list_objects(self.prefix)}
         mine = found.pop(self.key, None)
-        others = [o for o in found.values() if self._live(o, mine)]
+        others = [o for o in found.values() if self._live(o, mine, self._note(o))]
         if mine is None or others:
             raise OperationFailed(
                 f"`backups prune` of {self.policy} lost its lock ({self.key}"
@@ -122,8 +122,9 @@ class PruneLock:
             )
         self._write()
 
-    def _take(self) -> ObjectInfo | None:
-        """Write this lock and look: another live lock, or None (expired ones deleted)."""
+    def _take(self) -> tuple[ObjectInfo, dict[str, object]] | None:
+        """Write this lock and look: another live lock and what it says, or None (expired
+        ones deleted)."""
         self._write()
         found = list(self.store.list_objects(self.prefix))
         mine = next((o for o in found if o.key == self.key), None)
@@ -131,8 +132,9 @@ class PruneLock:
         for other in found:
             if other.key == self.key:
                 continue
-            if self._live(other, mine) and not self._dead(other):
-                return other
+            note = self._note(other)
+            if self._live(other, mine, note) and not self._dead(other, note):
+                return other, note
             expired.append(other.key)
         if expired:
             self.store.delete(expired)
@@ -157,10 +159,11 @@ class PruneLock:
         self.store.put_bytes(self.key, json.dumps(note).encode())
         self._written = time.monotonic()
 
-    def _live(self, other: ObjectInfo, mine: ObjectInfo | None) -> bool:
+    def _live(self, other: ObjectInfo, mine: ObjectInfo | None, note: dict[str, object]) -> bool:
+        """Whether ``other`` (saying ``note``) was written less than TTL ago."""
         if other.last_modified is not None and mine is not None and mine.last_modified:
             return (mine.last_modified - other.last_modified).total_seconds() < self.ttl
-        written = self._note(other).get("at")
+        written = note.get("at")
         try:
             at = datetime.fromisoformat(str(written))
         except ValueError:
@@ -176,10 +179,10 @@ class PruneLock:
             return {}
         return doc if isinstance(doc, dict) else {}
 
-    def _dead(self, other: ObjectInfo) -> bool:
-        """Whether ``other`` was written by a process of this very process space (same
-        boot, same PID namespace) that is gone: a killed holder, not waited out."""
-        note = self._note(other)
+    def _dead(self, other: ObjectInfo, note: dict[str, object]) -> bool:
+        """Whether ``other`` (saying ``note``) was written by a process of this very process
+        space (same boot, same PID namespace) that is gone: a killed holder, not waited
+        out."""
         space, pid = note.get("process_space"), note.get("pid")
         if not space or space != _process_space() or not isinstance(pid, int):
             return False

@@ -571,3 +571,10 @@ def restore_until(
         sandbox.config_path, env, "restore", "--policy", policy, "--until", when,
         "--rename", rename, *extra,
     )  # fmt: skip
+
+
+def started_query(config: Config, sql: str) -> threading.Thread:
+    """``sql`` running on the primary in a thread of its own, already started (join it)."""
+    runner = threading.Thread(target=query, args=(config, "primary", sql))
+    runner.start()
+    return runner

@@ -69,6 +69,8 @@ MIN_INTERVAL = 1.0
 """Seconds between two probes of one prober (a probe reads the whole process list)."""
 QUERY_TIMEOUT = 30
 """Seconds a probe query may take (``SHOW MASTER STATUS`` waits on the binlog's lock)."""
+NO_PROCESS = "the account lacks PROCESS (other sessions are hidden)"
+REPLICATING = "the server replicates (appliers keep old timestamps)"
 HELD_NOTE_AFTER = 2.0
 """A statement that holds the bound back longer is named in the probe (``held_by``)."""
 HELD_LOG_AFTER = 60.0
@@ -173,23 +175,24 @@ def probe(conn: Connection, threads: _Threads, *, may_see_all: bool) -> Probe | 
     threads.since, threads.looked = since, now
     taken = time.monotonic()
     if not may_see_all:
-        why = "the account lacks PROCESS (other sessions are hidden)"
-        return Probe(file, pos, None, why, end, taken)
+        return Probe(file, pos, None, NO_PROCESS, end, taken)
     if replicating:
-        why = "the server replicates (appliers keep old timestamps)"
-        return Probe(file, pos, None, why, end, taken)
-    oldest = min(since.values(), default=now)
+        return Probe(file, pos, None, REPLICATING, end, taken)
     holder = min(since, key=lambda t: since[t], default=None)
-    if oldest == -math.inf and holder is not None:
+    if holder is None:
+        return Probe(file, pos, now - MARGIN, "", end, taken)
+    oldest = since[holder]
+    if oldest == -math.inf:
         why = (
             f"{about[holder]} has been running since before the archiver connected and may "
             "commit stamped earlier"
         )
         return Probe(file, pos, None, why, end, taken)
-    held = ""
-    if holder is not None and now - oldest > HELD_NOTE_AFTER:
-        held = f"{about[holder]} has been running since {_utc(oldest)}"
-    return Probe(file, pos, min(now, oldest) - MARGIN, "", end, taken, held)
+    held = f"{about[holder]} has been running since {_utc(oldest)}"
+    return Probe(
+        file, pos, min(now, oldest) - MARGIN, "", end, taken,
+        held if now - oldest > HELD_NOTE_AFTER else "",
+    )  # fmt: skip
 
 
 def _utc(moment: float) -> str:
@@ -226,7 +229,7 @@ class Prober:
             self.close()
             self._failed_at = time.monotonic()
             return None
-        if found is not None and found.bound is None and "running since" not in found.why:
+        if found is not None and found.why in (NO_PROCESS, REPLICATING):
             self._tell("binlog.vouch_limited", reason=found.why)
         return found
 

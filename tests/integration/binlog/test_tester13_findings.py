@@ -25,7 +25,6 @@ the archive reaches T, or replays the rows.
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ from tests.integration.binlog_support import (
     archive_has_primary,
     archiver_state,
     query,
+    started_query,
     wait_said,
 )
 from tests.integration.conftest import SandboxHandle
@@ -248,15 +248,9 @@ def test_a_restore_into_a_running_statement_is_refused_until_it_commits(
     assert made.code == 0, made.err
     wait(lambda: caught_up(sandbox), 60, "the archiver did not publish the server's position")
     started = time.time()
-    statement = threading.Thread(
-        target=query,
-        args=(
-            sandbox.config,
-            "primary",
-            f"INSERT INTO {DB}.t SELECT 2, IF(SLEEP(12) = 0, 'long statement', 'cut')",
-        ),
+    statement = started_query(
+        sandbox.config, f"INSERT INTO {DB}.t SELECT 2, IF(SLEEP(12) = 0, 'long statement', 'cut')"
     )
-    statement.start()
     try:
         target = datetime.fromtimestamp(int(started) + 2, UTC)
         time.sleep(7)

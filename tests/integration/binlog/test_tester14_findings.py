@@ -26,6 +26,7 @@ from tests.integration.binlog_support import (
     archiver_state,
     connect,
     query,
+    started_query,
     wait_said,
 )
 from tests.integration.conftest import SandboxHandle
@@ -265,15 +266,9 @@ def test_a_once_run_during_a_long_statement_answers_as_a_later_restore_does(
     assert made.code == 0, made.err
     assert proc.once().returncode == 0
     started = time.time()
-    statement = threading.Thread(
-        target=query,
-        args=(
-            sandbox.config,
-            "primary",
-            f"INSERT INTO {DB}.t SELECT 2, IF(SLEEP(10) = 0, 'long', 'cut')",
-        ),
+    statement = started_query(
+        sandbox.config, f"INSERT INTO {DB}.t SELECT 2, IF(SLEEP(10) = 0, 'long', 'cut')"
     )
-    statement.start()
     targets = [datetime.fromtimestamp(int(started) + d, UTC) for d in (2, 6)]
     first: list[Any] = []
     try:
@@ -441,15 +436,9 @@ def test_binlogs_status_during_a_long_statement_agrees_with_restore(
     the archiver's ``vouch_note`` names the statement, and the refusal quotes it."""
     backup_and_catch_up(sandbox)
     started = time.time()
-    statement = threading.Thread(
-        target=query,
-        args=(
-            sandbox.config,
-            "primary",
-            f"INSERT INTO {DB}.t SELECT 2, IF(SLEEP(15) = 0, 'long', 'cut')",
-        ),
+    statement = started_query(
+        sandbox.config, f"INSERT INTO {DB}.t SELECT 2, IF(SLEEP(15) = 0, 'long', 'cut')"
     )
-    statement.start()
     try:
         time.sleep(8)
         status = cli(sandbox.config_path, ENV, "binlogs", "status", "--json")
