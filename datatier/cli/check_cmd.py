@@ -1,4 +1,5 @@
-"""``datatier check``: one line per preflight check; exit 0 only if none failed."""
+"""``datatier check``: one line per preflight check; exit 0 only if none failed (a
+warning does not fail it)."""
 
 from __future__ import annotations
 
@@ -61,8 +62,10 @@ def check(
     reachable and writable, S3 buckets are set up as `provision plan` wants, the newest
     good backup is as fresh as the schedule allows, free space where restores stage;
     for the topology: the heartbeat writer runs, replicas replicate within --max-lag.
-    One line per check; exit 0 only if none failed (1 otherwise; 2 for bad arguments).
-    A failure is sent to the notify channels.
+    One line per check (PASS, WARN, FAIL or SKIP); exit 0 only if none failed (1
+    otherwise; 2 for bad arguments). WARN: it works, doing less than it could (e.g. the
+    binlog archiver's account lacks PROCESS); it does not fail the run. A failure is sent
+    to the notify channels.
     """
     loaded = app.loaded()
     config = loaded.config
@@ -94,10 +97,10 @@ def check(
 
 
 def _text(results: list[CheckResult]) -> str:
-    """One line per check, and the hint of each failed one."""
+    """One line per check, and the hint of each failed or warned one."""
     lines = []
     for r in results:
         lines.append(f"{r.status.value.upper():<4}  {r.check:<16}  {r.target}: {r.detail}")
-        if r.hint and r.status is Status.FAIL:
+        if r.hint and r.status in (Status.FAIL, Status.WARN):
             lines.append(f"{'':<4}  {'':<16}  hint: {r.hint}")
     return "\n".join(lines)

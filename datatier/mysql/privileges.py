@@ -6,6 +6,7 @@ schema grants with ``%``/``_`` wildcards are matched as LIKE patterns); table- a
 column-level grants are not counted. :data:`NEEDS` lists, per job, the privileges it
 needs; each requirement is a tuple of names any one of which suffices (MariaDB renamed some:
 ``SLAVE MONITOR`` is MySQL's ``REPLICATION CLIENT``; ``SUPER`` covers the admin ones).
+:data:`OPTIONAL` names the requirements a job runs without, doing less.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ NEEDS: dict[str, tuple[tuple[Requirement, str], ...]] = {
         (("UPDATE",), "write heartbeats"),
     ),
 }
+
+OPTIONAL: frozenset[tuple[str, Requirement]] = frozenset({("binlog", ("PROCESS",))})
+"""(job, requirement) pairs the job runs without: the archiver without PROCESS archives
+everything, but vouches for no idle time."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from datatier.config import LoadedConfig
 class Status(StrEnum):
     PASS = "pass"  # noqa: S105 - a status, not a password
     FAIL = "fail"
+    WARN = "warn"  # works, with less than it could (exit 0: a grant to add, not an outage)
     SKIP = "skip"  # does not apply here (the thing it checks is not configured)
 
 
@@ -58,6 +59,10 @@ def passed(check: str, target: str, detail: str) -> CheckResult:
 
 def failed(check: str, target: str, detail: str, hint: str | None = None) -> CheckResult:
     return CheckResult(check, target, Status.FAIL, detail, hint)
+
+
+def warned(check: str, target: str, detail: str, hint: str | None = None) -> CheckResult:
+    return CheckResult(check, target, Status.WARN, detail, hint)
 
 
 def skipped(check: str, target: str, detail: str) -> CheckResult:

@@ -8,8 +8,15 @@ from collections.abc import Iterator
 
 from datatier.errors import DatatierError
 from datatier.mysql.connection import connect, endpoint
-from datatier.mysql.privileges import AccountPrivileges, account_privileges
-from datatier.ops.checks.result import CheckContext, CheckResult, failed, passed, skipped
+from datatier.mysql.privileges import OPTIONAL, AccountPrivileges, account_privileges
+from datatier.ops.checks.result import (
+    CheckContext,
+    CheckResult,
+    failed,
+    passed,
+    skipped,
+    warned,
+)
 from datatier.replication.monitor import Monitor
 from datatier.replication.snapshot import Snapshot
 
@@ -27,10 +34,14 @@ def _privileges(ctx: CheckContext, node: str) -> AccountPrivileges:
 def _verdict(
     name: str, target: str, found: AccountPrivileges, job: str, databases: list[str]
 ) -> CheckResult:
+    """Pass; warn when only :data:`~datatier.mysql.privileges.OPTIONAL` ones are missing
+    (the job runs, doing less); else fail. Either lists every missing one."""
     missing = found.missing(job, databases)
     if not missing:
         return passed(name, target, f"{found.account} holds what {job} needs")
     listed = "; ".join(f"{' or '.join(names)} ({why})" for names, why in missing)
+    if all((job, names) in OPTIONAL for names, _ in missing):
+        return warned(name, target, f"{found.account} lacks {listed}", GRANT_HINT)
     return failed(name, target, f"{found.account} lacks {listed}", GRANT_HINT)
 
 

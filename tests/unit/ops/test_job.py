@@ -18,6 +18,8 @@ from datatier.config import load
 from datatier.errors import ServiceUnavailable
 from datatier.mysql.grants import IDENTIFIED
 from datatier.mysql.privileges import AccountPrivileges, _like
+from datatier.ops.checks.result import CheckResult, Status
+from datatier.ops.checks.topology import _verdict
 from datatier.ops.job import run_job
 from datatier.storage.base import ObjectStore
 from datatier.storage.deferred import DeferredStore
@@ -149,6 +151,20 @@ def test_privileges_match_like_patterns_and_alternatives() -> None:
         "dump events",
     ]
     assert _like("a%b_c").fullmatch("aXYZbQc") and not _like("a%b_c").fullmatch("ab")
+
+
+def test_a_missing_optional_privilege_warns_and_a_required_one_fails() -> None:
+    def verdict(*held: str) -> CheckResult:
+        found = AccountPrivileges("dt@%", frozenset(held))
+        return _verdict("privileges", "binlog archive on primary", found, "binlog", [])
+
+    assert verdict("REPLICATION SLAVE", "BINLOG MONITOR", "PROCESS").status is Status.PASS
+    warned = verdict("REPLICATION SLAVE", "BINLOG MONITOR")
+    assert warned.status is Status.WARN and "PROCESS" in warned.detail and warned.hint
+    assert warned.to_json()["ok"] is True
+    failed = verdict("BINLOG MONITOR")  # a required one missing, PROCESS too: both listed
+    assert failed.status is Status.FAIL and failed.to_json()["ok"] is False
+    assert "REPLICATION SLAVE" in failed.detail and "PROCESS" in failed.detail
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dic
         return code, []
     rows: list[dict[str, Any]] = doc["checks"]
     assert doc["counts"] == {
-        s: sum(r["status"] == s for r in rows) for s in ("pass", "fail", "skip")
+        s: sum(r["status"] == s for r in rows) for s in ("pass", "fail", "warn", "skip")
     }
     assert doc["ok"] is (doc["counts"]["fail"] == 0) is (code == 0)
     assert all(r["ok"] is (r["status"] != "fail") for r in rows)
@@ -102,6 +102,41 @@ def test_privileges(
     archiver = by_target["binlog archive on primary"]
     assert archiver["status"] == "fail"
     assert "REPLICATION SLAVE" in archiver["detail"] and "PROCESS" in archiver["detail"]
+
+
+def test_an_archiver_account_lacking_only_process_is_a_warning(
+    use_sandbox_config: SandboxHandle,
+    policy: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without PROCESS the archiver archives everything but vouches for no idle time: the
+    check warns (with the hint), every other job's needs pass, and the run exits 0."""
+    sandbox = use_sandbox_config
+    monkeypatch.setenv("DATATIER_BINLOG__POLICY", policy)
+    sql(sandbox, "primary", "DROP USER IF EXISTS 'dt_noproc'@'127.0.0.1'")
+    sql(sandbox, "primary", "CREATE USER 'dt_noproc'@'127.0.0.1' IDENTIFIED BY 'noproc-pass-1'")
+    sql(sandbox, "primary", "GRANT ALL PRIVILEGES ON *.* TO 'dt_noproc'@'127.0.0.1'")
+    sql(sandbox, "primary", "REVOKE PROCESS ON *.* FROM 'dt_noproc'@'127.0.0.1'")
+    sandbox.wait_replicated()
+    try:
+        monkeypatch.setenv("DATATIER_MYSQL__USER", "dt_noproc")
+        monkeypatch.setenv("DATATIER_MYSQL__PASSWORD", "noproc-pass-1")
+        code, rows = check(capsys, policy, "--only", "privileges")
+        text_code = main(["check", policy, "--only", "privileges"])
+        text = capsys.readouterr().out
+    finally:
+        sql(sandbox, "primary", "DROP USER IF EXISTS 'dt_noproc'@'127.0.0.1'")
+    assert code == 0 == text_code, rows
+    by_target = {r["target"]: r for r in rows}
+    archiver = by_target.pop("binlog archive on primary")
+    assert archiver["status"] == "warn" and archiver["ok"] is True
+    assert "PROCESS" in archiver["detail"] and "REPLICATION SLAVE" not in archiver["detail"]
+    assert archiver["hint"]
+    assert {r["status"] for r in by_target.values()} == {"pass"}, by_target
+    warn_line = next(line for line in text.splitlines() if "binlog archive on primary" in line)
+    assert warn_line.startswith("WARN") and "PROCESS" in warn_line
+    assert "hint: GRANT" in text
 
 
 def test_store(
