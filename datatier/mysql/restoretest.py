@@ -10,8 +10,9 @@ manifest's. The scratch databases are dropped afterwards, also on failure. Any m
 IntegrityFailure (exit 4) naming the tables. Backups made before manifest format 2
 recorded digests of mariadb-dump's text, which cannot be recomputed: for them only row
 counts are compared, and the report says so.
-Backups made before :data:`~datatier.mysql.rowtext.ROW_TEXT_VERSION` (no ``row_text``
-option) are read back by the row text rules they were written with.
+Backups are read back by the row text rules they were written with (the manifest's
+``row_text`` option, see :data:`~datatier.mysql.rowtext.ROW_TEXT_VERSION`); rules newer
+than this code's are refused (OperationFailed, exit 1) before anything is restored.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datatier.backup.engine import RestoreOptions, RestoreTestOptions, RestoreTe
 from datatier.backup.manifest import Manifest
 from datatier.backup.restore import restore_backup
 from datatier.config import LoadedConfig
-from datatier.errors import IntegrityFailure
+from datatier.errors import IntegrityFailure, OperationFailed
 from datatier.log import get_logger
 from datatier.mysql import scratch
 from datatier.mysql.connection import connect, resolve_target
@@ -38,6 +39,15 @@ def restore_test(
 ) -> RestoreTestReport:
     """Restore to scratch, compare per-table rows and digests, drop the scratch databases."""
     started = time.monotonic()
+    # the rules the backup's rows were written (and its digests taken) with
+    rules = int(manifest.options.get("row_text", 1))
+    if rules > ROW_TEXT_VERSION:
+        raise OperationFailed(
+            f"backup {manifest.backup_id} renders rows by row text rules {rules}, newer than "
+            f"this datatier's ({ROW_TEXT_VERSION}): its digests cannot be recomputed here",
+            hint="run the restore test with the datatier version that made the backup, or a "
+            "newer one",
+        )
     target, _ = resolve_target(loaded.config.mysql, options.target)
     run = scratch.new_run()
     renames = scratch.names(manifest.backup_id, run, manifest.databases)
@@ -46,8 +56,6 @@ def restore_test(
         for t in manifest.tables
         if t.database in renames
     }
-    # the rules the backup's rows were written (and its digests taken) with
-    legacy = manifest.options.get("row_text", 1) < ROW_TEXT_VERSION
     restore = RestoreOptions(
         target=options.target,
         renames=renames,
@@ -64,7 +72,7 @@ def restore_test(
             found = {
                 (back[db], table): value
                 for (db, table), value in table_digests(
-                    target, sorted(renames.values()), points, legacy=legacy
+                    target, sorted(renames.values()), points, rules=rules
                 ).items()
             }
             scratch.require(target, renames.values())

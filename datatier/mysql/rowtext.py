@@ -10,6 +10,8 @@ The SELECT built here makes the server write each row's literal text in C (``QUO
 * ENUM: its index 0 (the error value a non-strict session stores for a value not in the
   list) as the number ``0``, which the restore's non-strict session stores as that error
   value again (as text it would read as the member ``''`` where the list has one);
+* SET: its number (the bits of its members), which loads exactly; as text a value holding
+  the member ``''`` (a list may have one) would load without it: ``',a'`` reads as ``'a'``;
 * other text (text, ENUM/SET, dates and times, JSON, INET6, UUID) in utf8mb4, or in a
   charset of :data:`EXACT_CHARSETS`: ``QUOTE()`` in utf8mb4 (those charsets converted,
   which is exact for them); text in any other charset: its stored bytes in hex with their
@@ -18,9 +20,9 @@ The SELECT built here makes the server write each row's literal text in C (``QUO
   0xFF even becomes a plain quote inside the literal); NULL is ``NULL``.
 
 The restore test's digests (:mod:`datatier.mysql.table_digest`) hash these same texts, so
-they compare stored bytes. Backups made before these rules (no ``row_text`` option in the
-manifest, see :data:`ROW_TEXT_VERSION`) are re-read with the old ones (``legacy``: every
-text by ``QUOTE()`` converted to utf8mb4), so their digests still compare.
+they compare stored bytes. Backups made by earlier rules (the manifest's ``row_text``
+option, see :data:`ROW_TEXT_VERSION`) are re-read with theirs (``rules``), so their digests
+still compare.
 
 Generated columns are left out (the server recomputes them). A row whose large values would
 push its rendered text past the server's ``max_allowed_packet`` (the server would return
@@ -76,10 +78,10 @@ BINARY_TYPES = frozenset(
 )
 
 
-ROW_TEXT_VERSION = 2
-"""The rules above, recorded as ``options["row_text"]`` in a backup's manifest (none: the
-legacy rules, where every text was ``QUOTE()`` converted to utf8mb4 and ENUM's error value
-was ``''``)."""
+ROW_TEXT_VERSION = 3
+"""The rules above, recorded as ``options["row_text"]`` in a backup's manifest. Earlier:
+1 (no option) every text ``QUOTE()`` converted to utf8mb4 and ENUM's error value ``''``;
+2 SET as text (its members joined)."""
 
 EXACT_CHARSETS = frozenset(
     {
@@ -108,19 +110,22 @@ a backslash (checked for every byte on MariaDB 10.11). Any other charset renders
 _CHARSET_NAME = re.compile(r"[a-z0-9_]+")
 
 
-def kind_of(column: Column, *, legacy: bool = False) -> str:
+def kind_of(column: Column, *, rules: int = ROW_TEXT_VERSION) -> str:
     """``number``, ``bit``, ``binary``, ``enum`` (rendered by the server on either path),
-    ``text`` (``QUOTE()`` in utf8mb4) or ``hex`` (text as its charset's bytes)."""
+    ``set`` (its number), ``text`` (``QUOTE()`` in utf8mb4) or ``hex`` (text as its
+    charset's bytes); by the row text ``rules`` of that version."""
     if column.data_type in NUMBER_TYPES:
         return "number"
     if column.data_type == "bit":
         return "bit"
     if column.data_type in BINARY_TYPES:
         return "binary"
-    if legacy:
+    if rules < 2:
         return "text"
     if column.data_type == "enum":
         return "enum"
+    if column.data_type == "set" and rules >= 3:
+        return "set"
     if column.charset is None or column.charset == "utf8mb4" or column.charset in EXACT_CHARSETS:
         return "text"
     return "hex"
@@ -168,7 +173,7 @@ def _text(column: Column, binary: bool, legacy: bool) -> tuple[str, bool]:
     return f"CONCAT('{introducer(column.charset)} X''',HEX({c}),'''')", True
 
 
-def value_sql(column: Column, *, binary: bool = True, legacy: bool = False) -> str:
+def value_sql(column: Column, *, binary: bool = True, rules: int = ROW_TEXT_VERSION) -> str:
     """The server-side expression giving ``column``'s value as SQL literal text (bytes).
 
     ``binary=False`` leaves the text of a value without a charset (dates, INET6...) and, by
@@ -176,12 +181,14 @@ def value_sql(column: Column, *, binary: bool = True, legacy: bool = False) -> s
     whose text columns share one utf8mb4 collation (see :func:`uniform_text`), or CONCAT
     would mix collations. utf8mb4 text is otherwise always QUOTEd as bytes. A NOT NULL
     column goes without the NULL test (were one NULL all the same, the row's CONCAT would be
-    NULL, and a NULL row stops the dump: :meth:`RowQuery.texts`). ``legacy``: the rules of
-    backups made before :data:`ROW_TEXT_VERSION`."""
+    NULL, and a NULL row stops the dump: :meth:`RowQuery.texts`). ``rules``: the row text
+    rules of that version (of the backup whose rows are re-read)."""
     c = ident(column.name)
-    kind = kind_of(column, legacy=legacy)
-    if kind == "number":
-        return f"IFNULL({_number(column)},'NULL')" if column.nullable else _number(column)
+    kind = kind_of(column, rules=rules)
+    legacy = rules < 2
+    if kind in ("number", "set"):
+        number = _number(column) if kind == "number" else f"({c}+0)"
+        return f"IFNULL({number},'NULL')" if column.nullable else number
     if kind in ("bit", "binary"):
         if kind == "bit":
             literal = f"CONCAT('b''',BIN({c}+0),'''')"
@@ -204,13 +211,15 @@ def uniform_text(columns: Sequence[Column]) -> bool:
     return charsets <= {"utf8mb4"} and len(collations) <= 1 and None not in collations
 
 
-def raw_sql(column: Column, *, legacy: bool = False) -> str:
+def raw_sql(column: Column, *, rules: int = ROW_TEXT_VERSION) -> str:
     """The raw value fetched for client-side rendering, shaped like the server path's (a
     bare BIT inside IF() would turn into a number, so it comes as binary digits; hex text
     as its stored bytes, unconverted; an ENUM as its literal, which is short)."""
-    kind = kind_of(column, legacy=legacy)
+    kind = kind_of(column, rules=rules)
     if kind == "number":
         return _number(column)
+    if kind == "set":
+        return f"({ident(column.name)}+0)"
     if kind == "bit":
         return f"BIN({ident(column.name)}+0)"
     if kind == "hex":
@@ -225,7 +234,7 @@ def literal_of(kind: str, raw: bytes | None, charset: str | None = None) -> byte
     :func:`value_sql` would; ``charset`` is the column's (used by ``hex``)."""
     if raw is None:
         return b"NULL"
-    if kind in ("number", "enum"):
+    if kind in ("number", "enum", "set"):
         return raw
     if kind == "bit":
         return b"b'" + raw + b"'"  # raw_sql sends the binary digits
@@ -250,13 +259,13 @@ class RowQuery:
 
     Result columns: ``text`` alone, or for tables with large-object columns ``text, big,
     raw...`` where ``big`` is 1 (and ``text`` NULL, the raw values set) when the row's large
-    values exceed ``raw_threshold`` bytes. ``legacy``: the rules of backups made before
-    :data:`ROW_TEXT_VERSION` (to recompute their digests).
+    values exceed ``raw_threshold`` bytes. ``rules``: the row text rules of that version
+    (of a backup whose digests are recomputed).
     """
 
     table: Table
     raw_threshold: int
-    legacy: bool = False
+    rules: int = ROW_TEXT_VERSION
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -288,7 +297,7 @@ class RowQuery:
             )
             big = f"({lengths}) > {int(self.raw_threshold)}"
             outputs = [f"IF({big},NULL,{row})", f"IF({big},1,0)"]
-            outputs += [f"IF({big},{raw_sql(c, legacy=self.legacy)},NULL)" for c in self.columns]
+            outputs += [f"IF({big},{raw_sql(c, rules=self.rules)},NULL)" for c in self.columns]
         return self._query(outputs, where, skip)
 
     def fast_select(self, where: str = "") -> str:
@@ -306,7 +315,7 @@ class RowQuery:
 
     def _values(self) -> list[str]:
         binary = not uniform_text(self.columns)
-        return [value_sql(c, binary=binary, legacy=self.legacy) for c in self.columns]
+        return [value_sql(c, binary=binary, rules=self.rules) for c in self.columns]
 
     def _query(self, outputs: list[str], where: str, skip: int) -> str:
         order = ""
@@ -327,7 +336,7 @@ class RowQuery:
                 raise self._unrendered()
             return texts
         out: list[bytes] = []
-        kinds = [(kind_of(c, legacy=self.legacy), c.charset) for c in self.columns]
+        kinds = [(kind_of(c, rules=self.rules), c.charset) for c in self.columns]
         for row in rows:
             text = row[0]
             if text is not None:

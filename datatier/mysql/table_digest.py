@@ -3,8 +3,8 @@
 Used by ``backups verify --restore-test``: a backup's manifest records, per table, the rows
 and the data SHA-256 of :mod:`datatier.mysql.pdump` (per key range, the SHA-256 of the row
 texts in key order; then the SHA-256 of those). Reading a restored copy the same way, with
-the backup's own split points and row text rules (``legacy`` for backups made before
-:data:`~datatier.mysql.rowtext.ROW_TEXT_VERSION`), must give the same values.
+the backup's own split points and row text rules (``rules``: the version its manifest
+records, see :data:`~datatier.mysql.rowtext.ROW_TEXT_VERSION`), must give the same values.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datatier.mysql.catalogue import read_catalogue
 from datatier.mysql.connection import Endpoint, connect
 from datatier.mysql.fastreader import RawConnection
 from datatier.mysql.flavor import detect
-from datatier.mysql.rowtext import RowQuery, range_filters, read_texts
+from datatier.mysql.rowtext import ROW_TEXT_VERSION, RowQuery, range_filters, read_texts
 
 RAW_THRESHOLD = 4 << 20  # either rendering path gives the same bytes; this bounds memory
 
@@ -26,11 +26,11 @@ def table_digests(
     databases: list[str],
     split_points: Mapping[tuple[str, str], Sequence[int]],
     *,
-    legacy: bool = False,
+    rules: int = ROW_TEXT_VERSION,
 ) -> dict[tuple[str, str], tuple[int, str]]:
     """(rows, data SHA-256) for every base table of ``databases``; ``split_points`` per
-    (database, table) as the manifest recorded them; ``legacy`` renders rows by the
-    rules before :data:`~datatier.mysql.rowtext.ROW_TEXT_VERSION`."""
+    (database, table) as the manifest recorded them; ``rules``: the row text rules of that
+    version (:data:`~datatier.mysql.rowtext.ROW_TEXT_VERSION`)."""
     wanted = set(databases)
     with connect(target) as conn:
         catalogue = read_catalogue(conn, lambda db: db in wanted, lambda db, t: db in wanted)
@@ -46,7 +46,7 @@ def table_digests(
             if not table.has_rows:  # MERGE and the like: as the backup records them
                 found[(table.database, table.name)] = (0, hashlib.sha256().hexdigest())
                 continue
-            query = RowQuery(table, RAW_THRESHOLD, legacy=legacy)
+            query = RowQuery(table, RAW_THRESHOLD, rules=rules)
             points = split_points.get((table.database, table.name), ())
             rows, combined = 0, hashlib.sha256()
             for where in range_filters(table, points):

@@ -31,11 +31,12 @@ def inexact(use_sandbox_config: SandboxHandle) -> Iterator[SandboxHandle]:
         cur.execute(f"CREATE DATABASE {DB}")
         cur.execute(
             f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, s TEXT CHARACTER SET sjis, "
-            "u VARCHAR(10) CHARACTER SET ucs2, e ENUM('a', ''))"
+            "u VARCHAR(10) CHARACTER SET ucs2, e ENUM('a', ''), st SET('a', 'b'))"
         )
         cur.execute("SET SESSION sql_mode = ''")
         cur.execute(
-            f"INSERT INTO {DB}.t VALUES (1, _sjis X'835C5C', 'ü', 'nope'), (2, NULL, NULL, '')"
+            f"INSERT INTO {DB}.t VALUES (1, _sjis X'835C5C', 'ü', 'nope', 'a,b'), "
+            "(2, NULL, NULL, '', NULL)"
         )
     sandbox.write_policy(
         "rt-rules", f'engine = "mysql"\n[source]\nnode = "primary"\ndatabases = ["{DB}"]\n'
@@ -56,12 +57,30 @@ def test_a_backup_rendered_by_the_legacy_rules_passes_its_restore_test(
 
     with pytest.MonkeyPatch.context() as patch:  # a backup of before the rules
         patch.setattr(pdump, "ROW_TEXT_VERSION", 1)
-        patch.setattr(dumptasks, "RowQuery", functools.partial(RowQuery, legacy=True))
+        patch.setattr(dumptasks, "RowQuery", functools.partial(RowQuery, rules=1))
         old = run_backup(loaded, load_policy(loaded, "rt-rules"))
     assert old.options["row_text"] == 1
     by_table = {t.name: t.data_sha256 for t in old.tables}
     assert by_table != {t.name: t.data_sha256 for t in current.tables}, "the rules differ"
     assert main(["backups", "verify", old.backup_id, "--restore-test"]) == 0
+
+
+def test_a_backup_rendered_by_the_rules_of_version_2_passes_its_restore_test(
+    inexact: SandboxHandle,
+) -> None:
+    """Version 2 quoted a SET's text (version 3 gives its number): such a backup's digests
+    are recomputed by its own rules, not the legacy ones nor the current."""
+    loaded = load(str(inexact.config_path), environ={})
+    current = run_backup(loaded, load_policy(loaded, "rt-rules"))
+    time.sleep(1.05)  # backup IDs are per second
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pdump, "ROW_TEXT_VERSION", 2)
+        patch.setattr(dumptasks, "RowQuery", functools.partial(RowQuery, rules=2))
+        made = run_backup(loaded, load_policy(loaded, "rt-rules"))
+    assert made.options["row_text"] == 2
+    by_table = {t.name: t.data_sha256 for t in made.tables}
+    assert by_table != {t.name: t.data_sha256 for t in current.tables}, "the rules differ"
+    assert main(["backups", "verify", made.backup_id, "--restore-test"]) == 0
 
 
 def test_a_manifest_of_the_legacy_rules_is_not_compared_by_the_new_ones(
@@ -126,3 +145,21 @@ def test_text_renders_as_quote_in_utf8mb4_renders_it_byte_for_byte(sandbox: Sand
             differing = [r for r in rows if r[1] != r[2]]
             assert not differing, (charset, rendered, differing[:3])
         cur.execute(f"DROP TABLE {DB}.q")
+
+
+def test_a_backup_of_newer_rules_is_refused_before_anything_is_restored(
+    inexact: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rules this code does not know cannot be recomputed: exit 1 saying so, no scratch
+    database created (rather than a mismatch that would call the backup damaged)."""
+    loaded = load(str(inexact.config_path), environ={})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pdump, "ROW_TEXT_VERSION", ROW_TEXT_VERSION + 1)
+        made = run_backup(loaded, load_policy(loaded, "rt-rules"))
+    capsys.readouterr()
+    assert main(["backups", "verify", made.backup_id, "--restore-test"]) == 1
+    err = capsys.readouterr().err
+    assert f"row text rules {ROW_TEXT_VERSION + 1}, newer than" in err, err
+    with inexact.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE 'dtv\\_%'")
+        assert cur.fetchall() == ()

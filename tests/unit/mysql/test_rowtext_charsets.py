@@ -45,7 +45,7 @@ def test_only_charsets_proven_exact_are_quoted_the_rest_go_as_hex(
     charset: str | None, kind: str
 ) -> None:
     assert kind_of(text(charset)) == kind
-    assert kind_of(text(charset), legacy=True) == "text", "older backups quoted every text"
+    assert kind_of(text(charset), rules=1) == "text", "older backups quoted every text"
 
 
 def test_hex_text_is_its_stored_bytes_with_the_introducer_of_its_charset() -> None:
@@ -82,18 +82,31 @@ def test_an_enum_s_error_value_renders_as_the_number_0() -> None:
     assert value_sql(hexed) == "IF(`e`+0=0,'0',CONCAT('_armscii8 X''',HEX(`e`),''''))"
     assert kind_of(enum) == "enum" and raw_sql(enum) == value_sql(enum), "server-rendered"
     assert literal_of("enum", b"0") == b"0" and literal_of("enum", b"'a'") == b"'a'"
-    assert value_sql(enum, legacy=True) == "CAST(QUOTE(`e`) AS BINARY)"
+    assert value_sql(enum, rules=1) == "CAST(QUOTE(`e`) AS BINARY)"
+
+
+def test_a_set_renders_as_its_number_and_as_text_by_the_rules_before() -> None:
+    """As text, a value holding the member '' loses it on load (',a' reads as 'a'); its
+    number (the bits of its members) loads exactly. Backups of rules 2 and 1 quoted it."""
     sets = Column("s", "set", "utf8mb4", False, "utf8mb4_general_ci")
-    assert kind_of(sets) == "text", "a SET has no error value"
+    assert kind_of(sets) == "set"
+    assert value_sql(sets) == "IFNULL((`s`+0),'NULL')"
+    required = Column("s", "set", "sjis", False, "sjis_japanese_ci", nullable=False)
+    assert value_sql(required) == "(`s`+0)", "a number whatever its charset"
+    assert raw_sql(sets) == "(`s`+0)" and literal_of("set", b"5") == b"5"
+    assert literal_of("set", None) == b"NULL"
+    assert kind_of(sets, rules=2) == "text"
+    assert value_sql(sets, rules=2) == "QUOTE(CAST(`s` AS BINARY))"
+    assert kind_of(sets, rules=1) == "text"
 
 
 def test_legacy_rules_render_every_text_as_before() -> None:
     """The digests of backups made before the rules changed are recomputed with these."""
     for charset in ("sjis", "armscii8", "ucs2", "latin1"):
-        assert value_sql(text(charset, nullable=False), legacy=True) == (
+        assert value_sql(text(charset, nullable=False), rules=1) == (
             "IF(`v` IS NULL,'NULL',CAST(CONVERT(QUOTE(`v`) USING utf8mb4) AS BINARY))"
         )
-        assert raw_sql(text(charset), legacy=True) == "`v`"
+        assert raw_sql(text(charset), rules=1) == "`v`"
 
 
 def test_raw_rows_render_each_column_by_its_own_rules() -> None:
@@ -109,6 +122,6 @@ def test_raw_rows_render_each_column_by_its_own_rules() -> None:
     assert "CAST(`body` AS BINARY)" in sql and "IF(`e`+0=0,'0'," in sql
     row = (None, b"1", b"7", b"\x83\x5c", b"0", b"it's")
     assert query.texts((row,)) == [b"(7,_sjis X'835C',0,'it\\'s')"]
-    legacy = RowQuery(table, raw_threshold=10, legacy=True)
+    legacy = RowQuery(table, raw_threshold=10, rules=1)
     assert "CAST(`body` AS BINARY)" not in legacy.select()
     assert legacy.texts(((None, b"1", b"7", b"\\", b"", None),)) == [b"(7,'\\\\','',NULL)"]
