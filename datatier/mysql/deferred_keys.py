@@ -6,7 +6,10 @@ large tables. :func:`defer_secondary_keys` splits a ``SHOW CREATE TABLE`` statem
 table without its plain secondary indexes and the ``ALTER TABLE`` that adds them back.
 
 Only plain ``KEY``/``INDEX`` entries move. Primary and unique keys stay (foreign keys of other
-tables may reference them), as do FULLTEXT and SPATIAL indexes; a table with a foreign key
+tables may reference them), as do FULLTEXT and SPATIAL indexes, and a plain key led by the
+``AUTO_INCREMENT`` column (InnoDB refuses a table whose counter column leads no index; the
+caller keeps the tables foreign keys reference whole, as a plain key may serve those too);
+a table with a foreign key
 or a constraint is left whole, as is any table not on InnoDB (other engines copy the whole
 table for an ALTER), with system versioning (which refuses most ALTERs) or with a FULLTEXT
 or SPATIAL index (an index added later must not change the order in which SHOW CREATE
@@ -49,8 +52,15 @@ def defer_secondary_keys(create: str, table_ident: str) -> Deferred:
     stripped = [e.strip() for e in elements]
     if any(e.startswith(KEEPS_TABLE_WHOLE) for e in stripped):
         return Deferred(create, None)
-    keep = [e for e, s in zip(elements, stripped, strict=True) if not s.startswith(DEFERRABLE)]
-    moved = [s for s in stripped if s.startswith(DEFERRABLE)]
+    auto = _auto_increment_column(stripped)
+
+    def deferred(element: str) -> bool:
+        return element.startswith(DEFERRABLE) and (
+            auto is None or _first_column(element) not in (auto, None)
+        )
+
+    keep = [e for e, s in zip(elements, stripped, strict=True) if not deferred(s)]
+    moved = [s for s in stripped if deferred(s)]
     if not moved or len(keep) == 0:
         return Deferred(create, None)
     body = ",".join(keep)
@@ -58,6 +68,41 @@ def defer_secondary_keys(create: str, table_ident: str) -> Deferred:
         body += "\n"
     adds = ", ".join(f"ADD {index}" for index in moved)
     return Deferred(create[: start + 1] + body + create[end:], f"ALTER TABLE {table_ident} {adds}")
+
+
+def _auto_increment_column(elements: list[str]) -> str | None:
+    """The name of the column whose definition (outside quotes) says AUTO_INCREMENT."""
+    for element in elements:
+        if element.startswith("`") and "AUTO_INCREMENT" in _unquoted(element).split():
+            end = _skip_quoted(element, 0)
+            return element[1 : end - 1].replace("``", "`")
+    return None
+
+
+def _first_column(key: str) -> str | None:
+    """The first column a ``KEY `name` (`col`...)`` entry indexes; None if unexpected."""
+    i = key.find(" ") + 1
+    if key.startswith("`", i):
+        i = _skip_quoted(key, i)
+    while i < len(key) and key[i] == " ":
+        i += 1
+    if not key.startswith("(`", i):
+        return None
+    end = _skip_quoted(key, i + 1)
+    return key[i + 2 : end - 1].replace("``", "`")
+
+
+def _unquoted(text: str) -> str:
+    """``text`` with each quoted token (names, strings) replaced by a space."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] in "'\"`":
+            i = _skip_quoted(text, i)
+            out.append(" ")
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
 
 
 def _body_bounds(text: str) -> tuple[int, int] | None:

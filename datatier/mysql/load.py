@@ -40,7 +40,6 @@ object is reported loaded (``on_loaded``) only once all its statements have succ
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -65,6 +64,7 @@ from datatier.mysql.interrupt import Interrupter
 from datatier.mysql.labels import name_label, object_label, table_label
 from datatier.mysql.long_key_names import MAX_NAME, restorable_create
 from datatier.mysql.package_drops import drops_in_their_mode
+from datatier.mysql.referenced import referenced_tables
 from datatier.mysql.sqltext import ident, parse_block, prelude_statements
 from datatier.mysql.stock_client import StockClient
 
@@ -90,7 +90,10 @@ class SQLLoader:
     Within a phase, the objects ``first`` picks are all loaded before the others start.
     ``rewrite_create`` replaces each CREATE TABLE statement of schema objects and bundles
     (``--rename`` requalifying references to renamed databases), and the whole text of a
-    schema object of the older unframed layout (its DROP and CREATE)."""
+    schema object of the older unframed layout (its DROP and CREATE). With
+    ``keys_after_data``, a large table's plain indexes are built after its rows when
+    ``defer_keys((database, table))`` allows it (not for a foreign key's parent: the
+    child's CREATE TABLE needs the parent's index)."""
 
     def __init__(
         self,
@@ -104,6 +107,7 @@ class SQLLoader:
         on_loaded: Callable[[ObjectRecord], None] | None = None,
         first: Callable[[ObjectRecord], bool] = lambda _: False,
         rewrite_create: Callable[[bytes], bytes] | None = None,
+        defer_keys: Callable[[tuple[str | None, str | None]], bool] = lambda _: True,
     ) -> None:
         self.target = target
         self.first = first
@@ -113,6 +117,7 @@ class SQLLoader:
         self.jobs = max(1, jobs)
         self.binlog = binlog
         self.keys_after_data = keys_after_data
+        self.defer_keys = defer_keys
         self.on_loaded = on_loaded
         self._interrupter = Interrupter(target)
         self._client = StockClient(self._interrupter, binlog=binlog)
@@ -366,7 +371,12 @@ class SQLLoader:
         """The schema object's statements, its CREATE TABLE without plain secondary indexes
         when the table qualifies (see module docstring); the ALTER is kept for later."""
         table = (obj.database, obj.table)
-        if not self.keys_after_data or table not in self._large or obj.table is None:
+        if (
+            not self.keys_after_data
+            or table not in self._large
+            or obj.table is None
+            or not self.defer_keys(table)
+        ):
             return statements
         out = []
         for statement in statements:
@@ -481,23 +491,6 @@ def _restorable(statement: bytes) -> bytes:
         "them as the server wrote them): created under these names",
     )
     return create.encode("utf-8", "surrogateescape")
-
-
-_REFERENCES = re.compile(rb"REFERENCES (`(?:[^`]|``)+`)(?:\.(`(?:[^`]|``)+`))?")
-
-
-def referenced_tables(create: bytes, database: str | None) -> set[tuple[str | None, str]]:
-    """The (database, table) each FOREIGN KEY of the CREATE TABLE statement ``create``
-    (as SHOW CREATE TABLE writes it) references; an unqualified name is ``database``'s."""
-    found: set[tuple[str | None, str]] = set()
-    for first, second in _REFERENCES.findall(create):
-        names = [_unquote(n) for n in (first, second) if n]
-        found.add((names[0], names[1]) if len(names) == 2 else (database, names[0]))
-    return found
-
-
-def _unquote(name: bytes) -> str:
-    return name[1:-1].replace(b"``", b"`").decode("utf-8", "surrogateescape")
 
 
 def _owner(obj: ObjectRecord) -> tuple[str | None, str | None]:

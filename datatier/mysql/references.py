@@ -3,9 +3,12 @@ time, so a restore refuses a selection that cannot load before it fetches anythi
 ``--dry-run`` too, and before any Glacier request).
 
 ``options["references"]`` of a MySQL manifest (from this release on) holds
-``{"views": [[db, view, reads], ...], "sequences": [[db, table, sequences], ...]}``: per
-view, the tables and views it reads; per table whose column defaults draw from sequences,
-those sequences; each entry ``[database or null for the object's own, name]``. They are
+``{"views": [[db, view, reads], ...], "sequences": [[db, table, sequences], ...],
+"parents": [[db, table], ...]}``: per view, the tables and views it reads; per table whose
+column defaults draw from sequences, those sequences; each entry ``[database or null for
+the object's own, name]``; and the tables a foreign key of a backed-up table references
+(since 2026-12-05: a restore builds their indexes with their rows, as a child's CREATE
+TABLE needs its parent's index; without the list it does so for every table). They are
 found exactly as a restore finds them in the objects (:func:`~datatier.mysql.view_deps.
 definition_reads` on the view object's bytes, :func:`~datatier.mysql.sequence_deps.
 default_sequences` on the CREATE TABLE written), so both paths refuse the same restores.
@@ -22,6 +25,7 @@ from datatier.backup.manifest import Manifest
 from datatier.errors import IntegrityFailure
 from datatier.mysql.catalogue import Catalogue
 from datatier.mysql.dumpdefs import table_statements
+from datatier.mysql.referenced import referenced_tables
 from datatier.mysql.sequence_deps import default_sequences
 from datatier.mysql.view_deps import TableName, definition_reads
 
@@ -34,6 +38,8 @@ class References:
 
     views: Refs
     sequences: Refs
+    parents: frozenset[TableName] | None = None
+    """Tables a foreign key references (None: not recorded, an older backup)."""
 
 
 def record_references(catalogue: Catalogue, views: Mapping[TableName, bytes]) -> dict[str, Any]:
@@ -41,12 +47,15 @@ def record_references(catalogue: Catalogue, views: Mapping[TableName, bytes]) ->
     ``views`` (by source name, as written; module docstring)."""
     reads = [[db, v, _pairs(definition_reads(text))] for (db, v), text in sorted(views.items())]
     sequences = []
+    parents: set[tuple[str | None, str]] = set()
     for table in catalogue.tables:
         if table.kind == "table":
             found = default_sequences(table_statements(table)[1])
             if found:
                 sequences.append([table.database, table.name, _pairs(found)])
-    return {"views": reads, "sequences": sequences}
+            create = table.create.encode("utf-8", "surrogateescape")
+            parents |= referenced_tables(create, table.database)
+    return {"views": reads, "sequences": sequences, "parents": _pairs(parents)}
 
 
 def recorded_references(manifest: Manifest) -> References | None:
@@ -58,11 +67,32 @@ def recorded_references(manifest: Manifest) -> References | None:
     where = f"manifest of backup {manifest.backup_id}: options.references"
     if not isinstance(doc, Mapping):
         raise IntegrityFailure(f"{where} is not an object")
-    return References(_refs(doc.get("views"), where), _refs(doc.get("sequences"), where))
+    parents = doc.get("parents")
+    return References(
+        _refs(doc.get("views"), where),
+        _refs(doc.get("sequences"), where),
+        None if parents is None else frozenset(_tables(parents, f"{where}.parents")),
+    )
 
 
 def _pairs(found: set[tuple[str | None, str]]) -> list[list[str | None]]:
     return [[db, name] for db, name in sorted(found, key=lambda p: (p[0] or "", p[1]))]
+
+
+def _tables(entries: object, where: str) -> set[TableName]:
+    if not isinstance(entries, list):
+        raise IntegrityFailure(f"{where}: expected a list, got {entries!r:.80}")
+    out: set[TableName] = set()
+    for pair in entries:
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and isinstance(pair[1], str)
+        ):
+            raise IntegrityFailure(f"{where}: malformed table {pair!r:.120}")
+        out.add((pair[0], pair[1]))
+    return out
 
 
 def _refs(entries: object, where: str) -> Refs:

@@ -284,6 +284,16 @@ class LogicalRestore(RestoreEngine):
         if recorded is not None:  # else after fetching, from the objects (check_staged)
             self._check_references(plan, recorded.views, recorded.sequences)
 
+    def _defer_keys(self) -> Callable[[tuple[str | None, str | None]], bool]:
+        """Which large tables may get their plain indexes after their rows: none of a
+        foreign key's parents, and none at all when the backup does not list those (older
+        manifests: a child, maybe in a bundle, could need any of them at its CREATE)."""
+        recorded = recorded_references(self.manifest)
+        parents = None if recorded is None else recorded.parents
+        if parents is None:
+            return lambda _: False
+        return lambda table: table not in parents
+
     def tell_left(
         self,
         plan: RestorePlan,
@@ -512,6 +522,7 @@ class LogicalRestore(RestoreEngine):
             first=lambda record: (record.database, record.table) in sequences,
             # every --rename, those of databases outside this restore too (restored before)
             rewrite_create=rename_references(self._names) if self._names else None,
+            defer_keys=self._defer_keys(),
         )
         self.on_claim_lost(loader.stop)  # statements in progress killed, no new one
         kinds = [k for k in KIND_ORDER if k != "database"]

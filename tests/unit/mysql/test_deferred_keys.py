@@ -53,3 +53,35 @@ def test_tables_with_foreign_keys_or_nothing_to_move_stay_whole() -> None:
     assert defer_secondary_keys(plain, "`p`").alter is None
     assert defer_secondary_keys("CREATE SEQUENCE `s` start with 1", "`s`").alter is None
     assert defer_secondary_keys("CREATE TABLE `broken (", "`b`").alter is None
+
+
+def test_a_plain_key_led_by_the_auto_increment_column_stays() -> None:
+    """InnoDB refuses a table whose AUTO_INCREMENT column leads no index (tester15): the
+    key it leads stays in the CREATE, even where the word appears in a default or a name."""
+    create = (
+        "CREATE TABLE `t` (\n"
+        "  `a` int(11) NOT NULL,\n"
+        "  `AUTO_INCREMENT` int(11) DEFAULT NULL,\n"
+        "  `note` varchar(20) DEFAULT 'x AUTO_INCREMENT' COMMENT 'AUTO_INCREMENT',\n"
+        "  `i``d` int(11) NOT NULL AUTO_INCREMENT,\n"
+        "  PRIMARY KEY (`a`,`i``d`),\n"
+        "  KEY `by id` (`i``d`,`note`),\n"
+        "  KEY `note` (`note`),\n"
+        "  KEY `AUTO_INCREMENT` (`AUTO_INCREMENT`)\n"
+        ") ENGINE=InnoDB AUTO_INCREMENT=7 DEFAULT CHARSET=utf8mb4"
+    )
+    out = defer_secondary_keys(create, "`t`")
+    assert "KEY `by id` (`i``d`,`note`)" in out.create
+    assert out.alter == (
+        "ALTER TABLE `t` ADD KEY `note` (`note`), ADD KEY `AUTO_INCREMENT` (`AUTO_INCREMENT`)"
+    )
+    alone = (
+        "CREATE TABLE `t` (\n  `id` int(11) NOT NULL AUTO_INCREMENT,\n  KEY `id` (`id`)\n"
+        ") ENGINE=InnoDB"
+    )
+    assert defer_secondary_keys(alone, "`t`").alter is None
+    # without a counter every plain key still moves
+    assert defer_secondary_keys(create.replace(" AUTO_INCREMENT,", ","), "`t`").alter == (
+        "ALTER TABLE `t` ADD KEY `by id` (`i``d`,`note`), ADD KEY `note` (`note`), "
+        "ADD KEY `AUTO_INCREMENT` (`AUTO_INCREMENT`)"
+    )
