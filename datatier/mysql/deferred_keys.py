@@ -7,9 +7,9 @@ table without its plain secondary indexes and the ``ALTER TABLE`` that adds them
 
 Only plain ``KEY``/``INDEX`` entries move. Primary and unique keys stay (foreign keys of other
 tables may reference them), as do FULLTEXT and SPATIAL indexes, and a plain key led by the
-``AUTO_INCREMENT`` column (InnoDB refuses a table whose counter column leads no index; the
-caller keeps the tables foreign keys reference whole, as a plain key may serve those too);
-a table with a foreign key
+``AUTO_INCREMENT`` column (InnoDB refuses a table whose counter column leads no index) or by
+columns another table's foreign key references (``referenced``: the child's CREATE TABLE
+needs an index they lead); a table with a foreign key
 or a constraint is left whole, as is any table not on InnoDB (other engines copy the whole
 table for an ALTER), with system versioning (which refuses most ALTERs) or with a FULLTEXT
 or SPATIAL index (an index added later must not change the order in which SHOW CREATE
@@ -20,6 +20,7 @@ parentheses), never by lines, so names and comments holding commas, quotes, newl
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 DEFERRABLE = ("KEY ", "INDEX ")
@@ -34,9 +35,12 @@ class Deferred:
     alter: str | None
 
 
-def defer_secondary_keys(create: str, table_ident: str) -> Deferred:
+def defer_secondary_keys(
+    create: str, table_ident: str, referenced: Collection[tuple[str, ...]] = ()
+) -> Deferred:
     """Split ``create`` (a CREATE TABLE from the server); ``table_ident`` is the quoted name
-    the ALTER uses. Returns ``create`` unchanged when there is nothing to defer."""
+    the ALTER uses; ``referenced``: the column lists foreign keys reference in this table.
+    Returns ``create`` unchanged when there is nothing to defer."""
     if not create.startswith("CREATE TABLE "):
         return Deferred(create, None)
     bounds = _body_bounds(create)
@@ -53,11 +57,20 @@ def defer_secondary_keys(create: str, table_ident: str) -> Deferred:
     if any(e.startswith(KEEPS_TABLE_WHOLE) for e in stripped):
         return Deferred(create, None)
     auto = _auto_increment_column(stripped)
+    leads = {tuple(c.lower() for c in cols) for cols in referenced}
+    if auto is not None:
+        leads.add((auto.lower(),))
 
     def deferred(element: str) -> bool:
-        return element.startswith(DEFERRABLE) and (
-            auto is None or _first_column(element) not in (auto, None)
-        )
+        if not element.startswith(DEFERRABLE):
+            return False
+        if not leads:
+            return True
+        columns = _key_columns(element)
+        if columns is None:
+            return False  # unexpected: kept where it is
+        named = tuple(c.lower() for c in columns)
+        return not any(named[: len(lead)] == lead for lead in leads)
 
     keep = [e for e, s in zip(elements, stripped, strict=True) if not deferred(s)]
     moved = [s for s in stripped if deferred(s)]
@@ -79,17 +92,33 @@ def _auto_increment_column(elements: list[str]) -> str | None:
     return None
 
 
-def _first_column(key: str) -> str | None:
-    """The first column a ``KEY `name` (`col`...)`` entry indexes; None if unexpected."""
+def _key_columns(key: str) -> list[str] | None:
+    """The columns a ``KEY `name` (`a`,`b`(10) DESC)`` entry indexes, in order; None if
+    it is not of that shape."""
     i = key.find(" ") + 1
     if key.startswith("`", i):
         i = _skip_quoted(key, i)
     while i < len(key) and key[i] == " ":
         i += 1
-    if not key.startswith("(`", i):
+    if not key.startswith("(", i):
         return None
-    end = _skip_quoted(key, i + 1)
-    return key[i + 2 : end - 1].replace("``", "`")
+    columns, i = [], i + 1
+    while True:
+        if not key.startswith("`", i):
+            return None
+        end = _skip_quoted(key, i)
+        columns.append(key[i + 1 : end - 1].replace("``", "`"))
+        i, depth = end, 0
+        while i < len(key) and (depth or key[i] not in ",)"):  # a prefix length, DESC
+            depth += {"(": 1, ")": -1}.get(key[i], 0)
+            i += 1
+        if i >= len(key):
+            return None
+        if key[i] == ")":
+            return columns
+        i += 1
+        while i < len(key) and key[i] == " ":
+            i += 1
 
 
 def _unquoted(text: str) -> str:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import pymysql
@@ -85,15 +85,22 @@ BUNDLE_OBJECTS = 64
 """of up to this many objects."""
 
 
+ENGINE_HINT = (
+    "the target lacks that storage engine (a restore never puts another in its place): "
+    "install its plugin on the target (INSTALL SONAME ...), or restore to a server that has it"
+)
+
+
 class SQLLoader:
     """Loads objects into ``target``; ``database_for`` maps a source database to its target.
     Within a phase, the objects ``first`` picks are all loaded before the others start.
     ``rewrite_create`` replaces each CREATE TABLE statement of schema objects and bundles
     (``--rename`` requalifying references to renamed databases), and the whole text of a
     schema object of the older unframed layout (its DROP and CREATE). With
-    ``keys_after_data``, a large table's plain indexes are built after its rows when
-    ``defer_keys((database, table))`` allows it (not for a foreign key's parent: the
-    child's CREATE TABLE needs the parent's index)."""
+    ``keys_after_data``, a large table's plain indexes are built after its rows, but for
+    those led by a column list ``referenced((database, table))`` gives (foreign keys of
+    other tables reference them: the child's CREATE TABLE needs such an index); it gives
+    None for a table to keep whole."""
 
     def __init__(
         self,
@@ -107,7 +114,9 @@ class SQLLoader:
         on_loaded: Callable[[ObjectRecord], None] | None = None,
         first: Callable[[ObjectRecord], bool] = lambda _: False,
         rewrite_create: Callable[[bytes], bytes] | None = None,
-        defer_keys: Callable[[tuple[str | None, str | None]], bool] = lambda _: True,
+        referenced: Callable[
+            [tuple[str | None, str | None]], Collection[tuple[str, ...]] | None
+        ] = lambda _: (),
     ) -> None:
         self.target = target
         self.first = first
@@ -117,7 +126,7 @@ class SQLLoader:
         self.jobs = max(1, jobs)
         self.binlog = binlog
         self.keys_after_data = keys_after_data
-        self.defer_keys = defer_keys
+        self.referenced = referenced
         self.on_loaded = on_loaded
         self._interrupter = Interrupter(target)
         self._client = StockClient(self._interrupter, binlog=binlog)
@@ -371,18 +380,16 @@ class SQLLoader:
         """The schema object's statements, its CREATE TABLE without plain secondary indexes
         when the table qualifies (see module docstring); the ALTER is kept for later."""
         table = (obj.database, obj.table)
-        if (
-            not self.keys_after_data
-            or table not in self._large
-            or obj.table is None
-            or not self.defer_keys(table)
-        ):
+        if not self.keys_after_data or table not in self._large or obj.table is None:
+            return statements
+        referenced = self.referenced(table)
+        if referenced is None:
             return statements
         out = []
         for statement in statements:
             text = statement.decode("utf-8", "surrogateescape")
             if text.startswith("CREATE TABLE "):
-                deferred = defer_secondary_keys(text, ident(obj.table))
+                deferred = defer_secondary_keys(text, ident(obj.table), referenced)
                 if deferred.alter is not None:
                     with self._alters_lock:
                         self._alters[table] = deferred.alter
@@ -436,7 +443,10 @@ class SQLLoader:
                 raise
         except pymysql.MySQLError as exc:
             detail = self.target.scrub(str(exc.args[-1] if exc.args else exc))
-            error = OperationFailed(f"loading {object_label(obj, database)} failed: {detail}")
+            error = OperationFailed(
+                f"loading {object_label(obj, database)} failed: {detail}",
+                hint=ENGINE_HINT if "Unknown storage engine" in detail else None,
+            )
             error.details["objects"] = [obj.key]
             raise error from None
         if loaded and self.on_loaded:

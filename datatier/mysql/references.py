@@ -4,11 +4,12 @@ time, so a restore refuses a selection that cannot load before it fetches anythi
 
 ``options["references"]`` of a MySQL manifest (from this release on) holds
 ``{"views": [[db, view, reads], ...], "sequences": [[db, table, sequences], ...],
-"parents": [[db, table], ...]}``: per view, the tables and views it reads; per table whose
-column defaults draw from sequences, those sequences; each entry ``[database or null for
-the object's own, name]``; and the tables a foreign key of a backed-up table references
-(since 2026-12-05: a restore builds their indexes with their rows, as a child's CREATE
-TABLE needs its parent's index; without the list it does so for every table). They are
+"parents": [[db, table, [column, ...]], ...]}``: per view, the tables and views it reads;
+per table whose column defaults draw from sequences, those sequences; each entry
+``[database or null for the object's own, name]``; and the columns a foreign key of a
+backed-up table references, per referenced table (since 2026-12-05: a restore keeps an
+index those columns lead in the parent's CREATE TABLE, which a child's CREATE TABLE needs;
+without the list it builds every index with the rows). They are
 found exactly as a restore finds them in the objects (:func:`~datatier.mysql.view_deps.
 definition_reads` on the view object's bytes, :func:`~datatier.mysql.sequence_deps.
 default_sequences` on the CREATE TABLE written), so both paths refuse the same restores.
@@ -25,7 +26,7 @@ from datatier.backup.manifest import Manifest
 from datatier.errors import IntegrityFailure
 from datatier.mysql.catalogue import Catalogue
 from datatier.mysql.dumpdefs import table_statements
-from datatier.mysql.referenced import referenced_tables
+from datatier.mysql.referenced import Referenced, referenced_keys
 from datatier.mysql.sequence_deps import default_sequences
 from datatier.mysql.view_deps import TableName, definition_reads
 
@@ -38,8 +39,9 @@ class References:
 
     views: Refs
     sequences: Refs
-    parents: frozenset[TableName] | None = None
-    """Tables a foreign key references (None: not recorded, an older backup)."""
+    parents: dict[TableName, frozenset[tuple[str, ...]]] | None = None
+    """Per table a foreign key references, the column lists referenced (None: not
+    recorded, an older backup)."""
 
 
 def record_references(catalogue: Catalogue, views: Mapping[TableName, bytes]) -> dict[str, Any]:
@@ -47,15 +49,19 @@ def record_references(catalogue: Catalogue, views: Mapping[TableName, bytes]) ->
     ``views`` (by source name, as written; module docstring)."""
     reads = [[db, v, _pairs(definition_reads(text))] for (db, v), text in sorted(views.items())]
     sequences = []
-    parents: set[tuple[str | None, str]] = set()
+    parents: set[Referenced] = set()
     for table in catalogue.tables:
         if table.kind == "table":
             found = default_sequences(table_statements(table)[1])
             if found:
                 sequences.append([table.database, table.name, _pairs(found)])
             create = table.create.encode("utf-8", "surrogateescape")
-            parents |= referenced_tables(create, table.database)
-    return {"views": reads, "sequences": sequences, "parents": _pairs(parents)}
+            parents |= referenced_keys(create, table.database)
+    keys = [
+        [db, t, list(cols)]
+        for db, t, cols in sorted(parents, key=lambda p: (p[0] or "", p[1], p[2]))
+    ]
+    return {"views": reads, "sequences": sequences, "parents": keys}
 
 
 def recorded_references(manifest: Manifest) -> References | None:
@@ -71,7 +77,7 @@ def recorded_references(manifest: Manifest) -> References | None:
     return References(
         _refs(doc.get("views"), where),
         _refs(doc.get("sequences"), where),
-        None if parents is None else frozenset(_tables(parents, f"{where}.parents")),
+        None if parents is None else _keys(parents, f"{where}.parents"),
     )
 
 
@@ -79,20 +85,23 @@ def _pairs(found: set[tuple[str | None, str]]) -> list[list[str | None]]:
     return [[db, name] for db, name in sorted(found, key=lambda p: (p[0] or "", p[1]))]
 
 
-def _tables(entries: object, where: str) -> set[TableName]:
+def _keys(entries: object, where: str) -> dict[TableName, frozenset[tuple[str, ...]]]:
     if not isinstance(entries, list):
         raise IntegrityFailure(f"{where}: expected a list, got {entries!r:.80}")
-    out: set[TableName] = set()
-    for pair in entries:
+    out: dict[TableName, set[tuple[str, ...]]] = {}
+    for entry in entries:
         if not (
-            isinstance(pair, list)
-            and len(pair) == 2
-            and isinstance(pair[0], str)
-            and isinstance(pair[1], str)
+            isinstance(entry, list)
+            and len(entry) == 3
+            and isinstance(entry[0], str)
+            and isinstance(entry[1], str)
+            and isinstance(entry[2], list)
+            and entry[2]
+            and all(isinstance(c, str) for c in entry[2])
         ):
-            raise IntegrityFailure(f"{where}: malformed table {pair!r:.120}")
-        out.add((pair[0], pair[1]))
-    return out
+            raise IntegrityFailure(f"{where}: malformed entry {entry!r:.120}")
+        out.setdefault((entry[0], entry[1]), set()).add(tuple(entry[2]))
+    return {table: frozenset(keys) for table, keys in out.items()}
 
 
 def _refs(entries: object, where: str) -> Refs:

@@ -36,6 +36,7 @@ from datatier.backup.completeness import check_accounted
 from datatier.backup.engine import RestoreEngine, RestoreOptions, RestorePlan
 from datatier.backup.manifest import KIND_ORDER, Manifest, ObjectRecord, Section
 from datatier.backup.names import TableName, held_tables, left_out_tables, show
+from datatier.backup.policy import SYSTEM_DATABASES
 from datatier.config import LoadedConfig
 from datatier.errors import IntegrityFailure, UsageError
 from datatier.log import get_logger
@@ -199,6 +200,13 @@ class LogicalRestore(RestoreEngine):
         # every --rename is applied to references (mysql/renamed.py), also one of a
         # database this restore leaves out: its target must be a name, and its own
         everything = options.targets(sorted(set(sources) | set(options.renames)))
+        for source, target in sorted(everything.items()):
+            if source != target and target.lower() in SYSTEM_DATABASES:
+                raise UsageError(
+                    f"--rename {source}={target}: {target!r} is a system database (the "
+                    "server's own, or datatier's heartbeat); a restore never renames into one",
+                    hint="pick another name for the copy",
+                )
         for target in sorted(set(everything.values()) - set(sources)):
             problem = bad_database_name(target)
             if problem:
@@ -284,15 +292,17 @@ class LogicalRestore(RestoreEngine):
         if recorded is not None:  # else after fetching, from the objects (check_staged)
             self._check_references(plan, recorded.views, recorded.sequences)
 
-    def _defer_keys(self) -> Callable[[tuple[str | None, str | None]], bool]:
-        """Which large tables may get their plain indexes after their rows: none of a
-        foreign key's parents, and none at all when the backup does not list those (older
-        manifests: a child, maybe in a bundle, could need any of them at its CREATE)."""
+    def _referenced_keys(
+        self,
+    ) -> Callable[[tuple[str | None, str | None]], Collection[tuple[str, ...]] | None]:
+        """Per table, the column lists foreign keys reference (their index stays in the
+        CREATE TABLE); None for every table when the backup does not record them (older
+        manifests: a child, maybe in a bundle, could need any index at its CREATE)."""
         recorded = recorded_references(self.manifest)
         parents = None if recorded is None else recorded.parents
         if parents is None:
-            return lambda _: False
-        return lambda table: table not in parents
+            return lambda _: None
+        return lambda table: parents.get((table[0] or "", table[1] or ""), frozenset())
 
     def tell_left(
         self,
@@ -522,7 +532,7 @@ class LogicalRestore(RestoreEngine):
             first=lambda record: (record.database, record.table) in sequences,
             # every --rename, those of databases outside this restore too (restored before)
             rewrite_create=rename_references(self._names) if self._names else None,
-            defer_keys=self._defer_keys(),
+            referenced=self._referenced_keys(),
         )
         self.on_claim_lost(loader.stop)  # statements in progress killed, no new one
         kinds = [k for k in KIND_ORDER if k != "database"]

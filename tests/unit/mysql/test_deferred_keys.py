@@ -85,3 +85,26 @@ def test_a_plain_key_led_by_the_auto_increment_column_stays() -> None:
         "ALTER TABLE `t` ADD KEY `by id` (`i``d`,`note`), ADD KEY `note` (`note`), "
         "ADD KEY `AUTO_INCREMENT` (`AUTO_INCREMENT`)"
     )
+
+
+def test_a_plain_key_led_by_columns_a_foreign_key_references_stays() -> None:
+    """A child's CREATE TABLE needs an index of the parent that the referenced columns lead
+    (tester15); names compare in any letter case, a longer key serves, a shorter does not."""
+    create = (
+        "CREATE TABLE `p` (\n"
+        "  `id` int(11) NOT NULL,\n"
+        "  `Code` int(11) NOT NULL,\n"
+        "  `x` int(11) DEFAULT NULL,\n"
+        "  PRIMARY KEY (`id`),\n"
+        "  KEY `code` (`Code`,`x`),\n"
+        "  KEY `x` (`x`),\n"
+        "  KEY `x2` (`x` DESC,`Code`)\n"
+        ") ENGINE=InnoDB"
+    )
+    out = defer_secondary_keys(create, "`p`", [("code",), ("x", "code", "id")])
+    assert "KEY `code` (`Code`,`x`)" in out.create
+    assert out.alter == "ALTER TABLE `p` ADD KEY `x` (`x`), ADD KEY `x2` (`x` DESC,`Code`)"
+    assert defer_secondary_keys(create, "`p`", [("id",)]).alter == (
+        "ALTER TABLE `p` ADD KEY `code` (`Code`,`x`), ADD KEY `x` (`x`), "
+        "ADD KEY `x2` (`x` DESC,`Code`)"
+    ), "the primary key serves a reference to id"

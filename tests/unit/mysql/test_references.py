@@ -9,7 +9,7 @@ import pytest
 
 from datatier.backup.manifest import Manifest
 from datatier.errors import IntegrityFailure
-from datatier.mysql.referenced import referenced_tables
+from datatier.mysql.referenced import referenced_keys, referenced_tables
 from datatier.mysql.references import recorded_references
 
 
@@ -45,9 +45,18 @@ def test_recorded_references_read_back_with_null_for_the_own_database() -> None:
     assert refs.sequences == {("d`b", "t"): {(None, "s")}}
     assert refs.parents is None, "recorded since 2026-12-05: None says not recorded"
     parents = recorded_references(
-        manifest({"references": {"views": [], "sequences": [], "parents": [["d`b", "p"]]}})
+        manifest(
+            {
+                "references": {
+                    "views": [],
+                    "sequences": [],
+                    "parents": [["d`b", "p", ["a", "b"]], ["d`b", "p", ["c"]]],
+                }
+            }
+        )
     )
-    assert parents is not None and parents.parents == frozenset({("d`b", "p")})
+    assert parents is not None
+    assert parents.parents == {("d`b", "p"): frozenset({("a", "b"), ("c",)})}
 
 
 def test_an_older_manifest_records_none() -> None:
@@ -64,8 +73,10 @@ def test_an_older_manifest_records_none() -> None:
         {"views": [["db", "v", [[1, "b"]]]], "sequences": []},
         {"views": [], "sequences": [["db", 5, []]]},
         {"views": [], "sequences": [], "parents": {}},
-        {"views": [], "sequences": [], "parents": [["db"]]},
-        {"views": [], "sequences": [], "parents": [[None, "t"]]},
+        {"views": [], "sequences": [], "parents": [["db", "t"]]},
+        {"views": [], "sequences": [], "parents": [[None, "t", ["a"]]]},
+        {"views": [], "sequences": [], "parents": [["db", "t", []]]},
+        {"views": [], "sequences": [], "parents": [["db", "t", [1]]]},
     ],
 )
 def test_malformed_references_are_an_integrity_failure(doc: object) -> None:
@@ -77,8 +88,12 @@ def test_a_foreign_key_s_parents_are_read_from_its_create_table() -> None:
     create = (
         b"CREATE TABLE `c` (\n  `a` int(11) DEFAULT NULL,\n  `b` int(11) DEFAULT NULL,\n"
         b"  CONSTRAINT `f1` FOREIGN KEY (`a`) REFERENCES `pa``r` (`code`),\n"
-        b"  CONSTRAINT `f2` FOREIGN KEY (`b`) REFERENCES `other`.`p.2` (`id`)\n"
+        b"  CONSTRAINT `f2` FOREIGN KEY (`b`, `c`) REFERENCES `other`.`p.2` (`id`, `x, y`)\n"
         b") ENGINE=InnoDB"
     )
     assert referenced_tables(create, "own") == {("own", "pa`r"), ("other", "p.2")}
+    assert referenced_keys(create, "own") == {
+        ("own", "pa`r", ("code",)),
+        ("other", "p.2", ("id", "x, y")),
+    }
     assert referenced_tables(b"CREATE TABLE `t` (`a` int) ENGINE=InnoDB", "own") == set()
