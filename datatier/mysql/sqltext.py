@@ -110,9 +110,25 @@ def parse_block(text: bytes) -> list[bytes] | None:
     return body[: -len(delimiter)].split(delimiter)
 
 
+RESTORE_SQL_MODE = b"NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES"
+"""The sql_mode datatier's restore loads objects in, for the PRELUDE's (which a stock client
+loading an object by hand keeps): a table of an engine the target lacks fails its CREATE
+("Unknown storage engine") instead of becoming InnoDB silently, and a DATE the source
+stored under ALLOW_INVALID_DATES (2020-02-31) loads as it is instead of as a zero date."""
+
+_PRELUDE_SQL_MODE = b"/*!40101 SET SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */"
+
+
 def prelude_statements() -> list[bytes]:
-    """The PRELUDE as single statements (it holds no names, so lines are statements)."""
-    return [line[:-1] for line in PRELUDE.splitlines() if line.endswith(b";")]
+    """The session datatier's restore sets before an object's statements: the PRELUDE's
+    statements (it holds no names, so lines are statements), one for one, its sql_mode
+    :data:`RESTORE_SQL_MODE`."""
+    restore_mode = b"/*!40101 SET SQL_MODE='" + RESTORE_SQL_MODE + b"' */"
+    return [
+        restore_mode if line[:-1] == _PRELUDE_SQL_MODE else line[:-1]
+        for line in PRELUDE.splitlines()
+        if line.endswith(b";")
+    ]
 
 
 def strip_qualifier(statement: str, database: str) -> str:

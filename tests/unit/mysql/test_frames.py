@@ -84,3 +84,19 @@ def test_bytes_out_of_frame_are_refused_before_they_are_yielded(
     prelude = prelude_statements()
     assert got[: len(prelude)] == prelude[: len(got)]
     assert all(s in HOSTILE for s in got[len(prelude) :])
+
+
+def test_the_restore_session_is_the_prelude_s_with_a_stricter_sql_mode() -> None:
+    """One statement per PRELUDE line (bundle errors count them), the same but for the
+    sql_mode: no engine substituted, invalid dates the source stored kept."""
+    lines = [line[:-1] for line in PRELUDE.splitlines()]
+    session = prelude_statements()
+    assert len(session) == len(lines)
+    changed = [(a, b) for a, b in zip(lines, session, strict=True) if a != b]
+    assert changed == [
+        (
+            b"/*!40101 SET SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */",
+            b"/*!40101 SET SQL_MODE='NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,"
+            b"ALLOW_INVALID_DATES' */",
+        )
+    ]
