@@ -398,7 +398,7 @@ class SQLLoader:
         return out
 
     def _add_keys(self, table: tuple[str | None, str | None]) -> None:
-        """Add the indexes deferred for ``table`` (once)."""
+        """Add the indexes deferred for ``table`` (once), in the session objects load in."""
         with self._alters_lock:
             alter = self._alters.pop(table, None)
         if alter is None or self._stop.is_set():
@@ -410,6 +410,11 @@ class SQLLoader:
                 conn_id: int = conn.thread_id()  # type: ignore[no-untyped-call]
                 self._interrupter.watch(conn_id)
                 try:
+                    # the session the CREATE TABLE and the rows had (not the target's global
+                    # sql_mode: a strict one fails a zero DEFAULT or a truncating virtual
+                    # column the table legally holds)
+                    for statement in prelude_statements():
+                        conn.query(statement)
                     if not self.binlog:
                         cur.execute("SET SESSION sql_log_bin = 0")
                     cur.execute(alter)
