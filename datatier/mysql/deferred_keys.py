@@ -8,8 +8,9 @@ table without its plain secondary indexes and the ``ALTER TABLE`` that adds them
 Only plain ``KEY``/``INDEX`` entries move. Primary and unique keys stay (foreign keys of other
 tables may reference them), as do FULLTEXT and SPATIAL indexes, and a plain key led by the
 ``AUTO_INCREMENT`` column (InnoDB refuses a table whose counter column leads no index) or by
-columns another table's foreign key references (``referenced``: the child's CREATE TABLE
-needs an index they lead); a table with a foreign key
+the first of columns another table's foreign key references (``referenced``: the child's
+CREATE TABLE needs an index they lead, the primary key's columns InnoDB appends to it
+counting); a table with a foreign key
 or a constraint is left whole, as is any table not on InnoDB (other engines copy the whole
 table for an ALTER), with system versioning (which refuses most ALTERs) or with a FULLTEXT
 or SPATIAL index (an index added later must not change the order in which SHOW CREATE
@@ -56,10 +57,13 @@ def defer_secondary_keys(
     stripped = [e.strip() for e in elements]
     if any(e.startswith(KEEPS_TABLE_WHOLE) for e in stripped):
         return Deferred(create, None)
+    # A key InnoDB may pick for a foreign key starts with the first referenced column (its
+    # hidden primary-key columns may complete the list), as a key serving the counter
+    # starts with it: every plain key led by one of those columns stays.
+    leads = {cols[0].lower() for cols in referenced if cols}
     auto = _auto_increment_column(stripped)
-    leads = {tuple(c.lower() for c in cols) for cols in referenced}
     if auto is not None:
-        leads.add((auto.lower(),))
+        leads.add(auto.lower())
 
     def deferred(element: str) -> bool:
         if not element.startswith(DEFERRABLE):
@@ -67,10 +71,7 @@ def defer_secondary_keys(
         if not leads:
             return True
         columns = _key_columns(element)
-        if columns is None:
-            return False  # unexpected: kept where it is
-        named = tuple(c.lower() for c in columns)
-        return not any(named[: len(lead)] == lead for lead in leads)
+        return columns is not None and columns[0].lower() not in leads
 
     keep = [e for e, s in zip(elements, stripped, strict=True) if not deferred(s)]
     moved = [s for s in stripped if deferred(s)]
@@ -81,6 +82,13 @@ def defer_secondary_keys(
         body += "\n"
     adds = ", ".join(f"ADD {index}" for index in moved)
     return Deferred(create[: start + 1] + body + create[end:], f"ALTER TABLE {table_ident} {adds}")
+
+
+def table_options(create: str) -> str | None:
+    """What follows a CREATE TABLE's column list (``) ENGINE=InnoDB ...``); None when the
+    statement is not of that shape."""
+    bounds = _body_bounds(create) if create.startswith("CREATE TABLE ") else None
+    return None if bounds is None else create[bounds[1] :]
 
 
 def _auto_increment_column(elements: list[str]) -> str | None:

@@ -116,7 +116,7 @@ class SQLLoader:
         rewrite_create: Callable[[bytes], bytes] | None = None,
         referenced: Callable[
             [tuple[str | None, str | None]], Collection[tuple[str, ...]] | None
-        ] = lambda _: (),
+        ] = lambda _: None,
     ) -> None:
         self.target = target
         self.first = first

@@ -12,8 +12,18 @@ from __future__ import annotations
 import re
 
 _NAME = rb"`(?:[^`]|``)+`"
+# one reading per text: a name's backquotes cannot start a separator (no backtracking
+# blow-up on a comment that looks like an unfinished list)
 _REFERENCES = re.compile(
-    rb"REFERENCES (" + _NAME + rb")(?:\.(" + _NAME + rb"))? \(((?:" + _NAME + rb"(?:, ?)?)+)\)"
+    rb"REFERENCES ("
+    + _NAME
+    + rb")(?:\.("
+    + _NAME
+    + rb"))? \(("
+    + _NAME
+    + rb"(?:, ?"
+    + _NAME
+    + rb")*)\)"
 )
 _COLUMN = re.compile(_NAME)
 

@@ -43,6 +43,7 @@ from datatier.log import get_logger
 from datatier.mysql.casenames import check_case_collisions
 from datatier.mysql.claim import Claim, claim_databases
 from datatier.mysql.connection import Endpoint, resolve_target
+from datatier.mysql.engines import check_engines, needed_engines
 from datatier.mysql.foreign_key_names import (
     Declared,
     check_kept_foreign_keys,
@@ -299,10 +300,14 @@ class LogicalRestore(RestoreEngine):
         CREATE TABLE); None for every table when the backup does not record them (older
         manifests: a child, maybe in a bundle, could need any index at its CREATE)."""
         recorded = recorded_references(self.manifest)
-        parents = None if recorded is None else recorded.parents
-        if parents is None:
+        if recorded is None or recorded.parents is None:
             return lambda _: None
-        return lambda table: parents.get((table[0] or "", table[1] or ""), frozenset())
+        # names in any letter case (REFERENCES may spell one otherwise under
+        # lower_case_table_names): matching too many only keeps an index more
+        folded: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+        for (db, name), keys in recorded.parents.items():
+            folded.setdefault((db.lower(), name.lower()), set()).update(keys)
+        return lambda table: folded.get(((table[0] or "").lower(), (table[1] or "").lower()), set())
 
     def tell_left(
         self,
@@ -422,9 +427,11 @@ class LogicalRestore(RestoreEngine):
 
     def check_staged(self, plan: RestorePlan, staged: Staged) -> None:
         """IntegrityFailure (exit 4), nothing applied, when a bundle's bytes do not match the
-        sections its manifest record claims (:mod:`datatier.mysql.sections`). For a manifest
-        that records no references (:mod:`datatier.mysql.references`), the refusals
-        check_target makes from them, from the objects' own text."""
+        sections its manifest record claims (:mod:`datatier.mysql.sections`); UsageError
+        (exit 2) when the target lacks a table's storage engine
+        (:mod:`datatier.mysql.engines`). For a manifest that records no references
+        (:mod:`datatier.mysql.references`), the refusals check_target makes from them, from
+        the objects' own text."""
         for record in plan.objects:
             if record.sections:
                 problem = section_problem(record, staged.decompressed(record.key))
@@ -433,6 +440,7 @@ class LogicalRestore(RestoreEngine):
                         f"backup {self.manifest.backup_id} cannot be restored: {problem}",
                         hint="nothing was applied; the manifest does not describe the object",
                     )
+        check_engines(self.server, needed_engines(plan.objects, staged.decompressed), self.targets)
         if self.options.force and self.tells_left:
             self.check_kept_names(plan, staged, "the backup does not hold them")
             if not self.options.tables:

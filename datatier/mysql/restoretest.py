@@ -40,7 +40,12 @@ def restore_test(
     """Restore to scratch, compare per-table rows and digests, drop the scratch databases."""
     started = time.monotonic()
     # the rules the backup's rows were written (and its digests taken) with
-    rules = int(manifest.options.get("row_text", 1))
+    rules = manifest.options.get("row_text", 1)
+    if not isinstance(rules, int) or isinstance(rules, bool) or rules < 1:
+        raise IntegrityFailure(
+            f"manifest of backup {manifest.backup_id}: options.row_text is {rules!r:.40}, "
+            "not a row text rules version (1 or more)"
+        )
     if rules > ROW_TEXT_VERSION:
         raise OperationFailed(
             f"backup {manifest.backup_id} renders rows by row text rules {rules}, newer than "

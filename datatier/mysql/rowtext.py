@@ -225,7 +225,7 @@ def raw_sql(column: Column, *, rules: int = ROW_TEXT_VERSION) -> str:
     if kind == "hex":
         return f"CAST({ident(column.name)} AS BINARY)"
     if kind == "enum":
-        return value_sql(column)
+        return value_sql(column, rules=rules)
     return ident(column.name)
 
 

@@ -163,3 +163,59 @@ def test_a_backup_of_newer_rules_is_refused_before_anything_is_restored(
     with inexact.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW DATABASES LIKE 'dtv\\_%'")
         assert cur.fetchall() == ()
+
+
+def test_a_set_of_64_members_reloads_its_top_bit_exactly(
+    use_sandbox_config: SandboxHandle,
+) -> None:
+    """``s+0`` of a SET holding its 64th member is a negative BIGINT on MariaDB; the
+    restore stores it back as the same bits, by the server's rendering and by the client's
+    (a row with large values, past the raw threshold)."""
+    sandbox = use_sandbox_config
+    members = ",".join(f"'m{i}'" for i in range(64))
+    values = [(1, -1), (2, -(2**63)), (3, -(2**63) + 1), (4, 0), (5, None), (6, 2**62)]
+    copy = f"{DB}_set_copy"
+    with sandbox.connect() as conn, conn.cursor() as cur:
+        for name in (DB, copy):
+            cur.execute(f"DROP DATABASE IF EXISTS {name}")
+        cur.execute(f"CREATE DATABASE {DB}")
+        cur.execute(f"CREATE TABLE {DB}.s (id INT PRIMARY KEY, s SET({members}), b LONGBLOB)")
+        for id_, bits in values:
+            big = "REPEAT('x', 5 << 20)" if id_ == 3 else "NULL"  # the raw path
+            number = "NULL" if bits is None else f"CAST({bits} AS SIGNED)"
+            cur.execute(f"INSERT INTO {DB}.s VALUES ({id_}, {number}, {big})")
+    sandbox.write_policy(
+        "rt-set", f'engine = "mysql"\n[source]\nnode = "primary"\ndatabases = ["{DB}"]\n'
+    )
+    try:
+        loaded = load(str(sandbox.config_path), environ={})
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(  # rows with over 1 MiB of large values rendered client-side
+                dumptasks, "RowQuery", lambda table, _threshold: RowQuery(table, 1 << 20)
+            )
+            made = run_backup(loaded, load_policy(loaded, "rt-set"))
+        assert main(["restore", made.backup_id, "--rename", f"{DB}={copy}"]) == 0
+        assert main(["backups", "verify", made.backup_id, "--restore-test"]) == 0
+        query = "SELECT id, CAST(s + 0 AS UNSIGNED), LENGTH(b) FROM {}.s ORDER BY id"
+        with sandbox.connect() as conn, conn.cursor() as cur:
+            cur.execute(query.format(DB))
+            source = cur.fetchall()
+            cur.execute(query.format(copy))
+            assert cur.fetchall() == source
+        assert source[0][1] == 2**64 - 1 and source[1][1] == 2**63
+    finally:
+        for name in (DB, copy):
+            sql(sandbox, "primary", f"DROP DATABASE IF EXISTS {name}")
+        (sandbox.root / "backups" / "rt-set.toml").unlink(missing_ok=True)
+
+
+def test_a_row_text_option_that_is_not_a_version_is_an_integrity_failure(
+    inexact: SandboxHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loaded = load(str(inexact.config_path), environ={})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pdump, "ROW_TEXT_VERSION", "3")
+        made = run_backup(loaded, load_policy(loaded, "rt-rules"))
+    capsys.readouterr()
+    assert main(["backups", "verify", made.backup_id, "--restore-test"]) == 4
+    assert "options.row_text is '3'" in capsys.readouterr().err

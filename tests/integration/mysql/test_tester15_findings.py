@@ -335,8 +335,8 @@ def test_5_a_table_of_an_engine_the_target_lacks_is_silently_made_innodb(
     as a freshly built server would); back up from the primary; ``restore ID --target
     replica2 --allow-replica-target --rename t15_db=t15_db_copy``.
 
-    Expected: exit non-zero naming the missing engine (``Unknown storage engine
-    'ARCHIVE'``, as the server's own sql_mode gives), or at least a warning.
+    Expected: exit non-zero naming the missing engine, or at least a warning. Now: exit 2
+    before anything changes, naming the engine and the table, with a hint.
 
     Was (fixed): exit 0, no warning in the log; ``t15_db_copy.log`` is ENGINE=InnoDB. By
     hand, the same with a FEDERATED table (``ha_federatedx`` on the primary only, reading a
@@ -370,9 +370,12 @@ def test_5_a_table_of_an_engine_the_target_lacks_is_silently_made_innodb(
         )
         engine = cur.fetchall()
     err = capsys.readouterr().err
-    assert code == 1, f"exit {code}, engine {engine}"
-    assert "Unknown storage engine 'ARCHIVE'" in err and "INSTALL SONAME" in err, err
-    assert engine == (), "no table of another engine is left in its place"
+    assert code == 2, f"exit {code}, engine {engine}"
+    assert "lacks the storage engine" in err and f"ARCHIVE: `{COPY}`.`log`" in err, err
+    assert "INSTALL SONAME" in err, err
+    with sandbox.connect("replica2") as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE %s", (COPY,))
+        assert cur.fetchall() == (), "refused before anything changed"
 
 
 def test_6_dates_stored_under_allow_invalid_dates_restore_as_zero_dates(

@@ -101,9 +101,13 @@ def test_a_plain_key_led_by_columns_a_foreign_key_references_stays() -> None:
         "  KEY `x2` (`x` DESC,`Code`)\n"
         ") ENGINE=InnoDB"
     )
-    out = defer_secondary_keys(create, "`p`", [("code",), ("x", "code", "id")])
+    out = defer_secondary_keys(create, "`p`", [("code", "x")])
     assert "KEY `code` (`Code`,`x`)" in out.create
     assert out.alter == "ALTER TABLE `p` ADD KEY `x` (`x`), ADD KEY `x2` (`x` DESC,`Code`)"
+    # (code, id): `code` alone serves it, InnoDB appending the primary key's id (review M1)
+    assert defer_secondary_keys(create, "`p`", [("CODE", "id")]).alter == out.alter
+    kept = defer_secondary_keys(create, "`p`", [("x", "code", "id")])
+    assert kept.alter == "ALTER TABLE `p` ADD KEY `code` (`Code`,`x`)", "both keys led by x"
     assert defer_secondary_keys(create, "`p`", [("id",)]).alter == (
         "ALTER TABLE `p` ADD KEY `code` (`Code`,`x`), ADD KEY `x` (`x`), "
         "ADD KEY `x2` (`x` DESC,`Code`)"

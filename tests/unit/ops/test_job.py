@@ -17,7 +17,7 @@ from datatier.backup.stats import BackupStatsMonitor, read_policy_stats
 from datatier.config import load
 from datatier.errors import ServiceUnavailable
 from datatier.mysql.grants import IDENTIFIED
-from datatier.mysql.privileges import AccountPrivileges, _like
+from datatier.mysql.privileges import NEEDS, OPTIONAL, AccountPrivileges, _like
 from datatier.ops.checks.result import CheckResult, Status
 from datatier.ops.checks.topology import _verdict
 from datatier.ops.job import run_job
@@ -151,6 +151,12 @@ def test_privileges_match_like_patterns_and_alternatives() -> None:
         "dump events",
     ]
     assert _like("a%b_c").fullmatch("aXYZbQc") and not _like("a%b_c").fullmatch("ab")
+
+
+def test_every_optional_privilege_is_one_a_job_needs() -> None:
+    """OPTIONAL must name NEEDS entries exactly, or its WARN silently turns back to FAIL."""
+    for job, names in OPTIONAL:
+        assert names in [need for need, _ in NEEDS[job]], (job, names)
 
 
 def test_a_missing_optional_privilege_warns_and_a_required_one_fails() -> None:
