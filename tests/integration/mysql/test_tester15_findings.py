@@ -506,3 +506,40 @@ def test_8_deferred_keys_fail_on_a_target_whose_global_sql_mode_forbids_zero_dat
     assert code == 0
     text = "SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|', id, d, a, pad))) FROM {}.zd"
     assert rows(sandbox, text.format(COPY)) == rows(sandbox, text.format(DB))
+
+
+def test_3b_a_parent_key_serving_a_reference_through_the_hidden_primary_key_stays(
+    fresh: SandboxHandle,
+) -> None:
+    """Review of the fix of test 3 (M1): InnoDB counts the primary-key columns it appends
+    to a secondary index, so ``KEY (tenant)`` serves ``REFERENCES p (tenant, id)``; that
+    key must stay in the large parent's CREATE TABLE too, or the child's fails (errno 150)
+    half-way through the restore."""
+    sandbox = fresh
+    sql(
+        sandbox,
+        "primary",
+        f"CREATE TABLE {DB}.p (id INT PRIMARY KEY, tenant INT NOT NULL, pad VARCHAR(200), "
+        "KEY (tenant))",
+    )
+    sql(
+        sandbox,
+        "primary",
+        f"INSERT INTO {DB}.p SELECT seq, seq % 50, REPEAT('x', 100) FROM mysql.seq_1_to_60000",
+    )
+    sql(
+        sandbox,
+        "primary",
+        f"CREATE TABLE {DB}.c (id INT PRIMARY KEY, tenant INT, pid INT, "
+        "FOREIGN KEY (tenant, pid) REFERENCES p (tenant, id))",
+    )
+    sql(sandbox, "primary", f"INSERT INTO {DB}.c VALUES (1, 1, 1), (2, 2, 2)")
+    manifest = back_up(sandbox, "t15", [DB])
+    assert manifest.options["references"]["parents"] == [[DB, "p", ["tenant", "id"]]]
+    code = main(["restore", manifest.backup_id, "--rename", f"{DB}={COPY}", "--jobs", "1"])
+    assert code == 0
+    for table in ("p", "c"):
+        checksum = f"CHECKSUM TABLE {{}}.{table}"
+        assert (
+            rows(sandbox, checksum.format(COPY))[0][1] == rows(sandbox, checksum.format(DB))[0][1]
+        )
