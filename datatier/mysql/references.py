@@ -18,7 +18,7 @@ Older manifests have none: the restore then reads the objects after fetching the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,10 +85,10 @@ def _pairs(found: set[tuple[str | None, str]]) -> list[list[str | None]]:
     return [[db, name] for db, name in sorted(found, key=lambda p: (p[0] or "", p[1]))]
 
 
-def _keys(entries: object, where: str) -> dict[TableName, frozenset[tuple[str, ...]]]:
+def _entries(entries: object, where: str) -> Iterator[tuple[TableName, list[Any]]]:
+    """Each ``[db, name, [...]]`` of the list ``entries`` (IntegrityFailure otherwise)."""
     if not isinstance(entries, list):
         raise IntegrityFailure(f"{where}: expected a list, got {entries!r:.80}")
-    out: dict[TableName, set[tuple[str, ...]]] = {}
     for entry in entries:
         if not (
             isinstance(entry, list)
@@ -96,29 +96,25 @@ def _keys(entries: object, where: str) -> dict[TableName, frozenset[tuple[str, .
             and isinstance(entry[0], str)
             and isinstance(entry[1], str)
             and isinstance(entry[2], list)
-            and entry[2]
-            and all(isinstance(c, str) for c in entry[2])
         ):
             raise IntegrityFailure(f"{where}: malformed entry {entry!r:.120}")
-        out.setdefault((entry[0], entry[1]), set()).add(tuple(entry[2]))
+        yield (entry[0], entry[1]), entry[2]
+
+
+def _keys(entries: object, where: str) -> dict[TableName, frozenset[tuple[str, ...]]]:
+    out: dict[TableName, set[tuple[str, ...]]] = {}
+    for table, columns in _entries(entries, where):
+        if not columns or not all(isinstance(c, str) for c in columns):
+            raise IntegrityFailure(f"{where}: malformed columns {columns!r:.120} of {table}")
+        out.setdefault(table, set()).add(tuple(columns))
     return {table: frozenset(keys) for table, keys in out.items()}
 
 
 def _refs(entries: object, where: str) -> Refs:
-    if not isinstance(entries, list):
-        raise IntegrityFailure(f"{where}: expected a list, got {entries!r:.80}")
     out: Refs = {}
-    for entry in entries:
-        if not (
-            isinstance(entry, list)
-            and len(entry) == 3
-            and isinstance(entry[0], str)
-            and isinstance(entry[1], str)
-            and isinstance(entry[2], list)
-        ):
-            raise IntegrityFailure(f"{where}: malformed entry {entry!r:.120}")
+    for table, pairs in _entries(entries, where):
         needs: set[tuple[str | None, str]] = set()
-        for pair in entry[2]:
+        for pair in pairs:
             if not (
                 isinstance(pair, list)
                 and len(pair) == 2
@@ -127,5 +123,5 @@ def _refs(entries: object, where: str) -> Refs:
             ):
                 raise IntegrityFailure(f"{where}: malformed reference {pair!r:.120}")
             needs.add((pair[0], pair[1]))
-        out[(entry[0], entry[1])] = needs
+        out[table] = needs
     return out
