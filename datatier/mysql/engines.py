@@ -14,7 +14,7 @@ their CREATE would fail half-way, and without it the server would make them Inno
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 
 from datatier.backup.manifest import ObjectRecord
 from datatier.errors import UsageError
@@ -29,12 +29,17 @@ _OTHER_ENGINE = re.compile(rb"\) ENGINE=(?!InnoDB\b)\w+")
 
 
 def needed_engines(
-    objects: list[ObjectRecord], content: Callable[[str], Iterator[bytes]]
+    objects: list[ObjectRecord],
+    content: Callable[[str], Iterator[bytes]],
+    restored: Collection[TableName],
 ) -> dict[str, set[TableName]]:
-    """Per engine (as written), the tables (source names) of ``objects`` created in it."""
+    """Per engine (as written), the tables (source names) of ``objects`` created in it,
+    of those ``restored`` (a bundle also holds tables a ``--tables`` restore leaves out)."""
     found: dict[str, set[TableName]] = {}
 
     def note(name: TableName, create: str) -> None:
+        if name not in restored:
+            return
         options = table_options(create)
         match = _ENGINE.match(options) if options is not None else None
         if match:

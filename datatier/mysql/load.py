@@ -85,12 +85,6 @@ BUNDLE_OBJECTS = 64
 """of up to this many objects."""
 
 
-ENGINE_HINT = (
-    "the target lacks that storage engine (a restore never puts another in its place): "
-    "install its plugin on the target (INSTALL SONAME ...), or restore to a server that has it"
-)
-
-
 class SQLLoader:
     """Loads objects into ``target``; ``database_for`` maps a source database to its target.
     Within a phase, the objects ``first`` picks are all loaded before the others start.
@@ -448,10 +442,7 @@ class SQLLoader:
                 raise
         except pymysql.MySQLError as exc:
             detail = self.target.scrub(str(exc.args[-1] if exc.args else exc))
-            error = OperationFailed(
-                f"loading {object_label(obj, database)} failed: {detail}",
-                hint=ENGINE_HINT if "Unknown storage engine" in detail else None,
-            )
+            error = OperationFailed(f"loading {object_label(obj, database)} failed: {detail}")
             error.details["objects"] = [obj.key]
             raise error from None
         if loaded and self.on_loaded:

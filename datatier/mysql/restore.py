@@ -440,7 +440,9 @@ class LogicalRestore(RestoreEngine):
                         f"backup {self.manifest.backup_id} cannot be restored: {problem}",
                         hint="nothing was applied; the manifest does not describe the object",
                     )
-        check_engines(self.server, needed_engines(plan.objects, staged.decompressed), self.targets)
+        restored = restored_tables(plan.objects, self.options.tables)
+        needed = needed_engines(plan.objects, staged.decompressed, restored)
+        check_engines(self.server, needed, self.targets)
         if self.options.force and self.tells_left:
             self.check_kept_names(plan, staged, "the backup does not hold them")
             if not self.options.tables:
